@@ -1,0 +1,67 @@
+"""Durable time: what timers, ``duro.now()`` and event timestamps are measured in.
+
+Leases always use real time; only durable time can be controlled, so a test can jump
+a thousand sleeping workflows an hour ahead without real waiting or expiring leases.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["Clock", "ManualClock", "SystemClock"]
+
+
+class Clock:
+    """Wall-clock durable time (seconds since the epoch)."""
+
+    def now(self) -> float:
+        """The current durable time."""
+        return time.time()
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from any thread) when time jumps; returns an unsubscriber."""
+        return lambda: None
+
+
+class SystemClock(Clock):
+    """The real clock (the default)."""
+
+
+class ManualClock(Clock):
+    """A clock that only moves when told to: for tests and time skipping.
+
+    Args:
+        start: The initial time; defaults to the real current time.
+    """
+
+    def __init__(self, start: float | None = None) -> None:
+        self._now = time.time() if start is None else float(start)
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move time forward and wake every worker using this clock; returns the new time."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        with self._lock:
+            self._now += seconds
+            listeners = list(self._listeners)
+        for callback in listeners:
+            callback()
+        return self._now
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._listeners:
+                    self._listeners.remove(callback)
+
+        return unsubscribe

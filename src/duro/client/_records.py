@@ -1,0 +1,132 @@
+"""Public read models: a run's description and its history events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from duro.errors import ErrorInfo
+from duro.store import EventRecord, RunRecord, RunStatus
+
+__all__ = ["Event", "RunInfo", "StepSummary", "summarize_steps"]
+
+
+def _time(ts: float | None) -> dt.datetime | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+
+
+def _loads(data: bytes | None) -> tuple[Any, str | None]:
+    if data is None:
+        return None, None
+    try:
+        return orjson.loads(data), None
+    except orjson.JSONDecodeError as exc:
+        return None, f"corrupt payload: {exc}"
+
+
+def _error(data: bytes | None) -> ErrorInfo | None:
+    if data is None:
+        return None
+    raw, bad = _loads(data)
+    if bad or not isinstance(raw, dict):
+        return ErrorInfo(type="PayloadDecodeError", message=bad or "corrupt error payload")
+    return ErrorInfo(type=str(raw.get("type", "")), message=str(raw.get("message", "")),
+                     traceback=str(raw.get("traceback", "")),
+                     non_retryable=bool(raw.get("non_retryable", False)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInfo:
+    """A run as the store describes it."""
+
+    workflow_id: str
+    run_id: str
+    workflow_name: str
+    status: RunStatus
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    closed_at: dt.datetime | None
+    wake_at: dt.datetime | None
+    owner: str | None
+    history_length: int
+    error: ErrorInfo | None
+    result_json: Any
+    """The result as plain JSON (decode it with the handle's ``result()`` for types)."""
+
+    @classmethod
+    def from_record(cls, r: RunRecord) -> RunInfo:
+        created = _time(r.created_at)
+        updated = _time(r.updated_at)
+        assert created is not None and updated is not None
+        result, _ = _loads(r.result)
+        return cls(workflow_id=r.workflow_id, run_id=r.run_id, workflow_name=r.workflow_name,
+                   status=r.status, created_at=created, updated_at=updated,
+                   closed_at=_time(r.closed_at), wake_at=_time(r.wake_at), owner=r.owner,
+                   history_length=r.history_len, error=_error(r.error), result_json=result)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """One event of a run's history."""
+
+    seq: int
+    kind: str
+    time: dt.datetime
+    op: int | None
+    name: str | None
+    data: Any
+    """The payload as plain JSON (None when absent or corrupt)."""
+    meta: dict[str, Any]
+    corrupt: str | None = None
+    """Why the payload could not be read, when it could not."""
+
+    @classmethod
+    def from_record(cls, r: EventRecord) -> Event:
+        data, bad = _loads(r.data)
+        meta, _ = _loads(r.meta)
+        when = _time(r.ts)
+        assert when is not None
+        return cls(seq=r.seq, kind=r.kind, time=when, op=r.op, name=r.name, data=data,
+                   meta=meta if isinstance(meta, dict) else {}, corrupt=bad)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out: dict[str, Any] = {"seq": self.seq, "kind": self.kind,
+                               "time": self.time.isoformat(), "op": self.op, "name": self.name,
+                               "data": self.data, "meta": self.meta}
+        if self.corrupt:
+            out["corrupt"] = self.corrupt
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepSummary:
+    """One step of a run, summarized from its history."""
+
+    op: int
+    name: str
+    status: str  # completed | failed | retrying
+    attempts: int
+    duration: float | None
+    """Seconds the successful (or last) attempt took."""
+    error: str | None
+
+
+def summarize_steps(events: list[Event]) -> list[StepSummary]:
+    """Each step of a history with its outcome, attempts and duration."""
+    steps: dict[int, StepSummary] = {}
+    for ev in events:
+        if ev.op is None or not ev.kind.startswith("step_"):
+            continue
+        status = {"step_completed": "completed", "step_failed": "failed",
+                  "step_retrying": "retrying"}[ev.kind]
+        err = None
+        if ev.kind != "step_completed" and isinstance(ev.data, dict):
+            err = f"{ev.data.get('type')}: {ev.data.get('message')}"
+        steps[ev.op] = StepSummary(op=ev.op, name=ev.name or "?", status=status,
+                                   attempts=int(ev.meta.get("attempt", 1)),
+                                   duration=ev.meta.get("duration"), error=err)
+    return [steps[k] for k in sorted(steps)]

@@ -1,0 +1,166 @@
+"""The error hierarchy of duro.
+
+Every error duro raises at a user is a :class:`DuroError`. Internal control flow
+(suspending a workflow, fencing a stale worker) uses ``BaseException`` subclasses so
+that user code with a broad ``except Exception`` cannot swallow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+__all__ = [
+    "DatabaseLockedError",
+    "DatabaseReadOnlyError",
+    "DuroError",
+    "ErrorInfo",
+    "NonRetryableError",
+    "NondeterminismError",
+    "PayloadDecodeError",
+    "RetryAfterError",
+    "RunNotFoundError",
+    "SerializationError",
+    "StepFailedError",
+    "StepTimeoutError",
+    "StoreError",
+    "WorkflowAlreadyStartedError",
+    "WorkflowBlockingError",
+    "WorkflowCancelledError",
+    "WorkflowFailedError",
+    "WorkflowNotFoundError",
+    "WorkflowParkedError",
+    "WorkflowTerminatedError",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorInfo:
+    """A recorded failure: what was raised, where, and its traceback text."""
+
+    type: str
+    message: str
+    traceback: str = ""
+    non_retryable: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+
+class DuroError(Exception):
+    """Base class of every error duro raises."""
+
+
+class WorkflowNotFoundError(DuroError):
+    """No workflow with that name is registered in this process."""
+
+
+class RunNotFoundError(DuroError):
+    """No run with that workflow id (or run id) exists in the store."""
+
+
+class WorkflowAlreadyStartedError(DuroError):
+    """A run with this workflow id exists and the conflict policy says fail."""
+
+    def __init__(self, message: str, *, workflow_id: str, run_id: str) -> None:
+        super().__init__(message)
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+
+
+class SerializationError(DuroError, TypeError):
+    """A value cannot be encoded as a payload (for example it is not JSON-serializable)."""
+
+
+class PayloadDecodeError(DuroError):
+    """A stored payload cannot be decoded (corrupt row, or a type that no longer fits)."""
+
+
+class NondeterminismError(DuroError):
+    """Workflow code issued an operation that does not match its recorded history.
+
+    The run is parked, not failed: it resumes once code that matches is deployed.
+    """
+
+    def __init__(self, message: str, *, seq: int | None = None) -> None:
+        super().__init__(message)
+        self.seq = seq
+
+
+class WorkflowBlockingError(DuroError):
+    """Workflow code blocked or did I/O; that belongs in a step."""
+
+
+class WorkflowFailedError(DuroError):
+    """The run ended in failure; ``cause`` holds what the workflow raised."""
+
+    def __init__(self, message: str, *, cause: ErrorInfo) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class WorkflowCancelledError(DuroError):
+    """The run was cancelled."""
+
+
+class WorkflowTerminatedError(DuroError):
+    """The run was terminated (stopped at once, no workflow code ran)."""
+
+
+class WorkflowParkedError(DuroError):
+    """Raised by ``result(wait=False)``-style reads of a run parked for a code problem."""
+
+
+class StepFailedError(DuroError):
+    """A step failed for good (retries exhausted or a non-retryable error).
+
+    Raised inside the workflow at the ``await``; the original exception cannot be
+    rebuilt safely from a stored record, so its type name, message and traceback are
+    kept as attributes.
+    """
+
+    def __init__(self, message: str, *, step: str, cause: ErrorInfo, attempts: int) -> None:
+        super().__init__(message)
+        self.step = step
+        self.cause = cause
+        self.attempts = attempts
+
+    @property
+    def error_type(self) -> str:
+        """The qualified type name of the exception the step raised."""
+        return self.cause.type
+
+
+class StepTimeoutError(DuroError):
+    """A step attempt, or the step overall, ran past its timeout."""
+
+
+class NonRetryableError(Exception):
+    """Raise from a step to fail it at once, without further retries."""
+
+
+class RetryAfterError(Exception):
+    """Raise from a step to retry it after a given delay (e.g. HTTP 429 ``Retry-After``).
+
+    Args:
+        message: What went wrong.
+        retry_after: The delay before the next attempt, in seconds or as a timedelta.
+    """
+
+    def __init__(self, message: str = "", *, retry_after: float | timedelta) -> None:
+        super().__init__(message)
+        if isinstance(retry_after, timedelta):
+            retry_after = retry_after.total_seconds()
+        self.retry_after = float(retry_after)
+
+
+class StoreError(DuroError):
+    """The store could not do what was asked."""
+
+
+class DatabaseLockedError(StoreError):
+    """The database stayed locked by another process for longer than the busy timeout."""
+
+
+class DatabaseReadOnlyError(StoreError):
+    """The database file (or its directory) is read-only."""

@@ -1,0 +1,175 @@
+"""``@duro.step``: functions with side effects, recorded once, retried by policy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from duro.serde import hints_of
+from duro.step._policy import RetryPolicy, seconds
+
+__all__ = ["Step", "StepInfo", "heartbeat", "step", "step_info"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_registry: dict[str, Step[Any, Any]] = {}
+
+
+@dataclass(kw_only=True)
+class StepInfo:
+    """What a running step attempt knows about itself (``duro.step_info()``)."""
+
+    workflow_id: str
+    run_id: str
+    step: str
+    seq: int
+    attempt: int
+    idempotency_key: str
+    """Stable for this step of this run across retries and crashes: pass it to APIs."""
+    heartbeat_details: Any = None
+    """The details of the last ``duro.heartbeat()`` of an earlier attempt, if any."""
+    deadline: float | None = None
+    cancelled: bool = False
+    """Set when the attempt was abandoned (timeout, cancellation): sync steps should stop."""
+    _on_heartbeat: Callable[[Any], None] | None = field(default=None, repr=False)
+
+
+_current_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar(
+    "duro_step", default=None
+)
+
+
+def step_info() -> StepInfo:
+    """Information about the step attempt running now.
+
+    Raises:
+        RuntimeError: Not called from inside a step that a workflow runs.
+    """
+    info = _current_step.get()
+    if info is None:
+        raise RuntimeError("duro.step_info() is only available inside a step run by a workflow")
+    return info
+
+
+def heartbeat(details: Any = None) -> None:
+    """Report that a long step is alive, with optional progress details.
+
+    Resets the step's heartbeat timeout. The last details are kept durably, and a
+    retried attempt sees them as ``step_info().heartbeat_details``. Outside a step run by
+    a workflow this does nothing.
+    """
+    info = _current_step.get()
+    if info is not None and info._on_heartbeat is not None:
+        info._on_heartbeat(details)
+
+
+class Step(Generic[P, R]):
+    """A step: call it from a workflow and ``await`` it.
+
+    Outside a workflow, awaiting the call runs the plain function (sync functions
+    inline), so steps are easy to unit-test; ``.fn`` is the undecorated function.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, Any],
+        *,
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float | timedelta | None = None,
+        total_timeout: float | timedelta | None = None,
+        heartbeat_timeout: float | timedelta | None = None,
+    ) -> None:
+        self.fn = fn
+        self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        self.retry = retry or RetryPolicy()
+        self.timeout = seconds(timeout)
+        self.total_timeout = seconds(total_timeout)
+        self.heartbeat_timeout = seconds(heartbeat_timeout)
+        for label, value in (("timeout", self.timeout), ("total_timeout", self.total_timeout),
+                             ("heartbeat_timeout", self.heartbeat_timeout)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{label} must be positive")
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        self.return_hint: Any = hints_of(fn).get("return", Any)
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        _registry[self.name] = self
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        return self._invoke(args, kwargs)
+
+    async def _invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
+        from duro.workflow._loop import WorkflowLoop
+
+        loop = asyncio.events._get_running_loop()
+        if isinstance(loop, WorkflowLoop):
+            result: R = await loop.instance.schedule_step(self, args, kwargs)
+            return result
+        if self.is_async:
+            return await self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+        return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"<duro.step {self.name}>"
+
+
+class _StepDecorator:
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]]) -> Step[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Step[P, R]: ...
+    def __call__(self, fn: Callable[P, Any]) -> Step[P, Any]:
+        return Step(fn, **self.options)
+
+
+@overload
+def step(fn: Callable[P, Awaitable[R]], /) -> Step[P, R]: ...
+@overload
+def step(fn: Callable[P, R], /) -> Step[P, R]: ...
+@overload
+def step(
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | timedelta | None = None,
+    total_timeout: float | timedelta | None = None,
+    heartbeat_timeout: float | timedelta | None = None,
+) -> _StepDecorator: ...
+def step(
+    fn: Callable[P, Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | timedelta | None = None,
+    total_timeout: float | timedelta | None = None,
+    heartbeat_timeout: float | timedelta | None = None,
+) -> Step[P, Any] | _StepDecorator:
+    """Declare a step: a sync or async function whose result is recorded once.
+
+    Use bare (``@duro.step``) or with options (``@duro.step(retry=..., timeout=...)``).
+
+    Args:
+        name: The recorded name; defaults to ``module.qualname``. Keep it stable.
+        retry: The retry policy; defaults to ``RetryPolicy()`` (3 attempts).
+        timeout: Limit of one attempt (seconds or timedelta).
+        total_timeout: Limit of all attempts and backoffs together.
+        heartbeat_timeout: Fail an attempt that has not called ``duro.heartbeat()``
+            for this long.
+    """
+    options = dict(name=name, retry=retry, timeout=timeout, total_timeout=total_timeout,
+                   heartbeat_timeout=heartbeat_timeout)
+    if fn is not None:
+        return Step(fn, **options)  # type: ignore[arg-type]
+    return _StepDecorator(options)

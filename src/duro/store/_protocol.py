@@ -1,0 +1,158 @@
+"""The ``Store`` protocol: the domain operations duro needs from a database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from duro.store._records import (
+    Claim,
+    EventRecord,
+    IdConflictPolicy,
+    IdReusePolicy,
+    NewEvent,
+    RunRecord,
+)
+
+__all__ = ["Fenced", "Store"]
+
+
+class Fenced(Exception):  # noqa: N818 - a condition, not a failure of the caller
+    """A write carried a stale fencing epoch: another worker owns the run now."""
+
+
+class Store(Protocol):
+    """Persistence of runs, histories, leases and messages.
+
+    Every write that changes a run's history checks the caller's fencing epoch in the
+    same transaction and raises :class:`Fenced` when it is stale.
+    """
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect and migrate."""
+
+    async def close(self) -> None:
+        """Flush pending writes and disconnect."""
+
+    async def create_run(
+        self,
+        *,
+        run_id: str,
+        workflow_id: str,
+        workflow_name: str,
+        input: bytes,
+        now: float,
+        owner: str | None,
+        on_conflict: IdConflictPolicy,
+        on_reuse: IdReusePolicy,
+    ) -> tuple[RunRecord, bool]:
+        """Create a run (and its ``run_started`` event) unless the id policy says not to.
+
+        Returns the run and whether it was created. With ``owner`` set, the run is
+        created already claimed by that worker (epoch 1), saving a claim round trip.
+        """
+        ...
+
+    async def append(
+        self,
+        run_id: str,
+        epoch: int,
+        first_seq: int,
+        events: Sequence[NewEvent],
+        *,
+        now: float,
+        status: str | None = None,
+        result: bytes | None = None,
+        error: bytes | None = None,
+        wake_at: float | None = None,
+        release: bool = False,
+        consume_inbox_upto: int | None = None,
+    ) -> None:
+        """Append events (numbered from ``first_seq``) and update the run, fenced."""
+        ...
+
+    async def claim(
+        self, worker_id: str, names: Sequence[str], limit: int, *, now: float, real_now: float
+    ) -> list[Claim]:
+        """Claim up to ``limit`` runs that are pending, due, or whose owner's lease expired."""
+        ...
+
+    async def next_wake_at(self, names: Sequence[str]) -> float | None:
+        """The earliest ``wake_at`` of a pending or suspended run of these workflows."""
+        ...
+
+    async def load_history(self, run_id: str) -> list[EventRecord]:
+        """All events of a run in order."""
+        ...
+
+    async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:
+        """The latest run of a workflow id, or that exact run."""
+        ...
+
+    async def list_runs(
+        self, *, status: str | None = None, name: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        """Runs, newest first."""
+        ...
+
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, *, real_now: float, lease: float
+    ) -> None:
+        """Create this worker's lease row."""
+        ...
+
+    async def renew_worker(self, worker_id: str, *, real_now: float, lease: float) -> bool:
+        """Extend the lease; False when the row is gone (we were presumed dead)."""
+        ...
+
+    async def expire_dead_workers(self, host: str, dead_pids: Sequence[int]) -> int:
+        """Mark leases of workers on this host whose processes are gone as expired."""
+        ...
+
+    async def worker_pids(self, host: str) -> list[int]:
+        """Process ids of the workers registered from this host."""
+        ...
+
+    async def deregister_worker(self, worker_id: str, *, now: float) -> None:
+        """Release this worker's runs to pending and delete its lease."""
+        ...
+
+    async def release(self, run_id: str, epoch: int, *, now: float) -> None:
+        """Give a run back (to pending) without changing its history."""
+        ...
+
+    async def park(self, run_id: str, epoch: int, *, error: bytes, code_hash: str,
+                   now: float) -> None:
+        """Park a run for a code problem, recording why."""
+        ...
+
+    async def unpark(self, name: str, code_hash: str, *, now: float) -> int:
+        """Make runs parked by other code than ``code_hash`` pending again."""
+        ...
+
+    async def send_message(self, workflow_id: str, kind: str, name: str | None,
+                           data: bytes | None, *, now: float) -> RunRecord:
+        """Put a message in a live run's inbox and wake it."""
+        ...
+
+    async def read_inbox(self, run_id: str) -> list[tuple[int, str, str | None, bytes | None]]:
+        """Unconsumed inbox messages of a run: (id, kind, name, data)."""
+        ...
+
+    async def runs_with_inbox(self, worker_id: str) -> list[str]:
+        """Runs this worker owns that have unconsumed messages."""
+        ...
+
+    async def terminate(self, workflow_id: str, *, reason: str, now: float) -> RunRecord:
+        """Stop a live run at once, fencing out its owner."""
+        ...
+
+    async def save_heartbeat(self, run_id: str, op: int, details: bytes, *, now: float) -> None:
+        """Keep a step's last heartbeat details."""
+        ...
+
+    async def load_heartbeats(self, run_id: str) -> dict[int, bytes]:
+        """The last heartbeat details of each step of a run."""
+        ...

@@ -1,0 +1,106 @@
+"""Records the store reads and writes: frozen, keyword-only dataclasses."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "LIVE_STATUSES",
+    "TERMINAL_STATUSES",
+    "Claim",
+    "EventRecord",
+    "IdConflictPolicy",
+    "IdReusePolicy",
+    "NewEvent",
+    "RunRecord",
+    "RunStatus",
+]
+
+
+class RunStatus(str, enum.Enum):
+    """Where a run stands."""
+
+    PENDING = "pending"
+    """Started or woken, waiting for a worker to claim it."""
+    RUNNING = "running"
+    """Owned by a worker that is executing it."""
+    SUSPENDED = "suspended"
+    """Waiting (timer, backoff, message); costs a row, no memory."""
+    PARKED = "parked"
+    """Stopped for a code problem (nondeterminism, blocking code); resumes on new code."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TERMINATED = "terminated"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the run can never change again."""
+        return self.value in TERMINAL_STATUSES
+
+
+LIVE_STATUSES = frozenset({"pending", "running", "suspended", "parked"})
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "terminated"})
+
+IdConflictPolicy = Literal["use_existing", "fail"]
+IdReusePolicy = Literal["use_existing", "allow", "allow_failed", "fail"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunRecord:
+    """One run as stored."""
+
+    run_id: str
+    workflow_id: str
+    workflow_name: str
+    status: RunStatus
+    input: bytes | None
+    result: bytes | None
+    error: bytes | None
+    created_at: float
+    updated_at: float
+    closed_at: float | None
+    wake_at: float | None
+    owner: str | None
+    epoch: int
+    history_len: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewEvent:
+    """An event to append; the store assigns its sequence number."""
+
+    kind: str
+    ts: float
+    op: int | None = None
+    name: str | None = None
+    data: bytes | None = None
+    meta: bytes | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventRecord:
+    """One stored history event."""
+
+    run_id: str
+    seq: int
+    kind: str
+    ts: float
+    op: int | None
+    name: str | None
+    data: bytes | None
+    meta: bytes | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claim:
+    """A run a worker now owns, with the fencing epoch its writes must carry."""
+
+    run_id: str
+    workflow_id: str
+    workflow_name: str
+    epoch: int
+    history_len: int
+    extra: dict[str, Any] | None = None

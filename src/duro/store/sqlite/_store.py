@@ -1,0 +1,535 @@
+"""The SQLite store: WAL, ``synchronous=FULL`` by default, one writer thread with group
+commit, and a reader connection for the caller's thread."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, unquote, urlparse
+
+from duro.errors import (
+    DatabaseLockedError,
+    DatabaseReadOnlyError,
+    RunNotFoundError,
+    StoreError,
+    WorkflowAlreadyStartedError,
+)
+from duro.store._protocol import Fenced
+from duro.store._records import (
+    LIVE_STATUSES,
+    TERMINAL_STATUSES,
+    Claim,
+    EventRecord,
+    IdConflictPolicy,
+    IdReusePolicy,
+    NewEvent,
+    RunRecord,
+    RunStatus,
+)
+from duro.store.sqlite._sql import migrations, queries
+from duro.store.sqlite._writer import Writer
+
+__all__ = ["SqliteStore", "parse_sqlite_url"]
+
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+_Q = queries()
+
+
+def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or a bare path → (path, options)."""
+    if "://" not in url:
+        return url, {}
+    parsed = urlparse(url)
+    if parsed.scheme != "sqlite":
+        raise StoreError(f"not a SQLite URL: {url!r}")
+    path = unquote(parsed.path)
+    if path.startswith("/") and not parsed.netloc:
+        path = path[1:]  # sqlite:///x.db is relative, sqlite:////x.db absolute
+    if parsed.netloc:
+        path = parsed.netloc + path
+    if not path:
+        raise StoreError(f"SQLite URL without a path: {url!r}")
+    options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+    return path, options
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, (Fenced, StoreError, WorkflowAlreadyStartedError, RunNotFoundError)):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError):
+        msg = str(exc)
+        if "locked" in msg or "busy" in msg:
+            return DatabaseLockedError(
+                f"the database is locked by another process and stayed locked past the busy "
+                f"timeout ({msg})"
+            )
+        if "readonly" in msg or "read-only" in msg:
+            return DatabaseReadOnlyError(
+                f"the database is read-only: duro needs write access to the file and its "
+                f"directory (for the -wal and -shm files) ({msg})"
+            )
+        if "unable to open" in msg:
+            return StoreError(f"cannot open the database file ({msg})")
+    if isinstance(exc, sqlite3.DatabaseError):
+        return StoreError(f"database error: {exc}")
+    return exc
+
+
+def _row_to_run(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"],
+        workflow_id=row["workflow_id"],
+        workflow_name=row["workflow_name"],
+        status=RunStatus(row["status"]),
+        input=row["input"],
+        result=row["result"],
+        error=row["error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        closed_at=row["closed_at"],
+        wake_at=row["wake_at"],
+        owner=row["owner"],
+        epoch=row["epoch"],
+        history_len=row["history_len"],
+    )
+
+
+class SqliteStore:
+    """A :class:`~duro.store.Store` on one SQLite file.
+
+    Args:
+        url: ``sqlite:///path`` or a bare path. Query options ``synchronous`` and
+            ``busy_timeout`` (ms) are honoured.
+        synchronous: SQLite's ``synchronous`` pragma; ``FULL`` (default) survives power
+            loss, ``NORMAL`` may lose the last commits on power loss (not on a crash).
+        busy_timeout: How long (seconds) to wait for another process's write lock.
+    """
+
+    def __init__(
+        self, url: str, *, synchronous: Synchronous | None = None, busy_timeout: float = 10.0
+    ) -> None:
+        self.url = url
+        path, options = parse_sqlite_url(url)
+        self.path = path
+        sync = (synchronous or options.get("synchronous") or "FULL").upper()
+        if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StoreError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {sync!r}")
+        self.synchronous = sync
+        self.busy_timeout = float(options.get("busy_timeout", busy_timeout * 1000)) / 1000
+        self._writer: Writer | None = None
+        self._local = threading.local()
+        self._open_lock = threading.Lock()
+
+    # -- connections ---------------------------------------------------------------
+
+    def _connect(self, *, writer: bool) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            folder = Path(self.path).resolve().parent
+            if not folder.is_dir():
+                raise StoreError(f"the directory of the database does not exist: {folder}")
+        conn = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self.busy_timeout,
+            cached_statements=256,
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        if writer:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal" and self.path != ":memory:":
+                raise StoreError(f"could not put the database in WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = self._connect(writer=False)
+            except sqlite3.Error as exc:
+                raise _translate(exc) from None
+            self._local.conn = conn
+            with self._open_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        try:
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from None
+
+    async def _write(self, op: Any) -> Any:
+        if self._writer is None:
+            raise StoreError("the store is not open")
+        return await self._writer.submit(op)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the file (creating it), migrate, and start the writer thread."""
+        self._readers: list[sqlite3.Connection] = []
+
+        def connect() -> sqlite3.Connection:
+            try:
+                conn = self._connect(writer=True)
+                self._migrate(conn)
+            except sqlite3.Error as exc:
+                raise _translate(exc) from None
+            return conn
+
+        self._writer = Writer(connect, _translate)
+        await asyncio.to_thread(self._writer.start)
+
+    async def close(self) -> None:
+        """Drain the writer and close every connection."""
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
+            self._writer = None
+        with self._open_lock:
+            for conn in getattr(self, "_readers", []):
+                conn.close()
+            self._readers = []
+        self._local = threading.local()
+
+    @property
+    def write_stats(self) -> tuple[int, int]:
+        """(transactions, operations) committed so far: ops/transactions is the batching."""
+        return (self._writer.batches, self._writer.ops) if self._writer else (0, 0)
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS duro_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            done = {r[0] for r in conn.execute("SELECT version FROM duro_migrations")}
+            for version, name, sql in migrations():
+                if version in done:
+                    continue
+                for statement in _split_statements(sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO duro_migrations VALUES (?, ?, strftime('%s','now'))",
+                    (version, name),
+                )
+            known = max((v for v, _, _ in migrations()), default=0)
+            if done and max(done) > known:
+                raise StoreError(
+                    f"the database schema (version {max(done)}) is newer than this duro "
+                    f"(version {known}); upgrade duro"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- runs ----------------------------------------------------------------------
+
+    async def create_run(
+        self,
+        *,
+        run_id: str,
+        workflow_id: str,
+        workflow_name: str,
+        input: bytes,
+        now: float,
+        owner: str | None,
+        on_conflict: IdConflictPolicy,
+        on_reuse: IdReusePolicy,
+    ) -> tuple[RunRecord, bool]:
+        def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
+            row = conn.execute(_Q["latest_run_by_workflow_id"], (workflow_id,)).fetchone()
+            if row is not None:
+                existing = _row_to_run(row)
+                if existing.status.value in LIVE_STATUSES:
+                    if on_conflict == "fail":
+                        raise WorkflowAlreadyStartedError(
+                            f"workflow id {workflow_id!r} already has a live run "
+                            f"({existing.run_id}, {existing.status.value})",
+                            workflow_id=workflow_id,
+                            run_id=existing.run_id,
+                        )
+                    return existing, False
+                reuse = on_reuse == "allow" or (
+                    on_reuse == "allow_failed" and existing.status != RunStatus.COMPLETED
+                )
+                if not reuse:
+                    if on_reuse == "use_existing":
+                        return existing, False
+                    raise WorkflowAlreadyStartedError(
+                        f"workflow id {workflow_id!r} was already used by run "
+                        f"{existing.run_id} ({existing.status.value}) and the reuse policy "
+                        f"is {on_reuse!r}",
+                        workflow_id=workflow_id,
+                        run_id=existing.run_id,
+                    )
+            status = "running" if owner else "pending"
+            epoch = 1 if owner else 0
+            conn.execute(
+                _Q["insert_run"],
+                (run_id, workflow_id, workflow_name, status, input, now, now,
+                 None if owner else now, owner, epoch),
+            )
+            conn.execute(
+                _Q["insert_event"], (run_id, 0, "run_started", None, workflow_name, now, input,
+                                     None),
+            )
+            record = RunRecord(
+                run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
+                status=RunStatus(status), input=input, result=None, error=None,
+                created_at=now, updated_at=now, closed_at=None,
+                wake_at=None if owner else now, owner=owner, epoch=epoch, history_len=1,
+            )
+            return record, True
+
+        result: tuple[RunRecord, bool] = await self._write(op)
+        return result
+
+    async def append(
+        self,
+        run_id: str,
+        epoch: int,
+        first_seq: int,
+        events: Sequence[NewEvent],
+        *,
+        now: float,
+        status: str | None = None,
+        result: bytes | None = None,
+        error: bytes | None = None,
+        wake_at: float | None = None,
+        release: bool = False,
+        consume_inbox_upto: int | None = None,
+    ) -> None:
+        new_len = first_seq + len(events)
+        rows = [
+            (run_id, first_seq + i, e.kind, e.op, e.name, e.ts, e.data, e.meta)
+            for i, e in enumerate(events)
+        ]
+        closed_at = now if status in TERMINAL_STATUSES else None
+        if status is None:
+            fence_sql, fence_args = _Q["fence_append"], (new_len, now, run_id, epoch)
+        else:
+            fence_sql = _Q["fence_transition"]
+            fence_args = (new_len, now, status, result, error, wake_at, release, closed_at,
+                          run_id, epoch)
+
+        def op(conn: sqlite3.Connection) -> None:
+            if conn.execute(fence_sql, fence_args).rowcount != 1:
+                raise Fenced(run_id)
+            if len(rows) == 1:
+                conn.execute(_Q["insert_event"], rows[0])
+            elif rows:
+                conn.executemany(_Q["insert_event"], rows)
+            if consume_inbox_upto is not None:
+                conn.execute(_Q["consume_inbox"], (run_id, consume_inbox_upto))
+            if status == "suspended":
+                # A message that arrived while the run was running must still wake it.
+                conn.execute(_Q["wake_if_inbox"], (now, now, run_id, run_id))
+            if status in TERMINAL_STATUSES:
+                conn.execute(_Q["delete_heartbeats"], (run_id,))
+
+        await self._write(op)
+
+    async def claim(
+        self, worker_id: str, names: Sequence[str], limit: int, *, now: float, real_now: float
+    ) -> list[Claim]:
+        if not names or limit <= 0:
+            return []
+        marks = ",".join("?" * len(names))
+        ready_sql = _Q["claim_ready"].replace("{names}", marks)
+        name_set = set(names)
+
+        def op(conn: sqlite3.Connection) -> list[Claim]:
+            out = [
+                Claim(run_id=r[0], workflow_id=r[1], workflow_name=r[2], epoch=r[3],
+                      history_len=r[4])
+                for r in conn.execute(ready_sql, (worker_id, real_now, now, *names, limit))
+            ]
+            room = limit - len(out)
+            if room > 0:
+                for (dead,) in conn.execute(_Q["expired_workers"], (real_now,)).fetchall():
+                    if dead == worker_id:
+                        continue
+                    taken = conn.execute(
+                        _Q["take_over"], (worker_id, real_now, dead, room)
+                    ).fetchall()
+                    for r in taken:
+                        if r[2] in name_set:
+                            out.append(Claim(run_id=r[0], workflow_id=r[1],
+                                             workflow_name=r[2], epoch=r[3], history_len=r[4]))
+                        else:  # not ours to run: hand it back for a worker that has the code
+                            conn.execute(_Q["release_run"], (real_now, real_now, r[0], r[3]))
+                    room = limit - len(out)
+                    conn.execute(_Q["delete_worker_if_idle"], (dead, dead))
+                    if room <= 0:
+                        break
+            return out
+
+        claims: list[Claim] = await self._write(op)
+        return claims
+
+    async def next_wake_at(self, names: Sequence[str]) -> float | None:
+        if not names:
+            return None
+        sql = _Q["next_wake_for"].replace("{names}", ",".join("?" * len(names)))
+        row = self._read(sql, names)
+        return row[0][0] if row else None
+
+    async def load_history(self, run_id: str) -> list[EventRecord]:
+        return [
+            EventRecord(run_id=r[0], seq=r[1], kind=r[2], ts=r[3], op=r[4], name=r[5],
+                        data=r[6], meta=r[7])
+            for r in self._read(_Q["history"], (run_id,))
+        ]
+
+    async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:
+        if run_id is not None:
+            rows = self._read(_Q["run_by_id"], (run_id,))
+        else:
+            rows = self._read(_Q["latest_run_by_workflow_id"], (workflow_id,))
+            if not rows:  # accept a run id where a workflow id was expected
+                rows = self._read(_Q["run_by_id"], (workflow_id,))
+        return _row_to_run(rows[0]) if rows else None
+
+    async def list_runs(
+        self, *, status: str | None = None, name: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        return [_row_to_run(r) for r in self._read(_Q["list_runs"], (status, name, limit))]
+
+    # -- workers and leases ------------------------------------------------------------
+
+    async def register_worker(
+        self, worker_id: str, host: str, pid: int, *, real_now: float, lease: float
+    ) -> None:
+        await self._write(lambda c: c.execute(
+            _Q["register_worker"], (worker_id, host, pid, real_now, real_now + lease)))
+
+    async def renew_worker(self, worker_id: str, *, real_now: float, lease: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_Q["renew_worker"], (real_now + lease, worker_id)).rowcount == 1
+
+        renewed: bool = await self._write(op)
+        return renewed
+
+    async def worker_pids(self, host: str) -> list[int]:
+        return [r[0] for r in self._read(_Q["worker_pids"], (host,))]
+
+    async def expire_dead_workers(self, host: str, dead_pids: Sequence[int]) -> int:
+        if not dead_pids:
+            return 0
+
+        def op(conn: sqlite3.Connection) -> int:
+            return sum(conn.execute(_Q["expire_worker_pid"], (host, pid)).rowcount
+                       for pid in dead_pids)
+
+        count: int = await self._write(op)
+        return count
+
+    async def deregister_worker(self, worker_id: str, *, now: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(_Q["release_owned"], (now, now, worker_id))
+            conn.execute(_Q["delete_worker"], (worker_id,))
+
+        await self._write(op)
+
+    async def release(self, run_id: str, epoch: int, *, now: float) -> None:
+        await self._write(lambda c: c.execute(_Q["release_run"], (now, now, run_id, epoch)))
+
+    async def park(
+        self, run_id: str, epoch: int, *, error: bytes, code_hash: str, now: float
+    ) -> None:
+        await self._write(
+            lambda c: c.execute(_Q["park_run"], (error, code_hash, now, run_id, epoch))
+        )
+
+    async def unpark(self, name: str, code_hash: str, *, now: float) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            return conn.execute(_Q["unpark"], (now, now, name, code_hash)).rowcount
+
+        count: int = await self._write(op)
+        return count
+
+    # -- messages ------------------------------------------------------------------
+
+    async def send_message(
+        self, workflow_id: str, kind: str, name: str | None, data: bytes | None, *, now: float
+    ) -> RunRecord:
+        def op(conn: sqlite3.Connection) -> RunRecord:
+            row = conn.execute(_Q["live_run_by_workflow_id"], (workflow_id,)).fetchone()
+            if row is None:
+                row = conn.execute(_Q["run_by_id"], (workflow_id,)).fetchone()
+                if row is None or row["status"] not in LIVE_STATUSES:
+                    raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
+            run_id = row["run_id"]
+            conn.execute(_Q["insert_inbox"], (run_id, kind, name, data, now))
+            conn.execute(_Q["wake_for_inbox"], (now, now, run_id))
+            return _row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
+
+        record: RunRecord = await self._write(op)
+        return record
+
+    async def read_inbox(self, run_id: str) -> list[tuple[int, str, str | None, bytes | None]]:
+        return [(r[0], r[1], r[2], r[3]) for r in self._read(_Q["read_inbox"], (run_id,))]
+
+    async def runs_with_inbox(self, worker_id: str) -> list[str]:
+        return [r[0] for r in self._read(_Q["runs_with_inbox"], (worker_id,))]
+
+    async def terminate(self, workflow_id: str, *, reason: str, now: float) -> RunRecord:
+        from duro.serde import encode
+
+        error = encode({"type": "Terminated", "message": reason, "traceback": ""})
+
+        def op(conn: sqlite3.Connection) -> RunRecord:
+            row = conn.execute(_Q["live_run_by_workflow_id"], (workflow_id,)).fetchone()
+            if row is None:
+                row = conn.execute(_Q["run_by_id"], (workflow_id,)).fetchone()
+                if row is None or row["status"] not in LIVE_STATUSES:
+                    raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
+            run_id, seq = row["run_id"], row["history_len"]
+            conn.execute(_Q["terminate_run"], (error, now, now, run_id))
+            conn.execute(_Q["insert_event"],
+                         (run_id, seq, "run_terminated", None, None, now, error, None))
+            conn.execute(_Q["delete_heartbeats"], (run_id,))
+            conn.execute(_Q["consume_inbox"], (run_id, 2**62))
+            return _row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
+
+        record: RunRecord = await self._write(op)
+        return record
+
+    # -- heartbeats ----------------------------------------------------------------
+
+    async def save_heartbeat(self, run_id: str, op: int, details: bytes, *, now: float) -> None:
+        await self._write(lambda c: c.execute(_Q["save_heartbeat"], (run_id, op, details, now)))
+
+    async def load_heartbeats(self, run_id: str) -> dict[int, bytes]:
+        return {r[0]: r[1] for r in self._read(_Q["load_heartbeats"], (run_id,))}
+
+
+def _split_statements(sql: str) -> list[str]:
+    out, buf = [], []
+    for line in sql.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        buf.append(line)
+        if line.rstrip().endswith(";") and sqlite3.complete_statement("\n".join(buf)):
+            out.append("\n".join(buf))
+            buf = []
+    if "".join(buf).strip():
+        out.append("\n".join(buf))
+    return out
+
+
+def default_path_exists(path: str) -> bool:
+    """Whether a database file is there (the CLI uses it to tell a typo from a new db)."""
+    return path == ":memory:" or os.path.exists(path)

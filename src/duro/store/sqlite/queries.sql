@@ -1,0 +1,131 @@
+-- Named queries of the SQLite store. Each starts with a "-- name:" line.
+
+-- name: latest_run_by_workflow_id
+SELECT * FROM runs WHERE workflow_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1;
+
+-- name: run_by_id
+SELECT * FROM runs WHERE run_id = ?;
+
+-- name: insert_run
+INSERT INTO runs (run_id, workflow_id, workflow_name, status, input, created_at, updated_at,
+                  wake_at, owner, epoch, history_len)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1);
+
+-- name: insert_event
+INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: fence_append
+UPDATE runs SET history_len = ?, updated_at = ? WHERE run_id = ? AND epoch = ? AND status = 'running';
+
+-- name: history
+SELECT run_id, seq, kind, ts, op, name, data, meta FROM events WHERE run_id = ? ORDER BY seq;
+
+-- name: next_wake
+SELECT MIN(wake_at) FROM runs WHERE status IN ('pending', 'suspended') AND wake_at IS NOT NULL;
+
+-- name: expired_workers
+SELECT worker_id FROM workers WHERE lease_until < ?;
+
+-- name: take_over
+UPDATE runs SET owner = ?, epoch = epoch + 1, updated_at = ?
+WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'running' AND owner = ? LIMIT ?)
+RETURNING run_id, workflow_id, workflow_name, epoch, history_len;
+
+-- name: delete_worker_if_idle
+DELETE FROM workers WHERE worker_id = ?
+  AND NOT EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND owner = ?);
+
+-- name: register_worker
+INSERT OR REPLACE INTO workers (worker_id, host, pid, started_at, lease_until) VALUES (?, ?, ?, ?, ?);
+
+-- name: renew_worker
+UPDATE workers SET lease_until = ? WHERE worker_id = ?;
+
+-- name: worker_pids
+SELECT pid FROM workers WHERE host = ?;
+
+-- name: expire_worker_pid
+UPDATE workers SET lease_until = 0 WHERE host = ? AND pid = ?;
+
+-- name: release_owned
+UPDATE runs SET status = 'pending', owner = NULL, wake_at = ?, updated_at = ?
+WHERE status = 'running' AND owner = ?;
+
+-- name: delete_worker
+DELETE FROM workers WHERE worker_id = ?;
+
+-- name: release_run
+UPDATE runs SET status = 'pending', owner = NULL, wake_at = ?, updated_at = ?
+WHERE run_id = ? AND epoch = ? AND status = 'running';
+
+-- name: park_run
+UPDATE runs SET status = 'parked', owner = NULL, wake_at = NULL, error = ?, code_hash = ?,
+                updated_at = ?
+WHERE run_id = ? AND epoch = ? AND status = 'running';
+
+-- name: unpark
+UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?, error = NULL, code_hash = NULL
+WHERE status = 'parked' AND workflow_name = ? AND (code_hash IS NULL OR code_hash != ?);
+
+-- name: live_run_by_workflow_id
+SELECT * FROM runs WHERE workflow_id = ?
+  AND status IN ('pending', 'running', 'suspended', 'parked');
+
+-- name: insert_inbox
+INSERT INTO inbox (run_id, kind, name, data, ts) VALUES (?, ?, ?, ?, ?);
+
+-- name: wake_for_inbox
+UPDATE runs SET inbox_len = inbox_len + 1, updated_at = ?,
+    wake_at = CASE WHEN status = 'suspended' THEN ? ELSE wake_at END,
+    status = CASE WHEN status = 'suspended' THEN 'pending' ELSE status END
+WHERE run_id = ?;
+
+-- name: read_inbox
+SELECT id, kind, name, data FROM inbox WHERE run_id = ? ORDER BY id;
+
+-- name: consume_inbox
+DELETE FROM inbox WHERE run_id = ? AND id <= ?;
+
+-- name: runs_with_inbox
+SELECT DISTINCT i.run_id FROM inbox i JOIN runs r ON r.run_id = i.run_id
+WHERE r.status = 'running' AND r.owner = ?;
+
+-- name: terminate_run
+UPDATE runs SET status = 'terminated', owner = NULL, wake_at = NULL, epoch = epoch + 1,
+    history_len = history_len + 1, error = ?, updated_at = ?, closed_at = ?
+WHERE run_id = ?;
+
+-- name: save_heartbeat
+INSERT OR REPLACE INTO heartbeats (run_id, op, details, ts) VALUES (?, ?, ?, ?);
+
+-- name: load_heartbeats
+SELECT op, details FROM heartbeats WHERE run_id = ?;
+
+-- name: delete_heartbeats
+DELETE FROM heartbeats WHERE run_id = ?;
+
+-- name: fence_transition
+UPDATE runs SET history_len = ?, updated_at = ?, status = ?, result = ?, error = ?, wake_at = ?,
+    owner = CASE WHEN ? THEN NULL ELSE owner END, closed_at = ?
+WHERE run_id = ? AND epoch = ? AND status = 'running';
+
+-- name: claim_ready
+-- {names} is replaced by the placeholders of the worker's workflow names.
+UPDATE runs SET status = 'running', owner = ?, epoch = epoch + 1, updated_at = ?
+WHERE run_id IN (
+    SELECT run_id FROM runs
+    WHERE status IN ('pending', 'suspended') AND wake_at <= ? AND workflow_name IN ({names})
+    ORDER BY wake_at LIMIT ?)
+RETURNING run_id, workflow_id, workflow_name, epoch, history_len;
+
+-- name: next_wake_for
+SELECT MIN(wake_at) FROM runs
+WHERE status IN ('pending', 'suspended') AND wake_at IS NOT NULL AND workflow_name IN ({names});
+
+-- name: list_runs
+SELECT * FROM runs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR workflow_name = ?2)
+ORDER BY created_at DESC, rowid DESC LIMIT ?3;
+
+-- name: wake_if_inbox
+UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?
+WHERE run_id = ? AND status = 'suspended' AND EXISTS (SELECT 1 FROM inbox WHERE run_id = ?);

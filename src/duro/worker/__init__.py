@@ -1,0 +1,7 @@
+"""Workers: claiming, leases, step execution, suspension and recovery."""
+
+from __future__ import annotations
+
+from duro.worker._worker import Worker
+
+__all__ = ["Worker"]

@@ -1,0 +1,107 @@
+"""Running one step attempt: timeouts, heartbeats, and turning errors into records."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import time
+import traceback
+from concurrent.futures import Executor
+from typing import Any
+
+import orjson
+
+from duro.errors import ErrorInfo, NonRetryableError, StepTimeoutError
+from duro.serde import encode
+from duro.step._step import StepInfo, _current_step
+from duro.workflow._instance import StepCommand
+
+__all__ = ["error_info", "error_payload", "run_attempt"]
+
+
+def error_info(exc: BaseException, *, non_retryable: bool = False) -> ErrorInfo:
+    """What to record about an exception."""
+    cls = type(exc)
+    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    return ErrorInfo(
+        type=name,
+        message=str(exc),
+        traceback="".join(traceback.format_exception(cls, exc, exc.__traceback__)),
+        non_retryable=non_retryable or isinstance(exc, NonRetryableError),
+    )
+
+
+def error_payload(info: ErrorInfo) -> bytes:
+    return orjson.dumps({"type": info.type, "message": info.message,
+                         "traceback": info.traceback, "non_retryable": info.non_retryable})
+
+
+async def run_attempt(
+    cmd: StepCommand, info: StepInfo, executor: Executor, deadline: float | None,
+    on_heartbeat_saved: Any,
+) -> bytes:
+    """Run one attempt of a step and return its encoded result.
+
+    ``deadline`` is a ``loop.time()`` limit (the per-attempt and overall timeouts
+    combined). Raises whatever the step raised, or StepTimeoutError.
+    """
+    step = cmd.step
+    loop = asyncio.get_running_loop()
+    hb_timeout = step.heartbeat_timeout
+    timeout_cm: asyncio.Timeout | None = None
+    last_saved = 0.0
+
+    def limit() -> float | None:
+        options = [d for d in (deadline, loop.time() + hb_timeout if hb_timeout else None)
+                   if d is not None]
+        return min(options) if options else None
+
+    def beat(details: Any) -> None:
+        nonlocal last_saved
+        if details is not None:
+            cmd.heartbeat = orjson.loads(encode(details, what="heartbeat details"))
+        if timeout_cm is not None and hb_timeout:
+            timeout_cm.reschedule(limit())
+        now = time.monotonic()
+        if details is not None and now - last_saved >= 1.0:
+            last_saved = now
+            on_heartbeat_saved(cmd)
+
+    def heartbeat(details: Any) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            beat(details)
+        else:
+            loop.call_soon_threadsafe(beat, details)
+
+    info._on_heartbeat = heartbeat
+    _current_step.set(info)
+    when = limit()
+    try:
+        if when is None:
+            result = await _call(cmd, executor, loop)
+        else:
+            async with asyncio.timeout(when) as timeout_cm:
+                result = await _call(cmd, executor, loop)
+    except TimeoutError:
+        if timeout_cm is not None and timeout_cm.expired():
+            info.cancelled = True
+            raise StepTimeoutError(
+                f"step {step.name!r} attempt {info.attempt} timed out"
+                + (" (no heartbeat)" if hb_timeout else "")
+            ) from None
+        raise
+    return encode(result, what=f"the result of step {step.name!r}")
+
+
+async def _call(cmd: StepCommand, executor: Executor, loop: asyncio.AbstractEventLoop) -> Any:
+    step = cmd.step
+    if step.is_async:
+        return await step.fn(*cmd.args, **cmd.kwargs)
+    ctx = contextvars.copy_context()
+    call = functools.partial(ctx.run, step.fn, *cmd.args, **cmd.kwargs)
+    return await loop.run_in_executor(executor, call)

@@ -1,0 +1,197 @@
+"""``@duro.workflow`` and the API workflow code calls (``duro.now()``, ``duro.sleep()``...)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import inspect
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from duro.errors import DuroError, WorkflowNotFoundError
+from duro.serde import hints_of
+
+if TYPE_CHECKING:
+    from duro.workflow._instance import RunInstance
+
+__all__ = [
+    "Workflow",
+    "WorkflowInfo",
+    "in_workflow",
+    "info",
+    "lookup_workflow",
+    "now",
+    "patched",
+    "random",
+    "registered_workflows",
+    "sleep",
+    "uuid4",
+    "workflow",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_registry: dict[str, Workflow[Any, Any]] = {}
+
+
+class Workflow(Generic[P, R]):
+    """A workflow definition. Start it with ``Engine.start(wf, *args)``."""
+
+    def __init__(self, fn: Callable[P, Awaitable[R]], *, name: str | None = None) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"@duro.workflow needs an async def function, got {fn!r}")
+        self.fn = fn
+        self.name = name or fn.__qualname__
+        self.signature = inspect.signature(fn)
+        hints = hints_of(fn)
+        self.return_hint: Any = hints.pop("return", Any)
+        self.param_hints: dict[str, Any] = hints
+        self.code_hash = _code_hash(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", self.name)
+        self.__qualname__ = getattr(fn, "__qualname__", self.name)
+        self.__module__ = fn.__module__
+        previous = _registry.get(self.name)
+        if previous is not None and previous.fn.__module__ != fn.__module__:
+            raise DuroError(
+                f"two workflows are named {self.name!r} ({previous.fn.__module__} and "
+                f"{fn.__module__}); give one an explicit name=..."
+            )
+        _registry[self.name] = self
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        if in_workflow():
+            raise DuroError(
+                f"workflow {self.name!r} was called from inside a workflow: calling a "
+                "workflow from a workflow is reserved for child workflows; factor shared "
+                "code into a plain async function instead"
+            )
+        return self.fn(*args, **kwargs)  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"<duro.workflow {self.name}>"
+
+
+def _code_hash(fn: Callable[..., Any]) -> str:
+    module = sys.modules.get(fn.__module__)
+    try:
+        source = inspect.getsource(module) if module is not None else inspect.getsource(fn)
+    except (OSError, TypeError):
+        source = repr(getattr(fn, "__code__", fn).co_code)  # type: ignore[union-attr]
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+@overload
+def workflow(fn: Callable[P, Awaitable[R]], /) -> Workflow[P, R]: ...
+@overload
+def workflow(
+    *, name: str | None = None
+) -> Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]: ...
+def workflow(
+    fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None
+) -> Workflow[P, R] | Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]:
+    """Declare a workflow: deterministic ``async def`` orchestration code.
+
+    Args:
+        name: The registered name; defaults to the function's qualified name. Runs
+            are matched to code by this name, so keep it stable.
+    """
+    if fn is not None:
+        return Workflow(fn, name=name)
+
+    def decorate(f: Callable[P, Awaitable[R]]) -> Workflow[P, R]:
+        return Workflow(f, name=name)
+
+    return decorate
+
+
+def lookup_workflow(name: str) -> Workflow[Any, Any]:
+    """The registered workflow called ``name``."""
+    try:
+        return _registry[name]
+    except KeyError:
+        known = ", ".join(sorted(_registry)) or "none"
+        raise WorkflowNotFoundError(
+            f"no workflow named {name!r} is registered in this process (known: {known}); "
+            "import the module that defines it"
+        ) from None
+
+
+def registered_workflows() -> dict[str, Workflow[Any, Any]]:
+    """Every workflow declared so far in this process, by name."""
+    return dict(_registry)
+
+
+# -- the workflow-side API -----------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowInfo:
+    """What a running workflow knows about itself (``duro.info()``)."""
+
+    workflow_id: str
+    run_id: str
+    workflow_name: str
+    is_replaying: bool
+
+
+def _instance(what: str) -> RunInstance:
+    from duro.workflow._loop import WorkflowLoop
+
+    loop = asyncio.events._get_running_loop()
+    if not isinstance(loop, WorkflowLoop):
+        raise RuntimeError(f"duro.{what}() can only be called from workflow code")
+    return loop.instance
+
+
+def in_workflow() -> bool:
+    """True when called from workflow code (on the workflow's loop)."""
+    from duro.workflow._loop import WorkflowLoop
+
+    return isinstance(asyncio.events._get_running_loop(), WorkflowLoop)
+
+
+def info() -> WorkflowInfo:
+    """Information about the running workflow."""
+    inst = _instance("info")
+    return WorkflowInfo(workflow_id=inst.workflow_id, run_id=inst.run_id,
+                        workflow_name=inst.workflow.name, is_replaying=inst.replaying)
+
+
+def now() -> dt.datetime:
+    """The workflow's current time (UTC): the time of the last event it saw. Deterministic."""
+    return dt.datetime.fromtimestamp(_instance("now").now_ts, tz=dt.timezone.utc)
+
+
+def random() -> float:
+    """A random float in [0, 1), the same on every replay of this run."""
+    return _instance("random").rng.random()
+
+
+def uuid4() -> uuid.UUID:
+    """A random UUID, the same on every replay of this run."""
+    return uuid.UUID(int=_instance("uuid4").rng.getrandbits(128), version=4)
+
+
+async def sleep(duration: float | timedelta) -> None:
+    """A durable timer: the run can be suspended, evicted, and woken when due.
+
+    ``asyncio.sleep`` inside a workflow is the same durable timer.
+    """
+    _instance("sleep")
+    await asyncio.sleep(duration.total_seconds() if isinstance(duration, timedelta) else duration)
+
+
+def patched(change_id: str) -> bool:
+    """Whether this run takes the new code path of a change.
+
+    Runs that reached this point under the old code replay with ``False``; new runs
+    and runs reaching it for the first time record a marker and get ``True``.
+    """
+    return _instance("patched").patched(change_id)

@@ -1,0 +1,425 @@
+"""One run of a workflow in memory: its loop, its commands, and replay of its history.
+
+The worker drives it: it feeds events (recorded ones on replay, freshly committed ones
+live), and after each event runs the workflow's loop until nothing is ready. Each
+durable operation the code issues takes the next sequence number (``op``); results are
+delivered strictly in the order they were recorded, so races replay identically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
+
+from duro.errors import (
+    DuroError,
+    ErrorInfo,
+    NondeterminismError,
+    PayloadDecodeError,
+    StepFailedError,
+)
+from duro.serde import convert, decode
+from duro.step._step import Step
+from duro.workflow import _guard
+from duro.workflow._loop import WorkflowLoop
+
+if TYPE_CHECKING:
+    from duro.store import EventRecord, NewEvent
+    from duro.workflow._api import Workflow
+
+__all__ = ["Park", "RunInstance", "StepCommand", "TimerCommand"]
+
+_set_running_loop = asyncio.events._set_running_loop
+_get_running_loop = asyncio.events._get_running_loop
+
+STEP_KINDS = frozenset({"step_completed", "step_failed", "step_retrying"})
+
+
+class Park(BaseException):
+    """Unwinds workflow code after a problem that parks the run (not user-catchable)."""
+
+
+class Host(Protocol):
+    """What an instance needs from its worker."""
+
+    def step_issued(self, inst: RunInstance, cmd: StepCommand) -> None: ...
+    def step_cancelled(self, inst: RunInstance, cmd: StepCommand) -> None: ...
+    def timer_started(self, inst: RunInstance, cmd: TimerCommand) -> None: ...
+
+
+@dataclass(eq=False, kw_only=True)
+class StepCommand:
+    """A step the workflow awaits."""
+
+    op: int
+    step: Step[Any, Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    future: asyncio.Future[Any]
+    state: str = "new"  # new | running | backoff | done | cancelled
+    attempts: int = 0  # failed attempts recorded so far
+    retry_at: float | None = None
+    first_started: float | None = None
+    heartbeat: Any = None  # last heartbeat details (plain JSON value)
+    task: asyncio.Task[Any] | None = None
+    abandon: Any = None  # set by the worker: call to abandon a running attempt
+
+    @property
+    def kind(self) -> str:
+        return "step"
+
+
+@dataclass(eq=False, kw_only=True)
+class TimerCommand:
+    """A durable timer (``asyncio.sleep``, a timeout...)."""
+
+    op: int
+    fire_at: float
+    handle: asyncio.TimerHandle = field(repr=False)
+    state: str = "pending"  # pending | firing | done | cancelled
+
+    @property
+    def kind(self) -> str:
+        return "timer"
+
+
+def _describe(kind: str, name: str | None) -> str:
+    return f"{kind} {name!r}" if name else kind
+
+
+class RunInstance:
+    """A workflow run held in memory by a worker."""
+
+    def __init__(
+        self, *, workflow: Workflow[Any, Any], run_id: str, workflow_id: str, epoch: int,
+        host: Host,
+    ) -> None:
+        self.workflow = workflow
+        self.run_id = run_id
+        self.workflow_id = workflow_id
+        self.epoch = epoch
+        self.host = host
+        self.loop = WorkflowLoop(self)
+        self.rng = random.Random(run_id)
+        self.now_ts = 0.0
+        self.next_op = 1
+        self.history_len = 0
+        self.commands: dict[int, StepCommand | TimerCommand] = {}
+        self.timers: dict[asyncio.TimerHandle, TimerCommand] = {}
+        self.recorded: dict[int, tuple[str, str | None]] = {}
+        self.markers: set[str] = set()
+        self.patch_memo: dict[str, bool] = {}
+        self.outbox: list[NewEvent] = []
+        self.main: asyncio.Task[Any] | None = None
+        self.park_error: DuroError | None = None
+        self.replaying = False
+        self.cancel_requested = False
+        self.inflight = 0  # step attempts running and events being committed
+        self.finishing = False
+        self.active = True
+
+    # -- replay --------------------------------------------------------------------
+
+    def replay(self, history: list[EventRecord], heartbeats: dict[int, Any]) -> None:
+        """Rebuild the run's state from its recorded history."""
+        self.history_len = len(history)
+        for ev in history:
+            if ev.op is not None and ev.kind != "marker":
+                self.recorded.setdefault(ev.op, (_group(ev.kind), ev.name))
+            elif ev.kind == "marker" and ev.name:
+                self.markers.add(ev.name)
+        self.replaying = True
+        try:
+            for i, ev in enumerate(history):
+                self.replaying = i + 1 < len(history)
+                self.apply(ev.kind, ev.op, ev.name, ev.data, ev.meta, ev.ts)
+                if self.park_error is not None or (self.main is not None and self.main.done()):
+                    break
+        finally:
+            self.replaying = False
+        for op, details in heartbeats.items():
+            cmd = self.commands.get(op)
+            if isinstance(cmd, StepCommand):
+                try:
+                    cmd.heartbeat = orjson.loads(details)
+                except orjson.JSONDecodeError:
+                    pass
+
+    def apply(
+        self, kind: str, op: int | None, name: str | None, data: bytes | None,
+        meta: bytes | None, ts: float,
+    ) -> None:
+        """Deliver one event, then run the workflow until nothing is ready."""
+        try:
+            self._apply(kind, op, name, data, meta, ts)
+        except DuroError as exc:
+            if self.park_error is None:
+                self.park_error = exc
+            return
+        self.run_ready()
+
+    def _apply(
+        self, kind: str, op: int | None, name: str | None, data: bytes | None,
+        meta: bytes | None, ts: float,
+    ) -> None:
+        self.now_ts = ts
+        if kind == "run_started":
+            self._start_main(data)
+        elif kind in STEP_KINDS:
+            cmd = self._expect(op, "step", name, kind)
+            assert isinstance(cmd, StepCommand)
+            if kind == "step_retrying":
+                info = orjson.loads(meta) if meta else {}
+                cmd.attempts = int(info.get("attempt", cmd.attempts + 1))
+                cmd.retry_at = info.get("retry_at")
+                cmd.first_started = info.get("first_started", cmd.first_started)
+                cmd.heartbeat = info.get("heartbeat", cmd.heartbeat)
+                if cmd.state not in ("cancelled", "done"):
+                    cmd.state = "backoff"
+                return
+            if cmd.state == "cancelled" or cmd.future.done():
+                return
+            cmd.state = "done"
+            if kind == "step_completed":
+                value = decode(data, cmd.step.return_hint,
+                               what=f"result of step {cmd.step.name!r} (seq {op})")
+                cmd.future.set_result(value)
+            else:
+                info = orjson.loads(meta) if meta else {}
+                cause = _error_info(data)
+                cmd.future.set_exception(StepFailedError(
+                    f"step {cmd.step.name!r} failed after {info.get('attempt', '?')} "
+                    f"attempt(s): {cause}",
+                    step=cmd.step.name, cause=cause, attempts=int(info.get("attempt", 0)),
+                ))
+        elif kind == "timer_fired":
+            cmd = self._expect(op, "timer", None, kind)
+            assert isinstance(cmd, TimerCommand)
+            if cmd.state in ("cancelled", "done"):
+                return
+            cmd.state = "done"
+            self.timers.pop(cmd.handle, None)
+            if not cmd.handle.cancelled():
+                self.loop.ready.append(cmd.handle)
+        elif kind == "marker":
+            pass
+        elif kind == "cancel_requested":
+            self.cancel_requested = True
+            if self.main is not None and not self.main.done():
+                self.main.cancel()
+        else:
+            raise NondeterminismError(
+                f"history of run {self.run_id} has an event this version of duro does not "
+                f"know: {kind!r} at op {op}"
+            )
+
+    def _expect(
+        self, op: int | None, kind: str, name: str | None, event: str
+    ) -> StepCommand | TimerCommand:
+        cmd = self.commands.get(op) if op is not None else None
+        if cmd is None:
+            raise NondeterminismError(
+                f"nondeterminism in workflow {self.workflow.name!r} (run {self.run_id}) at "
+                f"seq {op}: the history records {_describe(kind, name)} ({event}) but the "
+                f"workflow code did not issue an operation with seq {op}",
+                seq=op,
+            )
+        cmd_name = cmd.step.name if isinstance(cmd, StepCommand) else None
+        if cmd.kind != kind or (kind == "step" and cmd_name != name):
+            raise NondeterminismError(
+                f"nondeterminism in workflow {self.workflow.name!r} (run {self.run_id}) at "
+                f"seq {op}: the history records {_describe(kind, name)} but the code now "
+                f"issues {_describe(cmd.kind, cmd_name)}",
+                seq=op,
+            )
+        return cmd
+
+    def _start_main(self, data: bytes | None) -> None:
+        try:
+            raw = orjson.loads(data) if data else {}
+            args = raw.get("args", [])
+            kwargs = raw.get("kwargs", {})
+            bound = self.workflow.signature.bind(*args, **kwargs)
+        except (orjson.JSONDecodeError, TypeError, AttributeError) as exc:
+            raise PayloadDecodeError(
+                f"input of run {self.run_id} cannot be read for workflow "
+                f"{self.workflow.name!r}: {exc}"
+            ) from None
+        try:
+            for pname, value in list(bound.arguments.items()):
+                hint = self.workflow.param_hints.get(pname)
+                param = self.workflow.signature.parameters[pname]
+                if hint is None:
+                    continue
+                if param.kind is param.VAR_POSITIONAL:
+                    bound.arguments[pname] = tuple(convert(v, hint) for v in value)
+                elif param.kind is param.VAR_KEYWORD:
+                    bound.arguments[pname] = {k: convert(v, hint) for k, v in value.items()}
+                else:
+                    bound.arguments[pname] = convert(value, hint)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise PayloadDecodeError(
+                f"input of run {self.run_id} does not fit workflow {self.workflow.name!r}: "
+                f"{exc}"
+            ) from None
+        self.main = self.loop.create_task(
+            self.workflow.fn(*bound.args, **bound.kwargs), name=f"workflow:{self.workflow_id}"
+        )
+
+    # -- stepping ----------------------------------------------------------------------
+
+    def run_ready(self) -> None:
+        """Run the workflow's ready callbacks until none is left."""
+        loop = self.loop
+        ready = loop.ready
+        if not ready:
+            return
+        previous = _get_running_loop()
+        _set_running_loop(loop)
+        loop._running = True
+        token = _guard.enter(self)
+        try:
+            while ready and self.park_error is None:
+                handle = ready.popleft()
+                if not handle._cancelled:
+                    handle._run()
+        except _guard.GuardInterrupt:
+            pass  # the watchdog set park_error before interrupting
+        finally:
+            _guard.exit(token)
+            loop._running = False
+            _set_running_loop(previous)
+
+    def absorb_error(self, exc: BaseException) -> bool:
+        """Whether an unhandled error seen by the loop is duro's own (not worth a log)."""
+        return isinstance(exc, (Park, _guard.GuardInterrupt)) or exc is self.park_error
+
+    # -- commands from workflow code -------------------------------------------------
+
+    def _issue(self, kind: str, name: str | None) -> int:
+        if not self.active:
+            raise Park()  # the instance was dropped: its coroutines are being closed
+        op = self.next_op
+        self.next_op += 1
+        recorded = self.recorded.get(op)
+        if recorded is not None and recorded != (kind, name):
+            err = NondeterminismError(
+                f"nondeterminism in workflow {self.workflow.name!r} (run {self.run_id}) at "
+                f"seq {op}: the history records {_describe(*recorded)} but the code now "
+                f"issues {_describe(kind, name)}",
+                seq=op,
+            )
+            if self.park_error is None:
+                self.park_error = err
+            raise Park()
+        return op
+
+    def schedule_step(
+        self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Future[Any]:
+        """Issue a step; the future resolves from history or from its execution."""
+        try:
+            step.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"step {step.name!r} called with wrong arguments: {exc}") from None
+        op = self._issue("step", step.name)
+        fut = self.loop.create_future()
+        cmd = StepCommand(op=op, step=step, args=args, kwargs=kwargs, future=fut)
+        self.commands[op] = cmd
+        fut.add_done_callback(lambda f: self._on_step_future_done(cmd))
+        if not self.replaying:
+            self.host.step_issued(self, cmd)
+        return fut
+
+    def _on_step_future_done(self, cmd: StepCommand) -> None:
+        if cmd.future.cancelled() and cmd.state not in ("done", "cancelled"):
+            cmd.state = "cancelled"
+            self.host.step_cancelled(self, cmd)
+
+    def start_timer(self, handle: asyncio.TimerHandle) -> None:
+        """Called by the loop for ``call_at``: a durable timer."""
+        op = self._issue("timer", None)
+        cmd = TimerCommand(op=op, fire_at=handle.when(), handle=handle)
+        self.commands[op] = cmd
+        self.timers[handle] = cmd
+        if not self.replaying:
+            self.host.timer_started(self, cmd)
+
+    def cancel_timer(self, handle: asyncio.TimerHandle) -> None:
+        cmd = self.timers.pop(handle, None)
+        if cmd is not None and cmd.state == "pending":
+            cmd.state = "cancelled"
+
+    def patched(self, change_id: str) -> bool:
+        memo = self.patch_memo.get(change_id)
+        if memo is not None:
+            return memo
+        if change_id in self.markers:
+            value = True
+        elif self.replaying:
+            value = False
+        else:
+            from duro.store import NewEvent
+
+            self.outbox.append(NewEvent(kind="marker", ts=self.now_ts, name=change_id))
+            self.markers.add(change_id)
+            value = True
+        self.patch_memo[change_id] = value
+        return value
+
+    # -- state for the worker ----------------------------------------------------------
+
+    def pending(self) -> list[StepCommand | TimerCommand]:
+        """Commands still waiting for an outcome, in op order."""
+        return [c for c in self.commands.values() if c.state not in ("done", "cancelled")]
+
+    def next_wake(self) -> float | None:
+        """When the earliest timer or retry backoff is due."""
+        times = [c.fire_at for c in self.commands.values()
+                 if isinstance(c, TimerCommand) and c.state == "pending"]
+        times += [c.retry_at or 0.0 for c in self.commands.values()
+                  if isinstance(c, StepCommand) and c.state in ("backoff", "new")]
+        return min(times) if times else None
+
+    def close(self) -> None:
+        """Drop the workflow's coroutines without letting them issue anything more.
+
+        Closing raises GeneratorExit at each await; with the instance inactive, any step
+        or timer a ``finally`` block tries to issue is refused instead of running outside
+        the workflow's durability.
+        """
+        self.active = False
+        tasks = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        previous = _get_running_loop()
+        _set_running_loop(self.loop)
+        try:
+            for task in tasks:
+                try:
+                    task.get_coro().close()  # type: ignore[union-attr]
+                except BaseException:  # noqa: BLE001, S110 - user finally blocks
+                    pass
+        finally:
+            _set_running_loop(previous)
+        self.loop.close()
+
+
+def _group(kind: str) -> str:
+    if kind in STEP_KINDS:
+        return "step"
+    if kind == "timer_fired":
+        return "timer"
+    return kind
+
+
+def _error_info(data: bytes | None) -> ErrorInfo:
+    try:
+        raw = orjson.loads(data) if data else {}
+    except orjson.JSONDecodeError:
+        raw = {"type": "PayloadDecodeError", "message": "corrupt error payload"}
+    return ErrorInfo(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
+                     traceback=str(raw.get("traceback", "")),
+                     non_retryable=bool(raw.get("non_retryable", False)))
