@@ -111,7 +111,7 @@ class Engine:
         self,
         workflow: Workflow[Any, R] | str,
         *args: Any,
-        id: str | None = None,  # noqa: A002 - the workflow id is the natural name
+        id: str | None = None,
         on_conflict: IdConflictPolicy = "use_existing",
         on_reuse: IdReusePolicy = "use_existing",
         **kwargs: Any,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -83,10 +84,8 @@ class WorkflowHandle(Generic[R]):
             delay = min(delay * 1.5, 0.5)
             if wait is not None:
                 # This process runs it: completion wakes us; polling covers other workers.
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(wait), step)
-                except TimeoutError:
-                    pass
                 wait.cancel()
             else:
                 await asyncio.sleep(step)

@@ -15,7 +15,7 @@ __all__ = ["Event", "RunInfo", "StepSummary", "summarize_steps"]
 
 
 def _time(ts: float | None) -> dt.datetime | None:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.UTC)
 
 
 def _loads(data: bytes | None) -> tuple[Any, str | None]:

@@ -96,7 +96,7 @@ def hints_of(fn: Callable[..., Any]) -> dict[str, Any]:
 
 def convert(value: Any, hint: Any) -> Any:
     """Convert a plain JSON value to the type ``hint`` names."""
-    if hint is Any or hint is None and value is None or hint is typing.Any:
+    if hint is Any or (hint is None and value is None) or hint is typing.Any:
         return value
     if hint is type(None):
         return None
@@ -129,7 +129,7 @@ def convert(value: Any, hint: Any) -> Any:
             return tuple(convert(v, args[0]) for v in value)
         return tuple(convert(v, a) for v, a in zip(value, args, strict=False))
     if origin in (dict, typing.Dict) or origin is _abc_map():  # noqa: UP006
-        kt, vt = (args + (Any, Any))[:2] if args else (Any, Any)
+        kt, vt = ((*args, Any, Any))[:2] if args else (Any, Any)
         return {convert(k, kt) if kt is not str else k: convert(v, vt) for k, v in value.items()}
     return value
 

@@ -17,7 +17,7 @@ from duro.store._records import (
 __all__ = ["Fenced", "Store"]
 
 
-class Fenced(Exception):  # noqa: N818 - a condition, not a failure of the caller
+class Fenced(Exception):
     """A write carried a stale fencing epoch: another worker owns the run now."""
 
 

@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     """Where a run stands."""
 
     PENDING = "pending"

@@ -23,7 +23,9 @@ __all__ = ["error_info", "error_payload", "run_attempt"]
 def error_info(exc: BaseException, *, non_retryable: bool = False) -> ErrorInfo:
     """What to record about an exception."""
     cls = type(exc)
-    name = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    name = cls.__qualname__
+    if cls.__module__ != "builtins":
+        name = f"{cls.__module__}.{name}"
     return ErrorInfo(
         type=name,
         message=str(exc),

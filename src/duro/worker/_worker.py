@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import heapq
 import logging
 import os
@@ -231,10 +232,8 @@ class Worker:
                 log.exception("worker loop failed; retrying")
                 timeout = self.poll_interval
             if timeout > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._notify.wait(), timeout)
-                except TimeoutError:
-                    pass
             else:
                 await asyncio.sleep(0)
 

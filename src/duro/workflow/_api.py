@@ -72,7 +72,7 @@ class Workflow(Generic[P, R]):
                 "workflow from a workflow is reserved for child workflows; factor shared "
                 "code into a plain async function instead"
             )
-        return self.fn(*args, **kwargs)  # type: ignore[return-value]
+        return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<duro.workflow {self.name}>"
@@ -166,7 +166,7 @@ def info() -> WorkflowInfo:
 
 def now() -> dt.datetime:
     """The workflow's current time (UTC): the time of the last event it saw. Deterministic."""
-    return dt.datetime.fromtimestamp(_instance("now").now_ts, tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(_instance("now").now_ts, tz=dt.UTC)
 
 
 def random() -> float:

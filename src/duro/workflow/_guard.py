@@ -13,7 +13,7 @@ import ctypes
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsIndex
 
 from duro.errors import WorkflowBlockingError
 
@@ -82,7 +82,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 _real_sleep = time.sleep
 
 
-def _guarded_sleep(seconds: float) -> None:
+def _guarded_sleep(seconds: float | SupportsIndex) -> None:
     entry = _active.get(threading.get_ident())
     if entry is not None:
         raise _fail(entry[0], f"called time.sleep({seconds!r})")
@@ -124,7 +124,7 @@ def enter(inst: RunInstance) -> int:
         return _token
 
 
-def exit(token: int) -> None:  # noqa: A001 - pairs with enter
+def exit(token: int) -> None:
     """Unmark this thread."""
     with _lock:
         entry = _active.get(threading.get_ident())

@@ -13,7 +13,7 @@ import collections
 import contextvars
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVarTuple, Unpack
 
 from duro.errors import WorkflowBlockingError
 
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["WorkflowLoop"]
 
 log = logging.getLogger("duro.workflow")
+
+_Ts = TypeVarTuple("_Ts")
 
 
 class WorkflowLoop(asyncio.AbstractEventLoop):
@@ -42,14 +44,16 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         return self.instance.now_ts
 
     def call_soon(
-        self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None
+        self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
+        context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
         handle = asyncio.Handle(callback, args, self, context)
         self.ready.append(handle)
         return handle
 
     def call_soon_threadsafe(
-        self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None
+        self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
+        context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
         raise WorkflowBlockingError(
             "call_soon_threadsafe inside a workflow: workflow code must not use threads; "
@@ -57,13 +61,13 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         )
 
     def call_later(
-        self, delay: float, callback: Callable[..., Any], *args: Any,
+        self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         return self.call_at(self.time() + delay, callback, *args, context=context)
 
     def call_at(
-        self, when: float, callback: Callable[..., Any], *args: Any,
+        self, when: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         handle = asyncio.TimerHandle(when, callback, args, self, context)

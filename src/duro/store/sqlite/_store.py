@@ -317,6 +317,7 @@ class SqliteStore:
             for i, e in enumerate(events)
         ]
         closed_at = now if status in TERMINAL_STATUSES else None
+        fence_args: tuple[Any, ...]
         if status is None:
             fence_sql, fence_args = _Q["fence_append"], (new_len, now, run_id, epoch)
         else:

@@ -9,6 +9,7 @@ a lone caller pays one commit and nothing more: the thread never waits to fill a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -140,7 +141,5 @@ class Writer:
 
     @staticmethod
     def _post(loop: asyncio.AbstractEventLoop, items: list[Any]) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             loop.call_soon_threadsafe(_deliver, items)
-        except RuntimeError:
-            pass  # the loop closed; nobody is waiting any more
