@@ -87,7 +87,7 @@ async def run_attempt(
         if when is None:
             result = await _call(cmd, executor, loop)
         else:
-            async with asyncio.timeout(when) as timeout_cm:
+            async with asyncio.timeout_at(when) as timeout_cm:
                 result = await _call(cmd, executor, loop)
     except TimeoutError:
         if timeout_cm is not None and timeout_cm.expired():

@@ -288,7 +288,8 @@ class Worker:
             inst.epoch = claim.epoch
             inst.active = True
             self.active[claim.run_id] = inst
-        self._check_inbox(claim.run_id)
+        # Messages first (a cancel must not wait behind a re-suspension), then the rest.
+        await self._consume_inbox(inst, after=False)
         self._resume(inst)
 
     def _resume(self, inst: RunInstance) -> None:
@@ -314,7 +315,7 @@ class Worker:
         if inst is not None and not inst.finishing:
             self._spawn(self._consume_inbox(inst))
 
-    async def _consume_inbox(self, inst: RunInstance) -> None:
+    async def _consume_inbox(self, inst: RunInstance, *, after: bool = True) -> None:
         messages = await self.store.read_inbox(inst.run_id)
         if not messages or self.active.get(inst.run_id) is not inst or inst.finishing:
             return
@@ -327,7 +328,8 @@ class Worker:
         if ok:
             for ev in events:
                 inst.apply(ev.kind, ev.op, ev.name, ev.data, ev.meta, ev.ts)
-            self._after(inst)
+            if after:
+                self._after(inst)
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import inspect
+import marshal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -79,12 +80,21 @@ class Workflow(Generic[P, R]):
 
 
 def _code_hash(fn: Callable[..., Any]) -> str:
+    """A fingerprint of the code a run executes: its module's source and the function.
+
+    A run parked by code with one fingerprint is retried by a worker with another.
+    """
+    digest = hashlib.sha256()
     module = sys.modules.get(fn.__module__)
     try:
-        source = inspect.getsource(module) if module is not None else inspect.getsource(fn)
+        if module is not None:
+            digest.update(inspect.getsource(module).encode())
     except (OSError, TypeError):
-        source = repr(getattr(fn, "__code__", fn).co_code)  # type: ignore[union-attr]
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
+        pass
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        digest.update(marshal.dumps(code))
+    return digest.hexdigest()[:16]
 
 
 @overload

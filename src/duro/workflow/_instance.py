@@ -398,6 +398,7 @@ class RunInstance:
         _set_running_loop(self.loop)
         try:
             for task in tasks:
+                task._log_destroy_pending = False  # dropped on purpose, not leaked
                 coro = task.get_coro()
                 with contextlib.suppress(BaseException):  # user finally blocks
                     coro.close()

@@ -156,10 +156,13 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
 
 def _forbidden(name: str) -> Callable[..., Any]:
     def method(self: WorkflowLoop, *args: Any, **kwargs: Any) -> Any:
-        raise WorkflowBlockingError(
+        err = WorkflowBlockingError(
             f"workflow code called loop.{name}(): workflows must not do I/O, use threads "
             f"or subprocesses (their results would not replay). Move it into a @duro.step."
         )
+        if self.instance.park_error is None:
+            self.instance.park_error = err  # even if the workflow catches it
+        raise err
 
     method.__name__ = name
     return method

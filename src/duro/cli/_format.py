@@ -1,0 +1,210 @@
+"""Turning runs, events and steps into text lines and JSON for the terminal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from duro.cli._common import Style
+from duro.client import Event, RunInfo, StepSummary
+from duro.errors import ErrorInfo
+
+__all__ = [
+    "dumps",
+    "duration",
+    "error_json",
+    "history_row",
+    "local_time",
+    "progress_line",
+    "run_json",
+    "short_json",
+    "step_json",
+    "table",
+]
+
+_STATUS_COLORS = {"completed": "green", "failed": "red", "cancelled": "yellow",
+                  "terminated": "yellow", "parked": "red", "running": "cyan",
+                  "retrying": "yellow"}
+
+
+def dumps(value: Any, *, indent: int | None = 2) -> str:
+    """JSON for people and for ``jq``: non-ASCII kept, anything odd as its string."""
+    return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+
+
+def local_time(when: dt.datetime | None, *, ms: bool = False) -> str:
+    """A timestamp in the local time zone, ``-`` for none."""
+    if when is None:
+        return "-"
+    local = when.astimezone()
+    return local.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ms else local.strftime(
+        "%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: float | None) -> str:
+    """``12ms``, ``1.25s``, ``2m03s``, ``1h02m``, ``3d04h``; ``-`` for none."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def short_json(value: Any, width: int = 60) -> str:
+    """One-line JSON, cut to ``width`` characters."""
+    text = dumps(value, indent=None)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _error_of(data: Any, *, short: bool = False) -> str:
+    if not isinstance(data, dict):
+        return "?"
+    kind = str(data.get("type") or "Error")
+    if short:
+        kind = kind.rsplit(".", 1)[-1]
+    message = str(data.get("message") or "")
+    return f"{kind}: {message}" if message else kind
+
+
+def _attempt(ev: Event) -> int:
+    try:
+        return int(ev.meta.get("attempt", 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _retry_in(ev: Event) -> float | None:
+    retry_at = ev.meta.get("retry_at")
+    if not isinstance(retry_at, (int, float)):
+        return None
+    return max(0.0, float(retry_at) - ev.time.timestamp())
+
+
+def _secs(ev: Event) -> float | None:
+    value = ev.meta.get("duration")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def progress_line(ev: Event, style: Style) -> str | None:
+    """The line ``duro run`` prints for a new event (None for the ones it reports
+    otherwise: the start and the end of the run)."""
+    op = f"(#{ev.op})" if ev.op is not None else ""
+    if ev.kind == "step_completed":
+        attempt = _attempt(ev)
+        extra = f" (attempt {attempt})" if attempt > 1 else ""
+        return (f"  {style.sym('✓', 'green')} step {ev.name} {op} "
+                f"{style.paint(duration(_secs(ev)), 'dim')}{extra}")
+    if ev.kind == "step_retrying":
+        delay = _retry_in(ev)
+        again = f"; retrying in {delay:.1f}s" if delay is not None else "; retrying"
+        return (f"  {style.sym('↻', 'yellow')} step {ev.name} {op} attempt {_attempt(ev)} "
+                f"failed: {_error_of(ev.data, short=True)}{again}")
+    if ev.kind == "step_failed":
+        attempt = _attempt(ev)
+        tries = f"after {attempt} attempts" if attempt > 1 else "(no retry)"
+        return (f"  {style.sym('✗', 'red')} step {ev.name} {op} failed {tries}: "
+                f"{_error_of(ev.data, short=True)}")
+    if ev.kind == "timer_fired":
+        return f"  {style.sym('⏲', 'cyan')} timer fired {op}".rstrip()
+    if ev.kind == "marker":
+        return f"  {style.sym('•')} marker {ev.name}"
+    if ev.kind == "cancel_requested":
+        return f"  {style.sym('⊘', 'yellow')} cancel requested"
+    if ev.kind.startswith("run_"):
+        return None
+    return f"  {style.sym('•')} {ev.kind} {ev.name or ''} {op}".rstrip()
+
+
+def _details(ev: Event) -> str:
+    if ev.corrupt:
+        return f"corrupt: {ev.corrupt}"
+    if ev.kind == "run_started" and isinstance(ev.data, dict):
+        args = ev.data.get("args") or []
+        kwargs = ev.data.get("kwargs") or {}
+        return "args " + short_json(args) + (f" kwargs {short_json(kwargs)}" if kwargs else "")
+    if ev.kind == "step_completed":
+        return f"{short_json(ev.data)}  (attempt {_attempt(ev)}, {duration(_secs(ev))})"
+    if ev.kind in ("step_retrying", "step_failed"):
+        text = f"{_error_of(ev.data)}  (attempt {_attempt(ev)}, {duration(_secs(ev))})"
+        delay = _retry_in(ev)
+        return text + (f" retry in {delay:.1f}s" if delay is not None else "")
+    if ev.kind == "run_completed":
+        return short_json(ev.data)
+    if ev.kind in ("run_failed", "run_cancelled", "run_terminated"):
+        return _error_of(ev.data)
+    return "" if ev.data is None else short_json(ev.data)
+
+
+def history_row(ev: Event) -> list[str]:
+    """The columns of ``duro history``: seq, time, kind, op, name, details."""
+    return [str(ev.seq), local_time(ev.time, ms=True), ev.kind,
+            f"#{ev.op}" if ev.op is not None else "", ev.name or "", _details(ev)]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], style: Style) -> list[str]:
+    """Left-aligned columns two spaces apart; the last column is not padded."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def fmt(cells: Sequence[str]) -> str:
+        padded = [c.ljust(w) for c, w in zip(cells[:-1], widths[:-1], strict=True)]
+        return "  ".join([*padded, cells[-1]]).rstrip()
+
+    lines = [style.paint(fmt(headers), "bold")]
+    for row in rows:
+        line = fmt(row)
+        if style.color and len(row) > 2 and row[2] in _STATUS_COLORS:
+            line = line.replace(row[2], style.paint(row[2], _STATUS_COLORS[row[2]]), 1)
+        lines.append(line)
+    return lines
+
+
+def status_text(status: str, style: Style) -> str:
+    """A status, coloured on a TTY."""
+    color = _STATUS_COLORS.get(status)
+    return style.paint(status, color) if color else status
+
+
+def error_json(error: ErrorInfo | None) -> dict[str, Any] | None:
+    """An error as JSON."""
+    if error is None:
+        return None
+    return {"type": error.type, "message": error.message, "traceback": error.traceback}
+
+
+def _iso(when: dt.datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+def run_json(info: RunInfo) -> dict[str, Any]:
+    """A run as JSON (times in ISO 8601, UTC)."""
+    closed = info.closed_at
+    return {
+        "workflow_id": info.workflow_id,
+        "run_id": info.run_id,
+        "workflow_name": info.workflow_name,
+        "status": info.status.value,
+        "created_at": _iso(info.created_at),
+        "updated_at": _iso(info.updated_at),
+        "closed_at": _iso(closed),
+        "duration": None if closed is None else (closed - info.created_at).total_seconds(),
+        "wake_at": _iso(info.wake_at),
+        "owner": info.owner,
+        "history_length": info.history_length,
+        "result": info.result_json,
+        "error": error_json(info.error),
+    }
+
+
+def step_json(step: StepSummary) -> dict[str, Any]:
+    """A step summary as JSON."""
+    return {"op": step.op, "name": step.name, "status": step.status,
+            "attempts": step.attempts, "duration": step.duration, "error": step.error}
