@@ -7,6 +7,7 @@ import sys
 from typing import TextIO
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -33,6 +34,8 @@ EXIT_TIMEOUT = 124
 """``duro run --timeout`` expired first (the run goes on, durably); as GNU ``timeout``."""
 EXIT_INTERRUPTED = 130
 """Ctrl-C (or SIGTERM) stopped the command; the run itself is durable."""
+EXIT_BROKEN_PIPE = 141
+"""Whoever read our output went away (``duro history | head``); as a shell's SIGPIPE."""
 
 
 class CliError(Exception):

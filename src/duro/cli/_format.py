@@ -20,6 +20,7 @@ __all__ = [
     "progress_line",
     "run_json",
     "short_json",
+    "status_text",
     "step_json",
     "table",
 ]
@@ -105,7 +106,7 @@ def progress_line(ev: Event, style: Style) -> str | None:
                 f"{style.paint(duration(_secs(ev)), 'dim')}{extra}")
     if ev.kind == "step_retrying":
         delay = _retry_in(ev)
-        again = f"; retrying in {delay:.1f}s" if delay is not None else "; retrying"
+        again = f"; retrying in {duration(delay)}" if delay is not None else "; retrying"
         return (f"  {style.sym('↻', 'yellow')} step {ev.name} {op} attempt {_attempt(ev)} "
                 f"failed: {_error_of(ev.data, short=True)}{again}")
     if ev.kind == "step_failed":
@@ -134,9 +135,9 @@ def _details(ev: Event) -> str:
     if ev.kind == "step_completed":
         return f"{short_json(ev.data)}  (attempt {_attempt(ev)}, {duration(_secs(ev))})"
     if ev.kind in ("step_retrying", "step_failed"):
-        text = f"{_error_of(ev.data)}  (attempt {_attempt(ev)}, {duration(_secs(ev))})"
         delay = _retry_in(ev)
-        return text + (f" retry in {delay:.1f}s" if delay is not None else "")
+        retry = f", retry in {duration(delay)}" if delay is not None else ""
+        return f"{_error_of(ev.data)}  (attempt {_attempt(ev)}, {duration(_secs(ev))}{retry})"
     if ev.kind == "run_completed":
         return short_json(ev.data)
     if ev.kind in ("run_failed", "run_cancelled", "run_terminated"):

@@ -124,7 +124,7 @@ def load_workflow(spec: str) -> Workflow[Any, Any]:
         )
     if not isinstance(obj, Workflow):
         raise CliError(
-            f"{spec!r} is not a @duro.workflow (it is a {type(obj).__name__})",
+            f"{spec!r} is not a @duro.workflow (its type is {type(obj).__name__})",
             EXIT_USAGE,
         )
     return obj

@@ -185,6 +185,14 @@ class Engine:
         if self.worker is not None:
             self.worker.terminated(record.run_id)
 
+    async def resume(self, workflow_id: str) -> None:
+        """Retry a parked run now (workers retry parked runs on their own only when
+        the workflow's code changed; use this after repairing data)."""
+        self._require_open()
+        await self.store.resume_parked(workflow_id, now=self.clock.now())
+        if self.worker is not None:
+            self.worker.wake()
+
     def _close_waiter(self, run_id: str) -> asyncio.Future[None] | None:
         if self.worker is None:
             return None

@@ -132,6 +132,10 @@ class Store(Protocol):
         """Make runs parked by other code than ``code_hash`` pending again."""
         ...
 
+    async def resume_parked(self, workflow_id: str, *, now: float) -> RunRecord:
+        """Make a parked run pending again (after its code or data was fixed)."""
+        ...
+
     async def send_message(self, workflow_id: str, kind: str, name: str | None,
                            data: bytes | None, *, now: float) -> RunRecord:
         """Put a message in a live run's inbox and wake it."""

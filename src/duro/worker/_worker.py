@@ -161,6 +161,10 @@ class Worker:
             if not fut.done():
                 fut.set_result(None)
 
+    def wake(self) -> None:
+        """Look at the store now (something became ready in this process)."""
+        self._notify.set()
+
     def inbox_hint(self, run_id: str) -> None:
         """A message for this run was just stored (same process)."""
         self._inbox_hints.add(run_id)

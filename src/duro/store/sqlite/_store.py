@@ -183,7 +183,14 @@ class SqliteStore:
                 conn = self._connect(writer=True)
                 self._migrate(conn)
             except sqlite3.Error as exc:
-                raise _translate(exc) from None
+                err = _translate(exc)
+                if "unable to open" in str(exc):
+                    err = StoreError(
+                        f"cannot open the database {self.path!r}: the file and its directory "
+                        f"must exist (or be creatable) and be writable, because SQLite "
+                        f"creates {self.path}-wal and -shm beside it ({exc})"
+                    )
+                raise err from None
             return conn
 
         self._writer = Writer(connect, _translate)
@@ -460,6 +467,17 @@ class SqliteStore:
 
         count: int = await self._write(op)
         return count
+
+    async def resume_parked(self, workflow_id: str, *, now: float) -> RunRecord:
+        def op(conn: sqlite3.Connection) -> RunRecord:
+            row = conn.execute(_Q["live_run_by_workflow_id"], (workflow_id,)).fetchone()
+            if row is None or row["status"] != "parked":
+                raise RunNotFoundError(f"no parked run with workflow id {workflow_id!r}")
+            conn.execute(_Q["resume_parked"], (now, now, row["run_id"]))
+            return _row_to_run(conn.execute(_Q["run_by_id"], (row["run_id"],)).fetchone())
+
+        record: RunRecord = await self._write(op)
+        return record
 
     # -- messages ------------------------------------------------------------------
 

@@ -129,3 +129,7 @@ ORDER BY created_at DESC, rowid DESC LIMIT ?3;
 -- name: wake_if_inbox
 UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?
 WHERE run_id = ? AND status = 'suspended' AND EXISTS (SELECT 1 FROM inbox WHERE run_id = ?);
+
+-- name: resume_parked
+UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?, error = NULL, code_hash = NULL
+WHERE run_id = ? AND status = 'parked';

@@ -1,0 +1,173 @@
+"""``duro ls``, ``show``, ``history``, ``cancel`` and ``terminate``: client-only commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from duro.cli._common import EXIT_FAILED, EXIT_OK, EXIT_STORE, CliError, Style
+from duro.cli._format import (
+    dumps,
+    duration,
+    history_row,
+    local_time,
+    run_json,
+    status_text,
+    step_json,
+    table,
+)
+from duro.client import Engine, RunInfo, summarize_steps
+from duro.errors import RunNotFoundError
+from duro.store import RunStatus, open_store
+from duro.store.sqlite import SqliteStore
+
+__all__ = ["cancel_command", "history_command", "ls_command", "show_command",
+           "terminate_command"]
+
+
+@asynccontextmanager
+async def client(url: str) -> AsyncIterator[Engine]:
+    """A client-only engine on an existing database (never creates one).
+
+    Raises:
+        CliError: (exit 4) the database file does not exist.
+    """
+    store = open_store(url)
+    if isinstance(store, SqliteStore) and store.path != ":memory:" and not os.path.exists(
+        store.path
+    ):
+        raise CliError(f"no database at {store.path!r} (pass --db URL or set DURO_DB)",
+                       EXIT_STORE)
+    async with Engine(url, worker=False, store=store) as engine:
+        yield engine
+
+
+async def _describe(engine: Engine, workflow_id: str) -> RunInfo:
+    try:
+        return await engine.get_handle(workflow_id).describe()
+    except RunNotFoundError:
+        raise CliError(f"no run with workflow id {workflow_id!r}", EXIT_FAILED) from None
+
+
+async def ls_command(args: argparse.Namespace, url: str, out: Style) -> int:
+    """List runs, newest first."""
+    async with client(url) as engine:
+        runs = await engine.list(status=args.status, name=args.name, limit=args.limit)
+    if args.json:
+        out.line(dumps([run_json(r) for r in runs]))
+        return EXIT_OK
+    if not runs:
+        out.line("no runs")
+        return EXIT_OK
+    rows = []
+    for r in runs:
+        took = (duration((r.closed_at - r.created_at).total_seconds())
+                if r.closed_at is not None else "-")
+        rows.append([r.workflow_id, r.workflow_name, r.status.value, local_time(r.created_at),
+                     local_time(r.updated_at), took])
+    for line in table(["WORKFLOW ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "DURATION"],
+                      rows, out):
+        out.line(line)
+    return EXIT_OK
+
+
+async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
+    """Describe one run and its steps."""
+    async with client(url) as engine:
+        info = await _describe(engine, args.id)
+        events = await engine.get_handle(info.workflow_id, info.run_id).history()
+    steps = summarize_steps(events)
+    if args.json:
+        out.line(dumps({**run_json(info), "steps": [step_json(s) for s in steps]}))
+        return EXIT_OK
+    verbose: bool = getattr(args, "verbose", False)
+    fields: list[tuple[str, str]] = [
+        ("workflow id", info.workflow_id),
+        ("run id", info.run_id),
+        ("workflow", info.workflow_name),
+        ("status", status_text(info.status.value, out)),
+        ("created", local_time(info.created_at)),
+    ]
+    if info.closed_at is not None:
+        took = duration((info.closed_at - info.created_at).total_seconds())
+        fields.append(("closed", f"{local_time(info.closed_at)} (took {took})"))
+    else:
+        fields.append(("updated", local_time(info.updated_at)))
+        if info.wake_at is not None and info.status == RunStatus.SUSPENDED:
+            fields.append(("wakes at", local_time(info.wake_at)))
+        if info.owner:
+            fields.append(("worker", info.owner))
+    fields.append(("events", str(info.history_length)))
+    if info.status == RunStatus.COMPLETED:
+        fields.append(("result", dumps(info.result_json)))
+    elif info.error is not None and info.status != RunStatus.CANCELLED:
+        label = {RunStatus.TERMINATED: "reason", RunStatus.PARKED: "parked"}.get(
+            info.status, "error")
+        text = info.error.message if info.status == RunStatus.TERMINATED else str(info.error)
+        fields.append((label, text))
+        if verbose and info.error.traceback:
+            fields.append(("traceback", info.error.traceback.rstrip()))
+    for label, value in fields:
+        first, *rest = value.splitlines() or [""]
+        out.line(f"{label:<12} {first}")
+        for more in rest:
+            out.line(f"{'':<12} {more}")
+    if info.status == RunStatus.FAILED and info.error and info.error.traceback and not verbose:
+        out.line(f"{'':<12} (--verbose shows the traceback)")
+    out.line("")
+    if not steps:
+        out.line("no steps")
+        return EXIT_OK
+    out.line("steps")
+    rows = [[f"#{s.op}", s.name, s.status, str(s.attempts), duration(s.duration),
+             s.error or ""] for s in steps]
+    for line in table(["OP", "NAME", "STATUS", "ATTEMPTS", "DURATION", "ERROR"], rows, out):
+        out.line("  " + line)
+    return EXIT_OK
+
+
+async def history_command(args: argparse.Namespace, url: str, out: Style) -> int:
+    """Print a run's history, one event a line."""
+    async with client(url) as engine:
+        info = await _describe(engine, args.id)
+        events = await engine.get_handle(info.workflow_id, info.run_id).history()
+    if args.json:
+        out.line(dumps([e.to_json() for e in events]))
+        return EXIT_OK
+    for line in table(["SEQ", "TIME", "KIND", "OP", "NAME", "DETAILS"],
+                      [history_row(e) for e in events], out):
+        out.line(line)
+    return EXIT_OK
+
+
+async def _not_live(engine: Engine, workflow_id: str, what: str) -> CliError:
+    info = await _describe(engine, workflow_id)
+    return CliError(f"run {workflow_id!r} has already ended ({info.status.value}); "
+                    f"nothing to {what}", EXIT_FAILED)
+
+
+async def cancel_command(args: argparse.Namespace, url: str, out: Style) -> int:
+    """Ask a live run to cancel."""
+    async with client(url) as engine:
+        try:
+            await engine.cancel(args.id)
+        except RunNotFoundError:
+            raise await _not_live(engine, args.id, "cancel") from None
+        info = await _describe(engine, args.id)
+    out.line(f"cancel requested for {info.workflow_id} (run {info.run_id}): the workflow gets "
+             "asyncio.CancelledError at its next await, in the worker that runs it")
+    return EXIT_OK
+
+
+async def terminate_command(args: argparse.Namespace, url: str, out: Style) -> int:
+    """Stop a live run at once."""
+    async with client(url) as engine:
+        try:
+            await engine.terminate(args.id, reason=args.reason)
+        except RunNotFoundError:
+            raise await _not_live(engine, args.id, "terminate") from None
+        info = await _describe(engine, args.id)
+    out.line(f"terminated {info.workflow_id} (run {info.run_id}): {args.reason}")
+    return EXIT_OK

@@ -1,0 +1,209 @@
+"""The ``duro`` command: argument parsing, dispatch, signals and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+import duro
+from duro.cli import _inspect, _run
+from duro.cli._common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STORE,
+    CliError,
+    stderr,
+    stdout,
+)
+from duro.errors import DuroError, RunNotFoundError, StoreError
+from duro.store import RunStatus
+
+__all__ = ["build_parser", "main", "run_cli"]
+
+DEFAULT_DB = "sqlite:///duro.db"
+
+_EPILOG = """\
+exit codes: 0 ok; 1 the workflow failed (or: unknown id, run not live, other error);
+2 usage error (bad MODULE:WORKFLOW, module not importable, bad arguments);
+3 the run was cancelled or terminated; 4 the database cannot be opened or used;
+124 `run --timeout` expired (the run goes on); 130 interrupted (the run is durable).
+"""
+
+
+def _common(*, suppress: bool) -> argparse.ArgumentParser:
+    # The same options before or after the command: `duro --db X ls` and `duro ls --db X`.
+    default: Any = argparse.SUPPRESS if suppress else None
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--db", metavar="URL", default=default,
+                        help="the store, e.g. sqlite:///duro.db (default: $DURO_DB, "
+                             f"else {DEFAULT_DB})")
+    parent.add_argument("-v", "--verbose", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="show tracebacks and worker logs")
+    return parent
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``duro`` command."""
+    sub_parent = _common(suppress=True)
+    parser = argparse.ArgumentParser(
+        prog="duro", parents=[_common(suppress=False)], epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run and inspect durable workflows.")
+    parser.add_argument("--version", action="version", version=f"duro {duro.__version__}")
+    cmds = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return cmds.add_parser(name, help=help, description=help, parents=[sub_parent])
+
+    run = command("run", "start a workflow (or attach to its live run) and wait for it")
+    run.add_argument("target", metavar="MODULE:WORKFLOW",
+                     help="e.g. app:order (module importable from here) or app.py:order")
+    run.add_argument("args", nargs="*", metavar="ARG",
+                     help="workflow arguments: JSON if it parses, else a string")
+    run.add_argument("--id", help="the workflow id (default: a new one); if a run with it is "
+                                  "live, attach to it and resume it")
+    run.add_argument("--json-args", metavar="JSON",
+                     help="more arguments: a JSON array (positional) or object (keyword)")
+    run.add_argument("--timeout", type=float, metavar="S",
+                     help="stop waiting after S seconds (exit 124; the run goes on)")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="print only the result, no progress")
+
+    worker = command("worker", "serve the workflows of some modules until SIGINT/SIGTERM")
+    worker.add_argument("modules", nargs="+", metavar="MODULE",
+                        help="modules to import (dotted name or path to a .py file)")
+    worker.add_argument("--concurrency", type=_positive_int, default=2000, metavar="N",
+                        help="runs executed at once (default 2000)")
+
+    ls = command("ls", "list runs, newest first")
+    ls.add_argument("--status", choices=[s.value for s in RunStatus])
+    ls.add_argument("--name", help="only runs of this workflow name")
+    ls.add_argument("--limit", type=_positive_int, default=50, metavar="N",
+                    help="at most N runs (default 50)")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+
+    show = command("show", "describe a run and its steps")
+    show.add_argument("id", metavar="ID", help="workflow id (or run id)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+
+    history = command("history", "print a run's history, one event a line")
+    history.add_argument("id", metavar="ID", help="workflow id (or run id)")
+    history.add_argument("--json", action="store_true", help="print a JSON array")
+
+    cancel = command("cancel", "ask a live run to cancel (CancelledError in the workflow)")
+    cancel.add_argument("id", metavar="ID", help="workflow id (or run id)")
+
+    terminate = command("terminate", "stop a live run at once; no more workflow code runs")
+    terminate.add_argument("id", metavar="ID", help="workflow id (or run id)")
+    terminate.add_argument("--reason", default="terminated from the command line")
+    return parser
+
+
+class _Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+async def _guarded(coro: Coroutine[Any, Any, int]) -> int:
+    """Run ``coro``; SIGINT/SIGTERM cancel it (so engines close cleanly) and raise
+    ``_Interrupted`` once it has unwound."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    got: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        got.append(signum)
+        if len(got) == 1:
+            task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover - Windows
+            pass
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        if got:
+            raise _Interrupted(got[0]) from None
+        raise
+
+
+def _dispatch(args: argparse.Namespace, state: _run.RunState) -> Coroutine[Any, Any, int]:
+    url: str = args.db
+    out = stdout()
+    if args.command == "run":
+        return _run.run_command(args, url, state, out, stderr())
+    if args.command == "worker":
+        return _run.worker_command(args, url, out)
+    handlers = {"ls": _inspect.ls_command, "show": _inspect.show_command,
+                "history": _inspect.history_command, "cancel": _inspect.cancel_command,
+                "terminate": _inspect.terminate_command}
+    return handlers[args.command](args, url, out)
+
+
+def run_cli(argv: Sequence[str] | None = None) -> int:
+    """Run the ``duro`` command with ``argv`` and return its exit code."""
+    args = build_parser().parse_args(argv)
+    explicit_db: str | None = args.db
+    args.db = explicit_db or os.environ.get("DURO_DB") or DEFAULT_DB
+    verbose: bool = args.verbose
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    err = stderr()
+    state = _run.RunState(db=explicit_db, target=getattr(args, "target", ""))
+    try:
+        return asyncio.run(_guarded(_dispatch(args, state)))
+    except CliError as exc:
+        err.line(f"duro: error: {exc.message}")
+        if exc.detail:
+            err.line(exc.detail.rstrip() if verbose else "  (--verbose shows the traceback)")
+        return exc.code
+    except (_Interrupted, KeyboardInterrupt):
+        if args.command == "worker":
+            err.line("duro worker stopped")
+            return EXIT_OK
+        if args.command == "run" and state.workflow_id is not None:
+            err.line(f"\ninterrupted: run {state.workflow_id!r} is durable and stops here; "
+                     f"resume it with: {state.resume_command()}")
+        else:
+            err.line("\ninterrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`duro history | head`): stop quietly, like `cat` would.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except StoreError as exc:
+        err.line(f"duro: error: {exc}")
+        return EXIT_STORE
+    except RunNotFoundError as exc:
+        err.line(f"duro: error: {exc}")
+        return EXIT_FAILED
+    except DuroError as exc:
+        err.line(f"duro: error: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``duro`` console script."""
+    sys.exit(run_cli(argv))

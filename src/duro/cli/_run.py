@@ -1,0 +1,171 @@
+"""``duro run`` and ``duro worker``: the commands that execute workflows."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from duro.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    CliError,
+    Style,
+)
+from duro.cli._format import dumps, duration, progress_line
+from duro.cli._load import import_target, load_workflow, parse_call_args
+from duro.client import Engine, RunInfo, WorkflowHandle
+from duro.errors import RunNotFoundError
+from duro.store import RunStatus
+from duro.workflow import registered_workflows
+
+__all__ = ["RunState", "run_command", "worker_command"]
+
+POLL_INTERVAL = 0.15
+"""Seconds between looks at the history while ``duro run`` waits."""
+
+
+@dataclass
+class RunState:
+    """What ``duro run`` knows so far, for the message shown when it is interrupted."""
+
+    db: str | None = None
+    target: str = ""
+    workflow_id: str | None = None
+    extra: list[str] = field(default_factory=list)
+
+    def resume_command(self) -> str:
+        """The command that attaches to the same run again."""
+        parts = ["duro"]
+        if self.db is not None:
+            parts += ["--db", self.db]
+        parts += ["run", self.target, "--id", self.workflow_id or "?"]
+        return shlex.join(parts)
+
+
+async def _describe(engine: Engine, workflow_id: str) -> RunInfo | None:
+    try:
+        return await engine.get_handle(workflow_id).describe()
+    except RunNotFoundError:
+        return None
+
+
+async def run_command(
+    args: argparse.Namespace, url: str, state: RunState, out: Style, err: Style
+) -> int:
+    """Start (or attach to) a run with an embedded worker, show its progress, report."""
+    wf = load_workflow(args.target)
+    call_args, call_kwargs = parse_call_args(args.args, args.json_args)
+    try:
+        wf.signature.bind(*call_args, **call_kwargs)
+    except TypeError as exc:
+        raise CliError(f"wrong arguments for workflow {wf.name!r}: {exc}", EXIT_USAGE) from None
+    quiet: bool = args.quiet
+    async with Engine(url, worker=True) as engine:
+        before = await _describe(engine, args.id) if args.id else None
+        if before is not None and before.workflow_name != wf.name:
+            raise CliError(
+                f"workflow id {args.id!r} belongs to a run of workflow "
+                f"{before.workflow_name!r}, not {wf.name!r}", EXIT_USAGE)
+        try:
+            handle = await engine.start(wf, *call_args, id=args.id, **call_kwargs)
+        except TypeError as exc:  # includes SerializationError: arguments JSON cannot carry
+            raise CliError(str(exc), EXIT_USAGE) from None
+        state.workflow_id = handle.workflow_id
+        if not quiet:
+            err.line(_header(wf.name, handle, before, bool(call_args or call_kwargs), err))
+        info = await _watch(handle, None if quiet else err, args.timeout, state)
+    return _report(info, args, out, err)
+
+
+def _header(name: str, handle: WorkflowHandle[Any], before: RunInfo | None, has_args: bool,
+            err: Style) -> str:
+    ids = f"{handle.workflow_id} (run {handle.run_id})"
+    if before is None:
+        return f"{err.sym('▶', 'bold')} started {name} as {ids}"
+    if before.status.is_terminal:
+        return f"{err.sym('▶', 'bold')} {ids} already {before.status.value}; its outcome:"
+    note = "; it runs with its recorded arguments" if has_args else ""
+    return (f"{err.sym('▶', 'bold')} resuming {name} {ids}, {before.history_length} events "
+            f"recorded{note}")
+
+
+async def _watch(handle: WorkflowHandle[Any], err: Style | None, timeout: float | None,
+                 state: RunState) -> RunInfo:
+    """Print each new event until the run ends or parks."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seen = 1  # run_started is the header's job
+    while True:
+        info = await handle.describe()
+        if info.history_length > seen:
+            events = await handle.history()
+            for ev in events[seen:]:
+                line = progress_line(ev, err) if err is not None else None
+                if line is not None and err is not None:
+                    err.line(line)
+            seen = len(events)
+        if info.status.is_terminal or info.status == RunStatus.PARKED:
+            return info
+        if deadline is not None and time.monotonic() >= deadline:
+            raise CliError(
+                f"run {info.workflow_id!r} is still {info.status.value} after {timeout:g}s; "
+                "it is durable and goes on when a worker runs it: wait for it with "
+                f"`{state.resume_command()}`, or serve it with `duro worker MODULE`",
+                EXIT_TIMEOUT,
+            )
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+def _report(info: RunInfo, args: argparse.Namespace, out: Style, err: Style) -> int:
+    wid = info.workflow_id
+    took = (f" in {duration((info.closed_at - info.created_at).total_seconds())}"
+            if info.closed_at is not None else "")
+    verbose: bool = getattr(args, "verbose", False)
+    status = info.status
+    if status == RunStatus.COMPLETED:
+        if not args.quiet:
+            err.line(f"{err.sym('✓', 'green')} {wid} completed{took}")
+        out.line(dumps(info.result_json))
+        return EXIT_OK
+    error = info.error
+    if status in (RunStatus.CANCELLED, RunStatus.TERMINATED):
+        reason = f": {error.message}" if status == RunStatus.TERMINATED and error else ""
+        err.line(f"{err.sym('⊘', 'yellow')} {wid} was {status.value}{took}{reason}")
+        return EXIT_STOPPED
+    if status == RunStatus.PARKED:
+        err.line(f"{err.sym('✗', 'red')} {wid} is parked: {error}")
+        err.line("  the run is kept as it is; it resumes when a worker with fixed code starts "
+                 "(fix the code, then run the same command with --id again)")
+        return EXIT_FAILED
+    err.line(f"{err.sym('✗', 'red')} {wid} failed{took}: {error}")
+    if error is not None and error.traceback:
+        if verbose:
+            err.line(error.traceback.rstrip())
+        else:
+            err.line("  (--verbose shows the traceback)")
+    return EXIT_FAILED
+
+
+async def worker_command(args: argparse.Namespace, url: str, out: Style) -> int:
+    """Serve every workflow of the given modules until SIGINT/SIGTERM."""
+    for target in args.modules:
+        import_target(target)
+    if not registered_workflows():
+        raise CliError(f"no @duro.workflow found in {', '.join(args.modules)}", EXIT_USAGE)
+    async with Engine(url, worker=True, max_active=args.concurrency) as engine:
+        assert engine.worker is not None
+        names = engine.worker.names
+        out.line(f"duro worker ready: pid {os.getpid()}, {len(names)} workflow(s): "
+                 f"{', '.join(names)} (concurrency {args.concurrency}, db {url})")
+        try:
+            await engine.run_forever()
+        finally:
+            out.line("duro worker stopping: releasing its runs")
+    return EXIT_OK  # pragma: no cover - run_forever only ends by cancellation
