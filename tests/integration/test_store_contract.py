@@ -1,0 +1,188 @@
+"""The Store contract, run against every store implementation (SQLite today).
+
+These talk to the store directly: ids, fencing, claims, leases, messages, migrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import duro
+from duro.store import Fenced, NewEvent, Store, open_store
+from duro.store.sqlite._sql import migrations
+from tests.conftest import run
+
+StoreFactory = Callable[[], Store]
+
+
+@pytest.fixture(params=["sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
+    if request.param == "sqlite":
+        return lambda: open_store(f"sqlite:///{tmp_path}/contract.db")
+    raise AssertionError(request.param)
+
+
+async def _opened(factory: StoreFactory) -> Store:
+    store = factory()
+    await store.open()
+    return store
+
+
+async def _create(store: Store, wid: str, *, owner: str | None = None,
+                  **kw: object) -> tuple[duro.store.RunRecord, bool]:
+    return await store.create_run(run_id=f"run-{wid}-{time.monotonic_ns()}", workflow_id=wid,
+                                  workflow_name="wf", input=b'{"args":[]}', now=100.0,
+                                  owner=owner, on_conflict=kw.get("on_conflict", "use_existing"),
+                                  on_reuse=kw.get("on_reuse", "use_existing"))  # type: ignore[arg-type]
+
+
+def ev(kind: str, op: int | None = None) -> NewEvent:
+    return NewEvent(kind=kind, ts=101.0, op=op, name="s" if op else None, data=b"1")
+
+
+def test_create_is_idempotent_by_workflow_id(make_store: StoreFactory) -> None:
+    async def main() -> None:
+        store = await _opened(make_store)
+        first, created = await _create(store, "a")
+        again, created_again = await _create(store, "a")
+        assert created and not created_again and again.run_id == first.run_id
+        with pytest.raises(duro.WorkflowAlreadyStartedError):
+            await _create(store, "a", on_conflict="fail")
+        history = await store.load_history(first.run_id)
+        assert [e.kind for e in history] == ["run_started"]
+        await store.close()
+
+    run(main())
+
+
+def test_appends_are_fenced_by_epoch(make_store: StoreFactory) -> None:
+    async def main() -> None:
+        store = await _opened(make_store)
+        await store.register_worker("w1", "h", 1, real_now=time.time(), lease=30)
+        await store.register_worker("w2", "h", 2, real_now=time.time() - 100, lease=1)
+        rec, _ = await _create(store, "f", owner="w2")
+        assert rec.epoch == 1
+        await store.append(rec.run_id, 1, 1, [ev("step_completed", 1)], now=101)
+        # w2's lease is long expired: w1 takes the run over, bumping the epoch.
+        claims = await store.claim("w1", ["wf"], 10, now=200, real_now=time.time())
+        assert [(c.run_id, c.epoch, c.history_len) for c in claims] == [(rec.run_id, 2, 2)]
+        with pytest.raises(Fenced):
+            await store.append(rec.run_id, 1, 2, [ev("step_completed", 2)], now=102)
+        await store.append(rec.run_id, 2, 2, [ev("step_completed", 2)], now=103)
+        kinds = [(e.seq, e.kind, e.op) for e in await store.load_history(rec.run_id)]
+        assert kinds == [(0, "run_started", None), (1, "step_completed", 1),
+                         (2, "step_completed", 2)]
+        await store.close()
+
+    run(main())
+
+
+def test_an_outcome_is_recorded_once_even_if_asked_twice(make_store: StoreFactory) -> None:
+    async def main() -> None:
+        store = await _opened(make_store)
+        rec, _ = await _create(store, "once", owner="w")
+        await store.append(rec.run_id, 1, 1, [ev("step_completed", 1)], now=101)
+        with pytest.raises(duro.StoreError):
+            await store.append(rec.run_id, 1, 2, [ev("step_completed", 1)], now=102)
+        assert len(await store.load_history(rec.run_id)) == 2
+        await store.close()
+
+    run(main())
+
+
+def test_group_commit_isolates_a_failing_operation(make_store: StoreFactory) -> None:
+    async def main() -> None:
+        store = await _opened(make_store)
+        recs = [(await _create(store, f"g{i}", owner="w"))[0] for i in range(20)]
+        results = await asyncio.gather(
+            *(store.append(r.run_id, 1 if i != 7 else 99, 1, [ev("step_completed", 1)],
+                           now=101) for i, r in enumerate(recs)),
+            return_exceptions=True,
+        )
+        assert [i for i, r in enumerate(results) if isinstance(r, Fenced)] == [7]
+        assert all(r is None for i, r in enumerate(results) if i != 7)
+        for i, r in enumerate(recs):
+            assert len(await store.load_history(r.run_id)) == (1 if i == 7 else 2)
+        await store.close()
+
+    run(main())
+
+
+def test_suspend_wake_and_claim_due_runs_only(make_store: StoreFactory) -> None:
+    async def main() -> None:
+        store = await _opened(make_store)
+        await store.register_worker("w", "h", 1, real_now=time.time(), lease=30)
+        soon, _ = await _create(store, "soon", owner="w")
+        later, _ = await _create(store, "later", owner="w")
+        for rec, wake in ((soon, 150.0), (later, 500.0)):
+            await store.append(rec.run_id, 1, 1, [], now=101, status="suspended",
+                               wake_at=wake, release=True)
+        assert await store.next_wake_at(["wf"]) == 150.0
+        assert await store.next_wake_at(["other"]) is None
+        assert await store.claim("w", ["wf"], 10, now=149, real_now=time.time()) == []
+        claims = await store.claim("w", ["wf"], 10, now=151, real_now=time.time())
+        assert [c.run_id for c in claims] == [soon.run_id] and claims[0].epoch == 2
+        # A message wakes a suspended run at once.
+        await store.send_message("later", "cancel", None, None, now=152)
+        claims = await store.claim("w", ["wf"], 10, now=153, real_now=time.time())
+        assert [c.run_id for c in claims] == [later.run_id]
+        assert [m[1] for m in await store.read_inbox(later.run_id)] == ["cancel"]
+        await store.close()
+
+    run(main())
+
+
+def test_terminate_fences_out_the_owner(make_store: StoreFactory) -> None:
+    async def main() -> None:
+        store = await _opened(make_store)
+        rec, _ = await _create(store, "t", owner="w")
+        done = await store.terminate("t", reason="stop", now=105)
+        assert done.status == duro.RunStatus.TERMINATED
+        with pytest.raises(Fenced):
+            await store.append(rec.run_id, 1, 1, [ev("step_completed", 1)], now=106)
+        assert [e.kind for e in await store.load_history(rec.run_id)] == [
+            "run_started", "run_terminated"]
+        with pytest.raises(duro.RunNotFoundError):
+            await store.terminate("t", reason="again", now=107)
+        await store.close()
+
+    run(main())
+
+
+def test_deregistering_releases_owned_runs(make_store: StoreFactory) -> None:
+    async def main() -> None:
+        store = await _opened(make_store)
+        await store.register_worker("w", "h", 1, real_now=time.time(), lease=30)
+        rec, _ = await _create(store, "r", owner="w")
+        await store.deregister_worker("w", now=110)
+        got = await store.get_run("r")
+        assert got is not None and got.status == duro.RunStatus.PENDING and got.owner is None
+        claims = await store.claim("w2", ["wf"], 10, now=111, real_now=time.time())
+        assert [c.run_id for c in claims] == [rec.run_id]
+        await store.close()
+
+    run(main())
+
+
+def test_sqlite_migrations_reproduce_the_schema(tmp_path: Path) -> None:
+    """Applying the numbered migrations yields exactly the committed schema snapshot."""
+    snapshot = (Path(__file__).parent.parent.parent / "src/duro/store/sqlite/schema.sql")
+    store = open_store(f"sqlite:///{tmp_path}/m.db")
+    run(store.open())
+    run(store.close())
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        rows = conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL "
+                            "AND name NOT LIKE 'sqlite_%' ORDER BY type DESC, name").fetchall()
+        versions = [r[0] for r in conn.execute("SELECT version FROM duro_migrations")]
+    actual = ";\n\n".join(r[0] for r in rows) + ";\n"
+    assert versions == [v for v, _, _ in migrations()]
+    assert actual == snapshot.read_text("utf-8"), (
+        "schema drifted: regenerate src/duro/store/sqlite/schema.sql from a fresh database")
+
+
