@@ -193,6 +193,7 @@ class Worker:
 
     async def _main_loop(self) -> None:
         last_takeover = 0.0
+        last_inbox_poll = 0.0
         while not self._stopping:
             self._notify.clear()
             now = self.clock.now()
@@ -225,8 +226,11 @@ class Worker:
                             timeout = min(timeout, due - now)
                     elif due is not None:
                         timeout = min(timeout, due - now)
-                for run_id in await self.store.runs_with_inbox(self.worker_id):
-                    self._check_inbox(run_id)
+                if time.monotonic() - last_inbox_poll >= self.poll_interval:
+                    # Messages stored by other processes for runs we hold.
+                    last_inbox_poll = time.monotonic()
+                    for run_id in await self.store.runs_with_inbox(self.worker_id):
+                        self._check_inbox(run_id)
             except asyncio.CancelledError:
                 raise
             except DuroError as exc:
@@ -417,7 +421,9 @@ class Worker:
         started = time.perf_counter()
         self.steps_executed += 1
         try:
-            data = await run_attempt(cmd, info, self.executor, deadline, self._save_heartbeat)
+            data = await run_attempt(
+                cmd, info, self.executor, deadline,
+                lambda c: self._spawn(self._store_heartbeat(inst.run_id, c.op, c.heartbeat)))
         except asyncio.CancelledError:
             info.cancelled = True
             if cmd.state == "running":
@@ -483,12 +489,6 @@ class Worker:
             else:
                 self._add_wakeup(retry_at, inst.run_id)
         self._after(inst)
-
-    def _save_heartbeat(self, cmd: StepCommand) -> None:
-        inst = next((i for i in self.active.values() if i.commands.get(cmd.op) is cmd), None)
-        if inst is None:
-            return
-        self._spawn(self._store_heartbeat(inst.run_id, cmd.op, cmd.heartbeat))
 
     async def _store_heartbeat(self, run_id: str, op: int, details: Any) -> None:
         try:

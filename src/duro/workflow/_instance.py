@@ -160,6 +160,11 @@ class RunInstance:
             if self.park_error is None:
                 self.park_error = exc
             return
+        except (ValueError, TypeError, KeyError) as exc:  # a malformed stored event
+            if self.park_error is None:
+                self.park_error = PayloadDecodeError(
+                    f"event {kind!r} (op {op}) of run {self.run_id} cannot be read: {exc}")
+            return
         self.run_ready()
 
     def _apply(
@@ -398,7 +403,7 @@ class RunInstance:
         _set_running_loop(self.loop)
         try:
             for task in tasks:
-                task._log_destroy_pending = False  # dropped on purpose, not leaked
+                task._log_destroy_pending = False  # type: ignore[attr-defined]  # dropped on purpose
                 coro = task.get_coro()
                 with contextlib.suppress(BaseException):  # user finally blocks
                     coro.close()
