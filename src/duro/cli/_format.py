@@ -30,9 +30,10 @@ _STATUS_COLORS = {"completed": "green", "failed": "red", "cancelled": "yellow",
                   "retrying": "yellow"}
 
 
-def dumps(value: Any, *, indent: int | None = 2) -> str:
-    """JSON for people and for ``jq``: non-ASCII kept, anything odd as its string."""
-    return json.dumps(value, indent=indent, ensure_ascii=False, default=str)
+def dumps(value: Any, *, indent: int | None = 2, ascii: bool = False) -> str:
+    """JSON for people and for ``jq``: non-ASCII kept unless ``ascii`` (for a stream that
+    cannot carry it), anything odd as its string."""
+    return json.dumps(value, indent=indent, ensure_ascii=ascii, default=str)
 
 
 def local_time(when: dt.datetime | None, *, ms: bool = False) -> str:
@@ -151,21 +152,23 @@ def history_row(ev: Event) -> list[str]:
             f"#{ev.op}" if ev.op is not None else "", ev.name or "", _details(ev)]
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], style: Style) -> list[str]:
-    """Left-aligned columns two spaces apart; the last column is not padded."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], style: Style,
+          *, status_column: int | None = None) -> list[str]:
+    """Left-aligned columns two spaces apart; the last column is not padded. On a TTY the
+    header is bold and the cells of ``status_column`` are coloured by status."""
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
 
-    def fmt(cells: Sequence[str]) -> str:
-        padded = [c.ljust(w) for c, w in zip(cells[:-1], widths[:-1], strict=True)]
-        return "  ".join([*padded, cells[-1]]).rstrip()
+    def fmt(cells: Sequence[str], *, header: bool = False) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            text = cell if i == len(cells) - 1 else cell.ljust(widths[i])
+            if not header and i == status_column:
+                text = text.replace(cell, status_text(cell, style))
+            out.append(text)
+        line = "  ".join(out).rstrip()
+        return style.paint(line, "bold") if header else line
 
-    lines = [style.paint(fmt(headers), "bold")]
-    for row in rows:
-        line = fmt(row)
-        if style.color and len(row) > 2 and row[2] in _STATUS_COLORS:
-            line = line.replace(row[2], style.paint(row[2], _STATUS_COLORS[row[2]]), 1)
-        lines.append(line)
-    return lines
+    return [fmt(headers, header=True), *(fmt(row) for row in rows)]
 
 
 def status_text(status: str, style: Style) -> str:

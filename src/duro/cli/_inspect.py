@@ -35,11 +35,11 @@ async def client(url: str) -> AsyncIterator[Engine]:
         CliError: (exit 4) the database file does not exist.
     """
     store = open_store(url)
-    if isinstance(store, SqliteStore) and store.path != ":memory:" and not os.path.exists(
-        store.path
-    ):
-        raise CliError(f"no database at {store.path!r} (pass --db URL or set DURO_DB)",
-                       EXIT_STORE)
+    if isinstance(store, SqliteStore) and store.path != ":memory:":
+        path = os.path.abspath(store.path)
+        if not os.path.exists(path):
+            raise CliError(f"no database at {path!r} (pass --db URL or set DURO_DB)",
+                           EXIT_STORE)
     async with Engine(url, worker=False, store=store) as engine:
         yield engine
 
@@ -56,7 +56,7 @@ async def ls_command(args: argparse.Namespace, url: str, out: Style) -> int:
     async with client(url) as engine:
         runs = await engine.list(status=args.status, name=args.name, limit=args.limit)
     if args.json:
-        out.line(dumps([run_json(r) for r in runs]))
+        out.line(dumps([run_json(r) for r in runs], ascii=not out.unicode))
         return EXIT_OK
     if not runs:
         out.line("no runs")
@@ -68,7 +68,7 @@ async def ls_command(args: argparse.Namespace, url: str, out: Style) -> int:
         rows.append([r.workflow_id, r.workflow_name, r.status.value, local_time(r.created_at),
                      local_time(r.updated_at), took])
     for line in table(["WORKFLOW ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "DURATION"],
-                      rows, out):
+                      rows, out, status_column=2):
         out.line(line)
     return EXIT_OK
 
@@ -80,7 +80,8 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
         events = await engine.get_handle(info.workflow_id, info.run_id).history()
     steps = summarize_steps(events)
     if args.json:
-        out.line(dumps({**run_json(info), "steps": [step_json(s) for s in steps]}))
+        described = {**run_json(info), "steps": [step_json(s) for s in steps]}
+        out.line(dumps(described, ascii=not out.unicode))
         return EXIT_OK
     verbose: bool = getattr(args, "verbose", False)
     fields: list[tuple[str, str]] = [
@@ -101,7 +102,7 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
             fields.append(("worker", info.owner))
     fields.append(("events", str(info.history_length)))
     if info.status == RunStatus.COMPLETED:
-        fields.append(("result", dumps(info.result_json)))
+        fields.append(("result", dumps(info.result_json, ascii=not out.unicode)))
     elif info.error is not None and info.status != RunStatus.CANCELLED:
         label = {RunStatus.TERMINATED: "reason", RunStatus.PARKED: "parked"}.get(
             info.status, "error")
@@ -123,7 +124,8 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
     out.line("steps")
     rows = [[f"#{s.op}", s.name, s.status, str(s.attempts), duration(s.duration),
              s.error or ""] for s in steps]
-    for line in table(["OP", "NAME", "STATUS", "ATTEMPTS", "DURATION", "ERROR"], rows, out):
+    for line in table(["OP", "NAME", "STATUS", "ATTEMPTS", "DURATION", "ERROR"], rows, out,
+                      status_column=2):
         out.line("  " + line)
     return EXIT_OK
 
@@ -134,7 +136,7 @@ async def history_command(args: argparse.Namespace, url: str, out: Style) -> int
         info = await _describe(engine, args.id)
         events = await engine.get_handle(info.workflow_id, info.run_id).history()
     if args.json:
-        out.line(dumps([e.to_json() for e in events]))
+        out.line(dumps([e.to_json() for e in events], ascii=not out.unicode))
         return EXIT_OK
     for line in table(["SEQ", "TIME", "KIND", "OP", "NAME", "DETAILS"],
                       [history_row(e) for e in events], out):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -52,29 +51,55 @@ def import_target(target: str) -> ModuleType:
         raise _import_failed(target, exc) from None
 
 
+def _module_name(path: Path) -> tuple[str, Path]:
+    """The dotted name Python would give the file, and the folder it is imported from.
+
+    The name matters beyond this process: step names include the module, and a run's
+    history must replay under the same names wherever it is resumed.
+    """
+    parts = [path.stem]
+    folder = path.parent
+    while (folder / "__init__.py").is_file() and folder.name.isidentifier():
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts), folder
+
+
 def _import_file(path: Path, shown: str) -> ModuleType:
-    name = path.stem
+    name, root = _module_name(path)
     existing = sys.modules.get(name)
     if existing is not None:
         file = getattr(existing, "__file__", None)
         if file and Path(file).resolve() == path:
             return existing
-    if existing is not None or not name.isidentifier():
-        name = f"_duro_app_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}_{path.stem}"
-        name = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
-    # Its directory goes on sys.path so that the file can import its neighbours.
-    if str(path.parent) not in sys.path:
-        sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise CliError(f"cannot import {shown!r}: not a Python source file", EXIT_USAGE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+        raise CliError(
+            f"cannot import {shown!r} as module {name!r}: another module of that name is "
+            f"already imported ({file or 'built in'}); rename the file", EXIT_USAGE)
+    # Its folder goes on sys.path so that the file can import its neighbours.
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     try:
-        spec.loader.exec_module(module)
+        if "." in name:
+            module = importlib.import_module(name)
+        else:
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise CliError(f"cannot import {shown!r}: not a Python source file", EXIT_USAGE)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+    except CliError:
+        raise
     except (Exception, SystemExit) as exc:
-        sys.modules.pop(name, None)
         raise _import_failed(shown, exc) from None
+    file = getattr(module, "__file__", None)
+    if not file or Path(file).resolve() != path:
+        raise CliError(f"importing {shown!r} as {name!r} found another file: {file}",
+                       EXIT_USAGE)
     return module
 
 

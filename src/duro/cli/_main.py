@@ -35,7 +35,8 @@ _EPILOG = """\
 exit codes: 0 ok; 1 the workflow failed (or: unknown id, run not live, other error);
 2 usage error (bad MODULE:WORKFLOW, module not importable, bad arguments);
 3 the run was cancelled or terminated; 4 the database cannot be opened or used;
-124 `run --timeout` expired (the run goes on); 130 interrupted (the run is durable).
+124 `run --timeout` expired (the run goes on); 130 interrupted (the run is durable);
+141 the output pipe was closed.
 """
 
 
@@ -136,10 +137,9 @@ async def _guarded(coro: Coroutine[Any, Any, int]) -> int:
             task.cancel()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        # Not on Windows, nor off the main thread: there Ctrl-C stays a KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, on_signal, sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover - Windows
-            pass
     try:
         return await coro
     except asyncio.CancelledError:
@@ -167,8 +167,16 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     explicit_db: str | None = args.db
     args.db = explicit_db or os.environ.get("DURO_DB") or DEFAULT_DB
     verbose: bool = args.verbose
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # `duro run` reports what happens to its run itself; a worker's logs are its output.
+    quiet_logs = args.command == "run" and not verbose
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.CRITICAL if quiet_logs else logging.WARNING,
+        stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for stream in (sys.stdout, sys.stderr):
+        # A name or message the terminal's encoding cannot show must not crash the command.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     err = stderr()
     state = _run.RunState(db=explicit_db, target=getattr(args, "target", ""))
     try:

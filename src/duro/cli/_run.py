@@ -65,19 +65,31 @@ async def run_command(
     call_args, call_kwargs = parse_call_args(args.args, args.json_args)
     try:
         wf.signature.bind(*call_args, **call_kwargs)
+        bad_args = None
     except TypeError as exc:
-        raise CliError(f"wrong arguments for workflow {wf.name!r}: {exc}", EXIT_USAGE) from None
+        bad_args = CliError(f"wrong arguments for workflow {wf.name!r}: {exc}", EXIT_USAGE)
+    if bad_args is not None and args.id is None:
+        raise bad_args
     quiet: bool = args.quiet
-    async with Engine(url, worker=True) as engine:
+    # The embedded worker serves this workflow only: `duro run` is not a general worker.
+    async with Engine(url, worker=True, workflows=[wf]) as engine:
         before = await _describe(engine, args.id) if args.id else None
-        if before is not None and before.workflow_name != wf.name:
-            raise CliError(
-                f"workflow id {args.id!r} belongs to a run of workflow "
-                f"{before.workflow_name!r}, not {wf.name!r}", EXIT_USAGE)
-        try:
-            handle = await engine.start(wf, *call_args, id=args.id, **call_kwargs)
-        except TypeError as exc:  # includes SerializationError: arguments JSON cannot carry
-            raise CliError(str(exc), EXIT_USAGE) from None
+        handle: WorkflowHandle[Any]
+        if before is not None:
+            # Attach to the run of this id (resuming it if nobody runs it): it already
+            # has its arguments, so none are needed to continue it.
+            if before.workflow_name != wf.name:
+                raise CliError(
+                    f"workflow id {args.id!r} belongs to a run of workflow "
+                    f"{before.workflow_name!r}, not {wf.name!r}", EXIT_USAGE)
+            handle = engine.get_handle(before.workflow_id, before.run_id)
+        elif bad_args is not None:
+            raise bad_args
+        else:
+            try:
+                handle = await engine.start(wf, *call_args, id=args.id, **call_kwargs)
+            except TypeError as exc:  # SerializationError: arguments JSON cannot carry
+                raise CliError(str(exc), EXIT_USAGE) from None
         state.workflow_id = handle.workflow_id
         if not quiet:
             err.line(_header(wf.name, handle, before, bool(call_args or call_kwargs), err))
@@ -132,7 +144,7 @@ def _report(info: RunInfo, args: argparse.Namespace, out: Style, err: Style) -> 
     if status == RunStatus.COMPLETED:
         if not args.quiet:
             err.line(f"{err.sym('✓', 'green')} {wid} completed{took}")
-        out.line(dumps(info.result_json))
+        out.line(dumps(info.result_json, ascii=not out.unicode))
         return EXIT_OK
     error = info.error
     if status in (RunStatus.CANCELLED, RunStatus.TERMINATED):

@@ -80,8 +80,10 @@ class WorkflowHandle(Generic[R]):
                 if wait is not None:
                     wait.cancel()
                 raise TimeoutError(f"run {self.workflow_id!r} did not finish in {timeout}s")
-            step = delay if remaining is None else min(delay, remaining)
             delay = min(delay * 1.5, 0.5)
+            if wait is not None:
+                delay = 1.0  # completion here wakes us; polling only covers other workers
+            step = delay if remaining is None else min(delay, remaining)
             if wait is not None:
                 # This process runs it: completion wakes us; polling covers other workers.
                 with contextlib.suppress(TimeoutError):

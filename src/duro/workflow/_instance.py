@@ -398,7 +398,7 @@ class RunInstance:
         the workflow's durability.
         """
         self.active = False
-        tasks = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        tasks = [t for t in self.loop.tasks if not t.done()]
         previous = _get_running_loop()
         _set_running_loop(self.loop)
         try:

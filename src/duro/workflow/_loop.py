@@ -37,6 +37,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._running = False
         self._exception_handler: Any = None
         self._task_factory: Any = None
+        # This run's tasks: asyncio.all_tasks(loop) would scan every task of the process.
+        self.tasks: list[asyncio.Task[Any]] = []
 
     # -- time and callbacks ------------------------------------------------------
 
@@ -88,8 +90,13 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def create_task(self, coro: Any, *, name: str | None = None,
                     context: contextvars.Context | None = None) -> asyncio.Task[Any]:
         if self._task_factory is not None:
-            return self._task_factory(self, coro)  # type: ignore[no-any-return]
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+            task: asyncio.Task[Any] = self._task_factory(self, coro)
+        else:
+            task = asyncio.Task(coro, loop=self, name=name, context=context)
+        if len(self.tasks) > 64:
+            self.tasks = [t for t in self.tasks if not t.done()]
+        self.tasks.append(task)
+        return task
 
     def set_task_factory(self, factory: Any) -> None:
         self._task_factory = factory

@@ -1,0 +1,98 @@
+"""The README's first command: ``examples/research_agent.py`` runs, and survives kill -9."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "research_agent.py"
+EXECUTED = re.compile(r"executing step #(\d+)")
+REPLAYED = re.compile(r"^\s*\[([^\]]+?)\s*\] replayed from history", re.MULTILINE)
+
+
+def run_demo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+
+
+def query(db: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_fast_run_prints_report_and_is_idempotent(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    first = run_demo("--fast", "--db", str(db), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "# Research report: durable execution for AI agents" in first.stdout
+    assert "Sources (" in first.stdout
+    assert "duro show research-durable-execution-for-ai-agents --db" in first.stdout
+    assert len(EXECUTED.findall(first.stdout)) >= 8  # plan, 3 searches, 3 LLM calls, report
+    assert query(db, "SELECT status FROM runs") == [("completed",)]
+
+    # Same topic, same workflow id: the stored result comes back, nothing runs again.
+    again = run_demo("--fast", "--db", str(db), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already completed" in again.stdout
+    assert "# Research report: durable execution for AI agents" in again.stdout
+    assert EXECUTED.findall(again.stdout) == []
+    assert query(db, "SELECT count(*) FROM runs") == [(1,)]
+
+
+def test_kill_9_then_rerun_resumes_without_rerunning_finished_steps(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    # Real (simulated) latency so there is time to kill it mid-way; a short durable sleep.
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--db", str(db), "--cooldown", "1"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lines: list[str] = []
+    llm_started = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if re.search(r"\[llm \d+\s*\] executing", line):
+                llm_started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        # An LLM step starts only once its search step's result is recorded.
+        assert llm_started.wait(timeout=30), "".join(lines)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        reader.join(timeout=10)
+    first_out = "".join(lines)
+    assert proc.returncode == -9
+
+    completed_before = {op for (op,) in query(
+        db, "SELECT op FROM events WHERE kind = 'step_completed'")}
+    ((run_id, status),) = query(db, "SELECT run_id, status FROM runs")
+    assert status != "completed"
+    assert len(completed_before) >= 2, first_out  # the plan and at least one search
+
+    rerun = run_demo("--fast", "--db", str(db), cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    out = rerun.stdout
+    assert f"Resuming unfinished run {run_id}" in out
+    assert "# Research report: durable execution for AI agents" in out
+
+    executed_again = {int(op) for op in EXECUTED.findall(out)}
+    assert executed_again, out  # at least the final report step ran in the second process
+    assert not executed_again & completed_before, out
+    assert len(REPLAYED.findall(out)) == len(completed_before), out
+
+    # The same run finished; each step's outcome is recorded once.
+    assert query(db, "SELECT run_id, status FROM runs") == [(run_id, "completed")]
+    assert query(db, """SELECT run_id, op FROM events WHERE kind = 'step_completed'
+                        GROUP BY run_id, op HAVING count(*) > 1""") == []
+    completed_after = {op for (op,) in query(
+        db, "SELECT op FROM events WHERE kind = 'step_completed'")}
+    assert completed_before < completed_after
+    assert len(completed_after) == 8  # plan, 3 searches, 3 LLM calls, report
