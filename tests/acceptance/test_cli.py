@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 import duro
+from tests.conftest import read_only
 
 APPS = Path(__file__).parent / "apps"
 APP_FILE = APPS / "cli_app.py"
@@ -452,17 +453,9 @@ def test_a_locked_database_exits_4(db: str, db_path: Path) -> None:
     assert "locked" in proc.stderr
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="running as root: file permissions do not stop root's writes, so a "
-                           "read-only database cannot be faked here")
-def test_a_read_only_database_exits_4(db: str, db_path: Path, tmp_path: Path) -> None:
+def test_a_read_only_database_exits_4(db: str, db_path: Path) -> None:
     client_call(db, lambda engine: asyncio.sleep(0))
-    os.chmod(db_path, 0o444)
-    os.chmod(tmp_path, 0o555)
-    try:
+    with read_only(db_path):
         proc = cli("run", "cli_app:greet", "x", db=db)
-    finally:
-        os.chmod(tmp_path, 0o755)
-        os.chmod(db_path, 0o644)
     assert proc.returncode == 4
-    assert "read-only" in proc.stderr or "cannot open" in proc.stderr
+    assert "read-only" in proc.stderr

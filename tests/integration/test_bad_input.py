@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
 import sqlite3
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import duro
-from tests.conftest import run, wait_until
+from tests.conftest import read_only, run, wait_until
 
 
 @duro.step
@@ -110,20 +106,6 @@ def test_a_run_whose_code_is_gone_waits_and_resumes_when_it_returns(db_url: str)
     run(main())
 
 
-@contextlib.contextmanager
-def immutable(path: Path) -> Iterator[None]:
-    """Make a file read-only even for root (ext4 immutable attribute)."""
-    if shutil.which("chattr") is None:
-        pytest.skip("chattr is not available to make a file read-only for root")
-    result = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"this filesystem cannot make files immutable: {result.stderr.strip()}")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(path)], check=True)
-
-
 def test_read_only_database_gives_a_typed_error_and_loses_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "data"
     folder.mkdir()
@@ -134,12 +116,12 @@ def test_read_only_database_gives_a_typed_error_and_loses_nothing(tmp_path: Path
             assert await (await engine.start(wf_ok, 1, id="kept")).result(timeout=10) == 2
 
     run(create())
-    with immutable(folder / "ro.db"):
+    with read_only(folder / "ro.db"):
         with pytest.raises(duro.DatabaseReadOnlyError, match="read-only"):
             run(create())
         for leftover in folder.glob("ro.db-*"):  # from the attempt above
             leftover.unlink()
-        with immutable(folder), pytest.raises(duro.StoreError, match="writable") as info:
+        with read_only(folder), pytest.raises(duro.StoreError, match="writable") as info:
             run(create())
         assert "ro.db-wal" in str(info.value)
 
@@ -239,7 +221,7 @@ async def wf_time_sleep() -> None:
 
 @duro.workflow
 async def wf_opens_file() -> str:
-    with open("/etc/hostname") as f:  # noqa: ASYNC230 - the point of the test
+    with open("/etc/hostname") as f:
         return f.read()
 
 

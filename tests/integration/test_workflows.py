@@ -82,7 +82,7 @@ def test_step_outside_workflow_runs_plain_function() -> None:
     assert run(double(4)) == 8
     assert run(sync_inc(1)) == 2  # awaiting runs it inline
     assert sync_inc.fn(1) == 2
-    assert STEP_THREADS == {"MainThread"}
+    assert {"MainThread"} == STEP_THREADS
 
 
 @duro.step

@@ -48,7 +48,7 @@ def roundtrip(value: Any, hint: Any) -> Any:
 
 def test_rich_types_roundtrip_by_hint() -> None:
     value = Outer(id=uuid.uuid4(), color=Color.BLUE,
-                  inner=Inner(when=dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc),
+                  inner=Inner(when=dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC),
                               tags={"a", "b"}),
                   blob=b"\x00\xffbytes", maybe=None, items=(1, 2))
     assert roundtrip(value, Outer) == value
