@@ -488,3 +488,34 @@ def test_now_random_uuid_are_stable_across_replay(db_url: str) -> None:
 async def _run_id(db_url: str, workflow_id: str) -> str:
     async with duro.Engine(db_url, worker=False) as engine:
         return (await engine.get_handle(workflow_id).describe()).run_id
+
+
+RUNNING = {"now": 0, "peak": 0}
+
+
+@duro.step
+async def counted_work() -> None:
+    RUNNING["now"] += 1
+    RUNNING["peak"] = max(RUNNING["peak"], RUNNING["now"])
+    await asyncio.sleep(0.005)
+    RUNNING["now"] -= 1
+
+
+@duro.workflow
+async def wf_counted() -> None:
+    await counted_work()
+    await asyncio.sleep(0.01)
+    await counted_work()
+
+
+@pytest.mark.parametrize("max_active", [1, 3])
+def test_max_active_holds_while_starting_and_claiming(db_url: str, max_active: int) -> None:
+    RUNNING.update(now=0, peak=0)
+
+    async def main() -> None:
+        async with duro.Engine(db_url, max_active=max_active) as engine:
+            handles = [await engine.start(wf_counted) for _ in range(60)]
+            await asyncio.gather(*(h.result(timeout=30) for h in handles))
+
+    run(main())
+    assert RUNNING["peak"] == max_active

@@ -143,17 +143,23 @@ class Engine:
         workflow_id = id or str(uuid.uuid4())
         run_id = str(uuid.uuid4())
         worker = self.worker
-        local = worker is not None and worker.can_adopt(wf.name)
+        local = worker is not None and worker.reserve_slot(wf.name)
         now = self.clock.now()
-        record, created = await self.store.create_run(
-            run_id=run_id, workflow_id=workflow_id, workflow_name=wf.name, input=payload,
-            now=now, owner=worker.worker_id if local and worker else None,
-            on_conflict=on_conflict, on_reuse=on_reuse,
-        )
-        if created and local and worker is not None:
-            worker.adopt(Claim(run_id=record.run_id, workflow_id=workflow_id,
-                               workflow_name=wf.name, epoch=record.epoch, history_len=1),
-                         payload, now)
+        adopted = False
+        try:
+            record, created = await self.store.create_run(
+                run_id=run_id, workflow_id=workflow_id, workflow_name=wf.name, input=payload,
+                now=now, owner=worker.worker_id if local and worker else None,
+                on_conflict=on_conflict, on_reuse=on_reuse,
+            )
+            if created and local and worker is not None:
+                adopted = True
+                worker.adopt(Claim(run_id=record.run_id, workflow_id=workflow_id,
+                                   workflow_name=wf.name, epoch=record.epoch, history_len=1),
+                             payload, now)
+        finally:
+            if local and not adopted and worker is not None:
+                worker.unreserve_slot()
         return WorkflowHandle(self, workflow_id, record.run_id, result_hint=wf.return_hint)
 
     def get_handle(self, workflow_id: str, run_id: str | None = None,

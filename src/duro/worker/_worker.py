@@ -99,6 +99,9 @@ class Worker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._activations: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        # Slots promised to claims in flight and to claimed runs not yet activated, so
+        # that adopting new runs meanwhile cannot overshoot max_active.
+        self._reserved = 0
         self._unsubscribe: Callable[[], None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.steps_executed = 0
@@ -178,11 +181,23 @@ class Worker:
             inst.close()
         self._wake_waiters(run_id)
 
-    def can_adopt(self, name: str) -> bool:
-        return not self._stopping and name in self.workflows and len(self.active) < self.max_active
+    def reserve_slot(self, name: str) -> bool:
+        """Reserve room for a run the engine is about to create owned by this worker.
+
+        Pair with :meth:`adopt` (if the run was created) or :meth:`unreserve_slot`.
+        """
+        if (self._stopping or name not in self.workflows
+                or len(self.active) + self._reserved >= self.max_active):
+            return False
+        self._reserved += 1
+        return True
+
+    def unreserve_slot(self) -> None:
+        self._reserved -= 1
 
     def adopt(self, claim: Claim, input: bytes, ts: float) -> None:
         """Run a run this worker created already owned (no claim round trip)."""
+        self._reserved -= 1
         inst = self._new_instance(claim)
         inst.history_len = 1
         self.active[claim.run_id] = inst
@@ -206,7 +221,7 @@ class Worker:
                     hints, self._inbox_hints = self._inbox_hints, set()
                     for run_id in hints:
                         self._check_inbox(run_id)
-                room = self.max_active - len(self.active)
+                room = self.max_active - len(self.active) - self._reserved
                 if room > 0:
                     due = await self.store.next_wake_at(self.names)
                     real = time.time()
@@ -215,9 +230,14 @@ class Worker:
                         if takeover:
                             last_takeover = real
                             await self._expire_dead_local_workers()
-                        claims = await self.store.claim(
-                            self.worker_id, self.names, min(room, 256), now=now, real_now=real
-                        )
+                        self._reserved += min(room, 256)
+                        try:
+                            claims = await self.store.claim(
+                                self.worker_id, self.names, min(room, 256), now=now,
+                                real_now=real)
+                        finally:
+                            self._reserved -= min(room, 256)
+                        self._reserved += len(claims)  # released by _activate
                         for claim in claims:
                             self._spawn(self._activate(claim))
                         if len(claims) == min(room, 256):
@@ -277,6 +297,12 @@ class Worker:
                            workflow_id=claim.workflow_id, epoch=claim.epoch, host=self)
 
     async def _activate(self, claim: Claim) -> None:
+        try:
+            await self._activate_claim(claim)
+        finally:
+            self._reserved -= 1
+
+    async def _activate_claim(self, claim: Claim) -> None:
         inst = self.cache.pop(claim.run_id, None)
         if inst is not None and inst.history_len != claim.history_len:
             inst.close()
