@@ -46,6 +46,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _sysinfo import fs_type  # bench/ is on sys.path when a script here runs
+
 HERE = Path(__file__).resolve().parent
 PEER_DBOS = HERE / "peer_dbos.py"
 MODES = ("async", "sync")
@@ -243,24 +245,6 @@ def _summarize(workload: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _fs_type(path: str) -> str | None:
-    """Filesystem type holding ``path`` (from /proc/mounts)."""
-    try:
-        path = os.path.realpath(path)
-        best, fstype = "", None
-        with open("/proc/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mnt = parts[1]
-                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
-                    best, fstype = mnt, parts[2]
-        return fstype
-    except OSError:
-        return None
-
-
 def _cpu_model() -> str | None:
     try:
         with open("/proc/cpuinfo") as f:
@@ -290,7 +274,7 @@ def _machine(parent: str) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "sqlite": sqlite3.sqlite_version,
         "duro": duro_version,
-        "db_filesystem": _fs_type(parent),
+        "db_filesystem": fs_type(parent),
         "loadavg_at_start": load,
     }
 

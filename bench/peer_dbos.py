@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from _sysinfo import fs_type  # bench/ is on sys.path when a script here runs
+
 PEER = "dbos"
 
 # Per-step durations recorded inside the sequential workflow (seconds).
@@ -221,24 +223,6 @@ def _throughput(
     }
 
 
-def _fs_type(path: str) -> str | None:
-    """Filesystem type holding ``path`` (Linux /proc/mounts), for context."""
-    try:
-        path = os.path.realpath(path)
-        best, fstype = "", None
-        with open("/proc/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mnt = parts[1]
-                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
-                    best, fstype = mnt, parts[2]
-        return fstype
-    except OSError:
-        return None
-
-
 def _quantile(xs: list[float], q: float) -> float:
     ys = sorted(xs)
     return ys[min(len(ys) - 1, int(q * len(ys)))]
@@ -307,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "database": "sqlite (fresh temp dir per run, DBOS default settings)",
         "python": sys.version.split()[0],
-        "db_filesystem": _fs_type(args.dir or tempfile.gettempdir()),
+        "db_filesystem": fs_type(args.dir or tempfile.gettempdir()),
         "pragmas": runs[0]["pragmas"] if runs else None,
         "runs": [{k: v for k, v in r.items() if k != "pragmas"} for r in runs],
     }
