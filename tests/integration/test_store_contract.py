@@ -186,3 +186,34 @@ def test_sqlite_migrations_reproduce_the_schema(tmp_path: Path) -> None:
         "schema drifted: regenerate src/duro/store/sqlite/schema.sql from a fresh database")
 
 
+
+
+def test_sqlite_concurrent_first_opens_of_a_new_file_all_succeed(tmp_path: Path) -> None:
+    """Switching a new file to WAL races between openers (SQLITE_BUSY without the busy
+    handler); each opener must wait its turn instead of failing."""
+    import threading
+
+    failures: list[BaseException] = []
+
+    def open_close(url: str, barrier: threading.Barrier) -> None:
+        async def main() -> None:
+            store = open_store(url)
+            barrier.wait()
+            await store.open()
+            await store.list_runs()
+            await store.close()
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # collected and asserted below
+            failures.append(exc)
+
+    for trial in range(25):
+        url = f"sqlite:///{tmp_path}/fresh-{trial}.db"
+        barrier = threading.Barrier(4)
+        threads = [threading.Thread(target=open_close, args=(url, barrier)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    assert failures == []
