@@ -29,7 +29,6 @@ __all__ = [
     "WorkflowCancelledError",
     "WorkflowFailedError",
     "WorkflowNotFoundError",
-    "WorkflowParkedError",
     "WorkflowTerminatedError",
 ]
 
@@ -105,10 +104,6 @@ class WorkflowCancelledError(DuroError):
 
 class WorkflowTerminatedError(DuroError):
     """The run was terminated (stopped at once, no workflow code ran)."""
-
-
-class WorkflowParkedError(DuroError):
-    """Raised by ``result(wait=False)``-style reads of a run parked for a code problem."""
 
 
 class StepFailedError(DuroError):

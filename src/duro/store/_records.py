@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 __all__ = [
     "LIVE_STATUSES",
@@ -103,4 +103,3 @@ class Claim:
     workflow_name: str
     epoch: int
     history_len: int
-    extra: dict[str, Any] | None = None

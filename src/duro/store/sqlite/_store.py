@@ -4,7 +4,6 @@ commit, and a reader connection for the caller's thread."""
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import threading
 import time
@@ -564,7 +563,3 @@ def _split_statements(sql: str) -> list[str]:
         out.append("\n".join(buf))
     return out
 
-
-def default_path_exists(path: str) -> bool:
-    """Whether a database file is there (the CLI uses it to tell a typo from a new db)."""
-    return path == ":memory:" or os.path.exists(path)

@@ -75,7 +75,7 @@ SELECT * FROM runs WHERE workflow_id = ?
 INSERT INTO inbox (run_id, kind, name, data, ts) VALUES (?, ?, ?, ?, ?);
 
 -- name: wake_for_inbox
-UPDATE runs SET inbox_len = inbox_len + 1, updated_at = ?,
+UPDATE runs SET updated_at = ?,
     wake_at = CASE WHEN status = 'suspended' THEN ? ELSE wake_at END,
     status = CASE WHEN status = 'suspended' THEN 'pending' ELSE status END
 WHERE run_id = ?;

@@ -44,7 +44,6 @@ CREATE TABLE runs (
     owner           TEXT,
     epoch           INTEGER NOT NULL DEFAULT 0,
     history_len     INTEGER NOT NULL DEFAULT 0,
-    inbox_len       INTEGER NOT NULL DEFAULT 0,
     code_hash       TEXT
 );
 
