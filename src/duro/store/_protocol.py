@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from duro.store._records import (
@@ -35,6 +35,12 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Flush pending writes and disconnect."""
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from any thread) when work may have become ready because of
+        another process (e.g. PostgreSQL NOTIFY). Returns an unsubscriber. Stores without
+        such a channel return a no-op; workers poll as a fallback anyway."""
+        ...
 
     async def create_run(
         self,

@@ -123,7 +123,14 @@ class Worker:
         def wake_threadsafe() -> None:
             loop.call_soon_threadsafe(self._notify.set)
 
-        self._unsubscribe = self.clock.subscribe(wake_threadsafe)
+        unsub_clock = self.clock.subscribe(wake_threadsafe)
+        unsub_store = self.store.subscribe(wake_threadsafe)
+
+        def unsubscribe() -> None:
+            unsub_clock()
+            unsub_store()
+
+        self._unsubscribe = unsubscribe
         self._tasks = [
             asyncio.create_task(self._main_loop(), name="duro-worker"),
             asyncio.create_task(self._lease_loop(), name="duro-lease"),

@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlparse
@@ -221,6 +221,10 @@ class SqliteStore:
                 conn.close()
             self._readers = []
         self._local = threading.local()
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """SQLite has no cross-process notifications: workers poll (cheap indexed reads)."""
+        return lambda: None
 
     @property
     def write_stats(self) -> tuple[int, int]:
