@@ -10,9 +10,12 @@ from duro.store._records import (
     EventRecord,
     IdConflictPolicy,
     IdReusePolicy,
+    Message,
     NewEvent,
+    RunLinks,
     RunRecord,
     RunStatus,
+    UpdateOutcome,
 )
 
 __all__ = [
@@ -23,10 +26,13 @@ __all__ = [
     "Fenced",
     "IdConflictPolicy",
     "IdReusePolicy",
+    "Message",
     "NewEvent",
+    "RunLinks",
     "RunRecord",
     "RunStatus",
     "Store",
+    "UpdateOutcome",
     "open_store",
 ]
 

@@ -10,8 +10,11 @@ from duro.store._records import (
     EventRecord,
     IdConflictPolicy,
     IdReusePolicy,
+    Message,
     NewEvent,
+    RunLinks,
     RunRecord,
+    UpdateOutcome,
 )
 
 __all__ = ["Fenced", "Store"]
@@ -53,11 +56,15 @@ class Store(Protocol):
         owner: str | None,
         on_conflict: IdConflictPolicy,
         on_reuse: IdReusePolicy,
+        links: RunLinks | None = None,
+        message: Message | None = None,
     ) -> tuple[RunRecord, bool]:
         """Create a run (and its ``run_started`` event) unless the id policy says not to.
 
         Returns the run and whether it was created. With ``owner`` set, the run is
         created already claimed by that worker (epoch 1), saving a claim round trip.
+        With ``message``, it is put in the (new or existing live) run's inbox in the same
+        transaction: signal-with-start and update-with-start.
         """
         ...
 
@@ -76,7 +83,12 @@ class Store(Protocol):
         release: bool = False,
         consume_inbox_upto: int | None = None,
     ) -> None:
-        """Append events (numbered from ``first_seq``) and update the run, fenced."""
+        """Append events (numbered from ``first_seq``) and update the run, fenced.
+
+        In the same transaction: ``state_set`` and ``update_*`` events update the
+        published-state and update-outcome tables; a terminal status notifies the parent
+        run (a ``child_done`` message) and applies the children's parent-close policy.
+        """
         ...
 
     async def claim(
@@ -157,6 +169,56 @@ class Store(Protocol):
 
     async def terminate(self, workflow_id: str, *, reason: str, now: float) -> RunRecord:
         """Stop a live run at once, fencing out its owner."""
+        ...
+
+    async def time_out(self, run_id: str, epoch: int, *, now: float) -> bool:
+        """Close a run whose execution timeout passed; False if it moved on meanwhile."""
+        ...
+
+    async def start_child(
+        self, parent_run_id: str, epoch: int, seq: int, event: NewEvent, *, run_id: str,
+        workflow_id: str, workflow_name: str, input: bytes, links: RunLinks,
+        owner: str | None, now: float,
+    ) -> RunRecord:
+        """Record ``child_started`` in the parent and create the child, atomically."""
+        ...
+
+    async def continue_as_new(
+        self, run_id: str, epoch: int, seq: int, events: Sequence[NewEvent], *,
+        new_run_id: str, input: bytes, owner: str | None, now: float,
+    ) -> RunRecord:
+        """Close a run as continued-as-new and start its successor, atomically."""
+        ...
+
+    async def copy_run(
+        self, source_run_id: str, *, upto_seq: int, drop_ops: Sequence[int], new_run_id: str,
+        workflow_id: str, close_source: bool, reason: str, now: float,
+    ) -> RunRecord:
+        """Start a new run from a prefix of another's history (reset, retry, fork)."""
+        ...
+
+    async def children(self, run_id: str) -> list[RunRecord]:
+        """Runs started as children of this run."""
+        ...
+
+    async def get_state(self, run_id: str, key: str) -> bytes | None:
+        """The latest published value of a key."""
+        ...
+
+    async def request_update(
+        self, workflow_id: str, message: Message, *, now: float
+    ) -> tuple[RunRecord, UpdateOutcome]:
+        """Queue an update (idempotent by ``message.update_id``)."""
+        ...
+
+    async def get_update(self, run_id: str, update_id: str) -> UpdateOutcome | None:
+        """Where an update stands."""
+        ...
+
+    async def reject_update(
+        self, run_id: str, update_id: str, message_id: int, *, error: bytes, now: float
+    ) -> None:
+        """Record a rejected update outside the history and drop its message."""
         ...
 
     async def save_heartbeat(self, run_id: str, op: int, details: bytes, *, now: float) -> None:

@@ -13,9 +13,12 @@ __all__ = [
     "EventRecord",
     "IdConflictPolicy",
     "IdReusePolicy",
+    "Message",
     "NewEvent",
+    "RunLinks",
     "RunRecord",
     "RunStatus",
+    "UpdateOutcome",
 ]
 
 
@@ -34,6 +37,10 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     TERMINATED = "terminated"
+    TIMED_OUT = "timed_out"
+    """The run's execution timeout passed."""
+    CONTINUED_AS_NEW = "continued_as_new"
+    """The run handed over to a new run of the same workflow id."""
 
     @property
     def is_terminal(self) -> bool:
@@ -42,7 +49,9 @@ class RunStatus(enum.StrEnum):
 
 
 LIVE_STATUSES = frozenset({"pending", "running", "suspended", "parked"})
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "terminated"})
+TERMINAL_STATUSES = frozenset(
+    {"completed", "failed", "cancelled", "terminated", "timed_out", "continued_as_new"}
+)
 
 IdConflictPolicy = Literal["use_existing", "fail"]
 IdReusePolicy = Literal["use_existing", "allow", "allow_failed", "fail"]
@@ -66,6 +75,41 @@ class RunRecord:
     owner: str | None
     epoch: int
     history_len: int
+    parent_run_id: str | None = None
+    parent_op: int | None = None
+    parent_close: str | None = None
+    deadline_at: float | None = None
+    origin_run_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunLinks:
+    """How a new run relates to others: its parent, its deadline, where it came from."""
+
+    parent_run_id: str | None = None
+    parent_op: int | None = None
+    parent_close: str | None = None
+    deadline_at: float | None = None
+    origin_run_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Message:
+    """A message for a run's inbox (a signal, an update request, a cancel request)."""
+
+    kind: str
+    name: str | None = None
+    data: bytes | None = None
+    update_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UpdateOutcome:
+    """Where an update request stands: requested, accepted, rejected, completed, failed."""
+
+    status: str
+    result: bytes | None = None
+    error: bytes | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

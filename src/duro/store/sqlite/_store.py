@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlparse
 
+import orjson
+
 from duro.errors import (
     DatabaseLockedError,
     DatabaseReadOnlyError,
@@ -27,9 +29,12 @@ from duro.store._records import (
     EventRecord,
     IdConflictPolicy,
     IdReusePolicy,
+    Message,
     NewEvent,
+    RunLinks,
     RunRecord,
     RunStatus,
+    UpdateOutcome,
 )
 from duro.store.sqlite._sql import migrations, queries
 from duro.store.sqlite._writer import Writer
@@ -96,6 +101,11 @@ def _row_to_run(row: sqlite3.Row) -> RunRecord:
         owner=row["owner"],
         epoch=row["epoch"],
         history_len=row["history_len"],
+        parent_run_id=row["parent_run_id"],
+        parent_op=row["parent_op"],
+        parent_close=row["parent_close"],
+        deadline_at=row["deadline_at"],
+        origin_run_id=row["origin_run_id"],
     )
 
 
@@ -273,51 +283,21 @@ class SqliteStore:
         owner: str | None,
         on_conflict: IdConflictPolicy,
         on_reuse: IdReusePolicy,
+        links: RunLinks | None = None,
+        message: Message | None = None,
     ) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
-            row = conn.execute(_Q["latest_run_by_workflow_id"], (workflow_id,)).fetchone()
-            if row is not None:
-                existing = _row_to_run(row)
-                if existing.status.value in LIVE_STATUSES:
-                    if on_conflict == "fail":
-                        raise WorkflowAlreadyStartedError(
-                            f"workflow id {workflow_id!r} already has a live run "
-                            f"({existing.run_id}, {existing.status.value})",
-                            workflow_id=workflow_id,
-                            run_id=existing.run_id,
-                        )
-                    return existing, False
-                reuse = on_reuse == "allow" or (
-                    on_reuse == "allow_failed" and existing.status != RunStatus.COMPLETED
-                )
-                if not reuse:
-                    if on_reuse == "use_existing":
-                        return existing, False
-                    raise WorkflowAlreadyStartedError(
-                        f"workflow id {workflow_id!r} was already used by run "
-                        f"{existing.run_id} ({existing.status.value}) and the reuse policy "
-                        f"is {on_reuse!r}",
-                        workflow_id=workflow_id,
-                        run_id=existing.run_id,
-                    )
-            status = "running" if owner else "pending"
-            epoch = 1 if owner else 0
-            conn.execute(
-                _Q["insert_run"],
-                (run_id, workflow_id, workflow_name, status, input, now, now,
-                 None if owner else now, owner, epoch),
-            )
-            conn.execute(
-                _Q["insert_event"], (run_id, 0, "run_started", None, workflow_name, now, input,
-                                     None),
-            )
-            record = RunRecord(
-                run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
-                status=RunStatus(status), input=input, result=None, error=None,
-                created_at=now, updated_at=now, closed_at=None,
-                wake_at=None if owner else now, owner=owner, epoch=epoch, history_len=1,
-            )
-            return record, True
+            record, created = _create_run(
+                conn, run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
+                input=input, now=now, owner=owner, on_conflict=on_conflict,
+                on_reuse=on_reuse, links=links)
+            if message is not None:
+                if record.status.value not in LIVE_STATUSES:
+                    raise RunNotFoundError(
+                        f"workflow id {workflow_id!r} names a run that has ended "
+                        f"({record.status.value}); it cannot receive {message.kind}s")
+                _send(conn, record.run_id, message, now)
+            return record, created
 
         result: tuple[RunRecord, bool] = await self._write(op)
         return result
@@ -351,6 +331,8 @@ class SqliteStore:
             fence_args = (new_len, now, status, result, error, wake_at, release, closed_at,
                           run_id, epoch)
 
+        side = [e for e in events if e.kind in _SIDE_EFFECT_KINDS]
+
         def op(conn: sqlite3.Connection) -> None:
             if conn.execute(fence_sql, fence_args).rowcount != 1:
                 raise Fenced(run_id)
@@ -360,11 +342,14 @@ class SqliteStore:
                 conn.executemany(_Q["insert_event"], rows)
             if consume_inbox_upto is not None:
                 conn.execute(_Q["consume_inbox"], (run_id, consume_inbox_upto))
+            for e in side:
+                _project(conn, run_id, e)
             if status == "suspended":
                 # A message that arrived while the run was running must still wake it.
                 conn.execute(_Q["wake_if_inbox"], (now, now, run_id, run_id))
             if status in TERMINAL_STATUSES:
                 conn.execute(_Q["delete_heartbeats"], (run_id,))
+                _on_closed(conn, run_id, status, result, error, now)
 
         await self._write(op)
 
@@ -504,14 +489,8 @@ class SqliteStore:
         self, workflow_id: str, kind: str, name: str | None, data: bytes | None, *, now: float
     ) -> RunRecord:
         def op(conn: sqlite3.Connection) -> RunRecord:
-            row = conn.execute(_Q["live_run_by_workflow_id"], (workflow_id,)).fetchone()
-            if row is None:
-                row = conn.execute(_Q["run_by_id"], (workflow_id,)).fetchone()
-                if row is None or row["status"] not in LIVE_STATUSES:
-                    raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
-            run_id = row["run_id"]
-            conn.execute(_Q["insert_inbox"], (run_id, kind, name, data, now))
-            conn.execute(_Q["wake_for_inbox"], (now, now, run_id))
+            run_id = _live_run_id(conn, workflow_id)
+            _send(conn, run_id, Message(kind=kind, name=name, data=data), now)
             return _row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
 
         record: RunRecord = await self._write(op)
@@ -524,26 +503,185 @@ class SqliteStore:
         return [r[0] for r in self._read(_Q["runs_with_inbox"], (worker_id,))]
 
     async def terminate(self, workflow_id: str, *, reason: str, now: float) -> RunRecord:
-        from duro.serde import encode
-
-        error = encode({"type": "Terminated", "message": reason, "traceback": ""})
+        error = orjson.dumps({"type": "Terminated", "message": reason, "traceback": ""})
 
         def op(conn: sqlite3.Connection) -> RunRecord:
-            row = conn.execute(_Q["live_run_by_workflow_id"], (workflow_id,)).fetchone()
-            if row is None:
-                row = conn.execute(_Q["run_by_id"], (workflow_id,)).fetchone()
-                if row is None or row["status"] not in LIVE_STATUSES:
-                    raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
-            run_id, seq = row["run_id"], row["history_len"]
-            conn.execute(_Q["terminate_run"], (error, now, now, run_id))
-            conn.execute(_Q["insert_event"],
-                         (run_id, seq, "run_terminated", None, None, now, error, None))
-            conn.execute(_Q["delete_heartbeats"], (run_id,))
-            conn.execute(_Q["consume_inbox"], (run_id, 2**62))
+            run_id = _live_run_id(conn, workflow_id)
+            _close(conn, run_id, "terminated", "run_terminated", error, now)
             return _row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
 
         record: RunRecord = await self._write(op)
         return record
+
+    async def time_out(self, run_id: str, epoch: int, *, now: float) -> bool:
+        """Close a run whose execution timeout passed (fenced by the caller's epoch)."""
+        error = orjson.dumps({"type": "TimeoutError", "message": "the run's execution "
+                              "timeout passed", "traceback": ""})
+
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(_Q["run_by_id"], (run_id,)).fetchone()
+            if row is None or row["epoch"] != epoch or row["status"] not in LIVE_STATUSES:
+                return False
+            _close(conn, run_id, "timed_out", "run_timed_out", error, now)
+            return True
+
+        done: bool = await self._write(op)
+        return done
+
+    # -- children, continue-as-new, reset ---------------------------------------------
+
+    async def start_child(
+        self, parent_run_id: str, epoch: int, seq: int, event: NewEvent, *, run_id: str,
+        workflow_id: str, workflow_name: str, input: bytes, links: RunLinks,
+        owner: str | None, now: float,
+    ) -> RunRecord:
+        """Record ``child_started`` in the parent and create the child, atomically.
+
+        Raises:
+            WorkflowAlreadyStartedError: A run with the child's workflow id is live.
+        """
+
+        def op(conn: sqlite3.Connection) -> RunRecord:
+            if conn.execute(_Q["fence_append"], (seq + 1, now, parent_run_id, epoch)
+                            ).rowcount != 1:
+                raise Fenced(parent_run_id)
+            record, _ = _create_run(conn, run_id=run_id, workflow_id=workflow_id,
+                                    workflow_name=workflow_name, input=input, now=now,
+                                    owner=owner, on_conflict="fail", on_reuse="allow",
+                                    links=links)
+            conn.execute(_Q["insert_event"], (parent_run_id, seq, event.kind, event.op,
+                                              event.name, event.ts, event.data, event.meta))
+            return record
+
+        record: RunRecord = await self._write(op)
+        return record
+
+    async def continue_as_new(
+        self, run_id: str, epoch: int, seq: int, events: Sequence[NewEvent], *,
+        new_run_id: str, input: bytes, owner: str | None, now: float,
+    ) -> RunRecord:
+        """Close a run as continued-as-new and start its successor, atomically.
+
+        The successor keeps the workflow id, parent, deadline and published state.
+        """
+        rows = [(run_id, seq + i, e.kind, e.op, e.name, e.ts, e.data, e.meta)
+                for i, e in enumerate(events)]
+
+        def op(conn: sqlite3.Connection) -> RunRecord:
+            fence = (seq + len(rows), now, "continued_as_new", None, None, None, True, now,
+                     run_id, epoch)
+            if conn.execute(_Q["fence_transition"], fence).rowcount != 1:
+                raise Fenced(run_id)
+            conn.executemany(_Q["insert_event"], rows)
+            conn.execute(_Q["delete_heartbeats"], (run_id,))
+            old = _row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
+            links = RunLinks(parent_run_id=old.parent_run_id, parent_op=old.parent_op,
+                             parent_close=old.parent_close, deadline_at=old.deadline_at,
+                             origin_run_id=run_id)
+            record, _ = _create_run(conn, run_id=new_run_id, workflow_id=old.workflow_id,
+                                    workflow_name=old.workflow_name, input=input, now=now,
+                                    owner=owner, on_conflict="fail", on_reuse="allow",
+                                    links=links)
+            conn.execute(_Q["copy_state"], (new_run_id, run_id))
+            return record
+
+        record: RunRecord = await self._write(op)
+        return record
+
+    async def copy_run(
+        self, source_run_id: str, *, upto_seq: int, drop_ops: Sequence[int], new_run_id: str,
+        workflow_id: str, close_source: bool, reason: str, now: float,
+    ) -> RunRecord:
+        """Start a new run whose history is a prefix of another's (reset, retry, fork).
+
+        Events ``[0, upto_seq)`` are copied, except outcomes of ``drop_ops``; with
+        ``close_source`` a live source run is terminated in the same transaction (same
+        workflow id: at most one live run).
+        """
+        dropped = set(drop_ops)
+        error = orjson.dumps({"type": "Terminated", "message": reason, "traceback": ""})
+
+        def op(conn: sqlite3.Connection) -> RunRecord:
+            row = conn.execute(_Q["run_by_id"], (source_run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run {source_run_id!r}")
+            source = _row_to_run(row)
+            if close_source and source.status.value in LIVE_STATUSES:
+                _close(conn, source_run_id, "terminated", "run_terminated", error, now)
+            events = [r for r in conn.execute(_Q["history_prefix"], (source_run_id, upto_seq))
+                      if not (r["op"] in dropped and r["kind"] != "run_started")]
+            if not events or events[0]["kind"] != "run_started":
+                raise StoreError("a copied history must start with run_started")
+            links = RunLinks(origin_run_id=source_run_id)
+            record, _ = _create_run(conn, run_id=new_run_id, workflow_id=workflow_id,
+                                    workflow_name=source.workflow_name,
+                                    input=events[0]["data"], now=now, owner=None,
+                                    on_conflict="fail", on_reuse="allow", links=links,
+                                    started_event=False)
+            conn.executemany(_Q["insert_event"], [
+                (new_run_id, i, e["kind"], e["op"], e["name"], e["ts"], e["data"], e["meta"])
+                for i, e in enumerate(events)])
+            conn.execute("UPDATE runs SET history_len = ? WHERE run_id = ?",
+                         (len(events), new_run_id))
+            for e in events:
+                if e["kind"] == "state_set":
+                    conn.execute(_Q["upsert_state"], (new_run_id, e["name"], e["data"], e["ts"]))
+            return _row_to_run(conn.execute(_Q["run_by_id"], (new_run_id,)).fetchone())
+
+        record: RunRecord = await self._write(op)
+        return record
+
+    async def children(self, run_id: str) -> list[RunRecord]:
+        """Runs started as children of this run."""
+        return [_row_to_run(r) for r in self._read(_Q["children_of"], (run_id,))]
+
+    # -- state and updates ---------------------------------------------------------------
+
+    async def get_state(self, run_id: str, key: str) -> bytes | None:
+        rows = self._read(_Q["get_state"], (run_id, key))
+        return rows[0][0] if rows else None
+
+    async def request_update(
+        self, workflow_id: str, message: Message, *, now: float
+    ) -> tuple[RunRecord, UpdateOutcome]:
+        """Queue an update for a live run, or return the outcome of the same update id."""
+
+        def op(conn: sqlite3.Connection) -> tuple[RunRecord, UpdateOutcome]:
+            row = conn.execute(_Q["live_run_by_workflow_id"], (workflow_id,)).fetchone()
+            if row is None:
+                row = conn.execute(_Q["latest_run_by_workflow_id"], (workflow_id,)).fetchone()
+                if row is None:
+                    raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
+            record = _row_to_run(row)
+            existing = conn.execute(_Q["get_update"], (record.run_id, message.update_id)
+                                    ).fetchone()
+            if existing is not None:
+                return record, UpdateOutcome(status=existing[0], result=existing[1],
+                                             error=existing[2])
+            if record.status.value not in LIVE_STATUSES:
+                raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
+            _send(conn, record.run_id, message, now)
+            return record, UpdateOutcome(status="requested")
+
+        result: tuple[RunRecord, UpdateOutcome] = await self._write(op)
+        return result
+
+    async def get_update(self, run_id: str, update_id: str) -> UpdateOutcome | None:
+        rows = self._read(_Q["get_update"], (run_id, update_id))
+        if not rows:
+            return None
+        return UpdateOutcome(status=rows[0][0], result=rows[0][1], error=rows[0][2])
+
+    async def reject_update(
+        self, run_id: str, update_id: str, message_id: int, *, error: bytes, now: float
+    ) -> None:
+        """Record a rejected update outside the history and drop its message."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(_Q["set_update"], ("rejected", None, error, now, run_id, update_id))
+            conn.execute(_Q["delete_inbox_message"], (message_id,))
+
+        await self._write(op)
 
     # -- heartbeats ----------------------------------------------------------------
 
@@ -552,6 +690,121 @@ class SqliteStore:
 
     async def load_heartbeats(self, run_id: str) -> dict[int, bytes]:
         return {r[0]: r[1] for r in self._read(_Q["load_heartbeats"], (run_id,))}
+
+
+_SIDE_EFFECT_KINDS = frozenset({"state_set", "update_accepted", "update_completed",
+                                "update_failed"})
+
+
+def _create_run(
+    conn: sqlite3.Connection, *, run_id: str, workflow_id: str, workflow_name: str,
+    input: bytes, now: float, owner: str | None, on_conflict: IdConflictPolicy,
+    on_reuse: IdReusePolicy, links: RunLinks | None, started_event: bool = True,
+) -> tuple[RunRecord, bool]:
+    row = conn.execute(_Q["latest_run_by_workflow_id"], (workflow_id,)).fetchone()
+    if row is not None:
+        existing = _row_to_run(row)
+        if existing.status.value in LIVE_STATUSES:
+            if on_conflict == "fail":
+                raise WorkflowAlreadyStartedError(
+                    f"workflow id {workflow_id!r} already has a live run "
+                    f"({existing.run_id}, {existing.status.value})",
+                    workflow_id=workflow_id, run_id=existing.run_id)
+            return existing, False
+        reuse = on_reuse == "allow" or (
+            on_reuse == "allow_failed" and existing.status != RunStatus.COMPLETED)
+        if not reuse:
+            if on_reuse == "use_existing":
+                return existing, False
+            raise WorkflowAlreadyStartedError(
+                f"workflow id {workflow_id!r} was already used by run {existing.run_id} "
+                f"({existing.status.value}) and the reuse policy is {on_reuse!r}",
+                workflow_id=workflow_id, run_id=existing.run_id)
+    status = "running" if owner else "pending"
+    epoch = 1 if owner else 0
+    conn.execute(_Q["insert_run"], (run_id, workflow_id, workflow_name, status, input, now,
+                                    now, None if owner else now, owner, epoch))
+    if started_event:
+        meta = None
+        if links is not None and (links.parent_run_id or links.deadline_at):
+            meta = orjson.dumps({"parent_run_id": links.parent_run_id,
+                                 "parent_op": links.parent_op,
+                                 "deadline_at": links.deadline_at})
+        conn.execute(_Q["insert_event"],
+                     (run_id, 0, "run_started", None, workflow_name, now, input, meta))
+    if links is not None:
+        conn.execute(_Q["set_run_links"], (links.parent_run_id, links.parent_op,
+                                           links.parent_close, links.deadline_at,
+                                           links.origin_run_id, run_id))
+    return _row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone()), True
+
+
+def _live_run_id(conn: sqlite3.Connection, workflow_id: str) -> str:
+    row = conn.execute(_Q["live_run_by_workflow_id"], (workflow_id,)).fetchone()
+    if row is None:
+        row = conn.execute(_Q["run_by_id"], (workflow_id,)).fetchone()
+        if row is None or row["status"] not in LIVE_STATUSES:
+            raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
+    return str(row["run_id"])
+
+
+def _send(conn: sqlite3.Connection, run_id: str, message: Message, now: float) -> None:
+    if message.update_id is not None:
+        conn.execute(_Q["insert_update"], (run_id, message.update_id, message.name, now))
+    conn.execute(_Q["insert_inbox"], (run_id, message.kind, message.name, message.data, now))
+    conn.execute(_Q["wake_for_inbox"], (now, now, run_id))
+
+
+def _project(conn: sqlite3.Connection, run_id: str, event: NewEvent) -> None:
+    """Keep the read models (published state, update outcomes) in step with the history."""
+    if event.kind == "state_set":
+        conn.execute(_Q["upsert_state"], (run_id, event.name, event.data, event.ts))
+        return
+    info = orjson.loads(event.meta) if event.meta else {}
+    update_id = info.get("update_id")
+    if update_id is None:
+        return
+    status = {"update_accepted": "accepted", "update_completed": "completed",
+              "update_failed": "failed"}[event.kind]
+    result = event.data if event.kind == "update_completed" else None
+    error = event.data if event.kind == "update_failed" else None
+    conn.execute(_Q["set_update"], (status, result, error, event.ts, run_id, update_id))
+
+
+def _close(conn: sqlite3.Connection, run_id: str, status: str, kind: str, error: bytes,
+           now: float) -> None:
+    """End a live run from outside its worker (terminate, time out), fencing it out."""
+    row = conn.execute(_Q["run_by_id"], (run_id,)).fetchone()
+    seq = row["history_len"]
+    conn.execute(_Q["close_run"], (status, error, now, now, run_id))
+    conn.execute(_Q["insert_event"], (run_id, seq, kind, None, None, now, error, None))
+    conn.execute(_Q["delete_heartbeats"], (run_id,))
+    conn.execute(_Q["consume_inbox"], (run_id, 2**62))
+    _on_closed(conn, run_id, status, None, error, now)
+
+
+def _on_closed(conn: sqlite3.Connection, run_id: str, status: str, result: bytes | None,
+               error: bytes | None, now: float) -> None:
+    """A run ended: tell its parent, and apply its children's parent-close policy."""
+    if status != "continued_as_new":
+        parent = conn.execute(_Q["parent_of"], (run_id,)).fetchone()
+        if parent is not None and parent[0] is not None and parent[2] in LIVE_STATUSES:
+            payload = orjson.dumps({
+                "status": status, "run_id": run_id,
+                "result": orjson.Fragment(result) if result is not None else None,
+                "error": orjson.Fragment(error) if error is not None else None,
+            })
+            _send(conn, parent[0], Message(kind="child_done", name=str(parent[1]),
+                                           data=payload), now)
+    reason = orjson.dumps({"type": "Terminated", "message": "parent run closed",
+                           "traceback": ""})
+    for child_id, _, policy in conn.execute(_Q["live_children"], (run_id,)).fetchall():
+        if policy == "abandon":
+            continue
+        if policy == "request_cancel":
+            _send(conn, child_id, Message(kind="cancel"), now)
+        else:
+            _close(conn, child_id, "terminated", "run_terminated", reason, now)
 
 
 def _split_statements(sql: str) -> list[str]:

@@ -133,3 +133,49 @@ WHERE run_id = ? AND status = 'suspended' AND EXISTS (SELECT 1 FROM inbox WHERE 
 -- name: resume_parked
 UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?, error = NULL, code_hash = NULL
 WHERE run_id = ? AND status = 'parked';
+
+-- name: upsert_state
+INSERT OR REPLACE INTO run_state (run_id, key, value, ts) VALUES (?, ?, ?, ?);
+
+-- name: get_state
+SELECT value FROM run_state WHERE run_id = ? AND key = ?;
+
+-- name: copy_state
+INSERT INTO run_state (run_id, key, value, ts) SELECT ?, key, value, ts FROM run_state
+WHERE run_id = ?;
+
+-- name: get_update
+SELECT status, result, error FROM updates WHERE run_id = ? AND update_id = ?;
+
+-- name: insert_update
+INSERT INTO updates (run_id, update_id, name, status, ts) VALUES (?, ?, ?, 'requested', ?);
+
+-- name: set_update
+UPDATE updates SET status = ?, result = ?, error = ?, ts = ? WHERE run_id = ? AND update_id = ?;
+
+-- name: delete_inbox_message
+DELETE FROM inbox WHERE id = ?;
+
+-- name: set_run_links
+UPDATE runs SET parent_run_id = ?, parent_op = ?, parent_close = ?, deadline_at = ?,
+    origin_run_id = ?
+WHERE run_id = ?;
+
+-- name: parent_of
+SELECT r.parent_run_id, r.parent_op, p.status FROM runs r
+LEFT JOIN runs p ON p.run_id = r.parent_run_id WHERE r.run_id = ?;
+
+-- name: live_children
+SELECT run_id, workflow_id, parent_close FROM runs
+WHERE parent_run_id = ? AND status IN ('pending', 'running', 'suspended', 'parked');
+
+-- name: children_of
+SELECT * FROM runs WHERE parent_run_id = ? ORDER BY created_at;
+
+-- name: close_run
+UPDATE runs SET status = ?, owner = NULL, wake_at = NULL, epoch = epoch + 1,
+    history_len = history_len + 1, error = ?, updated_at = ?, closed_at = ?
+WHERE run_id = ?;
+
+-- name: history_prefix
+SELECT seq, kind, ts, op, name, data, meta FROM events WHERE run_id = ? AND seq < ? ORDER BY seq;

@@ -29,6 +29,14 @@ CREATE TABLE inbox (
     ts      REAL NOT NULL
 );
 
+CREATE TABLE run_state (
+    run_id  TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    value   BLOB,
+    ts      REAL NOT NULL,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+
 CREATE TABLE runs (
     run_id          TEXT PRIMARY KEY,
     workflow_id     TEXT NOT NULL,
@@ -45,7 +53,18 @@ CREATE TABLE runs (
     epoch           INTEGER NOT NULL DEFAULT 0,
     history_len     INTEGER NOT NULL DEFAULT 0,
     code_hash       TEXT
-);
+, parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT);
+
+CREATE TABLE updates (
+    run_id     TEXT NOT NULL,
+    update_id  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    result     BLOB,
+    error      BLOB,
+    ts         REAL NOT NULL,
+    PRIMARY KEY (run_id, update_id)
+) WITHOUT ROWID;
 
 CREATE TABLE workers (
     worker_id   TEXT PRIMARY KEY,
@@ -68,6 +87,8 @@ CREATE UNIQUE INDEX runs_live_workflow_id ON runs (workflow_id)
 CREATE INDEX runs_name ON runs (workflow_name, created_at);
 
 CREATE INDEX runs_owned ON runs (owner) WHERE status = 'running';
+
+CREATE INDEX runs_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 
 CREATE INDEX runs_ready ON runs (wake_at) WHERE status IN ('pending', 'suspended');
 
