@@ -613,7 +613,7 @@ class SqliteStore:
             if not events or events[0]["kind"] != "run_started":
                 raise StoreError("a copied history must start with run_started")
             links = RunLinks(origin_run_id=source_run_id)
-            record, _ = _create_run(conn, run_id=new_run_id, workflow_id=workflow_id,
+            _create_run(conn, run_id=new_run_id, workflow_id=workflow_id,
                                     workflow_name=source.workflow_name,
                                     input=events[0]["data"], now=now, owner=None,
                                     on_conflict="fail", on_reuse="allow", links=links,
