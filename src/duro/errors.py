@@ -11,19 +11,24 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 __all__ = [
+    "ChildWorkflowError",
     "DatabaseLockedError",
     "DatabaseReadOnlyError",
     "DuroError",
     "ErrorInfo",
+    "HistoryLimitError",
     "NonRetryableError",
     "NondeterminismError",
     "PayloadDecodeError",
+    "QueryError",
     "RetryAfterError",
     "RunNotFoundError",
     "SerializationError",
     "StepFailedError",
     "StepTimeoutError",
     "StoreError",
+    "UpdateFailedError",
+    "UpdateRejectedError",
     "WorkflowAlreadyStartedError",
     "WorkflowBlockingError",
     "WorkflowCancelledError",
@@ -124,6 +129,42 @@ class StepFailedError(DuroError):
     def error_type(self) -> str:
         """The qualified type name of the exception the step raised."""
         return self.cause.type
+
+
+class ChildWorkflowError(DuroError):
+    """A child workflow did not complete: it failed, was cancelled, terminated or timed out.
+
+    Raised inside the parent at the ``await`` of the child.
+    """
+
+    def __init__(self, message: str, *, workflow_id: str, status: str,
+                 cause: ErrorInfo | None) -> None:
+        super().__init__(message)
+        self.workflow_id = workflow_id
+        self.status = status
+        self.cause = cause
+
+
+class HistoryLimitError(DuroError):
+    """A run's history grew past the hard limit; use continue-as-new for long loops."""
+
+
+class QueryError(DuroError):
+    """A query could not be answered (no such handler, the handler failed, or it tried
+    to run a step or wait)."""
+
+
+class UpdateRejectedError(DuroError):
+    """The update's validator (or the lack of a handler) rejected it; nothing was
+    recorded in the history."""
+
+
+class UpdateFailedError(DuroError):
+    """The update handler raised; ``cause`` says what."""
+
+    def __init__(self, message: str, *, cause: ErrorInfo) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class StepTimeoutError(DuroError):

@@ -17,7 +17,9 @@ PUBLIC = {
     "WorkflowBlockingError", "WorkflowCancelledError", "WorkflowFailedError", "WorkflowHandle",
     "WorkflowInfo", "WorkflowNotFoundError", "WorkflowTerminatedError", "__version__",
     "heartbeat", "info", "now", "patched", "random", "sleep", "step", "step_info", "uuid4",
-    "workflow",
+    "workflow", "ChildWorkflowError", "HistoryLimitError", "QueryError", "UpdateFailedError",
+    "UpdateRejectedError", "ParentClosePolicy", "Saga", "continue_as_new", "execute_child",
+    "on_query", "on_signal", "on_update", "set_state", "wait_condition", "wait_for_signal",
 }
 
 

@@ -5,16 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, TypeVar
 
 from duro._clock import Clock, SystemClock
 from duro.client._handle import WorkflowHandle
 from duro.client._records import RunInfo
-from duro.errors import DuroError
+from duro.errors import DuroError, QueryError, RunNotFoundError
 from duro.serde import encode
-from duro.store import Claim, IdConflictPolicy, IdReusePolicy, Store, open_store
+from duro.step._policy import seconds
+from duro.store import (
+    Claim,
+    IdConflictPolicy,
+    IdReusePolicy,
+    Message,
+    RunLinks,
+    RunRecord,
+    Store,
+    open_store,
+)
 from duro.worker import Worker
 from duro.workflow._api import Workflow, lookup_workflow, registered_workflows
 
@@ -114,6 +125,7 @@ class Engine:
         id: str | None = None,
         on_conflict: IdConflictPolicy = "use_existing",
         on_reuse: IdReusePolicy = "use_existing",
+        execution_timeout: float | timedelta | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[R]:
         """Start a run, or return the existing one for this workflow id.
@@ -124,12 +136,29 @@ class Engine:
         finished run), ``"allow"`` (start a new run), ``"allow_failed"`` (a new run only
         if the last one did not complete) or ``"fail"``.
 
+        Args:
+            workflow: The workflow, or its registered name.
+            *args: Its arguments (keyword arguments too, after the options).
+            id: The workflow id; a random one by default.
+            on_conflict: What a live run with this id means.
+            on_reuse: What a finished run with this id means.
+            execution_timeout: Limit of the whole run; past it the run ends ``timed_out``.
+
         Raises:
             WorkflowNotFoundError: ``workflow`` is a name no imported workflow has.
             TypeError: The arguments do not fit the workflow's signature.
             SerializationError: An argument cannot be stored as JSON.
             WorkflowAlreadyStartedError: The id policy says fail.
         """
+        handle, _ = await self._start(workflow, args, kwargs, id, on_conflict, on_reuse,
+                                      execution_timeout, None)
+        return handle
+
+    async def _start(
+        self, workflow: Workflow[Any, R] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        workflow_id: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
+        execution_timeout: float | timedelta | None, message: Message | None,
+    ) -> tuple[WorkflowHandle[R], RunRecord]:
         wf = lookup_workflow(workflow) if isinstance(workflow, str) else workflow
         if not isinstance(wf, Workflow):
             raise TypeError(f"expected a @duro.workflow or its name, got {workflow!r}")
@@ -140,27 +169,83 @@ class Engine:
         payload = encode({"args": list(args), "kwargs": kwargs},
                          what=f"the arguments of workflow {wf.name!r}")
         self._require_open()
-        workflow_id = id or str(uuid.uuid4())
+        workflow_id = workflow_id or str(uuid.uuid4())
         run_id = str(uuid.uuid4())
+        now = self.clock.now()
+        timeout = seconds(execution_timeout)
+        links = RunLinks(deadline_at=now + timeout) if timeout else None
         worker = self.worker
         local = worker is not None and worker.reserve_slot(wf.name)
-        now = self.clock.now()
         adopted = False
         try:
             record, created = await self.store.create_run(
                 run_id=run_id, workflow_id=workflow_id, workflow_name=wf.name, input=payload,
                 now=now, owner=worker.worker_id if local and worker else None,
-                on_conflict=on_conflict, on_reuse=on_reuse,
+                on_conflict=on_conflict, on_reuse=on_reuse, links=links, message=message,
             )
             if created and local and worker is not None:
                 adopted = True
                 worker.adopt(Claim(run_id=record.run_id, workflow_id=workflow_id,
                                    workflow_name=wf.name, epoch=record.epoch, history_len=1),
-                             payload, now)
+                             payload, now, links=links)
         finally:
             if local and not adopted and worker is not None:
                 worker.unreserve_slot()
-        return WorkflowHandle(self, workflow_id, record.run_id, result_hint=wf.return_hint)
+        if message is not None and worker is not None:
+            worker.inbox_hint(record.run_id)
+        handle: WorkflowHandle[R] = WorkflowHandle(self, workflow_id, record.run_id,
+                                                   result_hint=wf.return_hint)
+        return handle, record
+
+    async def signal_with_start(
+        self,
+        workflow: Workflow[Any, R] | str,
+        *args: Any,
+        id: str,
+        signal: str,
+        payload: Any = None,
+        on_reuse: IdReusePolicy = "use_existing",
+        execution_timeout: float | timedelta | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[R]:
+        """Signal the live run with this id, starting it first if there is none — in one
+        transaction (the pattern for webhooks: the first event creates the run).
+
+        With the default ``on_reuse``, a finished run with this id makes it fail with
+        ``RunNotFoundError``; pass ``on_reuse="allow"`` to start a new run then.
+        """
+        data = encode(payload, what=f"the payload of signal {signal!r}")
+        handle, _ = await self._start(workflow, args, kwargs, id, "use_existing", on_reuse,
+                                      execution_timeout,
+                                      Message(kind="signal", name=signal, data=data))
+        return handle
+
+    async def update_with_start(
+        self,
+        workflow: Workflow[Any, R] | str,
+        *args: Any,
+        id: str,
+        update: str,
+        update_args: tuple[Any, ...] | list[Any] = (),
+        update_id: str | None = None,
+        on_reuse: IdReusePolicy = "use_existing",
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> tuple[WorkflowHandle[R], Any]:
+        """Send an update to the live run with this id, starting it first if needed (in
+        one transaction), and wait for the update's result.
+
+        Returns:
+            The run's handle and the update's result.
+        """
+        update_id = update_id or str(uuid.uuid4())
+        data = encode({"update_id": update_id, "args": list(update_args)},
+                      what=f"the arguments of update {update!r}")
+        handle, record = await self._start(
+            workflow, args, kwargs, id, "use_existing", on_reuse, None,
+            Message(kind="update", name=update, data=data, update_id=update_id))
+        result = await handle._wait_update(record.run_id, update, update_id, timeout, Any)
+        return handle, result
 
     def get_handle(self, workflow_id: str, run_id: str | None = None,
                    *, result_type: Any = Any) -> WorkflowHandle[Any]:
@@ -175,6 +260,86 @@ class Engine:
         self._require_open()
         return [RunInfo.from_record(r)
                 for r in await self.store.list_runs(status=status, name=name, limit=limit)]
+
+    async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:
+        """Send a signal to the live run with this id (delivered once, in order)."""
+        self._require_open()
+        data = encode(payload, what=f"the payload of signal {name!r}")
+        record = await self.store.send_message(workflow_id, "signal", name, data,
+                                               now=self.clock.now())
+        if self.worker is not None:
+            self.worker.inbox_hint(record.run_id)
+
+    async def retry(self, workflow_id: str) -> WorkflowHandle[Any]:
+        """Re-run a failed (or timed-out) run from where it failed, reusing every result
+        recorded before that point; returns the new run's handle (same workflow id).
+
+        If a step's failure failed the run, that step runs again (fresh attempts);
+        otherwise the workflow code resumes after the last recorded event.
+        """
+        self._require_open()
+        record = await self._existing(workflow_id)
+        if record.status.value not in ("failed", "timed_out"):
+            raise DuroError(f"only failed or timed-out runs can be retried; run "
+                            f"{record.run_id} is {record.status.value}")
+        events = await self.store.load_history(record.run_id)
+        upto = next((e.seq for e in events if e.kind in ("run_failed", "run_timed_out")),
+                    len(events))
+        drop: Sequence[int] = ()
+        info = RunInfo.from_record(record)
+        if info.error is not None and info.error.type.endswith("StepFailedError"):
+            failed = [e for e in events if e.kind == "step_failed" and e.seq < upto]
+            if failed:
+                upto, drop = failed[-1].seq, [failed[-1].op or 0]
+        return await self._copy(record, upto, drop, record.workflow_id, close=False,
+                                reason="retried")
+
+    async def reset(self, workflow_id: str, *, to: int) -> WorkflowHandle[Any]:
+        """Start a new run (same workflow id) that reuses the history's first ``to``
+        events and continues live from there; a live run is terminated first.
+
+        Steps recorded before that point are not executed again.
+        """
+        self._require_open()
+        record = await self._existing(workflow_id)
+        if not 1 <= to <= record.history_len:
+            raise ValueError(f"reset point must be between 1 and {record.history_len}")
+        return await self._copy(record, to, [], record.workflow_id, close=True,
+                                reason=f"reset to event {to}")
+
+    async def fork(self, workflow_id: str, *, to: int | None = None,
+                   new_id: str | None = None) -> WorkflowHandle[Any]:
+        """Start a new run under a new workflow id from the first ``to`` events of this
+        run's history (all but its end by default); the original is left alone."""
+        self._require_open()
+        record = await self._existing(workflow_id)
+        events = await self.store.load_history(record.run_id)
+        if to is None:
+            to = next((e.seq for e in events if e.kind.startswith("run_")
+                       and e.kind != "run_started"), len(events))
+        if not 1 <= to <= len(events):
+            raise ValueError(f"fork point must be between 1 and {len(events)}")
+        new_id = new_id or f"{record.workflow_id}-fork-{uuid.uuid4().hex[:8]}"
+        return await self._copy(record, to, [], new_id, close=False, reason="")
+
+    async def _existing(self, workflow_id: str) -> RunRecord:
+        record = await self.store.get_run(workflow_id)
+        if record is None:
+            raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
+        return record
+
+    async def _copy(self, record: RunRecord, upto: int, drop: Sequence[int], workflow_id: str, *,
+                    close: bool, reason: str) -> WorkflowHandle[Any]:
+        new = await self.store.copy_run(record.run_id, upto_seq=upto, drop_ops=drop,
+                                        new_run_id=str(uuid.uuid4()), workflow_id=workflow_id,
+                                        close_source=close, reason=reason,
+                                        now=self.clock.now())
+        if self.worker is not None:
+            if close:
+                self.worker.terminated(record.run_id)
+            self.worker.wake()
+        hint = _return_hint(record.workflow_name)
+        return WorkflowHandle(self, workflow_id, new.run_id, result_hint=hint)
 
     async def cancel(self, workflow_id: str) -> None:
         """Request cancellation of the live run with this id."""
@@ -199,6 +364,46 @@ class Engine:
         if self.worker is not None:
             self.worker.wake()
 
+    async def query(self, workflow_id: str, name: str, *args: Any, run_id: str | None = None,
+                    type: Any = Any) -> Any:
+        """Ask a run a question answered by its query handler, in this process.
+
+        The answer comes from this process's cached instance of the run when it is
+        current, else from a read-only replay of its history: nothing is written and no
+        step runs. The workflow's code must be importable here.
+
+        Raises:
+            QueryError: No such query handler, or it failed.
+            RunNotFoundError: No such run.
+        """
+        from duro.serde import convert
+        from duro.workflow._instance import NullHost, RunInstance
+
+        self._require_open()
+        record = await self.store.get_run(workflow_id, run_id)
+        if record is None:
+            raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
+        wf = lookup_workflow(record.workflow_name)
+        inst = self.worker.instance(record.run_id) if self.worker is not None else None
+        if inst is not None and inst.history_len == record.history_len:
+            value = inst.query(name, list(args))
+        else:
+            history = await self.store.load_history(record.run_id)
+            inst = RunInstance(workflow=wf, run_id=record.run_id,
+                               workflow_id=record.workflow_id, epoch=0, host=NullHost())
+            try:
+                inst.replay(history, {})
+                if inst.park_error is not None:
+                    raise QueryError(f"run {record.run_id} cannot be replayed here: "
+                                     f"{inst.park_error}")
+                value = inst.query(name, list(args))
+            finally:
+                inst.close()
+        import orjson
+
+        return convert(orjson.loads(encode(value, what=f"the answer to query {name!r}")),
+                       type)
+
     def _close_waiter(self, run_id: str) -> asyncio.Future[None] | None:
         if self.worker is None:
             return None
@@ -210,3 +415,10 @@ class Engine:
                             "`await engine.open()`")
 
 
+
+
+def _return_hint(name: str) -> Any:
+    try:
+        return lookup_workflow(name).return_hint
+    except DuroError:
+        return Any

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from duro.client._records import Event, RunInfo
+from duro.client._records import Event, RunInfo, decode_error
 from duro.errors import (
+    ErrorInfo,
     RunNotFoundError,
+    UpdateFailedError,
+    UpdateRejectedError,
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
 )
-from duro.serde import decode
-from duro.store import RunRecord, RunStatus
+from duro.serde import decode, encode
+from duro.store import Message, RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from duro.client._engine import Engine
@@ -70,9 +74,17 @@ class WorkflowHandle(Generic[R]):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.01
+        run_id = self.run_id
         while True:
-            record = await self._record()
-            if record.status.is_terminal:
+            record = await self._engine.store.get_run(self.workflow_id, run_id)
+            if record is None:
+                raise RunNotFoundError(f"no run with workflow id {self.workflow_id!r}")
+            if record.status == RunStatus.CONTINUED_AS_NEW:
+                run_id = None  # follow the chain to the latest run of this id
+                latest = await self._engine.store.get_run(self.workflow_id)
+                if latest is not None and latest.run_id != record.run_id:
+                    continue
+            elif record.status.is_terminal:
                 return self._outcome(record)
             wait = self._engine._close_waiter(record.run_id)
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -103,9 +115,106 @@ class WorkflowHandle(Generic[R]):
         if record.status == RunStatus.TERMINATED:
             reason = info.error.message if info.error else ""
             raise WorkflowTerminatedError(f"run {record.workflow_id!r} was terminated: {reason}")
+        if record.status == RunStatus.TIMED_OUT:
+            assert info.error is not None
+            raise WorkflowFailedError(f"run {record.workflow_id!r} timed out", cause=info.error)
         assert info.error is not None
         raise WorkflowFailedError(f"run {record.workflow_id!r} failed: {info.error}",
                                   cause=info.error)
+
+    async def signal(self, name: str, payload: Any = None) -> None:
+        """Send a signal to the run (delivered exactly once, in order)."""
+        await self._engine.signal(self.workflow_id, name, payload)
+
+    async def query(self, name: str, *args: Any, type: Any = Any) -> Any:
+        """Ask the run a question (see :meth:`Engine.query`); nothing is recorded."""
+        return await self._engine.query(self.workflow_id, name, *args, run_id=self.run_id,
+                                        type=type)
+
+    async def get_state(self, key: str, *, type: Any = Any, default: Any = None) -> Any:
+        """The latest value the run published with ``duro.set_state(key, ...)``."""
+        record = await self._record()
+        data = await self._engine.store.get_state(record.run_id, key)
+        if data is None:
+            return default
+        return decode(data, type, what=f"state {key!r} of run {record.run_id}")
+
+    async def wait_state(self, key: str, *, timeout: float | None = None,
+                         type: Any = Any) -> Any:
+        """Wait until the run has published ``key``, then return its value.
+
+        Raises:
+            TimeoutError: Not published within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            record = await self._record()
+            data = await self._engine.store.get_state(record.run_id, key)
+            if data is not None:
+                return decode(data, type, what=f"state {key!r} of run {record.run_id}")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.workflow_id!r} did not publish {key!r} in "
+                                   f"{timeout}s")
+            step = delay if deadline is None else min(delay, deadline - time.monotonic())
+            await asyncio.sleep(max(0.0, step))
+            delay = min(delay * 2, 0.2)
+
+    async def update(self, name: str, *args: Any, id: str | None = None,
+                     timeout: float | None = None, type: Any = Any) -> Any:
+        """Send an update (request/response) and wait for the handler's result.
+
+        Args:
+            name: The update handler's name.
+            *args: Its arguments.
+            id: The update id: sending the same id again returns the same outcome.
+            timeout: Seconds to wait for the outcome.
+            type: Convert the result to this type.
+
+        Raises:
+            UpdateRejectedError: The validator rejected it (nothing was recorded).
+            UpdateFailedError: The handler raised.
+            TimeoutError: No outcome within ``timeout``.
+        """
+        update_id = id or str(uuid.uuid4())
+        data = encode({"update_id": update_id, "args": list(args)},
+                      what=f"the arguments of update {name!r}")
+        record, _ = await self._engine.store.request_update(
+            self.workflow_id, Message(kind="update", name=name, data=data, update_id=update_id),
+            now=self._engine.clock.now())
+        if self._engine.worker is not None:
+            self._engine.worker.inbox_hint(record.run_id)
+        return await self._wait_update(record.run_id, name, update_id, timeout, type)
+
+    async def _wait_update(self, run_id: str, name: str, update_id: str,
+                           timeout: float | None, hint: Any) -> Any:
+        store = self._engine.store
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            outcome = await store.get_update(run_id, update_id)
+            status = outcome.status if outcome is not None else "requested"
+            if outcome is not None and status == "completed":
+                return decode(outcome.result, hint, what=f"result of update {name!r}")
+            if outcome is not None and status in ("rejected", "failed"):
+                cause = decode_error(outcome.error) or ErrorInfo(type="Error", message="")
+                if status == "rejected":
+                    raise UpdateRejectedError(f"update {name!r} was rejected: {cause}")
+                raise UpdateFailedError(f"update {name!r} failed: {cause}", cause=cause)
+            run = await store.get_run(self.workflow_id, run_id)
+            if run is not None and run.status.is_terminal:
+                raise UpdateRejectedError(
+                    f"update {name!r} was not handled: the run ended ({run.status.value})")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"update {name!r} had no outcome within {timeout}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def children(self) -> list[RunInfo]:
+        """The runs this run started as child workflows."""
+        record = await self._record()
+        return [RunInfo.from_record(r) for r in await self._engine.store.children(
+            record.run_id)]
 
     async def cancel(self) -> None:
         """Ask the run to cancel (``asyncio.CancelledError`` at its await points)."""
@@ -114,3 +223,4 @@ class WorkflowHandle(Generic[R]):
     async def terminate(self, reason: str = "terminated") -> None:
         """Stop the run at once; no more workflow code runs."""
         await self._engine.terminate(self.workflow_id, reason=reason)
+

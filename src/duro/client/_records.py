@@ -27,7 +27,8 @@ def _loads(data: bytes | None) -> tuple[Any, str | None]:
         return None, f"corrupt payload: {exc}"
 
 
-def _error(data: bytes | None) -> ErrorInfo | None:
+def decode_error(data: bytes | None) -> ErrorInfo | None:
+    """An ErrorInfo from a stored error payload (a PayloadDecodeError one if corrupt)."""
     if data is None:
         return None
     raw, bad = _loads(data)
@@ -55,6 +56,10 @@ class RunInfo:
     error: ErrorInfo | None
     result_json: Any
     """The result as plain JSON (decode it with the handle's ``result()`` for types)."""
+    parent_run_id: str | None = None
+    """The run that started this one as a child, if any."""
+    origin_run_id: str | None = None
+    """The run this one continues (continue-as-new) or was reset, retried or forked from."""
 
     @classmethod
     def from_record(cls, r: RunRecord) -> RunInfo:
@@ -65,7 +70,8 @@ class RunInfo:
         return cls(workflow_id=r.workflow_id, run_id=r.run_id, workflow_name=r.workflow_name,
                    status=r.status, created_at=created, updated_at=updated,
                    closed_at=_time(r.closed_at), wake_at=_time(r.wake_at), owner=r.owner,
-                   history_length=r.history_len, error=_error(r.error), result_json=result)
+                   history_length=r.history_len, error=decode_error(r.error), result_json=result,
+                   parent_run_id=r.parent_run_id, origin_run_id=r.origin_run_id)
 
 
 @dataclass(frozen=True, kw_only=True)

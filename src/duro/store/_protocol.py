@@ -176,11 +176,12 @@ class Store(Protocol):
         ...
 
     async def start_child(
-        self, parent_run_id: str, epoch: int, seq: int, event: NewEvent, *, run_id: str,
-        workflow_id: str, workflow_name: str, input: bytes, links: RunLinks,
-        owner: str | None, now: float,
-    ) -> RunRecord:
-        """Record ``child_started`` in the parent and create the child, atomically."""
+        self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
+        op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
+        links: RunLinks, owner: str | None, now: float,
+    ) -> tuple[RunRecord | None, NewEvent]:
+        """Append ``before``, then start the child and record ``child_started`` — or
+        record ``child_failed`` if its workflow id is taken — atomically, fenced."""
         ...
 
     async def continue_as_new(

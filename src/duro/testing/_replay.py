@@ -19,7 +19,7 @@ from duro.client._records import Event
 from duro.errors import DuroError, ErrorInfo
 from duro.store import EventRecord
 from duro.workflow._api import Workflow
-from duro.workflow._instance import RunInstance, StepCommand, TimerCommand
+from duro.workflow._instance import ChildCommand, NullHost, RunInstance, StepCommand
 
 __all__ = ["ReplayResult", "load_history", "replay"]
 
@@ -34,17 +34,6 @@ class ReplayResult:
     error: ErrorInfo | None = None
     pending: list[tuple[int, str, str | None]] = field(default_factory=list)
     """Operations issued but not resolved by the history: (seq, kind, name)."""
-
-
-class _NoHost:
-    def step_issued(self, inst: RunInstance, cmd: StepCommand) -> None:
-        pass
-
-    def step_cancelled(self, inst: RunInstance, cmd: StepCommand) -> None:
-        pass
-
-    def timer_started(self, inst: RunInstance, cmd: TimerCommand) -> None:
-        pass
 
 
 def load_history(path: str | Path) -> dict[str, Any]:
@@ -82,16 +71,16 @@ def replay(
         DuroError: Another problem that would park the run (blocking code, bad payload).
     """
     inst = RunInstance(workflow=workflow, run_id=run_id, workflow_id=workflow_id, epoch=0,
-                       host=_NoHost())
-    records = [_record(run_id, e) for e in events
-               if (e.kind if isinstance(e, Event) else e["kind"]) not in _TERMINAL]
+                       host=NullHost())
+    records = [_record(run_id, e) for e in events]
     try:
         inst.replay(records, {})
         if inst.park_error is not None:
             raise inst.park_error
         main = inst.main
         if main is None or not main.done():
-            pending = [(c.op, c.kind, c.step.name if isinstance(c, StepCommand) else None)
+            pending = [(c.op, c.kind, c.step.name if isinstance(c, StepCommand)
+                        else c.workflow.name if isinstance(c, ChildCommand) else None)
                        for c in inst.pending()]
             return ReplayResult(status="waiting", pending=pending)
         if main.cancelled():
@@ -106,5 +95,3 @@ def replay(
     finally:
         inst.close()
 
-
-_TERMINAL = frozenset({"run_completed", "run_failed", "run_cancelled", "run_terminated"})

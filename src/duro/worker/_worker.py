@@ -23,14 +23,28 @@ from typing import Any
 import orjson
 
 from duro._clock import Clock, SystemClock
-from duro.errors import DuroError, ErrorInfo, PayloadDecodeError, SerializationError
+from duro.errors import (
+    DuroError,
+    ErrorInfo,
+    HistoryLimitError,
+    PayloadDecodeError,
+    RunNotFoundError,
+    SerializationError,
+)
 from duro.serde import encode
 from duro.step._step import StepInfo
-from duro.store import Claim, Fenced, NewEvent, Store
+from duro.store import Claim, Fenced, NewEvent, RunLinks, Store
 from duro.worker._steps import error_info, error_payload, run_attempt
 from duro.workflow import _guard
 from duro.workflow._api import Workflow
-from duro.workflow._instance import Park, RunInstance, StepCommand, TimerCommand
+from duro.workflow._instance import (
+    ChildCommand,
+    ContinueAsNew,
+    Park,
+    RunInstance,
+    StepCommand,
+    TimerCommand,
+)
 
 __all__ = ["Worker"]
 
@@ -61,6 +75,9 @@ class Worker:
             this long are taken over.
         poll_interval: Seconds between looks at the store for work from elsewhere.
         workflow_task_timeout: Seconds workflow code may run without awaiting.
+        history_warning: Log a warning when a run's history grows past this many events.
+        history_limit: Fail a run whose history grows past this many events (use
+            continue-as-new for long-lived loops).
     """
 
     def __init__(
@@ -75,7 +92,13 @@ class Worker:
         lease: float = 5.0,
         poll_interval: float = 0.2,
         workflow_task_timeout: float = 2.0,
+        history_warning: int = 10_000,
+        history_limit: int = 100_000,
     ) -> None:
+        if history_limit < history_warning:
+            raise ValueError("history_limit must be at least history_warning")
+        self.history_warning = history_warning
+        self.history_limit = history_limit
         self.store = store
         self.workflows = dict(workflows)
         self.names = sorted(self.workflows)
@@ -171,6 +194,10 @@ class Worker:
             if not fut.done():
                 fut.set_result(None)
 
+    def instance(self, run_id: str) -> RunInstance | None:
+        """The in-memory instance of a run, if this worker holds one (active or cached)."""
+        return self.active.get(run_id) or self.cache.get(run_id)
+
     def wake(self) -> None:
         """Look at the store now (something became ready in this process)."""
         self._notify.set()
@@ -202,14 +229,20 @@ class Worker:
     def unreserve_slot(self) -> None:
         self._reserved -= 1
 
-    def adopt(self, claim: Claim, input: bytes, ts: float) -> None:
+    def adopt(self, claim: Claim, input: bytes, ts: float,
+              links: RunLinks | None = None) -> None:
         """Run a run this worker created already owned (no claim round trip)."""
         self._reserved -= 1
         inst = self._new_instance(claim)
         inst.history_len = 1
         self.active[claim.run_id] = inst
-        inst.apply("run_started", None, claim.workflow_name, input, None, ts)
-        self._after(inst)
+        meta = None
+        if links is not None and (links.parent_run_id or links.deadline_at):
+            meta = orjson.dumps({"parent_run_id": links.parent_run_id,
+                                 "parent_op": links.parent_op,
+                                 "deadline_at": links.deadline_at})
+        inst.apply("run_started", None, claim.workflow_name, input, meta, ts)
+        self._resume(inst)
 
     # -- loops --------------------------------------------------------------------------
 
@@ -337,8 +370,16 @@ class Worker:
         """At the live frontier: start what replay left pending, fire what is due."""
         if inst.park_error is None and not (inst.main is not None and inst.main.done()):
             now = self.clock.now()
+            if inst.deadline_at is not None:
+                if inst.deadline_at <= now:
+                    self._time_out(inst)
+                    return
+                self._add_wakeup(inst.deadline_at, inst.run_id)
             for cmd in inst.pending():
-                if isinstance(cmd, StepCommand):
+                if isinstance(cmd, ChildCommand):
+                    if cmd.state == "new":
+                        self.child_issued(inst, cmd)
+                elif isinstance(cmd, StepCommand):
                     if cmd.state in ("new", "backoff"):
                         if cmd.retry_at is None or cmd.retry_at <= now:
                             self._start_step(inst, cmd)
@@ -361,10 +402,48 @@ class Worker:
         if not messages or self.active.get(inst.run_id) is not inst or inst.finishing:
             return
         now = self.clock.now()
-        events = [NewEvent(kind="cancel_requested" if kind == "cancel" else kind, ts=now,
-                           name=name, data=data) for _, kind, name, data in messages]
+        events: list[NewEvent] = []
+        last_id: int | None = None
+        rejected: list[tuple[int, str, Exception]] = []
+        for msg_id, kind, name, data in messages:
+            if kind == "update":
+                raw = orjson.loads(data) if data else {}
+                error = inst.validate_update(name or "", raw.get("args", []))
+                if error is not None:
+                    rejected.append((msg_id, str(raw.get("update_id")), error))
+                    continue
+                events.append(NewEvent(kind="update_accepted", ts=now, name=name,
+                                       data=orjson.dumps(raw.get("args", [])),
+                                       meta=orjson.dumps({"update_id": raw.get("update_id")})))
+            elif kind == "child_done":
+                raw = orjson.loads(data) if data else {}
+                op = int(name or 0)
+                cmd = inst.commands.get(op)
+                wf_name = cmd.workflow.name if isinstance(cmd, ChildCommand) else None
+                status = raw.get("status")
+                if status == "completed":
+                    events.append(NewEvent(kind="child_completed", ts=now, op=op, name=wf_name,
+                                           data=orjson.dumps(raw.get("result"))))
+                else:
+                    events.append(NewEvent(kind="child_failed", ts=now, op=op, name=wf_name,
+                                           data=orjson.dumps(raw.get("error")),
+                                           meta=orjson.dumps({"status": status})))
+            elif kind == "cancel":
+                events.append(NewEvent(kind="cancel_requested", ts=now))
+            else:
+                events.append(NewEvent(kind="signal_received", ts=now, name=name, data=data))
+            last_id = msg_id
+        for msg_id, update_id, error in rejected:
+            payload = error_payload(error_info(error))
+            try:
+                await self.store.reject_update(inst.run_id, update_id, msg_id, error=payload,
+                                               now=now)
+            except DuroError as exc:
+                log.warning("could not record a rejected update: %s", exc)
+        if not events or self.active.get(inst.run_id) is not inst or inst.finishing:
+            return
         inst.inflight += 1
-        ok = await self._append(inst, events, consume_inbox_upto=messages[-1][0])
+        ok = await self._append(inst, events, consume_inbox_upto=last_id)
         inst.inflight -= 1
         if ok:
             for ev in events:
@@ -392,6 +471,12 @@ class Worker:
             log.warning("could not write run %s: %s; it will be retried", inst.run_id, exc)
             self._drop(inst, release=True)
             return False
+        if inst.history_len > self.history_warning and not inst.warned_history:
+            inst.warned_history = True
+            log.warning("run %s of %s has %d history events (warning at %d, limit %d): "
+                        "long-lived loops should use duro.continue_as_new()", inst.run_id,
+                        inst.workflow.name, inst.history_len, self.history_warning,
+                        self.history_limit)
         return True
 
     def _drop(self, inst: RunInstance, *, release: bool) -> None:
@@ -420,6 +505,66 @@ class Worker:
 
     def timer_started(self, inst: RunInstance, cmd: TimerCommand) -> None:
         self._add_wakeup(cmd.fire_at, inst.run_id)
+
+    def child_issued(self, inst: RunInstance, cmd: ChildCommand) -> None:
+        cmd.state = "starting"
+        inst.inflight += 1
+        self._spawn(self._start_child(inst, cmd))
+
+    def child_cancelled(self, inst: RunInstance, cmd: ChildCommand) -> None:
+        if cmd.run_id is not None and not cmd.cancel_sent:
+            cmd.cancel_sent = True
+            self._spawn(self._cancel_child(cmd.workflow_id))
+
+    async def _cancel_child(self, workflow_id: str) -> None:
+        try:
+            record = await self.store.send_message(workflow_id, "cancel", None, None,
+                                                   now=self.clock.now())
+        except RunNotFoundError:
+            return  # it ended meanwhile
+        except DuroError as exc:
+            log.warning("could not cancel child %s: %s", workflow_id, exc)
+            return
+        self.inbox_hint(record.run_id)
+
+    async def _start_child(self, inst: RunInstance, cmd: ChildCommand) -> None:
+        now = self.clock.now()
+        events = inst.outbox
+        inst.outbox = []
+        seq = inst.history_len
+        inst.history_len += len(events) + 1
+        local = self.reserve_slot(cmd.workflow.name)
+        run_id = str(uuid.uuid4())
+        deadline = now + cmd.execution_timeout if cmd.execution_timeout else None
+        links = RunLinks(parent_run_id=inst.run_id, parent_op=cmd.op,
+                         parent_close=cmd.parent_close, deadline_at=deadline)
+        adopted = False
+        try:
+            record, event = await self.store.start_child(
+                inst.run_id, inst.epoch, seq, events, op=cmd.op, run_id=run_id,
+                workflow_id=cmd.workflow_id, workflow_name=cmd.workflow.name,
+                input=cmd.input, links=links, owner=self.worker_id if local else None,
+                now=now)
+            if record is not None and local:
+                adopted = True
+                self.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,
+                                 workflow_name=record.workflow_name, epoch=record.epoch,
+                                 history_len=1), cmd.input, now, links=links)
+        except Fenced:
+            self._drop(inst, release=False)
+            return
+        except Exception as exc:
+            log.warning("could not start child %s: %s", cmd.workflow_id, exc)
+            self._drop(inst, release=True)
+            return
+        finally:
+            if local and not adopted:
+                self.unreserve_slot()
+        inst.inflight -= 1
+        inst.apply(event.kind, event.op, event.name, event.data, event.meta, event.ts)
+        if cmd.state == "cancelled" and record is not None:
+            self.child_cancelled(inst, cmd)
+        self._after(inst)
 
     # -- steps --------------------------------------------------------------------------------
 
@@ -548,7 +693,12 @@ class Worker:
             inst = self.active.get(run_id)
             if inst is None or inst.finishing:
                 continue  # suspended or gone: the store's wake_at brings it back
+            if inst.deadline_at is not None and inst.deadline_at <= now:
+                self._time_out(inst)
+                continue
             for cmd in inst.pending():
+                if isinstance(cmd, ChildCommand):
+                    continue
                 if isinstance(cmd, TimerCommand):
                     if cmd.state == "pending" and cmd.fire_at <= now:
                         self._fire_timer(inst, cmd)
@@ -588,9 +738,51 @@ class Worker:
             inst.finishing = True
             self._spawn(self._finish(inst, main))
             return
+        if inst.history_len > self.history_limit:
+            inst.finishing = True
+            self._spawn(self._fail(inst, HistoryLimitError(
+                f"run {inst.run_id} has {inst.history_len} history events, past the limit "
+                f"of {self.history_limit}: use duro.continue_as_new() for long loops")))
+            return
         if inst.inflight == 0:
             inst.finishing = True
             self._spawn(self._suspend(inst))
+        elif inst.outbox:
+            # Published state and markers should not wait for a long step to finish.
+            self._spawn(self._flush(inst))
+
+    async def _flush(self, inst: RunInstance) -> None:
+        if not inst.outbox or inst.finishing:
+            return
+        inst.inflight += 1
+        await self._append(inst, [])
+        inst.inflight -= 1
+        self._after(inst)
+
+    async def _fail(self, inst: RunInstance, exc: Exception) -> None:
+        self._abandon_steps(inst)
+        error = error_payload(error_info(exc))
+        event = NewEvent(kind="run_failed", ts=self.clock.now(), data=error)
+        if await self._append(inst, [event], status="failed", error=error, release=True):
+            self._closed(inst)
+
+    def _closed(self, inst: RunInstance) -> None:
+        self.active.pop(inst.run_id, None)
+        inst.close()
+        self._wake_waiters(inst.run_id)
+        self._notify.set()
+
+    def _time_out(self, inst: RunInstance) -> None:
+        inst.finishing = True
+        self._abandon_steps(inst)
+        self._spawn(self._record_time_out(inst))
+
+    async def _record_time_out(self, inst: RunInstance) -> None:
+        try:
+            await self.store.time_out(inst.run_id, inst.epoch, now=self.clock.now())
+        except DuroError as exc:
+            log.warning("could not time out run %s: %s", inst.run_id, exc)
+        self._closed(inst)
 
     async def _park(self, inst: RunInstance, error: DuroError) -> None:
         log.error("parking run %s of %s: %s", inst.run_id, inst.workflow.name, error)
@@ -616,6 +808,9 @@ class Worker:
             exc = main.exception()
             if isinstance(exc, Park):  # pragma: no cover - park_error is set with Park
                 return
+            if isinstance(exc, ContinueAsNew):
+                await self._continue_as_new(inst, exc)
+                return
             if exc is None:
                 try:
                     result = encode(main.result(), what=f"the result of workflow "
@@ -636,10 +831,44 @@ class Worker:
         ok = await self._append(inst, [event], status=status, result=result, error=error,
                                 release=True)
         if ok:
-            self.active.pop(inst.run_id, None)
-            inst.close()
-            self._wake_waiters(inst.run_id)
-            self._notify.set()
+            self._closed(inst)
+
+    async def _continue_as_new(self, inst: RunInstance, cont: ContinueAsNew) -> None:
+        now = self.clock.now()
+        try:
+            inst.workflow.signature.bind(*cont.call_args, **cont.call_kwargs)
+            payload = encode({"args": list(cont.call_args), "kwargs": cont.call_kwargs},
+                             what=f"the arguments to continue {inst.workflow.name!r} as new")
+        except (TypeError, SerializationError) as exc:
+            await self._fail(inst, exc)
+            return
+        self._abandon_steps(inst)
+        events = [*inst.outbox, NewEvent(kind="run_continued_as_new", ts=now, data=payload)]
+        inst.outbox = []
+        seq = inst.history_len
+        inst.history_len += len(events)
+        local = self.reserve_slot(inst.workflow.name)
+        adopted = False
+        try:
+            record = await self.store.continue_as_new(
+                inst.run_id, inst.epoch, seq, events, new_run_id=str(uuid.uuid4()),
+                input=payload, owner=self.worker_id if local else None, now=now)
+            self._closed(inst)
+            if local:
+                adopted = True
+                links = RunLinks(parent_run_id=record.parent_run_id,
+                                 parent_op=record.parent_op, deadline_at=record.deadline_at)
+                self.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,
+                                 workflow_name=record.workflow_name, epoch=record.epoch,
+                                 history_len=1), payload, now, links=links)
+        except Fenced:
+            self._drop(inst, release=False)
+        except Exception as exc:
+            log.warning("could not continue run %s as new: %s", inst.run_id, exc)
+            self._drop(inst, release=True)
+        finally:
+            if local and not adopted:
+                self.unreserve_slot()
 
     async def _suspend(self, inst: RunInstance) -> None:
         wake_at = inst.next_wake()

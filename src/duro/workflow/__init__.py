@@ -16,18 +16,40 @@ from duro.workflow._api import (
     uuid4,
     workflow,
 )
+from duro.workflow._features import (
+    ParentClosePolicy,
+    continue_as_new,
+    execute_child,
+    on_query,
+    on_signal,
+    on_update,
+    set_state,
+    wait_condition,
+    wait_for_signal,
+)
+from duro.workflow._saga import Saga
 
 __all__ = [
+    "ParentClosePolicy",
+    "Saga",
     "Workflow",
     "WorkflowInfo",
+    "continue_as_new",
+    "execute_child",
     "in_workflow",
     "info",
     "lookup_workflow",
     "now",
+    "on_query",
+    "on_signal",
+    "on_update",
     "patched",
     "random",
     "registered_workflows",
+    "set_state",
     "sleep",
     "uuid4",
+    "wait_condition",
+    "wait_for_signal",
     "workflow",
 ]

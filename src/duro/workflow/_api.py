@@ -67,12 +67,19 @@ class Workflow(Generic[P, R]):
         _registry[self.name] = self
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        """Outside a workflow: the plain function. Inside one: a child workflow run."""
         if in_workflow():
-            raise DuroError(
-                f"workflow {self.name!r} was called from inside a workflow: calling a "
-                "workflow from a workflow is reserved for child workflows; factor shared "
-                "code into a plain async function instead"
-            )
+            # Not via execute_child(): the child's own keyword arguments (even one named
+            # "id") must reach the child untouched.
+            fut = _instance("child").schedule_child(
+                self, args, kwargs, workflow_id=None, parent_close="terminate",
+                execution_timeout=None)
+
+            async def wait() -> R:
+                result: R = await fut
+                return result
+
+            return wait()
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:

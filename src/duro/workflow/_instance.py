@@ -9,21 +9,26 @@ delivered strictly in the order they were recorded, so races replay identically.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import inspect
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from duro.errors import (
+    ChildWorkflowError,
     DuroError,
     ErrorInfo,
     NondeterminismError,
     PayloadDecodeError,
+    QueryError,
     StepFailedError,
 )
-from duro.serde import convert, decode
+from duro.serde import convert, decode, encode
 from duro.step._step import Step
 from duro.workflow import _guard
 from duro.workflow._loop import WorkflowLoop
@@ -32,16 +37,29 @@ if TYPE_CHECKING:
     from duro.store import EventRecord, NewEvent
     from duro.workflow._api import Workflow
 
-__all__ = ["Park", "RunInstance", "StepCommand", "TimerCommand"]
+__all__ = ["ChildCommand", "ContinueAsNew", "NullHost", "Park", "RunInstance", "StepCommand",
+           "TimerCommand"]
 
 _set_running_loop = asyncio.events._set_running_loop
 _get_running_loop = asyncio.events._get_running_loop
 
 STEP_KINDS = frozenset({"step_completed", "step_failed", "step_retrying"})
+CHILD_KINDS = frozenset({"child_started", "child_completed", "child_failed"})
+TERMINAL_KINDS = frozenset({"run_completed", "run_failed", "run_cancelled", "run_terminated",
+                            "run_timed_out", "run_continued_as_new"})
 
 
 class Park(BaseException):
     """Unwinds workflow code after a problem that parks the run (not user-catchable)."""
+
+
+class ContinueAsNew(BaseException):
+    """Raised by ``duro.continue_as_new()``: end this run and start a fresh one."""
+
+    def __init__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        super().__init__("continue as new")
+        self.call_args = args
+        self.call_kwargs = kwargs
 
 
 class Host(Protocol):
@@ -50,6 +68,27 @@ class Host(Protocol):
     def step_issued(self, inst: RunInstance, cmd: StepCommand) -> None: ...
     def step_cancelled(self, inst: RunInstance, cmd: StepCommand) -> None: ...
     def timer_started(self, inst: RunInstance, cmd: TimerCommand) -> None: ...
+    def child_issued(self, inst: RunInstance, cmd: ChildCommand) -> None: ...
+    def child_cancelled(self, inst: RunInstance, cmd: ChildCommand) -> None: ...
+
+
+class NullHost:
+    """A host that executes nothing: for read-only replays (queries, tests)."""
+
+    def step_issued(self, inst: RunInstance, cmd: StepCommand) -> None:
+        pass
+
+    def step_cancelled(self, inst: RunInstance, cmd: StepCommand) -> None:
+        pass
+
+    def timer_started(self, inst: RunInstance, cmd: TimerCommand) -> None:
+        pass
+
+    def child_issued(self, inst: RunInstance, cmd: ChildCommand) -> None:
+        pass
+
+    def child_cancelled(self, inst: RunInstance, cmd: ChildCommand) -> None:
+        pass
 
 
 @dataclass(eq=False, kw_only=True)
@@ -88,6 +127,26 @@ class TimerCommand:
         return "timer"
 
 
+@dataclass(eq=False, kw_only=True)
+class ChildCommand:
+    """A child workflow the parent awaits."""
+
+    op: int
+    workflow: Workflow[Any, Any]
+    input: bytes
+    future: asyncio.Future[Any]
+    workflow_id: str
+    parent_close: str
+    execution_timeout: float | None
+    state: str = "new"  # new | starting | started | done | cancelled
+    run_id: str | None = None
+    cancel_sent: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "child"
+
+
 def _describe(kind: str, name: str | None) -> str:
     return f"{kind} {name!r}" if name else kind
 
@@ -110,7 +169,7 @@ class RunInstance:
         self.now_ts = 0.0
         self.next_op = 1
         self.history_len = 0
-        self.commands: dict[int, StepCommand | TimerCommand] = {}
+        self.commands: dict[int, StepCommand | TimerCommand | ChildCommand] = {}
         self.timers: dict[asyncio.TimerHandle, TimerCommand] = {}
         self.recorded: dict[int, tuple[str, str | None]] = {}
         self.markers: set[str] = set()
@@ -123,6 +182,20 @@ class RunInstance:
         self.inflight = 0  # step attempts running and events being committed
         self.finishing = False
         self.active = True
+        self.querying = False
+        self.deadline_at: float | None = None
+        self.parent_run_id: str | None = None
+        self.warned_history = False
+        # signals, published state, queries, updates, conditions
+        self.signal_buffer: dict[str, collections.deque[Any]] = {}
+        self.signal_waiters: dict[str, collections.deque[asyncio.Future[Any]]] = {}
+        self.signal_handlers: dict[str, Callable[..., Any]] = {}
+        self.state: dict[str, Any] = {}
+        self.query_handlers: dict[str, Callable[..., Any]] = {}
+        self.update_handlers: dict[str, tuple[Callable[..., Any],
+                                              Callable[..., Any] | None]] = {}
+        self.updates_done: set[str] = set()
+        self.conditions: list[tuple[Callable[[], bool], asyncio.Future[bool]]] = []
 
     # -- replay --------------------------------------------------------------------
 
@@ -134,6 +207,8 @@ class RunInstance:
                 self.recorded.setdefault(ev.op, (_group(ev.kind), ev.name))
             elif ev.kind == "marker" and ev.name:
                 self.markers.add(ev.name)
+            if ev.kind in ("update_completed", "update_failed") and ev.meta:
+                self.updates_done.add(str(orjson.loads(ev.meta).get("update_id")))
         self.replaying = True
         try:
             for i, ev in enumerate(history):
@@ -173,6 +248,10 @@ class RunInstance:
     ) -> None:
         self.now_ts = ts
         if kind == "run_started":
+            if meta:
+                links = orjson.loads(meta)
+                self.deadline_at = links.get("deadline_at")
+                self.parent_run_id = links.get("parent_run_id")
             self._start_main(data)
         elif kind in STEP_KINDS:
             cmd = self._expect(op, "step", name, kind)
@@ -210,21 +289,168 @@ class RunInstance:
             self.timers.pop(cmd.handle, None)
             if not cmd.handle.cancelled():
                 self.loop.ready.append(cmd.handle)
-        elif kind == "marker":
+        elif kind in CHILD_KINDS:
+            self._apply_child(kind, op, name, data, meta)
+        elif kind == "signal_received":
+            self._deliver_signal(name or "", orjson.loads(data) if data else None)
+        elif kind == "state_set":
+            self.state[name or ""] = orjson.loads(data) if data else None
+        elif kind == "update_accepted":
+            info = orjson.loads(meta) if meta else {}
+            args = orjson.loads(data) if data else []
+            self._start_update(str(info.get("update_id")), name or "", args)
+        elif kind in ("marker", "update_completed", "update_failed") or kind in TERMINAL_KINDS:
             pass
         elif kind == "cancel_requested":
-            self.cancel_requested = True
-            if self.main is not None and not self.main.done():
+            if not self.cancel_requested and self.main is not None and not self.main.done():
                 self.main.cancel()
+            self.cancel_requested = True
         else:
             raise NondeterminismError(
                 f"history of run {self.run_id} has an event this version of duro does not "
                 f"know: {kind!r} at op {op}"
             )
 
+    def _apply_child(self, kind: str, op: int | None, name: str | None, data: bytes | None,
+                     meta: bytes | None) -> None:
+        cmd = self._expect(op, "child", name, kind)
+        assert isinstance(cmd, ChildCommand)
+        info = orjson.loads(data) if data and kind == "child_started" else {}
+        if kind == "child_started":
+            cmd.run_id = info.get("run_id")
+            cmd.workflow_id = info.get("workflow_id", cmd.workflow_id)
+            if cmd.state in ("new", "starting"):
+                cmd.state = "started"
+            return
+        if cmd.state == "cancelled" or cmd.future.done():
+            cmd.state = "done"
+            return
+        cmd.state = "done"
+        if kind == "child_completed":
+            cmd.future.set_result(decode(data, cmd.workflow.return_hint,
+                                         what=f"result of child {cmd.workflow_id!r}"))
+            return
+        status = (orjson.loads(meta) if meta else {}).get("status", "failed")
+        cause = _error_info(data) if data else None
+        cmd.future.set_exception(ChildWorkflowError(
+            f"child workflow {cmd.workflow_id!r} ({cmd.workflow.name}) ended {status}"
+            + (f": {cause}" if cause else ""),
+            workflow_id=cmd.workflow_id, status=status, cause=cause))
+
+    def _deliver_signal(self, name: str, value: Any) -> None:
+        handler = self.signal_handlers.get(name)
+        if handler is not None:
+            self._call_handler(handler, value)
+            return
+        for fut in self.signal_waiters.get(name, ()):
+            if not fut.done():
+                fut.set_result(value)
+                return
+        self.signal_buffer.setdefault(name, collections.deque()).append(value)
+
+    def _call_handler(self, handler: Callable[..., Any], value: Any) -> None:
+        params = [p for p in inspect.signature(handler).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        args: tuple[Any, ...] = ()
+        if params:
+            from duro.serde import hints_of
+
+            hint = hints_of(handler).get(params[0].name, Any)
+            args = (convert(value, hint),)
+        if inspect.iscoroutinefunction(handler):
+            self.loop.create_task(handler(*args))
+        else:
+            previous = _get_running_loop()
+            _set_running_loop(self.loop)
+            try:
+                handler(*args)
+            finally:
+                _set_running_loop(previous)
+
+    def _start_update(self, update_id: str, name: str, args: list[Any]) -> None:
+        entry = self.update_handlers.get(name)
+        if entry is None:
+            raise NondeterminismError(
+                f"nondeterminism in workflow {self.workflow.name!r} (run {self.run_id}): the "
+                f"history accepted update {name!r} but the code has no handler for it now")
+        handler = entry[0]
+        self.loop.create_task(self._run_update(update_id, name, handler, args))
+
+    async def _run_update(self, update_id: str, name: str, handler: Callable[..., Any],
+                          args: list[Any]) -> None:
+        from duro.store import NewEvent
+
+        meta = orjson.dumps({"update_id": update_id})
+        try:
+            result = handler(*_convert_args(handler, args))
+            if inspect.isawaitable(result):
+                result = await result
+            payload = encode(result, what=f"the result of update {name!r}")
+            kind = "update_completed"
+        except (Park, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            from duro.worker._steps import error_info, error_payload
+
+            payload, kind = error_payload(error_info(exc)), "update_failed"
+        if update_id not in self.updates_done and not self.replaying:
+            self.updates_done.add(update_id)
+            self.outbox.append(NewEvent(kind=kind, ts=self.now_ts, name=name, data=payload,
+                                        meta=meta))
+
+    def validate_update(self, name: str, args: list[Any]) -> Exception | None:
+        """Run the validator of an update on the live instance; None means accepted."""
+        entry = self.update_handlers.get(name)
+        if entry is None:
+            known = ", ".join(sorted(self.update_handlers)) or "none"
+            return LookupError(f"workflow {self.workflow.name!r} has no update handler "
+                               f"{name!r} (registered: {known})")
+        validator = entry[1]
+        if validator is None:
+            return None
+        try:
+            with self.read_only():
+                validator(*_convert_args(validator, args))
+        except Exception as exc:
+            return exc
+        return None
+
+    @contextlib.contextmanager
+    def read_only(self) -> Iterator[None]:
+        """Run code against this instance that must not issue operations (queries,
+        validators)."""
+        previous = _get_running_loop()
+        _set_running_loop(self.loop)
+        self.querying = True
+        try:
+            yield
+        finally:
+            self.querying = False
+            _set_running_loop(previous)
+
+    def query(self, name: str, args: list[Any]) -> Any:
+        """Answer a query from this instance's current state."""
+        handler = self.query_handlers.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self.query_handlers)) or "none"
+            raise QueryError(f"workflow {self.workflow.name!r} has no query {name!r} "
+                             f"(registered: {known})")
+        try:
+            with self.read_only():
+                result = handler(*_convert_args(handler, args))
+        except QueryError:
+            raise
+        except Exception as exc:
+            raise QueryError(f"query {name!r} failed: {type(exc).__name__}: {exc}") from exc
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
+            raise QueryError(f"query handler {name!r} must be a plain function, not async")
+        return result
+
     def _expect(
         self, op: int | None, kind: str, name: str | None, event: str
-    ) -> StepCommand | TimerCommand:
+    ) -> StepCommand | TimerCommand | ChildCommand:
         cmd = self.commands.get(op) if op is not None else None
         if cmd is None:
             raise NondeterminismError(
@@ -233,8 +459,8 @@ class RunInstance:
                 f"workflow code did not issue an operation with seq {op}",
                 seq=op,
             )
-        cmd_name = cmd.step.name if isinstance(cmd, StepCommand) else None
-        if cmd.kind != kind or (kind == "step" and cmd_name != name):
+        cmd_name = _command_name(cmd)
+        if cmd.kind != kind or (kind in ("step", "child") and cmd_name != name):
             raise NondeterminismError(
                 f"nondeterminism in workflow {self.workflow.name!r} (run {self.run_id}) at "
                 f"seq {op}: the history records {_describe(kind, name)} but the code now "
@@ -288,10 +514,13 @@ class RunInstance:
         loop._running = True
         token = _guard.enter(self)
         try:
-            while ready and self.park_error is None:
-                handle = ready.popleft()
-                if not handle._cancelled:
-                    handle._run()
+            while self.park_error is None:
+                while ready and self.park_error is None:
+                    handle = ready.popleft()
+                    if not handle._cancelled:
+                        handle._run()
+                if not (self.conditions and self._check_conditions()):
+                    break
         except _guard.GuardInterrupt:
             pass  # the watchdog set park_error before interrupting
         finally:
@@ -299,15 +528,40 @@ class RunInstance:
             loop._running = False
             _set_running_loop(previous)
 
+    def _check_conditions(self) -> bool:
+        """Resolve the futures of ``wait_condition`` calls whose condition now holds."""
+        changed = False
+        keep = []
+        for fn, fut in self.conditions:
+            if fut.done():
+                continue
+            try:
+                met = fn()
+            except Exception as exc:
+                fut.set_exception(exc)
+                changed = True
+                continue
+            if met:
+                fut.set_result(True)
+                changed = True
+            else:
+                keep.append((fn, fut))
+        self.conditions = keep
+        return changed
+
     def absorb_error(self, exc: BaseException) -> bool:
         """Whether an unhandled error seen by the loop is duro's own (not worth a log)."""
-        return isinstance(exc, (Park, _guard.GuardInterrupt)) or exc is self.park_error
+        return (isinstance(exc, (Park, _guard.GuardInterrupt, ContinueAsNew))
+                or exc is self.park_error)
 
     # -- commands from workflow code -------------------------------------------------
 
     def _issue(self, kind: str, name: str | None) -> int:
         if not self.active:
             raise Park()  # the instance was dropped: its coroutines are being closed
+        if self.querying:
+            raise QueryError("queries and update validators must not run steps, start "
+                             "timers or children: they read the workflow's state only")
         op = self.next_op
         self.next_op += 1
         recorded = self.recorded.get(op)
@@ -339,6 +593,37 @@ class RunInstance:
         if not self.replaying:
             self.host.step_issued(self, cmd)
         return fut
+
+    def schedule_child(
+        self, workflow: Workflow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+        workflow_id: str | None, parent_close: str, execution_timeout: float | None,
+    ) -> asyncio.Future[Any]:
+        """Issue a child workflow; the future resolves when the child ends."""
+        try:
+            workflow.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"child workflow {workflow.name!r} called with wrong arguments: "
+                            f"{exc}") from None
+        if parent_close not in ("terminate", "request_cancel", "abandon"):
+            raise ValueError("parent_close must be 'terminate', 'request_cancel' or 'abandon'")
+        payload = encode({"args": list(args), "kwargs": kwargs},
+                         what=f"the arguments of child workflow {workflow.name!r}")
+        op = self._issue("child", workflow.name)
+        fut = self.loop.create_future()
+        cmd = ChildCommand(op=op, workflow=workflow, input=payload, future=fut,
+                           workflow_id=workflow_id or f"{self.workflow_id}/{self.run_id[:8]}/{op}",
+                           parent_close=parent_close, execution_timeout=execution_timeout)
+        self.commands[op] = cmd
+        fut.add_done_callback(lambda f: self._on_child_future_done(cmd))
+        if not self.replaying:
+            self.host.child_issued(self, cmd)
+        return fut
+
+    def _on_child_future_done(self, cmd: ChildCommand) -> None:
+        if cmd.future.cancelled() and cmd.state not in ("done", "cancelled"):
+            cmd.state = "cancelled"
+            if not self.replaying:
+                self.host.child_cancelled(self, cmd)
 
     def _on_step_future_done(self, cmd: StepCommand) -> None:
         if cmd.future.cancelled() and cmd.state not in ("done", "cancelled"):
@@ -378,7 +663,7 @@ class RunInstance:
 
     # -- state for the worker ----------------------------------------------------------
 
-    def pending(self) -> list[StepCommand | TimerCommand]:
+    def pending(self) -> list[StepCommand | TimerCommand | ChildCommand]:
         """Commands still waiting for an outcome, in op order."""
         return [c for c in self.commands.values() if c.state not in ("done", "cancelled")]
 
@@ -388,6 +673,8 @@ class RunInstance:
                  if isinstance(c, TimerCommand) and c.state == "pending"]
         times += [c.retry_at or 0.0 for c in self.commands.values()
                   if isinstance(c, StepCommand) and c.state in ("backoff", "new")]
+        if self.deadline_at is not None:
+            times.append(self.deadline_at)
         return min(times) if times else None
 
     def close(self) -> None:
@@ -412,9 +699,30 @@ class RunInstance:
         self.loop.close()
 
 
+def _command_name(cmd: StepCommand | TimerCommand | ChildCommand) -> str | None:
+    if isinstance(cmd, StepCommand):
+        return cmd.step.name
+    if isinstance(cmd, ChildCommand):
+        return cmd.workflow.name
+    return None
+
+
+def _convert_args(fn: Callable[..., Any], args: list[Any]) -> list[Any]:
+    """Convert plain JSON arguments to a handler's parameter types."""
+    from duro.serde import hints_of
+
+    hints = hints_of(fn)
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [convert(a, hints.get(params[i].name, Any)) if i < len(params) else a
+            for i, a in enumerate(args)]
+
+
 def _group(kind: str) -> str:
     if kind in STEP_KINDS:
         return "step"
+    if kind in CHILD_KINDS:
+        return "child"
     if kind == "timer_fired":
         return "timer"
     return kind

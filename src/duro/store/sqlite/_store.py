@@ -531,30 +531,47 @@ class SqliteStore:
     # -- children, continue-as-new, reset ---------------------------------------------
 
     async def start_child(
-        self, parent_run_id: str, epoch: int, seq: int, event: NewEvent, *, run_id: str,
-        workflow_id: str, workflow_name: str, input: bytes, links: RunLinks,
-        owner: str | None, now: float,
-    ) -> RunRecord:
-        """Record ``child_started`` in the parent and create the child, atomically.
+        self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
+        op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
+        links: RunLinks, owner: str | None, now: float,
+    ) -> tuple[RunRecord | None, NewEvent]:
+        """Start a child and record it in the parent, atomically.
 
-        Raises:
-            WorkflowAlreadyStartedError: A run with the child's workflow id is live.
+        ``before`` (the parent's pending events) are appended first; then either
+        ``child_started`` (and the child exists) or, when the child's workflow id is
+        taken by a live run, ``child_failed`` — at the same sequence number either way.
+        Returns the child (or None) and the event recorded.
         """
+        rows = [(parent_run_id, seq + i, e.kind, e.op, e.name, e.ts, e.data, e.meta)
+                for i, e in enumerate(before)]
 
-        def op(conn: sqlite3.Connection) -> RunRecord:
-            if conn.execute(_Q["fence_append"], (seq + 1, now, parent_run_id, epoch)
-                            ).rowcount != 1:
+        def op_(conn: sqlite3.Connection) -> tuple[RunRecord | None, NewEvent]:
+            if conn.execute(_Q["fence_append"], (seq + len(rows) + 1, now, parent_run_id,
+                                                 epoch)).rowcount != 1:
                 raise Fenced(parent_run_id)
-            record, _ = _create_run(conn, run_id=run_id, workflow_id=workflow_id,
-                                    workflow_name=workflow_name, input=input, now=now,
-                                    owner=owner, on_conflict="fail", on_reuse="allow",
-                                    links=links)
-            conn.execute(_Q["insert_event"], (parent_run_id, seq, event.kind, event.op,
-                                              event.name, event.ts, event.data, event.meta))
-            return record
+            conn.executemany(_Q["insert_event"], rows)
+            record: RunRecord | None
+            try:
+                record, _ = _create_run(conn, run_id=run_id, workflow_id=workflow_id,
+                                        workflow_name=workflow_name, input=input, now=now,
+                                        owner=owner, on_conflict="fail", on_reuse="allow",
+                                        links=links)
+                event = NewEvent(kind="child_started", ts=now, op=op, name=workflow_name,
+                                 data=orjson.dumps({"workflow_id": workflow_id,
+                                                    "run_id": run_id}))
+            except WorkflowAlreadyStartedError as exc:
+                record = None
+                event = NewEvent(kind="child_failed", ts=now, op=op, name=workflow_name,
+                                 data=orjson.dumps({"type": "WorkflowAlreadyStartedError",
+                                                    "message": str(exc), "traceback": ""}),
+                                 meta=orjson.dumps({"status": "not_started"}))
+            conn.execute(_Q["insert_event"], (parent_run_id, seq + len(rows), event.kind,
+                                              event.op, event.name, event.ts, event.data,
+                                              event.meta))
+            return record, event
 
-        record: RunRecord = await self._write(op)
-        return record
+        result: tuple[RunRecord | None, NewEvent] = await self._write(op_)
+        return result
 
     async def continue_as_new(
         self, run_id: str, epoch: int, seq: int, events: Sequence[NewEvent], *,

@@ -1,0 +1,88 @@
+"""``postgresql://`` URLs: duro's own options are taken out, the rest goes to libpq."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from duro.errors import StoreError
+
+__all__ = ["PgOptions", "parse_postgres_url", "redact"]
+
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PgOptions:
+    """What a ``postgresql://`` URL asks of duro."""
+
+    conninfo: str
+    """The URL for libpq, without duro's options."""
+    schema: str = "duro"
+    """Where duro's tables live (``?schema=``)."""
+    migrate: bool = True
+    """Apply pending migrations on open (``?migrate=false`` to leave it to
+    ``duro db migrate``)."""
+    pool_size: int = 8
+    """Connections for reads (``?pool_size=``); writes use one more, and NOTIFY one."""
+    reconnect_timeout: float = 60.0
+    """Seconds a write waits for a lost database to come back before failing
+    (``?reconnect_timeout=``)."""
+
+
+def _flag(name: str, value: str) -> bool:
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise StoreError(f"URL option {name}={value!r}: expected true or false")
+
+
+def parse_postgres_url(url: str) -> PgOptions:
+    """Split ``postgresql://user@host:port/db?schema=duro&migrate=false`` into libpq's URL
+    and duro's options (``schema``, ``migrate``, ``pool_size``, ``reconnect_timeout``)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise StoreError(f"not a PostgreSQL URL: {redact(url)!r}")
+    kept: list[tuple[str, str]] = []
+    options: dict[str, object] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "schema":
+            if not _SCHEMA.match(value):
+                raise StoreError(f"schema name {value!r}: use lowercase letters, digits and _, "
+                                 f"starting with a letter or _ (at most 63)")
+            options["schema"] = value
+        elif key == "migrate":
+            options["migrate"] = _flag(key, value)
+        elif key == "pool_size":
+            try:
+                options["pool_size"] = max(1, int(value))
+            except ValueError:
+                raise StoreError(f"URL option pool_size={value!r}: expected a number") from None
+        elif key == "reconnect_timeout":
+            try:
+                options["reconnect_timeout"] = max(0.0, float(value))
+            except ValueError:
+                raise StoreError(f"URL option reconnect_timeout={value!r}: expected seconds") \
+                    from None
+        else:
+            kept.append((key, value))
+    keys = {k for k, _ in kept}
+    if "connect_timeout" not in keys:
+        kept.append(("connect_timeout", "10"))  # libpq waits forever by default
+    if "application_name" not in keys:
+        kept.append(("application_name", "duro"))
+    conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(kept), ""))
+    return PgOptions(conninfo=conninfo, **options)  # type: ignore[arg-type]
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

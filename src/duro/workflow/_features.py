@@ -1,0 +1,189 @@
+"""Workflow-side API for messages and control flow: signals, published state, query and
+update handlers, conditions, child workflows, continue-as-new."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Any, Literal, ParamSpec, TypeVar, overload
+
+from duro.serde import convert
+from duro.step._policy import seconds
+from duro.workflow._api import Workflow, _instance
+from duro.workflow._instance import ContinueAsNew
+
+__all__ = [
+    "ParentClosePolicy",
+    "continue_as_new",
+    "execute_child",
+    "on_query",
+    "on_signal",
+    "on_update",
+    "set_state",
+    "wait_condition",
+    "wait_for_signal",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+ParentClosePolicy = Literal["terminate", "request_cancel", "abandon"]
+
+
+@overload
+async def wait_for_signal(name: str, *, timeout: float | timedelta | None = None) -> Any: ...
+@overload
+async def wait_for_signal(name: str, *, timeout: float | timedelta | None = None,
+                          type: type[T]) -> T | None: ...
+@overload
+async def wait_for_signal(name: str, *, timeout: float | timedelta | None = None,
+                          type: type[T], default: T) -> T: ...
+async def wait_for_signal(
+    name: str, *, timeout: float | timedelta | None = None, type: Any = Any,
+    default: Any = None,
+) -> Any:
+    """Wait for the next signal called ``name`` and return its payload.
+
+    Signals that arrived earlier are buffered and returned first, in order; each is
+    delivered once. With ``timeout`` (a durable timer), ``default`` is returned if none
+    arrives in time.
+
+    Args:
+        name: The signal's name.
+        timeout: How long to wait, at most.
+        type: Convert the payload to this type (dataclass, pydantic model, ...).
+        default: Returned on timeout.
+    """
+    inst = _instance("wait_for_signal")
+    buffered = inst.signal_buffer.get(name)
+    if buffered:
+        return convert(buffered.popleft(), type)
+    fut: asyncio.Future[Any] = inst.loop.create_future()
+    inst.signal_waiters.setdefault(name, collections.deque()).append(fut)
+    try:
+        if timeout is None:
+            value = await fut
+        else:
+            try:
+                value = await asyncio.wait_for(fut, seconds(timeout))
+            except TimeoutError:
+                return default
+    finally:
+        waiters = inst.signal_waiters.get(name)
+        if waiters is not None and fut in waiters:
+            waiters.remove(fut)
+    return convert(value, type)
+
+
+def on_signal(name: str, handler: Callable[..., Any]) -> None:
+    """Handle every signal called ``name`` as it arrives (and those buffered so far).
+
+    The handler takes the payload (converted to its first parameter's type) and may be
+    a plain function or ``async def`` (run as a task of the workflow).
+    """
+    inst = _instance("on_signal")
+    inst.signal_handlers[name] = handler
+    buffered = inst.signal_buffer.pop(name, None)
+    for value in buffered or ():
+        inst._call_handler(handler, value)
+
+
+def set_state(key: str, value: Any) -> None:
+    """Publish a value readable from outside (``handle.get_state(key)``) without replay.
+
+    Recorded in the history with the run's next write.
+
+    Raises:
+        SerializationError: The value cannot be stored as JSON.
+    """
+    import orjson
+
+    from duro.serde import encode
+    from duro.store import NewEvent
+
+    inst = _instance("set_state")
+    data = encode(value, what=f"state {key!r}")
+    inst.state[key] = orjson.loads(data)
+    if not inst.replaying:
+        inst.outbox.append(NewEvent(kind="state_set", ts=inst.now_ts, name=key, data=data))
+
+
+def on_query(name: str, handler: Callable[..., Any]) -> None:
+    """Answer queries called ``name`` with ``handler(*args)``.
+
+    A query reads the workflow's state and must not change it, run steps or wait:
+    it is answered from a replay or a cached instance, and nothing is recorded.
+    """
+    _instance("on_query").query_handlers[name] = handler
+
+
+def on_update(name: str, handler: Callable[..., Any],
+              validator: Callable[..., Any] | None = None) -> None:
+    """Handle updates called ``name``: request/response calls into the running workflow.
+
+    The validator (a plain function; raise to reject) runs before anything is recorded,
+    so a rejected update leaves no trace in the history. The handler may be ``async``
+    and run steps; its return value is the caller's result.
+    """
+    _instance("on_update").update_handlers[name] = (handler, validator)
+
+
+async def wait_condition(fn: Callable[[], bool], *,
+                         timeout: float | timedelta | None = None) -> bool:
+    """Wait until ``fn()`` is true (re-checked after every event); False on timeout."""
+    inst = _instance("wait_condition")
+    if fn():
+        return True
+    fut: asyncio.Future[bool] = inst.loop.create_future()
+    inst.conditions.append((fn, fut))
+    if timeout is None:
+        return await fut
+    try:
+        return await asyncio.wait_for(fut, seconds(timeout))
+    except TimeoutError:
+        return False
+
+
+def continue_as_new(*args: Any, **kwargs: Any) -> None:
+    """End this run and start a fresh one of the same workflow and id with new arguments.
+
+    The new run starts with an empty history (and the published state), so a workflow
+    that loops forever keeps its history small. Does not return.
+    """
+    _instance("continue_as_new")
+    raise ContinueAsNew(args, kwargs)
+
+
+def execute_child(
+    workflow: Workflow[P, R], *args: Any, id: str | None = None,
+    parent_close: ParentClosePolicy = "terminate",
+    execution_timeout: float | timedelta | None = None, **kwargs: Any,
+) -> Coroutine[Any, Any, R]:
+    """Run a child workflow and wait for its result (``await execute_child(wf, x)``).
+
+    Calling a workflow from a workflow (``await wf(x)``) does the same with defaults.
+
+    Args:
+        workflow: The child workflow.
+        id: The child's workflow id; defaults to one derived from the parent and the
+            operation's sequence number (deterministic).
+        parent_close: What happens to the child if the parent ends first.
+        execution_timeout: Limit of the child's whole run.
+
+    Raises:
+        ChildWorkflowError: (at the await) the child failed, was cancelled, terminated
+            or timed out.
+    """
+    inst = _instance("execute_child")
+    fut = inst.schedule_child(workflow, args, kwargs, workflow_id=id,
+                              parent_close=parent_close,
+                              execution_timeout=seconds(execution_timeout))
+
+    async def wait() -> R:
+        result: R = await fut
+        return result
+
+    return wait()
