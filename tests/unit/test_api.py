@@ -51,7 +51,7 @@ def test_sqlite_urls(url: str, path: str) -> None:
 def test_sqlite_url_options_and_bad_urls() -> None:
     assert parse_sqlite_url("sqlite:///a.db?synchronous=NORMAL")[1] == {"synchronous": "NORMAL"}
     with pytest.raises(duro.StoreError):
-        duro.Engine("postgresql://localhost/x")
+        duro.Engine("mysql://localhost/x")
     with pytest.raises(duro.StoreError, match="synchronous"):
         duro.Engine("sqlite:///a.db?synchronous=SOMETIMES")
 

@@ -326,7 +326,10 @@ class Worker:
             await self.store.expire_dead_workers(self.host, dead)
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
+        # Explicitly on the worker's loop: host callbacks run while a workflow's loop is
+        # the running one, and ensure_future() would put the task there.
+        assert self.loop is not None
+        task = self.loop.create_task(coro)
         self._activations.add(task)
         task.add_done_callback(self._activations.discard)
 
@@ -394,10 +397,30 @@ class Worker:
 
     def _check_inbox(self, run_id: str) -> None:
         inst = self.active.get(run_id)
-        if inst is not None and not inst.finishing:
-            self._spawn(self._consume_inbox(inst))
+        if inst is None or inst.finishing:
+            return
+        if inst.reading_inbox:
+            inst.inbox_again = True  # the running consumer reads once more when done
+            return
+        self._spawn(self._consume_inbox(inst))
 
     async def _consume_inbox(self, inst: RunInstance, *, after: bool = True) -> None:
+        # One consumer per run at a time: two concurrent reads of the same messages
+        # would record them twice.
+        if inst.reading_inbox:
+            inst.inbox_again = True
+            return
+        inst.reading_inbox = True
+        try:
+            while True:
+                inst.inbox_again = False
+                await self._consume_inbox_once(inst, after=after)
+                if not inst.inbox_again or self.active.get(inst.run_id) is not inst:
+                    return
+        finally:
+            inst.reading_inbox = False
+
+    async def _consume_inbox_once(self, inst: RunInstance, *, after: bool) -> None:
         messages = await self.store.read_inbox(inst.run_id)
         if not messages or self.active.get(inst.run_id) is not inst or inst.finishing:
             return

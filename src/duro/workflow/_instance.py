@@ -183,6 +183,8 @@ class RunInstance:
         self.finishing = False
         self.active = True
         self.querying = False
+        self.reading_inbox = False
+        self.inbox_again = False
         self.deadline_at: float | None = None
         self.parent_run_id: str | None = None
         self.warned_history = False
@@ -507,7 +509,7 @@ class RunInstance:
         """Run the workflow's ready callbacks until none is left."""
         loop = self.loop
         ready = loop.ready
-        if not ready:
+        if not ready and not self.conditions:
             return
         previous = _get_running_loop()
         _set_running_loop(loop)

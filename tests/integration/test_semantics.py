@@ -1,0 +1,439 @@
+"""Workflow semantics: signals, published state, queries, updates, child workflows,
+cancellation, continue-as-new, timeouts and conditions, retry/reset/fork."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import pytest
+
+import duro
+from duro.testing import ManualClock
+from tests.conftest import run, wait_until
+
+EXEC: dict[str, int] = {}
+
+
+def count(key: str) -> None:
+    EXEC[key] = EXEC.get(key, 0) + 1
+
+
+@dataclass
+class Approval:
+    by: str
+    ok: bool
+
+
+@duro.step
+def record(key: str) -> str:
+    count(key)
+    return key
+
+
+# -- signals -------------------------------------------------------------------------
+
+
+@duro.workflow(name="sem_approval")
+async def approval_wf() -> list[object]:
+    first = await duro.wait_for_signal("approve", type=Approval)
+    second = await duro.wait_for_signal("approve", type=Approval)
+    late = await duro.wait_for_signal("never", timeout=60, default="timed out")
+    return [first.by if first else None, second.by if second else None, late]
+
+
+def test_signals_sent_without_a_worker_are_delivered_once_in_order(db_url: str) -> None:
+    clock = ManualClock()
+
+    async def main() -> None:
+        async with duro.Engine(db_url, worker=False, clock=clock) as client:
+            handle = await client.start(approval_wf, id="appr")
+            await client.signal("appr", "approve", Approval(by="ann", ok=True))
+            await client.signal("appr", "approve", {"by": "bob", "ok": False})
+        async with duro.Engine(db_url, clock=clock) as engine:
+            handle = engine.get_handle("appr")
+            await wait_until(lambda: _is(handle, duro.RunStatus.SUSPENDED))
+            clock.advance(61)
+            assert await handle.result(timeout=10) == ["ann", "bob", "timed out"]
+            history = await handle.history()
+            received = [e.data["by"] for e in history if e.kind == "signal_received"]
+            assert received == ["ann", "bob"]
+
+    run(main())
+
+
+@duro.workflow(name="sem_collector")
+async def collector_wf(expected: int) -> list[int]:
+    items: list[int] = []
+    duro.on_signal("item", lambda value: items.append(value))
+    await duro.wait_condition(lambda: len(items) >= expected)
+    await record("collector-done")
+    return items
+
+
+def test_signal_handler_and_wait_condition_keep_order_across_restarts(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            handle = await engine.start(collector_wf, 4, id="coll")
+            await engine.signal("coll", "item", 1)
+            await engine.signal("coll", "item", 2)
+        # "crash": the engine is gone; signals arrive while no worker runs
+        async with duro.Engine(db_url, worker=False) as client:
+            await client.signal("coll", "item", 3)
+            await client.signal("coll", "item", 4)
+        async with duro.Engine(db_url) as engine:
+            handle = engine.get_handle("coll")
+            assert await handle.result(timeout=10) == [1, 2, 3, 4]
+
+    run(main())
+
+
+@duro.workflow(name="sem_webhook")
+async def webhook_wf(order: str) -> list[str]:
+    events: list[str] = []
+    while len(events) < 2:
+        events.append(await duro.wait_for_signal("event", type=str) or "")
+    return [order, *events]
+
+
+def test_signal_with_start_creates_the_run_once_and_delivers_every_signal(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            handles = await asyncio.gather(*(
+                engine.signal_with_start(webhook_wf, "o-1", id="hook", signal="event",
+                                         payload=p) for p in ("paid", "shipped")))
+            assert handles[0].run_id == handles[1].run_id
+            result = await handles[0].result(timeout=10)
+            assert result[0] == "o-1" and sorted(result[1:]) == ["paid", "shipped"]
+            with pytest.raises(duro.RunNotFoundError):
+                await engine.signal("hook", "event", "late")
+
+    run(main())
+
+
+# -- state and queries ----------------------------------------------------------------
+
+
+@duro.workflow(name="sem_progress")
+async def progress_wf() -> str:
+    stage = "starting"
+    duro.on_query("stage", lambda: stage)
+    duro.on_query("echo", lambda x, y: [x, y])
+    duro.set_state("stage", stage)
+    await record("progress-a")
+    stage = "waiting for go"
+    duro.set_state("stage", stage)
+    await duro.wait_for_signal("go")
+    stage = "done"
+    return stage
+
+
+def test_state_and_queries_are_live_and_write_nothing(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            handle = await engine.start(progress_wf, id="prog")
+            assert await handle.wait_state("stage", timeout=10) in ("starting",
+                                                                   "waiting for go")
+            await wait_until(lambda: _is(handle, duro.RunStatus.SUSPENDED))
+            assert await handle.get_state("stage") == "waiting for go"
+            length = (await handle.describe()).history_length
+            assert await handle.query("stage") == "waiting for go"
+            assert await handle.query("echo", 1, "b") == [1, "b"]
+            with pytest.raises(duro.QueryError, match="no query 'nope'"):
+                await handle.query("nope")
+            assert (await handle.describe()).history_length == length
+        # From another process's point of view (no cached instance): replay, no writes.
+        async with duro.Engine(db_url, worker=False) as client:
+            handle = client.get_handle("prog")
+            assert await handle.query("stage") == "waiting for go"
+            assert (await handle.describe()).history_length == length
+            assert await handle.get_state("missing", default=0) == 0
+        async with duro.Engine(db_url) as engine:
+            await engine.signal("prog", "go")
+            assert await engine.get_handle("prog").result(timeout=10) == "done"
+            assert await engine.get_handle("prog").query("stage") == "done"
+
+    run(main())
+
+
+# -- updates ---------------------------------------------------------------------------
+
+
+@duro.workflow(name="sem_cart")
+async def cart_wf() -> list[str]:
+    items: list[str] = []
+
+    def validate(item: str) -> None:
+        if not item:
+            raise ValueError("empty item")
+        if len(items) >= 3:
+            raise ValueError("cart full")
+
+    async def add(item: str) -> int:
+        await record(f"add-{item}")
+        items.append(item)
+        return len(items)
+
+    duro.on_update("add", add, validator=validate)
+    duro.on_query("items", lambda: list(items))
+    await duro.wait_for_signal("checkout")
+    return items
+
+
+def test_updates_validate_record_and_are_idempotent(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            handle = await engine.start(cart_wf, id="cart")
+            assert await handle.update("add", "apple", timeout=10) == 1
+            before = await handle.history()
+            with pytest.raises(duro.UpdateRejectedError, match="empty item"):
+                await handle.update("add", "", timeout=10)
+            with pytest.raises(duro.UpdateRejectedError, match="no update handler"):
+                await handle.update("remove", "apple", timeout=10)
+            assert await handle.history() == before, "a rejected update leaves no trace"
+            assert await handle.update("add", "pear", id="u-1", timeout=10) == 2
+            assert await handle.update("add", "pear", id="u-1", timeout=10) == 2
+            assert EXEC["add-pear"] == 1
+            await engine.signal("cart", "checkout")
+            assert await handle.result(timeout=10) == ["apple", "pear"]
+            kinds = [e.kind for e in await handle.history()]
+            assert kinds.count("update_accepted") == 2
+            assert kinds.count("update_completed") == 2
+
+    run(main())
+
+
+def test_update_with_start(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            handle, result = await engine.update_with_start(
+                cart_wf, id="cart2", update="add", update_args=["fig"], timeout=10)
+            assert result == 1
+            _, again = await engine.update_with_start(
+                cart_wf, id="cart2", update="add", update_args=["kiwi"], timeout=10)
+            assert again == 2
+            assert await handle.query("items") == ["fig", "kiwi"]
+
+    run(main())
+
+
+# -- child workflows ------------------------------------------------------------------
+
+
+@duro.workflow(name="sem_child")
+async def child_wf(n: int) -> int:
+    await record(f"child-{n}")
+    if n < 0:
+        raise ValueError("negative")
+    return n * 10
+
+
+@duro.workflow(name="sem_parent")
+async def parent_wf(ns: list[int]) -> list[object]:
+    results: list[object] = list(await asyncio.gather(*(child_wf(n) for n in ns[:2])))
+    try:
+        await duro.execute_child(child_wf, ns[2], id=f"{duro.info().workflow_id}-bad")
+    except duro.ChildWorkflowError as exc:
+        results.append(f"{exc.status}: {exc.cause.message if exc.cause else ''}")
+    return results
+
+
+def test_child_workflows_results_failures_and_ids(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            handle = await engine.start(parent_wf, [1, 2, -1], id="fam")
+            assert await handle.result(timeout=10) == [10, 20, "failed: negative"]
+            children = await handle.children()
+            assert len(children) == 3
+            assert {c.workflow_id for c in children} >= {"fam-bad"}
+            assert all(c.parent_run_id == handle.run_id for c in children)
+            kinds = [e.kind for e in await handle.history()]
+            assert kinds.count("child_started") == 3
+            assert kinds.count("child_completed") == 2 and kinds.count("child_failed") == 1
+
+    run(main())
+
+
+@duro.workflow(name="sem_sleepy_child")
+async def sleepy_child() -> str:
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        await record("sleepy-cleanup")
+        raise
+    return "slept"
+
+
+@duro.workflow(name="sem_short_parent")
+async def short_parent(policy: str) -> str:
+    task = asyncio.ensure_future(duro.execute_child(
+        sleepy_child, id=f"kid-{policy}", parent_close=policy))  # type: ignore[arg-type]
+    await record(f"parent-{policy}")
+    await asyncio.sleep(0.05)
+    del task
+    return "parent done"
+
+
+@pytest.mark.parametrize("policy, status", [
+    ("terminate", duro.RunStatus.TERMINATED),
+    ("request_cancel", duro.RunStatus.CANCELLED),
+    ("abandon", duro.RunStatus.SUSPENDED),
+])
+def test_parent_close_policy(db_url: str, policy: str, status: duro.RunStatus) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            parent = await engine.start(short_parent, policy)
+            assert await parent.result(timeout=10) == "parent done"
+            child = engine.get_handle(f"kid-{policy}")
+            await wait_until(lambda: _is(child, status), timeout=10)
+
+    run(main())
+
+
+# -- cancellation ------------------------------------------------------------------------
+
+
+@duro.workflow(name="sem_quick")
+async def quick_wf() -> str:
+    await record("quick")
+    return "finished"
+
+
+def test_cancel_racing_completion_ends_in_exactly_one_terminal_state(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            outcomes = []
+            for i in range(20):
+                handle = await engine.start(quick_wf, id=f"race-{i}")
+                with contextlib.suppress(duro.RunNotFoundError):  # completed already
+                    await handle.cancel()
+                try:
+                    outcomes.append(await handle.result(timeout=10))
+                except duro.WorkflowCancelledError:
+                    outcomes.append("cancelled")
+                history = await handle.history()
+                terminal = [e.kind for e in history if e.kind.startswith("run_")
+                            and e.kind != "run_started"]
+                assert len(terminal) == 1, terminal
+                status = await handle.status()
+                assert status in (duro.RunStatus.COMPLETED, duro.RunStatus.CANCELLED)
+            assert set(outcomes) <= {"finished", "cancelled"}
+
+    run(main())
+
+
+# -- continue-as-new -----------------------------------------------------------------
+
+
+@duro.workflow(name="sem_eternal")
+async def eternal_wf(i: int, total: int) -> int:
+    duro.set_state("i", i)
+    if i >= total:
+        return i
+    await record("eternal")
+    duro.continue_as_new(i + 1, total)
+    return -1
+
+
+def test_continue_as_new_a_thousand_times_keeps_histories_small(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            handle = await engine.start(eternal_wf, 0, 1000, id="eternal")
+            assert await handle.result(timeout=120) == 1000
+            runs = await engine.list(name="sem_eternal", limit=2000)
+            assert len(runs) == 1001
+            assert {r.workflow_id for r in runs} == {"eternal"}
+            assert max(r.history_length for r in runs) <= 5
+            assert sum(r.status == duro.RunStatus.CONTINUED_AS_NEW for r in runs) == 1000
+            assert await engine.get_handle("eternal").get_state("i") == 1000
+
+    run(main(), timeout=180)
+
+
+# -- timeouts and conditions ---------------------------------------------------------
+
+
+@duro.workflow(name="sem_slow")
+async def slow_wf() -> str:
+    await asyncio.sleep(3600)
+    return "never"
+
+
+def test_execution_timeout_ends_the_run(db_url: str) -> None:
+    clock = ManualClock()
+
+    async def main() -> None:
+        async with duro.Engine(db_url, clock=clock) as engine:
+            handle = await engine.start(slow_wf, execution_timeout=60)
+            await wait_until(lambda: _is(handle, duro.RunStatus.SUSPENDED))
+            assert (await handle.describe()).wake_at is not None
+            clock.advance(61)
+            with pytest.raises(duro.WorkflowFailedError, match="timed out"):
+                await handle.result(timeout=10)
+            assert await handle.status() == duro.RunStatus.TIMED_OUT
+
+    run(main())
+
+
+# -- retry, reset, fork ----------------------------------------------------------------
+
+FLAKY = {"broken": True}
+
+
+@duro.step(retry=duro.RetryPolicy(max_attempts=1))
+def fragile(tag: str) -> str:
+    count(f"fragile-{tag}")
+    if FLAKY["broken"]:
+        raise RuntimeError("still broken")
+    return "fixed"
+
+
+@duro.workflow(name="sem_pipeline")
+async def pipeline_wf(tag: str) -> list[str]:
+    a = await record(f"{tag}-a")
+    b = await record(f"{tag}-b")
+    c = await fragile(tag)
+    d = await record(f"{tag}-d")
+    return [a, b, c, d]
+
+
+def test_retry_reruns_from_the_failed_step_reusing_results(db_url: str) -> None:
+    async def main() -> None:
+        FLAKY["broken"] = True
+        async with duro.Engine(db_url) as engine:
+            failed = await engine.start(pipeline_wf, "rt", id="pipe")
+            with pytest.raises(duro.WorkflowFailedError):
+                await failed.result(timeout=10)
+            FLAKY["broken"] = False
+            retried = await engine.retry("pipe")
+            assert retried.run_id != failed.run_id
+            assert await retried.result(timeout=10) == ["rt-a", "rt-b", "fixed", "rt-d"]
+        assert EXEC["rt-a"] == 1 and EXEC["rt-b"] == 1
+        assert EXEC["fragile-rt"] == 2 and EXEC["rt-d"] == 1
+
+    run(main())
+
+
+def test_reset_and_fork_do_not_re_execute_steps_before_the_point(db_url: str) -> None:
+    async def main() -> None:
+        FLAKY["broken"] = False
+        async with duro.Engine(db_url) as engine:
+            first = await engine.start(pipeline_wf, "rs", id="reset-me")
+            await first.result(timeout=10)
+            # events: 0 started, 1 a, 2 b, 3 fragile, 4 d, 5 completed -> keep a and b
+            reset = await engine.reset("reset-me", to=3)
+            assert await reset.result(timeout=10) == ["rs-a", "rs-b", "fixed", "rs-d"]
+            assert EXEC["rs-a"] == 1 and EXEC["rs-b"] == 1
+            assert EXEC["fragile-rs"] == 2 and EXEC["rs-d"] == 2
+            assert (await reset.describe()).origin_run_id == first.run_id
+            fork = await engine.fork("reset-me", to=2, new_id="forked")
+            assert await fork.result(timeout=10) == ["rs-a", "rs-b", "fixed", "rs-d"]
+            assert EXEC["rs-a"] == 1 and EXEC["rs-b"] == 2
+            assert await engine.get_handle("reset-me").status() == duro.RunStatus.COMPLETED
+
+    run(main())
+
+
+async def _is(handle: duro.WorkflowHandle[object], status: duro.RunStatus) -> bool:
+    return await handle.status() == status
