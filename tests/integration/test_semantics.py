@@ -436,4 +436,142 @@ def test_reset_and_fork_do_not_re_execute_steps_before_the_point(db_url: str) ->
 
 
 async def _is(handle: duro.WorkflowHandle[object], status: duro.RunStatus) -> bool:
-    return await handle.status() == status
+    try:
+        return await handle.status() == status
+    except duro.RunNotFoundError:
+        return False  # not created yet
+
+
+@duro.workflow(name="sem_waiting_parent")
+async def waiting_parent() -> str:
+    return await duro.execute_child(sleepy_child, id="awaited-kid")
+
+
+def test_cancelling_a_parent_cancels_the_child_it_awaits(db_url: str) -> None:
+    async def main() -> None:
+        EXEC.pop("sleepy-cleanup", None)
+        async with duro.Engine(db_url) as engine:
+            parent = await engine.start(waiting_parent, id="cancel-parent")
+            child = engine.get_handle("awaited-kid")
+            await wait_until(lambda: _is(child, duro.RunStatus.SUSPENDED))
+            await parent.cancel()
+            with pytest.raises(duro.WorkflowCancelledError):
+                await parent.result(timeout=10)
+            with pytest.raises(duro.WorkflowCancelledError):
+                await child.result(timeout=10)
+            assert EXEC["sleepy-cleanup"] == 1
+
+    run(main())
+
+
+COMPENSATIONS: list[str] = []
+GATE = {"slow": True}
+
+
+@duro.step(name="sem.book")
+def book(what: str) -> str:
+    count(f"book-{what}")
+    if what == "car":
+        raise duro.NonRetryableError("no cars left")
+    return f"{what}-ok"
+
+
+@duro.step(name="sem.undo")
+async def undo(what: str) -> None:
+    count(f"undo-{what}")
+    if what == "hotel" and GATE["slow"]:
+        await asyncio.sleep(30)  # the engine stops here: mid-compensation
+    COMPENSATIONS.append(what)
+
+
+@duro.workflow(name="sem_trip")
+async def trip_wf() -> str:
+    try:
+        async with duro.Saga() as saga:
+            for what in ("flight", "hotel", "car"):
+                await book(what)
+                saga.add(undo, what)
+    except duro.StepFailedError as exc:
+        return f"rolled back: {exc.cause.message}"
+    return "booked"
+
+
+def test_saga_compensates_in_reverse_once_even_if_stopped_midway(db_url: str) -> None:
+    async def main() -> None:
+        COMPENSATIONS.clear()
+        GATE["slow"] = True
+        async with duro.Engine(db_url) as engine:
+            handle = await engine.start(trip_wf, id="trip")
+            await wait_until(lambda: EXEC.get("undo-hotel", 0) >= 1)
+        GATE["slow"] = False
+        async with duro.Engine(db_url) as engine:
+            assert await engine.get_handle("trip").result(timeout=10) == \
+                "rolled back: no cars left"
+        assert COMPENSATIONS == ["hotel", "flight"]
+        assert EXEC["undo-flight"] == 1, "a finished compensation is not repeated"
+        assert EXEC["book-flight"] == 1 and EXEC["book-hotel"] == 1
+        undone = [e.name for e in await _history(db_url, "trip") if e.kind == "step_completed"
+                  and e.name == "sem.undo"]
+        assert len(undone) == 2
+        _ = handle
+
+    run(main())
+
+
+async def _history(db_url: str, workflow_id: str) -> list[duro.Event]:
+    async with duro.Engine(db_url, worker=False) as engine:
+        return await engine.get_handle(workflow_id).history()
+
+
+@duro.workflow(name="sem_chatty")
+async def chatty_wf(n: int) -> int:
+    for i in range(n):
+        await record(f"chatty-{i % 3}")
+    return n
+
+
+def test_history_limit_fails_the_run_with_a_clear_error(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url, history_warning=5, history_limit=12) as engine:
+            ok = await engine.start(chatty_wf, 3)
+            assert await ok.result(timeout=10) == 3
+            big = await engine.start(chatty_wf, 50)
+            with pytest.raises(duro.WorkflowFailedError) as info:
+                await big.result(timeout=10)
+            assert info.value.cause.type == "duro.errors.HistoryLimitError"
+            assert "continue_as_new" in info.value.cause.message
+            assert (await big.describe()).history_length <= 14
+
+    with caplog.at_level("WARNING", logger="duro.worker"):
+        run(main())
+    assert any("history events" in r.getMessage() for r in caplog.records)
+
+
+@duro.workflow(name="sem_condition_timeout")
+async def condition_timeout_wf() -> list[bool]:
+    flag = {"set": False}
+    duro.on_signal("set", lambda _: flag.update(set=True))
+    first = await duro.wait_condition(lambda: flag["set"], timeout=30)
+    second = await duro.wait_condition(lambda: flag["set"], timeout=30)
+    return [first, second]
+
+
+def test_wait_condition_times_out_durably(db_url: str) -> None:
+    clock = ManualClock()
+
+    async def main() -> None:
+        async with duro.Engine(db_url, clock=clock) as engine:
+            handle = await engine.start(condition_timeout_wf, id="cond")
+            await wait_until(lambda: _is(handle, duro.RunStatus.SUSPENDED))
+            clock.advance(31)
+            await wait_until(lambda: _history_len(handle, 2))
+            await engine.signal("cond", "set", None)
+            assert await handle.result(timeout=10) == [False, True]
+
+    run(main())
+
+
+async def _history_len(handle: duro.WorkflowHandle[object], n: int) -> bool:
+    return len(await handle.history()) >= n

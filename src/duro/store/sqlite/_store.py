@@ -818,6 +818,9 @@ def _on_closed(conn: sqlite3.Connection, run_id: str, status: str, result: bytes
     for child_id, _, policy in conn.execute(_Q["live_children"], (run_id,)).fetchall():
         if policy == "abandon":
             continue
+        cancelling = conn.execute(_Q["cancel_pending"], (child_id,)).fetchone()[0]
+        if cancelling:
+            continue  # already cleaning up after a cancel request: let it finish
         if policy == "request_cancel":
             _send(conn, child_id, Message(kind="cancel"), now)
         else:

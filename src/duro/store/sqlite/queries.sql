@@ -179,3 +179,7 @@ WHERE run_id = ?;
 
 -- name: history_prefix
 SELECT seq, kind, ts, op, name, data, meta FROM events WHERE run_id = ? AND seq < ? ORDER BY seq;
+
+-- name: cancel_pending
+SELECT EXISTS (SELECT 1 FROM inbox WHERE run_id = ?1 AND kind = 'cancel')
+    OR EXISTS (SELECT 1 FROM events WHERE run_id = ?1 AND kind = 'cancel_requested');
