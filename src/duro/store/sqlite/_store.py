@@ -33,8 +33,17 @@ from duro.store._records import (
     NewEvent,
     RunLinks,
     RunRecord,
-    RunStatus,
     UpdateOutcome,
+)
+from duro.store.sqlite._ops import (
+    SIDE_EFFECT_KINDS,
+    close,
+    create_run,
+    live_run_id,
+    on_closed,
+    project,
+    row_to_run,
+    send,
 )
 from duro.store.sqlite._sql import migrations, queries
 from duro.store.sqlite._writer import Writer
@@ -83,30 +92,6 @@ def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, sqlite3.DatabaseError):
         return StoreError(f"database error: {exc}")
     return exc
-
-
-def _row_to_run(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"],
-        workflow_id=row["workflow_id"],
-        workflow_name=row["workflow_name"],
-        status=RunStatus(row["status"]),
-        input=row["input"],
-        result=row["result"],
-        error=row["error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        closed_at=row["closed_at"],
-        wake_at=row["wake_at"],
-        owner=row["owner"],
-        epoch=row["epoch"],
-        history_len=row["history_len"],
-        parent_run_id=row["parent_run_id"],
-        parent_op=row["parent_op"],
-        parent_close=row["parent_close"],
-        deadline_at=row["deadline_at"],
-        origin_run_id=row["origin_run_id"],
-    )
 
 
 class SqliteStore:
@@ -287,7 +272,7 @@ class SqliteStore:
         message: Message | None = None,
     ) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
-            record, created = _create_run(
+            record, created = create_run(
                 conn, run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
                 input=input, now=now, owner=owner, on_conflict=on_conflict,
                 on_reuse=on_reuse, links=links)
@@ -296,7 +281,7 @@ class SqliteStore:
                     raise RunNotFoundError(
                         f"workflow id {workflow_id!r} names a run that has ended "
                         f"({record.status.value}); it cannot receive {message.kind}s")
-                _send(conn, record.run_id, message, now)
+                send(conn, record.run_id, message, now)
             return record, created
 
         result: tuple[RunRecord, bool] = await self._write(op)
@@ -331,7 +316,7 @@ class SqliteStore:
             fence_args = (new_len, now, status, result, error, wake_at, release, closed_at,
                           run_id, epoch)
 
-        side = [e for e in events if e.kind in _SIDE_EFFECT_KINDS]
+        side = [e for e in events if e.kind in SIDE_EFFECT_KINDS]
 
         def op(conn: sqlite3.Connection) -> None:
             if conn.execute(fence_sql, fence_args).rowcount != 1:
@@ -343,13 +328,13 @@ class SqliteStore:
             if consume_inbox_upto is not None:
                 conn.execute(_Q["consume_inbox"], (run_id, consume_inbox_upto))
             for e in side:
-                _project(conn, run_id, e)
+                project(conn, run_id, e)
             if status == "suspended":
                 # A message that arrived while the run was running must still wake it.
                 conn.execute(_Q["wake_if_inbox"], (now, now, run_id, run_id))
             if status in TERMINAL_STATUSES:
                 conn.execute(_Q["delete_heartbeats"], (run_id,))
-                _on_closed(conn, run_id, status, result, error, now)
+                on_closed(conn, run_id, status, result, error, now)
 
         await self._write(op)
 
@@ -412,12 +397,12 @@ class SqliteStore:
             rows = self._read(_Q["latest_run_by_workflow_id"], (workflow_id,))
             if not rows:  # accept a run id where a workflow id was expected
                 rows = self._read(_Q["run_by_id"], (workflow_id,))
-        return _row_to_run(rows[0]) if rows else None
+        return row_to_run(rows[0]) if rows else None
 
     async def list_runs(
         self, *, status: str | None = None, name: str | None = None, limit: int = 100
     ) -> list[RunRecord]:
-        return [_row_to_run(r) for r in self._read(_Q["list_runs"], (status, name, limit))]
+        return [row_to_run(r) for r in self._read(_Q["list_runs"], (status, name, limit))]
 
     # -- workers and leases ------------------------------------------------------------
 
@@ -478,7 +463,7 @@ class SqliteStore:
             if row is None or row["status"] != "parked":
                 raise RunNotFoundError(f"no parked run with workflow id {workflow_id!r}")
             conn.execute(_Q["resume_parked"], (now, now, row["run_id"]))
-            return _row_to_run(conn.execute(_Q["run_by_id"], (row["run_id"],)).fetchone())
+            return row_to_run(conn.execute(_Q["run_by_id"], (row["run_id"],)).fetchone())
 
         record: RunRecord = await self._write(op)
         return record
@@ -489,9 +474,9 @@ class SqliteStore:
         self, workflow_id: str, kind: str, name: str | None, data: bytes | None, *, now: float
     ) -> RunRecord:
         def op(conn: sqlite3.Connection) -> RunRecord:
-            run_id = _live_run_id(conn, workflow_id)
-            _send(conn, run_id, Message(kind=kind, name=name, data=data), now)
-            return _row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
+            run_id = live_run_id(conn, workflow_id)
+            send(conn, run_id, Message(kind=kind, name=name, data=data), now)
+            return row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
 
         record: RunRecord = await self._write(op)
         return record
@@ -506,9 +491,9 @@ class SqliteStore:
         error = orjson.dumps({"type": "Terminated", "message": reason, "traceback": ""})
 
         def op(conn: sqlite3.Connection) -> RunRecord:
-            run_id = _live_run_id(conn, workflow_id)
-            _close(conn, run_id, "terminated", "run_terminated", error, now)
-            return _row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
+            run_id = live_run_id(conn, workflow_id)
+            close(conn, run_id, "terminated", "run_terminated", error, now)
+            return row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
 
         record: RunRecord = await self._write(op)
         return record
@@ -522,7 +507,7 @@ class SqliteStore:
             row = conn.execute(_Q["run_by_id"], (run_id,)).fetchone()
             if row is None or row["epoch"] != epoch or row["status"] not in LIVE_STATUSES:
                 return False
-            _close(conn, run_id, "timed_out", "run_timed_out", error, now)
+            close(conn, run_id, "timed_out", "run_timed_out", error, now)
             return True
 
         done: bool = await self._write(op)
@@ -552,7 +537,7 @@ class SqliteStore:
             conn.executemany(_Q["insert_event"], rows)
             record: RunRecord | None
             try:
-                record, _ = _create_run(conn, run_id=run_id, workflow_id=workflow_id,
+                record, _ = create_run(conn, run_id=run_id, workflow_id=workflow_id,
                                         workflow_name=workflow_name, input=input, now=now,
                                         owner=owner, on_conflict="fail", on_reuse="allow",
                                         links=links)
@@ -591,11 +576,11 @@ class SqliteStore:
                 raise Fenced(run_id)
             conn.executemany(_Q["insert_event"], rows)
             conn.execute(_Q["delete_heartbeats"], (run_id,))
-            old = _row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
+            old = row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
             links = RunLinks(parent_run_id=old.parent_run_id, parent_op=old.parent_op,
                              parent_close=old.parent_close, deadline_at=old.deadline_at,
                              origin_run_id=run_id)
-            record, _ = _create_run(conn, run_id=new_run_id, workflow_id=old.workflow_id,
+            record, _ = create_run(conn, run_id=new_run_id, workflow_id=old.workflow_id,
                                     workflow_name=old.workflow_name, input=input, now=now,
                                     owner=owner, on_conflict="fail", on_reuse="allow",
                                     links=links)
@@ -622,15 +607,15 @@ class SqliteStore:
             row = conn.execute(_Q["run_by_id"], (source_run_id,)).fetchone()
             if row is None:
                 raise RunNotFoundError(f"no run {source_run_id!r}")
-            source = _row_to_run(row)
+            source = row_to_run(row)
             if close_source and source.status.value in LIVE_STATUSES:
-                _close(conn, source_run_id, "terminated", "run_terminated", error, now)
+                close(conn, source_run_id, "terminated", "run_terminated", error, now)
             events = [r for r in conn.execute(_Q["history_prefix"], (source_run_id, upto_seq))
                       if not (r["op"] in dropped and r["kind"] != "run_started")]
             if not events or events[0]["kind"] != "run_started":
                 raise StoreError("a copied history must start with run_started")
             links = RunLinks(origin_run_id=source_run_id)
-            _create_run(conn, run_id=new_run_id, workflow_id=workflow_id,
+            create_run(conn, run_id=new_run_id, workflow_id=workflow_id,
                                     workflow_name=source.workflow_name,
                                     input=events[0]["data"], now=now, owner=None,
                                     on_conflict="fail", on_reuse="allow", links=links,
@@ -643,14 +628,14 @@ class SqliteStore:
             for e in events:
                 if e["kind"] == "state_set":
                     conn.execute(_Q["upsert_state"], (new_run_id, e["name"], e["data"], e["ts"]))
-            return _row_to_run(conn.execute(_Q["run_by_id"], (new_run_id,)).fetchone())
+            return row_to_run(conn.execute(_Q["run_by_id"], (new_run_id,)).fetchone())
 
         record: RunRecord = await self._write(op)
         return record
 
     async def children(self, run_id: str) -> list[RunRecord]:
         """Runs started as children of this run."""
-        return [_row_to_run(r) for r in self._read(_Q["children_of"], (run_id,))]
+        return [row_to_run(r) for r in self._read(_Q["children_of"], (run_id,))]
 
     # -- state and updates ---------------------------------------------------------------
 
@@ -669,7 +654,7 @@ class SqliteStore:
                 row = conn.execute(_Q["latest_run_by_workflow_id"], (workflow_id,)).fetchone()
                 if row is None:
                     raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
-            record = _row_to_run(row)
+            record = row_to_run(row)
             existing = conn.execute(_Q["get_update"], (record.run_id, message.update_id)
                                     ).fetchone()
             if existing is not None:
@@ -677,7 +662,7 @@ class SqliteStore:
                                              error=existing[2])
             if record.status.value not in LIVE_STATUSES:
                 raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
-            _send(conn, record.run_id, message, now)
+            send(conn, record.run_id, message, now)
             return record, UpdateOutcome(status="requested")
 
         result: tuple[RunRecord, UpdateOutcome] = await self._write(op)
@@ -707,124 +692,6 @@ class SqliteStore:
 
     async def load_heartbeats(self, run_id: str) -> dict[int, bytes]:
         return {r[0]: r[1] for r in self._read(_Q["load_heartbeats"], (run_id,))}
-
-
-_SIDE_EFFECT_KINDS = frozenset({"state_set", "update_accepted", "update_completed",
-                                "update_failed"})
-
-
-def _create_run(
-    conn: sqlite3.Connection, *, run_id: str, workflow_id: str, workflow_name: str,
-    input: bytes, now: float, owner: str | None, on_conflict: IdConflictPolicy,
-    on_reuse: IdReusePolicy, links: RunLinks | None, started_event: bool = True,
-) -> tuple[RunRecord, bool]:
-    row = conn.execute(_Q["latest_run_by_workflow_id"], (workflow_id,)).fetchone()
-    if row is not None:
-        existing = _row_to_run(row)
-        if existing.status.value in LIVE_STATUSES:
-            if on_conflict == "fail":
-                raise WorkflowAlreadyStartedError(
-                    f"workflow id {workflow_id!r} already has a live run "
-                    f"({existing.run_id}, {existing.status.value})",
-                    workflow_id=workflow_id, run_id=existing.run_id)
-            return existing, False
-        reuse = on_reuse == "allow" or (
-            on_reuse == "allow_failed" and existing.status != RunStatus.COMPLETED)
-        if not reuse:
-            if on_reuse == "use_existing":
-                return existing, False
-            raise WorkflowAlreadyStartedError(
-                f"workflow id {workflow_id!r} was already used by run {existing.run_id} "
-                f"({existing.status.value}) and the reuse policy is {on_reuse!r}",
-                workflow_id=workflow_id, run_id=existing.run_id)
-    status = "running" if owner else "pending"
-    epoch = 1 if owner else 0
-    conn.execute(_Q["insert_run"], (run_id, workflow_id, workflow_name, status, input, now,
-                                    now, None if owner else now, owner, epoch))
-    if started_event:
-        meta = None
-        if links is not None and (links.parent_run_id or links.deadline_at):
-            meta = orjson.dumps({"parent_run_id": links.parent_run_id,
-                                 "parent_op": links.parent_op,
-                                 "deadline_at": links.deadline_at})
-        conn.execute(_Q["insert_event"],
-                     (run_id, 0, "run_started", None, workflow_name, now, input, meta))
-    if links is not None:
-        conn.execute(_Q["set_run_links"], (links.parent_run_id, links.parent_op,
-                                           links.parent_close, links.deadline_at,
-                                           links.origin_run_id, run_id))
-    return _row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone()), True
-
-
-def _live_run_id(conn: sqlite3.Connection, workflow_id: str) -> str:
-    row = conn.execute(_Q["live_run_by_workflow_id"], (workflow_id,)).fetchone()
-    if row is None:
-        row = conn.execute(_Q["run_by_id"], (workflow_id,)).fetchone()
-        if row is None or row["status"] not in LIVE_STATUSES:
-            raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
-    return str(row["run_id"])
-
-
-def _send(conn: sqlite3.Connection, run_id: str, message: Message, now: float) -> None:
-    if message.update_id is not None:
-        conn.execute(_Q["insert_update"], (run_id, message.update_id, message.name, now))
-    conn.execute(_Q["insert_inbox"], (run_id, message.kind, message.name, message.data, now))
-    conn.execute(_Q["wake_for_inbox"], (now, now, run_id))
-
-
-def _project(conn: sqlite3.Connection, run_id: str, event: NewEvent) -> None:
-    """Keep the read models (published state, update outcomes) in step with the history."""
-    if event.kind == "state_set":
-        conn.execute(_Q["upsert_state"], (run_id, event.name, event.data, event.ts))
-        return
-    info = orjson.loads(event.meta) if event.meta else {}
-    update_id = info.get("update_id")
-    if update_id is None:
-        return
-    status = {"update_accepted": "accepted", "update_completed": "completed",
-              "update_failed": "failed"}[event.kind]
-    result = event.data if event.kind == "update_completed" else None
-    error = event.data if event.kind == "update_failed" else None
-    conn.execute(_Q["set_update"], (status, result, error, event.ts, run_id, update_id))
-
-
-def _close(conn: sqlite3.Connection, run_id: str, status: str, kind: str, error: bytes,
-           now: float) -> None:
-    """End a live run from outside its worker (terminate, time out), fencing it out."""
-    row = conn.execute(_Q["run_by_id"], (run_id,)).fetchone()
-    seq = row["history_len"]
-    conn.execute(_Q["close_run"], (status, error, now, now, run_id))
-    conn.execute(_Q["insert_event"], (run_id, seq, kind, None, None, now, error, None))
-    conn.execute(_Q["delete_heartbeats"], (run_id,))
-    conn.execute(_Q["consume_inbox"], (run_id, 2**62))
-    _on_closed(conn, run_id, status, None, error, now)
-
-
-def _on_closed(conn: sqlite3.Connection, run_id: str, status: str, result: bytes | None,
-               error: bytes | None, now: float) -> None:
-    """A run ended: tell its parent, and apply its children's parent-close policy."""
-    if status != "continued_as_new":
-        parent = conn.execute(_Q["parent_of"], (run_id,)).fetchone()
-        if parent is not None and parent[0] is not None and parent[2] in LIVE_STATUSES:
-            payload = orjson.dumps({
-                "status": status, "run_id": run_id,
-                "result": orjson.Fragment(result) if result is not None else None,
-                "error": orjson.Fragment(error) if error is not None else None,
-            })
-            _send(conn, parent[0], Message(kind="child_done", name=str(parent[1]),
-                                           data=payload), now)
-    reason = orjson.dumps({"type": "Terminated", "message": "parent run closed",
-                           "traceback": ""})
-    for child_id, _, policy in conn.execute(_Q["live_children"], (run_id,)).fetchall():
-        if policy == "abandon":
-            continue
-        cancelling = conn.execute(_Q["cancel_pending"], (child_id,)).fetchone()[0]
-        if cancelling:
-            continue  # already cleaning up after a cancel request: let it finish
-        if policy == "request_cancel":
-            _send(conn, child_id, Message(kind="cancel"), now)
-        else:
-            _close(conn, child_id, "terminated", "run_terminated", reason, now)
 
 
 def _split_statements(sql: str) -> list[str]:

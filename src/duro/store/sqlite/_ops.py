@@ -1,0 +1,169 @@
+"""Operations of the SQLite store that run inside the writer's transactions and are
+shared by several store methods: creating runs, sending messages, projecting events into
+read models, and closing runs (with their parent notification and children policy)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import orjson
+
+from duro.errors import RunNotFoundError, WorkflowAlreadyStartedError
+from duro.store._records import (
+    LIVE_STATUSES,
+    IdConflictPolicy,
+    IdReusePolicy,
+    Message,
+    NewEvent,
+    RunLinks,
+    RunRecord,
+    RunStatus,
+)
+from duro.store.sqlite._sql import queries
+
+__all__ = ["SIDE_EFFECT_KINDS", "close", "create_run", "live_run_id", "on_closed", "project",
+           "row_to_run", "send"]
+
+_Q = queries()
+
+
+def row_to_run(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"],
+        workflow_id=row["workflow_id"],
+        workflow_name=row["workflow_name"],
+        status=RunStatus(row["status"]),
+        input=row["input"],
+        result=row["result"],
+        error=row["error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        closed_at=row["closed_at"],
+        wake_at=row["wake_at"],
+        owner=row["owner"],
+        epoch=row["epoch"],
+        history_len=row["history_len"],
+        parent_run_id=row["parent_run_id"],
+        parent_op=row["parent_op"],
+        parent_close=row["parent_close"],
+        deadline_at=row["deadline_at"],
+        origin_run_id=row["origin_run_id"],
+    )
+
+
+SIDE_EFFECT_KINDS = frozenset({"state_set", "update_accepted", "update_completed",
+                                "update_failed"})
+
+
+def create_run(
+    conn: sqlite3.Connection, *, run_id: str, workflow_id: str, workflow_name: str,
+    input: bytes, now: float, owner: str | None, on_conflict: IdConflictPolicy,
+    on_reuse: IdReusePolicy, links: RunLinks | None, started_event: bool = True,
+) -> tuple[RunRecord, bool]:
+    row = conn.execute(_Q["latest_run_by_workflow_id"], (workflow_id,)).fetchone()
+    if row is not None:
+        existing = row_to_run(row)
+        if existing.status.value in LIVE_STATUSES:
+            if on_conflict == "fail":
+                raise WorkflowAlreadyStartedError(
+                    f"workflow id {workflow_id!r} already has a live run "
+                    f"({existing.run_id}, {existing.status.value})",
+                    workflow_id=workflow_id, run_id=existing.run_id)
+            return existing, False
+        reuse = on_reuse == "allow" or (
+            on_reuse == "allow_failed" and existing.status != RunStatus.COMPLETED)
+        if not reuse:
+            if on_reuse == "use_existing":
+                return existing, False
+            raise WorkflowAlreadyStartedError(
+                f"workflow id {workflow_id!r} was already used by run {existing.run_id} "
+                f"({existing.status.value}) and the reuse policy is {on_reuse!r}",
+                workflow_id=workflow_id, run_id=existing.run_id)
+    status = "running" if owner else "pending"
+    epoch = 1 if owner else 0
+    conn.execute(_Q["insert_run"], (run_id, workflow_id, workflow_name, status, input, now,
+                                    now, None if owner else now, owner, epoch))
+    if started_event:
+        meta = None
+        if links is not None and (links.parent_run_id or links.deadline_at):
+            meta = orjson.dumps({"parent_run_id": links.parent_run_id,
+                                 "parent_op": links.parent_op,
+                                 "deadline_at": links.deadline_at})
+        conn.execute(_Q["insert_event"],
+                     (run_id, 0, "run_started", None, workflow_name, now, input, meta))
+    if links is not None:
+        conn.execute(_Q["set_run_links"], (links.parent_run_id, links.parent_op,
+                                           links.parent_close, links.deadline_at,
+                                           links.origin_run_id, run_id))
+    return row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone()), True
+
+
+def live_run_id(conn: sqlite3.Connection, workflow_id: str) -> str:
+    row = conn.execute(_Q["live_run_by_workflow_id"], (workflow_id,)).fetchone()
+    if row is None:
+        row = conn.execute(_Q["run_by_id"], (workflow_id,)).fetchone()
+        if row is None or row["status"] not in LIVE_STATUSES:
+            raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
+    return str(row["run_id"])
+
+
+def send(conn: sqlite3.Connection, run_id: str, message: Message, now: float) -> None:
+    if message.update_id is not None:
+        conn.execute(_Q["insert_update"], (run_id, message.update_id, message.name, now))
+    conn.execute(_Q["insert_inbox"], (run_id, message.kind, message.name, message.data, now))
+    conn.execute(_Q["wake_for_inbox"], (now, now, run_id))
+
+
+def project(conn: sqlite3.Connection, run_id: str, event: NewEvent) -> None:
+    """Keep the read models (published state, update outcomes) in step with the history."""
+    if event.kind == "state_set":
+        conn.execute(_Q["upsert_state"], (run_id, event.name, event.data, event.ts))
+        return
+    info = orjson.loads(event.meta) if event.meta else {}
+    update_id = info.get("update_id")
+    if update_id is None:
+        return
+    status = {"update_accepted": "accepted", "update_completed": "completed",
+              "update_failed": "failed"}[event.kind]
+    result = event.data if event.kind == "update_completed" else None
+    error = event.data if event.kind == "update_failed" else None
+    conn.execute(_Q["set_update"], (status, result, error, event.ts, run_id, update_id))
+
+
+def close(conn: sqlite3.Connection, run_id: str, status: str, kind: str, error: bytes,
+           now: float) -> None:
+    """End a live run from outside its worker (terminate, time out), fencing it out."""
+    row = conn.execute(_Q["run_by_id"], (run_id,)).fetchone()
+    seq = row["history_len"]
+    conn.execute(_Q["close_run"], (status, error, now, now, run_id))
+    conn.execute(_Q["insert_event"], (run_id, seq, kind, None, None, now, error, None))
+    conn.execute(_Q["delete_heartbeats"], (run_id,))
+    conn.execute(_Q["consume_inbox"], (run_id, 2**62))
+    on_closed(conn, run_id, status, None, error, now)
+
+
+def on_closed(conn: sqlite3.Connection, run_id: str, status: str, result: bytes | None,
+               error: bytes | None, now: float) -> None:
+    """A run ended: tell its parent, and apply its children's parent-close policy."""
+    if status != "continued_as_new":
+        parent = conn.execute(_Q["parent_of"], (run_id,)).fetchone()
+        if parent is not None and parent[0] is not None and parent[2] in LIVE_STATUSES:
+            payload = orjson.dumps({
+                "status": status, "run_id": run_id,
+                "result": orjson.Fragment(result) if result is not None else None,
+                "error": orjson.Fragment(error) if error is not None else None,
+            })
+            send(conn, parent[0], Message(kind="child_done", name=str(parent[1]),
+                                           data=payload), now)
+    reason = orjson.dumps({"type": "Terminated", "message": "parent run closed",
+                           "traceback": ""})
+    for child_id, _, policy in conn.execute(_Q["live_children"], (run_id,)).fetchall():
+        if policy == "abandon":
+            continue
+        cancelling = conn.execute(_Q["cancel_pending"], (child_id,)).fetchone()[0]
+        if cancelling:
+            continue  # already cleaning up after a cancel request: let it finish
+        if policy == "request_cancel":
+            send(conn, child_id, Message(kind="cancel"), now)
+        else:
+            close(conn, child_id, "terminated", "run_terminated", reason, now)
