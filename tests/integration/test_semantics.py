@@ -575,3 +575,43 @@ def test_wait_condition_times_out_durably(db_url: str) -> None:
 
 async def _history_len(handle: duro.WorkflowHandle[object], n: int) -> bool:
     return len(await handle.history()) >= n
+
+
+@duro.workflow(name="sem_publish_then_continue")
+async def publish_then_continue(n: int) -> int:
+    duro.set_state("n", n)
+    if n < 3:
+        duro.continue_as_new(n + 1)
+    return n
+
+
+def test_state_published_right_before_continue_as_new_is_kept(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            handle = await engine.start(publish_then_continue, 0, id="pub-can")
+            assert await handle.result(timeout=10) == 3
+            assert await handle.get_state("n") == 3
+            runs = await engine.list(name="sem_publish_then_continue")
+            for r in runs:
+                if r.status == duro.RunStatus.CONTINUED_AS_NEW:
+                    state = await engine.get_handle("pub-can", r.run_id).get_state("n")
+                    assert state is not None
+
+    run(main())
+
+
+def test_reset_to_the_end_of_a_finished_run_continues_without_duplicating_its_end(
+    db_url: str
+) -> None:
+    async def main() -> None:
+        FLAKY["broken"] = False
+        async with duro.Engine(db_url) as engine:
+            first = await engine.start(pipeline_wf, "end", id="reset-end")
+            await first.result(timeout=10)
+            length = (await first.describe()).history_length
+            again = await engine.reset("reset-end", to=length)
+            assert await again.result(timeout=10) == ["end-a", "end-b", "fixed", "end-d"]
+            kinds = [e.kind for e in await again.history()]
+            assert kinds.count("run_completed") == 1 and kinds[-1] == "run_completed"
+
+    run(main())

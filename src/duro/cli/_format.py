@@ -27,7 +27,7 @@ __all__ = [
 
 _STATUS_COLORS = {"completed": "green", "failed": "red", "cancelled": "yellow",
                   "terminated": "yellow", "parked": "red", "running": "cyan",
-                  "retrying": "yellow"}
+                  "retrying": "yellow", "timed_out": "red", "continued_as_new": "dim"}
 
 
 def dumps(value: Any, *, indent: int | None = 2, ascii: bool = False) -> str:
@@ -121,18 +121,59 @@ def progress_line(ev: Event, style: Style) -> str | None:
         return f"  {style.sym('•')} marker {ev.name}"
     if ev.kind == "cancel_requested":
         return f"  {style.sym('⊘', 'yellow')} cancel requested"
+    message = _message_line(ev, style, op)
+    if message is not None:
+        return message
+    if ev.kind == "run_continued_as_new":
+        return (f"  {style.sym('↻', 'cyan')} continued as new with "
+                f"{_call_args(ev.data)}")
     if ev.kind.startswith("run_"):
-        return None
+        return None  # the start and the end (timed out included): `duro run` reports them
     return f"  {style.sym('•')} {ev.kind} {ev.name or ''} {op}".rstrip()
+
+
+def _message_line(ev: Event, style: Style, op: str) -> str | None:
+    """Progress lines of signals, published state, updates and child workflows."""
+    name = ev.name or "?"
+    if ev.kind == "signal_received":
+        payload = "" if ev.data is None else f": {short_json(ev.data)}"
+        return f"  {style.sym('•', 'cyan')} signal {name} received{payload}"
+    if ev.kind == "state_set":
+        return f"  {style.sym('•')} state {name} = {short_json(ev.data)}"
+    if ev.kind == "update_accepted":
+        args = short_json(ev.data) if ev.data else "no arguments"
+        return f"  {style.sym('•', 'cyan')} update {name} accepted ({args})"
+    if ev.kind == "update_completed":
+        return f"  {style.sym('✓', 'green')} update {name} completed: {short_json(ev.data)}"
+    if ev.kind == "update_failed":
+        return (f"  {style.sym('✗', 'red')} update {name} failed: "
+                f"{_error_of(ev.data, short=True)}")
+    if ev.kind == "child_started":
+        child = ev.data.get("workflow_id") if isinstance(ev.data, dict) else None
+        return f"  {style.sym('▶')} child {name} {op} started as {child or '?'}"
+    if ev.kind == "child_completed":
+        return (f"  {style.sym('✓', 'green')} child {name} {op} completed: "
+                f"{short_json(ev.data)}")
+    if ev.kind == "child_failed":
+        status = str(ev.meta.get("status") or "failed").replace("_", " ")
+        return (f"  {style.sym('✗', 'red')} child {name} {op} {status}: "
+                f"{_error_of(ev.data, short=True)}")
+    return None
+
+
+def _call_args(data: Any) -> str:
+    if not isinstance(data, dict):
+        return short_json(data)
+    args = data.get("args") or []
+    kwargs = data.get("kwargs") or {}
+    return "args " + short_json(args) + (f" kwargs {short_json(kwargs)}" if kwargs else "")
 
 
 def _details(ev: Event) -> str:
     if ev.corrupt:
         return f"corrupt: {ev.corrupt}"
-    if ev.kind == "run_started" and isinstance(ev.data, dict):
-        args = ev.data.get("args") or []
-        kwargs = ev.data.get("kwargs") or {}
-        return "args " + short_json(args) + (f" kwargs {short_json(kwargs)}" if kwargs else "")
+    if ev.kind in ("run_started", "run_continued_as_new") and isinstance(ev.data, dict):
+        return _call_args(ev.data)
     if ev.kind == "step_completed":
         return f"{short_json(ev.data)}  (attempt {_attempt(ev)}, {duration(_secs(ev))})"
     if ev.kind in ("step_retrying", "step_failed"):
@@ -141,9 +182,21 @@ def _details(ev: Event) -> str:
         return f"{_error_of(ev.data)}  (attempt {_attempt(ev)}, {duration(_secs(ev))}{retry})"
     if ev.kind == "run_completed":
         return short_json(ev.data)
-    if ev.kind in ("run_failed", "run_cancelled", "run_terminated"):
-        return _error_of(ev.data)
+    if ev.kind in ("run_failed", "run_cancelled", "run_terminated", "run_timed_out",
+                   "update_failed"):
+        return _error_of(ev.data) + _update_id(ev)
+    if ev.kind == "child_failed":
+        return f"{_error_of(ev.data)}  ({ev.meta.get('status') or 'failed'})"
+    if ev.kind == "child_started" and isinstance(ev.data, dict):
+        return f"workflow id {ev.data.get('workflow_id')} (run {ev.data.get('run_id')})"
+    if ev.kind in ("update_accepted", "update_completed"):
+        return short_json(ev.data) + _update_id(ev)
     return "" if ev.data is None else short_json(ev.data)
+
+
+def _update_id(ev: Event) -> str:
+    update_id = ev.meta.get("update_id")
+    return f"  (update id {update_id})" if update_id else ""
 
 
 def history_row(ev: Event) -> list[str]:
@@ -205,6 +258,8 @@ def run_json(info: RunInfo) -> dict[str, Any]:
         "history_length": info.history_length,
         "result": info.result_json,
         "error": error_json(info.error),
+        "parent_run_id": info.parent_run_id,
+        "origin_run_id": info.origin_run_id,
     }
 
 

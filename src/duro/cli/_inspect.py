@@ -77,10 +77,21 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
     """Describe one run and its steps."""
     async with client(url) as engine:
         info = await _describe(engine, args.id)
-        events = await engine.get_handle(info.workflow_id, info.run_id).history()
+        handle = engine.get_handle(info.workflow_id, info.run_id)
+        events = await handle.history()
+        children = await handle.children()
+        parent = await _run_by_id(engine, info.parent_run_id)
+        origin = await _run_by_id(engine, info.origin_run_id)
     steps = summarize_steps(events)
+    relation = _relation(info, origin)
     if args.json:
-        described = {**run_json(info), "steps": [step_json(s) for s in steps]}
+        described = {
+            **run_json(info),
+            "parent": None if parent is None else _link_json(parent),
+            "origin": None if origin is None else {**_link_json(origin), "relation": relation},
+            "children": [_link_json(c) for c in children],
+            "steps": [step_json(s) for s in steps],
+        }
         out.line(dumps(described, ascii=not out.unicode))
         return EXIT_OK
     verbose: bool = getattr(args, "verbose", False)
@@ -91,6 +102,10 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
         ("status", status_text(info.status.value, out)),
         ("created", local_time(info.created_at)),
     ]
+    if info.parent_run_id is not None:
+        fields.append(("parent", _link_text(parent, info.parent_run_id)))
+    if info.origin_run_id is not None:
+        fields.append(("origin", f"{relation} {_link_text(origin, info.origin_run_id)}"))
     if info.closed_at is not None:
         took = duration((info.closed_at - info.created_at).total_seconds())
         fields.append(("closed", f"{local_time(info.closed_at)} (took {took})"))
@@ -117,6 +132,13 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
             out.line(f"{'':<12} {more}")
     if info.status == RunStatus.FAILED and info.error and info.error.traceback and not verbose:
         out.line(f"{'':<12} (--verbose shows the traceback)")
+    if children:
+        out.line("")
+        out.line("children")
+        rows = [[c.workflow_id, c.workflow_name, c.status.value, c.run_id] for c in children]
+        for line in table(["WORKFLOW ID", "WORKFLOW", "STATUS", "RUN ID"], rows, out,
+                          status_column=2):
+            out.line("  " + line)
     out.line("")
     if not steps:
         out.line("no steps")
@@ -128,6 +150,37 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
                       status_column=2):
         out.line("  " + line)
     return EXIT_OK
+
+
+async def _run_by_id(engine: Engine, run_id: str | None) -> RunInfo | None:
+    if run_id is None:
+        return None
+    try:
+        return await engine.get_handle(run_id, run_id).describe()
+    except RunNotFoundError:
+        return None
+
+
+def _relation(info: RunInfo, origin: RunInfo | None) -> str:
+    """How a run came from its origin run (the store keeps the link, not the reason)."""
+    if origin is None:
+        return "made from"
+    if origin.workflow_id != info.workflow_id:
+        return "forked from"
+    if origin.status == RunStatus.CONTINUED_AS_NEW:
+        return "continued from"
+    return "retried or reset from"
+
+
+def _link_text(run: RunInfo | None, run_id: str) -> str:
+    if run is None:
+        return f"run {run_id} (no longer in the store)"
+    return f"{run.workflow_id} (run {run.run_id}, {run.workflow_name}, {run.status.value})"
+
+
+def _link_json(run: RunInfo) -> dict[str, str]:
+    return {"workflow_id": run.workflow_id, "run_id": run.run_id,
+            "workflow_name": run.workflow_name, "status": run.status.value}
 
 
 async def history_command(args: argparse.Namespace, url: str, out: Style) -> int:

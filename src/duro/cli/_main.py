@@ -13,7 +13,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import duro
-from duro.cli import _inspect, _run
+from duro.cli import _control, _db, _inspect, _messages, _run
 from duro.cli._common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -32,10 +32,11 @@ __all__ = ["build_parser", "main", "run_cli"]
 DEFAULT_DB = "sqlite:///duro.db"
 
 _EPILOG = """\
-exit codes: 0 ok; 1 the workflow failed (or: unknown id, run not live, other error);
-2 usage error (bad MODULE:WORKFLOW, module not importable, bad arguments);
-3 the run was cancelled or terminated; 4 the database cannot be opened or used;
-124 `run --timeout` expired (the run goes on); 130 interrupted (the run is durable);
+exit codes: 0 ok; 1 the workflow failed (or: unknown id, run not live, update
+rejected or failed, unknown query, other error); 2 usage error (bad MODULE:WORKFLOW,
+module not importable, bad arguments); 3 the run was cancelled or terminated;
+4 the database cannot be opened or used; 124 `run --timeout` or `update --timeout`
+expired (the run, or the update, goes on); 130 interrupted (the run is durable);
 141 the output pipe was closed.
 """
 
@@ -114,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     terminate = command("terminate", "stop a live run at once; no more workflow code runs")
     terminate.add_argument("id", metavar="ID", help="workflow id (or run id)")
     terminate.add_argument("--reason", default="terminated from the command line")
+
+    _db.add_arguments(command("db", "manage the database schema (migrations)"), [sub_parent])
+    _messages.add_commands(command)
+    _control.add_commands(command)
     return parser
 
 
@@ -155,6 +160,12 @@ def _dispatch(args: argparse.Namespace, state: _run.RunState) -> Coroutine[Any, 
         return _run.run_command(args, url, state, out, stderr())
     if args.command == "worker":
         return _run.worker_command(args, url, out)
+    if args.command == "db":
+        return _db.db_command(args, url, out)
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        command: Coroutine[Any, Any, int] = handler(args, url, out)
+        return command
     handlers = {"ls": _inspect.ls_command, "show": _inspect.show_command,
                 "history": _inspect.history_command, "cancel": _inspect.cancel_command,
                 "terminate": _inspect.terminate_command}

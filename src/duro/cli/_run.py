@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import shlex
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +21,11 @@ from duro.cli._common import (
     Style,
 )
 from duro.cli._format import dumps, duration, progress_line
-from duro.cli._load import import_target, load_workflow, parse_call_args
+from duro.cli._load import import_target, load_workflow, parse_call_args, workflows_in
 from duro.client import Engine, RunInfo, WorkflowHandle
 from duro.errors import RunNotFoundError
 from duro.store import RunStatus
-from duro.workflow import registered_workflows
+from duro.workflow import Workflow, registered_workflows
 
 __all__ = ["RunState", "run_command", "worker_command"]
 
@@ -71,8 +72,9 @@ async def run_command(
     if bad_args is not None and args.id is None:
         raise bad_args
     quiet: bool = args.quiet
-    # The embedded worker serves this workflow only: `duro run` is not a general worker.
-    async with Engine(url, worker=True, workflows=[wf]) as engine:
+    # The embedded worker serves this workflow, and the other workflows of its module so
+    # that its child workflows run too; `duro run` is not a general worker.
+    async with Engine(url, worker=True, workflows=_served(wf)) as engine:
         before = await _describe(engine, args.id) if args.id else None
         handle: WorkflowHandle[Any]
         if before is not None:
@@ -93,8 +95,14 @@ async def run_command(
         state.workflow_id = handle.workflow_id
         if not quiet:
             err.line(_header(wf.name, handle, before, bool(call_args or call_kwargs), err))
-        info = await _watch(handle, None if quiet else err, args.timeout, state)
+        info = await _watch(engine, handle, None if quiet else err, args.timeout, state)
     return _report(info, args, out, err)
+
+
+def _served(wf: Workflow[Any, Any]) -> list[Workflow[Any, Any]]:
+    module = sys.modules.get(wf.fn.__module__)
+    others = workflows_in(module) if module is not None else []
+    return [wf, *(w for w in others if w.name != wf.name)]
 
 
 def _header(name: str, handle: WorkflowHandle[Any], before: RunInfo | None, has_args: bool,
@@ -109,9 +117,9 @@ def _header(name: str, handle: WorkflowHandle[Any], before: RunInfo | None, has_
             f"recorded{note}")
 
 
-async def _watch(handle: WorkflowHandle[Any], err: Style | None, timeout: float | None,
-                 state: RunState) -> RunInfo:
-    """Print each new event until the run ends or parks."""
+async def _watch(engine: Engine, handle: WorkflowHandle[Any], err: Style | None,
+                 timeout: float | None, state: RunState) -> RunInfo:
+    """Print each new event until the run ends or parks; follow continue-as-new."""
     deadline = None if timeout is None else time.monotonic() + timeout
     seen = 1  # run_started is the header's job
     while True:
@@ -123,6 +131,15 @@ async def _watch(handle: WorkflowHandle[Any], err: Style | None, timeout: float 
                 if line is not None and err is not None:
                     err.line(line)
             seen = len(events)
+        if info.status == RunStatus.CONTINUED_AS_NEW:
+            successor = await _successor(engine, info)
+            if successor is not None:
+                if err is not None:
+                    err.line(f"{err.sym('▶', 'bold')} new run {successor.run_id} of "
+                             f"{successor.workflow_id}")
+                handle = engine.get_handle(successor.workflow_id, successor.run_id)
+                seen = 1
+                continue
         if info.status.is_terminal or info.status == RunStatus.PARKED:
             return info
         if deadline is not None and time.monotonic() >= deadline:
@@ -133,6 +150,15 @@ async def _watch(handle: WorkflowHandle[Any], err: Style | None, timeout: float 
                 EXIT_TIMEOUT,
             )
         await asyncio.sleep(POLL_INTERVAL)
+
+
+async def _successor(engine: Engine, info: RunInfo) -> RunInfo | None:
+    """The run that continues ``info`` (continue-as-new), else the latest of its id."""
+    for run in await engine.list(name=info.workflow_name, limit=200):
+        if run.workflow_id == info.workflow_id and run.origin_run_id == info.run_id:
+            return run
+    latest = await engine.get_handle(info.workflow_id).describe()
+    return latest if latest.run_id != info.run_id else None
 
 
 def _report(info: RunInfo, args: argparse.Namespace, out: Style, err: Style) -> int:
@@ -155,6 +181,10 @@ def _report(info: RunInfo, args: argparse.Namespace, out: Style, err: Style) -> 
         err.line(f"{err.sym('✗', 'red')} {wid} is parked: {error}")
         err.line("  the run is kept as it is; it resumes when a worker with fixed code starts "
                  "(fix the code, then run the same command with --id again)")
+        return EXIT_FAILED
+    if status == RunStatus.TIMED_OUT:
+        err.line(f"{err.sym('✗', 'red')} {wid} timed out{took}: "
+                 f"{error.message if error else 'its execution timeout passed'}")
         return EXIT_FAILED
     err.line(f"{err.sym('✗', 'red')} {wid} failed{took}: {error}")
     if error is not None and error.traceback:

@@ -381,6 +381,8 @@ class Engine:
 
         self._require_open()
         record = await self.store.get_run(workflow_id, run_id)
+        if record is not None and record.status.value == "continued_as_new":
+            record = await self.store.get_run(workflow_id)  # ask the current run
         if record is None:
             raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
         wf = lookup_workflow(record.workflow_name)

@@ -49,6 +49,15 @@ class WorkflowHandle(Generic[R]):
                                    + (f" and run id {self.run_id!r}" if self.run_id else ""))
         return record
 
+    async def _current(self) -> RunRecord:
+        """The pinned run, or the latest run of the id if the pinned one continued as new."""
+        record = await self._record()
+        if record.status == RunStatus.CONTINUED_AS_NEW:
+            latest = await self._engine.store.get_run(self.workflow_id)
+            if latest is not None:
+                return latest
+        return record
+
     async def describe(self) -> RunInfo:
         """The run's current description."""
         return RunInfo.from_record(await self._record())
@@ -132,8 +141,9 @@ class WorkflowHandle(Generic[R]):
                                         type=type)
 
     async def get_state(self, key: str, *, type: Any = Any, default: Any = None) -> Any:
-        """The latest value the run published with ``duro.set_state(key, ...)``."""
-        record = await self._record()
+        """The latest value the run published with ``duro.set_state(key, ...)``
+        (following continue-as-new to the current run)."""
+        record = await self._current()
         data = await self._engine.store.get_state(record.run_id, key)
         if data is None:
             return default
@@ -149,7 +159,7 @@ class WorkflowHandle(Generic[R]):
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
         while True:
-            record = await self._record()
+            record = await self._current()
             data = await self._engine.store.get_state(record.run_id, key)
             if data is not None:
                 return decode(data, type, what=f"state {key!r} of run {record.run_id}")

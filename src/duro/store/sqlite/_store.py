@@ -94,6 +94,10 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
+TERMINAL_EVENT_KINDS = frozenset({"run_completed", "run_failed", "run_cancelled",
+                                  "run_terminated", "run_timed_out", "run_continued_as_new"})
+
+
 class SqliteStore:
     """A :class:`~duro.store.Store` on one SQLite file.
 
@@ -575,6 +579,9 @@ class SqliteStore:
             if conn.execute(_Q["fence_transition"], fence).rowcount != 1:
                 raise Fenced(run_id)
             conn.executemany(_Q["insert_event"], rows)
+            for e in events:
+                if e.kind in SIDE_EFFECT_KINDS:
+                    project(conn, run_id, e)  # e.g. state published just before
             conn.execute(_Q["delete_heartbeats"], (run_id,))
             old = row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
             links = RunLinks(parent_run_id=old.parent_run_id, parent_op=old.parent_op,
@@ -610,8 +617,10 @@ class SqliteStore:
             source = row_to_run(row)
             if close_source and source.status.value in LIVE_STATUSES:
                 close(conn, source_run_id, "terminated", "run_terminated", error, now)
+            # A run's end is never copied: the copy continues live from the prefix.
             events = [r for r in conn.execute(_Q["history_prefix"], (source_run_id, upto_seq))
-                      if not (r["op"] in dropped and r["kind"] != "run_started")]
+                      if not (r["op"] in dropped and r["kind"] != "run_started")
+                      and r["kind"] not in TERMINAL_EVENT_KINDS]
             if not events or events[0]["kind"] != "run_started":
                 raise StoreError("a copied history must start with run_started")
             links = RunLinks(origin_run_id=source_run_id)
