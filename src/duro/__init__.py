@@ -8,6 +8,7 @@ stopped, on any worker.
 from __future__ import annotations
 
 from duro._clock import Clock, ManualClock, SystemClock
+from duro._queues import Queue
 from duro.client import Engine, Event, RunInfo, StepSummary, WorkflowHandle
 from duro.errors import (
     ChildWorkflowError,
@@ -76,6 +77,7 @@ __all__ = [
     "NondeterminismError",
     "ParentClosePolicy",
     "PayloadDecodeError",
+    "Queue",
     "QueryError",
     "RetryAfterError",
     "RetryPolicy",

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from duro._clock import Clock, SystemClock
 from duro.client._handle import WorkflowHandle
 from duro.client._records import RunInfo
+from duro.client._schedules import Schedules
 from duro.errors import DuroError, QueryError, RunNotFoundError
 from duro.serde import encode
 from duro.step._policy import seconds
@@ -26,6 +29,7 @@ from duro.store import (
     Store,
     open_store,
 )
+from duro.store._records import Placement, QueueStats
 from duro.worker import Worker
 from duro.workflow._api import Workflow, lookup_workflow, registered_workflows
 
@@ -48,7 +52,9 @@ class Engine:
         clock: Durable time; pass ``duro.testing.ManualClock`` to control it.
         synchronous: SQLite's synchronous pragma (``FULL`` by default).
         **worker_options: Passed to :class:`duro.worker.Worker` (``max_active``,
-            ``lease``, ``poll_interval``, ``workflow_task_timeout``...).
+            ``lease``, ``poll_interval``, ``workflow_task_timeout``, ``queues`` — the
+            queues this worker serves, all by default...). Queues declared with
+            :class:`duro.Queue` have their limits stored when the worker starts.
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class Engine:
         self._workflows = list(workflows) if workflows is not None else None
         self._worker_options = worker_options
         self.worker: Worker | None = None
+        self.schedules = Schedules(self)
         self._open = False
 
     async def __aenter__(self) -> Engine:
@@ -93,8 +100,11 @@ class Engine:
         if self._run_worker:
             workflows = ({w.name: w for w in self._workflows} if self._workflows is not None
                          else registered_workflows())
-            self.worker = Worker(self.store, workflows, clock=self.clock,
-                                 **self._worker_options)
+            from duro._queues import declared_queues
+
+            options = dict(self._worker_options)
+            options.setdefault("declare", [q.config for q in declared_queues().values()])
+            self.worker = Worker(self.store, workflows, clock=self.clock, **options)
             try:
                 await self.worker.start()
             except BaseException:
@@ -126,6 +136,15 @@ class Engine:
         on_conflict: IdConflictPolicy = "use_existing",
         on_reuse: IdReusePolicy = "use_existing",
         execution_timeout: float | timedelta | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        concurrency_key: str | None = None,
+        dedup_key: str | None = None,
+        on_dedup: Literal["use_existing", "fail"] = "use_existing",
+        start_at: datetime | None = None,
+        start_delay: float | timedelta | None = None,
+        debounce_key: str | None = None,
+        debounce: float | timedelta | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[R]:
         """Start a run, or return the existing one for this workflow id.
@@ -143,6 +162,17 @@ class Engine:
             on_conflict: What a live run with this id means.
             on_reuse: What a finished run with this id means.
             execution_timeout: Limit of the whole run; past it the run ends ``timed_out``.
+            queue: The queue (default: the workflow's, else ``"default"``); its
+                :class:`duro.Queue` limits apply.
+            priority: Higher starts first when the queue is saturated.
+            concurrency_key: Runs with the same key share the queue's ``key_concurrency``.
+            dedup_key: At most one live run with this key in the queue: another start
+                returns it (``on_dedup="use_existing"``) or fails (``"fail"``).
+            start_at: Do not start before this time (timezone-aware datetime).
+            start_delay: Do not start before this delay has passed.
+            debounce_key: Starts with the same key collapse into one run that starts
+                after ``debounce`` seconds without a new start, with the last arguments.
+            debounce: The quiet period of ``debounce_key``.
 
         Raises:
             WorkflowNotFoundError: ``workflow`` is a name no imported workflow has.
@@ -150,14 +180,28 @@ class Engine:
             SerializationError: An argument cannot be stored as JSON.
             WorkflowAlreadyStartedError: The id policy says fail.
         """
+        when = None
+        if start_at is not None:
+            if start_at.tzinfo is None:
+                raise ValueError("start_at must be timezone-aware (e.g. datetime.now(UTC))")
+            when = start_at.timestamp()
+        if start_delay is not None:
+            when = self.clock.now() + (seconds(start_delay) or 0.0)
+        if debounce_key is not None and not debounce:
+            raise ValueError("debounce_key needs a debounce period")
+        placement = Placement(queue=queue or "", priority=priority,
+                              concurrency_key=concurrency_key, dedup_key=dedup_key,
+                              on_dedup=on_dedup, debounce_key=debounce_key,
+                              debounce=seconds(debounce) or 0.0, start_at=when)
         handle, _ = await self._start(workflow, args, kwargs, id, on_conflict, on_reuse,
-                                      execution_timeout, None)
+                                      execution_timeout, None, placement)
         return handle
 
     async def _start(
         self, workflow: Workflow[Any, R] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
         workflow_id: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
         execution_timeout: float | timedelta | None, message: Message | None,
+        placement: Placement | None = None,
     ) -> tuple[WorkflowHandle[R], RunRecord]:
         wf = lookup_workflow(workflow) if isinstance(workflow, str) else workflow
         if not isinstance(wf, Workflow):
@@ -174,26 +218,33 @@ class Engine:
         now = self.clock.now()
         timeout = seconds(execution_timeout)
         links = RunLinks(deadline_at=now + timeout) if timeout else None
+        placement = dataclasses.replace(placement or Placement(),
+                                        queue=(placement.queue if placement else "") or wf.queue)
         worker = self.worker
-        local = worker is not None and worker.reserve_slot(wf.name)
+        local = (placement.immediate and worker is not None
+                 and worker.reserve_slot(wf.name, placement.queue))
         adopted = False
         try:
             record, created = await self.store.create_run(
                 run_id=run_id, workflow_id=workflow_id, workflow_name=wf.name, input=payload,
                 now=now, owner=worker.worker_id if local and worker else None,
                 on_conflict=on_conflict, on_reuse=on_reuse, links=links, message=message,
+                placement=placement,
             )
             if created and local and worker is not None:
                 adopted = True
                 worker.adopt(Claim(run_id=record.run_id, workflow_id=workflow_id,
-                                   workflow_name=wf.name, epoch=record.epoch, history_len=1),
-                             payload, now, links=links)
+                                   workflow_name=wf.name, epoch=record.epoch, history_len=1,
+                                   queue=record.queue), payload, now, links=links)
+            elif created and worker is not None:
+                worker.wake()
         finally:
             if local and not adopted and worker is not None:
                 worker.unreserve_slot()
         if message is not None and worker is not None:
             worker.inbox_hint(record.run_id)
-        handle: WorkflowHandle[R] = WorkflowHandle(self, workflow_id, record.run_id,
+        # record.workflow_id: a deduplicated start returns another run, with its own id.
+        handle: WorkflowHandle[R] = WorkflowHandle(self, record.workflow_id, record.run_id,
                                                    result_hint=wf.return_hint)
         return handle, record
 
@@ -260,6 +311,11 @@ class Engine:
         self._require_open()
         return [RunInfo.from_record(r)
                 for r in await self.store.list_runs(status=status, name=name, limit=limit)]
+
+    async def queues(self) -> Sequence[QueueStats]:
+        """Each queue's depth, running count and limits."""
+        self._require_open()
+        return await self.store.queue_stats(real_now=time.time())
 
     async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:
         """Send a signal to the live run with this id (delivered once, in order)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from duro.store._records import (
@@ -12,6 +12,9 @@ from duro.store._records import (
     IdReusePolicy,
     Message,
     NewEvent,
+    Placement,
+    QueueConfig,
+    QueueStats,
     RunLinks,
     RunRecord,
     UpdateOutcome,
@@ -58,13 +61,17 @@ class Store(Protocol):
         on_reuse: IdReusePolicy,
         links: RunLinks | None = None,
         message: Message | None = None,
+        placement: Placement | None = None,
     ) -> tuple[RunRecord, bool]:
         """Create a run (and its ``run_started`` event) unless the id policy says not to.
 
         Returns the run and whether it was created. With ``owner`` set, the run is
         created already claimed by that worker (epoch 1), saving a claim round trip.
         With ``message``, it is put in the (new or existing live) run's inbox in the same
-        transaction: signal-with-start and update-with-start.
+        transaction: signal-with-start and update-with-start. ``placement`` puts it in a
+        queue (priority, concurrency key), delays it, or folds it into a live run with the
+        same deduplication key or a pending run with the same debounce key (returned with
+        ``created`` False).
         """
         ...
 
@@ -92,9 +99,24 @@ class Store(Protocol):
         ...
 
     async def claim(
-        self, worker_id: str, names: Sequence[str], limit: int, *, now: float, real_now: float
+        self, worker_id: str, names: Sequence[str], limit: int, *, now: float,
+        real_now: float, queues: Sequence[str] | None = None,
+        local: Mapping[str, int] | None = None,
     ) -> list[Claim]:
-        """Claim up to ``limit`` runs that are pending, due, or whose owner's lease expired."""
+        """Claim up to ``limit`` runs that are pending, due, or whose owner's lease expired.
+
+        Only from ``queues`` (all when None), best priority first, within each queue's
+        limits; ``local`` is how many runs of each queue this worker holds now (for the
+        per-worker limit).
+        """
+        ...
+
+    async def upsert_queue(self, config: QueueConfig, *, now: float) -> None:
+        """Create or update a queue's limits."""
+        ...
+
+    async def queue_stats(self, *, real_now: float) -> list[QueueStats]:
+        """Every queue with runs or limits: depth, running count, limits."""
         ...
 
     async def next_wake_at(self, names: Sequence[str]) -> float | None:
@@ -178,7 +200,7 @@ class Store(Protocol):
     async def start_child(
         self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
         op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
-        links: RunLinks, owner: str | None, now: float,
+        links: RunLinks, owner: str | None, now: float, placement: Placement | None = None,
     ) -> tuple[RunRecord | None, NewEvent]:
         """Append ``before``, then start the child and record ``child_started`` — or
         record ``child_failed`` if its workflow id is taken — atomically, fenced."""

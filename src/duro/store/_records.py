@@ -15,6 +15,9 @@ __all__ = [
     "IdReusePolicy",
     "Message",
     "NewEvent",
+    "Placement",
+    "QueueConfig",
+    "QueueStats",
     "RunLinks",
     "RunRecord",
     "RunStatus",
@@ -80,6 +83,71 @@ class RunRecord:
     parent_close: str | None = None
     deadline_at: float | None = None
     origin_run_id: str | None = None
+    queue: str = "default"
+    priority: int = 0
+    concurrency_key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Placement:
+    """Where and when a new run waits for a worker: its queue and flow-control keys.
+
+    Attributes:
+        queue: The queue (workers may serve only some queues).
+        priority: Higher starts first when the queue is saturated.
+        concurrency_key: At most the queue's ``key_concurrency`` runs with the same key
+            run at once (e.g. one per customer).
+        dedup_key: At most one live run with this key in the queue.
+        on_dedup: A live run with the same key is returned (``use_existing``) or is an
+            error (``fail``).
+        debounce_key: Starts with the same key within ``debounce`` seconds collapse into
+            one run, which starts after a quiet period with the last arguments.
+        debounce: The quiet period, in seconds.
+        start_at: Do not start before this time (durable clock seconds).
+    """
+
+    queue: str = "default"
+    priority: int = 0
+    concurrency_key: str | None = None
+    dedup_key: str | None = None
+    on_dedup: str = "use_existing"
+    debounce_key: str | None = None
+    debounce: float = 0.0
+    start_at: float | None = None
+
+    @property
+    def immediate(self) -> bool:
+        """Whether the run may start at once (no delay, no debounce)."""
+        return self.start_at is None and self.debounce_key is None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QueueConfig:
+    """Limits of one queue (None: no limit)."""
+
+    name: str
+    concurrency: int | None = None
+    per_worker: int | None = None
+    rate_limit: int | None = None
+    rate_period: float = 1.0
+    key_concurrency: int | None = None
+
+    @property
+    def limited(self) -> bool:
+        """Whether claims in this queue must check limits."""
+        return any(v is not None for v in (self.concurrency, self.rate_limit,
+                                           self.key_concurrency))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QueueStats:
+    """A queue's current load and limits."""
+
+    config: QueueConfig
+    pending: int
+    suspended: int
+    running: int
+    started_last_period: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -147,3 +215,4 @@ class Claim:
     workflow_name: str
     epoch: int
     history_len: int
+    queue: str = "default"

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,6 +34,7 @@ from duro.errors import (
 from duro.serde import encode
 from duro.step._step import StepInfo
 from duro.store import Claim, Fenced, NewEvent, RunLinks, Store
+from duro.store._records import Placement, QueueConfig
 from duro.worker._steps import error_info, error_payload, run_attempt
 from duro.workflow import _guard
 from duro.workflow._api import Workflow
@@ -78,6 +79,8 @@ class Worker:
         history_warning: Log a warning when a run's history grows past this many events.
         history_limit: Fail a run whose history grows past this many events (use
             continue-as-new for long-lived loops).
+        queues: The queues this worker takes runs from (all when None).
+        declare: Queue limits to store when the worker starts (declared in code).
     """
 
     def __init__(
@@ -94,7 +97,12 @@ class Worker:
         workflow_task_timeout: float = 2.0,
         history_warning: int = 10_000,
         history_limit: int = 100_000,
+        queues: Sequence[str] | None = None,
+        declare: Sequence[QueueConfig] = (),
     ) -> None:
+        self.queues = list(queues) if queues is not None else None
+        self.declare = list(declare)
+        self.limited_queues: set[str] = set()
         if history_limit < history_warning:
             raise ValueError("history_limit must be at least history_warning")
         self.history_warning = history_warning
@@ -137,6 +145,9 @@ class Worker:
         _guard.install(self.workflow_task_timeout)
         await self.store.register_worker(self.worker_id, self.host, os.getpid(),
                                          real_now=time.time(), lease=self.lease)
+        for config in self.declare:
+            await self.store.upsert_queue(config, now=self.clock.now())
+        await self._refresh_queues()
         for name, wf in self.workflows.items():
             count = await self.store.unpark(name, wf.code_hash, now=self.clock.now())
             if count:
@@ -215,12 +226,21 @@ class Worker:
             inst.close()
         self._wake_waiters(run_id)
 
-    def reserve_slot(self, name: str) -> bool:
+    async def _refresh_queues(self) -> None:
+        stats = await self.store.queue_stats(real_now=time.time())
+        self.limited_queues = {s.config.name for s in stats
+                               if s.config.limited or s.config.per_worker is not None}
+
+    def reserve_slot(self, name: str, queue: str = "default") -> bool:
         """Reserve room for a run the engine is about to create owned by this worker.
 
-        Pair with :meth:`adopt` (if the run was created) or :meth:`unreserve_slot`.
+        Never for a queue with limits (its runs must go through a claim, which checks
+        them) or one this worker does not serve. Pair with :meth:`adopt` (if the run was
+        created) or :meth:`unreserve_slot`.
         """
         if (self._stopping or name not in self.workflows
+                or queue in self.limited_queues
+                or (self.queues is not None and queue not in self.queues)
                 or len(self.active) + self._reserved >= self.max_active):
             return False
         self._reserved += 1
@@ -270,11 +290,15 @@ class Worker:
                         if takeover:
                             last_takeover = real
                             await self._expire_dead_local_workers()
+                            await self._refresh_queues()
                         self._reserved += min(room, 256)
+                        local: dict[str, int] = {}
+                        for held in self.active.values():
+                            local[held.queue] = local.get(held.queue, 0) + 1
                         try:
                             claims = await self.store.claim(
                                 self.worker_id, self.names, min(room, 256), now=now,
-                                real_now=real)
+                                real_now=real, queues=self.queues, local=local)
                         finally:
                             self._reserved -= min(room, 256)
                         self._reserved += len(claims)  # released by _activate
@@ -336,8 +360,10 @@ class Worker:
     # -- activation ---------------------------------------------------------------------
 
     def _new_instance(self, claim: Claim) -> RunInstance:
-        return RunInstance(workflow=self.workflows[claim.workflow_name], run_id=claim.run_id,
+        inst = RunInstance(workflow=self.workflows[claim.workflow_name], run_id=claim.run_id,
                            workflow_id=claim.workflow_id, epoch=claim.epoch, host=self)
+        inst.queue = claim.queue
+        return inst
 
     async def _activate(self, claim: Claim) -> None:
         try:
@@ -556,7 +582,7 @@ class Worker:
         inst.outbox = []
         seq = inst.history_len
         inst.history_len += len(events) + 1
-        local = self.reserve_slot(cmd.workflow.name)
+        local = self.reserve_slot(cmd.workflow.name, cmd.workflow.queue)
         run_id = str(uuid.uuid4())
         deadline = now + cmd.execution_timeout if cmd.execution_timeout else None
         links = RunLinks(parent_run_id=inst.run_id, parent_op=cmd.op,
@@ -567,12 +593,13 @@ class Worker:
                 inst.run_id, inst.epoch, seq, events, op=cmd.op, run_id=run_id,
                 workflow_id=cmd.workflow_id, workflow_name=cmd.workflow.name,
                 input=cmd.input, links=links, owner=self.worker_id if local else None,
-                now=now)
+                now=now, placement=Placement(queue=cmd.workflow.queue))
             if record is not None and local:
                 adopted = True
                 self.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,
                                  workflow_name=record.workflow_name, epoch=record.epoch,
-                                 history_len=1), cmd.input, now, links=links)
+                                 history_len=1, queue=record.queue), cmd.input, now,
+                           links=links)
         except Fenced:
             self._drop(inst, release=False)
             return
@@ -870,7 +897,7 @@ class Worker:
         inst.outbox = []
         seq = inst.history_len
         inst.history_len += len(events)
-        local = self.reserve_slot(inst.workflow.name)
+        local = self.reserve_slot(inst.workflow.name, inst.queue)
         adopted = False
         try:
             record = await self.store.continue_as_new(
@@ -883,7 +910,8 @@ class Worker:
                                  parent_op=record.parent_op, deadline_at=record.deadline_at)
                 self.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,
                                  workflow_name=record.workflow_name, epoch=record.epoch,
-                                 history_len=1), payload, now, links=links)
+                                 history_len=1, queue=record.queue), payload, now,
+                           links=links)
         except Fenced:
             self._drop(inst, release=False)
         except Exception as exc:

@@ -44,11 +44,13 @@ _registry: dict[str, Workflow[Any, Any]] = {}
 class Workflow(Generic[P, R]):
     """A workflow definition. Start it with ``Engine.start(wf, *args)``."""
 
-    def __init__(self, fn: Callable[P, Awaitable[R]], *, name: str | None = None) -> None:
+    def __init__(self, fn: Callable[P, Awaitable[R]], *, name: str | None = None,
+                 queue: str = "default") -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@duro.workflow needs an async def function, got {fn!r}")
         self.fn = fn
         self.name = name or fn.__qualname__
+        self.queue = queue
         self.signature = inspect.signature(fn)
         hints = hints_of(fn)
         self.return_hint: Any = hints.pop("return", Any)
@@ -108,22 +110,24 @@ def _code_hash(fn: Callable[..., Any]) -> str:
 def workflow(fn: Callable[P, Awaitable[R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None
+    *, name: str | None = None, queue: str = "default"
 ) -> Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]: ...
 def workflow(
-    fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None
+    fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None,
+    queue: str = "default",
 ) -> Workflow[P, R] | Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]:
     """Declare a workflow: deterministic ``async def`` orchestration code.
 
     Args:
         name: The registered name; defaults to the function's qualified name. Runs
             are matched to code by this name, so keep it stable.
+        queue: The queue its runs go to unless ``Engine.start(queue=...)`` says otherwise.
     """
     if fn is not None:
-        return Workflow(fn, name=name)
+        return Workflow(fn, name=name, queue=queue)
 
     def decorate(f: Callable[P, Awaitable[R]]) -> Workflow[P, R]:
-        return Workflow(f, name=name)
+        return Workflow(f, name=name, queue=queue)
 
     return decorate
 

@@ -183,6 +183,7 @@ class RunInstance:
         self.finishing = False
         self.active = True
         self.querying = False
+        self.queue = "default"
         self.reading_inbox = False
         self.inbox_again = False
         self.deadline_at: float | None = None

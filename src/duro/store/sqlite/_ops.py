@@ -15,6 +15,7 @@ from duro.store._records import (
     IdReusePolicy,
     Message,
     NewEvent,
+    Placement,
     RunLinks,
     RunRecord,
     RunStatus,
@@ -48,6 +49,9 @@ def row_to_run(row: sqlite3.Row) -> RunRecord:
         parent_close=row["parent_close"],
         deadline_at=row["deadline_at"],
         origin_run_id=row["origin_run_id"],
+        queue=row["queue"],
+        priority=row["priority"],
+        concurrency_key=row["concurrency_key"],
     )
 
 
@@ -59,7 +63,14 @@ def create_run(
     conn: sqlite3.Connection, *, run_id: str, workflow_id: str, workflow_name: str,
     input: bytes, now: float, owner: str | None, on_conflict: IdConflictPolicy,
     on_reuse: IdReusePolicy, links: RunLinks | None, started_event: bool = True,
+    placement: Placement | None = None,
 ) -> tuple[RunRecord, bool]:
+    if placement is not None:
+        found = _dedup_or_debounce(conn, placement, input, now)
+        if found is not None:
+            return found, False
+        if not placement.immediate:
+            owner = None  # it waits for its time: a worker claims it then
     row = conn.execute(_Q["latest_run_by_workflow_id"], (workflow_id,)).fetchone()
     if row is not None:
         existing = row_to_run(row)
@@ -81,8 +92,20 @@ def create_run(
                 workflow_id=workflow_id, run_id=existing.run_id)
     status = "running" if owner else "pending"
     epoch = 1 if owner else 0
+    wake_at = None if owner else now
+    if placement is not None:
+        if placement.start_at is not None:
+            wake_at = max(now, placement.start_at)
+        elif placement.debounce_key is not None:
+            wake_at = now + placement.debounce
     conn.execute(_Q["insert_run"], (run_id, workflow_id, workflow_name, status, input, now,
-                                    now, None if owner else now, owner, epoch))
+                                    now, wake_at, owner, epoch))
+    if placement is not None:
+        conn.execute(_Q["set_placement"], (placement.queue, placement.priority,
+                                           placement.concurrency_key, placement.dedup_key,
+                                           placement.debounce_key, run_id))
+    if owner:
+        conn.execute("UPDATE runs SET started_at = ? WHERE run_id = ?", (now, run_id))
     if started_event:
         meta = None
         if links is not None and (links.parent_run_id or links.deadline_at):
@@ -96,6 +119,32 @@ def create_run(
                                            links.parent_close, links.deadline_at,
                                            links.origin_run_id, run_id))
     return row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone()), True
+
+
+def _dedup_or_debounce(conn: sqlite3.Connection, placement: Placement, input: bytes,
+                       now: float) -> RunRecord | None:
+    """An existing run that absorbs this start (same dedup or debounce key), if any."""
+    if placement.dedup_key is not None:
+        row = conn.execute(_Q["live_dedup"], (placement.queue, placement.dedup_key)).fetchone()
+        if row is not None:
+            existing = row_to_run(row)
+            if placement.on_dedup == "fail":
+                raise WorkflowAlreadyStartedError(
+                    f"a live run ({existing.workflow_id}) already has deduplication key "
+                    f"{placement.dedup_key!r} in queue {placement.queue!r}",
+                    workflow_id=existing.workflow_id, run_id=existing.run_id)
+            return existing
+    if placement.debounce_key is not None:
+        row = conn.execute(_Q["pending_debounce"], (placement.queue, placement.debounce_key)
+                           ).fetchone()
+        if row is not None:
+            # Not started yet, so nothing has read its input: the last start's wins, and
+            # the quiet period starts over.
+            conn.execute(_Q["debounce_again"], (input, now + placement.debounce, now,
+                                                row["run_id"]))
+            conn.execute(_Q["debounce_input"], (input, now, row["run_id"]))
+            return row_to_run(conn.execute(_Q["run_by_id"], (row["run_id"],)).fetchone())
+    return None
 
 
 def live_run_id(conn: sqlite3.Connection, workflow_id: str) -> str:

@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlparse
@@ -31,6 +31,9 @@ from duro.store._records import (
     IdReusePolicy,
     Message,
     NewEvent,
+    Placement,
+    QueueConfig,
+    QueueStats,
     RunLinks,
     RunRecord,
     UpdateOutcome,
@@ -45,6 +48,7 @@ from duro.store.sqlite._ops import (
     row_to_run,
     send,
 )
+from duro.store.sqlite._schedules import SqliteSchedules
 from duro.store.sqlite._sql import migrations, queries
 from duro.store.sqlite._writer import Writer
 
@@ -94,11 +98,119 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
+def _queue_configs(conn: sqlite3.Connection) -> list[QueueConfig]:
+    return [QueueConfig(name=r[0], concurrency=r[1], per_worker=r[2], rate_limit=r[3],
+                        rate_period=r[4] or 1.0, key_concurrency=r[5])
+            for r in conn.execute(_Q["queue_configs"])]
+
+
+def _claims(rows: Sequence[sqlite3.Row]) -> list[Claim]:
+    return [Claim(run_id=r[0], workflow_id=r[1], workflow_name=r[2], epoch=r[3],
+                  history_len=r[4], queue=r[5]) for r in rows]
+
+
+def _claim_open(
+    conn: sqlite3.Connection, worker_id: str, names: Sequence[str], marks: str, limit: int,
+    now: float, real_now: float, queues: Sequence[str] | None, limited: list[str],
+) -> list[Claim]:
+    """Claim from queues without limits: one statement, best first."""
+    params: list[Any] = []
+    if queues is not None:
+        open_queues = [q for q in queues if q not in limited]
+        if not open_queues:
+            return []
+        where = f"queue IN ({','.join('?' * len(open_queues))})"
+        params = open_queues
+    elif limited:
+        where = f"queue NOT IN ({','.join('?' * len(limited))})"
+        params = limited
+    else:
+        where = "1"
+    sql = _Q["claim_ready_open"].replace("{names}", marks).replace("{queues}", where)
+    rows = conn.execute(sql, (worker_id, real_now, now, now, *names, *params, limit)).fetchall()
+    return _claims(rows)
+
+
+def _claim_limited(
+    conn: sqlite3.Connection, config: QueueConfig, worker_id: str, names: Sequence[str],
+    marks: str, room: int, now: float, real_now: float, held_here: int,
+) -> list[Claim]:
+    """Claim from one queue with limits, checked in this (serialized) write transaction:
+    global and per-worker concurrency count running runs only (a suspended run holds no
+    slot); the rate limit counts first starts in a sliding window; concurrency keys cap
+    running runs per key."""
+    queue = config.name
+    if config.concurrency is not None:
+        running = conn.execute(_Q["queue_running"], (queue,)).fetchone()[0]
+        room = min(room, config.concurrency - running)
+    if config.per_worker is not None:
+        room = min(room, config.per_worker - held_here)
+    if room <= 0:
+        return []
+    rate_room: int | None = None
+    if config.rate_limit is not None:
+        window_start = real_now - config.rate_period
+        conn.execute(_Q["queue_forget_starts"], (queue, window_start))
+        started = conn.execute(_Q["queue_started_since"], (queue, window_start)).fetchone()[0]
+        rate_room = config.rate_limit - started
+    per_key: dict[str, int] = {}
+    if config.key_concurrency is not None:
+        per_key = dict(conn.execute(_Q["queue_running_by_key"], (queue,)).fetchall())
+    sql = _Q["queue_candidates"].replace("{names}", marks)
+    out: list[Claim] = []
+    page = room * 4 + 16
+    offset = 0
+    while len(out) < room:
+        candidates = conn.execute(sql, (queue, now, *names, page, offset)).fetchall()
+        offset += len(candidates)
+        for run_id, key, started_at in candidates:
+            if len(out) >= room:
+                break
+            first_start = started_at is None
+            if first_start and rate_room is not None and rate_room <= 0:
+                continue  # resumes may still go: the rate limit is about starts
+            if (key is not None and config.key_concurrency is not None
+                    and per_key.get(key, 0) >= config.key_concurrency):
+                continue
+            row = conn.execute(_Q["claim_one"], (worker_id, real_now, now, run_id)).fetchone()
+            if row is None:
+                continue
+            out += _claims([row])
+            if key is not None:
+                per_key[key] = per_key.get(key, 0) + 1
+            if first_start and rate_room is not None:
+                rate_room -= 1
+                conn.execute(_Q["queue_record_start"], (queue, real_now))
+        if len(candidates) < page:
+            break
+    return out
+
+
+def _take_over(conn: sqlite3.Connection, worker_id: str, names: set[str], room: int,
+               real_now: float) -> list[Claim]:
+    """Claim the runs of workers whose lease expired."""
+    out: list[Claim] = []
+    for (dead,) in conn.execute(_Q["expired_workers"], (real_now,)).fetchall():
+        if dead == worker_id:
+            continue
+        for r in conn.execute(_Q["take_over"], (worker_id, real_now, dead, room)).fetchall():
+            if r[2] in names:
+                out.append(Claim(run_id=r[0], workflow_id=r[1], workflow_name=r[2],
+                                 epoch=r[3], history_len=r[4], queue=r[5]))
+            else:  # not ours to run: hand it back for a worker that has the code
+                conn.execute(_Q["release_run"], (real_now, real_now, r[0], r[3]))
+        room = max(0, room - len(out))
+        conn.execute(_Q["delete_worker_if_idle"], (dead, dead))
+        if room <= 0:
+            break
+    return out
+
+
 TERMINAL_EVENT_KINDS = frozenset({"run_completed", "run_failed", "run_cancelled",
                                   "run_terminated", "run_timed_out", "run_continued_as_new"})
 
 
-class SqliteStore:
+class SqliteStore(SqliteSchedules):
     """A :class:`~duro.store.Store` on one SQLite file.
 
     Args:
@@ -274,12 +386,13 @@ class SqliteStore:
         on_reuse: IdReusePolicy,
         links: RunLinks | None = None,
         message: Message | None = None,
+        placement: Placement | None = None,
     ) -> tuple[RunRecord, bool]:
         def op(conn: sqlite3.Connection) -> tuple[RunRecord, bool]:
             record, created = create_run(
                 conn, run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
                 input=input, now=now, owner=owner, on_conflict=on_conflict,
-                on_reuse=on_reuse, links=links)
+                on_reuse=on_reuse, links=links, placement=placement)
             if message is not None:
                 if record.status.value not in LIVE_STATUSES:
                     raise RunNotFoundError(
@@ -343,42 +456,61 @@ class SqliteStore:
         await self._write(op)
 
     async def claim(
-        self, worker_id: str, names: Sequence[str], limit: int, *, now: float, real_now: float
+        self, worker_id: str, names: Sequence[str], limit: int, *, now: float,
+        real_now: float, queues: Sequence[str] | None = None,
+        local: Mapping[str, int] | None = None,
     ) -> list[Claim]:
         if not names or limit <= 0:
             return []
         marks = ",".join("?" * len(names))
-        ready_sql = _Q["claim_ready"].replace("{names}", marks)
         name_set = set(names)
+        local = dict(local or {})
 
         def op(conn: sqlite3.Connection) -> list[Claim]:
-            out = [
-                Claim(run_id=r[0], workflow_id=r[1], workflow_name=r[2], epoch=r[3],
-                      history_len=r[4])
-                for r in conn.execute(ready_sql, (worker_id, real_now, now, *names, limit))
-            ]
+            limited = {c.name: c for c in _queue_configs(conn)
+                       if c.limited or c.per_worker is not None}
+            served = [q for q in limited if queues is None or q in queues]
+            out = _claim_open(conn, worker_id, names, marks, limit, now, real_now, queues,
+                              list(limited))
+            for queue in served:
+                room = limit - len(out)
+                if room <= 0:
+                    break
+                out += _claim_limited(conn, limited[queue], worker_id, names, marks, room,
+                                      now, real_now, local.get(queue, 0))
             room = limit - len(out)
             if room > 0:
-                for (dead,) in conn.execute(_Q["expired_workers"], (real_now,)).fetchall():
-                    if dead == worker_id:
-                        continue
-                    taken = conn.execute(
-                        _Q["take_over"], (worker_id, real_now, dead, room)
-                    ).fetchall()
-                    for r in taken:
-                        if r[2] in name_set:
-                            out.append(Claim(run_id=r[0], workflow_id=r[1],
-                                             workflow_name=r[2], epoch=r[3], history_len=r[4]))
-                        else:  # not ours to run: hand it back for a worker that has the code
-                            conn.execute(_Q["release_run"], (real_now, real_now, r[0], r[3]))
-                    room = limit - len(out)
-                    conn.execute(_Q["delete_worker_if_idle"], (dead, dead))
-                    if room <= 0:
-                        break
+                out += _take_over(conn, worker_id, name_set, room, real_now)
             return out
 
         claims: list[Claim] = await self._write(op)
         return claims
+
+    async def upsert_queue(self, config: QueueConfig, *, now: float) -> None:
+        """Create or update a queue's limits."""
+        await self._write(lambda c: c.execute(_Q["upsert_queue"], (
+            config.name, config.concurrency, config.per_worker, config.rate_limit,
+            config.rate_period, config.key_concurrency, now)))
+
+    async def queue_stats(self, *, real_now: float) -> list[QueueStats]:
+        """Every queue with runs or limits: depth, running count, limits."""
+        conn = self._reader()
+        configs = {c.name: c for c in _queue_configs(conn)}
+        counts: dict[str, dict[str, int]] = {}
+        for queue, status, n in self._read(_Q["queue_counts"]):
+            counts.setdefault(queue, {})[status] = n
+        out = []
+        for name in sorted(set(configs) | set(counts)):
+            config = configs.get(name, QueueConfig(name=name))
+            started = 0
+            if config.rate_limit is not None:
+                started = self._read(_Q["queue_started_since"],
+                                     (name, real_now - config.rate_period))[0][0]
+            c = counts.get(name, {})
+            out.append(QueueStats(config=config, pending=c.get("pending", 0),
+                                  suspended=c.get("suspended", 0),
+                                  running=c.get("running", 0), started_last_period=started))
+        return out
 
     async def next_wake_at(self, names: Sequence[str]) -> float | None:
         if not names:
@@ -522,7 +654,7 @@ class SqliteStore:
     async def start_child(
         self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
         op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
-        links: RunLinks, owner: str | None, now: float,
+        links: RunLinks, owner: str | None, now: float, placement: Placement | None = None,
     ) -> tuple[RunRecord | None, NewEvent]:
         """Start a child and record it in the parent, atomically.
 
@@ -544,7 +676,7 @@ class SqliteStore:
                 record, _ = create_run(conn, run_id=run_id, workflow_id=workflow_id,
                                         workflow_name=workflow_name, input=input, now=now,
                                         owner=owner, on_conflict="fail", on_reuse="allow",
-                                        links=links)
+                                        links=links, placement=placement)
                 event = NewEvent(kind="child_started", ts=now, op=op, name=workflow_name,
                                  data=orjson.dumps({"workflow_id": workflow_id,
                                                     "run_id": run_id}))
@@ -590,7 +722,9 @@ class SqliteStore:
             record, _ = create_run(conn, run_id=new_run_id, workflow_id=old.workflow_id,
                                     workflow_name=old.workflow_name, input=input, now=now,
                                     owner=owner, on_conflict="fail", on_reuse="allow",
-                                    links=links)
+                                    links=links,
+                                    placement=Placement(queue=old.queue, priority=old.priority,
+                                                        concurrency_key=old.concurrency_key))
             conn.execute(_Q["copy_state"], (new_run_id, run_id))
             return record
 
@@ -625,10 +759,11 @@ class SqliteStore:
                 raise StoreError("a copied history must start with run_started")
             links = RunLinks(origin_run_id=source_run_id)
             create_run(conn, run_id=new_run_id, workflow_id=workflow_id,
-                                    workflow_name=source.workflow_name,
-                                    input=events[0]["data"], now=now, owner=None,
-                                    on_conflict="fail", on_reuse="allow", links=links,
-                                    started_event=False)
+                       workflow_name=source.workflow_name, input=events[0]["data"], now=now,
+                       owner=None, on_conflict="fail", on_reuse="allow", links=links,
+                       started_event=False,
+                       placement=Placement(queue=source.queue, priority=source.priority,
+                                           concurrency_key=source.concurrency_key))
             conn.executemany(_Q["insert_event"], [
                 (new_run_id, i, e["kind"], e["op"], e["name"], e["ts"], e["data"], e["meta"])
                 for i, e in enumerate(events)])

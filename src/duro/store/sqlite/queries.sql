@@ -29,7 +29,7 @@ SELECT worker_id FROM workers WHERE lease_until < ?;
 -- name: take_over
 UPDATE runs SET owner = ?, epoch = epoch + 1, updated_at = ?
 WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'running' AND owner = ? LIMIT ?)
-RETURNING run_id, workflow_id, workflow_name, epoch, history_len;
+RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue;
 
 -- name: delete_worker_if_idle
 DELETE FROM workers WHERE worker_id = ?
@@ -183,3 +183,78 @@ SELECT seq, kind, ts, op, name, data, meta FROM events WHERE run_id = ? AND seq 
 -- name: cancel_pending
 SELECT EXISTS (SELECT 1 FROM inbox WHERE run_id = ?1 AND kind = 'cancel')
     OR EXISTS (SELECT 1 FROM events WHERE run_id = ?1 AND kind = 'cancel_requested');
+
+-- name: claim_ready_open
+-- {names}: the worker's workflow names; {queues}: a filter on the queues it may take
+-- from this way (those without limits).
+UPDATE runs SET status = 'running', owner = ?, epoch = epoch + 1, updated_at = ?,
+    started_at = COALESCE(started_at, ?)
+WHERE run_id IN (
+    SELECT run_id FROM runs
+    WHERE status IN ('pending', 'suspended') AND wake_at <= ? AND workflow_name IN ({names})
+      AND {queues}
+    ORDER BY priority DESC, wake_at LIMIT ?)
+RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue;
+
+-- name: queue_candidates
+SELECT run_id, concurrency_key, started_at FROM runs
+WHERE queue = ? AND status IN ('pending', 'suspended') AND wake_at <= ?
+  AND workflow_name IN ({names})
+ORDER BY priority DESC, wake_at LIMIT ? OFFSET ?;
+
+-- name: queue_running
+SELECT COUNT(*) FROM runs WHERE queue = ? AND status = 'running';
+
+-- name: queue_running_by_key
+SELECT concurrency_key, COUNT(*) FROM runs
+WHERE queue = ? AND status = 'running' AND concurrency_key IS NOT NULL
+GROUP BY concurrency_key;
+
+-- name: queue_started_since
+SELECT COUNT(*) FROM queue_starts WHERE queue = ? AND ts > ?;
+
+-- name: queue_forget_starts
+DELETE FROM queue_starts WHERE queue = ? AND ts <= ?;
+
+-- name: queue_record_start
+INSERT INTO queue_starts (queue, ts) VALUES (?, ?);
+
+-- name: claim_one
+UPDATE runs SET status = 'running', owner = ?, epoch = epoch + 1, updated_at = ?,
+    started_at = COALESCE(started_at, ?)
+WHERE run_id = ? AND status IN ('pending', 'suspended')
+RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue;
+
+-- name: queue_configs
+SELECT name, concurrency, per_worker, rate_limit, rate_period, key_concurrency FROM queues;
+
+-- name: upsert_queue
+INSERT INTO queues (name, concurrency, per_worker, rate_limit, rate_period, key_concurrency,
+                    updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency,
+    per_worker = excluded.per_worker, rate_limit = excluded.rate_limit,
+    rate_period = excluded.rate_period, key_concurrency = excluded.key_concurrency,
+    updated_at = excluded.updated_at;
+
+-- name: queue_counts
+SELECT queue, status, COUNT(*) FROM runs
+WHERE status IN ('pending', 'suspended', 'running') GROUP BY queue, status;
+
+-- name: set_placement
+UPDATE runs SET queue = ?, priority = ?, concurrency_key = ?, dedup_key = ?, debounce_key = ?
+WHERE run_id = ?;
+
+-- name: live_dedup
+SELECT * FROM runs WHERE queue = ? AND dedup_key = ?
+  AND status IN ('pending', 'running', 'suspended', 'parked');
+
+-- name: pending_debounce
+SELECT * FROM runs WHERE queue = ? AND debounce_key = ? AND status = 'pending'
+  AND started_at IS NULL;
+
+-- name: debounce_again
+UPDATE runs SET input = ?, wake_at = ?, updated_at = ? WHERE run_id = ?;
+
+-- name: debounce_input
+UPDATE events SET data = ?, ts = ? WHERE run_id = ? AND seq = 0;

@@ -29,6 +29,21 @@ CREATE TABLE inbox (
     ts      REAL NOT NULL
 );
 
+CREATE TABLE queue_starts (
+    queue  TEXT NOT NULL,
+    ts     REAL NOT NULL
+);
+
+CREATE TABLE queues (
+    name             TEXT PRIMARY KEY,
+    concurrency      INTEGER,
+    per_worker       INTEGER,
+    rate_limit       INTEGER,
+    rate_period      REAL,
+    key_concurrency  INTEGER,
+    updated_at       REAL NOT NULL
+);
+
 CREATE TABLE run_state (
     run_id  TEXT NOT NULL,
     key     TEXT NOT NULL,
@@ -53,7 +68,7 @@ CREATE TABLE runs (
     epoch           INTEGER NOT NULL DEFAULT 0,
     history_len     INTEGER NOT NULL DEFAULT 0,
     code_hash       TEXT
-, parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT);
+, parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT, queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0, concurrency_key TEXT, dedup_key TEXT, debounce_key TEXT, started_at REAL);
 
 CREATE TABLE updates (
     run_id     TEXT NOT NULL,
@@ -79,7 +94,15 @@ CREATE UNIQUE INDEX events_outcome_once ON events (run_id, op)
 
 CREATE INDEX inbox_run ON inbox (run_id, id);
 
+CREATE INDEX queue_starts_by_queue ON queue_starts (queue, ts);
+
 CREATE INDEX runs_created ON runs (created_at);
+
+CREATE INDEX runs_debounce ON runs (queue, debounce_key)
+    WHERE debounce_key IS NOT NULL AND status = 'pending';
+
+CREATE UNIQUE INDEX runs_live_dedup ON runs (queue, dedup_key)
+    WHERE dedup_key IS NOT NULL AND status IN ('pending', 'running', 'suspended', 'parked');
 
 CREATE UNIQUE INDEX runs_live_workflow_id ON runs (workflow_id)
     WHERE status IN ('pending', 'running', 'suspended', 'parked');
@@ -89,6 +112,11 @@ CREATE INDEX runs_name ON runs (workflow_name, created_at);
 CREATE INDEX runs_owned ON runs (owner) WHERE status = 'running';
 
 CREATE INDEX runs_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+
+CREATE INDEX runs_queue_ready ON runs (queue, priority DESC, wake_at)
+    WHERE status IN ('pending', 'suspended');
+
+CREATE INDEX runs_queue_running ON runs (queue, concurrency_key) WHERE status = 'running';
 
 CREATE INDEX runs_ready ON runs (wake_at) WHERE status IN ('pending', 'suspended');
 

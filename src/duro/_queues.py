@@ -1,0 +1,55 @@
+"""Queue declarations: limits that every worker applies when it claims runs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from duro.step._policy import seconds
+from duro.store._records import QueueConfig
+
+__all__ = ["Queue", "declared_queues"]
+
+_declared: dict[str, Queue] = {}
+
+
+class Queue:
+    """A named queue and its flow control, declared in code next to the workflows.
+
+    Workers store the limits when they start; runs started with ``queue=name`` (or of a
+    workflow declared with ``@duro.workflow(queue=name)``) then obey them across every
+    worker. A run that only waits (a timer, a signal) holds no slot.
+
+    Args:
+        name: The queue's name.
+        concurrency: Runs executing at once in the queue, across all workers.
+        per_worker: Runs executing at once in the queue in one worker.
+        rate_limit: Runs started per ``rate_period`` (a sliding window).
+        rate_period: The window of ``rate_limit``, in seconds or as a timedelta.
+        key_concurrency: Runs executing at once per ``concurrency_key`` (e.g. per
+            customer); runs without a key are not limited by it.
+    """
+
+    def __init__(self, name: str, *, concurrency: int | None = None,
+                 per_worker: int | None = None, rate_limit: int | None = None,
+                 rate_period: float | timedelta = 1.0,
+                 key_concurrency: int | None = None) -> None:
+        for label, value in (("concurrency", concurrency), ("per_worker", per_worker),
+                             ("rate_limit", rate_limit), ("key_concurrency", key_concurrency)):
+            if value is not None and value < 1:
+                raise ValueError(f"{label} must be at least 1")
+        period = seconds(rate_period) or 0.0
+        if period <= 0:
+            raise ValueError("rate_period must be positive")
+        self.config = QueueConfig(name=name, concurrency=concurrency, per_worker=per_worker,
+                                  rate_limit=rate_limit, rate_period=period,
+                                  key_concurrency=key_concurrency)
+        self.name = name
+        _declared[name] = self
+
+    def __repr__(self) -> str:
+        return f"<duro.Queue {self.name}>"
+
+
+def declared_queues() -> dict[str, Queue]:
+    """Every queue declared so far in this process."""
+    return dict(_declared)
