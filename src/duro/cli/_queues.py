@@ -1,0 +1,58 @@
+"""``duro queues``: each queue's depth, running count and limits."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from duro.cli._common import EXIT_OK, Style
+from duro.cli._format import dumps, table
+from duro.cli._inspect import client
+from duro.cli._messages import Command
+from duro.store._records import QueueStats
+
+__all__ = ["add_commands"]
+
+
+def add_commands(command: Command) -> None:
+    """Add ``queues`` to the ``duro`` parser."""
+    queues = command("queues", "show each queue's depth, running runs and limits")
+    queues.add_argument("--json", action="store_true", help="print JSON")
+    queues.set_defaults(handler=queues_command)
+
+
+def _limit(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def queue_json(stats: QueueStats) -> dict[str, Any]:
+    """A queue's figures as JSON."""
+    c = stats.config
+    return {"queue": c.name, "pending": stats.pending, "suspended": stats.suspended,
+            "running": stats.running, "started_last_period": stats.started_last_period,
+            "limits": {"concurrency": c.concurrency, "per_worker": c.per_worker,
+                       "rate_limit": c.rate_limit, "rate_period": c.rate_period,
+                       "key_concurrency": c.key_concurrency}}
+
+
+async def queues_command(args: argparse.Namespace, url: str, out: Style) -> int:
+    """Print the queues."""
+    async with client(url) as engine:
+        stats = await engine.queues()
+    if args.json:
+        out.line(dumps([queue_json(s) for s in stats], ascii=not out.unicode))
+        return EXIT_OK
+    if not stats:
+        out.line("no queues")
+        return EXIT_OK
+    rows = []
+    for s in stats:
+        c = s.config
+        rate = "-" if c.rate_limit is None else f"{c.rate_limit}/{c.rate_period:g}s"
+        rows.append([c.name, str(s.pending), str(s.suspended), str(s.running),
+                     _limit(c.concurrency), _limit(c.per_worker), rate,
+                     _limit(c.key_concurrency)])
+    for line in table(["QUEUE", "PENDING", "WAITING", "RUNNING", "CONCURRENCY", "PER WORKER",
+                       "RATE", "PER KEY"], rows, out):
+        out.line(line)
+    return EXIT_OK
