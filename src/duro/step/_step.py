@@ -86,8 +86,10 @@ class Step(Generic[P, R]):
         timeout: float | timedelta | None = None,
         total_timeout: float | timedelta | None = None,
         heartbeat_timeout: float | timedelta | None = None,
+        queue: str | None = None,
     ) -> None:
         self.fn = fn
+        self.queue = queue
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         self.retry = retry or RetryPolicy()
         self.timeout = seconds(timeout)
@@ -145,6 +147,7 @@ def step(
     timeout: float | timedelta | None = None,
     total_timeout: float | timedelta | None = None,
     heartbeat_timeout: float | timedelta | None = None,
+    queue: str | None = None,
 ) -> _StepDecorator: ...
 def step(
     fn: Callable[P, Any] | None = None,
@@ -155,6 +158,7 @@ def step(
     timeout: float | timedelta | None = None,
     total_timeout: float | timedelta | None = None,
     heartbeat_timeout: float | timedelta | None = None,
+    queue: str | None = None,
 ) -> Step[P, Any] | _StepDecorator:
     """Declare a step: a sync or async function whose result is recorded once.
 
@@ -167,9 +171,13 @@ def step(
         total_timeout: Limit of all attempts and backoffs together.
         heartbeat_timeout: Fail an attempt that has not called ``duro.heartbeat()``
             for this long.
+        queue: Run it on a worker serving this queue (e.g. ``"gpu"``) instead of the
+            workflow's worker: each attempt becomes a task row such a worker claims, and
+            the run waits (suspended) meanwhile. Arguments must be JSON-serializable.
+            The history is the same either way, so routing does not affect replay.
     """
     options = dict(name=name, retry=retry, timeout=timeout, total_timeout=total_timeout,
-                   heartbeat_timeout=heartbeat_timeout)
+                   heartbeat_timeout=heartbeat_timeout, queue=queue)
     if fn is not None:
         return Step(fn, **options)  # type: ignore[arg-type]
     return _StepDecorator(options)

@@ -17,6 +17,7 @@ from duro.store._records import (
     QueueStats,
     RunLinks,
     RunRecord,
+    TaskRecord,
     UpdateOutcome,
 )
 
@@ -109,6 +110,29 @@ class Store(Protocol):
         limits; ``local`` is how many runs of each queue this worker holds now (for the
         per-worker limit).
         """
+        ...
+
+    async def enqueue_task(self, task: TaskRecord, *, now: float) -> None:
+        """Queue a step attempt for a worker serving its queue (idempotent by task id)."""
+        ...
+
+    async def has_tasks(self, queues: Sequence[str] | None, steps: Sequence[str]) -> bool:
+        """Whether a task this worker could run is waiting."""
+        ...
+
+    async def claim_tasks(self, worker_id: str, queues: Sequence[str] | None,
+                          steps: Sequence[str], limit: int, *, real_now: float
+                          ) -> list[TaskRecord]:
+        """Take up to ``limit`` waiting tasks of these queues and steps."""
+        ...
+
+    async def complete_task(self, task: TaskRecord, worker_id: str, outcome: bytes, *,
+                            now: float) -> bool:
+        """Mark a task done and send its outcome to the run's inbox, atomically."""
+        ...
+
+    async def cancel_task(self, task_id: str) -> None:
+        """Drop a task nobody has started."""
         ...
 
     async def upsert_queue(self, config: QueueConfig, *, now: float) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "RunLinks",
     "RunRecord",
     "RunStatus",
+    "TaskRecord",
     "UpdateOutcome",
 ]
 
@@ -148,6 +149,20 @@ class QueueStats:
     suspended: int
     running: int
     started_last_period: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskRecord:
+    """One attempt of a step routed to a queue, waiting for (or held by) a worker."""
+
+    task_id: str
+    run_id: str
+    op: int
+    attempt: int
+    step: str
+    queue: str
+    args: bytes | None
+    info: bytes | None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -34,8 +34,9 @@ from duro.errors import (
 from duro.serde import encode
 from duro.step._step import StepInfo
 from duro.store import Claim, Fenced, NewEvent, RunLinks, Store
-from duro.store._records import Placement, QueueConfig
+from duro.store._records import Placement, QueueConfig, TaskRecord
 from duro.worker._steps import error_info, error_payload, run_attempt
+from duro.worker._tasks import TaskRunner
 from duro.workflow import _guard
 from duro.workflow._api import Workflow
 from duro.workflow._instance import (
@@ -120,6 +121,7 @@ class Worker:
         self.host = socket.gethostname()
         self.executor = ThreadPoolExecutor(max_workers=max_threads,
                                            thread_name_prefix="duro-step")
+        self.tasks = TaskRunner(self, max_tasks=max_threads)
         self.active: dict[str, RunInstance] = {}
         self.cache: collections.OrderedDict[str, RunInstance] = collections.OrderedDict()
         self._wakeups: list[tuple[float, int, str]] = []
@@ -310,6 +312,7 @@ class Worker:
                             timeout = min(timeout, due - now)
                     elif due is not None:
                         timeout = min(timeout, due - now)
+                await self.tasks.poll(self.queues)
                 if time.monotonic() - last_inbox_poll >= self.poll_interval:
                     # Messages stored by other processes for runs we hold.
                     last_inbox_poll = time.monotonic()
@@ -477,6 +480,10 @@ class Worker:
                     events.append(NewEvent(kind="child_failed", ts=now, op=op, name=wf_name,
                                            data=orjson.dumps(raw.get("error")),
                                            meta=orjson.dumps({"status": status})))
+            elif kind == "task_done":
+                event = self._task_event(inst, int(name or 0), data)
+                if event is not None:
+                    events.append(event)
             elif kind == "cancel":
                 events.append(NewEvent(kind="cancel_requested", ts=now))
             else:
@@ -489,7 +496,11 @@ class Worker:
                                                now=now)
             except DuroError as exc:
                 log.warning("could not record a rejected update: %s", exc)
-        if not events or self.active.get(inst.run_id) is not inst or inst.finishing:
+        if self.active.get(inst.run_id) is not inst or inst.finishing:
+            return
+        if not events:
+            if last_id is not None:  # only stale messages: drop them
+                await self._append(inst, [], consume_inbox_upto=last_id)
             return
         inst.inflight += 1
         ok = await self._append(inst, events, consume_inbox_upto=last_id)
@@ -551,6 +562,8 @@ class Worker:
     def step_cancelled(self, inst: RunInstance, cmd: StepCommand) -> None:
         if cmd.task is not None and not cmd.task.done():
             cmd.task.cancel()
+        if cmd.step.queue is not None and not inst.replaying:
+            self._spawn(self.store.cancel_task(f"{inst.run_id}:{cmd.op}:{cmd.attempts + 1}"))
 
     def timer_started(self, inst: RunInstance, cmd: TimerCommand) -> None:
         self._add_wakeup(cmd.fire_at, inst.run_id)
@@ -619,6 +632,9 @@ class Worker:
     # -- steps --------------------------------------------------------------------------------
 
     def _start_step(self, inst: RunInstance, cmd: StepCommand) -> None:
+        if cmd.step.queue is not None:
+            self._enqueue(inst, cmd)
+            return
         cmd.state = "running"
         inst.inflight += 1
         assert self.loop is not None
@@ -675,23 +691,20 @@ class Worker:
             inst.apply("step_completed", cmd.op, step.name, data, meta, event.ts)
             self._after(inst)
 
-    async def _step_failed(
-        self, inst: RunInstance, cmd: StepCommand, attempt: int, exc: Exception, took: float
-    ) -> None:
+    def _failure_event(
+        self, cmd: StepCommand, attempt: int, info: ErrorInfo, *, retryable: bool,
+        retry_after: float | None, took: float, heartbeat: Any,
+    ) -> tuple[NewEvent, bool, float]:
+        """How a failed attempt is recorded: ``step_retrying`` (with when to retry) or, when
+        the policy says so, ``step_failed``. Returns (event, final, retry delay)."""
         step = cmd.step
         policy = step.retry
         now = self.clock.now()
-        retry_after = getattr(exc, "retry_after", None)
         delay = float(retry_after) if retry_after is not None else policy.delay(attempt)
         retry_at = now + delay
-        retryable = policy.is_retryable(exc)
-        info = error_info(exc, non_retryable=not retryable)
         over_total = (step.total_timeout is not None and cmd.first_started is not None
                       and retry_at > cmd.first_started + step.total_timeout)
         final = not retryable or policy.exhausted(attempt) or over_total
-        if not inst.active or cmd.state != "running":
-            inst.inflight -= 1
-            return
         meta: dict[str, Any] = {"attempt": attempt, "duration": round(took, 6)}
         if final:
             if over_total and retryable and not policy.exhausted(attempt):
@@ -701,22 +714,79 @@ class Worker:
         else:
             kind = "step_retrying"
             meta.update(retry_at=retry_at, first_started=cmd.first_started,
-                        heartbeat=cmd.heartbeat)
+                        heartbeat=heartbeat)
         event = NewEvent(kind=kind, ts=now, op=cmd.op, name=step.name,
                          data=error_payload(info), meta=orjson.dumps(meta))
+        return event, final, delay
+
+    async def _step_failed(
+        self, inst: RunInstance, cmd: StepCommand, attempt: int, exc: Exception, took: float
+    ) -> None:
+        if not inst.active or cmd.state != "running":
+            inst.inflight -= 1
+            return
+        retryable = cmd.step.retry.is_retryable(exc)
+        info = error_info(exc, non_retryable=not retryable)
+        event, final, delay = self._failure_event(
+            cmd, attempt, info, retryable=retryable,
+            retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat)
         ok = await self._append(inst, [event])
         inst.inflight -= 1
         if not ok:
             return
-        inst.apply(kind, cmd.op, step.name, event.data, event.meta, now)
+        inst.apply(event.kind, cmd.op, cmd.step.name, event.data, event.meta, event.ts)
         if not final:
             log.info("step %s of %s failed (attempt %d): %s; retrying in %.2fs",
-                     step.name, inst.workflow_id, attempt, info, delay)
+                     cmd.step.name, inst.workflow_id, attempt, info, delay)
             if delay <= 0:
                 self._start_step(inst, cmd)
             else:
-                self._add_wakeup(retry_at, inst.run_id)
+                self._add_wakeup(event.ts + delay, inst.run_id)
         self._after(inst)
+
+    def _enqueue(self, inst: RunInstance, cmd: StepCommand) -> None:
+        """Hand a step attempt to the workers of its queue; the run waits meanwhile."""
+        cmd.state = "remote"
+        if cmd.first_started is None:
+            cmd.first_started = self.clock.now()
+        attempt = cmd.attempts + 1
+        info = orjson.dumps({"workflow_id": inst.workflow_id, "heartbeat": cmd.heartbeat})
+        task = TaskRecord(task_id=f"{inst.run_id}:{cmd.op}:{attempt}", run_id=inst.run_id,
+                          op=cmd.op, attempt=attempt, step=cmd.step.name,
+                          queue=cmd.step.queue or "default", args=cmd.payload, info=info)
+        self._spawn(self._store_task(task))
+
+    async def _store_task(self, task: TaskRecord) -> None:
+        try:
+            await self.store.enqueue_task(task, now=self.clock.now())
+        except DuroError as exc:
+            log.warning("could not queue step %s of run %s: %s", task.step, task.run_id, exc)
+            return
+        self.wake()  # this worker may serve that queue itself
+
+    def _task_event(self, inst: RunInstance, op: int, data: bytes | None) -> NewEvent | None:
+        """The history event for a task's outcome, or None if it is stale."""
+        cmd = inst.commands.get(op)
+        outcome = orjson.loads(data) if data else {}
+        if (not isinstance(cmd, StepCommand) or cmd.state != "remote"
+                or outcome.get("attempt") != cmd.attempts + 1):
+            return None  # cancelled meanwhile, or an outcome already recorded
+        attempt = int(outcome["attempt"])
+        took = float(outcome.get("duration") or 0.0)
+        if outcome.get("status") == "completed":
+            meta = orjson.dumps({"attempt": attempt, "duration": took,
+                                 "queue": cmd.step.queue})
+            return NewEvent(kind="step_completed", ts=self.clock.now(), op=op,
+                            name=cmd.step.name, data=orjson.dumps(outcome.get("result")),
+                            meta=meta)
+        raw = outcome.get("error") or {}
+        info = ErrorInfo(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
+                         traceback=str(raw.get("traceback", "")))
+        event, _, _ = self._failure_event(
+            cmd, attempt, info, retryable=not outcome.get("non_retryable", False),
+            retry_after=outcome.get("retry_after"), took=took,
+            heartbeat=outcome.get("heartbeat"))
+        return event
 
     async def _store_heartbeat(self, run_id: str, op: int, details: Any) -> None:
         try:

@@ -106,7 +106,7 @@ class StepCommand:
     first_started: float | None = None
     heartbeat: Any = None  # last heartbeat details (plain JSON value)
     task: asyncio.Task[Any] | None = None
-    abandon: Any = None  # set by the worker: call to abandon a running attempt
+    payload: bytes | None = None  # encoded arguments, for steps routed to a queue
 
     @property
     def kind(self) -> str:
@@ -588,9 +588,14 @@ class RunInstance:
             step.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"step {step.name!r} called with wrong arguments: {exc}") from None
+        payload = None
+        if step.queue is not None:  # it travels to another worker: JSON now, or fail here
+            payload = encode({"args": list(args), "kwargs": kwargs},
+                             what=f"the arguments of step {step.name!r}")
         op = self._issue("step", step.name)
         fut = self.loop.create_future()
-        cmd = StepCommand(op=op, step=step, args=args, kwargs=kwargs, future=fut)
+        cmd = StepCommand(op=op, step=step, args=args, kwargs=kwargs, future=fut,
+                          payload=payload)
         self.commands[op] = cmd
         fut.add_done_callback(lambda f: self._on_step_future_done(cmd))
         if not self.replaying:

@@ -193,7 +193,9 @@ def close(conn: sqlite3.Connection, run_id: str, status: str, kind: str, error: 
 
 def on_closed(conn: sqlite3.Connection, run_id: str, status: str, result: bytes | None,
                error: bytes | None, now: float) -> None:
-    """A run ended: tell its parent, and apply its children's parent-close policy."""
+    """A run ended: tell its parent, apply its children's parent-close policy, and drop
+    its step tasks."""
+    conn.execute(_Q["delete_tasks_of_run"], (run_id,))
     if status != "continued_as_new":
         parent = conn.execute(_Q["parent_of"], (run_id,)).fetchone()
         if parent is not None and parent[0] is not None and parent[2] in LIVE_STATUSES:

@@ -36,6 +36,7 @@ from duro.store._records import (
     QueueStats,
     RunLinks,
     RunRecord,
+    TaskRecord,
     UpdateOutcome,
 )
 from duro.store.sqlite._ops import (
@@ -102,6 +103,14 @@ def _queue_configs(conn: sqlite3.Connection) -> list[QueueConfig]:
     return [QueueConfig(name=r[0], concurrency=r[1], per_worker=r[2], rate_limit=r[3],
                         rate_period=r[4] or 1.0, key_concurrency=r[5])
             for r in conn.execute(_Q["queue_configs"])]
+
+
+def _queue_filter(queues: Sequence[str] | None) -> tuple[str, list[str]]:
+    if queues is None:
+        return "1", []
+    if not queues:
+        return "0", []
+    return f"queue IN ({','.join('?' * len(queues))})", list(queues)
 
 
 def _claims(rows: Sequence[sqlite3.Row]) -> list[Claim]:
@@ -200,6 +209,7 @@ def _take_over(conn: sqlite3.Connection, worker_id: str, names: set[str], room: 
             else:  # not ours to run: hand it back for a worker that has the code
                 conn.execute(_Q["release_run"], (real_now, real_now, r[0], r[3]))
         room = max(0, room - len(out))
+        conn.execute(_Q["release_tasks_of"], (real_now, dead))
         conn.execute(_Q["delete_worker_if_idle"], (dead, dead))
         if room <= 0:
             break
@@ -486,6 +496,65 @@ class SqliteStore(SqliteSchedules):
         claims: list[Claim] = await self._write(op)
         return claims
 
+    # -- steps routed to queues --------------------------------------------------------
+
+    async def enqueue_task(self, task: TaskRecord, *, now: float) -> None:
+        """Queue a step attempt for a worker serving its queue (idempotent by task id)."""
+        await self._write(lambda c: c.execute(_Q["enqueue_task"], (
+            task.task_id, task.run_id, task.op, task.attempt, task.step, task.queue,
+            task.args, task.info, now, now)))
+
+    async def has_tasks(self, queues: Sequence[str] | None, steps: Sequence[str]) -> bool:
+        """Whether a task this worker could run is waiting (a cheap read before a claim)."""
+        if not steps:
+            return False
+        where, params = _queue_filter(queues)
+        sql = _Q["next_task"].replace("{queues}", where).replace(
+            "{steps}", ",".join("?" * len(steps)))
+        return bool(self._read(sql, (*params, *steps)))
+
+    async def claim_tasks(self, worker_id: str, queues: Sequence[str] | None,
+                          steps: Sequence[str], limit: int, *, real_now: float
+                          ) -> list[TaskRecord]:
+        """Take up to ``limit`` waiting tasks of these queues and steps."""
+        if not steps or limit <= 0:
+            return []
+        where, params = _queue_filter(queues)
+        sql = _Q["claim_tasks"].replace("{queues}", where).replace(
+            "{steps}", ",".join("?" * len(steps)))
+
+        def op(conn: sqlite3.Connection) -> list[TaskRecord]:
+            rows = conn.execute(sql, (worker_id, real_now, *params, *steps, limit)).fetchall()
+            return [TaskRecord(task_id=r[0], run_id=r[1], op=r[2], attempt=r[3], step=r[4],
+                               queue=r[5], args=r[6], info=r[7]) for r in rows]
+
+        tasks: list[TaskRecord] = await self._write(op)
+        return tasks
+
+    async def complete_task(self, task: TaskRecord, worker_id: str, outcome: bytes, *,
+                            now: float) -> bool:
+        """Mark a task done and send its outcome to the run's inbox, atomically.
+
+        False when the task is no longer this worker's (its lease expired and another
+        worker took it): the outcome is then dropped.
+        """
+
+        def op(conn: sqlite3.Connection) -> bool:
+            if conn.execute(_Q["finish_task"], (now, task.task_id, worker_id)).rowcount != 1:
+                return False
+            row = conn.execute(_Q["run_by_id"], (task.run_id,)).fetchone()
+            if row is not None and row["status"] in LIVE_STATUSES:
+                send(conn, task.run_id, Message(kind="task_done", name=str(task.op),
+                                                data=outcome), now)
+            return True
+
+        done: bool = await self._write(op)
+        return done
+
+    async def cancel_task(self, task_id: str) -> None:
+        """Drop a task nobody has started (the workflow no longer wants it)."""
+        await self._write(lambda c: c.execute(_Q["cancel_task"], (task_id,)))
+
     async def upsert_queue(self, config: QueueConfig, *, now: float) -> None:
         """Create or update a queue's limits."""
         await self._write(lambda c: c.execute(_Q["upsert_queue"], (
@@ -572,6 +641,7 @@ class SqliteStore(SqliteSchedules):
     async def deregister_worker(self, worker_id: str, *, now: float) -> None:
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(_Q["release_owned"], (now, now, worker_id))
+            conn.execute(_Q["release_tasks_of"], (now, worker_id))
             conn.execute(_Q["delete_worker"], (worker_id,))
 
         await self._write(op)

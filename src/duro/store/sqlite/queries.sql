@@ -258,3 +258,33 @@ UPDATE runs SET input = ?, wake_at = ?, updated_at = ? WHERE run_id = ?;
 
 -- name: debounce_input
 UPDATE events SET data = ?, ts = ? WHERE run_id = ? AND seq = 0;
+
+-- name: enqueue_task
+INSERT OR IGNORE INTO tasks (task_id, run_id, op, attempt, step, queue, args, info, status,
+                             created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?);
+
+-- name: claim_tasks
+-- {queues}: a filter on the queues; {steps}: the step names this worker has.
+UPDATE tasks SET status = 'running', owner = ?, updated_at = ?
+WHERE task_id IN (
+    SELECT task_id FROM tasks WHERE status = 'pending' AND {queues} AND step IN ({steps})
+    ORDER BY created_at LIMIT ?)
+RETURNING task_id, run_id, op, attempt, step, queue, args, info;
+
+-- name: finish_task
+UPDATE tasks SET status = 'done', updated_at = ? WHERE task_id = ? AND status = 'running'
+  AND owner = ?;
+
+-- name: cancel_task
+DELETE FROM tasks WHERE task_id = ? AND status = 'pending';
+
+-- name: release_tasks_of
+UPDATE tasks SET status = 'pending', owner = NULL, updated_at = ?
+WHERE owner = ? AND status = 'running';
+
+-- name: delete_tasks_of_run
+DELETE FROM tasks WHERE run_id = ?;
+
+-- name: next_task
+SELECT 1 FROM tasks WHERE status = 'pending' AND {queues} AND step IN ({steps}) LIMIT 1;

@@ -70,6 +70,21 @@ CREATE TABLE runs (
     code_hash       TEXT
 , parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT, queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0, concurrency_key TEXT, dedup_key TEXT, debounce_key TEXT, started_at REAL);
 
+CREATE TABLE tasks (
+    task_id     TEXT PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    op          INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    step        TEXT NOT NULL,
+    queue       TEXT NOT NULL,
+    args        BLOB,
+    info        BLOB,
+    status      TEXT NOT NULL,
+    owner       TEXT,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+
 CREATE TABLE updates (
     run_id     TEXT NOT NULL,
     update_id  TEXT NOT NULL,
@@ -123,3 +138,9 @@ CREATE INDEX runs_ready ON runs (wake_at) WHERE status IN ('pending', 'suspended
 CREATE INDEX runs_status ON runs (status, created_at);
 
 CREATE INDEX runs_workflow_id ON runs (workflow_id, created_at);
+
+CREATE INDEX tasks_owned ON tasks (owner) WHERE status = 'running';
+
+CREATE INDEX tasks_ready ON tasks (queue, created_at) WHERE status = 'pending';
+
+CREATE INDEX tasks_run ON tasks (run_id);

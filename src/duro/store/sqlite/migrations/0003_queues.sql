@@ -34,3 +34,24 @@ CREATE TABLE queue_starts (
     ts     REAL NOT NULL
 );
 CREATE INDEX queue_starts_by_queue ON queue_starts (queue, ts);
+
+-- Steps routed to a queue: one row per attempt, claimed by a worker serving that queue.
+-- Finished rows stay (status 'done') until the run ends, so re-sending the same attempt
+-- after a crash is a no-op instead of a second execution.
+CREATE TABLE tasks (
+    task_id     TEXT PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    op          INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    step        TEXT NOT NULL,
+    queue       TEXT NOT NULL,
+    args        BLOB,
+    info        BLOB,
+    status      TEXT NOT NULL,
+    owner       TEXT,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE INDEX tasks_ready ON tasks (queue, created_at) WHERE status = 'pending';
+CREATE INDEX tasks_owned ON tasks (owner) WHERE status = 'running';
+CREATE INDEX tasks_run ON tasks (run_id);
