@@ -10,6 +10,7 @@ from __future__ import annotations
 from duro._clock import Clock, ManualClock, SystemClock
 from duro._queues import Queue
 from duro.client import Engine, Event, RunInfo, StepSummary, WorkflowHandle
+from duro.client._schedules import ScheduleInfo
 from duro.errors import (
     ChildWorkflowError,
     DatabaseLockedError,
@@ -35,6 +36,13 @@ from duro.errors import (
     WorkflowFailedError,
     WorkflowNotFoundError,
     WorkflowTerminatedError,
+)
+from duro.schedules import (
+    OverlapPolicy,
+    ScheduleAlreadyExistsError,
+    ScheduleNotFoundError,
+    ScheduleSpec,
+    schedule,
 )
 from duro.step import RetryPolicy, Step, StepInfo, heartbeat, step, step_info
 from duro.store import RunStatus
@@ -75,6 +83,7 @@ __all__ = [
     "ManualClock",
     "NonRetryableError",
     "NondeterminismError",
+    "OverlapPolicy",
     "ParentClosePolicy",
     "PayloadDecodeError",
     "QueryError",
@@ -85,6 +94,10 @@ __all__ = [
     "RunNotFoundError",
     "RunStatus",
     "Saga",
+    "ScheduleAlreadyExistsError",
+    "ScheduleInfo",
+    "ScheduleNotFoundError",
+    "ScheduleSpec",
     "SerializationError",
     "Step",
     "StepFailedError",
@@ -115,6 +128,7 @@ __all__ = [
     "on_update",
     "patched",
     "random",
+    "schedule",
     "set_state",
     "sleep",
     "step",

@@ -20,7 +20,8 @@ PUBLIC = {
     "workflow", "ChildWorkflowError", "HistoryLimitError", "QueryError", "UpdateFailedError",
     "UpdateRejectedError", "ParentClosePolicy", "Saga", "continue_as_new", "execute_child",
     "on_query", "on_signal", "on_update", "set_state", "wait_condition", "wait_for_signal",
-    "Queue",
+    "Queue", "OverlapPolicy", "ScheduleAlreadyExistsError", "ScheduleNotFoundError",
+    "ScheduleSpec", "schedule", "ScheduleInfo",
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import duro
-from duro.cli import _control, _inspect, _messages, _queues, _run
+from duro.cli import _control, _inspect, _messages, _queues, _run, _schedules
 from duro.cli._common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     _messages.add_commands(command)
     _control.add_commands(command)
     _queues.add_commands(command)
+    _schedules.add_commands(command)
     return parser
 
 

@@ -36,6 +36,7 @@ from duro.step._step import StepInfo
 from duro.store import Claim, Fenced, NewEvent, RunLinks, Store
 from duro.store._records import Placement, QueueConfig, TaskRecord
 from duro.worker._steps import error_info, error_payload, run_attempt
+from duro.worker._scheduler import Scheduler
 from duro.worker._tasks import TaskRunner
 from duro.workflow import _guard
 from duro.workflow._api import Workflow
@@ -122,6 +123,8 @@ class Worker:
         self.executor = ThreadPoolExecutor(max_workers=max_threads,
                                            thread_name_prefix="duro-step")
         self.tasks = TaskRunner(self, max_tasks=max_threads)
+        self.scheduler = Scheduler(store, clock=self.clock, workflows=self.names,
+                                   poll_interval=poll_interval, on_started=self.wake)
         self.active: dict[str, RunInstance] = {}
         self.cache: collections.OrderedDict[str, RunInstance] = collections.OrderedDict()
         self._wakeups: list[tuple[float, int, str]] = []
@@ -150,6 +153,7 @@ class Worker:
         for config in self.declare:
             await self.store.upsert_queue(config, now=self.clock.now())
         await self._refresh_queues()
+        await self.scheduler.start()
         for name, wf in self.workflows.items():
             count = await self.store.unpark(name, wf.code_hash, now=self.clock.now())
             if count:
@@ -279,6 +283,9 @@ class Worker:
                 self._fire_wakeups(now)
                 if self._wakeups:
                     timeout = min(timeout, self._wakeups[0][0] - now)
+                tick = await self.scheduler.run_due(now)
+                if tick is not None:
+                    timeout = min(timeout, max(0.0, tick - now))
                 if self._inbox_hints:
                     hints, self._inbox_hints = self._inbox_hints, set()
                     for run_id in hints:

@@ -70,6 +70,32 @@ CREATE TABLE runs (
     code_hash       TEXT
 , parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT, queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0, concurrency_key TEXT, dedup_key TEXT, debounce_key TEXT, started_at REAL);
 
+CREATE TABLE schedules (
+    schedule_id       TEXT PRIMARY KEY,
+    workflow_name     TEXT NOT NULL,
+    queue             TEXT NOT NULL DEFAULT 'default',
+    input             BLOB NOT NULL,
+    cron              TEXT,
+    every             REAL,
+    anchor            REAL NOT NULL DEFAULT 0,
+    timezone          TEXT NOT NULL DEFAULT 'UTC',
+    overlap           TEXT NOT NULL DEFAULT 'skip',
+    catch_up          REAL NOT NULL DEFAULT 60,
+    source            TEXT NOT NULL DEFAULT 'api',
+    paused            INTEGER NOT NULL DEFAULT 0,
+    note              TEXT,
+    next_fire_at      REAL,
+    last_fire_at      REAL,
+    last_workflow_id  TEXT,
+    buffered_at       REAL,
+    fired             INTEGER NOT NULL DEFAULT 0,
+    missed            INTEGER NOT NULL DEFAULT 0,
+    overlap_skipped   INTEGER NOT NULL DEFAULT 0,
+    created_at        REAL NOT NULL,
+    updated_at        REAL NOT NULL,
+    CHECK ((cron IS NULL) != (every IS NULL))
+);
+
 CREATE TABLE tasks (
     task_id     TEXT PRIMARY KEY,
     run_id      TEXT NOT NULL,
@@ -138,6 +164,11 @@ CREATE INDEX runs_ready ON runs (wake_at) WHERE status IN ('pending', 'suspended
 CREATE INDEX runs_status ON runs (status, created_at);
 
 CREATE INDEX runs_workflow_id ON runs (workflow_id, created_at);
+
+CREATE INDEX schedules_buffered ON schedules (last_workflow_id)
+    WHERE buffered_at IS NOT NULL AND paused = 0;
+
+CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE paused = 0;
 
 CREATE INDEX tasks_owned ON tasks (owner) WHERE status = 'running';
 

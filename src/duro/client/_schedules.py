@@ -1,0 +1,279 @@
+"""``engine.schedules``: create, inspect and control schedules."""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from duro.client._handle import WorkflowHandle
+from duro.errors import StoreError
+from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition, spec_of
+from duro.schedules._errors import ScheduleNotFoundError
+from duro.schedules._spec import OverlapPolicy, ScheduleSpec
+from duro.store._schedules import ScheduleRecord, ScheduleStore
+from duro.workflow._api import Workflow
+
+if TYPE_CHECKING:
+    from duro.client._engine import Engine
+
+__all__ = ["BACKFILL_LIMIT", "ScheduleInfo", "Schedules"]
+
+BACKFILL_LIMIT = 10_000
+"""Ticks one backfill may start."""
+
+
+def _time(ts: float | None) -> dt.datetime | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleInfo:
+    """A schedule as stored (times are UTC datetimes)."""
+
+    schedule_id: str
+    workflow_name: str
+    queue: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    cron: str | None
+    every: timedelta | None
+    timezone: str
+    anchor: dt.datetime | None
+    """The interval's anchor tick (None for cron schedules)."""
+    overlap: str
+    catch_up: timedelta
+    source: str
+    """``api`` or ``code`` (declared with ``duro.schedule``)."""
+    paused: bool
+    note: str | None
+    next_fire_at: dt.datetime | None
+    """The next tick (while paused: where it stood when paused; resume recomputes it)."""
+    last_fire_at: dt.datetime | None
+    last_workflow_id: str | None
+    buffered_at: dt.datetime | None
+    fired: int
+    missed: int
+    overlap_skipped: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @property
+    def spec(self) -> ScheduleSpec:
+        """The schedule's timing."""
+        return ScheduleSpec(cron=self.cron,
+                            every=None if self.every is None else self.every.total_seconds(),
+                            timezone=self.timezone,
+                            anchor=0.0 if self.anchor is None else self.anchor.timestamp())
+
+    @classmethod
+    def from_record(cls, r: ScheduleRecord) -> ScheduleInfo:
+        try:
+            payload = orjson.loads(r.input)
+        except orjson.JSONDecodeError:
+            payload = {}
+        created, updated = _time(r.created_at), _time(r.updated_at)
+        assert created is not None and updated is not None
+        return cls(
+            schedule_id=r.schedule_id, workflow_name=r.workflow_name, queue=r.queue,
+            args=list(payload.get("args", [])), kwargs=dict(payload.get("kwargs", {})),
+            cron=r.cron, every=None if r.every is None else timedelta(seconds=r.every),
+            timezone=r.timezone, anchor=None if r.every is None else _time(r.anchor),
+            overlap=r.overlap, catch_up=timedelta(seconds=r.catch_up), source=r.source,
+            paused=r.paused, note=r.note, next_fire_at=_time(r.next_fire_at),
+            last_fire_at=_time(r.last_fire_at), last_workflow_id=r.last_workflow_id,
+            buffered_at=_time(r.buffered_at), fired=r.fired, missed=r.missed,
+            overlap_skipped=r.overlap_skipped, created_at=created, updated_at=updated)
+
+
+class Schedules:
+    """The schedules of an engine's store: ``engine.schedules``.
+
+    A schedule starts a workflow on a cron expression (in a time zone) or a fixed
+    interval. Every worker fires due ticks; each tick starts exactly one run, whose
+    workflow id is ``<schedule id>@<tick time, UTC ISO 8601>``.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _store(self) -> ScheduleStore:
+        self._engine._require_open()
+        store = self._engine.store
+        if not isinstance(store, ScheduleStore):
+            raise StoreError(f"this store ({type(store).__name__}) has no schedules yet")
+        return store
+
+    def _changed(self) -> None:
+        # The embedded worker's scheduler looks at the store again at once.
+        worker = self._engine.worker
+        if worker is None:
+            return
+        scheduler = getattr(worker, "scheduler", None)
+        if scheduler is not None:
+            scheduler.notify()
+        worker.wake()
+
+    async def create(
+        self,
+        schedule_id: str,
+        workflow: Workflow[..., Any] | str,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        timezone: str = "UTC",
+        anchor: float | dt.datetime | None = None,
+        overlap: OverlapPolicy = "skip",
+        catch_up: float | timedelta = DEFAULT_CATCH_UP,
+        queue: str | None = None,
+        paused: bool = False,
+        note: str | None = None,
+    ) -> ScheduleInfo:
+        """Create a schedule; its first tick is the first one after now.
+
+        Args:
+            schedule_id: The schedule's id (no ``@``).
+            workflow: The workflow or its name (a name not imported here is accepted:
+                a worker that has its code runs it).
+            args: The workflow's positional arguments for every run.
+            kwargs: Its keyword arguments.
+            cron: A 5-field cron expression (or ``@hourly``, ``@daily``...) on the wall
+                clock of ``timezone``. DST: a time that does not exist is skipped, a
+                repeated one fires once.
+            every: A fixed interval (seconds or timedelta) instead of ``cron``.
+            timezone: IANA time zone of ``cron`` (default UTC).
+            anchor: For ``every``: a tick time (default the Unix epoch).
+            overlap: While the previous run is live, a tick is skipped (``skip``),
+                remembered and started when it ends (``buffer_one``, at most one), or
+                started anyway (``allow_all``).
+            catch_up: After downtime, ticks missed by at most this long still fire
+                (each once); older ones are skipped and counted (``missed``).
+            queue: The runs' queue (default: the workflow's).
+            paused: Create it paused.
+            note: A note (e.g. why it is paused).
+
+        Raises:
+            ScheduleAlreadyExistsError: The id is taken.
+            ValueError, TypeError, SerializationError: Bad definition or arguments.
+        """
+        definition, spec = build_definition(
+            schedule_id, workflow, args, kwargs, cron=cron, every=every, timezone=timezone,
+            anchor=anchor, overlap=overlap, catch_up=catch_up, queue=queue, source="api")
+        store = self._store()
+        now = self._engine.clock.now()
+        record = await store.create_schedule(definition, paused=paused, note=note,
+                                             next_fire_at=spec.next_after(now), now=now)
+        self._changed()
+        return ScheduleInfo.from_record(record)
+
+    async def list(self) -> list[ScheduleInfo]:
+        """Every schedule, by id."""
+        return [ScheduleInfo.from_record(r) for r in await self._store().list_schedules()]
+
+    async def get(self, schedule_id: str) -> ScheduleInfo:
+        """One schedule.
+
+        Raises:
+            ScheduleNotFoundError: No such schedule.
+        """
+        record = await self._store().get_schedule(schedule_id)
+        if record is None:
+            raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
+        return ScheduleInfo.from_record(record)
+
+    async def pause(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
+        """Stop firing ticks until :meth:`resume` (ticks meanwhile are not caught up)."""
+        record = await self._store().pause_schedule(schedule_id, note=note,
+                                                    now=self._engine.clock.now())
+        return ScheduleInfo.from_record(record)
+
+    async def resume(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
+        """Fire ticks again, from the first one after now. No-op if not paused."""
+        store = self._store()
+        current = await store.get_schedule(schedule_id)
+        if current is None:
+            raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
+        now = self._engine.clock.now()
+        record = await store.resume_schedule(
+            schedule_id, note=note, next_fire_at=spec_of(current).next_after(now), now=now)
+        self._changed()
+        return ScheduleInfo.from_record(record)
+
+    async def trigger(self, schedule_id: str) -> WorkflowHandle[Any]:
+        """Start a run now (even while paused), whatever the overlap policy; its
+        workflow id is ``<schedule id>@manual-<random>``.
+
+        Raises:
+            ScheduleNotFoundError: No such schedule.
+        """
+        store = self._store()
+        workflow_id = f"{schedule_id}@manual-{uuid.uuid4().hex[:12]}"
+        record = await store.trigger_schedule(schedule_id, workflow_id=workflow_id,
+                                              now=self._engine.clock.now())
+        self._started()
+        return self._handle(record.workflow_id, record.run_id, record.workflow_name)
+
+    async def backfill(self, schedule_id: str, start: dt.datetime | float,
+                       end: dt.datetime | float) -> builtins.list[WorkflowHandle[Any]]:
+        """Start a run for each tick in ``[start, end]`` that has none yet (the same
+        workflow ids as the ticks themselves), so running it again starts nothing.
+        Returns the runs started.
+
+        Raises:
+            ScheduleNotFoundError: No such schedule.
+            ValueError: ``end`` before ``start``, naive datetimes, or more than
+                ``BACKFILL_LIMIT`` ticks.
+        """
+        lo, hi = _ts(start, "start"), _ts(end, "end")
+        if hi < lo:
+            raise ValueError("backfill end is before its start")
+        store = self._store()
+        current = await store.get_schedule(schedule_id)
+        if current is None:
+            raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
+        ticks = spec_of(current).ticks(lo, hi, limit=BACKFILL_LIMIT)
+        now = self._engine.clock.now()
+        started = []
+        for i in range(0, len(ticks), 500):
+            for record, created in await store.backfill_schedule(
+                    schedule_id, ticks=ticks[i:i + 500], now=now):
+                if created:
+                    started.append(self._handle(record.workflow_id, record.run_id,
+                                                record.workflow_name))
+        if started:
+            self._started()
+        return started
+
+    async def delete(self, schedule_id: str) -> None:
+        """Delete a schedule; its runs stay.
+
+        Raises:
+            ScheduleNotFoundError: No such schedule.
+        """
+        if not await self._store().delete_schedule(schedule_id):
+            raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
+
+    def _started(self) -> None:
+        if self._engine.worker is not None:
+            self._engine.worker.wake()
+
+    def _handle(self, workflow_id: str, run_id: str, name: str) -> WorkflowHandle[Any]:
+        from duro.client._engine import _return_hint
+
+        return WorkflowHandle(self._engine, workflow_id, run_id, result_hint=_return_hint(name))
+
+
+def _ts(value: dt.datetime | float, what: str) -> float:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"backfill {what} must be timezone-aware")
+        return value.timestamp()
+    return float(value)

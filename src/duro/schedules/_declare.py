@@ -1,0 +1,200 @@
+"""Schedules declared in code (``duro.schedule(...)``), and the validation shared with
+``engine.schedules.create``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from duro.errors import WorkflowNotFoundError
+from duro.schedules._spec import OVERLAP_POLICIES, OverlapPolicy, ScheduleSpec
+from duro.serde import encode
+from duro.store._schedules import ScheduleDefinition
+from duro.workflow._api import Workflow, lookup_workflow
+
+__all__ = ["DEFAULT_CATCH_UP", "ScheduleDeclaration", "build_definition",
+           "declared_schedules", "schedule"]
+
+DEFAULT_CATCH_UP = timedelta(minutes=1)
+"""How late a tick may be found (after downtime) and still start a run."""
+
+_declared: dict[str, ScheduleDeclaration] = {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleDeclaration:
+    """A schedule declared in code; workers create or update it when they start."""
+
+    schedule_id: str
+    workflow_name: str
+    spec: ScheduleSpec
+    definition: ScheduleDefinition
+    paused: bool = False
+    """Only for the schedule's creation: later an operator's pause/resume wins."""
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def schedule(
+    workflow: Workflow[..., Any] | str,
+    *,
+    id: str | None = None,
+    cron: str | None = None,
+    every: float | timedelta | None = None,
+    timezone: str = "UTC",
+    anchor: float | dt.datetime | None = None,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    overlap: OverlapPolicy = "skip",
+    catch_up: float | timedelta = DEFAULT_CATCH_UP,
+    queue: str | None = None,
+    paused: bool = False,
+) -> ScheduleDeclaration:
+    """Declare a schedule next to its workflow; workers create it when they start.
+
+    A worker that serves the workflow creates the schedule in the database, or updates
+    its definition when the code changed (a changed cron, interval or time zone
+    recomputes the next tick); an operator's pause stays in force. Removing the
+    declaration does not delete the schedule: use ``duro schedule delete``.
+
+    Example::
+
+        @duro.workflow
+        async def report(kind: str) -> None: ...
+
+        duro.schedule(report, id="nightly-report", cron="0 2 * * *",
+                      timezone="Europe/Berlin", args=["daily"])
+
+    Args:
+        workflow: The workflow (or its registered name).
+        id: The schedule's id (default: the workflow's name). Runs get workflow ids
+            ``<id>@<tick time, UTC ISO 8601>``.
+        cron: A 5-field cron expression (or ``@hourly``, ``@daily``...), evaluated on
+            the wall clock of ``timezone``.
+        every: A fixed interval (seconds or a timedelta) instead of ``cron``.
+        timezone: An IANA time zone for ``cron`` (default UTC).
+        anchor: For ``every``: a tick time (default: the Unix epoch, so ``every=3600``
+            fires on the hour).
+        args: The workflow's positional arguments.
+        kwargs: Its keyword arguments.
+        overlap: ``skip`` (default), ``buffer_one`` or ``allow_all``: what a tick does
+            while the previous run is still live.
+        catch_up: After downtime, ticks missed by at most this long still start a run
+            (each once); older ones are skipped and counted. Default one minute.
+        queue: The queue of the runs (default: the workflow's).
+        paused: Create the schedule paused.
+
+    Raises:
+        ValueError: A bad id, expression, interval, time zone or policy.
+        TypeError: The arguments do not fit the workflow's signature.
+        SerializationError: An argument cannot be stored as JSON.
+    """
+    name = workflow if isinstance(workflow, str) else getattr(workflow, "name", None)
+    schedule_id = id if id is not None else name
+    if not isinstance(schedule_id, str):
+        raise TypeError(f"expected a @duro.workflow or its name, got {workflow!r}")
+    definition, spec = build_definition(
+        schedule_id, workflow, args, kwargs, cron=cron, every=every, timezone=timezone,
+        anchor=anchor, overlap=overlap, catch_up=catch_up, queue=queue, source="code")
+    declaration = ScheduleDeclaration(
+        schedule_id=schedule_id, workflow_name=definition.workflow_name, spec=spec,
+        definition=definition, paused=bool(paused), args=tuple(args), kwargs=dict(kwargs or {}))
+    _declared[schedule_id] = declaration
+    return declaration
+
+
+def declared_schedules() -> dict[str, ScheduleDeclaration]:
+    """The schedules declared in code so far, by id."""
+    return dict(_declared)
+
+
+def forget_declaration(schedule_id: str) -> None:
+    """Drop a declaration from this process's registry (tests)."""
+    _declared.pop(schedule_id, None)
+
+
+def build_definition(
+    schedule_id: str,
+    workflow: Workflow[..., Any] | str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any] | None,
+    *,
+    cron: str | None,
+    every: float | timedelta | None,
+    timezone: str,
+    anchor: float | dt.datetime | None,
+    overlap: str,
+    catch_up: float | timedelta,
+    queue: str | None,
+    source: str,
+) -> tuple[ScheduleDefinition, ScheduleSpec]:
+    """Validate a schedule's parts and encode its arguments.
+
+    Raises:
+        ValueError, TypeError, SerializationError: As :func:`schedule` documents.
+    """
+    if not isinstance(schedule_id, str) or not schedule_id.strip():
+        raise ValueError(f"a schedule id must be a non-empty string, not {schedule_id!r}")
+    if "@" in schedule_id or schedule_id != schedule_id.strip():
+        raise ValueError(f"schedule id {schedule_id!r} must not contain '@' (it separates "
+                         "the schedule from the tick in its runs' workflow ids) nor start "
+                         "or end with spaces")
+    wf = _workflow(workflow)
+    name = wf.name if isinstance(wf, Workflow) else wf
+    if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
+        raise TypeError(f"args must be a list or tuple of arguments, not {args!r}")
+    kw = dict(kwargs or {})
+    if isinstance(wf, Workflow):
+        try:
+            wf.signature.bind(*args, **kw)
+        except TypeError as exc:
+            raise TypeError(f"workflow {name!r} scheduled with wrong arguments: {exc}") from None
+    if overlap not in OVERLAP_POLICIES:
+        raise ValueError(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, "
+                         f"not {overlap!r}")
+    window = catch_up.total_seconds() if isinstance(catch_up, timedelta) else catch_up
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not window >= 0:
+        raise ValueError(f"catch_up must be a duration of zero or more, not {catch_up!r}")
+    period = every.total_seconds() if isinstance(every, timedelta) else every
+    if isinstance(anchor, dt.datetime):
+        if anchor.tzinfo is None:
+            raise ValueError("anchor must be an aware datetime (with a time zone)")
+        anchor_ts = anchor.timestamp()
+    else:
+        anchor_ts = 0.0 if anchor is None else float(anchor)
+    if anchor is not None and cron is not None:
+        raise ValueError("anchor applies to every=..., not to cron schedules")
+    spec = ScheduleSpec(cron=cron, every=period, timezone=timezone, anchor=anchor_ts)
+    if queue is not None and (not isinstance(queue, str) or not queue):
+        raise ValueError(f"queue must be a queue name, not {queue!r}")
+    run_queue = queue or (wf.queue if isinstance(wf, Workflow) else "") or "default"
+    payload = encode({"args": list(args), "kwargs": kw},
+                     what=f"the arguments of schedule {schedule_id!r}")
+    definition = ScheduleDefinition(
+        schedule_id=schedule_id, workflow_name=name, queue=run_queue, input=payload,
+        cron=spec.cron,
+        every=spec.every, anchor=spec.anchor, timezone=spec.timezone, overlap=overlap,
+        catch_up=float(window), source=source)
+    return definition, spec
+
+
+def spec_of(record: ScheduleDefinition | Any) -> ScheduleSpec:
+    """The timing of a stored schedule (a definition or a record)."""
+    return ScheduleSpec(cron=record.cron, every=record.every, timezone=record.timezone,
+                        anchor=record.anchor)
+
+
+def _workflow(workflow: Workflow[..., Any] | str) -> Workflow[..., Any] | str:
+    if isinstance(workflow, Workflow):
+        return workflow
+    if not isinstance(workflow, str) or not workflow:
+        raise TypeError(f"expected a @duro.workflow or its name, got {workflow!r}")
+    try:
+        return lookup_workflow(workflow)
+    except WorkflowNotFoundError:
+        # A client without the workflow's code may schedule it by name: a worker that
+        # has the code runs it.
+        return workflow
