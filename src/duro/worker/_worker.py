@@ -35,8 +35,8 @@ from duro.serde import encode
 from duro.step._step import StepInfo
 from duro.store import Claim, Fenced, NewEvent, RunLinks, Store
 from duro.store._records import Placement, QueueConfig, TaskRecord
-from duro.worker._steps import error_info, error_payload, run_attempt
 from duro.worker._scheduler import Scheduler
+from duro.worker._steps import error_info, error_payload, run_attempt
 from duro.worker._tasks import TaskRunner
 from duro.workflow import _guard
 from duro.workflow._api import Workflow
