@@ -272,3 +272,20 @@ def test_workers_take_only_the_queues_they_serve(tmp_path: Path) -> None:
 
 async def _is(handle: duro.WorkflowHandle[object], status: duro.RunStatus) -> bool:
     return await handle.status() == status
+
+
+PER_WORKER = duro.Queue("q-per-worker", per_worker=1)
+
+
+def test_per_worker_limit(tmp_path: Path) -> None:
+    _reset()
+    url = f"sqlite:///{tmp_path}/per-worker.db"
+
+    async def main() -> None:
+        async with engines(url, 2) as (a, b):
+            handles = [await (a, b)[i % 2].start(job, "perw", f"p-{i}", 0.05,
+                                                 queue="q-per-worker") for i in range(10)]
+            await asyncio.gather(*(h.result(timeout=60) for h in handles))
+
+    run(main(), timeout=120)
+    assert PEAK["perw"] == 2, PEAK  # one per worker, and both worked

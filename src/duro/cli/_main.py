@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="modules to import (dotted name or path to a .py file)")
     worker.add_argument("--concurrency", type=_positive_int, default=2000, metavar="N",
                         help="runs executed at once (default 2000)")
+    worker.add_argument("--queue", action="append", dest="queues", metavar="NAME",
+                        help="serve only this queue (repeatable; default: every queue)")
+    worker.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+                        help="on SIGTERM/SIGINT, let running steps finish this long while "
+                             "handing runs back (default 10)")
+    worker.add_argument("--retention-days", type=float, metavar="DAYS",
+                        help="delete finished runs older than this (stores that support it)")
 
     ls = command("ls", "list runs, newest first")
     ls.add_argument("--status", choices=[s.value for s in RunStatus])

@@ -201,7 +201,12 @@ async def worker_command(args: argparse.Namespace, url: str, out: Style) -> int:
         import_target(target)
     if not registered_workflows():
         raise CliError(f"no @duro.workflow found in {', '.join(args.modules)}", EXIT_USAGE)
-    async with Engine(url, worker=True, max_active=args.concurrency) as engine:
+    from duro.worker._retention import RetentionPolicy
+
+    days = getattr(args, "retention_days", None)
+    retention = RetentionPolicy(keep=days * 86400) if days else None
+    async with Engine(url, worker=True, max_active=args.concurrency,
+                      queues=getattr(args, "queues", None), retention=retention) as engine:
         assert engine.worker is not None
         names = engine.worker.names
         out.line(f"duro worker ready: pid {os.getpid()}, {len(names)} workflow(s): "
@@ -209,5 +214,8 @@ async def worker_command(args: argparse.Namespace, url: str, out: Style) -> int:
         try:
             await engine.run_forever()
         finally:
-            out.line("duro worker stopping: releasing its runs")
+            grace = getattr(args, "grace", 10.0)
+            out.line(f"duro worker stopping: finishing running steps (up to {grace:g}s), "
+                     "handing runs back")
+            await engine.worker.drain(grace)
     return EXIT_OK  # pragma: no cover - run_forever only ends by cancellation

@@ -35,6 +35,7 @@ from duro.serde import encode
 from duro.step._step import StepInfo
 from duro.store import Claim, Fenced, NewEvent, RunLinks, Store
 from duro.store._records import Placement, QueueConfig, TaskRecord
+from duro.worker._retention import RetentionPolicy, retention_loop
 from duro.worker._scheduler import Scheduler
 from duro.worker._steps import error_info, error_payload, run_attempt
 from duro.worker._tasks import TaskRunner
@@ -83,6 +84,8 @@ class Worker:
             continue-as-new for long-lived loops).
         queues: The queues this worker takes runs from (all when None).
         declare: Queue limits to store when the worker starts (declared in code).
+        retention: Delete finished runs older than this policy keeps them (one worker
+            at a time does it; stores that cannot purge keep everything).
     """
 
     def __init__(
@@ -101,7 +104,10 @@ class Worker:
         history_limit: int = 100_000,
         queues: Sequence[str] | None = None,
         declare: Sequence[QueueConfig] = (),
+        retention: RetentionPolicy | None = None,
     ) -> None:
+        self.retention = retention
+        self.draining = False
         self.queues = list(queues) if queues is not None else None
         self.declare = list(declare)
         self.limited_queues: set[str] = set()
@@ -175,6 +181,26 @@ class Worker:
             asyncio.create_task(self._main_loop(), name="duro-worker"),
             asyncio.create_task(self._lease_loop(), name="duro-lease"),
         ]
+        if self.retention is not None:
+            self._tasks.append(asyncio.create_task(
+                retention_loop(self.store, self.retention, self.clock), name="duro-retention"))
+
+    async def drain(self, grace: float) -> bool:
+        """Graceful shutdown, first half: stop claiming and starting step attempts, and
+        let the attempts already running finish for up to ``grace`` seconds.
+
+        A run whose next step would start is suspended instead, due at once, so another
+        worker continues it. Returns True when every run was handed back or finished in
+        time. Call :meth:`stop` next: it releases what is left and the lease at once.
+        """
+        self.draining = True
+        self._notify.set()
+        started = time.monotonic()
+        while self.active and time.monotonic() - started < grace:
+            await asyncio.sleep(0.02)
+        log.info("drained in %.2fs; %d run(s) still held are released now",
+                 time.monotonic() - started, len(self.active))
+        return not self.active
 
     async def stop(self) -> None:
         """Stop claiming, abandon running steps, release every owned run at once."""
@@ -244,7 +270,7 @@ class Worker:
         them) or one this worker does not serve. Pair with :meth:`adopt` (if the run was
         created) or :meth:`unreserve_slot`.
         """
-        if (self._stopping or name not in self.workflows
+        if (self._stopping or self.draining or name not in self.workflows
                 or queue in self.limited_queues
                 or (self.queues is not None and queue not in self.queues)
                 or len(self.active) + self._reserved >= self.max_active):
@@ -291,7 +317,7 @@ class Worker:
                     for run_id in hints:
                         self._check_inbox(run_id)
                 room = self.max_active - len(self.active) - self._reserved
-                if room > 0:
+                if room > 0 and not self.draining:
                     due = await self.store.next_wake_at(self.names)
                     real = time.time()
                     takeover = real - last_takeover >= self.lease / 2
@@ -300,6 +326,8 @@ class Worker:
                             last_takeover = real
                             await self._expire_dead_local_workers()
                             await self._refresh_queues()
+                        # Again: runs adopted during the awaits above took slots.
+                        room = max(0, self.max_active - len(self.active) - self._reserved)
                         self._reserved += min(room, 256)
                         local: dict[str, int] = {}
                         for held in self.active.values():
@@ -313,7 +341,7 @@ class Worker:
                         self._reserved += len(claims)  # released by _activate
                         for claim in claims:
                             self._spawn(self._activate(claim))
-                        if len(claims) == min(room, 256):
+                        if room and len(claims) == min(room, 256):
                             timeout = 0
                         elif due is not None and due > now:
                             timeout = min(timeout, due - now)
@@ -639,6 +667,8 @@ class Worker:
     # -- steps --------------------------------------------------------------------------------
 
     def _start_step(self, inst: RunInstance, cmd: StepCommand) -> None:
+        if self.draining:
+            return  # left unstarted: the run suspends, due now, for another worker
         if cmd.step.queue is not None:
             self._enqueue(inst, cmd)
             return
