@@ -4,6 +4,7 @@ hands its runs to another worker without losing or repeating work."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import duro
@@ -43,3 +44,39 @@ def test_drain_finishes_the_running_step_and_hands_the_run_over(tmp_path: Path) 
         assert DONE == ["first", "second"], "nothing ran twice"
 
     run(main())
+
+
+@duro.workflow(name="shut.quick")
+async def quick(i: int) -> int:
+    return i
+
+
+def test_retention_purges_old_finished_runs_on_sqlite(tmp_path: Path) -> None:
+    from duro.worker._retention import RetentionPolicy
+
+    clock = duro.ManualClock()
+    url = f"sqlite:///{tmp_path}/retention.db"
+
+    async def main() -> None:
+        async with duro.Engine(url, clock=clock) as engine:
+            old = [await engine.start(quick, i) for i in range(5)]
+            for h in old:
+                await h.result(timeout=10)
+        clock.advance(3 * 86400)
+        policy = RetentionPolicy(keep=86400, interval=0.05, batch=2, pause=0)
+        async with duro.Engine(url, clock=clock, retention=policy) as engine:
+            fresh = await engine.start(quick, 99)
+            assert await fresh.result(timeout=10) == 99
+            for _ in range(200):
+                if len(await engine.list()) == 1:
+                    break
+                await asyncio.sleep(0.02)
+            runs = await engine.list()
+            assert [r.run_id for r in runs] == [fresh.run_id]
+            assert (await fresh.history())[-1].kind == "run_completed"
+
+    run(main())
+    with sqlite3.connect(tmp_path / "retention.db") as conn:
+        orphans = conn.execute("SELECT COUNT(*) FROM events WHERE run_id NOT IN "
+                               "(SELECT run_id FROM runs)").fetchone()[0]
+    assert orphans == 0

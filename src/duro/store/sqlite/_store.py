@@ -555,6 +555,23 @@ class SqliteStore(SqliteSchedules):
         """Drop a task nobody has started (the workflow no longer wants it)."""
         await self._write(lambda c: c.execute(_Q["cancel_task"], (task_id,)))
 
+    async def purge_finished(self, *, before: float, limit: int = 500) -> int | None:
+        """Delete up to ``limit`` runs that ended before ``before`` (durable time), with
+        their histories, messages, state, updates and tasks. Returns how many went."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            ids = [r[0] for r in conn.execute(_Q["purge_candidates"], (before, limit))]
+            if not ids:
+                return 0
+            marks = ",".join("?" * len(ids))
+            for table in ("events", "inbox", "heartbeats", "run_state", "updates", "tasks",
+                          "runs"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
+            return len(ids)
+
+        deleted: int = await self._write(op)
+        return deleted
+
     async def upsert_queue(self, config: QueueConfig, *, now: float) -> None:
         """Create or update a queue's limits."""
         await self._write(lambda c: c.execute(_Q["upsert_queue"], (

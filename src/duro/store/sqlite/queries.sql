@@ -288,3 +288,10 @@ DELETE FROM tasks WHERE run_id = ?;
 
 -- name: next_task
 SELECT 1 FROM tasks WHERE status = 'pending' AND {queues} AND step IN ({steps}) LIMIT 1;
+
+-- name: purge_candidates
+SELECT run_id FROM runs
+WHERE status IN ('completed', 'failed', 'cancelled', 'terminated', 'timed_out',
+                 'continued_as_new')
+  AND closed_at < ?
+ORDER BY closed_at LIMIT ?;
