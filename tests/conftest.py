@@ -69,3 +69,74 @@ def read_only(path: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+# -- PostgreSQL ---------------------------------------------------------------------
+# A throwaway cluster per session (tests/pg.py), a fresh schema per test. Tests marked
+# `postgres` that skip fail the run when DURO_REQUIRE_POSTGRES=1 (CI), unless they
+# declared the skip unrelated to PostgreSQL with skip_not_postgres().
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "postgres: needs PostgreSQL (a throwaway cluster from initdb/pg_ctl, or "
+                   "DURO_TEST_POSTGRES_URL); with DURO_REQUIRE_POSTGRES=1 a skip is a failure")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if (report.skipped and os.environ.get("DURO_REQUIRE_POSTGRES") == "1"
+            and item.get_closest_marker("postgres") is not None
+            and not any(key == "skip_not_postgres" for key, _ in item.user_properties)
+            and not hasattr(report, "wasxfail")):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (f"PostgreSQL test skipped while DURO_REQUIRE_POSTGRES=1: {reason}")
+
+
+def skip_not_postgres(request: pytest.FixtureRequest, reason: str) -> None:
+    """Skip a PostgreSQL test for a reason that is not PostgreSQL's absence (allowed even
+    with DURO_REQUIRE_POSTGRES=1)."""
+    request.node.user_properties.append(("skip_not_postgres", reason))
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    from tests.pg import Cluster, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"PostgreSQL unavailable: {reason}")
+    cluster = Cluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Any) -> Iterator[str]:
+    """A PostgreSQL store URL with a schema of its own (dropped afterwards)."""
+    url: str = pg_cluster.fresh_url()
+    yield url
+    from urllib.parse import parse_qs, urlparse
+
+    import psycopg
+
+    schema = parse_qs(urlparse(url).query)["schema"][0]
+    with contextlib.suppress(psycopg.Error), psycopg.connect(
+            pg_cluster.url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SET lock_timeout = '5s'")
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store URL of a store-agnostic test: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/duro.db"
+    url: str = request.getfixturevalue("pg_url")
+    return url

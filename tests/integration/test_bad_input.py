@@ -13,6 +13,12 @@ import duro
 from tests.conftest import read_only, run, wait_until
 
 
+@pytest.fixture
+def db_url(any_db_url: str) -> str:
+    """Store-agnostic tests: each runs on SQLite and on PostgreSQL."""
+    return any_db_url
+
+
 @duro.step
 def plain(x: int) -> int:
     return x + 1

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 import duro
 from duro.testing import ManualClock, replay
 from tests.conftest import run, wait_until
+
+
+@pytest.fixture
+def db_url(any_db_url: str) -> str:
+    """Store-agnostic tests: each runs on SQLite and on PostgreSQL."""
+    return any_db_url
 
 EXECUTED: list[str] = []
 

@@ -1,5 +1,5 @@
-"""Queues and flow control on a real SQLite file: concurrency limits across workers,
-rate limits, concurrency keys, priorities, dedup, debounce, delayed starts."""
+"""Queues and flow control, on SQLite and on PostgreSQL: concurrency limits across
+workers, rate limits, concurrency keys, priorities, dedup, debounce, delayed starts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import contextlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -55,6 +54,27 @@ async def job(group: str, tag: str, seconds: float) -> str:
     return await work(group, tag, seconds)
 
 
+@pytest.fixture
+def db_url(any_db_url: str) -> str:
+    """Store-agnostic tests: each runs on SQLite and on PostgreSQL."""
+    return any_db_url
+
+
+def _started_times(url: str) -> list[float]:
+    """When the store recorded each run's first start (a direct read of ``runs``)."""
+    sql = "SELECT started_at FROM runs WHERE started_at IS NOT NULL ORDER BY started_at"
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return [r[0] for r in conn.execute(sql)]
+    from urllib.parse import parse_qs, urlparse
+
+    import psycopg
+
+    schema = parse_qs(urlparse(url).query)["schema"][0]
+    with psycopg.connect(url.split("?")[0]) as pg:
+        return [r[0] for r in pg.execute(sql.replace("FROM runs", f'FROM "{schema}".runs'))]
+
+
 def _reset() -> None:
     RUNNING.clear()
     PEAK.clear()
@@ -70,9 +90,9 @@ async def engines(url: str, n: int, **options: object) -> AsyncIterator[list[dur
         yield out
 
 
-def test_global_concurrency_limit_holds_across_several_workers(tmp_path: Path) -> None:
+def test_global_concurrency_limit_holds_across_several_workers(db_url: str) -> None:
     _reset()
-    url = f"sqlite:///{tmp_path}/q.db"
+    url = db_url
 
     async def main() -> None:
         async with engines(url, 3) as (a, b, c):
@@ -90,9 +110,9 @@ def test_global_concurrency_limit_holds_across_several_workers(tmp_path: Path) -
     assert PEAK["limit"] == 3, PEAK
 
 
-def test_rate_limit_holds_over_a_burst(tmp_path: Path) -> None:
+def test_rate_limit_holds_over_a_burst(db_url: str) -> None:
     _reset()
-    url = f"sqlite:///{tmp_path}/rate.db"
+    url = db_url
 
     async def main() -> int:
         async with duro.Engine(url, poll_interval=0.02) as engine:
@@ -107,16 +127,14 @@ def test_rate_limit_holds_over_a_burst(tmp_path: Path) -> None:
     assert 49 <= started <= 51, started
     # The limit governs starts, as the store records them (a step begins a moment later,
     # by a varying amount, so step times would blur the windows' edges).
-    with sqlite3.connect(tmp_path / "rate.db") as conn:
-        times = [r[0] for r in conn.execute(
-            "SELECT started_at FROM runs WHERE started_at IS NOT NULL ORDER BY started_at")]
+    times = _started_times(url)
     busiest = max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
     assert busiest == 10, busiest
 
 
-def test_concurrency_key_serializes_one_key_while_others_proceed(tmp_path: Path) -> None:
+def test_concurrency_key_serializes_one_key_while_others_proceed(db_url: str) -> None:
     _reset()
-    url = f"sqlite:///{tmp_path}/keys.db"
+    url = db_url
 
     async def main() -> None:
         async with duro.Engine(url, poll_interval=0.02) as engine:
@@ -147,10 +165,10 @@ async def blocker(tag: str) -> str:
     return await hold(tag)
 
 
-def test_priorities_under_saturation(tmp_path: Path) -> None:
+def test_priorities_under_saturation(db_url: str) -> None:
     _reset()
     RELEASE["go"] = False
-    url = f"sqlite:///{tmp_path}/prio.db"
+    url = db_url
 
     async def main() -> list[str]:
         async with duro.Engine(url, poll_interval=0.02) as engine:
@@ -174,9 +192,9 @@ async def waiter() -> str:
     return "waited"
 
 
-def test_a_waiting_run_holds_no_slot(tmp_path: Path) -> None:
+def test_a_waiting_run_holds_no_slot(db_url: str) -> None:
     _reset()
-    url = f"sqlite:///{tmp_path}/wait.db"
+    url = db_url
 
     async def main() -> None:
         async with duro.Engine(url, poll_interval=0.02) as engine:
@@ -190,9 +208,9 @@ def test_a_waiting_run_holds_no_slot(tmp_path: Path) -> None:
     run(main())
 
 
-def test_dedup_key_returns_or_rejects_the_live_run(tmp_path: Path) -> None:
+def test_dedup_key_returns_or_rejects_the_live_run(db_url: str) -> None:
     RELEASE["go"] = False
-    url = f"sqlite:///{tmp_path}/dedup.db"
+    url = db_url
 
     async def main() -> None:
         async with duro.Engine(url, poll_interval=0.02) as engine:
@@ -215,9 +233,9 @@ async def echo(value: int) -> int:
     return value
 
 
-def test_debounce_runs_only_the_last_of_a_burst(tmp_path: Path) -> None:
+def test_debounce_runs_only_the_last_of_a_burst(db_url: str) -> None:
     clock = ManualClock()
-    url = f"sqlite:///{tmp_path}/debounce.db"
+    url = db_url
 
     async def main() -> None:
         async with duro.Engine(url, clock=clock, poll_interval=0.02) as engine:
@@ -239,9 +257,9 @@ def test_debounce_runs_only_the_last_of_a_burst(tmp_path: Path) -> None:
     run(main())
 
 
-def test_delayed_start(tmp_path: Path) -> None:
+def test_delayed_start(db_url: str) -> None:
     clock = ManualClock()
-    url = f"sqlite:///{tmp_path}/delay.db"
+    url = db_url
 
     async def main() -> None:
         async with duro.Engine(url, clock=clock, poll_interval=0.02) as engine:
@@ -254,8 +272,8 @@ def test_delayed_start(tmp_path: Path) -> None:
     run(main())
 
 
-def test_workers_take_only_the_queues_they_serve(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/serve.db"
+def test_workers_take_only_the_queues_they_serve(db_url: str) -> None:
+    url = db_url
 
     async def main() -> None:
         async with duro.Engine(url, queues=["gpu"], poll_interval=0.02) as gpu_only:
@@ -277,9 +295,9 @@ async def _is(handle: duro.WorkflowHandle[object], status: duro.RunStatus) -> bo
 PER_WORKER = duro.Queue("q-per-worker", per_worker=1)
 
 
-def test_per_worker_limit(tmp_path: Path) -> None:
+def test_per_worker_limit(db_url: str) -> None:
     _reset()
-    url = f"sqlite:///{tmp_path}/per-worker.db"
+    url = db_url
 
     async def main() -> None:
         async with engines(url, 2) as (a, b):
@@ -289,3 +307,45 @@ def test_per_worker_limit(tmp_path: Path) -> None:
 
     run(main(), timeout=120)
     assert PEAK["perw"] == 2, PEAK  # one per worker, and both worked
+
+
+def test_limits_hold_when_several_stores_claim_at_once(db_url: str) -> None:
+    """Claims racing from several store connections (as from several hosts) never
+    exceed a queue's concurrency, rate or per-key limits."""
+    from duro.store import open_store
+    from duro.store._records import Placement, QueueConfig
+
+    async def main() -> None:
+        stores = [open_store(db_url) for _ in range(4)]
+        for s in stores:
+            await s.open()
+        try:
+            now = time.time()
+            await stores[0].upsert_queue(QueueConfig(name="c3", concurrency=3), now=now)
+            await stores[0].upsert_queue(QueueConfig(name="r5", rate_limit=5, rate_period=60),
+                                         now=now)
+            await stores[0].upsert_queue(QueueConfig(name="k1", key_concurrency=1), now=now)
+            for i in range(12):
+                for queue, key in (("c3", None), ("r5", None), ("k1", f"key-{i % 2}")):
+                    await stores[0].create_run(
+                        run_id=f"{queue}-{i}", workflow_id=f"{queue}-{i}",
+                        workflow_name="q.job", input=b"{}", now=now, owner=None,
+                        on_conflict="fail", on_reuse="fail",
+                        placement=Placement(queue=queue, concurrency_key=key))
+            claims = await asyncio.gather(*(
+                s.claim(f"w{i}", ["q.job"], 10, now=now + 1, real_now=time.time())
+                for _ in range(3) for i, s in enumerate(stores)))
+            by_queue: dict[str, int] = {}
+            for batch in claims:
+                for c in batch:
+                    by_queue[c.queue] = by_queue.get(c.queue, 0) + 1
+            assert by_queue == {"c3": 3, "r5": 5, "k1": 2}, by_queue
+            stats = {s.config.name: s for s in await stores[0].queue_stats(
+                real_now=time.time())}
+            assert stats["r5"].started_last_period == 5
+            assert stats["c3"].running == 3 and stats["c3"].pending == 9
+        finally:
+            for s in stores:
+                await s.close()
+
+    run(main())

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -50,6 +49,13 @@ async def sched_hold(tag: str) -> str:
 
 
 WORKFLOWS = [sched_echo, sched_hold]
+
+
+
+@pytest.fixture
+def db_url(any_db_url: str) -> str:
+    """Store-agnostic tests: each runs on SQLite and on PostgreSQL."""
+    return any_db_url
 
 
 def ts(*parts: int, tz: dt.tzinfo = UTC) -> float:
@@ -160,11 +166,11 @@ def test_bad_timing_is_a_clear_value_error(options: dict[str, Any], message: str
 
 
 def test_one_run_per_tick_across_two_workers_and_restarts_none_missed_in_window(
-        tmp_path: Path) -> None:
+        db_url: str) -> None:
     """Two workers race for every tick of a cron schedule; one restarts, then both are
     down for 31 minutes; the ticks within the 12-minute catch-up window still start
     (once each), the older ones are skipped and counted."""
-    url = f"sqlite:///{tmp_path}/cron.db"
+    url = db_url
     spec = ScheduleSpec(cron="*/5 * * * *", timezone="Europe/Berlin")
     start = ts(2024, 6, 3, 10, 0, 30)
     clock = ManualClock(start)
@@ -219,13 +225,13 @@ def test_one_run_per_tick_across_two_workers_and_restarts_none_missed_in_window(
     assert info.next_fire_at is not None and info.next_fire_at.timestamp() > clock.now()
 
 
-def test_firing_is_a_compare_and_set(tmp_path: Path) -> None:
+def test_firing_is_a_compare_and_set(db_url: str) -> None:
     """Two concurrent fire attempts seen from the same state: one wins, one is told no."""
     clock = ManualClock(ts(2024, 1, 1, 0, 0, 10))
 
     async def main() -> None:
-        async with duro.Engine(f"sqlite:///{tmp_path}/cas.db", clock=clock, worker=False
-                               ) as a, duro.Engine(f"sqlite:///{tmp_path}/cas.db",
+        async with duro.Engine(db_url, clock=clock, worker=False
+                               ) as a, duro.Engine(db_url,
                                                    clock=clock, worker=False) as b:
             await a.schedules.create("cas", sched_echo, args=[1], every=60,
                                      overlap="allow_all")
@@ -252,11 +258,11 @@ def test_firing_is_a_compare_and_set(tmp_path: Path) -> None:
     run(main())
 
 
-def test_catch_up_window_on_an_interval_schedule(tmp_path: Path) -> None:
+def test_catch_up_window_on_an_interval_schedule(db_url: str) -> None:
     clock = ManualClock(ts(2024, 1, 1, 0, 0, 1))
 
     async def main() -> None:
-        async with node(f"sqlite:///{tmp_path}/cu.db", clock) as (engine, sched):
+        async with node(db_url, clock) as (engine, sched):
             await engine.schedules.create("iv", sched_echo, args=[2], every=60,
                                           catch_up=150, overlap="allow_all")
             clock.advance(10 * 60)  # ten ticks due; 150 s window: the last 3 fire
@@ -273,13 +279,13 @@ def test_catch_up_window_on_an_interval_schedule(tmp_path: Path) -> None:
     run(main())
 
 
-def test_dst_through_the_scheduler(tmp_path: Path) -> None:
+def test_dst_through_the_scheduler(db_url: str) -> None:
     """Hour by hour through the spring-forward night: the non-existent 02:30 starts no
     run; half-hourly through the fall-back night: the repeated half hours start once."""
     clock = ManualClock(ts(2024, 3, 30, 12))
 
     async def main() -> tuple[list[str], list[str]]:
-        async with node(f"sqlite:///{tmp_path}/dst.db", clock) as (engine, sched):
+        async with node(db_url, clock) as (engine, sched):
             await engine.schedules.create("nightly", sched_echo, args=[1], catch_up=3600,
                                           cron="30 2 * * *", timezone="Europe/Berlin",
                                           overlap="allow_all")
@@ -319,13 +325,13 @@ async def _live_ids(engine: duro.Engine, schedule_id: str) -> list[str]:
 
 
 @pytest.mark.parametrize("policy", ["skip", "buffer_one", "allow_all"])
-def test_overlap_policies(tmp_path: Path, policy: str) -> None:
+def test_overlap_policies(db_url: str, policy: str) -> None:
     clock = ManualClock(ts(2024, 1, 1, 0, 0, 1))
     tick = [ts(2024, 1, 1, 0, m) for m in range(6)]
     ids = [tick_workflow_id("ov", t) for t in tick]
 
     async def main() -> None:
-        async with node(f"sqlite:///{tmp_path}/ov.db", clock) as (engine, sched):
+        async with node(db_url, clock) as (engine, sched):
             await engine.schedules.create("ov", sched_hold, args=["x"], every=60,
                                           overlap=policy)  # type: ignore[arg-type]
             for _ in range(3):  # ticks 1, 2, 3 while the first run waits for a signal
@@ -363,11 +369,11 @@ def test_overlap_policies(tmp_path: Path, policy: str) -> None:
 # -- operations ------------------------------------------------------------------------
 
 
-def test_pause_resume_trigger_delete(tmp_path: Path) -> None:
+def test_pause_resume_trigger_delete(db_url: str) -> None:
     clock = ManualClock(ts(2024, 1, 1, 0, 0, 1))
 
     async def main() -> None:
-        async with node(f"sqlite:///{tmp_path}/ops.db", clock) as (engine, sched):
+        async with node(db_url, clock) as (engine, sched):
             await engine.schedules.create("p", sched_echo, args=[3], every=60)
             paused = await engine.schedules.pause("p", note="maintenance")
             assert paused.paused and paused.note == "maintenance"
@@ -404,11 +410,11 @@ def test_pause_resume_trigger_delete(tmp_path: Path) -> None:
     run(main())
 
 
-def test_backfill_starts_each_tick_once_and_is_idempotent(tmp_path: Path) -> None:
+def test_backfill_starts_each_tick_once_and_is_idempotent(db_url: str) -> None:
     clock = ManualClock(ts(2024, 5, 1, 12, 0, 1))
 
     async def main() -> None:
-        async with node(f"sqlite:///{tmp_path}/bf.db", clock) as (engine, sched):
+        async with node(db_url, clock) as (engine, sched):
             await engine.schedules.create("bf", sched_echo, args=[4], cron="0 * * * *",
                                           timezone="Europe/Berlin", paused=True)
             start = dt.datetime(2024, 5, 1, 8, 0, tzinfo=BERLIN)
@@ -436,11 +442,11 @@ def test_backfill_starts_each_tick_once_and_is_idempotent(tmp_path: Path) -> Non
     run(main())
 
 
-def test_create_validates_at_the_call_site(tmp_path: Path) -> None:
+def test_create_validates_at_the_call_site(db_url: str) -> None:
     clock = ManualClock(ts(2024, 1, 1))
 
     async def main() -> None:
-        async with duro.Engine(f"sqlite:///{tmp_path}/v.db", clock=clock,
+        async with duro.Engine(db_url, clock=clock,
                                worker=False) as engine:
             create = engine.schedules.create
             with pytest.raises(ValueError, match="malformed cron"):
@@ -470,9 +476,8 @@ def test_create_validates_at_the_call_site(tmp_path: Path) -> None:
 # -- declared in code --------------------------------------------------------------------
 
 
-def test_code_declared_schedules_are_upserted_without_clobbering_a_pause(
-        tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/code.db"
+def test_code_declared_schedules_are_upserted_without_clobbering_a_pause(db_url: str) -> None:
+    url = db_url
     clock = ManualClock(ts(2024, 2, 1, 8, 0, 1))
 
     def declare(cron: str, args: Sequence[Any]) -> None:

@@ -16,6 +16,13 @@ from tests.conftest import run, wait_until
 EXEC: dict[str, int] = {}
 
 
+@pytest.fixture
+def db_url(any_db_url: str) -> str:
+    """Store-agnostic tests: each runs on SQLite and on PostgreSQL (counters reset)."""
+    EXEC.clear()
+    return any_db_url
+
+
 def count(key: str) -> None:
     EXEC[key] = EXEC.get(key, 0) + 1
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -40,14 +39,29 @@ async def movie(n: int) -> list[str]:
     return list(await asyncio.gather(*(render(f) for f in frames)))
 
 
-def _task_owners(path: Path) -> set[str]:
-    with sqlite3.connect(path) as conn:
-        return {r[0] for r in conn.execute("SELECT DISTINCT owner FROM tasks")}
+@pytest.fixture
+def db_url(any_db_url: str) -> str:
+    """Store-agnostic tests: each runs on SQLite and on PostgreSQL."""
+    return any_db_url
 
 
-def test_a_routed_step_runs_only_on_a_worker_serving_its_queue(tmp_path: Path) -> None:
-    path = tmp_path / "sq.db"
-    url = f"sqlite:///{path}"
+def _task_owners(url: str) -> set[str]:
+    """The owners recorded in the ``tasks`` table (a direct read)."""
+    sql = "SELECT DISTINCT owner FROM tasks"
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return {r[0] for r in conn.execute(sql)}
+    from urllib.parse import parse_qs, urlparse
+
+    import psycopg
+
+    schema = parse_qs(urlparse(url).query)["schema"][0]
+    with psycopg.connect(url.split("?")[0]) as pg:
+        return {r[0] for r in pg.execute(sql.replace("FROM tasks", f'FROM "{schema}".tasks'))}
+
+
+def test_a_routed_step_runs_only_on_a_worker_serving_its_queue(db_url: str) -> None:
+    url = db_url
     SEEN["gpu"].clear()
     FAILS["left"] = 0
 
@@ -64,7 +78,7 @@ def test_a_routed_step_runs_only_on_a_worker_serving_its_queue(tmp_path: Path) -
                 gpu_id = gpu.worker.worker_id
                 assert await cpu.get_handle("movie").status() == duro.RunStatus.COMPLETED
         assert sorted(SEEN["gpu"]) == [0, 1, 2]
-        assert _task_owners(path) == set() or _task_owners(path) == {gpu_id}
+        assert _task_owners(url) == set() or _task_owners(url) == {gpu_id}
         history = await _history(url, "movie")
         completed = [e for e in history if e.kind == "step_completed"]
         assert [e.meta.get("queue") for e in completed if e.name == "sq.render"] == ["gpu"] * 3
@@ -72,8 +86,8 @@ def test_a_routed_step_runs_only_on_a_worker_serving_its_queue(tmp_path: Path) -
     run(main())
 
 
-def test_routed_step_failures_follow_the_retry_policy(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/retry.db"
+def test_routed_step_failures_follow_the_retry_policy(db_url: str) -> None:
+    url = db_url
     SEEN["gpu"].clear()
     FAILS["left"] = 2
 
@@ -102,8 +116,8 @@ async def movie_local_code(n: int) -> list[str]:
     return list(await asyncio.gather(*(render_locally(f) for f in frames)))
 
 
-def test_routing_does_not_change_replay(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/replay.db"
+def test_routing_does_not_change_replay(db_url: str) -> None:
+    url = db_url
     FAILS["left"] = 0
 
     async def main() -> list[duro.Event]:
@@ -118,13 +132,13 @@ def test_routing_does_not_change_replay(tmp_path: Path) -> None:
     assert result.status == "completed" and result.result == ["frame-0@1", "frame-1@1"]
 
 
-def test_routed_step_arguments_must_be_json(tmp_path: Path) -> None:
+def test_routed_step_arguments_must_be_json(db_url: str) -> None:
     @duro.workflow(name="sq.bad_args")
     async def bad_args() -> str:
         return await render(object())  # type: ignore[arg-type]
 
     async def main() -> None:
-        async with duro.Engine(f"sqlite:///{tmp_path}/bad.db") as engine:
+        async with duro.Engine(db_url) as engine:
             handle = await engine.start(bad_args)
             with pytest.raises(duro.WorkflowFailedError) as info:
                 await handle.result(timeout=10)

@@ -1,4 +1,4 @@
-"""The Store contract, run against every store implementation (SQLite today).
+"""The Store contract, run against every store implementation (SQLite and PostgreSQL).
 
 These talk to the store directly: ids, fencing, claims, leases, messages, migrations.
 """
@@ -21,11 +21,12 @@ from tests.conftest import run
 StoreFactory = Callable[[], Store]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     if request.param == "sqlite":
         return lambda: open_store(f"sqlite:///{tmp_path}/contract.db")
-    raise AssertionError(request.param)
+    url: str = request.getfixturevalue("pg_url")
+    return lambda: open_store(url)
 
 
 async def _opened(factory: StoreFactory) -> Store:

@@ -16,6 +16,13 @@ from duro.client import summarize_steps
 from duro.testing import ManualClock
 from tests.conftest import run, wait_until
 
+
+@pytest.fixture
+def db_url(any_db_url: str) -> str:
+    """Store-agnostic tests: each runs on SQLite and on PostgreSQL (counters reset)."""
+    CALLS.clear()
+    return any_db_url
+
 CALLS: dict[str, int] = {}
 
 

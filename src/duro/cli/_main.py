@@ -13,7 +13,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import duro
-from duro.cli import _control, _inspect, _messages, _queues, _run, _schedules
+from duro.cli import _control, _db, _inspect, _messages, _queues, _run, _schedules
 from duro.cli._common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     terminate.add_argument("id", metavar="ID", help="workflow id (or run id)")
     terminate.add_argument("--reason", default="terminated from the command line")
 
+    _db.add_arguments(command("db", "manage the database schema (migrations)"), [sub_parent])
     _messages.add_commands(command)
     _control.add_commands(command)
     _queues.add_commands(command)
@@ -168,6 +169,8 @@ def _dispatch(args: argparse.Namespace, state: _run.RunState) -> Coroutine[Any, 
         return _run.run_command(args, url, state, out, stderr())
     if args.command == "worker":
         return _run.worker_command(args, url, out)
+    if args.command == "db":
+        return _db.db_command(args, url, out)
     handler = getattr(args, "handler", None)
     if handler is not None:
         command: Coroutine[Any, Any, int] = handler(args, url, out)

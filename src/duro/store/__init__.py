@@ -1,4 +1,4 @@
-"""Persistence: the ``Store`` protocol and its SQLite implementation."""
+"""Persistence: the ``Store`` protocol and its SQLite and PostgreSQL implementations."""
 
 from __future__ import annotations
 
@@ -38,13 +38,26 @@ __all__ = [
 
 
 def open_store(url: str, **options: object) -> Store:
-    """Make a store for a URL: ``sqlite:///path`` (or a bare path)."""
+    """Make a store for a URL: ``sqlite:///path`` (or a bare path), or
+    ``postgresql://user@host:port/db?schema=duro`` (needs the ``postgres`` extra)."""
     from duro.errors import StoreError
-    from duro.store.sqlite import SqliteStore
 
-    scheme = url.split(":", 1)[0] if "://" in url else "sqlite"
+    scheme = url.split(":", 1)[0].lower() if "://" in url else "sqlite"
+    if scheme in ("postgresql", "postgres"):
+        try:
+            import psycopg  # noqa: F401
+            import psycopg_pool  # noqa: F401
+        except ImportError:
+            raise StoreError(
+                "PostgreSQL stores need the 'postgres' extra: pip install 'duro[postgres]' "
+                "(psycopg 3 and psycopg-pool)") from None
+        from duro.store.postgres import PostgresStore
+
+        return PostgresStore(url, **options)
     if scheme != "sqlite":
         raise StoreError(
-            f"unsupported store URL {url!r}: this version of duro supports sqlite:///PATH"
+            f"unsupported store URL {url!r}: use sqlite:///PATH or postgresql://HOST/DB"
         )
+    from duro.store.sqlite import SqliteStore
+
     return SqliteStore(url, **options)  # type: ignore[arg-type]

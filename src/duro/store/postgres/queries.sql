@@ -14,19 +14,27 @@ SELECT * FROM runs WHERE workflow_id = %(workflow_id)s
   AND status IN ('pending', 'running', 'suspended', 'parked');
 
 -- name: insert_run
--- Creates the run and its run_started event, unless a live run with this workflow id
--- appeared meanwhile (another process): then nothing is written and no row returned.
+-- Creates the run (and, unless started_event is false, its run_started event), unless a
+-- live run with this workflow id (or deduplication key) appeared meanwhile (another
+-- process): then nothing is written and no row returned.
 WITH r AS (
     INSERT INTO runs (run_id, workflow_id, workflow_name, status, input, created_at,
-                      updated_at, wake_at, owner, epoch, history_len)
+                      updated_at, wake_at, owner, epoch, history_len, parent_run_id,
+                      parent_op, parent_close, deadline_at, origin_run_id, queue, priority,
+                      concurrency_key, dedup_key, debounce_key, started_at)
     VALUES (%(run_id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(now)s,
-            %(now)s, %(wake_at)s, %(owner)s, %(epoch)s, 1)
+            %(now)s, %(wake_at)s, %(owner)s, %(epoch)s, 1, %(parent_run_id)s,
+            %(parent_op)s, %(parent_close)s, %(deadline_at)s, %(origin_run_id)s, %(queue)s,
+            %(priority)s, %(concurrency_key)s, %(dedup_key)s, %(debounce_key)s,
+            %(started_at)s)
     ON CONFLICT DO NOTHING
     RETURNING run_id
+), e AS (
+    INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
+    SELECT run_id, 0, 'run_started', NULL, %(workflow_name)s, %(now)s, %(input)s, %(meta)s
+    FROM r WHERE %(started_event)s::boolean
 )
-INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
-SELECT run_id, 0, 'run_started', NULL, %(workflow_name)s, %(now)s, %(input)s, NULL FROM r
-RETURNING run_id;
+SELECT run_id FROM r;
 
 -- name: append
 -- The hot path: fence by epoch, bump the history length, insert the events; one
@@ -41,6 +49,21 @@ WITH fence AS (
     FROM fence f, unnest(%(seqs)s::bigint[], %(kinds)s::text[], %(ops)s::bigint[],
                          %(names)s::text[], %(tss)s::float8[], %(datas)s::bytea[],
                          %(metas)s::bytea[]) AS e(seq, kind, op, name, ts, data, meta)
+)
+SELECT count(*) FROM fence;
+
+-- name: append_one
+-- The hottest path of all (one step_completed): as "append" with scalar parameters,
+-- which psycopg adapts several times faster than arrays.
+WITH fence AS (
+    UPDATE runs SET history_len = %(new_len)s, updated_at = %(now)s
+    WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND status = 'running'
+    RETURNING run_id
+), ins AS (
+    INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
+    SELECT run_id, %(seq)s::bigint, %(kind)s::text, %(op)s::bigint, %(name)s::text,
+           %(ts)s::float8, %(data)s::bytea, %(meta)s::bytea
+    FROM fence
 )
 SELECT count(*) FROM fence;
 
@@ -88,31 +111,198 @@ SELECT pg_notify(%(channel)s, %(token)s) FROM w;
 SELECT run_id, seq, kind, ts, op, name, data, meta FROM events
 WHERE run_id = %(run_id)s ORDER BY seq;
 
--- name: claim
--- Due runs of these workflows, skipping rows another worker is claiming right now, then
--- (up to the same limit) running runs of these workflows whose owner's lease expired.
-WITH ready AS (
-    UPDATE runs SET status = 'running', owner = %(worker)s, epoch = epoch + 1,
-        updated_at = %(real_now)s
-    WHERE run_id IN (
-        SELECT run_id FROM runs
-        WHERE status IN ('pending', 'suspended') AND wake_at <= %(now)s
-          AND workflow_name = ANY(%(names)s::text[])
-        ORDER BY wake_at LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED)
-    RETURNING run_id, workflow_id, workflow_name, epoch, history_len
-), taken AS (
-    UPDATE runs SET owner = %(worker)s, epoch = epoch + 1, updated_at = %(real_now)s
-    WHERE run_id IN (
-        SELECT run_id FROM runs
-        WHERE status = 'running' AND workflow_name = ANY(%(names)s::text[])
-          AND owner IN (SELECT worker_id FROM workers
-                        WHERE lease_until < %(real_now)s AND worker_id <> %(worker)s)
-        LIMIT GREATEST(0, %(limit)s - (SELECT count(*) FROM ready))
-        FOR UPDATE SKIP LOCKED)
-    RETURNING run_id, workflow_id, workflow_name, epoch, history_len
+-- name: claim_open
+-- Due runs of these workflows in queues without limits (or, with %(queues)s, in those of
+-- them this worker serves), best priority first, skipping rows another worker is
+-- claiming right now. The locking select is a MATERIALIZED CTE, evaluated once: a "WHERE
+-- run_id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)" may be rescanned by a plan and
+-- claim more than n.
+WITH picked AS MATERIALIZED (
+    SELECT run_id FROM runs
+    WHERE status IN ('pending', 'suspended') AND wake_at <= %(now)s
+      AND workflow_name = ANY(%(names)s::text[])
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND NOT (queue = ANY(%(limited)s::text[]))
+    ORDER BY priority DESC, wake_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
 )
-SELECT * FROM ready UNION ALL SELECT * FROM taken;
+UPDATE runs r SET status = 'running', owner = %(worker)s, epoch = r.epoch + 1,
+    updated_at = %(real_now)s, started_at = COALESCE(r.started_at, %(now)s)
+FROM picked p WHERE r.run_id = p.run_id
+RETURNING r.run_id, r.workflow_id, r.workflow_name, r.epoch, r.history_len, r.queue;
+
+-- name: take_over
+-- Running runs of these workflows whose owner's lease expired, up to the room left.
+WITH orphans AS MATERIALIZED (
+    SELECT run_id FROM runs
+    WHERE status = 'running' AND workflow_name = ANY(%(names)s::text[])
+      AND owner IN (SELECT worker_id FROM workers
+                    WHERE lease_until < %(real_now)s AND worker_id <> %(worker)s)
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE runs r SET owner = %(worker)s, epoch = r.epoch + 1, updated_at = %(real_now)s
+FROM orphans o WHERE r.run_id = o.run_id
+RETURNING r.run_id, r.workflow_id, r.workflow_name, r.epoch, r.history_len, r.queue;
+
+-- name: release_dead_tasks
+-- Step tasks held by workers whose lease expired go back to their queue.
+UPDATE tasks SET status = 'pending', owner = NULL, updated_at = %(real_now)s
+WHERE status = 'running'
+  AND owner IN (SELECT worker_id FROM workers
+                WHERE lease_until < %(real_now)s AND worker_id <> %(worker)s);
+
+-- name: queue_configs
+SELECT name, concurrency, per_worker, rate_limit, rate_period, key_concurrency FROM queues;
+
+-- name: lock_queue
+-- Claims in a limited queue hold its row until they commit: one claimer at a time checks
+-- (and uses up) the limits, whatever the number of workers.
+SELECT name, concurrency, per_worker, rate_limit, rate_period, key_concurrency
+FROM queues WHERE name = %(queue)s FOR UPDATE;
+
+-- name: queue_running
+SELECT count(*) FROM runs WHERE queue = %(queue)s AND status = 'running';
+
+-- name: queue_running_by_key
+SELECT concurrency_key, count(*) FROM runs
+WHERE queue = %(queue)s AND status = 'running' AND concurrency_key IS NOT NULL
+GROUP BY concurrency_key;
+
+-- name: queue_forget_starts
+DELETE FROM queue_starts WHERE queue = %(queue)s AND ts <= %(since)s;
+
+-- name: queue_started_since
+SELECT count(*) FROM queue_starts WHERE queue = %(queue)s AND ts > %(since)s;
+
+-- name: queue_record_starts
+INSERT INTO queue_starts (queue, ts) SELECT %(queue)s, %(real_now)s FROM generate_series(1, %(n)s);
+
+-- name: queue_candidates
+SELECT run_id, concurrency_key, started_at FROM runs
+WHERE queue = %(queue)s AND status IN ('pending', 'suspended') AND wake_at <= %(now)s
+  AND workflow_name = ANY(%(names)s::text[])
+ORDER BY priority DESC, wake_at LIMIT %(page)s OFFSET %(offset)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim_ids
+UPDATE runs SET status = 'running', owner = %(worker)s, epoch = epoch + 1,
+    updated_at = %(real_now)s, started_at = COALESCE(started_at, %(now)s)
+WHERE run_id = ANY(%(ids)s::text[]) AND status IN ('pending', 'suspended')
+RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue;
+
+-- name: upsert_queue
+INSERT INTO queues (name, concurrency, per_worker, rate_limit, rate_period, key_concurrency,
+                    updated_at)
+VALUES (%(name)s, %(concurrency)s, %(per_worker)s, %(rate_limit)s, %(rate_period)s,
+        %(key_concurrency)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency,
+    per_worker = EXCLUDED.per_worker, rate_limit = EXCLUDED.rate_limit,
+    rate_period = EXCLUDED.rate_period, key_concurrency = EXCLUDED.key_concurrency,
+    updated_at = EXCLUDED.updated_at;
+
+-- name: queue_counts
+SELECT queue, status, count(*) FROM runs
+WHERE status IN ('pending', 'suspended', 'running') GROUP BY queue, status;
+
+-- name: live_dedup
+SELECT * FROM runs WHERE queue = %(queue)s AND dedup_key = %(key)s
+  AND status IN ('pending', 'running', 'suspended', 'parked');
+
+-- name: pending_debounce
+SELECT * FROM runs WHERE queue = %(queue)s AND debounce_key = %(key)s AND status = 'pending'
+  AND started_at IS NULL
+FOR UPDATE;
+
+-- name: debounce_again
+-- Not started yet, so nothing has read its input: the last start's wins, and the quiet
+-- period starts over.
+WITH e AS (
+    UPDATE events SET data = %(input)s, ts = %(now)s WHERE run_id = %(run_id)s AND seq = 0
+)
+UPDATE runs SET input = %(input)s, wake_at = %(wake_at)s, updated_at = %(now)s
+WHERE run_id = %(run_id)s
+RETURNING *;
+
+-- name: enqueue_task
+INSERT INTO tasks (task_id, run_id, op, attempt, step, queue, args, info, status,
+                   created_at, updated_at)
+VALUES (%(task_id)s, %(run_id)s, %(op)s, %(attempt)s, %(step)s, %(queue)s, %(args)s,
+        %(info)s, 'pending', %(now)s, %(now)s)
+ON CONFLICT (task_id) DO NOTHING;
+
+-- name: next_task
+SELECT 1 FROM tasks WHERE status = 'pending'
+  AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+  AND step = ANY(%(steps)s::text[])
+LIMIT 1;
+
+-- name: claim_tasks
+WITH picked AS MATERIALIZED (
+    SELECT task_id FROM tasks WHERE status = 'pending'
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND step = ANY(%(steps)s::text[])
+    ORDER BY created_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks t SET status = 'running', owner = %(worker)s, updated_at = %(real_now)s
+FROM picked p WHERE t.task_id = p.task_id
+RETURNING t.task_id, t.run_id, t.op, t.attempt, t.step, t.queue, t.args, t.info;
+
+-- name: finish_task
+UPDATE tasks SET status = 'done', updated_at = %(now)s
+WHERE task_id = %(task_id)s AND status = 'running' AND owner = %(worker)s
+RETURNING task_id;
+
+-- name: cancel_task
+DELETE FROM tasks WHERE task_id = %(task_id)s AND status = 'pending';
+
+-- name: release_tasks_of
+UPDATE tasks SET status = 'pending', owner = NULL, updated_at = %(now)s
+WHERE owner = %(worker)s AND status = 'running';
+
+-- name: delete_tasks_of_run
+DELETE FROM tasks WHERE run_id = %(run_id)s;
+
+-- name: closing_links
+-- What a run's end affects: its parent (kind 'parent', if it has one) and its live
+-- children (kind 'child'), with whether each child is already being cancelled.
+SELECT 'parent' AS kind, r.parent_run_id AS run_id, r.parent_op AS parent_op,
+       p.status AS status, NULL::text AS policy, false AS cancelling
+FROM runs r JOIN runs p ON p.run_id = r.parent_run_id
+WHERE r.run_id = %(run_id)s
+UNION ALL
+SELECT 'child', c.run_id, NULL, c.status, c.parent_close,
+       EXISTS (SELECT 1 FROM inbox i WHERE i.run_id = c.run_id AND i.kind = 'cancel')
+       OR EXISTS (SELECT 1 FROM events e WHERE e.run_id = c.run_id
+                  AND e.kind = 'cancel_requested')
+FROM runs c
+WHERE c.parent_run_id = %(run_id)s
+  AND c.status IN ('pending', 'running', 'suspended', 'parked');
+
+-- name: history_prefix
+SELECT seq, kind, ts, op, name, data, meta FROM events
+WHERE run_id = %(run_id)s AND seq < %(upto)s ORDER BY seq;
+
+-- name: insert_events
+INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
+SELECT %(run_id)s, e.seq, e.kind, e.op, e.name, e.ts, e.data, e.meta
+FROM unnest(%(seqs)s::bigint[], %(kinds)s::text[], %(ops)s::bigint[], %(names)s::text[],
+            %(tss)s::float8[], %(datas)s::bytea[], %(metas)s::bytea[])
+     AS e(seq, kind, op, name, ts, data, meta);
+
+-- name: set_history_len
+UPDATE runs SET history_len = %(len)s WHERE run_id = %(run_id)s;
+
+-- name: put_state
+-- Published state copied with a history (reset, retry, fork): not fenced.
+INSERT INTO run_state (run_id, key, value, ts)
+VALUES (%(run_id)s, %(key)s, %(value)s, %(ts)s)
+ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value, ts = EXCLUDED.ts;
+
+-- name: copy_state
+INSERT INTO run_state (run_id, key, value, ts)
+SELECT %(new_run_id)s, key, value, ts FROM run_state WHERE run_id = %(run_id)s;
 
 -- name: delete_dead_idle_workers
 -- Expired workers that own nothing any more.
@@ -126,9 +316,20 @@ UPDATE runs SET status = 'pending', owner = NULL, wake_at = %(now)s, updated_at 
 WHERE status = 'running' AND owner = %(worker)s AND updated_at = %(real_now)s;
 
 -- name: next_wake_for
-SELECT MIN(wake_at) FROM runs
-WHERE status IN ('pending', 'suspended') AND wake_at IS NOT NULL
-  AND workflow_name = ANY(%(names)s::text[]);
+-- The earliest due time of a ready run of these workflows, or 0 (due now) when a worker
+-- that owns running runs of them let its lease expire (by the database's clock): then the
+-- survivors claim at their next poll and take those runs over, instead of waiting for
+-- their periodic takeover check. Cheap: the workers table is small, runs_owned is indexed.
+SELECT CASE WHEN EXISTS (
+    SELECT 1 FROM workers w
+    WHERE w.lease_until < extract(epoch FROM clock_timestamp())
+      AND EXISTS (SELECT 1 FROM runs r WHERE r.owner = w.worker_id AND r.status = 'running'
+                  AND r.workflow_name = ANY(%(names)s::text[])))
+  THEN 0
+  ELSE (SELECT MIN(wake_at) FROM runs
+        WHERE status IN ('pending', 'suspended') AND wake_at IS NOT NULL
+          AND workflow_name = ANY(%(names)s::text[]))
+END;
 
 -- name: list_runs
 SELECT * FROM runs
@@ -194,6 +395,24 @@ WITH w AS (
 )
 SELECT * FROM w;
 
+-- name: insert_update
+INSERT INTO updates (run_id, update_id, name, status, ts)
+VALUES (%(run_id)s, %(update_id)s, %(name)s, 'requested', %(now)s);
+
+-- name: upsert_state
+-- Published state follows the history: written with the state_set event, fenced.
+INSERT INTO run_state (run_id, key, value, ts)
+SELECT %(run_id)s::text, %(key)s::text, %(value)s::bytea, %(ts)s::float8
+WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = %(run_id)s AND epoch = %(epoch)s
+              AND history_len = %(new_len)s)
+ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value, ts = EXCLUDED.ts;
+
+-- name: set_update
+UPDATE updates SET status = %(status)s, result = %(result)s, error = %(error)s, ts = %(ts)s
+WHERE run_id = %(run_id)s AND update_id = %(update_id)s
+  AND EXISTS (SELECT 1 FROM runs WHERE run_id = %(run_id)s AND epoch = %(epoch)s
+              AND history_len = %(new_len)s);
+
 -- name: read_inbox
 SELECT id, kind, name, data FROM inbox WHERE run_id = %(run_id)s ORDER BY id;
 
@@ -201,17 +420,19 @@ SELECT id, kind, name, data FROM inbox WHERE run_id = %(run_id)s ORDER BY id;
 SELECT DISTINCT i.run_id FROM inbox i JOIN runs r ON r.run_id = i.run_id
 WHERE r.status = 'running' AND r.owner = %(worker)s;
 
--- name: terminate_run
--- Fences out the owner (epoch + 1) and records run_terminated at the run's current end.
+-- name: close_run
+-- End a live run from outside its worker (terminate; time out, fenced by the caller's
+-- epoch): fences out the owner (epoch + 1) and records the closing event at the run's end.
 WITH t AS (
-    UPDATE runs SET status = 'terminated', owner = NULL, wake_at = NULL, epoch = epoch + 1,
+    UPDATE runs SET status = %(status)s, owner = NULL, wake_at = NULL, epoch = epoch + 1,
         history_len = history_len + 1, error = %(error)s, updated_at = %(now)s,
         closed_at = %(now)s
     WHERE run_id = %(run_id)s AND status IN ('pending', 'running', 'suspended', 'parked')
+      AND (%(epoch)s::bigint IS NULL OR epoch = %(epoch)s::bigint)
     RETURNING *
 ), e AS (
     INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
-    SELECT run_id, history_len - 1, 'run_terminated', NULL, NULL, %(now)s, %(error)s, NULL
+    SELECT run_id, history_len - 1, %(kind)s, NULL, NULL, %(now)s, %(error)s, NULL
     FROM t
 ), h AS (
     DELETE FROM heartbeats WHERE run_id = %(run_id)s AND EXISTS (SELECT 1 FROM t)
@@ -225,6 +446,22 @@ INSERT INTO heartbeats (run_id, op, details, ts)
 VALUES (%(run_id)s, %(op)s, %(details)s, %(now)s)
 ON CONFLICT (run_id, op) DO UPDATE SET details = EXCLUDED.details, ts = EXCLUDED.ts;
 
+-- name: get_state
+SELECT value FROM run_state WHERE run_id = %(run_id)s AND key = %(key)s;
+
+-- name: get_update
+SELECT status, result, error FROM updates WHERE run_id = %(run_id)s AND update_id = %(update_id)s;
+
+-- name: reject_update
+WITH u AS (
+    UPDATE updates SET status = 'rejected', result = NULL, error = %(error)s, ts = %(now)s
+    WHERE run_id = %(run_id)s AND update_id = %(update_id)s
+)
+DELETE FROM inbox WHERE id = %(message_id)s;
+
+-- name: children_of
+SELECT * FROM runs WHERE parent_run_id = %(run_id)s ORDER BY created_at, created_seq;
+
 -- name: load_heartbeats
 SELECT op, details FROM heartbeats WHERE run_id = %(run_id)s;
 
@@ -237,19 +474,23 @@ SELECT pg_try_advisory_xact_lock(%(key)s);
 
 -- name: purge_finished
 -- A batch of runs that ended before the cutoff, with their history and leftovers.
-WITH doomed AS (
-    DELETE FROM runs WHERE run_id IN (
-        SELECT run_id FROM runs
-        WHERE closed_at IS NOT NULL AND closed_at < %(before)s
-          AND status IN ('completed', 'failed', 'cancelled', 'terminated')
-        ORDER BY closed_at LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED)
-    RETURNING run_id
+WITH doomed AS MATERIALIZED (
+    SELECT run_id FROM runs
+    WHERE closed_at IS NOT NULL AND closed_at < %(before)s
+      AND status NOT IN ('pending', 'running', 'suspended', 'parked')
+    ORDER BY closed_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), r AS (
+    DELETE FROM runs WHERE run_id IN (SELECT run_id FROM doomed)
 ), e AS (
     DELETE FROM events WHERE run_id IN (SELECT run_id FROM doomed)
 ), i AS (
     DELETE FROM inbox WHERE run_id IN (SELECT run_id FROM doomed)
 ), h AS (
     DELETE FROM heartbeats WHERE run_id IN (SELECT run_id FROM doomed)
+), s AS (
+    DELETE FROM run_state WHERE run_id IN (SELECT run_id FROM doomed)
+), u AS (
+    DELETE FROM updates WHERE run_id IN (SELECT run_id FROM doomed)
 )
 SELECT count(*) FROM doomed;

@@ -758,6 +758,9 @@ class SqliteStore(SqliteSchedules):
                                                  epoch)).rowcount != 1:
                 raise Fenced(parent_run_id)
             conn.executemany(_Q["insert_event"], rows)
+            for e in before:
+                if e.kind in SIDE_EFFECT_KINDS:
+                    project(conn, parent_run_id, e)  # e.g. state published just before
             record: RunRecord | None
             try:
                 record, _ = create_run(conn, run_id=run_id, workflow_id=workflow_id,

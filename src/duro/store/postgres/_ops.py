@@ -1,0 +1,248 @@
+"""Operations of the PostgreSQL store that run inside the writer's transactions and are
+shared by several store methods: creating runs (with their placement), sending messages,
+and closing runs (with their parent notification, children policy and tasks).
+
+They follow the writer's rule: each raises only before it wrote anything (see
+``_writer``), so callers may go on writing after catching their errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg.rows import dict_row
+
+from duro.errors import StoreError, WorkflowAlreadyStartedError
+from duro.store._records import (
+    LIVE_STATUSES,
+    IdConflictPolicy,
+    IdReusePolicy,
+    Message,
+    NewEvent,
+    Placement,
+    RunLinks,
+    RunRecord,
+    RunStatus,
+)
+from duro.store.postgres._sql import queries
+
+__all__ = ["close", "create_run", "event_arrays", "fetch_run", "on_closed", "row_to_run",
+           "send"]
+
+_Q = queries()
+Conn = psycopg.AsyncConnection[Any]
+
+
+def row_to_run(row: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row["run_id"], workflow_id=row["workflow_id"],
+        workflow_name=row["workflow_name"], status=RunStatus(row["status"]),
+        input=row["input"], result=row["result"], error=row["error"],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+        closed_at=row["closed_at"], wake_at=row["wake_at"], owner=row["owner"],
+        epoch=row["epoch"], history_len=row["history_len"],
+        parent_run_id=row.get("parent_run_id"), parent_op=row.get("parent_op"),
+        parent_close=row.get("parent_close"), deadline_at=row.get("deadline_at"),
+        origin_run_id=row.get("origin_run_id"), queue=row.get("queue") or "default",
+        priority=row.get("priority") or 0, concurrency_key=row.get("concurrency_key"),
+    )
+
+
+async def _one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_Q[name], params)
+    return await cur.fetchone()
+
+
+async def fetch_run(conn: Conn, run_id: str) -> RunRecord | None:
+    row = await _one(conn, "run_by_id", {"run_id": run_id})
+    return row_to_run(row) if row else None
+
+
+def event_arrays(run_id: str, first_seq: int, events: Sequence[NewEvent]) -> dict[str, Any]:
+    """The parameters of ``insert_events`` / ``append`` for these events."""
+    return {"run_id": run_id, "seqs": [first_seq + i for i in range(len(events))],
+            "kinds": [e.kind for e in events], "ops": [e.op for e in events],
+            "names": [e.name for e in events], "tss": [e.ts for e in events],
+            "datas": [e.data for e in events], "metas": [e.meta for e in events]}
+
+
+def _check_existing(existing: RunRecord, workflow_id: str, on_conflict: IdConflictPolicy,
+                    on_reuse: IdReusePolicy) -> tuple[RunRecord, bool]:
+    """(the run to return, whether a new run may be created) for an existing run."""
+    if existing.status.value in LIVE_STATUSES:
+        if on_conflict == "fail":
+            raise WorkflowAlreadyStartedError(
+                f"workflow id {workflow_id!r} already has a live run "
+                f"({existing.run_id}, {existing.status.value})",
+                workflow_id=workflow_id, run_id=existing.run_id)
+        return existing, False
+    reuse = on_reuse == "allow" or (
+        on_reuse == "allow_failed" and existing.status != RunStatus.COMPLETED)
+    if not reuse:
+        if on_reuse == "use_existing":
+            return existing, False
+        raise WorkflowAlreadyStartedError(
+            f"workflow id {workflow_id!r} was already used by run {existing.run_id} "
+            f"({existing.status.value}) and the reuse policy is {on_reuse!r}",
+            workflow_id=workflow_id, run_id=existing.run_id)
+    return existing, True
+
+
+async def _dedup_or_debounce(conn: Conn, placement: Placement, input: bytes,
+                             now: float) -> RunRecord | None:
+    """An existing run that absorbs this start (same dedup or debounce key), if any."""
+    if placement.dedup_key is not None:
+        row = await _one(conn, "live_dedup", {"queue": placement.queue,
+                                              "key": placement.dedup_key})
+        if row is not None:
+            existing = row_to_run(row)
+            if placement.on_dedup == "fail":
+                raise WorkflowAlreadyStartedError(
+                    f"a live run ({existing.workflow_id}) already has deduplication key "
+                    f"{placement.dedup_key!r} in queue {placement.queue!r}",
+                    workflow_id=existing.workflow_id, run_id=existing.run_id)
+            return existing
+    if placement.debounce_key is not None:
+        row = await _one(conn, "pending_debounce", {"queue": placement.queue,
+                                                    "key": placement.debounce_key})
+        if row is not None:
+            got = await _one(conn, "debounce_again", {
+                "input": input, "now": now, "wake_at": now + placement.debounce,
+                "run_id": row["run_id"]})
+            return row_to_run(got or row)
+    return None
+
+
+async def create_run(
+    conn: Conn, *, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
+    now: float, owner: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
+    links: RunLinks | None, placement: Placement | None = None, started_event: bool = True,
+) -> tuple[RunRecord, bool]:
+    """Create a run unless its id policy, deduplication or debounce key says otherwise
+    (as the SQLite store's ``create_run``)."""
+    if placement is not None:
+        found = await _dedup_or_debounce(conn, placement, input, now)
+        if found is not None:
+            return found, False
+        if not placement.immediate:
+            owner = None  # it waits for its time: a worker claims it then
+    row = await _one(conn, "latest_run_by_workflow_id", {"workflow_id": workflow_id})
+    if row is not None:
+        found, create = _check_existing(row_to_run(row), workflow_id, on_conflict, on_reuse)
+        if not create:
+            return found, False
+    links = links or RunLinks()
+    place = placement or Placement()
+    status = "running" if owner else "pending"
+    epoch = 1 if owner else 0
+    wake_at = None if owner else now
+    if place.start_at is not None:
+        wake_at = max(now, place.start_at)
+    elif place.debounce_key is not None:
+        wake_at = now + place.debounce
+    meta = None
+    if links.parent_run_id or links.deadline_at:
+        meta = orjson.dumps({"parent_run_id": links.parent_run_id,
+                             "parent_op": links.parent_op, "deadline_at": links.deadline_at})
+    params = {"run_id": run_id, "workflow_id": workflow_id, "workflow_name": workflow_name,
+              "status": status, "input": input, "now": now, "wake_at": wake_at,
+              "owner": owner, "epoch": epoch, "meta": meta,
+              "parent_run_id": links.parent_run_id, "parent_op": links.parent_op,
+              "parent_close": links.parent_close, "deadline_at": links.deadline_at,
+              "origin_run_id": links.origin_run_id, "queue": place.queue,
+              "priority": place.priority, "concurrency_key": place.concurrency_key,
+              "dedup_key": place.dedup_key, "debounce_key": place.debounce_key,
+              "started_at": now if owner else None, "started_event": started_event}
+    cur = await conn.execute(_Q["insert_run"], params)
+    if await cur.fetchone() is None:
+        # Another process started a live run with this id (or dedup key) a moment ago:
+        # nothing was written; answer as if we had seen it first.
+        if placement is not None:
+            found_run = await _dedup_or_debounce(conn, placement, input, now)
+            if found_run is not None:
+                return found_run, False
+        row = await _one(conn, "latest_run_by_workflow_id", {"workflow_id": workflow_id})
+        if row is None:
+            raise StoreError(f"could not create run {run_id!r} (its id is taken)")
+        found, _ = _check_existing(row_to_run(row), workflow_id, on_conflict, on_reuse)
+        return found, False
+    record = RunRecord(
+        run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
+        status=RunStatus(status), input=input, result=None, error=None, created_at=now,
+        updated_at=now, closed_at=None, wake_at=wake_at, owner=owner, epoch=epoch,
+        history_len=1, parent_run_id=links.parent_run_id, parent_op=links.parent_op,
+        parent_close=links.parent_close, deadline_at=links.deadline_at,
+        origin_run_id=links.origin_run_id, queue=place.queue, priority=place.priority,
+        concurrency_key=place.concurrency_key)
+    return record, True
+
+
+async def send(conn: Conn, run_id: str, message: Message,
+               now: float) -> psycopg.AsyncCursor[dict[str, Any]]:
+    """Queue a message for a live run (and its update row) and wake it; the cursor yields
+    the run after the message, or nothing if it was no longer live."""
+    if message.update_id is not None:
+        await conn.execute(_Q["insert_update"], {"run_id": run_id, "now": now,
+                                                 "update_id": message.update_id,
+                                                 "name": message.name})
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_Q["send_message"], {"run_id": run_id, "kind": message.kind,
+                                           "name": message.name, "data": message.data,
+                                           "now": now})
+    return cur
+
+
+async def close(conn: Conn, run_id: str, status: str, kind: str, error: bytes, now: float,
+                *, epoch: int | None = None) -> RunRecord | None:
+    """End a live run from outside its worker (terminate, time out), fencing it out; None
+    (nothing written) when it was not live (or not at ``epoch``)."""
+    row = await _one(conn, "close_run", {"run_id": run_id, "error": error, "now": now,
+                                         "status": status, "epoch": epoch, "kind": kind})
+    if row is None:
+        return None
+    await on_closed(conn, run_id, status, None, error, now)
+    return row_to_run(row)
+
+
+async def closing_links(conn: Conn, run_id: str) -> psycopg.AsyncCursor[dict[str, Any]]:
+    """Queue the read of what a run's end affects (see :func:`on_closed`)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_Q["closing_links"], {"run_id": run_id})
+    return cur
+
+
+async def on_closed(conn: Conn, run_id: str, status: str, result: bytes | None,
+                    error: bytes | None, now: float,
+                    links: psycopg.AsyncCursor[dict[str, Any]] | None = None) -> None:
+    """A run ended: tell its parent, apply its children's parent-close policy, and drop
+    its step tasks. ``links``: the :func:`closing_links` cursor, if already queued."""
+    await conn.execute(_Q["delete_tasks_of_run"], {"run_id": run_id})
+    if links is None:
+        links = await closing_links(conn, run_id)
+    rows = await links.fetchall()
+    reason = orjson.dumps({"type": "Terminated", "message": "parent run closed",
+                           "traceback": ""})
+    for row in rows:
+        if row["kind"] == "parent":
+            if status == "continued_as_new" or row["status"] not in LIVE_STATUSES:
+                continue
+            payload = orjson.dumps({
+                "status": status, "run_id": run_id,
+                "result": orjson.Fragment(result) if result is not None else None,
+                "error": orjson.Fragment(error) if error is not None else None,
+            })
+            await send(conn, row["run_id"], Message(kind="child_done",
+                                                    name=str(row["parent_op"]),
+                                                    data=payload), now)
+            continue
+        policy = row["policy"]
+        if policy == "abandon" or row["cancelling"]:
+            continue  # a child already cleaning up after a cancel request may finish
+        if policy == "request_cancel":
+            await send(conn, row["run_id"], Message(kind="cancel"), now)
+        else:
+            await close(conn, row["run_id"], "terminated", "run_terminated", reason, now)

@@ -1,0 +1,329 @@
+"""One writer connection with group commit, pipelined, surviving lost connections.
+
+Callers hand in small operations; a task runs everything queued in one transaction and
+commits once. Under load many runs' appends share a commit; a lone caller pays one
+commit and nothing more: the writer never waits to fill a batch.
+
+Each batch costs two round trips whatever its size: ``BEGIN`` and the transaction id
+(so that a commit cut off by a lost connection can be resolved: see below), then every
+operation's statements, ``COMMIT`` and a sync, sent together in pipeline mode.
+
+**Operations.** An operation is ``async def op(conn) -> finish``: it queues its statements
+on ``conn`` (awaiting a read only when it must decide something) and returns an async
+``finish()`` that turns the results into its return value once the batch committed.
+Operations do not use savepoints (a savepoint per operation would cost round trips), so
+they keep one rule: **an operation raises only when it wrote nothing** — before queueing
+any write (e.g. "workflow id already used"), or in ``finish()`` when its writes matched no
+row (a stale fencing epoch: the fenced append is one statement that writes nothing then).
+A *database* error aborts the whole transaction; the writer then rolls back and runs each
+operation of the batch in a transaction of its own, so only the faulty one fails.
+
+**Lost connections.** The writer reconnects with backoff for up to ``reconnect_timeout``
+seconds and runs the batch again, so a database restart only delays callers. When the
+connection is lost after ``COMMIT`` was sent, the outcome is unknown: the writer asks the
+database (``txid_status``) whether the transaction committed. If it did not, the batch
+runs again; if it did, each operation says what to do (its ``ambiguous`` policy): run
+again (idempotent operations), run a compensation and fail, or just fail with a
+:class:`~duro.errors.StoreError` (the worker then releases the run and replays it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import psycopg
+
+from duro.errors import StoreError
+
+__all__ = ["Ambiguous", "Finish", "Op", "Writer", "connection_lost"]
+
+log = logging.getLogger("duro.store.postgres")
+
+Finish = Callable[[], Awaitable[Any]]
+Op = Callable[[psycopg.AsyncConnection[Any]], Awaitable[Finish]]
+Compensate = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
+Ambiguous = Literal["retry", "fail"] | Compensate
+"""What to do when the commit of an operation's batch is known to have happened but its
+results were lost with the connection: ``"retry"`` (the operation is idempotent),
+``"fail"``, or a compensation to run (on a fresh connection) before failing."""
+
+_STOP: Any = object()
+
+
+def connection_lost(conn: psycopg.AsyncConnection[Any] | None, exc: BaseException) -> bool:
+    """True when ``exc`` means the connection is gone (not a problem of the statement)."""
+    if isinstance(exc, psycopg.errors.AdminShutdown | psycopg.errors.CrashShutdown
+                  | psycopg.errors.CannotConnectNow | psycopg.errors.IdleSessionTimeout):
+        return True
+    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return False
+    return conn is None or conn.closed or conn.broken
+
+
+class _Lost(Exception):
+    """The connection went away; ``xid`` is set when COMMIT may have been processed."""
+
+    def __init__(self, cause: BaseException, xid: int | None) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.xid = xid
+
+
+@dataclass(slots=True)
+class _Job:
+    op: Op
+    fut: asyncio.Future[Any]
+    notify: bool
+    ambiguous: Ambiguous
+    result: list[Any] = field(default_factory=list)
+
+
+def _deliver(job: _Job, value: Any, exc: BaseException | None) -> None:
+    if job.fut.done():
+        return
+    if exc is not None:
+        job.fut.set_exception(exc)
+    else:
+        job.fut.set_result(value)
+
+
+def short_error(exc: BaseException) -> str:
+    """A one-line message for a psycopg error (libpq's are multi-line)."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return text or type(exc).__name__
+
+
+class Writer:
+    """Runs write operations in batches on one connection (an asyncio task).
+
+    Args:
+        connect: Opens a new autocommit connection (search path set).
+        translate: Maps a database error to duro's error types.
+        notify: ``(sql, params)`` queued before ``COMMIT`` when any operation of the
+            batch asked for a wake-up notification.
+        reconnect_timeout: Seconds a batch waits for a lost database to come back.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]],
+        translate: Callable[[BaseException], BaseException],
+        *,
+        notify: tuple[str, dict[str, Any]],
+        reconnect_timeout: float,
+    ) -> None:
+        self._connect = connect
+        self._translate = translate
+        self._notify_sql, self._notify_params = notify
+        self.reconnect_timeout = reconnect_timeout
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._outage_logged = False
+        self.batches = 0
+        self.ops = 0
+        self.reconnects = 0
+
+    def start(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Start on an already open connection."""
+        self._conn = conn
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="duro-pg-writer")
+
+    def submit(self, op: Op, *, notify: bool = False,
+               ambiguous: Ambiguous = "fail") -> asyncio.Future[Any]:
+        """Queue an operation; the future resolves after its transaction commits."""
+        if self._task is None or self._task.done():
+            raise StoreError("the store is closed")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Job(op, fut, notify, ambiguous))
+        return fut
+
+    async def stop(self) -> None:
+        """Finish what is queued, then close the connection."""
+        if self._task is not None and not self._task.done():
+            self._queue.put_nowait(_STOP)
+            await asyncio.shield(self._task)
+        self._task = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        stop = False
+        while not stop:
+            batch = [await self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            if any(job is _STOP for job in batch):
+                stop = True
+                batch = [job for job in batch if job is not _STOP]
+            if not batch:
+                continue
+            try:
+                await self._process(batch)
+            except Exception as exc:  # never let the writer die with callers waiting
+                log.exception("writer batch failed unexpectedly")
+                for job in batch:
+                    _deliver(job, None, StoreError(f"database write failed: {exc}"))
+            self.batches += 1
+            self.ops += len(batch)
+
+    async def _process(self, batch: list[_Job]) -> None:
+        deadline = time.monotonic() + self.reconnect_timeout
+        while True:
+            try:
+                conn = await self._ensure_conn(deadline)
+            except StoreError as exc:
+                for job in batch:
+                    _deliver(job, None, exc)
+                return
+            try:
+                outcomes = await self._transaction(conn, batch)
+            except _Lost as lost:
+                await self._discard_conn()
+                if lost.xid is None:
+                    continue  # COMMIT was never sent: nothing happened, run it again
+                committed = await self._committed(lost.xid, deadline)
+                if committed is False:
+                    continue
+                await self._settle_ambiguous(batch, lost, deadline)
+                return
+            except psycopg.Error as exc:
+                await self._rollback(conn)
+                if len(batch) == 1:
+                    _deliver(batch[0], None, self._translate(exc))
+                else:
+                    for job in batch:  # isolate the faulty operation
+                        await self._process([job])
+                return
+            for job, (value, error) in zip(batch, outcomes, strict=True):
+                _deliver(job, value, error)
+            return
+
+    async def _transaction(
+        self, conn: psycopg.AsyncConnection[Any], batch: list[_Job]
+    ) -> list[tuple[Any, BaseException | None]]:
+        xid: int | None = None
+        finishers: list[Finish | BaseException] = []
+        try:
+            async with conn.pipeline() as pipeline:
+                await conn.execute("BEGIN")
+                cur = await conn.execute("SELECT txid_current()")
+                row = await cur.fetchone()
+                assert row is not None
+                for job in batch:
+                    try:
+                        finishers.append(await job.op(conn))
+                    except psycopg.Error:
+                        raise
+                    except Exception as exc:  # raised before the operation wrote anything
+                        finishers.append(exc)
+                if any(job.notify for job in batch):
+                    await conn.execute(self._notify_sql, self._notify_params)
+                xid = int(row[0])
+                await conn.execute("COMMIT")
+                await pipeline.sync()
+        except psycopg.Error as exc:
+            if connection_lost(conn, exc):
+                raise _Lost(exc, xid) from exc
+            raise
+        outcomes: list[tuple[Any, BaseException | None]] = []
+        for fin in finishers:
+            if isinstance(fin, BaseException):
+                outcomes.append((None, self._translate(fin)))
+                continue
+            try:
+                outcomes.append((await fin(), None))
+            except Exception as exc:
+                outcomes.append((None, self._translate(exc)))
+        self._outage_logged = False
+        return outcomes
+
+    # -- lost connections ----------------------------------------------------------------
+
+    async def _ensure_conn(self, deadline: float) -> psycopg.AsyncConnection[Any]:
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        await self._discard_conn()
+        delay = 0.05
+        while True:
+            try:
+                self._conn = await self._connect()
+            except psycopg.Error as exc:
+                if not self._outage_logged:
+                    self._outage_logged = True
+                    log.warning("lost the database connection; reconnecting (%s)",
+                                short_error(exc))
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(f"the database is unreachable (gave up after "
+                                     f"{self.reconnect_timeout:g}s): {short_error(exc)}") from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            self.reconnects += 1
+            log.info("reconnected to the database")
+            return self._conn
+
+    async def _discard_conn(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+    async def _rollback(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        if conn.closed or conn.broken:
+            await self._discard_conn()
+            return
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            try:
+                await conn.execute("ROLLBACK")
+            except psycopg.Error:
+                await self._discard_conn()
+
+    async def _committed(self, xid: int, deadline: float) -> bool | None:
+        """Did transaction ``xid`` commit? None when the database cannot say."""
+        while True:
+            try:
+                conn = await self._ensure_conn(deadline)
+                cur = await conn.execute("SELECT txid_status(%s)", (xid,))
+                row = await cur.fetchone()
+            except StoreError:
+                return None
+            except psycopg.Error as exc:
+                if connection_lost(self._conn, exc) and time.monotonic() < deadline:
+                    await self._discard_conn()
+                    continue
+                return None
+            status = row[0] if row else None
+            if status == "in progress":  # cannot be ours any more; ask again shortly
+                await asyncio.sleep(0.05)
+                continue
+            return True if status == "committed" else False if status == "aborted" else None
+
+    async def _settle_ambiguous(self, batch: list[_Job], lost: _Lost, deadline: float) -> None:
+        message = (f"the database connection was lost while committing "
+                   f"({short_error(lost.cause)}); the write may have been recorded")
+        for job in batch:
+            if job.ambiguous == "retry":
+                await self._process([job])
+                continue
+            if callable(job.ambiguous):
+                try:
+                    conn = await self._ensure_conn(deadline)
+                    await job.ambiguous(conn)
+                except Exception as exc:
+                    log.warning("could not undo an uncertain write: %s", exc)
+            _deliver(job, None, StoreError(message))

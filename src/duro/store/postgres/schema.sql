@@ -1,0 +1,175 @@
+CREATE TABLE duro_migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    applied_at double precision NOT NULL
+);
+ALTER TABLE duro_migrations ADD CONSTRAINT duro_migrations_pkey PRIMARY KEY (version);
+
+CREATE TABLE events (
+    run_id text NOT NULL,
+    seq bigint NOT NULL,
+    kind text NOT NULL,
+    op bigint,
+    name text,
+    ts double precision NOT NULL,
+    data bytea,
+    meta bytea
+);
+ALTER TABLE events ADD CONSTRAINT events_pkey PRIMARY KEY (run_id, seq);
+CREATE UNIQUE INDEX events_outcome_once ON events USING btree (run_id, op) WHERE (kind = ANY (ARRAY['step_completed'::text, 'step_failed'::text, 'timer_fired'::text]));
+
+CREATE TABLE heartbeats (
+    run_id text NOT NULL,
+    op bigint NOT NULL,
+    details bytea,
+    ts double precision NOT NULL
+);
+ALTER TABLE heartbeats ADD CONSTRAINT heartbeats_pkey PRIMARY KEY (run_id, op);
+
+CREATE TABLE inbox (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    run_id text NOT NULL,
+    kind text NOT NULL,
+    name text,
+    data bytea,
+    ts double precision NOT NULL
+);
+ALTER TABLE inbox ADD CONSTRAINT inbox_pkey PRIMARY KEY (id);
+CREATE INDEX inbox_run ON inbox USING btree (run_id, id);
+
+CREATE TABLE queue_starts (
+    queue text NOT NULL,
+    ts double precision NOT NULL
+);
+CREATE INDEX queue_starts_by_queue ON queue_starts USING btree (queue, ts);
+
+CREATE TABLE queues (
+    name text NOT NULL,
+    concurrency integer,
+    per_worker integer,
+    rate_limit integer,
+    rate_period double precision,
+    key_concurrency integer,
+    updated_at double precision NOT NULL
+);
+ALTER TABLE queues ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
+
+CREATE TABLE run_state (
+    run_id text NOT NULL,
+    key text NOT NULL,
+    value bytea,
+    ts double precision NOT NULL
+);
+ALTER TABLE run_state ADD CONSTRAINT run_state_pkey PRIMARY KEY (run_id, key);
+
+CREATE TABLE runs (
+    run_id text NOT NULL,
+    workflow_id text NOT NULL,
+    workflow_name text NOT NULL,
+    status text NOT NULL,
+    input bytea,
+    result bytea,
+    error bytea,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL,
+    closed_at double precision,
+    wake_at double precision,
+    owner text,
+    epoch bigint DEFAULT 0 NOT NULL,
+    history_len bigint DEFAULT 0 NOT NULL,
+    code_hash text,
+    created_seq bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    parent_run_id text,
+    parent_op bigint,
+    parent_close text,
+    deadline_at double precision,
+    origin_run_id text,
+    queue text DEFAULT 'default'::text NOT NULL,
+    priority integer DEFAULT 0 NOT NULL,
+    concurrency_key text,
+    dedup_key text,
+    debounce_key text,
+    started_at double precision
+) WITH (fillfactor=70);
+ALTER TABLE runs ADD CONSTRAINT runs_pkey PRIMARY KEY (run_id);
+CREATE INDEX runs_closed ON runs USING btree (closed_at) WHERE (closed_at IS NOT NULL);
+CREATE INDEX runs_created ON runs USING btree (created_at);
+CREATE INDEX runs_debounce ON runs USING btree (queue, debounce_key) WHERE ((debounce_key IS NOT NULL) AND (status = 'pending'::text));
+CREATE UNIQUE INDEX runs_live_dedup ON runs USING btree (queue, dedup_key) WHERE ((dedup_key IS NOT NULL) AND (status = ANY (ARRAY['pending'::text, 'running'::text, 'suspended'::text, 'parked'::text])));
+CREATE UNIQUE INDEX runs_live_workflow_id ON runs USING btree (workflow_id) WHERE (status = ANY (ARRAY['pending'::text, 'running'::text, 'suspended'::text, 'parked'::text]));
+CREATE INDEX runs_name ON runs USING btree (workflow_name, created_at);
+CREATE INDEX runs_owned ON runs USING btree (owner) WHERE (status = 'running'::text);
+CREATE INDEX runs_parent ON runs USING btree (parent_run_id) WHERE (parent_run_id IS NOT NULL);
+CREATE INDEX runs_queue_ready ON runs USING btree (queue, priority DESC, wake_at) WHERE (status = ANY (ARRAY['pending'::text, 'suspended'::text]));
+CREATE INDEX runs_queue_running ON runs USING btree (queue, concurrency_key) WHERE (status = 'running'::text);
+CREATE INDEX runs_ready ON runs USING btree (wake_at) WHERE (status = ANY (ARRAY['pending'::text, 'suspended'::text]));
+CREATE INDEX runs_status ON runs USING btree (status, created_at);
+CREATE INDEX runs_workflow_id ON runs USING btree (workflow_id, created_at);
+
+CREATE TABLE schedules (
+    schedule_id text NOT NULL,
+    workflow_name text NOT NULL,
+    queue text DEFAULT 'default'::text NOT NULL,
+    input bytea NOT NULL,
+    cron text,
+    every double precision,
+    anchor double precision DEFAULT 0 NOT NULL,
+    timezone text DEFAULT 'UTC'::text NOT NULL,
+    overlap text DEFAULT 'skip'::text NOT NULL,
+    catch_up double precision DEFAULT 60 NOT NULL,
+    source text DEFAULT 'api'::text NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    note text,
+    next_fire_at double precision,
+    last_fire_at double precision,
+    last_workflow_id text,
+    buffered_at double precision,
+    fired bigint DEFAULT 0 NOT NULL,
+    missed bigint DEFAULT 0 NOT NULL,
+    overlap_skipped bigint DEFAULT 0 NOT NULL,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL
+);
+ALTER TABLE schedules ADD CONSTRAINT schedules_check CHECK (((cron IS NULL) <> (every IS NULL)));
+ALTER TABLE schedules ADD CONSTRAINT schedules_pkey PRIMARY KEY (schedule_id);
+CREATE INDEX schedules_buffered ON schedules USING btree (last_workflow_id) WHERE ((buffered_at IS NOT NULL) AND (NOT paused));
+CREATE INDEX schedules_due ON schedules USING btree (next_fire_at) WHERE (NOT paused);
+
+CREATE TABLE tasks (
+    task_id text NOT NULL,
+    run_id text NOT NULL,
+    op bigint NOT NULL,
+    attempt bigint NOT NULL,
+    step text NOT NULL,
+    queue text NOT NULL,
+    args bytea,
+    info bytea,
+    status text NOT NULL,
+    owner text,
+    created_at double precision NOT NULL,
+    updated_at double precision NOT NULL
+);
+ALTER TABLE tasks ADD CONSTRAINT tasks_pkey PRIMARY KEY (task_id);
+CREATE INDEX tasks_owned ON tasks USING btree (owner) WHERE (status = 'running'::text);
+CREATE INDEX tasks_ready ON tasks USING btree (queue, created_at) WHERE (status = 'pending'::text);
+CREATE INDEX tasks_run ON tasks USING btree (run_id);
+
+CREATE TABLE updates (
+    run_id text NOT NULL,
+    update_id text NOT NULL,
+    name text NOT NULL,
+    status text NOT NULL,
+    result bytea,
+    error bytea,
+    ts double precision NOT NULL
+);
+ALTER TABLE updates ADD CONSTRAINT updates_pkey PRIMARY KEY (run_id, update_id);
+
+CREATE TABLE workers (
+    worker_id text NOT NULL,
+    host text NOT NULL,
+    pid bigint NOT NULL,
+    started_at double precision NOT NULL,
+    lease_until double precision NOT NULL
+);
+ALTER TABLE workers ADD CONSTRAINT workers_pkey PRIMARY KEY (worker_id);

@@ -1,0 +1,78 @@
+"""A worker process for the multi-process PostgreSQL tests.
+
+    python pg_worker.py URL NAME --log FILE [--host H] [--lease S] [--poll S] [--grace S]
+
+Serves ``mh_chain``. Each step attempt appends ``start``/``done`` lines (with the worker's
+name and the time) to the log file, so the test can count executions across processes.
+``--host`` makes this worker claim to be another machine (socket.gethostname), so the
+same-host "PID is gone" shortcut does not apply and takeover goes by the lease, as
+between real hosts. SIGTERM drains (graceful shutdown); SIGKILL is SIGKILL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("url")
+parser.add_argument("name")
+parser.add_argument("--log", required=True)
+parser.add_argument("--host", default=None)
+parser.add_argument("--lease", type=float, default=5.0)
+parser.add_argument("--poll", type=float, default=0.2)
+parser.add_argument("--grace", type=float, default=10.0)
+parser.add_argument("--max-active", type=int, default=2000)
+args = parser.parse_args()
+
+if args.host:
+    socket.gethostname = lambda: args.host  # type: ignore[assignment]
+
+import duro  # noqa: E402 - after the hostname is settled
+from duro.worker._graceful import drain  # noqa: E402
+
+NAME = args.name
+LOG = open(args.log, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
+
+
+@duro.step
+async def work(key: str, i: int, delay: float) -> str:
+    LOG.write(f"start {key} {i} {NAME} {time.time():.6f}\n")
+    await asyncio.sleep(delay)
+    LOG.write(f"done {key} {i} {NAME} {time.time():.6f}\n")
+    return NAME
+
+
+@duro.workflow(name="mh_chain")
+async def mh_chain(key: str, steps: int, delay: float) -> list[str]:
+    return [await work(key, i, delay) for i in range(steps)]
+
+
+async def main() -> None:
+    engine = duro.Engine(args.url, workflows=[mh_chain], lease=args.lease,
+                         poll_interval=args.poll, max_active=args.max_active)
+    await engine.open()
+    assert engine.worker is not None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(json.dumps({"ready": NAME, "worker_id": engine.worker.worker_id,
+                      "pid": os.getpid()}), flush=True)
+    await stop.wait()
+    began = time.time()
+    print(json.dumps({"draining": NAME, "at": began}), flush=True)
+    clean = await drain(engine.worker, args.grace)
+    await engine.close()
+    print(json.dumps({"stopped": NAME, "clean": clean, "took": time.time() - began}),
+          flush=True)
+
+
+asyncio.run(main())
+sys.exit(0)
