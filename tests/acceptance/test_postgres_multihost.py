@@ -195,7 +195,7 @@ async def _start_named(url: str, ids: list[str], steps: int, delay: float) -> No
     import asyncio
 
     import duro
-    from tests.acceptance.test_postgres_workers import mh_chain
+    from tests.acceptance.apps.pg_chain import mh_chain
 
     async with duro.Engine(url, worker=False) as client:
         await asyncio.gather(*(client.start(mh_chain, k, steps, delay, id=k) for k in ids))

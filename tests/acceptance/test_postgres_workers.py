@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 import duro
+from tests.acceptance.apps.pg_chain import mh_chain
 from tests.conftest import run
 
 pytestmark = pytest.mark.postgres
@@ -104,12 +105,6 @@ def attempts(logs: list[Path]) -> list[tuple[str, str, int, str, float]]:
                 kind, key, i, name, t = line.split()
                 out.append((kind, key, int(i), name, float(t)))
     return out
-
-
-@duro.workflow(name="mh_chain")
-async def mh_chain(key: str, steps: int, delay: float) -> list[str]:
-    """The worker processes' workflow (apps/pg_worker.py): here only to start it by name."""
-    raise NotImplementedError("runs in the worker processes")
 
 
 async def start_runs(url: str, n: int, steps: int, delay: float) -> list[str]:

@@ -34,24 +34,13 @@ args = parser.parse_args()
 if args.host:
     socket.gethostname = lambda: args.host  # type: ignore[assignment]
 
+from pg_chain import Log, mh_chain  # noqa: E402 - beside this script
+
 import duro  # noqa: E402 - after the hostname is settled
 from duro.worker._graceful import drain  # noqa: E402
 
-NAME = args.name
-LOG = open(args.log, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
-
-
-@duro.step
-async def work(key: str, i: int, delay: float) -> str:
-    LOG.write(f"start {key} {i} {NAME} {time.time():.6f}\n")
-    await asyncio.sleep(delay)
-    LOG.write(f"done {key} {i} {NAME} {time.time():.6f}\n")
-    return NAME
-
-
-@duro.workflow(name="mh_chain")
-async def mh_chain(key: str, steps: int, delay: float) -> list[str]:
-    return [await work(key, i, delay) for i in range(steps)]
+Log.name = args.name
+Log.file = open(args.log, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
 
 
 async def main() -> None:
@@ -63,14 +52,14 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(json.dumps({"ready": NAME, "worker_id": engine.worker.worker_id,
+    print(json.dumps({"ready": Log.name, "worker_id": engine.worker.worker_id,
                       "pid": os.getpid()}), flush=True)
     await stop.wait()
     began = time.time()
-    print(json.dumps({"draining": NAME, "at": began}), flush=True)
+    print(json.dumps({"draining": Log.name, "at": began}), flush=True)
     clean = await drain(engine.worker, args.grace)
     await engine.close()
-    print(json.dumps({"stopped": NAME, "clean": clean, "took": time.time() - began}),
+    print(json.dumps({"stopped": Log.name, "clean": clean, "took": time.time() - began}),
           flush=True)
 
 

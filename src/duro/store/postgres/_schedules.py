@@ -10,11 +10,8 @@ per id) is the backstop.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -25,23 +22,16 @@ from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundE
 from duro.schedules._spec import tick_workflow_id
 from duro.store._records import Placement, RunRecord
 from duro.store._schedules import FireResult, ScheduleDefinition, ScheduleRecord
+from duro.store._sqlfiles import load_queries
 from duro.store.postgres._ops import create_run
 
 __all__ = ["PostgresSchedules"]
 
-_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 Conn = psycopg.AsyncConnection[Any]
 
 
-@cache
 def _queries() -> dict[str, str]:
-    text = resources.files(__package__).joinpath("schedules.sql").read_text("utf-8")
-    parts = _NAME.split(text)
-    out: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
-        out[name] = "\n".join(lines).strip().rstrip(";")
-    return out
+    return load_queries(__package__ or __name__.rpartition(".")[0], "schedules.sql")
 
 
 def _record(row: dict[str, Any]) -> ScheduleRecord:
