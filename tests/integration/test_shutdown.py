@@ -80,3 +80,24 @@ def test_retention_purges_old_finished_runs_on_sqlite(tmp_path: Path) -> None:
         orphans = conn.execute("SELECT COUNT(*) FROM events WHERE run_id NOT IN "
                                "(SELECT run_id FROM runs)").fetchone()[0]
     assert orphans == 0
+
+
+def test_a_run_owned_in_the_store_but_not_held_is_handed_back(tmp_path: Path) -> None:
+    """As after a write and the release that should follow it both failed: the worker's
+    live lease would otherwise keep every other worker away from the run forever."""
+    path = tmp_path / "stray.db"
+    url = f"sqlite:///{path}"
+
+    async def main() -> None:
+        async with duro.Engine(url, lease=0.4, poll_interval=0.05) as engine:
+            assert engine.worker is not None
+            async with duro.Engine(url, worker=False) as client:
+                handle = await client.start(quick, 7, id="stray", start_delay=3600)
+            with sqlite3.connect(path) as conn:  # ours in the store, unknown to the worker
+                conn.execute("UPDATE runs SET status = 'running', owner = ?, "
+                             "epoch = epoch + 1, wake_at = NULL WHERE workflow_id = 'stray'",
+                             (engine.worker.worker_id,))
+            assert await engine.get_handle("stray").result(timeout=10) == 7
+            assert handle.run_id == (await engine.get_handle("stray").describe()).run_id
+
+    run(main())

@@ -209,6 +209,10 @@ class Store(Protocol):
         """Unconsumed inbox messages of a run: (id, kind, name, data)."""
         ...
 
+    async def owned_runs(self, worker_id: str) -> list[tuple[str, int]]:
+        """(run id, epoch) of every run the store says this worker owns and runs."""
+        ...
+
     async def runs_with_inbox(self, worker_id: str) -> list[str]:
         """Runs this worker owns that have unconsumed messages."""
         ...

@@ -326,6 +326,7 @@ class Worker:
                             last_takeover = real
                             await self._expire_dead_local_workers()
                             await self._refresh_queues()
+                            await self._reconcile()
                         # Again: runs adopted during the awaits above took slots.
                         room = max(0, self.max_active - len(self.active) - self._reserved)
                         self._reserved += min(room, 256)
@@ -379,6 +380,18 @@ class Worker:
                                                      real_now=time.time(), lease=self.lease)
             except DuroError as exc:
                 log.warning("could not renew the worker lease: %s", exc)
+
+    async def _reconcile(self) -> None:
+        """Hand back runs the store says we own but we do not hold (a write and the
+        release after it both failed, say): otherwise our live lease would keep every
+        other worker away from them."""
+        if self._reserved:
+            return  # claims or adoptions in flight: their runs are not in `active` yet
+        for run_id, epoch in await self.store.owned_runs(self.worker_id):
+            if run_id not in self.active:
+                log.warning("run %s is ours in the store but not held here; releasing it",
+                            run_id)
+                await self._release(run_id, epoch)
 
     async def _expire_dead_local_workers(self) -> None:
         # Same machine: a worker whose process is gone is dead now, not in `lease` seconds.

@@ -705,6 +705,10 @@ class PostgresStore(PostgresSchedules):
         return [(r[0], r[1], r[2], r[3])
                 for r in await self._read("read_inbox", {"run_id": run_id})]
 
+    async def owned_runs(self, worker_id: str) -> list[tuple[str, int]]:
+        return [(r[0], int(r[1])) for r in await self._read("owned_runs",
+                                                            {"worker": worker_id})]
+
     async def runs_with_inbox(self, worker_id: str) -> list[str]:
         return [r[0] for r in await self._read("runs_with_inbox", {"worker": worker_id})]
 

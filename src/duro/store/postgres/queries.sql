@@ -494,3 +494,6 @@ WITH doomed AS MATERIALIZED (
     DELETE FROM updates WHERE run_id IN (SELECT run_id FROM doomed)
 )
 SELECT count(*) FROM doomed;
+
+-- name: owned_runs
+SELECT run_id, epoch FROM runs WHERE status = 'running' AND owner = %(worker)s;

@@ -707,6 +707,9 @@ class SqliteStore(SqliteSchedules):
     async def read_inbox(self, run_id: str) -> list[tuple[int, str, str | None, bytes | None]]:
         return [(r[0], r[1], r[2], r[3]) for r in self._read(_Q["read_inbox"], (run_id,))]
 
+    async def owned_runs(self, worker_id: str) -> list[tuple[str, int]]:
+        return [(r[0], r[1]) for r in self._read(_Q["owned_runs"], (worker_id,))]
+
     async def runs_with_inbox(self, worker_id: str) -> list[str]:
         return [r[0] for r in self._read(_Q["runs_with_inbox"], (worker_id,))]
 

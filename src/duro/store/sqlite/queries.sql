@@ -295,3 +295,6 @@ WHERE status IN ('completed', 'failed', 'cancelled', 'terminated', 'timed_out',
                  'continued_as_new')
   AND closed_at < ?
 ORDER BY closed_at LIMIT ?;
+
+-- name: owned_runs
+SELECT run_id, epoch FROM runs WHERE status = 'running' AND owner = ?;
