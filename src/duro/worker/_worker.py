@@ -144,6 +144,7 @@ class Worker:
         # Slots promised to claims in flight and to claimed runs not yet activated, so
         # that adopting new runs meanwhile cannot overshoot max_active.
         self._reserved = 0
+        self._activating: dict[str, int] = {}  # claimed, not yet active, per queue
         self._unsubscribe: Callable[[], None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.steps_executed = 0
@@ -330,7 +331,8 @@ class Worker:
                         # Again: runs adopted during the awaits above took slots.
                         room = max(0, self.max_active - len(self.active) - self._reserved)
                         self._reserved += min(room, 256)
-                        local: dict[str, int] = {}
+                        # Claimed runs still loading their history count too.
+                        local = dict(self._activating)
                         for held in self.active.values():
                             local[held.queue] = local.get(held.queue, 0) + 1
                         try:
@@ -341,6 +343,8 @@ class Worker:
                             self._reserved -= min(room, 256)
                         self._reserved += len(claims)  # released by _activate
                         for claim in claims:
+                            self._activating[claim.queue] = (
+                                self._activating.get(claim.queue, 0) + 1)
                             self._spawn(self._activate(claim))
                         if room and len(claims) == min(room, 256):
                             timeout = 0
@@ -421,6 +425,7 @@ class Worker:
             await self._activate_claim(claim)
         finally:
             self._reserved -= 1
+            self._activating[claim.queue] -= 1
 
     async def _activate_claim(self, claim: Claim) -> None:
         inst = self.cache.pop(claim.run_id, None)
