@@ -16,6 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from duro.errors import StoreError, WorkflowAlreadyStartedError
+from duro.store._policy import check_existing
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
@@ -70,28 +71,6 @@ def event_arrays(run_id: str, first_seq: int, events: Sequence[NewEvent]) -> dic
             "datas": [e.data for e in events], "metas": [e.meta for e in events]}
 
 
-def _check_existing(existing: RunRecord, workflow_id: str, on_conflict: IdConflictPolicy,
-                    on_reuse: IdReusePolicy) -> tuple[RunRecord, bool]:
-    """(the run to return, whether a new run may be created) for an existing run."""
-    if existing.status.value in LIVE_STATUSES:
-        if on_conflict == "fail":
-            raise WorkflowAlreadyStartedError(
-                f"workflow id {workflow_id!r} already has a live run "
-                f"({existing.run_id}, {existing.status.value})",
-                workflow_id=workflow_id, run_id=existing.run_id)
-        return existing, False
-    reuse = on_reuse == "allow" or (
-        on_reuse == "allow_failed" and existing.status != RunStatus.COMPLETED)
-    if not reuse:
-        if on_reuse == "use_existing":
-            return existing, False
-        raise WorkflowAlreadyStartedError(
-            f"workflow id {workflow_id!r} was already used by run {existing.run_id} "
-            f"({existing.status.value}) and the reuse policy is {on_reuse!r}",
-            workflow_id=workflow_id, run_id=existing.run_id)
-    return existing, True
-
-
 async def _dedup_or_debounce(conn: Conn, placement: Placement, input: bytes,
                              now: float) -> RunRecord | None:
     """An existing run that absorbs this start (same dedup or debounce key), if any."""
@@ -132,7 +111,7 @@ async def create_run(
             owner = None  # it waits for its time: a worker claims it then
     row = await _one(conn, "latest_run_by_workflow_id", {"workflow_id": workflow_id})
     if row is not None:
-        found, create = _check_existing(row_to_run(row), workflow_id, on_conflict, on_reuse)
+        found, create = check_existing(row_to_run(row), workflow_id, on_conflict, on_reuse)
         if not create:
             return found, False
     links = links or RunLinks()
@@ -168,7 +147,7 @@ async def create_run(
         row = await _one(conn, "latest_run_by_workflow_id", {"workflow_id": workflow_id})
         if row is None:
             raise StoreError(f"could not create run {run_id!r} (its id is taken)")
-        found, _ = _check_existing(row_to_run(row), workflow_id, on_conflict, on_reuse)
+        found, _ = check_existing(row_to_run(row), workflow_id, on_conflict, on_reuse)
         return found, False
     record = RunRecord(
         run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,

@@ -9,6 +9,7 @@ import sqlite3
 import orjson
 
 from duro.errors import RunNotFoundError, WorkflowAlreadyStartedError
+from duro.store._policy import check_existing
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
@@ -73,23 +74,9 @@ def create_run(
             owner = None  # it waits for its time: a worker claims it then
     row = conn.execute(_Q["latest_run_by_workflow_id"], (workflow_id,)).fetchone()
     if row is not None:
-        existing = row_to_run(row)
-        if existing.status.value in LIVE_STATUSES:
-            if on_conflict == "fail":
-                raise WorkflowAlreadyStartedError(
-                    f"workflow id {workflow_id!r} already has a live run "
-                    f"({existing.run_id}, {existing.status.value})",
-                    workflow_id=workflow_id, run_id=existing.run_id)
+        existing, create = check_existing(row_to_run(row), workflow_id, on_conflict, on_reuse)
+        if not create:
             return existing, False
-        reuse = on_reuse == "allow" or (
-            on_reuse == "allow_failed" and existing.status != RunStatus.COMPLETED)
-        if not reuse:
-            if on_reuse == "use_existing":
-                return existing, False
-            raise WorkflowAlreadyStartedError(
-                f"workflow id {workflow_id!r} was already used by run {existing.run_id} "
-                f"({existing.status.value}) and the reuse policy is {on_reuse!r}",
-                workflow_id=workflow_id, run_id=existing.run_id)
     status = "running" if owner else "pending"
     epoch = 1 if owner else 0
     wake_at = None if owner else now
