@@ -14,13 +14,16 @@ or a fresh schema on ``--url``), after a small warm-up in that process.
   ``duro.testing.replay`` (``testing_replay_ms``, includes converting the events).
 * ``sleepers``: N runs that each sleep one hour; the worker process's VmRSS once all are
   suspended, at checkpoints every N/5 runs (per-10k slope from them).
-* ``timers``: N runs whose timers end at the same wall-clock second (real clock); per run,
-  lag = when its next step's body starts - the due time: p50/p99/max.
+* ``timers``: N runs whose timers end at the same wall-clock instant (real clock); per run,
+  lag = when its next step's body starts - its due time: p50/p99/max. The worst case.
+* ``timers_spread``: the same, the N due times spread evenly over one second.
 * ``failover`` (PostgreSQL): three worker processes serve chains of 0.25 s steps; the one
   holding most runs is killed with SIGKILL; takeover = the first step start of each
   orphaned run in another worker - the kill. Twice: workers that pretend to be on other
-  hosts (takeover by lease expiry, default lease 5 s) and workers on this host (a worker
-  sees the dead PID at once).
+  hosts (reported as ``lease_expiry``, its historical name: the dead worker's database
+  session ends with its process, and the others, probing every 0.5 s, expire its lease
+  at once; the lease, default 5 s, only decides when a host vanishes without closing its
+  connections) and workers on this host (the same, plus the dead-PID check).
 
     python bench/bench_duro.py --store sqlite --dir /tmp
     python bench/bench_duro.py --store postgres --url postgresql://... --failover
@@ -73,9 +76,9 @@ def _define() -> dict[str, Any]:
     async def stamp() -> None:
         stamps.append(pc())
 
-    @duro.step(name="ba.wall")
-    async def wall() -> None:
-        stamps.append(time.time())
+    @duro.step(name="ba.lag")
+    async def lag(due: float) -> None:
+        stamps.append(time.time() - due)
 
     @duro.step(name="ba.noop")
     async def noop(i: int) -> int:
@@ -104,7 +107,7 @@ def _define() -> dict[str, Any]:
         now = duro.now()
         ts = now.timestamp() if hasattr(now, "timestamp") else float(now)
         await duro.sleep(max(0.0, due - ts))
-        await wall()
+        await lag(due)
 
     return {"first": ba_first, "long": ba_long, "sleeper": ba_sleeper, "timer": ba_timer}
 
@@ -310,7 +313,7 @@ async def m_sleepers(store: str, base: str, n: int, chunk: int = 1000) -> dict[s
             "start_and_suspend_s": wall}
 
 
-async def m_timers(store: str, base: str, n: int, lead: float | None,
+async def m_timers(store: str, base: str, n: int, lead: float | None, spread: float = 0.0,
                    chunk: int = 500) -> dict[str, Any]:
     import duro
 
@@ -325,7 +328,8 @@ async def m_timers(store: str, base: str, n: int, lead: float | None,
             started = 0
             while started < n:
                 k = min(chunk, n - started)
-                await asyncio.gather(*(engine.start(wf, due) for _ in range(k)))
+                await asyncio.gather(*(engine.start(wf, due + spread * (started + i) / n)
+                                       for i in range(k)))
                 started += k
             all_started = time.time()
             suspended = await asyncio.to_thread(t.count, "suspended")
@@ -335,8 +339,9 @@ async def m_timers(store: str, base: str, n: int, lead: float | None,
             stamps = list(_STAMPS)
     finally:
         t.drop()
-    lags = [(s - due) * 1e3 for s in stamps]
-    return {"timers": n, "woken": len(lags), "all_started_before_due_s": due - all_started,
+    lags = [s * 1e3 for s in stamps]
+    return {"timers": n, "spread_s": spread, "woken": len(lags),
+            "all_started_before_due_s": due - all_started,
             "suspended_before_due": suspended,
             "lag_ms_p50": _q(lags, 0.5) if lags else None,
             "lag_ms_p99": _q(lags, 0.99) if lags else None,
@@ -499,7 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--failover", action="store_true", help="also failover (PostgreSQL)")
     ap.add_argument("--failover-runs", type=int, default=150)
     ap.add_argument("--only", action="append",
-                    choices=("start", "replay", "sleepers", "timers", "failover"))
+                    choices=("start", "replay", "sleepers", "timers", "timers_spread",
+                             "failover"))
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -522,8 +528,9 @@ def main(argv: list[str] | None = None) -> int:
             coro = m_replay(args.store, base, args.replay_steps, args.repeat)
         elif args.child == "sleepers":
             coro = m_sleepers(args.store, base, args.sleepers)
-        elif args.child == "timers":
-            coro = m_timers(args.store, base, args.timers, args.timer_lead)
+        elif args.child in ("timers", "timers_spread"):
+            coro = m_timers(args.store, base, args.timers, args.timer_lead,
+                            spread=1.0 if args.child == "timers_spread" else 0.0)
         else:
             coro = m_failover(base, args.failover_runs)
         print(json.dumps(asyncio.run(coro)), flush=True)
@@ -540,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     common += ["--url", base] if args.store == "postgres" else ["--dir", base]
     if args.timer_lead is not None:
         common += ["--timer-lead", str(args.timer_lead)]
-    wanted = args.only or ["start", "replay", "sleepers", "timers"] + \
+    wanted = args.only or ["start", "replay", "sleepers", "timers", "timers_spread"] + \
         (["failover"] if args.failover and args.store == "postgres" else [])
     out: dict[str, Any] = {"store": args.store, "loadavg_at_start": list(os.getloadavg())}
     for name in wanted:
@@ -549,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "start":
             out[name] = _median_of([_child([*common, "--child", name], args.timeout)
                                     for _ in range(args.repeat)])
-        elif name == "timers":
+        elif name in ("timers", "timers_spread"):
             # Each repeat is a fresh process and database; medians of the percentiles.
             out[name] = _median_of([_child([*common, "--child", name], args.timeout)
                                     for _ in range(args.repeat)])

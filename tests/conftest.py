@@ -117,6 +117,21 @@ def pg_cluster() -> Iterator[Any]:
         cluster.stop()
 
 
+@pytest.fixture(scope="module")
+def restartable() -> Iterator[Any]:
+    """A local cluster of the module's own, which its tests may restart or stop."""
+    from tests.pg import Cluster, unavailable_reason
+
+    reason = unavailable_reason(local=True)
+    if reason:
+        pytest.skip(f"PostgreSQL unavailable: {reason}")
+    cluster = Cluster(local=True).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
 def pg_url(pg_cluster: Any) -> Iterator[str]:
     """A PostgreSQL store URL with a schema of its own (dropped afterwards)."""

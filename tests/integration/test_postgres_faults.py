@@ -11,7 +11,6 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,22 +21,9 @@ from duro.store.postgres import PostgresStore
 from duro.testing import ManualClock
 from duro.worker._retention import RetentionPolicy, purge_once, retention_loop
 from tests.conftest import run, wait_until
-from tests.pg import Cluster, unavailable_reason
+from tests.pg import Cluster
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def restartable() -> Iterator[Cluster]:
-    """A local cluster this module may restart."""
-    reason = unavailable_reason(local=True)
-    if reason:
-        pytest.skip(f"PostgreSQL unavailable: {reason}")
-    cluster = Cluster(local=True).start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def _restart(cluster: Cluster) -> float:

@@ -171,6 +171,26 @@ def test_deregistering_releases_owned_runs(make_store: StoreFactory) -> None:
     run(main())
 
 
+def test_live_workers_are_never_presumed_disconnected(make_store: StoreFactory) -> None:
+    """``expire_disconnected_workers`` may only speed a dead worker's takeover up (stores
+    without sessions never find anyone): workers alive on their stores keep their runs."""
+    async def main() -> None:
+        a, b = await _opened(make_store), await _opened(make_store)
+        await a.register_worker("wa", "host-a", 1, real_now=time.time(), lease=30)
+        await b.register_worker("wb", "host-b", 2, real_now=time.time(), lease=30)
+        rec, _ = await _create(a, "alive", owner="wa")
+        for _ in range(3):
+            assert await a.expire_disconnected_workers() == 0
+            assert await b.expire_disconnected_workers() == 0
+        assert await b.claim("wb", ["wf"], 10, now=111, real_now=time.time()) == []
+        got = await b.get_run("alive")
+        assert got is not None and got.owner == "wa" and got.run_id == rec.run_id
+        await a.close()
+        await b.close()
+
+    run(main())
+
+
 def test_sqlite_migrations_reproduce_the_schema(tmp_path: Path) -> None:
     """Applying the numbered migrations yields exactly the committed schema snapshot."""
     snapshot = (Path(__file__).parent.parent.parent / "src/duro/store/sqlite/schema.sql")

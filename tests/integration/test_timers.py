@@ -67,7 +67,16 @@ def test_ten_thousand_sleeping_runs_are_rows_and_all_wake(tmp_path: Path) -> Non
 
             clock.advance(3599)
             await asyncio.sleep(0.5)
-            assert _count(path, "suspended") == RUNS, "nothing may wake before it is due"
+            # Runs due within the worker's look-ahead are claimed and loaded now (so
+            # that they wake on time), but nothing may fire or run before it is due.
+            assert engine.worker.steps_executed == 0, "a step ran before its timer ended"
+            with sqlite3.connect(path) as conn:
+                fired = conn.execute("SELECT COUNT(*) FROM events WHERE kind IN "
+                                     "('timer_fired', 'step_completed')").fetchone()[0]
+            assert fired == 0, "nothing may wake before it is due"
+            prefetched = _count(path, "running")
+            assert 0 < prefetched <= len(engine.worker.active)
+            assert _count(path, "suspended") + prefetched == RUNS
 
             woke = time.perf_counter()
             clock.advance(2)

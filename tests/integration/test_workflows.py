@@ -251,7 +251,10 @@ def test_retry_after_suspends_for_the_requested_delay(db_url: str) -> None:
             assert abs(info.wake_at.timestamp() - (clock.now() + 1800)) < 1
             clock.advance(1799)
             await asyncio.sleep(0.3)
-            assert await handle.status() == duro.RunStatus.SUSPENDED
+            # Loaded ahead of its retry (the worker's look-ahead), but not retried early.
+            assert engine.worker is not None and engine.worker.steps_executed == 1
+            assert [e.kind for e in await handle.history()] == ["run_started",
+                                                                "step_retrying"]
             clock.advance(2)
             assert await handle.result(timeout=10) == 2
 

@@ -91,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = command("worker", "serve the workflows of some modules until SIGINT/SIGTERM")
     worker.add_argument("modules", nargs="+", metavar="MODULE",
                         help="modules to import (dotted name or path to a .py file)")
-    worker.add_argument("--concurrency", type=_positive_int, default=2000, metavar="N",
-                        help="runs executed at once (default 2000)")
+    worker.add_argument("--concurrency", type=_positive_int, default=10_000, metavar="N",
+                        help="runs held and executed at once (default 10000)")
     worker.add_argument("--queue", action="append", dest="queues", metavar="NAME",
                         help="serve only this queue (repeatable; default: every queue)")
     worker.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",

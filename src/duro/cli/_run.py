@@ -201,7 +201,10 @@ async def worker_command(args: argparse.Namespace, url: str, out: Style) -> int:
         import_target(target)
     if not registered_workflows():
         raise CliError(f"no @duro.workflow found in {', '.join(args.modules)}", EXIT_USAGE)
+    from duro.worker import tune_gc
     from duro.worker._retention import RetentionPolicy
+
+    tune_gc()  # this process is the worker: the modules are imported, freeze them
 
     days = getattr(args, "retention_days", None)
     retention = RetentionPolicy(keep=days * 86400) if days else None

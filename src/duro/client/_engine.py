@@ -31,6 +31,7 @@ from duro.store import (
 )
 from duro.store._records import Placement, QueueStats
 from duro.worker import Worker
+from duro.worker._worker import Outcome
 from duro.workflow._api import Workflow, lookup_workflow, registered_workflows
 
 __all__ = ["Engine"]
@@ -462,7 +463,7 @@ class Engine:
         return convert(orjson.loads(encode(value, what=f"the answer to query {name!r}")),
                        type)
 
-    def _close_waiter(self, run_id: str) -> asyncio.Future[None] | None:
+    def _close_waiter(self, run_id: str) -> asyncio.Future[Outcome | None] | None:
         if self.worker is None:
             return None
         return self.worker.wait_for_close(run_id)

@@ -109,27 +109,35 @@ class WorkflowHandle(Generic[R]):
                 # This process runs it: completion wakes us; polling covers other workers.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(wait), step)
+                if wait.done() and not wait.cancelled() and (ended := wait.result()):
+                    # Our worker recorded the end and says how: no need to read it back.
+                    status, result, error = ended
+                    return self._ended(RunStatus(status), record.workflow_id,
+                                       record.run_id, result, error)
                 wait.cancel()
             else:
                 await asyncio.sleep(step)
 
     def _outcome(self, record: RunRecord) -> R:
-        info = RunInfo.from_record(record)
-        if record.status == RunStatus.COMPLETED:
-            value: R = decode(record.result, self._hint,
-                              what=f"result of run {record.run_id}")
+        return self._ended(record.status, record.workflow_id, record.run_id, record.result,
+                           record.error)
+
+    def _ended(self, status: RunStatus, workflow_id: str, run_id: str, result: bytes | None,
+               error_payload: bytes | None) -> R:
+        error = decode_error(error_payload)
+        if status == RunStatus.COMPLETED:
+            value: R = decode(result, self._hint, what=f"result of run {run_id}")
             return value
-        if record.status == RunStatus.CANCELLED:
-            raise WorkflowCancelledError(f"run {record.workflow_id!r} was cancelled")
-        if record.status == RunStatus.TERMINATED:
-            reason = info.error.message if info.error else ""
-            raise WorkflowTerminatedError(f"run {record.workflow_id!r} was terminated: {reason}")
-        if record.status == RunStatus.TIMED_OUT:
-            assert info.error is not None
-            raise WorkflowFailedError(f"run {record.workflow_id!r} timed out", cause=info.error)
-        assert info.error is not None
-        raise WorkflowFailedError(f"run {record.workflow_id!r} failed: {info.error}",
-                                  cause=info.error)
+        if status == RunStatus.CANCELLED:
+            raise WorkflowCancelledError(f"run {workflow_id!r} was cancelled")
+        if status == RunStatus.TERMINATED:
+            reason = error.message if error else ""
+            raise WorkflowTerminatedError(f"run {workflow_id!r} was terminated: {reason}")
+        if status == RunStatus.TIMED_OUT:
+            assert error is not None
+            raise WorkflowFailedError(f"run {workflow_id!r} timed out", cause=error)
+        assert error is not None
+        raise WorkflowFailedError(f"run {workflow_id!r} failed: {error}", cause=error)
 
     async def signal(self, name: str, payload: Any = None) -> None:
         """Send a signal to the run (delivered exactly once, in order)."""

@@ -58,8 +58,12 @@ def encode(value: Any, *, what: str = "value") -> bytes:
         ) from None
 
 
-def decode(data: bytes | str | None, hint: Any = Any, *, what: str = "payload") -> Any:
+def decode(data: bytes | str | None, hint: Any = Any, *,
+           what: str | Callable[[], str] = "payload") -> Any:
     """Decode a JSON payload and convert it to ``hint``.
+
+    ``what`` names the payload in errors; a callable is only called on an error (replay
+    decodes every step result, and formatting each one's name would be wasted).
 
     Raises:
         PayloadDecodeError: The bytes are not valid JSON or do not fit the hint.
@@ -69,10 +73,12 @@ def decode(data: bytes | str | None, hint: Any = Any, *, what: str = "payload") 
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        what = what() if callable(what) else what
         raise PayloadDecodeError(f"corrupt {what}: not valid JSON ({exc})") from None
     try:
         return convert(value, hint)
     except (TypeError, ValueError, KeyError) as exc:
+        what = what() if callable(what) else what
         raise PayloadDecodeError(f"{what} does not fit type {_name(hint)}: {exc}") from None
 
 
@@ -100,6 +106,10 @@ def convert(value: Any, hint: Any) -> Any:
         return value
     if hint is type(None):
         return None
+    if type(hint) is type and hint is not typing.Generic:
+        # A plain class (int, str, a dataclass...) has no origin: skip get_origin, which
+        # is a good part of the cost of decoding a small result.
+        return _convert_plain(value, hint)
     origin = typing.get_origin(hint)
     if origin is None:
         return _convert_plain(value, hint)

@@ -102,13 +102,16 @@ class Store(Protocol):
     async def claim(
         self, worker_id: str, names: Sequence[str], limit: int, *, now: float,
         real_now: float, queues: Sequence[str] | None = None,
-        local: Mapping[str, int] | None = None,
+        local: Mapping[str, int] | None = None, ahead: float = 0.0,
     ) -> list[Claim]:
         """Claim up to ``limit`` runs that are pending, due, or whose owner's lease expired.
 
         Only from ``queues`` (all when None), best priority first, within each queue's
         limits; ``local`` is how many runs of each queue this worker holds now (for the
-        per-worker limit).
+        per-worker limit). With ``ahead`` > 0, room left after those is filled with
+        suspended runs of queues without limits that are due within ``ahead`` seconds
+        (earliest first): the worker loads them before their timers end so that they
+        wake on time. Never a pending run (a delayed start must not begin early).
         """
         ...
 
@@ -177,6 +180,15 @@ class Store(Protocol):
 
     async def worker_pids(self, host: str) -> list[int]:
         """Process ids of the workers registered from this host."""
+        ...
+
+    async def expire_disconnected_workers(self) -> int:
+        """Mark as expired the leases of workers, on any host, whose connection to the
+        database ended since an earlier call (their process died); returns how many.
+
+        Cheap enough to call a few times a second. Stores that cannot tell (one host,
+        no sessions) return 0: the lease and the PID check decide there.
+        """
         ...
 
     async def deregister_worker(self, worker_id: str, *, now: float) -> None:

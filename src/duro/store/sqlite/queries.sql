@@ -18,7 +18,8 @@ INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta) VALUES (?, ?, ?
 UPDATE runs SET history_len = ?, updated_at = ? WHERE run_id = ? AND epoch = ? AND status = 'running';
 
 -- name: history
-SELECT run_id, seq, kind, ts, op, name, data, meta FROM events WHERE run_id = ? ORDER BY seq;
+-- Without run_id: the caller has it, and a copy per event is wasted work on a long history.
+SELECT seq, kind, ts, op, name, data, meta FROM events WHERE run_id = ? ORDER BY seq;
 
 -- name: next_wake
 SELECT MIN(wake_at) FROM runs WHERE status IN ('pending', 'suspended') AND wake_at IS NOT NULL;
@@ -194,6 +195,18 @@ WHERE run_id IN (
     WHERE status IN ('pending', 'suspended') AND wake_at <= ? AND workflow_name IN ({names})
       AND {queues}
     ORDER BY priority DESC, wake_at LIMIT ?)
+RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue;
+
+-- name: claim_ahead_open
+-- Suspended runs due within the look-ahead window, earliest first ({names}, {queues} as
+-- in claim_ready_open): loaded before their timers end so that they wake on time. Never
+-- a pending run: a delayed start must not begin early.
+UPDATE runs SET status = 'running', owner = ?, epoch = epoch + 1, updated_at = ?
+WHERE run_id IN (
+    SELECT run_id FROM runs
+    WHERE status = 'suspended' AND wake_at <= ? AND workflow_name IN ({names})
+      AND {queues}
+    ORDER BY wake_at LIMIT ?)
 RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue;
 
 -- name: queue_candidates

@@ -1,0 +1,261 @@
+"""The performance work's behaviour: look-ahead and held runs, timers fired before their
+record is written, inline commits, the worker's GC setting, results without a re-read."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import duro
+from duro.errors import StoreError
+from duro.store import Fenced, NewEvent
+from duro.store.sqlite import SqliteStore
+from duro.testing import ManualClock
+from duro.worker import _gc
+from tests.conftest import run, wait_until
+
+gate: asyncio.Event | None = None
+
+
+@duro.step
+async def after_nap(i: int) -> int:
+    if gate is not None:
+        await gate.wait()
+    return i * 10
+
+
+@duro.workflow
+async def short_nap(i: int) -> int:
+    await asyncio.sleep(2)
+    return await after_nap(i)
+
+
+@duro.workflow
+async def long_nap(i: int) -> int:
+    await asyncio.sleep(3600)
+    return await after_nap(i)
+
+
+@pytest.fixture
+def db_url(any_db_url: str) -> str:
+    return any_db_url
+
+
+@pytest.fixture(autouse=True)
+def _no_gate() -> Iterator[None]:
+    global gate
+    gate = None
+    yield
+    gate = None
+
+
+def _kinds(events: list[duro.Event]) -> list[str]:
+    return [e.kind for e in events]
+
+
+def test_a_run_with_a_near_timer_is_held_not_suspended(db_url: str) -> None:
+    clock = ManualClock()
+
+    async def main() -> None:
+        async with duro.Engine(db_url, clock=clock, lookahead=5.0) as engine:
+            assert engine.worker is not None
+            handle = await engine.start(short_nap, 4)
+            await wait_until(lambda: handle.run_id in engine.worker.active
+                             and engine.worker.active[handle.run_id].timers != {})
+            await asyncio.sleep(0.2)
+            # Held in memory: still `running`, nothing written after the start.
+            assert await handle.status() == duro.RunStatus.RUNNING
+            assert _kinds(await handle.history()) == ["run_started"]
+            clock.advance(2)
+            assert await handle.result(timeout=10) == 40
+            assert _kinds(await handle.history()) == [
+                "run_started", "timer_fired", "step_completed", "run_completed"]
+
+    run(main())
+
+
+def test_without_lookahead_the_run_suspends(db_url: str) -> None:
+    clock = ManualClock()
+
+    async def main() -> None:
+        async with duro.Engine(db_url, clock=clock, lookahead=0) as engine:
+            handle = await engine.start(short_nap, 1)
+
+            async def suspended() -> bool:
+                return await handle.status() == duro.RunStatus.SUSPENDED
+
+            await wait_until(suspended)
+            clock.advance(2)
+            assert await handle.result(timeout=10) == 10
+
+    run(main())
+
+
+def test_suspended_runs_are_loaded_ahead_of_their_timer_and_fire_on_time(db_url: str) -> None:
+    clock = ManualClock()
+
+    async def main() -> None:
+        async with duro.Engine(db_url, clock=clock, lookahead=5.0) as engine:
+            assert engine.worker is not None
+            handles = [await engine.start(long_nap, i) for i in range(20)]
+
+            async def all_suspended() -> bool:
+                return all([await h.status() == duro.RunStatus.SUSPENDED for h in handles])
+
+            await wait_until(all_suspended)
+            engine.worker.cache.clear()  # force a load from the store
+            clock.advance(3600 - 4)  # inside the look-ahead: claimed and loaded now
+            await wait_until(lambda: len(engine.worker.active) == 20)
+            assert engine.worker.steps_executed == 0
+            for h in handles:
+                assert _kinds(await h.history()) == ["run_started"]
+            clock.advance(4)
+            assert [await h.result(timeout=10) for h in handles] == [i * 10 for i in range(20)]
+
+    run(main())
+
+
+def test_a_fired_timer_not_yet_written_fires_again_after_a_restart(db_url: str) -> None:
+    """timer_fired waits in the outbox while the next step runs; if the worker stops
+    before writing it, the run replays to the same point and fires the timer again, and
+    the history records it exactly once, before the step's outcome."""
+    global gate
+    clock = ManualClock()
+
+    async def main() -> None:
+        global gate
+        gate = asyncio.Event()
+        async with duro.Engine(db_url, clock=clock) as engine:
+            assert engine.worker is not None
+            handle = await engine.start(short_nap, 7, id="nap")
+            await wait_until(lambda: handle.run_id in engine.worker.active
+                             and engine.worker.active[handle.run_id].timers != {})
+            clock.advance(2)
+            await wait_until(lambda: engine.worker is not None
+                             and engine.worker.steps_executed == 1)
+        gate.set()
+        async with duro.Engine(db_url, clock=clock) as engine:
+            assert await engine.get_handle("nap").result(timeout=10) == 70
+            kinds = _kinds(await engine.get_handle("nap").history())
+        assert kinds.count("timer_fired") == 1
+        assert kinds.index("timer_fired") < kinds.index("step_completed")
+        assert kinds[-1] == "run_completed"
+
+    run(main())
+
+
+def test_the_wakeup_heap_forgets_suspended_runs(tmp_path: Path) -> None:
+    clock = ManualClock()
+
+    async def main() -> None:
+        async with duro.Engine(f"sqlite:///{tmp_path}/heap.db", clock=clock,
+                               lookahead=0, max_cached=10) as engine:
+            assert engine.worker is not None
+            for chunk in range(0, 3000, 500):
+                await asyncio.gather(*(engine.start(long_nap, i)
+                                       for i in range(chunk, chunk + 500)))
+            await wait_until(lambda: not engine.worker.active
+                             and len(engine.worker.cache) <= 10, timeout=60)
+            # One entry per run would be 3,000+; the store's wake_at has them instead.
+            assert len(engine.worker._wakeups) <= 1024
+
+    run(main(), timeout=120)
+
+
+def test_the_worker_tunes_gc_only_from_the_defaults_and_restores_them(
+        tmp_path: Path) -> None:
+    before, holders = gc.get_threshold(), _gc._holders
+    gc.set_threshold(*_gc._DEFAULTS)
+    _gc._holders = 0  # as in a fresh process (an earlier test may have left an engine open)
+    try:
+        async def main() -> None:
+            async with duro.Engine(f"sqlite:///{tmp_path}/a.db"):
+                assert gc.get_threshold() == _gc._THRESHOLDS
+                async with duro.Engine(f"sqlite:///{tmp_path}/b.db"):
+                    assert gc.get_threshold() == _gc._THRESHOLDS
+                assert gc.get_threshold() == _gc._THRESHOLDS  # one worker still runs
+            assert gc.get_threshold() == _gc._DEFAULTS
+            gc.set_threshold(1234, 5, 6)  # the application's own choice is kept
+            async with duro.Engine(f"sqlite:///{tmp_path}/c.db"):
+                assert gc.get_threshold() == (1234, 5, 6)
+            async with duro.Engine(f"sqlite:///{tmp_path}/d.db", tune_gc=False):
+                assert gc.get_threshold() == (1234, 5, 6)
+
+        run(main())
+    finally:
+        gc.set_threshold(*before)
+        _gc._holders = holders
+
+
+def _events(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+def test_inline_commits_for_a_lone_writer_and_the_thread_under_load(tmp_path: Path) -> None:
+    path = tmp_path / "inline.db"
+
+    @duro.workflow(name="hot_chain")
+    async def chain(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += await after_nap(i)
+        return total
+
+    async def main() -> None:
+        async with duro.Engine(f"sqlite:///{path}") as engine:
+            store = engine.store
+            assert isinstance(store, SqliteStore) and store._writer is not None
+            writer = store._writer
+            handle = await engine.start(chain, 30)
+            assert await handle.result(timeout=30) == sum(i * 10 for i in range(30))
+            lone = writer.inline
+            assert lone >= 20, f"only {lone} of a lone run's writes committed inline"
+            ops, batches = writer.ops, writer.batches
+            handles = await asyncio.gather(*(engine.start(chain, 5) for _ in range(200)))
+            assert all([await h.result(timeout=60) == 100 for h in handles])
+            # Under load most writes share the thread's commits.
+            assert writer.batches - batches < (writer.ops - ops) / 2
+
+        async with duro.Engine(f"sqlite:///{path}?inline_commits=false") as engine:
+            assert isinstance(engine.store, SqliteStore) and engine.store._writer is not None
+            h = await engine.start(chain, 3)
+            assert await h.result(timeout=30) == 30
+            assert engine.store._writer.inline == 0
+
+    run(main())
+
+
+def test_an_inline_write_that_fails_rolls_back(tmp_path: Path) -> None:
+    path = tmp_path / "fail.db"
+
+    async def main() -> None:
+        store = SqliteStore(f"sqlite:///{path}")
+        await store.open()
+        try:
+            record, _ = await store.create_run(run_id="r1", workflow_id="w1",
+                                               workflow_name="wf", input=b"[]", now=1.0,
+                                               owner="me", on_conflict="fail",
+                                               on_reuse="allow")
+            before = _events(path)
+            assert store._writer is not None
+            inline = store._writer.inline
+            with pytest.raises(Fenced):  # wrong epoch: the fence refuses the write
+                await store.append("r1", record.epoch + 5, 1,
+                                   [NewEvent(kind="marker", ts=2.0, name="x")], now=2.0)
+            assert store._writer.inline == inline  # not counted: nothing was committed
+            assert _events(path) == before
+            await store.append("r1", record.epoch, 1,
+                               [NewEvent(kind="marker", ts=2.0, name="x")], now=2.0)
+            assert _events(path) == before + 1
+        finally:
+            await store.close()
+        with pytest.raises(StoreError):
+            await store.append("r1", 1, 2, [], now=3.0)
+
+    run(main())
