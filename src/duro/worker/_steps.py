@@ -97,6 +97,12 @@ async def run_attempt(
                 + (" (no heartbeat)" if hb_timeout else "")
             ) from None
         raise
+    finally:
+        # The attempt is over (a sync step abandoned on timeout may still beat: ignored).
+        # Also breaks a reference cycle (the task's context holds ``info``, whose callback
+        # holds the command, which holds the task) that would leave each step's objects
+        # to the cyclic garbage collector.
+        info._on_heartbeat = None
     return encode(result, what=f"the result of step {step.name!r}")
 
 

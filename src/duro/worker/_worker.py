@@ -58,6 +58,11 @@ Outcome = tuple[str, bytes | None, bytes | None]
 
 log = logging.getLogger("duro.worker")
 
+# How long a fired timer's record may wait in the outbox for the run's next write (a
+# step's outcome, usually) before it is written alone: long enough that a burst of
+# timers does not write each record twice, short enough for the history to show it.
+_FLUSH_DELAY = 1.0
+
 # Seconds between probes for workers whose database session ended (a killed process): the
 # bound on noticing such a death, whatever the lease; one cheap read per probe.
 _LIVENESS_PROBE = 0.5
@@ -1012,7 +1017,7 @@ class Worker:
             return
         inst.flush_pending = True
         assert self.loop is not None
-        self.loop.call_later(0.05, lambda: self._spawn(self._flush(inst)))
+        self.loop.call_later(_FLUSH_DELAY, lambda: self._spawn(self._flush(inst)))
 
     async def _flush(self, inst: RunInstance) -> None:
         inst.flush_pending = False

@@ -725,9 +725,27 @@ class RunInstance:
                 coro = task.get_coro()
                 with contextlib.suppress(BaseException):  # user finally blocks
                     coro.close()
+                # The task and the future it waited on refer to each other (its wake-up
+                # callback): cancelling the future drops the callback.
+                waiter = getattr(task, "_fut_waiter", None)
+                if waiter is not None:
+                    waiter.cancel()
         finally:
             _set_running_loop(previous)
         self.loop.close()
+        # Break the cycles (the loop and the instance, and tasks, futures, timer handles
+        # and commands that refer back to the loop) so that reference counting frees a
+        # closed run at once: otherwise ~20 objects per run wait for the cyclic
+        # collector, which a worker makes run rarely (measured: 60,000 started and
+        # evicted runs held ~140 MB more at peak).
+        self.loop.detach()
+        self.loop.tasks.clear()
+        self.loop.ready.clear()
+        self.timers.clear()
+        self.commands.clear()
+        self.conditions.clear()
+        self.signal_waiters.clear()
+        self.main = None
 
 
 def _drop_cancel_watch(cmd: StepCommand) -> None:

@@ -31,6 +31,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     """The event loop one workflow run executes on."""
 
     def __init__(self, instance: RunInstance) -> None:
+        # The instance and its loop refer to each other; RunInstance.close() detaches the
+        # loop (see there) so that reference counting frees a dropped run.
         self.instance = instance
         self.ready: collections.deque[asyncio.Handle] = collections.deque()
         self._closed = False
@@ -117,6 +119,11 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
     def is_closed(self) -> bool:
         return self._closed
 
+    def detach(self) -> None:
+        """Drop the reference to the instance (after it closed), keeping what a late
+        callback may still read: its time, and that nothing can be scheduled any more."""
+        self.instance = _Detached(self.instance)  # type: ignore[assignment]
+
     def close(self) -> None:
         self._closed = True
         self.ready.clear()
@@ -190,3 +197,21 @@ for _name in (
     "sock_sendfile", "sendfile", "start_tls", "add_signal_handler", "remove_signal_handler",
 ):
     setattr(WorkflowLoop, _name, _forbidden(_name))
+
+
+class _Detached:
+    """Stands in for a closed instance, without referring to it."""
+
+    def __init__(self, instance: RunInstance) -> None:
+        self.now_ts = instance.now_ts
+        self.workflow_id = instance.workflow_id
+        self.park_error: Exception | None = None
+
+    def start_timer(self, handle: asyncio.TimerHandle) -> None:
+        handle.cancel()  # the run is closed: nothing is scheduled any more
+
+    def cancel_timer(self, handle: asyncio.TimerHandle) -> None:
+        pass
+
+    def absorb_error(self, exc: BaseException) -> bool:
+        return True  # errors of a closed run's leftovers are nobody's concern
