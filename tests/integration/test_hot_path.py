@@ -303,3 +303,43 @@ def test_finished_and_evicted_runs_leave_no_cyclic_garbage(tmp_path: Path) -> No
             assert garbage < 100, f"{garbage} objects in reference cycles"
 
     run(main())
+
+
+STOP_GATE = {"slow": True}
+
+
+@duro.step
+async def slow_unless_released(i: int) -> int:
+    if STOP_GATE["slow"]:
+        await asyncio.sleep(30)
+    return i + 1
+
+
+@duro.workflow
+async def one_slow_step(i: int) -> int:
+    return await slow_unless_released(i)
+
+
+def test_a_step_abandoned_by_a_stop_leaves_its_run_to_be_resumed(db_url: str) -> None:
+    """The stop cancels the running step; the run must be released as it is, not
+    recorded suspended with nothing to wake it (which a race with the release did)."""
+
+    async def main() -> None:
+        STOP_GATE["slow"] = True
+        async with duro.Engine(db_url) as engine:
+            assert engine.worker is not None
+            handle = await engine.start(one_slow_step, 4, id="abandoned")
+            await wait_until(lambda: engine.worker is not None
+                             and engine.worker.steps_executed == 1)
+            await asyncio.sleep(0.05)
+            # Work the stop waits for (as a slow store call would be): meanwhile the
+            # cancelled step returns to its run, which is where the race was.
+            engine.worker._spawn(asyncio.sleep(0.3))
+        STOP_GATE["slow"] = False
+        async with duro.Engine(db_url, worker=False) as client:
+            assert await client.get_handle("abandoned").status() == duro.RunStatus.PENDING
+        async with duro.Engine(db_url) as engine:
+            assert await engine.get_handle("abandoned").result(timeout=10) == 5
+        _ = handle
+
+    run(main())

@@ -969,7 +969,11 @@ class Worker:
 
     def _after(self, inst: RunInstance) -> None:
         """Decide what a run does next: park, finish, suspend, or keep going."""
-        if not inst.active or inst.finishing or self.active.get(inst.run_id) is not inst:
+        if (self._stopping or not inst.active or inst.finishing
+                or self.active.get(inst.run_id) is not inst):
+            # Stopping: stop() releases every run as it is. A step abandoned by the stop
+            # looks cancelled here, and suspending would record the run with nothing to
+            # wake it; racing the release, that left it stuck.
             return
         if inst.park_error is not None:
             inst.finishing = True
