@@ -163,6 +163,7 @@ class Worker:
         self.cache: collections.OrderedDict[str, RunInstance] = collections.OrderedDict()
         self._wakeups: list[tuple[float, int, str]] = []
         self._wakeup_seq = 0
+        self._wakeups_kept = 0  # heap size after its last rebuild
         self._waiters: dict[str, list[asyncio.Future[Outcome | None]]] = {}
         self._inbox_hints: set[str] = set()
         self._notify = asyncio.Event()
@@ -922,10 +923,18 @@ class Worker:
     def _compact_wakeups(self) -> None:
         # Entries of runs no longer held stay in the heap until due (the store's wake_at
         # brings those runs back); with many sleeping runs they would hold memory for
-        # each, so drop them once they outnumber the live ones.
-        if len(self._wakeups) > 2 * len(self.active) + 1024:
-            self._wakeups = [w for w in self._wakeups if w[2] in self.active]
-            heapq.heapify(self._wakeups)
+        # each, so drop them once they outnumber the live ones. Held runs can have
+        # several entries each (a timer, a deadline, a retry): then the heap may stay
+        # above that bound after a rebuild, and rebuilding again on every suspension
+        # would be quadratic, so wait for 1,024 new entries first (unless none is live).
+        n = len(self._wakeups)
+        if n <= 2 * len(self.active) + 1024:
+            return
+        if self.active and n <= self._wakeups_kept + 1024:
+            return
+        self._wakeups = [w for w in self._wakeups if w[2] in self.active]
+        heapq.heapify(self._wakeups)
+        self._wakeups_kept = len(self._wakeups)
 
     def _fire_wakeups(self, now: float) -> None:
         due: dict[str, None] = {}  # in order, once each
@@ -1010,8 +1019,7 @@ class Worker:
         """Keep a run that waits only for a timer due within the look-ahead in memory
         (it stays ``running``, its wake-up in this worker's heap) instead of writing
         it suspended and claiming and loading it again in a moment."""
-        if (self.lookahead <= 0 or self.draining or self._stopping
-                or inst.queue in self.limited_queues):
+        if self.lookahead <= 0 or self.draining or inst.queue in self.limited_queues:
             return False
         wake = inst.next_wake()
         return wake is not None and wake - self.clock.now() <= self.lookahead
