@@ -8,6 +8,7 @@ import gc
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,6 +117,42 @@ def test_suspended_runs_are_loaded_ahead_of_their_timer_and_fire_on_time(db_url:
                 assert _kinds(await h.history()) == ["run_started"]
             clock.advance(4)
             assert [await h.result(timeout=10) for h in handles] == [i * 10 for i in range(20)]
+
+    run(main())
+
+
+def test_claimed_runs_are_taken_up_with_one_read_per_batch(db_url: str) -> None:
+    """A claim's runs are loaded together (histories, heartbeats, inbox); when that read
+    fails, the runs go back to the store and a later claim takes them up."""
+    clock = ManualClock()
+
+    async def main() -> None:
+        async with duro.Engine(db_url, clock=clock, lookahead=5.0) as engine:
+            assert engine.worker is not None
+            store = engine.store
+            handles = [await engine.start(long_nap, i) for i in range(30)]
+
+            async def all_suspended() -> bool:
+                return all([await h.status() == duro.RunStatus.SUSPENDED for h in handles])
+
+            await wait_until(all_suspended)
+            engine.worker.cache.clear()  # force a load from the store
+            calls: list[int] = []
+            real = store.load_runs
+
+            async def load_runs(run_ids: Any, **kw: Any) -> Any:
+                calls.append(len(run_ids))
+                if len(calls) == 1:
+                    raise StoreError("the read failed")
+                return await real(run_ids, **kw)
+
+            store.load_runs = load_runs  # type: ignore[method-assign]
+            clock.advance(3600 - 4)  # inside the look-ahead: claimed and loaded now
+            await wait_until(lambda: len(engine.worker.active) == 30)
+            assert calls[0] == 30 and sum(calls[1:]) == 30 and len(calls) <= 3
+            assert engine.worker.steps_executed == 0
+            clock.advance(4)
+            assert [await h.result(timeout=10) for h in handles] == [i * 10 for i in range(30)]
 
     run(main())
 

@@ -46,10 +46,18 @@ def test_writes_and_reads_wait_through_a_restart(restartable: Cluster) -> None:
         uncertain: list[str] = []
         stop = asyncio.Event()
 
+        async def resolve(run_id: str) -> int:
+            """What a worker does after an uncertain commit: read the run again (retried
+            here until the server is back: the test bounds the wait)."""
+            while True:
+                try:
+                    return len(await store.load_history(run_id))
+                except duro.StoreError:
+                    await asyncio.sleep(0.1)
+
         async def writer(run_id: str) -> None:
-            op = 0
             while not stop.is_set():
-                op += 1
+                op = lengths[run_id]  # ops 1, 2, ... follow the history's length
                 event = NewEvent(kind="step_completed", ts=2.0, op=op, name="s", data=b"1")
                 try:
                     await store.append(run_id, 1, lengths[run_id], [event], now=2.0)
@@ -58,7 +66,8 @@ def test_writes_and_reads_wait_through_a_restart(restartable: Cluster) -> None:
                     # releases and replays the run); anything else is a bug.
                     assert "may have been recorded" in str(exc), exc
                     uncertain.append(run_id)
-                    return
+                    lengths[run_id] = await resolve(run_id)
+                    continue
                 lengths[run_id] += 1
                 await asyncio.sleep(0.01)
 
@@ -73,16 +82,11 @@ def test_writes_and_reads_wait_through_a_restart(restartable: Cluster) -> None:
         assert took < 30
         for r in runs:
             history = await store.load_history(r.run_id)  # reads recovered too
-            if r.run_id in uncertain:
-                assert len(history) in (lengths[r.run_id], lengths[r.run_id] + 1)
-                continue
             assert len(history) == lengths[r.run_id] > 5
             assert [e.op for e in history[1:]] == list(range(1, len(history)))
         # A commit cut off by the restart leaves every append of that one batch uncertain
-        # (how many depends on timing); every other writer went on writing afterwards.
-        assert len(uncertain) < len(runs)
-        assert all(lengths[r.run_id] > before[r.run_id] + 5 for r in runs
-                   if r.run_id not in uncertain)
+        # (how many depends on timing: all 40 at times); every writer went on afterwards.
+        assert all(lengths[r.run_id] > before[r.run_id] + 5 for r in runs)
         await store.close()
 
     run(main(), timeout=120)

@@ -139,6 +139,48 @@ def test_suspend_wake_and_claim_due_runs_only(make_store: StoreFactory) -> None:
     run(main())
 
 
+def test_load_runs_reads_a_batch_of_claimed_runs_at_once(make_store: StoreFactory) -> None:
+    async def main() -> None:
+        store = await _opened(make_store)
+        a, _ = await _create(store, "la", owner="w")
+        b, _ = await _create(store, "lb", owner="w")
+        c, _ = await _create(store, "lc", owner="w")
+        # Several events in one append (the array form), NULL ops and names among them.
+        await store.append(a.run_id, 1, 1, [ev("timer_fired", 1), ev("step_completed", 2),
+                                            ev("marker")], now=101)
+        await store.append(b.run_id, 1, 1, [ev("step_completed", 1)], now=101)
+        await store.save_heartbeat(a.run_id, 2, b'{"n":1}', now=102)
+        await store.save_heartbeat(a.run_id, 5, b'"x"', now=102)
+        await store.send_message("lb", "signal", "go", b"[]", now=103)
+        assert await store.load_runs([]) == {}
+        got = await store.load_runs([a.run_id, b.run_id, c.run_id, "no-such-run"])
+        assert list(got) == [a.run_id, b.run_id, c.run_id, "no-such-run"]
+        for rec in (a, b, c):
+            history = got[rec.run_id].history
+            assert history == await store.load_history(rec.run_id)
+            assert all(e.run_id == rec.run_id for e in history or [])
+        assert [(e.seq, e.kind, e.op, e.name, e.data)
+                for e in got[a.run_id].history or []][1:] == [
+            (1, "timer_fired", 1, "s", b"1"), (2, "step_completed", 2, "s", b"1"),
+            (3, "marker", None, None, b"1")]
+        assert got[a.run_id].heartbeats == {2: b'{"n":1}', 5: b'"x"'}
+        assert got[a.run_id].heartbeats == await store.load_heartbeats(a.run_id)
+        assert got[b.run_id].heartbeats == {}
+        assert [r for r, x in got.items() if x.inbox] == [b.run_id]
+        assert got["no-such-run"].history == [] and not got["no-such-run"].inbox
+        # Histories only of those asked for; the inbox of all.
+        some = await store.load_runs([a.run_id, b.run_id], history={a.run_id})
+        assert some[a.run_id].history == got[a.run_id].history
+        assert some[b.run_id].history is None and some[b.run_id].heartbeats == {}
+        assert some[b.run_id].inbox and not some[a.run_id].inbox
+        none = await store.load_runs([a.run_id, b.run_id], history=())
+        assert [x.history for x in none.values()] == [None, None]
+        assert [x.inbox for x in none.values()] == [False, True]
+        await store.close()
+
+    run(main())
+
+
 def test_terminate_fences_out_the_owner(make_store: StoreFactory) -> None:
     async def main() -> None:
         store = await _opened(make_store)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from duro.store._records import (
@@ -10,6 +10,7 @@ from duro.store._records import (
     EventRecord,
     IdConflictPolicy,
     IdReusePolicy,
+    LoadedRun,
     Message,
     NewEvent,
     Placement,
@@ -152,6 +153,20 @@ class Store(Protocol):
 
     async def load_history(self, run_id: str) -> list[EventRecord]:
         """All events of a run in order."""
+        ...
+
+    async def load_runs(
+        self, run_ids: Sequence[str], *, history: Collection[str] | None = None
+    ) -> dict[str, LoadedRun]:
+        """Take-up reads for a batch of claimed runs, in one round trip.
+
+        Args:
+            run_ids: The runs.
+            history: Those of them whose history and heartbeats to load (None: all).
+
+        Returns:
+            A ``LoadedRun`` per run id (a run with no events gets an empty history).
+        """
         ...
 
     async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+import itertools
+import operator
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,6 +16,7 @@ __all__ = [
     "EventRecord",
     "IdConflictPolicy",
     "IdReusePolicy",
+    "LoadedRun",
     "Message",
     "NewEvent",
     "Placement",
@@ -25,6 +28,8 @@ __all__ = [
     "TaskRecord",
     "UpdateOutcome",
     "event_records",
+    "histories_wanted",
+    "loaded_runs",
 ]
 
 
@@ -265,3 +270,49 @@ class Claim:
     epoch: int
     history_len: int
     queue: str = "default"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LoadedRun:
+    """What a worker reads to take up a claimed run (``Store.load_runs``).
+
+    Attributes:
+        history: All events of the run in order; None when the caller did not ask for
+            it (it still holds an instance of the run at the claimed history length).
+        heartbeats: The last heartbeat details of each step (empty without history).
+        inbox: Whether unconsumed inbox messages were waiting when it was read.
+    """
+
+    history: list[EventRecord] | None
+    heartbeats: dict[int, bytes]
+    inbox: bool
+
+
+def histories_wanted(
+    run_ids: Sequence[str], history: Collection[str] | None
+) -> tuple[list[str], list[str]]:
+    """``Store.load_runs``'s arguments as (all run ids, those whose history to read)."""
+    ids = list(run_ids)
+    return ids, ids if history is None else [r for r in ids if r in history]
+
+
+def loaded_runs(
+    run_ids: Sequence[str], history: Collection[str] | None,
+    events: Iterable[Sequence[Any]], heartbeats: Iterable[Sequence[Any]],
+    with_messages: Iterable[Sequence[Any]],
+) -> dict[str, LoadedRun]:
+    """``Store.load_runs``'s answer from its three reads' rows: events as ``(run_id, seq,
+    kind, ts, op, name, data, meta)`` ordered by run, heartbeats as ``(run_id, op,
+    details)``, runs with inbox messages as ``(run_id,)``."""
+    histories: dict[str, list[EventRecord]] = {}
+    for run_id, rows in itertools.groupby(events, key=operator.itemgetter(0)):
+        histories[run_id] = event_records(run_id, (row[1:] for row in rows))
+    beats: dict[str, dict[int, bytes]] = {}
+    for run_id, op, details in heartbeats:
+        beats.setdefault(run_id, {})[int(op)] = details
+    inbox = {row[0] for row in with_messages}
+    return {run_id: LoadedRun(
+                history=(histories.get(run_id, []) if history is None or run_id in history
+                         else None),
+                heartbeats=beats.get(run_id, {}), inbox=run_id in inbox)
+            for run_id in run_ids}

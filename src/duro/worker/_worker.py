@@ -33,7 +33,7 @@ from duro.errors import (
 )
 from duro.serde import encode
 from duro.step._step import StepInfo
-from duro.store import Claim, Fenced, NewEvent, RunLinks, Store
+from duro.store import Claim, Fenced, LoadedRun, NewEvent, RunLinks, Store
 from duro.store._records import Placement, QueueConfig, TaskRecord
 from duro.worker._gc import release_gc, tune_gc_for_worker
 from duro.worker._retention import RetentionPolicy, retention_loop
@@ -397,7 +397,8 @@ class Worker:
                         for claim in claims:
                             self._activating[claim.queue] = (
                                 self._activating.get(claim.queue, 0) + 1)
-                            self._spawn(self._activate(claim))
+                        if claims:
+                            self._spawn(self._activate(claims))
                         if room and len(claims) == min(room, 256):
                             timeout = 0
                         elif due is not None and due > now:
@@ -482,36 +483,57 @@ class Worker:
         inst.queue = claim.queue
         return inst
 
-    async def _activate(self, claim: Claim) -> None:
+    async def _activate(self, claims: list[Claim]) -> None:
+        """Take up a batch of claimed runs: one read for all of them (histories of those
+        not cached here, heartbeats, which have messages waiting), then each resumes."""
         try:
-            await self._activate_claim(claim)
+            cached: dict[str, RunInstance] = {}
+            for claim in claims:
+                inst = self.cache.pop(claim.run_id, None)
+                if inst is not None and inst.history_len != claim.history_len:
+                    inst.close()
+                elif inst is not None:
+                    cached[claim.run_id] = inst
+            try:
+                loaded = await self.store.load_runs(
+                    [c.run_id for c in claims],
+                    history={c.run_id for c in claims if c.run_id not in cached})
+            except DuroError as exc:
+                log.warning("could not load %d claimed runs: %s", len(claims), exc)
+                for inst in cached.values():
+                    inst.close()
+                for claim in claims:
+                    await self._release(claim.run_id, claim.epoch)
+                return
+            for claim in claims:
+                try:
+                    self._take_up(claim, cached.get(claim.run_id), loaded[claim.run_id])
+                except Exception:
+                    log.exception("could not take up run %s", claim.run_id)
         finally:
-            self._reserved -= 1
-            self._activating[claim.queue] -= 1
+            for claim in claims:
+                self._reserved -= 1
+                self._activating[claim.queue] -= 1
 
-    async def _activate_claim(self, claim: Claim) -> None:
-        inst = self.cache.pop(claim.run_id, None)
-        if inst is not None and inst.history_len != claim.history_len:
-            inst.close()
-            inst = None
+    def _take_up(self, claim: Claim, inst: RunInstance | None, loaded: LoadedRun) -> None:
         if inst is None:
             inst = self._new_instance(claim)
-            try:
-                history = await self.store.load_history(claim.run_id)
-                heartbeats = await self.store.load_heartbeats(claim.run_id)
-            except DuroError as exc:
-                log.warning("could not load run %s: %s", claim.run_id, exc)
-                await self._release(claim.run_id, claim.epoch)
-                return
             self.active[claim.run_id] = inst
-            inst.replay(history, heartbeats)
+            inst.replay(loaded.history or [], loaded.heartbeats)
         else:
             inst.epoch = claim.epoch
             inst.active = True
             self.active[claim.run_id] = inst
-        # Messages first (a cancel must not wait behind a re-suspension), then the rest.
+        if loaded.inbox:
+            # Messages first (a cancel must not wait behind a re-suspension), then the rest.
+            self._spawn(self._take_up_messages(inst))
+        else:
+            self._resume(inst)
+
+    async def _take_up_messages(self, inst: RunInstance) -> None:
         await self._consume_inbox(inst, after=False)
-        self._resume(inst)
+        if self.active.get(inst.run_id) is inst:
+            self._resume(inst)
 
     def _resume(self, inst: RunInstance) -> None:
         """At the live frontier: start what replay left pending, fire what is due."""

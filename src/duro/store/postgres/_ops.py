@@ -28,6 +28,7 @@ from duro.store._records import (
     RunRecord,
     RunStatus,
 )
+from duro.store.postgres._arrays import event_columns
 from duro.store.postgres._sql import queries
 
 __all__ = ["close", "create_run", "event_arrays", "fetch_run", "on_closed", "row_to_run",
@@ -65,10 +66,7 @@ async def fetch_run(conn: Conn, run_id: str) -> RunRecord | None:
 
 def event_arrays(run_id: str, first_seq: int, events: Sequence[NewEvent]) -> dict[str, Any]:
     """The parameters of ``insert_events`` / ``append`` for these events."""
-    return {"run_id": run_id, "seqs": [first_seq + i for i in range(len(events))],
-            "kinds": [e.kind for e in events], "ops": [e.op for e in events],
-            "names": [e.name for e in events], "tss": [e.ts for e in events],
-            "datas": [e.data for e in events], "metas": [e.meta for e in events]}
+    return {"run_id": run_id, **event_columns(first_seq, events)}
 
 
 async def _dedup_or_debounce(conn: Conn, placement: Placement, input: bytes,

@@ -12,8 +12,8 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
@@ -29,6 +29,7 @@ from duro.store._records import (
     EventRecord,
     IdConflictPolicy,
     IdReusePolicy,
+    LoadedRun,
     Message,
     NewEvent,
     Placement,
@@ -39,7 +40,10 @@ from duro.store._records import (
     TaskRecord,
     UpdateOutcome,
     event_records,
+    histories_wanted,
+    loaded_runs,
 )
+from duro.store.postgres._arrays import event_columns
 from duro.store.postgres._listen import Listener
 from duro.store.postgres._liveness import Liveness
 from duro.store.postgres._ops import (
@@ -68,6 +72,7 @@ __all__ = ["PostgresStore"]
 
 log = logging.getLogger("duro.store.postgres")
 _Q = queries()
+_T = TypeVar("_T")
 Conn = psycopg.AsyncConnection[Any]
 
 
@@ -291,15 +296,22 @@ class PostgresStore(PostgresSchedules):
 
     async def _read(self, name: str, params: dict[str, Any], *,
                     dicts: bool = False, binary: bool = False) -> list[Any]:
+        async def read(conn: Conn) -> list[Any]:
+            cur = (conn.cursor(row_factory=dict_row, binary=binary) if dicts
+                   else conn.cursor(binary=binary))
+            await cur.execute(_Q[name], params)
+            return await cur.fetchall()
+
+        return await self._reading(read)
+
+    async def _reading(self, read: Callable[[Conn], Awaitable[_T]]) -> _T:
+        """``read`` on a pooled connection; on a fresh one if the connection was lost."""
         if self._pool is None:
             raise StoreError("the store is not open")
         for attempt in range(4):
             try:
                 async with self._pool.connection() as conn:
-                    cur = (conn.cursor(row_factory=dict_row, binary=binary) if dicts
-                           else conn.cursor(binary=binary))
-                    await cur.execute(_Q[name], params)
-                    return await cur.fetchall()
+                    return await read(conn)
             except PoolTimeout:
                 raise StoreError(f"no connection to PostgreSQL at {self._where()} became "
                                  f"available (is the database reachable?)") from None
@@ -383,11 +395,7 @@ class PostgresStore(PostgresSchedules):
                           data=e.data, meta=e.meta)
         else:
             sql = _Q["append"] if simple else _Q["append_transition"]
-            params.update(
-                seqs=[first_seq + i for i in range(len(events))],
-                kinds=[e.kind for e in events], ops=[e.op for e in events],
-                names=[e.name for e in events], tss=[e.ts for e in events],
-                datas=[e.data for e in events], metas=[e.meta for e in events])
+            params.update(event_columns(first_seq, events))
         if not simple:
             params.update(status=status, result=result, error=error, wake_at=wake_at,
                           release=release, terminal=status in TERMINAL_STATUSES,
@@ -583,6 +591,26 @@ class PostgresStore(PostgresSchedules):
         # ~20% faster); the Python values are the same.
         return event_records(run_id, await self._read("history", {"run_id": run_id},
                                                       binary=True))
+
+    async def load_runs(
+        self, run_ids: Sequence[str], *, history: Collection[str] | None = None
+    ) -> dict[str, LoadedRun]:
+        ids, want = histories_wanted(run_ids, history)
+
+        async def read(conn: Conn) -> dict[str, LoadedRun]:
+            # Pipelined: the three reads cost one round trip for the whole batch.
+            async with conn.pipeline():
+                msgs = conn.cursor()
+                await msgs.execute(_Q["runs_with_messages"], {"ids": ids})
+                events = conn.cursor(binary=True)
+                beats = conn.cursor()
+                if want:
+                    await events.execute(_Q["runs_history"], {"ids": want})
+                    await beats.execute(_Q["runs_heartbeats"], {"ids": want})
+            return loaded_runs(ids, history, await events.fetchall() if want else [],
+                               await beats.fetchall() if want else [], await msgs.fetchall())
+
+        return await self._reading(read) if ids else {}
 
     async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:
         if run_id is not None:

@@ -112,6 +112,17 @@ SELECT pg_notify(%(channel)s, %(token)s) FROM w;
 SELECT seq, kind, ts, op, name, data, meta FROM events
 WHERE run_id = %(run_id)s ORDER BY seq;
 
+-- name: runs_history
+-- The histories of a batch of claimed runs (Store.load_runs), grouped by run.
+SELECT run_id, seq, kind, ts, op, name, data, meta FROM events
+WHERE run_id = ANY(%(ids)s::text[]) ORDER BY run_id, seq;
+
+-- name: runs_heartbeats
+SELECT run_id, op, details FROM heartbeats WHERE run_id = ANY(%(ids)s::text[]);
+
+-- name: runs_with_messages
+SELECT DISTINCT run_id FROM inbox WHERE run_id = ANY(%(ids)s::text[]);
+
 -- name: claim_open
 -- Due runs of these workflows in queues without limits (or, with %(queues)s, in those of
 -- them this worker serves), best priority first, skipping rows another worker is

@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlparse
@@ -29,6 +29,7 @@ from duro.store._records import (
     EventRecord,
     IdConflictPolicy,
     IdReusePolicy,
+    LoadedRun,
     Message,
     NewEvent,
     Placement,
@@ -39,6 +40,8 @@ from duro.store._records import (
     TaskRecord,
     UpdateOutcome,
     event_records,
+    histories_wanted,
+    loaded_runs,
 )
 from duro.store.sqlite._ops import (
     SIDE_EFFECT_KINDS,
@@ -636,6 +639,26 @@ class SqliteStore(SqliteSchedules):
         except sqlite3.Error as exc:
             raise _translate(exc) from None
         return event_records(run_id, rows)
+
+    async def load_runs(
+        self, run_ids: Sequence[str], *, history: Collection[str] | None = None
+    ) -> dict[str, LoadedRun]:
+        ids, want = histories_wanted(run_ids, history)
+        if not ids:
+            return {}
+        try:
+            cur = self._reader().cursor()
+            cur.row_factory = None
+            msgs = cur.execute(_Q["runs_with_messages"], (orjson.dumps(ids).decode(),)).fetchall()
+            events: list[Any] = []
+            beats: list[Any] = []
+            if want:
+                arg = (orjson.dumps(want).decode(),)
+                events = cur.execute(_Q["runs_history"], arg).fetchall()
+                beats = cur.execute(_Q["runs_heartbeats"], arg).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from None
+        return loaded_runs(ids, history, events, beats, msgs)
 
     async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:
         if run_id is not None:

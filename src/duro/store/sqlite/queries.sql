@@ -21,6 +21,18 @@ UPDATE runs SET history_len = ?, updated_at = ? WHERE run_id = ? AND epoch = ? A
 -- Without run_id: the caller has it, and a copy per event is wasted work on a long history.
 SELECT seq, kind, ts, op, name, data, meta FROM events WHERE run_id = ? ORDER BY seq;
 
+-- name: runs_history
+-- The histories of a batch of claimed runs (Store.load_runs), grouped by run; the ids
+-- come as one JSON array.
+SELECT run_id, seq, kind, ts, op, name, data, meta FROM events
+WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, seq;
+
+-- name: runs_heartbeats
+SELECT run_id, op, details FROM heartbeats WHERE run_id IN (SELECT value FROM json_each(?));
+
+-- name: runs_with_messages
+SELECT DISTINCT run_id FROM inbox WHERE run_id IN (SELECT value FROM json_each(?));
+
 -- name: next_wake
 SELECT MIN(wake_at) FROM runs WHERE status IN ('pending', 'suspended') AND wake_at IS NOT NULL;
 
