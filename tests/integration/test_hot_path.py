@@ -186,6 +186,44 @@ def test_a_fired_timer_not_yet_written_fires_again_after_a_restart(db_url: str) 
     run(main())
 
 
+def test_a_flush_due_after_a_stop_starts_no_task(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fired timer's record waits for a flush; if the worker stops first, the flush's
+    timer must not start a task the stopped worker no longer waits for (it would be left
+    pending when the loop closes). The record is fired again on replay."""
+    from duro.worker import _worker
+
+    monkeypatch.setattr(_worker, "_FLUSH_DELAY", 0.2)
+    clock = ManualClock()
+
+    async def main() -> None:
+        global gate
+        gate = asyncio.Event()
+        engine = duro.Engine(f"sqlite:///{tmp_path}/flush.db", clock=clock)
+        await engine.__aenter__()
+        worker = engine.worker
+        assert worker is not None
+        handle = await engine.start(short_nap, 1, id="flush")
+        await wait_until(lambda: handle.run_id in worker.active
+                         and worker.active[handle.run_id].timers != {})
+        clock.advance(2)  # fires the timer: its record waits in the outbox, flush pending
+        await wait_until(lambda: worker.steps_executed == 1)
+        inst = worker.active[handle.run_id]
+        assert inst.flush_pending and inst.outbox
+        await engine.__aexit__(None, None, None)
+        spawned: list[Any] = []
+        worker._spawn = spawned.append  # type: ignore[method-assign]
+        await asyncio.sleep(0.4)  # past the flush delay
+        assert spawned == []
+        gate.set()
+        async with duro.Engine(f"sqlite:///{tmp_path}/flush.db", clock=clock) as again:
+            assert await again.get_handle("flush").result(timeout=10) == 10
+            kinds = _kinds(await again.get_handle("flush").history())
+        assert kinds.count("timer_fired") == 1
+
+    run(main())
+
+
 def test_the_wakeup_heap_forgets_suspended_runs(tmp_path: Path) -> None:
     clock = ManualClock()
 

@@ -1051,7 +1051,14 @@ class Worker:
             return
         inst.flush_pending = True
         assert self.loop is not None
-        self.loop.call_later(_FLUSH_DELAY, lambda: self._spawn(self._flush(inst)))
+        self.loop.call_later(_FLUSH_DELAY, self._flush_now, inst)
+
+    def _flush_now(self, inst: RunInstance) -> None:
+        # Not once stopping: stop() has stopped waiting for tasks, and a flush started now
+        # would be left pending when the loop closes. What it would have written (fired
+        # timers' records) is fired again on replay.
+        if not self._stopping:
+            self._spawn(self._flush(inst))
 
     async def _flush(self, inst: RunInstance) -> None:
         inst.flush_pending = False
