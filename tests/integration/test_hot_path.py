@@ -186,6 +186,46 @@ def test_a_fired_timer_not_yet_written_fires_again_after_a_restart(db_url: str) 
     run(main())
 
 
+def test_a_fired_timer_is_recorded_within_the_flush_delay_while_its_step_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The records of fired timers wait for their runs' next writes, but no longer than the
+    flush delay, each counted from its own timer (one loop timer serves them all)."""
+    from duro.worker import _worker
+
+    monkeypatch.setattr(_worker, "_FLUSH_DELAY", 0.5)
+    clock = ManualClock()
+
+    async def main() -> None:
+        global gate
+        gate = asyncio.Event()  # the steps after the naps run until released
+        async with duro.Engine(f"sqlite:///{tmp_path}/flushes.db", clock=clock) as engine:
+            worker = engine.worker
+            assert worker is not None
+            first = await engine.start(short_nap, 1, id="first")
+            second = await engine.start(long_nap, 2, id="second")
+            await wait_until(lambda: len(worker.active) == 1)  # second is suspended
+
+            async def fired(handle: duro.WorkflowHandle[Any]) -> bool:
+                return "timer_fired" in _kinds(await handle.history())
+
+            clock.advance(2)
+            await wait_until(lambda: worker.steps_executed == 1)
+            await asyncio.sleep(0.3)
+            clock.advance(3598)
+            await wait_until(lambda: worker.steps_executed == 2)
+            assert not await fired(first) and not await fired(second)
+            await wait_until(lambda: fired(first), timeout=5, interval=0.01)
+            assert not await fired(second)  # its delay runs ~0.3 s longer
+            await wait_until(lambda: fired(second), timeout=5, interval=0.01)
+            gate.set()
+            assert await first.result(timeout=10) == 10
+            assert await second.result(timeout=10) == 20
+            for h in (first, second):
+                assert _kinds(await h.history()).count("timer_fired") == 1
+
+    run(main())
+
+
 def test_a_flush_due_after_a_stop_starts_no_task(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A fired timer's record waits for a flush; if the worker stops first, the flush's
@@ -208,11 +248,11 @@ def test_a_flush_due_after_a_stop_starts_no_task(tmp_path: Path,
                          and worker.active[handle.run_id].timers != {})
         clock.advance(2)  # fires the timer: its record waits in the outbox, flush pending
         await wait_until(lambda: worker.steps_executed == 1)
-        inst = worker.active[handle.run_id]
+        inst = worker.active[str(handle.run_id)]
         assert inst.flush_pending and inst.outbox
         await engine.__aexit__(None, None, None)
         spawned: list[Any] = []
-        worker._spawn = spawned.append  # type: ignore[method-assign]
+        worker._spawn = spawned.append  # type: ignore[method-assign, assignment]
         await asyncio.sleep(0.4)  # past the flush delay
         assert spawned == []
         gate.set()

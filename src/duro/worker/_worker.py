@@ -166,6 +166,8 @@ class Worker:
         self._wakeups_kept = 0  # heap size after its last rebuild
         self._waiters: dict[str, list[asyncio.Future[Outcome | None]]] = {}
         self._inbox_hints: set[str] = set()
+        self._flushes: collections.deque[tuple[float, RunInstance]] = collections.deque()
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._notify = asyncio.Event()
         self._look = True  # the main loop should look at the store on its next turn
         self._tasks: list[asyncio.Task[Any]] = []
@@ -1051,14 +1053,30 @@ class Worker:
             return
         inst.flush_pending = True
         assert self.loop is not None
-        self.loop.call_later(_FLUSH_DELAY, self._flush_now, inst)
+        # One loop timer for all pending flushes (a burst of timers arms one, not one per
+        # run): they all wait the same delay, so the queue is in due order.
+        self._flushes.append((self.loop.time() + _FLUSH_DELAY, inst))
+        if self._flush_timer is None:
+            self._flush_timer = self.loop.call_at(self._flushes[0][0], self._flush_due)
 
-    def _flush_now(self, inst: RunInstance) -> None:
+    def _flush_due(self) -> None:
+        self._flush_timer = None
         # Not once stopping: stop() has stopped waiting for tasks, and a flush started now
         # would be left pending when the loop closes. What it would have written (fired
         # timers' records) is fired again on replay.
-        if not self._stopping:
-            self._spawn(self._flush(inst))
+        if self._stopping:
+            self._flushes.clear()
+            return
+        assert self.loop is not None
+        now, queue = self.loop.time(), self._flushes
+        while queue and queue[0][0] <= now:
+            inst = queue.popleft()[1]
+            if inst.outbox:
+                self._spawn(self._flush(inst))
+            else:  # written with the run's next write meanwhile, the usual case
+                inst.flush_pending = False
+        if queue:
+            self._flush_timer = self.loop.call_at(queue[0][0], self._flush_due)
 
     async def _flush(self, inst: RunInstance) -> None:
         inst.flush_pending = False
