@@ -303,6 +303,3 @@ class Store(Protocol):
         """Keep a step's last heartbeat details."""
         ...
 
-    async def load_heartbeats(self, run_id: str) -> dict[int, bytes]:
-        """The last heartbeat details of each step of a run."""
-        ...

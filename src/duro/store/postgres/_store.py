@@ -1026,9 +1026,6 @@ class PostgresStore(PostgresSchedules):
         await self._simple("save_heartbeat", {"run_id": run_id, "op": op, "details": details,
                                               "now": now})
 
-    async def load_heartbeats(self, run_id: str) -> dict[int, bytes]:
-        return {int(r[0]): r[1] for r in await self._read("load_heartbeats", {"run_id": run_id})}
-
     # -- retention -----------------------------------------------------------------
 
     async def purge_finished(self, *, before: float, limit: int = 500) -> int | None:

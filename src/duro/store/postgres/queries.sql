@@ -518,9 +518,6 @@ DELETE FROM inbox WHERE id = %(message_id)s;
 -- name: children_of
 SELECT * FROM runs WHERE parent_run_id = %(run_id)s ORDER BY created_at, created_seq;
 
--- name: load_heartbeats
-SELECT op, details FROM heartbeats WHERE run_id = %(run_id)s;
-
 -- name: notify
 SELECT pg_notify(%(channel)s, %(token)s);
 

@@ -321,6 +321,17 @@ class SqliteStore(SqliteSchedules):
         except sqlite3.Error as exc:
             raise _translate(exc) from None
 
+    def _read_tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """As :meth:`_read`, in plain tuples: a ``sqlite3.Row`` per row costs more, which
+        shows on long histories."""
+        try:
+            cur = self._reader().cursor()
+            cur.row_factory = None
+            rows: list[tuple[Any, ...]] = cur.execute(sql, params).fetchall()
+            return rows
+        except sqlite3.Error as exc:
+            raise _translate(exc) from None
+
     async def _write(self, op: Any) -> Any:
         if self._writer is None:
             raise StoreError("the store is not open")
@@ -632,13 +643,7 @@ class SqliteStore(SqliteSchedules):
         return row[0][0] if row else None
 
     async def load_history(self, run_id: str) -> list[EventRecord]:
-        try:
-            cur = self._reader().cursor()
-            cur.row_factory = None  # plain tuples: a sqlite3.Row per event costs more
-            rows = cur.execute(_Q["history"], (run_id,)).fetchall()
-        except sqlite3.Error as exc:
-            raise _translate(exc) from None
-        return event_records(run_id, rows)
+        return event_records(run_id, self._read_tuples(_Q["history"], (run_id,)))
 
     async def load_runs(
         self, run_ids: Sequence[str], *, history: Collection[str] | None = None
@@ -646,18 +651,13 @@ class SqliteStore(SqliteSchedules):
         ids, want = histories_wanted(run_ids, history)
         if not ids:
             return {}
-        try:
-            cur = self._reader().cursor()
-            cur.row_factory = None
-            msgs = cur.execute(_Q["runs_with_messages"], (orjson.dumps(ids).decode(),)).fetchall()
-            events: list[Any] = []
-            beats: list[Any] = []
-            if want:
-                arg = (orjson.dumps(want).decode(),)
-                events = cur.execute(_Q["runs_history"], arg).fetchall()
-                beats = cur.execute(_Q["runs_heartbeats"], arg).fetchall()
-        except sqlite3.Error as exc:
-            raise _translate(exc) from None
+        msgs = self._read_tuples(_Q["runs_with_messages"], (orjson.dumps(ids).decode(),))
+        events: list[tuple[Any, ...]] = []
+        beats: list[tuple[Any, ...]] = []
+        if want:
+            arg = (orjson.dumps(want).decode(),)
+            events = self._read_tuples(_Q["runs_history"], arg)
+            beats = self._read_tuples(_Q["runs_heartbeats"], arg)
         return loaded_runs(ids, history, events, beats, msgs)
 
     async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:
@@ -979,9 +979,6 @@ class SqliteStore(SqliteSchedules):
 
     async def save_heartbeat(self, run_id: str, op: int, details: bytes, *, now: float) -> None:
         await self._write(lambda c: c.execute(_Q["save_heartbeat"], (run_id, op, details, now)))
-
-    async def load_heartbeats(self, run_id: str) -> dict[int, bytes]:
-        return {r[0]: r[1] for r in self._read(_Q["load_heartbeats"], (run_id,))}
 
 
 def _split_statements(sql: str) -> list[str]:

@@ -111,9 +111,6 @@ WHERE run_id = ?;
 -- name: save_heartbeat
 INSERT OR REPLACE INTO heartbeats (run_id, op, details, ts) VALUES (?, ?, ?, ?);
 
--- name: load_heartbeats
-SELECT op, details FROM heartbeats WHERE run_id = ?;
-
 -- name: delete_heartbeats
 DELETE FROM heartbeats WHERE run_id = ?;
 
