@@ -236,8 +236,9 @@ def test_retention_on_a_store_without_purge_is_a_logged_no_op(
 def test_a_commit_whose_answer_was_lost_is_resolved(pg_url: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The connection dies after COMMIT reached the server but before its answer came back
-    (simulated): the writer asks txid_status, then retries idempotent operations, undoes
-    claims and owned creations, and reports the rest as uncertain."""
+    (simulated): the writer fences its commit marker, finds the batch's stamp, then
+    retries idempotent operations, undoes claims and owned creations, and reports the rest
+    as uncertain."""
     import psycopg
 
     armed = [0]
@@ -285,3 +286,187 @@ def test_a_commit_whose_answer_was_lost_is_resolved(pg_url: str,
         await store.close()
 
     run(main())
+
+
+def test_a_batch_cut_off_before_commit_runs_again(pg_url: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection dies while a batch is in flight, before the Sync that commits it
+    (simulated): the fence finds no stamp of that batch, so the batch runs again and the
+    caller never sees the outage; the event is recorded once."""
+    import psycopg
+
+    armed = [0]
+    original = psycopg.AsyncPipeline.sync
+
+    async def lose_then_sync(self: psycopg.AsyncPipeline) -> None:
+        if armed[0] > 0:
+            armed[0] -= 1
+            await self._conn.close()
+            raise psycopg.OperationalError("simulated: connection lost before the Sync")
+        await original(self)
+
+    monkeypatch.setattr(psycopg.AsyncPipeline, "sync", lose_then_sync)
+
+    async def main() -> None:
+        store = open_store(pg_url)
+        assert isinstance(store, PostgresStore)
+        await store.open()
+        run_, _ = await store.create_run(run_id="b", workflow_id="b", workflow_name="wf",
+                                         input=b"[]", now=1.0, owner="w",
+                                         on_conflict="fail", on_reuse="fail")
+        armed[0] = 1
+        await store.append("b", run_.epoch, 1, [NewEvent(kind="marker", ts=2.0, name="m")],
+                           now=2.0)
+        assert armed[0] == 0  # it was cut off, settled as lost and run again
+        assert [e.kind for e in await store.load_history("b")] == ["run_started", "marker"]
+        raw = await _raw(store)
+        cur = await raw.execute("SELECT count(*) FROM writer_commits WHERE fenced")
+        assert await cur.fetchone() == (1,)
+        await raw.close()
+        await store.close()
+
+    run(main())
+
+
+async def _raw(store: PostgresStore) -> Any:
+    import psycopg
+    return await psycopg.AsyncConnection.connect(
+        store.options.conninfo, autocommit=True, **store._connect_kwargs())
+
+
+async def _open_writer(url: str) -> tuple[PostgresStore, Any, Any]:
+    """An open store, its writer (after one batch), and another connection to its schema."""
+    store = open_store(url)
+    assert isinstance(store, PostgresStore)
+    await store.open()
+    await store.register_worker("w", "h", 1, real_now=time.time(), lease=30)
+    assert store._writer is not None
+    return store, store._writer, await _raw(store)
+
+
+def _lost(number: int, pid: int) -> Any:
+    from duro.store.postgres._writer import _Lost
+    return _Lost(RuntimeError("simulated"), number, pid)
+
+
+def test_settling_a_lost_batch_waits_for_it_and_locks_it_out(pg_url: str) -> None:
+    """The protocol against a real server: a transaction of the "old connection" (another
+    connection stamping with the writer's id) that holds the lost batch's key makes the
+    writer wait and then report its outcome; once a batch is settled as not committed, a
+    late transaction stamping that number fails before anything is written."""
+    import psycopg
+
+    async def main() -> None:
+        store, writer, old = await _open_writer(pg_url)
+        stamp = _queries()["writer_stamp"]
+        for number, outcome in ((1000, "COMMIT"), (1001, "ROLLBACK")):
+            await old.execute("BEGIN")
+            await old.execute(stamp, {"writer": writer.writer_id, "batch": number})
+            task = asyncio.create_task(writer._committed(_lost(number, 0),
+                                                         time.monotonic() + 10))
+            await asyncio.sleep(0.3)
+            assert not task.done()  # waits for the transaction holding the key
+            await old.execute(outcome)
+            assert await asyncio.wait_for(task, 10) is (outcome == "COMMIT")
+        # Batch 1001 is settled as lost: its transaction arriving now cannot commit.
+        await old.execute("BEGIN")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await old.execute(stamp, {"writer": writer.writer_id, "batch": 1001})
+        await old.execute("ROLLBACK")
+        # A batch whose stamp never reached the server did not commit.
+        assert await writer._committed(_lost(1002, 0), time.monotonic() + 10) is False
+        await old.close()
+        await store.close()
+
+    run(main())
+
+
+def test_settling_ends_a_transaction_stuck_on_the_lost_connection(pg_url: str) -> None:
+    """A backend that keeps the lost batch's key (its client is gone, the server has not
+    noticed) is ended after ``stuck_after`` seconds; its batch did not commit."""
+    import psycopg
+
+    async def main() -> None:
+        store, writer, stuck = await _open_writer(pg_url)
+        writer.stuck_after = 0.2
+        await stuck.execute("BEGIN")
+        await stuck.execute(_queries()["writer_stamp"],
+                            {"writer": writer.writer_id, "batch": 77})
+        started = time.monotonic()
+        got = await asyncio.wait_for(
+            writer._committed(_lost(77, stuck.info.backend_pid), time.monotonic() + 10), 10)
+        assert got is False and time.monotonic() - started >= 0.2
+        with pytest.raises(psycopg.OperationalError):
+            await stuck.execute("COMMIT")
+        await stuck.close()
+        await store.close()
+
+    run(main())
+
+
+def test_the_writer_keeps_its_latest_keys_only(pg_url: str) -> None:
+    """Keys are pruned every ``prune_every`` batches, except those of settled lost
+    batches; a stopped writer deletes its keys."""
+    async def main() -> None:
+        store, writer, raw = await _open_writer(pg_url)
+        writer.prune_every = 8
+        writer._number += 1  # a batch lost in flight, settled; later batches prune below it
+        assert await writer._committed(_lost(writer._number, 0),
+                                       time.monotonic() + 10) is False
+        for _ in range(30):
+            await store.register_worker("w", "h", 1, real_now=time.time(), lease=30)
+        count = "SELECT count(*), count(*) FILTER (WHERE fenced) FROM writer_commits " \
+                "WHERE writer_id = %s"
+        cur = await raw.execute(count, (writer.writer_id,))
+        total, fenced = await cur.fetchone()
+        assert fenced == 1 and 2 <= total <= 1 + 8
+        await store.close()
+        cur = await raw.execute(count, (writer.writer_id,))
+        assert await cur.fetchone() == (0, 0)
+        await raw.close()
+
+    run(main())
+
+
+def test_a_client_side_error_midway_commits_nothing_of_the_batch(pg_url: str) -> None:
+    """An operation fails in psycopg itself (a parameter it cannot send) after the batch
+    queued other writes: no part of that transaction commits (the implicit transaction's
+    Sync would have), the other operation runs again alone and commits once, and the
+    faulty one fails with nothing written."""
+    import psycopg
+
+    async def main() -> None:
+        store = open_store(pg_url)
+        assert isinstance(store, PostgresStore)
+        await store.open()
+        writer = store._writer
+        assert writer is not None
+        raw = await _raw(store)
+        await raw.execute("CREATE TABLE client_err (v INT)")
+
+        def insert(*values: object) -> Any:
+            async def op(conn: psycopg.AsyncConnection[Any]) -> Any:
+                for v in values:
+                    await conn.execute("INSERT INTO client_err VALUES (%s)", (v,))
+
+                async def finish() -> int:
+                    return len(values)
+                return finish
+            return op
+
+        good = writer.submit(insert(1))
+        bad = writer.submit(insert(2, object()))  # the second value cannot be adapted
+        assert await good == 1
+        with pytest.raises(Exception, match="cannot adapt"):
+            await bad
+        cur = await raw.execute("SELECT v FROM client_err ORDER BY v")
+        assert [r[0] for r in await cur.fetchall()] == [1]
+        await raw.close()
+        await store.close()
+
+    run(main())
+
+
+def _queries() -> dict[str, str]:
+    from duro.store.postgres._sql import queries
+    return queries()

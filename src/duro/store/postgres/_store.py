@@ -241,6 +241,7 @@ class PostgresStore(PostgresSchedules):
                     log.info("applied migrations %s to schema %s", applied, self.schema)
             else:
                 await check_current(conn, self.schema)
+            await conn.execute(_Q["writer_forget_stale"])
             pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
                 self.options.conninfo, min_size=1, max_size=self.options.pool_size,
                 kwargs={"autocommit": True, **self._connect_kwargs()}, open=False,
@@ -255,7 +256,7 @@ class PostgresStore(PostgresSchedules):
             raise
         self._pool = pool
         self._writer = Writer(
-            self._connect, _translate,
+            self._connect, _translate, queries=_Q,
             notify=(_Q["notify"], {"channel": self.channel, "token": self.token}),
             reconnect_timeout=self.options.reconnect_timeout)
         self._writer.start(conn)

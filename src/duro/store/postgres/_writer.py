@@ -4,9 +4,11 @@ Callers hand in small operations; a task runs everything queued in one transacti
 commits once. Under load many runs' appends share a commit; a lone caller pays one
 commit and nothing more: the writer never waits to fill a batch.
 
-Each batch costs two round trips whatever its size: ``BEGIN`` and the transaction id
-(so that a commit cut off by a lost connection can be resolved: see below), then every
-operation's statements, ``COMMIT`` and a sync, sent together in pipeline mode.
+Each batch is one round trip whatever its size: a stamp of the writer's commit marker
+(see below), every operation's statements and a Sync, sent together in pipeline mode.
+The statements up to the Sync are one *implicit* transaction: the Sync commits it, or
+rolls it back if any statement failed (no ``BEGIN``/``COMMIT``: two statements fewer
+per batch; reading a result midway uses a flush request, not a Sync).
 
 **Operations.** An operation is ``async def op(conn) -> finish``: it queues its statements
 on ``conn`` (awaiting a read only when it must decide something) and returns an async
@@ -19,11 +21,17 @@ A *database* error aborts the whole transaction; the writer then rolls back and 
 operation of the batch in a transaction of its own, so only the faulty one fails.
 
 **Lost connections.** The writer reconnects with backoff for up to ``reconnect_timeout``
-seconds and runs the batch again, so a database restart only delays callers. When the
-connection is lost after ``COMMIT`` was sent, the outcome is unknown: the writer asks the
-database (``txid_status``) whether the transaction committed. If it did not, the batch
-runs again; if it did, each operation says what to do (its ``ambiguous`` policy): run
-again (idempotent operations), run a compensation and fail, or just fail with a
+seconds, so a database restart only delays callers. A batch cut off by a lost connection
+may or may not have committed; the writer finds out from ``writer_commits``. Every
+transaction first inserts the writer's id and the batch's number there
+(``writer_stamp``). After reconnecting, the writer inserts that key itself, marked fenced
+(``writer_settle``): the insert waits for a transaction of the old connection still
+holding the key, then either finds it taken (the lost batch committed) or goes through
+(it did not, and a late transaction of the old connection now fails on the key before
+it writes anything). (Asking ``txid_status`` instead would need the transaction id before
+the commit is sent: a second round trip per batch.) If the batch did not commit, it runs
+again; if it did, each operation says what to do (its ``ambiguous`` policy): run again
+(idempotent operations), run a compensation and fail, or just fail with a
 :class:`~duro.errors.StoreError` (the worker then releases the run and replays it).
 """
 
@@ -33,7 +41,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -67,12 +76,15 @@ def connection_lost(conn: psycopg.AsyncConnection[Any] | None, exc: BaseExceptio
 
 
 class _Lost(Exception):
-    """The connection went away; ``xid`` is set when COMMIT may have been processed."""
+    """The connection went away during batch ``number`` (backend ``pid``)."""
 
-    def __init__(self, cause: BaseException, xid: int | None) -> None:
+    def __init__(self, cause: BaseException, number: int, pid: int) -> None:
         super().__init__(str(cause))
         self.cause = cause
-        self.xid = xid
+        self.number = number
+        self.pid = pid
+
+
 
 
 @dataclass(slots=True)
@@ -105,21 +117,33 @@ class Writer:
     Args:
         connect: Opens a new autocommit connection (search path set).
         translate: Maps a database error to duro's error types.
-        notify: ``(sql, params)`` queued before ``COMMIT`` when any operation of the
-            batch asked for a wake-up notification.
+        queries: The ``writer_*`` statements of ``queries.sql``.
+        notify: ``(sql, params)`` queued last when any operation of the batch asked
+            for a wake-up notification.
         reconnect_timeout: Seconds a batch waits for a lost database to come back.
     """
+
+    #: How long settling a lost batch waits for the old connection's transaction before
+    #: ending it.
+    stuck_after = 1.0
+    #: Every this many batches, one also deletes the writer's older keys.
+    prune_every = 256
 
     def __init__(
         self,
         connect: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]],
         translate: Callable[[BaseException], BaseException],
         *,
+        queries: Mapping[str, str],
         notify: tuple[str, dict[str, Any]],
         reconnect_timeout: float,
     ) -> None:
         self._connect = connect
         self._translate = translate
+        self._sql = {name: queries[name] for name in ("writer_stamp", "writer_prune",
+                     "writer_settle", "writer_gone", "writer_end_stuck")}
+        self.writer_id = uuid.uuid4().hex
+        self._number = 0
         self._notify_sql, self._notify_params = notify
         self.reconnect_timeout = reconnect_timeout
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -151,6 +175,8 @@ class Writer:
             await asyncio.shield(self._task)
         self._task = None
         if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.execute(self._sql["writer_gone"], {"writer": self.writer_id})
             with contextlib.suppress(Exception):
                 await self._conn.close()
             self._conn = None
@@ -193,11 +219,8 @@ class Writer:
                 outcomes = await self._transaction(conn, batch)
             except _Lost as lost:
                 await self._discard_conn()
-                if lost.xid is None:
-                    continue  # COMMIT was never sent: nothing happened, run it again
-                committed = await self._committed(lost.xid, deadline)
-                if committed is False:
-                    continue
+                if await self._committed(lost, deadline) is False:
+                    continue  # it did not (and now never will): run it again
                 await self._settle_ambiguous(batch, lost, deadline)
                 return
             except psycopg.Error as exc:
@@ -215,29 +238,36 @@ class Writer:
     async def _transaction(
         self, conn: psycopg.AsyncConnection[Any], batch: list[_Job]
     ) -> list[tuple[Any, BaseException | None]]:
-        xid: int | None = None
+        self._number += 1
+        number, pid = self._number, conn.info.backend_pid
         finishers: list[Finish | BaseException] = []
         try:
             async with conn.pipeline() as pipeline:
-                await conn.execute("BEGIN")
-                cur = await conn.execute("SELECT txid_current()")
-                row = await cur.fetchone()
-                assert row is not None
-                for job in batch:
-                    try:
-                        finishers.append(await job.op(conn))
-                    except psycopg.Error:
-                        raise
-                    except Exception as exc:  # raised before the operation wrote anything
-                        finishers.append(exc)
-                if any(job.notify for job in batch):
-                    await conn.execute(self._notify_sql, self._notify_params)
-                xid = int(row[0])
-                await conn.execute("COMMIT")
-                await pipeline.sync()
+                try:
+                    key = {"writer": self.writer_id, "batch": number}
+                    await conn.execute(self._sql["writer_stamp"], key)
+                    if number % self.prune_every == 0:
+                        await conn.execute(self._sql["writer_prune"], key)
+                    for job in batch:
+                        try:
+                            finishers.append(await job.op(conn))
+                        except psycopg.Error:
+                            raise
+                        except Exception as exc:  # raised before the operation wrote anything
+                            finishers.append(exc)
+                    if any(job.notify for job in batch):
+                        await conn.execute(self._notify_sql, self._notify_params)
+                    await pipeline.sync()  # commits
+                except BaseException as exc:
+                    if not (isinstance(exc, psycopg.Error) and exc.sqlstate):
+                        # Not an error the server answered (which rolls the transaction
+                        # back): leaving the block sends a Sync, and that would commit
+                        # what is queued so far. Without a connection it cannot.
+                        await conn.close()
+                    raise
         except psycopg.Error as exc:
             if connection_lost(conn, exc):
-                raise _Lost(exc, xid) from exc
+                raise _Lost(exc, number, pid) from exc
             raise
         outcomes: list[tuple[Any, BaseException | None]] = []
         for fin in finishers:
@@ -293,25 +323,38 @@ class Writer:
             except psycopg.Error:
                 await self._discard_conn()
 
-    async def _committed(self, xid: int, deadline: float) -> bool | None:
-        """Did transaction ``xid`` commit? None when the database cannot say."""
+    async def _committed(self, lost: _Lost, deadline: float) -> bool | None:
+        """Did the lost batch commit? None when the database cannot say by ``deadline``.
+
+        If the lost connection's backend still holds the batch's key after
+        :attr:`stuck_after` seconds, it is ended (its transaction rolls back).
+        """
+        key = {"writer": self.writer_id, "batch": lost.number}
         while True:
             try:
                 conn = await self._ensure_conn(deadline)
-                cur = await conn.execute("SELECT txid_status(%s)", (xid,))
-                row = await cur.fetchone()
+                async with conn.transaction():
+                    await conn.execute(
+                        f"SET LOCAL lock_timeout = {int(self.stuck_after * 1000)}")
+                    cur = await conn.execute(self._sql["writer_settle"], key)
+                    inserted = await cur.fetchone() is not None
             except StoreError:
                 return None
+            except psycopg.errors.LockNotAvailable:
+                if time.monotonic() >= deadline:
+                    return None
+                if lost.pid != conn.info.backend_pid:
+                    log.warning("ending the lost connection's transaction (backend %d)",
+                                lost.pid)
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.execute(self._sql["writer_end_stuck"], {"pid": lost.pid})
+                continue
             except psycopg.Error as exc:
                 if connection_lost(self._conn, exc) and time.monotonic() < deadline:
                     await self._discard_conn()
                     continue
                 return None
-            status = row[0] if row else None
-            if status == "in progress":  # cannot be ours any more; ask again shortly
-                await asyncio.sleep(0.05)
-                continue
-            return True if status == "committed" else False if status == "aborted" else None
+            return not inserted
 
     async def _settle_ambiguous(self, batch: list[_Job], lost: _Lost, deadline: float) -> None:
         message = (f"the database connection was lost while committing "

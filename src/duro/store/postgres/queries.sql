@@ -550,3 +550,33 @@ SELECT count(*) FROM doomed;
 
 -- name: owned_runs
 SELECT run_id, epoch FROM runs WHERE status = 'running' AND owner = %(worker)s;
+
+-- name: writer_stamp
+-- First statement of every write transaction (see migration 0005): fails on the key when
+-- the writer settled this batch number as lost (a late transaction of a lost connection).
+INSERT INTO writer_commits (writer_id, batch) VALUES (%(writer)s, %(batch)s);
+
+-- name: writer_prune
+-- Queued with a stamp now and then: only the latest batch's key is ever asked about, and
+-- keys of settled lost batches stay to keep their late transactions out.
+DELETE FROM writer_commits WHERE writer_id = %(writer)s AND batch < %(batch)s AND NOT fenced;
+
+-- name: writer_settle
+-- After a lost connection: waits for a transaction still holding the lost batch's key. A
+-- row back means the key was free: that batch did not commit, and now never will.
+INSERT INTO writer_commits (writer_id, batch, fenced) VALUES (%(writer)s, %(batch)s, true)
+ON CONFLICT (writer_id, batch) DO NOTHING
+RETURNING batch;
+
+-- name: writer_gone
+DELETE FROM writer_commits WHERE writer_id = %(writer)s;
+
+-- name: writer_forget_stale
+-- Keys of writers that stopped without saying so (a killed process).
+DELETE FROM writer_commits WHERE at < now() - interval '7 days';
+
+-- name: writer_end_stuck
+-- The lost connection's backend still holds the batch's key (the server has not noticed
+-- the client is gone): end it, which rolls its transaction back.
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE pid = %(pid)s AND backend_xid IS NOT NULL;

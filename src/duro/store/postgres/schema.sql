@@ -173,3 +173,11 @@ CREATE TABLE workers (
     lease_until double precision NOT NULL
 );
 ALTER TABLE workers ADD CONSTRAINT workers_pkey PRIMARY KEY (worker_id);
+
+CREATE TABLE writer_commits (
+    writer_id text NOT NULL,
+    batch bigint NOT NULL,
+    fenced boolean DEFAULT false NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE writer_commits ADD CONSTRAINT writer_commits_pkey PRIMARY KEY (writer_id, batch);
