@@ -233,6 +233,11 @@ def test_retention_on_a_store_without_purge_is_a_logged_no_op(
     assert "retention is not supported" in caplog.text
 
 
+def _is_writer(box: list[Any], conn: Any) -> bool:
+    """``conn`` is the writer connection of the store in ``box`` (reads pipeline too)."""
+    return bool(box) and box[0]._writer is not None and box[0]._writer._conn is conn
+
+
 def test_a_commit_whose_answer_was_lost_is_resolved(pg_url: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The connection dies after COMMIT reached the server but before its answer came back
@@ -241,21 +246,23 @@ def test_a_commit_whose_answer_was_lost_is_resolved(pg_url: str,
     as uncertain."""
     import psycopg
 
-    armed = [0]
-    original = psycopg.AsyncPipeline.sync
+    armed: list[int] = [0]
+    box: list[Any] = []
+    original = psycopg.AsyncPipeline.__aexit__
 
-    async def sync_then_lose(self: psycopg.AsyncPipeline) -> None:
-        await original(self)
-        if armed[0] > 0:
+    async def commit_then_lose(self: psycopg.AsyncPipeline, *exc_info: Any) -> None:
+        await original(self, *exc_info)  # the Sync that commits the writer's batch
+        if armed[0] > 0 and exc_info[0] is None and _is_writer(box, self._conn):
             armed[0] -= 1
             await self._conn.close()
-            raise psycopg.OperationalError("simulated: connection lost after COMMIT")
+            raise psycopg.OperationalError("simulated: connection lost after the commit")
 
-    monkeypatch.setattr(psycopg.AsyncPipeline, "sync", sync_then_lose)
+    monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", commit_then_lose)
 
     async def main() -> None:
         store = open_store(pg_url)
         await store.open()
+        box.append(store)
         for i in range(3):
             await store.create_run(run_id=f"a{i}", workflow_id=f"a{i}", workflow_name="wf",
                                    input=b"[]", now=1.0, owner=None, on_conflict="fail",
@@ -295,22 +302,24 @@ def test_a_batch_cut_off_before_commit_runs_again(pg_url: str,
     caller never sees the outage; the event is recorded once."""
     import psycopg
 
-    armed = [0]
-    original = psycopg.AsyncPipeline.sync
+    armed: list[int] = [0]
+    box: list[Any] = []
+    original = psycopg.AsyncPipeline.__aexit__
 
-    async def lose_then_sync(self: psycopg.AsyncPipeline) -> None:
-        if armed[0] > 0:
+    async def lose_then_exit(self: psycopg.AsyncPipeline, *exc_info: Any) -> None:
+        if armed[0] > 0 and exc_info[0] is None and _is_writer(box, self._conn):
             armed[0] -= 1
             await self._conn.close()
             raise psycopg.OperationalError("simulated: connection lost before the Sync")
-        await original(self)
+        await original(self, *exc_info)
 
-    monkeypatch.setattr(psycopg.AsyncPipeline, "sync", lose_then_sync)
+    monkeypatch.setattr(psycopg.AsyncPipeline, "__aexit__", lose_then_exit)
 
     async def main() -> None:
         store = open_store(pg_url)
         assert isinstance(store, PostgresStore)
         await store.open()
+        box.append(store)
         run_, _ = await store.create_run(run_id="b", workflow_id="b", workflow_name="wf",
                                          input=b"[]", now=1.0, owner="w",
                                          on_conflict="fail", on_reuse="fail")
@@ -454,11 +463,13 @@ def test_a_client_side_error_midway_commits_nothing_of_the_batch(pg_url: str) ->
                 return finish
             return op
 
+        batches, ops = writer.batches, writer.ops
         good = writer.submit(insert(1))
         bad = writer.submit(insert(2, object()))  # the second value cannot be adapted
         assert await good == 1
         with pytest.raises(Exception, match="cannot adapt"):
             await bad
+        assert (writer.batches - batches, writer.ops - ops) == (1, 2)  # one batch of two
         cur = await raw.execute("SELECT v FROM client_err ORDER BY v")
         assert [r[0] for r in await cur.fetchall()] == [1]
         await raw.close()

@@ -17,6 +17,8 @@ Operations do not use savepoints (a savepoint per operation would cost round tri
 they keep one rule: **an operation raises only when it wrote nothing** — before queueing
 any write (e.g. "workflow id already used"), or in ``finish()`` when its writes matched no
 row (a stale fencing epoch: the fenced append is one statement that writes nothing then).
+Nor may an operation open ``conn.transaction()`` or a nested pipeline, or change a
+connection setting: psycopg sends a Sync for those, which would commit the batch midway.
 A *database* error aborts the whole transaction; the writer then rolls back and runs each
 operation of the batch in a transaction of its own, so only the faulty one fails.
 
@@ -220,7 +222,14 @@ class Writer:
             except _Lost as lost:
                 await self._discard_conn()
                 if await self._committed(lost, deadline) is False:
-                    continue  # it did not (and now never will): run it again
+                    if time.monotonic() < deadline:
+                        continue  # it did not (and now never will): run it again
+                    for job in batch:
+                        _deliver(job, None, StoreError(
+                            f"database write failed: the connection was lost again and "
+                            f"again for {self.reconnect_timeout:g}s "
+                            f"({short_error(lost.cause)})"))
+                    return
                 await self._settle_ambiguous(batch, lost, deadline)
                 return
             except psycopg.Error as exc:
@@ -241,8 +250,11 @@ class Writer:
         self._number += 1
         number, pid = self._number, conn.info.backend_pid
         finishers: list[Finish | BaseException] = []
+        closed_here = False
         try:
-            async with conn.pipeline() as pipeline:
+            # Leaving the block sends the Sync that commits (one round trip in all) and
+            # reads every result; a Sync of our own before it would cost a second one.
+            async with conn.pipeline():
                 try:
                     key = {"writer": self.writer_id, "batch": number}
                     await conn.execute(self._sql["writer_stamp"], key)
@@ -257,16 +269,16 @@ class Writer:
                             finishers.append(exc)
                     if any(job.notify for job in batch):
                         await conn.execute(self._notify_sql, self._notify_params)
-                    await pipeline.sync()  # commits
                 except BaseException as exc:
                     if not (isinstance(exc, psycopg.Error) and exc.sqlstate):
                         # Not an error the server answered (which rolls the transaction
                         # back): leaving the block sends a Sync, and that would commit
                         # what is queued so far. Without a connection it cannot.
+                        closed_here = not (conn.closed or conn.broken)
                         await conn.close()
                     raise
         except psycopg.Error as exc:
-            if connection_lost(conn, exc):
+            if connection_lost(conn, exc) and not closed_here:
                 raise _Lost(exc, number, pid) from exc
             raise
         outcomes: list[tuple[Any, BaseException | None]] = []
@@ -341,13 +353,15 @@ class Writer:
             except StoreError:
                 return None
             except psycopg.errors.LockNotAvailable:
-                if time.monotonic() >= deadline:
-                    return None
+                # End it before looking at the deadline: giving up with the old
+                # transaction alive would leave it holding its locks (and maybe commit).
                 if lost.pid != conn.info.backend_pid:
                     log.warning("ending the lost connection's transaction (backend %d)",
                                 lost.pid)
                     with contextlib.suppress(psycopg.Error):
                         await conn.execute(self._sql["writer_end_stuck"], {"pid": lost.pid})
+                if time.monotonic() >= deadline:
+                    return None
                 continue
             except psycopg.Error as exc:
                 if connection_lost(self._conn, exc) and time.monotonic() < deadline:
