@@ -408,6 +408,18 @@ def test_settling_ends_a_transaction_stuck_on_the_lost_connection(pg_url: str) -
         with pytest.raises(psycopg.OperationalError):
             await stuck.execute("COMMIT")
         await stuck.close()
+        # Out of time by the first lock timeout: it cannot say, but ends the backend even
+        # so (left alive, its transaction would keep its locks and might still commit).
+        stuck = await _raw(store)
+        await stuck.execute("BEGIN")
+        await stuck.execute(_queries()["writer_stamp"],
+                            {"writer": writer.writer_id, "batch": 78})
+        got = await asyncio.wait_for(
+            writer._committed(_lost(78, stuck.info.backend_pid), time.monotonic() + 0.05), 10)
+        assert got is None
+        with pytest.raises(psycopg.OperationalError):
+            await stuck.execute("COMMIT")
+        await stuck.close()
         await store.close()
 
     run(main())
