@@ -55,6 +55,7 @@ from duro.store.sqlite._ops import (
 )
 from duro.store.sqlite._schedules import SqliteSchedules
 from duro.store.sqlite._sql import migrations, queries
+from duro.store.sqlite._wal import presize_wal
 from duro.store.sqlite._writer import Writer
 
 __all__ = ["SqliteStore", "parse_sqlite_url"]
@@ -351,6 +352,8 @@ class SqliteStore(SqliteSchedules):
             try:
                 conn = self._connect(writer=True)
                 self._migrate(conn)
+                if self.path != ":memory:":
+                    presize_wal(conn, self.path)
             except sqlite3.Error as exc:
                 err = _translate(exc)
                 if "unable to open" in str(exc):
