@@ -307,6 +307,48 @@ def test_the_worker_tunes_gc_only_from_the_defaults_and_restores_them(
         _gc._holders = holders
 
 
+def test_an_idle_worker_collects_the_young_generations(tmp_path: Path) -> None:
+    before, holders = gc.get_threshold(), _gc._holders
+    gc.set_threshold(*_gc._DEFAULTS)
+    _gc._holders = 0
+    try:
+        async def main() -> None:
+            async with duro.Engine(f"sqlite:///{tmp_path}/idle.db") as engine:
+                handle = await engine.start(short_nap, 1)
+                assert await handle.result(timeout=30) == 10
+                # Young collections leave survivors in the middle generation; a worker
+                # with nothing to do collects it (automatically that would wait for 20).
+                _gc._last_idle = -_gc._IDLE_GAP
+                gc.collect(0)
+                assert gc.get_count()[1] >= 1
+                await wait_until(lambda: gc.get_count()[1] == 0, timeout=10)
+
+            async with duro.Engine(f"sqlite:///{tmp_path}/own.db", tune_gc=False):
+                # Not a worker that tuned the collector: the application's GC is its own.
+                gc.collect(0)
+                await asyncio.sleep(0.5)
+                assert gc.get_count()[1] >= 1
+
+        run(main())
+    finally:
+        gc.set_threshold(*before)
+        _gc._holders = holders
+
+
+def test_idle_collections_need_survivors_and_wait_a_second() -> None:
+    _gc._last_idle = -_gc._IDLE_GAP
+    gc.collect(1)
+    assert gc.get_count()[1] == 0
+    assert not _gc.collect_young_when_idle()  # nothing in the middle generation
+    gc.collect(0)
+    assert _gc.collect_young_when_idle()
+    assert gc.get_count()[1] == 0
+    gc.collect(0)
+    assert not _gc.collect_young_when_idle()  # within a second of the last one
+    _gc._last_idle -= _gc._IDLE_GAP
+    assert _gc.collect_young_when_idle()
+
+
 def _events(path: Path) -> int:
     with sqlite3.connect(path) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 
-__all__ = ["release_gc", "tune_gc", "tune_gc_for_worker"]
+__all__ = ["collect_young_when_idle", "release_gc", "tune_gc", "tune_gc_for_worker"]
 
 _DEFAULTS = (700, 10, 10)
 _THRESHOLDS = (50_000, 20, 10)
 _lock = threading.Lock()
 _holders = 0
+#: Idle collections run at most this often (seconds, ``time.monotonic()``).
+_IDLE_GAP = 1.0
+_last_idle = -_IDLE_GAP
 
 
 def tune_gc() -> None:
@@ -55,3 +59,22 @@ def release_gc() -> None:
         _holders -= 1
         if _holders == 0 and gc.get_threshold() == _THRESHOLDS:
             gc.set_threshold(*_DEFAULTS)
+
+
+def collect_young_when_idle() -> bool:
+    """Collect the young generations now, while the worker has nothing to do.
+
+    With thousands of runs held in memory (loaded ahead of their timers), the objects
+    that loading them left in the middle generation made its next collection take
+    ~0.2 s (measured on PostgreSQL), and it fell, by chance, inside the burst of timers
+    it was loaded for. Done when the worker is about to sit idle, the same work delays
+    nothing. Only when a young collection has happened since the last middle one (there
+    are survivors to look at), at most once a second. Returns whether it collected.
+    """
+    global _last_idle
+    now = time.monotonic()
+    if now - _last_idle < _IDLE_GAP or gc.get_count()[1] == 0 or not gc.isenabled():
+        return False
+    _last_idle = now
+    gc.collect(1)
+    return True

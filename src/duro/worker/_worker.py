@@ -35,7 +35,7 @@ from duro.serde import encode
 from duro.step._step import StepInfo
 from duro.store import Claim, Fenced, LoadedRun, NewEvent, RunLinks, Store
 from duro.store._records import Placement, QueueConfig, TaskRecord
-from duro.worker._gc import release_gc, tune_gc_for_worker
+from duro.worker._gc import collect_young_when_idle, release_gc, tune_gc_for_worker
 from duro.worker._retention import RetentionPolicy, retention_loop
 from duro.worker._scheduler import Scheduler
 from duro.worker._steps import error_info, error_payload, run_attempt
@@ -66,6 +66,10 @@ _FLUSH_DELAY = 1.0
 # Seconds between probes for workers whose database session ended (a killed process): the
 # bound on noticing such a death, whatever the lease; one cheap read per probe.
 _LIVENESS_PROBE = 0.5
+
+# A main-loop wait at least this long (seconds) with nothing else ready counts as idle
+# time for a young garbage collection (see _gc.collect_young_when_idle).
+_IDLE_GC_WAIT = 0.05
 
 
 def _pid_alive(pid: int) -> bool:
@@ -427,10 +431,22 @@ class Worker:
     async def _wait(self, timeout: float) -> None:
         """Until poked, or ``timeout`` seconds."""
         if timeout > 0:
+            if self._gc_tuned and timeout >= _IDLE_GC_WAIT and self._idle():
+                # Nothing else ready and nothing due for a while: a collection now
+                # costs no latency, unlike one that falls inside the next burst.
+                collect_young_when_idle()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._notify.wait(), timeout)
         else:
             await asyncio.sleep(0)
+
+    def _idle(self) -> bool:
+        """Whether the event loop has nothing to run but this (a stock asyncio loop;
+        cancelled handles, like a finished wait's timeout, do not count)."""
+        ready = getattr(self.loop, "_ready", None)
+        if ready is None:
+            return False  # another loop implementation: no way to tell
+        return not any(not handle._cancelled for handle in ready)
 
     def _poke(self) -> None:
         """Wake the main loop to look at the store (work may be waiting, or room freed)."""
