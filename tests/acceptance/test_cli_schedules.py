@@ -8,7 +8,6 @@ Every wait is bounded: subprocess calls by ``CALL_TIMEOUT``, background processe
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import os
 import signal
@@ -219,14 +218,6 @@ def test_schedulers_in_three_processes_and_a_restart_start_each_tick_once(
     assert sum(started) == len(ids)
 
 
-def _worker_runs_schedules() -> bool:
-    from duro.worker import _worker
-
-    return "Scheduler(" in inspect.getsource(_worker)
-
-
-@pytest.mark.skipif(not _worker_runs_schedules(),
-                    reason="the worker's main loop does not run the scheduler yet")
 def test_duro_worker_fires_code_declared_schedules(app_dir: Path) -> None:
     db_file = app_dir / "w.db"
     db = f"sqlite:///{db_file}"

@@ -190,9 +190,9 @@ def test_a_fired_timer_is_recorded_within_the_flush_delay_while_its_step_runs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The records of fired timers wait for their runs' next writes, but no longer than the
     flush delay, each counted from its own timer (one loop timer serves them all)."""
-    from duro.worker import _worker
+    from duro.worker import _decide
 
-    monkeypatch.setattr(_worker, "_FLUSH_DELAY", 0.5)
+    monkeypatch.setattr(_decide, "_FLUSH_DELAY", 0.5)
     clock = ManualClock()
 
     async def main() -> None:
@@ -231,9 +231,9 @@ def test_a_flush_due_after_a_stop_starts_no_task(tmp_path: Path,
     """A fired timer's record waits for a flush; if the worker stops first, the flush's
     timer must not start a task the stopped worker no longer waits for (it would be left
     pending when the loop closes). The record is fired again on replay."""
-    from duro.worker import _worker
+    from duro.worker import _decide
 
-    monkeypatch.setattr(_worker, "_FLUSH_DELAY", 0.2)
+    monkeypatch.setattr(_decide, "_FLUSH_DELAY", 0.2)
     clock = ManualClock()
 
     async def main() -> None:

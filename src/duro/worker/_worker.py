@@ -2,7 +2,9 @@
 suspends runs that only wait, and takes over runs of dead workers.
 
 Everything happens on one asyncio loop; sync steps run in a thread pool and all
-writes go through the store's group-commit writer.
+writes go through the store's group-commit writer. Running steps is in
+``_local_steps``, and what a run does after each activation (timers, suspension,
+finishing) in ``_decide``: functions over this class's state.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import heapq
 import logging
 import os
 import socket
@@ -25,27 +26,21 @@ import orjson
 from duro._clock import Clock, SystemClock
 from duro.errors import (
     DuroError,
-    ErrorInfo,
-    HistoryLimitError,
-    PayloadDecodeError,
     RunNotFoundError,
-    SerializationError,
 )
-from duro.serde import encode
-from duro.step._step import StepInfo
 from duro.store import Claim, Fenced, LoadedRun, NewEvent, RunLinks, Store
-from duro.store._records import Placement, QueueConfig, TaskRecord
+from duro.store._records import Placement, QueueConfig
+from duro.worker import _decide as decide
+from duro.worker import _local_steps as steps
 from duro.worker._gc import collect_young_when_idle, release_gc, tune_gc_for_worker
 from duro.worker._retention import RetentionPolicy, retention_loop
 from duro.worker._scheduler import Scheduler
-from duro.worker._steps import error_info, error_payload, run_attempt
+from duro.worker._steps import error_info, error_payload
 from duro.worker._tasks import TaskRunner
 from duro.workflow import _guard
 from duro.workflow._api import Workflow
 from duro.workflow._instance import (
     ChildCommand,
-    ContinueAsNew,
-    Park,
     RunInstance,
     StepCommand,
     TimerCommand,
@@ -57,11 +52,6 @@ Outcome = tuple[str, bytes | None, bytes | None]
 """How a run ended, as recorded: (status, result, error payload)."""
 
 log = logging.getLogger("duro.worker")
-
-# How long a fired timer's record may wait in the outbox for the run's next write (a
-# step's outcome, usually) before it is written alone: long enough that a burst of
-# timers does not write each record twice, short enough for the history to show it.
-_FLUSH_DELAY = 1.0
 
 # Seconds between probes for workers whose database session ended (a killed process): the
 # bound on noticing such a death, whatever the lease; one cheap read per probe.
@@ -235,7 +225,7 @@ class Worker:
         self.draining = True
         self._poke()
         for inst in list(self.active.values()):
-            self._after(inst)  # runs held for a near timer are suspended now
+            decide.after(self, inst)  # runs held for a near timer are suspended now
         started = time.monotonic()
         while self.active and time.monotonic() - started < grace:
             await asyncio.sleep(0.02)
@@ -252,7 +242,7 @@ class Worker:
         for task in self._tasks:
             task.cancel()
         for inst in list(self.active.values()):
-            self._abandon_steps(inst)
+            steps.abandon_steps(self, inst)
         await asyncio.gather(*self._tasks, *self._activations, return_exceptions=True)
         for inst in list(self.active.values()) + list(self.cache.values()):
             inst.close()
@@ -300,7 +290,7 @@ class Worker:
         """The run was terminated from this process: drop it now."""
         inst = self.active.pop(run_id, None) or self.cache.pop(run_id, None)
         if inst is not None:
-            self._abandon_steps(inst)
+            steps.abandon_steps(self, inst)
             inst.close()
         self._wake_waiters(run_id)
 
@@ -354,7 +344,7 @@ class Worker:
             now = self.clock.now()
             timeout = wake_in = self.poll_interval
             try:
-                self._fire_wakeups(now)
+                decide.fire_wakeups(self, now)
                 wake_in = self._wakeups[0][0] - now if self._wakeups else timeout
                 if self._inbox_hints:
                     hints, self._inbox_hints = self._inbox_hints, set()
@@ -559,9 +549,9 @@ class Worker:
             now = self.clock.now()
             if inst.deadline_at is not None:
                 if inst.deadline_at <= now:
-                    self._time_out(inst)
+                    decide.time_out(self, inst)
                     return
-                self._add_wakeup(inst.deadline_at, inst.run_id)
+                decide.add_wakeup(self, inst.deadline_at, inst.run_id)
             for cmd in inst.pending():
                 if isinstance(cmd, ChildCommand):
                     if cmd.state == "new":
@@ -569,15 +559,15 @@ class Worker:
                 elif isinstance(cmd, StepCommand):
                     if cmd.state in ("new", "backoff"):
                         if cmd.retry_at is None or cmd.retry_at <= now:
-                            self._start_step(inst, cmd)
+                            steps.start_step(self, inst, cmd)
                         else:
-                            self._add_wakeup(cmd.retry_at, inst.run_id)
+                            decide.add_wakeup(self, cmd.retry_at, inst.run_id)
                 elif cmd.state == "pending":
                     if cmd.fire_at <= now:
-                        self._fire_timer(inst, cmd)
+                        decide.fire_timer(self, inst, cmd)
                     else:
-                        self._add_wakeup(cmd.fire_at, inst.run_id)
-        self._after(inst)
+                        decide.add_wakeup(self, cmd.fire_at, inst.run_id)
+        decide.after(self, inst)
 
     def _check_inbox(self, run_id: str) -> None:
         inst = self.active.get(run_id)
@@ -636,7 +626,7 @@ class Worker:
                                            data=orjson.dumps(raw.get("error")),
                                            meta=orjson.dumps({"status": status})))
             elif kind == "task_done":
-                event = self._task_event(inst, int(name or 0), data)
+                event = steps.task_event(self, inst, int(name or 0), data)
                 if event is not None:
                     events.append(event)
             elif kind == "cancel":
@@ -664,7 +654,7 @@ class Worker:
             for ev in events:
                 inst.apply(ev.kind, ev.op, ev.name, ev.data, ev.meta, ev.ts)
             if after:
-                self._after(inst)
+                decide.after(self, inst)
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -697,7 +687,7 @@ class Worker:
     def _drop(self, inst: RunInstance, *, release: bool) -> None:
         if self.active.get(inst.run_id) is inst:
             del self.active[inst.run_id]
-        self._abandon_steps(inst)
+        steps.abandon_steps(self, inst)
         inst.close()
         if release:
             self._spawn(self._release(inst.run_id, inst.epoch))
@@ -712,7 +702,7 @@ class Worker:
     # -- host callbacks from the instance --------------------------------------------------
 
     def step_issued(self, inst: RunInstance, cmd: StepCommand) -> None:
-        self._start_step(inst, cmd)
+        steps.start_step(self, inst, cmd)
 
     def step_cancelled(self, inst: RunInstance, cmd: StepCommand) -> None:
         if cmd.task is not None and not cmd.task.done():
@@ -721,7 +711,7 @@ class Worker:
             self._spawn(self.store.cancel_task(f"{inst.run_id}:{cmd.op}:{cmd.attempts + 1}"))
 
     def timer_started(self, inst: RunInstance, cmd: TimerCommand) -> None:
-        self._add_wakeup(cmd.fire_at, inst.run_id)
+        decide.add_wakeup(self, cmd.fire_at, inst.run_id)
 
     def child_issued(self, inst: RunInstance, cmd: ChildCommand) -> None:
         cmd.state = "starting"
@@ -782,449 +772,4 @@ class Worker:
         inst.apply(event.kind, event.op, event.name, event.data, event.meta, event.ts)
         if cmd.state == "cancelled" and record is not None:
             self.child_cancelled(inst, cmd)
-        self._after(inst)
-
-    # -- steps --------------------------------------------------------------------------------
-
-    def _start_step(self, inst: RunInstance, cmd: StepCommand) -> None:
-        if self.draining:
-            return  # left unstarted: the run suspends, due now, for another worker
-        if cmd.step.queue is not None:
-            self._enqueue(inst, cmd)
-            return
-        cmd.state = "running"
-        inst.inflight += 1
-        assert self.loop is not None
-        cmd.task = self.loop.create_task(self._run_step(inst, cmd))
-
-    def _abandon_steps(self, inst: RunInstance) -> None:
-        for cmd in inst.commands.values():
-            if isinstance(cmd, StepCommand) and cmd.task is not None and not cmd.task.done():
-                cmd.task.cancel()
-
-    async def _run_step(self, inst: RunInstance, cmd: StepCommand) -> None:
-        step = cmd.step
-        now = self.clock.now()
-        if cmd.first_started is None:
-            cmd.first_started = now
-        attempt = cmd.attempts + 1
-        assert self.loop is not None
-        deadline = None
-        if step.timeout is not None:
-            deadline = self.loop.time() + step.timeout
-        if step.total_timeout is not None:
-            left = cmd.first_started + step.total_timeout - now
-            total = self.loop.time() + max(0.0, left)
-            deadline = total if deadline is None else min(deadline, total)
-        info = StepInfo(workflow_id=inst.workflow_id, run_id=inst.run_id, step=step.name,
-                        seq=cmd.op, attempt=attempt, idempotency_key=f"{inst.run_id}:{cmd.op}",
-                        heartbeat_details=cmd.heartbeat, deadline=deadline)
-        started = time.perf_counter()
-        self.steps_executed += 1
-        try:
-            data = await run_attempt(
-                cmd, info, self.executor, deadline,
-                lambda c: self._spawn(self._store_heartbeat(inst.run_id, c.op, c.heartbeat)))
-        except asyncio.CancelledError:
-            info.cancelled = True
-            if cmd.state == "running":
-                cmd.state = "cancelled"
-            inst.inflight -= 1
-            self._after_soon(inst)
-            return
-        except Exception as exc:
-            await self._step_failed(inst, cmd, attempt, exc, time.perf_counter() - started)
-            return
-        if not inst.active or cmd.state != "running":
-            inst.inflight -= 1
-            return
-        meta = orjson.dumps({"attempt": attempt,
-                             "duration": round(time.perf_counter() - started, 6)})
-        event = NewEvent(kind="step_completed", ts=self.clock.now(), op=cmd.op, name=step.name,
-                         data=data, meta=meta)
-        ok = await self._append(inst, [event])
-        inst.inflight -= 1
-        if ok:
-            inst.apply("step_completed", cmd.op, step.name, data, meta, event.ts)
-            self._after(inst)
-
-    def _failure_event(
-        self, cmd: StepCommand, attempt: int, info: ErrorInfo, *, retryable: bool,
-        retry_after: float | None, took: float, heartbeat: Any,
-    ) -> tuple[NewEvent, bool, float]:
-        """How a failed attempt is recorded: ``step_retrying`` (with when to retry) or, when
-        the policy says so, ``step_failed``. Returns (event, final, retry delay)."""
-        step = cmd.step
-        policy = step.retry
-        now = self.clock.now()
-        delay = float(retry_after) if retry_after is not None else policy.delay(attempt)
-        retry_at = now + delay
-        over_total = (step.total_timeout is not None and cmd.first_started is not None
-                      and retry_at > cmd.first_started + step.total_timeout)
-        final = not retryable or policy.exhausted(attempt) or over_total
-        meta: dict[str, Any] = {"attempt": attempt, "duration": round(took, 6)}
-        if final:
-            if over_total and retryable and not policy.exhausted(attempt):
-                info = ErrorInfo(type=info.type, message=f"{info.message} (total timeout of "
-                                 f"{step.total_timeout:g}s reached)", traceback=info.traceback)
-            kind = "step_failed"
-        else:
-            kind = "step_retrying"
-            meta.update(retry_at=retry_at, first_started=cmd.first_started,
-                        heartbeat=heartbeat)
-        event = NewEvent(kind=kind, ts=now, op=cmd.op, name=step.name,
-                         data=error_payload(info), meta=orjson.dumps(meta))
-        return event, final, delay
-
-    async def _step_failed(
-        self, inst: RunInstance, cmd: StepCommand, attempt: int, exc: Exception, took: float
-    ) -> None:
-        if not inst.active or cmd.state != "running":
-            inst.inflight -= 1
-            return
-        retryable = cmd.step.retry.is_retryable(exc)
-        info = error_info(exc, non_retryable=not retryable)
-        event, final, delay = self._failure_event(
-            cmd, attempt, info, retryable=retryable,
-            retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat)
-        ok = await self._append(inst, [event])
-        inst.inflight -= 1
-        if not ok:
-            return
-        inst.apply(event.kind, cmd.op, cmd.step.name, event.data, event.meta, event.ts)
-        if not final:
-            log.info("step %s of %s failed (attempt %d): %s; retrying in %.2fs",
-                     cmd.step.name, inst.workflow_id, attempt, info, delay)
-            if delay <= 0:
-                self._start_step(inst, cmd)
-            else:
-                self._add_wakeup(event.ts + delay, inst.run_id)
-        self._after(inst)
-
-    def _enqueue(self, inst: RunInstance, cmd: StepCommand) -> None:
-        """Hand a step attempt to the workers of its queue; the run waits meanwhile."""
-        cmd.state = "remote"
-        if cmd.first_started is None:
-            cmd.first_started = self.clock.now()
-        attempt = cmd.attempts + 1
-        info = orjson.dumps({"workflow_id": inst.workflow_id, "heartbeat": cmd.heartbeat})
-        task = TaskRecord(task_id=f"{inst.run_id}:{cmd.op}:{attempt}", run_id=inst.run_id,
-                          op=cmd.op, attempt=attempt, step=cmd.step.name,
-                          queue=cmd.step.queue or "default", args=cmd.payload, info=info)
-        self._spawn(self._store_task(task))
-
-    async def _store_task(self, task: TaskRecord) -> None:
-        try:
-            await self.store.enqueue_task(task, now=self.clock.now())
-        except DuroError as exc:
-            log.warning("could not queue step %s of run %s: %s", task.step, task.run_id, exc)
-            return
-        self.wake()  # this worker may serve that queue itself
-
-    def _task_event(self, inst: RunInstance, op: int, data: bytes | None) -> NewEvent | None:
-        """The history event for a task's outcome, or None if it is stale."""
-        cmd = inst.commands.get(op)
-        outcome = orjson.loads(data) if data else {}
-        if (not isinstance(cmd, StepCommand) or cmd.state != "remote"
-                or outcome.get("attempt") != cmd.attempts + 1):
-            return None  # cancelled meanwhile, or an outcome already recorded
-        attempt = int(outcome["attempt"])
-        took = float(outcome.get("duration") or 0.0)
-        if outcome.get("status") == "completed":
-            meta = orjson.dumps({"attempt": attempt, "duration": took,
-                                 "queue": cmd.step.queue})
-            return NewEvent(kind="step_completed", ts=self.clock.now(), op=op,
-                            name=cmd.step.name, data=orjson.dumps(outcome.get("result")),
-                            meta=meta)
-        raw = outcome.get("error") or {}
-        info = ErrorInfo(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
-                         traceback=str(raw.get("traceback", "")))
-        event, _, _ = self._failure_event(
-            cmd, attempt, info, retryable=not outcome.get("non_retryable", False),
-            retry_after=outcome.get("retry_after"), took=took,
-            heartbeat=outcome.get("heartbeat"))
-        return event
-
-    async def _store_heartbeat(self, run_id: str, op: int, details: Any) -> None:
-        try:
-            await self.store.save_heartbeat(run_id, op, orjson.dumps(details),
-                                            now=self.clock.now())
-        except DuroError as exc:
-            log.debug("heartbeat not saved: %s", exc)
-
-    # -- timers ---------------------------------------------------------------------------------
-
-    def _add_wakeup(self, at: float, run_id: str) -> None:
-        self._wakeup_seq += 1
-        heapq.heappush(self._wakeups, (at, self._wakeup_seq, run_id))
-        if self._wakeups[0][2] == run_id:
-            self._notify.set()  # an earlier wake-up: recompute the wait, no store look
-
-    def _compact_wakeups(self) -> None:
-        # Entries of runs no longer held stay in the heap until due (the store's wake_at
-        # brings those runs back); with many sleeping runs they would hold memory for
-        # each, so drop them once they outnumber the live ones. Held runs can have
-        # several entries each (a timer, a deadline, a retry): then the heap may stay
-        # above that bound after a rebuild, and rebuilding again on every suspension
-        # would be quadratic, so wait for 1,024 new entries first (unless none is live).
-        n = len(self._wakeups)
-        if n <= 2 * len(self.active) + 1024:
-            return
-        if self.active and n <= self._wakeups_kept + 1024:
-            return
-        self._wakeups = [w for w in self._wakeups if w[2] in self.active]
-        heapq.heapify(self._wakeups)
-        self._wakeups_kept = len(self._wakeups)
-
-    def _fire_wakeups(self, now: float) -> None:
-        due: dict[str, None] = {}  # in order, once each
-        while self._wakeups and self._wakeups[0][0] <= now:
-            due[heapq.heappop(self._wakeups)[2]] = None
-        for run_id in due:
-            inst = self.active.get(run_id)
-            if inst is None or inst.finishing:
-                continue  # suspended or gone: the store's wake_at brings it back
-            if inst.deadline_at is not None and inst.deadline_at <= now:
-                self._time_out(inst)
-                continue
-            for cmd in inst.pending():
-                if isinstance(cmd, ChildCommand):
-                    continue
-                if isinstance(cmd, TimerCommand):
-                    if cmd.state == "pending" and cmd.fire_at <= now:
-                        self._fire_timer(inst, cmd)
-                elif cmd.state == "backoff" and (cmd.retry_at or 0) <= now:
-                    self._start_step(inst, cmd)
-            self._after(inst)
-
-    def _fire_timer(self, inst: RunInstance, cmd: TimerCommand) -> None:
-        """Fire a due timer and let the workflow go on at once.
-
-        ``timer_fired`` waits in the outbox and is written with the run's next write
-        (before anything that follows it). Not waiting for that commit is safe: the
-        event only records that a known instant has passed, so if it is lost with a
-        crash, the replay finds the timer due again and fires it again, the same way;
-        every outcome the workflow produces after it is written after it.
-        """
-        now = self.clock.now()
-        inst.outbox.append(NewEvent(kind="timer_fired", ts=now, op=cmd.op))
-        inst.apply("timer_fired", cmd.op, None, None, None, now)
-
-    # -- after each activation -------------------------------------------------------------
-
-    def _after_soon(self, inst: RunInstance) -> None:
-        assert self.loop is not None
-        self.loop.call_soon(self._after, inst)
-
-    def _after(self, inst: RunInstance) -> None:
-        """Decide what a run does next: park, finish, suspend, or keep going."""
-        if (self._stopping or not inst.active or inst.finishing
-                or self.active.get(inst.run_id) is not inst):
-            # Stopping: stop() releases every run as it is. A step abandoned by the stop
-            # looks cancelled here, and suspending would record the run with nothing to
-            # wake it; racing the release, that left it stuck.
-            return
-        if inst.park_error is not None:
-            inst.finishing = True
-            self._spawn(self._park(inst, inst.park_error))
-            return
-        main = inst.main
-        if main is not None and main.done():
-            inst.finishing = True
-            self._spawn(self._finish(inst, main))
-            return
-        if inst.history_len > self.history_limit:
-            inst.finishing = True
-            self._spawn(self._fail(inst, HistoryLimitError(
-                f"run {inst.run_id} has {inst.history_len} history events, past the limit "
-                f"of {self.history_limit}: use duro.continue_as_new() for long loops")))
-            return
-        if inst.inflight == 0:
-            if self._hold(inst):
-                if inst.outbox:
-                    self._flush_soon(inst)
-                return
-            inst.finishing = True
-            self._spawn(self._suspend(inst))
-        elif inst.outbox:
-            if all(e.kind == "timer_fired" for e in inst.outbox):
-                # Usually written with the step's outcome in a moment; a long step
-                # should not hide it from the history for long, though.
-                self._flush_soon(inst)
-            else:
-                # Published state and markers should not wait for a long step to finish.
-                self._spawn(self._flush(inst))
-
-    def _hold(self, inst: RunInstance) -> bool:
-        """Keep a run that waits only for a timer due within the look-ahead in memory
-        (it stays ``running``, its wake-up in this worker's heap) instead of writing
-        it suspended and claiming and loading it again in a moment."""
-        if self.lookahead <= 0 or self.draining or inst.queue in self.limited_queues:
-            return False
-        wake = inst.next_wake()
-        return wake is not None and wake - self.clock.now() <= self.lookahead
-
-    def _flush_soon(self, inst: RunInstance) -> None:
-        if inst.flush_pending:
-            return
-        inst.flush_pending = True
-        assert self.loop is not None
-        # One loop timer for all pending flushes (a burst of timers arms one, not one per
-        # run): they all wait the same delay, so the queue is in due order.
-        self._flushes.append((self.loop.time() + _FLUSH_DELAY, inst))
-        if self._flush_timer is None:
-            self._flush_timer = self.loop.call_at(self._flushes[0][0], self._flush_due)
-
-    def _flush_due(self) -> None:
-        self._flush_timer = None
-        # Not once stopping: stop() has stopped waiting for tasks, and a flush started now
-        # would be left pending when the loop closes. What it would have written (fired
-        # timers' records) is fired again on replay.
-        if self._stopping:
-            self._flushes.clear()
-            return
-        assert self.loop is not None
-        now, queue = self.loop.time(), self._flushes
-        while queue and queue[0][0] <= now:
-            inst = queue.popleft()[1]
-            if inst.outbox:
-                self._spawn(self._flush(inst))
-            else:  # written with the run's next write meanwhile, the usual case
-                inst.flush_pending = False
-        if queue:
-            self._flush_timer = self.loop.call_at(queue[0][0], self._flush_due)
-
-    async def _flush(self, inst: RunInstance) -> None:
-        inst.flush_pending = False
-        if not inst.outbox or inst.finishing or self.active.get(inst.run_id) is not inst:
-            return
-        inst.inflight += 1
-        await self._append(inst, [])
-        inst.inflight -= 1
-        self._after(inst)
-
-    async def _fail(self, inst: RunInstance, exc: Exception) -> None:
-        self._abandon_steps(inst)
-        error = error_payload(error_info(exc))
-        event = NewEvent(kind="run_failed", ts=self.clock.now(), data=error)
-        if await self._append(inst, [event], status="failed", error=error, release=True):
-            self._closed(inst, ("failed", None, error))
-
-    def _closed(self, inst: RunInstance, outcome: Outcome | None = None) -> None:
-        self.active.pop(inst.run_id, None)
-        inst.close()
-        self._wake_waiters(inst.run_id, outcome)
-        self._poke()
-
-    def _time_out(self, inst: RunInstance) -> None:
-        inst.finishing = True
-        self._abandon_steps(inst)
-        self._spawn(self._record_time_out(inst))
-
-    async def _record_time_out(self, inst: RunInstance) -> None:
-        try:
-            await self.store.time_out(inst.run_id, inst.epoch, now=self.clock.now())
-        except DuroError as exc:
-            log.warning("could not time out run %s: %s", inst.run_id, exc)
-        self._closed(inst)
-
-    async def _park(self, inst: RunInstance, error: DuroError) -> None:
-        log.error("parking run %s of %s: %s", inst.run_id, inst.workflow.name, error)
-        payload = error_payload(ErrorInfo(type=type(error).__name__, message=str(error)))
-        self._abandon_steps(inst)
-        self.active.pop(inst.run_id, None)
-        try:
-            await self.store.park(inst.run_id, inst.epoch, error=payload,
-                                  code_hash=inst.workflow.code_hash, now=self.clock.now())
-        except DuroError as exc:
-            log.warning("could not park run %s: %s", inst.run_id, exc)
-        inst.close()
-        self._wake_waiters(inst.run_id)
-
-    async def _finish(self, inst: RunInstance, main: asyncio.Task[Any]) -> None:
-        now = self.clock.now()
-        result: bytes | None = None
-        error: bytes | None = None
-        if main.cancelled():
-            status, kind = "cancelled", "run_cancelled"
-            error = error_payload(ErrorInfo(type="CancelledError", message="cancelled"))
-        else:
-            exc = main.exception()
-            if isinstance(exc, Park):  # pragma: no cover - park_error is set with Park
-                return
-            if isinstance(exc, ContinueAsNew):
-                await self._continue_as_new(inst, exc)
-                return
-            if exc is None:
-                try:
-                    result = encode(main.result(), what=f"the result of workflow "
-                                                        f"{inst.workflow.name!r}")
-                    status, kind = "completed", "run_completed"
-                except SerializationError as ser:
-                    exc = ser
-            if exc is not None:
-                if isinstance(exc, PayloadDecodeError):
-                    inst.finishing = False
-                    inst.park_error = exc
-                    self._after(inst)
-                    return
-                status, kind = "failed", "run_failed"
-                error = error_payload(error_info(exc))
-        self._abandon_steps(inst)
-        event = NewEvent(kind=kind, ts=now, data=result if status == "completed" else error)
-        ok = await self._append(inst, [event], status=status, result=result, error=error,
-                                release=True)
-        if ok:
-            self._closed(inst, (status, result, error))
-
-    async def _continue_as_new(self, inst: RunInstance, cont: ContinueAsNew) -> None:
-        now = self.clock.now()
-        try:
-            inst.workflow.signature.bind(*cont.call_args, **cont.call_kwargs)
-            payload = encode({"args": list(cont.call_args), "kwargs": cont.call_kwargs},
-                             what=f"the arguments to continue {inst.workflow.name!r} as new")
-        except (TypeError, SerializationError) as exc:
-            await self._fail(inst, exc)
-            return
-        self._abandon_steps(inst)
-        events = [*inst.outbox, NewEvent(kind="run_continued_as_new", ts=now, data=payload)]
-        inst.outbox = []
-        seq = inst.history_len
-        inst.history_len += len(events)
-        local = self.reserve_slot(inst.workflow.name, inst.queue)
-        adopted = False
-        try:
-            record = await self.store.continue_as_new(
-                inst.run_id, inst.epoch, seq, events, new_run_id=str(uuid.uuid4()),
-                input=payload, owner=self.worker_id if local else None, now=now)
-            self._closed(inst)
-            if local:
-                adopted = True
-                links = RunLinks(parent_run_id=record.parent_run_id,
-                                 parent_op=record.parent_op, deadline_at=record.deadline_at)
-                self.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,
-                                 workflow_name=record.workflow_name, epoch=record.epoch,
-                                 history_len=1, queue=record.queue), payload, now,
-                           links=links)
-        except Fenced:
-            self._drop(inst, release=False)
-        except Exception as exc:
-            log.warning("could not continue run %s as new: %s", inst.run_id, exc)
-            self._drop(inst, release=True)
-        finally:
-            if local and not adopted:
-                self.unreserve_slot()
-
-    async def _suspend(self, inst: RunInstance) -> None:
-        wake_at = inst.next_wake()
-        ok = await self._append(inst, [], status="suspended", wake_at=wake_at, release=True)
-        if not ok:
-            return
-        self.active.pop(inst.run_id, None)
-        inst.finishing = False
-        self._compact_wakeups()
-        self.cache[inst.run_id] = inst
-        while len(self.cache) > self.max_cached:
-            _, old = self.cache.popitem(last=False)
-            old.close()
-        self._poke()
+        decide.after(self, inst)

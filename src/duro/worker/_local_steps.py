@@ -1,0 +1,202 @@
+"""Running a held run's steps: in this process (async steps on the loop, sync steps in
+the worker's thread pool), or handed to the workers of a step queue; and recording each
+attempt's outcome in the run's history. Functions over the :class:`Worker`'s state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from duro.errors import DuroError, ErrorInfo
+from duro.step._step import StepInfo
+from duro.store import NewEvent
+from duro.store._records import TaskRecord
+from duro.worker import _decide as decide
+from duro.worker._steps import error_info, error_payload, run_attempt
+from duro.workflow._instance import RunInstance, StepCommand
+
+if TYPE_CHECKING:
+    from duro.worker._worker import Worker
+
+__all__ = ["abandon_steps", "start_step", "task_event"]
+
+log = logging.getLogger("duro.worker")
+
+
+def start_step(w: Worker, inst: RunInstance, cmd: StepCommand) -> None:
+    if w.draining:
+        return  # left unstarted: the run suspends, due now, for another worker
+    if cmd.step.queue is not None:
+        enqueue(w, inst, cmd)
+        return
+    cmd.state = "running"
+    inst.inflight += 1
+    assert w.loop is not None
+    cmd.task = w.loop.create_task(run_step(w, inst, cmd))
+
+
+def abandon_steps(w: Worker, inst: RunInstance) -> None:
+    for cmd in inst.commands.values():
+        if isinstance(cmd, StepCommand) and cmd.task is not None and not cmd.task.done():
+            cmd.task.cancel()
+
+
+async def run_step(w: Worker, inst: RunInstance, cmd: StepCommand) -> None:
+    step = cmd.step
+    now = w.clock.now()
+    if cmd.first_started is None:
+        cmd.first_started = now
+    attempt = cmd.attempts + 1
+    assert w.loop is not None
+    deadline = None
+    if step.timeout is not None:
+        deadline = w.loop.time() + step.timeout
+    if step.total_timeout is not None:
+        left = cmd.first_started + step.total_timeout - now
+        total = w.loop.time() + max(0.0, left)
+        deadline = total if deadline is None else min(deadline, total)
+    info = StepInfo(workflow_id=inst.workflow_id, run_id=inst.run_id, step=step.name,
+                    seq=cmd.op, attempt=attempt, idempotency_key=f"{inst.run_id}:{cmd.op}",
+                    heartbeat_details=cmd.heartbeat, deadline=deadline)
+    started = time.perf_counter()
+    w.steps_executed += 1
+    try:
+        data = await run_attempt(
+            cmd, info, w.executor, deadline,
+            lambda c: w._spawn(store_heartbeat(w, inst.run_id, c.op, c.heartbeat)))
+    except asyncio.CancelledError:
+        info.cancelled = True
+        if cmd.state == "running":
+            cmd.state = "cancelled"
+        inst.inflight -= 1
+        decide.after_soon(w, inst)
+        return
+    except Exception as exc:
+        await step_failed(w, inst, cmd, attempt, exc, time.perf_counter() - started)
+        return
+    if not inst.active or cmd.state != "running":
+        inst.inflight -= 1
+        return
+    meta = orjson.dumps({"attempt": attempt,
+                         "duration": round(time.perf_counter() - started, 6)})
+    event = NewEvent(kind="step_completed", ts=w.clock.now(), op=cmd.op, name=step.name,
+                     data=data, meta=meta)
+    ok = await w._append(inst, [event])
+    inst.inflight -= 1
+    if ok:
+        inst.apply("step_completed", cmd.op, step.name, data, meta, event.ts)
+        decide.after(w, inst)
+
+
+def failure_event(
+    w: Worker, cmd: StepCommand, attempt: int, info: ErrorInfo, *, retryable: bool,
+    retry_after: float | None, took: float, heartbeat: Any,
+) -> tuple[NewEvent, bool, float]:
+    """How a failed attempt is recorded: ``step_retrying`` (with when to retry) or, when
+    the policy says so, ``step_failed``. Returns (event, final, retry delay)."""
+    step = cmd.step
+    policy = step.retry
+    now = w.clock.now()
+    delay = float(retry_after) if retry_after is not None else policy.delay(attempt)
+    retry_at = now + delay
+    over_total = (step.total_timeout is not None and cmd.first_started is not None
+                  and retry_at > cmd.first_started + step.total_timeout)
+    final = not retryable or policy.exhausted(attempt) or over_total
+    meta: dict[str, Any] = {"attempt": attempt, "duration": round(took, 6)}
+    if final:
+        if over_total and retryable and not policy.exhausted(attempt):
+            info = ErrorInfo(type=info.type, message=f"{info.message} (total timeout of "
+                             f"{step.total_timeout:g}s reached)", traceback=info.traceback)
+        kind = "step_failed"
+    else:
+        kind = "step_retrying"
+        meta.update(retry_at=retry_at, first_started=cmd.first_started,
+                    heartbeat=heartbeat)
+    event = NewEvent(kind=kind, ts=now, op=cmd.op, name=step.name,
+                     data=error_payload(info), meta=orjson.dumps(meta))
+    return event, final, delay
+
+
+async def step_failed(
+    w: Worker, inst: RunInstance, cmd: StepCommand, attempt: int, exc: Exception, took: float
+) -> None:
+    if not inst.active or cmd.state != "running":
+        inst.inflight -= 1
+        return
+    retryable = cmd.step.retry.is_retryable(exc)
+    info = error_info(exc, non_retryable=not retryable)
+    event, final, delay = failure_event(w,
+        cmd, attempt, info, retryable=retryable,
+        retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat)
+    ok = await w._append(inst, [event])
+    inst.inflight -= 1
+    if not ok:
+        return
+    inst.apply(event.kind, cmd.op, cmd.step.name, event.data, event.meta, event.ts)
+    if not final:
+        log.info("step %s of %s failed (attempt %d): %s; retrying in %.2fs",
+                 cmd.step.name, inst.workflow_id, attempt, info, delay)
+        if delay <= 0:
+            start_step(w, inst, cmd)
+        else:
+            decide.add_wakeup(w, event.ts + delay, inst.run_id)
+    decide.after(w, inst)
+
+
+def enqueue(w: Worker, inst: RunInstance, cmd: StepCommand) -> None:
+    """Hand a step attempt to the workers of its queue; the run waits meanwhile."""
+    cmd.state = "remote"
+    if cmd.first_started is None:
+        cmd.first_started = w.clock.now()
+    attempt = cmd.attempts + 1
+    info = orjson.dumps({"workflow_id": inst.workflow_id, "heartbeat": cmd.heartbeat})
+    task = TaskRecord(task_id=f"{inst.run_id}:{cmd.op}:{attempt}", run_id=inst.run_id,
+                      op=cmd.op, attempt=attempt, step=cmd.step.name,
+                      queue=cmd.step.queue or "default", args=cmd.payload, info=info)
+    w._spawn(store_task(w, task))
+
+
+async def store_task(w: Worker, task: TaskRecord) -> None:
+    try:
+        await w.store.enqueue_task(task, now=w.clock.now())
+    except DuroError as exc:
+        log.warning("could not queue step %s of run %s: %s", task.step, task.run_id, exc)
+        return
+    w.wake()  # this worker may serve that queue itself
+
+
+def task_event(w: Worker, inst: RunInstance, op: int, data: bytes | None) -> NewEvent | None:
+    """The history event for a task's outcome, or None if it is stale."""
+    cmd = inst.commands.get(op)
+    outcome = orjson.loads(data) if data else {}
+    if (not isinstance(cmd, StepCommand) or cmd.state != "remote"
+            or outcome.get("attempt") != cmd.attempts + 1):
+        return None  # cancelled meanwhile, or an outcome already recorded
+    attempt = int(outcome["attempt"])
+    took = float(outcome.get("duration") or 0.0)
+    if outcome.get("status") == "completed":
+        meta = orjson.dumps({"attempt": attempt, "duration": took,
+                             "queue": cmd.step.queue})
+        return NewEvent(kind="step_completed", ts=w.clock.now(), op=op,
+                        name=cmd.step.name, data=orjson.dumps(outcome.get("result")),
+                        meta=meta)
+    raw = outcome.get("error") or {}
+    info = ErrorInfo(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
+                     traceback=str(raw.get("traceback", "")))
+    event, _, _ = failure_event(w,
+        cmd, attempt, info, retryable=not outcome.get("non_retryable", False),
+        retry_after=outcome.get("retry_after"), took=took,
+        heartbeat=outcome.get("heartbeat"))
+    return event
+
+
+async def store_heartbeat(w: Worker, run_id: str, op: int, details: Any) -> None:
+    try:
+        await w.store.save_heartbeat(run_id, op, orjson.dumps(details),
+                                        now=w.clock.now())
+    except DuroError as exc:
+        log.debug("heartbeat not saved: %s", exc)
