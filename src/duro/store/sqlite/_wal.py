@@ -31,6 +31,8 @@ log = logging.getLogger("duro.store.sqlite")
 # reader holds the checkpoint back).
 _SLACK_FRAMES = 64
 _CHUNK = 1 << 20
+# macOS has no fdatasync.
+_datasync = getattr(os, "fdatasync", os.fsync)
 
 
 def presize_wal(conn: sqlite3.Connection, path: str) -> int:
@@ -65,7 +67,7 @@ def presize_wal(conn: sqlite3.Connection, path: str) -> int:
             while left > 0:
                 left -= f.write(zeros[: min(left, _CHUNK)])
             f.flush()
-            os.fdatasync(f.fileno())
+            _datasync(f.fileno())
             return target - size
     except OSError as exc:
         log.debug("WAL not pre-sized: %s", exc)
