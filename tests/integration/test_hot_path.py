@@ -307,8 +307,13 @@ def test_the_worker_tunes_gc_only_from_the_defaults_and_restores_them(
         _gc._holders = holders
 
 
+def _young_collections(n: int) -> None:
+    for _ in range(n):
+        gc.collect(0)
+
+
 def test_an_idle_worker_collects_the_young_generations(tmp_path: Path) -> None:
-    before, holders = gc.get_threshold(), _gc._holders
+    before, holders, last = gc.get_threshold(), _gc._holders, _gc._last_idle
     gc.set_threshold(*_gc._DEFAULTS)
     _gc._holders = 0
     try:
@@ -319,34 +324,52 @@ def test_an_idle_worker_collects_the_young_generations(tmp_path: Path) -> None:
                 # Young collections leave survivors in the middle generation; a worker
                 # with nothing to do collects it (automatically that would wait for 20).
                 _gc._last_idle = -_gc._IDLE_GAP
-                gc.collect(0)
-                assert gc.get_count()[1] >= 1
-                await wait_until(lambda: gc.get_count()[1] == 0, timeout=10)
+                _young_collections(5)
+                assert gc.get_count()[1] >= 5
+                # Waited in long sleeps: a timer due within a quarter second (a tight
+                # polling loop) is work coming, and the worker does not collect then.
+                for _ in range(20):
+                    await asyncio.sleep(0.5)
+                    if gc.get_count()[1] == 0:
+                        break
+                assert gc.get_count()[1] == 0
 
+            # Not a worker that tuned the collector (the same thresholds, set by the
+            # application): its GC is the application's own.
+            gc.set_threshold(*_gc._THRESHOLDS)
             async with duro.Engine(f"sqlite:///{tmp_path}/own.db", tune_gc=False):
-                # Not a worker that tuned the collector: the application's GC is its own.
-                gc.collect(0)
-                await asyncio.sleep(0.5)
-                assert gc.get_count()[1] >= 1
+                _gc._last_idle = -_gc._IDLE_GAP
+                _young_collections(5)
+                await asyncio.sleep(0.6)
+                assert gc.get_count()[1] >= 5
 
         run(main())
     finally:
         gc.set_threshold(*before)
-        _gc._holders = holders
+        _gc._holders, _gc._last_idle = holders, last
 
 
-def test_idle_collections_need_survivors_and_wait_a_second() -> None:
-    _gc._last_idle = -_gc._IDLE_GAP
-    gc.collect(1)
-    assert gc.get_count()[1] == 0
-    assert not _gc.collect_young_when_idle()  # nothing in the middle generation
-    gc.collect(0)
-    assert _gc.collect_young_when_idle()
-    assert gc.get_count()[1] == 0
-    gc.collect(0)
-    assert not _gc.collect_young_when_idle()  # within a second of the last one
-    _gc._last_idle -= _gc._IDLE_GAP
-    assert _gc.collect_young_when_idle()
+def test_idle_collections_need_survivors_the_thresholds_and_a_second() -> None:
+    before, last = gc.get_threshold(), _gc._last_idle
+    gc.set_threshold(*_gc._THRESHOLDS)
+    try:
+        _gc._last_idle = -_gc._IDLE_GAP
+        gc.collect(1)
+        _young_collections(4)
+        assert not _gc.collect_young_when_idle()  # the middle collection is not yet due
+        _young_collections(1)
+        assert _gc.collect_young_when_idle()
+        assert gc.get_count()[1] == 0
+        _young_collections(5)
+        assert not _gc.collect_young_when_idle()  # within a second of the last one
+        _gc._last_idle -= _gc._IDLE_GAP
+        gc.set_threshold(1234, 20, 10)  # the application changed them meanwhile
+        assert not _gc.collect_young_when_idle()
+        gc.set_threshold(*_gc._THRESHOLDS)
+        assert _gc.collect_young_when_idle()
+    finally:
+        gc.set_threshold(*before)
+        _gc._last_idle = last
 
 
 def _events(path: Path) -> int:

@@ -37,7 +37,8 @@ def test_opening_a_store_presizes_its_wal_once(tmp_path: Path) -> None:
             # Already that large: nothing added, and commits reuse the file in place.
             conn = sqlite3.connect(path, isolation_level=None)
             try:
-                assert presize_wal(conn, str(path)) == 0
+                assert presize_wal(conn) == 0
+                assert not conn.in_transaction
             finally:
                 conn.close()
             assert os.path.getsize(f"{path}-wal") == size
@@ -47,17 +48,49 @@ def test_opening_a_store_presizes_its_wal_once(tmp_path: Path) -> None:
     run(main())
 
 
-def test_no_presizing_without_automatic_checkpoints(tmp_path: Path) -> None:
-    path = tmp_path / "nockpt.db"
+def _wal_db(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE t (x)")
+    return conn
+
+
+def test_presizing_through_a_symbolic_link_extends_the_real_log(tmp_path: Path) -> None:
+    real = tmp_path / "real.db"
+    link = tmp_path / "link.db"
+    link.symlink_to(real)
+    conn = _wal_db(link)
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("CREATE TABLE t (x)")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")
-        before = os.path.getsize(f"{path}-wal")
-        assert presize_wal(conn, str(path)) == 0
-        assert os.path.getsize(f"{path}-wal") == before
+        assert presize_wal(conn) > 0
+        assert not conn.in_transaction
+        assert os.path.getsize(f"{real}-wal") == _target(real)
     finally:
+        conn.close()
+
+
+def test_no_presizing_where_it_would_not_help_or_must_not_wait(tmp_path: Path) -> None:
+    conn = _wal_db(tmp_path / "a.db")
+    other = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
+    try:
+        wal = f"{tmp_path / 'a.db'}-wal"
+        before = os.path.getsize(wal)
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the log may grow without bound
+        assert presize_wal(conn) == 0
+        conn.execute("PRAGMA wal_autocheckpoint = 1000")
+        conn.execute("PRAGMA synchronous = NORMAL")  # commits do not sync the log
+        assert presize_wal(conn) == 0
+        conn.execute("PRAGMA synchronous = FULL")
+        # Another connection holds the write lock: give up at once, nothing changed.
+        other.execute("BEGIN IMMEDIATE")
+        conn.execute("PRAGMA busy_timeout = 0")
+        assert presize_wal(conn) == 0
+        assert not conn.in_transaction
+        assert os.path.getsize(wal) == before
+        other.execute("ROLLBACK")
+        assert presize_wal(conn) == _target(tmp_path / "a.db") - before
+    finally:
+        other.close()
         conn.close()
 
 

@@ -67,13 +67,17 @@ def collect_young_when_idle() -> bool:
     With thousands of runs held in memory (loaded ahead of their timers), the objects
     that loading them left in the middle generation made its next collection take
     ~0.2 s (measured on PostgreSQL), and it fell, by chance, inside the burst of timers
-    it was loaded for. Done when the worker is about to sit idle, the same work delays
-    nothing. Only when a young collection has happened since the last middle one (there
-    are survivors to look at), at most once a second. Returns whether it collected.
+    they were loaded for. Done when the worker is about to sit idle, the same work delays
+    nothing. Only with the worker's thresholds in force (not if the application changed
+    them meanwhile), at most once a second, and only once the middle collection is a
+    quarter of the way due (so that idle workers do not promote objects to the oldest
+    generation much sooner than the collector would). Returns whether it collected.
     """
     global _last_idle
     now = time.monotonic()
-    if now - _last_idle < _IDLE_GAP or gc.get_count()[1] == 0 or not gc.isenabled():
+    if (now - _last_idle < _IDLE_GAP or not gc.isenabled()
+            or gc.get_threshold() != _THRESHOLDS
+            or gc.get_count()[1] < _THRESHOLDS[1] // 4):
         return False
     _last_idle = now
     gc.collect(1)

@@ -353,7 +353,7 @@ class SqliteStore(SqliteSchedules):
                 conn = self._connect(writer=True)
                 self._migrate(conn)
                 if self.path != ":memory:":
-                    presize_wal(conn, self.path)
+                    presize_wal(conn)
             except sqlite3.Error as exc:
                 err = _translate(exc)
                 if "unable to open" in str(exc):

@@ -35,27 +35,36 @@ _CHUNK = 1 << 20
 _datasync = getattr(os, "fdatasync", os.fsync)
 
 
-def presize_wal(conn: sqlite3.Connection, path: str) -> int:
-    """Extend ``path``'s ``-wal`` file to what the automatic checkpoint lets it reach.
+def presize_wal(conn: sqlite3.Connection) -> int:
+    """Extend the ``-wal`` file of ``conn``'s database to what the automatic checkpoint
+    lets it reach.
 
     ``conn`` is an idle connection in WAL mode. Returns the bytes added (0 when the file
-    is already that large, automatic checkpoints are off, or anything went wrong: this
-    is an optimization, never a reason to fail).
+    is already that large, commits do not sync the log (``synchronous`` below ``FULL``),
+    automatic checkpoints are off, the write lock is busy, or anything went wrong: this is
+    an optimization, never a reason to fail).
     """
     try:
+        if int(conn.execute("PRAGMA synchronous").fetchone()[0]) < 2:  # OFF, NORMAL
+            return 0
         page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
         frames = int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-    except sqlite3.Error:
+        # SQLite's own file name (symbolic links resolved), as it names the log.
+        main = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
+    except (sqlite3.Error, StopIteration):
         return 0
-    if frames <= 0:
+    if frames <= 0 or not main:
         return 0
     target = 32 + (frames + _SLACK_FRAMES) * (24 + page_size)
-    wal = f"{path}-wal"
+    wal = f"{main}-wal"
     try:
-        # The write lock: no other connection appends frames while the file grows.
+        if os.path.getsize(wal) >= target:
+            return 0  # the usual case for a second process: no need for the lock
+        # The write lock: no other connection appends frames while the file grows. (The
+        # file only ever grows under it, so the size read above can only be too small.)
         conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.Error as exc:
-        log.debug("WAL not pre-sized (no write lock): %s", exc)
+    except (OSError, sqlite3.Error) as exc:
+        log.debug("WAL not pre-sized: %s", exc)
         return 0
     try:
         with open(wal, "r+b") as f:
@@ -73,4 +82,7 @@ def presize_wal(conn: sqlite3.Connection, path: str) -> int:
         log.debug("WAL not pre-sized: %s", exc)
         return 0
     finally:
-        conn.execute("ROLLBACK")
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # pragma: no cover - nothing was written
+            log.debug("rollback after pre-sizing the WAL failed: %s", exc)
