@@ -235,7 +235,7 @@ async def park(w: Worker, inst: RunInstance, error: DuroError) -> None:
     w.active.pop(inst.run_id, None)
     try:
         await w.store.park(inst.run_id, inst.epoch, error=payload,
-                              code_hash=inst.workflow.code_hash, now=w.clock.now())
+                           code_hash=inst.workflow.code_hash, now=w.clock.now())
     except DuroError as exc:
         log.warning("could not park run %s: %s", inst.run_id, exc)
     inst.close()
@@ -274,7 +274,7 @@ async def finish(w: Worker, inst: RunInstance, main: asyncio.Task[Any]) -> None:
     steps.abandon_steps(w, inst)
     event = NewEvent(kind=kind, ts=now, data=result if status == "completed" else error)
     ok = await w._append(inst, [event], status=status, result=result, error=error,
-                            release=True)
+                         release=True)
     if ok:
         closed(w, inst, (status, result, error))
 
@@ -305,9 +305,9 @@ async def continue_as_new(w: Worker, inst: RunInstance, cont: ContinueAsNew) -> 
             links = RunLinks(parent_run_id=record.parent_run_id,
                              parent_op=record.parent_op, deadline_at=record.deadline_at)
             w.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,
-                             workflow_name=record.workflow_name, epoch=record.epoch,
-                             history_len=1, queue=record.queue), payload, now,
-                       links=links)
+                          workflow_name=record.workflow_name, epoch=record.epoch,
+                          history_len=1, queue=record.queue), payload, now,
+                    links=links)
     except Fenced:
         w._drop(inst, release=False)
     except Exception as exc:

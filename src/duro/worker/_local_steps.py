@@ -129,8 +129,8 @@ async def step_failed(
         return
     retryable = cmd.step.retry.is_retryable(exc)
     info = error_info(exc, non_retryable=not retryable)
-    event, final, delay = failure_event(w,
-        cmd, attempt, info, retryable=retryable,
+    event, final, delay = failure_event(
+        w, cmd, attempt, info, retryable=retryable,
         retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat)
     ok = await w._append(inst, [event])
     inst.inflight -= 1
@@ -187,8 +187,8 @@ def task_event(w: Worker, inst: RunInstance, op: int, data: bytes | None) -> New
     raw = outcome.get("error") or {}
     info = ErrorInfo(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
                      traceback=str(raw.get("traceback", "")))
-    event, _, _ = failure_event(w,
-        cmd, attempt, info, retryable=not outcome.get("non_retryable", False),
+    event, _, _ = failure_event(
+        w, cmd, attempt, info, retryable=not outcome.get("non_retryable", False),
         retry_after=outcome.get("retry_after"), took=took,
         heartbeat=outcome.get("heartbeat"))
     return event
@@ -197,6 +197,6 @@ def task_event(w: Worker, inst: RunInstance, op: int, data: bytes | None) -> New
 async def store_heartbeat(w: Worker, run_id: str, op: int, details: Any) -> None:
     try:
         await w.store.save_heartbeat(run_id, op, orjson.dumps(details),
-                                        now=w.clock.now())
+                                     now=w.clock.now())
     except DuroError as exc:
         log.debug("heartbeat not saved: %s", exc)
