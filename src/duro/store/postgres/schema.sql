@@ -89,7 +89,9 @@ CREATE TABLE runs (
     concurrency_key text,
     dedup_key text,
     debounce_key text,
-    started_at double precision
+    started_at double precision,
+    recoveries integer DEFAULT 0 NOT NULL,
+    depth integer DEFAULT 0 NOT NULL
 ) WITH (fillfactor=70);
 ALTER TABLE runs ADD CONSTRAINT runs_pkey PRIMARY KEY (run_id);
 CREATE INDEX runs_closed ON runs USING btree (closed_at) WHERE (closed_at IS NOT NULL);
