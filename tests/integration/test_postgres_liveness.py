@@ -257,7 +257,7 @@ def test_a_live_worker_whose_session_dropped_carries_on(
     assert took < LEASE / 2  # the lease never expired: the session told
     assert "database session was lost" in caplog.text
     assert "lost their database session" in caplog.text
-    assert "owned by another worker now" in caplog.text  # a's late writes, fenced out
+    assert "moved on in the store" in caplog.text  # a's late writes, fenced out
     rows = run(_sql(pg_url, """
         SELECT (SELECT count(*) FROM runs WHERE status = 'completed'),
                (SELECT count(*) FROM (SELECT run_id, op FROM events

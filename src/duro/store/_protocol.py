@@ -26,14 +26,18 @@ __all__ = ["Fenced", "Store"]
 
 
 class Fenced(Exception):
-    """A write carried a stale fencing epoch: another worker owns the run now."""
+    """A write was refused and wrote nothing: it carried a stale fencing epoch (another
+    worker owns the run now), or its events do not continue the stored history (an
+    earlier write of the run failed, so this one would leave a gap)."""
 
 
 class Store(Protocol):
     """Persistence of runs, histories, leases and messages.
 
-    Every write that changes a run's history checks the caller's fencing epoch in the
-    same transaction and raises :class:`Fenced` when it is stale.
+    Every write that changes a run's history checks, in the same transaction, the
+    caller's fencing epoch and that its first sequence number is the stored history's
+    length, and raises :class:`Fenced` (having written nothing) when either does not
+    hold: a history never has a gap, whatever failed before.
     """
 
     url: str

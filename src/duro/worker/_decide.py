@@ -309,10 +309,10 @@ async def continue_as_new(w: Worker, inst: RunInstance, cont: ContinueAsNew) -> 
                           history_len=1, queue=record.queue), payload, now,
                     links=links)
     except Fenced:
-        w._drop(inst, release=False)
+        w._drop(inst)
     except Exception as exc:
         log.warning("could not continue run %s as new: %s", inst.run_id, exc)
-        w._drop(inst, release=True)
+        w._drop(inst)
     finally:
         if local and not adopted:
             w.unreserve_slot()

@@ -684,12 +684,16 @@ class Worker:
             await self.store.append(inst.run_id, inst.epoch, seq, events,
                                     now=self.clock.now(), **kw)
         except Fenced:
-            log.info("run %s is owned by another worker now; dropping it", inst.run_id)
-            self._drop(inst, release=False)
+            # Another worker owns the run, or an earlier write of ours failed and this
+            # one did not continue the stored history. Either way the instance is not
+            # what the store holds: drop it; the release (fenced: a no-op for a run
+            # another worker owns) lets it be loaded again from the store.
+            log.info("run %s moved on in the store; dropping it here", inst.run_id)
+            self._drop(inst)
             return False
         except Exception as exc:
             log.warning("could not write run %s: %s; it will be retried", inst.run_id, exc)
-            self._drop(inst, release=True)
+            self._drop(inst)
             return False
         if inst.history_len > self.history_warning and not inst.warned_history:
             inst.warned_history = True
@@ -699,13 +703,14 @@ class Worker:
                         self.history_limit)
         return True
 
-    def _drop(self, inst: RunInstance, *, release: bool) -> None:
+    def _drop(self, inst: RunInstance) -> None:
+        """Forget a run whose write failed or was fenced, and hand it back (the release is
+        fenced too: it does nothing to a run another worker owns now)."""
         if self.active.get(inst.run_id) is inst:
             del self.active[inst.run_id]
         steps.abandon_steps(self, inst)
         inst.close()
-        if release:
-            self._spawn(self._release(inst.run_id, inst.epoch))
+        self._spawn(self._release(inst.run_id, inst.epoch))
         self._poke()
 
     async def _release(self, run_id: str, epoch: int) -> None:
@@ -774,11 +779,11 @@ class Worker:
                                  history_len=1, queue=record.queue), cmd.input, now,
                            links=links)
         except Fenced:
-            self._drop(inst, release=False)
+            self._drop(inst)
             return
         except Exception as exc:
             log.warning("could not start child %s: %s", cmd.workflow_id, exc)
-            self._drop(inst, release=True)
+            self._drop(inst)
             return
         finally:
             if local and not adopted:

@@ -312,7 +312,14 @@ class PostgresStore(PostgresSchedules):
         for attempt in range(4):
             try:
                 async with self._pool.connection() as conn:
-                    return await read(conn)
+                    try:
+                        return await read(conn)
+                    except psycopg.Error:
+                        # Closed, the pool replaces it: after an error inside a pipeline
+                        # psycopg may believe in prepared statements the server never
+                        # made (see Writer._forget_conn).
+                        await conn.close()
+                        raise
             except PoolTimeout:
                 raise StoreError(f"no connection to PostgreSQL at {self._where()} became "
                                  f"available (is the database reachable?)") from None
@@ -388,7 +395,8 @@ class PostgresStore(PostgresSchedules):
     ) -> None:
         simple = status is None and consume_inbox_upto is None
         params: dict[str, Any] = {"run_id": run_id, "epoch": epoch,
-                                  "new_len": first_seq + len(events), "now": now}
+                                  "new_len": first_seq + len(events), "now": now,
+                                  "first_seq": first_seq}
         if simple and len(events) == 1:
             e = events[0]
             sql = _Q["append_one"]
@@ -819,7 +827,7 @@ class PostgresStore(PostgresSchedules):
         having written nothing, when the epoch is stale); projects their side effects."""
         cur = await conn.execute(_Q["append"], {
             **event_arrays(run_id, first_seq, events), "epoch": epoch, "new_len": new_len,
-            "now": now})
+            "first_seq": first_seq, "now": now})
         row = await cur.fetchone()
         if row is None or row[0] != 1:
             raise Fenced(run_id)
@@ -879,8 +887,9 @@ class PostgresStore(PostgresSchedules):
         async def op(conn: Conn) -> Finish:
             cur = await conn.execute(_Q["append_transition"], {
                 **event_arrays(run_id, seq, events), "epoch": epoch, "new_len": new_len,
-                "now": now, "status": "continued_as_new", "result": None, "error": None,
-                "wake_at": None, "release": True, "terminal": True, "consume": None})
+                "first_seq": seq, "now": now, "status": "continued_as_new", "result": None,
+                "error": None, "wake_at": None, "release": True, "terminal": True,
+                "consume": None})
             row = await cur.fetchone()
             if row is None or row[0] != 1:
                 raise Fenced(run_id)

@@ -19,8 +19,11 @@ any write (e.g. "workflow id already used"), or in ``finish()`` when its writes 
 row (a stale fencing epoch: the fenced append is one statement that writes nothing then).
 Nor may an operation open ``conn.transaction()`` or a nested pipeline, or change a
 connection setting: psycopg sends a Sync for those, which would commit the batch midway.
-A *database* error aborts the whole transaction; the writer then rolls back and runs each
-operation of the batch in a transaction of its own, so only the faulty one fails.
+A *database* error aborts the whole transaction; the writer then drops the connection
+(see :meth:`Writer._forget_conn`) and runs each operation of the batch in a transaction
+of its own on a fresh one, so only the faulty one fails. Operations that write a run's
+history are fenced by its length as well as its epoch, so when one fails, a later write
+of the same run in the batch fails too instead of committing past it.
 
 **Lost connections.** The writer reconnects with backoff for up to ``reconnect_timeout``
 seconds, so a database restart only delays callers. A batch cut off by a lost connection
@@ -152,6 +155,7 @@ class Writer:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._task: asyncio.Task[None] | None = None
         self._outage_logged = False
+        self._quiet_reconnect = False  # the next reconnect follows a statement error
         self.batches = 0
         self.ops = 0
         self.reconnects = 0
@@ -233,7 +237,7 @@ class Writer:
                 await self._settle_ambiguous(batch, lost, deadline)
                 return
             except psycopg.Error as exc:
-                await self._rollback(conn)
+                await self._forget_conn()
                 if len(batch) == 1:
                     _deliver(batch[0], None, self._translate(exc))
                 else:
@@ -316,7 +320,9 @@ class Writer:
                 delay = min(delay * 2, 1.0)
                 continue
             self.reconnects += 1
-            log.info("reconnected to the database")
+            if not self._quiet_reconnect:
+                log.info("reconnected to the database")
+            self._quiet_reconnect = False
             return self._conn
 
     async def _discard_conn(self) -> None:
@@ -325,15 +331,18 @@ class Writer:
             with contextlib.suppress(Exception):
                 await conn.close()
 
-    async def _rollback(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        if conn.closed or conn.broken:
-            await self._discard_conn()
-            return
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            try:
-                await conn.execute("ROLLBACK")
-            except psycopg.Error:
-                await self._discard_conn()
+    async def _forget_conn(self) -> None:
+        """A statement of the batch failed: continue on a fresh connection.
+
+        Rolling back is not enough. psycopg counts a statement as prepared as soon as it
+        sends its Parse, and a pipeline aborted by an earlier statement's error skips
+        that Parse on the server: from then on every use of the statement fails with
+        'prepared statement "_pg3_N" does not exist', for this writer and for good. A
+        new connection has no such state, and statement errors are rare (operations
+        check what they can before writing), so the reconnect costs nothing that shows.
+        """
+        self._quiet_reconnect = True
+        await self._discard_conn()
 
     async def _committed(self, lost: _Lost, deadline: float) -> bool | None:
         """Did the lost batch commit? None when the database cannot say by ``deadline``.

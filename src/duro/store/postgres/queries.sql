@@ -37,11 +37,14 @@ WITH r AS (
 SELECT run_id FROM r;
 
 -- name: append
--- The hot path: fence by epoch, bump the history length, insert the events; one
--- statement, so a stale epoch writes nothing. Returns the number of fenced rows (0 or 1).
+-- The hot path: fence by epoch and by the history's length (the events must continue the
+-- stored history: when an earlier write of the run failed, a later one must not commit
+-- past it and leave a gap), bump the length, insert the events; one statement, so a
+-- failed fence writes nothing. Returns the number of fenced rows (0 or 1).
 WITH fence AS (
     UPDATE runs SET history_len = %(new_len)s, updated_at = %(now)s
     WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND status = 'running'
+      AND history_len = %(first_seq)s
     RETURNING run_id
 ), ins AS (
     INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
@@ -58,6 +61,7 @@ SELECT count(*) FROM fence;
 WITH fence AS (
     UPDATE runs SET history_len = %(new_len)s, updated_at = %(now)s
     WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND status = 'running'
+      AND history_len = %(seq)s
     RETURNING run_id
 ), ins AS (
     INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
@@ -80,6 +84,7 @@ WITH fence AS (
         owner = CASE WHEN %(release)s::boolean THEN NULL ELSE owner END,
         closed_at = CASE WHEN %(terminal)s::boolean THEN %(now)s ELSE closed_at END
     WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND status = 'running'
+      AND history_len = %(first_seq)s
     RETURNING run_id
 ), ins AS (
     INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)

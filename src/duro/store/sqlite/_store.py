@@ -473,11 +473,12 @@ class SqliteStore(SqliteSchedules):
         closed_at = now if status in TERMINAL_STATUSES else None
         fence_args: tuple[Any, ...]
         if status is None:
-            fence_sql, fence_args = _Q["fence_append"], (new_len, now, run_id, epoch)
+            fence_sql = _Q["fence_append"]
+            fence_args = (new_len, now, run_id, epoch, first_seq)
         else:
             fence_sql = _Q["fence_transition"]
             fence_args = (new_len, now, status, result, error, wake_at, release, closed_at,
-                          run_id, epoch)
+                          run_id, epoch, first_seq)
 
         side = [e for e in events if e.kind in SIDE_EFFECT_KINDS]
 
@@ -814,7 +815,7 @@ class SqliteStore(SqliteSchedules):
 
         def op_(conn: sqlite3.Connection) -> tuple[RunRecord | None, NewEvent]:
             if conn.execute(_Q["fence_append"], (seq + len(rows) + 1, now, parent_run_id,
-                                                 epoch)).rowcount != 1:
+                                                 epoch, seq)).rowcount != 1:
                 raise Fenced(parent_run_id)
             conn.executemany(_Q["insert_event"], rows)
             for e in before:
@@ -856,7 +857,7 @@ class SqliteStore(SqliteSchedules):
 
         def op(conn: sqlite3.Connection) -> RunRecord:
             fence = (seq + len(rows), now, "continued_as_new", None, None, None, True, now,
-                     run_id, epoch)
+                     run_id, epoch, seq)
             if conn.execute(_Q["fence_transition"], fence).rowcount != 1:
                 raise Fenced(run_id)
             conn.executemany(_Q["insert_event"], rows)

@@ -15,7 +15,10 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1);
 INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: fence_append
-UPDATE runs SET history_len = ?, updated_at = ? WHERE run_id = ? AND epoch = ? AND status = 'running';
+-- Fenced by epoch and by the history's length: the events must continue the stored
+-- history (when an earlier write of the run failed, a later one must not commit past it).
+UPDATE runs SET history_len = ?, updated_at = ?
+WHERE run_id = ? AND epoch = ? AND status = 'running' AND history_len = ?;
 
 -- name: history
 -- Without run_id: the caller has it, and a copy per event is wasted work on a long history.
@@ -117,7 +120,7 @@ DELETE FROM heartbeats WHERE run_id = ?;
 -- name: fence_transition
 UPDATE runs SET history_len = ?, updated_at = ?, status = ?, result = ?, error = ?, wake_at = ?,
     owner = CASE WHEN ? THEN NULL ELSE owner END, closed_at = ?
-WHERE run_id = ? AND epoch = ? AND status = 'running';
+WHERE run_id = ? AND epoch = ? AND status = 'running' AND history_len = ?;
 
 -- name: claim_ready
 -- {names} is replaced by the placeholders of the worker's workflow names.
