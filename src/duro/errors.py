@@ -51,6 +51,15 @@ class ErrorInfo:
         return f"{self.type}: {self.message}" if self.message else self.type
 
 
+def exception_message(exc: BaseException) -> str:
+    """``str(exc)``, or a placeholder when that raises (user code may define any
+    ``__str__``; describing a failure must never fail)."""
+    try:
+        return str(exc)
+    except BaseException as inner:
+        return f"<str() of this exception raised {type(inner).__name__}>"
+
+
 class DuroError(Exception):
     """Base class of every error duro raises."""
 

@@ -209,6 +209,7 @@ class WorkflowHandle(Generic[R]):
         store = self._engine.store
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.002
+        ended: str | None = None  # a run seen ended: its outcome is read once more
         while True:
             outcome = await store.get_update(run_id, update_id)
             status = outcome.status if outcome is not None else "requested"
@@ -221,6 +222,16 @@ class WorkflowHandle(Generic[R]):
                 raise UpdateFailedError(f"update {name!r} failed: {cause}", cause=cause)
             run = await store.get_run(self.workflow_id, run_id)
             if run is not None and run.status.is_terminal:
+                if ended != run_id:  # its end may have settled the update: look again
+                    ended = run_id
+                    continue
+                if outcome is None:
+                    # Continued as new before taking the update: it went with the
+                    # messages to the next run (its row too), maybe further on since.
+                    found = await store.find_update(self.workflow_id, update_id)
+                    if found is not None and found[0] != run_id:
+                        run_id = found[0]
+                        continue
                 raise UpdateRejectedError(
                     f"update {name!r} was not handled: the run ended ({run.status.value})")
             if deadline is not None and time.monotonic() >= deadline:

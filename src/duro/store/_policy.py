@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
+import orjson
+
 from duro.errors import WorkflowAlreadyStartedError
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
     IdReusePolicy,
+    Message,
     RunRecord,
     RunStatus,
 )
 
-__all__ = ["check_existing"]
+__all__ = ["CARRIED_KINDS", "carried_over", "check_existing"]
+
+#: Inbox messages that follow a run into its successor at continue-as-new. A child's end
+#: and a step task's outcome concern operations of the old run only.
+CARRIED_KINDS = frozenset({"signal", "update", "cancel"})
 
 
 def check_existing(existing: RunRecord, workflow_id: str, on_conflict: IdConflictPolicy,
@@ -35,3 +44,19 @@ def check_existing(existing: RunRecord, workflow_id: str, on_conflict: IdConflic
             f"({existing.status.value}) and the reuse policy is {on_reuse!r}",
             workflow_id=workflow_id, run_id=existing.run_id)
     return existing, True
+
+
+def carried_over(carry: Sequence[Message],
+                 inbox: Iterable[tuple[str, str | None, bytes | None]]) -> list[Message]:
+    """What a successor's inbox gets at continue-as-new, in order: the messages the old
+    run recorded but never took (``carry``, oldest first), then what was still waiting
+    in its inbox (``(kind, name, data)`` rows in arrival order), of the carried kinds."""
+    out = list(carry)
+    for kind, name, data in inbox:
+        if kind not in CARRIED_KINDS:
+            continue
+        update_id = None
+        if kind == "update":
+            update_id = str(orjson.loads(data).get("update_id")) if data else None
+        out.append(Message(kind=kind, name=name, data=data, update_id=update_id))
+    return out

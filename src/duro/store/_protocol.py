@@ -268,8 +268,14 @@ class Store(Protocol):
     async def continue_as_new(
         self, run_id: str, epoch: int, seq: int, events: Sequence[NewEvent], *,
         new_run_id: str, input: bytes, owner: str | None, now: float,
+        carry: Sequence[Message] = (),
     ) -> RunRecord:
-        """Close a run as continued-as-new and start its successor, atomically."""
+        """Close a run as continued-as-new and start its successor, atomically.
+
+        The successor's inbox gets ``carry`` (messages the run recorded but its code
+        never took), then the signals, updates and cancel requests still waiting in the
+        run's inbox, in that order (:func:`duro.store._policy.carried_over`).
+        """
         ...
 
     async def copy_run(
@@ -295,6 +301,12 @@ class Store(Protocol):
 
     async def get_update(self, run_id: str, update_id: str) -> UpdateOutcome | None:
         """Where an update stands."""
+        ...
+
+    async def find_update(self, workflow_id: str,
+                          update_id: str) -> tuple[str, UpdateOutcome] | None:
+        """The latest run of a workflow id that holds this update (continue-as-new
+        carries an update it did not take to the next run), and where it stands."""
         ...
 
     async def reject_update(

@@ -119,6 +119,10 @@ def after(w: Worker, inst: RunInstance) -> None:
         inst.finishing = True
         w._spawn(park(w, inst, inst.park_error))
         return
+    if inst.failure is not None:  # raised by a signal handler
+        inst.finishing = True
+        w._spawn(fail(w, inst, inst.failure))
+        return
     main = inst.main
     if main is not None and main.done():
         inst.finishing = True
@@ -199,8 +203,21 @@ async def flush(w: Worker, inst: RunInstance) -> None:
     after(w, inst)
 
 
-async def fail(w: Worker, inst: RunInstance, exc: Exception) -> None:
+async def settle_messages(inst: RunInstance, *, continuing: bool) -> None:
+    """Before a run's end is written: let a read of its inbox that is under way finish
+    (the messages it records must be counted below, not land after the end), then fail
+    the updates that cannot count (see workflow/_messages.py)."""
+    while inst.inbox_read is not None:
+        await asyncio.shield(inst.inbox_read)
+    inst.mailbox.fail_unfinished(continuing=continuing)
+    if not continuing and (left := inst.mailbox.unhandled_signals()):
+        log.info("run %s of %s ended with %d signal(s) its code never took", inst.run_id,
+                 inst.workflow.name, left)
+
+
+async def fail(w: Worker, inst: RunInstance, exc: BaseException) -> None:
     steps.abandon_steps(w, inst)
+    await settle_messages(inst, continuing=False)
     error = error_payload(error_info(exc))
     event = NewEvent(kind="run_failed", ts=w.clock.now(), data=error)
     if await w._append(inst, [event], status="failed", error=error, release=True):
@@ -272,6 +289,7 @@ async def finish(w: Worker, inst: RunInstance, main: asyncio.Task[Any]) -> None:
             status, kind = "failed", "run_failed"
             error = error_payload(error_info(exc))
     steps.abandon_steps(w, inst)
+    await settle_messages(inst, continuing=False)
     event = NewEvent(kind=kind, ts=now, data=result if status == "completed" else error)
     ok = await w._append(inst, [event], status=status, result=result, error=error,
                          release=True)
@@ -289,6 +307,7 @@ async def continue_as_new(w: Worker, inst: RunInstance, cont: ContinueAsNew) -> 
         await fail(w, inst, exc)
         return
     steps.abandon_steps(w, inst)
+    await settle_messages(inst, continuing=True)
     events = [*inst.outbox, NewEvent(kind="run_continued_as_new", ts=now, data=payload)]
     inst.outbox = []
     seq = inst.history_len
@@ -298,7 +317,8 @@ async def continue_as_new(w: Worker, inst: RunInstance, cont: ContinueAsNew) -> 
     try:
         record = await w.store.continue_as_new(
             inst.run_id, inst.epoch, seq, events, new_run_id=str(uuid.uuid4()),
-            input=payload, owner=w.worker_id if local else None, now=now)
+            input=payload, owner=w.worker_id if local else None, now=now,
+            carry=inst.mailbox.carried())
         closed(w, inst)
         if local:
             adopted = True
@@ -308,6 +328,7 @@ async def continue_as_new(w: Worker, inst: RunInstance, cont: ContinueAsNew) -> 
                           workflow_name=record.workflow_name, epoch=record.epoch,
                           history_len=1, queue=record.queue), payload, now,
                     links=links)
+            w.inbox_hint(record.run_id)  # messages carried over or moved to it
     except Fenced:
         w._drop(inst)
     except Exception as exc:

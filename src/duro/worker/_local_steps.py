@@ -4,7 +4,6 @@ attempt's outcome in the run's history. Functions over the :class:`Worker`'s sta
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from duro.step._step import StepInfo
 from duro.store import NewEvent
 from duro.store._records import TaskRecord
 from duro.worker import _decide as decide
-from duro.worker._steps import error_info, error_payload, run_attempt
+from duro.worker._steps import cancelled_here, error_info, error_payload, run_attempt
 from duro.workflow._instance import RunInstance, StepCommand
 
 if TYPE_CHECKING:
@@ -68,14 +67,14 @@ async def run_step(w: Worker, inst: RunInstance, cmd: StepCommand) -> None:
         data = await run_attempt(
             cmd, info, w.executor, deadline,
             lambda c: w._spawn(store_heartbeat(w, inst.run_id, c.op, c.heartbeat)))
-    except asyncio.CancelledError:
-        info.cancelled = True
-        if cmd.state == "running":
-            cmd.state = "cancelled"
-        inst.inflight -= 1
-        decide.after_soon(w, inst)
-        return
-    except Exception as exc:
+    except BaseException as exc:  # the step's code may raise anything
+        if cancelled_here(exc):
+            info.cancelled = True
+            if cmd.state == "running":
+                cmd.state = "cancelled"
+            inst.inflight -= 1
+            decide.after_soon(w, inst)
+            return
         await step_failed(w, inst, cmd, attempt, exc, time.perf_counter() - started)
         return
     if not inst.active or cmd.state != "running":
@@ -122,7 +121,8 @@ def failure_event(
 
 
 async def step_failed(
-    w: Worker, inst: RunInstance, cmd: StepCommand, attempt: int, exc: Exception, took: float
+    w: Worker, inst: RunInstance, cmd: StepCommand, attempt: int, exc: BaseException,
+    took: float,
 ) -> None:
     if not inst.active or cmd.state != "running":
         inst.inflight -= 1

@@ -12,26 +12,46 @@ from typing import Any
 
 import orjson
 
-from duro.errors import ErrorInfo, NonRetryableError, StepTimeoutError
+from duro.errors import ErrorInfo, NonRetryableError, StepTimeoutError, exception_message
 from duro.serde import encode
 from duro.step._step import StepInfo, _current_step
 from duro.workflow._instance import StepCommand
 
-__all__ = ["error_info", "error_payload", "run_attempt"]
+__all__ = ["cancelled_here", "error_info", "error_payload", "run_attempt"]
+
+
+def cancelled_here(exc: BaseException) -> bool:
+    """Whether ``exc``, caught around a step attempt, is the worker cancelling the task
+    that runs it (the step is abandoned) rather than the step's own code raising
+    ``CancelledError`` (or anything else): that is just a failed attempt."""
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 def error_info(exc: BaseException, *, non_retryable: bool = False) -> ErrorInfo:
-    """What to record about an exception."""
+    """What to record about an exception (any: user code may raise anything, even an
+    exception whose ``str()`` raises)."""
     cls = type(exc)
     name = cls.__qualname__
     if cls.__module__ != "builtins":
         name = f"{cls.__module__}.{name}"
     return ErrorInfo(
         type=name,
-        message=str(exc),
-        traceback="".join(traceback.format_exception(cls, exc, exc.__traceback__)),
+        message=exception_message(exc),
+        traceback=_traceback(exc),
         non_retryable=non_retryable or isinstance(exc, NonRetryableError),
     )
+
+
+def _traceback(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except BaseException:  # it formats str(exc) (and its causes'): user code
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        return f"Traceback (most recent call last):\n{frames}{type(exc).__name__}: " \
+               f"{exception_message(exc)}\n"
 
 
 def error_payload(info: ErrorInfo) -> bytes:

@@ -20,8 +20,9 @@ import orjson
 from duro.errors import DuroError, PayloadDecodeError
 from duro.step._step import Step, StepInfo, _registry
 from duro.store._records import TaskRecord
-from duro.worker._steps import error_info, run_attempt
-from duro.workflow._instance import StepCommand, _convert_args
+from duro.worker._steps import cancelled_here, error_info, run_attempt
+from duro.workflow._instance import StepCommand
+from duro.workflow._messages import convert_args
 
 if TYPE_CHECKING:
     from duro.worker._worker import Worker
@@ -80,7 +81,7 @@ class TaskRunner:
             raise DuroError(f"no step {task.step!r} here")
         try:
             raw = orjson.loads(task.args) if task.args else {}
-            args = _convert_args(step.fn, list(raw.get("args", [])))
+            args = convert_args(step.fn, list(raw.get("args", [])))
             kwargs = dict(raw.get("kwargs", {}))
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             err = PayloadDecodeError(f"arguments of task {task.task_id}: {exc}")
@@ -96,7 +97,9 @@ class TaskRunner:
         try:
             data = await run_attempt(cmd, step_info, self.worker.executor, deadline,
                                      lambda c: None)
-        except Exception as exc:
+        except BaseException as exc:  # the step's code may raise anything
+            if cancelled_here(exc):
+                raise
             return _outcome(task, None, exc, step, time.perf_counter() - started,
                             cmd.heartbeat)
         return _outcome(task, data, None, step, time.perf_counter() - started, cmd.heartbeat)

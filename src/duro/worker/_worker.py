@@ -600,6 +600,8 @@ class Worker:
             inst.inbox_again = True
             return
         inst.reading_inbox = True
+        assert self.loop is not None
+        inst.inbox_read = read = self.loop.create_future()
         try:
             while True:
                 inst.inbox_again = False
@@ -608,6 +610,8 @@ class Worker:
                     return
         finally:
             inst.reading_inbox = False
+            inst.inbox_read = None
+            read.set_result(None)
 
     async def _consume_inbox_once(self, inst: RunInstance, *, after: bool) -> None:
         messages = await self.store.read_inbox(inst.run_id)

@@ -4,7 +4,6 @@ update handlers, conditions, child workflows, continue-as-new."""
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Literal, ParamSpec, TypeVar, overload
@@ -57,12 +56,12 @@ async def wait_for_signal(
         type: Convert the payload to this type (dataclass, pydantic model, ...).
         default: Returned on timeout.
     """
-    inst = _instance("wait_for_signal")
-    buffered = inst.signal_buffer.get(name)
-    if buffered:
-        return convert(buffered.popleft(), type)
-    fut: asyncio.Future[Any] = inst.loop.create_future()
-    inst.signal_waiters.setdefault(name, collections.deque()).append(fut)
+    mailbox = _instance("wait_for_signal").mailbox
+    found, value = mailbox.take(name)
+    if found:
+        return convert(value, type)
+    fut = mailbox.wait(name)
+    took = False
     try:
         if timeout is None:
             value = await fut
@@ -71,10 +70,9 @@ async def wait_for_signal(
                 value = await asyncio.wait_for(fut, seconds(timeout))
             except TimeoutError:
                 return default
+        took = True
     finally:
-        waiters = inst.signal_waiters.get(name)
-        if waiters is not None and fut in waiters:
-            waiters.remove(fut)
+        mailbox.done_waiting(name, fut, took=took)
     return convert(value, type)
 
 
@@ -84,11 +82,7 @@ def on_signal(name: str, handler: Callable[..., Any]) -> None:
     The handler takes the payload (converted to its first parameter's type) and may be
     a plain function or ``async def`` (run as a task of the workflow).
     """
-    inst = _instance("on_signal")
-    inst.signal_handlers[name] = handler
-    buffered = inst.signal_buffer.pop(name, None)
-    for value in buffered or ():
-        inst._call_handler(handler, value)
+    _instance("on_signal").mailbox.set_handler(name, handler)
 
 
 def set_state(key: str, value: Any) -> None:
@@ -128,7 +122,7 @@ def on_update(name: str, handler: Callable[..., Any],
     so a rejected update leaves no trace in the history. The handler may be ``async``
     and run steps; its return value is the caller's result.
     """
-    _instance("on_update").update_handlers[name] = (handler, validator)
+    _instance("on_update").mailbox.update_handlers[name] = (handler, validator)
 
 
 async def wait_condition(fn: Callable[[], bool], *,

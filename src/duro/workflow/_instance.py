@@ -9,7 +9,6 @@ delivered strictly in the order they were recorded, so races replay identically.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import inspect
 import random
@@ -27,11 +26,13 @@ from duro.errors import (
     PayloadDecodeError,
     QueryError,
     StepFailedError,
+    exception_message,
 )
 from duro.serde import convert, decode, encode
 from duro.step._step import Step
 from duro.workflow import _guard
 from duro.workflow._loop import WorkflowLoop
+from duro.workflow._messages import Mailbox, convert_args
 
 if TYPE_CHECKING:
     from duro.store import EventRecord, NewEvent
@@ -188,18 +189,17 @@ class RunInstance:
         self.queue = "default"
         self.reading_inbox = False
         self.inbox_again = False
+        self.inbox_read: asyncio.Future[None] | None = None  # set while reading_inbox
         self.deadline_at: float | None = None
         self.parent_run_id: str | None = None
         self.warned_history = False
-        # signals, published state, queries, updates, conditions
-        self.signal_buffer: dict[str, collections.deque[Any]] = {}
-        self.signal_waiters: dict[str, collections.deque[asyncio.Future[Any]]] = {}
-        self.signal_handlers: dict[str, Callable[..., Any]] = {}
+        # An exception from workflow code outside the main coroutine (a signal handler):
+        # the run fails with it.
+        self.failure: BaseException | None = None
+        # signals, updates, cancel requests; published state, queries, conditions
+        self.mailbox = Mailbox(self)
         self.state: dict[str, Any] = {}
         self.query_handlers: dict[str, Callable[..., Any]] = {}
-        self.update_handlers: dict[str, tuple[Callable[..., Any],
-                                              Callable[..., Any] | None]] = {}
-        self.updates_done: set[str] = set()
         self.conditions: list[tuple[Callable[[], bool], asyncio.Future[bool]]] = []
 
     @property
@@ -229,7 +229,7 @@ class RunInstance:
             elif ev.kind == "marker" and ev.name:
                 self.markers.add(ev.name)
             if ev.kind in ("update_completed", "update_failed") and ev.meta:
-                self.updates_done.add(str(orjson.loads(ev.meta).get("update_id")))
+                self.mailbox.updates_done.add(str(orjson.loads(ev.meta).get("update_id")))
         self.replaying = True
         try:
             for i, ev in enumerate(history):
@@ -314,17 +314,18 @@ class RunInstance:
         elif kind in CHILD_KINDS:
             self._apply_child(kind, op, name, data, meta)
         elif kind == "signal_received":
-            self._deliver_signal(name or "", orjson.loads(data) if data else None)
+            self.mailbox.signal(name or "", data)
         elif kind == "state_set":
             self.state[name or ""] = orjson.loads(data) if data else None
         elif kind == "update_accepted":
             info = orjson.loads(meta) if meta else {}
-            args = orjson.loads(data) if data else []
-            self._start_update(str(info.get("update_id")), name or "", args)
+            self.mailbox.update_accepted(str(info.get("update_id")), name or "", data)
         elif kind in ("marker", "update_completed", "update_failed") or kind in TERMINAL_KINDS:
             pass
         elif kind == "cancel_requested":
-            if not self.cancel_requested and self.main is not None and not self.main.done():
+            if self.mailbox.cancel_too_late():
+                return
+            if not self.cancel_requested and self.main is not None:
                 self.main.cancel()
             self.cancel_requested = True
         else:
@@ -359,83 +360,15 @@ class RunInstance:
             + (f": {cause}" if cause else ""),
             workflow_id=cmd.workflow_id, status=status, cause=cause))
 
-    def _deliver_signal(self, name: str, value: Any) -> None:
-        handler = self.signal_handlers.get(name)
-        if handler is not None:
-            self._call_handler(handler, value)
-            return
-        for fut in self.signal_waiters.get(name, ()):
-            if not fut.done():
-                fut.set_result(value)
-                return
-        self.signal_buffer.setdefault(name, collections.deque()).append(value)
-
-    def _call_handler(self, handler: Callable[..., Any], value: Any) -> None:
-        params = [p for p in inspect.signature(handler).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        args: tuple[Any, ...] = ()
-        if params:
-            from duro.serde import hints_of
-
-            hint = hints_of(handler).get(params[0].name, Any)
-            args = (convert(value, hint),)
-        if inspect.iscoroutinefunction(handler):
-            self.loop.create_task(handler(*args))
-        else:
-            previous = _get_running_loop()
-            _set_running_loop(self.loop)
-            try:
-                handler(*args)
-            finally:
-                _set_running_loop(previous)
-
-    def _start_update(self, update_id: str, name: str, args: list[Any]) -> None:
-        entry = self.update_handlers.get(name)
-        if entry is None:
-            raise NondeterminismError(
-                f"nondeterminism in workflow {self.workflow.name!r} (run {self.run_id}): the "
-                f"history accepted update {name!r} but the code has no handler for it now")
-        handler = entry[0]
-        self.loop.create_task(self._run_update(update_id, name, handler, args))
-
-    async def _run_update(self, update_id: str, name: str, handler: Callable[..., Any],
-                          args: list[Any]) -> None:
-        from duro.store import NewEvent
-
-        meta = orjson.dumps({"update_id": update_id})
-        try:
-            result = handler(*_convert_args(handler, args))
-            if inspect.isawaitable(result):
-                result = await result
-            payload = encode(result, what=f"the result of update {name!r}")
-            kind = "update_completed"
-        except (Park, asyncio.CancelledError):
-            raise
-        except Exception as exc:
-            from duro.worker._steps import error_info, error_payload
-
-            payload, kind = error_payload(error_info(exc)), "update_failed"
-        if update_id not in self.updates_done and not self.replaying:
-            self.updates_done.add(update_id)
-            self.outbox.append(NewEvent(kind=kind, ts=self.now_ts, name=name, data=payload,
-                                        meta=meta))
+    def fail_with(self, exc: BaseException) -> None:
+        """Fail the run with an exception workflow code raised outside its main coroutine
+        (a signal handler), as if the main coroutine had raised it."""
+        if self.failure is None and not isinstance(exc, asyncio.CancelledError):
+            self.failure = exc
 
     def validate_update(self, name: str, args: list[Any]) -> Exception | None:
         """Run the validator of an update on the live instance; None means accepted."""
-        entry = self.update_handlers.get(name)
-        if entry is None:
-            known = ", ".join(sorted(self.update_handlers)) or "none"
-            return LookupError(f"workflow {self.workflow.name!r} has no update handler "
-                               f"{name!r} (registered: {known})")
-        validator = entry[1]
-        if validator is None:
-            return None
-        try:
-            with self.read_only():
-                validator(*_convert_args(validator, args))
-        except Exception as exc:
-            return exc
-        return None
+        return self.mailbox.validate(name, args)
 
     @contextlib.contextmanager
     def read_only(self) -> Iterator[None]:
@@ -459,11 +392,12 @@ class RunInstance:
                              f"(registered: {known})")
         try:
             with self.read_only():
-                result = handler(*_convert_args(handler, args))
+                result = handler(*convert_args(handler, args))
         except QueryError:
             raise
-        except Exception as exc:
-            raise QueryError(f"query {name!r} failed: {type(exc).__name__}: {exc}") from exc
+        except BaseException as exc:  # user code must not take the caller down
+            raise QueryError(f"query {name!r} failed: {type(exc).__name__}: "
+                             f"{exception_message(exc)}") from exc
         if inspect.isawaitable(result):
             if inspect.iscoroutine(result):
                 result.close()
@@ -540,7 +474,13 @@ class RunInstance:
                 while ready and self.park_error is None:
                     handle = ready.popleft()
                     if not handle._cancelled:
-                        handle._run()
+                        try:
+                            handle._run()
+                        except (SystemExit, KeyboardInterrupt) as exc:
+                            # asyncio lets these two through every task and callback
+                            # (the task has stored it too): here it is workflow code's,
+                            # and it fails the run, not the worker.
+                            self.fail_with(exc)
                 if not (self.conditions and self._check_conditions()):
                     break
         except _guard.GuardInterrupt:
@@ -559,7 +499,7 @@ class RunInstance:
                 continue
             try:
                 met = fn()
-            except Exception as exc:
+            except BaseException as exc:  # user code: raised at the wait_condition
                 fut.set_exception(exc)
                 changed = True
                 continue
@@ -744,7 +684,7 @@ class RunInstance:
         self.timers.clear()
         self.commands.clear()
         self.conditions.clear()
-        self.signal_waiters.clear()
+        self.mailbox.clear()
         self.main = None
 
 
@@ -771,17 +711,6 @@ def _command_name(cmd: StepCommand | TimerCommand | ChildCommand) -> str | None:
     if isinstance(cmd, ChildCommand):
         return cmd.workflow.name
     return None
-
-
-def _convert_args(fn: Callable[..., Any], args: list[Any]) -> list[Any]:
-    """Convert plain JSON arguments to a handler's parameter types."""
-    from duro.serde import hints_of
-
-    hints = hints_of(fn)
-    params = [p for p in inspect.signature(fn).parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return [convert(a, hints.get(params[i].name, Any)) if i < len(params) else a
-            for i, a in enumerate(args)]
 
 
 def _group(kind: str) -> str:

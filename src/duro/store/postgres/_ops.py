@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from duro.errors import StoreError, WorkflowAlreadyStartedError
-from duro.store._policy import check_existing
+from duro.store._policy import carried_over, check_existing
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
@@ -31,8 +31,8 @@ from duro.store._records import (
 from duro.store.postgres._arrays import event_columns
 from duro.store.postgres._sql import queries
 
-__all__ = ["close", "create_run", "event_arrays", "fetch_run", "on_closed", "row_to_run",
-           "send"]
+__all__ = ["close", "create_run", "event_arrays", "fetch_run", "move_inbox", "on_closed",
+           "row_to_run", "send"]
 
 _Q = queries()
 Conn = psycopg.AsyncConnection[Any]
@@ -161,16 +161,28 @@ async def create_run(
 async def send(conn: Conn, run_id: str, message: Message,
                now: float) -> psycopg.AsyncCursor[dict[str, Any]]:
     """Queue a message for a live run (and its update row) and wake it; the cursor yields
-    the run after the message, or nothing if it was no longer live."""
-    if message.update_id is not None:
-        await conn.execute(_Q["insert_update"], {"run_id": run_id, "now": now,
-                                                 "update_id": message.update_id,
-                                                 "name": message.name})
+    the run after the message, or nothing (and nothing was written) if it was no longer
+    live."""
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(_Q["send_message"], {"run_id": run_id, "kind": message.kind,
                                            "name": message.name, "data": message.data,
-                                           "now": now})
+                                           "update_id": message.update_id, "now": now})
     return cur
+
+
+async def move_inbox(conn: Conn, old: str, new: str, carry: Sequence[Message],
+                     now: float) -> None:
+    """At continue-as-new: give the successor ``carry`` and what waits in the old run's
+    inbox (:func:`duro.store._policy.carried_over`), update rows following updates. The
+    old run's row is locked by this transaction's fence, so no message can slip in."""
+    cur = await conn.execute(_Q["read_inbox"], {"run_id": old})
+    moved = carried_over(carry, ((r[1], r[2], r[3]) for r in await cur.fetchall()))
+    await conn.execute(_Q["consume_inbox"], {"run_id": old, "upto": 2**62})
+    for message in moved:
+        if message.update_id is not None:
+            await conn.execute(_Q["delete_update"], {"run_id": old,
+                                                     "update_id": message.update_id})
+        await send(conn, new, message, now)
 
 
 async def close(conn: Conn, run_id: str, status: str, kind: str, error: bytes, now: float,

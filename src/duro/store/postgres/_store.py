@@ -52,6 +52,7 @@ from duro.store.postgres._ops import (
     create_run,
     event_arrays,
     fetch_run,
+    move_inbox,
     on_closed,
     row_to_run,
     send,
@@ -92,6 +93,14 @@ def _translate(exc: BaseException) -> BaseException:
 
 
 _run = row_to_run
+
+# Lookups of a workflow id's live run before giving up (see PostgresStore._write_message).
+_MOVED_RETRIES = 5
+
+
+class _Moved(Exception):
+    """The live run a message was for ended before the message went in (nothing was
+    written): look the workflow id up again."""
 
 
 def _claim(row: Sequence[Any]) -> Claim:
@@ -295,6 +304,18 @@ class PostgresStore(PostgresSchedules):
             raise StoreError("the store is not open")
         return await self._writer.submit(op, notify=notify, ambiguous=ambiguous)
 
+    async def _write_message(self, op: Callable[[Conn], Any], **kw: Any) -> Any:
+        """:meth:`_write` an operation that sends a message to a workflow id's live run,
+        again while it raises :class:`_Moved` (the run it looked up ended, or continued
+        as new, before the message went in: another transaction, which this one's
+        snapshot could not see coming)."""
+        for _ in range(_MOVED_RETRIES):
+            try:
+                return await self._write(op, **kw)
+            except _Moved:
+                continue
+        raise StoreError("the run kept ending while a message was sent to it; try again")
+
     async def _read(self, name: str, params: dict[str, Any], *,
                     dicts: bool = False, binary: bool = False) -> list[Any]:
         async def read(conn: Conn) -> list[Any]:
@@ -365,7 +386,9 @@ class PostgresStore(PostgresSchedules):
 
             async def finish() -> tuple[RunRecord, bool]:
                 row = await sent.fetchone()
-                return (_run(row) if row else record), created
+                if row is None:  # the live run ended meanwhile: nothing was written
+                    raise _Moved(workflow_id)
+                return _run(row), created
 
             return finish
 
@@ -373,7 +396,7 @@ class PostgresStore(PostgresSchedules):
             await conn.execute(_Q["release_run"], {"run_id": run_id, "epoch": 1, "now": now})
 
         owned = owner is not None and (placement is None or placement.immediate)
-        result: tuple[RunRecord, bool] = await self._write(
+        result: tuple[RunRecord, bool] = await self._write_message(
             op, notify=not owned or message is not None,
             ambiguous=undo if owned else "fail")
         return result
@@ -774,12 +797,12 @@ class PostgresStore(PostgresSchedules):
             async def finish() -> RunRecord:
                 row = await cur.fetchone()
                 if row is None:  # it ended between the lookup and the insert
-                    raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
+                    raise _Moved(workflow_id)
                 return _run(row)
 
             return finish
 
-        record: RunRecord = await self._write(op, notify=True)
+        record: RunRecord = await self._write_message(op, notify=True)
         return record
 
     async def read_inbox(self, run_id: str) -> list[tuple[int, str, str | None, bytes | None]]:
@@ -876,11 +899,13 @@ class PostgresStore(PostgresSchedules):
     async def continue_as_new(
         self, run_id: str, epoch: int, seq: int, events: Sequence[NewEvent], *,
         new_run_id: str, input: bytes, owner: str | None, now: float,
+        carry: Sequence[Message] = (),
     ) -> RunRecord:
         """Close a run as continued-as-new and start its successor, atomically.
 
         The successor keeps the workflow id, queue, priority, concurrency key, parent,
-        deadline and published state.
+        deadline and published state, and gets the messages ``carry`` and the old run's
+        inbox (see :meth:`duro.store.Store.continue_as_new`).
         """
         new_len = seq + len(events)
 
@@ -910,6 +935,7 @@ class PostgresStore(PostgresSchedules):
                 placement=Placement(queue=old.queue, priority=old.priority,
                                     concurrency_key=old.concurrency_key))
             await conn.execute(_Q["copy_state"], {"new_run_id": new_run_id, "run_id": run_id})
+            await move_inbox(conn, run_id, new_run_id, carry, now)
             return _done(record)
 
         record: RunRecord = await self._write(op, notify=owner is None)
@@ -1010,10 +1036,16 @@ class PostgresStore(PostgresSchedules):
                                                     error=existing[2])))
             if record.status.value not in LIVE_STATUSES:
                 raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
-            await send(conn, record.run_id, message, now)
-            return _done((record, UpdateOutcome(status="requested")))
+            sent = await send(conn, record.run_id, message, now)
 
-        result: tuple[RunRecord, UpdateOutcome] = await self._write(op, notify=True)
+            async def finish() -> tuple[RunRecord, UpdateOutcome]:
+                if await sent.fetchone() is None:  # it ended between lookup and insert
+                    raise _Moved(workflow_id)
+                return record, UpdateOutcome(status="requested")
+
+            return finish
+
+        result: tuple[RunRecord, UpdateOutcome] = await self._write_message(op, notify=True)
         return result
 
     async def get_update(self, run_id: str, update_id: str) -> UpdateOutcome | None:
@@ -1021,6 +1053,15 @@ class PostgresStore(PostgresSchedules):
         if not rows:
             return None
         return UpdateOutcome(status=rows[0][0], result=rows[0][1], error=rows[0][2])
+
+    async def find_update(self, workflow_id: str,
+                          update_id: str) -> tuple[str, UpdateOutcome] | None:
+        rows = await self._read("find_update", {"workflow_id": workflow_id,
+                                                "update_id": update_id})
+        if not rows:
+            return None
+        r = rows[0]
+        return r[0], UpdateOutcome(status=r[1], result=r[2], error=r[3])
 
     async def reject_update(
         self, run_id: str, update_id: str, message_id: int, *, error: bytes, now: float

@@ -443,7 +443,9 @@ WHERE run_id = %(run_id)s AND status = 'parked'
 RETURNING *;
 
 -- name: send_message
--- Lock the live run, store the message, and wake the run if it is suspended.
+-- Lock the live run, store the message (and an update request's row), and wake the run
+-- if it is suspended; nothing at all if the run is no longer live (it may have ended, or
+-- continued as new, since the caller looked it up).
 WITH w AS (
     UPDATE runs SET updated_at = %(now)s,
         wake_at = CASE WHEN status = 'suspended' THEN %(now)s ELSE wake_at END,
@@ -453,12 +455,18 @@ WITH w AS (
 ), i AS (
     INSERT INTO inbox (run_id, kind, name, data, ts)
     SELECT run_id, %(kind)s, %(name)s, %(data)s, %(now)s FROM w
+), u AS (
+    INSERT INTO updates (run_id, update_id, name, status, ts)
+    SELECT run_id, %(update_id)s::text, %(name)s, 'requested', %(now)s FROM w
+    WHERE %(update_id)s::text IS NOT NULL
 )
 SELECT * FROM w;
 
--- name: insert_update
-INSERT INTO updates (run_id, update_id, name, status, ts)
-VALUES (%(run_id)s, %(update_id)s, %(name)s, 'requested', %(now)s);
+-- name: delete_update
+DELETE FROM updates WHERE run_id = %(run_id)s AND update_id = %(update_id)s;
+
+-- name: consume_inbox
+DELETE FROM inbox WHERE run_id = %(run_id)s AND id <= %(upto)s;
 
 -- name: upsert_state
 -- Published state follows the history: written with the state_set event, fenced.
@@ -512,6 +520,11 @@ SELECT value FROM run_state WHERE run_id = %(run_id)s AND key = %(key)s;
 
 -- name: get_update
 SELECT status, result, error FROM updates WHERE run_id = %(run_id)s AND update_id = %(update_id)s;
+
+-- name: find_update
+SELECT u.run_id, u.status, u.result, u.error FROM updates u JOIN runs r ON r.run_id = u.run_id
+WHERE r.workflow_id = %(workflow_id)s AND u.update_id = %(update_id)s
+ORDER BY r.created_seq DESC LIMIT 1;
 
 -- name: reject_update
 WITH u AS (

@@ -5,11 +5,12 @@ read models, and closing runs (with their parent notification and children polic
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 import orjson
 
 from duro.errors import RunNotFoundError, WorkflowAlreadyStartedError
-from duro.store._policy import check_existing
+from duro.store._policy import carried_over, check_existing
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
@@ -23,8 +24,8 @@ from duro.store._records import (
 )
 from duro.store.sqlite._sql import queries
 
-__all__ = ["SIDE_EFFECT_KINDS", "close", "create_run", "live_run_id", "on_closed", "project",
-           "row_to_run", "send"]
+__all__ = ["SIDE_EFFECT_KINDS", "close", "create_run", "live_run_id", "move_inbox",
+           "on_closed", "project", "row_to_run", "send"]
 
 _Q = queries()
 
@@ -148,6 +149,19 @@ def send(conn: sqlite3.Connection, run_id: str, message: Message, now: float) ->
         conn.execute(_Q["insert_update"], (run_id, message.update_id, message.name, now))
     conn.execute(_Q["insert_inbox"], (run_id, message.kind, message.name, message.data, now))
     conn.execute(_Q["wake_for_inbox"], (now, now, run_id))
+
+
+def move_inbox(conn: sqlite3.Connection, old: str, new: str, carry: Sequence[Message],
+               now: float) -> None:
+    """At continue-as-new: give the successor ``carry`` and what waits in the old run's
+    inbox (:func:`duro.store._policy.carried_over`), update rows following updates."""
+    rows = conn.execute(_Q["read_inbox"], (old,)).fetchall()
+    moved = carried_over(carry, ((r[1], r[2], r[3]) for r in rows))
+    conn.execute(_Q["consume_inbox"], (old, 2**62))
+    for message in moved:
+        if message.update_id is not None:
+            conn.execute(_Q["delete_update"], (old, message.update_id))
+        send(conn, new, message, now)
 
 
 def project(conn: sqlite3.Connection, run_id: str, event: NewEvent) -> None:

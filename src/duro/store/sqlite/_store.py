@@ -48,6 +48,7 @@ from duro.store.sqlite._ops import (
     close,
     create_run,
     live_run_id,
+    move_inbox,
     on_closed,
     project,
     row_to_run,
@@ -847,10 +848,13 @@ class SqliteStore(SqliteSchedules):
     async def continue_as_new(
         self, run_id: str, epoch: int, seq: int, events: Sequence[NewEvent], *,
         new_run_id: str, input: bytes, owner: str | None, now: float,
+        carry: Sequence[Message] = (),
     ) -> RunRecord:
         """Close a run as continued-as-new and start its successor, atomically.
 
-        The successor keeps the workflow id, parent, deadline and published state.
+        The successor keeps the workflow id, parent, deadline and published state, and
+        gets the messages ``carry`` and the old run's inbox (see
+        :meth:`duro.store.Store.continue_as_new`).
         """
         rows = [(run_id, seq + i, e.kind, e.op, e.name, e.ts, e.data, e.meta)
                 for i, e in enumerate(events)]
@@ -876,6 +880,7 @@ class SqliteStore(SqliteSchedules):
                                     placement=Placement(queue=old.queue, priority=old.priority,
                                                         concurrency_key=old.concurrency_key))
             conn.execute(_Q["copy_state"], (new_run_id, run_id))
+            move_inbox(conn, run_id, new_run_id, carry, now)
             return record
 
         record: RunRecord = await self._write(op)
@@ -967,6 +972,14 @@ class SqliteStore(SqliteSchedules):
         if not rows:
             return None
         return UpdateOutcome(status=rows[0][0], result=rows[0][1], error=rows[0][2])
+
+    async def find_update(self, workflow_id: str,
+                          update_id: str) -> tuple[str, UpdateOutcome] | None:
+        rows = self._read(_Q["find_update"], (workflow_id, update_id))
+        if not rows:
+            return None
+        r = rows[0]
+        return r[0], UpdateOutcome(status=r[1], result=r[2], error=r[3])
 
     async def reject_update(
         self, run_id: str, update_id: str, message_id: int, *, error: bytes, now: float

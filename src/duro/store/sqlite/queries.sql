@@ -160,8 +160,15 @@ WHERE run_id = ?;
 -- name: get_update
 SELECT status, result, error FROM updates WHERE run_id = ? AND update_id = ?;
 
+-- name: find_update
+SELECT u.run_id, u.status, u.result, u.error FROM updates u JOIN runs r ON r.run_id = u.run_id
+WHERE r.workflow_id = ? AND u.update_id = ? ORDER BY r.created_at DESC, r.rowid DESC LIMIT 1;
+
 -- name: insert_update
 INSERT INTO updates (run_id, update_id, name, status, ts) VALUES (?, ?, ?, 'requested', ?);
+
+-- name: delete_update
+DELETE FROM updates WHERE run_id = ? AND update_id = ?;
 
 -- name: set_update
 UPDATE updates SET status = ?, result = ?, error = ?, ts = ? WHERE run_id = ? AND update_id = ?;

@@ -1,0 +1,157 @@
+"""Signals and updates are never lost at continue-as-new.
+
+A message the run received (recorded in its history, or still waiting in its inbox) is
+either applied by that run's code or carried into the next run of the chain, in order;
+an update's caller is told "done" only when the update's effect is part of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import duro
+from tests.conftest import run
+
+
+@duro.workflow(name="can.one_signal_per_run")
+async def one_signal_per_run(seen: list[str]) -> list[str]:
+    value = await duro.wait_for_signal("s", type=str)
+    seen = [*seen, value]
+    if value == "stop":
+        return seen
+    duro.continue_as_new(seen)
+    raise AssertionError("unreachable")
+
+
+def test_signals_sent_quickly_survive_continue_as_new(any_db_url: str) -> None:
+    """The run takes one signal and continues as new; a, b, c, stop sent at once. Before
+    the fix the first run recorded all four, carried none, and the next waited forever."""
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url) as engine:
+            handle = await engine.start(one_signal_per_run, [], id="quick")
+            for value in ["a", "b", "c", "stop"]:
+                await engine.signal("quick", "s", value)
+            assert await handle.result(timeout=20) == ["a", "b", "c", "stop"]
+
+    run(main())
+
+
+@duro.workflow(name="can.handler_batches")
+async def handler_batches(total: int, per_run: int, got: list[int]) -> list[int]:
+    batch: list[int] = []
+    duro.on_signal("add", lambda v: batch.append(v))
+    await duro.wait_condition(lambda: len(batch) >= per_run or len(got) + len(batch) >= total)
+    got = [*got, *batch]
+    if len(got) >= total:
+        return got
+    duro.continue_as_new(total, per_run, got)
+    raise AssertionError("unreachable")
+
+
+def test_signals_to_a_handler_survive_continue_as_new(any_db_url: str) -> None:
+    """A handler collects signals; every 3 the run continues as new with what it has.
+    Thirty signals sent in a burst all arrive, once each, in order (before the fix most
+    were recorded in one run and never carried over)."""
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url) as engine:
+            handle = await engine.start(handler_batches, 30, 3, [], id="batches")
+            await asyncio.gather(*(engine.signal("batches", "add", i) for i in range(10)))
+            for i in range(10, 30):
+                await engine.signal("batches", "add", i)
+            got = await handle.result(timeout=30)
+            assert sorted(got) == list(range(30)), got
+            assert got[10:] == list(range(10, 30)), got  # sent one after another: in order
+
+    run(main())
+
+
+@duro.workflow(name="can.counter")
+async def counter(count: int, limit: int) -> int:
+    state = {"count": count}
+
+    def add(n: int) -> int:
+        state["count"] += n
+        return state["count"]
+
+    duro.on_update("add", add)
+    await duro.wait_condition(lambda: state["count"] >= min(limit, 40))
+    if state["count"] >= 40:
+        return state["count"]
+    duro.continue_as_new(state["count"], limit + 3)
+    raise AssertionError("unreachable")
+
+
+def test_acknowledged_updates_survive_continue_as_new(any_db_url: str) -> None:
+    """Updates sent concurrently all succeed, and every one of them counts: the run
+    continues as new every 3 and the final count is the number of updates. Before the
+    fix a caller could be told 'done' while its effect was dropped at continue-as-new."""
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url) as engine:
+            handle = await engine.start(counter, 0, 3, id="counter")
+            results = await asyncio.gather(*(
+                handle.update("add", 1, timeout=30) for _ in range(40)))
+            assert sorted(results) == list(range(1, 41)), results
+            assert await handle.result(timeout=30) == 40
+
+    run(main())
+
+
+@duro.workflow(name="can.slow_update")
+async def slow_update(n: int) -> int:
+    gate = {"open": False}
+
+    async def long(x: int) -> int:
+        gate["open"] = True
+        await asyncio.sleep(3600)  # a durable timer: the handler is still running
+        return x
+
+    duro.on_update("long", long)
+    await duro.wait_condition(lambda: gate["open"])
+    if n == 0:
+        duro.continue_as_new(n + 1)
+    return n
+
+
+def test_an_update_whose_handler_is_still_running_at_continue_as_new_fails(
+        any_db_url: str) -> None:
+    """An update handler still running when the run continues as new cannot report
+    'done': its caller gets a clear failure instead of a silent loss."""
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url) as engine:
+            handle = await engine.start(slow_update, 0, id="slow")
+            with pytest.raises(duro.UpdateFailedError, match="still running"):
+                await handle.update("long", 5, timeout=20)
+
+    run(main())
+
+
+@duro.workflow(name="can.cancel_after")
+async def cancel_after(n: int) -> int:
+    await duro.wait_for_signal("go")
+    if n < 2:
+        duro.continue_as_new(n + 1)
+    await asyncio.sleep(3600)
+    return n
+
+
+def test_messages_waiting_in_the_inbox_move_to_the_next_run(any_db_url: str) -> None:
+    """Messages stored for a run but not yet read when it continues as new (including a
+    cancel request) reach its successor."""
+
+    async def main() -> Any:
+        async with duro.Engine(any_db_url) as engine:
+            handle = await engine.start(cancel_after, 0, id="moves")
+            for _ in range(3):
+                await engine.signal("moves", "go")
+            await engine.cancel("moves")
+            with pytest.raises(duro.WorkflowCancelledError):
+                await handle.result(timeout=20)
+
+    run(main())
