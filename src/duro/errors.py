@@ -21,6 +21,7 @@ __all__ = [
     "NondeterminismError",
     "PayloadDecodeError",
     "QueryError",
+    "RecoveryLimitError",
     "RetryAfterError",
     "RunNotFoundError",
     "SerializationError",
@@ -156,6 +157,12 @@ class ChildWorkflowError(DuroError):
 
 class HistoryLimitError(DuroError):
     """A run's history grew past the hard limit; use continue-as-new for long loops."""
+
+
+class RecoveryLimitError(DuroError):
+    """A run kept killing its workers: it was taken over from a dead worker more times in
+    a row than ``max_recoveries`` allows, with nothing recorded in between, so it was
+    parked (see :meth:`duro.Engine.resume`)."""
 
 
 class QueryError(DuroError):

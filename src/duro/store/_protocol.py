@@ -214,6 +214,12 @@ class Store(Protocol):
         """Release this worker's runs to pending and delete its lease."""
         ...
 
+    async def mark_trial(self, run_id: str, epoch: int) -> None:
+        """Mark a run taken up alone after dying with its workers twice in a row: if its
+        worker dies now, the next take-over counts the death against it (see
+        :attr:`duro.store.Claim.recoveries`)."""
+        ...
+
     async def release(self, run_id: str, epoch: int, *, now: float) -> None:
         """Give a run back (to pending) without changing its history."""
         ...

@@ -270,6 +270,10 @@ class Claim:
     epoch: int
     history_len: int
     queue: str = "default"
+    #: Taken over from a worker that died holding it: how many times in a row, with
+    #: nothing written in between (0 for any other claim). From the second on the run
+    #: is a suspect, taken up alone, and only deaths during its own trial count.
+    recoveries: int = 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -26,16 +26,19 @@ import orjson
 from duro._clock import Clock, SystemClock
 from duro.errors import (
     DuroError,
+    ErrorInfo,
+    RecoveryLimitError,
     RunNotFoundError,
 )
 from duro.store import Claim, Fenced, LoadedRun, NewEvent, RunLinks, Store
 from duro.store._records import Placement, QueueConfig
 from duro.worker import _decide as decide
+from duro.worker import _inbox as inbox
 from duro.worker import _local_steps as steps
 from duro.worker._gc import collect_young_when_idle, release_gc, tune_gc_for_worker
 from duro.worker._retention import RetentionPolicy, retention_loop
 from duro.worker._scheduler import Scheduler
-from duro.worker._steps import error_info, error_payload
+from duro.worker._steps import error_payload
 from duro.worker._tasks import TaskRunner
 from duro.workflow import _guard
 from duro.workflow._api import Workflow
@@ -56,6 +59,13 @@ log = logging.getLogger("duro.worker")
 # Seconds between probes for workers whose database session ended (a killed process): the
 # bound on noticing such a death, whatever the lease; one cheap read per probe.
 _LIVENESS_PROBE = 0.5
+
+# A run taken over from a dead worker this many times in a row, with nothing recorded in
+# between, is a suspect: taken up alone, on trial (Worker._try_suspect), and watched for
+# up to _TRIAL_GRACE seconds before the next suspect. The take-over query counts the
+# first two deaths of every run it held, later ones only of the run on trial.
+SUSPECT_AFTER = 2
+_TRIAL_GRACE = 5.0
 
 # A main-loop wait at least this long (seconds), with nothing else to run and nothing due
 # for _IDLE_GC_AHEAD seconds, is idle time for a young garbage collection
@@ -105,6 +115,11 @@ class Worker:
             less often (thresholds 50,000/20/10 instead of 700/10/10) if the process
             still has the defaults; the defaults come back when the worker stops.
             Measured: ~40% of a busy worker's time went to collections otherwise.
+        max_recoveries: How many times in a row a run may be taken over from a worker
+            that died holding it, with nothing recorded in between, before it is
+            parked (``RecoveryLimitError``) instead of run again: code that kills its
+            process (``os._exit``, a crash in a C extension, running out of memory)
+            would otherwise take down every worker in turn, forever.
     """
 
     def __init__(
@@ -126,7 +141,12 @@ class Worker:
         retention: RetentionPolicy | None = None,
         lookahead: float = 5.0,
         tune_gc: bool = True,
+        max_recoveries: int = 10,
     ) -> None:
+        if max_recoveries < SUSPECT_AFTER:
+            raise ValueError(f"max_recoveries must be at least {SUSPECT_AFTER}, not "
+                             f"{max_recoveries}")
+        self.max_recoveries = max_recoveries
         self.tune_gc = tune_gc
         self._gc_tuned = False
         self.retention = retention
@@ -173,6 +193,7 @@ class Worker:
         # that adopting new runs meanwhile cannot overshoot max_active.
         self._reserved = 0
         self._activating: dict[str, int] = {}  # claimed, not yet active, per queue
+        self._trial = asyncio.Lock()  # one suspect run on trial at a time
         self._unsubscribe: Callable[[], None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.steps_executed = 0
@@ -351,7 +372,7 @@ class Worker:
                 if self._inbox_hints:
                     hints, self._inbox_hints = self._inbox_hints, set()
                     for run_id in hints:
-                        self._check_inbox(run_id)
+                        inbox.check(self, run_id)
                 mono = time.monotonic()
                 if not self._look and mono < look_at:
                     # Woken for a timer of a run held here: the store has nothing new
@@ -408,7 +429,7 @@ class Worker:
                     # Messages stored by other processes for runs we hold.
                     last_inbox_poll = time.monotonic()
                     for run_id in await self.store.runs_with_inbox(self.worker_id):
-                        self._check_inbox(run_id)
+                        inbox.check(self, run_id)
             except asyncio.CancelledError:
                 raise
             except DuroError as exc:
@@ -509,7 +530,17 @@ class Worker:
     async def _activate(self, claims: list[Claim]) -> None:
         """Take up a batch of claimed runs: one read for all of them (histories of those
         not cached here, heartbeats, which have messages waiting), then each resumes."""
+        taken = claims
+        handed: set[str] = set()
         try:
+            if any(c.recoveries >= SUSPECT_AFTER for c in claims):
+                for claim in claims:
+                    if claim.recoveries > self.max_recoveries:
+                        await self._park_poisoned(claim)
+                    elif claim.recoveries >= SUSPECT_AFTER:
+                        handed.add(claim.run_id)
+                        self._spawn(self._try_suspect(claim))
+                claims = [c for c in claims if c.recoveries < SUSPECT_AFTER]
             cached: dict[str, RunInstance] = {}
             for claim in claims:
                 inst = self.cache.pop(claim.run_id, None)
@@ -534,9 +565,55 @@ class Worker:
                 except Exception:
                     log.exception("could not take up run %s", claim.run_id)
         finally:
-            for claim in claims:
-                self._reserved -= 1
-                self._activating[claim.queue] -= 1
+            for claim in taken:
+                if claim.run_id not in handed:  # a suspect's slot is freed by its trial
+                    self._reserved -= 1
+                    self._activating[claim.queue] -= 1
+
+    async def _try_suspect(self, claim: Claim) -> None:
+        """Take up a run that died with its workers twice in a row, alone: marked on
+        trial, then watched until it records something, stops being held here, or
+        ``_TRIAL_GRACE`` passes, before the next suspect's trial. A death meanwhile counts
+        against it; runs that only shared the process are not blamed for it."""
+        try:
+            async with self._trial:
+                if self._stopping:
+                    return
+                await self.store.mark_trial(claim.run_id, claim.epoch)
+                loaded = await self.store.load_runs([claim.run_id])
+                stale = self.cache.pop(claim.run_id, None)
+                if stale is not None:
+                    stale.close()
+                self._take_up(claim, None, loaded[claim.run_id])
+                inst = self.active.get(claim.run_id)
+                until = time.monotonic() + _TRIAL_GRACE
+                while (inst is not None and self.active.get(claim.run_id) is inst
+                       and inst.history_len == claim.history_len and not self._stopping
+                       and time.monotonic() < until):
+                    await asyncio.sleep(0.02)
+        except DuroError as exc:
+            log.warning("could not take up suspect run %s: %s", claim.run_id, exc)
+            await self._release(claim.run_id, claim.epoch)
+        finally:
+            self._reserved -= 1
+            self._activating[claim.queue] -= 1
+
+    async def _park_poisoned(self, claim: Claim) -> None:
+        error = RecoveryLimitError(
+            f"run {claim.run_id} was taken over from a dead worker {claim.recoveries} "
+            f"times in a row with nothing recorded in between (limit {self.max_recoveries})"
+            f": its code may be killing the worker process (os._exit, a crash in a C "
+            f"extension, running out of memory). Fix the cause, then resume it "
+            f"(duro resume ID); new code resumes it by itself")
+        log.error("parking run %s of %s: %s", claim.run_id, claim.workflow_name, error)
+        wf = self.workflows[claim.workflow_name]
+        try:
+            await self.store.park(claim.run_id, claim.epoch, error=error_payload(
+                ErrorInfo(type="RecoveryLimitError", message=str(error))),
+                code_hash=wf.code_hash, now=self.clock.now())
+        except DuroError as exc:
+            log.warning("could not park run %s: %s", claim.run_id, exc)
+        self._wake_waiters(claim.run_id)
 
     def _take_up(self, claim: Claim, inst: RunInstance | None, loaded: LoadedRun) -> None:
         if inst is None:
@@ -554,7 +631,7 @@ class Worker:
             self._resume(inst)
 
     async def _take_up_messages(self, inst: RunInstance) -> None:
-        await self._consume_inbox(inst, after=False)
+        await inbox.consume(self, inst, after=False)
         if self.active.get(inst.run_id) is inst:
             self._resume(inst)
 
@@ -583,97 +660,6 @@ class Worker:
                     else:
                         decide.add_wakeup(self, cmd.fire_at, inst.run_id)
         decide.after(self, inst)
-
-    def _check_inbox(self, run_id: str) -> None:
-        inst = self.active.get(run_id)
-        if inst is None or inst.finishing:
-            return
-        if inst.reading_inbox:
-            inst.inbox_again = True  # the running consumer reads once more when done
-            return
-        self._spawn(self._consume_inbox(inst))
-
-    async def _consume_inbox(self, inst: RunInstance, *, after: bool = True) -> None:
-        # One consumer per run at a time: two concurrent reads of the same messages
-        # would record them twice.
-        if inst.reading_inbox:
-            inst.inbox_again = True
-            return
-        inst.reading_inbox = True
-        assert self.loop is not None
-        inst.inbox_read = read = self.loop.create_future()
-        try:
-            while True:
-                inst.inbox_again = False
-                await self._consume_inbox_once(inst, after=after)
-                if not inst.inbox_again or self.active.get(inst.run_id) is not inst:
-                    return
-        finally:
-            inst.reading_inbox = False
-            inst.inbox_read = None
-            read.set_result(None)
-
-    async def _consume_inbox_once(self, inst: RunInstance, *, after: bool) -> None:
-        messages = await self.store.read_inbox(inst.run_id)
-        if not messages or self.active.get(inst.run_id) is not inst or inst.finishing:
-            return
-        now = self.clock.now()
-        events: list[NewEvent] = []
-        last_id: int | None = None
-        rejected: list[tuple[int, str, Exception]] = []
-        for msg_id, kind, name, data in messages:
-            if kind == "update":
-                raw = orjson.loads(data) if data else {}
-                error = inst.validate_update(name or "", raw.get("args", []))
-                if error is not None:
-                    rejected.append((msg_id, str(raw.get("update_id")), error))
-                    continue
-                events.append(NewEvent(kind="update_accepted", ts=now, name=name,
-                                       data=orjson.dumps(raw.get("args", [])),
-                                       meta=orjson.dumps({"update_id": raw.get("update_id")})))
-            elif kind == "child_done":
-                raw = orjson.loads(data) if data else {}
-                op = int(name or 0)
-                cmd = inst.commands.get(op)
-                wf_name = cmd.workflow.name if isinstance(cmd, ChildCommand) else None
-                status = raw.get("status")
-                if status == "completed":
-                    events.append(NewEvent(kind="child_completed", ts=now, op=op, name=wf_name,
-                                           data=orjson.dumps(raw.get("result"))))
-                else:
-                    events.append(NewEvent(kind="child_failed", ts=now, op=op, name=wf_name,
-                                           data=orjson.dumps(raw.get("error")),
-                                           meta=orjson.dumps({"status": status})))
-            elif kind == "task_done":
-                event = steps.task_event(self, inst, int(name or 0), data)
-                if event is not None:
-                    events.append(event)
-            elif kind == "cancel":
-                events.append(NewEvent(kind="cancel_requested", ts=now))
-            else:
-                events.append(NewEvent(kind="signal_received", ts=now, name=name, data=data))
-            last_id = msg_id
-        for msg_id, update_id, error in rejected:
-            payload = error_payload(error_info(error))
-            try:
-                await self.store.reject_update(inst.run_id, update_id, msg_id, error=payload,
-                                               now=now)
-            except DuroError as exc:
-                log.warning("could not record a rejected update: %s", exc)
-        if self.active.get(inst.run_id) is not inst or inst.finishing:
-            return
-        if not events:
-            if last_id is not None:  # only stale messages: drop them
-                await self._append(inst, [], consume_inbox_upto=last_id)
-            return
-        inst.inflight += 1
-        ok = await self._append(inst, events, consume_inbox_upto=last_id)
-        inst.inflight -= 1
-        if ok:
-            for ev in events:
-                inst.apply(ev.kind, ev.op, ev.name, ev.data, ev.meta, ev.ts)
-            if after:
-                decide.after(self, inst)
 
     # -- writes -----------------------------------------------------------------------------
 

@@ -105,7 +105,8 @@ class _Moved(Exception):
 
 def _claim(row: Sequence[Any]) -> Claim:
     return Claim(run_id=row[0], workflow_id=row[1], workflow_name=row[2], epoch=row[3],
-                 history_len=row[4], queue=row[5])
+                 history_len=row[4], queue=row[5],
+                 recoveries=row[6] if len(row) > 6 else 0)
 
 
 def _done(value: Any = None) -> Finish:
@@ -742,6 +743,9 @@ class PostgresStore(PostgresSchedules):
     async def release(self, run_id: str, epoch: int, *, now: float) -> None:
         await self._simple("release_run", {"run_id": run_id, "epoch": epoch, "now": now},
                            notify=True)
+
+    async def mark_trial(self, run_id: str, epoch: int) -> None:
+        await self._simple("mark_trial", {"run_id": run_id, "epoch": epoch})
 
     async def park(
         self, run_id: str, epoch: int, *, error: bytes, code_hash: str, now: float

@@ -42,7 +42,7 @@ SELECT run_id FROM r;
 -- past it and leave a gap), bump the length, insert the events; one statement, so a
 -- failed fence writes nothing. Returns the number of fenced rows (0 or 1).
 WITH fence AS (
-    UPDATE runs SET history_len = %(new_len)s, updated_at = %(now)s
+    UPDATE runs SET history_len = %(new_len)s, updated_at = %(now)s, recoveries = 0
     WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND status = 'running'
       AND history_len = %(first_seq)s
     RETURNING run_id
@@ -59,7 +59,7 @@ SELECT count(*) FROM fence;
 -- The hottest path of all (one step_completed): as "append" with scalar parameters,
 -- which psycopg adapts several times faster than arrays.
 WITH fence AS (
-    UPDATE runs SET history_len = %(new_len)s, updated_at = %(now)s
+    UPDATE runs SET history_len = %(new_len)s, updated_at = %(now)s, recoveries = 0
     WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND status = 'running'
       AND history_len = %(seq)s
     RETURNING run_id
@@ -75,7 +75,7 @@ SELECT count(*) FROM fence;
 -- An append that also changes the status (suspend, finish) and/or consumes the inbox.
 -- A NULL status keeps the run's status, result, error and wake_at.
 WITH fence AS (
-    UPDATE runs SET history_len = %(new_len)s, updated_at = %(now)s,
+    UPDATE runs SET history_len = %(new_len)s, updated_at = %(now)s, recoveries = 0,
         status = COALESCE(%(status)s::text, status),
         result = CASE WHEN %(status)s::text IS NULL THEN result ELSE %(result)s::bytea END,
         error = CASE WHEN %(status)s::text IS NULL THEN error ELSE %(error)s::bytea END,
@@ -167,7 +167,10 @@ FROM picked p WHERE r.run_id = p.run_id
 RETURNING r.run_id, r.workflow_id, r.workflow_name, r.epoch, r.history_len, r.queue;
 
 -- name: take_over
--- Running runs of these workflows whose owner's lease expired, up to the room left.
+-- Running runs of these workflows whose owner's lease expired, up to the room left. A
+-- recovery, counted until the run writes something (a run whose code kills its worker
+-- would otherwise crash every worker in turn, forever): always for the first two in a
+-- row, then only if the run died on trial (taken up alone: see Worker._try_suspect).
 WITH orphans AS MATERIALIZED (
     SELECT run_id FROM runs
     WHERE status = 'running' AND workflow_name = ANY(%(names)s::text[])
@@ -176,9 +179,17 @@ WITH orphans AS MATERIALIZED (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-UPDATE runs r SET owner = %(worker)s, epoch = r.epoch + 1, updated_at = %(real_now)s
+UPDATE runs r SET owner = %(worker)s, epoch = r.epoch + 1, updated_at = %(real_now)s,
+    recoveries = CASE WHEN r.recoveries < 2 OR r.on_trial = 1 THEN r.recoveries + 1
+                      ELSE r.recoveries END,
+    on_trial = 0
 FROM orphans o WHERE r.run_id = o.run_id
-RETURNING r.run_id, r.workflow_id, r.workflow_name, r.epoch, r.history_len, r.queue;
+RETURNING r.run_id, r.workflow_id, r.workflow_name, r.epoch, r.history_len, r.queue,
+    r.recoveries;
+
+-- name: mark_trial
+UPDATE runs SET on_trial = 1
+WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND status = 'running';
 
 -- name: release_dead_tasks
 -- Step tasks held by workers whose lease expired go back to their queue.
@@ -432,13 +443,13 @@ WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND status = 'running';
 
 -- name: unpark
 UPDATE runs SET status = 'pending', wake_at = %(now)s, updated_at = %(now)s, error = NULL,
-    code_hash = NULL
+    code_hash = NULL, recoveries = 0
 WHERE status = 'parked' AND workflow_name = %(name)s
   AND (code_hash IS NULL OR code_hash <> %(code_hash)s);
 
 -- name: resume_parked
 UPDATE runs SET status = 'pending', wake_at = %(now)s, updated_at = %(now)s, error = NULL,
-    code_hash = NULL
+    code_hash = NULL, recoveries = 0
 WHERE run_id = %(run_id)s AND status = 'parked'
 RETURNING *;
 

@@ -91,6 +91,7 @@ CREATE TABLE runs (
     debounce_key text,
     started_at double precision,
     recoveries integer DEFAULT 0 NOT NULL,
+    on_trial integer DEFAULT 0 NOT NULL,
     depth integer DEFAULT 0 NOT NULL
 ) WITH (fillfactor=70);
 ALTER TABLE runs ADD CONSTRAINT runs_pkey PRIMARY KEY (run_id);

@@ -217,7 +217,8 @@ def _take_over(conn: sqlite3.Connection, worker_id: str, names: set[str], room: 
         for r in conn.execute(_Q["take_over"], (worker_id, real_now, dead, room)).fetchall():
             if r[2] in names:
                 out.append(Claim(run_id=r[0], workflow_id=r[1], workflow_name=r[2],
-                                 epoch=r[3], history_len=r[4], queue=r[5]))
+                                 epoch=r[3], history_len=r[4], queue=r[5],
+                                 recoveries=r[6]))
             else:  # not ours to run: hand it back for a worker that has the code
                 conn.execute(_Q["release_run"], (real_now, real_now, r[0], r[3]))
         room = max(0, room - len(out))
@@ -723,6 +724,9 @@ class SqliteStore(SqliteSchedules):
 
     async def release(self, run_id: str, epoch: int, *, now: float) -> None:
         await self._write(lambda c: c.execute(_Q["release_run"], (now, now, run_id, epoch)))
+
+    async def mark_trial(self, run_id: str, epoch: int) -> None:
+        await self._write(lambda c: c.execute(_Q["mark_trial"], (run_id, epoch)))
 
     async def park(
         self, run_id: str, epoch: int, *, error: bytes, code_hash: str, now: float

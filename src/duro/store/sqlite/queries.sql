@@ -17,7 +17,7 @@ INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta) VALUES (?, ?, ?
 -- name: fence_append
 -- Fenced by epoch and by the history's length: the events must continue the stored
 -- history (when an earlier write of the run failed, a later one must not commit past it).
-UPDATE runs SET history_len = ?, updated_at = ?
+UPDATE runs SET history_len = ?, updated_at = ?, recoveries = 0
 WHERE run_id = ? AND epoch = ? AND status = 'running' AND history_len = ?;
 
 -- name: history
@@ -43,9 +43,18 @@ SELECT MIN(wake_at) FROM runs WHERE status IN ('pending', 'suspended') AND wake_
 SELECT worker_id FROM workers WHERE lease_until < ?;
 
 -- name: take_over
-UPDATE runs SET owner = ?, epoch = epoch + 1, updated_at = ?
+-- A recovery, counted until the run writes something (a run whose code kills its worker
+-- would otherwise crash every worker in turn, forever): always for the first two in a
+-- row, then only if the run died on trial (taken up alone: see Worker._try_suspect).
+UPDATE runs SET owner = ?, epoch = epoch + 1, updated_at = ?,
+    recoveries = CASE WHEN recoveries < 2 OR on_trial = 1 THEN recoveries + 1
+                      ELSE recoveries END,
+    on_trial = 0
 WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'running' AND owner = ? LIMIT ?)
-RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue;
+RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue, recoveries;
+
+-- name: mark_trial
+UPDATE runs SET on_trial = 1 WHERE run_id = ? AND epoch = ? AND status = 'running';
 
 -- name: delete_worker_if_idle
 DELETE FROM workers WHERE worker_id = ?
@@ -80,7 +89,8 @@ UPDATE runs SET status = 'parked', owner = NULL, wake_at = NULL, error = ?, code
 WHERE run_id = ? AND epoch = ? AND status = 'running';
 
 -- name: unpark
-UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?, error = NULL, code_hash = NULL
+UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?, error = NULL, code_hash = NULL,
+    recoveries = 0
 WHERE status = 'parked' AND workflow_name = ? AND (code_hash IS NULL OR code_hash != ?);
 
 -- name: live_run_by_workflow_id
@@ -118,8 +128,8 @@ INSERT OR REPLACE INTO heartbeats (run_id, op, details, ts) VALUES (?, ?, ?, ?);
 DELETE FROM heartbeats WHERE run_id = ?;
 
 -- name: fence_transition
-UPDATE runs SET history_len = ?, updated_at = ?, status = ?, result = ?, error = ?, wake_at = ?,
-    owner = CASE WHEN ? THEN NULL ELSE owner END, closed_at = ?
+UPDATE runs SET history_len = ?, updated_at = ?, recoveries = 0, status = ?, result = ?,
+    error = ?, wake_at = ?, owner = CASE WHEN ? THEN NULL ELSE owner END, closed_at = ?
 WHERE run_id = ? AND epoch = ? AND status = 'running' AND history_len = ?;
 
 -- name: claim_ready
@@ -144,7 +154,8 @@ UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?
 WHERE run_id = ? AND status = 'suspended' AND EXISTS (SELECT 1 FROM inbox WHERE run_id = ?);
 
 -- name: resume_parked
-UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?, error = NULL, code_hash = NULL
+UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?, error = NULL, code_hash = NULL,
+    recoveries = 0
 WHERE run_id = ? AND status = 'parked';
 
 -- name: upsert_state

@@ -68,7 +68,7 @@ CREATE TABLE runs (
     epoch           INTEGER NOT NULL DEFAULT 0,
     history_len     INTEGER NOT NULL DEFAULT 0,
     code_hash       TEXT
-, parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT, queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0, concurrency_key TEXT, dedup_key TEXT, debounce_key TEXT, started_at REAL, recoveries INTEGER NOT NULL DEFAULT 0, depth INTEGER NOT NULL DEFAULT 0);
+, parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT, queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0, concurrency_key TEXT, dedup_key TEXT, debounce_key TEXT, started_at REAL, recoveries INTEGER NOT NULL DEFAULT 0, on_trial INTEGER NOT NULL DEFAULT 0, depth INTEGER NOT NULL DEFAULT 0);
 
 CREATE TABLE schedules (
     schedule_id       TEXT PRIMARY KEY,
