@@ -117,7 +117,14 @@ async def _claim_limited(conn: Conn, queue: str, params: dict[str, Any], room: i
     so that concurrent claimers (other workers) check the limits one at a time: global
     and per-worker concurrency count running runs only (a suspended run holds no slot);
     the rate limit counts first starts in a sliding window; concurrency keys cap running
-    runs per key."""
+    runs per key.
+
+    In a rate-limited queue a first start is stamped once, with the database's clock
+    read under the lock: that stamp is both the run's ``started_at`` and its entry in
+    the rate log. Times the caller took before the claim (its durable ``now`` at the
+    top of a worker's loop turn, ``real_now`` a few awaits later, then the wait for the
+    lock; each host with its own clock) let two claims a little more than a period
+    apart by those times start twice the limit within one real period."""
     cur = conn.cursor()
     await cur.execute(_Q["lock_queue"], {"queue": queue})
     row = await cur.fetchone()
@@ -133,14 +140,13 @@ async def _claim_limited(conn: Conn, queue: str, params: dict[str, Any], room: i
         room = min(room, config.per_worker - held_here)
     if room <= 0:
         return []
-    real_now = params["real_now"]
     rate_room: int | None = None
+    stamp = params["now"]  # the started_at of a first start
     if config.rate_limit is not None:
-        since = {**q, "since": real_now - config.rate_period}
-        await conn.execute(_Q["queue_forget_starts"], since)
-        cur = await conn.execute(_Q["queue_started_since"], since)
-        started = await cur.fetchone()
-        rate_room = config.rate_limit - int(started[0] if started else 0)
+        cur = await conn.execute(_Q["queue_rate_window"], {**q, "period": config.rate_period})
+        window = await cur.fetchone()
+        assert window is not None
+        stamp, rate_room = float(window[0]), config.rate_limit - int(window[1])
     per_key: dict[str, int] = {}
     if config.key_concurrency is not None:
         cur = await conn.execute(_Q["queue_running_by_key"], q)
@@ -174,13 +180,12 @@ async def _claim_limited(conn: Conn, queue: str, params: dict[str, Any], room: i
             break
     if not chosen:
         return []
-    cur = await conn.execute(_Q["claim_ids"], {**params, "ids": chosen})
+    cur = await conn.execute(_Q["claim_ids"], {**params, "now": stamp, "ids": chosen})
     out = [_claim(r) for r in await cur.fetchall()]
     if config.rate_limit is not None:
         n = sum(1 for c in out if c.run_id in first_starts)
         if n:
-            await conn.execute(_Q["queue_record_starts"], {**q, "real_now": real_now,
-                                                           "n": n})
+            await conn.execute(_Q["queue_record_starts"], {**q, "stamp": stamp, "n": n})
     return out
 
 
@@ -572,8 +577,8 @@ class PostgresStore(PostgresSchedules):
             config = configs.get(name, QueueConfig(name=name))
             started = 0
             if config.rate_limit is not None:
-                rows = await self._read("queue_started_since", {
-                    "queue": name, "since": real_now - config.rate_period})
+                rows = await self._read("queue_started_lately", {
+                    "queue": name, "period": config.rate_period})
                 started = int(rows[0][0])
             c = counts.get(name, {})
             out.append(QueueStats(config=config, pending=c.get("pending", 0),

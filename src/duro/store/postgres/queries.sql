@@ -199,14 +199,26 @@ SELECT concurrency_key, count(*) FROM runs
 WHERE queue = %(queue)s AND status = 'running' AND concurrency_key IS NOT NULL
 GROUP BY concurrency_key;
 
--- name: queue_forget_starts
-DELETE FROM queue_starts WHERE queue = %(queue)s AND ts <= %(since)s;
+-- name: queue_rate_window
+-- With the queue's row locked: the database's clock now (the stamp of this claim's first
+-- starts, one clock for every host), and the starts within the period before it, after
+-- forgetting older ones.
+WITH t AS MATERIALIZED (SELECT extract(epoch FROM clock_timestamp())::float8 AS stamp),
+forget AS (
+    DELETE FROM queue_starts
+    WHERE queue = %(queue)s AND ts <= (SELECT stamp FROM t) - %(period)s
+)
+SELECT t.stamp, (SELECT count(*) FROM queue_starts
+                 WHERE queue = %(queue)s AND ts > t.stamp - %(period)s)
+FROM t;
 
--- name: queue_started_since
-SELECT count(*) FROM queue_starts WHERE queue = %(queue)s AND ts > %(since)s;
+-- name: queue_started_lately
+-- Starts within the last period, by the database's clock (the one claims stamp with).
+SELECT count(*) FROM queue_starts
+WHERE queue = %(queue)s AND ts > extract(epoch FROM clock_timestamp()) - %(period)s;
 
 -- name: queue_record_starts
-INSERT INTO queue_starts (queue, ts) SELECT %(queue)s, %(real_now)s FROM generate_series(1, %(n)s);
+INSERT INTO queue_starts (queue, ts) SELECT %(queue)s, %(stamp)s FROM generate_series(1, %(n)s);
 
 -- name: queue_candidates
 SELECT run_id, concurrency_key, started_at FROM runs

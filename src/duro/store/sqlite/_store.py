@@ -158,7 +158,14 @@ def _claim_limited(
     """Claim from one queue with limits, checked in this (serialized) write transaction:
     global and per-worker concurrency count running runs only (a suspended run holds no
     slot); the rate limit counts first starts in a sliding window; concurrency keys cap
-    running runs per key."""
+    running runs per key.
+
+    In a rate-limited queue a first start is stamped once, here, under the write lock:
+    that stamp is both the run's ``started_at`` and its entry in the rate log. Times the
+    caller took before the claim (``now`` at the top of a worker's loop turn,
+    ``real_now`` a few awaits later, then maybe a wait for another process's lock) would
+    let two claims a little more than a period apart by those times start twice the
+    limit within one real period."""
     queue = config.name
     if config.concurrency is not None:
         running = conn.execute(_Q["queue_running"], (queue,)).fetchone()[0]
@@ -168,8 +175,10 @@ def _claim_limited(
     if room <= 0:
         return []
     rate_room: int | None = None
+    stamp = now  # the started_at of a first start
     if config.rate_limit is not None:
-        window_start = real_now - config.rate_period
+        stamp = time.time()
+        window_start = stamp - config.rate_period
         conn.execute(_Q["queue_forget_starts"], (queue, window_start))
         started = conn.execute(_Q["queue_started_since"], (queue, window_start)).fetchone()[0]
         rate_room = config.rate_limit - started
@@ -192,7 +201,7 @@ def _claim_limited(
             if (key is not None and config.key_concurrency is not None
                     and per_key.get(key, 0) >= config.key_concurrency):
                 continue
-            row = conn.execute(_Q["claim_one"], (worker_id, real_now, now, run_id)).fetchone()
+            row = conn.execute(_Q["claim_one"], (worker_id, real_now, stamp, run_id)).fetchone()
             if row is None:
                 continue
             out += _claims([row])
@@ -200,7 +209,7 @@ def _claim_limited(
                 per_key[key] = per_key.get(key, 0) + 1
             if first_start and rate_room is not None:
                 rate_room -= 1
-                conn.execute(_Q["queue_record_start"], (queue, real_now))
+                conn.execute(_Q["queue_record_start"], (queue, stamp))
         if len(candidates) < page:
             break
     return out
