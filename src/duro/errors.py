@@ -12,6 +12,7 @@ from datetime import timedelta
 
 __all__ = [
     "ChildWorkflowError",
+    "DataRejectedError",
     "DatabaseLockedError",
     "DatabaseReadOnlyError",
     "DuroError",
@@ -200,3 +201,12 @@ class DatabaseLockedError(StoreError):
 
 class DatabaseReadOnlyError(StoreError):
     """The database file (or its directory) is read-only."""
+
+
+class DataRejectedError(StoreError):
+    """The database refused a value: too large for an index (a very long workflow id on
+    PostgreSQL), too long, out of range, or against a constraint.
+
+    The same write can never succeed, so it is not retried; nothing of it was written.
+    """
+

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import orjson
+
 from duro.errors import WorkflowAlreadyStartedError
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
     IdReusePolicy,
+    Message,
+    NewEvent,
     RunRecord,
     RunStatus,
 )
 
-__all__ = ["check_existing"]
+__all__ = ["PARENT_CLOSED", "TOO_DEEP", "check_existing", "child_done", "child_not_started",
+           "child_started", "too_deep"]
 
 
 def check_existing(existing: RunRecord, workflow_id: str, on_conflict: IdConflictPolicy,
@@ -35,3 +40,57 @@ def check_existing(existing: RunRecord, workflow_id: str, on_conflict: IdConflic
             f"({existing.status.value}) and the reuse policy is {on_reuse!r}",
             workflow_id=workflow_id, run_id=existing.run_id)
     return existing, True
+
+
+TOO_DEEP = "MaxChildDepthExceeded"
+"""The error type recorded for a child refused by the nesting limit."""
+
+
+def too_deep(depth: int, max_depth: int | None, op: int, workflow_id: str, name: str,
+             now: float) -> NewEvent | None:
+    """The parent's record of a child refused for nesting ``depth`` deep (its parent's
+    depth + 1) past ``max_depth``, or None when it may start.
+
+    The limit stops runaway recursion (a workflow that starts itself as a child would
+    otherwise create runs without end, thousands a second)."""
+    if max_depth is None or depth <= max_depth:
+        return None
+    return child_not_started(
+        op, name, TOO_DEEP,
+        f"child workflow {workflow_id!r} ({name}) would be nested {depth} deep, past the "
+        f"limit of {max_depth} (the worker's max_child_depth; runaway recursion?)", now)
+
+
+def child_started(op: int, name: str, workflow_id: str, run_id: str, now: float) -> NewEvent:
+    """The parent's record of a child it started."""
+    return NewEvent(kind="child_started", ts=now, op=op, name=name,
+                    data=orjson.dumps({"workflow_id": workflow_id, "run_id": run_id}))
+
+
+def child_not_started(op: int, name: str, error: str | Exception, message: str,
+                      now: float) -> NewEvent:
+    """The parent's record of a child that could not be started (its id is taken, it
+    would nest too deep, the database refused it): ``child_failed`` at the same op, so
+    the parent's history has no gap and replays the same way. ``error``: its type name,
+    or the exception that says why."""
+    error_type = error if isinstance(error, str) else type(error).__name__
+    return NewEvent(kind="child_failed", ts=now, op=op, name=name,
+                    data=orjson.dumps({"type": error_type, "message": message,
+                                       "traceback": ""}),
+                    meta=orjson.dumps({"status": "not_started"}))
+
+
+PARENT_CLOSED = orjson.dumps({"type": "Terminated", "message": "parent run closed",
+                              "traceback": ""})
+"""The error recorded for a child terminated by its parent's close policy."""
+
+
+def child_done(run_id: str, parent_op: int, status: str, result: bytes | None,
+               error: bytes | None) -> Message:
+    """The message that tells a live parent its child ended (the child's outcome)."""
+    payload = orjson.dumps({
+        "status": status, "run_id": run_id,
+        "result": orjson.Fragment(result) if result is not None else None,
+        "error": orjson.Fragment(error) if error is not None else None,
+    })
+    return Message(kind="child_done", name=str(parent_op), data=payload)

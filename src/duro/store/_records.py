@@ -94,6 +94,8 @@ class RunRecord:
     queue: str = "default"
     priority: int = 0
     concurrency_key: str | None = None
+    depth: int = 0
+    """How deeply the run is nested as a child (0: started from outside)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -181,6 +183,9 @@ class RunLinks:
     parent_close: str | None = None
     deadline_at: float | None = None
     origin_run_id: str | None = None
+    depth: int = 0
+    """How deeply the new run is nested: its parent's depth + 1 for a child; a run that
+    continues as new keeps its predecessor's."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -63,6 +63,11 @@ _LIVENESS_PROBE = 0.5
 _IDLE_GC_WAIT = 0.05
 _IDLE_GC_AHEAD = 0.25
 
+# How deeply children nest by default: far more than any tree a workflow walks on
+# purpose, and a runaway recursion stops after this many runs instead of thousands a
+# second (each level is a run and a transaction).
+DEFAULT_MAX_CHILD_DEPTH = 100
+
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -105,6 +110,10 @@ class Worker:
             less often (thresholds 50,000/20/10 instead of 700/10/10) if the process
             still has the defaults; the defaults come back when the worker stops.
             Measured: ~40% of a busy worker's time went to collections otherwise.
+        max_child_depth: How deeply child workflows may nest (a run started from
+            outside is at depth 0, its children at 1...). A child past it is not
+            started: the parent's ``execute_child`` raises ``ChildWorkflowError``
+            (status ``not_started``). Stops runaway recursion; None for no limit.
     """
 
     def __init__(
@@ -126,7 +135,11 @@ class Worker:
         retention: RetentionPolicy | None = None,
         lookahead: float = 5.0,
         tune_gc: bool = True,
+        max_child_depth: int | None = DEFAULT_MAX_CHILD_DEPTH,
     ) -> None:
+        if max_child_depth is not None and max_child_depth < 0:
+            raise ValueError("max_child_depth must be 0 or more (or None for no limit)")
+        self.max_child_depth = max_child_depth
         self.tune_gc = tune_gc
         self._gc_tuned = False
         self.retention = retention
@@ -766,7 +779,8 @@ class Worker:
                 inst.run_id, inst.epoch, seq, events, op=cmd.op, run_id=run_id,
                 workflow_id=cmd.workflow_id, workflow_name=cmd.workflow.name,
                 input=cmd.input, links=links, owner=self.worker_id if local else None,
-                now=now, placement=Placement(queue=cmd.workflow.queue))
+                now=now, placement=Placement(queue=cmd.workflow.queue),
+                max_depth=self.max_child_depth)
             if record is not None and local:
                 adopted = True
                 self.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,

@@ -20,7 +20,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from duro.errors import RunNotFoundError, StoreError, WorkflowAlreadyStartedError
+from duro.errors import (
+    DataRejectedError,
+    RunNotFoundError,
+    StoreError,
+    WorkflowAlreadyStartedError,
+)
+from duro.store._policy import child_not_started, child_started, too_deep
 from duro.store._protocol import Fenced
 from duro.store._records import (
     LIVE_STATUSES,
@@ -76,6 +82,23 @@ _T = TypeVar("_T")
 Conn = psycopg.AsyncConnection[Any]
 
 
+def _rejected(exc: psycopg.Error) -> DataRejectedError | None:
+    """The error for a write the database refused for its values, or None.
+
+    psycopg files "program limit exceeded" (SQLSTATE class 54: an index row too large,
+    which a very long workflow id or key causes) under OperationalError, with the
+    outages; called "database unavailable", such a write was retried forever."""
+    sqlstate = exc.sqlstate or ""
+    if sqlstate == "54000":
+        return DataRejectedError(
+            f"the database refused a value too large to index (PostgreSQL indexes about "
+            f"2,700 bytes per entry at most: shorten the workflow id, queue or key) "
+            f"({short_error(exc)})")
+    if sqlstate.startswith("54") or isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
+        return DataRejectedError(f"the database refused a value ({short_error(exc)})")
+    return None
+
+
 def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, (Fenced, StoreError, WorkflowAlreadyStartedError, RunNotFoundError)):
         return exc
@@ -84,6 +107,8 @@ def _translate(exc: BaseException) -> BaseException:
         what = "this operation's outcome is already recorded" \
             if diag == "events_outcome_once" else "a row with this key already exists"
         return StoreError(f"{what} ({short_error(exc)})")
+    if isinstance(exc, psycopg.Error) and (rejected := _rejected(exc)) is not None:
+        return rejected
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return StoreError(f"database unavailable: {short_error(exc)}")
     if isinstance(exc, psycopg.Error):
@@ -838,36 +863,51 @@ class PostgresStore(PostgresSchedules):
         self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
         op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
         links: RunLinks, owner: str | None, now: float, placement: Placement | None = None,
+        max_depth: int | None = None,
     ) -> tuple[RunRecord | None, NewEvent]:
         """Start a child and record it in the parent, atomically.
 
         ``before`` (the parent's pending events) are appended first; then either
-        ``child_started`` (and the child exists) or, when the child's workflow id is
-        taken by a live run, ``child_failed`` — at the same sequence number either way.
+        ``child_started`` (and the child exists, one level deeper than its parent) or
+        ``child_failed`` — at the same sequence number either way — when the child's
+        workflow id is taken by a live run, it would be nested deeper than ``max_depth``,
+        or the database refuses it (a workflow id too long to index, say).
         """
         at = seq + len(before)
 
         async def op_(conn: Conn) -> Finish:
             await self._fence(conn, parent_run_id, epoch, seq, before, at + 1, now)
-            record: RunRecord | None
-            try:
-                record, _ = await create_run(
-                    conn, run_id=run_id, workflow_id=workflow_id,
-                    workflow_name=workflow_name, input=input, now=now, owner=owner,
-                    on_conflict="fail", on_reuse="allow", links=links, placement=placement)
-                event = NewEvent(kind="child_started", ts=now, op=op, name=workflow_name,
-                                 data=orjson.dumps({"workflow_id": workflow_id,
-                                                    "run_id": run_id}))
-            except WorkflowAlreadyStartedError as exc:  # raised before writing the child
-                record = None
-                event = NewEvent(kind="child_failed", ts=now, op=op, name=workflow_name,
-                                 data=orjson.dumps({"type": "WorkflowAlreadyStartedError",
-                                                    "message": str(exc), "traceback": ""}),
-                                 meta=orjson.dumps({"status": "not_started"}))
+            cur = await conn.execute(_Q["run_depth"], {"run_id": parent_run_id})
+            row = await cur.fetchone()
+            depth = (int(row[0]) if row else 0) + 1
+            record: RunRecord | None = None
+            event = too_deep(depth, max_depth, op, workflow_id, workflow_name, now)
+            if event is None:
+                try:
+                    record, _ = await create_run(
+                        conn, run_id=run_id, workflow_id=workflow_id,
+                        workflow_name=workflow_name, input=input, now=now, owner=owner,
+                        on_conflict="fail", on_reuse="allow",
+                        links=dataclasses.replace(links, depth=depth), placement=placement)
+                    event = child_started(op, workflow_name, workflow_id, run_id, now)
+                except WorkflowAlreadyStartedError as exc:  # raised before writing the child
+                    event = child_not_started(op, workflow_name, exc, str(exc), now)
             await conn.execute(_Q["insert_events"], event_arrays(parent_run_id, at, [event]))
             return _done((record, event))
 
-        result: tuple[RunRecord | None, NewEvent] = await self._write(op_, notify=True)
+        try:
+            result: tuple[RunRecord | None, NewEvent] = await self._write(op_, notify=True)
+        except DataRejectedError as exc:
+            # Recorded, not raised: the parent would replay and try again forever.
+            event = child_not_started(op, workflow_name, exc, str(exc), now)
+
+            async def refused(conn: Conn) -> Finish:
+                await self._fence(conn, parent_run_id, epoch, seq, before, at + 1, now)
+                await conn.execute(_Q["insert_events"],
+                                   event_arrays(parent_run_id, at, [event]))
+                return _done((None, event))
+
+            result = await self._write(refused)
         return result
 
     async def continue_as_new(
@@ -898,7 +938,7 @@ class PostgresStore(PostgresSchedules):
             assert old is not None
             links = RunLinks(parent_run_id=old.parent_run_id, parent_op=old.parent_op,
                              parent_close=old.parent_close, deadline_at=old.deadline_at,
-                             origin_run_id=run_id)
+                             origin_run_id=run_id, depth=old.depth)
             record, _ = await create_run(
                 conn, run_id=new_run_id, workflow_id=old.workflow_id,
                 workflow_name=old.workflow_name, input=input, now=now, owner=owner,

@@ -21,12 +21,12 @@ WITH r AS (
     INSERT INTO runs (run_id, workflow_id, workflow_name, status, input, created_at,
                       updated_at, wake_at, owner, epoch, history_len, parent_run_id,
                       parent_op, parent_close, deadline_at, origin_run_id, queue, priority,
-                      concurrency_key, dedup_key, debounce_key, started_at)
+                      concurrency_key, dedup_key, debounce_key, started_at, depth)
     VALUES (%(run_id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(now)s,
             %(now)s, %(wake_at)s, %(owner)s, %(epoch)s, 1, %(parent_run_id)s,
             %(parent_op)s, %(parent_close)s, %(deadline_at)s, %(origin_run_id)s, %(queue)s,
             %(priority)s, %(concurrency_key)s, %(dedup_key)s, %(debounce_key)s,
-            %(started_at)s)
+            %(started_at)s, %(depth)s)
     ON CONFLICT DO NOTHING
     RETURNING run_id
 ), e AS (
@@ -526,6 +526,9 @@ WITH u AS (
     WHERE run_id = %(run_id)s AND update_id = %(update_id)s
 )
 DELETE FROM inbox WHERE id = %(message_id)s;
+
+-- name: run_depth
+SELECT depth FROM runs WHERE run_id = %(run_id)s;
 
 -- name: children_of
 SELECT * FROM runs WHERE parent_run_id = %(run_id)s ORDER BY created_at, created_seq;

@@ -168,8 +168,11 @@ DELETE FROM inbox WHERE id = ?;
 
 -- name: set_run_links
 UPDATE runs SET parent_run_id = ?, parent_op = ?, parent_close = ?, deadline_at = ?,
-    origin_run_id = ?
+    origin_run_id = ?, depth = ?
 WHERE run_id = ?;
+
+-- name: run_depth
+SELECT depth FROM runs WHERE run_id = ?;
 
 -- name: parent_of
 SELECT r.parent_run_id, r.parent_op, p.status FROM runs r
