@@ -12,6 +12,7 @@ from datetime import timedelta
 
 __all__ = [
     "ChildWorkflowError",
+    "CorruptRunError",
     "DataRejectedError",
     "DatabaseLockedError",
     "DatabaseReadOnlyError",
@@ -210,3 +211,8 @@ class DataRejectedError(StoreError):
     The same write can never succeed, so it is not retried; nothing of it was written.
     """
 
+
+class CorruptRunError(StoreError):
+    """A run's stored row is damaged (a status duro does not know, a time that is not a
+    number): listings show it with status ``corrupt``; it is never claimed or changed,
+    and waiting for its result raises this. Repair the row (or delete the run)."""

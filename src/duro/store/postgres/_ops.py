@@ -27,6 +27,7 @@ from duro.store._records import (
     RunLinks,
     RunRecord,
     RunStatus,
+    run_record,
 )
 from duro.store.postgres._arrays import event_columns
 from duro.store.postgres._sql import queries
@@ -39,19 +40,7 @@ Conn = psycopg.AsyncConnection[Any]
 
 
 def row_to_run(row: dict[str, Any]) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"], workflow_id=row["workflow_id"],
-        workflow_name=row["workflow_name"], status=RunStatus(row["status"]),
-        input=row["input"], result=row["result"], error=row["error"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        closed_at=row["closed_at"], wake_at=row["wake_at"], owner=row["owner"],
-        epoch=row["epoch"], history_len=row["history_len"],
-        parent_run_id=row.get("parent_run_id"), parent_op=row.get("parent_op"),
-        parent_close=row.get("parent_close"), deadline_at=row.get("deadline_at"),
-        origin_run_id=row.get("origin_run_id"), queue=row.get("queue") or "default",
-        priority=row.get("priority") or 0, concurrency_key=row.get("concurrency_key"),
-        depth=row.get("depth") or 0,
-    )
+    return run_record(row)
 
 
 async def _one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from duro.store._records import (
     Placement,
     RunLinks,
     RunRecord,
-    RunStatus,
+    run_record,
 )
 from duro.store.sqlite._sql import queries
 
@@ -30,31 +30,7 @@ _Q = queries()
 
 
 def row_to_run(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"],
-        workflow_id=row["workflow_id"],
-        workflow_name=row["workflow_name"],
-        status=RunStatus(row["status"]),
-        input=row["input"],
-        result=row["result"],
-        error=row["error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        closed_at=row["closed_at"],
-        wake_at=row["wake_at"],
-        owner=row["owner"],
-        epoch=row["epoch"],
-        history_len=row["history_len"],
-        parent_run_id=row["parent_run_id"],
-        parent_op=row["parent_op"],
-        parent_close=row["parent_close"],
-        deadline_at=row["deadline_at"],
-        origin_run_id=row["origin_run_id"],
-        queue=row["queue"],
-        priority=row["priority"],
-        concurrency_key=row["concurrency_key"],
-        depth=row["depth"],
-    )
+    return run_record(row)
 
 
 SIDE_EFFECT_KINDS = frozenset({"state_set", "update_accepted", "update_completed",
