@@ -14,6 +14,7 @@ __all__ = [
     "ChildWorkflowError",
     "CorruptRunError",
     "DataRejectedError",
+    "DatabaseFileLostError",
     "DatabaseLockedError",
     "DatabaseReadOnlyError",
     "DuroError",
@@ -216,3 +217,12 @@ class CorruptRunError(StoreError):
     """A run's stored row is damaged (a status duro does not know, a time that is not a
     number): listings show it with status ``corrupt``; it is never claimed or changed,
     and waiting for its result raises this. Repair the row (or delete the run)."""
+
+
+class DatabaseFileLostError(StoreError):
+    """The SQLite database file was deleted or replaced while the store had it open.
+
+    Writes after that would go to the old, unlinked file and vanish when it closes, so
+    the store reports the loss and refuses every later read and write; a worker on it
+    stops. Restore the file and restart.
+    """

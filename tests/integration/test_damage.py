@@ -9,13 +9,14 @@ import os
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 import duro
-from duro.errors import CorruptRunError
+from duro.errors import CorruptRunError, DatabaseFileLostError
 from tests.conftest import run, wait_until
 
 
@@ -133,3 +134,80 @@ def test_a_time_that_is_not_a_number_on_sqlite(db_url: str) -> None:
 
 async def _is(handle: duro.WorkflowHandle[Any], status: duro.RunStatus) -> bool:
     return await handle.status() == status
+
+
+# -- the SQLite file deleted or replaced under a running engine ----------------------
+
+@duro.step(name="dmg.tick")
+async def tick(i: int) -> int:
+    await asyncio.sleep(0.01)
+    return i
+
+
+@duro.workflow(name="dmg.ticker")
+async def ticker(count: int) -> int:
+    total = 0
+    for i in range(count):
+        total += await tick(i)
+    return total
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_the_sqlite_file_lost_under_a_running_engine_is_reported(
+        tmp_path: Path, how: str) -> None:
+    """Deleted (or another file moved into its place) with a run in flight: the loss is
+    reported, typed, and nothing is acknowledged after it; the worker stops."""
+    path = tmp_path / "duro.db"
+    url = f"sqlite:///{path}"
+
+    async def main() -> None:
+        async with duro.Engine(url) as engine:
+            assert engine.worker is not None
+            handle = await engine.start(ticker, 100_000, id="in-flight")
+            await wait_until(lambda: _steps_done(handle, 20))
+            if how == "deleted":
+                path.unlink()
+            else:
+                other = tmp_path / "other.db"
+                sqlite3.connect(other).close()
+                os.replace(other, path)
+            with pytest.raises(DatabaseFileLostError, match=how):
+                await handle.result(timeout=10)
+            with pytest.raises(DatabaseFileLostError, match=how):
+                await engine.start(echo, 1, id="after")
+            with pytest.raises(DatabaseFileLostError):
+                await engine.list()
+            with pytest.raises(DatabaseFileLostError):  # the worker stopped
+                await asyncio.wait_for(engine.run_forever(), 10)
+            assert isinstance(engine.worker.failure, DatabaseFileLostError)
+            assert not engine.worker.active
+
+    run(main())
+
+
+async def _steps_done(handle: duro.WorkflowHandle[Any], count: int) -> bool:
+    return sum(e.kind == "step_completed" for e in await handle.history()) >= count
+
+
+def test_duro_worker_exits_when_its_sqlite_file_is_deleted(tmp_path: Path) -> None:
+    """An idle ``duro worker`` notices at its next lease renewal (within lease/3) and
+    exits with the store's exit code and the reason, instead of serving a ghost."""
+    path = tmp_path / "duro.db"
+    apps = Path(__file__).parents[1] / "acceptance" / "apps"
+    env = {k: v for k, v in os.environ.items() if k != "DURO_DB"}
+    env.update(PYTHONUTF8="1", NO_COLOR="1")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "duro", "--db", f"sqlite:///{path}", "worker", "cli_app"],
+        cwd=apps, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None
+        assert "duro worker ready" in worker.stdout.readline()
+        path.unlink()
+        _, err = worker.communicate(timeout=20)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 4, err
+    assert "was deleted while this store had it open" in err
+    assert "Traceback" not in err

@@ -124,8 +124,16 @@ class Engine:
         await self.store.close()
 
     async def run_forever(self) -> None:
-        """Serve as a worker until cancelled."""
-        await asyncio.Event().wait()
+        """Serve as a worker until cancelled.
+
+        Raises:
+            DatabaseFileLostError: The worker stopped: the SQLite file was deleted or
+                replaced under it.
+        """
+        if self.worker is None:
+            await asyncio.Event().wait()
+        else:
+            raise await self.worker.wait_failed()
 
     # -- starting ------------------------------------------------------------------------
 

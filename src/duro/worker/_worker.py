@@ -25,6 +25,7 @@ import orjson
 
 from duro._clock import Clock, SystemClock
 from duro.errors import (
+    DatabaseFileLostError,
     DuroError,
     RunNotFoundError,
 )
@@ -189,6 +190,9 @@ class Worker:
         self._unsubscribe: Callable[[], None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.steps_executed = 0
+        self.failure: DuroError | None = None
+        """Why the worker stopped on its own (see :meth:`wait_failed`), if it did."""
+        self._failed = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -424,6 +428,9 @@ class Worker:
                         self._check_inbox(run_id)
             except asyncio.CancelledError:
                 raise
+            except DatabaseFileLostError as exc:
+                self._fail(exc)
+                return
             except DuroError as exc:
                 log.warning("worker loop: %s", exc)
                 timeout = self.poll_interval
@@ -432,6 +439,25 @@ class Worker:
                 timeout = self.poll_interval
             look_at = time.monotonic() + max(0.0, timeout)
             await self._wait(min(timeout, wake_in))
+
+    def _fail(self, exc: DuroError) -> None:
+        """Stop for good: the store can no longer be trusted (its file was deleted or
+        replaced). Nothing more is claimed or run; waiters read the store again, which
+        raises the same error; :meth:`wait_failed` returns it."""
+        log.error("worker stops: %s", exc)
+        self.failure = exc
+        self._stopping = True
+        for inst in list(self.active.values()):
+            self._drop(inst, release=False)  # releasing would be one more failing write
+        for run_id in list(self._waiters):
+            self._wake_waiters(run_id)
+        self._failed.set()
+
+    async def wait_failed(self) -> DuroError:
+        """Wait until the worker stops for good on a store it cannot trust; the error."""
+        await self._failed.wait()
+        assert self.failure is not None
+        return self.failure
 
     async def _wait(self, timeout: float) -> None:
         """Until poked, or ``timeout`` seconds."""

@@ -46,6 +46,7 @@ from duro.store._records import (
     histories_wanted,
     loaded_runs,
 )
+from duro.store.sqlite._file import FileWatch
 from duro.store.sqlite._ops import (
     SIDE_EFFECT_KINDS,
     close,
@@ -297,6 +298,7 @@ class SqliteStore(SqliteSchedules):
             inline_commits = flag not in ("0", "false", "no", "off")
         self.inline_commits = inline_commits
         self._writer: Writer | None = None
+        self._file: FileWatch | None = None
         self._local = threading.local()
         self._open_lock = threading.Lock()
 
@@ -340,6 +342,8 @@ class SqliteStore(SqliteSchedules):
             delay = min(delay * 2, 0.1)
 
     def _reader(self) -> sqlite3.Connection:
+        if self._writer is not None and self._writer.failure is not None:
+            raise self._writer.failure  # e.g. the file is gone: what we read is stale
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
@@ -389,6 +393,7 @@ class SqliteStore(SqliteSchedules):
                 self._migrate(conn)
                 if self.path != ":memory:":
                     presize_wal(conn)
+                    self._file = FileWatch(self.path)
             except sqlite3.Error as exc:
                 err = _translate(exc)
                 if "unable to open" in str(exc):
@@ -400,8 +405,13 @@ class SqliteStore(SqliteSchedules):
                 raise err from None
             return conn
 
-        self._writer = Writer(connect, _translate)
+        self._writer = Writer(connect, _translate, guard=self._check_file)
         await asyncio.to_thread(self._writer.start)
+
+    def _check_file(self) -> None:
+        """After each commit: the file written is still the one at our path."""
+        if self._file is not None:
+            self._file.check()
 
     async def close(self) -> None:
         """Drain the writer and close every connection."""
