@@ -13,8 +13,11 @@ from duro.client import Engine, Event, RunInfo, StepSummary, WorkflowHandle
 from duro.client._schedules import ScheduleInfo
 from duro.errors import (
     ChildWorkflowError,
+    CorruptRunError,
+    DatabaseFileLostError,
     DatabaseLockedError,
     DatabaseReadOnlyError,
+    DataRejectedError,
     DuroError,
     ErrorInfo,
     HistoryLimitError,
@@ -73,6 +76,9 @@ __version__ = "0.1.0"
 __all__ = [
     "ChildWorkflowError",
     "Clock",
+    "CorruptRunError",
+    "DataRejectedError",
+    "DatabaseFileLostError",
     "DatabaseLockedError",
     "DatabaseReadOnlyError",
     "DuroError",

@@ -12,6 +12,9 @@ from datetime import timedelta
 
 __all__ = [
     "ChildWorkflowError",
+    "CorruptRunError",
+    "DataRejectedError",
+    "DatabaseFileLostError",
     "DatabaseLockedError",
     "DatabaseReadOnlyError",
     "DuroError",
@@ -216,3 +219,26 @@ class DatabaseLockedError(StoreError):
 
 class DatabaseReadOnlyError(StoreError):
     """The database file (or its directory) is read-only."""
+
+
+class DataRejectedError(StoreError):
+    """The database refused a value: too large for an index (a very long workflow id on
+    PostgreSQL), too long, out of range, or against a constraint.
+
+    The same write can never succeed, so it is not retried; nothing of it was written.
+    """
+
+
+class CorruptRunError(StoreError):
+    """A run's stored row is damaged (a status duro does not know, a time that is not a
+    number): listings show it with status ``corrupt``; it is never claimed or changed,
+    and waiting for its result raises this. Repair the row (or delete the run)."""
+
+
+class DatabaseFileLostError(StoreError):
+    """The SQLite database file was deleted or replaced while the store had it open.
+
+    Writes after that would go to the old, unlinked file and vanish when it closes, so
+    the store reports the loss and refuses every later read and write; a worker on it
+    stops. Restore the file and restart.
+    """

@@ -22,6 +22,7 @@ PUBLIC = {
     "on_query", "on_signal", "on_update", "set_state", "wait_condition", "wait_for_signal",
     "Queue", "OverlapPolicy", "ScheduleAlreadyExistsError", "ScheduleNotFoundError",
     "ScheduleSpec", "schedule", "ScheduleInfo",
+    "CorruptRunError", "DataRejectedError", "DatabaseFileLostError",
 }
 
 

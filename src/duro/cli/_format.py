@@ -27,7 +27,8 @@ __all__ = [
 
 _STATUS_COLORS = {"completed": "green", "failed": "red", "cancelled": "yellow",
                   "terminated": "yellow", "parked": "red", "running": "cyan",
-                  "retrying": "yellow", "timed_out": "red", "continued_as_new": "dim"}
+                  "retrying": "yellow", "timed_out": "red", "continued_as_new": "dim",
+                  "corrupt": "red"}
 
 
 def dumps(value: Any, *, indent: int | None = 2, ascii: bool = False) -> str:
@@ -260,6 +261,7 @@ def run_json(info: RunInfo) -> dict[str, Any]:
         "error": error_json(info.error),
         "parent_run_id": info.parent_run_id,
         "origin_run_id": info.origin_run_id,
+        **({"damage": info.damage} if info.damage else {}),
     }
 
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from duro.cli._common import EXIT_FAILED, EXIT_OK, EXIT_STORE, CliError, Style
+from duro.cli._common import EXIT_FAILED, EXIT_OK, EXIT_STORE, CliError, Style, stderr
 from duro.cli._format import (
     dumps,
     duration,
@@ -70,7 +70,16 @@ async def ls_command(args: argparse.Namespace, url: str, out: Style) -> int:
     for line in table(["WORKFLOW ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "DURATION"],
                       rows, out, status_column=2):
         out.line(line)
+    _warn_damaged(runs)
     return EXIT_OK
+
+
+def _warn_damaged(runs: list[RunInfo]) -> None:
+    """Say on stderr which listed runs have a damaged row (shown as ``corrupt``)."""
+    for r in runs:
+        if r.damage:
+            stderr().line(f"warning: run {r.workflow_id!r} ({r.run_id}) has a damaged row "
+                          f"({r.damage}); duro never runs or changes it")
 
 
 async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
@@ -102,6 +111,9 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
         ("status", status_text(info.status.value, out)),
         ("created", local_time(info.created_at)),
     ]
+    if info.damage:
+        fields.append(("damage", f"{info.damage} (the stored row is damaged: duro never "
+                                 f"runs or changes it; repair or delete it)"))
     if info.parent_run_id is not None:
         fields.append(("parent", _link_text(parent, info.parent_run_id)))
     if info.origin_run_id is not None:

@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="delete finished runs older than this (stores that support it)")
 
     ls = command("ls", "list runs, newest first")
-    ls.add_argument("--status", choices=[s.value for s in RunStatus])
+    ls.add_argument("--status", choices=[s.value for s in RunStatus
+                                         if s is not RunStatus.CORRUPT])
     ls.add_argument("--name", help="only runs of this workflow name")
     ls.add_argument("--limit", type=_positive_int, default=50, metavar="N",
                     help="at most N runs (default 50)")

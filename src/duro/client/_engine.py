@@ -54,8 +54,9 @@ class Engine:
         synchronous: SQLite's synchronous pragma (``FULL`` by default).
         **worker_options: Passed to :class:`duro.worker.Worker` (``max_active``,
             ``lease``, ``poll_interval``, ``workflow_task_timeout``, ``queues`` — the
-            queues this worker serves, all by default...). Queues declared with
-            :class:`duro.Queue` have their limits stored when the worker starts.
+            queues this worker serves, all by default —, ``max_child_depth``...). Queues
+            declared with :class:`duro.Queue` have their limits stored when the worker
+            starts.
     """
 
     def __init__(
@@ -124,8 +125,16 @@ class Engine:
         await self.store.close()
 
     async def run_forever(self) -> None:
-        """Serve as a worker until cancelled."""
-        await asyncio.Event().wait()
+        """Serve as a worker until cancelled.
+
+        Raises:
+            DatabaseFileLostError: The worker stopped: the SQLite file was deleted or
+                replaced under it.
+        """
+        if self.worker is None:
+            await asyncio.Event().wait()
+        else:
+            raise await self.worker.wait_failed()
 
     # -- starting ------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from duro.client._records import Event, RunInfo, decode_error
 from duro.errors import (
+    CorruptRunError,
     ErrorInfo,
     RunNotFoundError,
     UpdateFailedError,
@@ -80,6 +81,7 @@ class WorkflowHandle(Generic[R]):
             WorkflowCancelledError: The run was cancelled.
             WorkflowTerminatedError: The run was terminated.
             TimeoutError: ``timeout`` seconds passed first.
+            CorruptRunError: The run's stored row is damaged.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.01
@@ -95,6 +97,9 @@ class WorkflowHandle(Generic[R]):
                     continue
             elif record.status.is_terminal:
                 return self._outcome(record)
+            elif record.status == RunStatus.CORRUPT:
+                raise CorruptRunError(f"run {record.run_id} of {self.workflow_id!r} cannot "
+                                      f"end: its stored row is damaged ({record.damage})")
             wait = self._engine._close_waiter(record.run_id)
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:

@@ -60,6 +60,8 @@ class RunInfo:
     """The run that started this one as a child, if any."""
     origin_run_id: str | None = None
     """The run this one continues (continue-as-new) or was reset, retried or forked from."""
+    damage: str | None = None
+    """What is wrong with the stored row, when ``status`` is ``CORRUPT``."""
 
     @classmethod
     def from_record(cls, r: RunRecord) -> RunInfo:
@@ -71,7 +73,8 @@ class RunInfo:
                    status=r.status, created_at=created, updated_at=updated,
                    closed_at=_time(r.closed_at), wake_at=_time(r.wake_at), owner=r.owner,
                    history_length=r.history_len, error=decode_error(r.error), result_json=result,
-                   parent_run_id=r.parent_run_id, origin_run_id=r.origin_run_id)
+                   parent_run_id=r.parent_run_id, origin_run_id=r.origin_run_id,
+                   damage=r.damage)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,11 +12,13 @@ from duro.store._records import (
     IdConflictPolicy,
     IdReusePolicy,
     Message,
+    NewEvent,
     RunRecord,
     RunStatus,
 )
 
-__all__ = ["CARRIED_KINDS", "carried_over", "check_existing"]
+__all__ = ["CARRIED_KINDS", "PARENT_CLOSED", "TOO_DEEP", "carried_over", "check_existing",
+           "child_done", "child_not_started", "child_started", "too_deep"]
 
 #: Inbox messages that follow a run into its successor at continue-as-new. A child's end
 #: and a step task's outcome concern operations of the old run only.
@@ -60,3 +62,56 @@ def carried_over(carry: Sequence[Message],
             update_id = str(orjson.loads(data).get("update_id")) if data else None
         out.append(Message(kind=kind, name=name, data=data, update_id=update_id))
     return out
+
+TOO_DEEP = "MaxChildDepthExceeded"
+"""The error type recorded for a child refused by the nesting limit."""
+
+
+def too_deep(depth: int, max_depth: int | None, op: int, workflow_id: str, name: str,
+             now: float) -> NewEvent | None:
+    """The parent's record of a child refused for nesting ``depth`` deep (its parent's
+    depth + 1) past ``max_depth``, or None when it may start.
+
+    The limit stops runaway recursion (a workflow that starts itself as a child would
+    otherwise create runs without end, thousands a second)."""
+    if max_depth is None or depth <= max_depth:
+        return None
+    return child_not_started(
+        op, name, TOO_DEEP,
+        f"child workflow {workflow_id!r} ({name}) would be nested {depth} deep, past the "
+        f"limit of {max_depth} (the worker's max_child_depth; runaway recursion?)", now)
+
+
+def child_started(op: int, name: str, workflow_id: str, run_id: str, now: float) -> NewEvent:
+    """The parent's record of a child it started."""
+    return NewEvent(kind="child_started", ts=now, op=op, name=name,
+                    data=orjson.dumps({"workflow_id": workflow_id, "run_id": run_id}))
+
+
+def child_not_started(op: int, name: str, error: str | Exception, message: str,
+                      now: float) -> NewEvent:
+    """The parent's record of a child that could not be started (its id is taken, it
+    would nest too deep, the database refused it): ``child_failed`` at the same op, so
+    the parent's history has no gap and replays the same way. ``error``: its type name,
+    or the exception that says why."""
+    error_type = error if isinstance(error, str) else type(error).__name__
+    return NewEvent(kind="child_failed", ts=now, op=op, name=name,
+                    data=orjson.dumps({"type": error_type, "message": message,
+                                       "traceback": ""}),
+                    meta=orjson.dumps({"status": "not_started"}))
+
+
+PARENT_CLOSED = orjson.dumps({"type": "Terminated", "message": "parent run closed",
+                              "traceback": ""})
+"""The error recorded for a child terminated by its parent's close policy."""
+
+
+def child_done(run_id: str, parent_op: int, status: str, result: bytes | None,
+               error: bytes | None) -> Message:
+    """The message that tells a live parent its child ended (the child's outcome)."""
+    payload = orjson.dumps({
+        "status": status, "run_id": run_id,
+        "result": orjson.Fragment(result) if result is not None else None,
+        "error": orjson.Fragment(error) if error is not None else None,
+    })
+    return Message(kind="child_done", name=str(parent_op), data=payload)

@@ -266,9 +266,12 @@ class Store(Protocol):
         self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
         op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
         links: RunLinks, owner: str | None, now: float, placement: Placement | None = None,
+        max_depth: int | None = None,
     ) -> tuple[RunRecord | None, NewEvent]:
-        """Append ``before``, then start the child and record ``child_started`` — or
-        record ``child_failed`` if its workflow id is taken — atomically, fenced."""
+        """Append ``before``, then start the child (its depth its parent's + 1) and
+        record ``child_started`` — or record ``child_failed`` if its workflow id is
+        taken, it would be nested deeper than ``max_depth``, or the database refuses it
+        (:class:`~duro.errors.DataRejectedError`) — atomically, fenced."""
         ...
 
     async def continue_as_new(

@@ -7,7 +7,7 @@ import itertools
 import operator
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "LIVE_STATUSES",
@@ -30,6 +30,7 @@ __all__ = [
     "event_records",
     "histories_wanted",
     "loaded_runs",
+    "run_record",
 ]
 
 
@@ -52,6 +53,10 @@ class RunStatus(enum.StrEnum):
     """The run's execution timeout passed."""
     CONTINUED_AS_NEW = "continued_as_new"
     """The run handed over to a new run of the same workflow id."""
+    CORRUPT = "corrupt"
+    """Not a state: the run's stored row is damaged (a status duro does not know, a
+    time that is not a number). It is listed, with ``damage`` saying what, and never
+    claimed or changed; waiting for its result raises ``CorruptRunError``."""
 
     @property
     def is_terminal(self) -> bool:
@@ -94,6 +99,51 @@ class RunRecord:
     queue: str = "default"
     priority: int = 0
     concurrency_key: str | None = None
+    depth: int = 0
+    """How deeply the run is nested as a child (0: started from outside)."""
+    damage: str | None = None
+    """What is wrong with the stored row, when its status is ``CORRUPT``."""
+
+
+_STATUSES = {s.value: s for s in RunStatus if s is not RunStatus.CORRUPT}
+_TIMES = ("created_at", "updated_at")
+_OPTIONAL_TIMES = ("closed_at", "wake_at", "deadline_at")
+_COUNTS = ("epoch", "history_len", "priority", "depth")
+
+
+class _Row(Protocol):
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def run_record(row: _Row) -> RunRecord:
+    """A :class:`RunRecord` from a ``runs`` row (a dict, or a ``sqlite3.Row``).
+
+    A damaged row gives a record with status ``CORRUPT``, the damaged values replaced
+    (0, None) and ``damage`` saying what was found, instead of an error: one bad row
+    (a status duro does not know, a time that is not a number — SQLite keeps any value
+    it is given) must not break every listing that includes it.
+    """
+    problems = []
+    raw_status = row["status"]
+    status = _STATUSES.get(raw_status)
+    if status is None:
+        problems.append(f"unknown status {raw_status!r}")
+    values = {key: row[key] for key in (*_TIMES, *_OPTIONAL_TIMES, *_COUNTS)}
+    for key, value in values.items():
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number and not (value is None and key not in _TIMES):
+            problems.append(f"{key} is {value!r}, not a number")
+            values[key] = None if key in _OPTIONAL_TIMES else 0
+    return RunRecord(
+        run_id=row["run_id"], workflow_id=row["workflow_id"],
+        workflow_name=row["workflow_name"],
+        status=RunStatus.CORRUPT if problems or status is None else status,
+        input=row["input"], result=row["result"], error=row["error"],
+        owner=row["owner"], parent_run_id=row["parent_run_id"], parent_op=row["parent_op"],
+        parent_close=row["parent_close"], origin_run_id=row["origin_run_id"],
+        queue=row["queue"] or "default", concurrency_key=row["concurrency_key"],
+        **{k: v if v is not None or k in _OPTIONAL_TIMES else 0 for k, v in values.items()},
+        damage="; ".join(problems) or None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -181,6 +231,9 @@ class RunLinks:
     parent_close: str | None = None
     deadline_at: float | None = None
     origin_run_id: str | None = None
+    depth: int = 0
+    """How deeply the new run is nested: its parent's depth + 1 for a child; a run that
+    continues as new keeps its predecessor's."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

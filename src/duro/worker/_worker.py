@@ -25,9 +25,8 @@ import orjson
 
 from duro._clock import Clock, SystemClock
 from duro.errors import (
+    DatabaseFileLostError,
     DuroError,
-    ErrorInfo,
-    RecoveryLimitError,
     RunNotFoundError,
 )
 from duro.store import Claim, Fenced, LoadedRun, NewEvent, RunLinks, Store
@@ -35,10 +34,10 @@ from duro.store._records import Placement, QueueConfig
 from duro.worker import _decide as decide
 from duro.worker import _inbox as inbox
 from duro.worker import _local_steps as steps
+from duro.worker import _recovery as recovery
 from duro.worker._gc import collect_young_when_idle, release_gc, tune_gc_for_worker
 from duro.worker._retention import RetentionPolicy, retention_loop
 from duro.worker._scheduler import Scheduler
-from duro.worker._steps import error_payload
 from duro.worker._tasks import TaskRunner
 from duro.workflow import _guard
 from duro.workflow._api import Workflow
@@ -60,18 +59,16 @@ log = logging.getLogger("duro.worker")
 # bound on noticing such a death, whatever the lease; one cheap read per probe.
 _LIVENESS_PROBE = 0.5
 
-# A run taken over from a dead worker this many times in a row, with nothing recorded in
-# between, is a suspect: taken up alone, on trial (Worker._try_suspect), and watched for
-# up to _TRIAL_GRACE seconds before the next suspect. The take-over query counts the
-# first two deaths of every run it held, later ones only of the run on trial.
-SUSPECT_AFTER = 2
-_TRIAL_GRACE = 5.0
-
 # A main-loop wait at least this long (seconds), with nothing else to run and nothing due
 # for _IDLE_GC_AHEAD seconds, is idle time for a young garbage collection
 # (_gc.collect_young_when_idle; ~0.2 s with 10,000 runs held, a few ms without).
 _IDLE_GC_WAIT = 0.05
 _IDLE_GC_AHEAD = 0.25
+
+# How deeply children nest by default: far more than any tree a workflow walks on
+# purpose, and a runaway recursion stops after this many runs instead of thousands a
+# second (each level is a run and a transaction).
+DEFAULT_MAX_CHILD_DEPTH = 100
 
 
 def _pid_alive(pid: int) -> bool:
@@ -120,6 +117,10 @@ class Worker:
             parked (``RecoveryLimitError``) instead of run again: code that kills its
             process (``os._exit``, a crash in a C extension, running out of memory)
             would otherwise take down every worker in turn, forever.
+        max_child_depth: How deeply child workflows may nest (a run started from
+            outside is at depth 0, its children at 1...). A child past it is not
+            started: the parent's ``execute_child`` raises ``ChildWorkflowError``
+            (status ``not_started``). Stops runaway recursion; None for no limit.
     """
 
     def __init__(
@@ -142,11 +143,15 @@ class Worker:
         lookahead: float = 5.0,
         tune_gc: bool = True,
         max_recoveries: int = 10,
+        max_child_depth: int | None = DEFAULT_MAX_CHILD_DEPTH,
     ) -> None:
-        if max_recoveries < SUSPECT_AFTER:
-            raise ValueError(f"max_recoveries must be at least {SUSPECT_AFTER}, not "
+        if max_recoveries < recovery.SUSPECT_AFTER:
+            raise ValueError(f"max_recoveries must be at least {recovery.SUSPECT_AFTER}, not "
                              f"{max_recoveries}")
         self.max_recoveries = max_recoveries
+        if max_child_depth is not None and max_child_depth < 0:
+            raise ValueError("max_child_depth must be 0 or more (or None for no limit)")
+        self.max_child_depth = max_child_depth
         self.tune_gc = tune_gc
         self._gc_tuned = False
         self.retention = retention
@@ -197,6 +202,9 @@ class Worker:
         self._unsubscribe: Callable[[], None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.steps_executed = 0
+        self.failure: DuroError | None = None
+        """Why the worker stopped on its own (see :meth:`wait_failed`), if it did."""
+        self._failed = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -432,6 +440,9 @@ class Worker:
                         inbox.check(self, run_id)
             except asyncio.CancelledError:
                 raise
+            except DatabaseFileLostError as exc:
+                self._fail(exc)
+                return
             except DuroError as exc:
                 log.warning("worker loop: %s", exc)
                 timeout = self.poll_interval
@@ -440,6 +451,25 @@ class Worker:
                 timeout = self.poll_interval
             look_at = time.monotonic() + max(0.0, timeout)
             await self._wait(min(timeout, wake_in))
+
+    def _fail(self, exc: DuroError) -> None:
+        """Stop for good: the store can no longer be trusted (its file was deleted or
+        replaced). Nothing more is claimed or run; waiters read the store again, which
+        raises the same error; :meth:`wait_failed` returns it."""
+        log.error("worker stops: %s", exc)
+        self.failure = exc
+        self._stopping = True
+        for inst in list(self.active.values()):
+            self._drop(inst, release=False)  # releasing would be one more failing write
+        for run_id in list(self._waiters):
+            self._wake_waiters(run_id)
+        self._failed.set()
+
+    async def wait_failed(self) -> DuroError:
+        """Wait until the worker stops for good on a store it cannot trust; the error."""
+        await self._failed.wait()
+        assert self.failure is not None
+        return self.failure
 
     async def _wait(self, timeout: float) -> None:
         """Until poked, or ``timeout`` seconds."""
@@ -533,14 +563,14 @@ class Worker:
         taken = claims
         handed: set[str] = set()
         try:
-            if any(c.recoveries >= SUSPECT_AFTER for c in claims):
+            if any(c.recoveries >= recovery.SUSPECT_AFTER for c in claims):
                 for claim in claims:
                     if claim.recoveries > self.max_recoveries:
-                        await self._park_poisoned(claim)
-                    elif claim.recoveries >= SUSPECT_AFTER:
+                        await recovery.park_poisoned(self, claim)
+                    elif claim.recoveries >= recovery.SUSPECT_AFTER:
                         handed.add(claim.run_id)
-                        self._spawn(self._try_suspect(claim))
-                claims = [c for c in claims if c.recoveries < SUSPECT_AFTER]
+                        self._spawn(recovery.try_suspect(self, claim))
+                claims = [c for c in claims if c.recoveries < recovery.SUSPECT_AFTER]
             cached: dict[str, RunInstance] = {}
             for claim in claims:
                 inst = self.cache.pop(claim.run_id, None)
@@ -569,51 +599,6 @@ class Worker:
                 if claim.run_id not in handed:  # a suspect's slot is freed by its trial
                     self._reserved -= 1
                     self._activating[claim.queue] -= 1
-
-    async def _try_suspect(self, claim: Claim) -> None:
-        """Take up a run that died with its workers twice in a row, alone: marked on
-        trial, then watched until it records something, stops being held here, or
-        ``_TRIAL_GRACE`` passes, before the next suspect's trial. A death meanwhile counts
-        against it; runs that only shared the process are not blamed for it."""
-        try:
-            async with self._trial:
-                if self._stopping:
-                    return
-                await self.store.mark_trial(claim.run_id, claim.epoch)
-                loaded = await self.store.load_runs([claim.run_id])
-                stale = self.cache.pop(claim.run_id, None)
-                if stale is not None:
-                    stale.close()
-                self._take_up(claim, None, loaded[claim.run_id])
-                inst = self.active.get(claim.run_id)
-                until = time.monotonic() + _TRIAL_GRACE
-                while (inst is not None and self.active.get(claim.run_id) is inst
-                       and inst.history_len == claim.history_len and not self._stopping
-                       and time.monotonic() < until):
-                    await asyncio.sleep(0.02)
-        except DuroError as exc:
-            log.warning("could not take up suspect run %s: %s", claim.run_id, exc)
-            await self._release(claim.run_id, claim.epoch)
-        finally:
-            self._reserved -= 1
-            self._activating[claim.queue] -= 1
-
-    async def _park_poisoned(self, claim: Claim) -> None:
-        error = RecoveryLimitError(
-            f"run {claim.run_id} was taken over from a dead worker {claim.recoveries} "
-            f"times in a row with nothing recorded in between (limit {self.max_recoveries})"
-            f": its code may be killing the worker process (os._exit, a crash in a C "
-            f"extension, running out of memory). Fix the cause, then resume it "
-            f"(duro resume ID); new code resumes it by itself")
-        log.error("parking run %s of %s: %s", claim.run_id, claim.workflow_name, error)
-        wf = self.workflows[claim.workflow_name]
-        try:
-            await self.store.park(claim.run_id, claim.epoch, error=error_payload(
-                ErrorInfo(type="RecoveryLimitError", message=str(error))),
-                code_hash=wf.code_hash, now=self.clock.now())
-        except DuroError as exc:
-            log.warning("could not park run %s: %s", claim.run_id, exc)
-        self._wake_waiters(claim.run_id)
 
     def _take_up(self, claim: Claim, inst: RunInstance | None, loaded: LoadedRun) -> None:
         if inst is None:
@@ -693,14 +678,15 @@ class Worker:
                         self.history_limit)
         return True
 
-    def _drop(self, inst: RunInstance) -> None:
+    def _drop(self, inst: RunInstance, *, release: bool = True) -> None:
         """Forget a run whose write failed or was fenced, and hand it back (the release is
         fenced too: it does nothing to a run another worker owns now)."""
         if self.active.get(inst.run_id) is inst:
             del self.active[inst.run_id]
         steps.abandon_steps(self, inst)
         inst.close()
-        self._spawn(self._release(inst.run_id, inst.epoch))
+        if release:
+            self._spawn(self._release(inst.run_id, inst.epoch))
         self._poke()
 
     async def _release(self, run_id: str, epoch: int) -> None:
@@ -761,7 +747,8 @@ class Worker:
                 inst.run_id, inst.epoch, seq, events, op=cmd.op, run_id=run_id,
                 workflow_id=cmd.workflow_id, workflow_name=cmd.workflow.name,
                 input=cmd.input, links=links, owner=self.worker_id if local else None,
-                now=now, placement=Placement(queue=cmd.workflow.queue))
+                now=now, placement=Placement(queue=cmd.workflow.queue),
+                max_depth=self.max_child_depth)
             if record is not None and local:
                 adopted = True
                 self.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,

@@ -31,6 +31,7 @@ from duro.errors import (
 from duro.serde import convert, decode, encode
 from duro.step._step import Step
 from duro.workflow import _guard
+from duro.workflow._ids import default_child_id
 from duro.workflow._loop import WorkflowLoop
 from duro.workflow._messages import Mailbox, convert_args
 
@@ -355,8 +356,9 @@ class RunInstance:
             return
         status = (orjson.loads(meta) if meta else {}).get("status", "failed")
         cause = _error_info(data) if data else None
+        what = "was not started" if status == "not_started" else f"ended {status}"
         cmd.future.set_exception(ChildWorkflowError(
-            f"child workflow {cmd.workflow_id!r} ({cmd.workflow.name}) ended {status}"
+            f"child workflow {cmd.workflow_id!r} ({cmd.workflow.name}) {what}"
             + (f": {cause}" if cause else ""),
             workflow_id=cmd.workflow_id, status=status, cause=cause))
 
@@ -582,7 +584,8 @@ class RunInstance:
         op = self._issue("child", workflow.name)
         fut = self.loop.create_future()
         cmd = ChildCommand(op=op, workflow=workflow, input=payload, future=fut,
-                           workflow_id=workflow_id or f"{self.workflow_id}/{self.run_id[:8]}/{op}",
+                           workflow_id=workflow_id or default_child_id(self.workflow_id,
+                                                                        self.run_id, op),
                            parent_close=parent_close, execution_timeout=execution_timeout)
         self.commands[op] = cmd
         fut.add_done_callback(lambda f: self._on_child_future_done(cmd))

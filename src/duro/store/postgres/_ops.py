@@ -16,7 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from duro.errors import StoreError, WorkflowAlreadyStartedError
-from duro.store._policy import carried_over, check_existing
+from duro.store._policy import PARENT_CLOSED, carried_over, check_existing, child_done
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
@@ -27,6 +27,7 @@ from duro.store._records import (
     RunLinks,
     RunRecord,
     RunStatus,
+    run_record,
 )
 from duro.store.postgres._arrays import event_columns
 from duro.store.postgres._sql import queries
@@ -39,18 +40,7 @@ Conn = psycopg.AsyncConnection[Any]
 
 
 def row_to_run(row: dict[str, Any]) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"], workflow_id=row["workflow_id"],
-        workflow_name=row["workflow_name"], status=RunStatus(row["status"]),
-        input=row["input"], result=row["result"], error=row["error"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        closed_at=row["closed_at"], wake_at=row["wake_at"], owner=row["owner"],
-        epoch=row["epoch"], history_len=row["history_len"],
-        parent_run_id=row.get("parent_run_id"), parent_op=row.get("parent_op"),
-        parent_close=row.get("parent_close"), deadline_at=row.get("deadline_at"),
-        origin_run_id=row.get("origin_run_id"), queue=row.get("queue") or "default",
-        priority=row.get("priority") or 0, concurrency_key=row.get("concurrency_key"),
-    )
+    return run_record(row)
 
 
 async def _one(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
@@ -133,7 +123,8 @@ async def create_run(
               "origin_run_id": links.origin_run_id, "queue": place.queue,
               "priority": place.priority, "concurrency_key": place.concurrency_key,
               "dedup_key": place.dedup_key, "debounce_key": place.debounce_key,
-              "started_at": now if owner else None, "started_event": started_event}
+              "started_at": now if owner else None, "started_event": started_event,
+              "depth": links.depth}
     cur = await conn.execute(_Q["insert_run"], params)
     if await cur.fetchone() is None:
         # Another process started a live run with this id (or dedup key) a moment ago:
@@ -154,7 +145,7 @@ async def create_run(
         history_len=1, parent_run_id=links.parent_run_id, parent_op=links.parent_op,
         parent_close=links.parent_close, deadline_at=links.deadline_at,
         origin_run_id=links.origin_run_id, queue=place.queue, priority=place.priority,
-        concurrency_key=place.concurrency_key)
+        concurrency_key=place.concurrency_key, depth=links.depth)
     return record, True
 
 
@@ -189,12 +180,18 @@ async def close(conn: Conn, run_id: str, status: str, kind: str, error: bytes, n
                 *, epoch: int | None = None) -> RunRecord | None:
     """End a live run from outside its worker (terminate, time out), fencing it out; None
     (nothing written) when it was not live (or not at ``epoch``)."""
+    record = await _close_row(conn, run_id, status, kind, error, now, epoch=epoch)
+    if record is not None:
+        await on_closed(conn, run_id, status, None, error, now)
+    return record
+
+
+async def _close_row(conn: Conn, run_id: str, status: str, kind: str, error: bytes,
+                     now: float, *, epoch: int | None = None) -> RunRecord | None:
+    """The run's own part of :func:`close`: its status, closing event and leftovers."""
     row = await _one(conn, "close_run", {"run_id": run_id, "error": error, "now": now,
                                          "status": status, "epoch": epoch, "kind": kind})
-    if row is None:
-        return None
-    await on_closed(conn, run_id, status, None, error, now)
-    return row_to_run(row)
+    return None if row is None else row_to_run(row)
 
 
 async def closing_links(conn: Conn, run_id: str) -> psycopg.AsyncCursor[dict[str, Any]]:
@@ -207,31 +204,32 @@ async def closing_links(conn: Conn, run_id: str) -> psycopg.AsyncCursor[dict[str
 async def on_closed(conn: Conn, run_id: str, status: str, result: bytes | None,
                     error: bytes | None, now: float,
                     links: psycopg.AsyncCursor[dict[str, Any]] | None = None) -> None:
-    """A run ended: tell its parent, apply its children's parent-close policy, and drop
-    its step tasks. ``links``: the :func:`closing_links` cursor, if already queued."""
-    await conn.execute(_Q["delete_tasks_of_run"], {"run_id": run_id})
-    if links is None:
-        links = await closing_links(conn, run_id)
-    rows = await links.fetchall()
-    reason = orjson.dumps({"type": "Terminated", "message": "parent run closed",
-                           "traceback": ""})
-    for row in rows:
-        if row["kind"] == "parent":
-            if status == "continued_as_new" or row["status"] not in LIVE_STATUSES:
+    """A run ended: tell its parent, apply its children's parent-close policy (and, for
+    children it terminates, theirs, down the tree), and drop its step tasks. ``links``:
+    the :func:`closing_links` cursor, if already queued.
+
+    A loop over the runs to close, not a recursion: a chain of a thousand nested
+    children (~450 overflowed Python's stack) closes in this same transaction."""
+    closing = [(run_id, links)]
+    while closing:
+        closed, cur = closing.pop()
+        await conn.execute(_Q["delete_tasks_of_run"], {"run_id": closed})
+        if cur is None:
+            cur = await closing_links(conn, closed)
+        for row in await cur.fetchall():
+            if row["kind"] == "parent":
+                # Only the run that ended first has a parent that may be live: the
+                # parent of each child closed here is closed already.
+                if (closed == run_id and status != "continued_as_new"
+                        and row["status"] in LIVE_STATUSES):
+                    await send(conn, row["run_id"], child_done(
+                        run_id, row["parent_op"], status, result, error), now)
                 continue
-            payload = orjson.dumps({
-                "status": status, "run_id": run_id,
-                "result": orjson.Fragment(result) if result is not None else None,
-                "error": orjson.Fragment(error) if error is not None else None,
-            })
-            await send(conn, row["run_id"], Message(kind="child_done",
-                                                    name=str(row["parent_op"]),
-                                                    data=payload), now)
-            continue
-        policy = row["policy"]
-        if policy == "abandon" or row["cancelling"]:
-            continue  # a child already cleaning up after a cancel request may finish
-        if policy == "request_cancel":
-            await send(conn, row["run_id"], Message(kind="cancel"), now)
-        else:
-            await close(conn, row["run_id"], "terminated", "run_terminated", reason, now)
+            policy = row["policy"]
+            if policy == "abandon" or row["cancelling"]:
+                continue  # a child already cleaning up after a cancel request may finish
+            if policy == "request_cancel":
+                await send(conn, row["run_id"], Message(kind="cancel"), now)
+            elif await _close_row(conn, row["run_id"], "terminated", "run_terminated",
+                                  PARENT_CLOSED, now) is not None:
+                closing.append((row["run_id"], None))

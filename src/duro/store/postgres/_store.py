@@ -20,7 +20,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from duro.errors import RunNotFoundError, StoreError, WorkflowAlreadyStartedError
+from duro.errors import (
+    DataRejectedError,
+    RunNotFoundError,
+    StoreError,
+    WorkflowAlreadyStartedError,
+)
+from duro.store._policy import child_not_started, child_started, too_deep
 from duro.store._protocol import Fenced
 from duro.store._records import (
     LIVE_STATUSES,
@@ -77,6 +83,23 @@ _T = TypeVar("_T")
 Conn = psycopg.AsyncConnection[Any]
 
 
+def _rejected(exc: psycopg.Error) -> DataRejectedError | None:
+    """The error for a write the database refused for its values, or None.
+
+    psycopg files "program limit exceeded" (SQLSTATE class 54: an index row too large,
+    which a very long workflow id or key causes) under OperationalError, with the
+    outages; called "database unavailable", such a write was retried forever."""
+    sqlstate = exc.sqlstate or ""
+    if sqlstate == "54000":
+        return DataRejectedError(
+            f"the database refused a value too large to index (PostgreSQL indexes about "
+            f"2,700 bytes per entry at most: shorten the workflow id, queue or key) "
+            f"({short_error(exc)})")
+    if sqlstate.startswith("54") or isinstance(exc, psycopg.DataError | psycopg.IntegrityError):
+        return DataRejectedError(f"the database refused a value ({short_error(exc)})")
+    return None
+
+
 def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, (Fenced, StoreError, WorkflowAlreadyStartedError, RunNotFoundError)):
         return exc
@@ -85,6 +108,8 @@ def _translate(exc: BaseException) -> BaseException:
         what = "this operation's outcome is already recorded" \
             if diag == "events_outcome_once" else "a row with this key already exists"
         return StoreError(f"{what} ({short_error(exc)})")
+    if isinstance(exc, psycopg.Error) and (rejected := _rejected(exc)) is not None:
+        return rejected
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return StoreError(f"database unavailable: {short_error(exc)}")
     if isinstance(exc, psycopg.Error):
@@ -127,7 +152,14 @@ async def _claim_limited(conn: Conn, queue: str, params: dict[str, Any], room: i
     so that concurrent claimers (other workers) check the limits one at a time: global
     and per-worker concurrency count running runs only (a suspended run holds no slot);
     the rate limit counts first starts in a sliding window; concurrency keys cap running
-    runs per key."""
+    runs per key.
+
+    In a rate-limited queue a first start is stamped once, with the database's clock
+    read under the lock: that stamp is both the run's ``started_at`` and its entry in
+    the rate log. Times the caller took before the claim (its durable ``now`` at the
+    top of a worker's loop turn, ``real_now`` a few awaits later, then the wait for the
+    lock; each host with its own clock) let two claims a little more than a period
+    apart by those times start twice the limit within one real period."""
     cur = conn.cursor()
     await cur.execute(_Q["lock_queue"], {"queue": queue})
     row = await cur.fetchone()
@@ -143,14 +175,13 @@ async def _claim_limited(conn: Conn, queue: str, params: dict[str, Any], room: i
         room = min(room, config.per_worker - held_here)
     if room <= 0:
         return []
-    real_now = params["real_now"]
     rate_room: int | None = None
+    stamp = params["now"]  # the started_at of a first start
     if config.rate_limit is not None:
-        since = {**q, "since": real_now - config.rate_period}
-        await conn.execute(_Q["queue_forget_starts"], since)
-        cur = await conn.execute(_Q["queue_started_since"], since)
-        started = await cur.fetchone()
-        rate_room = config.rate_limit - int(started[0] if started else 0)
+        cur = await conn.execute(_Q["queue_rate_window"], {**q, "period": config.rate_period})
+        window = await cur.fetchone()
+        assert window is not None
+        stamp, rate_room = float(window[0]), config.rate_limit - int(window[1])
     per_key: dict[str, int] = {}
     if config.key_concurrency is not None:
         cur = await conn.execute(_Q["queue_running_by_key"], q)
@@ -184,13 +215,12 @@ async def _claim_limited(conn: Conn, queue: str, params: dict[str, Any], room: i
             break
     if not chosen:
         return []
-    cur = await conn.execute(_Q["claim_ids"], {**params, "ids": chosen})
+    cur = await conn.execute(_Q["claim_ids"], {**params, "now": stamp, "ids": chosen})
     out = [_claim(r) for r in await cur.fetchall()]
     if config.rate_limit is not None:
         n = sum(1 for c in out if c.run_id in first_starts)
         if n:
-            await conn.execute(_Q["queue_record_starts"], {**q, "real_now": real_now,
-                                                           "n": n})
+            await conn.execute(_Q["queue_record_starts"], {**q, "stamp": stamp, "n": n})
     return out
 
 
@@ -604,8 +634,8 @@ class PostgresStore(PostgresSchedules):
             config = configs.get(name, QueueConfig(name=name))
             started = 0
             if config.rate_limit is not None:
-                rows = await self._read("queue_started_since", {
-                    "queue": name, "since": real_now - config.rate_period})
+                rows = await self._read("queue_started_lately", {
+                    "queue": name, "period": config.rate_period})
                 started = int(rows[0][0])
             c = counts.get(name, {})
             out.append(QueueStats(config=config, pending=c.get("pending", 0),
@@ -868,36 +898,51 @@ class PostgresStore(PostgresSchedules):
         self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
         op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
         links: RunLinks, owner: str | None, now: float, placement: Placement | None = None,
+        max_depth: int | None = None,
     ) -> tuple[RunRecord | None, NewEvent]:
         """Start a child and record it in the parent, atomically.
 
         ``before`` (the parent's pending events) are appended first; then either
-        ``child_started`` (and the child exists) or, when the child's workflow id is
-        taken by a live run, ``child_failed`` — at the same sequence number either way.
+        ``child_started`` (and the child exists, one level deeper than its parent) or
+        ``child_failed`` — at the same sequence number either way — when the child's
+        workflow id is taken by a live run, it would be nested deeper than ``max_depth``,
+        or the database refuses it (a workflow id too long to index, say).
         """
         at = seq + len(before)
 
         async def op_(conn: Conn) -> Finish:
             await self._fence(conn, parent_run_id, epoch, seq, before, at + 1, now)
-            record: RunRecord | None
-            try:
-                record, _ = await create_run(
-                    conn, run_id=run_id, workflow_id=workflow_id,
-                    workflow_name=workflow_name, input=input, now=now, owner=owner,
-                    on_conflict="fail", on_reuse="allow", links=links, placement=placement)
-                event = NewEvent(kind="child_started", ts=now, op=op, name=workflow_name,
-                                 data=orjson.dumps({"workflow_id": workflow_id,
-                                                    "run_id": run_id}))
-            except WorkflowAlreadyStartedError as exc:  # raised before writing the child
-                record = None
-                event = NewEvent(kind="child_failed", ts=now, op=op, name=workflow_name,
-                                 data=orjson.dumps({"type": "WorkflowAlreadyStartedError",
-                                                    "message": str(exc), "traceback": ""}),
-                                 meta=orjson.dumps({"status": "not_started"}))
+            cur = await conn.execute(_Q["run_depth"], {"run_id": parent_run_id})
+            row = await cur.fetchone()
+            depth = (int(row[0]) if row else 0) + 1
+            record: RunRecord | None = None
+            event = too_deep(depth, max_depth, op, workflow_id, workflow_name, now)
+            if event is None:
+                try:
+                    record, _ = await create_run(
+                        conn, run_id=run_id, workflow_id=workflow_id,
+                        workflow_name=workflow_name, input=input, now=now, owner=owner,
+                        on_conflict="fail", on_reuse="allow",
+                        links=dataclasses.replace(links, depth=depth), placement=placement)
+                    event = child_started(op, workflow_name, workflow_id, run_id, now)
+                except WorkflowAlreadyStartedError as exc:  # raised before writing the child
+                    event = child_not_started(op, workflow_name, exc, str(exc), now)
             await conn.execute(_Q["insert_events"], event_arrays(parent_run_id, at, [event]))
             return _done((record, event))
 
-        result: tuple[RunRecord | None, NewEvent] = await self._write(op_, notify=True)
+        try:
+            result: tuple[RunRecord | None, NewEvent] = await self._write(op_, notify=True)
+        except DataRejectedError as exc:
+            # Recorded, not raised: the parent would replay and try again forever.
+            event = child_not_started(op, workflow_name, exc, str(exc), now)
+
+            async def refused(conn: Conn) -> Finish:
+                await self._fence(conn, parent_run_id, epoch, seq, before, at + 1, now)
+                await conn.execute(_Q["insert_events"],
+                                   event_arrays(parent_run_id, at, [event]))
+                return _done((None, event))
+
+            result = await self._write(refused)
         return result
 
     async def continue_as_new(
@@ -931,7 +976,7 @@ class PostgresStore(PostgresSchedules):
             assert old is not None
             links = RunLinks(parent_run_id=old.parent_run_id, parent_op=old.parent_op,
                              parent_close=old.parent_close, deadline_at=old.deadline_at,
-                             origin_run_id=run_id)
+                             origin_run_id=run_id, depth=old.depth)
             record, _ = await create_run(
                 conn, run_id=new_run_id, workflow_id=old.workflow_id,
                 workflow_name=old.workflow_name, input=input, now=now, owner=owner,

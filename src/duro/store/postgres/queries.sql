@@ -21,12 +21,12 @@ WITH r AS (
     INSERT INTO runs (run_id, workflow_id, workflow_name, status, input, created_at,
                       updated_at, wake_at, owner, epoch, history_len, parent_run_id,
                       parent_op, parent_close, deadline_at, origin_run_id, queue, priority,
-                      concurrency_key, dedup_key, debounce_key, started_at)
+                      concurrency_key, dedup_key, debounce_key, started_at, depth)
     VALUES (%(run_id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(now)s,
             %(now)s, %(wake_at)s, %(owner)s, %(epoch)s, 1, %(parent_run_id)s,
             %(parent_op)s, %(parent_close)s, %(deadline_at)s, %(origin_run_id)s, %(queue)s,
             %(priority)s, %(concurrency_key)s, %(dedup_key)s, %(debounce_key)s,
-            %(started_at)s)
+            %(started_at)s, %(depth)s)
     ON CONFLICT DO NOTHING
     RETURNING run_id
 ), e AS (
@@ -170,7 +170,7 @@ RETURNING r.run_id, r.workflow_id, r.workflow_name, r.epoch, r.history_len, r.qu
 -- Running runs of these workflows whose owner's lease expired, up to the room left. A
 -- recovery, counted until the run writes something (a run whose code kills its worker
 -- would otherwise crash every worker in turn, forever): always for the first two in a
--- row, then only if the run died on trial (taken up alone: see Worker._try_suspect).
+-- row, then only if the run died on trial (taken up alone: see worker/_recovery.py).
 WITH orphans AS MATERIALIZED (
     SELECT run_id FROM runs
     WHERE status = 'running' AND workflow_name = ANY(%(names)s::text[])
@@ -215,14 +215,26 @@ SELECT concurrency_key, count(*) FROM runs
 WHERE queue = %(queue)s AND status = 'running' AND concurrency_key IS NOT NULL
 GROUP BY concurrency_key;
 
--- name: queue_forget_starts
-DELETE FROM queue_starts WHERE queue = %(queue)s AND ts <= %(since)s;
+-- name: queue_rate_window
+-- With the queue's row locked: the database's clock now (the stamp of this claim's first
+-- starts, one clock for every host), and the starts within the period before it, after
+-- forgetting older ones.
+WITH t AS MATERIALIZED (SELECT extract(epoch FROM clock_timestamp())::float8 AS stamp),
+forget AS (
+    DELETE FROM queue_starts
+    WHERE queue = %(queue)s AND ts <= (SELECT stamp FROM t) - %(period)s
+)
+SELECT t.stamp, (SELECT count(*) FROM queue_starts
+                 WHERE queue = %(queue)s AND ts > t.stamp - %(period)s)
+FROM t;
 
--- name: queue_started_since
-SELECT count(*) FROM queue_starts WHERE queue = %(queue)s AND ts > %(since)s;
+-- name: queue_started_lately
+-- Starts within the last period, by the database's clock (the one claims stamp with).
+SELECT count(*) FROM queue_starts
+WHERE queue = %(queue)s AND ts > extract(epoch FROM clock_timestamp()) - %(period)s;
 
 -- name: queue_record_starts
-INSERT INTO queue_starts (queue, ts) SELECT %(queue)s, %(real_now)s FROM generate_series(1, %(n)s);
+INSERT INTO queue_starts (queue, ts) SELECT %(queue)s, %(stamp)s FROM generate_series(1, %(n)s);
 
 -- name: queue_candidates
 SELECT run_id, concurrency_key, started_at FROM runs
@@ -543,6 +555,9 @@ WITH u AS (
     WHERE run_id = %(run_id)s AND update_id = %(update_id)s
 )
 DELETE FROM inbox WHERE id = %(message_id)s;
+
+-- name: run_depth
+SELECT depth FROM runs WHERE run_id = %(run_id)s;
 
 -- name: children_of
 SELECT * FROM runs WHERE parent_run_id = %(run_id)s ORDER BY created_at, created_seq;

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import orjson
 
 from duro.errors import RunNotFoundError, WorkflowAlreadyStartedError
-from duro.store._policy import carried_over, check_existing
+from duro.store._policy import PARENT_CLOSED, carried_over, check_existing, child_done
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
@@ -20,7 +20,7 @@ from duro.store._records import (
     Placement,
     RunLinks,
     RunRecord,
-    RunStatus,
+    run_record,
 )
 from duro.store.sqlite._sql import queries
 
@@ -31,30 +31,7 @@ _Q = queries()
 
 
 def row_to_run(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        run_id=row["run_id"],
-        workflow_id=row["workflow_id"],
-        workflow_name=row["workflow_name"],
-        status=RunStatus(row["status"]),
-        input=row["input"],
-        result=row["result"],
-        error=row["error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        closed_at=row["closed_at"],
-        wake_at=row["wake_at"],
-        owner=row["owner"],
-        epoch=row["epoch"],
-        history_len=row["history_len"],
-        parent_run_id=row["parent_run_id"],
-        parent_op=row["parent_op"],
-        parent_close=row["parent_close"],
-        deadline_at=row["deadline_at"],
-        origin_run_id=row["origin_run_id"],
-        queue=row["queue"],
-        priority=row["priority"],
-        concurrency_key=row["concurrency_key"],
-    )
+    return run_record(row)
 
 
 SIDE_EFFECT_KINDS = frozenset({"state_set", "update_accepted", "update_completed",
@@ -105,7 +82,7 @@ def create_run(
     if links is not None:
         conn.execute(_Q["set_run_links"], (links.parent_run_id, links.parent_op,
                                            links.parent_close, links.deadline_at,
-                                           links.origin_run_id, run_id))
+                                           links.origin_run_id, links.depth, run_id))
     return row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone()), True
 
 
@@ -183,39 +160,52 @@ def project(conn: sqlite3.Connection, run_id: str, event: NewEvent) -> None:
 def close(conn: sqlite3.Connection, run_id: str, status: str, kind: str, error: bytes,
            now: float) -> None:
     """End a live run from outside its worker (terminate, time out), fencing it out."""
+    _close_row(conn, run_id, status, kind, error, now)
+    on_closed(conn, run_id, status, None, error, now)
+
+
+def _close_row(conn: sqlite3.Connection, run_id: str, status: str, kind: str, error: bytes,
+               now: float) -> None:
+    """The run's own part of :func:`close`: its status, closing event and leftovers."""
     row = conn.execute(_Q["run_by_id"], (run_id,)).fetchone()
     seq = row["history_len"]
     conn.execute(_Q["close_run"], (status, error, now, now, run_id))
     conn.execute(_Q["insert_event"], (run_id, seq, kind, None, None, now, error, None))
     conn.execute(_Q["delete_heartbeats"], (run_id,))
     conn.execute(_Q["consume_inbox"], (run_id, 2**62))
-    on_closed(conn, run_id, status, None, error, now)
 
 
 def on_closed(conn: sqlite3.Connection, run_id: str, status: str, result: bytes | None,
                error: bytes | None, now: float) -> None:
-    """A run ended: tell its parent, apply its children's parent-close policy, and drop
-    its step tasks."""
-    conn.execute(_Q["delete_tasks_of_run"], (run_id,))
+    """A run ended: tell its parent, apply its children's parent-close policy (and, for
+    children it terminates, theirs, down the tree), and drop its step tasks.
+
+    A loop over the runs to close, not a recursion: a chain of a thousand nested
+    children (~450 overflowed Python's stack) closes in this same transaction."""
     if status != "continued_as_new":
-        parent = conn.execute(_Q["parent_of"], (run_id,)).fetchone()
-        if parent is not None and parent[0] is not None and parent[2] in LIVE_STATUSES:
-            payload = orjson.dumps({
-                "status": status, "run_id": run_id,
-                "result": orjson.Fragment(result) if result is not None else None,
-                "error": orjson.Fragment(error) if error is not None else None,
-            })
-            send(conn, parent[0], Message(kind="child_done", name=str(parent[1]),
-                                           data=payload), now)
-    reason = orjson.dumps({"type": "Terminated", "message": "parent run closed",
-                           "traceback": ""})
-    for child_id, _, policy in conn.execute(_Q["live_children"], (run_id,)).fetchall():
-        if policy == "abandon":
-            continue
-        cancelling = conn.execute(_Q["cancel_pending"], (child_id,)).fetchone()[0]
-        if cancelling:
-            continue  # already cleaning up after a cancel request: let it finish
-        if policy == "request_cancel":
-            send(conn, child_id, Message(kind="cancel"), now)
-        else:
-            close(conn, child_id, "terminated", "run_terminated", reason, now)
+        _tell_parent(conn, run_id, status, result, error, now)
+    closing = [run_id]
+    while closing:
+        closed = closing.pop()
+        conn.execute(_Q["delete_tasks_of_run"], (closed,))
+        # Its children's parent is closed now: none of them tells it anything.
+        for child_id, _, policy in conn.execute(_Q["live_children"], (closed,)).fetchall():
+            if policy == "abandon":
+                continue
+            cancelling = conn.execute(_Q["cancel_pending"], (child_id,)).fetchone()[0]
+            if cancelling:
+                continue  # already cleaning up after a cancel request: let it finish
+            if policy == "request_cancel":
+                send(conn, child_id, Message(kind="cancel"), now)
+            else:
+                _close_row(conn, child_id, "terminated", "run_terminated", PARENT_CLOSED, now)
+                closing.append(child_id)
+
+
+def _tell_parent(conn: sqlite3.Connection, run_id: str, status: str, result: bytes | None,
+                 error: bytes | None, now: float) -> None:
+    """Send a ``child_done`` message to the run's parent, if it has a live one."""
+    parent = conn.execute(_Q["parent_of"], (run_id,)).fetchone()
+    if parent is None or parent[0] is None or parent[2] not in LIVE_STATUSES:
+        return
+    send(conn, parent[0], child_done(run_id, parent[1], status, result, error), now)

@@ -4,6 +4,7 @@ commit, and a reader connection for the caller's thread."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -17,10 +18,12 @@ import orjson
 from duro.errors import (
     DatabaseLockedError,
     DatabaseReadOnlyError,
+    DataRejectedError,
     RunNotFoundError,
     StoreError,
     WorkflowAlreadyStartedError,
 )
+from duro.store._policy import child_not_started, child_started, too_deep
 from duro.store._protocol import Fenced
 from duro.store._records import (
     LIVE_STATUSES,
@@ -43,6 +46,7 @@ from duro.store._records import (
     histories_wanted,
     loaded_runs,
 )
+from duro.store.sqlite._file import FileWatch
 from duro.store.sqlite._ops import (
     SIDE_EFFECT_KINDS,
     close,
@@ -100,6 +104,8 @@ def _translate(exc: BaseException) -> BaseException:
             )
         if "unable to open" in msg:
             return StoreError(f"cannot open the database file ({msg})")
+    if isinstance(exc, sqlite3.DataError | sqlite3.IntegrityError):
+        return DataRejectedError(f"the database refused a value ({exc})")
     if isinstance(exc, sqlite3.DatabaseError):
         return StoreError(f"database error: {exc}")
     return exc
@@ -159,7 +165,14 @@ def _claim_limited(
     """Claim from one queue with limits, checked in this (serialized) write transaction:
     global and per-worker concurrency count running runs only (a suspended run holds no
     slot); the rate limit counts first starts in a sliding window; concurrency keys cap
-    running runs per key."""
+    running runs per key.
+
+    In a rate-limited queue a first start is stamped once, here, under the write lock:
+    that stamp is both the run's ``started_at`` and its entry in the rate log. Times the
+    caller took before the claim (``now`` at the top of a worker's loop turn,
+    ``real_now`` a few awaits later, then maybe a wait for another process's lock) would
+    let two claims a little more than a period apart by those times start twice the
+    limit within one real period."""
     queue = config.name
     if config.concurrency is not None:
         running = conn.execute(_Q["queue_running"], (queue,)).fetchone()[0]
@@ -169,8 +182,10 @@ def _claim_limited(
     if room <= 0:
         return []
     rate_room: int | None = None
+    stamp = now  # the started_at of a first start
     if config.rate_limit is not None:
-        window_start = real_now - config.rate_period
+        stamp = time.time()
+        window_start = stamp - config.rate_period
         conn.execute(_Q["queue_forget_starts"], (queue, window_start))
         started = conn.execute(_Q["queue_started_since"], (queue, window_start)).fetchone()[0]
         rate_room = config.rate_limit - started
@@ -193,7 +208,7 @@ def _claim_limited(
             if (key is not None and config.key_concurrency is not None
                     and per_key.get(key, 0) >= config.key_concurrency):
                 continue
-            row = conn.execute(_Q["claim_one"], (worker_id, real_now, now, run_id)).fetchone()
+            row = conn.execute(_Q["claim_one"], (worker_id, real_now, stamp, run_id)).fetchone()
             if row is None:
                 continue
             out += _claims([row])
@@ -201,7 +216,7 @@ def _claim_limited(
                 per_key[key] = per_key.get(key, 0) + 1
             if first_start and rate_room is not None:
                 rate_room -= 1
-                conn.execute(_Q["queue_record_start"], (queue, real_now))
+                conn.execute(_Q["queue_record_start"], (queue, stamp))
         if len(candidates) < page:
             break
     return out
@@ -227,6 +242,27 @@ def _take_over(conn: sqlite3.Connection, worker_id: str, names: set[str], room: 
         if room <= 0:
             break
     return out
+
+
+def _append_before(conn: sqlite3.Connection, run_id: str, epoch: int, seq: int,
+                   events: Sequence[NewEvent], now: float) -> int:
+    """Fence a run for ``events`` and one more event, append ``events`` (projecting
+    their side effects), and return the sequence number of that one more event."""
+    at = seq + len(events)
+    if conn.execute(_Q["fence_append"], (at + 1, now, run_id, epoch, seq)).rowcount != 1:
+        raise Fenced(run_id)
+    conn.executemany(_Q["insert_event"], [
+        (run_id, seq + i, e.kind, e.op, e.name, e.ts, e.data, e.meta)
+        for i, e in enumerate(events)])
+    for e in events:
+        if e.kind in SIDE_EFFECT_KINDS:
+            project(conn, run_id, e)  # e.g. state published just before
+    return at
+
+
+def _insert_event(conn: sqlite3.Connection, run_id: str, seq: int, e: NewEvent) -> None:
+    conn.execute(_Q["insert_event"], (run_id, seq, e.kind, e.op, e.name, e.ts, e.data,
+                                      e.meta))
 
 
 TERMINAL_EVENT_KINDS = frozenset({"run_completed", "run_failed", "run_cancelled",
@@ -264,6 +300,7 @@ class SqliteStore(SqliteSchedules):
             inline_commits = flag not in ("0", "false", "no", "off")
         self.inline_commits = inline_commits
         self._writer: Writer | None = None
+        self._file: FileWatch | None = None
         self._local = threading.local()
         self._open_lock = threading.Lock()
 
@@ -307,6 +344,8 @@ class SqliteStore(SqliteSchedules):
             delay = min(delay * 2, 0.1)
 
     def _reader(self) -> sqlite3.Connection:
+        if self._writer is not None and self._writer.failure is not None:
+            raise self._writer.failure  # e.g. the file is gone: what we read is stale
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
@@ -356,6 +395,7 @@ class SqliteStore(SqliteSchedules):
                 self._migrate(conn)
                 if self.path != ":memory:":
                     presize_wal(conn)
+                    self._file = FileWatch(self.path)
             except sqlite3.Error as exc:
                 err = _translate(exc)
                 if "unable to open" in str(exc):
@@ -367,8 +407,13 @@ class SqliteStore(SqliteSchedules):
                 raise err from None
             return conn
 
-        self._writer = Writer(connect, _translate)
+        self._writer = Writer(connect, _translate, guard=self._check_file)
         await asyncio.to_thread(self._writer.start)
+
+    def _check_file(self) -> None:
+        """After each commit: the file written is still the one at our path."""
+        if self._file is not None:
+            self._file.check()
 
     async def close(self) -> None:
         """Drain the writer and close every connection."""
@@ -807,46 +852,47 @@ class SqliteStore(SqliteSchedules):
         self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
         op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
         links: RunLinks, owner: str | None, now: float, placement: Placement | None = None,
+        max_depth: int | None = None,
     ) -> tuple[RunRecord | None, NewEvent]:
         """Start a child and record it in the parent, atomically.
 
         ``before`` (the parent's pending events) are appended first; then either
-        ``child_started`` (and the child exists) or, when the child's workflow id is
-        taken by a live run, ``child_failed`` — at the same sequence number either way.
-        Returns the child (or None) and the event recorded.
+        ``child_started`` (and the child exists, one level deeper than its parent) or
+        ``child_failed`` — at the same sequence number either way — when the child's
+        workflow id is taken by a live run, it would be nested deeper than ``max_depth``,
+        or the database refuses it. Returns the child (or None) and the event recorded.
         """
-        rows = [(parent_run_id, seq + i, e.kind, e.op, e.name, e.ts, e.data, e.meta)
-                for i, e in enumerate(before)]
 
         def op_(conn: sqlite3.Connection) -> tuple[RunRecord | None, NewEvent]:
-            if conn.execute(_Q["fence_append"], (seq + len(rows) + 1, now, parent_run_id,
-                                                 epoch, seq)).rowcount != 1:
-                raise Fenced(parent_run_id)
-            conn.executemany(_Q["insert_event"], rows)
-            for e in before:
-                if e.kind in SIDE_EFFECT_KINDS:
-                    project(conn, parent_run_id, e)  # e.g. state published just before
-            record: RunRecord | None
-            try:
-                record, _ = create_run(conn, run_id=run_id, workflow_id=workflow_id,
-                                        workflow_name=workflow_name, input=input, now=now,
-                                        owner=owner, on_conflict="fail", on_reuse="allow",
-                                        links=links, placement=placement)
-                event = NewEvent(kind="child_started", ts=now, op=op, name=workflow_name,
-                                 data=orjson.dumps({"workflow_id": workflow_id,
-                                                    "run_id": run_id}))
-            except WorkflowAlreadyStartedError as exc:
-                record = None
-                event = NewEvent(kind="child_failed", ts=now, op=op, name=workflow_name,
-                                 data=orjson.dumps({"type": "WorkflowAlreadyStartedError",
-                                                    "message": str(exc), "traceback": ""}),
-                                 meta=orjson.dumps({"status": "not_started"}))
-            conn.execute(_Q["insert_event"], (parent_run_id, seq + len(rows), event.kind,
-                                              event.op, event.name, event.ts, event.data,
-                                              event.meta))
+            at = _append_before(conn, parent_run_id, epoch, seq, before, now)
+            depth = conn.execute(_Q["run_depth"], (parent_run_id,)).fetchone()[0] + 1
+            record: RunRecord | None = None
+            event = too_deep(depth, max_depth, op, workflow_id, workflow_name, now)
+            if event is None:
+                try:
+                    record, _ = create_run(
+                        conn, run_id=run_id, workflow_id=workflow_id,
+                        workflow_name=workflow_name, input=input, now=now, owner=owner,
+                        on_conflict="fail", on_reuse="allow",
+                        links=dataclasses.replace(links, depth=depth), placement=placement)
+                    event = child_started(op, workflow_name, workflow_id, run_id, now)
+                except WorkflowAlreadyStartedError as exc:
+                    event = child_not_started(op, workflow_name, exc, str(exc), now)
+            _insert_event(conn, parent_run_id, at, event)
             return record, event
 
-        result: tuple[RunRecord | None, NewEvent] = await self._write(op_)
+        try:
+            result: tuple[RunRecord | None, NewEvent] = await self._write(op_)
+        except DataRejectedError as exc:
+            # Recorded, not raised: the parent would replay and try again forever.
+            event = child_not_started(op, workflow_name, exc, str(exc), now)
+
+            def refused(conn: sqlite3.Connection) -> tuple[RunRecord | None, NewEvent]:
+                at = _append_before(conn, parent_run_id, epoch, seq, before, now)
+                _insert_event(conn, parent_run_id, at, event)
+                return None, event
+
+            result = await self._write(refused)
         return result
 
     async def continue_as_new(
@@ -876,7 +922,7 @@ class SqliteStore(SqliteSchedules):
             old = row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
             links = RunLinks(parent_run_id=old.parent_run_id, parent_op=old.parent_op,
                              parent_close=old.parent_close, deadline_at=old.deadline_at,
-                             origin_run_id=run_id)
+                             origin_run_id=run_id, depth=old.depth)
             record, _ = create_run(conn, run_id=new_run_id, workflow_id=old.workflow_id,
                                     workflow_name=old.workflow_name, input=input, now=now,
                                     owner=owner, on_conflict="fail", on_reuse="allow",

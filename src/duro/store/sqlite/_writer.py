@@ -47,10 +47,16 @@ class Writer:
 
     def __init__(
         self, connect: Callable[[], sqlite3.Connection], translate: Callable[[BaseException],
-                                                                          BaseException]
+                                                                          BaseException],
+        *, guard: Callable[[], None] | None = None,
     ) -> None:
         self._connect = connect
         self._translate = translate
+        # Called after each commit, before its callers hear of it: raises when what was
+        # committed cannot be trusted (the file was deleted or replaced, see _file.py).
+        # The batch then fails, and so does every write after.
+        self._guard = guard
+        self.failure: BaseException | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="duro-sqlite-writer", daemon=True)
         self._ready = threading.Event()
@@ -78,6 +84,8 @@ class Writer:
         """Queue an operation; the future resolves after its transaction commits."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
+        if self.failure is not None:
+            raise self.failure
         if not self._thread.is_alive():
             raise StoreError("the store is closed")
         with self._count_lock:
@@ -91,6 +99,8 @@ class Writer:
 
         Raises what the operation raised (translated), after rolling it back.
         """
+        if self.failure is not None:
+            raise self.failure
         conn = self._conn
         if conn is None or self._submitted != self._finished:
             return False, None
@@ -109,6 +119,7 @@ class Writer:
                 conn.execute("BEGIN IMMEDIATE")
                 value = op(conn)
                 conn.execute("COMMIT")
+                self._check_commit()
             except Exception as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -159,8 +170,20 @@ class Writer:
                 self._conn = None
                 conn.close()
 
+    def _check_commit(self) -> None:
+        if self._guard is not None:
+            try:
+                self._guard()
+            except BaseException as exc:
+                self.failure = exc
+                raise
+
     def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
         done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        if self.failure is not None:  # queued before the failure: never run
+            for _, fut, loop in batch:
+                self._post(loop, [(fut, None, self.failure)])
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
             single = len(batch) == 1
@@ -185,6 +208,7 @@ class Writer:
                     conn.execute("RELEASE op")
                     done.append((fut, value, None))
             conn.execute("COMMIT")
+            self._check_commit()
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

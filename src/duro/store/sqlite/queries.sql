@@ -45,7 +45,7 @@ SELECT worker_id FROM workers WHERE lease_until < ?;
 -- name: take_over
 -- A recovery, counted until the run writes something (a run whose code kills its worker
 -- would otherwise crash every worker in turn, forever): always for the first two in a
--- row, then only if the run died on trial (taken up alone: see Worker._try_suspect).
+-- row, then only if the run died on trial (taken up alone: see worker/_recovery.py).
 UPDATE runs SET owner = ?, epoch = epoch + 1, updated_at = ?,
     recoveries = CASE WHEN recoveries < 2 OR on_trial = 1 THEN recoveries + 1
                       ELSE recoveries END,
@@ -189,8 +189,11 @@ DELETE FROM inbox WHERE id = ?;
 
 -- name: set_run_links
 UPDATE runs SET parent_run_id = ?, parent_op = ?, parent_close = ?, deadline_at = ?,
-    origin_run_id = ?
+    origin_run_id = ?, depth = ?
 WHERE run_id = ?;
+
+-- name: run_depth
+SELECT depth FROM runs WHERE run_id = ?;
 
 -- name: parent_of
 SELECT r.parent_run_id, r.parent_op, p.status FROM runs r
