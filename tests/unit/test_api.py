@@ -21,7 +21,7 @@ PUBLIC = {
     "UpdateRejectedError", "ParentClosePolicy", "Saga", "continue_as_new", "execute_child",
     "on_query", "on_signal", "on_update", "set_state", "wait_condition", "wait_for_signal",
     "Queue", "OverlapPolicy", "ScheduleAlreadyExistsError", "ScheduleNotFoundError",
-    "ScheduleSpec", "schedule", "ScheduleInfo",
+    "ScheduleSpec", "schedule", "ScheduleInfo", "InvalidArgumentError", "InvalidStoreURLError",
 }
 
 

@@ -33,6 +33,7 @@ from duro.store._records import Placement, QueueConfig
 from duro.worker import _decide as decide
 from duro.worker import _local_steps as steps
 from duro.worker._gc import collect_young_when_idle, release_gc, tune_gc_for_worker
+from duro.worker._options import check_options
 from duro.worker._retention import RetentionPolicy, retention_loop
 from duro.worker._scheduler import Scheduler
 from duro.worker._steps import error_info, error_payload
@@ -127,16 +128,20 @@ class Worker:
         lookahead: float = 5.0,
         tune_gc: bool = True,
     ) -> None:
+        check_options({"max_active": max_active, "max_cached": max_cached,
+                       "max_threads": max_threads, "lease": lease,
+                       "poll_interval": poll_interval,
+                       "workflow_task_timeout": workflow_task_timeout,
+                       "history_warning": history_warning, "history_limit": history_limit,
+                       "queues": queues, "lookahead": lookahead})
         self.tune_gc = tune_gc
         self._gc_tuned = False
         self.retention = retention
-        self.lookahead = max(0.0, lookahead)
+        self.lookahead = float(lookahead)
         self.draining = False
         self.queues = list(queues) if queues is not None else None
         self.declare = list(declare)
         self.limited_queues: set[str] = set()
-        if history_limit < history_warning:
-            raise ValueError("history_limit must be at least history_warning")
         self.history_warning = history_warning
         self.history_limit = history_limit
         self.store = store
