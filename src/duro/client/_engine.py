@@ -221,8 +221,7 @@ class Engine:
             wf.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"workflow {wf.name!r} called with wrong arguments: {exc}") from None
-        payload = encode({"args": list(args), "kwargs": kwargs},
-                         what=f"the arguments of workflow {wf.name!r}")
+        payload = wf.encode_input(args, kwargs, what=f"the arguments of workflow {wf.name!r}")
         self._require_open()
         workflow_id = workflow_id or str(uuid.uuid4())
         run_id = str(uuid.uuid4())

@@ -180,8 +180,9 @@ def build_definition(
     if queue is not None and (not isinstance(queue, str) or not queue):
         raise ValueError(f"queue must be a queue name, not {queue!r}")
     run_queue = queue or (wf.queue if isinstance(wf, Workflow) else "") or "default"
-    payload = encode({"args": list(args), "kwargs": kw},
-                     what=f"the arguments of schedule {schedule_id!r}")
+    what = f"the arguments of schedule {schedule_id!r}"
+    payload = (wf.encode_input(args, kw, what=what) if isinstance(wf, Workflow)
+               else encode({"args": list(args), "kwargs": kw}, what=what))
     definition = ScheduleDefinition(
         schedule_id=schedule_id, workflow_name=name, queue=run_queue, input=payload,
         cron=spec.cron,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
-from duro._checks import check_choice, check_id, check_seconds
+from duro._checks import check_id, check_seconds
 from duro.serde import convert
 from duro.step._policy import seconds
 from duro.workflow._api import Workflow, _instance
@@ -32,7 +32,6 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 ParentClosePolicy = Literal["terminate", "request_cancel", "abandon"]
-_PARENT_CLOSE = ("terminate", "request_cancel", "abandon")
 
 
 @overload
@@ -185,7 +184,6 @@ def execute_child(
     inst = _instance("execute_child")
     if id is not None:
         check_id(id)
-    check_choice(parent_close, "parent_close", _PARENT_CLOSE)
     timeout = check_seconds(execution_timeout, "execution_timeout")
     fut = inst.schedule_child(workflow, args, kwargs, workflow_id=id,
                               parent_close=parent_close, execution_timeout=timeout)
