@@ -4,6 +4,7 @@ commit, and a reader connection for the caller's thread."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -80,6 +81,20 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
         raise StoreError(f"SQLite URL without a path: {url!r}")
     options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     return path, options
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable and writable by its owner only, unless it
+    exists. SQLite would create it under the umask (usually world-readable), and gives
+    the -wal and -shm files the database file's mode: so all three hold every run's
+    arguments, results and errors for the owner's eyes only. An existing file keeps the
+    mode its owner gave it."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create the database file {path}: {exc.strerror}") from None
 
 
 def _translate(exc: BaseException) -> BaseException:
@@ -272,6 +287,7 @@ class SqliteStore(SqliteSchedules):
             folder = Path(self.path).resolve().parent
             if not folder.is_dir():
                 raise StoreError(f"the directory of the database does not exist: {folder}")
+            _create_private(self.path)
         conn = sqlite3.connect(
             self.path,
             isolation_level=None,
