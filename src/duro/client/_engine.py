@@ -31,6 +31,7 @@ from duro.store import (
     open_store,
 )
 from duro.store._records import Placement, QueueStats
+from duro.store._url import redact
 from duro.worker import Worker
 from duro.worker._options import check_options
 from duro.worker._worker import Outcome
@@ -90,6 +91,9 @@ class Engine:
         self.worker: Worker | None = None
         self.schedules = Schedules(self)
         self._open = False
+
+    def __repr__(self) -> str:
+        return f"<duro.Engine {redact(self.url)}>"  # reprs end up in logs and tracebacks
 
     async def __aenter__(self) -> Engine:
         await self.open()

@@ -4,6 +4,7 @@ commit, and a reader connection for the caller's thread."""
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sqlite3
 import threading
@@ -18,6 +19,7 @@ import orjson
 from duro.errors import (
     DatabaseLockedError,
     DatabaseReadOnlyError,
+    InvalidStoreURLError,
     RunNotFoundError,
     StoreError,
     WorkflowAlreadyStartedError,
@@ -44,6 +46,7 @@ from duro.store._records import (
     histories_wanted,
     loaded_runs,
 )
+from duro.store._url import redact
 from duro.store.sqlite._ops import (
     SIDE_EFFECT_KINDS,
     close,
@@ -71,14 +74,14 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
         return url, {}
     parsed = urlparse(url)
     if parsed.scheme != "sqlite":
-        raise StoreError(f"not a SQLite URL: {url!r}")
+        raise InvalidStoreURLError(f"not a SQLite URL: {redact(url)!r}")
     path = unquote(parsed.path)
     if path.startswith("/") and not parsed.netloc:
         path = path[1:]  # sqlite:///x.db is relative, sqlite:////x.db absolute
     if parsed.netloc:
         path = parsed.netloc + path
     if not path:
-        raise StoreError(f"SQLite URL without a path: {url!r}")
+        raise InvalidStoreURLError(f"SQLite URL without a path: {url!r}")
     options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     return path, options
 
@@ -95,6 +98,21 @@ def _create_private(path: str) -> None:
         pass
     except OSError as exc:
         raise StoreError(f"cannot create the database file {path}: {exc.strerror}") from None
+
+
+def _busy_timeout(option: str | None, default: float) -> float:
+    """Seconds to wait for another process's write lock: ``?busy_timeout=`` (in
+    milliseconds, as SQLite's pragma) or the default."""
+    if option is None:
+        return default
+    try:
+        millis = float(option)
+    except ValueError:
+        millis = math.nan
+    if not 0 <= millis < math.inf:
+        raise InvalidStoreURLError(f"URL option busy_timeout={option!r}: expected "
+                                   "milliseconds (a number of zero or more)")
+    return millis / 1000
 
 
 def _translate(exc: BaseException) -> BaseException:
@@ -271,7 +289,7 @@ class SqliteStore(SqliteSchedules):
         if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise StoreError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {sync!r}")
         self.synchronous = sync
-        self.busy_timeout = float(options.get("busy_timeout", busy_timeout * 1000)) / 1000
+        self.busy_timeout = _busy_timeout(options.get("busy_timeout"), busy_timeout)
         if inline_commits is None:
             flag = str(options.get("inline_commits", "true")).lower()
             inline_commits = flag not in ("0", "false", "no", "off")
@@ -279,6 +297,9 @@ class SqliteStore(SqliteSchedules):
         self._writer: Writer | None = None
         self._local = threading.local()
         self._open_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<SqliteStore {self.path}>"
 
     # -- connections ---------------------------------------------------------------
 
