@@ -6,6 +6,7 @@ Each test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 from datetime import timedelta
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 import duro
-from tests.conftest import run
+from tests.conftest import run, wait_until
 
 
 @pytest.fixture
@@ -193,3 +194,42 @@ def test_bad_schedule_ids_are_refused(db_url: str, bad: str) -> None:
             assert await engine.schedules.list() == []
 
     run(main())
+
+
+# -- timers in workflow code ----------------------------------------------------------
+
+
+@duro.workflow
+async def sleeps(seconds: str) -> str:
+    try:
+        await asyncio.sleep(float(seconds))
+    except duro.InvalidArgumentError as exc:
+        return f"refused: {exc}"
+    return "woke"
+
+
+def test_a_nan_timer_is_refused_in_the_workflow_instead_of_never_firing(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            handle = await engine.start(sleeps, "nan")
+            assert (await handle.result(timeout=10)).startswith("refused: ")
+
+    run(main())
+
+
+def test_an_infinite_sleep_waits_for_cancellation_and_stays_readable(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            handle = await engine.start(sleeps, "inf")
+            await wait_until(lambda: _suspended(handle))
+            info = await handle.describe()
+            assert info.wake_at is None  # no instant to wake at: it waits for a message
+            await handle.cancel()
+            with pytest.raises(duro.WorkflowCancelledError):
+                await handle.result(timeout=10)
+
+    run(main())
+
+
+async def _suspended(handle: duro.WorkflowHandle[Any]) -> bool:
+    return await handle.status() == duro.RunStatus.SUSPENDED

@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -586,7 +587,7 @@ class Worker:
                     if cmd.fire_at <= now:
                         decide.fire_timer(self, inst, cmd)
                     else:
-                        decide.add_wakeup(self, cmd.fire_at, inst.run_id)
+                        self.timer_started(inst, cmd)
         decide.after(self, inst)
 
     def _check_inbox(self, run_id: str) -> None:
@@ -731,7 +732,8 @@ class Worker:
             self._spawn(self.store.cancel_task(f"{inst.run_id}:{cmd.op}:{cmd.attempts + 1}"))
 
     def timer_started(self, inst: RunInstance, cmd: TimerCommand) -> None:
-        decide.add_wakeup(self, cmd.fire_at, inst.run_id)
+        if cmd.fire_at < math.inf:  # asyncio.sleep(math.inf) never wakes
+            decide.add_wakeup(self, cmd.fire_at, inst.run_id)
 
     def child_issued(self, inst: RunInstance, cmd: ChildCommand) -> None:
         cmd.state = "starting"

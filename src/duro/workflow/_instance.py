@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextlib
 import inspect
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -681,7 +682,10 @@ class RunInstance:
                   if isinstance(c, StepCommand) and c.state in ("backoff", "new")]
         if self.deadline_at is not None:
             times.append(self.deadline_at)
-        return min(times) if times else None
+        due = min(times, default=math.inf)
+        # An infinite timer (asyncio.sleep(math.inf)) never fires: the run waits for a
+        # message (a cancel, a signal) with no wake-up, as plain asyncio would.
+        return due if due < math.inf else None
 
     def close(self) -> None:
         """Drop the workflow's coroutines without letting them issue anything more.
