@@ -132,6 +132,18 @@ def test_with_start_timeouts_are_checked(db_url: str) -> None:
     run(main())
 
 
+def test_list_refuses_an_unknown_status_and_a_negative_limit(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url, worker=False) as engine:
+            with pytest.raises(duro.InvalidArgumentError, match="limit"):
+                await engine.list(limit=-1)
+            with pytest.raises(duro.InvalidArgumentError, match="status"):
+                await engine.list(status="finished")
+            assert await engine.list(limit=0, status="completed") == []
+
+    run(main())
+
+
 # -- children ------------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ from duro.store import (
     Message,
     RunLinks,
     RunRecord,
+    RunStatus,
     Store,
     open_store,
 )
@@ -47,6 +48,7 @@ _PRIORITY = 2**31 - 1
 _ON_CONFLICT = ("use_existing", "fail")
 _ON_REUSE = ("use_existing", "allow", "allow_failed", "fail")
 _ON_DEDUP = ("use_existing", "fail")
+_STATUSES = tuple(s.value for s in RunStatus)
 
 
 class Engine:
@@ -321,8 +323,15 @@ class Engine:
     async def list(
         self, *, status: str | None = None, name: str | None = None, limit: int = 100
     ) -> list[RunInfo]:
-        """Runs, newest first, optionally filtered by status and workflow name."""
+        """Runs, newest first, optionally filtered by status and workflow name.
+
+        Raises:
+            InvalidArgumentError: An unknown status, or a negative limit.
+        """
         self._require_open()
+        if status is not None:
+            check_choice(status, "status", _STATUSES)
+        check_count(limit, "limit", minimum=0)
         return [RunInfo.from_record(r)
                 for r in await self.store.list_runs(status=status, name=name, limit=limit)]
 
