@@ -38,7 +38,7 @@ def _modes(db: Path) -> dict[str, int]:
             for suffix in ("", "-wal", "-shm")}
 
 
-def _open_and_check(db: Path, expected: int) -> None:
+def check_modes_while_running(db: Path, expected: int) -> None:
     async def main() -> None:
         async with duro.Engine(f"sqlite:///{db}") as engine:
             handle = await engine.start(hello, "you")
@@ -52,14 +52,14 @@ def _open_and_check(db: Path, expected: int) -> None:
 
 def test_a_new_database_and_its_wal_and_shm_are_private(tmp_path: Path,
                                                          umask_022: None) -> None:
-    _open_and_check(tmp_path / "new.db", 0o600)
+    check_modes_while_running(tmp_path / "new.db", 0o600)
 
 
 def test_an_existing_database_keeps_its_mode(tmp_path: Path, umask_022: None) -> None:
     db = tmp_path / "shared.db"
-    _open_and_check(db, 0o600)
+    check_modes_while_running(db, 0o600)
     db.chmod(0o640)  # the owner shares it with a group on purpose
-    _open_and_check(db, 0o640)
+    check_modes_while_running(db, 0o640)
 
 
 def test_the_cli_creates_private_databases(tmp_path: Path, umask_022: None) -> None:

@@ -46,8 +46,10 @@ def test_an_unknown_worker_option_is_refused_when_the_engine_is_made(tmp_path: P
 
 
 def test_sensible_edge_values_are_accepted(tmp_path: Path) -> None:
-    duro.Engine(f"sqlite:///{tmp_path}/x.db", max_cached=0, lookahead=0, max_active=1,
-                lease=timedelta(seconds=30).total_seconds())
+    engine = duro.Engine(f"sqlite:///{tmp_path}/x.db", max_cached=0, lookahead=0,
+                         max_active=1, lease=timedelta(seconds=30).total_seconds())
+    assert engine._worker_options == {"max_cached": 0, "lookahead": 0, "max_active": 1,
+                                      "lease": 30.0}
 
 
 @pytest.mark.parametrize("options, message", [

@@ -54,5 +54,7 @@ def test_malformed_store_urls_are_typed_errors_without_the_password(url: str,
 
 
 def test_a_multi_host_url_is_accepted() -> None:
-    duro.Engine("postgresql://app:s3cret@h1:5432,h2:5433/x?target_session_attrs=read-write",
-                worker=False)
+    engine = duro.Engine(
+        "postgresql://app:s3cret@h1:5432,h2:5433/x?target_session_attrs=read-write",
+        worker=False)
+    assert "h1:5432,h2:5433" in repr(engine)

@@ -57,7 +57,11 @@ def encode(value: Any, *, what: str = "value") -> bytes:
     try:
         return orjson.dumps(value, default=_default)
     except (TypeError, orjson.JSONEncodeError):
-        pass  # maybe keys that are not strings: the rare, slower path
+        return _encode_non_str_keys(value, what)  # maybe; or a clear error
+
+
+def _encode_non_str_keys(value: Any, what: str) -> bytes:
+    """The rare, slower path of :func:`encode`: keys that are not strings."""
     try:
         data = orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
     except (TypeError, orjson.JSONEncodeError) as exc:
