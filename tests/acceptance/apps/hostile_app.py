@@ -8,28 +8,30 @@ import duro
 HOSTILE = "\x1b[2J\x1b]0;pwned\x07\u009b31m\x7f\u202e"
 """Clear the screen, set the window title, a C1 CSI, DEL, a bidi override."""
 
+# Explicit names: the tests import this module next to others that have an `echo`.
+
 
 @duro.step
 def explode(text: str) -> str:
     raise duro.NonRetryableError(f"boom {text}")
 
 
-@duro.workflow
+@duro.workflow(name="hostile_noisy")
 async def noisy(text: str) -> str:
     duro.set_state("banner", text)
     return await explode(text)
 
 
-@duro.workflow
+@duro.workflow(name="hostile_echo")
 async def echo(text: str) -> str:
     return text
 
 
-@duro.workflow
+@duro.workflow(name="hostile_typed")
 async def typed(d: dict[int, str]) -> int:
     return len(d)
 
 
-@duro.workflow
+@duro.workflow(name="hostile_waits")
 async def waits() -> None:
     await duro.wait_condition(lambda: False)
