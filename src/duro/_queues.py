@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from duro.step._policy import seconds
+from duro._checks import check_count, check_duration, check_id
 from duro.store._records import QueueConfig
 
 __all__ = ["Queue", "declared_queues"]
@@ -33,13 +33,12 @@ class Queue:
                  per_worker: int | None = None, rate_limit: int | None = None,
                  rate_period: float | timedelta = 1.0,
                  key_concurrency: int | None = None) -> None:
+        check_id(name, "queue name")
         for label, value in (("concurrency", concurrency), ("per_worker", per_worker),
                              ("rate_limit", rate_limit), ("key_concurrency", key_concurrency)):
-            if value is not None and value < 1:
-                raise ValueError(f"{label} must be at least 1")
-        period = seconds(rate_period) or 0.0
-        if period <= 0:
-            raise ValueError("rate_period must be positive")
+            if value is not None:
+                check_count(value, label)
+        period = check_duration(rate_period, "rate_period")
         self.config = QueueConfig(name=name, concurrency=concurrency, per_worker=per_worker,
                                   rate_limit=rate_limit, rate_period=period,
                                   key_concurrency=key_concurrency)

@@ -20,6 +20,8 @@ __all__ = [
     "DuroError",
     "ErrorInfo",
     "HistoryLimitError",
+    "InvalidArgumentError",
+    "InvalidStoreURLError",
     "NonRetryableError",
     "NondeterminismError",
     "PayloadDecodeError",
@@ -83,6 +85,14 @@ class WorkflowAlreadyStartedError(DuroError):
         super().__init__(message)
         self.workflow_id = workflow_id
         self.run_id = run_id
+
+
+class InvalidArgumentError(DuroError, ValueError):
+    """An argument was refused at the call site (an empty or oversized id, a negative
+    timeout, a cron expression that never fires...); nothing was stored.
+
+    A ``ValueError`` too, so code that catches ``ValueError`` keeps working.
+    """
 
 
 class SerializationError(DuroError, TypeError):
@@ -211,6 +221,11 @@ class RetryAfterError(Exception):
 
 class StoreError(DuroError):
     """The store could not do what was asked."""
+
+
+class InvalidStoreURLError(StoreError, InvalidArgumentError):
+    """A store URL is malformed or names an unknown option; the message never shows
+    the URL's password."""
 
 
 class DatabaseLockedError(StoreError):

@@ -23,6 +23,7 @@ PUBLIC = {
     "Queue", "OverlapPolicy", "ScheduleAlreadyExistsError", "ScheduleNotFoundError",
     "ScheduleSpec", "schedule", "ScheduleInfo",
     "CorruptRunError", "DataRejectedError", "DatabaseFileLostError",
+    "InvalidArgumentError", "InvalidStoreURLError", "RecoveryLimitError",
 }
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
+import math
 import os
+import re
+import secrets
 import sys
 from typing import TextIO
 
@@ -16,7 +21,11 @@ __all__ = [
     "EXIT_TIMEOUT",
     "EXIT_USAGE",
     "CliError",
+    "SafeFormatter",
     "Style",
+    "escape_controls",
+    "non_negative_number",
+    "positive_number",
     "stderr",
     "stdout",
 ]
@@ -50,6 +59,30 @@ class CliError(Exception):
 
 
 _CODES = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "dim": "2", "bold": "1"}
+
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""What a terminal may act on instead of showing: C0 controls but newline and tab (ESC
+starts the sequences that clear the screen, move the cursor, set the title...), DEL,
+C1 controls (U+009B is a one-character CSI), and the bidirectional overrides that make
+text read other than it is."""
+
+_MARK = "\ue000" + secrets.token_hex(8)
+"""Stands for ESC in the colours :meth:`Style.paint` adds, until :meth:`Style.line` has
+escaped everything else: a random token per process, so data cannot forge it."""
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with the characters a terminal would act on written as escapes: C0
+    controls as ``\\x1b``, DEL, C1 and bidi controls as ``\\u009b`` (escapes JSON
+    reads back the same, so ``--json`` output stays valid JSON)."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x7F else f"\\u{code:04x}"
+
+
 _ASCII = {"✓": "ok", "✗": "x", "↻": "~", "⏲": "t", "⊘": "-", "•": "*", "▶": ">"}
 
 
@@ -69,10 +102,11 @@ class Style:
             self.unicode = False
 
     def paint(self, text: str, color: str) -> str:
-        """``text`` in ``color`` when the stream shows colours."""
+        """``text`` in ``color`` when the stream shows colours (the escape codes are
+        written by :meth:`line`)."""
         if not self.color or not text:
             return text
-        return f"\033[{_CODES[color]}m{text}\033[0m"
+        return f"{_MARK}{_CODES[color]}m{text}{_MARK}0m"
 
     def sym(self, symbol: str, color: str | None = None) -> str:
         """A status symbol (ASCII on streams that cannot encode it), maybe coloured."""
@@ -80,8 +114,37 @@ class Style:
         return self.paint(text, color) if color else text
 
     def line(self, text: str = "") -> None:
-        """Write one line and flush (progress must show up at once, even in a pipe)."""
-        print(text, file=self.stream, flush=True)
+        """Write one line and flush (progress must show up at once, even in a pipe).
+
+        Every line the CLI prints goes through here, and much of it comes from the
+        database (ids, names, payloads, errors, tracebacks): control characters are
+        escaped, so a workflow id holding ``\\x1b[2J`` cannot clear the operator's screen.
+        """
+        print(escape_controls(text).replace(_MARK, "\033["), file=self.stream, flush=True)
+
+
+class SafeFormatter(logging.Formatter):
+    """Log lines with control characters escaped: they carry ids and errors read from
+    the database too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().format(record))
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above zero (``--timeout 1.5``)."""
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """An argparse type: a finite number of zero or more (``--grace 0``)."""
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be zero or more, not {text}")
+    return value
 
 
 def stdout() -> Style:

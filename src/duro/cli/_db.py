@@ -38,9 +38,8 @@ async def db_command(args: argparse.Namespace, url: str, out: Style) -> int:
     if not postgres:
         raise CliError("`duro db schema` needs a postgresql:// URL (for SQLite, run "
                        "`sqlite3 FILE .schema`)", EXIT_USAGE)
-    text = await _postgres(url, dump=True)
-    out.stream.write(text)
-    out.stream.flush()
+    for line in (await _postgres(url, dump=True)).splitlines():
+        out.line(line)
     return EXIT_OK
 
 

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
@@ -20,11 +21,15 @@ from duro.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_STORE,
+    EXIT_USAGE,
     CliError,
+    SafeFormatter,
+    non_negative_number,
+    positive_number,
     stderr,
     stdout,
 )
-from duro.errors import DuroError, RunNotFoundError, StoreError
+from duro.errors import DuroError, InvalidArgumentError, RunNotFoundError, StoreError
 from duro.store import RunStatus
 
 __all__ = ["build_parser", "main", "run_cli"]
@@ -34,10 +39,10 @@ DEFAULT_DB = "sqlite:///duro.db"
 _EPILOG = """\
 exit codes: 0 ok; 1 the workflow failed (or: unknown id, run not live, update
 rejected or failed, unknown query, other error); 2 usage error (bad MODULE:WORKFLOW,
-module not importable, bad arguments); 3 the run was cancelled or terminated;
-4 the database cannot be opened or used; 124 `run --timeout` or `update --timeout`
-expired (the run, or the update, goes on); 130 interrupted (the run is durable);
-141 the output pipe was closed.
+module not importable, bad arguments, a refused id, option or cron expression); 3 the
+run was cancelled or terminated; 4 the database cannot be opened or used (a malformed
+--db URL too); 124 `run --timeout` or `update --timeout` expired (the run, or the
+update, goes on); 130 interrupted (the run is durable); 141 the output pipe was closed.
 """
 
 
@@ -83,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   "live, attach to it and resume it")
     run.add_argument("--json-args", metavar="JSON",
                      help="more arguments: a JSON array (positional) or object (keyword)")
-    run.add_argument("--timeout", type=float, metavar="S",
+    run.add_argument("--timeout", type=positive_number, metavar="S",
                      help="stop waiting after S seconds (exit 124; the run goes on)")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="print only the result, no progress")
@@ -95,10 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="runs held and executed at once (default 10000)")
     worker.add_argument("--queue", action="append", dest="queues", metavar="NAME",
                         help="serve only this queue (repeatable; default: every queue)")
-    worker.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+    worker.add_argument("--grace", type=non_negative_number, default=10.0, metavar="SECONDS",
                         help="on SIGTERM/SIGINT, let running steps finish this long while "
                              "handing runs back (default 10)")
-    worker.add_argument("--retention-days", type=float, metavar="DAYS",
+    worker.add_argument("--retention-days", type=positive_number, metavar="DAYS",
                         help="delete finished runs older than this (stores that support it)")
 
     ls = command("ls", "list runs, newest first")
@@ -190,9 +195,11 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     verbose: bool = args.verbose
     # `duro run` reports what happens to its run itself; a worker's logs are its output.
     quiet_logs = args.command == "run" and not verbose
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
         level=logging.INFO if verbose else logging.CRITICAL if quiet_logs else logging.WARNING,
-        stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        handlers=[handler])
     for stream in (sys.stdout, sys.stderr):
         # A name or message the terminal's encoding cannot show must not crash the command.
         reconfigure = getattr(stream, "reconfigure", None)
@@ -222,14 +229,25 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except StoreError as exc:
+    except StoreError as exc:  # a malformed --db URL (InvalidStoreURLError) too
         err.line(f"duro: error: {exc}")
         return EXIT_STORE
+    except InvalidArgumentError as exc:  # an id, option or cron expression refused
+        err.line(f"duro: error: {exc}")
+        return EXIT_USAGE
     except RunNotFoundError as exc:
         err.line(f"duro: error: {exc}")
         return EXIT_FAILED
     except DuroError as exc:
         err.line(f"duro: error: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+    except Exception as exc:
+        # A bug, or input nothing above foresaw: still one line (the operator's
+        # terminal is no place for a traceback unless asked), and a failing exit.
+        if verbose:
+            err.line(traceback.format_exc().rstrip())
+        err.line(f"duro: error: unexpected {type(exc).__name__}: {exc} (--verbose shows "
+                 "the traceback)")
         return EXIT_FAILED
 
 

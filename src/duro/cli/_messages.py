@@ -20,6 +20,7 @@ from duro.cli._common import (
     EXIT_USAGE,
     CliError,
     Style,
+    positive_number,
     stderr,
 )
 from duro.cli._format import dumps, short_json, table
@@ -75,7 +76,7 @@ def add_commands(command: Command) -> None:
     update.add_argument("--id", dest="update_id", metavar="UPDATE_ID",
                         help="the update's id (default: a new one); sending the same id again "
                              "does not apply it twice and returns its outcome")
-    update.add_argument("--timeout", type=float, metavar="S",
+    update.add_argument("--timeout", type=positive_number, metavar="S",
                         help="stop waiting after S seconds (exit 124; the update stays queued)")
     update.add_argument("--json", action="store_true",
                         help="print the result as JSON even when it is a string")

@@ -25,6 +25,7 @@ from duro.cli._load import import_target, load_workflow, parse_call_args, workfl
 from duro.client import Engine, RunInfo, WorkflowHandle
 from duro.errors import RunNotFoundError
 from duro.store import RunStatus
+from duro.store._url import redact
 from duro.workflow import Workflow, registered_workflows
 
 __all__ = ["RunState", "run_command", "worker_command"]
@@ -46,7 +47,7 @@ class RunState:
         """The command that attaches to the same run again."""
         parts = ["duro"]
         if self.db is not None:
-            parts += ["--db", self.db]
+            parts += ["--db", redact(self.db)]  # the password stays out of terminals
         parts += ["run", self.target, "--id", self.workflow_id or "?"]
         return shlex.join(parts)
 
@@ -213,7 +214,7 @@ async def worker_command(args: argparse.Namespace, url: str, out: Style) -> int:
         assert engine.worker is not None
         names = engine.worker.names
         out.line(f"duro worker ready: pid {os.getpid()}, {len(names)} workflow(s): "
-                 f"{', '.join(names)} (concurrency {args.concurrency}, db {url})")
+                 f"{', '.join(names)} (concurrency {args.concurrency}, db {redact(url)})")
         try:
             await engine.run_forever()
         finally:

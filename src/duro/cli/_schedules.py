@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import math
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -37,14 +38,17 @@ def parse_duration(text: str) -> float:
     """``90``, ``1.5``, ``30s``, ``5m``, ``1h30m``, ``2d`` → seconds."""
     value = text.strip().lower()
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        pass
-    parts = _PART.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise argparse.ArgumentTypeError(
-            f"not a duration: {text!r} (use seconds, or e.g. 30s, 5m, 1h30m, 2d)")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+        parts = _PART.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise argparse.ArgumentTypeError(
+                f"not a duration: {text!r} (use seconds, or e.g. 30s, 5m, 1h30m, 2d)") from None
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not 0 <= seconds < math.inf:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (it must be zero or "
+                                         "more, and finite)")
+    return seconds
 
 
 def add_commands(command: Command) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 import time
 import uuid
@@ -12,13 +13,13 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
+from duro._checks import check_choice, check_count, check_id, check_seconds
 from duro._clock import Clock, SystemClock
 from duro.client._handle import WorkflowHandle
 from duro.client._records import RunInfo
 from duro.client._schedules import Schedules
-from duro.errors import DuroError, QueryError, RunNotFoundError
+from duro.errors import DuroError, InvalidArgumentError, QueryError, RunNotFoundError
 from duro.serde import encode
-from duro.step._policy import seconds
 from duro.store import (
     Claim,
     IdConflictPolicy,
@@ -26,11 +27,14 @@ from duro.store import (
     Message,
     RunLinks,
     RunRecord,
+    RunStatus,
     Store,
     open_store,
 )
 from duro.store._records import Placement, QueueStats
+from duro.store._url import redact
 from duro.worker import Worker
+from duro.worker._options import check_options
 from duro.worker._worker import Outcome
 from duro.workflow._api import Workflow, lookup_workflow, registered_workflows
 
@@ -38,6 +42,13 @@ __all__ = ["Engine"]
 
 R = TypeVar("R")
 log = logging.getLogger("duro")
+
+_PRIORITY = 2**31 - 1
+"""Priorities are 32-bit integers in the store (PostgreSQL's ``integer``)."""
+_ON_CONFLICT = ("use_existing", "fail")
+_ON_REUSE = ("use_existing", "allow", "allow_failed", "fail")
+_ON_DEDUP = ("use_existing", "fail")
+_STATUSES = tuple(s.value for s in RunStatus)
 
 
 class Engine:
@@ -70,6 +81,7 @@ class Engine:
         store: Store | None = None,
         **worker_options: Any,
     ) -> None:
+        _check_worker_options(worker_options)
         self.url = url
         self.clock = clock or SystemClock()
         options: dict[str, Any] = {}
@@ -82,6 +94,9 @@ class Engine:
         self.worker: Worker | None = None
         self.schedules = Schedules(self)
         self._open = False
+
+    def __repr__(self) -> str:
+        return f"<duro.Engine {redact(self.url)}>"  # reprs end up in logs and tracebacks
 
     async def __aenter__(self) -> Engine:
         await self.open()
@@ -187,22 +202,18 @@ class Engine:
         Raises:
             WorkflowNotFoundError: ``workflow`` is a name no imported workflow has.
             TypeError: The arguments do not fit the workflow's signature.
-            SerializationError: An argument cannot be stored as JSON.
+            SerializationError: An argument cannot be stored as JSON, or would not come
+                back as the type the workflow's hints ask for.
+            InvalidArgumentError: An option is refused: an empty or whitespace-only id,
+                one with control characters or over 1,000 characters, a timeout or delay
+                that is negative, zero (timeouts) or not finite, an unknown policy name...
+                Nothing is stored.
             WorkflowAlreadyStartedError: The id policy says fail.
         """
-        when = None
-        if start_at is not None:
-            if start_at.tzinfo is None:
-                raise ValueError("start_at must be timezone-aware (e.g. datetime.now(UTC))")
-            when = start_at.timestamp()
-        if start_delay is not None:
-            when = self.clock.now() + (seconds(start_delay) or 0.0)
-        if debounce_key is not None and not debounce:
-            raise ValueError("debounce_key needs a debounce period")
-        placement = Placement(queue=queue or "", priority=priority,
-                              concurrency_key=concurrency_key, dedup_key=dedup_key,
-                              on_dedup=on_dedup, debounce_key=debounce_key,
-                              debounce=seconds(debounce) or 0.0, start_at=when)
+        placement = _placement(self.clock, queue=queue, priority=priority,
+                               concurrency_key=concurrency_key, dedup_key=dedup_key,
+                               on_dedup=on_dedup, start_at=start_at, start_delay=start_delay,
+                               debounce_key=debounce_key, debounce=debounce)
         handle, _ = await self._start(workflow, args, kwargs, id, on_conflict, on_reuse,
                                       execution_timeout, None, placement)
         return handle
@@ -213,6 +224,11 @@ class Engine:
         execution_timeout: float | timedelta | None, message: Message | None,
         placement: Placement | None = None,
     ) -> tuple[WorkflowHandle[R], RunRecord]:
+        if workflow_id is not None:
+            check_id(workflow_id)
+        check_choice(on_conflict, "on_conflict", _ON_CONFLICT)
+        check_choice(on_reuse, "on_reuse", _ON_REUSE)
+        timeout = check_seconds(execution_timeout, "execution_timeout")
         wf = lookup_workflow(workflow) if isinstance(workflow, str) else workflow
         if not isinstance(wf, Workflow):
             raise TypeError(f"expected a @duro.workflow or its name, got {workflow!r}")
@@ -220,13 +236,11 @@ class Engine:
             wf.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"workflow {wf.name!r} called with wrong arguments: {exc}") from None
-        payload = encode({"args": list(args), "kwargs": kwargs},
-                         what=f"the arguments of workflow {wf.name!r}")
+        payload = wf.encode_input(args, kwargs, what=f"the arguments of workflow {wf.name!r}")
         self._require_open()
         workflow_id = workflow_id or str(uuid.uuid4())
         run_id = str(uuid.uuid4())
         now = self.clock.now()
-        timeout = seconds(execution_timeout)
         links = RunLinks(deadline_at=now + timeout) if timeout else None
         placement = dataclasses.replace(placement or Placement(),
                                         queue=(placement.queue if placement else "") or wf.queue)
@@ -299,7 +313,8 @@ class Engine:
         Returns:
             The run's handle and the update's result.
         """
-        update_id = update_id or str(uuid.uuid4())
+        update_id = str(uuid.uuid4()) if update_id is None else check_id(update_id, "update id")
+        check_seconds(timeout, "timeout")
         data = encode({"update_id": update_id, "args": list(update_args)},
                       what=f"the arguments of update {update!r}")
         handle, record = await self._start(
@@ -317,8 +332,15 @@ class Engine:
     async def list(
         self, *, status: str | None = None, name: str | None = None, limit: int = 100
     ) -> list[RunInfo]:
-        """Runs, newest first, optionally filtered by status and workflow name."""
+        """Runs, newest first, optionally filtered by status and workflow name.
+
+        Raises:
+            InvalidArgumentError: An unknown status, or a negative limit.
+        """
         self._require_open()
+        if status is not None:
+            check_choice(status, "status", _STATUSES)
+        check_count(limit, "limit", minimum=0)
         return [RunInfo.from_record(r)
                 for r in await self.store.list_runs(status=status, name=name, limit=limit)]
 
@@ -385,7 +407,8 @@ class Engine:
                        and e.kind != "run_started"), len(events))
         if not 1 <= to <= len(events):
             raise ValueError(f"fork point must be between 1 and {len(events)}")
-        new_id = new_id or f"{record.workflow_id}-fork-{uuid.uuid4().hex[:8]}"
+        new_id = (f"{record.workflow_id}-fork-{uuid.uuid4().hex[:8]}" if new_id is None
+                  else check_id(new_id))
         return await self._copy(record, to, [], new_id, close=False, reason="")
 
     async def _existing(self, workflow_id: str) -> RunRecord:
@@ -483,6 +506,58 @@ class Engine:
                             "`await engine.open()`")
 
 
+
+
+def _check_worker_options(options: dict[str, Any]) -> None:
+    """Refuse unknown or unworkable worker options when the engine is made, not when
+    its worker starts (``Engine(max_active=0)`` would otherwise never run anything).
+
+    Raises:
+        TypeError: An option the worker does not have.
+        InvalidArgumentError: A value the worker cannot work with.
+    """
+    try:
+        bound = inspect.signature(Worker).bind(None, {}, **options)
+    except TypeError as exc:
+        raise TypeError(f"unknown worker option: {exc}") from None
+    bound.apply_defaults()
+    check_options(bound.arguments)
+
+
+def _placement(
+    clock: Clock, *, queue: str | None, priority: int, concurrency_key: str | None,
+    dedup_key: str | None, on_dedup: str, start_at: datetime | None,
+    start_delay: float | timedelta | None, debounce_key: str | None,
+    debounce: float | timedelta | None,
+) -> Placement:
+    """Where and when a new run waits, from :meth:`Engine.start`'s options, checked.
+
+    Raises:
+        InvalidArgumentError: An option is refused (see ``Engine.start``).
+    """
+    if queue is not None:
+        check_id(queue, "queue")
+    check_count(priority, "priority", minimum=-_PRIORITY - 1, maximum=_PRIORITY)
+    check_choice(on_dedup, "on_dedup", _ON_DEDUP)
+    when = None
+    if start_at is not None:
+        if start_delay is not None:
+            raise InvalidArgumentError("pass start_at or start_delay, not both")
+        if not isinstance(start_at, datetime) or start_at.tzinfo is None:
+            raise InvalidArgumentError("start_at must be a timezone-aware datetime (e.g. "
+                                       "datetime.now(UTC))")
+        when = start_at.timestamp()
+    delay = check_seconds(start_delay, "start_delay", zero=True)
+    if delay is not None:
+        when = clock.now() + delay
+    period = check_seconds(debounce, "debounce")
+    if (debounce_key is None) != (period is None):
+        raise InvalidArgumentError("debounce_key and debounce go together: starts with the "
+                                   "same key collapse after a quiet period of debounce "
+                                   "seconds")
+    return Placement(queue=queue or "", priority=priority, concurrency_key=concurrency_key,
+                     dedup_key=dedup_key, on_dedup=on_dedup, debounce_key=debounce_key,
+                     debounce=period or 0.0, start_at=when)
 
 
 def _return_hint(name: str) -> Any:

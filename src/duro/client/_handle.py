@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from duro._checks import check_id
 from duro.client._records import Event, RunInfo, decode_error
 from duro.errors import (
     CorruptRunError,
@@ -198,8 +199,10 @@ class WorkflowHandle(Generic[R]):
             UpdateRejectedError: The validator rejected it (nothing was recorded).
             UpdateFailedError: The handler raised.
             TimeoutError: No outcome within ``timeout``.
+            InvalidArgumentError: An empty id, or one with control characters or over
+                1,000 characters (nothing is sent).
         """
-        update_id = id or str(uuid.uuid4())
+        update_id = str(uuid.uuid4()) if id is None else check_id(id, "update id")
         data = encode({"update_id": update_id, "args": list(args)},
                       what=f"the arguments of update {name!r}")
         record, _ = await self._engine.store.request_update(

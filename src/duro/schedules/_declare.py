@@ -4,19 +4,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from duro.errors import WorkflowNotFoundError
+from duro._checks import MAX_ID_LENGTH, check_id
+from duro.errors import InvalidArgumentError, WorkflowNotFoundError
 from duro.schedules._spec import OVERLAP_POLICIES, OverlapPolicy, ScheduleSpec
 from duro.serde import encode
 from duro.store._schedules import ScheduleDefinition
 from duro.workflow._api import Workflow, lookup_workflow
 
-__all__ = ["DEFAULT_CATCH_UP", "ScheduleDeclaration", "build_definition",
-           "declared_schedules", "schedule"]
+__all__ = ["DEFAULT_CATCH_UP", "MAX_SCHEDULE_ID_LENGTH", "ScheduleDeclaration",
+           "build_definition", "declared_schedules", "schedule"]
+
+MAX_SCHEDULE_ID_LENGTH = MAX_ID_LENGTH - 40
+"""Room for the tick (``@2024-05-01T08:00:00.123456Z``, or ``@manual-...``) in the
+runs' workflow ids, which are limited to ``MAX_ID_LENGTH``."""
 
 DEFAULT_CATCH_UP = timedelta(minutes=1)
 """How late a tick may be found (after downtime) and still start a run."""
@@ -88,7 +94,10 @@ def schedule(
         paused: Create the schedule paused.
 
     Raises:
-        ValueError: A bad id, expression, interval, time zone or policy.
+        InvalidArgumentError: (a ``ValueError``) A bad id (empty, with control
+            characters or ``@``, over 960 characters), a cron expression that never
+            fires within five years.
+        ValueError: A bad expression, interval, time zone or policy.
         TypeError: The arguments do not fit the workflow's signature.
         SerializationError: An argument cannot be stored as JSON.
     """
@@ -136,12 +145,11 @@ def build_definition(
     Raises:
         ValueError, TypeError, SerializationError: As :func:`schedule` documents.
     """
-    if not isinstance(schedule_id, str) or not schedule_id.strip():
-        raise ValueError(f"a schedule id must be a non-empty string, not {schedule_id!r}")
+    check_id(schedule_id, "schedule id", limit=MAX_SCHEDULE_ID_LENGTH)
     if "@" in schedule_id or schedule_id != schedule_id.strip():
-        raise ValueError(f"schedule id {schedule_id!r} must not contain '@' (it separates "
-                         "the schedule from the tick in its runs' workflow ids) nor start "
-                         "or end with spaces")
+        raise InvalidArgumentError(
+            f"schedule id {schedule_id!r} must not contain '@' (it separates the schedule "
+            "from the tick in its runs' workflow ids) nor start or end with spaces")
     wf = _workflow(workflow)
     name = wf.name if isinstance(wf, Workflow) else wf
     if isinstance(args, (str, bytes)) or not isinstance(args, Sequence):
@@ -168,11 +176,13 @@ def build_definition(
     if anchor is not None and cron is not None:
         raise ValueError("anchor applies to every=..., not to cron schedules")
     spec = ScheduleSpec(cron=cron, every=period, timezone=timezone, anchor=anchor_ts)
+    spec.check_fires(time.time())
     if queue is not None and (not isinstance(queue, str) or not queue):
         raise ValueError(f"queue must be a queue name, not {queue!r}")
     run_queue = queue or (wf.queue if isinstance(wf, Workflow) else "") or "default"
-    payload = encode({"args": list(args), "kwargs": kw},
-                     what=f"the arguments of schedule {schedule_id!r}")
+    what = f"the arguments of schedule {schedule_id!r}"
+    payload = (wf.encode_input(args, kw, what=what) if isinstance(wf, Workflow)
+               else encode({"args": list(args), "kwargs": kw}, what=what))
     definition = ScheduleDefinition(
         schedule_id=schedule_id, workflow_name=name, queue=run_queue, input=payload,
         cron=spec.cron,

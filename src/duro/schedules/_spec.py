@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["OverlapPolicy", "ScheduleSpec", "tick_workflow_id"]
+from duro.errors import InvalidArgumentError
+
+__all__ = ["FIRE_HORIZON", "OverlapPolicy", "ScheduleSpec", "tick_workflow_id"]
 
 OverlapPolicy = Literal["skip", "buffer_one", "allow_all"]
 """What a tick does while the schedule's previous run is still live: ``skip`` it,
@@ -34,6 +36,10 @@ OVERLAP_POLICIES: tuple[str, ...] = ("skip", "buffer_one", "allow_all")
 
 _ALIASES = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
                       "@hourly"})
+_YEAR = 365.25 * 86400
+FIRE_HORIZON = 5 * _YEAR
+"""A cron expression must have a tick this soon (seconds) to be accepted; a leap day
+(every four years) is the rarest date a 5-field expression can name."""
 _SEARCH_LIMIT = 2000
 """Consecutive candidate wall-clock times that may be passed over (a DST gap or a
 repeated hour costs a few) before giving up."""
@@ -84,6 +90,23 @@ class ScheduleSpec:
             if self.every >= size and self.every % size == 0:
                 return f"every {self.every / size:g}{unit}"
         return f"every {self.every:g}s"
+
+    def check_fires(self, now: float) -> None:
+        """Refuse a cron expression that has no tick within :data:`FIRE_HORIZON` of
+        ``now``: ``0 0 30 2 *`` is well-formed, but February has no 30th, and such a
+        schedule would sit in the database forever without a run.
+
+        Raises:
+            InvalidArgumentError: No tick within the horizon.
+        """
+        if self.cron is None:
+            return
+        tick = self.next_after(now)
+        if tick is None or tick - now > FIRE_HORIZON:
+            raise InvalidArgumentError(
+                f"cron expression {self.cron!r} never fires: it matches no time in the "
+                f"next {FIRE_HORIZON / _YEAR:g} years in {self.timezone} (a day the month "
+                "does not have, such as the 30th of February?)")
 
     def next_after(self, t: float) -> float | None:
         """The first tick strictly after ``t`` (epoch seconds); None if there is none."""

@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import datetime as dt
 import enum
+import json
 import types
 import typing
 import uuid
@@ -25,7 +26,6 @@ from duro.errors import PayloadDecodeError, SerializationError
 
 __all__ = ["convert", "decode", "encode", "hints_of"]
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 def _default(value: Any) -> Any:
@@ -46,16 +46,49 @@ def _default(value: Any) -> Any:
 def encode(value: Any, *, what: str = "value") -> bytes:
     """Encode a value as a JSON payload.
 
+    Dictionary keys that are not strings (int, float, bool, None, datetime, date, time,
+    UUID, Enum) are written as JSON strings and come back as the type hints' key types
+    (:func:`convert`). Keys that would become the same string (``1`` and ``"1"``) are
+    refused: one of the values would be lost.
+
     Raises:
         SerializationError: The value (or something inside it) cannot be encoded.
     """
     try:
-        return orjson.dumps(value, default=_default, option=_OPTIONS)
+        return orjson.dumps(value, default=_default)
+    except (TypeError, orjson.JSONEncodeError):
+        return _encode_non_str_keys(value, what)  # maybe; or a clear error
+
+
+def _encode_non_str_keys(value: Any, what: str) -> bytes:
+    """The rare, slower path of :func:`encode`: keys that are not strings."""
+    try:
+        data = orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise SerializationError(
             f"cannot serialize {what}: {exc}. duro stores payloads as JSON: use "
-            "JSON types, dataclasses, pydantic models, datetime, UUID, Enum or bytes"
+            "JSON types, dataclasses, pydantic models, datetime, UUID, Enum or bytes "
+            "(dictionary keys: str, int, float, bool, datetime, date, UUID or Enum)"
         ) from None
+    _check_unique_keys(data, what)
+    return data
+
+
+def _check_unique_keys(data: bytes, what: str) -> None:
+    """Refuse JSON in which an object has a key twice: keys of different types that
+    were written as the same string (orjson does not check; a reader keeps one)."""
+
+    def pairs(items: list[tuple[str, Any]]) -> None:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                raise SerializationError(
+                    f"cannot serialize {what}: two keys of one dictionary both become the "
+                    f"same key {key!r} in JSON (such as 1 and '1'), and one value would "
+                    "be lost")
+            seen.add(key)
+
+    json.loads(data, object_pairs_hook=pairs)
 
 
 def decode(data: bytes | str | None, hint: Any = Any, *,
@@ -132,16 +165,45 @@ def convert(value: Any, hint: Any) -> Any:
         return convert(value, args[0])
     if origin in (list, typing.List, set, frozenset) or origin is _abc_seq():  # noqa: UP006
         item = args[0] if args else Any
-        items = [convert(v, item) for v in value]
+        items = [convert(v, item) for v in _expect(value, list, hint)]
         return origin(items) if origin in (set, frozenset) else items
     if origin is tuple:
+        value = _expect(value, list, hint)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(convert(v, args[0]) for v in value)
         return tuple(convert(v, a) for v, a in zip(value, args, strict=False))
     if origin in (dict, typing.Dict) or origin is _abc_map():  # noqa: UP006
         kt, vt = ((*args, Any, Any))[:2] if args else (Any, Any)
-        return {convert(k, kt) if kt is not str else k: convert(v, vt) for k, v in value.items()}
+        return {_convert_key(k, kt): convert(v, vt)
+                for k, v in _expect(value, dict, hint).items()}
     return value
+
+
+def _expect(value: Any, kind: type, hint: Any) -> Any:
+    """``value`` if JSON gave the kind of container ``hint`` is made from."""
+    if not isinstance(value, kind):
+        raise TypeError(f"expected {_name(hint)}, got {type(value).__qualname__}")
+    return value
+
+
+def _convert_key(key: str, hint: Any) -> Any:
+    """A JSON object key back to the key type of the hint.
+
+    ``encode`` writes int, float, bool and None keys as their JSON text (``"1"``,
+    ``"true"``) and datetime, UUID, Enum... keys as the string they serialize to. Keys of
+    ``Any`` (or untyped dicts) stay strings: JSON cannot say what they were.
+    """
+    if hint is str or hint is Any:
+        return key
+    try:
+        return convert(key, hint)  # datetime, UUID, str-valued Enum...
+    except (TypeError, ValueError, KeyError):
+        pass
+    try:
+        literal = orjson.loads(key)  # int, float, bool, None, int-valued Enum
+    except orjson.JSONDecodeError:
+        raise TypeError(f"key {key!r} is not a {_name(hint)}") from None
+    return convert(literal, hint)
 
 
 def _abc_seq() -> Any:
@@ -191,7 +253,8 @@ def _convert_plain(value: Any, hint: Any) -> Any:
         return Decimal(value)
     if dataclasses.is_dataclass(hint):
         fields = _dataclass_hints(hint)
-        return hint(**{k: convert(v, fields.get(k, Any)) for k, v in value.items() if k in fields})
+        return hint(**{k: convert(v, fields.get(k, Any))
+                       for k, v in _expect(value, dict, hint).items() if k in fields})
     validate = getattr(hint, "model_validate", None)
     if callable(validate):  # pydantic v2 model
         return validate(value)

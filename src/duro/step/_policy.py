@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from duro.errors import NonRetryableError, SerializationError
+from duro._checks import check_count, check_seconds
+from duro.errors import InvalidArgumentError, NonRetryableError, SerializationError
 
 __all__ = ["RetryPolicy", "seconds"]
 
@@ -45,14 +47,15 @@ class RetryPolicy:
     non_retryable: tuple[type[BaseException] | str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 0:
-            raise ValueError("max_attempts must be >= 0 (0 means unlimited)")
-        if self.backoff < 1:
-            raise ValueError("backoff must be >= 1")
+        check_count(self.max_attempts, "max_attempts (0 means unlimited)", minimum=0)
+        check_seconds(self.initial_interval, "initial_interval", zero=True)
+        check_seconds(self.max_interval, "max_interval", zero=True)
+        # `not (...)` so that NaN, which fails every comparison, is refused too.
+        if not 1 <= self.backoff < math.inf:
+            raise InvalidArgumentError(f"backoff must be a finite number of at least 1, "
+                                       f"not {self.backoff!r}")
         if not 0 <= self.jitter <= 1:
-            raise ValueError("jitter must be between 0 and 1")
-        if (seconds(self.initial_interval) or 0) < 0 or (seconds(self.max_interval) or 0) < 0:
-            raise ValueError("intervals must not be negative")
+            raise InvalidArgumentError(f"jitter must be between 0 and 1, not {self.jitter!r}")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """The delay after failed attempt number ``attempt`` (1-based), in seconds."""

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from duro._checks import check_seconds
 from duro.serde import hints_of
-from duro.step._policy import RetryPolicy, seconds
+from duro.step._policy import RetryPolicy
 
 if TYPE_CHECKING:
     from duro.workflow._loop import WorkflowLoop
@@ -94,14 +95,12 @@ class Step(Generic[P, R]):
         self.fn = fn
         self.queue = queue
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a duro.RetryPolicy, not {retry!r}")
         self.retry = retry or RetryPolicy()
-        self.timeout = seconds(timeout)
-        self.total_timeout = seconds(total_timeout)
-        self.heartbeat_timeout = seconds(heartbeat_timeout)
-        for label, value in (("timeout", self.timeout), ("total_timeout", self.total_timeout),
-                             ("heartbeat_timeout", self.heartbeat_timeout)):
-            if value is not None and value <= 0:
-                raise ValueError(f"{label} must be positive")
+        self.timeout = check_seconds(timeout, "timeout")
+        self.total_timeout = check_seconds(total_timeout, "total_timeout")
+        self.heartbeat_timeout = check_seconds(heartbeat_timeout, "heartbeat_timeout")
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
         self.positional_arity = _positional_arity(self.signature)

@@ -41,8 +41,15 @@ __all__ = [
 
 def open_store(url: str, **options: object) -> Store:
     """Make a store for a URL: ``sqlite:///path`` (or a bare path), or
-    ``postgresql://user@host:port/db?schema=duro`` (needs the ``postgres`` extra)."""
-    from duro.errors import StoreError
+    ``postgresql://user@host:port/db?schema=duro`` (needs the ``postgres`` extra).
+
+    Raises:
+        InvalidStoreURLError: A malformed URL, an unknown scheme or option (the message
+            never shows the URL's password).
+        StoreError: The ``postgres`` extra is not installed.
+    """
+    from duro.errors import InvalidStoreURLError, StoreError
+    from duro.store._url import redact
 
     scheme = url.split(":", 1)[0].lower() if "://" in url else "sqlite"
     if scheme in ("postgresql", "postgres"):
@@ -57,9 +64,9 @@ def open_store(url: str, **options: object) -> Store:
 
         return PostgresStore(url, **options)
     if scheme != "sqlite":
-        raise StoreError(
-            f"unsupported store URL {url!r}: use sqlite:///PATH or postgresql://HOST/DB"
-        )
+        raise InvalidStoreURLError(
+            f"unsupported store URL {redact(url)!r}: use sqlite:///PATH or "
+            "postgresql://HOST/DB")
     from duro.store.sqlite import SqliteStore
 
     return SqliteStore(url, **options)  # type: ignore[arg-type]

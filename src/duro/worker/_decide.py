@@ -301,8 +301,9 @@ async def continue_as_new(w: Worker, inst: RunInstance, cont: ContinueAsNew) -> 
     now = w.clock.now()
     try:
         inst.workflow.signature.bind(*cont.call_args, **cont.call_kwargs)
-        payload = encode({"args": list(cont.call_args), "kwargs": cont.call_kwargs},
-                         what=f"the arguments to continue {inst.workflow.name!r} as new")
+        payload = inst.workflow.encode_input(
+            cont.call_args, cont.call_kwargs,
+            what=f"the arguments to continue {inst.workflow.name!r} as new")
     except (TypeError, SerializationError) as exc:
         await fail(w, inst, exc)
         return

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from duro._checks import check_count, check_duration
 from duro._clock import Clock
 from duro.errors import DuroError
 
@@ -50,8 +51,10 @@ class RetentionPolicy:
     pause: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.keep < 0 or self.interval <= 0 or self.batch < 1 or self.pause < 0:
-            raise ValueError(f"invalid retention policy: {self}")
+        check_duration(self.keep, "retention keep", zero=True)
+        check_duration(self.interval, "retention interval")
+        check_count(self.batch, "retention batch")
+        check_duration(self.pause, "retention pause", zero=True)
 
 
 async def purge_once(store: SupportsPurge, policy: RetentionPolicy, now: float) -> int:

@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
@@ -36,6 +37,7 @@ from duro.worker import _inbox as inbox
 from duro.worker import _local_steps as steps
 from duro.worker import _recovery as recovery
 from duro.worker._gc import collect_young_when_idle, release_gc, tune_gc_for_worker
+from duro.worker._options import check_options
 from duro.worker._retention import RetentionPolicy, retention_loop
 from duro.worker._scheduler import Scheduler
 from duro.worker._tasks import TaskRunner
@@ -145,23 +147,23 @@ class Worker:
         max_recoveries: int = 10,
         max_child_depth: int | None = DEFAULT_MAX_CHILD_DEPTH,
     ) -> None:
-        if max_recoveries < recovery.SUSPECT_AFTER:
-            raise ValueError(f"max_recoveries must be at least {recovery.SUSPECT_AFTER}, not "
-                             f"{max_recoveries}")
+        check_options({"max_active": max_active, "max_cached": max_cached,
+                       "max_threads": max_threads, "lease": lease,
+                       "poll_interval": poll_interval,
+                       "workflow_task_timeout": workflow_task_timeout,
+                       "history_warning": history_warning, "history_limit": history_limit,
+                       "queues": queues, "lookahead": lookahead,
+                       "max_recoveries": max_recoveries, "max_child_depth": max_child_depth})
         self.max_recoveries = max_recoveries
-        if max_child_depth is not None and max_child_depth < 0:
-            raise ValueError("max_child_depth must be 0 or more (or None for no limit)")
         self.max_child_depth = max_child_depth
         self.tune_gc = tune_gc
         self._gc_tuned = False
         self.retention = retention
-        self.lookahead = max(0.0, lookahead)
+        self.lookahead = float(lookahead)
         self.draining = False
         self.queues = list(queues) if queues is not None else None
         self.declare = list(declare)
         self.limited_queues: set[str] = set()
-        if history_limit < history_warning:
-            raise ValueError("history_limit must be at least history_warning")
         self.history_warning = history_warning
         self.history_limit = history_limit
         self.store = store
@@ -643,7 +645,7 @@ class Worker:
                     if cmd.fire_at <= now:
                         decide.fire_timer(self, inst, cmd)
                     else:
-                        decide.add_wakeup(self, cmd.fire_at, inst.run_id)
+                        self.timer_started(inst, cmd)
         decide.after(self, inst)
 
     # -- writes -----------------------------------------------------------------------------
@@ -707,7 +709,8 @@ class Worker:
             self._spawn(self.store.cancel_task(f"{inst.run_id}:{cmd.op}:{cmd.attempts + 1}"))
 
     def timer_started(self, inst: RunInstance, cmd: TimerCommand) -> None:
-        decide.add_wakeup(self, cmd.fire_at, inst.run_id)
+        if cmd.fire_at < math.inf:  # asyncio.sleep(math.inf) never wakes
+            decide.add_wakeup(self, cmd.fire_at, inst.run_id)
 
     def child_issued(self, inst: RunInstance, cmd: ChildCommand) -> None:
         cmd.state = "starting"

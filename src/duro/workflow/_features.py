@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
+from duro._checks import check_id, check_seconds
 from duro.serde import convert
 from duro.step._policy import seconds
 from duro.workflow._api import Workflow, _instance
@@ -168,13 +169,18 @@ def execute_child(
         execution_timeout: Limit of the child's whole run.
 
     Raises:
+        InvalidArgumentError: (at the call) an empty id, one with control characters or
+            over 1,000 characters, an unknown ``parent_close``, or an execution timeout
+            that is not a positive finite duration. Nothing is recorded.
         ChildWorkflowError: (at the await) the child failed, was cancelled, terminated
             or timed out.
     """
     inst = _instance("execute_child")
+    if id is not None:
+        check_id(id)
+    timeout = check_seconds(execution_timeout, "execution_timeout")
     fut = inst.schedule_child(workflow, args, kwargs, workflow_id=id,
-                              parent_close=parent_close,
-                              execution_timeout=seconds(execution_timeout))
+                              parent_close=parent_close, execution_timeout=timeout)
 
     async def wait() -> R:
         result: R = await fut

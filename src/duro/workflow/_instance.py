@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from duro._checks import check_choice
 from duro.errors import (
     ChildWorkflowError,
     DuroError,
@@ -28,7 +30,7 @@ from duro.errors import (
     StepFailedError,
     exception_message,
 )
-from duro.serde import convert, decode, encode
+from duro.serde import decode, encode
 from duro.step._step import Step
 from duro.workflow import _guard
 from duro.workflow._ids import default_child_id
@@ -49,6 +51,7 @@ STEP_KINDS = frozenset({"step_completed", "step_failed", "step_retrying"})
 CHILD_KINDS = frozenset({"child_started", "child_completed", "child_failed"})
 TERMINAL_KINDS = frozenset({"run_completed", "run_failed", "run_cancelled", "run_terminated",
                             "run_timed_out", "run_continued_as_new"})
+_PARENT_CLOSE = ("terminate", "request_cancel", "abandon")
 
 
 class Park(BaseException):
@@ -428,33 +431,7 @@ class RunInstance:
         return cmd
 
     def _start_main(self, data: bytes | None) -> None:
-        try:
-            raw = orjson.loads(data) if data else {}
-            args = raw.get("args", [])
-            kwargs = raw.get("kwargs", {})
-            bound = self.workflow.signature.bind(*args, **kwargs)
-        except (orjson.JSONDecodeError, TypeError, AttributeError) as exc:
-            raise PayloadDecodeError(
-                f"input of run {self.run_id} cannot be read for workflow "
-                f"{self.workflow.name!r}: {exc}"
-            ) from None
-        try:
-            for pname, value in list(bound.arguments.items()):
-                hint = self.workflow.param_hints.get(pname)
-                param = self.workflow.signature.parameters[pname]
-                if hint is None:
-                    continue
-                if param.kind is param.VAR_POSITIONAL:
-                    bound.arguments[pname] = tuple(convert(v, hint) for v in value)
-                elif param.kind is param.VAR_KEYWORD:
-                    bound.arguments[pname] = {k: convert(v, hint) for k, v in value.items()}
-                else:
-                    bound.arguments[pname] = convert(value, hint)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise PayloadDecodeError(
-                f"input of run {self.run_id} does not fit workflow {self.workflow.name!r}: "
-                f"{exc}"
-            ) from None
+        bound = self.workflow.decode_input(data, what=f"input of run {self.run_id}")
         self.main = self.loop.create_task(
             self.workflow.fn(*bound.args, **bound.kwargs), name=f"workflow:{self.workflow_id}"
         )
@@ -577,10 +554,9 @@ class RunInstance:
         except TypeError as exc:
             raise TypeError(f"child workflow {workflow.name!r} called with wrong arguments: "
                             f"{exc}") from None
-        if parent_close not in ("terminate", "request_cancel", "abandon"):
-            raise ValueError("parent_close must be 'terminate', 'request_cancel' or 'abandon'")
-        payload = encode({"args": list(args), "kwargs": kwargs},
-                         what=f"the arguments of child workflow {workflow.name!r}")
+        check_choice(parent_close, "parent_close", _PARENT_CLOSE)
+        payload = workflow.encode_input(
+            args, kwargs, what=f"the arguments of child workflow {workflow.name!r}")
         op = self._issue("child", workflow.name)
         fut = self.loop.create_future()
         cmd = ChildCommand(op=op, workflow=workflow, input=payload, future=fut,
@@ -649,7 +625,10 @@ class RunInstance:
                   if isinstance(c, StepCommand) and c.state in ("backoff", "new")]
         if self.deadline_at is not None:
             times.append(self.deadline_at)
-        return min(times) if times else None
+        due = min(times, default=math.inf)
+        # An infinite timer (asyncio.sleep(math.inf)) never fires: the run waits for a
+        # message (a cancel, a signal) with no wake-up, as plain asyncio would.
+        return due if due < math.inf else None
 
     def close(self) -> None:
         """Drop the workflow's coroutines without letting them issue anything more.

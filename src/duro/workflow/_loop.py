@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVarTuple, Unpack
 
-from duro.errors import WorkflowBlockingError
+from duro.errors import InvalidArgumentError, WorkflowBlockingError
 
 if TYPE_CHECKING:
     from duro.workflow._instance import RunInstance
@@ -78,6 +78,8 @@ class WorkflowLoop(asyncio.AbstractEventLoop):
         self, when: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
+        if when != when:  # NaN: no instant; stored, the timer would never fire
+            raise InvalidArgumentError("a workflow timer needs a number of seconds, not NaN")
         handle = asyncio.TimerHandle(when, callback, args, self, context)
         if when <= self.time():
             self.ready.append(handle)

@@ -253,6 +253,9 @@ class PostgresStore(PostgresSchedules):
         self._listener: Listener | None = None
         self._liveness: Liveness | None = None
 
+    def __repr__(self) -> str:
+        return f"<PostgresStore {redact(self.url)}>"
+
     # -- connections ---------------------------------------------------------------
 
     def _connect_kwargs(self) -> dict[str, Any]:

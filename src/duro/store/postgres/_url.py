@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from duro.errors import StoreError
+from duro.errors import InvalidStoreURLError
+from duro.store._url import hide_password, redact
 
 __all__ = ["PgOptions", "parse_postgres_url", "redact"]
 
@@ -38,22 +39,26 @@ def _flag(name: str, value: str) -> bool:
         return True
     if value.lower() in _FALSE:
         return False
-    raise StoreError(f"URL option {name}={value!r}: expected true or false")
+    raise InvalidStoreURLError(f"URL option {name}={value!r}: expected true or false")
 
 
 def parse_postgres_url(url: str) -> PgOptions:
     """Split ``postgresql://user@host:port/db?schema=duro&migrate=false`` into libpq's URL
     and duro's options (``schema``, ``migrate``, ``pool_size``, ``reconnect_timeout``)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise _malformed(url, exc) from None
     if parts.scheme not in ("postgresql", "postgres"):
-        raise StoreError(f"not a PostgreSQL URL: {redact(url)!r}")
+        raise InvalidStoreURLError(f"not a PostgreSQL URL: {redact(url)!r}")
     kept: list[tuple[str, str]] = []
     options: dict[str, object] = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key == "schema":
             if not _SCHEMA.match(value):
-                raise StoreError(f"schema name {value!r}: use lowercase letters, digits and _, "
-                                 f"starting with a letter or _ (at most 63)")
+                raise InvalidStoreURLError(
+                    f"schema name {value!r}: use lowercase letters, digits and _, starting "
+                    "with a letter or _ (at most 63)")
             options["schema"] = value
         elif key == "migrate":
             options["migrate"] = _flag(key, value)
@@ -61,13 +66,14 @@ def parse_postgres_url(url: str) -> PgOptions:
             try:
                 options["pool_size"] = max(1, int(value))
             except ValueError:
-                raise StoreError(f"URL option pool_size={value!r}: expected a number") from None
+                raise InvalidStoreURLError(f"URL option pool_size={value!r}: expected a "
+                                           "number") from None
         elif key == "reconnect_timeout":
             try:
                 options["reconnect_timeout"] = max(0.0, float(value))
             except ValueError:
-                raise StoreError(f"URL option reconnect_timeout={value!r}: expected seconds") \
-                    from None
+                raise InvalidStoreURLError(f"URL option reconnect_timeout={value!r}: "
+                                           "expected seconds") from None
         else:
             kept.append((key, value))
     keys = {k for k, _ in kept}
@@ -76,13 +82,31 @@ def parse_postgres_url(url: str) -> PgOptions:
     if "application_name" not in keys:
         kept.append(("application_name", "duro"))
     conninfo = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(kept), ""))
+    _check_libpq(conninfo, url)
     return PgOptions(conninfo=conninfo, **options)  # type: ignore[arg-type]
 
 
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+def _check_libpq(conninfo: str, url: str) -> None:
+    """Let libpq parse the URL now (no connection), so that a malformed one fails where
+    the store is made, with a message that names the problem, not at the first connect.
+
+    Raises:
+        InvalidStoreURLError: libpq cannot parse it (an unknown option, a bad percent
+            escape, a space in the host...) or a port is not a number from 1 to 65535.
+    """
+    import psycopg
+
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error as exc:
+        raise _malformed(url, exc) from None
+    for port in str(info.get("port") or "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise InvalidStoreURLError(
+                f"malformed PostgreSQL URL {redact(url)!r}: port {port!r} is not a number "
+                "from 1 to 65535")
+
+
+def _malformed(url: str, exc: BaseException) -> InvalidStoreURLError:
+    reason = hide_password(str(exc).strip(), url)
+    return InvalidStoreURLError(f"malformed PostgreSQL URL {redact(url)!r}: {reason}")

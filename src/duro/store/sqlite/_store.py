@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
+import os
 import sqlite3
 import threading
 import time
@@ -19,6 +21,7 @@ from duro.errors import (
     DatabaseLockedError,
     DatabaseReadOnlyError,
     DataRejectedError,
+    InvalidStoreURLError,
     RunNotFoundError,
     StoreError,
     WorkflowAlreadyStartedError,
@@ -46,6 +49,7 @@ from duro.store._records import (
     histories_wanted,
     loaded_runs,
 )
+from duro.store._url import redact
 from duro.store.sqlite._file import FileWatch
 from duro.store.sqlite._ops import (
     SIDE_EFFECT_KINDS,
@@ -75,16 +79,45 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
         return url, {}
     parsed = urlparse(url)
     if parsed.scheme != "sqlite":
-        raise StoreError(f"not a SQLite URL: {url!r}")
+        raise InvalidStoreURLError(f"not a SQLite URL: {redact(url)!r}")
     path = unquote(parsed.path)
     if path.startswith("/") and not parsed.netloc:
         path = path[1:]  # sqlite:///x.db is relative, sqlite:////x.db absolute
     if parsed.netloc:
         path = parsed.netloc + path
     if not path:
-        raise StoreError(f"SQLite URL without a path: {url!r}")
+        raise InvalidStoreURLError(f"SQLite URL without a path: {url!r}")
     options = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     return path, options
+
+
+def _create_private(path: str) -> None:
+    """Create the database file readable and writable by its owner only, unless it
+    exists. SQLite would create it under the umask (usually world-readable), and gives
+    the -wal and -shm files the database file's mode: so all three hold every run's
+    arguments, results and errors for the owner's eyes only. An existing file keeps the
+    mode its owner gave it."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create the database file {path}: {exc.strerror}") from None
+
+
+def _busy_timeout(option: str | None, default: float) -> float:
+    """Seconds to wait for another process's write lock: ``?busy_timeout=`` (in
+    milliseconds, as SQLite's pragma) or the default."""
+    if option is None:
+        return default
+    try:
+        millis = float(option)
+    except ValueError:
+        millis = math.nan
+    if not 0 <= millis < math.inf:
+        raise InvalidStoreURLError(f"URL option busy_timeout={option!r}: expected "
+                                   "milliseconds (a number of zero or more)")
+    return millis / 1000
 
 
 def _translate(exc: BaseException) -> BaseException:
@@ -294,7 +327,7 @@ class SqliteStore(SqliteSchedules):
         if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise StoreError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {sync!r}")
         self.synchronous = sync
-        self.busy_timeout = float(options.get("busy_timeout", busy_timeout * 1000)) / 1000
+        self.busy_timeout = _busy_timeout(options.get("busy_timeout"), busy_timeout)
         if inline_commits is None:
             flag = str(options.get("inline_commits", "true")).lower()
             inline_commits = flag not in ("0", "false", "no", "off")
@@ -304,6 +337,9 @@ class SqliteStore(SqliteSchedules):
         self._local = threading.local()
         self._open_lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return f"<SqliteStore {self.path}>"
+
     # -- connections ---------------------------------------------------------------
 
     def _connect(self, *, writer: bool) -> sqlite3.Connection:
@@ -311,6 +347,7 @@ class SqliteStore(SqliteSchedules):
             folder = Path(self.path).resolve().parent
             if not folder.is_dir():
                 raise StoreError(f"the directory of the database does not exist: {folder}")
+            _create_private(self.path)
         conn = sqlite3.connect(
             self.path,
             isolation_level=None,

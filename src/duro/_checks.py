@@ -1,0 +1,108 @@
+"""Checks of what callers pass in: ids, durations and counts, refused at the call site.
+
+A refusal raises :class:`~duro.errors.InvalidArgumentError` naming the value and what is
+allowed, before anything is stored. Each check is a few comparisons: ``Engine.start`` and
+``execute_child`` run them on every call.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+from typing import Any
+
+from duro.errors import InvalidArgumentError
+
+__all__ = ["MAX_ID_LENGTH", "check_choice", "check_count", "check_duration", "check_id",
+           "check_seconds", "shown"]
+
+MAX_ID_LENGTH = 1000
+"""Longest workflow (or update, schedule...) id, in characters: as Temporal's default
+limit. Ids are keys of indexes and appear in every listing; longer ones are mistakes."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""C0 controls, DEL and C1 controls: invisible, and terminal commands when printed."""
+
+
+def shown(value: object, width: int = 60) -> str:
+    """``repr(value)`` cut to ``width`` characters, for error messages (an id that is
+    refused for being too long must not fill the screen)."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def check_id(value: object, what: str = "workflow id", *, limit: int = MAX_ID_LENGTH) -> str:
+    """``value`` if it is a usable id: a string with something visible in it, no control
+    characters, at most ``limit`` characters.
+
+    Raises:
+        InvalidArgumentError: Otherwise (an empty id must not silently become a random
+            one: the id is the idempotency key).
+    """
+    if not isinstance(value, str) or not value or value.isspace():
+        raise InvalidArgumentError(f"{what} must be a non-empty string, not {shown(value)}")
+    if len(value) > limit:
+        raise InvalidArgumentError(f"{what} {shown(value)} is {len(value)} characters long; "
+                                   f"at most {limit} are allowed")
+    if _CONTROL.search(value):
+        raise InvalidArgumentError(f"{what} {shown(value)} contains control characters")
+    return value
+
+
+def check_seconds(value: float | timedelta | None, what: str, *,
+                  zero: bool = False) -> float | None:
+    """A duration in seconds from a number or a timedelta; None stays None.
+
+    Raises:
+        InvalidArgumentError: Not a number, not finite, negative, or zero unless ``zero``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        number = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise InvalidArgumentError(f"{what} must be seconds (a number) or a timedelta, "
+                                   f"not {shown(value)}")
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero):
+        allowed = "zero or more" if zero else "more than zero"
+        raise InvalidArgumentError(f"{what} must be a finite duration of {allowed} seconds, "
+                                   f"not {shown(value)}")
+    return number
+
+
+def check_duration(value: float | timedelta, what: str, *, zero: bool = False) -> float:
+    """As :func:`check_seconds`, for a duration that must be given (None is refused)."""
+    number = check_seconds(value, what, zero=zero)
+    if number is None:
+        raise InvalidArgumentError(f"{what} must be seconds (a number) or a timedelta, "
+                                   "not None")
+    return number
+
+
+def check_count(value: Any, what: str, *, minimum: int = 1,
+                maximum: int | None = None) -> int:
+    """``value`` if it is an int from ``minimum`` to ``maximum`` (inclusive).
+
+    Raises:
+        InvalidArgumentError: Otherwise.
+    """
+    if (isinstance(value, bool) or not isinstance(value, int) or value < minimum
+            or (maximum is not None and value > maximum)):
+        bound = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise InvalidArgumentError(f"{what} must be a whole number {bound}, not {shown(value)}")
+    return value
+
+
+def check_choice(value: Any, what: str, choices: tuple[str, ...]) -> None:
+    """Refuse a policy name that is not one of ``choices`` (a typo would otherwise be
+    read as some other policy).
+
+    Raises:
+        InvalidArgumentError: ``value`` is not one of ``choices``.
+    """
+    if value not in choices:
+        raise InvalidArgumentError(f"{what} must be one of {', '.join(map(repr, choices))}, "
+                                   f"not {shown(value)}")
