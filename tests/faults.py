@@ -5,6 +5,11 @@ that raises), so it strikes exactly where a real one would: inside the store wri
 transaction, in the middle of a group-commit batch, on SQLite and PostgreSQL alike. It
 fires only while the switch row exists (``set_fault(url, on)``), and only for events
 matching ``when`` (an SQL condition over ``NEW``), optionally at random.
+
+It is a *transient* kind of error on both (SQLite: a runtime error, "malformed JSON",
+from ``json()`` on a bad literal; PostgreSQL: ``RAISE EXCEPTION``), not a refused value:
+a constraint failure (SQLite's ``RAISE(ABORT)``) is ``DataRejectedError``, which parks
+the run instead of retrying it.
 """
 
 from __future__ import annotations
@@ -33,8 +38,11 @@ def _pg(url: str) -> Iterator[Any]:
 
 
 def install_fault(url: str, when: str = "true", *, probability: float = 1.0,
-                  on: bool = True) -> None:
+                  on: bool = True, refused: bool = False) -> None:
     """Make inserts of events matching ``when`` fail (with ``probability``) while on.
+
+    ``refused``: fail as a constraint of the database would (a refused value, which no
+    retry can get past) instead of with a transient error.
 
     ``when`` may use ``NEW.kind``, ``NEW.seq``, ``NEW.name``, ``NEW.op``. Each firing is
     counted in ``duro_fault_hits`` by a separate, autonomous write on PostgreSQL (a
@@ -49,7 +57,8 @@ def install_fault(url: str, when: str = "true", *, probability: float = 1.0,
                 DROP TRIGGER IF EXISTS duro_fault;
                 CREATE TRIGGER duro_fault BEFORE INSERT ON events
                 WHEN EXISTS (SELECT 1 FROM duro_fault_switch) AND ({when}) AND {chance}
-                BEGIN SELECT RAISE(ABORT, 'injected fault'); END;
+                BEGIN SELECT {"RAISE(ABORT, 'refused by a constraint')" if refused
+                              else "json('injected fault')"}; END;
             """)
         set_fault(url, on)
         return
@@ -62,7 +71,8 @@ def install_fault(url: str, when: str = "true", *, probability: float = 1.0,
                 IF EXISTS (SELECT 1 FROM duro_fault_switch) AND ({when})
                    AND random() < {probability} THEN
                     PERFORM nextval('duro_fault_hits');
-                    RAISE EXCEPTION 'injected fault';
+                    RAISE EXCEPTION 'injected fault'
+                        USING ERRCODE = '{"check_violation" if refused else "P0001"}';
                 END IF;
                 RETURN NEW;
             END $$ LANGUAGE plpgsql""")

@@ -19,6 +19,7 @@ __all__ = [
     "DatabaseReadOnlyError",
     "DuroError",
     "ErrorInfo",
+    "HistoryCorruptError",
     "HistoryLimitError",
     "InvalidArgumentError",
     "InvalidStoreURLError",
@@ -170,6 +171,12 @@ class ChildWorkflowError(DuroError):
 
 class HistoryLimitError(DuroError):
     """A run's history grew past the hard limit; use continue-as-new for long loops."""
+
+
+class HistoryCorruptError(DuroError):
+    """A run's stored history is not whole (an event is missing): replaying it would run
+    again what the missing events recorded, so the run is parked instead. Restore the
+    events (or reset the run to before them), then resume it."""
 
 
 class RecoveryLimitError(DuroError):

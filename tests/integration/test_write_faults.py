@@ -177,3 +177,44 @@ def test_an_append_must_continue_the_stored_history(any_db_url: str) -> None:
             await store.close()
 
     run(main())
+
+
+@duro.step(name="faults.refused")
+async def refused_step() -> str:
+    EXECUTIONS.append(1)
+    return "x"
+
+
+@duro.workflow(name="faults.refused_wf")
+async def refused_wf() -> str:
+    return await refused_step()
+
+
+EXECUTIONS: list[int] = []
+
+
+def test_a_write_the_database_refuses_parks_the_run(any_db_url: str) -> None:
+    """A write no retry can get past (here a constraint of the database's own) parks the
+    run with the database's reason; before, the worker dropped and reloaded it forever,
+    running its step again each time."""
+    EXECUTIONS.clear()
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url) as engine:
+            install_fault(any_db_url, "NEW.name = 'faults.refused'", refused=True)
+            handle = await engine.start(refused_wf, id="refused")
+
+            async def parked() -> bool:
+                return (await handle.status()).value == "parked"
+
+            await wait_until(parked, timeout=10)
+            info = await handle.describe()
+            assert info.error is not None and info.error.type == "DataRejectedError"
+            assert "refused" in info.error.message
+            await asyncio.sleep(0.3)
+            assert EXECUTIONS == [1]
+            set_fault(any_db_url, False)
+            await engine.resume("refused")
+            assert await handle.result(timeout=10) == "x"
+
+    run(main())

@@ -62,7 +62,8 @@ async def consume_once(w: Worker, inst: RunInstance, *, after: bool) -> None:
     """One read of the inbox: what is there goes into the history in one fenced append
     that also deletes it (rejected updates are answered outside the history)."""
     messages = await w.store.read_inbox(inst.run_id)
-    if not messages or w.active.get(inst.run_id) is not inst or inst.finishing:
+    if (not messages or w.active.get(inst.run_id) is not inst or inst.finishing
+            or inst.park_error is not None):  # a parked run takes its messages when resumed
         return
     now = w.clock.now()
     events: list[NewEvent] = []

@@ -27,6 +27,7 @@ import orjson
 from duro._clock import Clock, SystemClock
 from duro.errors import (
     DatabaseFileLostError,
+    DataRejectedError,
     DuroError,
     RunNotFoundError,
 )
@@ -606,12 +607,13 @@ class Worker:
         if inst is None:
             inst = self._new_instance(claim)
             self.active[claim.run_id] = inst
-            inst.replay(loaded.history or [], loaded.heartbeats)
+            inst.replay(loaded.history or [], loaded.heartbeats,
+                        expected_len=claim.history_len)
         else:
             inst.epoch = claim.epoch
             inst.active = True
             self.active[claim.run_id] = inst
-        if loaded.inbox:
+        if loaded.inbox and inst.park_error is None:
             # Messages first (a cancel must not wait behind a re-suspension), then the rest.
             self._spawn(self._take_up_messages(inst))
         else:
@@ -667,6 +669,14 @@ class Worker:
             # another worker owns) lets it be loaded again from the store.
             log.info("run %s moved on in the store; dropping it here", inst.run_id)
             self._drop(inst)
+            return False
+        except DataRejectedError as exc:
+            # The same write can never succeed (a value too large to store, a constraint
+            # of the database's own): retrying would run the run's steps again and
+            # again for nothing. Parked, it says why and waits for a fix.
+            if self.active.get(inst.run_id) is inst and not inst.finishing:
+                inst.finishing = True
+                self._spawn(decide.park(self, inst, exc))
             return False
         except Exception as exc:
             log.warning("could not write run %s: %s; it will be retried", inst.run_id, exc)

@@ -24,6 +24,7 @@ from duro.errors import (
     ChildWorkflowError,
     DuroError,
     ErrorInfo,
+    HistoryCorruptError,
     NondeterminismError,
     PayloadDecodeError,
     QueryError,
@@ -218,9 +219,22 @@ class RunInstance:
 
     # -- replay --------------------------------------------------------------------
 
-    def replay(self, history: list[EventRecord], heartbeats: dict[int, Any]) -> None:
-        """Rebuild the run's state from its recorded history."""
+    def replay(self, history: list[EventRecord], heartbeats: dict[int, Any], *,
+               expected_len: int | None = None) -> None:
+        """Rebuild the run's state from its recorded history.
+
+        A history that is not whole (a sequence number missing, or fewer events than
+        ``expected_len``, the length the run's record says) is not replayed: the run
+        would silently run again what the missing events recorded. It is parked with a
+        :class:`~duro.errors.HistoryCorruptError` instead.
+        """
         self.history_len = len(history)
+        gap = _history_gap(history, expected_len)
+        if gap is not None:
+            self.park_error = HistoryCorruptError(
+                f"the history of run {self.run_id} is not whole: {gap}. Restore the "
+                f"missing events (or reset the run to before them), then resume it")
+            return
         recorded = self.recorded
         # One tuple per distinct (kind, name), shared by all ops that have it: a tuple
         # per op would be 10,000 more live objects for the GC to scan in a long history.
@@ -692,6 +706,20 @@ def _command_name(cmd: StepCommand | TimerCommand | ChildCommand) -> str | None:
         return cmd.step.name
     if isinstance(cmd, ChildCommand):
         return cmd.workflow.name
+    return None
+
+
+def _history_gap(history: list[EventRecord], expected_len: int | None) -> str | None:
+    """What is missing from a history, or None when it is whole: its sequence numbers
+    follow each other (a store's start at 0; an exported history may be numbered from 1),
+    and there are at least ``expected_len`` of them."""
+    first = history[0].seq if history else 0
+    for i, ev in enumerate(history):
+        if ev.seq != first + i:
+            return f"event {first + i} is missing (the next stored one is {ev.seq})"
+    if expected_len is not None and len(history) < expected_len:
+        return (f"it has {len(history)} events but its run records {expected_len} "
+                f"(the last {expected_len - len(history)} are missing)")
     return None
 
 
