@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 
 import duro
+from duro.store import Message, NewEvent
 from tests.conftest import run
 
 
@@ -153,5 +155,119 @@ def test_messages_waiting_in_the_inbox_move_to_the_next_run(any_db_url: str) -> 
             await engine.cancel("moves")
             with pytest.raises(duro.WorkflowCancelledError):
                 await handle.result(timeout=20)
+
+    run(main())
+
+
+# -- the same after a crash: the worker that takes the run over replays its history ----
+
+
+@duro.step(name="can.note")
+async def can_note(n: int) -> int:
+    return n
+
+
+@duro.workflow(name="can.after_a_step")
+async def after_a_step(got: list[str]) -> list[str]:
+    batch: list[str] = []
+    duro.on_signal("s", lambda v: batch.append(v))
+    await duro.wait_condition(lambda: len(batch) >= 1)
+    await can_note(len(batch))
+    got = [*got, *batch]
+    if "stop" in got:
+        return got
+    duro.continue_as_new(got)
+    raise AssertionError("unreachable")
+
+
+@duro.workflow(name="can.updates_replayed")
+async def updates_replayed() -> list[int]:
+    applied: list[int] = []
+    duro.on_update("add", lambda v: applied.append(v) or len(applied))
+    await duro.wait_condition(lambda: len(applied) >= 3)
+    return applied
+
+
+async def _dead_worker_history(engine: duro.Engine, workflow: str, args: list[Any],
+                               events: list[NewEvent], updates: tuple[int, ...] = ()) -> str:
+    """A run whose worker recorded ``events`` and died before writing anything more.
+
+    ``updates``: requested first (update ids ``u<i>``, argument i); the events then take
+    them from the inbox, as a worker's append does."""
+    store = engine.store
+    now = engine.clock.now()
+    await store.register_worker("dead", "elsewhere", 1, real_now=0.0, lease=1.0)
+    record, _ = await store.create_run(
+        run_id=f"{workflow}-run", workflow_id=workflow, workflow_name=workflow,
+        input=orjson.dumps({"args": args, "kwargs": {}}), now=now,
+        owner="dead", on_conflict="fail", on_reuse="allow")
+    for i in updates:
+        await store.request_update(workflow, Message(
+            kind="update", name="add", update_id=f"u{i}",
+            data=orjson.dumps({"update_id": f"u{i}", "args": [i]})), now=now)
+    inbox = await store.read_inbox(record.run_id)
+    await store.append(record.run_id, 1, 1, events, now=now,
+                       consume_inbox_upto=inbox[-1][0] if inbox else None)
+    return record.run_id
+
+
+def test_a_signal_recorded_after_the_decision_is_carried_after_a_crash(
+        any_db_url: str) -> None:
+    """The dead worker recorded a signal after the step the run continued as new after;
+    the worker that replays it must still carry the signal over (it stopped replaying at
+    the main coroutine's end, and lost it)."""
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url, worker=False) as client:
+            now = client.clock.now()
+            await _dead_worker_history(client, "can.after_a_step", [[]], [
+                NewEvent(kind="signal_received", ts=now, name="s", data=b'"a"'),
+                NewEvent(kind="step_completed", ts=now, op=1, name="can.note", data=b"1"),
+                NewEvent(kind="signal_received", ts=now, name="s", data=b'"stop"'),
+            ])
+        async with duro.Engine(any_db_url) as engine:
+            handle = engine.get_handle("can.after_a_step")
+            assert await handle.result(timeout=20) == ["a", "stop"]
+
+    run(main())
+
+
+def test_update_outcomes_the_history_lacks_are_recorded_on_replay(any_db_url: str) -> None:
+    """Three updates accepted, their outcomes not written before the worker died: the
+    replaying worker records them (it skipped every outcome produced while replaying,
+    and their callers waited until the run ended, then were told 'not handled')."""
+    async def main() -> None:
+        async with duro.Engine(any_db_url, worker=False) as client:
+            now = client.clock.now()
+            await _dead_worker_history(client, "can.updates_replayed", [], [
+                NewEvent(kind="update_accepted", ts=now, name="add", data=orjson.dumps([i]),
+                         meta=orjson.dumps({"update_id": f"u{i}"})) for i in (1, 2, 3)],
+                updates=(1, 2, 3))
+        async with duro.Engine(any_db_url) as engine:
+            handle = engine.get_handle("can.updates_replayed")
+            assert await handle.result(timeout=20) == [1, 2, 3]
+            for i in (1, 2, 3):
+                outcome = await engine.store.get_update(
+                    "can.updates_replayed-run", f"u{i}")
+                assert outcome is not None and outcome.status == "completed", (i, outcome)
+
+    run(main())
+
+
+def test_an_update_id_sent_again_after_continue_as_new_is_not_applied_twice(
+        any_db_url: str) -> None:
+    """The same update id sent again (a client retrying) after the run that handled it
+    continued as new returns the first outcome instead of applying the update again."""
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url) as engine:
+            handle = await engine.start(counter, 0, 3, id="retrying")
+            first = [await handle.update("add", 1, id=f"u{i}", timeout=20) for i in range(3)]
+            assert first == [1, 2, 3]  # the run continues as new after the third
+            again = await handle.update("add", 1, id="u0", timeout=20)
+            assert again == 1
+            more = [await handle.update("add", 1, id=f"v{i}", timeout=20) for i in range(37)]
+            assert more == list(range(4, 41))
+            assert await handle.result(timeout=20) == 40
 
     run(main())

@@ -252,8 +252,10 @@ class RunInstance:
         try:
             for i, ev in enumerate(history):
                 self.replaying = i + 1 < len(history)
+                # On past the main coroutine's end too: a signal or update recorded after
+                # it must be kept (for the next run), as it was live (Mailbox).
                 self.apply(ev.kind, ev.op, ev.name, ev.data, ev.meta, ev.ts)
-                if self.park_error is not None or (self.main is not None and self.main.done()):
+                if self.park_error is not None:
                     break
         finally:
             self.replaying = False

@@ -218,8 +218,10 @@ class Mailbox:
         self._record(kind, name, update_id, payload)
 
     def _record(self, kind: str, name: str, update_id: str, payload: bytes) -> None:
+        # Replaying too: an outcome the history lacks (the worker died before writing
+        # it) is recorded now; one it has is in updates_done, filled before the replay.
         inst = self._inst
-        if update_id in self.updates_done or inst.replaying:
+        if update_id in self.updates_done:
             return
         from duro.store import NewEvent
 

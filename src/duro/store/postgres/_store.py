@@ -1080,12 +1080,17 @@ class PostgresStore(PostgresSchedules):
                 if row is None:
                     raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
             record = _run(row)
-            got = await conn.execute(_Q["get_update"], {"run_id": record.run_id,
-                                                        "update_id": message.update_id})
+            # The same id again: its outcome, in whichever run of the chain has it (an
+            # earlier one, if the run continued as new since).
+            got = await conn.execute(_Q["find_update"], {"workflow_id": workflow_id,
+                                                         "update_id": message.update_id})
             existing = await got.fetchone()
             if existing is not None:
-                return _done((record, UpdateOutcome(status=existing[0], result=existing[1],
-                                                    error=existing[2])))
+                if existing[0] != record.run_id:
+                    holder = await fetch_run(conn, existing[0])
+                    record = holder if holder is not None else record
+                return _done((record, UpdateOutcome(status=existing[1], result=existing[2],
+                                                    error=existing[3])))
             if record.status.value not in LIVE_STATUSES:
                 raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
             sent = await send(conn, record.run_id, message, now)

@@ -545,8 +545,13 @@ SELECT value FROM run_state WHERE run_id = %(run_id)s AND key = %(key)s;
 SELECT status, result, error FROM updates WHERE run_id = %(run_id)s AND update_id = %(update_id)s;
 
 -- name: find_update
+-- An update id within the workflow id's current chain of runs: those made since its
+-- newest fresh start (continue-as-new and reset runs have an origin; a start does not).
 SELECT u.run_id, u.status, u.result, u.error FROM updates u JOIN runs r ON r.run_id = u.run_id
 WHERE r.workflow_id = %(workflow_id)s AND u.update_id = %(update_id)s
+  AND r.created_seq >= COALESCE((SELECT max(created_seq) FROM runs
+                                 WHERE workflow_id = %(workflow_id)s
+                                   AND origin_run_id IS NULL), 0)
 ORDER BY r.created_seq DESC LIMIT 1;
 
 -- name: reject_update

@@ -1041,11 +1041,16 @@ class SqliteStore(SqliteSchedules):
                 if row is None:
                     raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
             record = row_to_run(row)
-            existing = conn.execute(_Q["get_update"], (record.run_id, message.update_id)
+            # The same id again: its outcome, in whichever run of the chain has it (an
+            # earlier one, if the run continued as new since).
+            existing = conn.execute(_Q["find_update"], (workflow_id, message.update_id)
                                     ).fetchone()
             if existing is not None:
-                return record, UpdateOutcome(status=existing[0], result=existing[1],
-                                             error=existing[2])
+                if existing[0] != record.run_id:
+                    record = row_to_run(conn.execute(_Q["run_by_id"],
+                                                     (existing[0],)).fetchone())
+                return record, UpdateOutcome(status=existing[1], result=existing[2],
+                                             error=existing[3])
             if record.status.value not in LIVE_STATUSES:
                 raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
             send(conn, record.run_id, message, now)

@@ -172,8 +172,13 @@ WHERE run_id = ?;
 SELECT status, result, error FROM updates WHERE run_id = ? AND update_id = ?;
 
 -- name: find_update
+-- An update id within the workflow id's current chain of runs: those made since its
+-- newest fresh start (continue-as-new and reset runs have an origin; a start does not).
 SELECT u.run_id, u.status, u.result, u.error FROM updates u JOIN runs r ON r.run_id = u.run_id
-WHERE r.workflow_id = ? AND u.update_id = ? ORDER BY r.created_at DESC, r.rowid DESC LIMIT 1;
+WHERE r.workflow_id = ?1 AND u.update_id = ?2
+  AND r.created_at >= COALESCE((SELECT max(created_at) FROM runs
+                                WHERE workflow_id = ?1 AND origin_run_id IS NULL), 0)
+ORDER BY r.created_at DESC, r.rowid DESC LIMIT 1;
 
 -- name: insert_update
 INSERT INTO updates (run_id, update_id, name, status, ts) VALUES (?, ?, ?, 'requested', ?);
