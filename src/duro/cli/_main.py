@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "handing runs back (default 10)")
     worker.add_argument("--retention-days", type=positive_number, metavar="DAYS",
                         help="delete finished runs older than this (stores that support it)")
+    worker.add_argument("--max-recoveries", type=_positive_int, default=10, metavar="N",
+                        help="park a run whose worker died this many times in a row while "
+                             "it ran, with nothing recorded (default 10, at least 2)")
+    worker.add_argument("--max-child-depth", type=_positive_int, default=100, metavar="N",
+                        help="how deeply child workflows may nest (default 100)")
 
     ls = command("ls", "list runs, newest first")
     ls.add_argument("--status", choices=[s.value for s in RunStatus

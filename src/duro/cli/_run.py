@@ -210,7 +210,9 @@ async def worker_command(args: argparse.Namespace, url: str, out: Style) -> int:
     days = getattr(args, "retention_days", None)
     retention = RetentionPolicy(keep=days * 86400) if days else None
     async with Engine(url, worker=True, max_active=args.concurrency,
-                      queues=getattr(args, "queues", None), retention=retention) as engine:
+                      queues=getattr(args, "queues", None), retention=retention,
+                      max_recoveries=getattr(args, "max_recoveries", 10),
+                      max_child_depth=getattr(args, "max_child_depth", 100)) as engine:
         assert engine.worker is not None
         names = engine.worker.names
         out.line(f"duro worker ready: pid {os.getpid()}, {len(names)} workflow(s): "

@@ -109,6 +109,9 @@ _STATUSES = {s.value: s for s in RunStatus if s is not RunStatus.CORRUPT}
 _TIMES = ("created_at", "updated_at")
 _OPTIONAL_TIMES = ("closed_at", "wake_at", "deadline_at")
 _COUNTS = ("epoch", "history_len", "priority", "depth")
+_NUMERIC = (*_TIMES, *_OPTIONAL_TIMES, *_COUNTS)
+_REQUIRED = (*_TIMES, *_COUNTS)
+_NUMBER = frozenset({int, float})
 
 
 class _Row(Protocol):
@@ -123,12 +126,23 @@ def run_record(row: _Row) -> RunRecord:
     (a status duro does not know, a time that is not a number — SQLite keeps any value
     it is given) must not break every listing that includes it.
     """
-    problems = []
     raw_status = row["status"]
     status = _STATUSES.get(raw_status)
+    values = {key: row[key] for key in _NUMERIC}
+    if status is not None and all(type(values[k]) in _NUMBER for k in _REQUIRED) and all(
+            values[k] is None or type(values[k]) in _NUMBER for k in _OPTIONAL_TIMES):
+        # The usual case, in a few comparisons: a run is read on every wait for a result.
+        return RunRecord(
+            run_id=row["run_id"], workflow_id=row["workflow_id"],
+            workflow_name=row["workflow_name"], status=status, input=row["input"],
+            result=row["result"], error=row["error"], owner=row["owner"],
+            parent_run_id=row["parent_run_id"], parent_op=row["parent_op"],
+            parent_close=row["parent_close"], origin_run_id=row["origin_run_id"],
+            queue=row["queue"] or "default", concurrency_key=row["concurrency_key"],
+            **values)
+    problems = []
     if status is None:
         problems.append(f"unknown status {raw_status!r}")
-    values = {key: row[key] for key in (*_TIMES, *_OPTIONAL_TIMES, *_COUNTS)}
     for key, value in values.items():
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if not number and not (value is None and key not in _TIMES):

@@ -4,16 +4,23 @@ SQLite keeps reading and writing the file it opened: deleted (or replaced by ano
 file, e.g. a restored backup moved into place), that file lives on unnamed until the
 store closes, and every commit after is lost then — silently. The store remembers the
 file's identity (device and inode) when it opens it, and the writer checks it after
-each commit, before telling anyone the write is done: one ``stat`` (~1 µs) per batch.
+commits, before telling anyone the write is done — at most every ``INTERVAL`` seconds:
+a ``stat`` costs ~5 µs in a busy worker (measured: the median step cycle went from
+0.205 to 0.215 ms with one per commit), so writes acknowledged in the last few
+milliseconds before the file went can still be lost; none after that is acknowledged.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from duro.errors import DatabaseFileLostError
 
-__all__ = ["FileWatch"]
+__all__ = ["INTERVAL", "FileWatch"]
+
+#: Seconds between two looks at the file (a commit sooner after the last look skips it).
+INTERVAL = 0.01
 
 
 class FileWatch:
@@ -27,12 +34,18 @@ class FileWatch:
         self.path = os.path.abspath(path)
         st = os.stat(self.path)
         self._identity = (st.st_dev, st.st_ino)
+        self._looked = time.monotonic()
         self.lost: DatabaseFileLostError | None = None
 
-    def check(self) -> None:
+    def check(self, *, now: bool = False) -> None:
         """Raise :class:`DatabaseFileLostError` if the file is no longer the one opened
-        (and from then on, every time)."""
+        (and from then on, every time); looks at most every :data:`INTERVAL` seconds
+        unless ``now``."""
         if self.lost is None:
+            mono = time.monotonic()
+            if not now and mono - self._looked < INTERVAL:
+                return
+            self._looked = mono
             try:
                 st = os.stat(self.path)
             except FileNotFoundError:
