@@ -57,6 +57,54 @@ class ErrorInfo:
     def __str__(self) -> str:
         return f"{self.type}: {self.message}" if self.message else self.type
 
+    @classmethod
+    def from_exception(cls, exc: BaseException, *, non_retryable: bool = False) -> ErrorInfo:
+        """What to record about an exception (any: user code may raise anything, even
+        an exception whose ``str()`` raises)."""
+        kind = type(exc)
+        name = kind.__qualname__
+        if kind.__module__ != "builtins":
+            name = f"{kind.__module__}.{name}"
+        return cls(type=name, message=exception_message(exc), traceback=_traceback(exc),
+                   non_retryable=non_retryable or isinstance(exc, NonRetryableError))
+
+    def to_payload(self) -> bytes:
+        """The JSON payload a failure is recorded as (a run's error, a step's, a
+        child's, an update's): the one place that writes it."""
+        import orjson
+
+        return orjson.dumps({"type": self.type, "message": self.message,
+                             "traceback": self.traceback,
+                             "non_retryable": self.non_retryable})
+
+    @classmethod
+    def from_payload(cls, data: bytes | None) -> ErrorInfo:
+        """The failure a payload records: the one place that reads it. A payload that
+        is not such a JSON object gives a ``PayloadDecodeError`` info saying so, never
+        an exception (an operator reading a damaged history must see the rest)."""
+        import orjson
+
+        try:
+            raw = orjson.loads(data) if data else None
+        except orjson.JSONDecodeError as exc:
+            return cls(type="PayloadDecodeError", message=f"corrupt error payload: {exc}")
+        if not isinstance(raw, dict):
+            return cls(type="PayloadDecodeError", message="corrupt error payload")
+        return cls(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
+                   traceback=str(raw.get("traceback", "")),
+                   non_retryable=bool(raw.get("non_retryable", False)))
+
+
+def _traceback(exc: BaseException) -> str:
+    import traceback
+
+    try:
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except BaseException:  # it formats str(exc) (and its causes'): user code
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        return (f"Traceback (most recent call last):\n{frames}{type(exc).__name__}: "
+                f"{exception_message(exc)}\n")
+
 
 def exception_message(exc: BaseException) -> str:
     """``str(exc)``, or a placeholder when that raises (user code may define any

@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from duro._history import TERMINAL_KINDS, EventKind
 from duro.cli._common import Style
 from duro.client import Event, RunInfo, StepSummary
 from duro.errors import ErrorInfo
@@ -30,6 +31,10 @@ _STATUS_COLORS = {"completed": "green", "failed": "red", "cancelled": "yellow",
                   "retrying": "yellow", "timed_out": "red", "continued_as_new": "dim",
                   "corrupt": "red"}
 
+
+# Events whose data is an error payload (a child's end has its own line).
+_ERRORS = frozenset({EventKind.RUN_FAILED, EventKind.RUN_CANCELLED, EventKind.RUN_TERMINATED,
+                     EventKind.RUN_TIMED_OUT, EventKind.UPDATE_FAILED})
 
 def dumps(value: Any, *, indent: int | None = 2, ascii: bool = False) -> str:
     """JSON for people and for ``jq``: non-ASCII kept unless ``ascii`` (for a stream that
@@ -101,34 +106,34 @@ def progress_line(ev: Event, style: Style) -> str | None:
     """The line ``duro run`` prints for a new event (None for the ones it reports
     otherwise: the start and the end of the run)."""
     op = f"(#{ev.op})" if ev.op is not None else ""
-    if ev.kind == "step_completed":
+    if ev.kind == EventKind.STEP_COMPLETED:
         attempt = _attempt(ev)
         extra = f" (attempt {attempt})" if attempt > 1 else ""
         return (f"  {style.sym('✓', 'green')} step {ev.name} {op} "
                 f"{style.paint(duration(_secs(ev)), 'dim')}{extra}")
-    if ev.kind == "step_retrying":
+    if ev.kind == EventKind.STEP_RETRYING:
         delay = _retry_in(ev)
         again = f"; retrying in {duration(delay)}" if delay is not None else "; retrying"
         return (f"  {style.sym('↻', 'yellow')} step {ev.name} {op} attempt {_attempt(ev)} "
                 f"failed: {_error_of(ev.data, short=True)}{again}")
-    if ev.kind == "step_failed":
+    if ev.kind == EventKind.STEP_FAILED:
         attempt = _attempt(ev)
         tries = f"after {attempt} attempts" if attempt > 1 else "(no retry)"
         return (f"  {style.sym('✗', 'red')} step {ev.name} {op} failed {tries}: "
                 f"{_error_of(ev.data, short=True)}")
-    if ev.kind == "timer_fired":
+    if ev.kind == EventKind.TIMER_FIRED:
         return f"  {style.sym('⏲', 'cyan')} timer fired {op}".rstrip()
-    if ev.kind == "marker":
+    if ev.kind == EventKind.MARKER:
         return f"  {style.sym('•')} marker {ev.name}"
-    if ev.kind == "cancel_requested":
+    if ev.kind == EventKind.CANCEL_REQUESTED:
         return f"  {style.sym('⊘', 'yellow')} cancel requested"
     message = _message_line(ev, style, op)
     if message is not None:
         return message
-    if ev.kind == "run_continued_as_new":
+    if ev.kind == EventKind.RUN_CONTINUED_AS_NEW:
         return (f"  {style.sym('↻', 'cyan')} continued as new with "
                 f"{_call_args(ev.data)}")
-    if ev.kind.startswith("run_"):
+    if ev.kind in TERMINAL_KINDS or ev.kind == EventKind.RUN_STARTED:
         return None  # the start and the end (timed out included): `duro run` reports them
     return f"  {style.sym('•')} {ev.kind} {ev.name or ''} {op}".rstrip()
 
@@ -136,26 +141,26 @@ def progress_line(ev: Event, style: Style) -> str | None:
 def _message_line(ev: Event, style: Style, op: str) -> str | None:
     """Progress lines of signals, published state, updates and child workflows."""
     name = ev.name or "?"
-    if ev.kind == "signal_received":
+    if ev.kind == EventKind.SIGNAL_RECEIVED:
         payload = "" if ev.data is None else f": {short_json(ev.data)}"
         return f"  {style.sym('•', 'cyan')} signal {name} received{payload}"
-    if ev.kind == "state_set":
+    if ev.kind == EventKind.STATE_SET:
         return f"  {style.sym('•')} state {name} = {short_json(ev.data)}"
-    if ev.kind == "update_accepted":
+    if ev.kind == EventKind.UPDATE_ACCEPTED:
         args = short_json(ev.data) if ev.data else "no arguments"
         return f"  {style.sym('•', 'cyan')} update {name} accepted ({args})"
-    if ev.kind == "update_completed":
+    if ev.kind == EventKind.UPDATE_COMPLETED:
         return f"  {style.sym('✓', 'green')} update {name} completed: {short_json(ev.data)}"
-    if ev.kind == "update_failed":
+    if ev.kind == EventKind.UPDATE_FAILED:
         return (f"  {style.sym('✗', 'red')} update {name} failed: "
                 f"{_error_of(ev.data, short=True)}")
-    if ev.kind == "child_started":
+    if ev.kind == EventKind.CHILD_STARTED:
         child = ev.data.get("workflow_id") if isinstance(ev.data, dict) else None
         return f"  {style.sym('▶')} child {name} {op} started as {child or '?'}"
-    if ev.kind == "child_completed":
+    if ev.kind == EventKind.CHILD_COMPLETED:
         return (f"  {style.sym('✓', 'green')} child {name} {op} completed: "
                 f"{short_json(ev.data)}")
-    if ev.kind == "child_failed":
+    if ev.kind == EventKind.CHILD_FAILED:
         status = str(ev.meta.get("status") or "failed").replace("_", " ")
         return (f"  {style.sym('✗', 'red')} child {name} {op} {status}: "
                 f"{_error_of(ev.data, short=True)}")
@@ -173,24 +178,24 @@ def _call_args(data: Any) -> str:
 def _details(ev: Event) -> str:
     if ev.corrupt:
         return f"corrupt: {ev.corrupt}"
-    if ev.kind in ("run_started", "run_continued_as_new") and isinstance(ev.data, dict):
+    if (ev.kind in (EventKind.RUN_STARTED, EventKind.RUN_CONTINUED_AS_NEW)
+            and isinstance(ev.data, dict)):
         return _call_args(ev.data)
-    if ev.kind == "step_completed":
+    if ev.kind == EventKind.STEP_COMPLETED:
         return f"{short_json(ev.data)}  (attempt {_attempt(ev)}, {duration(_secs(ev))})"
-    if ev.kind in ("step_retrying", "step_failed"):
+    if ev.kind in (EventKind.STEP_RETRYING, EventKind.STEP_FAILED):
         delay = _retry_in(ev)
         retry = f", retry in {duration(delay)}" if delay is not None else ""
         return f"{_error_of(ev.data)}  (attempt {_attempt(ev)}, {duration(_secs(ev))}{retry})"
-    if ev.kind == "run_completed":
+    if ev.kind == EventKind.RUN_COMPLETED:
         return short_json(ev.data)
-    if ev.kind in ("run_failed", "run_cancelled", "run_terminated", "run_timed_out",
-                   "update_failed"):
+    if ev.kind in _ERRORS:
         return _error_of(ev.data) + _update_id(ev)
-    if ev.kind == "child_failed":
+    if ev.kind == EventKind.CHILD_FAILED:
         return f"{_error_of(ev.data)}  ({ev.meta.get('status') or 'failed'})"
-    if ev.kind == "child_started" and isinstance(ev.data, dict):
+    if ev.kind == EventKind.CHILD_STARTED and isinstance(ev.data, dict):
         return f"workflow id {ev.data.get('workflow_id')} (run {ev.data.get('run_id')})"
-    if ev.kind in ("update_accepted", "update_completed"):
+    if ev.kind in (EventKind.UPDATE_ACCEPTED, EventKind.UPDATE_COMPLETED):
         return short_json(ev.data) + _update_id(ev)
     return "" if ev.data is None else short_json(ev.data)
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from duro._history import EventKind
 from duro.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -211,7 +212,7 @@ async def _published_keys(engine: Engine, info: RunInfo) -> list[str]:
     keys: dict[str, None] = {}
     for run in reversed(chain):
         for ev in await engine.get_handle(run.workflow_id, run.run_id).history():
-            if ev.kind == "state_set" and ev.name is not None:
+            if ev.kind == EventKind.STATE_SET and ev.name is not None:
                 keys.setdefault(ev.name)
     return list(keys)
 

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from duro._checks import check_choice, check_count, check_id, check_seconds
 from duro._clock import Clock, SystemClock
+from duro._history import EventKind
 from duro.client._handle import WorkflowHandle
 from duro.client._records import RunInfo
 from duro.client._schedules import Schedules
@@ -371,12 +372,12 @@ class Engine:
             raise DuroError(f"only failed or timed-out runs can be retried; run "
                             f"{record.run_id} is {record.status.value}")
         events = await self.store.load_history(record.run_id)
-        upto = next((e.seq for e in events if e.kind in ("run_failed", "run_timed_out")),
-                    len(events))
+        ends = (EventKind.RUN_FAILED, EventKind.RUN_TIMED_OUT)
+        upto = next((e.seq for e in events if e.kind in ends), len(events))
         drop: Sequence[int] = ()
         info = RunInfo.from_record(record)
         if info.error is not None and info.error.type.endswith("StepFailedError"):
-            failed = [e for e in events if e.kind == "step_failed" and e.seq < upto]
+            failed = [e for e in events if e.kind == EventKind.STEP_FAILED and e.seq < upto]
             if failed:
                 upto, drop = failed[-1].seq, [failed[-1].op or 0]
         return await self._copy(record, upto, drop, record.workflow_id, close=False,
@@ -404,7 +405,7 @@ class Engine:
         events = await self.store.load_history(record.run_id)
         if to is None:
             to = next((e.seq for e in events if e.kind.startswith("run_")
-                       and e.kind != "run_started"), len(events))
+                       and e.kind != EventKind.RUN_STARTED), len(events))
         if not 1 <= to <= len(events):
             raise ValueError(f"fork point must be between 1 and {len(events)}")
         new_id = (f"{record.workflow_id}-fork-{uuid.uuid4().hex[:8]}" if new_id is None

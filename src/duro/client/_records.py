@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from duro._history import STEP_STATUS, EventKind
 from duro.errors import ErrorInfo
 from duro.store import EventRecord, RunRecord, RunStatus
 
@@ -28,15 +29,9 @@ def _loads(data: bytes | None) -> tuple[Any, str | None]:
 
 
 def decode_error(data: bytes | None) -> ErrorInfo | None:
-    """An ErrorInfo from a stored error payload (a PayloadDecodeError one if corrupt)."""
-    if data is None:
-        return None
-    raw, bad = _loads(data)
-    if bad or not isinstance(raw, dict):
-        return ErrorInfo(type="PayloadDecodeError", message=bad or "corrupt error payload")
-    return ErrorInfo(type=str(raw.get("type", "")), message=str(raw.get("message", "")),
-                     traceback=str(raw.get("traceback", "")),
-                     non_retryable=bool(raw.get("non_retryable", False)))
+    """An ErrorInfo from a stored error payload, None for none (see
+    :meth:`ErrorInfo.from_payload`)."""
+    return None if data is None else ErrorInfo.from_payload(data)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,10 +125,9 @@ def summarize_steps(events: list[Event]) -> list[StepSummary]:
     for ev in events:
         if ev.op is None or not ev.kind.startswith("step_"):
             continue
-        status = {"step_completed": "completed", "step_failed": "failed",
-                  "step_retrying": "retrying"}[ev.kind]
+        status = STEP_STATUS[ev.kind]
         err = None
-        if ev.kind != "step_completed" and isinstance(ev.data, dict):
+        if ev.kind != EventKind.STEP_COMPLETED and isinstance(ev.data, dict):
             err = f"{ev.data.get('type')}: {ev.data.get('message')}"
         steps[ev.op] = StepSummary(op=ev.op, name=ev.name or "?", status=status,
                                    attempts=int(ev.meta.get("attempt", 1)),

@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
-from duro.errors import WorkflowAlreadyStartedError
+from duro._history import ChildFailedMeta, ChildStarted, EventKind
+from duro.errors import ErrorInfo, WorkflowAlreadyStartedError
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
@@ -17,8 +18,9 @@ from duro.store._records import (
     RunStatus,
 )
 
-__all__ = ["CARRIED_KINDS", "PARENT_CLOSED", "TOO_DEEP", "carried_over", "check_existing",
-           "child_done", "child_not_started", "child_started", "too_deep"]
+__all__ = ["CARRIED_KINDS", "PARENT_CLOSED", "TIMED_OUT", "TOO_DEEP", "carried_over",
+           "check_existing", "child_done", "child_not_started", "child_started_event",
+           "terminated", "too_deep"]
 
 #: Inbox messages that follow a run into its successor at continue-as-new. A child's end
 #: and a step task's outcome concern operations of the old run only.
@@ -82,10 +84,11 @@ def too_deep(depth: int, max_depth: int | None, op: int, workflow_id: str, name:
         f"limit of {max_depth} (the worker's max_child_depth; runaway recursion?)", now)
 
 
-def child_started(op: int, name: str, workflow_id: str, run_id: str, now: float) -> NewEvent:
+def child_started_event(op: int, name: str, workflow_id: str, run_id: str,
+                        now: float) -> NewEvent:
     """The parent's record of a child it started."""
-    return NewEvent(kind="child_started", ts=now, op=op, name=name,
-                    data=orjson.dumps({"workflow_id": workflow_id, "run_id": run_id}))
+    return NewEvent(kind=EventKind.CHILD_STARTED, ts=now, op=op, name=name,
+                    data=ChildStarted(workflow_id=workflow_id, run_id=run_id).encode())
 
 
 def child_not_started(op: int, name: str, error: str | Exception, message: str,
@@ -95,15 +98,22 @@ def child_not_started(op: int, name: str, error: str | Exception, message: str,
     the parent's history has no gap and replays the same way. ``error``: its type name,
     or the exception that says why."""
     error_type = error if isinstance(error, str) else type(error).__name__
-    return NewEvent(kind="child_failed", ts=now, op=op, name=name,
-                    data=orjson.dumps({"type": error_type, "message": message,
-                                       "traceback": ""}),
-                    meta=orjson.dumps({"status": "not_started"}))
+    return NewEvent(kind=EventKind.CHILD_FAILED, ts=now, op=op, name=name,
+                    data=ErrorInfo(type=error_type, message=message).to_payload(),
+                    meta=ChildFailedMeta(status="not_started").encode())
 
 
-PARENT_CLOSED = orjson.dumps({"type": "Terminated", "message": "parent run closed",
-                              "traceback": ""})
+def terminated(reason: str) -> bytes:
+    """The error recorded for a run terminated (``reason``: by whom, why)."""
+    return ErrorInfo(type="Terminated", message=reason).to_payload()
+
+
+PARENT_CLOSED = terminated("parent run closed")
 """The error recorded for a child terminated by its parent's close policy."""
+
+TIMED_OUT = ErrorInfo(type="TimeoutError",
+                      message="the run's execution timeout passed").to_payload()
+"""The error recorded for a run whose execution timeout passed."""
 
 
 def child_done(run_id: str, parent_op: int, status: str, result: bytes | None,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import enum
-import itertools
-import operator
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
+
+from duro._history import EventRecord, NewEvent, event_records, group_events
 
 __all__ = [
     "LIVE_STATUSES",
@@ -270,64 +270,6 @@ class UpdateOutcome:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class NewEvent:
-    """An event to append; the store assigns its sequence number."""
-
-    kind: str
-    ts: float
-    op: int | None = None
-    name: str | None = None
-    data: bytes | None = None
-    meta: bytes | None = None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EventRecord:
-    """One stored history event."""
-
-    run_id: str
-    seq: int
-    kind: str
-    ts: float
-    op: int | None
-    name: str | None
-    data: bytes | None
-    meta: bytes | None
-
-
-# The slot descriptors of EventRecord's fields in the order of a history row.
-_EVENT_SLOTS = tuple(EventRecord.__dict__[f].__set__
-                     for f in ("seq", "kind", "ts", "op", "name", "data", "meta"))
-_set_run_id = EventRecord.__dict__["run_id"].__set__
-
-
-def event_records(
-    run_id: str, rows: Iterable[Sequence[Any]]
-) -> list[EventRecord]:
-    """The history events of a run from ``(seq, kind, ts, op, name, data, meta)`` rows.
-
-    Equivalent to ``EventRecord(run_id=run_id, seq=row[0], ...)`` per row, at ~40% of
-    the cost: a frozen dataclass's ``__init__`` assigns each field through
-    ``object.__setattr__``, which was a third of loading a 10,000-event history.
-    """
-    new = object.__new__
-    s_seq, s_kind, s_ts, s_op, s_name, s_data, s_meta = _EVENT_SLOTS
-    out = []
-    for seq, kind, ts, op, name, data, meta in rows:
-        ev = new(EventRecord)
-        _set_run_id(ev, run_id)
-        s_seq(ev, seq)
-        s_kind(ev, kind)
-        s_ts(ev, ts)
-        s_op(ev, op)
-        s_name(ev, name)
-        s_data(ev, data)
-        s_meta(ev, meta)
-        out.append(ev)
-    return out
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
 class Claim:
     """A run a worker now owns, with the fencing epoch its writes must carry."""
 
@@ -375,9 +317,7 @@ def loaded_runs(
     """``Store.load_runs``'s answer from its three reads' rows: events as ``(run_id, seq,
     kind, ts, op, name, data, meta)`` ordered by run, heartbeats as ``(run_id, op,
     details)``, runs with inbox messages as ``(run_id,)``."""
-    histories: dict[str, list[EventRecord]] = {}
-    for run_id, rows in itertools.groupby(events, key=operator.itemgetter(0)):
-        histories[run_id] = event_records(run_id, (row[1:] for row in rows))
+    histories = group_events(events)
     beats: dict[str, dict[int, bytes]] = {}
     for run_id, op, details in heartbeats:
         beats.setdefault(run_id, {})[int(op)] = details

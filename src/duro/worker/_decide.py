@@ -10,6 +10,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from duro._history import EventKind
 from duro.errors import (
     DuroError,
     ErrorInfo,
@@ -20,7 +21,6 @@ from duro.errors import (
 from duro.serde import encode
 from duro.store import Claim, Fenced, NewEvent, RunLinks
 from duro.worker import _local_steps as steps
-from duro.worker._steps import error_info, error_payload
 from duro.workflow._instance import ChildCommand, ContinueAsNew, Park, RunInstance, TimerCommand
 
 if TYPE_CHECKING:
@@ -95,8 +95,8 @@ def fire_timer(w: Worker, inst: RunInstance, cmd: TimerCommand) -> None:
     every outcome the workflow produces after it is written after it.
     """
     now = w.clock.now()
-    inst.outbox.append(NewEvent(kind="timer_fired", ts=now, op=cmd.op))
-    inst.apply("timer_fired", cmd.op, None, None, None, now)
+    inst.outbox.append(NewEvent(kind=EventKind.TIMER_FIRED, ts=now, op=cmd.op))
+    inst.apply(EventKind.TIMER_FIRED, cmd.op, None, None, None, now)
 
 
 # -- after each activation --------------------------------------------------------------
@@ -142,7 +142,7 @@ def after(w: Worker, inst: RunInstance) -> None:
         inst.finishing = True
         w._spawn(suspend(w, inst))
     elif inst.outbox:
-        if all(e.kind == "timer_fired" for e in inst.outbox):
+        if all(e.kind == EventKind.TIMER_FIRED for e in inst.outbox):
             # Usually written with the step's outcome in a moment; a long step
             # should not hide it from the history for long, though.
             flush_soon(w, inst)
@@ -218,8 +218,8 @@ async def settle_messages(inst: RunInstance, *, continuing: bool) -> None:
 async def fail(w: Worker, inst: RunInstance, exc: BaseException) -> None:
     steps.abandon_steps(w, inst)
     await settle_messages(inst, continuing=False)
-    error = error_payload(error_info(exc))
-    event = NewEvent(kind="run_failed", ts=w.clock.now(), data=error)
+    error = ErrorInfo.from_exception(exc).to_payload()
+    event = NewEvent(kind=EventKind.RUN_FAILED, ts=w.clock.now(), data=error)
     if await w._append(inst, [event], status="failed", error=error, release=True):
         closed(w, inst, ("failed", None, error))
 
@@ -247,7 +247,7 @@ async def record_time_out(w: Worker, inst: RunInstance) -> None:
 
 async def park(w: Worker, inst: RunInstance, error: DuroError) -> None:
     log.error("parking run %s of %s: %s", inst.run_id, inst.workflow.name, error)
-    payload = error_payload(ErrorInfo(type=type(error).__name__, message=str(error)))
+    payload = ErrorInfo(type=type(error).__name__, message=str(error)).to_payload()
     steps.abandon_steps(w, inst)
     w.active.pop(inst.run_id, None)
     try:
@@ -264,8 +264,8 @@ async def finish(w: Worker, inst: RunInstance, main: asyncio.Task[Any]) -> None:
     result: bytes | None = None
     error: bytes | None = None
     if main.cancelled():
-        status, kind = "cancelled", "run_cancelled"
-        error = error_payload(ErrorInfo(type="CancelledError", message="cancelled"))
+        status, kind = "cancelled", EventKind.RUN_CANCELLED
+        error = ErrorInfo(type="CancelledError", message="cancelled").to_payload()
     else:
         exc = main.exception()
         if isinstance(exc, Park):  # pragma: no cover - park_error is set with Park
@@ -277,7 +277,7 @@ async def finish(w: Worker, inst: RunInstance, main: asyncio.Task[Any]) -> None:
             try:
                 result = encode(main.result(), what=f"the result of workflow "
                                                     f"{inst.workflow.name!r}")
-                status, kind = "completed", "run_completed"
+                status, kind = "completed", EventKind.RUN_COMPLETED
             except SerializationError as ser:
                 exc = ser
         if exc is not None:
@@ -286,8 +286,8 @@ async def finish(w: Worker, inst: RunInstance, main: asyncio.Task[Any]) -> None:
                 inst.park_error = exc
                 after(w, inst)
                 return
-            status, kind = "failed", "run_failed"
-            error = error_payload(error_info(exc))
+            status, kind = "failed", EventKind.RUN_FAILED
+            error = ErrorInfo.from_exception(exc).to_payload()
     steps.abandon_steps(w, inst)
     await settle_messages(inst, continuing=False)
     event = NewEvent(kind=kind, ts=now, data=result if status == "completed" else error)
@@ -309,7 +309,7 @@ async def continue_as_new(w: Worker, inst: RunInstance, cont: ContinueAsNew) -> 
         return
     steps.abandon_steps(w, inst)
     await settle_messages(inst, continuing=True)
-    events = [*inst.outbox, NewEvent(kind="run_continued_as_new", ts=now, data=payload)]
+    events = [*inst.outbox, NewEvent(kind=EventKind.RUN_CONTINUED_AS_NEW, ts=now, data=payload)]
     inst.outbox = []
     seq = inst.history_len
     inst.history_len += len(events)

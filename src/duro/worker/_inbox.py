@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from duro.errors import DuroError
+from duro._history import ChildFailedMeta, EventKind, UpdateMeta
+from duro.errors import DuroError, ErrorInfo
 from duro.store import NewEvent
 from duro.worker import _decide as decide
 from duro.worker import _local_steps as steps
-from duro.worker._steps import error_info, error_payload
 from duro.workflow._instance import ChildCommand, RunInstance
 
 if TYPE_CHECKING:
@@ -76,9 +76,10 @@ async def consume_once(w: Worker, inst: RunInstance, *, after: bool) -> None:
             if error is not None:
                 rejected.append((msg_id, str(raw.get("update_id")), error))
                 continue
-            events.append(NewEvent(kind="update_accepted", ts=now, name=name,
+            events.append(NewEvent(kind=EventKind.UPDATE_ACCEPTED, ts=now, name=name,
                                    data=orjson.dumps(raw.get("args", [])),
-                                   meta=orjson.dumps({"update_id": raw.get("update_id")})))
+                                   meta=UpdateMeta(update_id=str(raw.get("update_id")))
+                                   .encode()))
         elif kind == "child_done":
             raw = orjson.loads(data) if data else {}
             op = int(name or 0)
@@ -86,23 +87,23 @@ async def consume_once(w: Worker, inst: RunInstance, *, after: bool) -> None:
             wf_name = cmd.workflow.name if isinstance(cmd, ChildCommand) else None
             status = raw.get("status")
             if status == "completed":
-                events.append(NewEvent(kind="child_completed", ts=now, op=op, name=wf_name,
+                events.append(NewEvent(kind=EventKind.CHILD_COMPLETED, ts=now, op=op, name=wf_name,
                                        data=orjson.dumps(raw.get("result"))))
             else:
-                events.append(NewEvent(kind="child_failed", ts=now, op=op, name=wf_name,
+                events.append(NewEvent(kind=EventKind.CHILD_FAILED, ts=now, op=op, name=wf_name,
                                        data=orjson.dumps(raw.get("error")),
-                                       meta=orjson.dumps({"status": status})))
+                                       meta=ChildFailedMeta(status=str(status)).encode()))
         elif kind == "task_done":
             event = steps.task_event(w, inst, int(name or 0), data)
             if event is not None:
                 events.append(event)
         elif kind == "cancel":
-            events.append(NewEvent(kind="cancel_requested", ts=now))
+            events.append(NewEvent(kind=EventKind.CANCEL_REQUESTED, ts=now))
         else:
-            events.append(NewEvent(kind="signal_received", ts=now, name=name, data=data))
+            events.append(NewEvent(kind=EventKind.SIGNAL_RECEIVED, ts=now, name=name, data=data))
         last_id = msg_id
     for msg_id, update_id, error in rejected:
-        payload = error_payload(error_info(error))
+        payload = ErrorInfo.from_exception(error).to_payload()
         try:
             await w.store.reject_update(inst.run_id, update_id, msg_id, error=payload,
                                            now=now)

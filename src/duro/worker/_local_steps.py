@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from duro._history import AttemptMeta, EventKind, RetryMeta
 from duro.errors import DuroError, ErrorInfo
 from duro.step._step import StepInfo
 from duro.store import NewEvent
 from duro.store._records import TaskRecord
 from duro.worker import _decide as decide
-from duro.worker._steps import cancelled_here, error_info, error_payload, run_attempt
+from duro.worker._steps import cancelled_here, run_attempt
 from duro.workflow._instance import RunInstance, StepCommand
 
 if TYPE_CHECKING:
@@ -80,14 +81,13 @@ async def run_step(w: Worker, inst: RunInstance, cmd: StepCommand) -> None:
     if not inst.active or cmd.state != "running":
         inst.inflight -= 1
         return
-    meta = orjson.dumps({"attempt": attempt,
-                         "duration": round(time.perf_counter() - started, 6)})
-    event = NewEvent(kind="step_completed", ts=w.clock.now(), op=cmd.op, name=step.name,
+    meta = AttemptMeta.encode(attempt, time.perf_counter() - started)
+    event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op, name=step.name,
                      data=data, meta=meta)
     ok = await w._append(inst, [event])
     inst.inflight -= 1
     if ok:
-        inst.apply("step_completed", cmd.op, step.name, data, meta, event.ts)
+        inst.apply(EventKind.STEP_COMPLETED, cmd.op, step.name, data, meta, event.ts)
         decide.after(w, inst)
 
 
@@ -105,18 +105,17 @@ def failure_event(
     over_total = (step.total_timeout is not None and cmd.first_started is not None
                   and retry_at > cmd.first_started + step.total_timeout)
     final = not retryable or policy.exhausted(attempt) or over_total
-    meta: dict[str, Any] = {"attempt": attempt, "duration": round(took, 6)}
     if final:
         if over_total and retryable and not policy.exhausted(attempt):
             info = ErrorInfo(type=info.type, message=f"{info.message} (total timeout of "
                              f"{step.total_timeout:g}s reached)", traceback=info.traceback)
-        kind = "step_failed"
+        kind, meta = EventKind.STEP_FAILED, AttemptMeta.encode(attempt, took)
     else:
-        kind = "step_retrying"
-        meta.update(retry_at=retry_at, first_started=cmd.first_started,
-                    heartbeat=heartbeat)
+        kind = EventKind.STEP_RETRYING
+        meta = RetryMeta(attempt=attempt, duration=took, retry_at=retry_at,
+                         first_started=cmd.first_started, heartbeat=heartbeat).encode()
     event = NewEvent(kind=kind, ts=now, op=cmd.op, name=step.name,
-                     data=error_payload(info), meta=orjson.dumps(meta))
+                     data=info.to_payload(), meta=meta)
     return event, final, delay
 
 
@@ -128,7 +127,7 @@ async def step_failed(
         inst.inflight -= 1
         return
     retryable = cmd.step.retry.is_retryable(exc)
-    info = error_info(exc, non_retryable=not retryable)
+    info = ErrorInfo.from_exception(exc, non_retryable=not retryable)
     event, final, delay = failure_event(
         w, cmd, attempt, info, retryable=retryable,
         retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat)
@@ -179,14 +178,11 @@ def task_event(w: Worker, inst: RunInstance, op: int, data: bytes | None) -> New
     attempt = int(outcome["attempt"])
     took = float(outcome.get("duration") or 0.0)
     if outcome.get("status") == "completed":
-        meta = orjson.dumps({"attempt": attempt, "duration": took,
-                             "queue": cmd.step.queue})
-        return NewEvent(kind="step_completed", ts=w.clock.now(), op=op,
+        meta = AttemptMeta.encode(attempt, took, cmd.step.queue or "default")
+        return NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=op,
                         name=cmd.step.name, data=orjson.dumps(outcome.get("result")),
                         meta=meta)
-    raw = outcome.get("error") or {}
-    info = ErrorInfo(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
-                     traceback=str(raw.get("traceback", "")))
+    info = ErrorInfo.from_payload(orjson.dumps(outcome.get("error") or {}))
     event, _, _ = failure_event(
         w, cmd, attempt, info, retryable=not outcome.get("non_retryable", False),
         retry_after=outcome.get("retry_after"), took=took,

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from duro.errors import DuroError, ErrorInfo, RecoveryLimitError
 from duro.store import Claim
-from duro.worker._steps import error_payload
 
 if TYPE_CHECKING:
     from duro.worker._worker import Worker
@@ -69,8 +68,8 @@ async def park_poisoned(w: Worker, claim: Claim) -> None:
     log.error("parking run %s of %s: %s", claim.run_id, claim.workflow_name, error)
     wf = w.workflows[claim.workflow_name]
     try:
-        await w.store.park(claim.run_id, claim.epoch, error=error_payload(
-            ErrorInfo(type="RecoveryLimitError", message=str(error))),
+        await w.store.park(claim.run_id, claim.epoch, error=ErrorInfo(
+            type="RecoveryLimitError", message=str(error)).to_payload(),
             code_hash=wf.code_hash, now=w.clock.now())
     except DuroError as exc:
         log.warning("could not park run %s: %s", claim.run_id, exc)

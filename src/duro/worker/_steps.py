@@ -6,18 +6,17 @@ import asyncio
 import contextvars
 import functools
 import time
-import traceback
 from concurrent.futures import Executor
 from typing import Any
 
 import orjson
 
-from duro.errors import ErrorInfo, NonRetryableError, StepTimeoutError, exception_message
+from duro.errors import StepTimeoutError
 from duro.serde import encode
 from duro.step._step import StepInfo, _current_step
 from duro.workflow._instance import StepCommand
 
-__all__ = ["cancelled_here", "error_info", "error_payload", "run_attempt"]
+__all__ = ["cancelled_here", "run_attempt"]
 
 
 def cancelled_here(exc: BaseException) -> bool:
@@ -28,35 +27,6 @@ def cancelled_here(exc: BaseException) -> bool:
         return False
     task = asyncio.current_task()
     return task is None or task.cancelling() > 0
-
-
-def error_info(exc: BaseException, *, non_retryable: bool = False) -> ErrorInfo:
-    """What to record about an exception (any: user code may raise anything, even an
-    exception whose ``str()`` raises)."""
-    cls = type(exc)
-    name = cls.__qualname__
-    if cls.__module__ != "builtins":
-        name = f"{cls.__module__}.{name}"
-    return ErrorInfo(
-        type=name,
-        message=exception_message(exc),
-        traceback=_traceback(exc),
-        non_retryable=non_retryable or isinstance(exc, NonRetryableError),
-    )
-
-
-def _traceback(exc: BaseException) -> str:
-    try:
-        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except BaseException:  # it formats str(exc) (and its causes'): user code
-        frames = "".join(traceback.format_tb(exc.__traceback__))
-        return f"Traceback (most recent call last):\n{frames}{type(exc).__name__}: " \
-               f"{exception_message(exc)}\n"
-
-
-def error_payload(info: ErrorInfo) -> bytes:
-    return orjson.dumps({"type": info.type, "message": info.message,
-                         "traceback": info.traceback, "non_retryable": info.non_retryable})
 
 
 async def run_attempt(

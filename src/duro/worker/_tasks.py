@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from duro.errors import DuroError, PayloadDecodeError
+from duro.errors import DuroError, ErrorInfo, PayloadDecodeError
 from duro.step._step import Step, StepInfo, _registry
 from duro.store._records import TaskRecord
-from duro.worker._steps import cancelled_here, error_info, run_attempt
+from duro.worker._steps import cancelled_here, run_attempt
 from duro.workflow._instance import StepCommand
 from duro.workflow._messages import convert_args
 
@@ -115,7 +115,7 @@ def _outcome(task: TaskRecord, data: bytes | None, exc: BaseException | None,
         out["result"] = orjson.Fragment(data) if data is not None else None
     else:
         retryable = step.retry.is_retryable(exc)
-        err = error_info(exc, non_retryable=not retryable)
+        err = ErrorInfo.from_exception(exc, non_retryable=not retryable)
         out.update(status="failed", non_retryable=not retryable,
                    retry_after=getattr(exc, "retry_after", None),
                    error={"type": err.type, "message": err.message,

@@ -22,9 +22,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import orjson
-
 from duro._clock import Clock, SystemClock
+from duro._history import EventKind, RunStartedMeta
 from duro.errors import (
     DatabaseFileLostError,
     DataRejectedError,
@@ -358,12 +357,10 @@ class Worker:
         inst = self._new_instance(claim)
         inst.history_len = 1
         self.active[claim.run_id] = inst
-        meta = None
-        if links is not None and (links.parent_run_id or links.deadline_at):
-            meta = orjson.dumps({"parent_run_id": links.parent_run_id,
-                                 "parent_op": links.parent_op,
-                                 "deadline_at": links.deadline_at})
-        inst.apply("run_started", None, claim.workflow_name, input, meta, ts)
+        meta = None if links is None else RunStartedMeta(
+            parent_run_id=links.parent_run_id, parent_op=links.parent_op,
+            deadline_at=links.deadline_at).encode()
+        inst.apply(EventKind.RUN_STARTED, None, claim.workflow_name, input, meta, ts)
         self._resume(inst)
 
     # -- loops --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from duro._checks import check_id, check_seconds
+from duro._history import EventKind
 from duro.serde import convert
 from duro.step._policy import seconds
 from duro.workflow._api import Workflow, _instance
@@ -103,7 +104,7 @@ def set_state(key: str, value: Any) -> None:
     data = encode(value, what=f"state {key!r}")
     inst.state[key] = orjson.loads(data)
     if not inst.replaying:
-        inst.outbox.append(NewEvent(kind="state_set", ts=inst.now_ts, name=key, data=data))
+        inst.outbox.append(NewEvent(kind=EventKind.STATE_SET, ts=inst.now_ts, name=key, data=data))
 
 
 def on_query(name: str, handler: Callable[..., Any]) -> None:

@@ -15,11 +15,23 @@ import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 
 from duro._checks import check_choice
+from duro._history import (
+    CHILD_KINDS,
+    STEP_KINDS,
+    TERMINAL_KINDS,
+    AttemptMeta,
+    ChildFailedMeta,
+    ChildStarted,
+    EventKind,
+    RetryMeta,
+    RunStartedMeta,
+    UpdateMeta,
+)
 from duro.errors import (
     ChildWorkflowError,
     DuroError,
@@ -48,11 +60,9 @@ __all__ = ["ChildCommand", "ContinueAsNew", "NullHost", "Park", "RunInstance", "
 _set_running_loop = asyncio.events._set_running_loop
 _get_running_loop = asyncio.events._get_running_loop
 
-STEP_KINDS = frozenset({"step_completed", "step_failed", "step_retrying"})
-CHILD_KINDS = frozenset({"child_started", "child_completed", "child_failed"})
-TERMINAL_KINDS = frozenset({"run_completed", "run_failed", "run_cancelled", "run_terminated",
-                            "run_timed_out", "run_continued_as_new"})
 _PARENT_CLOSE = ("terminate", "request_cancel", "abandon")
+# Events a replay passes over: they record what the code did, not an outcome for it.
+_SILENT = frozenset({EventKind.MARKER, EventKind.UPDATE_COMPLETED, EventKind.UPDATE_FAILED})
 
 
 class Park(BaseException):
@@ -97,6 +107,14 @@ class NullHost:
         pass
 
 
+StepState = Literal["new", "running", "remote", "backoff", "done", "cancelled"]
+"""A step: not started yet; an attempt running here; handed to a step queue's workers;
+waiting out a retry backoff; its outcome delivered; or abandoned by the workflow."""
+TimerState = Literal["pending", "done", "cancelled"]
+ChildState = Literal["new", "starting", "started", "done", "cancelled"]
+"""A child: not started yet; its start being written; running; ended; or abandoned."""
+
+
 @dataclass(eq=False, kw_only=True)
 class StepCommand:
     """A step the workflow awaits."""
@@ -106,7 +124,7 @@ class StepCommand:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     future: asyncio.Future[Any]
-    state: str = "new"  # new | running | backoff | done | cancelled
+    state: StepState = "new"
     attempts: int = 0  # failed attempts recorded so far
     retry_at: float | None = None
     first_started: float | None = None
@@ -127,7 +145,7 @@ class TimerCommand:
     op: int
     fire_at: float
     handle: asyncio.TimerHandle = field(repr=False)
-    state: str = "pending"  # pending | firing | done | cancelled
+    state: TimerState = "pending"
 
     @property
     def kind(self) -> str:
@@ -145,7 +163,7 @@ class ChildCommand:
     workflow_id: str
     parent_close: str
     execution_timeout: float | None
-    state: str = "new"  # new | starting | started | done | cancelled
+    state: ChildState = "new"
     run_id: str | None = None
     cancel_sent: bool = False
 
@@ -240,14 +258,14 @@ class RunInstance:
         # per op would be 10,000 more live objects for the GC to scan in a long history.
         shared: dict[tuple[str, str | None], tuple[str, str | None]] = {}
         for ev in history:
-            if ev.op is not None and ev.kind != "marker":
+            if ev.op is not None and ev.kind != EventKind.MARKER:
                 if ev.op not in recorded:
                     key = (_group(ev.kind), ev.name)
                     recorded[ev.op] = shared.setdefault(key, key)
-            elif ev.kind == "marker" and ev.name:
+            elif ev.kind == EventKind.MARKER and ev.name:
                 self.markers.add(ev.name)
-            if ev.kind in ("update_completed", "update_failed") and ev.meta:
-                self.mailbox.updates_done.add(str(orjson.loads(ev.meta).get("update_id")))
+            if ev.kind in (EventKind.UPDATE_COMPLETED, EventKind.UPDATE_FAILED) and ev.meta:
+                self.mailbox.updates_done.add(UpdateMeta.decode(ev.meta).update_id)
         self.replaying = True
         try:
             for i, ev in enumerate(history):
@@ -288,41 +306,41 @@ class RunInstance:
         meta: bytes | None, ts: float,
     ) -> None:
         self.now_ts = ts
-        if kind == "run_started":
+        if kind == EventKind.RUN_STARTED:
             if meta:
-                links = orjson.loads(meta)
-                self.deadline_at = links.get("deadline_at")
-                self.parent_run_id = links.get("parent_run_id")
+                links = RunStartedMeta.decode(meta)
+                self.deadline_at = links.deadline_at
+                self.parent_run_id = links.parent_run_id
             self._start_main(data)
         elif kind in STEP_KINDS:
             cmd = self._expect(op, "step", name, kind)
             assert isinstance(cmd, StepCommand)
-            if kind == "step_retrying":
-                info = orjson.loads(meta) if meta else {}
-                cmd.attempts = int(info.get("attempt", cmd.attempts + 1))
-                cmd.retry_at = info.get("retry_at")
-                cmd.first_started = info.get("first_started", cmd.first_started)
-                cmd.heartbeat = info.get("heartbeat", cmd.heartbeat)
+            if kind == EventKind.STEP_RETRYING:
+                retry = RetryMeta.decode(meta)
+                cmd.attempts = retry.attempt if retry.attempt is not None else cmd.attempts + 1
+                cmd.retry_at = retry.retry_at
+                if retry.first_started is not None:
+                    cmd.first_started = retry.first_started
+                if retry.heartbeat is not None:
+                    cmd.heartbeat = retry.heartbeat
                 if cmd.state not in ("cancelled", "done"):
                     cmd.state = "backoff"
                 return
             if cmd.state == "cancelled" or cmd.future.done():
                 return
             cmd.state = "done"
-            if kind == "step_completed":
+            if kind == EventKind.STEP_COMPLETED:
                 value = _decode_result(data, cmd.step, op)
                 _drop_cancel_watch(cmd)
                 cmd.future.set_result(value)
             else:
-                info = orjson.loads(meta) if meta else {}
-                cause = _error_info(data)
+                attempts = AttemptMeta.decode(meta).attempt
+                cause = ErrorInfo.from_payload(data)
                 _drop_cancel_watch(cmd)
                 cmd.future.set_exception(StepFailedError(
-                    f"step {cmd.step.name!r} failed after {info.get('attempt', '?')} "
-                    f"attempt(s): {cause}",
-                    step=cmd.step.name, cause=cause, attempts=int(info.get("attempt", 0)),
-                ))
-        elif kind == "timer_fired":
+                    f"step {cmd.step.name!r} failed after {attempts} attempt(s): {cause}",
+                    step=cmd.step.name, cause=cause, attempts=attempts))
+        elif kind == EventKind.TIMER_FIRED:
             cmd = self._expect(op, "timer", None, kind)
             assert isinstance(cmd, TimerCommand)
             if cmd.state in ("cancelled", "done"):
@@ -333,16 +351,15 @@ class RunInstance:
                 self.loop.ready.append(cmd.handle)
         elif kind in CHILD_KINDS:
             self._apply_child(kind, op, name, data, meta)
-        elif kind == "signal_received":
+        elif kind == EventKind.SIGNAL_RECEIVED:
             self.mailbox.signal(name or "", data)
-        elif kind == "state_set":
+        elif kind == EventKind.STATE_SET:
             self.state[name or ""] = orjson.loads(data) if data else None
-        elif kind == "update_accepted":
-            info = orjson.loads(meta) if meta else {}
-            self.mailbox.update_accepted(str(info.get("update_id")), name or "", data)
-        elif kind in ("marker", "update_completed", "update_failed") or kind in TERMINAL_KINDS:
+        elif kind == EventKind.UPDATE_ACCEPTED:
+            self.mailbox.update_accepted(UpdateMeta.decode(meta).update_id, name or "", data)
+        elif kind in _SILENT or kind in TERMINAL_KINDS:
             pass
-        elif kind == "cancel_requested":
+        elif kind == EventKind.CANCEL_REQUESTED:
             if self.mailbox.cancel_too_late():
                 return
             if not self.cancel_requested and self.main is not None:
@@ -358,10 +375,10 @@ class RunInstance:
                      meta: bytes | None) -> None:
         cmd = self._expect(op, "child", name, kind)
         assert isinstance(cmd, ChildCommand)
-        info = orjson.loads(data) if data and kind == "child_started" else {}
-        if kind == "child_started":
-            cmd.run_id = info.get("run_id")
-            cmd.workflow_id = info.get("workflow_id", cmd.workflow_id)
+        if kind == EventKind.CHILD_STARTED:
+            started = ChildStarted.decode(data)
+            cmd.run_id = started.run_id
+            cmd.workflow_id = started.workflow_id
             if cmd.state in ("new", "starting"):
                 cmd.state = "started"
             return
@@ -369,12 +386,12 @@ class RunInstance:
             cmd.state = "done"
             return
         cmd.state = "done"
-        if kind == "child_completed":
+        if kind == EventKind.CHILD_COMPLETED:
             cmd.future.set_result(decode(data, cmd.workflow.return_hint,
                                          what=f"result of child {cmd.workflow_id!r}"))
             return
-        status = (orjson.loads(meta) if meta else {}).get("status", "failed")
-        cause = _error_info(data) if data else None
+        status = ChildFailedMeta.decode(meta).status
+        cause = ErrorInfo.from_payload(data) if data else None
         what = "was not started" if status == "not_started" else f"ended {status}"
         cmd.future.set_exception(ChildWorkflowError(
             f"child workflow {cmd.workflow_id!r} ({cmd.workflow.name}) {what}"
@@ -621,7 +638,7 @@ class RunInstance:
         else:
             from duro.store import NewEvent
 
-            self.outbox.append(NewEvent(kind="marker", ts=self.now_ts, name=change_id))
+            self.outbox.append(NewEvent(kind=EventKind.MARKER, ts=self.now_ts, name=change_id))
             self.markers.add(change_id)
             value = True
         self.patch_memo[change_id] = value
@@ -730,16 +747,6 @@ def _group(kind: str) -> str:
         return "step"
     if kind in CHILD_KINDS:
         return "child"
-    if kind == "timer_fired":
+    if kind == EventKind.TIMER_FIRED:
         return "timer"
     return kind
-
-
-def _error_info(data: bytes | None) -> ErrorInfo:
-    try:
-        raw = orjson.loads(data) if data else {}
-    except orjson.JSONDecodeError:
-        raw = {"type": "PayloadDecodeError", "message": "corrupt error payload"}
-    return ErrorInfo(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
-                     traceback=str(raw.get("traceback", "")),
-                     non_retryable=bool(raw.get("non_retryable", False)))

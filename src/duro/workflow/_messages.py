@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from duro._history import EventKind, UpdateMeta
 from duro.errors import ErrorInfo, NondeterminismError
 from duro.serde import convert, encode, hints_of
 
@@ -207,11 +208,11 @@ class Mailbox:
             if inspect.isawaitable(result):
                 result = await result
             payload = encode(result, what=f"the result of update {name!r}")
-            kind = "update_completed"
+            kind = EventKind.UPDATE_COMPLETED
         except (Park, asyncio.CancelledError):
             raise
         except BaseException as exc:  # user code: the update fails
-            payload, kind = _error(exc), "update_failed"
+            payload, kind = ErrorInfo.from_exception(exc).to_payload(), EventKind.UPDATE_FAILED
         if self._main_finished():
             return  # too late to count: ending_events() fails it
         self._running.pop(update_id, None)
@@ -227,7 +228,7 @@ class Mailbox:
 
         self.updates_done.add(update_id)
         inst.outbox.append(NewEvent(kind=kind, ts=inst.now_ts, name=name, data=payload,
-                                    meta=orjson.dumps({"update_id": update_id})))
+                                    meta=UpdateMeta(update_id=update_id).encode()))
 
     def validate(self, name: str, args: list[Any]) -> Exception | None:
         """Run the validator of an update on the live instance; None means accepted."""
@@ -278,9 +279,9 @@ class Mailbox:
         if not continuing:
             failed += [(r, UNHANDLED) for r in self._late if r.kind == "update"]
         for received, why in sorted(failed, key=lambda item: item[0].no):
-            self._record("update_failed", received.name or "", received.update_id or "",
-                         _error_payload(ErrorInfo(type="UpdateNotHandledError",
-                                                  message=why.format(ended=ended))))
+            self._record(EventKind.UPDATE_FAILED, received.name or "", received.update_id or "",
+                         ErrorInfo(type="UpdateNotHandledError",
+                                   message=why.format(ended=ended)).to_payload())
 
     def unhandled_signals(self) -> int:
         """Signals the run received but its code never took (reported at its end)."""
@@ -299,15 +300,3 @@ def convert_args(fn: Callable[..., Any], args: list[Any]) -> list[Any]:
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return [convert(a, hints.get(params[i].name, Any)) if i < len(params) else a
             for i, a in enumerate(args)]
-
-
-def _error(exc: BaseException) -> bytes:
-    from duro.worker._steps import error_info
-
-    return _error_payload(error_info(exc))
-
-
-def _error_payload(info: ErrorInfo) -> bytes:
-    from duro.worker._steps import error_payload
-
-    return error_payload(info)

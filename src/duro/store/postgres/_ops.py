@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 import psycopg
 from psycopg.rows import dict_row
 
+from duro._history import RunStartedMeta, terminal_kind
 from duro.errors import StoreError, WorkflowAlreadyStartedError
 from duro.store._policy import PARENT_CLOSED, carried_over, check_existing, child_done
 from duro.store._records import (
@@ -111,10 +111,8 @@ async def create_run(
         wake_at = max(now, place.start_at)
     elif place.debounce_key is not None:
         wake_at = now + place.debounce
-    meta = None
-    if links.parent_run_id or links.deadline_at:
-        meta = orjson.dumps({"parent_run_id": links.parent_run_id,
-                             "parent_op": links.parent_op, "deadline_at": links.deadline_at})
+    meta = RunStartedMeta(parent_run_id=links.parent_run_id, parent_op=links.parent_op,
+                          deadline_at=links.deadline_at).encode()
     params = {"run_id": run_id, "workflow_id": workflow_id, "workflow_name": workflow_name,
               "status": status, "input": input, "now": now, "wake_at": wake_at,
               "owner": owner, "epoch": epoch, "meta": meta,
@@ -176,21 +174,22 @@ async def move_inbox(conn: Conn, old: str, new: str, carry: Sequence[Message],
         await send(conn, new, message, now)
 
 
-async def close(conn: Conn, run_id: str, status: str, kind: str, error: bytes, now: float,
+async def close(conn: Conn, run_id: str, status: str, error: bytes, now: float,
                 *, epoch: int | None = None) -> RunRecord | None:
     """End a live run from outside its worker (terminate, time out), fencing it out; None
     (nothing written) when it was not live (or not at ``epoch``)."""
-    record = await _close_row(conn, run_id, status, kind, error, now, epoch=epoch)
+    record = await _close_row(conn, run_id, status, error, now, epoch=epoch)
     if record is not None:
         await on_closed(conn, run_id, status, None, error, now)
     return record
 
 
-async def _close_row(conn: Conn, run_id: str, status: str, kind: str, error: bytes,
+async def _close_row(conn: Conn, run_id: str, status: str, error: bytes,
                      now: float, *, epoch: int | None = None) -> RunRecord | None:
     """The run's own part of :func:`close`: its status, closing event and leftovers."""
     row = await _one(conn, "close_run", {"run_id": run_id, "error": error, "now": now,
-                                         "status": status, "epoch": epoch, "kind": kind})
+                                         "status": status, "epoch": epoch,
+                                         "kind": terminal_kind(status)})
     return None if row is None else row_to_run(row)
 
 
@@ -230,6 +229,6 @@ async def on_closed(conn: Conn, run_id: str, status: str, result: bytes | None,
                 continue  # a child already cleaning up after a cancel request may finish
             if policy == "request_cancel":
                 await send(conn, row["run_id"], Message(kind="cancel"), now)
-            elif await _close_row(conn, row["run_id"], "terminated", "run_terminated",
-                                  PARENT_CLOSED, now) is not None:
+            elif await _close_row(conn, row["run_id"], "terminated", PARENT_CLOSED,
+                                  now) is not None:
                 closing.append((row["run_id"], None))

@@ -15,18 +15,24 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
-import orjson
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from duro._history import PROJECTED_KINDS, TERMINAL_KINDS, UPDATE_STATUS, EventKind, UpdateMeta
 from duro.errors import (
     DataRejectedError,
     RunNotFoundError,
     StoreError,
     WorkflowAlreadyStartedError,
 )
-from duro.store._policy import child_not_started, child_started, too_deep
+from duro.store._policy import (
+    TIMED_OUT,
+    child_not_started,
+    child_started_event,
+    terminated,
+    too_deep,
+)
 from duro.store._protocol import Fenced
 from duro.store._records import (
     LIVE_STATUSES,
@@ -854,11 +860,11 @@ class PostgresStore(PostgresSchedules):
         return [r[0] for r in await self._read("runs_with_inbox", {"worker": worker_id})]
 
     async def terminate(self, workflow_id: str, *, reason: str, now: float) -> RunRecord:
-        error = orjson.dumps({"type": "Terminated", "message": reason, "traceback": ""})
+        error = terminated(reason)
 
         async def op(conn: Conn) -> Finish:
             run_id = await self._live_run_id(conn, workflow_id)
-            record = await close(conn, run_id, "terminated", "run_terminated", error, now)
+            record = await close(conn, run_id, "terminated", error, now)
             if record is None:
                 raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
             return _done(record)
@@ -868,11 +874,10 @@ class PostgresStore(PostgresSchedules):
 
     async def time_out(self, run_id: str, epoch: int, *, now: float) -> bool:
         """Close a run whose execution timeout passed; False if it moved on meanwhile."""
-        error = orjson.dumps({"type": "TimeoutError", "message": "the run's execution "
-                              "timeout passed", "traceback": ""})
+        error = TIMED_OUT
 
         async def op(conn: Conn) -> Finish:
-            record = await close(conn, run_id, "timed_out", "run_timed_out", error, now,
+            record = await close(conn, run_id, "timed_out", error, now,
                                  epoch=epoch)
             return _done(record is not None)
 
@@ -927,7 +932,7 @@ class PostgresStore(PostgresSchedules):
                         workflow_name=workflow_name, input=input, now=now, owner=owner,
                         on_conflict="fail", on_reuse="allow",
                         links=dataclasses.replace(links, depth=depth), placement=placement)
-                    event = child_started(op, workflow_name, workflow_id, run_id, now)
+                    event = child_started_event(op, workflow_name, workflow_id, run_id, now)
                 except WorkflowAlreadyStartedError as exc:  # raised before writing the child
                     event = child_not_started(op, workflow_name, exc, str(exc), now)
             await conn.execute(_Q["insert_events"], event_arrays(parent_run_id, at, [event]))
@@ -1004,7 +1009,7 @@ class PostgresStore(PostgresSchedules):
         transaction (same workflow id: at most one live run).
         """
         dropped = set(drop_ops)
-        error = orjson.dumps({"type": "Terminated", "message": reason, "traceback": ""})
+        error = terminated(reason)
 
         async def op(conn: Conn) -> Finish:
             # Everything that can fail is checked before anything is written.
@@ -1015,9 +1020,9 @@ class PostgresStore(PostgresSchedules):
             await cur.execute(_Q["history_prefix"], {"run_id": source_run_id,
                                                      "upto": upto_seq})
             events = [r for r in await cur.fetchall()
-                      if not (r["op"] in dropped and r["kind"] != "run_started")
-                      and r["kind"] not in TERMINAL_EVENT_KINDS]
-            if not events or events[0]["kind"] != "run_started":
+                      if not (r["op"] in dropped and r["kind"] != EventKind.RUN_STARTED)
+                      and r["kind"] not in TERMINAL_KINDS]
+            if not events or events[0]["kind"] != EventKind.RUN_STARTED:
                 raise StoreError("a copied history must start with run_started")
             closing = close_source and source.status.value in LIVE_STATUSES
             cur = conn.cursor(row_factory=dict_row)
@@ -1029,7 +1034,7 @@ class PostgresStore(PostgresSchedules):
                     f"({live['run_id']}, {live['status']})",
                     workflow_id=workflow_id, run_id=live["run_id"])
             if closing:
-                await close(conn, source_run_id, "terminated", "run_terminated", error, now)
+                await close(conn, source_run_id, "terminated", error, now)
             await create_run(
                 conn, run_id=new_run_id, workflow_id=workflow_id,
                 workflow_name=source.workflow_name, input=events[0]["data"], now=now,
@@ -1043,7 +1048,7 @@ class PostgresStore(PostgresSchedules):
             await conn.execute(_Q["set_history_len"], {"len": len(events),
                                                        "run_id": new_run_id})
             for e in events:
-                if e["kind"] == "state_set":
+                if e["kind"] == EventKind.STATE_SET:
                     await conn.execute(_Q["put_state"], {"run_id": new_run_id,
                                                          "key": e["name"],
                                                          "value": e["data"], "ts": e["ts"]})
@@ -1163,10 +1168,7 @@ class PostgresStore(PostgresSchedules):
             raise _translate(exc) from None
 
 
-TERMINAL_EVENT_KINDS = frozenset({"run_completed", "run_failed", "run_cancelled",
-                                  "run_terminated", "run_timed_out", "run_continued_as_new"})
-
-_PROJECTED = frozenset({"state_set", "update_accepted", "update_completed", "update_failed"})
+_PROJECTED = PROJECTED_KINDS
 
 
 def _projection(run_id: str, epoch: int, new_len: int,
@@ -1174,18 +1176,16 @@ def _projection(run_id: str, epoch: int, new_len: int,
     """The read-model write that goes with an event (published state, update outcome);
     its statement only applies if the append's fence passed."""
     fence = {"run_id": run_id, "epoch": epoch, "new_len": new_len, "ts": event.ts}
-    if event.kind == "state_set":
+    if event.kind == EventKind.STATE_SET:
         return "upsert_state", {**fence, "key": event.name, "value": event.data}
-    info = orjson.loads(event.meta) if event.meta else {}
-    update_id = info.get("update_id")
+    update_id = UpdateMeta.update_id_of(event.meta)
     if update_id is None:
         return "", {}
-    status = {"update_accepted": "accepted", "update_completed": "completed",
-              "update_failed": "failed"}[event.kind]
+    status = UPDATE_STATUS[event.kind]
     return "set_update", {
         **fence, "update_id": update_id, "status": status,
-        "result": event.data if event.kind == "update_completed" else None,
-        "error": event.data if event.kind == "update_failed" else None}
+        "result": event.data if event.kind == EventKind.UPDATE_COMPLETED else None,
+        "error": event.data if event.kind == EventKind.UPDATE_FAILED else None}
 
 
 def _lock_key(text: str) -> int:

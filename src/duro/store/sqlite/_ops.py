@@ -7,8 +7,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-import orjson
-
+from duro._history import (
+    PROJECTED_KINDS,
+    UPDATE_STATUS,
+    EventKind,
+    RunStartedMeta,
+    UpdateMeta,
+    terminal_kind,
+)
 from duro.errors import RunNotFoundError, WorkflowAlreadyStartedError
 from duro.store._policy import PARENT_CLOSED, carried_over, check_existing, child_done
 from duro.store._records import (
@@ -34,8 +40,7 @@ def row_to_run(row: sqlite3.Row) -> RunRecord:
     return run_record(row)
 
 
-SIDE_EFFECT_KINDS = frozenset({"state_set", "update_accepted", "update_completed",
-                                "update_failed"})
+SIDE_EFFECT_KINDS = PROJECTED_KINDS
 
 
 def create_run(
@@ -72,13 +77,11 @@ def create_run(
     if owner:
         conn.execute("UPDATE runs SET started_at = ? WHERE run_id = ?", (now, run_id))
     if started_event:
-        meta = None
-        if links is not None and (links.parent_run_id or links.deadline_at):
-            meta = orjson.dumps({"parent_run_id": links.parent_run_id,
-                                 "parent_op": links.parent_op,
-                                 "deadline_at": links.deadline_at})
+        meta = None if links is None else RunStartedMeta(
+            parent_run_id=links.parent_run_id, parent_op=links.parent_op,
+            deadline_at=links.deadline_at).encode()
         conn.execute(_Q["insert_event"],
-                     (run_id, 0, "run_started", None, workflow_name, now, input, meta))
+                     (run_id, 0, EventKind.RUN_STARTED, None, workflow_name, now, input, meta))
     if links is not None:
         conn.execute(_Q["set_run_links"], (links.parent_run_id, links.parent_op,
                                            links.parent_close, links.deadline_at,
@@ -143,34 +146,33 @@ def move_inbox(conn: sqlite3.Connection, old: str, new: str, carry: Sequence[Mes
 
 def project(conn: sqlite3.Connection, run_id: str, event: NewEvent) -> None:
     """Keep the read models (published state, update outcomes) in step with the history."""
-    if event.kind == "state_set":
+    if event.kind == EventKind.STATE_SET:
         conn.execute(_Q["upsert_state"], (run_id, event.name, event.data, event.ts))
         return
-    info = orjson.loads(event.meta) if event.meta else {}
-    update_id = info.get("update_id")
+    update_id = UpdateMeta.update_id_of(event.meta)
     if update_id is None:
         return
-    status = {"update_accepted": "accepted", "update_completed": "completed",
-              "update_failed": "failed"}[event.kind]
-    result = event.data if event.kind == "update_completed" else None
-    error = event.data if event.kind == "update_failed" else None
+    status = UPDATE_STATUS[event.kind]
+    result = event.data if event.kind == EventKind.UPDATE_COMPLETED else None
+    error = event.data if event.kind == EventKind.UPDATE_FAILED else None
     conn.execute(_Q["set_update"], (status, result, error, event.ts, run_id, update_id))
 
 
-def close(conn: sqlite3.Connection, run_id: str, status: str, kind: str, error: bytes,
+def close(conn: sqlite3.Connection, run_id: str, status: str, error: bytes,
            now: float) -> None:
     """End a live run from outside its worker (terminate, time out), fencing it out."""
-    _close_row(conn, run_id, status, kind, error, now)
+    _close_row(conn, run_id, status, error, now)
     on_closed(conn, run_id, status, None, error, now)
 
 
-def _close_row(conn: sqlite3.Connection, run_id: str, status: str, kind: str, error: bytes,
+def _close_row(conn: sqlite3.Connection, run_id: str, status: str, error: bytes,
                now: float) -> None:
     """The run's own part of :func:`close`: its status, closing event and leftovers."""
     row = conn.execute(_Q["run_by_id"], (run_id,)).fetchone()
     seq = row["history_len"]
     conn.execute(_Q["close_run"], (status, error, now, now, run_id))
-    conn.execute(_Q["insert_event"], (run_id, seq, kind, None, None, now, error, None))
+    conn.execute(_Q["insert_event"], (run_id, seq, terminal_kind(status), None, None, now,
+                                      error, None))
     conn.execute(_Q["delete_heartbeats"], (run_id,))
     conn.execute(_Q["consume_inbox"], (run_id, 2**62))
 
@@ -198,7 +200,7 @@ def on_closed(conn: sqlite3.Connection, run_id: str, status: str, result: bytes 
             if policy == "request_cancel":
                 send(conn, child_id, Message(kind="cancel"), now)
             else:
-                _close_row(conn, child_id, "terminated", "run_terminated", PARENT_CLOSED, now)
+                _close_row(conn, child_id, "terminated", PARENT_CLOSED, now)
                 closing.append(child_id)
 
 

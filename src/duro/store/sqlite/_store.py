@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import orjson
 
+from duro._history import TERMINAL_KINDS, EventKind
 from duro.errors import (
     DatabaseLockedError,
     DatabaseReadOnlyError,
@@ -26,7 +27,13 @@ from duro.errors import (
     StoreError,
     WorkflowAlreadyStartedError,
 )
-from duro.store._policy import child_not_started, child_started, too_deep
+from duro.store._policy import (
+    TIMED_OUT,
+    child_not_started,
+    child_started_event,
+    terminated,
+    too_deep,
+)
 from duro.store._protocol import Fenced
 from duro.store._records import (
     LIVE_STATUSES,
@@ -298,8 +305,6 @@ def _insert_event(conn: sqlite3.Connection, run_id: str, seq: int, e: NewEvent) 
                                       e.meta))
 
 
-TERMINAL_EVENT_KINDS = frozenset({"run_completed", "run_failed", "run_cancelled",
-                                  "run_terminated", "run_timed_out", "run_continued_as_new"})
 
 
 class SqliteStore(SqliteSchedules):
@@ -858,11 +863,11 @@ class SqliteStore(SqliteSchedules):
         return [r[0] for r in self._read(_Q["runs_with_inbox"], (worker_id,))]
 
     async def terminate(self, workflow_id: str, *, reason: str, now: float) -> RunRecord:
-        error = orjson.dumps({"type": "Terminated", "message": reason, "traceback": ""})
+        error = terminated(reason)
 
         def op(conn: sqlite3.Connection) -> RunRecord:
             run_id = live_run_id(conn, workflow_id)
-            close(conn, run_id, "terminated", "run_terminated", error, now)
+            close(conn, run_id, "terminated", error, now)
             return row_to_run(conn.execute(_Q["run_by_id"], (run_id,)).fetchone())
 
         record: RunRecord = await self._write(op)
@@ -870,14 +875,13 @@ class SqliteStore(SqliteSchedules):
 
     async def time_out(self, run_id: str, epoch: int, *, now: float) -> bool:
         """Close a run whose execution timeout passed (fenced by the caller's epoch)."""
-        error = orjson.dumps({"type": "TimeoutError", "message": "the run's execution "
-                              "timeout passed", "traceback": ""})
+        error = TIMED_OUT
 
         def op(conn: sqlite3.Connection) -> bool:
             row = conn.execute(_Q["run_by_id"], (run_id,)).fetchone()
             if row is None or row["epoch"] != epoch or row["status"] not in LIVE_STATUSES:
                 return False
-            close(conn, run_id, "timed_out", "run_timed_out", error, now)
+            close(conn, run_id, "timed_out", error, now)
             return True
 
         done: bool = await self._write(op)
@@ -912,7 +916,7 @@ class SqliteStore(SqliteSchedules):
                         workflow_name=workflow_name, input=input, now=now, owner=owner,
                         on_conflict="fail", on_reuse="allow",
                         links=dataclasses.replace(links, depth=depth), placement=placement)
-                    event = child_started(op, workflow_name, workflow_id, run_id, now)
+                    event = child_started_event(op, workflow_name, workflow_id, run_id, now)
                 except WorkflowAlreadyStartedError as exc:
                     event = child_not_started(op, workflow_name, exc, str(exc), now)
             _insert_event(conn, parent_run_id, at, event)
@@ -984,7 +988,7 @@ class SqliteStore(SqliteSchedules):
         workflow id: at most one live run).
         """
         dropped = set(drop_ops)
-        error = orjson.dumps({"type": "Terminated", "message": reason, "traceback": ""})
+        error = terminated(reason)
 
         def op(conn: sqlite3.Connection) -> RunRecord:
             row = conn.execute(_Q["run_by_id"], (source_run_id,)).fetchone()
@@ -992,12 +996,12 @@ class SqliteStore(SqliteSchedules):
                 raise RunNotFoundError(f"no run {source_run_id!r}")
             source = row_to_run(row)
             if close_source and source.status.value in LIVE_STATUSES:
-                close(conn, source_run_id, "terminated", "run_terminated", error, now)
+                close(conn, source_run_id, "terminated", error, now)
             # A run's end is never copied: the copy continues live from the prefix.
             events = [r for r in conn.execute(_Q["history_prefix"], (source_run_id, upto_seq))
-                      if not (r["op"] in dropped and r["kind"] != "run_started")
-                      and r["kind"] not in TERMINAL_EVENT_KINDS]
-            if not events or events[0]["kind"] != "run_started":
+                      if not (r["op"] in dropped and r["kind"] != EventKind.RUN_STARTED)
+                      and r["kind"] not in TERMINAL_KINDS]
+            if not events or events[0]["kind"] != EventKind.RUN_STARTED:
                 raise StoreError("a copied history must start with run_started")
             links = RunLinks(origin_run_id=source_run_id)
             create_run(conn, run_id=new_run_id, workflow_id=workflow_id,
@@ -1012,7 +1016,7 @@ class SqliteStore(SqliteSchedules):
             conn.execute("UPDATE runs SET history_len = ? WHERE run_id = ?",
                          (len(events), new_run_id))
             for e in events:
-                if e["kind"] == "state_set":
+                if e["kind"] == EventKind.STATE_SET:
                     conn.execute(_Q["upsert_state"], (new_run_id, e["name"], e["data"], e["ts"]))
             return row_to_run(conn.execute(_Q["run_by_id"], (new_run_id,)).fetchone())
 
