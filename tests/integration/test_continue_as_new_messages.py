@@ -202,12 +202,11 @@ async def _dead_worker_history(engine: duro.Engine, workflow: str, args: list[An
         input=orjson.dumps({"args": args, "kwargs": {}}), now=now,
         owner="dead", on_conflict="fail", on_reuse="allow")
     for i in updates:
-        await store.request_update(workflow, Message(
-            kind="update", name="add", update_id=f"u{i}",
-            data=orjson.dumps({"update_id": f"u{i}", "args": [i]})), now=now)
+        await store.request_update(workflow, Message.update_request(
+            "add", f"u{i}", orjson.dumps([i])), now=now)
     inbox = await store.read_inbox(record.run_id)
     await store.append(record.run_id, 1, 1, events, now=now,
-                       consume_inbox_upto=inbox[-1][0] if inbox else None)
+                       consume_inbox_upto=inbox[-1].id if inbox else None)
     return record.run_id
 
 

@@ -133,7 +133,7 @@ def test_suspend_wake_and_claim_due_runs_only(make_store: StoreFactory) -> None:
         await store.send_message("later", "cancel", None, None, now=152)
         claims = await store.claim("w", ["wf"], 10, now=153, real_now=time.time())
         assert [c.run_id for c in claims] == [later.run_id]
-        assert [m[1] for m in await store.read_inbox(later.run_id)] == ["cancel"]
+        assert [m.kind for m in await store.read_inbox(later.run_id)] == ["cancel"]
         await store.close()
 
     run(main())

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from duro._checks import check_choice, check_count, check_id, check_seconds
 from duro._clock import Clock, SystemClock
-from duro._history import EventKind
+from duro._history import EventKind, MessageKind
 from duro.client._handle import WorkflowHandle
 from duro.client._records import RunInfo
 from duro.client._schedules import Schedules
@@ -293,7 +293,7 @@ class Engine:
         data = encode(payload, what=f"the payload of signal {signal!r}")
         handle, _ = await self._start(workflow, args, kwargs, id, "use_existing", on_reuse,
                                       execution_timeout,
-                                      Message(kind="signal", name=signal, data=data))
+                                      Message(kind=MessageKind.SIGNAL, name=signal, data=data))
         return handle
 
     async def update_with_start(
@@ -316,11 +316,10 @@ class Engine:
         """
         update_id = str(uuid.uuid4()) if update_id is None else check_id(update_id, "update id")
         check_seconds(timeout, "timeout")
-        data = encode({"update_id": update_id, "args": list(update_args)},
-                      what=f"the arguments of update {update!r}")
+        data = encode(list(update_args), what=f"the arguments of update {update!r}")
         handle, record = await self._start(
             workflow, args, kwargs, id, "use_existing", on_reuse, None,
-            Message(kind="update", name=update, data=data, update_id=update_id))
+            Message.update_request(update, update_id, data))
         result = await handle._wait_update(record.run_id, update, update_id, timeout, Any)
         return handle, result
 
@@ -354,7 +353,7 @@ class Engine:
         """Send a signal to the live run with this id (delivered once, in order)."""
         self._require_open()
         data = encode(payload, what=f"the payload of signal {name!r}")
-        record = await self.store.send_message(workflow_id, "signal", name, data,
+        record = await self.store.send_message(workflow_id, MessageKind.SIGNAL, name, data,
                                                now=self.clock.now())
         if self.worker is not None:
             self.worker.inbox_hint(record.run_id)
@@ -434,7 +433,7 @@ class Engine:
     async def cancel(self, workflow_id: str) -> None:
         """Request cancellation of the live run with this id."""
         self._require_open()
-        record = await self.store.send_message(workflow_id, "cancel", None, None,
+        record = await self.store.send_message(workflow_id, MessageKind.CANCEL, None, None,
                                                now=self.clock.now())
         if self.worker is not None:
             self.worker.inbox_hint(record.run_id)

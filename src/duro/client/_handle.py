@@ -203,10 +203,9 @@ class WorkflowHandle(Generic[R]):
                 1,000 characters (nothing is sent).
         """
         update_id = str(uuid.uuid4()) if id is None else check_id(id, "update id")
-        data = encode({"update_id": update_id, "args": list(args)},
-                      what=f"the arguments of update {name!r}")
+        data = encode(list(args), what=f"the arguments of update {name!r}")
         record, _ = await self._engine.store.request_update(
-            self.workflow_id, Message(kind="update", name=name, data=data, update_id=update_id),
+            self.workflow_id, Message.update_request(name, update_id, data),
             now=self._engine.clock.now())
         if self._engine.worker is not None:
             self._engine.worker.inbox_hint(record.run_id)

@@ -6,12 +6,20 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
-from duro._history import ChildFailedMeta, ChildStarted, EventKind
+from duro._history import (
+    ChildDone,
+    ChildFailedMeta,
+    ChildStarted,
+    EventKind,
+    MessageKind,
+    UpdateMeta,
+)
 from duro.errors import ErrorInfo, WorkflowAlreadyStartedError
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
     IdReusePolicy,
+    InboxMessage,
     Message,
     NewEvent,
     RunRecord,
@@ -20,11 +28,11 @@ from duro.store._records import (
 
 __all__ = ["CARRIED_KINDS", "PARENT_CLOSED", "TIMED_OUT", "TOO_DEEP", "carried_over",
            "check_existing", "child_done", "child_not_started", "child_started_event",
-           "terminated", "too_deep"]
+           "terminated", "too_deep", "update_of"]
 
 #: Inbox messages that follow a run into its successor at continue-as-new. A child's end
 #: and a step task's outcome concern operations of the old run only.
-CARRIED_KINDS = frozenset({"signal", "update", "cancel"})
+CARRIED_KINDS = frozenset({MessageKind.SIGNAL, MessageKind.UPDATE, MessageKind.CANCEL})
 
 
 def check_existing(existing: RunRecord, workflow_id: str, on_conflict: IdConflictPolicy,
@@ -50,20 +58,26 @@ def check_existing(existing: RunRecord, workflow_id: str, on_conflict: IdConflic
     return existing, True
 
 
-def carried_over(carry: Sequence[Message],
-                 inbox: Iterable[tuple[str, str | None, bytes | None]]) -> list[Message]:
+def carried_over(carry: Sequence[Message], inbox: Iterable[InboxMessage]) -> list[Message]:
     """What a successor's inbox gets at continue-as-new, in order: the messages the old
     run recorded but never took (``carry``, oldest first), then what was still waiting
-    in its inbox (``(kind, name, data)`` rows in arrival order), of the carried kinds."""
+    in its inbox (in arrival order), of the carried kinds."""
     out = list(carry)
-    for kind, name, data in inbox:
-        if kind not in CARRIED_KINDS:
+    for m in inbox:
+        if m.kind not in CARRIED_KINDS:
             continue
-        update_id = None
-        if kind == "update":
-            update_id = str(orjson.loads(data).get("update_id")) if data else None
-        out.append(Message(kind=kind, name=name, data=data, update_id=update_id))
+        update_id = update_of(m) if m.kind == MessageKind.UPDATE else None
+        out.append(Message(kind=m.kind, name=m.name, data=m.data, meta=m.meta,
+                           update_id=update_id))
     return out
+
+
+def update_of(message: InboxMessage) -> str:
+    """An update request's id (messages stored before migration 6 kept it in data)."""
+    update_id = UpdateMeta.update_id_of(message.meta)
+    if update_id is None and message.data:
+        update_id = str(orjson.loads(message.data).get("update_id"))
+    return str(update_id)
 
 TOO_DEEP = "MaxChildDepthExceeded"
 """The error type recorded for a child refused by the nesting limit."""
@@ -118,10 +132,8 @@ TIMED_OUT = ErrorInfo(type="TimeoutError",
 
 def child_done(run_id: str, parent_op: int, status: str, result: bytes | None,
                error: bytes | None) -> Message:
-    """The message that tells a live parent its child ended (the child's outcome)."""
-    payload = orjson.dumps({
-        "status": status, "run_id": run_id,
-        "result": orjson.Fragment(result) if result is not None else None,
-        "error": orjson.Fragment(error) if error is not None else None,
-    })
-    return Message(kind="child_done", name=str(parent_op), data=payload)
+    """The message that tells a live parent its child ended: the child's result (or
+    error) as stored, untouched."""
+    return Message(kind=MessageKind.CHILD_DONE, name=str(parent_op),
+                   data=result if status == "completed" else error,
+                   meta=ChildDone(status=status, run_id=run_id).encode())

@@ -10,6 +10,7 @@ from duro.store._records import (
     EventRecord,
     IdConflictPolicy,
     IdReusePolicy,
+    InboxMessage,
     LoadedRun,
     Message,
     NewEvent,
@@ -134,9 +135,11 @@ class Store(Protocol):
         """Take up to ``limit`` waiting tasks of these queues and steps."""
         ...
 
-    async def complete_task(self, task: TaskRecord, worker_id: str, outcome: bytes, *,
-                            now: float) -> bool:
-        """Mark a task done and send its outcome to the run's inbox, atomically."""
+    async def complete_task(self, task: TaskRecord, worker_id: str, data: bytes | None,
+                            meta: bytes, *, now: float) -> bool:
+        """Mark a task done and send its outcome to the run's inbox, atomically (a
+        ``task_done`` message: the result or error in ``data``, ``TaskDone`` in
+        ``meta``)."""
         ...
 
     async def cancel_task(self, task_id: str) -> None:
@@ -242,8 +245,8 @@ class Store(Protocol):
         """Put a message in a live run's inbox and wake it."""
         ...
 
-    async def read_inbox(self, run_id: str) -> list[tuple[int, str, str | None, bytes | None]]:
-        """Unconsumed inbox messages of a run: (id, kind, name, data)."""
+    async def read_inbox(self, run_id: str) -> list[InboxMessage]:
+        """Unconsumed inbox messages of a run, in arrival order."""
         ...
 
     async def owned_runs(self, worker_id: str) -> list[tuple[str, int]]:

@@ -7,7 +7,14 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from duro._history import EventRecord, NewEvent, event_records, group_events
+from duro._history import (
+    EventRecord,
+    MessageKind,
+    NewEvent,
+    UpdateMeta,
+    event_records,
+    group_events,
+)
 
 __all__ = [
     "LIVE_STATUSES",
@@ -16,6 +23,7 @@ __all__ = [
     "EventRecord",
     "IdConflictPolicy",
     "IdReusePolicy",
+    "InboxMessage",
     "LoadedRun",
     "Message",
     "NewEvent",
@@ -252,12 +260,32 @@ class RunLinks:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Message:
-    """A message for a run's inbox (a signal, an update request, a cancel request)."""
+    """A message for a run's inbox (see :class:`duro._history.MessageKind`): its payload
+    opaque in ``data``, what duro reads about it in ``meta``."""
 
     kind: str
     name: str | None = None
     data: bytes | None = None
+    meta: bytes | None = None
     update_id: str | None = None
+    """An update request's id (also in ``meta``): the store keeps its outcome row."""
+
+    @classmethod
+    def update_request(cls, name: str | None, update_id: str, args: bytes | None) -> Message:
+        """An update request: its arguments' payload (a JSON array) and its id."""
+        return cls(kind=MessageKind.UPDATE, name=name, data=args,
+                   meta=UpdateMeta(update_id=update_id).encode(), update_id=update_id)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InboxMessage:
+    """A message waiting in a run's inbox, in arrival order (``id``)."""
+
+    id: int
+    kind: str
+    name: str | None
+    data: bytes | None
+    meta: bytes | None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from duro._history import ChildFailedMeta, EventKind, UpdateMeta
+from duro._history import ChildDone, ChildFailedMeta, EventKind, MessageKind, UpdateMeta
 from duro.errors import DuroError, ErrorInfo
-from duro.store import NewEvent
+from duro.store import InboxMessage, NewEvent
+from duro.store._policy import update_of
 from duro.worker import _decide as decide
 from duro.worker import _local_steps as steps
 from duro.workflow._instance import ChildCommand, RunInstance
@@ -69,39 +70,14 @@ async def consume_once(w: Worker, inst: RunInstance, *, after: bool) -> None:
     events: list[NewEvent] = []
     last_id: int | None = None
     rejected: list[tuple[int, str, Exception]] = []
-    for msg_id, kind, name, data in messages:
-        if kind == "update":
-            raw = orjson.loads(data) if data else {}
-            error = inst.validate_update(name or "", raw.get("args", []))
-            if error is not None:
-                rejected.append((msg_id, str(raw.get("update_id")), error))
-                continue
-            events.append(NewEvent(kind=EventKind.UPDATE_ACCEPTED, ts=now, name=name,
-                                   data=orjson.dumps(raw.get("args", [])),
-                                   meta=UpdateMeta(update_id=str(raw.get("update_id")))
-                                   .encode()))
-        elif kind == "child_done":
-            raw = orjson.loads(data) if data else {}
-            op = int(name or 0)
-            cmd = inst.commands.get(op)
-            wf_name = cmd.workflow.name if isinstance(cmd, ChildCommand) else None
-            status = raw.get("status")
-            if status == "completed":
-                events.append(NewEvent(kind=EventKind.CHILD_COMPLETED, ts=now, op=op, name=wf_name,
-                                       data=orjson.dumps(raw.get("result"))))
-            else:
-                events.append(NewEvent(kind=EventKind.CHILD_FAILED, ts=now, op=op, name=wf_name,
-                                       data=orjson.dumps(raw.get("error")),
-                                       meta=ChildFailedMeta(status=str(status)).encode()))
-        elif kind == "task_done":
-            event = steps.task_event(w, inst, int(name or 0), data)
-            if event is not None:
-                events.append(event)
-        elif kind == "cancel":
-            events.append(NewEvent(kind=EventKind.CANCEL_REQUESTED, ts=now))
-        else:
-            events.append(NewEvent(kind=EventKind.SIGNAL_RECEIVED, ts=now, name=name, data=data))
-        last_id = msg_id
+    for m in messages:
+        event = _event_of(w, inst, m, now)
+        if isinstance(event, Exception):  # an update its validator rejected
+            rejected.append((m.id, update_of(m), event))
+            continue
+        if event is not None:
+            events.append(event)
+        last_id = m.id
     for msg_id, update_id, error in rejected:
         payload = ErrorInfo.from_exception(error).to_payload()
         try:
@@ -123,3 +99,45 @@ async def consume_once(w: Worker, inst: RunInstance, *, after: bool) -> None:
             inst.apply(ev.kind, ev.op, ev.name, ev.data, ev.meta, ev.ts)
         if after:
             decide.after(w, inst)
+
+
+def _event_of(w: Worker, inst: RunInstance, m: InboxMessage,
+              now: float) -> NewEvent | Exception | None:
+    """The history event a message becomes: None for a stale one (dropped), the
+    validator's error for a rejected update."""
+    if m.kind == MessageKind.UPDATE:
+        data, meta = m.data, m.meta
+        if meta is None and data:  # stored before migration 6: {"update_id", "args"}
+            raw = orjson.loads(data)
+            data, meta = orjson.dumps(raw.get("args", [])), UpdateMeta(
+                update_id=str(raw.get("update_id"))).encode()
+        error = inst.validate_update(m.name or "", orjson.loads(data) if data else [])
+        if error is not None:
+            return error
+        return NewEvent(kind=EventKind.UPDATE_ACCEPTED, ts=now, name=m.name, data=data,
+                        meta=meta)
+    if m.kind == MessageKind.CHILD_DONE:
+        op = int(m.name or 0)
+        cmd = inst.commands.get(op)
+        wf_name = cmd.workflow.name if isinstance(cmd, ChildCommand) else None
+        done, data = _child_done(m)
+        if done.status == "completed":
+            return NewEvent(kind=EventKind.CHILD_COMPLETED, ts=now, op=op, name=wf_name,
+                            data=data)
+        return NewEvent(kind=EventKind.CHILD_FAILED, ts=now, op=op, name=wf_name, data=data,
+                        meta=ChildFailedMeta(status=done.status).encode())
+    if m.kind == MessageKind.TASK_DONE:
+        return steps.task_event(w, inst, int(m.name or 0), m.data, m.meta)
+    if m.kind == MessageKind.CANCEL:
+        return NewEvent(kind=EventKind.CANCEL_REQUESTED, ts=now)
+    return NewEvent(kind=EventKind.SIGNAL_RECEIVED, ts=now, name=m.name, data=m.data)
+
+
+def _child_done(m: InboxMessage) -> tuple[ChildDone, bytes | None]:
+    """A ``child_done`` message's outcome and payload (also in the format stored before
+    migration 6: one JSON object with the payload inside)."""
+    if m.meta is not None or not m.data:
+        return ChildDone.decode(m.meta), m.data
+    raw = orjson.loads(m.data)
+    done = ChildDone(status=str(raw.get("status", "failed")), run_id=str(raw.get("run_id")))
+    return done, orjson.dumps(raw.get("result" if done.status == "completed" else "error"))

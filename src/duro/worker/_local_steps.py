@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from duro._history import AttemptMeta, EventKind, RetryMeta
+from duro._history import AttemptMeta, EventKind, RetryMeta, TaskDone
 from duro.errors import DuroError, ErrorInfo
 from duro.step._step import StepInfo
 from duro.store import NewEvent
@@ -168,26 +168,40 @@ async def store_task(w: Worker, task: TaskRecord) -> None:
     w.wake()  # this worker may serve that queue itself
 
 
-def task_event(w: Worker, inst: RunInstance, op: int, data: bytes | None) -> NewEvent | None:
-    """The history event for a task's outcome, or None if it is stale."""
+def task_event(w: Worker, inst: RunInstance, op: int, data: bytes | None,
+               meta: bytes | None) -> NewEvent | None:
+    """The history event for a task's outcome (a ``task_done`` message: its result or
+    error in ``data``, :class:`TaskDone` in ``meta``), or None if it is stale."""
     cmd = inst.commands.get(op)
-    outcome = orjson.loads(data) if data else {}
+    done, data = _task_done(data, meta)
     if (not isinstance(cmd, StepCommand) or cmd.state != "remote"
-            or outcome.get("attempt") != cmd.attempts + 1):
+            or done.attempt != cmd.attempts + 1):
         return None  # cancelled meanwhile, or an outcome already recorded
-    attempt = int(outcome["attempt"])
-    took = float(outcome.get("duration") or 0.0)
-    if outcome.get("status") == "completed":
-        meta = AttemptMeta.encode(attempt, took, cmd.step.queue or "default")
+    if done.completed:
         return NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=op,
-                        name=cmd.step.name, data=orjson.dumps(outcome.get("result")),
-                        meta=meta)
-    info = ErrorInfo.from_payload(orjson.dumps(outcome.get("error") or {}))
+                        name=cmd.step.name, data=data,
+                        meta=AttemptMeta.encode(done.attempt, done.duration,
+                                                cmd.step.queue or "default"))
     event, _, _ = failure_event(
-        w, cmd, attempt, info, retryable=not outcome.get("non_retryable", False),
-        retry_after=outcome.get("retry_after"), took=took,
-        heartbeat=outcome.get("heartbeat"))
+        w, cmd, done.attempt, ErrorInfo.from_payload(data),
+        retryable=not done.non_retryable, retry_after=done.retry_after, took=done.duration,
+        heartbeat=done.heartbeat)
     return event
+
+
+def _task_done(data: bytes | None, meta: bytes | None) -> tuple[TaskDone, bytes | None]:
+    """A task outcome (also in the format stored before migration 6: one JSON object
+    with the result or error inside)."""
+    if meta is not None or not data:
+        return TaskDone.decode(meta), data
+    raw = orjson.loads(data)
+    completed = raw.get("status") == "completed"
+    done = TaskDone(attempt=int(raw.get("attempt", 0)),
+                    duration=float(raw.get("duration") or 0.0), completed=completed,
+                    heartbeat=raw.get("heartbeat"),
+                    non_retryable=bool(raw.get("non_retryable")),
+                    retry_after=raw.get("retry_after"))
+    return done, orjson.dumps(raw.get("result") if completed else raw.get("error") or {})
 
 
 async def store_heartbeat(w: Worker, run_id: str, op: int, details: Any) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from duro._history import TaskDone
 from duro.errors import DuroError, ErrorInfo, PayloadDecodeError
 from duro.step._step import Step, StepInfo, _registry
 from duro.store._records import TaskRecord
@@ -59,9 +60,9 @@ class TaskRunner:
 
     async def _run(self, task: TaskRecord) -> None:
         try:
-            outcome = await self._attempt(task)
+            data, meta = await self._attempt(task)
             done = await self.worker.store.complete_task(
-                task, self.worker.worker_id, outcome, now=self.worker.clock.now())
+                task, self.worker.worker_id, data, meta, now=self.worker.clock.now())
             if not done:
                 log.info("task %s was taken over meanwhile; its outcome is dropped",
                          task.task_id)
@@ -73,7 +74,7 @@ class TaskRunner:
             self.running -= 1
             self.worker.wake()
 
-    async def _attempt(self, task: TaskRecord) -> bytes:
+    async def _attempt(self, task: TaskRecord) -> tuple[bytes | None, bytes]:
         step: Step[Any, Any] | None = _registry.get(task.step)
         info = orjson.loads(task.info) if task.info else {}
         started = time.perf_counter()
@@ -106,18 +107,14 @@ class TaskRunner:
 
 
 def _outcome(task: TaskRecord, data: bytes | None, exc: BaseException | None,
-             step: Step[Any, Any], took: float, heartbeat: Any) -> bytes:
-    """What the run's owner needs to record the attempt as if it had run it."""
-    out: dict[str, Any] = {"attempt": task.attempt, "duration": round(took, 6),
-                           "heartbeat": heartbeat}
+             step: Step[Any, Any], took: float, heartbeat: Any) -> tuple[bytes | None, bytes]:
+    """What the run's owner needs to record the attempt as if it had run it: the result
+    (or the error payload), as it is to be stored, and :class:`TaskDone`."""
     if exc is None:
-        out["status"] = "completed"
-        out["result"] = orjson.Fragment(data) if data is not None else None
-    else:
-        retryable = step.retry.is_retryable(exc)
-        err = ErrorInfo.from_exception(exc, non_retryable=not retryable)
-        out.update(status="failed", non_retryable=not retryable,
-                   retry_after=getattr(exc, "retry_after", None),
-                   error={"type": err.type, "message": err.message,
-                          "traceback": err.traceback, "non_retryable": err.non_retryable})
-    return orjson.dumps(out)
+        return data, TaskDone(attempt=task.attempt, duration=took, completed=True,
+                              heartbeat=heartbeat).encode()
+    retryable = step.retry.is_retryable(exc)
+    err = ErrorInfo.from_exception(exc, non_retryable=not retryable)
+    return err.to_payload(), TaskDone(
+        attempt=task.attempt, duration=took, completed=False, heartbeat=heartbeat,
+        non_retryable=not retryable, retry_after=getattr(exc, "retry_after", None)).encode()

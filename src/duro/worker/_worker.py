@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from duro._clock import Clock, SystemClock
-from duro._history import EventKind, RunStartedMeta
+from duro._history import EventKind, MessageKind, RunStartedMeta
 from duro.errors import (
     DatabaseFileLostError,
     DataRejectedError,
@@ -731,7 +731,7 @@ class Worker:
 
     async def _cancel_child(self, workflow_id: str) -> None:
         try:
-            record = await self.store.send_message(workflow_id, "cancel", None, None,
+            record = await self.store.send_message(workflow_id, MessageKind.CANCEL, None, None,
                                                    now=self.clock.now())
         except RunNotFoundError:
             return  # it ended meanwhile

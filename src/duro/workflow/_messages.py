@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from duro._history import EventKind, UpdateMeta
+from duro._history import EventKind, MessageKind, UpdateMeta
 from duro.errors import ErrorInfo, NondeterminismError
 from duro.serde import convert, encode, hints_of
 
@@ -60,11 +60,8 @@ class Received:
         """This message again, for another run's inbox."""
         from duro.store import Message
 
-        if self.kind == "update":
-            args = orjson.loads(self.data) if self.data else []
-            data = orjson.dumps({"update_id": self.update_id, "args": args})
-            return Message(kind="update", name=self.name, data=data,
-                           update_id=self.update_id)
+        if self.kind == MessageKind.UPDATE:
+            return Message.update_request(self.name, self.update_id or "", self.data)
         return Message(kind=self.kind, name=self.name, data=self.data)
 
 
@@ -102,7 +99,7 @@ class Mailbox:
     def signal(self, name: str, data: bytes | None) -> None:
         """Deliver a recorded signal: to its handler, else to the oldest waiter, else to
         the buffer; after the main coroutine finished, keep it."""
-        received = self._receive("signal", name, data)
+        received = self._receive(MessageKind.SIGNAL, name, data)
         if self._main_finished():
             self._late.append(received)
             return
@@ -184,7 +181,7 @@ class Mailbox:
     def update_accepted(self, update_id: str, name: str, data: bytes | None) -> None:
         """Start the handler of an accepted update (or keep the update, if the main
         coroutine already finished)."""
-        received = self._receive("update", name, data, update_id)
+        received = self._receive(MessageKind.UPDATE, name, data, update_id)
         if self._main_finished():
             self._late.append(received)
             return
@@ -254,7 +251,7 @@ class Mailbox:
     def cancel_too_late(self) -> bool:
         """A cancel request was recorded: True if the main coroutine already finished (it
         is kept, for the next run if there is one)."""
-        received = self._receive("cancel")
+        received = self._receive(MessageKind.CANCEL)
         if self._main_finished():
             self._late.append(received)
             return True
@@ -277,7 +274,7 @@ class Mailbox:
         ended = "continued as new" if continuing else "ended"
         failed = [(r, UNFINISHED) for r in self._running.values()]
         if not continuing:
-            failed += [(r, UNHANDLED) for r in self._late if r.kind == "update"]
+            failed += [(r, UNHANDLED) for r in self._late if r.kind == MessageKind.UPDATE]
         for received, why in sorted(failed, key=lambda item: item[0].no):
             self._record(EventKind.UPDATE_FAILED, received.name or "", received.update_id or "",
                          ErrorInfo(type="UpdateNotHandledError",
@@ -285,7 +282,7 @@ class Mailbox:
 
     def unhandled_signals(self) -> int:
         """Signals the run received but its code never took (reported at its end)."""
-        return (sum(1 for r in self._late if r.kind == "signal") + len(self._in_transit)
+        return (sum(1 for r in self._late if r.kind == MessageKind.SIGNAL) + len(self._in_transit)
                 + sum(len(b) for b in self.buffer.values()))
 
     def clear(self) -> None:

@@ -14,13 +14,14 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from duro._history import RunStartedMeta, terminal_kind
+from duro._history import MessageKind, RunStartedMeta, terminal_kind
 from duro.errors import StoreError, WorkflowAlreadyStartedError
 from duro.store._policy import PARENT_CLOSED, carried_over, check_existing, child_done
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
     IdReusePolicy,
+    InboxMessage,
     Message,
     NewEvent,
     Placement,
@@ -155,6 +156,7 @@ async def send(conn: Conn, run_id: str, message: Message,
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(_Q["send_message"], {"run_id": run_id, "kind": message.kind,
                                            "name": message.name, "data": message.data,
+                                           "meta": message.meta,
                                            "update_id": message.update_id, "now": now})
     return cur
 
@@ -165,7 +167,8 @@ async def move_inbox(conn: Conn, old: str, new: str, carry: Sequence[Message],
     inbox (:func:`duro.store._policy.carried_over`), update rows following updates. The
     old run's row is locked by this transaction's fence, so no message can slip in."""
     cur = await conn.execute(_Q["read_inbox"], {"run_id": old})
-    moved = carried_over(carry, ((r[1], r[2], r[3]) for r in await cur.fetchall()))
+    moved = carried_over(carry, (InboxMessage(id=r[0], kind=r[1], name=r[2], data=r[3],
+                                              meta=r[4]) for r in await cur.fetchall()))
     await conn.execute(_Q["consume_inbox"], {"run_id": old, "upto": 2**62})
     for message in moved:
         if message.update_id is not None:
@@ -228,7 +231,7 @@ async def on_closed(conn: Conn, run_id: str, status: str, result: bytes | None,
             if policy == "abandon" or row["cancelling"]:
                 continue  # a child already cleaning up after a cancel request may finish
             if policy == "request_cancel":
-                await send(conn, row["run_id"], Message(kind="cancel"), now)
+                await send(conn, row["run_id"], Message(kind=MessageKind.CANCEL), now)
             elif await _close_row(conn, row["run_id"], "terminated", PARENT_CLOSED,
                                   now) is not None:
                 closing.append((row["run_id"], None))

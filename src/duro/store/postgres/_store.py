@@ -19,7 +19,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from duro._history import PROJECTED_KINDS, TERMINAL_KINDS, UPDATE_STATUS, EventKind, UpdateMeta
+from duro._history import (
+    PROJECTED_KINDS,
+    TERMINAL_KINDS,
+    UPDATE_STATUS,
+    EventKind,
+    MessageKind,
+    UpdateMeta,
+)
 from duro.errors import (
     DataRejectedError,
     RunNotFoundError,
@@ -41,6 +48,7 @@ from duro.store._records import (
     EventRecord,
     IdConflictPolicy,
     IdReusePolicy,
+    InboxMessage,
     LoadedRun,
     Message,
     NewEvent,
@@ -600,8 +608,8 @@ class PostgresStore(PostgresSchedules):
         tasks: list[TaskRecord] = await self._write(op)
         return tasks
 
-    async def complete_task(self, task: TaskRecord, worker_id: str, outcome: bytes, *,
-                            now: float) -> bool:
+    async def complete_task(self, task: TaskRecord, worker_id: str, data: bytes | None,
+                            meta: bytes, *, now: float) -> bool:
         """Mark a task done and send its outcome to the run's inbox, atomically.
 
         False when the task is no longer this worker's (its lease expired and another
@@ -613,8 +621,9 @@ class PostgresStore(PostgresSchedules):
                                                          "worker": worker_id})
             if await cur.fetchone() is None:
                 return _done(False)
-            await send(conn, task.run_id, Message(kind="task_done", name=str(task.op),
-                                                  data=outcome), now)
+            await send(conn, task.run_id, Message(kind=MessageKind.TASK_DONE,
+                                                  name=str(task.op), data=data, meta=meta),
+                       now)
             return _done(True)
 
         done: bool = await self._write(op, notify=True)
@@ -848,8 +857,8 @@ class PostgresStore(PostgresSchedules):
         record: RunRecord = await self._write_message(op, notify=True)
         return record
 
-    async def read_inbox(self, run_id: str) -> list[tuple[int, str, str | None, bytes | None]]:
-        return [(r[0], r[1], r[2], r[3])
+    async def read_inbox(self, run_id: str) -> list[InboxMessage]:
+        return [InboxMessage(id=r[0], kind=r[1], name=r[2], data=r[3], meta=r[4])
                 for r in await self._read("read_inbox", {"run_id": run_id})]
 
     async def owned_runs(self, worker_id: str) -> list[tuple[str, int]]:

@@ -476,8 +476,8 @@ WITH w AS (
     WHERE run_id = %(run_id)s AND status IN ('pending', 'running', 'suspended', 'parked')
     RETURNING *
 ), i AS (
-    INSERT INTO inbox (run_id, kind, name, data, ts)
-    SELECT run_id, %(kind)s, %(name)s, %(data)s, %(now)s FROM w
+    INSERT INTO inbox (run_id, kind, name, data, meta, ts)
+    SELECT run_id, %(kind)s, %(name)s, %(data)s, %(meta)s, %(now)s FROM w
 ), u AS (
     INSERT INTO updates (run_id, update_id, name, status, ts)
     SELECT run_id, %(update_id)s::text, %(name)s, 'requested', %(now)s FROM w
@@ -506,7 +506,7 @@ WHERE run_id = %(run_id)s AND update_id = %(update_id)s
               AND history_len = %(new_len)s);
 
 -- name: read_inbox
-SELECT id, kind, name, data FROM inbox WHERE run_id = %(run_id)s ORDER BY id;
+SELECT id, kind, name, data, meta FROM inbox WHERE run_id = %(run_id)s ORDER BY id;
 
 -- name: runs_with_inbox
 SELECT DISTINCT i.run_id FROM inbox i JOIN runs r ON r.run_id = i.run_id

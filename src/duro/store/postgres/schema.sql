@@ -32,7 +32,8 @@ CREATE TABLE inbox (
     kind text NOT NULL,
     name text,
     data bytea,
-    ts double precision NOT NULL
+    ts double precision NOT NULL,
+    meta bytea
 );
 ALTER TABLE inbox ADD CONSTRAINT inbox_pkey PRIMARY KEY (id);
 CREATE INDEX inbox_run ON inbox USING btree (run_id, id);

@@ -11,6 +11,7 @@ from duro._history import (
     PROJECTED_KINDS,
     UPDATE_STATUS,
     EventKind,
+    MessageKind,
     RunStartedMeta,
     UpdateMeta,
     terminal_kind,
@@ -21,6 +22,7 @@ from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
     IdReusePolicy,
+    InboxMessage,
     Message,
     NewEvent,
     Placement,
@@ -127,7 +129,8 @@ def live_run_id(conn: sqlite3.Connection, workflow_id: str) -> str:
 def send(conn: sqlite3.Connection, run_id: str, message: Message, now: float) -> None:
     if message.update_id is not None:
         conn.execute(_Q["insert_update"], (run_id, message.update_id, message.name, now))
-    conn.execute(_Q["insert_inbox"], (run_id, message.kind, message.name, message.data, now))
+    conn.execute(_Q["insert_inbox"], (run_id, message.kind, message.name, message.data,
+                                      message.meta, now))
     conn.execute(_Q["wake_for_inbox"], (now, now, run_id))
 
 
@@ -136,7 +139,8 @@ def move_inbox(conn: sqlite3.Connection, old: str, new: str, carry: Sequence[Mes
     """At continue-as-new: give the successor ``carry`` and what waits in the old run's
     inbox (:func:`duro.store._policy.carried_over`), update rows following updates."""
     rows = conn.execute(_Q["read_inbox"], (old,)).fetchall()
-    moved = carried_over(carry, ((r[1], r[2], r[3]) for r in rows))
+    moved = carried_over(carry, (InboxMessage(id=r[0], kind=r[1], name=r[2], data=r[3],
+                                              meta=r[4]) for r in rows))
     conn.execute(_Q["consume_inbox"], (old, 2**62))
     for message in moved:
         if message.update_id is not None:
@@ -198,7 +202,7 @@ def on_closed(conn: sqlite3.Connection, run_id: str, status: str, result: bytes 
             if cancelling:
                 continue  # already cleaning up after a cancel request: let it finish
             if policy == "request_cancel":
-                send(conn, child_id, Message(kind="cancel"), now)
+                send(conn, child_id, Message(kind=MessageKind.CANCEL), now)
             else:
                 _close_row(conn, child_id, "terminated", PARENT_CLOSED, now)
                 closing.append(child_id)

@@ -17,7 +17,11 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import orjson
 
-from duro._history import TERMINAL_KINDS, EventKind
+from duro._history import (
+    TERMINAL_KINDS,
+    EventKind,
+    MessageKind,
+)
 from duro.errors import (
     DatabaseLockedError,
     DatabaseReadOnlyError,
@@ -42,6 +46,7 @@ from duro.store._records import (
     EventRecord,
     IdConflictPolicy,
     IdReusePolicy,
+    InboxMessage,
     LoadedRun,
     Message,
     NewEvent,
@@ -661,8 +666,8 @@ class SqliteStore(SqliteSchedules):
         tasks: list[TaskRecord] = await self._write(op)
         return tasks
 
-    async def complete_task(self, task: TaskRecord, worker_id: str, outcome: bytes, *,
-                            now: float) -> bool:
+    async def complete_task(self, task: TaskRecord, worker_id: str, data: bytes | None,
+                            meta: bytes, *, now: float) -> bool:
         """Mark a task done and send its outcome to the run's inbox, atomically.
 
         False when the task is no longer this worker's (its lease expired and another
@@ -674,8 +679,9 @@ class SqliteStore(SqliteSchedules):
                 return False
             row = conn.execute(_Q["run_by_id"], (task.run_id,)).fetchone()
             if row is not None and row["status"] in LIVE_STATUSES:
-                send(conn, task.run_id, Message(kind="task_done", name=str(task.op),
-                                                data=outcome), now)
+                send(conn, task.run_id, Message(kind=MessageKind.TASK_DONE,
+                                                name=str(task.op), data=data, meta=meta),
+                     now)
             return True
 
         done: bool = await self._write(op)
@@ -853,8 +859,9 @@ class SqliteStore(SqliteSchedules):
         record: RunRecord = await self._write(op)
         return record
 
-    async def read_inbox(self, run_id: str) -> list[tuple[int, str, str | None, bytes | None]]:
-        return [(r[0], r[1], r[2], r[3]) for r in self._read(_Q["read_inbox"], (run_id,))]
+    async def read_inbox(self, run_id: str) -> list[InboxMessage]:
+        return [InboxMessage(id=r[0], kind=r[1], name=r[2], data=r[3], meta=r[4])
+                for r in self._read(_Q["read_inbox"], (run_id,))]
 
     async def owned_runs(self, worker_id: str) -> list[tuple[str, int]]:
         return [(r[0], r[1]) for r in self._read(_Q["owned_runs"], (worker_id,))]

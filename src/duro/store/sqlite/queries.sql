@@ -98,7 +98,7 @@ SELECT * FROM runs WHERE workflow_id = ?
   AND status IN ('pending', 'running', 'suspended', 'parked');
 
 -- name: insert_inbox
-INSERT INTO inbox (run_id, kind, name, data, ts) VALUES (?, ?, ?, ?, ?);
+INSERT INTO inbox (run_id, kind, name, data, meta, ts) VALUES (?, ?, ?, ?, ?, ?);
 
 -- name: wake_for_inbox
 UPDATE runs SET updated_at = ?,
@@ -107,7 +107,7 @@ UPDATE runs SET updated_at = ?,
 WHERE run_id = ?;
 
 -- name: read_inbox
-SELECT id, kind, name, data FROM inbox WHERE run_id = ? ORDER BY id;
+SELECT id, kind, name, data, meta FROM inbox WHERE run_id = ? ORDER BY id;
 
 -- name: consume_inbox
 DELETE FROM inbox WHERE run_id = ? AND id <= ?;

@@ -27,7 +27,7 @@ CREATE TABLE inbox (
     name    TEXT,
     data    BLOB,
     ts      REAL NOT NULL
-);
+, meta BLOB);
 
 CREATE TABLE queue_starts (
     queue  TEXT NOT NULL,
