@@ -7,10 +7,12 @@ that user code with a broad ``except Exception`` cannot swallow it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 __all__ = [
+    "MAX_CAUSE_DEPTH",
     "ChildWorkflowError",
     "CorruptRunError",
     "DataRejectedError",
@@ -37,25 +39,95 @@ __all__ = [
     "UpdateFailedError",
     "UpdateRejectedError",
     "WorkflowAlreadyStartedError",
+    "WorkflowArgumentsError",
     "WorkflowBlockingError",
     "WorkflowCancelledError",
     "WorkflowFailedError",
+    "WorkflowIdTakenError",
     "WorkflowNotFoundError",
     "WorkflowTerminatedError",
 ]
 
 
+MAX_CAUSE_DEPTH = 10
+"""Most links an error's chain of causes keeps (the error itself included). A longer
+chain (a failure passed up through many nested children) keeps its first links and its
+root cause; a payload holds each link's traceback, so the bound keeps it small."""
+
+_LEFT_OUT = " [further causes left out]"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ErrorInfo:
-    """A recorded failure: what was raised, where, and its traceback text."""
+    """A recorded failure: what was raised, where, its traceback text, and what caused it.
+
+    ``cause`` chains failures the way they happened: a run that failed because a step
+    failed has ``StepFailedError`` here and, as its ``cause``, the step's own error (its
+    type, message and traceback); a child's failure has the child's error as its cause,
+    and so on down to the root cause. An exception raised ``from`` another (or while
+    handling one) has that one as its cause too. Each link's ``traceback`` is its own.
+
+    Stored as JSON, the cause nested under the key ``"cause"`` (see :meth:`to_dict`).
+    """
 
     type: str
     message: str
     traceback: str = ""
     non_retryable: bool = False
+    cause: ErrorInfo | None = None
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}" if self.message else self.type
+
+    def chain(self) -> list[ErrorInfo]:
+        """This error and its causes, outermost first (the root cause last)."""
+        links: list[ErrorInfo] = []
+        link: ErrorInfo | None = self
+        while link is not None:
+            links.append(link)
+            link = link.cause
+        return links
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: ``{"type", "message", "traceback", "non_retryable"}`` and, if
+        there is one, ``"cause"``: the same form, nested. At most
+        :data:`MAX_CAUSE_DEPTH` links: the first ones and the root cause."""
+        links = self.chain()
+        if len(links) > MAX_CAUSE_DEPTH:
+            last = links[MAX_CAUSE_DEPTH - 2]
+            if not last.message.endswith(_LEFT_OUT):
+                last = replace(last, message=last.message + _LEFT_OUT)
+            links = [*links[:MAX_CAUSE_DEPTH - 2], last, links[-1]]
+        out: dict[str, Any] | None = None
+        for link in reversed(links):
+            raw: dict[str, Any] = {"type": link.type, "message": link.message,
+                                   "traceback": link.traceback,
+                                   "non_retryable": link.non_retryable}
+            if out is not None:
+                raw["cause"] = out
+            out = raw
+        assert out is not None
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> ErrorInfo:
+        """An ErrorInfo from its JSON form (:meth:`to_dict`); tolerant of payloads written
+        before causes were recorded and of damaged ones (a cause that is not an object is
+        no cause; links past :data:`MAX_CAUSE_DEPTH` are dropped)."""
+        links: list[dict[str, Any]] = []
+        while isinstance(raw, dict) and len(links) < MAX_CAUSE_DEPTH:
+            links.append(raw)
+            raw = raw.get("cause")
+        if not links:
+            return cls(type="PayloadDecodeError", message="corrupt error payload")
+        info: ErrorInfo | None = None
+        for link in reversed(links):
+            info = cls(type=str(link.get("type", "Error")),
+                       message=str(link.get("message", "")),
+                       traceback=str(link.get("traceback", "")),
+                       non_retryable=bool(link.get("non_retryable", False)), cause=info)
+        assert info is not None
+        return info
 
 
 def exception_message(exc: BaseException) -> str:
@@ -80,12 +152,23 @@ class RunNotFoundError(DuroError):
 
 
 class WorkflowAlreadyStartedError(DuroError):
-    """A run with this workflow id exists and the conflict policy says fail."""
+    """A run with this workflow id exists and the conflict policy says fail.
 
-    def __init__(self, message: str, *, workflow_id: str, run_id: str) -> None:
+    ``workflow_name`` is the workflow of that run.
+    """
+
+    def __init__(self, message: str, *, workflow_id: str, run_id: str,
+                 workflow_name: str | None = None) -> None:
         super().__init__(message)
         self.workflow_id = workflow_id
         self.run_id = run_id
+        self.workflow_name = workflow_name
+
+
+class WorkflowIdTakenError(WorkflowAlreadyStartedError):
+    """The workflow id belongs to a run of another workflow (``workflow_name`` names it),
+    live, or ended and not to be reused: a start would otherwise hand back (or signal)
+    a run of other code. Nothing was stored."""
 
 
 class InvalidArgumentError(DuroError, ValueError):
@@ -97,7 +180,18 @@ class InvalidArgumentError(DuroError, ValueError):
 
 
 class SerializationError(DuroError, TypeError):
-    """A value cannot be encoded as a payload (for example it is not JSON-serializable)."""
+    """A value cannot be encoded as a payload: it is not JSON-serializable, or it holds
+    NaN or Infinity (JSON has neither)."""
+
+
+class WorkflowArgumentsError(SerializationError):
+    """The arguments of a start do not fit the workflow: not its signature (too many,
+    missing, unknown keyword), or a value that would not come back as the type its
+    parameter declares (``"5"`` for an ``int``). Nothing was stored.
+
+    A :class:`SerializationError` (and so a ``TypeError``) too, so code that catches
+    those keeps working.
+    """
 
 
 class PayloadDecodeError(DuroError):

@@ -34,9 +34,7 @@ def decode_error(data: bytes | None) -> ErrorInfo | None:
     raw, bad = _loads(data)
     if bad or not isinstance(raw, dict):
         return ErrorInfo(type="PayloadDecodeError", message=bad or "corrupt error payload")
-    return ErrorInfo(type=str(raw.get("type", "")), message=str(raw.get("message", "")),
-                     traceback=str(raw.get("traceback", "")),
-                     non_retryable=bool(raw.get("non_retryable", False)))
+    return ErrorInfo.from_dict(raw)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,6 +4,7 @@ attempt's outcome in the run's history. Functions over the :class:`Worker`'s sta
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -108,8 +109,8 @@ def failure_event(
     meta: dict[str, Any] = {"attempt": attempt, "duration": round(took, 6)}
     if final:
         if over_total and retryable and not policy.exhausted(attempt):
-            info = ErrorInfo(type=info.type, message=f"{info.message} (total timeout of "
-                             f"{step.total_timeout:g}s reached)", traceback=info.traceback)
+            info = dataclasses.replace(info, message=f"{info.message} (total timeout of "
+                                       f"{step.total_timeout:g}s reached)")
         kind = "step_failed"
     else:
         kind = "step_retrying"
@@ -184,9 +185,7 @@ def task_event(w: Worker, inst: RunInstance, op: int, data: bytes | None) -> New
         return NewEvent(kind="step_completed", ts=w.clock.now(), op=op,
                         name=cmd.step.name, data=orjson.dumps(outcome.get("result")),
                         meta=meta)
-    raw = outcome.get("error") or {}
-    info = ErrorInfo(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
-                     traceback=str(raw.get("traceback", "")))
+    info = ErrorInfo.from_dict(outcome.get("error") or {})
     event, _, _ = failure_event(
         w, cmd, attempt, info, retryable=not outcome.get("non_retryable", False),
         retry_after=outcome.get("retry_after"), took=took,

@@ -8,11 +8,19 @@ import functools
 import time
 import traceback
 from concurrent.futures import Executor
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
-from duro.errors import ErrorInfo, NonRetryableError, StepTimeoutError, exception_message
+from duro.errors import (
+    MAX_CAUSE_DEPTH,
+    DuroError,
+    ErrorInfo,
+    NonRetryableError,
+    StepTimeoutError,
+    exception_message,
+)
 from duro.serde import encode
 from duro.step._step import StepInfo, _current_step
 from duro.workflow._instance import StepCommand
@@ -32,7 +40,34 @@ def cancelled_here(exc: BaseException) -> bool:
 
 def error_info(exc: BaseException, *, non_retryable: bool = False) -> ErrorInfo:
     """What to record about an exception (any: user code may raise anything, even an
-    exception whose ``str()`` raises)."""
+    exception whose ``str()`` raises), with what caused it as its ``cause``.
+
+    The causes, as Python chains exceptions: the exception it was raised ``from``, else
+    the one being handled when it was raised (unless ``from None``); and where a link
+    carries a recorded failure (``StepFailedError``, ``ChildWorkflowError``,
+    ``UpdateFailedError``: the step's, the child's own error), that failure ends the
+    chain with its own causes. The first link's traceback shows the whole Python chain
+    (as Python prints it); each later link's, its own frames only.
+    """
+    links = [_one(exc, chain=True, non_retryable=non_retryable)]
+    seen = {id(exc)}
+    tail = _recorded_cause(exc)
+    current = exc
+    while tail is None and len(links) < MAX_CAUSE_DEPTH:
+        nxt = current.__cause__ or (None if current.__suppress_context__
+                                    else current.__context__)
+        if nxt is None or id(nxt) in seen:
+            break
+        seen.add(id(nxt))
+        links.append(_one(nxt, chain=False, non_retryable=False))
+        tail, current = _recorded_cause(nxt), nxt
+    for link in reversed(links):
+        tail = replace(link, cause=tail)
+    assert tail is not None
+    return tail
+
+
+def _one(exc: BaseException, *, chain: bool, non_retryable: bool) -> ErrorInfo:
     cls = type(exc)
     name = cls.__qualname__
     if cls.__module__ != "builtins":
@@ -40,14 +75,21 @@ def error_info(exc: BaseException, *, non_retryable: bool = False) -> ErrorInfo:
     return ErrorInfo(
         type=name,
         message=exception_message(exc),
-        traceback=_traceback(exc),
+        traceback=_traceback(exc, chain),
         non_retryable=non_retryable or isinstance(exc, NonRetryableError),
     )
 
 
-def _traceback(exc: BaseException) -> str:
+def _recorded_cause(exc: BaseException) -> ErrorInfo | None:
+    """The recorded failure an error of duro carries (a step's or a child's), if any."""
+    cause = getattr(exc, "cause", None) if isinstance(exc, DuroError) else None
+    return cause if isinstance(cause, ErrorInfo) else None
+
+
+def _traceback(exc: BaseException, chain: bool = True) -> str:
     try:
-        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__,
+                                                  chain=chain))
     except BaseException:  # it formats str(exc) (and its causes'): user code
         frames = "".join(traceback.format_tb(exc.__traceback__))
         return f"Traceback (most recent call last):\n{frames}{type(exc).__name__}: " \
@@ -55,8 +97,7 @@ def _traceback(exc: BaseException) -> str:
 
 
 def error_payload(info: ErrorInfo) -> bytes:
-    return orjson.dumps({"type": info.type, "message": info.message,
-                         "traceback": info.traceback, "non_retryable": info.non_retryable})
+    return orjson.dumps(info.to_dict())
 
 
 async def run_attempt(

@@ -118,6 +118,5 @@ def _outcome(task: TaskRecord, data: bytes | None, exc: BaseException | None,
         err = error_info(exc, non_retryable=not retryable)
         out.update(status="failed", non_retryable=not retryable,
                    retry_after=getattr(exc, "retry_after", None),
-                   error={"type": err.type, "message": err.message,
-                          "traceback": err.traceback, "non_retryable": err.non_retryable})
+                   error=err.to_dict())
     return orjson.dumps(out)

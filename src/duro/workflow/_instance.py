@@ -376,9 +376,11 @@ class RunInstance:
         status = (orjson.loads(meta) if meta else {}).get("status", "failed")
         cause = _error_info(data) if data else None
         what = "was not started" if status == "not_started" else f"ended {status}"
+        # The root cause, not the child's whole message: that may quote its own child's,
+        # and so on (the chain is in ``cause``).
         cmd.future.set_exception(ChildWorkflowError(
             f"child workflow {cmd.workflow_id!r} ({cmd.workflow.name}) {what}"
-            + (f": {cause}" if cause else ""),
+            + (f": {cause.chain()[-1]}" if cause else ""),
             workflow_id=cmd.workflow_id, status=status, cause=cause))
 
     def fail_with(self, exc: BaseException) -> None:
@@ -740,6 +742,4 @@ def _error_info(data: bytes | None) -> ErrorInfo:
         raw = orjson.loads(data) if data else {}
     except orjson.JSONDecodeError:
         raw = {"type": "PayloadDecodeError", "message": "corrupt error payload"}
-    return ErrorInfo(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
-                     traceback=str(raw.get("traceback", "")),
-                     non_retryable=bool(raw.get("non_retryable", False)))
+    return ErrorInfo.from_dict(raw)
