@@ -567,11 +567,7 @@ class RunInstance:
         workflow_id: str | None, parent_close: str, execution_timeout: float | None,
     ) -> asyncio.Future[Any]:
         """Issue a child workflow; the future resolves when the child ends."""
-        try:
-            workflow.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"child workflow {workflow.name!r} called with wrong arguments: "
-                            f"{exc}") from None
+        workflow.check_arguments(args, kwargs, what=f"child workflow {workflow.name!r} called")
         check_choice(parent_close, "parent_close", _PARENT_CLOSE)
         payload = workflow.encode_input(
             args, kwargs, what=f"the arguments of child workflow {workflow.name!r}")
