@@ -138,6 +138,8 @@ def test_a_rewrapped_step_failure_keeps_the_chain(db_url: str) -> None:
             assert cause.message == "checkout of 500 failed"
             assert cause.cause is not None
             assert cause.cause.type == "duro.errors.StepFailedError"
+            assert "raise CheckoutError" in cause.traceback
+            assert "direct cause" not in cause.traceback  # the chain is in the links
             _step_error(cause.cause.cause)
 
     run(main())
@@ -153,6 +155,8 @@ def test_a_steps_own_chained_exception_is_a_cause_too(db_url: str) -> None:
             assert step.cause is not None and step.cause.type == "ValueError"
             assert "invalid literal for int()" in step.cause.message
             assert "return int(text)" in step.cause.traceback
+            assert "return int(text)" not in step.traceback  # each link: its own frames
+            assert "raise RuntimeError" in step.traceback
             assert step.cause.cause is None
 
     run(main())

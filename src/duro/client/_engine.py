@@ -225,13 +225,16 @@ class Engine:
 
         Raises:
             WorkflowNotFoundError: ``workflow`` is a name no imported workflow has.
-            TypeError: The arguments do not fit the workflow's signature.
-            SerializationError: An argument cannot be stored as JSON, or would not come
-                back as the type the workflow's hints ask for.
+            WorkflowArgumentsError: The arguments do not fit the workflow's signature, or
+                one would not come back as the type the workflow's hints ask for.
+            SerializationError: An argument cannot be stored as JSON (or is NaN or
+                Infinity).
             InvalidArgumentError: An option is refused: an empty or whitespace-only id,
                 one with control characters or over 1,000 characters, a timeout or delay
                 that is negative, zero (timeouts) or not finite, an unknown policy name...
                 Nothing is stored.
+            WorkflowIdTakenError: The id's run is of another workflow (live, or ended
+                and ``on_reuse`` does not allow a new run).
             WorkflowAlreadyStartedError: The id policy says fail.
         """
         placement = _placement(self.clock, queue=queue, priority=priority,
@@ -309,6 +312,12 @@ class Engine:
 
         With the default ``on_reuse``, a finished run with this id makes it fail with
         ``RunNotFoundError``; pass ``on_reuse="allow"`` to start a new run then.
+
+        Raises:
+            WorkflowIdTakenError: The live run with this id is of another workflow (no
+                signal is stored).
+            WorkflowArgumentsError, SerializationError, InvalidArgumentError: As
+                :meth:`start`; the payload is checked the same way.
         """
         data = encode(payload, what=f"the payload of signal {signal!r}")
         handle, _ = await self._start(workflow, args, kwargs, id, "use_existing", on_reuse,
@@ -333,6 +342,12 @@ class Engine:
 
         Returns:
             The run's handle and the update's result.
+
+        Raises:
+            WorkflowIdTakenError: The live run with this id is of another workflow (no
+                update is stored).
+            WorkflowArgumentsError, SerializationError, InvalidArgumentError: As
+                :meth:`start`; the update's arguments are checked the same way.
         """
         update_id = str(uuid.uuid4()) if update_id is None else check_id(update_id, "update id")
         check_seconds(timeout, "timeout")

@@ -46,10 +46,10 @@ def error_info(exc: BaseException, *, non_retryable: bool = False) -> ErrorInfo:
     the one being handled when it was raised (unless ``from None``); and where a link
     carries a recorded failure (``StepFailedError``, ``ChildWorkflowError``,
     ``UpdateFailedError``: the step's, the child's own error), that failure ends the
-    chain with its own causes. The first link's traceback shows the whole Python chain
-    (as Python prints it); each later link's, its own frames only.
+    chain with its own causes. Each link's traceback has its own frames only: the chain
+    is in the links, and repeating it in each traceback would store it twice.
     """
-    links = [_one(exc, chain=True, non_retryable=non_retryable)]
+    links = [_one(exc, non_retryable=non_retryable)]
     seen = {id(exc)}
     tail = _recorded_cause(exc)
     current = exc
@@ -59,7 +59,7 @@ def error_info(exc: BaseException, *, non_retryable: bool = False) -> ErrorInfo:
         if nxt is None or id(nxt) in seen:
             break
         seen.add(id(nxt))
-        links.append(_one(nxt, chain=False, non_retryable=False))
+        links.append(_one(nxt, non_retryable=False))
         tail, current = _recorded_cause(nxt), nxt
     for link in reversed(links):
         tail = replace(link, cause=tail)
@@ -67,7 +67,7 @@ def error_info(exc: BaseException, *, non_retryable: bool = False) -> ErrorInfo:
     return tail
 
 
-def _one(exc: BaseException, *, chain: bool, non_retryable: bool) -> ErrorInfo:
+def _one(exc: BaseException, *, non_retryable: bool) -> ErrorInfo:
     cls = type(exc)
     name = cls.__qualname__
     if cls.__module__ != "builtins":
@@ -75,7 +75,7 @@ def _one(exc: BaseException, *, chain: bool, non_retryable: bool) -> ErrorInfo:
     return ErrorInfo(
         type=name,
         message=exception_message(exc),
-        traceback=_traceback(exc, chain),
+        traceback=_traceback(exc),
         non_retryable=non_retryable or isinstance(exc, NonRetryableError),
     )
 
@@ -86,10 +86,10 @@ def _recorded_cause(exc: BaseException) -> ErrorInfo | None:
     return cause if isinstance(cause, ErrorInfo) else None
 
 
-def _traceback(exc: BaseException, chain: bool = True) -> str:
+def _traceback(exc: BaseException) -> str:
     try:
         return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__,
-                                                  chain=chain))
+                                                  chain=False))
     except BaseException:  # it formats str(exc) (and its causes'): user code
         frames = "".join(traceback.format_tb(exc.__traceback__))
         return f"Traceback (most recent call last):\n{frames}{type(exc).__name__}: " \
