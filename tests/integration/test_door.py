@@ -60,34 +60,34 @@ class Order:
     quantity: int
 
 
-@duro.workflow
+@duro.workflow(name="door.takes_int")
 async def takes_int(n: int) -> int:
     return n
 
 
-@duro.workflow
+@duro.workflow(name="door.takes_order")
 async def takes_order(order: Order, note: str = "") -> int:
     return order.quantity
 
 
-@duro.workflow
+@duro.workflow(name="door.takes_counts")
 async def takes_counts(counts: dict[str, int]) -> int:
     return sum(counts.values())
 
 
-@duro.workflow
+@duro.workflow(name="door.inbox_wf")
 async def inbox_wf(n: int) -> str:
     duro.on_update("ping", lambda *args: "pong")
     await duro.wait_condition(lambda: False)
     return "never"
 
 
-@duro.workflow
+@duro.workflow(name="door.echo")
 async def echo(x: Any = None) -> Any:
     return x
 
 
-@duro.workflow
+@duro.workflow(name="door.takes_object")
 async def takes_object(x: object, y: Any, z: object = None) -> list[object]:
     return [x, y, z]
 
@@ -97,7 +97,7 @@ def echo_object(x: object) -> object:
     return x
 
 
-@duro.workflow
+@duro.workflow(name="door.object_step")
 async def object_step(x: object) -> object:
     return await echo_object(x)
 
@@ -122,7 +122,7 @@ START_CALLS: list[Callable[..., Call]] = [
 @pytest.mark.parametrize("make", START_CALLS, ids=["start", "signal_with_start",
                                                    "update_with_start"])
 @pytest.mark.parametrize("wf, args, kwargs, match", [
-    (takes_int, (1, 2), {}, "takes_int.*wrong arguments.*too many"),
+    (takes_int, (1, 2), {}, "door.takes_int.*wrong arguments.*too many"),
     (takes_int, (), {}, "takes_int.*wrong arguments.*missing.*'n'"),
     (takes_int, (), {"n": 1, "m": 1}, "takes_int.*wrong arguments.*unexpected.*'m'"),
     (takes_int, ("not an int",), {}, r"argument 'n' \(int\).*expected int, got str"),
@@ -212,7 +212,7 @@ def nan_step(kind: str) -> Any:
     return {"score": float(kind)}
 
 
-@duro.workflow
+@duro.workflow(name="door.nan_in_workflow")
 async def nan_in_workflow(kind: str) -> str:
     outcomes = []
     try:
@@ -230,7 +230,7 @@ async def nan_in_workflow(kind: str) -> str:
     return "; ".join(outcomes)
 
 
-@duro.workflow
+@duro.workflow(name="door.nan_result")
 async def nan_result(kind: str) -> float:
     return float(kind)
 
@@ -271,7 +271,7 @@ async def beats_async(kind: str) -> str:
     return "beat"
 
 
-@duro.workflow
+@duro.workflow(name="door.beats")
 async def beats(kind: str) -> list[str]:
     return [await beats_sync(kind), await beats_async(kind)]
 
@@ -329,7 +329,7 @@ def test_policy_names_are_checked_by_every_call_that_takes_one(db_url: str) -> N
     run(main())
 
 
-@duro.workflow
+@duro.workflow(name="door.bad_parent_close")
 async def bad_parent_close() -> str:
     try:
         await duro.execute_child(echo, 1, parent_close="orphan")  # type: ignore[arg-type]
@@ -355,13 +355,13 @@ def test_an_id_of_another_workflows_live_run_is_refused_naming_it(db_url: str) -
     async def main() -> None:
         async with duro.Engine(db_url, worker=False) as engine:
             await _seed(engine)
-            match = r"'other'.*workflow 'takes_int'.*not 'echo'"
+            match = r"'other'.*workflow 'door.takes_int'.*not 'door.echo'"
             await refused(
                 engine, duro.WorkflowIdTakenError, match,
                 lambda e: e.start(echo, 1, id="other"),
                 lambda e: e.start(echo, 1, id="other", on_conflict="fail"),
             )
-            match = r"'live'.*workflow 'inbox_wf'.*not 'takes_int'"
+            match = r"'live'.*workflow 'door.inbox_wf'.*not 'door.takes_int'"
             await refused(
                 engine, duro.WorkflowIdTakenError, match,
                 lambda e: e.signal_with_start(takes_int, 1, id="live", signal="s"),
@@ -371,7 +371,7 @@ def test_an_id_of_another_workflows_live_run_is_refused_naming_it(db_url: str) -
             with pytest.raises(duro.WorkflowAlreadyStartedError) as info:
                 await engine.start(echo, 1, id="other")
             assert info.value.workflow_id == "other"
-            assert info.value.workflow_name == "takes_int"  # type: ignore[attr-defined]
+            assert info.value.workflow_name == "door.takes_int"
             # The same workflow still gets its run back.
             same = await engine.start(takes_int, 2, id="other")
             assert same.run_id is not None
@@ -385,7 +385,7 @@ def test_an_id_of_another_workflows_finished_run(db_url: str) -> None:
             done = await engine.start(takes_int, 2, id="done")
             assert await done.result(timeout=10) == 2
             await refused(
-                engine, duro.WorkflowIdTakenError, r"'done'.*workflow 'takes_int'",
+                engine, duro.WorkflowIdTakenError, r"'done'.*workflow 'door.takes_int'",
                 lambda e: e.start(echo, 1, id="done"),  # use_existing: not another's run
                 lambda e: e.start(echo, 1, id="done", on_reuse="fail"),
             )
@@ -404,7 +404,7 @@ async def named_child(n: int) -> int:
     return n * 10
 
 
-@duro.workflow
+@duro.workflow(name="door.child_by_name")
 async def child_by_name(name: str) -> str:
     try:
         return str(await duro.execute_child(name, 4))
@@ -412,7 +412,7 @@ async def child_by_name(name: str) -> str:
         return f"not found: {exc}"
 
 
-@duro.workflow
+@duro.workflow(name="door.child_not_a_workflow")
 async def child_not_a_workflow() -> str:
     try:
         await duro.execute_child(echo_object, 1)  # type: ignore[arg-type]

@@ -42,17 +42,17 @@ def parse_order(text: str) -> int:
         raise RuntimeError(f"order {text!r} is unreadable") from exc
 
 
-@duro.workflow
+@duro.workflow(name="detail.checkout")
 async def checkout(amount: int) -> int:
     return await charge(amount)
 
 
-@duro.workflow
+@duro.workflow(name="detail.order")
 async def order(text: str) -> int:
     return await parse_order(text)
 
 
-@duro.workflow
+@duro.workflow(name="detail.shop")
 async def shop(amount: int) -> int:
     return await duro.execute_child(checkout, amount, id=f"checkout-{amount}")
 
@@ -61,7 +61,7 @@ class CheckoutError(Exception):
     pass
 
 
-@duro.workflow
+@duro.workflow(name="detail.rewrapped")
 async def rewrapped(amount: int) -> int:
     try:
         return await charge(amount)
@@ -69,12 +69,12 @@ async def rewrapped(amount: int) -> int:
         raise CheckoutError(f"checkout of {amount} failed") from exc
 
 
-@duro.workflow
+@duro.workflow(name="detail.plain_failure")
 async def plain_failure() -> None:
     raise KeyError("no such thing")
 
 
-@duro.workflow
+@duro.workflow(name="detail.nests")
 async def nests(depth: int) -> int:
     if depth == 0:
         return await charge(1000)
@@ -119,8 +119,9 @@ def test_a_run_failed_by_a_child_carries_the_childs_error_and_its_steps(db_url: 
         async with duro.Engine(db_url) as engine:
             cause = await _failure(await engine.start(shop, 500, id="shop"))
             assert cause.type == "duro.errors.ChildWorkflowError"
-            assert cause.message == (f"child workflow 'checkout-500' (checkout) ended failed: "
-                                     f"{__name__}.PaymentDeclined: card declined for 500")
+            assert cause.message == (
+                f"child workflow 'checkout-500' (detail.checkout) ended failed: "
+                f"{__name__}.PaymentDeclined: card declined for 500")
             assert "execute_child" in cause.traceback
             child = cause.cause
             assert child is not None and child.type == "duro.errors.StepFailedError"
