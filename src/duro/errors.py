@@ -7,10 +7,12 @@ that user code with a broad ``except Exception`` cannot swallow it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 __all__ = [
+    "MAX_CAUSE_DEPTH",
     "ChildWorkflowError",
     "CorruptRunError",
     "DataRejectedError",
@@ -37,22 +39,44 @@ __all__ = [
     "UpdateFailedError",
     "UpdateRejectedError",
     "WorkflowAlreadyStartedError",
+    "WorkflowArgumentsError",
     "WorkflowBlockingError",
     "WorkflowCancelledError",
     "WorkflowFailedError",
+    "WorkflowIdTakenError",
     "WorkflowNotFoundError",
     "WorkflowTerminatedError",
 ]
 
 
+MAX_CAUSE_DEPTH = 10
+"""Most links an error's chain of causes keeps (the error itself included). A longer
+chain (a failure passed up through many nested children) keeps its first links and its
+root cause; a payload holds each link's traceback, so the bound keeps it small."""
+
+_LEFT_OUT = " [further causes left out]"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ErrorInfo:
-    """A recorded failure: what was raised, where, and its traceback text."""
+    """A recorded failure: what was raised, where, its traceback text, and what caused it.
+
+    ``cause`` chains failures the way they happened: a run that failed because a step
+    failed has ``StepFailedError`` here and, as its ``cause``, the step's own error (its
+    type, message and traceback); a child's failure has the child's error as its cause,
+    and so on down to the root cause. An exception raised ``from`` another (or while
+    handling one) has that one as its cause too. Each link's ``traceback`` is its own.
+
+    Stored as JSON, the cause nested under the key ``"cause"`` (see :meth:`to_dict`);
+    :meth:`to_payload` and :meth:`from_payload` are the one place that writes and reads
+    a failure's payload.
+    """
 
     type: str
     message: str
     traceback: str = ""
     non_retryable: bool = False
+    cause: ErrorInfo | None = None
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}" if self.message else self.type
@@ -60,47 +84,126 @@ class ErrorInfo:
     @classmethod
     def from_exception(cls, exc: BaseException, *, non_retryable: bool = False) -> ErrorInfo:
         """What to record about an exception (any: user code may raise anything, even
-        an exception whose ``str()`` raises)."""
-        kind = type(exc)
-        name = kind.__qualname__
-        if kind.__module__ != "builtins":
-            name = f"{kind.__module__}.{name}"
-        return cls(type=name, message=exception_message(exc), traceback=_traceback(exc),
-                   non_retryable=non_retryable or isinstance(exc, NonRetryableError))
+        an exception whose ``str()`` raises), with what caused it as its ``cause``.
+
+        The causes, as Python chains exceptions: the exception it was raised ``from``,
+        else the one being handled when it was raised (unless ``from None``); and where a
+        link carries a recorded failure (``StepFailedError``, ``ChildWorkflowError``,
+        ``UpdateFailedError``: the step's, the child's own error), that failure ends the
+        chain with its own causes. Each link's traceback has its own frames only: the
+        chain is in the links, and repeating it in each traceback would store it twice.
+        """
+        links = [_one_link(exc, non_retryable=non_retryable)]
+        seen = {id(exc)}
+        tail = _recorded_cause(exc)
+        current = exc
+        while tail is None and len(links) < MAX_CAUSE_DEPTH:
+            nxt = current.__cause__ or (None if current.__suppress_context__
+                                        else current.__context__)
+            if nxt is None or id(nxt) in seen:
+                break
+            seen.add(id(nxt))
+            links.append(_one_link(nxt, non_retryable=False))
+            tail, current = _recorded_cause(nxt), nxt
+        for link in reversed(links):
+            tail = replace(link, cause=tail)
+        assert tail is not None
+        return tail
+
+    def chain(self) -> list[ErrorInfo]:
+        """This error and its causes, outermost first (the root cause last)."""
+        links: list[ErrorInfo] = []
+        link: ErrorInfo | None = self
+        while link is not None:
+            links.append(link)
+            link = link.cause
+        return links
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: ``{"type", "message", "traceback", "non_retryable"}`` and, if
+        there is one, ``"cause"``: the same form, nested. At most
+        :data:`MAX_CAUSE_DEPTH` links: the first ones and the root cause."""
+        links = self.chain()
+        if len(links) > MAX_CAUSE_DEPTH:
+            last = links[MAX_CAUSE_DEPTH - 2]
+            if not last.message.endswith(_LEFT_OUT):
+                last = replace(last, message=last.message + _LEFT_OUT)
+            links = [*links[:MAX_CAUSE_DEPTH - 2], last, links[-1]]
+        out: dict[str, Any] | None = None
+        for link in reversed(links):
+            raw: dict[str, Any] = {"type": link.type, "message": link.message,
+                                   "traceback": link.traceback,
+                                   "non_retryable": link.non_retryable}
+            if out is not None:
+                raw["cause"] = out
+            out = raw
+        assert out is not None
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> ErrorInfo:
+        """An ErrorInfo from its JSON form (:meth:`to_dict`); tolerant of payloads written
+        before causes were recorded and of damaged ones (a cause that is not an object is
+        no cause; links past :data:`MAX_CAUSE_DEPTH` are dropped)."""
+        links: list[dict[str, Any]] = []
+        while isinstance(raw, dict) and len(links) < MAX_CAUSE_DEPTH:
+            links.append(raw)
+            raw = raw.get("cause")
+        if not links:
+            return cls(type="PayloadDecodeError", message="corrupt error payload")
+        info: ErrorInfo | None = None
+        for link in reversed(links):
+            info = cls(type=str(link.get("type", "Error")),
+                       message=str(link.get("message", "")),
+                       traceback=str(link.get("traceback", "")),
+                       non_retryable=bool(link.get("non_retryable", False)), cause=info)
+        assert info is not None
+        return info
 
     def to_payload(self) -> bytes:
-        """The JSON payload a failure is recorded as (a run's error, a step's, a
-        child's, an update's): the one place that writes it."""
+        """The payload a failure is recorded as (a run's error, a step's, a child's, an
+        update's): :meth:`to_dict` as JSON."""
         import orjson
 
-        return orjson.dumps({"type": self.type, "message": self.message,
-                             "traceback": self.traceback,
-                             "non_retryable": self.non_retryable})
+        return orjson.dumps(self.to_dict())
 
     @classmethod
     def from_payload(cls, data: bytes | None) -> ErrorInfo:
-        """The failure a payload records: the one place that reads it. A payload that
-        is not such a JSON object gives a ``PayloadDecodeError`` info saying so, never
-        an exception (an operator reading a damaged history must see the rest)."""
+        """The failure a payload records. A payload that is not such a JSON object gives
+        a ``PayloadDecodeError`` info saying so, never an exception (an operator reading
+        a damaged history must see the rest)."""
         import orjson
 
         try:
             raw = orjson.loads(data) if data else None
         except orjson.JSONDecodeError as exc:
             return cls(type="PayloadDecodeError", message=f"corrupt error payload: {exc}")
-        if not isinstance(raw, dict):
-            return cls(type="PayloadDecodeError", message="corrupt error payload")
-        return cls(type=str(raw.get("type", "Error")), message=str(raw.get("message", "")),
-                   traceback=str(raw.get("traceback", "")),
-                   non_retryable=bool(raw.get("non_retryable", False)))
+        return cls.from_dict(raw)
+
+
+def _one_link(exc: BaseException, *, non_retryable: bool) -> ErrorInfo:
+    kind = type(exc)
+    name = kind.__qualname__
+    if kind.__module__ != "builtins":
+        name = f"{kind.__module__}.{name}"
+    return ErrorInfo(type=name, message=exception_message(exc), traceback=_traceback(exc),
+                     non_retryable=non_retryable or isinstance(exc, NonRetryableError))
+
+
+def _recorded_cause(exc: BaseException) -> ErrorInfo | None:
+    """The recorded failure an error of duro carries (a step's or a child's), if any."""
+    cause = getattr(exc, "cause", None) if isinstance(exc, DuroError) else None
+    return cause if isinstance(cause, ErrorInfo) else None
 
 
 def _traceback(exc: BaseException) -> str:
+    """The exception's own traceback (its causes are links of their own)."""
     import traceback
 
     try:
-        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except BaseException:  # it formats str(exc) (and its causes'): user code
+        return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__,
+                                                  chain=False))
+    except BaseException:  # it formats str(exc): user code
         frames = "".join(traceback.format_tb(exc.__traceback__))
         return (f"Traceback (most recent call last):\n{frames}{type(exc).__name__}: "
                 f"{exception_message(exc)}\n")
@@ -128,12 +231,23 @@ class RunNotFoundError(DuroError):
 
 
 class WorkflowAlreadyStartedError(DuroError):
-    """A run with this workflow id exists and the conflict policy says fail."""
+    """A run with this workflow id exists and the conflict policy says fail.
 
-    def __init__(self, message: str, *, workflow_id: str, run_id: str) -> None:
+    ``workflow_name`` is the workflow of that run.
+    """
+
+    def __init__(self, message: str, *, workflow_id: str, run_id: str,
+                 workflow_name: str | None = None) -> None:
         super().__init__(message)
         self.workflow_id = workflow_id
         self.run_id = run_id
+        self.workflow_name = workflow_name
+
+
+class WorkflowIdTakenError(WorkflowAlreadyStartedError):
+    """The workflow id belongs to a run of another workflow (``workflow_name`` names it),
+    live, or ended and not to be reused: a start would otherwise hand back (or signal)
+    a run of other code. Nothing was stored."""
 
 
 class InvalidArgumentError(DuroError, ValueError):
@@ -145,7 +259,18 @@ class InvalidArgumentError(DuroError, ValueError):
 
 
 class SerializationError(DuroError, TypeError):
-    """A value cannot be encoded as a payload (for example it is not JSON-serializable)."""
+    """A value cannot be encoded as a payload: it is not JSON-serializable, or it holds
+    NaN or Infinity (JSON has neither)."""
+
+
+class WorkflowArgumentsError(SerializationError):
+    """The arguments of a start do not fit the workflow: not its signature (too many,
+    missing, unknown keyword), or a value that would not come back as the type its
+    parameter declares (``"5"`` for an ``int``). Nothing was stored.
+
+    A :class:`SerializationError` (and so a ``TypeError``) too, so code that catches
+    those keeps working.
+    """
 
 
 class PayloadDecodeError(DuroError):

@@ -24,7 +24,7 @@ PUBLIC = {
     "ScheduleSpec", "schedule", "ScheduleInfo",
     "CorruptRunError", "DataRejectedError", "DatabaseFileLostError",
     "InvalidArgumentError", "InvalidStoreURLError", "RecoveryLimitError",
-    "HistoryCorruptError",
+    "HistoryCorruptError", "WorkflowArgumentsError", "WorkflowIdTakenError",
 }
 
 

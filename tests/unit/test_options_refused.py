@@ -41,15 +41,15 @@ def test_unworkable_worker_options_are_refused_when_the_engine_is_made(
 
 
 def test_an_unknown_worker_option_is_refused_when_the_engine_is_made(tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match=r"unknown worker option.*max_actve"):
-        duro.Engine(f"sqlite:///{tmp_path}/x.db", max_actve=5)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'max_actve'"):
+        duro.Engine(f"sqlite:///{tmp_path}/x.db", max_actve=5)  # type: ignore[call-arg]
 
 
 def test_sensible_edge_values_are_accepted(tmp_path: Path) -> None:
     engine = duro.Engine(f"sqlite:///{tmp_path}/x.db", max_cached=0, lookahead=0,
                          max_active=1, lease=timedelta(seconds=30).total_seconds())
-    assert engine._worker_options == {"max_cached": 0, "lookahead": 0, "max_active": 1,
-                                      "lease": 30.0}
+    assert engine._worker_options.items() >= {"max_cached": 0, "lookahead": 0,
+                                              "max_active": 1, "lease": 30.0}.items()
 
 
 @pytest.mark.parametrize("options, message", [

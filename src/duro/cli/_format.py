@@ -240,7 +240,11 @@ def error_json(error: ErrorInfo | None) -> dict[str, Any] | None:
     """An error as JSON."""
     if error is None:
         return None
-    return {"type": error.type, "message": error.message, "traceback": error.traceback}
+    out: dict[str, Any] = {"type": error.type, "message": error.message,
+                           "traceback": error.traceback}
+    if error.cause is not None:
+        out["cause"] = error_json(error.cause)
+    return out
 
 
 def _iso(when: dt.datetime | None) -> str | None:

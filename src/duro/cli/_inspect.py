@@ -137,6 +137,10 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
         fields.append((label, text))
         if verbose and info.error.traceback:
             fields.append(("traceback", info.error.traceback.rstrip()))
+        for cause in info.error.chain()[1:]:  # the step's (the child's) own error...
+            fields.append(("caused by", str(cause)))
+            if verbose and cause.traceback:
+                fields.append(("traceback", cause.traceback.rstrip()))
     for label, value in fields:
         first, *rest = value.splitlines() or [""]
         out.line(f"{label:<12} {first}")

@@ -188,11 +188,14 @@ def _report(info: RunInfo, args: argparse.Namespace, out: Style, err: Style) -> 
                  f"{error.message if error else 'its execution timeout passed'}")
         return EXIT_FAILED
     err.line(f"{err.sym('✗', 'red')} {wid} failed{took}: {error}")
-    if error is not None and error.traceback:
-        if verbose:
-            err.line(error.traceback.rstrip())
-        else:
-            err.line("  (--verbose shows the traceback)")
+    links = error.chain() if error is not None else []
+    for i, link in enumerate(links):
+        if i:
+            err.line(f"  caused by {link}")
+        if verbose and link.traceback:
+            err.line(link.traceback.rstrip())
+    if not verbose and any(link.traceback for link in links):
+        err.line("  (--verbose shows the traceback)")
     return EXIT_FAILED
 
 

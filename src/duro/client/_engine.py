@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 import logging
 import time
 import uuid
@@ -32,11 +31,12 @@ from duro.store import (
     Store,
     open_store,
 )
-from duro.store._records import Placement, QueueStats
+from duro.store._records import Placement, QueueConfig, QueueStats
 from duro.store._url import redact
 from duro.worker import Worker
-from duro.worker._options import check_options
-from duro.worker._worker import Outcome
+from duro.worker._options import WORKER_OPTIONS, check_options
+from duro.worker._retention import RetentionPolicy
+from duro.worker._worker import DEFAULT_MAX_CHILD_DEPTH, Outcome
 from duro.workflow._api import Workflow, lookup_workflow, registered_workflows
 
 __all__ = ["Engine"]
@@ -64,11 +64,16 @@ class Engine:
             registered (imported) when the engine opens.
         clock: Durable time; pass ``duro.testing.ManualClock`` to control it.
         synchronous: SQLite's synchronous pragma (``FULL`` by default).
-        **worker_options: Passed to :class:`duro.worker.Worker` (``max_active``,
-            ``lease``, ``poll_interval``, ``workflow_task_timeout``, ``queues`` — the
-            queues this worker serves, all by default —, ``max_child_depth``...). Queues
-            declared with :class:`duro.Queue` have their limits stored when the worker
-            starts.
+        store: An open-able store to use instead of opening ``url``.
+
+    The other options are the embedded worker's, as :class:`duro.worker.Worker`
+    documents them (same names, same defaults): ``max_active``, ``max_cached``,
+    ``max_threads``, ``lease``, ``poll_interval``, ``workflow_task_timeout``,
+    ``history_warning``, ``history_limit``, ``queues`` (the queues this worker serves,
+    all by default), ``declare`` (queue limits to store; by default those declared with
+    :class:`duro.Queue`), ``retention``, ``lookahead``, ``tune_gc``, ``max_recoveries``,
+    ``max_child_depth``. They are checked here, so a value that cannot work fails where
+    it is written (``InvalidArgumentError``), and a misspelled one is a type error.
     """
 
     def __init__(
@@ -80,9 +85,27 @@ class Engine:
         clock: Clock | None = None,
         synchronous: str | None = None,
         store: Store | None = None,
-        **worker_options: Any,
+        max_active: int = 10_000,
+        max_cached: int = 2000,
+        max_threads: int = 32,
+        lease: float = 5.0,
+        poll_interval: float = 0.2,
+        workflow_task_timeout: float = 2.0,
+        history_warning: int = 10_000,
+        history_limit: int = 100_000,
+        queues: Sequence[str] | None = None,
+        declare: Sequence[QueueConfig] | None = None,
+        retention: RetentionPolicy | None = None,
+        lookahead: float = 5.0,
+        tune_gc: bool = True,
+        max_recoveries: int = 10,
+        max_child_depth: int | None = DEFAULT_MAX_CHILD_DEPTH,
     ) -> None:
-        _check_worker_options(worker_options)
+        # The worker's options, by the names of its parameters (a unit test checks that
+        # this signature has each of them, with the same default).
+        given = locals()
+        worker_options = {name: given[name] for name in WORKER_OPTIONS}
+        check_options(worker_options)
         self.url = url
         self.clock = clock or SystemClock()
         options: dict[str, Any] = {}
@@ -121,7 +144,8 @@ class Engine:
             from duro._queues import declared_queues
 
             options = dict(self._worker_options)
-            options.setdefault("declare", [q.config for q in declared_queues().values()])
+            if options["declare"] is None:
+                options["declare"] = [q.config for q in declared_queues().values()]
             self.worker = Worker(self.store, workflows, clock=self.clock, **options)
             try:
                 await self.worker.start()
@@ -202,13 +226,16 @@ class Engine:
 
         Raises:
             WorkflowNotFoundError: ``workflow`` is a name no imported workflow has.
-            TypeError: The arguments do not fit the workflow's signature.
-            SerializationError: An argument cannot be stored as JSON, or would not come
-                back as the type the workflow's hints ask for.
+            WorkflowArgumentsError: The arguments do not fit the workflow's signature, or
+                one would not come back as the type the workflow's hints ask for.
+            SerializationError: An argument cannot be stored as JSON (or is NaN or
+                Infinity).
             InvalidArgumentError: An option is refused: an empty or whitespace-only id,
                 one with control characters or over 1,000 characters, a timeout or delay
                 that is negative, zero (timeouts) or not finite, an unknown policy name...
                 Nothing is stored.
+            WorkflowIdTakenError: The id's run is of another workflow (live, or ended
+                and ``on_reuse`` does not allow a new run).
             WorkflowAlreadyStartedError: The id policy says fail.
         """
         placement = _placement(self.clock, queue=queue, priority=priority,
@@ -233,10 +260,7 @@ class Engine:
         wf = lookup_workflow(workflow) if isinstance(workflow, str) else workflow
         if not isinstance(wf, Workflow):
             raise TypeError(f"expected a @duro.workflow or its name, got {workflow!r}")
-        try:
-            wf.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"workflow {wf.name!r} called with wrong arguments: {exc}") from None
+        wf.check_arguments(args, kwargs, what=f"workflow {wf.name!r} called")
         payload = wf.encode_input(args, kwargs, what=f"the arguments of workflow {wf.name!r}")
         self._require_open()
         workflow_id = workflow_id or str(uuid.uuid4())
@@ -289,6 +313,12 @@ class Engine:
 
         With the default ``on_reuse``, a finished run with this id makes it fail with
         ``RunNotFoundError``; pass ``on_reuse="allow"`` to start a new run then.
+
+        Raises:
+            WorkflowIdTakenError: The live run with this id is of another workflow (no
+                signal is stored).
+            WorkflowArgumentsError, SerializationError, InvalidArgumentError: As
+                :meth:`start`; the payload is checked the same way.
         """
         data = encode(payload, what=f"the payload of signal {signal!r}")
         handle, _ = await self._start(workflow, args, kwargs, id, "use_existing", on_reuse,
@@ -313,6 +343,12 @@ class Engine:
 
         Returns:
             The run's handle and the update's result.
+
+        Raises:
+            WorkflowIdTakenError: The live run with this id is of another workflow (no
+                update is stored).
+            WorkflowArgumentsError, SerializationError, InvalidArgumentError: As
+                :meth:`start`; the update's arguments are checked the same way.
         """
         update_id = str(uuid.uuid4()) if update_id is None else check_id(update_id, "update id")
         check_seconds(timeout, "timeout")
@@ -391,7 +427,7 @@ class Engine:
         self._require_open()
         record = await self._existing(workflow_id)
         if not 1 <= to <= record.history_len:
-            raise ValueError(f"reset point must be between 1 and {record.history_len}")
+            raise InvalidArgumentError(f"reset point must be between 1 and {record.history_len}")
         return await self._copy(record, to, [], record.workflow_id, close=True,
                                 reason=f"reset to event {to}")
 
@@ -406,7 +442,7 @@ class Engine:
             to = next((e.seq for e in events if e.kind.startswith("run_")
                        and e.kind != EventKind.RUN_STARTED), len(events))
         if not 1 <= to <= len(events):
-            raise ValueError(f"fork point must be between 1 and {len(events)}")
+            raise InvalidArgumentError(f"fork point must be between 1 and {len(events)}")
         new_id = (f"{record.workflow_id}-fork-{uuid.uuid4().hex[:8]}" if new_id is None
                   else check_id(new_id))
         return await self._copy(record, to, [], new_id, close=False, reason="")
@@ -506,22 +542,6 @@ class Engine:
                             "`await engine.open()`")
 
 
-
-
-def _check_worker_options(options: dict[str, Any]) -> None:
-    """Refuse unknown or unworkable worker options when the engine is made, not when
-    its worker starts (``Engine(max_active=0)`` would otherwise never run anything).
-
-    Raises:
-        TypeError: An option the worker does not have.
-        InvalidArgumentError: A value the worker cannot work with.
-    """
-    try:
-        bound = inspect.signature(Worker).bind(None, {}, **options)
-    except TypeError as exc:
-        raise TypeError(f"unknown worker option: {exc}") from None
-    bound.apply_defaults()
-    check_options(bound.arguments)
 
 
 def _placement(

@@ -162,7 +162,9 @@ class Schedules:
 
         Raises:
             ScheduleAlreadyExistsError: The id is taken.
-            ValueError, TypeError, SerializationError: Bad definition or arguments.
+            InvalidArgumentError: A bad id or policy (see :func:`duro.schedule`).
+            ValueError, WorkflowArgumentsError, SerializationError: Bad definition or
+                arguments.
         """
         definition, spec = build_definition(
             schedule_id, workflow, args, kwargs, cron=cron, every=every, timezone=timezone,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from duro._checks import MAX_ID_LENGTH, check_id
+from duro._checks import MAX_ID_LENGTH, check_choice, check_id
 from duro.errors import InvalidArgumentError, WorkflowNotFoundError
 from duro.schedules._spec import OVERLAP_POLICIES, OverlapPolicy, ScheduleSpec
 from duro.serde import encode
@@ -96,10 +96,12 @@ def schedule(
     Raises:
         InvalidArgumentError: (a ``ValueError``) A bad id (empty, with control
             characters or ``@``, over 960 characters), a cron expression that never
-            fires within five years.
-        ValueError: A bad expression, interval, time zone or policy.
-        TypeError: The arguments do not fit the workflow's signature.
-        SerializationError: An argument cannot be stored as JSON.
+            fires within five years, an unknown overlap policy, a bad catch-up, anchor
+            or queue.
+        ValueError: A bad expression, interval or time zone.
+        WorkflowArgumentsError: (a ``TypeError``) The arguments do not fit the
+            workflow's signature or type hints.
+        SerializationError: An argument cannot be stored as JSON (or is NaN/Infinity).
     """
     name = workflow if isinstance(workflow, str) else getattr(workflow, "name", None)
     schedule_id = id if id is not None else name
@@ -143,7 +145,8 @@ def build_definition(
     """Validate a schedule's parts and encode its arguments.
 
     Raises:
-        ValueError, TypeError, SerializationError: As :func:`schedule` documents.
+        InvalidArgumentError, TypeError, SerializationError: As :func:`schedule`
+            documents.
     """
     check_id(schedule_id, "schedule id", limit=MAX_SCHEDULE_ID_LENGTH)
     if "@" in schedule_id or schedule_id != schedule_id.strip():
@@ -156,29 +159,25 @@ def build_definition(
         raise TypeError(f"args must be a list or tuple of arguments, not {args!r}")
     kw = dict(kwargs or {})
     if isinstance(wf, Workflow):
-        try:
-            wf.signature.bind(*args, **kw)
-        except TypeError as exc:
-            raise TypeError(f"workflow {name!r} scheduled with wrong arguments: {exc}") from None
-    if overlap not in OVERLAP_POLICIES:
-        raise ValueError(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, "
-                         f"not {overlap!r}")
+        wf.check_arguments(args, kw, what=f"workflow {name!r} scheduled")
+    check_choice(overlap, "overlap", OVERLAP_POLICIES)
     window = catch_up.total_seconds() if isinstance(catch_up, timedelta) else catch_up
     if isinstance(window, bool) or not isinstance(window, (int, float)) or not window >= 0:
-        raise ValueError(f"catch_up must be a duration of zero or more, not {catch_up!r}")
+        raise InvalidArgumentError(
+            f"catch_up must be a duration of zero or more, not {catch_up!r}")
     period = every.total_seconds() if isinstance(every, timedelta) else every
     if isinstance(anchor, dt.datetime):
         if anchor.tzinfo is None:
-            raise ValueError("anchor must be an aware datetime (with a time zone)")
+            raise InvalidArgumentError("anchor must be an aware datetime (with a time zone)")
         anchor_ts = anchor.timestamp()
     else:
         anchor_ts = 0.0 if anchor is None else float(anchor)
     if anchor is not None and cron is not None:
-        raise ValueError("anchor applies to every=..., not to cron schedules")
+        raise InvalidArgumentError("anchor applies to every=..., not to cron schedules")
     spec = ScheduleSpec(cron=cron, every=period, timezone=timezone, anchor=anchor_ts)
     spec.check_fires(time.time())
     if queue is not None and (not isinstance(queue, str) or not queue):
-        raise ValueError(f"queue must be a queue name, not {queue!r}")
+        raise InvalidArgumentError(f"queue must be a queue name, not {queue!r}")
     run_queue = queue or (wf.queue if isinstance(wf, Workflow) else "") or "default"
     what = f"the arguments of schedule {schedule_id!r}"
     payload = (wf.encode_input(args, kw, what=what) if isinstance(wf, Workflow)

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from duro.errors import PayloadDecodeError, SerializationError
+from duro.serde._finite import find_non_finite
 
 __all__ = ["convert", "decode", "encode", "hints_of"]
 
@@ -51,13 +52,29 @@ def encode(value: Any, *, what: str = "value") -> bytes:
     (:func:`convert`). Keys that would become the same string (``1`` and ``"1"``) are
     refused: one of the values would be lost.
 
+    A float that is NaN or infinite is refused (JSON has neither; orjson would write
+    ``null``, which would come back as ``None``).
+
     Raises:
         SerializationError: The value (or something inside it) cannot be encoded.
     """
     try:
-        return orjson.dumps(value, default=_default)
+        data = orjson.dumps(value, default=_default)
     except (TypeError, orjson.JSONEncodeError):
-        return _encode_non_str_keys(value, what)  # maybe; or a clear error
+        data = _encode_non_str_keys(value, what)  # maybe; or a clear error
+    if b"null" in data:  # only then can a NaN be hiding (see _finite)
+        _refuse_non_finite(value, what)
+    return data
+
+
+def _refuse_non_finite(value: Any, what: str) -> None:
+    found = find_non_finite(value)
+    if found is not None:
+        path, number = found
+        where = f"{path} is {number!r}" if path else f"it is {number!r}"
+        raise SerializationError(
+            f"cannot serialize {what}: {where}, and JSON has no NaN or Infinity (it would "
+            "be stored as null); pass None, a string or a Decimal instead")
 
 
 def _encode_non_str_keys(value: Any, what: str) -> bytes:
@@ -222,6 +239,8 @@ def _convert_plain(value: Any, hint: Any) -> Any:
     if not isinstance(hint, type):
         return value  # TypeVar, forward ref we could not resolve, NewType...
     if value is None:
+        if hint is object:  # anything, None included (as Any)
+            return None
         raise TypeError(f"got null where {hint.__qualname__} was expected")
     if hint is bool or hint is str:
         if not isinstance(value, hint):

@@ -14,7 +14,7 @@ from duro._history import (
     MessageKind,
     UpdateMeta,
 )
-from duro.errors import ErrorInfo, WorkflowAlreadyStartedError
+from duro.errors import ErrorInfo, WorkflowAlreadyStartedError, WorkflowIdTakenError
 from duro.store._records import (
     LIVE_STATUSES,
     IdConflictPolicy,
@@ -35,27 +35,42 @@ __all__ = ["CARRIED_KINDS", "PARENT_CLOSED", "TIMED_OUT", "TOO_DEEP", "carried_o
 CARRIED_KINDS = frozenset({MessageKind.SIGNAL, MessageKind.UPDATE, MessageKind.CANCEL})
 
 
-def check_existing(existing: RunRecord, workflow_id: str, on_conflict: IdConflictPolicy,
+def check_existing(existing: RunRecord, workflow_id: str, workflow_name: str,
+                   on_conflict: IdConflictPolicy,
                    on_reuse: IdReusePolicy) -> tuple[RunRecord, bool]:
-    """What a start finding a run with its workflow id does: (the run to return, whether
-    a new run may be created), or WorkflowAlreadyStartedError when the policy says fail."""
+    """What a start of ``workflow_name`` finding a run with its workflow id does: (the run
+    to return, whether a new run may be created).
+
+    Raises:
+        WorkflowIdTakenError: The run is of another workflow, and the start would return
+            it (or fail): a handle to (or a message for) a run of other code.
+        WorkflowAlreadyStartedError: The policy says fail.
+    """
     if existing.status.value in LIVE_STATUSES:
-        if on_conflict == "fail":
-            raise WorkflowAlreadyStartedError(
-                f"workflow id {workflow_id!r} already has a live run "
-                f"({existing.run_id}, {existing.status.value})",
-                workflow_id=workflow_id, run_id=existing.run_id)
+        if on_conflict == "fail" or existing.workflow_name != workflow_name:
+            _refuse(existing, workflow_id, workflow_name, "already has a live run "
+                    f"({existing.run_id}, {existing.status.value})")
         return existing, False
     reuse = on_reuse == "allow" or (
         on_reuse == "allow_failed" and existing.status != RunStatus.COMPLETED)
     if not reuse:
-        if on_reuse == "use_existing":
+        if on_reuse == "use_existing" and existing.workflow_name == workflow_name:
             return existing, False
-        raise WorkflowAlreadyStartedError(
-            f"workflow id {workflow_id!r} was already used by run {existing.run_id} "
-            f"({existing.status.value}) and the reuse policy is {on_reuse!r}",
-            workflow_id=workflow_id, run_id=existing.run_id)
+        _refuse(existing, workflow_id, workflow_name,
+                f"was already used by run {existing.run_id} ({existing.status.value}) and "
+                f"the reuse policy is {on_reuse!r}")
     return existing, True
+
+
+def _refuse(existing: RunRecord, workflow_id: str, workflow_name: str, why: str) -> None:
+    ids = {"workflow_id": workflow_id, "run_id": existing.run_id,
+           "workflow_name": existing.workflow_name}
+    if existing.workflow_name != workflow_name:
+        raise WorkflowIdTakenError(
+            f"workflow id {workflow_id!r} belongs to a run of workflow "
+            f"{existing.workflow_name!r}, not {workflow_name!r} ({existing.run_id}, "
+            f"{existing.status.value}); use another id", **ids)
+    raise WorkflowAlreadyStartedError(f"workflow id {workflow_id!r} {why}", **ids)
 
 
 def carried_over(carry: Sequence[Message], inbox: Iterable[InboxMessage]) -> list[Message]:

@@ -4,6 +4,7 @@ attempt's outcome in the run's history. Functions over the :class:`Worker`'s sta
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -107,8 +108,8 @@ def failure_event(
     final = not retryable or policy.exhausted(attempt) or over_total
     if final:
         if over_total and retryable and not policy.exhausted(attempt):
-            info = ErrorInfo(type=info.type, message=f"{info.message} (total timeout of "
-                             f"{step.total_timeout:g}s reached)", traceback=info.traceback)
+            info = dataclasses.replace(info, message=f"{info.message} (total timeout of "
+                                       f"{step.total_timeout:g}s reached)")
         kind, meta = EventKind.STEP_FAILED, AttemptMeta.encode(attempt, took)
     else:
         kind = EventKind.STEP_RETRYING

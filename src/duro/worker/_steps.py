@@ -52,7 +52,7 @@ async def run_attempt(
     def beat(details: Any) -> None:
         nonlocal last_saved
         if details is not None:
-            cmd.heartbeat = orjson.loads(encode(details, what="heartbeat details"))
+            cmd.heartbeat = details
         if timeout_cm is not None and hb_timeout:
             timeout_cm.reschedule(limit())
         now = time.monotonic()
@@ -61,6 +61,8 @@ async def run_attempt(
             on_heartbeat_saved(cmd)
 
     def heartbeat(details: Any) -> None:
+        if details is not None:  # in the step's own thread: a refusal raises there
+            details = orjson.loads(encode(details, what="heartbeat details"))
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:

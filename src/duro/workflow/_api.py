@@ -19,7 +19,7 @@ import orjson
 from duro.errors import (
     DuroError,
     PayloadDecodeError,
-    SerializationError,
+    WorkflowArgumentsError,
     WorkflowNotFoundError,
 )
 from duro.serde import convert, encode, hints_of
@@ -111,8 +111,9 @@ class Workflow(Generic[P, R]):
         passed where ``str`` is declared, a list for a dict, keys JSON cannot give back.
 
         Raises:
-            SerializationError: An argument cannot be stored as JSON, or would not come
-                back as the type its parameter declares.
+            SerializationError: An argument cannot be stored as JSON.
+            WorkflowArgumentsError: An argument would not come back as the type its
+                parameter declares.
         """
         payload = encode({"args": list(args), "kwargs": dict(kwargs)}, what=what)
         if not kwargs and self._come_back_as_they_are(args):
@@ -125,9 +126,22 @@ class Workflow(Generic[P, R]):
                 for (pname, hint), value in zip(self._positional, raw["args"], strict=False):
                     _convert_argument(pname, value, hint)
         except (TypeError, ValueError, KeyError) as exc:
-            raise SerializationError(f"{what} do not fit the workflow's type hints: "
-                                     f"{exc}") from None
+            raise WorkflowArgumentsError(f"{what} do not fit the workflow's type hints: "
+                                         f"{exc}") from None
         return payload
+
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any], *,
+                        what: str) -> None:
+        """Refuse arguments that do not fit the signature.
+
+        Raises:
+            WorkflowArgumentsError: Too many, missing or unknown arguments; the message
+                begins with ``what`` (e.g. "workflow 'x' called").
+        """
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise WorkflowArgumentsError(f"{what} with wrong arguments: {exc}") from None
 
     def _come_back_as_they_are(self, args: Sequence[Any]) -> bool:
         """Whether every positional argument is a str, int, float or bool of exactly

@@ -12,7 +12,7 @@ from duro._checks import check_id, check_seconds
 from duro._history import EventKind
 from duro.serde import convert
 from duro.step._policy import seconds
-from duro.workflow._api import Workflow, _instance
+from duro.workflow._api import Workflow, _instance, lookup_workflow
 from duro.workflow._instance import ContinueAsNew
 
 __all__ = [
@@ -153,17 +153,30 @@ def continue_as_new(*args: Any, **kwargs: Any) -> None:
     raise ContinueAsNew(args, kwargs)
 
 
+@overload
 def execute_child(
     workflow: Workflow[P, R], *args: Any, id: str | None = None,
     parent_close: ParentClosePolicy = "terminate",
     execution_timeout: float | timedelta | None = None, **kwargs: Any,
-) -> Coroutine[Any, Any, R]:
+) -> Coroutine[Any, Any, R]: ...
+@overload
+def execute_child(
+    workflow: str, *args: Any, id: str | None = None,
+    parent_close: ParentClosePolicy = "terminate",
+    execution_timeout: float | timedelta | None = None, **kwargs: Any,
+) -> Coroutine[Any, Any, Any]: ...
+def execute_child(
+    workflow: Workflow[P, R] | str, *args: Any, id: str | None = None,
+    parent_close: ParentClosePolicy = "terminate",
+    execution_timeout: float | timedelta | None = None, **kwargs: Any,
+) -> Coroutine[Any, Any, Any]:
     """Run a child workflow and wait for its result (``await execute_child(wf, x)``).
 
     Calling a workflow from a workflow (``await wf(x)``) does the same with defaults.
 
     Args:
-        workflow: The child workflow.
+        workflow: The child workflow, or its registered name (the workflow must be
+            imported in this process: its signature checks the arguments).
         id: The child's workflow id; defaults to one derived from the parent and the
             operation's sequence number (deterministic).
         parent_close: What happens to the child if the parent ends first.
@@ -173,18 +186,25 @@ def execute_child(
         InvalidArgumentError: (at the call) an empty id, one with control characters or
             over 1,000 characters, an unknown ``parent_close``, or an execution timeout
             that is not a positive finite duration. Nothing is recorded.
+        WorkflowNotFoundError: (at the call) no workflow of that name is registered.
+        TypeError: (at the call) ``workflow`` is neither a workflow nor a name.
+        WorkflowArgumentsError: (at the call) the arguments do not fit the child's
+            signature or type hints.
         ChildWorkflowError: (at the await) the child failed, was cancelled, terminated
             or timed out.
     """
     inst = _instance("execute_child")
+    wf = lookup_workflow(workflow) if isinstance(workflow, str) else workflow
+    if not isinstance(wf, Workflow):
+        raise TypeError(f"execute_child() takes a @duro.workflow or its registered name, "
+                        f"not {workflow!r}")
     if id is not None:
         check_id(id)
     timeout = check_seconds(execution_timeout, "execution_timeout")
-    fut = inst.schedule_child(workflow, args, kwargs, workflow_id=id,
+    fut = inst.schedule_child(wf, args, kwargs, workflow_id=id,
                               parent_close=parent_close, execution_timeout=timeout)
 
-    async def wait() -> R:
-        result: R = await fut
-        return result
+    async def wait() -> Any:
+        return await fut
 
     return wait()

@@ -393,9 +393,11 @@ class RunInstance:
         status = ChildFailedMeta.decode(meta).status
         cause = ErrorInfo.from_payload(data) if data else None
         what = "was not started" if status == "not_started" else f"ended {status}"
+        # The root cause, not the child's whole message: that may quote its own child's,
+        # and so on (the chain is in ``cause``).
         cmd.future.set_exception(ChildWorkflowError(
             f"child workflow {cmd.workflow_id!r} ({cmd.workflow.name}) {what}"
-            + (f": {cause}" if cause else ""),
+            + (f": {cause.chain()[-1]}" if cause else ""),
             workflow_id=cmd.workflow_id, status=status, cause=cause))
 
     def fail_with(self, exc: BaseException) -> None:
@@ -582,11 +584,7 @@ class RunInstance:
         workflow_id: str | None, parent_close: str, execution_timeout: float | None,
     ) -> asyncio.Future[Any]:
         """Issue a child workflow; the future resolves when the child ends."""
-        try:
-            workflow.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"child workflow {workflow.name!r} called with wrong arguments: "
-                            f"{exc}") from None
+        workflow.check_arguments(args, kwargs, what=f"child workflow {workflow.name!r} called")
         check_choice(parent_close, "parent_close", _PARENT_CLOSE)
         payload = workflow.encode_input(
             args, kwargs, what=f"the arguments of child workflow {workflow.name!r}")

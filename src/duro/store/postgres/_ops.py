@@ -100,7 +100,8 @@ async def create_run(
             owner = None  # it waits for its time: a worker claims it then
     row = await _one(conn, "latest_run_by_workflow_id", {"workflow_id": workflow_id})
     if row is not None:
-        found, create = check_existing(row_to_run(row), workflow_id, on_conflict, on_reuse)
+        found, create = check_existing(
+            row_to_run(row), workflow_id, workflow_name, on_conflict, on_reuse)
         if not create:
             return found, False
     links = links or RunLinks()
@@ -135,7 +136,8 @@ async def create_run(
         row = await _one(conn, "latest_run_by_workflow_id", {"workflow_id": workflow_id})
         if row is None:
             raise StoreError(f"could not create run {run_id!r} (its id is taken)")
-        found, _ = check_existing(row_to_run(row), workflow_id, on_conflict, on_reuse)
+        found, _ = check_existing(
+            row_to_run(row), workflow_id, workflow_name, on_conflict, on_reuse)
         return found, False
     record = RunRecord(
         run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,

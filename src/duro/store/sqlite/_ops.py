@@ -59,7 +59,8 @@ def create_run(
             owner = None  # it waits for its time: a worker claims it then
     row = conn.execute(_Q["latest_run_by_workflow_id"], (workflow_id,)).fetchone()
     if row is not None:
-        existing, create = check_existing(row_to_run(row), workflow_id, on_conflict, on_reuse)
+        existing, create = check_existing(
+            row_to_run(row), workflow_id, workflow_name, on_conflict, on_reuse)
         if not create:
             return existing, False
     status = "running" if owner else "pending"
