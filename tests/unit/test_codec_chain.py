@@ -139,6 +139,45 @@ def test_too_many_layers_are_refused() -> None:
     assert run(CodecChain([codec]).decode(payloads)) == [Payload(data=SMALL)]
 
 
+class NoAwaitZstd(ZstdCodec):
+    """Fails if the chain awaits it: one small payload must take the inline path."""
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        raise AssertionError("awaited encode for one small payload")
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        raise AssertionError("awaited decode for one small payload")
+
+
+def test_one_small_payload_takes_the_inline_path() -> None:
+    chain = CodecChain([NoAwaitZstd(), aes()])
+    stored = run(chain.encode_stored([BIG]))
+    assert from_stored(only(stored)).encoding == "duro/aes-gcm"
+    assert run(chain.decode_stored(stored)) == [BIG]
+
+
+def test_big_payloads_and_key_fetches_take_the_async_path() -> None:
+    fetched: list[str] = []
+
+    async def kms(key_id: str) -> bytes | None:
+        fetched.append(key_id)
+        return KEYS.get(key_id)
+
+    big = b'"' + os.urandom(1 << 20).hex().encode() + b'"'  # 2 MiB: a thread
+    writer = CodecChain([ZstdCodec(), AesGcmCodec(kms, current_key_id="k1")])
+    stored = run(writer.encode_stored([big])) + run(writer.encode_stored([SMALL]))
+    assert fetched == ["k1"]
+    reader = CodecChain([ZstdCodec(), AesGcmCodec(kms, current_key_id="k1")])
+    assert run(reader.decode_stored(stored[:1])) == [big]
+    assert run(reader.decode_stored(stored[1:])) == [SMALL]
+    assert fetched == ["k1", "k1"]  # the reader fetched its key once
+
+
+def only(items: list[bytes | None]) -> bytes:
+    assert len(items) == 1 and items[0] is not None
+    return items[0]
+
+
 def test_chain_refuses_two_codecs_with_one_tag_and_non_codecs() -> None:
     with pytest.raises(CodecConfigError, match="duro/zstd"):
         CodecChain([ZstdCodec(), ZstdCodec(level=5)])

@@ -87,3 +87,12 @@ def test_json_never_starts_with_nul() -> None:
     # The rule the format rests on: orjson output (any value) starts with a printable byte.
     for value in [None, 0, -1, "", "\x00", [], {}, {"\x00": "\x00"}, 1.5, True]:
         assert orjson.dumps(value)[:1] != b"\x00"
+
+
+def test_a_known_header_with_a_wrong_length_is_still_refused() -> None:
+    good = to_stored(Payload(data=b"abc", metadata={"encoding": "duro/test-cached"}))
+    assert from_stored(good).data == b"abc"  # the header is now cached
+    header_size = int.from_bytes(good[6:8], "big")
+    longer = good[:6] + (header_size + 10).to_bytes(2, "big") + good[8:8 + header_size]
+    with pytest.raises(PayloadDecodeError, match="header truncated"):
+        from_stored(longer)

