@@ -183,6 +183,8 @@ def test_chain_refuses_two_codecs_with_one_tag_and_non_codecs() -> None:
         CodecChain([ZstdCodec(), ZstdCodec(level=5)])
     with pytest.raises(CodecConfigError, match="not a payload codec"):
         CodecChain(["zstd"])  # type: ignore[list-item]
+    with pytest.raises(CodecConfigError, match="not a payload codec"):
+        CodecChain([ZstdCodec])  # type: ignore[list-item]  # the class, not a codec
 
 
 # --- zstd -----------------------------------------------------------------------------
@@ -261,6 +263,9 @@ def broken():
 
 def wrong():
     return 42
+
+def mixed():
+    return [ZstdCodec(), "aes"]
 """
 
 
@@ -287,10 +292,16 @@ def test_load_codec_chain(factories: str, attr: str, count: int) -> None:
     ("broken", "factory raised RuntimeError: no key service"),
     ("wrong", "gave int"),
     ("KEYS", "gave dict"),
+    ("mixed", "'aes' is not a payload codec"),
 ])
 def test_load_codec_chain_errors(factories: str, attr: str, fragment: str) -> None:
     with pytest.raises(CodecConfigError, match=fragment):
         load_codec_chain(f"{factories}:{attr}")
+
+
+def test_load_codec_chain_calls_a_codec_class() -> None:
+    chain = load_codec_chain("duro.serde:ZstdCodec")
+    assert [type(c) for c in chain.codecs] == [ZstdCodec]
 
 
 def test_load_codec_chain_bad_module() -> None:

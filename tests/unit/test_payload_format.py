@@ -96,3 +96,16 @@ def test_a_known_header_with_a_wrong_length_is_still_refused() -> None:
     longer = good[:6] + (header_size + 10).to_bytes(2, "big") + good[8:8 + header_size]
     with pytest.raises(PayloadDecodeError, match="header truncated"):
         from_stored(longer)
+
+
+def test_header_caches_stay_bounded_and_keep_codec_tags() -> None:
+    from duro.serde import _payload
+
+    tag = _payload.frozen_metadata({"encoding": "duro/test-pinned"})
+    for i in range(3 * _payload._CACHE_MAX):  # distinct headers, like blob references
+        stored = to_stored(Payload(data=b"", metadata={"encoding": "x", "n": str(i)}))
+        assert from_stored(stored).metadata["n"] == str(i)
+    assert len(_payload._HEADS) <= _payload._CACHE_MAX
+    assert len(_payload._PARSED) <= _payload._CACHE_MAX
+    assert _payload._HEADS[id(tag)][0] is tag  # still cached
+    assert from_stored(to_stored(Payload(data=b"d", metadata=tag))).metadata == tag

@@ -7,7 +7,7 @@ Importing this package imports no optional dependency: each codec imports its pa
 from __future__ import annotations
 
 from duro.serde._aes import AesGcmCodec, KeySource, generate_key, parse_keys
-from duro.serde._codec import CodecChain, PayloadCodec
+from duro.serde._codec import CodecChain, InlineCodec, PayloadCodec
 from duro.serde._json import convert, decode, encode, hints_of
 from duro.serde._offload import BlobStore, FileBlobStore, OffloadCodec
 from duro.serde._payload import JSON_METADATA, Payload, from_stored, is_envelope, to_stored
@@ -21,6 +21,7 @@ __all__ = [
     "BlobStore",
     "CodecChain",
     "FileBlobStore",
+    "InlineCodec",
     "KeySource",
     "OffloadCodec",
     "Payload",

@@ -92,7 +92,7 @@ class CodecChain:
         self._encoders: list[tuple[PayloadCodec, Callable[[Payload], Payload | None]]] = []
         self._decoders: dict[str, tuple[PayloadCodec, Callable[[Payload], Payload | None]]] = {}
         for codec in self._codecs:
-            if not isinstance(codec, PayloadCodec):
+            if not isinstance(codec, PayloadCodec) or isinstance(codec, type):
                 raise CodecConfigError(f"{codec!r} is not a payload codec "
                                        "(it needs encoding, async encode and async decode)")
             if codec.encoding in self._decoders:

@@ -51,8 +51,11 @@ JSON_METADATA: Mapping[str, str] = MappingProxyType({"encoding": "json"})
 """The metadata of a payload no codec touched (shared, read-only)."""
 
 # Envelope headers, both ways: frozen metadata -> prefix + header (by id, holding the
-# mapping so its id is not reused), and header bytes -> frozen metadata.
+# mapping so its id is not reused), and header bytes -> frozen metadata. Codecs' own
+# tags are pinned (a handful: one per codec and key id); parsed headers come and go
+# (blob references are all different), so a full cache keeps only the pinned ones.
 _CACHE_MAX = 512
+_PINNED: dict[int, tuple[Mapping[str, str], bytes]] = {}
 _HEADS: dict[int, tuple[Mapping[str, str], bytes]] = {}
 _PARSED: dict[bytes, Mapping[str, str]] = {}
 
@@ -96,18 +99,26 @@ def is_envelope(stored: bytes) -> bool:
 
 
 def frozen_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
-    """A read-only copy of ``metadata`` whose envelope header is serialized once.
+    """A read-only copy of ``metadata`` whose envelope header is serialized once, for a
+    codec's few constant tags (``{"encoding": "duro/zstd"}``, one per AES key id).
 
-    Codecs tag every payload they encode with the same few metadata mappings; freezing
-    them (and the headers :func:`from_stored` parses, which come back frozen) lets
+    Codecs tag every payload they encode with the same few mappings; freezing them (and
+    the headers :func:`from_stored` parses, which come back frozen) lets
     :func:`to_stored` reuse the header bytes: ~0.6 µs saved per envelope, a tenth of
-    what zstd + AES-GCM cost on a 1 KiB payload. The cache is bounded (cleared when
-    full: a workload with unique headers, like blob references, only loses the reuse).
+    what zstd + AES-GCM cost on a 1 KiB payload.
     """
+    return _freeze(metadata, pinned=True)
+
+
+def _freeze(metadata: Mapping[str, str], *, pinned: bool) -> Mapping[str, str]:
     frozen = MappingProxyType(dict(metadata))
+    entry = (frozen, _head(frozen))  # holds the mapping: its id stays unique
     if len(_HEADS) >= _CACHE_MAX:
         _HEADS.clear()
-    _HEADS[id(frozen)] = (frozen, _head(frozen))  # holds it: its id stays unique
+        _HEADS.update(_PINNED)
+    _HEADS[id(frozen)] = entry
+    if pinned:
+        _PINNED[id(frozen)] = entry
     return frozen
 
 
@@ -181,7 +192,7 @@ def _parse_header(header: bytes) -> Mapping[str, str]:
     if not isinstance(metadata, dict) or not all(
             isinstance(v, str) for v in metadata.values()):
         raise PayloadDecodeError("corrupt payload envelope header: not an object of strings")
-    frozen = frozen_metadata(metadata)
+    frozen = _freeze(metadata, pinned=False)
     if len(_PARSED) >= _CACHE_MAX:
         _PARSED.clear()
     _PARSED[header] = frozen

@@ -39,7 +39,8 @@ def load_codec_chain(spec: str) -> CodecChain:
         except AttributeError:
             raise CodecConfigError(f"codec spec {spec!r}: {name!r} not found in "
                                    f"{module_name!r}") from None
-    if callable(target) and not isinstance(target, (CodecChain, PayloadCodec)):
+    if isinstance(target, type) or (
+            callable(target) and not isinstance(target, (CodecChain, PayloadCodec))):
         try:
             target = target()
         except Exception as exc:
@@ -51,10 +52,9 @@ def load_codec_chain(spec: str) -> CodecChain:
 def _as_chain(spec: str, value: object) -> CodecChain:
     if isinstance(value, CodecChain):
         return value
-    if isinstance(value, PayloadCodec):
+    if isinstance(value, PayloadCodec) and not isinstance(value, type):
         return CodecChain([value])
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) \
-            and all(isinstance(c, PayloadCodec) for c in value):
-        return CodecChain(value)
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        return CodecChain(value)  # refuses what is not a codec, naming it
     raise CodecConfigError(f"codec spec {spec!r} gave {type(value).__name__}, not a "
                            "CodecChain, a codec or a list of codecs")
