@@ -13,7 +13,12 @@ from typing import Any
 
 __all__ = [
     "MAX_CAUSE_DEPTH",
+    "BlobCorruptError",
+    "BlobMissingError",
     "ChildWorkflowError",
+    "CodecConfigError",
+    "CodecNotConfiguredError",
+    "CodecUnavailableError",
     "CorruptRunError",
     "DataRejectedError",
     "DatabaseFileLostError",
@@ -28,6 +33,7 @@ __all__ = [
     "NonRetryableError",
     "NondeterminismError",
     "PayloadDecodeError",
+    "PayloadTamperedError",
     "QueryError",
     "RecoveryLimitError",
     "RetryAfterError",
@@ -36,6 +42,7 @@ __all__ = [
     "StepFailedError",
     "StepTimeoutError",
     "StoreError",
+    "UnknownKeyError",
     "UpdateFailedError",
     "UpdateRejectedError",
     "WorkflowAlreadyStartedError",
@@ -275,6 +282,68 @@ class WorkflowArgumentsError(SerializationError):
 
 class PayloadDecodeError(DuroError):
     """A stored payload cannot be decoded (corrupt row, or a type that no longer fits)."""
+
+
+class CodecNotConfiguredError(PayloadDecodeError):
+    """A stored payload was encoded by a codec that the configured chain does not have
+    (for example an encrypted payload read without the encryption codec)."""
+
+    def __init__(self, message: str, *, encoding: str) -> None:
+        super().__init__(message)
+        self.encoding = encoding
+
+
+class UnknownKeyError(PayloadDecodeError):
+    """A payload was encrypted under a key id that the codec cannot find (the key was
+    removed, or the key source does not know it); ``key_id`` names it."""
+
+    def __init__(self, message: str, *, key_id: str) -> None:
+        super().__init__(message)
+        self.key_id = key_id
+
+
+class PayloadTamperedError(PayloadDecodeError):
+    """An encrypted payload failed authentication: its bytes, or the metadata bound to
+    them, were changed after encryption (or it was encrypted under another key with the
+    same id)."""
+
+    def __init__(self, message: str, *, key_id: str) -> None:
+        super().__init__(message)
+        self.key_id = key_id
+
+
+class BlobMissingError(PayloadDecodeError):
+    """An offloaded payload's blob is not in the blob store; ``digest`` (sha256, hex) and
+    ``size`` name the reference kept in the history."""
+
+    def __init__(self, message: str, *, digest: str, size: int) -> None:
+        super().__init__(message)
+        self.digest = digest
+        self.size = size
+
+
+class BlobCorruptError(PayloadDecodeError):
+    """An offloaded payload's blob was found but its content does not match the
+    reference (sha256 or size): it was changed or truncated in the blob store."""
+
+    def __init__(self, message: str, *, digest: str, size: int) -> None:
+        super().__init__(message)
+        self.digest = digest
+        self.size = size
+
+
+class CodecUnavailableError(DuroError, ImportError):
+    """A codec needs an optional package that is not installed; the message names the
+    extra to install (``pip install 'duro[zstd]'``)."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
+
+
+class CodecConfigError(InvalidArgumentError):
+    """A codec or codec chain was configured wrongly: a key of the wrong size, a
+    malformed ``DURO_KEYS``, a ``module:factory`` spec that does not load."""
 
 
 class NondeterminismError(DuroError):
