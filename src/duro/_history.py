@@ -45,6 +45,7 @@ import orjson
 __all__ = [
     "CHILD_KINDS",
     "OUTCOME_KINDS",
+    "PAYLOAD_KINDS",
     "PROJECTED_KINDS",
     "STEP_KINDS",
     "STEP_STATUS",
@@ -116,6 +117,12 @@ UPDATE_STATUS: dict[str, str] = {K.UPDATE_ACCEPTED: "accepted", K.UPDATE_COMPLET
 STEP_STATUS: dict[str, str] = {K.STEP_COMPLETED: "completed", K.STEP_FAILED: "failed",
                                K.STEP_RETRYING: "retrying"}
 """Where a step stands after each of its events (summaries, the CLI)."""
+
+PAYLOAD_KINDS = frozenset({K.RUN_STARTED, K.STEP_COMPLETED, K.CHILD_COMPLETED,
+                           K.SIGNAL_RECEIVED, K.STATE_SET, K.UPDATE_ACCEPTED,
+                           K.UPDATE_COMPLETED, K.RUN_COMPLETED, K.RUN_CONTINUED_AS_NEW})
+"""Events whose data is a user's payload (an input, a result, a signal, a value): what
+the data converter's codecs encode. Errors and meta stay plain JSON."""
 
 _TERMINAL_OF_STATUS = {"completed": K.RUN_COMPLETED, "failed": K.RUN_FAILED,
                        "cancelled": K.RUN_CANCELLED, "terminated": K.RUN_TERMINATED,

@@ -11,6 +11,8 @@ import secrets
 import sys
 from typing import TextIO
 
+from duro.serde import CodecChain
+
 __all__ = [
     "EXIT_BROKEN_PIPE",
     "EXIT_FAILED",
@@ -23,9 +25,11 @@ __all__ = [
     "CliError",
     "SafeFormatter",
     "Style",
+    "codec",
     "escape_controls",
     "non_negative_number",
     "positive_number",
+    "set_codec",
     "stderr",
     "stdout",
 ]
@@ -155,3 +159,16 @@ def stdout() -> Style:
 def stderr() -> Style:
     """A style for the current stderr."""
     return Style(sys.stderr)
+
+
+_CODEC: list[CodecChain | None] = [None]
+
+
+def set_codec(chain: CodecChain | None) -> None:
+    """The codec chain this command's engine uses (``--codec`` / ``$DURO_CODEC``)."""
+    _CODEC[0] = chain
+
+
+def codec() -> CodecChain | None:
+    """The codec chain set for this command, if any."""
+    return _CODEC[0]

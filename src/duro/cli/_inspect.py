@@ -7,7 +7,15 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from duro.cli._common import EXIT_FAILED, EXIT_OK, EXIT_STORE, CliError, Style, stderr
+from duro.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_STORE,
+    CliError,
+    Style,
+    codec,
+    stderr,
+)
 from duro.cli._format import (
     dumps,
     duration,
@@ -40,7 +48,7 @@ async def client(url: str) -> AsyncIterator[Engine]:
         if not os.path.exists(path):
             raise CliError(f"no database at {path!r} (pass --db URL or set DURO_DB)",
                            EXIT_STORE)
-    async with Engine(url, worker=False, store=store) as engine:
+    async with Engine(url, worker=False, store=store, codec=codec()) as engine:
         yield engine
 
 

@@ -26,10 +26,19 @@ from duro.cli._common import (
     SafeFormatter,
     non_negative_number,
     positive_number,
+    set_codec,
     stderr,
     stdout,
 )
-from duro.errors import DuroError, InvalidArgumentError, RunNotFoundError, StoreError
+from duro.errors import (
+    CodecNotConfiguredError,
+    DuroError,
+    InvalidArgumentError,
+    RunNotFoundError,
+    StoreError,
+    UnknownKeyError,
+)
+from duro.serde import load_codec_chain
 from duro.store import RunStatus
 
 __all__ = ["build_parser", "main", "run_cli"]
@@ -53,6 +62,10 @@ def _common(*, suppress: bool) -> argparse.ArgumentParser:
     parent.add_argument("--db", metavar="URL", default=default,
                         help="the store, e.g. sqlite:///duro.db (default: $DURO_DB, "
                              f"else {DEFAULT_DB})")
+    parent.add_argument("--codec", metavar="MODULE:FACTORY", default=default,
+                        help="the codec chain payloads are stored through (encryption, "
+                             "compression, offload), e.g. myapp.codecs:make_chain "
+                             "(default: $DURO_CODEC, else none)")
     parent.add_argument("-v", "--verbose", action="store_true",
                         default=argparse.SUPPRESS if suppress else False,
                         help="show tracebacks and worker logs")
@@ -197,6 +210,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     explicit_db: str | None = args.db
     args.db = explicit_db or os.environ.get("DURO_DB") or DEFAULT_DB
+    codec_spec = getattr(args, "codec", None) or os.environ.get("DURO_CODEC")
     verbose: bool = args.verbose
     # `duro run` reports what happens to its run itself; a worker's logs are its output.
     quiet_logs = args.command == "run" and not verbose
@@ -213,6 +227,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     err = stderr()
     state = _run.RunState(db=explicit_db, target=getattr(args, "target", ""))
     try:
+        set_codec(load_codec_chain(codec_spec) if codec_spec else None)
         return asyncio.run(_guarded(_dispatch(args, state)))
     except CliError as exc:
         err.line(f"duro: error: {exc.message}")
@@ -242,6 +257,11 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except RunNotFoundError as exc:
         err.line(f"duro: error: {exc}")
+        return EXIT_FAILED
+    except (CodecNotConfiguredError, UnknownKeyError) as exc:  # encoded payloads
+        err.line(f"duro: error: {type(exc).__name__}: {exc}")
+        err.line("  the store's payloads are encoded: pass --codec MODULE:FACTORY (or set "
+                 "$DURO_CODEC) with the chain, and its keys, that wrote them")
         return EXIT_FAILED
     except DuroError as exc:
         err.line(f"duro: error: {type(exc).__name__}: {exc}")

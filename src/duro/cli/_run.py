@@ -19,6 +19,7 @@ from duro.cli._common import (
     EXIT_USAGE,
     CliError,
     Style,
+    codec,
 )
 from duro.cli._format import dumps, duration, progress_line
 from duro.cli._load import import_target, load_workflow, parse_call_args, workflows_in
@@ -75,7 +76,7 @@ async def run_command(
     quiet: bool = args.quiet
     # The embedded worker serves this workflow, and the other workflows of its module so
     # that its child workflows run too; `duro run` is not a general worker.
-    async with Engine(url, worker=True, workflows=_served(wf)) as engine:
+    async with Engine(url, worker=True, workflows=_served(wf), codec=codec()) as engine:
         before = await _describe(engine, args.id) if args.id else None
         handle: WorkflowHandle[Any]
         if before is not None:
@@ -212,7 +213,7 @@ async def worker_command(args: argparse.Namespace, url: str, out: Style) -> int:
 
     days = getattr(args, "retention_days", None)
     retention = RetentionPolicy(keep=days * 86400) if days else None
-    async with Engine(url, worker=True, max_active=args.concurrency,
+    async with Engine(url, worker=True, max_active=args.concurrency, codec=codec(),
                       queues=getattr(args, "queues", None), retention=retention,
                       max_recoveries=getattr(args, "max_recoveries", 10),
                       max_child_depth=getattr(args, "max_child_depth", 100)) as engine:

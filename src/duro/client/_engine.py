@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import logging
 import time
@@ -19,7 +20,7 @@ from duro.client._handle import WorkflowHandle
 from duro.client._records import RunInfo
 from duro.client._schedules import Schedules
 from duro.errors import DuroError, InvalidArgumentError, QueryError, RunNotFoundError
-from duro.serde import encode
+from duro.serde import CodecChain, PayloadConverter, encode
 from duro.store import (
     Claim,
     IdConflictPolicy,
@@ -74,6 +75,10 @@ class Engine:
     :class:`duro.Queue`), ``retention``, ``lookahead``, ``tune_gc``, ``max_recoveries``,
     ``max_child_depth``. They are checked here, so a value that cannot work fails where
     it is written (``InvalidArgumentError``), and a misspelled one is a type error.
+
+    ``codec``: the :class:`duro.serde.CodecChain` payloads are stored through
+    (compression, encryption, offload), for the client's writes and reads here as for
+    the worker's; every process using the store needs a chain that can decode them.
     """
 
     def __init__(
@@ -98,6 +103,7 @@ class Engine:
         retention: RetentionPolicy | None = None,
         lookahead: float = 5.0,
         tune_gc: bool = True,
+        codec: CodecChain | None = None,
         max_recoveries: int = 10,
         max_child_depth: int | None = DEFAULT_MAX_CHILD_DEPTH,
     ) -> None:
@@ -108,6 +114,7 @@ class Engine:
         check_options(worker_options)
         self.url = url
         self.clock = clock or SystemClock()
+        self.payloads = PayloadConverter(codec)
         options: dict[str, Any] = {}
         if synchronous is not None:
             options["synchronous"] = synchronous
@@ -263,6 +270,9 @@ class Engine:
         wf.check_arguments(args, kwargs, what=f"workflow {wf.name!r} called")
         payload = wf.encode_input(args, kwargs, what=f"the arguments of workflow {wf.name!r}")
         self._require_open()
+        stored = await self.payloads.encode(payload)
+        if message is not None and self.payloads.active:
+            message = dataclasses.replace(message, data=await self.payloads.encode(message.data))
         workflow_id = workflow_id or str(uuid.uuid4())
         run_id = str(uuid.uuid4())
         now = self.clock.now()
@@ -275,7 +285,7 @@ class Engine:
         adopted = False
         try:
             record, created = await self.store.create_run(
-                run_id=run_id, workflow_id=workflow_id, workflow_name=wf.name, input=payload,
+                run_id=run_id, workflow_id=workflow_id, workflow_name=wf.name, input=stored,
                 now=now, owner=worker.worker_id if local and worker else None,
                 on_conflict=on_conflict, on_reuse=on_reuse, links=links, message=message,
                 placement=placement,
@@ -377,8 +387,19 @@ class Engine:
         if status is not None:
             check_choice(status, "status", _STATUSES)
         check_count(limit, "limit", minimum=0)
-        return [RunInfo.from_record(r)
-                for r in await self.store.list_runs(status=status, name=name, limit=limit)]
+        return await self.run_infos(
+            await self.store.list_runs(status=status, name=name, limit=limit))
+
+    async def run_infos(self, records: Sequence[RunRecord]) -> builtins.list[RunInfo]:
+        """Read models of runs, their results decoded through the codecs."""
+        results = await self.payloads.decode_many([r.result for r in records])
+        return [RunInfo.from_record(r if result is r.result
+                                    else dataclasses.replace(r, result=result))
+                for r, result in zip(records, results, strict=True)]
+
+    async def run_info(self, record: RunRecord) -> RunInfo:
+        """The read model of one run (see :meth:`run_infos`)."""
+        return (await self.run_infos([record]))[0]
 
     async def queues(self) -> Sequence[QueueStats]:
         """Each queue's depth, running count and limits."""
@@ -389,6 +410,7 @@ class Engine:
         """Send a signal to the live run with this id (delivered once, in order)."""
         self._require_open()
         data = encode(payload, what=f"the payload of signal {name!r}")
+        data = await self.payloads.encode(data)
         record = await self.store.send_message(workflow_id, MessageKind.SIGNAL, name, data,
                                                now=self.clock.now())
         if self.worker is not None:
@@ -515,7 +537,8 @@ class Engine:
         if inst is not None and inst.history_len == record.history_len:
             value = inst.query(name, list(args))
         else:
-            history = await self.store.load_history(record.run_id)
+            history = await self.payloads.decode_history(
+                await self.store.load_history(record.run_id))
             inst = RunInstance(workflow=wf, run_id=record.run_id,
                                workflow_id=record.workflow_id, epoch=0, host=NullHost())
             try:

@@ -62,7 +62,7 @@ class WorkflowHandle(Generic[R]):
 
     async def describe(self) -> RunInfo:
         """The run's current description."""
-        return RunInfo.from_record(await self._record())
+        return await self._engine.run_info(await self._record())
 
     async def status(self) -> RunStatus:
         """The run's current status."""
@@ -71,8 +71,9 @@ class WorkflowHandle(Generic[R]):
     async def history(self) -> list[Event]:
         """The run's history, in order."""
         record = await self._record()
-        return [Event.from_record(e) for e in await self._engine.store.load_history(
-            record.run_id)]
+        history = await self._engine.store.load_history(record.run_id)
+        return [Event.from_record(e)
+                for e in await self._engine.payloads.decode_history(history)]
 
     async def result(self, *, timeout: float | None = None) -> R:
         """Wait for the run to end and return its result.
@@ -97,7 +98,7 @@ class WorkflowHandle(Generic[R]):
                 if latest is not None and latest.run_id != record.run_id:
                     continue
             elif record.status.is_terminal:
-                return self._outcome(record)
+                return await self._outcome(record)
             elif record.status == RunStatus.CORRUPT:
                 raise CorruptRunError(f"run {record.run_id} of {self.workflow_id!r} cannot "
                                       f"end: its stored row is damaged ({record.damage})")
@@ -124,8 +125,9 @@ class WorkflowHandle(Generic[R]):
             else:
                 await asyncio.sleep(step)
 
-    def _outcome(self, record: RunRecord) -> R:
-        return self._ended(record.status, record.workflow_id, record.run_id, record.result,
+    async def _outcome(self, record: RunRecord) -> R:
+        result = await self._engine.payloads.decode(record.result)
+        return self._ended(record.status, record.workflow_id, record.run_id, result,
                            record.error)
 
     def _ended(self, status: RunStatus, workflow_id: str, run_id: str, result: bytes | None,
@@ -158,7 +160,8 @@ class WorkflowHandle(Generic[R]):
         """The latest value the run published with ``duro.set_state(key, ...)``
         (following continue-as-new to the current run)."""
         record = await self._current()
-        data = await self._engine.store.get_state(record.run_id, key)
+        data = await self._engine.payloads.decode(
+            await self._engine.store.get_state(record.run_id, key))
         if data is None:
             return default
         return decode(data, type, what=f"state {key!r} of run {record.run_id}")
@@ -174,7 +177,8 @@ class WorkflowHandle(Generic[R]):
         delay = 0.005
         while True:
             record = await self._current()
-            data = await self._engine.store.get_state(record.run_id, key)
+            data = await self._engine.payloads.decode(
+                await self._engine.store.get_state(record.run_id, key))
             if data is not None:
                 return decode(data, type, what=f"state {key!r} of run {record.run_id}")
             if deadline is not None and time.monotonic() >= deadline:
@@ -204,6 +208,7 @@ class WorkflowHandle(Generic[R]):
         """
         update_id = str(uuid.uuid4()) if id is None else check_id(id, "update id")
         data = encode(list(args), what=f"the arguments of update {name!r}")
+        data = await self._engine.payloads.encode(data)
         record, _ = await self._engine.store.request_update(
             self.workflow_id, Message.update_request(name, update_id, data),
             now=self._engine.clock.now())
@@ -221,7 +226,8 @@ class WorkflowHandle(Generic[R]):
             outcome = await store.get_update(run_id, update_id)
             status = outcome.status if outcome is not None else "requested"
             if outcome is not None and status == "completed":
-                return decode(outcome.result, hint, what=f"result of update {name!r}")
+                result = await self._engine.payloads.decode(outcome.result)
+                return decode(result, hint, what=f"result of update {name!r}")
             if outcome is not None and status in ("rejected", "failed"):
                 cause = decode_error(outcome.error) or ErrorInfo(type="Error", message="")
                 if status == "rejected":
@@ -249,8 +255,7 @@ class WorkflowHandle(Generic[R]):
     async def children(self) -> list[RunInfo]:
         """The runs this run started as child workflows."""
         record = await self._record()
-        return [RunInfo.from_record(r) for r in await self._engine.store.children(
-            record.run_id)]
+        return await self._engine.run_infos(await self._engine.store.children(record.run_id))
 
     async def cancel(self) -> None:
         """Ask the run to cancel (``asyncio.CancelledError`` at its await points)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from duro.serde._aes import AesGcmCodec, KeySource, generate_key, parse_keys
 from duro.serde._codec import CodecChain, InlineCodec, PayloadCodec
+from duro.serde._converter import PayloadConverter
 from duro.serde._json import convert, decode, encode, hints_of
 from duro.serde._offload import BlobStore, FileBlobStore, OffloadCodec
 from duro.serde._payload import JSON_METADATA, Payload, from_stored, is_envelope, to_stored
@@ -26,6 +27,7 @@ __all__ = [
     "OffloadCodec",
     "Payload",
     "PayloadCodec",
+    "PayloadConverter",
     "S3BlobStore",
     "ZstdCodec",
     "convert",

@@ -21,7 +21,13 @@ from duro.errors import (
 from duro.serde import encode
 from duro.store import Claim, Fenced, NewEvent, RunLinks
 from duro.worker import _local_steps as steps
-from duro.workflow._instance import ChildCommand, ContinueAsNew, Park, RunInstance, TimerCommand
+from duro.workflow._instance import (
+    ContinueAsNew,
+    Park,
+    RunInstance,
+    StepCommand,
+    TimerCommand,
+)
 
 if TYPE_CHECKING:
     from duro.worker._worker import Outcome, Worker
@@ -74,15 +80,30 @@ def fire_wakeups(w: Worker, now: float) -> None:
         if inst.deadline_at is not None and inst.deadline_at <= now:
             time_out(w, inst)
             continue
+        fire_due_timers(w, inst, now)
         for cmd in inst.pending():
-            if isinstance(cmd, ChildCommand):
-                continue
-            if isinstance(cmd, TimerCommand):
-                if cmd.state == "pending" and cmd.fire_at <= now:
-                    fire_timer(w, inst, cmd)
-            elif cmd.state == "backoff" and (cmd.retry_at or 0) <= now:
+            if isinstance(cmd, StepCommand) and cmd.state == "backoff" and (
+                    cmd.retry_at or 0) <= now:
                 steps.start_step(w, inst, cmd)
         after(w, inst)
+
+
+def fire_due_timers(w: Worker, inst: RunInstance, now: float) -> None:
+    """Fire the run's timers due by ``now`` — unless a write of the run is in flight.
+
+    Events are delivered in the order they are recorded, and a fired timer's record
+    goes with the run's *next* write: firing one while a step's outcome (or a signal) is
+    being committed would let the workflow see the timer first, live, and the outcome
+    first, on replay, with its races decided the other way (seen: a step raced against
+    a timeout, won by the timer live and by the step in replay). The timers then wait:
+    :func:`after` fires them once the outcomes in flight have been delivered.
+    """
+    if inst.writing:
+        inst.timers_deferred = True
+        return
+    for cmd in inst.pending():
+        if isinstance(cmd, TimerCommand) and cmd.state == "pending" and cmd.fire_at <= now:
+            fire_timer(w, inst, cmd)
 
 
 def fire_timer(w: Worker, inst: RunInstance, cmd: TimerCommand) -> None:
@@ -115,6 +136,9 @@ def after(w: Worker, inst: RunInstance) -> None:
         # looks cancelled here, and suspending would record the run with nothing to
         # wake it; racing the release, that left it stuck.
         return
+    if inst.timers_deferred and not inst.writing and inst.park_error is None:
+        inst.timers_deferred = False
+        fire_due_timers(w, inst, w.clock.now())
     if inst.park_error is not None:
         inst.finishing = True
         w._spawn(park(w, inst, inst.park_error))
@@ -309,17 +333,23 @@ async def continue_as_new(w: Worker, inst: RunInstance, cont: ContinueAsNew) -> 
         return
     steps.abandon_steps(w, inst)
     await settle_messages(inst, continuing=True)
-    events = [*inst.outbox, NewEvent(kind=EventKind.RUN_CONTINUED_AS_NEW, ts=now, data=payload)]
-    inst.outbox = []
-    seq = inst.history_len
-    inst.history_len += len(events)
     local = w.reserve_slot(inst.workflow.name, inst.queue)
     adopted = False
     try:
-        record = await w.store.continue_as_new(
-            inst.run_id, inst.epoch, seq, events, new_run_id=str(uuid.uuid4()),
-            input=payload, owner=w.worker_id if local else None, now=now,
-            carry=inst.mailbox.carried())
+        async with w.write_turn(inst):
+            events = [*inst.outbox,
+                      NewEvent(kind=EventKind.RUN_CONTINUED_AS_NEW, ts=now, data=payload)]
+            inst.outbox = []
+            seq = inst.history_len
+            inst.history_len += len(events)
+            carry = inst.mailbox.carried()
+            if w.payloads.active:
+                events = await w.payloads.encode_events(events)
+                carry = await w.payloads.encode_messages(carry)
+            record = await w.store.continue_as_new(
+                inst.run_id, inst.epoch, seq, events, new_run_id=str(uuid.uuid4()),
+                input=events[-1].data or payload, owner=w.worker_id if local else None,
+                now=now, carry=carry)
         closed(w, inst)
         if local:
             adopted = True

@@ -5,13 +5,14 @@ ends, step tasks' outcomes), one reader per run at a time. Functions over the
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
 import orjson
 
 from duro._history import ChildDone, ChildFailedMeta, EventKind, MessageKind, UpdateMeta
-from duro.errors import DuroError, ErrorInfo
+from duro.errors import DuroError, ErrorInfo, PayloadDecodeError
 from duro.store import InboxMessage, NewEvent
 from duro.store._policy import update_of
 from duro.worker import _decide as decide
@@ -65,6 +66,12 @@ async def consume_once(w: Worker, inst: RunInstance, *, after: bool) -> None:
     messages = await w.store.read_inbox(inst.run_id)
     if (not messages or w.active.get(inst.run_id) is not inst or inst.finishing
             or inst.park_error is not None):  # a parked run takes its messages when resumed
+        return
+    try:
+        messages = await _decoded(w, messages)
+    except PayloadDecodeError as exc:  # a key or blob it needs is missing: nothing lost
+        inst.park_error = exc
+        decide.after(w, inst)
         return
     now = w.clock.now()
     events: list[NewEvent] = []
@@ -141,3 +148,11 @@ def _child_done(m: InboxMessage) -> tuple[ChildDone, bytes | None]:
     raw = orjson.loads(m.data)
     done = ChildDone(status=str(raw.get("status", "failed")), run_id=str(raw.get("run_id")))
     return done, orjson.dumps(raw.get("result" if done.status == "completed" else "error"))
+
+
+async def _decoded(w: Worker, messages: list[InboxMessage]) -> list[InboxMessage]:
+    """Messages with their payloads as JSON (the workflow sees them so; the events they
+    become are stored through the codecs again)."""
+    data = await w.payloads.decode_many([m.data for m in messages])
+    return [m if d is m.data else dataclasses.replace(m, data=d)
+            for m, d in zip(messages, data, strict=True)]

@@ -162,6 +162,8 @@ def enqueue(w: Worker, inst: RunInstance, cmd: StepCommand) -> None:
 
 async def store_task(w: Worker, task: TaskRecord) -> None:
     try:
+        if w.payloads.active:
+            task = dataclasses.replace(task, args=await w.payloads.encode(task.args))
         await w.store.enqueue_task(task, now=w.clock.now())
     except DuroError as exc:
         log.warning("could not queue step %s of run %s: %s", task.step, task.run_id, exc)

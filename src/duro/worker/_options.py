@@ -15,7 +15,7 @@ __all__ = ["WORKER_OPTIONS", "check_options"]
 
 WORKER_OPTIONS = ("max_active", "max_cached", "max_threads", "lease", "poll_interval",
                   "workflow_task_timeout", "history_warning", "history_limit", "queues",
-                  "declare", "retention", "lookahead", "tune_gc", "max_recoveries",
+                  "declare", "retention", "lookahead", "tune_gc", "codec", "max_recoveries",
                   "max_child_depth")
 """The keyword parameters of :class:`~duro.worker.Worker` that configure it, which
 :class:`~duro.Engine` takes too and passes on."""

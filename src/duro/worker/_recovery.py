@@ -39,11 +39,11 @@ async def try_suspect(w: Worker, claim: Claim) -> None:
             if w._stopping:
                 return
             await w.store.mark_trial(claim.run_id, claim.epoch)
-            loaded = await w.store.load_runs([claim.run_id])
+            loaded, unreadable = await w.load_runs([claim.run_id])
             stale = w.cache.pop(claim.run_id, None)
             if stale is not None:
                 stale.close()
-            w._take_up(claim, None, loaded[claim.run_id])
+            w._take_up(claim, None, loaded[claim.run_id], unreadable.get(claim.run_id))
             inst = w.active.get(claim.run_id)
             until = time.monotonic() + _TRIAL_GRACE
             while (inst is not None and w.active.get(claim.run_id) is inst

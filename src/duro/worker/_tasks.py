@@ -61,6 +61,8 @@ class TaskRunner:
     async def _run(self, task: TaskRecord) -> None:
         try:
             data, meta = await self._attempt(task)
+            if TaskDone.decode(meta).completed:
+                data = await self.worker.payloads.encode(data)
             done = await self.worker.store.complete_task(
                 task, self.worker.worker_id, data, meta, now=self.worker.clock.now())
             if not done:
@@ -81,10 +83,11 @@ class TaskRunner:
         if step is None:  # pragma: no cover - claims only name registered steps
             raise DuroError(f"no step {task.step!r} here")
         try:
-            raw = orjson.loads(task.args) if task.args else {}
+            stored = await self.worker.payloads.decode(task.args)
+            raw = orjson.loads(stored) if stored else {}
             args = convert_args(step.fn, list(raw.get("args", [])))
             kwargs = dict(raw.get("kwargs", {}))
-        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        except (orjson.JSONDecodeError, TypeError, ValueError, PayloadDecodeError) as exc:
             err = PayloadDecodeError(f"arguments of task {task.task_id}: {exc}")
             return _outcome(task, None, err, step, time.perf_counter() - started, None)
         loop = asyncio.get_running_loop()

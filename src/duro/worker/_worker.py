@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -28,8 +29,10 @@ from duro.errors import (
     DatabaseFileLostError,
     DataRejectedError,
     DuroError,
+    PayloadDecodeError,
     RunNotFoundError,
 )
+from duro.serde import CodecChain, PayloadConverter
 from duro.store import Claim, Fenced, LoadedRun, NewEvent, RunLinks, Store
 from duro.store._records import Placement, QueueConfig
 from duro.worker import _decide as decide
@@ -60,6 +63,8 @@ log = logging.getLogger("duro.worker")
 # Seconds between probes for workers whose database session ended (a killed process): the
 # bound on noticing such a death, whatever the lease; one cheap read per probe.
 _LIVENESS_PROBE = 0.5
+
+_NO_TURN = contextlib.nullcontext()
 
 # A main-loop wait at least this long (seconds), with nothing else to run and nothing due
 # for _IDLE_GC_AHEAD seconds, is idle time for a young garbage collection
@@ -114,6 +119,9 @@ class Worker:
             less often (thresholds 50,000/20/10 instead of 700/10/10) if the process
             still has the defaults; the defaults come back when the worker stops.
             Measured: ~40% of a busy worker's time went to collections otherwise.
+        codec: The codec chain payloads are stored through (compression, encryption,
+            offload; see :mod:`duro.serde`); None: as plain JSON. A client of the same
+            store must use a chain that can decode them.
         max_recoveries: How many times in a row a run may be taken over from a worker
             that died holding it, with nothing recorded in between, before it is
             parked (``RecoveryLimitError``) instead of run again: code that kills its
@@ -144,6 +152,7 @@ class Worker:
         retention: RetentionPolicy | None = None,
         lookahead: float = 5.0,
         tune_gc: bool = True,
+        codec: CodecChain | None = None,
         max_recoveries: int = 10,
         max_child_depth: int | None = DEFAULT_MAX_CHILD_DEPTH,
     ) -> None:
@@ -155,6 +164,7 @@ class Worker:
                        "queues": queues, "lookahead": lookahead,
                        "max_recoveries": max_recoveries, "max_child_depth": max_child_depth})
         self.max_recoveries = max_recoveries
+        self.payloads = PayloadConverter(codec)
         self.max_child_depth = max_child_depth
         self.tune_gc = tune_gc
         self._gc_tuned = False
@@ -579,7 +589,7 @@ class Worker:
                 elif inst is not None:
                     cached[claim.run_id] = inst
             try:
-                loaded = await self.store.load_runs(
+                loaded, unreadable = await self.load_runs(
                     [c.run_id for c in claims],
                     history={c.run_id for c in claims if c.run_id not in cached})
             except DuroError as exc:
@@ -591,7 +601,8 @@ class Worker:
                 return
             for claim in claims:
                 try:
-                    self._take_up(claim, cached.get(claim.run_id), loaded[claim.run_id])
+                    self._take_up(claim, cached.get(claim.run_id), loaded[claim.run_id],
+                                  unreadable.get(claim.run_id))
                 except Exception:
                     log.exception("could not take up run %s", claim.run_id)
         finally:
@@ -600,8 +611,33 @@ class Worker:
                     self._reserved -= 1
                     self._activating[claim.queue] -= 1
 
-    def _take_up(self, claim: Claim, inst: RunInstance | None, loaded: LoadedRun) -> None:
-        if inst is None:
+    async def load_runs(
+        self, run_ids: list[str], *, history: set[str] | None = None,
+    ) -> tuple[dict[str, LoadedRun], dict[str, DuroError]]:
+        """:meth:`Store.load_runs`, with the histories' payloads decoded (codecs); runs
+        whose payloads cannot be decoded (a key or blob missing...) come back apart, with
+        why: they are parked, not replayed."""
+        loaded = await self.store.load_runs(run_ids, history=history)
+        unreadable: dict[str, DuroError] = {}
+        for run_id, run in list(loaded.items()):
+            if not run.history:
+                continue
+            try:
+                decoded = await self.payloads.decode_history(run.history)
+            except PayloadDecodeError as exc:
+                unreadable[run_id] = exc
+                continue
+            if decoded is not run.history:
+                loaded[run_id] = dataclasses.replace(run, history=decoded)
+        return loaded, unreadable
+
+    def _take_up(self, claim: Claim, inst: RunInstance | None, loaded: LoadedRun,
+                 unreadable: DuroError | None = None) -> None:
+        if unreadable is not None:
+            inst = self._new_instance(claim)
+            self.active[claim.run_id] = inst
+            inst.park_error = unreadable
+        elif inst is None:
             inst = self._new_instance(claim)
             self.active[claim.run_id] = inst
             inst.replay(loaded.history or [], loaded.heartbeats,
@@ -640,23 +676,43 @@ class Worker:
                             steps.start_step(self, inst, cmd)
                         else:
                             decide.add_wakeup(self, cmd.retry_at, inst.run_id)
-                elif cmd.state == "pending":
-                    if cmd.fire_at <= now:
-                        decide.fire_timer(self, inst, cmd)
-                    else:
-                        self.timer_started(inst, cmd)
+                elif cmd.state == "pending" and cmd.fire_at > now:
+                    self.timer_started(inst, cmd)
+            decide.fire_due_timers(self, inst, now)
         decide.after(self, inst)
 
     # -- writes -----------------------------------------------------------------------------
 
     async def _append(self, inst: RunInstance, events: list[NewEvent], **kw: Any) -> bool:
-        """Append for a run this worker owns; on any failure the run is dropped."""
+        """Append for a run this worker owns (the outbox first); on any failure the run
+        is dropped. Payloads given as JSON are stored through the codecs.
+
+        With codecs, a run's writes go one at a time: encoding awaits, and a write
+        overtaking an earlier one of the same run would be refused (it must continue
+        the stored history). Without, nothing awaits before the store has the write.
+        """
+        async with self.write_turn(inst):
+            return await self._write_events(inst, events, **kw)
+
+    def write_turn(self, inst: RunInstance) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Hold while taking a run's next sequence numbers and writing them: with codecs
+        the run's lock (encoding awaits, and a write must not overtake an earlier one);
+        without, nothing (nothing awaits before the store has the write)."""
+        return inst.write_lock if self.payloads.active else _NO_TURN
+
+    async def _write_events(self, inst: RunInstance, events: list[NewEvent],
+                            **kw: Any) -> bool:
         if inst.outbox:
             events = inst.outbox + events
             inst.outbox = []
         seq = inst.history_len
         inst.history_len += len(events)
+        inst.writing += 1  # timers wait for what this delivers (decide.fire_due_timers)
         try:
+            if self.payloads.active:
+                events = await self.payloads.encode_events(events)
+                if kw.get("result") is not None:  # the run's result: its last event's
+                    kw["result"] = events[-1].data
             await self.store.append(inst.run_id, inst.epoch, seq, events,
                                     now=self.clock.now(), **kw)
         except Fenced:
@@ -679,6 +735,8 @@ class Worker:
             log.warning("could not write run %s: %s; it will be retried", inst.run_id, exc)
             self._drop(inst)
             return False
+        finally:
+            inst.writing -= 1
         if inst.history_len > self.history_warning and not inst.warned_history:
             inst.warned_history = True
             log.warning("run %s of %s has %d history events (warning at %d, limit %d): "
@@ -742,10 +800,6 @@ class Worker:
 
     async def _start_child(self, inst: RunInstance, cmd: ChildCommand) -> None:
         now = self.clock.now()
-        events = inst.outbox
-        inst.outbox = []
-        seq = inst.history_len
-        inst.history_len += len(events) + 1
         local = self.reserve_slot(cmd.workflow.name, cmd.workflow.queue)
         run_id = str(uuid.uuid4())
         deadline = now + cmd.execution_timeout if cmd.execution_timeout else None
@@ -753,12 +807,26 @@ class Worker:
                          parent_close=cmd.parent_close, deadline_at=deadline)
         adopted = False
         try:
-            record, event = await self.store.start_child(
-                inst.run_id, inst.epoch, seq, events, op=cmd.op, run_id=run_id,
-                workflow_id=cmd.workflow_id, workflow_name=cmd.workflow.name,
-                input=cmd.input, links=links, owner=self.worker_id if local else None,
-                now=now, placement=Placement(queue=cmd.workflow.queue),
-                max_depth=self.max_child_depth)
+            async with self.write_turn(inst):
+                events = inst.outbox
+                inst.outbox = []
+                seq = inst.history_len
+                inst.history_len += len(events) + 1
+                stored = cmd.input
+                if self.payloads.active:
+                    events = await self.payloads.encode_events(events)
+                    stored = await self.payloads.encode(cmd.input) or cmd.input
+                inst.writing += 1
+                try:
+                    record, event = await self.store.start_child(
+                        inst.run_id, inst.epoch, seq, events, op=cmd.op, run_id=run_id,
+                        workflow_id=cmd.workflow_id, workflow_name=cmd.workflow.name,
+                        input=stored, links=links,
+                        owner=self.worker_id if local else None, now=now,
+                        placement=Placement(queue=cmd.workflow.queue),
+                        max_depth=self.max_child_depth)
+                finally:
+                    inst.writing -= 1
             if record is not None and local:
                 adopted = True
                 self.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,

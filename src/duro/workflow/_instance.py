@@ -213,6 +213,9 @@ class RunInstance:
         self.reading_inbox = False
         self.inbox_again = False
         self.inbox_read: asyncio.Future[None] | None = None  # set while reading_inbox
+        self.writing = 0  # appends of this run in flight
+        self.timers_deferred = False  # due timers wait for them (worker/_decide.py)
+        self.write_lock = asyncio.Lock()  # a run's writes one at a time, with codecs
         self.deadline_at: float | None = None
         self.parent_run_id: str | None = None
         self.warned_history = False
