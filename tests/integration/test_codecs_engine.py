@@ -4,15 +4,27 @@ and large payloads. The codecs themselves are tested in tests/unit/test_codec_*.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import duro
-from duro.serde import AesGcmCodec, CodecChain, FileBlobStore, OffloadCodec, ZstdCodec
+from duro.serde import (
+    AesGcmCodec,
+    CodecChain,
+    FileBlobStore,
+    OffloadCodec,
+    Payload,
+    ZstdCodec,
+    from_stored,
+    to_stored,
+)
 from tests.conftest import run, wait_until
 from tests.faults import _pg, _sqlite_path
 
@@ -254,3 +266,78 @@ def test_a_coded_store_without_the_codec_is_a_clear_error(db_url: str, where: st
 
     run(main())
 
+
+
+class SometimesAwaits:
+    """A codec that encodes inline, except payloads holding ``slow``: those await (as
+    an offload would), for a while, so later writes of the run are ready first."""
+
+    encoding = "tests/sometimes-awaits"
+    inline = 0
+    awaited = 0
+
+    def _wrap(self, payload: Payload) -> Payload:
+        return Payload(data=to_stored(payload)[::-1], metadata={"encoding": self.encoding})
+
+    def try_encode(self, payload: Payload) -> Payload | None:
+        if b"slow" in payload.data:
+            return None
+        SometimesAwaits.inline += 1
+        return self._wrap(payload)
+
+    def try_decode(self, payload: Payload) -> Payload | None:
+        return from_stored(payload.data[::-1])
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        SometimesAwaits.awaited += 1
+        await asyncio.sleep(0.002 * (1 + len(payloads[0].data) % 3))
+        return [self._wrap(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [from_stored(p.data[::-1]) for p in payloads]
+
+
+@duro.step(name="codecs.echo_text")
+async def echo_text(text: str) -> str:
+    return text
+
+
+@duro.workflow(name="codecs.mixed_writes")
+async def mixed_writes(n: int) -> list[str]:
+    firsts = await asyncio.gather(*(echo_text(f"{'slow' if i % 2 else 'fast'}-{i}")
+                                    for i in range(n)))
+    duro.set_state("seen", f"slow-state-{len(firsts)}")
+    more = await duro.wait_for_signal("more", type=str)
+    return [*firsts, more or "", await echo_text("fast-last")]
+
+
+def test_writes_that_await_their_codec_and_writes_that_do_not_keep_the_history_in_order(
+        any_db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Inline-encoded writes skip the run's write turn; one that awaits takes it, and the
+    # run's writes after it queue behind. A write overtaking an earlier one would be
+    # fenced (the run dropped and reloaded): the history must come out whole, in order,
+    # and replay to the same result.
+    chain = CodecChain([SometimesAwaits()])
+    SometimesAwaits.inline = SometimesAwaits.awaited = 0
+    expected = [f"{'slow' if i % 2 else 'fast'}-{i}" for i in range(16)]
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url, codec=chain) as engine:
+            handles = [await engine.start(mixed_writes, 16, id=f"mixed-{j}")
+                       for j in range(4)]
+
+            async def waiting() -> bool:
+                return all([(await h.status()).value == "suspended" for h in handles])
+
+            await wait_until(waiting, timeout=30)
+        async with duro.Engine(any_db_url, codec=chain, max_cached=0) as engine:
+            for j in range(4):  # taken up again from the store: replayed first
+                await engine.signal(f"mixed-{j}", "more", "slow-signal")
+            for j in range(4):
+                result = await engine.get_handle(f"mixed-{j}").result(timeout=30)
+                assert result == [*expected, "slow-signal", "fast-last"]
+
+    with caplog.at_level(logging.INFO, logger="duro.worker"):
+        run(main(), timeout=120)
+    assert SometimesAwaits.inline > 0 and SometimesAwaits.awaited > 0
+    assert not [r for r in caplog.records if "moved on in the store" in r.getMessage()]

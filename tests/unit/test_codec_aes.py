@@ -60,6 +60,26 @@ def test_every_payload_gets_a_fresh_nonce() -> None:
     assert len({p.data for p in sealed}) == 200
 
 
+def test_nonces_stay_unique_across_batches_and_a_fork() -> None:
+    codec = AesGcmCodec({"k1": K1}, current_key_id="k1")
+    before = {p.data[:12] for p in run(codec.encode([Payload(data=SECRET)] * 3))}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child draws from the pool it inherited, unless dropped at fork
+        os.close(read)
+        nonces = b"".join(p.data[:12] for p in run(codec.encode([Payload(data=SECRET)] * 5)))
+        os.write(write, nonces)
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        raw = pipe.read()
+    child = {raw[i:i + 12] for i in range(0, len(raw), 12)}
+    parent = {p.data[:12] for p in run(codec.encode([Payload(data=SECRET)] * 1100))}
+    assert len(child) == 5 and len(parent) == 1100  # 1100 spans two refills of 512
+    assert not (child & parent) and not (child & before) and not (parent & before)
+
+
 def test_rotation_old_payloads_decrypt_new_ones_use_the_current_key() -> None:
     old = encrypt(AesGcmCodec({"k1": K1}, current_key_id="k1"))
     rotated = AesGcmCodec({"k1": K1, "k2": K2}, current_key_id="k2")

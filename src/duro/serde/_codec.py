@@ -212,6 +212,17 @@ class CodecChain:
         encoded = await self.encode([from_stored(item) for _, item in present])
         return _replaced(items, present, encoded)
 
+    def try_encode_stored(self, data: bytes) -> bytes | None:
+        """One payload encoded without awaiting, or ``None`` when a codec cannot do it
+        inline (:class:`InlineCodec`); the caller then awaits :meth:`encode_stored`."""
+        payload = from_stored(data)
+        for _, try_encode in self._encoders:
+            done = try_encode(payload)
+            if done is None:
+                return None
+            payload = done
+        return to_stored(payload)
+
     async def decode_stored(self, items: Sequence[bytes | None]) -> list[bytes | None]:
         """Undo the codecs of payloads given in their stored form; ``None`` stays ``None``.
 

@@ -113,6 +113,20 @@ class PayloadConverter:
                               meta=e.meta)
         return out
 
+    def try_encode_events(self, events: Sequence[NewEvent]) -> list[NewEvent] | None:
+        """:meth:`encode_events` without awaiting, or ``None`` when a codec must await
+        (a big payload for a thread, an offload). The worker's usual path: a write
+        encoded this way needs no turn (nothing can overtake it)."""
+        out = list(events)
+        for i, e in enumerate(events):
+            if e.kind in PAYLOAD_KINDS and e.data and e.data[0] != 0:
+                data = self.chain.try_encode_stored(e.data)
+                if data is None:
+                    return None
+                out[i] = NewEvent(kind=e.kind, ts=e.ts, op=e.op, name=e.name, data=data,
+                                  meta=e.meta)
+        return out
+
     async def encode_messages(self, messages: Sequence[Message]) -> list[Message]:
         """Messages with their payloads in stored form (carried to another run)."""
         if not self.active:

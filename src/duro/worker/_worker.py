@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -65,6 +65,18 @@ log = logging.getLogger("duro.worker")
 _LIVENESS_PROBE = 0.5
 
 _NO_TURN = contextlib.nullcontext()
+
+
+@contextlib.asynccontextmanager
+async def _turn(inst: RunInstance) -> AsyncIterator[None]:
+    """A run's write turn with codecs (see Worker._append): counted, so a write that
+    could skip it knows whether an earlier one holds or awaits it."""
+    inst.turns += 1
+    try:
+        async with inst.write_lock:
+            yield
+    finally:
+        inst.turns -= 1
 
 # A main-loop wait at least this long (seconds), with nothing else to run and nothing due
 # for _IDLE_GC_AHEAD seconds, is idle time for a young garbage collection
@@ -683,25 +695,14 @@ class Worker:
 
     # -- writes -----------------------------------------------------------------------------
 
-    async def _append(self, inst: RunInstance, events: list[NewEvent], **kw: Any) -> bool:
+    async def _append(self, inst: RunInstance, events: list[NewEvent], *,
+                      encoded: bool = False, **kw: Any) -> bool:
         """Append for a run this worker owns (the outbox first); on any failure the run
-        is dropped. Payloads given as JSON are stored through the codecs.
-
-        With codecs, a run's writes go one at a time: encoding awaits, and a write
-        overtaking an earlier one of the same run would be refused (it must continue
-        the stored history). Without, nothing awaits before the store has the write.
+        is dropped. Payloads given as JSON are stored through the codecs
+        (:meth:`_append_coded`); ``encoded``: they already are.
         """
-        async with self.write_turn(inst):
-            return await self._write_events(inst, events, **kw)
-
-    def write_turn(self, inst: RunInstance) -> contextlib.AbstractAsyncContextManager[Any]:
-        """Hold while taking a run's next sequence numbers and writing them: with codecs
-        the run's lock (encoding awaits, and a write must not overtake an earlier one);
-        without, nothing (nothing awaits before the store has the write)."""
-        return inst.write_lock if self.payloads.active else _NO_TURN
-
-    async def _write_events(self, inst: RunInstance, events: list[NewEvent],
-                            **kw: Any) -> bool:
+        if self.payloads.active and not encoded:
+            return await self._append_coded(inst, events, **kw)
         if inst.outbox:
             events = inst.outbox + events
             inst.outbox = []
@@ -709,10 +710,8 @@ class Worker:
         inst.history_len += len(events)
         inst.writing += 1  # timers wait for what this delivers (decide.fire_due_timers)
         try:
-            if self.payloads.active:
-                events = await self.payloads.encode_events(events)
-                if kw.get("result") is not None:  # the run's result: its last event's
-                    kw["result"] = events[-1].data
+            if encoded and kw.get("result") is not None:  # the run's result: its last
+                kw["result"] = events[-1].data            # event's, in stored form
             await self.store.append(inst.run_id, inst.epoch, seq, events,
                                     now=self.clock.now(), **kw)
         except Fenced:
@@ -744,6 +743,45 @@ class Worker:
                         inst.workflow.name, inst.history_len, self.history_warning,
                         self.history_limit)
         return True
+
+    async def _append_coded(self, inst: RunInstance, events: list[NewEvent],
+                            **kw: Any) -> bool:
+        """:meth:`_append` with codecs: payloads encoded first.
+
+        A write whose payloads encode without awaiting (the usual case: small payloads,
+        no offload) goes straight to the store, as without codecs. Any other takes the
+        run's turn, and so do the run's writes after it until it is written: encoding
+        awaits, and a write overtaking an earlier one of the same run would be refused
+        (it must continue the stored history).
+        """
+        try:
+            if not inst.turns:
+                pending = inst.outbox + events if inst.outbox else events
+                ready = self.payloads.try_encode_events(pending)
+                if ready is not None:
+                    inst.outbox = []
+                    return await self._append(inst, ready, encoded=True, **kw)
+            async with _turn(inst):
+                if inst.outbox:
+                    events = inst.outbox + events
+                    inst.outbox = []
+                inst.writing += 1  # due timers wait while this outcome is encoded
+                try:
+                    events = await self.payloads.encode_events(events)
+                finally:
+                    inst.writing -= 1
+                return await self._append(inst, events, encoded=True, **kw)
+        except Exception as exc:  # a codec failed (a blob store down, say)
+            log.warning("could not encode the events of run %s: %s; it will be retried",
+                        inst.run_id, exc)
+            self._drop(inst)
+            return False
+
+    def write_turn(self, inst: RunInstance) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Hold while taking a run's next sequence numbers and writing them: with codecs
+        the run's turn (see :meth:`_append_coded`); without, nothing (nothing awaits
+        before the store has the write)."""
+        return _turn(inst) if self.payloads.active else _NO_TURN
 
     def _drop(self, inst: RunInstance, *, release: bool = True) -> None:
         """Forget a run whose write failed or was fenced, and hand it back (the release is

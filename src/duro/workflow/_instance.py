@@ -216,6 +216,7 @@ class RunInstance:
         self.writing = 0  # appends of this run in flight
         self.timers_deferred = False  # due timers wait for them (worker/_decide.py)
         self.write_lock = asyncio.Lock()  # a run's writes one at a time, with codecs
+        self.turns = 0  # writes holding or awaiting write_lock
         self.deadline_at: float | None = None
         self.parent_run_id: str | None = None
         self.warned_history = False
