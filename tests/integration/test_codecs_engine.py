@@ -267,7 +267,6 @@ def test_a_coded_store_without_the_codec_is_a_clear_error(db_url: str, where: st
     run(main())
 
 
-
 class SometimesAwaits:
     """A codec that encodes inline, except payloads holding ``slow``: those await (as
     an offload would), for a while, so later writes of the run are ready first."""
