@@ -17,15 +17,15 @@ import duro
 from duro.serde import generate_key
 from tests.acceptance.apps.codec_app import guarded, make_chain
 from tests.conftest import run
+from tests.peek import count_events, database_bytes
 
 APPS = Path(__file__).parent / "apps"
 SECRET = "pw-7c1e-aubergine"
 
 
 def test_an_encrypted_run_survives_kill_9_and_reads_back_with_the_codec(
-        tmp_path: Path) -> None:
-    db = tmp_path / "coded.db"
-    url = f"sqlite:///{db}"
+        any_db_url: str) -> None:
+    url = any_db_url
     env = {k: v for k, v in os.environ.items() if k != "DURO_DB"}
     env.update(DURO_KEYS=f"k1:{generate_key()}", DURO_KEY_ID="k1", PYTHONUTF8="1",
                NO_COLOR="1", PYTHONPATH=os.pathsep.join([str(APPS), str(Path(
@@ -45,7 +45,7 @@ def test_an_encrypted_run_survives_kill_9_and_reads_back_with_the_codec(
 
         proc = worker()
         deadline = time.monotonic() + 30
-        while _steps_recorded(db) < 5:  # some steps done, not all
+        while count_events(url, "step_completed") < 5:  # some steps done, not all
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
@@ -61,7 +61,7 @@ def test_an_encrypted_run_survives_kill_9_and_reads_back_with_the_codec(
         finally:
             proc.terminate()
             proc.wait(timeout=20)
-        stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+        stored = database_bytes(url)
         assert SECRET.encode() not in stored
         assert base64.b64encode(SECRET.encode()) not in stored
 
@@ -78,15 +78,3 @@ def test_an_encrypted_run_survives_kill_9_and_reads_back_with_the_codec(
         os.environ.pop("DURO_KEYS", None)
         os.environ.pop("DURO_KEY_ID", None)
 
-
-def _steps_recorded(db: Path) -> int:
-    import sqlite3
-
-    if not db.exists():
-        return 0
-    with sqlite3.connect(db) as conn:
-        try:
-            return int(conn.execute("SELECT count(*) FROM events WHERE kind = "
-                                    "'step_completed'").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0

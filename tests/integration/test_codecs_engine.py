@@ -27,6 +27,7 @@ from duro.serde import (
 )
 from tests.conftest import run, wait_until
 from tests.faults import _pg, _sqlite_path
+from tests.peek import database_bytes
 
 SECRET = "s3cr3t-9f41c2-tangerine"  # must never reach the database in clear
 
@@ -52,27 +53,6 @@ async def secretive(secret: str) -> dict[str, str]:
     return {"seen": seen, "signal": signal or ""}
 
 
-def _database_bytes(url: str) -> bytes:
-    """Everything the store holds, as bytes: the SQLite file and its log, or a text
-    dump of every PostgreSQL table of the schema (bytea as hex, and decoded too)."""
-    if url.startswith("sqlite"):
-        path = Path(_sqlite_path(url))
-        return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal"))
-                        if p.exists())
-    out = []
-    with _pg(url) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
-        for table in tables:
-            for row in conn.execute(f'SELECT * FROM "{table}"'):
-                for value in row:
-                    if isinstance(value, bytes | memoryview):
-                        out.append(bytes(value))
-                        out.append(bytes(value).hex().encode())
-                    elif value is not None:
-                        out.append(str(value).encode())
-    return b"\n".join(out)
-
 
 def test_an_encrypted_store_never_holds_the_secret(any_db_url: str) -> None:
     chain = CodecChain([ZstdCodec(), aes({"k1": key()}, "k1")])
@@ -89,7 +69,7 @@ def test_an_encrypted_store_never_holds_the_secret(any_db_url: str) -> None:
             assert history[0].data == {"args": [SECRET], "kwargs": {}}  # read back in clear
             info = await handle.describe()
             assert info.result_json == result
-        dump = _database_bytes(any_db_url)
+        dump = database_bytes(any_db_url)
         assert len(dump) > 1000
         assert SECRET.encode() not in dump
         assert base64.b64encode(SECRET.encode()) not in dump
