@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from duro._clock import Clock, ManualClock, SystemClock
 from duro._queues import Queue
-from duro.client import Engine, Event, RunInfo, StepSummary, WorkflowHandle
+from duro.client import Client, Engine, Event, RunInfo, StepSummary, WorkflowHandle
 from duro.client._schedules import ScheduleInfo
 from duro.errors import (
     ChildWorkflowError,
@@ -81,6 +81,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ChildWorkflowError",
+    "Client",
     "Clock",
     "CorruptRunError",
     "DataRejectedError",

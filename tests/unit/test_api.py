@@ -9,7 +9,7 @@ from duro.errors import DuroError
 from duro.store.sqlite import parse_sqlite_url
 
 PUBLIC = {
-    "Clock", "DatabaseLockedError", "DatabaseReadOnlyError", "DuroError", "Engine",
+    "Client", "Clock", "DatabaseLockedError", "DatabaseReadOnlyError", "DuroError", "Engine",
     "ErrorInfo", "Event", "ManualClock", "NonRetryableError", "NondeterminismError",
     "PayloadDecodeError", "RetryAfterError", "RetryPolicy", "RunInfo", "RunNotFoundError",
     "RunStatus", "SerializationError", "Step", "StepFailedError", "StepInfo", "StepSummary",

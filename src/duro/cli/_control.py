@@ -15,7 +15,7 @@ from duro.cli._common import EXIT_FAILED, EXIT_OK, CliError, Style
 from duro.cli._format import dumps
 from duro.cli._inspect import client
 from duro.cli._messages import Command, resolve
-from duro.client import Engine, WorkflowHandle
+from duro.client import Client, WorkflowHandle
 from duro.errors import DuroError, RunNotFoundError
 
 __all__ = ["add_commands"]
@@ -50,7 +50,7 @@ def add_commands(command: Command) -> None:
 
 
 async def _copy(args: argparse.Namespace, url: str, out: Style, verb: str,
-                make: Callable[[Engine], Awaitable[WorkflowHandle[Any]]]) -> int:
+                make: Callable[[Client], Awaitable[WorkflowHandle[Any]]]) -> int:
     async with client(url) as engine:
         source = await resolve(engine, args.id)
         try:

@@ -26,7 +26,7 @@ from duro.cli._format import (
     step_json,
     table,
 )
-from duro.client import Engine, RunInfo, summarize_steps
+from duro.client import Client, RunInfo, summarize_steps
 from duro.errors import RunNotFoundError
 from duro.store import RunStatus, open_store
 from duro.store.sqlite import SqliteStore
@@ -36,8 +36,8 @@ __all__ = ["cancel_command", "history_command", "ls_command", "show_command",
 
 
 @asynccontextmanager
-async def client(url: str) -> AsyncIterator[Engine]:
-    """A client-only engine on an existing database (never creates one).
+async def client(url: str) -> AsyncIterator[Client]:
+    """A client on an existing database (never creates one).
 
     Raises:
         CliError: (exit 4) the database file does not exist.
@@ -48,11 +48,11 @@ async def client(url: str) -> AsyncIterator[Engine]:
         if not os.path.exists(path):
             raise CliError(f"no database at {path!r} (pass --db URL or set DURO_DB)",
                            EXIT_STORE)
-    async with Engine(url, worker=False, store=store, codec=codec()) as engine:
+    async with Client(url, store=store, codec=codec()) as engine:
         yield engine
 
 
-async def _describe(engine: Engine, workflow_id: str) -> RunInfo:
+async def _describe(engine: Client, workflow_id: str) -> RunInfo:
     try:
         return await engine.get_handle(workflow_id).describe()
     except RunNotFoundError:
@@ -176,7 +176,7 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
     return EXIT_OK
 
 
-async def _run_by_id(engine: Engine, run_id: str | None) -> RunInfo | None:
+async def _run_by_id(engine: Client, run_id: str | None) -> RunInfo | None:
     if run_id is None:
         return None
     try:
@@ -221,7 +221,7 @@ async def history_command(args: argparse.Namespace, url: str, out: Style) -> int
     return EXIT_OK
 
 
-async def _not_live(engine: Engine, workflow_id: str, what: str) -> CliError:
+async def _not_live(engine: Client, workflow_id: str, what: str) -> CliError:
     info = await _describe(engine, workflow_id)
     return CliError(f"run {workflow_id!r} has already ended ({info.status.value}); "
                     f"nothing to {what}", EXIT_FAILED)

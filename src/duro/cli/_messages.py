@@ -27,7 +27,7 @@ from duro.cli._common import (
 from duro.cli._format import dumps, short_json, table
 from duro.cli._inspect import client
 from duro.cli._load import import_target, parse_call_args
-from duro.client import Engine, RunInfo
+from duro.client import Client, RunInfo
 from duro.errors import (
     QueryError,
     RunNotFoundError,
@@ -98,7 +98,7 @@ def print_value(value: Any, out: Style, *, as_json: bool) -> None:
         out.line(dumps(value, ascii=not out.unicode))
 
 
-async def resolve(engine: Engine, run: str) -> RunInfo:
+async def resolve(engine: Client, run: str) -> RunInfo:
     """The run a workflow id (its latest run) or a run id names.
 
     Raises:
@@ -192,7 +192,7 @@ async def update_command(args: argparse.Namespace, url: str, out: Style) -> int:
     return EXIT_OK
 
 
-async def _published_keys(engine: Engine, info: RunInfo) -> list[str]:
+async def _published_keys(engine: Client, info: RunInfo) -> list[str]:
     """The keys the run published, in order of first publication: from the ``state_set``
     events of its history and of the runs it continues (continue-as-new carries the
     published state over, not the history)."""

@@ -23,7 +23,7 @@ from duro.cli._common import (
 )
 from duro.cli._format import dumps, duration, progress_line
 from duro.cli._load import import_target, load_workflow, parse_call_args, workflows_in
-from duro.client import Engine, RunInfo, WorkflowHandle
+from duro.client import Client, Engine, RunInfo, WorkflowHandle
 from duro.errors import RunNotFoundError
 from duro.store import RunStatus
 from duro.store._url import redact
@@ -53,7 +53,7 @@ class RunState:
         return shlex.join(parts)
 
 
-async def _describe(engine: Engine, workflow_id: str) -> RunInfo | None:
+async def _describe(engine: Client, workflow_id: str) -> RunInfo | None:
     try:
         return await engine.get_handle(workflow_id).describe()
     except RunNotFoundError:
@@ -119,7 +119,7 @@ def _header(name: str, handle: WorkflowHandle[Any], before: RunInfo | None, has_
             f"recorded{note}")
 
 
-async def _watch(engine: Engine, handle: WorkflowHandle[Any], err: Style | None,
+async def _watch(engine: Client, handle: WorkflowHandle[Any], err: Style | None,
                  timeout: float | None, state: RunState) -> RunInfo:
     """Print each new event until the run ends or parks; follow continue-as-new."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -154,7 +154,7 @@ async def _watch(engine: Engine, handle: WorkflowHandle[Any], err: Style | None,
         await asyncio.sleep(POLL_INTERVAL)
 
 
-async def _successor(engine: Engine, info: RunInfo) -> RunInfo | None:
+async def _successor(engine: Client, info: RunInfo) -> RunInfo | None:
     """The run that continues ``info`` (continue-as-new), else the latest of its id."""
     for run in await engine.list(name=info.workflow_name, limit=200):
         if run.workflow_id == info.workflow_id and run.origin_run_id == info.run_id:

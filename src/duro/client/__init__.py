@@ -1,9 +1,12 @@
-"""The client side: Engine, handles, read models."""
+"""The client side: Client (the store only), Engine (a client with a worker), handles,
+read models."""
 
 from __future__ import annotations
 
+from duro.client._client import Client
 from duro.client._engine import Engine
 from duro.client._handle import WorkflowHandle
 from duro.client._records import Event, RunInfo, StepSummary, summarize_steps
 
-__all__ = ["Engine", "Event", "RunInfo", "StepSummary", "WorkflowHandle", "summarize_steps"]
+__all__ = ["Client", "Engine", "Event", "RunInfo", "StepSummary", "WorkflowHandle",
+           "summarize_steps"]

@@ -5,26 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from duro._checks import check_id
 from duro.client._records import Event, RunInfo, decode_error
 from duro.errors import (
     CorruptRunError,
-    ErrorInfo,
     RunNotFoundError,
-    UpdateFailedError,
-    UpdateRejectedError,
     WorkflowCancelledError,
     WorkflowFailedError,
     WorkflowTerminatedError,
 )
-from duro.serde import decode, encode
-from duro.store import Message, RunRecord, RunStatus
+from duro.serde import decode
+from duro.store import RunRecord, RunStatus
 
 if TYPE_CHECKING:
-    from duro.client._engine import Engine
+    from duro.client._client import Client
 
 __all__ = ["WorkflowHandle"]
 
@@ -34,9 +29,9 @@ R = TypeVar("R")
 class WorkflowHandle(Generic[R]):
     """A reference to a run: by workflow id (its latest run) or a specific run id."""
 
-    def __init__(self, engine: Engine, workflow_id: str, run_id: str | None = None,
+    def __init__(self, client: Client, workflow_id: str, run_id: str | None = None,
                  *, result_hint: Any = Any) -> None:
-        self._engine = engine
+        self._client = client
         self.workflow_id = workflow_id
         self.run_id = run_id
         self._hint = result_hint
@@ -45,7 +40,7 @@ class WorkflowHandle(Generic[R]):
         return f"WorkflowHandle(workflow_id={self.workflow_id!r}, run_id={self.run_id!r})"
 
     async def _record(self) -> RunRecord:
-        record = await self._engine.store.get_run(self.workflow_id, self.run_id)
+        record = await self._client.store.get_run(self.workflow_id, self.run_id)
         if record is None:
             raise RunNotFoundError(f"no run with workflow id {self.workflow_id!r}"
                                    + (f" and run id {self.run_id!r}" if self.run_id else ""))
@@ -55,14 +50,14 @@ class WorkflowHandle(Generic[R]):
         """The pinned run, or the latest run of the id if the pinned one continued as new."""
         record = await self._record()
         if record.status == RunStatus.CONTINUED_AS_NEW:
-            latest = await self._engine.store.get_run(self.workflow_id)
+            latest = await self._client.store.get_run(self.workflow_id)
             if latest is not None:
                 return latest
         return record
 
     async def describe(self) -> RunInfo:
         """The run's current description."""
-        return await self._engine.run_info(await self._record())
+        return await self._client.run_info(await self._record())
 
     async def status(self) -> RunStatus:
         """The run's current status."""
@@ -71,9 +66,9 @@ class WorkflowHandle(Generic[R]):
     async def history(self) -> list[Event]:
         """The run's history, in order."""
         record = await self._record()
-        history = await self._engine.store.load_history(record.run_id)
+        history = await self._client.store.load_history(record.run_id)
         return [Event.from_record(e)
-                for e in await self._engine.payloads.decode_history(history)]
+                for e in await self._client.payloads.decode_history(history)]
 
     async def result(self, *, timeout: float | None = None) -> R:
         """Wait for the run to end and return its result.
@@ -89,12 +84,12 @@ class WorkflowHandle(Generic[R]):
         delay = 0.01
         run_id = self.run_id
         while True:
-            record = await self._engine.store.get_run(self.workflow_id, run_id)
+            record = await self._client.store.get_run(self.workflow_id, run_id)
             if record is None:
                 raise RunNotFoundError(f"no run with workflow id {self.workflow_id!r}")
             if record.status == RunStatus.CONTINUED_AS_NEW:
                 run_id = None  # follow the chain to the latest run of this id
-                latest = await self._engine.store.get_run(self.workflow_id)
+                latest = await self._client.store.get_run(self.workflow_id)
                 if latest is not None and latest.run_id != record.run_id:
                     continue
             elif record.status.is_terminal:
@@ -102,7 +97,7 @@ class WorkflowHandle(Generic[R]):
             elif record.status == RunStatus.CORRUPT:
                 raise CorruptRunError(f"run {record.run_id} of {self.workflow_id!r} cannot "
                                       f"end: its stored row is damaged ({record.damage})")
-            wait = self._engine._close_waiter(record.run_id)
+            wait = self._client._close_waiter(record.run_id)
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 if wait is not None:
@@ -126,7 +121,7 @@ class WorkflowHandle(Generic[R]):
                 await asyncio.sleep(step)
 
     async def _outcome(self, record: RunRecord) -> R:
-        result = await self._engine.payloads.decode(record.result)
+        result = await self._client.payloads.decode(record.result)
         return self._ended(record.status, record.workflow_id, record.run_id, result,
                            record.error)
 
@@ -149,19 +144,19 @@ class WorkflowHandle(Generic[R]):
 
     async def signal(self, name: str, payload: Any = None) -> None:
         """Send a signal to the run (delivered exactly once, in order)."""
-        await self._engine.signal(self.workflow_id, name, payload)
+        await self._client.signal(self.workflow_id, name, payload)
 
     async def query(self, name: str, *args: Any, type: Any = Any) -> Any:
-        """Ask the run a question (see :meth:`Engine.query`); nothing is recorded."""
-        return await self._engine.query(self.workflow_id, name, *args, run_id=self.run_id,
+        """Ask the run a question (see :meth:`Client.query`); nothing is recorded."""
+        return await self._client.query(self.workflow_id, name, *args, run_id=self.run_id,
                                         type=type)
 
     async def get_state(self, key: str, *, type: Any = Any, default: Any = None) -> Any:
         """The latest value the run published with ``duro.set_state(key, ...)``
         (following continue-as-new to the current run)."""
         record = await self._current()
-        data = await self._engine.payloads.decode(
-            await self._engine.store.get_state(record.run_id, key))
+        data = await self._client.payloads.decode(
+            await self._client.store.get_state(record.run_id, key))
         if data is None:
             return default
         return decode(data, type, what=f"state {key!r} of run {record.run_id}")
@@ -177,8 +172,8 @@ class WorkflowHandle(Generic[R]):
         delay = 0.005
         while True:
             record = await self._current()
-            data = await self._engine.payloads.decode(
-                await self._engine.store.get_state(record.run_id, key))
+            data = await self._client.payloads.decode(
+                await self._client.store.get_state(record.run_id, key))
             if data is not None:
                 return decode(data, type, what=f"state {key!r} of run {record.run_id}")
             if deadline is not None and time.monotonic() >= deadline:
@@ -206,62 +201,19 @@ class WorkflowHandle(Generic[R]):
             InvalidArgumentError: An empty id, or one with control characters or over
                 1,000 characters (nothing is sent).
         """
-        update_id = str(uuid.uuid4()) if id is None else check_id(id, "update id")
-        data = encode(list(args), what=f"the arguments of update {name!r}")
-        data = await self._engine.payloads.encode(data)
-        record, _ = await self._engine.store.request_update(
-            self.workflow_id, Message.update_request(name, update_id, data),
-            now=self._engine.clock.now())
-        if self._engine.worker is not None:
-            self._engine.worker.inbox_hint(record.run_id)
-        return await self._wait_update(record.run_id, name, update_id, timeout, type)
-
-    async def _wait_update(self, run_id: str, name: str, update_id: str,
-                           timeout: float | None, hint: Any) -> Any:
-        store = self._engine.store
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.002
-        ended: str | None = None  # a run seen ended: its outcome is read once more
-        while True:
-            outcome = await store.get_update(run_id, update_id)
-            status = outcome.status if outcome is not None else "requested"
-            if outcome is not None and status == "completed":
-                result = await self._engine.payloads.decode(outcome.result)
-                return decode(result, hint, what=f"result of update {name!r}")
-            if outcome is not None and status in ("rejected", "failed"):
-                cause = decode_error(outcome.error) or ErrorInfo(type="Error", message="")
-                if status == "rejected":
-                    raise UpdateRejectedError(f"update {name!r} was rejected: {cause}")
-                raise UpdateFailedError(f"update {name!r} failed: {cause}", cause=cause)
-            run = await store.get_run(self.workflow_id, run_id)
-            if run is not None and run.status.is_terminal:
-                if ended != run_id:  # its end may have settled the update: look again
-                    ended = run_id
-                    continue
-                if outcome is None:
-                    # Continued as new before taking the update: it went with the
-                    # messages to the next run (its row too), maybe further on since.
-                    found = await store.find_update(self.workflow_id, update_id)
-                    if found is not None and found[0] != run_id:
-                        run_id = found[0]
-                        continue
-                raise UpdateRejectedError(
-                    f"update {name!r} was not handled: the run ended ({run.status.value})")
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"update {name!r} had no outcome within {timeout}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        return await self._client.update(self.workflow_id, name, *args, id=id,
+                                         timeout=timeout, type=type)
 
     async def children(self) -> list[RunInfo]:
         """The runs this run started as child workflows."""
         record = await self._record()
-        return await self._engine.run_infos(await self._engine.store.children(record.run_id))
+        return await self._client.run_infos(await self._client.store.children(record.run_id))
 
     async def cancel(self) -> None:
         """Ask the run to cancel (``asyncio.CancelledError`` at its await points)."""
-        await self._engine.cancel(self.workflow_id)
+        await self._client.cancel(self.workflow_id)
 
     async def terminate(self, reason: str = "terminated") -> None:
         """Stop the run at once; no more workflow code runs."""
-        await self._engine.terminate(self.workflow_id, reason=reason)
+        await self._client.terminate(self.workflow_id, reason=reason)
 

@@ -1,4 +1,4 @@
-"""``engine.schedules``: create, inspect and control schedules."""
+"""``client.schedules``: create, inspect and control schedules."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from duro.store._schedules import ScheduleRecord, ScheduleStore
 from duro.workflow._api import Workflow
 
 if TYPE_CHECKING:
-    from duro.client._engine import Engine
+    from duro.client._client import Client
 
 __all__ = ["BACKFILL_LIMIT", "ScheduleInfo", "Schedules"]
 
@@ -93,32 +93,26 @@ class ScheduleInfo:
 
 
 class Schedules:
-    """The schedules of an engine's store: ``engine.schedules``.
+    """The schedules of a client's store: ``client.schedules`` (``engine.schedules``).
 
     A schedule starts a workflow on a cron expression (in a time zone) or a fixed
     interval. Every worker fires due ticks; each tick starts exactly one run, whose
     workflow id is ``<schedule id>@<tick time, UTC ISO 8601>``.
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, client: Client) -> None:
+        self._client = client
 
     def _store(self) -> ScheduleStore:
-        self._engine._require_open()
-        store = self._engine.store
+        self._client._require_open()
+        store = self._client.store
         if not isinstance(store, ScheduleStore):
             raise StoreError(f"this store ({type(store).__name__}) has no schedules yet")
         return store
 
     def _changed(self) -> None:
         # The embedded worker's scheduler looks at the store again at once.
-        worker = self._engine.worker
-        if worker is None:
-            return
-        scheduler = getattr(worker, "scheduler", None)
-        if scheduler is not None:
-            scheduler.notify()
-        worker.wake()
+        self._client._local.schedules_changed()
 
     async def create(
         self,
@@ -170,7 +164,7 @@ class Schedules:
             schedule_id, workflow, args, kwargs, cron=cron, every=every, timezone=timezone,
             anchor=anchor, overlap=overlap, catch_up=catch_up, queue=queue, source="api")
         store = self._store()
-        now = self._engine.clock.now()
+        now = self._client.clock.now()
         record = await store.create_schedule(definition, paused=paused, note=note,
                                              next_fire_at=spec.next_after(now), now=now)
         self._changed()
@@ -194,7 +188,7 @@ class Schedules:
     async def pause(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
         """Stop firing ticks until :meth:`resume` (ticks meanwhile are not caught up)."""
         record = await self._store().pause_schedule(schedule_id, note=note,
-                                                    now=self._engine.clock.now())
+                                                    now=self._client.clock.now())
         return ScheduleInfo.from_record(record)
 
     async def resume(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
@@ -203,7 +197,7 @@ class Schedules:
         current = await store.get_schedule(schedule_id)
         if current is None:
             raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
-        now = self._engine.clock.now()
+        now = self._client.clock.now()
         record = await store.resume_schedule(
             schedule_id, note=note, next_fire_at=spec_of(current).next_after(now), now=now)
         self._changed()
@@ -219,7 +213,7 @@ class Schedules:
         store = self._store()
         workflow_id = f"{schedule_id}@manual-{uuid.uuid4().hex[:12]}"
         record = await store.trigger_schedule(schedule_id, workflow_id=workflow_id,
-                                              now=self._engine.clock.now())
+                                              now=self._client.clock.now())
         self._started()
         return self._handle(record.workflow_id, record.run_id, record.workflow_name)
 
@@ -242,7 +236,7 @@ class Schedules:
         if current is None:
             raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
         ticks = spec_of(current).ticks(lo, hi, limit=BACKFILL_LIMIT)
-        now = self._engine.clock.now()
+        now = self._client.clock.now()
         started = []
         for i in range(0, len(ticks), 500):
             for record, created in await store.backfill_schedule(
@@ -264,13 +258,12 @@ class Schedules:
             raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
 
     def _started(self) -> None:
-        if self._engine.worker is not None:
-            self._engine.worker.wake()
+        self._client._local.wake()
 
     def _handle(self, workflow_id: str, run_id: str, name: str) -> WorkflowHandle[Any]:
-        from duro.client._engine import _return_hint
+        from duro.client._client import _return_hint
 
-        return WorkflowHandle(self._engine, workflow_id, run_id, result_hint=_return_hint(name))
+        return WorkflowHandle(self._client, workflow_id, run_id, result_hint=_return_hint(name))
 
 
 def _ts(value: dt.datetime | float, what: str) -> float:

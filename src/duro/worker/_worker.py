@@ -25,6 +25,7 @@ from typing import Any
 
 from duro._clock import Clock, SystemClock
 from duro._history import EventKind, MessageKind, RunStartedMeta
+from duro._local import NOT_HELD, Outcome
 from duro.errors import (
     DatabaseFileLostError,
     DataRejectedError,
@@ -55,7 +56,6 @@ from duro.workflow._instance import (
 
 __all__ = ["Outcome", "Worker"]
 
-Outcome = tuple[str, bytes | None, bytes | None]
 """How a run ended, as recorded: (status, result, error payload)."""
 
 log = logging.getLogger("duro.worker")
@@ -331,6 +331,21 @@ class Worker:
     def instance(self, run_id: str) -> RunInstance | None:
         """The in-memory instance of a run, if this worker holds one (active or cached)."""
         return self.active.get(run_id) or self.cache.get(run_id)
+
+    def answer_query(self, run_id: str, history_len: int, name: str,
+                     args: list[Any]) -> Any:
+        """The query's answer from the run's instance held here, if it has exactly
+        ``history_len`` events (the stored history: an answer from it is current);
+        else ``NOT_HELD``."""
+        inst = self.instance(run_id)
+        if inst is None or inst.history_len != history_len:
+            return NOT_HELD
+        return inst.query(name, args)
+
+    def schedules_changed(self) -> None:
+        """A schedule changed in this process: the scheduler looks again at once."""
+        self.scheduler.notify()
+        self._poke()
 
     def wake(self) -> None:
         """Look at the store now (something became ready in this process)."""

@@ -1,0 +1,107 @@
+"""The link between a client and the worker of its own process (the embedded Engine).
+
+A :class:`~duro.client.Client` talks only to the store. When a worker runs in the same
+process (:class:`~duro.Engine`), the client also tells it what it just did, so that the
+run starts here without a claim, a message is applied without waiting for a poll, and a
+result wakes its waiter at once: that is all of :class:`LocalRuns`. Without a worker
+the client uses :data:`NO_LOCAL_RUNS`, which does nothing, and everything still works
+through the store alone (other processes' workers poll or are notified).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from duro.store import Claim, RunLinks
+
+__all__ = ["NOT_HELD", "NO_LOCAL_RUNS", "LocalRuns", "Outcome"]
+
+Outcome = tuple[str, bytes | None, bytes | None]
+"""How a run ended, as the worker that recorded it knows: (status, result, error)."""
+
+NOT_HELD: Any = object()
+"""What :meth:`LocalRuns.answer_query` returns for a run it cannot answer for."""
+
+
+class LocalRuns(Protocol):
+    """What a client tells the worker of its own process (the Worker implements it)."""
+
+    worker_id: str
+
+    def reserve_slot(self, name: str, queue: str = "default") -> bool:
+        """Room for a run about to be created owned by this worker (False: none, or
+        the run must go through a claim); pair with :meth:`adopt` or
+        :meth:`unreserve_slot`."""
+        ...
+
+    def unreserve_slot(self) -> None: ...
+
+    def adopt(self, claim: Claim, input: bytes, ts: float,
+              links: RunLinks | None = None) -> None:
+        """Run a run just created owned by this worker (no claim round trip)."""
+        ...
+
+    def wake(self) -> None:
+        """Look at the store now: something became ready."""
+        ...
+
+    def inbox_hint(self, run_id: str) -> None:
+        """A message for this run was just stored."""
+        ...
+
+    def schedules_changed(self) -> None:
+        """A schedule was created, changed or deleted: look at them again now."""
+        ...
+
+    def terminated(self, run_id: str) -> None:
+        """The run was terminated: drop it now."""
+        ...
+
+    def wait_for_close(self, run_id: str) -> asyncio.Future[Outcome | None] | None:
+        """A future resolved when the run ends here (None: nothing to wait on)."""
+        ...
+
+    def answer_query(self, run_id: str, history_len: int, name: str,
+                     args: list[Any]) -> Any:
+        """The query's answer from the run's instance held here if it has exactly
+        ``history_len`` events, else :data:`NOT_HELD`."""
+        ...
+
+
+class _NoLocalRuns:
+    """A client with no worker in its process: nothing to tell."""
+
+    worker_id = ""
+
+    def reserve_slot(self, name: str, queue: str = "default") -> bool:
+        return False
+
+    def unreserve_slot(self) -> None:
+        raise AssertionError("no slot was reserved")  # reserve_slot never says yes
+
+    def adopt(self, claim: Claim, input: bytes, ts: float,
+              links: RunLinks | None = None) -> None:
+        raise AssertionError("no slot was reserved")
+
+    def wake(self) -> None:
+        pass
+
+    def inbox_hint(self, run_id: str) -> None:
+        pass
+
+    def schedules_changed(self) -> None:
+        pass
+
+    def terminated(self, run_id: str) -> None:
+        pass
+
+    def wait_for_close(self, run_id: str) -> asyncio.Future[Outcome | None] | None:
+        return None
+
+    def answer_query(self, run_id: str, history_len: int, name: str,
+                     args: list[Any]) -> Any:
+        return NOT_HELD
+
+
+NO_LOCAL_RUNS: LocalRuns = _NoLocalRuns()

@@ -1,0 +1,644 @@
+"""The Client: start, inspect and control runs through the store alone."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+from duro._checks import check_choice, check_count, check_id, check_seconds
+from duro._clock import Clock, SystemClock
+from duro._history import EventKind, MessageKind
+from duro._local import NO_LOCAL_RUNS, NOT_HELD, LocalRuns, Outcome
+from duro.client._handle import WorkflowHandle
+from duro.client._records import RunInfo, decode_error
+from duro.client._schedules import Schedules
+from duro.errors import (
+    DuroError,
+    ErrorInfo,
+    InvalidArgumentError,
+    QueryError,
+    RunNotFoundError,
+    UpdateFailedError,
+    UpdateRejectedError,
+    WorkflowNotFoundError,
+)
+from duro.serde import CodecChain, PayloadConverter, decode, encode
+from duro.store import (
+    Claim,
+    IdConflictPolicy,
+    IdReusePolicy,
+    Message,
+    RunLinks,
+    RunRecord,
+    RunStatus,
+    Store,
+    open_store,
+)
+from duro.store._records import Placement, QueueStats
+from duro.store._url import redact
+from duro.workflow._api import Workflow, lookup_workflow
+
+__all__ = ["Client"]
+
+R = TypeVar("R")
+log = logging.getLogger("duro")
+
+_PRIORITY = 2**31 - 1
+"""Priorities are 32-bit integers in the store (PostgreSQL's ``integer``)."""
+_ON_CONFLICT = ("use_existing", "fail")
+_ON_REUSE = ("use_existing", "allow", "allow_failed", "fail")
+_ON_DEDUP = ("use_existing", "fail")
+_STATUSES = tuple(s.value for s in RunStatus)
+
+
+class Client:
+    """Start, inspect and control workflow runs, through the store alone.
+
+    Use as ``async with duro.Client("sqlite:///duro.db") as client: ...``. A client
+    runs no workflow code: workers (``duro worker``, or an :class:`~duro.Engine` in
+    another process) run the runs it starts. It does not need the workflows' code
+    either: ``start("billing.charge", ...)`` by name stores the arguments as given
+    (only a process that imports the workflow can check them against its signature).
+    Queries need the code, here or in a worker.
+
+    Args:
+        url: The store: ``sqlite:///path/to.db`` (relative), ``sqlite:////abs/path.db``
+            or ``postgresql://...``.
+        store: An open-able store to use instead of opening ``url``.
+        clock: Durable time; pass ``duro.testing.ManualClock`` to control it.
+        codec: The :class:`duro.serde.CodecChain` payloads are stored through
+            (compression, encryption, offload); every process using the store needs a
+            chain that can decode them.
+        synchronous: SQLite's synchronous pragma (``FULL`` by default).
+    """
+
+    def __init__(
+        self,
+        url: str = "sqlite:///duro.db",
+        *,
+        store: Store | None = None,
+        clock: Clock | None = None,
+        codec: CodecChain | None = None,
+        synchronous: str | None = None,
+    ) -> None:
+        self.url = url
+        self.clock = clock or SystemClock()
+        self.payloads = PayloadConverter(codec)
+        options: dict[str, Any] = {}
+        if synchronous is not None:
+            options["synchronous"] = synchronous
+        self.store: Store = store or open_store(url, **options)
+        self.schedules = Schedules(self)
+        # The worker of this process, if any (see duro._local): told what this client
+        # did, so that it acts at once instead of at its next look at the store.
+        self._local: LocalRuns = NO_LOCAL_RUNS
+        self._open = False
+
+    def __repr__(self) -> str:
+        return f"<duro.{type(self).__name__} {redact(self.url)}>"  # reprs end up in logs
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open the store."""
+        if self._open:
+            return
+        await self.store.open()
+        self._open = True
+
+    async def close(self) -> None:
+        """Close the store."""
+        if not self._open:
+            return
+        self._open = False
+        await self.store.close()
+
+    def _workflow(self, workflow: Workflow[Any, R] | str) -> Workflow[Any, R] | _Named:
+        """The workflow to start: the registered one, or one known by name only."""
+        if isinstance(workflow, Workflow):
+            return workflow
+        if not isinstance(workflow, str):
+            raise TypeError(f"expected a @duro.workflow or its name, got {workflow!r}")
+        try:
+            return lookup_workflow(workflow)
+        except WorkflowNotFoundError:
+            check_id(workflow, "workflow name")
+            return _Named(workflow)
+
+    # -- starting ------------------------------------------------------------------------
+
+    async def start(
+        self,
+        workflow: Workflow[Any, R] | str,
+        *args: Any,
+        id: str | None = None,
+        on_conflict: IdConflictPolicy = "use_existing",
+        on_reuse: IdReusePolicy = "use_existing",
+        execution_timeout: float | timedelta | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        concurrency_key: str | None = None,
+        dedup_key: str | None = None,
+        on_dedup: Literal["use_existing", "fail"] = "use_existing",
+        start_at: datetime | None = None,
+        start_delay: float | timedelta | None = None,
+        debounce_key: str | None = None,
+        debounce: float | timedelta | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[R]:
+        """Start a run, or return the existing one for this workflow id.
+
+        The workflow id is the idempotency key: while a run with this id is live,
+        starting again returns its handle (``on_conflict="fail"`` raises instead). Once
+        it has ended, ``on_reuse`` decides: ``"use_existing"`` (default: return the
+        finished run), ``"allow"`` (start a new run), ``"allow_failed"`` (a new run only
+        if the last one did not complete) or ``"fail"``.
+
+        Args:
+            workflow: The workflow, or its registered name.
+            *args: Its arguments (keyword arguments too, after the options).
+            id: The workflow id; a random one by default.
+            on_conflict: What a live run with this id means.
+            on_reuse: What a finished run with this id means.
+            execution_timeout: Limit of the whole run; past it the run ends ``timed_out``.
+            queue: The queue (default: the workflow's, else ``"default"``); its
+                :class:`duro.Queue` limits apply.
+            priority: Higher starts first when the queue is saturated.
+            concurrency_key: Runs with the same key share the queue's ``key_concurrency``.
+            dedup_key: At most one live run with this key in the queue: another start
+                returns it (``on_dedup="use_existing"``) or fails (``"fail"``).
+            start_at: Do not start before this time (timezone-aware datetime).
+            start_delay: Do not start before this delay has passed.
+            debounce_key: Starts with the same key collapse into one run that starts
+                after ``debounce`` seconds without a new start, with the last arguments.
+            debounce: The quiet period of ``debounce_key``.
+
+        Raises:
+            WorkflowNotFoundError: ``workflow`` is a name no imported workflow has.
+            WorkflowArgumentsError: The arguments do not fit the workflow's signature, or
+                one would not come back as the type the workflow's hints ask for.
+            SerializationError: An argument cannot be stored as JSON (or is NaN or
+                Infinity).
+            InvalidArgumentError: An option is refused: an empty or whitespace-only id,
+                one with control characters or over 1,000 characters, a timeout or delay
+                that is negative, zero (timeouts) or not finite, an unknown policy name...
+                Nothing is stored.
+            WorkflowIdTakenError: The id's run is of another workflow (live, or ended
+                and ``on_reuse`` does not allow a new run).
+            WorkflowAlreadyStartedError: The id policy says fail.
+        """
+        placement = _placement(self.clock, queue=queue, priority=priority,
+                               concurrency_key=concurrency_key, dedup_key=dedup_key,
+                               on_dedup=on_dedup, start_at=start_at, start_delay=start_delay,
+                               debounce_key=debounce_key, debounce=debounce)
+        handle, _ = await self._start(workflow, args, kwargs, id, on_conflict, on_reuse,
+                                      execution_timeout, None, placement)
+        return handle
+
+    async def _start(
+        self, workflow: Workflow[Any, R] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
+        workflow_id: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
+        execution_timeout: float | timedelta | None, message: Message | None,
+        placement: Placement | None = None,
+    ) -> tuple[WorkflowHandle[R], RunRecord]:
+        if workflow_id is not None:
+            check_id(workflow_id)
+        check_choice(on_conflict, "on_conflict", _ON_CONFLICT)
+        check_choice(on_reuse, "on_reuse", _ON_REUSE)
+        timeout = check_seconds(execution_timeout, "execution_timeout")
+        wf = self._workflow(workflow)
+        wf.check_arguments(args, kwargs, what=f"workflow {wf.name!r} called")
+        payload = wf.encode_input(args, kwargs, what=f"the arguments of workflow {wf.name!r}")
+        self._require_open()
+        stored = await self.payloads.encode(payload)
+        if message is not None and self.payloads.active:
+            message = dataclasses.replace(message, data=await self.payloads.encode(message.data))
+        workflow_id = workflow_id or str(uuid.uuid4())
+        run_id = str(uuid.uuid4())
+        now = self.clock.now()
+        links = RunLinks(deadline_at=now + timeout) if timeout else None
+        placement = dataclasses.replace(placement or Placement(),
+                                        queue=(placement.queue if placement else "") or wf.queue)
+        local = self._local
+        here = placement.immediate and local.reserve_slot(wf.name, placement.queue)
+        adopted = False
+        try:
+            record, created = await self.store.create_run(
+                run_id=run_id, workflow_id=workflow_id, workflow_name=wf.name, input=stored,
+                now=now, owner=local.worker_id if here else None,
+                on_conflict=on_conflict, on_reuse=on_reuse, links=links, message=message,
+                placement=placement,
+            )
+            if created and here:
+                adopted = True
+                local.adopt(Claim(run_id=record.run_id, workflow_id=workflow_id,
+                                  workflow_name=wf.name, epoch=record.epoch, history_len=1,
+                                  queue=record.queue), payload, now, links=links)
+            elif created:
+                local.wake()
+        finally:
+            if here and not adopted:
+                local.unreserve_slot()
+        if message is not None:
+            local.inbox_hint(record.run_id)
+        # record.workflow_id: a deduplicated start returns another run, with its own id.
+        handle: WorkflowHandle[R] = WorkflowHandle(self, record.workflow_id, record.run_id,
+                                                   result_hint=wf.return_hint)
+        return handle, record
+
+    async def signal_with_start(
+        self,
+        workflow: Workflow[Any, R] | str,
+        *args: Any,
+        id: str,
+        signal: str,
+        payload: Any = None,
+        on_reuse: IdReusePolicy = "use_existing",
+        execution_timeout: float | timedelta | None = None,
+        **kwargs: Any,
+    ) -> WorkflowHandle[R]:
+        """Signal the live run with this id, starting it first if there is none — in one
+        transaction (the pattern for webhooks: the first event creates the run).
+
+        With the default ``on_reuse``, a finished run with this id makes it fail with
+        ``RunNotFoundError``; pass ``on_reuse="allow"`` to start a new run then.
+
+        Raises:
+            WorkflowIdTakenError: The live run with this id is of another workflow (no
+                signal is stored).
+            WorkflowArgumentsError, SerializationError, InvalidArgumentError: As
+                :meth:`start`; the payload is checked the same way.
+        """
+        data = encode(payload, what=f"the payload of signal {signal!r}")
+        handle, _ = await self._start(workflow, args, kwargs, id, "use_existing", on_reuse,
+                                      execution_timeout,
+                                      Message(kind=MessageKind.SIGNAL, name=signal, data=data))
+        return handle
+
+    async def update_with_start(
+        self,
+        workflow: Workflow[Any, R] | str,
+        *args: Any,
+        id: str,
+        update: str,
+        update_args: tuple[Any, ...] | list[Any] = (),
+        update_id: str | None = None,
+        on_reuse: IdReusePolicy = "use_existing",
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> tuple[WorkflowHandle[R], Any]:
+        """Send an update to the live run with this id, starting it first if needed (in
+        one transaction), and wait for the update's result.
+
+        Returns:
+            The run's handle and the update's result.
+
+        Raises:
+            WorkflowIdTakenError: The live run with this id is of another workflow (no
+                update is stored).
+            WorkflowArgumentsError, SerializationError, InvalidArgumentError: As
+                :meth:`start`; the update's arguments are checked the same way.
+        """
+        update_id = str(uuid.uuid4()) if update_id is None else check_id(update_id, "update id")
+        check_seconds(timeout, "timeout")
+        data = encode(list(update_args), what=f"the arguments of update {update!r}")
+        handle, record = await self._start(
+            workflow, args, kwargs, id, "use_existing", on_reuse, None,
+            Message.update_request(update, update_id, data))
+        result = await self._wait_update(record.workflow_id, record.run_id, update, update_id,
+                                         timeout, Any)
+        return handle, result
+
+    def get_handle(self, workflow_id: str, run_id: str | None = None,
+                   *, result_type: Any = Any) -> WorkflowHandle[Any]:
+        """A handle to an existing run (the latest run of the id unless ``run_id``)."""
+        self._require_open()
+        return WorkflowHandle(self, workflow_id, run_id, result_hint=result_type)
+
+    async def list(
+        self, *, status: str | None = None, name: str | None = None, limit: int = 100
+    ) -> list[RunInfo]:
+        """Runs, newest first, optionally filtered by status and workflow name.
+
+        Raises:
+            InvalidArgumentError: An unknown status, or a negative limit.
+        """
+        self._require_open()
+        if status is not None:
+            check_choice(status, "status", _STATUSES)
+        check_count(limit, "limit", minimum=0)
+        return await self.run_infos(
+            await self.store.list_runs(status=status, name=name, limit=limit))
+
+    async def run_infos(self, records: Sequence[RunRecord]) -> builtins.list[RunInfo]:
+        """Read models of runs, their results decoded through the codecs."""
+        results = await self.payloads.decode_many([r.result for r in records])
+        return [RunInfo.from_record(r if result is r.result
+                                    else dataclasses.replace(r, result=result))
+                for r, result in zip(records, results, strict=True)]
+
+    async def run_info(self, record: RunRecord) -> RunInfo:
+        """The read model of one run (see :meth:`run_infos`)."""
+        return (await self.run_infos([record]))[0]
+
+    async def queues(self) -> Sequence[QueueStats]:
+        """Each queue's depth, running count and limits."""
+        self._require_open()
+        return await self.store.queue_stats(real_now=time.time())
+
+    async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:
+        """Send a signal to the live run with this id (delivered once, in order)."""
+        self._require_open()
+        data = encode(payload, what=f"the payload of signal {name!r}")
+        data = await self.payloads.encode(data)
+        record = await self.store.send_message(workflow_id, MessageKind.SIGNAL, name, data,
+                                               now=self.clock.now())
+        self._local.inbox_hint(record.run_id)
+
+    async def update(self, workflow_id: str, name: str, *args: Any, id: str | None = None,
+                     timeout: float | None = None, type: Any = Any) -> Any:
+        """Send an update (request/response) to the live run with this id and wait for
+        the handler's result.
+
+        Args:
+            workflow_id: The run's workflow id.
+            name: The update handler's name.
+            *args: Its arguments.
+            id: The update id: sending the same id again returns the same outcome.
+            timeout: Seconds to wait for the outcome.
+            type: Convert the result to this type.
+
+        Raises:
+            UpdateRejectedError: The validator rejected it (nothing was recorded).
+            UpdateFailedError: The handler raised.
+            TimeoutError: No outcome within ``timeout``.
+            InvalidArgumentError: An empty id, or one with control characters or over
+                1,000 characters (nothing is sent).
+        """
+        self._require_open()
+        update_id = str(uuid.uuid4()) if id is None else check_id(id, "update id")
+        check_seconds(timeout, "timeout")
+        data = encode(list(args), what=f"the arguments of update {name!r}")
+        data = await self.payloads.encode(data)
+        record, _ = await self.store.request_update(
+            workflow_id, Message.update_request(name, update_id, data), now=self.clock.now())
+        self._local.inbox_hint(record.run_id)
+        return await self._wait_update(workflow_id, record.run_id, name, update_id, timeout,
+                                       type)
+
+    async def _wait_update(self, workflow_id: str, run_id: str, name: str, update_id: str,
+                           timeout: float | None, hint: Any) -> Any:
+        store = self.store
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.002
+        ended: str | None = None  # a run seen ended: its outcome is read once more
+        while True:
+            outcome = await store.get_update(run_id, update_id)
+            status = outcome.status if outcome is not None else "requested"
+            if outcome is not None and status == "completed":
+                result = await self.payloads.decode(outcome.result)
+                return decode(result, hint, what=f"result of update {name!r}")
+            if outcome is not None and status in ("rejected", "failed"):
+                cause = decode_error(outcome.error) or ErrorInfo(type="Error", message="")
+                if status == "rejected":
+                    raise UpdateRejectedError(f"update {name!r} was rejected: {cause}")
+                raise UpdateFailedError(f"update {name!r} failed: {cause}", cause=cause)
+            run = await store.get_run(workflow_id, run_id)
+            if run is not None and run.status.is_terminal:
+                if ended != run_id:  # its end may have settled the update: look again
+                    ended = run_id
+                    continue
+                if outcome is None:
+                    # Continued as new before taking the update: it went with the
+                    # messages to the next run (its row too), maybe further on since.
+                    found = await store.find_update(workflow_id, update_id)
+                    if found is not None and found[0] != run_id:
+                        run_id = found[0]
+                        continue
+                raise UpdateRejectedError(
+                    f"update {name!r} was not handled: the run ended ({run.status.value})")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"update {name!r} had no outcome within {timeout}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def retry(self, workflow_id: str) -> WorkflowHandle[Any]:
+        """Re-run a failed (or timed-out) run from where it failed, reusing every result
+        recorded before that point; returns the new run's handle (same workflow id).
+
+        If a step's failure failed the run, that step runs again (fresh attempts);
+        otherwise the workflow code resumes after the last recorded event.
+        """
+        self._require_open()
+        record = await self._existing(workflow_id)
+        if record.status.value not in ("failed", "timed_out"):
+            raise DuroError(f"only failed or timed-out runs can be retried; run "
+                            f"{record.run_id} is {record.status.value}")
+        events = await self.store.load_history(record.run_id)
+        ends = (EventKind.RUN_FAILED, EventKind.RUN_TIMED_OUT)
+        upto = next((e.seq for e in events if e.kind in ends), len(events))
+        drop: Sequence[int] = ()
+        info = RunInfo.from_record(record)
+        if info.error is not None and info.error.type.endswith("StepFailedError"):
+            failed = [e for e in events if e.kind == EventKind.STEP_FAILED and e.seq < upto]
+            if failed:
+                upto, drop = failed[-1].seq, [failed[-1].op or 0]
+        return await self._copy(record, upto, drop, record.workflow_id, close=False,
+                                reason="retried")
+
+    async def reset(self, workflow_id: str, *, to: int) -> WorkflowHandle[Any]:
+        """Start a new run (same workflow id) that reuses the history's first ``to``
+        events and continues live from there; a live run is terminated first.
+
+        Steps recorded before that point are not executed again.
+        """
+        self._require_open()
+        record = await self._existing(workflow_id)
+        if not 1 <= to <= record.history_len:
+            raise InvalidArgumentError(f"reset point must be between 1 and {record.history_len}")
+        return await self._copy(record, to, [], record.workflow_id, close=True,
+                                reason=f"reset to event {to}")
+
+    async def fork(self, workflow_id: str, *, to: int | None = None,
+                   new_id: str | None = None) -> WorkflowHandle[Any]:
+        """Start a new run under a new workflow id from the first ``to`` events of this
+        run's history (all but its end by default); the original is left alone."""
+        self._require_open()
+        record = await self._existing(workflow_id)
+        events = await self.store.load_history(record.run_id)
+        if to is None:
+            to = next((e.seq for e in events if e.kind.startswith("run_")
+                       and e.kind != EventKind.RUN_STARTED), len(events))
+        if not 1 <= to <= len(events):
+            raise InvalidArgumentError(f"fork point must be between 1 and {len(events)}")
+        new_id = (f"{record.workflow_id}-fork-{uuid.uuid4().hex[:8]}" if new_id is None
+                  else check_id(new_id))
+        return await self._copy(record, to, [], new_id, close=False, reason="")
+
+    async def _existing(self, workflow_id: str) -> RunRecord:
+        record = await self.store.get_run(workflow_id)
+        if record is None:
+            raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
+        return record
+
+    async def _copy(self, record: RunRecord, upto: int, drop: Sequence[int], workflow_id: str, *,
+                    close: bool, reason: str) -> WorkflowHandle[Any]:
+        new = await self.store.copy_run(record.run_id, upto_seq=upto, drop_ops=drop,
+                                        new_run_id=str(uuid.uuid4()), workflow_id=workflow_id,
+                                        close_source=close, reason=reason,
+                                        now=self.clock.now())
+        if close:
+            self._local.terminated(record.run_id)
+        self._local.wake()
+        hint = _return_hint(record.workflow_name)
+        return WorkflowHandle(self, workflow_id, new.run_id, result_hint=hint)
+
+    async def cancel(self, workflow_id: str) -> None:
+        """Request cancellation of the live run with this id."""
+        self._require_open()
+        record = await self.store.send_message(workflow_id, MessageKind.CANCEL, None, None,
+                                               now=self.clock.now())
+        self._local.inbox_hint(record.run_id)
+
+    async def terminate(self, workflow_id: str, *, reason: str = "terminated") -> None:
+        """Stop the live run with this id at once: no more workflow code runs."""
+        self._require_open()
+        record = await self.store.terminate(workflow_id, reason=reason, now=self.clock.now())
+        self._local.terminated(record.run_id)
+
+    async def resume(self, workflow_id: str) -> None:
+        """Retry a parked run now (workers retry parked runs on their own only when
+        the workflow's code changed; use this after repairing data)."""
+        self._require_open()
+        await self.store.resume_parked(workflow_id, now=self.clock.now())
+        self._local.wake()
+
+    async def query(self, workflow_id: str, name: str, *args: Any, run_id: str | None = None,
+                    type: Any = Any) -> Any:
+        """Ask a run a question answered by its query handler, in this process.
+
+        The answer comes from this process's cached instance of the run when it is
+        current, else from a read-only replay of its history: nothing is written and no
+        step runs. The workflow's code must be importable here.
+
+        Raises:
+            QueryError: No such query handler, or it failed.
+            RunNotFoundError: No such run.
+        """
+        from duro.serde import convert
+        from duro.workflow._instance import NullHost, RunInstance
+
+        self._require_open()
+        record = await self.store.get_run(workflow_id, run_id)
+        if record is not None and record.status.value == "continued_as_new":
+            record = await self.store.get_run(workflow_id)  # ask the current run
+        if record is None:
+            raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
+        wf = lookup_workflow(record.workflow_name)
+        value = self._local.answer_query(record.run_id, record.history_len, name, list(args))
+        if value is NOT_HELD:
+            history = await self.payloads.decode_history(
+                await self.store.load_history(record.run_id))
+            inst = RunInstance(workflow=wf, run_id=record.run_id,
+                               workflow_id=record.workflow_id, epoch=0, host=NullHost())
+            try:
+                inst.replay(history, {})
+                if inst.park_error is not None:
+                    raise QueryError(f"run {record.run_id} cannot be replayed here: "
+                                     f"{inst.park_error}")
+                value = inst.query(name, list(args))
+            finally:
+                inst.close()
+        import orjson
+
+        return convert(orjson.loads(encode(value, what=f"the answer to query {name!r}")),
+                       type)
+
+    def _close_waiter(self, run_id: str) -> asyncio.Future[Outcome | None] | None:
+        return self._local.wait_for_close(run_id)
+
+    def _require_open(self) -> None:
+        if not self._open:
+            name = type(self).__name__
+            raise DuroError(f"the {name.lower()} is not open: use `async with {name}(...)` "
+                            f"or `await {name.lower()}.open()`")
+
+
+
+
+def _placement(
+    clock: Clock, *, queue: str | None, priority: int, concurrency_key: str | None,
+    dedup_key: str | None, on_dedup: str, start_at: datetime | None,
+    start_delay: float | timedelta | None, debounce_key: str | None,
+    debounce: float | timedelta | None,
+) -> Placement:
+    """Where and when a new run waits, from :meth:`Client.start`'s options, checked.
+
+    Raises:
+        InvalidArgumentError: An option is refused (see ``Client.start``).
+    """
+    if queue is not None:
+        check_id(queue, "queue")
+    check_count(priority, "priority", minimum=-_PRIORITY - 1, maximum=_PRIORITY)
+    check_choice(on_dedup, "on_dedup", _ON_DEDUP)
+    when = None
+    if start_at is not None:
+        if start_delay is not None:
+            raise InvalidArgumentError("pass start_at or start_delay, not both")
+        if not isinstance(start_at, datetime) or start_at.tzinfo is None:
+            raise InvalidArgumentError("start_at must be a timezone-aware datetime (e.g. "
+                                       "datetime.now(UTC))")
+        when = start_at.timestamp()
+    delay = check_seconds(start_delay, "start_delay", zero=True)
+    if delay is not None:
+        when = clock.now() + delay
+    period = check_seconds(debounce, "debounce")
+    if (debounce_key is None) != (period is None):
+        raise InvalidArgumentError("debounce_key and debounce go together: starts with the "
+                                   "same key collapse after a quiet period of debounce "
+                                   "seconds")
+    return Placement(queue=queue or "", priority=priority, concurrency_key=concurrency_key,
+                     dedup_key=dedup_key, on_dedup=on_dedup, debounce_key=debounce_key,
+                     debounce=period or 0.0, start_at=when)
+
+
+def _return_hint(name: str) -> Any:
+    try:
+        return lookup_workflow(name).return_hint
+    except DuroError:
+        return Any
+
+
+class _Named:
+    """A workflow known by name only (its code is not imported here): its arguments are
+    stored as given, unchecked; it runs on its queue's default unless told."""
+
+    queue = "default"
+    return_hint: Any = Any
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any], *,
+                        what: str) -> None:
+        pass  # the signature is not known here
+
+    def encode_input(self, args: Sequence[Any], kwargs: Mapping[str, Any], *,
+                     what: str) -> bytes:
+        return encode({"args": list(args), "kwargs": dict(kwargs)}, what=what)
