@@ -185,22 +185,8 @@ class WorkflowHandle(Generic[R]):
 
     async def update(self, name: str, *args: Any, id: str | None = None,
                      timeout: float | None = None, type: Any = Any) -> Any:
-        """Send an update (request/response) and wait for the handler's result.
-
-        Args:
-            name: The update handler's name.
-            *args: Its arguments.
-            id: The update id: sending the same id again returns the same outcome.
-            timeout: Seconds to wait for the outcome.
-            type: Convert the result to this type.
-
-        Raises:
-            UpdateRejectedError: The validator rejected it (nothing was recorded).
-            UpdateFailedError: The handler raised.
-            TimeoutError: No outcome within ``timeout``.
-            InvalidArgumentError: An empty id, or one with control characters or over
-                1,000 characters (nothing is sent).
-        """
+        """Send an update (request/response) to the run and wait for the handler's
+        result: :meth:`Client.update` (the same arguments, the same errors)."""
         return await self._client.update(self.workflow_id, name, *args, id=id,
                                          timeout=timeout, type=type)
 
