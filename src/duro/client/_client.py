@@ -30,6 +30,16 @@ from duro.errors import (
     UpdateRejectedError,
     WorkflowNotFoundError,
 )
+from duro.interceptors._client import (
+    CancelInput,
+    ClientInterceptor,
+    QueryInput,
+    SignalInput,
+    StartInput,
+    TerminateInput,
+    UpdateInput,
+    intercept,
+)
 from duro.serde import CodecChain, PayloadConverter, decode, encode
 from duro.store import (
     Claim,
@@ -78,6 +88,9 @@ class Client:
             (compression, encryption, offload); every process using the store needs a
             chain that can decode them.
         synchronous: SQLite's synchronous pragma (``FULL`` by default).
+        interceptors: :class:`duro.interceptors.ClientInterceptor` objects that see
+            every start, signal, update, query, cancel and terminate, first to last
+            (docs/interceptors.md).
     """
 
     def __init__(
@@ -88,6 +101,7 @@ class Client:
         clock: Clock | None = None,
         codec: CodecChain | None = None,
         synchronous: str | None = None,
+        interceptors: Sequence[ClientInterceptor] = (),
     ) -> None:
         self.url = url
         self.clock = clock or SystemClock()
@@ -97,6 +111,7 @@ class Client:
             options["synchronous"] = synchronous
         self.store: Store = store or open_store(url, **options)
         self.schedules = Schedules(self)
+        self._interceptors = _checked_interceptors(interceptors)
         # The worker of this process, if any (see duro._local): told what this client
         # did, so that it acts at once instead of at its next look at the store.
         self._local: LocalRuns = NO_LOCAL_RUNS
@@ -207,22 +222,40 @@ class Client:
                                concurrency_key=concurrency_key, dedup_key=dedup_key,
                                on_dedup=on_dedup, start_at=start_at, start_delay=start_delay,
                                debounce_key=debounce_key, debounce=debounce)
-        handle, _ = await self._start(workflow, args, kwargs, id, on_conflict, on_reuse,
-                                      execution_timeout, None, placement)
-        return handle
+        return await self._start(workflow, args, kwargs, id, on_conflict, on_reuse,
+                                 execution_timeout, None, placement)
 
     async def _start(
         self, workflow: Workflow[Any, R] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
         workflow_id: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
         execution_timeout: float | timedelta | None, message: Message | None,
         placement: Placement | None = None,
-    ) -> tuple[WorkflowHandle[R], RunRecord]:
-        if workflow_id is not None:
-            check_id(workflow_id)
+    ) -> WorkflowHandle[R]:
         check_choice(on_conflict, "on_conflict", _ON_CONFLICT)
         check_choice(on_reuse, "on_reuse", _ON_REUSE)
         timeout = check_seconds(execution_timeout, "execution_timeout")
         wf = self._workflow(workflow)
+
+        async def create(call: StartInput) -> WorkflowHandle[Any]:
+            chosen = wf if call.workflow == wf.name else self._workflow(call.workflow)
+            return await self._create(chosen, call.args, dict(call.kwargs), call.workflow_id,
+                                      on_conflict, on_reuse, timeout, message, placement)
+
+        call = StartInput(workflow=wf.name, args=args, kwargs=kwargs, workflow_id=workflow_id,
+                          signal=message.name if message and message.kind == "signal"
+                          else None,
+                          update=message.name if message and message.kind != "signal"
+                          else None)
+        handle: WorkflowHandle[R] = await intercept(self._interceptors, "start", call, create)
+        return handle
+
+    async def _create(
+        self, wf: Workflow[Any, R] | _Named, args: tuple[Any, ...], kwargs: dict[str, Any],
+        workflow_id: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
+        timeout: float | None, message: Message | None, placement: Placement | None,
+    ) -> WorkflowHandle[R]:
+        if workflow_id is not None:
+            check_id(workflow_id)
         wf.check_arguments(args, kwargs, what=f"workflow {wf.name!r} called")
         payload = wf.encode_input(args, kwargs, what=f"the arguments of workflow {wf.name!r}")
         self._require_open()
@@ -258,9 +291,8 @@ class Client:
         if message is not None:
             local.inbox_hint(record.run_id)
         # record.workflow_id: a deduplicated start returns another run, with its own id.
-        handle: WorkflowHandle[R] = WorkflowHandle(self, record.workflow_id, record.run_id,
-                                                   result_hint=wf.return_hint)
-        return handle, record
+        return WorkflowHandle(self, record.workflow_id, record.run_id,
+                              result_hint=wf.return_hint)
 
     async def signal_with_start(
         self,
@@ -286,10 +318,9 @@ class Client:
                 :meth:`start`; the payload is checked the same way.
         """
         data = encode(payload, what=f"the payload of signal {signal!r}")
-        handle, _ = await self._start(workflow, args, kwargs, id, "use_existing", on_reuse,
-                                      execution_timeout,
-                                      Message(kind=MessageKind.SIGNAL, name=signal, data=data))
-        return handle
+        return await self._start(workflow, args, kwargs, id, "use_existing", on_reuse,
+                                 execution_timeout,
+                                 Message(kind=MessageKind.SIGNAL, name=signal, data=data))
 
     async def update_with_start(
         self,
@@ -318,10 +349,11 @@ class Client:
         update_id = str(uuid.uuid4()) if update_id is None else check_id(update_id, "update id")
         check_seconds(timeout, "timeout")
         data = encode(list(update_args), what=f"the arguments of update {update!r}")
-        handle, record = await self._start(
+        handle: WorkflowHandle[R] = await self._start(
             workflow, args, kwargs, id, "use_existing", on_reuse, None,
             Message.update_request(update, update_id, data))
-        result = await self._wait_update(record.workflow_id, record.run_id, update, update_id,
+        run_id = handle.run_id or (await handle.describe()).run_id
+        result = await self._wait_update(handle.workflow_id, run_id, update, update_id,
                                          timeout, Any)
         return handle, result
 
@@ -365,10 +397,15 @@ class Client:
     async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:
         """Send a signal to the live run with this id (delivered once, in order)."""
         self._require_open()
-        data = encode(payload, what=f"the payload of signal {name!r}")
+        await intercept(self._interceptors, "signal",
+                        SignalInput(workflow_id=workflow_id, name=name, payload=payload),
+                        self._signal)
+
+    async def _signal(self, call: SignalInput) -> None:
+        data = encode(call.payload, what=f"the payload of signal {call.name!r}")
         data = await self.payloads.encode(data)
-        record = await self.store.send_message(workflow_id, MessageKind.SIGNAL, name, data,
-                                               now=self.clock.now())
+        record = await self.store.send_message(call.workflow_id, MessageKind.SIGNAL,
+                                               call.name, data, now=self.clock.now())
         self._local.inbox_hint(record.run_id)
 
     async def update(self, workflow_id: str, name: str, *args: Any, id: str | None = None,
@@ -392,15 +429,23 @@ class Client:
                 1,000 characters (nothing is sent).
         """
         self._require_open()
-        update_id = str(uuid.uuid4()) if id is None else check_id(id, "update id")
-        check_seconds(timeout, "timeout")
-        data = encode(list(args), what=f"the arguments of update {name!r}")
-        data = await self.payloads.encode(data)
-        record, _ = await self.store.request_update(
-            workflow_id, Message.update_request(name, update_id, data), now=self.clock.now())
-        self._local.inbox_hint(record.run_id)
-        return await self._wait_update(workflow_id, record.run_id, name, update_id, timeout,
-                                       type)
+
+        async def send(call: UpdateInput) -> Any:
+            update_id = (str(uuid.uuid4()) if call.update_id is None
+                         else check_id(call.update_id, "update id"))
+            check_seconds(call.timeout, "timeout")
+            data = encode(list(call.args), what=f"the arguments of update {call.name!r}")
+            data = await self.payloads.encode(data)
+            record, _ = await self.store.request_update(
+                call.workflow_id, Message.update_request(call.name, update_id, data),
+                now=self.clock.now())
+            self._local.inbox_hint(record.run_id)
+            return await self._wait_update(call.workflow_id, record.run_id, call.name,
+                                           update_id, call.timeout, type)
+
+        return await intercept(self._interceptors, "update",
+                               UpdateInput(workflow_id=workflow_id, name=name, args=args,
+                                           update_id=id, timeout=timeout), send)
 
     async def _wait_update(self, workflow_id: str, run_id: str, name: str, update_id: str,
                            timeout: float | None, hint: Any) -> Any:
@@ -512,14 +557,24 @@ class Client:
     async def cancel(self, workflow_id: str) -> None:
         """Request cancellation of the live run with this id."""
         self._require_open()
-        record = await self.store.send_message(workflow_id, MessageKind.CANCEL, None, None,
-                                               now=self.clock.now())
+        await intercept(self._interceptors, "cancel", CancelInput(workflow_id=workflow_id),
+                        self._cancel)
+
+    async def _cancel(self, call: CancelInput) -> None:
+        record = await self.store.send_message(call.workflow_id, MessageKind.CANCEL, None,
+                                               None, now=self.clock.now())
         self._local.inbox_hint(record.run_id)
 
     async def terminate(self, workflow_id: str, *, reason: str = "terminated") -> None:
         """Stop the live run with this id at once: no more workflow code runs."""
         self._require_open()
-        record = await self.store.terminate(workflow_id, reason=reason, now=self.clock.now())
+        await intercept(self._interceptors, "terminate",
+                        TerminateInput(workflow_id=workflow_id, reason=reason),
+                        self._terminate)
+
+    async def _terminate(self, call: TerminateInput) -> None:
+        record = await self.store.terminate(call.workflow_id, reason=call.reason,
+                                            now=self.clock.now())
         self._local.terminated(record.run_id)
 
     async def resume(self, workflow_id: str) -> None:
@@ -541,10 +596,21 @@ class Client:
             QueryError: No such query handler, or it failed.
             RunNotFoundError: No such run.
         """
+        self._require_open()
+
+        async def ask(call: QueryInput) -> Any:
+            return await self._query(call.workflow_id, call.name, *call.args,
+                                     run_id=call.run_id, type=type)
+
+        return await intercept(self._interceptors, "query",
+                               QueryInput(workflow_id=workflow_id, run_id=run_id, name=name,
+                                          args=args), ask)
+
+    async def _query(self, workflow_id: str, name: str, *args: Any, run_id: str | None,
+                     type: Any) -> Any:
         from duro.serde import convert
         from duro.workflow._instance import NullHost, RunInstance
 
-        self._require_open()
         record = await self.store.get_run(workflow_id, run_id)
         if record is not None and record.status.value == "continued_as_new":
             record = await self.store.get_run(workflow_id)  # ask the current run
@@ -623,6 +689,16 @@ def _return_hint(name: str) -> Any:
         return lookup_workflow(name).return_hint
     except DuroError:
         return Any
+
+
+def _checked_interceptors(interceptors: Sequence[ClientInterceptor]) -> list[ClientInterceptor]:
+    out = list(interceptors)
+    for interceptor in out:
+        if not isinstance(interceptor, ClientInterceptor):
+            raise InvalidArgumentError(
+                f"{interceptor!r} is not a duro.interceptors.ClientInterceptor (subclass it "
+                "and override the hooks you need)")
+    return out
 
 
 class _Named:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from duro._clock import Clock
 from duro._local import NO_LOCAL_RUNS
 from duro.client._client import Client, _Named
+from duro.interceptors import ClientInterceptor
 from duro.serde import CodecChain
 from duro.store import Store
 from duro.store._records import QueueConfig
@@ -54,6 +55,7 @@ class Engine(Client):
     ``codec``: the :class:`duro.serde.CodecChain` payloads are stored through
     (compression, encryption, offload), for the client's writes and reads here as for
     the worker's; every process using the store needs a chain that can decode them.
+    ``interceptors``: the client's, as :class:`~duro.Client` documents them.
     """
 
     def __init__(
@@ -81,13 +83,15 @@ class Engine(Client):
         codec: CodecChain | None = None,
         max_recoveries: int = 10,
         max_child_depth: int | None = DEFAULT_MAX_CHILD_DEPTH,
+        interceptors: Sequence[ClientInterceptor] = (),
     ) -> None:
         # The worker's options, by the names of its parameters (a unit test checks that
         # this signature has each of them, with the same default).
         given = locals()
         worker_options = {name: given[name] for name in WORKER_OPTIONS}
         check_options(worker_options)
-        super().__init__(url, store=store, clock=clock, codec=codec, synchronous=synchronous)
+        super().__init__(url, store=store, clock=clock, codec=codec, synchronous=synchronous,
+                         interceptors=interceptors)
         self._run_worker = worker
         self._workflows = list(workflows) if workflows is not None else None
         self._worker_options = worker_options
