@@ -9,20 +9,16 @@ from typing import Any
 
 from duro._history import TERMINAL_KINDS, EventKind
 from duro.cli._common import Style
-from duro.client import Event, RunInfo, StepSummary
-from duro.errors import ErrorInfo
+from duro.client import Event
 
 __all__ = [
     "dumps",
     "duration",
-    "error_json",
     "history_row",
     "local_time",
     "progress_line",
-    "run_json",
     "short_json",
     "status_text",
-    "step_json",
     "table",
 ]
 
@@ -234,47 +230,3 @@ def status_text(status: str, style: Style) -> str:
     """A status, coloured on a TTY."""
     color = _STATUS_COLORS.get(status)
     return style.paint(status, color) if color else status
-
-
-def error_json(error: ErrorInfo | None) -> dict[str, Any] | None:
-    """An error as JSON."""
-    if error is None:
-        return None
-    out: dict[str, Any] = {"type": error.type, "message": error.message,
-                           "traceback": error.traceback}
-    if error.cause is not None:
-        out["cause"] = error_json(error.cause)
-    return out
-
-
-def _iso(when: dt.datetime | None) -> str | None:
-    return None if when is None else when.isoformat()
-
-
-def run_json(info: RunInfo) -> dict[str, Any]:
-    """A run as JSON (times in ISO 8601, UTC)."""
-    closed = info.closed_at
-    return {
-        "workflow_id": info.workflow_id,
-        "run_id": info.run_id,
-        "workflow_name": info.workflow_name,
-        "status": info.status.value,
-        "created_at": _iso(info.created_at),
-        "updated_at": _iso(info.updated_at),
-        "closed_at": _iso(closed),
-        "duration": None if closed is None else (closed - info.created_at).total_seconds(),
-        "wake_at": _iso(info.wake_at),
-        "owner": info.owner,
-        "history_length": info.history_length,
-        "result": info.result_json,
-        "error": error_json(info.error),
-        "parent_run_id": info.parent_run_id,
-        "origin_run_id": info.origin_run_id,
-        **({"damage": info.damage} if info.damage else {}),
-    }
-
-
-def step_json(step: StepSummary) -> dict[str, Any]:
-    """A step summary as JSON."""
-    return {"op": step.op, "name": step.name, "status": step.status,
-            "attempts": step.attempts, "duration": step.duration, "error": step.error}

@@ -21,9 +21,7 @@ from duro.cli._format import (
     duration,
     history_row,
     local_time,
-    run_json,
     status_text,
-    step_json,
     table,
 )
 from duro.client import Client, RunInfo, summarize_steps
@@ -64,7 +62,7 @@ async def ls_command(args: argparse.Namespace, url: str, out: Style) -> int:
     async with client(url) as engine:
         runs = await engine.list(status=args.status, name=args.name, limit=args.limit)
     if args.json:
-        out.line(dumps([run_json(r) for r in runs], ascii=not out.unicode))
+        out.line(dumps([r.to_json() for r in runs], ascii=not out.unicode))
         return EXIT_OK
     if not runs:
         out.line("no runs")
@@ -103,11 +101,11 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
     relation = _relation(info, origin)
     if args.json:
         described = {
-            **run_json(info),
+            **info.to_json(),
             "parent": None if parent is None else _link_json(parent),
             "origin": None if origin is None else {**_link_json(origin), "relation": relation},
             "children": [_link_json(c) for c in children],
-            "steps": [step_json(s) for s in steps],
+            "steps": [s.to_json() for s in steps],
         }
         out.line(dumps(described, ascii=not out.unicode))
         return EXIT_OK

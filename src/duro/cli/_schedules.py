@@ -146,26 +146,6 @@ async def _errors() -> AsyncIterator[None]:
         raise CliError(str(exc), EXIT_USAGE) from None
 
 
-def _iso(when: dt.datetime | None) -> str | None:
-    return None if when is None else when.isoformat()
-
-
-def schedule_json(s: ScheduleInfo) -> dict[str, Any]:
-    """A schedule as JSON (times in ISO 8601, UTC)."""
-    return {
-        "schedule_id": s.schedule_id, "workflow_name": s.workflow_name, "queue": s.queue,
-        "args": s.args, "kwargs": s.kwargs, "cron": s.cron,
-        "every": None if s.every is None else s.every.total_seconds(),
-        "timezone": s.timezone, "anchor": _iso(s.anchor), "overlap": s.overlap,
-        "catch_up": s.catch_up.total_seconds(), "source": s.source, "paused": s.paused,
-        "note": s.note, "next_fire_at": _iso(s.next_fire_at),
-        "last_fire_at": _iso(s.last_fire_at), "last_workflow_id": s.last_workflow_id,
-        "buffered_at": _iso(s.buffered_at), "fired": s.fired, "missed": s.missed,
-        "overlap_skipped": s.overlap_skipped, "created_at": _iso(s.created_at),
-        "updated_at": _iso(s.updated_at),
-    }
-
-
 def _when(s: ScheduleInfo) -> str:
     return s.spec.describe()
 
@@ -190,7 +170,7 @@ async def create_command(args: argparse.Namespace, url: str, out: Style) -> int:
             every=args.every, timezone=args.timezone, anchor=anchor, overlap=args.overlap,
             catch_up=args.catch_up, queue=args.queue, paused=args.paused, note=args.note)
     if args.json:
-        out.line(dumps(schedule_json(info), ascii=not out.unicode))
+        out.line(dumps(info.to_json(), ascii=not out.unicode))
         return EXIT_OK
     nxt = "paused" if info.paused else f"next tick {local_time(info.next_fire_at)}"
     out.line(f"created schedule {info.schedule_id!r}: {info.workflow_name} {_when(info)} "
@@ -203,7 +183,7 @@ async def ls_command(args: argparse.Namespace, url: str, out: Style) -> int:
     async with client(url) as engine:
         schedules = await engine.schedules.list()
     if args.json:
-        out.line(dumps([schedule_json(s) for s in schedules], ascii=not out.unicode))
+        out.line(dumps([s.to_json() for s in schedules], ascii=not out.unicode))
         return EXIT_OK
     if not schedules:
         out.line("no schedules")
@@ -222,7 +202,7 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
     async with client(url) as engine, _errors():
         s = await engine.schedules.get(args.id)
     if args.json:
-        out.line(dumps(schedule_json(s), ascii=not out.unicode))
+        out.line(dumps(s.to_json(), ascii=not out.unicode))
         return EXIT_OK
     call = [short_json(a) for a in s.args] + [f"{k}={short_json(v)}"
                                                  for k, v in s.kwargs.items()]

@@ -28,6 +28,11 @@ def _loads(data: bytes | None) -> tuple[Any, str | None]:
         return None, f"corrupt payload: {exc}"
 
 
+def iso(when: dt.datetime | None) -> str | None:
+    """A time as ISO 8601 (UTC offset kept), None as None: the read models' JSON form."""
+    return None if when is None else when.isoformat()
+
+
 def decode_error(data: bytes | None) -> ErrorInfo | None:
     """An ErrorInfo from a stored error payload, None for none (see
     :meth:`ErrorInfo.from_payload`)."""
@@ -70,6 +75,29 @@ class RunInfo:
                    history_length=r.history_len, error=decode_error(r.error), result_json=result,
                    parent_run_id=r.parent_run_id, origin_run_id=r.origin_run_id,
                    damage=r.damage)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (times in ISO 8601, UTC; ``duration`` in seconds once
+        closed): the form of ``duro ls --json`` and ``duro show --json``."""
+        closed = self.closed_at
+        return {
+            "workflow_id": self.workflow_id,
+            "run_id": self.run_id,
+            "workflow_name": self.workflow_name,
+            "status": self.status.value,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "closed_at": iso(closed),
+            "duration": None if closed is None else (closed - self.created_at).total_seconds(),
+            "wake_at": iso(self.wake_at),
+            "owner": self.owner,
+            "history_length": self.history_length,
+            "result": self.result_json,
+            "error": None if self.error is None else self.error.to_dict(),
+            "parent_run_id": self.parent_run_id,
+            "origin_run_id": self.origin_run_id,
+            **({"damage": self.damage} if self.damage else {}),
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +145,11 @@ class StepSummary:
     duration: float | None
     """Seconds the successful (or last) attempt took."""
     error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"op": self.op, "name": self.name, "status": self.status,
+                "attempts": self.attempts, "duration": self.duration, "error": self.error}
 
 
 def summarize_steps(events: list[Event]) -> list[StepSummary]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from duro.client._handle import WorkflowHandle
+from duro.client._records import iso
 from duro.errors import StoreError
 from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition, spec_of
 from duro.schedules._errors import ScheduleNotFoundError
@@ -71,6 +72,21 @@ class ScheduleInfo:
                             every=None if self.every is None else self.every.total_seconds(),
                             timezone=self.timezone,
                             anchor=0.0 if self.anchor is None else self.anchor.timestamp())
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (times in ISO 8601, UTC; durations in seconds)."""
+        return {
+            "schedule_id": self.schedule_id, "workflow_name": self.workflow_name,
+            "queue": self.queue, "args": self.args, "kwargs": self.kwargs, "cron": self.cron,
+            "every": None if self.every is None else self.every.total_seconds(),
+            "timezone": self.timezone, "anchor": iso(self.anchor), "overlap": self.overlap,
+            "catch_up": self.catch_up.total_seconds(), "source": self.source,
+            "paused": self.paused, "note": self.note, "next_fire_at": iso(self.next_fire_at),
+            "last_fire_at": iso(self.last_fire_at), "last_workflow_id": self.last_workflow_id,
+            "buffered_at": iso(self.buffered_at), "fired": self.fired, "missed": self.missed,
+            "overlap_skipped": self.overlap_skipped, "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
 
     @classmethod
     def from_record(cls, r: ScheduleRecord) -> ScheduleInfo:
