@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,8 +25,7 @@ from duro.cli._format import (
 )
 from duro.client import Client, RunInfo, summarize_steps
 from duro.errors import RunNotFoundError
-from duro.store import RunStatus, open_store
-from duro.store.sqlite import SqliteStore
+from duro.store import RunStatus, backend_for
 
 __all__ = ["cancel_command", "history_command", "ls_command", "show_command",
            "terminate_command"]
@@ -40,12 +38,10 @@ async def client(url: str) -> AsyncIterator[Client]:
     Raises:
         CliError: (exit 4) the database file does not exist.
     """
-    store = open_store(url)
-    if isinstance(store, SqliteStore) and store.path != ":memory:":
-        path = os.path.abspath(store.path)
-        if not os.path.exists(path):
-            raise CliError(f"no database at {path!r} (pass --db URL or set DURO_DB)",
-                           EXIT_STORE)
+    backend = backend_for(url)
+    store = backend.open(url)
+    if (missing := backend.missing(url)) is not None:
+        raise CliError(f"{missing} (pass --db URL or set DURO_DB)", EXIT_STORE)
     async with Client(url, store=store, codec=codec()) as engine:
         yield engine
 

@@ -1,8 +1,11 @@
-"""Persistence: the ``Store`` protocol and its SQLite and PostgreSQL implementations."""
+"""Persistence: the store contract (``ClientStore``, ``WorkerStore``, ``AdminStore``,
+``ScheduleStore``; ``Store``: all of them), the records it reads and writes, and the
+backends found by URL scheme (SQLite and PostgreSQL built in; others register as
+``duro.stores`` entry points: see :class:`StoreBackend`)."""
 
 from __future__ import annotations
 
-from duro.store._protocol import Fenced, Store
+from duro.store._protocol import AdminStore, ClientStore, Fenced, Store, WorkerStore
 from duro.store._records import (
     LIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -19,11 +22,15 @@ from duro.store._records import (
     RunStatus,
     UpdateOutcome,
 )
+from duro.store._registry import StoreBackend, backend_for, open_store
+from duro.store._schedules import ScheduleStore
 
 __all__ = [
     "LIVE_STATUSES",
     "TERMINAL_STATUSES",
+    "AdminStore",
     "Claim",
+    "ClientStore",
     "EventRecord",
     "Fenced",
     "IdConflictPolicy",
@@ -35,40 +42,11 @@ __all__ = [
     "RunLinks",
     "RunRecord",
     "RunStatus",
+    "ScheduleStore",
     "Store",
+    "StoreBackend",
     "UpdateOutcome",
+    "WorkerStore",
+    "backend_for",
     "open_store",
 ]
-
-
-def open_store(url: str, **options: object) -> Store:
-    """Make a store for a URL: ``sqlite:///path`` (or a bare path), or
-    ``postgresql://user@host:port/db?schema=duro`` (needs the ``postgres`` extra).
-
-    Raises:
-        InvalidStoreURLError: A malformed URL, an unknown scheme or option (the message
-            never shows the URL's password).
-        StoreError: The ``postgres`` extra is not installed.
-    """
-    from duro.errors import InvalidStoreURLError, StoreError
-    from duro.store._url import redact
-
-    scheme = url.split(":", 1)[0].lower() if "://" in url else "sqlite"
-    if scheme in ("postgresql", "postgres"):
-        try:
-            import psycopg  # noqa: F401
-            import psycopg_pool  # noqa: F401
-        except ImportError:
-            raise StoreError(
-                "PostgreSQL stores need the 'postgres' extra: pip install 'duro[postgres]' "
-                "(psycopg 3 and psycopg-pool)") from None
-        from duro.store.postgres import PostgresStore
-
-        return PostgresStore(url, **options)
-    if scheme != "sqlite":
-        raise InvalidStoreURLError(
-            f"unsupported store URL {redact(url)!r}: use sqlite:///PATH or "
-            "postgresql://HOST/DB")
-    from duro.store.sqlite import SqliteStore
-
-    return SqliteStore(url, **options)  # type: ignore[arg-type]

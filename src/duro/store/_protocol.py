@@ -1,4 +1,36 @@
-"""The ``Store`` protocol: the domain operations duro needs from a database."""
+"""The store contract: the domain operations duro needs from a database, split by who
+uses them, and the exceptions a store may raise.
+
+* :class:`ClientStore`: what a client needs (start runs, read them, send them messages
+  and updates): an HTTP server or a process that only starts and watches runs depends
+  on this one.
+* :class:`WorkerStore`: what a worker needs to execute runs (claims, fenced appends,
+  leases, children, step tasks); it is also a client.
+* :class:`AdminStore`: operator actions (terminate, resume, reset/retry/fork).
+* :class:`~duro.store.ScheduleStore`: schedules (the worker's scheduler, the client's
+  ``engine.schedules``).
+* :class:`Store`: all of them, what an :class:`~duro.Engine` (client and worker in one
+  process) uses.
+
+**Exceptions** (enforced by the worker, see ``worker/_worker.py``). Besides the domain
+errors an operation documents (:class:`~duro.errors.RunNotFoundError`,
+:class:`~duro.errors.WorkflowAlreadyStartedError`, ...), a store raises:
+
+* :class:`Fenced` — a write refused by fencing, having written nothing (another worker
+  owns the run, or the write does not continue the stored history). The worker drops
+  its copy of the run and lets the store's version be claimed again.
+* :class:`~duro.errors.StoreError` — a store fault that may pass: the connection was
+  lost, the database is locked, busy or unavailable, a serialization failure, a
+  conflict with a concurrent write. Nothing of the failed write was kept; the worker
+  retries (it drops the run and loads it again from the store).
+* :class:`~duro.errors.DataRejectedError` (a ``StoreError``) — the database refused a
+  value (too large to index, out of range, against a constraint): the same write can
+  never succeed, so the run is parked with the error.
+
+Anything else raised by a store is a bug (in the store or in duro): the worker parks the
+run with that error (``duro resume`` once fixed) instead of retrying it forever. A store
+implementation therefore translates every database error into one of the above.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +54,9 @@ from duro.store._records import (
     TaskRecord,
     UpdateOutcome,
 )
+from duro.store._schedules import ScheduleStore
 
-__all__ = ["Fenced", "Store"]
+__all__ = ["AdminStore", "ClientStore", "Fenced", "Store", "WorkerStore"]
 
 
 class Fenced(Exception):
@@ -32,14 +65,9 @@ class Fenced(Exception):
     earlier write of the run failed, so this one would leave a gap)."""
 
 
-class Store(Protocol):
-    """Persistence of runs, histories, leases and messages.
-
-    Every write that changes a run's history checks, in the same transaction, the
-    caller's fencing epoch and that its first sequence number is the stored history's
-    length, and raises :class:`Fenced` (having written nothing) when either does not
-    hold: a history never has a gap, whatever failed before.
-    """
+class ClientStore(Protocol):
+    """What a client uses: start runs, read them and their histories, send them messages
+    and updates, read queue loads. (Exceptions: see the module docstring.)"""
 
     url: str
 
@@ -48,12 +76,6 @@ class Store(Protocol):
 
     async def close(self) -> None:
         """Flush pending writes and disconnect."""
-
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` (from any thread) when work may have become ready because of
-        another process (e.g. PostgreSQL NOTIFY). Returns an unsubscriber. Stores without
-        such a channel return a no-op; workers poll as a fallback anyway."""
-        ...
 
     async def create_run(
         self,
@@ -80,6 +102,71 @@ class Store(Protocol):
         same deduplication key or a pending run with the same debounce key (returned with
         ``created`` False).
         """
+        ...
+
+    async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:
+        """The latest run of a workflow id, or that exact run."""
+        ...
+
+    async def list_runs(
+        self, *, status: str | None = None, name: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        """Runs, newest first."""
+        ...
+
+    async def load_history(self, run_id: str) -> list[EventRecord]:
+        """All events of a run in order."""
+        ...
+
+    async def children(self, run_id: str) -> list[RunRecord]:
+        """Runs started as children of this run."""
+        ...
+
+    async def get_state(self, run_id: str, key: str) -> bytes | None:
+        """The latest published value of a key."""
+        ...
+
+    async def send_message(self, workflow_id: str, kind: str, name: str | None,
+                           data: bytes | None, *, now: float) -> RunRecord:
+        """Put a message in a live run's inbox and wake it."""
+        ...
+
+    async def request_update(
+        self, workflow_id: str, message: Message, *, now: float
+    ) -> tuple[RunRecord, UpdateOutcome]:
+        """Queue an update (idempotent by ``message.update_id``)."""
+        ...
+
+    async def get_update(self, run_id: str, update_id: str) -> UpdateOutcome | None:
+        """Where an update stands."""
+        ...
+
+    async def find_update(self, workflow_id: str,
+                          update_id: str) -> tuple[str, UpdateOutcome] | None:
+        """The latest run of a workflow id that holds this update (continue-as-new
+        carries an update it did not take to the next run), and where it stands."""
+        ...
+
+    async def queue_stats(self, *, real_now: float) -> list[QueueStats]:
+        """Every queue with runs or limits: depth, running count, limits."""
+        ...
+
+
+class WorkerStore(ClientStore, Protocol):
+    """What a worker uses to execute runs: claims and leases, fenced appends, children
+    and continue-as-new, step tasks, parking.
+
+    Every write that changes a run's history checks, in the same transaction, the
+    caller's fencing epoch and that its first sequence number is the stored history's
+    length, and raises :class:`Fenced` (having written nothing) when either does not
+    hold: a history never has a gap, whatever failed before. (Other exceptions: see the
+    module docstring.)
+    """
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from any thread) when work may have become ready because of
+        another process (e.g. PostgreSQL NOTIFY). Returns an unsubscriber. Stores without
+        such a channel return a no-op; workers poll as a fallback anyway."""
         ...
 
     async def append(
@@ -121,6 +208,90 @@ class Store(Protocol):
         """
         ...
 
+    async def next_wake_at(self, names: Sequence[str]) -> float | None:
+        """The earliest ``wake_at`` of a pending or suspended run of these workflows."""
+        ...
+
+    async def load_runs(
+        self, run_ids: Sequence[str], *, history: Collection[str] | None = None
+    ) -> dict[str, LoadedRun]:
+        """Take-up reads for a batch of claimed runs, in one round trip.
+
+        Args:
+            run_ids: The runs.
+            history: Those of them whose history and heartbeats to load (None: all).
+
+        Returns:
+            A ``LoadedRun`` per run id (a run with no events gets an empty history).
+        """
+        ...
+
+    async def read_inbox(self, run_id: str) -> list[InboxMessage]:
+        """Unconsumed inbox messages of a run, in arrival order."""
+        ...
+
+    async def runs_with_inbox(self, worker_id: str) -> list[str]:
+        """Runs this worker owns that have unconsumed messages."""
+        ...
+
+    async def reject_update(
+        self, run_id: str, update_id: str, message_id: int, *, error: bytes, now: float
+    ) -> None:
+        """Record a rejected update outside the history and drop its message."""
+        ...
+
+    async def save_heartbeat(self, run_id: str, op: int, details: bytes, *, now: float) -> None:
+        """Keep a step's last heartbeat details."""
+        ...
+
+    async def release(self, run_id: str, epoch: int, *, now: float) -> None:
+        """Give a run back (to pending) without changing its history."""
+        ...
+
+    async def park(self, run_id: str, epoch: int, *, error: bytes, code_hash: str,
+                   now: float) -> None:
+        """Park a run for a code problem, recording why."""
+        ...
+
+    async def unpark(self, name: str, code_hash: str, *, now: float) -> int:
+        """Make runs parked by other code than ``code_hash`` pending again."""
+        ...
+
+    async def mark_trial(self, run_id: str, epoch: int) -> None:
+        """Mark a run taken up alone after dying with its workers twice in a row: if its
+        worker dies now, the next take-over counts the death against it (see
+        :attr:`duro.store.Claim.recoveries`)."""
+        ...
+
+    async def time_out(self, run_id: str, epoch: int, *, now: float) -> bool:
+        """Close a run whose execution timeout passed; False if it moved on meanwhile."""
+        ...
+
+    async def start_child(
+        self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
+        op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
+        links: RunLinks, owner: str | None, now: float, placement: Placement | None = None,
+        max_depth: int | None = None,
+    ) -> tuple[RunRecord | None, NewEvent]:
+        """Append ``before``, then start the child (its depth its parent's + 1) and
+        record ``child_started`` — or record ``child_failed`` if its workflow id is
+        taken, it would be nested deeper than ``max_depth``, or the database refuses it
+        (:class:`~duro.errors.DataRejectedError`) — atomically, fenced."""
+        ...
+
+    async def continue_as_new(
+        self, run_id: str, epoch: int, seq: int, events: Sequence[NewEvent], *,
+        new_run_id: str, input: bytes, owner: str | None, now: float,
+        carry: Sequence[Message] = (),
+    ) -> RunRecord:
+        """Close a run as continued-as-new and start its successor, atomically.
+
+        The successor's inbox gets ``carry`` (messages the run recorded but its code
+        never took), then the signals, updates and cancel requests still waiting in the
+        run's inbox, in that order (:func:`duro.store._rules.carried_over`).
+        """
+        ...
+
     async def enqueue_task(self, task: TaskRecord, *, now: float) -> None:
         """Queue a step attempt for a worker serving its queue (idempotent by task id)."""
         ...
@@ -150,42 +321,6 @@ class Store(Protocol):
         """Create or update a queue's limits."""
         ...
 
-    async def queue_stats(self, *, real_now: float) -> list[QueueStats]:
-        """Every queue with runs or limits: depth, running count, limits."""
-        ...
-
-    async def next_wake_at(self, names: Sequence[str]) -> float | None:
-        """The earliest ``wake_at`` of a pending or suspended run of these workflows."""
-        ...
-
-    async def load_history(self, run_id: str) -> list[EventRecord]:
-        """All events of a run in order."""
-        ...
-
-    async def load_runs(
-        self, run_ids: Sequence[str], *, history: Collection[str] | None = None
-    ) -> dict[str, LoadedRun]:
-        """Take-up reads for a batch of claimed runs, in one round trip.
-
-        Args:
-            run_ids: The runs.
-            history: Those of them whose history and heartbeats to load (None: all).
-
-        Returns:
-            A ``LoadedRun`` per run id (a run with no events gets an empty history).
-        """
-        ...
-
-    async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:
-        """The latest run of a workflow id, or that exact run."""
-        ...
-
-    async def list_runs(
-        self, *, status: str | None = None, name: str | None = None, limit: int = 100
-    ) -> list[RunRecord]:
-        """Runs, newest first."""
-        ...
-
     async def register_worker(
         self, worker_id: str, host: str, pid: int, *, real_now: float, lease: float
     ) -> None:
@@ -196,12 +331,12 @@ class Store(Protocol):
         """Extend the lease; False when the row is gone (we were presumed dead)."""
         ...
 
-    async def expire_dead_workers(self, host: str, dead_pids: Sequence[int]) -> int:
-        """Mark leases of workers on this host whose processes are gone as expired."""
-        ...
-
     async def worker_pids(self, host: str) -> list[int]:
         """Process ids of the workers registered from this host."""
+        ...
+
+    async def expire_dead_workers(self, host: str, dead_pids: Sequence[int]) -> int:
+        """Mark leases of workers on this host whose processes are gone as expired."""
         ...
 
     async def expire_disconnected_workers(self) -> int:
@@ -217,77 +352,21 @@ class Store(Protocol):
         """Release this worker's runs to pending and delete its lease."""
         ...
 
-    async def mark_trial(self, run_id: str, epoch: int) -> None:
-        """Mark a run taken up alone after dying with its workers twice in a row: if its
-        worker dies now, the next take-over counts the death against it (see
-        :attr:`duro.store.Claim.recoveries`)."""
-        ...
-
-    async def release(self, run_id: str, epoch: int, *, now: float) -> None:
-        """Give a run back (to pending) without changing its history."""
-        ...
-
-    async def park(self, run_id: str, epoch: int, *, error: bytes, code_hash: str,
-                   now: float) -> None:
-        """Park a run for a code problem, recording why."""
-        ...
-
-    async def unpark(self, name: str, code_hash: str, *, now: float) -> int:
-        """Make runs parked by other code than ``code_hash`` pending again."""
-        ...
-
-    async def resume_parked(self, workflow_id: str, *, now: float) -> RunRecord:
-        """Make a parked run pending again (after its code or data was fixed)."""
-        ...
-
-    async def send_message(self, workflow_id: str, kind: str, name: str | None,
-                           data: bytes | None, *, now: float) -> RunRecord:
-        """Put a message in a live run's inbox and wake it."""
-        ...
-
-    async def read_inbox(self, run_id: str) -> list[InboxMessage]:
-        """Unconsumed inbox messages of a run, in arrival order."""
-        ...
-
     async def owned_runs(self, worker_id: str) -> list[tuple[str, int]]:
         """(run id, epoch) of every run the store says this worker owns and runs."""
         ...
 
-    async def runs_with_inbox(self, worker_id: str) -> list[str]:
-        """Runs this worker owns that have unconsumed messages."""
-        ...
+
+class AdminStore(ClientStore, Protocol):
+    """Operator actions on runs (the CLI's ``terminate``, ``resume``, ``reset``, ``retry``,
+    ``fork``)."""
 
     async def terminate(self, workflow_id: str, *, reason: str, now: float) -> RunRecord:
         """Stop a live run at once, fencing out its owner."""
         ...
 
-    async def time_out(self, run_id: str, epoch: int, *, now: float) -> bool:
-        """Close a run whose execution timeout passed; False if it moved on meanwhile."""
-        ...
-
-    async def start_child(
-        self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
-        op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
-        links: RunLinks, owner: str | None, now: float, placement: Placement | None = None,
-        max_depth: int | None = None,
-    ) -> tuple[RunRecord | None, NewEvent]:
-        """Append ``before``, then start the child (its depth its parent's + 1) and
-        record ``child_started`` — or record ``child_failed`` if its workflow id is
-        taken, it would be nested deeper than ``max_depth``, or the database refuses it
-        (:class:`~duro.errors.DataRejectedError`) — atomically, fenced."""
-        ...
-
-    async def continue_as_new(
-        self, run_id: str, epoch: int, seq: int, events: Sequence[NewEvent], *,
-        new_run_id: str, input: bytes, owner: str | None, now: float,
-        carry: Sequence[Message] = (),
-    ) -> RunRecord:
-        """Close a run as continued-as-new and start its successor, atomically.
-
-        The successor's inbox gets ``carry`` (messages the run recorded but its code
-        never took), then the signals, updates and cancel requests still waiting in the
-        run's inbox, in that order (:func:`duro.store._policy.carried_over`).
-        """
+    async def resume_parked(self, workflow_id: str, *, now: float) -> RunRecord:
+        """Make a parked run pending again (after its code or data was fixed)."""
         ...
 
     async def copy_run(
@@ -297,37 +376,7 @@ class Store(Protocol):
         """Start a new run from a prefix of another's history (reset, retry, fork)."""
         ...
 
-    async def children(self, run_id: str) -> list[RunRecord]:
-        """Runs started as children of this run."""
-        ...
 
-    async def get_state(self, run_id: str, key: str) -> bytes | None:
-        """The latest published value of a key."""
-        ...
-
-    async def request_update(
-        self, workflow_id: str, message: Message, *, now: float
-    ) -> tuple[RunRecord, UpdateOutcome]:
-        """Queue an update (idempotent by ``message.update_id``)."""
-        ...
-
-    async def get_update(self, run_id: str, update_id: str) -> UpdateOutcome | None:
-        """Where an update stands."""
-        ...
-
-    async def find_update(self, workflow_id: str,
-                          update_id: str) -> tuple[str, UpdateOutcome] | None:
-        """The latest run of a workflow id that holds this update (continue-as-new
-        carries an update it did not take to the next run), and where it stands."""
-        ...
-
-    async def reject_update(
-        self, run_id: str, update_id: str, message_id: int, *, error: bytes, now: float
-    ) -> None:
-        """Record a rejected update outside the history and drop its message."""
-        ...
-
-    async def save_heartbeat(self, run_id: str, op: int, details: bytes, *, now: float) -> None:
-        """Keep a step's last heartbeat details."""
-        ...
-
+class Store(WorkerStore, AdminStore, ScheduleStore, Protocol):
+    """Every store operation: what an :class:`~duro.Engine` uses (client, worker, admin
+    and schedules in one process)."""

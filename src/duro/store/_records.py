@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 from duro._history import (
     EventRecord,
@@ -13,7 +12,6 @@ from duro._history import (
     NewEvent,
     UpdateMeta,
     event_records,
-    group_events,
 )
 
 __all__ = [
@@ -36,9 +34,6 @@ __all__ = [
     "TaskRecord",
     "UpdateOutcome",
     "event_records",
-    "histories_wanted",
-    "loaded_runs",
-    "run_record",
 ]
 
 
@@ -111,61 +106,6 @@ class RunRecord:
     """How deeply the run is nested as a child (0: started from outside)."""
     damage: str | None = None
     """What is wrong with the stored row, when its status is ``CORRUPT``."""
-
-
-_STATUSES = {s.value: s for s in RunStatus if s is not RunStatus.CORRUPT}
-_TIMES = ("created_at", "updated_at")
-_OPTIONAL_TIMES = ("closed_at", "wake_at", "deadline_at")
-_COUNTS = ("epoch", "history_len", "priority", "depth")
-_NUMERIC = (*_TIMES, *_OPTIONAL_TIMES, *_COUNTS)
-_REQUIRED = (*_TIMES, *_COUNTS)
-_NUMBER = frozenset({int, float})
-
-
-class _Row(Protocol):
-    def __getitem__(self, key: str, /) -> Any: ...
-
-
-def run_record(row: _Row) -> RunRecord:
-    """A :class:`RunRecord` from a ``runs`` row (a dict, or a ``sqlite3.Row``).
-
-    A damaged row gives a record with status ``CORRUPT``, the damaged values replaced
-    (0, None) and ``damage`` saying what was found, instead of an error: one bad row
-    (a status duro does not know, a time that is not a number — SQLite keeps any value
-    it is given) must not break every listing that includes it.
-    """
-    raw_status = row["status"]
-    status = _STATUSES.get(raw_status)
-    values = {key: row[key] for key in _NUMERIC}
-    if status is not None and all(type(values[k]) in _NUMBER for k in _REQUIRED) and all(
-            values[k] is None or type(values[k]) in _NUMBER for k in _OPTIONAL_TIMES):
-        # The usual case, in a few comparisons: a run is read on every wait for a result.
-        return RunRecord(
-            run_id=row["run_id"], workflow_id=row["workflow_id"],
-            workflow_name=row["workflow_name"], status=status, input=row["input"],
-            result=row["result"], error=row["error"], owner=row["owner"],
-            parent_run_id=row["parent_run_id"], parent_op=row["parent_op"],
-            parent_close=row["parent_close"], origin_run_id=row["origin_run_id"],
-            queue=row["queue"] or "default", concurrency_key=row["concurrency_key"],
-            **values)
-    problems = []
-    if status is None:
-        problems.append(f"unknown status {raw_status!r}")
-    for key, value in values.items():
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number and not (value is None and key not in _TIMES):
-            problems.append(f"{key} is {value!r}, not a number")
-            values[key] = None if key in _OPTIONAL_TIMES else 0
-    return RunRecord(
-        run_id=row["run_id"], workflow_id=row["workflow_id"],
-        workflow_name=row["workflow_name"],
-        status=RunStatus.CORRUPT if problems or status is None else status,
-        input=row["input"], result=row["result"], error=row["error"],
-        owner=row["owner"], parent_run_id=row["parent_run_id"], parent_op=row["parent_op"],
-        parent_close=row["parent_close"], origin_run_id=row["origin_run_id"],
-        queue=row["queue"] or "default", concurrency_key=row["concurrency_key"],
-        **{k: v if v is not None or k in _OPTIONAL_TIMES else 0 for k, v in values.items()},
-        damage="; ".join(problems) or None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -327,31 +267,3 @@ class LoadedRun:
     history: list[EventRecord] | None
     heartbeats: dict[int, bytes]
     inbox: bool
-
-
-def histories_wanted(
-    run_ids: Sequence[str], history: Collection[str] | None
-) -> tuple[list[str], list[str]]:
-    """``Store.load_runs``'s arguments as (all run ids, those whose history to read)."""
-    ids = list(run_ids)
-    return ids, ids if history is None else [r for r in ids if r in history]
-
-
-def loaded_runs(
-    run_ids: Sequence[str], history: Collection[str] | None,
-    events: Iterable[Sequence[Any]], heartbeats: Iterable[Sequence[Any]],
-    with_messages: Iterable[Sequence[Any]],
-) -> dict[str, LoadedRun]:
-    """``Store.load_runs``'s answer from its three reads' rows: events as ``(run_id, seq,
-    kind, ts, op, name, data, meta)`` ordered by run, heartbeats as ``(run_id, op,
-    details)``, runs with inbox messages as ``(run_id,)``."""
-    histories = group_events(events)
-    beats: dict[str, dict[int, bytes]] = {}
-    for run_id, op, details in heartbeats:
-        beats.setdefault(run_id, {})[int(op)] = details
-    inbox = {row[0] for row in with_messages}
-    return {run_id: LoadedRun(
-                history=(histories.get(run_id, []) if history is None or run_id in history
-                         else None),
-                heartbeats=beats.get(run_id, {}), inbox=run_id in inbox)
-            for run_id in run_ids}

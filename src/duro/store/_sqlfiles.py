@@ -1,13 +1,16 @@
 """Loading the SQL that lives in .sql files beside a store: named queries and numbered
-migrations (shared by the SQLite and PostgreSQL stores)."""
+migrations (shared by the SQLite and PostgreSQL stores), and which migrations to apply."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from functools import cache
 from importlib import resources
 
-__all__ = ["load_migrations", "load_queries"]
+from duro.errors import StoreError
+
+__all__ = ["load_migrations", "load_queries", "pending_migrations", "store_queries"]
 
 _NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
@@ -40,3 +43,31 @@ def load_migrations(package: str) -> list[tuple[int, str, str]]:
         if version != i:
             raise RuntimeError(f"migration numbers must be dense from 1; found {version} at {i}")
     return found
+
+
+@cache
+def store_queries(package: str) -> dict[str, str]:
+    """Every named query of a store: ``queries.sql`` and ``schedules.sql``."""
+    out = dict(load_queries(package))
+    for name, sql in load_queries(package, "schedules.sql").items():
+        if name in out:
+            raise RuntimeError(f"query {name!r} is named twice in {package}")
+        out[name] = sql
+    return out
+
+
+def pending_migrations(package: str, done: Collection[int],
+                       where: str) -> list[tuple[int, str, str]]:
+    """The migrations of ``package`` not in ``done`` (the versions a database recorded),
+    in order.
+
+    Raises:
+        StoreError: The database (``where``: how to name it) has a version this duro
+            does not know: it was made by a newer duro.
+    """
+    known = load_migrations(package)
+    newest = max((v for v, _, _ in known), default=0)
+    if done and max(done) > newest:
+        raise StoreError(f"the database schema {where}(version {max(done)}) is newer than "
+                         f"this duro (version {newest}); upgrade duro")
+    return [m for m in known if m[0] not in done]

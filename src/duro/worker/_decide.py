@@ -17,6 +17,7 @@ from duro.errors import (
     HistoryLimitError,
     PayloadDecodeError,
     SerializationError,
+    StoreError,
 )
 from duro.serde import encode
 from duro.store import Claim, Fenced, NewEvent, RunLinks
@@ -269,15 +270,18 @@ async def record_time_out(w: Worker, inst: RunInstance) -> None:
     closed(w, inst)
 
 
-async def park(w: Worker, inst: RunInstance, error: DuroError) -> None:
+async def park(w: Worker, inst: RunInstance, error: Exception) -> None:
     log.error("parking run %s of %s: %s", inst.run_id, inst.workflow.name, error)
-    payload = ErrorInfo(type=type(error).__name__, message=str(error)).to_payload()
+    # A duro error says what is wrong; anything else is a bug: its traceback says where.
+    info = ErrorInfo(type=type(error).__name__, message=str(error)) \
+        if isinstance(error, DuroError) else ErrorInfo.from_exception(error)
+    payload = info.to_payload()
     steps.abandon_steps(w, inst)
     w.active.pop(inst.run_id, None)
     try:
         await w.store.park(inst.run_id, inst.epoch, error=payload,
                            code_hash=inst.workflow.code_hash, now=w.clock.now())
-    except DuroError as exc:
+    except Exception as exc:  # a broken store too: the run stays ours, never retried
         log.warning("could not park run %s: %s", inst.run_id, exc)
     inst.close()
     w._wake_waiters(inst.run_id)
@@ -346,10 +350,16 @@ async def continue_as_new(w: Worker, inst: RunInstance, cont: ContinueAsNew) -> 
             if w.payloads.active:
                 events = await w.payloads.encode_events(events)
                 carry = await w.payloads.encode_messages(carry)
-            record = await w.store.continue_as_new(
-                inst.run_id, inst.epoch, seq, events, new_run_id=str(uuid.uuid4()),
-                input=events[-1].data or payload, owner=w.worker_id if local else None,
-                now=now, carry=carry)
+            try:
+                record = await w.store.continue_as_new(
+                    inst.run_id, inst.epoch, seq, events, new_run_id=str(uuid.uuid4()),
+                    input=events[-1].data or payload, owner=w.worker_id if local else None,
+                    now=now, carry=carry)
+            except (Fenced, StoreError):
+                raise
+            except Exception as exc:  # outside the store's contract: see Worker._append
+                w.park_unwritable(inst, exc)
+                return
         closed(w, inst)
         if local:
             adopted = True

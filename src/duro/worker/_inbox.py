@@ -14,7 +14,7 @@ import orjson
 from duro._history import ChildDone, ChildFailedMeta, EventKind, MessageKind, UpdateMeta
 from duro.errors import DuroError, ErrorInfo, PayloadDecodeError
 from duro.store import InboxMessage, NewEvent
-from duro.store._policy import update_of
+from duro.store._rules import update_of
 from duro.worker import _decide as decide
 from duro.worker import _local_steps as steps
 from duro.workflow._instance import ChildCommand, RunInstance

@@ -32,6 +32,7 @@ from duro.errors import (
     DuroError,
     PayloadDecodeError,
     RunNotFoundError,
+    StoreError,
 )
 from duro.serde import CodecChain, PayloadConverter
 from duro.store import Claim, Fenced, LoadedRun, NewEvent, RunLinks, Store
@@ -741,13 +742,16 @@ class Worker:
             # The same write can never succeed (a value too large to store, a constraint
             # of the database's own): retrying would run the run's steps again and
             # again for nothing. Parked, it says why and waits for a fix.
-            if self.active.get(inst.run_id) is inst and not inst.finishing:
-                inst.finishing = True
-                self._spawn(decide.park(self, inst, exc))
+            self.park_unwritable(inst, exc)
             return False
-        except Exception as exc:
+        except StoreError as exc:  # a store fault that may pass (store/_protocol.py)
             log.warning("could not write run %s: %s; it will be retried", inst.run_id, exc)
             self._drop(inst)
+            return False
+        except Exception as exc:
+            # Outside the store's contract: a bug (in the store or in duro), which would
+            # fail the same way at every retry, forever. Parked with it instead.
+            self.park_unwritable(inst, exc)
             return False
         finally:
             inst.writing -= 1
@@ -791,6 +795,20 @@ class Worker:
                         inst.run_id, exc)
             self._drop(inst)
             return False
+
+    def park_unwritable(self, inst: RunInstance, exc: Exception) -> None:
+        """Park a run whose write the store refused for good (:class:`DataRejectedError`)
+        or failed outside its contract (a bug: see ``store/_protocol.py``), once: the
+        run leaves ``active`` at once, so a second failing write of it parks nothing
+        more. Whatever it was doing (running, finishing, suspending) stops."""
+        if self.active.get(inst.run_id) is not inst:
+            return  # dropped, or parked already
+        if not isinstance(exc, DuroError):
+            log.error("run %s: the store raised %s, which is no store fault: a bug",
+                      inst.run_id, type(exc).__name__, exc_info=exc)
+        inst.finishing = True
+        del self.active[inst.run_id]
+        self._spawn(decide.park(self, inst, exc))
 
     def write_turn(self, inst: RunInstance) -> contextlib.AbstractAsyncContextManager[Any]:
         """Hold while taking a run's next sequence numbers and writing them: with codecs
@@ -878,6 +896,11 @@ class Worker:
                         owner=self.worker_id if local else None, now=now,
                         placement=Placement(queue=cmd.workflow.queue),
                         max_depth=self.max_child_depth)
+                except (Fenced, StoreError):
+                    raise
+                except Exception as exc:  # outside the store's contract: see _append
+                    self.park_unwritable(inst, exc)
+                    return
                 finally:
                     inst.writing -= 1
             if record is not None and local:

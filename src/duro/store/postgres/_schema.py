@@ -15,7 +15,8 @@ from typing import Any
 import psycopg
 
 from duro.errors import StoreError
-from duro.store.postgres._sql import migrations
+from duro.store._sqlfiles import pending_migrations
+from duro.store.postgres._sql import PACKAGE, migrations
 
 __all__ = ["applied_versions", "dump_schema", "migrate"]
 
@@ -52,13 +53,7 @@ async def migrate(conn: psycopg.AsyncConnection[Any], schema: str) -> list[int]:
         await conn.execute(_TRACK)
         cur = await conn.execute("SELECT version FROM duro_migrations")
         done = {int(r[0]) for r in await cur.fetchall()}
-        if done and max(done) > _known():
-            raise StoreError(
-                f"the database schema {schema!r} (version {max(done)}) is newer than this "
-                f"duro (version {_known()}); upgrade duro")
-        for version, name, sql in migrations():
-            if version in done:
-                continue
+        for version, name, sql in pending_migrations(PACKAGE, done, f"{schema!r} "):
             await conn.execute(sql.encode())  # several statements: no parameters
             await conn.execute("INSERT INTO duro_migrations VALUES (%s, %s, %s)",
                                (version, name, time.time()))

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from duro.store._sqlfiles import load_migrations, load_queries
+from duro.store._sqlfiles import load_migrations, store_queries
 
-__all__ = ["migrations", "queries"]
+__all__ = ["PACKAGE", "migrations", "queries"]
+
+PACKAGE = "duro.store.postgres"
 
 
 def queries() -> dict[str, str]:
-    """Named queries from ``queries.sql`` (comments dropped, no trailing semicolon)."""
-    return load_queries(__package__ or __name__.rpartition(".")[0])
+    """Named queries of ``queries.sql`` and ``schedules.sql`` (comments dropped, no
+    trailing semicolon)."""
+    return store_queries(PACKAGE)
 
 
 def migrations() -> list[tuple[int, str, str]]:
     """Numbered migrations as (version, name, sql), in order."""
-    return load_migrations(__package__ or __name__.rpartition(".")[0])
+    return load_migrations(PACKAGE)

@@ -208,10 +208,10 @@ SELECT name, concurrency, per_worker, rate_limit, rate_period, key_concurrency
 FROM queues WHERE name = %(queue)s FOR UPDATE;
 
 -- name: queue_running
-SELECT count(*) FROM runs WHERE queue = %(queue)s AND status = 'running';
+SELECT count(*) AS n FROM runs WHERE queue = %(queue)s AND status = 'running';
 
 -- name: queue_running_by_key
-SELECT concurrency_key, count(*) FROM runs
+SELECT concurrency_key, count(*) AS n FROM runs
 WHERE queue = %(queue)s AND status = 'running' AND concurrency_key IS NOT NULL
 GROUP BY concurrency_key;
 
@@ -225,12 +225,12 @@ forget AS (
     WHERE queue = %(queue)s AND ts <= (SELECT stamp FROM t) - %(period)s
 )
 SELECT t.stamp, (SELECT count(*) FROM queue_starts
-                 WHERE queue = %(queue)s AND ts > t.stamp - %(period)s)
+                 WHERE queue = %(queue)s AND ts > t.stamp - %(period)s) AS n
 FROM t;
 
 -- name: queue_started_lately
 -- Starts within the last period, by the database's clock (the one claims stamp with).
-SELECT count(*) FROM queue_starts
+SELECT count(*) AS n FROM queue_starts
 WHERE queue = %(queue)s AND ts > extract(epoch FROM clock_timestamp()) - %(period)s;
 
 -- name: queue_record_starts
@@ -260,7 +260,7 @@ ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency,
     updated_at = EXCLUDED.updated_at;
 
 -- name: queue_counts
-SELECT queue, status, count(*) FROM runs
+SELECT queue, status, count(*) AS n FROM runs
 WHERE status IN ('pending', 'suspended', 'running') GROUP BY queue, status;
 
 -- name: live_dedup
@@ -290,7 +290,7 @@ VALUES (%(task_id)s, %(run_id)s, %(op)s, %(attempt)s, %(step)s, %(queue)s, %(arg
 ON CONFLICT (task_id) DO NOTHING;
 
 -- name: next_task
-SELECT 1 FROM tasks WHERE status = 'pending'
+SELECT 1 AS found FROM tasks WHERE status = 'pending'
   AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
   AND step = ANY(%(steps)s::text[])
 LIMIT 1;
@@ -387,7 +387,7 @@ SELECT CASE WHEN EXISTS (
   ELSE (SELECT MIN(wake_at) FROM runs
         WHERE status IN ('pending', 'suspended') AND wake_at IS NOT NULL
           AND workflow_name = ANY(%(names)s::text[]))
-END;
+END AS due;
 
 -- name: list_runs
 SELECT * FROM runs

@@ -1,4 +1,4 @@
--- Named queries of the PostgreSQL store's schedules (see _schedules.py). Each starts with
+-- Named queries of the PostgreSQL store's schedules (see store/_base/_schedules.py). Each starts with
 -- a "-- name:" line; parameters are psycopg's %(name)s.
 
 -- name: schedule_by_id
@@ -55,7 +55,7 @@ SELECT * FROM (
 ORDER BY next_fire_at LIMIT %(limit)s;
 
 -- name: next_schedule_due
-SELECT MIN(next_fire_at) FROM schedules WHERE NOT paused;
+SELECT MIN(next_fire_at) AS due FROM schedules WHERE NOT paused;
 
 -- name: schedule_fired
 UPDATE schedules SET next_fire_at = %(next_fire_at)s,
@@ -69,5 +69,5 @@ UPDATE schedules SET last_workflow_id = %(workflow_id)s, updated_at = %(now)s
 WHERE schedule_id = %(schedule_id)s;
 
 -- name: live_run_of
-SELECT 1 FROM runs WHERE workflow_id = %(workflow_id)s
+SELECT 1 AS live FROM runs WHERE workflow_id = %(workflow_id)s
   AND status IN ('pending', 'running', 'suspended', 'parked');

@@ -1,351 +1,438 @@
--- Named queries of the SQLite store. Each starts with a "-- name:" line.
+-- Named queries of the SQLite store. Each starts with a "-- name:" line; parameters are
+-- named (:name), as the shared store (store/_base) passes them to every dialect. A list
+-- parameter arrives as a JSON array: read it with json_each. A query may be several
+-- statements (run in order with the same parameters; the result is the last one that
+-- returns rows): where PostgreSQL's query is one statement with CTEs, SQLite's does the
+-- same steps one by one, each guarded by the same condition, the one that changes the
+-- condition last. The writer holds the file's write lock, so nothing comes in between.
 
 -- name: latest_run_by_workflow_id
-SELECT * FROM runs WHERE workflow_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1;
+SELECT * FROM runs WHERE workflow_id = :workflow_id ORDER BY created_at DESC, rowid DESC LIMIT 1;
 
 -- name: run_by_id
-SELECT * FROM runs WHERE run_id = ?;
+SELECT * FROM runs WHERE run_id = :run_id;
+
+-- name: live_run_by_workflow_id
+SELECT * FROM runs WHERE workflow_id = :workflow_id
+  AND status IN ('pending', 'running', 'suspended', 'parked');
 
 -- name: insert_run
+-- The run and (unless started_event is false) its run_started event, unless a run with
+-- this id, or a live one with this workflow id or deduplication key, exists: then
+-- nothing is written and no row returned. changes() is the run insert's count.
 INSERT INTO runs (run_id, workflow_id, workflow_name, status, input, created_at, updated_at,
-                  wake_at, owner, epoch, history_len)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1);
+                  wake_at, owner, epoch, history_len, parent_run_id, parent_op, parent_close,
+                  deadline_at, origin_run_id, queue, priority, concurrency_key, dedup_key,
+                  debounce_key, started_at, depth)
+VALUES (:run_id, :workflow_id, :workflow_name, :status, :input, :now, :now, :wake_at, :owner,
+        :epoch, 1, :parent_run_id, :parent_op, :parent_close, :deadline_at, :origin_run_id,
+        :queue, :priority, :concurrency_key, :dedup_key, :debounce_key, :started_at, :depth)
+ON CONFLICT DO NOTHING
+RETURNING run_id;
+INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
+SELECT :run_id, 0, :kind, NULL, :workflow_name, :now, :input, :meta
+WHERE :started_event AND changes() = 1;
 
 -- name: insert_event
+-- Positional, for executemany: the hot path's own statement (sqlite/_tx.py).
 INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: fence_append
--- Fenced by epoch and by the history's length: the events must continue the stored
--- history (when an earlier write of the run failed, a later one must not commit past it).
+-- Positional (sqlite/_tx.py). Fenced by epoch and by the history's length: the events
+-- must continue the stored history (when an earlier write of the run failed, a later
+-- one must not commit past it).
 UPDATE runs SET history_len = ?, updated_at = ?, recoveries = 0
 WHERE run_id = ? AND epoch = ? AND status = 'running' AND history_len = ?;
 
--- name: history
--- Without run_id: the caller has it, and a copy per event is wasted work on a long history.
-SELECT seq, kind, ts, op, name, data, meta FROM events WHERE run_id = ? ORDER BY seq;
-
--- name: runs_history
--- The histories of a batch of claimed runs (Store.load_runs), grouped by run; the ids
--- come as one JSON array.
-SELECT run_id, seq, kind, ts, op, name, data, meta FROM events
-WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, seq;
-
--- name: runs_heartbeats
-SELECT run_id, op, details FROM heartbeats WHERE run_id IN (SELECT value FROM json_each(?));
-
--- name: runs_with_messages
-SELECT DISTINCT run_id FROM inbox WHERE run_id IN (SELECT value FROM json_each(?));
-
--- name: next_wake
-SELECT MIN(wake_at) FROM runs WHERE status IN ('pending', 'suspended') AND wake_at IS NOT NULL;
-
--- name: expired_workers
-SELECT worker_id FROM workers WHERE lease_until < ?;
-
--- name: take_over
--- A recovery, counted until the run writes something (a run whose code kills its worker
--- would otherwise crash every worker in turn, forever): always for the first two in a
--- row, then only if the run died on trial (taken up alone: see worker/_recovery.py).
-UPDATE runs SET owner = ?, epoch = epoch + 1, updated_at = ?,
-    recoveries = CASE WHEN recoveries < 2 OR on_trial = 1 THEN recoveries + 1
-                      ELSE recoveries END,
-    on_trial = 0
-WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'running' AND owner = ? LIMIT ?)
-RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue, recoveries;
-
--- name: mark_trial
-UPDATE runs SET on_trial = 1 WHERE run_id = ? AND epoch = ? AND status = 'running';
-
--- name: delete_worker_if_idle
-DELETE FROM workers WHERE worker_id = ?
-  AND NOT EXISTS (SELECT 1 FROM runs WHERE status = 'running' AND owner = ?);
-
--- name: register_worker
-INSERT OR REPLACE INTO workers (worker_id, host, pid, started_at, lease_until) VALUES (?, ?, ?, ?, ?);
-
--- name: renew_worker
-UPDATE workers SET lease_until = ? WHERE worker_id = ?;
-
--- name: worker_pids
-SELECT pid FROM workers WHERE host = ?;
-
--- name: expire_worker_pid
-UPDATE workers SET lease_until = 0 WHERE host = ? AND pid = ?;
-
--- name: release_owned
-UPDATE runs SET status = 'pending', owner = NULL, wake_at = ?, updated_at = ?
-WHERE status = 'running' AND owner = ?;
-
--- name: delete_worker
-DELETE FROM workers WHERE worker_id = ?;
-
--- name: release_run
-UPDATE runs SET status = 'pending', owner = NULL, wake_at = ?, updated_at = ?
-WHERE run_id = ? AND epoch = ? AND status = 'running';
-
--- name: park_run
-UPDATE runs SET status = 'parked', owner = NULL, wake_at = NULL, error = ?, code_hash = ?,
-                updated_at = ?
-WHERE run_id = ? AND epoch = ? AND status = 'running';
-
--- name: unpark
-UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?, error = NULL, code_hash = NULL,
-    recoveries = 0
-WHERE status = 'parked' AND workflow_name = ? AND (code_hash IS NULL OR code_hash != ?);
-
--- name: live_run_by_workflow_id
-SELECT * FROM runs WHERE workflow_id = ?
-  AND status IN ('pending', 'running', 'suspended', 'parked');
-
--- name: insert_inbox
-INSERT INTO inbox (run_id, kind, name, data, meta, ts) VALUES (?, ?, ?, ?, ?, ?);
-
--- name: wake_for_inbox
-UPDATE runs SET updated_at = ?,
-    wake_at = CASE WHEN status = 'suspended' THEN ? ELSE wake_at END,
-    status = CASE WHEN status = 'suspended' THEN 'pending' ELSE status END
-WHERE run_id = ?;
-
--- name: read_inbox
-SELECT id, kind, name, data, meta FROM inbox WHERE run_id = ? ORDER BY id;
-
--- name: consume_inbox
-DELETE FROM inbox WHERE run_id = ? AND id <= ?;
-
--- name: runs_with_inbox
-SELECT DISTINCT i.run_id FROM inbox i JOIN runs r ON r.run_id = i.run_id
-WHERE r.status = 'running' AND r.owner = ?;
-
--- name: terminate_run
-UPDATE runs SET status = 'terminated', owner = NULL, wake_at = NULL, epoch = epoch + 1,
-    history_len = history_len + 1, error = ?, updated_at = ?, closed_at = ?
-WHERE run_id = ?;
-
--- name: save_heartbeat
-INSERT OR REPLACE INTO heartbeats (run_id, op, details, ts) VALUES (?, ?, ?, ?);
-
--- name: delete_heartbeats
-DELETE FROM heartbeats WHERE run_id = ?;
-
 -- name: fence_transition
+-- Positional (sqlite/_tx.py): fence_append that also changes the status.
 UPDATE runs SET history_len = ?, updated_at = ?, recoveries = 0, status = ?, result = ?,
     error = ?, wake_at = ?, owner = CASE WHEN ? THEN NULL ELSE owner END, closed_at = ?
 WHERE run_id = ? AND epoch = ? AND status = 'running' AND history_len = ?;
 
--- name: claim_ready
--- {names} is replaced by the placeholders of the worker's workflow names.
-UPDATE runs SET status = 'running', owner = ?, epoch = epoch + 1, updated_at = ?
+-- name: history
+-- Without run_id: the caller has it, and a copy per event is wasted work on a long history.
+SELECT seq, kind, ts, op, name, data, meta FROM events WHERE run_id = :run_id ORDER BY seq;
+
+-- name: runs_history
+-- The histories of a batch of claimed runs (Store.load_runs), grouped by run.
+SELECT run_id, seq, kind, ts, op, name, data, meta FROM events
+WHERE run_id IN (SELECT value FROM json_each(:ids)) ORDER BY run_id, seq;
+
+-- name: runs_heartbeats
+SELECT run_id, op, details FROM heartbeats WHERE run_id IN (SELECT value FROM json_each(:ids));
+
+-- name: runs_with_messages
+SELECT DISTINCT run_id FROM inbox WHERE run_id IN (SELECT value FROM json_each(:ids));
+
+-- name: take_over
+-- Running runs of these workflows whose owner's lease expired, up to the room left. A
+-- recovery, counted until the run writes something (a run whose code kills its worker
+-- would otherwise crash every worker in turn, forever): always for the first two in a
+-- row, then only if the run died on trial (taken up alone: see worker/_recovery.py).
+UPDATE runs SET owner = :worker, epoch = epoch + 1, updated_at = :real_now,
+    recoveries = CASE WHEN recoveries < 2 OR on_trial = 1 THEN recoveries + 1
+                      ELSE recoveries END,
+    on_trial = 0
 WHERE run_id IN (
     SELECT run_id FROM runs
-    WHERE status IN ('pending', 'suspended') AND wake_at <= ? AND workflow_name IN ({names})
-    ORDER BY wake_at LIMIT ?)
-RETURNING run_id, workflow_id, workflow_name, epoch, history_len;
+    WHERE status = 'running' AND workflow_name IN (SELECT value FROM json_each(:names))
+      AND owner IN (SELECT worker_id FROM workers
+                    WHERE lease_until < :real_now AND worker_id <> :worker)
+    LIMIT :limit)
+RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue, recoveries;
 
--- name: next_wake_for
-SELECT MIN(wake_at) FROM runs
-WHERE status IN ('pending', 'suspended') AND wake_at IS NOT NULL AND workflow_name IN ({names});
+-- name: release_dead_tasks
+-- Step tasks held by workers whose lease expired go back to their queue.
+UPDATE tasks SET status = 'pending', owner = NULL, updated_at = :real_now
+WHERE status = 'running'
+  AND owner IN (SELECT worker_id FROM workers
+                WHERE lease_until < :real_now AND worker_id <> :worker);
 
--- name: list_runs
-SELECT * FROM runs WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR workflow_name = ?2)
-ORDER BY created_at DESC, rowid DESC LIMIT ?3;
+-- name: delete_dead_idle_workers
+-- Expired workers that own nothing any more.
+DELETE FROM workers
+WHERE lease_until < :real_now AND worker_id <> :worker
+  AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.status = 'running'
+                  AND r.owner = workers.worker_id);
 
--- name: wake_if_inbox
-UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?
-WHERE run_id = ? AND status = 'suspended' AND EXISTS (SELECT 1 FROM inbox WHERE run_id = ?);
+-- name: mark_trial
+UPDATE runs SET on_trial = 1 WHERE run_id = :run_id AND epoch = :epoch AND status = 'running';
+
+-- name: register_worker
+INSERT OR REPLACE INTO workers (worker_id, host, pid, started_at, lease_until)
+VALUES (:worker, :host, :pid, :real_now, :lease_until);
+
+-- name: renew_worker
+UPDATE workers SET lease_until = :lease_until WHERE worker_id = :worker;
+
+-- name: worker_pids
+SELECT pid FROM workers WHERE host = :host;
+
+-- name: expire_worker_pids
+UPDATE workers SET lease_until = 0
+WHERE host = :host AND pid IN (SELECT value FROM json_each(:pids));
+
+-- name: release_owned
+UPDATE runs SET status = 'pending', owner = NULL, wake_at = :now, updated_at = :now
+WHERE status = 'running' AND owner = :worker;
+
+-- name: delete_worker
+DELETE FROM workers WHERE worker_id = :worker;
+
+-- name: release_run
+UPDATE runs SET status = 'pending', owner = NULL, wake_at = :now, updated_at = :now
+WHERE run_id = :run_id AND epoch = :epoch AND status = 'running';
+
+-- name: park_run
+UPDATE runs SET status = 'parked', owner = NULL, wake_at = NULL, error = :error,
+    code_hash = :code_hash, updated_at = :now
+WHERE run_id = :run_id AND epoch = :epoch AND status = 'running';
+
+-- name: unpark
+UPDATE runs SET status = 'pending', wake_at = :now, updated_at = :now, error = NULL,
+    code_hash = NULL, recoveries = 0
+WHERE status = 'parked' AND workflow_name = :name
+  AND (code_hash IS NULL OR code_hash != :code_hash);
 
 -- name: resume_parked
-UPDATE runs SET status = 'pending', wake_at = ?, updated_at = ?, error = NULL, code_hash = NULL,
-    recoveries = 0
-WHERE run_id = ? AND status = 'parked';
+UPDATE runs SET status = 'pending', wake_at = :now, updated_at = :now, error = NULL,
+    code_hash = NULL, recoveries = 0
+WHERE run_id = :run_id AND status = 'parked'
+RETURNING *;
+
+-- name: send_message
+-- Store the message (and an update request's row) and wake the run if it is suspended;
+-- nothing at all if the run is not live. Returns the run after it.
+INSERT INTO inbox (run_id, kind, name, data, meta, ts)
+SELECT run_id, :kind, :name, :data, :meta, :now FROM runs
+WHERE run_id = :run_id AND status IN ('pending', 'running', 'suspended', 'parked');
+INSERT INTO updates (run_id, update_id, name, status, ts)
+SELECT run_id, :update_id, :name, 'requested', :now FROM runs
+WHERE run_id = :run_id AND status IN ('pending', 'running', 'suspended', 'parked')
+  AND :update_id IS NOT NULL;
+UPDATE runs SET updated_at = :now,
+    wake_at = CASE WHEN status = 'suspended' THEN :now ELSE wake_at END,
+    status = CASE WHEN status = 'suspended' THEN 'pending' ELSE status END
+WHERE run_id = :run_id AND status IN ('pending', 'running', 'suspended', 'parked')
+RETURNING *;
+
+-- name: read_inbox
+SELECT id, kind, name, data, meta FROM inbox WHERE run_id = :run_id ORDER BY id;
+
+-- name: consume_inbox
+DELETE FROM inbox WHERE run_id = :run_id AND id <= :upto;
+
+-- name: runs_with_inbox
+SELECT DISTINCT i.run_id FROM inbox i JOIN runs r ON r.run_id = i.run_id
+WHERE r.status = 'running' AND r.owner = :worker;
+
+-- name: save_heartbeat
+INSERT OR REPLACE INTO heartbeats (run_id, op, details, ts)
+VALUES (:run_id, :op, :details, :now);
+
+-- name: delete_heartbeats
+DELETE FROM heartbeats WHERE run_id = :run_id;
+
+-- name: next_wake_for
+-- The earliest due time of a ready run of these workflows, or 0 (due now) when a worker
+-- that owns running runs of them let its lease expire (by :clock, the caller's): then
+-- the survivors claim at their next poll and take those runs over, instead of waiting
+-- for their periodic takeover check.
+SELECT CASE WHEN EXISTS (
+    SELECT 1 FROM workers w
+    WHERE w.lease_until < :clock
+      AND EXISTS (SELECT 1 FROM runs r WHERE r.owner = w.worker_id AND r.status = 'running'
+                  AND r.workflow_name IN (SELECT value FROM json_each(:names))))
+  THEN 0
+  ELSE (SELECT MIN(wake_at) FROM runs
+        WHERE status IN ('pending', 'suspended') AND wake_at IS NOT NULL
+          AND workflow_name IN (SELECT value FROM json_each(:names)))
+END AS due;
+
+-- name: list_runs
+SELECT * FROM runs WHERE (:status IS NULL OR status = :status)
+  AND (:name IS NULL OR workflow_name = :name)
+ORDER BY created_at DESC, rowid DESC LIMIT :limit;
+
+-- name: wake_if_inbox
+UPDATE runs SET status = 'pending', wake_at = :now, updated_at = :now
+WHERE run_id = :run_id AND status = 'suspended'
+  AND EXISTS (SELECT 1 FROM inbox WHERE run_id = :run_id);
 
 -- name: upsert_state
-INSERT OR REPLACE INTO run_state (run_id, key, value, ts) VALUES (?, ?, ?, ?);
+-- Published state follows the history: written with the state_set event (the writer
+-- checked the append's fence first).
+INSERT OR REPLACE INTO run_state (run_id, key, value, ts) VALUES (:run_id, :key, :value, :ts);
+
+-- name: put_state
+-- Published state copied with a history (reset, retry, fork).
+INSERT OR REPLACE INTO run_state (run_id, key, value, ts) VALUES (:run_id, :key, :value, :ts);
 
 -- name: get_state
-SELECT value FROM run_state WHERE run_id = ? AND key = ?;
+SELECT value FROM run_state WHERE run_id = :run_id AND key = :key;
 
 -- name: copy_state
-INSERT INTO run_state (run_id, key, value, ts) SELECT ?, key, value, ts FROM run_state
-WHERE run_id = ?;
+INSERT INTO run_state (run_id, key, value, ts) SELECT :new_run_id, key, value, ts
+FROM run_state WHERE run_id = :run_id;
 
 -- name: get_update
-SELECT status, result, error FROM updates WHERE run_id = ? AND update_id = ?;
+SELECT status, result, error FROM updates WHERE run_id = :run_id AND update_id = :update_id;
 
 -- name: find_update
 -- An update id within the workflow id's current chain of runs: those made since its
 -- newest fresh start (continue-as-new and reset runs have an origin; a start does not).
 SELECT u.run_id, u.status, u.result, u.error FROM updates u JOIN runs r ON r.run_id = u.run_id
-WHERE r.workflow_id = ?1 AND u.update_id = ?2
+WHERE r.workflow_id = :workflow_id AND u.update_id = :update_id
   AND r.created_at >= COALESCE((SELECT max(created_at) FROM runs
-                                WHERE workflow_id = ?1 AND origin_run_id IS NULL), 0)
+                                WHERE workflow_id = :workflow_id
+                                  AND origin_run_id IS NULL), 0)
 ORDER BY r.created_at DESC, r.rowid DESC LIMIT 1;
 
--- name: insert_update
-INSERT INTO updates (run_id, update_id, name, status, ts) VALUES (?, ?, ?, 'requested', ?);
-
 -- name: delete_update
-DELETE FROM updates WHERE run_id = ? AND update_id = ?;
+DELETE FROM updates WHERE run_id = :run_id AND update_id = :update_id;
 
 -- name: set_update
-UPDATE updates SET status = ?, result = ?, error = ?, ts = ? WHERE run_id = ? AND update_id = ?;
+UPDATE updates SET status = :status, result = :result, error = :error, ts = :ts
+WHERE run_id = :run_id AND update_id = :update_id;
 
--- name: delete_inbox_message
-DELETE FROM inbox WHERE id = ?;
-
--- name: set_run_links
-UPDATE runs SET parent_run_id = ?, parent_op = ?, parent_close = ?, deadline_at = ?,
-    origin_run_id = ?, depth = ?
-WHERE run_id = ?;
+-- name: reject_update
+UPDATE updates SET status = 'rejected', result = NULL, error = :error, ts = :now
+WHERE run_id = :run_id AND update_id = :update_id;
+DELETE FROM inbox WHERE id = :message_id;
 
 -- name: run_depth
-SELECT depth FROM runs WHERE run_id = ?;
+SELECT depth FROM runs WHERE run_id = :run_id;
 
--- name: parent_of
-SELECT r.parent_run_id, r.parent_op, p.status FROM runs r
-LEFT JOIN runs p ON p.run_id = r.parent_run_id WHERE r.run_id = ?;
-
--- name: live_children
-SELECT run_id, workflow_id, parent_close FROM runs
-WHERE parent_run_id = ? AND status IN ('pending', 'running', 'suspended', 'parked');
+-- name: closing_links
+-- What a run's end affects: its parent (kind 'parent', if it has one) and its live
+-- children (kind 'child'), with whether each child is already being cancelled.
+SELECT 'parent' AS kind, r.parent_run_id AS run_id, r.parent_op AS parent_op,
+       p.status AS status, NULL AS policy, 0 AS cancelling
+FROM runs r JOIN runs p ON p.run_id = r.parent_run_id
+WHERE r.run_id = :run_id
+UNION ALL
+SELECT 'child', c.run_id, NULL, c.status, c.parent_close,
+       EXISTS (SELECT 1 FROM inbox i WHERE i.run_id = c.run_id AND i.kind = 'cancel')
+       OR EXISTS (SELECT 1 FROM events e WHERE e.run_id = c.run_id
+                  AND e.kind = 'cancel_requested')
+FROM runs c
+WHERE c.parent_run_id = :run_id AND c.status IN ('pending', 'running', 'suspended', 'parked');
 
 -- name: children_of
-SELECT * FROM runs WHERE parent_run_id = ? ORDER BY created_at;
+SELECT * FROM runs WHERE parent_run_id = :run_id ORDER BY created_at, rowid;
 
 -- name: close_run
-UPDATE runs SET status = ?, owner = NULL, wake_at = NULL, epoch = epoch + 1,
-    history_len = history_len + 1, error = ?, updated_at = ?, closed_at = ?
-WHERE run_id = ?;
+-- End a live run from outside its worker (terminate; time out, fenced by the caller's
+-- epoch): fences out the owner (epoch + 1) and records the closing event at the run's
+-- end. Returns the run, or nothing (and nothing was written) if it was not live.
+INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
+SELECT run_id, history_len, :kind, NULL, NULL, :now, :error, NULL FROM runs
+WHERE run_id = :run_id AND status IN ('pending', 'running', 'suspended', 'parked')
+  AND (:epoch IS NULL OR epoch = :epoch);
+DELETE FROM heartbeats WHERE run_id = :run_id AND EXISTS (
+    SELECT 1 FROM runs WHERE run_id = :run_id
+      AND status IN ('pending', 'running', 'suspended', 'parked')
+      AND (:epoch IS NULL OR epoch = :epoch));
+DELETE FROM inbox WHERE run_id = :run_id AND EXISTS (
+    SELECT 1 FROM runs WHERE run_id = :run_id
+      AND status IN ('pending', 'running', 'suspended', 'parked')
+      AND (:epoch IS NULL OR epoch = :epoch));
+UPDATE runs SET status = :status, owner = NULL, wake_at = NULL, epoch = epoch + 1,
+    history_len = history_len + 1, error = :error, updated_at = :now, closed_at = :now
+WHERE run_id = :run_id AND status IN ('pending', 'running', 'suspended', 'parked')
+  AND (:epoch IS NULL OR epoch = :epoch)
+RETURNING *;
 
 -- name: history_prefix
-SELECT seq, kind, ts, op, name, data, meta FROM events WHERE run_id = ? AND seq < ? ORDER BY seq;
+SELECT seq, kind, ts, op, name, data, meta FROM events
+WHERE run_id = :run_id AND seq < :upto ORDER BY seq;
 
--- name: cancel_pending
-SELECT EXISTS (SELECT 1 FROM inbox WHERE run_id = ?1 AND kind = 'cancel')
-    OR EXISTS (SELECT 1 FROM events WHERE run_id = ?1 AND kind = 'cancel_requested');
+-- name: set_history_len
+UPDATE runs SET history_len = :len WHERE run_id = :run_id;
 
--- name: claim_ready_open
--- {names}: the worker's workflow names; {queues}: a filter on the queues it may take
--- from this way (those without limits).
-UPDATE runs SET status = 'running', owner = ?, epoch = epoch + 1, updated_at = ?,
-    started_at = COALESCE(started_at, ?)
+-- name: claim_open
+-- Due runs of these workflows in queues without limits (or, with :queues, in those of
+-- them this worker serves), best priority first.
+UPDATE runs SET status = 'running', owner = :worker, epoch = epoch + 1,
+    updated_at = :real_now, started_at = COALESCE(started_at, :now)
 WHERE run_id IN (
     SELECT run_id FROM runs
-    WHERE status IN ('pending', 'suspended') AND wake_at <= ? AND workflow_name IN ({names})
-      AND {queues}
-    ORDER BY priority DESC, wake_at LIMIT ?)
+    WHERE status IN ('pending', 'suspended') AND wake_at <= :now
+      AND workflow_name IN (SELECT value FROM json_each(:names))
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND queue NOT IN (SELECT value FROM json_each(:limited))
+    ORDER BY priority DESC, wake_at LIMIT :limit)
 RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue;
 
 -- name: claim_ahead_open
--- Suspended runs due within the look-ahead window, earliest first ({names}, {queues} as
--- in claim_ready_open): loaded before their timers end so that they wake on time. Never
--- a pending run: a delayed start must not begin early.
-UPDATE runs SET status = 'running', owner = ?, epoch = epoch + 1, updated_at = ?
+-- Suspended runs due within the look-ahead window (until :until), earliest first, in
+-- queues without limits: loaded before their timers end so that they wake on time.
+-- Never a pending run: a delayed start must not begin early.
+UPDATE runs SET status = 'running', owner = :worker, epoch = epoch + 1,
+    updated_at = :real_now
 WHERE run_id IN (
     SELECT run_id FROM runs
-    WHERE status = 'suspended' AND wake_at <= ? AND workflow_name IN ({names})
-      AND {queues}
-    ORDER BY wake_at LIMIT ?)
-RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue;
-
--- name: queue_candidates
-SELECT run_id, concurrency_key, started_at FROM runs
-WHERE queue = ? AND status IN ('pending', 'suspended') AND wake_at <= ?
-  AND workflow_name IN ({names})
-ORDER BY priority DESC, wake_at LIMIT ? OFFSET ?;
-
--- name: queue_running
-SELECT COUNT(*) FROM runs WHERE queue = ? AND status = 'running';
-
--- name: queue_running_by_key
-SELECT concurrency_key, COUNT(*) FROM runs
-WHERE queue = ? AND status = 'running' AND concurrency_key IS NOT NULL
-GROUP BY concurrency_key;
-
--- name: queue_started_since
-SELECT COUNT(*) FROM queue_starts WHERE queue = ? AND ts > ?;
-
--- name: queue_forget_starts
-DELETE FROM queue_starts WHERE queue = ? AND ts <= ?;
-
--- name: queue_record_start
-INSERT INTO queue_starts (queue, ts) VALUES (?, ?);
-
--- name: claim_one
-UPDATE runs SET status = 'running', owner = ?, epoch = epoch + 1, updated_at = ?,
-    started_at = COALESCE(started_at, ?)
-WHERE run_id = ? AND status IN ('pending', 'suspended')
+    WHERE status = 'suspended' AND wake_at <= :until
+      AND workflow_name IN (SELECT value FROM json_each(:names))
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND queue NOT IN (SELECT value FROM json_each(:limited))
+    ORDER BY wake_at LIMIT :limit)
 RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue;
 
 -- name: queue_configs
 SELECT name, concurrency, per_worker, rate_limit, rate_period, key_concurrency FROM queues;
 
+-- name: lock_queue
+-- The writer holds the file's write lock: claims check a queue's limits one at a time.
+SELECT name, concurrency, per_worker, rate_limit, rate_period, key_concurrency
+FROM queues WHERE name = :queue;
+
+-- name: queue_candidates
+SELECT run_id, concurrency_key, started_at FROM runs
+WHERE queue = :queue AND status IN ('pending', 'suspended') AND wake_at <= :now
+  AND workflow_name IN (SELECT value FROM json_each(:names))
+ORDER BY priority DESC, wake_at LIMIT :page OFFSET :offset;
+
+-- name: queue_running
+SELECT COUNT(*) AS n FROM runs WHERE queue = :queue AND status = 'running';
+
+-- name: queue_running_by_key
+SELECT concurrency_key, COUNT(*) AS n FROM runs
+WHERE queue = :queue AND status = 'running' AND concurrency_key IS NOT NULL
+GROUP BY concurrency_key;
+
+-- name: queue_rate_window
+-- Under the write lock: the stamp of this claim's first starts (:clock, this process's
+-- clock read under the lock), and the starts within the period before it, after
+-- forgetting older ones.
+DELETE FROM queue_starts WHERE queue = :queue AND ts <= :clock - :period;
+SELECT :clock AS stamp, COUNT(*) AS n FROM queue_starts
+WHERE queue = :queue AND ts > :clock - :period;
+
+-- name: queue_started_lately
+-- Starts within the last period (by :clock, the clock claims stamp them with here).
+SELECT COUNT(*) AS n FROM queue_starts WHERE queue = :queue AND ts > :clock - :period;
+
+-- name: queue_record_starts
+WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < :n)
+INSERT INTO queue_starts (queue, ts) SELECT :queue, :stamp FROM k;
+
+-- name: claim_ids
+UPDATE runs SET status = 'running', owner = :worker, epoch = epoch + 1,
+    updated_at = :real_now, started_at = COALESCE(started_at, :now)
+WHERE run_id IN (SELECT value FROM json_each(:ids)) AND status IN ('pending', 'suspended')
+RETURNING run_id, workflow_id, workflow_name, epoch, history_len, queue;
+
 -- name: upsert_queue
 INSERT INTO queues (name, concurrency, per_worker, rate_limit, rate_period, key_concurrency,
                     updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+VALUES (:name, :concurrency, :per_worker, :rate_limit, :rate_period, :key_concurrency, :now)
 ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency,
     per_worker = excluded.per_worker, rate_limit = excluded.rate_limit,
     rate_period = excluded.rate_period, key_concurrency = excluded.key_concurrency,
     updated_at = excluded.updated_at;
 
 -- name: queue_counts
-SELECT queue, status, COUNT(*) FROM runs
+SELECT queue, status, COUNT(*) AS n FROM runs
 WHERE status IN ('pending', 'suspended', 'running') GROUP BY queue, status;
 
--- name: set_placement
-UPDATE runs SET queue = ?, priority = ?, concurrency_key = ?, dedup_key = ?, debounce_key = ?
-WHERE run_id = ?;
-
 -- name: live_dedup
-SELECT * FROM runs WHERE queue = ? AND dedup_key = ?
+SELECT * FROM runs WHERE queue = :queue AND dedup_key = :key
   AND status IN ('pending', 'running', 'suspended', 'parked');
 
 -- name: pending_debounce
-SELECT * FROM runs WHERE queue = ? AND debounce_key = ? AND status = 'pending'
+SELECT * FROM runs WHERE queue = :queue AND debounce_key = :key AND status = 'pending'
   AND started_at IS NULL;
 
 -- name: debounce_again
-UPDATE runs SET input = ?, wake_at = ?, updated_at = ? WHERE run_id = ?;
-
--- name: debounce_input
-UPDATE events SET data = ?, ts = ? WHERE run_id = ? AND seq = 0;
+-- Not started yet, so nothing has read its input: the last start's wins, and the quiet
+-- period starts over.
+UPDATE events SET data = :input, ts = :now WHERE run_id = :run_id AND seq = 0;
+UPDATE runs SET input = :input, wake_at = :wake_at, updated_at = :now WHERE run_id = :run_id
+RETURNING *;
 
 -- name: enqueue_task
 INSERT OR IGNORE INTO tasks (task_id, run_id, op, attempt, step, queue, args, info, status,
                              created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?);
+VALUES (:task_id, :run_id, :op, :attempt, :step, :queue, :args, :info, 'pending', :now, :now);
 
 -- name: claim_tasks
--- {queues}: a filter on the queues; {steps}: the step names this worker has.
-UPDATE tasks SET status = 'running', owner = ?, updated_at = ?
+UPDATE tasks SET status = 'running', owner = :worker, updated_at = :real_now
 WHERE task_id IN (
-    SELECT task_id FROM tasks WHERE status = 'pending' AND {queues} AND step IN ({steps})
-    ORDER BY created_at LIMIT ?)
+    SELECT task_id FROM tasks WHERE status = 'pending'
+      AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+      AND step IN (SELECT value FROM json_each(:steps))
+    ORDER BY created_at LIMIT :limit)
 RETURNING task_id, run_id, op, attempt, step, queue, args, info;
 
 -- name: finish_task
-UPDATE tasks SET status = 'done', updated_at = ? WHERE task_id = ? AND status = 'running'
-  AND owner = ?;
+UPDATE tasks SET status = 'done', updated_at = :now
+WHERE task_id = :task_id AND status = 'running' AND owner = :worker
+RETURNING task_id;
 
 -- name: cancel_task
-DELETE FROM tasks WHERE task_id = ? AND status = 'pending';
+DELETE FROM tasks WHERE task_id = :task_id AND status = 'pending';
 
 -- name: release_tasks_of
-UPDATE tasks SET status = 'pending', owner = NULL, updated_at = ?
-WHERE owner = ? AND status = 'running';
+UPDATE tasks SET status = 'pending', owner = NULL, updated_at = :now
+WHERE owner = :worker AND status = 'running';
 
 -- name: delete_tasks_of_run
-DELETE FROM tasks WHERE run_id = ?;
+DELETE FROM tasks WHERE run_id = :run_id;
 
 -- name: next_task
-SELECT 1 FROM tasks WHERE status = 'pending' AND {queues} AND step IN ({steps}) LIMIT 1;
+SELECT 1 AS found FROM tasks WHERE status = 'pending'
+  AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+  AND step IN (SELECT value FROM json_each(:steps))
+LIMIT 1;
 
 -- name: purge_candidates
 SELECT run_id FROM runs
 WHERE status IN ('completed', 'failed', 'cancelled', 'terminated', 'timed_out',
                  'continued_as_new')
-  AND closed_at < ?
-ORDER BY closed_at LIMIT ?;
+  AND closed_at < :before
+ORDER BY closed_at LIMIT :limit;
 
 -- name: owned_runs
-SELECT run_id, epoch FROM runs WHERE status = 'running' AND owner = ?;
+SELECT run_id, epoch FROM runs WHERE status = 'running' AND owner = :worker;

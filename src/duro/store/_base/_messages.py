@@ -1,0 +1,97 @@
+"""Messages to runs: signals and cancel requests, updates, the inbox."""
+
+from __future__ import annotations
+
+from duro.errors import RunNotFoundError
+from duro.store._base import _writes as w
+from duro.store._base._dialect import Dialect, Moved
+from duro.store._base._tx import Then, Tx
+from duro.store._records import LIVE_STATUSES, InboxMessage, Message, RunRecord, UpdateOutcome
+from duro.store._rows import inbox_message, run_record, update_outcome
+
+__all__ = ["Messages"]
+
+
+class Messages(Dialect):
+    """The message operations of :class:`~duro.store.Store`, once for every dialect."""
+
+    async def send_message(self, workflow_id: str, kind: str, name: str | None,
+                           data: bytes | None, *, now: float) -> RunRecord:
+        """See :meth:`duro.store.ClientStore.send_message`."""
+
+        async def op(tx: Tx) -> Then[RunRecord]:
+            run_id = await w.live_run_id(tx, workflow_id)
+            sent = await w.send(tx, run_id, Message(kind=kind, name=name, data=data), now)
+
+            async def finish() -> RunRecord:
+                row = await sent.first()
+                if row is None:  # it ended between the lookup and the insert
+                    raise Moved(workflow_id)
+                return run_record(row)
+
+            return Then(finish)
+
+        record: RunRecord = await self._write_message(op, notify=True)
+        return record
+
+    async def read_inbox(self, run_id: str) -> list[InboxMessage]:
+        """See :meth:`duro.store.WorkerStore.read_inbox`."""
+        return [inbox_message(r) for r in await self._fetch("read_inbox", {"run_id": run_id})]
+
+    async def runs_with_inbox(self, worker_id: str) -> list[str]:
+        """See :meth:`duro.store.WorkerStore.runs_with_inbox`."""
+        return [r["run_id"] for r in await self._fetch("runs_with_inbox",
+                                                       {"worker": worker_id})]
+
+    async def request_update(self, workflow_id: str, message: Message, *,
+                             now: float) -> tuple[RunRecord, UpdateOutcome]:
+        """See :meth:`duro.store.ClientStore.request_update`."""
+
+        async def op(tx: Tx) -> tuple[RunRecord, UpdateOutcome] | Then[
+                tuple[RunRecord, UpdateOutcome]]:
+            row = await tx.one("live_run_by_workflow_id", {"workflow_id": workflow_id})
+            if row is None:
+                row = await tx.one("latest_run_by_workflow_id", {"workflow_id": workflow_id})
+                if row is None:
+                    raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
+            record = run_record(row)
+            # The same id again: its outcome, in whichever run of the chain has it (an
+            # earlier one, if the run continued as new since).
+            existing = await tx.one("find_update", {"workflow_id": workflow_id,
+                                                    "update_id": message.update_id})
+            if existing is not None:
+                if existing["run_id"] != record.run_id:
+                    record = await w.fetch_run(tx, existing["run_id"]) or record
+                return record, update_outcome(existing)
+            if record.status.value not in LIVE_STATUSES:
+                raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
+            sent = await w.send(tx, record.run_id, message, now)
+
+            async def finish() -> tuple[RunRecord, UpdateOutcome]:
+                if await sent.first() is None:  # it ended between lookup and insert
+                    raise Moved(workflow_id)
+                return record, UpdateOutcome(status="requested")
+
+            return Then(finish)
+
+        result: tuple[RunRecord, UpdateOutcome] = await self._write_message(op, notify=True)
+        return result
+
+    async def get_update(self, run_id: str, update_id: str) -> UpdateOutcome | None:
+        """See :meth:`duro.store.ClientStore.get_update`."""
+        rows = await self._fetch("get_update", {"run_id": run_id, "update_id": update_id})
+        return update_outcome(rows[0]) if rows else None
+
+    async def find_update(self, workflow_id: str,
+                          update_id: str) -> tuple[str, UpdateOutcome] | None:
+        """See :meth:`duro.store.ClientStore.find_update`."""
+        rows = await self._fetch("find_update", {"workflow_id": workflow_id,
+                                                 "update_id": update_id})
+        return (rows[0]["run_id"], update_outcome(rows[0])) if rows else None
+
+    async def reject_update(self, run_id: str, update_id: str, message_id: int, *,
+                            error: bytes, now: float) -> None:
+        """See :meth:`duro.store.WorkerStore.reject_update`."""
+        await self._simple("reject_update", {"run_id": run_id, "update_id": update_id,
+                                             "message_id": message_id, "error": error,
+                                             "now": now})

@@ -1,0 +1,198 @@
+"""Runs: starting them, appending to their histories, ending them, reading them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from duro.errors import RunNotFoundError
+from duro.store._base import _writes as w
+from duro.store._base._dialect import Dialect, Moved
+from duro.store._base._tx import Then, Tx
+from duro.store._records import (
+    LIVE_STATUSES,
+    TERMINAL_STATUSES,
+    IdConflictPolicy,
+    IdReusePolicy,
+    Message,
+    NewEvent,
+    Placement,
+    RunLinks,
+    RunRecord,
+)
+from duro.store._rows import run_record
+from duro.store._rules import TIMED_OUT, terminated
+
+__all__ = ["Runs"]
+
+
+class Runs(Dialect):
+    """The run operations of :class:`~duro.store.Store`, once for every dialect."""
+
+    async def create_run(
+        self, *, run_id: str, workflow_id: str, workflow_name: str, input: bytes, now: float,
+        owner: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
+        links: RunLinks | None = None, message: Message | None = None,
+        placement: Placement | None = None,
+    ) -> tuple[RunRecord, bool]:
+        """See :meth:`duro.store.ClientStore.create_run`."""
+
+        async def op(tx: Tx) -> tuple[RunRecord, bool] | Then[tuple[RunRecord, bool]]:
+            record, created = await w.create_run(
+                tx, run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
+                input=input, now=now, owner=owner, on_conflict=on_conflict,
+                on_reuse=on_reuse, links=links, placement=placement)
+            if message is None:
+                return record, created
+            if record.status.value not in LIVE_STATUSES:  # never a new run: it is live
+                raise RunNotFoundError(
+                    f"workflow id {workflow_id!r} names a run that has ended "
+                    f"({record.status.value}); it cannot receive {message.kind}s")
+            sent = await w.send(tx, record.run_id, message, now)
+
+            async def finish() -> tuple[RunRecord, bool]:
+                row = await sent.first()
+                if row is None:  # the live run ended meanwhile: nothing was written
+                    raise Moved(workflow_id)
+                return run_record(row), created
+
+            return Then(finish)
+
+        async def undo(tx: Tx) -> None:  # created owned, but we could not tell the caller
+            await tx.run("release_run", {"run_id": run_id, "epoch": 1, "now": now})
+
+        owned = owner is not None and (placement is None or placement.immediate)
+        result: tuple[RunRecord, bool] = await self._write_message(
+            op, notify=not owned or message is not None, ambiguous=undo if owned else "fail")
+        return result
+
+    async def append(
+        self, run_id: str, epoch: int, first_seq: int, events: Sequence[NewEvent], *,
+        now: float, status: str | None = None, result: bytes | None = None,
+        error: bytes | None = None, wake_at: float | None = None, release: bool = False,
+        consume_inbox_upto: int | None = None,
+    ) -> None:
+        """See :meth:`duro.store.WorkerStore.append`."""
+        terminal = status in TERMINAL_STATUSES
+        new_len = first_seq + len(events)
+        projections = [p for e in events
+                       if (p := w.projection(run_id, epoch, new_len, e)) is not None]
+        wake = {**self._wake_params, "run_id": run_id, "now": now}
+
+        async def op(tx: Tx) -> Then[None] | None:
+            fence = await tx.append(run_id, epoch, first_seq, events, now=now, status=status,
+                                    result=result, error=error, wake_at=wake_at,
+                                    release=release, consume_upto=consume_inbox_upto,
+                                    terminal=terminal)
+            links = await tx.later("closing_links", {"run_id": run_id}) if terminal else None
+            for query, params in projections:
+                await tx.run(query, params)
+            if status == "suspended":
+                # A message that arrived while the run was running must still wake it.
+                await tx.run("wake_if_inbox", wake)
+            if terminal:
+                # The run's end concerns its parent and children: only once the fence
+                # passed (else nothing was written: the projections are fenced too).
+                await fence.check()
+                assert status is not None
+                await w.on_closed(tx, run_id, status, result, error, now, links)
+                return None
+            return Then(fence.check)
+
+        await self._write(op, notify=terminal)
+
+    async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:
+        """See :meth:`duro.store.ClientStore.get_run`."""
+        if run_id is not None:
+            rows = await self._fetch("run_by_id", {"run_id": run_id})
+        else:
+            rows = await self._fetch("latest_run_by_workflow_id", {"workflow_id": workflow_id})
+            if not rows:  # accept a run id where a workflow id was expected
+                rows = await self._fetch("run_by_id", {"run_id": workflow_id})
+        return run_record(rows[0]) if rows else None
+
+    async def list_runs(self, *, status: str | None = None, name: str | None = None,
+                        limit: int = 100) -> list[RunRecord]:
+        """See :meth:`duro.store.ClientStore.list_runs`."""
+        return [run_record(r) for r in await self._fetch(
+            "list_runs", {"status": status, "name": name, "limit": limit})]
+
+    async def children(self, run_id: str) -> list[RunRecord]:
+        """See :meth:`duro.store.ClientStore.children`."""
+        return [run_record(r) for r in await self._fetch("children_of", {"run_id": run_id})]
+
+    async def get_state(self, run_id: str, key: str) -> bytes | None:
+        """See :meth:`duro.store.ClientStore.get_state`."""
+        value: bytes | None = await self._value("get_state", {"run_id": run_id, "key": key},
+                                                "value")
+        return value
+
+    async def release(self, run_id: str, epoch: int, *, now: float) -> None:
+        """See :meth:`duro.store.WorkerStore.release`."""
+        await self._simple("release_run", {"run_id": run_id, "epoch": epoch, "now": now},
+                           notify=True)
+
+    async def mark_trial(self, run_id: str, epoch: int) -> None:
+        """See :meth:`duro.store.WorkerStore.mark_trial`."""
+        await self._simple("mark_trial", {"run_id": run_id, "epoch": epoch})
+
+    async def park(self, run_id: str, epoch: int, *, error: bytes, code_hash: str,
+                   now: float) -> None:
+        """See :meth:`duro.store.WorkerStore.park`."""
+        await self._simple("park_run", {"run_id": run_id, "epoch": epoch, "error": error,
+                                        "code_hash": code_hash, "now": now})
+
+    async def unpark(self, name: str, code_hash: str, *, now: float) -> int:
+        """See :meth:`duro.store.WorkerStore.unpark`."""
+        return await self._simple("unpark", {"name": name, "code_hash": code_hash,
+                                             "now": now}, notify=True)
+
+    async def resume_parked(self, workflow_id: str, *, now: float) -> RunRecord:
+        """See :meth:`duro.store.AdminStore.resume_parked`."""
+        missing = f"no parked run with workflow id {workflow_id!r}"
+
+        async def op(tx: Tx) -> Then[RunRecord]:
+            row = await tx.one("live_run_by_workflow_id", {"workflow_id": workflow_id})
+            if row is None or row["status"] != "parked":
+                raise RunNotFoundError(missing)
+            resumed = await tx.later("resume_parked", {"run_id": row["run_id"], "now": now})
+
+            async def finish() -> RunRecord:
+                got = await resumed.first()
+                if got is None:
+                    raise RunNotFoundError(missing)
+                return run_record(got)
+
+            return Then(finish)
+
+        record: RunRecord = await self._write(op, notify=True)
+        return record
+
+    async def terminate(self, workflow_id: str, *, reason: str, now: float) -> RunRecord:
+        """See :meth:`duro.store.AdminStore.terminate`."""
+        error = terminated(reason)
+
+        async def op(tx: Tx) -> RunRecord:
+            run_id = await w.live_run_id(tx, workflow_id)
+            record = await w.close(tx, run_id, "terminated", error, now)
+            if record is None:
+                raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
+            return record
+
+        record: RunRecord = await self._write(op, notify=True)
+        return record
+
+    async def time_out(self, run_id: str, epoch: int, *, now: float) -> bool:
+        """See :meth:`duro.store.WorkerStore.time_out`."""
+
+        async def op(tx: Tx) -> bool:
+            return await w.close(tx, run_id, "timed_out", TIMED_OUT, now,
+                                 epoch=epoch) is not None
+
+        done: bool = await self._write(op, notify=True)
+        return done
+
+    async def save_heartbeat(self, run_id: str, op: int, details: bytes, *, now: float) -> None:
+        """See :meth:`duro.store.WorkerStore.save_heartbeat`."""
+        await self._simple("save_heartbeat", {"run_id": run_id, "op": op,
+                                              "details": details, "now": now})
+

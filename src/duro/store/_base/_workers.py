@@ -1,0 +1,58 @@
+"""Workers' leases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from duro.store._base._dialect import Dialect
+from duro.store._base._tx import Tx
+
+__all__ = ["Workers"]
+
+
+class Workers(Dialect):
+    """The lease operations of :class:`~duro.store.Store`, once for every dialect."""
+
+    async def register_worker(self, worker_id: str, host: str, pid: int, *, real_now: float,
+                              lease: float) -> None:
+        """See :meth:`duro.store.WorkerStore.register_worker`."""
+        await self._simple("register_worker", {"worker": worker_id, "host": host, "pid": pid,
+                                               "real_now": real_now,
+                                               "lease_until": real_now + lease})
+
+    async def renew_worker(self, worker_id: str, *, real_now: float, lease: float) -> bool:
+        """See :meth:`duro.store.WorkerStore.renew_worker`."""
+        return await self._simple("renew_worker", {"worker": worker_id,
+                                                   "lease_until": real_now + lease}) == 1
+
+    async def worker_pids(self, host: str) -> list[int]:
+        """See :meth:`duro.store.WorkerStore.worker_pids`."""
+        return [int(r["pid"]) for r in await self._fetch("worker_pids", {"host": host})]
+
+    async def expire_dead_workers(self, host: str, dead_pids: Sequence[int]) -> int:
+        """See :meth:`duro.store.WorkerStore.expire_dead_workers`."""
+        if not dead_pids:
+            return 0
+        return await self._simple("expire_worker_pids", {"host": host,
+                                                         "pids": list(dead_pids)})
+
+    async def expire_disconnected_workers(self) -> int:
+        """See :meth:`duro.store.WorkerStore.expire_disconnected_workers`: a store with
+        no sessions to watch (one host: the PID check applies) finds nobody."""
+        return 0
+
+    async def deregister_worker(self, worker_id: str, *, now: float) -> None:
+        """See :meth:`duro.store.WorkerStore.deregister_worker`."""
+        params = {"worker": worker_id, "now": now}
+
+        async def op(tx: Tx) -> None:
+            await tx.run("release_owned", params)
+            await tx.run("release_tasks_of", params)
+            await tx.run("delete_worker", params)
+
+        await self._write(op, notify=True, ambiguous="retry")
+
+    async def owned_runs(self, worker_id: str) -> list[tuple[str, int]]:
+        """See :meth:`duro.store.WorkerStore.owned_runs`."""
+        return [(r["run_id"], int(r["epoch"]))
+                for r in await self._fetch("owned_runs", {"worker": worker_id})]

@@ -1,0 +1,227 @@
+"""Steps of a write that several store operations share, each inside the caller's
+transaction: creating runs, sending messages, projecting events into read models,
+closing runs (with their parent notification, children policy and tasks).
+
+Each keeps the rule of ``_tx.py``: it raises only before it wrote anything, so a caller
+may go on writing after catching its errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from duro._history import PROJECTED_KINDS, UPDATE_STATUS, EventKind, MessageKind, UpdateMeta
+from duro._history import terminal_kind as _terminal_kind
+from duro.errors import RunNotFoundError, StoreError
+from duro.store._base._tx import Later, Tx
+from duro.store._records import (
+    LIVE_STATUSES,
+    IdConflictPolicy,
+    IdReusePolicy,
+    Message,
+    NewEvent,
+    Placement,
+    RunLinks,
+    RunRecord,
+)
+from duro.store._rows import inbox_message, run_record
+from duro.store._rules import (
+    PARENT_CLOSED,
+    Link,
+    carried_over,
+    check_existing,
+    closing_effects,
+    debounce_until,
+    dedup_hit,
+    plan_run,
+)
+
+__all__ = ["close", "create_run", "fence", "fetch_run", "live_run_id", "move_inbox",
+           "on_closed", "projection", "send"]
+
+_UPTO_ALL = 2**62
+"""``consume_inbox``'s bound for "every message"."""
+
+
+async def fetch_run(tx: Tx, run_id: str) -> RunRecord | None:
+    """A run by its id, read in the transaction."""
+    row = await tx.one("run_by_id", {"run_id": run_id})
+    return None if row is None else run_record(row)
+
+
+async def live_run_id(tx: Tx, workflow_id: str) -> str:
+    """The live run of a workflow id (or of a run id given in its place).
+
+    Raises:
+        RunNotFoundError: None is live.
+    """
+    row = await tx.one("live_run_by_workflow_id", {"workflow_id": workflow_id})
+    if row is None:
+        row = await tx.one("run_by_id", {"run_id": workflow_id})
+        if row is None or row["status"] not in LIVE_STATUSES:
+            raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
+    return str(row["run_id"])
+
+
+async def _absorb(tx: Tx, placement: Placement, input: bytes, now: float) -> RunRecord | None:
+    """An existing run that absorbs this start (same deduplication or debounce key)."""
+    if placement.dedup_key is not None:
+        row = await tx.one("live_dedup", {"queue": placement.queue, "key": placement.dedup_key})
+        if row is not None:
+            return dedup_hit(placement, run_record(row))
+    if placement.debounce_key is not None:
+        row = await tx.one("pending_debounce", {"queue": placement.queue,
+                                                "key": placement.debounce_key})
+        if row is not None:
+            got = await tx.one("debounce_again", {
+                "input": input, "now": now, "wake_at": debounce_until(placement, now),
+                "run_id": row["run_id"]})
+            return run_record(got or row)
+    return None
+
+
+async def create_run(
+    tx: Tx, *, run_id: str, workflow_id: str, workflow_name: str, input: bytes, now: float,
+    owner: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
+    links: RunLinks | None, placement: Placement | None = None, started_event: bool = True,
+) -> tuple[RunRecord, bool]:
+    """Create a run (and its ``run_started`` event) unless its workflow id's policies, a
+    deduplication key or a debounce key say otherwise; (the run, whether created)."""
+    if placement is not None:
+        found = await _absorb(tx, placement, input, now)
+        if found is not None:
+            return found, False
+    row = await tx.one("latest_run_by_workflow_id", {"workflow_id": workflow_id})
+    if row is not None:
+        existing, create = check_existing(run_record(row), workflow_id, workflow_name,
+                                          on_conflict, on_reuse)
+        if not create:
+            return existing, False
+    new = plan_run(run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
+                   input=input, now=now, owner=owner, links=links, placement=placement)
+    if await tx.one("insert_run", new.params(started_event=started_event)) is not None:
+        return new.record(), True
+    # Another process started a live run with this id (or deduplication key) a moment
+    # ago (PostgreSQL; a SQLite writer holds the file's lock): nothing was written; answer
+    # as if we had seen it first.
+    if placement is not None:
+        found = await _absorb(tx, placement, input, now)
+        if found is not None:
+            return found, False
+    row = await tx.one("latest_run_by_workflow_id", {"workflow_id": workflow_id})
+    if row is None:
+        raise StoreError(f"could not create run {run_id!r} (its id is taken)")
+    found, _ = check_existing(run_record(row), workflow_id, workflow_name, on_conflict,
+                              on_reuse)
+    return found, False
+
+
+async def send(tx: Tx, run_id: str, message: Message, now: float) -> Later:
+    """Put a message in a live run's inbox (and an update request's row) and wake the run
+    if it is suspended. The result's first row is the run after it, or None (and nothing
+    was written) if the run was no longer live."""
+    return await tx.later("send_message", {
+        "run_id": run_id, "kind": message.kind, "name": message.name, "data": message.data,
+        "meta": message.meta, "update_id": message.update_id, "now": now})
+
+
+async def move_inbox(tx: Tx, old: str, new: str, carry: Sequence[Message], now: float) -> None:
+    """At continue-as-new: give the successor ``carry`` and what waits in the old run's
+    inbox (:func:`~duro.store._rules.carried_over`), update rows following updates. The
+    old run's row is locked by this transaction's fence, so no message can slip in."""
+    inbox = [inbox_message(r) for r in await tx.all("read_inbox", {"run_id": old})]
+    moved = carried_over(carry, inbox)
+    await tx.run("consume_inbox", {"run_id": old, "upto": _UPTO_ALL})
+    for message in moved:
+        if message.update_id is not None:
+            await tx.run("delete_update", {"run_id": old, "update_id": message.update_id})
+        await send(tx, new, message, now)
+
+
+def projection(run_id: str, epoch: int, new_len: int,
+               event: NewEvent) -> tuple[str, dict[str, Any]] | None:
+    """The read-model write that goes with an appended event (published state, an
+    update's outcome); its statement applies only if the append's fence passed."""
+    if event.kind not in PROJECTED_KINDS:
+        return None
+    fence = {"run_id": run_id, "epoch": epoch, "new_len": new_len, "ts": event.ts}
+    if event.kind == EventKind.STATE_SET:
+        return "upsert_state", {**fence, "key": event.name, "value": event.data}
+    update_id = UpdateMeta.update_id_of(event.meta)
+    if update_id is None:
+        return None
+    return "set_update", {
+        **fence, "update_id": update_id, "status": UPDATE_STATUS[event.kind],
+        "result": event.data if event.kind == EventKind.UPDATE_COMPLETED else None,
+        "error": event.data if event.kind == EventKind.UPDATE_FAILED else None}
+
+
+async def fence(tx: Tx, run_id: str, epoch: int, first_seq: int, events: Sequence[NewEvent],
+                now: float, *, reserve: int = 0) -> int:
+    """Append ``events`` fenced, with their projections, checking the fence now. With
+    ``reserve``, the history's length also counts that many events the caller inserts
+    next. Returns the sequence number after ``events``.
+
+    Raises:
+        Fenced: The epoch is stale or the history moved on (nothing was written).
+    """
+    passed = await tx.append(run_id, epoch, first_seq, events, now=now, reserve=reserve)
+    await passed.check()
+    at = first_seq + len(events)
+    for e in events:
+        if (write := projection(run_id, epoch, at + reserve, e)) is not None:
+            await tx.run(*write)
+    return at
+
+
+async def close(tx: Tx, run_id: str, status: str, error: bytes, now: float, *,
+                epoch: int | None = None) -> RunRecord | None:
+    """End a live run from outside its worker (terminate, time out), fencing it out;
+    None (nothing written) when it was not live (or not at ``epoch``)."""
+    record = await _close_row(tx, run_id, status, error, now, epoch=epoch)
+    if record is not None:
+        await on_closed(tx, run_id, status, None, error, now)
+    return record
+
+
+async def _close_row(tx: Tx, run_id: str, status: str, error: bytes, now: float, *,
+                     epoch: int | None = None) -> RunRecord | None:
+    """The run's own part of :func:`close`: its status, closing event and leftovers."""
+    row = await tx.one("close_run", {"run_id": run_id, "status": status, "error": error,
+                                     "now": now, "epoch": epoch,
+                                     "kind": _terminal_kind(status)})
+    return None if row is None else run_record(row)
+
+
+def _link(row: Any) -> Link:
+    return Link(kind=row["kind"], run_id=row["run_id"], status=row["status"],
+                parent_op=row["parent_op"], policy=row["policy"],
+                cancelling=bool(row["cancelling"]))
+
+
+async def on_closed(tx: Tx, run_id: str, status: str, result: bytes | None,
+                    error: bytes | None, now: float, links: Later | None = None) -> None:
+    """A run ended: drop its step tasks and apply :func:`~duro.store._rules.closing_effects`
+    — tell its live parent, cancel or terminate its children by their policies (and,
+    for children it terminates, theirs, down the tree). ``links``: the run's
+    ``closing_links``, if already queued.
+
+    A loop over the runs to close, not a recursion: a chain of a thousand nested
+    children (~450 overflowed Python's stack) closes in this same transaction."""
+    closing: list[tuple[str, str, bytes | None, bytes | None, Later | None]] = [
+        (run_id, status, result, error, links)]
+    while closing:
+        closed, how, res, err, pending = closing.pop()
+        await tx.run("delete_tasks_of_run", {"run_id": closed})
+        rows = await pending.rows() if pending is not None else \
+            await tx.all("closing_links", {"run_id": closed})
+        effects = closing_effects(closed, how, res, err, map(_link, rows))
+        if effects.tell_parent is not None:
+            await send(tx, *effects.tell_parent, now)
+        for child in effects.cancel:
+            await send(tx, child, Message(kind=MessageKind.CANCEL), now)
+        for child in effects.terminate:
+            if await _close_row(tx, child, "terminated", PARENT_CLOSED, now) is not None:
+                closing.append((child, "terminated", None, PARENT_CLOSED, None))
+
