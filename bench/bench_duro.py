@@ -228,7 +228,7 @@ async def m_replay(store: str, base: str, steps: int, repeat: int) -> dict[str, 
                 history = await client.store.load_history(run_id)
                 rows["load_ms"].append((time.perf_counter() - t0) * 1e3)
             gc.collect()
-            inst = RunInstance(workflow=wf, run_id=run_id, workflow_id="long", epoch=0,
+            inst = RunInstance(workflow=wf, run_id=run_id, workflow_id="long",
                                host=NullHost())
             t0 = time.perf_counter()
             inst.replay(history, {})

@@ -533,14 +533,15 @@ class Engine:
         if record is None:
             raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
         wf = lookup_workflow(record.workflow_name)
-        inst = self.worker.instance(record.run_id) if self.worker is not None else None
-        if inst is not None and inst.history_len == record.history_len:
+        inst = (self.worker.instance(record.run_id, history_len=record.history_len)
+                if self.worker is not None else None)
+        if inst is not None:
             value = inst.query(name, list(args))
         else:
             history = await self.payloads.decode_history(
                 await self.store.load_history(record.run_id))
             inst = RunInstance(workflow=wf, run_id=record.run_id,
-                               workflow_id=record.workflow_id, epoch=0, host=NullHost())
+                               workflow_id=record.workflow_id, host=NullHost())
             try:
                 inst.replay(history, {})
                 if inst.park_error is not None:

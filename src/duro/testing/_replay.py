@@ -73,7 +73,7 @@ def replay(
         NondeterminismError: The code no longer matches the history.
         DuroError: Another problem that would park the run (blocking code, bad payload).
     """
-    inst = RunInstance(workflow=workflow, run_id=run_id, workflow_id=workflow_id, epoch=0,
+    inst = RunInstance(workflow=workflow, run_id=run_id, workflow_id=workflow_id,
                        host=NullHost())
     records = [_record(run_id, e) for e in events]
     try:
