@@ -524,7 +524,7 @@ class Engine:
             RunNotFoundError: No such run.
         """
         from duro.serde import convert
-        from duro.workflow._instance import NullHost, RunInstance
+        from duro.workflow._replayer import replayed
 
         self._require_open()
         record = await self.store.get_run(workflow_id, run_id)
@@ -540,16 +540,12 @@ class Engine:
         else:
             history = await self.payloads.decode_history(
                 await self.store.load_history(record.run_id))
-            inst = RunInstance(workflow=wf, run_id=record.run_id,
-                               workflow_id=record.workflow_id, host=NullHost())
-            try:
-                inst.replay(history, {})
+            with replayed(wf, history, run_id=record.run_id,
+                          workflow_id=record.workflow_id) as inst:
                 if inst.park_error is not None:
                     raise QueryError(f"run {record.run_id} cannot be replayed here: "
                                      f"{inst.park_error}")
                 value = inst.query(name, list(args))
-            finally:
-                inst.close()
         import orjson
 
         return convert(orjson.loads(encode(value, what=f"the answer to query {name!r}")),
