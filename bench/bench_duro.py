@@ -10,7 +10,7 @@ or a fresh schema on ``--url``), after a small warm-up in that process.
 * ``replay``: a run of 9,998 no-op steps (history: 10,000 events) is built, then a fresh
   client-only engine answers ``engine.query()`` on it (load the history + replay it,
   read-only; ``load_replay_ms``), and the history already in memory is replayed alone
-  (``replay_ms``, the engine's ``RunInstance.replay``) and through
+  (``replay_ms``, the read-only replayer the query uses) and through
   ``duro.testing.replay`` (``testing_replay_ms``, includes converting the events).
 * ``sleepers``: N runs that each sleep one hour; the worker process's VmRSS once all are
   suspended, at checkpoints every N/5 runs (per-10k slope from them).
@@ -202,7 +202,7 @@ async def m_start(store: str, base: str, n: int) -> dict[str, Any]:
 async def m_replay(store: str, base: str, steps: int, repeat: int) -> dict[str, Any]:
     import duro
     from duro.testing import replay
-    from duro.workflow._instance import NullHost, RunInstance
+    from duro.workflow._replayer import replayed
 
     await _warm(store, base)
     wf = _define()["long"]
@@ -228,13 +228,11 @@ async def m_replay(store: str, base: str, steps: int, repeat: int) -> dict[str, 
                 history = await client.store.load_history(run_id)
                 rows["load_ms"].append((time.perf_counter() - t0) * 1e3)
             gc.collect()
-            inst = RunInstance(workflow=wf, run_id=run_id, workflow_id="long", epoch=0,
-                               host=NullHost())
             t0 = time.perf_counter()
-            inst.replay(history, {})
-            rows["replay_ms"].append((time.perf_counter() - t0) * 1e3)
-            assert inst.park_error is None and inst.main is not None and inst.main.done()
-            inst.close()
+            with replayed(wf, history, run_id=run_id, workflow_id="long") as inst:
+                rows["replay_ms"].append((time.perf_counter() - t0) * 1e3)
+                assert (inst.park_error is None and inst.main is not None
+                        and inst.main.done())
             gc.collect()
             t0 = time.perf_counter()
             res = replay(wf, events, run_id=run_id, workflow_id="long")

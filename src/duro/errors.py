@@ -51,6 +51,7 @@ __all__ = [
     "WorkflowCancelledError",
     "WorkflowFailedError",
     "WorkflowIdTakenError",
+    "WorkflowMismatchError",
     "WorkflowNotFoundError",
     "WorkflowTerminatedError",
 ]
@@ -263,6 +264,22 @@ class InvalidArgumentError(DuroError, ValueError):
 
     A ``ValueError`` too, so code that catches ``ValueError`` keeps working.
     """
+
+
+class WorkflowMismatchError(InvalidArgumentError):
+    """A history was given to replay with the code of another workflow than the one
+    that recorded it (``recorded`` names that one, ``given`` the other).
+
+    Raised before anything is replayed: the workflow's code would fail on the history
+    in some unrelated way, or even complete. To replay a history with code registered
+    under another name on purpose (a candidate version beside the current one), say so
+    with ``duro.testing.replay(..., workflow_name=...)``.
+    """
+
+    def __init__(self, message: str, *, recorded: str, given: str) -> None:
+        super().__init__(message)
+        self.recorded = recorded
+        self.given = given
 
 
 class SerializationError(DuroError, TypeError):

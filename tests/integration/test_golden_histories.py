@@ -40,6 +40,7 @@ def test_changed_code_fails_golden_replay_with_nondeterminism() -> None:
     recorded = load_history(Path(__file__).parent.parent / "histories" / "order.json")
     wf = duro.Workflow(reordered, name="golden_order_changed")
     with pytest.raises(duro.NondeterminismError) as info:
-        replay(wf, recorded["events"], run_id=recorded["run_id"])
+        replay(wf, recorded["events"], run_id=recorded["run_id"],
+               workflow_name=recorded["workflow"])
     assert info.value.seq == 1
     assert "golden.reserve" in str(info.value) and "timer" in str(info.value)

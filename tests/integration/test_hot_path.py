@@ -67,7 +67,7 @@ def test_a_run_with_a_near_timer_is_held_not_suspended(db_url: str) -> None:
             assert engine.worker is not None
             handle = await engine.start(short_nap, 4)
             await wait_until(lambda: handle.run_id in engine.worker.active
-                             and engine.worker.active[handle.run_id].timers != {})
+                             and engine.worker.active[handle.run_id].inst.timers != {})
             await asyncio.sleep(0.2)
             # Held in memory: still `running`, nothing written after the start.
             assert await handle.status() == duro.RunStatus.RUNNING
@@ -171,7 +171,7 @@ def test_a_fired_timer_not_yet_written_fires_again_after_a_restart(db_url: str) 
             assert engine.worker is not None
             handle = await engine.start(short_nap, 7, id="nap")
             await wait_until(lambda: handle.run_id in engine.worker.active
-                             and engine.worker.active[handle.run_id].timers != {})
+                             and engine.worker.active[handle.run_id].inst.timers != {})
             clock.advance(2)
             await wait_until(lambda: engine.worker is not None
                              and engine.worker.steps_executed == 1)
@@ -245,14 +245,14 @@ def test_a_flush_due_after_a_stop_starts_no_task(tmp_path: Path,
         assert worker is not None
         handle = await engine.start(short_nap, 1, id="flush")
         await wait_until(lambda: handle.run_id in worker.active
-                         and worker.active[handle.run_id].timers != {})
+                         and worker.active[handle.run_id].inst.timers != {})
         clock.advance(2)  # fires the timer: its record waits in the outbox, flush pending
         await wait_until(lambda: worker.steps_executed == 1)
         inst = worker.active[str(handle.run_id)]
         assert inst.flush_pending and inst.outbox
         await engine.__aexit__(None, None, None)
         spawned: list[Any] = []
-        worker._spawn = spawned.append  # type: ignore[method-assign, assignment]
+        worker.spawn = spawned.append  # type: ignore[method-assign, assignment]
         await asyncio.sleep(0.4)  # past the flush delay
         assert spawned == []
         gate.set()
@@ -277,7 +277,7 @@ def test_the_wakeup_heap_forgets_suspended_runs(tmp_path: Path) -> None:
             await wait_until(lambda: not engine.worker.active
                              and len(engine.worker.cache) <= 10, timeout=60)
             # One entry per run would be 3,000+; the store's wake_at has them instead.
-            assert len(engine.worker._wakeups) <= 1024
+            assert len(engine.worker.wakeups) <= 1024
 
     run(main(), timeout=120)
 
@@ -514,7 +514,7 @@ def test_a_step_abandoned_by_a_stop_leaves_its_run_to_be_resumed(db_url: str) ->
             await asyncio.sleep(0.05)
             # Work the stop waits for (as a slow store call would be): meanwhile the
             # cancelled step returns to its run, which is where the race was.
-            engine.worker._spawn(asyncio.sleep(0.3))
+            engine.worker.spawn(asyncio.sleep(0.3))
         STOP_GATE["slow"] = False
         async with duro.Engine(db_url, worker=False) as client:
             assert await client.get_handle("abandoned").status() == duro.RunStatus.PENDING

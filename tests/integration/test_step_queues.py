@@ -128,7 +128,7 @@ def test_routing_does_not_change_replay(db_url: str) -> None:
 
     events = run(main())
     local = duro.Workflow(movie_local_code, name="sq.movie_local")
-    result = replay(local, events)
+    result = replay(local, events, workflow_name="sq.movie")  # its steps local now
     assert result.status == "completed" and result.result == ["frame-0@1", "frame-1@1"]
 
 

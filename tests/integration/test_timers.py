@@ -76,7 +76,7 @@ def test_ten_thousand_sleeping_runs_are_rows_and_all_wake(tmp_path: Path) -> Non
             assert fired == 0, "nothing may wake before it is due"
             prefetched = _count(path, "running")
             # Claimed runs are held, or (a batch) still being claimed or loaded.
-            assert 0 < prefetched <= len(engine.worker.active) + engine.worker._reserved
+            assert 0 < prefetched <= len(engine.worker.active) + engine.worker.runs.reserved
             assert _count(path, "suspended") + prefetched == RUNS
 
             woke = time.perf_counter()

@@ -145,10 +145,13 @@ class _Recorder:
     def child_cancelled(self, inst: RunInstance, cmd: Any) -> None:
         pass
 
+    def record(self, inst: RunInstance, event: Any) -> None:
+        pass
+
 
 def test_a_cancelled_step_is_still_reported_and_a_delivered_one_is_not() -> None:
     host = _Recorder()
-    inst = RunInstance(workflow=rp_race, run_id="r", workflow_id="w", epoch=0, host=host)
+    inst = RunInstance(workflow=rp_race, run_id="r", workflow_id="w", host=host)
     try:
         inst.apply("run_started", None, None, orjson.dumps({"args": [], "kwargs": {}}), None,
                    1.0)

@@ -609,7 +609,7 @@ class Client:
     async def _query(self, workflow_id: str, name: str, *args: Any, run_id: str | None,
                      type: Any) -> Any:
         from duro.serde import convert
-        from duro.workflow._instance import NullHost, RunInstance
+        from duro.workflow._replayer import replayed
 
         record = await self.store.get_run(workflow_id, run_id)
         if record is not None and record.status.value == "continued_as_new":
@@ -621,16 +621,12 @@ class Client:
         if value is NOT_HELD:
             history = await self.payloads.decode_history(
                 await self.store.load_history(record.run_id))
-            inst = RunInstance(workflow=wf, run_id=record.run_id,
-                               workflow_id=record.workflow_id, epoch=0, host=NullHost())
-            try:
-                inst.replay(history, {})
+            with replayed(wf, history, run_id=record.run_id,
+                          workflow_id=record.workflow_id) as inst:
                 if inst.park_error is not None:
                     raise QueryError(f"run {record.run_id} cannot be replayed here: "
                                      f"{inst.park_error}")
                 value = inst.query(name, list(args))
-            finally:
-                inst.close()
         import orjson
 
         return convert(orjson.loads(encode(value, what=f"the answer to query {name!r}")),

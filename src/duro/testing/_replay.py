@@ -19,7 +19,8 @@ from duro.client._records import Event
 from duro.errors import DuroError, ErrorInfo
 from duro.store import EventRecord
 from duro.workflow._api import Workflow
-from duro.workflow._instance import ChildCommand, NullHost, RunInstance, StepCommand
+from duro.workflow._instance import ChildCommand, StepCommand
+from duro.workflow._replayer import replayed
 
 __all__ = ["ReplayResult", "load_history", "replay"]
 
@@ -64,20 +65,24 @@ def replay(
     *,
     run_id: str = "replay",
     workflow_id: str = "replay",
+    workflow_name: str | None = None,
 ) -> ReplayResult:
     """Replay ``events`` with the current code of ``workflow``.
 
     Pass the original ``run_id`` when the code uses ``duro.random()`` or ``uuid4()``.
+    The history must have been recorded by ``workflow`` (its ``run_started`` event
+    names the workflow); to replay it with code registered under another name on
+    purpose (a candidate version beside the current one), pass the recorded name as
+    ``workflow_name``.
 
     Raises:
+        WorkflowMismatchError: The history was recorded by another workflow.
         NondeterminismError: The code no longer matches the history.
         DuroError: Another problem that would park the run (blocking code, bad payload).
     """
-    inst = RunInstance(workflow=workflow, run_id=run_id, workflow_id=workflow_id, epoch=0,
-                       host=NullHost())
     records = [_record(run_id, e) for e in events]
-    try:
-        inst.replay(records, {})
+    with replayed(workflow, records, run_id=run_id, workflow_id=workflow_id,
+                  workflow_name=workflow_name) as inst:
         if inst.park_error is not None:
             raise inst.park_error
         main = inst.main
@@ -95,6 +100,3 @@ def replay(
             return ReplayResult(status="failed", error=ErrorInfo(type=type(exc).__name__,
                                                                  message=str(exc)))
         return ReplayResult(status="completed", result=main.result())
-    finally:
-        inst.close()
-

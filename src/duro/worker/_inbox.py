@@ -1,7 +1,8 @@
 """Messages for held runs: reading a run's inbox and recording what is there in its
 history (signals, update requests that pass their validator, cancel requests, children's
-ends, step tasks' outcomes), one reader per run at a time. Functions over the
-:class:`Worker`'s state."""
+ends, step tasks' outcomes), one reader per run at a time. Functions over a held run
+(its instance, and the inbox-reading flags of its bookkeeping), through the
+:class:`Worker`'s public surface."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from duro.store import InboxMessage, NewEvent
 from duro.store._rules import update_of
 from duro.worker import _decide as decide
 from duro.worker import _local_steps as steps
-from duro.workflow._instance import ChildCommand, RunInstance
+from duro.workflow._instance import ChildCommand
 
 if TYPE_CHECKING:
+    from duro.worker._held import HeldRun
     from duro.worker._worker import Worker
 
 __all__ = ["check", "consume", "consume_once"]
@@ -29,56 +31,57 @@ log = logging.getLogger("duro.worker")
 
 def check(w: Worker, run_id: str) -> None:
     """Read the inbox of a held run now (or once more, if a read is under way)."""
-    inst = w.active.get(run_id)
-    if inst is None or inst.finishing:
+    held = w.runs.active.get(run_id)
+    if held is None or held.finishing:
         return
-    if inst.reading_inbox:
-        inst.inbox_again = True  # the running consumer reads once more when done
+    if held.reading_inbox:
+        held.inbox_again = True  # the running consumer reads once more when done
         return
-    w._spawn(consume(w, inst))
+    w.spawn(consume(w, held))
 
 
-async def consume(w: Worker, inst: RunInstance, *, after: bool = True) -> None:
+async def consume(w: Worker, held: HeldRun, *, after: bool = True) -> None:
     """Record what waits in a held run's inbox, then (``after``) let the run go on."""
     # One consumer per run at a time: two concurrent reads of the same messages
     # would record them twice.
-    if inst.reading_inbox:
-        inst.inbox_again = True
+    if held.reading_inbox:
+        held.inbox_again = True
         return
-    inst.reading_inbox = True
+    held.reading_inbox = True
     assert w.loop is not None
-    inst.inbox_read = read = w.loop.create_future()
+    held.inbox_read = read = w.loop.create_future()
     try:
         while True:
-            inst.inbox_again = False
-            await consume_once(w, inst, after=after)
-            if not inst.inbox_again or w.active.get(inst.run_id) is not inst:
+            held.inbox_again = False
+            await consume_once(w, held, after=after)
+            if not held.inbox_again or not w.runs.holds(held):
                 return
     finally:
-        inst.reading_inbox = False
-        inst.inbox_read = None
+        held.reading_inbox = False
+        held.inbox_read = None
         read.set_result(None)
 
 
-async def consume_once(w: Worker, inst: RunInstance, *, after: bool) -> None:
+async def consume_once(w: Worker, held: HeldRun, *, after: bool) -> None:
     """One read of the inbox: what is there goes into the history in one fenced append
     that also deletes it (rejected updates are answered outside the history)."""
-    messages = await w.store.read_inbox(inst.run_id)
-    if (not messages or w.active.get(inst.run_id) is not inst or inst.finishing
+    inst = held.inst
+    messages = await w.store.read_inbox(held.run_id)
+    if (not messages or not w.runs.holds(held) or held.finishing
             or inst.park_error is not None):  # a parked run takes its messages when resumed
         return
     try:
         messages = await _decoded(w, messages)
     except PayloadDecodeError as exc:  # a key or blob it needs is missing: nothing lost
-        inst.park_error = exc
-        decide.after(w, inst)
+        inst.park(exc)
+        decide.after(w, held)
         return
     now = w.clock.now()
     events: list[NewEvent] = []
     last_id: int | None = None
     rejected: list[tuple[int, str, Exception]] = []
     for m in messages:
-        event = _event_of(w, inst, m, now)
+        event = _event_of(w, held, m, now)
         if isinstance(event, Exception):  # an update its validator rejected
             rejected.append((m.id, update_of(m), event))
             continue
@@ -88,27 +91,27 @@ async def consume_once(w: Worker, inst: RunInstance, *, after: bool) -> None:
     for msg_id, update_id, error in rejected:
         payload = ErrorInfo.from_exception(error).to_payload()
         try:
-            await w.store.reject_update(inst.run_id, update_id, msg_id, error=payload,
-                                           now=now)
+            await w.store.reject_update(held.run_id, update_id, msg_id, error=payload,
+                                        now=now)
         except DuroError as exc:
             log.warning("could not record a rejected update: %s", exc)
-    if w.active.get(inst.run_id) is not inst or inst.finishing:
+    if not w.runs.holds(held) or held.finishing:
         return
     if not events:
         if last_id is not None:  # only stale messages: drop them
-            await w._append(inst, [], consume_inbox_upto=last_id)
+            await held.append([], consume_inbox_upto=last_id)
         return
-    inst.inflight += 1
-    ok = await w._append(inst, events, consume_inbox_upto=last_id)
-    inst.inflight -= 1
+    held.inflight += 1
+    ok = await held.append(events, consume_inbox_upto=last_id)
+    held.inflight -= 1
     if ok:
         for ev in events:
             inst.apply(ev.kind, ev.op, ev.name, ev.data, ev.meta, ev.ts)
         if after:
-            decide.after(w, inst)
+            decide.after(w, held)
 
 
-def _event_of(w: Worker, inst: RunInstance, m: InboxMessage,
+def _event_of(w: Worker, held: HeldRun, m: InboxMessage,
               now: float) -> NewEvent | Exception | None:
     """The history event a message becomes: None for a stale one (dropped), the
     validator's error for a rejected update."""
@@ -118,14 +121,14 @@ def _event_of(w: Worker, inst: RunInstance, m: InboxMessage,
             raw = orjson.loads(data)
             data, meta = orjson.dumps(raw.get("args", [])), UpdateMeta(
                 update_id=str(raw.get("update_id"))).encode()
-        error = inst.validate_update(m.name or "", orjson.loads(data) if data else [])
+        error = held.inst.validate_update(m.name or "", orjson.loads(data) if data else [])
         if error is not None:
             return error
         return NewEvent(kind=EventKind.UPDATE_ACCEPTED, ts=now, name=m.name, data=data,
                         meta=meta)
     if m.kind == MessageKind.CHILD_DONE:
         op = int(m.name or 0)
-        cmd = inst.commands.get(op)
+        cmd = held.inst.commands.get(op)
         wf_name = cmd.workflow.name if isinstance(cmd, ChildCommand) else None
         done, data = _child_done(m)
         if done.status == "completed":
@@ -134,7 +137,7 @@ def _event_of(w: Worker, inst: RunInstance, m: InboxMessage,
         return NewEvent(kind=EventKind.CHILD_FAILED, ts=now, op=op, name=wf_name, data=data,
                         meta=ChildFailedMeta(status=done.status).encode())
     if m.kind == MessageKind.TASK_DONE:
-        return steps.task_event(w, inst, int(m.name or 0), m.data, m.meta)
+        return steps.task_event(w, held, int(m.name or 0), m.data, m.meta)
     if m.kind == MessageKind.CANCEL:
         return NewEvent(kind=EventKind.CANCEL_REQUESTED, ts=now)
     return NewEvent(kind=EventKind.SIGNAL_RECEIVED, ts=now, name=m.name, data=m.data)

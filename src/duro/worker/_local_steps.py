@@ -1,6 +1,7 @@
 """Running a held run's steps: in this process (async steps on the loop, sync steps in
 the worker's thread pool), or handed to the workers of a step queue; and recording each
-attempt's outcome in the run's history. Functions over the :class:`Worker`'s state."""
+attempt's outcome in the run's history. Functions over a held run (its step commands and
+bookkeeping), through the :class:`Worker`'s public surface."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from duro.store import NewEvent
 from duro.store._records import TaskRecord
 from duro.worker import _decide as decide
 from duro.worker._steps import cancelled_here, run_attempt
-from duro.workflow._instance import RunInstance, StepCommand
+from duro.workflow._instance import StepCommand
 
 if TYPE_CHECKING:
+    from duro.worker._held import HeldRun
     from duro.worker._worker import Worker
 
 __all__ = ["abandon_steps", "start_step", "task_event"]
@@ -28,25 +30,26 @@ __all__ = ["abandon_steps", "start_step", "task_event"]
 log = logging.getLogger("duro.worker")
 
 
-def start_step(w: Worker, inst: RunInstance, cmd: StepCommand) -> None:
+def start_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     if w.draining:
         return  # left unstarted: the run suspends, due now, for another worker
     if cmd.step.queue is not None:
-        enqueue(w, inst, cmd)
+        enqueue(w, held, cmd)
         return
     cmd.state = "running"
-    inst.inflight += 1
+    held.inflight += 1
     assert w.loop is not None
-    cmd.task = w.loop.create_task(run_step(w, inst, cmd))
+    cmd.task = w.loop.create_task(run_step(w, held, cmd))
 
 
-def abandon_steps(w: Worker, inst: RunInstance) -> None:
-    for cmd in inst.commands.values():
+def abandon_steps(held: HeldRun) -> None:
+    """Cancel the run's step attempts running here."""
+    for cmd in held.inst.commands.values():
         if isinstance(cmd, StepCommand) and cmd.task is not None and not cmd.task.done():
             cmd.task.cancel()
 
 
-async def run_step(w: Worker, inst: RunInstance, cmd: StepCommand) -> None:
+async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     step = cmd.step
     now = w.clock.now()
     if cmd.first_started is None:
@@ -60,36 +63,38 @@ async def run_step(w: Worker, inst: RunInstance, cmd: StepCommand) -> None:
         left = cmd.first_started + step.total_timeout - now
         total = w.loop.time() + max(0.0, left)
         deadline = total if deadline is None else min(deadline, total)
-    info = StepInfo(workflow_id=inst.workflow_id, run_id=inst.run_id, step=step.name,
-                    seq=cmd.op, attempt=attempt, idempotency_key=f"{inst.run_id}:{cmd.op}",
+    inst = held.inst
+    run_id = held.run_id
+    info = StepInfo(workflow_id=inst.workflow_id, run_id=run_id, step=step.name,
+                    seq=cmd.op, attempt=attempt, idempotency_key=f"{run_id}:{cmd.op}",
                     heartbeat_details=cmd.heartbeat, deadline=deadline)
     started = time.perf_counter()
     w.steps_executed += 1
     try:
         data = await run_attempt(
             cmd, info, w.executor, deadline,
-            lambda c: w._spawn(store_heartbeat(w, inst.run_id, c.op, c.heartbeat)))
+            lambda c: w.spawn(store_heartbeat(w, run_id, c.op, c.heartbeat)))
     except BaseException as exc:  # the step's code may raise anything
         if cancelled_here(exc):
             info.cancelled = True
             if cmd.state == "running":
                 cmd.state = "cancelled"
-            inst.inflight -= 1
-            decide.after_soon(w, inst)
+            held.inflight -= 1
+            decide.after_soon(w, held)
             return
-        await step_failed(w, inst, cmd, attempt, exc, time.perf_counter() - started)
+        await step_failed(w, held, cmd, attempt, exc, time.perf_counter() - started)
         return
     if not inst.active or cmd.state != "running":
-        inst.inflight -= 1
+        held.inflight -= 1
         return
     meta = AttemptMeta.encode(attempt, time.perf_counter() - started)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op, name=step.name,
                      data=data, meta=meta)
-    ok = await w._append(inst, [event])
-    inst.inflight -= 1
+    ok = await held.append([event])
+    held.inflight -= 1
     if ok:
         inst.apply(EventKind.STEP_COMPLETED, cmd.op, step.name, data, meta, event.ts)
-        decide.after(w, inst)
+        decide.after(w, held)
 
 
 def failure_event(
@@ -121,19 +126,20 @@ def failure_event(
 
 
 async def step_failed(
-    w: Worker, inst: RunInstance, cmd: StepCommand, attempt: int, exc: BaseException,
+    w: Worker, held: HeldRun, cmd: StepCommand, attempt: int, exc: BaseException,
     took: float,
 ) -> None:
+    inst = held.inst
     if not inst.active or cmd.state != "running":
-        inst.inflight -= 1
+        held.inflight -= 1
         return
     retryable = cmd.step.retry.is_retryable(exc)
     info = ErrorInfo.from_exception(exc, non_retryable=not retryable)
     event, final, delay = failure_event(
         w, cmd, attempt, info, retryable=retryable,
         retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat)
-    ok = await w._append(inst, [event])
-    inst.inflight -= 1
+    ok = await held.append([event])
+    held.inflight -= 1
     if not ok:
         return
     inst.apply(event.kind, cmd.op, cmd.step.name, event.data, event.meta, event.ts)
@@ -141,23 +147,24 @@ async def step_failed(
         log.info("step %s of %s failed (attempt %d): %s; retrying in %.2fs",
                  cmd.step.name, inst.workflow_id, attempt, info, delay)
         if delay <= 0:
-            start_step(w, inst, cmd)
+            start_step(w, held, cmd)
         else:
-            decide.add_wakeup(w, event.ts + delay, inst.run_id)
-    decide.after(w, inst)
+            w.wakeups.add(event.ts + delay, held.run_id)
+    decide.after(w, held)
 
 
-def enqueue(w: Worker, inst: RunInstance, cmd: StepCommand) -> None:
+def enqueue(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     """Hand a step attempt to the workers of its queue; the run waits meanwhile."""
     cmd.state = "remote"
     if cmd.first_started is None:
         cmd.first_started = w.clock.now()
     attempt = cmd.attempts + 1
-    info = orjson.dumps({"workflow_id": inst.workflow_id, "heartbeat": cmd.heartbeat})
-    task = TaskRecord(task_id=f"{inst.run_id}:{cmd.op}:{attempt}", run_id=inst.run_id,
+    run_id = held.run_id
+    info = orjson.dumps({"workflow_id": held.inst.workflow_id, "heartbeat": cmd.heartbeat})
+    task = TaskRecord(task_id=f"{run_id}:{cmd.op}:{attempt}", run_id=run_id,
                       op=cmd.op, attempt=attempt, step=cmd.step.name,
                       queue=cmd.step.queue or "default", args=cmd.payload, info=info)
-    w._spawn(store_task(w, task))
+    w.spawn(store_task(w, task))
 
 
 async def store_task(w: Worker, task: TaskRecord) -> None:
@@ -171,11 +178,11 @@ async def store_task(w: Worker, task: TaskRecord) -> None:
     w.wake()  # this worker may serve that queue itself
 
 
-def task_event(w: Worker, inst: RunInstance, op: int, data: bytes | None,
+def task_event(w: Worker, held: HeldRun, op: int, data: bytes | None,
                meta: bytes | None) -> NewEvent | None:
     """The history event for a task's outcome (a ``task_done`` message: its result or
     error in ``data``, :class:`TaskDone` in ``meta``), or None if it is stale."""
-    cmd = inst.commands.get(op)
+    cmd = held.inst.commands.get(op)
     done, data = _task_done(data, meta)
     if (not isinstance(cmd, StepCommand) or cmd.state != "remote"
             or done.attempt != cmd.attempts + 1):

@@ -56,7 +56,7 @@ class TaskRunner:
                                         real_now=time.time())
         for task in tasks:
             self.running += 1
-            self.worker._spawn(self._run(task))
+            self.worker.spawn(self._run(task))
 
     async def _run(self, task: TaskRecord) -> None:
         try:

@@ -2,82 +2,64 @@
 suspends runs that only wait, and takes over runs of dead workers.
 
 Everything happens on one asyncio loop; sync steps run in a thread pool and all
-writes go through the store's group-commit writer. Running steps is in
-``_local_steps``, and what a run does after each activation (timers, suspension,
-finishing) in ``_decide``: functions over this class's state.
+writes go through the store's group-commit writer. Who owns what:
+
+- :class:`Worker` (here): the lifecycle, the main loop (claims, take-up, the look at
+  the store), the lease, and what the engine calls (local starts, notifications).
+- ``_held.HeldRun``: one run in memory, its instance and the worker's bookkeeping for
+  it (epoch, history length, outbox, writes in flight, write turn...), and its writes;
+  ``_held.HeldRuns``: which runs are held (active, cached) and the room left.
+- ``_wakeups.Wakeups``: when held runs are due; ``_decide.Flushes``: outboxes waiting
+  to be written alone.
+- ``_decide`` (what a run does after each activation), ``_local_steps`` (step
+  attempts), ``_inbox`` (messages into histories): functions over a held run, through
+  this class's public surface; ``_recovery.Trials``: suspects on trial, one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import logging
-import math
 import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from duro._clock import Clock, SystemClock
-from duro._history import EventKind, MessageKind, RunStartedMeta
+from duro._history import EventKind, RunStartedMeta
 from duro._local import NOT_HELD, Outcome
-from duro.errors import (
-    DatabaseFileLostError,
-    DataRejectedError,
-    DuroError,
-    PayloadDecodeError,
-    RunNotFoundError,
-    StoreError,
-)
+from duro.errors import DatabaseFileLostError, DuroError, PayloadDecodeError
 from duro.serde import CodecChain, PayloadConverter
-from duro.store import Claim, Fenced, LoadedRun, NewEvent, RunLinks, Store
-from duro.store._records import Placement, QueueConfig
+from duro.store import Claim, LoadedRun, RunLinks, Store
+from duro.store._records import QueueConfig
 from duro.worker import _decide as decide
 from duro.worker import _inbox as inbox
 from duro.worker import _local_steps as steps
 from duro.worker import _recovery as recovery
 from duro.worker._gc import collect_young_when_idle, release_gc, tune_gc_for_worker
+from duro.worker._held import HeldRun, HeldRuns
 from duro.worker._options import check_options
 from duro.worker._retention import RetentionPolicy, retention_loop
 from duro.worker._scheduler import Scheduler
 from duro.worker._tasks import TaskRunner
+from duro.worker._wakeups import Wakeups
 from duro.workflow import _guard
 from duro.workflow._api import Workflow
-from duro.workflow._instance import (
-    ChildCommand,
-    RunInstance,
-    StepCommand,
-    TimerCommand,
-)
+from duro.workflow._instance import ChildCommand, RunInstance, StepCommand
 
-__all__ = ["Outcome", "Worker"]
+__all__ = ["LocalStart", "Outcome", "Worker"]
 
-"""How a run ended, as recorded: (status, result, error payload)."""
 
 log = logging.getLogger("duro.worker")
 
 # Seconds between probes for workers whose database session ended (a killed process): the
 # bound on noticing such a death, whatever the lease; one cheap read per probe.
 _LIVENESS_PROBE = 0.5
-
-_NO_TURN = contextlib.nullcontext()
-
-
-@contextlib.asynccontextmanager
-async def _turn(inst: RunInstance) -> AsyncIterator[None]:
-    """A run's write turn with codecs (see Worker._append): counted, so a write that
-    could skip it knows whether an earlier one holds or awaits it."""
-    inst.turns += 1
-    try:
-        async with inst.write_lock:
-            yield
-    finally:
-        inst.turns -= 1
 
 # A main-loop wait at least this long (seconds), with nothing else to run and nothing due
 # for _IDLE_GC_AHEAD seconds, is idle time for a young garbage collection
@@ -193,8 +175,6 @@ class Worker:
         self.workflows = dict(workflows)
         self.names = sorted(self.workflows)
         self.clock = clock or SystemClock()
-        self.max_active = max_active
-        self.max_cached = max_cached
         self.lease = lease
         self.poll_interval = poll_interval
         self.workflow_task_timeout = workflow_task_timeout
@@ -205,31 +185,48 @@ class Worker:
         self.tasks = TaskRunner(self, max_tasks=max_threads)
         self.scheduler = Scheduler(store, clock=self.clock, workflows=self.names,
                                    poll_interval=poll_interval, on_started=self.wake)
-        self.active: dict[str, RunInstance] = {}
-        self.cache: collections.OrderedDict[str, RunInstance] = collections.OrderedDict()
-        self._wakeups: list[tuple[float, int, str]] = []
-        self._wakeup_seq = 0
-        self._wakeups_kept = 0  # heap size after its last rebuild
+        self.runs = HeldRuns(max_active=max_active, max_cached=max_cached)
+        """The runs held in memory (active and cached) and the room for more."""
+        self._notify = asyncio.Event()
+        self.wakeups = Wakeups(on_earlier=self._notify.set)
+        """When held runs are due (timers, backoffs, deadlines)."""
+        self.flushes = decide.Flushes(self)
+        self.trials = recovery.Trials(self)
         self._waiters: dict[str, list[asyncio.Future[Outcome | None]]] = {}
         self._inbox_hints: set[str] = set()
-        self._flushes: collections.deque[tuple[float, RunInstance]] = collections.deque()
-        self._flush_timer: asyncio.TimerHandle | None = None
-        self._notify = asyncio.Event()
         self._look = True  # the main loop should look at the store on its next turn
         self._tasks: list[asyncio.Task[Any]] = []
         self._activations: set[asyncio.Task[Any]] = set()
         self._stopping = False
-        # Slots promised to claims in flight and to claimed runs not yet activated, so
-        # that adopting new runs meanwhile cannot overshoot max_active.
-        self._reserved = 0
-        self._activating: dict[str, int] = {}  # claimed, not yet active, per queue
-        self._trial = asyncio.Lock()  # one suspect run on trial at a time
         self._unsubscribe: Callable[[], None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.steps_executed = 0
         self.failure: DuroError | None = None
         """Why the worker stopped on its own (see :meth:`wait_failed`), if it did."""
         self._failed = asyncio.Event()
+
+    @property
+    def active(self) -> dict[str, HeldRun]:
+        """The runs held and executing here, by run id (read only)."""
+        return self.runs.active
+
+    @property
+    def cache(self) -> dict[str, HeldRun]:
+        """Suspended runs kept in memory for a quick resume, by run id (read only)."""
+        return self.runs.cache
+
+    @property
+    def max_active(self) -> int:
+        return self.runs.max_active
+
+    @property
+    def max_cached(self) -> int:
+        return self.runs.max_cached
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the worker is stopping (or stopped): nothing new is started."""
+        return self._stopping
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -280,14 +277,14 @@ class Worker:
         """
         self.draining = True
         self._poke()
-        for inst in list(self.active.values()):
-            decide.after(self, inst)  # runs held for a near timer are suspended now
+        for held in list(self.runs.active.values()):
+            decide.after(self, held)  # runs held for a near timer are suspended now
         started = time.monotonic()
-        while self.active and time.monotonic() - started < grace:
+        while self.runs.active and time.monotonic() - started < grace:
             await asyncio.sleep(0.02)
         log.info("drained in %.2fs; %d run(s) still held are released now",
-                 time.monotonic() - started, len(self.active))
-        return not self.active
+                 time.monotonic() - started, len(self.runs.active))
+        return not self.runs.active
 
     async def stop(self) -> None:
         """Stop claiming, abandon running steps, release every owned run at once."""
@@ -297,13 +294,11 @@ class Worker:
             self._unsubscribe()
         for task in self._tasks:
             task.cancel()
-        for inst in list(self.active.values()):
-            steps.abandon_steps(self, inst)
+        for held in list(self.runs.active.values()):
+            steps.abandon_steps(held)
         await asyncio.gather(*self._tasks, *self._activations, return_exceptions=True)
-        for inst in list(self.active.values()) + list(self.cache.values()):
-            inst.close()
-        self.active.clear()
-        self.cache.clear()
+        for held in self.runs.clear():
+            held.close()
         try:
             await self.store.deregister_worker(self.worker_id, now=self.clock.now())
         except DuroError as exc:
@@ -324,22 +319,28 @@ class Worker:
         self._waiters.setdefault(run_id, []).append(fut)
         return fut
 
-    def _wake_waiters(self, run_id: str, outcome: Outcome | None = None) -> None:
+    def wake_waiters(self, run_id: str, outcome: Outcome | None = None) -> None:
+        """Resolve the futures of :meth:`wait_for_close` for the run (it ended here,
+        with ``outcome``, or is no longer held)."""
         for fut in self._waiters.pop(run_id, []):
             if not fut.done():
                 fut.set_result(outcome)
 
-    def instance(self, run_id: str) -> RunInstance | None:
-        """The in-memory instance of a run, if this worker holds one (active or cached)."""
-        return self.active.get(run_id) or self.cache.get(run_id)
+    def instance(self, run_id: str, *, history_len: int | None = None) -> RunInstance | None:
+        """The in-memory instance of a run, if this worker holds one (active or cached);
+        with ``history_len``, only if its history is that long (it is current)."""
+        held = self.runs.find(run_id)
+        if held is None or (history_len is not None and held.history_len != history_len):
+            return None
+        return held.inst
 
     def answer_query(self, run_id: str, history_len: int, name: str,
                      args: list[Any]) -> Any:
         """The query's answer from the run's instance held here, if it has exactly
         ``history_len`` events (the stored history: an answer from it is current);
         else ``NOT_HELD``."""
-        inst = self.instance(run_id)
-        if inst is None or inst.history_len != history_len:
+        inst = self.instance(run_id, history_len=history_len)
+        if inst is None:
             return NOT_HELD
         return inst.query(name, args)
 
@@ -359,11 +360,11 @@ class Worker:
 
     def terminated(self, run_id: str) -> None:
         """The run was terminated from this process: drop it now."""
-        inst = self.active.pop(run_id, None) or self.cache.pop(run_id, None)
-        if inst is not None:
-            steps.abandon_steps(self, inst)
-            inst.close()
-        self._wake_waiters(run_id)
+        held = self.runs.forget(run_id)
+        if held is not None:
+            steps.abandon_steps(held)
+            held.close()
+        self.wake_waiters(run_id)
 
     async def _refresh_queues(self) -> None:
         stats = await self.store.queue_stats(real_now=time.time())
@@ -380,26 +381,38 @@ class Worker:
         if (self._stopping or self.draining or name not in self.workflows
                 or queue in self.limited_queues
                 or (self.queues is not None and queue not in self.queues)
-                or len(self.active) + self._reserved >= self.max_active):
+                or self.runs.room() <= 0):
             return False
-        self._reserved += 1
+        self.runs.reserve()
         return True
 
     def unreserve_slot(self) -> None:
-        self._reserved -= 1
+        """Give back a slot of :meth:`reserve_slot` whose run was not created."""
+        self.runs.unreserve()
+
+    @contextlib.contextmanager
+    def local_start(self, name: str, queue: str = "default") -> Iterator[LocalStart]:
+        """:meth:`reserve_slot` for the block: a run created in it is owned by this
+        worker if ``start.local`` (then ``start.adopt(...)`` runs it); otherwise, or if
+        it was not adopted, the slot is given back when the block ends."""
+        start = LocalStart(self, self.reserve_slot(name, queue))
+        try:
+            yield start
+        finally:
+            if start.local and not start.adopted:
+                self.unreserve_slot()
 
     def adopt(self, claim: Claim, input: bytes, ts: float,
               links: RunLinks | None = None) -> None:
         """Run a run this worker created already owned (no claim round trip)."""
-        self._reserved -= 1
-        inst = self._new_instance(claim)
-        inst.history_len = 1
-        self.active[claim.run_id] = inst
+        self.runs.unreserve()
+        held = self._hold_new(claim)
+        held.history_len = 1
         meta = None if links is None else RunStartedMeta(
             parent_run_id=links.parent_run_id, parent_op=links.parent_op,
             deadline_at=links.deadline_at).encode()
-        inst.apply(EventKind.RUN_STARTED, None, claim.workflow_name, input, meta, ts)
-        self._resume(inst)
+        held.inst.apply(EventKind.RUN_STARTED, None, claim.workflow_name, input, meta, ts)
+        self._resume(held)
 
     # -- loops --------------------------------------------------------------------------
 
@@ -414,7 +427,8 @@ class Worker:
             timeout = wake_in = self.poll_interval
             try:
                 decide.fire_wakeups(self, now)
-                wake_in = self._wakeups[0][0] - now if self._wakeups else timeout
+                next_wakeup = self.wakeups.next_at()
+                wake_in = next_wakeup - now if next_wakeup is not None else timeout
                 if self._inbox_hints:
                     hints, self._inbox_hints = self._inbox_hints, set()
                     for run_id in hints:
@@ -429,7 +443,7 @@ class Worker:
                 tick = await self.scheduler.run_due(now)
                 if tick is not None:
                     timeout = min(timeout, max(0.0, tick - now))
-                room = self.max_active - len(self.active) - self._reserved
+                room = self.runs.room()
                 if room > 0 and not self.draining:
                     if time.monotonic() - last_liveness >= _LIVENESS_PROBE:
                         # First: a worker found dead now is due now, in this very turn.
@@ -445,25 +459,20 @@ class Worker:
                             await self._refresh_queues()
                             await self._reconcile()
                         # Again: runs adopted during the awaits above took slots.
-                        room = max(0, self.max_active - len(self.active) - self._reserved)
-                        self._reserved += min(room, 256)
+                        room = max(0, self.runs.room())
+                        self.runs.reserve(min(room, 256))
                         # Claimed runs still loading their history count too.
-                        local = dict(self._activating)
-                        for held in self.active.values():
-                            local[held.queue] = local.get(held.queue, 0) + 1
+                        local = self.runs.per_queue()
                         try:
                             claims = await self.store.claim(
                                 self.worker_id, self.names, min(room, 256), now=now,
                                 real_now=real, queues=self.queues, local=local,
                                 ahead=self.lookahead)
                         finally:
-                            self._reserved -= min(room, 256)
-                        self._reserved += len(claims)  # released by _activate
-                        for claim in claims:
-                            self._activating[claim.queue] = (
-                                self._activating.get(claim.queue, 0) + 1)
+                            self.runs.unreserve(min(room, 256))
+                        self.runs.claimed(claims)  # taken up by _activate
                         if claims:
-                            self._spawn(self._activate(claims))
+                            self.spawn(self._activate(claims))
                         if room and len(claims) == min(room, 256):
                             timeout = 0
                         elif due is not None and due > now:
@@ -497,10 +506,10 @@ class Worker:
         log.error("worker stops: %s", exc)
         self.failure = exc
         self._stopping = True
-        for inst in list(self.active.values()):
-            self._drop(inst, release=False)  # releasing would be one more failing write
+        for held in list(self.runs.active.values()):
+            self.drop(held, release=False)  # releasing would be one more failing write
         for run_id in list(self._waiters):
-            self._wake_waiters(run_id)
+            self.wake_waiters(run_id)
         self._failed.set()
 
     async def wait_failed(self) -> DuroError:
@@ -535,12 +544,14 @@ class Worker:
         ready = getattr(self.loop, "_ready", None)
         if ready is None or any(not handle._cancelled for handle in ready):
             return False
-        if self._wakeups and self._wakeups[0][0] < self.clock.now() + _IDLE_GC_AHEAD:
+        wakeup = self.wakeups.next_at()
+        if wakeup is not None and wakeup < self.clock.now() + _IDLE_GC_AHEAD:
             return False
         assert self.loop is not None
-        if self._flushes and self._flushes[0][0] < self.loop.time() + _IDLE_GC_AHEAD:
+        flush = self.flushes.next_at()
+        if flush is not None and flush < self.loop.time() + _IDLE_GC_AHEAD:
             return False
-        return not any(inst.inflight for inst in self.active.values())
+        return not any(held.inflight for held in self.runs.active.values())
 
     def _poke(self) -> None:
         """Wake the main loop to look at the store (work may be waiting, or room freed)."""
@@ -564,13 +575,13 @@ class Worker:
         """Hand back runs the store says we own but we do not hold (a write and the
         release after it both failed, say): otherwise our live lease would keep every
         other worker away from them."""
-        if self._reserved:
+        if self.runs.reserved:
             return  # claims or adoptions in flight: their runs are not in `active` yet
         for run_id, epoch in await self.store.owned_runs(self.worker_id):
-            if run_id not in self.active:
+            if run_id not in self.runs.active:
                 log.warning("run %s is ours in the store but not held here; releasing it",
                             run_id)
-                await self._release(run_id, epoch)
+                await self.release(run_id, epoch)
 
     async def _expire_dead_local_workers(self) -> None:
         # Same machine: a worker whose process is gone is dead now, not in `lease` seconds.
@@ -579,7 +590,8 @@ class Worker:
         if dead:
             await self.store.expire_dead_workers(self.host, dead)
 
-    def _spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` as a task of the worker's, waited for when it stops."""
         # Explicitly on the worker's loop: host callbacks run while a workflow's loop is
         # the running one, and ensure_future() would put the task there.
         assert self.loop is not None
@@ -589,11 +601,12 @@ class Worker:
 
     # -- activation ---------------------------------------------------------------------
 
-    def _new_instance(self, claim: Claim) -> RunInstance:
-        inst = RunInstance(workflow=self.workflows[claim.workflow_name], run_id=claim.run_id,
-                           workflow_id=claim.workflow_id, epoch=claim.epoch, host=self)
-        inst.queue = claim.queue
-        return inst
+    def _hold_new(self, claim: Claim) -> HeldRun:
+        """A fresh instance of the claimed run, held as active."""
+        held = HeldRun(self, self.workflows[claim.workflow_name], run_id=claim.run_id,
+                       workflow_id=claim.workflow_id, epoch=claim.epoch, queue=claim.queue)
+        self.runs.hold(held)
+        return held
 
     async def _activate(self, claims: list[Claim]) -> None:
         """Take up a batch of claimed runs: one read for all of them (histories of those
@@ -604,40 +617,39 @@ class Worker:
             if any(c.recoveries >= recovery.SUSPECT_AFTER for c in claims):
                 for claim in claims:
                     if claim.recoveries > self.max_recoveries:
-                        await recovery.park_poisoned(self, claim)
+                        await self.trials.park_poisoned(claim)
                     elif claim.recoveries >= recovery.SUSPECT_AFTER:
                         handed.add(claim.run_id)
-                        self._spawn(recovery.try_suspect(self, claim))
+                        self.spawn(self.trials.try_suspect(claim))
                 claims = [c for c in claims if c.recoveries < recovery.SUSPECT_AFTER]
-            cached: dict[str, RunInstance] = {}
+            cached: dict[str, HeldRun] = {}
             for claim in claims:
-                inst = self.cache.pop(claim.run_id, None)
-                if inst is not None and inst.history_len != claim.history_len:
-                    inst.close()
-                elif inst is not None:
-                    cached[claim.run_id] = inst
+                held = self.runs.take_cached(claim.run_id)
+                if held is not None and held.history_len != claim.history_len:
+                    held.close()
+                elif held is not None:
+                    cached[claim.run_id] = held
             try:
                 loaded, unreadable = await self.load_runs(
                     [c.run_id for c in claims],
                     history={c.run_id for c in claims if c.run_id not in cached})
             except DuroError as exc:
                 log.warning("could not load %d claimed runs: %s", len(claims), exc)
-                for inst in cached.values():
-                    inst.close()
+                for held in cached.values():
+                    held.close()
                 for claim in claims:
-                    await self._release(claim.run_id, claim.epoch)
+                    await self.release(claim.run_id, claim.epoch)
                 return
             for claim in claims:
                 try:
-                    self._take_up(claim, cached.get(claim.run_id), loaded[claim.run_id],
-                                  unreadable.get(claim.run_id))
+                    self.take_up(claim, cached.get(claim.run_id), loaded[claim.run_id],
+                                 unreadable.get(claim.run_id))
                 except Exception:
                     log.exception("could not take up run %s", claim.run_id)
         finally:
             for claim in taken:
                 if claim.run_id not in handed:  # a suspect's slot is freed by its trial
-                    self._reserved -= 1
-                    self._activating[claim.queue] -= 1
+                    self.runs.taken_up(claim)
 
     async def load_runs(
         self, run_ids: list[str], *, history: set[str] | None = None,
@@ -659,268 +671,92 @@ class Worker:
                 loaded[run_id] = dataclasses.replace(run, history=decoded)
         return loaded, unreadable
 
-    def _take_up(self, claim: Claim, inst: RunInstance | None, loaded: LoadedRun,
-                 unreadable: DuroError | None = None) -> None:
+    def take_up(self, claim: Claim, held: HeldRun | None, loaded: LoadedRun,
+                unreadable: DuroError | None = None) -> None:
+        """Hold a claimed run and let it go on: ``held`` (cached here at the claim's
+        history length) as it is, else a fresh instance replaying the loaded history;
+        parked at once if that history could not be decoded (``unreadable``)."""
         if unreadable is not None:
-            inst = self._new_instance(claim)
-            self.active[claim.run_id] = inst
-            inst.park_error = unreadable
-        elif inst is None:
-            inst = self._new_instance(claim)
-            self.active[claim.run_id] = inst
-            inst.replay(loaded.history or [], loaded.heartbeats,
-                        expected_len=claim.history_len)
+            held = self._hold_new(claim)
+            held.inst.park(unreadable)
+        elif held is None:
+            held = self._hold_new(claim)
+            history = loaded.history or []
+            held.history_len = len(history)
+            held.inst.replay(history, loaded.heartbeats, expected_len=claim.history_len)
         else:
-            inst.epoch = claim.epoch
-            inst.active = True
-            self.active[claim.run_id] = inst
-        if loaded.inbox and inst.park_error is None:
+            held.epoch = claim.epoch
+            held.inst.active = True
+            self.runs.hold(held)
+        if loaded.inbox and held.inst.park_error is None:
             # Messages first (a cancel must not wait behind a re-suspension), then the rest.
-            self._spawn(self._take_up_messages(inst))
+            self.spawn(self._take_up_messages(held))
         else:
-            self._resume(inst)
+            self._resume(held)
 
-    async def _take_up_messages(self, inst: RunInstance) -> None:
-        await inbox.consume(self, inst, after=False)
-        if self.active.get(inst.run_id) is inst:
-            self._resume(inst)
+    async def _take_up_messages(self, held: HeldRun) -> None:
+        await inbox.consume(self, held, after=False)
+        if self.runs.holds(held):
+            self._resume(held)
 
-    def _resume(self, inst: RunInstance) -> None:
+    def _resume(self, held: HeldRun) -> None:
         """At the live frontier: start what replay left pending, fire what is due."""
+        inst = held.inst
         if inst.park_error is None and not (inst.main is not None and inst.main.done()):
             now = self.clock.now()
             if inst.deadline_at is not None:
                 if inst.deadline_at <= now:
-                    decide.time_out(self, inst)
+                    decide.time_out(self, held)
                     return
-                decide.add_wakeup(self, inst.deadline_at, inst.run_id)
+                self.wakeups.add(inst.deadline_at, held.run_id)
             for cmd in inst.pending():
                 if isinstance(cmd, ChildCommand):
                     if cmd.state == "new":
-                        self.child_issued(inst, cmd)
+                        held.child_issued(inst, cmd)
                 elif isinstance(cmd, StepCommand):
                     if cmd.state in ("new", "backoff"):
                         if cmd.retry_at is None or cmd.retry_at <= now:
-                            steps.start_step(self, inst, cmd)
+                            steps.start_step(self, held, cmd)
                         else:
-                            decide.add_wakeup(self, cmd.retry_at, inst.run_id)
+                            self.wakeups.add(cmd.retry_at, held.run_id)
                 elif cmd.state == "pending" and cmd.fire_at > now:
-                    self.timer_started(inst, cmd)
-            decide.fire_due_timers(self, inst, now)
-        decide.after(self, inst)
+                    held.timer_started(inst, cmd)
+            decide.fire_due_timers(self, held, now)
+        decide.after(self, held)
 
-    # -- writes -----------------------------------------------------------------------------
+    # -- runs that fail ------------------------------------------------------------------
 
-    async def _append(self, inst: RunInstance, events: list[NewEvent], *,
-                      encoded: bool = False, **kw: Any) -> bool:
-        """Append for a run this worker owns (the outbox first); on any failure the run
-        is dropped. Payloads given as JSON are stored through the codecs
-        (:meth:`_append_coded`); ``encoded``: they already are.
-        """
-        if self.payloads.active and not encoded:
-            return await self._append_coded(inst, events, **kw)
-        if inst.outbox:
-            events = inst.outbox + events
-            inst.outbox = []
-        seq = inst.history_len
-        inst.history_len += len(events)
-        inst.writing += 1  # timers wait for what this delivers (decide.fire_due_timers)
-        try:
-            if encoded and kw.get("result") is not None:  # the run's result: its last
-                kw["result"] = events[-1].data            # event's, in stored form
-            await self.store.append(inst.run_id, inst.epoch, seq, events,
-                                    now=self.clock.now(), **kw)
-        except Fenced:
-            # Another worker owns the run, or an earlier write of ours failed and this
-            # one did not continue the stored history. Either way the instance is not
-            # what the store holds: drop it; the release (fenced: a no-op for a run
-            # another worker owns) lets it be loaded again from the store.
-            log.info("run %s moved on in the store; dropping it here", inst.run_id)
-            self._drop(inst)
-            return False
-        except DataRejectedError as exc:
-            # The same write can never succeed (a value too large to store, a constraint
-            # of the database's own): retrying would run the run's steps again and
-            # again for nothing. Parked, it says why and waits for a fix.
-            self.park_unwritable(inst, exc)
-            return False
-        except StoreError as exc:  # a store fault that may pass (store/_protocol.py)
-            log.warning("could not write run %s: %s; it will be retried", inst.run_id, exc)
-            self._drop(inst)
-            return False
-        except Exception as exc:
-            # Outside the store's contract: a bug (in the store or in duro), which would
-            # fail the same way at every retry, forever. Parked with it instead.
-            self.park_unwritable(inst, exc)
-            return False
-        finally:
-            inst.writing -= 1
-        if inst.history_len > self.history_warning and not inst.warned_history:
-            inst.warned_history = True
-            log.warning("run %s of %s has %d history events (warning at %d, limit %d): "
-                        "long-lived loops should use duro.continue_as_new()", inst.run_id,
-                        inst.workflow.name, inst.history_len, self.history_warning,
-                        self.history_limit)
-        return True
-
-    async def _append_coded(self, inst: RunInstance, events: list[NewEvent],
-                            **kw: Any) -> bool:
-        """:meth:`_append` with codecs: payloads encoded first.
-
-        A write whose payloads encode without awaiting (the usual case: small payloads,
-        no offload) goes straight to the store, as without codecs. Any other takes the
-        run's turn, and so do the run's writes after it until it is written: encoding
-        awaits, and a write overtaking an earlier one of the same run would be refused
-        (it must continue the stored history).
-        """
-        try:
-            if not inst.turns:
-                pending = inst.outbox + events if inst.outbox else events
-                ready = self.payloads.try_encode_events(pending)
-                if ready is not None:
-                    inst.outbox = []
-                    return await self._append(inst, ready, encoded=True, **kw)
-            async with _turn(inst):
-                if inst.outbox:
-                    events = inst.outbox + events
-                    inst.outbox = []
-                inst.writing += 1  # due timers wait while this outcome is encoded
-                try:
-                    events = await self.payloads.encode_events(events)
-                finally:
-                    inst.writing -= 1
-                return await self._append(inst, events, encoded=True, **kw)
-        except Exception as exc:  # a codec failed (a blob store down, say)
-            log.warning("could not encode the events of run %s: %s; it will be retried",
-                        inst.run_id, exc)
-            self._drop(inst)
-            return False
-
-    def park_unwritable(self, inst: RunInstance, exc: Exception) -> None:
-        """Park a run whose write the store refused for good (:class:`DataRejectedError`)
-        or failed outside its contract (a bug: see ``store/_protocol.py``), once: the
-        run leaves ``active`` at once, so a second failing write of it parks nothing
-        more. Whatever it was doing (running, finishing, suspending) stops."""
-        if self.active.get(inst.run_id) is not inst:
-            return  # dropped, or parked already
-        if not isinstance(exc, DuroError):
-            log.error("run %s: the store raised %s, which is no store fault: a bug",
-                      inst.run_id, type(exc).__name__, exc_info=exc)
-        inst.finishing = True
-        del self.active[inst.run_id]
-        self._spawn(decide.park(self, inst, exc))
-
-    def write_turn(self, inst: RunInstance) -> contextlib.AbstractAsyncContextManager[Any]:
-        """Hold while taking a run's next sequence numbers and writing them: with codecs
-        the run's turn (see :meth:`_append_coded`); without, nothing (nothing awaits
-        before the store has the write)."""
-        return _turn(inst) if self.payloads.active else _NO_TURN
-
-    def _drop(self, inst: RunInstance, *, release: bool = True) -> None:
+    def drop(self, held: HeldRun, *, release: bool = True) -> None:
         """Forget a run whose write failed or was fenced, and hand it back (the release is
         fenced too: it does nothing to a run another worker owns now)."""
-        if self.active.get(inst.run_id) is inst:
-            del self.active[inst.run_id]
-        steps.abandon_steps(self, inst)
-        inst.close()
+        self.runs.discard(held)
+        steps.abandon_steps(held)
+        held.close()
         if release:
-            self._spawn(self._release(inst.run_id, inst.epoch))
+            self.spawn(self.release(held.run_id, held.epoch))
         self._poke()
 
-    async def _release(self, run_id: str, epoch: int) -> None:
+    async def release(self, run_id: str, epoch: int) -> None:
+        """Hand a run back to the store (fenced by ``epoch``): any worker may claim it."""
         try:
             await self.store.release(run_id, epoch, now=self.clock.now())
         except DuroError as exc:
             log.warning("could not release run %s: %s", run_id, exc)
 
-    # -- host callbacks from the instance --------------------------------------------------
 
-    def step_issued(self, inst: RunInstance, cmd: StepCommand) -> None:
-        steps.start_step(self, inst, cmd)
+class LocalStart:
+    """A slot reserved for a run about to be created (see :meth:`Worker.local_start`)."""
 
-    def step_cancelled(self, inst: RunInstance, cmd: StepCommand) -> None:
-        if cmd.task is not None and not cmd.task.done():
-            cmd.task.cancel()
-        if cmd.step.queue is not None and not inst.replaying:
-            self._spawn(self.store.cancel_task(f"{inst.run_id}:{cmd.op}:{cmd.attempts + 1}"))
+    __slots__ = ("_worker", "adopted", "local")
 
-    def timer_started(self, inst: RunInstance, cmd: TimerCommand) -> None:
-        if cmd.fire_at < math.inf:  # asyncio.sleep(math.inf) never wakes
-            decide.add_wakeup(self, cmd.fire_at, inst.run_id)
+    def __init__(self, worker: Worker, local: bool) -> None:
+        self._worker = worker
+        self.local = local
+        """Whether the run is created owned by this worker (there was room)."""
+        self.adopted = False
 
-    def child_issued(self, inst: RunInstance, cmd: ChildCommand) -> None:
-        cmd.state = "starting"
-        inst.inflight += 1
-        self._spawn(self._start_child(inst, cmd))
-
-    def child_cancelled(self, inst: RunInstance, cmd: ChildCommand) -> None:
-        if cmd.run_id is not None and not cmd.cancel_sent:
-            cmd.cancel_sent = True
-            self._spawn(self._cancel_child(cmd.workflow_id))
-
-    async def _cancel_child(self, workflow_id: str) -> None:
-        try:
-            record = await self.store.send_message(workflow_id, MessageKind.CANCEL, None, None,
-                                                   now=self.clock.now())
-        except RunNotFoundError:
-            return  # it ended meanwhile
-        except DuroError as exc:
-            log.warning("could not cancel child %s: %s", workflow_id, exc)
-            return
-        self.inbox_hint(record.run_id)
-
-    async def _start_child(self, inst: RunInstance, cmd: ChildCommand) -> None:
-        now = self.clock.now()
-        local = self.reserve_slot(cmd.workflow.name, cmd.workflow.queue)
-        run_id = str(uuid.uuid4())
-        deadline = now + cmd.execution_timeout if cmd.execution_timeout else None
-        links = RunLinks(parent_run_id=inst.run_id, parent_op=cmd.op,
-                         parent_close=cmd.parent_close, deadline_at=deadline)
-        adopted = False
-        try:
-            async with self.write_turn(inst):
-                events = inst.outbox
-                inst.outbox = []
-                seq = inst.history_len
-                inst.history_len += len(events) + 1
-                stored = cmd.input
-                if self.payloads.active:
-                    events = await self.payloads.encode_events(events)
-                    stored = await self.payloads.encode(cmd.input) or cmd.input
-                inst.writing += 1
-                try:
-                    record, event = await self.store.start_child(
-                        inst.run_id, inst.epoch, seq, events, op=cmd.op, run_id=run_id,
-                        workflow_id=cmd.workflow_id, workflow_name=cmd.workflow.name,
-                        input=stored, links=links,
-                        owner=self.worker_id if local else None, now=now,
-                        placement=Placement(queue=cmd.workflow.queue),
-                        max_depth=self.max_child_depth)
-                except (Fenced, StoreError):
-                    raise
-                except Exception as exc:  # outside the store's contract: see _append
-                    self.park_unwritable(inst, exc)
-                    return
-                finally:
-                    inst.writing -= 1
-            if record is not None and local:
-                adopted = True
-                self.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,
-                                 workflow_name=record.workflow_name, epoch=record.epoch,
-                                 history_len=1, queue=record.queue), cmd.input, now,
-                           links=links)
-        except Fenced:
-            self._drop(inst)
-            return
-        except Exception as exc:
-            log.warning("could not start child %s: %s", cmd.workflow_id, exc)
-            self._drop(inst)
-            return
-        finally:
-            if local and not adopted:
-                self.unreserve_slot()
-        inst.inflight -= 1
-        inst.apply(event.kind, event.op, event.name, event.data, event.meta, event.ts)
-        if cmd.state == "cancelled" and record is not None:
-            self.child_cancelled(inst, cmd)
-        decide.after(self, inst)
+    def adopt(self, claim: Claim, input: bytes, ts: float,
+              links: RunLinks | None = None) -> None:
+        """Run the created run here (:meth:`Worker.adopt`): the slot is its own."""
+        self.adopted = True
+        self._worker.adopt(claim, input, ts, links)

@@ -98,13 +98,12 @@ def set_state(key: str, value: Any) -> None:
     import orjson
 
     from duro.serde import encode
-    from duro.store import NewEvent
 
     inst = _instance("set_state")
     data = encode(value, what=f"state {key!r}")
     inst.state[key] = orjson.loads(data)
     if not inst.replaying:
-        inst.outbox.append(NewEvent(kind=EventKind.STATE_SET, ts=inst.now_ts, name=key, data=data))
+        inst.record(EventKind.STATE_SET, name=key, data=data)
 
 
 def on_query(name: str, handler: Callable[..., Any]) -> None:

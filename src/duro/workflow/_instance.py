@@ -1,9 +1,13 @@
-"""One run of a workflow in memory: its loop, its commands, and replay of its history.
+"""One run of a workflow in memory, the deterministic core: events in, commands out.
 
-The worker drives it: it feeds events (recorded ones on replay, freshly committed ones
-live), and after each event runs the workflow's loop until nothing is ready. Each
-durable operation the code issues takes the next sequence number (``op``); results are
-delivered strictly in the order they were recorded, so races replay identically.
+Whoever drives it feeds events (recorded ones on replay, freshly committed ones live),
+and after each event it runs the workflow's loop until nothing is ready. Each durable
+operation the code issues takes the next sequence number (``op``) and is handed to the
+instance's :class:`Host` (a step to run, a timer to wake it, a child to start, an event
+to record); results are delivered strictly in the order they were recorded, so races
+replay identically. The instance knows nothing of stores, leases or writes: a worker
+holds it in a ``worker/_held.HeldRun``; read-only replays (queries, tests) drive it
+through ``workflow/_replayer.py`` with a host that executes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 import inspect
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -28,6 +32,8 @@ from duro._history import (
     ChildFailedMeta,
     ChildStarted,
     EventKind,
+    EventRecord,
+    NewEvent,
     RetryMeta,
     RunStartedMeta,
     UpdateMeta,
@@ -51,11 +57,10 @@ from duro.workflow._loop import WorkflowLoop
 from duro.workflow._messages import Mailbox, convert_args
 
 if TYPE_CHECKING:
-    from duro.store import EventRecord, NewEvent
     from duro.workflow._api import Workflow
 
-__all__ = ["ChildCommand", "ContinueAsNew", "NullHost", "Park", "RunInstance", "StepCommand",
-           "TimerCommand"]
+__all__ = ["NULL_HOST", "ChildCommand", "ContinueAsNew", "Host", "NullHost", "Park",
+           "RunInstance", "StepCommand", "TimerCommand"]
 
 _set_running_loop = asyncio.events._set_running_loop
 _get_running_loop = asyncio.events._get_running_loop
@@ -79,7 +84,12 @@ class ContinueAsNew(BaseException):
 
 
 class Host(Protocol):
-    """What an instance needs from its worker."""
+    """Where an instance's commands go: what it needs from whoever drives it.
+
+    Called on the workflow's loop, while workflow code runs. Steps, timers and children
+    are reported when issued live only (not while the history replays); events to
+    record are reported whenever the workflow produces them.
+    """
 
     def step_issued(self, inst: RunInstance, cmd: StepCommand) -> None: ...
     def step_cancelled(self, inst: RunInstance, cmd: StepCommand) -> None: ...
@@ -87,9 +97,13 @@ class Host(Protocol):
     def child_issued(self, inst: RunInstance, cmd: ChildCommand) -> None: ...
     def child_cancelled(self, inst: RunInstance, cmd: ChildCommand) -> None: ...
 
+    def record(self, inst: RunInstance, event: NewEvent) -> None:
+        """An event the workflow produced (a marker, published state, an update's
+        outcome), to be written with the run's next write."""
+
 
 class NullHost:
-    """A host that executes nothing: for read-only replays (queries, tests)."""
+    """A host that executes and records nothing: for read-only replays (queries, tests)."""
 
     def step_issued(self, inst: RunInstance, cmd: StepCommand) -> None:
         pass
@@ -105,6 +119,13 @@ class NullHost:
 
     def child_cancelled(self, inst: RunInstance, cmd: ChildCommand) -> None:
         pass
+
+    def record(self, inst: RunInstance, event: NewEvent) -> None:
+        pass
+
+
+NULL_HOST = NullHost()
+"""The host of read-only replays, and of an instance once it is closed."""
 
 
 StepState = Literal["new", "running", "remote", "backoff", "done", "cancelled"]
@@ -177,49 +198,39 @@ def _describe(kind: str, name: str | None) -> str:
 
 
 class RunInstance:
-    """A workflow run held in memory by a worker."""
+    """A workflow run in memory: its loop, its commands, and what its history told it.
+
+    Events go in through :meth:`replay` (a recorded history) and :meth:`apply` (one
+    event); commands come out through the :class:`Host`; :meth:`pending`,
+    :meth:`next_wake`, ``main`` (the main coroutine's task), ``park_error`` and
+    ``failure`` say where the run stands.
+    """
 
     def __init__(
-        self, *, workflow: Workflow[Any, Any], run_id: str, workflow_id: str, epoch: int,
-        host: Host,
+        self, *, workflow: Workflow[Any, Any], run_id: str, workflow_id: str, host: Host,
     ) -> None:
         self.workflow = workflow
         self.run_id = run_id
         self.workflow_id = workflow_id
-        self.epoch = epoch
         self.host = host
         # The I/O methods are defined dynamically (all raising), which mypy cannot see.
         self.loop = WorkflowLoop(self)  # type: ignore[abstract]
         self._rng: random.Random | None = None
         self.now_ts = 0.0
         self.next_op = 1
-        self.history_len = 0
         self.commands: dict[int, StepCommand | TimerCommand | ChildCommand] = {}
         self.timers: dict[asyncio.TimerHandle, TimerCommand] = {}
         self.recorded: dict[int, tuple[str, str | None]] = {}
         self.markers: set[str] = set()
         self.patch_memo: dict[str, bool] = {}
-        self.outbox: list[NewEvent] = []
-        self.flush_pending = False  # a write of the outbox is scheduled
         self.main: asyncio.Task[Any] | None = None
         self.park_error: DuroError | None = None
         self.replaying = False
         self.cancel_requested = False
-        self.inflight = 0  # step attempts running and events being committed
-        self.finishing = False
-        self.active = True
+        self.active = True  # False once closed: it issues nothing more
         self.querying = False
-        self.queue = "default"
-        self.reading_inbox = False
-        self.inbox_again = False
-        self.inbox_read: asyncio.Future[None] | None = None  # set while reading_inbox
-        self.writing = 0  # appends of this run in flight
-        self.timers_deferred = False  # due timers wait for them (worker/_decide.py)
-        self.write_lock = asyncio.Lock()  # a run's writes one at a time, with codecs
-        self.turns = 0  # writes holding or awaiting write_lock
         self.deadline_at: float | None = None
         self.parent_run_id: str | None = None
-        self.warned_history = False
         # An exception from workflow code outside the main coroutine (a signal handler):
         # the run fails with it.
         self.failure: BaseException | None = None
@@ -241,7 +252,7 @@ class RunInstance:
 
     # -- replay --------------------------------------------------------------------
 
-    def replay(self, history: list[EventRecord], heartbeats: dict[int, Any], *,
+    def replay(self, history: Sequence[EventRecord], heartbeats: dict[int, Any], *,
                expected_len: int | None = None) -> None:
         """Rebuild the run's state from its recorded history.
 
@@ -250,7 +261,6 @@ class RunInstance:
         would silently run again what the missing events recorded. It is parked with a
         :class:`~duro.errors.HistoryCorruptError` instead.
         """
-        self.history_len = len(history)
         gap = _history_gap(history, expected_len)
         if gap is not None:
             self.park_error = HistoryCorruptError(
@@ -403,6 +413,20 @@ class RunInstance:
             f"child workflow {cmd.workflow_id!r} ({cmd.workflow.name}) {what}"
             + (f": {cause.chain()[-1]}" if cause else ""),
             workflow_id=cmd.workflow_id, status=status, cause=cause))
+
+    def park(self, error: DuroError) -> None:
+        """Park the run with ``error`` (a reason found outside its code: a history or a
+        message that cannot be read), unless it already has a reason to park."""
+        if self.park_error is None:
+            self.park_error = error
+
+    def record(self, kind: str, *, name: str | None, data: bytes | None = None,
+               meta: bytes | None = None) -> None:
+        """Have the host write an event the workflow produced (a marker, published
+        state, an update's outcome) with the run's next write, stamped with workflow
+        time."""
+        self.host.record(self, NewEvent(kind=kind, ts=self.now_ts, name=name, data=data,
+                                        meta=meta))
 
     def fail_with(self, exc: BaseException) -> None:
         """Fail the run with an exception workflow code raised outside its main coroutine
@@ -638,15 +662,13 @@ class RunInstance:
         elif self.replaying:
             value = False
         else:
-            from duro.store import NewEvent
-
-            self.outbox.append(NewEvent(kind=EventKind.MARKER, ts=self.now_ts, name=change_id))
+            self.record(EventKind.MARKER, name=change_id)
             self.markers.add(change_id)
             value = True
         self.patch_memo[change_id] = value
         return value
 
-    # -- state for the worker ----------------------------------------------------------
+    # -- where the run stands ----------------------------------------------------------
 
     def pending(self) -> list[StepCommand | TimerCommand | ChildCommand]:
         """Commands still waiting for an outcome, in op order."""
@@ -703,6 +725,9 @@ class RunInstance:
         self.conditions.clear()
         self.mailbox.clear()
         self.main = None
+        # The host may refer back to the instance (a worker's HeldRun does): forget it,
+        # for the same reason, and because a closed run has nothing more to report.
+        self.host = NULL_HOST
 
 
 def _drop_cancel_watch(cmd: StepCommand) -> None:
@@ -730,7 +755,7 @@ def _command_name(cmd: StepCommand | TimerCommand | ChildCommand) -> str | None:
     return None
 
 
-def _history_gap(history: list[EventRecord], expected_len: int | None) -> str | None:
+def _history_gap(history: Sequence[EventRecord], expected_len: int | None) -> str | None:
     """What is missing from a history, or None when it is whole: its sequence numbers
     follow each other (a store's start at 0; an exported history may be numbered from 1),
     and there are at least ``expected_len`` of them."""

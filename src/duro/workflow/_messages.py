@@ -218,14 +218,11 @@ class Mailbox:
     def _record(self, kind: str, name: str, update_id: str, payload: bytes) -> None:
         # Replaying too: an outcome the history lacks (the worker died before writing
         # it) is recorded now; one it has is in updates_done, filled before the replay.
-        inst = self._inst
         if update_id in self.updates_done:
             return
-        from duro.store import NewEvent
-
         self.updates_done.add(update_id)
-        inst.outbox.append(NewEvent(kind=kind, ts=inst.now_ts, name=name, data=payload,
-                                    meta=UpdateMeta(update_id=update_id).encode()))
+        self._inst.record(kind, name=name, data=payload,
+                          meta=UpdateMeta(update_id=update_id).encode())
 
     def validate(self, name: str, args: list[Any]) -> Exception | None:
         """Run the validator of an update on the live instance; None means accepted."""
@@ -268,7 +265,7 @@ class Mailbox:
         return [r.message() for r in sorted(kept, key=lambda r: r.no)]
 
     def fail_unfinished(self, *, continuing: bool) -> None:
-        """Record (in the outbox, written with the run's end) ``update_failed`` for every
+        """Record (through the host, written with the run's end) ``update_failed`` for every
         update that cannot count: handlers still running, and, unless continuing as new
         (which carries them), updates recorded too late."""
         ended = "continued as new" if continuing else "ended"
