@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 from duro.errors import InvalidArgumentError
 
-__all__ = ["MAX_ID_LENGTH", "check_choice", "check_count", "check_duration", "check_id",
-           "check_seconds", "shown"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "check_choice",
+    "check_count",
+    "check_duration",
+    "check_headers",
+    "check_id",
+    "check_seconds",
+    "shown",
+]
 
 MAX_ID_LENGTH = 1000
 """Longest workflow (or update, schedule...) id, in characters: as Temporal's default
@@ -106,3 +115,39 @@ def check_choice(value: Any, what: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise InvalidArgumentError(f"{what} must be one of {', '.join(map(repr, choices))}, "
                                    f"not {shown(value)}")
+
+
+MAX_HEADERS_SIZE = 16_384
+"""Bytes of headers at most (keys and values together): context, not payload."""
+
+
+def check_headers(headers: Any) -> dict[str, str] | None:
+    """Headers as given to ``start``, ``signal``, ``update`` or ``query``: a map of
+    non-empty string keys (no control characters, 256 characters at most) to string
+    values, 16 KiB in all; None or empty: none.
+
+    Raises:
+        InvalidArgumentError: Anything else (nothing is stored).
+    """
+    if headers is None:
+        return None
+    if not isinstance(headers, dict | Mapping):
+        raise InvalidArgumentError(
+            f"headers must be a mapping of strings to strings, not {type(headers).__name__}")
+    size = 0
+    out: dict[str, str] = {}
+    for key, value in headers.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidArgumentError(
+                f"headers must map strings to strings: {key!r}: {value!r} does not")
+        if not key.strip() or len(key) > 256 or _CONTROL.search(key):
+            raise InvalidArgumentError(
+                f"header name {key[:80]!r} must be 1 to 256 characters, without control "
+                "characters")
+        size += len(key.encode()) + len(value.encode())
+        out[key] = value
+    if size > MAX_HEADERS_SIZE:
+        raise InvalidArgumentError(
+            f"headers take {size} bytes, over {MAX_HEADERS_SIZE}: carry context in them "
+            "(ids, names), not payloads")
+    return out or None

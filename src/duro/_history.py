@@ -36,7 +36,7 @@ from __future__ import annotations
 import enum
 import itertools
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,14 +57,17 @@ __all__ = [
     "ChildStarted",
     "EventKind",
     "EventRecord",
+    "Headers",
     "MessageKind",
     "NewEvent",
     "RetryMeta",
     "RunStartedMeta",
+    "SignalMeta",
     "TaskDone",
     "UpdateMeta",
     "event_records",
     "group_events",
+    "headers_of",
     "terminal_kind",
 ]
 
@@ -211,26 +214,58 @@ def _meta(meta: bytes | None) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
+Headers = Mapping[str, str]
+"""Context carried with a run, its steps, children and messages (trace ids, tenant,
+principal): strings by string (see ``duro.interceptors``)."""
+
+
+def headers_of(raw: Any) -> dict[str, str] | None:
+    """Headers from their JSON form (None: none, or not a map of strings)."""
+    if not isinstance(raw, dict) or not raw:
+        return None
+    return {str(k): str(v) for k, v in raw.items()}
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunStartedMeta:
-    """What a child (or a run with a deadline) records at its start."""
+    """What a child (or a run with a deadline, or headers) records at its start."""
 
     parent_run_id: str | None = None
     parent_op: int | None = None
     deadline_at: float | None = None
+    headers: Headers | None = None
 
     def encode(self) -> bytes | None:
         """The meta bytes (None when there is nothing to say: a plain start)."""
-        if self.parent_run_id is None and self.deadline_at is None:
+        if self.parent_run_id is None and self.deadline_at is None and not self.headers:
             return None
-        return orjson.dumps({"parent_run_id": self.parent_run_id,
-                             "parent_op": self.parent_op, "deadline_at": self.deadline_at})
+        raw: dict[str, Any] = {"parent_run_id": self.parent_run_id,
+                               "parent_op": self.parent_op, "deadline_at": self.deadline_at}
+        if self.headers:
+            raw["headers"] = dict(self.headers)
+        return orjson.dumps(raw)
 
     @classmethod
     def decode(cls, meta: bytes | None) -> RunStartedMeta:
         raw = _meta(meta)
         return cls(parent_run_id=raw.get("parent_run_id"), parent_op=raw.get("parent_op"),
-                   deadline_at=raw.get("deadline_at"))
+                   deadline_at=raw.get("deadline_at"), headers=headers_of(raw.get("headers")))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SignalMeta:
+    """What a signal (its inbox message, then its ``signal_received`` event) carries
+    besides its payload: the sender's headers."""
+
+    headers: Headers | None = None
+
+    def encode(self) -> bytes | None:
+        """The meta bytes (None without headers)."""
+        return orjson.dumps({"headers": dict(self.headers)}) if self.headers else None
+
+    @classmethod
+    def decode(cls, meta: bytes | None) -> SignalMeta:
+        return cls(headers=headers_of(_meta(meta).get("headers")))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -288,16 +323,21 @@ class RetryMeta:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UpdateMeta:
-    """Which update an ``update_*`` event concerns."""
+    """Which update an ``update_*`` event concerns (and, on the request and its
+    ``update_accepted`` event, the sender's headers)."""
 
     update_id: str
+    headers: Headers | None = None
 
     def encode(self) -> bytes:
+        if self.headers:
+            return orjson.dumps({"update_id": self.update_id, "headers": dict(self.headers)})
         return orjson.dumps({"update_id": self.update_id})
 
     @classmethod
     def decode(cls, meta: bytes | None) -> UpdateMeta:
-        return cls(update_id=str(_meta(meta).get("update_id")))
+        raw = _meta(meta)
+        return cls(update_id=str(raw.get("update_id")), headers=headers_of(raw.get("headers")))
 
     @staticmethod
     def update_id_of(meta: bytes | None) -> str | None:

@@ -11,9 +11,13 @@ through the store alone (other processes' workers poll or are notified).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from duro.store import Claim, RunLinks
+
+if TYPE_CHECKING:
+    from duro.interceptors import WorkerInterceptor
 
 __all__ = ["NOT_HELD", "NO_LOCAL_RUNS", "LocalRuns", "Outcome"]
 
@@ -28,6 +32,12 @@ class LocalRuns(Protocol):
     """What a client tells the worker of its own process (the Worker implements it)."""
 
     worker_id: str
+
+    @property
+    def interceptors(self) -> Sequence[WorkerInterceptor]:
+        """The worker's interceptors: a query the client answers by replay runs with
+        them, as the worker's own replays do."""
+        ...
 
     def reserve_slot(self, name: str, queue: str = "default") -> bool:
         """Room for a run about to be created owned by this worker (False: none, or
@@ -63,9 +73,9 @@ class LocalRuns(Protocol):
         ...
 
     def answer_query(self, run_id: str, history_len: int, name: str,
-                     args: list[Any]) -> Any:
+                     args: list[Any], headers: Mapping[str, str] | None = None) -> Any:
         """The query's answer from the run's instance held here if it has exactly
-        ``history_len`` events, else :data:`NOT_HELD`."""
+        ``history_len`` events, else :data:`NOT_HELD` (``headers``: the asker's)."""
         ...
 
 
@@ -73,6 +83,7 @@ class _NoLocalRuns:
     """A client with no worker in its process: nothing to tell."""
 
     worker_id = ""
+    interceptors: Sequence[WorkerInterceptor] = ()
 
     def reserve_slot(self, name: str, queue: str = "default") -> bool:
         return False
@@ -100,7 +111,7 @@ class _NoLocalRuns:
         return None
 
     def answer_query(self, run_id: str, history_len: int, name: str,
-                     args: list[Any]) -> Any:
+                     args: list[Any], headers: Mapping[str, str] | None = None) -> Any:
         return NOT_HELD
 
 

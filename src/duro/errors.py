@@ -35,6 +35,7 @@ __all__ = [
     "PayloadDecodeError",
     "PayloadTamperedError",
     "QueryError",
+    "QueryTimeoutError",
     "RecoveryLimitError",
     "RetryAfterError",
     "RunNotFoundError",
@@ -447,6 +448,11 @@ class RecoveryLimitError(DuroError):
 class QueryError(DuroError):
     """A query could not be answered (no such handler, the handler failed, or it tried
     to run a step or wait)."""
+
+
+class QueryTimeoutError(QueryError):
+    """A query asked through the store (the workflow's code is not importable in the
+    asking process) got no answer in time: no worker with the code answered."""
 
 
 class UpdateRejectedError(DuroError):

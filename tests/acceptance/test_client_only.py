@@ -31,15 +31,28 @@ CLIENT = textwrap.dedent('''
         async with duro.Client(url) as client:
             handle = await client.start("order_app.order", "apple", 2, id="order-1")
             total = await handle.update("add", "pear", 3, timeout=60)
+            # Queries: answered by the worker process (this one has no code to replay).
+            asked = await handle.query("total", timeout=60)
+            try:
+                await handle.query("nosuch", timeout=60)
+            except duro.QueryError as exc:
+                no_handler = str(exc)
             await handle.signal("approve", "ann")
             result = await handle.result(timeout=60)
+            asked_after = await client.query("order-1", "total", timeout=60)  # by replay
             listed = [(r.workflow_id, r.workflow_name, r.status.value)
                       for r in await client.list(name="order_app.order")]
             kinds = [e.kind for e in await handle.history()]
             missing = await client.start("order_app.nope", id="typo")
+            try:
+                await missing.query("total", timeout=0.5)
+            except duro.QueryTimeoutError as exc:
+                unanswered = str(exc)
             print(json.dumps({"total": total, "result": result, "listed": listed,
                               "kinds": kinds, "typo": (await missing.status()).value,
-                              "repr": repr(client)}))
+                              "repr": repr(client), "asked": asked,
+                              "asked_after": asked_after, "no_handler": no_handler,
+                              "unanswered": unanswered}))
 
     asyncio.run(main(sys.argv[1]))
 ''')
@@ -72,3 +85,8 @@ def test_a_client_without_the_code_drives_runs_a_worker_process_runs(
     # A name no worker serves is stored as given: it waits for a worker with the code.
     assert out["typo"] == "pending"
     assert out["repr"].startswith("<duro.Client ")
+    # Queries went through the store to the worker process, which has the code.
+    assert out["asked"] == 5 and out["asked_after"] == 5
+    assert "nosuch" in out["no_handler"]
+    assert "no worker answered query 'total'" in out["unanswered"]
+    assert "order_app.nope" in out["unanswered"]

@@ -13,9 +13,11 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
-from duro._checks import check_choice, check_count, check_id, check_seconds
+import orjson
+
+from duro._checks import check_choice, check_count, check_headers, check_id, check_seconds
 from duro._clock import Clock, SystemClock
-from duro._history import EventKind, MessageKind
+from duro._history import EventKind, MessageKind, SignalMeta
 from duro._local import NO_LOCAL_RUNS, NOT_HELD, LocalRuns, Outcome
 from duro.client._handle import WorkflowHandle
 from duro.client._records import RunInfo, decode_error
@@ -24,12 +26,12 @@ from duro.errors import (
     DuroError,
     ErrorInfo,
     InvalidArgumentError,
-    QueryError,
     RunNotFoundError,
     UpdateFailedError,
     UpdateRejectedError,
     WorkflowNotFoundError,
 )
+from duro.interceptors._chain import check_interceptors
 from duro.interceptors._client import (
     CancelInput,
     ClientInterceptor,
@@ -111,7 +113,8 @@ class Client:
             options["synchronous"] = synchronous
         self.store: Store = store or open_store(url, **options)
         self.schedules = Schedules(self)
-        self._interceptors = _checked_interceptors(interceptors)
+        self._interceptors: list[ClientInterceptor] = check_interceptors(interceptors,
+                                                                       ClientInterceptor)
         # The worker of this process, if any (see duro._local): told what this client
         # did, so that it acts at once instead of at its next look at the store.
         self._local: LocalRuns = NO_LOCAL_RUNS
@@ -175,6 +178,7 @@ class Client:
         start_delay: float | timedelta | None = None,
         debounce_key: str | None = None,
         debounce: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[R]:
         """Start a run, or return the existing one for this workflow id.
@@ -203,6 +207,10 @@ class Client:
             debounce_key: Starts with the same key collapse into one run that starts
                 after ``debounce`` seconds without a new start, with the last arguments.
             debounce: The quiet period of ``debounce_key``.
+            headers: Context carried with the run (trace ids, tenant, principal):
+                strings by string, seen by the run (``duro.info().headers``), its steps
+                (``duro.step_info().headers``, wherever they run) and its children, and
+                by interceptors.
 
         Raises:
             WorkflowNotFoundError: ``workflow`` is a name no imported workflow has.
@@ -223,13 +231,13 @@ class Client:
                                on_dedup=on_dedup, start_at=start_at, start_delay=start_delay,
                                debounce_key=debounce_key, debounce=debounce)
         return await self._start(workflow, args, kwargs, id, on_conflict, on_reuse,
-                                 execution_timeout, None, placement)
+                                 execution_timeout, None, placement, headers)
 
     async def _start(
         self, workflow: Workflow[Any, R] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
         workflow_id: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
         execution_timeout: float | timedelta | None, message: Message | None,
-        placement: Placement | None = None,
+        placement: Placement | None = None, headers: Mapping[str, str] | None = None,
     ) -> WorkflowHandle[R]:
         check_choice(on_conflict, "on_conflict", _ON_CONFLICT)
         check_choice(on_reuse, "on_reuse", _ON_REUSE)
@@ -239,13 +247,15 @@ class Client:
         async def create(call: StartInput) -> WorkflowHandle[Any]:
             chosen = wf if call.workflow == wf.name else self._workflow(call.workflow)
             return await self._create(chosen, call.args, dict(call.kwargs), call.workflow_id,
-                                      on_conflict, on_reuse, timeout, message, placement)
+                                      on_conflict, on_reuse, timeout,
+                                      _with_headers(message, check_headers(call.headers)),
+                                      placement, check_headers(call.headers))
 
         call = StartInput(workflow=wf.name, args=args, kwargs=kwargs, workflow_id=workflow_id,
                           signal=message.name if message and message.kind == "signal"
                           else None,
                           update=message.name if message and message.kind != "signal"
-                          else None)
+                          else None, headers=check_headers(headers))
         handle: WorkflowHandle[R] = await intercept(self._interceptors, "start", call, create)
         return handle
 
@@ -253,6 +263,7 @@ class Client:
         self, wf: Workflow[Any, R] | _Named, args: tuple[Any, ...], kwargs: dict[str, Any],
         workflow_id: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
         timeout: float | None, message: Message | None, placement: Placement | None,
+        headers: dict[str, str] | None = None,
     ) -> WorkflowHandle[R]:
         if workflow_id is not None:
             check_id(workflow_id)
@@ -265,7 +276,8 @@ class Client:
         workflow_id = workflow_id or str(uuid.uuid4())
         run_id = str(uuid.uuid4())
         now = self.clock.now()
-        links = RunLinks(deadline_at=now + timeout) if timeout else None
+        links = (RunLinks(deadline_at=now + timeout if timeout else None, headers=headers)
+                 if timeout or headers else None)
         placement = dataclasses.replace(placement or Placement(),
                                         queue=(placement.queue if placement else "") or wf.queue)
         local = self._local
@@ -303,6 +315,7 @@ class Client:
         payload: Any = None,
         on_reuse: IdReusePolicy = "use_existing",
         execution_timeout: float | timedelta | None = None,
+        headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[R]:
         """Signal the live run with this id, starting it first if there is none — in one
@@ -320,7 +333,8 @@ class Client:
         data = encode(payload, what=f"the payload of signal {signal!r}")
         return await self._start(workflow, args, kwargs, id, "use_existing", on_reuse,
                                  execution_timeout,
-                                 Message(kind=MessageKind.SIGNAL, name=signal, data=data))
+                                 Message(kind=MessageKind.SIGNAL, name=signal, data=data),
+                                 headers=headers)
 
     async def update_with_start(
         self,
@@ -332,6 +346,7 @@ class Client:
         update_id: str | None = None,
         on_reuse: IdReusePolicy = "use_existing",
         timeout: float | None = None,
+        headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> tuple[WorkflowHandle[R], Any]:
         """Send an update to the live run with this id, starting it first if needed (in
@@ -351,7 +366,7 @@ class Client:
         data = encode(list(update_args), what=f"the arguments of update {update!r}")
         handle: WorkflowHandle[R] = await self._start(
             workflow, args, kwargs, id, "use_existing", on_reuse, None,
-            Message.update_request(update, update_id, data))
+            Message.update_request(update, update_id, data), headers=headers)
         run_id = handle.run_id or (await handle.describe()).run_id
         result = await self._wait_update(handle.workflow_id, run_id, update, update_id,
                                          timeout, Any)
@@ -394,22 +409,27 @@ class Client:
         self._require_open()
         return await self.store.queue_stats(real_now=time.time())
 
-    async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:
-        """Send a signal to the live run with this id (delivered once, in order)."""
+    async def signal(self, workflow_id: str, name: str, payload: Any = None, *,
+                     headers: Mapping[str, str] | None = None) -> None:
+        """Send a signal to the live run with this id (delivered once, in order), with
+        optional ``headers`` (seen by the worker's ``handle_signal`` interceptors)."""
         self._require_open()
         await intercept(self._interceptors, "signal",
-                        SignalInput(workflow_id=workflow_id, name=name, payload=payload),
-                        self._signal)
+                        SignalInput(workflow_id=workflow_id, name=name, payload=payload,
+                                    headers=check_headers(headers)), self._signal)
 
     async def _signal(self, call: SignalInput) -> None:
         data = encode(call.payload, what=f"the payload of signal {call.name!r}")
+        meta = SignalMeta(headers=check_headers(call.headers)).encode()
         data = await self.payloads.encode(data)
         record = await self.store.send_message(call.workflow_id, MessageKind.SIGNAL,
-                                               call.name, data, now=self.clock.now())
+                                               call.name, data, now=self.clock.now(),
+                                               meta=meta)
         self._local.inbox_hint(record.run_id)
 
     async def update(self, workflow_id: str, name: str, *args: Any, id: str | None = None,
-                     timeout: float | None = None, type: Any = Any) -> Any:
+                     timeout: float | None = None, type: Any = Any,
+                     headers: Mapping[str, str] | None = None) -> Any:
         """Send an update (request/response) to the live run with this id and wait for
         the handler's result.
 
@@ -420,6 +440,7 @@ class Client:
             id: The update id: sending the same id again returns the same outcome.
             timeout: Seconds to wait for the outcome.
             type: Convert the result to this type.
+            headers: Seen by the worker's ``handle_update`` interceptors.
 
         Raises:
             UpdateRejectedError: The validator rejected it (nothing was recorded).
@@ -437,7 +458,8 @@ class Client:
             data = encode(list(call.args), what=f"the arguments of update {call.name!r}")
             data = await self.payloads.encode(data)
             record, _ = await self.store.request_update(
-                call.workflow_id, Message.update_request(call.name, update_id, data),
+                call.workflow_id, Message.update_request(call.name, update_id, data,
+                                                         check_headers(call.headers)),
                 now=self.clock.now())
             self._local.inbox_hint(record.run_id)
             return await self._wait_update(call.workflow_id, record.run_id, call.name,
@@ -445,7 +467,8 @@ class Client:
 
         return await intercept(self._interceptors, "update",
                                UpdateInput(workflow_id=workflow_id, name=name, args=args,
-                                           update_id=id, timeout=timeout), send)
+                                           update_id=id, timeout=timeout,
+                                           headers=check_headers(headers)), send)
 
     async def _wait_update(self, workflow_id: str, run_id: str, name: str, update_id: str,
                            timeout: float | None, hint: Any) -> Any:
@@ -585,50 +608,71 @@ class Client:
         self._local.wake()
 
     async def query(self, workflow_id: str, name: str, *args: Any, run_id: str | None = None,
-                    type: Any = Any) -> Any:
-        """Ask a run a question answered by its query handler, in this process.
+                    type: Any = Any, timeout: float | None = None,
+                    headers: Mapping[str, str] | None = None) -> Any:
+        """Ask a run a question answered by its query handler; nothing is recorded and
+        no step runs.
 
-        The answer comes from this process's cached instance of the run when it is
-        current, else from a read-only replay of its history: nothing is written and no
-        step runs. The workflow's code must be importable here.
+        Where the workflow's code is importable here, the answer comes from this
+        process: its worker's instance of the run when it is current, else a read-only
+        replay of the run's history. Where it is not (a client that only has the
+        store), the question goes through the store to a worker that has the code,
+        which answers it the same way.
+
+        Args:
+            workflow_id: The run's workflow id (its current run after continue-as-new).
+            name: The query handler's name.
+            *args: Its arguments.
+            run_id: That exact run.
+            type: The type the answer is converted to.
+            timeout: Seconds to wait for a worker's answer through the store (default
+                10); unused when this process has the code.
+            headers: Seen by the worker's ``handle_query`` interceptors.
 
         Raises:
             QueryError: No such query handler, or it failed.
+            QueryTimeoutError: Through the store: no worker answered in time.
             RunNotFoundError: No such run.
         """
         self._require_open()
+        wait = check_seconds(timeout, "timeout")
 
         async def ask(call: QueryInput) -> Any:
             return await self._query(call.workflow_id, call.name, *call.args,
-                                     run_id=call.run_id, type=type)
+                                     run_id=call.run_id, type=type, timeout=wait,
+                                     headers=check_headers(call.headers))
 
         return await intercept(self._interceptors, "query",
                                QueryInput(workflow_id=workflow_id, run_id=run_id, name=name,
-                                          args=args), ask)
+                                          args=args, headers=check_headers(headers)), ask)
 
     async def _query(self, workflow_id: str, name: str, *args: Any, run_id: str | None,
-                     type: Any) -> Any:
+                     type: Any, timeout: float | None,
+                     headers: dict[str, str] | None = None) -> Any:
+        from duro.client._query import DEFAULT_QUERY_TIMEOUT, ask_workers
         from duro.serde import convert
-        from duro.workflow._replayer import replayed
+        from duro.workflow._replayer import query_replayed
 
         record = await self.store.get_run(workflow_id, run_id)
         if record is not None and record.status.value == "continued_as_new":
             record = await self.store.get_run(workflow_id)  # ask the current run
         if record is None:
             raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
-        wf = lookup_workflow(record.workflow_name)
-        value = self._local.answer_query(record.run_id, record.history_len, name, list(args))
+        try:
+            wf = lookup_workflow(record.workflow_name)
+        except WorkflowNotFoundError:
+            raw = await ask_workers(self, record, name, list(args),
+                                    timeout or DEFAULT_QUERY_TIMEOUT,
+                                    orjson.dumps(headers) if headers else None)
+            return convert(orjson.loads(raw), type)
+        value = self._local.answer_query(record.run_id, record.history_len, name, list(args),
+                                         headers)
         if value is NOT_HELD:
             history = await self.payloads.decode_history(
                 await self.store.load_history(record.run_id))
-            with replayed(wf, history, run_id=record.run_id,
-                          workflow_id=record.workflow_id) as inst:
-                if inst.park_error is not None:
-                    raise QueryError(f"run {record.run_id} cannot be replayed here: "
-                                     f"{inst.park_error}")
-                value = inst.query(name, list(args))
-        import orjson
-
+            value = query_replayed(wf, history, run_id=record.run_id,
+                                   workflow_id=record.workflow_id, name=name, args=list(args),
+                                   headers=headers, interceptors=self._local.interceptors)
         return convert(orjson.loads(encode(value, what=f"the answer to query {name!r}")),
                        type)
 
@@ -687,16 +731,6 @@ def _return_hint(name: str) -> Any:
         return Any
 
 
-def _checked_interceptors(interceptors: Sequence[ClientInterceptor]) -> list[ClientInterceptor]:
-    out = list(interceptors)
-    for interceptor in out:
-        if not isinstance(interceptor, ClientInterceptor):
-            raise InvalidArgumentError(
-                f"{interceptor!r} is not a duro.interceptors.ClientInterceptor (subclass it "
-                "and override the hooks you need)")
-    return out
-
-
 class _Named:
     """A workflow known by name only (its code is not imported here): its arguments are
     stored as given, unchecked; it runs on its queue's default unless told."""
@@ -714,3 +748,13 @@ class _Named:
     def encode_input(self, args: Sequence[Any], kwargs: Mapping[str, Any], *,
                      what: str) -> bytes:
         return encode({"args": list(args), "kwargs": dict(kwargs)}, what=what)
+
+
+def _with_headers(message: Message | None, headers: dict[str, str] | None) -> Message | None:
+    """The message sent with a start, carrying the start's headers too."""
+    if message is None or not headers:
+        return message
+    if message.kind == MessageKind.SIGNAL:
+        return dataclasses.replace(message, meta=SignalMeta(headers=headers).encode())
+    return Message.update_request(message.name, message.update_id or "", message.data,
+                                  headers)

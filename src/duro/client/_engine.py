@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 from duro._clock import Clock
 from duro._local import NO_LOCAL_RUNS
 from duro.client._client import Client, _Named
-from duro.interceptors import ClientInterceptor
+from duro.interceptors import ClientInterceptor, WorkerInterceptor
+from duro.interceptors._chain import check_interceptors
 from duro.serde import CodecChain
 from duro.store import Store
 from duro.store._records import QueueConfig
@@ -55,7 +56,10 @@ class Engine(Client):
     ``codec``: the :class:`duro.serde.CodecChain` payloads are stored through
     (compression, encryption, offload), for the client's writes and reads here as for
     the worker's; every process using the store needs a chain that can decode them.
-    ``interceptors``: the client's, as :class:`~duro.Client` documents them.
+    ``interceptors``: client interceptors (:class:`~duro.interceptors.ClientInterceptor`,
+    as :class:`~duro.Client` documents them) and worker interceptors
+    (:class:`~duro.interceptors.WorkerInterceptor`, for the embedded worker); an object
+    that is both serves both sides.
     """
 
     def __init__(
@@ -83,15 +87,20 @@ class Engine(Client):
         codec: CodecChain | None = None,
         max_recoveries: int = 10,
         max_child_depth: int | None = DEFAULT_MAX_CHILD_DEPTH,
-        interceptors: Sequence[ClientInterceptor] = (),
+        interceptors: Sequence[ClientInterceptor | WorkerInterceptor] = (),
     ) -> None:
         # The worker's options, by the names of its parameters (a unit test checks that
         # this signature has each of them, with the same default).
         given = locals()
         worker_options = {name: given[name] for name in WORKER_OPTIONS}
         check_options(worker_options)
+        given_interceptors = check_interceptors(interceptors, ClientInterceptor,
+                                                WorkerInterceptor)
         super().__init__(url, store=store, clock=clock, codec=codec, synchronous=synchronous,
-                         interceptors=interceptors)
+                         interceptors=[i for i in given_interceptors
+                                       if isinstance(i, ClientInterceptor)])
+        self._worker_interceptors = [i for i in given_interceptors
+                                     if isinstance(i, WorkerInterceptor)]
         self._run_worker = worker
         self._workflows = list(workflows) if workflows is not None else None
         self._worker_options = worker_options
@@ -110,7 +119,8 @@ class Engine(Client):
             options = dict(self._worker_options)
             if options["declare"] is None:
                 options["declare"] = [q.config for q in declared_queues().values()]
-            self.worker = Worker(self.store, workflows, clock=self.clock, **options)
+            self.worker = Worker(self.store, workflows, clock=self.clock,
+                                 interceptors=self._worker_interceptors, **options)
             try:
                 await self.worker.start()
             except BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from duro.client._records import Event, RunInfo, decode_error
@@ -142,14 +143,17 @@ class WorkflowHandle(Generic[R]):
         assert error is not None
         raise WorkflowFailedError(f"run {workflow_id!r} failed: {error}", cause=error)
 
-    async def signal(self, name: str, payload: Any = None) -> None:
+    async def signal(self, name: str, payload: Any = None, *,
+                     headers: Mapping[str, str] | None = None) -> None:
         """Send a signal to the run (delivered exactly once, in order)."""
-        await self._client.signal(self.workflow_id, name, payload)
+        await self._client.signal(self.workflow_id, name, payload, headers=headers)
 
-    async def query(self, name: str, *args: Any, type: Any = Any) -> Any:
+    async def query(self, name: str, *args: Any, type: Any = Any,
+                    timeout: float | None = None,
+                    headers: Mapping[str, str] | None = None) -> Any:
         """Ask the run a question (see :meth:`Client.query`); nothing is recorded."""
         return await self._client.query(self.workflow_id, name, *args, run_id=self.run_id,
-                                        type=type)
+                                        type=type, timeout=timeout, headers=headers)
 
     async def get_state(self, key: str, *, type: Any = Any, default: Any = None) -> Any:
         """The latest value the run published with ``duro.set_state(key, ...)``
@@ -184,11 +188,12 @@ class WorkflowHandle(Generic[R]):
             delay = min(delay * 2, 0.2)
 
     async def update(self, name: str, *args: Any, id: str | None = None,
-                     timeout: float | None = None, type: Any = Any) -> Any:
+                     timeout: float | None = None, type: Any = Any,
+                     headers: Mapping[str, str] | None = None) -> Any:
         """Send an update (request/response) to the run and wait for the handler's
         result: :meth:`Client.update` (the same arguments, the same errors)."""
         return await self._client.update(self.workflow_id, name, *args, id=id,
-                                         timeout=timeout, type=type)
+                                         timeout=timeout, type=type, headers=headers)
 
     async def children(self) -> list[RunInfo]:
         """The runs this run started as child workflows."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -62,6 +63,8 @@ class RunInfo:
     """The run this one continues (continue-as-new) or was reset, retried or forked from."""
     damage: str | None = None
     """What is wrong with the stored row, when ``status`` is ``CORRUPT``."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Context the run carries (``start(..., headers=)``, or inherited from its parent)."""
 
     @classmethod
     def from_record(cls, r: RunRecord) -> RunInfo:
@@ -74,7 +77,7 @@ class RunInfo:
                    closed_at=_time(r.closed_at), wake_at=_time(r.wake_at), owner=r.owner,
                    history_length=r.history_len, error=decode_error(r.error), result_json=result,
                    parent_run_id=r.parent_run_id, origin_run_id=r.origin_run_id,
-                   damage=r.damage)
+                   damage=r.damage, headers=dict(r.headers or {}))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (times in ISO 8601, UTC; ``duration`` in seconds once
@@ -96,6 +99,7 @@ class RunInfo:
             "error": None if self.error is None else self.error.to_dict(),
             "parent_run_id": self.parent_run_id,
             "origin_run_id": self.origin_run_id,
+            "headers": dict(self.headers),
             **({"damage": self.damage} if self.damage else {}),
         }
 

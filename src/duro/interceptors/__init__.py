@@ -1,4 +1,6 @@
-"""Interceptors: hooks around what clients do (and, later, what workers do).
+"""Interceptors: hooks around what clients and workers do, and the headers that carry
+context (trace ids, tenant, principal) from a client into runs, their steps, children
+and messages.
 
 See docs/interceptors.md.
 """
@@ -14,13 +16,27 @@ from duro.interceptors._client import (
     TerminateInput,
     UpdateInput,
 )
+from duro.interceptors._worker import (
+    ExecuteStepInput,
+    ExecuteWorkflowInput,
+    HandleQueryInput,
+    HandleSignalInput,
+    HandleUpdateInput,
+    WorkerInterceptor,
+)
 
 __all__ = [
     "CancelInput",
     "ClientInterceptor",
+    "ExecuteStepInput",
+    "ExecuteWorkflowInput",
+    "HandleQueryInput",
+    "HandleSignalInput",
+    "HandleUpdateInput",
     "QueryInput",
     "SignalInput",
     "StartInput",
     "TerminateInput",
     "UpdateInput",
+    "WorkerInterceptor",
 ]

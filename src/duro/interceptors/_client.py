@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from duro.interceptors._chain import chain
+
 if TYPE_CHECKING:
     from duro.client import WorkflowHandle
 
@@ -44,6 +46,9 @@ class StartInput:
     """The signal sent with the start (``signal_with_start``)."""
     update: str | None = None
     """The update sent with the start (``update_with_start``)."""
+    headers: Mapping[str, str] | None = None
+    """The run's headers: carried into the run, its steps and its children (and onto the
+    message sent with the start). An interceptor sets or extends them (``replace``)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,6 +58,8 @@ class SignalInput:
     workflow_id: str
     name: str
     payload: Any
+    headers: Mapping[str, str] | None = None
+    """The signal's headers (the worker's ``handle_signal`` sees them)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -64,6 +71,8 @@ class UpdateInput:
     args: tuple[Any, ...]
     update_id: str | None
     timeout: float | None
+    headers: Mapping[str, str] | None = None
+    """The update's headers (the worker's ``handle_update`` sees them)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -74,6 +83,8 @@ class QueryInput:
     run_id: str | None
     name: str
     args: tuple[Any, ...]
+    headers: Mapping[str, str] | None = None
+    """The query's headers (the worker's ``handle_query`` sees them)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -134,17 +145,5 @@ async def intercept(interceptors: Sequence[ClientInterceptor], hook: str, input:
                     last: Callable[[I], Awaitable[O]]) -> O:
     """Call ``last(input)`` through the interceptors' ``hook`` methods, first to last
     (those that do not override it are skipped)."""
-    call = last
-    for interceptor in reversed(interceptors):
-        method = getattr(type(interceptor), hook)
-        if method is not getattr(ClientInterceptor, hook):
-            call = _link(getattr(interceptor, hook), call)
+    call: Callable[[I], Awaitable[O]] = chain(interceptors, ClientInterceptor, hook, last)
     return await call(input)
-
-
-def _link(method: Callable[[I, Callable[[I], Awaitable[O]]], Awaitable[O]],
-          following: Callable[[I], Awaitable[O]]) -> Callable[[I], Awaitable[O]]:
-    async def call(input: I) -> O:
-        return await method(input, following)
-
-    return call

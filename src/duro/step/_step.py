@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -42,6 +42,8 @@ class StepInfo:
     deadline: float | None = None
     cancelled: bool = False
     """Set when the attempt was abandoned (timeout, cancellation): sync steps should stop."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """The run's headers (trace ids, tenant...), wherever the attempt runs."""
     _on_heartbeat: Callable[[Any], None] | None = field(default=None, repr=False)
 
 

@@ -47,6 +47,8 @@ from duro.store._records import (
     Message,
     NewEvent,
     Placement,
+    QueryAnswer,
+    QueryRequest,
     QueueConfig,
     QueueStats,
     RunLinks,
@@ -127,8 +129,10 @@ class ClientStore(Protocol):
         ...
 
     async def send_message(self, workflow_id: str, kind: str, name: str | None,
-                           data: bytes | None, *, now: float) -> RunRecord:
-        """Put a message in a live run's inbox and wake it."""
+                           data: bytes | None, *, now: float,
+                           meta: bytes | None = None) -> RunRecord:
+        """Put a message in a live run's inbox and wake it (``meta``: what duro reads
+        about it, e.g. a signal's headers)."""
         ...
 
     async def request_update(
@@ -149,6 +153,19 @@ class ClientStore(Protocol):
 
     async def queue_stats(self, *, real_now: float) -> list[QueueStats]:
         """Every queue with runs or limits: depth, running count, limits."""
+        ...
+
+    async def ask_query(self, query: QueryRequest, *, now: float) -> None:
+        """Leave a query for a worker with the workflow's code (it looks at its next
+        poll; PostgreSQL's workers are woken at once)."""
+        ...
+
+    async def query_answer(self, query_id: str) -> QueryAnswer | None:
+        """A query's answer, or None while it has none."""
+        ...
+
+    async def forget_query(self, query_id: str) -> None:
+        """Delete a query, answered or not (the asker read it, or stopped waiting)."""
         ...
 
 
@@ -224,6 +241,26 @@ class WorkerStore(ClientStore, Protocol):
         Returns:
             A ``LoadedRun`` per run id (a run with no events gets an empty history).
         """
+        ...
+
+    async def open_queries(self, names: Sequence[str], *, now: float, stale: float,
+                           limit: int) -> list[QueryRequest]:
+        """Unanswered, unexpired queries of these workflows that no worker claimed since
+        ``stale`` (a worker that claims one and dies leaves it to another), oldest
+        first. A read: cheap enough for every poll."""
+        ...
+
+    async def claim_query(self, query_id: str, worker_id: str, *, now: float,
+                          stale: float) -> bool:
+        """Take a query to answer it; False when another worker has it."""
+        ...
+
+    async def answer_query(self, query_id: str, answer: QueryAnswer, *, now: float) -> None:
+        """Record a query's answer (nothing if it was answered, or forgotten)."""
+        ...
+
+    async def expire_queries(self, *, now: float) -> int:
+        """Delete queries whose askers stopped waiting; how many."""
         ...
 
     async def read_inbox(self, run_id: str) -> list[InboxMessage]:

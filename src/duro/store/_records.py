@@ -8,6 +8,7 @@ from typing import Literal
 
 from duro._history import (
     EventRecord,
+    Headers,
     MessageKind,
     NewEvent,
     UpdateMeta,
@@ -26,6 +27,8 @@ __all__ = [
     "Message",
     "NewEvent",
     "Placement",
+    "QueryAnswer",
+    "QueryRequest",
     "QueueConfig",
     "QueueStats",
     "RunLinks",
@@ -106,6 +109,8 @@ class RunRecord:
     """How deeply the run is nested as a child (0: started from outside)."""
     damage: str | None = None
     """What is wrong with the stored row, when its status is ``CORRUPT``."""
+    headers: Headers | None = None
+    """Context carried with the run (see :class:`RunLinks`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -196,6 +201,9 @@ class RunLinks:
     depth: int = 0
     """How deeply the new run is nested: its parent's depth + 1 for a child; a run that
     continues as new keeps its predecessor's."""
+    headers: Headers | None = None
+    """Context carried with the run (trace ids, tenant, principal): given at its start,
+    inherited by its children and by the run it continues as."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -211,10 +219,13 @@ class Message:
     """An update request's id (also in ``meta``): the store keeps its outcome row."""
 
     @classmethod
-    def update_request(cls, name: str | None, update_id: str, args: bytes | None) -> Message:
-        """An update request: its arguments' payload (a JSON array) and its id."""
+    def update_request(cls, name: str | None, update_id: str, args: bytes | None,
+                       headers: Headers | None = None) -> Message:
+        """An update request: its arguments' payload (a JSON array), its id, and the
+        sender's headers."""
         return cls(kind=MessageKind.UPDATE, name=name, data=args,
-                   meta=UpdateMeta(update_id=update_id).encode(), update_id=update_id)
+                   meta=UpdateMeta(update_id=update_id, headers=headers).encode(),
+                   update_id=update_id)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -267,3 +278,30 @@ class LoadedRun:
     history: list[EventRecord] | None
     heartbeats: dict[int, bytes]
     inbox: bool
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QueryRequest:
+    """A query asked through the store, for a worker with the workflow's code to answer
+    (see :meth:`duro.Client.query`)."""
+
+    query_id: str
+    run_id: str
+    workflow_id: str
+    workflow_name: str
+    name: str
+    args: bytes | None
+    """The arguments as a JSON list, in stored form (through the codecs)."""
+    headers: bytes | None = None
+    """The asker's headers (a JSON object of strings), for the worker's interceptors."""
+    created_at: float = 0.0
+    expires_at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QueryAnswer:
+    """A worker's answer to a :class:`QueryRequest`: the value (JSON, in stored form) or
+    the error (an ``ErrorInfo`` payload)."""
+
+    answer: bytes | None = None
+    error: bytes | None = None

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, Protocol
 
-from duro._history import group_events
+import orjson
+
+from duro._history import group_events, headers_of
 from duro.store._records import (
     Claim,
     InboxMessage,
@@ -60,7 +62,7 @@ def run_record(row: Row) -> RunRecord:
             parent_run_id=row["parent_run_id"], parent_op=row["parent_op"],
             parent_close=row["parent_close"], origin_run_id=row["origin_run_id"],
             queue=row["queue"] or "default", concurrency_key=row["concurrency_key"],
-            **values)
+            headers=_headers(row), **values)
     problems = []
     if status is None:
         problems.append(f"unknown status {raw_status!r}")
@@ -78,7 +80,21 @@ def run_record(row: Row) -> RunRecord:
         parent_close=row["parent_close"], origin_run_id=row["origin_run_id"],
         queue=row["queue"] or "default", concurrency_key=row["concurrency_key"],
         **{k: v if v is not None or k in _OPTIONAL_TIMES else 0 for k, v in values.items()},
-        damage="; ".join(problems) or None)
+        damage="; ".join(problems) or None, headers=_headers(row))
+
+
+def _headers(row: Row) -> dict[str, str] | None:
+    """A run's headers column (NULL, or absent from a query's columns: none)."""
+    try:
+        raw = row["headers"]
+    except (KeyError, IndexError):
+        return None
+    if not raw:
+        return None
+    try:
+        return headers_of(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        return None  # damaged: the run still lists
 
 
 def claim(row: Row, *, taken_over: bool = False) -> Claim:

@@ -59,11 +59,34 @@ from duro.store._records import (
 from duro.store._schedules import ScheduleDefinition, ScheduleRecord
 
 __all__ = [
-    "CARRIED_KINDS", "PARENT_CLOSED", "TIMED_OUT", "TOO_DEEP", "Admission", "ClosingEffects",
-    "Firing", "Link", "NewRun", "admission", "candidate_page", "carried_over",
-    "check_copy_target", "check_existing", "child_done", "child_not_started",
-    "child_started_event", "closing_effects", "copied_events", "debounce_until", "dedup_hit",
-    "definition_change", "plan_run", "queue_room", "terminated", "too_deep", "update_of",
+    "CARRIED_KINDS",
+    "PARENT_CLOSED",
+    "TIMED_OUT",
+    "TOO_DEEP",
+    "Admission",
+    "ClosingEffects",
+    "Firing",
+    "Link",
+    "NewRun",
+    "admission",
+    "candidate_page",
+    "carried_over",
+    "check_copy_target",
+    "check_existing",
+    "child_done",
+    "child_not_started",
+    "child_started_event",
+    "closing_effects",
+    "copied_events",
+    "debounce_until",
+    "dedup_hit",
+    "definition_change",
+    "headers_json",
+    "plan_run",
+    "queue_room",
+    "terminated",
+    "too_deep",
+    "update_of",
 ]
 
 
@@ -155,7 +178,7 @@ class NewRun:
         event, unless ``started_event`` is false: a copy brings its own history)."""
         links, place = self.links, self.placement
         meta = RunStartedMeta(parent_run_id=links.parent_run_id, parent_op=links.parent_op,
-                              deadline_at=links.deadline_at).encode()
+                              deadline_at=links.deadline_at, headers=links.headers).encode()
         return {"run_id": self.run_id, "workflow_id": self.workflow_id,
                 "workflow_name": self.workflow_name, "status": self.status.value,
                 "input": self.input, "now": self.now, "wake_at": self.wake_at,
@@ -166,7 +189,8 @@ class NewRun:
                 "origin_run_id": links.origin_run_id, "depth": links.depth,
                 "queue": place.queue, "priority": place.priority,
                 "concurrency_key": place.concurrency_key, "dedup_key": place.dedup_key,
-                "debounce_key": place.debounce_key, "started_at": self.started_at}
+                "debounce_key": place.debounce_key, "started_at": self.started_at,
+                "headers": headers_json(links.headers)}
 
     def record(self) -> RunRecord:
         """The run as it is stored once written (no read needed)."""
@@ -179,7 +203,7 @@ class NewRun:
             history_len=1, parent_run_id=links.parent_run_id, parent_op=links.parent_op,
             parent_close=links.parent_close, deadline_at=links.deadline_at,
             origin_run_id=links.origin_run_id, queue=place.queue, priority=place.priority,
-            concurrency_key=place.concurrency_key, depth=links.depth)
+            concurrency_key=place.concurrency_key, depth=links.depth, headers=links.headers)
 
 
 def plan_run(*, run_id: str, workflow_id: str, workflow_name: str, input: bytes, now: float,
@@ -520,3 +544,8 @@ def definition_change(old: ScheduleRecord, new: ScheduleDefinition,
     if same and same_timing:
         return "unchanged", old.next_fire_at
     return "updated", old.next_fire_at if same_timing else next_fire_at
+
+
+def headers_json(headers: Mapping[str, str] | None) -> str | None:
+    """Headers as the ``runs.headers`` column keeps them (NULL for none)."""
+    return orjson.dumps(dict(headers)).decode() if headers else None

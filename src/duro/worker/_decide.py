@@ -358,7 +358,8 @@ async def continue_as_new(w: Worker, held: HeldRun, cont: ContinueAsNew) -> None
             closed(w, held)
             if start.local:
                 links = RunLinks(parent_run_id=record.parent_run_id,
-                                 parent_op=record.parent_op, deadline_at=record.deadline_at)
+                                 parent_op=record.parent_op, deadline_at=record.deadline_at,
+                                 headers=record.headers)
                 start.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,
                                   workflow_name=record.workflow_name, epoch=record.epoch,
                                   history_len=1, queue=record.queue), payload, now,

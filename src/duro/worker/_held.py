@@ -78,7 +78,7 @@ class HeldRun:
         self.inbox_read: asyncio.Future[None] | None = None  # set while reading_inbox
         self.warned_history = False
         self.inst = RunInstance(workflow=workflow, run_id=run_id, workflow_id=workflow_id,
-                                host=self)
+                                host=self, interceptors=worker.interceptors)
 
     def __repr__(self) -> str:
         return f"<HeldRun {self.run_id} epoch={self.epoch} history_len={self.history_len}>"
@@ -264,8 +264,10 @@ class HeldRun:
         now = w.clock.now()
         run_id = str(uuid.uuid4())
         deadline = now + cmd.execution_timeout if cmd.execution_timeout else None
+        # A child carries its parent's headers on (a trace, a tenant: the same context).
         links = RunLinks(parent_run_id=self.run_id, parent_op=cmd.op,
-                         parent_close=cmd.parent_close, deadline_at=deadline)
+                         parent_close=cmd.parent_close, deadline_at=deadline,
+                         headers=self.inst.headers)
         with w.local_start(cmd.workflow.name, cmd.workflow.queue) as start:
             try:
                 async with self.write_turn():

@@ -140,7 +140,8 @@ def _event_of(w: Worker, held: HeldRun, m: InboxMessage,
         return steps.task_event(w, held, int(m.name or 0), m.data, m.meta)
     if m.kind == MessageKind.CANCEL:
         return NewEvent(kind=EventKind.CANCEL_REQUESTED, ts=now)
-    return NewEvent(kind=EventKind.SIGNAL_RECEIVED, ts=now, name=m.name, data=m.data)
+    return NewEvent(kind=EventKind.SIGNAL_RECEIVED, ts=now, name=m.name, data=m.data,
+                    meta=m.meta)  # the sender's headers (SignalMeta)
 
 
 def _child_done(m: InboxMessage) -> tuple[ChildDone, bytes | None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["abandon_steps", "start_step", "task_event"]
 
 log = logging.getLogger("duro.worker")
+
+_NO_HEADERS: MappingProxyType[str, str] = MappingProxyType({})
 
 
 def start_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
@@ -67,13 +70,15 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     run_id = held.run_id
     info = StepInfo(workflow_id=inst.workflow_id, run_id=run_id, step=step.name,
                     seq=cmd.op, attempt=attempt, idempotency_key=f"{run_id}:{cmd.op}",
-                    heartbeat_details=cmd.heartbeat, deadline=deadline)
+                    heartbeat_details=cmd.heartbeat, deadline=deadline,
+                    headers=inst.headers or _NO_HEADERS)
     started = time.perf_counter()
     w.steps_executed += 1
     try:
         data = await run_attempt(
             cmd, info, w.executor, deadline,
-            lambda c: w.spawn(store_heartbeat(w, run_id, c.op, c.heartbeat)))
+            lambda c: w.spawn(store_heartbeat(w, run_id, c.op, c.heartbeat)),
+            w.interceptors)
     except BaseException as exc:  # the step's code may raise anything
         if cancelled_here(exc):
             info.cancelled = True
@@ -160,7 +165,10 @@ def enqueue(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
         cmd.first_started = w.clock.now()
     attempt = cmd.attempts + 1
     run_id = held.run_id
-    info = orjson.dumps({"workflow_id": held.inst.workflow_id, "heartbeat": cmd.heartbeat})
+    raw: dict[str, Any] = {"workflow_id": held.inst.workflow_id, "heartbeat": cmd.heartbeat}
+    if held.inst.headers:
+        raw["headers"] = held.inst.headers  # the worker that runs it gives them to the step
+    info = orjson.dumps(raw)
     task = TaskRecord(task_id=f"{run_id}:{cmd.op}:{attempt}", run_id=run_id,
                       op=cmd.op, attempt=attempt, step=cmd.step.name,
                       queue=cmd.step.queue or "default", args=cmd.payload, info=info)

@@ -6,14 +6,17 @@ import asyncio
 import contextvars
 import functools
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
 import orjson
 
 from duro.errors import StepTimeoutError
+from duro.interceptors._chain import chain
+from duro.interceptors._worker import ExecuteStepInput, WorkerInterceptor
 from duro.serde import encode
-from duro.step._step import StepInfo, _current_step
+from duro.step._step import Step, StepInfo, _current_step
 from duro.workflow._instance import StepCommand
 
 __all__ = ["cancelled_here", "run_attempt"]
@@ -31,9 +34,10 @@ def cancelled_here(exc: BaseException) -> bool:
 
 async def run_attempt(
     cmd: StepCommand, info: StepInfo, executor: Executor, deadline: float | None,
-    on_heartbeat_saved: Any,
+    on_heartbeat_saved: Any, interceptors: Sequence[WorkerInterceptor] = (),
 ) -> bytes:
-    """Run one attempt of a step and return its encoded result.
+    """Run one attempt of a step (through the interceptors' ``execute_step``) and return
+    its encoded result.
 
     ``deadline`` is a ``loop.time()`` limit (the per-attempt and overall timeouts
     combined). Raises whatever the step raised, or StepTimeoutError.
@@ -75,12 +79,14 @@ async def run_attempt(
     info._on_heartbeat = heartbeat
     _current_step.set(info)
     when = limit()
+    call = (_call(step, cmd.args, cmd.kwargs, executor, loop) if not interceptors
+            else _intercepted(cmd, info, executor, loop, interceptors))
     try:
         if when is None:
-            result = await _call(cmd, executor, loop)
+            result = await call
         else:
             async with asyncio.timeout_at(when) as timeout_cm:
-                result = await _call(cmd, executor, loop)
+                result = await call
     except TimeoutError:
         if timeout_cm is not None and timeout_cm.expired():
             info.cancelled = True
@@ -98,10 +104,23 @@ async def run_attempt(
     return encode(result, what=f"the result of step {step.name!r}")
 
 
-async def _call(cmd: StepCommand, executor: Executor, loop: asyncio.AbstractEventLoop) -> Any:
-    step = cmd.step
+async def _call(step: Step[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any],
+                executor: Executor, loop: asyncio.AbstractEventLoop) -> Any:
     if step.is_async:
-        return await step.fn(*cmd.args, **cmd.kwargs)
+        return await step.fn(*args, **kwargs)
     ctx = contextvars.copy_context()
-    call = functools.partial(ctx.run, step.fn, *cmd.args, **cmd.kwargs)
+    call = functools.partial(ctx.run, step.fn, *args, **kwargs)
     return await loop.run_in_executor(executor, call)
+
+
+async def _intercepted(cmd: StepCommand, info: StepInfo, executor: Executor,
+                       loop: asyncio.AbstractEventLoop,
+                       interceptors: Sequence[WorkerInterceptor]) -> Any:
+    """:func:`_call` through the interceptors' ``execute_step`` (they may change the
+    arguments: the step gets theirs)."""
+    async def execute(call: ExecuteStepInput) -> Any:
+        return await _call(cmd.step, call.args, call.kwargs, executor, loop)
+
+    run = chain(interceptors, WorkerInterceptor, "execute_step", execute)
+    return await run(ExecuteStepInput(step=cmd.step.name, args=cmd.args, kwargs=cmd.kwargs,
+                                      info=info))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from duro._history import TaskDone
+from duro._history import TaskDone, headers_of
 from duro.errors import DuroError, ErrorInfo, PayloadDecodeError
 from duro.step._step import Step, StepInfo, _registry
 from duro.store._records import TaskRecord
@@ -97,10 +97,11 @@ class TaskRunner:
         step_info = StepInfo(workflow_id=str(info.get("workflow_id", "")), run_id=task.run_id,
                              step=step.name, seq=task.op, attempt=task.attempt,
                              idempotency_key=f"{task.run_id}:{task.op}",
-                             heartbeat_details=cmd.heartbeat, deadline=deadline)
+                             heartbeat_details=cmd.heartbeat, deadline=deadline,
+                             headers=headers_of(info.get("headers")) or {})
         try:
             data = await run_attempt(cmd, step_info, self.worker.executor, deadline,
-                                     lambda c: None)
+                                     lambda c: None, self.worker.interceptors)
         except BaseException as exc:  # the step's code may raise anything
             if cancelled_here(exc):
                 raise

@@ -26,7 +26,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,6 +34,8 @@ from duro._clock import Clock, SystemClock
 from duro._history import EventKind, RunStartedMeta
 from duro._local import NOT_HELD, Outcome
 from duro.errors import DatabaseFileLostError, DuroError, PayloadDecodeError
+from duro.interceptors._chain import check_interceptors
+from duro.interceptors._worker import WorkerInterceptor
 from duro.serde import CodecChain, PayloadConverter
 from duro.store import Claim, LoadedRun, RunLinks, Store
 from duro.store._records import QueueConfig
@@ -44,6 +46,7 @@ from duro.worker import _recovery as recovery
 from duro.worker._gc import collect_young_when_idle, release_gc, tune_gc_for_worker
 from duro.worker._held import HeldRun, HeldRuns
 from duro.worker._options import check_options
+from duro.worker._queries import QueryAnswers
 from duro.worker._retention import RetentionPolicy, retention_loop
 from duro.worker._scheduler import Scheduler
 from duro.worker._tasks import TaskRunner
@@ -126,6 +129,8 @@ class Worker:
             outside is at depth 0, its children at 1...). A child past it is not
             started: the parent's ``execute_child`` raises ``ChildWorkflowError``
             (status ``not_started``). Stops runaway recursion; None for no limit.
+        interceptors: Worker interceptors (:class:`duro.interceptors.WorkerInterceptor`):
+            around each workflow execution, step attempt, signal, update and query.
     """
 
     def __init__(
@@ -150,6 +155,7 @@ class Worker:
         codec: CodecChain | None = None,
         max_recoveries: int = 10,
         max_child_depth: int | None = DEFAULT_MAX_CHILD_DEPTH,
+        interceptors: Sequence[WorkerInterceptor] = (),
     ) -> None:
         check_options({"max_active": max_active, "max_cached": max_cached,
                        "max_threads": max_threads, "lease": lease,
@@ -159,6 +165,8 @@ class Worker:
                        "queues": queues, "lookahead": lookahead,
                        "max_recoveries": max_recoveries, "max_child_depth": max_child_depth})
         self.max_recoveries = max_recoveries
+        self.interceptors: tuple[WorkerInterceptor, ...] = tuple(
+            check_interceptors(interceptors, WorkerInterceptor))
         self.payloads = PayloadConverter(codec)
         self.max_child_depth = max_child_depth
         self.tune_gc = tune_gc
@@ -183,6 +191,7 @@ class Worker:
         self.executor = ThreadPoolExecutor(max_workers=max_threads,
                                            thread_name_prefix="duro-step")
         self.tasks = TaskRunner(self, max_tasks=max_threads)
+        self.queries = QueryAnswers(self)
         self.scheduler = Scheduler(store, clock=self.clock, workflows=self.names,
                                    poll_interval=poll_interval, on_started=self.wake)
         self.runs = HeldRuns(max_active=max_active, max_cached=max_cached)
@@ -335,14 +344,14 @@ class Worker:
         return held.inst
 
     def answer_query(self, run_id: str, history_len: int, name: str,
-                     args: list[Any]) -> Any:
+                     args: list[Any], headers: Mapping[str, str] | None = None) -> Any:
         """The query's answer from the run's instance held here, if it has exactly
         ``history_len`` events (the stored history: an answer from it is current);
         else ``NOT_HELD``."""
         inst = self.instance(run_id, history_len=history_len)
         if inst is None:
             return NOT_HELD
-        return inst.query(name, args)
+        return inst.query(name, args, headers)
 
     def schedules_changed(self) -> None:
         """A schedule changed in this process: the scheduler looks again at once."""
@@ -410,7 +419,7 @@ class Worker:
         held.history_len = 1
         meta = None if links is None else RunStartedMeta(
             parent_run_id=links.parent_run_id, parent_op=links.parent_op,
-            deadline_at=links.deadline_at).encode()
+            deadline_at=links.deadline_at, headers=links.headers).encode()
         held.inst.apply(EventKind.RUN_STARTED, None, claim.workflow_name, input, meta, ts)
         self._resume(held)
 
@@ -485,6 +494,8 @@ class Worker:
                     last_inbox_poll = time.monotonic()
                     for run_id in await self.store.runs_with_inbox(self.worker_id):
                         inbox.check(self, run_id)
+                    # Queries from clients without the code (client/_query.py).
+                    await self.queries.poll()
             except asyncio.CancelledError:
                 raise
             except DatabaseFileLostError as exc:

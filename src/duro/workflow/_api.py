@@ -10,7 +10,7 @@ import marshal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -279,6 +279,8 @@ class WorkflowInfo:
     run_id: str
     workflow_name: str
     is_replaying: bool
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Context the run was started with (trace ids, tenant...; see interceptors)."""
 
 
 def _instance(what: str) -> RunInstance:
@@ -301,7 +303,8 @@ def info() -> WorkflowInfo:
     """Information about the running workflow."""
     inst = _instance("info")
     return WorkflowInfo(workflow_id=inst.workflow_id, run_id=inst.run_id,
-                        workflow_name=inst.workflow.name, is_replaying=inst.replaying)
+                        workflow_name=inst.workflow.name, is_replaying=inst.replaying,
+                        headers=dict(inst.headers or {}))
 
 
 def now() -> dt.datetime:

@@ -17,7 +17,7 @@ import contextlib
 import inspect
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -33,9 +33,11 @@ from duro._history import (
     ChildStarted,
     EventKind,
     EventRecord,
+    Headers,
     NewEvent,
     RetryMeta,
     RunStartedMeta,
+    SignalMeta,
     UpdateMeta,
 )
 from duro.errors import (
@@ -48,6 +50,12 @@ from duro.errors import (
     QueryError,
     StepFailedError,
     exception_message,
+)
+from duro.interceptors._chain import chain
+from duro.interceptors._worker import (
+    ExecuteWorkflowInput,
+    HandleQueryInput,
+    WorkerInterceptor,
 )
 from duro.serde import decode, encode
 from duro.step._step import Step
@@ -208,8 +216,11 @@ class RunInstance:
 
     def __init__(
         self, *, workflow: Workflow[Any, Any], run_id: str, workflow_id: str, host: Host,
+        interceptors: Sequence[WorkerInterceptor] = (),
     ) -> None:
         self.workflow = workflow
+        self.interceptors = interceptors
+        """Worker interceptors: their deterministic hooks run in the workflow."""
         self.run_id = run_id
         self.workflow_id = workflow_id
         self.host = host
@@ -231,6 +242,9 @@ class RunInstance:
         self.querying = False
         self.deadline_at: float | None = None
         self.parent_run_id: str | None = None
+        self.headers: Headers | None = None
+        """The run's headers (from its ``run_started`` event): ``duro.info().headers``,
+        its steps' ``duro.step_info().headers``, its children's."""
         # An exception from workflow code outside the main coroutine (a signal handler):
         # the run fails with it.
         self.failure: BaseException | None = None
@@ -325,6 +339,7 @@ class RunInstance:
                 links = RunStartedMeta.decode(meta)
                 self.deadline_at = links.deadline_at
                 self.parent_run_id = links.parent_run_id
+                self.headers = links.headers
             self._start_main(data)
         elif kind in STEP_KINDS:
             cmd = self._expect(op, "step", name, kind)
@@ -366,11 +381,13 @@ class RunInstance:
         elif kind in CHILD_KINDS:
             self._apply_child(kind, op, name, data, meta)
         elif kind == EventKind.SIGNAL_RECEIVED:
-            self.mailbox.signal(name or "", data)
+            self.mailbox.signal(name or "", data,
+                                SignalMeta.decode(meta).headers if meta else None)
         elif kind == EventKind.STATE_SET:
             self.state[name or ""] = orjson.loads(data) if data else None
         elif kind == EventKind.UPDATE_ACCEPTED:
-            self.mailbox.update_accepted(UpdateMeta.decode(meta).update_id, name or "", data)
+            update = UpdateMeta.decode(meta)
+            self.mailbox.update_accepted(update.update_id, name or "", data, update.headers)
         elif kind in _SILENT or kind in TERMINAL_KINDS:
             pass
         elif kind == EventKind.CANCEL_REQUESTED:
@@ -451,16 +468,27 @@ class RunInstance:
             self.querying = False
             _set_running_loop(previous)
 
-    def query(self, name: str, args: list[Any]) -> Any:
-        """Answer a query from this instance's current state."""
+    def query(self, name: str, args: list[Any],
+              headers: Mapping[str, str] | None = None) -> Any:
+        """Answer a query from this instance's current state (through the worker
+        interceptors' ``handle_query``; ``headers``: the asker's)."""
         handler = self.query_handlers.get(name)
         if handler is None:
             known = ", ".join(sorted(self.query_handlers)) or "none"
             raise QueryError(f"workflow {self.workflow.name!r} has no query {name!r} "
                              f"(registered: {known})")
+
+        def answer(call: HandleQueryInput) -> Any:
+            return handler(*convert_args(handler, list(call.args)))
+
         try:
             with self.read_only():
-                result = handler(*convert_args(handler, args))
+                if self.interceptors:
+                    result = chain(self.interceptors, WorkerInterceptor, "handle_query",
+                                   answer)(HandleQueryInput(name=name, args=tuple(args),
+                                                            headers=headers or {}))
+                else:
+                    result = handler(*convert_args(handler, args))
         except QueryError:
             raise
         except BaseException as exc:  # user code must not take the caller down
@@ -495,9 +523,19 @@ class RunInstance:
 
     def _start_main(self, data: bytes | None) -> None:
         bound = self.workflow.decode_input(data, what=f"input of run {self.run_id}")
-        self.main = self.loop.create_task(
-            self.workflow.fn(*bound.args, **bound.kwargs), name=f"workflow:{self.workflow_id}"
-        )
+        main = (self.workflow.fn(*bound.args, **bound.kwargs) if not self.interceptors
+                else self._intercepted_main(tuple(bound.args), bound.kwargs))
+        self.main = self.loop.create_task(main, name=f"workflow:{self.workflow_id}")
+
+    async def _intercepted_main(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The workflow function through the interceptors' ``execute_workflow``."""
+        async def execute(call: ExecuteWorkflowInput) -> Any:
+            return await self.workflow.fn(*call.args, **call.kwargs)
+
+        run = chain(self.interceptors, WorkerInterceptor, "execute_workflow", execute)
+        return await run(ExecuteWorkflowInput(
+            workflow=self.workflow.name, workflow_id=self.workflow_id, run_id=self.run_id,
+            args=args, kwargs=kwargs, headers=self.headers or {}))
 
     # -- stepping ----------------------------------------------------------------------
 

@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import inspect
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from duro._history import EventKind, MessageKind, UpdateMeta
+from duro._history import EventKind, MessageKind, SignalMeta, UpdateMeta
 from duro.errors import ErrorInfo, NondeterminismError
+from duro.interceptors._chain import chain, overriding
+from duro.interceptors._worker import HandleSignalInput, HandleUpdateInput, WorkerInterceptor
 from duro.serde import convert, encode, hints_of
 
 if TYPE_CHECKING:
@@ -55,14 +58,17 @@ class Received:
     name: str | None = None
     data: bytes | None = None  # the signal's payload, or the update's arguments
     update_id: str | None = None
+    headers: Mapping[str, str] | None = None  # the sender's
 
     def message(self) -> Message:
         """This message again, for another run's inbox."""
         from duro.store import Message
 
         if self.kind == MessageKind.UPDATE:
-            return Message.update_request(self.name, self.update_id or "", self.data)
-        return Message(kind=self.kind, name=self.name, data=self.data)
+            return Message.update_request(self.name, self.update_id or "", self.data,
+                                          self.headers)
+        meta = SignalMeta(headers=self.headers).encode() if self.headers else None
+        return Message(kind=self.kind, name=self.name, data=self.data, meta=meta)
 
 
 class Mailbox:
@@ -85,10 +91,11 @@ class Mailbox:
         self._late: list[Received] = []  # recorded after the main coroutine finished
 
     def _receive(self, kind: str, name: str | None = None, data: bytes | None = None,
-                 update_id: str | None = None) -> Received:
+                 update_id: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> Received:
         self._arrivals += 1
         return Received(no=self._arrivals, kind=kind, name=name, data=data,
-                        update_id=update_id)
+                        update_id=update_id, headers=headers)
 
     def _main_finished(self) -> bool:
         main = self._inst.main
@@ -96,14 +103,40 @@ class Mailbox:
 
     # -- signals ---------------------------------------------------------------------
 
-    def signal(self, name: str, data: bytes | None) -> None:
-        """Deliver a recorded signal: to its handler, else to the oldest waiter, else to
-        the buffer; after the main coroutine finished, keep it."""
-        received = self._receive(MessageKind.SIGNAL, name, data)
+    def signal(self, name: str, data: bytes | None,
+               headers: Mapping[str, str] | None = None) -> None:
+        """Deliver a recorded signal (through the worker interceptors' ``handle_signal``):
+        to its handler, else to the oldest waiter, else to the buffer; after the main
+        coroutine finished, keep it."""
+        received = self._receive(MessageKind.SIGNAL, name, data, headers=headers)
         if self._main_finished():
             self._late.append(received)
             return
         value = orjson.loads(data) if data else None
+        inst = self._inst
+        if not inst.interceptors or not overriding(inst.interceptors, WorkerInterceptor,
+                                                   "handle_signal"):
+            self._deliver(received, value)
+            return
+
+        def deliver(call: HandleSignalInput) -> None:
+            changed = call.payload is not value
+            self._deliver(dataclasses.replace(received, data=encode(
+                call.payload, what=f"the payload of signal {name!r}")) if changed
+                else received, call.payload)
+
+        previous = _get_running_loop()
+        _set_running_loop(inst.loop)  # duro.info() and friends work in the hook
+        try:
+            chain(inst.interceptors, WorkerInterceptor, "handle_signal", deliver)(
+                HandleSignalInput(name=name, payload=value, headers=headers or {}))
+        except BaseException as exc:  # an interceptor is workflow code: the run fails
+            inst.fail_with(exc)
+        finally:
+            _set_running_loop(previous)
+
+    def _deliver(self, received: Received, value: Any) -> None:
+        name = received.name or ""
         handler = self.signal_handlers.get(name)
         if handler is not None:
             self.call_handler(handler, value)
@@ -178,10 +211,11 @@ class Mailbox:
 
     # -- updates -----------------------------------------------------------------------
 
-    def update_accepted(self, update_id: str, name: str, data: bytes | None) -> None:
+    def update_accepted(self, update_id: str, name: str, data: bytes | None,
+                        headers: Mapping[str, str] | None = None) -> None:
         """Start the handler of an accepted update (or keep the update, if the main
         coroutine already finished)."""
-        received = self._receive(MessageKind.UPDATE, name, data, update_id)
+        received = self._receive(MessageKind.UPDATE, name, data, update_id, headers)
         if self._main_finished():
             self._late.append(received)
             return
@@ -200,10 +234,20 @@ class Mailbox:
         from duro.workflow._instance import Park
 
         name, update_id = received.name or "", received.update_id or ""
+        async def run(call: HandleUpdateInput) -> Any:
+            result = handler(*convert_args(handler, list(call.args)))
+            return await result if inspect.isawaitable(result) else result
+
         try:
-            result = handler(*convert_args(handler, args))
-            if inspect.isawaitable(result):
-                result = await result
+            interceptors = self._inst.interceptors
+            if interceptors:
+                result = await chain(interceptors, WorkerInterceptor, "handle_update", run)(
+                    HandleUpdateInput(name=name, update_id=update_id, args=tuple(args),
+                                      headers=received.headers or {}))
+            else:
+                result = handler(*convert_args(handler, args))
+                if inspect.isawaitable(result):
+                    result = await result
             payload = encode(result, what=f"the result of update {name!r}")
             kind = EventKind.UPDATE_COMPLETED
         except (Park, asyncio.CancelledError):

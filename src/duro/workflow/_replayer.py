@@ -11,17 +11,18 @@ records nothing; a worker replays with its own host (``worker/_held.HeldRun``) i
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from duro._history import EventKind, EventRecord
-from duro.errors import WorkflowMismatchError
+from duro.errors import QueryError, WorkflowMismatchError
 from duro.workflow._instance import NULL_HOST, RunInstance
 
 if TYPE_CHECKING:
+    from duro.interceptors import WorkerInterceptor
     from duro.workflow._api import Workflow
 
-__all__ = ["check_workflow", "replayed"]
+__all__ = ["check_workflow", "query_replayed", "replayed"]
 
 
 def check_workflow(workflow: Workflow[Any, Any], history: Sequence[EventRecord], *,
@@ -51,7 +52,8 @@ def check_workflow(workflow: Workflow[Any, Any], history: Sequence[EventRecord],
 
 @contextlib.contextmanager
 def replayed(workflow: Workflow[Any, Any], history: Sequence[EventRecord], *, run_id: str,
-             workflow_id: str, workflow_name: str | None = None) -> Iterator[RunInstance]:
+             workflow_id: str, workflow_name: str | None = None,
+             interceptors: Sequence[WorkerInterceptor] = ()) -> Iterator[RunInstance]:
     """Replay ``history`` with ``workflow``'s current code; yield the instance where the
     history leaves it, and close it afterwards.
 
@@ -65,15 +67,34 @@ def replayed(workflow: Workflow[Any, Any], history: Sequence[EventRecord], *, ru
         run_id: The run's id (it seeds ``duro.random()`` and ``duro.uuid4()``).
         workflow_id: The run's workflow id.
         workflow_name: The name the history must carry (default: ``workflow``'s).
+        interceptors: Worker interceptors whose deterministic hooks run in the replay.
 
     Raises:
         WorkflowMismatchError: The history was recorded by another workflow.
     """
     check_workflow(workflow, history, workflow_name=workflow_name)
     inst = RunInstance(workflow=workflow, run_id=run_id, workflow_id=workflow_id,
-                       host=NULL_HOST)
+                       host=NULL_HOST, interceptors=interceptors)
     try:
         inst.replay(history, {})
         yield inst
     finally:
         inst.close()
+
+
+def query_replayed(workflow: Workflow[Any, Any], history: Sequence[EventRecord], *,
+                   run_id: str, workflow_id: str, name: str, args: list[Any],
+                   headers: Mapping[str, str] | None = None,
+                   interceptors: Sequence[WorkerInterceptor] = ()) -> Any:
+    """A query's answer from a read-only replay of ``history`` (a client that does not
+    hold the run, or a worker answering a query asked through the store).
+
+    Raises:
+        QueryError: The history cannot be replayed with this code, there is no such
+            handler, or it failed.
+    """
+    with replayed(workflow, history, run_id=run_id, workflow_id=workflow_id,
+                  interceptors=interceptors) as inst:
+        if inst.park_error is not None:
+            raise QueryError(f"run {run_id} cannot be replayed here: {inst.park_error}")
+        return inst.query(name, args, headers)

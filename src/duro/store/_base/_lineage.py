@@ -107,7 +107,7 @@ class Lineage(Dialect):
             assert old is not None
             links = RunLinks(parent_run_id=old.parent_run_id, parent_op=old.parent_op,
                              parent_close=old.parent_close, deadline_at=old.deadline_at,
-                             origin_run_id=run_id, depth=old.depth)
+                             origin_run_id=run_id, depth=old.depth, headers=old.headers)
             record, _ = await w.create_run(
                 tx, run_id=new_run_id, workflow_id=old.workflow_id,
                 workflow_name=old.workflow_name, input=input, now=now, owner=owner,
@@ -151,7 +151,8 @@ class Lineage(Dialect):
                 tx, run_id=new_run_id, workflow_id=workflow_id,
                 workflow_name=source.workflow_name, input=events[0].data or b"", now=now,
                 owner=None, on_conflict="fail", on_reuse="allow",
-                links=RunLinks(origin_run_id=source_run_id), started_event=False,
+                links=RunLinks(origin_run_id=source_run_id, headers=source.headers),
+                started_event=False,
                 placement=_same_place(source))
             await tx.insert_events(new_run_id, 0, events)
             await tx.run("set_history_len", {"len": len(events), "run_id": new_run_id})

@@ -16,12 +16,14 @@ class Messages(Dialect):
     """The message operations of :class:`~duro.store.Store`, once for every dialect."""
 
     async def send_message(self, workflow_id: str, kind: str, name: str | None,
-                           data: bytes | None, *, now: float) -> RunRecord:
+                           data: bytes | None, *, now: float,
+                           meta: bytes | None = None) -> RunRecord:
         """See :meth:`duro.store.ClientStore.send_message`."""
 
         async def op(tx: Tx) -> Then[RunRecord]:
             run_id = await w.live_run_id(tx, workflow_id)
-            sent = await w.send(tx, run_id, Message(kind=kind, name=name, data=data), now)
+            sent = await w.send(tx, run_id, Message(kind=kind, name=name, data=data,
+                                                    meta=meta), now)
 
             async def finish() -> RunRecord:
                 row = await sent.first()

@@ -21,12 +21,12 @@ WITH r AS (
     INSERT INTO runs (run_id, workflow_id, workflow_name, status, input, created_at,
                       updated_at, wake_at, owner, epoch, history_len, parent_run_id,
                       parent_op, parent_close, deadline_at, origin_run_id, queue, priority,
-                      concurrency_key, dedup_key, debounce_key, started_at, depth)
+                      concurrency_key, dedup_key, debounce_key, started_at, depth, headers)
     VALUES (%(run_id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(now)s,
             %(now)s, %(wake_at)s, %(owner)s, %(epoch)s, 1, %(parent_run_id)s,
             %(parent_op)s, %(parent_close)s, %(deadline_at)s, %(origin_run_id)s, %(queue)s,
             %(priority)s, %(concurrency_key)s, %(dedup_key)s, %(debounce_key)s,
-            %(started_at)s, %(depth)s)
+            %(started_at)s, %(depth)s, %(headers)s)
     ON CONFLICT DO NOTHING
     RETURNING run_id
 ), e AS (
@@ -629,3 +629,37 @@ DELETE FROM writer_commits WHERE at < now() - interval '7 days';
 -- the client is gone): end it, which rolls its transaction back.
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 WHERE pid = %(pid)s AND backend_xid IS NOT NULL;
+
+-- name: ask_query
+INSERT INTO queries (query_id, run_id, workflow_id, workflow_name, name, args, headers,
+                     created_at, expires_at)
+VALUES (%(query_id)s, %(run_id)s, %(workflow_id)s, %(workflow_name)s, %(name)s, %(args)s,
+        %(headers)s, %(now)s, %(expires_at)s);
+
+-- name: open_queries
+-- Questions no live worker is answering, for workflows a worker has the code of.
+SELECT query_id, run_id, workflow_id, workflow_name, name, args, headers, created_at,
+       expires_at
+FROM queries
+WHERE answered_at IS NULL AND workflow_name = ANY(%(names)s::text[])
+  AND expires_at > %(now)s AND (claimed_by IS NULL OR claimed_at < %(stale)s)
+ORDER BY created_at LIMIT %(limit)s;
+
+-- name: claim_query
+UPDATE queries SET claimed_by = %(worker)s, claimed_at = %(now)s
+WHERE query_id = %(query_id)s AND answered_at IS NULL
+  AND (claimed_by IS NULL OR claimed_at < %(stale)s);
+
+-- name: answer_query
+UPDATE queries SET answered_at = %(now)s, answer = %(answer)s, error = %(error)s
+WHERE query_id = %(query_id)s AND answered_at IS NULL;
+
+-- name: query_answer
+SELECT answered_at, answer, error FROM queries WHERE query_id = %(query_id)s;
+
+-- name: forget_query
+DELETE FROM queries WHERE query_id = %(query_id)s;
+
+-- name: expire_queries
+-- Questions whose askers stopped waiting (and so never read or deleted them).
+DELETE FROM queries WHERE expires_at < %(now)s;

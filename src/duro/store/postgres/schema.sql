@@ -38,6 +38,25 @@ CREATE TABLE inbox (
 ALTER TABLE inbox ADD CONSTRAINT inbox_pkey PRIMARY KEY (id);
 CREATE INDEX inbox_run ON inbox USING btree (run_id, id);
 
+CREATE TABLE queries (
+    query_id text NOT NULL,
+    run_id text NOT NULL,
+    workflow_id text NOT NULL,
+    workflow_name text NOT NULL,
+    name text NOT NULL,
+    args bytea,
+    headers text,
+    created_at double precision NOT NULL,
+    expires_at double precision NOT NULL,
+    claimed_by text,
+    claimed_at double precision,
+    answered_at double precision,
+    answer bytea,
+    error bytea
+);
+ALTER TABLE queries ADD CONSTRAINT queries_pkey PRIMARY KEY (query_id);
+CREATE INDEX queries_open ON queries USING btree (workflow_name, created_at) WHERE (answered_at IS NULL);
+
 CREATE TABLE queue_starts (
     queue text NOT NULL,
     ts double precision NOT NULL
@@ -93,7 +112,8 @@ CREATE TABLE runs (
     started_at double precision,
     recoveries integer DEFAULT 0 NOT NULL,
     on_trial integer DEFAULT 0 NOT NULL,
-    depth integer DEFAULT 0 NOT NULL
+    depth integer DEFAULT 0 NOT NULL,
+    headers text
 ) WITH (fillfactor=70);
 ALTER TABLE runs ADD CONSTRAINT runs_pkey PRIMARY KEY (run_id);
 CREATE INDEX runs_closed ON runs USING btree (closed_at) WHERE (closed_at IS NOT NULL);

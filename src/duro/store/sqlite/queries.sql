@@ -23,10 +23,10 @@ SELECT * FROM runs WHERE workflow_id = :workflow_id
 INSERT INTO runs (run_id, workflow_id, workflow_name, status, input, created_at, updated_at,
                   wake_at, owner, epoch, history_len, parent_run_id, parent_op, parent_close,
                   deadline_at, origin_run_id, queue, priority, concurrency_key, dedup_key,
-                  debounce_key, started_at, depth)
+                  debounce_key, started_at, depth, headers)
 VALUES (:run_id, :workflow_id, :workflow_name, :status, :input, :now, :now, :wake_at, :owner,
         :epoch, 1, :parent_run_id, :parent_op, :parent_close, :deadline_at, :origin_run_id,
-        :queue, :priority, :concurrency_key, :dedup_key, :debounce_key, :started_at, :depth)
+        :queue, :priority, :concurrency_key, :dedup_key, :debounce_key, :started_at, :depth, :headers)
 ON CONFLICT DO NOTHING
 RETURNING run_id;
 INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
@@ -436,3 +436,37 @@ ORDER BY closed_at LIMIT :limit;
 
 -- name: owned_runs
 SELECT run_id, epoch FROM runs WHERE status = 'running' AND owner = :worker;
+
+-- name: ask_query
+INSERT INTO queries (query_id, run_id, workflow_id, workflow_name, name, args, headers,
+                     created_at, expires_at)
+VALUES (:query_id, :run_id, :workflow_id, :workflow_name, :name, :args, :headers, :now,
+        :expires_at);
+
+-- name: open_queries
+-- Questions no live worker is answering, for workflows a worker has the code of.
+SELECT query_id, run_id, workflow_id, workflow_name, name, args, headers, created_at,
+       expires_at
+FROM queries
+WHERE answered_at IS NULL AND workflow_name IN (SELECT value FROM json_each(:names))
+  AND expires_at > :now AND (claimed_by IS NULL OR claimed_at < :stale)
+ORDER BY created_at LIMIT :limit;
+
+-- name: claim_query
+UPDATE queries SET claimed_by = :worker, claimed_at = :now
+WHERE query_id = :query_id AND answered_at IS NULL
+  AND (claimed_by IS NULL OR claimed_at < :stale);
+
+-- name: answer_query
+UPDATE queries SET answered_at = :now, answer = :answer, error = :error
+WHERE query_id = :query_id AND answered_at IS NULL;
+
+-- name: query_answer
+SELECT answered_at, answer, error FROM queries WHERE query_id = :query_id;
+
+-- name: forget_query
+DELETE FROM queries WHERE query_id = :query_id;
+
+-- name: expire_queries
+-- Questions whose askers stopped waiting (and so never read or deleted them).
+DELETE FROM queries WHERE expires_at < :now;

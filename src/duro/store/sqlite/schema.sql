@@ -29,6 +29,23 @@ CREATE TABLE inbox (
     ts      REAL NOT NULL
 , meta BLOB);
 
+CREATE TABLE queries (
+    query_id      TEXT PRIMARY KEY,
+    run_id        TEXT NOT NULL,
+    workflow_id   TEXT NOT NULL,
+    workflow_name TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    args          BLOB,
+    headers       TEXT,
+    created_at    REAL NOT NULL,
+    expires_at    REAL NOT NULL,
+    claimed_by    TEXT,
+    claimed_at    REAL,
+    answered_at   REAL,
+    answer        BLOB,
+    error         BLOB
+);
+
 CREATE TABLE queue_starts (
     queue  TEXT NOT NULL,
     ts     REAL NOT NULL
@@ -68,7 +85,7 @@ CREATE TABLE runs (
     epoch           INTEGER NOT NULL DEFAULT 0,
     history_len     INTEGER NOT NULL DEFAULT 0,
     code_hash       TEXT
-, parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT, queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0, concurrency_key TEXT, dedup_key TEXT, debounce_key TEXT, started_at REAL, recoveries INTEGER NOT NULL DEFAULT 0, on_trial INTEGER NOT NULL DEFAULT 0, depth INTEGER NOT NULL DEFAULT 0);
+, parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT, queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0, concurrency_key TEXT, dedup_key TEXT, debounce_key TEXT, started_at REAL, recoveries INTEGER NOT NULL DEFAULT 0, on_trial INTEGER NOT NULL DEFAULT 0, depth INTEGER NOT NULL DEFAULT 0, headers TEXT);
 
 CREATE TABLE schedules (
     schedule_id       TEXT PRIMARY KEY,
@@ -134,6 +151,8 @@ CREATE UNIQUE INDEX events_outcome_once ON events (run_id, op)
     WHERE kind IN ('step_completed', 'step_failed', 'timer_fired');
 
 CREATE INDEX inbox_run ON inbox (run_id, id);
+
+CREATE INDEX queries_open ON queries (workflow_name, created_at) WHERE answered_at IS NULL;
 
 CREATE INDEX queue_starts_by_queue ON queue_starts (queue, ts);
 

@@ -1,0 +1,52 @@
+"""Chaining interceptors' hooks: one function for client and worker sides."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+__all__ = ["chain", "check_interceptors", "overriding"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def overriding(interceptors: Sequence[object], base: type, hook: str) -> list[object]:
+    """The interceptors whose class overrides ``hook`` of ``base`` (the others would only
+    pass the call on)."""
+    default = getattr(base, hook)
+    return [i for i in interceptors
+            if isinstance(i, base) and getattr(type(i), hook) is not default]
+
+
+def chain(interceptors: Sequence[object], base: type, hook: str, last: F) -> F:
+    """``last`` called through the interceptors' ``hook`` methods, first to last: each
+    gets ``(input, next)``. Sync and async hooks alike (a hook returns what ``next``
+    returns, awaited or not). With none overriding it, ``last`` itself."""
+    call: Any = last
+    for interceptor in reversed(overriding(interceptors, base, hook)):
+        call = _link(getattr(interceptor, hook), call)
+    return call  # type: ignore[no-any-return]
+
+
+def _link(method: Callable[[Any, Any], Any], following: Any) -> Callable[[Any], Any]:
+    # Positional, whatever the hook names its parameters.
+    return lambda input: method(input, following)
+
+
+def check_interceptors(interceptors: Any, *bases: type) -> list[Any]:
+    """Interceptors as given to a client or a worker: a sequence of instances of the
+    bases; anything else is refused at once (not at the first call).
+
+    Raises:
+        InvalidArgumentError: Not a sequence, or an element that is not an interceptor.
+    """
+    from duro.errors import InvalidArgumentError
+
+    if isinstance(interceptors, str | bytes) or not isinstance(interceptors, Sequence):
+        raise InvalidArgumentError(
+            f"interceptors must be a list of interceptors, not {type(interceptors).__name__}")
+    names = " or ".join(b.__name__ for b in bases)
+    for interceptor in interceptors:
+        if not isinstance(interceptor, bases):
+            raise InvalidArgumentError(f"{interceptor!r} is not a {names} (subclass one)")
+    return list(interceptors)

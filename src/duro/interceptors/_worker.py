@@ -1,0 +1,126 @@
+"""Worker interceptors: what a worker does for runs, seen by a chain of objects.
+
+Like client interceptors (``_client.py``), an interceptor overrides the hooks it needs;
+each gets the input (a frozen record: change it with :func:`dataclasses.replace`) and
+``next``, the rest of the chain down to the worker's own code. Hooks not overridden
+cost nothing.
+
+Two kinds of hook, by where they run:
+
+* :meth:`WorkerInterceptor.execute_step` runs where a step attempt runs (the run's
+  worker, or the worker serving the step's queue), once per attempt, retries included.
+  It may do anything a step may do (I/O, clocks): open a trace span, check a tenant.
+* The others run inside the workflow, on its deterministic loop, and are called again
+  whenever the run is replayed: they must be deterministic, like workflow code (no I/O,
+  no clocks, no randomness; ``duro.info().is_replaying`` tells a replay). They see the
+  workflow's execution, and each signal, update and query it handles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from duro.step import StepInfo
+
+__all__ = [
+    "ExecuteStepInput",
+    "ExecuteWorkflowInput",
+    "HandleQueryInput",
+    "HandleSignalInput",
+    "HandleUpdateInput",
+    "WorkerInterceptor",
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExecuteWorkflowInput:
+    """A run's workflow function about to run (at the run's start, and at each replay)."""
+
+    workflow: str
+    workflow_id: str
+    run_id: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    headers: Mapping[str, str]
+    """The run's headers (``duro.info().headers``)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExecuteStepInput:
+    """One attempt of a step about to run."""
+
+    step: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    info: StepInfo
+    """The attempt (``duro.step_info()``): run, attempt number, the run's headers."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HandleSignalInput:
+    """A recorded signal delivered to the workflow (to its handler, a waiter, or its
+    buffer)."""
+
+    name: str
+    payload: Any
+    headers: Mapping[str, str]
+    """The sender's headers (``Client.signal(..., headers=)``)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HandleUpdateInput:
+    """An accepted update about to run its handler."""
+
+    name: str
+    update_id: str
+    args: tuple[Any, ...]
+    headers: Mapping[str, str]
+    """The sender's headers (``Client.update(..., headers=)``)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HandleQueryInput:
+    """A query about to be answered by its handler (read-only: nothing is recorded)."""
+
+    name: str
+    args: tuple[Any, ...]
+    headers: Mapping[str, str]
+    """The asker's headers (``Client.query(..., headers=)``)."""
+
+
+class WorkerInterceptor:
+    """Base class of worker interceptors: every hook passes the call on unchanged.
+
+    Pass instances to ``Worker(..., interceptors=[...])`` or ``Engine(...,
+    interceptors=[...])`` (an object that is both a client and a worker interceptor
+    serves both sides); the first sees each call first.
+    """
+
+    async def execute_workflow(
+            self, input: ExecuteWorkflowInput,
+            next: Callable[[ExecuteWorkflowInput], Awaitable[Any]]) -> Any:
+        """The workflow function runs; returns its result. Deterministic."""
+        return await next(input)
+
+    async def execute_step(self, input: ExecuteStepInput,
+                           next: Callable[[ExecuteStepInput], Awaitable[Any]]) -> Any:
+        """A step attempt runs; returns its result. Runs where the step runs."""
+        return await next(input)
+
+    def handle_signal(self, input: HandleSignalInput,
+                      next: Callable[[HandleSignalInput], None]) -> None:
+        """A signal is delivered (not calling ``next`` drops it). Deterministic."""
+        next(input)
+
+    async def handle_update(self, input: HandleUpdateInput,
+                            next: Callable[[HandleUpdateInput], Awaitable[Any]]) -> Any:
+        """An update's handler runs; returns its result. Deterministic."""
+        return await next(input)
+
+    def handle_query(self, input: HandleQueryInput,
+                     next: Callable[[HandleQueryInput], Any]) -> Any:
+        """A query's handler answers; returns the answer. Read-only."""
+        return next(input)
