@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from duro._clock import Clock, ManualClock, SystemClock
 from duro._queues import Queue
-from duro.client import Client, Engine, Event, RunInfo, StepSummary, WorkflowHandle
+from duro.client import Client, Engine, Event, RunInfo, RunPage, StepSummary, WorkflowHandle
 from duro.client._schedules import ScheduleInfo
 from duro.errors import (
     ChildWorkflowError,
@@ -71,6 +71,7 @@ from duro.workflow import (
     random,
     set_state,
     sleep,
+    upsert_search_attributes,
     uuid4,
     wait_condition,
     wait_for_signal,
@@ -109,6 +110,7 @@ __all__ = [
     "RetryPolicy",
     "RunInfo",
     "RunNotFoundError",
+    "RunPage",
     "RunStatus",
     "Saga",
     "ScheduleAlreadyExistsError",
@@ -152,6 +154,7 @@ __all__ = [
     "sleep",
     "step",
     "step_info",
+    "upsert_search_attributes",
     "uuid4",
     "wait_condition",
     "wait_for_signal",

@@ -25,6 +25,7 @@ PUBLIC = {
     "CorruptRunError", "DataRejectedError", "DatabaseFileLostError",
     "InvalidArgumentError", "InvalidStoreURLError", "RecoveryLimitError",
     "HistoryCorruptError", "WorkflowArgumentsError", "WorkflowIdTakenError",
+    "RunPage", "upsert_search_attributes",
 }
 
 

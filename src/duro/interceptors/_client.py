@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from duro._history import SearchValue
+
 if TYPE_CHECKING:
     from duro.client import WorkflowHandle
 
@@ -44,6 +46,8 @@ class StartInput:
     """The signal sent with the start (``signal_with_start``)."""
     update: str | None = None
     """The update sent with the start (``update_with_start``)."""
+    search_attributes: Mapping[str, SearchValue] | None = None
+    """The run's search attributes (checked after the interceptors)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

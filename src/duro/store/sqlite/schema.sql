@@ -44,6 +44,15 @@ CREATE TABLE queues (
     updated_at       REAL NOT NULL
 );
 
+CREATE TABLE run_search_attributes (
+    run_id      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+
 CREATE TABLE run_state (
     run_id  TEXT NOT NULL,
     key     TEXT NOT NULL,
@@ -137,7 +146,10 @@ CREATE INDEX inbox_run ON inbox (run_id, id);
 
 CREATE INDEX queue_starts_by_queue ON queue_starts (queue, ts);
 
-CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX run_search_attributes_match
+    ON run_search_attributes (key, value, created_at, run_id);
+
+CREATE INDEX runs_created ON runs (created_at, run_id);
 
 CREATE INDEX runs_debounce ON runs (queue, debounce_key)
     WHERE debounce_key IS NOT NULL AND status = 'pending';
@@ -148,7 +160,7 @@ CREATE UNIQUE INDEX runs_live_dedup ON runs (queue, dedup_key)
 CREATE UNIQUE INDEX runs_live_workflow_id ON runs (workflow_id)
     WHERE status IN ('pending', 'running', 'suspended', 'parked');
 
-CREATE INDEX runs_name ON runs (workflow_name, created_at);
+CREATE INDEX runs_name ON runs (workflow_name, created_at, run_id);
 
 CREATE INDEX runs_owned ON runs (owner) WHERE status = 'running';
 
@@ -161,7 +173,7 @@ CREATE INDEX runs_queue_running ON runs (queue, concurrency_key) WHERE status = 
 
 CREATE INDEX runs_ready ON runs (wake_at) WHERE status IN ('pending', 'suspended');
 
-CREATE INDEX runs_status ON runs (status, created_at);
+CREATE INDEX runs_status ON runs (status, created_at, run_id);
 
 CREATE INDEX runs_workflow_id ON runs (workflow_id, created_at);
 
