@@ -166,10 +166,10 @@ def _check_plans(url: str) -> None:
                               after=(BASE + 5000, "run-5"), limit=101)
     by_status = plan(url, name, params)
     if url.startswith("sqlite:///"):
-        assert "USING INDEX runs_created (created_at>? AND (created_at,run_id)<(?,?))" \
+        assert "USING INDEX runs_created (listed_at>? AND (listed_at,run_id)<(?,?))" \
             in unfiltered, unfiltered
-        assert "USING INDEX runs_status (status=? AND created_at>? AND " \
-            "(created_at,run_id)<(?,?))" in by_status, by_status
+        assert "USING INDEX runs_status (status=? AND listed_at>? AND " \
+            "(listed_at,run_id)<(?,?))" in by_status, by_status
         assert "TEMP B-TREE" not in unfiltered + by_status
         return
     assert "Index Scan Backward using runs_created" in unfiltered, unfiltered
@@ -250,3 +250,74 @@ def test_filters_and_cursors(any_db_url: str) -> None:
             await client.close()
 
     run(main())
+
+
+def test_a_damaged_creation_time_has_a_place_in_the_order(db_url: str) -> None:
+    """SQLite keeps any value: a run whose created_at is text is listed as created at 0
+    (as its record says), last, and paging past it loses nothing."""
+    rows = _rows(6, tie=2)
+
+    async def main() -> None:
+        client = await _opened(db_url)
+        try:
+            insert_runs(db_url, rows)
+            with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+                conn.execute("UPDATE runs SET created_at = 'yesterday' WHERE run_id = ?",
+                             (rows[3][0],))
+            listed = [r async for r in client.iter_runs(page_size=1)]
+            intact = [r for r in rows if r[0] != rows[3][0]]
+            assert [r.run_id for r in listed] == [*_order(intact), rows[3][0]]
+            assert listed[-1].status == duro.RunStatus.CORRUPT
+            assert [r.run_id async for r in client.iter_runs(page_size=2)] == [
+                r.run_id for r in listed]
+        finally:
+            await client.close()
+
+    run(main())
+
+
+def test_duro_ls_filters_and_pages(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from duro.cli._main import run_cli
+
+    rows = _rows(30, tie=4)
+
+    async def seed() -> None:
+        client = await _opened(db_url)
+        try:
+            insert_runs(db_url, rows)
+            await client.start("cli.elsewhere", id="tagged", search_attributes={
+                "amount": 12, "customer": "acme"})
+        finally:
+            await client.close()
+
+    run(seed())
+
+    def ls(*args: str) -> Any:
+        assert run_cli(["ls", "--db", db_url, "--json", *args]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    tagged = ls("--attr", "amount=12", "--attr", "customer=acme")
+    assert [r["workflow_id"] for r in tagged] == ["tagged"]
+    assert tagged[0]["search_attributes"] == {"amount": 12, "customer": "acme"}
+    assert ls("--attr", 'amount="12"') == []
+    expected = ["tagged", *_order(rows)]
+    first = ls("--limit", "7", "--page")
+    assert [r["run_id"] for r in first["runs"][1:]] == expected[1:7]
+    second = ls("--limit", "10", "--cursor", first["next_cursor"])
+    assert [r["run_id"] for r in second["runs"]] == expected[7:17]
+    last = ls("--limit", "100", "--cursor", second["next_cursor"])
+    assert [r["run_id"] for r in last["runs"]] == expected[17:]
+    assert last["next_cursor"] is None
+    assert [r["workflow_id"] for r in ls("--id-prefix", "wf-2", "--status", "failed")] == [
+        r[1] for r in sorted(rows, key=lambda r: (r[4], r[0]), reverse=True)
+        if r[1].startswith("wf-2") and r[3] == "failed"]
+    within = ls("--created-after", str(BASE + 2), "--created-before",
+                datetime.fromtimestamp(BASE + 4, UTC).isoformat())
+    assert [r["run_id"] for r in within] == _order([r for r in rows
+                                                    if BASE + 2 <= r[4] < BASE + 4])
+    assert run_cli(["ls", "--db", db_url, "--limit", "5"]) == 0
+    assert "more runs: add --cursor " in capsys.readouterr().err
+    assert run_cli(["ls", "--db", db_url, "--cursor", "nope"]) == 2
+    assert "malformed cursor" in capsys.readouterr().err

@@ -194,33 +194,34 @@ END AS due;
 -- the keyset bound (:upper_at, :upper_id) and created at or after :lower_at; the query
 -- is picked by store/_rules.list_query after the index its filters allow. Each page is
 -- one range of an index read backwards, no sort (EXPLAIN QUERY PLAN: "SEARCH runs USING
--- INDEX runs_created (created_at>? AND (created_at,run_id)<(?,?))", and for a status
--- "... INDEX runs_status (status=? AND created_at>? AND (created_at,run_id)<(?,?))";
+-- INDEX runs_created (listed_at>? AND (listed_at,run_id)<(?,?))", and for a status
+-- "... INDEX runs_status (status=? AND listed_at>? AND (listed_at,run_id)<(?,?))";
 -- tests/integration/test_listing.py checks both). The other filters are checked on
--- the rows the range yields.
+-- the rows the range yields. listed_at is created_at (0 in a damaged row: see
+-- migrations/0007_search_attributes.sql).
 
 -- name: list_runs
 SELECT * FROM runs
-WHERE (created_at, run_id) < (:upper_at, :upper_id) AND created_at >= :lower_at
+WHERE (listed_at, run_id) < (:upper_at, :upper_id) AND listed_at >= :lower_at
   AND (:status IS NULL OR status = :status) AND (:name IS NULL OR workflow_name = :name)
   AND (:prefix IS NULL OR substr(workflow_id, 1, length(:prefix)) = :prefix)
-ORDER BY created_at DESC, run_id DESC LIMIT :limit;
+ORDER BY listed_at DESC, run_id DESC LIMIT :limit;
 
 -- name: list_runs_by_status
 SELECT * FROM runs
 WHERE status = :status
-  AND (created_at, run_id) < (:upper_at, :upper_id) AND created_at >= :lower_at
+  AND (listed_at, run_id) < (:upper_at, :upper_id) AND listed_at >= :lower_at
   AND (:name IS NULL OR workflow_name = :name)
   AND (:prefix IS NULL OR substr(workflow_id, 1, length(:prefix)) = :prefix)
-ORDER BY created_at DESC, run_id DESC LIMIT :limit;
+ORDER BY listed_at DESC, run_id DESC LIMIT :limit;
 
 -- name: list_runs_by_name
 SELECT * FROM runs
 WHERE workflow_name = :name
-  AND (created_at, run_id) < (:upper_at, :upper_id) AND created_at >= :lower_at
+  AND (listed_at, run_id) < (:upper_at, :upper_id) AND listed_at >= :lower_at
   AND (:status IS NULL OR status = :status)
   AND (:prefix IS NULL OR substr(workflow_id, 1, length(:prefix)) = :prefix)
-ORDER BY created_at DESC, run_id DESC LIMIT :limit;
+ORDER BY listed_at DESC, run_id DESC LIMIT :limit;
 
 -- name: list_runs_by_attribute
 -- The range of the first attribute's (key, value) in run_search_attributes_match; the
@@ -269,7 +270,7 @@ JOIN json_each(:datas) d ON d.key = k.key;
 DELETE FROM run_search_attributes
 WHERE run_id = :run_id AND key IN (SELECT value FROM json_each(:deleted));
 INSERT OR REPLACE INTO run_search_attributes (run_id, key, value, data, created_at)
-SELECT :run_id, k.value, v.value, d.value, r.created_at
+SELECT :run_id, k.value, v.value, d.value, r.listed_at
 FROM runs r, json_each(:keys) k JOIN json_each(:values) v ON v.key = k.key
 JOIN json_each(:datas) d ON d.key = k.key
 WHERE r.run_id = :run_id;

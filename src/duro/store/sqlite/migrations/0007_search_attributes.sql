@@ -17,9 +17,16 @@ CREATE INDEX run_search_attributes_match
 
 -- Listings page by the keyset (created_at, run_id), newest first: each listing index
 -- ends with the run id, so that a page is one range scan, ties included, and no sort.
+-- listed_at is created_at as listings order by it: created_at itself, except in a
+-- damaged row (SQLite keeps any value it is given, a hand-edited text say), where it is
+-- 0, as the run's record shows it (store/_rows.run_record): such a row is still listed,
+-- at its place in the order, and a cursor after it continues where it should. Virtual:
+-- computed when read, and when the indexes below are written (once, at the insert).
+ALTER TABLE runs ADD COLUMN listed_at REAL GENERATED ALWAYS AS (
+    CASE WHEN typeof(created_at) IN ('real', 'integer') THEN created_at ELSE 0 END) VIRTUAL;
 DROP INDEX runs_created;
-CREATE INDEX runs_created ON runs (created_at, run_id);
+CREATE INDEX runs_created ON runs (listed_at, run_id);
 DROP INDEX runs_status;
-CREATE INDEX runs_status ON runs (status, created_at, run_id);
+CREATE INDEX runs_status ON runs (status, listed_at, run_id);
 DROP INDEX runs_name;
-CREATE INDEX runs_name ON runs (workflow_name, created_at, run_id);
+CREATE INDEX runs_name ON runs (workflow_name, listed_at, run_id);
