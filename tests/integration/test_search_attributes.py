@@ -69,6 +69,17 @@ async def parent() -> str:
                                     search_attributes={"parent": "sa-parent"})
 
 
+@duro.workflow(name="sa.queried")
+async def queried() -> str:
+    def sneaky() -> str:
+        duro.upsert_search_attributes({"asked": True})
+        return "answered"
+
+    duro.on_query("sneaky", sneaky)
+    await duro.wait_for_signal("go")
+    return "ok"
+
+
 def _kinds(events: list[duro.Event]) -> list[str]:
     return [e.kind for e in events]
 
@@ -289,3 +300,17 @@ def test_deleted_runs_take_their_attributes_along(any_db_url: str) -> None:
 async def _has_attribute(engine: duro.Engine, workflow_id: str, key: str) -> bool:
     info = await engine.get_handle(workflow_id).describe()
     return key in info.search_attributes
+
+
+def test_a_query_cannot_upsert(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url, poll_interval=0.02) as engine:
+            handle = await engine.start(queried, id="q-1")
+            with pytest.raises(duro.QueryError, match="must not upsert"):
+                await engine.query("q-1", "sneaky")
+            await handle.signal("go", None)
+            assert await handle.result(timeout=20) == "ok"
+            assert EventKind.SEARCH_ATTRIBUTES_UPSERTED not in _kinds(await handle.history())
+            assert (await handle.describe()).search_attributes == {}
+
+    run(main())

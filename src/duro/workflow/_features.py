@@ -11,6 +11,7 @@ from typing import Any, Literal, ParamSpec, TypeVar, overload
 from duro._checks import check_id, check_seconds
 from duro._history import EventKind, SearchAttributesMeta, SearchValue
 from duro._search import check_search_attributes, check_upsert
+from duro.errors import QueryError
 from duro.serde import convert
 from duro.step._policy import seconds
 from duro.workflow._api import Workflow, _instance, lookup_workflow
@@ -124,8 +125,12 @@ def upsert_search_attributes(attributes: Mapping[str, SearchValue | None]) -> No
         InvalidArgumentError: A key that is not an identifier of at most 64 characters,
             or a value that is not a str, int, float (finite) or bool, or None; the
             message names the key. Nothing is recorded.
+        QueryError: Called from a query handler or an update validator.
     """
     inst = _instance("upsert_search_attributes")
+    if inst.querying:  # a query must leave no trace in the history
+        raise QueryError("queries and update validators must not upsert search attributes: "
+                         "they read the workflow's state only")
     changes = check_upsert(attributes)
     if changes and not inst.replaying:
         inst.record(EventKind.SEARCH_ATTRIBUTES_UPSERTED, name=None,
