@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 import pytest
 
 import duro
@@ -36,6 +37,8 @@ async def waiting() -> str:
     duro.upsert_search_attributes({"stage": "waiting"})
     await duro.wait_for_signal("go")
     duro.upsert_search_attributes({"stage": "done"})
+    await noop()
+    duro.upsert_search_attributes({"n": None})  # only removes
     return "ok"
 
 
@@ -155,19 +158,23 @@ def test_replay_does_not_record_upserts_again(any_db_url: str) -> None:
             events = await handle.history()
             upserts = [e.meta["attributes"] for e in events
                        if e.kind == EventKind.SEARCH_ATTRIBUTES_UPSERTED]
-            assert upserts == [{"stage": "waiting"}, {"stage": "done"}]
-            assert (await handle.describe()).search_attributes == {"n": 1, "stage": "done"}
+            assert upserts == [{"stage": "waiting"}, {"stage": "done"}, {"n": None}]
+            assert (await handle.describe()).search_attributes == {"stage": "done"}
+            assert await engine.list(search_attributes={"n": 1}) == []
             assert replay(waiting, events).status == "completed"
 
             # The worker's own replay path, with a host that keeps what is recorded.
             records = [EventRecord(run_id="r", seq=e.seq, kind=e.kind,
                                    ts=e.time.timestamp(), op=e.op, name=e.name,
-                                   data=None if e.data is None else b"null",
-                                   meta=None) for e in events[:-1]]
+                                   data=None if e.data is None else orjson.dumps(e.data),
+                                   meta=orjson.dumps(e.meta) if e.meta else None)
+                       for e in events[:-1]]  # up to the last upsert, not the end
             host = _Recording()
             inst = RunInstance(workflow=waiting, run_id="r", workflow_id="w-1", host=host)
             try:
                 inst.replay(records, {})
+                assert inst.park_error is None and inst.main is not None
+                assert inst.main.done() and inst.main.result() == "ok"
             finally:
                 inst.close()
             assert host.recorded == []
