@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from duro._clock import Clock, ManualClock, SystemClock
 from duro._queues import Queue
-from duro.client import Client, Engine, Event, RunInfo, StepSummary, WorkflowHandle
+from duro.client import Client, Engine, Event, RunInfo, RunPage, StepSummary, WorkflowHandle
 from duro.client._schedules import ScheduleInfo
 from duro.errors import (
     ChildWorkflowError,
@@ -72,6 +72,7 @@ from duro.workflow import (
     random,
     set_state,
     sleep,
+    upsert_search_attributes,
     uuid4,
     wait_condition,
     wait_for_signal,
@@ -111,6 +112,7 @@ __all__ = [
     "RetryPolicy",
     "RunInfo",
     "RunNotFoundError",
+    "RunPage",
     "RunStatus",
     "Saga",
     "ScheduleAlreadyExistsError",
@@ -154,6 +156,7 @@ __all__ = [
     "sleep",
     "step",
     "step_info",
+    "upsert_search_attributes",
     "uuid4",
     "wait_condition",
     "wait_for_signal",

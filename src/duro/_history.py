@@ -8,27 +8,28 @@ shapes: the store, the workflow core, the worker, the CLI and the read models us
 kinds, kind sets, records and meta codecs (a test keeps event-kind strings out of every
 other module but the SQL).
 
-=====================  ======  ==============================  ===================================
-kind                   op      data                            meta
-=====================  ======  ==============================  ===================================
-run_started            -       input ``{"args", "kwargs"}``    :class:`RunStartedMeta` (children)
-step_completed         step    result                          :class:`AttemptMeta`
-step_retrying          step    error (ErrorInfo payload)       :class:`RetryMeta`
-step_failed            step    error                           :class:`AttemptMeta`
-timer_fired            timer   -                               -
-child_started          child   :class:`ChildStarted`           -
-child_completed        child   the child's result              -
-child_failed           child   the child's error               :class:`ChildFailedMeta`
-signal_received        -       payload (name: the signal)      -
-state_set              -       value (name: the key)           -
-update_accepted        -       arguments (name: the update)    :class:`UpdateMeta`
-update_completed       -       result                          :class:`UpdateMeta`
-update_failed          -       error                           :class:`UpdateMeta`
-cancel_requested       -       -                               -
-marker                 -       - (name: the change id)         -
-run_completed          -       result                          -
-run_failed, run_*      -       error                           -
-=====================  ======  ==============================  ===================================
+==========================  ======  ==============================  =============================
+kind                        op      data                            meta
+==========================  ======  ==============================  =============================
+run_started                 -       input ``{"args", "kwargs"}``    :class:`RunStartedMeta`
+step_completed              step    result                          :class:`AttemptMeta`
+step_retrying               step    error (ErrorInfo payload)       :class:`RetryMeta`
+step_failed                 step    error                           :class:`AttemptMeta`
+timer_fired                 timer   -                               -
+child_started               child   :class:`ChildStarted`           -
+child_completed             child   the child's result              -
+child_failed                child   the child's error               :class:`ChildFailedMeta`
+signal_received             -       payload (name: the signal)      -
+state_set                   -       value (name: the key)           -
+update_accepted             -       arguments (name: the update)    :class:`UpdateMeta`
+update_completed            -       result                          :class:`UpdateMeta`
+update_failed               -       error                           :class:`UpdateMeta`
+cancel_requested            -       -                               -
+marker                      -       - (name: the change id)         -
+search_attributes_upserted  -       -                               :class:`SearchAttributesMeta`
+run_completed               -       result                          -
+run_failed, run_*           -       error                           -
+==========================  ======  ==============================  =============================
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ __all__ = [
     "NewEvent",
     "RetryMeta",
     "RunStartedMeta",
+    "SearchAttributesMeta",
+    "SearchValue",
     "SignalMeta",
     "TaskDone",
     "UpdateMeta",
@@ -93,6 +96,8 @@ class EventKind(enum.StrEnum):
     CANCEL_REQUESTED = "cancel_requested"
     MARKER = "marker"
     """``duro.patched(id)`` took the new path."""
+    SEARCH_ATTRIBUTES_UPSERTED = "search_attributes_upserted"
+    """``duro.upsert_search_attributes(...)``: the run's search attributes changed."""
     RUN_COMPLETED = "run_completed"
     RUN_FAILED = "run_failed"
     RUN_CANCELLED = "run_cancelled"
@@ -111,8 +116,9 @@ CHILD_KINDS = frozenset({K.CHILD_STARTED, K.CHILD_COMPLETED, K.CHILD_FAILED})
 OUTCOME_KINDS = frozenset({K.STEP_COMPLETED, K.STEP_FAILED, K.TIMER_FIRED})
 """Recorded at most once per operation (a unique index in both stores' schema)."""
 PROJECTED_KINDS = frozenset({K.STATE_SET, K.UPDATE_ACCEPTED, K.UPDATE_COMPLETED,
-                             K.UPDATE_FAILED})
-"""Also kept in read models (published state, update outcomes), in the same transaction."""
+                             K.UPDATE_FAILED, K.SEARCH_ATTRIBUTES_UPSERTED})
+"""Also kept in read models (published state, update outcomes, search attributes), in the
+same transaction."""
 
 UPDATE_STATUS: dict[str, str] = {K.UPDATE_ACCEPTED: "accepted", K.UPDATE_COMPLETED: "completed",
                                  K.UPDATE_FAILED: "failed"}
@@ -226,30 +232,49 @@ def headers_of(raw: Any) -> dict[str, str] | None:
     return {str(k): str(v) for k, v in raw.items()}
 
 
+SearchValue = str | int | float | bool
+"""A search attribute's value (``duro._search`` says which are allowed)."""
+
+
+def _attributes(raw: Any) -> dict[str, Any]:
+    """Search attributes as recorded (a JSON object; anything else reads as none)."""
+    return raw if isinstance(raw, dict) else {}
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunStartedMeta:
-    """What a child (or a run with a deadline, or headers) records at its start."""
+    """What a child (or a run with a deadline, headers or search attributes) records at
+    its start."""
 
     parent_run_id: str | None = None
     parent_op: int | None = None
     deadline_at: float | None = None
     headers: Headers | None = None
+    search_attributes: Mapping[str, SearchValue] | None = None
+    """The attributes given at the start (plain JSON in meta: the store indexes them)."""
 
     def encode(self) -> bytes | None:
-        """The meta bytes (None when there is nothing to say: a plain start)."""
-        if self.parent_run_id is None and self.deadline_at is None and not self.headers:
+        """The meta bytes (None when there is nothing to say: a plain start). The
+        ``headers`` and ``search_attributes`` keys are there only when some were given,
+        so that other starts' meta is what it always was."""
+        if self.parent_run_id is None and self.deadline_at is None and not self.headers \
+                and not self.search_attributes:
             return None
         raw: dict[str, Any] = {"parent_run_id": self.parent_run_id,
                                "parent_op": self.parent_op, "deadline_at": self.deadline_at}
         if self.headers:
             raw["headers"] = dict(self.headers)
+        if self.search_attributes:
+            raw["search_attributes"] = dict(self.search_attributes)
         return orjson.dumps(raw)
 
     @classmethod
     def decode(cls, meta: bytes | None) -> RunStartedMeta:
         raw = _meta(meta)
+        attributes = _attributes(raw.get("search_attributes"))
         return cls(parent_run_id=raw.get("parent_run_id"), parent_op=raw.get("parent_op"),
-                   deadline_at=raw.get("deadline_at"), headers=headers_of(raw.get("headers")))
+                   deadline_at=raw.get("deadline_at"), headers=headers_of(raw.get("headers")),
+                   search_attributes=attributes or None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -266,6 +291,22 @@ class SignalMeta:
     @classmethod
     def decode(cls, meta: bytes | None) -> SignalMeta:
         return cls(headers=headers_of(_meta(meta).get("headers")))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SearchAttributesMeta:
+    """The meta of ``search_attributes_upserted``: the keys set (a value) and removed
+    (``None``), in meta and not in data so that codecs leave it readable: the store
+    indexes it in the same transaction."""
+
+    attributes: Mapping[str, SearchValue | None]
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"attributes": dict(self.attributes)})
+
+    @classmethod
+    def decode(cls, meta: bytes | None) -> SearchAttributesMeta:
+        return cls(attributes=_attributes(_meta(meta).get("attributes")))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

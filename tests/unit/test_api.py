@@ -26,6 +26,7 @@ PUBLIC = {
     "InvalidArgumentError", "InvalidStoreURLError", "RecoveryLimitError",
     "HistoryCorruptError", "WorkflowArgumentsError", "WorkflowIdTakenError",
     "QueryTimeoutError",
+    "RunPage", "upsert_search_attributes",
 }
 
 

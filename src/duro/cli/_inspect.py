@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
 
 from duro.cli._common import (
     EXIT_FAILED,
@@ -24,11 +28,12 @@ from duro.cli._format import (
     table,
 )
 from duro.client import Client, RunInfo, summarize_steps
+from duro.client._listing import MAX_PAGE_SIZE
 from duro.errors import RunNotFoundError
 from duro.store import RunStatus, backend_for
 
-__all__ = ["cancel_command", "history_command", "ls_command", "show_command",
-           "terminate_command"]
+__all__ = ["attribute", "cancel_command", "history_command", "ls_command", "show_command",
+           "terminate_command", "when"]
 
 
 @asynccontextmanager
@@ -53,13 +58,59 @@ async def _describe(engine: Client, workflow_id: str) -> RunInfo:
         raise CliError(f"no run with workflow id {workflow_id!r}", EXIT_FAILED) from None
 
 
+def when(text: str) -> float | datetime:
+    """An argparse type: a time as epoch seconds or ISO 8601 with a UTC offset."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither ISO 8601 (2024-05-01T12:00Z) nor epoch seconds") from None
+    if at.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset (add Z or +02:00)")
+    return at
+
+
+def attribute(text: str) -> tuple[str, Any]:
+    """An argparse type: ``KEY=VALUE``, the value JSON if it parses to a string, number
+    or bool, else the text itself (as ``duro run`` reads arguments)."""
+    key, sep, raw = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return key, raw
+    return key, value if isinstance(value, str | int | float | bool) else raw
+
+
 async def ls_command(args: argparse.Namespace, url: str, out: Style) -> int:
-    """List runs, newest first."""
+    """List runs, newest first: one page of at most ``--limit`` runs (fetched in pages
+    of at most 10,000), and where the next page starts."""
+    runs: list[RunInfo] = []
+    cursor: str | None = args.cursor
     async with client(url) as engine:
-        runs = await engine.list(status=args.status, name=args.name, limit=args.limit)
+        while True:
+            page = await engine.list_page(
+                status=args.status, name=args.name, created_after=args.created_after,
+                created_before=args.created_before, id_prefix=args.id_prefix,
+                search_attributes=dict(args.attrs or ()), cursor=cursor,
+                page_size=min(MAX_PAGE_SIZE, args.limit - len(runs)))
+            runs += page.runs
+            cursor = page.next_cursor
+            if cursor is None or len(runs) >= args.limit:
+                break
     if args.json:
-        out.line(dumps([r.to_json() for r in runs], ascii=not out.unicode))
+        listed = [r.to_json() for r in runs]
+        paged = args.page or args.cursor is not None
+        out.line(dumps({"runs": listed, "next_cursor": cursor} if paged else listed,
+                       ascii=not out.unicode))
         return EXIT_OK
+    if cursor is not None:
+        stderr().line(f"more runs: add --cursor {cursor}")
     if not runs:
         out.line("no runs")
         return EXIT_OK
@@ -130,6 +181,10 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
         if info.owner:
             fields.append(("worker", info.owner))
     fields.append(("events", str(info.history_length)))
+    if info.search_attributes:
+        fields.append(("attributes", " ".join(
+            f"{k}={dumps(v, ascii=not out.unicode)}"
+            for k, v in sorted(info.search_attributes.items()))))
     if info.status == RunStatus.COMPLETED:
         fields.append(("result", dumps(info.result_json, ascii=not out.unicode)))
     elif info.error is not None and info.status != RunStatus.CANCELLED:

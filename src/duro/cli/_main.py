@@ -130,6 +130,22 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--name", help="only runs of this workflow name")
     ls.add_argument("--limit", type=_positive_int, default=50, metavar="N",
                     help="at most N runs (default 50)")
+    ls.add_argument("--created-after", type=_inspect.when, metavar="TIME",
+                    help="only runs created at or after TIME (ISO 8601 with a UTC offset, "
+                         "e.g. 2024-05-01T12:00Z, or epoch seconds)")
+    ls.add_argument("--created-before", type=_inspect.when, metavar="TIME",
+                    help="only runs created before TIME")
+    ls.add_argument("--id-prefix", metavar="PREFIX",
+                    help="only runs whose workflow id starts with PREFIX")
+    ls.add_argument("--attr", action="append", type=_inspect.attribute, dest="attrs",
+                    metavar="KEY=VALUE", help="only runs with this search attribute "
+                    "(repeatable, all must match; VALUE is JSON if it parses, else a "
+                    "string: amount=12, vip=true, code='\"12\"')")
+    ls.add_argument("--cursor", help="continue after the runs an earlier page listed (its "
+                                     "next cursor)")
+    ls.add_argument("--page", action="store_true",
+                    help="with --json, print {\"runs\": [...], \"next_cursor\": ...} "
+                         "(implied by --cursor)")
     ls.add_argument("--json", action="store_true", help="print JSON")
 
     show = command("show", "describe a run and its steps")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import builtins
 import dataclasses
 import logging
 import time
@@ -17,9 +16,11 @@ import orjson
 
 from duro._checks import check_choice, check_count, check_headers, check_id, check_seconds
 from duro._clock import Clock, SystemClock
-from duro._history import EventKind, MessageKind, SignalMeta
+from duro._history import EventKind, MessageKind, SearchValue, SignalMeta
 from duro._local import NO_LOCAL_RUNS, NOT_HELD, LocalRuns, Outcome
+from duro._search import check_search_attributes
 from duro.client._handle import WorkflowHandle
+from duro.client._listing import Listings
 from duro.client._records import RunInfo, decode_error
 from duro.client._schedules import Schedules
 from duro.errors import (
@@ -50,7 +51,6 @@ from duro.store import (
     Message,
     RunLinks,
     RunRecord,
-    RunStatus,
     Store,
     open_store,
 )
@@ -68,10 +68,9 @@ _PRIORITY = 2**31 - 1
 _ON_CONFLICT = ("use_existing", "fail")
 _ON_REUSE = ("use_existing", "allow", "allow_failed", "fail")
 _ON_DEDUP = ("use_existing", "fail")
-_STATUSES = tuple(s.value for s in RunStatus)
 
 
-class Client:
+class Client(Listings):
     """Start, inspect and control workflow runs, through the store alone.
 
     Use as ``async with duro.Client("sqlite:///duro.db") as client: ...``. A client
@@ -179,6 +178,7 @@ class Client:
         debounce_key: str | None = None,
         debounce: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
+        search_attributes: Mapping[str, SearchValue] | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[R]:
         """Start a run, or return the existing one for this workflow id.
@@ -211,6 +211,11 @@ class Client:
                 strings by string, seen by the run (``duro.info().headers``), its steps
                 (``duro.step_info().headers``, wherever they run) and its children, and
                 by interceptors.
+            search_attributes: Indexed values to find the run by (``list``,
+                ``list_page`` and ``iter_runs`` filter on them): keys are identifiers of
+                at most 64 characters, values a str, int, float or bool. Recorded in the
+                ``run_started`` event; a start that returns an existing run leaves that
+                run's alone. Stored as plain text (codecs do not encrypt them).
 
         Raises:
             WorkflowNotFoundError: ``workflow`` is a name no imported workflow has.
@@ -220,8 +225,8 @@ class Client:
                 Infinity).
             InvalidArgumentError: An option is refused: an empty or whitespace-only id,
                 one with control characters or over 1,000 characters, a timeout or delay
-                that is negative, zero (timeouts) or not finite, an unknown policy name...
-                Nothing is stored.
+                that is negative, zero (timeouts) or not finite, an unknown policy name, a
+                search attribute (the message names its key)... Nothing is stored.
             WorkflowIdTakenError: The id's run is of another workflow (live, or ended
                 and ``on_reuse`` does not allow a new run).
             WorkflowAlreadyStartedError: The id policy says fail.
@@ -231,13 +236,15 @@ class Client:
                                on_dedup=on_dedup, start_at=start_at, start_delay=start_delay,
                                debounce_key=debounce_key, debounce=debounce)
         return await self._start(workflow, args, kwargs, id, on_conflict, on_reuse,
-                                 execution_timeout, None, placement, headers)
+                                 execution_timeout, None, placement, headers,
+                                 search_attributes)
 
     async def _start(
         self, workflow: Workflow[Any, R] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
         workflow_id: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
         execution_timeout: float | timedelta | None, message: Message | None,
         placement: Placement | None = None, headers: Mapping[str, str] | None = None,
+        search_attributes: Mapping[str, SearchValue] | None = None,
     ) -> WorkflowHandle[R]:
         check_choice(on_conflict, "on_conflict", _ON_CONFLICT)
         check_choice(on_reuse, "on_reuse", _ON_REUSE)
@@ -249,13 +256,15 @@ class Client:
             return await self._create(chosen, call.args, dict(call.kwargs), call.workflow_id,
                                       on_conflict, on_reuse, timeout,
                                       _with_headers(message, check_headers(call.headers)),
-                                      placement, check_headers(call.headers))
+                                      placement, check_headers(call.headers),
+                                      call.search_attributes)
 
         call = StartInput(workflow=wf.name, args=args, kwargs=kwargs, workflow_id=workflow_id,
                           signal=message.name if message and message.kind == "signal"
                           else None,
                           update=message.name if message and message.kind != "signal"
-                          else None, headers=check_headers(headers))
+                          else None, headers=check_headers(headers),
+                          search_attributes=search_attributes)
         handle: WorkflowHandle[R] = await intercept(self._interceptors, "start", call, create)
         return handle
 
@@ -264,9 +273,11 @@ class Client:
         workflow_id: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
         timeout: float | None, message: Message | None, placement: Placement | None,
         headers: dict[str, str] | None = None,
+        search_attributes: Mapping[str, SearchValue] | None = None,
     ) -> WorkflowHandle[R]:
         if workflow_id is not None:
             check_id(workflow_id)
+        attributes = check_search_attributes(search_attributes)
         wf.check_arguments(args, kwargs, what=f"workflow {wf.name!r} called")
         payload = wf.encode_input(args, kwargs, what=f"the arguments of workflow {wf.name!r}")
         self._require_open()
@@ -288,7 +299,7 @@ class Client:
                 run_id=run_id, workflow_id=workflow_id, workflow_name=wf.name, input=stored,
                 now=now, owner=local.worker_id if here else None,
                 on_conflict=on_conflict, on_reuse=on_reuse, links=links, message=message,
-                placement=placement,
+                placement=placement, search_attributes=attributes,
             )
             if created and here:
                 adopted = True
@@ -316,10 +327,12 @@ class Client:
         on_reuse: IdReusePolicy = "use_existing",
         execution_timeout: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
+        search_attributes: Mapping[str, SearchValue] | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[R]:
         """Signal the live run with this id, starting it first if there is none — in one
-        transaction (the pattern for webhooks: the first event creates the run).
+        transaction (the pattern for webhooks: the first event creates the run; its
+        ``search_attributes`` are as :meth:`start` takes them).
 
         With the default ``on_reuse``, a finished run with this id makes it fail with
         ``RunNotFoundError``; pass ``on_reuse="allow"`` to start a new run then.
@@ -334,7 +347,7 @@ class Client:
         return await self._start(workflow, args, kwargs, id, "use_existing", on_reuse,
                                  execution_timeout,
                                  Message(kind=MessageKind.SIGNAL, name=signal, data=data),
-                                 headers=headers)
+                                 headers=headers, search_attributes=search_attributes)
 
     async def update_with_start(
         self,
@@ -347,10 +360,12 @@ class Client:
         on_reuse: IdReusePolicy = "use_existing",
         timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
+        search_attributes: Mapping[str, SearchValue] | None = None,
         **kwargs: Any,
     ) -> tuple[WorkflowHandle[R], Any]:
         """Send an update to the live run with this id, starting it first if needed (in
-        one transaction), and wait for the update's result.
+        one transaction; with ``search_attributes`` as :meth:`start` takes them), and
+        wait for the update's result.
 
         Returns:
             The run's handle and the update's result.
@@ -366,7 +381,8 @@ class Client:
         data = encode(list(update_args), what=f"the arguments of update {update!r}")
         handle: WorkflowHandle[R] = await self._start(
             workflow, args, kwargs, id, "use_existing", on_reuse, None,
-            Message.update_request(update, update_id, data), headers=headers)
+            Message.update_request(update, update_id, data), headers=headers,
+            search_attributes=search_attributes)
         run_id = handle.run_id or (await handle.describe()).run_id
         result = await self._wait_update(handle.workflow_id, run_id, update, update_id,
                                          timeout, Any)
@@ -377,32 +393,6 @@ class Client:
         """A handle to an existing run (the latest run of the id unless ``run_id``)."""
         self._require_open()
         return WorkflowHandle(self, workflow_id, run_id, result_hint=result_type)
-
-    async def list(
-        self, *, status: str | None = None, name: str | None = None, limit: int = 100
-    ) -> list[RunInfo]:
-        """Runs, newest first, optionally filtered by status and workflow name.
-
-        Raises:
-            InvalidArgumentError: An unknown status, or a negative limit.
-        """
-        self._require_open()
-        if status is not None:
-            check_choice(status, "status", _STATUSES)
-        check_count(limit, "limit", minimum=0)
-        return await self.run_infos(
-            await self.store.list_runs(status=status, name=name, limit=limit))
-
-    async def run_infos(self, records: Sequence[RunRecord]) -> builtins.list[RunInfo]:
-        """Read models of runs, their results decoded through the codecs."""
-        results = await self.payloads.decode_many([r.result for r in records])
-        return [RunInfo.from_record(r if result is r.result
-                                    else dataclasses.replace(r, result=result))
-                for r, result in zip(records, results, strict=True)]
-
-    async def run_info(self, record: RunRecord) -> RunInfo:
-        """The read model of one run (see :meth:`run_infos`)."""
-        return (await self.run_infos([record]))[0]
 
     async def queues(self) -> Sequence[QueueStats]:
         """Each queue's depth, running count and limits."""

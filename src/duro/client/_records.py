@@ -9,11 +9,11 @@ from typing import Any
 
 import orjson
 
-from duro._history import STEP_STATUS, EventKind
+from duro._history import STEP_STATUS, EventKind, SearchValue
 from duro.errors import ErrorInfo
 from duro.store import EventRecord, RunRecord, RunStatus
 
-__all__ = ["Event", "RunInfo", "StepSummary", "summarize_steps"]
+__all__ = ["Event", "RunInfo", "RunPage", "StepSummary", "summarize_steps"]
 
 
 def _time(ts: float | None) -> dt.datetime | None:
@@ -65,9 +65,12 @@ class RunInfo:
     """What is wrong with the stored row, when ``status`` is ``CORRUPT``."""
     headers: Mapping[str, str] = field(default_factory=dict)
     """Context the run carries (``start(..., headers=)``, or inherited from its parent)."""
+    search_attributes: Mapping[str, SearchValue] = field(default_factory=dict)
+    """The run's search attributes as they stand (its start's, then its upserts)."""
 
     @classmethod
-    def from_record(cls, r: RunRecord) -> RunInfo:
+    def from_record(cls, r: RunRecord,
+                    search_attributes: Mapping[str, SearchValue] | None = None) -> RunInfo:
         created = _time(r.created_at)
         updated = _time(r.updated_at)
         assert created is not None and updated is not None
@@ -77,7 +80,8 @@ class RunInfo:
                    closed_at=_time(r.closed_at), wake_at=_time(r.wake_at), owner=r.owner,
                    history_length=r.history_len, error=decode_error(r.error), result_json=result,
                    parent_run_id=r.parent_run_id, origin_run_id=r.origin_run_id,
-                   damage=r.damage, headers=dict(r.headers or {}))
+                   damage=r.damage, headers=dict(r.headers or {}),
+                   search_attributes=dict(search_attributes or {}))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (times in ISO 8601, UTC; ``duration`` in seconds once
@@ -100,8 +104,23 @@ class RunInfo:
             "parent_run_id": self.parent_run_id,
             "origin_run_id": self.origin_run_id,
             "headers": dict(self.headers),
+            "search_attributes": dict(self.search_attributes),
             **({"damage": self.damage} if self.damage else {}),
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPage:
+    """One page of a listing (:meth:`duro.Client.list_page`)."""
+
+    runs: list[RunInfo]
+    """Newest first (ties by run id)."""
+    next_cursor: str | None
+    """Pass it as ``cursor`` for the next page; None when this page is the last."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``{"runs": [...], "next_cursor": ...}``."""
+        return {"runs": [r.to_json() for r in self.runs], "next_cursor": self.next_cursor}
 
 
 @dataclass(frozen=True, kw_only=True)

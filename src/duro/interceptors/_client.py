@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from duro._history import SearchValue
 from duro.interceptors._chain import chain
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class StartInput:
     headers: Mapping[str, str] | None = None
     """The run's headers: carried into the run, its steps and its children (and onto the
     message sent with the start). An interceptor sets or extends them (``replace``)."""
+    search_attributes: Mapping[str, SearchValue] | None = None
+    """The run's search attributes (checked after the interceptors)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
+from duro._history import SearchValue
 from duro.store._records import (
     Claim,
     EventRecord,
@@ -93,6 +94,7 @@ class ClientStore(Protocol):
         links: RunLinks | None = None,
         message: Message | None = None,
         placement: Placement | None = None,
+        search_attributes: Mapping[str, SearchValue] | None = None,
     ) -> tuple[RunRecord, bool]:
         """Create a run (and its ``run_started`` event) unless the id policy says not to.
 
@@ -102,7 +104,9 @@ class ClientStore(Protocol):
         transaction: signal-with-start and update-with-start. ``placement`` puts it in a
         queue (priority, concurrency key), delays it, or folds it into a live run with the
         same deduplication key or a pending run with the same debounce key (returned with
-        ``created`` False).
+        ``created`` False). ``search_attributes`` (checked by the caller) are recorded in
+        the ``run_started`` meta and indexed in the same transaction; a start that
+        returns an existing run leaves that run's as they are.
         """
         ...
 
@@ -111,9 +115,26 @@ class ClientStore(Protocol):
         ...
 
     async def list_runs(
-        self, *, status: str | None = None, name: str | None = None, limit: int = 100
+        self, *, status: str | None = None, name: str | None = None, limit: int = 100,
+        created_after: float | None = None, created_before: float | None = None,
+        id_prefix: str | None = None, attributes: Mapping[str, SearchValue] | None = None,
+        after: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first."""
+        """Up to ``limit`` runs, newest first (ties: by run id, descending, in code point
+        order), that match every filter given: status, workflow name, created at or
+        after ``created_after`` and before ``created_before``, a workflow id starting
+        with ``id_prefix``, each of ``attributes`` (key: value, as indexed; ``12`` and
+        ``12.0`` are one value). With ``after`` (a run's ``(created_at, run_id)``), only
+        runs after it in that order: the next page of a listing, however many runs were
+        started since.
+        """
+        ...
+
+    async def search_attributes(
+        self, run_ids: Sequence[str]
+    ) -> dict[str, dict[str, SearchValue]]:
+        """The search attributes of these runs, in one read (a run without any is left
+        out)."""
         ...
 
     async def load_history(self, run_id: str) -> list[EventRecord]:
@@ -203,8 +224,9 @@ class WorkerStore(ClientStore, Protocol):
     ) -> None:
         """Append events (numbered from ``first_seq``) and update the run, fenced.
 
-        In the same transaction: ``state_set`` and ``update_*`` events update the
-        published-state and update-outcome tables; a terminal status notifies the parent
+        In the same transaction: ``state_set``, ``update_*`` and
+        ``search_attributes_upserted`` events update the published-state,
+        update-outcome and search-attribute tables; a terminal status notifies the parent
         run (a ``child_done`` message) and applies the children's parent-close policy.
         """
         ...
@@ -308,9 +330,10 @@ class WorkerStore(ClientStore, Protocol):
         self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
         op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
         links: RunLinks, owner: str | None, now: float, placement: Placement | None = None,
-        max_depth: int | None = None,
+        max_depth: int | None = None, search_attributes: Mapping[str, SearchValue] | None = None,
     ) -> tuple[RunRecord | None, NewEvent]:
-        """Append ``before``, then start the child (its depth its parent's + 1) and
+        """Append ``before``, then start the child (its depth its parent's + 1, with its
+        ``search_attributes``) and
         record ``child_started`` — or record ``child_failed`` if its workflow id is
         taken, it would be nested deeper than ``max_depth``, or the database refuses it
         (:class:`~duro.errors.DataRejectedError`) — atomically, fenced."""

@@ -16,13 +16,17 @@ touches a database, so each rule is unit-tested without one (``tests/unit/test_r
   :func:`check_copy_target`) and the inbox a successor inherits (:func:`carried_over`).
 * **Children**: the parent's record of a child started or refused (:func:`too_deep`,
   :func:`child_started_event`, :func:`child_not_started`).
+* **Search attributes and listings**: how a value is matched (:func:`index_value`), the
+  rows an upsert writes (:func:`attribute_params`), the attributes a copied history
+  leaves (:func:`copied_attributes`), and which query lists a page (:func:`list_query`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -34,6 +38,8 @@ from duro._history import (
     EventKind,
     MessageKind,
     RunStartedMeta,
+    SearchAttributesMeta,
+    SearchValue,
     UpdateMeta,
 )
 from duro.errors import (
@@ -59,34 +65,12 @@ from duro.store._records import (
 from duro.store._schedules import ScheduleDefinition, ScheduleRecord
 
 __all__ = [
-    "CARRIED_KINDS",
-    "PARENT_CLOSED",
-    "TIMED_OUT",
-    "TOO_DEEP",
-    "Admission",
-    "ClosingEffects",
-    "Firing",
-    "Link",
-    "NewRun",
-    "admission",
-    "candidate_page",
-    "carried_over",
-    "check_copy_target",
-    "check_existing",
-    "child_done",
-    "child_not_started",
-    "child_started_event",
-    "closing_effects",
-    "copied_events",
-    "debounce_until",
-    "dedup_hit",
-    "definition_change",
-    "headers_json",
-    "plan_run",
-    "queue_room",
-    "terminated",
-    "too_deep",
-    "update_of",
+    "CARRIED_KINDS", "PARENT_CLOSED", "TIMED_OUT", "TOO_DEEP", "Admission", "ClosingEffects",
+    "Firing", "Link", "NewRun", "admission", "attribute_params", "candidate_page",
+    "carried_over", "check_copy_target", "check_existing", "child_done", "child_not_started",
+    "child_started_event", "closing_effects", "copied_attributes", "copied_events",
+    "debounce_until", "dedup_hit", "definition_change", "headers_json", "index_value", "list_query",
+    "plan_run", "queue_room", "terminated", "too_deep", "update_of",
 ]
 
 
@@ -172,13 +156,15 @@ class NewRun:
     started_at: float | None
     links: RunLinks
     placement: Placement
+    search_attributes: Mapping[str, SearchValue] | None = None
 
     def params(self, *, started_event: bool = True) -> dict[str, object]:
         """The ``insert_run`` query's parameters (it also writes the ``run_started``
         event, unless ``started_event`` is false: a copy brings its own history)."""
         links, place = self.links, self.placement
         meta = RunStartedMeta(parent_run_id=links.parent_run_id, parent_op=links.parent_op,
-                              deadline_at=links.deadline_at, headers=links.headers).encode()
+                              deadline_at=links.deadline_at, headers=links.headers,
+                              search_attributes=self.search_attributes).encode()
         return {"run_id": self.run_id, "workflow_id": self.workflow_id,
                 "workflow_name": self.workflow_name, "status": self.status.value,
                 "input": self.input, "now": self.now, "wake_at": self.wake_at,
@@ -208,7 +194,8 @@ class NewRun:
 
 def plan_run(*, run_id: str, workflow_id: str, workflow_name: str, input: bytes, now: float,
              owner: str | None, links: RunLinks | None = None,
-             placement: Placement | None = None) -> NewRun:
+             placement: Placement | None = None,
+             search_attributes: Mapping[str, SearchValue] | None = None) -> NewRun:
     """Every column of a new run.
 
     With ``owner``, the run starts already claimed by that worker (running, epoch 1,
@@ -228,7 +215,7 @@ def plan_run(*, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
                   status=RunStatus.RUNNING if owner else RunStatus.PENDING, input=input,
                   now=now, wake_at=wake_at, owner=owner, epoch=1 if owner else 0,
                   started_at=now if owner else None, links=links or _NO_LINKS,
-                  placement=place)
+                  placement=place, search_attributes=search_attributes or None)
 
 
 # -- admission to a queue with limits ---------------------------------------------------------
@@ -485,7 +472,97 @@ def check_copy_target(live: RunRecord | None, workflow_id: str, workflow_name: s
     check_existing(live, workflow_id, workflow_name, "fail", "allow")
 
 
-# -- schedules ------------------------------------------------------------------------------
+# -- search attributes and listings ------------------------------------------------------
+
+
+def index_value(value: SearchValue) -> str:
+    """How the store matches a search attribute's value (the ``value`` column, and a
+    filter's): a type tag and a canonical text, so that ``12`` and ``12.0`` match each
+    other (equal in Python) but neither matches ``"12"`` or ``True``. Text, so one
+    column and one index serve every type on both stores."""
+    if isinstance(value, bool):
+        return "b:true" if value else "b:false"
+    if isinstance(value, int):
+        return f"n:{value}"
+    if isinstance(value, float):
+        return f"n:{int(value)}" if value.is_integer() else f"n:{value!r}"
+    return f"s:{value}"
+
+
+def attribute_params(attributes: Mapping[str, SearchValue | None]) -> dict[str, list[str]]:
+    """The rows a start or an upsert writes (``put_search_attributes``,
+    ``upsert_search_attributes``): the keys set, with their match form (``values``) and
+    their JSON (``datas``: what is read back, type and all), and the keys removed."""
+    keys: list[str] = []
+    values: list[str] = []
+    datas: list[str] = []
+    deleted: list[str] = []
+    for key, value in attributes.items():
+        if value is None:
+            deleted.append(key)
+            continue
+        keys.append(key)
+        values.append(index_value(value))
+        datas.append(orjson.dumps(value).decode())
+    return {"keys": keys, "values": values, "datas": datas, "deleted": deleted}
+
+
+def copied_attributes(events: Iterable[NewEvent]) -> dict[str, SearchValue]:
+    """The search attributes a history leaves its run with: its start's, then each
+    upsert in order. A copy (reset, retry, fork) is indexed with those of the prefix it
+    copies, as its published state is."""
+    out: dict[str, SearchValue] = {}
+    for e in events:
+        if e.kind == EventKind.RUN_STARTED:
+            out.update(RunStartedMeta.decode(e.meta).search_attributes or {})
+        elif e.kind == EventKind.SEARCH_ATTRIBUTES_UPSERTED:
+            for key, value in SearchAttributesMeta.decode(e.meta).attributes.items():
+                if value is None:
+                    out.pop(key, None)
+                else:
+                    out[key] = value
+    return out
+
+
+def list_query(*, status: str | None, name: str | None, created_after: float | None,
+               created_before: float | None, id_prefix: str | None,
+               attributes: Mapping[str, SearchValue] | None, after: tuple[float, str] | None,
+               limit: int) -> tuple[str, dict[str, Any]]:
+    """The named query that lists a page of runs, and its parameters.
+
+    Runs come newest first, ties by run id (descending, code point order): a total
+    order, so a page continues strictly after the previous page's last run
+    (``after``), and runs created meanwhile (newer) never shift it. Each query reads one
+    index range, in order, up to ``limit`` rows: the range is the keyset below
+    ``(upper_at, upper_id)`` — the cursor, or ``created_before`` — and from
+    ``lower_at`` (``created_after``, inclusive). The index is chosen by the filters: the
+    first attribute's ``(key, value, created_at, run_id)``, else the workflow name's,
+    else the status's, else creation time alone; the other filters are checked on the
+    rows the range yields."""
+    upper: tuple[float, str] = (math.inf, "")
+    if created_before is not None:
+        upper = (created_before, "")  # "" sorts first: strictly before created_before
+    if after is not None and after < upper:
+        upper = after
+    pairs = list((attributes or {}).items())
+    params: dict[str, Any] = {
+        "upper_at": upper[0], "upper_id": upper[1],
+        "lower_at": -math.inf if created_after is None else created_after,
+        "status": status, "name": name, "prefix": id_prefix, "limit": limit,
+        "key": None, "value": None, "more_keys": [], "more_values": [], "n_more": 0}
+    if pairs:
+        (key, value), more = pairs[0], pairs[1:]
+        params.update(key=key, value=index_value(value), n_more=len(more),
+                      more_keys=[k for k, _ in more],
+                      more_values=[index_value(v) for _, v in more])
+        return "list_runs_by_attribute", params
+    if name is not None:
+        return "list_runs_by_name", params
+    if status is not None:
+        return "list_runs_by_status", params
+    return "list_runs", params
+
+
 
 
 @dataclass(kw_only=True, slots=True)

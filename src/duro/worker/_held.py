@@ -284,7 +284,8 @@ class HeldRun:
                             input=stored, links=links,
                             owner=w.worker_id if start.local else None, now=now,
                             placement=Placement(queue=cmd.workflow.queue),
-                            max_depth=w.max_child_depth)
+                            max_depth=w.max_child_depth,
+                            search_attributes=cmd.search_attributes)
                     except (Fenced, StoreError):
                         raise
                     except Exception as exc:  # outside the store's contract: see _write

@@ -24,6 +24,7 @@ from duro.workflow._features import (
     on_signal,
     on_update,
     set_state,
+    upsert_search_attributes,
     wait_condition,
     wait_for_signal,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "registered_workflows",
     "set_state",
     "sleep",
+    "upsert_search_attributes",
     "uuid4",
     "wait_condition",
     "wait_for_signal",

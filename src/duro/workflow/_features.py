@@ -1,15 +1,17 @@
-"""Workflow-side API for messages and control flow: signals, published state, query and
-update handlers, conditions, child workflows, continue-as-new."""
+"""Workflow-side API for messages and control flow: signals, published state, search
+attributes, query and update handlers, conditions, child workflows, continue-as-new."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from duro._checks import check_id, check_seconds
-from duro._history import EventKind
+from duro._history import EventKind, SearchAttributesMeta, SearchValue
+from duro._search import check_search_attributes, check_upsert
+from duro.errors import QueryError
 from duro.serde import convert
 from duro.step._policy import seconds
 from duro.workflow._api import Workflow, _instance, lookup_workflow
@@ -23,6 +25,7 @@ __all__ = [
     "on_signal",
     "on_update",
     "set_state",
+    "upsert_search_attributes",
     "wait_condition",
     "wait_for_signal",
 ]
@@ -106,6 +109,34 @@ def set_state(key: str, value: Any) -> None:
         inst.record(EventKind.STATE_SET, name=key, data=data)
 
 
+def upsert_search_attributes(attributes: Mapping[str, SearchValue | None]) -> None:
+    """Set (or, with ``None``, remove) search attributes of this run: indexed values that
+    listings filter on (``client.list(search_attributes={...})``).
+
+    Recorded in the history with the run's next write, and indexed in the same
+    transaction. Like :func:`set_state`, a replay does not record it again: the history
+    keeps what the run recorded, even if the code now upserts something else (no
+    ``NondeterminismError``, as for published state and ``patched()`` markers).
+
+    Values are stored as plain text in the index (codecs do not encrypt them): keep
+    secrets out.
+
+    Raises:
+        InvalidArgumentError: A key that is not an identifier of at most 64 characters,
+            or a value that is not a str, int, float (finite) or bool, or None; the
+            message names the key. Nothing is recorded.
+        QueryError: Called from a query handler or an update validator.
+    """
+    inst = _instance("upsert_search_attributes")
+    if inst.querying:  # a query must leave no trace in the history
+        raise QueryError("queries and update validators must not upsert search attributes: "
+                         "they read the workflow's state only")
+    changes = check_upsert(attributes)
+    if changes and not inst.replaying:
+        inst.record(EventKind.SEARCH_ATTRIBUTES_UPSERTED, name=None,
+                    meta=SearchAttributesMeta(attributes=changes).encode())
+
+
 def on_query(name: str, handler: Callable[..., Any]) -> None:
     """Answer queries called ``name`` with ``handler(*args)``.
 
@@ -156,18 +187,21 @@ def continue_as_new(*args: Any, **kwargs: Any) -> None:
 def execute_child(
     workflow: Workflow[P, R], *args: Any, id: str | None = None,
     parent_close: ParentClosePolicy = "terminate",
-    execution_timeout: float | timedelta | None = None, **kwargs: Any,
+    execution_timeout: float | timedelta | None = None,
+    search_attributes: Mapping[str, SearchValue] | None = None, **kwargs: Any,
 ) -> Coroutine[Any, Any, R]: ...
 @overload
 def execute_child(
     workflow: str, *args: Any, id: str | None = None,
     parent_close: ParentClosePolicy = "terminate",
-    execution_timeout: float | timedelta | None = None, **kwargs: Any,
+    execution_timeout: float | timedelta | None = None,
+    search_attributes: Mapping[str, SearchValue] | None = None, **kwargs: Any,
 ) -> Coroutine[Any, Any, Any]: ...
 def execute_child(
     workflow: Workflow[P, R] | str, *args: Any, id: str | None = None,
     parent_close: ParentClosePolicy = "terminate",
-    execution_timeout: float | timedelta | None = None, **kwargs: Any,
+    execution_timeout: float | timedelta | None = None,
+    search_attributes: Mapping[str, SearchValue] | None = None, **kwargs: Any,
 ) -> Coroutine[Any, Any, Any]:
     """Run a child workflow and wait for its result (``await execute_child(wf, x)``).
 
@@ -180,11 +214,14 @@ def execute_child(
             operation's sequence number (deterministic).
         parent_close: What happens to the child if the parent ends first.
         execution_timeout: Limit of the child's whole run.
+        search_attributes: The child's search attributes (as ``Client.start`` takes
+            them).
 
     Raises:
         InvalidArgumentError: (at the call) an empty id, one with control characters or
-            over 1,000 characters, an unknown ``parent_close``, or an execution timeout
-            that is not a positive finite duration. Nothing is recorded.
+            over 1,000 characters, an unknown ``parent_close``, an execution timeout
+            that is not a positive finite duration, or a search attribute refused (as
+            :func:`upsert_search_attributes` refuses it). Nothing is recorded.
         WorkflowNotFoundError: (at the call) no workflow of that name is registered.
         TypeError: (at the call) ``workflow`` is neither a workflow nor a name.
         WorkflowArgumentsError: (at the call) the arguments do not fit the child's
@@ -200,10 +237,13 @@ def execute_child(
     if id is not None:
         check_id(id)
     timeout = check_seconds(execution_timeout, "execution_timeout")
+    attributes = check_search_attributes(search_attributes)
     fut = inst.schedule_child(wf, args, kwargs, workflow_id=id,
-                              parent_close=parent_close, execution_timeout=timeout)
+                              parent_close=parent_close, execution_timeout=timeout,
+                              search_attributes=attributes)
 
     async def wait() -> Any:
         return await fut
 
     return wait()
+

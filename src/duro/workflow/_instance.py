@@ -37,6 +37,7 @@ from duro._history import (
     NewEvent,
     RetryMeta,
     RunStartedMeta,
+    SearchValue,
     SignalMeta,
     UpdateMeta,
 )
@@ -75,7 +76,8 @@ _get_running_loop = asyncio.events._get_running_loop
 
 _PARENT_CLOSE = ("terminate", "request_cancel", "abandon")
 # Events a replay passes over: they record what the code did, not an outcome for it.
-_SILENT = frozenset({EventKind.MARKER, EventKind.UPDATE_COMPLETED, EventKind.UPDATE_FAILED})
+_SILENT = frozenset({EventKind.MARKER, EventKind.UPDATE_COMPLETED, EventKind.UPDATE_FAILED,
+                     EventKind.SEARCH_ATTRIBUTES_UPSERTED})
 
 
 class Park(BaseException):
@@ -195,6 +197,7 @@ class ChildCommand:
     state: ChildState = "new"
     run_id: str | None = None
     cancel_sent: bool = False
+    search_attributes: dict[str, SearchValue] | None = None
 
     @property
     def kind(self) -> str:
@@ -648,6 +651,7 @@ class RunInstance:
     def schedule_child(
         self, workflow: Workflow[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
         workflow_id: str | None, parent_close: str, execution_timeout: float | None,
+        search_attributes: dict[str, SearchValue] | None = None,
     ) -> asyncio.Future[Any]:
         """Issue a child workflow; the future resolves when the child ends."""
         workflow.check_arguments(args, kwargs, what=f"child workflow {workflow.name!r} called")
@@ -659,7 +663,8 @@ class RunInstance:
         cmd = ChildCommand(op=op, workflow=workflow, input=payload, future=fut,
                            workflow_id=workflow_id or default_child_id(self.workflow_id,
                                                                         self.run_id, op),
-                           parent_close=parent_close, execution_timeout=execution_timeout)
+                           parent_close=parent_close, execution_timeout=execution_timeout,
+                           search_attributes=search_attributes)
         self.commands[op] = cmd
         fut.add_done_callback(lambda f: self._on_child_future_done(cmd))
         if not self.replaying:

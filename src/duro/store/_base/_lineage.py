@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from duro._history import EventKind
+from duro._history import EventKind, SearchValue
 from duro.errors import DataRejectedError, RunNotFoundError, WorkflowAlreadyStartedError
 from duro.store._base import _writes as w
 from duro.store._base._dialect import Dialect
@@ -16,6 +16,7 @@ from duro.store._rules import (
     check_copy_target,
     child_not_started,
     child_started_event,
+    copied_attributes,
     copied_events,
     terminated,
     too_deep,
@@ -37,9 +38,10 @@ class Lineage(Dialect):
         self, parent_run_id: str, epoch: int, seq: int, before: Sequence[NewEvent], *,
         op: int, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
         links: RunLinks, owner: str | None, now: float, placement: Placement | None = None,
-        max_depth: int | None = None,
+        max_depth: int | None = None, search_attributes: Mapping[str, SearchValue] | None = None,
     ) -> tuple[RunRecord | None, NewEvent]:
-        """Start a child and record it in the parent, atomically.
+        """Start a child (with its ``search_attributes``) and record it in the parent,
+        atomically.
 
         ``before`` (the parent's pending events) are appended first; then either
         ``child_started`` (and the child exists, one level deeper than its parent) or
@@ -61,7 +63,8 @@ class Lineage(Dialect):
                         tx, run_id=run_id, workflow_id=workflow_id,
                         workflow_name=workflow_name, input=input, now=now, owner=owner,
                         on_conflict="fail", on_reuse="allow",
-                        links=dataclasses.replace(links, depth=depth), placement=placement)
+                        links=dataclasses.replace(links, depth=depth), placement=placement,
+                        search_attributes=search_attributes)
                     event = child_started_event(op, workflow_name, workflow_id, run_id, now)
                 except WorkflowAlreadyStartedError as exc:  # raised before writing the child
                     event = child_not_started(op, workflow_name, exc, str(exc), now)
@@ -90,8 +93,8 @@ class Lineage(Dialect):
         """Close a run as continued-as-new and start its successor, atomically.
 
         The successor keeps the workflow id, queue, priority, concurrency key, parent,
-        deadline and published state, and gets the messages ``carry`` and the old run's
-        inbox (see :meth:`duro.store.WorkerStore.continue_as_new`).
+        deadline, published state and search attributes, and gets the messages ``carry``
+        and the old run's inbox (see :meth:`duro.store.WorkerStore.continue_as_new`).
         """
         new_len = seq + len(events)
         projections = [p for e in events
@@ -112,7 +115,9 @@ class Lineage(Dialect):
                 tx, run_id=new_run_id, workflow_id=old.workflow_id,
                 workflow_name=old.workflow_name, input=input, now=now, owner=owner,
                 on_conflict="fail", on_reuse="allow", links=links, placement=_same_place(old))
-            await tx.run("copy_state", {"new_run_id": new_run_id, "run_id": run_id})
+            copied = {"new_run_id": new_run_id, "run_id": run_id, "now": now}
+            await tx.run("copy_state", copied)
+            await tx.run("copy_search_attributes", copied)
             await w.move_inbox(tx, run_id, new_run_id, carry, now)
             return record
 
@@ -128,7 +133,8 @@ class Lineage(Dialect):
         Events ``[0, upto_seq)`` are copied, except outcomes of ``drop_ops`` and run
         ends (:func:`~duro.store._rules.copied_events`); with ``close_source`` a live
         source run is terminated in the same transaction (same workflow id: at most one
-        live run).
+        live run). The copy's published state and search attributes are those its
+        copied history records (:func:`~duro.store._rules.copied_attributes`).
         """
         error = terminated(reason)
 
@@ -152,8 +158,8 @@ class Lineage(Dialect):
                 workflow_name=source.workflow_name, input=events[0].data or b"", now=now,
                 owner=None, on_conflict="fail", on_reuse="allow",
                 links=RunLinks(origin_run_id=source_run_id, headers=source.headers),
-                started_event=False,
-                placement=_same_place(source))
+                started_event=False, placement=_same_place(source),
+                search_attributes=copied_attributes(events))
             await tx.insert_events(new_run_id, 0, events)
             await tx.run("set_history_len", {"len": len(events), "run_id": new_run_id})
             for e in events:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+import orjson
+
+from duro._history import SearchValue
 from duro.errors import RunNotFoundError
 from duro.store._base import _writes as w
 from duro.store._base._dialect import Dialect, Moved
@@ -20,7 +23,7 @@ from duro.store._records import (
     RunRecord,
 )
 from duro.store._rows import run_record
-from duro.store._rules import TIMED_OUT, terminated
+from duro.store._rules import TIMED_OUT, list_query, terminated
 
 __all__ = ["Runs"]
 
@@ -33,6 +36,7 @@ class Runs(Dialect):
         owner: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
         links: RunLinks | None = None, message: Message | None = None,
         placement: Placement | None = None,
+        search_attributes: Mapping[str, SearchValue] | None = None,
     ) -> tuple[RunRecord, bool]:
         """See :meth:`duro.store.ClientStore.create_run`."""
 
@@ -40,7 +44,8 @@ class Runs(Dialect):
             record, created = await w.create_run(
                 tx, run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
                 input=input, now=now, owner=owner, on_conflict=on_conflict,
-                on_reuse=on_reuse, links=links, placement=placement)
+                on_reuse=on_reuse, links=links, placement=placement,
+                search_attributes=search_attributes)
             if message is None:
                 return record, created
             if record.status.value not in LIVE_STATUSES:  # never a new run: it is live
@@ -110,11 +115,29 @@ class Runs(Dialect):
                 rows = await self._fetch("run_by_id", {"run_id": workflow_id})
         return run_record(rows[0]) if rows else None
 
-    async def list_runs(self, *, status: str | None = None, name: str | None = None,
-                        limit: int = 100) -> list[RunRecord]:
+    async def list_runs(
+        self, *, status: str | None = None, name: str | None = None, limit: int = 100,
+        created_after: float | None = None, created_before: float | None = None,
+        id_prefix: str | None = None, attributes: Mapping[str, SearchValue] | None = None,
+        after: tuple[float, str] | None = None,
+    ) -> list[RunRecord]:
         """See :meth:`duro.store.ClientStore.list_runs`."""
-        return [run_record(r) for r in await self._fetch(
-            "list_runs", {"status": status, "name": name, "limit": limit})]
+        query, params = list_query(
+            status=status, name=name, created_after=created_after,
+            created_before=created_before, id_prefix=id_prefix, attributes=attributes,
+            after=after, limit=limit)
+        return [run_record(r) for r in await self._fetch(query, params)]
+
+    async def search_attributes(
+        self, run_ids: Sequence[str]
+    ) -> dict[str, dict[str, SearchValue]]:
+        """See :meth:`duro.store.ClientStore.search_attributes`."""
+        out: dict[str, dict[str, SearchValue]] = {}
+        if not run_ids:
+            return out
+        for r in await self._fetch("search_attributes_of", {"ids": list(run_ids)}):
+            out.setdefault(r["run_id"], {})[r["key"]] = orjson.loads(r["data"])
+        return out
 
     async def children(self, run_id: str) -> list[RunRecord]:
         """See :meth:`duro.store.ClientStore.children`."""

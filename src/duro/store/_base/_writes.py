@@ -8,10 +8,18 @@ may go on writing after catching its errors.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from duro._history import PROJECTED_KINDS, UPDATE_STATUS, EventKind, MessageKind, UpdateMeta
+from duro._history import (
+    PROJECTED_KINDS,
+    UPDATE_STATUS,
+    EventKind,
+    MessageKind,
+    SearchAttributesMeta,
+    SearchValue,
+    UpdateMeta,
+)
 from duro._history import terminal_kind as _terminal_kind
 from duro.errors import RunNotFoundError, StoreError
 from duro.store._base._tx import Later, Tx
@@ -29,6 +37,7 @@ from duro.store._rows import inbox_message, run_record
 from duro.store._rules import (
     PARENT_CLOSED,
     Link,
+    attribute_params,
     carried_over,
     check_existing,
     closing_effects,
@@ -85,9 +94,12 @@ async def create_run(
     tx: Tx, *, run_id: str, workflow_id: str, workflow_name: str, input: bytes, now: float,
     owner: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
     links: RunLinks | None, placement: Placement | None = None, started_event: bool = True,
+    search_attributes: Mapping[str, SearchValue] | None = None,
 ) -> tuple[RunRecord, bool]:
     """Create a run (and its ``run_started`` event) unless its workflow id's policies, a
-    deduplication key or a debounce key say otherwise; (the run, whether created)."""
+    deduplication key or a debounce key say otherwise; (the run, whether created). Its
+    ``search_attributes`` are indexed with it (a start they do not create keeps the
+    existing run's); without any, nothing more is written."""
     if placement is not None:
         found = await _absorb(tx, placement, input, now)
         if found is not None:
@@ -99,8 +111,12 @@ async def create_run(
         if not create:
             return existing, False
     new = plan_run(run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
-                   input=input, now=now, owner=owner, links=links, placement=placement)
+                   input=input, now=now, owner=owner, links=links, placement=placement,
+                   search_attributes=search_attributes)
     if await tx.one("insert_run", new.params(started_event=started_event)) is not None:
+        if search_attributes:
+            await tx.run("put_search_attributes", {
+                "run_id": run_id, "created_at": now, **attribute_params(search_attributes)})
         return new.record(), True
     # Another process started a live run with this id (or deduplication key) a moment
     # ago (PostgreSQL; a SQLite writer holds the file's lock): nothing was written; answer
@@ -142,12 +158,16 @@ async def move_inbox(tx: Tx, old: str, new: str, carry: Sequence[Message], now: 
 def projection(run_id: str, epoch: int, new_len: int,
                event: NewEvent) -> tuple[str, dict[str, Any]] | None:
     """The read-model write that goes with an appended event (published state, an
-    update's outcome); its statement applies only if the append's fence passed."""
+    update's outcome, search attributes); its statement applies only if the append's
+    fence passed."""
     if event.kind not in PROJECTED_KINDS:
         return None
     fence = {"run_id": run_id, "epoch": epoch, "new_len": new_len, "ts": event.ts}
     if event.kind == EventKind.STATE_SET:
         return "upsert_state", {**fence, "key": event.name, "value": event.data}
+    if event.kind == EventKind.SEARCH_ATTRIBUTES_UPSERTED:
+        changes = SearchAttributesMeta.decode(event.meta).attributes
+        return "upsert_search_attributes", {**fence, **attribute_params(changes)}
     update_id = UpdateMeta.update_id_of(event.meta)
     if update_id is None:
         return None

@@ -389,11 +389,65 @@ SELECT CASE WHEN EXISTS (
           AND workflow_name = ANY(%(names)s::text[]))
 END AS due;
 
+-- Listings: a page of runs, newest first, ties by run id (descending, in the "C"
+-- collation: code point order, as on SQLite), strictly below the keyset bound
+-- (upper_at, upper_id) and created at or after lower_at; the query is picked by
+-- store/_rules.list_query after the index its filters allow. Each page is one range of
+-- an index read backwards, no sort (EXPLAIN: "Index Scan Backward using runs_created ...
+-- Index Cond: ((ROW(created_at, (run_id)::text) < ROW(...)) AND (created_at >= ...))",
+-- and for a rare status the same on runs_status with "status = ..." first; a common
+-- status may be read off runs_created, filtered, which the planner prices lower;
+-- tests/integration/test_listing.py checks the plans). The other filters are checked on
+-- the rows the range yields.
+
 -- name: list_runs
 SELECT * FROM runs
-WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+WHERE (created_at, run_id COLLATE "C") < (%(upper_at)s::float8, %(upper_id)s::text)
+  AND created_at >= %(lower_at)s::float8
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
-ORDER BY created_at DESC, created_seq DESC LIMIT %(limit)s;
+  AND (%(prefix)s::text IS NULL OR starts_with(workflow_id, %(prefix)s::text))
+ORDER BY created_at DESC, run_id COLLATE "C" DESC LIMIT %(limit)s;
+
+-- name: list_runs_by_status
+SELECT * FROM runs
+WHERE status = %(status)s::text
+  AND (created_at, run_id COLLATE "C") < (%(upper_at)s::float8, %(upper_id)s::text)
+  AND created_at >= %(lower_at)s::float8
+  AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
+  AND (%(prefix)s::text IS NULL OR starts_with(workflow_id, %(prefix)s::text))
+ORDER BY created_at DESC, run_id COLLATE "C" DESC LIMIT %(limit)s;
+
+-- name: list_runs_by_name
+SELECT * FROM runs
+WHERE workflow_name = %(name)s::text
+  AND (created_at, run_id COLLATE "C") < (%(upper_at)s::float8, %(upper_id)s::text)
+  AND created_at >= %(lower_at)s::float8
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(prefix)s::text IS NULL OR starts_with(workflow_id, %(prefix)s::text))
+ORDER BY created_at DESC, run_id COLLATE "C" DESC LIMIT %(limit)s;
+
+-- name: list_runs_by_attribute
+-- The range of the first attribute's (key, value) in run_search_attributes_match; the
+-- other attributes (more_keys, more_values) must all match too.
+SELECT r.* FROM run_search_attributes a JOIN runs r ON r.run_id = a.run_id
+WHERE a.key = %(key)s::text AND a.value = %(value)s::text
+  AND (a.created_at, a.run_id COLLATE "C") < (%(upper_at)s::float8, %(upper_id)s::text)
+  AND a.created_at >= %(lower_at)s::float8
+  AND (%(status)s::text IS NULL OR r.status = %(status)s::text)
+  AND (%(name)s::text IS NULL OR r.workflow_name = %(name)s::text)
+  AND (%(prefix)s::text IS NULL OR starts_with(r.workflow_id, %(prefix)s::text))
+  AND (%(n_more)s::int = 0 OR (
+      SELECT count(*) FROM run_search_attributes m
+      JOIN unnest(%(more_keys)s::text[], %(more_values)s::text[]) AS w(key, value)
+          ON m.key = w.key AND m.value = w.value
+      WHERE m.run_id = r.run_id) = %(n_more)s::int)
+ORDER BY a.created_at DESC, a.run_id COLLATE "C" DESC LIMIT %(limit)s;
+
+-- name: search_attributes_of
+-- The attributes of a page of runs, in one read.
+SELECT run_id, key, data FROM run_search_attributes
+WHERE run_id = ANY(%(ids)s::text[]) ORDER BY run_id, key;
 
 -- name: register_worker
 INSERT INTO workers (worker_id, host, pid, started_at, lease_until)
@@ -490,6 +544,36 @@ DELETE FROM updates WHERE run_id = %(run_id)s AND update_id = %(update_id)s;
 
 -- name: consume_inbox
 DELETE FROM inbox WHERE run_id = %(run_id)s AND id <= %(upto)s;
+
+-- name: put_search_attributes
+-- A new run's search attributes (its start's, or a copy's): not fenced.
+INSERT INTO run_search_attributes (run_id, key, value, data, created_at)
+SELECT %(run_id)s::text, a.key, a.value, a.data, %(created_at)s::float8
+FROM unnest(%(keys)s::text[], %(values)s::text[], %(datas)s::text[]) AS a(key, value, data)
+ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value, data = EXCLUDED.data;
+
+-- name: upsert_search_attributes
+-- Search attributes follow the history: written with the search_attributes_upserted
+-- event, fenced, with the run's creation time.
+WITH fence AS (
+    SELECT created_at FROM runs WHERE run_id = %(run_id)s AND epoch = %(epoch)s
+      AND history_len = %(new_len)s
+), gone AS (
+    DELETE FROM run_search_attributes
+    WHERE run_id = %(run_id)s AND key = ANY(%(deleted)s::text[])
+      AND EXISTS (SELECT 1 FROM fence)
+)
+INSERT INTO run_search_attributes (run_id, key, value, data, created_at)
+SELECT %(run_id)s::text, a.key, a.value, a.data, f.created_at
+FROM fence f,
+     unnest(%(keys)s::text[], %(values)s::text[], %(datas)s::text[]) AS a(key, value, data)
+ON CONFLICT (run_id, key) DO UPDATE SET value = EXCLUDED.value, data = EXCLUDED.data;
+
+-- name: copy_search_attributes
+-- Continue-as-new: the successor (created now) keeps its predecessor's attributes.
+INSERT INTO run_search_attributes (run_id, key, value, data, created_at)
+SELECT %(new_run_id)s, key, value, data, %(now)s FROM run_search_attributes
+WHERE run_id = %(run_id)s;
 
 -- name: upsert_state
 -- Published state follows the history: written with the state_set event, fenced.
@@ -594,6 +678,8 @@ WITH doomed AS MATERIALIZED (
     DELETE FROM run_state WHERE run_id IN (SELECT run_id FROM doomed)
 ), u AS (
     DELETE FROM updates WHERE run_id IN (SELECT run_id FROM doomed)
+), a AS (
+    DELETE FROM run_search_attributes WHERE run_id IN (SELECT run_id FROM doomed)
 )
 SELECT count(*) FROM doomed;
 

@@ -74,6 +74,16 @@ CREATE TABLE queues (
 );
 ALTER TABLE queues ADD CONSTRAINT queues_pkey PRIMARY KEY (name);
 
+CREATE TABLE run_search_attributes (
+    run_id text NOT NULL,
+    key text NOT NULL,
+    value text NOT NULL,
+    data text NOT NULL,
+    created_at double precision NOT NULL
+);
+ALTER TABLE run_search_attributes ADD CONSTRAINT run_search_attributes_pkey PRIMARY KEY (run_id, key);
+CREATE INDEX run_search_attributes_match ON run_search_attributes USING btree (key, value, created_at, run_id COLLATE "C");
+
 CREATE TABLE run_state (
     run_id text NOT NULL,
     key text NOT NULL,
@@ -117,17 +127,17 @@ CREATE TABLE runs (
 ) WITH (fillfactor=70);
 ALTER TABLE runs ADD CONSTRAINT runs_pkey PRIMARY KEY (run_id);
 CREATE INDEX runs_closed ON runs USING btree (closed_at) WHERE (closed_at IS NOT NULL);
-CREATE INDEX runs_created ON runs USING btree (created_at);
+CREATE INDEX runs_created ON runs USING btree (created_at, run_id COLLATE "C");
 CREATE INDEX runs_debounce ON runs USING btree (queue, debounce_key) WHERE ((debounce_key IS NOT NULL) AND (status = 'pending'::text));
 CREATE UNIQUE INDEX runs_live_dedup ON runs USING btree (queue, dedup_key) WHERE ((dedup_key IS NOT NULL) AND (status = ANY (ARRAY['pending'::text, 'running'::text, 'suspended'::text, 'parked'::text])));
 CREATE UNIQUE INDEX runs_live_workflow_id ON runs USING btree (workflow_id) WHERE (status = ANY (ARRAY['pending'::text, 'running'::text, 'suspended'::text, 'parked'::text]));
-CREATE INDEX runs_name ON runs USING btree (workflow_name, created_at);
+CREATE INDEX runs_name ON runs USING btree (workflow_name, created_at, run_id COLLATE "C");
 CREATE INDEX runs_owned ON runs USING btree (owner) WHERE (status = 'running'::text);
 CREATE INDEX runs_parent ON runs USING btree (parent_run_id) WHERE (parent_run_id IS NOT NULL);
 CREATE INDEX runs_queue_ready ON runs USING btree (queue, priority DESC, wake_at) WHERE (status = ANY (ARRAY['pending'::text, 'suspended'::text]));
 CREATE INDEX runs_queue_running ON runs USING btree (queue, concurrency_key) WHERE (status = 'running'::text);
 CREATE INDEX runs_ready ON runs USING btree (wake_at) WHERE (status = ANY (ARRAY['pending'::text, 'suspended'::text]));
-CREATE INDEX runs_status ON runs USING btree (status, created_at);
+CREATE INDEX runs_status ON runs USING btree (status, created_at, run_id COLLATE "C");
 CREATE INDEX runs_workflow_id ON runs USING btree (workflow_id, created_at);
 
 CREATE TABLE schedules (

@@ -190,10 +190,58 @@ SELECT CASE WHEN EXISTS (
           AND workflow_name IN (SELECT value FROM json_each(:names)))
 END AS due;
 
+-- Listings: a page of runs, newest first, ties by run id (descending), strictly below
+-- the keyset bound (:upper_at, :upper_id) and created at or after :lower_at; the query
+-- is picked by store/_rules.list_query after the index its filters allow. Each page is
+-- one range of an index read backwards, no sort (EXPLAIN QUERY PLAN: "SEARCH runs USING
+-- INDEX runs_created (listed_at>? AND (listed_at,run_id)<(?,?))", and for a status
+-- "... INDEX runs_status (status=? AND listed_at>? AND (listed_at,run_id)<(?,?))";
+-- tests/integration/test_listing.py checks both). The other filters are checked on
+-- the rows the range yields. listed_at is created_at (0 in a damaged row: see
+-- migrations/0008_search_attributes.sql).
+
 -- name: list_runs
-SELECT * FROM runs WHERE (:status IS NULL OR status = :status)
+SELECT * FROM runs
+WHERE (listed_at, run_id) < (:upper_at, :upper_id) AND listed_at >= :lower_at
+  AND (:status IS NULL OR status = :status) AND (:name IS NULL OR workflow_name = :name)
+  AND (:prefix IS NULL OR substr(workflow_id, 1, length(:prefix)) = :prefix)
+ORDER BY listed_at DESC, run_id DESC LIMIT :limit;
+
+-- name: list_runs_by_status
+SELECT * FROM runs
+WHERE status = :status
+  AND (listed_at, run_id) < (:upper_at, :upper_id) AND listed_at >= :lower_at
   AND (:name IS NULL OR workflow_name = :name)
-ORDER BY created_at DESC, rowid DESC LIMIT :limit;
+  AND (:prefix IS NULL OR substr(workflow_id, 1, length(:prefix)) = :prefix)
+ORDER BY listed_at DESC, run_id DESC LIMIT :limit;
+
+-- name: list_runs_by_name
+SELECT * FROM runs
+WHERE workflow_name = :name
+  AND (listed_at, run_id) < (:upper_at, :upper_id) AND listed_at >= :lower_at
+  AND (:status IS NULL OR status = :status)
+  AND (:prefix IS NULL OR substr(workflow_id, 1, length(:prefix)) = :prefix)
+ORDER BY listed_at DESC, run_id DESC LIMIT :limit;
+
+-- name: list_runs_by_attribute
+-- The range of the first attribute's (key, value) in run_search_attributes_match; the
+-- other attributes (:more_keys, :more_values) must all match too.
+SELECT r.* FROM run_search_attributes a JOIN runs r ON r.run_id = a.run_id
+WHERE a.key = :key AND a.value = :value
+  AND (a.created_at, a.run_id) < (:upper_at, :upper_id) AND a.created_at >= :lower_at
+  AND (:status IS NULL OR r.status = :status) AND (:name IS NULL OR r.workflow_name = :name)
+  AND (:prefix IS NULL OR substr(r.workflow_id, 1, length(:prefix)) = :prefix)
+  AND (:n_more = 0 OR (
+      SELECT count(*) FROM json_each(:more_keys) k JOIN json_each(:more_values) v
+          ON v.key = k.key
+      JOIN run_search_attributes m ON m.run_id = r.run_id AND m.key = k.value
+          AND m.value = v.value) = :n_more)
+ORDER BY a.created_at DESC, a.run_id DESC LIMIT :limit;
+
+-- name: search_attributes_of
+-- The attributes of a page of runs, in one read.
+SELECT run_id, key, data FROM run_search_attributes
+WHERE run_id IN (SELECT value FROM json_each(:ids)) ORDER BY run_id, key;
 
 -- name: wake_if_inbox
 UPDATE runs SET status = 'pending', wake_at = :now, updated_at = :now
@@ -208,6 +256,30 @@ INSERT OR REPLACE INTO run_state (run_id, key, value, ts) VALUES (:run_id, :key,
 -- name: put_state
 -- Published state copied with a history (reset, retry, fork).
 INSERT OR REPLACE INTO run_state (run_id, key, value, ts) VALUES (:run_id, :key, :value, :ts);
+
+-- name: put_search_attributes
+-- A new run's search attributes (its start's, or a copy's): not fenced.
+INSERT OR REPLACE INTO run_search_attributes (run_id, key, value, data, created_at)
+SELECT :run_id, k.value, v.value, d.value, :created_at
+FROM json_each(:keys) k JOIN json_each(:values) v ON v.key = k.key
+JOIN json_each(:datas) d ON d.key = k.key;
+
+-- name: upsert_search_attributes
+-- Search attributes follow the history: written with the search_attributes_upserted
+-- event (the writer checked the append's fence first), with the run's creation time.
+DELETE FROM run_search_attributes
+WHERE run_id = :run_id AND key IN (SELECT value FROM json_each(:deleted));
+INSERT OR REPLACE INTO run_search_attributes (run_id, key, value, data, created_at)
+SELECT :run_id, k.value, v.value, d.value, r.listed_at
+FROM runs r, json_each(:keys) k JOIN json_each(:values) v ON v.key = k.key
+JOIN json_each(:datas) d ON d.key = k.key
+WHERE r.run_id = :run_id;
+
+-- name: copy_search_attributes
+-- Continue-as-new: the successor (created :now) keeps its predecessor's attributes.
+INSERT INTO run_search_attributes (run_id, key, value, data, created_at)
+SELECT :new_run_id, key, value, data, :now FROM run_search_attributes
+WHERE run_id = :run_id;
 
 -- name: get_state
 SELECT value FROM run_state WHERE run_id = :run_id AND key = :key;

@@ -61,6 +61,15 @@ CREATE TABLE queues (
     updated_at       REAL NOT NULL
 );
 
+CREATE TABLE run_search_attributes (
+    run_id      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+
 CREATE TABLE run_state (
     run_id  TEXT NOT NULL,
     key     TEXT NOT NULL,
@@ -85,7 +94,8 @@ CREATE TABLE runs (
     epoch           INTEGER NOT NULL DEFAULT 0,
     history_len     INTEGER NOT NULL DEFAULT 0,
     code_hash       TEXT
-, parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT, queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0, concurrency_key TEXT, dedup_key TEXT, debounce_key TEXT, started_at REAL, recoveries INTEGER NOT NULL DEFAULT 0, on_trial INTEGER NOT NULL DEFAULT 0, depth INTEGER NOT NULL DEFAULT 0, headers TEXT);
+, parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT, queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0, concurrency_key TEXT, dedup_key TEXT, debounce_key TEXT, started_at REAL, recoveries INTEGER NOT NULL DEFAULT 0, on_trial INTEGER NOT NULL DEFAULT 0, depth INTEGER NOT NULL DEFAULT 0, headers TEXT, listed_at REAL GENERATED ALWAYS AS (
+    CASE WHEN typeof(created_at) IN ('real', 'integer') THEN created_at ELSE 0 END) VIRTUAL);
 
 CREATE TABLE schedules (
     schedule_id       TEXT PRIMARY KEY,
@@ -156,7 +166,10 @@ CREATE INDEX queries_open ON queries (workflow_name, created_at) WHERE answered_
 
 CREATE INDEX queue_starts_by_queue ON queue_starts (queue, ts);
 
-CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX run_search_attributes_match
+    ON run_search_attributes (key, value, created_at, run_id);
+
+CREATE INDEX runs_created ON runs (listed_at, run_id);
 
 CREATE INDEX runs_debounce ON runs (queue, debounce_key)
     WHERE debounce_key IS NOT NULL AND status = 'pending';
@@ -167,7 +180,7 @@ CREATE UNIQUE INDEX runs_live_dedup ON runs (queue, dedup_key)
 CREATE UNIQUE INDEX runs_live_workflow_id ON runs (workflow_id)
     WHERE status IN ('pending', 'running', 'suspended', 'parked');
 
-CREATE INDEX runs_name ON runs (workflow_name, created_at);
+CREATE INDEX runs_name ON runs (workflow_name, listed_at, run_id);
 
 CREATE INDEX runs_owned ON runs (owner) WHERE status = 'running';
 
@@ -180,7 +193,7 @@ CREATE INDEX runs_queue_running ON runs (queue, concurrency_key) WHERE status = 
 
 CREATE INDEX runs_ready ON runs (wake_at) WHERE status IN ('pending', 'suspended');
 
-CREATE INDEX runs_status ON runs (status, created_at);
+CREATE INDEX runs_status ON runs (status, listed_at, run_id);
 
 CREATE INDEX runs_workflow_id ON runs (workflow_id, created_at);
 
