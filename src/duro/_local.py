@@ -11,6 +11,7 @@ through the store alone (other processes' workers poll or are notified).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,13 +20,39 @@ from duro.store import Claim, RunLinks
 if TYPE_CHECKING:
     from duro.interceptors import WorkerInterceptor
 
-__all__ = ["NOT_HELD", "NO_LOCAL_RUNS", "LocalRuns", "Outcome"]
+__all__ = ["NOT_HELD", "NOT_HERE", "NO_LOCAL_RUNS", "LocalRuns", "Outcome", "StartSlot"]
 
 Outcome = tuple[str, bytes | None, bytes | None]
 """How a run ended, as the worker that recorded it knows: (status, result, error)."""
 
 NOT_HELD: Any = object()
 """What :meth:`LocalRuns.answer_query` returns for a run it cannot answer for."""
+
+
+class StartSlot(Protocol):
+    """A slot for a run about to be created (see :meth:`LocalRuns.local_start`)."""
+
+    @property
+    def local(self) -> bool:
+        """Whether to create the run owned by this process's worker (it had room)."""
+        ...
+
+    def adopt(self, claim: Claim, input: bytes, ts: float,
+              links: RunLinks | None = None) -> None:
+        """Run the run just created owned by this worker."""
+        ...
+
+
+class _NoSlot:
+    local = False
+
+    def adopt(self, claim: Claim, input: bytes, ts: float,
+              links: RunLinks | None = None) -> None:
+        raise AssertionError("no slot was reserved")  # local is False: never called
+
+
+NOT_HERE: contextlib.AbstractContextManager[StartSlot] = contextlib.nullcontext(_NoSlot())
+"""The slot of a run that is not created owned here (no worker, or it must wait)."""
 
 
 class LocalRuns(Protocol):
@@ -39,17 +66,11 @@ class LocalRuns(Protocol):
         them, as the worker's own replays do."""
         ...
 
-    def reserve_slot(self, name: str, queue: str = "default") -> bool:
-        """Room for a run about to be created owned by this worker (False: none, or
-        the run must go through a claim); pair with :meth:`adopt` or
-        :meth:`unreserve_slot`."""
-        ...
-
-    def unreserve_slot(self) -> None: ...
-
-    def adopt(self, claim: Claim, input: bytes, ts: float,
-              links: RunLinks | None = None) -> None:
-        """Run a run just created owned by this worker (no claim round trip)."""
+    def local_start(self, name: str,
+                    queue: str = "default") -> contextlib.AbstractContextManager[StartSlot]:
+        """Room for a run about to be created, for the block: if ``slot.local``, create
+        the run owned by this worker and ``slot.adopt(...)`` it (no claim round trip);
+        a slot not adopted is given back when the block ends."""
         ...
 
     def wake(self) -> None:
@@ -85,15 +106,9 @@ class _NoLocalRuns:
     worker_id = ""
     interceptors: Sequence[WorkerInterceptor] = ()
 
-    def reserve_slot(self, name: str, queue: str = "default") -> bool:
-        return False
-
-    def unreserve_slot(self) -> None:
-        raise AssertionError("no slot was reserved")  # reserve_slot never says yes
-
-    def adopt(self, claim: Claim, input: bytes, ts: float,
-              links: RunLinks | None = None) -> None:
-        raise AssertionError("no slot was reserved")
+    def local_start(self, name: str,
+                    queue: str = "default") -> contextlib.AbstractContextManager[StartSlot]:
+        return NOT_HERE
 
     def wake(self) -> None:
         pass

@@ -17,7 +17,7 @@ import orjson
 from duro._checks import check_choice, check_count, check_headers, check_id, check_seconds
 from duro._clock import Clock, SystemClock
 from duro._history import EventKind, MessageKind, SearchValue, SignalMeta
-from duro._local import NO_LOCAL_RUNS, NOT_HELD, LocalRuns, Outcome
+from duro._local import NO_LOCAL_RUNS, NOT_HELD, NOT_HERE, LocalRuns, Outcome
 from duro._search import check_search_attributes
 from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
@@ -292,25 +292,21 @@ class Client(Listings):
         placement = dataclasses.replace(placement or Placement(),
                                         queue=(placement.queue if placement else "") or wf.queue)
         local = self._local
-        here = placement.immediate and local.reserve_slot(wf.name, placement.queue)
-        adopted = False
-        try:
+        # A run that must wait (delayed, debounced) goes through a claim when it is due.
+        with (local.local_start(wf.name, placement.queue) if placement.immediate
+              else NOT_HERE) as slot:
             record, created = await self.store.create_run(
                 run_id=run_id, workflow_id=workflow_id, workflow_name=wf.name, input=stored,
-                now=now, owner=local.worker_id if here else None,
+                now=now, owner=local.worker_id if slot.local else None,
                 on_conflict=on_conflict, on_reuse=on_reuse, links=links, message=message,
                 placement=placement, search_attributes=attributes,
             )
-            if created and here:
-                adopted = True
-                local.adopt(Claim(run_id=record.run_id, workflow_id=workflow_id,
-                                  workflow_name=wf.name, epoch=record.epoch, history_len=1,
-                                  queue=record.queue), payload, now, links=links)
+            if created and slot.local:
+                slot.adopt(Claim(run_id=record.run_id, workflow_id=workflow_id,
+                                 workflow_name=wf.name, epoch=record.epoch, history_len=1,
+                                 queue=record.queue), payload, now, links=links)
             elif created:
                 local.wake()
-        finally:
-            if here and not adopted:
-                local.unreserve_slot()
         if message is not None:
             local.inbox_hint(record.run_id)
         # record.workflow_id: a deduplicated start returns another run, with its own id.
