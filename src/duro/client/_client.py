@@ -251,20 +251,25 @@ class Client(Listings):
         timeout = check_seconds(execution_timeout, "execution_timeout")
         wf = self._workflow(workflow)
 
+        given = check_headers(headers)
+        if not self._interceptors:  # the usual case: no input record, no chain
+            return await self._create(wf, args, kwargs, workflow_id, on_conflict, on_reuse,
+                                      timeout, _with_headers(message, given), placement,
+                                      given, search_attributes)
+
         async def create(call: StartInput) -> WorkflowHandle[Any]:
             chosen = wf if call.workflow == wf.name else self._workflow(call.workflow)
+            checked = check_headers(call.headers)  # an interceptor may have set them
             return await self._create(chosen, call.args, dict(call.kwargs), call.workflow_id,
                                       on_conflict, on_reuse, timeout,
-                                      _with_headers(message, check_headers(call.headers)),
-                                      placement, check_headers(call.headers),
+                                      _with_headers(message, checked), placement, checked,
                                       call.search_attributes)
 
         call = StartInput(workflow=wf.name, args=args, kwargs=kwargs, workflow_id=workflow_id,
                           signal=message.name if message and message.kind == "signal"
                           else None,
                           update=message.name if message and message.kind != "signal"
-                          else None, headers=check_headers(headers),
-                          search_attributes=search_attributes)
+                          else None, headers=given, search_attributes=search_attributes)
         handle: WorkflowHandle[R] = await intercept(self._interceptors, "start", call, create)
         return handle
 

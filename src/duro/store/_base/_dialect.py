@@ -3,10 +3,12 @@ write helpers built on them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from duro.errors import StoreError
 from duro.store._base._tx import Ambiguous, Op, Params, Then, Tx
+from duro.store._records import NewEvent
 from duro.store._rows import Row
 
 __all__ = ["Dialect", "Moved"]
@@ -45,6 +47,18 @@ class Dialect:
             ambiguous: See :data:`~duro.store._base._tx.Ambiguous`.
         """
         raise NotImplementedError
+
+    async def _append_plain(self, run_id: str, epoch: int, first_seq: int,
+                            events: Sequence[NewEvent], now: float) -> None:
+        """A fenced append with nothing else to do (no status change, no projection, no
+        inbox consumed): the most frequent write. A dialect may run it without the
+        operation machinery; this is the generic form."""
+
+        async def op(tx: Tx) -> Then[None]:
+            fence = await tx.append(run_id, epoch, first_seq, events, now=now)
+            return Then(fence.check)
+
+        await self._write(op)
 
     async def _fetch(self, query: str, params: Params) -> list[Row]:
         """Run a named read query outside the writer and return its rows."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
-from duro._history import SearchValue
+from duro._history import PROJECTED_KINDS, SearchValue
 from duro.errors import RunNotFoundError
 from duro.store._base import _writes as w
 from duro.store._base._dialect import Dialect, Moved
@@ -77,11 +77,16 @@ class Runs(Dialect):
         consume_inbox_upto: int | None = None,
     ) -> None:
         """See :meth:`duro.store.WorkerStore.append`."""
+        if status is None and consume_inbox_upto is None and (
+                events[0].kind not in PROJECTED_KINDS if len(events) == 1
+                else not any(e.kind in PROJECTED_KINDS for e in events)):
+            # The hot path (a step's outcome): the fenced append alone.
+            await self._append_plain(run_id, epoch, first_seq, events, now)
+            return
         terminal = status in TERMINAL_STATUSES
         new_len = first_seq + len(events)
         projections = [p for e in events
                        if (p := w.projection(run_id, epoch, new_len, e)) is not None]
-        wake = {**self._wake_params, "run_id": run_id, "now": now}
 
         async def op(tx: Tx) -> Then[None] | None:
             fence = await tx.append(run_id, epoch, first_seq, events, now=now, status=status,
@@ -93,7 +98,8 @@ class Runs(Dialect):
                 await tx.run(query, params)
             if status == "suspended":
                 # A message that arrived while the run was running must still wake it.
-                await tx.run("wake_if_inbox", wake)
+                await tx.run("wake_if_inbox",
+                             {**self._wake_params, "run_id": run_id, "now": now})
             if terminal:
                 # The run's end concerns its parent and children: only once the fence
                 # passed (else nothing was written: the projections are fenced too).

@@ -27,13 +27,13 @@ from duro.errors import (
 )
 from duro.store._base import Ambiguous, Op, Params, SqlStore
 from duro.store._protocol import Fenced
-from duro.store._records import EventRecord, LoadedRun, event_records
+from duro.store._records import EventRecord, LoadedRun, NewEvent, event_records
 from duro.store._rows import Row, histories_wanted, loaded_runs
 from duro.store._sqlfiles import pending_migrations
 from duro.store._url import redact
 from duro.store.sqlite._file import FileWatch
 from duro.store.sqlite._sql import PACKAGE, queries
-from duro.store.sqlite._tx import bind, sqlite_op
+from duro.store.sqlite._tx import bind, fenced_append, sqlite_op
 from duro.store.sqlite._wal import presize_wal
 from duro.store.sqlite._writer import Writer
 
@@ -246,6 +246,22 @@ class SqliteStore(SqlStore):
             if done:
                 return value
         return await self._writer.submit(run)
+
+    async def _append_plain(self, run_id: str, epoch: int, first_seq: int,
+                            events: Sequence[NewEvent], now: float) -> None:
+        """The fenced append straight on the writer's connection: no operation, no
+        transaction object (a step's outcome: the hot path)."""
+        if self._writer is None:
+            raise StoreError("the store is not open")
+
+        def run(conn: sqlite3.Connection) -> None:
+            fenced_append(conn, run_id, epoch, first_seq, events, now=now)
+
+        if self.inline_commits:
+            done, _ = self._writer.try_inline(run)
+            if done:
+                return
+        await self._writer.submit(run)
 
     # -- lifecycle -----------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from duro.store._records import NewEvent
 from duro.store._rows import Row
 from duro.store.sqlite._sql import queries
 
-__all__ = ["SqliteTx", "bind", "sqlite_op"]
+__all__ = ["SqliteTx", "bind", "fenced_append", "sqlite_op"]
 
 _Q = queries()
 _FENCE_APPEND = _Q["fence_append"]
@@ -124,29 +124,42 @@ class SqliteTx:
         """The fenced append, checked at once: a stale fence raises :class:`Fenced`
         before anything else runs (the events' inserts would collide with those of the
         run's new owner)."""
-        conn = self.conn
-        new_len = first_seq + len(events) + reserve
-        if status is None:
-            cur = conn.execute(_FENCE_APPEND, (new_len, now, run_id, epoch, first_seq))
-        else:
-            cur = conn.execute(_FENCE_TRANSITION, (
-                new_len, now, status, result, error, wake_at, release,
-                now if terminal else None, run_id, epoch, first_seq))
-        if cur.rowcount != 1:
-            raise Fenced(run_id)
-        if len(events) == 1:
-            e = events[0]
-            conn.execute(_INSERT_EVENT, (run_id, first_seq, e.kind, e.op, e.name, e.ts, e.data,
-                                         e.meta))
-        elif events:
-            conn.executemany(_INSERT_EVENT, [
-                (run_id, first_seq + i, e.kind, e.op, e.name, e.ts, e.data, e.meta)
-                for i, e in enumerate(events)])
-        if consume_upto is not None:
-            conn.execute(_CONSUME, {"run_id": run_id, "upto": consume_upto})
-        if terminal:
-            conn.execute(_DROP_HEARTBEATS, {"run_id": run_id})
+        fenced_append(self.conn, run_id, epoch, first_seq, events, now=now, status=status,
+                      result=result, error=error, wake_at=wake_at, release=release,
+                      consume_upto=consume_upto, terminal=terminal, reserve=reserve)
         return _PASSED
+
+
+def fenced_append(conn: sqlite3.Connection, run_id: str, epoch: int, first_seq: int,
+                  events: Sequence[NewEvent], *, now: float, status: str | None = None,
+                  result: bytes | None = None, error: bytes | None = None,
+                  wake_at: float | None = None, release: bool = False,
+                  consume_upto: int | None = None, terminal: bool = False,
+                  reserve: int = 0) -> None:
+    """:meth:`SqliteTx.append`, as a plain function: also the whole of a plain append
+    (a step's outcome), which the store runs without an operation around it (the hot
+    path: ``SqliteStore._append_plain``)."""
+    new_len = first_seq + len(events) + reserve
+    if status is None:
+        cur = conn.execute(_FENCE_APPEND, (new_len, now, run_id, epoch, first_seq))
+    else:
+        cur = conn.execute(_FENCE_TRANSITION, (
+            new_len, now, status, result, error, wake_at, release,
+            now if terminal else None, run_id, epoch, first_seq))
+    if cur.rowcount != 1:
+        raise Fenced(run_id)
+    if len(events) == 1:
+        e = events[0]
+        conn.execute(_INSERT_EVENT, (run_id, first_seq, e.kind, e.op, e.name, e.ts, e.data,
+                                     e.meta))
+    elif events:
+        conn.executemany(_INSERT_EVENT, [
+            (run_id, first_seq + i, e.kind, e.op, e.name, e.ts, e.data, e.meta)
+            for i, e in enumerate(events)])
+    if consume_upto is not None:
+        conn.execute(_CONSUME, {"run_id": run_id, "upto": consume_upto})
+    if terminal:
+        conn.execute(_DROP_HEARTBEATS, {"run_id": run_id})
 
 
 def _drive(step: Awaitable[Any]) -> Any:
