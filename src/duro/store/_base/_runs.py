@@ -23,7 +23,7 @@ from duro.store._records import (
     RunRecord,
 )
 from duro.store._rows import run_record
-from duro.store._rules import TIMED_OUT, list_query, terminated
+from duro.store._rules import TIMED_OUT, list_query, plan_run, terminated
 
 __all__ = ["Runs"]
 
@@ -39,13 +39,18 @@ class Runs(Dialect):
         search_attributes: Mapping[str, SearchValue] | None = None,
     ) -> tuple[RunRecord, bool]:
         """See :meth:`duro.store.ClientStore.create_run`."""
+        # Planned here, not in the operation: the writer (SQLite's thread) only writes.
+        planned = plan_run(run_id=run_id, workflow_id=workflow_id,
+                           workflow_name=workflow_name, input=input, now=now, owner=owner,
+                           links=links, placement=placement,
+                           search_attributes=search_attributes)
 
         async def op(tx: Tx) -> tuple[RunRecord, bool] | Then[tuple[RunRecord, bool]]:
             record, created = await w.create_run(
                 tx, run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
                 input=input, now=now, owner=owner, on_conflict=on_conflict,
                 on_reuse=on_reuse, links=links, placement=placement,
-                search_attributes=search_attributes)
+                search_attributes=search_attributes, planned=planned)
             if message is None:
                 return record, created
             if record.status.value not in LIVE_STATUSES:  # never a new run: it is live

@@ -37,6 +37,7 @@ from duro.store._rows import inbox_message, run_record
 from duro.store._rules import (
     PARENT_CLOSED,
     Link,
+    NewRun,
     attribute_params,
     carried_over,
     check_existing,
@@ -95,11 +96,14 @@ async def create_run(
     owner: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
     links: RunLinks | None, placement: Placement | None = None, started_event: bool = True,
     search_attributes: Mapping[str, SearchValue] | None = None,
+    planned: NewRun | None = None,
 ) -> tuple[RunRecord, bool]:
     """Create a run (and its ``run_started`` event) unless its workflow id's policies, a
     deduplication key or a debounce key say otherwise; (the run, whether created). Its
     ``search_attributes`` are indexed with it (a start they do not create keeps the
-    existing run's); without any, nothing more is written."""
+    existing run's); without any, nothing more is written. ``planned``: the new run as
+    :func:`~duro.store._rules.plan_run` makes it from these arguments, made by the caller
+    (outside the writer, which then only writes)."""
     if placement is not None:
         found = await _absorb(tx, placement, input, now)
         if found is not None:
@@ -110,9 +114,10 @@ async def create_run(
                                           on_conflict, on_reuse)
         if not create:
             return existing, False
-    new = plan_run(run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
-                   input=input, now=now, owner=owner, links=links, placement=placement,
-                   search_attributes=search_attributes)
+    new = planned or plan_run(
+        run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name, input=input,
+        now=now, owner=owner, links=links, placement=placement,
+        search_attributes=search_attributes)
     if await tx.one("insert_run", new.params(started_event=started_event)) is not None:
         if search_attributes:
             await tx.run("put_search_attributes", {
