@@ -87,25 +87,29 @@ class SqliteTx:
         self.conn = conn
 
     def _execute(self, query: str, params: Params) -> _Done:
-        statements = _statements(query)
+        rows, count = self._rows(query, params)
+        return _Done(rows, count)
+
+    def _rows(self, query: str, params: Params) -> tuple[list[Row], int]:
         args = bind(params)
         rows: list[Row] = []
         count = 0
-        for sql in statements:
+        for sql in _statements(query):
             cur = self.conn.execute(sql, args)
             if cur.description is not None:
                 rows = cur.fetchall()  # to its end: the statement completes (changes())
             count = cur.rowcount
-        return _Done(rows, count)
+        return rows, count
 
     async def one(self, query: str, params: Params) -> Row | None:
-        return await self._execute(query, params).first()
+        rows = self._rows(query, params)[0]
+        return rows[0] if rows else None
 
     async def all(self, query: str, params: Params) -> list[Row]:
-        return self._execute(query, params)._rows
+        return self._rows(query, params)[0]
 
     async def run(self, query: str, params: Params) -> None:
-        self._execute(query, params)
+        self._rows(query, params)
 
     async def later(self, query: str, params: Params) -> _Done:
         return self._execute(query, params)
