@@ -14,7 +14,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import duro
-from duro.cli import _control, _db, _inspect, _messages, _queues, _run, _schedules
+from duro.cli import _control, _db, _inspect, _messages, _queues, _run, _schedules, _serve
 from duro.cli._common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     _control.add_commands(command)
     _queues.add_commands(command)
     _schedules.add_commands(command)
+    _serve.add_commands(command)
     return parser
 
 
@@ -251,8 +252,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             err.line(exc.detail.rstrip() if verbose else "  (--verbose shows the traceback)")
         return exc.code
     except (_Interrupted, KeyboardInterrupt):
-        if args.command == "worker":
-            err.line("duro worker stopped")
+        if args.command in ("worker", "serve"):
+            err.line(f"duro {args.command} stopped")
             return EXIT_OK
         if args.command == "run" and state.workflow_id is not None:
             err.line(f"\ninterrupted: run {state.workflow_id!r} is durable and stops here; "

@@ -1,0 +1,164 @@
+"""``duro serve`` (issue 16, first slice): a real server process on a free loopback port,
+real HTTP (httpx), both stores. Start (202, Location, idempotent by id or
+Idempotency-Key), signal, signal-with-start, run and long-polled result, problem+json
+errors that store nothing, graceful SIGTERM, and the loopback-only rule."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import duro
+
+APPS = Path(__file__).parent / "apps"
+DURO_SRC = Path(duro.__file__).resolve().parents[1]
+READY = re.compile(r"duro serve ready: http://127\.0\.0\.1:(\d+)")
+
+
+@pytest.fixture
+def server(any_db_url: str) -> Iterator[tuple[httpx.Client, subprocess.Popen[str]]]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DURO_DB", "PYTHONPATH")}
+    env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(DURO_SRC)])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "duro", "--db", any_db_url, "serve", "order_app", "--worker",
+         "--port", "0"], env=env, cwd=APPS, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the ready line (or why it did not start)
+    match = READY.search(line)
+    if match is None:
+        proc.kill()
+        pytest.fail(f"duro serve did not start: {line}{proc.stdout.read()}")
+    with httpx.Client(base_url=f"http://127.0.0.1:{match.group(1)}", timeout=30) as http:
+        try:
+            yield http, proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
+
+
+def _problem(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["code"] == code
+    return str(body["detail"])
+
+
+def _run_count(http: httpx.Client) -> int:
+    """Runs in the store, counted through the API's own 404/200 (no listing route yet):
+    the ids this test may have created."""
+    ids = ["o-1", "hook-1", "idem-1", "bad", "typo"]
+    return sum(http.get(f"/v1/runs/{i}").status_code == 200 for i in ids)
+
+
+def test_start_signal_and_result_over_http(
+        server: tuple[httpx.Client, subprocess.Popen[str]]) -> None:
+    http, proc = server
+    assert http.get("/healthz").json() == {"ok": True}
+    started = http.post("/v1/runs", json={"workflow": "order_app.order", "id": "o-1",
+                                          "args": ["apple", 2],
+                                          "headers": {"tenant": "acme"}})
+    assert started.status_code == 202, started.text
+    assert started.headers["location"] == "/v1/runs/o-1"
+    first = started.json()
+    assert first["workflow_id"] == "o-1" and first["run_id"]
+    # The workflow id is the idempotency key: the same start again is the same run.
+    again = http.post("/v1/runs", json={"workflow": "order_app.order", "id": "o-1",
+                                        "args": ["apple", 2]})
+    assert again.status_code == 202 and again.json()["run_id"] == first["run_id"]
+    # Still waiting for its approval: a long-poll that times out says so with 202.
+    pending = http.get("/v1/runs/o-1/result", params={"wait": "0.2"})
+    assert pending.status_code == 202 and pending.json()["status"] in ("running", "suspended")
+    signalled = http.post("/v1/runs/o-1/signals/approve", json={"payload": "ann"})
+    assert signalled.status_code == 202, signalled.text
+    done = http.get("/v1/runs/o-1/result", params={"wait": "20"})
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["status"] == "completed" and body["headers"] == {"tenant": "acme"}
+    assert body["result"] == {"lines": {"apple": 2}, "approver": "ann", "charge": "charged 2"}
+    assert http.get("/v1/runs/o-1").json()["status"] == "completed"
+
+    # Idempotency-Key names the run when the body has no id.
+    keyed = http.post("/v1/runs", json={"workflow": "order_app.order", "args": ["pear", 1]},
+                      headers={"Idempotency-Key": "idem-1"})
+    assert keyed.status_code == 202 and keyed.json()["workflow_id"] == "idem-1"
+    keyed_again = http.post("/v1/runs", json={"workflow": "order_app.order",
+                                              "args": ["pear", 1]},
+                            headers={"Idempotency-Key": "idem-1"})
+    assert keyed_again.json()["run_id"] == keyed.json()["run_id"]
+
+    # The webhook pattern: the first delivery creates the run and signals it, at once.
+    hook = http.post("/v1/signal-with-start", json={
+        "workflow": "order_app.order", "id": "hook-1", "args": ["fig", 3],
+        "signal": "approve", "payload": "bot"})
+    assert hook.status_code == 202, hook.text
+    hooked = http.get("/v1/runs/hook-1/result", params={"wait": "20"})
+    assert hooked.status_code == 200 and hooked.json()["result"]["approver"] == "bot"
+
+    # SIGTERM: requests finish, the worker hands back, the client closes, exit 0.
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert proc.stdout is not None
+    assert "duro serve stopped" in proc.stdout.read()
+
+
+def test_bad_requests_are_problems_and_store_nothing(
+        server: tuple[httpx.Client, subprocess.Popen[str]]) -> None:
+    http, _ = server
+    before = _run_count(http)
+    _problem(http.post("/v1/runs", content=b"not json"), 400, "bad_request")
+    _problem(http.post("/v1/runs", content=b"[1, 2]"), 400, "bad_request")
+    assert "'workflow' is required" in _problem(http.post("/v1/runs", json={}), 400,
+                                                  "bad_request")
+    assert "must be a list" in _problem(
+        http.post("/v1/runs", json={"workflow": "order_app.order", "args": "x"}), 400,
+        "bad_request")
+    assert "missing a required argument: 'qty'" in _problem(
+        http.post("/v1/runs", json={"workflow": "order_app.order", "id": "bad",
+                                    "args": ["apple"]}), 400, "invalid_payload")
+    _problem(http.post("/v1/runs", json={"workflow": "order_app.order", "id": "bad",
+                                         "args": ["apple", 1], "headers": {"k": 1}}),
+             400, "invalid_argument")
+    _problem(http.post("/v1/runs", json={"workflow": "order_app.order", "id": "bad\n",
+                                         "args": ["apple", 1]}), 400, "invalid_argument")
+    _problem(http.post("/v1/signal-with-start", json={
+        "workflow": "order_app.order", "signal": "approve", "args": ["a", 1]}),
+        400, "bad_request")  # no id: a retried delivery must not start a second run
+    _problem(http.get("/v1/runs/nosuch"), 404, "run_not_found")
+    _problem(http.get("/v1/runs/nosuch/result", params={"wait": "0.1"}), 404,
+             "run_not_found")
+    _problem(http.post("/v1/runs/nosuch/signals/approve", json={}), 404, "run_not_found")
+    _problem(http.get("/v1/runs/o-1/result", params={"wait": "-1"}), 400, "invalid_argument")
+    _problem(http.get("/v1/runs/o-1/result", params={"wait": "soon"}), 400,
+             "invalid_argument")
+    _problem(http.get("/v1/runs/o-1/result", params={"wait": "nan"}), 400,
+             "invalid_argument")
+    # A server with the workflows' code refuses a name none of them has (a typo).
+    assert "no workflow named 'order_app.nope'" in _problem(
+        http.post("/v1/runs", json={"workflow": "order_app.nope", "id": "typo"}), 404,
+        "workflow_not_found")
+    assert _run_count(http) == before  # nothing was stored
+
+
+def test_serve_listens_on_loopback_only_until_there_is_auth(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DURO_DB", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(DURO_SRC)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "duro", "--db", f"{tmp_path}/x.db",
+                           "serve", "--host", "0.0.0.0"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert "refusing to listen on '0.0.0.0'" in done.stderr
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "x.db").exists()  # nothing was opened
