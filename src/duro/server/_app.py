@@ -50,7 +50,7 @@ _PROBLEMS: tuple[tuple[type[BaseException], int, str], ...] = (
     (WorkflowNotFoundError, 404, "workflow_not_found"),
     (WorkflowAlreadyStartedError, 409, "workflow_already_started"),
     (UpdateRejectedError, 422, "update_rejected"),
-    (UpdateFailedError, 422, "update_failed"),
+    (UpdateFailedError, 422, "update_handler_failed"),
     (QueryTimeoutError, 504, "query_timeout"),
     (QueryError, 422, "query_failed"),
     (SerializationError, 400, "invalid_payload"),
