@@ -15,12 +15,15 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from duro.store import Claim, RunLinks
+from duro.store import Claim, ClientStore, RunLinks, RunRecord
 
 if TYPE_CHECKING:
     from duro.interceptors import WorkerInterceptor
+    from duro.serde import PayloadConverter
+    from duro.workflow._api import Workflow
 
-__all__ = ["NOT_HELD", "NOT_HERE", "NO_LOCAL_RUNS", "LocalRuns", "Outcome", "StartSlot"]
+__all__ = ["NOT_HELD", "NOT_HERE", "NO_LOCAL_RUNS", "LocalRuns", "Outcome", "StartSlot",
+           "answer_here"]
 
 Outcome = tuple[str, bytes | None, bytes | None]
 """How a run ended, as the worker that recorded it knows: (status, result, error)."""
@@ -131,3 +134,25 @@ class _NoLocalRuns:
 
 
 NO_LOCAL_RUNS: LocalRuns = _NoLocalRuns()
+
+
+async def answer_here(local: LocalRuns, store: ClientStore, payloads: PayloadConverter,
+                      record: RunRecord, workflow: Workflow[Any, Any], name: str,
+                      args: list[Any], headers: Mapping[str, str] | None) -> Any:
+    """A query's answer in this process: from the run's instance ``local`` holds when it
+    is current (at the stored history's length), else from a read-only replay of the
+    stored history with ``local``'s interceptors. (A client asking, or a worker answering
+    a query asked through the store.)
+
+    Raises:
+        QueryError: No such handler, it failed, or the history does not replay here.
+    """
+    value = local.answer_query(record.run_id, record.history_len, name, args, headers)
+    if value is NOT_HELD:
+        from duro.workflow._replayer import query_replayed
+
+        history = await payloads.decode_history(await store.load_history(record.run_id))
+        value = query_replayed(workflow, history, run_id=record.run_id,
+                               workflow_id=record.workflow_id, name=name, args=args,
+                               headers=headers, interceptors=local.interceptors)
+    return value

@@ -17,7 +17,7 @@ import orjson
 from duro._checks import check_choice, check_count, check_headers, check_id, check_seconds
 from duro._clock import Clock, SystemClock
 from duro._history import EventKind, MessageKind, SearchValue, SignalMeta
-from duro._local import NO_LOCAL_RUNS, NOT_HELD, NOT_HERE, LocalRuns, Outcome
+from duro._local import NO_LOCAL_RUNS, NOT_HERE, LocalRuns, Outcome, answer_here
 from duro._search import check_search_attributes
 from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
@@ -252,14 +252,11 @@ class Client(Listings):
         wf = self._workflow(workflow)
 
         given = check_headers(headers)
-        if not self._interceptors:  # the usual case: no input record, no chain
-            return await self._create(wf, args, kwargs, workflow_id, on_conflict, on_reuse,
-                                      timeout, _with_headers(message, given), placement,
-                                      given, search_attributes)
 
         async def create(call: StartInput) -> WorkflowHandle[Any]:
             chosen = wf if call.workflow == wf.name else self._workflow(call.workflow)
-            checked = check_headers(call.headers)  # an interceptor may have set them
+            # Checked again only if an interceptor put others there.
+            checked = given if call.headers is given else check_headers(call.headers)
             return await self._create(chosen, call.args, dict(call.kwargs), call.workflow_id,
                                       on_conflict, on_reuse, timeout,
                                       _with_headers(message, checked), placement, checked,
@@ -642,7 +639,6 @@ class Client(Listings):
                      headers: dict[str, str] | None = None) -> Any:
         from duro.client._query import DEFAULT_QUERY_TIMEOUT, ask_workers
         from duro.serde import convert
-        from duro.workflow._replayer import query_replayed
 
         record = await self.store.get_run(workflow_id, run_id)
         if record is not None and record.status.value == "continued_as_new":
@@ -656,14 +652,8 @@ class Client(Listings):
                                     timeout or DEFAULT_QUERY_TIMEOUT,
                                     orjson.dumps(headers) if headers else None)
             return convert(orjson.loads(raw), type)
-        value = self._local.answer_query(record.run_id, record.history_len, name, list(args),
-                                         headers)
-        if value is NOT_HELD:
-            history = await self.payloads.decode_history(
-                await self.store.load_history(record.run_id))
-            value = query_replayed(wf, history, run_id=record.run_id,
-                                   workflow_id=record.workflow_id, name=name, args=list(args),
-                                   headers=headers, interceptors=self._local.interceptors)
+        value = await answer_here(self._local, self.store, self.payloads, record, wf, name,
+                                  list(args), headers)
         return convert(orjson.loads(encode(value, what=f"the answer to query {name!r}")),
                        type)
 

@@ -10,11 +10,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from duro._history import headers_of
-from duro._local import NOT_HELD
+from duro._local import answer_here
 from duro.errors import ErrorInfo, RunNotFoundError
 from duro.serde import encode
 from duro.store import QueryAnswer, QueryRequest
-from duro.workflow._replayer import query_replayed
 
 if TYPE_CHECKING:
     from duro.worker._worker import Worker
@@ -41,7 +40,9 @@ class QueryAnswers:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
         self.answering: set[str] = set()
-        self._expired_at = 0.0
+        # The first sweep a minute after start, not at once: no write at every start-up
+        # (open_queries skips expired questions meanwhile).
+        self._expired_at = time.time()
 
     async def poll(self) -> None:
         w = self.worker
@@ -84,11 +85,5 @@ class QueryAnswers:
             raise RunNotFoundError(f"no run {query.run_id} of workflow id "
                                    f"{query.workflow_id!r}")
         headers = headers_of(orjson.loads(query.headers)) if query.headers else None
-        value = w.answer_query(record.run_id, record.history_len, query.name, args, headers)
-        if value is NOT_HELD:
-            history = await w.payloads.decode_history(await w.store.load_history(record.run_id))
-            value = query_replayed(w.workflows[record.workflow_name], history,
-                                   run_id=record.run_id, workflow_id=record.workflow_id,
-                                   name=query.name, args=args, headers=headers,
-                                   interceptors=w.interceptors)
-        return value
+        return await answer_here(w, w.store, w.payloads, record,
+                                 w.workflows[record.workflow_name], query.name, args, headers)

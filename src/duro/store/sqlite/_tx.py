@@ -86,10 +86,6 @@ class SqliteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
-    def _execute(self, query: str, params: Params) -> _Done:
-        rows, count = self._rows(query, params)
-        return _Done(rows, count)
-
     def _rows(self, query: str, params: Params) -> tuple[list[Row], int]:
         args = bind(params)
         rows: list[Row] = []
@@ -112,7 +108,8 @@ class SqliteTx:
         self._rows(query, params)
 
     async def later(self, query: str, params: Params) -> _Done:
-        return self._execute(query, params)
+        rows, count = self._rows(query, params)
+        return _Done(rows, count)
 
     async def insert_events(self, run_id: str, first_seq: int,
                             events: Sequence[NewEvent]) -> None:
