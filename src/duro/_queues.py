@@ -7,7 +7,7 @@ from datetime import timedelta
 from duro._checks import check_count, check_duration, check_id
 from duro.store._records import QueueConfig
 
-__all__ = ["Queue", "declared_queues"]
+__all__ = ["Queue", "declared_queues", "queue_name"]
 
 _declared: dict[str, Queue] = {}
 
@@ -52,3 +52,13 @@ class Queue:
 def declared_queues() -> dict[str, Queue]:
     """Every queue declared so far in this process."""
     return dict(_declared)
+
+
+def queue_name(queue: str | Queue, what: str = "queue") -> str:
+    """The name of a queue given by name or as its :class:`Queue` declaration.
+
+    Raises:
+        InvalidArgumentError: Neither a :class:`Queue` nor a usable name (checked where it
+            is given, not at the first write that stores it).
+    """
+    return queue.name if isinstance(queue, Queue) else check_id(queue, what)

@@ -523,3 +523,53 @@ def test_a_step_abandoned_by_a_stop_leaves_its_run_to_be_resumed(db_url: str) ->
         _ = handle
 
     run(main())
+
+
+# -- a run's end: the main loop looks at the store only when it can matter -----------------
+# A worker polls rarely here (30 s): each of these would take that long if the end of a
+# run did not make the main loop look at the store at once (decide.closed).
+
+SLOW_POLL = 30.0
+ONE_AT_A_TIME = duro.Queue("q-hot-one", concurrency=1)
+
+
+@duro.workflow
+async def hot_child(i: int) -> int:
+    return await after_nap(i)
+
+
+@duro.workflow
+async def hot_parent(n: int) -> list[int]:
+    return [await duro.execute_child(hot_child, i) for i in range(n)]
+
+
+@duro.workflow(queue=ONE_AT_A_TIME)  # the declaration itself, not its name
+async def hot_serial(i: int) -> int:
+    return await after_nap(i)
+
+
+def test_a_child_s_end_resumes_its_parent_at_once(db_url: str) -> None:
+    async def main() -> list[int]:
+        async with duro.Engine(db_url, poll_interval=SLOW_POLL) as engine:
+            handle = await engine.start(hot_parent, 3)
+            return await handle.result(timeout=10)
+
+    assert run(main()) == [0, 10, 20]
+
+
+def test_a_run_s_end_frees_its_slot_at_once_when_there_was_no_room(db_url: str) -> None:
+    async def main() -> list[int]:
+        async with duro.Engine(db_url, poll_interval=SLOW_POLL, max_active=1) as engine:
+            handles = [await engine.start(hot_child, i) for i in range(3)]
+            return [await h.result(timeout=10) for h in handles]
+
+    assert run(main()) == [0, 10, 20]
+
+
+def test_a_run_s_end_frees_its_limited_queue_s_slot_at_once(db_url: str) -> None:
+    async def main() -> list[int]:
+        async with duro.Engine(db_url, poll_interval=SLOW_POLL) as engine:
+            handles = [await engine.start(hot_serial, i) for i in range(3)]
+            return [await h.result(timeout=10) for h in handles]
+
+    assert run(main()) == [0, 10, 20]

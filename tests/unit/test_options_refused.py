@@ -120,3 +120,32 @@ def test_nonsense_retention_policies_are_refused(options: dict[str, Any]) -> Non
 
     with pytest.raises(duro.InvalidArgumentError, match="retention"):
         RetentionPolicy(**options)
+
+
+def test_a_queue_is_given_by_name_or_by_its_declaration() -> None:
+    declared = duro.Queue("q-given-as-object", concurrency=2)
+
+    @duro.workflow(queue=declared)
+    async def by_object() -> None: ...
+
+    @duro.step(queue=declared)
+    async def step_by_object() -> None: ...
+
+    assert by_object.queue == "q-given-as-object"
+    assert step_by_object.queue == "q-given-as-object"
+
+
+@pytest.mark.parametrize("queue", [5, "", "  ", "a\nb", None])
+def test_a_workflow_s_queue_is_refused_where_it_is_declared(queue: Any) -> None:
+    async def body() -> None: ...
+
+    with pytest.raises(duro.InvalidArgumentError, match="queue"):
+        duro.workflow(queue=queue)(body)
+
+
+@pytest.mark.parametrize("queue", [5, "", "a\x00b"])
+def test_a_step_s_queue_is_refused_where_it_is_declared(queue: Any) -> None:
+    async def body() -> None: ...
+
+    with pytest.raises(duro.InvalidArgumentError, match="queue"):
+        duro.step(queue=queue)(body)

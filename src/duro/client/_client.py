@@ -18,6 +18,7 @@ from duro._checks import check_choice, check_count, check_headers, check_id, che
 from duro._clock import Clock, SystemClock
 from duro._history import EventKind, MessageKind, SearchValue, SignalMeta
 from duro._local import NO_LOCAL_RUNS, NOT_HERE, LocalRuns, Outcome, answer_here
+from duro._queues import Queue, queue_name
 from duro._search import check_search_attributes
 from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
@@ -168,7 +169,7 @@ class Client(Listings):
         on_conflict: IdConflictPolicy = "use_existing",
         on_reuse: IdReusePolicy = "use_existing",
         execution_timeout: float | timedelta | None = None,
-        queue: str | None = None,
+        queue: str | Queue | None = None,
         priority: int = 0,
         concurrency_key: str | None = None,
         dedup_key: str | None = None,
@@ -196,7 +197,8 @@ class Client(Listings):
             on_conflict: What a live run with this id means.
             on_reuse: What a finished run with this id means.
             execution_timeout: Limit of the whole run; past it the run ends ``timed_out``.
-            queue: The queue (default: the workflow's, else ``"default"``); its
+            queue: The queue, by name or :class:`duro.Queue` (default: the workflow's,
+                else ``"default"``); its
                 :class:`duro.Queue` limits apply.
             priority: Higher starts first when the queue is saturated.
             concurrency_key: Runs with the same key share the queue's ``key_concurrency``.
@@ -670,7 +672,7 @@ class Client(Listings):
 
 
 def _placement(
-    clock: Clock, *, queue: str | None, priority: int, concurrency_key: str | None,
+    clock: Clock, *, queue: str | Queue | None, priority: int, concurrency_key: str | None,
     dedup_key: str | None, on_dedup: str, start_at: datetime | None,
     start_delay: float | timedelta | None, debounce_key: str | None,
     debounce: float | timedelta | None,
@@ -681,7 +683,7 @@ def _placement(
         InvalidArgumentError: An option is refused (see ``Client.start``).
     """
     if queue is not None:
-        check_id(queue, "queue")
+        queue = queue_name(queue)
     check_count(priority, "priority", minimum=-_PRIORITY - 1, maximum=_PRIORITY)
     check_choice(on_dedup, "on_dedup", _ON_DEDUP)
     when = None

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from duro._checks import check_seconds
+from duro._queues import Queue, queue_name
 from duro.serde import hints_of
 from duro.step._policy import RetryPolicy
 
@@ -92,10 +93,10 @@ class Step(Generic[P, R]):
         timeout: float | timedelta | None = None,
         total_timeout: float | timedelta | None = None,
         heartbeat_timeout: float | timedelta | None = None,
-        queue: str | None = None,
+        queue: str | Queue | None = None,
     ) -> None:
         self.fn = fn
-        self.queue = queue
+        self.queue = None if queue is None else queue_name(queue, "step queue")
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a duro.RetryPolicy, not {retry!r}")
@@ -171,7 +172,7 @@ def step(
     timeout: float | timedelta | None = None,
     total_timeout: float | timedelta | None = None,
     heartbeat_timeout: float | timedelta | None = None,
-    queue: str | None = None,
+    queue: str | Queue | None = None,
 ) -> _StepDecorator: ...
 def step(
     fn: Callable[P, Any] | None = None,
@@ -182,7 +183,7 @@ def step(
     timeout: float | timedelta | None = None,
     total_timeout: float | timedelta | None = None,
     heartbeat_timeout: float | timedelta | None = None,
-    queue: str | None = None,
+    queue: str | Queue | None = None,
 ) -> Step[P, Any] | _StepDecorator:
     """Declare a step: a sync or async function whose result is recorded once.
 
@@ -195,7 +196,8 @@ def step(
         total_timeout: Limit of all attempts and backoffs together.
         heartbeat_timeout: Fail an attempt that has not called ``duro.heartbeat()``
             for this long.
-        queue: Run it on a worker serving this queue (e.g. ``"gpu"``) instead of the
+        queue: Run it on a worker serving this queue (its name, e.g. ``"gpu"``, or its
+            :class:`duro.Queue`) instead of the
             workflow's worker: each attempt becomes a task row such a worker claims, and
             the run waits (suspended) meanwhile. Arguments must be JSON-serializable.
             The history is the same either way, so routing does not affect replay.

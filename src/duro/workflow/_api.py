@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 import orjson
 
+from duro._queues import Queue, queue_name
 from duro.errors import (
     DuroError,
     PayloadDecodeError,
@@ -53,12 +54,12 @@ class Workflow(Generic[P, R]):
     """A workflow definition. Start it with ``Engine.start(wf, *args)``."""
 
     def __init__(self, fn: Callable[P, Awaitable[R]], *, name: str | None = None,
-                 queue: str = "default") -> None:
+                 queue: str | Queue = "default") -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@duro.workflow needs an async def function, got {fn!r}")
         self.fn = fn
         self.name = name or fn.__qualname__
-        self.queue = queue
+        self.queue = queue_name(queue)
         self.signature = inspect.signature(fn)
         hints = hints_of(fn)
         self.return_hint: Any = hints.pop("return", Any)
@@ -229,18 +230,19 @@ def _code_hash(fn: Callable[..., Any]) -> str:
 def workflow(fn: Callable[P, Awaitable[R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None, queue: str = "default"
+    *, name: str | None = None, queue: str | Queue = "default"
 ) -> Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]: ...
 def workflow(
     fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None,
-    queue: str = "default",
+    queue: str | Queue = "default",
 ) -> Workflow[P, R] | Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]:
     """Declare a workflow: deterministic ``async def`` orchestration code.
 
     Args:
         name: The registered name; defaults to the function's qualified name. Runs
             are matched to code by this name, so keep it stable.
-        queue: The queue its runs go to unless ``Engine.start(queue=...)`` says otherwise.
+        queue: The queue its runs go to unless ``Engine.start(queue=...)`` says otherwise:
+            its name or its :class:`duro.Queue`.
     """
     if fn is not None:
         return Workflow(fn, name=name, queue=queue)

@@ -130,6 +130,7 @@ class RunInstance:
         self.querying = False
         self.deadline_at: float | None = None
         self.parent_run_id: str | None = None
+        self.has_children = False  # issued a child (its end may concern them)
         self.headers: Headers | None = None
         """The run's headers (from its ``run_started`` event): ``duro.info().headers``,
         its steps' ``duro.step_info().headers``, its children's."""
@@ -551,6 +552,7 @@ class RunInstance:
                            parent_close=parent_close, execution_timeout=execution_timeout,
                            search_attributes=search_attributes)
         self.commands[op] = cmd
+        self.has_children = True
         fut.add_done_callback(lambda f: self._on_child_future_done(cmd))
         if not self.replaying:
             self.host.child_issued(self, cmd)
