@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "MAX_CAUSE_DEPTH",
+    "AuthenticationError",
     "BlobCorruptError",
     "BlobMissingError",
     "ChildWorkflowError",
@@ -34,6 +35,7 @@ __all__ = [
     "NondeterminismError",
     "PayloadDecodeError",
     "PayloadTamperedError",
+    "PermissionDeniedError",
     "QueryError",
     "QueryTimeoutError",
     "RecoveryLimitError",
@@ -489,6 +491,15 @@ class RetryAfterError(Exception):
         if isinstance(retry_after, timedelta):
             retry_after = retry_after.total_seconds()
         self.retry_after = float(retry_after)
+
+
+class AuthenticationError(DuroError):
+    """No valid API token: none given, malformed, unknown, revoked or expired (which of
+    these is not said, so that the answer tells a guesser nothing)."""
+
+
+class PermissionDeniedError(DuroError):
+    """The API token is valid but its scope does not allow this action."""
 
 
 class StoreError(DuroError):

@@ -14,7 +14,17 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import duro
-from duro.cli import _control, _db, _inspect, _messages, _queues, _run, _schedules, _serve
+from duro.cli import (
+    _control,
+    _db,
+    _inspect,
+    _messages,
+    _queues,
+    _run,
+    _schedules,
+    _serve,
+    _tokens,
+)
 from duro.cli._common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -169,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     _queues.add_commands(command)
     _schedules.add_commands(command)
     _serve.add_commands(command)
+    _tokens.add_commands(command)
     return parser
 
 

@@ -24,6 +24,7 @@ from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
 from duro.client._records import RunInfo, decode_error
 from duro.client._schedules import Schedules
+from duro.client._tokens import Tokens
 from duro.errors import (
     DuroError,
     ErrorInfo,
@@ -113,6 +114,7 @@ class Client(Listings):
             options["synchronous"] = synchronous
         self.store: Store = store or open_store(url, **options)
         self.schedules = Schedules(self)
+        self.tokens = Tokens(self)
         self._interceptors: list[ClientInterceptor] = check_interceptors(interceptors,
                                                                        ClientInterceptor)
         # The worker of this process, if any (see duro._local): told what this client

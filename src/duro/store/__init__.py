@@ -1,5 +1,5 @@
 """Persistence: the store contract (``ClientStore``, ``WorkerStore``, ``AdminStore``,
-``ScheduleStore``; ``Store``: all of them), the records it reads and writes, and the
+``ScheduleStore``, ``TokenStore``; ``Store``: all of them), the records it reads and writes, and the
 backends found by URL scheme (SQLite and PostgreSQL built in; others register as
 ``duro.stores`` entry points: see :class:`StoreBackend`)."""
 
@@ -26,6 +26,7 @@ from duro.store._records import (
 )
 from duro.store._registry import StoreBackend, backend_for, open_store
 from duro.store._schedules import ScheduleStore
+from duro.store._tokens import TokenRecord, TokenStore
 
 __all__ = [
     "LIVE_STATUSES",
@@ -49,6 +50,8 @@ __all__ = [
     "ScheduleStore",
     "Store",
     "StoreBackend",
+    "TokenRecord",
+    "TokenStore",
     "UpdateOutcome",
     "WorkerStore",
     "backend_for",

@@ -9,6 +9,7 @@ uses them, and the exceptions a store may raise.
 * :class:`AdminStore`: operator actions (terminate, resume, reset/retry/fork).
 * :class:`~duro.store.ScheduleStore`: schedules (the worker's scheduler, the client's
   ``engine.schedules``).
+* :class:`~duro.store.TokenStore`: API tokens (``duro serve``'s auth, ``duro token``).
 * :class:`Store`: all of them, what an :class:`~duro.Engine` (client and worker in one
   process) uses.
 
@@ -58,6 +59,7 @@ from duro.store._records import (
     UpdateOutcome,
 )
 from duro.store._schedules import ScheduleStore
+from duro.store._tokens import TokenStore
 
 __all__ = ["AdminStore", "ClientStore", "Fenced", "Store", "WorkerStore"]
 
@@ -437,6 +439,6 @@ class AdminStore(ClientStore, Protocol):
         ...
 
 
-class Store(WorkerStore, AdminStore, ScheduleStore, Protocol):
+class Store(WorkerStore, AdminStore, ScheduleStore, TokenStore, Protocol):
     """Every store operation: what an :class:`~duro.Engine` uses (client, worker, admin
     and schedules in one process)."""

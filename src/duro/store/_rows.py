@@ -21,9 +21,11 @@ from duro.store._records import (
     UpdateOutcome,
 )
 from duro.store._schedules import ScheduleRecord
+from duro.store._tokens import TokenRecord
 
 __all__ = ["Row", "claim", "histories_wanted", "inbox_message", "loaded_runs", "new_event",
-           "queue_config", "run_record", "schedule_record", "task_record", "update_outcome"]
+           "queue_config", "run_record", "schedule_record", "task_record", "token_record",
+           "update_outcome"]
 
 
 class Row(Protocol):
@@ -178,3 +180,11 @@ def loaded_runs(
                          else None),
                 heartbeats=beats.get(run_id, {}), inbox=run_id in inbox)
             for run_id in run_ids}
+
+
+def token_record(row: Row) -> TokenRecord:
+    """An API token as stored."""
+    return TokenRecord(
+        token_id=row["token_id"], name=row["name"], namespace=row["namespace"],
+        scope=row["scope"], secret_hash=row["secret_hash"], created_at=row["created_at"],
+        expires_at=row["expires_at"], revoked_at=row["revoked_at"])

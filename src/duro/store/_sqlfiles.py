@@ -47,12 +47,14 @@ def load_migrations(package: str) -> list[tuple[int, str, str]]:
 
 @cache
 def store_queries(package: str) -> dict[str, str]:
-    """Every named query of a store: ``queries.sql`` and ``schedules.sql``."""
+    """Every named query of a store: ``queries.sql``, ``schedules.sql`` and
+    ``tokens.sql``."""
     out = dict(load_queries(package))
-    for name, sql in load_queries(package, "schedules.sql").items():
-        if name in out:
-            raise RuntimeError(f"query {name!r} is named twice in {package}")
-        out[name] = sql
+    for extra in ("schedules.sql", "tokens.sql"):
+        for name, sql in load_queries(package, extra).items():
+            if name in out:
+                raise RuntimeError(f"query {name!r} is named twice in {package}")
+            out[name] = sql
     return out
 
 

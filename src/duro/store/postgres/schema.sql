@@ -1,3 +1,16 @@
+CREATE TABLE api_tokens (
+    token_id text NOT NULL,
+    name text NOT NULL,
+    namespace text NOT NULL,
+    scope text NOT NULL,
+    secret_hash text NOT NULL,
+    created_at double precision NOT NULL,
+    expires_at double precision,
+    revoked_at double precision
+);
+ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (token_id);
+ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_scope_check CHECK ((scope = ANY (ARRAY['read'::text, 'write'::text, 'admin'::text])));
+
 CREATE TABLE duro_migrations (
     version integer NOT NULL,
     name text NOT NULL,

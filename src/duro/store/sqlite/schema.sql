@@ -1,3 +1,14 @@
+CREATE TABLE api_tokens (
+    token_id    TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    namespace   TEXT NOT NULL,
+    scope       TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+    secret_hash TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    expires_at  REAL,
+    revoked_at  REAL
+);
+
 CREATE TABLE duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL);
 
 CREATE TABLE events (
