@@ -29,6 +29,11 @@ def _loads(data: bytes | None) -> tuple[Any, str | None]:
         return None, f"corrupt payload: {exc}"
 
 
+def utc(ts: float | None) -> dt.datetime | None:
+    """A stored time (seconds since the epoch) as a UTC datetime, None as None."""
+    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+
+
 def iso(when: dt.datetime | None) -> str | None:
     """A time as ISO 8601 (UTC offset kept), None as None: the read models' JSON form."""
     return None if when is None else when.isoformat()

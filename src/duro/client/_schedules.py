@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from duro.client._handle import WorkflowHandle
-from duro.client._records import iso
+from duro.client._records import iso, utc
 from duro.errors import StoreError
 from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition, spec_of
 from duro.schedules._errors import ScheduleNotFoundError
@@ -29,9 +29,6 @@ __all__ = ["BACKFILL_LIMIT", "ScheduleInfo", "Schedules"]
 BACKFILL_LIMIT = 10_000
 """Ticks one backfill may start."""
 
-
-def _time(ts: float | None) -> dt.datetime | None:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.UTC)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,17 +91,17 @@ class ScheduleInfo:
             payload = orjson.loads(r.input)
         except orjson.JSONDecodeError:
             payload = {}
-        created, updated = _time(r.created_at), _time(r.updated_at)
+        created, updated = utc(r.created_at), utc(r.updated_at)
         assert created is not None and updated is not None
         return cls(
             schedule_id=r.schedule_id, workflow_name=r.workflow_name, queue=r.queue,
             args=list(payload.get("args", [])), kwargs=dict(payload.get("kwargs", {})),
             cron=r.cron, every=None if r.every is None else timedelta(seconds=r.every),
-            timezone=r.timezone, anchor=None if r.every is None else _time(r.anchor),
+            timezone=r.timezone, anchor=None if r.every is None else utc(r.anchor),
             overlap=r.overlap, catch_up=timedelta(seconds=r.catch_up), source=r.source,
-            paused=r.paused, note=r.note, next_fire_at=_time(r.next_fire_at),
-            last_fire_at=_time(r.last_fire_at), last_workflow_id=r.last_workflow_id,
-            buffered_at=_time(r.buffered_at), fired=r.fired, missed=r.missed,
+            paused=r.paused, note=r.note, next_fire_at=utc(r.next_fire_at),
+            last_fire_at=utc(r.last_fire_at), last_workflow_id=r.last_workflow_id,
+            buffered_at=utc(r.buffered_at), fired=r.fired, missed=r.missed,
             overlap_skipped=r.overlap_skipped, created_at=created, updated_at=updated)
 
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from duro._checks import check_id, check_seconds
-from duro.client._records import iso
+from duro.client._records import iso, utc
 from duro.errors import AuthenticationError, InvalidArgumentError, PermissionDeniedError
 from duro.store._tokens import SCOPES, TokenRecord, TokenStore
 
@@ -56,9 +56,6 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _time(ts: float | None) -> dt.datetime | None:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.UTC)
-
 
 @dataclass(frozen=True, kw_only=True)
 class TokenInfo:
@@ -75,11 +72,11 @@ class TokenInfo:
 
     @classmethod
     def from_record(cls, record: TokenRecord) -> TokenInfo:
-        created = _time(record.created_at)
+        created = utc(record.created_at)
         assert created is not None
         return cls(token_id=record.token_id, name=record.name, namespace=record.namespace,
                    scope=record.scope, created_at=created,
-                   expires_at=_time(record.expires_at), revoked_at=_time(record.revoked_at))
+                   expires_at=utc(record.expires_at), revoked_at=utc(record.revoked_at))
 
     def to_json(self) -> dict[str, Any]:
         """The token as JSON (``duro token ls --json``)."""
