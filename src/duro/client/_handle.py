@@ -143,10 +143,11 @@ class WorkflowHandle(Generic[R]):
         assert error is not None
         raise WorkflowFailedError(f"run {workflow_id!r} failed: {error}", cause=error)
 
-    async def signal(self, name: str, payload: Any = None, *,
+    async def signal(self, name: str, payload: Any = None, *, id: str | None = None,
                      headers: Mapping[str, str] | None = None) -> None:
-        """Send a signal to the run (delivered exactly once, in order)."""
-        await self._client.signal(self.workflow_id, name, payload, headers=headers)
+        """Send a signal to the run (delivered exactly once, in order; at most once per
+        ``id``, see :meth:`Client.signal`)."""
+        await self._client.signal(self.workflow_id, name, payload, id=id, headers=headers)
 
     async def query(self, name: str, *args: Any, type: Any = Any,
                     timeout: float | None = None,
