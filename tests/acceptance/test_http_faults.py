@@ -33,7 +33,7 @@ async def _runs_and_signals(url: str, prefix: str) -> tuple[Counter[str],
 
 
 def test_webhook_storm_one_run_one_signal_per_delivery(any_db_url: str) -> None:
-    """10 distinct deliveries × 10 repeats, all 100 at once, to signal-with-start:
+    """10 distinct deliveries x 10 repeats, all 100 at once, to signal-with-start:
     every response 202, one run, one signal per delivery id."""
 
     async def storm(base: str) -> list[httpx.Response]:
