@@ -317,7 +317,7 @@ class Client(Listings):
             local.inbox_hint(record.run_id)
         # record.workflow_id: a deduplicated start returns another run, with its own id.
         return WorkflowHandle(self, record.workflow_id, record.run_id,
-                              result_hint=wf.return_hint)
+                              result_hint=wf.return_hint, start_status=record.status)
 
     async def signal_with_start(
         self,

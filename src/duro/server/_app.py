@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from duro.client import Client
+from duro.client import Client, WorkflowHandle
 from duro.errors import (
     DuroError,
     InvalidArgumentError,
@@ -202,6 +202,15 @@ def _accepted(workflow_id: str, run_id: str | None, status: str) -> Response:
                  {"Location": f"/v1/runs/{workflow_id}"})
 
 
+async def _started(handle: WorkflowHandle[Any]) -> Response:
+    """202 for the run a start returned: as the start left it (no second read), unless an
+    interceptor made the handle some other way."""
+    if handle.run_id is not None and handle.start_status is not None:
+        return _accepted(handle.workflow_id, handle.run_id, handle.start_status.value)
+    info = await handle.describe()
+    return _accepted(info.workflow_id, info.run_id, info.status.value)
+
+
 async def _start(request: Request, client: Client) -> Response:
     body = await _body(request)
     workflow = _field(body, "workflow", str, required=True)
@@ -210,8 +219,7 @@ async def _start(request: Request, client: Client) -> Response:
     kwargs = _field(body, "kwargs", dict, {})
     handle = await client.start(workflow, *args, id=workflow_id,
                                 **_start_options(body), **kwargs)
-    info = await handle.describe()
-    return _accepted(info.workflow_id, info.run_id, info.status.value)
+    return await _started(handle)
 
 
 def _delivery(request: Request,
@@ -233,8 +241,7 @@ async def _signal_with_start(request: Request, client: Client) -> Response:
     handle = await client.signal_with_start(
         workflow, *args, id=workflow_id, signal=signal, payload=payload,
         signal_id=signal_id, **_start_options(fields), **kwargs)
-    info = await handle.describe()
-    return _accepted(info.workflow_id, info.run_id, info.status.value)
+    return await _started(handle)
 
 
 async def _describe(request: Request, client: Client) -> Response:
