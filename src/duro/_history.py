@@ -280,17 +280,26 @@ class RunStartedMeta:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SignalMeta:
     """What a signal (its inbox message, then its ``signal_received`` event) carries
-    besides its payload: the sender's headers."""
+    besides its payload: the sender's headers, and its delivery id if it was sent with
+    one (``Client.signal(..., id=)``)."""
 
     headers: Headers | None = None
+    id: str | None = None
 
     def encode(self) -> bytes | None:
-        """The meta bytes (None without headers)."""
-        return orjson.dumps({"headers": dict(self.headers)}) if self.headers else None
+        """The meta bytes (None without headers or id)."""
+        if self.id is None:
+            return orjson.dumps({"headers": dict(self.headers)}) if self.headers else None
+        if not self.headers:
+            return orjson.dumps({"id": self.id})
+        return orjson.dumps({"id": self.id, "headers": dict(self.headers)})
 
     @classmethod
     def decode(cls, meta: bytes | None) -> SignalMeta:
-        return cls(headers=headers_of(_meta(meta).get("headers")))
+        raw = _meta(meta)
+        sent = raw.get("id")
+        return cls(headers=headers_of(raw.get("headers")),
+                   id=sent if isinstance(sent, str) else None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -256,6 +256,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     state = _run.RunState(db=explicit_db, target=getattr(args, "target", ""))
     try:
         set_codec(load_codec_chain(codec_spec) if codec_spec else None)
+        if args.command == "serve":
+            _serve.fast_loop()
         return asyncio.run(_guarded(_dispatch(args, state)))
     except CliError as exc:
         err.line(f"duro: error: {exc.message}")

@@ -5,15 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
+import importlib
 import ipaddress
+import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from duro.cli._common import EXIT_OK, EXIT_USAGE, CliError, Style, codec
 from duro.cli._load import import_target
 from duro.cli._messages import Command
+from duro.errors import InvalidArgumentError
 from duro.store._url import redact
 
-__all__ = ["add_commands"]
+if TYPE_CHECKING:
+    from duro.server import WebhookAuth
+
+__all__ = ["add_commands", "fast_loop"]
 
 
 def add_commands(command: Command) -> None:
@@ -28,7 +36,75 @@ def add_commands(command: Command) -> None:
     serve.add_argument("--port", type=_port, default=8233, help="port (default 8233)")
     serve.add_argument("--worker", action="store_true",
                        help="also run the modules' workflows in this process")
+    hooks = serve.add_argument_group(
+        "webhook signatures", "require a provider's HMAC-SHA256 signature of the raw body "
+        "on some routes (docs/http.md); the secret is read from an environment variable, "
+        "never from the command line")
+    hooks.add_argument("--webhook-secret", action="append", default=[], type=_route_secret,
+                       metavar="ROUTE=ENVVAR", dest="webhook_secrets",
+                       help=f"guard ROUTE ({', '.join(_ROUTES)}) with the secret in "
+                            "environment variable ENVVAR (repeat a route to accept a "
+                            "second secret while rotating)")
+    hooks.add_argument("--webhook-header", default="X-Signature", metavar="NAME",
+                       help="the header with the signature (default X-Signature; GitHub: "
+                            "X-Hub-Signature-256)")
+    hooks.add_argument("--webhook-prefix", default="sha256=", metavar="TEXT",
+                       help="what precedes the hex digest in it (default 'sha256=')")
+    hooks.add_argument("--webhook-timestamp-header", metavar="NAME",
+                       help="a header with the delivery's Unix time, signed with the body "
+                            "('<time>.<body>') and refused when out of tolerance")
+    hooks.add_argument("--webhook-tolerance", type=float, default=300.0, metavar="SECONDS",
+                       help="how far that time may be from this server's (default 300)")
+    hooks.add_argument("--webhook-id-header", metavar="NAME",
+                       help="a header with the provider's delivery id, taken as the signal "
+                            "id (e.g. X-GitHub-Delivery)")
     serve.set_defaults(handler=serve_command)
+
+
+_ROUTES = ("start", "signal-with-start", "signal")
+"""The routes ``--webhook-secret`` may guard (``duro.server.ROUTES``, named here so that
+the CLI loads without the 'server' extra)."""
+
+
+def _route_secret(raw: str) -> tuple[str, str]:
+    route, sep, env = raw.partition("=")
+    if not sep or route not in _ROUTES or not env:
+        raise argparse.ArgumentTypeError(
+            f"expected ROUTE=ENVVAR with ROUTE one of {', '.join(_ROUTES)}, not {raw!r}")
+    return route, env
+
+
+def _webhooks(args: argparse.Namespace) -> dict[str, WebhookAuth]:
+    """The ``webhooks`` of ``create_app`` from the command line and the environment."""
+    from duro.server import WebhookAuth
+
+    secrets: dict[str, list[bytes]] = {}
+    for route, env in args.webhook_secrets:
+        value = os.environ.get(env)
+        if not value:
+            raise CliError(f"--webhook-secret {route}={env}: the environment variable {env} "
+                           "is not set, or empty", EXIT_USAGE)
+        secrets.setdefault(route, []).append(value.encode())
+    try:
+        return {route: WebhookAuth(secrets=tuple(values), header=args.webhook_header,
+                                   prefix=args.webhook_prefix,
+                                   timestamp_header=args.webhook_timestamp_header,
+                                   tolerance=args.webhook_tolerance,
+                                   id_header=args.webhook_id_header)
+                for route, values in secrets.items()}
+    except InvalidArgumentError as exc:
+        raise CliError(f"webhook options: {exc}", EXIT_USAGE) from None
+
+
+def fast_loop() -> None:
+    """Run ``duro serve`` on uvloop where it is installed (the 'server' extra brings it):
+    its event loop takes a fraction of asyncio's time per request (docs/benchmarks.md)."""
+    try:
+        # By name: the type checker may run where the extra is not installed.
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 def _port(raw: str) -> int:
@@ -62,6 +138,7 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
         from duro.server import create_app
     except ImportError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    webhooks = _webhooks(args)
     for target in args.modules:
         import_target(target)
     if args.worker and not args.modules:
@@ -70,7 +147,7 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
 
     client = (Engine(url, worker=True, codec=codec()) if args.worker
               else Client(url, codec=codec()))
-    app = create_app(client, own_client=True)
+    app = create_app(client, own_client=True, webhooks=webhooks)
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -79,6 +156,9 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
 
     server = Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
                                    lifespan="on", access_log=False))
+    # What is alive now (modules, the app) lives as long as the process: out of the
+    # collector's sight, its collections stay short (p99 of a start, docs/benchmarks.md).
+    gc.freeze()
     serving = asyncio.ensure_future(server.serve())
     await asyncio.sleep(0)
     while not server.started and not serving.done():
@@ -87,8 +167,10 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
         serving.result()  # it failed to start (port taken...): say why
         raise CliError(f"could not serve on {args.host}:{args.port}", EXIT_USAGE)
     port = server.servers[0].sockets[0].getsockname()[1] if server.servers else args.port
+    guarded = sorted({route for route, _ in args.webhook_secrets})
     out.line(f"duro serve ready: http://{args.host}:{port} (db {redact(url)}"
-             f"{', with a worker' if args.worker else ''})")
+             f"{', with a worker' if args.worker else ''}"
+             f"{', signed webhooks: ' + ', '.join(guarded) if guarded else ''})")
     try:
         await asyncio.shield(serving)
     except asyncio.CancelledError:

@@ -317,7 +317,7 @@ class Client(Listings):
             local.inbox_hint(record.run_id)
         # record.workflow_id: a deduplicated start returns another run, with its own id.
         return WorkflowHandle(self, record.workflow_id, record.run_id,
-                              result_hint=wf.return_hint)
+                              result_hint=wf.return_hint, start_status=record.status)
 
     async def signal_with_start(
         self,
@@ -326,6 +326,7 @@ class Client(Listings):
         id: str,
         signal: str,
         payload: Any = None,
+        signal_id: str | None = None,
         on_reuse: IdReusePolicy = "use_existing",
         execution_timeout: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
@@ -339,16 +340,24 @@ class Client(Listings):
         With the default ``on_reuse``, a finished run with this id makes it fail with
         ``RunNotFoundError``; pass ``on_reuse="allow"`` to start a new run then.
 
+        ``signal_id`` is the delivery's id (a webhook provider's delivery id): as in
+        :meth:`signal`, a delivery the workflow id's chain of runs took already is a
+        no-op that succeeds, starting nothing (even where ``on_reuse`` would start a new
+        run after a finished one), and returns the chain's latest run.
+
         Raises:
             WorkflowIdTakenError: The live run with this id is of another workflow (no
                 signal is stored).
             WorkflowArgumentsError, SerializationError, InvalidArgumentError: As
-                :meth:`start`; the payload is checked the same way.
+                :meth:`start`; the payload and ``signal_id`` are checked the same way.
         """
+        if signal_id is not None:
+            check_id(signal_id, "signal id")
         data = encode(payload, what=f"the payload of signal {signal!r}")
+        message = Message(kind=MessageKind.SIGNAL, name=signal, data=data,
+                          meta=SignalMeta(id=signal_id).encode(), signal_id=signal_id)
         return await self._start(workflow, args, kwargs, id, "use_existing", on_reuse,
-                                 execution_timeout,
-                                 Message(kind=MessageKind.SIGNAL, name=signal, data=data),
+                                 execution_timeout, message,
                                  headers=headers, search_attributes=search_attributes)
 
     async def update_with_start(
@@ -402,21 +411,43 @@ class Client(Listings):
         return await self.store.queue_stats(real_now=time.time())
 
     async def signal(self, workflow_id: str, name: str, payload: Any = None, *,
+                     id: str | None = None,
                      headers: Mapping[str, str] | None = None) -> None:
-        """Send a signal to the live run with this id (delivered once, in order), with
-        optional ``headers`` (seen by the worker's ``handle_signal`` interceptors)."""
+        """Send a signal to the live run with this id (delivered once, in order).
+
+        Args:
+            workflow_id: The run's workflow id.
+            name: The signal's name.
+            payload: Its payload (JSON-serializable).
+            id: The delivery's id (e.g. a webhook provider's delivery id): the signal
+                is recorded at most once per id in the workflow id's chain of runs (the
+                run, the runs it continued as new into, and those before it since its
+                fresh start). Sending an id the chain took already is a no-op that
+                succeeds, even once the run has ended; concurrent sends of one id record
+                one signal. A fresh start of the workflow id begins a new chain.
+            headers: Seen by the worker's ``handle_signal`` interceptors.
+
+        Raises:
+            RunNotFoundError: No live run with this id (and, with ``id``, none of its
+                chain took that id).
+            SerializationError: The payload cannot be stored as JSON.
+            InvalidArgumentError: An empty ``id``, or one with control characters or
+                over 1,000 characters; bad headers (nothing is sent).
+        """
         self._require_open()
         await intercept(self._interceptors, "signal",
                         SignalInput(workflow_id=workflow_id, name=name, payload=payload,
-                                    headers=check_headers(headers)), self._signal)
+                                    headers=check_headers(headers), signal_id=id),
+                        self._signal)
 
     async def _signal(self, call: SignalInput) -> None:
+        signal_id = None if call.signal_id is None else check_id(call.signal_id, "signal id")
         data = encode(call.payload, what=f"the payload of signal {call.name!r}")
-        meta = SignalMeta(headers=check_headers(call.headers)).encode()
+        meta = SignalMeta(headers=check_headers(call.headers), id=signal_id).encode()
         data = await self.payloads.encode(data)
         record = await self.store.send_message(call.workflow_id, MessageKind.SIGNAL,
                                                call.name, data, now=self.clock.now(),
-                                               meta=meta)
+                                               meta=meta, signal_id=signal_id)
         self._local.inbox_hint(record.run_id)
 
     async def update(self, workflow_id: str, name: str, *args: Any, id: str | None = None,
@@ -740,6 +771,7 @@ def _with_headers(message: Message | None, headers: dict[str, str] | None) -> Me
     if message is None or not headers:
         return message
     if message.kind == MessageKind.SIGNAL:
-        return dataclasses.replace(message, meta=SignalMeta(headers=headers).encode())
+        return dataclasses.replace(message, meta=SignalMeta(headers=headers,
+                                                            id=message.signal_id).encode())
     return Message.update_request(message.name, message.update_id or "", message.data,
                                   headers)

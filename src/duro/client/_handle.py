@@ -31,11 +31,15 @@ class WorkflowHandle(Generic[R]):
     """A reference to a run: by workflow id (its latest run) or a specific run id."""
 
     def __init__(self, client: Client, workflow_id: str, run_id: str | None = None,
-                 *, result_hint: Any = Any) -> None:
+                 *, result_hint: Any = Any, start_status: RunStatus | None = None) -> None:
         self._client = client
         self.workflow_id = workflow_id
         self.run_id = run_id
         self._hint = result_hint
+        self.start_status = start_status
+        """The run's status as the start that returned this handle left it (None for a
+        handle made otherwise): what an HTTP 202 reports without reading the run again.
+        Not kept up to date: :meth:`describe` reads the run as it is now."""
 
     def __repr__(self) -> str:
         return f"WorkflowHandle(workflow_id={self.workflow_id!r}, run_id={self.run_id!r})"
@@ -143,10 +147,11 @@ class WorkflowHandle(Generic[R]):
         assert error is not None
         raise WorkflowFailedError(f"run {workflow_id!r} failed: {error}", cause=error)
 
-    async def signal(self, name: str, payload: Any = None, *,
+    async def signal(self, name: str, payload: Any = None, *, id: str | None = None,
                      headers: Mapping[str, str] | None = None) -> None:
-        """Send a signal to the run (delivered exactly once, in order)."""
-        await self._client.signal(self.workflow_id, name, payload, headers=headers)
+        """Send a signal to the run (delivered exactly once, in order; at most once per
+        ``id``, see :meth:`Client.signal`)."""
+        await self._client.signal(self.workflow_id, name, payload, id=id, headers=headers)
 
     async def query(self, name: str, *args: Any, type: Any = Any,
                     timeout: float | None = None,

@@ -63,6 +63,8 @@ class SignalInput:
     payload: Any
     headers: Mapping[str, str] | None = None
     """The signal's headers (the worker's ``handle_signal`` sees them)."""
+    signal_id: str | None = None
+    """The delivery's id: recorded at most once per workflow id chain (``Client.signal``)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -103,7 +103,9 @@ class ClientStore(Protocol):
         Returns the run and whether it was created. With ``owner`` set, the run is
         created already claimed by that worker (epoch 1), saving a claim round trip.
         With ``message``, it is put in the (new or existing live) run's inbox in the same
-        transaction: signal-with-start and update-with-start. ``placement`` puts it in a
+        transaction: signal-with-start and update-with-start (a signal whose
+        ``signal_id`` the chain took already, as :meth:`send_message` says, creates and
+        stores nothing: the chain's latest run comes back). ``placement`` puts it in a
         queue (priority, concurrency key), delays it, or folds it into a live run with the
         same deduplication key or a pending run with the same debounce key (returned with
         ``created`` False). ``search_attributes`` (checked by the caller) are recorded in
@@ -152,10 +154,15 @@ class ClientStore(Protocol):
         ...
 
     async def send_message(self, workflow_id: str, kind: str, name: str | None,
-                           data: bytes | None, *, now: float,
-                           meta: bytes | None = None) -> RunRecord:
+                           data: bytes | None, *, now: float, meta: bytes | None = None,
+                           signal_id: str | None = None) -> RunRecord:
         """Put a message in a live run's inbox and wake it (``meta``: what duro reads
-        about it, e.g. a signal's headers)."""
+        about it, e.g. a signal's headers).
+
+        With a ``signal_id``, a signal whose id the workflow id's chain of runs (its
+        newest fresh start and the runs continued as new from it) already took is not
+        stored again: the call writes nothing and returns the chain's latest run, live or
+        not. Concurrent sends of one id store one message."""
         ...
 
     async def request_update(

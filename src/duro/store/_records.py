@@ -217,6 +217,9 @@ class Message:
     meta: bytes | None = None
     update_id: str | None = None
     """An update request's id (also in ``meta``): the store keeps its outcome row."""
+    signal_id: str | None = None
+    """A signal's delivery id (also in ``meta``): the store records the signal at most
+    once per id in the workflow id's chain of runs."""
 
     @classmethod
     def update_request(cls, name: str | None, update_id: str, args: bytes | None,

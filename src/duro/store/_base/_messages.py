@@ -16,14 +16,23 @@ class Messages(Dialect):
     """The message operations of :class:`~duro.store.Store`, once for every dialect."""
 
     async def send_message(self, workflow_id: str, kind: str, name: str | None,
-                           data: bytes | None, *, now: float,
-                           meta: bytes | None = None) -> RunRecord:
+                           data: bytes | None, *, now: float, meta: bytes | None = None,
+                           signal_id: str | None = None) -> RunRecord:
         """See :meth:`duro.store.ClientStore.send_message`."""
+        message = Message(kind=kind, name=name, data=data, meta=meta, signal_id=signal_id)
 
-        async def op(tx: Tx) -> Then[RunRecord]:
-            run_id = await w.live_run_id(tx, workflow_id)
-            sent = await w.send(tx, run_id, Message(kind=kind, name=name, data=data,
-                                                    meta=meta), now)
+        async def op(tx: Tx) -> RunRecord | Then[RunRecord]:
+            try:
+                live = await w.live_run(tx, workflow_id)
+            except RunNotFoundError:
+                # A delivery the chain took before it ended is still a delivery done.
+                if (seen := await w.signal_seen(tx, workflow_id, signal_id)) is None:
+                    raise
+                return seen
+            seen = await w.signal_seen(tx, live["workflow_id"], signal_id)
+            if seen is not None:
+                return seen  # the same delivery again: nothing to write
+            sent = await w.send(tx, live["run_id"], message, now)
 
             async def finish() -> RunRecord:
                 row = await sent.first()

@@ -45,7 +45,13 @@ class Runs(Dialect):
                            links=links, placement=placement,
                            search_attributes=search_attributes)
 
+        signal_id = None if message is None else message.signal_id
+
         async def op(tx: Tx) -> tuple[RunRecord, bool] | Then[tuple[RunRecord, bool]]:
+            # A delivery the chain took already starts nothing, even where on_reuse
+            # would start a new run after the one that took it.
+            if (seen := await w.signal_seen(tx, workflow_id, signal_id)) is not None:
+                return seen, False
             record, created = await w.create_run(
                 tx, run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
                 input=input, now=now, owner=owner, on_conflict=on_conflict,
@@ -53,6 +59,11 @@ class Runs(Dialect):
                 search_attributes=search_attributes, planned=planned)
             if message is None:
                 return record, created
+            if not created and (seen := await w.signal_seen(tx, workflow_id,
+                                                             signal_id)) is not None:
+                # Looked at again after finding the run: taken by a run of the chain
+                # that continued as new between the first look and this one.
+                return seen, False
             if record.status.value not in LIVE_STATUSES:  # never a new run: it is live
                 raise RunNotFoundError(
                     f"workflow id {workflow_id!r} names a run that has ended "

@@ -33,7 +33,7 @@ from duro.store._records import (
     RunLinks,
     RunRecord,
 )
-from duro.store._rows import inbox_message, run_record
+from duro.store._rows import Row, inbox_message, run_record
 from duro.store._rules import (
     PARENT_CLOSED,
     Link,
@@ -47,8 +47,8 @@ from duro.store._rules import (
     plan_run,
 )
 
-__all__ = ["close", "create_run", "fence", "fetch_run", "live_run_id", "move_inbox",
-           "on_closed", "projection", "send"]
+__all__ = ["close", "create_run", "fence", "fetch_run", "live_run", "live_run_id",
+           "move_inbox", "on_closed", "projection", "send", "signal_seen"]
 
 _UPTO_ALL = 2**62
 """``consume_inbox``'s bound for "every message"."""
@@ -66,12 +66,21 @@ async def live_run_id(tx: Tx, workflow_id: str) -> str:
     Raises:
         RunNotFoundError: None is live.
     """
+    return str((await live_run(tx, workflow_id))["run_id"])
+
+
+async def live_run(tx: Tx, workflow_id: str) -> Row:
+    """:func:`live_run_id`'s row: the whole run.
+
+    Raises:
+        RunNotFoundError: None is live.
+    """
     row = await tx.one("live_run_by_workflow_id", {"workflow_id": workflow_id})
     if row is None:
         row = await tx.one("run_by_id", {"run_id": workflow_id})
         if row is None or row["status"] not in LIVE_STATUSES:
             raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
-    return str(row["run_id"])
+    return row
 
 
 async def _absorb(tx: Tx, placement: Placement, input: bytes, now: float) -> RunRecord | None:
@@ -139,12 +148,25 @@ async def create_run(
 
 
 async def send(tx: Tx, run_id: str, message: Message, now: float) -> Later:
-    """Put a message in a live run's inbox (and an update request's row) and wake the run
-    if it is suspended. The result's first row is the run after it, or None (and nothing
+    """Put a message in a live run's inbox (and an update request's row, a signal id's
+    row) and wake the run if it is suspended; a signal whose id the run has already is
+    not stored again. The result's first row is the run after it, or None (and nothing
     was written) if the run was no longer live."""
     return await tx.later("send_message", {
         "run_id": run_id, "kind": message.kind, "name": message.name, "data": message.data,
-        "meta": message.meta, "update_id": message.update_id, "now": now})
+        "meta": message.meta, "update_id": message.update_id,
+        "signal_id": message.signal_id, "now": now})
+
+
+async def signal_seen(tx: Tx, workflow_id: str, signal_id: str | None) -> RunRecord | None:
+    """The workflow id's latest run if its chain of runs already took this signal id
+    (None: it did not, or no id). Read after the caller looked up the run it sends to:
+    an earlier run of the chain that took the id had taken it before it ended, so before
+    that lookup (the primary key of ``signal_ids`` settles races for the same run)."""
+    if signal_id is None:
+        return None
+    row = await tx.one("find_signal", {"workflow_id": workflow_id, "signal_id": signal_id})
+    return None if row is None else run_record(row)
 
 
 async def move_inbox(tx: Tx, old: str, new: str, carry: Sequence[Message], now: float) -> None:

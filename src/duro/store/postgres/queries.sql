@@ -520,7 +520,8 @@ WHERE run_id = %(run_id)s AND status = 'parked'
 RETURNING *;
 
 -- name: send_message
--- Lock the live run, store the message (and an update request's row), and wake the run
+-- Lock the live run, store the message (and an update request's row, a signal id's row:
+-- a signal id the run already has stores nothing but the wake-up), and wake the run
 -- if it is suspended; nothing at all if the run is no longer live (it may have ended, or
 -- continued as new, since the caller looked it up).
 WITH w AS (
@@ -529,9 +530,17 @@ WITH w AS (
         status = CASE WHEN status = 'suspended' THEN 'pending' ELSE status END
     WHERE run_id = %(run_id)s AND status IN ('pending', 'running', 'suspended', 'parked')
     RETURNING *
+), s AS (
+    -- A signal id: its row, unless the run has it (a concurrent delivery's insert is
+    -- waited for); the message goes in only if this row did.
+    INSERT INTO signal_ids (run_id, signal_id, ts)
+    SELECT run_id, %(signal_id)s::text, %(now)s FROM w WHERE %(signal_id)s::text IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING run_id
 ), i AS (
     INSERT INTO inbox (run_id, kind, name, data, meta, ts)
     SELECT run_id, %(kind)s, %(name)s, %(data)s, %(meta)s, %(now)s FROM w
+    WHERE %(signal_id)s::text IS NULL OR EXISTS (SELECT 1 FROM s)
 ), u AS (
     INSERT INTO updates (run_id, update_id, name, status, ts)
     SELECT run_id, %(update_id)s::text, %(name)s, 'requested', %(now)s FROM w
@@ -541,6 +550,17 @@ SELECT * FROM w;
 
 -- name: delete_update
 DELETE FROM updates WHERE run_id = %(run_id)s AND update_id = %(update_id)s;
+
+-- name: find_signal
+-- The workflow id's latest run, if its current chain of runs (as find_update's) already
+-- took this signal id; no row if not.
+SELECT * FROM runs WHERE workflow_id = %(workflow_id)s AND EXISTS (
+    SELECT 1 FROM signal_ids s JOIN runs r ON r.run_id = s.run_id
+    WHERE r.workflow_id = %(workflow_id)s AND s.signal_id = %(signal_id)s
+      AND r.created_seq >= COALESCE((SELECT max(created_seq) FROM runs
+                                     WHERE workflow_id = %(workflow_id)s
+                                       AND origin_run_id IS NULL), 0))
+ORDER BY created_at DESC, created_seq DESC LIMIT 1;
 
 -- name: consume_inbox
 DELETE FROM inbox WHERE run_id = %(run_id)s AND id <= %(upto)s;
@@ -680,6 +700,8 @@ WITH doomed AS MATERIALIZED (
     DELETE FROM updates WHERE run_id IN (SELECT run_id FROM doomed)
 ), a AS (
     DELETE FROM run_search_attributes WHERE run_id IN (SELECT run_id FROM doomed)
+), g AS (
+    DELETE FROM signal_ids WHERE run_id IN (SELECT run_id FROM doomed)
 )
 SELECT count(*) FROM doomed;
 

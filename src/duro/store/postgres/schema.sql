@@ -182,6 +182,13 @@ ALTER TABLE schedules ADD CONSTRAINT schedules_pkey PRIMARY KEY (schedule_id);
 CREATE INDEX schedules_buffered ON schedules USING btree (last_workflow_id) WHERE ((buffered_at IS NOT NULL) AND (NOT paused));
 CREATE INDEX schedules_due ON schedules USING btree (next_fire_at) WHERE (NOT paused);
 
+CREATE TABLE signal_ids (
+    run_id text NOT NULL,
+    signal_id text NOT NULL,
+    ts double precision NOT NULL
+);
+ALTER TABLE signal_ids ADD CONSTRAINT signal_ids_pkey PRIMARY KEY (run_id, signal_id);
+
 CREATE TABLE tasks (
     task_id text NOT NULL,
     run_id text NOT NULL,

@@ -142,11 +142,19 @@ WHERE run_id = :run_id AND status = 'parked'
 RETURNING *;
 
 -- name: send_message
--- Store the message (and an update request's row) and wake the run if it is suspended;
--- nothing at all if the run is not live. Returns the run after it.
+-- Store the message (and an update request's row, a signal id's row) and wake the run if
+-- it is suspended; nothing at all if the run is not live. A signal id the run already
+-- has stores no message (its row goes in after the message, the condition it changes).
+-- Returns the run after it.
 INSERT INTO inbox (run_id, kind, name, data, meta, ts)
 SELECT run_id, :kind, :name, :data, :meta, :now FROM runs
-WHERE run_id = :run_id AND status IN ('pending', 'running', 'suspended', 'parked');
+WHERE run_id = :run_id AND status IN ('pending', 'running', 'suspended', 'parked')
+  AND (:signal_id IS NULL OR NOT EXISTS (
+      SELECT 1 FROM signal_ids WHERE run_id = :run_id AND signal_id = :signal_id));
+INSERT OR IGNORE INTO signal_ids (run_id, signal_id, ts)
+SELECT run_id, :signal_id, :now FROM runs
+WHERE run_id = :run_id AND status IN ('pending', 'running', 'suspended', 'parked')
+  AND :signal_id IS NOT NULL;
 INSERT INTO updates (run_id, update_id, name, status, ts)
 SELECT run_id, :update_id, :name, 'requested', :now FROM runs
 WHERE run_id = :run_id AND status IN ('pending', 'running', 'suspended', 'parked')
@@ -303,6 +311,17 @@ ORDER BY r.created_at DESC, r.rowid DESC LIMIT 1;
 
 -- name: delete_update
 DELETE FROM updates WHERE run_id = :run_id AND update_id = :update_id;
+
+-- name: find_signal
+-- The workflow id's latest run, if its current chain of runs (as find_update's) already
+-- took this signal id; no row if not.
+SELECT * FROM runs WHERE workflow_id = :workflow_id AND EXISTS (
+    SELECT 1 FROM signal_ids s JOIN runs r ON r.run_id = s.run_id
+    WHERE r.workflow_id = :workflow_id AND s.signal_id = :signal_id
+      AND r.created_at >= COALESCE((SELECT max(created_at) FROM runs
+                                    WHERE workflow_id = :workflow_id
+                                      AND origin_run_id IS NULL), 0))
+ORDER BY created_at DESC, rowid DESC LIMIT 1;
 
 -- name: set_update
 UPDATE updates SET status = :status, result = :result, error = :error, ts = :ts

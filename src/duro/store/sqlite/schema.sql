@@ -134,6 +134,13 @@ CREATE TABLE schedules (
     CHECK ((cron IS NULL) != (every IS NULL))
 );
 
+CREATE TABLE signal_ids (
+    run_id     TEXT NOT NULL,
+    signal_id  TEXT NOT NULL,
+    ts         REAL NOT NULL,
+    PRIMARY KEY (run_id, signal_id)
+) WITHOUT ROWID;
+
 CREATE TABLE tasks (
     task_id     TEXT PRIMARY KEY,
     run_id      TEXT NOT NULL,

@@ -1,0 +1,57 @@
+"""``duro serve`` as a real process for the HTTP tests: on a free loopback port, with the
+test apps importable, stopped (kill) when the test ends."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+import duro
+
+APPS = Path(__file__).parent / "apps"
+DURO_SRC = Path(duro.__file__).resolve().parents[1]
+READY = re.compile(r"duro serve ready: http://127\.0\.0\.1:(\d+)")
+
+__all__ = ["APPS", "Served", "serve"]
+
+
+class Served:
+    """A running ``duro serve``: its base URL and process."""
+
+    def __init__(self, url: str, proc: subprocess.Popen[str]) -> None:
+        self.url = url
+        self.proc = proc
+        self.ready_line = ""
+
+
+@contextlib.contextmanager
+def serve(db_url: str, *args: str, env: Mapping[str, str] | None = None) -> Iterator[Served]:
+    """Start ``duro --db DB_URL serve ARGS --port 0`` and wait for its ready line."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("DURO_DB", "PYTHONPATH")}
+    environ["PYTHONPATH"] = os.pathsep.join([str(APPS), str(DURO_SRC)])
+    environ.update(env or {})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "duro", "--db", db_url, "serve", *args, "--port", "0"],
+        env=environ, cwd=APPS, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the ready line (or why it did not start)
+    match = READY.search(line)
+    if match is None:
+        proc.kill()
+        pytest.fail(f"duro serve did not start: {line}{proc.stdout.read()}")
+    served = Served(f"http://127.0.0.1:{match.group(1)}", proc)
+    served.ready_line = line
+    try:
+        yield served
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
