@@ -6,7 +6,6 @@ errors that store nothing, graceful SIGTERM, and the loopback-only rule."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,42 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-import duro
-
-APPS = Path(__file__).parent / "apps"
-DURO_SRC = Path(duro.__file__).resolve().parents[1]
-READY = re.compile(r"duro serve ready: http://127\.0\.0\.1:(\d+)")
+from tests.acceptance.http_server import DURO_SRC, problem, serve
 
 
 @pytest.fixture
 def server(any_db_url: str) -> Iterator[tuple[httpx.Client, subprocess.Popen[str]]]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DURO_DB", "PYTHONPATH")}
-    env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(DURO_SRC)])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "duro", "--db", any_db_url, "serve", "order_app", "--worker",
-         "--port", "0"], env=env, cwd=APPS, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the ready line (or why it did not start)
-    match = READY.search(line)
-    if match is None:
-        proc.kill()
-        pytest.fail(f"duro serve did not start: {line}{proc.stdout.read()}")
-    with httpx.Client(base_url=f"http://127.0.0.1:{match.group(1)}", timeout=30) as http:
-        try:
-            yield http, proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=30)
+    with serve(any_db_url, "order_app") as running:
+        yield running
 
 
-def _problem(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status and body["code"] == code
-    return str(body["detail"])
+_problem = problem
 
 
 def _run_count(http: httpx.Client) -> int:
@@ -121,7 +94,7 @@ def test_bad_requests_are_problems_and_store_nothing(
     _problem(http.post("/v1/runs", content=b"[1, 2]"), 400, "bad_request")
     assert "'workflow' is required" in _problem(http.post("/v1/runs", json={}), 400,
                                                   "bad_request")
-    assert "must be a list" in _problem(
+    assert "must be an array" in _problem(
         http.post("/v1/runs", json={"workflow": "order_app.order", "args": "x"}), 400,
         "bad_request")
     assert "missing a required argument: 'qty'" in _problem(

@@ -59,7 +59,7 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
     try:
         import uvicorn
 
-        from duro.server import create_app
+        from duro.server import create_app, stop_streams
     except ImportError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     for target in args.modules:
@@ -92,6 +92,7 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
     try:
         await asyncio.shield(serving)
     except asyncio.CancelledError:
+        stop_streams(app)  # event streams and long polls end now, not at their timeouts
         server.should_exit = True  # graceful: finish requests, close the client
         await serving
         raise

@@ -5,11 +5,12 @@ ASGI application over a :class:`duro.Client`; ``duro serve`` serves it. See docs
 from __future__ import annotations
 
 try:
-    from duro.server._app import MAX_WAIT, create_app, problem_of
+    from duro.server._app import MAX_WAIT, create_app, stop_streams
+    from duro.server._problems import problem_of
 except ImportError as exc:  # pragma: no cover - depends on the extra
     if exc.name not in ("starlette", "uvicorn"):
         raise
     raise ImportError("duro's HTTP API needs the 'server' extra: "
                       "pip install 'duro[server]'") from exc
 
-__all__ = ["MAX_WAIT", "create_app", "problem_of"]
+__all__ = ["MAX_WAIT", "create_app", "problem_of", "stop_streams"]
