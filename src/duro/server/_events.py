@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from duro.client import Event, RunInfo, WorkflowHandle
-from duro.errors import InvalidArgumentError
+from duro.errors import DuroError, InvalidArgumentError
 from duro.server._problems import path_id, problem_document, problem_of
 from duro.server._routes import Api
 from duro.server._runs import wait_id
@@ -93,8 +93,9 @@ async def _stream(api: Api, handle: WorkflowHandle[object], seen: int) -> AsyncI
                     seen, delay, quiet = fresh[-1].seq, FIRST_POLL, 0.0
         except Exception as exc:  # the store went away: say so, the client retries
             status, code = problem_of(exc)
+            detail = str(exc) if isinstance(exc, DuroError) else "internal error"
             yield b"event: error\ndata: %b\n\n" % orjson.dumps(
-                problem_document(status, code, str(exc)))
+                problem_document(status, code, detail))
             return
         if _ended(info):
             yield b"event: end\ndata: %b\n\n" % orjson.dumps(info.to_json())
