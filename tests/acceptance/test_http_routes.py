@@ -91,6 +91,14 @@ def test_updates_and_queries(server: Server) -> None:
     assert uws.status_code == 200, uws.text
     assert uws.headers["location"] == "/v1/runs/uws-1"
     assert uws.json()["result"] == 3 and uws.json()["run_id"]
+    # The same update id again (a retried request) is the same update, not a second one
+    # (it was a unique-key error of the store: a 503).
+    retried = http.post("/v1/update-with-start", json={
+        "workflow": "order_app.order", "id": "uws-1", "args": ["fig", 1],
+        "update": "add", "update_args": ["fig", 2], "update_id": "w1"})
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["result"] == 3
+    assert http.get("/v1/runs/uws-1/queries/total").json() == {"result": 3}
     problem(http.post("/v1/update-with-start", json={
         "workflow": "order_app.order", "update": "add", "args": ["fig", 1]}), 400,
         "bad_request")  # no id
