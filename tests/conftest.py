@@ -137,6 +137,11 @@ def pg_url(pg_cluster: Any) -> Iterator[str]:
     """A PostgreSQL store URL with a schema of its own (dropped afterwards)."""
     url: str = pg_cluster.fresh_url()
     yield url
+    drop_schema(pg_cluster, url)
+
+
+def drop_schema(pg_cluster: Any, url: str) -> None:
+    """Drop the schema of a store URL made by ``pg_cluster.fresh_url()``."""
     from urllib.parse import parse_qs, urlparse
 
     import psycopg

@@ -8,9 +8,10 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 import duro
@@ -19,7 +20,7 @@ APPS = Path(__file__).parent / "apps"
 DURO_SRC = Path(duro.__file__).resolve().parents[1]
 READY = re.compile(r"duro serve ready: http://127\.0\.0\.1:(\d+)")
 
-__all__ = ["APPS", "Served", "serve"]
+__all__ = ["APPS", "Served", "problem", "serve", "serve_http"]
 
 
 class Served:
@@ -55,3 +56,22 @@ def serve(db_url: str, *args: str, env: Mapping[str, str] | None = None) -> Iter
             proc.kill()
         proc.wait(timeout=30)
         proc.stdout.close()
+
+
+@contextlib.contextmanager
+def serve_http(db_url: str, *modules: str, worker: bool = True, args: Sequence[str] = (),
+               env: Mapping[str, str] | None = None
+               ) -> Iterator[tuple[httpx.Client, subprocess.Popen[str]]]:
+    """``duro serve MODULES [--worker] ARGS`` on ``db_url``, and an HTTP client to it."""
+    with serve(db_url, *modules, *(["--worker"] if worker else []), *args,
+               env=env) as served, httpx.Client(base_url=served.url, timeout=30) as http:
+        yield http, served.proc
+
+
+def problem(response: httpx.Response, status: int, code: str) -> str:
+    """The detail of a problem response, once its status and code are checked."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["code"] == code, body
+    return str(body["detail"])

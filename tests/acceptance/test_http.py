@@ -16,22 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.acceptance.serving import DURO_SRC, serve
+from tests.acceptance.serving import DURO_SRC, problem, serve_http
 
 
 @pytest.fixture
 def server(any_db_url: str) -> Iterator[tuple[httpx.Client, subprocess.Popen[str]]]:
-    with serve(any_db_url, "order_app", "--worker") as served, \
-            httpx.Client(base_url=served.url, timeout=30) as http:
-        yield http, served.proc
+    with serve_http(any_db_url, "order_app") as running:
+        yield running
 
 
-def _problem(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status and body["code"] == code
-    return str(body["detail"])
+_problem = problem
 
 
 def _run_count(http: httpx.Client) -> int:
@@ -100,7 +94,7 @@ def test_bad_requests_are_problems_and_store_nothing(
     _problem(http.post("/v1/runs", content=b"[1, 2]"), 400, "bad_request")
     assert "'workflow' is required" in _problem(http.post("/v1/runs", json={}), 400,
                                                   "bad_request")
-    assert "must be a list" in _problem(
+    assert "must be an array" in _problem(
         http.post("/v1/runs", json={"workflow": "order_app.order", "args": "x"}), 400,
         "bad_request")
     assert "missing a required argument: 'qty'" in _problem(

@@ -155,6 +155,9 @@ def test_interval_ticks_are_anchored_and_deterministic() -> None:
     ({"cron": "* * * * * *"}, "has 6 fields"),
     ({"cron": "@fortnightly"}, "unknown cron alias"),
     ({"every": 0}, "positive number"),
+    ({"every": 5e-324}, "positive number"),  # its tick arithmetic would overflow
+    ({"every": 1e308}, "positive number"),
+    ({"every": 60, "anchor": 1e308}, "anchor must be a time within"),
     ({"cron": "* * * * *", "timezone": "Mars/Olympus"}, "unknown time zone"),
 ])
 def test_bad_timing_is_a_clear_value_error(options: dict[str, Any], message: str) -> None:

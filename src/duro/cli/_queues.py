@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from duro.cli._common import EXIT_OK, Style
 from duro.cli._format import dumps, table
 from duro.cli._inspect import client
 from duro.cli._messages import Command
-from duro.store._records import QueueStats
+from duro.client._records import queue_json
 
 __all__ = ["add_commands"]
 
@@ -23,16 +22,6 @@ def add_commands(command: Command) -> None:
 
 def _limit(value: int | None) -> str:
     return "-" if value is None else str(value)
-
-
-def queue_json(stats: QueueStats) -> dict[str, Any]:
-    """A queue's figures as JSON."""
-    c = stats.config
-    return {"queue": c.name, "pending": stats.pending, "suspended": stats.suspended,
-            "running": stats.running, "started_last_period": stats.started_last_period,
-            "limits": {"concurrency": c.concurrency, "per_worker": c.per_worker,
-                       "rate_limit": c.rate_limit, "rate_period": c.rate_period,
-                       "key_concurrency": c.key_concurrency}}
 
 
 async def queues_command(args: argparse.Namespace, url: str, out: Style) -> int:

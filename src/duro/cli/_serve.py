@@ -62,8 +62,8 @@ def add_commands(command: Command) -> None:
 
 
 _ROUTES = ("start", "signal-with-start", "signal")
-"""The routes ``--webhook-secret`` may guard (``duro.server.ROUTES``, named here so that
-the CLI loads without the 'server' extra)."""
+"""The routes ``--webhook-secret`` may guard (``duro.server.WEBHOOK_ROUTES``, named here
+so that the CLI loads without the 'server' extra)."""
 
 
 def _route_secret(raw: str) -> tuple[str, str]:
@@ -135,7 +135,7 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
     try:
         import uvicorn
 
-        from duro.server import create_app
+        from duro.server import create_app, stop_streams
     except ImportError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     webhooks = _webhooks(args)
@@ -174,6 +174,7 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
     try:
         await asyncio.shield(serving)
     except asyncio.CancelledError:
+        stop_streams(app)  # event streams and long polls end now, not at their timeouts
         server.should_exit = True  # graceful: finish requests, close the client
         await serving
         raise

@@ -22,7 +22,7 @@ from duro._queues import Queue, queue_name
 from duro._search import check_search_attributes
 from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
-from duro.client._records import RunInfo, decode_error
+from duro.client._records import RunInfo, WorkerInfo, decode_error
 from duro.client._schedules import Schedules
 from duro.client._tokens import Tokens
 from duro.errors import (
@@ -409,6 +409,14 @@ class Client(Listings):
         """Each queue's depth, running count and limits."""
         self._require_open()
         return await self.store.queue_stats(real_now=time.time())
+
+    async def workers(self) -> Sequence[WorkerInfo]:
+        """The workers registered in the store, oldest first: where each runs, whether
+        its lease is live, how many runs it holds."""
+        self._require_open()
+        records = await self.store.list_workers()
+        now = time.time()  # leases are wall-clock times (workers are other processes)
+        return [WorkerInfo.from_record(r, now=now) for r in records]
 
     async def signal(self, workflow_id: str, name: str, payload: Any = None, *,
                      id: str | None = None,

@@ -12,8 +12,10 @@ import orjson
 from duro._history import STEP_STATUS, EventKind, SearchValue
 from duro.errors import ErrorInfo
 from duro.store import EventRecord, RunRecord, RunStatus
+from duro.store._records import QueueStats, WorkerRecord
 
-__all__ = ["Event", "RunInfo", "RunPage", "StepSummary", "summarize_steps"]
+__all__ = ["Event", "RunInfo", "RunPage", "StepSummary", "WorkerInfo", "queue_json",
+           "summarize_steps"]
 
 
 def _time(ts: float | None) -> dt.datetime | None:
@@ -160,6 +162,45 @@ class Event:
         if self.corrupt:
             out["corrupt"] = self.corrupt
         return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerInfo:
+    """A worker registered in the store (:meth:`duro.Client.workers`)."""
+
+    worker_id: str
+    host: str
+    pid: int
+    started_at: dt.datetime
+    lease_until: dt.datetime
+    live: bool
+    """Its lease had not expired when read (a dead worker's row stays until another
+    worker takes its runs back)."""
+    running: int
+    """Runs it holds that are running."""
+
+    @classmethod
+    def from_record(cls, r: WorkerRecord, *, now: float) -> WorkerInfo:
+        started, until = _time(r.started_at), _time(r.lease_until)
+        assert started is not None and until is not None
+        return cls(worker_id=r.worker_id, host=r.host, pid=r.pid, started_at=started,
+                   lease_until=until, live=r.lease_until > now, running=r.running)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (times in ISO 8601, UTC)."""
+        return {"worker_id": self.worker_id, "host": self.host, "pid": self.pid,
+                "started_at": iso(self.started_at), "lease_until": iso(self.lease_until),
+                "live": self.live, "running": self.running}
+
+
+def queue_json(stats: QueueStats) -> dict[str, Any]:
+    """A queue's figures as JSON (``duro queues --json``, ``GET /v1/queues``)."""
+    c = stats.config
+    return {"queue": c.name, "pending": stats.pending, "suspended": stats.suspended,
+            "running": stats.running, "started_last_period": stats.started_last_period,
+            "limits": {"concurrency": c.concurrency, "per_worker": c.per_worker,
+                       "rate_limit": c.rate_limit, "rate_period": c.rate_period,
+                       "key_concurrency": c.key_concurrency}}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ from typing import Any
 
 from duro._checks import MAX_ID_LENGTH, check_choice, check_id
 from duro.errors import InvalidArgumentError, WorkflowNotFoundError
-from duro.schedules._spec import OVERLAP_POLICIES, OverlapPolicy, ScheduleSpec
+from duro.schedules._spec import MAX_SPAN, OVERLAP_POLICIES, OverlapPolicy, ScheduleSpec
 from duro.serde import encode
 from duro.store._schedules import ScheduleDefinition
 from duro.workflow._api import Workflow, lookup_workflow
@@ -162,9 +162,10 @@ def build_definition(
         wf.check_arguments(args, kw, what=f"workflow {name!r} scheduled")
     check_choice(overlap, "overlap", OVERLAP_POLICIES)
     window = catch_up.total_seconds() if isinstance(catch_up, timedelta) else catch_up
-    if isinstance(window, bool) or not isinstance(window, (int, float)) or not window >= 0:
+    if isinstance(window, bool) or not isinstance(window, (int, float)) \
+            or not 0 <= window <= MAX_SPAN:
         raise InvalidArgumentError(
-            f"catch_up must be a duration of zero or more, not {catch_up!r}")
+            f"catch_up must be a duration of zero to {MAX_SPAN:g} seconds, not {catch_up!r}")
     period = every.total_seconds() if isinstance(every, timedelta) else every
     if isinstance(anchor, dt.datetime):
         if anchor.tzinfo is None:
@@ -176,8 +177,8 @@ def build_definition(
         raise InvalidArgumentError("anchor applies to every=..., not to cron schedules")
     spec = ScheduleSpec(cron=cron, every=period, timezone=timezone, anchor=anchor_ts)
     spec.check_fires(time.time())
-    if queue is not None and (not isinstance(queue, str) or not queue):
-        raise InvalidArgumentError(f"queue must be a queue name, not {queue!r}")
+    if queue is not None:
+        check_id(queue, "queue")
     run_queue = queue or (wf.queue if isinstance(wf, Workflow) else "") or "default"
     what = f"the arguments of schedule {schedule_id!r}"
     payload = (wf.encode_input(args, kw, what=what) if isinstance(wf, Workflow)

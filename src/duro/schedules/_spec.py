@@ -25,7 +25,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from duro.errors import InvalidArgumentError
 
-__all__ = ["FIRE_HORIZON", "OverlapPolicy", "ScheduleSpec", "tick_workflow_id"]
+__all__ = ["FIRE_HORIZON", "MAX_SPAN", "MAX_TIME", "MIN_EVERY", "OverlapPolicy", "ScheduleSpec",
+           "tick_workflow_id"]
+
+MIN_EVERY = 0.001
+"""Shortest interval, in seconds (a shorter one is a mistake, and its tick arithmetic
+overflows)."""
+MAX_SPAN = 100 * 366 * 86400.0
+"""Longest interval (and catch-up window), in seconds: a century."""
+MAX_TIME = 1e11
+"""Farthest anchor from the epoch, in seconds (year 5138): times stay datetimes."""
 
 OverlapPolicy = Literal["skip", "buffer_one", "allow_all"]
 """What a tick does while the schedule's previous run is still live: ``skip`` it,
@@ -75,10 +84,12 @@ class ScheduleSpec:
             raise ValueError("a schedule needs exactly one of cron=... or every=...")
         if self.cron is not None:
             _check_cron(self.cron)
-        if self.every is not None and not (math.isfinite(self.every) and self.every > 0):
-            raise ValueError(f"every must be a positive number of seconds, not {self.every!r}")
-        if not math.isfinite(self.anchor):
-            raise ValueError(f"anchor must be a finite time, not {self.anchor!r}")
+        if self.every is not None and not MIN_EVERY <= self.every <= MAX_SPAN:
+            raise ValueError(f"every must be a positive number of seconds, {MIN_EVERY:g} to "
+                             f"{MAX_SPAN:g}, not {self.every!r}")
+        if not abs(self.anchor) <= MAX_TIME:
+            raise ValueError(f"anchor must be a time within {MAX_TIME:g} seconds of the "
+                             f"epoch, not {self.anchor!r}")
         _zone(self.timezone)
 
     def describe(self) -> str:

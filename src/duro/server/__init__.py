@@ -6,10 +6,11 @@ can require a provider's HMAC signature (:class:`WebhookAuth`). See docs/http.md
 from __future__ import annotations
 
 try:
-    from duro.server._app import MAX_WAIT, create_app, problem_of
+    from duro.server._app import MAX_WAIT, create_app, stop_streams
+    from duro.server._problems import problem_of
     from duro.server._webhooks import (
-        ROUTES,
         SIGNAL_ID_HEADER,
+        WEBHOOK_ROUTES,
         InvalidSignatureError,
         WebhookAuth,
         verify,
@@ -20,5 +21,5 @@ except ImportError as exc:  # pragma: no cover - depends on the extra
     raise ImportError("duro's HTTP API needs the 'server' extra: "
                       "pip install 'duro[server]'") from exc
 
-__all__ = ["MAX_WAIT", "ROUTES", "SIGNAL_ID_HEADER", "InvalidSignatureError", "WebhookAuth",
-           "create_app", "problem_of", "verify"]
+__all__ = ["MAX_WAIT", "SIGNAL_ID_HEADER", "WEBHOOK_ROUTES", "InvalidSignatureError",
+           "WebhookAuth", "create_app", "problem_of", "stop_streams", "verify"]

@@ -26,10 +26,17 @@ from typing import Any
 from duro._checks import check_id
 from duro.errors import DuroError, InvalidArgumentError
 
-__all__ = ["ROUTES", "SIGNAL_ID_HEADER", "InvalidSignatureError", "WebhookAuth",
-           "check_webhooks", "delivery", "verify"]
+__all__ = [
+    "SIGNAL_ID_HEADER",
+    "WEBHOOK_ROUTES",
+    "InvalidSignatureError",
+    "WebhookAuth",
+    "check_webhooks",
+    "delivery",
+    "verify",
+]
 
-ROUTES: Mapping[str, str] = {
+WEBHOOK_ROUTES: Mapping[str, str] = {
     "start": "/v1/runs",
     "signal-with-start": "/v1/signal-with-start",
     "signal": "/v1/runs/{workflow_id}/signals/{name}",
@@ -94,20 +101,20 @@ class WebhookAuth:
 
 
 def check_webhooks(webhooks: Mapping[str, WebhookAuth] | None) -> dict[str, WebhookAuth]:
-    """``create_app``'s ``webhooks`` by route path (a route named as in :data:`ROUTES`).
+    """``create_app``'s ``webhooks`` by route path (a route named as in :data:`WEBHOOK_ROUTES`).
 
     Raises:
         InvalidArgumentError: An unknown route, or a value that is not a WebhookAuth.
     """
     out: dict[str, WebhookAuth] = {}
     for name, auth in (webhooks or {}).items():
-        if name not in ROUTES:
+        if name not in WEBHOOK_ROUTES:
             raise InvalidArgumentError(f"no webhook route named {name!r}; the routes are "
-                                       f"{', '.join(ROUTES)}")
+                                       f"{', '.join(WEBHOOK_ROUTES)}")
         if not isinstance(auth, WebhookAuth):
             raise InvalidArgumentError(f"webhooks[{name!r}] must be a WebhookAuth, not "
                                        f"{type(auth).__name__}")
-        out[ROUTES[name]] = auth
+        out[WEBHOOK_ROUTES[name]] = auth
     return out
 
 
@@ -162,7 +169,7 @@ def _signatures(auth: WebhookAuth, raw: str | None) -> list[bytes]:
     return out
 
 
-def delivery(body: Mapping[str, Any], query: Mapping[str, str], headers: Mapping[str, str],
+def delivery(body: Any, query: Mapping[str, str], headers: Mapping[str, str],
              auth: WebhookAuth | None) -> tuple[Mapping[str, Any], Any, str | None]:
     """A signal route's request as (its fields, the signal's payload, its delivery id).
 

@@ -57,6 +57,7 @@ from duro.store._records import (
     RunRecord,
     TaskRecord,
     UpdateOutcome,
+    WorkerRecord,
 )
 from duro.store._schedules import ScheduleStore
 from duro.store._tokens import TokenStore
@@ -183,6 +184,11 @@ class ClientStore(Protocol):
 
     async def queue_stats(self, *, real_now: float) -> list[QueueStats]:
         """Every queue with runs or limits: depth, running count, limits."""
+        ...
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        """Every registered worker (live or with an expired lease not yet cleaned up),
+        oldest first, with the number of runs each holds."""
         ...
 
     async def ask_query(self, query: QueryRequest, *, now: float) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "RunStatus",
     "TaskRecord",
     "UpdateOutcome",
+    "WorkerRecord",
     "event_records",
 ]
 
@@ -173,6 +174,20 @@ class QueueStats:
     suspended: int
     running: int
     started_last_period: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerRecord:
+    """A registered worker: where it runs, its lease, how many runs it holds now."""
+
+    worker_id: str
+    host: str
+    pid: int
+    started_at: float
+    lease_until: float
+    """Wall-clock time its lease ends unless renewed (past: presumed dead)."""
+    running: int
+    """Runs it owns that are running."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -68,6 +68,15 @@ class Runs(Dialect):
                 raise RunNotFoundError(
                     f"workflow id {workflow_id!r} names a run that has ended "
                     f"({record.status.value}); it cannot receive {message.kind}s")
+            if message.update_id is not None and not created:
+                # The same update again (update-with-start retried): it is one update,
+                # as request_update makes it; the run that holds it answers.
+                existing = await tx.one("find_update", {"workflow_id": workflow_id,
+                                                        "update_id": message.update_id})
+                if existing is not None:
+                    if existing["run_id"] != record.run_id:
+                        record = await w.fetch_run(tx, existing["run_id"]) or record
+                    return record, created
             sent = await w.send(tx, record.run_id, message, now)
 
             async def finish() -> tuple[RunRecord, bool]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from duro.store._base._dialect import Dialect
 from duro.store._base._tx import Tx
+from duro.store._records import WorkerRecord
 
 __all__ = ["Workers"]
 
@@ -56,3 +57,10 @@ class Workers(Dialect):
         """See :meth:`duro.store.WorkerStore.owned_runs`."""
         return [(r["run_id"], int(r["epoch"]))
                 for r in await self._fetch("owned_runs", {"worker": worker_id})]
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        """See :meth:`duro.store.ClientStore.list_workers`."""
+        return [WorkerRecord(worker_id=r["worker_id"], host=r["host"], pid=int(r["pid"]),
+                             started_at=float(r["started_at"]),
+                             lease_until=float(r["lease_until"]), running=int(r["running"]))
+                for r in await self._fetch("list_workers", {})]

@@ -459,6 +459,13 @@ SET host = EXCLUDED.host, pid = EXCLUDED.pid, started_at = EXCLUDED.started_at,
 -- name: renew_worker
 UPDATE workers SET lease_until = %(lease_until)s WHERE worker_id = %(worker)s;
 
+-- name: list_workers
+-- Every registered worker with the runs it holds (runs_owned: one index probe each).
+SELECT w.worker_id, w.host, w.pid, w.started_at, w.lease_until,
+       (SELECT count(*) FROM runs r
+        WHERE r.owner = w.worker_id AND r.status = 'running') AS running
+FROM workers w ORDER BY w.started_at, w.worker_id;
+
 -- name: worker_pids
 SELECT pid FROM workers WHERE host = %(host)s;
 

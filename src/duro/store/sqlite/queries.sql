@@ -106,6 +106,13 @@ VALUES (:worker, :host, :pid, :real_now, :lease_until);
 -- name: renew_worker
 UPDATE workers SET lease_until = :lease_until WHERE worker_id = :worker;
 
+-- name: list_workers
+-- Every registered worker with the runs it holds (runs_owned: one index probe each).
+SELECT w.worker_id, w.host, w.pid, w.started_at, w.lease_until,
+       (SELECT count(*) FROM runs r
+        WHERE r.owner = w.worker_id AND r.status = 'running') AS running
+FROM workers w ORDER BY w.started_at, w.worker_id;
+
 -- name: worker_pids
 SELECT pid FROM workers WHERE host = :host;
 

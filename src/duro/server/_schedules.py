@@ -1,0 +1,140 @@
+"""The routes of schedules (``client.schedules``), queues and workers."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from duro._checks import shown
+from duro.client._records import queue_json
+from duro.errors import DuroError, InvalidArgumentError
+from duro.schedules._spec import MAX_TIME
+from duro.server._problems import body_of, field, json, location, path_id
+from duro.server._routes import Api
+
+__all__ = ["backfill_schedule", "create_schedule", "delete_schedule", "get_schedule",
+           "list_schedules", "note_of", "pause_schedule", "queues", "resume_schedule",
+           "trigger_schedule", "workers"]
+
+T = TypeVar("T")
+
+_OPTIONS: tuple[tuple[str, type], ...] = (
+    ("cron", str), ("every", float), ("timezone", str), ("overlap", str),
+    ("catch_up", float), ("queue", str), ("paused", bool))
+_CREATE = frozenset({"id", "workflow", "args", "kwargs", "anchor", "note"}
+                    | {name for name, _ in _OPTIONS})
+_NOTE = frozenset({"note"})
+_RANGE = frozenset({"start", "end"})
+_MAX_NOTE = 4096
+
+
+async def _refused(work: Awaitable[T]) -> T:
+    """``work``'s result; the plain ``ValueError`` and ``TypeError`` the schedule API
+    raises for a bad definition (a cron expression, a time zone) become
+    :class:`InvalidArgumentError` (a 400, like the typed ones)."""
+    try:
+        return await work
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, DuroError):
+            raise
+        raise InvalidArgumentError(str(exc)) from None
+
+
+def note_of(body: Mapping[str, Any]) -> str | None:
+    """A body's ``note``: text of at most 4,096 characters, without NUL."""
+    note: str | None = field(body, "note", str)
+    if note is not None and (len(note) > _MAX_NOTE or "\x00" in note):
+        raise InvalidArgumentError(f"note must be text of at most {_MAX_NOTE} characters "
+                                   "without NUL")
+    return note
+
+
+def _instant(body: Mapping[str, Any], name: str, *, required: bool = False) -> float | None:
+    """A time in a body: epoch seconds, or ISO 8601 with a UTC offset."""
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    ts = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        ts = float(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            when = dt.datetime.fromisoformat(value)
+            ts = when.timestamp() if when.tzinfo is not None else None
+    if ts is None or not abs(ts) <= MAX_TIME:
+        raise InvalidArgumentError(f"{name!r} must be epoch seconds or ISO 8601 with a UTC "
+                                   f"offset (2024-05-01T12:00:00Z), not {shown(value)}")
+    return ts
+
+
+def _schedule_id(request: Request) -> str:
+    return path_id(request, "schedule_id", "schedule id")
+
+
+async def create_schedule(request: Request, api: Api) -> Response:
+    body = await body_of(request, _CREATE)
+    schedule_id = field(body, "id", str, required=True)
+    workflow = field(body, "workflow", str, required=True)
+    options = {name: value for name, kind in _OPTIONS
+               if (value := field(body, name, kind)) is not None}
+    info = await _refused(api.client.schedules.create(
+        schedule_id, workflow, args=field(body, "args", list, []),
+        kwargs=field(body, "kwargs", dict, {}), anchor=_instant(body, "anchor"),
+        note=note_of(body), **options))
+    return json(info.to_json(), 201, location("schedules", info.schedule_id))
+
+
+async def list_schedules(request: Request, api: Api) -> Response:
+    return json({"schedules": [s.to_json() for s in await api.client.schedules.list()]})
+
+
+async def get_schedule(request: Request, api: Api) -> Response:
+    return json((await api.client.schedules.get(_schedule_id(request))).to_json())
+
+
+async def pause_schedule(request: Request, api: Api) -> Response:
+    schedule_id = _schedule_id(request)
+    note = note_of(await body_of(request, _NOTE))
+    return json((await api.client.schedules.pause(schedule_id, note=note)).to_json())
+
+
+async def resume_schedule(request: Request, api: Api) -> Response:
+    schedule_id = _schedule_id(request)
+    note = note_of(await body_of(request, _NOTE))
+    return json((await api.client.schedules.resume(schedule_id, note=note)).to_json())
+
+
+async def trigger_schedule(request: Request, api: Api) -> Response:
+    handle = await api.client.schedules.trigger(_schedule_id(request))
+    info = await handle.describe()
+    return json({"workflow_id": info.workflow_id, "run_id": info.run_id,
+                 "status": info.status.value}, 201,
+                location("runs", info.workflow_id))
+
+
+async def backfill_schedule(request: Request, api: Api) -> Response:
+    schedule_id = _schedule_id(request)
+    body = await body_of(request, _RANGE)
+    start, end = _instant(body, "start", required=True), _instant(body, "end", required=True)
+    assert start is not None and end is not None
+    handles = await _refused(api.client.schedules.backfill(schedule_id, start, end))
+    return json({"started": [{"workflow_id": h.workflow_id, "run_id": h.run_id}
+                             for h in handles]})
+
+
+async def delete_schedule(request: Request, api: Api) -> Response:
+    await api.client.schedules.delete(_schedule_id(request))
+    return Response(status_code=204)
+
+
+async def queues(request: Request, api: Api) -> Response:
+    return json({"queues": [queue_json(q) for q in await api.client.queues()]})
+
+
+async def workers(request: Request, api: Api) -> Response:
+    return json({"workers": [w.to_json() for w in await api.client.workers()]})

@@ -1,0 +1,232 @@
+"""The route table: every route of the API, once, with the scope it needs and what the
+OpenAPI document says of it. ``create_app`` serves this table and ``GET /openapi.json``
+describes it; nothing else declares a route.
+
+Status codes: 202 for what is accepted and goes on without the caller (a start, a
+signal, a cancel, an update still pending), 201 for a new run or schedule made by the
+request (retry, reset, fork, trigger, create: with its ``Location``), 200 for what is
+read or done at once, 204 for a deletion.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from duro.client._listing import MAX_PAGE_SIZE
+from duro.server import _runs as runs
+from duro.server import _schedules as schedules
+from duro.server._events import events
+from duro.server._openapi import DOCS_PAGE, openapi
+from duro.server._problems import json
+from duro.server._routes import Api, ApiRoute, Param, Scope
+from duro.server._runs import MAX_HISTORY_PAGE, SEARCH_PREFIX
+from duro.server._webhooks import SIGNAL_ID_HEADER
+
+__all__ = ["ROUTES"]
+
+
+async def _healthz(request: Request, api: Api) -> Response:
+    return json({"ok": True})
+
+
+async def _readyz(request: Request, api: Api) -> Response:
+    await api.client.list(limit=1)  # one indexed read: the store answers (else 503)
+    return json({"ok": True})
+
+
+async def _openapi(request: Request, api: Api) -> Response:
+    return Response(_document(request.scope.get("root_path", "")),
+                    media_type="application/json")
+
+
+@cache
+def _document(root_path: str) -> bytes:
+    import orjson
+
+    from duro import __version__
+
+    return orjson.dumps(openapi(ROUTES, version=__version__, root_path=root_path))
+
+
+async def _docs(request: Request, api: Api) -> Response:
+    return HTMLResponse(DOCS_PAGE)
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> Param:
+    return Param(name=name, schema=schema, description=description)
+
+
+_RUN_ID = _query("run_id", {"type": "string", "minLength": 1},
+                 "that run of the workflow id (default: its latest)")
+_IDEMPOTENCY_KEY = Param(name="Idempotency-Key", where="header", schema={"type": "string"},
+                         description="the workflow id when the body has none")
+_LIST_PARAMS = (
+    _query("status", {"$ref": "#/components/schemas/RunStatus"}, "only runs with it"),
+    _query("workflow", {"type": "string"}, "only runs of this workflow name"),
+    _query("id_prefix", {"type": "string"}, "only workflow ids that start with it"),
+    _query("created_after", {"type": "string"},
+           "created at or after: epoch seconds or ISO 8601 with an offset"),
+    _query("created_before", {"type": "string"}, "created before it"),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+           "runs per page (default 100)"),
+    _query("cursor", {"type": "string"}, "the next_cursor of the previous page"),
+)
+_WAIT = {"type": "number", "minimum": 0}
+# A webhook delivery: its id, and a provider's own JSON as the payload (server/_webhooks).
+_SIGNAL_ID_HEADER = Param(name=SIGNAL_ID_HEADER, where="header", schema={"type": "string"},
+                          description="the delivery id when the body has none")
+_PAYLOAD_BODY = _query("payload", {"enum": ["body"]},
+                       "body: the whole body (any JSON: a provider's own) is the signal's "
+                       "payload, and the other fields come from this query string")
+_SIGNAL_ID = _query("signal_id", {"type": "string", "minLength": 1},
+                    "the delivery id (with payload=body)")
+_DELIVERY = (_SIGNAL_ID_HEADER, _PAYLOAD_BODY, _SIGNAL_ID)
+_SIGNAL_START_QUERY = (
+    _query("workflow", {"type": "string", "minLength": 1}, "the workflow (with payload=body)"),
+    _query("id", {"type": "string", "minLength": 1}, "the workflow id (with payload=body)"),
+    _query("signal", {"type": "string", "minLength": 1}, "the signal (with payload=body)"),
+)
+
+_R: Scope = "read"
+_W: Scope = "write"
+_A: Scope = "admin"
+
+ROUTES: tuple[ApiRoute, ...] = (
+    ApiRoute(method="GET", path="/healthz", handler=_healthz, scope=None, tag="service",
+             summary="liveness: the process answers", responses={200: "Health"}),
+    ApiRoute(method="GET", path="/readyz", handler=_readyz, scope=None, tag="service",
+             summary="readiness: the store answers (503 if not)",
+             responses={200: "Health"}),
+    ApiRoute(method="GET", path="/openapi.json", handler=_openapi, scope=None,
+             tag="service", summary="this document", responses={200: "OpenApi"}),
+    ApiRoute(method="GET", path="/docs", handler=_docs, scope=None, tag="service",
+             summary="a page listing the routes", responses={200: "html"},
+             media="text/html"),
+    # -- runs: start and message
+    ApiRoute(method="POST", path="/v1/runs", handler=runs.start, scope=_W, tag="runs",
+             summary="start a run (the same id again: the same run)",
+             params=(_IDEMPOTENCY_KEY,), body="StartRequest", responses={202: "RunRef"}),
+    ApiRoute(method="POST", path="/v1/signal-with-start", handler=runs.signal_with_start,
+             scope=_W, tag="runs", params=(_IDEMPOTENCY_KEY, *_DELIVERY, *_SIGNAL_START_QUERY),
+             summary="signal the live run of the id, starting it first if there is none "
+                     "(the webhook pattern)",
+             body="SignalWithStartRequest", responses={202: "RunRef"}),
+    ApiRoute(method="POST", path="/v1/update-with-start", handler=runs.update_with_start,
+             scope=_W, tag="runs", params=(_IDEMPOTENCY_KEY,),
+             summary="send an update to the live run of the id, starting it first if "
+                     "there is none, and wait for its result",
+             body="UpdateWithStartRequest",
+             responses={200: "UpdateResult", 202: "UpdatePending"}),
+    ApiRoute(method="POST", path="/v1/runs/{workflow_id}/signals/{name}",
+             handler=runs.signal, scope=_W, tag="runs", summary="signal the live run",
+             params=_DELIVERY, body="SignalRequest", responses={202: "RunRef"}),
+    ApiRoute(method="POST", path="/v1/runs/{workflow_id}/updates/{name}",
+             handler=runs.update, scope=_W, tag="runs",
+             summary="send an update and wait for its result (202 while it is pending: "
+                     "send it again with the same id to wait more)",
+             body="UpdateRequest", responses={200: "UpdateResult", 202: "UpdatePending"}),
+    ApiRoute(method="GET", path="/v1/runs/{workflow_id}/queries/{name}",
+             handler=runs.query, scope=_R, tag="runs", summary="ask the run a query",
+             params=(_query("args", {"type": "string"}, "the arguments, a JSON array"),
+                     _RUN_ID, _query("timeout", _WAIT, "seconds a worker may take to "
+                                                       "answer (default 10, at most 60)")),
+             responses={200: "QueryResult"}),
+    ApiRoute(method="POST", path="/v1/runs/{workflow_id}/queries/{name}",
+             handler=runs.query_post, scope=_R, tag="runs",
+             summary="ask the run a query (arguments in the body)", body="QueryRequest",
+             responses={200: "QueryResult"}),
+    # -- runs: read
+    ApiRoute(method="GET", path="/v1/runs", handler=runs.list_runs, scope=_R, tag="runs",
+             summary="find runs, newest first, a page at a time", params=_LIST_PARAMS,
+             prefix_param=SEARCH_PREFIX, responses={200: "RunPage"},
+             description="Search attributes filter as query parameters "
+                         f"`{SEARCH_PREFIX}<key>=<value>` (the value as JSON if it is a "
+                         "string, number or boolean, else as text)."),
+    ApiRoute(method="GET", path="/v1/runs/{workflow_id}", handler=runs.describe,
+             scope=_R, tag="runs", summary="the run (its result or error once ended)",
+             responses={200: "Run"}),
+    ApiRoute(method="GET", path="/v1/runs/{workflow_id}/result", handler=runs.result,
+             scope=_R, tag="runs",
+             summary="wait up to ?wait= seconds (at most 60) for the run to end",
+             params=(_query("wait", _WAIT, "seconds to wait (default 0)"),),
+             responses={200: "Run", 202: "Run"}),
+    ApiRoute(method="GET", path="/v1/runs/{workflow_id}/history", handler=runs.history,
+             scope=_R, tag="runs", summary="the run's events, a page at a time",
+             params=(_query("after", {"type": "integer", "minimum": 0},
+                            "only events after this sequence number (default: from the first, 0)"),
+                     _query("limit", {"type": "integer", "minimum": 1,
+                                      "maximum": MAX_HISTORY_PAGE},
+                            "events per page (default 1000)"), _RUN_ID),
+             responses={200: "HistoryPage"}),
+    ApiRoute(method="GET", path="/v1/runs/{workflow_id}/events", handler=events,
+             scope=_R, tag="runs", media="text/event-stream",
+             summary="the run's history live, as Server-Sent Events",
+             params=(Param(name="Last-Event-ID", where="header",
+                           schema={"type": "string"},
+                           description="resume after this event (its sequence number)"),
+                     _query("after", {"type": "integer", "minimum": 0},
+                            "start after this sequence number"), _RUN_ID),
+             responses={200: "stream"},
+             description="Each event is an SSE message with `id:` its sequence number "
+                         "and as data its JSON (as in the history); when the run has "
+                         "ended, a last message `event: end` carries the run."),
+    # -- runs: act
+    ApiRoute(method="POST", path="/v1/runs/{workflow_id}/cancel", handler=runs.cancel,
+             scope=_W, tag="runs", summary="ask the live run to cancel",
+             responses={202: "RunRef"}),
+    ApiRoute(method="POST", path="/v1/runs/{workflow_id}/terminate",
+             handler=runs.terminate, scope=_A, tag="runs",
+             summary="stop the live run at once", body="TerminateRequest",
+             responses={200: "Run"}),
+    ApiRoute(method="POST", path="/v1/runs/{workflow_id}/retry", handler=runs.retry,
+             scope=_A, tag="runs",
+             summary="re-run a failed or timed-out run from where it failed",
+             responses={201: "RunRef"}),
+    ApiRoute(method="POST", path="/v1/runs/{workflow_id}/reset", handler=runs.reset,
+             scope=_A, tag="runs",
+             summary="a new run that keeps the first `to` events (a live run is "
+                     "terminated first)", body="ResetRequest", responses={201: "RunRef"}),
+    ApiRoute(method="POST", path="/v1/runs/{workflow_id}/fork", handler=runs.fork,
+             scope=_A, tag="runs",
+             summary="a new run under a new workflow id from the first `to` events",
+             body="ForkRequest", responses={201: "RunRef"}),
+    # -- schedules, queues, workers
+    ApiRoute(method="POST", path="/v1/schedules", handler=schedules.create_schedule,
+             scope=_W, tag="schedules", summary="create a schedule",
+             body="ScheduleRequest", responses={201: "Schedule"}),
+    ApiRoute(method="GET", path="/v1/schedules", handler=schedules.list_schedules,
+             scope=_R, tag="schedules", summary="every schedule, by id",
+             responses={200: "ScheduleList"}),
+    ApiRoute(method="GET", path="/v1/schedules/{schedule_id}",
+             handler=schedules.get_schedule, scope=_R, tag="schedules",
+             summary="a schedule", responses={200: "Schedule"}),
+    ApiRoute(method="DELETE", path="/v1/schedules/{schedule_id}",
+             handler=schedules.delete_schedule, scope=_A, tag="schedules",
+             summary="delete a schedule (its runs stay)", responses={204: None}),
+    ApiRoute(method="POST", path="/v1/schedules/{schedule_id}/pause",
+             handler=schedules.pause_schedule, scope=_W, tag="schedules",
+             summary="stop firing ticks", body="NoteRequest", responses={200: "Schedule"}),
+    ApiRoute(method="POST", path="/v1/schedules/{schedule_id}/resume",
+             handler=schedules.resume_schedule, scope=_W, tag="schedules",
+             summary="fire ticks again, from the next one", body="NoteRequest",
+             responses={200: "Schedule"}),
+    ApiRoute(method="POST", path="/v1/schedules/{schedule_id}/trigger",
+             handler=schedules.trigger_schedule, scope=_W, tag="schedules",
+             summary="start a run now", responses={201: "RunRef"}),
+    ApiRoute(method="POST", path="/v1/schedules/{schedule_id}/backfill",
+             handler=schedules.backfill_schedule, scope=_W, tag="schedules",
+             summary="start the runs of past ticks that have none",
+             body="BackfillRequest", responses={200: "Backfilled"}),
+    ApiRoute(method="GET", path="/v1/queues", handler=schedules.queues, scope=_R,
+             tag="service", summary="each queue's depth, running runs and limits",
+             responses={200: "QueueList"}),
+    ApiRoute(method="GET", path="/v1/workers", handler=schedules.workers, scope=_R,
+             tag="service", summary="the workers registered in the store",
+             responses={200: "WorkerList"}),
+)
+"""Every route: a route's scope is checked by the one wrapper every request passes
+through (``_app.py``)."""
