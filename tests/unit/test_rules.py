@@ -247,7 +247,8 @@ def _stored(d: ScheduleDefinition, next_fire_at: float | None) -> Any:
                                           "catch_up", "source")},
            "paused": 0, "note": None, "next_fire_at": next_fire_at, "last_fire_at": None,
            "last_workflow_id": None, "buffered_at": None, "fired": 0, "missed": 0,
-           "overlap_skipped": 0, "created_at": 1.0, "updated_at": 1.0}
+           "overlap_skipped": 0, "created_at": 1.0, "updated_at": 1.0,
+           "namespace": d.namespace}
     return schedule_record(row)
 
 
@@ -330,5 +331,7 @@ def test_mappers_read_rows_by_column_name() -> None:
               "updated_at": 1.0, "closed_at": None, "wake_at": 2.0, "owner": None,
               "epoch": 0, "history_len": 1, "parent_run_id": None, "parent_op": None,
               "parent_close": None, "deadline_at": None, "origin_run_id": None,
-              "queue": None, "priority": 0, "concurrency_key": None, "depth": 0}
+              "queue": None, "priority": 0, "concurrency_key": None, "depth": 0,
+              "namespace": "tenant-a"}
     assert run_record(stored).queue == "default"
+    assert run_record(stored).namespace == "tenant-a"

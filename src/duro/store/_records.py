@@ -111,6 +111,8 @@ class RunRecord:
     """What is wrong with the stored row, when its status is ``CORRUPT``."""
     headers: Headers | None = None
     """Context carried with the run (see :class:`RunLinks`)."""
+    namespace: str = "default"
+    """The namespace the run belongs to (a child, a successor or a copy: its origin's)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
