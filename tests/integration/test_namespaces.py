@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import duro
+import duro.testing
 from duro.errors import ChildWorkflowError, WorkflowAlreadyStartedError
 from duro.schedules import ScheduleAlreadyExistsError, ScheduleNotFoundError
 from duro.store import Message
@@ -44,7 +45,7 @@ async def waiter(n: int) -> int:
 async def looper(i: int) -> str:
     if i < 1:
         duro.continue_as_new(i + 1)
-    return duro.info().workflow_id
+    return f"{duro.info().workflow_id} in {duro.info().namespace}"
 
 
 @duro.workflow(name="ns.parent")
@@ -214,13 +215,22 @@ def test_children_successors_and_copies_stay_in_their_namespace(any_db_url: str)
             taken = await b.start(waiter, 0, id="b-owns-this")
             handle = await a.start(parent, "b-owns-this", id="p")
             kid, refusal, cause = await handle.result(timeout=20)
-            assert kid == "p-kid"
+            assert kid == f"p-kid in {A}"  # duro.info() of the child's successor
             assert "is taken" in cause and taken.run_id not in refusal + cause
             assert B not in refusal + cause and "ns.waiter" not in refusal + cause
             chain = [r for r in await a.list(id_prefix="p-kid")]
             assert len(chain) == 2 and {r.namespace for r in chain} == {A}  # one CAN
             assert {r.status for r in chain} == {duro.RunStatus.COMPLETED,
                                                  duro.RunStatus.CONTINUED_AS_NEW}
+            # A replay reads the namespace from the recorded run_started, as a worker
+            # taking the run up from the store does; a start runs in its client's.
+            history = await a.get_handle("p-kid").history()
+            replayed = duro.testing.replay(looper, history, workflow_id="p-kid")
+            assert replayed.result == f"p-kid in {A}"
+            assert await (await b.start(looper, 1, id="direct")).result(timeout=10) == \
+                f"direct in {B}"
+            assert await (await engine.start(looper, 1, id="plain")).result(timeout=10) == \
+                "plain in default"
             # The child and its successor (continue-as-new keeps the parent).
             assert [c.workflow_id for c in await handle.children()] == ["p-kid", "p-kid"]
             assert await b.list(id_prefix="p") == []

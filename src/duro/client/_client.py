@@ -364,7 +364,8 @@ class Client(Listings):
             if created and slot.local:
                 slot.adopt(Claim(run_id=record.run_id, workflow_id=workflow_id,
                                  workflow_name=wf.name, epoch=record.epoch, history_len=1,
-                                 queue=record.queue), payload, now, links=links)
+                                 queue=record.queue, namespace=record.namespace),
+                           payload, now, links=links)
             elif created:
                 local.wake()
         if message is not None:

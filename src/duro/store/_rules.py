@@ -205,7 +205,9 @@ class NewRun:
         links, place = self.links, self.placement
         meta = RunStartedMeta(parent_run_id=links.parent_run_id, parent_op=links.parent_op,
                               deadline_at=links.deadline_at, headers=links.headers,
-                              search_attributes=self.search_attributes).encode()
+                              search_attributes=self.search_attributes,
+                              namespace=None if self.namespace == "default"
+                              else self.namespace).encode()
         return {"run_id": self.run_id, "workflow_id": self.workflow_id,
                 "workflow_name": self.workflow_name, "status": self.status.value,
                 "input": self.input, "now": self.now, "wake_at": self.wake_at,
