@@ -218,7 +218,7 @@ def test_children_successors_and_copies_stay_in_their_namespace(any_db_url: str)
             assert kid == f"p-kid in {A}"  # duro.info() of the child's successor
             assert "is taken" in cause and taken.run_id not in refusal + cause
             assert B not in refusal + cause and "ns.waiter" not in refusal + cause
-            chain = [r for r in await a.list(id_prefix="p-kid")]
+            chain = await a.list(id_prefix="p-kid")
             assert len(chain) == 2 and {r.namespace for r in chain} == {A}  # one CAN
             assert {r.status for r in chain} == {duro.RunStatus.COMPLETED,
                                                  duro.RunStatus.CONTINUED_AS_NEW}
