@@ -15,7 +15,15 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from duro.cli._common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError, Style, codec
+from duro.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Style,
+    codec,
+    namespace,
+)
 from duro.cli._format import dumps, local_time, short_json, table
 from duro.cli._inspect import client
 from duro.cli._load import import_target, load_workflow, parse_call_args
@@ -165,7 +173,7 @@ async def create_command(args: argparse.Namespace, url: str, out: Style) -> int:
     if args.anchor is not None:
         anchor = _parse_time(args.anchor, "UTC", "--anchor")
     async with Engine(url, worker=False, codec=codec()) as engine, _errors():
-        info = await engine.schedules.create(
+        info = await engine.with_namespace(namespace()).schedules.create(
             args.id, workflow, args=call_args, kwargs=kwargs, cron=args.cron,
             every=args.every, timezone=args.timezone, anchor=anchor, overlap=args.overlap,
             catch_up=args.catch_up, queue=args.queue, paused=args.paused, note=args.note)
