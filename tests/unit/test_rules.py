@@ -146,6 +146,9 @@ def test_a_namespace_lists_through_its_index_unless_a_filter_narrows_more(
     name, params = list_query(**{**given, **where}, namespace="tenant-a")
     assert (name, params["namespace"]) == (query, "tenant-a")
     assert list_query(**given)[0] == "list_runs"
+    # 'default' is not in the (partial) namespace index: its listing reads runs_created.
+    default = list_query(**given, namespace="default")
+    assert default[0] == "list_runs" and default[1]["namespace"] == "default"
 
 
 def test_a_new_run_owned_by_its_starter_is_running_at_epoch_1() -> None:

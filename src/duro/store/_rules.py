@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import orjson
 
+from duro._checks import DEFAULT_NAMESPACE
 from duro._history import (
     TERMINAL_KINDS,
     ChildDone,
@@ -609,7 +610,9 @@ def list_query(*, status: str | None, name: str | None, created_after: float | N
         return "list_runs_by_name", params
     if status is not None:
         return "list_runs_by_status", params
-    if namespace is not None:
+    if namespace is not None and namespace != DEFAULT_NAMESPACE:
+        # 'default' is not in runs_namespace (a partial index: a deployment without
+        # tenants pays nothing for it); its listing reads runs_created.
         return "list_runs_by_namespace", params
     return "list_runs", params
 

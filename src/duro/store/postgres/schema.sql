@@ -146,7 +146,7 @@ CREATE INDEX runs_debounce ON runs USING btree (queue, debounce_key) WHERE ((deb
 CREATE UNIQUE INDEX runs_live_dedup ON runs USING btree (queue, dedup_key) WHERE ((dedup_key IS NOT NULL) AND (status = ANY (ARRAY['pending'::text, 'running'::text, 'suspended'::text, 'parked'::text])));
 CREATE UNIQUE INDEX runs_live_workflow_id ON runs USING btree (workflow_id) WHERE (status = ANY (ARRAY['pending'::text, 'running'::text, 'suspended'::text, 'parked'::text]));
 CREATE INDEX runs_name ON runs USING btree (workflow_name, created_at, run_id COLLATE "C");
-CREATE INDEX runs_namespace ON runs USING btree (namespace, created_at, run_id COLLATE "C");
+CREATE INDEX runs_namespace ON runs USING btree (namespace, created_at, run_id COLLATE "C") WHERE (namespace <> 'default'::text);
 CREATE INDEX runs_owned ON runs USING btree (owner) WHERE (status = 'running'::text);
 CREATE INDEX runs_parent ON runs USING btree (parent_run_id) WHERE (parent_run_id IS NOT NULL);
 CREATE INDEX runs_queue_ready ON runs USING btree (queue, priority DESC, wake_at) WHERE (status = ANY (ARRAY['pending'::text, 'suspended'::text]));

@@ -200,7 +200,8 @@ CREATE UNIQUE INDEX runs_live_workflow_id ON runs (workflow_id)
 
 CREATE INDEX runs_name ON runs (workflow_name, listed_at, run_id);
 
-CREATE INDEX runs_namespace ON runs (namespace, listed_at, run_id);
+CREATE INDEX runs_namespace ON runs (namespace, listed_at, run_id)
+    WHERE namespace <> 'default';
 
 CREATE INDEX runs_owned ON runs (owner) WHERE status = 'running';
 
