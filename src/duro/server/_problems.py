@@ -110,8 +110,11 @@ def problem(exc: BaseException) -> Response:
     """The problem response of an error (an unexpected one's detail is not shown)."""
     status, code = problem_of(exc)
     detail = str(exc) if status < 500 or isinstance(exc, DuroError) else "internal error"
+    # RFC 9110: a 401 says how to authenticate.
+    headers = {"WWW-Authenticate": 'Bearer realm="duro"'} if code == "unauthenticated" \
+        else None
     return Response(orjson.dumps(problem_document(status, code, detail)), status_code=status,
-                    media_type="application/problem+json")
+                    headers=headers, media_type="application/problem+json")
 
 
 async def json_of(request: Request) -> Any:
