@@ -53,21 +53,22 @@ _LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 
 async def _connection(host: str, port: int, prefix: str, warmup: int, timed: int,
                       gate: asyncio.Event, ready: list[int], out: list[float],
-                      interval: float | None, phase: float) -> None:
+                      interval: float | None, phase: float, token: str | None) -> None:
     """One keep-alive connection: ``warmup`` starts, then (once ``gate`` opens) ``timed``
     starts, one after another (closed loop), or each at its turn every ``interval``
     seconds (open loop: its latency counts from its turn, so a late send counts too)."""
     reader, writer = await asyncio.open_connection(host, port)
     counter = 0
+    auth = b"" if token is None else b"Authorization: Bearer %s\r\n" % token.encode()
 
     async def start(due: float | None = None) -> float:
         nonlocal counter
         counter += 1
         body = b'{"workflow":"bench_http.noop","id":"%s-%d","args":[1]}' % (
             prefix.encode(), counter)
-        request = (b"POST /v1/runs HTTP/1.1\r\nHost: bench\r\n"
+        request = (b"POST /v1/runs HTTP/1.1\r\nHost: bench\r\n%s"
                    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                   % (len(body), body))
+                   % (auth, len(body), body))
         t0 = time.perf_counter() if due is None else due
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
@@ -96,7 +97,7 @@ async def _connection(host: str, port: int, prefix: str, warmup: int, timed: int
 
 
 async def _load(base: str, clients: int, requests: int, warmup: int,
-                rate: float | None) -> dict[str, Any]:
+                rate: float | None, token: str | None = None) -> dict[str, Any]:
     match = re.match(r"http://([\d.]+):(\d+)", base)
     assert match is not None
     host, port = match.group(1), int(match.group(2))
@@ -107,7 +108,7 @@ async def _load(base: str, clients: int, requests: int, warmup: int,
     interval = None if rate is None else clients / rate  # each connection's share
     tasks = [asyncio.ensure_future(_connection(
         host, port, f"c{i}-{uuid.uuid4().hex[:6]}", warmup, per, gate, ready, latencies,
-        interval, 0.0 if interval is None else interval * i / clients))
+        interval, 0.0 if interval is None else interval * i / clients, token))
         for i in range(clients)]
     while len(ready) < clients:
         await asyncio.sleep(0.001)
@@ -154,14 +155,31 @@ def _serve(db: str, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://{match.group(1)}:{match.group(2)}"
 
 
+def _token(db: str) -> str:
+    """A write token made in ``db`` (``duro token create``), for ``--auth``."""
+    env = {k: v for k, v in os.environ.items() if k != "DURO_DB"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    subprocess.run([sys.executable, "-m", "duro", "--db", db, "db", "migrate"], env=env,
+                   cwd=ROOT, capture_output=True, timeout=60, check=True)
+    made = subprocess.run([sys.executable, "-m", "duro", "--db", db, "token", "create",
+                           "bench", "--scope", "write"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=True)
+    return made.stdout.strip()
+
+
 def _one(db: str, args: argparse.Namespace, rate: float | None) -> dict[str, Any]:
-    proc, base = _serve(db, args.serve_args.split() if args.serve_args else [])
+    extra = args.serve_args.split() if args.serve_args else []
+    token = None
+    if args.auth:
+        token, extra = _token(db), [*extra, "--auth"]
+    proc, base = _serve(db, extra)
     try:
         cpu0 = _cpu_seconds(proc.pid)
         load = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--child-load", base,
              "--clients", str(args.clients), "--requests", str(args.requests),
-             "--warmup", str(args.warmup), *(["--rate", str(rate)] if rate else [])],
+             "--warmup", str(args.warmup), *(["--rate", str(rate)] if rate else []),
+             *(["--child-token", token] if token else [])],
             capture_output=True, text=True, timeout=args.timeout, cwd=ROOT)
         server_cpu = _cpu_seconds(proc.pid) - cpu0
         if load.returncode != 0:
@@ -212,12 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="smoke sizes, 1 repeat")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--auth", action="store_true",
+                    help="serve with API tokens (duro serve --auth): each start carries a "
+                         "token the server checks")
     ap.add_argument("--child-load", help=argparse.SUPPRESS)
+    ap.add_argument("--child-token", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.child_load:
         print(json.dumps(asyncio.run(_load(args.child_load, args.clients, args.requests,
-                                           args.warmup, args.rate))))
+                                           args.warmup, args.rate, args.child_token))))
         return 0
     if args.tiny:
         args.clients, args.requests, args.warmup, args.repeat = 4, 40, 2, 1
@@ -226,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": sys.version.split()[0], "loadavg_at_start": os.getloadavg()},
-        "server": "duro serve, no modules, no worker",
+        "server": "duro serve, no modules, no worker"
+                  + (", API tokens" if args.auth else ""),
         "sizes": {"clients": args.clients, "requests": args.requests,
                   "warmup_per_client": args.warmup, "repeat": args.repeat},
         "stores": {}}
@@ -242,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                 load = "closed loop" if rate is None else f"{rate:g}/s offered"
                 out["stores"][f"{name}, {load}"] = _summary(runs)
     print(f"HTTP start (POST /v1/runs -> 202), {args.clients} clients, {args.requests} "
-          f"starts x {args.repeat} runs, medians; no worker")
+          f"starts x {args.repeat} runs, medians; no worker"
+          f"{'; API tokens' if args.auth else ''}")
     print(f"{'store, load':<22}{'p50 ms':>9}{'p99 ms':>9}{'starts/s':>10}{'server ms/st':>14}"
           f"{'load ms/st':>12}")
     for name, summary in out["stores"].items():

@@ -75,12 +75,18 @@ class Tokens:
 
     def __init__(self, client: Client) -> None:
         self._client = client
+        self._checked: TokenStore | None = None
 
     def _store(self) -> TokenStore:
         self._client._require_open()
         store = self._client.store
-        if not isinstance(store, TokenStore):
-            raise InvalidArgumentError(f"the store {type(store).__name__} keeps no API tokens")
+        if store is not self._checked:
+            # Once per store: a runtime protocol check costs ~10 us (it is on every
+            # request of a server that requires tokens).
+            if not isinstance(store, TokenStore):
+                raise InvalidArgumentError(
+                    f"the store {type(store).__name__} keeps no API tokens")
+            self._checked = store
         return store
 
     async def create(self, name: str, *, scope: str = "read", namespace: str = "default",
