@@ -25,6 +25,7 @@ from duro.client._listing import Listings
 from duro.client._records import RunInfo, WorkerInfo, decode_error
 from duro.client._schedules import Schedules
 from duro.client._tokens import Tokens
+from duro.client._url import is_remote
 from duro.errors import (
     DuroError,
     ErrorInfo,
@@ -73,7 +74,10 @@ _ON_DEDUP = ("use_existing", "fail")
 
 
 class Client(Listings):
-    """Start, inspect and control workflow runs, through the store alone.
+    """Start, inspect and control workflow runs, through the store alone (or through a
+    server: ``Client("http://host:8233", token=...)`` is a
+    :class:`~duro.client.RemoteClient`, with the same methods over ``duro serve``'s HTTP
+    API; docs/http.md, "Remote client").
 
     Use as ``async with duro.Client("sqlite:///duro.db") as client: ...``. A client
     runs no workflow code: workers (``duro worker``, or an :class:`~duro.Engine` in
@@ -84,7 +88,7 @@ class Client(Listings):
 
     Args:
         url: The store: ``sqlite:///path/to.db`` (relative), ``sqlite:////abs/path.db``
-            or ``postgresql://...``.
+            or ``postgresql://...``; or a server, ``http(s)://host:port``.
         store: An open-able store to use instead of opening ``url``.
         clock: Durable time; pass ``duro.testing.ManualClock`` to control it.
         codec: The :class:`duro.serde.CodecChain` payloads are stored through
@@ -94,7 +98,18 @@ class Client(Listings):
         interceptors: :class:`duro.interceptors.ClientInterceptor` objects that see
             every start, signal, update, query, cancel and terminate, first to last
             (docs/interceptors.md).
+        token: For a server URL: the API token (default ``$DURO_TOKEN``); see
+            :class:`~duro.client.RemoteClient` for its other options.
     """
+
+    def __new__(cls, url: str = "sqlite:///duro.db", *args: Any, **kwargs: Any) -> Self:
+        # ``Client("http://...")`` is the remote client (a Client too): code written
+        # against a client moves between a database and a server unchanged.
+        if cls is Client and is_remote(kwargs.get("url", url)):
+            from duro.client._remote import RemoteClient
+
+            return super().__new__(RemoteClient)  # type: ignore[return-value]
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -105,7 +120,11 @@ class Client(Listings):
         codec: CodecChain | None = None,
         synchronous: str | None = None,
         interceptors: Sequence[ClientInterceptor] = (),
+        token: str | None = None,
     ) -> None:
+        if token is not None:
+            raise InvalidArgumentError("token= is for a server URL (http://...): a store "
+                                       "URL carries its own credentials")
         self.url = url
         self.clock = clock or SystemClock()
         self.payloads = PayloadConverter(codec)

@@ -21,6 +21,7 @@ from duro.errors import (
     AuthenticationError,
     DataRejectedError,
     DuroError,
+    ErrorInfo,
     InvalidArgumentError,
     PermissionDeniedError,
     QueryError,
@@ -110,7 +111,13 @@ def problem(exc: BaseException) -> Response:
     """The problem response of an error (an unexpected one's detail is not shown)."""
     status, code = problem_of(exc)
     detail = str(exc) if status < 500 or isinstance(exc, DuroError) else "internal error"
-    return Response(orjson.dumps(problem_document(status, code, detail)), status_code=status,
+    document = problem_document(status, code, detail)
+    cause = getattr(exc, "cause", None) if isinstance(exc, DuroError) else None
+    if isinstance(cause, ErrorInfo):
+        # What an update's handler raised, as a run's error is shown: a remote client
+        # raises the same UpdateFailedError, with the same cause, as an embedded one.
+        document["cause"] = cause.to_dict()
+    return Response(orjson.dumps(document), status_code=status,
                     media_type="application/problem+json")
 
 
