@@ -30,8 +30,10 @@ __all__ = [
     "non_negative_number",
     "positive_number",
     "set_codec",
+    "set_token",
     "stderr",
     "stdout",
+    "token",
 ]
 
 EXIT_OK = 0
@@ -172,3 +174,17 @@ def set_codec(chain: CodecChain | None) -> None:
 def codec() -> CodecChain | None:
     """The codec chain set for this command, if any."""
     return _CODEC[0]
+
+
+_TOKEN: list[str | None] = [None]
+
+
+def set_token(given: str | None) -> None:
+    """The API token given with ``--token`` (else the remote client reads
+    ``$DURO_TOKEN`` itself)."""
+    _TOKEN[0] = given
+
+
+def token() -> str | None:
+    """The API token given for this command, if any."""
+    return _TOKEN[0]

@@ -21,6 +21,7 @@ from duro.cli._inspect import client
 from duro.cli._load import import_target, load_workflow, parse_call_args
 from duro.client import Engine
 from duro.client._schedules import ScheduleInfo
+from duro.client._url import is_remote
 from duro.errors import DuroError, SerializationError
 from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundError
 from duro.schedules._spec import OVERLAP_POLICIES
@@ -164,7 +165,10 @@ async def create_command(args: argparse.Namespace, url: str, out: Style) -> int:
     anchor = None
     if args.anchor is not None:
         anchor = _parse_time(args.anchor, "UTC", "--anchor")
-    async with Engine(url, worker=False, codec=codec()) as engine, _errors():
+    # A client that knows the workflows imported here (a name none has is refused), or
+    # through a server.
+    made = client(url) if is_remote(url) else Engine(url, worker=False, codec=codec())
+    async with made as engine, _errors():
         info = await engine.schedules.create(
             args.id, workflow, args=call_args, kwargs=kwargs, cron=args.cron,
             every=args.every, timezone=args.timezone, anchor=anchor, overlap=args.overlap,
