@@ -14,14 +14,15 @@ from typing import Any, Literal, Self, TypeVar
 
 import orjson
 
-from duro._checks import check_choice, check_count, check_headers, check_id, check_seconds
+from duro._checks import check_choice, check_headers, check_id, check_seconds
 from duro._clock import Clock, SystemClock
 from duro._history import EventKind, MessageKind, SearchValue, SignalMeta
 from duro._local import NO_LOCAL_RUNS, NOT_HERE, LocalRuns, Outcome, answer_here
-from duro._queues import Queue, queue_name
+from duro._queues import Queue
 from duro._search import check_search_attributes
 from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
+from duro.client._placement import bounded, placement_of
 from duro.client._records import RunInfo, WorkerInfo, decode_error
 from duro.client._schedules import Schedules
 from duro.client._tokens import Tokens
@@ -66,11 +67,8 @@ __all__ = ["Client"]
 R = TypeVar("R")
 log = logging.getLogger("duro")
 
-_PRIORITY = 2**31 - 1
-"""Priorities are 32-bit integers in the store (PostgreSQL's ``integer``)."""
 _ON_CONFLICT = ("use_existing", "fail")
 _ON_REUSE = ("use_existing", "allow", "allow_failed", "fail")
-_ON_DEDUP = ("use_existing", "fail")
 
 
 class Client(Listings):
@@ -254,7 +252,7 @@ class Client(Listings):
                 and ``on_reuse`` does not allow a new run).
             WorkflowAlreadyStartedError: The id policy says fail.
         """
-        placement = _placement(self.clock, queue=queue, priority=priority,
+        placement = placement_of(self.clock, queue=queue, priority=priority,
                                concurrency_key=concurrency_key, dedup_key=dedup_key,
                                on_dedup=on_dedup, start_at=start_at, start_delay=start_delay,
                                debounce_key=debounce_key, debounce=debounce)
@@ -271,7 +269,8 @@ class Client(Listings):
     ) -> WorkflowHandle[R]:
         check_choice(on_conflict, "on_conflict", _ON_CONFLICT)
         check_choice(on_reuse, "on_reuse", _ON_REUSE)
-        timeout = check_seconds(execution_timeout, "execution_timeout")
+        timeout = bounded(check_seconds(execution_timeout, "execution_timeout"),
+                           "execution_timeout")
         wf = self._workflow(workflow)
 
         given = check_headers(headers)
@@ -729,42 +728,6 @@ class Client(Listings):
                             f"or `await {name.lower()}.open()`")
 
 
-
-
-def _placement(
-    clock: Clock, *, queue: str | Queue | None, priority: int, concurrency_key: str | None,
-    dedup_key: str | None, on_dedup: str, start_at: datetime | None,
-    start_delay: float | timedelta | None, debounce_key: str | None,
-    debounce: float | timedelta | None,
-) -> Placement:
-    """Where and when a new run waits, from :meth:`Client.start`'s options, checked.
-
-    Raises:
-        InvalidArgumentError: An option is refused (see ``Client.start``).
-    """
-    if queue is not None:
-        queue = queue_name(queue)
-    check_count(priority, "priority", minimum=-_PRIORITY - 1, maximum=_PRIORITY)
-    check_choice(on_dedup, "on_dedup", _ON_DEDUP)
-    when = None
-    if start_at is not None:
-        if start_delay is not None:
-            raise InvalidArgumentError("pass start_at or start_delay, not both")
-        if not isinstance(start_at, datetime) or start_at.tzinfo is None:
-            raise InvalidArgumentError("start_at must be a timezone-aware datetime (e.g. "
-                                       "datetime.now(UTC))")
-        when = start_at.timestamp()
-    delay = check_seconds(start_delay, "start_delay", zero=True)
-    if delay is not None:
-        when = clock.now() + delay
-    period = check_seconds(debounce, "debounce")
-    if (debounce_key is None) != (period is None):
-        raise InvalidArgumentError("debounce_key and debounce go together: starts with the "
-                                   "same key collapse after a quiet period of debounce "
-                                   "seconds")
-    return Placement(queue=queue or "", priority=priority, concurrency_key=concurrency_key,
-                     dedup_key=dedup_key, on_dedup=on_dedup, debounce_key=debounce_key,
-                     debounce=period or 0.0, start_at=when)
 
 
 def _return_hint(name: str) -> Any:

@@ -42,12 +42,14 @@ from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundE
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["ATTEMPTS", "ERRORS", "Transport", "error_of", "segment"]
+__all__ = ["ATTEMPTS", "ERRORS", "PAUSES", "Transport", "error_of", "segment"]
 
 ATTEMPTS = 4
 """Tries of one request at most (see the module's docstring for which are retried)."""
-_PAUSES = (0.05, 0.2, 0.5)
+PAUSES = (0.05, 0.2, 0.5)
 """Seconds between tries."""
+_STREAM_SILENCE = 60.0
+"""Seconds an event stream may stay silent (the server writes a comment every 15 s)."""
 
 
 def _already_started(detail: str, problem: Mapping[str, Any]) -> DuroError:
@@ -207,7 +209,7 @@ class Transport:
                     raise ServerUnavailableError(
                         f"{what}: no answer from {self.base_url} "
                         f"({type(exc).__name__}: {exc or 'no detail'})") from exc
-                await asyncio.sleep(_PAUSES[min(attempt, len(_PAUSES) - 1)])
+                await asyncio.sleep(PAUSES[min(attempt, len(PAUSES) - 1)])
         if response.status_code >= 400:
             raise error_of(response.status_code, response.content, what)
         data = orjson.loads(response.content) if response.content else None
@@ -217,7 +219,8 @@ class Transport:
     async def stream(self, path: str, *, params: Mapping[str, Any] | None = None,
                      headers: Mapping[str, str] | None = None
                      ) -> AsyncIterator[AsyncIterator[str]]:
-        """A GET whose body is read line by line (Server-Sent Events), no read timeout.
+        """A GET whose body is read line by line (Server-Sent Events); a silence longer
+        than :data:`_STREAM_SILENCE` is a lost connection.
 
         Raises:
             DuroError: The error the server answered with.
@@ -229,7 +232,8 @@ class Transport:
         try:
             async with http.stream("GET", self.base_url + path, params=params,
                                    headers={**self._headers(), **(headers or {})},
-                                   timeout=httpx.Timeout(self._timeout, read=None)) as response:
+                                   timeout=httpx.Timeout(self._timeout,
+                                                         read=_STREAM_SILENCE)) as response:
                 if response.status_code >= 400:
                     raise error_of(response.status_code, await response.aread(), what)
                 yield response.aiter_lines()

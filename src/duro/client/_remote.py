@@ -30,10 +30,11 @@ from duro._clock import SystemClock
 from duro._history import SearchValue
 from duro._queues import Queue
 from duro._search import RunFilter, check_search_attributes, decode_cursor
-from duro.client._client import _ON_CONFLICT, _ON_REUSE, Client, _placement, _return_hint
+from duro.client._client import _ON_CONFLICT, _ON_REUSE, Client, _return_hint
 from duro.client._handle import WorkflowHandle
 from duro.client._http import Transport, segment
 from duro.client._listing import MAX_PAGE_SIZE
+from duro.client._placement import placement_of
 from duro.client._records import RunInfo, RunPage, WorkerInfo, queue_from_json
 from duro.client._remote_handle import RemoteHandle, RemoteSchedules, RemoteTokens
 from duro.errors import InvalidArgumentError, LocalOnlyError
@@ -177,7 +178,7 @@ class RemoteClient(Client):
         """Start a run through the server: :meth:`duro.Client.start` (the same options,
         checks and errors). Without ``id``, the id is made here, so that a start whose
         answer was lost can be sent again and is the same start."""
-        placement = _placement(self.clock, queue=queue, priority=priority,
+        placement = placement_of(self.clock, queue=queue, priority=priority,
                                concurrency_key=concurrency_key, dedup_key=dedup_key,
                                on_dedup=on_dedup, start_at=start_at, start_delay=start_delay,
                                debounce_key=debounce_key, debounce=debounce)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import datetime as dt
 import time
@@ -14,7 +15,7 @@ import orjson
 
 from duro.client._client import _return_hint
 from duro.client._handle import WorkflowHandle
-from duro.client._http import ATTEMPTS, error_of, segment
+from duro.client._http import ATTEMPTS, PAUSES, error_of, segment
 from duro.client._records import Event, RunInfo
 from duro.client._schedules import ScheduleInfo, Schedules, _ts
 from duro.client._tokens import Tokens
@@ -124,11 +125,17 @@ class RemoteHandle(WorkflowHandle[R]):
                         return
                     seen = event.seq
                     yield event
-            except ServerUnavailableError:
-                failures = 0 if seen != before else failures + 1
-                if failures >= ATTEMPTS:
-                    raise
-            # The stream ended without its end (the server stopping): open it again.
+                lost: ServerUnavailableError | None = None
+            except ServerUnavailableError as exc:
+                lost = exc
+            # The stream ended without its end (a dropped connection, the server
+            # stopping): open it again after the last event seen, unless that keeps
+            # bringing nothing.
+            failures = 0 if seen != before else failures + 1
+            if failures >= ATTEMPTS:
+                raise lost or ServerUnavailableError(
+                    f"the event stream of {self.workflow_id!r} kept ending without events")
+            await asyncio.sleep(PAUSES[min(failures, len(PAUSES) - 1)])
 
     async def _stream(self, run_id: str, seen: int) -> AsyncIterator[Event | None]:
         """One opening of the stream: its events, then None at its ``end``."""
