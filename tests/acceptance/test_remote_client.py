@@ -9,11 +9,13 @@ what it refuses), and a PostgreSQL smoke test."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -311,6 +313,47 @@ def test_what_a_remote_client_refuses(served: tuple[str, str]) -> None:
             assert all(q.config.name for q in await client.queues())
 
     run(body())
+
+
+def test_events_resume_across_a_server_restart(tmp_path: Path) -> None:
+    """The stream ends when its server stops; ``events()`` opens it again (on the server
+    that comes back at the same address) after the last event it gave: each event once,
+    in order."""
+    db_url = f"sqlite:///{tmp_path}/duro.db"
+    with serve(db_url, "remote_app", "--worker") as first:
+        port = int(first.url.rsplit(":", 1)[1])
+
+        async def body() -> None:
+            async with duro.Client(first.url) as client:
+                handle = await client.start(remote_app.counter, 0, id="ev")
+                seen: list[tuple[int, str]] = []
+
+                async def follow() -> None:
+                    async for event in handle.events():
+                        seen.append((event.seq, event.kind))
+
+                following = asyncio.ensure_future(follow())
+                await handle.signal("inc", 1)
+                deadline = time.monotonic() + 20
+                while len(seen) < 2 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                first.proc.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(first.proc.wait, 30) == 0
+                again = serve(db_url, "remote_app", "--worker", port=port)
+                await asyncio.to_thread(again.__enter__)
+                try:
+                    # With a delivery id: sent again if the pooled connection was stale.
+                    await handle.signal("inc", 2, id="after-restart")
+                    await handle.signal("stop", id="stop")
+                    await asyncio.wait_for(following, 30)
+                finally:
+                    await asyncio.to_thread(again.__exit__, None, None, None)
+                assert [seq for seq, _ in seen] == list(range(len(seen)))
+                assert [kind for _, kind in seen] == [
+                    "run_started", "signal_received", "signal_received", "signal_received",
+                    "run_completed"]
+
+        run(body())
 
 
 @pytest.mark.postgres

@@ -152,7 +152,8 @@ class Transport:
                  http: httpx.AsyncClient | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self._timeout = timeout
+        self.timeout = timeout
+        """Seconds one request may take."""
         self._given = http
         self._http: httpx.AsyncClient | None = None
         self._errors: tuple[type[BaseException], ...] = ()
@@ -166,7 +167,7 @@ class Transport:
         self._errors = (httpx.TransportError,)
         self._connect_error: type[BaseException] = httpx.ConnectError
         self._http = self._given or httpx.AsyncClient(
-            timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0)),
+            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0)),
             follow_redirects=False)
 
     async def close(self) -> None:
@@ -232,7 +233,7 @@ class Transport:
         try:
             async with http.stream("GET", self.base_url + path, params=params,
                                    headers={**self._headers(), **(headers or {})},
-                                   timeout=httpx.Timeout(self._timeout,
+                                   timeout=httpx.Timeout(self.timeout,
                                                          read=_STREAM_SILENCE)) as response:
                 if response.status_code >= 400:
                     raise error_of(response.status_code, await response.aread(), what)

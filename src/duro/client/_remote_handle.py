@@ -15,7 +15,7 @@ import orjson
 
 from duro.client._client import _return_hint
 from duro.client._handle import WorkflowHandle
-from duro.client._http import ATTEMPTS, PAUSES, error_of, segment
+from duro.client._http import PAUSES, error_of, segment
 from duro.client._records import Event, RunInfo
 from duro.client._schedules import ScheduleInfo, Schedules, _ts
 from duro.client._tokens import Tokens
@@ -112,11 +112,13 @@ class RemoteHandle(WorkflowHandle[R]):
     async def events(self, *, after: int | None = None) -> AsyncIterator[Event]:
         """The run's history as it grows (``GET .../events``, Server-Sent Events): as
         :meth:`WorkflowHandle.events`. A dropped stream is opened again after the last
-        event seen (``Last-Event-ID``); it gives up after a few tries in a row that
-        brought nothing."""
+        event seen (``Last-Event-ID``), again and again while the server is away; it
+        gives up (:class:`~duro.errors.ServerUnavailableError`) when the client's
+        ``timeout`` has passed without an event."""
         pinned = (await self.describe()).run_id
         seen = -1 if after is None else after
-        failures = 0
+        patience = self._remote.transport.timeout
+        quiet_since, pause = time.monotonic(), PAUSES[0]
         while True:
             before = seen
             try:
@@ -128,14 +130,16 @@ class RemoteHandle(WorkflowHandle[R]):
                 lost: ServerUnavailableError | None = None
             except ServerUnavailableError as exc:
                 lost = exc
-            # The stream ended without its end (a dropped connection, the server
-            # stopping): open it again after the last event seen, unless that keeps
-            # bringing nothing.
-            failures = 0 if seen != before else failures + 1
-            if failures >= ATTEMPTS:
+            # The stream ended without its end (a dropped connection, a server that
+            # stopped and may be restarting): open it again after the last event seen,
+            # as an EventSource would, for as long as the client's timeout without one.
+            if seen != before:
+                quiet_since, pause = time.monotonic(), PAUSES[0]
+            elif time.monotonic() - quiet_since > patience:
                 raise lost or ServerUnavailableError(
                     f"the event stream of {self.workflow_id!r} kept ending without events")
-            await asyncio.sleep(PAUSES[min(failures, len(PAUSES) - 1)])
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
     async def _stream(self, run_id: str, seen: int) -> AsyncIterator[Event | None]:
         """One opening of the stream: its events, then None at its ``end``."""
