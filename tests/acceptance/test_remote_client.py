@@ -9,6 +9,7 @@ what it refuses), and a PostgreSQL smoke test."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import socket
 import sys
@@ -28,6 +29,7 @@ from duro.errors import (
     StepFailedError,
     WorkflowArgumentsError,
 )
+from duro.interceptors import ClientInterceptor, StartInput
 from tests.acceptance.serving import APPS, serve
 from tests.conftest import run
 
@@ -213,6 +215,53 @@ def test_list_pages_history_and_events(url: str) -> None:
                             "run_completed"]
             tail = [e.seq async for e in live.events(after=1)]
             assert tail == [2, 3]
+
+    run(body())
+
+
+class Recorder(ClientInterceptor):
+    """Sees every call, and adds a header to each start."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def start(self, input: StartInput, next: Any) -> Any:
+        self.calls.append(f"start:{input.signal or input.update or ''}")
+        return await next(dataclasses.replace(input, headers={"via": "interceptor"}))
+
+    async def signal(self, input: Any, next: Any) -> None:
+        self.calls.append(f"signal:{input.name}")
+        await next(input)
+
+    async def update(self, input: Any, next: Any) -> Any:
+        self.calls.append(f"update:{input.name}")
+        return await next(input)
+
+    async def query(self, input: Any, next: Any) -> Any:
+        self.calls.append(f"query:{input.name}")
+        return await next(input)
+
+    async def terminate(self, input: Any, next: Any) -> None:
+        self.calls.append("terminate")
+        await next(input)
+
+
+def test_interceptors_see_the_same_calls(url: str) -> None:
+    async def body() -> None:
+        p = _prefix()
+        recorder = Recorder()
+        async with duro.Client(url, interceptors=[recorder]) as client:
+            handle = await client.start(remote_app.counter, 0, id=p + "i")
+            await handle.signal("inc", 1)
+            assert await handle.update("add", 1, timeout=20) == 2
+            assert await handle.query("total", timeout=20) == 2
+            handle2, total = await client.update_with_start(
+                remote_app.counter, 0, id=p + "i", update="add", update_args=[1], timeout=20)
+            assert total == 3 and handle2.workflow_id == p + "i"
+            assert (await handle.describe()).headers == {"via": "interceptor"}
+            await handle.terminate()
+        assert recorder.calls == ["start:", "signal:inc", "update:add", "query:total",
+                                  "start:add", "terminate"]
 
     run(body())
 

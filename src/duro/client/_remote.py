@@ -193,7 +193,8 @@ class RemoteClient(Client):
         defaults = {"on_conflict": "use_existing", "on_reuse": "use_existing",
                     "priority": 0, "on_dedup": "use_existing"}
         sent = {k: v for k, v in options.items() if v is not None and defaults.get(k) != v}
-        handle: WorkflowHandle[R] = await self._send_start(
+        handle: WorkflowHandle[R]
+        handle, _ = await self._send_start(
             "/v1/runs", workflow, args, kwargs, id, on_conflict, on_reuse, execution_timeout,
             sent, headers, search_attributes, signal=None)
         return handle
@@ -204,14 +205,19 @@ class RemoteClient(Client):
                      execution_timeout: float | timedelta | None, options: dict[str, Any],
                      headers: Mapping[str, str] | None,
                      search_attributes: Mapping[str, SearchValue] | None, *,
-                     signal: str | None, update: str | None = None) -> Any:
+                     signal: str | None, update: str | None = None
+                     ) -> tuple[WorkflowHandle[R], dict[str, Any]]:
+        """POST a start (or signal-/update-with-start) through the interceptors: the
+        handle they return, and the server's answer."""
         check_choice(on_conflict, "on_conflict", _ON_CONFLICT)
         check_choice(on_reuse, "on_reuse", _ON_REUSE)
         check_seconds(execution_timeout, "execution_timeout")
         wf = self._workflow(workflow)
         given = check_headers(headers)
 
-        async def create(call: StartInput) -> Any:
+        answer: dict[str, Any] = {}
+
+        async def create(call: StartInput) -> WorkflowHandle[Any]:
             chosen = wf if call.workflow == wf.name else self._workflow(call.workflow)
             checked = given if call.headers is given else check_headers(call.headers)
             wid = check_id(call.workflow_id) if call.workflow_id is not None else None
@@ -237,12 +243,14 @@ class RemoteClient(Client):
             handle: RemoteHandle[Any] = RemoteHandle(
                 self, data["workflow_id"], data.get("run_id"), result_hint=chosen.return_hint,
                 start_status=status)
-            return handle if update is None else (handle, data)
+            answer.update(data)  # an update-with-start's result, for the caller
+            return handle
 
         call = StartInput(workflow=wf.name, args=args, kwargs=kwargs, workflow_id=workflow_id,
                           signal=signal, update=update, headers=given,
                           search_attributes=search_attributes)
-        return await intercept(self._interceptors, "start", call, create)
+        handle: WorkflowHandle[R] = await intercept(self._interceptors, "start", call, create)
+        return handle, answer
 
     async def signal_with_start(
         self,
@@ -271,7 +279,8 @@ class RemoteClient(Client):
             options["on_reuse"] = on_reuse
         if execution_timeout is not None:
             options["execution_timeout"] = _seconds(execution_timeout)
-        handle: WorkflowHandle[R] = await self._send_start(
+        handle: WorkflowHandle[R]
+        handle, _ = await self._send_start(
             "/v1/signal-with-start", workflow, args, kwargs, id, "use_existing", on_reuse,
             execution_timeout, options, headers, search_attributes, signal=signal)
         return handle
