@@ -16,12 +16,14 @@ from typing import Any
 from duro.errors import InvalidArgumentError
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
     "MAX_ID_LENGTH",
     "check_choice",
     "check_count",
     "check_duration",
     "check_headers",
     "check_id",
+    "check_namespace",
     "check_seconds",
     "shown",
 ]
@@ -56,6 +58,30 @@ def check_id(value: object, what: str = "workflow id", *, limit: int = MAX_ID_LE
                                    f"at most {limit} are allowed")
     if _CONTROL.search(value):
         raise InvalidArgumentError(f"{what} {shown(value)} contains control characters")
+    return value
+
+
+DEFAULT_NAMESPACE = "default"
+"""The namespace of a client that names none, and of every run and schedule stored before
+namespaces existed."""
+
+_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""What a namespace name may be: safe unquoted in a URL path, a shell and a log line."""
+
+
+def check_namespace(value: object) -> str:
+    """``value`` if it is a usable namespace name: 1 to 64 ASCII letters, digits, dots,
+    underscores and hyphens, starting with a letter or digit (safe in URLs, paths and
+    command lines: ``--namespace -x`` would read as an option).
+
+    Raises:
+        InvalidArgumentError: Otherwise (nothing is stored).
+    """
+    if not isinstance(value, str) or not _NAMESPACE.fullmatch(value):
+        raise InvalidArgumentError(
+            f"namespace must be 1 to 64 letters, digits, '.', '_' or '-' (ASCII), starting "
+            f"with a letter or digit, not "
+            f"{shown(value)}")
     return value
 
 

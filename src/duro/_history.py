@@ -252,13 +252,15 @@ class RunStartedMeta:
     headers: Headers | None = None
     search_attributes: Mapping[str, SearchValue] | None = None
     """The attributes given at the start (plain JSON in meta: the store indexes them)."""
+    namespace: str | None = None
+    """The run's namespace, unless ``"default"`` (``duro.info().namespace`` on replay)."""
 
     def encode(self) -> bytes | None:
         """The meta bytes (None when there is nothing to say: a plain start). The
-        ``headers`` and ``search_attributes`` keys are there only when some were given,
-        so that other starts' meta is what it always was."""
+        ``headers``, ``search_attributes`` and ``namespace`` keys are there only when
+        some were given, so that other starts' meta is what it always was."""
         if self.parent_run_id is None and self.deadline_at is None and not self.headers \
-                and not self.search_attributes:
+                and not self.search_attributes and not self.namespace:
             return None
         raw: dict[str, Any] = {"parent_run_id": self.parent_run_id,
                                "parent_op": self.parent_op, "deadline_at": self.deadline_at}
@@ -266,15 +268,19 @@ class RunStartedMeta:
             raw["headers"] = dict(self.headers)
         if self.search_attributes:
             raw["search_attributes"] = dict(self.search_attributes)
+        if self.namespace:
+            raw["namespace"] = self.namespace
         return orjson.dumps(raw)
 
     @classmethod
     def decode(cls, meta: bytes | None) -> RunStartedMeta:
         raw = _meta(meta)
         attributes = _attributes(raw.get("search_attributes"))
+        namespace = raw.get("namespace")
         return cls(parent_run_id=raw.get("parent_run_id"), parent_op=raw.get("parent_op"),
                    deadline_at=raw.get("deadline_at"), headers=headers_of(raw.get("headers")),
-                   search_attributes=attributes or None)
+                   search_attributes=attributes or None,
+                   namespace=namespace if isinstance(namespace, str) else None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +119,21 @@ def test_a_server_that_is_down_is_a_store_error() -> None:
     down = duro_cli("--url", f"http://127.0.0.1:{port}", "ls")
     assert down.returncode == 4, down.stderr
     assert "no answer from" in down.stderr
+
+
+def test_the_token_of_the_cli(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path}/duro.db"
+
+    async def token() -> str:
+        async with duro.Client(db_url) as client:
+            secret, _ = await client.tokens.create("cli", scope="read")
+        return secret
+
+    secret = run(token())
+    with serve(db_url, "remote_app", "--worker", "--auth") as server:
+        given = duro_cli("--url", server.url, "--token", secret, "ls")
+        assert given.returncode == 0 and "no runs" in given.stdout, given.stderr
+        from_env = duro_cli("ls", env={"DURO_URL": server.url, "DURO_TOKEN": secret})
+        assert from_env.returncode == 0, from_env.stderr
+        refused = duro_cli("--url", server.url, "ls")
+        assert refused.returncode == 1 and "AuthenticationError" in refused.stderr

@@ -1,22 +1,18 @@
 """``duro serve`` (issue 16, first slice): a real server process on a free loopback port,
 real HTTP (httpx), both stores. Start (202, Location, idempotent by id or
 Idempotency-Key), signal, signal-with-start, run and long-polled result, problem+json
-errors that store nothing, graceful SIGTERM, and the loopback-only rule."""
+errors that store nothing, graceful SIGTERM (API tokens: test_http_auth.py)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.acceptance.serving import DURO_SRC, problem, serve_http
+from tests.acceptance.serving import problem, serve_http
 
 
 @pytest.fixture
@@ -122,16 +118,3 @@ def test_bad_requests_are_problems_and_store_nothing(
         http.post("/v1/runs", json={"workflow": "order_app.nope", "id": "typo"}), 404,
         "workflow_not_found")
     assert _run_count(http) == before  # nothing was stored
-
-
-def test_serve_listens_on_loopback_only_until_there_is_auth(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DURO_DB", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(DURO_SRC)
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "duro", "--db", f"{tmp_path}/x.db",
-                           "serve", "--host", "0.0.0.0"], env=env, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 2
-    assert "refusing to listen on '0.0.0.0'" in done.stderr
-    assert time.monotonic() - started < 30
-    assert not (tmp_path / "x.db").exists()  # nothing was opened

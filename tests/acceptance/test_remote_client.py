@@ -24,7 +24,9 @@ import pytest
 import duro
 from duro.client import RemoteClient
 from duro.errors import (
+    AuthenticationError,
     LocalOnlyError,
+    PermissionDeniedError,
     ServerUnavailableError,
     StepFailedError,
     WorkflowArgumentsError,
@@ -401,6 +403,49 @@ def test_events_resume_across_a_server_restart(tmp_path: Path) -> None:
                 assert [kind for _, kind in seen] == [
                     "run_started", "signal_received", "signal_received", "signal_received",
                     "run_completed"]
+
+        run(body())
+
+
+def _tokens(db_url: str) -> tuple[str, str]:
+    """A write token and a read token, made on the database."""
+    async def body() -> tuple[str, str]:
+        async with duro.Client(db_url) as client:
+            write, _ = await client.tokens.create("remote tests", scope="write")
+            read, _ = await client.tokens.create("remote reader", scope="read")
+        return write, read
+
+    return run(body())
+
+
+def test_api_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``duro serve --auth``: a valid token works, a wrong one or none is an
+    AuthenticationError, a read token on a write route a PermissionDeniedError."""
+    monkeypatch.delenv("DURO_TOKEN", raising=False)
+    db_url = f"sqlite:///{tmp_path}/duro.db"
+    write, read = _tokens(db_url)
+    with serve(db_url, "remote_app", "--worker", "--auth") as server:
+        async def body() -> None:
+            async with duro.Client(server.url, token=write) as client:
+                handle = await client.start(remote_app.greet, "tok", id="tok")
+                assert await handle.result(timeout=20) == remote_app.Greeting(
+                    text="hello TOK", length=9)
+            forged = "duro_0123456789abcdef_" + "x" * 43
+            for token in (forged, None, write + "x"):
+                async with duro.Client(server.url, token=token) as client:
+                    with pytest.raises(AuthenticationError):
+                        await client.list()
+                    with pytest.raises(AuthenticationError):
+                        await client.start(remote_app.greet, "no", id="refused")
+            async with duro.Client(server.url, token=read) as client:
+                assert [r.workflow_id for r in await client.list()] == ["tok"]
+                with pytest.raises(PermissionDeniedError):
+                    await client.start(remote_app.greet, "no", id="refused")
+            monkeypatch.setenv("DURO_TOKEN", read)  # the default token
+            async with duro.Client(server.url) as client:
+                assert await client.get_handle("tok").status() == duro.RunStatus.COMPLETED
+                with pytest.raises(duro.RunNotFoundError):
+                    await client.get_handle("refused").describe()  # nothing was stored
 
         run(body())
 

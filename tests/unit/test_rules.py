@@ -33,6 +33,8 @@ from duro.store._rules import (
     copied_events,
     dedup_hit,
     definition_change,
+    in_namespace,
+    list_query,
     plan_run,
     queue_room,
     too_deep,
@@ -77,6 +79,76 @@ def test_an_ended_run_is_reused_by_the_reuse_policy(status: str, policy: Any,
     else:
         with pytest.raises(WorkflowAlreadyStartedError, match="reuse policy"):
             check_existing(ended, "w", "wf", "fail", policy)
+
+
+@pytest.mark.parametrize("status, policy, create", [
+    ("running", "allow", False), ("parked", "allow", False),
+    ("completed", "allow", True), ("failed", "allow", True),
+    ("failed", "allow_failed", False), ("completed", "use_existing", False),
+    ("failed", "fail", False),
+])
+def test_a_run_of_another_namespace_is_never_returned(status: str, policy: Any,
+                                                      create: bool) -> None:
+    """Its id is taken while it is live, and free once it ended only with "allow": the
+    answer depends on nothing else of the run, and the refusal names nothing of it."""
+    theirs = _run(status, name="their.secret", namespace="tenant-a", run_id="r-secret")
+    for conflict in ("use_existing", "fail"):
+        if create:
+            assert check_existing(theirs, "w", "mine", conflict, policy, "tenant-b") == (
+                theirs, True)
+            continue
+        with pytest.raises(WorkflowAlreadyStartedError) as info:
+            check_existing(theirs, "w", "mine", conflict, policy, "tenant-b")
+        assert type(info.value) is WorkflowAlreadyStartedError
+        assert str(info.value) == "workflow id 'w' is taken; choose another id"
+        assert info.value.run_id == "" and info.value.workflow_name is None
+    # The same namespace, or a caller of every namespace: the policies as always.
+    assert check_existing(theirs, "w", "their.secret", "use_existing", "use_existing",
+                          "tenant-a")[0] is theirs
+    assert check_existing(theirs, "w", "their.secret", "use_existing", "use_existing",
+                          None)[0] is theirs
+    assert in_namespace("tenant-a", None) and not in_namespace("tenant-a", "tenant-b")
+
+
+def test_a_deduplication_key_of_another_namespace_refuses_the_start() -> None:
+    theirs = _run("running", workflow_id="their-id", namespace="tenant-a")
+    place = Placement(queue="q", dedup_key="k")
+    assert dedup_hit(place, theirs, "tenant-a") is theirs
+    with pytest.raises(WorkflowAlreadyStartedError) as info:
+        dedup_hit(place, theirs, "tenant-b")
+    assert "their-id" not in str(info.value) and "tenant-a" not in str(info.value)
+
+
+def test_a_new_run_is_in_its_namespace_and_says_so_at_its_start() -> None:
+    from duro._history import RunStartedMeta
+
+    plain = plan_run(run_id="r", workflow_id="w", workflow_name="wf", input=b"[]", now=1.0,
+                     owner=None)
+    assert plain.record().namespace == "default"
+    assert plain.params()["meta"] is None  # a default start's meta is what it always was
+    mine = plan_run(run_id="r", workflow_id="w", workflow_name="wf", input=b"[]", now=1.0,
+                    owner=None, namespace="tenant-a")
+    assert mine.record().namespace == mine.params()["namespace"] == "tenant-a"
+    meta = mine.params()["meta"]
+    assert isinstance(meta, bytes) and RunStartedMeta.decode(meta).namespace == "tenant-a"
+
+
+@pytest.mark.parametrize("where, query", [
+    ({}, "list_runs_by_namespace"), ({"status": "failed"}, "list_runs_by_status"),
+    ({"name": "wf"}, "list_runs_by_name"),
+    ({"attributes": {"k": 1}}, "list_runs_by_attribute"),
+])
+def test_a_namespace_lists_through_its_index_unless_a_filter_narrows_more(
+        where: dict[str, Any], query: str) -> None:
+    given: dict[str, Any] = dict(status=None, name=None, created_after=None,
+                                 created_before=None, id_prefix=None, attributes=None,
+                                 after=None, limit=10)
+    name, params = list_query(**{**given, **where}, namespace="tenant-a")
+    assert (name, params["namespace"]) == (query, "tenant-a")
+    assert list_query(**given)[0] == "list_runs"
+    # 'default' is not in the (partial) namespace index: its listing reads runs_created.
+    default = list_query(**given, namespace="default")
+    assert default[0] == "list_runs" and default[1]["namespace"] == "default"
 
 
 def test_a_new_run_owned_by_its_starter_is_running_at_epoch_1() -> None:
@@ -247,7 +319,8 @@ def _stored(d: ScheduleDefinition, next_fire_at: float | None) -> Any:
                                           "catch_up", "source")},
            "paused": 0, "note": None, "next_fire_at": next_fire_at, "last_fire_at": None,
            "last_workflow_id": None, "buffered_at": None, "fired": 0, "missed": 0,
-           "overlap_skipped": 0, "created_at": 1.0, "updated_at": 1.0}
+           "overlap_skipped": 0, "created_at": 1.0, "updated_at": 1.0,
+           "namespace": d.namespace}
     return schedule_record(row)
 
 
@@ -330,5 +403,7 @@ def test_mappers_read_rows_by_column_name() -> None:
               "updated_at": 1.0, "closed_at": None, "wake_at": 2.0, "owner": None,
               "epoch": 0, "history_len": 1, "parent_run_id": None, "parent_op": None,
               "parent_close": None, "deadline_at": None, "origin_run_id": None,
-              "queue": None, "priority": 0, "concurrency_key": None, "depth": 0}
+              "queue": None, "priority": 0, "concurrency_key": None, "depth": 0,
+              "namespace": "tenant-a"}
     assert run_record(stored).queue == "default"
+    assert run_record(stored).namespace == "tenant-a"

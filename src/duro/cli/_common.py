@@ -11,6 +11,7 @@ import secrets
 import sys
 from typing import TextIO
 
+from duro._checks import DEFAULT_NAMESPACE
 from duro.serde import CodecChain
 
 __all__ = [
@@ -27,9 +28,11 @@ __all__ = [
     "Style",
     "codec",
     "escape_controls",
+    "namespace",
     "non_negative_number",
     "positive_number",
     "set_codec",
+    "set_namespace",
     "set_token",
     "stderr",
     "stdout",
@@ -174,6 +177,20 @@ def set_codec(chain: CodecChain | None) -> None:
 def codec() -> CodecChain | None:
     """The codec chain set for this command, if any."""
     return _CODEC[0]
+
+
+_NAMESPACE: list[str | None] = [DEFAULT_NAMESPACE]
+
+
+def set_namespace(name: str | None) -> None:
+    """The namespace this command works in (``--namespace`` / ``$DURO_NAMESPACE``; None:
+    every namespace, ``ls --all-namespaces``)."""
+    _NAMESPACE[0] = name
+
+
+def namespace() -> str | None:
+    """The namespace set for this command (``"default"`` unless told)."""
+    return _NAMESPACE[0]
 
 
 _TOKEN: list[str | None] = [None]

@@ -17,6 +17,7 @@ from duro.cli._common import (
     CliError,
     Style,
     codec,
+    namespace,
     stderr,
     token,
 )
@@ -54,7 +55,7 @@ async def client(url: str) -> AsyncIterator[Client]:
     store = backend.open(url)
     if (missing := backend.missing(url)) is not None:
         raise CliError(f"{missing} (pass --db URL or set DURO_DB)", EXIT_STORE)
-    async with Client(url, store=store, codec=codec()) as engine:
+    async with Client(url, store=store, codec=codec(), namespace=namespace()) as engine:
         yield engine
 
 
@@ -122,13 +123,15 @@ async def ls_command(args: argparse.Namespace, url: str, out: Style) -> int:
         out.line("no runs")
         return EXIT_OK
     rows = []
+    every = namespace() is None  # --all-namespaces: say whose each run is
     for r in runs:
         took = (duration((r.closed_at - r.created_at).total_seconds())
                 if r.closed_at is not None else "-")
-        rows.append([r.workflow_id, r.workflow_name, r.status.value, local_time(r.created_at),
-                     local_time(r.updated_at), took])
-    for line in table(["WORKFLOW ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "DURATION"],
-                      rows, out, status_column=2):
+        rows.append([*([r.namespace] if every else []), r.workflow_id, r.workflow_name,
+                     r.status.value, local_time(r.created_at), local_time(r.updated_at), took])
+    headers = ["WORKFLOW ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "DURATION"]
+    for line in table(["NAMESPACE", *headers] if every else headers, rows, out,
+                      status_column=3 if every else 2):
         out.line(line)
     _warn_damaged(runs)
     return EXIT_OK

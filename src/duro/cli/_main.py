@@ -14,6 +14,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import duro
+from duro._checks import DEFAULT_NAMESPACE, check_namespace
 from duro.cli import (
     _control,
     _db,
@@ -37,6 +38,7 @@ from duro.cli._common import (
     non_negative_number,
     positive_number,
     set_codec,
+    set_namespace,
     set_token,
     stderr,
     stdout,
@@ -84,6 +86,9 @@ def _common(*, suppress: bool) -> argparse.ArgumentParser:
                         help="the codec chain payloads are stored through (encryption, "
                              "compression, offload), e.g. myapp.codecs:make_chain "
                              "(default: $DURO_CODEC, else none)")
+    parent.add_argument("--namespace", metavar="NS", default=default,
+                        help="the namespace of the runs and schedules to act on "
+                             "(default: $DURO_NAMESPACE, else default)")
     parent.add_argument("-v", "--verbose", action="store_true",
                         default=argparse.SUPPRESS if suppress else False,
                         help="show tracebacks and worker logs")
@@ -164,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--page", action="store_true",
                     help="with --json, print {\"runs\": [...], \"next_cursor\": ...} "
                          "(implied by --cursor)")
+    ls.add_argument("--all-namespaces", action="store_true",
+                    help="list the runs of every namespace (not with --namespace)")
     ls.add_argument("--json", action="store_true", help="print JSON")
 
     show = command("show", "describe a run and its steps")
@@ -241,6 +248,24 @@ def _dispatch(args: argparse.Namespace, state: _run.RunState) -> Coroutine[Any, 
     return handlers[args.command](args, url, out)
 
 
+def _namespace(args: argparse.Namespace) -> str | None:
+    """The namespace the command works in: ``--namespace``, else ``$DURO_NAMESPACE``,
+    else ``"default"``; None with ``ls --all-namespaces``.
+
+    Raises:
+        InvalidArgumentError: Not a valid namespace name (exit 2).
+        CliError: Both ``--namespace`` and ``--all-namespaces`` (exit 2).
+    """
+    given: str | None = getattr(args, "namespace", None)
+    if getattr(args, "all_namespaces", False):
+        if given is not None:
+            raise CliError("pass --namespace or --all-namespaces, not both", EXIT_USAGE)
+        return None
+    if given is None:
+        given = os.environ.get("DURO_NAMESPACE") or DEFAULT_NAMESPACE
+    return check_namespace(given)
+
+
 _LOCAL_ONLY = {"run": "runs the workflow in this process", "worker": "runs workflows",
                "db": "manages the database's schema", "token": "manages the tokens stored "
                "in the database", "serve": "is the server", "state": "reads published "
@@ -269,6 +294,9 @@ def _server(args: argparse.Namespace, explicit_db: str | None) -> str | None:
     if args.command in _LOCAL_ONLY:
         raise CliError(f"duro {args.command} {_LOCAL_ONLY[args.command]}: it needs the "
                        "database (--db), not a server (--url)", EXIT_USAGE)
+    if getattr(args, "namespace", None) or getattr(args, "all_namespaces", False):
+        raise CliError("--namespace does not apply through a server: a request acts in its "
+                       "API token's namespace", EXIT_USAGE)
     if getattr(args, "codec", None):
         raise CliError("--codec does not apply through a server: the server encodes payloads "
                        "with its own chain (duro serve --codec)", EXIT_USAGE)
@@ -307,6 +335,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     state = _run.RunState(db=explicit_db, target=getattr(args, "target", ""))
     try:
         set_codec(load_codec_chain(codec_spec) if codec_spec else None)
+        set_namespace(_namespace(args))
         if args.command == "serve":
             _serve.fast_loop()
         return asyncio.run(_guarded(_dispatch(args, state)))

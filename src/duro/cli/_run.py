@@ -20,6 +20,7 @@ from duro.cli._common import (
     CliError,
     Style,
     codec,
+    namespace,
 )
 from duro.cli._format import dumps, duration, progress_line
 from duro.cli._load import import_target, load_workflow, parse_call_args, workflows_in
@@ -76,7 +77,10 @@ async def run_command(
     quiet: bool = args.quiet
     # The embedded worker serves this workflow, and the other workflows of its module so
     # that its child workflows run too; `duro run` is not a general worker.
-    async with Engine(url, worker=True, workflows=_served(wf), codec=codec()) as engine:
+    async with Engine(url, worker=True, workflows=_served(wf), codec=codec()) as worker:
+        # The run is started and watched in the command's namespace; the embedded worker
+        # runs it (workers run every namespace's runs).
+        engine = worker.with_namespace(namespace())
         before = await _describe(engine, args.id) if args.id else None
         handle: WorkflowHandle[Any]
         if before is not None:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from duro.cli._common import EXIT_OK, EXIT_USAGE, CliError, Style, codec
+from duro.cli._common import EXIT_OK, EXIT_USAGE, CliError, Style, codec, stderr
 from duro.cli._load import import_target
 from duro.cli._messages import Command
 from duro.errors import InvalidArgumentError
@@ -31,9 +31,16 @@ def add_commands(command: Command) -> None:
                        help="modules with workflows to import: starts by name are then "
                             "checked against their signatures (and run, with --worker)")
     serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on (default 127.0.0.1; a loopback address "
-                            "only, until API tokens exist)")
+                       help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8233, help="port (default 8233)")
+    auth = serve.add_mutually_exclusive_group()
+    auth.add_argument("--auth", dest="auth", action="store_true", default=None,
+                      help="require API tokens (duro token create): the default on any "
+                           "address but loopback")
+    auth.add_argument("--no-auth", dest="auth", action="store_false",
+                      help="serve without API tokens: the default on loopback; elsewhere "
+                           "only behind your own authentication (every caller acts in "
+                           "the default namespace)")
     serve.add_argument("--worker", action="store_true",
                        help="also run the modules' workflows in this process")
     hooks = serve.add_argument_group(
@@ -58,6 +65,9 @@ def add_commands(command: Command) -> None:
     hooks.add_argument("--webhook-id-header", metavar="NAME",
                        help="a header with the provider's delivery id, taken as the signal "
                             "id (e.g. X-GitHub-Delivery)")
+    hooks.add_argument("--webhook-namespace", metavar="NS", default="default",
+                       help="the namespace signed deliveries act in when API tokens are "
+                            "required (the signature stands for a token; default: default)")
     serve.set_defaults(handler=serve_command)
 
 
@@ -90,7 +100,8 @@ def _webhooks(args: argparse.Namespace) -> dict[str, WebhookAuth]:
                                    prefix=args.webhook_prefix,
                                    timestamp_header=args.webhook_timestamp_header,
                                    tolerance=args.webhook_tolerance,
-                                   id_header=args.webhook_id_header)
+                                   id_header=args.webhook_id_header,
+                                   namespace=args.webhook_namespace)
                 for route, values in secrets.items()}
     except InvalidArgumentError as exc:
         raise CliError(f"webhook options: {exc}", EXIT_USAGE) from None
@@ -128,10 +139,8 @@ def _loopback(host: str) -> bool:
 
 async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
     """Serve the API over a client of ``url`` (an engine with ``--worker``)."""
-    if not _loopback(args.host):
-        raise CliError(f"refusing to listen on {args.host!r}: the API has no authentication "
-                       "yet (API tokens are a later step), so it serves loopback addresses "
-                       "only", EXIT_USAGE)
+    # Off loopback, tokens unless told otherwise in so many words (--no-auth).
+    auth = not _loopback(args.host) if args.auth is None else args.auth
     try:
         import uvicorn
 
@@ -147,7 +156,7 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
 
     client = (Engine(url, worker=True, codec=codec()) if args.worker
               else Client(url, codec=codec()))
-    app = create_app(client, own_client=True, webhooks=webhooks)
+    app = create_app(client, own_client=True, auth=auth, webhooks=webhooks)
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -168,7 +177,15 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
         raise CliError(f"could not serve on {args.host}:{args.port}", EXIT_USAGE)
     port = server.servers[0].sockets[0].getsockname()[1] if server.servers else args.port
     guarded = sorted({route for route, _ in args.webhook_secrets})
+    if auth and not await client.tokens.list():
+        stderr().line("duro serve: warning: API tokens are required and there are none "
+                      "yet: make one with `duro token create NAME --scope write`")
+    if not auth and not _loopback(args.host):
+        stderr().line(f"duro serve: warning: serving {args.host} without API tokens "
+                      "(--no-auth): anyone who reaches it can start, signal and "
+                      "terminate runs")
     out.line(f"duro serve ready: http://{args.host}:{port} (db {redact(url)}"
+             f"{', API tokens required' if auth else ''}"
              f"{', with a worker' if args.worker else ''}"
              f"{', signed webhooks: ' + ', '.join(guarded) if guarded else ''})")
     try:

@@ -14,15 +14,22 @@ from typing import Any, Literal, Self, TypeVar
 
 import orjson
 
-from duro._checks import check_choice, check_headers, check_id, check_seconds
+from duro._checks import (
+    DEFAULT_NAMESPACE,
+    check_choice,
+    check_headers,
+    check_id,
+    check_namespace,
+    check_seconds,
+)
 from duro._clock import Clock, SystemClock
 from duro._history import EventKind, MessageKind, SearchValue, SignalMeta
 from duro._local import NO_LOCAL_RUNS, NOT_HERE, LocalRuns, Outcome, answer_here
 from duro._queues import Queue
 from duro._search import check_search_attributes
+from duro.client import _start_options as opts
 from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
-from duro.client._placement import bounded, placement_of
 from duro.client._records import RunInfo, WorkerInfo, decode_error
 from duro.client._schedules import Schedules
 from duro.client._tokens import Tokens
@@ -67,10 +74,6 @@ __all__ = ["Client"]
 R = TypeVar("R")
 log = logging.getLogger("duro")
 
-_ON_CONFLICT = ("use_existing", "fail")
-_ON_REUSE = ("use_existing", "allow", "allow_failed", "fail")
-
-
 class Client(Listings):
     """Start, inspect and control workflow runs, through the store alone (or through a
     server: ``Client("http://host:8233", token=...)`` is a
@@ -84,9 +87,18 @@ class Client(Listings):
     (only a process that imports the workflow can check them against its signature).
     Queries need the code, here or in a worker.
 
+    A client works in one namespace (docs/namespaces.md): the runs it starts and the
+    schedules it creates belong to it, and it sees, signals, lists and controls only
+    those of its namespace — a run of another is, to it, as if it did not exist
+    (``RunNotFoundError``). :meth:`with_namespace` gives a view of the same client in
+    another namespace, without opening anything.
+
     Args:
         url: The store: ``sqlite:///path/to.db`` (relative), ``sqlite:////abs/path.db``
             or ``postgresql://...``; or a server, ``http(s)://host:port``.
+        namespace: The namespace (1 to 64 ASCII letters, digits, ``.``, ``_``, ``-``);
+            None sees every namespace (operators' tools), and starts runs in
+            ``"default"``.
         store: An open-able store to use instead of opening ``url``.
         clock: Durable time; pass ``duro.testing.ManualClock`` to control it.
         codec: The :class:`duro.serde.CodecChain` payloads are stored through
@@ -109,10 +121,14 @@ class Client(Listings):
             return super().__new__(RemoteClient)  # type: ignore[return-value]
         return super().__new__(cls)
 
+    _code_only = False
+    """Refuse workflow names not imported here (an Engine's client, and its views)."""
+
     def __init__(
         self,
         url: str = "sqlite:///duro.db",
         *,
+        namespace: str | None = DEFAULT_NAMESPACE,
         store: Store | None = None,
         clock: Clock | None = None,
         codec: CodecChain | None = None,
@@ -123,6 +139,9 @@ class Client(Listings):
         if token is not None:
             raise InvalidArgumentError("token= is for a server URL (http://...): a store "
                                        "URL carries its own credentials")
+        self.namespace: str | None = (None if namespace is None
+                                      else check_namespace(namespace))
+        """The namespace this client works in (None: every namespace)."""
         self.url = url
         self.clock = clock or SystemClock()
         self.payloads = PayloadConverter(codec)
@@ -134,13 +153,48 @@ class Client(Listings):
         self.tokens = Tokens(self)
         self._interceptors: list[ClientInterceptor] = check_interceptors(interceptors,
                                                                        ClientInterceptor)
+        # The client that owns the store (this one, or the one a view was made from):
+        # it holds what views share and may change, the link below and whether it is open.
+        self._root: Client = self
         # The worker of this process, if any (see duro._local): told what this client
         # did, so that it acts at once instead of at its next look at the store.
-        self._local: LocalRuns = NO_LOCAL_RUNS
+        self._links: LocalRuns = NO_LOCAL_RUNS
         self._open = False
 
+    @property
+    def _local(self) -> LocalRuns:
+        return self._root._links
+
+    @_local.setter
+    def _local(self, value: LocalRuns) -> None:
+        self._root._links = value
+
+    def with_namespace(self, namespace: str | None) -> Client:
+        """A view of this client in another namespace: the same opened store, codecs,
+        interceptors, clock and worker link, scoped to ``namespace`` (None: every
+        namespace). Cheap (nothing is opened: a server makes one per request); open
+        while this client is, and closing it closes nothing.
+
+        Raises:
+            InvalidArgumentError: ``namespace`` is not a valid name.
+        """
+        checked = None if namespace is None else check_namespace(namespace)
+        view = object.__new__(Client)
+        view.namespace = checked
+        view.url, view.clock, view.payloads = self.url, self.clock, self.payloads
+        view.store, view._interceptors = self.store, self._interceptors
+        view._root = self._root
+        view._links = NO_LOCAL_RUNS  # unused: a view's link is its root's
+        view._open = False  # likewise
+        view._code_only = self._root._code_only
+        view.schedules = Schedules(view)
+        view.tokens = Tokens(view)
+        return view
+
     def __repr__(self) -> str:
-        return f"<duro.{type(self).__name__} {redact(self.url)}>"  # reprs end up in logs
+        # Reprs end up in logs: no password.
+        return (f"<duro.{type(self).__name__} {redact(self.url)} "
+                f"namespace={self.namespace!r}>")
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -153,20 +207,20 @@ class Client(Listings):
         await self.close()
 
     async def open(self) -> None:
-        """Open the store."""
-        if self._open:
+        """Open the store (a view: nothing, it is open while its client is)."""
+        if self._open or self._root is not self:
             return
         await self.store.open()
         self._open = True
 
     async def close(self) -> None:
-        """Close the store."""
-        if not self._open:
+        """Close the store (a view: nothing, the store is its client's)."""
+        if not self._open or self._root is not self:
             return
         self._open = False
         await self.store.close()
 
-    def _workflow(self, workflow: Workflow[Any, R] | str) -> Workflow[Any, R] | _Named:
+    def _workflow(self, workflow: Workflow[Any, R] | str) -> Workflow[Any, R] | opts.Named:
         """The workflow to start: the registered one, or one known by name only."""
         if isinstance(workflow, Workflow):
             return workflow
@@ -175,8 +229,10 @@ class Client(Listings):
         try:
             return lookup_workflow(workflow)
         except WorkflowNotFoundError:
+            if self._code_only:
+                raise
             check_id(workflow, "workflow name")
-            return _Named(workflow)
+            return opts.Named(workflow)
 
     # -- starting ------------------------------------------------------------------------
 
@@ -250,9 +306,12 @@ class Client(Listings):
                 search attribute (the message names its key)... Nothing is stored.
             WorkflowIdTakenError: The id's run is of another workflow (live, or ended
                 and ``on_reuse`` does not allow a new run).
-            WorkflowAlreadyStartedError: The id policy says fail.
+            WorkflowAlreadyStartedError: The id policy says fail, or the id belongs to a
+                run of another namespace (live, or ended and ``on_reuse`` is not
+                ``"allow"``: ids are unique across namespaces); the message then says
+                only that the id is taken.
         """
-        placement = placement_of(self.clock, queue=queue, priority=priority,
+        placement = opts.placement(self.clock, queue=queue, priority=priority,
                                concurrency_key=concurrency_key, dedup_key=dedup_key,
                                on_dedup=on_dedup, start_at=start_at, start_delay=start_delay,
                                debounce_key=debounce_key, debounce=debounce)
@@ -267,10 +326,10 @@ class Client(Listings):
         placement: Placement | None = None, headers: Mapping[str, str] | None = None,
         search_attributes: Mapping[str, SearchValue] | None = None,
     ) -> WorkflowHandle[R]:
-        check_choice(on_conflict, "on_conflict", _ON_CONFLICT)
-        check_choice(on_reuse, "on_reuse", _ON_REUSE)
-        timeout = bounded(check_seconds(execution_timeout, "execution_timeout"),
-                           "execution_timeout")
+        check_choice(on_conflict, "on_conflict", opts.ON_CONFLICT)
+        check_choice(on_reuse, "on_reuse", opts.ON_REUSE)
+        timeout = opts.bounded(check_seconds(execution_timeout, "execution_timeout"),
+                               "execution_timeout")
         wf = self._workflow(workflow)
 
         given = check_headers(headers)
@@ -281,7 +340,7 @@ class Client(Listings):
             checked = given if call.headers is given else check_headers(call.headers)
             return await self._create(chosen, call.args, dict(call.kwargs), call.workflow_id,
                                       on_conflict, on_reuse, timeout,
-                                      _with_headers(message, checked), placement, checked,
+                                      opts.with_headers(message, checked), placement, checked,
                                       call.search_attributes)
 
         call = StartInput(workflow=wf.name, args=args, kwargs=kwargs, workflow_id=workflow_id,
@@ -293,7 +352,7 @@ class Client(Listings):
         return handle
 
     async def _create(
-        self, wf: Workflow[Any, R] | _Named, args: tuple[Any, ...], kwargs: dict[str, Any],
+        self, wf: Workflow[Any, R] | opts.Named, args: tuple[Any, ...], kwargs: dict[str, Any],
         workflow_id: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
         timeout: float | None, message: Message | None, placement: Placement | None,
         headers: dict[str, str] | None = None,
@@ -323,12 +382,13 @@ class Client(Listings):
                 run_id=run_id, workflow_id=workflow_id, workflow_name=wf.name, input=stored,
                 now=now, owner=local.worker_id if slot.local else None,
                 on_conflict=on_conflict, on_reuse=on_reuse, links=links, message=message,
-                placement=placement, search_attributes=attributes,
+                placement=placement, search_attributes=attributes, namespace=self.namespace,
             )
             if created and slot.local:
                 slot.adopt(Claim(run_id=record.run_id, workflow_id=workflow_id,
                                  workflow_name=wf.name, epoch=record.epoch, history_len=1,
-                                 queue=record.queue), payload, now, links=links)
+                                 queue=record.queue, namespace=record.namespace),
+                           payload, now, links=links)
             elif created:
                 local.wake()
         if message is not None:
@@ -424,9 +484,10 @@ class Client(Listings):
         return WorkflowHandle(self, workflow_id, run_id, result_hint=result_type)
 
     async def queues(self) -> Sequence[QueueStats]:
-        """Each queue's depth, running count and limits."""
+        """Each queue's depth and running count (of this client's namespace), and its
+        limits and recent starts (deployment-wide, as queue limits are)."""
         self._require_open()
-        return await self.store.queue_stats(real_now=time.time())
+        return await self.store.queue_stats(real_now=time.time(), namespace=self.namespace)
 
     async def workers(self) -> Sequence[WorkerInfo]:
         """The workers registered in the store, oldest first: where each runs, whether
@@ -473,7 +534,8 @@ class Client(Listings):
         data = await self.payloads.encode(data)
         record = await self.store.send_message(call.workflow_id, MessageKind.SIGNAL,
                                                call.name, data, now=self.clock.now(),
-                                               meta=meta, signal_id=signal_id)
+                                               meta=meta, signal_id=signal_id,
+                                               namespace=self.namespace)
         self._local.inbox_hint(record.run_id)
 
     async def update(self, workflow_id: str, name: str, *args: Any, id: str | None = None,
@@ -509,7 +571,7 @@ class Client(Listings):
             record, _ = await self.store.request_update(
                 call.workflow_id, Message.update_request(call.name, update_id, data,
                                                          check_headers(call.headers)),
-                now=self.clock.now())
+                now=self.clock.now(), namespace=self.namespace)
             self._local.inbox_hint(record.run_id)
             return await self._wait_update(call.workflow_id, record.run_id, call.name,
                                            update_id, call.timeout, type)
@@ -536,7 +598,7 @@ class Client(Listings):
                 if status == "rejected":
                     raise UpdateRejectedError(f"update {name!r} was rejected: {cause}")
                 raise UpdateFailedError(f"update {name!r} failed: {cause}", cause=cause)
-            run = await store.get_run(workflow_id, run_id)
+            run = await store.get_run(workflow_id, run_id, namespace=self.namespace)
             if run is not None and run.status.is_terminal:
                 if ended != run_id:  # its end may have settled the update: look again
                     ended = run_id
@@ -544,7 +606,8 @@ class Client(Listings):
                 if outcome is None:
                     # Continued as new before taking the update: it went with the
                     # messages to the next run (its row too), maybe further on since.
-                    found = await store.find_update(workflow_id, update_id)
+                    found = await store.find_update(workflow_id, update_id,
+                                                    namespace=self.namespace)
                     if found is not None and found[0] != run_id:
                         run_id = found[0]
                         continue
@@ -609,7 +672,7 @@ class Client(Listings):
         return await self._copy(record, to, [], new_id, close=False, reason="")
 
     async def _existing(self, workflow_id: str) -> RunRecord:
-        record = await self.store.get_run(workflow_id)
+        record = await self.store.get_run(workflow_id, namespace=self.namespace)
         if record is None:
             raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
         return record
@@ -619,7 +682,7 @@ class Client(Listings):
         new = await self.store.copy_run(record.run_id, upto_seq=upto, drop_ops=drop,
                                         new_run_id=str(uuid.uuid4()), workflow_id=workflow_id,
                                         close_source=close, reason=reason,
-                                        now=self.clock.now())
+                                        now=self.clock.now(), namespace=self.namespace)
         if close:
             self._local.terminated(record.run_id)
         self._local.wake()
@@ -634,7 +697,8 @@ class Client(Listings):
 
     async def _cancel(self, call: CancelInput) -> None:
         record = await self.store.send_message(call.workflow_id, MessageKind.CANCEL, None,
-                                               None, now=self.clock.now())
+                                               None, now=self.clock.now(),
+                                               namespace=self.namespace)
         self._local.inbox_hint(record.run_id)
 
     async def terminate(self, workflow_id: str, *, reason: str = "terminated") -> None:
@@ -646,14 +710,15 @@ class Client(Listings):
 
     async def _terminate(self, call: TerminateInput) -> None:
         record = await self.store.terminate(call.workflow_id, reason=call.reason,
-                                            now=self.clock.now())
+                                            now=self.clock.now(), namespace=self.namespace)
         self._local.terminated(record.run_id)
 
     async def resume(self, workflow_id: str) -> None:
         """Retry a parked run now (workers retry parked runs on their own only when
         the workflow's code changed; use this after repairing data)."""
         self._require_open()
-        await self.store.resume_parked(workflow_id, now=self.clock.now())
+        await self.store.resume_parked(workflow_id, now=self.clock.now(),
+                                       namespace=self.namespace)
         self._local.wake()
 
     async def query(self, workflow_id: str, name: str, *args: Any, run_id: str | None = None,
@@ -701,9 +766,10 @@ class Client(Listings):
         from duro.client._query import DEFAULT_QUERY_TIMEOUT, ask_workers
         from duro.serde import convert
 
-        record = await self.store.get_run(workflow_id, run_id)
+        record = await self.store.get_run(workflow_id, run_id, namespace=self.namespace)
         if record is not None and record.status.value == "continued_as_new":
-            record = await self.store.get_run(workflow_id)  # ask the current run
+            # Ask the current run.
+            record = await self.store.get_run(workflow_id, namespace=self.namespace)
         if record is None:
             raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
         try:
@@ -722,12 +788,10 @@ class Client(Listings):
         return self._local.wait_for_close(run_id)
 
     def _require_open(self) -> None:
-        if not self._open:
+        if not self._root._open:
             name = type(self).__name__
             raise DuroError(f"the {name.lower()} is not open: use `async with {name}(...)` "
                             f"or `await {name.lower()}.open()`")
-
-
 
 
 def _return_hint(name: str) -> Any:
@@ -735,33 +799,3 @@ def _return_hint(name: str) -> Any:
         return lookup_workflow(name).return_hint
     except DuroError:
         return Any
-
-
-class _Named:
-    """A workflow known by name only (its code is not imported here): its arguments are
-    stored as given, unchecked; it runs on its queue's default unless told."""
-
-    queue = "default"
-    return_hint: Any = Any
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any], *,
-                        what: str) -> None:
-        pass  # the signature is not known here
-
-    def encode_input(self, args: Sequence[Any], kwargs: Mapping[str, Any], *,
-                     what: str) -> bytes:
-        return encode({"args": list(args), "kwargs": dict(kwargs)}, what=what)
-
-
-def _with_headers(message: Message | None, headers: dict[str, str] | None) -> Message | None:
-    """The message sent with a start, carrying the start's headers too."""
-    if message is None or not headers:
-        return message
-    if message.kind == MessageKind.SIGNAL:
-        return dataclasses.replace(message, meta=SignalMeta(headers=headers,
-                                                            id=message.signal_id).encode())
-    return Message.update_request(message.name, message.update_id or "", message.data,
-                                  headers)

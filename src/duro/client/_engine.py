@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from duro._clock import Clock
 from duro._local import NO_LOCAL_RUNS
-from duro.client._client import Client, _Named
+from duro.client._client import Client
 from duro.interceptors import ClientInterceptor, WorkerInterceptor
 from duro.interceptors._chain import check_interceptors
 from duro.serde import CodecChain
@@ -18,11 +18,10 @@ from duro.worker import Worker
 from duro.worker._options import WORKER_OPTIONS, check_options
 from duro.worker._retention import RetentionPolicy
 from duro.worker._worker import DEFAULT_MAX_CHILD_DEPTH
-from duro.workflow._api import Workflow, lookup_workflow, registered_workflows
+from duro.workflow._api import Workflow, registered_workflows
 
 __all__ = ["Engine"]
 
-R = TypeVar("R")
 
 
 class Engine(Client):
@@ -61,6 +60,10 @@ class Engine(Client):
     (:class:`~duro.interceptors.WorkerInterceptor`, for the embedded worker); an object
     that is both serves both sides.
     """
+
+    # A process with the code refuses a name it does not know (a typo would otherwise
+    # wait for a worker that never comes); a Client cannot tell. Its views do the same.
+    _code_only = True
 
     def __init__(
         self,
@@ -154,10 +157,3 @@ class Engine(Client):
             await asyncio.Event().wait()
         else:
             raise await self.worker.wait_failed()
-
-    def _workflow(self, workflow: Workflow[Any, R] | str) -> Workflow[Any, R] | _Named:
-        # A process with the code refuses a name it does not know (a typo would
-        # otherwise wait for a worker that never comes); a Client cannot tell.
-        if isinstance(workflow, str):
-            return lookup_workflow(workflow)
-        return super()._workflow(workflow)

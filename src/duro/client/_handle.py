@@ -48,8 +48,13 @@ class WorkflowHandle(Generic[R]):
     def __repr__(self) -> str:
         return f"WorkflowHandle(workflow_id={self.workflow_id!r}, run_id={self.run_id!r})"
 
+    async def _get(self, run_id: str | None) -> RunRecord | None:
+        """The run (the latest of the id without ``run_id``), in the client's namespace."""
+        return await self._client.store.get_run(self.workflow_id, run_id,
+                                                 namespace=self._client.namespace)
+
     async def _record(self) -> RunRecord:
-        record = await self._client.store.get_run(self.workflow_id, self.run_id)
+        record = await self._get(self.run_id)
         if record is None:
             raise RunNotFoundError(f"no run with workflow id {self.workflow_id!r}"
                                    + (f" and run id {self.run_id!r}" if self.run_id else ""))
@@ -59,7 +64,7 @@ class WorkflowHandle(Generic[R]):
         """The pinned run, or the latest run of the id if the pinned one continued as new."""
         record = await self._record()
         if record.status == RunStatus.CONTINUED_AS_NEW:
-            latest = await self._client.store.get_run(self.workflow_id)
+            latest = await self._get(None)
             if latest is not None:
                 return latest
         return record
@@ -122,12 +127,12 @@ class WorkflowHandle(Generic[R]):
         delay = 0.01
         run_id = self.run_id
         while True:
-            record = await self._client.store.get_run(self.workflow_id, run_id)
+            record = await self._get(run_id)
             if record is None:
                 raise RunNotFoundError(f"no run with workflow id {self.workflow_id!r}")
             if record.status == RunStatus.CONTINUED_AS_NEW:
                 run_id = None  # follow the chain to the latest run of this id
-                latest = await self._client.store.get_run(self.workflow_id)
+                latest = await self._get(None)
                 if latest is not None and latest.run_id != record.run_id:
                     continue
             elif record.status.is_terminal:

@@ -26,6 +26,7 @@ class Listings:
 
     store: Store
     payloads: PayloadConverter
+    namespace: str | None
 
     def _require_open(self) -> None:
         raise NotImplementedError
@@ -47,8 +48,8 @@ class Listings:
                              created_before=created_before, id_prefix=id_prefix,
                              search_attributes=search_attributes)
         check_count(limit, "limit", minimum=0)
-        return await self.run_infos(await self.store.list_runs(limit=limit,
-                                                               **where.store_args()))
+        return await self.run_infos(await self.store.list_runs(
+            limit=limit, namespace=self.namespace, **where.store_args()))
 
     async def list_page(
         self, *, status: str | None = None, name: str | None = None,
@@ -57,8 +58,9 @@ class Listings:
         search_attributes: Mapping[str, SearchValue] | None = None, page_size: int = 100,
         cursor: str | None = None,
     ) -> RunPage:
-        """One page of runs, newest first (ties by run id), that match every filter
-        given; pass its ``next_cursor`` back as ``cursor`` for the next one.
+        """One page of runs of the client's namespace, newest first (ties by run id), that
+        match every filter given; pass its ``next_cursor`` back as ``cursor`` for the
+        next one.
 
         The order is total and a cursor is a position in it: paging to the end returns
         every matching run once, in order, whatever runs are started meanwhile (newer
@@ -125,7 +127,7 @@ class Listings:
         # One more row than the page says whether another page follows, so the last
         # page has no cursor (no empty page to fetch).
         records = await self.store.list_runs(limit=page_size + 1, after=after,
-                                             **where.store_args())
+                                             namespace=self.namespace, **where.store_args())
         more = len(records) > page_size
         records = records[:page_size]
         last = records[-1] if more else None

@@ -90,6 +90,8 @@ class RunInfo:
     """Context the run carries (``start(..., headers=)``, or inherited from its parent)."""
     search_attributes: Mapping[str, SearchValue] = field(default_factory=dict)
     """The run's search attributes as they stand (its start's, then its upserts)."""
+    namespace: str = "default"
+    """The namespace the run belongs to (docs/namespaces.md)."""
 
     @classmethod
     def from_record(cls, r: RunRecord,
@@ -104,7 +106,7 @@ class RunInfo:
                    history_length=r.history_len, error=decode_error(r.error), result_json=result,
                    parent_run_id=r.parent_run_id, origin_run_id=r.origin_run_id,
                    damage=r.damage, headers=dict(r.headers or {}),
-                   search_attributes=dict(search_attributes or {}))
+                   search_attributes=dict(search_attributes or {}), namespace=r.namespace)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (times in ISO 8601, UTC; ``duration`` in seconds once
@@ -113,6 +115,7 @@ class RunInfo:
         return {
             "workflow_id": self.workflow_id,
             "run_id": self.run_id,
+            "namespace": self.namespace,
             "workflow_name": self.workflow_name,
             "status": self.status.value,
             "created_at": iso(self.created_at),
@@ -150,7 +153,8 @@ class RunInfo:
                    result_json=data.get("result"), parent_run_id=data.get("parent_run_id"),
                    origin_run_id=data.get("origin_run_id"), damage=data.get("damage"),
                    headers=dict(data.get("headers") or {}),
-                   search_attributes=dict(data.get("search_attributes") or {}))
+                   search_attributes=dict(data.get("search_attributes") or {}),
+                   namespace=data.get("namespace") or "default")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,16 +25,24 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 import orjson
 
-from duro._checks import check_choice, check_count, check_headers, check_id, check_seconds
+from duro._checks import (
+    DEFAULT_NAMESPACE,
+    check_choice,
+    check_count,
+    check_headers,
+    check_id,
+    check_seconds,
+)
 from duro._clock import SystemClock
 from duro._history import SearchValue
+from duro._local import NO_LOCAL_RUNS
 from duro._queues import Queue
 from duro._search import RunFilter, check_search_attributes, decode_cursor
-from duro.client._client import _ON_CONFLICT, _ON_REUSE, Client, _return_hint
+from duro.client import _start_options as opts
+from duro.client._client import Client, _return_hint
 from duro.client._handle import WorkflowHandle
 from duro.client._http import Transport, segment
 from duro.client._listing import MAX_PAGE_SIZE
-from duro.client._placement import placement_of
 from duro.client._records import RunInfo, RunPage, WorkerInfo, queue_from_json
 from duro.client._remote_handle import RemoteHandle, RemoteSchedules, RemoteTokens
 from duro.errors import InvalidArgumentError, LocalOnlyError
@@ -52,6 +60,7 @@ from duro.interceptors._client import (
 from duro.serde import CodecChain, PayloadConverter, convert, encode
 from duro.store import IdConflictPolicy, IdReusePolicy, RunRecord, RunStatus, Store
 from duro.store._records import QueueStats
+from duro.store._url import redact
 from duro.workflow._api import Workflow
 
 if TYPE_CHECKING:
@@ -102,7 +111,13 @@ class RemoteClient(Client):
     def __init__(self, url: str, *, token: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, codec: CodecChain | None = None,
                  interceptors: Sequence[ClientInterceptor] = (),
-                 http: httpx.AsyncClient | None = None) -> None:
+                 http: httpx.AsyncClient | None = None,
+                 namespace: str | None = DEFAULT_NAMESPACE) -> None:
+        if namespace != DEFAULT_NAMESPACE:
+            raise InvalidArgumentError(
+                "through a server, a client works in its API token's namespace: give it a "
+                "token of that namespace (duro token create --namespace) instead of "
+                "namespace=")
         if codec is not None:
             raise InvalidArgumentError(
                 "a remote client sends payloads as plain JSON and the server encodes them "
@@ -110,6 +125,8 @@ class RemoteClient(Client):
                 "supported yet (give the chain to `duro serve --codec`)")
         wait = check_seconds(timeout, "timeout")
         assert wait is not None
+        self.namespace = None
+        """Not known here: the server acts in the API token's namespace."""
         self.url = url
         self.clock = SystemClock()
         self.payloads = PayloadConverter(None)
@@ -117,8 +134,19 @@ class RemoteClient(Client):
         self.tokens = RemoteTokens(self)
         self._interceptors = check_interceptors(interceptors, ClientInterceptor)
         self._open = False
+        self._root = self
+        self._links = NO_LOCAL_RUNS
         self.transport = Transport(url, token=token or os.environ.get("DURO_TOKEN") or None,
                                    timeout=wait, http=http)
+
+    def __repr__(self) -> str:
+        return f"<duro.{type(self).__name__} {redact(self.url)}>"
+
+    def with_namespace(self, namespace: str | None) -> NoReturn:
+        """Not through a server: a request acts in its API token's namespace (use a
+        client with a token of that namespace)."""
+        raise LocalOnlyError("through a server, a client works in its API token's "
+                             "namespace: use a client with a token of that namespace")
 
     @property
     def store(self) -> Store:
@@ -178,7 +206,7 @@ class RemoteClient(Client):
         """Start a run through the server: :meth:`duro.Client.start` (the same options,
         checks and errors). Without ``id``, the id is made here, so that a start whose
         answer was lost can be sent again and is the same start."""
-        placement = placement_of(self.clock, queue=queue, priority=priority,
+        placement = opts.placement(self.clock, queue=queue, priority=priority,
                                concurrency_key=concurrency_key, dedup_key=dedup_key,
                                on_dedup=on_dedup, start_at=start_at, start_delay=start_delay,
                                debounce_key=debounce_key, debounce=debounce)
@@ -209,8 +237,8 @@ class RemoteClient(Client):
                      ) -> tuple[WorkflowHandle[R], dict[str, Any]]:
         """POST a start (or signal-/update-with-start) through the interceptors: the
         handle they return, and the server's answer."""
-        check_choice(on_conflict, "on_conflict", _ON_CONFLICT)
-        check_choice(on_reuse, "on_reuse", _ON_REUSE)
+        check_choice(on_conflict, "on_conflict", opts.ON_CONFLICT)
+        check_choice(on_reuse, "on_reuse", opts.ON_REUSE)
         check_seconds(execution_timeout, "execution_timeout")
         wf = self._workflow(workflow)
         given = check_headers(headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from duro._checks import DEFAULT_NAMESPACE
 from duro.client._handle import WorkflowHandle
 from duro.client._records import iso, parse_time, utc
 from duro.errors import StoreError
@@ -61,6 +63,8 @@ class ScheduleInfo:
     overlap_skipped: int
     created_at: dt.datetime
     updated_at: dt.datetime
+    namespace: str = "default"
+    """The namespace the schedule and its runs belong to."""
 
     @property
     def spec(self) -> ScheduleSpec:
@@ -73,7 +77,8 @@ class ScheduleInfo:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (times in ISO 8601, UTC; durations in seconds)."""
         return {
-            "schedule_id": self.schedule_id, "workflow_name": self.workflow_name,
+            "schedule_id": self.schedule_id, "namespace": self.namespace,
+            "workflow_name": self.workflow_name,
             "queue": self.queue, "args": self.args, "kwargs": self.kwargs, "cron": self.cron,
             "every": None if self.every is None else self.every.total_seconds(),
             "timezone": self.timezone, "anchor": iso(self.anchor), "overlap": self.overlap,
@@ -104,7 +109,8 @@ class ScheduleInfo:
             last_workflow_id=data.get("last_workflow_id"),
             buffered_at=parse_time(data.get("buffered_at")), fired=int(data["fired"]),
             missed=int(data["missed"]), overlap_skipped=int(data["overlap_skipped"]),
-            created_at=created, updated_at=updated)
+            created_at=created, updated_at=updated,
+            namespace=data.get("namespace") or "default")
 
     @classmethod
     def from_record(cls, r: ScheduleRecord) -> ScheduleInfo:
@@ -123,7 +129,8 @@ class ScheduleInfo:
             paused=r.paused, note=r.note, next_fire_at=utc(r.next_fire_at),
             last_fire_at=utc(r.last_fire_at), last_workflow_id=r.last_workflow_id,
             buffered_at=utc(r.buffered_at), fired=r.fired, missed=r.missed,
-            overlap_skipped=r.overlap_skipped, created_at=created, updated_at=updated)
+            overlap_skipped=r.overlap_skipped, created_at=created, updated_at=updated,
+            namespace=r.namespace)
 
 
 class Schedules:
@@ -132,10 +139,19 @@ class Schedules:
     A schedule starts a workflow on a cron expression (in a time zone) or a fixed
     interval. Every worker fires due ticks; each tick starts exactly one run, whose
     workflow id is ``<schedule id>@<tick time, UTC ISO 8601>``.
+
+    Schedules belong to the client's namespace (one it creates with a client of no
+    namespace is in ``"default"``), and so do the runs they start; a schedule of another
+    namespace is, to this client, as if there were none (``ScheduleNotFoundError``).
+    Schedule ids are unique across namespaces.
     """
 
     def __init__(self, client: Client) -> None:
         self._client = client
+
+    @property
+    def _namespace(self) -> str | None:
+        return self._client.namespace
 
     def _store(self) -> ScheduleStore:
         self._client._require_open()
@@ -197,6 +213,8 @@ class Schedules:
         definition, spec = build_definition(
             schedule_id, workflow, args, kwargs, cron=cron, every=every, timezone=timezone,
             anchor=anchor, overlap=overlap, catch_up=catch_up, queue=queue, source="api")
+        definition = dataclasses.replace(definition,
+                                         namespace=self._namespace or DEFAULT_NAMESPACE)
         store = self._store()
         now = self._client.clock.now()
         record = await store.create_schedule(definition, paused=paused, note=note,
@@ -205,8 +223,9 @@ class Schedules:
         return ScheduleInfo.from_record(record)
 
     async def list(self) -> list[ScheduleInfo]:
-        """Every schedule, by id."""
-        return [ScheduleInfo.from_record(r) for r in await self._store().list_schedules()]
+        """Every schedule of the client's namespace, by id."""
+        return [ScheduleInfo.from_record(r) for r in await self._store().list_schedules(
+            namespace=self._namespace)]
 
     async def get(self, schedule_id: str) -> ScheduleInfo:
         """One schedule.
@@ -214,7 +233,7 @@ class Schedules:
         Raises:
             ScheduleNotFoundError: No such schedule.
         """
-        record = await self._store().get_schedule(schedule_id)
+        record = await self._store().get_schedule(schedule_id, namespace=self._namespace)
         if record is None:
             raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
         return ScheduleInfo.from_record(record)
@@ -222,18 +241,20 @@ class Schedules:
     async def pause(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
         """Stop firing ticks until :meth:`resume` (ticks meanwhile are not caught up)."""
         record = await self._store().pause_schedule(schedule_id, note=note,
-                                                    now=self._client.clock.now())
+                                                    now=self._client.clock.now(),
+                                                    namespace=self._namespace)
         return ScheduleInfo.from_record(record)
 
     async def resume(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
         """Fire ticks again, from the first one after now. No-op if not paused."""
         store = self._store()
-        current = await store.get_schedule(schedule_id)
+        current = await store.get_schedule(schedule_id, namespace=self._namespace)
         if current is None:
             raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
         now = self._client.clock.now()
         record = await store.resume_schedule(
-            schedule_id, note=note, next_fire_at=spec_of(current).next_after(now), now=now)
+            schedule_id, note=note, next_fire_at=spec_of(current).next_after(now), now=now,
+            namespace=self._namespace)
         self._changed()
         return ScheduleInfo.from_record(record)
 
@@ -247,7 +268,8 @@ class Schedules:
         store = self._store()
         workflow_id = f"{schedule_id}@manual-{uuid.uuid4().hex[:12]}"
         record = await store.trigger_schedule(schedule_id, workflow_id=workflow_id,
-                                              now=self._client.clock.now())
+                                              now=self._client.clock.now(),
+                                              namespace=self._namespace)
         self._started()
         return self._handle(record.workflow_id, record.run_id, record.workflow_name)
 
@@ -266,7 +288,7 @@ class Schedules:
         if hi < lo:
             raise ValueError("backfill end is before its start")
         store = self._store()
-        current = await store.get_schedule(schedule_id)
+        current = await store.get_schedule(schedule_id, namespace=self._namespace)
         if current is None:
             raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
         ticks = spec_of(current).ticks(lo, hi, limit=BACKFILL_LIMIT)
@@ -274,7 +296,7 @@ class Schedules:
         started = []
         for i in range(0, len(ticks), 500):
             for record, created in await store.backfill_schedule(
-                    schedule_id, ticks=ticks[i:i + 500], now=now):
+                    schedule_id, ticks=ticks[i:i + 500], now=now, namespace=self._namespace):
                 if created:
                     started.append(self._handle(record.workflow_id, record.run_id,
                                                 record.workflow_name))
@@ -288,7 +310,7 @@ class Schedules:
         Raises:
             ScheduleNotFoundError: No such schedule.
         """
-        if not await self._store().delete_schedule(schedule_id):
+        if not await self._store().delete_schedule(schedule_id, namespace=self._namespace):
             raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
 
     def _started(self) -> None:

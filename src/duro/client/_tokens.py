@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from duro._checks import check_id, check_seconds
+from duro._checks import check_id, check_namespace, check_seconds
 from duro.client._records import iso, utc
 from duro.errors import AuthenticationError, InvalidArgumentError, PermissionDeniedError
 from duro.store._tokens import SCOPES, TokenRecord, TokenStore
@@ -25,25 +25,10 @@ from duro.store._tokens import SCOPES, TokenRecord, TokenStore
 if TYPE_CHECKING:
     from duro.client._client import Client
 
-__all__ = ["SCOPES", "TokenInfo", "Tokens", "check_namespace", "scope_allows"]
+__all__ = ["SCOPES", "TokenInfo", "Tokens", "scope_allows"]
 
 _TOKEN = re.compile(r"duro_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
-_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
-
-def check_namespace(namespace: object) -> str:
-    """``namespace`` if it is a usable namespace name: 1 to 64 letters, digits, ``.``,
-    ``_`` or ``-``, starting with a letter or digit (safe in URLs and shells).
-
-    Raises:
-        InvalidArgumentError: Otherwise.
-    """
-    name = check_id(namespace, "namespace", limit=64)
-    if not _NAMESPACE.fullmatch(name):
-        raise InvalidArgumentError(
-            f"namespace {name!r} must be 1 to 64 letters, digits, '.', '_' or '-', "
-            f"starting with a letter or digit")
-    return name
 
 
 def scope_allows(scope: str, needed: str) -> bool:

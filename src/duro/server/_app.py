@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from duro.client import Client
+from duro.server._auth import authenticate
 from duro.server._problems import BadRequest, problem, problem_document
 from duro.server._routes import Api, ApiRoute
 from duro.server._runs import MAX_WAIT
@@ -36,27 +37,35 @@ __all__ = ["MAX_WAIT", "create_app", "stop_streams"]
 log = logging.getLogger("duro.server")
 
 
-def _endpoint(route: ApiRoute, api: Api,
-              webhook: WebhookAuth | None) -> Callable[[Request], Awaitable[Response]]:
-    """The one wrapper every request passes through: a webhook route's signature is
-    checked on the raw body before anything else, query parameters the route does not
-    take are refused (a misspelt filter must not list everything), and every failure
-    becomes a problem document."""
+def _endpoint(route: ApiRoute, api: Api, webhook: WebhookAuth | None,
+              auth: bool) -> Callable[[Request], Awaitable[Response]]:
+    """The one wrapper every request passes through, in this order: who calls (a webhook
+    route's signature, checked on the raw body; else, with ``auth``, the API token, whose
+    namespace the request then acts in), query parameters the route does not take are
+    refused (a misspelt filter must not list everything), and every failure becomes a
+    problem document."""
     handler, known, prefix = route.handler, route.query_names, route.prefix_param
+    scope = route.scope
 
     async def endpoint(request: Request) -> Response:
         try:
+            called = api
             if webhook is not None:
                 # The raw bytes, as signed (Starlette keeps them for the handler to read).
                 verify(webhook, await request.body(), request.headers)
                 request.state.webhook = webhook
+                if auth:
+                    called = api.scoped(webhook.namespace)
+            elif auth and scope is not None:
+                token = await authenticate(request, api.client, scope)
+                called = api.scoped(token.namespace)
             if request.scope["query_string"]:
                 unknown = [k for k in request.query_params
                            if k not in known and not (prefix and k.startswith(prefix))]
                 if unknown:
                     raise BadRequest(f"unknown query parameter {unknown[0][:80]!r}: "
                                      f"{route.path} takes {', '.join(sorted(known)) or 'none'}")
-            return await handler(request, api)
+            return await handler(request, called)
         except Exception as exc:  # every failure is a problem document
             response = problem(exc)
             if response.status_code == 500:
@@ -77,7 +86,7 @@ async def _not_routed(request: Request, exc: Exception) -> Response:
                     headers=getattr(exc, "headers", None))
 
 
-def create_app(client: Client, *, own_client: bool = False,
+def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
                webhooks: Mapping[str, WebhookAuth] | None = None) -> Starlette:
     """The API as an ASGI application over ``client`` (opened by the application's
     lifespan when ``own_client``; else the caller opens and closes it). Mount it in your
@@ -87,6 +96,13 @@ def create_app(client: Client, *, own_client: bool = False,
     docs/http.md. Event streams and long polls end when :func:`stop_streams` is called
     (``duro serve`` does at SIGTERM): call it before your server's graceful shutdown, or
     give the server a shutdown timeout.
+
+    With ``auth``, every route but the public ones (``/healthz``, ``/readyz``,
+    ``/openapi.json``, ``/docs``) needs ``Authorization: Bearer <token>``, a token made
+    with ``client.tokens.create`` / ``duro token create`` whose scope allows the route's
+    (401 ``unauthenticated``, 403 ``forbidden``), and acts in the token's namespace only
+    (another namespace's runs are not found). Without it, requests act in ``client``'s
+    namespace: serve such an app on loopback only, or behind your own authentication.
 
     ``webhooks`` guards routes by name (``"signal-with-start"``, ``"signal"``,
     ``"start"``: :data:`~duro.server.WEBHOOK_ROUTES`) with a provider's HMAC signature
@@ -113,7 +129,8 @@ def create_app(client: Client, *, own_client: bool = False,
 
     app = Starlette(
         routes=[Route(r.path, _endpoint(r, api, guarded.get(r.path) if r.method == "POST"
-                                        else None), methods=[r.method]) for r in ROUTES],
+                                        else None, auth), methods=[r.method])
+                for r in ROUTES],
         exception_handlers={HTTPException: _not_routed}, lifespan=lifespan)
     app.state.duro_api = api
     return app

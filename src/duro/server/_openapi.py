@@ -230,6 +230,9 @@ def _operation(route: ApiRoute) -> dict[str, Any]:
         "operationId": route.operation_id, "summary": route.summary, "tags": [route.tag],
         "parameters": _parameters(route), "responses": _responses(route),
         "x-duro-scope": route.scope}
+    # A scoped route takes an API token when the server requires them (duro serve
+    # --auth); a public one never does.
+    operation["security"] = [{"bearer": []}, {}] if route.scope is not None else []
     if route.description:
         operation["description"] = route.description
     if route.body is not None:
@@ -257,7 +260,11 @@ def openapi(routes: Iterable[ApiRoute], *, version: str, root_path: str = "") ->
                                 "x-duro-scope: what a caller must be allowed to do."},
         "servers": [{"url": root_path or "/"}],
         "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": SCHEMAS, "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "an API token (duro token create), when the server requires "
+                           "them: its scope must allow the route's x-duro-scope, and the "
+                           "request acts in its namespace"}}},
     }
 
 

@@ -117,7 +117,10 @@ def problem(exc: BaseException) -> Response:
         # What an update's handler raised, as a run's error is shown: a remote client
         # raises the same UpdateFailedError, with the same cause, as an embedded one.
         document["cause"] = cause.to_dict()
-    return Response(orjson.dumps(document), status_code=status,
+    # RFC 9110: a 401 says how to authenticate.
+    headers = {"WWW-Authenticate": 'Bearer realm="duro"'} if code == "unauthenticated" \
+        else None
+    return Response(orjson.dumps(document), status_code=status, headers=headers,
                     media_type="application/problem+json")
 
 

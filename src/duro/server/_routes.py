@@ -29,11 +29,23 @@ message runs (``write``), or act as an operator (``admin``: terminate, reset, de
 
 @dataclass(frozen=True, kw_only=True)
 class Api:
-    """What every handler is given: the client, and the event set when the server stops
-    (long-polls and event streams end then instead of holding the shutdown)."""
+    """What every handler is given: the client (of the request's namespace), and the
+    event set when the server stops (long-polls and event streams end then instead of
+    holding the shutdown)."""
 
     client: Client
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    views: dict[str, Api] = field(default_factory=dict)
+    """The Api of each namespace a request reached, made once (namespaces are few: those
+    of the tokens and webhooks)."""
+
+    def scoped(self, namespace: str) -> Api:
+        """The Api whose client works in ``namespace`` (a view of this one's client)."""
+        view = self.views.get(namespace)
+        if view is None:
+            view = Api(client=self.client.with_namespace(namespace), stopping=self.stopping)
+            self.views[namespace] = view
+        return view
 
 
 Handler = Callable[[Request, Api], Awaitable[Response]]

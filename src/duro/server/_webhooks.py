@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from duro._checks import check_id
+from duro._checks import DEFAULT_NAMESPACE, check_id, check_namespace
 from duro.errors import DuroError, InvalidArgumentError
 
 __all__ = [
@@ -74,6 +74,8 @@ class WebhookAuth:
         tolerance: Seconds a timestamp may be off, either way.
         id_header: A header with the provider's delivery id (``X-GitHub-Delivery``),
             taken as the signal id when the request names none.
+        namespace: The namespace its deliveries act in when the server requires API
+            tokens (the signature stands for a token there).
     """
 
     secrets: tuple[bytes, ...] = dataclasses.field(repr=False)
@@ -82,8 +84,10 @@ class WebhookAuth:
     timestamp_header: str | None = None
     tolerance: float = 300.0
     id_header: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
 
     def __post_init__(self) -> None:
+        check_namespace(self.namespace)
         if isinstance(self.secrets, bytes | str) or not self.secrets:
             raise InvalidArgumentError("secrets must be a non-empty tuple of bytes")
         for secret in self.secrets:

@@ -13,6 +13,18 @@ uses them, and the exceptions a store may raise.
 * :class:`Store`: all of them, what an :class:`~duro.Engine` (client and worker in one
   process) uses.
 
+**Namespaces.** Every run and schedule belongs to one (``RunRecord.namespace``). The
+operations a client calls to reach a run or a schedule from outside take ``namespace``:
+the caller's, or None for every namespace (workers and admin tooling). With a namespace,
+a run or schedule of another one is exactly as if it did not exist (``None``,
+:class:`~duro.errors.RunNotFoundError`, ``ScheduleNotFoundError``), checked in the same
+transaction as the write, so nothing of it is read out or changed. Workflow ids (and
+schedule ids) stay unique across namespaces: a start whose id another namespace holds is
+refused with :class:`~duro.errors.WorkflowAlreadyStartedError` saying only that the id
+is taken. Operations by run id that a client reaches only through a run it found in its
+namespace (``load_history``, ``get_state``, ``children``, ``get_update``...) take none:
+a run never changes namespace, and its children, successors and copies are in its own.
+
 **Exceptions** (enforced by the worker, see ``worker/_worker.py``). Besides the domain
 errors an operation documents (:class:`~duro.errors.RunNotFoundError`,
 :class:`~duro.errors.WorkflowAlreadyStartedError`, ...), a store raises:
@@ -98,6 +110,7 @@ class ClientStore(Protocol):
         message: Message | None = None,
         placement: Placement | None = None,
         search_attributes: Mapping[str, SearchValue] | None = None,
+        namespace: str | None = None,
     ) -> tuple[RunRecord, bool]:
         """Create a run (and its ``run_started`` event) unless the id policy says not to.
 
@@ -111,22 +124,28 @@ class ClientStore(Protocol):
         same deduplication key or a pending run with the same debounce key (returned with
         ``created`` False). ``search_attributes`` (checked by the caller) are recorded in
         the ``run_started`` meta and indexed in the same transaction; a start that
-        returns an existing run leaves that run's as they are.
+        returns an existing run leaves that run's as they are. The run is created in
+        ``namespace`` (None: ``"default"``); a run of another namespace holding the
+        workflow id (or deduplication key) is never returned: the start is refused as
+        taken unless that run ended and ``on_reuse`` is ``"allow"``
+        (:func:`duro.store._rules.check_existing`).
         """
         ...
 
-    async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:
-        """The latest run of a workflow id, or that exact run."""
+    async def get_run(self, workflow_id: str, run_id: str | None = None, *,
+                      namespace: str | None = None) -> RunRecord | None:
+        """The latest run of a workflow id (in ``namespace``), or that exact run (None if
+        it is of another namespace)."""
         ...
 
     async def list_runs(
         self, *, status: str | None = None, name: str | None = None, limit: int = 100,
         created_after: float | None = None, created_before: float | None = None,
         id_prefix: str | None = None, attributes: Mapping[str, SearchValue] | None = None,
-        after: tuple[float, str] | None = None,
+        after: tuple[float, str] | None = None, namespace: str | None = None,
     ) -> list[RunRecord]:
         """Up to ``limit`` runs, newest first (ties: by run id, descending, in code point
-        order), that match every filter given: status, workflow name, created at or
+        order), that match every filter given: namespace, status, workflow name, created at or
         after ``created_after`` and before ``created_before``, a workflow id starting
         with ``id_prefix``, each of ``attributes`` (key: value, as indexed; ``12`` and
         ``12.0`` are one value). With ``after`` (a run's ``(created_at, run_id)``), only
@@ -156,9 +175,10 @@ class ClientStore(Protocol):
 
     async def send_message(self, workflow_id: str, kind: str, name: str | None,
                            data: bytes | None, *, now: float, meta: bytes | None = None,
-                           signal_id: str | None = None) -> RunRecord:
-        """Put a message in a live run's inbox and wake it (``meta``: what duro reads
-        about it, e.g. a signal's headers).
+                           signal_id: str | None = None,
+                           namespace: str | None = None) -> RunRecord:
+        """Put a message in a live run's inbox (of ``namespace``) and wake it (``meta``:
+        what duro reads about it, e.g. a signal's headers).
 
         With a ``signal_id``, a signal whose id the workflow id's chain of runs (its
         newest fresh start and the runs continued as new from it) already took is not
@@ -167,23 +187,27 @@ class ClientStore(Protocol):
         ...
 
     async def request_update(
-        self, workflow_id: str, message: Message, *, now: float
+        self, workflow_id: str, message: Message, *, now: float, namespace: str | None = None
     ) -> tuple[RunRecord, UpdateOutcome]:
-        """Queue an update (idempotent by ``message.update_id``)."""
+        """Queue an update (idempotent by ``message.update_id``) for a run of
+        ``namespace``."""
         ...
 
     async def get_update(self, run_id: str, update_id: str) -> UpdateOutcome | None:
         """Where an update stands."""
         ...
 
-    async def find_update(self, workflow_id: str,
-                          update_id: str) -> tuple[str, UpdateOutcome] | None:
-        """The latest run of a workflow id that holds this update (continue-as-new
-        carries an update it did not take to the next run), and where it stands."""
+    async def find_update(self, workflow_id: str, update_id: str, *,
+                          namespace: str | None = None) -> tuple[str, UpdateOutcome] | None:
+        """The latest run of a workflow id (in ``namespace``) that holds this update
+        (continue-as-new carries an update it did not take to the next run), and where it
+        stands."""
         ...
 
-    async def queue_stats(self, *, real_now: float) -> list[QueueStats]:
-        """Every queue with runs or limits: depth, running count, limits."""
+    async def queue_stats(self, *, real_now: float,
+                          namespace: str | None = None) -> list[QueueStats]:
+        """Every queue with runs or limits: depth, running count (of ``namespace``'s runs,
+        None: of all), limits and recent starts (deployment-wide: limits are)."""
         ...
 
     async def list_workers(self) -> list[WorkerRecord]:
@@ -436,19 +460,25 @@ class AdminStore(ClientStore, Protocol):
     """Operator actions on runs (the CLI's ``terminate``, ``resume``, ``reset``, ``retry``,
     ``fork``)."""
 
-    async def terminate(self, workflow_id: str, *, reason: str, now: float) -> RunRecord:
-        """Stop a live run at once, fencing out its owner."""
+    async def terminate(self, workflow_id: str, *, reason: str, now: float,
+                        namespace: str | None = None) -> RunRecord:
+        """Stop a live run (of ``namespace``) at once, fencing out its owner."""
         ...
 
-    async def resume_parked(self, workflow_id: str, *, now: float) -> RunRecord:
-        """Make a parked run pending again (after its code or data was fixed)."""
+    async def resume_parked(self, workflow_id: str, *, now: float,
+                            namespace: str | None = None) -> RunRecord:
+        """Make a parked run (of ``namespace``) pending again (after its code or data was
+        fixed)."""
         ...
 
     async def copy_run(
         self, source_run_id: str, *, upto_seq: int, drop_ops: Sequence[int], new_run_id: str,
         workflow_id: str, close_source: bool, reason: str, now: float,
+        namespace: str | None = None,
     ) -> RunRecord:
-        """Start a new run from a prefix of another's history (reset, retry, fork)."""
+        """Start a new run from a prefix of another's history (reset, retry, fork), in
+        the source's namespace (a source of another namespace than ``namespace``:
+        :class:`~duro.errors.RunNotFoundError`)."""
         ...
 
 

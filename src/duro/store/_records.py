@@ -112,6 +112,8 @@ class RunRecord:
     """What is wrong with the stored row, when its status is ``CORRUPT``."""
     headers: Headers | None = None
     """Context carried with the run (see :class:`RunLinks`)."""
+    namespace: str = "default"
+    """The namespace the run belongs to (a child, a successor or a copy: its origin's)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -280,6 +282,10 @@ class Claim:
     #: nothing written in between (0 for any other claim). From the second on the run
     #: is a suspect, taken up alone, and only deaths during its own trial count.
     recoveries: int = 0
+    #: The run's namespace, for a run created owned by its worker (``adopt``: its
+    #: instance starts without reading the stored ``run_started``); a run taken up from
+    #: the store reads it from its history.
+    namespace: str = "default"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

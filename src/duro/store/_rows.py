@@ -64,7 +64,7 @@ def run_record(row: Row) -> RunRecord:
             parent_run_id=row["parent_run_id"], parent_op=row["parent_op"],
             parent_close=row["parent_close"], origin_run_id=row["origin_run_id"],
             queue=row["queue"] or "default", concurrency_key=row["concurrency_key"],
-            headers=_headers(row), **values)
+            headers=_headers(row), namespace=row["namespace"], **values)
     problems = []
     if status is None:
         problems.append(f"unknown status {raw_status!r}")
@@ -82,7 +82,8 @@ def run_record(row: Row) -> RunRecord:
         parent_close=row["parent_close"], origin_run_id=row["origin_run_id"],
         queue=row["queue"] or "default", concurrency_key=row["concurrency_key"],
         **{k: v if v is not None or k in _OPTIONAL_TIMES else 0 for k, v in values.items()},
-        damage="; ".join(problems) or None, headers=_headers(row))
+        damage="; ".join(problems) or None, headers=_headers(row),
+        namespace=row["namespace"])
 
 
 def _headers(row: Row) -> dict[str, str] | None:
@@ -151,7 +152,7 @@ def schedule_record(row: Row) -> ScheduleRecord:
         last_fire_at=row["last_fire_at"], last_workflow_id=row["last_workflow_id"],
         buffered_at=row["buffered_at"], fired=int(row["fired"]), missed=int(row["missed"]),
         overlap_skipped=int(row["overlap_skipped"]), created_at=row["created_at"],
-        updated_at=row["updated_at"])
+        updated_at=row["updated_at"], namespace=row["namespace"])
 
 
 def histories_wanted(

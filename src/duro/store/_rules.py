@@ -7,6 +7,9 @@ touches a database, so each rule is unit-tested without one (``tests/unit/test_r
 * **Starting runs**: the workflow id's policies (:func:`check_existing`), deduplication and
   debounce (:func:`dedup_hit`, :func:`debounce_until`), and every column of a new run
   (:func:`plan_run`).
+* **Namespaces**: what a caller scoped to a namespace may see of a run or a schedule
+  (:func:`in_namespace`), and what it is told of a workflow id another namespace holds
+  (:func:`check_existing`, :func:`taken`).
 * **Admission** to a queue with limits (:func:`queue_room`, :func:`admission`,
   :class:`Admission`).
 * **A run's end**: what it does to its parent and children (:func:`closing_effects`).
@@ -30,6 +33,7 @@ from typing import Any, Literal
 
 import orjson
 
+from duro._checks import DEFAULT_NAMESPACE
 from duro._history import (
     TERMINAL_KINDS,
     ChildDone,
@@ -69,25 +73,55 @@ __all__ = [
     "Firing", "Link", "NewRun", "admission", "attribute_params", "candidate_page",
     "carried_over", "check_copy_target", "check_existing", "child_done", "child_not_started",
     "child_started_event", "closing_effects", "copied_attributes", "copied_events",
-    "debounce_until", "dedup_hit", "definition_change", "headers_json", "index_value", "list_query",
-    "plan_run", "queue_room", "terminated", "too_deep", "update_of",
+    "debounce_until", "dedup_hit", "definition_change", "headers_json", "in_namespace",
+    "index_value", "list_query", "plan_run", "queue_room", "taken", "terminated", "too_deep",
+    "update_of",
 ]
+
+
+# -- namespaces ---------------------------------------------------------------------------
+
+
+def in_namespace(namespace_of: str, namespace: str | None) -> bool:
+    """Whether a caller scoped to ``namespace`` (None: every namespace) sees a run or a
+    schedule of ``namespace_of``. One it does not see is, to it, exactly as if it did not
+    exist: the store answers "not found" and writes nothing."""
+    return namespace is None or namespace_of == namespace
+
+
+def taken(workflow_id: str) -> WorkflowAlreadyStartedError:
+    """The refusal of a start whose workflow id another namespace holds. It names the id
+    only: no run id, workflow name, status or namespace of the other run (workflow ids
+    are unique across namespaces, so the id itself is all a tenant learns)."""
+    return WorkflowAlreadyStartedError(
+        f"workflow id {workflow_id!r} is taken; choose another id", workflow_id=workflow_id,
+        run_id="")
 
 
 # -- starting runs --------------------------------------------------------------------------
 
 
 def check_existing(existing: RunRecord, workflow_id: str, workflow_name: str,
-                   on_conflict: IdConflictPolicy,
-                   on_reuse: IdReusePolicy) -> tuple[RunRecord, bool]:
-    """What a start of ``workflow_name`` finding a run with its workflow id does: (the run
-    to return, whether a new run may be created).
+                   on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
+                   namespace: str | None = None) -> tuple[RunRecord, bool]:
+    """What a start of ``workflow_name`` in ``namespace`` (None: the caller sees every
+    namespace) finding a run with its workflow id does: (the run to return, whether a new
+    run may be created).
+
+    A run of another namespace is never returned: while it is live its id is taken, and
+    once it ended the id is free only with ``on_reuse="allow"`` (the one policy whose
+    answer does not depend on how that run ended, which the caller must not learn).
 
     Raises:
         WorkflowIdTakenError: The run is of another workflow, and the start would return
             it (or fail): a handle to (or a message for) a run of other code.
-        WorkflowAlreadyStartedError: The policy says fail.
+        WorkflowAlreadyStartedError: The policy says fail, or another namespace holds the
+            id (:func:`taken`).
     """
+    if not in_namespace(existing.namespace, namespace):
+        if existing.status.value in LIVE_STATUSES or on_reuse != "allow":
+            raise taken(workflow_id)
+        return existing, True
     if existing.status.value in LIVE_STATUSES:
         if on_conflict == "fail" or existing.workflow_name != workflow_name:
             _refuse(existing, workflow_id, workflow_name, "already has a live run "
@@ -115,12 +149,19 @@ def _refuse(existing: RunRecord, workflow_id: str, workflow_name: str, why: str)
     raise WorkflowAlreadyStartedError(f"workflow id {workflow_id!r} {why}", **ids)
 
 
-def dedup_hit(placement: Placement, existing: RunRecord) -> RunRecord:
+def dedup_hit(placement: Placement, existing: RunRecord,
+              namespace: str | None = None) -> RunRecord:
     """A start whose deduplication key a live run holds: that run is the answer.
 
     Raises:
-        WorkflowAlreadyStartedError: The placement says ``on_dedup="fail"``.
+        WorkflowAlreadyStartedError: The placement says ``on_dedup="fail"``, or the run
+            is of another namespace (keys are unique per queue, across namespaces: the
+            refusal names the key only).
     """
+    if not in_namespace(existing.namespace, namespace):
+        raise WorkflowAlreadyStartedError(
+            f"deduplication key {placement.dedup_key!r} is taken in queue "
+            f"{placement.queue!r}", workflow_id="", run_id="")
     if placement.on_dedup == "fail":
         raise WorkflowAlreadyStartedError(
             f"a live run ({existing.workflow_id}) already has deduplication key "
@@ -157,6 +198,7 @@ class NewRun:
     links: RunLinks
     placement: Placement
     search_attributes: Mapping[str, SearchValue] | None = None
+    namespace: str = "default"
 
     def params(self, *, started_event: bool = True) -> dict[str, object]:
         """The ``insert_run`` query's parameters (it also writes the ``run_started``
@@ -164,7 +206,9 @@ class NewRun:
         links, place = self.links, self.placement
         meta = RunStartedMeta(parent_run_id=links.parent_run_id, parent_op=links.parent_op,
                               deadline_at=links.deadline_at, headers=links.headers,
-                              search_attributes=self.search_attributes).encode()
+                              search_attributes=self.search_attributes,
+                              namespace=None if self.namespace == "default"
+                              else self.namespace).encode()
         return {"run_id": self.run_id, "workflow_id": self.workflow_id,
                 "workflow_name": self.workflow_name, "status": self.status.value,
                 "input": self.input, "now": self.now, "wake_at": self.wake_at,
@@ -176,7 +220,7 @@ class NewRun:
                 "queue": place.queue, "priority": place.priority,
                 "concurrency_key": place.concurrency_key, "dedup_key": place.dedup_key,
                 "debounce_key": place.debounce_key, "started_at": self.started_at,
-                "headers": headers_json(links.headers)}
+                "headers": headers_json(links.headers), "namespace": self.namespace}
 
     def record(self) -> RunRecord:
         """The run as it is stored once written (no read needed)."""
@@ -189,14 +233,16 @@ class NewRun:
             history_len=1, parent_run_id=links.parent_run_id, parent_op=links.parent_op,
             parent_close=links.parent_close, deadline_at=links.deadline_at,
             origin_run_id=links.origin_run_id, queue=place.queue, priority=place.priority,
-            concurrency_key=place.concurrency_key, depth=links.depth, headers=links.headers)
+            concurrency_key=place.concurrency_key, depth=links.depth, headers=links.headers,
+            namespace=self.namespace)
 
 
 def plan_run(*, run_id: str, workflow_id: str, workflow_name: str, input: bytes, now: float,
              owner: str | None, links: RunLinks | None = None,
              placement: Placement | None = None,
-             search_attributes: Mapping[str, SearchValue] | None = None) -> NewRun:
-    """Every column of a new run.
+             search_attributes: Mapping[str, SearchValue] | None = None,
+             namespace: str | None = None) -> NewRun:
+    """Every column of a new run (in ``namespace``; None: ``"default"``).
 
     With ``owner``, the run starts already claimed by that worker (running, epoch 1,
     started now), saving a claim — unless it must wait: a delayed start (due at
@@ -215,7 +261,8 @@ def plan_run(*, run_id: str, workflow_id: str, workflow_name: str, input: bytes,
                   status=RunStatus.RUNNING if owner else RunStatus.PENDING, input=input,
                   now=now, wake_at=wake_at, owner=owner, epoch=1 if owner else 0,
                   started_at=now if owner else None, links=links or _NO_LINKS,
-                  placement=place, search_attributes=search_attributes or None)
+                  placement=place, search_attributes=search_attributes or None,
+                  namespace=namespace or "default")
 
 
 # -- admission to a queue with limits ---------------------------------------------------------
@@ -458,18 +505,19 @@ def copied_events(prefix: Iterable[NewEvent], drop_ops: Iterable[int]) -> list[N
 
 
 def check_copy_target(live: RunRecord | None, workflow_id: str, workflow_name: str, *,
-                      closing: str | None) -> None:
+                      closing: str | None, namespace: str | None = None) -> None:
     """A copy may start under ``workflow_id`` only if no run of it is live, except the
     source itself when the copy closes it (``closing``: its run id). Checked before
     anything is written.
 
     Raises:
         WorkflowIdTakenError: The live run is of another workflow.
-        WorkflowAlreadyStartedError: The live run is of the same workflow.
+        WorkflowAlreadyStartedError: The live run is of the same workflow, or of another
+            namespace than ``namespace`` (:func:`taken`).
     """
     if live is None or live.run_id == closing:
         return
-    check_existing(live, workflow_id, workflow_name, "fail", "allow")
+    check_existing(live, workflow_id, workflow_name, "fail", "allow", namespace)
 
 
 # -- search attributes and listings ------------------------------------------------------
@@ -527,7 +575,7 @@ def copied_attributes(events: Iterable[NewEvent]) -> dict[str, SearchValue]:
 def list_query(*, status: str | None, name: str | None, created_after: float | None,
                created_before: float | None, id_prefix: str | None,
                attributes: Mapping[str, SearchValue] | None, after: tuple[float, str] | None,
-               limit: int) -> tuple[str, dict[str, Any]]:
+               limit: int, namespace: str | None = None) -> tuple[str, dict[str, Any]]:
     """The named query that lists a page of runs, and its parameters.
 
     Runs come newest first, ties by run id (descending, code point order): a total
@@ -537,8 +585,9 @@ def list_query(*, status: str | None, name: str | None, created_after: float | N
     ``(upper_at, upper_id)`` — the cursor, or ``created_before`` — and from
     ``lower_at`` (``created_after``, inclusive). The index is chosen by the filters: the
     first attribute's ``(key, value, created_at, run_id)``, else the workflow name's,
-    else the status's, else creation time alone; the other filters are checked on the
-    rows the range yields."""
+    else the status's, else the namespace's (a scoped client's listing), else creation
+    time alone; the other filters (``namespace`` too) are checked on the rows the range
+    yields."""
     upper: tuple[float, str] = (math.inf, "")
     if created_before is not None:
         upper = (created_before, "")  # "" sorts first: strictly before created_before
@@ -549,6 +598,7 @@ def list_query(*, status: str | None, name: str | None, created_after: float | N
         "upper_at": upper[0], "upper_id": upper[1],
         "lower_at": -math.inf if created_after is None else created_after,
         "status": status, "name": name, "prefix": id_prefix, "limit": limit,
+        "namespace": namespace,
         "key": None, "value": None, "more_keys": [], "more_values": [], "n_more": 0}
     if pairs:
         (key, value), more = pairs[0], pairs[1:]
@@ -560,6 +610,10 @@ def list_query(*, status: str | None, name: str | None, created_after: float | N
         return "list_runs_by_name", params
     if status is not None:
         return "list_runs_by_status", params
+    if namespace is not None and namespace != DEFAULT_NAMESPACE:
+        # 'default' is not in runs_namespace (a partial index: a deployment without
+        # tenants pays nothing for it); its listing reads runs_created.
+        return "list_runs_by_namespace", params
     return "list_runs", params
 
 

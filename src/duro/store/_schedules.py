@@ -38,6 +38,8 @@ class ScheduleDefinition:
     """Seconds: ticks found due later than this (after downtime) are skipped."""
     source: str = "api"
     """``api`` (created by a client or the CLI) or ``code`` (declared next to the workflow)."""
+    namespace: str = "default"
+    """The namespace the schedule and the runs it starts belong to."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,6 +77,8 @@ class ScheduleRecord:
     """Ticks skipped because the previous run was still live."""
     created_at: float
     updated_at: float
+    namespace: str = "default"
+    """The namespace the schedule and the runs it starts belong to."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -91,7 +95,12 @@ class FireResult:
 
 @runtime_checkable
 class ScheduleStore(Protocol):
-    """Schedules, stored in the database (see the module docstring)."""
+    """Schedules, stored in the database (see the module docstring).
+
+    A schedule is in its definition's namespace, and so are the runs it starts. The
+    ``namespace`` a client passes scopes it as for runs (see ``duro.store._protocol``):
+    a schedule of another namespace is as if there were none. Firing ticks (a worker's
+    job) sees every namespace."""
 
     async def create_schedule(
         self, definition: ScheduleDefinition, *, paused: bool, note: str | None,
@@ -117,16 +126,17 @@ class ScheduleStore(Protocol):
         """
         ...
 
-    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
-        """One schedule."""
+    async def get_schedule(self, schedule_id: str, *,
+                           namespace: str | None = None) -> ScheduleRecord | None:
+        """One schedule (None if it is of another namespace than ``namespace``)."""
         ...
 
-    async def list_schedules(self) -> list[ScheduleRecord]:
-        """Every schedule, by id."""
+    async def list_schedules(self, *, namespace: str | None = None) -> list[ScheduleRecord]:
+        """Every schedule of ``namespace`` (None: of all), by id."""
         ...
 
-    async def pause_schedule(self, schedule_id: str, *, note: str | None,
-                             now: float) -> ScheduleRecord:
+    async def pause_schedule(self, schedule_id: str, *, note: str | None, now: float,
+                             namespace: str | None = None) -> ScheduleRecord:
         """Stop firing ticks (a buffered tick is kept for the resume).
 
         Raises:
@@ -135,7 +145,8 @@ class ScheduleStore(Protocol):
         ...
 
     async def resume_schedule(self, schedule_id: str, *, note: str | None,
-                              next_fire_at: float | None, now: float) -> ScheduleRecord:
+                              next_fire_at: float | None, now: float,
+                              namespace: str | None = None) -> ScheduleRecord:
         """Fire ticks again, from ``next_fire_at`` (the ticks of the pause are not
         caught up). Resuming a schedule that is not paused changes nothing.
 
@@ -144,8 +155,9 @@ class ScheduleStore(Protocol):
         """
         ...
 
-    async def delete_schedule(self, schedule_id: str) -> bool:
-        """Delete a schedule (its runs stay); False if there was none."""
+    async def delete_schedule(self, schedule_id: str, *,
+                              namespace: str | None = None) -> bool:
+        """Delete a schedule (its runs stay); False if there was none (in ``namespace``)."""
         ...
 
     async def due_schedules(self, now: float, limit: int) -> list[ScheduleRecord]:
@@ -171,8 +183,8 @@ class ScheduleStore(Protocol):
         """
         ...
 
-    async def trigger_schedule(self, schedule_id: str, *, workflow_id: str,
-                               now: float) -> RunRecord:
+    async def trigger_schedule(self, schedule_id: str, *, workflow_id: str, now: float,
+                               namespace: str | None = None) -> RunRecord:
         """Start a run of the schedule now (paused or not), regardless of its overlap
         policy; it becomes the schedule's previous run.
 
@@ -182,8 +194,8 @@ class ScheduleStore(Protocol):
         """
         ...
 
-    async def backfill_schedule(self, schedule_id: str, *, ticks: Sequence[float],
-                                now: float) -> list[tuple[RunRecord, bool]]:
+    async def backfill_schedule(self, schedule_id: str, *, ticks: Sequence[float], now: float,
+                                namespace: str | None = None) -> list[tuple[RunRecord, bool]]:
         """Start a run for each tick (workflow id ``<schedule>@<tick>``) unless that
         tick's run exists already; returns each tick's run and whether it was created.
 

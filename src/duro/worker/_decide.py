@@ -379,8 +379,8 @@ async def continue_as_new(w: Worker, held: HeldRun, cont: ContinueAsNew) -> None
                                  headers=record.headers)
                 start.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,
                                   workflow_name=record.workflow_name, epoch=record.epoch,
-                                  history_len=1, queue=record.queue), payload, now,
-                            links=links)
+                                  history_len=1, queue=record.queue,
+                                  namespace=record.namespace), payload, now, links=links)
                 w.inbox_hint(record.run_id)  # messages carried over or moved to it
         except Fenced:
             w.drop(held)

@@ -297,7 +297,8 @@ class HeldRun:
                     start.adopt(Claim(run_id=record.run_id, workflow_id=record.workflow_id,
                                       workflow_name=record.workflow_name,
                                       epoch=record.epoch, history_len=1,
-                                      queue=record.queue), cmd.input, now, links=links)
+                                      queue=record.queue, namespace=record.namespace),
+                                cmd.input, now, links=links)
             except Fenced:
                 w.drop(self)
                 return

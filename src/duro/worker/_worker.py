@@ -75,6 +75,9 @@ _IDLE_GC_AHEAD = 0.25
 # second (each level is a run and a transaction).
 DEFAULT_MAX_CHILD_DEPTH = 100
 
+_NO_LINKS = RunLinks()
+"""A locally started run's links when it has none."""
+
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -417,9 +420,11 @@ class Worker:
         self.runs.unreserve()
         held = self._hold_new(claim)
         held.history_len = 1
-        meta = None if links is None else RunStartedMeta(
+        links = links or _NO_LINKS
+        meta = RunStartedMeta(
             parent_run_id=links.parent_run_id, parent_op=links.parent_op,
-            deadline_at=links.deadline_at, headers=links.headers).encode()
+            deadline_at=links.deadline_at, headers=links.headers,
+            namespace=None if claim.namespace == "default" else claim.namespace).encode()
         held.inst.apply(EventKind.RUN_STARTED, None, claim.workflow_name, input, meta, ts)
         self._resume(held)
 

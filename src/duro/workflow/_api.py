@@ -283,6 +283,8 @@ class WorkflowInfo:
     is_replaying: bool
     headers: Mapping[str, str] = field(default_factory=dict)
     """Context the run was started with (trace ids, tenant...; see interceptors)."""
+    namespace: str = "default"
+    """The namespace the run belongs to (docs/namespaces.md)."""
 
 
 def _instance(what: str) -> RunInstance:
@@ -306,7 +308,7 @@ def info() -> WorkflowInfo:
     inst = _instance("info")
     return WorkflowInfo(workflow_id=inst.workflow_id, run_id=inst.run_id,
                         workflow_name=inst.workflow.name, is_replaying=inst.replaying,
-                        headers=dict(inst.headers or {}))
+                        headers=dict(inst.headers or {}), namespace=inst.namespace)
 
 
 def now() -> dt.datetime:

@@ -131,6 +131,8 @@ class RunInstance:
         self.deadline_at: float | None = None
         self.parent_run_id: str | None = None
         self.has_children = False  # issued a child (its end may concern them)
+        self.namespace = "default"
+        """The run's namespace (from its ``run_started`` event): ``duro.info()``."""
         self.headers: Headers | None = None
         """The run's headers (from its ``run_started`` event): ``duro.info().headers``,
         its steps' ``duro.step_info().headers``, its children's."""
@@ -229,6 +231,7 @@ class RunInstance:
                 self.deadline_at = links.deadline_at
                 self.parent_run_id = links.parent_run_id
                 self.headers = links.headers
+                self.namespace = links.namespace or "default"
             self._start_main(data)
         elif kind in STEP_KINDS:
             cmd = self._expect(op, "step", name, kind)

@@ -200,12 +200,13 @@ class Claims(Dialect):
             "rate_period": config.rate_period, "key_concurrency": config.key_concurrency,
             "now": now}, notify=True)
 
-    async def queue_stats(self, *, real_now: float) -> list[QueueStats]:
+    async def queue_stats(self, *, real_now: float,
+                          namespace: str | None = None) -> list[QueueStats]:
         """See :meth:`duro.store.AdminStore.queue_stats`. Starts in the last period are
         counted by the clock the claims stamp them with (``queue_started_lately``)."""
         configs = {c.name: c for c in map(queue_config, await self._fetch("queue_configs", {}))}
         counts: dict[str, dict[str, int]] = {}
-        for r in await self._fetch("queue_counts", {}):
+        for r in await self._fetch("queue_counts", {"namespace": namespace}):
             counts.setdefault(r["queue"], {})[r["status"]] = int(r["n"])
         out = []
         for name in sorted(set(configs) | set(counts)):

@@ -44,10 +44,11 @@ class Lineage(Dialect):
         atomically.
 
         ``before`` (the parent's pending events) are appended first; then either
-        ``child_started`` (and the child exists, one level deeper than its parent) or
-        ``child_failed`` — at the same sequence number either way — when the child's
-        workflow id is taken by a live run, it would be nested deeper than ``max_depth``,
-        or the database refuses it (a workflow id too long to index, say). Returns the
+        ``child_started`` (and the child exists, one level deeper than its parent, in its
+        parent's namespace) or ``child_failed`` — at the same sequence number either way —
+        when the child's workflow id is taken by a live run (or by any run of another
+        namespace, told as "taken" only), it would be nested deeper than ``max_depth``, or
+        the database refuses it (a workflow id too long to index, say). Returns the
         child (or None) and the event recorded.
         """
 
@@ -55,6 +56,7 @@ class Lineage(Dialect):
             at = await w.fence(tx, parent_run_id, epoch, seq, before, now, reserve=1)
             row = await tx.one("run_depth", {"run_id": parent_run_id})
             depth = (int(row["depth"]) if row else 0) + 1
+            namespace = str(row["namespace"]) if row else None
             record: RunRecord | None = None
             event = too_deep(depth, max_depth, op, workflow_id, workflow_name, now)
             if event is None:
@@ -64,7 +66,7 @@ class Lineage(Dialect):
                         workflow_name=workflow_name, input=input, now=now, owner=owner,
                         on_conflict="fail", on_reuse="allow",
                         links=dataclasses.replace(links, depth=depth), placement=placement,
-                        search_attributes=search_attributes)
+                        search_attributes=search_attributes, namespace=namespace)
                     event = child_started_event(op, workflow_name, workflow_id, run_id, now)
                 except WorkflowAlreadyStartedError as exc:  # raised before writing the child
                     event = child_not_started(op, workflow_name, exc, str(exc), now)
@@ -92,8 +94,9 @@ class Lineage(Dialect):
     ) -> RunRecord:
         """Close a run as continued-as-new and start its successor, atomically.
 
-        The successor keeps the workflow id, queue, priority, concurrency key, parent,
-        deadline, published state and search attributes, and gets the messages ``carry``
+        The successor keeps the workflow id, namespace, queue, priority, concurrency key,
+        parent, deadline, published state and search attributes, and gets the messages
+        ``carry``
         and the old run's inbox (see :meth:`duro.store.WorkerStore.continue_as_new`).
         """
         new_len = seq + len(events)
@@ -114,7 +117,8 @@ class Lineage(Dialect):
             record, _ = await w.create_run(
                 tx, run_id=new_run_id, workflow_id=old.workflow_id,
                 workflow_name=old.workflow_name, input=input, now=now, owner=owner,
-                on_conflict="fail", on_reuse="allow", links=links, placement=_same_place(old))
+                on_conflict="fail", on_reuse="allow", links=links, placement=_same_place(old),
+                namespace=old.namespace)
             copied = {"new_run_id": new_run_id, "run_id": run_id, "now": now}
             await tx.run("copy_state", copied)
             await tx.run("copy_search_attributes", copied)
@@ -127,6 +131,7 @@ class Lineage(Dialect):
     async def copy_run(
         self, source_run_id: str, *, upto_seq: int, drop_ops: Sequence[int], new_run_id: str,
         workflow_id: str, close_source: bool, reason: str, now: float,
+        namespace: str | None = None,
     ) -> RunRecord:
         """Start a new run whose history is a prefix of another's (reset, retry, fork).
 
@@ -134,13 +139,14 @@ class Lineage(Dialect):
         ends (:func:`~duro.store._rules.copied_events`); with ``close_source`` a live
         source run is terminated in the same transaction (same workflow id: at most one
         live run). The copy's published state and search attributes are those its
-        copied history records (:func:`~duro.store._rules.copied_attributes`).
+        copied history records (:func:`~duro.store._rules.copied_attributes`); its
+        namespace is the source's.
         """
         error = terminated(reason)
 
         async def op(tx: Tx) -> RunRecord:
             # Everything that can fail is checked before anything is written.
-            source = await w.fetch_run(tx, source_run_id)
+            source = await w.fetch_run(tx, source_run_id, namespace)
             if source is None:
                 raise RunNotFoundError(f"no run {source_run_id!r}")
             prefix = await tx.all("history_prefix", {"run_id": source_run_id,
@@ -150,7 +156,8 @@ class Lineage(Dialect):
             live = await tx.one("live_run_by_workflow_id", {"workflow_id": workflow_id})
             check_copy_target(None if live is None else run_record(live), workflow_id,
                               source.workflow_name,
-                              closing=source_run_id if closing else None)
+                              closing=source_run_id if closing else None,
+                              namespace=source.namespace)
             if closing:
                 await w.close(tx, source_run_id, "terminated", error, now)
             await w.create_run(
@@ -159,7 +166,7 @@ class Lineage(Dialect):
                 owner=None, on_conflict="fail", on_reuse="allow",
                 links=RunLinks(origin_run_id=source_run_id, headers=source.headers),
                 started_event=False, placement=_same_place(source),
-                search_attributes=copied_attributes(events))
+                search_attributes=copied_attributes(events), namespace=source.namespace)
             await tx.insert_events(new_run_id, 0, events)
             await tx.run("set_history_len", {"len": len(events), "run_id": new_run_id})
             for e in events:

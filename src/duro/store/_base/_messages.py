@@ -8,6 +8,7 @@ from duro.store._base._dialect import Dialect, Moved
 from duro.store._base._tx import Then, Tx
 from duro.store._records import LIVE_STATUSES, InboxMessage, Message, RunRecord, UpdateOutcome
 from duro.store._rows import inbox_message, run_record, update_outcome
+from duro.store._rules import in_namespace
 
 __all__ = ["Messages"]
 
@@ -17,19 +18,21 @@ class Messages(Dialect):
 
     async def send_message(self, workflow_id: str, kind: str, name: str | None,
                            data: bytes | None, *, now: float, meta: bytes | None = None,
-                           signal_id: str | None = None) -> RunRecord:
+                           signal_id: str | None = None,
+                           namespace: str | None = None) -> RunRecord:
         """See :meth:`duro.store.ClientStore.send_message`."""
         message = Message(kind=kind, name=name, data=data, meta=meta, signal_id=signal_id)
 
         async def op(tx: Tx) -> RunRecord | Then[RunRecord]:
             try:
-                live = await w.live_run(tx, workflow_id)
+                live = await w.live_row(tx, workflow_id, namespace)
             except RunNotFoundError:
                 # A delivery the chain took before it ended is still a delivery done.
-                if (seen := await w.signal_seen(tx, workflow_id, signal_id)) is None:
+                seen = await w.signal_seen(tx, workflow_id, signal_id, namespace)
+                if seen is None:
                     raise
                 return seen
-            seen = await w.signal_seen(tx, live["workflow_id"], signal_id)
+            seen = await w.signal_seen(tx, live["workflow_id"], signal_id, namespace)
             if seen is not None:
                 return seen  # the same delivery again: nothing to write
             sent = await w.send(tx, live["run_id"], message, now)
@@ -54,15 +57,16 @@ class Messages(Dialect):
         return [r["run_id"] for r in await self._fetch("runs_with_inbox",
                                                        {"worker": worker_id})]
 
-    async def request_update(self, workflow_id: str, message: Message, *,
-                             now: float) -> tuple[RunRecord, UpdateOutcome]:
+    async def request_update(self, workflow_id: str, message: Message, *, now: float,
+                             namespace: str | None = None) -> tuple[RunRecord, UpdateOutcome]:
         """See :meth:`duro.store.ClientStore.request_update`."""
 
         async def op(tx: Tx) -> tuple[RunRecord, UpdateOutcome] | Then[
                 tuple[RunRecord, UpdateOutcome]]:
-            row = await tx.one("live_run_by_workflow_id", {"workflow_id": workflow_id})
+            row = await w.live_run(tx, workflow_id, namespace)
             if row is None:
-                row = await tx.one("latest_run_by_workflow_id", {"workflow_id": workflow_id})
+                row = await tx.one("latest_run_by_workflow_id",
+                                   {"workflow_id": workflow_id, "namespace": namespace})
                 if row is None:
                     raise RunNotFoundError(f"no run with workflow id {workflow_id!r}")
             record = run_record(row)
@@ -70,7 +74,7 @@ class Messages(Dialect):
             # earlier one, if the run continued as new since).
             existing = await tx.one("find_update", {"workflow_id": workflow_id,
                                                     "update_id": message.update_id})
-            if existing is not None:
+            if existing is not None and in_namespace(existing["namespace"], namespace):
                 if existing["run_id"] != record.run_id:
                     record = await w.fetch_run(tx, existing["run_id"]) or record
                 return record, update_outcome(existing)
@@ -93,12 +97,14 @@ class Messages(Dialect):
         rows = await self._fetch("get_update", {"run_id": run_id, "update_id": update_id})
         return update_outcome(rows[0]) if rows else None
 
-    async def find_update(self, workflow_id: str,
-                          update_id: str) -> tuple[str, UpdateOutcome] | None:
+    async def find_update(self, workflow_id: str, update_id: str, *,
+                          namespace: str | None = None) -> tuple[str, UpdateOutcome] | None:
         """See :meth:`duro.store.ClientStore.find_update`."""
         rows = await self._fetch("find_update", {"workflow_id": workflow_id,
                                                  "update_id": update_id})
-        return (rows[0]["run_id"], update_outcome(rows[0])) if rows else None
+        if not rows or not in_namespace(rows[0]["namespace"], namespace):
+            return None
+        return rows[0]["run_id"], update_outcome(rows[0])
 
     async def reject_update(self, run_id: str, update_id: str, message_id: int, *,
                             error: bytes, now: float) -> None:

@@ -23,7 +23,7 @@ from duro.store._records import (
     RunRecord,
 )
 from duro.store._rows import run_record
-from duro.store._rules import TIMED_OUT, list_query, plan_run, terminated
+from duro.store._rules import TIMED_OUT, in_namespace, list_query, plan_run, terminated
 
 __all__ = ["Runs"]
 
@@ -37,13 +37,14 @@ class Runs(Dialect):
         links: RunLinks | None = None, message: Message | None = None,
         placement: Placement | None = None,
         search_attributes: Mapping[str, SearchValue] | None = None,
+        namespace: str | None = None,
     ) -> tuple[RunRecord, bool]:
         """See :meth:`duro.store.ClientStore.create_run`."""
         # Planned here, not in the operation: the writer (SQLite's thread) only writes.
         planned = plan_run(run_id=run_id, workflow_id=workflow_id,
                            workflow_name=workflow_name, input=input, now=now, owner=owner,
                            links=links, placement=placement,
-                           search_attributes=search_attributes)
+                           search_attributes=search_attributes, namespace=namespace)
 
         signal_id = None if message is None else message.signal_id
 
@@ -56,7 +57,7 @@ class Runs(Dialect):
                 tx, run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name,
                 input=input, now=now, owner=owner, on_conflict=on_conflict,
                 on_reuse=on_reuse, links=links, placement=placement,
-                search_attributes=search_attributes, planned=planned)
+                search_attributes=search_attributes, planned=planned, namespace=namespace)
             if message is None:
                 return record, created
             if not created and (seen := await w.signal_seen(tx, workflow_id,
@@ -136,27 +137,31 @@ class Runs(Dialect):
 
         await self._write(op, notify=terminal)
 
-    async def get_run(self, workflow_id: str, run_id: str | None = None) -> RunRecord | None:
+    async def get_run(self, workflow_id: str, run_id: str | None = None, *,
+                      namespace: str | None = None) -> RunRecord | None:
         """See :meth:`duro.store.ClientStore.get_run`."""
         if run_id is not None:
             rows = await self._fetch("run_by_id", {"run_id": run_id})
         else:
-            rows = await self._fetch("latest_run_by_workflow_id", {"workflow_id": workflow_id})
+            rows = await self._fetch("latest_run_by_workflow_id",
+                                     {"workflow_id": workflow_id, "namespace": namespace})
             if not rows:  # accept a run id where a workflow id was expected
                 rows = await self._fetch("run_by_id", {"run_id": workflow_id})
-        return run_record(rows[0]) if rows else None
+        if not rows or not in_namespace(rows[0]["namespace"], namespace):
+            return None
+        return run_record(rows[0])
 
     async def list_runs(
         self, *, status: str | None = None, name: str | None = None, limit: int = 100,
         created_after: float | None = None, created_before: float | None = None,
         id_prefix: str | None = None, attributes: Mapping[str, SearchValue] | None = None,
-        after: tuple[float, str] | None = None,
+        after: tuple[float, str] | None = None, namespace: str | None = None,
     ) -> list[RunRecord]:
         """See :meth:`duro.store.ClientStore.list_runs`."""
         query, params = list_query(
             status=status, name=name, created_after=created_after,
             created_before=created_before, id_prefix=id_prefix, attributes=attributes,
-            after=after, limit=limit)
+            after=after, limit=limit, namespace=namespace)
         return [run_record(r) for r in await self._fetch(query, params)]
 
     async def search_attributes(
@@ -200,12 +205,13 @@ class Runs(Dialect):
         return await self._simple("unpark", {"name": name, "code_hash": code_hash,
                                              "now": now}, notify=True)
 
-    async def resume_parked(self, workflow_id: str, *, now: float) -> RunRecord:
+    async def resume_parked(self, workflow_id: str, *, now: float,
+                            namespace: str | None = None) -> RunRecord:
         """See :meth:`duro.store.AdminStore.resume_parked`."""
         missing = f"no parked run with workflow id {workflow_id!r}"
 
         async def op(tx: Tx) -> Then[RunRecord]:
-            row = await tx.one("live_run_by_workflow_id", {"workflow_id": workflow_id})
+            row = await w.live_run(tx, workflow_id, namespace)
             if row is None or row["status"] != "parked":
                 raise RunNotFoundError(missing)
             resumed = await tx.later("resume_parked", {"run_id": row["run_id"], "now": now})
@@ -221,12 +227,13 @@ class Runs(Dialect):
         record: RunRecord = await self._write(op, notify=True)
         return record
 
-    async def terminate(self, workflow_id: str, *, reason: str, now: float) -> RunRecord:
+    async def terminate(self, workflow_id: str, *, reason: str, now: float,
+                        namespace: str | None = None) -> RunRecord:
         """See :meth:`duro.store.AdminStore.terminate`."""
         error = terminated(reason)
 
         async def op(tx: Tx) -> RunRecord:
-            run_id = await w.live_run_id(tx, workflow_id)
+            run_id = await w.live_run_id(tx, workflow_id, namespace)
             record = await w.close(tx, run_id, "terminated", error, now)
             if record is None:
                 raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")

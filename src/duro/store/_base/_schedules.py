@@ -6,6 +6,11 @@ checks that ``next_fire_at`` is still the value the caller saw (compare-and-set)
 creates the tick's runs with deterministic workflow ids, all in one commit. Workers that
 race for a tick take turns on the lock; the later ones see a moved ``next_fire_at`` and
 do nothing, and the workflow id (one live run per id) is the backstop.
+
+A schedule belongs to a namespace, and so do the runs it starts. The operations a client
+calls take its ``namespace`` (None: every one); a schedule of another namespace is, to
+it, as if there were none (``ScheduleNotFoundError``), checked in the write's
+transaction. Schedule ids, like workflow ids, are unique across namespaces.
 """
 
 from __future__ import annotations
@@ -22,17 +27,22 @@ from duro.store._base._dialect import Dialect
 from duro.store._base._tx import Tx
 from duro.store._records import Placement, RunRecord
 from duro.store._rows import schedule_record
-from duro.store._rules import Firing, definition_change
+from duro.store._rules import Firing, definition_change, in_namespace
 from duro.store._schedules import FireResult, ScheduleDefinition, ScheduleRecord
 
 __all__ = ["Schedules"]
 
 
-async def _get(tx: Tx, schedule_id: str, *, lock: bool = False) -> ScheduleRecord:
+def _missing(schedule_id: str) -> ScheduleNotFoundError:
+    return ScheduleNotFoundError(f"no schedule {schedule_id!r}")
+
+
+async def _get(tx: Tx, schedule_id: str, namespace: str | None, *,
+               lock: bool = False) -> ScheduleRecord:
     row = await tx.one("lock_schedule" if lock else "schedule_by_id",
                        {"schedule_id": schedule_id})
-    if row is None:
-        raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
+    if row is None or not in_namespace(row["namespace"], namespace):
+        raise _missing(schedule_id)
     return schedule_record(row)
 
 
@@ -42,22 +52,25 @@ async def _live(tx: Tx, workflow_id: str | None) -> bool:
     return await tx.one("live_run_of", {"workflow_id": workflow_id}) is not None
 
 
-async def _start(tx: Tx, schedule: ScheduleRecord, workflow_id: str, now: float, *,
-                 fail: bool = False) -> tuple[RunRecord, bool]:
-    """Create the run for one tick (or a trigger) unless its workflow id has a run."""
+async def _start(tx: Tx, schedule: ScheduleRecord, workflow_id: str, now: float,
+                 namespace: str | None, *, fail: bool = False) -> tuple[RunRecord, bool]:
+    """Create the run for one tick (or a trigger) unless its workflow id has a run. The
+    run is in the schedule's namespace; ``namespace`` is the caller's (None: a worker
+    firing ticks, which sees every namespace)."""
     return await w.create_run(
         tx, run_id=str(uuid.uuid4()), workflow_id=workflow_id,
         workflow_name=schedule.workflow_name, input=schedule.input, now=now, owner=None,
         on_conflict="fail" if fail else "use_existing",
         on_reuse="fail" if fail else "use_existing", links=None,
-        placement=Placement(queue=schedule.queue))
+        placement=Placement(queue=schedule.queue), namespace=namespace,
+        stamp=schedule.namespace)
 
 
 def _definition(d: ScheduleDefinition) -> dict[str, Any]:
     return {"schedule_id": d.schedule_id, "workflow_name": d.workflow_name, "queue": d.queue,
             "input": d.input, "cron": d.cron, "every": d.every, "anchor": d.anchor,
             "timezone": d.timezone, "overlap": d.overlap, "catch_up": d.catch_up,
-            "source": d.source}
+            "source": d.source, "namespace": d.namespace}
 
 
 class Schedules(Dialect):
@@ -112,45 +125,53 @@ class Schedules(Dialect):
         result: tuple[ScheduleRecord, str] = await self._write(op)
         return result
 
-    async def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+    async def get_schedule(self, schedule_id: str, *,
+                           namespace: str | None = None) -> ScheduleRecord | None:
         """See :meth:`duro.store.ScheduleStore.get_schedule`."""
         rows = await self._fetch("schedule_by_id", {"schedule_id": schedule_id})
-        return schedule_record(rows[0]) if rows else None
+        if not rows or not in_namespace(rows[0]["namespace"], namespace):
+            return None
+        return schedule_record(rows[0])
 
-    async def list_schedules(self) -> list[ScheduleRecord]:
+    async def list_schedules(self, *, namespace: str | None = None) -> list[ScheduleRecord]:
         """See :meth:`duro.store.ScheduleStore.list_schedules`."""
-        return [schedule_record(r) for r in await self._fetch("list_schedules", {})]
+        return [schedule_record(r) for r in await self._fetch("list_schedules",
+                                                               {"namespace": namespace})]
 
-    async def pause_schedule(self, schedule_id: str, *, note: str | None,
-                             now: float) -> ScheduleRecord:
+    async def pause_schedule(self, schedule_id: str, *, note: str | None, now: float,
+                             namespace: str | None = None) -> ScheduleRecord:
         """See :meth:`duro.store.ScheduleStore.pause_schedule`."""
 
         async def op(tx: Tx) -> ScheduleRecord:
+            await _get(tx, schedule_id, namespace)
             row = await tx.one("pause_schedule", {"schedule_id": schedule_id, "note": note,
                                                   "now": now})
             if row is None:
-                raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
+                raise _missing(schedule_id)
             return schedule_record(row)
 
         record: ScheduleRecord = await self._write(op)
         return record
 
     async def resume_schedule(self, schedule_id: str, *, note: str | None,
-                              next_fire_at: float | None, now: float) -> ScheduleRecord:
+                              next_fire_at: float | None, now: float,
+                              namespace: str | None = None) -> ScheduleRecord:
         """See :meth:`duro.store.ScheduleStore.resume_schedule`."""
 
         async def op(tx: Tx) -> ScheduleRecord:
-            await _get(tx, schedule_id)
+            await _get(tx, schedule_id, namespace)
             await tx.run("resume_schedule", {"schedule_id": schedule_id, "note": note,
                                              "next_fire_at": next_fire_at, "now": now})
-            return await _get(tx, schedule_id)
+            return await _get(tx, schedule_id, namespace)
 
         record: ScheduleRecord = await self._write(op, notify=True)
         return record
 
-    async def delete_schedule(self, schedule_id: str) -> bool:
+    async def delete_schedule(self, schedule_id: str, *,
+                              namespace: str | None = None) -> bool:
         """See :meth:`duro.store.ScheduleStore.delete_schedule`."""
-        return await self._simple("delete_schedule", {"schedule_id": schedule_id},
+        return await self._simple("delete_schedule", {"schedule_id": schedule_id,
+                                                      "namespace": namespace},
                                   ambiguous="fail") == 1
 
     async def due_schedules(self, now: float, limit: int) -> list[ScheduleRecord]:
@@ -184,7 +205,7 @@ class Schedules(Dialect):
 
             async def start(workflow_id: str | None) -> None:
                 if workflow_id is not None:
-                    record, created = await _start(tx, s, workflow_id, now)
+                    record, created = await _start(tx, s, workflow_id, now, None)
                     if created:
                         started.append(record)
 
@@ -203,13 +224,13 @@ class Schedules(Dialect):
         result: FireResult | None = await self._write(op, notify=True)
         return result
 
-    async def trigger_schedule(self, schedule_id: str, *, workflow_id: str,
-                               now: float) -> RunRecord:
+    async def trigger_schedule(self, schedule_id: str, *, workflow_id: str, now: float,
+                               namespace: str | None = None) -> RunRecord:
         """See :meth:`duro.store.ScheduleStore.trigger_schedule`."""
 
         async def op(tx: Tx) -> RunRecord:
-            s = await _get(tx, schedule_id, lock=True)
-            record, created = await _start(tx, s, workflow_id, now, fail=True)
+            s = await _get(tx, schedule_id, namespace, lock=True)
+            record, created = await _start(tx, s, workflow_id, now, namespace, fail=True)
             if not created:  # pragma: no cover - "fail" policies raise instead
                 raise WorkflowAlreadyStartedError(
                     f"workflow id {workflow_id!r} is taken", workflow_id=workflow_id,
@@ -221,13 +242,14 @@ class Schedules(Dialect):
         record: RunRecord = await self._write(op, notify=True)
         return record
 
-    async def backfill_schedule(self, schedule_id: str, *, ticks: Sequence[float],
-                                now: float) -> list[tuple[RunRecord, bool]]:
+    async def backfill_schedule(self, schedule_id: str, *, ticks: Sequence[float], now: float,
+                                namespace: str | None = None) -> list[tuple[RunRecord, bool]]:
         """See :meth:`duro.store.ScheduleStore.backfill_schedule`."""
 
         async def op(tx: Tx) -> list[tuple[RunRecord, bool]]:
-            s = await _get(tx, schedule_id)
-            return [await _start(tx, s, tick_workflow_id(schedule_id, t), now) for t in ticks]
+            s = await _get(tx, schedule_id, namespace)
+            return [await _start(tx, s, tick_workflow_id(schedule_id, t), now, namespace)
+                    for t in ticks]
 
         result: list[tuple[RunRecord, bool]] = await self._write(op, notify=True)
         return result

@@ -44,54 +44,73 @@ from duro.store._rules import (
     closing_effects,
     debounce_until,
     dedup_hit,
+    in_namespace,
     plan_run,
+    taken,
 )
 
-__all__ = ["close", "create_run", "fence", "fetch_run", "live_run", "live_run_id",
+__all__ = ["close", "create_run", "fence", "fetch_run", "live_row", "live_run", "live_run_id",
            "move_inbox", "on_closed", "projection", "send", "signal_seen"]
 
 _UPTO_ALL = 2**62
 """``consume_inbox``'s bound for "every message"."""
 
 
-async def fetch_run(tx: Tx, run_id: str) -> RunRecord | None:
-    """A run by its id, read in the transaction."""
+async def fetch_run(tx: Tx, run_id: str, namespace: str | None = None) -> RunRecord | None:
+    """A run by its id, read in the transaction (None for a run of another namespace
+    than ``namespace``, as for none)."""
     row = await tx.one("run_by_id", {"run_id": run_id})
-    return None if row is None else run_record(row)
+    if row is None or not in_namespace(row["namespace"], namespace):
+        return None
+    return run_record(row)
 
 
-async def live_run_id(tx: Tx, workflow_id: str) -> str:
-    """The live run of a workflow id (or of a run id given in its place).
+async def live_run(tx: Tx, workflow_id: str, namespace: str | None = None) -> Row | None:
+    """The live run's row of a workflow id, if it is in ``namespace`` (None: any)."""
+    row = await tx.one("live_run_by_workflow_id", {"workflow_id": workflow_id})
+    return row if row is not None and in_namespace(row["namespace"], namespace) else None
+
+
+async def live_run_id(tx: Tx, workflow_id: str, namespace: str | None = None) -> str:
+    """The live run of a workflow id (or of a run id given in its place) in
+    ``namespace`` (None: any).
 
     Raises:
-        RunNotFoundError: None is live.
+        RunNotFoundError: None is live (in the namespace: one of another namespace is
+            not there for this caller).
     """
-    return str((await live_run(tx, workflow_id))["run_id"])
+    return str((await live_row(tx, workflow_id, namespace))["run_id"])
 
 
-async def live_run(tx: Tx, workflow_id: str) -> Row:
+async def live_row(tx: Tx, workflow_id: str, namespace: str | None = None) -> Row:
     """:func:`live_run_id`'s row: the whole run.
 
     Raises:
-        RunNotFoundError: None is live.
+        RunNotFoundError: None is live (in the namespace).
     """
     row = await tx.one("live_run_by_workflow_id", {"workflow_id": workflow_id})
     if row is None:
         row = await tx.one("run_by_id", {"run_id": workflow_id})
-        if row is None or row["status"] not in LIVE_STATUSES:
-            raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
+        if row is not None and row["status"] not in LIVE_STATUSES:
+            row = None
+    if row is None or not in_namespace(row["namespace"], namespace):
+        raise RunNotFoundError(f"no live run with workflow id {workflow_id!r}")
     return row
 
 
-async def _absorb(tx: Tx, placement: Placement, input: bytes, now: float) -> RunRecord | None:
-    """An existing run that absorbs this start (same deduplication or debounce key)."""
+async def _absorb(tx: Tx, placement: Placement, input: bytes, now: float,
+                  namespace: str | None) -> RunRecord | None:
+    """An existing run that absorbs this start (same deduplication or debounce key): a
+    deduplication key is unique in its queue across namespaces (one of another
+    namespace refuses the start), a debounce key folds only starts of one namespace."""
     if placement.dedup_key is not None:
         row = await tx.one("live_dedup", {"queue": placement.queue, "key": placement.dedup_key})
         if row is not None:
-            return dedup_hit(placement, run_record(row))
+            return dedup_hit(placement, run_record(row), namespace)
     if placement.debounce_key is not None:
         row = await tx.one("pending_debounce", {"queue": placement.queue,
-                                                "key": placement.debounce_key})
+                                                "key": placement.debounce_key,
+                                                "namespace": namespace})
         if row is not None:
             got = await tx.one("debounce_again", {
                 "input": input, "now": now, "wake_at": debounce_until(placement, now),
@@ -105,28 +124,34 @@ async def create_run(
     owner: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
     links: RunLinks | None, placement: Placement | None = None, started_event: bool = True,
     search_attributes: Mapping[str, SearchValue] | None = None,
-    planned: NewRun | None = None,
+    planned: NewRun | None = None, namespace: str | None = None, stamp: str | None = None,
 ) -> tuple[RunRecord, bool]:
     """Create a run (and its ``run_started`` event) unless its workflow id's policies, a
     deduplication key or a debounce key say otherwise; (the run, whether created). Its
     ``search_attributes`` are indexed with it (a start they do not create keeps the
     existing run's); without any, nothing more is written. ``planned``: the new run as
     :func:`~duro.store._rules.plan_run` makes it from these arguments, made by the caller
-    (outside the writer, which then only writes)."""
+    (outside the writer, which then only writes).
+
+    ``namespace``: the caller's (None: it sees every namespace); a run of another one is
+    never returned (:func:`~duro.store._rules.check_existing`). The new run is in
+    ``stamp``, by default ``namespace`` (or ``"default"``)."""
     if placement is not None:
-        found = await _absorb(tx, placement, input, now)
+        found = await _absorb(tx, placement, input, now, namespace)
         if found is not None:
             return found, False
-    row = await tx.one("latest_run_by_workflow_id", {"workflow_id": workflow_id})
+    # The id's latest run in any namespace: ids are unique across namespaces.
+    row = await tx.one("latest_run_by_workflow_id", {"workflow_id": workflow_id,
+                                                     "namespace": None})
     if row is not None:
         existing, create = check_existing(run_record(row), workflow_id, workflow_name,
-                                          on_conflict, on_reuse)
+                                          on_conflict, on_reuse, namespace)
         if not create:
             return existing, False
     new = planned or plan_run(
         run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name, input=input,
         now=now, owner=owner, links=links, placement=placement,
-        search_attributes=search_attributes)
+        search_attributes=search_attributes, namespace=stamp or namespace)
     if await tx.one("insert_run", new.params(started_event=started_event)) is not None:
         if search_attributes:
             await tx.run("put_search_attributes", {
@@ -136,14 +161,17 @@ async def create_run(
     # ago (PostgreSQL; a SQLite writer holds the file's lock): nothing was written; answer
     # as if we had seen it first.
     if placement is not None:
-        found = await _absorb(tx, placement, input, now)
+        found = await _absorb(tx, placement, input, now, namespace)
         if found is not None:
             return found, False
-    row = await tx.one("latest_run_by_workflow_id", {"workflow_id": workflow_id})
+    row = await tx.one("latest_run_by_workflow_id", {"workflow_id": workflow_id,
+                                                     "namespace": None})
     if row is None:
         raise StoreError(f"could not create run {run_id!r} (its id is taken)")
     found, _ = check_existing(run_record(row), workflow_id, workflow_name, on_conflict,
-                              on_reuse)
+                              on_reuse, namespace)
+    if not in_namespace(found.namespace, namespace):  # it ended again meanwhile
+        raise taken(workflow_id)
     return found, False
 
 
@@ -158,15 +186,19 @@ async def send(tx: Tx, run_id: str, message: Message, now: float) -> Later:
         "signal_id": message.signal_id, "now": now})
 
 
-async def signal_seen(tx: Tx, workflow_id: str, signal_id: str | None) -> RunRecord | None:
+async def signal_seen(tx: Tx, workflow_id: str, signal_id: str | None,
+                      namespace: str | None = None) -> RunRecord | None:
     """The workflow id's latest run if its chain of runs already took this signal id
-    (None: it did not, or no id). Read after the caller looked up the run it sends to:
-    an earlier run of the chain that took the id had taken it before it ended, so before
-    that lookup (the primary key of ``signal_ids`` settles races for the same run)."""
+    (None: it did not, or no id, or that run is of another namespace than
+    ``namespace``). Read after the caller looked up the run it sends to: an earlier run
+    of the chain that took the id had taken it before it ended, so before that lookup
+    (the primary key of ``signal_ids`` settles races for the same run)."""
     if signal_id is None:
         return None
     row = await tx.one("find_signal", {"workflow_id": workflow_id, "signal_id": signal_id})
-    return None if row is None else run_record(row)
+    if row is None or not in_namespace(row["namespace"], namespace):
+        return None
+    return run_record(row)
 
 
 async def move_inbox(tx: Tx, old: str, new: str, carry: Sequence[Message], now: float) -> None:

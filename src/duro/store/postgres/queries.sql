@@ -3,7 +3,9 @@
 -- store's schema.
 
 -- name: latest_run_by_workflow_id
+-- In %(namespace)s (NULL: in any namespace).
 SELECT * FROM runs WHERE workflow_id = %(workflow_id)s
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
 ORDER BY created_at DESC, created_seq DESC LIMIT 1;
 
 -- name: run_by_id
@@ -21,12 +23,13 @@ WITH r AS (
     INSERT INTO runs (run_id, workflow_id, workflow_name, status, input, created_at,
                       updated_at, wake_at, owner, epoch, history_len, parent_run_id,
                       parent_op, parent_close, deadline_at, origin_run_id, queue, priority,
-                      concurrency_key, dedup_key, debounce_key, started_at, depth, headers)
+                      concurrency_key, dedup_key, debounce_key, started_at, depth, headers,
+                      namespace)
     VALUES (%(run_id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(now)s,
             %(now)s, %(wake_at)s, %(owner)s, %(epoch)s, 1, %(parent_run_id)s,
             %(parent_op)s, %(parent_close)s, %(deadline_at)s, %(origin_run_id)s, %(queue)s,
             %(priority)s, %(concurrency_key)s, %(dedup_key)s, %(debounce_key)s,
-            %(started_at)s, %(depth)s, %(headers)s)
+            %(started_at)s, %(depth)s, %(headers)s, %(namespace)s)
     ON CONFLICT DO NOTHING
     RETURNING run_id
 ), e AS (
@@ -260,16 +263,21 @@ ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency,
     updated_at = EXCLUDED.updated_at;
 
 -- name: queue_counts
+-- Of %(namespace)s's runs (NULL: every namespace's).
 SELECT queue, status, count(*) AS n FROM runs
-WHERE status IN ('pending', 'suspended', 'running') GROUP BY queue, status;
+WHERE status IN ('pending', 'suspended', 'running')
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
+GROUP BY queue, status;
 
 -- name: live_dedup
 SELECT * FROM runs WHERE queue = %(queue)s AND dedup_key = %(key)s
   AND status IN ('pending', 'running', 'suspended', 'parked');
 
 -- name: pending_debounce
+-- Starts fold into a pending run of their own namespace only (NULL: any).
 SELECT * FROM runs WHERE queue = %(queue)s AND debounce_key = %(key)s AND status = 'pending'
   AND started_at IS NULL
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
 FOR UPDATE;
 
 -- name: debounce_again
@@ -397,12 +405,26 @@ END AS due;
 -- Index Cond: ((ROW(created_at, (run_id)::text) < ROW(...)) AND (created_at >= ...))",
 -- and for a rare status the same on runs_status with "status = ..." first; a common
 -- status may be read off runs_created, filtered, which the planner prices lower;
--- tests/integration/test_listing.py checks the plans). The other filters are checked on
--- the rows the range yields.
+-- tests/integration/test_listing.py checks the plans; a namespace's listing reads
+-- runs_namespace the same way). The other filters are checked on the rows the range
+-- yields; %(namespace)s (NULL: every namespace) is one of them.
 
 -- name: list_runs
 SELECT * FROM runs
 WHERE (created_at, run_id COLLATE "C") < (%(upper_at)s::float8, %(upper_id)s::text)
+  AND created_at >= %(lower_at)s::float8
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
+  AND (%(prefix)s::text IS NULL OR starts_with(workflow_id, %(prefix)s::text))
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
+ORDER BY created_at DESC, run_id COLLATE "C" DESC LIMIT %(limit)s;
+
+-- name: list_runs_by_namespace
+-- Not for 'default' (runs_namespace leaves it out: list_runs reads runs_created); the
+-- literal term is what lets the planner use the partial index.
+SELECT * FROM runs
+WHERE namespace = %(namespace)s::text AND namespace <> 'default'
+  AND (created_at, run_id COLLATE "C") < (%(upper_at)s::float8, %(upper_id)s::text)
   AND created_at >= %(lower_at)s::float8
   AND (%(status)s::text IS NULL OR status = %(status)s::text)
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
@@ -416,6 +438,7 @@ WHERE status = %(status)s::text
   AND created_at >= %(lower_at)s::float8
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
   AND (%(prefix)s::text IS NULL OR starts_with(workflow_id, %(prefix)s::text))
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
 ORDER BY created_at DESC, run_id COLLATE "C" DESC LIMIT %(limit)s;
 
 -- name: list_runs_by_name
@@ -425,6 +448,7 @@ WHERE workflow_name = %(name)s::text
   AND created_at >= %(lower_at)s::float8
   AND (%(status)s::text IS NULL OR status = %(status)s::text)
   AND (%(prefix)s::text IS NULL OR starts_with(workflow_id, %(prefix)s::text))
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
 ORDER BY created_at DESC, run_id COLLATE "C" DESC LIMIT %(limit)s;
 
 -- name: list_runs_by_attribute
@@ -437,6 +461,7 @@ WHERE a.key = %(key)s::text AND a.value = %(value)s::text
   AND (%(status)s::text IS NULL OR r.status = %(status)s::text)
   AND (%(name)s::text IS NULL OR r.workflow_name = %(name)s::text)
   AND (%(prefix)s::text IS NULL OR starts_with(r.workflow_id, %(prefix)s::text))
+  AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s::text)
   AND (%(n_more)s::int = 0 OR (
       SELECT count(*) FROM run_search_attributes m
       JOIN unnest(%(more_keys)s::text[], %(more_values)s::text[]) AS w(key, value)
@@ -658,7 +683,8 @@ SELECT status, result, error FROM updates WHERE run_id = %(run_id)s AND update_i
 -- name: find_update
 -- An update id within the workflow id's current chain of runs: those made since its
 -- newest fresh start (continue-as-new and reset runs have an origin; a start does not).
-SELECT u.run_id, u.status, u.result, u.error FROM updates u JOIN runs r ON r.run_id = u.run_id
+SELECT u.run_id, r.namespace, u.status, u.result, u.error
+FROM updates u JOIN runs r ON r.run_id = u.run_id
 WHERE r.workflow_id = %(workflow_id)s AND u.update_id = %(update_id)s
   AND r.created_seq >= COALESCE((SELECT max(created_seq) FROM runs
                                  WHERE workflow_id = %(workflow_id)s
@@ -673,7 +699,8 @@ WITH u AS (
 DELETE FROM inbox WHERE id = %(message_id)s;
 
 -- name: run_depth
-SELECT depth FROM runs WHERE run_id = %(run_id)s;
+-- A parent's nesting depth and namespace (its children are one deeper, in the same).
+SELECT depth, namespace FROM runs WHERE run_id = %(run_id)s;
 
 -- name: children_of
 SELECT * FROM runs WHERE parent_run_id = %(run_id)s ORDER BY created_at, created_seq;

@@ -10,15 +10,18 @@ SELECT * FROM schedules WHERE schedule_id = %(schedule_id)s;
 SELECT * FROM schedules WHERE schedule_id = %(schedule_id)s FOR UPDATE;
 
 -- name: list_schedules
-SELECT * FROM schedules ORDER BY schedule_id;
+-- Of %(namespace)s (NULL: of every namespace).
+SELECT * FROM schedules
+WHERE %(namespace)s::text IS NULL OR namespace = %(namespace)s::text
+ORDER BY schedule_id;
 
 -- name: insert_schedule
 INSERT INTO schedules (schedule_id, workflow_name, queue, input, cron, every, anchor,
                        timezone, overlap, catch_up, source, paused, note, next_fire_at,
-                       created_at, updated_at)
+                       created_at, updated_at, namespace)
 VALUES (%(schedule_id)s, %(workflow_name)s, %(queue)s, %(input)s, %(cron)s, %(every)s,
         %(anchor)s, %(timezone)s, %(overlap)s, %(catch_up)s, %(source)s, %(paused)s,
-        %(note)s, %(next_fire_at)s, %(now)s, %(now)s)
+        %(note)s, %(next_fire_at)s, %(now)s, %(now)s, %(namespace)s)
 ON CONFLICT (schedule_id) DO NOTHING
 RETURNING *;
 
@@ -41,7 +44,10 @@ UPDATE schedules SET paused = false, note = %(note)s, next_fire_at = %(next_fire
 WHERE schedule_id = %(schedule_id)s AND paused;
 
 -- name: delete_schedule
-DELETE FROM schedules WHERE schedule_id = %(schedule_id)s;
+-- Only in %(namespace)s (NULL: in any): one of another namespace is not there for the
+-- caller.
+DELETE FROM schedules WHERE schedule_id = %(schedule_id)s
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text);
 
 -- name: due_schedules
 -- Ticks due, and buffered ticks whose previous run is no longer live.

@@ -136,7 +136,8 @@ CREATE TABLE runs (
     recoveries integer DEFAULT 0 NOT NULL,
     on_trial integer DEFAULT 0 NOT NULL,
     depth integer DEFAULT 0 NOT NULL,
-    headers text
+    headers text,
+    namespace text DEFAULT 'default'::text NOT NULL
 ) WITH (fillfactor=70);
 ALTER TABLE runs ADD CONSTRAINT runs_pkey PRIMARY KEY (run_id);
 CREATE INDEX runs_closed ON runs USING btree (closed_at) WHERE (closed_at IS NOT NULL);
@@ -145,6 +146,7 @@ CREATE INDEX runs_debounce ON runs USING btree (queue, debounce_key) WHERE ((deb
 CREATE UNIQUE INDEX runs_live_dedup ON runs USING btree (queue, dedup_key) WHERE ((dedup_key IS NOT NULL) AND (status = ANY (ARRAY['pending'::text, 'running'::text, 'suspended'::text, 'parked'::text])));
 CREATE UNIQUE INDEX runs_live_workflow_id ON runs USING btree (workflow_id) WHERE (status = ANY (ARRAY['pending'::text, 'running'::text, 'suspended'::text, 'parked'::text]));
 CREATE INDEX runs_name ON runs USING btree (workflow_name, created_at, run_id COLLATE "C");
+CREATE INDEX runs_namespace ON runs USING btree (namespace, created_at, run_id COLLATE "C") WHERE (namespace <> 'default'::text);
 CREATE INDEX runs_owned ON runs USING btree (owner) WHERE (status = 'running'::text);
 CREATE INDEX runs_parent ON runs USING btree (parent_run_id) WHERE (parent_run_id IS NOT NULL);
 CREATE INDEX runs_queue_ready ON runs USING btree (queue, priority DESC, wake_at) WHERE (status = ANY (ARRAY['pending'::text, 'suspended'::text]));
@@ -175,7 +177,8 @@ CREATE TABLE schedules (
     missed bigint DEFAULT 0 NOT NULL,
     overlap_skipped bigint DEFAULT 0 NOT NULL,
     created_at double precision NOT NULL,
-    updated_at double precision NOT NULL
+    updated_at double precision NOT NULL,
+    namespace text DEFAULT 'default'::text NOT NULL
 );
 ALTER TABLE schedules ADD CONSTRAINT schedules_check CHECK (((cron IS NULL) <> (every IS NULL)));
 ALTER TABLE schedules ADD CONSTRAINT schedules_pkey PRIMARY KEY (schedule_id);

@@ -7,7 +7,10 @@
 -- condition last. The writer holds the file's write lock, so nothing comes in between.
 
 -- name: latest_run_by_workflow_id
-SELECT * FROM runs WHERE workflow_id = :workflow_id ORDER BY created_at DESC, rowid DESC LIMIT 1;
+-- In :namespace (NULL: in any namespace).
+SELECT * FROM runs WHERE workflow_id = :workflow_id
+  AND (:namespace IS NULL OR namespace = :namespace)
+ORDER BY created_at DESC, rowid DESC LIMIT 1;
 
 -- name: run_by_id
 SELECT * FROM runs WHERE run_id = :run_id;
@@ -23,10 +26,11 @@ SELECT * FROM runs WHERE workflow_id = :workflow_id
 INSERT INTO runs (run_id, workflow_id, workflow_name, status, input, created_at, updated_at,
                   wake_at, owner, epoch, history_len, parent_run_id, parent_op, parent_close,
                   deadline_at, origin_run_id, queue, priority, concurrency_key, dedup_key,
-                  debounce_key, started_at, depth, headers)
+                  debounce_key, started_at, depth, headers, namespace)
 VALUES (:run_id, :workflow_id, :workflow_name, :status, :input, :now, :now, :wake_at, :owner,
         :epoch, 1, :parent_run_id, :parent_op, :parent_close, :deadline_at, :origin_run_id,
-        :queue, :priority, :concurrency_key, :dedup_key, :debounce_key, :started_at, :depth, :headers)
+        :queue, :priority, :concurrency_key, :dedup_key, :debounce_key, :started_at, :depth,
+        :headers, :namespace)
 ON CONFLICT DO NOTHING
 RETURNING run_id;
 INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
@@ -211,13 +215,25 @@ END AS due;
 -- one range of an index read backwards, no sort (EXPLAIN QUERY PLAN: "SEARCH runs USING
 -- INDEX runs_created (listed_at>? AND (listed_at,run_id)<(?,?))", and for a status
 -- "... INDEX runs_status (status=? AND listed_at>? AND (listed_at,run_id)<(?,?))";
--- tests/integration/test_listing.py checks both). The other filters are checked on
--- the rows the range yields. listed_at is created_at (0 in a damaged row: see
+-- tests/integration/test_listing.py checks both, and runs_namespace's for a namespace).
+-- The other filters are checked on the rows the range yields; :namespace (NULL: every
+-- namespace) is one of them. listed_at is created_at (0 in a damaged row: see
 -- migrations/0008_search_attributes.sql).
 
 -- name: list_runs
 SELECT * FROM runs
 WHERE (listed_at, run_id) < (:upper_at, :upper_id) AND listed_at >= :lower_at
+  AND (:status IS NULL OR status = :status) AND (:name IS NULL OR workflow_name = :name)
+  AND (:prefix IS NULL OR substr(workflow_id, 1, length(:prefix)) = :prefix)
+  AND (:namespace IS NULL OR namespace = :namespace)
+ORDER BY listed_at DESC, run_id DESC LIMIT :limit;
+
+-- name: list_runs_by_namespace
+-- Not for 'default' (runs_namespace leaves it out: list_runs reads runs_created); the
+-- literal term is what lets the planner use the partial index.
+SELECT * FROM runs
+WHERE namespace = :namespace AND namespace <> 'default'
+  AND (listed_at, run_id) < (:upper_at, :upper_id) AND listed_at >= :lower_at
   AND (:status IS NULL OR status = :status) AND (:name IS NULL OR workflow_name = :name)
   AND (:prefix IS NULL OR substr(workflow_id, 1, length(:prefix)) = :prefix)
 ORDER BY listed_at DESC, run_id DESC LIMIT :limit;
@@ -228,6 +244,7 @@ WHERE status = :status
   AND (listed_at, run_id) < (:upper_at, :upper_id) AND listed_at >= :lower_at
   AND (:name IS NULL OR workflow_name = :name)
   AND (:prefix IS NULL OR substr(workflow_id, 1, length(:prefix)) = :prefix)
+  AND (:namespace IS NULL OR namespace = :namespace)
 ORDER BY listed_at DESC, run_id DESC LIMIT :limit;
 
 -- name: list_runs_by_name
@@ -236,6 +253,7 @@ WHERE workflow_name = :name
   AND (listed_at, run_id) < (:upper_at, :upper_id) AND listed_at >= :lower_at
   AND (:status IS NULL OR status = :status)
   AND (:prefix IS NULL OR substr(workflow_id, 1, length(:prefix)) = :prefix)
+  AND (:namespace IS NULL OR namespace = :namespace)
 ORDER BY listed_at DESC, run_id DESC LIMIT :limit;
 
 -- name: list_runs_by_attribute
@@ -246,6 +264,7 @@ WHERE a.key = :key AND a.value = :value
   AND (a.created_at, a.run_id) < (:upper_at, :upper_id) AND a.created_at >= :lower_at
   AND (:status IS NULL OR r.status = :status) AND (:name IS NULL OR r.workflow_name = :name)
   AND (:prefix IS NULL OR substr(r.workflow_id, 1, length(:prefix)) = :prefix)
+  AND (:namespace IS NULL OR r.namespace = :namespace)
   AND (:n_more = 0 OR (
       SELECT count(*) FROM json_each(:more_keys) k JOIN json_each(:more_values) v
           ON v.key = k.key
@@ -309,7 +328,8 @@ SELECT status, result, error FROM updates WHERE run_id = :run_id AND update_id =
 -- name: find_update
 -- An update id within the workflow id's current chain of runs: those made since its
 -- newest fresh start (continue-as-new and reset runs have an origin; a start does not).
-SELECT u.run_id, u.status, u.result, u.error FROM updates u JOIN runs r ON r.run_id = u.run_id
+SELECT u.run_id, r.namespace, u.status, u.result, u.error
+FROM updates u JOIN runs r ON r.run_id = u.run_id
 WHERE r.workflow_id = :workflow_id AND u.update_id = :update_id
   AND r.created_at >= COALESCE((SELECT max(created_at) FROM runs
                                 WHERE workflow_id = :workflow_id
@@ -340,7 +360,8 @@ WHERE run_id = :run_id AND update_id = :update_id;
 DELETE FROM inbox WHERE id = :message_id;
 
 -- name: run_depth
-SELECT depth FROM runs WHERE run_id = :run_id;
+-- A parent's nesting depth and namespace (its children are one deeper, in the same).
+SELECT depth, namespace FROM runs WHERE run_id = :run_id;
 
 -- name: closing_links
 -- What a run's end affects: its parent (kind 'parent', if it has one) and its live
@@ -472,16 +493,20 @@ ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency,
     updated_at = excluded.updated_at;
 
 -- name: queue_counts
+-- Of :namespace's runs (NULL: every namespace's).
 SELECT queue, status, COUNT(*) AS n FROM runs
-WHERE status IN ('pending', 'suspended', 'running') GROUP BY queue, status;
+WHERE status IN ('pending', 'suspended', 'running')
+  AND (:namespace IS NULL OR namespace = :namespace)
+GROUP BY queue, status;
 
 -- name: live_dedup
 SELECT * FROM runs WHERE queue = :queue AND dedup_key = :key
   AND status IN ('pending', 'running', 'suspended', 'parked');
 
 -- name: pending_debounce
+-- Starts fold into a pending run of their own namespace only (:namespace NULL: any).
 SELECT * FROM runs WHERE queue = :queue AND debounce_key = :key AND status = 'pending'
-  AND started_at IS NULL;
+  AND started_at IS NULL AND (:namespace IS NULL OR namespace = :namespace);
 
 -- name: debounce_again
 -- Not started yet, so nothing has read its input: the last start's wins, and the quiet

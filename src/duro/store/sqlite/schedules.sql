@@ -10,14 +10,16 @@ SELECT * FROM schedules WHERE schedule_id = :schedule_id;
 SELECT * FROM schedules WHERE schedule_id = :schedule_id;
 
 -- name: list_schedules
-SELECT * FROM schedules ORDER BY schedule_id;
+-- Of :namespace (NULL: of every namespace).
+SELECT * FROM schedules WHERE :namespace IS NULL OR namespace = :namespace
+ORDER BY schedule_id;
 
 -- name: insert_schedule
 INSERT INTO schedules (schedule_id, workflow_name, queue, input, cron, every, anchor,
                        timezone, overlap, catch_up, source, paused, note, next_fire_at,
-                       created_at, updated_at)
+                       created_at, updated_at, namespace)
 VALUES (:schedule_id, :workflow_name, :queue, :input, :cron, :every, :anchor, :timezone,
-        :overlap, :catch_up, :source, :paused, :note, :next_fire_at, :now, :now)
+        :overlap, :catch_up, :source, :paused, :note, :next_fire_at, :now, :now, :namespace)
 ON CONFLICT (schedule_id) DO NOTHING
 RETURNING *;
 
@@ -38,7 +40,9 @@ UPDATE schedules SET paused = 0, note = :note, next_fire_at = :next_fire_at, upd
 WHERE schedule_id = :schedule_id AND paused = 1;
 
 -- name: delete_schedule
-DELETE FROM schedules WHERE schedule_id = :schedule_id;
+-- Only in :namespace (NULL: in any): one of another namespace is not there for the caller.
+DELETE FROM schedules WHERE schedule_id = :schedule_id
+  AND (:namespace IS NULL OR namespace = :namespace);
 
 -- name: due_schedules
 -- Ticks due, and buffered ticks whose previous run is no longer live.

@@ -106,7 +106,7 @@ CREATE TABLE runs (
     history_len     INTEGER NOT NULL DEFAULT 0,
     code_hash       TEXT
 , parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT, queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0, concurrency_key TEXT, dedup_key TEXT, debounce_key TEXT, started_at REAL, recoveries INTEGER NOT NULL DEFAULT 0, on_trial INTEGER NOT NULL DEFAULT 0, depth INTEGER NOT NULL DEFAULT 0, headers TEXT, listed_at REAL GENERATED ALWAYS AS (
-    CASE WHEN typeof(created_at) IN ('real', 'integer') THEN created_at ELSE 0 END) VIRTUAL);
+    CASE WHEN typeof(created_at) IN ('real', 'integer') THEN created_at ELSE 0 END) VIRTUAL, namespace TEXT NOT NULL DEFAULT 'default');
 
 CREATE TABLE schedules (
     schedule_id       TEXT PRIMARY KEY,
@@ -130,7 +130,7 @@ CREATE TABLE schedules (
     missed            INTEGER NOT NULL DEFAULT 0,
     overlap_skipped   INTEGER NOT NULL DEFAULT 0,
     created_at        REAL NOT NULL,
-    updated_at        REAL NOT NULL,
+    updated_at        REAL NOT NULL, namespace TEXT NOT NULL DEFAULT 'default',
     CHECK ((cron IS NULL) != (every IS NULL))
 );
 
@@ -199,6 +199,9 @@ CREATE UNIQUE INDEX runs_live_workflow_id ON runs (workflow_id)
     WHERE status IN ('pending', 'running', 'suspended', 'parked');
 
 CREATE INDEX runs_name ON runs (workflow_name, listed_at, run_id);
+
+CREATE INDEX runs_namespace ON runs (namespace, listed_at, run_id)
+    WHERE namespace <> 'default';
 
 CREATE INDEX runs_owned ON runs (owner) WHERE status = 'running';
 

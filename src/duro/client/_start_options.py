@@ -1,17 +1,25 @@
-"""Where and when a new run waits: :meth:`duro.Client.start`'s placement options,
-checked (the same checks for a start on the store and through a server)."""
+"""What a start is made of, checked: where and when the run waits (``_placement``), a
+workflow known by name only (``_Named``), the message a signal- or update-with-start
+carries (``_with_headers``). Parts of :class:`~duro.Client`, by concern."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from duro._checks import check_choice, check_count, check_seconds
 from duro._clock import Clock
+from duro._history import MessageKind, SignalMeta
 from duro._queues import Queue, queue_name
 from duro.errors import InvalidArgumentError
+from duro.serde import encode
+from duro.store import Message
 from duro.store._records import Placement
 
-__all__ = ["LONGEST", "bounded", "placement_of"]
+__all__ = ["LONGEST", "ON_CONFLICT", "ON_REUSE", "Named", "bounded", "placement",
+           "with_headers"]
 
 LONGEST = 1e10
 """Seconds a start's delay, debounce or execution timeout may be at most (about 317
@@ -19,10 +27,12 @@ years): a time further off cannot be shown as a date, and a run stored with one 
 break every listing that reads it."""
 _PRIORITY = 2**31 - 1
 """Priorities are 32-bit integers in the store (PostgreSQL's ``integer``)."""
+ON_CONFLICT = ("use_existing", "fail")
+ON_REUSE = ("use_existing", "allow", "allow_failed", "fail")
 _ON_DEDUP = ("use_existing", "fail")
 
 
-def placement_of(
+def placement(
     clock: Clock, *, queue: str | Queue | None, priority: int, concurrency_key: str | None,
     dedup_key: str | None, on_dedup: str, start_at: datetime | None,
     start_delay: float | timedelta | None, debounce_key: str | None,
@@ -68,3 +78,33 @@ def bounded(seconds: float | None, what: str) -> float | None:
         raise InvalidArgumentError(f"{what} must be at most {LONGEST:g} seconds (about 300 "
                                    f"years), not {seconds:g}")
     return seconds
+
+
+class Named:
+    """A workflow known by name only (its code is not imported here): its arguments are
+    stored as given, unchecked; it runs on its queue's default unless told."""
+
+    queue = "default"
+    return_hint: Any = Any
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any], *,
+                        what: str) -> None:
+        pass  # the signature is not known here
+
+    def encode_input(self, args: Sequence[Any], kwargs: Mapping[str, Any], *,
+                     what: str) -> bytes:
+        return encode({"args": list(args), "kwargs": dict(kwargs)}, what=what)
+
+
+def with_headers(message: Message | None, headers: dict[str, str] | None) -> Message | None:
+    """The message sent with a start, carrying the start's headers too."""
+    if message is None or not headers:
+        return message
+    if message.kind == MessageKind.SIGNAL:
+        return dataclasses.replace(message, meta=SignalMeta(headers=headers,
+                                                            id=message.signal_id).encode())
+    return Message.update_request(message.name, message.update_id or "", message.data,
+                                  headers)
