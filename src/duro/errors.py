@@ -31,6 +31,7 @@ __all__ = [
     "HistoryLimitError",
     "InvalidArgumentError",
     "InvalidStoreURLError",
+    "LocalOnlyError",
     "NonRetryableError",
     "NondeterminismError",
     "PayloadDecodeError",
@@ -42,6 +43,7 @@ __all__ = [
     "RetryAfterError",
     "RunNotFoundError",
     "SerializationError",
+    "ServerUnavailableError",
     "StepFailedError",
     "StepTimeoutError",
     "StoreError",
@@ -504,6 +506,18 @@ class PermissionDeniedError(DuroError):
 
 class StoreError(DuroError):
     """The store could not do what was asked."""
+
+
+class ServerUnavailableError(StoreError):
+    """A remote client (``duro.Client("http://...")``) could not reach the server, or
+    the connection failed before an answer came, after its bounded retries (only
+    requests that are safe to send again are retried)."""
+
+
+class LocalOnlyError(DuroError):
+    """What was asked needs the store itself and is not available through a server (a
+    remote client's ``tokens``, ``resume``, published state...): use a client on the
+    database (``duro.Client("sqlite:///...")``) where it runs."""
 
 
 class InvalidStoreURLError(StoreError, InvalidArgumentError):

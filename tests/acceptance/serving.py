@@ -33,13 +33,15 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(db_url: str, *args: str, env: Mapping[str, str] | None = None) -> Iterator[Served]:
-    """Start ``duro --db DB_URL serve ARGS --port 0`` and wait for its ready line."""
+def serve(db_url: str, *args: str, env: Mapping[str, str] | None = None,
+          port: int = 0) -> Iterator[Served]:
+    """Start ``duro --db DB_URL serve ARGS --port PORT`` (a free one by default) and wait
+    for its ready line."""
     environ = {k: v for k, v in os.environ.items() if k not in ("DURO_DB", "PYTHONPATH")}
     environ["PYTHONPATH"] = os.pathsep.join([str(APPS), str(DURO_SRC)])
     environ.update(env or {})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "duro", "--db", db_url, "serve", *args, "--port", "0"],
+        [sys.executable, "-m", "duro", "--db", db_url, "serve", *args, "--port", str(port)],
         env=environ, cwd=APPS, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the ready line (or why it did not start)

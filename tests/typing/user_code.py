@@ -42,3 +42,14 @@ async def main() -> None:
         result: str = await handle.result()
         status: duro.RunStatus = await handle.status()
         print(result, status)
+
+
+async def remote() -> None:
+    # The same code through a server: duro.Client with its URL (and a token).
+    async with duro.Client("http://127.0.0.1:8233", token="duro_...") as client:
+        handle = await client.start(research, "durable execution", id="research-43")
+        result: str = await handle.result(timeout=60)
+        async for event in handle.events():
+            print(event.seq, event.kind)
+        page: duro.RunPage = await client.list_page(status="completed")
+        print(result, page.next_cursor)

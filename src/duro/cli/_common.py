@@ -33,8 +33,10 @@ __all__ = [
     "positive_number",
     "set_codec",
     "set_namespace",
+    "set_token",
     "stderr",
     "stdout",
+    "token",
 ]
 
 EXIT_OK = 0
@@ -189,3 +191,17 @@ def set_namespace(name: str | None) -> None:
 def namespace() -> str | None:
     """The namespace set for this command (``"default"`` unless told)."""
     return _NAMESPACE[0]
+
+
+_TOKEN: list[str | None] = [None]
+
+
+def set_token(given: str | None) -> None:
+    """The API token given with ``--token`` (else the remote client reads
+    ``$DURO_TOKEN`` itself)."""
+    _TOKEN[0] = given
+
+
+def token() -> str | None:
+    """The API token given for this command, if any."""
+    return _TOKEN[0]

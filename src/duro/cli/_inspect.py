@@ -19,6 +19,7 @@ from duro.cli._common import (
     codec,
     namespace,
     stderr,
+    token,
 )
 from duro.cli._format import (
     dumps,
@@ -30,7 +31,8 @@ from duro.cli._format import (
 )
 from duro.client import Client, RunInfo, summarize_steps
 from duro.client._listing import MAX_PAGE_SIZE
-from duro.errors import RunNotFoundError
+from duro.client._url import is_remote
+from duro.errors import LocalOnlyError, RunNotFoundError
 from duro.store import RunStatus, backend_for
 
 __all__ = ["attribute", "cancel_command", "history_command", "ls_command", "show_command",
@@ -39,11 +41,16 @@ __all__ = ["attribute", "cancel_command", "history_command", "ls_command", "show
 
 @asynccontextmanager
 async def client(url: str) -> AsyncIterator[Client]:
-    """A client on an existing database (never creates one).
+    """A client on an existing database (never creates one), or through a server
+    (``--url``).
 
     Raises:
         CliError: (exit 4) the database file does not exist.
     """
+    if is_remote(url):
+        async with Client(url, token=token()) as remote:
+            yield remote
+        return
     backend = backend_for(url)
     store = backend.open(url)
     if (missing := backend.missing(url)) is not None:
@@ -144,7 +151,10 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
         info = await _describe(engine, args.id)
         handle = engine.get_handle(info.workflow_id, info.run_id)
         events = await handle.history()
-        children = await handle.children()
+        try:
+            children: list[RunInfo] | None = await handle.children()
+        except LocalOnlyError:  # through a server: no route lists them yet
+            children = None
         parent = await _run_by_id(engine, info.parent_run_id)
         origin = await _run_by_id(engine, info.origin_run_id)
     steps = summarize_steps(events)
@@ -154,7 +164,7 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
             **info.to_json(),
             "parent": None if parent is None else _link_json(parent),
             "origin": None if origin is None else {**_link_json(origin), "relation": relation},
-            "children": [_link_json(c) for c in children],
+            "children": None if children is None else [_link_json(c) for c in children],
             "steps": [s.to_json() for s in steps],
         }
         out.line(dumps(described, ascii=not out.unicode))

@@ -39,9 +39,11 @@ from duro.cli._common import (
     positive_number,
     set_codec,
     set_namespace,
+    set_token,
     stderr,
     stdout,
 )
+from duro.client._url import is_remote
 from duro.errors import (
     CodecNotConfiguredError,
     DuroError,
@@ -74,6 +76,12 @@ def _common(*, suppress: bool) -> argparse.ArgumentParser:
     parent.add_argument("--db", metavar="URL", default=default,
                         help="the store, e.g. sqlite:///duro.db (default: $DURO_DB, "
                              f"else {DEFAULT_DB})")
+    parent.add_argument("--url", metavar="URL", default=default,
+                        help="act through a duro server (duro serve) instead of a database, "
+                             "e.g. http://host:8233 (default: $DURO_URL); not with --db")
+    parent.add_argument("--token", metavar="TOKEN", default=default,
+                        help="the API token for --url (prefer $DURO_TOKEN: a command line "
+                             "is visible to other users of the machine)")
     parent.add_argument("--codec", metavar="MODULE:FACTORY", default=default,
                         help="the codec chain payloads are stored through (encryption, "
                              "compression, offload), e.g. myapp.codecs:make_chain "
@@ -258,12 +266,58 @@ def _namespace(args: argparse.Namespace) -> str | None:
     return check_namespace(given)
 
 
+_LOCAL_ONLY = {"run": "runs the workflow in this process", "worker": "runs workflows",
+               "db": "manages the database's schema", "token": "manages the tokens stored "
+               "in the database", "serve": "is the server", "state": "reads published "
+               "state (no route for it yet)"}
+"""The commands that need the database itself, and why: they refuse ``--url``."""
+
+
+def _server(args: argparse.Namespace, explicit_db: str | None) -> str | None:
+    """The server the command acts through (``--url``, else ``$DURO_URL`` unless ``--db``
+    is given), if any.
+
+    Raises:
+        CliError: (exit 2) ``--url`` with ``--db``, with ``--codec``, or for a command
+            that needs the database.
+    """
+    explicit: str | None = getattr(args, "url", None)
+    if explicit is not None and explicit_db is not None:
+        raise CliError("--url and --db are exclusive: act through a server or on a "
+                       "database", EXIT_USAGE)
+    url = explicit or (None if explicit_db is not None else os.environ.get("DURO_URL"))
+    if not url:
+        return None
+    if not is_remote(url):
+        raise CliError(f"--url must be a server's http:// or https:// URL, not {url!r} "
+                       "(a database is --db)", EXIT_USAGE)
+    if args.command in _LOCAL_ONLY:
+        raise CliError(f"duro {args.command} {_LOCAL_ONLY[args.command]}: it needs the "
+                       "database (--db), not a server (--url)", EXIT_USAGE)
+    if getattr(args, "namespace", None) or getattr(args, "all_namespaces", False):
+        raise CliError("--namespace does not apply through a server: a request acts in its "
+                       "API token's namespace", EXIT_USAGE)
+    if getattr(args, "codec", None):
+        raise CliError("--codec does not apply through a server: the server encodes payloads "
+                       "with its own chain (duro serve --codec)", EXIT_USAGE)
+    return url
+
+
 def run_cli(argv: Sequence[str] | None = None) -> int:
     """Run the ``duro`` command with ``argv`` and return its exit code."""
     args = build_parser().parse_args(argv)
     explicit_db: str | None = args.db
     args.db = explicit_db or os.environ.get("DURO_DB") or DEFAULT_DB
-    codec_spec = getattr(args, "codec", None) or os.environ.get("DURO_CODEC")
+    try:
+        server = _server(args, explicit_db)
+    except CliError as exc:
+        stderr().line(f"duro: error: {exc.message}")
+        return exc.code
+    if server is not None:
+        args.db = server  # the commands' client is then a remote one (cli/_inspect.client)
+        set_token(getattr(args, "token", None))
+    codec_spec = (None if server is not None
+                  else getattr(args, "codec", None) or os.environ.get("DURO_CODEC"))
     verbose: bool = args.verbose
     # `duro run` reports what happens to its run itself; a worker's logs are its output.
     quiet_logs = args.command == "run" and not verbose

@@ -27,8 +27,9 @@ from duro.cli._common import (
 from duro.cli._format import dumps, local_time, short_json, table
 from duro.cli._inspect import client
 from duro.cli._load import import_target, load_workflow, parse_call_args
-from duro.client import Engine
+from duro.client import Client, Engine
 from duro.client._schedules import ScheduleInfo
+from duro.client._url import is_remote
 from duro.errors import DuroError, SerializationError
 from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundError
 from duro.schedules._spec import OVERLAP_POLICIES
@@ -172,11 +173,20 @@ async def create_command(args: argparse.Namespace, url: str, out: Style) -> int:
     anchor = None
     if args.anchor is not None:
         anchor = _parse_time(args.anchor, "UTC", "--anchor")
-    async with Engine(url, worker=False, codec=codec()) as engine, _errors():
-        info = await engine.with_namespace(namespace()).schedules.create(
-            args.id, workflow, args=call_args, kwargs=kwargs, cron=args.cron,
-            every=args.every, timezone=args.timezone, anchor=anchor, overlap=args.overlap,
-            catch_up=args.catch_up, queue=args.queue, paused=args.paused, note=args.note)
+    async def create(made: Client) -> ScheduleInfo:
+        async with _errors():
+            return await made.schedules.create(
+                args.id, workflow, args=call_args, kwargs=kwargs, cron=args.cron,
+                every=args.every, timezone=args.timezone, anchor=anchor,
+                overlap=args.overlap, catch_up=args.catch_up, queue=args.queue,
+                paused=args.paused, note=args.note)
+
+    if is_remote(url):  # through a server: in its token's namespace
+        async with client(url) as remote:
+            info = await create(remote)
+    else:  # an engine's client refuses a name no workflow imported here has
+        async with Engine(url, worker=False, codec=codec()) as engine:
+            info = await create(engine.with_namespace(namespace()))
     if args.json:
         out.line(dumps(info.to_json(), ascii=not out.unicode))
         return EXIT_OK

@@ -1,5 +1,5 @@
-"""The client side: Client (the store only), Engine (a client with a worker), handles,
-read models."""
+"""The client side: Client (the store only), Engine (a client with a worker),
+RemoteClient (through a server), handles, read models."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from duro.client._records import (
     WorkerInfo,
     summarize_steps,
 )
+from duro.client._remote import RemoteClient
 
-__all__ = ["Client", "Engine", "Event", "RunInfo", "RunPage", "StepSummary", "WorkerInfo",
-           "WorkflowHandle", "summarize_steps"]
+__all__ = ["Client", "Engine", "Event", "RemoteClient", "RunInfo", "RunPage", "StepSummary",
+           "WorkerInfo", "WorkflowHandle", "summarize_steps"]

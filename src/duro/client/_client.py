@@ -33,6 +33,7 @@ from duro.client._listing import Listings
 from duro.client._records import RunInfo, WorkerInfo, decode_error
 from duro.client._schedules import Schedules
 from duro.client._tokens import Tokens
+from duro.client._url import is_remote
 from duro.errors import (
     DuroError,
     ErrorInfo,
@@ -74,7 +75,10 @@ R = TypeVar("R")
 log = logging.getLogger("duro")
 
 class Client(Listings):
-    """Start, inspect and control workflow runs, through the store alone.
+    """Start, inspect and control workflow runs, through the store alone (or through a
+    server: ``Client("http://host:8233", token=...)`` is a
+    :class:`~duro.client.RemoteClient`, with the same methods over ``duro serve``'s HTTP
+    API; docs/http.md, "Remote client").
 
     Use as ``async with duro.Client("sqlite:///duro.db") as client: ...``. A client
     runs no workflow code: workers (``duro worker``, or an :class:`~duro.Engine` in
@@ -91,7 +95,7 @@ class Client(Listings):
 
     Args:
         url: The store: ``sqlite:///path/to.db`` (relative), ``sqlite:////abs/path.db``
-            or ``postgresql://...``.
+            or ``postgresql://...``; or a server, ``http(s)://host:port``.
         namespace: The namespace (1 to 64 ASCII letters, digits, ``.``, ``_``, ``-``);
             None sees every namespace (operators' tools), and starts runs in
             ``"default"``.
@@ -104,7 +108,18 @@ class Client(Listings):
         interceptors: :class:`duro.interceptors.ClientInterceptor` objects that see
             every start, signal, update, query, cancel and terminate, first to last
             (docs/interceptors.md).
+        token: For a server URL: the API token (default ``$DURO_TOKEN``); see
+            :class:`~duro.client.RemoteClient` for its other options.
     """
+
+    def __new__(cls, url: str = "sqlite:///duro.db", *args: Any, **kwargs: Any) -> Self:
+        # ``Client("http://...")`` is the remote client (a Client too): code written
+        # against a client moves between a database and a server unchanged.
+        if cls is Client and is_remote(kwargs.get("url", url)):
+            from duro.client._remote import RemoteClient
+
+            return super().__new__(RemoteClient)  # type: ignore[return-value]
+        return super().__new__(cls)
 
     _code_only = False
     """Refuse workflow names not imported here (an Engine's client, and its views)."""
@@ -119,7 +134,11 @@ class Client(Listings):
         codec: CodecChain | None = None,
         synchronous: str | None = None,
         interceptors: Sequence[ClientInterceptor] = (),
+        token: str | None = None,
     ) -> None:
+        if token is not None:
+            raise InvalidArgumentError("token= is for a server URL (http://...): a store "
+                                       "URL carries its own credentials")
         self.namespace: str | None = (None if namespace is None
                                       else check_namespace(namespace))
         """The namespace this client works in (None: every namespace)."""
@@ -309,7 +328,8 @@ class Client(Listings):
     ) -> WorkflowHandle[R]:
         check_choice(on_conflict, "on_conflict", opts.ON_CONFLICT)
         check_choice(on_reuse, "on_reuse", opts.ON_REUSE)
-        timeout = check_seconds(execution_timeout, "execution_timeout")
+        timeout = opts.bounded(check_seconds(execution_timeout, "execution_timeout"),
+                               "execution_timeout")
         wf = self._workflow(workflow)
 
         given = check_headers(headers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from duro.client._records import Event, RunInfo, decode_error
@@ -22,7 +22,11 @@ from duro.store import RunRecord, RunStatus
 if TYPE_CHECKING:
     from duro.client._client import Client
 
-__all__ = ["WorkflowHandle"]
+__all__ = ["EVENTS_FIRST_POLL", "EVENTS_LONGEST_POLL", "WorkflowHandle"]
+
+EVENTS_FIRST_POLL, EVENTS_LONGEST_POLL = 0.02, 0.5
+"""Seconds between looks at a run for :meth:`WorkflowHandle.events`: after an event,
+then backing off while nothing happens."""
 
 R = TypeVar("R")
 
@@ -79,6 +83,35 @@ class WorkflowHandle(Generic[R]):
         history = await self._client.store.load_history(record.run_id)
         return [Event.from_record(e)
                 for e in await self._client.payloads.decode_history(history)]
+
+    async def events(self, *, after: int | None = None) -> AsyncIterator[Event]:
+        """The run's history as it grows: each event once, in order, from the one after
+        sequence number ``after`` (from the first by default); the iteration ends once
+        the run has ended and its last event was given.
+
+        It follows the run found when it starts (after a reset or a retry, ask a new
+        handle's). Through a server, the events come from its live stream
+        (``GET /v1/runs/{id}/events``), resumed where it left off on a reconnect.
+        """
+        record = await self._record()
+        pinned = await self._client.store.get_run(record.workflow_id, record.run_id)
+        seen = -1 if after is None else after
+        delay = EVENTS_FIRST_POLL
+        while pinned is not None:
+            # The run first, then its events: an end seen here has all of them below.
+            if pinned.history_len > seen + 1:
+                history = await self._client.store.load_history(pinned.run_id)
+                fresh = [e for e in history if e.seq > seen]
+                for event in await self._client.payloads.decode_history(fresh):
+                    yield Event.from_record(event)
+                    seen = event.seq
+                if fresh:
+                    delay = EVENTS_FIRST_POLL
+            if pinned.status.is_terminal or pinned.status == RunStatus.CORRUPT:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, EVENTS_LONGEST_POLL)
+            pinned = await self._client.store.get_run(pinned.workflow_id, pinned.run_id)
 
     async def result(self, *, timeout: float | None = None) -> R:
         """Wait for the run to end and return its result.

@@ -12,10 +12,10 @@ import orjson
 from duro._history import STEP_STATUS, EventKind, SearchValue
 from duro.errors import ErrorInfo
 from duro.store import EventRecord, RunRecord, RunStatus
-from duro.store._records import QueueStats, WorkerRecord
+from duro.store._records import QueueConfig, QueueStats, WorkerRecord
 
-__all__ = ["Event", "RunInfo", "RunPage", "StepSummary", "WorkerInfo", "queue_json",
-           "summarize_steps"]
+__all__ = ["Event", "RunInfo", "RunPage", "StepSummary", "WorkerInfo", "parse_time",
+           "queue_from_json", "queue_json", "summarize_steps"]
 
 
 def _time(ts: float | None) -> dt.datetime | None:
@@ -39,6 +39,22 @@ def utc(ts: float | None) -> dt.datetime | None:
 def iso(when: dt.datetime | None) -> str | None:
     """A time as ISO 8601 (UTC offset kept), None as None: the read models' JSON form."""
     return None if when is None else when.isoformat()
+
+
+def parse_time(text: Any) -> dt.datetime | None:
+    """A time of a read model's JSON form (:func:`iso`) back as a datetime, None as None.
+
+    Raises:
+        ValueError: Not such a time.
+    """
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+def _required_time(text: Any) -> dt.datetime:
+    when = parse_time(text)
+    if when is None:
+        raise ValueError("a required time is missing")
+    return when
 
 
 def decode_error(data: bytes | None) -> ErrorInfo | None:
@@ -118,6 +134,28 @@ class RunInfo:
             **({"damage": self.damage} if self.damage else {}),
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunInfo:
+        """The run from its JSON form (:meth:`to_json`, as the HTTP API sends it).
+
+        Raises:
+            KeyError, ValueError: Not such a form.
+        """
+        error = data.get("error")
+        return cls(workflow_id=data["workflow_id"], run_id=data["run_id"],
+                   workflow_name=data["workflow_name"], status=RunStatus(data["status"]),
+                   created_at=_required_time(data["created_at"]),
+                   updated_at=_required_time(data["updated_at"]),
+                   closed_at=parse_time(data.get("closed_at")),
+                   wake_at=parse_time(data.get("wake_at")), owner=data.get("owner"),
+                   history_length=int(data["history_length"]),
+                   error=None if error is None else ErrorInfo.from_dict(error),
+                   result_json=data.get("result"), parent_run_id=data.get("parent_run_id"),
+                   origin_run_id=data.get("origin_run_id"), damage=data.get("damage"),
+                   headers=dict(data.get("headers") or {}),
+                   search_attributes=dict(data.get("search_attributes") or {}),
+                   namespace=data.get("namespace") or "default")
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunPage:
@@ -131,6 +169,12 @@ class RunPage:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: ``{"runs": [...], "next_cursor": ...}``."""
         return {"runs": [r.to_json() for r in self.runs], "next_cursor": self.next_cursor}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunPage:
+        """The page from its JSON form (:meth:`to_json`)."""
+        return cls(runs=[RunInfo.from_json(r) for r in data["runs"]],
+                   next_cursor=data.get("next_cursor"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,6 +210,14 @@ class Event:
             out["corrupt"] = self.corrupt
         return out
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Event:
+        """The event from its JSON form (:meth:`to_json`, as the HTTP API sends it)."""
+        meta = data.get("meta")
+        return cls(seq=int(data["seq"]), kind=data["kind"], time=_required_time(data["time"]),
+                   op=data.get("op"), name=data.get("name"), data=data.get("data"),
+                   meta=meta if isinstance(meta, dict) else {}, corrupt=data.get("corrupt"))
+
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerInfo:
@@ -195,6 +247,14 @@ class WorkerInfo:
                 "started_at": iso(self.started_at), "lease_until": iso(self.lease_until),
                 "live": self.live, "running": self.running}
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WorkerInfo:
+        """The worker from its JSON form (:meth:`to_json`)."""
+        return cls(worker_id=data["worker_id"], host=data["host"], pid=int(data["pid"]),
+                   started_at=_required_time(data["started_at"]),
+                   lease_until=_required_time(data["lease_until"]), live=bool(data["live"]),
+                   running=int(data["running"]))
+
 
 def queue_json(stats: QueueStats) -> dict[str, Any]:
     """A queue's figures as JSON (``duro queues --json``, ``GET /v1/queues``)."""
@@ -204,6 +264,19 @@ def queue_json(stats: QueueStats) -> dict[str, Any]:
             "limits": {"concurrency": c.concurrency, "per_worker": c.per_worker,
                        "rate_limit": c.rate_limit, "rate_period": c.rate_period,
                        "key_concurrency": c.key_concurrency}}
+
+
+def queue_from_json(data: Mapping[str, Any]) -> QueueStats:
+    """A queue's figures from their JSON form (:func:`queue_json`)."""
+    limits = data.get("limits") or {}
+    config = QueueConfig(name=data["queue"], concurrency=limits.get("concurrency"),
+                         per_worker=limits.get("per_worker"),
+                         rate_limit=limits.get("rate_limit"),
+                         rate_period=float(limits.get("rate_period", 1.0)),
+                         key_concurrency=limits.get("key_concurrency"))
+    return QueueStats(config=config, pending=int(data["pending"]),
+                      suspended=int(data["suspended"]), running=int(data["running"]),
+                      started_last_period=int(data["started_last_period"]))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,7 +15,7 @@ import orjson
 
 from duro._checks import DEFAULT_NAMESPACE
 from duro.client._handle import WorkflowHandle
-from duro.client._records import iso, utc
+from duro.client._records import iso, parse_time, utc
 from duro.errors import StoreError
 from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition, spec_of
 from duro.schedules._errors import ScheduleNotFoundError
@@ -89,6 +89,28 @@ class ScheduleInfo:
             "overlap_skipped": self.overlap_skipped, "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScheduleInfo:
+        """The schedule from its JSON form (:meth:`to_json`, as the HTTP API sends it)."""
+        every = data.get("every")
+        created, updated = parse_time(data["created_at"]), parse_time(data["updated_at"])
+        assert created is not None and updated is not None
+        return cls(
+            schedule_id=data["schedule_id"], workflow_name=data["workflow_name"],
+            queue=data["queue"], args=list(data.get("args") or []),
+            kwargs=dict(data.get("kwargs") or {}), cron=data.get("cron"),
+            every=None if every is None else timedelta(seconds=every),
+            timezone=data["timezone"], anchor=parse_time(data.get("anchor")),
+            overlap=data["overlap"], catch_up=timedelta(seconds=data["catch_up"]),
+            source=data["source"], paused=bool(data["paused"]), note=data.get("note"),
+            next_fire_at=parse_time(data.get("next_fire_at")),
+            last_fire_at=parse_time(data.get("last_fire_at")),
+            last_workflow_id=data.get("last_workflow_id"),
+            buffered_at=parse_time(data.get("buffered_at")), fired=int(data["fired"]),
+            missed=int(data["missed"]), overlap_skipped=int(data["overlap_skipped"]),
+            created_at=created, updated_at=updated,
+            namespace=data.get("namespace") or "default")
 
     @classmethod
     def from_record(cls, r: ScheduleRecord) -> ScheduleInfo:

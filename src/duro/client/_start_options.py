@@ -18,8 +18,13 @@ from duro.serde import encode
 from duro.store import Message
 from duro.store._records import Placement
 
-__all__ = ["ON_CONFLICT", "ON_REUSE", "Named", "placement", "with_headers"]
+__all__ = ["LONGEST", "ON_CONFLICT", "ON_REUSE", "Named", "bounded", "placement",
+           "with_headers"]
 
+LONGEST = 1e10
+"""Seconds a start's delay, debounce or execution timeout may be at most (about 317
+years): a time further off cannot be shown as a date, and a run stored with one would
+break every listing that reads it."""
 _PRIORITY = 2**31 - 1
 """Priorities are 32-bit integers in the store (PostgreSQL's ``integer``)."""
 ON_CONFLICT = ("use_existing", "fail")
@@ -50,10 +55,10 @@ def placement(
             raise InvalidArgumentError("start_at must be a timezone-aware datetime (e.g. "
                                        "datetime.now(UTC))")
         when = start_at.timestamp()
-    delay = check_seconds(start_delay, "start_delay", zero=True)
+    delay = bounded(check_seconds(start_delay, "start_delay", zero=True), "start_delay")
     if delay is not None:
         when = clock.now() + delay
-    period = check_seconds(debounce, "debounce")
+    period = bounded(check_seconds(debounce, "debounce"), "debounce")
     if (debounce_key is None) != (period is None):
         raise InvalidArgumentError("debounce_key and debounce go together: starts with the "
                                    "same key collapse after a quiet period of debounce "
@@ -61,6 +66,18 @@ def placement(
     return Placement(queue=queue or "", priority=priority, concurrency_key=concurrency_key,
                      dedup_key=dedup_key, on_dedup=on_dedup, debounce_key=debounce_key,
                      debounce=period or 0.0, start_at=when)
+
+
+def bounded(seconds: float | None, what: str) -> float | None:
+    """``seconds`` if at most :data:`LONGEST`.
+
+    Raises:
+        InvalidArgumentError: Longer.
+    """
+    if seconds is not None and seconds > LONGEST:
+        raise InvalidArgumentError(f"{what} must be at most {LONGEST:g} seconds (about 300 "
+                                   f"years), not {seconds:g}")
+    return seconds
 
 
 class Named:

@@ -65,6 +65,24 @@ _START_FIELDS: dict[str, Any] = {
     "headers": {**_STRINGS, "description": "context carried with the run"},
     "search_attributes": {"type": "object", "additionalProperties": _SEARCH_VALUE},
 }
+_REUSE = {"enum": ["use_existing", "allow", "allow_failed", "fail"],
+          "description": "what a finished run with this id means"}
+_TIMEOUT = {"type": "number", "exclusiveMinimum": 0,
+            "description": "seconds the whole run may take"}
+_START_OPTIONS: dict[str, Any] = {
+    "on_conflict": {"enum": ["use_existing", "fail"],
+                    "description": "what a live run with this id means"},
+    "on_reuse": _REUSE, "execution_timeout": _TIMEOUT,
+    "queue": {**_ID, "description": "the queue (default: the workflow's)"},
+    "priority": {"type": "integer", "description": "higher starts first"},
+    "concurrency_key": _STRING, "dedup_key": _STRING,
+    "on_dedup": {"enum": ["use_existing", "fail"]},
+    "start_at": {"type": ["number", "string"],
+                 "description": "not before: epoch seconds, or ISO 8601 with a UTC offset"},
+    "start_delay": {"type": "number", "minimum": 0, "description": "not before this delay"},
+    "debounce_key": _STRING, "debounce": _TIMEOUT,
+}
+"""The options of a start (``duro.Client.start``'s, by name)."""
 _SECONDS: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0,
                             "description": "seconds to wait (at most 60, the default)"}
 _RUN_FIELDS: dict[str, Any] = {
@@ -93,7 +111,10 @@ _NULL_INT: dict[str, Any] = {"type": ["integer", "null"]}
 
 SCHEMAS: dict[str, Any] = {
     "Problem": _object({"type": _STRING, "title": _STRING, "status": _INT, "code": _STRING,
-                        "detail": _STRING},
+                        "detail": _STRING,
+                        "cause": {**_ref("ErrorInfo"),
+                                  "description": "what an update's handler raised "
+                                                 "(update_handler_failed)"}},
                        ["type", "title", "status", "code", "detail"]),
     "RunStatus": {"type": "string", "enum": [s.value for s in RunStatus]},
     "ErrorInfo": _object({"type": _STRING, "message": _STRING,
@@ -101,7 +122,11 @@ SCHEMAS: dict[str, Any] = {
                           "cause": _ANY}, ["type", "message"]),
     "Run": _object(_RUN_FIELDS, set(_RUN_FIELDS) - {"damage"}),
     "RunRef": _object({"workflow_id": _STRING, "run_id": _STRING,
-                       "status": _ref("RunStatus")}, ["workflow_id", "run_id", "status"]),
+                       "status": _ref("RunStatus"),
+                       "workflow_name": {**_STRING, "description": "a new run's workflow "
+                                                                  "(retry, reset, fork, "
+                                                                  "trigger)"}},
+                      ["workflow_id", "run_id", "status"]),
     "RunPage": _object({"runs": {"type": "array", "items": _ref("Run")},
                         "next_cursor": _NULL_STRING}, ["runs", "next_cursor"]),
     "Event": _object({"seq": _INT, "kind": _STRING, "time": _TIME, "op": _NULL_INT,
@@ -142,12 +167,13 @@ SCHEMAS: dict[str, Any] = {
     "Health": _object({"ok": {"type": "boolean"}}, ["ok"]),
     "OpenApi": {"type": "object"},
     # Request bodies: closed objects (an unknown field is refused, not ignored).
-    "StartRequest": _body(_START_FIELDS, ["workflow"]),
+    "StartRequest": _body({**_START_FIELDS, **_START_OPTIONS}, ["workflow"]),
     "SignalWithStartRequest": _body(
-        {**_START_FIELDS, "signal": {**_ID, "description": "the signal's name"},
+        {**_START_FIELDS, "on_reuse": _REUSE, "execution_timeout": _TIMEOUT,
+         "signal": {**_ID, "description": "the signal's name"},
          "payload": _ANY, "signal_id": _SIGNAL_ID}, ["workflow", "signal"]),
     "UpdateWithStartRequest": _body(
-        {**_START_FIELDS, "update": {**_ID, "description": "the update's name"},
+        {**_START_FIELDS, "on_reuse": _REUSE, "update": {**_ID, "description": "the update's name"},
          "update_args": {"type": "array"}, "update_id": _ID, "timeout": _SECONDS},
         ["workflow", "update"]),
     "SignalRequest": _body({"payload": _ANY, "headers": _STRINGS, "signal_id": _SIGNAL_ID}),

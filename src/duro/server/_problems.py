@@ -21,6 +21,7 @@ from duro.errors import (
     AuthenticationError,
     DataRejectedError,
     DuroError,
+    ErrorInfo,
     InvalidArgumentError,
     PermissionDeniedError,
     QueryError,
@@ -110,11 +111,17 @@ def problem(exc: BaseException) -> Response:
     """The problem response of an error (an unexpected one's detail is not shown)."""
     status, code = problem_of(exc)
     detail = str(exc) if status < 500 or isinstance(exc, DuroError) else "internal error"
+    document = problem_document(status, code, detail)
+    cause = getattr(exc, "cause", None) if isinstance(exc, DuroError) else None
+    if isinstance(cause, ErrorInfo):
+        # What an update's handler raised, as a run's error is shown: a remote client
+        # raises the same UpdateFailedError, with the same cause, as an embedded one.
+        document["cause"] = cause.to_dict()
     # RFC 9110: a 401 says how to authenticate.
     headers = {"WWW-Authenticate": 'Bearer realm="duro"'} if code == "unauthenticated" \
         else None
-    return Response(orjson.dumps(problem_document(status, code, detail)), status_code=status,
-                    headers=headers, media_type="application/problem+json")
+    return Response(orjson.dumps(document), status_code=status, headers=headers,
+                    media_type="application/problem+json")
 
 
 async def json_of(request: Request) -> Any:

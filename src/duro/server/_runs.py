@@ -43,6 +43,7 @@ from duro.server._problems import (
     query_int,
 )
 from duro.server._routes import Api
+from duro.server._schedules import instant
 from duro.server._webhooks import delivery
 
 __all__ = ["MAX_HISTORY_PAGE", "MAX_WAIT", "SEARCH_PREFIX", "cancel", "describe", "fork",
@@ -74,9 +75,18 @@ _START_OPTIONS = _options(Client.start)
 _SIGNAL_START_OPTIONS = _options(Client.signal_with_start)
 _UPDATE_START_OPTIONS = _options(Client.update_with_start)
 
-_START = frozenset({"workflow", "id", "args", "kwargs", "headers", "search_attributes"})
-_SIGNAL_START = _START | {"signal", "payload", "signal_id"}
-_UPDATE_START = _START | {"update", "update_args", "update_id", "timeout"}
+_BASE = frozenset({"workflow", "id", "args", "kwargs", "headers", "search_attributes"})
+# The options of Client.start a body may carry (by their JSON types): a remote client
+# sends those it was given.
+_REUSE_OPTIONS: tuple[tuple[str, type], ...] = (("on_reuse", str),
+                                                ("execution_timeout", float))
+_START_OPTION_TYPES: tuple[tuple[str, type], ...] = (
+    *_REUSE_OPTIONS, ("on_conflict", str), ("queue", str), ("priority", int),
+    ("concurrency_key", str), ("dedup_key", str), ("on_dedup", str), ("start_delay", float),
+    ("debounce_key", str), ("debounce", float))
+_START = _BASE | {name for name, _ in _START_OPTION_TYPES} | {"start_at"}
+_SIGNAL_START = _BASE | {"signal", "payload", "signal_id", "on_reuse", "execution_timeout"}
+_UPDATE_START = _BASE | {"update", "update_args", "update_id", "timeout", "on_reuse"}
 _SIGNAL = frozenset({"payload", "headers", "signal_id"})
 _UPDATE = frozenset({"args", "id", "headers", "timeout"})
 _QUERY = frozenset({"args", "run_id", "timeout", "headers"})
@@ -140,9 +150,14 @@ def _with_start(body: Mapping[str, Any], request: Request, why: str) -> tuple[st
     return workflow, workflow_id
 
 
-def _start_options(body: Mapping[str, Any]) -> dict[str, Any]:
+def _start_options(body: Mapping[str, Any],
+                   options: tuple[tuple[str, type], ...] = ()) -> dict[str, Any]:
+    """The start's headers and search attributes, and those of ``options`` the body has
+    (the client checks their values, as for a start in Python)."""
+    given = {name: value for name, kind in options
+             if (value := field(body, name, kind)) is not None}
     return {"headers": field(body, "headers", dict),
-            "search_attributes": field(body, "search_attributes", dict)}
+            "search_attributes": field(body, "search_attributes", dict), **given}
 
 
 def _run_ref(info: RunInfo) -> dict[str, Any]:
@@ -199,8 +214,11 @@ async def start(request: Request, api: Api) -> Response:
     body = await body_of(request, _START)
     workflow = field(body, "workflow", str, required=True)
     args, kwargs = _call(body, _START_OPTIONS, "start")
-    handle = await api.client.start(workflow, *args, id=_workflow_id(body, request),
-                                    **_start_options(body), **kwargs)
+    at = instant(body, "start_at")
+    handle = await api.client.start(
+        workflow, *args, id=_workflow_id(body, request),
+        start_at=None if at is None else dt.datetime.fromtimestamp(at, dt.UTC),
+        **_start_options(body, _START_OPTION_TYPES), **kwargs)
     return await _started(handle)
 
 
@@ -212,7 +230,7 @@ async def signal_with_start(request: Request, api: Api) -> Response:
     args, kwargs = _call(fields, _SIGNAL_START_OPTIONS, "signal-with-start")
     handle: WorkflowHandle[Any] = await api.client.signal_with_start(
         workflow, *args, id=workflow_id, signal=signal, payload=payload,
-        signal_id=signal_id, **_start_options(fields), **kwargs)
+        signal_id=signal_id, **_start_options(fields, _REUSE_OPTIONS), **kwargs)
     return await _started(handle)
 
 
@@ -255,7 +273,8 @@ async def update_with_start(request: Request, api: Api) -> Response:
         handle: WorkflowHandle[Any]
         handle, result = await until_stopping(api, api.client.update_with_start(
             workflow, *args, id=workflow_id, update=update, update_args=update_args,
-            update_id=update_id, timeout=timeout, **_start_options(body), **kwargs))
+            update_id=update_id, timeout=timeout,
+            **_start_options(body, _REUSE_OPTIONS[:1]), **kwargs))
     except TimeoutError:
         info = await api.client.get_handle(workflow_id).describe()
         return json({**_run_ref(info), "update_id": update_id, "status": "pending"}, 202,
@@ -300,14 +319,19 @@ async def query_post(request: Request, api: Api) -> Response:
 # -- reading ------------------------------------------------------------------------------
 
 
+def _handle(request: Request, api: Api) -> WorkflowHandle[Any]:
+    """The handle of the path's workflow id, pinned to ``?run_id=`` if given."""
+    return api.client.get_handle(path_id(request, "workflow_id", "workflow id"),
+                                 wait_id(request.query_params.get("run_id"), "run id"))
+
+
 async def describe(request: Request, api: Api) -> Response:
-    handle = api.client.get_handle(path_id(request, "workflow_id", "workflow id"))
-    return json((await handle.describe()).to_json())
+    return json((await _handle(request, api).describe()).to_json())
 
 
 async def result(request: Request, api: Api) -> Response:
     wait = min(query_float(request, "wait", 0.0), MAX_WAIT)
-    handle = api.client.get_handle(path_id(request, "workflow_id", "workflow id"))
+    handle = _handle(request, api)
     if wait > 0:
         with contextlib.suppress(TimeoutError, WorkflowFailedError, WorkflowCancelledError,
                                  WorkflowTerminatedError):
@@ -366,9 +390,7 @@ async def list_runs(request: Request, api: Api) -> Response:
 async def history(request: Request, api: Api) -> Response:
     after = query_int(request, "after", -1, minimum=0, maximum=2**62)  # -1: from seq 0
     limit = query_int(request, "limit", 1000, minimum=1, maximum=MAX_HISTORY_PAGE)
-    info = await api.client.get_handle(
-        path_id(request, "workflow_id", "workflow id"),
-        wait_id(request.query_params.get("run_id"), "run id")).describe()
+    info = await _handle(request, api).describe()
     events = await api.client.get_handle(info.workflow_id, info.run_id).history()
     page = [e for e in events if e.seq > after][:limit + 1]
     more = len(page) > limit
@@ -406,7 +428,10 @@ async def _created(work: Awaitable[Any]) -> Response:
         if type(exc) is not DuroError:  # the typed ones have their own problem codes
             raise
         raise Conflict(str(exc)) from None  # a retry of a run that did not fail
-    return _accepted(await handle.describe(), 201)
+    info = await handle.describe()
+    # Its workflow's name too: a remote client types the new run's result by it.
+    return json({**_run_ref(info), "workflow_name": info.workflow_name}, 201,
+                location("runs", info.workflow_id))
 
 
 async def retry(request: Request, api: Api) -> Response:

@@ -18,7 +18,7 @@ from duro.server._problems import body_of, field, json, location, path_id
 from duro.server._routes import Api
 
 __all__ = ["backfill_schedule", "create_schedule", "delete_schedule", "get_schedule",
-           "list_schedules", "note_of", "pause_schedule", "queues", "resume_schedule",
+           "instant", "list_schedules", "note_of", "pause_schedule", "queues", "resume_schedule",
            "trigger_schedule", "workers"]
 
 T = TypeVar("T")
@@ -54,7 +54,7 @@ def note_of(body: Mapping[str, Any]) -> str | None:
     return note
 
 
-def _instant(body: Mapping[str, Any], name: str, *, required: bool = False) -> float | None:
+def instant(body: Mapping[str, Any], name: str, *, required: bool = False) -> float | None:
     """A time in a body: epoch seconds, or ISO 8601 with a UTC offset."""
     value = body.get(name)
     if value is None and not required:
@@ -84,7 +84,7 @@ async def create_schedule(request: Request, api: Api) -> Response:
                if (value := field(body, name, kind)) is not None}
     info = await _refused(api.client.schedules.create(
         schedule_id, workflow, args=field(body, "args", list, []),
-        kwargs=field(body, "kwargs", dict, {}), anchor=_instant(body, "anchor"),
+        kwargs=field(body, "kwargs", dict, {}), anchor=instant(body, "anchor"),
         note=note_of(body), **options))
     return json(info.to_json(), 201, location("schedules", info.schedule_id))
 
@@ -113,14 +113,14 @@ async def trigger_schedule(request: Request, api: Api) -> Response:
     handle = await api.client.schedules.trigger(_schedule_id(request))
     info = await handle.describe()
     return json({"workflow_id": info.workflow_id, "run_id": info.run_id,
-                 "status": info.status.value}, 201,
+                 "status": info.status.value, "workflow_name": info.workflow_name}, 201,
                 location("runs", info.workflow_id))
 
 
 async def backfill_schedule(request: Request, api: Api) -> Response:
     schedule_id = _schedule_id(request)
     body = await body_of(request, _RANGE)
-    start, end = _instant(body, "start", required=True), _instant(body, "end", required=True)
+    start, end = instant(body, "start", required=True), instant(body, "end", required=True)
     assert start is not None and end is not None
     handles = await _refused(api.client.schedules.backfill(schedule_id, start, end))
     return json({"started": [{"workflow_id": h.workflow_id, "run_id": h.run_id}

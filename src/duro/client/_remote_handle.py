@@ -1,0 +1,292 @@
+"""What a remote client hands out: handles whose methods go through the server, and its
+``schedules`` and ``tokens`` (see ``_remote.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import orjson
+
+from duro.client._client import _return_hint
+from duro.client._handle import WorkflowHandle
+from duro.client._http import PAUSES, error_of, segment
+from duro.client._records import Event, RunInfo
+from duro.client._schedules import ScheduleInfo, Schedules, _ts
+from duro.client._tokens import Tokens
+from duro.errors import CorruptRunError, LocalOnlyError, ServerUnavailableError
+from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition
+from duro.schedules._spec import OverlapPolicy
+from duro.store import RunStatus
+from duro.workflow._api import Workflow
+
+if TYPE_CHECKING:
+    from duro.client._remote import RemoteClient
+
+__all__ = ["RemoteHandle", "RemoteSchedules", "RemoteTokens"]
+
+R = TypeVar("R")
+
+_LONG_POLL = 30.0
+"""Seconds one ``/result?wait=`` request waits at most (the server allows 60): shorter
+than the proxies' usual idle limits."""
+_HISTORY_PAGE = 10_000
+
+
+def _local_only(what: str) -> NoReturn:
+    raise LocalOnlyError(f"{what} is not available through a server (there is no route for "
+                         "it): use a client on the database")
+
+
+class RemoteHandle(WorkflowHandle[R]):
+    """A handle of a remote client: :class:`~duro.WorkflowHandle`'s methods over HTTP."""
+
+    def __init__(self, client: RemoteClient, workflow_id: str, run_id: str | None = None,
+                 *, result_hint: Any = Any, start_status: RunStatus | None = None) -> None:
+        super().__init__(client, workflow_id, run_id, result_hint=result_hint,
+                         start_status=start_status)
+        self._remote = client
+
+    def _path(self, *rest: str) -> str:
+        return self._remote._runs(self.workflow_id, *rest)
+
+    def _pin(self, run_id: str | None) -> dict[str, str]:
+        return {} if run_id is None else {"run_id": run_id}
+
+    async def describe(self) -> RunInfo:
+        """The run's current description (``GET /v1/runs/{id}``)."""
+        _, data = await self._remote.call("GET", self._path(), params=self._pin(self.run_id),
+                                          idempotent=True)
+        return RunInfo.from_json(data)
+
+    async def status(self) -> RunStatus:
+        """The run's current status."""
+        return (await self.describe()).status
+
+    async def history(self) -> list[Event]:
+        """The run's history, in order (``GET .../history``, a page at a time)."""
+        events: list[Event] = []
+        after: int | None = None
+        while True:
+            params = {**self._pin(self.run_id), "limit": str(_HISTORY_PAGE)}
+            if after is not None:
+                params["after"] = str(after)
+            _, data = await self._remote.call("GET", self._path("history"), params=params,
+                                              idempotent=True)
+            events += [Event.from_json(e) for e in data["events"]]
+            after = data.get("next_after")
+            if after is None:
+                return events
+
+    async def result(self, *, timeout: float | None = None) -> R:
+        """Wait for the run to end and return its result, as
+        :meth:`WorkflowHandle.result` does (the same errors, with the same causes),
+        through long polls of ``GET .../result?wait=``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        run_id = self.run_id
+        while True:
+            left = _LONG_POLL if deadline is None else deadline - time.monotonic()
+            wait = max(0.0, min(left, _LONG_POLL))
+            status, data = await self._remote.call(
+                "GET", self._path("result"), params={**self._pin(run_id), "wait": f"{wait:g}"},
+                idempotent=True, timeout=wait + self._remote._slack)
+            info = RunInfo.from_json(data)
+            if info.status == RunStatus.CONTINUED_AS_NEW:
+                run_id = None  # follow the chain to the latest run of this id
+                continue
+            if status == 200 and info.status.is_terminal:
+                return self._ended(info.status, info.workflow_id, info.run_id,
+                                   orjson.dumps(info.result_json),
+                                   None if info.error is None else info.error.to_payload())
+            if info.status == RunStatus.CORRUPT:
+                raise CorruptRunError(f"run {info.run_id} of {self.workflow_id!r} cannot "
+                                      f"end: its stored row is damaged ({info.damage})")
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.workflow_id!r} did not finish in {timeout}s")
+
+    async def events(self, *, after: int | None = None) -> AsyncIterator[Event]:
+        """The run's history as it grows (``GET .../events``, Server-Sent Events): as
+        :meth:`WorkflowHandle.events`. A dropped stream is opened again after the last
+        event seen (``Last-Event-ID``), again and again while the server is away; it
+        gives up (:class:`~duro.errors.ServerUnavailableError`) when the client's
+        ``timeout`` has passed without an event."""
+        pinned = (await self.describe()).run_id
+        seen = -1 if after is None else after
+        patience = self._remote.transport.timeout
+        quiet_since, pause = time.monotonic(), PAUSES[0]
+        while True:
+            before = seen
+            try:
+                async for event in self._stream(pinned, seen):
+                    if event is None:
+                        return
+                    seen = event.seq
+                    yield event
+                lost: ServerUnavailableError | None = None
+            except ServerUnavailableError as exc:
+                lost = exc
+            # The stream ended without its end (a dropped connection, a server that
+            # stopped and may be restarting): open it again after the last event seen,
+            # as an EventSource would, for as long as the client's timeout without one.
+            if seen != before:
+                quiet_since, pause = time.monotonic(), PAUSES[0]
+            elif time.monotonic() - quiet_since > patience:
+                raise lost or ServerUnavailableError(
+                    f"the event stream of {self.workflow_id!r} kept ending without events")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    async def _stream(self, run_id: str, seen: int) -> AsyncIterator[Event | None]:
+        """One opening of the stream: its events, then None at its ``end``."""
+        headers = {} if seen < 0 else {"Last-Event-ID": str(seen)}
+        async with self._remote.transport.stream(self._path("events"),
+                                                 params={"run_id": run_id},
+                                                 headers=headers) as lines:
+            kind, data = "message", ""
+            async for line in lines:
+                if line:
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "event":
+                        kind = value
+                    elif field == "data":
+                        data = value
+                    continue
+                if kind == "end":
+                    yield None
+                    return
+                if kind == "error":
+                    problem = orjson.loads(data)
+                    raise error_of(int(problem.get("status", 503)), data.encode(),
+                                   f"GET {self._path('events')}")
+                if data:
+                    yield Event.from_json(orjson.loads(data))
+                kind, data = "message", ""
+
+    async def get_state(self, key: str, *, type: Any = Any, default: Any = None) -> NoReturn:
+        """Not through a server (no route for published state yet)."""
+        _local_only("published state (get_state)")
+
+    async def wait_state(self, key: str, *, timeout: float | None = None,
+                         type: Any = Any) -> NoReturn:
+        """Not through a server (no route for published state yet)."""
+        _local_only("published state (wait_state)")
+
+    async def children(self) -> NoReturn:
+        """Not through a server (no route lists a run's children yet)."""
+        _local_only("a run's children")
+
+
+class RemoteSchedules(Schedules):
+    """``client.schedules`` of a remote client: the schedule routes of the server."""
+
+    def __init__(self, client: RemoteClient) -> None:
+        super().__init__(client)
+        self._remote = client
+
+    def _path(self, schedule_id: str, *rest: str) -> str:
+        return "/".join(["/v1/schedules", segment(schedule_id, "schedule id"), *rest])
+
+    async def _info(self, method: str, path: str, body: Any = None) -> ScheduleInfo:
+        _, data = await self._remote.call(method, path, body=body,
+                                          idempotent=method == "GET")
+        return ScheduleInfo.from_json(data)
+
+    async def create(
+        self, schedule_id: str, workflow: Workflow[..., Any] | str, *,
+        args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+        cron: str | None = None, every: float | timedelta | None = None,
+        timezone: str = "UTC", anchor: float | dt.datetime | None = None,
+        overlap: OverlapPolicy = "skip", catch_up: float | timedelta = DEFAULT_CATCH_UP,
+        queue: str | None = None, paused: bool = False, note: str | None = None,
+    ) -> ScheduleInfo:
+        """Create a schedule (``POST /v1/schedules``): :meth:`Schedules.create`."""
+        # Checked here as embedded (the same errors; nothing sent when refused).
+        definition, _ = build_definition(
+            schedule_id, workflow, args, kwargs, cron=cron, every=every, timezone=timezone,
+            anchor=anchor, overlap=overlap, catch_up=catch_up, queue=queue, source="api")
+        raw = orjson.loads(definition.input)
+        body: dict[str, Any] = {
+            "id": schedule_id, "workflow": definition.workflow_name, **raw,
+            "timezone": timezone, "overlap": overlap, "paused": paused,
+            "catch_up": catch_up.total_seconds() if isinstance(catch_up, timedelta)
+            else catch_up}
+        if cron is not None:
+            body["cron"] = cron
+        if every is not None:
+            body["every"] = every.total_seconds() if isinstance(every, timedelta) else every
+        if anchor is not None:
+            body["anchor"] = anchor.timestamp() if isinstance(anchor, dt.datetime) else anchor
+        if queue is not None or isinstance(workflow, Workflow):
+            body["queue"] = definition.queue  # a workflow's own queue, as embedded
+        if note is not None:
+            body["note"] = note
+        return await self._info("POST", "/v1/schedules", body)
+
+    async def list(self) -> builtins.list[ScheduleInfo]:
+        """Every schedule, by id (``GET /v1/schedules``)."""
+        _, data = await self._remote.call("GET", "/v1/schedules", idempotent=True)
+        return [ScheduleInfo.from_json(s) for s in data["schedules"]]
+
+    async def get(self, schedule_id: str) -> ScheduleInfo:
+        """One schedule: :meth:`Schedules.get`."""
+        return await self._info("GET", self._path(schedule_id))
+
+    async def pause(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
+        """Stop firing ticks: :meth:`Schedules.pause`."""
+        return await self._info("POST", self._path(schedule_id, "pause"),
+                                {} if note is None else {"note": note})
+
+    async def resume(self, schedule_id: str, *, note: str | None = None) -> ScheduleInfo:
+        """Fire ticks again: :meth:`Schedules.resume`."""
+        return await self._info("POST", self._path(schedule_id, "resume"),
+                                {} if note is None else {"note": note})
+
+    async def trigger(self, schedule_id: str) -> WorkflowHandle[Any]:
+        """Start a run now: :meth:`Schedules.trigger`."""
+        _, data = await self._remote.call("POST", self._path(schedule_id, "trigger"))
+        name = data.get("workflow_name")
+        return RemoteHandle(self._remote, data["workflow_id"], data["run_id"],
+                            result_hint=Any if name is None else _return_hint(name))
+
+    async def backfill(self, schedule_id: str, start: dt.datetime | float,
+                       end: dt.datetime | float) -> builtins.list[WorkflowHandle[Any]]:
+        """Start the runs of past ticks that have none: :meth:`Schedules.backfill`."""
+        lo, hi = _ts(start, "start"), _ts(end, "end")
+        if hi < lo:
+            raise ValueError("backfill end is before its start")
+        # The same ticks again start nothing: safe to send again.
+        _, data = await self._remote.call("POST", self._path(schedule_id, "backfill"),
+                                          body={"start": lo, "end": hi}, idempotent=True)
+        return [RemoteHandle(self._remote, h["workflow_id"], h["run_id"])
+                for h in data["started"]]
+
+    async def delete(self, schedule_id: str) -> None:
+        """Delete a schedule: :meth:`Schedules.delete`."""
+        await self._remote.call("DELETE", self._path(schedule_id))
+
+
+class RemoteTokens(Tokens):
+    """``client.tokens`` of a remote client: tokens are made where the database is."""
+
+    async def create(self, name: str, *, scope: str = "read", namespace: str = "default",
+                     expires_in: float | timedelta | None = None) -> NoReturn:
+        """Not through a server: ``duro token create`` on the database."""
+        _local_only("making API tokens")
+
+    async def list(self, *, namespace: str | None = None) -> NoReturn:
+        """Not through a server: ``duro token ls`` on the database."""
+        _local_only("listing API tokens")
+
+    async def revoke(self, token_id: str) -> NoReturn:
+        """Not through a server: ``duro token revoke`` on the database."""
+        _local_only("revoking API tokens")
+
+    async def verify(self, token: str, *, scope: str = "read") -> NoReturn:
+        """Not through a server: the server verifies the tokens it is sent."""
+        _local_only("verifying API tokens")
