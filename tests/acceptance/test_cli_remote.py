@@ -4,6 +4,7 @@ process instead of the database (issue 16); the commands that need the database 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -73,7 +74,7 @@ def test_client_commands_act_through_the_server(served: tuple[str, str]) -> None
     assert shown.returncode == 0, shown.stderr
     described = json.loads(shown.stdout)
     assert described["workflow_name"] == "remote_app.counter"
-    assert described["children"] is None  # not known through a server
+    assert described["children"] == []  # none started
     text = duro_cli("--url", url, "show", "cli-1")
     assert text.returncode == 0 and "remote_app.counter" in text.stdout, text.stderr
 
@@ -98,7 +99,7 @@ def test_what_refuses_a_server(served: tuple[str, str]) -> None:
     both = duro_cli("--url", url, "--db", db_url, "ls")
     assert both.returncode == 2 and "--url and --db are exclusive" in both.stderr
     for command in (["worker", "remote_app"], ["token", "ls"], ["db", "migrate"],
-                    ["run", "remote_app:greet", "x"], ["state", "x"]):
+                    ["run", "remote_app:greet", "x"]):
         refused = duro_cli("--url", url, *command)
         assert refused.returncode == 2, (command, refused.stderr)
         assert f"duro {command[0]} " in refused.stderr and "needs the database" in \
@@ -137,3 +138,27 @@ def test_the_token_of_the_cli(tmp_path: Path) -> None:
         assert from_env.returncode == 0, from_env.stderr
         refused = duro_cli("--url", server.url, "ls")
         assert refused.returncode == 1 and "AuthenticationError" in refused.stderr
+
+
+def test_published_state_through_the_server(served: tuple[str, str]) -> None:
+    _, url = served
+
+    async def body() -> None:
+        async with duro.Client(url) as client:
+            handle = await client.start("remote_app.family", 1, id="cli-family")
+            assert await handle.wait_state("progress", timeout=20) is not None
+            for _ in range(200):  # bounded: one child, milliseconds
+                if await handle.get_state("progress") == {"children": 1}:
+                    return
+                await asyncio.sleep(0.05)
+
+    run(body())
+    one = duro_cli("--url", url, "state", "cli-family", "progress", "--json")
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout) == {"children": 1}
+    every = duro_cli("--url", url, "state", "cli-family", "--json")
+    assert json.loads(every.stdout) == {"progress": {"children": 1}}
+    missing = duro_cli("--url", url, "state", "cli-family", "nope")
+    assert missing.returncode == 1 and "has not published 'nope'" in missing.stderr
+    shown = json.loads(duro_cli("--url", url, "show", "cli-family", "--json").stdout)
+    assert [c["workflow_name"] for c in shown["children"]] == ["remote_app.greet"]

@@ -59,7 +59,7 @@ _QUERY = {("GET", "/v1/runs/{workflow_id}/result"): {"wait": "0"},
 
 def _url(path: str) -> str:
     return (path.replace("{workflow_id}", RUN).replace("{schedule_id}", SCHEDULE)
-            .replace("{name}", "approve" if "signals" in path else
+            .replace("{key}", "progress").replace("{name}", "approve" if "signals" in path else
                      "add" if "updates" in path else "total"))
 
 

@@ -320,6 +320,38 @@ def test_a_server_that_is_down_is_reported_soon() -> None:
     run(body())
 
 
+def test_published_state_children_and_resume(url: str) -> None:
+    async def body() -> None:
+        p = _prefix()
+        async with duro.Client(url) as client:
+            handle = await client.start(remote_app.family, 2, id=p + "family")
+            assert await handle.get_state("missing", default="none") == "none"
+            with pytest.raises(TimeoutError):
+                await handle.wait_state("missing", timeout=0.3)
+
+            async def progress() -> int:
+                value = await handle.get_state("progress", type=dict[str, int])
+                return -1 if value is None else value["children"]
+
+            for _ in range(400):  # bounded: the two children take milliseconds
+                if await progress() == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert await handle.wait_state("progress", timeout=10) == {"children": 2}
+            kids = await handle.children()
+            assert sorted(k.workflow_name for k in kids) == ["remote_app.greet"] * 2
+            assert all(k.status == duro.RunStatus.COMPLETED for k in kids)
+            with pytest.raises(duro.RunNotFoundError):
+                await client.get_handle(p + "none").children()
+            # Resume is for a parked run: this one is not.
+            with pytest.raises(duro.RunNotFoundError, match="parked"):
+                await client.resume(p + "family")
+            await handle.signal("stop")
+            assert await handle.result(timeout=20) == 2 * len("hello C0")
+
+    run(body())
+
+
 def test_what_a_remote_client_refuses(served: tuple[str, str]) -> None:
     _, server_url = served
 
@@ -336,13 +368,7 @@ def test_what_a_remote_client_refuses(served: tuple[str, str]) -> None:
                 client.store  # noqa: B018 - the property refuses
             with pytest.raises(LocalOnlyError):
                 await client.tokens.create("x")
-            with pytest.raises(LocalOnlyError):
-                await client.resume("x")
             handle = await client.start(remote_app.counter, 0)
-            with pytest.raises(LocalOnlyError):
-                await handle.get_state("k")
-            with pytest.raises(LocalOnlyError):
-                await handle.children()
             with pytest.raises(duro.InvalidArgumentError, match="'/'"):
                 await client.get_handle("a/b").describe()
             await handle.terminate()

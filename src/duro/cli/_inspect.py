@@ -32,7 +32,7 @@ from duro.cli._format import (
 from duro.client import Client, RunInfo, summarize_steps
 from duro.client._listing import MAX_PAGE_SIZE
 from duro.client._url import is_remote
-from duro.errors import LocalOnlyError, RunNotFoundError
+from duro.errors import RunNotFoundError
 from duro.store import RunStatus, backend_for
 
 __all__ = ["attribute", "cancel_command", "history_command", "ls_command", "show_command",
@@ -151,10 +151,7 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
         info = await _describe(engine, args.id)
         handle = engine.get_handle(info.workflow_id, info.run_id)
         events = await handle.history()
-        try:
-            children: list[RunInfo] | None = await handle.children()
-        except LocalOnlyError:  # through a server: no route lists them yet
-            children = None
+        children: list[RunInfo] | None = await handle.children()
         parent = await _run_by_id(engine, info.parent_run_id)
         origin = await _run_by_id(engine, info.origin_run_id)
     steps = summarize_steps(events)

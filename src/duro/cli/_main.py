@@ -268,8 +268,7 @@ def _namespace(args: argparse.Namespace) -> str | None:
 
 _LOCAL_ONLY = {"run": "runs the workflow in this process", "worker": "runs workflows",
                "db": "manages the database's schema", "token": "manages the tokens stored "
-               "in the database", "serve": "is the server", "state": "reads published "
-               "state (no route for it yet)"}
+               "in the database", "serve": "is the server"}
 """The commands that need the database itself, and why: they refuse ``--url``."""
 
 

@@ -509,9 +509,10 @@ class RemoteClient(Client):
         await intercept(self._interceptors, "terminate",
                         TerminateInput(workflow_id=workflow_id, reason=reason), terminate)
 
-    async def resume(self, workflow_id: str) -> NoReturn:
-        """Not through a server: run ``duro resume`` where the database is."""
-        _local_only("resuming a parked run")
+    async def resume(self, workflow_id: str) -> None:
+        """Retry a parked run now: :meth:`duro.Client.resume` (``POST .../resume``)."""
+        self._require_open()
+        await self.call("POST", self._runs(workflow_id, "resume"))
 
     # -- listing -------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from duro.client._tokens import Tokens
 from duro.errors import CorruptRunError, LocalOnlyError, ServerUnavailableError
 from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition
 from duro.schedules._spec import OverlapPolicy
+from duro.serde import decode
 from duro.store import RunStatus
 from duro.workflow._api import Workflow
 
@@ -168,18 +169,46 @@ class RemoteHandle(WorkflowHandle[R]):
                     yield Event.from_json(orjson.loads(data))
                 kind, data = "message", ""
 
-    async def get_state(self, key: str, *, type: Any = Any, default: Any = None) -> NoReturn:
-        """Not through a server (no route for published state yet)."""
-        _local_only("published state (get_state)")
+    async def _state(self, key: str, wait: float) -> tuple[bool, Any]:
+        """(published, value) of ``GET .../state/{key}?wait=``."""
+        status, data = await self._remote.call(
+            "GET", self._path("state", segment(key, "state key")),
+            params={**self._pin(self.run_id), "wait": f"{wait:g}"}, idempotent=True,
+            timeout=wait + self._remote._slack)
+        return status == 200, data.get("value")
+
+    def _typed(self, key: str, value: Any, type: Any) -> Any:
+        return decode(orjson.dumps(value), type, what=f"state {key!r} of {self.workflow_id!r}")
+
+    async def get_state(self, key: str, *, type: Any = Any, default: Any = None) -> Any:
+        """The latest value the run published under ``key``, as
+        :meth:`WorkflowHandle.get_state` (``GET .../state/{key}``)."""
+        published, value = await self._state(key, 0)
+        return self._typed(key, value, type) if published else default
 
     async def wait_state(self, key: str, *, timeout: float | None = None,
-                         type: Any = Any) -> NoReturn:
-        """Not through a server (no route for published state yet)."""
-        _local_only("published state (wait_state)")
+                         type: Any = Any) -> Any:
+        """Wait until the run has published ``key``, as :meth:`WorkflowHandle.wait_state`
+        (long polls of ``GET .../state/{key}?wait=``).
 
-    async def children(self) -> NoReturn:
-        """Not through a server (no route lists a run's children yet)."""
-        _local_only("a run's children")
+        Raises:
+            TimeoutError: Not published within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = _LONG_POLL if deadline is None else deadline - time.monotonic()
+            published, value = await self._state(key, max(0.0, min(left, _LONG_POLL)))
+            if published:
+                return self._typed(key, value, type)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.workflow_id!r} did not publish {key!r} in "
+                                   f"{timeout}s")
+
+    async def children(self) -> list[RunInfo]:
+        """The runs this run started as child workflows (``GET .../children``)."""
+        _, data = await self._remote.call("GET", self._path("children"),
+                                          params=self._pin(self.run_id), idempotent=True)
+        return [RunInfo.from_json(run) for run in data["runs"]]
 
 
 class RemoteSchedules(Schedules):

@@ -46,10 +46,10 @@ from duro.server._routes import Api
 from duro.server._schedules import instant
 from duro.server._webhooks import delivery
 
-__all__ = ["MAX_HISTORY_PAGE", "MAX_WAIT", "SEARCH_PREFIX", "cancel", "describe", "fork",
-           "history", "list_runs", "query", "query_post", "reset", "result", "retry", "signal",
-           "signal_with_start", "start", "terminate", "until_stopping", "update",
-           "update_with_start", "wait_id"]
+__all__ = ["MAX_HISTORY_PAGE", "MAX_WAIT", "SEARCH_PREFIX", "cancel", "children", "describe",
+           "fork", "history", "list_runs", "query", "query_post", "reset", "result", "resume",
+           "retry", "signal", "signal_with_start", "start", "state", "terminate",
+           "until_stopping", "update", "update_with_start", "wait_id"]
 
 MAX_WAIT = 60.0
 """Seconds a request may wait at most (``/result?wait=``, an update's outcome, a query
@@ -341,6 +341,33 @@ async def result(request: Request, api: Api) -> Response:
     return json(info.to_json(), 200 if info.status.is_terminal else 202)
 
 
+async def children(request: Request, api: Api) -> Response:
+    runs = await _handle(request, api).children()
+    return json({"runs": [info.to_json() for info in runs]})
+
+
+_UNSET = object()
+
+
+async def state(request: Request, api: Api) -> Response:
+    key = path_id(request, "key", "state key")
+    wait = min(query_float(request, "wait", 0.0), MAX_WAIT)
+    handle = _handle(request, api)
+    if wait > 0:
+        try:
+            value = await until_stopping(api, handle.wait_state(key, timeout=wait))
+        except TimeoutError:
+            value = _UNSET
+    else:
+        value = await handle.get_state(key, default=_UNSET)
+    # 200 with the value the run published last; 202 while it has published none.
+    if value is _UNSET:
+        return json({"workflow_id": handle.workflow_id, "key": key, "published": False},
+                    202)
+    return json({"workflow_id": handle.workflow_id, "key": key, "published": True,
+                 "value": value})
+
+
 def _when(request: Request, name: str) -> dt.datetime | float | None:
     """A time in a query parameter: epoch seconds, or ISO 8601 with a UTC offset."""
     raw = request.query_params.get(name)
@@ -432,6 +459,12 @@ async def _created(work: Awaitable[Any]) -> Response:
     # Its workflow's name too: a remote client types the new run's result by it.
     return json({**_run_ref(info), "workflow_name": info.workflow_name}, 201,
                 location("runs", info.workflow_id))
+
+
+async def resume(request: Request, api: Api) -> Response:
+    workflow_id = path_id(request, "workflow_id", "workflow id")
+    await api.client.resume(workflow_id)
+    return _accepted(await api.client.get_handle(workflow_id).describe())
 
 
 async def retry(request: Request, api: Api) -> Response:

@@ -63,3 +63,16 @@ async def counter(start: int) -> dict[str, int]:
     duro.on_query("total", lambda: state["total"])
     await duro.wait_for_signal("stop")
     return state
+
+
+@duro.workflow(name="remote_app.family")
+async def family(n: int) -> int:
+    """Starts ``n`` greet children one after another, publishing its progress, then
+    waits for ``stop``."""
+    duro.set_state("progress", {"children": 0})
+    letters = 0
+    for i in range(n):
+        letters += (await duro.execute_child(greet, f"c{i}")).length
+        duro.set_state("progress", {"children": i + 1})
+    await duro.wait_for_signal("stop")
+    return letters
