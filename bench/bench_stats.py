@@ -59,7 +59,9 @@ def _events(run_id: str, status: str, created: float, n: int,
     steps = n - 1 if status == "running" else n - 2
     for seq in range(1, steps + 1):
         duration = round(rng.expovariate(50), 6)
-        meta = orjson.dumps({"attempt": 1, "duration": duration})
+        # Not orjson.dumps: its small results keep a 4 KB buffer each (10M of them would
+        # not fit in memory).
+        meta = f'{{"attempt":1,"duration":{duration!r}}}'.encode()
         name = STEPS[seq % len(STEPS)]
         if rng.random() < 0.1:
             yield (run_id, seq, "step_retrying", seq, name, created + seq, _ERROR, meta)
@@ -70,29 +72,34 @@ def _events(run_id: str, status: str, created: float, n: int,
                _ERROR if status == "failed" else None, None)
 
 
-def _rows(runs: int, per_run: int, seed: int = 7) -> tuple[list[Any], list[Any]]:
-    rng = random.Random(seed)
-    run_rows, event_rows = [], []
-    for i in range(runs):
-        run_id, status, created = f"run-{i:08d}", _status(i), BASE + i
-        closed = None if status == "running" else created + rng.expovariate(1 / 30)
-        run_rows.append((run_id, f"wf-{i}", WORKFLOWS[i % len(WORKFLOWS)], status, created,
-                         closed or created, closed, _ERROR if status == "failed" else None))
-        event_rows.extend(_events(run_id, status, created, per_run, rng))
-    return run_rows, event_rows
-
-
+_CHUNK = 20_000
+"""Runs generated and written at a time (10M events at once would not fit in memory)."""
 _RUN_COLUMNS = ("run_id, workflow_id, workflow_name, status, created_at, updated_at, "
                 "closed_at, error")
 
 
+def _chunks(runs: int, per_run: int, seed: int = 7) -> Iterator[tuple[list[Any], list[Any]]]:
+    """The rows of the runs and of their events, ``_CHUNK`` runs at a time."""
+    rng = random.Random(seed)
+    for first in range(0, runs, _CHUNK):
+        run_rows, event_rows = [], []
+        for i in range(first, min(runs, first + _CHUNK)):
+            run_id, status, created = f"run-{i:08d}", _status(i), BASE + i
+            closed = None if status == "running" else created + rng.expovariate(1 / 30)
+            run_rows.append((run_id, f"wf-{i}", WORKFLOWS[i % len(WORKFLOWS)], status,
+                             created, closed or created, closed,
+                             _ERROR if status == "failed" else None))
+            event_rows.extend(_events(run_id, status, created, per_run, rng))
+        yield run_rows, event_rows
+
+
 def fill(path: Path, runs: int, per_run: int) -> None:
     """``runs`` runs of ``per_run`` events each, in one transaction."""
-    run_rows, event_rows = _rows(runs, per_run)
     with sqlite3.connect(path) as conn:
-        conn.executemany(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         run_rows)
-        conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
+        for run_rows, event_rows in _chunks(runs, per_run):
+            conn.executemany(f"INSERT INTO runs ({_RUN_COLUMNS}) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", run_rows)
+            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)", event_rows)
         conn.execute("ANALYZE")
 
 
@@ -100,18 +107,20 @@ def fill_postgres(url: str, schema: str, runs: int, per_run: int) -> int:
     """As :func:`fill`, with COPY; returns the number of events."""
     import psycopg
 
-    run_rows, event_rows = _rows(runs, per_run)
+    events = 0
     with psycopg.connect(url, autocommit=True, options=f"-c search_path={schema}") as conn:
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY runs ({_RUN_COLUMNS}) FROM STDIN") as copy:
-                for row in run_rows:
-                    copy.write_row(row)
-            with cur.copy("COPY events FROM STDIN") as copy:
-                for row in event_rows:
-                    copy.write_row(row)
+        for run_rows, event_rows in _chunks(runs, per_run):
+            with conn.cursor() as cur:
+                with cur.copy(f"COPY runs ({_RUN_COLUMNS}) FROM STDIN") as copy:
+                    for row in run_rows:
+                        copy.write_row(row)
+                with cur.copy("COPY events FROM STDIN") as copy:
+                    for row in event_rows:
+                        copy.write_row(row)
+            events += len(event_rows)
         conn.execute("ANALYZE runs")
         conn.execute("ANALYZE events")
-    return len(event_rows)
+    return events
 
 
 def drop_schema(url: str, schema: str) -> None:

@@ -185,6 +185,18 @@ def test_stats_match_the_histories(any_db_url: str) -> None:
             _check(only, await _histories(engine, name="stats.bad"))
             assert [w.workflow for w in only.workflows] == ["stats.bad"]
 
+            # A window that starts between two runs: the newer ones only (the midpoint
+            # of two creation times, clear of the read model's microsecond rounding).
+            runs = await _histories(engine)
+            times = sorted({info.created_at.timestamp() for info, _ in runs})
+            cut = (times[5] + times[6]) / 2
+            newer = [(info, events) for info, events in runs
+                     if info.created_at.timestamp() > cut]
+            assert 0 < len(newer) < len(runs)
+            windowed = await engine.stats(since=cut)
+            _check(windowed, newer)
+            assert windowed.since == cut
+
             # A window that starts after every run: nothing, and nothing made up.
             later = datetime.now(UTC) + timedelta(hours=1)
             empty = await engine.stats(since=later)
