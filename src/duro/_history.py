@@ -12,6 +12,7 @@ other module but the SQL).
 kind                        op      data                            meta
 ==========================  ======  ==============================  =============================
 run_started                 -       input ``{"args", "kwargs"}``    :class:`RunStartedMeta`
+step_started                step    -                               :class:`AttemptMeta`
 step_completed              step    result                          :class:`AttemptMeta`
 step_retrying               step    error (ErrorInfo payload)       :class:`RetryMeta`
 step_failed                 step    error                           :class:`AttemptMeta`
@@ -79,6 +80,8 @@ class EventKind(enum.StrEnum):
     """Every kind of history event (values are what the store keeps)."""
 
     RUN_STARTED = "run_started"
+    STEP_STARTED = "step_started"
+    """An at-most-once step's attempt is about to run (committed before it is called)."""
     STEP_COMPLETED = "step_completed"
     STEP_RETRYING = "step_retrying"
     """A failed attempt that will be retried (error, when, last heartbeat)."""
@@ -111,7 +114,7 @@ K = EventKind
 TERMINAL_KINDS = frozenset({K.RUN_COMPLETED, K.RUN_FAILED, K.RUN_CANCELLED, K.RUN_TERMINATED,
                             K.RUN_TIMED_OUT, K.RUN_CONTINUED_AS_NEW})
 """A run's last event: one of these, and nothing after it."""
-STEP_KINDS = frozenset({K.STEP_COMPLETED, K.STEP_RETRYING, K.STEP_FAILED})
+STEP_KINDS = frozenset({K.STEP_STARTED, K.STEP_COMPLETED, K.STEP_RETRYING, K.STEP_FAILED})
 CHILD_KINDS = frozenset({K.CHILD_STARTED, K.CHILD_COMPLETED, K.CHILD_FAILED})
 OUTCOME_KINDS = frozenset({K.STEP_COMPLETED, K.STEP_FAILED, K.TIMER_FIRED})
 """Recorded at most once per operation (a unique index in both stores' schema)."""
@@ -123,8 +126,8 @@ same transaction."""
 UPDATE_STATUS: dict[str, str] = {K.UPDATE_ACCEPTED: "accepted", K.UPDATE_COMPLETED: "completed",
                                  K.UPDATE_FAILED: "failed"}
 """Where an update stands (its read model's status) after each ``update_*`` event."""
-STEP_STATUS: dict[str, str] = {K.STEP_COMPLETED: "completed", K.STEP_FAILED: "failed",
-                               K.STEP_RETRYING: "retrying"}
+STEP_STATUS: dict[str, str] = {K.STEP_STARTED: "started", K.STEP_COMPLETED: "completed",
+                               K.STEP_FAILED: "failed", K.STEP_RETRYING: "retrying"}
 """Where a step stands after each of its events (summaries, the CLI)."""
 
 PAYLOAD_KINDS = frozenset({K.RUN_STARTED, K.STEP_COMPLETED, K.CHILD_COMPLETED,
@@ -326,12 +329,16 @@ class SearchAttributesMeta:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AttemptMeta:
-    """A step attempt's outcome: which attempt, how long it took, where it ran."""
+    """A step attempt: its start (``step_started``, at-most-once steps only) or its
+    outcome: which attempt, how long it took, where it ran."""
 
     attempt: int
     duration: float | None = None
     queue: str | None = None
     """The step queue it was routed to (None: the run's own worker ran it)."""
+    outcome_unknown: bool = False
+    """On a ``step_failed``: the at-most-once attempt was started and its worker was lost
+    before recording how it ended (the workflow gets ``StepOutcomeUnknownError``)."""
 
     @staticmethod
     def encode(attempt: int, duration: float, queue: str | None = None) -> bytes:
@@ -341,11 +348,21 @@ class AttemptMeta:
         return orjson.dumps({"attempt": attempt, "duration": round(duration, 6),
                              "queue": queue})
 
+    @staticmethod
+    def encode_started(attempt: int) -> bytes:
+        """The meta of ``step_started``."""
+        return orjson.dumps({"attempt": attempt})
+
+    @staticmethod
+    def encode_unknown(attempt: int) -> bytes:
+        """The meta of the ``step_failed`` that records an unknown outcome."""
+        return orjson.dumps({"attempt": attempt, "outcome_unknown": True})
+
     @classmethod
     def decode(cls, meta: bytes | None) -> AttemptMeta:
         raw = _meta(meta)
         return cls(attempt=int(raw.get("attempt", 1)), duration=raw.get("duration"),
-                   queue=raw.get("queue"))
+                   queue=raw.get("queue"), outcome_unknown=raw.get("outcome_unknown") is True)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

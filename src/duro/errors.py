@@ -45,6 +45,7 @@ __all__ = [
     "SerializationError",
     "ServerUnavailableError",
     "StepFailedError",
+    "StepOutcomeUnknownError",
     "StepTimeoutError",
     "StoreError",
     "UnknownKeyError",
@@ -417,6 +418,19 @@ class StepFailedError(DuroError):
     def error_type(self) -> str:
         """The qualified type name of the exception the step raised."""
         return self.cause.type
+
+
+class StepOutcomeUnknownError(StepFailedError):
+    """An at-most-once step's attempt started, and its worker was lost before recording
+    how it ended (or the attempt timed out and was abandoned): the step may or may not
+    have taken effect, and duro will not run it again.
+
+    Raised inside the workflow at the ``await`` of a ``@duro.step(at_most_once=True)``
+    step (and again, identically, when the run replays: the verdict is recorded). Catch
+    it to reconcile: ask the other system what happened (a step that looks the payment
+    up by ``duro.step_info().idempotency_key``), or ask a human. A
+    :class:`StepFailedError` too, so code that handles any failed step handles it.
+    """
 
 
 class ChildWorkflowError(DuroError):

@@ -14,7 +14,13 @@ from pathlib import Path
 
 import duro
 from duro.testing import ManualClock
-from tests.histories.workflows import Order, golden_fanout, golden_order, golden_values
+from tests.histories.workflows import (
+    Order,
+    golden_at_most_once,
+    golden_fanout,
+    golden_order,
+    golden_values,
+)
 
 HERE = Path(__file__).parent
 
@@ -22,6 +28,7 @@ CASES: list[tuple[str, duro.Workflow[..., object], tuple[object, ...]]] = [
     ("order", golden_order, (Order(id="o-1", amount=4200),)),
     ("fanout", golden_fanout, (["a", "b", "c"],)),
     ("values", golden_values, ()),
+    ("at_most_once", golden_at_most_once, ()),
 ]
 
 

@@ -72,3 +72,32 @@ async def golden_values() -> list[object]:
         first.append(await fetch("patched", 0.0))
     await duro.sleep(30)
     return [*first, duro.now().isoformat(), duro.random()]
+
+
+@duro.step(name="golden.send", at_most_once=True,
+           retry=duro.RetryPolicy(max_attempts=3, initial_interval=0.01, jitter=0))
+def send(to: str) -> str:
+    if duro.step_info().attempt == 1:
+        raise ConnectionError("smtp refused")
+    return f"sent:{to}"
+
+
+@duro.step(name="golden.pay", at_most_once=True, timeout=0.05)
+async def pay(amount: int) -> str:
+    await asyncio.sleep(5)  # times out: an at-most-once attempt's outcome is then unknown
+    return f"paid:{amount}"
+
+
+@duro.step(name="golden.lookup")
+def lookup(key: str) -> str:
+    return f"not-found:{key}"
+
+
+@duro.workflow(name="golden_at_most_once")
+async def golden_at_most_once() -> dict[str, object]:
+    sent = await send("a@example.com")
+    try:
+        paid: object = await pay(10)
+    except duro.StepOutcomeUnknownError as exc:
+        paid = {"unknown_after": exc.attempts, "lookup": await lookup("pay-10")}
+    return {"sent": sent, "paid": paid}

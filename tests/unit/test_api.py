@@ -25,7 +25,7 @@ PUBLIC = {
     "CorruptRunError", "DataRejectedError", "DatabaseFileLostError",
     "InvalidArgumentError", "InvalidStoreURLError", "RecoveryLimitError",
     "HistoryCorruptError", "WorkflowArgumentsError", "WorkflowIdTakenError",
-    "QueryTimeoutError",
+    "QueryTimeoutError", "StepOutcomeUnknownError",
     "RunPage", "upsert_search_attributes", "Stats",
 }
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from duro._checks import check_seconds
 from duro._queues import Queue, queue_name
+from duro.errors import InvalidArgumentError
 from duro.serde import hints_of
 from duro.step._policy import RetryPolicy
 
@@ -94,9 +95,19 @@ class Step(Generic[P, R]):
         total_timeout: float | timedelta | None = None,
         heartbeat_timeout: float | timedelta | None = None,
         queue: str | Queue | None = None,
+        at_most_once: bool = False,
     ) -> None:
         self.fn = fn
         self.queue = None if queue is None else queue_name(queue, "step queue")
+        if not isinstance(at_most_once, bool):
+            raise InvalidArgumentError(f"at_most_once must be True or False, "
+                                       f"not {at_most_once!r}")
+        if at_most_once and self.queue is not None:
+            # A queued attempt's durable start would be its task's claim, and a task
+            # whose worker is lost is claimed again: not supported yet, so refused.
+            raise InvalidArgumentError("at_most_once steps cannot be routed to a queue "
+                                       "(queue=): they run in the workflow's worker")
+        self.at_most_once = at_most_once
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a duro.RetryPolicy, not {retry!r}")
@@ -173,6 +184,7 @@ def step(
     total_timeout: float | timedelta | None = None,
     heartbeat_timeout: float | timedelta | None = None,
     queue: str | Queue | None = None,
+    at_most_once: bool = False,
 ) -> _StepDecorator: ...
 def step(
     fn: Callable[P, Any] | None = None,
@@ -184,6 +196,7 @@ def step(
     total_timeout: float | timedelta | None = None,
     heartbeat_timeout: float | timedelta | None = None,
     queue: str | Queue | None = None,
+    at_most_once: bool = False,
 ) -> Step[P, Any] | _StepDecorator:
     """Declare a step: a sync or async function whose result is recorded once.
 
@@ -201,9 +214,18 @@ def step(
             workflow's worker: each attempt becomes a task row such a worker claims, and
             the run waits (suspended) meanwhile. Arguments must be JSON-serializable.
             The history is the same either way, so routing does not affect replay.
+        at_most_once: Never run an attempt twice: each attempt's start is committed to
+            the history before the function is called, and if its worker is lost before
+            the outcome is recorded, the attempt is not run again: the workflow's
+            ``await`` raises :class:`duro.StepOutcomeUnknownError`. Failures the function
+            raises are retried by ``retry`` as usual. Not with ``queue``.
+
+    Raises:
+        InvalidArgumentError: ``at_most_once`` is not a bool, or is given with ``queue``.
     """
     options = dict(name=name, retry=retry, timeout=timeout, total_timeout=total_timeout,
-                   heartbeat_timeout=heartbeat_timeout, queue=queue)
+                   heartbeat_timeout=heartbeat_timeout, queue=queue,
+                   at_most_once=at_most_once)
     if fn is not None:
         return Step(fn, **options)  # type: ignore[arg-type]
     return _StepDecorator(options)

@@ -5,6 +5,7 @@ bookkeeping), through the :class:`Worker`'s public surface."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from duro._history import AttemptMeta, EventKind, RetryMeta, TaskDone
-from duro.errors import DuroError, ErrorInfo
+from duro.errors import DuroError, ErrorInfo, StepOutcomeUnknownError, StepTimeoutError
 from duro.step._step import StepInfo
 from duro.store import NewEvent
 from duro.store._records import TaskRecord
@@ -54,10 +55,12 @@ def abandon_steps(held: HeldRun) -> None:
 
 async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     step = cmd.step
+    attempt = cmd.attempts + 1
+    if step.at_most_once and not await record_start(w, held, cmd, attempt):
+        return
     now = w.clock.now()
     if cmd.first_started is None:
         cmd.first_started = now
-    attempt = cmd.attempts + 1
     assert w.loop is not None
     deadline = None
     if step.timeout is not None:
@@ -87,6 +90,11 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
             held.inflight -= 1
             decide.after_soon(w, held)
             return
+        if step.at_most_once and isinstance(exc, StepTimeoutError):
+            # Abandoned mid-way (a sync step's thread may even go on): whether it took
+            # effect is unknown, and another attempt could do it twice.
+            await record_start(w, held, cmd, attempt)
+            return
         await step_failed(w, held, cmd, attempt, exc, time.perf_counter() - started)
         return
     if not inst.active or cmd.state != "running":
@@ -100,6 +108,47 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     if ok:
         inst.apply(EventKind.STEP_COMPLETED, cmd.op, step.name, data, meta, event.ts)
         decide.after(w, held)
+
+
+async def record_start(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> bool:
+    """Before an at-most-once step's attempt runs, commit its start (``step_started``);
+    True when the attempt may run now.
+
+    If the history already records this attempt's start, a worker ran it (or was about
+    to) and was lost before its outcome, or it timed out: it is not run again, and
+    ``step_failed`` with an unknown outcome is recorded instead (the workflow gets
+    ``StepOutcomeUnknownError``). Either way the step's outcome event, unique per op in
+    the store, stays the one arbiter: a stale worker's write is fenced off.
+    """
+    inst = held.inst
+    if cmd.started == attempt:
+        info = ErrorInfo(type=_UNKNOWN_TYPE, non_retryable=True,
+                         message=f"attempt {attempt} started and its outcome is unknown")
+        event = NewEvent(kind=EventKind.STEP_FAILED, ts=w.clock.now(), op=cmd.op,
+                         name=cmd.step.name, data=info.to_payload(),
+                         meta=AttemptMeta.encode_unknown(attempt))
+    else:
+        event = NewEvent(kind=EventKind.STEP_STARTED, ts=w.clock.now(), op=cmd.op,
+                         name=cmd.step.name, meta=AttemptMeta.encode_started(attempt))
+    try:
+        ok = await held.append([event])
+    except asyncio.CancelledError:
+        ok = False  # abandoned meanwhile (cancelled, or the run dropped): not run
+    if ok and inst.active:
+        inst.apply(event.kind, cmd.op, cmd.step.name, event.data, event.meta, event.ts)
+        if event.kind == EventKind.STEP_STARTED and cmd.state == "running":
+            return True
+    if not ok or not inst.active or event.kind == EventKind.STEP_STARTED:
+        held.inflight -= 1  # not run: lost the run, or cancelled meanwhile
+        if ok and inst.active:
+            decide.after_soon(w, held)
+        return False
+    held.inflight -= 1
+    decide.after(w, held)
+    return False
+
+
+_UNKNOWN_TYPE = f"{StepOutcomeUnknownError.__module__}.{StepOutcomeUnknownError.__qualname__}"
 
 
 def failure_event(

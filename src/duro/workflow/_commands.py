@@ -98,6 +98,9 @@ class StepCommand:
     future: asyncio.Future[Any]
     state: StepState = "new"
     attempts: int = 0  # failed attempts recorded so far
+    started: int = 0
+    """The last attempt whose start was recorded (``step_started``: at-most-once steps);
+    if it is ``attempts + 1``, that attempt ran, or may have, without an outcome."""
     retry_at: float | None = None
     first_started: float | None = None
     heartbeat: Any = None  # last heartbeat details (plain JSON value)

@@ -49,6 +49,7 @@ from duro.errors import (
     PayloadDecodeError,
     QueryError,
     StepFailedError,
+    StepOutcomeUnknownError,
     exception_message,
 )
 from duro.interceptors._chain import chain
@@ -236,6 +237,9 @@ class RunInstance:
         elif kind in STEP_KINDS:
             cmd = self._expect(op, "step", name, kind)
             assert isinstance(cmd, StepCommand)
+            if kind == EventKind.STEP_STARTED:
+                cmd.started = AttemptMeta.decode(meta).attempt
+                return
             if kind == EventKind.STEP_RETRYING:
                 retry = RetryMeta.decode(meta)
                 cmd.attempts = retry.attempt if retry.attempt is not None else cmd.attempts + 1
@@ -255,12 +259,8 @@ class RunInstance:
                 _drop_cancel_watch(cmd)
                 cmd.future.set_result(value)
             else:
-                attempts = AttemptMeta.decode(meta).attempt
-                cause = ErrorInfo.from_payload(data)
                 _drop_cancel_watch(cmd)
-                cmd.future.set_exception(StepFailedError(
-                    f"step {cmd.step.name!r} failed after {attempts} attempt(s): {cause}",
-                    step=cmd.step.name, cause=cause, attempts=attempts))
+                cmd.future.set_exception(_step_error(cmd, data, meta))
         elif kind == EventKind.TIMER_FIRED:
             cmd = self._expect(op, "timer", None, kind)
             assert isinstance(cmd, TimerCommand)
@@ -686,6 +686,21 @@ def _command_name(cmd: StepCommand | TimerCommand | ChildCommand) -> str | None:
     if isinstance(cmd, ChildCommand):
         return cmd.workflow.name
     return None
+
+
+def _step_error(cmd: StepCommand, data: bytes | None, meta: bytes | None) -> StepFailedError:
+    """What the workflow's ``await`` of a step raises, from its ``step_failed`` event."""
+    attempt = AttemptMeta.decode(meta)
+    cause = ErrorInfo.from_payload(data)
+    if attempt.outcome_unknown:
+        return StepOutcomeUnknownError(
+            f"step {cmd.step.name!r} (at most once) started attempt {attempt.attempt} and "
+            f"its outcome is unknown (its worker was lost, or it timed out): it may or may "
+            f"not have taken effect, and will not be run again", step=cmd.step.name, cause=cause,
+            attempts=attempt.attempt)
+    return StepFailedError(
+        f"step {cmd.step.name!r} failed after {attempt.attempt} attempt(s): {cause}",
+        step=cmd.step.name, cause=cause, attempts=attempt.attempt)
 
 
 def _history_gap(history: Sequence[EventRecord], expected_len: int | None) -> str | None:
