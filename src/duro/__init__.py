@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from duro._clock import Clock, ManualClock, SystemClock
 from duro._queues import Queue
-from duro.client import Client, Engine, Event, RunInfo, RunPage, StepSummary, WorkflowHandle
+from duro.client import (
+    Client,
+    Engine,
+    Event,
+    RunInfo,
+    RunPage,
+    Stats,
+    StepSummary,
+    WorkflowHandle,
+)
 from duro.client._schedules import ScheduleInfo
 from duro.errors import (
     ChildWorkflowError,
@@ -121,6 +130,7 @@ __all__ = [
     "ScheduleNotFoundError",
     "ScheduleSpec",
     "SerializationError",
+    "Stats",
     "Step",
     "StepFailedError",
     "StepInfo",

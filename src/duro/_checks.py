@@ -25,6 +25,7 @@ __all__ = [
     "check_id",
     "check_namespace",
     "check_seconds",
+    "parse_duration",
     "shown",
 ]
 
@@ -177,3 +178,29 @@ def check_headers(headers: Any) -> dict[str, str] | None:
             f"headers take {size} bytes, over {MAX_HEADERS_SIZE}: carry context in them "
             "(ids, names), not payloads")
     return out or None
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``1.5``, ``30s``, ``5m``, ``1h30m``, ``2d`` → seconds (the CLI's
+    ``--since``/``--every``, ``GET /v1/stats?since=7d``).
+
+    Raises:
+        InvalidArgumentError: Not such a duration, negative or not finite.
+    """
+    value = text.strip().lower()
+    try:
+        seconds = float(value)
+    except ValueError:
+        parts = _PART.findall(value)
+        if not parts or "".join(n + u for n, u in parts) != value:
+            raise InvalidArgumentError(f"not a duration: {shown(text)} (use seconds, or e.g. "
+                                       "30s, 5m, 1h30m, 2d)") from None
+        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not 0 <= seconds < math.inf:
+        raise InvalidArgumentError(f"not a duration: {shown(text)} (it must be zero or more, "
+                                   "and finite)")
+    return seconds

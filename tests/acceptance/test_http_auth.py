@@ -49,8 +49,8 @@ _BODIES: dict[tuple[str, str], Any] = {
 # another namespace's token may use them, in its own namespace.
 _CREATES = {("POST", "/v1/runs"), ("POST", "/v1/signal-with-start"),
             ("POST", "/v1/update-with-start"), ("POST", "/v1/schedules")}
-# Listings: another namespace sees none of NS's.
-_LISTINGS = {("GET", "/v1/runs"), ("GET", "/v1/schedules")}
+# Listings (and stats): another namespace sees none of NS's.
+_LISTINGS = {("GET", "/v1/runs"), ("GET", "/v1/schedules"), ("GET", "/v1/stats")}
 # Deployment-wide (workers and queue limits are not a namespace's): readable by all.
 _DEPLOYMENT = {("GET", "/v1/workers"), ("GET", "/v1/queues")}
 _QUERY = {("GET", "/v1/runs/{workflow_id}/result"): {"wait": "0"},
@@ -137,7 +137,8 @@ def test_every_scoped_route_refuses_what_its_token_does_not_allow(any_db_url: st
             if key in _LISTINGS:
                 assert response.status_code == 200, (where, response.text)
                 assert not response.json().get("runs") and \
-                    not response.json().get("schedules"), where
+                    not response.json().get("schedules") and \
+                    not response.json().get("workflows"), where
             else:
                 code = "schedule_not_found" if "schedule_id" in route.path \
                     else "run_not_found"

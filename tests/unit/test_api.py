@@ -26,7 +26,7 @@ PUBLIC = {
     "InvalidArgumentError", "InvalidStoreURLError", "RecoveryLimitError",
     "HistoryCorruptError", "WorkflowArgumentsError", "WorkflowIdTakenError",
     "QueryTimeoutError", "StepOutcomeUnknownError",
-    "RunPage", "upsert_search_attributes",
+    "RunPage", "upsert_search_attributes", "Stats",
 }
 
 

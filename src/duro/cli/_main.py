@@ -24,6 +24,7 @@ from duro.cli import (
     _run,
     _schedules,
     _serve,
+    _stats,
     _tokens,
 )
 from duro.cli._common import (
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _messages.add_commands(command)
     _control.add_commands(command)
     _queues.add_commands(command)
+    _stats.add_commands(command)
     _schedules.add_commands(command)
     _serve.add_commands(command)
     _tokens.add_commands(command)

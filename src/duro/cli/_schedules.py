@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import math
-import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from duro import _checks as checks
 from duro.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -30,7 +29,7 @@ from duro.cli._load import import_target, load_workflow, parse_call_args
 from duro.client import Client, Engine
 from duro.client._schedules import ScheduleInfo
 from duro.client._url import is_remote
-from duro.errors import DuroError, SerializationError
+from duro.errors import DuroError, InvalidArgumentError, SerializationError
 from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundError
 from duro.schedules._spec import OVERLAP_POLICIES
 from duro.workflow import Workflow
@@ -39,25 +38,12 @@ __all__ = ["add_commands", "parse_duration"]
 
 Command = Callable[[str, str], argparse.ArgumentParser]
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-
-
 def parse_duration(text: str) -> float:
-    """``90``, ``1.5``, ``30s``, ``5m``, ``1h30m``, ``2d`` → seconds."""
-    value = text.strip().lower()
+    """``90``, ``1.5``, ``30s``, ``5m``, ``1h30m``, ``2d`` → seconds (an argparse type)."""
     try:
-        seconds = float(value)
-    except ValueError:
-        parts = _PART.findall(value)
-        if not parts or "".join(n + u for n, u in parts) != value:
-            raise argparse.ArgumentTypeError(
-                f"not a duration: {text!r} (use seconds, or e.g. 30s, 5m, 1h30m, 2d)") from None
-        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if not 0 <= seconds < math.inf:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (it must be zero or "
-                                         "more, and finite)")
-    return seconds
+        return checks.parse_duration(text)
+    except InvalidArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_commands(command: Command) -> None:

@@ -3,6 +3,7 @@ RemoteClient (through a server), handles, read models."""
 
 from __future__ import annotations
 
+from duro._stats import ErrorCount, Percentiles, Stats, StepStats, WorkflowStats
 from duro.client._client import Client
 from duro.client._engine import Engine
 from duro.client._handle import WorkflowHandle
@@ -16,5 +17,6 @@ from duro.client._records import (
 )
 from duro.client._remote import RemoteClient
 
-__all__ = ["Client", "Engine", "Event", "RemoteClient", "RunInfo", "RunPage", "StepSummary",
-           "WorkerInfo", "WorkflowHandle", "summarize_steps"]
+__all__ = ["Client", "Engine", "ErrorCount", "Event", "Percentiles", "RemoteClient", "RunInfo",
+           "RunPage", "Stats", "StepStats", "StepSummary", "WorkerInfo", "WorkflowHandle",
+           "WorkflowStats", "summarize_steps"]

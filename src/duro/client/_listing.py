@@ -6,16 +6,18 @@ from __future__ import annotations
 import builtins
 import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from duro._checks import check_count
+from duro._checks import check_count, check_id, check_seconds
+from duro._clock import Clock
 from duro._history import SearchValue
-from duro._search import RunFilter, decode_cursor, encode_cursor
+from duro._search import RunFilter, decode_cursor, encode_cursor, epoch
+from duro._stats import Stats
 from duro.client._records import RunInfo, RunPage
 from duro.serde import PayloadConverter
 from duro.store import RunRecord, Store
 
-__all__ = ["MAX_PAGE_SIZE", "Listings"]
+__all__ = ["MAX_PAGE_SIZE", "Listings", "stats_window"]
 
 MAX_PAGE_SIZE = 10_000
 """Most runs one page may hold."""
@@ -27,6 +29,7 @@ class Listings:
     store: Store
     payloads: PayloadConverter
     namespace: str | None
+    clock: Clock
 
     def _require_open(self) -> None:
         raise NotImplementedError
@@ -150,3 +153,38 @@ class Listings:
     async def run_info(self, record: RunRecord) -> RunInfo:
         """The read model of one run (see :meth:`run_infos`)."""
         return (await self.run_infos([record]))[0]
+
+    async def stats(self, *, since: float | timedelta | datetime | None = None,
+                    workflow: str | None = None) -> Stats:
+        """Analytics of the client's namespace: per workflow, the runs created in the
+        window by how they stand now, with their durations' percentiles; per step, its
+        attempts, retries and failures with their durations' percentiles; the most
+        frequent error types. Aggregated in the store from the runs and their histories;
+        every field is defined in ``docs/observability.md``.
+
+        Args:
+            since: The window's start: a timedelta (that long before now), a
+                timezone-aware datetime, or epoch seconds. None: every run.
+            workflow: Only the runs of this workflow name.
+
+        Raises:
+            InvalidArgumentError: A negative or non-finite timedelta, a naive datetime,
+                a workflow name that is not a valid name: nothing is read.
+        """
+        self._require_open()
+        start = stats_window(since, self.clock.now())
+        name = None if workflow is None else check_id(workflow, "workflow name")
+        return await self.store.stats(since=start, workflow=name, namespace=self.namespace)
+
+
+def stats_window(since: float | timedelta | datetime | None, now: float) -> float | None:
+    """The window's start of :meth:`Listings.stats` as epoch seconds (None: all time).
+
+    Raises:
+        InvalidArgumentError: As :meth:`Listings.stats` says.
+    """
+    if isinstance(since, timedelta):
+        ago = check_seconds(since, "since", zero=True)
+        assert ago is not None
+        return now - ago
+    return epoch(since, "since")

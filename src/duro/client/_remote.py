@@ -38,11 +38,12 @@ from duro._history import SearchValue
 from duro._local import NO_LOCAL_RUNS
 from duro._queues import Queue
 from duro._search import RunFilter, check_search_attributes, decode_cursor
+from duro._stats import Stats
 from duro.client import _start_options as opts
 from duro.client._client import Client, _return_hint
 from duro.client._handle import WorkflowHandle
 from duro.client._http import Transport, segment
-from duro.client._listing import MAX_PAGE_SIZE
+from duro.client._listing import MAX_PAGE_SIZE, stats_window
 from duro.client._records import RunInfo, RunPage, WorkerInfo, queue_from_json
 from duro.client._remote_handle import RemoteHandle, RemoteSchedules, RemoteTokens
 from duro.errors import InvalidArgumentError, LocalOnlyError
@@ -366,6 +367,23 @@ class RemoteClient(Client):
         """The workers registered in the server's store (``GET /v1/workers``)."""
         _, data = await self.call("GET", "/v1/workers", idempotent=True)
         return [WorkerInfo.from_json(w) for w in data["workers"]]
+
+    async def stats(self, *, since: float | timedelta | datetime | None = None,
+                    workflow: str | None = None) -> Stats:
+        """Analytics of the token's namespace (``GET /v1/stats``): :meth:`duro.Client.stats`.
+        A timedelta is sent as a duration: the window ends at the server's now."""
+        self._require_open()
+        stats_window(since, self.clock.now())  # refused here as embedded, before a request
+        params: dict[str, str] = {}
+        if workflow is not None:
+            params["workflow"] = check_id(workflow, "workflow name")
+        if isinstance(since, timedelta):
+            params["since"] = f"{since.total_seconds():.6f}s"
+        elif since is not None:
+            params["since"] = repr(since.timestamp() if isinstance(since, datetime)
+                                   else float(since))
+        _, data = await self.call("GET", "/v1/stats", params=params, idempotent=True)
+        return Stats.from_json(data)
 
     # -- messages ------------------------------------------------------------------------
 

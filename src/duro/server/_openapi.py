@@ -108,6 +108,10 @@ _SCHEDULE_FIELDS: dict[str, Any] = {
 _INSTANT: dict[str, Any] = {"type": ["number", "string"],
                             "description": "epoch seconds, or ISO 8601 with a UTC offset"}
 _NULL_INT: dict[str, Any] = {"type": ["integer", "null"]}
+_NULL_NUMBER: dict[str, Any] = {"type": ["number", "null"]}
+_WORKFLOW_COUNTS = ("started", "completed", "failed", "timed_out", "cancelled", "terminated",
+                    "continued_as_new", "live")
+_STEP_COUNTS = ("attempts", "completed", "retries", "failed", "failures")
 
 SCHEMAS: dict[str, Any] = {
     "Problem": _object({"type": _STRING, "title": _STRING, "status": _INT, "code": _STRING,
@@ -168,6 +172,25 @@ SCHEMAS: dict[str, Any] = {
                        "running"]),
     "WorkerList": _object({"workers": {"type": "array", "items": _ref("Worker")}},
                           ["workers"]),
+    "Percentiles": _object({"count": _INT, "p50": _NULL_NUMBER, "p95": _NULL_NUMBER,
+                            "p99": _NULL_NUMBER}, ["count", "p50", "p95", "p99"]),
+    "WorkflowStats": _object(
+        {"workflow": _STRING, **dict.fromkeys(_WORKFLOW_COUNTS, _INT),
+         **dict.fromkeys(("completion_rate", "failure_rate", "timeout_rate"), _NULL_NUMBER),
+         "durations": _ref("Percentiles")},
+        ["workflow", *_WORKFLOW_COUNTS, "completion_rate", "failure_rate", "timeout_rate",
+         "durations"]),
+    "StepStats": _object(
+        {"workflow": _STRING, "step": _STRING, **dict.fromkeys(_STEP_COUNTS, _INT),
+         "durations": _ref("Percentiles")},
+        ["workflow", "step", *_STEP_COUNTS, "durations"]),
+    "ErrorCount": _object({"workflow": _STRING, "step": _NULL_STRING, "type": _STRING,
+                           "count": _INT}, ["workflow", "step", "type", "count"]),
+    "Stats": _object({"since": _NULL_TIME,
+                      "workflows": {"type": "array", "items": _ref("WorkflowStats")},
+                      "steps": {"type": "array", "items": _ref("StepStats")},
+                      "errors": {"type": "array", "items": _ref("ErrorCount")}},
+                     ["since", "workflows", "steps", "errors"]),
     "Health": _object({"ok": {"type": "boolean"}}, ["ok"]),
     "OpenApi": {"type": "object"},
     # Request bodies: closed objects (an unknown field is refused, not ignored).

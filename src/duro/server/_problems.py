@@ -7,6 +7,7 @@ A caller's mistake is always a 4xx; a 5xx means the store (503) or duro (500) fa
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -39,7 +40,7 @@ from duro.server._webhooks import InvalidSignatureError
 __all__ = ["MAX_BODY", "PROBLEMS", "BadRequest", "Conflict", "body_of", "field", "json",
            "json_of", "location", "path_id", "problem", "problem_document", "problem_of",
            "query_float",
-           "query_int"]
+           "query_int", "query_time"]
 
 MAX_BODY = 4 * 1024 * 1024
 """Bytes of a request body at most (payloads larger belong in a blob store)."""
@@ -230,3 +231,25 @@ def query_float(request: Request, name: str, default: float) -> float:
         raise InvalidArgumentError(f"{name} must be a number of seconds (zero or more), not "
                                    f"{shown(raw)}")
     return value
+
+
+def query_time(request: Request, name: str) -> dt.datetime | float | None:
+    """A time in a query parameter: epoch seconds, or ISO 8601 with a UTC offset."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        number = float(raw)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(number):
+            return number
+    try:
+        when = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise InvalidArgumentError(f"{name} must be epoch seconds or ISO 8601 with a UTC "
+                                   f"offset (2024-05-01T12:00:00Z), not {shown(raw)}")
+    return when

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import inspect
-import math
 import uuid
 from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
@@ -41,6 +40,7 @@ from duro.server._problems import (
     path_id,
     query_float,
     query_int,
+    query_time,
 )
 from duro.server._routes import Api
 from duro.server._schedules import instant
@@ -368,28 +368,6 @@ async def state(request: Request, api: Api) -> Response:
                  "value": value})
 
 
-def _when(request: Request, name: str) -> dt.datetime | float | None:
-    """A time in a query parameter: epoch seconds, or ISO 8601 with a UTC offset."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        number = float(raw)
-    except ValueError:
-        pass
-    else:
-        if math.isfinite(number):
-            return number
-    try:
-        when = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        raise InvalidArgumentError(f"{name} must be epoch seconds or ISO 8601 with a UTC "
-                                   f"offset (2024-05-01T12:00:00Z), not {shown(raw)}")
-    return when
-
-
 def _attribute(raw: str) -> Any:
     """A search attribute's value: JSON if it is a string, number or bool (``12``,
     ``true``, ``"12"``), else the text itself (as ``duro ls --attr`` reads it)."""
@@ -406,8 +384,8 @@ async def list_runs(request: Request, api: Api) -> Response:
                   for key, value in query.multi_items() if key.startswith(SEARCH_PREFIX)}
     page = await api.client.list_page(
         status=query.get("status"), name=query.get("workflow"),
-        created_after=_when(request, "created_after"),
-        created_before=_when(request, "created_before"), id_prefix=query.get("id_prefix"),
+        created_after=query_time(request, "created_after"),
+        created_before=query_time(request, "created_before"), id_prefix=query.get("id_prefix"),
         search_attributes=attributes or None,
         page_size=query_int(request, "limit", 100, minimum=1, maximum=MAX_PAGE_SIZE),
         cursor=query.get("cursor"))

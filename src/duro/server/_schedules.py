@@ -1,4 +1,4 @@
-"""The routes of schedules (``client.schedules``), queues and workers."""
+"""The routes of schedules (``client.schedules``), queues, workers and stats."""
 
 from __future__ import annotations
 
@@ -10,18 +10,22 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from duro._checks import shown
+from duro._checks import parse_duration, shown
 from duro.client._records import queue_json
 from duro.errors import DuroError, InvalidArgumentError
 from duro.schedules._spec import MAX_TIME
-from duro.server._problems import body_of, field, json, location, path_id
+from duro.server._problems import body_of, field, json, location, path_id, query_time
 from duro.server._routes import Api
 
 __all__ = ["backfill_schedule", "create_schedule", "delete_schedule", "get_schedule",
            "instant", "list_schedules", "note_of", "pause_schedule", "queues", "resume_schedule",
-           "trigger_schedule", "workers"]
+           "stats", "trigger_schedule", "workers"]
 
 T = TypeVar("T")
+
+_MAX_AGO = 1e13
+"""Seconds ``GET /v1/stats?since=`` may reach back at most (about 300,000 years: less than
+``timedelta`` holds, far more than any history)."""
 
 _OPTIONS: tuple[tuple[str, type], ...] = (
     ("cron", str), ("every", float), ("timezone", str), ("overlap", str),
@@ -138,3 +142,19 @@ async def queues(request: Request, api: Api) -> Response:
 
 async def workers(request: Request, api: Api) -> Response:
     return json({"workers": [w.to_json() for w in await api.client.workers()]})
+
+
+async def stats(request: Request, api: Api) -> Response:
+    raw = request.query_params.get("since")
+    since: dt.timedelta | dt.datetime | float | None
+    if raw is not None and raw.strip()[-1:].lower() in ("s", "m", "h", "d"):
+        # A duration (7d, 1h30m): that long before now, on the server's clock.
+        seconds = parse_duration(raw)
+        if seconds > _MAX_AGO:
+            raise InvalidArgumentError(f"since must be at most {_MAX_AGO:.0f} seconds ago, "
+                                       f"not {shown(raw)}")
+        since = dt.timedelta(seconds=seconds)
+    else:
+        since = query_time(request, "since")
+    found = await api.client.stats(since=since, workflow=request.query_params.get("workflow"))
+    return json(found.to_json())

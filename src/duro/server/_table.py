@@ -238,6 +238,16 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="GET", path="/v1/queues", handler=schedules.queues, scope=_R,
              tag="service", summary="each queue's depth, running runs and limits",
              responses={200: "QueueList"}),
+    ApiRoute(method="GET", path="/v1/stats", handler=schedules.stats, scope=_R,
+             tag="service",
+             summary="analytics of the runs created since a time: per workflow and step, "
+                     "with the most frequent error types",
+             params=(_query("since", {"type": "string"},
+                            "a duration before now (7d, 1h30m, 90s), or epoch seconds, or "
+                            "ISO 8601 with an offset (default: every run)"),
+                     _query("workflow", {"type": "string"}, "only runs of this workflow name")),
+             responses={200: "Stats"},
+             description="Every field is defined in docs/observability.md."),
     ApiRoute(method="GET", path="/v1/workers", handler=schedules.workers, scope=_R,
              tag="service", summary="the workers registered in the store",
              responses={200: "WorkerList"}),

@@ -51,6 +51,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from duro._history import SearchValue
+from duro._stats import Stats
 from duro.store._records import (
     Claim,
     EventRecord,
@@ -208,6 +209,14 @@ class ClientStore(Protocol):
                           namespace: str | None = None) -> list[QueueStats]:
         """Every queue with runs or limits: depth, running count (of ``namespace``'s runs,
         None: of all), limits and recent starts (deployment-wide: limits are)."""
+        ...
+
+    async def stats(self, *, since: float | None = None, workflow: str | None = None,
+                    namespace: str | None = None) -> Stats:
+        """Analytics of the runs created at or after ``since`` (None: all) of
+        ``namespace`` (None: every one) and ``workflow`` (None: every name), aggregated
+        in the database from the runs and their step events (see
+        :class:`duro.Stats`)."""
         ...
 
     async def list_workers(self) -> list[WorkerRecord]:

@@ -593,3 +593,79 @@ DELETE FROM queries WHERE query_id = :query_id;
 -- name: expire_queries
 -- Questions whose askers stopped waiting (and so never read or deleted them).
 DELETE FROM queries WHERE expires_at < :now;
+
+-- Analytics (Client.stats, store/_base/_stats.py): the runs created at or after :since
+-- (-inf: all) of :namespace (NULL: every namespace), of workflow :name (NULL: all), and
+-- the step events of their histories. Aggregated here; only one row per workflow, step
+-- or error type comes back. Percentiles are nearest-rank, with integer arithmetic (rank
+-- ceil(p * n / 100) = (p * n + 99) / 100): the same value on both dialects, no float
+-- rounding of the rank, and SQLite has no percentile function.
+
+-- name: stats_runs
+SELECT workflow_name, status, count(*) AS n FROM runs
+WHERE listed_at >= :since AND (:namespace IS NULL OR namespace = :namespace)
+  AND (:name IS NULL OR workflow_name = :name)
+GROUP BY workflow_name, status;
+
+-- name: stats_run_durations
+WITH d AS (
+    SELECT workflow_name AS w, closed_at - created_at AS v,
+           row_number() OVER (PARTITION BY workflow_name
+                              ORDER BY closed_at - created_at) AS rn,
+           count(*) OVER (PARTITION BY workflow_name) AS n
+    FROM runs
+    WHERE listed_at >= :since AND (:namespace IS NULL OR namespace = :namespace)
+      AND (:name IS NULL OR workflow_name = :name) AND closed_at IS NOT NULL)
+SELECT w AS workflow_name, max(n) AS n,
+       max(CASE WHEN rn = (50 * n + 99) / 100 THEN v END) AS p50,
+       max(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
+       max(CASE WHEN rn = (99 * n + 99) / 100 THEN v END) AS p99
+FROM d GROUP BY w;
+
+-- name: stats_steps
+-- Counts by kind, and the attempts' durations (AttemptMeta / RetryMeta "duration").
+WITH s AS MATERIALIZED (
+    SELECT r.workflow_name AS w, e.name AS step, e.kind AS kind,
+           json_extract(CAST(e.meta AS TEXT), '$.duration') AS v
+    FROM runs r JOIN events e ON e.run_id = r.run_id
+    WHERE r.listed_at >= :since AND (:namespace IS NULL OR r.namespace = :namespace)
+      AND (:name IS NULL OR r.workflow_name = :name)
+      AND e.kind IN ('step_completed', 'step_retrying', 'step_failed')),
+c AS (
+    SELECT w, step, count(*) AS attempts,
+           sum(kind = 'step_completed') AS completed,
+           sum(kind = 'step_retrying') AS retries,
+           sum(kind = 'step_failed') AS failed
+    FROM s GROUP BY w, step),
+d AS (
+    SELECT w, step, v,
+           row_number() OVER (PARTITION BY w, step ORDER BY v) AS rn,
+           count(*) OVER (PARTITION BY w, step) AS n
+    FROM s WHERE v IS NOT NULL),
+p AS (
+    SELECT w, step, max(n) AS n,
+           max(CASE WHEN rn = (50 * n + 99) / 100 THEN v END) AS p50,
+           max(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
+           max(CASE WHEN rn = (99 * n + 99) / 100 THEN v END) AS p99
+    FROM d GROUP BY w, step)
+SELECT c.w AS workflow_name, c.step AS step, c.attempts, c.completed, c.retries, c.failed,
+       coalesce(p.n, 0) AS n, p.p50, p.p95, p.p99
+FROM c LEFT JOIN p ON p.w = c.w AND p.step IS c.step;
+
+-- name: stats_errors
+-- Error types (ErrorInfo's "type") of failed step attempts, and of the runs that closed
+-- with an error (step NULL).
+SELECT r.workflow_name AS workflow_name, e.name AS step,
+       json_extract(CAST(e.data AS TEXT), '$.type') AS type, count(*) AS n
+FROM runs r JOIN events e ON e.run_id = r.run_id
+WHERE r.listed_at >= :since AND (:namespace IS NULL OR r.namespace = :namespace)
+  AND (:name IS NULL OR r.workflow_name = :name)
+  AND e.kind IN ('step_retrying', 'step_failed')
+GROUP BY r.workflow_name, e.name, 3
+UNION ALL
+SELECT workflow_name, NULL, json_extract(CAST(error AS TEXT), '$.type'), count(*)
+FROM runs
+WHERE listed_at >= :since AND (:namespace IS NULL OR namespace = :namespace)
+  AND (:name IS NULL OR workflow_name = :name)
+  AND error IS NOT NULL AND status IN ('failed', 'timed_out', 'terminated', 'cancelled')
+GROUP BY workflow_name, 3;
