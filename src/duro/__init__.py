@@ -66,6 +66,14 @@ from duro.schedules import (
 )
 from duro.step import RetryPolicy, Step, StepInfo, heartbeat, step, step_info
 from duro.store import RunStatus
+from duro.usage import (
+    ModelPrice,
+    RunUsage,
+    Usage,
+    UsageTotals,
+    record_usage,
+    set_model_prices,
+)
 from duro.workflow import (
     ParentClosePolicy,
     Saga,
@@ -109,6 +117,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidStoreURLError",
     "ManualClock",
+    "ModelPrice",
     "NonRetryableError",
     "NondeterminismError",
     "OverlapPolicy",
@@ -124,6 +133,7 @@ __all__ = [
     "RunNotFoundError",
     "RunPage",
     "RunStatus",
+    "RunUsage",
     "Saga",
     "ScheduleAlreadyExistsError",
     "ScheduleInfo",
@@ -141,6 +151,8 @@ __all__ = [
     "SystemClock",
     "UpdateFailedError",
     "UpdateRejectedError",
+    "Usage",
+    "UsageTotals",
     "Workflow",
     "WorkflowAlreadyStartedError",
     "WorkflowArgumentsError",
@@ -163,7 +175,9 @@ __all__ = [
     "on_update",
     "patched",
     "random",
+    "record_usage",
     "schedule",
+    "set_model_prices",
     "set_state",
     "sleep",
     "step",

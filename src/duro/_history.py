@@ -73,6 +73,7 @@ __all__ = [
     "group_events",
     "headers_of",
     "terminal_kind",
+    "usage_of",
 ]
 
 
@@ -223,6 +224,15 @@ def _meta(meta: bytes | None) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
+def usage_of(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    """The ``usage`` list of a step outcome's meta object (what is not a JSON object in
+    it, in a damaged record, is left out)."""
+    usage = raw.get("usage")
+    if not isinstance(usage, list):
+        return ()
+    return tuple(u for u in usage if isinstance(u, dict))
+
+
 Headers = Mapping[str, str]
 """Context carried with a run, its steps, children and messages (trace ids, tenant,
 principal): strings by string (see ``duro.interceptors``)."""
@@ -339,14 +349,23 @@ class AttemptMeta:
     outcome_unknown: bool = False
     """On a ``step_failed``: the at-most-once attempt was started and its worker was lost
     before recording how it ended (the workflow gets ``StepOutcomeUnknownError``)."""
+    usage: tuple[Mapping[str, Any], ...] = ()
+    """What the attempt spent (``duro.record_usage``): one JSON object per call, the shape
+    of ``duro.Usage.to_json()``. Kept in the outcome's meta, so it is recorded exactly
+    once with it."""
 
     @staticmethod
-    def encode(attempt: int, duration: float, queue: str | None = None) -> bytes:
+    def encode(attempt: int, duration: float, queue: str | None = None,
+               usage: Sequence[Mapping[str, Any]] | None = None) -> bytes:
         """The meta bytes, without making a record (the hot path of every step)."""
-        if queue is None:
+        if queue is None and not usage:
             return orjson.dumps({"attempt": attempt, "duration": round(duration, 6)})
-        return orjson.dumps({"attempt": attempt, "duration": round(duration, 6),
-                             "queue": queue})
+        raw: dict[str, Any] = {"attempt": attempt, "duration": round(duration, 6)}
+        if queue is not None:
+            raw["queue"] = queue
+        if usage:
+            raw["usage"] = list(usage)
+        return orjson.dumps(raw)
 
     @staticmethod
     def encode_started(attempt: int) -> bytes:
@@ -362,7 +381,8 @@ class AttemptMeta:
     def decode(cls, meta: bytes | None) -> AttemptMeta:
         raw = _meta(meta)
         return cls(attempt=int(raw.get("attempt", 1)), duration=raw.get("duration"),
-                   queue=raw.get("queue"), outcome_unknown=raw.get("outcome_unknown") is True)
+                   queue=raw.get("queue"), outcome_unknown=raw.get("outcome_unknown") is True,
+                   usage=usage_of(raw))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -376,13 +396,17 @@ class RetryMeta:
     first_started: float | None
     heartbeat: Any = None
     """The step's last heartbeat details, which the next attempt sees."""
+    usage: tuple[Mapping[str, Any], ...] = ()
+    """What the failed attempt spent (see :attr:`AttemptMeta.usage`)."""
 
     def encode(self) -> bytes:
-        return orjson.dumps({"attempt": self.attempt,
-                             "duration": None if self.duration is None
-                             else round(self.duration, 6),
-                             "retry_at": self.retry_at, "first_started": self.first_started,
-                             "heartbeat": self.heartbeat})
+        raw = {"attempt": self.attempt,
+               "duration": None if self.duration is None else round(self.duration, 6),
+               "retry_at": self.retry_at, "first_started": self.first_started,
+               "heartbeat": self.heartbeat}
+        if self.usage:
+            raw["usage"] = list(self.usage)
+        return orjson.dumps(raw)
 
     @classmethod
     def decode(cls, meta: bytes | None) -> RetryMeta:
@@ -391,7 +415,7 @@ class RetryMeta:
         return cls(attempt=None if attempt is None else int(attempt),
                    duration=raw.get("duration"),
                    retry_at=raw.get("retry_at"), first_started=raw.get("first_started"),
-                   heartbeat=raw.get("heartbeat"))
+                   heartbeat=raw.get("heartbeat"), usage=usage_of(raw))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -501,12 +525,17 @@ class TaskDone:
     heartbeat: Any = None
     non_retryable: bool = False
     retry_after: float | None = None
+    usage: tuple[Mapping[str, Any], ...] = ()
+    """What the attempt spent, carried to the run's owner, which records it in the
+    outcome's meta."""
 
     def encode(self) -> bytes:
-        return orjson.dumps({"attempt": self.attempt, "duration": round(self.duration, 6),
-                             "completed": self.completed, "heartbeat": self.heartbeat,
-                             "non_retryable": self.non_retryable,
-                             "retry_after": self.retry_after})
+        raw = {"attempt": self.attempt, "duration": round(self.duration, 6),
+               "completed": self.completed, "heartbeat": self.heartbeat,
+               "non_retryable": self.non_retryable, "retry_after": self.retry_after}
+        if self.usage:
+            raw["usage"] = list(self.usage)
+        return orjson.dumps(raw)
 
     @classmethod
     def decode(cls, meta: bytes | None) -> TaskDone:
@@ -514,4 +543,4 @@ class TaskDone:
         return cls(attempt=int(raw.get("attempt", 0)), duration=float(raw.get("duration") or 0),
                    completed=bool(raw.get("completed")), heartbeat=raw.get("heartbeat"),
                    non_retryable=bool(raw.get("non_retryable")),
-                   retry_after=raw.get("retry_after"))
+                   retry_after=raw.get("retry_after"), usage=usage_of(raw))

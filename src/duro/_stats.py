@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from duro._usage import UsageTotals
 
 __all__ = ["ErrorCount", "Percentiles", "Stats", "StepStats", "WorkflowStats"]
 
@@ -61,6 +63,8 @@ class WorkflowStats:
     """Still pending, running, suspended or parked."""
     durations: Percentiles
     """``closed_at - created_at`` of the runs that have closed (any closing status)."""
+    usage: UsageTotals = field(default_factory=UsageTotals)
+    """What the model calls of its runs' steps spent (the sum of its steps' usage)."""
 
     @property
     def completion_rate(self) -> float | None:
@@ -85,7 +89,7 @@ class WorkflowStats:
                 "terminated": self.terminated, "continued_as_new": self.continued_as_new,
                 "live": self.live, "completion_rate": self.completion_rate,
                 "failure_rate": self.failure_rate, "timeout_rate": self.timeout_rate,
-                "durations": self.durations.to_json()}
+                "durations": self.durations.to_json(), "usage": self.usage.to_json()}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WorkflowStats:
@@ -95,7 +99,8 @@ class WorkflowStats:
                    timed_out=int(data["timed_out"]), cancelled=int(data["cancelled"]),
                    terminated=int(data["terminated"]),
                    continued_as_new=int(data["continued_as_new"]), live=int(data["live"]),
-                   durations=Percentiles.from_json(data["durations"]))
+                   durations=Percentiles.from_json(data["durations"]),
+                   usage=UsageTotals.from_json(data.get("usage") or {}))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -114,6 +119,9 @@ class StepStats:
     """Steps that failed for good (``step_failed``: the last attempt, no retry left)."""
     durations: Percentiles
     """The attempts' own durations (their events' ``duration``)."""
+    usage: UsageTotals = field(default_factory=UsageTotals)
+    """What the attempts' model calls spent (``duro.record_usage``), failed attempts
+    included."""
 
     @property
     def failures(self) -> int:
@@ -124,7 +132,8 @@ class StepStats:
         """The JSON form."""
         return {"workflow": self.workflow, "step": self.step, "attempts": self.attempts,
                 "completed": self.completed, "retries": self.retries, "failed": self.failed,
-                "failures": self.failures, "durations": self.durations.to_json()}
+                "failures": self.failures, "durations": self.durations.to_json(),
+                "usage": self.usage.to_json()}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StepStats:
@@ -132,7 +141,8 @@ class StepStats:
         return cls(workflow=data["workflow"], step=data["step"],
                    attempts=int(data["attempts"]), completed=int(data["completed"]),
                    retries=int(data["retries"]), failed=int(data["failed"]),
-                   durations=Percentiles.from_json(data["durations"]))
+                   durations=Percentiles.from_json(data["durations"]),
+                   usage=UsageTotals.from_json(data.get("usage") or {}))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -352,6 +352,23 @@ def test_published_state_children_and_resume(url: str) -> None:
     run(body())
 
 
+def test_usage(url: str) -> None:
+    async def body() -> None:
+        p = _prefix()
+        async with duro.Client(url) as client:
+            handle = await client.start(remote_app.spend, "four", id=p + "spend")
+            assert await handle.result(timeout=20) == "ok"
+            usage = await handle.usage()
+            assert (usage.total.calls, usage.total.input_tokens, usage.total.output_tokens,
+                    usage.cost) == (1, 4, 2, 0.25)
+            assert usage.by_model["remote-model"].calls == 1
+            assert usage.by_step["remote_app.llm"].cost == 0.25
+            with pytest.raises(duro.RunNotFoundError):
+                await client.get_handle(p + "none").usage()
+
+    run(body())
+
+
 def test_what_a_remote_client_refuses(served: tuple[str, str]) -> None:
     _, server_url = served
 

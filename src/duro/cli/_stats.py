@@ -8,6 +8,7 @@ import argparse
 from datetime import timedelta
 
 from duro._stats import Percentiles, Stats
+from duro._usage import UsageTotals
 from duro.cli._common import EXIT_OK, Style
 from duro.cli._format import dumps, table
 from duro.cli._inspect import client
@@ -58,8 +59,13 @@ def _timing(p: Percentiles) -> list[str]:
     return [_seconds(p.p50), _seconds(p.p95), _seconds(p.p99)]
 
 
+def _cost(usage: UsageTotals) -> str:
+    cost = f"{usage.cost:.4f}"
+    return cost + (f" (+{usage.unpriced_calls} unpriced)" if usage.unpriced_calls else "")
+
+
 def stats_lines(stats: Stats, out: Style) -> list[str]:
-    """The three tables of ``duro stats``: workflows, steps, errors."""
+    """The tables of ``duro stats``: workflows, steps, model usage (when any), errors."""
     if not stats.workflows:
         return ["no runs"]
     lines = table(
@@ -74,6 +80,12 @@ def stats_lines(stats: Stats, out: Style) -> list[str]:
              "P99"],
             [[s.workflow, s.step, str(s.attempts), str(s.completed), str(s.retries),
               str(s.failed), *_timing(s.durations)] for s in stats.steps], out)]
+    spent = [s for s in stats.steps if s.usage.calls]
+    if spent:
+        lines += ["", *table(
+            ["WORKFLOW", "STEP", "LLM CALLS", "TOKENS IN", "TOKENS OUT", "COST $"],
+            [[s.workflow, s.step, str(s.usage.calls), str(s.usage.input_tokens),
+              str(s.usage.output_tokens), _cost(s.usage)] for s in spent], out)]
     if stats.errors:
         lines += ["", *table(
             ["WORKFLOW", "STEP", "ERROR", "COUNT"],

@@ -18,6 +18,7 @@ from duro.errors import (
 )
 from duro.serde import decode
 from duro.store import RunRecord, RunStatus
+from duro.usage._summary import RunUsage, sum_usage
 
 if TYPE_CHECKING:
     from duro.client._client import Client
@@ -242,6 +243,14 @@ class WorkflowHandle(Generic[R]):
         """The runs this run started as child workflows."""
         record = await self._record()
         return await self._client.run_infos(await self._client.store.children(record.run_id))
+
+    async def usage(self) -> RunUsage:
+        """What the run's model calls spent so far (``duro.record_usage`` in its steps):
+        tokens and cost, in total, by model and by step. Summed from this run's history
+        (not its children's, nor earlier runs of a continue-as-new chain)."""
+        record = await self._record()
+        history = await self._client.store.load_history(record.run_id)
+        return sum_usage((e.kind, e.name, e.meta) for e in history)
 
     async def cancel(self) -> None:
         """Ask the run to cancel (``asyncio.CancelledError`` at its await points)."""

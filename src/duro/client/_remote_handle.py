@@ -24,6 +24,7 @@ from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition
 from duro.schedules._spec import OverlapPolicy
 from duro.serde import decode
 from duro.store import RunStatus
+from duro.usage._summary import RunUsage
 from duro.workflow._api import Workflow
 
 if TYPE_CHECKING:
@@ -209,6 +210,13 @@ class RemoteHandle(WorkflowHandle[R]):
         _, data = await self._remote.call("GET", self._path("children"),
                                           params=self._pin(self.run_id), idempotent=True)
         return [RunInfo.from_json(run) for run in data["runs"]]
+
+    async def usage(self) -> RunUsage:
+        """What the run's model calls spent so far (``GET .../usage``), as
+        :meth:`WorkflowHandle.usage`."""
+        _, data = await self._remote.call("GET", self._path("usage"),
+                                          params=self._pin(self.run_id), idempotent=True)
+        return RunUsage.from_json(data["usage"])
 
 
 class RemoteSchedules(Schedules):

@@ -346,6 +346,14 @@ async def children(request: Request, api: Api) -> Response:
     return json({"runs": [info.to_json() for info in runs]})
 
 
+async def usage(request: Request, api: Api) -> Response:
+    handle = _handle(request, api)
+    info = await handle.describe()
+    spent = await api.client.get_handle(info.workflow_id, info.run_id).usage()
+    return json({"workflow_id": info.workflow_id, "run_id": info.run_id,
+                 "usage": spent.to_json()})
+
+
 _UNSET = object()
 
 

@@ -165,6 +165,11 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="GET", path="/v1/runs/{workflow_id}/children", handler=runs.children,
              scope=_R, tag="runs", summary="the runs this run started as child workflows",
              params=(_RUN_ID,), responses={200: "RunList"}),
+    ApiRoute(method="GET", path="/v1/runs/{workflow_id}/usage", handler=runs.usage,
+             scope=_R, tag="runs",
+             summary="what the run's model calls spent (duro.record_usage): tokens and "
+                     "cost, in total, by model and by step",
+             params=(_RUN_ID,), responses={200: "RunUsage"}),
     ApiRoute(method="GET", path="/v1/runs/{workflow_id}/state/{key}", handler=runs.state,
              scope=_R, tag="runs",
              summary="the value the run published last under the key (duro.set_state), "

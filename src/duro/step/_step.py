@@ -47,6 +47,15 @@ class StepInfo:
     headers: Mapping[str, str] = field(default_factory=dict)
     """The run's headers (trace ids, tenant...), wherever the attempt runs."""
     _on_heartbeat: Callable[[Any], None] | None = field(default=None, repr=False)
+    _usage: list[dict[str, Any]] | None = field(default=None, repr=False)
+    """What ``duro.record_usage`` recorded in this attempt (None: nothing, the usual
+    case, so a step that records nothing allocates nothing)."""
+
+    def _record_usage(self, usage: dict[str, Any]) -> None:
+        # From the step's own code (its thread, for a sync step): list.append is atomic.
+        if self._usage is None:
+            self._usage = []
+        self._usage.append(usage)
 
 
 _current_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar(

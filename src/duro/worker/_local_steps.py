@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -95,12 +96,13 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
             # effect is unknown, and another attempt could do it twice.
             await record_start(w, held, cmd, attempt)
             return
-        await step_failed(w, held, cmd, attempt, exc, time.perf_counter() - started)
+        await step_failed(w, held, cmd, attempt, exc, time.perf_counter() - started,
+                          info._usage)
         return
     if not inst.active or cmd.state != "running":
         held.inflight -= 1
         return
-    meta = AttemptMeta.encode(attempt, time.perf_counter() - started)
+    meta = AttemptMeta.encode(attempt, time.perf_counter() - started, usage=info._usage)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op, name=step.name,
                      data=data, meta=meta)
     ok = await held.append([event])
@@ -154,6 +156,7 @@ _UNKNOWN_TYPE = f"{StepOutcomeUnknownError.__module__}.{StepOutcomeUnknownError.
 def failure_event(
     w: Worker, cmd: StepCommand, attempt: int, info: ErrorInfo, *, retryable: bool,
     retry_after: float | None, took: float, heartbeat: Any,
+    usage: Sequence[Mapping[str, Any]] | None,
 ) -> tuple[NewEvent, bool, float]:
     """How a failed attempt is recorded: ``step_retrying`` (with when to retry) or, when
     the policy says so, ``step_failed``. Returns (event, final, retry delay)."""
@@ -169,11 +172,12 @@ def failure_event(
         if over_total and retryable and not policy.exhausted(attempt):
             info = dataclasses.replace(info, message=f"{info.message} (total timeout of "
                                        f"{step.total_timeout:g}s reached)")
-        kind, meta = EventKind.STEP_FAILED, AttemptMeta.encode(attempt, took)
+        kind, meta = EventKind.STEP_FAILED, AttemptMeta.encode(attempt, took, usage=usage)
     else:
         kind = EventKind.STEP_RETRYING
         meta = RetryMeta(attempt=attempt, duration=took, retry_at=retry_at,
-                         first_started=cmd.first_started, heartbeat=heartbeat).encode()
+                         first_started=cmd.first_started, heartbeat=heartbeat,
+                         usage=tuple(usage or ())).encode()
     event = NewEvent(kind=kind, ts=now, op=cmd.op, name=step.name,
                      data=info.to_payload(), meta=meta)
     return event, final, delay
@@ -181,7 +185,7 @@ def failure_event(
 
 async def step_failed(
     w: Worker, held: HeldRun, cmd: StepCommand, attempt: int, exc: BaseException,
-    took: float,
+    took: float, usage: Sequence[Mapping[str, Any]] | None,
 ) -> None:
     inst = held.inst
     if not inst.active or cmd.state != "running":
@@ -191,7 +195,8 @@ async def step_failed(
     info = ErrorInfo.from_exception(exc, non_retryable=not retryable)
     event, final, delay = failure_event(
         w, cmd, attempt, info, retryable=retryable,
-        retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat)
+        retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat,
+        usage=usage)
     ok = await held.append([event])
     held.inflight -= 1
     if not ok:
@@ -248,11 +253,11 @@ def task_event(w: Worker, held: HeldRun, op: int, data: bytes | None,
         return NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=op,
                         name=cmd.step.name, data=data,
                         meta=AttemptMeta.encode(done.attempt, done.duration,
-                                                cmd.step.queue or "default"))
+                                                cmd.step.queue or "default", done.usage))
     event, _, _ = failure_event(
         w, cmd, done.attempt, ErrorInfo.from_payload(data),
         retryable=not done.non_retryable, retry_after=done.retry_after, took=done.duration,
-        heartbeat=done.heartbeat)
+        heartbeat=done.heartbeat, usage=done.usage)
     return event
 
 

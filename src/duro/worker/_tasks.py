@@ -106,19 +106,24 @@ class TaskRunner:
             if cancelled_here(exc):
                 raise
             return _outcome(task, None, exc, step, time.perf_counter() - started,
-                            cmd.heartbeat)
-        return _outcome(task, data, None, step, time.perf_counter() - started, cmd.heartbeat)
+                            cmd.heartbeat, step_info._usage)
+        return _outcome(task, data, None, step, time.perf_counter() - started, cmd.heartbeat,
+                        step_info._usage)
 
 
 def _outcome(task: TaskRecord, data: bytes | None, exc: BaseException | None,
-             step: Step[Any, Any], took: float, heartbeat: Any) -> tuple[bytes | None, bytes]:
+             step: Step[Any, Any], took: float, heartbeat: Any,
+             usage: list[dict[str, Any]] | None = None) -> tuple[bytes | None, bytes]:
     """What the run's owner needs to record the attempt as if it had run it: the result
-    (or the error payload), as it is to be stored, and :class:`TaskDone`."""
+    (or the error payload), as it is to be stored, and :class:`TaskDone` (with what the
+    attempt spent)."""
+    spent = tuple(usage or ())
     if exc is None:
         return data, TaskDone(attempt=task.attempt, duration=took, completed=True,
-                              heartbeat=heartbeat).encode()
+                              heartbeat=heartbeat, usage=spent).encode()
     retryable = step.retry.is_retryable(exc)
     err = ErrorInfo.from_exception(exc, non_retryable=not retryable)
     return err.to_payload(), TaskDone(
         attempt=task.attempt, duration=took, completed=False, heartbeat=heartbeat,
-        non_retryable=not retryable, retry_after=getattr(exc, "retry_after", None)).encode()
+        non_retryable=not retryable, retry_after=getattr(exc, "retry_after", None),
+        usage=spent).encode()

@@ -76,3 +76,15 @@ async def family(n: int) -> int:
         duro.set_state("progress", {"children": i + 1})
     await duro.wait_for_signal("stop")
     return letters
+
+
+@duro.step(name="remote_app.llm")
+async def llm(prompt: str) -> str:
+    duro.record_usage(model="remote-model", input_tokens=len(prompt), output_tokens=2,
+                      cost=0.25)
+    return "ok"
+
+
+@duro.workflow(name="remote_app.spend")
+async def spend(prompt: str) -> str:
+    return await llm(prompt)

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from duro._stats import MAX_ERRORS, ErrorCount, Percentiles, Stats, StepStats, WorkflowStats
+from duro._usage import UsageTotals
 from duro.store._base._dialect import Dialect
 from duro.store._records import LIVE_STATUSES
 from duro.store._rows import Row
@@ -23,11 +24,15 @@ def _percentiles(row: Row | None) -> Percentiles:
     return Percentiles(count=int(row["n"]), p50=row["p50"], p95=row["p95"], p99=row["p99"])
 
 
-def _workflows(counts: list[Row], durations: list[Row]) -> tuple[WorkflowStats, ...]:
+def _workflows(counts: list[Row], durations: list[Row],
+               steps: tuple[StepStats, ...]) -> tuple[WorkflowStats, ...]:
     by_name: dict[str, dict[str, int]] = {}
     for r in counts:
         by_name.setdefault(r["workflow_name"], {})[r["status"]] = int(r["n"])
     timings = {r["workflow_name"]: r for r in durations}
+    spent: dict[str, UsageTotals] = {}
+    for step in steps:
+        spent[step.workflow] = spent.get(step.workflow, UsageTotals()).add(step.usage)
     out = []
     for name in sorted(by_name):
         n = by_name[name]
@@ -35,7 +40,7 @@ def _workflows(counts: list[Row], durations: list[Row]) -> tuple[WorkflowStats, 
         out.append(WorkflowStats(
             workflow=name, started=sum(n.values()),
             live=sum(v for k, v in n.items() if k in LIVE_STATUSES), **closed,
-            durations=_percentiles(timings.get(name))))
+            durations=_percentiles(timings.get(name)), usage=spent.get(name, UsageTotals())))
     return tuple(out)
 
 
@@ -44,7 +49,11 @@ def _steps(rows: list[Row]) -> tuple[StepStats, ...]:
         (StepStats(workflow=r["workflow_name"], step=r["step"] or "",
                    attempts=int(r["attempts"]), completed=int(r["completed"]),
                    retries=int(r["retries"]), failed=int(r["failed"]),
-                   durations=_percentiles(r) if r["n"] else Percentiles(count=0))
+                   durations=_percentiles(r) if r["n"] else Percentiles(count=0),
+                   usage=UsageTotals(calls=int(r["calls"]), input_tokens=int(r["input_tokens"]),
+                                     output_tokens=int(r["output_tokens"]),
+                                     cost=float(r["cost"] or 0.0),
+                                     unpriced_calls=int(r["unpriced"])))
          for r in rows), key=lambda s: (s.workflow, s.step)))
 
 
@@ -65,7 +74,7 @@ class StatsReads(Dialect):
                                   "name": workflow, "namespace": namespace}
         counts = await self._fetch("stats_runs", params)
         durations = await self._fetch("stats_run_durations", params)
-        steps = await self._fetch("stats_steps", params)
+        steps = _steps(await self._fetch("stats_steps", params))
         errors = await self._fetch("stats_errors", params)
-        return Stats(since=since, workflows=_workflows(counts, durations),
-                     steps=_steps(steps), errors=_errors(errors))
+        return Stats(since=since, workflows=_workflows(counts, durations, steps),
+                     steps=steps, errors=_errors(errors))

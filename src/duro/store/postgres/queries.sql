@@ -836,8 +836,10 @@ FROM d GROUP BY w;
 -- name: stats_steps
 WITH s AS MATERIALIZED (
     SELECT r.workflow_name AS w, e.name AS step, e.kind AS kind,
-           (convert_from(e.meta, 'UTF8')::jsonb ->> 'duration')::float8 AS v
+           (m.j ->> 'duration')::float8 AS v,
+           CASE WHEN jsonb_typeof(m.j -> 'usage') = 'array' THEN m.j -> 'usage' END AS u
     FROM runs r JOIN events e ON e.run_id = r.run_id
+    CROSS JOIN LATERAL (SELECT convert_from(e.meta, 'UTF8')::jsonb AS j) m
     WHERE r.created_at >= %(since)s
       AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s::text)
       AND (%(name)s::text IS NULL OR r.workflow_name = %(name)s::text)
@@ -858,10 +860,27 @@ p AS (
            max(CASE WHEN rn = (50 * n + 99) / 100 THEN v END) AS p50,
            max(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
            max(CASE WHEN rn = (99 * n + 99) / 100 THEN v END) AS p99
-    FROM d GROUP BY w, step)
+    FROM d GROUP BY w, step),
+u AS (
+    SELECT w, step, count(*) AS calls,
+           sum(CASE WHEN jsonb_typeof(x -> 'input_tokens') = 'number'
+                    THEN (x ->> 'input_tokens')::numeric END) AS input_tokens,
+           sum(CASE WHEN jsonb_typeof(x -> 'output_tokens') = 'number'
+                    THEN (x ->> 'output_tokens')::numeric END) AS output_tokens,
+           sum(CASE WHEN jsonb_typeof(x -> 'cost') = 'number'
+                    THEN (x ->> 'cost')::float8 END) AS cost,
+           count(*) FILTER (WHERE jsonb_typeof(x -> 'cost') IS DISTINCT FROM 'number')
+               AS unpriced
+    FROM s CROSS JOIN LATERAL jsonb_array_elements(s.u) x
+    WHERE s.u IS NOT NULL AND jsonb_typeof(x) = 'object'
+    GROUP BY w, step)
 SELECT c.w AS workflow_name, c.step AS step, c.attempts, c.completed, c.retries, c.failed,
-       coalesce(p.n, 0) AS n, p.p50, p.p95, p.p99
-FROM c LEFT JOIN p ON p.w = c.w AND p.step IS NOT DISTINCT FROM c.step;
+       coalesce(p.n, 0) AS n, p.p50, p.p95, p.p99,
+       coalesce(u.calls, 0) AS calls, coalesce(u.input_tokens, 0)::bigint AS input_tokens,
+       coalesce(u.output_tokens, 0)::bigint AS output_tokens,
+       coalesce(u.cost, 0.0) AS cost, coalesce(u.unpriced, 0) AS unpriced
+FROM c LEFT JOIN p ON p.w = c.w AND p.step IS NOT DISTINCT FROM c.step
+LEFT JOIN u ON u.w = c.w AND u.step IS NOT DISTINCT FROM c.step;
 
 -- name: stats_errors
 SELECT r.workflow_name AS workflow_name, e.name AS step,

@@ -623,10 +623,14 @@ SELECT w AS workflow_name, max(n) AS n,
 FROM d GROUP BY w;
 
 -- name: stats_steps
--- Counts by kind, and the attempts' durations (AttemptMeta / RetryMeta "duration").
+-- Counts by kind, the attempts' durations (AttemptMeta / RetryMeta "duration"), and what
+-- their model calls spent (the meta's "usage" list: kept in s only where there is one).
 WITH s AS MATERIALIZED (
     SELECT r.workflow_name AS w, e.name AS step, e.kind AS kind,
-           json_extract(CAST(e.meta AS TEXT), '$.duration') AS v
+           json_extract(CAST(e.meta AS TEXT), '$.duration') AS v,
+           CASE WHEN instr(CAST(e.meta AS TEXT), '"usage"') > 0
+                     AND json_valid(CAST(e.meta AS TEXT))
+                THEN json_extract(CAST(e.meta AS TEXT), '$.usage') END AS u
     FROM runs r JOIN events e ON e.run_id = r.run_id
     WHERE r.listed_at >= :since AND (:namespace IS NULL OR r.namespace = :namespace)
       AND (:name IS NULL OR r.workflow_name = :name)
@@ -647,10 +651,27 @@ p AS (
            max(CASE WHEN rn = (50 * n + 99) / 100 THEN v END) AS p50,
            max(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
            max(CASE WHEN rn = (99 * n + 99) / 100 THEN v END) AS p99
-    FROM d GROUP BY w, step)
+    FROM d GROUP BY w, step),
+u AS (
+    SELECT w, step, count(*) AS calls,
+           sum(CASE WHEN json_type(x.value, '$.input_tokens') = 'integer'
+                    THEN json_extract(x.value, '$.input_tokens') END) AS input_tokens,
+           sum(CASE WHEN json_type(x.value, '$.output_tokens') = 'integer'
+                    THEN json_extract(x.value, '$.output_tokens') END) AS output_tokens,
+           total(CASE WHEN json_type(x.value, '$.cost') IN ('integer', 'real')
+                      THEN json_extract(x.value, '$.cost') END) AS cost,
+           sum(json_type(x.value, '$.cost') NOT IN ('integer', 'real')
+               OR json_type(x.value, '$.cost') IS NULL) AS unpriced
+    FROM s, json_each(s.u) x
+    WHERE json_type(s.u) = 'array' AND x.type = 'object'
+    GROUP BY w, step)
 SELECT c.w AS workflow_name, c.step AS step, c.attempts, c.completed, c.retries, c.failed,
-       coalesce(p.n, 0) AS n, p.p50, p.p95, p.p99
-FROM c LEFT JOIN p ON p.w = c.w AND p.step IS c.step;
+       coalesce(p.n, 0) AS n, p.p50, p.p95, p.p99,
+       coalesce(u.calls, 0) AS calls, coalesce(u.input_tokens, 0) AS input_tokens,
+       coalesce(u.output_tokens, 0) AS output_tokens, coalesce(u.cost, 0.0) AS cost,
+       coalesce(u.unpriced, 0) AS unpriced
+FROM c LEFT JOIN p ON p.w = c.w AND p.step IS c.step
+LEFT JOIN u ON u.w = c.w AND u.step IS c.step;
 
 -- name: stats_errors
 -- Error types (ErrorInfo's "type") of failed step attempts, and of the runs that closed
