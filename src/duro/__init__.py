@@ -57,6 +57,7 @@ from duro.errors import (
     WorkflowNotFoundError,
     WorkflowTerminatedError,
 )
+from duro.logs import logger
 from duro.schedules import (
     OverlapPolicy,
     ScheduleAlreadyExistsError,
@@ -169,6 +170,7 @@ __all__ = [
     "execute_child",
     "heartbeat",
     "info",
+    "logger",
     "now",
     "on_query",
     "on_signal",

@@ -53,6 +53,7 @@ from duro.errors import (
     StoreError,
     UnknownKeyError,
 )
+from duro.logs import ContextFilter, JsonFormatter
 from duro.serde import load_codec_chain
 from duro.store import RunStatus
 
@@ -90,6 +91,10 @@ def _common(*, suppress: bool) -> argparse.ArgumentParser:
     parent.add_argument("--namespace", metavar="NS", default=default,
                         help="the namespace of the runs and schedules to act on "
                              "(default: $DURO_NAMESPACE, else default)")
+    parent.add_argument("--log-format", choices=("text", "json"), default=default,
+                        help="how logs are written to stderr: text lines, or one JSON "
+                             "object per line with the run's workflow id, run id, step and "
+                             "attempt (default: $DURO_LOG_FORMAT, else text)")
     parent.add_argument("-v", "--verbose", action="store_true",
                         default=argparse.SUPPRESS if suppress else False,
                         help="show tracebacks and worker logs")
@@ -323,7 +328,15 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     # `duro run` reports what happens to its run itself; a worker's logs are its output.
     quiet_logs = args.command == "run" and not verbose
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log_format = getattr(args, "log_format", None) or os.environ.get("DURO_LOG_FORMAT") or "text"
+    if log_format not in ("text", "json"):
+        stderr().line(f"duro: error: DURO_LOG_FORMAT must be text or json, not {log_format!r}")
+        return EXIT_USAGE
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+        handler.addFilter(ContextFilter())
+    else:
+        handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
         level=logging.INFO if verbose else logging.CRITICAL if quiet_logs else logging.WARNING,
         handlers=[handler])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 import inspect
 import marshal
@@ -27,10 +28,12 @@ from duro.serde import convert, encode, hints_of
 
 if TYPE_CHECKING:
     from duro.workflow._instance import RunInstance
+    from duro.workflow._loop import WorkflowLoop
 
 __all__ = [
     "Workflow",
     "WorkflowInfo",
+    "current_instance",
     "in_workflow",
     "info",
     "lookup_workflow",
@@ -294,6 +297,19 @@ def _instance(what: str) -> RunInstance:
     if not isinstance(loop, WorkflowLoop):
         raise RuntimeError(f"duro.{what}() can only be called from workflow code")
     return loop.instance
+
+
+def current_instance() -> RunInstance | None:
+    """The run whose workflow code is running now, or None outside workflow code."""
+    loop = asyncio.events._get_running_loop()
+    return loop.instance if isinstance(loop, _loop_type()) else None
+
+
+@functools.cache
+def _loop_type() -> type[WorkflowLoop]:
+    from duro.workflow._loop import WorkflowLoop
+
+    return WorkflowLoop
 
 
 def in_workflow() -> bool:
