@@ -18,6 +18,7 @@ from duro._checks import DEFAULT_NAMESPACE, check_namespace
 from duro.cli import (
     _control,
     _db,
+    _export,
     _inspect,
     _messages,
     _queues,
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     _control.add_commands(command)
     _queues.add_commands(command)
     _stats.add_commands(command)
+    _export.add_commands(command)
     _schedules.add_commands(command)
     _serve.add_commands(command)
     _tokens.add_commands(command)

@@ -27,3 +27,9 @@ async def waits(n: int) -> int:
     go = await duro.wait_for_signal("go", type=int)
     duro.logger.warning("after the signal: %d", go)
     return doubled + go
+
+
+@duro.workflow(name="log_app.fails")
+async def fails(reason: str) -> None:
+    duro.logger.error("giving up: %s", reason)
+    raise ValueError(reason)
