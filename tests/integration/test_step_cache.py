@@ -287,8 +287,9 @@ async def _cached_results(engine: duro.Engine) -> list[bytes]:
     if url.startswith("sqlite"):
         with sqlite3.connect(url.split("///", 1)[1].split("?")[0]) as conn:
             return [bytes(r[0]) for r in conn.execute("SELECT result FROM step_cache")]
-    import psycopg
     from urllib.parse import parse_qs, urlparse
+
+    import psycopg
 
     schema = parse_qs(urlparse(url).query)["schema"][0]
     base = url.split("?")[0]
