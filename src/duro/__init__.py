@@ -65,7 +65,7 @@ from duro.schedules import (
     ScheduleSpec,
     schedule,
 )
-from duro.step import RetryPolicy, Step, StepInfo, heartbeat, step, step_info
+from duro.step import Cache, RetryPolicy, Step, StepInfo, heartbeat, step, step_info
 from duro.store import RunStatus
 from duro.usage import (
     ModelPrice,
@@ -101,6 +101,7 @@ from duro.workflow import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cache",
     "ChildWorkflowError",
     "Client",
     "Clock",

@@ -353,6 +353,11 @@ class AttemptMeta:
     """What the attempt spent (``duro.record_usage``): one JSON object per call, the shape
     of ``duro.Usage.to_json()``. Kept in the outcome's meta, so it is recorded exactly
     once with it."""
+    cache_hit: bool = False
+    """On a ``step_completed``: the result came from the step's durable cache
+    (``@duro.step(cache=...)``); the function was not called, so nothing was spent."""
+    cached_from: str | None = None
+    """With ``cache_hit``: the run whose attempt stored the result."""
 
     @staticmethod
     def encode(attempt: int, duration: float, queue: str | None = None,
@@ -377,12 +382,20 @@ class AttemptMeta:
         """The meta of the ``step_failed`` that records an unknown outcome."""
         return orjson.dumps({"attempt": attempt, "outcome_unknown": True})
 
+    @staticmethod
+    def encode_hit(attempt: int, cached_from: str) -> bytes:
+        """The meta of a ``step_completed`` whose result came from the cache."""
+        return orjson.dumps({"attempt": attempt, "duration": 0.0, "cache_hit": True,
+                             "cached_from": cached_from})
+
     @classmethod
     def decode(cls, meta: bytes | None) -> AttemptMeta:
         raw = _meta(meta)
+        cached_from = raw.get("cached_from")
         return cls(attempt=int(raw.get("attempt", 1)), duration=raw.get("duration"),
                    queue=raw.get("queue"), outcome_unknown=raw.get("outcome_unknown") is True,
-                   usage=usage_of(raw))
+                   usage=usage_of(raw), cache_hit=raw.get("cache_hit") is True,
+                   cached_from=cached_from if isinstance(cached_from, str) else None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

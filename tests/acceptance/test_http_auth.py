@@ -50,7 +50,9 @@ _BODIES: dict[tuple[str, str], Any] = {
 _CREATES = {("POST", "/v1/runs"), ("POST", "/v1/signal-with-start"),
             ("POST", "/v1/update-with-start"), ("POST", "/v1/schedules")}
 # Listings (and stats): another namespace sees none of NS's.
-_LISTINGS = {("GET", "/v1/runs"), ("GET", "/v1/schedules"), ("GET", "/v1/stats")}
+_LISTINGS = {("GET", "/v1/runs"), ("GET", "/v1/schedules"), ("GET", "/v1/stats"),
+             # The step cache of the token's namespace: another's sees and clears none.
+             ("GET", "/v1/cache"), ("DELETE", "/v1/cache")}
 # Deployment-wide (workers and queue limits are not a namespace's): readable by all.
 _DEPLOYMENT = {("GET", "/v1/workers"), ("GET", "/v1/queues")}
 _QUERY = {("GET", "/v1/runs/{workflow_id}/result"): {"wait": "0"},

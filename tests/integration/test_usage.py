@@ -209,3 +209,29 @@ def test_duro_stats_prints_the_usage_table(tmp_path: Any) -> None:
             "$"] in lines
     assert ["usage.agent", "usage.unpriced", "1", "3", "3", "0.0000", "(+1",
             "unpriced)"] in lines
+
+
+@duro.step(name="usage.cached", cache=duro.Cache())
+async def cached_llm(prompt: str) -> str:
+    duro.record_usage(model="test-small", input_tokens=len(prompt), output_tokens=1)
+    return prompt[::-1]
+
+
+@duro.workflow(name="usage.cached_wf")
+async def cached_wf(prompt: str) -> str:
+    return await cached_llm(prompt)
+
+
+def test_a_cache_miss_keeps_its_usage_and_a_hit_spends_nothing(any_db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(any_db_url, poll_interval=0.02) as engine:
+            first = await engine.start(cached_wf, "hello", id="cached-1")
+            assert await first.result(timeout=30) == "olleh"
+            second = await engine.start(cached_wf, "hello", id="cached-2")
+            assert await second.result(timeout=30) == "olleh"
+            assert (await first.usage()).total.input_tokens == 5
+            hit = [e for e in await second.history() if e.kind == "step_completed"][0]
+            assert hit.meta["cache_hit"] is True and "usage" not in hit.meta
+            assert (await second.usage()).total.calls == 0
+
+    run(main())

@@ -29,6 +29,7 @@ PUBLIC = {
     "RunPage", "upsert_search_attributes", "Stats",
     "ModelPrice", "RunUsage", "Usage", "UsageTotals", "record_usage", "set_model_prices",
     "logger",
+    "Cache",
 }
 
 

@@ -12,10 +12,11 @@ import pytest
 
 import duro
 from duro.client import Engine, Event, RemoteClient, RunInfo, RunPage, WorkerInfo
+from duro.client._cache import StepCache
 from duro.client._handle import WorkflowHandle
 from duro.client._http import ERRORS, error_of, segment
 from duro.client._records import queue_from_json, queue_json
-from duro.client._remote_handle import RemoteHandle, RemoteSchedules, RemoteTokens
+from duro.client._remote_handle import RemoteCache, RemoteHandle, RemoteSchedules, RemoteTokens
 from duro.client._schedules import ScheduleInfo, Schedules
 from duro.client._tokens import Tokens
 from duro.errors import (
@@ -109,6 +110,7 @@ def _public(cls: type) -> set[str]:
     (duro.Client, RemoteClient, set()),
     (Schedules, RemoteSchedules, set()),
     (Tokens, RemoteTokens, set()),
+    (StepCache, RemoteCache, set()),
     # A handle's messages call its client's methods (the remote client's, here).
     (WorkflowHandle, RemoteHandle, {"signal", "query", "update", "cancel", "terminate"}),
 ])

@@ -13,13 +13,20 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import orjson
 
+from duro._checks import check_id
+from duro.client._cache import CacheInfo, StepCache, check_scope
 from duro.client._client import _return_hint
 from duro.client._handle import WorkflowHandle
 from duro.client._http import PAUSES, error_of, segment
 from duro.client._records import Event, RunInfo
 from duro.client._schedules import ScheduleInfo, Schedules, _ts
 from duro.client._tokens import Tokens
-from duro.errors import CorruptRunError, LocalOnlyError, ServerUnavailableError
+from duro.errors import (
+    CorruptRunError,
+    InvalidArgumentError,
+    LocalOnlyError,
+    ServerUnavailableError,
+)
 from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition
 from duro.schedules._spec import OverlapPolicy
 from duro.serde import decode
@@ -327,3 +334,48 @@ class RemoteTokens(Tokens):
     async def verify(self, token: str, *, scope: str = "read") -> NoReturn:
         """Not through a server: the server verifies the tokens it is sent."""
         _local_only("verifying API tokens")
+
+
+class RemoteCache(StepCache):
+    """``client.cache`` of a remote client: the cache routes of the server, in the
+    token's namespace."""
+
+    def __init__(self, client: RemoteClient) -> None:
+        super().__init__(client)
+        self._remote = client
+
+    async def list(self, *, step: str | None = None,
+                   scope: str | None = None) -> builtins.list[CacheInfo]:
+        """Entry counts per step and scope (``GET /v1/cache``): :meth:`StepCache.list`."""
+        params = _cache_params(step, scope)
+        _, data = await self._remote.call("GET", "/v1/cache", params=params, idempotent=True)
+        return [CacheInfo.from_json(g) for g in data["entries"]]
+
+    async def invalidate(self, *, step: str | None = None, scope: str | None = None,
+                         expired: bool = False) -> int:
+        """Delete cached results (``DELETE /v1/cache``): :meth:`StepCache.invalidate`.
+        Sent again after a lost answer: deleting twice deletes nothing more."""
+        params = _cache_params(step, scope)
+        if not isinstance(expired, bool):
+            raise InvalidArgumentError(f"expired must be True or False, not {expired!r}")
+        if expired:
+            params["expired"] = "true"
+        _, data = await self._remote.call("DELETE", "/v1/cache", params=params,
+                                          idempotent=True)
+        return int(data["deleted"])
+
+    async def clear(self) -> int:
+        """Delete every cached result of the token's namespace (``DELETE /v1/cache``)."""
+        return await self.invalidate()
+
+
+def _cache_params(step: str | None, scope: str | None) -> dict[str, str]:
+    """The filters as query parameters, checked here as embedded (before a request)."""
+    step = None if step is None else check_id(step, "step name")
+    scope = check_scope(scope)
+    params: dict[str, str] = {}
+    if step is not None:
+        params["step"] = step
+    if scope is not None:
+        params["scope"] = scope
+    return params

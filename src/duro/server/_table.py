@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from duro.client._listing import MAX_PAGE_SIZE
+from duro.server import _cache as step_cache
 from duro.server import _runs as runs
 from duro.server import _schedules as schedules
 from duro.server._events import events
@@ -89,6 +90,12 @@ _SIGNAL_START_QUERY = (
     _query("workflow", {"type": "string", "minLength": 1}, "the workflow (with payload=body)"),
     _query("id", {"type": "string", "minLength": 1}, "the workflow id (with payload=body)"),
     _query("signal", {"type": "string", "minLength": 1}, "the signal (with payload=body)"),
+)
+
+_CACHE_FILTERS = (
+    _query("step", {"type": "string", "minLength": 1}, "only this step's entries"),
+    _query("scope", {"type": "string"},
+           "only this scope's (a tenant...; empty: the global scope)"),
 )
 
 _R: Scope = "read"
@@ -253,6 +260,18 @@ ROUTES: tuple[ApiRoute, ...] = (
                      _query("workflow", {"type": "string"}, "only runs of this workflow name")),
              responses={200: "Stats"},
              description="Every field is defined in docs/observability.md."),
+    # -- the durable step cache (docs/agents.md)
+    ApiRoute(method="GET", path="/v1/cache", handler=step_cache.list_cache, scope=_R,
+             tag="service", summary="the step cache: entry counts per step and scope",
+             params=_CACHE_FILTERS, responses={200: "CacheList"}),
+    ApiRoute(method="DELETE", path="/v1/cache", handler=step_cache.clear_cache, scope=_A,
+             tag="service",
+             summary="invalidate cached step results (all of the namespace, or by step, "
+                     "scope, expired)",
+             params=(*_CACHE_FILTERS,
+                     _query("expired", {"enum": ["true", "false", "1", "0"]},
+                            "only entries past their ttl")),
+             responses={200: "CacheCleared"}),
     ApiRoute(method="GET", path="/v1/workers", handler=schedules.workers, scope=_R,
              tag="service", summary="the workers registered in the store",
              responses={200: "WorkerList"}),

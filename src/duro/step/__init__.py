@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from duro.step._cache import Cache
 from duro.step._policy import RetryPolicy
 from duro.step._step import Step, StepInfo, heartbeat, step, step_info
 
-__all__ = ["RetryPolicy", "Step", "StepInfo", "heartbeat", "step", "step_info"]
+__all__ = ["Cache", "RetryPolicy", "Step", "StepInfo", "heartbeat", "step", "step_info"]

@@ -15,6 +15,7 @@ from duro._checks import check_seconds
 from duro._queues import Queue, queue_name
 from duro.errors import InvalidArgumentError
 from duro.serde import hints_of
+from duro.step._cache import Cache
 from duro.step._policy import RetryPolicy
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ class Step(Generic[P, R]):
         heartbeat_timeout: float | timedelta | None = None,
         queue: str | Queue | None = None,
         at_most_once: bool = False,
+        cache: Cache | None = None,
     ) -> None:
         self.fn = fn
         self.queue = None if queue is None else queue_name(queue, "step queue")
@@ -128,6 +130,12 @@ class Step(Generic[P, R]):
         self.signature = inspect.signature(fn)
         self.positional_arity = _positional_arity(self.signature)
         self.return_hint: Any = hints_of(fn).get("return", Any)
+        if cache is not None:
+            if not isinstance(cache, Cache):
+                raise InvalidArgumentError(f"cache must be a duro.Cache, not {cache!r}")
+            cache.check_step(self.signature, self.name)
+        self.cache = cache
+        """The step's durable memo (None: every call runs; the worker checks only this)."""
         functools.update_wrapper(self, fn)
         _registry[self.name] = self
 
@@ -194,6 +202,7 @@ def step(
     heartbeat_timeout: float | timedelta | None = None,
     queue: str | Queue | None = None,
     at_most_once: bool = False,
+    cache: Cache | None = None,
 ) -> _StepDecorator: ...
 def step(
     fn: Callable[P, Any] | None = None,
@@ -206,6 +215,7 @@ def step(
     heartbeat_timeout: float | timedelta | None = None,
     queue: str | Queue | None = None,
     at_most_once: bool = False,
+    cache: Cache | None = None,
 ) -> Step[P, Any] | _StepDecorator:
     """Declare a step: a sync or async function whose result is recorded once.
 
@@ -228,13 +238,18 @@ def step(
             the outcome is recorded, the attempt is not run again: the workflow's
             ``await`` raises :class:`duro.StepOutcomeUnknownError`. Failures the function
             raises are retried by ``retry`` as usual. Not with ``queue``.
+        cache: A :class:`duro.Cache`: a result stored by an earlier call with the same
+            arguments (in the same scope, within its ``ttl``) is recorded instead of
+            calling the function (docs/agents.md, "Durable LLM cache").
 
     Raises:
-        InvalidArgumentError: ``at_most_once`` is not a bool, or is given with ``queue``.
+        InvalidArgumentError: ``at_most_once`` is not a bool, or is given with ``queue``;
+            ``cache`` is not a :class:`duro.Cache`, or its scope names a parameter the
+            step does not have.
     """
     options = dict(name=name, retry=retry, timeout=timeout, total_timeout=total_timeout,
                    heartbeat_timeout=heartbeat_timeout, queue=queue,
-                   at_most_once=at_most_once)
+                   at_most_once=at_most_once, cache=cache)
     if fn is not None:
         return Step(fn, **options)  # type: ignore[arg-type]
     return _StepDecorator(options)

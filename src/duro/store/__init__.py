@@ -5,6 +5,7 @@ backends found by URL scheme (SQLite and PostgreSQL built in; others register as
 
 from __future__ import annotations
 
+from duro.store._cache import CacheEntry, CacheGroup, CacheStore
 from duro.store._protocol import AdminStore, ClientStore, Fenced, Store, WorkerStore
 from duro.store._records import (
     LIVE_STATUSES,
@@ -32,6 +33,9 @@ __all__ = [
     "LIVE_STATUSES",
     "TERMINAL_STATUSES",
     "AdminStore",
+    "CacheEntry",
+    "CacheGroup",
+    "CacheStore",
     "Claim",
     "ClientStore",
     "EventRecord",

@@ -16,9 +16,10 @@ from duro._history import ChildDone, ChildFailedMeta, EventKind, MessageKind, Up
 from duro.errors import DuroError, ErrorInfo, PayloadDecodeError
 from duro.store import InboxMessage, NewEvent
 from duro.store._rules import update_of
+from duro.worker import _cache as cache
 from duro.worker import _decide as decide
 from duro.worker import _local_steps as steps
-from duro.workflow._instance import ChildCommand
+from duro.workflow._instance import ChildCommand, StepCommand
 
 if TYPE_CHECKING:
     from duro.worker._held import HeldRun
@@ -101,14 +102,22 @@ async def consume_once(w: Worker, held: HeldRun, *, after: bool) -> None:
         if last_id is not None:  # only stale messages: drop them
             await held.append([], consume_inbox_upto=last_id)
         return
+    cached = [(ev.op, ev.data) for ev in events if ev.kind == EventKind.STEP_COMPLETED
+              and ev.op is not None and _is_cached(inst.commands.get(ev.op))]
     held.inflight += 1
     ok = await held.append(events, consume_inbox_upto=last_id)
+    if ok and cached:  # a queued cached step's success: stored before the run goes on
+        await cache.remember_tasks(w, held, cached)
     held.inflight -= 1
     if ok:
         for ev in events:
             inst.apply(ev.kind, ev.op, ev.name, ev.data, ev.meta, ev.ts)
         if after:
             decide.after(w, held)
+
+
+def _is_cached(cmd: object) -> bool:
+    return isinstance(cmd, StepCommand) and isinstance(cmd.cache_key, cache.CacheKey)
 
 
 def _event_of(w: Worker, held: HeldRun, m: InboxMessage,

@@ -20,6 +20,7 @@ from duro.errors import DuroError, ErrorInfo, StepOutcomeUnknownError, StepTimeo
 from duro.step._step import StepInfo
 from duro.store import NewEvent
 from duro.store._records import TaskRecord
+from duro.worker import _cache as cache
 from duro.worker import _decide as decide
 from duro.worker._steps import cancelled_here, run_attempt
 from duro.workflow._instance import StepCommand
@@ -57,6 +58,8 @@ def abandon_steps(held: HeldRun) -> None:
 async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     step = cmd.step
     attempt = cmd.attempts + 1
+    if step.cache is not None and await cached(w, held, cmd, attempt, "running"):
+        return
     if step.at_most_once and not await record_start(w, held, cmd, attempt):
         return
     now = w.clock.now()
@@ -99,16 +102,97 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
         await step_failed(w, held, cmd, attempt, exc, time.perf_counter() - started,
                           info._usage)
         return
+    took = time.perf_counter() - started
+    if step.cache is not None:
+        await completed_cached(w, held, cmd, attempt, data, took, info._usage)
+        return
     if not inst.active or cmd.state != "running":
         held.inflight -= 1
         return
-    meta = AttemptMeta.encode(attempt, time.perf_counter() - started, usage=info._usage)
+    meta = AttemptMeta.encode(attempt, took, usage=info._usage)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op, name=step.name,
                      data=data, meta=meta)
     ok = await held.append([event])
     held.inflight -= 1
     if ok:
         inst.apply(EventKind.STEP_COMPLETED, cmd.op, step.name, data, meta, event.ts)
+        decide.after(w, held)
+
+
+async def cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int,
+                 state: str) -> bool:
+    """Before an attempt of a cached step (``state``: the command's while it runs here,
+    or while it is being queued): True when it is settled without running, by a hit
+    (recorded as the step's ``step_completed``), or by a key that cannot be made (the
+    attempt failed so); False: run it."""
+    if cmd.cache_key is None:
+        try:
+            cmd.cache_key = cache.key_for(held, cmd) or False  # False: no scope, no cache
+        except Exception as exc:  # the arguments, or the scope function
+            await step_failed(w, held, cmd, attempt, exc, 0.0, state=state)
+            return True
+    if not isinstance(cmd.cache_key, cache.CacheKey):
+        return False
+    try:
+        entry = await cache.find(w, cmd.cache_key)
+        if entry is None:
+            return False
+        plain = await w.payloads.decode(entry.result)
+    except asyncio.CancelledError:  # abandoned while looking (as an attempt would be)
+        if cmd.state == "running":
+            cmd.state = "cancelled"
+        held.inflight -= 1
+        decide.after_soon(w, held)
+        return True
+    except Exception as exc:  # written under a codec this worker lacks: run the step
+        log.warning("step %s: its cached result cannot be decoded here (%s); it runs",
+                    cmd.step.name, exc)
+        return False
+    inst = held.inst
+    if not inst.active or cmd.state != state:
+        held.inflight -= 1
+        return True
+    # The cached bytes as they are (the stored form: the history gets what the cache
+    # holds); the workflow gets their JSON.
+    meta = AttemptMeta.encode_hit(attempt, entry.run_id)
+    event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op,
+                     name=cmd.step.name, data=entry.result, meta=meta)
+    ok = await held.append([event])
+    held.inflight -= 1
+    if ok:
+        inst.apply(EventKind.STEP_COMPLETED, cmd.op, cmd.step.name, plain, meta, event.ts)
+        decide.after(w, held)
+    return True
+
+
+async def completed_cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int,
+                           data: bytes, took: float,
+                           usage: Sequence[Mapping[str, Any]] | None) -> None:
+    """Record a cached step's success, then store it in the cache (before the workflow
+    goes on: once a run is past the step, its entry is there). Both get the same stored
+    bytes, encoded once."""
+    key = cmd.cache_key
+    stored: bytes | None = data
+    if isinstance(key, cache.CacheKey) and w.payloads.active:
+        try:
+            stored = await w.payloads.encode(data)
+        except Exception as exc:  # the append encodes (and fails, or not) on its own
+            log.warning("step %s: its result could not be encoded for the cache: %s",
+                        cmd.step.name, exc)
+            stored = None
+    inst = held.inst
+    if not inst.active or cmd.state != "running":
+        held.inflight -= 1
+        return
+    meta = AttemptMeta.encode(attempt, took, usage=usage)
+    event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op,
+                     name=cmd.step.name, data=stored or data, meta=meta)
+    ok = await held.append([event])
+    if ok and isinstance(key, cache.CacheKey):
+        await cache.remember(w, key, cmd.step.name, stored, held.run_id)
+    held.inflight -= 1
+    if ok and inst.active:
+        inst.apply(EventKind.STEP_COMPLETED, cmd.op, cmd.step.name, data, meta, event.ts)
         decide.after(w, held)
 
 
@@ -185,10 +269,11 @@ def failure_event(
 
 async def step_failed(
     w: Worker, held: HeldRun, cmd: StepCommand, attempt: int, exc: BaseException,
-    took: float, usage: Sequence[Mapping[str, Any]] | None,
+    took: float, usage: Sequence[Mapping[str, Any]] | None = None, *,
+    state: str = "running",
 ) -> None:
     inst = held.inst
-    if not inst.active or cmd.state != "running":
+    if not inst.active or cmd.state != state:
         held.inflight -= 1
         return
     retryable = cmd.step.retry.is_retryable(exc)
@@ -226,7 +311,21 @@ def enqueue(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     task = TaskRecord(task_id=f"{run_id}:{cmd.op}:{attempt}", run_id=run_id,
                       op=cmd.op, attempt=attempt, step=cmd.step.name,
                       queue=cmd.step.queue or "default", args=cmd.payload, info=info)
+    if cmd.step.cache is not None:
+        held.inflight += 1  # held (not suspended) while the cache is looked up
+        w.spawn(enqueue_cached(w, held, cmd, task))
+        return
     w.spawn(store_task(w, task))
+
+
+async def enqueue_cached(w: Worker, held: HeldRun, cmd: StepCommand, task: TaskRecord) -> None:
+    """A cached step routed to a queue: looked up first; queued on a miss."""
+    if await cached(w, held, cmd, task.attempt, "remote"):
+        return
+    held.inflight -= 1
+    if held.inst.active and cmd.state == "remote":
+        await store_task(w, task)
+    decide.after_soon(w, held)  # nothing in flight now: the run may suspend
 
 
 async def store_task(w: Worker, task: TaskRecord) -> None:

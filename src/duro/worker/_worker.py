@@ -43,6 +43,7 @@ from duro.worker import _decide as decide
 from duro.worker import _inbox as inbox
 from duro.worker import _local_steps as steps
 from duro.worker import _recovery as recovery
+from duro.worker._cache import CacheSweep
 from duro.worker._gc import collect_young_when_idle, release_gc, tune_gc_for_worker
 from duro.worker._held import HeldRun, HeldRuns
 from duro.worker._options import check_options
@@ -195,6 +196,7 @@ class Worker:
                                            thread_name_prefix="duro-step")
         self.tasks = TaskRunner(self, max_tasks=max_threads)
         self.queries = QueryAnswers(self)
+        self.cache_sweep = CacheSweep(self)
         self.scheduler = Scheduler(store, clock=self.clock, workflows=self.names,
                                    poll_interval=poll_interval, on_started=self.wake)
         self.runs = HeldRuns(max_active=max_active, max_cached=max_cached)
@@ -501,6 +503,7 @@ class Worker:
                         inbox.check(self, run_id)
                     # Queries from clients without the code (client/_query.py).
                     await self.queries.poll()
+                    await self.cache_sweep.poll()  # expired step cache entries
             except asyncio.CancelledError:
                 raise
             except DatabaseFileLostError as exc:

@@ -192,6 +192,20 @@ CREATE TABLE signal_ids (
 );
 ALTER TABLE signal_ids ADD CONSTRAINT signal_ids_pkey PRIMARY KEY (run_id, signal_id);
 
+CREATE TABLE step_cache (
+    namespace text NOT NULL,
+    scope text NOT NULL,
+    key text NOT NULL,
+    step text NOT NULL,
+    result bytea NOT NULL,
+    run_id text NOT NULL,
+    created_at double precision NOT NULL,
+    expires_at double precision
+);
+ALTER TABLE step_cache ADD CONSTRAINT step_cache_pkey PRIMARY KEY (namespace, scope, key);
+CREATE INDEX step_cache_expires ON step_cache USING btree (expires_at) WHERE (expires_at IS NOT NULL);
+CREATE INDEX step_cache_step ON step_cache USING btree (namespace, step);
+
 CREATE TABLE tasks (
     task_id text NOT NULL,
     run_id text NOT NULL,

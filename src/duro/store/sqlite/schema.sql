@@ -141,6 +141,18 @@ CREATE TABLE signal_ids (
     PRIMARY KEY (run_id, signal_id)
 ) WITHOUT ROWID;
 
+CREATE TABLE step_cache (
+    namespace  TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    result     BLOB NOT NULL,
+    run_id     TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    PRIMARY KEY (namespace, scope, key)
+);
+
 CREATE TABLE tasks (
     task_id     TEXT PRIMARY KEY,
     run_id      TEXT NOT NULL,
@@ -222,6 +234,10 @@ CREATE INDEX schedules_buffered ON schedules (last_workflow_id)
     WHERE buffered_at IS NOT NULL AND paused = 0;
 
 CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE paused = 0;
+
+CREATE INDEX step_cache_expires ON step_cache (expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE INDEX step_cache_step ON step_cache (namespace, step);
 
 CREATE INDEX tasks_owned ON tasks (owner) WHERE status = 'running';
 
