@@ -53,8 +53,9 @@ _CREATES = {("POST", "/v1/runs"), ("POST", "/v1/signal-with-start"),
 _LISTINGS = {("GET", "/v1/runs"), ("GET", "/v1/schedules"), ("GET", "/v1/stats"),
              # The step cache of the token's namespace: another's sees and clears none.
              ("GET", "/v1/cache"), ("DELETE", "/v1/cache")}
-# Deployment-wide (workers and queue limits are not a namespace's): readable by all.
-_DEPLOYMENT = {("GET", "/v1/workers"), ("GET", "/v1/queues")}
+# Deployment-wide (workers, queue limits and the process's metrics are not a namespace's):
+# readable by all.
+_DEPLOYMENT = {("GET", "/v1/workers"), ("GET", "/v1/queues"), ("GET", "/metrics")}
 _QUERY = {("GET", "/v1/runs/{workflow_id}/result"): {"wait": "0"},
           ("GET", "/v1/runs/{workflow_id}/queries/{name}"): {"timeout": "0.2"}}
 

@@ -230,7 +230,7 @@ def test_a_cache_miss_keeps_its_usage_and_a_hit_spends_nothing(any_db_url: str) 
             second = await engine.start(cached_wf, "hello", id="cached-2")
             assert await second.result(timeout=30) == "olleh"
             assert (await first.usage()).total.input_tokens == 5
-            hit = [e for e in await second.history() if e.kind == "step_completed"][0]
+            hit = next(e for e in await second.history() if e.kind == "step_completed")
             assert hit.meta["cache_hit"] is True and "usage" not in hit.meta
             assert (await second.usage()).total.calls == 0
 

@@ -27,7 +27,7 @@ from duro.errors import (
     UpdateFailedError,
     WorkflowAlreadyStartedError,
 )
-from duro.server._problems import PROBLEMS, BadRequest, Conflict, problem
+from duro.server._problems import PROBLEMS, BadRequest, Conflict, NotEnabled, problem
 from duro.server._webhooks import InvalidSignatureError
 from duro.store import RunStatus
 from duro.store._records import QueueConfig, QueueStats
@@ -127,7 +127,7 @@ def test_every_public_method_is_remote_or_refused(base: type, remote: type,
 
 
 def test_every_problem_code_comes_back_as_its_error() -> None:
-    internal = (BadRequest, Conflict, InvalidSignatureError)  # the server's own types
+    internal = (BadRequest, Conflict, NotEnabled, InvalidSignatureError)  # the server's own
     for kind, _status, code in PROBLEMS:
         assert code in ERRORS, code
         made = ERRORS[code]("detail", {})

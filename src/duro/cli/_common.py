@@ -30,6 +30,7 @@ __all__ = [
     "escape_controls",
     "namespace",
     "non_negative_number",
+    "port_number",
     "positive_number",
     "set_codec",
     "set_namespace",
@@ -130,6 +131,17 @@ class Style:
         escaped, so a workflow id holding ``\\x1b[2J`` cannot clear the operator's screen.
         """
         print(escape_controls(text).replace(_MARK, "\033["), file=self.stream, flush=True)
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0 to 65535 (an argparse type)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
+    return port
 
 
 class SafeFormatter(logging.Formatter):

@@ -39,6 +39,7 @@ from duro.cli._common import (
     CliError,
     SafeFormatter,
     non_negative_number,
+    port_number,
     positive_number,
     set_codec,
     set_namespace,
@@ -155,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--max-child-depth", type=_positive_int, default=100, metavar="N",
                         help="how deeply child workflows may nest (default 100)")
 
+    worker.add_argument("--metrics-port", type=port_number, metavar="PORT",
+                        help="serve Prometheus metrics at http://HOST:PORT/metrics "
+                             "(pip install 'duro[metrics]'; 0: any free port)")
+    worker.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                        help="the address --metrics-port listens on (default 127.0.0.1)")
     ls = command("ls", "list runs, newest first")
     ls.add_argument("--status", choices=[s.value for s in RunStatus
                                          if s is not RunStatus.CORRUPT])

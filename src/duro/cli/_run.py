@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shlex
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from duro.cli._common import (
     EXIT_FAILED,
@@ -25,10 +26,15 @@ from duro.cli._common import (
 from duro.cli._format import dumps, duration, progress_line
 from duro.cli._load import import_target, load_workflow, parse_call_args, workflows_in
 from duro.client import Client, Engine, RunInfo, WorkflowHandle
-from duro.errors import RunNotFoundError
+from duro.errors import DuroError, InvalidArgumentError, RunNotFoundError
 from duro.store import RunStatus
 from duro.store._url import redact
 from duro.workflow import Workflow, registered_workflows
+
+if TYPE_CHECKING:
+    from duro.metrics import Metrics
+
+log = logging.getLogger("duro.cli")
 
 __all__ = ["RunState", "run_command", "worker_command"]
 
@@ -204,6 +210,47 @@ def _report(info: RunInfo, args: argparse.Namespace, out: Style, err: Style) -> 
     return EXIT_FAILED
 
 
+_METRICS_REFRESH = 5.0
+"""Seconds between two reads of a worker's gauges (queue depths: a store read)."""
+
+
+def _metrics(args: argparse.Namespace) -> Metrics | None:
+    if getattr(args, "metrics_port", None) is None:
+        return None
+    from duro.metrics import Metrics
+
+    try:
+        return Metrics()
+    except InvalidArgumentError as exc:
+        raise CliError(f"--metrics-port: {exc}", EXIT_USAGE) from None
+
+
+def _serve_metrics(args: argparse.Namespace, metrics: Metrics) -> str:
+    """Serve the registry on its own thread (prometheus_client's server); its address."""
+    import prometheus_client
+
+    from duro.metrics import PrometheusRecorder
+
+    assert isinstance(metrics.recorder, PrometheusRecorder)
+    try:
+        server, _ = prometheus_client.start_http_server(
+            args.metrics_port, addr=args.metrics_host, registry=metrics.recorder.registry)
+    except OSError as exc:
+        raise CliError(f"could not serve metrics on {args.metrics_host}:"
+                       f"{args.metrics_port}: {exc}", EXIT_USAGE) from None
+    port = server.server_address[1]
+    return f"{args.metrics_host}:{port}"
+
+
+async def _refresh_metrics(metrics: Metrics, engine: Engine) -> None:
+    while True:
+        try:
+            await metrics.refresh(engine)
+        except DuroError as exc:  # the store is away: the gauges keep their last values
+            log.debug("metrics not refreshed: %s", exc)
+        await asyncio.sleep(_METRICS_REFRESH)
+
+
 async def worker_command(args: argparse.Namespace, url: str, out: Style) -> int:
     """Serve every workflow of the given modules until SIGINT/SIGTERM."""
     for target in args.modules:
@@ -217,17 +264,27 @@ async def worker_command(args: argparse.Namespace, url: str, out: Style) -> int:
 
     days = getattr(args, "retention_days", None)
     retention = RetentionPolicy(keep=days * 86400) if days else None
+    metrics = _metrics(args)
     async with Engine(url, worker=True, max_active=args.concurrency, codec=codec(),
                       queues=getattr(args, "queues", None), retention=retention,
                       max_recoveries=getattr(args, "max_recoveries", 10),
-                      max_child_depth=getattr(args, "max_child_depth", 100)) as engine:
+                      max_child_depth=getattr(args, "max_child_depth", 100),
+                      interceptors=[metrics] if metrics else ()) as engine:
         assert engine.worker is not None
         names = engine.worker.names
+        served = ""
+        refreshing: asyncio.Task[None] | None = None
+        if metrics is not None:
+            served = f", metrics on http://{_serve_metrics(args, metrics)}/metrics"
+            refreshing = asyncio.create_task(_refresh_metrics(metrics, engine))
         out.line(f"duro worker ready: pid {os.getpid()}, {len(names)} workflow(s): "
-                 f"{', '.join(names)} (concurrency {args.concurrency}, db {redact(url)})")
+                 f"{', '.join(names)} (concurrency {args.concurrency}, db {redact(url)}"
+                 f"{served})")
         try:
             await engine.run_forever()
         finally:
+            if refreshing is not None:
+                refreshing.cancel()
             grace = getattr(args, "grace", 10.0)
             out.line(f"duro worker stopping: finishing running steps (up to {grace:g}s), "
                      "handing runs back")

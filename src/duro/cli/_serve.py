@@ -12,7 +12,15 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from duro.cli._common import EXIT_OK, EXIT_USAGE, CliError, Style, codec, stderr
+from duro.cli._common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Style,
+    codec,
+    port_number,
+    stderr,
+)
 from duro.cli._load import import_target
 from duro.cli._messages import Command
 from duro.errors import InvalidArgumentError
@@ -32,7 +40,7 @@ def add_commands(command: Command) -> None:
                             "checked against their signatures (and run, with --worker)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=_port, default=8233, help="port (default 8233)")
+    serve.add_argument("--port", type=port_number, default=8233, help="port (default 8233)")
     auth = serve.add_mutually_exclusive_group()
     auth.add_argument("--auth", dest="auth", action="store_true", default=None,
                       help="require API tokens (duro token create): the default on any "
@@ -41,6 +49,9 @@ def add_commands(command: Command) -> None:
                       help="serve without API tokens: the default on loopback; elsewhere "
                            "only behind your own authentication (every caller acts in "
                            "the default namespace)")
+    serve.add_argument("--metrics", action="store_true",
+                       help="keep Prometheus metrics and serve them at GET /metrics (scope "
+                            "read; pip install 'duro[metrics]')")
     serve.add_argument("--worker", action="store_true",
                        help="also run the modules' workflows in this process")
     hooks = serve.add_argument_group(
@@ -118,16 +129,6 @@ def fast_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _port(raw: str) -> int:
-    try:
-        port = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {raw!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
-    return port
-
-
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -154,9 +155,18 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
         raise CliError("--worker needs the modules whose workflows it runs", EXIT_USAGE)
     from duro.client import Client, Engine
 
-    client = (Engine(url, worker=True, codec=codec()) if args.worker
-              else Client(url, codec=codec()))
-    app = create_app(client, own_client=True, auth=auth, webhooks=webhooks)
+    metrics = None
+    if args.metrics:
+        from duro.metrics import Metrics
+
+        try:
+            metrics = Metrics()
+        except InvalidArgumentError as exc:
+            raise CliError(f"--metrics: {exc}", EXIT_USAGE) from None
+    hooks = [metrics] if metrics is not None else []
+    client = (Engine(url, worker=True, codec=codec(), interceptors=hooks) if args.worker
+              else Client(url, codec=codec(), interceptors=hooks))
+    app = create_app(client, own_client=True, auth=auth, webhooks=webhooks, metrics=metrics)
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -187,6 +197,7 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
     out.line(f"duro serve ready: http://{args.host}:{port} (db {redact(url)}"
              f"{', API tokens required' if auth else ''}"
              f"{', with a worker' if args.worker else ''}"
+             f"{', metrics at /metrics' if metrics is not None else ''}"
              f"{', signed webhooks: ' + ', '.join(guarded) if guarded else ''})")
     try:
         await asyncio.shield(serving)

@@ -82,6 +82,7 @@ ERRORS: dict[str, Callable[[str, Mapping[str, Any]], DuroError]] = {
     "schedule_already_exists": _plain(ScheduleAlreadyExistsError),
     # Embedded, a retry of a run that did not fail raises a plain DuroError.
     "conflict": _plain(DuroError),
+    "not_enabled": _plain(DuroError),
     "update_rejected": _plain(UpdateRejectedError),
     "update_handler_failed": _update_failed,
     "query_timeout": _plain(QueryTimeoutError),

@@ -17,6 +17,7 @@ from duro.interceptors._client import (
     UpdateInput,
 )
 from duro.interceptors._worker import (
+    EventsRecordedInput,
     ExecuteStepInput,
     ExecuteWorkflowInput,
     HandleQueryInput,
@@ -28,6 +29,7 @@ from duro.interceptors._worker import (
 __all__ = [
     "CancelInput",
     "ClientInterceptor",
+    "EventsRecordedInput",
     "ExecuteStepInput",
     "ExecuteWorkflowInput",
     "HandleQueryInput",

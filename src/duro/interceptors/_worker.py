@@ -10,6 +10,9 @@ Two kinds of hook, by where they run:
 * :meth:`WorkerInterceptor.execute_step` runs where a step attempt runs (the run's
   worker, or the worker serving the step's queue), once per attempt, retries included.
   It may do anything a step may do (I/O, clocks): open a trace span, check a tenant.
+* :meth:`WorkerInterceptor.events_recorded` is a notification, not a chain: the
+  worker tells each interceptor that overrides it what it has just committed to a
+  run's history (once: a replay commits nothing). Metrics and traces are built on it.
 * The others run inside the workflow, on its deterministic loop, and are called again
   whenever the run is replayed: they must be deterministic, like workflow code (no I/O,
   no clocks, no randomness; ``duro.info().is_replaying`` tells a replay). They see the
@@ -18,14 +21,16 @@ Two kinds of hook, by where they run:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from duro._history import NewEvent
     from duro.step import StepInfo
 
 __all__ = [
+    "EventsRecordedInput",
     "ExecuteStepInput",
     "ExecuteWorkflowInput",
     "HandleQueryInput",
@@ -91,6 +96,24 @@ class HandleQueryInput:
     """The asker's headers (``Client.query(..., headers=)``)."""
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventsRecordedInput:
+    """Events a worker has just committed to a run's history, in order."""
+
+    workflow: str
+    """The workflow's registered name."""
+    workflow_id: str
+    run_id: str
+    namespace: str
+    headers: Mapping[str, str]
+    events: Sequence[NewEvent]
+    """What was committed (``kind``, ``ts``, ``op``, ``name``, ``meta``; payloads in
+    stored form, possibly encoded: read them through the client, not here)."""
+    timers_due: Mapping[int, float]
+    """For each ``timer_fired`` event among them (by its ``op``): when the timer was due
+    (epoch seconds), so ``event.ts - due`` is how late it fired."""
+
+
 class WorkerInterceptor:
     """Base class of worker interceptors: every hook passes the call on unchanged.
 
@@ -124,3 +147,8 @@ class WorkerInterceptor:
                      next: Callable[[HandleQueryInput], Any]) -> Any:
         """A query's handler answers; returns the answer. Read-only."""
         return next(input)
+
+    def events_recorded(self, input: EventsRecordedInput) -> None:
+        """The worker has committed these events to the run's history (a notification,
+        called once per write, on the worker's loop, never on replay). Keep it quick and
+        do not raise: what it raises is logged and dropped."""

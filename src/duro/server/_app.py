@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.applications import Starlette
@@ -25,6 +26,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from duro.client import Client
+
+if TYPE_CHECKING:
+    from duro.metrics import Metrics
 from duro.server._auth import authenticate
 from duro.server._problems import BadRequest, problem, problem_document
 from duro.server._routes import Api, ApiRoute
@@ -87,7 +91,8 @@ async def _not_routed(request: Request, exc: Exception) -> Response:
 
 
 def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
-               webhooks: Mapping[str, WebhookAuth] | None = None) -> Starlette:
+               webhooks: Mapping[str, WebhookAuth] | None = None,
+               metrics: Metrics | None = None) -> Starlette:
     """The API as an ASGI application over ``client`` (opened by the application's
     lifespan when ``own_client``; else the caller opens and closes it). Mount it in your
     own ASGI app, or serve it with ``duro serve``.
@@ -110,11 +115,15 @@ def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
     refused (401 ``invalid_signature``) before its body is read as JSON, and stores
     nothing.
 
+    ``metrics`` (a :class:`duro.metrics.Metrics`, also given to ``client`` as an
+    interceptor) is served at ``GET /metrics`` (scope read) in the Prometheus text format;
+    without it, that route answers 404 ``not_enabled``.
+
     Raises:
         InvalidArgumentError: ``webhooks`` names an unknown route.
     """
     guarded = check_webhooks(webhooks)
-    api = Api(client=client)
+    api = Api(client=client, metrics=metrics, root=client)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

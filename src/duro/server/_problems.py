@@ -37,8 +37,8 @@ from duro.errors import (
 from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundError
 from duro.server._webhooks import InvalidSignatureError
 
-__all__ = ["MAX_BODY", "PROBLEMS", "BadRequest", "Conflict", "body_of", "field", "json",
-           "json_of", "location", "path_id", "problem", "problem_document", "problem_of",
+__all__ = ["MAX_BODY", "PROBLEMS", "BadRequest", "Conflict", "NotEnabled", "body_of", "field",
+           "json", "json_of", "location", "path_id", "problem", "problem_document", "problem_of",
            "query_float",
            "query_int", "query_time"]
 
@@ -48,6 +48,11 @@ MAX_BODY = 4 * 1024 * 1024
 
 class BadRequest(Exception):
     """A request the API cannot read (not JSON, a missing, unknown or mistyped field)."""
+
+
+class NotEnabled(Exception):
+    """A route of a feature this server was started without (``/metrics`` without
+    ``duro serve --metrics``)."""
 
 
 class Conflict(Exception):
@@ -66,6 +71,7 @@ PROBLEMS: tuple[tuple[type[BaseException], int, str], ...] = (
     (WorkflowAlreadyStartedError, 409, "workflow_already_started"),
     (ScheduleAlreadyExistsError, 409, "schedule_already_exists"),
     (Conflict, 409, "conflict"),
+    (NotEnabled, 404, "not_enabled"),
     (UpdateRejectedError, 422, "update_rejected"),
     (UpdateFailedError, 422, "update_handler_failed"),
     (QueryTimeoutError, 504, "query_timeout"),

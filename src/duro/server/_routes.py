@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from duro.client import Client
+
+if TYPE_CHECKING:
+    from duro.metrics import Metrics
 
 __all__ = ["Api", "ApiRoute", "Handler", "Param", "Scope"]
 
@@ -38,12 +41,18 @@ class Api:
     views: dict[str, Api] = field(default_factory=dict)
     """The Api of each namespace a request reached, made once (namespaces are few: those
     of the tokens and webhooks)."""
+    metrics: Metrics | None = None
+    """The server's metrics (``/metrics``), when it keeps them."""
+    root: Client | None = None
+    """The client the server was made with (deployment-wide reads: metrics' gauges);
+    None in a view: its root's."""
 
     def scoped(self, namespace: str) -> Api:
         """The Api whose client works in ``namespace`` (a view of this one's client)."""
         view = self.views.get(namespace)
         if view is None:
-            view = Api(client=self.client.with_namespace(namespace), stopping=self.stopping)
+            view = Api(client=self.client.with_namespace(namespace), stopping=self.stopping,
+                       metrics=self.metrics, root=self.root or self.client)
             self.views[namespace] = view
         return view
 

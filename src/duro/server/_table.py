@@ -22,7 +22,7 @@ from duro.server import _runs as runs
 from duro.server import _schedules as schedules
 from duro.server._events import events
 from duro.server._openapi import DOCS_PAGE, openapi
-from duro.server._problems import json
+from duro.server._problems import NotEnabled, json
 from duro.server._routes import Api, ApiRoute, Param, Scope
 from duro.server._runs import MAX_HISTORY_PAGE, SEARCH_PREFIX
 from duro.server._webhooks import SIGNAL_ID_HEADER
@@ -37,6 +37,17 @@ async def _healthz(request: Request, api: Api) -> Response:
 async def _readyz(request: Request, api: Api) -> Response:
     await api.client.list(limit=1)  # one indexed read: the store answers (else 503)
     return json({"ok": True})
+
+
+async def _metrics(request: Request, api: Api) -> Response:
+    if api.metrics is None:
+        raise NotEnabled("metrics are off: serve with duro serve --metrics")
+    from duro.metrics import PrometheusRecorder
+
+    recorder = api.metrics.recorder
+    body = await api.metrics.exposition(api.root or api.client)
+    assert isinstance(recorder, PrometheusRecorder)
+    return Response(body, media_type=recorder.content_type)
 
 
 async def _openapi(request: Request, api: Api) -> Response:
@@ -108,6 +119,11 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="GET", path="/readyz", handler=_readyz, scope=None, tag="service",
              summary="readiness: the store answers (503 if not)",
              responses={200: "Health"}),
+    ApiRoute(method="GET", path="/metrics", handler=_metrics, scope=_R, tag="service",
+             summary="Prometheus metrics of this server and its worker (duro serve "
+                     "--metrics; 404 not_enabled without)",
+             responses={200: "text"}, media="text/plain",
+             description="The instruments are listed in docs/observability.md."),
     ApiRoute(method="GET", path="/openapi.json", handler=_openapi, scope=None,
              tag="service", summary="this document", responses={200: "OpenApi"}),
     ApiRoute(method="GET", path="/docs", handler=_docs, scope=None, tag="service",

@@ -277,10 +277,14 @@ def time_out(w: Worker, held: HeldRun) -> None:
 
 
 async def record_time_out(w: Worker, held: HeldRun) -> None:
+    now = w.clock.now()
     try:
-        await w.store.time_out(held.run_id, held.epoch, now=w.clock.now())
+        await w.store.time_out(held.run_id, held.epoch, now=now)
     except DuroError as exc:
         log.warning("could not time out run %s: %s", held.run_id, exc)
+    else:
+        if w.observers:  # the store wrote the run's end itself
+            held.observe([NewEvent(kind=EventKind.RUN_TIMED_OUT, ts=now)])
     closed(w, held)
 
 
@@ -372,6 +376,8 @@ async def continue_as_new(w: Worker, held: HeldRun, cont: ContinueAsNew) -> None
                 except Exception as exc:  # outside the store's contract: see HeldRun._write
                     held.park_unwritable(exc)
                     return
+            if w.observers:
+                held.observe(events)
             closed(w, held, look=True)  # its successor, when not adopted here, is claimed
             if start.local:
                 links = RunLinks(parent_run_id=record.parent_run_id,

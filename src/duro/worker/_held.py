@@ -23,11 +23,12 @@ import contextlib
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from duro._history import MessageKind
+from duro._history import EventKind, MessageKind
 from duro.errors import DataRejectedError, DuroError, RunNotFoundError, StoreError
+from duro.interceptors._worker import EventsRecordedInput
 from duro.store import Claim, Fenced, NewEvent, RunLinks
 from duro.store._records import Placement
 from duro.worker import _decide as decide
@@ -230,6 +231,8 @@ class HeldRun:
             return False
         finally:
             self.writing -= 1
+        if w.observers:
+            self.observe(events)
         if self.history_len > w.history_warning and not self.warned_history:
             self.warned_history = True
             log.warning("run %s of %s has %d history events (warning at %d, limit %d): "
@@ -237,6 +240,22 @@ class HeldRun:
                         self.inst.workflow.name, self.history_len, w.history_warning,
                         w.history_limit)
         return True
+
+    def observe(self, events: Sequence[NewEvent]) -> None:
+        """Tell the worker's observers (``events_recorded``) what was just committed."""
+        inst = self.inst
+        due = {ev.op: cmd.fire_at for ev in events
+               if ev.kind == EventKind.TIMER_FIRED and ev.op is not None
+               and isinstance(cmd := inst.commands.get(ev.op), TimerCommand)}
+        recorded = EventsRecordedInput(
+            workflow=inst.workflow.name, workflow_id=inst.workflow_id, run_id=self.run_id,
+            namespace=inst.namespace, headers=inst.headers or {}, events=events,
+            timers_due=due)
+        for observer in self.worker.observers:
+            try:
+                observer.events_recorded(recorded)
+            except Exception:  # an observer's bug must not cost the run anything
+                log.exception("interceptor %r failed in events_recorded", observer)
 
     def park_unwritable(self, exc: Exception) -> None:
         """Park the run after the store refused its write for good
@@ -307,6 +326,8 @@ class HeldRun:
                 w.drop(self)
                 return
         self.inflight -= 1
+        if w.observers:
+            self.observe([*events, event])
         self.inst.apply(event.kind, event.op, event.name, event.data, event.meta, event.ts)
         if cmd.state == "cancelled" and record is not None:
             self.child_cancelled(self.inst, cmd)

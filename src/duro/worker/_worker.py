@@ -171,6 +171,11 @@ class Worker:
         self.max_recoveries = max_recoveries
         self.interceptors: tuple[WorkerInterceptor, ...] = tuple(
             check_interceptors(interceptors, WorkerInterceptor))
+        self.observers = tuple(
+            i for i in self.interceptors
+            if type(i).events_recorded is not WorkerInterceptor.events_recorded)
+        """The interceptors told of each committed write (``events_recorded``): none
+        by default, and then a write costs one falsy check more."""
         self.payloads = PayloadConverter(codec)
         self.max_child_depth = max_child_depth
         self.tune_gc = tune_gc

@@ -158,6 +158,7 @@ class Writer:
         self._quiet_reconnect = False  # the next reconnect follows a statement error
         self.batches = 0
         self.ops = 0
+        self.busy = 0.0  # seconds spent writing batches (metrics: the mean commit latency)
         self.reconnects = 0
 
     def start(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -203,12 +204,14 @@ class Writer:
                 batch = [job for job in batch if job is not _STOP]
             if not batch:
                 continue
+            began = time.perf_counter()
             try:
                 await self._process(batch)
             except Exception as exc:  # never let the writer die with callers waiting
                 log.exception("writer batch failed unexpectedly")
                 for job in batch:
                     _deliver(job, None, StoreError(f"database write failed: {exc}"))
+            self.busy += time.perf_counter() - began
             self.batches += 1
             self.ops += len(batch)
 

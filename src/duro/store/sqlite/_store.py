@@ -315,6 +315,12 @@ class SqliteStore(SqlStore):
         """(transactions, operations) committed so far: ops/transactions is the batching."""
         return (self._writer.batches, self._writer.ops) if self._writer else (0, 0)
 
+    @property
+    def write_seconds(self) -> float:
+        """Seconds spent committing so far (with :attr:`write_stats`: the mean latency
+        of a transaction)."""
+        return self._writer.busy if self._writer else 0.0
+
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")

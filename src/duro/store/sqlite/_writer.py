@@ -19,6 +19,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -63,6 +64,7 @@ class Writer:
         self._startup_error: BaseException | None = None
         self.batches = 0
         self.ops = 0
+        self.busy = 0.0  # seconds spent in transactions (metrics: the mean commit latency)
         self.inline = 0
         self._conn: sqlite3.Connection | None = None
         # The connection is used by the writer thread and, for inline commits, by the
@@ -115,6 +117,7 @@ class Writer:
         try:
             if self._submitted != self._finished or not self._thread.is_alive():
                 return False, None
+            began = time.perf_counter()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 value = op(conn)
@@ -124,6 +127,7 @@ class Writer:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise self._translate(exc) from None
+            self.busy += time.perf_counter() - began
             self.batches += 1
             self.ops += 1
             self.inline += 1
@@ -184,6 +188,7 @@ class Writer:
             for _, fut, loop in batch:
                 self._post(loop, [(fut, None, self.failure)])
             return
+        began = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
             single = len(batch) == 1
@@ -214,6 +219,7 @@ class Writer:
                 conn.execute("ROLLBACK")
             err = self._translate(exc)
             done = [(fut, None, err) for _, fut, _ in batch]
+        self.busy += time.perf_counter() - began
         self.batches += 1
         self.ops += len(batch)
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
