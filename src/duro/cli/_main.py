@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--metrics-port", type=port_number, metavar="PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics "
                              "(pip install 'duro[metrics]'; 0: any free port)")
+    worker.add_argument("--tracing", metavar="SPEC",
+                        help="trace with OpenTelemetry (pip install 'duro[otel]'): 'console' "
+                             "(spans on stderr) or MODULE:FACTORY returning a TracerProvider")
     worker.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
                         help="the address --metrics-port listens on (default 127.0.0.1)")
     ls = command("ls", "list runs, newest first")

@@ -25,6 +25,7 @@ from duro.cli._common import (
 )
 from duro.cli._format import dumps, duration, progress_line
 from duro.cli._load import import_target, load_workflow, parse_call_args, workflows_in
+from duro.cli._telemetry import tracing
 from duro.client import Client, Engine, RunInfo, WorkflowHandle
 from duro.errors import DuroError, InvalidArgumentError, RunNotFoundError
 from duro.store import RunStatus
@@ -265,11 +266,18 @@ async def worker_command(args: argparse.Namespace, url: str, out: Style) -> int:
     days = getattr(args, "retention_days", None)
     retention = RetentionPolicy(keep=days * 86400) if days else None
     metrics = _metrics(args)
+    with tracing(getattr(args, "tracing", None)) as traced:
+        hooks = [h for h in (traced, metrics) if h is not None]
+        return await _work(args, url, out, retention, metrics, hooks)
+
+
+async def _work(args: argparse.Namespace, url: str, out: Style, retention: Any,
+                metrics: Metrics | None, hooks: list[Any]) -> int:
     async with Engine(url, worker=True, max_active=args.concurrency, codec=codec(),
                       queues=getattr(args, "queues", None), retention=retention,
                       max_recoveries=getattr(args, "max_recoveries", 10),
                       max_child_depth=getattr(args, "max_child_depth", 100),
-                      interceptors=[metrics] if metrics else ()) as engine:
+                      interceptors=hooks) as engine:
         assert engine.worker is not None
         names = engine.worker.names
         served = ""

@@ -10,7 +10,7 @@ import importlib
 import ipaddress
 import os
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from duro.cli._common import (
     EXIT_OK,
@@ -23,6 +23,7 @@ from duro.cli._common import (
 )
 from duro.cli._load import import_target
 from duro.cli._messages import Command
+from duro.cli._telemetry import tracing
 from duro.errors import InvalidArgumentError
 from duro.store._url import redact
 
@@ -49,6 +50,10 @@ def add_commands(command: Command) -> None:
                       help="serve without API tokens: the default on loopback; elsewhere "
                            "only behind your own authentication (every caller acts in "
                            "the default namespace)")
+    serve.add_argument("--tracing", metavar="SPEC",
+                       help="trace with OpenTelemetry (pip install 'duro[otel]'): 'console' "
+                            "(spans on stderr) or MODULE:FACTORY returning a TracerProvider; "
+                            "a request's traceparent header continues the caller's trace")
     serve.add_argument("--metrics", action="store_true",
                        help="keep Prometheus metrics and serve them at GET /metrics (scope "
                             "read; pip install 'duro[metrics]')")
@@ -143,9 +148,9 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
     # Off loopback, tokens unless told otherwise in so many words (--no-auth).
     auth = not _loopback(args.host) if args.auth is None else args.auth
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 - here, to say at once what is missing
 
-        from duro.server import create_app, stop_streams
+        from duro.server import create_app
     except ImportError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     webhooks = _webhooks(args)
@@ -163,10 +168,23 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
             metrics = Metrics()
         except InvalidArgumentError as exc:
             raise CliError(f"--metrics: {exc}", EXIT_USAGE) from None
-    hooks = [metrics] if metrics is not None else []
-    client = (Engine(url, worker=True, codec=codec(), interceptors=hooks) if args.worker
-              else Client(url, codec=codec(), interceptors=hooks))
-    app = create_app(client, own_client=True, auth=auth, webhooks=webhooks, metrics=metrics)
+    with tracing(args.tracing) as traced:
+        hooks: list[Any] = [h for h in (traced, metrics) if h is not None]
+        client = (Engine(url, worker=True, codec=codec(), interceptors=hooks) if args.worker
+                  else Client(url, codec=codec(), interceptors=hooks))
+        app = create_app(client, own_client=True, auth=auth, webhooks=webhooks,
+                         metrics=metrics, tracing=traced is not None)
+        extras = (f"{', metrics at /metrics' if metrics is not None else ''}"
+                  f"{', tracing' if traced is not None else ''}")
+        return await _serve(args, app, client, auth, url, out, extras)
+
+
+async def _serve(args: argparse.Namespace, app: Any, client: Any, auth: bool, url: str,
+                 out: Style, extras: str) -> int:
+    """Serve ``app`` until cancelled (SIGINT/SIGTERM), then shut down gracefully."""
+    import uvicorn
+
+    from duro.server import stop_streams
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -197,7 +215,7 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
     out.line(f"duro serve ready: http://{args.host}:{port} (db {redact(url)}"
              f"{', API tokens required' if auth else ''}"
              f"{', with a worker' if args.worker else ''}"
-             f"{', metrics at /metrics' if metrics is not None else ''}"
+             f"{extras}"
              f"{', signed webhooks: ' + ', '.join(guarded) if guarded else ''})")
     try:
         await asyncio.shield(serving)

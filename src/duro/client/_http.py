@@ -97,6 +97,28 @@ ERRORS: dict[str, Callable[[str, Mapping[str, Any]], DuroError]] = {
 server's ``PROBLEMS``; a unit test checks every code there is here)."""
 
 
+_inject: Callable[[dict[str, str]], None] | None = None
+
+
+def trace_context(headers: dict[str, str]) -> None:
+    """Add the current OpenTelemetry span as W3C ``traceparent`` (and ``tracestate``)
+    when OpenTelemetry is installed and a span is current: a server with tracing on
+    continues the caller's trace."""
+    global _inject
+    if _inject is None:
+        try:
+            from opentelemetry import propagate
+        except ImportError:
+            _inject = _no_context
+        else:
+            _inject = propagate.inject
+    _inject(headers)
+
+
+def _no_context(headers: dict[str, str]) -> None:
+    """Without OpenTelemetry there is no trace to carry."""
+
+
 def error_of(status: int, body: bytes, what: str) -> DuroError:
     """The duro error of a failed response: by its problem ``code``; else by its status
     (a proxy's own error page has no code)."""
@@ -160,7 +182,9 @@ class Transport:
         self._errors: tuple[type[BaseException], ...] = ()
 
     def _headers(self) -> dict[str, str]:
-        return {} if self._token is None else {"Authorization": f"Bearer {self._token}"}
+        headers = {} if self._token is None else {"Authorization": f"Bearer {self._token}"}
+        trace_context(headers)
+        return headers
 
     async def open(self) -> None:
         """Make the connection pool (or use the one given)."""

@@ -22,7 +22,7 @@ Two kinds of hook, by where they run:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -112,6 +112,12 @@ class EventsRecordedInput:
     timers_due: Mapping[int, float]
     """For each ``timer_fired`` event among them (by its ``op``): when the timer was due
     (epoch seconds), so ``event.ts - due`` is how late it fired."""
+    timers_set: Mapping[int, float] = field(default_factory=dict)
+    """For the same timers: when the workflow set each (its time then)."""
+    started_at: float = 0.0
+    """When the run started (its ``run_started`` event's time)."""
+    parent_run_id: str | None = None
+    """The run that started this one as a child, if any."""
 
 
 class WorkerInterceptor:

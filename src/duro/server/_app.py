@@ -42,7 +42,7 @@ log = logging.getLogger("duro.server")
 
 
 def _endpoint(route: ApiRoute, api: Api, webhook: WebhookAuth | None,
-              auth: bool) -> Callable[[Request], Awaitable[Response]]:
+              auth: bool, traced: bool = False) -> Callable[[Request], Awaitable[Response]]:
     """The one wrapper every request passes through, in this order: who calls (a webhook
     route's signature, checked on the raw body; else, with ``auth``, the API token, whose
     namespace the request then acts in), query parameters the route does not take are
@@ -69,6 +69,11 @@ def _endpoint(route: ApiRoute, api: Api, webhook: WebhookAuth | None,
                 if unknown:
                     raise BadRequest(f"unknown query parameter {unknown[0][:80]!r}: "
                                      f"{route.path} takes {', '.join(sorted(known)) or 'none'}")
+            if traced and "traceparent" in request.headers:
+                from duro.tracing._ids import continued
+
+                with continued(request.headers):  # the caller's trace goes on in here
+                    return await handler(request, called)
             return await handler(request, called)
         except Exception as exc:  # every failure is a problem document
             response = problem(exc)
@@ -92,7 +97,7 @@ async def _not_routed(request: Request, exc: Exception) -> Response:
 
 def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
                webhooks: Mapping[str, WebhookAuth] | None = None,
-               metrics: Metrics | None = None) -> Starlette:
+               metrics: Metrics | None = None, tracing: bool = False) -> Starlette:
     """The API as an ASGI application over ``client`` (opened by the application's
     lifespan when ``own_client``; else the caller opens and closes it). Mount it in your
     own ASGI app, or serve it with ``duro serve``.
@@ -117,7 +122,10 @@ def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
 
     ``metrics`` (a :class:`duro.metrics.Metrics`, also given to ``client`` as an
     interceptor) is served at ``GET /metrics`` (scope read) in the Prometheus text format;
-    without it, that route answers 404 ``not_enabled``.
+    without it, that route answers 404 ``not_enabled``. With ``tracing`` (give ``client``
+    a :class:`duro.tracing.TracingInterceptor`), a request's W3C ``traceparent`` header
+    is the parent of the spans of what it does: a caller's trace continues into the
+    run and its steps.
 
     Raises:
         InvalidArgumentError: ``webhooks`` names an unknown route.
@@ -138,7 +146,7 @@ def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
 
     app = Starlette(
         routes=[Route(r.path, _endpoint(r, api, guarded.get(r.path) if r.method == "POST"
-                                        else None, auth), methods=[r.method])
+                                        else None, auth, tracing), methods=[r.method])
                 for r in ROUTES],
         exception_handlers={HTTPException: _not_routed}, lifespan=lifespan)
     app.state.duro_api = api

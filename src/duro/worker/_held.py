@@ -244,13 +244,15 @@ class HeldRun:
     def observe(self, events: Sequence[NewEvent]) -> None:
         """Tell the worker's observers (``events_recorded``) what was just committed."""
         inst = self.inst
-        due = {ev.op: cmd.fire_at for ev in events
-               if ev.kind == EventKind.TIMER_FIRED and ev.op is not None
-               and isinstance(cmd := inst.commands.get(ev.op), TimerCommand)}
+        timers = [cmd for ev in events
+                  if ev.kind == EventKind.TIMER_FIRED and ev.op is not None
+                  and isinstance(cmd := inst.commands.get(ev.op), TimerCommand)]
         recorded = EventsRecordedInput(
             workflow=inst.workflow.name, workflow_id=inst.workflow_id, run_id=self.run_id,
             namespace=inst.namespace, headers=inst.headers or {}, events=events,
-            timers_due=due)
+            timers_due={t.op: t.fire_at for t in timers},
+            timers_set={t.op: t.set_at for t in timers}, started_at=inst.started_at,
+            parent_run_id=inst.parent_run_id)
         for observer in self.worker.observers:
             try:
                 observer.events_recorded(recorded)

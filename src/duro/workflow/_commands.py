@@ -123,6 +123,8 @@ class TimerCommand:
     fire_at: float
     handle: asyncio.TimerHandle = field(repr=False)
     state: TimerState = "pending"
+    set_at: float = 0.0
+    """The workflow's time when the timer was set (traces: the wait's start)."""
 
     @property
     def kind(self) -> str:

@@ -131,6 +131,8 @@ class RunInstance:
         self.querying = False
         self.deadline_at: float | None = None
         self.parent_run_id: str | None = None
+        self.started_at = 0.0
+        """When the run started (its ``run_started`` event's time)."""
         self.has_children = False  # issued a child (its end may concern them)
         self.namespace = "default"
         """The run's namespace (from its ``run_started`` event): ``duro.info()``."""
@@ -227,6 +229,7 @@ class RunInstance:
     ) -> None:
         self.now_ts = ts
         if kind == EventKind.RUN_STARTED:
+            self.started_at = ts
             if meta:
                 links = RunStartedMeta.decode(meta)
                 self.deadline_at = links.deadline_at
@@ -575,7 +578,7 @@ class RunInstance:
     def start_timer(self, handle: asyncio.TimerHandle) -> None:
         """Called by the loop for ``call_at``: a durable timer."""
         op = self._issue("timer", None)
-        cmd = TimerCommand(op=op, fire_at=handle.when(), handle=handle)
+        cmd = TimerCommand(op=op, fire_at=handle.when(), handle=handle, set_at=self.now_ts)
         self.commands[op] = cmd
         self.timers[handle] = cmd
         if not self.replaying:

@@ -1,0 +1,146 @@
+"""What tracing and metrics cost: 1000 workflows x 10 no-op steps on SQLite, started
+together, with no interceptor ("off"), with ``duro.tracing.TracingInterceptor`` on an
+OpenTelemetry SDK provider whose exporter drops every span ("tracing": the spans are made
+and processed, nothing is sent), and with ``duro.metrics.Metrics`` (Prometheus).
+
+Each measurement runs in a fresh subprocess, after a warm-up; the modes alternate, and
+the table reports the median steps/s of the repeats and its ratio to "off" (issue 18's
+target: tracing at least 90% of off).
+
+    python bench/bench_telemetry.py                  # 1000 x 10, 3 repeats
+    python bench/bench_telemetry.py --tiny           # smoke run (seconds)
+
+Results: a table on stdout, JSON in ``bench/results/telemetry-<timestamp>.json``
+(``--json PATH`` to choose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+MODES = ("off", "tracing", "metrics")
+
+
+def _interceptors(mode: str) -> list[Any]:
+    if mode == "tracing":
+        from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            SimpleSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+
+        from duro.tracing import TracingInterceptor
+
+        class Drop(SpanExporter):
+            def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+                return SpanExportResult.SUCCESS
+
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(Drop()))
+        return [TracingInterceptor(provider)]
+    if mode == "metrics":
+        from duro.metrics import Metrics
+
+        return [Metrics()]
+    return []
+
+
+async def _measure(mode: str, workflows: int, steps: int, db_dir: str) -> dict[str, Any]:
+    import duro
+
+    @duro.step(name="bench.noop")
+    async def noop(i: int) -> int:
+        return i
+
+    @duro.workflow(name="bench.telemetry")
+    async def flow(n: int) -> int:
+        for i in range(n):
+            await noop(i)
+        return n
+
+    hooks = _interceptors(mode)
+    async with duro.Engine(f"sqlite:///{db_dir}/warm.db", interceptors=hooks) as engine:
+        warm = await asyncio.gather(*(engine.start(flow, 3) for _ in range(3)))
+        await asyncio.gather(*(h.result(timeout=60) for h in warm))
+    async with duro.Engine(f"sqlite:///{db_dir}/bench.db", interceptors=hooks) as engine:
+        t0 = time.perf_counter()
+        cpu0 = time.process_time()
+        handles = await asyncio.gather(*(engine.start(flow, steps) for _ in range(workflows)))
+        results = await asyncio.gather(*(h.result(timeout=600) for h in handles))
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+    assert all(r == steps for r in results)
+    return {"mode": mode, "wall_s": wall, "steps_per_s": workflows * steps / wall,
+            "cpu_us_per_step": cpu / (workflows * steps) * 1e6}
+
+
+def _child(args: argparse.Namespace) -> int:
+    db_dir = tempfile.mkdtemp(prefix="duro_tel_")
+    try:
+        out = asyncio.run(_measure(args.child, args.workflows, args.steps, db_dir))
+    finally:
+        shutil.rmtree(db_dir, ignore_errors=True)
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workflows", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="50 x 5, one repeat")
+    parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.tiny:
+        args.workflows, args.steps, args.repeats = 50, 5, 1
+    if args.child:
+        return _child(args)
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
+    for _ in range(args.repeats):
+        for mode in MODES:  # alternating: drifts of a noisy machine hit every mode
+            proc = subprocess.run(
+                [sys.executable, __file__, "--child", mode, "--workflows",
+                 str(args.workflows), "--steps", str(args.steps)],
+                capture_output=True, text=True, check=False, env=os.environ.copy())
+            if proc.returncode != 0:
+                print(proc.stdout + proc.stderr, file=sys.stderr)
+                return 1
+            runs[mode].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    base = statistics.median(r["steps_per_s"] for r in runs["off"])
+    rows = []
+    print(f"{args.workflows} workflows x {args.steps} steps, SQLite, "
+          f"median of {args.repeats}")
+    print(f"{'mode':<10} {'steps/s':>10} {'vs off':>8} {'CPU us/step':>12}")
+    for mode in MODES:
+        rate = statistics.median(r["steps_per_s"] for r in runs[mode])
+        cpu = statistics.median(r["cpu_us_per_step"] for r in runs[mode])
+        rows.append({"mode": mode, "steps_per_s": rate, "ratio_to_off": rate / base,
+                     "cpu_us_per_step": cpu, "runs": runs[mode]})
+        print(f"{mode:<10} {rate:>10.0f} {rate / base:>7.0%} {cpu:>12.1f}")
+    path = Path(args.json) if args.json else \
+        HERE / "results" / f"telemetry-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"workflows": args.workflows, "steps": args.steps,
+                                "repeats": args.repeats, "modes": rows}, indent=2))
+    print(f"JSON: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
