@@ -25,6 +25,14 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
     return asyncio.run(bounded())
 
 
+async def wait_for_event(handle: Any, kind: str, *, timeout: float = 10.0) -> None:
+    """Poll the run's history until it holds an event of ``kind`` (bounded)."""
+    async def recorded() -> bool:
+        return any(e.kind == kind for e in await handle.history())
+
+    await wait_until(recorded, timeout=timeout)
+
+
 async def wait_until(predicate: Any, *, timeout: float = 10.0, interval: float = 0.02) -> None:
     """Poll an async or sync predicate until it is true; fail after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()

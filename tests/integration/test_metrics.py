@@ -14,7 +14,7 @@ import pytest
 
 import duro
 from duro.metrics import INSTRUMENTS, Metrics, OtelRecorder
-from tests.conftest import run
+from tests.conftest import run, wait_for_event
 
 pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families
@@ -51,14 +51,6 @@ async def _scrape(metrics: Metrics, engine: duro.Engine, name: str, want: float,
     return text
 
 
-async def _wait_for(handle: duro.WorkflowHandle[Any], kind: str) -> None:
-    for _ in range(500):  # bounded: each step takes milliseconds
-        if any(e.kind == kind for e in await handle.history()):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no {kind} event")
-
-
 def test_counters_match_what_the_runs_did(any_db_url: str) -> None:
     metrics_app.TRIES.clear()
     metrics = Metrics()
@@ -69,7 +61,7 @@ def test_counters_match_what_the_runs_did(any_db_url: str) -> None:
             handles = [await engine.start(metrics_app.busy, f"k{i}", id=f"busy-{i}")
                        for i in range(3)]
             for h in handles:
-                await _wait_for(h, "timer_fired")
+                await wait_for_event(h, "timer_fired")
                 await h.signal("go", 5)
             assert [await h.result(timeout=30) for h in handles] == [6, 6, 6]
             return await _scrape(metrics, engine, "duro_runs_closed_total", 3,
@@ -112,7 +104,7 @@ def test_a_worker_taking_a_run_over_counts_only_what_it_commits(any_db_url: str)
         async with duro.Engine(any_db_url, poll_interval=0.02,
                                interceptors=[first_metrics]) as first:
             handle = await first.start(metrics_app.busy, "over", id="over-1")
-            await _wait_for(handle, "timer_fired")
+            await wait_for_event(handle, "timer_fired")
             one = await first_metrics.exposition(first)
         async with duro.Engine(any_db_url, poll_interval=0.02,
                                interceptors=[second_metrics]) as second:
@@ -147,7 +139,7 @@ def test_the_same_instruments_through_opentelemetry(any_db_url: str) -> None:
         async with duro.Engine(any_db_url, poll_interval=0.02,
                                interceptors=[metrics]) as engine:
             handle = await engine.start(metrics_app.busy, "otel", id="otel-1")
-            await _wait_for(handle, "timer_fired")
+            await wait_for_event(handle, "timer_fired")
             await handle.signal("go", 2)
             assert await handle.result(timeout=30) == 3
             for _ in range(250):  # bounded: see _scrape

@@ -8,12 +8,11 @@ import asyncio
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import duro
-from tests.conftest import run
+from tests.conftest import run, wait_for_event
 
 pytest.importorskip("opentelemetry.sdk")
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -35,14 +34,6 @@ def _tracing() -> tuple[TracingInterceptor, InMemorySpanExporter]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return TracingInterceptor(provider), exporter
-
-
-async def _wait_for(handle: duro.WorkflowHandle[Any], kind: str) -> None:
-    for _ in range(500):  # bounded: each step takes milliseconds
-        if any(e.kind == kind for e in await handle.history()):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"no {kind} event")
 
 
 async def _spans_until(exporter: InMemorySpanExporter, name: str, count: int
@@ -76,7 +67,7 @@ def test_one_trace_whose_spans_nest(any_db_url: str) -> None:
         async with duro.Engine(any_db_url, poll_interval=0.02,
                                interceptors=[tracing]) as engine:
             handle = await engine.start(metrics_app.busy, "t", id="traced")
-            await _wait_for(handle, "timer_fired")
+            await wait_for_event(handle, "timer_fired")
             await handle.signal("go", 4)
             assert await handle.result(timeout=30) == 5
             kid = await engine.get_handle("t-kid").describe()
@@ -122,7 +113,7 @@ def test_a_takeover_replays_without_duplicate_spans(any_db_url: str) -> None:
         async with duro.Engine(any_db_url, poll_interval=0.02,
                                interceptors=[tracing]) as first:
             handle = await first.start(metrics_app.busy, "r", id="replayed")
-            await _wait_for(handle, "timer_fired")
+            await wait_for_event(handle, "timer_fired")
         async with duro.Engine(any_db_url, poll_interval=0.02,
                                interceptors=[tracing]) as second:
             await second.get_handle("replayed").signal("go", 1)
