@@ -10,6 +10,8 @@ from __future__ import annotations
 from duro._clock import Clock, ManualClock, SystemClock
 from duro._queues import Queue
 from duro.client import (
+    ApprovalInfo,
+    ApprovalPage,
     Client,
     Engine,
     Event,
@@ -21,6 +23,8 @@ from duro.client import (
 )
 from duro.client._schedules import ScheduleInfo
 from duro.errors import (
+    ApprovalNotFoundError,
+    ApprovalNotPendingError,
     ChildWorkflowError,
     CorruptRunError,
     DatabaseFileLostError,
@@ -67,10 +71,12 @@ from duro.schedules import (
 from duro.step import RetryPolicy, Step, StepInfo, heartbeat, step, step_info
 from duro.store import RunStatus
 from duro.workflow import (
+    Decision,
     ParentClosePolicy,
     Saga,
     Workflow,
     WorkflowInfo,
+    approval,
     continue_as_new,
     execute_child,
     info,
@@ -92,6 +98,10 @@ from duro.workflow import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApprovalInfo",
+    "ApprovalNotFoundError",
+    "ApprovalNotPendingError",
+    "ApprovalPage",
     "ChildWorkflowError",
     "Client",
     "Clock",
@@ -100,6 +110,7 @@ __all__ = [
     "DatabaseFileLostError",
     "DatabaseLockedError",
     "DatabaseReadOnlyError",
+    "Decision",
     "DuroError",
     "Engine",
     "ErrorInfo",
@@ -153,6 +164,7 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowTerminatedError",
     "__version__",
+    "approval",
     "continue_as_new",
     "execute_child",
     "heartbeat",

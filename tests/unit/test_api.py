@@ -27,6 +27,8 @@ PUBLIC = {
     "HistoryCorruptError", "WorkflowArgumentsError", "WorkflowIdTakenError",
     "QueryTimeoutError", "StepOutcomeUnknownError",
     "RunPage", "upsert_search_attributes", "Stats",
+    "ApprovalInfo", "ApprovalNotFoundError", "ApprovalNotPendingError", "ApprovalPage",
+    "Decision", "approval",
 }
 
 

@@ -28,6 +28,7 @@ from duro._local import NO_LOCAL_RUNS, NOT_HERE, LocalRuns, Outcome, answer_here
 from duro._queues import Queue
 from duro._search import check_search_attributes
 from duro.client import _start_options as opts
+from duro.client._approvals import Approvals
 from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
 from duro.client._records import RunInfo, WorkerInfo, decode_error
@@ -151,6 +152,8 @@ class Client(Listings):
         self.store: Store = store or open_store(url, **options)
         self.schedules = Schedules(self)
         self.tokens = Tokens(self)
+        self.approvals = Approvals(self)
+        """Human approvals: list, read, approve, reject (``duro.approval()``)."""
         self._interceptors: list[ClientInterceptor] = check_interceptors(interceptors,
                                                                        ClientInterceptor)
         # The client that owns the store (this one, or the one a view was made from):
@@ -189,6 +192,7 @@ class Client(Listings):
         view._code_only = self._root._code_only
         view.schedules = Schedules(view)
         view.tokens = Tokens(view)
+        view.approvals = Approvals(view)
         return view
 
     def __repr__(self) -> str:

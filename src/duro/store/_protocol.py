@@ -10,6 +10,7 @@ uses them, and the exceptions a store may raise.
 * :class:`~duro.store.ScheduleStore`: schedules (the worker's scheduler, the client's
   ``engine.schedules``).
 * :class:`~duro.store.TokenStore`: API tokens (``duro serve``'s auth, ``duro token``).
+* :class:`~duro.store.ApprovalStore`: human approvals (``client.approvals``).
 * :class:`Store`: all of them, what an :class:`~duro.Engine` (client and worker in one
   process) uses.
 
@@ -52,6 +53,7 @@ from typing import Protocol
 
 from duro._history import SearchValue
 from duro._stats import Stats
+from duro.store._approvals import ApprovalStore
 from duro.store._records import (
     Claim,
     EventRecord,
@@ -491,6 +493,6 @@ class AdminStore(ClientStore, Protocol):
         ...
 
 
-class Store(WorkerStore, AdminStore, ScheduleStore, TokenStore, Protocol):
+class Store(WorkerStore, AdminStore, ScheduleStore, TokenStore, ApprovalStore, Protocol):
     """Every store operation: what an :class:`~duro.Engine` uses (client, worker, admin
     and schedules in one process)."""
