@@ -170,6 +170,11 @@ class Transport:
     def _headers(self) -> dict[str, str]:
         return {} if self._token is None else {"Authorization": f"Bearer {self._token}"}
 
+    @property
+    def has_token(self) -> bool:
+        """Whether requests carry an API token (the server then knows who calls)."""
+        return self._token is not None
+
     async def open(self) -> None:
         """Make the connection pool (or use the one given)."""
         httpx = _httpx()
