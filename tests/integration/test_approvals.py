@@ -5,6 +5,7 @@ replay, and a worker restart while a run waits."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -292,5 +293,60 @@ def test_a_reset_run_waits_for_its_own_approval(any_db_url: str) -> None:
             assert new.run_id == handle.run_id and new.context == old.context
             await engine.approvals.approve(new.approval_id, by="after reset")
             assert (await handle.result(timeout=15))["by"] == "after reset"
+
+    run(main())
+
+
+def test_another_namespace_neither_sees_nor_decides(any_db_url: str) -> None:
+    """An approval of namespace A is not listed, read or decided from namespace B; a
+    client of every namespace sees it."""
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url) as engine:
+            a, b = engine.with_namespace("team-a"), engine.with_namespace("team-b")
+            handle = await a.start(deploy, "ns", id="ap-ns")
+            [pending] = await _pending(a, "ap-ns")
+            assert pending.namespace == "team-a"
+            assert (await b.approvals.list(status=None)).approvals == []
+            with pytest.raises(ApprovalNotFoundError):
+                await b.approvals.get(pending.approval_id)
+            with pytest.raises(ApprovalNotFoundError):
+                await b.approvals.approve(pending.approval_id, by="intruder")
+            every = engine.with_namespace(None)
+            assert [x.approval_id for x in (await every.approvals.list()).approvals] == [
+                pending.approval_id]
+            await a.approvals.approve(pending.approval_id, by="member")
+            assert (await handle.result(timeout=15))["by"] == "member"
+
+    run(main())
+
+
+def test_concurrent_decisions_one_wins(any_db_url: str) -> None:
+    """Eight deciders at once, each through its own client (its own connections): one
+    decision is taken, the others are refused, the history records one."""
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url) as engine:
+            handle = await engine.start(deploy, "race", id="ap-race")
+            [pending] = await _pending(engine, "ap-race")
+            clients = [duro.Client(any_db_url) for _ in range(8)]
+            for c in clients:
+                await c.open()
+            try:
+                outcomes = await asyncio.gather(
+                    *(c.approvals.decide(pending.approval_id, approved=i % 2 == 0,
+                                         by=f"decider-{i}") for i, c in enumerate(clients)),
+                    return_exceptions=True)
+            finally:
+                for c in clients:
+                    await c.close()
+            won = [o for o in outcomes if isinstance(o, duro.ApprovalInfo)]
+            assert len(won) == 1, outcomes
+            assert all(isinstance(o, ApprovalNotPendingError) for o in outcomes
+                       if o is not won[0])
+            result = await handle.result(timeout=15)
+            assert result["by"] == won[0].decided_by
+            events = await engine.store.load_history(handle.run_id)
+            assert [e.kind for e in events].count(EventKind.APPROVAL_DECIDED) == 1
 
     run(main())

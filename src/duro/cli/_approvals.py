@@ -52,16 +52,15 @@ async def approvals_command(args: argparse.Namespace, url: str, out: Style) -> i
         out.line("no approvals" if args.all else "no pending approvals")
         return EXIT_OK
     rows = [_row(a) for a in found]
-    for line in table(["ID", "NAME", "WORKFLOW", "REQUESTED", "STATUS", "CONTEXT"], rows, out,
-                      status_column=4):
+    for line in table(["ID", "NAME", "WORKFLOW", "REQUESTED", "STATUS", "BY", "CONTEXT"], rows,
+                      out, status_column=4):
         out.line(line)
     return EXIT_OK
 
 
 def _row(a: ApprovalInfo) -> list[str]:
-    status = a.status if a.decided_by is None else f"{a.status} by {a.decided_by}"
     return [a.approval_id, a.name, a.workflow_id, f"{a.requested_at:%Y-%m-%d %H:%M:%S}Z",
-            status, short_json(a.context, 50)]
+            a.status, a.decided_by or "-", short_json(a.context, 50)]
 
 
 async def decide_command(args: argparse.Namespace, url: str, out: Style) -> int:
