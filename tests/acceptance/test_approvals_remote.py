@@ -68,6 +68,8 @@ def test_decided_by_the_cli_in_another_process(any_db_url: str) -> None:
             assert result == {"approved": True, "by": getpass.getuser(), "comment": "lgtm"}
             audit = await _audit(engine, handle.run_id)
             assert audit.by == getpass.getuser() and audit.at > 0
+            history = await _run_cli(any_db_url, "history", "cli-release")
+            assert f"approved by {getpass.getuser()}: lgtm" in history.stdout
             again = await _run_cli(any_db_url, "reject", approval_id, "--by", "mallory")
             assert again.returncode == 1 and "approved already" in again.stderr
             unknown = await _run_cli(any_db_url, "approve", "no-such.1")
