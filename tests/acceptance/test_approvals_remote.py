@@ -10,6 +10,7 @@ import getpass
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,8 @@ from duro._history import DecisionMeta, EventKind
 from duro.errors import ApprovalNotPendingError
 from tests.acceptance.serving import problem, serve_http
 from tests.conftest import run, wait_until
+
+APP = Path(__file__).parent / "apps" / "approval_app.py"
 
 
 @duro.workflow(name="approvals_remote.release")
@@ -172,3 +175,40 @@ async def _post(http: httpx.Client, path: str, body: Any) -> httpx.Response:
     import asyncio
 
     return await asyncio.to_thread(http.post, path, json=body)
+
+
+def test_kill_9_while_waiting_then_decided_with_no_worker(tmp_path: Path) -> None:
+    """The worker process is killed (SIGKILL) while its run waits for the approval; the
+    approval stays pending; it is decided while no worker runs; a new worker process
+    delivers the decision, and the step before the approval did not run again."""
+    url = f"sqlite:///{tmp_path}/crash.db"
+
+    def spawn() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, str(APP), url], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, cwd=Path(__file__).parents[2])
+
+    async def main() -> None:
+        async with duro.Client(url) as client:
+            handle = await client.start("approval_app.ship", "9.9", id="crash-ship")
+            proc = spawn()
+            try:
+                approval_id = await _pending_id(client, "crash-ship")
+                proc.kill()
+                proc.wait(timeout=10)
+                [still] = (await client.approvals.list()).approvals
+                assert still.approval_id == approval_id
+                assert still.context == {"plan": "plan for 9.9"}
+                await client.approvals.approve(approval_id, by="on call")
+                proc = spawn()
+                result = await handle.result(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait(timeout=10)
+            assert result == "plan for 9.9, applied (on call)"
+            events = await client.store.load_history(handle.run_id)
+            steps = [e.name for e in events if e.kind == EventKind.STEP_COMPLETED]
+            assert steps == ["approval_app.prepare", "approval_app.apply"]
+            assert [e.kind for e in events].count(EventKind.APPROVAL_DECIDED) == 1
+
+    run(main(), timeout=120)
