@@ -10,6 +10,8 @@ from __future__ import annotations
 from duro._clock import Clock, ManualClock, SystemClock
 from duro._queues import Queue
 from duro.client import (
+    ApprovalInfo,
+    ApprovalPage,
     Client,
     Engine,
     Event,
@@ -21,6 +23,8 @@ from duro.client import (
 )
 from duro.client._schedules import ScheduleInfo
 from duro.errors import (
+    ApprovalNotFoundError,
+    ApprovalNotPendingError,
     ChildWorkflowError,
     CorruptRunError,
     DatabaseFileLostError,
@@ -76,10 +80,12 @@ from duro.usage import (
     set_model_prices,
 )
 from duro.workflow import (
+    Decision,
     ParentClosePolicy,
     Saga,
     Workflow,
     WorkflowInfo,
+    approval,
     continue_as_new,
     execute_child,
     info,
@@ -101,6 +107,10 @@ from duro.workflow import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ApprovalInfo",
+    "ApprovalNotFoundError",
+    "ApprovalNotPendingError",
+    "ApprovalPage",
     "Cache",
     "ChildWorkflowError",
     "Client",
@@ -110,6 +120,7 @@ __all__ = [
     "DatabaseFileLostError",
     "DatabaseLockedError",
     "DatabaseReadOnlyError",
+    "Decision",
     "DuroError",
     "Engine",
     "ErrorInfo",
@@ -167,6 +178,7 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowTerminatedError",
     "__version__",
+    "approval",
     "continue_as_new",
     "execute_child",
     "heartbeat",

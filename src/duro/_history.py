@@ -28,6 +28,9 @@ update_failed               -       error                           :class:`Upda
 cancel_requested            -       -                               -
 marker                      -       - (name: the change id)         -
 search_attributes_upserted  -       -                               :class:`SearchAttributesMeta`
+approval_requested          appr.   context (name: the approval)    :class:`ApprovalMeta`
+approval_decided            appr.   - (name: the approval)          :class:`DecisionMeta`
+approval_timed_out          appr.   - (name: the approval)          :class:`ApprovalMeta`
 run_completed               -       result                          -
 run_failed, run_*           -       error                           -
 ==========================  ======  ==============================  =============================
@@ -45,6 +48,7 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "APPROVAL_KINDS",
     "CHILD_KINDS",
     "OUTCOME_KINDS",
     "PAYLOAD_KINDS",
@@ -53,10 +57,12 @@ __all__ = [
     "STEP_STATUS",
     "TERMINAL_KINDS",
     "UPDATE_STATUS",
+    "ApprovalMeta",
     "AttemptMeta",
     "ChildDone",
     "ChildFailedMeta",
     "ChildStarted",
+    "DecisionMeta",
     "EventKind",
     "EventRecord",
     "Headers",
@@ -69,6 +75,7 @@ __all__ = [
     "SignalMeta",
     "TaskDone",
     "UpdateMeta",
+    "approval_id_of",
     "event_records",
     "group_events",
     "headers_of",
@@ -102,6 +109,12 @@ class EventKind(enum.StrEnum):
     """``duro.patched(id)`` took the new path."""
     SEARCH_ATTRIBUTES_UPSERTED = "search_attributes_upserted"
     """``duro.upsert_search_attributes(...)``: the run's search attributes changed."""
+    APPROVAL_REQUESTED = "approval_requested"
+    """``duro.approval(name, context)``: the run waits for a human decision."""
+    APPROVAL_DECIDED = "approval_decided"
+    """Who decided an approval, the verdict, the comment and when (the audit trail)."""
+    APPROVAL_TIMED_OUT = "approval_timed_out"
+    """No decision came before the approval's timeout: the workflow went on without one."""
     RUN_COMPLETED = "run_completed"
     RUN_FAILED = "run_failed"
     RUN_CANCELLED = "run_cancelled"
@@ -119,10 +132,13 @@ STEP_KINDS = frozenset({K.STEP_STARTED, K.STEP_COMPLETED, K.STEP_RETRYING, K.STE
 CHILD_KINDS = frozenset({K.CHILD_STARTED, K.CHILD_COMPLETED, K.CHILD_FAILED})
 OUTCOME_KINDS = frozenset({K.STEP_COMPLETED, K.STEP_FAILED, K.TIMER_FIRED})
 """Recorded at most once per operation (a unique index in both stores' schema)."""
+APPROVAL_KINDS = frozenset({K.APPROVAL_REQUESTED, K.APPROVAL_DECIDED, K.APPROVAL_TIMED_OUT})
 PROJECTED_KINDS = frozenset({K.STATE_SET, K.UPDATE_ACCEPTED, K.UPDATE_COMPLETED,
-                             K.UPDATE_FAILED, K.SEARCH_ATTRIBUTES_UPSERTED})
-"""Also kept in read models (published state, update outcomes, search attributes), in the
-same transaction."""
+                             K.UPDATE_FAILED, K.SEARCH_ATTRIBUTES_UPSERTED,
+                             K.APPROVAL_REQUESTED, K.APPROVAL_TIMED_OUT})
+"""Also kept in read models (published state, update outcomes, search attributes, pending
+approvals), in the same transaction. ``approval_decided`` is not: the decision is taken
+in the approvals table first (atomically, by whoever decides), then reaches the run."""
 
 UPDATE_STATUS: dict[str, str] = {K.UPDATE_ACCEPTED: "accepted", K.UPDATE_COMPLETED: "completed",
                                  K.UPDATE_FAILED: "failed"}
@@ -133,7 +149,8 @@ STEP_STATUS: dict[str, str] = {K.STEP_STARTED: "started", K.STEP_COMPLETED: "com
 
 PAYLOAD_KINDS = frozenset({K.RUN_STARTED, K.STEP_COMPLETED, K.CHILD_COMPLETED,
                            K.SIGNAL_RECEIVED, K.STATE_SET, K.UPDATE_ACCEPTED,
-                           K.UPDATE_COMPLETED, K.RUN_COMPLETED, K.RUN_CONTINUED_AS_NEW})
+                           K.UPDATE_COMPLETED, K.RUN_COMPLETED, K.RUN_CONTINUED_AS_NEW,
+                           K.APPROVAL_REQUESTED})
 """Events whose data is a user's payload (an input, a result, a signal, a value): what
 the data converter's codecs encode. Errors and meta stay plain JSON."""
 
@@ -489,6 +506,58 @@ class ChildFailedMeta:
         return cls(status=str(_meta(meta).get("status", "failed")))
 
 
+def approval_id_of(run_id: str, op: int) -> str:
+    """The id of the approval a run requested at operation ``op``: stable (a replay, the
+    store and every client derive the same one) and unique across runs."""
+    return f"{run_id}.{op}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ApprovalMeta:
+    """The meta of ``approval_requested`` (and ``approval_timed_out``): which approval,
+    and until when it may be decided (None: no timeout)."""
+
+    approval_id: str
+    deadline_at: float | None = None
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"approval_id": self.approval_id, "deadline_at": self.deadline_at})
+
+    @classmethod
+    def decode(cls, meta: bytes | None) -> ApprovalMeta:
+        raw = _meta(meta)
+        deadline = raw.get("deadline_at")
+        return cls(approval_id=str(raw.get("approval_id", "")),
+                   deadline_at=float(deadline) if isinstance(deadline, (int, float)) else None)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DecisionMeta:
+    """A human's decision on an approval: the meta of its inbox message and of its
+    ``approval_decided`` event (plain JSON, so that an audit reads it without codecs)."""
+
+    approval_id: str
+    approved: bool
+    by: str
+    comment: str | None
+    at: float
+    """When it was decided (the decider's clock; the event's own time is the run's)."""
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"approval_id": self.approval_id, "approved": self.approved,
+                             "by": self.by, "comment": self.comment, "at": self.at})
+
+    @classmethod
+    def decode(cls, meta: bytes | None) -> DecisionMeta:
+        raw = _meta(meta)
+        comment = raw.get("comment")
+        at = raw.get("at")
+        return cls(approval_id=str(raw.get("approval_id", "")),
+                   approved=raw.get("approved") is True, by=str(raw.get("by", "")),
+                   comment=comment if isinstance(comment, str) else None,
+                   at=float(at) if isinstance(at, (int, float)) else 0.0)
+
+
 # -- messages: what reaches a run from outside, before it becomes history ------------------
 #
 # An inbox message keeps its payload opaque in ``data`` (as stored: maybe encoded by the
@@ -509,6 +578,9 @@ class MessageKind(enum.StrEnum):
     """data: the child's result or error; meta: :class:`ChildDone`; name: the op."""
     TASK_DONE = "task_done"
     """data: the step's result or error; meta: :class:`TaskDone`; name: the op."""
+    APPROVAL = "approval"
+    """A human's decision; meta: :class:`DecisionMeta`; name: the approval's op. Becomes
+    ``approval_decided``."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -13,6 +13,8 @@ from typing import Any
 
 __all__ = [
     "MAX_CAUSE_DEPTH",
+    "ApprovalNotFoundError",
+    "ApprovalNotPendingError",
     "AuthenticationError",
     "BlobCorruptError",
     "BlobMissingError",
@@ -484,6 +486,21 @@ class UpdateFailedError(DuroError):
     def __init__(self, message: str, *, cause: ErrorInfo) -> None:
         super().__init__(message)
         self.cause = cause
+
+
+class ApprovalNotFoundError(DuroError):
+    """No approval has this id (in the caller's namespace). Nothing was stored."""
+
+
+class ApprovalNotPendingError(DuroError):
+    """The approval can no longer be decided; ``status`` says why: ``approved`` or
+    ``rejected`` (decided already: the first decision stands), ``timed_out`` (its
+    timeout passed) or ``run_ended`` (its run ended first). Nothing was stored."""
+
+    def __init__(self, message: str, *, approval_id: str, status: str) -> None:
+        super().__init__(message)
+        self.approval_id = approval_id
+        self.status = status
 
 
 class StepTimeoutError(DuroError):

@@ -52,7 +52,7 @@ _CREATES = {("POST", "/v1/runs"), ("POST", "/v1/signal-with-start"),
 # Listings (and stats): another namespace sees none of NS's.
 _LISTINGS = {("GET", "/v1/runs"), ("GET", "/v1/schedules"), ("GET", "/v1/stats"),
              # The step cache of the token's namespace: another's sees and clears none.
-             ("GET", "/v1/cache"), ("DELETE", "/v1/cache")}
+             ("GET", "/v1/cache"), ("DELETE", "/v1/cache"), ("GET", "/v1/approvals")}
 # Deployment-wide (workers, queue limits and the process's metrics are not a namespace's):
 # readable by all.
 _DEPLOYMENT = {("GET", "/v1/workers"), ("GET", "/v1/queues"), ("GET", "/metrics")}
@@ -141,9 +141,11 @@ def test_every_scoped_route_refuses_what_its_token_does_not_allow(any_db_url: st
                 assert response.status_code == 200, (where, response.text)
                 assert not response.json().get("runs") and \
                     not response.json().get("schedules") and \
-                    not response.json().get("workflows"), where
+                    not response.json().get("workflows") and \
+                    not response.json().get("approvals"), where
             else:
                 code = "schedule_not_found" if "schedule_id" in route.path \
+                    else "approval_not_found" if "approval_id" in route.path \
                     else "run_not_found"
                 problem(response, 404, code)
         assert run(_store_state(any_db_url)) == before

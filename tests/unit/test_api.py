@@ -30,6 +30,8 @@ PUBLIC = {
     "ModelPrice", "RunUsage", "Usage", "UsageTotals", "record_usage", "set_model_prices",
     "logger",
     "Cache",
+    "ApprovalInfo", "ApprovalNotFoundError", "ApprovalNotPendingError", "ApprovalPage",
+    "Decision", "approval",
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from duro._history import ChildDone, EventKind, MessageKind, UpdateMeta
+from duro._history import ApprovalMeta, ChildDone, EventKind, MessageKind, UpdateMeta
 from duro.errors import StoreError, WorkflowAlreadyStartedError, WorkflowIdTakenError
 from duro.schedules import tick_workflow_id
 from duro.store._records import (
@@ -30,6 +30,7 @@ from duro.store._rules import (
     check_copy_target,
     check_existing,
     closing_effects,
+    copied_approvals,
     copied_events,
     dedup_hit,
     definition_change,
@@ -407,3 +408,21 @@ def test_mappers_read_rows_by_column_name() -> None:
               "namespace": "tenant-a"}
     assert run_record(stored).queue == "default"
     assert run_record(stored).namespace == "tenant-a"
+
+
+def test_copied_approvals_are_those_the_copy_leaves_undecided() -> None:
+    """A copy that requested approvals at ops 2, 3 and 4, with 2 decided and 3 timed out
+    in it, waits for 4 only: pending again under the new run's id, with its context and
+    deadline."""
+    def requested(op: int) -> NewEvent:
+        return NewEvent(kind=EventKind.APPROVAL_REQUESTED, ts=float(op), op=op, name="ok",
+                        data=b'{"op":%d}' % op,
+                        meta=ApprovalMeta(approval_id=f"old.{op}", deadline_at=99.0).encode())
+
+    events = [_ev(EventKind.RUN_STARTED), requested(2), requested(3), requested(4),
+              _ev(EventKind.APPROVAL_DECIDED, 2), _ev(EventKind.APPROVAL_TIMED_OUT, 3)]
+    [params] = copied_approvals("new", events)
+    assert params["approval_id"] == "new.4" and params["op"] == 4
+    assert params["context"] == b'{"op":4}' and params["deadline_at"] == 99.0
+    assert params["epoch"] is None and params["ts"] == 4.0
+    assert copied_approvals("new", events[:1]) == []

@@ -193,6 +193,10 @@ def _details(ev: Event) -> str:
         return f"workflow id {ev.data.get('workflow_id')} (run {ev.data.get('run_id')})"
     if ev.kind in (EventKind.UPDATE_ACCEPTED, EventKind.UPDATE_COMPLETED):
         return short_json(ev.data) + _update_id(ev)
+    if ev.kind == EventKind.APPROVAL_DECIDED:  # the audit trail: who, the verdict, why
+        verdict = "approved" if ev.meta.get("approved") is True else "rejected"
+        comment = ev.meta.get("comment")
+        return f"{verdict} by {ev.meta.get('by')}" + (f": {comment}" if comment else "")
     return "" if ev.data is None else short_json(ev.data)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import duro
 from duro._checks import DEFAULT_NAMESPACE, check_namespace
 from duro.cli import (
+    _approvals,
     _cache,
     _control,
     _db,
@@ -215,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     _serve.add_commands(command)
     _tokens.add_commands(command)
     _cache.add_commands(command)
+    _approvals.add_commands(command)
     return parser
 
 

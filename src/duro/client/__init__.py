@@ -4,6 +4,7 @@ RemoteClient (through a server), handles, read models."""
 from __future__ import annotations
 
 from duro._stats import ErrorCount, Percentiles, Stats, StepStats, WorkflowStats
+from duro.client._approvals import ApprovalInfo, ApprovalPage, Approvals
 from duro.client._client import Client
 from duro.client._engine import Engine
 from duro.client._handle import WorkflowHandle
@@ -17,6 +18,7 @@ from duro.client._records import (
 )
 from duro.client._remote import RemoteClient
 
-__all__ = ["Client", "Engine", "ErrorCount", "Event", "Percentiles", "RemoteClient", "RunInfo",
+__all__ = ["ApprovalInfo", "ApprovalPage", "Approvals", "Client", "Engine", "ErrorCount",
+           "Event", "Percentiles", "RemoteClient", "RunInfo",
            "RunPage", "Stats", "StepStats", "StepSummary", "WorkerInfo", "WorkflowHandle",
            "WorkflowStats", "summarize_steps"]

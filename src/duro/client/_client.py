@@ -28,6 +28,7 @@ from duro._local import NO_LOCAL_RUNS, NOT_HERE, LocalRuns, Outcome, answer_here
 from duro._queues import Queue
 from duro._search import check_search_attributes
 from duro.client import _start_options as opts
+from duro.client._approvals import Approvals
 from duro.client._cache import StepCache
 from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
@@ -154,6 +155,8 @@ class Client(Listings):
         self.tokens = Tokens(self)
         self.cache = StepCache(self)
         """The durable step cache of this namespace (list, invalidate)."""
+        self.approvals = Approvals(self)
+        """Human approvals: list, read, approve, reject (``duro.approval()``)."""
         self._interceptors: list[ClientInterceptor] = check_interceptors(interceptors,
                                                                        ClientInterceptor)
         # The client that owns the store (this one, or the one a view was made from):
@@ -193,6 +196,7 @@ class Client(Listings):
         view.schedules = Schedules(view)
         view.tokens = Tokens(view)
         view.cache = StepCache(view)
+        view.approvals = Approvals(view)
         return view
 
     def __repr__(self) -> str:

@@ -20,6 +20,8 @@ from urllib.parse import quote
 import orjson
 
 from duro.errors import (
+    ApprovalNotFoundError,
+    ApprovalNotPendingError,
     AuthenticationError,
     DataRejectedError,
     DuroError,
@@ -65,6 +67,11 @@ def _update_failed(detail: str, problem: Mapping[str, Any]) -> DuroError:
     return UpdateFailedError(detail, cause=info)
 
 
+def _not_pending(detail: str, problem: Mapping[str, Any]) -> DuroError:
+    return ApprovalNotPendingError(detail, approval_id=str(problem.get("approval_id", "")),
+                                   status=str(problem.get("approval_status", "")))
+
+
 def _plain(kind: type[DuroError]) -> Callable[[str, Mapping[str, Any]], DuroError]:
     return lambda detail, problem: kind(detail)
 
@@ -78,6 +85,8 @@ ERRORS: dict[str, Callable[[str, Mapping[str, Any]], DuroError]] = {
     "run_not_found": _plain(RunNotFoundError),
     "workflow_not_found": _plain(WorkflowNotFoundError),
     "schedule_not_found": _plain(ScheduleNotFoundError),
+    "approval_not_found": _plain(ApprovalNotFoundError),
+    "approval_not_pending": _not_pending,
     "workflow_already_started": _already_started,
     "schedule_already_exists": _plain(ScheduleAlreadyExistsError),
     # Embedded, a retry of a run that did not fail raises a plain DuroError.
@@ -185,6 +194,11 @@ class Transport:
         headers = {} if self._token is None else {"Authorization": f"Bearer {self._token}"}
         trace_context(headers)
         return headers
+
+    @property
+    def has_token(self) -> bool:
+        """Whether requests carry an API token (the server then knows who calls)."""
+        return self._token is not None
 
     async def open(self) -> None:
         """Make the connection pool (or use the one given)."""

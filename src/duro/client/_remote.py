@@ -45,6 +45,7 @@ from duro.client._handle import WorkflowHandle
 from duro.client._http import Transport, segment
 from duro.client._listing import MAX_PAGE_SIZE, stats_window
 from duro.client._records import RunInfo, RunPage, WorkerInfo, queue_from_json
+from duro.client._remote_approvals import RemoteApprovals
 from duro.client._remote_handle import RemoteCache, RemoteHandle, RemoteSchedules, RemoteTokens
 from duro.errors import InvalidArgumentError, LocalOnlyError
 from duro.interceptors._chain import check_interceptors
@@ -134,6 +135,7 @@ class RemoteClient(Client):
         self.schedules = RemoteSchedules(self)
         self.tokens = RemoteTokens(self)
         self.cache = RemoteCache(self)
+        self.approvals = RemoteApprovals(self)
         self._interceptors = check_interceptors(interceptors, ClientInterceptor)
         self._open = False
         self._root = self

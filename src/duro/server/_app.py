@@ -62,6 +62,7 @@ def _endpoint(route: ApiRoute, api: Api, webhook: WebhookAuth | None,
                     called = api.scoped(webhook.namespace)
             elif auth and scope is not None:
                 token = await authenticate(request, api.client, scope)
+                request.state.token = token  # who acts (an approval's decider)
                 called = api.scoped(token.namespace)
             if request.scope["query_string"]:
                 unknown = [k for k in request.query_params

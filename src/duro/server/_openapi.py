@@ -246,6 +246,20 @@ SCHEMAS: dict[str, Any] = {
         "paused": {"type": "boolean"}, "note": {"type": "string", "maxLength": 4096}},
         ["id", "workflow"]),
     "NoteRequest": _body({"note": {"type": "string", "maxLength": 4096}}),
+    "DecisionRequest": _body({
+        "by": {"type": "string", "minLength": 1, "maxLength": 200,
+               "description": "who decides (with API tokens: the token's name, or absent)"},
+        "comment": {"type": "string", "maxLength": 4000}}),
+    "Approval": _object({
+        "approval_id": _STRING, "workflow_id": _STRING, "run_id": _STRING,
+        "workflow_name": _STRING, "name": _STRING,
+        "context": {**_ANY, "description": "what the workflow asks to approve"},
+        "requested_at": _TIME, "deadline": _NULL_TIME,
+        "status": {"enum": ["pending", "approved", "rejected", "timed_out", "run_ended"]},
+        "decided_by": _NULL_STRING, "comment": _NULL_STRING, "decided_at": _NULL_TIME,
+        "namespace": _STRING}),
+    "ApprovalPage": _object({"approvals": {"type": "array", "items": _ref("Approval")},
+                             "next_cursor": _NULL_STRING}),
     "BackfillRequest": _body({"start": _INSTANT, "end": _INSTANT}, ["start", "end"]),
 }
 

@@ -19,6 +19,8 @@ from starlette.responses import Response
 
 from duro._checks import check_id, shown
 from duro.errors import (
+    ApprovalNotFoundError,
+    ApprovalNotPendingError,
     AuthenticationError,
     DataRejectedError,
     DuroError,
@@ -68,6 +70,8 @@ PROBLEMS: tuple[tuple[type[BaseException], int, str], ...] = (
     (RunNotFoundError, 404, "run_not_found"),
     (WorkflowNotFoundError, 404, "workflow_not_found"),
     (ScheduleNotFoundError, 404, "schedule_not_found"),
+    (ApprovalNotFoundError, 404, "approval_not_found"),
+    (ApprovalNotPendingError, 409, "approval_not_pending"),
     (WorkflowAlreadyStartedError, 409, "workflow_already_started"),
     (ScheduleAlreadyExistsError, 409, "schedule_already_exists"),
     (Conflict, 409, "conflict"),
@@ -124,6 +128,8 @@ def problem(exc: BaseException) -> Response:
         # What an update's handler raised, as a run's error is shown: a remote client
         # raises the same UpdateFailedError, with the same cause, as an embedded one.
         document["cause"] = cause.to_dict()
+    if isinstance(exc, ApprovalNotPendingError):
+        document["approval_id"], document["approval_status"] = exc.approval_id, exc.status
     # RFC 9110: a 401 says how to authenticate.
     headers = {"WWW-Authenticate": 'Bearer realm="duro"'} if code == "unauthenticated" \
         else None

@@ -16,7 +16,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from duro.client._approvals import MAX_LIMIT as MAX_APPROVALS
 from duro.client._listing import MAX_PAGE_SIZE
+from duro.server import _approvals as approvals
 from duro.server import _cache as step_cache
 from duro.server import _runs as runs
 from duro.server import _schedules as schedules
@@ -236,6 +238,40 @@ ROUTES: tuple[ApiRoute, ...] = (
              scope=_A, tag="runs",
              summary="a new run under a new workflow id from the first `to` events",
              body="ForkRequest", responses={201: "RunRef"}),
+    # -- human approvals
+    ApiRoute(method="GET", path="/v1/approvals", handler=approvals.list_approvals, scope=_R,
+             tag="approvals", summary="approvals, oldest request first: the pending ones "
+                                      "(the inbox) by default",
+             params=(_query("status", {"enum": ["pending", "approved", "rejected",
+                                                "timed_out", "run_ended", "all"]},
+                            "only approvals with it (default pending; all: every one)"),
+                     _query("workflow", {"type": "string"},
+                            "only those of runs of this workflow name"),
+                     _query("workflow_id", {"type": "string"},
+                            "only those of runs with this workflow id"),
+                     _query("name", {"type": "string"}, "only approvals of this name"),
+                     _query("limit", {"type": "integer", "minimum": 1,
+                                      "maximum": MAX_APPROVALS},
+                            "approvals per page (default 100)"),
+                     _query("cursor", {"type": "string"},
+                            "the next_cursor of the previous page")),
+             responses={200: "ApprovalPage"}),
+    ApiRoute(method="GET", path="/v1/approvals/{approval_id}",
+             handler=approvals.get_approval, scope=_R, tag="approvals",
+             summary="an approval, whatever its status", responses={200: "Approval"}),
+    ApiRoute(method="POST", path="/v1/approvals/{approval_id}/approve",
+             handler=approvals.approve, scope=_W, tag="approvals",
+             summary="approve a pending approval: the waiting run goes on",
+             body="DecisionRequest", responses={200: "Approval"},
+             description="With API tokens the decider recorded is the token's name (a "
+                         "`by` naming anyone else is refused); without them, `by` or "
+                         "`anonymous`. A second decision is refused (409 "
+                         "`approval_not_pending`): the first stands."),
+    ApiRoute(method="POST", path="/v1/approvals/{approval_id}/reject",
+             handler=approvals.reject, scope=_W, tag="approvals",
+             summary="reject a pending approval: the waiting run goes on",
+             body="DecisionRequest", responses={200: "Approval"},
+             description="As `approve`, with the opposite verdict."),
     # -- schedules, queues, workers
     ApiRoute(method="POST", path="/v1/schedules", handler=schedules.create_schedule,
              scope=_W, tag="schedules", summary="create a schedule",

@@ -1,10 +1,11 @@
 """Persistence: the store contract (``ClientStore``, ``WorkerStore``, ``AdminStore``,
-``ScheduleStore``, ``TokenStore``; ``Store``: all of them), the records it reads and writes, and the
-backends found by URL scheme (SQLite and PostgreSQL built in; others register as
-``duro.stores`` entry points: see :class:`StoreBackend`)."""
+``ScheduleStore``, ``TokenStore``, ``ApprovalStore``; ``Store``: all of them), the records
+it reads and writes, and the backends found by URL scheme (SQLite and PostgreSQL built in;
+others register as ``duro.stores`` entry points: see :class:`StoreBackend`)."""
 
 from __future__ import annotations
 
+from duro.store._approvals import ApprovalRecord, ApprovalStore
 from duro.store._cache import CacheEntry, CacheGroup, CacheStore
 from duro.store._protocol import AdminStore, ClientStore, Fenced, Store, WorkerStore
 from duro.store._records import (
@@ -33,6 +34,8 @@ __all__ = [
     "LIVE_STATUSES",
     "TERMINAL_STATUSES",
     "AdminStore",
+    "ApprovalRecord",
+    "ApprovalStore",
     "CacheEntry",
     "CacheGroup",
     "CacheStore",

@@ -11,6 +11,7 @@ uses them, and the exceptions a store may raise.
   ``engine.schedules``).
 * :class:`~duro.store.TokenStore`: API tokens (``duro serve``'s auth, ``duro token``).
 * :class:`~duro.store.CacheStore`: the durable step cache (``duro cache``).
+* :class:`~duro.store.ApprovalStore`: human approvals (``client.approvals``).
 * :class:`Store`: all of them, what an :class:`~duro.Engine` (client and worker in one
   process) uses.
 
@@ -53,6 +54,7 @@ from typing import Protocol
 
 from duro._history import SearchValue
 from duro._stats import Stats
+from duro.store._approvals import ApprovalStore
 from duro.store._cache import CacheStore
 from duro.store._records import (
     Claim,
@@ -493,6 +495,7 @@ class AdminStore(ClientStore, Protocol):
         ...
 
 
-class Store(WorkerStore, AdminStore, ScheduleStore, TokenStore, CacheStore, Protocol):
+class Store(WorkerStore, AdminStore, ScheduleStore, TokenStore, CacheStore, ApprovalStore,
+            Protocol):
     """Every store operation: what an :class:`~duro.Engine` uses (client, worker, admin
     and schedules in one process)."""

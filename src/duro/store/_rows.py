@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import orjson
 
 from duro._history import group_events, headers_of
+from duro.store._approvals import ApprovalRecord
 from duro.store._records import (
     Claim,
     InboxMessage,
@@ -23,7 +24,8 @@ from duro.store._records import (
 from duro.store._schedules import ScheduleRecord
 from duro.store._tokens import TokenRecord
 
-__all__ = ["Row", "claim", "histories_wanted", "inbox_message", "loaded_runs", "new_event",
+__all__ = ["Row", "approval_record", "claim", "histories_wanted", "inbox_message",
+           "loaded_runs", "new_event",
            "queue_config", "run_record", "schedule_record", "task_record", "token_record",
            "update_outcome"]
 
@@ -181,6 +183,18 @@ def loaded_runs(
                          else None),
                 heartbeats=beats.get(run_id, {}), inbox=run_id in inbox)
             for run_id in run_ids}
+
+
+def approval_record(row: Row) -> ApprovalRecord:
+    """A human approval as stored."""
+    return ApprovalRecord(
+        approval_id=row["approval_id"], run_id=row["run_id"], op=int(row["op"]),
+        workflow_id=row["workflow_id"], workflow_name=row["workflow_name"],
+        namespace=row["namespace"], name=row["name"],
+        context=None if row["context"] is None else bytes(row["context"]),
+        requested_at=row["requested_at"], deadline_at=row["deadline_at"],
+        status=row["status"], decided_by=row["decided_by"], comment=row["comment"],
+        decided_at=row["decided_at"])
 
 
 def token_record(row: Row) -> TokenRecord:

@@ -36,6 +36,7 @@ import orjson
 from duro._checks import DEFAULT_NAMESPACE
 from duro._history import (
     TERMINAL_KINDS,
+    ApprovalMeta,
     ChildDone,
     ChildFailedMeta,
     ChildStarted,
@@ -45,6 +46,7 @@ from duro._history import (
     SearchAttributesMeta,
     SearchValue,
     UpdateMeta,
+    approval_id_of,
 )
 from duro.errors import (
     ErrorInfo,
@@ -72,7 +74,8 @@ __all__ = [
     "CARRIED_KINDS", "PARENT_CLOSED", "TIMED_OUT", "TOO_DEEP", "Admission", "ClosingEffects",
     "Firing", "Link", "NewRun", "admission", "attribute_params", "candidate_page",
     "carried_over", "check_copy_target", "check_existing", "child_done", "child_not_started",
-    "child_started_event", "closing_effects", "copied_attributes", "copied_events",
+    "child_started_event", "closing_effects", "copied_approvals", "copied_attributes",
+    "copied_events",
     "debounce_until", "dedup_hit", "definition_change", "headers_json", "in_namespace",
     "index_value", "list_query", "plan_run", "queue_room", "taken", "terminated", "too_deep",
     "update_of",
@@ -570,6 +573,25 @@ def copied_attributes(events: Iterable[NewEvent]) -> dict[str, SearchValue]:
                 else:
                     out[key] = value
     return out
+
+
+def copied_approvals(run_id: str, events: Iterable[NewEvent]) -> list[dict[str, Any]]:
+    """The approvals a copied history (reset, retry, fork) leaves its new run waiting for:
+    those it requested and that neither a decision nor a timeout closed in the copy, as
+    ``insert_approval`` parameters without a fence (under the new run's approval ids)."""
+    requested: dict[int, NewEvent] = {}
+    for e in events:
+        if e.op is None:
+            continue
+        if e.kind == EventKind.APPROVAL_REQUESTED:
+            requested[e.op] = e
+        elif e.kind in (EventKind.APPROVAL_DECIDED, EventKind.APPROVAL_TIMED_OUT):
+            requested.pop(e.op, None)
+    return [{"run_id": run_id, "epoch": None, "new_len": None,
+             "approval_id": approval_id_of(run_id, op), "op": op,
+             "name": e.name, "context": e.data, "ts": e.ts,
+             "deadline_at": ApprovalMeta.decode(e.meta).deadline_at}
+            for op, e in sorted(requested.items())]
 
 
 def list_query(*, status: str | None, name: str | None, created_after: float | None,

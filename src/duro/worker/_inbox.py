@@ -1,8 +1,8 @@
 """Messages for held runs: reading a run's inbox and recording what is there in its
 history (signals, update requests that pass their validator, cancel requests, children's
-ends, step tasks' outcomes), one reader per run at a time. Functions over a held run
-(its instance, and the inbox-reading flags of its bookkeeping), through the
-:class:`Worker`'s public surface."""
+ends, step tasks' outcomes, approvals' decisions), one reader per run at a time.
+Functions over a held run (its instance, and the inbox-reading flags of its
+bookkeeping), through the :class:`Worker`'s public surface."""
 
 from __future__ import annotations
 
@@ -149,6 +149,11 @@ def _event_of(w: Worker, held: HeldRun, m: InboxMessage,
         return steps.task_event(w, held, int(m.name or 0), m.data, m.meta)
     if m.kind == MessageKind.CANCEL:
         return NewEvent(kind=EventKind.CANCEL_REQUESTED, ts=now)
+    if m.kind == MessageKind.APPROVAL:  # a human's decision, recorded as the audit trail
+        op = int(m.name or 0)
+        waiting = held.inst.approvals.get(op)
+        return NewEvent(kind=EventKind.APPROVAL_DECIDED, ts=now, op=op,
+                        name=None if waiting is None else waiting[0], meta=m.meta)
     return NewEvent(kind=EventKind.SIGNAL_RECEIVED, ts=now, name=m.name, data=m.data,
                     meta=m.meta)  # the sender's headers (SignalMeta)
 

@@ -16,6 +16,7 @@ from duro.workflow._api import (
     uuid4,
     workflow,
 )
+from duro.workflow._approvals import Decision, approval
 from duro.workflow._features import (
     ParentClosePolicy,
     continue_as_new,
@@ -31,10 +32,12 @@ from duro.workflow._features import (
 from duro.workflow._saga import Saga
 
 __all__ = [
+    "Decision",
     "ParentClosePolicy",
     "Saga",
     "Workflow",
     "WorkflowInfo",
+    "approval",
     "continue_as_new",
     "execute_child",
     "in_workflow",

@@ -24,12 +24,15 @@ import orjson
 
 from duro._checks import check_choice
 from duro._history import (
+    APPROVAL_KINDS,
     CHILD_KINDS,
     STEP_KINDS,
     TERMINAL_KINDS,
+    ApprovalMeta,
     AttemptMeta,
     ChildFailedMeta,
     ChildStarted,
+    DecisionMeta,
     EventKind,
     EventRecord,
     Headers,
@@ -39,6 +42,7 @@ from duro._history import (
     SearchValue,
     SignalMeta,
     UpdateMeta,
+    approval_id_of,
 )
 from duro.errors import (
     ChildWorkflowError,
@@ -147,6 +151,10 @@ class RunInstance:
         self.state: dict[str, Any] = {}
         self.query_handlers: dict[str, Callable[..., Any]] = {}
         self.conditions: list[tuple[Callable[[], bool], asyncio.Future[bool]]] = []
+        # duro.approval() calls by op: the name and the future a decision resolves; and
+        # the ops whose decision or timeout the history has (not recorded again).
+        self.approvals: dict[int, tuple[str, asyncio.Future[DecisionMeta]]] = {}
+        self.approvals_closed: set[int] = set()
 
     @property
     def rng(self) -> random.Random:
@@ -188,6 +196,9 @@ class RunInstance:
                 self.markers.add(ev.name)
             if ev.kind in (EventKind.UPDATE_COMPLETED, EventKind.UPDATE_FAILED) and ev.meta:
                 self.mailbox.updates_done.add(UpdateMeta.decode(ev.meta).update_id)
+            elif ev.kind in (EventKind.APPROVAL_DECIDED, EventKind.APPROVAL_TIMED_OUT) \
+                    and ev.op is not None:
+                self.approvals_closed.add(ev.op)
         self.replaying = True
         try:
             for i, ev in enumerate(history):
@@ -283,6 +294,8 @@ class RunInstance:
         elif kind == EventKind.UPDATE_ACCEPTED:
             update = UpdateMeta.decode(meta)
             self.mailbox.update_accepted(update.update_id, name or "", data, update.headers)
+        elif kind in APPROVAL_KINDS:
+            self._apply_approval(kind, op, name, meta)
         elif kind in _SILENT or kind in TERMINAL_KINDS:
             pass
         elif kind == EventKind.CANCEL_REQUESTED:
@@ -296,6 +309,47 @@ class RunInstance:
                 f"history of run {self.run_id} has an event this version of duro does not "
                 f"know: {kind!r} at op {op}"
             )
+
+    def _apply_approval(self, kind: str, op: int | None, name: str | None,
+                        meta: bytes | None) -> None:
+        """An approval's request (the code's own record), decision or timeout."""
+        waiting = self.approvals.get(op) if op is not None else None
+        if waiting is None or waiting[0] != name:
+            raise NondeterminismError(
+                f"nondeterminism in workflow {self.workflow.name!r} (run {self.run_id}): "
+                f"the history records {_describe(kind, name)} at seq {op} but the code "
+                f"has not requested that approval there", seq=op)
+        assert op is not None
+        if kind == EventKind.APPROVAL_REQUESTED:
+            return
+        self.approvals_closed.add(op)
+        future = waiting[1]
+        # A decision that comes after the timeout (it lost the race) stays in the
+        # history, for the audit, and changes nothing.
+        if kind == EventKind.APPROVAL_DECIDED and not future.done():
+            future.set_result(DecisionMeta.decode(meta))
+
+    def request_approval(self, name: str, context: bytes, deadline_at: float | None,
+                         ) -> tuple[int, asyncio.Future[DecisionMeta]]:
+        """Issue ``duro.approval(name)``: its op and the future its decision resolves.
+        Its ``approval_requested`` event is recorded unless the history has it."""
+        op = self._issue("approval", name)
+        future: asyncio.Future[DecisionMeta] = self.loop.create_future()
+        self.approvals[op] = (name, future)
+        if op not in self.recorded:
+            self.record(EventKind.APPROVAL_REQUESTED, op=op, name=name, data=context,
+                        meta=ApprovalMeta(approval_id=approval_id_of(self.run_id, op),
+                                          deadline_at=deadline_at).encode())
+        return op, future
+
+    def approval_timed_out(self, op: int, name: str) -> None:
+        """The approval at ``op`` got no decision in time: recorded unless the history
+        closed it already (a replay)."""
+        if op in self.approvals_closed:
+            return
+        self.approvals_closed.add(op)
+        self.record(EventKind.APPROVAL_TIMED_OUT, op=op, name=name,
+                    meta=ApprovalMeta(approval_id=approval_id_of(self.run_id, op)).encode())
 
     def _apply_child(self, kind: str, op: int | None, name: str | None, data: bytes | None,
                      meta: bytes | None) -> None:
@@ -333,12 +387,12 @@ class RunInstance:
             self.park_error = error
 
     def record(self, kind: str, *, name: str | None, data: bytes | None = None,
-               meta: bytes | None = None) -> None:
+               meta: bytes | None = None, op: int | None = None) -> None:
         """Have the host write an event the workflow produced (a marker, published
         state, an update's outcome) with the run's next write, stamped with workflow
         time."""
-        self.host.record(self, NewEvent(kind=kind, ts=self.now_ts, name=name, data=data,
-                                        meta=meta))
+        self.host.record(self, NewEvent(kind=kind, ts=self.now_ts, op=op, name=name,
+                                        data=data, meta=meta))
 
     def fail_with(self, exc: BaseException) -> None:
         """Fail the run with an exception workflow code raised outside its main coroutine
@@ -659,6 +713,7 @@ class RunInstance:
         self.timers.clear()
         self.commands.clear()
         self.conditions.clear()
+        self.approvals.clear()
         self.mailbox.clear()
         self.main = None
         # The host may refer back to the instance (a worker's HeldRun does): forget it,
@@ -727,4 +782,6 @@ def _group(kind: str) -> str:
         return "child"
     if kind == EventKind.TIMER_FIRED:
         return "timer"
+    if kind in APPROVAL_KINDS:
+        return "approval"
     return kind

@@ -16,6 +16,7 @@ from duro.store._rules import (
     check_copy_target,
     child_not_started,
     child_started_event,
+    copied_approvals,
     copied_attributes,
     copied_events,
     terminated,
@@ -123,6 +124,8 @@ class Lineage(Dialect):
             await tx.run("copy_state", copied)
             await tx.run("copy_search_attributes", copied)
             await w.move_inbox(tx, run_id, new_run_id, carry, now)
+            # A decision the old run did not take cannot reach the new one.
+            await tx.run("close_approvals", {"run_id": run_id, "now": now})
             return record
 
         record: RunRecord = await self._write(op, notify=owner is None)
@@ -173,6 +176,8 @@ class Lineage(Dialect):
                 if e.kind == EventKind.STATE_SET:
                     await tx.run("put_state", {"run_id": new_run_id, "key": e.name,
                                                "value": e.data, "ts": e.ts})
+            for params in copied_approvals(new_run_id, events):
+                await tx.run("insert_approval", params)
             record = await w.fetch_run(tx, new_run_id)
             assert record is not None
             return record

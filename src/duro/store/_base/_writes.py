@@ -14,6 +14,7 @@ from typing import Any
 from duro._history import (
     PROJECTED_KINDS,
     UPDATE_STATUS,
+    ApprovalMeta,
     EventKind,
     MessageKind,
     SearchAttributesMeta,
@@ -217,13 +218,21 @@ async def move_inbox(tx: Tx, old: str, new: str, carry: Sequence[Message], now: 
 def projection(run_id: str, epoch: int, new_len: int,
                event: NewEvent) -> tuple[str, dict[str, Any]] | None:
     """The read-model write that goes with an appended event (published state, an
-    update's outcome, search attributes); its statement applies only if the append's
-    fence passed."""
+    update's outcome, search attributes, an approval requested or timed out); its
+    statement applies only if the append's fence passed."""
     if event.kind not in PROJECTED_KINDS:
         return None
     fence = {"run_id": run_id, "epoch": epoch, "new_len": new_len, "ts": event.ts}
     if event.kind == EventKind.STATE_SET:
         return "upsert_state", {**fence, "key": event.name, "value": event.data}
+    if event.kind == EventKind.APPROVAL_REQUESTED:
+        requested = ApprovalMeta.decode(event.meta)
+        return "insert_approval", {**fence, "approval_id": requested.approval_id,
+                                   "op": event.op, "name": event.name, "context": event.data,
+                                   "deadline_at": requested.deadline_at}
+    if event.kind == EventKind.APPROVAL_TIMED_OUT:
+        return "time_out_approval", {**fence,
+                                      "approval_id": ApprovalMeta.decode(event.meta).approval_id}
     if event.kind == EventKind.SEARCH_ATTRIBUTES_UPSERTED:
         changes = SearchAttributesMeta.decode(event.meta).attributes
         return "upsert_search_attributes", {**fence, **attribute_params(changes)}
@@ -281,10 +290,10 @@ def _link(row: Any) -> Link:
 
 async def on_closed(tx: Tx, run_id: str, status: str, result: bytes | None,
                     error: bytes | None, now: float, links: Later | None = None) -> None:
-    """A run ended: drop its step tasks and apply :func:`~duro.store._rules.closing_effects`
-    — tell its live parent, cancel or terminate its children by their policies (and,
-    for children it terminates, theirs, down the tree). ``links``: the run's
-    ``closing_links``, if already queued.
+    """A run ended: drop its step tasks, close its pending approvals, and apply
+    :func:`~duro.store._rules.closing_effects` — tell its live parent, cancel or
+    terminate its children by their policies (and, for children it terminates, theirs,
+    down the tree). ``links``: the run's ``closing_links``, if already queued.
 
     A loop over the runs to close, not a recursion: a chain of a thousand nested
     children (~450 overflowed Python's stack) closes in this same transaction."""
@@ -293,6 +302,7 @@ async def on_closed(tx: Tx, run_id: str, status: str, result: bytes | None,
     while closing:
         closed, how, res, err, pending = closing.pop()
         await tx.run("delete_tasks_of_run", {"run_id": closed})
+        await tx.run("close_approvals", {"run_id": closed, "now": now})
         rows = await pending.rows() if pending is not None else \
             await tx.all("closing_links", {"run_id": closed})
         effects = closing_effects(closed, how, res, err, map(_link, rows))

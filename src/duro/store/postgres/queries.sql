@@ -736,6 +736,8 @@ WITH doomed AS MATERIALIZED (
     DELETE FROM run_search_attributes WHERE run_id IN (SELECT run_id FROM doomed)
 ), g AS (
     DELETE FROM signal_ids WHERE run_id IN (SELECT run_id FROM doomed)
+), p AS (
+    DELETE FROM approvals WHERE run_id IN (SELECT run_id FROM doomed)
 )
 SELECT count(*) FROM doomed;
 

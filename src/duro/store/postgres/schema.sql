@@ -11,6 +11,28 @@ CREATE TABLE api_tokens (
 ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_pkey PRIMARY KEY (token_id);
 ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_scope_check CHECK ((scope = ANY (ARRAY['read'::text, 'write'::text, 'admin'::text])));
 
+CREATE TABLE approvals (
+    approval_id text NOT NULL,
+    run_id text NOT NULL,
+    op bigint NOT NULL,
+    workflow_id text NOT NULL,
+    workflow_name text NOT NULL,
+    namespace text NOT NULL,
+    name text NOT NULL,
+    context bytea,
+    requested_at double precision NOT NULL,
+    deadline_at double precision,
+    status text NOT NULL,
+    decided_by text,
+    comment text,
+    decided_at double precision
+);
+ALTER TABLE approvals ADD CONSTRAINT approvals_pkey PRIMARY KEY (approval_id);
+ALTER TABLE approvals ADD CONSTRAINT approvals_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'approved'::text, 'rejected'::text, 'timed_out'::text, 'run_ended'::text])));
+CREATE INDEX approvals_pending ON approvals USING btree (requested_at, approval_id COLLATE "C") WHERE (status = 'pending'::text);
+CREATE INDEX approvals_requested ON approvals USING btree (requested_at, approval_id COLLATE "C");
+CREATE INDEX approvals_run ON approvals USING btree (run_id);
+
 CREATE TABLE duro_migrations (
     version integer NOT NULL,
     name text NOT NULL,

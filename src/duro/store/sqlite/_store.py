@@ -366,7 +366,8 @@ class SqliteStore(SqlStore):
 
     async def purge_finished(self, *, before: float, limit: int = 500) -> int | None:
         """Delete up to ``limit`` runs that ended before ``before`` (durable time), with
-        their histories, messages, state, updates, tasks, search attributes and signal ids.
+        their histories, messages, state, updates, tasks, search attributes, signal ids and
+        approvals.
         Returns how many went."""
 
         def op(conn: sqlite3.Connection) -> int:
@@ -376,7 +377,7 @@ class SqliteStore(SqlStore):
                 return 0
             marks = ",".join("?" * len(ids))
             for table in ("events", "inbox", "heartbeats", "run_state", "updates", "tasks",
-                          "run_search_attributes", "signal_ids", "runs"):
+                          "run_search_attributes", "signal_ids", "approvals", "runs"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
             return len(ids)
 

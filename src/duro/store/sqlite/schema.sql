@@ -9,6 +9,24 @@ CREATE TABLE api_tokens (
     revoked_at  REAL
 );
 
+CREATE TABLE approvals (
+    approval_id   TEXT PRIMARY KEY,
+    run_id        TEXT NOT NULL,
+    op            INTEGER NOT NULL,
+    workflow_id   TEXT NOT NULL,
+    workflow_name TEXT NOT NULL,
+    namespace     TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    context       BLOB,
+    requested_at  REAL NOT NULL,
+    deadline_at   REAL,
+    status        TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected',
+                                                  'timed_out', 'run_ended')),
+    decided_by    TEXT,
+    comment       TEXT,
+    decided_at    REAL
+);
+
 CREATE TABLE duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL);
 
 CREATE TABLE events (
@@ -186,6 +204,13 @@ CREATE TABLE workers (
     started_at  REAL NOT NULL,
     lease_until REAL NOT NULL
 );
+
+CREATE INDEX approvals_pending ON approvals (requested_at, approval_id)
+    WHERE status = 'pending';
+
+CREATE INDEX approvals_requested ON approvals (requested_at, approval_id);
+
+CREATE INDEX approvals_run ON approvals (run_id);
 
 CREATE UNIQUE INDEX events_outcome_once ON events (run_id, op)
     WHERE kind IN ('step_completed', 'step_failed', 'timer_fired');
