@@ -27,6 +27,7 @@ PUBLIC = {
     "HistoryCorruptError", "WorkflowArgumentsError", "WorkflowIdTakenError",
     "QueryTimeoutError", "StepOutcomeUnknownError",
     "RunPage", "upsert_search_attributes", "Stats",
+    "StreamChunk", "stream",
 }
 
 
