@@ -5,16 +5,14 @@ remote client's ``handle.stream()`` over it, the same items as the embedded one'
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 import duro
-from tests.acceptance.serving import APPS, problem, serve
+from tests.acceptance.serving import APPS, problem, serve, sse_messages
 from tests.conftest import run
 
 if str(APPS) not in sys.path:
@@ -31,28 +29,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         yield db_url, server.url
 
 
-def _sse(lines: Iterator[str]) -> Iterator[dict[str, str]]:
-    """The messages of an event stream (a dict of its fields; comments skipped)."""
-    message: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if message:
-                yield message
-            message = {}
-        elif not line.startswith(":"):
-            key, _, value = line.partition(":")
-            message[key] = value.removeprefix(" ")
-
-
 def _read(http: httpx.Client, path: str, **kw: object) -> list[dict[str, str]]:
     with http.stream("GET", path, **kw) as response:  # type: ignore[arg-type]
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
-        return list(_sse(response.iter_lines()))
+        return list(sse_messages(response.iter_lines()))
 
 
 def test_the_stream_route_is_live_and_resumable(served: tuple[str, str]) -> None:
-    db_url, url = served
+    url = served[1]
     with httpx.Client(base_url=url, timeout=30) as http:
         started = http.post("/v1/runs", json={"workflow": "stream_app.talk", "id": "h-1",
                                               "args": [30, 0.005]})
