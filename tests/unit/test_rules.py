@@ -37,6 +37,7 @@ from duro.store._rules import (
     list_query,
     plan_run,
     queue_room,
+    stream_plan,
     too_deep,
 )
 from duro.store._schedules import ScheduleDefinition
@@ -407,3 +408,15 @@ def test_mappers_read_rows_by_column_name() -> None:
               "namespace": "tenant-a"}
     assert run_record(stored).queue == "default"
     assert run_record(stored).namespace == "tenant-a"
+
+
+def test_stream_plan_keeps_one_execution_per_step() -> None:
+    # The op's first execution, then its own later batches.
+    assert stream_plan(None, None, execution="a", attempt=1, first=True) == "new"
+    assert stream_plan("a", 1, execution="a", attempt=1, first=False) == "write"
+    # A retry, or the same attempt run again after its worker was lost: it supersedes.
+    assert stream_plan("a", 1, execution="b", attempt=2, first=True) == "supersede"
+    assert stream_plan("a", 1, execution="b", attempt=1, first=True) == "supersede"
+    # A superseded execution's later batches, and an older attempt's first: dropped.
+    assert stream_plan("b", 1, execution="a", attempt=1, first=False) == "drop"
+    assert stream_plan("b", 2, execution="c", attempt=1, first=True) == "drop"
