@@ -73,6 +73,23 @@ async def bad() -> str:
     return "accepted"
 
 
+@duro.step(name="st.queued", queue="st-steps")
+def queued(n: int) -> int:
+    for i in range(n):
+        duro.stream(f"q{i}")
+    return n
+
+
+@duro.workflow(name="st.queued")
+async def st_queued(n: int) -> int:
+    return await queued(n)
+
+
+@duro.workflow(name="st.check_complete")
+async def check_complete(n: int) -> int:
+    return await words(n)
+
+
 @duro.workflow(name="st.flow")
 async def st_flow(n: int) -> list[int]:
     return [await words(n), await sync_words(n)]
@@ -121,11 +138,6 @@ def test_chunks_in_order_from_async_and_sync_steps(db_url: str) -> None:
 
 
 def test_the_stream_is_complete_when_the_step_completes(db_url: str) -> None:
-    @duro.workflow(name="st.check_complete")
-    async def check_complete(n: int) -> int:
-        await words(n)
-        return n
-
     async def main() -> None:
         async with duro.Engine(db_url) as engine:
             handle = await engine.start(check_complete, 1000, id="st-complete")
@@ -136,6 +148,16 @@ def test_the_stream_is_complete_when_the_step_completes(db_url: str) -> None:
             rows = await engine.store.read_stream((await handle.describe()).run_id, 0, 5000)
             assert [r.data for r in rows] == [f'"w{i}"' for i in range(1000)]
             await handle.result(timeout=10)
+
+    run(main())
+
+
+def test_a_step_of_a_queue_streams_from_the_worker_that_runs_it(db_url: str) -> None:
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            handle = await engine.start(st_queued, 50, id="st-queued")
+            assert await handle.result(timeout=20) == 50
+            assert [c.data for c in await _all(handle)] == [f"q{i}" for i in range(50)]
 
     run(main())
 
