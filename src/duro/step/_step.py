@@ -128,9 +128,12 @@ def stream(chunk: Any) -> None:
         raise InvalidArgumentError(f"a stream chunk is at most {MAX_CHUNK_BYTES} bytes "
                                    f"encoded, not {len(data)}")
     info = _current_step.get()
-    if info is None or info._streams is None:
+    if info is None:
         return
-    sink = info._stream or info._streams.open(info)
+    streams = info._streams  # once: the worker clears it when the attempt ends
+    if streams is None:
+        return
+    sink = info._stream or streams.open(info)
     sink.add(data.decode())
 
 

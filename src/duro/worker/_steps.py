@@ -108,8 +108,10 @@ async def run_attempt(
         raise
     except BaseException as exc:
         if cancelled_here(exc):
+            info._streams = None
             if info._stream is not None:
                 info._stream.seal()  # abandoned: what it buffered is dropped
+                info._stream = None
         else:
             await _end_stream(info, failed=True)
         raise
@@ -117,8 +119,10 @@ async def run_attempt(
         # The attempt is over (a sync step abandoned on timeout may still beat: ignored).
         # Also breaks a reference cycle (the task's context holds ``info``, whose callback
         # holds the command, which holds the task) that would leave each step's objects
-        # to the cyclic garbage collector.
+        # to the cyclic garbage collector (as would the stream's buffer, which holds
+        # ``info``). A later ``duro.stream()`` from that thread does nothing.
         info._on_heartbeat = None
+        info._streams = None
     if info._stream is not None:
         await _end_stream(info, failed=False)
     return encode(result, what=f"the result of step {step.name!r}")
@@ -127,9 +131,11 @@ async def run_attempt(
 async def _end_stream(info: StepInfo, *, failed: bool) -> None:
     """Write what the attempt streamed and take no more. After a failed attempt a
     failed write is only logged: the step's own error is what is recorded."""
+    info._streams = None  # first: a late duro.stream() must not open another buffer
     sink = info._stream
     if sink is None:
         return
+    info._stream = None
     if not failed:
         await sink.close()
         return

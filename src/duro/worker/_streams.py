@@ -58,6 +58,8 @@ class Streams:
     def open(self, info: StepInfo) -> StreamSink:
         """The attempt's buffer, made at its first chunk (from any thread)."""
         with self._lock:
+            if info._streams is None:
+                return _DROPPED  # the attempt is over (a sync step's thread goes on)
             if info._stream is None:
                 loop = self.worker.loop
                 assert loop is not None  # steps run only while the worker does
@@ -85,6 +87,22 @@ class Streams:
         for fut in self._waiters.pop(run_id, ()):
             if not fut.done():
                 fut.set_result(None)
+
+
+class _Dropped:
+    """The sink of a ``duro.stream()`` that comes after its attempt ended."""
+
+    def add(self, data: str) -> None:
+        pass
+
+    def seal(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+_DROPPED = _Dropped()
 
 
 class ChunkBuffer:
