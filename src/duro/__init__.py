@@ -19,6 +19,7 @@ from duro.client import (
     RunPage,
     Stats,
     StepSummary,
+    StreamChunk,
     WorkflowHandle,
 )
 from duro.client._schedules import ScheduleInfo
@@ -69,7 +70,7 @@ from duro.schedules import (
     ScheduleSpec,
     schedule,
 )
-from duro.step import Cache, RetryPolicy, Step, StepInfo, heartbeat, step, step_info
+from duro.step import Cache, RetryPolicy, Step, StepInfo, heartbeat, step, step_info, stream
 from duro.store import RunStatus
 from duro.usage import (
     ModelPrice,
@@ -161,6 +162,7 @@ __all__ = [
     "StepSummary",
     "StepTimeoutError",
     "StoreError",
+    "StreamChunk",
     "SystemClock",
     "UpdateFailedError",
     "UpdateRejectedError",
@@ -197,6 +199,7 @@ __all__ = [
     "sleep",
     "step",
     "step_info",
+    "stream",
     "upsert_search_attributes",
     "uuid4",
     "wait_condition",

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -20,7 +20,7 @@ APPS = Path(__file__).parent / "apps"
 DURO_SRC = Path(duro.__file__).resolve().parents[1]
 READY = re.compile(r"duro serve ready: http://127\.0\.0\.1:(\d+)")
 
-__all__ = ["APPS", "Served", "problem", "serve", "serve_http"]
+__all__ = ["APPS", "Served", "problem", "serve", "serve_http", "sse_messages"]
 
 
 class Served:
@@ -77,3 +77,16 @@ def problem(response: httpx.Response, status: int, code: str) -> str:
     body = response.json()
     assert body["status"] == status and body["code"] == code, body
     return str(body["detail"])
+
+
+def sse_messages(lines: Iterable[str]) -> Iterator[dict[str, str]]:
+    """The messages of an event stream (a dict of its fields; comments skipped)."""
+    message: dict[str, str] = {}
+    for line in lines:
+        if not line:
+            if message:
+                yield message
+            message = {}
+        elif not line.startswith(":"):
+            key, _, value = line.partition(":")
+            message[key] = value.removeprefix(" ")

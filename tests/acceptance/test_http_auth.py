@@ -69,7 +69,7 @@ def _url(path: str) -> str:
 def _request(http: httpx.Client, method: str, path: str, token: str | None) -> httpx.Response:
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     body = _BODIES.get((method, path))
-    if path.endswith("/events"):  # a live stream: its first answer is enough
+    if path.endswith(("/events", "/stream")):  # a live stream: its first answer is enough
         with http.stream(method, _url(path), headers=headers, timeout=10) as response:
             response.read() if response.status_code != 200 else None
             return response

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.acceptance.serving import problem, serve_http
+from tests.acceptance.serving import problem, serve_http, sse_messages
 
 Server = tuple[httpx.Client, subprocess.Popen[str]]
 
@@ -211,19 +211,6 @@ def test_listing_and_history(server: Server) -> None:
             "run_not_found")
 
 
-def _sse(lines: Iterator[str]) -> Iterator[dict[str, str]]:
-    """The messages of an event stream (a dict of its fields; comments skipped)."""
-    message: dict[str, str] = {}
-    for line in lines:
-        if not line:
-            if message:
-                yield message
-            message = {}
-        elif not line.startswith(":"):
-            key, _, value = line.partition(":")
-            message[key] = value.removeprefix(" ")
-
-
 def test_events_are_live_resumable_and_end_with_the_run(server: Server) -> None:
     http, proc = server
     _start(http, "order_app.order", "o-e", "apple", 2)
@@ -231,7 +218,7 @@ def test_events_are_live_resumable_and_end_with_the_run(server: Server) -> None:
     with http.stream("GET", "/v1/runs/o-e/events") as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
-        for message in _sse(stream.iter_lines()):
+        for message in sse_messages(stream.iter_lines()):
             seen.append(message)
             if message.get("id") == "0":  # the run has started: let it finish
                 assert http.post("/v1/runs/o-e/signals/approve",
@@ -245,7 +232,7 @@ def test_events_are_live_resumable_and_end_with_the_run(server: Server) -> None:
 
     # Resumed after event 1: the events after it, then the end, at once.
     with http.stream("GET", "/v1/runs/o-e/events", headers={"Last-Event-ID": "1"}) as again:
-        resumed = list(_sse(again.iter_lines()))
+        resumed = list(sse_messages(again.iter_lines()))
     assert [m["id"] for m in resumed if "id" in m] == [m["id"] for m in events[2:]]
     assert resumed[-1]["event"] == "end"
     problem(http.get("/v1/runs/o-e/events", headers={"Last-Event-ID": "x"}), 400,
@@ -256,13 +243,13 @@ def test_events_are_live_resumable_and_end_with_the_run(server: Server) -> None:
     # its stream ends and the server stops at once.
     _start(http, "order_app.order", "o-live", "apple", 1)
     with http.stream("GET", "/v1/runs/o-live/events") as dropped:
-        next(_sse(dropped.iter_lines()))
+        next(sse_messages(dropped.iter_lines()))
     watched: list[dict[str, str]] = []
     ended = threading.Event()
 
     def watch() -> None:
         with http.stream("GET", "/v1/runs/o-live/events") as live:
-            for message in _sse(live.iter_lines()):
+            for message in sse_messages(live.iter_lines()):
                 watched.append(message)
         ended.set()
 

@@ -92,7 +92,7 @@ def test_no_5xx_and_every_response_matches_the_document(base_url: str, mode: str
     operations = [result.ok() for result in api.get_all_operations()]
     assert len(operations) > 25
     for operation in operations:
-        if operation.path.endswith("/events"):
+        if operation.path.endswith(("/events", "/stream")):  # live: they may not end
             continue
         strategy = operation.as_strategy(schemathesis.GenerationMode(mode))
 

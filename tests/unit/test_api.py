@@ -32,6 +32,7 @@ PUBLIC = {
     "Cache",
     "ApprovalInfo", "ApprovalNotFoundError", "ApprovalNotPendingError", "ApprovalPage",
     "Decision", "approval",
+    "StreamChunk", "stream",
 }
 
 

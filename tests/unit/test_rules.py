@@ -38,6 +38,7 @@ from duro.store._rules import (
     list_query,
     plan_run,
     queue_room,
+    stream_plan,
     too_deep,
 )
 from duro.store._schedules import ScheduleDefinition
@@ -426,3 +427,15 @@ def test_copied_approvals_are_those_the_copy_leaves_undecided() -> None:
     assert params["context"] == b'{"op":4}' and params["deadline_at"] == 99.0
     assert params["epoch"] is None and params["ts"] == 4.0
     assert copied_approvals("new", events[:1]) == []
+
+
+def test_stream_plan_keeps_one_execution_per_step() -> None:
+    # The op's first execution, then its own later batches.
+    assert stream_plan(None, None, execution="a", attempt=1, first=True) == "new"
+    assert stream_plan("a", 1, execution="a", attempt=1, first=False) == "write"
+    # A retry, or the same attempt run again after its worker was lost: it supersedes.
+    assert stream_plan("a", 1, execution="b", attempt=2, first=True) == "supersede"
+    assert stream_plan("a", 1, execution="b", attempt=1, first=True) == "supersede"
+    # A superseded execution's later batches, and an older attempt's first: dropped.
+    assert stream_plan("b", 1, execution="a", attempt=1, first=False) == "drop"
+    assert stream_plan("b", 2, execution="c", attempt=1, first=True) == "drop"

@@ -24,6 +24,8 @@ from duro.store._records import (
     RunLinks,
     RunRecord,
     RunStatus,
+    StreamKind,
+    StreamRecord,
     UpdateOutcome,
 )
 from duro.store._registry import StoreBackend, backend_for, open_store
@@ -57,6 +59,8 @@ __all__ = [
     "ScheduleStore",
     "Store",
     "StoreBackend",
+    "StreamKind",
+    "StreamRecord",
     "TokenRecord",
     "TokenStore",
     "UpdateOutcome",

@@ -738,6 +738,10 @@ WITH doomed AS MATERIALIZED (
     DELETE FROM signal_ids WHERE run_id IN (SELECT run_id FROM doomed)
 ), p AS (
     DELETE FROM approvals WHERE run_id IN (SELECT run_id FROM doomed)
+), t AS (
+    DELETE FROM run_streams WHERE run_id IN (SELECT run_id FROM doomed)
+), o AS (
+    DELETE FROM run_stream_ops WHERE run_id IN (SELECT run_id FROM doomed)
 )
 SELECT count(*) FROM doomed;
 

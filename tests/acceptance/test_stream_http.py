@@ -1,0 +1,77 @@
+"""A run's stream over HTTP: ``GET /v1/runs/{id}/stream`` (Server-Sent Events) of a real
+``duro serve stream_app --worker`` process — live, resumable with ``Last-Event-ID`` or
+``?from=``, ended by the run's end, bad offsets refused with a 400 problem — and the
+remote client's ``handle.stream()`` over it, the same items as the embedded one's."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+import duro
+from tests.acceptance.serving import APPS, problem, serve, sse_messages
+from tests.conftest import run
+
+if str(APPS) not in sys.path:
+    sys.path.insert(0, str(APPS))
+
+import stream_app
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(the database URL, the server URL)."""
+    db_url = f"sqlite:///{tmp_path_factory.mktemp('stream')}/duro.db"
+    with serve(db_url, "stream_app", "--worker") as server:
+        yield db_url, server.url
+
+
+def _read(http: httpx.Client, path: str, **kw: object) -> list[dict[str, str]]:
+    with http.stream("GET", path, **kw) as response:  # type: ignore[arg-type]
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return list(sse_messages(response.iter_lines()))
+
+
+def test_the_stream_route_is_live_and_resumable(served: tuple[str, str]) -> None:
+    url = served[1]
+    with httpx.Client(base_url=url, timeout=30) as http:
+        started = http.post("/v1/runs", json={"workflow": "stream_app.talk", "id": "h-1",
+                                              "args": [30, 0.005]})
+        assert started.status_code in (201, 202), started.text
+        live = _read(http, "/v1/runs/h-1/stream")  # from the start, while it runs
+        items = [m for m in live if "id" in m]
+        assert [int(m["id"]) for m in items] == list(range(30))
+        assert '"data":"c29"' in items[-1]["data"] and '"kind":"chunk"' in items[-1]["data"]
+        assert live[-1]["event"] == "end" and '"status":"completed"' in live[-1]["data"]
+        resumed = _read(http, "/v1/runs/h-1/stream", headers={"Last-Event-ID": "9"})
+        assert [m["id"] for m in resumed if "id" in m] == [m["id"] for m in items[10:]]
+        assert resumed[-1]["event"] == "end"
+        from_20 = _read(http, "/v1/runs/h-1/stream", params={"from": "20"})
+        assert [m["id"] for m in from_20 if "id" in m] == [m["id"] for m in items[20:]]
+        for bad in ("-1", "x", "1.5"):
+            problem(http.get("/v1/runs/h-1/stream", params={"from": bad}), 400,
+                    "invalid_argument")
+        problem(http.get("/v1/runs/h-1/stream", headers={"Last-Event-ID": "-3"}), 400,
+                "invalid_argument")
+        problem(http.get("/v1/runs/nosuch/stream"), 404, "run_not_found")
+
+
+def test_remote_and_embedded_readers_get_the_same_items(served: tuple[str, str]) -> None:
+    db_url, url = served
+
+    async def body() -> None:
+        async with duro.Client(url) as remote, duro.Client(db_url) as embedded:
+            handle = await remote.start(stream_app.talk, 25, 0.005, id="h-2")
+            got = [c async for c in handle.stream()]
+            assert [c.data for c in got] == [f"c{i}" for i in range(25)]
+            assert [c async for c in remote.get_handle("h-2").stream(from_offset=5)] \
+                == got[5:]
+            assert [c async for c in embedded.get_handle("h-2").stream()] == got
+            with pytest.raises(duro.InvalidArgumentError):
+                await anext(aiter(handle.stream(from_offset=-1)))
+
+    run(body())
