@@ -17,6 +17,7 @@ from duro.client import (
     RunPage,
     Stats,
     StepSummary,
+    StreamChunk,
     WorkflowHandle,
 )
 from duro.client._schedules import ScheduleInfo
@@ -64,7 +65,7 @@ from duro.schedules import (
     ScheduleSpec,
     schedule,
 )
-from duro.step import RetryPolicy, Step, StepInfo, heartbeat, step, step_info
+from duro.step import RetryPolicy, Step, StepInfo, heartbeat, step, step_info, stream
 from duro.store import RunStatus
 from duro.usage import (
     ModelPrice,
@@ -148,6 +149,7 @@ __all__ = [
     "StepSummary",
     "StepTimeoutError",
     "StoreError",
+    "StreamChunk",
     "SystemClock",
     "UpdateFailedError",
     "UpdateRejectedError",
@@ -182,6 +184,7 @@ __all__ = [
     "sleep",
     "step",
     "step_info",
+    "stream",
     "upsert_search_attributes",
     "uuid4",
     "wait_condition",

@@ -96,6 +96,11 @@ class LocalRuns(Protocol):
         """A future resolved when the run ends here (None: nothing to wait on)."""
         ...
 
+    def stream_waiter(self, run_id: str) -> asyncio.Future[None] | None:
+        """A future resolved when this worker writes a batch of the run's stream (None:
+        nothing to wait on)."""
+        ...
+
     def answer_query(self, run_id: str, history_len: int, name: str,
                      args: list[Any], headers: Mapping[str, str] | None = None) -> Any:
         """The query's answer from the run's instance held here if it has exactly
@@ -126,6 +131,9 @@ class _NoLocalRuns:
         pass
 
     def wait_for_close(self, run_id: str) -> asyncio.Future[Outcome | None] | None:
+        return None
+
+    def stream_waiter(self, run_id: str) -> asyncio.Future[None] | None:
         return None
 
     def answer_query(self, run_id: str, history_len: int, name: str,

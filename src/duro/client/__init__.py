@@ -12,11 +12,12 @@ from duro.client._records import (
     RunInfo,
     RunPage,
     StepSummary,
+    StreamChunk,
     WorkerInfo,
     summarize_steps,
 )
 from duro.client._remote import RemoteClient
 
 __all__ = ["Client", "Engine", "ErrorCount", "Event", "Percentiles", "RemoteClient", "RunInfo",
-           "RunPage", "Stats", "StepStats", "StepSummary", "WorkerInfo", "WorkflowHandle",
-           "WorkflowStats", "summarize_steps"]
+           "RunPage", "Stats", "StepStats", "StepSummary", "StreamChunk", "WorkerInfo",
+           "WorkflowHandle", "WorkflowStats", "summarize_steps"]

@@ -787,6 +787,9 @@ class Client(Listings):
     def _close_waiter(self, run_id: str) -> asyncio.Future[Outcome | None] | None:
         return self._local.wait_for_close(run_id)
 
+    def _stream_waiter(self, run_id: str) -> asyncio.Future[None] | None:
+        return self._local.stream_waiter(run_id)
+
     def _require_open(self) -> None:
         if not self._root._open:
             name = type(self).__name__

@@ -17,6 +17,7 @@ from duro.store._records import QueueConfig
 from duro.worker import Worker
 from duro.worker._options import WORKER_OPTIONS, check_options
 from duro.worker._retention import RetentionPolicy
+from duro.worker._streams import DEFAULT_STREAM_LIMIT
 from duro.worker._worker import DEFAULT_MAX_CHILD_DEPTH
 from duro.workflow._api import Workflow, registered_workflows
 
@@ -49,8 +50,9 @@ class Engine(Client):
     ``history_warning``, ``history_limit``, ``queues`` (the queues this worker serves,
     all by default), ``declare`` (queue limits to store; by default those declared with
     :class:`duro.Queue`), ``retention``, ``lookahead``, ``tune_gc``, ``max_recoveries``,
-    ``max_child_depth``. They are checked here, so a value that cannot work fails where
-    it is written (``InvalidArgumentError``), and a misspelled one is a type error.
+    ``max_child_depth``, ``stream_limit``. They are checked here, so a value that cannot
+    work fails where it is written (``InvalidArgumentError``), and a misspelled one is a
+    type error.
 
     ``codec``: the :class:`duro.serde.CodecChain` payloads are stored through
     (compression, encryption, offload), for the client's writes and reads here as for
@@ -90,6 +92,7 @@ class Engine(Client):
         codec: CodecChain | None = None,
         max_recoveries: int = 10,
         max_child_depth: int | None = DEFAULT_MAX_CHILD_DEPTH,
+        stream_limit: int = DEFAULT_STREAM_LIMIT,
         interceptors: Sequence[ClientInterceptor | WorkerInterceptor] = (),
     ) -> None:
         # The worker's options, by the names of its parameters (a unit test checks that

@@ -8,9 +8,10 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from duro.client._records import Event, RunInfo, decode_error
+from duro.client._records import Event, RunInfo, StreamChunk, decode_error
 from duro.errors import (
     CorruptRunError,
+    InvalidArgumentError,
     RunNotFoundError,
     WorkflowCancelledError,
     WorkflowFailedError,
@@ -23,11 +24,27 @@ from duro.usage._summary import RunUsage, sum_usage
 if TYPE_CHECKING:
     from duro.client._client import Client
 
-__all__ = ["EVENTS_FIRST_POLL", "EVENTS_LONGEST_POLL", "WorkflowHandle"]
+__all__ = ["EVENTS_FIRST_POLL", "EVENTS_LONGEST_POLL", "STREAM_LONGEST_POLL", "WorkflowHandle",
+           "check_offset"]
 
 EVENTS_FIRST_POLL, EVENTS_LONGEST_POLL = 0.02, 0.5
 """Seconds between looks at a run for :meth:`WorkflowHandle.events`: after an event,
 then backing off while nothing happens."""
+STREAM_LONGEST_POLL = 0.25
+"""Seconds between looks at a run's stream at most, while nothing comes (from
+:data:`EVENTS_FIRST_POLL`; a worker of this process wakes its readers at once)."""
+_STREAM_PAGE = 1000
+
+
+def check_offset(value: object, what: str = "from_offset") -> int:
+    """A stream offset as given: a whole number, 0 or more.
+
+    Raises:
+        InvalidArgumentError: It is not.
+    """
+    if type(value) is not int or not 0 <= value <= 2**62:
+        raise InvalidArgumentError(f"{what} must be a whole number from 0, not {value!r}")
+    return value
 
 R = TypeVar("R")
 
@@ -113,6 +130,52 @@ class WorkflowHandle(Generic[R]):
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, EVENTS_LONGEST_POLL)
             pinned = await self._client.store.get_run(pinned.workflow_id, pinned.run_id)
+
+    async def stream(self, *, from_offset: int = 0) -> AsyncIterator[StreamChunk]:
+        """The run's stream, live: what its steps give to ``duro.stream()``, each item
+        once, in order, from offset ``from_offset``; the iteration ends once the run has
+        ended and every item was given. A reader that stopped resumes with no gap and no
+        duplicate from the last offset it saw + 1.
+
+        Items of ``kind == "superseded"`` say that every earlier chunk of their ``op``
+        belongs to an execution of the step that was replaced (a retry, or a worker
+        lost mid-attempt): discard those. Chunks read after that come marked
+        ``superseded``. It follows the run found when it starts.
+
+        Raises:
+            InvalidArgumentError: ``from_offset`` is not a whole number from 0.
+        """
+        offset = check_offset(from_offset)
+        record = await self._record()
+        store, run_id = self._client.store, record.run_id
+        delay = EVENTS_FIRST_POLL
+        while True:
+            # Wait-then-read: a batch written between the read and the wait still wakes.
+            wake = self._client._stream_waiter(run_id)
+            rows = await store.read_stream(run_id, offset, _STREAM_PAGE)
+            if not rows:
+                # The run first, then the stream: an end seen here has all of it below.
+                run = await store.get_run(record.workflow_id, run_id)
+                if run is None or run.status.is_terminal or run.status == RunStatus.CORRUPT:
+                    rows = await store.read_stream(run_id, offset, _STREAM_PAGE)
+                    if not rows:
+                        if wake is not None:
+                            wake.cancel()
+                        return
+            if rows:
+                if wake is not None:
+                    wake.cancel()
+                for row in rows:
+                    offset = row.offset + 1
+                    yield StreamChunk.from_record(row)
+                delay = EVENTS_FIRST_POLL
+                continue
+            if wake is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake, delay)
+            else:
+                await asyncio.sleep(delay)
+            delay = min(delay * 1.5, STREAM_LONGEST_POLL)
 
     async def result(self, *, timeout: float | None = None) -> R:
         """Wait for the run to end and return its result.

@@ -11,10 +11,11 @@ import orjson
 
 from duro._history import STEP_STATUS, EventKind, SearchValue
 from duro.errors import ErrorInfo
-from duro.store import EventRecord, RunRecord, RunStatus
+from duro.store import EventRecord, RunRecord, RunStatus, StreamRecord
 from duro.store._records import QueueConfig, QueueStats, WorkerRecord
 
-__all__ = ["Event", "RunInfo", "RunPage", "StepSummary", "WorkerInfo", "parse_time",
+__all__ = ["Event", "RunInfo", "RunPage", "StepSummary", "StreamChunk", "WorkerInfo",
+           "parse_time",
            "queue_from_json", "queue_json", "summarize_steps"]
 
 
@@ -217,6 +218,58 @@ class Event:
         return cls(seq=int(data["seq"]), kind=data["kind"], time=_required_time(data["time"]),
                    op=data.get("op"), name=data.get("name"), data=data.get("data"),
                    meta=meta if isinstance(meta, dict) else {}, corrupt=data.get("corrupt"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamChunk:
+    """One item of a run's stream (``handle.stream()``): a chunk a step gave to
+    ``duro.stream()``, or a marker.
+
+    ``kind`` is ``"chunk"``; ``"superseded"`` (a marker: every chunk of ``op`` before
+    it is superseded, because a new execution of the step began streaming: discard
+    those you have); or ``"truncated"`` (a marker: the run's stream reached its cap,
+    nothing after it was kept).
+    """
+
+    offset: int
+    """Its position in the run's stream: dense from 0; resume from ``offset + 1``."""
+    kind: str
+    step: str
+    op: int
+    """The step's sequence number in the run (one op per step call)."""
+    attempt: int
+    execution: str
+    """Which execution of the attempt wrote it (an attempt lost with its worker runs
+    again with the same number)."""
+    data: Any
+    """The chunk (text or JSON, as given); None for a marker."""
+    superseded: bool
+    """Whether a later execution of the step had superseded it when it was read."""
+    time: dt.datetime
+
+    @classmethod
+    def from_record(cls, r: StreamRecord) -> StreamChunk:
+        when = _time(r.ts)
+        assert when is not None
+        data, _ = _loads(None if r.data is None else r.data.encode())
+        return cls(offset=r.offset, kind=r.kind.value, step=r.step, op=r.op,
+                   attempt=r.attempt, execution=r.execution, data=data,
+                   superseded=r.superseded, time=when)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"offset": self.offset, "kind": self.kind, "step": self.step, "op": self.op,
+                "attempt": self.attempt, "execution": self.execution, "data": self.data,
+                "superseded": self.superseded, "time": self.time.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StreamChunk:
+        """The item from its JSON form (:meth:`to_json`, as the HTTP API sends it)."""
+        return cls(offset=int(data["offset"]), kind=str(data["kind"]), step=str(data["step"]),
+                   op=int(data["op"]), attempt=int(data["attempt"]),
+                   execution=str(data["execution"]), data=data.get("data"),
+                   superseded=bool(data.get("superseded")),
+                   time=_required_time(data["time"]))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import orjson
 
 from duro.client._client import _return_hint
-from duro.client._handle import WorkflowHandle
+from duro.client._handle import WorkflowHandle, check_offset
 from duro.client._http import PAUSES, error_of, segment
-from duro.client._records import Event, RunInfo
+from duro.client._records import Event, RunInfo, StreamChunk
 from duro.client._schedules import ScheduleInfo, Schedules, _ts
 from duro.client._tokens import Tokens
 from duro.errors import CorruptRunError, LocalOnlyError, ServerUnavailableError
@@ -118,35 +118,57 @@ class RemoteHandle(WorkflowHandle[R]):
         gives up (:class:`~duro.errors.ServerUnavailableError`) when the client's
         ``timeout`` has passed without an event."""
         pinned = (await self.describe()).run_id
-        seen = -1 if after is None else after
+        async for data in self._follow("events", pinned, -1 if after is None else after,
+                                       "seq"):
+            yield Event.from_json(data)
+
+    async def stream(self, *, from_offset: int = 0) -> AsyncIterator[StreamChunk]:
+        """The run's stream, live (``GET .../stream``, Server-Sent Events): as
+        :meth:`WorkflowHandle.stream`. A dropped connection is opened again after the
+        last item seen (``Last-Event-ID``), as for :meth:`events`.
+
+        Raises:
+            InvalidArgumentError: ``from_offset`` is not a whole number from 0.
+        """
+        first = check_offset(from_offset)
+        pinned = (await self.describe()).run_id
+        async for data in self._follow("stream", pinned, first - 1, "offset"):
+            yield StreamChunk.from_json(data)
+
+    async def _follow(self, route: str, run_id: str, seen: int,
+                      key: str) -> AsyncIterator[dict[str, Any]]:
+        """The messages of an SSE route of the run, from after ``seen`` (-1: from the
+        first) to its ``end``, reopened after the last one seen (its ``key``) while the
+        server is away, for as long as the client's timeout without a message."""
         patience = self._remote.transport.timeout
         quiet_since, pause = time.monotonic(), PAUSES[0]
         while True:
             before = seen
             try:
-                async for event in self._stream(pinned, seen):
-                    if event is None:
+                async for data in self._sse(route, run_id, seen):
+                    if data is None:
                         return
-                    seen = event.seq
-                    yield event
+                    seen = int(data[key])
+                    yield data
                 lost: ServerUnavailableError | None = None
             except ServerUnavailableError as exc:
                 lost = exc
             # The stream ended without its end (a dropped connection, a server that
-            # stopped and may be restarting): open it again after the last event seen,
+            # stopped and may be restarting): open it again after the last message seen,
             # as an EventSource would, for as long as the client's timeout without one.
             if seen != before:
                 quiet_since, pause = time.monotonic(), PAUSES[0]
             elif time.monotonic() - quiet_since > patience:
                 raise lost or ServerUnavailableError(
-                    f"the event stream of {self.workflow_id!r} kept ending without events")
+                    f"the {route} of {self.workflow_id!r} kept ending without messages")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 1.0)
 
-    async def _stream(self, run_id: str, seen: int) -> AsyncIterator[Event | None]:
-        """One opening of the stream: its events, then None at its ``end``."""
+    async def _sse(self, route: str, run_id: str,
+                   seen: int) -> AsyncIterator[dict[str, Any] | None]:
+        """One opening of an SSE route: its messages' JSON, then None at its ``end``."""
         headers = {} if seen < 0 else {"Last-Event-ID": str(seen)}
-        async with self._remote.transport.stream(self._path("events"),
+        async with self._remote.transport.stream(self._path(route),
                                                  params={"run_id": run_id},
                                                  headers=headers) as lines:
             kind, data = "message", ""
@@ -165,9 +187,9 @@ class RemoteHandle(WorkflowHandle[R]):
                 if kind == "error":
                     problem = orjson.loads(data)
                     raise error_of(int(problem.get("status", 503)), data.encode(),
-                                   f"GET {self._path('events')}")
+                                   f"GET {self._path(route)}")
                 if data:
-                    yield Event.from_json(orjson.loads(data))
+                    yield orjson.loads(data)
                 kind, data = "message", ""
 
     async def _state(self, key: str, wait: float) -> tuple[bool, Any]:

@@ -32,14 +32,16 @@ from duro.server._routes import Api
 from duro.server._runs import wait_id
 from duro.store import RunStatus
 
-__all__ = ["FIRST_POLL", "KEEPALIVE", "LONGEST_POLL", "events"]
+__all__ = ["FIRST_POLL", "KEEPALIVE", "LONGEST_POLL", "RETRY", "end_event", "error_event",
+           "events", "pinned_handle", "sse_response"]
 
 FIRST_POLL, LONGEST_POLL = 0.05, 1.0
 """Seconds between looks at the run: the first after an event, the longest."""
 KEEPALIVE = 15.0
 """Seconds without a message after which a comment line is sent (proxies close silent
 connections; a write is also how a vanished client is noticed)."""
-_RECONNECT_MS = 1000
+RETRY = b"retry: 1000\n\n"
+"""The first message of a stream: how long an EventSource waits before it reconnects."""
 
 
 def _message(event: Event) -> bytes:
@@ -70,17 +72,43 @@ def _after(request: Request) -> int:
 async def events(request: Request, api: Api) -> Response:
     """The route's handler: a missing run is a 404 before any streaming starts."""
     after = _after(request)
+    return sse_response(_stream(api, await pinned_handle(request, api), after))
+
+
+async def pinned_handle(request: Request, api: Api) -> WorkflowHandle[object]:
+    """The run a stream route follows: the path's workflow id (its ``?run_id=``, else its
+    latest run), found now.
+
+    Raises:
+        RunNotFoundError: There is no such run (a 404 before any streaming starts).
+    """
     handle = api.client.get_handle(path_id(request, "workflow_id", "workflow id"),
                                    wait_id(request.query_params.get("run_id"), "run id"))
     info = await handle.describe()
-    pinned = api.client.get_handle(info.workflow_id, info.run_id)
-    return StreamingResponse(_stream(api, pinned, after), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache",
-                                      "X-Accel-Buffering": "no"})
+    return api.client.get_handle(info.workflow_id, info.run_id)
+
+
+def sse_response(body: AsyncIterator[bytes]) -> Response:
+    """A Server-Sent Events response (never cached, never buffered by a proxy)."""
+    return StreamingResponse(body, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def error_event(exc: BaseException) -> bytes:
+    """The last message of a stream that failed: ``event: error`` with a problem
+    document (the client reconnects)."""
+    status, code = problem_of(exc)
+    detail = str(exc) if isinstance(exc, DuroError) else "internal error"
+    return b"event: error\ndata: %b\n\n" % orjson.dumps(problem_document(status, code, detail))
+
+
+def end_event(info: RunInfo) -> bytes:
+    """The last message of a stream whose run ended: ``event: end`` with the run."""
+    return b"event: end\ndata: %b\n\n" % orjson.dumps(info.to_json())
 
 
 async def _stream(api: Api, handle: WorkflowHandle[object], seen: int) -> AsyncIterator[bytes]:
-    yield b"retry: %d\n\n" % _RECONNECT_MS
+    yield RETRY
     delay, quiet = FIRST_POLL, 0.0
     while True:
         try:
@@ -92,13 +120,10 @@ async def _stream(api: Api, handle: WorkflowHandle[object], seen: int) -> AsyncI
                     yield b"".join(map(_message, fresh))
                     seen, delay, quiet = fresh[-1].seq, FIRST_POLL, 0.0
         except Exception as exc:  # the store went away: say so, the client retries
-            status, code = problem_of(exc)
-            detail = str(exc) if isinstance(exc, DuroError) else "internal error"
-            yield b"event: error\ndata: %b\n\n" % orjson.dumps(
-                problem_document(status, code, detail))
+            yield error_event(exc)
             return
         if _ended(info):
-            yield b"event: end\ndata: %b\n\n" % orjson.dumps(info.to_json())
+            yield end_event(info)
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(api.stopping.wait(), delay)

@@ -24,6 +24,7 @@ from duro.server._openapi import DOCS_PAGE, openapi
 from duro.server._problems import json
 from duro.server._routes import Api, ApiRoute, Param, Scope
 from duro.server._runs import MAX_HISTORY_PAGE, SEARCH_PREFIX
+from duro.server._streams import stream
 from duro.server._webhooks import SIGNAL_ID_HEADER
 
 __all__ = ["ROUTES"]
@@ -58,6 +59,11 @@ async def _docs(request: Request, api: Api) -> Response:
 
 def _query(name: str, schema: dict[str, Any], description: str) -> Param:
     return Param(name=name, schema=schema, description=description)
+
+
+def _last_event_id(description: str) -> Param:
+    return Param(name="Last-Event-ID", where="header", schema={"type": "string"},
+                 description=description)
 
 
 _RUN_ID = _query("run_id", {"type": "string", "minLength": 1},
@@ -180,15 +186,26 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="GET", path="/v1/runs/{workflow_id}/events", handler=events,
              scope=_R, tag="runs", media="text/event-stream",
              summary="the run's history live, as Server-Sent Events",
-             params=(Param(name="Last-Event-ID", where="header",
-                           schema={"type": "string"},
-                           description="resume after this event (its sequence number)"),
+             params=(_last_event_id("resume after this event (its sequence number)"),
                      _query("after", {"type": "integer", "minimum": 0},
                             "start after this sequence number"), _RUN_ID),
              responses={200: "stream"},
              description="Each event is an SSE message with `id:` its sequence number "
                          "and as data its JSON (as in the history); when the run has "
                          "ended, a last message `event: end` carries the run."),
+    ApiRoute(method="GET", path="/v1/runs/{workflow_id}/stream", handler=stream,
+             scope=_R, tag="runs", media="text/event-stream",
+             summary="the run's stream (what its steps give to duro.stream()) live, as "
+                     "Server-Sent Events",
+             params=(_last_event_id("resume after this item (its offset)"),
+                     _query("from", {"type": "integer", "minimum": 0},
+                            "the first offset to send (default 0)"), _RUN_ID),
+             responses={200: "stream"},
+             description="Each item is an SSE message with `id:` its offset and as data "
+                         "its JSON (`offset`, `kind`: chunk, superseded or truncated, "
+                         "`step`, `op`, `attempt`, `execution`, `data`, `superseded`, "
+                         "`time`); when the run has ended and every item was sent, a "
+                         "last message `event: end` carries the run."),
     # -- runs: act
     ApiRoute(method="POST", path="/v1/runs/{workflow_id}/cancel", handler=runs.cancel,
              scope=_W, tag="runs", summary="ask the live run to cancel",

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from duro.step._policy import RetryPolicy
-from duro.step._step import Step, StepInfo, heartbeat, step, step_info
+from duro.step._step import Step, StepInfo, heartbeat, step, step_info, stream
 
-__all__ = ["RetryPolicy", "Step", "StepInfo", "heartbeat", "step", "step_info"]
+__all__ = ["RetryPolicy", "Step", "StepInfo", "heartbeat", "step", "step_info", "stream"]

@@ -9,18 +9,21 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from duro._checks import check_seconds
 from duro._queues import Queue, queue_name
 from duro.errors import InvalidArgumentError
-from duro.serde import hints_of
+from duro.serde import encode, hints_of
 from duro.step._policy import RetryPolicy
 
 if TYPE_CHECKING:
     from duro.workflow._loop import WorkflowLoop
 
-__all__ = ["Step", "StepInfo", "heartbeat", "step", "step_info"]
+__all__ = ["MAX_CHUNK_BYTES", "Step", "StepInfo", "heartbeat", "step", "step_info", "stream"]
+
+MAX_CHUNK_BYTES = 1 << 20
+"""The largest chunk ``duro.stream()`` takes, encoded (a stream is for small pieces)."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -50,12 +53,38 @@ class StepInfo:
     _usage: list[dict[str, Any]] | None = field(default=None, repr=False)
     """What ``duro.record_usage`` recorded in this attempt (None: nothing, the usual
     case, so a step that records nothing allocates nothing)."""
+    _streams: StreamOpener | None = field(default=None, repr=False)
+    _stream: StreamSink | None = field(default=None, repr=False)
 
     def _record_usage(self, usage: dict[str, Any]) -> None:
         # From the step's own code (its thread, for a sync step): list.append is atomic.
         if self._usage is None:
             self._usage = []
         self._usage.append(usage)
+
+
+class StreamSink(Protocol):
+    """Where an attempt's chunks go (the worker's buffer: ``worker/_streams.py``)."""
+
+    def add(self, data: str) -> None:
+        """Queue one chunk's JSON text."""
+        ...
+
+    def seal(self) -> None:
+        """Take no more chunks (the attempt was abandoned: what is pending is dropped)."""
+        ...
+
+    async def close(self) -> None:
+        """Write what is pending, then take no more."""
+        ...
+
+
+class StreamOpener(Protocol):
+    """Makes an attempt's :class:`StreamSink` at its first chunk."""
+
+    def open(self, info: StepInfo) -> StreamSink:
+        """The attempt's sink (made once, from any thread)."""
+        ...
 
 
 _current_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar(
@@ -85,6 +114,33 @@ def heartbeat(details: Any = None) -> None:
     info = _current_step.get()
     if info is not None and info._on_heartbeat is not None:
         info._on_heartbeat(details)
+
+
+def stream(chunk: Any) -> None:
+    """Send a chunk (text, or any JSON value) to the run's stream, live, while the step
+    runs: readers get it from ``handle.stream()`` (or ``GET /v1/runs/{id}/stream``).
+
+    Cheap and thread-safe (sync steps call it from their thread): the chunk is encoded
+    here and buffered; the worker writes chunks in batches beside the history, and
+    writes the rest before the step's outcome is recorded, so a step's stream is
+    complete once its result is. A retried attempt's chunks supersede the earlier
+    ones'. Outside a step run by a workflow this does nothing (as ``heartbeat``), after
+    checking the chunk.
+
+    Raises:
+        SerializationError: The chunk cannot be encoded as JSON.
+        InvalidArgumentError: It is larger than 1 MiB encoded.
+        StoreError: An earlier batch of this attempt could not be written.
+    """
+    data = encode(chunk, what="a stream chunk")
+    if len(data) > MAX_CHUNK_BYTES:
+        raise InvalidArgumentError(f"a stream chunk is at most {MAX_CHUNK_BYTES} bytes "
+                                   f"encoded, not {len(data)}")
+    info = _current_step.get()
+    if info is None or info._streams is None:
+        return
+    sink = info._stream or info._streams.open(info)
+    sink.add(data.decode())
 
 
 class Step(Generic[P, R]):

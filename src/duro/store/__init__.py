@@ -22,6 +22,8 @@ from duro.store._records import (
     RunLinks,
     RunRecord,
     RunStatus,
+    StreamKind,
+    StreamRecord,
     UpdateOutcome,
 )
 from duro.store._registry import StoreBackend, backend_for, open_store
@@ -50,6 +52,8 @@ __all__ = [
     "ScheduleStore",
     "Store",
     "StoreBackend",
+    "StreamKind",
+    "StreamRecord",
     "TokenRecord",
     "TokenStore",
     "UpdateOutcome",

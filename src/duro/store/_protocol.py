@@ -68,6 +68,7 @@ from duro.store._records import (
     QueueStats,
     RunLinks,
     RunRecord,
+    StreamRecord,
     TaskRecord,
     UpdateOutcome,
     WorkerRecord,
@@ -172,6 +173,12 @@ class ClientStore(Protocol):
 
     async def get_state(self, run_id: str, key: str) -> bytes | None:
         """The latest published value of a key."""
+        ...
+
+    async def read_stream(self, run_id: str, from_offset: int = 0,
+                          limit: int = 1000) -> list[StreamRecord]:
+        """Up to ``limit`` rows of a run's stream from offset ``from_offset``, in order
+        (an offset is visible only once every smaller one is)."""
         ...
 
     async def send_message(self, workflow_id: str, kind: str, name: str | None,
@@ -349,6 +356,22 @@ class WorkerStore(ClientStore, Protocol):
 
     async def save_heartbeat(self, run_id: str, op: int, details: bytes, *, now: float) -> None:
         """Keep a step's last heartbeat details."""
+        ...
+
+    async def append_stream(self, run_id: str, op: int, *, step: str, attempt: int,
+                            execution: str, first: bool, chunks: Sequence[str], now: float,
+                            limit: int) -> int:
+        """Append a batch of one execution of step ``op``'s chunks (each its JSON text)
+        to the run's stream, in one transaction, at the next offsets; returns how many
+        were kept.
+
+        ``execution`` identifies this execution (random, not the attempt number: a lost
+        attempt runs again with its number); ``first`` says this is its first batch. A
+        new execution's first batch marks the op's earlier chunks superseded and writes
+        a ``superseded`` marker; a stale execution's chunks are dropped
+        (:func:`~duro.store._rules.stream_plan`). Beyond ``limit`` rows in the run's
+        stream nothing is kept, and a ``truncated`` marker is written once.
+        """
         ...
 
     async def release(self, run_id: str, epoch: int, *, now: float) -> None:

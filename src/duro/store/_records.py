@@ -34,6 +34,8 @@ __all__ = [
     "RunLinks",
     "RunRecord",
     "RunStatus",
+    "StreamKind",
+    "StreamRecord",
     "TaskRecord",
     "UpdateOutcome",
     "WorkerRecord",
@@ -329,3 +331,31 @@ class QueryAnswer:
 
     answer: bytes | None = None
     error: bytes | None = None
+
+
+class StreamKind(enum.StrEnum):
+    """What a row of a run's stream is (``run_streams.kind``)."""
+
+    CHUNK = "chunk"
+    """A chunk a step gave to ``duro.stream()``."""
+    SUPERSEDED = "superseded"
+    """A marker: every earlier chunk of its op is superseded (a newer execution of the
+    step began streaming); a reader that already had them discards them."""
+    TRUNCATED = "truncated"
+    """A marker: the run reached its stream's cap; nothing after it is kept."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StreamRecord:
+    """One row of a run's stream, as stored (``data``: the chunk's JSON text)."""
+
+    run_id: str
+    offset: int
+    kind: StreamKind
+    op: int
+    step: str
+    attempt: int
+    execution: str
+    data: str | None
+    superseded: bool
+    ts: float

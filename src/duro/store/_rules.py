@@ -19,6 +19,8 @@ touches a database, so each rule is unit-tested without one (``tests/unit/test_r
   :func:`check_copy_target`) and the inbox a successor inherits (:func:`carried_over`).
 * **Children**: the parent's record of a child started or refused (:func:`too_deep`,
   :func:`child_started_event`, :func:`child_not_started`).
+* **Streams** out of running steps: what a batch of an execution does to its op's
+  stream (:func:`stream_plan`).
 * **Search attributes and listings**: how a value is matched (:func:`index_value`), the
   rows an upsert writes (:func:`attribute_params`), the attributes a copied history
   leaves (:func:`copied_attributes`), and which query lists a page (:func:`list_query`).
@@ -74,8 +76,8 @@ __all__ = [
     "carried_over", "check_copy_target", "check_existing", "child_done", "child_not_started",
     "child_started_event", "closing_effects", "copied_attributes", "copied_events",
     "debounce_until", "dedup_hit", "definition_change", "headers_json", "in_namespace",
-    "index_value", "list_query", "plan_run", "queue_room", "taken", "terminated", "too_deep",
-    "update_of",
+    "index_value", "list_query", "plan_run", "queue_room", "stream_plan", "taken",
+    "terminated", "too_deep", "update_of",
 ]
 
 
@@ -680,3 +682,30 @@ def definition_change(old: ScheduleRecord, new: ScheduleDefinition,
 def headers_json(headers: Mapping[str, str] | None) -> str | None:
     """Headers as the ``runs.headers`` column keeps them (NULL for none)."""
     return orjson.dumps(dict(headers)).decode() if headers else None
+
+
+StreamPlan = Literal["new", "write", "supersede", "drop"]
+
+
+def stream_plan(head_execution: str | None, head_attempt: int | None, *, execution: str,
+                attempt: int, first: bool) -> StreamPlan:
+    """What a batch of chunks from one execution of a step does, given the execution
+    that streams the op now (``head_*``: the last to write a first batch; None: none).
+
+    * ``"new"``: the op's first execution: its batch goes in, and it becomes the head.
+    * ``"write"``: the head's own next batch.
+    * ``"supersede"``: a new execution's first batch (a retry, or the same attempt run
+      again after its worker was lost): the op's earlier chunks are marked superseded,
+      a marker row tells live readers so, and it becomes the head.
+    * ``"drop"``: a stale execution (superseded already, or an earlier attempt than the
+      head's): its chunks are not kept. ``(op, attempt)`` does not identify an execution
+      (a lost attempt recorded nothing and runs again with its number): ``execution``,
+      random per execution, does.
+    """
+    if head_execution is None:
+        return "new"
+    if head_execution == execution:
+        return "write"
+    if first and attempt >= (head_attempt or 0):
+        return "supersede"
+    return "drop"

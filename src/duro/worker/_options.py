@@ -16,7 +16,7 @@ __all__ = ["WORKER_OPTIONS", "check_options"]
 WORKER_OPTIONS = ("max_active", "max_cached", "max_threads", "lease", "poll_interval",
                   "workflow_task_timeout", "history_warning", "history_limit", "queues",
                   "declare", "retention", "lookahead", "tune_gc", "codec", "max_recoveries",
-                  "max_child_depth")
+                  "max_child_depth", "stream_limit")
 """The keyword parameters of :class:`~duro.worker.Worker` that configure it, which
 :class:`~duro.Engine` takes too and passes on."""
 
@@ -34,6 +34,7 @@ _CHECKS: dict[str, Callable[..., object]] = {
     # Two deaths of a run count whatever it did (see _recovery.SUSPECT_AFTER): a lower
     # limit would park runs that merely shared a process with the one killing it.
     "max_recoveries": partial(check_count, minimum=2),
+    "stream_limit": check_count,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
@@ -12,14 +13,16 @@ from typing import Any
 
 import orjson
 
-from duro.errors import StepTimeoutError
+from duro.errors import StepTimeoutError, StoreError
 from duro.interceptors._chain import chain
 from duro.interceptors._worker import ExecuteStepInput, WorkerInterceptor
 from duro.serde import encode
-from duro.step._step import Step, StepInfo, _current_step
+from duro.step._step import Step, StepInfo, StreamOpener, _current_step
 from duro.workflow._instance import StepCommand
 
 __all__ = ["cancelled_here", "run_attempt"]
+
+log = logging.getLogger("duro.worker")
 
 
 def cancelled_here(exc: BaseException) -> bool:
@@ -35,12 +38,17 @@ def cancelled_here(exc: BaseException) -> bool:
 async def run_attempt(
     cmd: StepCommand, info: StepInfo, executor: Executor, deadline: float | None,
     on_heartbeat_saved: Any, interceptors: Sequence[WorkerInterceptor] = (),
+    streams: StreamOpener | None = None,
 ) -> bytes:
     """Run one attempt of a step (through the interceptors' ``execute_step``) and return
     its encoded result.
 
     ``deadline`` is a ``loop.time()`` limit (the per-attempt and overall timeouts
-    combined). Raises whatever the step raised, or StepTimeoutError.
+    combined). ``streams`` makes the attempt's ``duro.stream()`` buffer at its first
+    chunk; what it buffered is written before this returns or raises (but when the
+    attempt is cancelled), so the caller records the outcome of a complete stream.
+    Raises whatever the step raised, or StepTimeoutError (or StoreError: the stream
+    could not be written).
     """
     step = cmd.step
     loop = asyncio.get_running_loop()
@@ -77,6 +85,7 @@ async def run_attempt(
             loop.call_soon_threadsafe(beat, details)
 
     info._on_heartbeat = heartbeat
+    info._streams = streams
     _current_step.set(info)
     when = limit()
     call = (_call(step, cmd.args, cmd.kwargs, executor, loop) if not interceptors
@@ -90,10 +99,19 @@ async def run_attempt(
     except TimeoutError:
         if timeout_cm is not None and timeout_cm.expired():
             info.cancelled = True
+            await _end_stream(info, failed=True)
             raise StepTimeoutError(
                 f"step {step.name!r} attempt {info.attempt} timed out"
                 + (" (no heartbeat)" if hb_timeout else "")
             ) from None
+        await _end_stream(info, failed=True)
+        raise
+    except BaseException as exc:
+        if cancelled_here(exc):
+            if info._stream is not None:
+                info._stream.seal()  # abandoned: what it buffered is dropped
+        else:
+            await _end_stream(info, failed=True)
         raise
     finally:
         # The attempt is over (a sync step abandoned on timeout may still beat: ignored).
@@ -101,7 +119,25 @@ async def run_attempt(
         # holds the command, which holds the task) that would leave each step's objects
         # to the cyclic garbage collector.
         info._on_heartbeat = None
+    if info._stream is not None:
+        await _end_stream(info, failed=False)
     return encode(result, what=f"the result of step {step.name!r}")
+
+
+async def _end_stream(info: StepInfo, *, failed: bool) -> None:
+    """Write what the attempt streamed and take no more. After a failed attempt a
+    failed write is only logged: the step's own error is what is recorded."""
+    sink = info._stream
+    if sink is None:
+        return
+    if not failed:
+        await sink.close()
+        return
+    try:
+        await sink.close()
+    except StoreError as exc:
+        log.warning("the stream of step %s of run %s was not all written: %s",
+                    info.step, info.run_id, exc)
 
 
 async def _call(step: Step[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str, Any],

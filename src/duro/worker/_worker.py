@@ -49,6 +49,7 @@ from duro.worker._options import check_options
 from duro.worker._queries import QueryAnswers
 from duro.worker._retention import RetentionPolicy, retention_loop
 from duro.worker._scheduler import Scheduler
+from duro.worker._streams import DEFAULT_STREAM_LIMIT, Streams
 from duro.worker._tasks import TaskRunner
 from duro.worker._wakeups import Wakeups
 from duro.workflow import _guard
@@ -132,6 +133,9 @@ class Worker:
             outside is at depth 0, its children at 1...). A child past it is not
             started: the parent's ``execute_child`` raises ``ChildWorkflowError``
             (status ``not_started``). Stops runaway recursion; None for no limit.
+        stream_limit: How many rows (chunks of ``duro.stream()`` and markers) a run's
+            stream keeps at most; past it nothing more is kept (a ``truncated`` marker
+            says so). The stream is deleted with its run (``retention``).
         interceptors: Worker interceptors (:class:`duro.interceptors.WorkerInterceptor`):
             around each workflow execution, step attempt, signal, update and query.
     """
@@ -158,6 +162,7 @@ class Worker:
         codec: CodecChain | None = None,
         max_recoveries: int = 10,
         max_child_depth: int | None = DEFAULT_MAX_CHILD_DEPTH,
+        stream_limit: int = DEFAULT_STREAM_LIMIT,
         interceptors: Sequence[WorkerInterceptor] = (),
     ) -> None:
         check_options({"max_active": max_active, "max_cached": max_cached,
@@ -166,7 +171,9 @@ class Worker:
                        "workflow_task_timeout": workflow_task_timeout,
                        "history_warning": history_warning, "history_limit": history_limit,
                        "queues": queues, "lookahead": lookahead,
-                       "max_recoveries": max_recoveries, "max_child_depth": max_child_depth})
+                       "max_recoveries": max_recoveries, "max_child_depth": max_child_depth,
+                       "stream_limit": stream_limit})
+        self.streams = Streams(self, limit=stream_limit)
         self.max_recoveries = max_recoveries
         self.interceptors: tuple[WorkerInterceptor, ...] = tuple(
             check_interceptors(interceptors, WorkerInterceptor))
@@ -330,6 +337,10 @@ class Worker:
         fut: asyncio.Future[Outcome | None] = self.loop.create_future()
         self._waiters.setdefault(run_id, []).append(fut)
         return fut
+
+    def stream_waiter(self, run_id: str) -> asyncio.Future[None]:
+        """A future resolved when this worker writes a batch of the run's stream."""
+        return self.streams.waiter(run_id)
 
     def wake_waiters(self, run_id: str, outcome: Outcome | None = None) -> None:
         """Resolve the futures of :meth:`wait_for_close` for the run (it ended here,

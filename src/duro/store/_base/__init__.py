@@ -14,6 +14,7 @@ from duro.store._base._queries import Queries
 from duro.store._base._runs import Runs
 from duro.store._base._schedules import Schedules
 from duro.store._base._stats import StatsReads
+from duro.store._base._streams import Streams
 from duro.store._base._tokens import Tokens
 from duro.store._base._tx import Ambiguous, Fence, Later, Op, Params, Then, Tx
 from duro.store._base._workers import Workers
@@ -23,7 +24,7 @@ __all__ = ["Ambiguous", "Dialect", "Fence", "Later", "Moved", "Op", "Params", "S
 
 
 class SqlStore(Runs, Messages, Queries, Lineage, Claims, Workers, Schedules, Tokens,
-               StatsReads):
+               StatsReads, Streams):
     """Every store operation, once; a dialect subclass adds its :class:`Dialect` hooks
     (``_write``, ``_fetch``), its lifecycle (``open``, ``close``, ``subscribe``) and its
     history reads (``load_history``, ``load_runs``)."""

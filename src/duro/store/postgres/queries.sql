@@ -736,6 +736,10 @@ WITH doomed AS MATERIALIZED (
     DELETE FROM run_search_attributes WHERE run_id IN (SELECT run_id FROM doomed)
 ), g AS (
     DELETE FROM signal_ids WHERE run_id IN (SELECT run_id FROM doomed)
+), t AS (
+    DELETE FROM run_streams WHERE run_id IN (SELECT run_id FROM doomed)
+), o AS (
+    DELETE FROM run_stream_ops WHERE run_id IN (SELECT run_id FROM doomed)
 )
 SELECT count(*) FROM doomed;
 

@@ -105,6 +105,29 @@ CREATE TABLE run_state (
 );
 ALTER TABLE run_state ADD CONSTRAINT run_state_pkey PRIMARY KEY (run_id, key);
 
+CREATE TABLE run_stream_ops (
+    run_id text NOT NULL,
+    op bigint NOT NULL,
+    execution text NOT NULL,
+    attempt integer NOT NULL,
+    first_seq bigint NOT NULL
+);
+ALTER TABLE run_stream_ops ADD CONSTRAINT run_stream_ops_pkey PRIMARY KEY (run_id, op);
+
+CREATE TABLE run_streams (
+    run_id text NOT NULL,
+    seq bigint NOT NULL,
+    kind text NOT NULL,
+    op bigint NOT NULL,
+    step text NOT NULL,
+    attempt integer NOT NULL,
+    execution text NOT NULL,
+    data text,
+    superseded boolean DEFAULT false NOT NULL,
+    ts double precision NOT NULL
+);
+ALTER TABLE run_streams ADD CONSTRAINT run_streams_pkey PRIMARY KEY (run_id, seq);
+
 CREATE TABLE runs (
     run_id text NOT NULL,
     workflow_id text NOT NULL,

@@ -360,7 +360,8 @@ class SqliteStore(SqlStore):
 
     async def purge_finished(self, *, before: float, limit: int = 500) -> int | None:
         """Delete up to ``limit`` runs that ended before ``before`` (durable time), with
-        their histories, messages, state, updates, tasks, search attributes and signal ids.
+        their histories, messages, state, updates, tasks, search attributes, signal ids and
+        streams.
         Returns how many went."""
 
         def op(conn: sqlite3.Connection) -> int:
@@ -370,7 +371,8 @@ class SqliteStore(SqlStore):
                 return 0
             marks = ",".join("?" * len(ids))
             for table in ("events", "inbox", "heartbeats", "run_state", "updates", "tasks",
-                          "run_search_attributes", "signal_ids", "runs"):
+                          "run_search_attributes", "signal_ids", "run_streams",
+                          "run_stream_ops", "runs"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
             return len(ids)
 

@@ -89,6 +89,29 @@ CREATE TABLE run_state (
     PRIMARY KEY (run_id, key)
 ) WITHOUT ROWID;
 
+CREATE TABLE run_stream_ops (
+    run_id    TEXT NOT NULL,
+    op        INTEGER NOT NULL,
+    execution TEXT NOT NULL,
+    attempt   INTEGER NOT NULL,
+    first_seq INTEGER NOT NULL,
+    PRIMARY KEY (run_id, op)
+) WITHOUT ROWID;
+
+CREATE TABLE run_streams (
+    run_id     TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    op         INTEGER NOT NULL,
+    step       TEXT NOT NULL,
+    attempt    INTEGER NOT NULL,
+    execution  TEXT NOT NULL,
+    data       TEXT,
+    superseded INTEGER NOT NULL DEFAULT 0,
+    ts         REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
 CREATE TABLE runs (
     run_id          TEXT PRIMARY KEY,
     workflow_id     TEXT NOT NULL,
