@@ -35,7 +35,9 @@ per message; the reply costs its words. Given the conversation's last user messa
   request is counted, failed ones too.
 - ``POST /fail`` ``{"count": N, "status": 429, "retry_after": 0.2}``: the next N chat
   requests fail with that status (any 4xx or 5xx), with a ``Retry-After`` header when
-  ``retry_after`` is given.
+  ``retry_after`` is given; ``{"count": 1, "cut_after": 3}``: the next request's
+  connection is cut after 3 streamed tokens (at once if not streamed), logged as
+  status ``"cut"``.
 - ``POST /config`` ``{"token_delay": 0.02}``: seconds between two streamed tokens.
 - ``POST /reset``: forget the counts, the log and pending failures.
 """
@@ -72,6 +74,24 @@ class Reply:
 
 class BadRequest(Exception):
     """A request the server refuses with 400, as a provider would."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failure:
+    """An injected failure: an HTTP error, or a connection cut after some tokens."""
+
+    status: int = 500
+    retry_after: float | None = None
+    cut_after: int | None = None
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Failure:
+        status, count = int(body.get("status", 500)), int(body.get("count", 1))
+        after, cut = body.get("retry_after"), body.get("cut_after")
+        if not 400 <= status <= 599 or count < 0 or (cut is not None and int(cut) < 0):
+            raise BadRequest("status must be 4xx or 5xx, count and cut_after >= 0")
+        return cls(status=status, retry_after=None if after is None else float(after),
+                   cut_after=None if cut is None else int(cut))
 
 
 def _text(content: Any) -> str:
@@ -164,9 +184,9 @@ class LocalLLM:
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.log: list[dict[str, Any]] = []
-        self.failures: deque[tuple[int, float | None]] = deque()
+        self.failures: deque[Failure] = deque()
 
-    def next_failure(self) -> tuple[int, float | None] | None:
+    def next_failure(self) -> Failure | None:
         with self.lock:
             return self.failures.popleft() if self.failures else None
 
@@ -183,12 +203,7 @@ class LocalLLM:
     def control(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             if path == "/fail":
-                status, count = int(body.get("status", 500)), int(body.get("count", 1))
-                if not 400 <= status <= 599 or count < 0:
-                    raise BadRequest("status must be 4xx or 5xx and count >= 0")
-                after = body.get("retry_after")
-                self.failures.extend([(status, None if after is None else float(after))]
-                                     * count)
+                self.failures.extend([Failure.of(body)] * int(body.get("count", 1)))
             elif path == "/config":
                 self.token_delay = float(body.get("token_delay", self.token_delay))
             elif path == "/reset":
@@ -275,8 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
                  "idempotency_key": self.headers.get("Idempotency-Key"),
                  "at": time.time()}
         failure = llm.next_failure()
-        if failure is not None:
-            status, after = failure
+        if failure is not None and failure.cut_after is None:
+            status, after = failure.status, failure.retry_after
             llm.record({**entry, "status": status})
             headers = {} if after is None else {"Retry-After": f"{after:g}"}
             kind = {429: "rate_limit_exceeded"}.get(
@@ -289,10 +304,13 @@ class _Handler(BaseHTTPRequestHandler):
             llm.record({**entry, "status": 400})
             self._error(400, str(exc), "invalid_request_error")
             return
-        llm.record({**entry, "status": 200})
+        cut = None if failure is None else failure.cut_after
+        llm.record({**entry, "status": 200 if cut is None else "cut"})
         rid = f"chatcmpl-{entry['fingerprint']}"  # deterministic, as the reply is
         if entry["stream"]:
-            self._stream(rid, body, reply)
+            self._stream(rid, body, reply, cut)
+        elif cut is not None:
+            self.close_connection = True  # hung up before answering
         else:
             self._send(200, self._completion(rid, body["model"], reply))
 
@@ -307,7 +325,8 @@ class _Handler(BaseHTTPRequestHandler):
                                              "finish_reason": reply.finish_reason}],
                 "usage": _usage(reply)}
 
-    def _stream(self, rid: str, body: dict[str, Any], reply: Reply) -> None:
+    def _stream(self, rid: str, body: dict[str, Any], reply: Reply,
+                cut: int | None = None) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
@@ -317,7 +336,10 @@ class _Handler(BaseHTTPRequestHandler):
         options = body.get("stream_options") or {}
         try:
             self._event(_chunk(rid, model, {"role": "assistant", "content": ""}))
-            for delta in self._deltas(rid, reply):
+            for i, delta in enumerate(self._deltas(rid, reply)):
+                if i == cut:  # an injected failure: hang up mid-stream
+                    self.close_connection = True
+                    return
                 if self.server.llm.token_delay > 0:
                     time.sleep(self.server.llm.token_delay)
                 self._event(_chunk(rid, model, delta))

@@ -33,9 +33,13 @@ class LocalModel:
         stats: dict[str, Any] = self.control.get("/stats").raise_for_status().json()
         return stats
 
-    def fail(self, count: int, status: int, retry_after: float | None = None) -> None:
+    def fail(self, count: int, status: int = 500, *, retry_after: float | None = None,
+             cut_after: int | None = None) -> None:
+        """Fail the next ``count`` requests with ``status``, or cut their connection
+        after ``cut_after`` streamed tokens."""
         self.control.post("/fail", json={"count": count, "status": status,
-                                         "retry_after": retry_after}).raise_for_status()
+                                         "retry_after": retry_after,
+                                         "cut_after": cut_after}).raise_for_status()
 
     def configure(self, *, token_delay: float) -> None:
         self.control.post("/config", json={"token_delay": token_delay}).raise_for_status()

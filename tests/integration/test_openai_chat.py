@@ -189,6 +189,31 @@ def test_429_with_retry_after_is_a_durable_retry_after_that_delay(
     run(main())
 
 
+def test_streamed_tokens_go_to_the_run_stream_and_a_cut_attempt_is_superseded(
+        any_db_url: str, llm: LocalModel) -> None:
+    llm.fail(1, cut_after=2)  # the first attempt's connection dies after two tokens
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url, poll_interval=0.02) as engine:
+            handle = await engine.start(one, "tell me about streams", True, id="c-cut")
+            reply = await handle.result(timeout=20)
+            chunks = [c async for c in handle.stream()]
+            events = await handle.history()
+        tokens = ["Reply", " to:", " tell", " me", " about", " streams"]
+        assert reply.content == "".join(tokens)
+        assert [(c.kind, c.attempt, c.data, c.superseded) for c in chunks] == [
+            ("chunk", 1, "Reply", True), ("chunk", 1, " to:", True),
+            ("superseded", 2, None, False),
+            *[("chunk", 2, token, False) for token in tokens]]
+        (retrying,) = _events(events, "step_retrying")
+        assert retrying.data["type"].endswith("ModelUnavailableError")
+        (done,) = _events(events, "step_completed")
+        assert done.meta["usage"][0]["output_tokens"] == len(tokens)
+        assert [r["status"] for r in llm.stats()["log"]] == ["cut", 200]
+
+    run(main())
+
+
 def test_500_then_success_retried_by_the_policy(any_db_url: str, llm: LocalModel) -> None:
     llm.fail(2, 500)
 

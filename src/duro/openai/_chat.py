@@ -25,6 +25,7 @@ from duro.openai._errors import (
 )
 from duro.openai._reply import ChatReply, ToolCall, merge_tool_deltas
 from duro.step._step import StepInfo, _current_step
+from duro.step._step import stream as stream_chunk
 from duro.usage import record_usage
 
 __all__ = ["chat"]
@@ -49,6 +50,9 @@ async def chat(client: openai.AsyncOpenAI, *, model: str,
       a lost connection and a timeout: the step's retry policy retries them, durably,
       each attempt in the history. Another 4xx raises :class:`ModelRequestError` (a
       :class:`duro.NonRetryableError`). The client's own retries are off for this call.
+    - **Streaming** (``stream=True``): each text delta goes to the run's stream with
+      ``duro.stream(text)`` as it arrives (readers: ``handle.stream()``); the reply is
+      returned whole at the end, and the history keeps only it.
     - **Usage**: the tokens the provider reports are recorded with
       :func:`duro.record_usage` (``model`` as asked; ``response_model``,
       ``cached_tokens``, ``reasoning_tokens``, ``request_id`` and ``provider`` as
@@ -64,7 +68,8 @@ async def chat(client: openai.AsyncOpenAI, *, model: str,
             ``base_url``).
         model: The model's name.
         messages: The conversation, as OpenAI message objects (dicts).
-        stream: Stream the reply; the result is the same, assembled.
+        stream: Stream the reply, each text delta out through ``duro.stream``; the
+            result is the same, assembled.
         provider: The provider's name, recorded with the usage (helps the price table
             find the model, e.g. ``"openai"``).
         idempotency_key: The key to send instead of the step's own (needed when one
@@ -179,18 +184,13 @@ async def _streamed(client: openai.AsyncOpenAI, request: dict[str, Any]) -> Chat
                 delta = choice.delta
                 if delta.content:
                     parts.append(delta.content)
-                    _stream_out(delta.content)
+                    stream_chunk(delta.content)  # live to the run's readers
                 merge_tool_deltas(calls, delta.tool_calls or [])
     tools = tuple(ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"])
                   for _, c in sorted(calls.items()))
     return ChatReply.of(content="".join(parts) if parts or not tools else None,
                         tool_calls=tools, finish_reason=finish, model=model or "",
                         id=rid, usage=usage)
-
-
-def _stream_out(text: str) -> None:
-    """A text delta, out to the run's stream while the step runs."""
-    # duro.stream (issue 17, item 4) is not on this branch yet: the lead wires it here.
 
 
 def _record(model: str, provider: str | None, reply: ChatReply) -> None:
