@@ -1,4 +1,5 @@
-"""The README's first command: ``examples/research_agent.py`` runs, and survives kill -9."""
+"""The README's first command: ``examples/research_agent.py`` runs, and survives kill -9;
+``examples/agent.py`` (the tool-using agent on ``duro.openai.chat``) too, streamed."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
+from tests.llm import local_model
+
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "research_agent.py"
+AGENT = SCRIPT.with_name("agent.py")
 EXECUTED = re.compile(r"executing step #(\d+)")
 REPLAYED = re.compile(r"^\s*\[([^\]]+?)\s*\] replayed from history", re.MULTILINE)
 
@@ -96,3 +101,71 @@ def test_kill_9_then_rerun_resumes_without_rerunning_finished_steps(tmp_path: Pa
         db, "SELECT op FROM events WHERE kind = 'step_completed'")}
     assert completed_before < completed_after
     assert len(completed_after) == 8  # plan, 3 searches, 3 LLM calls, report
+
+
+ANSWER = ("Answer: Based on 2 tool results: The best match for durable execution is "
+          "https://example.org/durable-execution (1 of 3 pages). Durable execution records "
+          "every step of a program in a persistent history.")
+
+
+def run_agent(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(AGENT), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_agent_runs_its_tool_loop_offline(tmp_path: Path) -> None:
+    db = tmp_path / "agent.db"
+    done = run_agent("--db", str(db), "--token-delay", "0", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "[search] 'durable execution'" in out
+    assert "[fetch_page] https://example.org/durable-execution" in out
+    assert ANSWER in out
+    # The streamed answer was printed before the stored one.
+    assert out.index("Based on 2 tool results") < out.index("Answer:")
+    assert "Usage: 3 model calls" in out
+    assert query(db, "SELECT status FROM runs") == [("completed",)]
+
+
+def _streamed(db: Path) -> bool:
+    try:
+        return db.exists() and query(db, "SELECT count(*) FROM run_streams") != [(0,)]
+    except sqlite3.OperationalError:  # not migrated yet, or busy
+        return False
+
+
+def test_agent_killed_mid_stream_resumes_without_asking_again(tmp_path: Path) -> None:
+    db = tmp_path / "agent.db"
+    with local_model() as llm:
+        llm.configure(token_delay=0.2)  # ~5 s for the final answer: time to kill it
+        proc = subprocess.Popen([sys.executable, str(AGENT), "--db", str(db),
+                                 "--model-url", llm.url], cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            # The third model call (the final answer) is being streamed, and some of its
+            # chunks are stored (the two turns before it streamed nothing: tool calls).
+            while (llm.stats()["requests"] < 3 or not _streamed(db)) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert llm.stats()["requests"] == 3 and _streamed(db)
+        finally:
+            proc.kill()
+            first_out = proc.communicate(timeout=10)[0]
+        assert proc.returncode == -9, first_out
+        # Killed mid-stream: the first two turns and both tools done, the third not.
+        assert query(db, "SELECT count(*) FROM events WHERE kind = 'step_completed'") == [
+            (4,)]
+
+        llm.configure(token_delay=0.0)
+        rerun = run_agent("--db", str(db), "--model-url", llm.url, cwd=tmp_path)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        out = rerun.stdout
+        assert ANSWER in out
+        # Only the cut call ran again: the finished ones came from the history.
+        assert "[think #5, attempt 1]" in out and "[think #1" not in out
+        assert "[search]" not in out and "[fetch_page]" not in out
+        assert "superseded" in out
+        counts = llm.stats()["by_fingerprint"]
+        assert sorted(counts.values()) == [1, 1, 2], counts
+    assert query(db, "SELECT status FROM runs") == [("completed",)]

@@ -54,14 +54,14 @@ class StepInfo:
     _usage: list[dict[str, Any]] | None = field(default=None, repr=False)
     """What ``duro.record_usage`` recorded in this attempt (None: nothing, the usual
     case, so a step that records nothing allocates nothing)."""
+    _streams: StreamOpener | None = field(default=None, repr=False)
+    _stream: StreamSink | None = field(default=None, repr=False)
 
     def _record_usage(self, usage: dict[str, Any]) -> None:
         # From the step's own code (its thread, for a sync step): list.append is atomic.
         if self._usage is None:
             self._usage = []
         self._usage.append(usage)
-    _streams: StreamOpener | None = field(default=None, repr=False)
-    _stream: StreamSink | None = field(default=None, repr=False)
 
 
 class StreamSink(Protocol):
