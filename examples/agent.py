@@ -8,17 +8,23 @@ package (``pip install 'duro[openai]'``).
 
 Run it, kill it mid-stream (``kill -9``; it prints its pid), run the same command again::
 
-    python examples/agent.py ["TOPIC"] [--db PATH] [--token-delay 0.05] [--new]
+    python examples/agent.py ["TOPIC"] [--db PATH] [--token-delay 0.05] [--new] [--yes]
 
 The rerun resumes the run: the model calls and tool calls that finished are read back
 from the history (the model is not asked again, no token is spent twice); the call that
 was cut restarts, and the terminal shows its earlier chunks were superseded.
+
+Before it publishes its report, the agent waits for a human: ``duro.approval("publish",
+...)``. Answer here (y/n), or from another terminal with ``duro approve ID --db PATH``
+(``duro approvals --db PATH`` lists what waits); ``--yes`` approves at once. The history
+records who approved, and when.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import sys
@@ -108,8 +114,27 @@ RUN_TOOL = {"search": search, "fetch_page": fetch_page}
 # -- the workflow: the agent loop, deterministic, replayed after a crash ----------------
 
 
+@duro.step(name="agent.publish", at_most_once=True)
+async def publish(topic: str, report: str) -> None:
+    """The irreversible part, once approved (never twice: at most once)."""
+    print(f"\n[publish] the report on {topic!r} is out", flush=True)
+
+
 @duro.workflow(name="agent.research")
 async def research(topic: str) -> str:
+    answer = await investigate(topic)
+    decision = await duro.approval("publish", {"topic": topic, "report": answer},
+                                   timeout=7 * 24 * 3600)
+    if not decision.approved:
+        why = "no answer within a week" if decision.timed_out else \
+            f"rejected by {decision.by}: {decision.comment or 'no comment'}"
+        return f"(not published: {why}) {answer}"
+    await publish(topic, answer)
+    return answer
+
+
+async def investigate(topic: str) -> str:
+    """The agent loop (workflow code: its steps are recorded)."""
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": "You are a careful research agent."},
         {"role": "user", "content": f"Use search, then fetch_page, to research: {topic}"}]
@@ -141,6 +166,31 @@ async def show_stream(handle: duro.WorkflowHandle[str]) -> None:
             print(item.data, end="", flush=True)
 
 
+async def approve(engine: duro.Engine, workflow_id: str, auto: bool) -> None:
+    """Answer the run's approval request: at once with ``--yes``, else from the terminal
+    (when there is one); a decision from another process (``duro approve``) is fine too."""
+    while True:
+        pending = await engine.approvals.all(workflow_id=workflow_id)
+        if pending:
+            break
+        await asyncio.sleep(0.1)
+    request = pending[0]
+    print(f"\n\nApproval needed: {request.name} (id {request.approval_id})\n"
+          f"  report: {request.context['report']}\n"
+          f"  or from another terminal: duro approve {request.approval_id} --db ...",
+          flush=True)
+    if auto:
+        await engine.approvals.approve(request.approval_id, by="agent.py --yes")
+        return
+    if not sys.stdin.isatty():
+        return  # someone else decides (duro approve / reject)
+    answer = await asyncio.to_thread(input, "Publish it? [y/N] ")
+    with contextlib.suppress(duro.ApprovalNotPendingError):  # decided elsewhere meanwhile
+        await engine.approvals.decide(request.approval_id,
+                                      approved=answer.strip().lower() in ("y", "yes"),
+                                      by=os.environ.get("USER") or "terminal")
+
+
 async def run(args: argparse.Namespace) -> int:
     slug = re.sub(r"[^a-z0-9]+", "-", args.topic.lower()).strip("-")[:60] or "topic"
     workflow_id = f"agent-{slug}"
@@ -152,11 +202,14 @@ async def run(args: argparse.Namespace) -> int:
         handle = await engine.start(research, args.topic, id=workflow_id,
                                     on_reuse="allow" if args.new else "use_existing")
         printer = asyncio.create_task(show_stream(handle))
+        approver = asyncio.create_task(approve(engine, workflow_id, args.yes))
         try:
             answer = await handle.result()
         except duro.WorkflowFailedError as exc:
             print(f"\nThe run failed: {exc.cause}", file=sys.stderr)
             return 1
+        finally:
+            approver.cancel()
         await printer
         usage = await handle.usage()
     print(f"\n\nAnswer: {answer}\n"
@@ -175,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-delay", type=float, default=0.03,
                         help="the local model's seconds per streamed token")
     parser.add_argument("--new", action="store_true", help="start a fresh run")
+    parser.add_argument("--yes", action="store_true",
+                        help="approve the publication at once (no question asked)")
     args = parser.parse_args(argv)
     server = None
     if args.model_url is None:

@@ -115,9 +115,35 @@ def run_agent(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_agent_runs_its_tool_loop_offline(tmp_path: Path) -> None:
     db = tmp_path / "agent.db"
-    done = run_agent("--db", str(db), "--token-delay", "0", cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = done.stdout
+    proc = subprocess.Popen([sys.executable, str(AGENT), "--db", str(db), "--token-delay",
+                             "0"], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        # It waits for a human before publishing: approved from another process.
+        for line in proc.stdout:
+            lines.append(line)
+            found = re.search(r"Approval needed: publish \(id (\S+)\)", line)
+            if found:
+                decided = subprocess.run(
+                    [sys.executable, "-m", "duro", "--db", f"sqlite:///{db}", "approve",
+                     found.group(1), "--by", "tester", "--comment", "ship it"],
+                    capture_output=True, text=True, timeout=60)
+                assert decided.returncode == 0, decided.stdout + decided.stderr
+                break
+        lines.extend(proc.stdout)
+    finally:
+        if proc.poll() is None:
+            proc.wait(timeout=60)
+        proc.stdout.close()
+    out = "".join(lines)
+    assert proc.returncode == 0, out
+    assert "[publish] the report on 'durable execution' is out" in out
+    history = subprocess.run([sys.executable, "-m", "duro", "--db", f"sqlite:///{db}",
+                              "history", "agent-durable-execution"], capture_output=True,
+                             text=True, timeout=60).stdout
+    assert "approved by tester: ship it" in history
     assert "[search] 'durable execution'" in out
     assert "[fetch_page] https://example.org/durable-execution" in out
     assert ANSWER in out
@@ -158,7 +184,7 @@ def test_agent_killed_mid_stream_resumes_without_asking_again(tmp_path: Path) ->
             (4,)]
 
         llm.configure(token_delay=0.0)
-        rerun = run_agent("--db", str(db), "--model-url", llm.url, cwd=tmp_path)
+        rerun = run_agent("--db", str(db), "--model-url", llm.url, "--yes", cwd=tmp_path)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         out = rerun.stdout
         assert ANSWER in out
