@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from duro._clock import Clock, ManualClock, SystemClock
 from duro._queues import Queue
+from duro.budget import Budget, BudgetSpend
 from duro.client import (
     Client,
     Engine,
@@ -21,6 +22,7 @@ from duro.client import (
 )
 from duro.client._schedules import ScheduleInfo
 from duro.errors import (
+    BudgetExceededError,
     ChildWorkflowError,
     CorruptRunError,
     DatabaseFileLostError,
@@ -100,6 +102,9 @@ from duro.workflow import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Budget",
+    "BudgetExceededError",
+    "BudgetSpend",
     "ChildWorkflowError",
     "Client",
     "Clock",

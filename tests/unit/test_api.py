@@ -28,6 +28,7 @@ PUBLIC = {
     "QueryTimeoutError", "StepOutcomeUnknownError",
     "RunPage", "upsert_search_attributes", "Stats",
     "ModelPrice", "RunUsage", "Usage", "UsageTotals", "record_usage", "set_model_prices",
+    "Budget", "BudgetExceededError", "BudgetSpend",
 }
 
 

@@ -105,6 +105,7 @@ class Step(Generic[P, R]):
         heartbeat_timeout: float | timedelta | None = None,
         queue: str | Queue | None = None,
         at_most_once: bool = False,
+        budgeted: bool = False,
     ) -> None:
         self.fn = fn
         self.queue = None if queue is None else queue_name(queue, "step queue")
@@ -117,6 +118,14 @@ class Step(Generic[P, R]):
             raise InvalidArgumentError("at_most_once steps cannot be routed to a queue "
                                        "(queue=): they run in the workflow's worker")
         self.at_most_once = at_most_once
+        if not isinstance(budgeted, bool):
+            raise InvalidArgumentError(f"budgeted must be True or False, not {budgeted!r}")
+        if budgeted and self.queue is not None:
+            # The admission and the charge happen where the run is held; a queued
+            # attempt's outcome comes back as a message, not supported yet.
+            raise InvalidArgumentError("budgeted steps cannot be routed to a queue "
+                                       "(queue=): they run in the workflow's worker")
+        self.budgeted = budgeted
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a duro.RetryPolicy, not {retry!r}")
@@ -194,6 +203,7 @@ def step(
     heartbeat_timeout: float | timedelta | None = None,
     queue: str | Queue | None = None,
     at_most_once: bool = False,
+    budgeted: bool = False,
 ) -> _StepDecorator: ...
 def step(
     fn: Callable[P, Any] | None = None,
@@ -206,6 +216,7 @@ def step(
     heartbeat_timeout: float | timedelta | None = None,
     queue: str | Queue | None = None,
     at_most_once: bool = False,
+    budgeted: bool = False,
 ) -> Step[P, Any] | _StepDecorator:
     """Declare a step: a sync or async function whose result is recorded once.
 
@@ -228,13 +239,18 @@ def step(
             the outcome is recorded, the attempt is not run again: the workflow's
             ``await`` raises :class:`duro.StepOutcomeUnknownError`. Failures the function
             raises are retried by ``retry`` as usual. Not with ``queue``.
+        budgeted: The step spends budget (it calls ``duro.record_usage``): before each
+            attempt, the run's budgets (``duro.Budget``) are checked, and a spent one
+            raises :class:`duro.BudgetExceededError` at the ``await`` (or pauses the
+            run). Not with ``queue``.
 
     Raises:
-        InvalidArgumentError: ``at_most_once`` is not a bool, or is given with ``queue``.
+        InvalidArgumentError: ``at_most_once`` or ``budgeted`` is not a bool, or is
+            given with ``queue``.
     """
     options = dict(name=name, retry=retry, timeout=timeout, total_timeout=total_timeout,
                    heartbeat_timeout=heartbeat_timeout, queue=queue,
-                   at_most_once=at_most_once)
+                   at_most_once=at_most_once, budgeted=budgeted)
     if fn is not None:
         return Step(fn, **options)  # type: ignore[arg-type]
     return _StepDecorator(options)

@@ -47,10 +47,10 @@ def load_migrations(package: str) -> list[tuple[int, str, str]]:
 
 @cache
 def store_queries(package: str) -> dict[str, str]:
-    """Every named query of a store: ``queries.sql``, ``schedules.sql`` and
-    ``tokens.sql``."""
+    """Every named query of a store: ``queries.sql``, ``schedules.sql``, ``tokens.sql``
+    and ``budgets.sql``."""
     out = dict(load_queries(package))
-    for extra in ("schedules.sql", "tokens.sql"):
+    for extra in ("schedules.sql", "tokens.sql", "budgets.sql"):
         for name, sql in load_queries(package, extra).items():
             if name in out:
                 raise RuntimeError(f"query {name!r} is named twice in {package}")

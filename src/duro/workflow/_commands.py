@@ -106,6 +106,7 @@ class StepCommand:
     heartbeat: Any = None  # last heartbeat details (plain JSON value)
     task: asyncio.Task[Any] | None = None
     payload: bytes | None = None  # encoded arguments, for steps routed to a queue
+    budget_waits: int = 0  # consecutive budget admissions that had to wait (backoff)
     on_done: Callable[[asyncio.Future[Any]], object] | None = field(default=None, repr=False)
 
     @property
