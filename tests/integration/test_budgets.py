@@ -80,7 +80,7 @@ def test_a_run_budget_stops_a_looping_agent(any_db_url: str) -> None:
                                                 "limit": 1.0, "spent": 1.0}
             assert "usage" not in refused.meta
             assert (await handle.usage()).cost == pytest.approx(1.0)
-            started = [e for e in events if e.kind == "run_started"][0]
+            started = next(e for e in events if e.kind == "run_started")
             assert started.meta["budgets"] == [{"usd": 1.0, "tokens": None}]
             # The workflow's own budget when the start gives none: 150 tokens a step.
             default = await engine.start(by_default, id="loop-default")

@@ -29,7 +29,7 @@ _MAX_BUDGETS = 16
 """Most budgets one run carries: each is checked before every budgeted attempt."""
 
 
-def _limit_usd(value: object) -> float | None:
+def check_usd(value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) \
@@ -39,7 +39,7 @@ def _limit_usd(value: object) -> float | None:
     return float(value)
 
 
-def _limit_tokens(value: object) -> int | None:
+def check_tokens(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -95,8 +95,8 @@ class Budget:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "usd", _limit_usd(self.usd))
-        set_(self, "tokens", _limit_tokens(self.tokens))
+        set_(self, "usd", check_usd(self.usd))
+        set_(self, "tokens", check_tokens(self.tokens))
         if self.usd is None and self.tokens is None:
             raise InvalidArgumentError("a Budget needs a limit: usd=, tokens= or both")
         if self.key is not None:

@@ -29,6 +29,7 @@ from duro._queues import Queue
 from duro._search import check_search_attributes
 from duro.budget._budget import Budget, budgets_of
 from duro.client import _start_options as opts
+from duro.client._budgets import Budgets
 from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
 from duro.client._records import RunInfo, WorkerInfo, decode_error
@@ -152,6 +153,7 @@ class Client(Listings):
         self.store: Store = store or open_store(url, **options)
         self.schedules = Schedules(self)
         self.tokens = Tokens(self)
+        self.budgets = Budgets(self)
         self._interceptors: list[ClientInterceptor] = check_interceptors(interceptors,
                                                                        ClientInterceptor)
         # The client that owns the store (this one, or the one a view was made from):
@@ -190,6 +192,7 @@ class Client(Listings):
         view._code_only = self._root._code_only
         view.schedules = Schedules(view)
         view.tokens = Tokens(view)
+        view.budgets = Budgets(view)
         return view
 
     def __repr__(self) -> str:
