@@ -16,7 +16,7 @@ import pytest
 import duro
 from duro.errors import InvalidArgumentError
 from duro.testing import replay
-from tests.conftest import run
+from tests.conftest import run, wait_until
 
 _calls: Counter[str] = Counter()
 
@@ -134,5 +134,97 @@ def test_bad_budgets_are_refused_and_nothing_is_stored(any_db_url: str) -> None:
                 with pytest.raises(InvalidArgumentError):
                     await client.start(agent, 1, id="bad-budget", budget=bad)  # type: ignore[arg-type]
             assert await client.list() == []
+
+    run(main())
+
+
+@duro.workflow(name="budget.pausing")
+async def pausing(rounds: int) -> dict[str, Any]:
+    """Thinks ``rounds`` times, waits for "go", then loops until its budget stops it."""
+    thoughts = [await think(i) for i in range(rounds)]
+    await duro.wait_for_signal("go")
+    return await agent.fn(100 - rounds) | {"before": len(thoughts)}
+
+
+def test_a_restart_keeps_the_spend(any_db_url: str) -> None:
+    _calls.clear()
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url, poll_interval=0.02) as engine:
+            handle = await engine.start(pausing, 2, id="restart-1",
+                                        budget=duro.Budget(usd=1.0))
+            await wait_until(lambda: _calls["think"] == 2)
+            await wait_until(lambda: _status(handle, "suspended"))
+        # Another engine (the first one is gone): the spend so far is in the history.
+        async with duro.Engine(any_db_url, poll_interval=0.02) as engine:
+            handle = engine.get_handle("restart-1")
+            await handle.signal("go")
+            out = await handle.result(timeout=30)
+            assert (out["before"], len(out["thoughts"]), out["spent"]) == (2, 2, 1.0)
+            assert _calls["think"] == 4
+
+    run(main())
+
+
+async def _status(handle: duro.WorkflowHandle[Any], status: str) -> bool:
+    return (await handle.describe()).status == status
+
+
+def test_pause_then_raise_the_budget(any_db_url: str) -> None:
+    _calls.clear()
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url, poll_interval=0.02) as engine:
+            handle = await engine.start(agent, 6, id="pause-1",
+                                        budget=duro.Budget(usd=0.5, on_exceeded="pause"))
+            # Two calls spend the half dollar; the third waits, the run suspended.
+            await wait_until(lambda: _status(handle, "suspended"), timeout=20)
+            assert _calls["think"] == 2
+            await handle.set_budget(duro.Budget(usd=1.0, on_exceeded="pause"))
+            await wait_until(lambda: _calls["think"] == 4, timeout=20)
+            await wait_until(lambda: _status(handle, "suspended"), timeout=20)
+            await handle.set_budget(duro.Budget(usd=10.0))
+            assert await handle.result(timeout=30) == {
+                "thoughts": [f"thought {i}" for i in range(6)]}
+            events = await handle.history()
+            assert not [e for e in events if e.kind == "step_failed"]
+            raised = [e for e in events if e.kind == "signal_received"]
+            assert [e.data["usd"] for e in raised] == [1.0, 10.0]  # the audit trail
+            with pytest.raises(InvalidArgumentError):
+                await handle.set_budget({"usd": 5})  # type: ignore[arg-type]
+
+    run(main())
+
+
+def test_a_shared_budget_is_charged_with_each_outcome(any_db_url: str) -> None:
+    _calls.clear()
+    shared = duro.Budget(usd=1.0, key="tenant:t1", period=timedelta(days=1))
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url, poll_interval=0.02) as engine:
+            handles = [await engine.start(agent, 3, id=f"shared-{i}", budget=shared)
+                       for i in range(6)]
+            outs = [await h.result(timeout=30) for h in handles]
+            calls = sum(len(o["thoughts"]) for o in outs)
+            costs = [(await h.usage()).cost for h in handles]
+            (row,) = await engine.budgets.list()
+            # 0.25 a call: four calls spend the dollar; the others were refused.
+            assert (calls, _calls["think"]) == (4, 4)
+            assert row.spent_usd == pytest.approx(sum(costs)) == pytest.approx(1.0)
+            assert (row.key, row.settled, row.in_flight, row.limit_usd) == (
+                "tenant:t1", 4, 0, 1.0)
+            refused = [o for o in outs if "budget" in o]
+            assert {(o["budget"], o["unit"], o["limit"]) for o in refused} == {
+                ("tenant:t1", "usd", 1.0)}
+            # An operator raises today's limit: new runs of the tenant go on.
+            raised = await engine.budgets.set_limit("tenant:t1", usd=1.5)
+            assert (raised.limit_usd, raised.spent_usd) == (1.5, pytest.approx(1.0))
+            more = await engine.start(agent, 5, id="shared-more", budget=shared)
+            assert len((await more.result(timeout=30))["thoughts"]) == 2
+            with pytest.raises(InvalidArgumentError):
+                await engine.budgets.set_limit("tenant:nobody", usd=1)
+            with pytest.raises(InvalidArgumentError):
+                await engine.budgets.set_limit("tenant:t1", usd=-1)
+            assert await engine.budgets.list("tenant:other") == []
 
     run(main())

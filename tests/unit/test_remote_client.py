@@ -12,10 +12,16 @@ import pytest
 
 import duro
 from duro.client import Engine, Event, RemoteClient, RunInfo, RunPage, WorkerInfo
+from duro.client._budgets import Budgets
 from duro.client._handle import WorkflowHandle
 from duro.client._http import ERRORS, error_of, segment
 from duro.client._records import queue_from_json, queue_json
-from duro.client._remote_handle import RemoteHandle, RemoteSchedules, RemoteTokens
+from duro.client._remote_handle import (
+    RemoteBudgets,
+    RemoteHandle,
+    RemoteSchedules,
+    RemoteTokens,
+)
 from duro.client._schedules import ScheduleInfo, Schedules
 from duro.client._tokens import Tokens
 from duro.errors import (
@@ -109,8 +115,10 @@ def _public(cls: type) -> set[str]:
     (duro.Client, RemoteClient, set()),
     (Schedules, RemoteSchedules, set()),
     (Tokens, RemoteTokens, set()),
+    (Budgets, RemoteBudgets, set()),
     # A handle's messages call its client's methods (the remote client's, here).
-    (WorkflowHandle, RemoteHandle, {"signal", "query", "update", "cancel", "terminate"}),
+    (WorkflowHandle, RemoteHandle, {"signal", "query", "update", "cancel", "terminate",
+                                    "set_budget"}),
 ])
 def test_every_public_method_is_remote_or_refused(base: type, remote: type,
                                                   delegating: set[str]) -> None:

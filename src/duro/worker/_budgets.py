@@ -94,6 +94,7 @@ async def admit(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> Adm
         return None
     if verdict.status == "admit":
         cmd.budget_waits = 0
+        cmd.budget_paused = False
         charges = tuple(BudgetCharge(key=r.key, window=r.window, namespace=r.namespace)
                         for r in requests)
         return charges, requests
@@ -135,6 +136,7 @@ async def _refuse(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int, budg
     if budget.on_exceeded == "pause":
         log.info("step %s of %s paused: budget %r spent (%g of %g %s)", cmd.step.name,
                  inst.workflow_id, budget.name, verdict.spent, verdict.limit, verdict.unit)
+        cmd.budget_paused = True
         _wait(w, held, cmd, _PAUSE_POLL)
         return
     if not inst.active or cmd.state != "running":

@@ -107,6 +107,7 @@ class StepCommand:
     task: asyncio.Task[Any] | None = None
     payload: bytes | None = None  # encoded arguments, for steps routed to a queue
     budget_waits: int = 0  # consecutive budget admissions that had to wait (backoff)
+    budget_paused: bool = False  # waiting for a spent budget to be raised
     on_done: Callable[[asyncio.Future[Any]], object] | None = field(default=None, repr=False)
 
     @property

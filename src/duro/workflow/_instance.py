@@ -359,6 +359,10 @@ class RunInstance:
             new = None
         if new is not None:
             self.budgets = with_budget(self.budgets, new)
+            for cmd in self.commands.values():  # paused steps try again at once
+                if isinstance(cmd, StepCommand) and cmd.budget_paused:
+                    cmd.budget_paused = False
+                    cmd.retry_at = None
 
     def park(self, error: DuroError) -> None:
         """Park the run with ``error`` (a reason found outside its code: a history or a
