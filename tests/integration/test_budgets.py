@@ -228,3 +228,34 @@ def test_a_shared_budget_is_charged_with_each_outcome(any_db_url: str) -> None:
             assert await engine.budgets.list("tenant:other") == []
 
     run(main())
+
+
+def test_duro_budgets_lists_and_sets_limits(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path}/duro.db"
+
+    async def main() -> None:
+        async with duro.Engine(url, poll_interval=0.02) as engine:
+            handle = await engine.start(agent, 2, id="cli-1",
+                                        budget=duro.Budget(usd=5, key="tenant:cli"))
+            await handle.result(timeout=30)
+
+    run(main())
+
+    def duro_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "duro", "--db", url, *args],
+                              capture_output=True, text=True, timeout=60)
+
+    listed = duro_cli("budgets")
+    assert listed.returncode == 0, listed.stderr
+    lines = [line.split() for line in listed.stdout.splitlines()]
+    assert lines[0][:2] == ["KEY", "WINDOW"]
+    assert lines[1] == ["tenant:cli", "all", "time", "0.5000", "5.0000", "300", "-", "2", "0"]
+    raised = duro_cli("budget", "set-limit", "tenant:cli", "--usd", "7.5", "--json")
+    assert raised.returncode == 0, raised.stderr
+    assert '"limit_usd":7.5' in raised.stdout.replace(" ", "")
+    for bad in (["tenant:cli", "--usd", "-1"], ["tenant:none", "--usd", "1"]):
+        refused = duro_cli("budget", "set-limit", *bad)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr

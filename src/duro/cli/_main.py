@@ -16,6 +16,7 @@ from typing import Any
 import duro
 from duro._checks import DEFAULT_NAMESPACE, check_namespace
 from duro.cli import (
+    _budgets,
     _control,
     _db,
     _inspect,
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     _schedules.add_commands(command)
     _serve.add_commands(command)
     _tokens.add_commands(command)
+    _budgets.add_commands(command)
     return parser
 
 
