@@ -44,13 +44,15 @@ _BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/schedules"): {"id": "auth-other", "workflow": "order_app.order",
                                 "every": 3600, "paused": True, "args": ["a", 1]},
     ("POST", "/v1/schedules/{schedule_id}/backfill"): {"start": 0, "end": 3600},
+    ("POST", "/v1/budgets/{key}/limit"): {"usd": 5},
 }
 # Routes that make something new in the caller's namespace (not about RUN/SCHEDULE):
 # another namespace's token may use them, in its own namespace.
 _CREATES = {("POST", "/v1/runs"), ("POST", "/v1/signal-with-start"),
             ("POST", "/v1/update-with-start"), ("POST", "/v1/schedules")}
 # Listings (and stats): another namespace sees none of NS's.
-_LISTINGS = {("GET", "/v1/runs"), ("GET", "/v1/schedules"), ("GET", "/v1/stats")}
+_LISTINGS = {("GET", "/v1/runs"), ("GET", "/v1/schedules"), ("GET", "/v1/stats"),
+             ("GET", "/v1/budgets")}
 # Deployment-wide (workers and queue limits are not a namespace's): readable by all.
 _DEPLOYMENT = {("GET", "/v1/workers"), ("GET", "/v1/queues")}
 _QUERY = {("GET", "/v1/runs/{workflow_id}/result"): {"wait": "0"},
@@ -138,7 +140,10 @@ def test_every_scoped_route_refuses_what_its_token_does_not_allow(any_db_url: st
                 assert response.status_code == 200, (where, response.text)
                 assert not response.json().get("runs") and \
                     not response.json().get("schedules") and \
-                    not response.json().get("workflows"), where
+                    not response.json().get("workflows") and \
+                    not response.json().get("budgets"), where
+            elif "/v1/budgets/" in route.path:  # a key with no spend in its namespace
+                problem(response, 400, "invalid_argument")
             else:
                 code = "schedule_not_found" if "schedule_id" in route.path \
                     else "run_not_found"

@@ -89,8 +89,8 @@ class Budget:
     usd: float | None = None
     tokens: int | None = None
     key: str | None = None
-    period: float | None = None
-    """In seconds (a timedelta given is converted)."""
+    period: float | timedelta | None = None
+    """The window's length: a timedelta or seconds, kept as seconds (a float)."""
     on_exceeded: Literal["raise", "pause"] = "raise"
 
     def __post_init__(self) -> None:
@@ -114,11 +114,18 @@ class Budget:
         """How messages and listings name it: its key, or ``"run"``."""
         return self.key if self.key is not None else "run"
 
+    @property
+    def seconds(self) -> float | None:
+        """:attr:`period` in seconds (None: no period)."""
+        period = self.period
+        return period.total_seconds() if isinstance(period, timedelta) else period
+
     def window(self, now: float) -> float:
         """The start of the window ``now`` falls in (0.0 without a period)."""
-        if self.period is None:
+        seconds = self.seconds
+        if seconds is None:
             return 0.0
-        return math.floor(now / self.period) * self.period
+        return math.floor(now / seconds) * seconds
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form (in the ``run_started`` event's meta)."""
@@ -126,7 +133,7 @@ class Budget:
         if self.key is not None:
             raw["key"] = self.key
         if self.period is not None:
-            raw["period"] = self.period
+            raw["period"] = self.seconds
         if self.on_exceeded != "raise":
             raw["on_exceeded"] = self.on_exceeded
         return raw

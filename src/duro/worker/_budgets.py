@@ -74,7 +74,7 @@ async def admit(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> Adm
         return _NOTHING
     now = w.clock.now()
     requests = tuple(BudgetRequest(namespace=held.inst.namespace, key=b.key, window=b.window(now),
-                                   period=b.period, usd=b.usd, tokens=b.tokens)
+                                   period=b.seconds, usd=b.usd, tokens=b.tokens)
                      for b in keyed if b.key is not None)
     try:
         verdict = await w.store.admit_budget(held.run_id, held.epoch, cmd.op, requests,
