@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from duro._clock import Clock, ManualClock, SystemClock
 from duro._queues import Queue
+from duro.budget import Budget, BudgetSpend
 from duro.client import (
     ApprovalInfo,
     ApprovalPage,
@@ -26,6 +27,7 @@ from duro.client._schedules import ScheduleInfo
 from duro.errors import (
     ApprovalNotFoundError,
     ApprovalNotPendingError,
+    BudgetExceededError,
     ChildWorkflowError,
     CorruptRunError,
     DatabaseFileLostError,
@@ -112,6 +114,9 @@ __all__ = [
     "ApprovalNotFoundError",
     "ApprovalNotPendingError",
     "ApprovalPage",
+    "Budget",
+    "BudgetExceededError",
+    "BudgetSpend",
     "Cache",
     "ChildWorkflowError",
     "Client",

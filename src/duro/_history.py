@@ -49,6 +49,7 @@ import orjson
 
 __all__ = [
     "APPROVAL_KINDS",
+    "BUDGET_SIGNAL",
     "CHILD_KINDS",
     "OUTCOME_KINDS",
     "PAYLOAD_KINDS",
@@ -59,6 +60,8 @@ __all__ = [
     "UPDATE_STATUS",
     "ApprovalMeta",
     "AttemptMeta",
+    "BudgetCharge",
+    "BudgetExceeded",
     "ChildDone",
     "ChildFailedMeta",
     "ChildStarted",
@@ -76,12 +79,21 @@ __all__ = [
     "TaskDone",
     "UpdateMeta",
     "approval_id_of",
+    "charges_in",
+    "charges_of",
     "event_records",
     "group_events",
     "headers_of",
+    "spend_of",
     "terminal_kind",
     "usage_of",
 ]
+
+
+BUDGET_SIGNAL = "__duro.budget"
+"""The signal that sets a run's own budget (``handle.set_budget``): its payload is the
+new ``duro.Budget.to_json()``. The run takes it, not the workflow's handlers, and its
+``signal_received`` event keeps the change in the history, so replay sees it."""
 
 
 class EventKind(enum.StrEnum):
@@ -250,6 +262,21 @@ def usage_of(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
     return tuple(u for u in usage if isinstance(u, dict))
 
 
+def spend_of(usage: Iterable[Mapping[str, Any]]) -> tuple[float, int]:
+    """(US dollars, tokens) of an attempt's recorded usage (a call of unknown cost
+    counts its tokens, no dollars): what it charges to its budgets."""
+    usd, tokens = 0.0, 0
+    for item in usage:
+        cost = item.get("cost")
+        if isinstance(cost, int | float) and not isinstance(cost, bool) and cost > 0:
+            usd += float(cost)
+        for field in ("input_tokens", "output_tokens"):
+            count = item.get(field)
+            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+                tokens += count
+    return usd, tokens
+
+
 Headers = Mapping[str, str]
 """Context carried with a run, its steps, children and messages (trace ids, tenant,
 principal): strings by string (see ``duro.interceptors``)."""
@@ -284,13 +311,15 @@ class RunStartedMeta:
     """The attributes given at the start (plain JSON in meta: the store indexes them)."""
     namespace: str | None = None
     """The run's namespace, unless ``"default"`` (``duro.info().namespace`` on replay)."""
+    budgets: tuple[Mapping[str, Any], ...] = ()
+    """The budgets given at the start (``duro.Budget.to_json()`` each)."""
 
     def encode(self) -> bytes | None:
         """The meta bytes (None when there is nothing to say: a plain start). The
-        ``headers``, ``search_attributes`` and ``namespace`` keys are there only when
-        some were given, so that other starts' meta is what it always was."""
+        ``headers``, ``search_attributes``, ``namespace`` and ``budgets`` keys are there
+        only when some were given, so that other starts' meta is what it always was."""
         if self.parent_run_id is None and self.deadline_at is None and not self.headers \
-                and not self.search_attributes and not self.namespace:
+                and not self.search_attributes and not self.namespace and not self.budgets:
             return None
         raw: dict[str, Any] = {"parent_run_id": self.parent_run_id,
                                "parent_op": self.parent_op, "deadline_at": self.deadline_at}
@@ -300,6 +329,8 @@ class RunStartedMeta:
             raw["search_attributes"] = dict(self.search_attributes)
         if self.namespace:
             raw["namespace"] = self.namespace
+        if self.budgets:
+            raw["budgets"] = [dict(b) for b in self.budgets]
         return orjson.dumps(raw)
 
     @classmethod
@@ -307,10 +338,13 @@ class RunStartedMeta:
         raw = _meta(meta)
         attributes = _attributes(raw.get("search_attributes"))
         namespace = raw.get("namespace")
+        budgets = raw.get("budgets")
         return cls(parent_run_id=raw.get("parent_run_id"), parent_op=raw.get("parent_op"),
                    deadline_at=raw.get("deadline_at"), headers=headers_of(raw.get("headers")),
                    search_attributes=attributes or None,
-                   namespace=namespace if isinstance(namespace, str) else None)
+                   namespace=namespace if isinstance(namespace, str) else None,
+                   budgets=tuple(b for b in budgets if isinstance(b, dict))
+                   if isinstance(budgets, list) else ())
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -355,6 +389,61 @@ class SearchAttributesMeta:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class BudgetCharge:
+    """A shared budget a step outcome's usage is charged to: its key and window, and
+    the namespace of the run (keys are per namespace)."""
+
+    key: str
+    window: float
+    namespace: str = "default"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "window": self.window, "namespace": self.namespace}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> BudgetCharge:
+        return cls(key=str(raw.get("key")), window=float(raw.get("window") or 0.0),
+                   namespace=str(raw.get("namespace") or "default"))
+
+
+def charges_in(raw: Mapping[str, Any]) -> tuple[BudgetCharge, ...]:
+    """The ``charges`` of a step outcome's meta object."""
+    charges = raw.get("charges")
+    if not isinstance(charges, list):
+        return ()
+    return tuple(BudgetCharge.from_json(c) for c in charges if isinstance(c, dict))
+
+
+def charges_of(event: NewEvent) -> tuple[BudgetCharge, ...]:
+    """The shared budgets an event to append charges (none for all but step outcomes
+    of budgeted steps; a substring test spares the others a JSON parse)."""
+    meta = event.meta
+    if meta is None or event.kind not in STEP_KINDS or b'"charges"' not in meta:
+        return ()
+    return charges_in(_meta(meta))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BudgetExceeded:
+    """Why a budgeted step was refused: which budget (its key, or ``"run"``), which
+    limit (``usd`` or ``tokens``), the limit and what was spent."""
+
+    budget: str
+    unit: str
+    limit: float
+    spent: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"budget": self.budget, "unit": self.unit, "limit": self.limit,
+                "spent": self.spent}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> BudgetExceeded:
+        return cls(budget=str(raw.get("budget")), unit=str(raw.get("unit")),
+                   limit=float(raw.get("limit") or 0), spent=float(raw.get("spent") or 0))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AttemptMeta:
     """A step attempt: its start (``step_started``, at-most-once steps only) or its
     outcome: which attempt, how long it took, where it ran."""
@@ -375,19 +464,33 @@ class AttemptMeta:
     (``@duro.step(cache=...)``); the function was not called, so nothing was spent."""
     cached_from: str | None = None
     """With ``cache_hit``: the run whose attempt stored the result."""
+    charges: tuple[BudgetCharge, ...] = ()
+    """The shared budgets (key, window) the attempt's usage is charged to: the store
+    adds it to their spend in the same write (:func:`charges_of`)."""
+    exceeded: BudgetExceeded | None = None
+    """On a ``step_failed``: the attempt was not run, a budget being spent (the workflow
+    gets ``BudgetExceededError``)."""
 
     @staticmethod
     def encode(attempt: int, duration: float, queue: str | None = None,
-               usage: Sequence[Mapping[str, Any]] | None = None) -> bytes:
+               usage: Sequence[Mapping[str, Any]] | None = None,
+               charges: Sequence[BudgetCharge] = ()) -> bytes:
         """The meta bytes, without making a record (the hot path of every step)."""
-        if queue is None and not usage:
+        if queue is None and not usage and not charges:
             return orjson.dumps({"attempt": attempt, "duration": round(duration, 6)})
         raw: dict[str, Any] = {"attempt": attempt, "duration": round(duration, 6)}
         if queue is not None:
             raw["queue"] = queue
         if usage:
             raw["usage"] = list(usage)
+        if charges:
+            raw["charges"] = [c.to_json() for c in charges]
         return orjson.dumps(raw)
+
+    @staticmethod
+    def encode_exceeded(attempt: int, exceeded: BudgetExceeded) -> bytes:
+        """The meta of the ``step_failed`` that records a budget refusal."""
+        return orjson.dumps({"attempt": attempt, "exceeded": exceeded.to_json()})
 
     @staticmethod
     def encode_started(attempt: int) -> bytes:
@@ -409,10 +512,14 @@ class AttemptMeta:
     def decode(cls, meta: bytes | None) -> AttemptMeta:
         raw = _meta(meta)
         cached_from = raw.get("cached_from")
+        exceeded = raw.get("exceeded")
         return cls(attempt=int(raw.get("attempt", 1)), duration=raw.get("duration"),
                    queue=raw.get("queue"), outcome_unknown=raw.get("outcome_unknown") is True,
                    usage=usage_of(raw), cache_hit=raw.get("cache_hit") is True,
-                   cached_from=cached_from if isinstance(cached_from, str) else None)
+                   cached_from=cached_from if isinstance(cached_from, str) else None,
+                   charges=charges_in(raw),
+                   exceeded=BudgetExceeded.from_json(exceeded)
+                   if isinstance(exceeded, dict) else None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -428,14 +535,19 @@ class RetryMeta:
     """The step's last heartbeat details, which the next attempt sees."""
     usage: tuple[Mapping[str, Any], ...] = ()
     """What the failed attempt spent (see :attr:`AttemptMeta.usage`)."""
+    charges: tuple[BudgetCharge, ...] = ()
+    """See :attr:`AttemptMeta.charges`: a failed attempt's usage is charged too."""
 
     def encode(self) -> bytes:
-        raw = {"attempt": self.attempt,
-               "duration": None if self.duration is None else round(self.duration, 6),
-               "retry_at": self.retry_at, "first_started": self.first_started,
-               "heartbeat": self.heartbeat}
+        raw: dict[str, Any] = {
+            "attempt": self.attempt,
+            "duration": None if self.duration is None else round(self.duration, 6),
+            "retry_at": self.retry_at, "first_started": self.first_started,
+            "heartbeat": self.heartbeat}
         if self.usage:
             raw["usage"] = list(self.usage)
+        if self.charges:
+            raw["charges"] = [c.to_json() for c in self.charges]
         return orjson.dumps(raw)
 
     @classmethod
@@ -445,7 +557,8 @@ class RetryMeta:
         return cls(attempt=None if attempt is None else int(attempt),
                    duration=raw.get("duration"),
                    retry_at=raw.get("retry_at"), first_started=raw.get("first_started"),
-                   heartbeat=raw.get("heartbeat"), usage=usage_of(raw))
+                   heartbeat=raw.get("heartbeat"), usage=usage_of(raw),
+                   charges=charges_in(raw))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

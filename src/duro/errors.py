@@ -18,6 +18,7 @@ __all__ = [
     "AuthenticationError",
     "BlobCorruptError",
     "BlobMissingError",
+    "BudgetExceededError",
     "ChildWorkflowError",
     "CodecConfigError",
     "CodecNotConfiguredError",
@@ -433,6 +434,30 @@ class StepOutcomeUnknownError(StepFailedError):
     up by ``duro.step_info().idempotency_key``), or ask a human. A
     :class:`StepFailedError` too, so code that handles any failed step handles it.
     """
+
+
+class BudgetExceededError(StepFailedError):
+    """A budgeted step (``@duro.step(budgeted=True)``) was not run: a budget of its run
+    is spent (``duro.Budget``, ``on_exceeded="raise"``).
+
+    Raised inside the workflow at the step's ``await``, and again, identically, when the
+    run replays (the refusal is recorded as the step's failure, never retried). Catch it
+    to wrap up: return what the agent has so far. A :class:`StepFailedError` too.
+
+    Attributes:
+        budget: Which budget: its key, or ``"run"`` for the run's own.
+        unit: ``"usd"`` or ``"tokens"``: the limit reached.
+        limit: The limit.
+        spent: What was spent when the step was refused (in the budget's window).
+    """
+
+    def __init__(self, message: str, *, step: str, cause: ErrorInfo, attempts: int,
+                 budget: str, unit: str, limit: float, spent: float) -> None:
+        super().__init__(message, step=step, cause=cause, attempts=attempts)
+        self.budget = budget
+        self.unit = unit
+        self.limit = limit
+        self.spent = spent
 
 
 class ChildWorkflowError(DuroError):

@@ -44,6 +44,7 @@ _BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/schedules"): {"id": "auth-other", "workflow": "order_app.order",
                                 "every": 3600, "paused": True, "args": ["a", 1]},
     ("POST", "/v1/schedules/{schedule_id}/backfill"): {"start": 0, "end": 3600},
+    ("POST", "/v1/budgets/{key}/limit"): {"usd": 5},
 }
 # Routes that make something new in the caller's namespace (not about RUN/SCHEDULE):
 # another namespace's token may use them, in its own namespace.
@@ -52,7 +53,8 @@ _CREATES = {("POST", "/v1/runs"), ("POST", "/v1/signal-with-start"),
 # Listings (and stats): another namespace sees none of NS's.
 _LISTINGS = {("GET", "/v1/runs"), ("GET", "/v1/schedules"), ("GET", "/v1/stats"),
              # The step cache of the token's namespace: another's sees and clears none.
-             ("GET", "/v1/cache"), ("DELETE", "/v1/cache"), ("GET", "/v1/approvals")}
+             ("GET", "/v1/cache"), ("DELETE", "/v1/cache"), ("GET", "/v1/approvals"),
+             ("GET", "/v1/budgets")}
 # Deployment-wide (workers, queue limits and the process's metrics are not a namespace's):
 # readable by all.
 _DEPLOYMENT = {("GET", "/v1/workers"), ("GET", "/v1/queues"), ("GET", "/metrics")}
@@ -142,7 +144,10 @@ def test_every_scoped_route_refuses_what_its_token_does_not_allow(any_db_url: st
                 assert not response.json().get("runs") and \
                     not response.json().get("schedules") and \
                     not response.json().get("workflows") and \
-                    not response.json().get("approvals"), where
+                    not response.json().get("approvals") and \
+                    not response.json().get("budgets"), where
+            elif "/v1/budgets/" in route.path:  # a key with no spend in its namespace
+                problem(response, 400, "invalid_argument")
             else:
                 code = "schedule_not_found" if "schedule_id" in route.path \
                     else "approval_not_found" if "approval_id" in route.path \

@@ -17,6 +17,7 @@ import duro
 from duro._checks import DEFAULT_NAMESPACE, check_namespace
 from duro.cli import (
     _approvals,
+    _budgets,
     _cache,
     _control,
     _db,
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tokens.add_commands(command)
     _cache.add_commands(command)
     _approvals.add_commands(command)
+    _budgets.add_commands(command)
     return parser
 
 

@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from duro.client._approvals import MAX_LIMIT as MAX_APPROVALS
 from duro.client._listing import MAX_PAGE_SIZE
 from duro.server import _approvals as approvals
+from duro.server import _budgets as budgets
 from duro.server import _cache as step_cache
 from duro.server import _runs as runs
 from duro.server import _schedules as schedules
@@ -344,6 +345,20 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="GET", path="/v1/workers", handler=schedules.workers, scope=_R,
              tag="service", summary="the workers registered in the store",
              responses={200: "WorkerList"}),
+    # -- budgets
+    ApiRoute(method="GET", path="/v1/budgets", handler=budgets.list_budgets, scope=_R,
+             tag="budgets",
+             summary="the shared budgets' spend per key and window, latest window first",
+             params=(_query("key", {"type": "string"}, "only this budget key"),
+                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
+                            "rows at most (default 100)")),
+             responses={200: "BudgetList"},
+             description="Every field is defined in docs/agents.md (Budgets)."),
+    ApiRoute(method="POST", path="/v1/budgets/{key}/limit", handler=budgets.set_budget_limit,
+             scope=_A, tag="budgets",
+             summary="set the limits of a key's current window (raise them to let paused "
+                     "runs go on; none: back to the runs' own)",
+             body="BudgetLimitRequest", responses={200: "BudgetSpend"}),
 )
 """Every route: a route's scope is checked by the one wrapper every request passes
 through (``_app.py``)."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 import orjson
 
 from duro._queues import Queue, queue_name
+from duro.budget._budget import Budget, budgets_of
 from duro.errors import (
     DuroError,
     PayloadDecodeError,
@@ -57,10 +58,13 @@ class Workflow(Generic[P, R]):
     """A workflow definition. Start it with ``Engine.start(wf, *args)``."""
 
     def __init__(self, fn: Callable[P, Awaitable[R]], *, name: str | None = None,
-                 queue: str | Queue = "default") -> None:
+                 queue: str | Queue = "default",
+                 budget: Budget | Sequence[Budget] | None = None) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@duro.workflow needs an async def function, got {fn!r}")
         self.fn = fn
+        self.budgets = budgets_of(budget)
+        """The budgets of its runs started without ``budget=``."""
         self.name = name or fn.__qualname__
         self.queue = queue_name(queue)
         self.signature = inspect.signature(fn)
@@ -233,11 +237,12 @@ def _code_hash(fn: Callable[..., Any]) -> str:
 def workflow(fn: Callable[P, Awaitable[R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None, queue: str | Queue = "default"
+    *, name: str | None = None, queue: str | Queue = "default",
+    budget: Budget | Sequence[Budget] | None = None,
 ) -> Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]: ...
 def workflow(
     fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None,
-    queue: str | Queue = "default",
+    queue: str | Queue = "default", budget: Budget | Sequence[Budget] | None = None,
 ) -> Workflow[P, R] | Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]:
     """Declare a workflow: deterministic ``async def`` orchestration code.
 
@@ -246,12 +251,18 @@ def workflow(
             are matched to code by this name, so keep it stable.
         queue: The queue its runs go to unless ``Engine.start(queue=...)`` says otherwise:
             its name or its :class:`duro.Queue`.
+        budget: The budgets (a :class:`duro.Budget` or a list) of its runs started
+            without ``budget=`` (which replaces them), checked before each attempt of its
+            ``budgeted`` steps.
+
+    Raises:
+        InvalidArgumentError: ``budget`` is not a Budget or a list of them.
     """
     if fn is not None:
-        return Workflow(fn, name=name, queue=queue)
+        return Workflow(fn, name=name, queue=queue, budget=budget)
 
     def decorate(f: Callable[P, Awaitable[R]]) -> Workflow[P, R]:
-        return Workflow(f, name=name, queue=queue)
+        return Workflow(f, name=name, queue=queue, budget=budget)
 
     return decorate
 
