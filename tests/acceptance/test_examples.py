@@ -153,6 +153,19 @@ def test_agent_runs_its_tool_loop_offline(tmp_path: Path) -> None:
     assert query(db, "SELECT status FROM runs") == [("completed",)]
 
 
+def test_agent_stops_at_its_budget_and_wraps_up(tmp_path: Path) -> None:
+    db = tmp_path / "agent.db"
+    done = run_agent("--db", str(db), "--token-delay", "0", "--budget", "0.00001", "--yes",
+                     cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The first model call spent more than the budget: the second is never made.
+    assert "Answer: (budget spent: $0.000016 of $1e-05) what the tools found: The best " \
+        "match for durable execution" in done.stdout
+    assert "Usage: 1 model calls" in done.stdout
+    refused = query(db, "SELECT meta FROM events WHERE kind = 'step_failed'")
+    assert len(refused) == 1 and b'"exceeded"' in refused[0][0]  # type: ignore[operator]
+
+
 def _streamed(db: Path) -> bool:
     try:
         return db.exists() and query(db, "SELECT count(*) FROM run_streams") != [(0,)]
