@@ -208,3 +208,30 @@ def test_agent_killed_mid_stream_resumes_without_asking_again(tmp_path: Path) ->
         counts = llm.stats()["by_fingerprint"]
         assert sorted(counts.values()) == [1, 1, 2], counts
     assert query(db, "SELECT status FROM runs") == [("completed",)]
+
+
+def test_agent_killed_between_steps_asks_nothing_again(tmp_path: Path) -> None:
+    """kill -9 while the run waits for its approval (every model call done): the rerun
+    sends the model no request at all, and its stream has nothing superseded."""
+    db = tmp_path / "agent.db"
+    with local_model() as llm:
+        proc = subprocess.Popen([sys.executable, str(AGENT), "--db", str(db),
+                                 "--model-url", llm.url], cwd=tmp_path,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:  # bounded by the agent's own end (or the kill)
+                if line.startswith("Approval needed: publish"):
+                    break
+        finally:
+            proc.kill()
+            proc.communicate(timeout=10)
+        assert proc.returncode == -9
+        before = dict(llm.stats()["by_fingerprint"])
+        assert sorted(before.values()) == [1, 1, 1], before
+        rerun = run_agent("--db", str(db), "--model-url", llm.url, "--yes", cwd=tmp_path)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert llm.stats()["by_fingerprint"] == before  # not one request more
+    assert ANSWER in rerun.stdout and "superseded" not in rerun.stdout
+    assert "[think" not in rerun.stdout and "[publish] the report" in rerun.stdout
