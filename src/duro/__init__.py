@@ -44,6 +44,7 @@ from duro.errors import (
     QueryError,
     QueryTimeoutError,
     RecoveryLimitError,
+    RemoteOperationError,
     RetryAfterError,
     RunNotFoundError,
     SerializationError,
@@ -63,6 +64,7 @@ from duro.errors import (
     WorkflowTerminatedError,
 )
 from duro.logs import logger
+from duro.rpc import Endpoint, call
 from duro.schedules import (
     OverlapPolicy,
     ScheduleAlreadyExistsError,
@@ -123,6 +125,7 @@ __all__ = [
     "DatabaseReadOnlyError",
     "Decision",
     "DuroError",
+    "Endpoint",
     "Engine",
     "ErrorInfo",
     "Event",
@@ -134,6 +137,7 @@ __all__ = [
     "ModelPrice",
     "NonRetryableError",
     "NondeterminismError",
+    "OperationNotFoundError",
     "OverlapPolicy",
     "ParentClosePolicy",
     "PayloadDecodeError",
@@ -141,6 +145,7 @@ __all__ = [
     "QueryTimeoutError",
     "Queue",
     "RecoveryLimitError",
+    "RemoteOperationError",
     "RetryAfterError",
     "RetryPolicy",
     "RunInfo",
@@ -181,6 +186,7 @@ __all__ = [
     "WorkflowTerminatedError",
     "__version__",
     "approval",
+    "call",
     "continue_as_new",
     "execute_child",
     "heartbeat",

@@ -57,12 +57,14 @@ class Workflow(Generic[P, R]):
     """A workflow definition. Start it with ``Engine.start(wf, *args)``."""
 
     def __init__(self, fn: Callable[P, Awaitable[R]], *, name: str | None = None,
-                 queue: str | Queue = "default") -> None:
+                 queue: str | Queue = "default", expose: bool = False) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@duro.workflow needs an async def function, got {fn!r}")
         self.fn = fn
         self.name = name or fn.__qualname__
         self.queue = queue_name(queue)
+        self.exposed = expose
+        """Callable from other deployments through ``duro serve`` (docs/rpc.md)."""
         self.signature = inspect.signature(fn)
         hints = hints_of(fn)
         self.return_hint: Any = hints.pop("return", Any)
@@ -233,11 +235,11 @@ def _code_hash(fn: Callable[..., Any]) -> str:
 def workflow(fn: Callable[P, Awaitable[R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None, queue: str | Queue = "default"
+    *, name: str | None = None, queue: str | Queue = "default", expose: bool = False
 ) -> Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]: ...
 def workflow(
     fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None,
-    queue: str | Queue = "default",
+    queue: str | Queue = "default", expose: bool = False,
 ) -> Workflow[P, R] | Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]:
     """Declare a workflow: deterministic ``async def`` orchestration code.
 
@@ -246,12 +248,15 @@ def workflow(
             are matched to code by this name, so keep it stable.
         queue: The queue its runs go to unless ``Engine.start(queue=...)`` says otherwise:
             its name or its :class:`duro.Queue`.
+        expose: Let other deployments call it as an operation (``duro.call``): ``duro
+            serve`` serves it at ``POST /v1/operations/{name}`` (docs/rpc.md). Workflows
+            not exposed are not found there.
     """
     if fn is not None:
-        return Workflow(fn, name=name, queue=queue)
+        return Workflow(fn, name=name, queue=queue, expose=expose)
 
     def decorate(f: Callable[P, Awaitable[R]]) -> Workflow[P, R]:
-        return Workflow(f, name=name, queue=queue)
+        return Workflow(f, name=name, queue=queue, expose=expose)
 
     return decorate
 
