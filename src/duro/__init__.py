@@ -40,6 +40,7 @@ from duro.errors import (
     InvalidStoreURLError,
     NondeterminismError,
     NonRetryableError,
+    OperationNotFoundError,
     PayloadDecodeError,
     QueryError,
     QueryTimeoutError,
