@@ -279,3 +279,40 @@ def test_forged_and_replayed_callbacks_are_refused_and_change_nothing(pair: Pair
     response = httpx.post(url, content=replay, headers={"Duro-Signature": sign(key, replay)})
     assert response.status_code in (200, 404), response.text
     assert pair.result("gated-forge")["payment"]["amount"] == 9
+
+
+def _operation_status(pair: Pair, operation_id: str, expected: str) -> None:
+    """Until the callee says the operation ended ``expected`` (bounded)."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        state = httpx.get(f"{pair.payments.url}/v1/operations/charge/{operation_id}",
+                          headers={"Authorization": f"Bearer {pair.token}"}).json()
+        if state["status"] == expected:
+            return
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+
+
+def test_cancelling_the_caller_cancels_the_callee(pair: Pair) -> None:
+    run_id = pair.order("gated-cancel", 3)
+    pair.wait_entered("gated-cancel")
+    assert httpx.post(f"{pair.orders.url}/v1/runs/gated-cancel/cancel").status_code == 202
+    body = httpx.get(f"{pair.orders.url}/v1/runs/gated-cancel/result",
+                     params={"wait": "30"}, timeout=40).json()
+    assert body["status"] == "cancelled", body
+    _operation_status(pair, f"{run_id}.1", "cancelled")
+    failed = _call_events(pair.history("gated-cancel"))[-1]
+    assert failed["kind"] == "call_failed" and failed["meta"]["status"] == "call_cancelled"
+    pair.open_gate("gated-cancel")
+
+
+def test_a_call_timeout_is_durable_and_cancels_the_callee(pair: Pair) -> None:
+    run_id = pair.order("gated-timeout", 3, timeout=0.5)
+    result = pair.result("gated-timeout")
+    assert result["failed"] == "call_timed_out"
+    _operation_status(pair, f"{run_id}.1", "cancelled")
+    kinds = [e["kind"] for e in pair.history("gated-timeout")]
+    assert "timer_fired" in kinds and kinds.count("call_failed") == 1
+    pair.open_gate("gated-timeout")

@@ -22,13 +22,14 @@ Whichever comes first is the outcome; the other is cancelled (the step) or left 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 from duro._checks import check_id, check_seconds
 from duro._history import CallMeta, EventKind
-from duro.errors import ErrorInfo, RemoteOperationError, RetryAfterError
+from duro.errors import ErrorInfo, RemoteOperationError, RetryAfterError, StepFailedError
 from duro.rpc._endpoint import Endpoint, callback_key, signal_name
 from duro.serde import convert, encode
 from duro.step._policy import RetryPolicy
@@ -119,6 +120,28 @@ is retried, backing off to 30 s; a running operation is polled, backing off to t
 endpoint's ``poll_interval``)."""
 
 
+async def _cancel(endpoint: Endpoint, operation: str, operation_id: str) -> None:
+    """Ask the callee to cancel the operation (a 404: it has no run of it, nothing to do)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {endpoint.token}"} if endpoint.token else {}
+    path = (f"/v1/operations/{quote(operation, safe='')}/"
+            f"{quote(operation_id, safe='')}/cancel")
+    async with httpx.AsyncClient(base_url=endpoint.url, headers=headers,
+                                 timeout=endpoint.request_timeout) as http:
+        response = await http.post(path)
+    if response.status_code in _REFUSED:
+        return
+    if response.status_code >= 300:
+        raise RuntimeError(f"the callee answered HTTP {response.status_code}")
+
+
+CANCEL: Step[..., None] = Step(_cancel, name="duro.call.cancel",
+                               retry=RetryPolicy(max_attempts=10, initial_interval=0.5,
+                                                 max_interval=30.0))
+"""The step that propagates a caller's cancellation or timeout to the callee."""
+
+
 async def call(endpoint: Endpoint, operation: str, *args: Any, id: str | None = None,
                timeout: float | timedelta | None = None, type: Any = Any,
                **kwargs: Any) -> Any:
@@ -135,7 +158,9 @@ async def call(endpoint: Endpoint, operation: str, *args: Any, id: str | None = 
         *args: Its arguments (JSON values; keyword arguments too, after the options).
         id: The operation id (an idempotency key at the callee); default: derived from
             this run and the call's sequence number.
-        timeout: How long to wait at most (a durable timer); None: forever.
+        timeout: How long to wait at most (a durable timer); None: forever. When it
+            passes, or when the calling run is cancelled, the callee is asked to cancel
+            the operation.
         type: Convert the result to this type (dataclass, pydantic model, ...).
 
     Raises:
@@ -165,6 +190,10 @@ async def call(endpoint: Endpoint, operation: str, *args: Any, id: str | None = 
     poll = inst.schedule_step(POLL, (endpoint, operation, operation_id, request,
                                      where if endpoint.callback_url else None), {})
     outcome, via = await _first(inst, poll, signal_name(operation_id), limit)
+    if outcome["status"] in ("call_cancelled", "call_timed_out"):
+        # The caller gave up: so does the callee (best effort: a refusal is not retried).
+        with contextlib.suppress(StepFailedError):
+            await CANCEL(endpoint, operation, operation_id)
     return _close(inst, op, operation, operation_id, outcome, via, type)
 
 

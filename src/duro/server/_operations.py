@@ -3,7 +3,8 @@ callback route.
 
 ``POST /v1/operations/{name}`` starts an exposed workflow as an operation, idempotently
 by the caller's operation id (the wrapper run ``duro.operation``: ``rpc/_operation.py``);
-``GET /v1/operations/{name}/{operation_id}`` reads its state. A workflow that is not
+``GET /v1/operations/{name}/{operation_id}`` reads its state, ``POST .../cancel`` asks it
+to cancel (a cancelled caller's ``duro.call`` does). A workflow that is not
 exposed (``@duro.workflow(expose=True)`` in a module this server imported, or ``duro serve
 --expose NAME``) is not found there (404 ``operation_not_found``), whatever the token.
 
@@ -16,6 +17,7 @@ operation id, so a replayed callback is recorded once and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from typing import Any
 
@@ -40,7 +42,7 @@ from duro.server._routes import Api
 from duro.server._webhooks import InvalidSignatureError
 from duro.workflow._api import lookup_workflow
 
-__all__ = ["callback", "get_operation", "start_operation"]
+__all__ = ["callback", "cancel_operation", "get_operation", "start_operation"]
 
 _START = frozenset({"operation_id", "args", "kwargs", "callback"})
 _CALLBACK_FIELDS = frozenset({"url", "key", "namespace", "workflow_id"})
@@ -109,6 +111,18 @@ async def get_operation(request: Request, api: Api) -> Response:
     _exposed(api, name)
     operation_id = path_id(request, "operation_id", "operation id")
     return json(await _state(api, operation_id, operation_workflow_id(name, operation_id)))
+
+
+async def cancel_operation(request: Request, api: Api) -> Response:
+    name = path_id(request, "name", "operation name")
+    _exposed(api, name)
+    operation_id = path_id(request, "operation_id", "operation id")
+    workflow_id = operation_workflow_id(name, operation_id)
+    # Cancelling the wrapper cancels the exposed workflow's run (its child) with it; an
+    # operation that ended already stays as it ended.
+    with contextlib.suppress(RunNotFoundError):
+        await api.client.cancel(workflow_id)
+    return json(await _state(api, operation_id, workflow_id), 202)
 
 
 async def callback(request: Request, api: Api) -> Response:

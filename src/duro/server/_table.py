@@ -302,6 +302,10 @@ ROUTES: tuple[ApiRoute, ...] = (
              handler=operations.get_operation, scope=_R, tag="operations",
              summary="an operation's state: running, or its outcome (result or error)",
              responses={200: "OperationState"}),
+    ApiRoute(method="POST", path="/v1/operations/{name}/{operation_id}/cancel",
+             handler=operations.cancel_operation, scope=_W, tag="operations",
+             summary="ask a running operation to cancel (an ended one stays as it ended)",
+             responses={202: "OperationState"}),
     ApiRoute(method="POST", path="/v1/callbacks", handler=operations.callback, scope=None,
              tag="operations",
              summary="an operation's outcome from its callee, signed (Duro-Signature): it "
