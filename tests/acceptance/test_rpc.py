@@ -141,6 +141,29 @@ def pair(pg_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         drop_schema(pg_cluster, pg_url)
 
 
+@contextlib.contextmanager
+def _side(pair: Pair, db: str, env: dict[str, str]) -> Iterator[Deployment]:
+    """Another orders deployment (its own database), calling the same payments."""
+    side = Deployment(pair.orders.db_url.replace("orders.db", db), "rpc_orders",
+                      {"PAYMENTS_URL": pair.payments.url, "PAYMENTS_TOKEN": pair.token, **env})
+    side.start()
+    try:
+        yield side
+    finally:
+        side.stop()
+
+
+def _side_order(side: Deployment, order_id: str, amount: int) -> dict[str, Any]:
+    response = httpx.post(f"{side.url}/v1/runs", json={
+        "workflow": "order", "id": order_id, "args": [order_id, amount]})
+    assert response.status_code == 202, response.text
+    body = httpx.get(f"{side.url}/v1/runs/{order_id}/result", params={"wait": "30"},
+                     timeout=40).json()
+    assert body["status"] == "completed", body
+    result: dict[str, Any] = body["result"]
+    return result
+
+
 def _call_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e["kind"].startswith("call_")]
 
@@ -187,44 +210,22 @@ def test_a_bad_token_is_refused_typed(pair: Pair) -> None:
                           headers={"Authorization": "Bearer duro_nope"})
     problem(response, 401, "unauthenticated")
     # A caller configured with a bad token: its call fails refused, typed.
-    bad = Deployment(pair.orders.db_url.replace("orders.db", "orders-bad.db"), "rpc_orders",
-                     {"PAYMENTS_URL": pair.payments.url, "PAYMENTS_TOKEN": "duro_nope"})
-    bad.start()
-    try:
-        response = httpx.post(f"{bad.url}/v1/runs", json={
-            "workflow": "order", "id": "o-badtoken", "args": ["o-badtoken", 5]})
-        assert response.status_code == 202
-        body = httpx.get(f"{bad.url}/v1/runs/o-badtoken/result", params={"wait": "30"},
-                         timeout=40).json()
-        assert body["result"]["failed"] == "refused"
-        assert body["result"]["error_type"] == "unauthenticated"
-    finally:
-        bad.stop()
+    with _side(pair, "orders-bad.db", {"PAYMENTS_TOKEN": "duro_nope"}) as bad:
+        result = _side_order(bad, "o-badtoken", 5)
+        assert result["failed"] == "refused"
+        assert result["error_type"] == "unauthenticated"
 
 
 def test_without_a_reachable_callback_the_result_comes_by_polling(pair: Pair) -> None:
     # A caller whose callback URL reaches nothing (a closed port): polling only.
-    lone = Deployment(pair.orders.db_url.replace("orders.db", "orders-poll.db"),
-                      "rpc_orders", {"PAYMENTS_URL": pair.payments.url,
-                                     "PAYMENTS_TOKEN": pair.token,
-                                     "ORDERS_URL": f"http://127.0.0.1:{_free_port()}",
-                                     "DURO_CALLBACK_SECRET": SECRET,
-                                     "POLL_INTERVAL": "0.3"})
-    lone.start()
-    try:
-        response = httpx.post(f"{lone.url}/v1/runs", json={
-            "workflow": "order", "id": "o-poll", "args": ["o-poll", 7]})
-        assert response.status_code == 202
-        body = httpx.get(f"{lone.url}/v1/runs/o-poll/result", params={"wait": "30"},
-                         timeout=40).json()
-        events = httpx.get(f"{lone.url}/v1/runs/o-poll/history").json()["events"]
-        assert body["result"] is not None, str([(e["kind"], e["data"]) for e in events][-3:])
-        assert body["result"]["payment"] == {"charge_id": "ch_o-poll_7", "amount": 7}
+    with _side(pair, "orders-poll.db", {
+            "ORDERS_URL": f"http://127.0.0.1:{_free_port()}", "DURO_CALLBACK_SECRET": SECRET,
+            "POLL_INTERVAL": "0.3"}) as lone:
+        result = _side_order(lone, "o-poll", 7)
+        assert result["payment"] == {"charge_id": "ch_o-poll_7", "amount": 7}
         events = httpx.get(f"{lone.url}/v1/runs/o-poll/history").json()["events"]
         done = _call_events(events)[-1]
         assert done["kind"] == "call_completed" and done["meta"]["via"] == "poll"
-    finally:
-        lone.stop()
 
 
 def test_kill_9_of_the_caller_mid_call_starts_the_callee_once(pair: Pair) -> None:
