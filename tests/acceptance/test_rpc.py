@@ -130,7 +130,7 @@ def pair(pg_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     orders_port_holder.env.update({
         "PAYMENTS_URL": payments.url, "PAYMENTS_TOKEN": token,
         "ORDERS_URL": orders_port_holder.url, "DURO_CALLBACK_SECRET": SECRET,
-        "POLL_INTERVAL": "0.5"})
+        "POLL_INTERVAL": "2"})
     payments.start()
     orders_port_holder.start()
     try:
@@ -169,15 +169,28 @@ def _call_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_an_order_calls_charge_and_gets_its_result_by_callback(pair: Pair) -> None:
-    run_id = pair.order("o-1", 250)
-    result = pair.result("o-1")
-    assert result == {"order_id": "o-1",
-                      "payment": {"charge_id": "ch_o-1_250", "amount": 250}}
-    calls = _call_events(pair.history("o-1"))
+    run_id = pair.order("gated-cb", 250)
+    pair.wait_entered("gated-cb")
+    # Once a poll has seen it running, the next is 2 s away: the callback comes first.
+    _wait_history(pair, "gated-cb", "step_retrying")
+    pair.open_gate("gated-cb")
+    result = pair.result("gated-cb")
+    assert result == {"order_id": "gated-cb",
+                      "payment": {"charge_id": "ch_gated-cb_250", "amount": 250}}
+    calls = _call_events(pair.history("gated-cb"))
     assert [e["kind"] for e in calls] == ["call_started", "call_completed"]
     assert calls[0]["meta"]["operation_id"] == f"{run_id}.1"
-    assert calls[1]["meta"]["via"] == "callback"  # first poll after 1 s: the callback won
+    assert calls[1]["meta"]["via"] == "callback"
     assert pair.charges(run_id) == 1
+
+
+def _wait_history(pair: Pair, order_id: str, kind: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while not any(e["kind"] == kind for e in pair.history(order_id)):
+        assert time.monotonic() < deadline, f"no {kind} in {order_id}'s history"
+        time.sleep(0.05)
 
 
 def test_a_callee_failure_reaches_the_caller_typed(pair: Pair) -> None:
