@@ -42,10 +42,12 @@ from duro.errors import (
     InvalidStoreURLError,
     NondeterminismError,
     NonRetryableError,
+    OperationNotFoundError,
     PayloadDecodeError,
     QueryError,
     QueryTimeoutError,
     RecoveryLimitError,
+    RemoteOperationError,
     RetryAfterError,
     RunNotFoundError,
     SerializationError,
@@ -65,6 +67,7 @@ from duro.errors import (
     WorkflowTerminatedError,
 )
 from duro.logs import logger
+from duro.rpc import Endpoint, call
 from duro.schedules import (
     OverlapPolicy,
     ScheduleAlreadyExistsError,
@@ -128,6 +131,7 @@ __all__ = [
     "DatabaseReadOnlyError",
     "Decision",
     "DuroError",
+    "Endpoint",
     "Engine",
     "ErrorInfo",
     "Event",
@@ -139,6 +143,7 @@ __all__ = [
     "ModelPrice",
     "NonRetryableError",
     "NondeterminismError",
+    "OperationNotFoundError",
     "OverlapPolicy",
     "ParentClosePolicy",
     "PayloadDecodeError",
@@ -146,6 +151,7 @@ __all__ = [
     "QueryTimeoutError",
     "Queue",
     "RecoveryLimitError",
+    "RemoteOperationError",
     "RetryAfterError",
     "RetryPolicy",
     "RunInfo",
@@ -186,6 +192,7 @@ __all__ = [
     "WorkflowTerminatedError",
     "__version__",
     "approval",
+    "call",
     "continue_as_new",
     "execute_child",
     "heartbeat",

@@ -31,6 +31,9 @@ search_attributes_upserted  -       -                               :class:`Sear
 approval_requested          appr.   context (name: the approval)    :class:`ApprovalMeta`
 approval_decided            appr.   - (name: the approval)          :class:`DecisionMeta`
 approval_timed_out          appr.   - (name: the approval)          :class:`ApprovalMeta`
+call_started                call    - (name: endpoint/operation)    :class:`CallMeta`
+call_completed              call    the remote result               :class:`CallMeta`
+call_failed                 call    error (ErrorInfo payload)       :class:`CallMeta`
 run_completed               -       result                          -
 run_failed, run_*           -       error                           -
 ==========================  ======  ==============================  =============================
@@ -50,6 +53,7 @@ import orjson
 __all__ = [
     "APPROVAL_KINDS",
     "BUDGET_SIGNAL",
+    "CALL_KINDS",
     "CHILD_KINDS",
     "OUTCOME_KINDS",
     "PAYLOAD_KINDS",
@@ -62,6 +66,7 @@ __all__ = [
     "AttemptMeta",
     "BudgetCharge",
     "BudgetExceeded",
+    "CallMeta",
     "ChildDone",
     "ChildFailedMeta",
     "ChildStarted",
@@ -127,6 +132,12 @@ class EventKind(enum.StrEnum):
     """Who decided an approval, the verdict, the comment and when (the audit trail)."""
     APPROVAL_TIMED_OUT = "approval_timed_out"
     """No decision came before the approval's timeout: the workflow went on without one."""
+    CALL_STARTED = "call_started"
+    """``duro.call(endpoint, operation)``: a remote operation was asked for (its id)."""
+    CALL_COMPLETED = "call_completed"
+    """The remote operation's result reached the run (by callback or by polling)."""
+    CALL_FAILED = "call_failed"
+    """The remote operation failed, was refused, or the call timed out or was cancelled."""
     RUN_COMPLETED = "run_completed"
     RUN_FAILED = "run_failed"
     RUN_CANCELLED = "run_cancelled"
@@ -145,6 +156,9 @@ CHILD_KINDS = frozenset({K.CHILD_STARTED, K.CHILD_COMPLETED, K.CHILD_FAILED})
 OUTCOME_KINDS = frozenset({K.STEP_COMPLETED, K.STEP_FAILED, K.TIMER_FIRED})
 """Recorded at most once per operation (a unique index in both stores' schema)."""
 APPROVAL_KINDS = frozenset({K.APPROVAL_REQUESTED, K.APPROVAL_DECIDED, K.APPROVAL_TIMED_OUT})
+CALL_KINDS = frozenset({K.CALL_STARTED, K.CALL_COMPLETED, K.CALL_FAILED})
+"""A remote call's record (``duro.call``): written by the workflow code itself, so replay
+passes over them (the outcome comes back through the step and the signal they record)."""
 PROJECTED_KINDS = frozenset({K.STATE_SET, K.UPDATE_ACCEPTED, K.UPDATE_COMPLETED,
                              K.UPDATE_FAILED, K.SEARCH_ATTRIBUTES_UPSERTED,
                              K.APPROVAL_REQUESTED, K.APPROVAL_TIMED_OUT})
@@ -162,7 +176,7 @@ STEP_STATUS: dict[str, str] = {K.STEP_STARTED: "started", K.STEP_COMPLETED: "com
 PAYLOAD_KINDS = frozenset({K.RUN_STARTED, K.STEP_COMPLETED, K.CHILD_COMPLETED,
                            K.SIGNAL_RECEIVED, K.STATE_SET, K.UPDATE_ACCEPTED,
                            K.UPDATE_COMPLETED, K.RUN_COMPLETED, K.RUN_CONTINUED_AS_NEW,
-                           K.APPROVAL_REQUESTED})
+                           K.APPROVAL_REQUESTED, K.CALL_COMPLETED})
 """Events whose data is a user's payload (an input, a result, a signal, a value): what
 the data converter's codecs encode. Errors and meta stay plain JSON."""
 
@@ -669,6 +683,39 @@ class DecisionMeta:
                    approved=raw.get("approved") is True, by=str(raw.get("by", "")),
                    comment=comment if isinstance(comment, str) else None,
                    at=float(at) if isinstance(at, (int, float)) else 0.0)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CallMeta:
+    """The meta of a ``call_*`` event: which remote operation (its idempotency id at the
+    callee), where, and for an outcome how it came back (``"callback"``, ``"poll"``) and
+    how it ended when not completed (``failed``, ``refused``, ``timed_out``,
+    ``cancelled``)."""
+
+    operation_id: str
+    endpoint: str | None = None
+    """The callee's base URL (never its token)."""
+    via: str | None = None
+    status: str | None = None
+
+    def encode(self) -> bytes:
+        raw: dict[str, Any] = {"operation_id": self.operation_id}
+        for key in ("endpoint", "via", "status"):
+            value = getattr(self, key)
+            if value is not None:
+                raw[key] = value
+        return orjson.dumps(raw)
+
+    @classmethod
+    def decode(cls, meta: bytes | None) -> CallMeta:
+        raw = _meta(meta)
+
+        def text(key: str) -> str | None:
+            value = raw.get(key)
+            return value if isinstance(value, str) else None
+
+        return cls(operation_id=str(raw.get("operation_id", "")), endpoint=text("endpoint"),
+                   via=text("via"), status=text("status"))
 
 
 # -- messages: what reaches a run from outside, before it becomes history ------------------

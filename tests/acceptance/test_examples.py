@@ -1,5 +1,6 @@
 """The README's first command: ``examples/research_agent.py`` runs, and survives kill -9;
-``examples/agent.py`` (the tool-using agent on ``duro.openai.chat``) too, streamed."""
+``examples/agent.py`` (the tool-using agent on ``duro.openai.chat``) too, streamed;
+``examples/rpc_orders.py`` (two services, one durable call) runs offline."""
 
 from __future__ import annotations
 
@@ -235,3 +236,17 @@ def test_agent_killed_between_steps_asks_nothing_again(tmp_path: Path) -> None:
         assert llm.stats()["by_fingerprint"] == before  # not one request more
     assert ANSWER in rerun.stdout and "superseded" not in rerun.stdout
     assert "[think" not in rerun.stdout and "[publish] the report" in rerun.stdout
+
+
+def test_rpc_orders_example_runs_two_services_offline(tmp_path: Path) -> None:
+    """``examples/rpc_orders.py``: orders calls payments' charge across two ``duro
+    serve`` processes; one order paid, one declined (the callee's typed error)."""
+    done = subprocess.run([sys.executable, str(SCRIPT.with_name("rpc_orders.py")), "--dir",
+                           str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "'status': 'paid', 'payment': {'charge_id': 'ch_a-1001_1200'" in done.stdout
+    assert "'status': 'payment_failed'" in done.stdout
+    assert "CardDeclinedError: amount 25000 over the card's limit" in done.stdout
+    assert query(tmp_path / "payments.db",
+                 "SELECT COUNT(*) FROM runs WHERE workflow_name = 'payments.charge'") == [(2,)]

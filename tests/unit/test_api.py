@@ -34,6 +34,7 @@ PUBLIC = {
     "Decision", "approval",
     "StreamChunk", "stream",
     "Budget", "BudgetExceededError", "BudgetSpend",
+    "Endpoint", "call", "OperationNotFoundError", "RemoteOperationError",
 }
 
 

@@ -171,6 +171,26 @@ SCHEMAS: dict[str, Any] = {
                               "update_id": _STRING, "status": {"const": "pending"}},
                              ["workflow_id", "update_id", "status"]),
     "QueryResult": _object({"result": _ANY}, ["result"]),
+    "OperationRequest": _body({
+        "operation_id": {**_ID, "maxLength": 200,
+                         "description": "the caller's idempotency key: the same id "
+                                        "again is the same operation"},
+        "args": {"type": "array"}, "kwargs": {"type": "object"},
+        "callback": {"type": ["object", "null"], "description": (
+            "where to post the outcome (url, key: the call's HMAC key in hex, namespace "
+            "and workflow_id of the caller's run); duro.call fills it")}},
+        ["operation_id"]),
+    "OperationState": _object({
+        "operation_id": _STRING,
+        "status": {"enum": ["running", "completed", "failed", "cancelled", "terminated",
+                            "timed_out", "continued_as_new"]},
+        "result": _ANY, "error": {"type": ["object", "null"]}},
+        ["operation_id", "status"]),
+    "CallbackRequest": _body({"operation_id": _STRING, "workflow_id": _STRING,
+                              "namespace": _STRING, "outcome": {"type": "object"}},
+                             ["operation_id", "workflow_id", "namespace", "outcome"]),
+    "CallbackAccepted": _object({"operation_id": _STRING, "accepted": {"type": "boolean"}},
+                                ["operation_id", "accepted"]),
     "Schedule": _object(_SCHEDULE_FIELDS, _SCHEDULE_FIELDS),
     "ScheduleList": _object({"schedules": {"type": "array", "items": _ref("Schedule")}},
                             ["schedules"]),

@@ -21,6 +21,7 @@ from duro.client._listing import MAX_PAGE_SIZE
 from duro.server import _approvals as approvals
 from duro.server import _budgets as budgets
 from duro.server import _cache as step_cache
+from duro.server import _operations as operations
 from duro.server import _runs as runs
 from duro.server import _schedules as schedules
 from duro.server._events import events
@@ -290,6 +291,30 @@ ROUTES: tuple[ApiRoute, ...] = (
              summary="reject a pending approval: the waiting run goes on",
              body="DecisionRequest", responses={200: "Approval"},
              description="As `approve`, with the opposite verdict."),
+    # -- durable RPC (docs/rpc.md)
+    ApiRoute(method="POST", path="/v1/operations/{name}", handler=operations.start_operation,
+             scope=_W, tag="operations",
+             summary="start an exposed operation, once per operation id (the same id "
+                     "again: the same run), and say where it stands",
+             body="OperationRequest", responses={202: "OperationState"},
+             description="Only workflows this deployment exposes are found (404 "
+                         "`operation_not_found` for any other name)."),
+    ApiRoute(method="GET", path="/v1/operations/{name}/{operation_id}",
+             handler=operations.get_operation, scope=_R, tag="operations",
+             summary="an operation's state: running, or its outcome (result or error)",
+             responses={200: "OperationState"}),
+    ApiRoute(method="POST", path="/v1/operations/{name}/{operation_id}/cancel",
+             handler=operations.cancel_operation, scope=_W, tag="operations",
+             summary="ask a running operation to cancel (an ended one stays as it ended)",
+             responses={202: "OperationState"}),
+    ApiRoute(method="POST", path="/v1/callbacks", handler=operations.callback, scope=None,
+             tag="operations",
+             summary="an operation's outcome from its callee, signed (Duro-Signature): it "
+                     "reaches the calling run once",
+             body="CallbackRequest", responses={200: "CallbackAccepted"},
+             description="No token: the HMAC signature under the call's key stands for "
+                         "one (401 `invalid_signature` otherwise; 404 `not_enabled` "
+                         "without a callback secret)."),
     # -- schedules, queues, workers
     ApiRoute(method="POST", path="/v1/schedules", handler=schedules.create_schedule,
              scope=_W, tag="schedules", summary="create a schedule",

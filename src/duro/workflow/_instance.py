@@ -26,6 +26,7 @@ from duro._checks import check_choice
 from duro._history import (
     APPROVAL_KINDS,
     BUDGET_SIGNAL,
+    CALL_KINDS,
     CHILD_KINDS,
     STEP_KINDS,
     TERMINAL_KINDS,
@@ -96,7 +97,7 @@ _get_running_loop = asyncio.events._get_running_loop
 _PARENT_CLOSE = ("terminate", "request_cancel", "abandon")
 # Events a replay passes over: they record what the code did, not an outcome for it.
 _SILENT = frozenset({EventKind.MARKER, EventKind.UPDATE_COMPLETED, EventKind.UPDATE_FAILED,
-                     EventKind.SEARCH_ATTRIBUTES_UPSERTED})
+                     EventKind.SEARCH_ATTRIBUTES_UPSERTED, *CALL_KINDS})
 
 
 def _describe(kind: str, name: str | None) -> str:
@@ -832,4 +833,6 @@ def _group(kind: str) -> str:
         return "timer"
     if kind in APPROVAL_KINDS:
         return "approval"
+    if kind in CALL_KINDS:
+        return "call"
     return kind
