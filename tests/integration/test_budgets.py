@@ -259,3 +259,31 @@ def test_duro_budgets_lists_and_sets_limits(tmp_path: Any) -> None:
     for bad in (["tenant:cli", "--usd", "-1"], ["tenant:none", "--usd", "1"]):
         refused = duro_cli("budget", "set-limit", *bad)
         assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
+
+
+def test_a_paused_run_goes_on_once_its_shared_budget_is_raised(any_db_url: str) -> None:
+    """``on_exceeded="pause"`` on a shared budget: the run waits (suspended); an
+    operator raises the key's limit; at its next re-check (every 30 s of the engine's
+    clock: moved here by hand) the paused step is admitted and the run completes."""
+    _calls.clear()
+    clock = duro.ManualClock(start=1_800_000_000.0 + 12 * 3600)  # midday: one window
+    shared = duro.Budget(usd=0.5, key="tenant:p1", period=timedelta(days=1),
+                         on_exceeded="pause")
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url, clock=clock, poll_interval=0.02) as engine:
+            handle = await engine.start(agent, 4, id="shared-pause", budget=shared)
+            await wait_until(lambda: _status(handle, "suspended"), timeout=20)
+            assert _calls["think"] == 2  # the half dollar spent: the third call waits
+            clock.advance(31)  # a re-check with the limit unchanged: still paused
+            await wait_until(lambda: _status(handle, "suspended"), timeout=20)
+            assert _calls["think"] == 2
+            await engine.budgets.set_limit("tenant:p1", usd=1.0)
+            clock.advance(31)
+            assert await handle.result(timeout=30) == {
+                "thoughts": [f"thought {i}" for i in range(4)]}
+            (row,) = await engine.budgets.list("tenant:p1")
+            assert row.spent_usd == pytest.approx(1.0) and row.limit_usd == 1.0
+            assert not [e for e in await handle.history() if e.kind == "step_failed"]
+
+    run(main())
