@@ -40,3 +40,12 @@ async def nap(seconds: float) -> str:
 @duro.workflow(name="ui_app.broken")
 async def broken(item: str) -> str:
     return await flaky(item)
+
+
+@duro.workflow(name="ui_app.chatty")
+async def chatty(n: int) -> int:
+    # n events in one activation (state_set): a long history for the UI's paging.
+    for i in range(n):
+        duro.set_state("count", i)
+    await duro.wait_for_signal("stop")
+    return n

@@ -13,7 +13,7 @@ function signIn(reason) {
   current && current.abort();
   const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "off",
                              required: true, placeholder: "duro_…" });
-  const problem = h("div", { role: "alert" }, reason ? errorBox(reason) : null);
+  const problem = h("div", {}, reason ? errorBox(reason) : null);
   const form = h("form", { class: "card signin", "aria-label": "sign in", onsubmit: async (e) => {
     e.preventDefault();
     token.set(input.value.trim());
@@ -34,7 +34,7 @@ function signIn(reason) {
 // Whether the API answers with the token held (or without one, when the server needs none).
 async function probe() {
   try {
-    await api("GET", "/v1/runs", { params: { limit: 1 } });
+    await api("GET", "/v1/runs", { params: { limit: 1 }, signIn: false });
   } catch (exc) {
     if (exc.status === 401) { token.clear(); return false; }
     throw exc;

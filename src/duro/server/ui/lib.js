@@ -44,7 +44,7 @@ async function problem(response) {
 // 401 anywhere sends the user back to the sign-in form (the app listens).
 export const onUnauthenticated = { handler: () => {} };
 
-export async function api(method, path, { params, body, signal } = {}) {
+export async function api(method, path, { params, body, signal, signIn = true } = {}) {
   let response;
   try {
     response = await fetch(url(path, params), {
@@ -58,7 +58,7 @@ export async function api(method, path, { params, body, signal } = {}) {
   }
   if (response.status === 401) {
     const error = await problem(response);
-    onUnauthenticated.handler(error);
+    if (signIn) onUnauthenticated.handler(error);
     throw error;
   }
   if (!response.ok) throw await problem(response);

@@ -137,8 +137,9 @@ export function approvalsPage(root, params, signal) {
       a.comment ? h("p", {}, "comment: ", a.comment) : null,
       a.status === "pending" ? h("div", { class: "decide" },
         h("label", { for: `c-${a.approval_id}` }, "comment"), comment,
-        h("button", { type: "button", class: "primary", onclick: decide("approve") }, "Approve"),
-        h("button", { type: "button", class: "danger", onclick: decide("reject") }, "Reject")) : null,
+        h("div", { class: "row-actions" },
+          h("button", { type: "button", class: "primary", onclick: decide("approve") }, "Approve"),
+          h("button", { type: "button", class: "danger", onclick: decide("reject") }, "Reject"))) : null,
       result);
   }
   load();

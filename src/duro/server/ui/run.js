@@ -24,7 +24,7 @@ export function runPage(root, workflowId, params, signal) {
     side: h("div", { class: "side-cards" }),
     live: h("span", { class: "live muted", "aria-live": "polite" }),
   };
-  const actions = actionsPanel(workflowId, state, () => reload());
+  const actions = actionsPanel(workflowId, state);
   replace(root,
     h("h1", {}, "Run ", h("code", {}, workflowId), " ", parts.live),
     h("div", { class: "run-grid" },
@@ -110,11 +110,6 @@ export function runPage(root, workflowId, params, signal) {
     }
     if (usage.status === "fulfilled") side.push(usageCard(usage.value.usage));
     replace(parts.side, side);
-  }
-
-  async function reload() {
-    state.events = []; state.page = 0;
-    await start();
   }
 
   async function start() {
@@ -272,7 +267,8 @@ function usageCard(usage) {
 
 // The actions: each a small form; those that change something ask for confirmation; each
 // shows its result (a link to a new run) or the problem document's detail.
-function actionsPanel(workflowId, state, reload) {
+// What an action changes in this run reaches the page through its events stream.
+function actionsPanel(workflowId, state) {
   const id = encodeURIComponent(workflowId);
   const result = h("div", { class: "result", role: "status", "aria-live": "polite" });
   const show = (title, value) => replace(result, h("strong", {}, title), " ",
@@ -288,7 +284,6 @@ function actionsPanel(workflowId, state, reload) {
       if (confirmText && !(await confirmDialog(title, confirmText))) return;
       replace(result, `${title}…`);
       show(title, await call());
-      if (confirmText) setTimeout(reload, 0);
     } catch (exc) {
       replace(result, errorBox(exc));
     }
