@@ -1,5 +1,5 @@
 // Shared helpers of the web UI: the API client (token, problem documents), DOM building
-// (text only: no data ever goes through innerHTML), JSON views, times and durations.
+// (text nodes only: no data is ever parsed as markup), JSON views, times and durations.
 
 const BASE = new URL(".", document.baseURI);
 const TOKEN_KEY = "duro.token";
