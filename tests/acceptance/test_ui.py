@@ -7,7 +7,7 @@ and filters; a run's page shows its history and what it waits for; a signal sent
 the page's form resumes the run and the page follows it live (SSE) until it completes;
 an approval decided in the inbox lets the run go on, and its history records who
 decided; an action's error is shown; a failed run shows its error, traceback and
-retries; a run of 10,000 events is usable within a second; a token of another
+retries; a run is cancelled from its page; a run of 10,000 events is usable within a second; a token of another
 namespace sees none of these runs.
 
 Without Chromium or Playwright the module is skipped, unless ``DURO_REQUIRE_BROWSER``
@@ -197,6 +197,9 @@ def test_a_signal_from_the_form_resumes_the_run_followed_live(site: Site, page: 
     expect(page.locator("section[aria-label='published state']")).to_contain_text(
         "waiting for payment")
     expect(page.locator(".live")).to_contain_text("live")
+    step = history.locator("tr[data-kind=step_completed]")
+    step.locator("summary").first.click()  # the step's result, decoded, opened
+    expect(step.locator("pre").first).to_contain_text('"plan": "ship apple"')
     _shot(page, "run-waiting")
     page.fill("#a-signal", "paid")
     page.fill("#a-signal_payload", '"ann"')
@@ -210,6 +213,15 @@ def test_a_signal_from_the_form_resumes_the_run_followed_live(site: Site, page: 
     expect(page.locator("section[aria-label=result]")).to_contain_text("ann")
     expect(waiting).to_be_hidden()
     assert site.wait_status("ui-order", "completed")["result"]["paid_by"] == "ann"
+    # Reset to a chosen event: keep those before the signal; the new run waits again.
+    history.locator("tr[data-kind=signal_received] button", has_text="reset here").click()
+    expect(page.locator("#a-to")).to_have_value("3")
+    _button(page, "Reset")
+    _confirm(page)
+    page.locator(".actions .result a", has_text="ui-order").click()
+    expect(page.locator("section[aria-label=run] .badge").first).to_have_text("suspended")
+    expect(page.locator("section.waiting")).to_contain_text("signal")
+    expect(history.locator("tr")).to_have_count(3)
 
 
 def test_approve_in_the_inbox_and_the_history_says_who(site: Site, page: Any) -> None:
@@ -251,6 +263,17 @@ def test_an_action_shows_its_result_or_its_error(site: Site, page: Any) -> None:
     new_run = result.locator("a")
     expect(new_run).to_contain_text("ui-broken")
     site.wait_status("ui-broken", "failed")
+
+
+def test_cancel_from_the_page_and_see_the_run_end(site: Site, page: Any) -> None:
+    expect = _expect()
+    _sign_in(page, site, path="#/runs/ui-nap")
+    expect(page.locator("section.waiting li[data-what=timer]")).to_contain_text("fires in")
+    _button(page, "Cancel run")
+    _confirm(page)
+    expect(page.locator("section[aria-label=run] .badge").first).to_have_text("cancelled")
+    expect(page.locator("table.history tr[data-kind=cancel_requested]")).to_have_count(1)
+    site.wait_status("ui-nap", "cancelled")
 
 
 def test_a_run_of_ten_thousand_events_is_usable_within_a_second(site: Site,

@@ -8,7 +8,7 @@ import duro
 
 @duro.step(name="ui_app.prepare")
 def prepare(item: str) -> dict[str, str]:
-    return {"plan": f"ship {item}", "note": "x" * 40}
+    return {"plan": f"ship {item}", "note": "x" * 100}
 
 
 @duro.step(name="ui_app.flaky", retry=duro.RetryPolicy(max_attempts=2, initial_interval=0.05))

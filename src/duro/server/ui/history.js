@@ -141,6 +141,10 @@ export function timeline(run, events, now = new Date()) {
     }
     previous = at;
   }
+  if (run.status === "suspended" && !run.wake_at && !rows.some((r) => r.open)) {
+    rows.push({ label: "waiting", kind: "signal", start: previous, end: now, open: true,
+                note: "for a signal or an update" });
+  }
   if (!isTerminal(run.status) && run.wake_at) {
     const wake = new Date(run.wake_at);
     rows.push({ label: "timer (pending)", kind: "timer", start: previous, end: wake, open: true,
