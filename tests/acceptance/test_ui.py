@@ -7,8 +7,9 @@ and filters; a run's page shows its history and what it waits for; a signal sent
 the page's form resumes the run and the page follows it live (SSE) until it completes;
 an approval decided in the inbox lets the run go on, and its history records who
 decided; an action's error is shown; a failed run shows its error, traceback and
-retries; a run is cancelled from its page; a run of 10,000 events is usable within a second; a token of another
-namespace sees none of these runs.
+retries; a run is cancelled from its page, another reset to a chosen event; a run of
+10,000 events is usable within a second; a token of another namespace sees none of
+these runs.
 
 Without Chromium or Playwright the module is skipped, unless ``DURO_REQUIRE_BROWSER``
 is set (CI sets it): then it fails. ``DURO_UI_SCREENSHOTS=DIR`` saves the pages shown
