@@ -104,7 +104,9 @@ export function timeline(run, events, now = new Date()) {
         : new Date(at.getTime() - (meta.duration || 0) * 1000);
       if (began) { open.delete(event.op); rows.splice(rows.indexOf(began), 1); }
       const kind = event.kind === "step_completed" ? "step" : event.kind === "step_failed" ? "failed" : "retry";
+      // The recorded duration (microseconds), not the bar's (Dates hold milliseconds).
       rows.push({ label: `${event.name} #${meta.attempt || 1}`, kind, start: from, end: at, seq: event.seq,
+                  seconds: meta.duration,
                   note: meta.cache_hit ? "cache hit" : kind === "step" ? "completed" :
                         (event.data && event.data.message) || kind });
       if (event.kind === "step_retrying" && meta.retry_at) {

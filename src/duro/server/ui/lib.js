@@ -160,7 +160,8 @@ function preview(value, text) {
   const kind = Array.isArray(value) ? `array of ${value.length}` :
     value && typeof value === "object" ? `{${Object.keys(value).slice(0, 4).join(", ")}` +
       `${Object.keys(value).length > 4 ? ", …" : ""}}` : "text";
-  return `${kind} · ${flat.slice(0, 60)}${flat.length > 60 ? "…" : ""} (${text.length.toLocaleString()} chars)`;
+  const sample = kind.startsWith("{") ? "" : ` · ${flat.slice(0, 40)}${flat.length > 40 ? "…" : ""}`;
+  return `${kind}${sample} (${text.length.toLocaleString()} chars)`;
 }
 
 export function parseTime(value) {

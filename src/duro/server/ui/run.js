@@ -207,13 +207,14 @@ function drawTimeline(node, run, events) {
   replace(node, h("h2", {}, "Timeline ", h("span", { class: "muted" }, fmtDuration(total))),
     rows.length ? h("div", { class: "timeline", role: "list" }, shown.map((row) => {
       const width = Math.max(0, (span(row.start, row.end) / total) * 100);
-      const text = `${row.label}: ${fmtDuration(span(row.start, row.end))}${row.open ? " so far" : ""} · ${row.note}`;
+      const took = fmtDuration(row.seconds ?? span(row.start, row.end));
+      const text = `${row.label}: ${took}${row.open ? " so far" : ""} · ${row.note}`;
       return h("div", { class: "tl-row", role: "listitem", title: text, "data-kind": row.kind },
         h("span", { class: "tl-label" }, row.label),
         h("span", { class: "tl-track" },
           h("span", { class: `tl-bar k-${row.kind}${row.open ? " open" : ""}`,
                       style: `left:${pct(row.start)};width:max(3px,${width.toFixed(3)}%)` }),
-          h("span", { class: "tl-text" }, `${fmtDuration(span(row.start, row.end))} · ${row.note}`)));
+          h("span", { class: "tl-text" }, `${took} · ${row.note}`)));
     })) : h("p", { class: "muted" }, "nothing yet"),
     rows.length > MAX_BARS ? h("p", { class: "muted" }, `the first ${MAX_BARS} of ${rows.length} bars`) : null);
 }
