@@ -114,7 +114,8 @@ def browser(site: Site) -> Iterator[Any]:
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             profile, executable_path=str(CHROMIUM), headless=True, args=FLAGS,
-            viewport={"width": 1280, "height": 900})
+            viewport={"width": 1280, "height": 900},
+            timezone_id="UTC")  # the times typed in the forms (backfill) are UTC
         context.set_default_timeout(WAIT_MS)
         try:
             yield context
@@ -223,6 +224,7 @@ def test_a_signal_from_the_form_resumes_the_run_followed_live(site: Site, page: 
     expect(page.locator("section[aria-label=run] .badge").first).to_have_text("suspended")
     expect(page.locator("section.waiting")).to_contain_text("signal")
     expect(history.locator("tr")).to_have_count(3)
+    expect(page.locator("section[aria-label='earlier runs']")).to_contain_text("completed")
 
 
 def test_approve_in_the_inbox_and_the_history_says_who(site: Site, page: Any) -> None:
@@ -298,6 +300,40 @@ def test_a_run_of_ten_thousand_events_is_usable_within_a_second(site: Site,
     print(f"10,001 events: first page shown {shown_ms:.0f} ms after navigation; "
           f"kind filter {filter_ms:.0f} ms")
     assert shown_ms < 1000 and filter_ms < 1000
+
+
+def test_schedules_queues_and_workers(site: Site, page: Any) -> None:
+    expect = _expect()
+    made = site.http.post("/v1/schedules", json={
+        "id": "ui-nightly", "workflow": "ui_app.nap", "args": [0], "cron": "0 3 * * *",
+        "timezone": "Asia/Tokyo"})
+    assert made.status_code == 201, made.text
+    _sign_in(page, site, path="#/schedules")
+    row = page.locator("main tbody tr", has_text="ui-nightly")
+    expect(row).to_contain_text("03:00:00")  # the next tick, in the schedule's own zone
+    expect(row).to_contain_text("Asia/Tokyo")
+    row.get_by_role("button", name="Pause").click()
+    _confirm(page)
+    expect(row.locator(".badge")).to_have_text("paused")
+    row.get_by_role("button", name="Trigger").click()
+    _confirm(page)
+    expect(page.locator("main [role=status] a")).to_contain_text("ui-nightly")
+    row.get_by_role("button", name="Backfill…").click()
+    page.fill("#bf-start", "2024-05-02T00:00:00")
+    page.fill("#bf-end", "2024-05-01T00:00:00")  # its end before its start: refused
+    _button(page, "Backfill")
+    _confirm(page)
+    backfilled = page.locator("form.backfill [role=status]")
+    expect(backfilled.locator(".error")).to_contain_text("before its start")
+    page.fill("#bf-start", "2024-05-01T00:00:00")
+    page.fill("#bf-end", "2024-05-03T00:00:00")
+    _button(page, "Backfill")
+    _confirm(page)
+    expect(backfilled).to_contain_text("started 2 run(s)")
+    page.goto(f"{site.url}/#/queues")
+    expect(page.locator("main tbody tr", has_text="default")).to_have_count(1)
+    page.goto(f"{site.url}/#/workers")
+    expect(page.locator("main tbody tr .badge", has_text="live")).to_have_count(1)
 
 
 def test_a_token_of_another_namespace_sees_none_of_these_runs(site: Site,

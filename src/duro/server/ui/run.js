@@ -109,6 +109,13 @@ export function runPage(root, workflowId, params, signal) {
           [runLink(r.workflow_id, r.run_id), statusBadge(r.status), r.workflow_name]))));
     }
     if (usage.status === "fulfilled") side.push(usageCard(usage.value.usage));
+    const chain = await earlierRuns(state.run, signal);
+    if (chain.length) {
+      side.push(h("section", { class: "card", "aria-label": "earlier runs" }, h("h2", {}, "Earlier runs of this id"),
+        h("p", { class: "muted" }, "continue-as-new, retry and reset make a new run of the same id"),
+        table(["run", "status", "closed"], chain.map((r) =>
+          [runLink(r.workflow_id, r.run_id, r.run_id.slice(0, 8)), statusBadge(r.status), fmtTime(r.closed_at)]))));
+    }
     replace(parts.side, side);
   }
 
@@ -126,6 +133,23 @@ export function runPage(root, workflowId, params, signal) {
     }
   }
   start();
+}
+
+const CHAIN = 10;  // earlier runs read at most (one request each)
+
+// The runs this one came from (origin_run_id, newest first), as far as CHAIN back.
+async function earlierRuns(run, signal) {
+  const out = [];
+  for (let at = run; at && at.origin_run_id && out.length < CHAIN;) {
+    try {
+      at = await api("GET", `/v1/runs/${encodeURIComponent(run.workflow_id)}`,
+        { params: { run_id: at.origin_run_id }, signal });
+      out.push(at);
+    } catch {
+      break;  // a run of another id (a fork's source) or one deleted: the chain ends here
+    }
+  }
+  return out;
 }
 
 function kv(pairs) {
