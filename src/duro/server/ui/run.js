@@ -12,6 +12,7 @@ const PAGE = 1000;          // events per request
 const ROWS = 100;           // rows of the history table shown at once
 const MAX_EVENTS = 200000;  // past this the page stops loading (it says so)
 const MAX_BARS = 400;
+const RECONNECT_MS = 1000;
 
 export function runPage(root, workflowId, params, signal) {
   const state = { run: null, events: [], loaded: false, kind: "", page: 0, runId: params.get("run_id") };
@@ -53,8 +54,8 @@ export function runPage(root, workflowId, params, signal) {
         { params: { run_id: state.runId, after, limit: PAGE }, signal });
       state.events.push(...page.events);
       render();
-      if (page.next_after === null || page.next_after === undefined ||
-          state.events.length >= MAX_EVENTS) break;
+      if (page.next_after === null || page.next_after === undefined) break;
+      if (state.events.length >= MAX_EVENTS) { state.capped = true; break; }
       after = page.next_after;
     }
     state.loaded = true;
@@ -82,7 +83,11 @@ export function runPage(root, workflowId, params, signal) {
         replace(parts.live, "live updates stopped: ", exc.message);
         return;
       }
-      if (!isTerminal(state.run.status)) await refreshRun();
+      if (!isTerminal(state.run.status)) {
+        // The server ended the stream (it restarts, or a proxy cut it): again in a second.
+        await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+        await refreshRun();
+      }
     }
     replace(parts.live, "");
     loadSide();
@@ -127,7 +132,7 @@ export function runPage(root, workflowId, params, signal) {
       render();
       await loadHistory();
       loadSide();
-      follow();
+      if (!state.capped) follow();
     } catch (exc) {
       if (!signal.aborted) replace(parts.header, errorBox(exc));
     }
@@ -263,7 +268,9 @@ function drawHistory(node, state, render, actions) {
   const focused = document.activeElement && document.activeElement.id === "kind-filter";
   replace(node, h("h2", {}, "History"),
     h("div", { class: "toolbar" }, h("label", { for: "kind-filter" }, "kind "), select,
-      state.loaded ? null : h("span", { class: "muted" }, ` loading… ${state.events.length} events`), pager),
+      state.loaded ? null : h("span", { class: "muted" }, ` loading… ${state.events.length} events`),
+      state.capped ? h("span", { class: "muted" }, ` the first ${state.events.length} events only (duro history --json has all)`) : null,
+      pager),
     h("div", { class: "scroll" }, h("table", { class: "history" },
       h("thead", {}, h("tr", {}, ["seq", "time", "kind", "op", "name", "data", "meta", ""].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, slice.map((e) => h("tr", { "data-seq": e.seq, "data-kind": e.kind },
