@@ -58,5 +58,10 @@ def test_every_route_says_its_scope() -> None:
     admin = {(r.method, r.path.rsplit("/", 1)[-1]) for r in ROUTES if r.scope == "admin"}
     assert {("POST", "terminate"), ("POST", "reset"), ("POST", "fork"),
             ("DELETE", "{schedule_id}")} <= admin
-    public = {r.path for r in ROUTES if r.scope is None}
+    public = {r.path for r in ROUTES if r.scope is None and r.tag != "ui"}
     assert public == {"/healthz", "/readyz", "/openapi.json", "/docs", "/v1/callbacks"}
+    # The web UI's page and files hold no data (the page asks the scoped routes).
+    ui = {r.path for r in ROUTES if r.tag == "ui"}
+    assert all(r.scope is None and r.method == "GET" for r in ROUTES if r.tag == "ui")
+    assert "/" in ui and "/ui/app.js" in ui and all(p == "/" or p.startswith("/ui/")
+                                                    for p in ui)

@@ -112,7 +112,8 @@ def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
     give the server a shutdown timeout.
 
     With ``auth``, every route but the public ones (``/healthz``, ``/readyz``,
-    ``/openapi.json``, ``/docs``) needs ``Authorization: Bearer <token>``, a token made
+    ``/openapi.json``, ``/docs``, and the web UI's page ``/`` and files ``/ui/...``,
+    which hold no data: docs/ui.md) needs ``Authorization: Bearer <token>``, a token made
     with ``client.tokens.create`` / ``duro token create`` whose scope allows the route's
     (401 ``unauthenticated``, 403 ``forbidden``), and acts in the token's namespace only
     (another namespace's runs are not found). Without it, requests act in ``client``'s

@@ -30,6 +30,7 @@ from duro.server._problems import NotEnabled, json
 from duro.server._routes import Api, ApiRoute, Param, Scope
 from duro.server._runs import MAX_HISTORY_PAGE, SEARCH_PREFIX
 from duro.server._streams import stream
+from duro.server._ui import UI_ROUTES
 from duro.server._webhooks import SIGNAL_ID_HEADER
 
 __all__ = ["ROUTES"]
@@ -384,6 +385,8 @@ ROUTES: tuple[ApiRoute, ...] = (
              summary="set the limits of a key's current window (raise them to let paused "
                      "runs go on; none: back to the runs' own)",
              body="BudgetLimitRequest", responses={200: "BudgetSpend"}),
+    # -- the web UI: the page and its files (public: they hold no data; docs/ui.md)
+    *UI_ROUTES,
 )
 """Every route: a route's scope is checked by the one wrapper every request passes
 through (``_app.py``)."""

@@ -1,0 +1,51 @@
+"""The web UI's test app (tests/acceptance/test_ui.py): a run that waits for a signal, a
+run that waits for a human approval, a run with a timer, and a step that fails."""
+
+from __future__ import annotations
+
+import duro
+
+
+@duro.step(name="ui_app.prepare")
+def prepare(item: str) -> dict[str, str]:
+    return {"plan": f"ship {item}", "note": "x" * 100}
+
+
+@duro.step(name="ui_app.flaky", retry=duro.RetryPolicy(max_attempts=2, initial_interval=0.05))
+def flaky(item: str) -> str:
+    raise ValueError(f"no stock for {item}")
+
+
+@duro.workflow(name="ui_app.order")
+async def order(item: str) -> dict[str, str]:
+    plan = await prepare(item)
+    duro.set_state("progress", {"stage": "waiting for payment"})
+    paid = await duro.wait_for_signal("paid", type=str)
+    return {**plan, "paid_by": paid or ""}
+
+
+@duro.workflow(name="ui_app.release")
+async def release(version: str) -> str:
+    plan = await prepare(version)
+    decision = await duro.approval("ship", {"version": version, "plan": plan["plan"]})
+    return f"{'approved' if decision.approved else 'rejected'} by {decision.by}"
+
+
+@duro.workflow(name="ui_app.nap")
+async def nap(seconds: float) -> str:
+    await duro.sleep(seconds)
+    return "rested"
+
+
+@duro.workflow(name="ui_app.broken")
+async def broken(item: str) -> str:
+    return await flaky(item)
+
+
+@duro.workflow(name="ui_app.chatty")
+async def chatty(n: int) -> int:
+    # n events in one activation (state_set): a long history for the UI's paging.
+    for i in range(n):
+        duro.set_state("count", i)
+    await duro.wait_for_signal("stop")
+    return n

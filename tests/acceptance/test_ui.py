@@ -1,0 +1,347 @@
+"""The web UI (issue 19) in a real browser: Debian's Chromium driven by Playwright (the
+system binary: no browser download) against a real ``duro serve --worker --auth`` on a
+free loopback port, with the test app ``apps/ui_app.py``.
+
+Shown here: signing in with an API token (a bad one is refused); the runs list lists
+and filters; a run's page shows its history and what it waits for; a signal sent from
+the page's form resumes the run and the page follows it live (SSE) until it completes;
+an approval decided in the inbox lets the run go on, and its history records who
+decided; an action's error is shown; a failed run shows its error, traceback and
+retries; a run is cancelled from its page, another reset to a chosen event; a run of
+10,000 events is usable within a second; a token of another namespace sees none of
+these runs.
+
+Without Chromium or Playwright the module is skipped, unless ``DURO_REQUIRE_BROWSER``
+is set (CI sets it): then it fails. ``DURO_UI_SCREENSHOTS=DIR`` saves the pages shown
+(docs/ui.md's pictures come from there).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import duro
+from tests.acceptance.serving import serve
+from tests.conftest import run
+
+CHROMIUM = Path(os.environ.get("DURO_CHROMIUM", "/usr/bin/chromium"))
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WAIT_MS = 10_000
+"""The longest any one thing may take to show in the page (bounded waits, no sleeps)."""
+BIG = 10_000
+
+
+def _browser_or_skip() -> Any:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not CHROMIUM.exists():
+        why = f"the browser tests need playwright and {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("DURO_REQUIRE_BROWSER"):
+            pytest.fail(why)
+        pytest.skip(why)
+    return sync_playwright
+
+
+class Site:
+    """The served UI, its tokens, and an HTTP client to its API."""
+
+    def __init__(self, url: str, tokens: dict[str, str], http: httpx.Client) -> None:
+        self.url = url
+        self.tokens = tokens
+        self.http = http
+
+    def start(self, workflow: str, workflow_id: str, *args: Any) -> None:
+        response = self.http.post("/v1/runs", json={
+            "workflow": workflow, "id": workflow_id, "args": list(args),
+            "search_attributes": {"customer": "acme"}})
+        assert response.status_code == 202, response.text
+
+    def wait_status(self, workflow_id: str, *statuses: str) -> dict[str, Any]:
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while True:  # long-polls of the API itself: no fixed sleeps
+            response = self.http.get(f"/v1/runs/{workflow_id}/result", params={"wait": "1"})
+            body: dict[str, Any] = response.json()
+            if body["status"] in statuses or time.monotonic() > deadline:
+                assert body["status"] in statuses, body
+                return body
+
+
+async def _tokens(db: str) -> dict[str, str]:
+    async with duro.Client(db) as client:
+        ops, _ = await client.tokens.create("ops", scope="admin")
+        viewer, _ = await client.tokens.create("viewer", scope="read", namespace="acme")
+    return {"ops": ops, "viewer": viewer}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    _browser_or_skip()
+    db = f"sqlite:///{tmp_path_factory.mktemp('ui') / 'duro.db'}"
+    run(_migrate(db))
+    tokens = run(_tokens(db))
+    with serve(db, "ui_app", "--worker", "--auth") as served, httpx.Client(
+            base_url=served.url, timeout=30,
+            headers={"Authorization": f"Bearer {tokens['ops']}"}) as http:
+        site = Site(served.url, tokens, http)
+        site.start("ui_app.order", "ui-order", "apple")
+        site.start("ui_app.broken", "ui-broken", "pear")
+        site.start("ui_app.nap", "ui-nap", 3600)
+        site.wait_status("ui-broken", "failed")
+        yield site
+
+
+async def _migrate(db: str) -> None:
+    async with duro.Client(db):
+        pass  # opening a client migrates the new database
+
+
+@pytest.fixture(scope="module")
+def browser(site: Site) -> Iterator[Any]:
+    sync_playwright = _browser_or_skip()
+    profile = tempfile.mkdtemp(prefix="duro-ui-")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=str(CHROMIUM), headless=True, args=FLAGS,
+            viewport={"width": 1280, "height": 900},
+            timezone_id="UTC")  # the times typed in the forms (backfill) are UTC
+        context.set_default_timeout(WAIT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    page.close()
+    assert not errors, errors  # no script error on any page a test opened
+
+
+def _sign_in(page: Any, site: Site, token: str = "ops", path: str = "") -> None:
+    page.goto(f"{site.url}/{path}")
+    page.fill("#token", site.tokens[token])
+    page.click("form.signin button[type=submit]")
+    page.wait_for_selector("#who button")
+
+
+def _shot(page: Any, name: str) -> None:
+    folder = os.environ.get("DURO_UI_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=False)
+
+
+def _button(page: Any, name: str) -> None:
+    page.get_by_role("button", name=name, exact=True).click()
+
+
+def _confirm(page: Any) -> None:
+    page.click("dialog.confirm button.primary")
+
+
+def _expect() -> Any:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    return expect
+
+
+def test_sign_in_then_the_runs_list_lists_and_filters(site: Site, page: Any) -> None:
+    expect = _expect()
+    page.goto(site.url)
+    page.fill("#token", "duro_0000000000000000_forged")
+    page.click("form.signin button[type=submit]")
+    expect(page.locator("form.signin [role=alert]")).to_contain_text("refused")
+    _sign_in(page, site)
+    rows = page.locator("main table tbody tr")
+    expect(rows.filter(has_text="ui-order")).to_have_count(1)
+    expect(rows.filter(has_text="ui-broken")).to_have_count(1)
+    expect(page.locator(".chip[data-status=failed] strong")).to_have_text("1")
+    _shot(page, "runs")
+    page.select_option("#f-status", "failed")
+    page.click("form.filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("ui-broken")
+    page.select_option("#f-status", "")
+    page.fill("#f-id_prefix", "ui-o")
+    page.click("form.filters button[type=submit]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("ui-order")
+    page.fill("#f-id_prefix", "")
+    page.fill("#f-search", "customer=nobody")
+    page.click("form.filters button[type=submit]")
+    expect(page.locator("main")).to_contain_text("no runs match")
+
+
+def test_a_signal_from_the_form_resumes_the_run_followed_live(site: Site, page: Any) -> None:
+    expect = _expect()
+    _sign_in(page, site, path="#/runs/ui-order")
+    waiting = page.locator("section.waiting")
+    expect(waiting).to_contain_text("signal")
+    history = page.locator("table.history tbody")
+    expect(history.locator("tr[data-kind=step_completed]")).to_contain_text("ui_app.prepare")
+    expect(page.locator("section[aria-label='published state']")).to_contain_text(
+        "waiting for payment")
+    expect(page.locator(".live")).to_contain_text("live")
+    step = history.locator("tr[data-kind=step_completed]")
+    step.locator("summary").first.click()  # the step's result, decoded, opened
+    expect(step.locator("pre").first).to_contain_text('"plan": "ship apple"')
+    _shot(page, "run-waiting")
+    page.fill("#a-signal", "paid")
+    page.fill("#a-signal_payload", '"ann"')
+    _button(page, "Send signal")
+    expect(page.locator("dialog.confirm")).to_contain_text('Send signal "paid"')
+    _confirm(page)
+    # The page follows the run over the events stream: no reload, no click.
+    expect(history.locator("tr[data-kind=signal_received]")).to_have_count(1)
+    expect(history.locator("tr[data-kind=run_completed]")).to_have_count(1)
+    expect(page.locator("section[aria-label=run] .badge").first).to_have_text("completed")
+    expect(page.locator("section[aria-label=result]")).to_contain_text("ann")
+    expect(waiting).to_be_hidden()
+    assert site.wait_status("ui-order", "completed")["result"]["paid_by"] == "ann"
+    # Reset to a chosen event: keep those before the signal; the new run waits again.
+    history.locator("tr[data-kind=signal_received] button", has_text="reset here").click()
+    expect(page.locator("#a-to")).to_have_value("3")
+    _button(page, "Reset")
+    _confirm(page)
+    page.locator(".actions .result a", has_text="ui-order").click()
+    expect(page.locator("section[aria-label=run] .badge").first).to_have_text("suspended")
+    expect(page.locator("section.waiting")).to_contain_text("signal")
+    expect(history.locator("tr")).to_have_count(3)
+    expect(page.locator("section[aria-label='earlier runs']")).to_contain_text("completed")
+
+
+def test_approve_in_the_inbox_and_the_history_says_who(site: Site, page: Any) -> None:
+    expect = _expect()
+    site.start("ui_app.release", "ui-release", "2.0")
+    _sign_in(page, site, path="#/approvals")
+    card = page.locator("article.approval", has_text="ui-release")
+    expect(card).to_contain_text('"version":"2.0"')
+    _shot(page, "approvals")
+    card.locator("textarea").fill("ship it")
+    card.locator("button", has_text="Approve").click()
+    expect(card.locator("[role=status]")).to_contain_text("approved by ops")
+    assert site.wait_status("ui-release", "completed")["result"] == "approved by ops"
+    page.goto(f"{site.url}/#/runs/ui-release")
+    decided = page.locator("table.history tr[data-kind=approval_decided]")
+    expect(decided).to_contain_text("ops")
+    expect(page.locator(".timeline")).to_contain_text("approved by ops")
+
+
+def test_an_action_shows_its_result_or_its_error(site: Site, page: Any) -> None:
+    expect = _expect()
+    _sign_in(page, site, path="#/runs/ui-broken")
+    expect(page.locator("section[aria-label=error]")).to_contain_text("no stock for pear")
+    expect(page.locator("section[aria-label=error] summary").first).to_have_text("traceback")
+    expect(page.locator(".tl-row[data-kind=retry]")).to_have_count(1)
+    expect(page.locator(".tl-row[data-kind=backoff]")).to_have_count(1)
+    _shot(page, "run-failed")
+    result = page.locator(".actions .result")
+    _button(page, "Cancel run")  # the run has ended: the server's problem is shown
+    _confirm(page)
+    expect(result.locator(".error")).to_contain_text("run_not_found")
+    page.fill("#a-update", "add")
+    page.fill("#a-update_args", "[oops")
+    _button(page, "Send update")
+    _confirm(page)
+    expect(result.locator(".error")).to_contain_text("invalid_json")
+    _button(page, "Retry")
+    _confirm(page)
+    new_run = result.locator("a")
+    expect(new_run).to_contain_text("ui-broken")
+    site.wait_status("ui-broken", "failed")
+
+
+def test_cancel_from_the_page_and_see_the_run_end(site: Site, page: Any) -> None:
+    expect = _expect()
+    _sign_in(page, site, path="#/runs/ui-nap")
+    expect(page.locator("section.waiting li[data-what=timer]")).to_contain_text("fires in")
+    _button(page, "Cancel run")
+    _confirm(page)
+    expect(page.locator("section[aria-label=run] .badge").first).to_have_text("cancelled")
+    expect(page.locator("table.history tr[data-kind=cancel_requested]")).to_have_count(1)
+    site.wait_status("ui-nap", "cancelled")
+
+
+def test_a_run_of_ten_thousand_events_is_usable_within_a_second(site: Site,
+                                                                page: Any) -> None:
+    expect = _expect()
+    site.start("ui_app.chatty", "ui-chatty", BIG)
+    site.wait_status("ui-chatty", "suspended")
+    _sign_in(page, site)
+    page.goto(f"{site.url}/#/runs/ui-chatty")
+    page.reload()  # measured from a fresh navigation to this run's page
+    page.wait_for_selector("table.history tbody tr[data-seq='0']")
+    shown_ms = page.evaluate("performance.now()")
+    expect(page.locator("nav.pager")).to_contain_text(f"of {BIG // 100 + 1}")
+    start = page.evaluate("performance.now()")
+    page.select_option("#kind-filter", "run_started")
+    expect(page.locator("table.history tbody tr")).to_have_count(1)
+    filter_ms = page.evaluate("performance.now()") - start
+    page.select_option("#kind-filter", "")
+    _button(page, "last »")
+    expect(page.locator(f"table.history tr[data-seq='{BIG}']")).to_have_count(1)
+    print(f"10,001 events: first page shown {shown_ms:.0f} ms after navigation; "
+          f"kind filter {filter_ms:.0f} ms")
+    assert shown_ms < 1000 and filter_ms < 1000
+
+
+def test_schedules_queues_and_workers(site: Site, page: Any) -> None:
+    expect = _expect()
+    made = site.http.post("/v1/schedules", json={
+        "id": "ui-nightly", "workflow": "ui_app.nap", "args": [0], "cron": "0 3 * * *",
+        "timezone": "Asia/Tokyo"})
+    assert made.status_code == 201, made.text
+    _sign_in(page, site, path="#/schedules")
+    row = page.locator("main tbody tr", has_text="ui-nightly")
+    expect(row).to_contain_text("03:00:00")  # the next tick, in the schedule's own zone
+    expect(row).to_contain_text("Asia/Tokyo")
+    row.get_by_role("button", name="Pause").click()
+    _confirm(page)
+    expect(row.locator(".badge")).to_have_text("paused")
+    row.get_by_role("button", name="Trigger").click()
+    _confirm(page)
+    expect(page.locator("main [role=status] a")).to_contain_text("ui-nightly")
+    row.get_by_role("button", name="Backfill…").click()
+    page.fill("#bf-start", "2024-05-02T00:00:00")
+    page.fill("#bf-end", "2024-05-01T00:00:00")  # its end before its start: refused
+    _button(page, "Backfill")
+    _confirm(page)
+    backfilled = page.locator("form.backfill [role=status]")
+    expect(backfilled.locator(".error")).to_contain_text("before its start")
+    page.fill("#bf-start", "2024-05-01T00:00:00")
+    page.fill("#bf-end", "2024-05-03T00:00:00")
+    _button(page, "Backfill")
+    _confirm(page)
+    expect(backfilled).to_contain_text("started 2 run(s)")
+    page.goto(f"{site.url}/#/queues")
+    expect(page.locator("main tbody tr", has_text="default")).to_have_count(1)
+    page.goto(f"{site.url}/#/workers")
+    expect(page.locator("main tbody tr .badge", has_text="live")).to_have_count(1)
+
+
+def test_a_token_of_another_namespace_sees_none_of_these_runs(site: Site,
+                                                              page: Any) -> None:
+    expect = _expect()
+    _sign_in(page, site, token="viewer")
+    expect(page.locator("main")).to_contain_text("no runs match")
+    page.goto(f"{site.url}/#/runs/ui-order")
+    expect(page.locator("section[aria-label=run] .error")).to_contain_text("run_not_found")
+    page.goto(f"{site.url}/#/approvals?status=all")
+    expect(page.locator("main")).to_contain_text("nothing waits")
