@@ -101,3 +101,19 @@ def test_error_payloads_are_written_and_read_in_one_place() -> None:
     except KeyError as exc:
         caught = ErrorInfo.from_exception(exc)
     assert caught.type == "KeyError" and "raise KeyError" in caught.traceback
+
+
+_PREFIXES = {k.split("_", 1)[0] for k in KINDS if "_" in k}
+_NOT_KINDS = {"run_id", "signal_payload", "update_args"}  # the UI's form fields
+
+
+def test_every_event_kind_the_web_ui_spells_exists() -> None:
+    """The web UI's scripts read histories, so they spell kinds: a kind renamed or
+    removed in _history.py must fail here, not in an operator's browser."""
+    found: set[str] = set()
+    for path in sorted((SRC / "server" / "ui").glob("*.js")):
+        for text in re.findall(r"""["'`]([a-z]+_[a-z_]+)["'`]""", path.read_text("utf-8")):
+            if text.split("_", 1)[0] in _PREFIXES and text not in _NOT_KINDS:
+                found.add(text)
+    assert found, "the check found no kind at all: the pattern is wrong"
+    assert found <= KINDS, f"not event kinds: {sorted(found - KINDS)}"
