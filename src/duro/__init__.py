@@ -70,7 +70,17 @@ from duro.schedules import (
     ScheduleSpec,
     schedule,
 )
-from duro.step import Cache, RetryPolicy, Step, StepInfo, heartbeat, step, step_info, stream
+from duro.step import (
+    Cache,
+    RetryPolicy,
+    Step,
+    StepInfo,
+    heartbeat,
+    register_steps,
+    step,
+    step_info,
+    stream,
+)
 from duro.store import RunStatus
 from duro.usage import (
     ModelPrice,
@@ -193,6 +203,7 @@ __all__ = [
     "patched",
     "random",
     "record_usage",
+    "register_steps",
     "schedule",
     "set_model_prices",
     "set_state",

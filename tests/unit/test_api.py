@@ -33,6 +33,7 @@ PUBLIC = {
     "ApprovalInfo", "ApprovalNotFoundError", "ApprovalNotPendingError", "ApprovalPage",
     "Decision", "approval",
     "StreamChunk", "stream",
+    "register_steps",
 }
 
 
