@@ -176,6 +176,7 @@ SCHEMAS: dict[str, Any] = {
         ["started"]),
     "Queue": _object({"queue": _STRING, "pending": _INT, "suspended": _INT,
                       "running": _INT, "started_last_period": _INT,
+                      "tasks_pending": _INT, "tasks_running": _INT,
                       "limits": {"type": "object"}},
                      ["queue", "pending", "suspended", "running", "limits"]),
     "QueueList": _object({"queues": {"type": "array", "items": _ref("Queue")}},
