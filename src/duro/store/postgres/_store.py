@@ -148,11 +148,7 @@ class PostgresStore(SqlStore):
             else:
                 await check_current(conn, self.schema)
             await conn.execute(_Q["writer_forget_stale"])
-            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-                self.options.conninfo, min_size=1, max_size=self.options.pool_size,
-                kwargs={"autocommit": True, **self._connect_kwargs()}, open=False,
-                name=f"duro-{self.schema}", timeout=10.0)
-            await pool.open(wait=True, timeout=30.0)
+            pool = await self._open_pool(f"duro-{self.schema}")
         except psycopg.Error as exc:
             await conn.close()
             raise StoreError(f"cannot prepare the PostgreSQL store at {self._where()}: "
@@ -169,15 +165,19 @@ class PostgresStore(SqlStore):
         self._listener = Listener(self._connect, self.channel, self.token)
         self._liveness = Liveness(self._connect, f"duro.worker.{self.schema}.")
 
+    async def _open_pool(self, name: str) -> AsyncConnectionPool[Conn]:
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self.options.conninfo, min_size=1, max_size=self.options.pool_size,
+            kwargs={"autocommit": True, **self._connect_kwargs()}, open=False,
+            name=name, timeout=10.0)
+        await pool.open(wait=True, timeout=30.0)
+        return pool
+
     async def _open_read_only(self, conn: Conn) -> None:
         """Check the schema is this duro's and open the read pool: nothing else."""
         try:
             await check_current(conn, self.schema)
-            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-                self.options.conninfo, min_size=1, max_size=self.options.pool_size,
-                kwargs={"autocommit": True, **self._connect_kwargs()}, open=False,
-                name=f"duro-{self.schema}-ro", timeout=10.0)
-            await pool.open(wait=True, timeout=30.0)
+            pool = await self._open_pool(f"duro-{self.schema}-ro")
         except psycopg.Error as exc:
             raise StoreError(f"cannot read the PostgreSQL store at {self._where()}: "
                              f"{short_error(exc)}") from None
