@@ -44,6 +44,7 @@ _BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/schedules"): {"id": "auth-other", "workflow": "order_app.order",
                                 "every": 3600, "paused": True, "args": ["a", 1]},
     ("POST", "/v1/schedules/{schedule_id}/backfill"): {"start": 0, "end": 3600},
+    ("PATCH", "/v1/schedules/{schedule_id}"): {"overlap": "allow_all"},
 }
 # Routes that make something new in the caller's namespace (not about RUN/SCHEDULE):
 # another namespace's token may use them, in its own namespace.

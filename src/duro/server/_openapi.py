@@ -246,6 +246,13 @@ SCHEMAS: dict[str, Any] = {
         "catch_up": {"type": "number", "minimum": 0}, "queue": _ID,
         "paused": {"type": "boolean"}, "note": {"type": "string", "maxLength": 4096}},
         ["id", "workflow"]),
+    "ScheduleUpdateRequest": _body({
+        "args": {"type": "array"}, "kwargs": {"type": "object"},
+        "cron": {"type": "string", "description": "a 5-field cron expression or @daily..."},
+        "every": {"type": "number", "exclusiveMinimum": 0, "description": "seconds"},
+        "timezone": _STRING, "anchor": _INSTANT,
+        "overlap": {"type": "string", "enum": ["skip", "buffer_one", "allow_all"]},
+        "catch_up": {"type": "number", "minimum": 0}, "queue": _ID}),
     "NoteRequest": _body({"note": {"type": "string", "maxLength": 4096}}),
     "DecisionRequest": _body({
         "by": {"type": "string", "minLength": 1, "maxLength": 200,

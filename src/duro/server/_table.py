@@ -299,6 +299,15 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="GET", path="/v1/schedules/{schedule_id}",
              handler=schedules.get_schedule, scope=_R, tag="schedules",
              summary="a schedule", responses={200: "Schedule"}),
+    ApiRoute(method="PATCH", path="/v1/schedules/{schedule_id}",
+             handler=schedules.update_schedule, scope=_W, tag="schedules",
+             summary="change a schedule in place (what is given; null or absent: kept)",
+             body="ScheduleUpdateRequest", responses={200: "Schedule"},
+             description="Its id, runs, counters, paused state and note stay. A new "
+                         "timing (`cron`, `every`, `timezone`, `anchor`) fires from the "
+                         "first tick after now; other changes keep the pending tick. "
+                         "`cron` turns an interval schedule into a cron one, `every` the "
+                         "reverse (not both)."),
     ApiRoute(method="DELETE", path="/v1/schedules/{schedule_id}",
              handler=schedules.delete_schedule, scope=_A, tag="schedules",
              summary="delete a schedule (its runs stay)", responses={204: None}),
