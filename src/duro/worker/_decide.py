@@ -231,6 +231,11 @@ async def settle_messages(held: HeldRun, *, continuing: bool) -> None:
     while held.inbox_read is not None:
         await asyncio.shield(held.inbox_read)
     inst = held.inst
+    if running := inst.mailbox.handlers_running():
+        log.warning("run %s of %s %s with %d signal or update handler(s) still running: "
+                    "they do not count (await duro.wait_condition(duro.all_handlers_finished) "
+                    "before the end)", held.run_id, inst.workflow.name,
+                    "continued as new" if continuing else "ended", running)
     inst.mailbox.fail_unfinished(continuing=continuing)
     if not continuing and (left := inst.mailbox.unhandled_signals()):
         log.info("run %s of %s ended with %d signal(s) its code never took", held.run_id,

@@ -19,6 +19,7 @@ from duro.workflow._api import (
 from duro.workflow._approvals import Decision, approval
 from duro.workflow._features import (
     ParentClosePolicy,
+    all_handlers_finished,
     continue_as_new,
     execute_child,
     on_query,
@@ -37,6 +38,7 @@ __all__ = [
     "Saga",
     "Workflow",
     "WorkflowInfo",
+    "all_handlers_finished",
     "approval",
     "continue_as_new",
     "execute_child",
