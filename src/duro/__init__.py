@@ -92,6 +92,7 @@ from duro.usage import (
 )
 from duro.workflow import (
     Decision,
+    ExternalWorkflowHandle,
     ParentClosePolicy,
     Saga,
     Workflow,
@@ -100,6 +101,7 @@ from duro.workflow import (
     approval,
     continue_as_new,
     execute_child,
+    external_workflow,
     info,
     now,
     on_query,
@@ -137,6 +139,7 @@ __all__ = [
     "Engine",
     "ErrorInfo",
     "Event",
+    "ExternalWorkflowHandle",
     "HistoryCorruptError",
     "HistoryLimitError",
     "InvalidArgumentError",
@@ -195,6 +198,7 @@ __all__ = [
     "approval",
     "continue_as_new",
     "execute_child",
+    "external_workflow",
     "heartbeat",
     "info",
     "logger",

@@ -31,6 +31,8 @@ search_attributes_upserted  -       -                               :class:`Sear
 approval_requested          appr.   context (name: the approval)    :class:`ApprovalMeta`
 approval_decided            appr.   - (name: the approval)          :class:`DecisionMeta`
 approval_timed_out          appr.   - (name: the approval)          :class:`ApprovalMeta`
+external_sent               ext.    - (name: the signal, if one)    :class:`ExternalMeta`
+external_failed             ext.    error (no such run)             :class:`ExternalMeta`
 run_completed               -       result                          -
 run_failed, run_*           -       error                           -
 ==========================  ======  ==============================  =============================
@@ -50,6 +52,7 @@ import orjson
 __all__ = [
     "APPROVAL_KINDS",
     "CHILD_KINDS",
+    "EXTERNAL_KINDS",
     "OUTCOME_KINDS",
     "PAYLOAD_KINDS",
     "PROJECTED_KINDS",
@@ -65,6 +68,7 @@ __all__ = [
     "DecisionMeta",
     "EventKind",
     "EventRecord",
+    "ExternalMeta",
     "Headers",
     "MessageKind",
     "NewEvent",
@@ -115,6 +119,11 @@ class EventKind(enum.StrEnum):
     """Who decided an approval, the verdict, the comment and when (the audit trail)."""
     APPROVAL_TIMED_OUT = "approval_timed_out"
     """No decision came before the approval's timeout: the workflow went on without one."""
+    EXTERNAL_SENT = "external_sent"
+    """``duro.external_workflow(id).signal(...)`` / ``.cancel()``: the message is in the
+    other run's inbox (sent with a delivery id of this run and op: exactly once)."""
+    EXTERNAL_FAILED = "external_failed"
+    """The other workflow had no live run: the workflow's ``await`` raises."""
     RUN_COMPLETED = "run_completed"
     RUN_FAILED = "run_failed"
     RUN_CANCELLED = "run_cancelled"
@@ -130,6 +139,7 @@ TERMINAL_KINDS = frozenset({K.RUN_COMPLETED, K.RUN_FAILED, K.RUN_CANCELLED, K.RU
 """A run's last event: one of these, and nothing after it."""
 STEP_KINDS = frozenset({K.STEP_STARTED, K.STEP_COMPLETED, K.STEP_RETRYING, K.STEP_FAILED})
 CHILD_KINDS = frozenset({K.CHILD_STARTED, K.CHILD_COMPLETED, K.CHILD_FAILED})
+EXTERNAL_KINDS = frozenset({K.EXTERNAL_SENT, K.EXTERNAL_FAILED})
 OUTCOME_KINDS = frozenset({K.STEP_COMPLETED, K.STEP_FAILED, K.TIMER_FIRED})
 """Recorded at most once per operation (a unique index in both stores' schema)."""
 APPROVAL_KINDS = frozenset({K.APPROVAL_REQUESTED, K.APPROVAL_DECIDED, K.APPROVAL_TIMED_OUT})
@@ -504,6 +514,33 @@ class ChildFailedMeta:
     @classmethod
     def decode(cls, meta: bytes | None) -> ChildFailedMeta:
         return cls(status=str(_meta(meta).get("status", "failed")))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExternalMeta:
+    """The meta of ``external_sent`` / ``external_failed``: what was sent (``signal`` or
+    ``cancel``), to which workflow id, and the run that got it (None: none did)."""
+
+    message: str
+    workflow_id: str
+    run_id: str | None = None
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"message": self.message, "workflow_id": self.workflow_id,
+                             "run_id": self.run_id})
+
+    @classmethod
+    def decode(cls, meta: bytes | None) -> ExternalMeta:
+        raw = _meta(meta)
+        run_id = raw.get("run_id")
+        return cls(message=str(raw.get("message", "")), workflow_id=str(raw.get("workflow_id", "")),
+                   run_id=run_id if isinstance(run_id, str) else None)
+
+    @staticmethod
+    def delivery_id(run_id: str, op: int) -> str:
+        """The delivery (signal) id of the message a run sends at operation ``op``: the
+        same on every try, so the other run takes it once."""
+        return f"duro-external:{run_id}:{op}"
 
 
 def approval_id_of(run_id: str, op: int) -> str:

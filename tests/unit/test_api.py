@@ -33,7 +33,7 @@ PUBLIC = {
     "ApprovalInfo", "ApprovalNotFoundError", "ApprovalNotPendingError", "ApprovalPage",
     "Decision", "approval",
     "StreamChunk", "stream",
-    "register_steps", "all_handlers_finished",
+    "register_steps", "all_handlers_finished", "external_workflow", "ExternalWorkflowHandle",
 }
 
 

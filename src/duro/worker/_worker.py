@@ -55,6 +55,7 @@ from duro.worker._tasks import TaskRunner
 from duro.worker._wakeups import Wakeups
 from duro.workflow import _guard
 from duro.workflow._api import Workflow
+from duro.workflow._commands import ExternalCommand
 from duro.workflow._instance import ChildCommand, RunInstance, StepCommand
 
 __all__ = ["LocalStart", "Outcome", "Worker"]
@@ -748,6 +749,9 @@ class Worker:
                 if isinstance(cmd, ChildCommand):
                     if cmd.state == "new":
                         held.child_issued(inst, cmd)
+                elif isinstance(cmd, ExternalCommand):
+                    if cmd.state == "new":  # sent (maybe) but not recorded: again
+                        held.external_issued(inst, cmd)
                 elif isinstance(cmd, StepCommand):
                     if cmd.state in ("new", "backoff"):
                         if cmd.retry_at is None or cmd.retry_at <= now:

@@ -17,6 +17,7 @@ from duro.workflow._api import (
     workflow,
 )
 from duro.workflow._approvals import Decision, approval
+from duro.workflow._external import ExternalWorkflowHandle, external_workflow
 from duro.workflow._features import (
     ParentClosePolicy,
     all_handlers_finished,
@@ -34,6 +35,7 @@ from duro.workflow._saga import Saga
 
 __all__ = [
     "Decision",
+    "ExternalWorkflowHandle",
     "ParentClosePolicy",
     "Saga",
     "Workflow",
@@ -42,6 +44,7 @@ __all__ = [
     "approval",
     "continue_as_new",
     "execute_child",
+    "external_workflow",
     "in_workflow",
     "info",
     "lookup_workflow",
