@@ -385,6 +385,9 @@ class AttemptMeta:
     (``@duro.step(cache=...)``); the function was not called, so nothing was spent."""
     cached_from: str | None = None
     """With ``cache_hit``: the run whose attempt stored the result."""
+    awaiting: bool = False
+    """On a ``step_started``: the attempt called ``duro.complete_later()`` and waits for
+    its outcome from outside, by its token (a restart waits on, it does not run it)."""
 
     @staticmethod
     def encode(attempt: int, duration: float, queue: str | None = None,
@@ -405,6 +408,11 @@ class AttemptMeta:
         return orjson.dumps({"attempt": attempt})
 
     @staticmethod
+    def encode_awaiting(attempt: int) -> bytes:
+        """The meta of the ``step_started`` of an attempt completed from outside."""
+        return orjson.dumps({"attempt": attempt, "awaiting": True})
+
+    @staticmethod
     def encode_unknown(attempt: int) -> bytes:
         """The meta of the ``step_failed`` that records an unknown outcome."""
         return orjson.dumps({"attempt": attempt, "outcome_unknown": True})
@@ -422,7 +430,8 @@ class AttemptMeta:
         return cls(attempt=int(raw.get("attempt", 1)), duration=raw.get("duration"),
                    queue=raw.get("queue"), outcome_unknown=raw.get("outcome_unknown") is True,
                    usage=usage_of(raw), cache_hit=raw.get("cache_hit") is True,
-                   cached_from=cached_from if isinstance(cached_from, str) else None)
+                   cached_from=cached_from if isinstance(cached_from, str) else None,
+                   awaiting=raw.get("awaiting") is True)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

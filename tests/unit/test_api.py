@@ -34,6 +34,7 @@ PUBLIC = {
     "Decision", "approval",
     "StreamChunk", "stream",
     "register_steps", "all_handlers_finished", "external_workflow", "ExternalWorkflowHandle",
+    "complete_later",
 }
 
 

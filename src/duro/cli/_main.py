@@ -28,6 +28,7 @@ from duro.cli import (
     _schedules,
     _serve,
     _stats,
+    _steps,
     _tokens,
 )
 from duro.cli._common import (
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tokens.add_commands(command)
     _cache.add_commands(command)
     _approvals.add_commands(command)
+    _steps.add_commands(command)
     return parser
 
 

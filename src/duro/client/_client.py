@@ -34,6 +34,7 @@ from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
 from duro.client._records import RunInfo, WorkerInfo, decode_error
 from duro.client._schedules import Schedules
+from duro.client._steps import StepCompletions
 from duro.client._tokens import Tokens
 from duro.client._url import is_remote
 from duro.errors import (
@@ -157,6 +158,8 @@ class Client(Listings):
         """The durable step cache of this namespace (list, invalidate)."""
         self.approvals = Approvals(self)
         """Human approvals: list, read, approve, reject (``duro.approval()``)."""
+        self.steps = StepCompletions(self)
+        """Step attempts completed from outside by token (``duro.complete_later()``)."""
         self._interceptors: list[ClientInterceptor] = check_interceptors(interceptors,
                                                                        ClientInterceptor)
         # The client that owns the store (this one, or the one a view was made from):
@@ -197,6 +200,7 @@ class Client(Listings):
         view.tokens = Tokens(view)
         view.cache = StepCache(view)
         view.approvals = Approvals(view)
+        view.steps = StepCompletions(view)
         return view
 
     def __repr__(self) -> str:

@@ -47,6 +47,7 @@ from duro.client._listing import MAX_PAGE_SIZE, stats_window
 from duro.client._records import RunInfo, RunPage, WorkerInfo, queue_from_json
 from duro.client._remote_approvals import RemoteApprovals
 from duro.client._remote_handle import RemoteCache, RemoteHandle, RemoteSchedules, RemoteTokens
+from duro.client._steps import RemoteStepCompletions
 from duro.errors import InvalidArgumentError, LocalOnlyError
 from duro.interceptors._chain import check_interceptors
 from duro.interceptors._client import (
@@ -136,6 +137,7 @@ class RemoteClient(Client):
         self.tokens = RemoteTokens(self)
         self.cache = RemoteCache(self)
         self.approvals = RemoteApprovals(self)
+        self.steps = RemoteStepCompletions(self)
         self._interceptors = check_interceptors(interceptors, ClientInterceptor)
         self._open = False
         self._root = self

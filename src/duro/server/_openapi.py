@@ -253,6 +253,12 @@ SCHEMAS: dict[str, Any] = {
         "timezone": _STRING, "anchor": _INSTANT,
         "overlap": {"type": "string", "enum": ["skip", "buffer_one", "allow_all"]},
         "catch_up": {"type": "number", "minimum": 0}, "queue": _ID}),
+    "StepCompleteRequest": _body({"result": _ANY}),
+    "StepFailRequest": _body({
+        "message": {"type": "string", "minLength": 1, "maxLength": 10000},
+        "type": {"type": "string", "minLength": 1, "maxLength": 10000},
+        "non_retryable": {"type": "boolean"}}, ["message"]),
+    "HeartbeatRequest": _body({"details": _ANY}),
     "NoteRequest": _body({"note": {"type": "string", "maxLength": 4096}}),
     "DecisionRequest": _body({
         "by": {"type": "string", "minLength": 1, "maxLength": 200,

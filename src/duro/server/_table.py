@@ -22,6 +22,7 @@ from duro.server import _approvals as approvals
 from duro.server import _cache as step_cache
 from duro.server import _runs as runs
 from duro.server import _schedules as schedules
+from duro.server import _steps as steps
 from duro.server._events import events
 from duro.server._openapi import DOCS_PAGE, openapi
 from duro.server._problems import NotEnabled, json
@@ -289,6 +290,21 @@ ROUTES: tuple[ApiRoute, ...] = (
              summary="reject a pending approval: the waiting run goes on",
              body="DecisionRequest", responses={200: "Approval"},
              description="As `approve`, with the opposite verdict."),
+    # -- steps completed from outside (duro.complete_later)
+    ApiRoute(method="POST", path="/v1/steps/{token}/complete", handler=steps.complete_step,
+             scope=_W, tag="steps", summary="complete a step attempt waiting for it, by its "
+             "token", body="StepCompleteRequest", responses={204: None},
+             description="The token is the attempt's `duro.step_info().completion_token`. "
+                         "The run records the result as the step's outcome if the attempt "
+                         "still waits for it (a second completion records nothing)."),
+    ApiRoute(method="POST", path="/v1/steps/{token}/fail", handler=steps.fail_step,
+             scope=_W, tag="steps", summary="fail a step attempt waiting for it, by its token",
+             body="StepFailRequest", responses={204: None},
+             description="The step's retry policy applies (a retry runs the step again, "
+                         "with a new token) unless `non_retryable`."),
+    ApiRoute(method="POST", path="/v1/steps/{token}/heartbeat", handler=steps.heartbeat_step,
+             scope=_W, tag="steps", summary="keep progress details of a step attempt",
+             body="HeartbeatRequest", responses={204: None}),
     # -- schedules, queues, workers
     ApiRoute(method="POST", path="/v1/schedules", handler=schedules.create_schedule,
              scope=_W, tag="schedules", summary="create a schedule",

@@ -7,6 +7,7 @@ from duro.step._policy import RetryPolicy
 from duro.step._step import (
     Step,
     StepInfo,
+    complete_later,
     heartbeat,
     register_steps,
     step,
@@ -14,5 +15,5 @@ from duro.step._step import (
     stream,
 )
 
-__all__ = ["Cache", "RetryPolicy", "Step", "StepInfo", "heartbeat", "register_steps", "step",
-           "step_info", "stream"]
+__all__ = ["Cache", "RetryPolicy", "Step", "StepInfo", "complete_later", "heartbeat",
+           "register_steps", "step", "step_info", "stream"]

@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, Protocol, TypeVar, overload
 
 from duro._checks import check_seconds
 from duro._queues import Queue, queue_name
@@ -21,8 +21,8 @@ from duro.step._policy import RetryPolicy
 if TYPE_CHECKING:
     from duro.workflow._loop import WorkflowLoop
 
-__all__ = ["MAX_CHUNK_BYTES", "Step", "StepInfo", "heartbeat", "register_steps", "step",
-           "step_info", "stream"]
+__all__ = ["MAX_CHUNK_BYTES", "CompleteLater", "Step", "StepInfo", "complete_later",
+           "heartbeat", "register_steps", "step", "step_info", "stream"]
 
 MAX_CHUNK_BYTES = 1 << 20
 """The largest chunk ``duro.stream()`` takes, encoded (a stream is for small pieces)."""
@@ -61,6 +61,12 @@ class StepInfo:
     case, so a step that records nothing allocates nothing)."""
     _streams: StreamOpener | None = field(default=None, repr=False)
     _stream: StreamSink | None = field(default=None, repr=False)
+
+    @property
+    def completion_token(self) -> str:
+        """This attempt's token for :func:`complete_later`: whoever has it completes,
+        fails or heartbeats the attempt from outside (``client.steps``)."""
+        return f"{self.run_id}.{self.seq}.{self.attempt}"
 
     def _record_usage(self, usage: dict[str, Any]) -> None:
         # From the step's own code (its thread, for a sync step): list.append is atomic.
@@ -108,6 +114,34 @@ def step_info() -> StepInfo:
     if info is None:
         raise RuntimeError("duro.step_info() is only available inside a step run by a workflow")
     return info
+
+
+class CompleteLater(BaseException):
+    """Raised by :func:`complete_later`: the attempt ends without an outcome, which comes
+    from outside by its token. A ``BaseException``, so that ``except Exception`` in the
+    step's code does not swallow it."""
+
+
+def complete_later() -> NoReturn:
+    """End this step attempt without an outcome: it is completed (or failed) from
+    outside, by its token (``duro.step_info().completion_token``), with
+    ``client.steps.complete(token, result)``, ``client.steps.fail(token, error)``,
+    ``duro step complete TOKEN RESULT`` or ``POST /v1/steps/{token}/complete``::
+
+        @duro.step
+        async def review(doc: str) -> str:
+            await ticketing.open(doc, callback_token=duro.step_info().completion_token)
+            duro.complete_later()
+
+    The wait is recorded in the history (so a restart waits on, it does not run the
+    step again); the run suspends meanwhile. The step's return annotation types the
+    result given. Not in steps routed to a queue.
+
+    Raises:
+        RuntimeError: Not called from inside a step that a workflow runs.
+    """
+    step_info()
+    raise CompleteLater()
 
 
 def heartbeat(details: Any = None) -> None:

@@ -17,7 +17,7 @@ import orjson
 
 from duro._history import AttemptMeta, EventKind, RetryMeta, TaskDone
 from duro.errors import DuroError, ErrorInfo, StepOutcomeUnknownError, StepTimeoutError
-from duro.step._step import StepInfo
+from duro.step._step import CompleteLater, StepInfo
 from duro.store import NewEvent
 from duro.store._records import TaskRecord
 from duro.worker import _cache as cache
@@ -93,6 +93,9 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
                 cmd.state = "cancelled"
             held.inflight -= 1
             decide.after_soon(w, held)
+            return
+        if isinstance(exc, CompleteLater):
+            await awaiting(w, held, cmd, attempt)
             return
         if step.at_most_once and isinstance(exc, StepTimeoutError):
             # Abandoned mid-way (a sync step's thread may even go on): whether it took
@@ -193,6 +196,19 @@ async def completed_cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: 
     held.inflight -= 1
     if ok and inst.active:
         inst.apply(EventKind.STEP_COMPLETED, cmd.op, cmd.step.name, data, meta, event.ts)
+        decide.after(w, held)
+
+
+async def awaiting(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> None:
+    """The attempt called ``duro.complete_later()``: record that it waits for its outcome
+    from outside (``step_started``, awaiting), so that a restart waits on instead of
+    running it again; the outcome comes as a ``task_done`` message (``client.steps``)."""
+    event = NewEvent(kind=EventKind.STEP_STARTED, ts=w.clock.now(), op=cmd.op,
+                     name=cmd.step.name, meta=AttemptMeta.encode_awaiting(attempt))
+    ok = await held.append([event])
+    held.inflight -= 1
+    if ok and held.inst.active:
+        held.inst.apply(event.kind, cmd.op, cmd.step.name, None, event.meta, event.ts)
         decide.after(w, held)
 
 

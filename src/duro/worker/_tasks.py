@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from duro._history import TaskDone, headers_of
-from duro.errors import DuroError, ErrorInfo, PayloadDecodeError
-from duro.step._step import Step, StepInfo, _registry, registered
+from duro.errors import DuroError, ErrorInfo, NonRetryableError, PayloadDecodeError
+from duro.step._step import CompleteLater, Step, StepInfo, _registry, registered
 from duro.store._records import TaskRecord
 from duro.worker._steps import cancelled_here, run_attempt
 from duro.workflow._instance import StepCommand
@@ -109,6 +109,9 @@ class TaskRunner:
         except BaseException as exc:  # the step's code may raise anything
             if cancelled_here(exc):
                 raise
+            if isinstance(exc, CompleteLater):  # its token names the run's worker's attempt
+                exc = NonRetryableError(f"step {step.name!r} called duro.complete_later(), "
+                                        "which steps routed to a queue cannot do")
             return _outcome(task, None, exc, step, time.perf_counter() - started,
                             cmd.heartbeat, step_info._usage)
         return _outcome(task, data, None, step, time.perf_counter() - started, cmd.heartbeat,

@@ -256,7 +256,10 @@ class RunInstance:
             cmd = self._expect(op, "step", name, kind)
             assert isinstance(cmd, StepCommand)
             if kind == EventKind.STEP_STARTED:
-                cmd.started = AttemptMeta.decode(meta).attempt
+                started = AttemptMeta.decode(meta)
+                cmd.started = started.attempt
+                if started.awaiting and cmd.state not in ("cancelled", "done"):
+                    cmd.state = "remote"  # its outcome comes from outside, by its token
                 return
             if kind == EventKind.STEP_RETRYING:
                 retry = RetryMeta.decode(meta)
