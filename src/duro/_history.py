@@ -251,6 +251,12 @@ def _meta(meta: bytes | None) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
+def _number(value: Any) -> float | None:
+    """A number of a meta object (None: absent, or not a number in a damaged record)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else None
+
+
 def usage_of(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
     """The ``usage`` list of a step outcome's meta object (what is not a JSON object in
     it, in a damaged record, is left out)."""
@@ -388,6 +394,9 @@ class AttemptMeta:
     awaiting: bool = False
     """On a ``step_started``: the attempt called ``duro.complete_later()`` and waits for
     its outcome from outside, by its token (a restart waits on, it does not run it)."""
+    deadline: float | None = None
+    """With ``awaiting``: when the wait times out (the step's ``timeout`` or
+    ``total_timeout``, durable time; None: it waits as long as it takes)."""
 
     @staticmethod
     def encode(attempt: int, duration: float, queue: str | None = None,
@@ -408,9 +417,11 @@ class AttemptMeta:
         return orjson.dumps({"attempt": attempt})
 
     @staticmethod
-    def encode_awaiting(attempt: int) -> bytes:
+    def encode_awaiting(attempt: int, deadline: float | None) -> bytes:
         """The meta of the ``step_started`` of an attempt completed from outside."""
-        return orjson.dumps({"attempt": attempt, "awaiting": True})
+        if deadline is None:
+            return orjson.dumps({"attempt": attempt, "awaiting": True})
+        return orjson.dumps({"attempt": attempt, "awaiting": True, "deadline": deadline})
 
     @staticmethod
     def encode_unknown(attempt: int) -> bytes:
@@ -431,7 +442,8 @@ class AttemptMeta:
                    queue=raw.get("queue"), outcome_unknown=raw.get("outcome_unknown") is True,
                    usage=usage_of(raw), cache_hit=raw.get("cache_hit") is True,
                    cached_from=cached_from if isinstance(cached_from, str) else None,
-                   awaiting=raw.get("awaiting") is True)
+                   awaiting=raw.get("awaiting") is True,
+                   deadline=_number(raw.get("deadline")))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import duro
-from tests.conftest import run, wait_until
+from tests.conftest import run, wait_for_event, wait_until
 
 TOKENS: list[str] = []
 SEEN: list[Any] = []
@@ -135,3 +135,41 @@ def test_complete_later_outside_a_step_is_refused() -> None:
     with pytest.raises(RuntimeError, match="inside a step"):
         duro.complete_later()
     assert asyncio.iscoroutinefunction(review.fn)
+
+
+@duro.step(name="cl.slow_review", timeout=60,
+           retry=duro.RetryPolicy(max_attempts=2, initial_interval=1, jitter=0))
+async def slow_review(doc: str) -> str:
+    TOKENS.append(duro.step_info().completion_token)
+    duro.complete_later()
+
+
+@duro.workflow(name="cl.timed")
+async def timed(doc: str) -> str:
+    try:
+        return await slow_review(doc)
+    except duro.StepFailedError as exc:
+        return f"gave up: {exc.cause.type}"
+
+
+def test_a_wait_past_the_steps_timeout_fails_the_attempt(any_db_url: str) -> None:
+    clock = duro.ManualClock()
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url, clock=clock, poll_interval=0.02) as engine:
+            handle = await engine.start(timed, "spec", id="c5")
+            first = await _waiting(engine, "c5")
+            started = [e.meta for e in await handle.history() if e.kind == "step_started"]
+            assert started[0]["deadline"] == pytest.approx(clock.now() + 60, abs=1)
+            clock.advance(61)  # the wait times out: the policy retries (a new token)
+            await wait_for_event(handle, "step_retrying")
+            clock.advance(2)  # its backoff
+            second = await _waiting(engine, "c5", count=2)
+            assert (first, second) == (f"{handle.run_id}.1.1", f"{handle.run_id}.1.2")
+            await engine.steps.complete(first, "too late")  # the timed-out attempt
+            clock.advance(61)
+            assert await handle.result(timeout=20) == "gave up: duro.errors.StepTimeoutError"
+            kinds = [e.kind for e in await handle.history()]
+            assert kinds.count("step_retrying") == 1 and "step_completed" not in kinds
+
+    run(main())

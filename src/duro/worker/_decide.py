@@ -60,6 +60,7 @@ def fire_wakeups(w: Worker, now: float) -> None:
             time_out(w, held)
             continue
         fire_due_timers(w, held, now)
+        steps.awaiting_timed_out(w, held, now)
         for cmd in inst.pending():
             if isinstance(cmd, StepCommand) and cmd.state == "backoff" and (
                     cmd.retry_at or 0) <= now:

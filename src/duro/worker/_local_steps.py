@@ -203,13 +203,35 @@ async def awaiting(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> 
     """The attempt called ``duro.complete_later()``: record that it waits for its outcome
     from outside (``step_started``, awaiting), so that a restart waits on instead of
     running it again; the outcome comes as a ``task_done`` message (``client.steps``)."""
-    event = NewEvent(kind=EventKind.STEP_STARTED, ts=w.clock.now(), op=cmd.op,
-                     name=cmd.step.name, meta=AttemptMeta.encode_awaiting(attempt))
+    now = w.clock.now()
+    step, deadline = cmd.step, None
+    if step.timeout is not None:
+        deadline = now + step.timeout
+    if step.total_timeout is not None and cmd.first_started is not None:
+        total = cmd.first_started + step.total_timeout
+        deadline = total if deadline is None else min(deadline, total)
+    event = NewEvent(kind=EventKind.STEP_STARTED, ts=now, op=cmd.op, name=step.name,
+                     meta=AttemptMeta.encode_awaiting(attempt, deadline))
     ok = await held.append([event])
     held.inflight -= 1
     if ok and held.inst.active:
         held.inst.apply(event.kind, cmd.op, cmd.step.name, None, event.meta, event.ts)
+        if deadline is not None:
+            w.wakeups.add(deadline, held.run_id)
         decide.after(w, held)
+
+
+def awaiting_timed_out(w: Worker, held: HeldRun, now: float) -> None:
+    """Fail the attempts completed from outside whose wait is past its timeout (their
+    retry policy decides what follows, as for an attempt that ran too long here)."""
+    for cmd in held.inst.pending():
+        if (isinstance(cmd, StepCommand) and cmd.state == "remote"
+                and cmd.awaiting_until is not None and cmd.awaiting_until <= now):
+            cmd.awaiting_until = None  # once
+            held.inflight += 1
+            error = StepTimeoutError(f"step {cmd.step.name!r} was not completed from "
+                                     f"outside within its timeout")
+            w.spawn(step_failed(w, held, cmd, cmd.attempts + 1, error, 0.0, state="remote"))
 
 
 async def record_start(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> bool:

@@ -758,9 +758,12 @@ class Worker:
                             steps.start_step(self, held, cmd)
                         else:
                             self.wakeups.add(cmd.retry_at, held.run_id)
+                    elif cmd.state == "remote" and cmd.awaiting_until is not None:
+                        self.wakeups.add(cmd.awaiting_until, held.run_id)
                 elif cmd.state == "pending" and cmd.fire_at > now:
                     held.timer_started(inst, cmd)
             decide.fire_due_timers(self, held, now)
+            steps.awaiting_timed_out(self, held, now)
         decide.after(self, held)
 
     # -- runs that fail ------------------------------------------------------------------

@@ -113,6 +113,9 @@ class StepCommand:
     heartbeat: Any = None  # last heartbeat details (plain JSON value)
     task: asyncio.Task[Any] | None = None
     payload: bytes | None = None  # encoded arguments, for steps routed to a queue
+    awaiting_until: float | None = None
+    """For an attempt completed from outside (``duro.complete_later``): when its wait
+    times out (durable time)."""
     cache_key: Any = None
     """A cached step's key in the durable cache (the worker's ``CacheKey``), once made."""
     on_done: Callable[[asyncio.Future[Any]], object] | None = field(default=None, repr=False)

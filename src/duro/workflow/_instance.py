@@ -260,6 +260,7 @@ class RunInstance:
                 cmd.started = started.attempt
                 if started.awaiting and cmd.state not in ("cancelled", "done"):
                     cmd.state = "remote"  # its outcome comes from outside, by its token
+                    cmd.awaiting_until = started.deadline
                 return
             if kind == EventKind.STEP_RETRYING:
                 retry = RetryMeta.decode(meta)
@@ -681,6 +682,9 @@ class RunInstance:
                  if isinstance(c, TimerCommand) and c.state == "pending"]
         times += [c.retry_at or 0.0 for c in self.commands.values()
                   if isinstance(c, StepCommand) and c.state in ("backoff", "new")]
+        times += [c.awaiting_until for c in self.commands.values()
+                  if isinstance(c, StepCommand) and c.state == "remote"
+                  and c.awaiting_until is not None]
         if self.deadline_at is not None:
             times.append(self.deadline_at)
         due = min(times, default=math.inf)
