@@ -156,3 +156,18 @@ def test_duro_run_leaves_a_step_of_another_queue_to_its_workers(tmp_path: Path) 
     assert time.monotonic() - started < 30
     bad = cli(url, "run", "gpu_app:movie", "5", "--queue", "", "--timeout", "5")
     assert bad.returncode == 2 and "--queue" in bad.stderr
+
+
+def test_inspection_commands_on_either_store(any_db_url: str) -> None:
+    """On PostgreSQL the commands read in read-only sessions (the server refuses any
+    write they might make), without migrating or starting a writer."""
+
+    async def setup() -> None:
+        async with duro.Engine(any_db_url, workflows=[hello]) as engine:
+            await (await engine.start(hello, "pg", id="ro-1")).result(timeout=10)
+
+    run(setup())
+    for args in INSPECT:
+        out = ok(any_db_url, *args)
+        if args[0] in ("ls", "show", "history"):
+            assert "ro-1" in out or "op.hello" in out, (args, out)
