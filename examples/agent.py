@@ -9,6 +9,7 @@ package (``pip install 'duro[openai]'``).
 Run it, kill it mid-stream (``kill -9``; it prints its pid), run the same command again::
 
     python examples/agent.py ["TOPIC"] [--db PATH] [--token-delay 0.05] [--new] [--yes]
+                             [--budget USD]
 
 The rerun resumes the run: the model calls and tool calls that finished are read back
 from the history (the model is not asked again, no token is spent twice); the call that
@@ -18,6 +19,11 @@ Before it publishes its report, the agent waits for a human: ``duro.approval("pu
 ...)``. Answer here (y/n), or from another terminal with ``duro approve ID --db PATH``
 (``duro approvals --db PATH`` lists what waits); ``--yes`` approves at once. The history
 records who approved, and when.
+
+The run has a budget (``duro.Budget(usd=...)``, default $0.01) that the engine checks
+before each model call (``@duro.step(budgeted=True)``): once it is spent the call is not
+made, ``duro.BudgetExceededError`` reaches the workflow, and the agent wraps up with what
+it has. Try ``--budget 0.000002``.
 """
 
 from __future__ import annotations
@@ -83,7 +89,8 @@ def _client() -> openai.AsyncOpenAI:
 # -- steps: the side effects, each recorded once -----------------------------------------
 
 
-@duro.step(name="agent.think", retry=duro.RetryPolicy(max_attempts=6, initial_interval=0.5))
+@duro.step(name="agent.think", retry=duro.RetryPolicy(max_attempts=6, initial_interval=0.5),
+           budgeted=True)
 async def think(messages: list[dict[str, Any]]) -> ChatReply:
     """One model turn, streamed to the run's stream as it is written."""
     info = duro.step_info()
@@ -139,7 +146,12 @@ async def investigate(topic: str) -> str:
         {"role": "system", "content": "You are a careful research agent."},
         {"role": "user", "content": f"Use search, then fetch_page, to research: {topic}"}]
     for _ in range(MAX_TURNS):
-        reply = await think(messages)
+        try:
+            reply = await think(messages)
+        except duro.BudgetExceededError as exc:  # no more model calls: wrap up
+            found = [m["content"] for m in messages if m["role"] == "tool"]
+            return (f"(budget spent: ${exc.spent:.6f} of ${exc.limit:g}) what the tools "
+                    f"found: {' '.join(found) or 'nothing yet'}")
         messages.append(reply.message())
         if not reply.tool_calls:
             return reply.content or ""
@@ -166,7 +178,7 @@ async def show_stream(handle: duro.WorkflowHandle[str]) -> None:
             print(item.data, end="", flush=True)
 
 
-async def approve(engine: duro.Engine, workflow_id: str, auto: bool) -> None:
+async def approve(engine: duro.Engine, workflow_id: str, auto: bool, db: str) -> None:
     """Answer the run's approval request: at once with ``--yes``, else from the terminal
     (when there is one); a decision from another process (``duro approve``) is fine too."""
     while True:
@@ -177,7 +189,8 @@ async def approve(engine: duro.Engine, workflow_id: str, auto: bool) -> None:
     request = pending[0]
     print(f"\n\nApproval needed: {request.name} (id {request.approval_id})\n"
           f"  report: {request.context['report']}\n"
-          f"  or from another terminal: duro approve {request.approval_id} --db ...",
+          f"  or from another terminal: duro --db sqlite:///{db} approve "
+          f"{request.approval_id} [--comment TEXT]   (or: duro ... reject ID)",
           flush=True)
     if auto:
         await engine.approvals.approve(request.approval_id, by="agent.py --yes")
@@ -200,9 +213,10 @@ async def run(args: argparse.Namespace) -> int:
           f" it resumes, asking the model only what it had not answered.", flush=True)
     async with duro.Engine(f"sqlite:///{db}") as engine:
         handle = await engine.start(research, args.topic, id=workflow_id,
-                                    on_reuse="allow" if args.new else "use_existing")
+                                    on_reuse="allow" if args.new else "use_existing",
+                                    budget=duro.Budget(usd=args.budget))
         printer = asyncio.create_task(show_stream(handle))
-        approver = asyncio.create_task(approve(engine, workflow_id, args.yes))
+        approver = asyncio.create_task(approve(engine, workflow_id, args.yes, db))
         try:
             answer = await handle.result()
         except duro.WorkflowFailedError as exc:
@@ -228,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-delay", type=float, default=0.03,
                         help="the local model's seconds per streamed token")
     parser.add_argument("--new", action="store_true", help="start a fresh run")
+    parser.add_argument("--budget", type=float, default=0.01, metavar="USD",
+                        help="the run's budget in US dollars (default 0.01)")
     parser.add_argument("--yes", action="store_true",
                         help="approve the publication at once (no question asked)")
     args = parser.parse_args(argv)

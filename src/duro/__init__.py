@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from duro._clock import Clock, ManualClock, SystemClock
 from duro._queues import Queue
+from duro.budget import Budget, BudgetSpend
 from duro.client import (
     ApprovalInfo,
     ApprovalPage,
@@ -26,6 +27,7 @@ from duro.client._schedules import ScheduleInfo
 from duro.errors import (
     ApprovalNotFoundError,
     ApprovalNotPendingError,
+    BudgetExceededError,
     ChildWorkflowError,
     CorruptRunError,
     DatabaseFileLostError,
@@ -40,10 +42,12 @@ from duro.errors import (
     InvalidStoreURLError,
     NondeterminismError,
     NonRetryableError,
+    OperationNotFoundError,
     PayloadDecodeError,
     QueryError,
     QueryTimeoutError,
     RecoveryLimitError,
+    RemoteOperationError,
     RetryAfterError,
     RunNotFoundError,
     SerializationError,
@@ -63,6 +67,7 @@ from duro.errors import (
     WorkflowTerminatedError,
 )
 from duro.logs import logger
+from duro.rpc import Endpoint, call
 from duro.schedules import (
     OverlapPolicy,
     ScheduleAlreadyExistsError,
@@ -126,6 +131,9 @@ __all__ = [
     "ApprovalNotFoundError",
     "ApprovalNotPendingError",
     "ApprovalPage",
+    "Budget",
+    "BudgetExceededError",
+    "BudgetSpend",
     "Cache",
     "ChildWorkflowError",
     "Client",
@@ -137,6 +145,7 @@ __all__ = [
     "DatabaseReadOnlyError",
     "Decision",
     "DuroError",
+    "Endpoint",
     "Engine",
     "ErrorInfo",
     "Event",
@@ -149,6 +158,7 @@ __all__ = [
     "ModelPrice",
     "NonRetryableError",
     "NondeterminismError",
+    "OperationNotFoundError",
     "OverlapPolicy",
     "ParentClosePolicy",
     "PayloadDecodeError",
@@ -156,6 +166,7 @@ __all__ = [
     "QueryTimeoutError",
     "Queue",
     "RecoveryLimitError",
+    "RemoteOperationError",
     "RetryAfterError",
     "RetryPolicy",
     "RunInfo",
@@ -197,6 +208,7 @@ __all__ = [
     "__version__",
     "all_handlers_finished",
     "approval",
+    "call",
     "complete_later",
     "continue_as_new",
     "execute_child",

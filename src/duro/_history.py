@@ -33,6 +33,9 @@ approval_decided            appr.   - (name: the approval)          :class:`Deci
 approval_timed_out          appr.   - (name: the approval)          :class:`ApprovalMeta`
 external_sent               ext.    - (name: the signal, if one)    :class:`ExternalMeta`
 external_failed             ext.    error (no such run)             :class:`ExternalMeta`
+call_started                call    - (name: endpoint/operation)    :class:`CallMeta`
+call_completed              call    the remote result               :class:`CallMeta`
+call_failed                 call    error (ErrorInfo payload)       :class:`CallMeta`
 run_completed               -       result                          -
 run_failed, run_*           -       error                           -
 ==========================  ======  ==============================  =============================
@@ -51,6 +54,8 @@ import orjson
 
 __all__ = [
     "APPROVAL_KINDS",
+    "BUDGET_SIGNAL",
+    "CALL_KINDS",
     "CHILD_KINDS",
     "EXTERNAL_KINDS",
     "OUTCOME_KINDS",
@@ -62,6 +67,9 @@ __all__ = [
     "UPDATE_STATUS",
     "ApprovalMeta",
     "AttemptMeta",
+    "BudgetCharge",
+    "BudgetExceeded",
+    "CallMeta",
     "ChildDone",
     "ChildFailedMeta",
     "ChildStarted",
@@ -80,12 +88,21 @@ __all__ = [
     "TaskDone",
     "UpdateMeta",
     "approval_id_of",
+    "charges_in",
+    "charges_of",
     "event_records",
     "group_events",
     "headers_of",
+    "spend_of",
     "terminal_kind",
     "usage_of",
 ]
+
+
+BUDGET_SIGNAL = "__duro.budget"
+"""The signal that sets a run's own budget (``handle.set_budget``): its payload is the
+new ``duro.Budget.to_json()``. The run takes it, not the workflow's handlers, and its
+``signal_received`` event keeps the change in the history, so replay sees it."""
 
 
 class EventKind(enum.StrEnum):
@@ -124,6 +141,12 @@ class EventKind(enum.StrEnum):
     other run's inbox (sent with a delivery id of this run and op: exactly once)."""
     EXTERNAL_FAILED = "external_failed"
     """The other workflow had no live run: the workflow's ``await`` raises."""
+    CALL_STARTED = "call_started"
+    """``duro.call(endpoint, operation)``: a remote operation was asked for (its id)."""
+    CALL_COMPLETED = "call_completed"
+    """The remote operation's result reached the run (by callback or by polling)."""
+    CALL_FAILED = "call_failed"
+    """The remote operation failed, was refused, or the call timed out or was cancelled."""
     RUN_COMPLETED = "run_completed"
     RUN_FAILED = "run_failed"
     RUN_CANCELLED = "run_cancelled"
@@ -143,6 +166,9 @@ EXTERNAL_KINDS = frozenset({K.EXTERNAL_SENT, K.EXTERNAL_FAILED})
 OUTCOME_KINDS = frozenset({K.STEP_COMPLETED, K.STEP_FAILED, K.TIMER_FIRED})
 """Recorded at most once per operation (a unique index in both stores' schema)."""
 APPROVAL_KINDS = frozenset({K.APPROVAL_REQUESTED, K.APPROVAL_DECIDED, K.APPROVAL_TIMED_OUT})
+CALL_KINDS = frozenset({K.CALL_STARTED, K.CALL_COMPLETED, K.CALL_FAILED})
+"""A remote call's record (``duro.call``): written by the workflow code itself, so replay
+passes over them (the outcome comes back through the step and the signal they record)."""
 PROJECTED_KINDS = frozenset({K.STATE_SET, K.UPDATE_ACCEPTED, K.UPDATE_COMPLETED,
                              K.UPDATE_FAILED, K.SEARCH_ATTRIBUTES_UPSERTED,
                              K.APPROVAL_REQUESTED, K.APPROVAL_TIMED_OUT})
@@ -160,7 +186,7 @@ STEP_STATUS: dict[str, str] = {K.STEP_STARTED: "started", K.STEP_COMPLETED: "com
 PAYLOAD_KINDS = frozenset({K.RUN_STARTED, K.STEP_COMPLETED, K.CHILD_COMPLETED,
                            K.SIGNAL_RECEIVED, K.STATE_SET, K.UPDATE_ACCEPTED,
                            K.UPDATE_COMPLETED, K.RUN_COMPLETED, K.RUN_CONTINUED_AS_NEW,
-                           K.APPROVAL_REQUESTED})
+                           K.APPROVAL_REQUESTED, K.CALL_COMPLETED})
 """Events whose data is a user's payload (an input, a result, a signal, a value): what
 the data converter's codecs encode. Errors and meta stay plain JSON."""
 
@@ -266,6 +292,21 @@ def usage_of(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
     return tuple(u for u in usage if isinstance(u, dict))
 
 
+def spend_of(usage: Iterable[Mapping[str, Any]]) -> tuple[float, int]:
+    """(US dollars, tokens) of an attempt's recorded usage (a call of unknown cost
+    counts its tokens, no dollars): what it charges to its budgets."""
+    usd, tokens = 0.0, 0
+    for item in usage:
+        cost = item.get("cost")
+        if isinstance(cost, int | float) and not isinstance(cost, bool) and cost > 0:
+            usd += float(cost)
+        for field in ("input_tokens", "output_tokens"):
+            count = item.get(field)
+            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+                tokens += count
+    return usd, tokens
+
+
 Headers = Mapping[str, str]
 """Context carried with a run, its steps, children and messages (trace ids, tenant,
 principal): strings by string (see ``duro.interceptors``)."""
@@ -300,13 +341,15 @@ class RunStartedMeta:
     """The attributes given at the start (plain JSON in meta: the store indexes them)."""
     namespace: str | None = None
     """The run's namespace, unless ``"default"`` (``duro.info().namespace`` on replay)."""
+    budgets: tuple[Mapping[str, Any], ...] = ()
+    """The budgets given at the start (``duro.Budget.to_json()`` each)."""
 
     def encode(self) -> bytes | None:
         """The meta bytes (None when there is nothing to say: a plain start). The
-        ``headers``, ``search_attributes`` and ``namespace`` keys are there only when
-        some were given, so that other starts' meta is what it always was."""
+        ``headers``, ``search_attributes``, ``namespace`` and ``budgets`` keys are there
+        only when some were given, so that other starts' meta is what it always was."""
         if self.parent_run_id is None and self.deadline_at is None and not self.headers \
-                and not self.search_attributes and not self.namespace:
+                and not self.search_attributes and not self.namespace and not self.budgets:
             return None
         raw: dict[str, Any] = {"parent_run_id": self.parent_run_id,
                                "parent_op": self.parent_op, "deadline_at": self.deadline_at}
@@ -316,6 +359,8 @@ class RunStartedMeta:
             raw["search_attributes"] = dict(self.search_attributes)
         if self.namespace:
             raw["namespace"] = self.namespace
+        if self.budgets:
+            raw["budgets"] = [dict(b) for b in self.budgets]
         return orjson.dumps(raw)
 
     @classmethod
@@ -323,10 +368,13 @@ class RunStartedMeta:
         raw = _meta(meta)
         attributes = _attributes(raw.get("search_attributes"))
         namespace = raw.get("namespace")
+        budgets = raw.get("budgets")
         return cls(parent_run_id=raw.get("parent_run_id"), parent_op=raw.get("parent_op"),
                    deadline_at=raw.get("deadline_at"), headers=headers_of(raw.get("headers")),
                    search_attributes=attributes or None,
-                   namespace=namespace if isinstance(namespace, str) else None)
+                   namespace=namespace if isinstance(namespace, str) else None,
+                   budgets=tuple(b for b in budgets if isinstance(b, dict))
+                   if isinstance(budgets, list) else ())
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -371,6 +419,61 @@ class SearchAttributesMeta:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class BudgetCharge:
+    """A shared budget a step outcome's usage is charged to: its key and window, and
+    the namespace of the run (keys are per namespace)."""
+
+    key: str
+    window: float
+    namespace: str = "default"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "window": self.window, "namespace": self.namespace}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> BudgetCharge:
+        return cls(key=str(raw.get("key")), window=float(raw.get("window") or 0.0),
+                   namespace=str(raw.get("namespace") or "default"))
+
+
+def charges_in(raw: Mapping[str, Any]) -> tuple[BudgetCharge, ...]:
+    """The ``charges`` of a step outcome's meta object."""
+    charges = raw.get("charges")
+    if not isinstance(charges, list):
+        return ()
+    return tuple(BudgetCharge.from_json(c) for c in charges if isinstance(c, dict))
+
+
+def charges_of(event: NewEvent) -> tuple[BudgetCharge, ...]:
+    """The shared budgets an event to append charges (none for all but step outcomes
+    of budgeted steps; a substring test spares the others a JSON parse)."""
+    meta = event.meta
+    if meta is None or event.kind not in STEP_KINDS or b'"charges"' not in meta:
+        return ()
+    return charges_in(_meta(meta))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BudgetExceeded:
+    """Why a budgeted step was refused: which budget (its key, or ``"run"``), which
+    limit (``usd`` or ``tokens``), the limit and what was spent."""
+
+    budget: str
+    unit: str
+    limit: float
+    spent: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"budget": self.budget, "unit": self.unit, "limit": self.limit,
+                "spent": self.spent}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> BudgetExceeded:
+        return cls(budget=str(raw.get("budget")), unit=str(raw.get("unit")),
+                   limit=float(raw.get("limit") or 0), spent=float(raw.get("spent") or 0))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AttemptMeta:
     """A step attempt: its start (``step_started``, at-most-once steps only) or its
     outcome: which attempt, how long it took, where it ran."""
@@ -397,19 +500,33 @@ class AttemptMeta:
     deadline: float | None = None
     """With ``awaiting``: when the wait times out (the step's ``timeout`` or
     ``total_timeout``, durable time; None: it waits as long as it takes)."""
+    charges: tuple[BudgetCharge, ...] = ()
+    """The shared budgets (key, window) the attempt's usage is charged to: the store
+    adds it to their spend in the same write (:func:`charges_of`)."""
+    exceeded: BudgetExceeded | None = None
+    """On a ``step_failed``: the attempt was not run, a budget being spent (the workflow
+    gets ``BudgetExceededError``)."""
 
     @staticmethod
     def encode(attempt: int, duration: float, queue: str | None = None,
-               usage: Sequence[Mapping[str, Any]] | None = None) -> bytes:
+               usage: Sequence[Mapping[str, Any]] | None = None,
+               charges: Sequence[BudgetCharge] = ()) -> bytes:
         """The meta bytes, without making a record (the hot path of every step)."""
-        if queue is None and not usage:
+        if queue is None and not usage and not charges:
             return orjson.dumps({"attempt": attempt, "duration": round(duration, 6)})
         raw: dict[str, Any] = {"attempt": attempt, "duration": round(duration, 6)}
         if queue is not None:
             raw["queue"] = queue
         if usage:
             raw["usage"] = list(usage)
+        if charges:
+            raw["charges"] = [c.to_json() for c in charges]
         return orjson.dumps(raw)
+
+    @staticmethod
+    def encode_exceeded(attempt: int, exceeded: BudgetExceeded) -> bytes:
+        """The meta of the ``step_failed`` that records a budget refusal."""
+        return orjson.dumps({"attempt": attempt, "exceeded": exceeded.to_json()})
 
     @staticmethod
     def encode_started(attempt: int) -> bytes:
@@ -438,12 +555,16 @@ class AttemptMeta:
     def decode(cls, meta: bytes | None) -> AttemptMeta:
         raw = _meta(meta)
         cached_from = raw.get("cached_from")
+        exceeded = raw.get("exceeded")
         return cls(attempt=int(raw.get("attempt", 1)), duration=raw.get("duration"),
                    queue=raw.get("queue"), outcome_unknown=raw.get("outcome_unknown") is True,
                    usage=usage_of(raw), cache_hit=raw.get("cache_hit") is True,
                    cached_from=cached_from if isinstance(cached_from, str) else None,
                    awaiting=raw.get("awaiting") is True,
-                   deadline=_number(raw.get("deadline")))
+                   deadline=_number(raw.get("deadline")),
+                   charges=charges_in(raw),
+                   exceeded=BudgetExceeded.from_json(exceeded)
+                   if isinstance(exceeded, dict) else None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -459,14 +580,19 @@ class RetryMeta:
     """The step's last heartbeat details, which the next attempt sees."""
     usage: tuple[Mapping[str, Any], ...] = ()
     """What the failed attempt spent (see :attr:`AttemptMeta.usage`)."""
+    charges: tuple[BudgetCharge, ...] = ()
+    """See :attr:`AttemptMeta.charges`: a failed attempt's usage is charged too."""
 
     def encode(self) -> bytes:
-        raw = {"attempt": self.attempt,
-               "duration": None if self.duration is None else round(self.duration, 6),
-               "retry_at": self.retry_at, "first_started": self.first_started,
-               "heartbeat": self.heartbeat}
+        raw: dict[str, Any] = {
+            "attempt": self.attempt,
+            "duration": None if self.duration is None else round(self.duration, 6),
+            "retry_at": self.retry_at, "first_started": self.first_started,
+            "heartbeat": self.heartbeat}
         if self.usage:
             raw["usage"] = list(self.usage)
+        if self.charges:
+            raw["charges"] = [c.to_json() for c in self.charges]
         return orjson.dumps(raw)
 
     @classmethod
@@ -476,7 +602,8 @@ class RetryMeta:
         return cls(attempt=None if attempt is None else int(attempt),
                    duration=raw.get("duration"),
                    retry_at=raw.get("retry_at"), first_started=raw.get("first_started"),
-                   heartbeat=raw.get("heartbeat"), usage=usage_of(raw))
+                   heartbeat=raw.get("heartbeat"), usage=usage_of(raw),
+                   charges=charges_in(raw))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -614,6 +741,39 @@ class DecisionMeta:
                    approved=raw.get("approved") is True, by=str(raw.get("by", "")),
                    comment=comment if isinstance(comment, str) else None,
                    at=float(at) if isinstance(at, (int, float)) else 0.0)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CallMeta:
+    """The meta of a ``call_*`` event: which remote operation (its idempotency id at the
+    callee), where, and for an outcome how it came back (``"callback"``, ``"poll"``) and
+    how it ended when not completed (``failed``, ``refused``, ``timed_out``,
+    ``cancelled``)."""
+
+    operation_id: str
+    endpoint: str | None = None
+    """The callee's base URL (never its token)."""
+    via: str | None = None
+    status: str | None = None
+
+    def encode(self) -> bytes:
+        raw: dict[str, Any] = {"operation_id": self.operation_id}
+        for key in ("endpoint", "via", "status"):
+            value = getattr(self, key)
+            if value is not None:
+                raw[key] = value
+        return orjson.dumps(raw)
+
+    @classmethod
+    def decode(cls, meta: bytes | None) -> CallMeta:
+        raw = _meta(meta)
+
+        def text(key: str) -> str | None:
+            value = raw.get(key)
+            return value if isinstance(value, str) else None
+
+        return cls(operation_id=str(raw.get("operation_id", "")), endpoint=text("endpoint"),
+                   via=text("via"), status=text("status"))
 
 
 # -- messages: what reaches a run from outside, before it becomes history ------------------

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -123,7 +123,8 @@ def epoch(value: datetime | float | None, what: str) -> float | None:
     takes it); None stays None.
 
     Raises:
-        InvalidArgumentError: A naive datetime, or not a finite number.
+        InvalidArgumentError: A naive datetime, or not a finite number, or one outside
+            the years 1 to 9999 (no datetime, hence no read model, can hold it).
     """
     if value is None:
         return None
@@ -134,9 +135,17 @@ def epoch(value: datetime | float | None, what: str) -> float | None:
         return value.timestamp()
     if isinstance(value, (int, float)) and not isinstance(value, bool) \
             and math.isfinite(value):
+        if not _FIRST <= value <= _LAST:
+            raise InvalidArgumentError(f"{what} must be epoch seconds within the years 1 to "
+                                       f"9999, not {shown(value)}")
         return float(value)
     raise InvalidArgumentError(f"{what} must be a timezone-aware datetime or epoch seconds, "
                                f"not {shown(value)}")
+
+
+_FIRST = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+_LAST = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+"""Epoch seconds a datetime can hold in every time zone (a day of margin each side)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -18,6 +18,7 @@ __all__ = [
     "AuthenticationError",
     "BlobCorruptError",
     "BlobMissingError",
+    "BudgetExceededError",
     "ChildWorkflowError",
     "CodecConfigError",
     "CodecNotConfiguredError",
@@ -36,12 +37,14 @@ __all__ = [
     "LocalOnlyError",
     "NonRetryableError",
     "NondeterminismError",
+    "OperationNotFoundError",
     "PayloadDecodeError",
     "PayloadTamperedError",
     "PermissionDeniedError",
     "QueryError",
     "QueryTimeoutError",
     "RecoveryLimitError",
+    "RemoteOperationError",
     "RetryAfterError",
     "RunNotFoundError",
     "SerializationError",
@@ -242,6 +245,46 @@ class WorkflowNotFoundError(DuroError):
     """No workflow with that name is registered in this process."""
 
 
+class OperationNotFoundError(DuroError):
+    """No exposed operation of that name on this deployment (``@duro.workflow(expose=True)``
+    or ``duro serve --expose``): HTTP 404 ``operation_not_found``."""
+
+
+class RemoteOperationError(DuroError):
+    """A remote operation called with ``duro.call`` did not complete.
+
+    ``status`` says how: ``failed`` (the callee's workflow raised: ``error_type``,
+    ``remote_message`` and ``remote_traceback`` are its error's), ``cancelled``,
+    ``terminated`` or ``timed_out`` (on the callee's side), ``refused`` (the callee
+    refused the call: a bad token, an operation it does not expose, arguments that do not
+    fit; ``error_type`` is its problem code), or ``call_timed_out`` / ``call_cancelled``
+    (the caller's ``timeout`` passed, or the caller was cancelled).
+    """
+
+    def __init__(self, message: str, *, operation: str, operation_id: str, status: str,
+                 cause: ErrorInfo | None = None) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.operation_id = operation_id
+        self.status = status
+        self.cause = cause
+
+    @property
+    def error_type(self) -> str | None:
+        """The callee's error type (or the refusal's problem code)."""
+        return None if self.cause is None else self.cause.type
+
+    @property
+    def remote_message(self) -> str | None:
+        """The callee's error message."""
+        return None if self.cause is None else self.cause.message
+
+    @property
+    def remote_traceback(self) -> str | None:
+        """The callee's traceback (its own frames), when it sent one."""
+        return None if self.cause is None else self.cause.traceback
+
+
 class RunNotFoundError(DuroError):
     """No run with that workflow id (or run id) exists in the store."""
 
@@ -433,6 +476,30 @@ class StepOutcomeUnknownError(StepFailedError):
     up by ``duro.step_info().idempotency_key``), or ask a human. A
     :class:`StepFailedError` too, so code that handles any failed step handles it.
     """
+
+
+class BudgetExceededError(StepFailedError):
+    """A budgeted step (``@duro.step(budgeted=True)``) was not run: a budget of its run
+    is spent (``duro.Budget``, ``on_exceeded="raise"``).
+
+    Raised inside the workflow at the step's ``await``, and again, identically, when the
+    run replays (the refusal is recorded as the step's failure, never retried). Catch it
+    to wrap up: return what the agent has so far. A :class:`StepFailedError` too.
+
+    Attributes:
+        budget: Which budget: its key, or ``"run"`` for the run's own.
+        unit: ``"usd"`` or ``"tokens"``: the limit reached.
+        limit: The limit.
+        spent: What was spent when the step was refused (in the budget's window).
+    """
+
+    def __init__(self, message: str, *, step: str, cause: ErrorInfo, attempts: int,
+                 budget: str, unit: str, limit: float, spent: float) -> None:
+        super().__init__(message, step=step, cause=cause, attempts=attempts)
+        self.budget = budget
+        self.unit = unit
+        self.limit = limit
+        self.spent = spent
 
 
 class ChildWorkflowError(DuroError):

@@ -1,5 +1,6 @@
 """The README's first command: ``examples/research_agent.py`` runs, and survives kill -9;
-``examples/agent.py`` (the tool-using agent on ``duro.openai.chat``) too, streamed."""
+``examples/agent.py`` (the tool-using agent on ``duro.openai.chat``) too, streamed;
+``examples/rpc_orders.py`` (two services, one durable call) runs offline."""
 
 from __future__ import annotations
 
@@ -153,6 +154,19 @@ def test_agent_runs_its_tool_loop_offline(tmp_path: Path) -> None:
     assert query(db, "SELECT status FROM runs") == [("completed",)]
 
 
+def test_agent_stops_at_its_budget_and_wraps_up(tmp_path: Path) -> None:
+    db = tmp_path / "agent.db"
+    done = run_agent("--db", str(db), "--token-delay", "0", "--budget", "0.00001", "--yes",
+                     cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The first model call spent more than the budget: the second is never made.
+    assert "Answer: (budget spent: $0.000016 of $1e-05) what the tools found: The best " \
+        "match for durable execution" in done.stdout
+    assert "Usage: 1 model calls" in done.stdout
+    refused = query(db, "SELECT meta FROM events WHERE kind = 'step_failed'")
+    assert len(refused) == 1 and b'"exceeded"' in refused[0][0]  # type: ignore[operator]
+
+
 def _streamed(db: Path) -> bool:
     try:
         return db.exists() and query(db, "SELECT count(*) FROM run_streams") != [(0,)]
@@ -195,3 +209,44 @@ def test_agent_killed_mid_stream_resumes_without_asking_again(tmp_path: Path) ->
         counts = llm.stats()["by_fingerprint"]
         assert sorted(counts.values()) == [1, 1, 2], counts
     assert query(db, "SELECT status FROM runs") == [("completed",)]
+
+
+def test_agent_killed_between_steps_asks_nothing_again(tmp_path: Path) -> None:
+    """kill -9 while the run waits for its approval (every model call done): the rerun
+    sends the model no request at all, and its stream has nothing superseded."""
+    db = tmp_path / "agent.db"
+    with local_model() as llm:
+        proc = subprocess.Popen([sys.executable, str(AGENT), "--db", str(db),
+                                 "--model-url", llm.url], cwd=tmp_path,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:  # bounded by the agent's own end (or the kill)
+                if line.startswith("Approval needed: publish"):
+                    break
+        finally:
+            proc.kill()
+            proc.communicate(timeout=10)
+        assert proc.returncode == -9
+        before = dict(llm.stats()["by_fingerprint"])
+        assert sorted(before.values()) == [1, 1, 1], before
+        rerun = run_agent("--db", str(db), "--model-url", llm.url, "--yes", cwd=tmp_path)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert llm.stats()["by_fingerprint"] == before  # not one request more
+    assert ANSWER in rerun.stdout and "superseded" not in rerun.stdout
+    assert "[think" not in rerun.stdout and "[publish] the report" in rerun.stdout
+
+
+def test_rpc_orders_example_runs_two_services_offline(tmp_path: Path) -> None:
+    """``examples/rpc_orders.py``: orders calls payments' charge across two ``duro
+    serve`` processes; one order paid, one declined (the callee's typed error)."""
+    done = subprocess.run([sys.executable, str(SCRIPT.with_name("rpc_orders.py")), "--dir",
+                           str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "'status': 'paid', 'payment': {'charge_id': 'ch_a-1001_1200'" in done.stdout
+    assert "'status': 'payment_failed'" in done.stdout
+    assert "CardDeclinedError: amount 25000 over the card's limit" in done.stdout
+    assert query(tmp_path / "payments.db",
+                 "SELECT COUNT(*) FROM runs WHERE workflow_name = 'payments.charge'") == [(2,)]

@@ -369,6 +369,30 @@ def test_usage(url: str) -> None:
     run(body())
 
 
+def test_budgets(url: str) -> None:
+    async def body() -> None:
+        p = _prefix()
+        shared = duro.Budget(usd=0.5, key=p + "tenant")
+        async with duro.Client(url) as client:
+            handle = await client.start(remote_app.agent, 5, id=p + "agent",
+                                        budget=[shared, duro.Budget(tokens=1000)])
+            assert await handle.result(timeout=20) == [0, 1, p + "tenant"]
+            (row,) = await client.budgets.list(p + "tenant")
+            assert (row.spent_usd, row.settled, row.limit_usd) == (0.5, 2, 0.5)
+            raised = await client.budgets.set_limit(p + "tenant", usd=0.75)
+            assert (raised.key, raised.limit_usd) == (p + "tenant", 0.75)
+            again = await client.start(remote_app.agent, 5, id=p + "again", budget=shared)
+            assert await again.result(timeout=20) == [0, p + "tenant"]
+            with pytest.raises(duro.InvalidArgumentError):
+                await client.budgets.set_limit(p + "nobody", usd=1.0)
+            with pytest.raises(duro.InvalidArgumentError):
+                await client.budgets.set_limit(p + "tenant", usd=0.0)
+            with pytest.raises(duro.InvalidArgumentError):
+                await client.start(remote_app.agent, 1, budget="lots")  # type: ignore[arg-type]
+
+    run(body())
+
+
 def test_what_a_remote_client_refuses(served: tuple[str, str]) -> None:
     _, server_url = served
 

@@ -35,6 +35,8 @@ PUBLIC = {
     "StreamChunk", "stream",
     "register_steps", "all_handlers_finished", "external_workflow", "ExternalWorkflowHandle",
     "complete_later",
+    "Budget", "BudgetExceededError", "BudgetSpend",
+    "Endpoint", "call", "OperationNotFoundError", "RemoteOperationError",
 }
 
 

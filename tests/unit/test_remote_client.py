@@ -12,11 +12,18 @@ import pytest
 
 import duro
 from duro.client import Engine, Event, RemoteClient, RunInfo, RunPage, WorkerInfo
+from duro.client._budgets import Budgets
 from duro.client._cache import StepCache
 from duro.client._handle import WorkflowHandle
 from duro.client._http import ERRORS, error_of, segment
 from duro.client._records import queue_from_json, queue_json
-from duro.client._remote_handle import RemoteCache, RemoteHandle, RemoteSchedules, RemoteTokens
+from duro.client._remote_handle import (
+    RemoteBudgets,
+    RemoteCache,
+    RemoteHandle,
+    RemoteSchedules,
+    RemoteTokens,
+)
 from duro.client._schedules import ScheduleInfo, Schedules
 from duro.client._tokens import Tokens
 from duro.errors import (
@@ -111,8 +118,10 @@ def _public(cls: type) -> set[str]:
     (Schedules, RemoteSchedules, set()),
     (Tokens, RemoteTokens, set()),
     (StepCache, RemoteCache, set()),
+    (Budgets, RemoteBudgets, set()),
     # A handle's messages call its client's methods (the remote client's, here).
-    (WorkflowHandle, RemoteHandle, {"signal", "query", "update", "cancel", "terminate"}),
+    (WorkflowHandle, RemoteHandle, {"signal", "query", "update", "cancel", "terminate",
+                                    "set_budget"}),
 ])
 def test_every_public_method_is_remote_or_refused(base: type, remote: type,
                                                   delegating: set[str]) -> None:

@@ -17,6 +17,7 @@ import duro
 from duro._checks import DEFAULT_NAMESPACE, check_namespace
 from duro.cli import (
     _approvals,
+    _budgets,
     _cache,
     _control,
     _db,
@@ -223,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cache.add_commands(command)
     _approvals.add_commands(command)
     _steps.add_commands(command)
+    _budgets.add_commands(command)
     return parser
 
 

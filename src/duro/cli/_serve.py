@@ -59,6 +59,16 @@ def add_commands(command: Command) -> None:
                             "read; pip install 'duro[metrics]')")
     serve.add_argument("--worker", action="store_true",
                        help="also run the modules' workflows in this process")
+    rpc = serve.add_argument_group("durable RPC", "operations other deployments call with "
+                                   "duro.call, and their callbacks (docs/rpc.md)")
+    rpc.add_argument("--expose", action="append", default=[], metavar="WORKFLOW",
+                     help="serve this workflow as an operation at /v1/operations/WORKFLOW "
+                          "(besides those declared with expose=True; repeat for more)")
+    rpc.add_argument("--callback-secret-env", default="DURO_CALLBACK_SECRET",
+                     metavar="ENVVAR",
+                     help="the environment variable with the secret that callbacks to "
+                          "POST /v1/callbacks are checked with (default "
+                          "DURO_CALLBACK_SECRET; unset: callbacks are off)")
     hooks = serve.add_argument_group(
         "webhook signatures", "require a provider's HMAC-SHA256 signature of the raw body "
         "on some routes (docs/http.md); the secret is read from an environment variable, "
@@ -172,8 +182,14 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
         hooks: list[Any] = [h for h in (traced, metrics) if h is not None]
         client = (Engine(url, worker=True, codec=codec(), interceptors=hooks) if args.worker
                   else Client(url, codec=codec(), interceptors=hooks))
-        app = create_app(client, own_client=True, auth=auth, webhooks=webhooks,
-                         metrics=metrics, tracing=traced is not None)
+        secret = os.environ.get(args.callback_secret_env) or None
+        try:
+            app = create_app(client, own_client=True, auth=auth, webhooks=webhooks,
+                             metrics=metrics, tracing=traced is not None,
+                             expose=args.expose,
+                             callback_secret=secret.encode() if secret else None)
+        except InvalidArgumentError as exc:
+            raise CliError(f"--expose: {exc}", EXIT_USAGE) from None
         extras = (f"{', metrics at /metrics' if metrics is not None else ''}"
                   f"{', tracing' if traced is not None else ''}")
         return await _serve(args, app, client, auth, url, out, extras)

@@ -27,8 +27,10 @@ from duro._history import EventKind, MessageKind, SearchValue, SignalMeta
 from duro._local import NO_LOCAL_RUNS, NOT_HERE, LocalRuns, Outcome, answer_here
 from duro._queues import Queue
 from duro._search import check_search_attributes
+from duro.budget._budget import Budget, budgets_of
 from duro.client import _start_options as opts
 from duro.client._approvals import Approvals
+from duro.client._budgets import Budgets
 from duro.client._cache import StepCache
 from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
@@ -160,6 +162,8 @@ class Client(Listings):
         """Human approvals: list, read, approve, reject (``duro.approval()``)."""
         self.steps = StepCompletions(self)
         """Step attempts completed from outside by token (``duro.complete_later()``)."""
+        self.budgets = Budgets(self)
+        """Shared budgets: their spend per key and window, and their limits."""
         self._interceptors: list[ClientInterceptor] = check_interceptors(interceptors,
                                                                        ClientInterceptor)
         # The client that owns the store (this one, or the one a view was made from):
@@ -201,6 +205,7 @@ class Client(Listings):
         view.cache = StepCache(view)
         view.approvals = Approvals(view)
         view.steps = StepCompletions(view)
+        view.budgets = Budgets(view)
         return view
 
     def __repr__(self) -> str:
@@ -267,6 +272,7 @@ class Client(Listings):
         debounce: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
         search_attributes: Mapping[str, SearchValue] | None = None,
+        budget: Budget | Sequence[Budget] | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[R]:
         """Start a run, or return the existing one for this workflow id.
@@ -305,6 +311,10 @@ class Client(Listings):
                 at most 64 characters, values a str, int, float or bool. Recorded in the
                 ``run_started`` event; a start that returns an existing run leaves that
                 run's alone. Stored as plain text (codecs do not encrypt them).
+            budget: The run's budgets (a :class:`duro.Budget` or a list; default: the
+                workflow's ``@duro.workflow(budget=)``), recorded in its
+                ``run_started`` event and checked before each attempt of its
+                ``budgeted`` steps (docs/agents.md, "Budgets").
 
         Raises:
             WorkflowNotFoundError: ``workflow`` is a name no imported workflow has.
@@ -329,7 +339,7 @@ class Client(Listings):
                                debounce_key=debounce_key, debounce=debounce)
         return await self._start(workflow, args, kwargs, id, on_conflict, on_reuse,
                                  execution_timeout, None, placement, headers,
-                                 search_attributes)
+                                 search_attributes, budgets_of(budget))
 
     async def _start(
         self, workflow: Workflow[Any, R] | str, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -337,6 +347,7 @@ class Client(Listings):
         execution_timeout: float | timedelta | None, message: Message | None,
         placement: Placement | None = None, headers: Mapping[str, str] | None = None,
         search_attributes: Mapping[str, SearchValue] | None = None,
+        budgets: tuple[Budget, ...] = (),
     ) -> WorkflowHandle[R]:
         check_choice(on_conflict, "on_conflict", opts.ON_CONFLICT)
         check_choice(on_reuse, "on_reuse", opts.ON_REUSE)
@@ -353,7 +364,7 @@ class Client(Listings):
             return await self._create(chosen, call.args, dict(call.kwargs), call.workflow_id,
                                       on_conflict, on_reuse, timeout,
                                       opts.with_headers(message, checked), placement, checked,
-                                      call.search_attributes)
+                                      call.search_attributes, budgets)
 
         call = StartInput(workflow=wf.name, args=args, kwargs=kwargs, workflow_id=workflow_id,
                           signal=message.name if message and message.kind == "signal"
@@ -369,6 +380,7 @@ class Client(Listings):
         timeout: float | None, message: Message | None, placement: Placement | None,
         headers: dict[str, str] | None = None,
         search_attributes: Mapping[str, SearchValue] | None = None,
+        budgets: tuple[Budget, ...] = (),
     ) -> WorkflowHandle[R]:
         if workflow_id is not None:
             check_id(workflow_id)
@@ -382,8 +394,9 @@ class Client(Listings):
         workflow_id = workflow_id or str(uuid.uuid4())
         run_id = str(uuid.uuid4())
         now = self.clock.now()
-        links = (RunLinks(deadline_at=now + timeout if timeout else None, headers=headers)
-                 if timeout or headers else None)
+        links = (RunLinks(deadline_at=now + timeout if timeout else None, headers=headers,
+                          budgets=tuple(b.to_json() for b in budgets))
+                 if timeout or headers or budgets else None)
         placement = dataclasses.replace(placement or Placement(),
                                         queue=(placement.queue if placement else "") or wf.queue)
         local = self._local

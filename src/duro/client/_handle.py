@@ -8,6 +8,8 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from duro._history import BUDGET_SIGNAL
+from duro.budget._budget import Budget
 from duro.client._records import Event, RunInfo, StreamChunk, decode_error
 from duro.errors import (
     CorruptRunError,
@@ -254,6 +256,20 @@ class WorkflowHandle(Generic[R]):
         """Send a signal to the run (delivered exactly once, in order; at most once per
         ``id``, see :meth:`Client.signal`)."""
         await self._client.signal(self.workflow_id, name, payload, id=id, headers=headers)
+
+    async def set_budget(self, budget: Budget) -> None:
+        """Replace the run's budget of the same name (its own, or the one of the same
+        key) with ``budget``: to raise it (a run paused by ``on_exceeded="pause"`` goes
+        on at once), lower it or change its policy. Delivered as a signal: durable, in
+        the history, seen by replays.
+
+        Raises:
+            InvalidArgumentError: Not a ``duro.Budget``.
+            RunNotFoundError: The run is not live.
+        """
+        if not isinstance(budget, Budget):
+            raise InvalidArgumentError(f"set_budget takes a duro.Budget, not {budget!r}")
+        await self._client.signal(self.workflow_id, BUDGET_SIGNAL, budget.to_json())
 
     async def query(self, name: str, *args: Any, type: Any = Any,
                     timeout: float | None = None,

@@ -39,6 +39,7 @@ from duro._local import NO_LOCAL_RUNS
 from duro._queues import Queue
 from duro._search import RunFilter, check_search_attributes, decode_cursor
 from duro._stats import Stats
+from duro.budget._budget import Budget, budgets_of
 from duro.client import _start_options as opts
 from duro.client._client import Client, _return_hint
 from duro.client._handle import WorkflowHandle
@@ -46,7 +47,13 @@ from duro.client._http import Transport, segment
 from duro.client._listing import MAX_PAGE_SIZE, stats_window
 from duro.client._records import RunInfo, RunPage, WorkerInfo, queue_from_json
 from duro.client._remote_approvals import RemoteApprovals
-from duro.client._remote_handle import RemoteCache, RemoteHandle, RemoteSchedules, RemoteTokens
+from duro.client._remote_handle import (
+    RemoteBudgets,
+    RemoteCache,
+    RemoteHandle,
+    RemoteSchedules,
+    RemoteTokens,
+)
 from duro.client._steps import RemoteStepCompletions
 from duro.errors import InvalidArgumentError, LocalOnlyError
 from duro.interceptors._chain import check_interceptors
@@ -138,6 +145,7 @@ class RemoteClient(Client):
         self.cache = RemoteCache(self)
         self.approvals = RemoteApprovals(self)
         self.steps = RemoteStepCompletions(self)
+        self.budgets = RemoteBudgets(self)
         self._interceptors = check_interceptors(interceptors, ClientInterceptor)
         self._open = False
         self._root = self
@@ -207,6 +215,7 @@ class RemoteClient(Client):
         debounce: float | timedelta | None = None,
         headers: Mapping[str, str] | None = None,
         search_attributes: Mapping[str, SearchValue] | None = None,
+        budget: Budget | Sequence[Budget] | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle[R]:
         """Start a run through the server: :meth:`duro.Client.start` (the same options,
@@ -223,7 +232,8 @@ class RemoteClient(Client):
             "on_dedup": on_dedup, "start_at": None if start_at is None else start_at.timestamp(),
             # The delay, not a time: the server's clock decides when it has passed.
             "start_delay": _seconds(start_delay), "debounce_key": debounce_key,
-            "debounce": placement.debounce or None}
+            "debounce": placement.debounce or None,
+            "budget": [b.to_json() for b in budgets_of(budget)] or None}
         defaults = {"on_conflict": "use_existing", "on_reuse": "use_existing",
                     "priority": 0, "on_dedup": "use_existing"}
         sent = {k: v for k, v in options.items() if v is not None and defaults.get(k) != v}

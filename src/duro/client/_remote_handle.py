@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import orjson
 
-from duro._checks import check_id
+from duro._checks import check_count, check_id
+from duro.budget._budget import check_tokens, check_usd
+from duro.client._budgets import Budgets
 from duro.client._cache import CacheInfo, StepCache, check_scope
 from duro.client._client import _return_hint
 from duro.client._handle import WorkflowHandle, check_offset
@@ -31,13 +33,14 @@ from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition
 from duro.schedules._spec import OverlapPolicy
 from duro.serde import decode, encode
 from duro.store import RunStatus
+from duro.store._budgets import BudgetSpend
 from duro.usage._summary import RunUsage
 from duro.workflow._api import Workflow
 
 if TYPE_CHECKING:
     from duro.client._remote import RemoteClient
 
-__all__ = ["RemoteHandle", "RemoteSchedules", "RemoteTokens"]
+__all__ = ["RemoteBudgets", "RemoteHandle", "RemoteSchedules", "RemoteTokens"]
 
 R = TypeVar("R")
 
@@ -428,3 +431,31 @@ def _cache_params(step: str | None, scope: str | None) -> dict[str, str]:
     if scope is not None:
         params["scope"] = scope
     return params
+
+
+class RemoteBudgets(Budgets):
+    """``client.budgets`` of a remote client: the budget routes of the server."""
+
+    def __init__(self, client: RemoteClient) -> None:
+        super().__init__(client)
+        self._remote = client
+
+    async def list(self, key: str | None = None, *, limit: int = 100
+                   ) -> builtins.list[BudgetSpend]:
+        """The shared budgets' spend (``GET /v1/budgets``): :meth:`Budgets.list`."""
+        if key is not None:
+            check_id(key, "budget key", limit=200)
+        params = {"limit": str(check_count(limit, "limit"))}
+        if key is not None:
+            params["key"] = key
+        _, data = await self._remote.call("GET", "/v1/budgets", params=params,
+                                          idempotent=True)
+        return [BudgetSpend.from_json(b) for b in data["budgets"]]
+
+    async def set_limit(self, key: str, *, usd: float | None = None,
+                        tokens: int | None = None) -> BudgetSpend:
+        """Set a key's limits (``POST /v1/budgets/{key}/limit``): :meth:`Budgets.set_limit`."""
+        body = {"usd": check_usd(usd), "tokens": check_tokens(tokens)}
+        path = f"/v1/budgets/{segment(check_id(key, 'budget key', limit=200), 'budget key')}"
+        _, data = await self._remote.call("POST", f"{path}/limit", body=body, idempotent=True)
+        return BudgetSpend.from_json(data)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import orjson
@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from duro._checks import check_id
 from duro.client import Client
 
 if TYPE_CHECKING:
@@ -98,7 +99,9 @@ async def _not_routed(request: Request, exc: Exception) -> Response:
 
 def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
                webhooks: Mapping[str, WebhookAuth] | None = None,
-               metrics: Metrics | None = None, tracing: bool = False) -> Starlette:
+               metrics: Metrics | None = None, tracing: bool = False,
+               expose: Iterable[str] = (), callback_secret: bytes | None = None,
+               ) -> Starlette:
     """The API as an ASGI application over ``client`` (opened by the application's
     lifespan when ``own_client``; else the caller opens and closes it). Mount it in your
     own ASGI app, or serve it with ``duro serve``.
@@ -128,11 +131,19 @@ def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
     is the parent of the spans of what it does: a caller's trace continues into the
     run and its steps.
 
+    Durable RPC (docs/rpc.md): workflows declared with ``expose=True``, and those named in
+    ``expose``, are served as operations at ``/v1/operations/{name}``; with
+    ``callback_secret``, ``POST /v1/callbacks`` takes the signed outcomes of this
+    deployment's ``duro.call`` calls (without it, that route answers 404 ``not_enabled``).
+
     Raises:
-        InvalidArgumentError: ``webhooks`` names an unknown route.
+        InvalidArgumentError: ``webhooks`` names an unknown route, or ``expose`` a name
+            that is not one.
     """
     guarded = check_webhooks(webhooks)
-    api = Api(client=client, metrics=metrics, root=client)
+    api = Api(client=client, metrics=metrics, root=client,
+              exposed=frozenset(check_id(n, "operation name", limit=200) for n in expose),
+              callback_secret=callback_secret or None)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -81,6 +81,9 @@ _START_OPTIONS: dict[str, Any] = {
                  "description": "not before: epoch seconds, or ISO 8601 with a UTC offset"},
     "start_delay": {"type": "number", "minimum": 0, "description": "not before this delay"},
     "debounce_key": _STRING, "debounce": _TIMEOUT,
+    "budget": {"oneOf": [{"$ref": "#/components/schemas/Budget"},
+                         {"type": "array", "items": {"$ref": "#/components/schemas/Budget"}}],
+               "description": "the run's budgets (docs/agents.md, Budgets)"},
 }
 """The options of a start (``duro.Client.start``'s, by name)."""
 _SECONDS: dict[str, Any] = {"type": "number", "exclusiveMinimum": 0,
@@ -168,6 +171,26 @@ SCHEMAS: dict[str, Any] = {
                               "update_id": _STRING, "status": {"const": "pending"}},
                              ["workflow_id", "update_id", "status"]),
     "QueryResult": _object({"result": _ANY}, ["result"]),
+    "OperationRequest": _body({
+        "operation_id": {**_ID, "maxLength": 200,
+                         "description": "the caller's idempotency key: the same id "
+                                        "again is the same operation"},
+        "args": {"type": "array"}, "kwargs": {"type": "object"},
+        "callback": {"type": ["object", "null"], "description": (
+            "where to post the outcome (url, key: the call's HMAC key in hex, namespace "
+            "and workflow_id of the caller's run); duro.call fills it")}},
+        ["operation_id"]),
+    "OperationState": _object({
+        "operation_id": _STRING,
+        "status": {"enum": ["running", "completed", "failed", "cancelled", "terminated",
+                            "timed_out", "continued_as_new"]},
+        "result": _ANY, "error": {"type": ["object", "null"]}},
+        ["operation_id", "status"]),
+    "CallbackRequest": _body({"operation_id": _STRING, "workflow_id": _STRING,
+                              "namespace": _STRING, "outcome": {"type": "object"}},
+                             ["operation_id", "workflow_id", "namespace", "outcome"]),
+    "CallbackAccepted": _object({"operation_id": _STRING, "accepted": {"type": "boolean"}},
+                                ["operation_id", "accepted"]),
     "Schedule": _object(_SCHEDULE_FIELDS, _SCHEDULE_FIELDS),
     "ScheduleList": _object({"schedules": {"type": "array", "items": _ref("Schedule")}},
                             ["schedules"]),
@@ -215,6 +238,23 @@ SCHEMAS: dict[str, Any] = {
     "CacheList": _object({"entries": {"type": "array", "items": _ref("CacheGroup")}},
                          ["entries"]),
     "CacheCleared": _object({"deleted": _INT}, ["deleted"]),
+    "Budget": {"type": "object", "additionalProperties": False, "properties": {
+        "usd": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "tokens": {"type": ["integer", "null"], "minimum": 1},
+        "key": {"type": "string"}, "period": {"type": "number", "minimum": 1},
+        "on_exceeded": {"enum": ["raise", "pause"]}},
+        "description": "duro.Budget: a limit in US dollars and/or tokens, the run's own or "
+                       "shared by key (per period)"},
+    "BudgetSpend": _object(
+        {"namespace": _STRING, "key": _STRING, "window_start": {"type": "number"},
+         "period": _NULL_NUMBER, "spent_usd": {"type": "number"}, "spent_tokens": _INT,
+         "settled": _INT, "limit_usd": _NULL_NUMBER, "limit_tokens": _NULL_INT,
+         "in_flight": _INT, "reserved_usd": {"type": "number"},
+         "updated_at": {"type": "number"}},
+        ["namespace", "key", "window_start", "period", "spent_usd", "spent_tokens",
+         "settled", "limit_usd", "limit_tokens", "in_flight", "reserved_usd", "updated_at"]),
+    "BudgetList": _object({"budgets": {"type": "array", "items": _ref("BudgetSpend")}},
+                          ["budgets"]),
     "Health": _object({"ok": {"type": "boolean"}}, ["ok"]),
     "OpenApi": {"type": "object"},
     # Request bodies: closed objects (an unknown field is refused, not ignored).
@@ -275,6 +315,8 @@ SCHEMAS: dict[str, Any] = {
     "ApprovalPage": _object({"approvals": {"type": "array", "items": _ref("Approval")},
                              "next_cursor": _NULL_STRING}),
     "BackfillRequest": _body({"start": _INSTANT, "end": _INSTANT}, ["start", "end"]),
+    "BudgetLimitRequest": _body({"usd": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                                 "tokens": {"type": ["integer", "null"], "minimum": 1}}),
 }
 
 

@@ -46,13 +46,19 @@ class Api:
     root: Client | None = None
     """The client the server was made with (deployment-wide reads: metrics' gauges);
     None in a view: its root's."""
+    exposed: frozenset[str] = frozenset()
+    """Operations exposed by name (``duro serve --expose``), besides the workflows
+    declared with ``expose=True`` (docs/rpc.md)."""
+    callback_secret: bytes | None = field(default=None, repr=False)
+    """The secret ``POST /v1/callbacks`` checks signatures with (None: callbacks off)."""
 
     def scoped(self, namespace: str) -> Api:
         """The Api whose client works in ``namespace`` (a view of this one's client)."""
         view = self.views.get(namespace)
         if view is None:
             view = Api(client=self.client.with_namespace(namespace), stopping=self.stopping,
-                       metrics=self.metrics, root=self.root or self.client)
+                       metrics=self.metrics, root=self.root or self.client,
+                       exposed=self.exposed, callback_secret=self.callback_secret)
             self.views[namespace] = view
         return view
 

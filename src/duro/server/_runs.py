@@ -29,6 +29,7 @@ from duro.errors import (
     WorkflowFailedError,
     WorkflowTerminatedError,
 )
+from duro.server._budgets import budgets_in
 from duro.server._problems import (
     BadRequest,
     Conflict,
@@ -84,7 +85,7 @@ _START_OPTION_TYPES: tuple[tuple[str, type], ...] = (
     *_REUSE_OPTIONS, ("on_conflict", str), ("queue", str), ("priority", int),
     ("concurrency_key", str), ("dedup_key", str), ("on_dedup", str), ("start_delay", float),
     ("debounce_key", str), ("debounce", float))
-_START = _BASE | {name for name, _ in _START_OPTION_TYPES} | {"start_at"}
+_START = _BASE | {name for name, _ in _START_OPTION_TYPES} | {"start_at", "budget"}
 _SIGNAL_START = _BASE | {"signal", "payload", "signal_id", "on_reuse", "execution_timeout"}
 _UPDATE_START = _BASE | {"update", "update_args", "update_id", "timeout", "on_reuse"}
 _SIGNAL = frozenset({"payload", "headers", "signal_id"})
@@ -218,7 +219,7 @@ async def start(request: Request, api: Api) -> Response:
     handle = await api.client.start(
         workflow, *args, id=_workflow_id(body, request),
         start_at=None if at is None else dt.datetime.fromtimestamp(at, dt.UTC),
-        **_start_options(body, _START_OPTION_TYPES), **kwargs)
+        budget=budgets_in(body), **_start_options(body, _START_OPTION_TYPES), **kwargs)
     return await _started(handle)
 
 

@@ -19,7 +19,9 @@ from starlette.responses import HTMLResponse, Response
 from duro.client._approvals import MAX_LIMIT as MAX_APPROVALS
 from duro.client._listing import MAX_PAGE_SIZE
 from duro.server import _approvals as approvals
+from duro.server import _budgets as budgets
 from duro.server import _cache as step_cache
+from duro.server import _operations as operations
 from duro.server import _runs as runs
 from duro.server import _schedules as schedules
 from duro.server import _steps as steps
@@ -305,6 +307,30 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="POST", path="/v1/steps/{token}/heartbeat", handler=steps.heartbeat_step,
              scope=_W, tag="steps", summary="keep progress details of a step attempt",
              body="HeartbeatRequest", responses={204: None}),
+    # -- durable RPC (docs/rpc.md)
+    ApiRoute(method="POST", path="/v1/operations/{name}", handler=operations.start_operation,
+             scope=_W, tag="operations",
+             summary="start an exposed operation, once per operation id (the same id "
+                     "again: the same run), and say where it stands",
+             body="OperationRequest", responses={202: "OperationState"},
+             description="Only workflows this deployment exposes are found (404 "
+                         "`operation_not_found` for any other name)."),
+    ApiRoute(method="GET", path="/v1/operations/{name}/{operation_id}",
+             handler=operations.get_operation, scope=_R, tag="operations",
+             summary="an operation's state: running, or its outcome (result or error)",
+             responses={200: "OperationState"}),
+    ApiRoute(method="POST", path="/v1/operations/{name}/{operation_id}/cancel",
+             handler=operations.cancel_operation, scope=_W, tag="operations",
+             summary="ask a running operation to cancel (an ended one stays as it ended)",
+             responses={202: "OperationState"}),
+    ApiRoute(method="POST", path="/v1/callbacks", handler=operations.callback, scope=None,
+             tag="operations",
+             summary="an operation's outcome from its callee, signed (Duro-Signature): it "
+                     "reaches the calling run once",
+             body="CallbackRequest", responses={200: "CallbackAccepted"},
+             description="No token: the HMAC signature under the call's key stands for "
+                         "one (401 `invalid_signature` otherwise; 404 `not_enabled` "
+                         "without a callback secret)."),
     # -- schedules, queues, workers
     ApiRoute(method="POST", path="/v1/schedules", handler=schedules.create_schedule,
              scope=_W, tag="schedules", summary="create a schedule",
@@ -369,6 +395,20 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="GET", path="/v1/workers", handler=schedules.workers, scope=_R,
              tag="service", summary="the workers registered in the store",
              responses={200: "WorkerList"}),
+    # -- budgets
+    ApiRoute(method="GET", path="/v1/budgets", handler=budgets.list_budgets, scope=_R,
+             tag="budgets",
+             summary="the shared budgets' spend per key and window, latest window first",
+             params=(_query("key", {"type": "string"}, "only this budget key"),
+                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000},
+                            "rows at most (default 100)")),
+             responses={200: "BudgetList"},
+             description="Every field is defined in docs/agents.md (Budgets)."),
+    ApiRoute(method="POST", path="/v1/budgets/{key}/limit", handler=budgets.set_budget_limit,
+             scope=_A, tag="budgets",
+             summary="set the limits of a key's current window (raise them to let paused "
+                     "runs go on; none: back to the runs' own)",
+             body="BudgetLimitRequest", responses={200: "BudgetSpend"}),
 )
 """Every route: a route's scope is checked by the one wrapper every request passes
 through (``_app.py``)."""

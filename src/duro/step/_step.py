@@ -215,6 +215,7 @@ class Step(Generic[P, R]):
         queue: str | Queue | None = None,
         at_most_once: bool = False,
         cache: Cache | None = None,
+        budgeted: bool = False,
     ) -> None:
         self.fn = fn
         self.queue = None if queue is None else queue_name(queue, "step queue")
@@ -227,6 +228,14 @@ class Step(Generic[P, R]):
             raise InvalidArgumentError("at_most_once steps cannot be routed to a queue "
                                        "(queue=): they run in the workflow's worker")
         self.at_most_once = at_most_once
+        if not isinstance(budgeted, bool):
+            raise InvalidArgumentError(f"budgeted must be True or False, not {budgeted!r}")
+        if budgeted and self.queue is not None:
+            # The admission and the charge happen where the run is held; a queued
+            # attempt's outcome comes back as a message, not supported yet.
+            raise InvalidArgumentError("budgeted steps cannot be routed to a queue "
+                                       "(queue=): they run in the workflow's worker")
+        self.budgeted = budgeted
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a duro.RetryPolicy, not {retry!r}")
@@ -383,6 +392,7 @@ def step(
     queue: str | Queue | None = None,
     at_most_once: bool = False,
     cache: Cache | None = None,
+    budgeted: bool = False,
 ) -> _StepDecorator: ...
 def step(
     fn: Callable[P, Any] | None = None,
@@ -396,6 +406,7 @@ def step(
     queue: str | Queue | None = None,
     at_most_once: bool = False,
     cache: Cache | None = None,
+    budgeted: bool = False,
 ) -> Step[P, Any] | _StepDecorator:
     """Declare a step: a sync or async function whose result is recorded once.
 
@@ -421,15 +432,19 @@ def step(
         cache: A :class:`duro.Cache`: a result stored by an earlier call with the same
             arguments (in the same scope, within its ``ttl``) is recorded instead of
             calling the function (docs/agents.md, "Durable LLM cache").
+        budgeted: The step spends budget (it calls ``duro.record_usage``): before each
+            attempt, the run's budgets (``duro.Budget``) are checked, and a spent one
+            raises :class:`duro.BudgetExceededError` at the ``await`` (or pauses the
+            run). Not with ``queue``.
 
     Raises:
-        InvalidArgumentError: ``at_most_once`` is not a bool, or is given with ``queue``;
-            ``cache`` is not a :class:`duro.Cache`, or its scope names a parameter the
-            step does not have.
+        InvalidArgumentError: ``at_most_once`` or ``budgeted`` is not a bool, or is
+            given with ``queue``; ``cache`` is not a :class:`duro.Cache`, or its scope
+            names a parameter the step does not have.
     """
     options = dict(name=name, retry=retry, timeout=timeout, total_timeout=total_timeout,
                    heartbeat_timeout=heartbeat_timeout, queue=queue,
-                   at_most_once=at_most_once, cache=cache)
+                   at_most_once=at_most_once, cache=cache, budgeted=budgeted)
     if fn is not None:
         return Step(fn, **options)  # type: ignore[arg-type]
     return _StepDecorator(options)

@@ -55,6 +55,7 @@ from typing import Protocol
 from duro._history import SearchValue
 from duro._stats import Stats
 from duro.store._approvals import ApprovalStore
+from duro.store._budgets import BudgetRequest, BudgetSpend, BudgetVerdict
 from duro.store._cache import CacheStore
 from duro.store._records import (
     Claim,
@@ -245,6 +246,18 @@ class ClientStore(Protocol):
         oldest first, with the number of runs each holds."""
         ...
 
+    async def list_budgets(self, *, namespace: str | None = None, key: str | None = None,
+                           limit: int = 100) -> list[BudgetSpend]:
+        """The shared budgets' spend per key and window (of ``namespace``, None: every
+        one; of ``key``, None: every one), by key then latest window first."""
+        ...
+
+    async def set_budget_limit(self, key: str, *, usd: float | None, tokens: int | None,
+                               namespace: str, now: float) -> BudgetSpend | None:
+        """Set the limits of ``key``'s latest window (an operator's: they replace the
+        runs' own; None: back to the runs'). None when the key has no window yet."""
+        ...
+
     async def ask_query(self, query: QueryRequest, *, now: float) -> None:
         """Leave a query for a worker with the workflow's code (it looks at its next
         poll; PostgreSQL's workers are woken at once)."""
@@ -318,6 +331,21 @@ class WorkerStore(ClientStore, Protocol):
 
     async def next_wake_at(self, names: Sequence[str]) -> float | None:
         """The earliest ``wake_at`` of a pending or suspended run of these workflows."""
+        ...
+
+    async def admit_budget(self, run_id: str, epoch: int, op: int,
+                           requests: Sequence[BudgetRequest], *, now: float) -> BudgetVerdict:
+        """Admit one attempt of a budgeted step (op ``op`` of the run held at ``epoch``)
+        by every shared budget of ``requests``, in one transaction
+        (:func:`duro.store._budgets.budget_verdict` for each): if all admit, reserve
+        their estimates for it (the reservation holds while the run is running at that
+        epoch, until the append of the attempt's outcome charges its spend and releases
+        it); else reserve nothing and return the first refusal (``wait``, ``exceeded``)."""
+        ...
+
+    async def release_budget(self, run_id: str, epoch: int, op: int,
+                             requests: Sequence[BudgetRequest]) -> None:
+        """Drop an attempt's reservations (it was abandoned: no outcome will charge it)."""
         ...
 
     async def load_runs(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from duro._history import (
     EventRecord,
@@ -228,6 +229,9 @@ class RunLinks:
     headers: Headers | None = None
     """Context carried with the run (trace ids, tenant, principal): given at its start,
     inherited by its children and by the run it continues as."""
+    budgets: tuple[Mapping[str, Any], ...] = ()
+    """The budgets given at its start (``duro.Budget.to_json()`` each), recorded in its
+    ``run_started`` event (not inherited)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -212,6 +212,7 @@ class NewRun:
         meta = RunStartedMeta(parent_run_id=links.parent_run_id, parent_op=links.parent_op,
                               deadline_at=links.deadline_at, headers=links.headers,
                               search_attributes=self.search_attributes,
+                              budgets=links.budgets,
                               namespace=None if self.namespace == "default"
                               else self.namespace).encode()
         return {"run_id": self.run_id, "workflow_id": self.workflow_id,

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from duro._history import AttemptMeta, EventKind, RetryMeta, TaskDone
+from duro._history import AttemptMeta, BudgetCharge, EventKind, RetryMeta, TaskDone
 from duro.errors import DuroError, ErrorInfo, StepOutcomeUnknownError, StepTimeoutError
 from duro.step._step import CompleteLater, StepInfo
 from duro.store import NewEvent
 from duro.store._records import TaskRecord
+from duro.worker import _budgets as budgets
 from duro.worker import _cache as cache
 from duro.worker import _decide as decide
 from duro.worker._steps import cancelled_here, run_attempt
@@ -60,6 +61,19 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     attempt = cmd.attempts + 1
     if step.cache is not None and await cached(w, held, cmd, attempt, "running"):
         return
+    charges: tuple[BudgetCharge, ...] = ()
+    if step.budgeted and held.inst.budgets:
+        admitted = await budgets.admit(w, held, cmd, attempt)
+        if admitted is None:
+            return  # waiting, paused or refused (recorded)
+        charges, requests = admitted
+        task = cmd.task
+        if requests and task is not None:
+            # An attempt that ends without an outcome recorded (abandoned, cancelled)
+            # releases its reservation; a recorded outcome released it with its spend.
+            task.add_done_callback(
+                lambda t: None if cmd.task is not t or cmd.state in ("done", "backoff")
+                else w.spawn(budgets.release(w, held, cmd.op, requests)))
     if step.at_most_once and not await record_start(w, held, cmd, attempt):
         return
     now = w.clock.now()
@@ -103,16 +117,16 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
             await record_start(w, held, cmd, attempt)
             return
         await step_failed(w, held, cmd, attempt, exc, time.perf_counter() - started,
-                          info._usage)
+                          info._usage, charges)
         return
     took = time.perf_counter() - started
     if step.cache is not None:
-        await completed_cached(w, held, cmd, attempt, data, took, info._usage)
+        await completed_cached(w, held, cmd, attempt, data, took, info._usage, charges)
         return
     if not inst.active or cmd.state != "running":
         held.inflight -= 1
         return
-    meta = AttemptMeta.encode(attempt, took, usage=info._usage)
+    meta = AttemptMeta.encode(attempt, took, usage=info._usage, charges=charges)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op, name=step.name,
                      data=data, meta=meta)
     ok = await held.append([event])
@@ -170,7 +184,8 @@ async def cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int,
 
 async def completed_cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int,
                            data: bytes, took: float,
-                           usage: Sequence[Mapping[str, Any]] | None) -> None:
+                           usage: Sequence[Mapping[str, Any]] | None,
+                           charges: tuple[BudgetCharge, ...] = ()) -> None:
     """Record a cached step's success, then store it in the cache (before the workflow
     goes on: once a run is past the step, its entry is there). Both get the same stored
     bytes, encoded once."""
@@ -187,7 +202,7 @@ async def completed_cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: 
     if not inst.active or cmd.state != "running":
         held.inflight -= 1
         return
-    meta = AttemptMeta.encode(attempt, took, usage=usage)
+    meta = AttemptMeta.encode(attempt, took, usage=usage, charges=charges)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op,
                      name=cmd.step.name, data=stored or data, meta=meta)
     ok = await held.append([event])
@@ -278,7 +293,7 @@ _UNKNOWN_TYPE = f"{StepOutcomeUnknownError.__module__}.{StepOutcomeUnknownError.
 def failure_event(
     w: Worker, cmd: StepCommand, attempt: int, info: ErrorInfo, *, retryable: bool,
     retry_after: float | None, took: float, heartbeat: Any,
-    usage: Sequence[Mapping[str, Any]] | None,
+    usage: Sequence[Mapping[str, Any]] | None, charges: tuple[BudgetCharge, ...] = (),
 ) -> tuple[NewEvent, bool, float]:
     """How a failed attempt is recorded: ``step_retrying`` (with when to retry) or, when
     the policy says so, ``step_failed``. Returns (event, final, retry delay)."""
@@ -294,12 +309,13 @@ def failure_event(
         if over_total and retryable and not policy.exhausted(attempt):
             info = dataclasses.replace(info, message=f"{info.message} (total timeout of "
                                        f"{step.total_timeout:g}s reached)")
-        kind, meta = EventKind.STEP_FAILED, AttemptMeta.encode(attempt, took, usage=usage)
+        kind = EventKind.STEP_FAILED
+        meta = AttemptMeta.encode(attempt, took, usage=usage, charges=charges)
     else:
         kind = EventKind.STEP_RETRYING
         meta = RetryMeta(attempt=attempt, duration=took, retry_at=retry_at,
                          first_started=cmd.first_started, heartbeat=heartbeat,
-                         usage=tuple(usage or ())).encode()
+                         usage=tuple(usage or ()), charges=charges).encode()
     event = NewEvent(kind=kind, ts=now, op=cmd.op, name=step.name,
                      data=info.to_payload(), meta=meta)
     return event, final, delay
@@ -307,8 +323,8 @@ def failure_event(
 
 async def step_failed(
     w: Worker, held: HeldRun, cmd: StepCommand, attempt: int, exc: BaseException,
-    took: float, usage: Sequence[Mapping[str, Any]] | None = None, *,
-    state: str = "running",
+    took: float, usage: Sequence[Mapping[str, Any]] | None = None,
+    charges: tuple[BudgetCharge, ...] = (), *, state: str = "running",
 ) -> None:
     inst = held.inst
     if not inst.active or cmd.state != state:
@@ -319,7 +335,7 @@ async def step_failed(
     event, final, delay = failure_event(
         w, cmd, attempt, info, retryable=retryable,
         retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat,
-        usage=usage)
+        usage=usage, charges=charges)
     ok = await held.append([event])
     held.inflight -= 1
     if not ok:

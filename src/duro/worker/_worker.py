@@ -442,7 +442,7 @@ class Worker:
         links = links or _NO_LINKS
         meta = RunStartedMeta(
             parent_run_id=links.parent_run_id, parent_op=links.parent_op,
-            deadline_at=links.deadline_at, headers=links.headers,
+            deadline_at=links.deadline_at, headers=links.headers, budgets=links.budgets,
             namespace=None if claim.namespace == "default" else claim.namespace).encode()
         held.inst.apply(EventKind.RUN_STARTED, None, claim.workflow_name, input, meta, ts)
         self._resume(held)

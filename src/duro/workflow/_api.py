@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 import orjson
 
 from duro._queues import Queue, queue_name
+from duro.budget._budget import Budget, budgets_of
 from duro.errors import (
     DuroError,
     PayloadDecodeError,
@@ -57,12 +58,18 @@ class Workflow(Generic[P, R]):
     """A workflow definition. Start it with ``Engine.start(wf, *args)``."""
 
     def __init__(self, fn: Callable[P, Awaitable[R]], *, name: str | None = None,
-                 queue: str | Queue = "default") -> None:
+                 queue: str | Queue = "default",
+                 budget: Budget | Sequence[Budget] | None = None,
+                 expose: bool = False) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@duro.workflow needs an async def function, got {fn!r}")
         self.fn = fn
+        self.budgets = budgets_of(budget)
+        """The budgets of its runs started without ``budget=``."""
         self.name = name or fn.__qualname__
         self.queue = queue_name(queue)
+        self.exposed = expose
+        """Callable from other deployments through ``duro serve`` (docs/rpc.md)."""
         self.signature = inspect.signature(fn)
         hints = hints_of(fn)
         self.return_hint: Any = hints.pop("return", Any)
@@ -233,11 +240,13 @@ def _code_hash(fn: Callable[..., Any]) -> str:
 def workflow(fn: Callable[P, Awaitable[R]], /) -> Workflow[P, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None, queue: str | Queue = "default"
+    *, name: str | None = None, queue: str | Queue = "default",
+    budget: Budget | Sequence[Budget] | None = None, expose: bool = False,
 ) -> Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]: ...
 def workflow(
     fn: Callable[P, Awaitable[R]] | None = None, /, *, name: str | None = None,
-    queue: str | Queue = "default",
+    queue: str | Queue = "default", budget: Budget | Sequence[Budget] | None = None,
+    expose: bool = False,
 ) -> Workflow[P, R] | Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]:
     """Declare a workflow: deterministic ``async def`` orchestration code.
 
@@ -246,12 +255,21 @@ def workflow(
             are matched to code by this name, so keep it stable.
         queue: The queue its runs go to unless ``Engine.start(queue=...)`` says otherwise:
             its name or its :class:`duro.Queue`.
+        budget: The budgets (a :class:`duro.Budget` or a list) of its runs started
+            without ``budget=`` (which replaces them), checked before each attempt of its
+            ``budgeted`` steps.
+        expose: Let other deployments call it as an operation (``duro.call``): ``duro
+            serve`` serves it at ``POST /v1/operations/{name}`` (docs/rpc.md). Workflows
+            not exposed are not found there.
+
+    Raises:
+        InvalidArgumentError: ``budget`` is not a Budget or a list of them.
     """
     if fn is not None:
-        return Workflow(fn, name=name, queue=queue)
+        return Workflow(fn, name=name, queue=queue, budget=budget, expose=expose)
 
     def decorate(f: Callable[P, Awaitable[R]]) -> Workflow[P, R]:
-        return Workflow(f, name=name, queue=queue)
+        return Workflow(f, name=name, queue=queue, budget=budget, expose=expose)
 
     return decorate
 

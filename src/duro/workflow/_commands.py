@@ -118,6 +118,8 @@ class StepCommand:
     times out (durable time)."""
     cache_key: Any = None
     """A cached step's key in the durable cache (the worker's ``CacheKey``), once made."""
+    budget_waits: int = 0  # consecutive budget admissions that had to wait (backoff)
+    budget_paused: bool = False  # waiting for a spent budget to be raised
     on_done: Callable[[asyncio.Future[Any]], object] | None = field(default=None, repr=False)
 
     @property

@@ -25,6 +25,8 @@ import orjson
 from duro._checks import check_choice
 from duro._history import (
     APPROVAL_KINDS,
+    BUDGET_SIGNAL,
+    CALL_KINDS,
     CHILD_KINDS,
     EXTERNAL_KINDS,
     STEP_KINDS,
@@ -44,8 +46,12 @@ from duro._history import (
     SignalMeta,
     UpdateMeta,
     approval_id_of,
+    spend_of,
+    usage_of,
 )
+from duro.budget._budget import Budget, budgets_from_json, with_budget
 from duro.errors import (
+    BudgetExceededError,
     ChildWorkflowError,
     DuroError,
     ErrorInfo,
@@ -95,7 +101,7 @@ _get_running_loop = asyncio.events._get_running_loop
 _PARENT_CLOSE = ("terminate", "request_cancel", "abandon")
 # Events a replay passes over: they record what the code did, not an outcome for it.
 _SILENT = frozenset({EventKind.MARKER, EventKind.UPDATE_COMPLETED, EventKind.UPDATE_FAILED,
-                     EventKind.SEARCH_ATTRIBUTES_UPSERTED})
+                     EventKind.SEARCH_ATTRIBUTES_UPSERTED, *CALL_KINDS})
 
 
 def _describe(kind: str, name: str | None) -> str:
@@ -144,6 +150,13 @@ class RunInstance:
         self.has_children = False  # issued a child (its end may concern them)
         self.namespace = "default"
         """The run's namespace (from its ``run_started`` event): ``duro.info()``."""
+        self.budgets = workflow.budgets
+        """The run's budgets: its start's (``run_started``), else its workflow's; a
+        ``handle.set_budget`` signal replaces one."""
+        self.spent_usd = 0.0
+        """What the run's step attempts spent (their recorded usage), counted only
+        when it has budgets."""
+        self.spent_tokens = 0
         self.headers: Headers | None = None
         """The run's headers (from its ``run_started`` event): ``duro.info().headers``,
         its steps' ``duro.step_info().headers``, its children's."""
@@ -251,10 +264,14 @@ class RunInstance:
                 self.parent_run_id = links.parent_run_id
                 self.headers = links.headers
                 self.namespace = links.namespace or "default"
+                if links.budgets:
+                    self.budgets = budgets_from_json(list(links.budgets))
             self._start_main(data)
         elif kind in STEP_KINDS:
             cmd = self._expect(op, "step", name, kind)
             assert isinstance(cmd, StepCommand)
+            if self.budgets and meta is not None and b'"usage"' in meta:
+                self._count_spend(meta)
             if kind == EventKind.STEP_STARTED:
                 started = AttemptMeta.decode(meta)
                 cmd.started = started.attempt
@@ -299,6 +316,9 @@ class RunInstance:
             assert isinstance(cmd, ExternalCommand)
             apply_external(cmd, kind, data)
         elif kind == EventKind.SIGNAL_RECEIVED:
+            if name == BUDGET_SIGNAL:
+                self._set_budget(data)
+                return
             self.mailbox.signal(name or "", data,
                                 SignalMeta.decode(meta).headers if meta else None)
         elif kind == EventKind.STATE_SET:
@@ -391,6 +411,28 @@ class RunInstance:
             f"child workflow {cmd.workflow_id!r} ({cmd.workflow.name}) {what}"
             + (f": {cause.chain()[-1]}" if cause else ""),
             workflow_id=cmd.workflow_id, status=status, cause=cause))
+
+    def _count_spend(self, meta: bytes) -> None:
+        raw = orjson.loads(meta)
+        if isinstance(raw, dict):
+            usd, tokens = spend_of(usage_of(raw))
+            self.spent_usd += usd
+            self.spent_tokens += tokens
+
+    def _set_budget(self, data: bytes | None) -> None:
+        """A ``handle.set_budget`` signal: the budget of its name is replaced (checked by
+        the sender; a damaged one is passed over)."""
+        try:
+            raw = orjson.loads(data) if data else None
+            new = Budget.from_json(raw) if isinstance(raw, dict) else None
+        except (orjson.JSONDecodeError, DuroError):
+            new = None
+        if new is not None:
+            self.budgets = with_budget(self.budgets, new)
+            for cmd in self.commands.values():  # paused steps try again at once
+                if isinstance(cmd, StepCommand) and cmd.budget_paused:
+                    cmd.budget_paused = False
+                    cmd.retry_at = None
 
     def park(self, error: DuroError) -> None:
         """Park the run with ``error`` (a reason found outside its code: a history or a
@@ -765,6 +807,13 @@ def _step_error(cmd: StepCommand, data: bytes | None, meta: bytes | None) -> Ste
     """What the workflow's ``await`` of a step raises, from its ``step_failed`` event."""
     attempt = AttemptMeta.decode(meta)
     cause = ErrorInfo.from_payload(data)
+    if attempt.exceeded is not None:
+        over = attempt.exceeded
+        return BudgetExceededError(
+            f"step {cmd.step.name!r} was not run: budget {over.budget!r} is spent "
+            f"({over.spent:g} of {over.limit:g} {over.unit})", step=cmd.step.name,
+            cause=cause, attempts=attempt.attempt, budget=over.budget, unit=over.unit,
+            limit=over.limit, spent=over.spent)
     if attempt.outcome_unknown:
         return StepOutcomeUnknownError(
             f"step {cmd.step.name!r} (at most once) started attempt {attempt.attempt} and "
@@ -799,4 +848,6 @@ def _group(kind: str) -> str:
         return "timer"
     if kind in APPROVAL_KINDS:
         return "approval"
+    if kind in CALL_KINDS:
+        return "call"
     return "external" if kind in EXTERNAL_KINDS else kind

@@ -29,3 +29,6 @@ async def work(key: str, i: int, delay: float) -> str:
 @duro.workflow(name="mh_chain")
 async def mh_chain(key: str, steps: int, delay: float) -> list[str]:
     return [await work(key, i, delay) for i in range(steps)]
+
+
+WORKFLOWS = [mh_chain]

@@ -1,9 +1,12 @@
 """A worker process for the multi-process PostgreSQL tests.
 
     python pg_worker.py URL NAME --log FILE [--host H] [--lease S] [--poll S] [--grace S]
+                        [--app MODULE]
 
-Serves ``mh_chain``. Each step attempt appends ``start``/``done`` lines (with the worker's
-name and the time) to the log file, so the test can count executions across processes.
+Serves ``mh_chain`` (or the ``WORKFLOWS`` of ``--app``, a module beside this script
+with a ``Log`` like pg_chain's: budget_tenant). Each step attempt appends
+``start``/``done`` lines (with the worker's name and the time) to the log file, so the
+test can count executions across processes.
 ``--host`` makes this worker claim to be another machine (socket.gethostname), so the
 same-host "PID is gone" shortcut does not apply and takeover goes by the lease, as
 between real hosts. SIGTERM drains (graceful shutdown); SIGKILL is SIGKILL.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import signal
@@ -29,12 +33,14 @@ parser.add_argument("--lease", type=float, default=5.0)
 parser.add_argument("--poll", type=float, default=0.2)
 parser.add_argument("--grace", type=float, default=10.0)
 parser.add_argument("--max-active", type=int, default=2000)
+parser.add_argument("--app", default="pg_chain")
 args = parser.parse_args()
 
 if args.host:
     socket.gethostname = lambda: args.host  # type: ignore[assignment]
 
-from pg_chain import Log, mh_chain  # noqa: E402 - beside this script
+app = importlib.import_module(args.app)  # beside this script
+Log = app.Log
 
 import duro  # noqa: E402 - after the hostname is settled
 from duro.worker._graceful import drain  # noqa: E402
@@ -44,7 +50,7 @@ Log.file = open(args.log, "a", buffering=1)  # noqa: SIM115 - lives as long as t
 
 
 async def main() -> None:
-    engine = duro.Engine(args.url, workflows=[mh_chain], lease=args.lease,
+    engine = duro.Engine(args.url, workflows=app.WORKFLOWS, lease=args.lease,
                          poll_interval=args.poll, max_active=args.max_active)
     await engine.open()
     assert engine.worker is not None

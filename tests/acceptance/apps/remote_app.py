@@ -5,6 +5,7 @@ same names), so that both clients start them by their Workflow objects."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import duro
 
@@ -88,3 +89,20 @@ async def llm(prompt: str) -> str:
 @duro.workflow(name="remote_app.spend")
 async def spend(prompt: str) -> str:
     return await llm(prompt)
+
+
+@duro.step(name="remote_app.think", budgeted=True)
+async def think(i: int) -> int:
+    duro.record_usage(model="remote-model", input_tokens=10, output_tokens=0, cost=0.25)
+    return i
+
+
+@duro.workflow(name="remote_app.agent")
+async def agent(steps: int) -> list[Any]:
+    done: list[Any] = []
+    try:
+        for i in range(steps):
+            done.append(await think(i))
+    except duro.BudgetExceededError as exc:
+        done.append(exc.budget)
+    return done

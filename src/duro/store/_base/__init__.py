@@ -7,6 +7,7 @@ reads, and the SQL of its ``.sql`` files."""
 from __future__ import annotations
 
 from duro.store._base._approvals import Approvals
+from duro.store._base._budgets import Budgets
 from duro.store._base._cache import Cache
 from duro.store._base._claims import Claims
 from duro.store._base._dialect import Dialect, Moved
@@ -26,7 +27,7 @@ __all__ = ["Ambiguous", "Dialect", "Fence", "Later", "Moved", "Op", "Params", "S
 
 
 class SqlStore(Runs, Messages, Queries, Lineage, Claims, Workers, Schedules, Tokens,
-               StatsReads, Cache, Approvals, Streams):
+               StatsReads, Cache, Approvals, Streams, Budgets):
     """Every store operation, once; a dialect subclass adds its :class:`Dialect` hooks
     (``_write``, ``_fetch``), its lifecycle (``open``, ``close``, ``subscribe``) and its
     history reads (``load_history``, ``load_runs``)."""

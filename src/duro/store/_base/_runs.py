@@ -6,9 +6,10 @@ from collections.abc import Mapping, Sequence
 
 import orjson
 
-from duro._history import PROJECTED_KINDS, SearchValue
+from duro._history import PROJECTED_KINDS, SearchValue, charges_of
 from duro.errors import RunNotFoundError
 from duro.store._base import _writes as w
+from duro.store._base._budgets import settle
 from duro.store._base._dialect import Dialect, Moved
 from duro.store._base._tx import Then, Tx
 from duro.store._records import (
@@ -26,6 +27,15 @@ from duro.store._rows import run_record
 from duro.store._rules import TIMED_OUT, in_namespace, list_query, plan_run, terminated
 
 __all__ = ["Runs"]
+
+
+def _charged(events: Sequence[NewEvent]) -> bool:
+    """Whether an append carries a budgeted step's outcome (its spend is charged in the
+    same transaction): a substring test first, so other appends parse nothing."""
+    for e in events:  # noqa: SIM110 - no generator on every step's append
+        if e.meta is not None and b'"charges"' in e.meta and charges_of(e):
+            return True
+    return False
 
 
 class Runs(Dialect):
@@ -103,7 +113,8 @@ class Runs(Dialect):
         consume_inbox_upto: int | None = None,
     ) -> None:
         """See :meth:`duro.store.WorkerStore.append`."""
-        if status is None and consume_inbox_upto is None and (
+        charged = _charged(events)
+        if status is None and consume_inbox_upto is None and not charged and (
                 events[0].kind not in PROJECTED_KINDS if len(events) == 1
                 else not any(e.kind in PROJECTED_KINDS for e in events)):
             # The hot path (a step's outcome): the fenced append alone.
@@ -122,6 +133,8 @@ class Runs(Dialect):
             links = await tx.later("closing_links", {"run_id": run_id}) if terminal else None
             for query, params in projections:
                 await tx.run(query, params)
+            if charged:  # a budgeted step's outcome: its spend goes with it
+                await settle(tx, run_id, epoch, new_len, events, now)
             if status == "suspended":
                 # A message that arrived while the run was running must still wake it.
                 await tx.run("wake_if_inbox",

@@ -33,6 +33,37 @@ CREATE INDEX approvals_pending ON approvals USING btree (requested_at, approval_
 CREATE INDEX approvals_requested ON approvals USING btree (requested_at, approval_id COLLATE "C");
 CREATE INDEX approvals_run ON approvals USING btree (run_id);
 
+CREATE TABLE budget_reservations (
+    namespace text NOT NULL,
+    key text NOT NULL,
+    window_start double precision NOT NULL,
+    run_id text NOT NULL,
+    op bigint NOT NULL,
+    epoch bigint NOT NULL,
+    usd double precision NOT NULL,
+    tokens bigint NOT NULL,
+    created_at double precision NOT NULL
+);
+ALTER TABLE budget_reservations ADD CONSTRAINT budget_reservations_pkey PRIMARY KEY (namespace, key, window_start, run_id, op);
+
+CREATE TABLE budget_spend (
+    namespace text NOT NULL,
+    key text NOT NULL,
+    window_start double precision NOT NULL,
+    period double precision,
+    spent_usd double precision DEFAULT 0 NOT NULL,
+    spent_tokens bigint DEFAULT 0 NOT NULL,
+    settled bigint DEFAULT 0 NOT NULL,
+    max_step_usd double precision DEFAULT 0 NOT NULL,
+    max_step_tokens bigint DEFAULT 0 NOT NULL,
+    limit_usd double precision,
+    limit_tokens bigint,
+    override_usd double precision,
+    override_tokens bigint,
+    updated_at double precision NOT NULL
+);
+ALTER TABLE budget_spend ADD CONSTRAINT budget_spend_pkey PRIMARY KEY (namespace, key, window_start);
+
 CREATE TABLE duro_migrations (
     version integer NOT NULL,
     name text NOT NULL,

@@ -27,6 +27,37 @@ CREATE TABLE approvals (
     decided_at    REAL
 );
 
+CREATE TABLE budget_reservations (
+    namespace    TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    window_start REAL NOT NULL,
+    run_id       TEXT NOT NULL,
+    op           INTEGER NOT NULL,
+    epoch        INTEGER NOT NULL,
+    usd          REAL NOT NULL,
+    tokens       INTEGER NOT NULL,
+    created_at   REAL NOT NULL,
+    PRIMARY KEY (namespace, key, window_start, run_id, op)
+);
+
+CREATE TABLE budget_spend (
+    namespace       TEXT NOT NULL,
+    key             TEXT NOT NULL,
+    window_start    REAL NOT NULL,
+    period          REAL,
+    spent_usd       REAL NOT NULL DEFAULT 0,
+    spent_tokens    INTEGER NOT NULL DEFAULT 0,
+    settled         INTEGER NOT NULL DEFAULT 0,
+    max_step_usd    REAL NOT NULL DEFAULT 0,
+    max_step_tokens INTEGER NOT NULL DEFAULT 0,
+    limit_usd       REAL,
+    limit_tokens    INTEGER,
+    override_usd    REAL,
+    override_tokens INTEGER,
+    updated_at      REAL NOT NULL,
+    PRIMARY KEY (namespace, key, window_start)
+);
+
 CREATE TABLE duro_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL);
 
 CREATE TABLE events (

@@ -1,0 +1,109 @@
+"""Where a remote operation is called (:class:`Endpoint`), and the names and keys both
+sides derive from an operation id: the callee's run of it, the caller's signal, the
+callback's HMAC key."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import os
+from dataclasses import dataclass, field
+
+from duro.errors import InvalidArgumentError
+
+__all__ = [
+    "CALLBACK_SECRET_ENV",
+    "CALLBACK_SIGNATURE_HEADER",
+    "Endpoint",
+    "callback_key",
+    "operation_workflow_id",
+    "sign",
+    "signal_name",
+]
+
+CALLBACK_SIGNATURE_HEADER = "Duro-Signature"
+"""The header of a callback's signature: ``sha256=<hex HMAC-SHA256 of the raw body>``."""
+CALLBACK_SECRET_ENV = "DURO_CALLBACK_SECRET"
+"""The environment variable of a deployment's callback secret (both its workers, which
+derive each call's key from it, and its ``duro serve``, which checks callbacks with it)."""
+_OPERATION_PREFIX = "duro.op/"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    """Another deployment's ``duro serve``, as ``duro.call`` reaches it.
+
+    Define it where the workflow's module can see it (a module constant, its token from
+    the environment): the token is used by the worker that makes the calls and is never
+    written to the history.
+
+    Args:
+        url: The callee's base URL (``http://payments:8233``).
+        token: Its API token (scope ``write``), when it requires tokens.
+        callback_url: This deployment's own ``duro serve`` base URL, as the callee can
+            reach it: the callee posts each outcome there (``POST /v1/callbacks``), signed
+            with a key derived from ``callback_secret``. None: results come by polling
+            only.
+        callback_secret: The secret this deployment's ``duro serve`` checks callbacks
+            with (default: the ``DURO_CALLBACK_SECRET`` environment variable).
+        poll_interval: The longest wait between two polls of a running operation, in
+            seconds (polls start fast and back off up to it).
+        request_timeout: Seconds one HTTP request to the callee may take.
+    """
+
+    url: str
+    token: str | None = field(default=None, repr=False)
+    callback_url: str | None = None
+    callback_secret: str | None = field(default=None, repr=False)
+    poll_interval: float = 10.0
+    request_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("url", "callback_url"):
+            value = getattr(self, name)
+            if value is None and name == "callback_url":
+                continue
+            if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+                raise InvalidArgumentError(
+                    f"Endpoint {name} must be an http:// or https:// URL, not {value!r}")
+            object.__setattr__(self, name, value.rstrip("/"))
+        for name in ("poll_interval", "request_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 < value < math.inf:
+                raise InvalidArgumentError(
+                    f"Endpoint {name} must be a positive number of seconds, not {value!r}")
+        if self.callback_url is not None and not self.secret():
+            raise InvalidArgumentError(
+                "an Endpoint with a callback_url needs a callback_secret (or the "
+                f"{CALLBACK_SECRET_ENV} environment variable): callbacks are signed")
+
+    def secret(self) -> bytes | None:
+        """The callback secret, from the endpoint or the environment."""
+        value = self.callback_secret or os.environ.get(CALLBACK_SECRET_ENV)
+        return value.encode() if value else None
+
+
+def operation_workflow_id(operation: str, operation_id: str) -> str:
+    """The workflow id of the callee's run of an operation: the same operation id starts
+    the same run (the idempotency of the remote start)."""
+    return f"{_OPERATION_PREFIX}{operation}/{operation_id}"
+
+
+def signal_name(operation_id: str) -> str:
+    """The signal a callback becomes in the caller's run."""
+    return f"duro.call:{operation_id}"
+
+
+def callback_key(secret: bytes, namespace: str, workflow_id: str, operation_id: str) -> bytes:
+    """The key one call's callbacks are signed with: derived from the caller's secret and
+    where the outcome goes, so a key (which the callee keeps with the operation) signs
+    nothing but that call's outcome."""
+    message = f"{namespace}\n{workflow_id}\n{operation_id}".encode()
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def sign(key: bytes, body: bytes) -> str:
+    """The signature header's value for ``body``."""
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()

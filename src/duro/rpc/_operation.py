@@ -1,0 +1,97 @@
+"""The callee's side of ``duro.call``: an exposed operation as a run of its own.
+
+``POST /v1/operations/{name}`` starts the wrapper workflow ``duro.operation`` under the
+workflow id derived from the operation id (``operation_workflow_id``): the same id again
+is the same run, so a caller's retried start never runs the operation twice. The wrapper
+runs the exposed workflow as its child, turns how it ended into the operation's outcome
+(its result, or its error with type, message and traceback), and with a callback posts
+the outcome, signed, to the caller (a step: retried with a growing delay, for about ten
+minutes; the caller's polling covers a callback that never gets through). The outcome is
+the wrapper's result, which ``GET /v1/operations/{name}/{id}`` reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from duro.client._records import RunInfo
+from duro.errors import ChildWorkflowError, NonRetryableError, StepFailedError
+from duro.rpc._endpoint import CALLBACK_SIGNATURE_HEADER, sign
+from duro.serde import encode
+from duro.step._policy import RetryPolicy
+from duro.step._step import Step
+from duro.store import RunStatus
+from duro.workflow._api import info, workflow
+from duro.workflow._features import execute_child
+
+__all__ = ["OPERATION_WORKFLOW", "child_workflow_id", "operation_state"]
+
+OPERATION_WORKFLOW = "duro.operation"
+"""The wrapper workflow's name."""
+
+
+async def _deliver(callback: dict[str, str], operation_id: str, outcome: dict[str, Any],
+                   ) -> None:
+    """Post the outcome to the caller's ``/v1/callbacks``, signed with the call's key.
+
+    A 4xx but 408/429 is final (the caller refuses: a signature it no longer accepts, a
+    run that ended): polling, or nothing, takes over."""
+    import httpx
+
+    body = encode({"operation_id": operation_id, "workflow_id": callback["workflow_id"],
+                   "namespace": callback["namespace"], "outcome": outcome})
+    headers = {"Content-Type": "application/json",
+               CALLBACK_SIGNATURE_HEADER: sign(bytes.fromhex(callback["key"]), body)}
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        response = await http.post(callback["url"], content=body, headers=headers)
+    if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+        raise NonRetryableError(f"the caller refused the callback: HTTP "
+                                f"{response.status_code} {response.text[:200]}")
+    if response.status_code >= 300:
+        raise RuntimeError(f"the caller answered HTTP {response.status_code}")
+
+
+DELIVER: Step[..., None] = Step(_deliver, name="duro.operation.callback",
+               retry=RetryPolicy(max_attempts=20, initial_interval=0.5, max_interval=60.0))
+
+
+@workflow(name=OPERATION_WORKFLOW)
+async def _operation(operation: str, operation_id: str, args: list[Any],
+                     kwargs: dict[str, Any], callback: dict[str, str] | None = None,
+                     ) -> dict[str, Any]:
+    """Run the exposed workflow as this run's child; deliver its outcome."""
+    try:
+        result = await execute_child(operation, *args,
+                                     id=child_workflow_id(info().workflow_id), **kwargs)
+        outcome: dict[str, Any] = {"status": "completed", "result": result}
+    except ChildWorkflowError as exc:
+        cause = exc.cause
+        outcome = {"status": "failed" if exc.status == "not_started" else exc.status,
+                   "error": None if cause is None else cause.to_dict()}
+    if callback:
+        with contextlib.suppress(StepFailedError):  # the caller polls
+            await DELIVER(callback, operation_id, outcome)
+    return outcome
+
+
+def child_workflow_id(workflow_id: str) -> str:
+    """The workflow id of the exposed workflow's run under an operation's wrapper run."""
+    return f"{workflow_id}/run"
+
+
+def operation_state(operation_id: str, wrapper: RunInfo, child: RunInfo | None,
+                    ) -> dict[str, Any]:
+    """What ``GET /v1/operations/{name}/{id}`` answers: ``running``, or the outcome.
+
+    Read from the exposed workflow's own run, so the outcome is there as soon as it ends,
+    while the wrapper may still be delivering the callback; from the wrapper's when it
+    ended without one (the exposed workflow could not be started)."""
+    base = {"operation_id": operation_id}
+    run = child if child is not None else wrapper
+    if not run.status.is_terminal or (child is None and run.status == RunStatus.COMPLETED):
+        return {**base, "status": "running"}
+    if run.status == RunStatus.COMPLETED:
+        return {**base, "status": "completed", "result": run.result_json}
+    return {**base, "status": str(run.status.value),
+            "error": None if run.error is None else run.error.to_dict()}

@@ -1,0 +1,157 @@
+"""Durable RPC over HTTP (docs/rpc.md): the callee's operation routes and the caller's
+callback route.
+
+``POST /v1/operations/{name}`` starts an exposed workflow as an operation, idempotently
+by the caller's operation id (the wrapper run ``duro.operation``: ``rpc/_operation.py``);
+``GET /v1/operations/{name}/{operation_id}`` reads its state, ``POST .../cancel`` asks it
+to cancel (a cancelled caller's ``duro.call`` does). A workflow that is not
+exposed (``@duro.workflow(expose=True)`` in a module this server imported, or ``duro serve
+--expose NAME``) is not found there (404 ``operation_not_found``), whatever the token.
+
+``POST /v1/callbacks`` takes an operation's outcome from the callee: its signature
+(``Duro-Signature``: HMAC-SHA256 of the raw body under the call's key, derived from this
+deployment's callback secret and where the outcome goes) is checked before anything is
+read into a run, and the outcome reaches the calling run as a signal whose id is the
+operation id, so a replayed callback is recorded once and changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from duro._checks import check_id, check_namespace
+from duro.errors import OperationNotFoundError, RunNotFoundError, WorkflowNotFoundError
+from duro.rpc import (
+    CALLBACK_SIGNATURE_HEADER,
+    OPERATION_WORKFLOW,
+    callback_key,
+    operation_state,
+    operation_workflow_id,
+    sign,
+)
+from duro.rpc._endpoint import signal_name
+from duro.rpc._operation import child_workflow_id
+from duro.server._problems import BadRequest, NotEnabled, body_of, field, json, path_id
+from duro.server._routes import Api
+from duro.server._webhooks import InvalidSignatureError
+from duro.workflow._api import lookup_workflow
+
+__all__ = ["callback", "cancel_operation", "get_operation", "start_operation"]
+
+_START = frozenset({"operation_id", "args", "kwargs", "callback"})
+_CALLBACK_FIELDS = frozenset({"url", "key", "namespace", "workflow_id"})
+
+
+def _exposed(api: Api, name: str) -> None:
+    """Refuse a name this deployment does not expose (404 ``operation_not_found``)."""
+    if name in api.exposed:
+        return
+    try:
+        if lookup_workflow(name).exposed:
+            return
+    except WorkflowNotFoundError:
+        pass
+    raise OperationNotFoundError(f"this deployment exposes no operation named {name!r}")
+
+
+async def start_operation(request: Request, api: Api) -> Response:
+    name = path_id(request, "name", "operation name")
+    _exposed(api, name)
+    body = await body_of(request, _START)
+    operation_id = check_id(field(body, "operation_id", str, required=True), "operation id",
+                            limit=200)
+    args = field(body, "args", list, [])
+    kwargs = field(body, "kwargs", dict, {})
+    back = _callback_of(field(body, "callback", dict))
+    try:
+        wf = lookup_workflow(name)
+    except WorkflowNotFoundError:
+        pass  # exposed by name only (--expose): its worker checks the arguments
+    else:
+        wf.check_arguments(args, kwargs, what=f"operation {name!r} called")
+    workflow_id = operation_workflow_id(name, operation_id)
+    await api.client.start(OPERATION_WORKFLOW, name, operation_id, args, kwargs, back,
+                           id=workflow_id)
+    return json(await _state(api, operation_id, workflow_id), 202)
+
+
+async def _state(api: Api, operation_id: str, workflow_id: str) -> dict[str, Any]:
+    """The operation's state: its wrapper run's and, once started, its child's."""
+    wrapper = await api.client.get_handle(workflow_id).describe()
+    try:
+        child = await api.client.get_handle(child_workflow_id(workflow_id)).describe()
+    except RunNotFoundError:
+        child = None
+    return operation_state(operation_id, wrapper, child)
+
+
+def _callback_of(raw: dict[str, Any] | None) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    if set(raw) != _CALLBACK_FIELDS or not all(isinstance(v, str) for v in raw.values()):
+        raise BadRequest(f"'callback' must have the string fields "
+                         f"{', '.join(sorted(_CALLBACK_FIELDS))}")
+    if not raw["url"].startswith(("http://", "https://")):
+        raise BadRequest("'callback.url' must be an http:// or https:// URL")
+    try:
+        bytes.fromhex(raw["key"])
+    except ValueError:
+        raise BadRequest("'callback.key' must be hexadecimal") from None
+    return dict(raw)
+
+
+async def get_operation(request: Request, api: Api) -> Response:
+    name = path_id(request, "name", "operation name")
+    _exposed(api, name)
+    operation_id = path_id(request, "operation_id", "operation id")
+    return json(await _state(api, operation_id, operation_workflow_id(name, operation_id)))
+
+
+async def cancel_operation(request: Request, api: Api) -> Response:
+    name = path_id(request, "name", "operation name")
+    _exposed(api, name)
+    operation_id = path_id(request, "operation_id", "operation id")
+    workflow_id = operation_workflow_id(name, operation_id)
+    # Cancelling the wrapper cancels the exposed workflow's run (its child) with it; an
+    # operation that ended already stays as it ended.
+    with contextlib.suppress(RunNotFoundError):
+        await api.client.cancel(workflow_id)
+    return json(await _state(api, operation_id, workflow_id), 202)
+
+
+async def callback(request: Request, api: Api) -> Response:
+    if api.callback_secret is None:
+        raise NotEnabled("callbacks are off: serve with a callback secret (duro serve "
+                         "--callback-secret-env, docs/rpc.md)")
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidSignatureError("the callback is not signed JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidSignatureError("the callback is not signed JSON")
+    ids = [body.get(k) for k in ("namespace", "workflow_id", "operation_id")]
+    if not all(isinstance(v, str) for v in ids):
+        raise InvalidSignatureError("the callback does not name its call")
+    namespace, workflow_id, operation_id = (str(v) for v in ids)
+    key = callback_key(api.callback_secret, namespace, workflow_id, operation_id)
+    given = request.headers.get(CALLBACK_SIGNATURE_HEADER, "")
+    if not hmac.compare_digest(given.encode(), sign(key, raw).encode()):
+        raise InvalidSignatureError("the callback's signature does not match")
+    outcome = body.get("outcome")
+    if not isinstance(outcome, dict) or not isinstance(outcome.get("status"), str):
+        raise BadRequest("'outcome' must be an object with a 'status'")
+    view = api.scoped(check_namespace(namespace))
+    try:
+        await view.client.signal(workflow_id, signal_name(operation_id), outcome,
+                                 id=check_id(operation_id, "operation id", limit=200))
+    except RunNotFoundError:
+        raise RunNotFoundError(f"no live run {workflow_id!r} waits for operation "
+                               f"{operation_id!r}") from None
+    return json({"operation_id": operation_id, "accepted": True})

@@ -1,0 +1,41 @@
+"""The callee of the durable RPC tests (docs/rpc.md): a payments deployment exposing
+``charge``. A charge of an order id starting with ``gated-`` waits in its step until the
+file ``$GATE_DIR/<order id>`` exists (so a test can kill a process mid-operation); a
+negative amount is declined (a typed error the caller receives)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import duro
+
+
+class CardDeclinedError(Exception):
+    """The card was declined."""
+
+
+@duro.step(name="payments.capture")
+async def capture(order_id: str, amount: int) -> str:
+    if order_id.startswith("gated-"):
+        gate = Path(os.environ["GATE_DIR"]) / order_id
+        (Path(os.environ["GATE_DIR"]) / f"{order_id}.entered").touch()
+        while not gate.exists():
+            await asyncio.sleep(0.02)
+    if amount < 0:
+        raise duro.NonRetryableError(f"amount {amount} refused")
+    return f"ch_{order_id}_{amount}"
+
+
+@duro.workflow(name="charge", expose=True)
+async def charge(order_id: str, amount: int) -> dict[str, object]:
+    if amount == 0:
+        raise CardDeclinedError(f"card declined for order {order_id}")
+    return {"charge_id": await capture(order_id, amount), "amount": amount}
+
+
+@duro.workflow(name="internal_refund")
+async def internal_refund(order_id: str) -> str:
+    """Not exposed: other deployments must not find it."""
+    return order_id

@@ -1,0 +1,332 @@
+"""Durable RPC between two deployments (issue 20, first slice): two real ``duro serve
+--worker`` processes on free loopback ports, each with its own database and worker. The
+callee, payments, runs on PostgreSQL with API tokens; the caller, orders, on SQLite,
+with a callback secret. An order's workflow calls ``charge`` with ``duro.call``: its
+result comes back (by callback, or by polling when the callback cannot get through);
+the callee's failure arrives typed; kill -9 of either process mid-call loses nothing and
+starts nothing twice; a bad token, an unknown or unexposed operation, a forged or
+replayed callback are refused."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+import duro
+from duro.rpc import callback_key, sign
+from tests.acceptance.serving import Served, problem, serve
+from tests.conftest import run
+
+pytestmark = pytest.mark.postgres
+
+SECRET = "orders-callback-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Deployment:
+    """One ``duro serve --worker`` on a fixed port (so that it restarts where its peer
+    expects it), killed with SIGKILL on demand."""
+
+    def __init__(self, db_url: str, module: str, env: dict[str, str], *args: str) -> None:
+        self.db_url, self.module, self.env, self.args = db_url, module, env, args
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stack: contextlib.ExitStack | None = None
+        self.served: Served | None = None
+
+    def start(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self.served = self._stack.enter_context(serve(
+            self.db_url, self.module, "--worker", *self.args, env=self.env, port=self.port))
+
+    def kill(self) -> None:
+        assert self.served is not None and self._stack is not None
+        self.served.proc.kill()  # SIGKILL: nothing is flushed or released
+        self.served.proc.wait(timeout=30)
+        self._stack.close()
+        self.served = None
+
+    def stop(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+
+
+class Pair:
+    def __init__(self, payments: Deployment, orders: Deployment, token: str,
+                 gates: Path) -> None:
+        self.payments, self.orders, self.token, self.gates = payments, orders, token, gates
+
+    def order(self, order_id: str, amount: int, **kwargs: Any) -> str:
+        """Start an order; its run id."""
+        response = httpx.post(f"{self.orders.url}/v1/runs", json={
+            "workflow": "order", "id": order_id, "args": [order_id, amount],
+            "kwargs": kwargs}, timeout=30)
+        assert response.status_code == 202, response.text
+        return str(response.json()["run_id"])
+
+    def result(self, order_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        response = httpx.get(f"{self.orders.url}/v1/runs/{order_id}/result",
+                             params={"wait": str(timeout)}, timeout=timeout + 10)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["status"] == "completed", body
+        result: dict[str, Any] = body["result"]
+        return result
+
+    def history(self, order_id: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.orders.url}/v1/runs/{order_id}/history", timeout=30)
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
+
+    def charges(self, caller_run_id: str) -> int:
+        """Runs of ``charge`` the callee made for this caller run (its store's count)."""
+        response = httpx.get(f"{self.payments.url}/v1/runs", params={
+            "workflow": "charge", "id_prefix": f"duro.op/charge/{caller_run_id}."},
+            headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
+        assert response.status_code == 200, response.text
+        return len(response.json()["runs"])
+
+    def open_gate(self, order_id: str) -> None:
+        (self.gates / order_id).touch()
+
+    def wait_entered(self, order_id: str, timeout: float = 30.0) -> None:
+        """Until the callee's step of this order runs (the operation started there)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not (self.gates / f"{order_id}.entered").exists():
+            assert time.monotonic() < deadline, f"{order_id} never reached the callee"
+            time.sleep(0.02)
+
+
+async def _token(url: str) -> str:
+    async with duro.Client(url) as client:
+        secret, _ = await client.tokens.create("orders", scope="write")
+        return str(secret)
+
+
+@pytest.fixture(scope="module")
+def pair(pg_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    from tests.conftest import drop_schema
+
+    gates = tmp_path_factory.mktemp("gates")
+    pg_url: str = pg_cluster.fresh_url()
+    token = run(_token(pg_url))
+    payments = Deployment(pg_url, "rpc_payments", {"GATE_DIR": str(gates)}, "--auth")
+    orders_port_holder = Deployment(f"sqlite:///{gates}/orders.db", "rpc_orders", {})
+    orders_port_holder.env.update({
+        "PAYMENTS_URL": payments.url, "PAYMENTS_TOKEN": token,
+        "ORDERS_URL": orders_port_holder.url, "DURO_CALLBACK_SECRET": SECRET,
+        "POLL_INTERVAL": "2"})
+    payments.start()
+    orders_port_holder.start()
+    try:
+        yield Pair(payments, orders_port_holder, token, gates)
+    finally:
+        orders_port_holder.stop()
+        payments.stop()
+        drop_schema(pg_cluster, pg_url)
+
+
+@contextlib.contextmanager
+def _side(pair: Pair, db: str, env: dict[str, str]) -> Iterator[Deployment]:
+    """Another orders deployment (its own database), calling the same payments."""
+    side = Deployment(pair.orders.db_url.replace("orders.db", db), "rpc_orders",
+                      {"PAYMENTS_URL": pair.payments.url, "PAYMENTS_TOKEN": pair.token, **env})
+    side.start()
+    try:
+        yield side
+    finally:
+        side.stop()
+
+
+def _side_order(side: Deployment, order_id: str, amount: int) -> dict[str, Any]:
+    response = httpx.post(f"{side.url}/v1/runs", json={
+        "workflow": "order", "id": order_id, "args": [order_id, amount]})
+    assert response.status_code == 202, response.text
+    body = httpx.get(f"{side.url}/v1/runs/{order_id}/result", params={"wait": "30"},
+                     timeout=40).json()
+    assert body["status"] == "completed", body
+    result: dict[str, Any] = body["result"]
+    return result
+
+
+def _call_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["kind"].startswith("call_")]
+
+
+def test_an_order_calls_charge_and_gets_its_result_by_callback(pair: Pair) -> None:
+    run_id = pair.order("gated-cb", 250)
+    pair.wait_entered("gated-cb")
+    # Once a poll has seen it running, the next is 2 s away: the callback comes first.
+    _wait_history(pair, "gated-cb", "step_retrying")
+    pair.open_gate("gated-cb")
+    result = pair.result("gated-cb")
+    assert result == {"order_id": "gated-cb",
+                      "payment": {"charge_id": "ch_gated-cb_250", "amount": 250}}
+    calls = _call_events(pair.history("gated-cb"))
+    assert [e["kind"] for e in calls] == ["call_started", "call_completed"]
+    assert calls[0]["meta"]["operation_id"] == f"{run_id}.1"
+    assert calls[1]["meta"]["via"] == "callback"
+    assert pair.charges(run_id) == 1
+
+
+def _wait_history(pair: Pair, order_id: str, kind: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while not any(e["kind"] == kind for e in pair.history(order_id)):
+        assert time.monotonic() < deadline, f"no {kind} in {order_id}'s history"
+        time.sleep(0.05)
+
+
+def test_a_callee_failure_reaches_the_caller_typed(pair: Pair) -> None:
+    pair.order("o-declined", 0)
+    result = pair.result("o-declined")
+    assert result["failed"] == "failed"
+    assert result["error_type"].endswith("CardDeclinedError")
+    assert result["message"] == "card declined for order o-declined"
+    assert "rpc_payments.py" in result["traceback"]  # the callee's own frames
+    failed = _call_events(pair.history("o-declined"))[-1]
+    assert failed["kind"] == "call_failed" and failed["meta"]["status"] == "failed"
+
+
+def test_unknown_or_unexposed_operations_are_refused_typed(pair: Pair) -> None:
+    for operation in ("no_such_op", "internal_refund"):
+        pair.order(f"o-{operation}", 5, operation=operation)
+        result = pair.result(f"o-{operation}")
+        assert result["failed"] == "refused"
+        assert result["error_type"] == "operation_not_found"
+    # Over HTTP too, whatever the token: not found, nothing started.
+    response = httpx.post(f"{pair.payments.url}/v1/operations/internal_refund",
+                          json={"operation_id": "x1", "args": ["a"]},
+                          headers={"Authorization": f"Bearer {pair.token}"})
+    problem(response, 404, "operation_not_found")
+
+
+def test_a_bad_token_is_refused_typed(pair: Pair) -> None:
+    response = httpx.post(f"{pair.payments.url}/v1/operations/charge",
+                          json={"operation_id": "forged-1", "args": ["a", 1]},
+                          headers={"Authorization": "Bearer duro_nope"})
+    problem(response, 401, "unauthenticated")
+    # A caller configured with a bad token: its call fails refused, typed.
+    with _side(pair, "orders-bad.db", {"PAYMENTS_TOKEN": "duro_nope"}) as bad:
+        result = _side_order(bad, "o-badtoken", 5)
+        assert result["failed"] == "refused"
+        assert result["error_type"] == "unauthenticated"
+
+
+def test_without_a_reachable_callback_the_result_comes_by_polling(pair: Pair) -> None:
+    # A caller whose callback URL reaches nothing (a closed port): polling only.
+    with _side(pair, "orders-poll.db", {
+            "ORDERS_URL": f"http://127.0.0.1:{_free_port()}", "DURO_CALLBACK_SECRET": SECRET,
+            "POLL_INTERVAL": "0.3"}) as lone:
+        result = _side_order(lone, "o-poll", 7)
+        assert result["payment"] == {"charge_id": "ch_o-poll_7", "amount": 7}
+        events = httpx.get(f"{lone.url}/v1/runs/o-poll/history").json()["events"]
+        done = _call_events(events)[-1]
+        assert done["kind"] == "call_completed" and done["meta"]["via"] == "poll"
+
+
+def test_kill_9_of_the_caller_mid_call_starts_the_callee_once(pair: Pair) -> None:
+    run_id = pair.order("gated-caller", 40)
+    pair.wait_entered("gated-caller")
+    pair.orders.kill()
+    pair.open_gate("gated-caller")  # the callee finishes while the caller is dead
+    pair.orders.start()
+    result = pair.result("gated-caller")
+    assert result["payment"] == {"charge_id": "ch_gated-caller_40", "amount": 40}
+    assert pair.charges(run_id) == 1
+    assert [e["kind"] for e in _call_events(pair.history("gated-caller"))] == [
+        "call_started", "call_completed"]
+
+
+def test_kill_9_of_the_callee_mid_operation_still_delivers(pair: Pair) -> None:
+    run_id = pair.order("gated-callee", 60)
+    pair.wait_entered("gated-callee")
+    pair.payments.kill()
+    pair.open_gate("gated-callee")
+    pair.payments.start()
+    result = pair.result("gated-callee")
+    assert result["payment"] == {"charge_id": "ch_gated-callee_60", "amount": 60}
+    assert pair.charges(run_id) == 1
+
+
+def test_forged_and_replayed_callbacks_are_refused_and_change_nothing(pair: Pair) -> None:
+    run_id = pair.order("gated-forge", 9)
+    pair.wait_entered("gated-forge")
+    operation_id = f"{run_id}.1"
+    body = orjson.dumps({"operation_id": operation_id, "workflow_id": "gated-forge",
+                         "namespace": "default",
+                         "outcome": {"status": "completed", "result": "forged"}})
+    url = f"{pair.orders.url}/v1/callbacks"
+    # No signature, a wrong secret, another operation's key: 401, nothing recorded.
+    problem(httpx.post(url, content=body), 401, "invalid_signature")
+    wrong = callback_key(b"not-the-secret", "default", "gated-forge", operation_id)
+    problem(httpx.post(url, content=body, headers={"Duro-Signature": sign(wrong, body)}),
+            401, "invalid_signature")
+    other = callback_key(SECRET.encode(), "default", "gated-forge", f"{run_id}.2")
+    problem(httpx.post(url, content=body, headers={"Duro-Signature": sign(other, body)}),
+            401, "invalid_signature")
+    assert not [e for e in pair.history("gated-forge") if e["kind"] == "signal_received"]
+    pair.open_gate("gated-forge")
+    result = pair.result("gated-forge")
+    assert result["payment"] == {"charge_id": "ch_gated-forge_9", "amount": 9}
+    # The genuine callback replayed (same body, same signature) changes nothing.
+    key = callback_key(SECRET.encode(), "default", "gated-forge", operation_id)
+    replay = orjson.dumps({"operation_id": operation_id, "workflow_id": "gated-forge",
+                           "namespace": "default",
+                           "outcome": {"status": "completed", "result": "again"}})
+    response = httpx.post(url, content=replay, headers={"Duro-Signature": sign(key, replay)})
+    assert response.status_code in (200, 404), response.text
+    assert pair.result("gated-forge")["payment"]["amount"] == 9
+
+
+def _operation_status(pair: Pair, operation_id: str, expected: str) -> None:
+    """Until the callee says the operation ended ``expected`` (bounded)."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:
+        state = httpx.get(f"{pair.payments.url}/v1/operations/charge/{operation_id}",
+                          headers={"Authorization": f"Bearer {pair.token}"}).json()
+        if state["status"] == expected:
+            return
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+
+
+def test_cancelling_the_caller_cancels_the_callee(pair: Pair) -> None:
+    run_id = pair.order("gated-cancel", 3)
+    pair.wait_entered("gated-cancel")
+    assert httpx.post(f"{pair.orders.url}/v1/runs/gated-cancel/cancel").status_code == 202
+    body = httpx.get(f"{pair.orders.url}/v1/runs/gated-cancel/result",
+                     params={"wait": "30"}, timeout=40).json()
+    assert body["status"] == "cancelled", body
+    _operation_status(pair, f"{run_id}.1", "cancelled")
+    failed = _call_events(pair.history("gated-cancel"))[-1]
+    assert failed["kind"] == "call_failed" and failed["meta"]["status"] == "call_cancelled"
+    pair.open_gate("gated-cancel")
+
+
+def test_a_call_timeout_is_durable_and_cancels_the_callee(pair: Pair) -> None:
+    run_id = pair.order("gated-timeout", 3, timeout=0.5)
+    result = pair.result("gated-timeout")
+    assert result["failed"] == "call_timed_out"
+    _operation_status(pair, f"{run_id}.1", "cancelled")
+    kinds = [e["kind"] for e in pair.history("gated-timeout")]
+    assert "timer_fired" in kinds and kinds.count("call_failed") == 1
+    pair.open_gate("gated-timeout")

@@ -1,0 +1,73 @@
+"""Durable RPC's pieces that need no server (the two-deployment tests are
+tests/acceptance/test_rpc.py): an endpoint refuses what cannot work, a call refuses bad
+arguments before it records anything, the callback key is one call's only."""
+
+from __future__ import annotations
+
+import pytest
+
+import duro
+from duro.rpc import callback_key, operation_workflow_id
+from tests.conftest import run
+
+
+def test_an_endpoint_refuses_what_cannot_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DURO_CALLBACK_SECRET", raising=False)
+    for bad in ({"url": "payments:8233"}, {"url": ""},
+                {"url": "http://p", "callback_url": "ftp://me"},
+                {"url": "http://p", "poll_interval": 0},
+                {"url": "http://p", "request_timeout": float("inf")},
+                {"url": "http://p", "callback_url": "http://me"}):  # no secret to sign with
+        with pytest.raises(duro.InvalidArgumentError):
+            duro.Endpoint(**bad)  # type: ignore[arg-type]
+    endpoint = duro.Endpoint(url="http://p:1/", token="tok-123", callback_url="http://me/",
+                             callback_secret="sec-456")
+    assert (endpoint.url, endpoint.callback_url) == ("http://p:1", "http://me")
+    assert "tok-123" not in repr(endpoint) and "sec-456" not in repr(endpoint)
+
+
+def test_the_callback_key_is_one_calls_only() -> None:
+    keys = {callback_key(b"s", ns, wf, op) for ns, wf, op in [
+        ("default", "o-1", "r.1"), ("default", "o-1", "r.2"), ("default", "o-2", "r.1"),
+        ("acme", "o-1", "r.1")]}
+    assert len(keys) == 4
+    assert callback_key(b"s", "default", "o-1", "r.1") != callback_key(b"t", "default", "o-1",
+                                                                       "r.1")
+    assert operation_workflow_id("charge", "r.1") == "duro.op/charge/r.1"
+
+
+ENDPOINT = duro.Endpoint(url="http://127.0.0.1:9")
+
+
+@duro.workflow(name="test_rpc.bad_calls")
+async def bad_calls() -> list[str]:
+    refused = []
+    for args, kwargs in [(("", 1), {}), (("op" * 200,), {}), (("op",), {"id": ""}),
+                         (("op",), {"timeout": -1}), (("op", object()), {})]:
+        try:
+            await duro.call(ENDPOINT, *args, **kwargs)  # type: ignore[arg-type]
+        except (duro.InvalidArgumentError, duro.SerializationError) as exc:
+            refused.append(type(exc).__name__)
+    try:
+        await duro.call("http://p", "op")  # type: ignore[arg-type]
+    except TypeError:
+        refused.append("TypeError")
+    return refused
+
+
+def test_a_call_refuses_bad_arguments_and_records_nothing(tmp_path: object) -> None:
+    async def main() -> None:
+        async with duro.Engine(f"sqlite:///{tmp_path}/rpc.db") as engine:
+            handle = await engine.start(bad_calls)
+            assert await handle.result(timeout=30) == [
+                "InvalidArgumentError", "InvalidArgumentError", "InvalidArgumentError",
+                "InvalidArgumentError", "SerializationError", "TypeError"]
+            kinds = [e.kind for e in await handle.history()]
+            assert kinds == ["run_started", "run_completed"]
+
+    run(main())
+
+
+def test_call_outside_a_workflow_says_so() -> None:
+    with pytest.raises(RuntimeError, match="workflow code"):
+        run(duro.call(ENDPOINT, "op"))
