@@ -75,7 +75,18 @@ from duro.schedules import (
     ScheduleSpec,
     schedule,
 )
-from duro.step import Cache, RetryPolicy, Step, StepInfo, heartbeat, step, step_info, stream
+from duro.step import (
+    Cache,
+    RetryPolicy,
+    Step,
+    StepInfo,
+    complete_later,
+    heartbeat,
+    register_steps,
+    step,
+    step_info,
+    stream,
+)
 from duro.store import RunStatus
 from duro.usage import (
     ModelPrice,
@@ -87,13 +98,16 @@ from duro.usage import (
 )
 from duro.workflow import (
     Decision,
+    ExternalWorkflowHandle,
     ParentClosePolicy,
     Saga,
     Workflow,
     WorkflowInfo,
+    all_handlers_finished,
     approval,
     continue_as_new,
     execute_child,
+    external_workflow,
     info,
     now,
     on_query,
@@ -135,6 +149,7 @@ __all__ = [
     "Engine",
     "ErrorInfo",
     "Event",
+    "ExternalWorkflowHandle",
     "HistoryCorruptError",
     "HistoryLimitError",
     "InvalidArgumentError",
@@ -191,10 +206,13 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowTerminatedError",
     "__version__",
+    "all_handlers_finished",
     "approval",
     "call",
+    "complete_later",
     "continue_as_new",
     "execute_child",
+    "external_workflow",
     "heartbeat",
     "info",
     "logger",
@@ -205,6 +223,7 @@ __all__ = [
     "patched",
     "random",
     "record_usage",
+    "register_steps",
     "schedule",
     "set_model_prices",
     "set_state",

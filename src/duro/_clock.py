@@ -16,6 +16,12 @@ __all__ = ["Clock", "ManualClock", "SystemClock"]
 class Clock:
     """Wall-clock durable time (seconds since the epoch)."""
 
+    jumps: bool = False
+    """True for a clock that moves by jumps standing for time that passes (ManualClock):
+    what a running worker's scheduler was looking at while the clock jumped over it
+    (schedule ticks) happens as it would have with time passing, and is not counted
+    as missed downtime."""
+
     def now(self) -> float:
         """The current durable time."""
         return time.time()
@@ -32,9 +38,15 @@ class SystemClock(Clock):
 class ManualClock(Clock):
     """A clock that only moves when told to: for tests and time skipping.
 
+    ``advance(seconds)`` is time passing: workers using the clock fire the timers and
+    the schedule ticks it jumps over, each once and in order, as if they had been
+    running all along (a tick is counted as missed only when no worker was running).
+
     Args:
         start: The initial time; defaults to the real current time.
     """
+
+    jumps = True
 
     def __init__(self, start: float | None = None) -> None:
         self._now = time.time() if start is None else float(start)

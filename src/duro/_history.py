@@ -31,6 +31,8 @@ search_attributes_upserted  -       -                               :class:`Sear
 approval_requested          appr.   context (name: the approval)    :class:`ApprovalMeta`
 approval_decided            appr.   - (name: the approval)          :class:`DecisionMeta`
 approval_timed_out          appr.   - (name: the approval)          :class:`ApprovalMeta`
+external_sent               ext.    - (name: the signal, if one)    :class:`ExternalMeta`
+external_failed             ext.    error (no such run)             :class:`ExternalMeta`
 call_started                call    - (name: endpoint/operation)    :class:`CallMeta`
 call_completed              call    the remote result               :class:`CallMeta`
 call_failed                 call    error (ErrorInfo payload)       :class:`CallMeta`
@@ -55,6 +57,7 @@ __all__ = [
     "BUDGET_SIGNAL",
     "CALL_KINDS",
     "CHILD_KINDS",
+    "EXTERNAL_KINDS",
     "OUTCOME_KINDS",
     "PAYLOAD_KINDS",
     "PROJECTED_KINDS",
@@ -73,6 +76,7 @@ __all__ = [
     "DecisionMeta",
     "EventKind",
     "EventRecord",
+    "ExternalMeta",
     "Headers",
     "MessageKind",
     "NewEvent",
@@ -132,6 +136,11 @@ class EventKind(enum.StrEnum):
     """Who decided an approval, the verdict, the comment and when (the audit trail)."""
     APPROVAL_TIMED_OUT = "approval_timed_out"
     """No decision came before the approval's timeout: the workflow went on without one."""
+    EXTERNAL_SENT = "external_sent"
+    """``duro.external_workflow(id).signal(...)`` / ``.cancel()``: the message is in the
+    other run's inbox (sent with a delivery id of this run and op: exactly once)."""
+    EXTERNAL_FAILED = "external_failed"
+    """The other workflow had no live run: the workflow's ``await`` raises."""
     CALL_STARTED = "call_started"
     """``duro.call(endpoint, operation)``: a remote operation was asked for (its id)."""
     CALL_COMPLETED = "call_completed"
@@ -153,6 +162,7 @@ TERMINAL_KINDS = frozenset({K.RUN_COMPLETED, K.RUN_FAILED, K.RUN_CANCELLED, K.RU
 """A run's last event: one of these, and nothing after it."""
 STEP_KINDS = frozenset({K.STEP_STARTED, K.STEP_COMPLETED, K.STEP_RETRYING, K.STEP_FAILED})
 CHILD_KINDS = frozenset({K.CHILD_STARTED, K.CHILD_COMPLETED, K.CHILD_FAILED})
+EXTERNAL_KINDS = frozenset({K.EXTERNAL_SENT, K.EXTERNAL_FAILED})
 OUTCOME_KINDS = frozenset({K.STEP_COMPLETED, K.STEP_FAILED, K.TIMER_FIRED})
 """Recorded at most once per operation (a unique index in both stores' schema)."""
 APPROVAL_KINDS = frozenset({K.APPROVAL_REQUESTED, K.APPROVAL_DECIDED, K.APPROVAL_TIMED_OUT})
@@ -265,6 +275,12 @@ def _meta(meta: bytes | None) -> dict[str, Any]:
         return {}
     raw = orjson.loads(meta)
     return raw if isinstance(raw, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    """A number of a meta object (None: absent, or not a number in a damaged record)."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else None
 
 
 def usage_of(raw: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
@@ -478,6 +494,12 @@ class AttemptMeta:
     (``@duro.step(cache=...)``); the function was not called, so nothing was spent."""
     cached_from: str | None = None
     """With ``cache_hit``: the run whose attempt stored the result."""
+    awaiting: bool = False
+    """On a ``step_started``: the attempt called ``duro.complete_later()`` and waits for
+    its outcome from outside, by its token (a restart waits on, it does not run it)."""
+    deadline: float | None = None
+    """With ``awaiting``: when the wait times out (the step's ``timeout`` or
+    ``total_timeout``, durable time; None: it waits as long as it takes)."""
     charges: tuple[BudgetCharge, ...] = ()
     """The shared budgets (key, window) the attempt's usage is charged to: the store
     adds it to their spend in the same write (:func:`charges_of`)."""
@@ -512,6 +534,13 @@ class AttemptMeta:
         return orjson.dumps({"attempt": attempt})
 
     @staticmethod
+    def encode_awaiting(attempt: int, deadline: float | None) -> bytes:
+        """The meta of the ``step_started`` of an attempt completed from outside."""
+        if deadline is None:
+            return orjson.dumps({"attempt": attempt, "awaiting": True})
+        return orjson.dumps({"attempt": attempt, "awaiting": True, "deadline": deadline})
+
+    @staticmethod
     def encode_unknown(attempt: int) -> bytes:
         """The meta of the ``step_failed`` that records an unknown outcome."""
         return orjson.dumps({"attempt": attempt, "outcome_unknown": True})
@@ -531,6 +560,8 @@ class AttemptMeta:
                    queue=raw.get("queue"), outcome_unknown=raw.get("outcome_unknown") is True,
                    usage=usage_of(raw), cache_hit=raw.get("cache_hit") is True,
                    cached_from=cached_from if isinstance(cached_from, str) else None,
+                   awaiting=raw.get("awaiting") is True,
+                   deadline=_number(raw.get("deadline")),
                    charges=charges_in(raw),
                    exceeded=BudgetExceeded.from_json(exceeded)
                    if isinstance(exceeded, dict) else None)
@@ -631,6 +662,33 @@ class ChildFailedMeta:
     @classmethod
     def decode(cls, meta: bytes | None) -> ChildFailedMeta:
         return cls(status=str(_meta(meta).get("status", "failed")))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExternalMeta:
+    """The meta of ``external_sent`` / ``external_failed``: what was sent (``signal`` or
+    ``cancel``), to which workflow id, and the run that got it (None: none did)."""
+
+    message: str
+    workflow_id: str
+    run_id: str | None = None
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"message": self.message, "workflow_id": self.workflow_id,
+                             "run_id": self.run_id})
+
+    @classmethod
+    def decode(cls, meta: bytes | None) -> ExternalMeta:
+        raw = _meta(meta)
+        run_id = raw.get("run_id")
+        return cls(message=str(raw.get("message", "")), workflow_id=str(raw.get("workflow_id", "")),
+                   run_id=run_id if isinstance(run_id, str) else None)
+
+    @staticmethod
+    def delivery_id(run_id: str, op: int) -> str:
+        """The delivery (signal) id of the message a run sends at operation ``op``: the
+        same on every try, so the other run takes it once."""
+        return f"duro-external:{run_id}:{op}"
 
 
 def approval_id_of(run_id: str, op: int) -> str:

@@ -446,11 +446,13 @@ def test_a_locked_database_exits_4(db: str, db_path: Path) -> None:
     holder = sqlite3.connect(db_path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-        proc = cli("ls", db=f"{db}?busy_timeout=200")
+        proc = cli("run", "cli_app:greet", "x", db=f"{db}?busy_timeout=200")
+        listed = cli("ls", db=f"{db}?busy_timeout=200")  # reading needs no lock
     finally:
         holder.close()
     assert proc.returncode == 4
     assert "locked" in proc.stderr
+    assert listed.returncode == 0, listed.stderr
 
 
 def test_a_read_only_database_exits_4(db: str, db_path: Path) -> None:

@@ -130,6 +130,19 @@ def test_schedule_commands(app_dir: Path) -> None:
     assert "resumed schedule 'nightly' (next tick" in resumed
     assert not js(cli(app_dir, db, "schedule", "show", "nightly", "--json"))["paused"]
 
+    # Changed in place: arguments and a policy (the pending tick stays), then the timing.
+    before = js(cli(app_dir, db, "schedule", "show", "nightly", "--json"))
+    updated = js(cli(app_dir, db, "schedule", "update", "nightly", "weekly", "-m", "app.py",
+                     "--overlap", "allow_all", "--json"))
+    assert updated["args"] == ["weekly"] and updated["overlap"] == "allow_all"
+    assert updated["next_fire_at"] == before["next_fire_at"] and updated["cron"] == "0 2 * * *"
+    text = ok(cli(app_dir, db, "schedule", "update", "nightly", "--cron", "0 3 * * *"))
+    assert "updated schedule 'nightly'" in text and "'0 3 * * *'" in text
+    back = js(cli(app_dir, db, "schedule", "show", "nightly", "--json"))
+    assert back["args"] == ["weekly"] and back["timezone"] == "Europe/Berlin"
+    ok(cli(app_dir, db, "schedule", "update", "nightly", "daily", "--cron", "0 2 * * *",
+           "--overlap", "skip"))
+
     triggered = js(cli(app_dir, db, "schedule", "trigger", "often", "--json"))
     assert triggered["workflow_id"].startswith("often@manual-")
 
@@ -161,6 +174,10 @@ def test_schedule_commands(app_dir: Path) -> None:
          "wrong arguments"),
         (["create", "x", "report", "--every", "soon"], 2, "not a duration"),
         (["backfill", "nightly", "yesterday", "2024-01-01"], 2, "not an ISO 8601 time"),
+        (["update", "nope", "--every", "60"], 1, "no schedule 'nope'"),
+        (["update", "nightly", "--cron", "0 2 * *"], 2, "has 4 fields"),
+        (["update", "nightly", "a", "b", "c", "-m", "app.py"], 2, "report"),
+        (["update", "nightly", "--cron", "0 2 * * *", "--every", "60"], 2, "not allowed"),
     ]:
         proc = cli(app_dir, db, "schedule", *args)
         assert proc.returncode == code, (args, proc.stdout, proc.stderr)

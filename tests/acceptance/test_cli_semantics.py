@@ -312,7 +312,7 @@ def test_retry_of_a_failed_run_completes(db: str, worker: Background, tmp_path: 
 
     again = cli(db, "retry", "f1")
     assert again.returncode == 1
-    assert "only failed or timed-out runs can be retried" in again.stderr
+    assert "only failed, timed-out or cancelled runs can be retried" in again.stderr
     shown = ok(db, "show", "f1")
     assert re.search(rf"^origin\s+retried or reset from f1 \(run {failed.run_id}, sem.flaky, "
                      r"failed\)$", shown, re.M), shown

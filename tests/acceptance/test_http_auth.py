@@ -44,8 +44,14 @@ _BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/schedules"): {"id": "auth-other", "workflow": "order_app.order",
                                 "every": 3600, "paused": True, "args": ["a", 1]},
     ("POST", "/v1/schedules/{schedule_id}/backfill"): {"start": 0, "end": 3600},
+    ("PATCH", "/v1/schedules/{schedule_id}"): {"overlap": "allow_all"},
+    ("POST", "/v1/steps/{token}/complete"): {"result": 1},
+    ("POST", "/v1/steps/{token}/fail"): {"message": "no"},
+    ("POST", "/v1/steps/{token}/heartbeat"): {"details": 1},
     ("POST", "/v1/budgets/{key}/limit"): {"usd": 5},
 }
+# A completion token of RUN's first step attempt (its run id is known once it is made).
+STEP_TOKEN = ["unknown.1.1"]
 # Routes that make something new in the caller's namespace (not about RUN/SCHEDULE):
 # another namespace's token may use them, in its own namespace.
 _CREATES = {("POST", "/v1/runs"), ("POST", "/v1/signal-with-start"),
@@ -64,6 +70,7 @@ _QUERY = {("GET", "/v1/runs/{workflow_id}/result"): {"wait": "0"},
 
 def _url(path: str) -> str:
     return (path.replace("{workflow_id}", RUN).replace("{schedule_id}", SCHEDULE)
+            .replace("{token}", STEP_TOKEN[0])
             .replace("{key}", "progress").replace("{name}", "approve" if "signals" in path else
                      "add" if "updates" in path else "total"))
 
@@ -118,6 +125,7 @@ def test_every_scoped_route_refuses_what_its_token_does_not_allow(any_db_url: st
         made = http.post("/v1/runs", headers=admin, json={
             "workflow": "order_app.order", "id": RUN, "args": ["apple", 1]})
         assert made.status_code == 202, made.text
+        STEP_TOKEN[0] = f"{made.json()['run_id']}.1.1"
         assert http.post("/v1/schedules", headers=admin, json={
             "id": SCHEDULE, "workflow": "order_app.order", "every": 3600, "paused": True,
             "args": ["a", 1]}).status_code == 201

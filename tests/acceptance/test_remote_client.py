@@ -420,8 +420,18 @@ def test_what_a_remote_client_refuses(served: tuple[str, str]) -> None:
             assert (await client.schedules.get(info.schedule_id)).paused
             resumed = await client.schedules.resume(info.schedule_id)
             assert not resumed.paused
+            updated = await client.schedules.update(info.schedule_id, args=["u"],
+                                                    overlap="allow_all")
+            assert updated.args == ["u"] and updated.overlap == "allow_all"
+            assert updated.next_fire_at == resumed.next_fire_at
+            with pytest.raises(duro.InvalidArgumentError, match="cron"):
+                await client.schedules.update(info.schedule_id, cron="0 2 * *")
+            with pytest.raises(duro.InvalidArgumentError, match="not both"):
+                await client.schedules.update(info.schedule_id, cron="0 2 * * *", every=9)
+            with pytest.raises(duro.ScheduleNotFoundError):
+                await client.schedules.update("nope", args=["x"])
             triggered = await client.schedules.trigger(info.schedule_id)
-            assert await triggered.result(timeout=20) == remote_app.Greeting(text="hello S",
+            assert await triggered.result(timeout=20) == remote_app.Greeting(text="hello U",
                                                                              length=7)
             assert info.schedule_id in [s.schedule_id for s in await client.schedules.list()]
             await client.schedules.delete(info.schedule_id)

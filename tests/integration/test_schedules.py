@@ -265,10 +265,11 @@ def test_catch_up_window_on_an_interval_schedule(db_url: str) -> None:
     clock = ManualClock(ts(2024, 1, 1, 0, 0, 1))
 
     async def main() -> None:
-        async with node(db_url, clock) as (engine, sched):
+        async with node(db_url, clock) as (engine, _):
             await engine.schedules.create("iv", sched_echo, args=[2], every=60,
                                           catch_up=150, overlap="allow_all")
-            clock.advance(10 * 60)  # ten ticks due; 150 s window: the last 3 fire
+        clock.advance(10 * 60)  # down: ten ticks due; 150 s window: the last 3 fire
+        async with node(db_url, clock) as (engine, sched):
             assert await sched.run_due(clock.now()) == ts(2024, 1, 1, 0, 11)
             await all_done(engine, "iv", 3)
             ids = sorted(r.workflow_id for r in await schedule_runs(engine, "iv"))
@@ -278,6 +279,30 @@ def test_catch_up_window_on_an_interval_schedule(db_url: str) -> None:
             # Nothing is fired twice on the next look.
             await sched.run_due(clock.now())
             assert len(await schedule_runs(engine, "iv")) == 3
+
+    run(main())
+
+
+def test_a_clock_jump_while_workers_run_fires_every_tick_it_passes(db_url: str) -> None:
+    """ManualClock.advance is time passing: a running worker fires every tick it jumps
+    over (each once, in order), none counted as missed, whatever the catch-up window;
+    more ticks than one batch take several looks."""
+    clock = ManualClock(ts(2024, 1, 1, 0, 0, 1))
+
+    async def main() -> None:
+        async with node(db_url, clock) as (engine, sched):
+            await engine.schedules.create("jump", sched_echo, args=[3], every=60,
+                                          catch_up=60, overlap="allow_all")
+            sched.batch = 4
+            await sched.run_due(clock.now())  # it is running: it looks
+            clock.advance(10 * 60)
+            while (await engine.schedules.get("jump")).fired < 10:
+                await sched.run_due(clock.now())
+            await all_done(engine, "jump", 10)
+            ids = sorted(r.workflow_id for r in await schedule_runs(engine, "jump"))
+            assert ids == [f"jump@2024-01-01T00:{m:02d}:00Z" for m in range(1, 11)]
+            info = await engine.schedules.get("jump")
+            assert info.missed == 0 and info.fired == 10
 
     run(main())
 

@@ -33,6 +33,8 @@ PUBLIC = {
     "ApprovalInfo", "ApprovalNotFoundError", "ApprovalNotPendingError", "ApprovalPage",
     "Decision", "approval",
     "StreamChunk", "stream",
+    "register_steps", "all_handlers_finished", "external_workflow", "ExternalWorkflowHandle",
+    "complete_later",
     "Budget", "BudgetExceededError", "BudgetSpend",
     "Endpoint", "call", "OperationNotFoundError", "RemoteOperationError",
 }

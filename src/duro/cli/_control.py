@@ -25,8 +25,9 @@ def add_commands(command: Command) -> None:
     """Add ``retry``, ``reset`` and ``fork`` to the ``duro`` parser."""
     keep = ("keep the history's first SEQ events (seq 0 to SEQ-1, as `duro history` "
             "numbers them) and continue live from there")
-    retry = command("retry", "re-run a failed or timed-out run from where it failed, as a "
-                             "new run of the same workflow id")
+    retry = command("retry", "re-run a failed or timed-out run from where it failed, or "
+                             "resume a cancelled run from just before its cancellation, as "
+                             "a new run of the same workflow id")
     retry.add_argument("id", metavar="ID", help="workflow id (or run id)")
     retry.add_argument("--json", action="store_true", help="print JSON")
     retry.set_defaults(handler=retry_command)

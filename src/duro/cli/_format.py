@@ -193,6 +193,11 @@ def _details(ev: Event) -> str:
         return f"workflow id {ev.data.get('workflow_id')} (run {ev.data.get('run_id')})"
     if ev.kind in (EventKind.UPDATE_ACCEPTED, EventKind.UPDATE_COMPLETED):
         return short_json(ev.data) + _update_id(ev)
+    if ev.kind in (EventKind.EXTERNAL_SENT, EventKind.EXTERNAL_FAILED):
+        to = f"{ev.meta.get('message')} to {ev.meta.get('workflow_id')}"
+        if ev.kind == EventKind.EXTERNAL_FAILED:
+            return f"{to}: {_error_of(ev.data)}"
+        return f"{to} (run {ev.meta.get('run_id')})"
     if ev.kind == EventKind.APPROVAL_DECIDED:  # the audit trail: who, the verdict, why
         verdict = "approved" if ev.meta.get("approved") is True else "rejected"
         comment = ev.meta.get("comment")

@@ -40,9 +40,15 @@ __all__ = ["attribute", "cancel_command", "history_command", "ls_command", "show
 
 
 @asynccontextmanager
-async def client(url: str) -> AsyncIterator[Client]:
+async def client(url: str, *, read_only: bool = False) -> AsyncIterator[Client]:
     """A client on an existing database (never creates one), or through a server
     (``--url``).
+
+    Args:
+        url: The database's URL or the server's.
+        read_only: The command only reads: the store is opened read-only (no writer, no
+            migration, no file created; a user who may only read the database can run
+            it), where the backend supports it.
 
     Raises:
         CliError: (exit 4) the database file does not exist.
@@ -52,7 +58,10 @@ async def client(url: str) -> AsyncIterator[Client]:
             yield remote
         return
     backend = backend_for(url)
-    store = backend.open(url)
+    try:
+        store = backend.open(url, read_only=True) if read_only else backend.open(url)
+    except TypeError:  # a third-party backend without the option: as before
+        store = backend.open(url)
     if (missing := backend.missing(url)) is not None:
         raise CliError(f"{missing} (pass --db URL or set DURO_DB)", EXIT_STORE)
     async with Client(url, store=store, codec=codec(), namespace=namespace()) as engine:
@@ -100,7 +109,7 @@ async def ls_command(args: argparse.Namespace, url: str, out: Style) -> int:
     of at most 10,000), and where the next page starts."""
     runs: list[RunInfo] = []
     cursor: str | None = args.cursor
-    async with client(url) as engine:
+    async with client(url, read_only=True) as engine:
         while True:
             page = await engine.list_page(
                 status=args.status, name=args.name, created_after=args.created_after,
@@ -147,7 +156,7 @@ def _warn_damaged(runs: list[RunInfo]) -> None:
 
 async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
     """Describe one run and its steps."""
-    async with client(url) as engine:
+    async with client(url, read_only=True) as engine:
         info = await _describe(engine, args.id)
         handle = engine.get_handle(info.workflow_id, info.run_id)
         events = await handle.history()
@@ -268,7 +277,7 @@ def _link_json(run: RunInfo) -> dict[str, str]:
 
 async def history_command(args: argparse.Namespace, url: str, out: Style) -> int:
     """Print a run's history, one event a line."""
-    async with client(url) as engine:
+    async with client(url, read_only=True) as engine:
         info = await _describe(engine, args.id)
         events = await engine.get_handle(info.workflow_id, info.run_id).history()
     if args.json:

@@ -29,6 +29,7 @@ from duro.cli import (
     _schedules,
     _serve,
     _stats,
+    _steps,
     _tokens,
 )
 from duro.cli._common import (
@@ -139,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop waiting after S seconds (exit 124; the run goes on)")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="print only the result, no progress")
+    run.add_argument("--queue", action="append", dest="queues", metavar="NAME",
+                     help="also run the steps (and runs) of queue NAME here (repeatable); "
+                          "by default steps routed to a queue other than the workflows' "
+                          "own are left to that queue's workers (duro worker --queue NAME)")
 
     worker = command("worker", "serve the workflows of some modules until SIGINT/SIGTERM")
     worker.add_argument("modules", nargs="+", metavar="MODULE",
@@ -218,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tokens.add_commands(command)
     _cache.add_commands(command)
     _approvals.add_commands(command)
+    _steps.add_commands(command)
     _budgets.add_commands(command)
     return parser
 

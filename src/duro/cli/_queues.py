@@ -15,7 +15,8 @@ __all__ = ["add_commands"]
 
 def add_commands(command: Command) -> None:
     """Add ``queues`` to the ``duro`` parser."""
-    queues = command("queues", "show each queue's depth, running runs and limits")
+    queues = command("queues", "show each queue's depth, running runs, step tasks "
+                             "waiting for its workers, and limits")
     queues.add_argument("--json", action="store_true", help="print JSON")
     queues.set_defaults(handler=queues_command)
 
@@ -26,7 +27,7 @@ def _limit(value: int | None) -> str:
 
 async def queues_command(args: argparse.Namespace, url: str, out: Style) -> int:
     """Print the queues."""
-    async with client(url) as engine:
+    async with client(url, read_only=True) as engine:
         stats = await engine.queues()
     if args.json:
         out.line(dumps([queue_json(s) for s in stats], ascii=not out.unicode))
@@ -39,9 +40,13 @@ async def queues_command(args: argparse.Namespace, url: str, out: Style) -> int:
         c = s.config
         rate = "-" if c.rate_limit is None else f"{c.rate_limit}/{c.rate_period:g}s"
         rows.append([c.name, str(s.pending), str(s.suspended), str(s.running),
+                     str(s.tasks_pending), str(s.tasks_running),
                      _limit(c.concurrency), _limit(c.per_worker), rate,
                      _limit(c.key_concurrency)])
-    for line in table(["QUEUE", "PENDING", "WAITING", "RUNNING", "CONCURRENCY", "PER WORKER",
-                       "RATE", "PER KEY"], rows, out):
+    # STEPS WAITING: attempts of steps routed here (queue=) that no worker of the queue
+    # has claimed yet: a queue nobody serves shows up here.
+    for line in table(["QUEUE", "PENDING", "WAITING", "RUNNING", "STEPS WAITING",
+                       "STEPS RUNNING", "CONCURRENCY", "PER WORKER", "RATE", "PER KEY"],
+                      rows, out):
         out.line(line)
     return EXIT_OK

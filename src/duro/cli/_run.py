@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from duro._queues import queue_name
 from duro.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -83,8 +84,17 @@ async def run_command(
         raise bad_args
     quiet: bool = args.quiet
     # The embedded worker serves this workflow, and the other workflows of its module so
-    # that its child workflows run too; `duro run` is not a general worker.
-    async with Engine(url, worker=True, workflows=_served(wf), codec=codec()) as worker:
+    # that its child workflows run too; `duro run` is not a general worker: it serves
+    # their queues and those given with --queue, and leaves steps routed to any other
+    # queue (a "gpu" step) to that queue's workers.
+    served = _served(wf)
+    try:
+        given = {queue_name(q, "--queue") for q in getattr(args, "queues", None) or ()}
+    except InvalidArgumentError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    queues = sorted({w.queue for w in served} | given)
+    async with Engine(url, worker=True, workflows=served, codec=codec(),
+                      queues=queues) as worker:
         # The run is started and watched in the command's namespace; the embedded worker
         # runs it (workers run every namespace's runs).
         engine = worker.with_namespace(namespace())

@@ -1,4 +1,5 @@
-"""``duro schedule``: create, list, pause, resume, trigger, backfill and delete schedules.
+"""``duro schedule``: create, update, list, pause, resume, trigger, backfill and delete
+schedules.
 
 These commands only change the database; the ticks are fired by the workers (``duro
 worker`` or an application's embedded engine), which also run the schedules' workflows.
@@ -92,6 +93,32 @@ def add_commands(command: Command) -> None:
     create.add_argument("--json", action="store_true", help="print JSON")
     create.set_defaults(handler=create_command)
 
+    update = action("update", "change a schedule in place (what is given; the rest, its "
+                              "runs, counters and paused state stay)")
+    update.add_argument("id", metavar="ID")
+    update.add_argument("args", nargs="*", metavar="ARG",
+                        help="new workflow arguments (replace the stored ones): JSON if it "
+                             "parses, else a string")
+    change = update.add_mutually_exclusive_group()
+    change.add_argument("--cron", metavar="EXPR", help="a new cron expression (an interval "
+                                                       "schedule becomes a cron one)")
+    change.add_argument("--every", type=parse_duration, metavar="DURATION",
+                        help="a new interval (a cron schedule becomes an interval one)")
+    update.add_argument("--tz", "--timezone", dest="timezone", metavar="ZONE",
+                        help="a new time zone of the cron expression")
+    update.add_argument("--anchor", metavar="TIME", help="a new anchor of the interval")
+    update.add_argument("--overlap", choices=OVERLAP_POLICIES, help="a new overlap policy")
+    update.add_argument("--catch-up", type=parse_duration, metavar="DURATION",
+                        help="a new catch-up window")
+    update.add_argument("--queue", help="a new queue for the runs")
+    update.add_argument("--json-args", metavar="JSON",
+                        help="more arguments: a JSON array (positional) or object (keyword)")
+    update.add_argument("-m", "--module", action="append", default=[], metavar="MODULE",
+                        help="import this module first (to check the new arguments against "
+                             "the workflow's code)")
+    update.add_argument("--json", action="store_true", help="print JSON")
+    update.set_defaults(handler=update_command)
+
     ls = action("ls", "list schedules")
     ls.add_argument("--json", action="store_true", help="print JSON")
     ls.set_defaults(handler=ls_command)
@@ -178,6 +205,33 @@ async def create_command(args: argparse.Namespace, url: str, out: Style) -> int:
         return EXIT_OK
     nxt = "paused" if info.paused else f"next tick {local_time(info.next_fire_at)}"
     out.line(f"created schedule {info.schedule_id!r}: {info.workflow_name} {_when(info)} "
+             f"({nxt})")
+    return EXIT_OK
+
+
+async def update_command(args: argparse.Namespace, url: str, out: Style) -> int:
+    """Change a schedule in place."""
+    for module in args.module:
+        import_target(module)
+    call_args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    if args.args or args.json_args is not None:
+        positional, kwargs = parse_call_args(args.args, args.json_args)
+        call_args = list(positional)
+    async with client(url) as engine, _errors():
+        anchor = None
+        if args.anchor is not None:
+            zone = args.timezone or (await engine.schedules.get(args.id)).timezone
+            anchor = _parse_time(args.anchor, zone, "--anchor")
+        info = await engine.schedules.update(
+            args.id, args=call_args, kwargs=kwargs, cron=args.cron, every=args.every,
+            timezone=args.timezone, anchor=anchor, overlap=args.overlap,
+            catch_up=args.catch_up, queue=args.queue)
+    if args.json:
+        out.line(dumps(info.to_json(), ascii=not out.unicode))
+        return EXIT_OK
+    nxt = "paused" if info.paused else f"next tick {local_time(info.next_fire_at)}"
+    out.line(f"updated schedule {info.schedule_id!r}: {info.workflow_name} {_when(info)} "
              f"({nxt})")
     return EXIT_OK
 

@@ -33,7 +33,7 @@ def add_commands(command: Command) -> None:
 async def stats_command(args: argparse.Namespace, url: str, out: Style) -> int:
     """Print the stats."""
     since = None if args.since is None else timedelta(seconds=args.since)
-    async with client(url) as engine:
+    async with client(url, read_only=True) as engine:
         found = await engine.stats(since=since, workflow=args.workflow)
     if args.json:
         out.line(dumps(found.to_json(), ascii=not out.unicode))

@@ -36,6 +36,7 @@ from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
 from duro.client._records import RunInfo, WorkerInfo, decode_error
 from duro.client._schedules import Schedules
+from duro.client._steps import StepCompletions
 from duro.client._tokens import Tokens
 from duro.client._url import is_remote
 from duro.errors import (
@@ -159,6 +160,8 @@ class Client(Listings):
         """The durable step cache of this namespace (list, invalidate)."""
         self.approvals = Approvals(self)
         """Human approvals: list, read, approve, reject (``duro.approval()``)."""
+        self.steps = StepCompletions(self)
+        """Step attempts completed from outside by token (``duro.complete_later()``)."""
         self.budgets = Budgets(self)
         """Shared budgets: their spend per key and window, and their limits."""
         self._interceptors: list[ClientInterceptor] = check_interceptors(interceptors,
@@ -201,6 +204,7 @@ class Client(Listings):
         view.tokens = Tokens(view)
         view.cache = StepCache(view)
         view.approvals = Approvals(view)
+        view.steps = StepCompletions(view)
         view.budgets = Budgets(view)
         return view
 
@@ -640,18 +644,31 @@ class Client(Listings):
             delay = min(delay * 2, 0.1)
 
     async def retry(self, workflow_id: str) -> WorkflowHandle[Any]:
-        """Re-run a failed (or timed-out) run from where it failed, reusing every result
-        recorded before that point; returns the new run's handle (same workflow id).
+        """Re-run a failed (or timed-out) run from where it failed, or resume a cancelled
+        run from where it was cancelled, reusing every result recorded before that
+        point; returns the new run's handle (same workflow id).
 
         If a step's failure failed the run, that step runs again (fresh attempts);
-        otherwise the workflow code resumes after the last recorded event.
+        otherwise the workflow code resumes after the last recorded event. A cancelled
+        run resumes from just before its (first) cancel request, as if it had never
+        come: what its code did after it (cleanup steps) is not part of the new run,
+        and neither are messages recorded after it.
+
+        Raises:
+            RunNotFoundError: No run with this workflow id.
+            DuroError: Its latest run did not fail, time out or get cancelled.
         """
         self._require_open()
         record = await self._existing(workflow_id)
-        if record.status.value not in ("failed", "timed_out"):
-            raise DuroError(f"only failed or timed-out runs can be retried; run "
+        if record.status.value not in ("failed", "timed_out", "cancelled"):
+            raise DuroError(f"only failed, timed-out or cancelled runs can be retried; run "
                             f"{record.run_id} is {record.status.value}")
         events = await self.store.load_history(record.run_id)
+        if record.status.value == "cancelled":
+            ends = (EventKind.CANCEL_REQUESTED, EventKind.RUN_CANCELLED)
+            upto = next(e.seq for e in events if e.kind in ends)
+            return await self._copy(record, upto, (), record.workflow_id, close=False,
+                                    reason="resumed after its cancellation")
         ends = (EventKind.RUN_FAILED, EventKind.RUN_TIMED_OUT)
         upto = next((e.seq for e in events if e.kind in ends), len(events))
         drop: Sequence[int] = ()
@@ -736,10 +753,24 @@ class Client(Listings):
 
     async def resume(self, workflow_id: str) -> None:
         """Retry a parked run now (workers retry parked runs on their own only when
-        the workflow's code changed; use this after repairing data)."""
+        the workflow's code changed; use this after repairing data), or resume a
+        cancelled run from where it was cancelled (:meth:`retry`: a new run of the same
+        workflow id, which ``get_handle(workflow_id)`` then reaches).
+
+        Raises:
+            RunNotFoundError: The workflow id's latest run is neither parked nor
+                cancelled.
+        """
         self._require_open()
-        await self.store.resume_parked(workflow_id, now=self.clock.now(),
-                                       namespace=self.namespace)
+        try:
+            await self.store.resume_parked(workflow_id, now=self.clock.now(),
+                                           namespace=self.namespace)
+        except RunNotFoundError:
+            latest = await self.store.get_run(workflow_id, namespace=self.namespace)
+            if latest is None or latest.status.value != "cancelled":
+                raise
+            await self.retry(workflow_id)
+            return
         self._local.wake()
 
     async def query(self, workflow_id: str, name: str, *args: Any, run_id: str | None = None,

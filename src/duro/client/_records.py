@@ -314,6 +314,7 @@ def queue_json(stats: QueueStats) -> dict[str, Any]:
     c = stats.config
     return {"queue": c.name, "pending": stats.pending, "suspended": stats.suspended,
             "running": stats.running, "started_last_period": stats.started_last_period,
+            "tasks_pending": stats.tasks_pending, "tasks_running": stats.tasks_running,
             "limits": {"concurrency": c.concurrency, "per_worker": c.per_worker,
                        "rate_limit": c.rate_limit, "rate_period": c.rate_period,
                        "key_concurrency": c.key_concurrency}}
@@ -329,7 +330,9 @@ def queue_from_json(data: Mapping[str, Any]) -> QueueStats:
                          key_concurrency=limits.get("key_concurrency"))
     return QueueStats(config=config, pending=int(data["pending"]),
                       suspended=int(data["suspended"]), running=int(data["running"]),
-                      started_last_period=int(data["started_last_period"]))
+                      started_last_period=int(data["started_last_period"]),
+                      tasks_pending=int(data.get("tasks_pending", 0)),
+                      tasks_running=int(data.get("tasks_running", 0)))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,6 +54,7 @@ from duro.client._remote_handle import (
     RemoteSchedules,
     RemoteTokens,
 )
+from duro.client._steps import RemoteStepCompletions
 from duro.errors import InvalidArgumentError, LocalOnlyError
 from duro.interceptors._chain import check_interceptors
 from duro.interceptors._client import (
@@ -143,6 +144,7 @@ class RemoteClient(Client):
         self.tokens = RemoteTokens(self)
         self.cache = RemoteCache(self)
         self.approvals = RemoteApprovals(self)
+        self.steps = RemoteStepCompletions(self)
         self.budgets = RemoteBudgets(self)
         self._interceptors = check_interceptors(interceptors, ClientInterceptor)
         self._open = False

@@ -31,7 +31,7 @@ from duro.errors import (
 )
 from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition
 from duro.schedules._spec import OverlapPolicy
-from duro.serde import decode
+from duro.serde import decode, encode
 from duro.store import RunStatus
 from duro.store._budgets import BudgetSpend
 from duro.usage._summary import RunUsage
@@ -296,6 +296,33 @@ class RemoteSchedules(Schedules):
         if note is not None:
             body["note"] = note
         return await self._info("POST", "/v1/schedules", body)
+
+    async def update(
+        self, schedule_id: str, *, args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None, cron: str | None = None,
+        every: float | timedelta | None = None, timezone: str | None = None,
+        anchor: float | dt.datetime | None = None, overlap: OverlapPolicy | None = None,
+        catch_up: float | timedelta | None = None, queue: str | None = None,
+    ) -> ScheduleInfo:
+        """Change a schedule in place (``PATCH /v1/schedules/{id}``):
+        :meth:`Schedules.update`."""
+        if cron is not None and every is not None:
+            raise InvalidArgumentError("give cron or every, not both")
+        if args is not None and (isinstance(args, (str, bytes))
+                                 or not isinstance(args, Sequence)):
+            raise TypeError(f"args must be a list or tuple of arguments, not {args!r}")
+        given: dict[str, Any] = {
+            "args": None if args is None else list(args),
+            "kwargs": None if kwargs is None else dict(kwargs), "cron": cron,
+            "every": every.total_seconds() if isinstance(every, timedelta) else every,
+            "timezone": timezone,
+            "anchor": anchor.timestamp() if isinstance(anchor, dt.datetime) else anchor,
+            "overlap": overlap, "queue": queue,
+            "catch_up": catch_up.total_seconds() if isinstance(catch_up, timedelta)
+            else catch_up}
+        body = {k: v for k, v in given.items() if v is not None}
+        encode(body, what=f"the changes of schedule {schedule_id!r}")  # refused here
+        return await self._info("PATCH", self._path(schedule_id), body)
 
     async def list(self) -> builtins.list[ScheduleInfo]:
         """Every schedule, by id (``GET /v1/schedules``)."""

@@ -16,11 +16,11 @@ import orjson
 from duro._checks import DEFAULT_NAMESPACE
 from duro.client._handle import WorkflowHandle
 from duro.client._records import iso, parse_time, utc
-from duro.errors import StoreError
+from duro.errors import InvalidArgumentError, StoreError
 from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition, spec_of
 from duro.schedules._errors import ScheduleNotFoundError
 from duro.schedules._spec import OverlapPolicy, ScheduleSpec
-from duro.store._schedules import ScheduleRecord, ScheduleStore
+from duro.store._schedules import ScheduleDefinition, ScheduleRecord, ScheduleStore
 from duro.workflow._api import Workflow
 
 if TYPE_CHECKING:
@@ -222,6 +222,56 @@ class Schedules:
         self._changed()
         return ScheduleInfo.from_record(record)
 
+    async def update(
+        self,
+        schedule_id: str,
+        *,
+        args: Sequence[Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        timezone: str | None = None,
+        anchor: float | dt.datetime | None = None,
+        overlap: OverlapPolicy | None = None,
+        catch_up: float | timedelta | None = None,
+        queue: str | None = None,
+    ) -> ScheduleInfo:
+        """Change a schedule in place: what is given replaces what is stored, the rest
+        stays (None: unchanged). Its id, runs, counters, paused state and note stay;
+        a new timing (``cron``, ``every``, ``timezone``, ``anchor``) fires from the first
+        tick after now, other changes keep the pending tick. ``cron`` turns an interval
+        schedule into a cron one and ``every`` the reverse. The arguments are checked
+        against the workflow's signature when its code is imported here.
+
+        A schedule declared in code (``duro.schedule``) follows its declaration again
+        when a worker with that code starts.
+
+        Raises:
+            ScheduleNotFoundError: No such schedule.
+            InvalidArgumentError: Both ``cron`` and ``every``, or a bad policy or time.
+            ValueError, WorkflowArgumentsError, SerializationError: Bad definition or
+                arguments (nothing is changed).
+        """
+        changes = _Changes(args=args, kwargs=kwargs, cron=cron, every=every,
+                           timezone=timezone, anchor=anchor, overlap=overlap,
+                           catch_up=catch_up, queue=queue)
+        if cron is not None and every is not None:
+            raise InvalidArgumentError("give cron or every, not both")
+        store = self._store()
+        current = await store.get_schedule(schedule_id, namespace=self._namespace)
+        if current is None:
+            raise ScheduleNotFoundError(f"no schedule {schedule_id!r}")
+        now = self._client.clock.now()
+        changes.apply(current, now)  # refused here, before the write, when bad
+
+        def change(stored: ScheduleRecord) -> tuple[ScheduleDefinition, float | None]:
+            return changes.apply(stored, now)
+
+        record = await store.update_schedule(schedule_id, change, now=now,
+                                             namespace=self._namespace)
+        self._changed()
+        return ScheduleInfo.from_record(record)
+
     async def list(self) -> list[ScheduleInfo]:
         """Every schedule of the client's namespace, by id."""
         return [ScheduleInfo.from_record(r) for r in await self._store().list_schedules(
@@ -320,6 +370,49 @@ class Schedules:
         from duro.client._client import _return_hint
 
         return WorkflowHandle(self._client, workflow_id, run_id, result_hint=_return_hint(name))
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Changes:
+    """What :meth:`Schedules.update` was given (None: keep the stored value)."""
+
+    args: Sequence[Any] | None
+    kwargs: Mapping[str, Any] | None
+    cron: str | None
+    every: float | timedelta | None
+    timezone: str | None
+    anchor: float | dt.datetime | None
+    overlap: str | None
+    catch_up: float | timedelta | None
+    queue: str | None
+
+    def apply(self, old: ScheduleRecord, now: float) -> tuple[ScheduleDefinition, float | None]:
+        """The new definition and its first tick after ``now`` (checked as a new
+        schedule's: the same errors)."""
+        try:
+            stored = orjson.loads(old.input)
+        except orjson.JSONDecodeError:
+            stored = {}
+        cron: str | None = old.cron
+        every: float | timedelta | None = old.every
+        anchor: float | dt.datetime | None = old.anchor if old.cron is None else None
+        if self.cron is not None:
+            cron, every, anchor = self.cron, None, None
+        elif self.every is not None:
+            cron, every = None, self.every
+        if self.anchor is not None:
+            anchor = self.anchor
+        definition, spec = build_definition(
+            old.schedule_id, old.workflow_name,
+            list(stored.get("args", [])) if self.args is None else self.args,
+            dict(stored.get("kwargs", {})) if self.kwargs is None else self.kwargs,
+            cron=cron, every=every, anchor=anchor,
+            timezone=old.timezone if self.timezone is None else self.timezone,
+            overlap=old.overlap if self.overlap is None else self.overlap,
+            catch_up=old.catch_up if self.catch_up is None else self.catch_up,
+            queue=old.queue if self.queue is None else self.queue, source=old.source)
+        definition = dataclasses.replace(definition, namespace=old.namespace)
+        return definition, spec.next_after(now)
 
 
 def _ts(value: dt.datetime | float, what: str) -> float:

@@ -199,6 +199,7 @@ SCHEMAS: dict[str, Any] = {
         ["started"]),
     "Queue": _object({"queue": _STRING, "pending": _INT, "suspended": _INT,
                       "running": _INT, "started_last_period": _INT,
+                      "tasks_pending": _INT, "tasks_running": _INT,
                       "limits": {"type": "object"}},
                      ["queue", "pending", "suspended", "running", "limits"]),
     "QueueList": _object({"queues": {"type": "array", "items": _ref("Queue")}},
@@ -285,6 +286,19 @@ SCHEMAS: dict[str, Any] = {
         "catch_up": {"type": "number", "minimum": 0}, "queue": _ID,
         "paused": {"type": "boolean"}, "note": {"type": "string", "maxLength": 4096}},
         ["id", "workflow"]),
+    "ScheduleUpdateRequest": _body({
+        "args": {"type": "array"}, "kwargs": {"type": "object"},
+        "cron": {"type": "string", "description": "a 5-field cron expression or @daily..."},
+        "every": {"type": "number", "exclusiveMinimum": 0, "description": "seconds"},
+        "timezone": _STRING, "anchor": _INSTANT,
+        "overlap": {"type": "string", "enum": ["skip", "buffer_one", "allow_all"]},
+        "catch_up": {"type": "number", "minimum": 0}, "queue": _ID}),
+    "StepCompleteRequest": _body({"result": _ANY}),
+    "StepFailRequest": _body({
+        "message": {"type": "string", "minLength": 1, "maxLength": 10000},
+        "type": {"type": "string", "minLength": 1, "maxLength": 10000},
+        "non_retryable": {"type": "boolean"}}, ["message"]),
+    "HeartbeatRequest": _body({"details": _ANY}),
     "NoteRequest": _body({"note": {"type": "string", "maxLength": 4096}}),
     "DecisionRequest": _body({
         "by": {"type": "string", "minLength": 1, "maxLength": 200,

@@ -19,7 +19,7 @@ from duro.server._routes import Api
 
 __all__ = ["backfill_schedule", "create_schedule", "delete_schedule", "get_schedule",
            "instant", "list_schedules", "note_of", "pause_schedule", "queues", "resume_schedule",
-           "stats", "trigger_schedule", "workers"]
+           "stats", "trigger_schedule", "update_schedule", "workers"]
 
 T = TypeVar("T")
 
@@ -32,6 +32,8 @@ _OPTIONS: tuple[tuple[str, type], ...] = (
     ("catch_up", float), ("queue", str), ("paused", bool))
 _CREATE = frozenset({"id", "workflow", "args", "kwargs", "anchor", "note"}
                     | {name for name, _ in _OPTIONS})
+_UPDATE = frozenset({"args", "kwargs", "cron", "every", "timezone", "anchor", "overlap",
+                     "catch_up", "queue"})
 _NOTE = frozenset({"note"})
 _RANGE = frozenset({"start", "end"})
 _MAX_NOTE = 4096
@@ -91,6 +93,17 @@ async def create_schedule(request: Request, api: Api) -> Response:
         kwargs=field(body, "kwargs", dict, {}), anchor=instant(body, "anchor"),
         note=note_of(body), **options))
     return json(info.to_json(), 201, location("schedules", info.schedule_id))
+
+
+async def update_schedule(request: Request, api: Api) -> Response:
+    schedule_id = _schedule_id(request)
+    body = await body_of(request, _UPDATE)
+    options = {name: value for name, kind in _OPTIONS if name != "paused"
+               and (value := field(body, name, kind)) is not None}
+    info = await _refused(api.client.schedules.update(
+        schedule_id, args=field(body, "args", list), kwargs=field(body, "kwargs", dict),
+        anchor=instant(body, "anchor"), **options))
+    return json(info.to_json())
 
 
 async def list_schedules(request: Request, api: Api) -> Response:

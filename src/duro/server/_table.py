@@ -24,6 +24,7 @@ from duro.server import _cache as step_cache
 from duro.server import _operations as operations
 from duro.server import _runs as runs
 from duro.server import _schedules as schedules
+from duro.server import _steps as steps
 from duro.server._events import events
 from duro.server._openapi import DOCS_PAGE, openapi
 from duro.server._problems import NotEnabled, json
@@ -292,6 +293,21 @@ ROUTES: tuple[ApiRoute, ...] = (
              summary="reject a pending approval: the waiting run goes on",
              body="DecisionRequest", responses={200: "Approval"},
              description="As `approve`, with the opposite verdict."),
+    # -- steps completed from outside (duro.complete_later)
+    ApiRoute(method="POST", path="/v1/steps/{token}/complete", handler=steps.complete_step,
+             scope=_W, tag="steps", summary="complete a step attempt waiting for it, by its "
+             "token", body="StepCompleteRequest", responses={204: None},
+             description="The token is the attempt's `duro.step_info().completion_token`. "
+                         "The run records the result as the step's outcome if the attempt "
+                         "still waits for it (a second completion records nothing)."),
+    ApiRoute(method="POST", path="/v1/steps/{token}/fail", handler=steps.fail_step,
+             scope=_W, tag="steps", summary="fail a step attempt waiting for it, by its token",
+             body="StepFailRequest", responses={204: None},
+             description="The step's retry policy applies (a retry runs the step again, "
+                         "with a new token) unless `non_retryable`."),
+    ApiRoute(method="POST", path="/v1/steps/{token}/heartbeat", handler=steps.heartbeat_step,
+             scope=_W, tag="steps", summary="keep progress details of a step attempt",
+             body="HeartbeatRequest", responses={204: None}),
     # -- durable RPC (docs/rpc.md)
     ApiRoute(method="POST", path="/v1/operations/{name}", handler=operations.start_operation,
              scope=_W, tag="operations",
@@ -326,6 +342,15 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="GET", path="/v1/schedules/{schedule_id}",
              handler=schedules.get_schedule, scope=_R, tag="schedules",
              summary="a schedule", responses={200: "Schedule"}),
+    ApiRoute(method="PATCH", path="/v1/schedules/{schedule_id}",
+             handler=schedules.update_schedule, scope=_W, tag="schedules",
+             summary="change a schedule in place (what is given; null or absent: kept)",
+             body="ScheduleUpdateRequest", responses={200: "Schedule"},
+             description="Its id, runs, counters, paused state and note stay. A new "
+                         "timing (`cron`, `every`, `timezone`, `anchor`) fires from the "
+                         "first tick after now; other changes keep the pending tick. "
+                         "`cron` turns an interval schedule into a cron one, `every` the "
+                         "reverse (not both)."),
     ApiRoute(method="DELETE", path="/v1/schedules/{schedule_id}",
              handler=schedules.delete_schedule, scope=_A, tag="schedules",
              summary="delete a schedule (its runs stay)", responses={204: None}),

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from duro.step._cache import Cache
 from duro.step._policy import RetryPolicy
-from duro.step._step import Step, StepInfo, heartbeat, step, step_info, stream
+from duro.step._step import (
+    Step,
+    StepInfo,
+    complete_later,
+    heartbeat,
+    register_steps,
+    step,
+    step_info,
+    stream,
+)
 
-__all__ = ["Cache", "RetryPolicy", "Step", "StepInfo", "heartbeat", "step", "step_info",
-           "stream"]
+__all__ = ["Cache", "RetryPolicy", "Step", "StepInfo", "complete_later", "heartbeat",
+           "register_steps", "step", "step_info", "stream"]

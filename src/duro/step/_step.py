@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, Protocol, TypeVar, overload
 
 from duro._checks import check_seconds
 from duro._queues import Queue, queue_name
@@ -21,7 +21,8 @@ from duro.step._policy import RetryPolicy
 if TYPE_CHECKING:
     from duro.workflow._loop import WorkflowLoop
 
-__all__ = ["MAX_CHUNK_BYTES", "Step", "StepInfo", "heartbeat", "step", "step_info", "stream"]
+__all__ = ["MAX_CHUNK_BYTES", "CompleteLater", "Step", "StepInfo", "complete_later",
+           "heartbeat", "register_steps", "step", "step_info", "stream"]
 
 MAX_CHUNK_BYTES = 1 << 20
 """The largest chunk ``duro.stream()`` takes, encoded (a stream is for small pieces)."""
@@ -30,6 +31,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _registry: dict[str, Step[Any, Any]] = {}
+
+_instances: dict[type, object] = {}
+"""The object whose method steps run when a step of its class is run by name (a task of
+a queue, claimed by a worker of another process): :func:`register_steps`."""
 
 
 @dataclass(kw_only=True)
@@ -56,6 +61,12 @@ class StepInfo:
     case, so a step that records nothing allocates nothing)."""
     _streams: StreamOpener | None = field(default=None, repr=False)
     _stream: StreamSink | None = field(default=None, repr=False)
+
+    @property
+    def completion_token(self) -> str:
+        """This attempt's token for :func:`complete_later`: whoever has it completes,
+        fails or heartbeats the attempt from outside (``client.steps``)."""
+        return f"{self.run_id}.{self.seq}.{self.attempt}"
 
     def _record_usage(self, usage: dict[str, Any]) -> None:
         # From the step's own code (its thread, for a sync step): list.append is atomic.
@@ -105,6 +116,34 @@ def step_info() -> StepInfo:
     return info
 
 
+class CompleteLater(BaseException):
+    """Raised by :func:`complete_later`: the attempt ends without an outcome, which comes
+    from outside by its token. A ``BaseException``, so that ``except Exception`` in the
+    step's code does not swallow it."""
+
+
+def complete_later() -> NoReturn:
+    """End this step attempt without an outcome: it is completed (or failed) from
+    outside, by its token (``duro.step_info().completion_token``), with
+    ``client.steps.complete(token, result)``, ``client.steps.fail(token, error)``,
+    ``duro step complete TOKEN RESULT`` or ``POST /v1/steps/{token}/complete``::
+
+        @duro.step
+        async def review(doc: str) -> str:
+            await ticketing.open(doc, callback_token=duro.step_info().completion_token)
+            duro.complete_later()
+
+    The wait is recorded in the history (so a restart waits on, it does not run the
+    step again); the run suspends meanwhile. The step's return annotation types the
+    result given. Not in steps routed to a queue.
+
+    Raises:
+        RuntimeError: Not called from inside a step that a workflow runs.
+    """
+    step_info()
+    raise CompleteLater()
+
+
 def heartbeat(details: Any = None) -> None:
     """Report that a long step is alive, with optional progress details.
 
@@ -152,7 +191,17 @@ class Step(Generic[P, R]):
 
     Outside a workflow, awaiting the call runs the plain function (sync functions
     inline), so steps are easy to unit-test; ``.fn`` is the undecorated function.
+
+    Declared on a method (``@duro.step`` in a class body), the step is registered once
+    for the class (named ``module.Class.method``) and bound on attribute access, as a
+    method is: ``obj.method(x)`` runs with ``obj`` as ``self``, which never enters the
+    history or a task's arguments.
     """
+
+    owner: type | None = None
+    """The class a method step is declared in (None: a plain function)."""
+    instance: object | None = None
+    """For a bound method step: the object it runs on."""
 
     def __init__(
         self,
@@ -204,8 +253,39 @@ class Step(Generic[P, R]):
             cache.check_step(self.signature, self.name)
         self.cache = cache
         """The step's durable memo (None: every call runs; the worker checks only this)."""
+        self._bound_shape: tuple[inspect.Signature, tuple[int, int] | None] | None = None
         functools.update_wrapper(self, fn)
         _registry[self.name] = self
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        # Only a step whose function was written in this class body is a method: a
+        # plain step merely stored as a class attribute stays unbound.
+        if self.fn.__qualname__ == f"{owner.__qualname__}.{self.fn.__name__}":
+            self.owner = owner
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> Step[P, R]: ...
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> Step[..., R]: ...
+    def __get__(self, obj: object | None, objtype: type | None = None) -> Step[Any, R]:
+        if obj is None or self.owner is None:
+            return self
+        return self.bound_to(obj)
+
+    def bound_to(self, obj: object) -> Step[Any, R]:
+        """This method step bound to ``obj``: the same name and options, its function
+        the bound method (so its signature has no ``self``)."""
+        if self._bound_shape is None:  # once per step: a signature costs ~10 µs
+            params = list(self.signature.parameters.values())[1:]
+            sig = self.signature.replace(parameters=params)
+            self._bound_shape = sig, _positional_arity(sig)
+        # A shallow copy: ~0.5 µs per attribute access, as cheap as a bound method.
+        bound: Step[Any, R] = object.__new__(Step)
+        bound.__dict__.update(self.__dict__)
+        bound.fn = self.fn.__get__(obj, type(obj))
+        bound.signature, bound.positional_arity = self._bound_shape
+        bound.owner, bound.instance = None, obj
+        return bound
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         return self._invoke(args, kwargs)
@@ -221,6 +301,47 @@ class Step(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<duro.step {self.name}>"
+
+
+def register_steps(obj: object) -> object:
+    """Name ``obj`` as the object whose method steps run here when a worker runs them
+    by name: a step of its class routed to a queue (``queue=``) is claimed by a worker
+    of that queue, possibly in another process, which calls the method on the object
+    registered there for its class. Call it where the worker's modules are imported
+    (``duro worker --module``). A later registration for the same class replaces it.
+
+    Steps called on an object in workflow code (``await obj.method(x)``) need no
+    registration when they run in the workflow's own worker.
+
+    Returns:
+        ``obj`` (so that ``uploader = duro.register_steps(Uploader(...))`` reads well).
+
+    Raises:
+        InvalidArgumentError: ``obj`` is a class, or its class declares no method step.
+    """
+    if isinstance(obj, type):
+        raise InvalidArgumentError(f"register_steps takes an object, not the class "
+                                   f"{obj.__qualname__}")
+    owners = [c for c in type(obj).__mro__ if _method_steps(c)]
+    if not owners:
+        raise InvalidArgumentError(f"{type(obj).__qualname__} declares no method step "
+                                   f"(@duro.step on a method)")
+    for owner in owners:
+        _instances[owner] = obj
+    return obj
+
+
+def _method_steps(cls: type) -> list[Step[Any, Any]]:
+    return [v for v in vars(cls).values() if isinstance(v, Step) and v.owner is cls]
+
+
+def registered(step: Step[Any, Any]) -> Step[Any, Any] | None:
+    """A step run by name (a task) as it is to be called: a method step bound to its
+    class's registered object (None: none is registered here), any other as it is."""
+    if step.owner is None:
+        return step
+    obj = _instances.get(step.owner)
+    return None if obj is None else step.bound_to(obj)
 
 
 @functools.cache

@@ -186,6 +186,16 @@ class ClientStore(Protocol):
         (an offset is visible only once every smaller one is)."""
         ...
 
+    async def send_to_run(self, run_id: str, message: Message, *, now: float,
+                          namespace: str | None = None) -> RunRecord:
+        """Put a message in this exact run's inbox (of ``namespace``) and wake it: not
+        in a run that continued it (a step completed from outside, by its token).
+
+        Raises:
+            RunNotFoundError: The run does not exist, is of another namespace, or ended.
+        """
+        ...
+
     async def send_message(self, workflow_id: str, kind: str, name: str | None,
                            data: bytes | None, *, now: float, meta: bytes | None = None,
                            signal_id: str | None = None,

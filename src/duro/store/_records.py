@@ -179,6 +179,11 @@ class QueueStats:
     suspended: int
     running: int
     started_last_period: int
+    tasks_pending: int = 0
+    """Step attempts routed to this queue (``@duro.step(queue=...)``) waiting for a worker
+    that serves it."""
+    tasks_running: int = 0
+    """Step attempts of this queue a worker has claimed and runs now."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

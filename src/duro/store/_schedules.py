@@ -10,7 +10,7 @@ however many workers race, each tick starts one run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -123,6 +123,22 @@ class ScheduleStore(Protocol):
         timing (cron, interval, anchor, time zone) changed, its ``next_fire_at``.
         ``paused`` only applies when the schedule is created. Returns the schedule and
         ``"created"``, ``"updated"`` or ``"unchanged"``.
+        """
+        ...
+
+    async def update_schedule(
+        self, schedule_id: str,
+        change: Callable[[ScheduleRecord], tuple[ScheduleDefinition, float | None]], *,
+        now: float, namespace: str | None = None,
+    ) -> ScheduleRecord:
+        """Change a schedule's definition in place, in one transaction: ``change`` gets
+        the schedule as stored (locked) and gives its new definition and the next tick
+        to use if the timing changed (it must not do I/O). The paused state, note and
+        counters stay; so does ``next_fire_at`` unless the timing changed.
+
+        Raises:
+            ScheduleNotFoundError: No such schedule (in ``namespace``).
+            Exception: Whatever ``change`` raised (nothing is changed).
         """
         ...
 

@@ -60,6 +60,7 @@ def fire_wakeups(w: Worker, now: float) -> None:
             time_out(w, held)
             continue
         fire_due_timers(w, held, now)
+        steps.awaiting_timed_out(w, held, now)
         for cmd in inst.pending():
             if isinstance(cmd, StepCommand) and cmd.state == "backoff" and (
                     cmd.retry_at or 0) <= now:
@@ -231,6 +232,11 @@ async def settle_messages(held: HeldRun, *, continuing: bool) -> None:
     while held.inbox_read is not None:
         await asyncio.shield(held.inbox_read)
     inst = held.inst
+    if running := inst.mailbox.handlers_running():
+        log.warning("run %s of %s %s with %d signal or update handler(s) still running: "
+                    "they do not count (await duro.wait_condition(duro.all_handlers_finished) "
+                    "before the end)", held.run_id, inst.workflow.name,
+                    "continued as new" if continuing else "ended", running)
     inst.mailbox.fail_unfinished(continuing=continuing)
     if not continuing and (left := inst.mailbox.unhandled_signals()):
         log.info("run %s of %s ended with %d signal(s) its code never took", held.run_id,

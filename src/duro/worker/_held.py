@@ -32,7 +32,9 @@ from duro.interceptors._worker import EventsRecordedInput
 from duro.store import Claim, Fenced, NewEvent, RunLinks
 from duro.store._records import Placement
 from duro.worker import _decide as decide
+from duro.worker import _external as external
 from duro.worker import _local_steps as steps
+from duro.workflow._commands import ExternalCommand
 from duro.workflow._instance import ChildCommand, RunInstance, StepCommand, TimerCommand
 
 if TYPE_CHECKING:
@@ -113,6 +115,11 @@ class HeldRun:
         if cmd.run_id is not None and not cmd.cancel_sent:
             cmd.cancel_sent = True
             self.worker.spawn(self._cancel_child(cmd.workflow_id))
+
+    def external_issued(self, inst: RunInstance, cmd: ExternalCommand) -> None:
+        cmd.state = "sending"
+        self.inflight += 1
+        self.worker.spawn(external.send_external(self.worker, self, cmd))
 
     def record(self, inst: RunInstance, event: NewEvent) -> None:
         self.outbox.append(event)

@@ -17,7 +17,7 @@ import orjson
 
 from duro._history import AttemptMeta, BudgetCharge, EventKind, RetryMeta, TaskDone
 from duro.errors import DuroError, ErrorInfo, StepOutcomeUnknownError, StepTimeoutError
-from duro.step._step import StepInfo
+from duro.step._step import CompleteLater, StepInfo
 from duro.store import NewEvent
 from duro.store._records import TaskRecord
 from duro.worker import _budgets as budgets
@@ -107,6 +107,9 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
                 cmd.state = "cancelled"
             held.inflight -= 1
             decide.after_soon(w, held)
+            return
+        if isinstance(exc, CompleteLater):
+            await awaiting(w, held, cmd, attempt)
             return
         if step.at_most_once and isinstance(exc, StepTimeoutError):
             # Abandoned mid-way (a sync step's thread may even go on): whether it took
@@ -209,6 +212,41 @@ async def completed_cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: 
     if ok and inst.active:
         inst.apply(EventKind.STEP_COMPLETED, cmd.op, cmd.step.name, data, meta, event.ts)
         decide.after(w, held)
+
+
+async def awaiting(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> None:
+    """The attempt called ``duro.complete_later()``: record that it waits for its outcome
+    from outside (``step_started``, awaiting), so that a restart waits on instead of
+    running it again; the outcome comes as a ``task_done`` message (``client.steps``)."""
+    now = w.clock.now()
+    step, deadline = cmd.step, None
+    if step.timeout is not None:
+        deadline = now + step.timeout
+    if step.total_timeout is not None and cmd.first_started is not None:
+        total = cmd.first_started + step.total_timeout
+        deadline = total if deadline is None else min(deadline, total)
+    event = NewEvent(kind=EventKind.STEP_STARTED, ts=now, op=cmd.op, name=step.name,
+                     meta=AttemptMeta.encode_awaiting(attempt, deadline))
+    ok = await held.append([event])
+    held.inflight -= 1
+    if ok and held.inst.active:
+        held.inst.apply(event.kind, cmd.op, cmd.step.name, None, event.meta, event.ts)
+        if deadline is not None:
+            w.wakeups.add(deadline, held.run_id)
+        decide.after(w, held)
+
+
+def awaiting_timed_out(w: Worker, held: HeldRun, now: float) -> None:
+    """Fail the attempts completed from outside whose wait is past its timeout (their
+    retry policy decides what follows, as for an attempt that ran too long here)."""
+    for cmd in held.inst.pending():
+        if (isinstance(cmd, StepCommand) and cmd.state == "remote"
+                and cmd.awaiting_until is not None and cmd.awaiting_until <= now):
+            cmd.awaiting_until = None  # once
+            held.inflight += 1
+            error = StepTimeoutError(f"step {cmd.step.name!r} was not completed from "
+                                     f"outside within its timeout")
+            w.spawn(step_failed(w, held, cmd, cmd.attempts + 1, error, 0.0, state="remote"))
 
 
 async def record_start(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> bool:

@@ -7,7 +7,10 @@ compare-and-set transaction (see :mod:`duro.store._schedules`), so any number of
 workers, in any number of processes, start exactly one run per tick.
 
 After downtime the ticks missed by at most the schedule's catch-up window still fire
-(each once, oldest first); older ones are skipped and counted in ``missed``.
+(each once, oldest first); older ones are skipped and counted in ``missed``. A clock
+that jumps (``ManualClock.advance``) is time passing, not downtime: the window is
+counted from this scheduler's last look, so that the ticks jumped over while it ran
+all fire.
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ class Scheduler:
         self._last_poll = float("-inf")
         self._dirty = True
         self._broken: set[str] = set()  # schedules already warned about
+        self._looked_at: float | None = None
+        """The durable time of the last look at the store (a jumping clock only)."""
         self.runs_started = 0
         """Runs this scheduler created (for tests and metrics)."""
 
@@ -119,6 +124,8 @@ class Scheduler:
             for record in due:
                 again |= await self._fire(record, now)
             self._next_due = await self.store.next_schedule_due()
+            if self.clock.jumps and not again:
+                self._looked_at = now
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -147,7 +154,10 @@ class Scheduler:
                     self._broken.add(s.schedule_id)
                     log.warning("schedule %r cannot fire here: %s", s.schedule_id, exc)
                 return False
-            horizon = now - s.catch_up
+            # What a jump of the clock passed over while this scheduler was looking is
+            # time passing: the window counts from that last look.
+            looked = now if self._looked_at is None else min(now, self._looked_at)
+            horizon = looked - s.catch_up
             if nxt < horizon:
                 missed, nxt = spec.skip_before(nxt, horizon)
             while nxt is not None and nxt <= now and len(ticks) < self.batch:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from duro._history import TaskDone, headers_of
-from duro.errors import DuroError, ErrorInfo, PayloadDecodeError
-from duro.step._step import Step, StepInfo, _registry
+from duro.errors import DuroError, ErrorInfo, NonRetryableError, PayloadDecodeError
+from duro.step._step import CompleteLater, Step, StepInfo, _registry, registered
 from duro.store._records import TaskRecord
 from duro.worker._steps import cancelled_here, run_attempt
 from duro.workflow._instance import StepCommand
@@ -42,8 +42,10 @@ class TaskRunner:
         self.running = 0
 
     def steps(self) -> list[str]:
-        """Steps this process can run for others (those declared with a queue)."""
-        return sorted(name for name, s in _registry.items() if s.queue is not None)
+        """Steps this process can run for others (those declared with a queue; a method
+        step only if an object of its class is registered: ``duro.register_steps``)."""
+        return sorted(name for name, s in _registry.items()
+                      if s.queue is not None and registered(s) is not None)
 
     async def poll(self, queues: Sequence[str] | None) -> None:
         """Claim waiting tasks while there is room, and start them."""
@@ -77,10 +79,11 @@ class TaskRunner:
             self.worker.wake()
 
     async def _attempt(self, task: TaskRecord) -> tuple[bytes | None, bytes]:
-        step: Step[Any, Any] | None = _registry.get(task.step)
+        known = _registry.get(task.step)
+        step = None if known is None else registered(known)
         info = orjson.loads(task.info) if task.info else {}
         started = time.perf_counter()
-        if step is None:  # pragma: no cover - claims only name registered steps
+        if step is None:  # pragma: no cover - claims only name steps it can run
             raise DuroError(f"no step {task.step!r} here")
         try:
             stored = await self.worker.payloads.decode(task.args)
@@ -106,6 +109,9 @@ class TaskRunner:
         except BaseException as exc:  # the step's code may raise anything
             if cancelled_here(exc):
                 raise
+            if isinstance(exc, CompleteLater):  # its token names the run's worker's attempt
+                exc = NonRetryableError(f"step {step.name!r} called duro.complete_later(), "
+                                        "which steps routed to a queue cannot do")
             return _outcome(task, None, exc, step, time.perf_counter() - started,
                             cmd.heartbeat, step_info._usage)
         return _outcome(task, data, None, step, time.perf_counter() - started, cmd.heartbeat,

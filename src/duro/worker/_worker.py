@@ -55,6 +55,7 @@ from duro.worker._tasks import TaskRunner
 from duro.worker._wakeups import Wakeups
 from duro.workflow import _guard
 from duro.workflow._api import Workflow
+from duro.workflow._commands import ExternalCommand
 from duro.workflow._instance import ChildCommand, RunInstance, StepCommand
 
 __all__ = ["LocalStart", "Outcome", "Worker"]
@@ -748,15 +749,21 @@ class Worker:
                 if isinstance(cmd, ChildCommand):
                     if cmd.state == "new":
                         held.child_issued(inst, cmd)
+                elif isinstance(cmd, ExternalCommand):
+                    if cmd.state == "new":  # sent (maybe) but not recorded: again
+                        held.external_issued(inst, cmd)
                 elif isinstance(cmd, StepCommand):
                     if cmd.state in ("new", "backoff"):
                         if cmd.retry_at is None or cmd.retry_at <= now:
                             steps.start_step(self, held, cmd)
                         else:
                             self.wakeups.add(cmd.retry_at, held.run_id)
+                    elif cmd.state == "remote" and cmd.awaiting_until is not None:
+                        self.wakeups.add(cmd.awaiting_until, held.run_id)
                 elif cmd.state == "pending" and cmd.fire_at > now:
                     held.timer_started(inst, cmd)
             decide.fire_due_timers(self, held, now)
+            steps.awaiting_timed_out(self, held, now)
         decide.after(self, held)
 
     # -- runs that fail ------------------------------------------------------------------

@@ -17,8 +17,10 @@ from duro.workflow._api import (
     workflow,
 )
 from duro.workflow._approvals import Decision, approval
+from duro.workflow._external import ExternalWorkflowHandle, external_workflow
 from duro.workflow._features import (
     ParentClosePolicy,
+    all_handlers_finished,
     continue_as_new,
     execute_child,
     on_query,
@@ -33,13 +35,16 @@ from duro.workflow._saga import Saga
 
 __all__ = [
     "Decision",
+    "ExternalWorkflowHandle",
     "ParentClosePolicy",
     "Saga",
     "Workflow",
     "WorkflowInfo",
+    "all_handlers_finished",
     "approval",
     "continue_as_new",
     "execute_child",
+    "external_workflow",
     "in_workflow",
     "info",
     "lookup_workflow",

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from duro.workflow._api import Workflow
     from duro.workflow._instance import RunInstance
 
-__all__ = ["NULL_HOST", "ChildCommand", "ChildState", "ContinueAsNew", "Host", "NullHost",
-           "Park", "StepCommand", "StepState", "TimerCommand", "TimerState"]
+__all__ = ["NULL_HOST", "ChildCommand", "ChildState", "Command", "ContinueAsNew",
+           "ExternalCommand", "ExternalState", "Host", "NullHost", "Park", "StepCommand",
+           "StepState", "TimerCommand", "TimerState"]
 
 
 class Park(BaseException):
@@ -47,6 +48,7 @@ class Host(Protocol):
     def timer_started(self, inst: RunInstance, cmd: TimerCommand) -> None: ...
     def child_issued(self, inst: RunInstance, cmd: ChildCommand) -> None: ...
     def child_cancelled(self, inst: RunInstance, cmd: ChildCommand) -> None: ...
+    def external_issued(self, inst: RunInstance, cmd: ExternalCommand) -> None: ...
 
     def record(self, inst: RunInstance, event: NewEvent) -> None:
         """An event the workflow produced (a marker, published state, an update's
@@ -71,6 +73,9 @@ class NullHost:
     def child_cancelled(self, inst: RunInstance, cmd: ChildCommand) -> None:
         pass
 
+    def external_issued(self, inst: RunInstance, cmd: ExternalCommand) -> None:
+        pass
+
     def record(self, inst: RunInstance, event: NewEvent) -> None:
         pass
 
@@ -84,6 +89,8 @@ StepState = Literal["new", "running", "remote", "backoff", "done", "cancelled"]
 waiting out a retry backoff; its outcome delivered; or abandoned by the workflow."""
 TimerState = Literal["pending", "done", "cancelled"]
 ChildState = Literal["new", "starting", "started", "done", "cancelled"]
+ExternalState = Literal["new", "sending", "done"]
+"""A message to another workflow: not sent yet; being sent and recorded; recorded."""
 """A child: not started yet; its start being written; running; ended; or abandoned."""
 
 
@@ -106,6 +113,9 @@ class StepCommand:
     heartbeat: Any = None  # last heartbeat details (plain JSON value)
     task: asyncio.Task[Any] | None = None
     payload: bytes | None = None  # encoded arguments, for steps routed to a queue
+    awaiting_until: float | None = None
+    """For an attempt completed from outside (``duro.complete_later``): when its wait
+    times out (durable time)."""
     cache_key: Any = None
     """A cached step's key in the durable cache (the worker's ``CacheKey``), once made."""
     budget_waits: int = 0  # consecutive budget admissions that had to wait (backoff)
@@ -152,3 +162,27 @@ class ChildCommand:
     @property
     def kind(self) -> str:
         return "child"
+
+
+@dataclass(eq=False, kw_only=True)
+class ExternalCommand:
+    """A signal or a cancel request to another workflow (``duro.external_workflow``)."""
+
+    op: int
+    message: str
+    """``signal`` or ``cancel`` (a :class:`duro._history.MessageKind`)."""
+    workflow_id: str
+    name: str | None
+    """The signal's name (None for a cancel request)."""
+    data: bytes | None
+    """The signal's payload, encoded (not recorded here: the other run records it)."""
+    future: asyncio.Future[None]
+    state: ExternalState = "new"
+
+    @property
+    def kind(self) -> str:
+        return "external"
+
+
+Command = StepCommand | TimerCommand | ChildCommand | ExternalCommand
+"""Anything a run issues and awaits an outcome of."""

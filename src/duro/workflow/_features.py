@@ -19,6 +19,7 @@ from duro.workflow._instance import ContinueAsNew
 
 __all__ = [
     "ParentClosePolicy",
+    "all_handlers_finished",
     "continue_as_new",
     "execute_child",
     "on_query",
@@ -171,6 +172,23 @@ async def wait_condition(fn: Callable[[], bool], *,
         return await asyncio.wait_for(fut, seconds(timeout))
     except TimeoutError:
         return False
+
+
+def all_handlers_finished() -> bool:
+    """Whether every signal and update handler this run started has finished.
+
+    A run that returns (or continues as new) while handlers still run ends without
+    them: an update still running fails with ``UpdateNotHandledError``, an ``async``
+    signal handler is dropped mid-way, and the worker logs a warning. Wait for them
+    first::
+
+        await duro.wait_condition(duro.all_handlers_finished)
+        return result
+
+    Raises:
+        RuntimeError: Not called from workflow code.
+    """
+    return _instance("all_handlers_finished").mailbox.handlers_running() == 0
 
 
 def continue_as_new(*args: Any, **kwargs: Any) -> None:

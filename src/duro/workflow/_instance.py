@@ -28,6 +28,7 @@ from duro._history import (
     BUDGET_SIGNAL,
     CALL_KINDS,
     CHILD_KINDS,
+    EXTERNAL_KINDS,
     STEP_KINDS,
     TERMINAL_KINDS,
     ApprovalMeta,
@@ -74,13 +75,16 @@ from duro.workflow import _guard
 from duro.workflow._commands import (
     NULL_HOST,
     ChildCommand,
+    Command,
     ContinueAsNew,
+    ExternalCommand,
     Host,
     NullHost,
     Park,
     StepCommand,
     TimerCommand,
 )
+from duro.workflow._external import apply_external
 from duro.workflow._ids import default_child_id
 from duro.workflow._loop import WorkflowLoop
 from duro.workflow._messages import Mailbox, convert_args
@@ -128,7 +132,7 @@ class RunInstance:
         self._rng: random.Random | None = None
         self.now_ts = 0.0
         self.next_op = 1
-        self.commands: dict[int, StepCommand | TimerCommand | ChildCommand] = {}
+        self.commands: dict[int, Command] = {}
         self.timers: dict[asyncio.TimerHandle, TimerCommand] = {}
         self.recorded: dict[int, tuple[str, str | None]] = {}
         self.markers: set[str] = set()
@@ -269,7 +273,11 @@ class RunInstance:
             if self.budgets and meta is not None and b'"usage"' in meta:
                 self._count_spend(meta)
             if kind == EventKind.STEP_STARTED:
-                cmd.started = AttemptMeta.decode(meta).attempt
+                started = AttemptMeta.decode(meta)
+                cmd.started = started.attempt
+                if started.awaiting and cmd.state not in ("cancelled", "done"):
+                    cmd.state = "remote"  # its outcome comes from outside, by its token
+                    cmd.awaiting_until = started.deadline
                 return
             if kind == EventKind.STEP_RETRYING:
                 retry = RetryMeta.decode(meta)
@@ -303,6 +311,10 @@ class RunInstance:
                 self.loop.ready.append(cmd.handle)
         elif kind in CHILD_KINDS:
             self._apply_child(kind, op, name, data, meta)
+        elif kind in EXTERNAL_KINDS:
+            cmd = self._expect(op, "external", name, kind)
+            assert isinstance(cmd, ExternalCommand)
+            apply_external(cmd, kind, data)
         elif kind == EventKind.SIGNAL_RECEIVED:
             if name == BUDGET_SIGNAL:
                 self._set_budget(data)
@@ -493,7 +505,7 @@ class RunInstance:
 
     def _expect(
         self, op: int | None, kind: str, name: str | None, event: str
-    ) -> StepCommand | TimerCommand | ChildCommand:
+    ) -> Command:
         cmd = self.commands.get(op) if op is not None else None
         if cmd is None:
             raise NondeterminismError(
@@ -503,7 +515,7 @@ class RunInstance:
                 seq=op,
             )
         cmd_name = _command_name(cmd)
-        if cmd.kind != kind or (kind in ("step", "child") and cmd_name != name):
+        if cmd.kind != kind or (kind in ("step", "child", "external") and cmd_name != name):
             raise NondeterminismError(
                 f"nondeterminism in workflow {self.workflow.name!r} (run {self.run_id}) at "
                 f"seq {op}: the history records {_describe(kind, name)} but the code now "
@@ -702,7 +714,7 @@ class RunInstance:
 
     # -- where the run stands ----------------------------------------------------------
 
-    def pending(self) -> list[StepCommand | TimerCommand | ChildCommand]:
+    def pending(self) -> list[Command]:
         """Commands still waiting for an outcome, in op order."""
         return [c for c in self.commands.values() if c.state not in ("done", "cancelled")]
 
@@ -712,6 +724,9 @@ class RunInstance:
                  if isinstance(c, TimerCommand) and c.state == "pending"]
         times += [c.retry_at or 0.0 for c in self.commands.values()
                   if isinstance(c, StepCommand) and c.state in ("backoff", "new")]
+        times += [c.awaiting_until for c in self.commands.values()
+                  if isinstance(c, StepCommand) and c.state == "remote"
+                  and c.awaiting_until is not None]
         if self.deadline_at is not None:
             times.append(self.deadline_at)
         due = min(times, default=math.inf)
@@ -780,12 +795,12 @@ def _decode_result(data: bytes | None, step: Step[Any, Any], op: int | None) -> 
                   what=lambda: f"result of step {step.name!r} (seq {op})")
 
 
-def _command_name(cmd: StepCommand | TimerCommand | ChildCommand) -> str | None:
+def _command_name(cmd: Command) -> str | None:
     if isinstance(cmd, StepCommand):
         return cmd.step.name
     if isinstance(cmd, ChildCommand):
         return cmd.workflow.name
-    return None
+    return cmd.name if isinstance(cmd, ExternalCommand) else None
 
 
 def _step_error(cmd: StepCommand, data: bytes | None, meta: bytes | None) -> StepFailedError:
@@ -835,4 +850,4 @@ def _group(kind: str) -> str:
         return "approval"
     if kind in CALL_KINDS:
         return "call"
-    return kind
+    return "external" if kind in EXTERNAL_KINDS else kind

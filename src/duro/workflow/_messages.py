@@ -88,6 +88,7 @@ class Mailbox:
                                               Callable[..., Any] | None]] = {}
         self.updates_done: set[str] = set()
         self._running: dict[str, Received] = {}  # handler started, no outcome recorded
+        self._signal_tasks: set[asyncio.Task[Any]] = set()  # async signal handlers running
         self._late: list[Received] = []  # recorded after the main coroutine finished
 
     def _receive(self, kind: str, name: str | None = None, data: bytes | None = None,
@@ -194,6 +195,7 @@ class Mailbox:
             args = (convert(value, hint),)
         if inspect.iscoroutinefunction(handler):
             task = inst.loop.create_task(handler(*args))
+            self._signal_tasks.add(task)
             task.add_done_callback(self._handler_done)
             return
         previous = _get_running_loop()
@@ -206,6 +208,7 @@ class Mailbox:
             _set_running_loop(previous)
 
     def _handler_done(self, task: asyncio.Task[Any]) -> None:
+        self._signal_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._inst.fail_with(task.exception())  # type: ignore[arg-type]
 
@@ -321,12 +324,18 @@ class Mailbox:
                          ErrorInfo(type="UpdateNotHandledError",
                                    message=why.format(ended=ended)).to_payload())
 
+    def handlers_running(self) -> int:
+        """Signal handlers (``async`` ones) and update handlers started and not finished
+        (``duro.all_handlers_finished()``; a run that ends with some is warned about)."""
+        return len(self._running) + len(self._signal_tasks)
+
     def unhandled_signals(self) -> int:
         """Signals the run received but its code never took (reported at its end)."""
         return (sum(1 for r in self._late if r.kind == MessageKind.SIGNAL) + len(self._in_transit)
                 + sum(len(b) for b in self.buffer.values()))
 
     def clear(self) -> None:
+        self._signal_tasks.clear()
         self.waiters.clear()
         self._in_transit.clear()
 

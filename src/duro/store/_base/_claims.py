@@ -208,6 +208,8 @@ class Claims(Dialect):
         counts: dict[str, dict[str, int]] = {}
         for r in await self._fetch("queue_counts", {"namespace": namespace}):
             counts.setdefault(r["queue"], {})[r["status"]] = int(r["n"])
+        for r in await self._fetch("queue_task_counts", {"namespace": namespace}):
+            counts.setdefault(r["queue"], {})[f"task_{r['status']}"] = int(r["n"])
         out = []
         for name in sorted(set(configs) | set(counts)):
             config = configs.get(name, QueueConfig(name=name))
@@ -218,5 +220,7 @@ class Claims(Dialect):
             c = counts.get(name, {})
             out.append(QueueStats(config=config, pending=c.get("pending", 0),
                                   suspended=c.get("suspended", 0),
-                                  running=c.get("running", 0), started_last_period=started))
+                                  running=c.get("running", 0), started_last_period=started,
+                                  tasks_pending=c.get("task_pending", 0),
+                                  tasks_running=c.get("task_running", 0)))
         return out

@@ -48,6 +48,28 @@ class Messages(Dialect):
         record: RunRecord = await self._write_message(op, notify=True)
         return record
 
+    async def send_to_run(self, run_id: str, message: Message, *, now: float,
+                          namespace: str | None = None) -> RunRecord:
+        """See :meth:`duro.store.ClientStore.send_to_run`."""
+        gone = f"run {run_id!r} is not live (or does not exist)"
+
+        async def op(tx: Tx) -> Then[RunRecord]:
+            row = await tx.one("run_by_id", {"run_id": run_id})
+            if row is None or not in_namespace(row["namespace"], namespace):
+                raise RunNotFoundError(gone)
+            sent = await w.send(tx, run_id, message, now)
+
+            async def finish() -> RunRecord:
+                got = await sent.first()
+                if got is None:
+                    raise RunNotFoundError(gone)
+                return run_record(got)
+
+            return Then(finish)
+
+        record: RunRecord = await self._write(op, notify=True)
+        return record
+
     async def read_inbox(self, run_id: str) -> list[InboxMessage]:
         """See :meth:`duro.store.WorkerStore.read_inbox`."""
         return [inbox_message(r) for r in await self._fetch("read_inbox", {"run_id": run_id})]

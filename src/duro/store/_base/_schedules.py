@@ -16,7 +16,7 @@ transaction. Schedule ids, like workflow ids, are unique across namespaces.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from duro.errors import WorkflowAlreadyStartedError
@@ -124,6 +124,27 @@ class Schedules(Dialect):
 
         result: tuple[ScheduleRecord, str] = await self._write(op)
         return result
+
+    async def update_schedule(
+        self, schedule_id: str,
+        change: Callable[[ScheduleRecord], tuple[ScheduleDefinition, float | None]], *,
+        now: float, namespace: str | None = None,
+    ) -> ScheduleRecord:
+        """See :meth:`duro.store.ScheduleStore.update_schedule`."""
+
+        async def op(tx: Tx) -> ScheduleRecord:
+            old = await _get(tx, schedule_id, namespace, lock=True)
+            definition, next_fire_at = change(old)
+            what, nxt = definition_change(old, definition, next_fire_at)
+            if what == "unchanged":
+                return old
+            updated = await tx.one("update_definition", {
+                **_definition(definition), "next_fire_at": nxt, "now": now})
+            assert updated is not None
+            return schedule_record(updated)
+
+        record: ScheduleRecord = await self._write(op)
+        return record
 
     async def get_schedule(self, schedule_id: str, *,
                            namespace: str | None = None) -> ScheduleRecord | None:

@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from duro.errors import (
+    DatabaseReadOnlyError,
     DataRejectedError,
     RunNotFoundError,
     StoreError,
@@ -118,6 +119,8 @@ class PostgresStore(SqlStore):
     def _connect_kwargs(self) -> dict[str, Any]:
         info = psycopg.conninfo.conninfo_to_dict(self.options.conninfo)
         extra = str(info.get("options") or "")
+        if self.options.read_only:  # the server refuses any write, whatever the role
+            extra += " -c default_transaction_read_only=on"
         return {"options": f"{extra} -c search_path={self.schema}".strip()}
 
     async def _connect(self) -> Conn:
@@ -134,6 +137,9 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {self._where()}: "
                              f"{short_error(exc)}") from None
+        if self.options.read_only:
+            await self._open_read_only(conn)
+            return
         try:
             if self.options.migrate:
                 applied = await migrate(conn, self.schema)
@@ -142,11 +148,7 @@ class PostgresStore(SqlStore):
             else:
                 await check_current(conn, self.schema)
             await conn.execute(_Q["writer_forget_stale"])
-            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-                self.options.conninfo, min_size=1, max_size=self.options.pool_size,
-                kwargs={"autocommit": True, **self._connect_kwargs()}, open=False,
-                name=f"duro-{self.schema}", timeout=10.0)
-            await pool.open(wait=True, timeout=30.0)
+            pool = await self._open_pool(f"duro-{self.schema}")
         except psycopg.Error as exc:
             await conn.close()
             raise StoreError(f"cannot prepare the PostgreSQL store at {self._where()}: "
@@ -162,6 +164,26 @@ class PostgresStore(SqlStore):
         self._writer.start(conn)
         self._listener = Listener(self._connect, self.channel, self.token)
         self._liveness = Liveness(self._connect, f"duro.worker.{self.schema}.")
+
+    async def _open_pool(self, name: str) -> AsyncConnectionPool[Conn]:
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            self.options.conninfo, min_size=1, max_size=self.options.pool_size,
+            kwargs={"autocommit": True, **self._connect_kwargs()}, open=False,
+            name=name, timeout=10.0)
+        await pool.open(wait=True, timeout=30.0)
+        return pool
+
+    async def _open_read_only(self, conn: Conn) -> None:
+        """Check the schema is this duro's and open the read pool: nothing else."""
+        try:
+            await check_current(conn, self.schema)
+            pool = await self._open_pool(f"duro-{self.schema}-ro")
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read the PostgreSQL store at {self._where()}: "
+                             f"{short_error(exc)}") from None
+        finally:
+            await conn.close()
+        self._pool = pool
 
     async def close(self) -> None:
         """Flush pending writes and disconnect."""
@@ -198,6 +220,8 @@ class PostgresStore(SqlStore):
     async def _write(self, op: Op, *, notify: bool = False,
                      ambiguous: Ambiguous = "fail") -> Any:
         if self._writer is None:
+            if self.options.read_only:
+                raise DatabaseReadOnlyError(f"{self._where()} was opened read-only (mode=ro)")
             raise StoreError("the store is not open")
         return await self._writer.submit(pg_op(op), notify=notify,
                                          ambiguous=pg_ambiguous(ambiguous))

@@ -32,6 +32,9 @@ class PgOptions:
     reconnect_timeout: float = 60.0
     """Seconds a write waits for a lost database to come back before failing
     (``?reconnect_timeout=``)."""
+    read_only: bool = False
+    """Open for reading only (``?mode=ro``): no migration, no writer, every session
+    read-only; for inspection (``duro ls``) with a role that may only read."""
 
 
 def _flag(name: str, value: str) -> bool:
@@ -62,6 +65,10 @@ def parse_postgres_url(url: str) -> PgOptions:
             options["schema"] = value
         elif key == "migrate":
             options["migrate"] = _flag(key, value)
+        elif key == "mode":
+            if value not in ("ro", "rw"):
+                raise InvalidStoreURLError(f"URL option mode={value!r}: expected ro or rw")
+            options["read_only"] = value == "ro"
         elif key == "pool_size":
             try:
                 options["pool_size"] = max(1, int(value))

@@ -269,6 +269,15 @@ WHERE status IN ('pending', 'suspended', 'running')
   AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
 GROUP BY queue, status;
 
+-- name: queue_task_counts
+-- Step tasks per queue (pending: waiting for a worker of the queue; running: claimed),
+-- of %(namespace)s's runs (NULL: every namespace's).
+SELECT t.queue, t.status, count(*) AS n FROM tasks t
+WHERE t.status IN ('pending', 'running')
+  AND (%(namespace)s::text IS NULL
+       OR t.run_id IN (SELECT run_id FROM runs WHERE namespace = %(namespace)s::text))
+GROUP BY t.queue, t.status;
+
 -- name: live_dedup
 SELECT * FROM runs WHERE queue = %(queue)s AND dedup_key = %(key)s
   AND status IN ('pending', 'running', 'suspended', 'parked');

@@ -134,11 +134,15 @@ class SqliteStore(SqlStore):
         inline_commits: Let a write commit on the event loop's thread when the writer
             thread is idle and nothing else is ready to run (saves two thread hand-offs
             per lone write; see ``_writer.py``). Also ``?inline_commits=false``.
+        read_only: Open for reading only (also ``?mode=ro``): no writer, no migration,
+            nothing created (neither the file nor its ``-wal``/``-shm``); every write
+            raises :class:`~duro.DatabaseReadOnlyError`. For inspection (``duro ls``)
+            by a user who may only read the file.
     """
 
     def __init__(
         self, url: str, *, synchronous: Synchronous | None = None, busy_timeout: float = 10.0,
-        inline_commits: bool | None = None,
+        inline_commits: bool | None = None, read_only: bool | None = None,
     ) -> None:
         self.url = url
         path, options = parse_sqlite_url(url)
@@ -152,6 +156,12 @@ class SqliteStore(SqlStore):
             flag = str(options.get("inline_commits", "true")).lower()
             inline_commits = flag not in ("0", "false", "no", "off")
         self.inline_commits = inline_commits
+        if read_only is None:
+            mode = options.get("mode", "rw")
+            if mode not in ("ro", "rw"):
+                raise InvalidStoreURLError(f"URL option mode={mode!r}: expected ro or rw")
+            read_only = mode == "ro"
+        self.read_only = read_only
         self._writer: Writer | None = None
         self._file: FileWatch | None = None
         self._local = threading.local()
@@ -163,6 +173,8 @@ class SqliteStore(SqlStore):
     # -- connections ---------------------------------------------------------------
 
     def _connect(self, *, writer: bool) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_read_only()
         if self.path != ":memory:":
             folder = Path(self.path).resolve().parent
             if not folder.is_dir():
@@ -184,6 +196,37 @@ class SqliteStore(SqlStore):
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         conn.execute("PRAGMA foreign_keys = OFF")
         return conn
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A connection that writes nothing, not even the ``-wal``/``-shm`` files.
+
+        SQLite's ``mode=ro`` alone still creates both beside a WAL database when they are
+        missing (no process has it open) and, being read-only, cannot remove them: they
+        stay, owned by the reader, and a directory the reader may not write makes it
+        fail. So when there is no ``-wal`` the file is read as ``immutable`` (no locks,
+        no shared memory); when there is one, a writer has it open (or crashed with it)
+        and its files are used as they are.
+        """
+        path = Path(self.path).resolve()
+        if not path.is_file():
+            raise StoreError(f"no database at {str(path)!r}")
+        immutable = "" if Path(f"{path}-wal").exists() else "&immutable=1"
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro{immutable}", uri=True,
+                               isolation_level=None, check_same_thread=False,
+                               timeout=self.busy_timeout, cached_statements=256)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        return conn
+
+    def _check_schema(self) -> None:
+        """Read-only: the schema must be this duro's (nothing can migrate it here)."""
+        try:
+            done = {r[0] for r in self._reader().execute("SELECT version FROM duro_migrations")}
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path} is not a duro database ({exc})") from None
+        if pending_migrations(PACKAGE, done, f"of {self.path} "):
+            raise StoreError(f"the schema of {self.path} is older than this duro: open it "
+                             f"once for writing (`duro db migrate`) before reading it")
 
     def _enable_wal(self, conn: sqlite3.Connection) -> str:
         # Switching a new file to WAL while another process opens it fails with
@@ -239,7 +282,7 @@ class SqliteStore(SqlStore):
         """Run a shared operation in the writer (``notify`` and ``ambiguous`` do not
         apply: workers poll the file, and a commit's answer is never lost)."""
         if self._writer is None:
-            raise StoreError("the store is not open")
+            raise self._not_writable()
         run = sqlite_op(op)
         if self.inline_commits:
             done, value = self._writer.try_inline(run)
@@ -252,7 +295,7 @@ class SqliteStore(SqlStore):
         """The fenced append straight on the writer's connection: no operation, no
         transaction object (a step's outcome: the hot path)."""
         if self._writer is None:
-            raise StoreError("the store is not open")
+            raise self._not_writable()
 
         def run(conn: sqlite3.Connection) -> None:
             fenced_append(conn, run_id, epoch, first_seq, events, now=now)
@@ -263,11 +306,20 @@ class SqliteStore(SqlStore):
                 return
         await self._writer.submit(run)
 
+    def _not_writable(self) -> StoreError:
+        if self.read_only:
+            return DatabaseReadOnlyError(f"{self.path} was opened read-only (mode=ro)")
+        return StoreError("the store is not open")
+
     # -- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the file (creating it), migrate, and start the writer thread."""
+        """Open the file (creating it), migrate, and start the writer thread; read-only:
+        check that the file is a duro database of this version, and start nothing."""
         self._readers: list[sqlite3.Connection] = []
+        if self.read_only:
+            await asyncio.to_thread(self._check_schema)
+            return
 
         def connect() -> sqlite3.Connection:
             try:
@@ -383,7 +435,7 @@ class SqliteStore(SqlStore):
             return len(ids)
 
         if self._writer is None:
-            raise StoreError("the store is not open")
+            raise self._not_writable()
         deleted: int = await self._writer.submit(op)
         return deleted
 

@@ -499,6 +499,15 @@ WHERE status IN ('pending', 'suspended', 'running')
   AND (:namespace IS NULL OR namespace = :namespace)
 GROUP BY queue, status;
 
+-- name: queue_task_counts
+-- Step tasks per queue (pending: waiting for a worker of the queue; running: claimed),
+-- of :namespace's runs (NULL: every namespace's).
+SELECT t.queue, t.status, COUNT(*) AS n FROM tasks t
+WHERE t.status IN ('pending', 'running')
+  AND (:namespace IS NULL
+       OR t.run_id IN (SELECT run_id FROM runs WHERE namespace = :namespace))
+GROUP BY t.queue, t.status;
+
 -- name: live_dedup
 SELECT * FROM runs WHERE queue = :queue AND dedup_key = :key
   AND status IN ('pending', 'running', 'suspended', 'parked');
