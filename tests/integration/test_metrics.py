@@ -14,7 +14,7 @@ import pytest
 
 import duro
 from duro.metrics import INSTRUMENTS, Metrics, OtelRecorder
-from tests.conftest import run, wait_for_event
+from tests.conftest import run, wait_for_event, wait_until
 
 pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families
@@ -169,3 +169,41 @@ def test_the_same_instruments_through_opentelemetry(any_db_url: str) -> None:
     assert duration.count == 2
     assert sum(p.value for p in points["duro_runs_closed"]) == 2  # the run and its child
     assert points["duro_store_commits"][0].value > 0
+
+
+def test_schedule_lag_and_missed_ticks(any_db_url: str) -> None:
+    """A tick fired 30 s late (the clock moved past it while the worker looked) is a
+    30 s lag; ticks skipped as older than the catch-up window are counted as missed."""
+    clock = duro.ManualClock(start=1_800_000_000.0)  # a whole minute: ticks at :00
+    metrics = Metrics()
+
+    async def fired(engine: duro.Engine, schedule: str, count: int) -> None:
+        async def enough() -> bool:
+            return (await engine.schedules.get(schedule)).fired >= count
+        await wait_until(enough, timeout=20)
+
+    async def main() -> bytes:
+        async with duro.Engine(any_db_url, clock=clock, poll_interval=0.02,
+                               interceptors=[metrics]) as engine:
+            await engine.schedules.create("lagging", metrics_app.tick, args=[1], every=60,
+                                          overlap="allow_all")
+            await asyncio.sleep(0.1)  # the scheduler looks once before the jump
+            clock.advance(90)  # the tick at +60 s is acted on at +90 s: 30 s late
+            await fired(engine, "lagging", 1)
+        clock.advance(10 * 60)  # the worker is down for ten minutes
+        async with duro.Engine(any_db_url, clock=clock, poll_interval=0.02,
+                               interceptors=[metrics]) as engine:
+            await fired(engine, "lagging", 2)
+            info = await engine.schedules.get("lagging")
+            return await metrics.exposition(engine) + f"#{info.missed}".encode()
+
+    text, _, missed = run(main()).rpartition(b"#")
+    found = samples(text)
+    labels = {"schedule": "lagging"}
+    # Both firings 30 s late: +60 at +90, then (the ticks of +120..+600 missed) +660
+    # at +690.
+    assert value(found, "duro_schedule_lag_seconds_count", **labels) == 2
+    assert value(found, "duro_schedule_lag_seconds_sum", **labels) == 60.0
+    assert value(found, "duro_schedule_lag_seconds_bucket", le="10.0", **labels) == 0
+    assert value(found, "duro_schedule_lag_seconds_bucket", le="30.0", **labels) == 2
+    assert value(found, "duro_schedule_ticks_missed_total", **labels) == int(missed) == 9

@@ -23,6 +23,7 @@ from duro.interceptors._worker import (
     HandleQueryInput,
     HandleSignalInput,
     HandleUpdateInput,
+    ScheduleFiredInput,
     WorkerInterceptor,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "HandleSignalInput",
     "HandleUpdateInput",
     "QueryInput",
+    "ScheduleFiredInput",
     "SignalInput",
     "StartInput",
     "TerminateInput",

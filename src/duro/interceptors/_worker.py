@@ -13,6 +13,7 @@ Two kinds of hook, by where they run:
 * :meth:`WorkerInterceptor.events_recorded` is a notification, not a chain: the
   worker tells each interceptor that overrides it what it has just committed to a
   run's history (once: a replay commits nothing). Metrics and traces are built on it.
+  :meth:`WorkerInterceptor.schedule_fired` is one too, for a schedule's fired ticks.
 * The others run inside the workflow, on its deterministic loop, and are called again
   whenever the run is replayed: they must be deterministic, like workflow code (no I/O,
   no clocks, no randomness; ``duro.info().is_replaying`` tells a replay). They see the
@@ -36,6 +37,7 @@ __all__ = [
     "HandleQueryInput",
     "HandleSignalInput",
     "HandleUpdateInput",
+    "ScheduleFiredInput",
     "WorkerInterceptor",
 ]
 
@@ -120,6 +122,24 @@ class EventsRecordedInput:
     """The run that started this one as a child, if any."""
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScheduleFiredInput:
+    """A worker's scheduler acted on a schedule's due ticks (one transaction)."""
+
+    schedule_id: str
+    workflow: str
+    """The workflow the schedule starts."""
+    ticks: Sequence[float]
+    """The ticks acted on (epoch seconds: when each was due), oldest first."""
+    fired_at: float
+    """When (the engine's clock): ``fired_at - tick`` is how late each tick was."""
+    started: Sequence[str]
+    """The workflow ids of the runs started (fewer than ticks when the overlap policy
+    skipped or buffered some)."""
+    missed: int = 0
+    """Ticks older than the catch-up window, skipped."""
+
+
 class WorkerInterceptor:
     """Base class of worker interceptors: every hook passes the call on unchanged.
 
@@ -158,3 +178,7 @@ class WorkerInterceptor:
         """The worker has committed these events to the run's history (a notification,
         called once per write, on the worker's loop, never on replay). Keep it quick and
         do not raise: what it raises is logged and dropped."""
+
+    def schedule_fired(self, input: ScheduleFiredInput) -> None:
+        """The worker's scheduler has committed the firing of a schedule's due ticks (a
+        notification, like :meth:`events_recorded`)."""

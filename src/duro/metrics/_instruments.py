@@ -45,6 +45,12 @@ INSTRUMENTS: dict[str, Instrument] = {i.name: i for i in (
     Instrument(name="duro_timer_lag_seconds", kind="histogram", unit="s",
                labels=("workflow",), buckets=_SECONDS,
                help="how late durable timers fired (recorded time - due time)"),
+    Instrument(name="duro_schedule_lag_seconds", kind="histogram", unit="s",
+               labels=("schedule",), buckets=_SECONDS,
+               help="how late schedule ticks were acted on (fired - due), by this "
+                    "process's scheduler"),
+    Instrument(name="duro_schedule_ticks_missed", kind="counter", labels=("schedule",),
+               help="schedule ticks skipped as older than their catch-up window"),
     Instrument(name="duro_signals_received", kind="counter", labels=("workflow",),
                help="signals delivered into runs' histories"),
     Instrument(name="duro_llm_tokens", kind="counter",

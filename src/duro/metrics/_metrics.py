@@ -16,6 +16,7 @@ from duro.interceptors import (
     ClientInterceptor,
     EventsRecordedInput,
     QueryInput,
+    ScheduleFiredInput,
     SignalInput,
     StartInput,
     TerminateInput,
@@ -143,6 +144,14 @@ class Metrics(ClientInterceptor, WorkerInterceptor):
             cost = usage.get("cost")
             if isinstance(cost, int | float) and math.isfinite(cost) and cost > 0:
                 rec.add("duro_llm_cost_usd", cost, {**labels, "model": model})
+
+    def schedule_fired(self, input: ScheduleFiredInput) -> None:
+        labels = {"schedule": input.schedule_id}
+        for tick in input.ticks:
+            self.recorder.observe("duro_schedule_lag_seconds",
+                                  max(0.0, input.fired_at - tick), labels)
+        if input.missed:
+            self.recorder.add("duro_schedule_ticks_missed", input.missed, labels)
 
     # -- gauges ------------------------------------------------------------------------------
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from duro._clock import Clock, SystemClock
+from duro.interceptors._worker import ScheduleFiredInput, WorkerInterceptor
 from duro.schedules._declare import ScheduleDeclaration, declared_schedules, spec_of
 from duro.store._schedules import ScheduleRecord, ScheduleStore
 
@@ -58,6 +59,7 @@ class Scheduler:
         batch: int = 100,
         on_started: Callable[[], None] | None = None,
         declarations: Mapping[str, ScheduleDeclaration] | None = None,
+        observers: Sequence[WorkerInterceptor] = (),
     ) -> None:
         self.store: ScheduleStore | None = store if isinstance(store, ScheduleStore) else None
         self.clock = clock or SystemClock()
@@ -65,6 +67,10 @@ class Scheduler:
         self.poll_interval = poll_interval
         self.batch = max(1, batch)
         self.on_started = on_started
+        self.observers = tuple(
+            o for o in observers
+            if type(o).schedule_fired is not WorkerInterceptor.schedule_fired)
+        """The interceptors told of each firing (``schedule_fired``)."""
         self._declarations = declarations
         self._next_due: float | None = None
         self._last_poll = float("-inf")
@@ -140,6 +146,13 @@ class Scheduler:
             return now + self.poll_interval
         return self._next_due
 
+    def _observe(self, fired: ScheduleFiredInput) -> None:
+        for observer in self.observers:
+            try:
+                observer.schedule_fired(fired)
+            except Exception:  # an observer's bug must not stop the schedules
+                log.exception("interceptor %r failed in schedule_fired", observer)
+
     async def _fire(self, s: ScheduleRecord, now: float) -> bool:
         """Fire one schedule's due ticks; True if more may be due at once."""
         assert self.store is not None
@@ -171,6 +184,11 @@ class Scheduler:
         if missed:
             log.warning("schedule %r: skipped %d tick(s) older than its catch-up window "
                         "(%gs)", s.schedule_id, missed, s.catch_up)
+        if self.observers and (ticks or missed):
+            self._observe(ScheduleFiredInput(
+                schedule_id=s.schedule_id, workflow=s.workflow_name, ticks=tuple(ticks),
+                fired_at=now, started=tuple(r.workflow_id for r in result.started),
+                missed=missed))
         if result.started:
             self.runs_started += len(result.started)
             log.info("schedule %r started %s", s.schedule_id,

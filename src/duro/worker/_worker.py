@@ -211,7 +211,8 @@ class Worker:
         self.queries = QueryAnswers(self)
         self.cache_sweep = CacheSweep(self)
         self.scheduler = Scheduler(store, clock=self.clock, workflows=self.names,
-                                   poll_interval=poll_interval, on_started=self.wake)
+                                   poll_interval=poll_interval, on_started=self.wake,
+                                   observers=self.interceptors)
         self.runs = HeldRuns(max_active=max_active, max_cached=max_cached)
         """The runs held in memory (active and cached) and the room for more."""
         self._notify = asyncio.Event()

@@ -36,3 +36,8 @@ async def busy(key: str) -> int:
     await duro.sleep(0.01)
     got = await duro.wait_for_signal("go", type=int)
     return await duro.execute_child(kid, got, id=f"{key}-kid")
+
+
+@duro.workflow(name="metrics_app.tick")
+async def tick(n: int) -> int:
+    return n
