@@ -32,11 +32,10 @@ class UsageTotals:
 
     def plus(self, usage: Usage) -> UsageTotals:
         """These totals with one more call."""
-        return UsageTotals(calls=self.calls + 1,
-                           input_tokens=self.input_tokens + usage.input_tokens,
-                           output_tokens=self.output_tokens + usage.output_tokens,
-                           cost=self.cost + (usage.cost or 0.0),
-                           unpriced_calls=self.unpriced_calls + (usage.cost is None))
+        return self.add(UsageTotals(calls=1, input_tokens=usage.input_tokens,
+                                    output_tokens=usage.output_tokens,
+                                    cost=usage.cost or 0.0,
+                                    unpriced_calls=int(usage.cost is None)))
 
     def add(self, other: UsageTotals) -> UsageTotals:
         """The sum of these totals and ``other``."""

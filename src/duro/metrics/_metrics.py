@@ -24,6 +24,7 @@ from duro.interceptors import (
     WorkerInterceptor,
 )
 from duro.metrics._recorders import PrometheusRecorder, Recorder
+from duro.usage import Usage
 
 if TYPE_CHECKING:
     from duro.client import Client
@@ -134,16 +135,15 @@ class Metrics(ClientInterceptor, WorkerInterceptor):
         if outcome != "cached" and isinstance(duration, int | float) \
                 and math.isfinite(duration) and duration >= 0:
             rec.observe("duro_step_duration_seconds", duration, labels)
-        for usage in usage_of(raw):
-            model = str(usage.get("model") or "")
-            for direction, field in (("in", "input_tokens"), ("out", "output_tokens")):
-                count = usage.get(field)
-                if isinstance(count, int) and count > 0:
-                    rec.add("duro_llm_tokens", count,
-                            {**labels, "model": model, "direction": direction})
-            cost = usage.get("cost")
-            if isinstance(cost, int | float) and math.isfinite(cost) and cost > 0:
-                rec.add("duro_llm_cost_usd", cost, {**labels, "model": model})
+        for item in usage_of(raw):
+            usage = Usage.from_json(item)  # the one reading of a recorded call
+            by_model = {**labels, "model": usage.model}
+            for direction, count in (("in", usage.input_tokens),
+                                     ("out", usage.output_tokens)):
+                if count:
+                    rec.add("duro_llm_tokens", count, {**by_model, "direction": direction})
+            if usage.cost:
+                rec.add("duro_llm_cost_usd", usage.cost, by_model)
 
     def schedule_fired(self, input: ScheduleFiredInput) -> None:
         labels = {"schedule": input.schedule_id}

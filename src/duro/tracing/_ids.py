@@ -47,37 +47,34 @@ def run_span_context(run_id: str, headers: Mapping[str, str] | None = None
                      ) -> trace.SpanContext:
     """The span context of the run's logical span: its trace is the one its headers
     carry (the start's), else its own; its span id is derived from ``run_id``."""
-    key = (run_id, headers.get("traceparent") if headers else None)
-    found = _contexts.get(key)
-    if found is None:
-        parent = parent_context(headers)
-        trace_id = parent.trace_id if parent is not None else run_trace_id(run_id)
-        found = trace.SpanContext(trace_id=trace_id, span_id=run_span_id(run_id),
-                                  is_remote=True,
-                                  trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
-        if len(_contexts) >= _CACHED:
-            _contexts.clear()  # a run's context is cheap to derive again
-        _contexts[key] = found
-    return found
+    return _run(run_id, headers)[0]
 
 
 def run_context(run_id: str, headers: Mapping[str, str] | None = None) -> Any:
     """An OpenTelemetry context whose current span is the run's (the parent of its
     step attempts' spans), made once per run (cached with the span context)."""
+    return _run(run_id, headers)[1]
+
+
+def _run(run_id: str, headers: Mapping[str, str] | None) -> tuple[trace.SpanContext, Any]:
+    """The run's span context and the context holding it, from the cache."""
     key = (run_id, headers.get("traceparent") if headers else None)
-    found = _parents.get(key)
+    found = _runs.get(key)
     if found is None:
-        found = trace.set_span_in_context(trace.NonRecordingSpan(
-            run_span_context(run_id, headers)))
-        if len(_parents) >= _CACHED:
-            _parents.clear()
-        _parents[key] = found
+        parent = parent_context(headers)
+        trace_id = parent.trace_id if parent is not None else run_trace_id(run_id)
+        span = trace.SpanContext(trace_id=trace_id, span_id=run_span_id(run_id),
+                                 is_remote=True,
+                                 trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+        found = span, trace.set_span_in_context(trace.NonRecordingSpan(span))
+        if len(_runs) >= _CACHED:
+            _runs.clear()  # a run's context is cheap to derive again
+        _runs[key] = found
     return found
 
 
 _CACHED = 4096
-_parents: dict[tuple[str, str | None], Any] = {}
-_contexts: dict[tuple[str, str | None], trace.SpanContext] = {}
+_runs: dict[tuple[str, str | None], tuple[trace.SpanContext, Any]] = {}
 """Recent runs' span contexts: each step attempt of a run needs its run's (a digest and a
 ``traceparent`` parse, ~25 µs, saved)."""
 
