@@ -189,3 +189,27 @@ def test_outside_a_workflow_the_agent_runs_as_usual() -> None:
     CALLS.clear()
     assert plain.run_sync("go").output == "found q0 | published q1"
     assert CALLS == ["model1", "search:q0", "model2", "publish:q1", "model3"]
+
+
+@duro.workflow(name="pydai.budgeted")
+async def run_budgeted(prompt: str) -> str:
+    try:
+        return (await plain.run(prompt)).output
+    except duro.BudgetExceededError as exc:
+        return f"stopped: {exc.unit} {exc.spent:g} of {exc.limit:g}"
+
+
+def test_budget_stops_the_next_model_request(any_db_url: str) -> None:
+    """Model steps are budgeted: once the run's token budget is spent, the next request
+    is not made and BudgetExceededError reaches the workflow through agent.run()."""
+
+    async def main() -> None:
+        CALLS.clear()
+        async with duro.Engine(any_db_url) as engine:
+            handle = await engine.start(run_budgeted, "go", id="pa-budget",
+                                        budget=duro.Budget(tokens=10))
+            output = await handle.result(timeout=30)
+        assert output.startswith("stopped: tokens ") and output.endswith(" of 10")
+        assert CALLS == ["model1", "search:q0"]
+
+    run(main())
