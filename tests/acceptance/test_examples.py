@@ -250,3 +250,19 @@ def test_rpc_orders_example_runs_two_services_offline(tmp_path: Path) -> None:
     assert "CardDeclinedError: amount 25000 over the card's limit" in done.stdout
     assert query(tmp_path / "payments.db",
                  "SELECT COUNT(*) FROM runs WHERE workflow_name = 'payments.charge'") == [(2,)]
+
+
+def test_pydantic_ai_example_runs_offline(tmp_path: Path) -> None:
+    """examples/pydantic_ai_agent.py: its tools, the approved alert, the live text, and
+    the usage of its three model calls; run again, it makes no call (all recorded)."""
+    script = [sys.executable, str(SCRIPT.with_name("pydantic_ai_agent.py")),
+              "--db", str(tmp_path / "p.db"), "--yes"]
+    first = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("[call] model request") == 3
+    assert "[call] send_alert(" in first.stdout and "approval " in first.stdout
+    assert "result: Lyon's weather is stormy" in first.stdout
+    assert "usage: 3 model calls" in first.stdout
+    again = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "[call]" not in again.stdout and "result: Lyon's weather" in again.stdout
