@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from duro.langgraph._graph import RESUME_SIGNAL, durable_graph, step_task
 from duro.langgraph._saver import DuroSaver, SaverLoopError
 
-__all__ = ["DuroSaver", "SaverLoopError"]
+__all__ = ["RESUME_SIGNAL", "DuroSaver", "SaverLoopError", "durable_graph", "step_task"]
