@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
+from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphInterrupt
 from langgraph.func import task
@@ -148,12 +149,17 @@ def _step_node(node: str, runnable: Any, graph_name: str, retry: RetryPolicy | N
                 stream({"mode": "custom", "node": node, "data": data})
 
         config: Any = {"configurable": {"__pregel_runtime": Runtime(stream_writer=write)}}
+        # The node's get_config()/get_stream_writer() read this context variable; set
+        # it here, or an attempt would see the workflow's graph context (or none).
+        token = var_child_runnable_config.set(config)
         try:
             update = await runnable.ainvoke(state, config)
         except GraphInterrupt:
             raise NonRetryableError(
                 f"node {node!r} called interrupt() in a step: list it in durable_graph's "
                 f"workflow_nodes") from None
+        finally:
+            var_child_runnable_config.reset(token)
         if "updates" in modes:
             stream({"mode": "updates", "node": node, "data": update})
         return update
