@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from duro.store._approvals import ApprovalRecord, ApprovalStore
 from duro.store._cache import CacheEntry, CacheGroup, CacheStore
+from duro.store._langgraph import GraphBlob, GraphCheckpoint, GraphCheckpointStore, GraphWrite
 from duro.store._protocol import AdminStore, ClientStore, Fenced, Store, WorkerStore
 from duro.store._records import (
     LIVE_STATUSES,
@@ -45,6 +46,10 @@ __all__ = [
     "ClientStore",
     "EventRecord",
     "Fenced",
+    "GraphBlob",
+    "GraphCheckpoint",
+    "GraphCheckpointStore",
+    "GraphWrite",
     "IdConflictPolicy",
     "IdReusePolicy",
     "InboxMessage",

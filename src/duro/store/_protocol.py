@@ -12,6 +12,7 @@ uses them, and the exceptions a store may raise.
 * :class:`~duro.store.TokenStore`: API tokens (``duro serve``'s auth, ``duro token``).
 * :class:`~duro.store.CacheStore`: the durable step cache (``duro cache``).
 * :class:`~duro.store.ApprovalStore`: human approvals (``client.approvals``).
+* :class:`~duro.store.GraphCheckpointStore`: LangGraph checkpoints (``duro.langgraph``).
 * :class:`Store`: all of them, what an :class:`~duro.Engine` (client and worker in one
   process) uses.
 
@@ -57,6 +58,7 @@ from duro._stats import Stats
 from duro.store._approvals import ApprovalStore
 from duro.store._budgets import BudgetRequest, BudgetSpend, BudgetVerdict
 from duro.store._cache import CacheStore
+from duro.store._langgraph import GraphCheckpointStore
 from duro.store._records import (
     Claim,
     EventRecord,
@@ -557,6 +559,6 @@ class AdminStore(ClientStore, Protocol):
 
 
 class Store(WorkerStore, AdminStore, ScheduleStore, TokenStore, CacheStore, ApprovalStore,
-            Protocol):
+            GraphCheckpointStore, Protocol):
     """Every store operation: what an :class:`~duro.Engine` uses (client, worker, admin
     and schedules in one process)."""

@@ -48,10 +48,10 @@ def load_migrations(package: str) -> list[tuple[int, str, str]]:
 @cache
 def store_queries(package: str) -> dict[str, str]:
     """Every named query of a store: ``queries.sql``, ``schedules.sql``, ``tokens.sql``,
-    ``cache.sql``, ``approvals.sql``, ``streams.sql`` and ``budgets.sql``."""
+    ``cache.sql``, ``approvals.sql``, ``streams.sql``, ``budgets.sql`` and ``langgraph.sql``."""
     out = dict(load_queries(package))
     for extra in ("schedules.sql", "tokens.sql", "cache.sql", "approvals.sql", "streams.sql",
-                  "budgets.sql"):
+                  "budgets.sql", "langgraph.sql"):
         for name, sql in load_queries(package, extra).items():
             if name in out:
                 raise RuntimeError(f"query {name!r} is named twice in {package}")

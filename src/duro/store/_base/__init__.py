@@ -11,6 +11,7 @@ from duro.store._base._budgets import Budgets
 from duro.store._base._cache import Cache
 from duro.store._base._claims import Claims
 from duro.store._base._dialect import Dialect, Moved
+from duro.store._base._langgraph import GraphCheckpoints
 from duro.store._base._lineage import Lineage
 from duro.store._base._messages import Messages
 from duro.store._base._queries import Queries
@@ -27,7 +28,7 @@ __all__ = ["Ambiguous", "Dialect", "Fence", "Later", "Moved", "Op", "Params", "S
 
 
 class SqlStore(Runs, Messages, Queries, Lineage, Claims, Workers, Schedules, Tokens,
-               StatsReads, Cache, Approvals, Streams, Budgets):
+               StatsReads, Cache, Approvals, Streams, Budgets, GraphCheckpoints):
     """Every store operation, once; a dialect subclass adds its :class:`Dialect` hooks
     (``_write``, ``_fetch``), its lifecycle (``open``, ``close``, ``subscribe``) and its
     history reads (``load_history``, ``load_runs``)."""

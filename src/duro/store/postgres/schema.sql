@@ -104,6 +104,46 @@ CREATE TABLE inbox (
 ALTER TABLE inbox ADD CONSTRAINT inbox_pkey PRIMARY KEY (id);
 CREATE INDEX inbox_run ON inbox USING btree (run_id, id);
 
+CREATE TABLE langgraph_blobs (
+    namespace text NOT NULL,
+    thread_id text NOT NULL,
+    checkpoint_ns text NOT NULL,
+    channel text NOT NULL,
+    version text NOT NULL,
+    type text NOT NULL,
+    blob bytea NOT NULL
+);
+ALTER TABLE langgraph_blobs ADD CONSTRAINT langgraph_blobs_pkey PRIMARY KEY (namespace, thread_id, checkpoint_ns, channel, version);
+
+CREATE TABLE langgraph_checkpoints (
+    namespace text NOT NULL,
+    thread_id text NOT NULL,
+    checkpoint_ns text NOT NULL,
+    checkpoint_id text NOT NULL,
+    parent_id text,
+    run_id text,
+    type text NOT NULL,
+    checkpoint bytea NOT NULL,
+    meta_type text NOT NULL,
+    metadata bytea NOT NULL
+);
+ALTER TABLE langgraph_checkpoints ADD CONSTRAINT langgraph_checkpoints_pkey PRIMARY KEY (namespace, thread_id, checkpoint_ns, checkpoint_id);
+CREATE INDEX langgraph_checkpoints_run ON langgraph_checkpoints USING btree (namespace, run_id) WHERE (run_id IS NOT NULL);
+
+CREATE TABLE langgraph_writes (
+    namespace text NOT NULL,
+    thread_id text NOT NULL,
+    checkpoint_ns text NOT NULL,
+    checkpoint_id text NOT NULL,
+    task_id text NOT NULL,
+    idx integer NOT NULL,
+    channel text NOT NULL,
+    type text NOT NULL,
+    blob bytea NOT NULL,
+    task_path text NOT NULL
+);
+ALTER TABLE langgraph_writes ADD CONSTRAINT langgraph_writes_pkey PRIMARY KEY (namespace, thread_id, checkpoint_ns, checkpoint_id, task_id, idx);
+
 CREATE TABLE queries (
     query_id text NOT NULL,
     run_id text NOT NULL,

@@ -89,6 +89,45 @@ CREATE TABLE inbox (
     ts      REAL NOT NULL
 , meta BLOB);
 
+CREATE TABLE langgraph_blobs (
+    namespace     TEXT NOT NULL,
+    thread_id     TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL,
+    channel       TEXT NOT NULL,
+    version       TEXT NOT NULL,
+    type          TEXT NOT NULL,
+    blob          BLOB NOT NULL,
+    PRIMARY KEY (namespace, thread_id, checkpoint_ns, channel, version)
+);
+
+CREATE TABLE langgraph_checkpoints (
+    namespace     TEXT NOT NULL,
+    thread_id     TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL,
+    checkpoint_id TEXT NOT NULL,
+    parent_id     TEXT,
+    run_id        TEXT,
+    type          TEXT NOT NULL,
+    checkpoint    BLOB NOT NULL,
+    meta_type     TEXT NOT NULL,
+    metadata      BLOB NOT NULL,
+    PRIMARY KEY (namespace, thread_id, checkpoint_ns, checkpoint_id)
+);
+
+CREATE TABLE langgraph_writes (
+    namespace     TEXT NOT NULL,
+    thread_id     TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL,
+    checkpoint_id TEXT NOT NULL,
+    task_id       TEXT NOT NULL,
+    idx           INTEGER NOT NULL,
+    channel       TEXT NOT NULL,
+    type          TEXT NOT NULL,
+    blob          BLOB NOT NULL,
+    task_path     TEXT NOT NULL,
+    PRIMARY KEY (namespace, thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
+);
+
 CREATE TABLE queries (
     query_id      TEXT PRIMARY KEY,
     run_id        TEXT NOT NULL,
@@ -270,6 +309,9 @@ CREATE UNIQUE INDEX events_outcome_once ON events (run_id, op)
     WHERE kind IN ('step_completed', 'step_failed', 'timer_fired');
 
 CREATE INDEX inbox_run ON inbox (run_id, id);
+
+CREATE INDEX langgraph_checkpoints_run ON langgraph_checkpoints (namespace, run_id)
+    WHERE run_id IS NOT NULL;
 
 CREATE INDEX queries_open ON queries (workflow_name, created_at) WHERE answered_at IS NULL;
 
