@@ -1,0 +1,78 @@
+"""``duro.openai_agents.run``: a Runner run whose model and tool calls are steps."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from agents import Agent, Model, ModelProvider, RunConfig, Runner, RunResult
+from agents.result import RunResultStreaming
+
+from duro.errors import InvalidArgumentError
+from duro.openai_agents._model import DurableModelProvider
+from duro.openai_agents._tools import durable_agent
+
+__all__ = ["run", "run_streamed"]
+
+
+async def run(agent: Agent[Any], input: Any, *,
+              model_provider: ModelProvider | None = None,
+              run_config: RunConfig | None = None, **kwargs: Any) -> RunResult:
+    """``agents.Runner.run``, durable: call it from a ``@duro.workflow``.
+
+    Each model call is a step (``duro.openai_agents.model``) and each function tool
+    call a step (``duro.openai_agents.tool.<name>``): after a crash the run replays
+    them from its history and goes on from the first call that was not recorded.
+
+    Args:
+        agent: The starting agent (made durable with :func:`durable_agent` unless it is
+            already).
+        input: The Runner's input (a string or input items).
+        model_provider: The provider of the real models: a
+            :class:`DurableModelProvider` is used as it is, any other
+            ``agents.ModelProvider`` is wrapped in one; ``None``: the run config's
+            provider (by default the SDK's), wrapped.
+        run_config: The Runner's config. Its provider is replaced as said above and
+            the SDK's tracing is turned off (a replay would trace again; duro's
+            OpenTelemetry tracing covers the steps).
+        **kwargs: Passed to ``Runner.run`` (``context``, ``max_turns``, ``hooks``...).
+
+    Returns:
+        The Runner's result.
+
+    Raises:
+        InvalidArgumentError: A bad agent, provider or config (see
+            :func:`durable_agent`), before any call is made.
+    """
+    durable, config = _prepare(agent, model_provider, run_config)
+    return await Runner.run(durable, input, run_config=config, **kwargs)
+
+
+def run_streamed(agent: Agent[Any], input: Any, *,
+                 model_provider: ModelProvider | None = None,
+                 run_config: RunConfig | None = None, **kwargs: Any) -> RunResultStreaming:
+    """``agents.Runner.run_streamed``, durable (arguments as :func:`run`).
+
+    Each model call streams: its text deltas go to the duro run's stream
+    (``duro.stream``: read them with ``handle.stream()``) while the call runs; the
+    Runner's own events carry each call's completed response, not its deltas.
+    """
+    durable, config = _prepare(agent, model_provider, run_config)
+    return Runner.run_streamed(durable, input, run_config=config, **kwargs)
+
+
+def _prepare(agent: Agent[Any], model_provider: ModelProvider | None,
+             run_config: RunConfig | None) -> tuple[Agent[Any], RunConfig]:
+    if run_config is not None and not isinstance(run_config, RunConfig):
+        raise InvalidArgumentError(f"run_config must be an agents.RunConfig, "
+                                   f"not {run_config!r}")
+    config = run_config or RunConfig()
+    provider = model_provider if model_provider is not None else config.model_provider
+    if not isinstance(provider, DurableModelProvider):
+        provider = DurableModelProvider(provider)
+    model = config.model
+    if isinstance(model, Model):
+        model = provider.wrap(model)
+    durable = durable_agent(agent, model_provider=provider)
+    return durable, dataclasses.replace(config, model_provider=provider, model=model,
+                                        tracing_disabled=True)
