@@ -75,16 +75,16 @@ async def _recorded(url: str, workflow_id: str, count: int) -> bool:
 
 
 async def _uninterrupted(url: str, ledger: Path) -> Any:
-    os.environ["AGENTS_LEDGER"] = str(ledger)
+    """The same run in this process, never killed (its ledger: ``ledger``)."""
+    from tests.acceptance.apps import agents_app
+    agents_app._ledger = str(ledger)
     try:
-        from tests.acceptance.apps import agents_app
-        agents_app._ledger = str(ledger)
         async with duro.Engine(url) as engine:
             handle = await engine.start(agents_app.compute, "what is (2 + 3) * 4?",
                                         id="agents-whole")
             return await handle.result(timeout=30)
     finally:
-        del os.environ["AGENTS_LEDGER"]
+        agents_app._ledger = ""
 
 
 def test_kill9_between_and_mid_calls(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ hands the Runner the very same response without calling the model again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -55,6 +56,12 @@ class _Request:
                 "conversation_id": self.conversation_id, "prompt": self.prompt}
 
 
+def check_retry(retry: object) -> None:
+    """Refuse a retry policy that is not one (``@duro.step`` raises a TypeError)."""
+    if retry is not None and not isinstance(retry, duro.RetryPolicy):
+        raise InvalidArgumentError(f"retry must be a duro.RetryPolicy, not {retry!r}")
+
+
 class DurableModelProvider(ModelProvider):
     """A model provider whose models make each call as a duro step.
 
@@ -90,6 +97,7 @@ class DurableModelProvider(ModelProvider):
                                           or not provider_name):
             raise InvalidArgumentError(f"provider_name must be a non-empty string, "
                                        f"not {provider_name!r}")
+        check_retry(retry)
         self.provider = provider if provider is not None else MultiProvider()
         self.provider_name = provider_name
         self.step: Step[..., Any] = Step(_call_model, name=MODEL_STEP, retry=retry,
@@ -182,8 +190,14 @@ async def _call_model(model: DurableModel, request: _Request, streamed: bool
 
 
 async def _streamed(real: Model, request: _Request) -> Response:
+    args = list(request.args)
+    settings: ModelSettings = args[2]
+    if settings.include_usage is None:
+        # A streamed Chat Completions call reports its usage only when asked: ask, so
+        # the usage is recorded as for a plain call (the Responses API always does).
+        args[2] = dataclasses.replace(settings, include_usage=True)
     completed: Response | None = None
-    async for event in real.stream_response(*request.args, **request.kwargs()):
+    async for event in real.stream_response(*args, **request.kwargs()):
         kind = getattr(event, "type", None)
         if kind == "response.output_text.delta":
             duro.stream(event.delta)  # type: ignore[union-attr]

@@ -32,7 +32,7 @@ from agents.tool_context import ToolContext
 
 import duro
 from duro.errors import InvalidArgumentError
-from duro.openai_agents._model import DurableModelProvider
+from duro.openai_agents._model import DurableModelProvider, check_retry
 from duro.step import Step
 
 __all__ = ["TOOL_STEP_PREFIX", "durable_agent"]
@@ -89,6 +89,7 @@ def durable_agent(agent: Agent[Any], *, retry: duro.RetryPolicy | None = None,
     """
     if not isinstance(agent, Agent):
         raise InvalidArgumentError(f"agent must be an agents.Agent, not {agent!r}")
+    check_retry(retry)
     if isinstance(at_most_once, str):
         raise InvalidArgumentError("at_most_once takes tool names (a list), not a string")
     if model_provider is not None and not isinstance(model_provider, DurableModelProvider):
