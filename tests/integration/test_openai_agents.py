@@ -23,6 +23,7 @@ from agents import (
     ModelResponse,
     OpenAIChatCompletionsModel,
     RunConfig,
+    SQLiteSession,
     function_tool,
     input_guardrail,
 )
@@ -235,6 +236,8 @@ def test_bad_input_is_refused() -> None:
         openai_agents.DurableModelProvider("openai")  # type: ignore[arg-type]
     with pytest.raises(bad, match="RunConfig"):
         openai_agents.run_streamed(agent, "q", run_config={"model": "x"})  # type: ignore[arg-type]
+    with pytest.raises(bad, match="session"):
+        run(openai_agents.run(agent, "q", session=SQLiteSession("s")), timeout=10)
     with pytest.raises(bad, match="RetryPolicy"):
         openai_agents.DurableModelProvider(retry=3)  # type: ignore[arg-type]
     with pytest.raises(bad, match="RetryPolicy"):

@@ -42,9 +42,10 @@ async def run(agent: Agent[Any], input: Any, *,
 
     Raises:
         InvalidArgumentError: A bad agent, provider or config (see
-            :func:`durable_agent`), before any call is made.
+            :func:`durable_agent`), or a ``session`` (its store would be read and
+            written from workflow code), before any call is made.
     """
-    durable, config = _prepare(agent, model_provider, run_config)
+    durable, config = _prepare(agent, model_provider, run_config, kwargs)
     return await Runner.run(durable, input, run_config=config, **kwargs)
 
 
@@ -57,12 +58,19 @@ def run_streamed(agent: Agent[Any], input: Any, *,
     (``duro.stream``: read them with ``handle.stream()``) while the call runs; the
     Runner's own events carry each call's completed response, not its deltas.
     """
-    durable, config = _prepare(agent, model_provider, run_config)
+    durable, config = _prepare(agent, model_provider, run_config, kwargs)
     return Runner.run_streamed(durable, input, run_config=config, **kwargs)
 
 
 def _prepare(agent: Agent[Any], model_provider: ModelProvider | None,
-             run_config: RunConfig | None) -> tuple[Agent[Any], RunConfig]:
+             run_config: RunConfig | None, kwargs: dict[str, Any]
+             ) -> tuple[Agent[Any], RunConfig]:
+    if kwargs.get("session") is not None:
+        # A session reads and writes its store from workflow code; the run's history
+        # already keeps the conversation.
+        raise InvalidArgumentError("session= is not supported by duro.openai_agents: the "
+                                   "run's history keeps the conversation (pass the "
+                                   "earlier items as input)")
     if run_config is not None and not isinstance(run_config, RunConfig):
         raise InvalidArgumentError(f"run_config must be an agents.RunConfig, "
                                    f"not {run_config!r}")
