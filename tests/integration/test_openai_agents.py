@@ -25,6 +25,7 @@ from agents import (
     RunConfig,
     SQLiteSession,
     function_tool,
+    handoff,
     input_guardrail,
 )
 from agents.usage import Usage
@@ -118,11 +119,13 @@ def polite(ctx: Any, agent: Any, input: Any) -> GuardrailFunctionOutput:
 _helper = Agent(name="helper", instructions="helped", tools=[lookup], model=HandoffModel())
 _triage = Agent(name="triage", handoffs=[_helper], input_guardrails=[polite],
                 model=HandoffModel())
+_triage_by_object = _triage.clone(handoffs=[handoff(_helper)])
 
 
 @duro.workflow(name="oa.triage")
-async def triage(question: str) -> str:
-    return str((await openai_agents.run(_triage, question)).final_output)
+async def triage(question: str, by_object: bool = False) -> str:
+    start = _triage_by_object if by_object else _triage
+    return str((await openai_agents.run(start, question)).final_output)
 
 
 def test_handoff_tools_are_steps_and_guardrails_run_in_the_workflow(tmp_path: Any) -> None:
@@ -131,9 +134,71 @@ def test_handoff_tools_are_steps_and_guardrails_run_in_the_workflow(tmp_path: An
             handle = await engine.start(triage, "please", id="oa-handoff")
             assert await handle.result(timeout=30) == "helped: value of k"
             assert await _steps(handle) == [MODEL, MODEL, TOOL + "lookup", MODEL]
+            by_object = await engine.start(triage, "please", True, id="oa-handoff-object")
+            assert await by_object.result(timeout=30) == "helped: value of k"
+            assert await _steps(by_object) == [MODEL, MODEL, TOOL + "lookup", MODEL]
             rude = await engine.start(triage, "rude", id="oa-rude")
             with pytest.raises(duro.WorkflowFailedError, match="Guardrail"):
                 await rude.result(timeout=30)
+
+    run(main(), timeout=60)
+
+
+class DelegatingModel(Model):
+    """Calls the tool ``calculator`` (an agent as a tool), then repeats its output."""
+
+    async def get_response(self, system_instructions: str | None, input: Any,
+                           *args: Any, **kwargs: Any) -> ModelResponse:
+        outputs = [i["output"] for i in input if isinstance(i, dict)
+                   and i.get("type") == "function_call_output"]
+        if not outputs:
+            item: Any = ResponseFunctionToolCall(type="function_call", call_id="d1",
+                                                 name="calculator",
+                                                 arguments='{"input": "compute"}')
+        else:
+            item = _message(f"it says: {outputs[0]}")
+        return ModelResponse(output=[item], usage=Usage(requests=1), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+_delegator = Agent(name="delegator", model=DelegatingModel(), tools=[
+    agent.as_tool(tool_name="calculator", tool_description="Computes.")])
+_budgeted = openai_agents.DurableModelProvider(budgeted=True)
+
+
+@duro.workflow(name="oa.options")
+async def with_options(case: str) -> str:
+    if case == "agent_as_tool":
+        return str((await openai_agents.run(_delegator, "q")).final_output)
+    if case == "at_most_once":
+        durable = openai_agents.durable_agent(agent, at_most_once=["add", "mul"])
+        return str((await openai_agents.run(durable, "q")).final_output)
+    try:
+        await openai_agents.run(agent, "q", model_provider=_budgeted)
+    except duro.BudgetExceededError as exc:
+        return f"stopped: {exc.unit} {exc.spent:g} of {exc.limit:g}"
+    return "not stopped"
+
+
+def test_budgets_at_most_once_tools_and_an_agent_as_a_tool(tmp_path: Any) -> None:
+    async def main() -> None:
+        async with duro.Engine(f"sqlite:///{tmp_path}/duro.db") as engine:
+            # 15 tokens a call: the third call finds 30 of 20 spent and is not made.
+            budget = await engine.start(with_options, "budget", id="oa-budget",
+                                        budget=duro.Budget(tokens=20))
+            assert await budget.result(timeout=30) == "stopped: tokens 30 of 20"
+            assert (await budget.usage()).total.calls == 2
+            amo = await engine.start(with_options, "at_most_once", id="oa-amo")
+            assert await amo.result(timeout=30) == "The answer is 20."
+            started = [e.name for e in await amo.history()
+                       if e.kind == EventKind.STEP_STARTED]
+            assert started == [TOOL + "add", TOOL + "mul"]  # committed before each call
+            nested = await engine.start(with_options, "agent_as_tool", id="oa-nested")
+            assert await nested.result(timeout=30) == "it says: The answer is 20."
+            # The nested run is one step: its own calls are not steps of this run.
+            assert await _steps(nested) == [MODEL, TOOL + "calculator", MODEL]
 
     run(main(), timeout=60)
 
@@ -219,6 +284,12 @@ def test_the_sdks_chat_completions_model_through_steps(server: LocalModel,
 def test_outside_a_workflow_the_calls_run_directly() -> None:
     result = run(openai_agents.run(agent, "q"), timeout=30)
     assert result.final_output == "The answer is 20."
+
+
+def test_public_names() -> None:
+    assert openai_agents.__all__ == ["MODEL_STEP", "TOOL_STEP_PREFIX", "DurableModel",
+                                     "DurableModelProvider", "durable_agent", "is_durable",
+                                     "run", "run_streamed"]
 
 
 def test_bad_input_is_refused() -> None:
