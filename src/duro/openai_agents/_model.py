@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from agents.items import TResponseInputItem, TResponseStreamEvent
     from openai.types.responses.response_prompt_param import ResponsePromptParam
 
-__all__ = ["MODEL_STEP", "DurableModel", "DurableModelProvider"]
+__all__ = ["MODEL_STEP", "DurableModel", "DurableModelProvider", "default_provider"]
 
 MODEL_STEP = "duro.openai_agents.model"
 """The recorded name of every model call's step (``duro stats`` sums them under it)."""
@@ -116,6 +116,18 @@ class DurableModelProvider(ModelProvider):
     async def aclose(self) -> None:
         """Close the wrapped provider."""
         await self.provider.aclose()
+
+
+_default: list[DurableModelProvider] = []
+
+
+def default_provider() -> DurableModelProvider:
+    """The process's one durable wrapper of the SDK's default provider: the provider
+    makes an OpenAI client (a connection pool) on first use, so it is shared by the runs
+    that name no provider rather than made again for each."""
+    if not _default:
+        _default.append(DurableModelProvider())
+    return _default[0]
 
 
 class DurableModel(Model):

@@ -9,7 +9,7 @@ from agents import Agent, Model, ModelProvider, RunConfig, Runner, RunResult
 from agents.result import RunResultStreaming
 
 from duro.errors import InvalidArgumentError
-from duro.openai_agents._model import DurableModelProvider
+from duro.openai_agents._model import DurableModelProvider, default_provider
 from duro.openai_agents._tools import durable_agent
 
 __all__ = ["run", "run_streamed"]
@@ -31,7 +31,8 @@ async def run(agent: Agent[Any], input: Any, *,
         model_provider: The provider of the real models: a
             :class:`DurableModelProvider` is used as it is, any other
             ``agents.ModelProvider`` is wrapped in one; ``None``: the run config's
-            provider (by default the SDK's), wrapped.
+            provider, wrapped, or without a run config the SDK's default provider
+            (one per process, shared by such runs).
         run_config: The Runner's config. Its provider is replaced as said above and
             the SDK's tracing is turned off (a replay would trace again; duro's
             OpenTelemetry tracing covers the steps).
@@ -75,9 +76,12 @@ def _prepare(agent: Agent[Any], model_provider: ModelProvider | None,
         raise InvalidArgumentError(f"run_config must be an agents.RunConfig, "
                                    f"not {run_config!r}")
     config = run_config or RunConfig()
-    provider = model_provider if model_provider is not None else config.model_provider
-    if not isinstance(provider, DurableModelProvider):
-        provider = DurableModelProvider(provider)
+    if model_provider is None and run_config is None:
+        provider = default_provider()
+    else:
+        given = model_provider if model_provider is not None else config.model_provider
+        provider = (given if isinstance(given, DurableModelProvider)
+                    else DurableModelProvider(given))
     model = config.model
     if isinstance(model, Model):
         model = provider.wrap(model)

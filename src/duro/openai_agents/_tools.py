@@ -32,7 +32,7 @@ from agents.tool_context import ToolContext
 
 import duro
 from duro.errors import InvalidArgumentError
-from duro.openai_agents._model import DurableModelProvider, check_retry
+from duro.openai_agents._model import DurableModelProvider, check_retry, default_provider
 from duro.step import Step
 
 __all__ = ["TOOL_STEP_PREFIX", "durable_agent"]
@@ -72,11 +72,12 @@ def durable_agent(agent: Agent[Any], *, retry: duro.RetryPolicy | None = None,
         timeout: Limit of one attempt of a tool call.
         at_most_once: Names of tools whose calls must never run twice
             (``@duro.step(at_most_once=True)``): if the worker is lost during such a
-            call, the run's ``await`` raises ``duro.StepOutcomeUnknownError``.
+            call, the call raises ``duro.StepOutcomeUnknownError`` in the workflow.
         model_provider: Wraps a model given to an agent as an instance
-            (``Agent(model=SomeModel())``), so its calls are steps too (default: a
-            ``DurableModelProvider()``). Models named by a string are resolved by the
-            run's provider: give the Runner a :class:`DurableModelProvider`.
+            (``Agent(model=SomeModel())``), so its calls are steps too (default: the
+            process's ``DurableModelProvider()``). Models named by a string are
+            resolved by the run's provider: give the Runner a
+            :class:`DurableModelProvider`.
 
     Returns:
         The durable copy.
@@ -96,7 +97,7 @@ def durable_agent(agent: Agent[Any], *, retry: duro.RetryPolicy | None = None,
         raise InvalidArgumentError(f"model_provider must be a DurableModelProvider, "
                                    f"not {model_provider!r}")
     options = _Options(retry=retry, timeout=timeout, at_most_once=frozenset(at_most_once),
-                       models=model_provider or DurableModelProvider())
+                       models=model_provider or default_provider())
     copies: dict[int, Agent[Any]] = {}
     result = _copy(agent, options, copies)
     names = {tool.name for copy in copies.values() for tool in copy.tools
