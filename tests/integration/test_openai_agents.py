@@ -105,7 +105,7 @@ class HandoffModel(Model):
         raise NotImplementedError
 
 
-@function_tool
+@function_tool(timeout=5)  # the SDK's own limit, applied in workflow code
 def lookup(key: str) -> str:
     """Look a key up."""
     return f"value of {key}"
