@@ -105,7 +105,7 @@ class HandoffModel(Model):
         raise NotImplementedError
 
 
-@function_tool(timeout=5)  # the SDK's own limit, applied in workflow code
+@function_tool  # a sync tool
 def lookup(key: str) -> str:
     """Look a key up."""
     return f"value of {key}"
@@ -224,8 +224,8 @@ def search(query: str) -> str:
     return f"Found {query}. More text."
 
 
-@function_tool
-def summarize(text: str) -> str:
+@function_tool(timeout=5)  # the SDK's own limit, applied in workflow code
+async def summarize(text: str) -> str:
     """Summarize a text."""
     return f"Summary of {text}. The end."
 
