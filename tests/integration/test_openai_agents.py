@@ -42,7 +42,7 @@ from tests.acceptance.apps.agents_app import (
     compute,
     compute_streamed,
 )
-from tests.conftest import run
+from tests.conftest import run, wait_until
 from tests.llm import LocalModel, local_model
 
 EXPECTED = {"output": "The answer is 20.", "tokens": 45}
@@ -203,6 +203,77 @@ def test_budgets_at_most_once_tools_and_an_agent_as_a_tool(tmp_path: Any) -> Non
     run(main(), timeout=60)
 
 
+@function_tool(needs_approval=True)
+async def pay(amount: int) -> str:
+    """Pay an amount."""
+    return f"paid {amount}"
+
+
+class PayingModel(Model):
+    """Asks to pay 5, then reports the tool's output (from its input)."""
+
+    async def get_response(self, system_instructions: str | None, input: Any,
+                           *args: Any, **kwargs: Any) -> ModelResponse:
+        outputs = [i["output"] for i in input if isinstance(i, dict)
+                   and i.get("type") == "function_call_output"]
+        item: Any = (_message(f"done: {outputs[0]}") if outputs else ResponseFunctionToolCall(
+            type="function_call", call_id="p1", name="pay", arguments='{"amount": 5}'))
+        return ModelResponse(output=[item], usage=Usage(requests=1), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+_payer = Agent(name="payer", tools=[pay], model=PayingModel())
+
+
+@duro.workflow(name="oa.pay")
+async def pay_run() -> str:
+    return str((await openai_agents.run_with_approvals(_payer, "pay")).final_output)
+
+
+def test_tool_approvals_are_duro_approvals(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path}/duro.db"
+
+    async def decide(workflow_id: str, approved: bool) -> str:
+        async with duro.Engine(url) as engine:
+            await engine.start(pay_run, id=workflow_id)
+            pending = await wait_for_pending(engine, workflow_id)
+        assert pending.name == "tool:pay"
+        assert pending.context == {"agent": "payer", "tool": "pay", "call_id": "p1",
+                                   "arguments": '{"amount": 5}'}
+        # Decided while no worker runs; a new one replays the run and goes on.
+        async with duro.Client(url) as client:
+            await client.approvals.decide(pending.approval_id, approved=approved, by="ada",
+                                          comment=None if approved else "no")
+        async with duro.Engine(url) as engine:
+            handle = engine.get_handle(workflow_id)
+            result: str = await handle.result(timeout=30)
+            steps = await _steps(handle)
+        assert steps == ([MODEL, TOOL + "pay", MODEL] if approved else [MODEL, MODEL])
+        return result
+
+    async def main() -> None:
+        assert await decide("oa-pay-yes", True) == "done: paid 5"
+        assert await decide("oa-pay-no", False) == (
+            "done: The call was not approved (rejected by ada: no).")
+
+    run(main(), timeout=60)
+
+
+async def wait_for_pending(engine: duro.Engine, workflow_id: str) -> Any:
+    """The run's pending approval, once it is asked."""
+    found: list[Any] = []
+
+    async def pending() -> bool:
+        page = await engine.approvals.list()
+        found[:] = [a for a in page.approvals if a.workflow_id == workflow_id]
+        return bool(found)
+
+    await wait_until(pending, timeout=20)
+    return found[0]
+
+
 # --- the SDK's own Chat Completions model, against a local OpenAI-compatible server ---
 
 _url: list[str] = []
@@ -289,7 +360,7 @@ def test_outside_a_workflow_the_calls_run_directly() -> None:
 def test_public_names() -> None:
     assert openai_agents.__all__ == ["MODEL_STEP", "TOOL_STEP_PREFIX", "DurableModel",
                                      "DurableModelProvider", "durable_agent", "is_durable",
-                                     "run", "run_streamed"]
+                                     "run", "run_streamed", "run_with_approvals"]
 
 
 def test_bad_input_is_refused() -> None:

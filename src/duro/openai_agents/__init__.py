@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - the extra is not installed
 from agents.tracing import get_trace_provider
 
 from duro.openai_agents._model import MODEL_STEP, DurableModel, DurableModelProvider
-from duro.openai_agents._run import run, run_streamed
+from duro.openai_agents._run import run, run_streamed, run_with_approvals
 from duro.openai_agents._tools import TOOL_STEP_PREFIX, durable_agent, is_durable
 
 # The Runner enters a trace context on every run, even with the SDK's tracing off, and
@@ -39,4 +39,4 @@ from duro.openai_agents._tools import TOOL_STEP_PREFIX, durable_agent, is_durabl
 get_trace_provider()
 
 __all__ = ["MODEL_STEP", "TOOL_STEP_PREFIX", "DurableModel", "DurableModelProvider",
-           "durable_agent", "is_durable", "run", "run_streamed"]
+           "durable_agent", "is_durable", "run", "run_streamed", "run_with_approvals"]

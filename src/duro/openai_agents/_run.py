@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from typing import Any
 
-from agents import Agent, Model, ModelProvider, RunConfig, Runner, RunResult
+from agents import (
+    Agent,
+    Model,
+    ModelProvider,
+    RunConfig,
+    Runner,
+    RunResult,
+    RunState,
+    ToolApprovalItem,
+)
 from agents.result import RunResultStreaming
 
+import duro
 from duro.errors import InvalidArgumentError
 from duro.openai_agents._model import DurableModelProvider, default_provider
 from duro.openai_agents._tools import durable_agent
 
-__all__ = ["run", "run_streamed"]
+__all__ = ["run", "run_streamed", "run_with_approvals"]
 
 
 async def run(agent: Agent[Any], input: Any, *,
@@ -88,3 +99,52 @@ def _prepare(agent: Agent[Any], model_provider: ModelProvider | None,
     durable = durable_agent(agent, model_provider=provider)
     return durable, dataclasses.replace(config, model_provider=provider, model=model,
                                         tracing_disabled=True)
+
+
+async def run_with_approvals(agent: Agent[Any], input: Any, *,
+                             timeout: float | timedelta | None = None,
+                             model_provider: ModelProvider | None = None,
+                             run_config: RunConfig | None = None,
+                             **kwargs: Any) -> RunResult:
+    """:func:`run`, with the SDK's tool approvals answered by duro approvals.
+
+    When the run stops on tool calls that need approval (``needs_approval``: the SDK's
+    ``interruptions``), each becomes ``await duro.approval("tool:<name>", {"agent",
+    "tool", "call_id", "arguments"}, timeout=timeout)``, decided from anywhere
+    (``duro approve ID``, ``client.approvals``, the HTTP API), and the run goes on from
+    its state with each call approved or rejected (a rejection, or a timeout, is sent to
+    the model with the approver's comment). The decisions are in the run's history; a
+    replay does not ask again.
+
+    Args:
+        agent: The starting agent.
+        input: The Runner's input.
+        timeout: How long each approval waits (None: for ever); no answer rejects.
+        model_provider: As for :func:`run`.
+        run_config: As for :func:`run`.
+        **kwargs: Passed to ``Runner.run``.
+
+    Returns:
+        The Runner's result, with no interruption left.
+    """
+    durable, config = _prepare(agent, model_provider, run_config, kwargs)
+    result = await Runner.run(durable, input, run_config=config, **kwargs)
+    while result.interruptions:
+        state = result.to_state()
+        for item in result.interruptions:
+            await _decide(state, item, timeout)
+        result = await Runner.run(durable, state, run_config=config, **kwargs)
+    return result
+
+
+async def _decide(state: RunState[Any], item: ToolApprovalItem,
+                  timeout: float | timedelta | None) -> None:
+    context = {"agent": item.agent.name, "tool": item.tool_name,
+               "call_id": item.call_id, "arguments": item.arguments}
+    decision = await duro.approval(f"tool:{item.tool_name}", context, timeout=timeout)
+    if decision.approved:
+        state.approve(item)
+        return
+    why = "timed out" if decision.timed_out else f"rejected by {decision.by}"
+    comment = f": {decision.comment}" if decision.comment else ""
+    state.reject(item, rejection_message=f"The call was not approved ({why}{comment}).")
