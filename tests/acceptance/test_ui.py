@@ -19,6 +19,7 @@ is set (CI sets it): then it fails. ``DURO_UI_SCREENSHOTS=DIR`` saves the pages 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -193,7 +194,10 @@ def test_a_signal_from_the_form_resumes_the_run_followed_live(site: Site, page: 
     expect = _expect()
     _sign_in(page, site, path="#/runs/ui-order")
     waiting = page.locator("section.waiting")
-    expect(waiting).to_contain_text("signal")
+    # The signal the code awaits, by name, since when (recorded as the run suspended).
+    expect(waiting.locator("li[data-what=signal]")).to_contain_text("paid")
+    expect(waiting.locator("li[data-what=signal]")).to_contain_text("since")
+    expect(page.locator(".tl-row[data-kind=signal]")).to_contain_text("signal paid")
     history = page.locator("table.history tbody")
     expect(history.locator("tr[data-kind=step_completed]")).to_contain_text("ui_app.prepare")
     expect(page.locator("section[aria-label='published state']")).to_contain_text(
@@ -271,12 +275,27 @@ def test_an_action_shows_its_result_or_its_error(site: Site, page: Any) -> None:
 def test_cancel_from_the_page_and_see_the_run_end(site: Site, page: Any) -> None:
     expect = _expect()
     _sign_in(page, site, path="#/runs/ui-nap")
-    expect(page.locator("section.waiting li[data-what=timer]")).to_contain_text("fires in")
+    timer = page.locator("section.waiting li[data-what=timer]")
+    expect(timer).to_contain_text(re.compile(r"since .* fires in \d+ min"))  # set and due
+
     _button(page, "Cancel run")
     _confirm(page)
     expect(page.locator("section[aria-label=run] .badge").first).to_have_text("cancelled")
     expect(page.locator("table.history tr[data-kind=cancel_requested]")).to_have_count(1)
     site.wait_status("ui-nap", "cancelled")
+
+
+def test_a_step_queued_for_another_worker_is_not_yet_claimed(site: Site, page: Any) -> None:
+    expect = _expect()
+    site.start("ui_app.index", "ui-index", "hello")
+    _sign_in(page, site, path="#/runs/ui-index")
+    step = page.locator("section.waiting li[data-what=step]")
+    expect(step).to_contain_text("ui_app.embed")
+    expect(step).to_contain_text("on queue gpu, not yet claimed")
+    expect(page.locator(".tl-row[data-kind=queued]")).to_contain_text("queued on gpu")
+    waits = site.http.get("/v1/runs/ui-index/waiting").json()
+    assert [(t["step"], t["queue"], t["claimed_by"]) for t in waits["tasks"]] == [
+        ("ui_app.embed", "gpu", None)]
 
 
 def test_a_run_of_ten_thousand_events_is_usable_within_a_second(site: Site,

@@ -1,5 +1,6 @@
 """The web UI's test app (tests/acceptance/test_ui.py): a run that waits for a signal, a
-run that waits for a human approval, a run with a timer, and a step that fails."""
+run that waits for a human approval, a run with a timer, a step that fails, and a step
+routed to a queue that no worker here serves."""
 
 from __future__ import annotations
 
@@ -49,3 +50,21 @@ async def chatty(n: int) -> int:
         duro.set_state("count", i)
     await duro.wait_for_signal("stop")
     return n
+
+
+class Gpu:
+    """A step routed to the queue ``gpu``. No object of the class is registered
+    (``duro.register_steps``) in this app: no worker here runs it, so its task waits
+    unclaimed (the run page's "not yet claimed")."""
+
+    @duro.step(name="ui_app.embed", queue="gpu")
+    def embed(self, text: str) -> int:
+        return len(text)
+
+
+GPU = Gpu()
+
+
+@duro.workflow(name="ui_app.index")
+async def index(text: str) -> int:
+    return await GPU.embed(text)
