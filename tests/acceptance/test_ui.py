@@ -355,6 +355,39 @@ def test_schedules_queues_and_workers(site: Site, page: Any) -> None:
     expect(page.locator("main tbody tr .badge", has_text="live")).to_have_count(1)
 
 
+def test_create_a_schedule_from_the_form_and_see_its_next_ticks(site: Site, page: Any) -> None:
+    expect = _expect()
+    _sign_in(page, site, path="#/schedules")
+    page.click("details.create summary")
+    status = page.locator("form.new-schedule [role=status]")
+    _button(page, "Create")  # nothing filled in: refused in the page, nothing sent
+    expect(status.locator(".error")).to_contain_text("the schedule id is required")
+    page.fill("#s-id", "ui-form")
+    page.fill("#s-workflow", "ui_app.nap")
+    page.fill("#s-timing", "0 3 * * *")
+    page.fill("#s-timezone", "Asia/Tokyo")
+    page.fill("#s-args", "[0")
+    _button(page, "Create")
+    expect(status.locator(".error")).to_contain_text("invalid_json")
+    page.fill("#s-args", "[0]")
+    page.fill("#s-timing", "61 * * * *")  # the server refuses it: its problem is shown
+    _button(page, "Create")
+    _confirm(page)
+    expect(status.locator(".error")).to_contain_text("invalid_argument")
+    page.fill("#s-timing", "0 3 * * *")
+    _button(page, "Create")
+    _confirm(page)
+    expect(status).to_contain_text("created ui-form")
+    row = page.locator("main tbody tr", has_text="ui-form")
+    expect(row).to_contain_text("Asia/Tokyo")
+    row.get_by_role("button", name="Next ticks").click()
+    ticks = page.locator("section[aria-label='next ticks of ui-form'] li")
+    expect(ticks).to_have_count(5)
+    for i in range(5):  # 03:00 in Tokyo each day, shown in Tokyo (the browser is in UTC)
+        expect(ticks.nth(i)).to_contain_text("03:00:00")
+    _shot(page, "schedules")
+
+
 def test_a_token_of_another_namespace_sees_none_of_these_runs(site: Site,
                                                               page: Any) -> None:
     expect = _expect()
