@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,7 @@ async def _migrate(db: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser(site: Site) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
     sync_playwright = _browser_or_skip()
     profile = tempfile.mkdtemp(prefix="duro-ui-")
     with sync_playwright() as p:
@@ -397,3 +398,36 @@ def test_a_token_of_another_namespace_sees_none_of_these_runs(site: Site,
     expect(page.locator("section[aria-label=run] .error")).to_contain_text("run_not_found")
     page.goto(f"{site.url}/#/approvals?status=all")
     expect(page.locator("main")).to_contain_text("nothing waits")
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_run_waits_for_its_signal_and_its_queued_step(
+        pg_url: str, browser: Any) -> None:
+    """The same pages over a PostgreSQL store (the tests above use SQLite): the waits
+    recorded as the run suspends, the unclaimed step task, a signal from the form."""
+    expect = _expect()
+    _browser_or_skip()
+    with ThreadPoolExecutor(1) as thread:  # Playwright's loop runs in this thread
+        thread.submit(lambda: run(_migrate(pg_url))).result()
+        tokens = thread.submit(lambda: run(_tokens(pg_url))).result()
+    with serve(pg_url, "ui_app", "--worker", "--auth") as served, httpx.Client(
+            base_url=served.url, timeout=30,
+            headers={"Authorization": f"Bearer {tokens['ops']}"}) as http:
+        pg = Site(served.url, tokens, http)
+        pg.start("ui_app.order", "pg-order", "plum")
+        pg.start("ui_app.index", "pg-index", "hello")
+        page = browser.new_page()
+        try:
+            _sign_in(page, pg, path="#/runs/pg-index")
+            expect(page.locator("section.waiting li[data-what=step]")).to_contain_text(
+                "on queue gpu, not yet claimed")
+            page.goto(f"{pg.url}/#/runs/pg-order")
+            expect(page.locator("section.waiting li[data-what=signal]")).to_contain_text("paid")
+            page.fill("#a-signal", "paid")
+            page.fill("#a-signal_payload", '"bo"')
+            _button(page, "Send signal")
+            _confirm(page)
+            expect(page.locator("section[aria-label=run] .badge").first).to_have_text("completed")
+            expect(page.locator("section[aria-label=result]")).to_contain_text("bo")
+        finally:
+            page.close()
