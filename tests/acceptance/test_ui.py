@@ -18,6 +18,7 @@ is set (CI sets it): then it fails. ``DURO_UI_SCREENSHOTS=DIR`` saves the pages 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -91,12 +92,7 @@ async def _tokens(db: str) -> dict[str, str]:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     _browser_or_skip()
     db = f"sqlite:///{tmp_path_factory.mktemp('ui') / 'duro.db'}"
-    run(_migrate(db))
-    tokens = run(_tokens(db))
-    with serve(db, "ui_app", "--worker", "--auth") as served, httpx.Client(
-            base_url=served.url, timeout=30,
-            headers={"Authorization": f"Bearer {tokens['ops']}"}) as http:
-        site = Site(served.url, tokens, http)
+    with _served(db, _prepared(db)) as site:
         site.start("ui_app.order", "ui-order", "apple")
         site.start("ui_app.broken", "ui-broken", "pear")
         site.start("ui_app.nap", "ui-nap", 3600)
@@ -104,9 +100,25 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield site
 
 
-async def _migrate(db: str) -> None:
-    async with duro.Client(db):
-        pass  # opening a client migrates the new database
+def _prepared(db: str) -> dict[str, str]:
+    """Migrate a new database and make the tests' tokens, in a thread of its own: the
+    browser fixture's Playwright may run an event loop in this one."""
+    async def migrated() -> dict[str, str]:
+        async with duro.Client(db):
+            pass  # opening a client migrates the new database
+        return await _tokens(db)
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(lambda: run(migrated())).result()
+
+
+@contextlib.contextmanager
+def _served(db: str, tokens: dict[str, str]) -> Iterator[Site]:
+    """``duro serve ui_app --worker --auth`` on ``db``, and its API as the ops token."""
+    with serve(db, "ui_app", "--worker", "--auth") as served, httpx.Client(
+            base_url=served.url, timeout=30,
+            headers={"Authorization": f"Bearer {tokens['ops']}"}) as http:
+        yield Site(served.url, tokens, http)
 
 
 @pytest.fixture(scope="module")
@@ -389,6 +401,97 @@ def test_create_a_schedule_from_the_form_and_see_its_next_ticks(site: Site, page
     _shot(page, "schedules")
 
 
+AUDIT = (Path(__file__).parent / "a11y_audit.js").read_text()
+"""The accessibility audit (labels, names, alt texts, headings, landmarks, ids, tab
+order, language, title, table headers): a function evaluated in the page."""
+
+
+def _audit(page: Any, what: str) -> None:
+    problems = page.evaluate(AUDIT)
+    assert not problems, f"{what}: {problems}"
+
+
+def test_the_audit_finds_what_it_checks(browser: Any) -> None:
+    page = browser.new_page()
+    try:
+        page.set_content("""<html><body><div>loose text</div><main><h1>a</h1><h3>skipped</h3>
+            <input id="x"><input id="x" aria-label="named"><button></button><a href="#"></a>
+            <img src="data:,"><nav></nav><span tabindex="2">t</span><table></table></main>
+            <main></main></body></html>""")
+        found = "\n".join(page.evaluate(AUDIT))
+    finally:
+        page.close()
+    for problem in ["control without a label: <input#x", "button without a name",
+                    "link without a name", "image without alt text",
+                    "heading level skipped: h1 then <h3", "not exactly one main landmark",
+                    "no banner landmark", "navigation without a name",
+                    "content outside the landmarks: <div", "id used 2 times: x",
+                    "positive tabindex", "the page has no lang", "the page has no title",
+                    "table without headers"]:
+        assert problem in found, (problem, found)
+
+
+def test_every_page_passes_the_accessibility_audit(site: Site, page: Any) -> None:
+    expect = _expect()
+    page.goto(site.url)
+    expect(page.locator("#token")).to_be_focused()
+    _audit(page, "sign-in")
+    _sign_in(page, site)
+    expect(page.locator("main table tbody tr").first).to_be_visible()
+    _audit(page, "runs")
+    for path, ready in [("#/runs/ui-order", "table.history tbody tr"),
+                        ("#/runs/ui-broken", "section[aria-label=error]"),
+                        ("#/approvals?status=all", "main article, main p.muted"),
+                        ("#/schedules", "main tbody tr, main p.muted"),
+                        ("#/queues", "main tbody tr"), ("#/workers", "main tbody tr")]:
+        page.goto(f"{site.url}/{path}")
+        expect(page.locator(ready).first).to_be_visible()
+        if path == "#/schedules":
+            page.click("details.create summary")
+        _audit(page, path)
+    page.goto(f"{site.url}/#/runs/ui-broken")
+    _button(page, "Cancel run")
+    expect(page.locator("dialog.confirm")).to_be_visible()
+    _audit(page, "the confirmation dialog")
+    page.keyboard.press("Escape")  # the dialog closes; nothing is sent
+    expect(page.locator("dialog.confirm")).to_have_count(0)
+
+
+def test_the_keyboard_alone_reaches_and_activates_the_controls(site: Site, page: Any) -> None:
+    expect = _expect()
+    _sign_in(page, site, path="#/runs/ui-broken")
+    page.reload()  # a fresh page (the token stays in the tab): nothing has the focus
+    expect(page.locator("section[aria-label=error]")).to_be_visible()
+    page.keyboard.press("Tab")  # the first stop: the link that skips the header
+    skip = page.locator("#skip")
+    expect(skip).to_be_focused()
+    outline = "getComputedStyle(document.activeElement).outlineStyle"
+    assert page.evaluate(outline) != "none"  # the focus is visible
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    order = []
+    for _ in range(4):  # the tab order is the document's: the history's controls first
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.id || "
+                                   "document.activeElement.textContent.trim()"))
+        assert page.evaluate(outline) != "none", order
+    assert "traceback" in order, order  # the error's details, in the document's order
+    page.focus("#a-query")
+    page.keyboard.type("nothing")
+    page.keyboard.press("Enter")  # Enter asks the query (its fieldset's button)
+    expect(page.locator(".actions .result .error")).to_be_visible()
+    page.focus("#a-signal")
+    page.keyboard.type("paid")
+    page.keyboard.press("Enter")  # the signal asks for confirmation first
+    expect(page.locator("dialog.confirm")).to_contain_text('Send signal "paid"')
+    expect(page.locator("dialog.confirm button", has_text="Cancel")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator("dialog.confirm button.primary")).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")  # "Cancel": nothing is sent
+    expect(page.locator("dialog.confirm")).to_have_count(0)
+
+
 def test_a_token_of_another_namespace_sees_none_of_these_runs(site: Site,
                                                               page: Any) -> None:
     expect = _expect()
@@ -407,13 +510,7 @@ def test_on_postgresql_a_run_waits_for_its_signal_and_its_queued_step(
     recorded as the run suspends, the unclaimed step task, a signal from the form."""
     expect = _expect()
     _browser_or_skip()
-    with ThreadPoolExecutor(1) as thread:  # Playwright's loop runs in this thread
-        thread.submit(lambda: run(_migrate(pg_url))).result()
-        tokens = thread.submit(lambda: run(_tokens(pg_url))).result()
-    with serve(pg_url, "ui_app", "--worker", "--auth") as served, httpx.Client(
-            base_url=served.url, timeout=30,
-            headers={"Authorization": f"Bearer {tokens['ops']}"}) as http:
-        pg = Site(served.url, tokens, http)
+    with _served(pg_url, _prepared(pg_url)) as pg:
         pg.start("ui_app.order", "pg-order", "plum")
         pg.start("ui_app.index", "pg-index", "hello")
         page = browser.new_page()

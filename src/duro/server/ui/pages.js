@@ -25,7 +25,7 @@ export function runsPage(root, params, signal) {
   const filters = Object.fromEntries(params);
   const cursors = [];  // the cursors of the pages before this one ("previous")
   let cursor = filters.cursor || "";
-  const counts = h("div", { class: "counts", "aria-label": "counts per status" });
+  const counts = h("div", { class: "counts", role: "group", "aria-label": "counts per status" });
   const list = h("div", { "aria-live": "polite" });
   const input = (name, label, attrs = {}) => h("div", { class: "field" }, h("label", { for: `f-${name}` }, label),
     h("input", { id: `f-${name}`, name, value: filters[name] || "", ...attrs }));

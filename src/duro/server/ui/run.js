@@ -346,7 +346,15 @@ function actionsPanel(workflowId, state) {
   }
   const value = (name) => form.querySelector(`[name=${name}]`).value.trim();
   const post = (path, body) => api("POST", `/v1/runs/${id}/${path}`, { body });
-  const form = h("form", { class: "actions", onsubmit: (e) => e.preventDefault() },
+  // Enter in a field acts with the next button of its fieldset (each action is a form
+  // in all but markup: no submit button, so no implicit submission).
+  const enter = (e) => {
+    if (e.key !== "Enter" || e.target.tagName !== "INPUT" || !e.target.closest("fieldset")) return;
+    const button = [...e.target.closest("fieldset").querySelectorAll("button")].find((b) =>
+      e.target.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING);
+    if (button) { e.preventDefault(); button.click(); }
+  };
+  const form = h("form", { class: "actions", "aria-label": "actions", onsubmit: (e) => e.preventDefault(), onkeydown: enter },
     h("h2", {}, "Actions"),
     h("fieldset", {}, h("legend", {}, "Signal"),
       field("signal", "name", { required: true }), field("signal_payload", "payload (JSON)", { rows: 2, placeholder: '"ann"' }),
