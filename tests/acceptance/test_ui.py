@@ -219,6 +219,7 @@ def test_a_signal_from_the_form_resumes_the_run_followed_live(site: Site, page: 
     step = history.locator("tr[data-kind=step_completed]")
     step.locator("summary").first.click()  # the step's result, decoded, opened
     expect(step.locator("pre").first).to_contain_text('"plan": "ship apple"')
+    page.evaluate("window.scrollTo(0, 0)")  # the picture shows the header and the waits
     _shot(page, "run-waiting")
     page.fill("#a-signal", "paid")
     page.fill("#a-signal_payload", '"ann"')
@@ -490,6 +491,36 @@ def test_the_keyboard_alone_reaches_and_activates_the_controls(site: Site, page:
     page.keyboard.press("Shift+Tab")
     page.keyboard.press("Enter")  # "Cancel": nothing is sent
     expect(page.locator("dialog.confirm")).to_have_count(0)
+
+
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll("body *")].filter((el) => {
+    const box = el.getBoundingClientRect();
+    // What sticks out of the window and is not inside a box that scrolls on its own.
+    return box.width && box.right > width + 1 && !el.closest(".scroll, pre, dialog");
+  }).map((el) => `${el.tagName.toLowerCase()}.${el.className}`);
+  const scrolled = [...document.querySelectorAll(".scroll")]
+    .filter((el) => el.scrollWidth > el.clientWidth + 1).length;
+  return { page: document.documentElement.scrollWidth, width, wide: wide.slice(0, 8), scrolled };
+}"""
+
+
+def test_a_narrow_window_has_no_horizontal_scroll(site: Site, page: Any) -> None:
+    expect = _expect()
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    _sign_in(page, site)
+    expect(page.locator("main table tbody tr").first).to_be_visible()
+    seen = page.evaluate(OVERFLOW)
+    # Not even the list scrolls sideways in its box: its rows stack as cards.
+    assert seen["page"] <= seen["width"] and not seen["wide"] and not seen["scrolled"], seen
+    _shot(page, "narrow-runs")
+    page.goto(f"{site.url}/#/runs/ui-broken")
+    expect(page.locator("section[aria-label=error]")).to_be_visible()
+    expect(page.locator(".tl-row").first).to_be_visible()
+    seen = page.evaluate(OVERFLOW)
+    assert seen["page"] <= seen["width"] and not seen["wide"], seen
+    _shot(page, "narrow-run")
 
 
 def test_a_token_of_another_namespace_sees_none_of_these_runs(site: Site,
