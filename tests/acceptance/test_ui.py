@@ -299,6 +299,19 @@ def test_cancel_from_the_page_and_see_the_run_end(site: Site, page: Any) -> None
     site.wait_status("ui-nap", "cancelled")
 
 
+def test_a_fired_timer_is_drawn_from_when_it_was_set(site: Site, page: Any) -> None:
+    expect = _expect()
+    site.start("ui_app.nap_and_work", "ui-nap-work", 0.8, 0.4)
+    site.wait_status("ui-nap-work", "completed")
+    _sign_in(page, site, path="#/runs/ui-nap-work")
+    bar = page.locator(".tl-row[data-kind=timer]")
+    expect(bar).to_contain_text("fired")
+    # From when it was set (the run's start): the whole 0.8 s, not the 0.4 s from the
+    # step's outcome, the event before it (all the history could say without its meta).
+    title = bar.get_attribute("title") or ""
+    assert re.search(r"timer: (8\d\d|9\d\d) ms", title), title
+
+
 def test_a_step_queued_for_another_worker_is_not_yet_claimed(site: Site, page: Any) -> None:
     expect = _expect()
     site.start("ui_app.index", "ui-index", "hello")

@@ -57,6 +57,10 @@ def test_a_suspended_run_says_which_signal_and_timer_it_waits_for(db_url: str) -
             assert [s.name for s in waits.signals] == ["approve"]
             history = await handle.history()
             fired = next(e for e in history if e.kind == EventKind.TIMER_FIRED)
+            # The fired timer says when it was set and was due (the UI draws it exactly).
+            started = history[0].time.timestamp()
+            assert fired.meta["set_at"] == pytest.approx(started, abs=1e-6)
+            assert fired.meta["due_at"] == pytest.approx(started + 0.05, abs=1e-6)
             # Since the workflow's time when it began waiting: the sleep's firing.
             assert waits.signals[0].since == fired.time
             (timer,) = waits.timers

@@ -13,7 +13,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from duro._history import EventKind
+from duro._history import EventKind, TimerMeta
 from duro._waits import encode_waits
 from duro.errors import (
     DuroError,
@@ -97,7 +97,9 @@ def fire_timer(w: Worker, held: HeldRun, cmd: TimerCommand) -> None:
     every outcome the workflow produces after it is written after it.
     """
     now = w.clock.now()
-    held.outbox.append(NewEvent(kind=EventKind.TIMER_FIRED, ts=now, op=cmd.op))
+    # Its set and due times go with it: the event's own time says only when it fired.
+    held.outbox.append(NewEvent(kind=EventKind.TIMER_FIRED, ts=now, op=cmd.op, meta=TimerMeta(
+        set_at=cmd.set_at, due_at=cmd.fire_at).encode()))
     held.inst.apply(EventKind.TIMER_FIRED, cmd.op, None, None, None, now)
 
 

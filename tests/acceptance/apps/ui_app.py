@@ -4,6 +4,8 @@ routed to a queue that no worker here serves."""
 
 from __future__ import annotations
 
+import asyncio
+
 import duro
 
 
@@ -68,3 +70,16 @@ GPU = Gpu()
 @duro.workflow(name="ui_app.index")
 async def index(text: str) -> int:
     return await GPU.embed(text)
+
+
+@duro.step(name="ui_app.work")
+async def work(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "worked"
+
+
+@duro.workflow(name="ui_app.nap_and_work")
+async def nap_and_work(nap: float, busy: float) -> list[str]:
+    # The step's outcome comes between the timer's start and its firing.
+    _, worked = await asyncio.gather(duro.sleep(nap), work(busy))
+    return ["napped", worked]

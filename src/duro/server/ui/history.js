@@ -144,7 +144,12 @@ export function timeline(run, events, now = new Date(), waits = null) {
       open.set(event.op, row);
       rows.push(row);
     } else if (event.kind === "timer_fired") {
-      rows.push({ label: "timer", kind: "timer", start: previous, end: at, seq: event.seq, note: "fired" });
+      // Exact when the event says when it was set (TimerMeta); older histories do not:
+      // then from the event before it.
+      const set = typeof meta.set_at === "number" ? new Date(meta.set_at * 1000) : previous;
+      const late = typeof meta.due_at === "number" ? span(new Date(meta.due_at * 1000), at) : null;
+      rows.push({ label: "timer", kind: "timer", start: set, end: at, seq: event.seq,
+                  note: late !== null && late >= 1 ? `fired ${fmtLate(late)} late` : "fired" });
     } else if (["child_started", "approval_requested", "update_accepted"].includes(event.kind)) {
       const kind = event.kind.split("_")[0];
       const label = kind === "child" ? `child ${(event.data && event.data.workflow_id) || event.name}`
@@ -197,3 +202,5 @@ export function timeline(run, events, now = new Date(), waits = null) {
 }
 
 export const span = (a, b) => seconds(b) - seconds(a);
+
+const fmtLate = (s) => (s < 60 ? `${s.toFixed(1)} s` : `${Math.round(s / 60)} min`);
