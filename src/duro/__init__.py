@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from duro._clock import Clock, ManualClock, SystemClock
 from duro._queues import Queue
+from duro._waits import RunWaits, SignalWait, StepTaskWait, TimerWait
 from duro.budget import Budget, BudgetSpend
 from duro.client import (
     ApprovalInfo,
@@ -174,22 +175,26 @@ __all__ = [
     "RunPage",
     "RunStatus",
     "RunUsage",
+    "RunWaits",
     "Saga",
     "ScheduleAlreadyExistsError",
     "ScheduleInfo",
     "ScheduleNotFoundError",
     "ScheduleSpec",
     "SerializationError",
+    "SignalWait",
     "Stats",
     "Step",
     "StepFailedError",
     "StepInfo",
     "StepOutcomeUnknownError",
     "StepSummary",
+    "StepTaskWait",
     "StepTimeoutError",
     "StoreError",
     "StreamChunk",
     "SystemClock",
+    "TimerWait",
     "UpdateFailedError",
     "UpdateRejectedError",
     "Usage",

@@ -16,7 +16,7 @@ step_started                step    -                               :class:`Atte
 step_completed              step    result                          :class:`AttemptMeta`
 step_retrying               step    error (ErrorInfo payload)       :class:`RetryMeta`
 step_failed                 step    error                           :class:`AttemptMeta`
-timer_fired                 timer   -                               -
+timer_fired                 timer   -                               :class:`TimerMeta`
 child_started               child   :class:`ChildStarted`           -
 child_completed             child   the child's result              -
 child_failed                child   the child's error               :class:`ChildFailedMeta`
@@ -86,6 +86,7 @@ __all__ = [
     "SearchValue",
     "SignalMeta",
     "TaskDone",
+    "TimerMeta",
     "UpdateMeta",
     "approval_id_of",
     "charges_in",
@@ -662,6 +663,26 @@ class ChildFailedMeta:
     @classmethod
     def decode(cls, meta: bytes | None) -> ChildFailedMeta:
         return cls(status=str(_meta(meta).get("status", "failed")))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TimerMeta:
+    """The meta of ``timer_fired``: when the timer was set (the workflow's time then) and
+    when it was due, so that its whole wait can be drawn (the event's own time is when it
+    fired). Histories recorded before it have none: both None."""
+
+    set_at: float | None = None
+    due_at: float | None = None
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"set_at": self.set_at, "due_at": self.due_at})
+
+    @classmethod
+    def decode(cls, meta: bytes | None) -> TimerMeta:
+        raw = _meta(meta)
+        set_at, due_at = raw.get("set_at"), raw.get("due_at")
+        return cls(set_at=float(set_at) if isinstance(set_at, (int, float)) else None,
+                   due_at=float(due_at) if isinstance(due_at, (int, float)) else None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

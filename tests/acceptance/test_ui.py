@@ -18,11 +18,14 @@ is set (CI sets it): then it fails. ``DURO_UI_SCREENSHOTS=DIR`` saves the pages 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +92,7 @@ async def _tokens(db: str) -> dict[str, str]:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     _browser_or_skip()
     db = f"sqlite:///{tmp_path_factory.mktemp('ui') / 'duro.db'}"
-    run(_migrate(db))
-    tokens = run(_tokens(db))
-    with serve(db, "ui_app", "--worker", "--auth") as served, httpx.Client(
-            base_url=served.url, timeout=30,
-            headers={"Authorization": f"Bearer {tokens['ops']}"}) as http:
-        site = Site(served.url, tokens, http)
+    with _served(db, _prepared(db)) as site:
         site.start("ui_app.order", "ui-order", "apple")
         site.start("ui_app.broken", "ui-broken", "pear")
         site.start("ui_app.nap", "ui-nap", 3600)
@@ -102,13 +100,29 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield site
 
 
-async def _migrate(db: str) -> None:
-    async with duro.Client(db):
-        pass  # opening a client migrates the new database
+def _prepared(db: str) -> dict[str, str]:
+    """Migrate a new database and make the tests' tokens, in a thread of its own: the
+    browser fixture's Playwright may run an event loop in this one."""
+    async def migrated() -> dict[str, str]:
+        async with duro.Client(db):
+            pass  # opening a client migrates the new database
+        return await _tokens(db)
+
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(lambda: run(migrated())).result()
+
+
+@contextlib.contextmanager
+def _served(db: str, tokens: dict[str, str]) -> Iterator[Site]:
+    """``duro serve ui_app --worker --auth`` on ``db``, and its API as the ops token."""
+    with serve(db, "ui_app", "--worker", "--auth") as served, httpx.Client(
+            base_url=served.url, timeout=30,
+            headers={"Authorization": f"Bearer {tokens['ops']}"}) as http:
+        yield Site(served.url, tokens, http)
 
 
 @pytest.fixture(scope="module")
-def browser(site: Site) -> Iterator[Any]:
+def browser() -> Iterator[Any]:
     sync_playwright = _browser_or_skip()
     profile = tempfile.mkdtemp(prefix="duro-ui-")
     with sync_playwright() as p:
@@ -193,7 +207,10 @@ def test_a_signal_from_the_form_resumes_the_run_followed_live(site: Site, page: 
     expect = _expect()
     _sign_in(page, site, path="#/runs/ui-order")
     waiting = page.locator("section.waiting")
-    expect(waiting).to_contain_text("signal")
+    # The signal the code awaits, by name, since when (recorded as the run suspended).
+    expect(waiting.locator("li[data-what=signal]")).to_contain_text("paid")
+    expect(waiting.locator("li[data-what=signal]")).to_contain_text("since")
+    expect(page.locator(".tl-row[data-kind=signal]")).to_contain_text("signal paid")
     history = page.locator("table.history tbody")
     expect(history.locator("tr[data-kind=step_completed]")).to_contain_text("ui_app.prepare")
     expect(page.locator("section[aria-label='published state']")).to_contain_text(
@@ -202,6 +219,7 @@ def test_a_signal_from_the_form_resumes_the_run_followed_live(site: Site, page: 
     step = history.locator("tr[data-kind=step_completed]")
     step.locator("summary").first.click()  # the step's result, decoded, opened
     expect(step.locator("pre").first).to_contain_text('"plan": "ship apple"')
+    page.evaluate("window.scrollTo(0, 0)")  # the picture shows the header and the waits
     _shot(page, "run-waiting")
     page.fill("#a-signal", "paid")
     page.fill("#a-signal_payload", '"ann"')
@@ -271,12 +289,40 @@ def test_an_action_shows_its_result_or_its_error(site: Site, page: Any) -> None:
 def test_cancel_from_the_page_and_see_the_run_end(site: Site, page: Any) -> None:
     expect = _expect()
     _sign_in(page, site, path="#/runs/ui-nap")
-    expect(page.locator("section.waiting li[data-what=timer]")).to_contain_text("fires in")
+    timer = page.locator("section.waiting li[data-what=timer]")
+    expect(timer).to_contain_text(re.compile(r"since .* fires in \d+ min"))  # set and due
+
     _button(page, "Cancel run")
     _confirm(page)
     expect(page.locator("section[aria-label=run] .badge").first).to_have_text("cancelled")
     expect(page.locator("table.history tr[data-kind=cancel_requested]")).to_have_count(1)
     site.wait_status("ui-nap", "cancelled")
+
+
+def test_a_fired_timer_is_drawn_from_when_it_was_set(site: Site, page: Any) -> None:
+    expect = _expect()
+    site.start("ui_app.nap_and_work", "ui-nap-work", 0.8, 0.4)
+    site.wait_status("ui-nap-work", "completed")
+    _sign_in(page, site, path="#/runs/ui-nap-work")
+    bar = page.locator(".tl-row[data-kind=timer]")
+    expect(bar).to_contain_text("fired")
+    # From when it was set (the run's start): the whole 0.8 s, not the 0.4 s from the
+    # step's outcome, the event before it (all the history could say without its meta).
+    title = bar.get_attribute("title") or ""
+    assert re.search(r"timer: (8\d\d|9\d\d) ms", title), title
+
+
+def test_a_step_queued_for_another_worker_is_not_yet_claimed(site: Site, page: Any) -> None:
+    expect = _expect()
+    site.start("ui_app.index", "ui-index", "hello")
+    _sign_in(page, site, path="#/runs/ui-index")
+    step = page.locator("section.waiting li[data-what=step]")
+    expect(step).to_contain_text("ui_app.embed")
+    expect(step).to_contain_text("on queue gpu, not yet claimed")
+    expect(page.locator(".tl-row[data-kind=queued]")).to_contain_text("queued on gpu")
+    waits = site.http.get("/v1/runs/ui-index/waiting").json()
+    assert [(t["step"], t["queue"], t["claimed_by"]) for t in waits["tasks"]] == [
+        ("ui_app.embed", "gpu", None)]
 
 
 def test_a_run_of_ten_thousand_events_is_usable_within_a_second(site: Site,
@@ -336,6 +382,160 @@ def test_schedules_queues_and_workers(site: Site, page: Any) -> None:
     expect(page.locator("main tbody tr .badge", has_text="live")).to_have_count(1)
 
 
+def test_create_a_schedule_from_the_form_and_see_its_next_ticks(site: Site, page: Any) -> None:
+    expect = _expect()
+    _sign_in(page, site, path="#/schedules")
+    page.click("details.create summary")
+    status = page.locator("form.new-schedule [role=status]")
+    _button(page, "Create")  # nothing filled in: refused in the page, nothing sent
+    expect(status.locator(".error")).to_contain_text("the schedule id is required")
+    page.fill("#s-id", "ui-form")
+    page.fill("#s-workflow", "ui_app.nap")
+    page.fill("#s-timing", "0 3 * * *")
+    page.fill("#s-timezone", "Asia/Tokyo")
+    page.fill("#s-args", "[0")
+    _button(page, "Create")
+    expect(status.locator(".error")).to_contain_text("invalid_json")
+    page.fill("#s-args", "[0]")
+    page.fill("#s-timing", "61 * * * *")  # the server refuses it: its problem is shown
+    _button(page, "Create")
+    _confirm(page)
+    expect(status.locator(".error")).to_contain_text("invalid_argument")
+    page.fill("#s-timing", "0 3 * * *")
+    _button(page, "Create")
+    _confirm(page)
+    expect(status).to_contain_text("created ui-form")
+    row = page.locator("main tbody tr", has_text="ui-form")
+    expect(row).to_contain_text("Asia/Tokyo")
+    row.get_by_role("button", name="Next ticks").click()
+    ticks = page.locator("section[aria-label='next ticks of ui-form'] li")
+    expect(ticks).to_have_count(5)
+    for i in range(5):  # 03:00 in Tokyo each day, shown in Tokyo (the browser is in UTC)
+        expect(ticks.nth(i)).to_contain_text("03:00:00")
+    _shot(page, "schedules")
+
+
+AUDIT = (Path(__file__).parent / "a11y_audit.js").read_text()
+"""The accessibility audit (labels, names, alt texts, headings, landmarks, ids, tab
+order, language, title, table headers): a function evaluated in the page."""
+
+
+def _audit(page: Any, what: str) -> None:
+    problems = page.evaluate(AUDIT)
+    assert not problems, f"{what}: {problems}"
+
+
+def test_the_audit_finds_what_it_checks(browser: Any) -> None:
+    page = browser.new_page()
+    try:
+        page.set_content("""<html><body><div>loose text</div><main><h1>a</h1><h3>skipped</h3>
+            <input id="x"><input id="x" aria-label="named"><button></button><a href="#"></a>
+            <img src="data:,"><nav></nav><span tabindex="2">t</span><table></table></main>
+            <main></main></body></html>""")
+        found = "\n".join(page.evaluate(AUDIT))
+    finally:
+        page.close()
+    for problem in ["control without a label: <input#x", "button without a name",
+                    "link without a name", "image without alt text",
+                    "heading level skipped: h1 then <h3", "not exactly one main landmark",
+                    "no banner landmark", "navigation without a name",
+                    "content outside the landmarks: <div", "id used 2 times: x",
+                    "positive tabindex", "the page has no lang", "the page has no title",
+                    "table without headers"]:
+        assert problem in found, (problem, found)
+
+
+def test_every_page_passes_the_accessibility_audit(site: Site, page: Any) -> None:
+    expect = _expect()
+    page.goto(site.url)
+    expect(page.locator("#token")).to_be_focused()
+    _audit(page, "sign-in")
+    _sign_in(page, site)
+    expect(page.locator("main table tbody tr").first).to_be_visible()
+    _audit(page, "runs")
+    for path, ready in [("#/runs/ui-order", "table.history tbody tr"),
+                        ("#/runs/ui-broken", "section[aria-label=error]"),
+                        ("#/approvals?status=all", "main article, main p.muted"),
+                        ("#/schedules", "main tbody tr, main p.muted"),
+                        ("#/queues", "main tbody tr"), ("#/workers", "main tbody tr")]:
+        page.goto(f"{site.url}/{path}")
+        expect(page.locator(ready).first).to_be_visible()
+        if path == "#/schedules":
+            page.click("details.create summary")
+        _audit(page, path)
+    page.goto(f"{site.url}/#/runs/ui-broken")
+    _button(page, "Cancel run")
+    expect(page.locator("dialog.confirm")).to_be_visible()
+    _audit(page, "the confirmation dialog")
+    page.keyboard.press("Escape")  # the dialog closes; nothing is sent
+    expect(page.locator("dialog.confirm")).to_have_count(0)
+
+
+def test_the_keyboard_alone_reaches_and_activates_the_controls(site: Site, page: Any) -> None:
+    expect = _expect()
+    _sign_in(page, site, path="#/runs/ui-broken")
+    page.reload()  # a fresh page (the token stays in the tab): nothing has the focus
+    expect(page.locator("section[aria-label=error]")).to_be_visible()
+    page.keyboard.press("Tab")  # the first stop: the link that skips the header
+    skip = page.locator("#skip")
+    expect(skip).to_be_focused()
+    outline = "getComputedStyle(document.activeElement).outlineStyle"
+    assert page.evaluate(outline) != "none"  # the focus is visible
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    order = []
+    for _ in range(4):  # the tab order is the document's: the history's controls first
+        page.keyboard.press("Tab")
+        order.append(page.evaluate("document.activeElement.id || "
+                                   "document.activeElement.textContent.trim()"))
+        assert page.evaluate(outline) != "none", order
+    assert "traceback" in order, order  # the error's details, in the document's order
+    page.focus("#a-query")
+    page.keyboard.type("nothing")
+    page.keyboard.press("Enter")  # Enter asks the query (its fieldset's button)
+    expect(page.locator(".actions .result .error")).to_be_visible()
+    page.focus("#a-signal")
+    page.keyboard.type("paid")
+    page.keyboard.press("Enter")  # the signal asks for confirmation first
+    expect(page.locator("dialog.confirm")).to_contain_text('Send signal "paid"')
+    expect(page.locator("dialog.confirm button", has_text="Cancel")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator("dialog.confirm button.primary")).to_be_focused()
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")  # "Cancel": nothing is sent
+    expect(page.locator("dialog.confirm")).to_have_count(0)
+
+
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll("body *")].filter((el) => {
+    const box = el.getBoundingClientRect();
+    // What sticks out of the window and is not inside a box that scrolls on its own.
+    return box.width && box.right > width + 1 && !el.closest(".scroll, pre, dialog");
+  }).map((el) => `${el.tagName.toLowerCase()}.${el.className}`);
+  const scrolled = [...document.querySelectorAll(".scroll")]
+    .filter((el) => el.scrollWidth > el.clientWidth + 1).length;
+  return { page: document.documentElement.scrollWidth, width, wide: wide.slice(0, 8), scrolled };
+}"""
+
+
+def test_a_narrow_window_has_no_horizontal_scroll(site: Site, page: Any) -> None:
+    expect = _expect()
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    _sign_in(page, site)
+    expect(page.locator("main table tbody tr").first).to_be_visible()
+    seen = page.evaluate(OVERFLOW)
+    # Not even the list scrolls sideways in its box: its rows stack as cards.
+    assert seen["page"] <= seen["width"] and not seen["wide"] and not seen["scrolled"], seen
+    _shot(page, "narrow-runs")
+    page.goto(f"{site.url}/#/runs/ui-broken")
+    expect(page.locator("section[aria-label=error]")).to_be_visible()
+    expect(page.locator(".tl-row").first).to_be_visible()
+    seen = page.evaluate(OVERFLOW)
+    assert seen["page"] <= seen["width"] and not seen["wide"], seen
+    _shot(page, "narrow-run")
+
+
 def test_a_token_of_another_namespace_sees_none_of_these_runs(site: Site,
                                                               page: Any) -> None:
     expect = _expect()
@@ -345,3 +545,30 @@ def test_a_token_of_another_namespace_sees_none_of_these_runs(site: Site,
     expect(page.locator("section[aria-label=run] .error")).to_contain_text("run_not_found")
     page.goto(f"{site.url}/#/approvals?status=all")
     expect(page.locator("main")).to_contain_text("nothing waits")
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_run_waits_for_its_signal_and_its_queued_step(
+        pg_url: str, browser: Any) -> None:
+    """The same pages over a PostgreSQL store (the tests above use SQLite): the waits
+    recorded as the run suspends, the unclaimed step task, a signal from the form."""
+    expect = _expect()
+    _browser_or_skip()
+    with _served(pg_url, _prepared(pg_url)) as pg:
+        pg.start("ui_app.order", "pg-order", "plum")
+        pg.start("ui_app.index", "pg-index", "hello")
+        page = browser.new_page()
+        try:
+            _sign_in(page, pg, path="#/runs/pg-index")
+            expect(page.locator("section.waiting li[data-what=step]")).to_contain_text(
+                "on queue gpu, not yet claimed")
+            page.goto(f"{pg.url}/#/runs/pg-order")
+            expect(page.locator("section.waiting li[data-what=signal]")).to_contain_text("paid")
+            page.fill("#a-signal", "paid")
+            page.fill("#a-signal_payload", '"bo"')
+            _button(page, "Send signal")
+            _confirm(page)
+            expect(page.locator("section[aria-label=run] .badge").first).to_have_text("completed")
+            expect(page.locator("section[aria-label=result]")).to_contain_text("bo")
+        finally:
+            page.close()

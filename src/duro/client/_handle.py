@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from duro._history import BUDGET_SIGNAL
+from duro._waits import RunWaits
 from duro.budget._budget import Budget
 from duro.client._records import Event, RunInfo, StreamChunk, decode_error
 from duro.errors import (
@@ -330,6 +331,17 @@ class WorkflowHandle(Generic[R]):
         record = await self._record()
         history = await self._client.store.load_history(record.run_id)
         return sum_usage((e.kind, e.name, e.meta) for e in history)
+
+    async def waiting(self) -> RunWaits:
+        """What the run waits for now, beyond what its history says: the signals its
+        code awaits and since when, its pending timers and open conditions (as recorded
+        when it last suspended), and its steps routed to a queue not done yet (claimed
+        or not). See :class:`duro.RunWaits`."""
+        record = await self._record()
+        stored = await self._client.store.run_waits(record.run_id)
+        return RunWaits.from_store(workflow_id=record.workflow_id, run_id=record.run_id,
+                                   status=record.status.value, waits=stored.waits,
+                                   tasks=stored.tasks)
 
     async def cancel(self) -> None:
         """Ask the run to cancel (``asyncio.CancelledError`` at its await points)."""

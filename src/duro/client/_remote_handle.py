@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import orjson
 
 from duro._checks import check_count, check_id
+from duro._waits import RunWaits
 from duro.budget._budget import check_tokens, check_usd
 from duro.client._budgets import Budgets
 from duro.client._cache import CacheInfo, StepCache, check_scope
@@ -249,6 +250,13 @@ class RemoteHandle(WorkflowHandle[R]):
         _, data = await self._remote.call("GET", self._path("usage"),
                                           params=self._pin(self.run_id), idempotent=True)
         return RunUsage.from_json(data["usage"])
+
+    async def waiting(self) -> RunWaits:
+        """What the run waits for now (``GET .../waiting``), as
+        :meth:`WorkflowHandle.waiting`."""
+        _, data = await self._remote.call("GET", self._path("waiting"),
+                                          params=self._pin(self.run_id), idempotent=True)
+        return RunWaits.from_json(data)
 
 
 class RemoteSchedules(Schedules):

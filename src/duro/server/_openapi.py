@@ -152,6 +152,26 @@ SCHEMAS: dict[str, Any] = {
                                                            _ref("UsageTotals")}},
                                           ["total", "by_model", "by_step"])},
                         ["workflow_id", "run_id", "usage"]),
+    "ScheduleTicks": _object({"schedule_id": _STRING, "timezone": _STRING,
+                              "paused": {"type": "boolean"},
+                              "ticks": {"type": "array", "items": _TIME}},
+                             ["schedule_id", "timezone", "paused", "ticks"]),
+    "RunWaits": _object({
+        "workflow_id": _STRING, "run_id": _STRING, "status": _ref("RunStatus"),
+        "recorded": {"type": "boolean", "description": "whether the run's waits were "
+                                                       "recorded (it is suspended)"},
+        "signals": {"type": "array", "items": _object({"name": _STRING, "since": _TIME},
+                                                       ["name", "since"])},
+        "signal_handlers": {"type": "array", "items": _STRING},
+        "conditions": _INT,
+        "timers": {"type": "array", "items": _object(
+            {"op": _INT, "set_at": _TIME, "fire_at": _TIME}, ["op", "set_at", "fire_at"])},
+        "tasks": {"type": "array", "items": _object(
+            {"op": _INT, "step": _STRING, "queue": _STRING, "attempt": _INT,
+             "claimed_by": _NULL_STRING, "since": _TIME},
+            ["op", "step", "queue", "attempt", "claimed_by", "since"])}},
+        ["workflow_id", "run_id", "status", "recorded", "signals", "signal_handlers",
+         "conditions", "timers", "tasks"]),
     "StateValue": _object({"workflow_id": _STRING, "key": _STRING,
                            "published": {"type": "boolean"}, "value": _ANY},
                           ["workflow_id", "key", "published"]),

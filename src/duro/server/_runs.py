@@ -355,6 +355,10 @@ async def usage(request: Request, api: Api) -> Response:
                  "usage": spent.to_json()})
 
 
+async def waiting(request: Request, api: Api) -> Response:
+    return json((await _handle(request, api).waiting()).to_json())
+
+
 _UNSET = object()
 
 

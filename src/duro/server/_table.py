@@ -205,6 +205,12 @@ ROUTES: tuple[ApiRoute, ...] = (
              summary="what the run's model calls spent (duro.record_usage): tokens and "
                      "cost, in total, by model and by step",
              params=(_RUN_ID,), responses={200: "RunUsage"}),
+    ApiRoute(method="GET", path="/v1/runs/{workflow_id}/waiting", handler=runs.waiting,
+             scope=_R, tag="runs",
+             summary="what the run waits for now: the signals its code awaits and since "
+                     "when, its timers and conditions (recorded as it suspended), its "
+                     "steps routed to a queue not done yet (claimed or not)",
+             params=(_RUN_ID,), responses={200: "RunWaits"}),
     ApiRoute(method="GET", path="/v1/runs/{workflow_id}/state/{key}", handler=runs.state,
              scope=_R, tag="runs",
              summary="the value the run published last under the key (duro.set_state), "
@@ -342,6 +348,14 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="GET", path="/v1/schedules/{schedule_id}",
              handler=schedules.get_schedule, scope=_R, tag="schedules",
              summary="a schedule", responses={200: "Schedule"}),
+    ApiRoute(method="GET", path="/v1/schedules/{schedule_id}/ticks",
+             handler=schedules.schedule_ticks, scope=_R, tag="schedules",
+             summary="the schedule's next ticks, from the pending one (times in UTC; its "
+                     "time zone beside them)",
+             params=(_query("count", {"type": "integer", "minimum": 1,
+                                      "maximum": schedules.MAX_TICKS},
+                            "how many ticks (default 5)"),),
+             responses={200: "ScheduleTicks"}),
     ApiRoute(method="PATCH", path="/v1/schedules/{schedule_id}",
              handler=schedules.update_schedule, scope=_W, tag="schedules",
              summary="change a schedule in place (what is given; null or absent: kept)",

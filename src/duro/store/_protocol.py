@@ -75,6 +75,7 @@ from duro.store._records import (
     QueueStats,
     RunLinks,
     RunRecord,
+    RunWaitsRecord,
     StreamRecord,
     TaskRecord,
     UpdateOutcome,
@@ -176,6 +177,12 @@ class ClientStore(Protocol):
 
     async def children(self, run_id: str) -> list[RunRecord]:
         """Runs started as children of this run."""
+        ...
+
+    async def run_waits(self, run_id: str) -> RunWaitsRecord:
+        """What the run waits for: the waits recorded when it last suspended (see
+        :meth:`WorkerStore.append`) and its step tasks not done yet (pending: no worker
+        of the step's queue claimed it yet; or claimed)."""
         ...
 
     async def get_state(self, run_id: str, key: str) -> bytes | None:
@@ -305,8 +312,12 @@ class WorkerStore(ClientStore, Protocol):
         wake_at: float | None = None,
         release: bool = False,
         consume_inbox_upto: int | None = None,
+        waits: str | None = None,
     ) -> None:
         """Append events (numbered from ``first_seq``) and update the run, fenced.
+
+        With ``status="suspended"``, ``waits`` (JSON, ``duro._waits``) is what the run
+        waits for now; read back by :meth:`ClientStore.run_waits`.
 
         In the same transaction: ``state_set``, ``update_*`` and
         ``search_attributes_upserted`` events update the published-state,

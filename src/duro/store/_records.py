@@ -27,6 +27,7 @@ __all__ = [
     "LoadedRun",
     "Message",
     "NewEvent",
+    "OpenTask",
     "Placement",
     "QueryAnswer",
     "QueryRequest",
@@ -35,6 +36,7 @@ __all__ = [
     "RunLinks",
     "RunRecord",
     "RunStatus",
+    "RunWaitsRecord",
     "StreamKind",
     "StreamRecord",
     "TaskRecord",
@@ -212,6 +214,29 @@ class TaskRecord:
     queue: str
     args: bytes | None
     info: bytes | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OpenTask:
+    """A run's step task not done yet: one attempt of a step routed to a queue."""
+
+    op: int
+    attempt: int
+    step: str
+    queue: str
+    owner: str | None
+    """The worker that claimed it (None: no worker of the queue has yet)."""
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunWaitsRecord:
+    """What a run waits for, as stored: the waits its worker recorded when it last
+    suspended (JSON, ``duro._waits``; None if it never did) and its open step tasks."""
+
+    waits: str | None
+    tasks: tuple[OpenTask, ...]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -13,7 +13,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from duro._history import EventKind
+from duro._history import EventKind, TimerMeta
+from duro._waits import encode_waits
 from duro.errors import (
     DuroError,
     ErrorInfo,
@@ -96,7 +97,9 @@ def fire_timer(w: Worker, held: HeldRun, cmd: TimerCommand) -> None:
     every outcome the workflow produces after it is written after it.
     """
     now = w.clock.now()
-    held.outbox.append(NewEvent(kind=EventKind.TIMER_FIRED, ts=now, op=cmd.op))
+    # Its set and due times go with it: the event's own time says only when it fired.
+    held.outbox.append(NewEvent(kind=EventKind.TIMER_FIRED, ts=now, op=cmd.op, meta=TimerMeta(
+        set_at=cmd.set_at, due_at=cmd.fire_at).encode()))
     held.inst.apply(EventKind.TIMER_FIRED, cmd.op, None, None, None, now)
 
 
@@ -402,8 +405,17 @@ async def continue_as_new(w: Worker, held: HeldRun, cont: ContinueAsNew) -> None
 
 
 async def suspend(w: Worker, held: HeldRun) -> None:
-    wake_at = held.inst.next_wake()
-    ok = await held.append([], status="suspended", wake_at=wake_at, release=True)
+    inst = held.inst
+    wake_at = inst.next_wake()
+    # What only this worker knows (the history records a signal when it comes, not the
+    # wait): the store keeps it with the suspension for handle.waiting() and the web UI.
+    waits = encode_waits(
+        signals=inst.mailbox.awaited(), handlers=inst.mailbox.signal_handlers,
+        conditions=sum(1 for _, fut in inst.conditions if not fut.done()),
+        timers=[(c.op, c.set_at, c.fire_at) for c in inst.timers.values()
+                if c.state == "pending"])
+    ok = await held.append([], status="suspended", wake_at=wake_at, release=True,
+                           waits=waits)
     if not ok:
         return
     held.finishing = False

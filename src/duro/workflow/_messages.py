@@ -83,6 +83,7 @@ class Mailbox:
         self.buffer: dict[str, collections.deque[Received]] = {}
         self.waiters: dict[str, collections.deque[asyncio.Future[Any]]] = {}
         self._in_transit: dict[asyncio.Future[Any], Received] = {}
+        self._since: dict[asyncio.Future[Any], float] = {}  # when each wait began
         self.signal_handlers: dict[str, Callable[..., Any]] = {}
         self.update_handlers: dict[str, tuple[Callable[..., Any],
                                               Callable[..., Any] | None]] = {}
@@ -161,7 +162,14 @@ class Mailbox:
         """A future that the next signal called ``name`` resolves."""
         fut: asyncio.Future[Any] = self._inst.loop.create_future()
         self.waiters.setdefault(name, collections.deque()).append(fut)
+        self._since[fut] = self._inst.now_ts
         return fut
+
+    def awaited(self) -> list[tuple[str, float]]:
+        """``(name, since)`` of each signal wait not answered yet (what a suspending run
+        records: ``duro._waits``), oldest first per name."""
+        return [(name, self._since.get(fut, 0.0)) for name, futs in self.waiters.items()
+                for fut in futs if not fut.done()]
 
     def done_waiting(self, name: str, fut: asyncio.Future[Any], *, took: bool) -> None:
         """The waiter of ``fut`` is gone; ``took``: it returned the signal to the code.
@@ -172,6 +180,7 @@ class Mailbox:
         waiters = self.waiters.get(name)
         if waiters is not None and fut in waiters:
             waiters.remove(fut)
+        self._since.pop(fut, None)
         received = self._in_transit.pop(fut, None)
         if received is not None and not took:
             self.buffer.setdefault(name, collections.deque()).appendleft(received)

@@ -1,7 +1,10 @@
 """The web UI's test app (tests/acceptance/test_ui.py): a run that waits for a signal, a
-run that waits for a human approval, a run with a timer, and a step that fails."""
+run that waits for a human approval, a run with a timer, a step that fails, and a step
+routed to a queue that no worker here serves."""
 
 from __future__ import annotations
+
+import asyncio
 
 import duro
 
@@ -49,3 +52,34 @@ async def chatty(n: int) -> int:
         duro.set_state("count", i)
     await duro.wait_for_signal("stop")
     return n
+
+
+class Gpu:
+    """A step routed to the queue ``gpu``. No object of the class is registered
+    (``duro.register_steps``) in this app: no worker here runs it, so its task waits
+    unclaimed (the run page's "not yet claimed")."""
+
+    @duro.step(name="ui_app.embed", queue="gpu")
+    def embed(self, text: str) -> int:
+        return len(text)
+
+
+GPU = Gpu()
+
+
+@duro.workflow(name="ui_app.index")
+async def index(text: str) -> int:
+    return await GPU.embed(text)
+
+
+@duro.step(name="ui_app.work")
+async def work(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "worked"
+
+
+@duro.workflow(name="ui_app.nap_and_work")
+async def nap_and_work(nap: float, busy: float) -> list[str]:
+    # The step's outcome comes between the timer's start and its firing.
+    _, worked = await asyncio.gather(duro.sleep(nap), work(busy))
+    return ["napped", worked]

@@ -68,11 +68,19 @@ function route() {
       link.classList.toggle("on", on);
       on ? link.setAttribute("aria-current", "page") : link.removeAttribute("aria-current");
     }
+    document.title = `duro · ${nav}`;
     page(main, match, new URLSearchParams(query), current.signal);
     return;
   }
   replace(main, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/runs" }, "the runs")));
 }
+
+// Keyboard users skip the header: the page's content takes the focus (a plain "#main"
+// link would change the hash, which is the router's).
+document.getElementById("skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
 
 onUnauthenticated.handler = (error) => signIn(error);
 window.addEventListener("hashchange", route);

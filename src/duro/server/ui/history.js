@@ -22,7 +22,9 @@ function byOp(events) {
 }
 
 // What the run waits for now: a list of {what, name, since, until, detail, link}.
-export function waitingFor(run, events, now = new Date()) {
+// `waits` (GET /v1/runs/{id}/waiting, or null) adds what the history cannot say: the
+// signals the code awaits, its exact timers, its steps queued for another worker.
+export function waitingFor(run, events, now = new Date(), waits = null) {
   if (isTerminal(run.status)) return [];
   const out = [];
   if (run.status === "pending") {
@@ -59,6 +61,11 @@ export function waitingFor(run, events, now = new Date()) {
                  detail: `attempt ${last.meta ? last.meta.attempt : "?"} running` });
     }
   }
+  for (const task of (waits && waits.tasks) || []) {
+    out.push({ what: "step", name: task.step, since: new Date(task.since),
+               detail: `attempt ${task.attempt} on queue ${task.queue}, ` +
+                       (task.claimed_by ? `claimed by worker ${task.claimed_by}` : "not yet claimed") });
+  }
   for (const event of events) {  // updates have no op: match them by id
     if (event.kind !== "update_accepted") continue;
     const id = event.meta && event.meta.update_id;
@@ -66,9 +73,27 @@ export function waitingFor(run, events, now = new Date()) {
     if (!ended) out.push({ what: "update", name: event.name, since: new Date(event.time),
                            detail: "an update handler to finish" });
   }
-  if (run.wake_at && !out.some((w) => w.what === "retry")) {
+  const recorded = waits && waits.recorded;
+  for (const signal of recorded ? waits.signals : []) {
+    out.push({ what: "signal", name: signal.name, since: new Date(signal.since),
+               detail: "a signal (duro.wait_for_signal)" });
+  }
+  if (recorded && waits.conditions) {
+    out.push({ what: "condition", detail: `${waits.conditions} condition(s) (duro.wait_condition)` +
+      (waits.signal_handlers.length ? `; signal handlers: ${waits.signal_handlers.join(", ")}` : "") });
+  }
+  if (recorded && waits.timers.length) {
+    for (const timer of waits.timers) {  // exact: when it was set and when it fires
+      out.push({ what: "timer", since: new Date(timer.set_at), until: new Date(timer.fire_at),
+                 detail: "a timer (duro.sleep, a wait's timeout or a deadline)" });
+    }
+  } else if (run.wake_at && !out.some((w) => w.what === "retry")) {
     const at = new Date(run.wake_at);
     out.push({ what: "timer", until: at, detail: "a timer (duro.sleep, a wait's timeout or a deadline)" });
+  }
+  if (!out.length && recorded && waits.signal_handlers.length) {
+    out.push({ what: "signal", name: waits.signal_handlers.join(", "), since: new Date(run.updated_at),
+               detail: "a signal its handlers take (duro.on_signal), or an update" });
   }
   if (!out.length && run.status === "suspended") {
     out.push({ what: "signal", since: new Date(lastTime(events) || run.updated_at),
@@ -89,7 +114,7 @@ const seconds = (date) => date.getTime() / 1000;
 
 // The timeline's rows: {label, kind, start, end, open, note} (Dates), one row per step
 // attempt and backoff, timer, child, approval, update, signal; `start`..`end` of the run.
-export function timeline(run, events, now = new Date()) {
+export function timeline(run, events, now = new Date(), waits = null) {
   const rows = [];
   const start = new Date(run.created_at);
   const end = run.closed_at ? new Date(run.closed_at) : now;
@@ -119,7 +144,12 @@ export function timeline(run, events, now = new Date()) {
       open.set(event.op, row);
       rows.push(row);
     } else if (event.kind === "timer_fired") {
-      rows.push({ label: "timer", kind: "timer", start: previous, end: at, seq: event.seq, note: "fired" });
+      // Exact when the event says when it was set (TimerMeta); older histories do not:
+      // then from the event before it.
+      const set = typeof meta.set_at === "number" ? new Date(meta.set_at * 1000) : previous;
+      const late = typeof meta.due_at === "number" ? span(new Date(meta.due_at * 1000), at) : null;
+      rows.push({ label: "timer", kind: "timer", start: set, end: at, seq: event.seq,
+                  note: late !== null && late >= 1 ? `fired ${fmtLate(late)} late` : "fired" });
     } else if (["child_started", "approval_requested", "update_accepted"].includes(event.kind)) {
       const kind = event.kind.split("_")[0];
       const label = kind === "child" ? `child ${(event.data && event.data.workflow_id) || event.name}`
@@ -143,11 +173,26 @@ export function timeline(run, events, now = new Date()) {
     }
     previous = at;
   }
+  const recorded = !isTerminal(run.status) && waits && waits.recorded;
+  for (const signal of recorded ? waits.signals : []) {
+    rows.push({ label: `signal ${signal.name}`, kind: "signal", start: new Date(signal.since), end: now,
+                open: true, note: "waiting" });
+  }
+  for (const task of isTerminal(run.status) || !waits ? [] : waits.tasks) {
+    rows.push({ label: `${task.step} #${task.attempt}`, kind: task.claimed_by ? "running" : "queued",
+                start: new Date(task.since), end: now, open: true,
+                note: task.claimed_by ? `on ${task.queue}, claimed` : `queued on ${task.queue}` });
+  }
   if (run.status === "suspended" && !run.wake_at && !rows.some((r) => r.open)) {
     rows.push({ label: "waiting", kind: "signal", start: previous, end: now, open: true,
                 note: "for a signal or an update" });
   }
-  if (!isTerminal(run.status) && run.wake_at) {
+  if (recorded && waits.timers.length) {
+    for (const timer of waits.timers) {  // exact: set at, fires at (recorded as it suspended)
+      rows.push({ label: "timer (pending)", kind: "timer", start: new Date(timer.set_at),
+                  end: new Date(timer.fire_at), open: true, note: "fires" });
+    }
+  } else if (!isTerminal(run.status) && run.wake_at) {
     const wake = new Date(run.wake_at);
     rows.push({ label: "timer (pending)", kind: "timer", start: previous, end: wake, open: true,
                 note: "fires" });
@@ -157,3 +202,5 @@ export function timeline(run, events, now = new Date()) {
 }
 
 export const span = (a, b) => seconds(b) - seconds(a);
+
+const fmtLate = (s) => (s < 60 ? `${s.toFixed(1)} s` : `${Math.round(s / 60)} min`);

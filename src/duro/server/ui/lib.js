@@ -226,9 +226,11 @@ export function readJson(text, what) {
   }
 }
 
+// Each cell says its column (data-label): in a narrow window the rows stack as cards,
+// each value under its column's name (app.css), instead of a table to scroll sideways.
 export function table(columns, rows, { empty = "nothing here" } = {}) {
   if (!rows.length) return h("p", { class: "muted" }, empty);
-  return h("div", { class: "scroll" }, h("table", {},
+  return h("div", { class: "scroll" }, h("table", { class: "stacked" },
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
-    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c)))))));
+    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c, i) => h("td", { "data-label": columns[i] }, c)))))));
 }

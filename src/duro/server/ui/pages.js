@@ -2,8 +2,8 @@
 // approval inbox, schedules, queues and workers.
 
 import {
-  api, confirmDialog, errorBox, fmtDuration, fmtTime, h, jsonView, relative, replace,
-  runLink, statusBadge, table,
+  ApiError, api, confirmDialog, errorBox, fmtDuration, fmtTime, h, jsonView, readJson, relative,
+  replace, runLink, statusBadge, table,
 } from "./lib.js";
 
 const STATUSES = ["pending", "running", "suspended", "parked", "completed", "failed",
@@ -25,7 +25,7 @@ export function runsPage(root, params, signal) {
   const filters = Object.fromEntries(params);
   const cursors = [];  // the cursors of the pages before this one ("previous")
   let cursor = filters.cursor || "";
-  const counts = h("div", { class: "counts", "aria-label": "counts per status" });
+  const counts = h("div", { class: "counts", role: "group", "aria-label": "counts per status" });
   const list = h("div", { "aria-live": "polite" });
   const input = (name, label, attrs = {}) => h("div", { class: "field" }, h("label", { for: `f-${name}` }, label),
     h("input", { id: `f-${name}`, name, value: filters[name] || "", ...attrs }));
@@ -154,7 +154,7 @@ export function approvalsPage(root, params, signal) {
 export function schedulesPage(root, params, signal) {
   const body = h("div", {});
   const result = h("div", { role: "status", "aria-live": "polite" });
-  replace(root, h("h1", {}, "Schedules"), result, body);
+  replace(root, h("h1", {}, "Schedules"), createForm(() => load()), result, body);
   const act = (title, path, confirmText) => async () => {
     try {
       if (!(await confirmDialog(title, confirmText))) return;
@@ -192,6 +192,21 @@ export function schedulesPage(root, params, signal) {
         h("button", { type: "submit", class: "primary" }, "Backfill")), out));
     start.focus();
   }
+  // The next ticks, in the schedule's own time zone (GET /v1/schedules/{id}/ticks).
+  async function ticks(s) {
+    try {
+      const next = await api("GET", `/v1/schedules/${encodeURIComponent(s.schedule_id)}/ticks`,
+        { params: { count: 5 }, signal });
+      replace(result, h("section", { class: "card", "aria-label": `next ticks of ${s.schedule_id}` },
+        h("h2", {}, "Next ticks of ", h("code", {}, s.schedule_id), ` (${next.timezone})`),
+        next.ticks.length ? h("ol", { class: "ticks" }, next.ticks.map((t) => h("li", {}, zoned(t, next.timezone),
+          h("span", { class: "muted" }, ` · ${relative(new Date(t))}`))))
+          : h("p", { class: "muted" }, "none"),
+        next.paused ? h("p", { class: "muted" }, "paused: resuming recomputes them") : null));
+    } catch (exc) {
+      replace(result, errorBox(exc));
+    }
+  }
   async function load() {
     try {
       const { schedules } = await api("GET", "/v1/schedules", { signal });
@@ -207,13 +222,64 @@ export function schedulesPage(root, params, signal) {
               s.paused ? h("button", { type: "button", onclick: act("resume", `/v1/schedules/${id}/resume`, `Resume ${s.schedule_id}?`) }, "Resume")
                 : h("button", { type: "button", onclick: act("pause", `/v1/schedules/${id}/pause`, `Pause ${s.schedule_id}?`) }, "Pause"),
               h("button", { type: "button", onclick: act("trigger", `/v1/schedules/${id}/trigger`, `Start a run of ${s.schedule_id} now?`) }, "Trigger"),
-              h("button", { type: "button", onclick: () => backfill(s) }, "Backfill…"))];
+              h("button", { type: "button", onclick: () => backfill(s) }, "Backfill…"),
+              h("button", { type: "button", onclick: () => ticks(s) }, "Next ticks"))];
         }), { empty: "no schedules" }));
     } catch (exc) {
       if (!signal.aborted) replace(body, errorBox(exc));
     }
   }
   load();
+}
+
+// A new schedule (POST /v1/schedules): id, workflow, cron or interval, time zone, the
+// arguments as a JSON array. What the page can tell is refused before anything is sent;
+// the rest (an unknown zone, a cron expression that never fires) is the server's problem.
+function createForm(created) {
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const field = (name, label, input) => h("div", { class: "field" }, h("label", { for: `s-${name}` }, label), input);
+  const input = (name, attrs = {}) => h("input", { id: `s-${name}`, name, ...attrs });
+  const out = h("div", { role: "status", "aria-live": "polite" });
+  const kind = h("select", { id: "s-kind", name: "kind" },
+    h("option", { value: "cron" }, "cron"), h("option", { value: "every" }, "every (seconds)"));
+  // novalidate: the page's own checks say what is wrong in the form's status line.
+  const form = h("form", { class: "card new-schedule", "aria-label": "new schedule", novalidate: true, onsubmit: async (event) => {
+    event.preventDefault();
+    const value = (name) => form.querySelector(`[name=${name}]`).value.trim();
+    try {
+      for (const [name, what] of [["id", "the schedule id"], ["workflow", "the workflow"]]) {
+        if (!value(name)) throw new ApiError(0, "invalid_argument", `${what} is required`);
+      }
+      const timing = value("timing");
+      if (!timing) throw new ApiError(0, "invalid_argument", `the ${kind.value === "cron" ? "cron expression" : "interval"} is required`);
+      const every = Number(timing);
+      if (kind.value === "every" && !(every > 0)) throw new ApiError(0, "invalid_argument", "the interval must be a number of seconds above 0");
+      const args = readJson(value("args"), "the arguments") ?? [];
+      if (!Array.isArray(args)) throw new ApiError(0, "invalid_argument", "the arguments must be a JSON array");
+      const body = { id: value("id"), workflow: value("workflow"), args,
+                     ...(kind.value === "cron" ? { cron: timing } : { every }),
+                     ...(value("timezone") ? { timezone: value("timezone") } : {}) };
+      if (!(await confirmDialog("create schedule", `Create schedule ${body.id} of ${body.workflow}?`))) return;
+      const made = await api("POST", "/v1/schedules", { body });
+      replace(out, h("strong", {}, "created"), " ", h("code", {}, made.schedule_id), made.next_fire_at
+        ? ` · next tick ${zoned(made.next_fire_at, made.timezone)}` : "");
+      created();
+    } catch (exc) {
+      replace(out, errorBox(exc));
+    }
+  } },
+    h("h2", {}, "New schedule"),
+    h("div", { class: "filters" },
+      field("id", "schedule id", input("id", { required: true, autocomplete: "off" })),
+      field("workflow", "workflow", input("workflow", { required: true, placeholder: "module.workflow" })),
+      field("kind", "timing", kind),
+      field("timing", "cron expression or seconds", input("timing", { required: true, placeholder: "0 3 * * *" })),
+      field("timezone", "time zone", input("timezone", { list: "s-zones", placeholder: "UTC", autocomplete: "off" })),
+      field("args", "arguments (JSON array)", input("args", { placeholder: "[]" })),
+      h("button", { type: "submit", class: "primary" }, "Create")),
+    h("datalist", { id: "s-zones" }, zones.map((z) => h("option", { value: z }))),
+    out);
+  return h("details", { class: "create" }, h("summary", {}, "New schedule…"), form);
 }
 
 // A time in the schedule's own zone (the browser knows the IANA zones).

@@ -13,9 +13,11 @@ const ROWS = 100;           // rows of the history table shown at once
 const MAX_EVENTS = 200000;  // past this the page stops loading (it says so)
 const MAX_BARS = 400;
 const RECONNECT_MS = 1000;
+const WAITS_AFTER_MS = 300;  // live events come in bursts: read the waits once after one
 
 export function runPage(root, workflowId, params, signal) {
-  const state = { run: null, events: [], loaded: false, kind: "", page: 0, runId: params.get("run_id") };
+  const state = { run: null, events: [], waits: null, loaded: false, kind: "", page: 0,
+                  runId: params.get("run_id") };
   const parts = {
     header: h("section", { class: "card", "aria-label": "run" }),
     waiting: h("section", { class: "card waiting", "aria-label": "waiting for" }),
@@ -41,9 +43,9 @@ export function runPage(root, workflowId, params, signal) {
   function draw() {
     if (!state.run) return;
     drawHeader(parts.header, state.run, state.events);
-    drawWaiting(parts.waiting, state.run, state.events);
+    drawWaiting(parts.waiting, state.run, state.events, state.waits);
     drawOutcome(parts.outcome, state.run, state.events);
-    drawTimeline(parts.timeline, state.run, state.events);
+    drawTimeline(parts.timeline, state.run, state.events, state.waits);
     drawHistory(parts.history, state, render, actions);
   }
 
@@ -75,6 +77,7 @@ export function runPage(root, workflowId, params, signal) {
             else if (data && (!state.events.length || data.seq > state.events[state.events.length - 1].seq)) {
               state.events.push(data);
               if (state.events.length % 50 === 1) refreshRun();
+              laterWaits();
             }
             render();
           }, signal);
@@ -98,8 +101,28 @@ export function runPage(root, workflowId, params, signal) {
       state.run = await api("GET", `/v1/runs/${encodeURIComponent(workflowId)}`,
         { params: { run_id: state.runId }, signal });
       render();
+      loadWaits();
     } catch { /* the stream goes on; the next one may succeed */ }
   }
+
+  // What the history cannot say (the signals awaited, exact timers, queued steps).
+  async function loadWaits() {
+    if (!state.run || isTerminal(state.run.status)) { state.waits = null; render(); return; }
+    try {
+      state.waits = await api("GET", `/v1/runs/${encodeURIComponent(workflowId)}/waiting`,
+        { params: { run_id: state.runId }, signal });
+      render();
+    } catch { /* the page shows what the history says */ }
+  }
+  let waitsTimer = null;
+  function laterWaits() {
+    // A suspension writes no event: read again once the burst is over, and once more
+    // a moment later (the worker suspends the run after its last event).
+    clearTimeout(waitsTimer);
+    waitsTimer = setTimeout(async () => { await refreshRun(); waitsTimer = setTimeout(refreshRun, 3 * WAITS_AFTER_MS); },
+                            WAITS_AFTER_MS);
+  }
+  signal.addEventListener("abort", () => clearTimeout(waitsTimer));
 
   async function loadSide() {
     const side = [];
@@ -130,6 +153,7 @@ export function runPage(root, workflowId, params, signal) {
         { params: { run_id: state.runId }, signal });
       state.runId = state.runId || state.run.run_id;
       render();
+      loadWaits();
       await loadHistory();
       loadSide();
       if (!state.capped) follow();
@@ -192,9 +216,9 @@ function drawHeader(node, run, events) {
       : null);
 }
 
-function drawWaiting(node, run, events) {
+function drawWaiting(node, run, events, stored) {
   const now = new Date();
-  const waits = waitingFor(run, events, now);
+  const waits = waitingFor(run, events, now, stored);
   node.hidden = !waits.length;
   replace(node, h("h2", {}, "Waiting for"), h("ul", { class: "waits" }, waits.map((w) =>
     h("li", { "data-what": w.what },
@@ -228,8 +252,8 @@ function drawOutcome(node, run, events) {
   replace(node, cards);
 }
 
-function drawTimeline(node, run, events) {
-  const { start, end, rows } = timeline(run, events);
+function drawTimeline(node, run, events, waits) {
+  const { start, end, rows } = timeline(run, events, new Date(), waits);
   const total = Math.max(span(start, end), 0.001);
   const shown = rows.slice(0, MAX_BARS);
   const pct = (d) => `${Math.min(100, Math.max(0, (span(start, d) / total) * 100)).toFixed(3)}%`;
@@ -322,7 +346,15 @@ function actionsPanel(workflowId, state) {
   }
   const value = (name) => form.querySelector(`[name=${name}]`).value.trim();
   const post = (path, body) => api("POST", `/v1/runs/${id}/${path}`, { body });
-  const form = h("form", { class: "actions", onsubmit: (e) => e.preventDefault() },
+  // Enter in a field acts with the next button of its fieldset (each action is a form
+  // in all but markup: no submit button, so no implicit submission).
+  const enter = (e) => {
+    if (e.key !== "Enter" || e.target.tagName !== "INPUT" || !e.target.closest("fieldset")) return;
+    const button = [...e.target.closest("fieldset").querySelectorAll("button")].find((b) =>
+      e.target.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING);
+    if (button) { e.preventDefault(); button.click(); }
+  };
+  const form = h("form", { class: "actions", "aria-label": "actions", onsubmit: (e) => e.preventDefault(), onkeydown: enter },
     h("h2", {}, "Actions"),
     h("fieldset", {}, h("legend", {}, "Signal"),
       field("signal", "name", { required: true }), field("signal_payload", "payload (JSON)", { rows: 2, placeholder: '"ann"' }),

@@ -19,9 +19,11 @@ from duro.store._records import (
     IdReusePolicy,
     Message,
     NewEvent,
+    OpenTask,
     Placement,
     RunLinks,
     RunRecord,
+    RunWaitsRecord,
 )
 from duro.store._rows import run_record
 from duro.store._rules import TIMED_OUT, in_namespace, list_query, plan_run, terminated
@@ -110,7 +112,7 @@ class Runs(Dialect):
         self, run_id: str, epoch: int, first_seq: int, events: Sequence[NewEvent], *,
         now: float, status: str | None = None, result: bytes | None = None,
         error: bytes | None = None, wake_at: float | None = None, release: bool = False,
-        consume_inbox_upto: int | None = None,
+        consume_inbox_upto: int | None = None, waits: str | None = None,
     ) -> None:
         """See :meth:`duro.store.WorkerStore.append`."""
         charged = _charged(events)
@@ -136,6 +138,9 @@ class Runs(Dialect):
             if charged:  # a budgeted step's outcome: its spend goes with it
                 await settle(tx, run_id, epoch, new_len, events, now)
             if status == "suspended":
+                # What it waits for now (the web UI's "waiting for"): rewritten at each
+                # suspension, so a value left from an earlier one never shows.
+                await tx.run("record_waits", {"run_id": run_id, "waits": waits})
                 # A message that arrived while the run was running must still wake it.
                 await tx.run("wake_if_inbox",
                              {**self._wake_params, "run_id": run_id, "now": now})
@@ -191,6 +196,15 @@ class Runs(Dialect):
     async def children(self, run_id: str) -> list[RunRecord]:
         """See :meth:`duro.store.ClientStore.children`."""
         return [run_record(r) for r in await self._fetch("children_of", {"run_id": run_id})]
+
+    async def run_waits(self, run_id: str) -> RunWaitsRecord:
+        """See :meth:`duro.store.ClientStore.run_waits`."""
+        waits: str | None = await self._value("waits_of_run", {"run_id": run_id}, "waits")
+        tasks = await self._fetch("open_tasks_of_run", {"run_id": run_id})
+        return RunWaitsRecord(waits=waits, tasks=tuple(OpenTask(
+            op=r["op"], attempt=r["attempt"], step=r["step"], queue=r["queue"],
+            owner=r["owner"] if r["status"] == "running" else None,
+            created_at=r["created_at"], updated_at=r["updated_at"]) for r in tasks))
 
     async def get_state(self, run_id: str, key: str) -> bytes | None:
         """See :meth:`duro.store.ClientStore.get_state`."""

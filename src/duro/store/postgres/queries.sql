@@ -104,6 +104,11 @@ WITH fence AS (
 )
 SELECT count(*) FROM fence;
 
+-- name: record_waits
+-- What the run waits for as it suspends (duro/_waits.py), in the suspension's
+-- transaction, after its fenced append.
+UPDATE runs SET waits = %(waits)s WHERE run_id = %(run_id)s;
+
 -- name: wake_if_inbox
 -- After a suspension, in its own statement (a fresh snapshot taken after the run's row
 -- lock was ours): a message stored by another transaction meanwhile still wakes the run.
@@ -305,6 +310,16 @@ INSERT INTO tasks (task_id, run_id, op, attempt, step, queue, args, info, status
 VALUES (%(task_id)s, %(run_id)s, %(op)s, %(attempt)s, %(step)s, %(queue)s, %(args)s,
         %(info)s, 'pending', %(now)s, %(now)s)
 ON CONFLICT (task_id) DO NOTHING;
+
+-- name: waits_of_run
+SELECT waits FROM runs WHERE run_id = %(run_id)s;
+
+-- name: open_tasks_of_run
+-- The run's step tasks not done yet (pending: no worker of the queue claimed it yet;
+-- running: claimed by owner), oldest first (tasks_run index).
+SELECT op, attempt, step, queue, status, owner, created_at, updated_at FROM tasks
+WHERE run_id = %(run_id)s AND status IN ('pending', 'running')
+ORDER BY created_at;
 
 -- name: next_task
 SELECT 1 AS found FROM tasks WHERE status = 'pending'

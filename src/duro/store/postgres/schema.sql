@@ -253,7 +253,8 @@ CREATE TABLE runs (
     on_trial integer DEFAULT 0 NOT NULL,
     depth integer DEFAULT 0 NOT NULL,
     headers text,
-    namespace text DEFAULT 'default'::text NOT NULL
+    namespace text DEFAULT 'default'::text NOT NULL,
+    waits text
 ) WITH (fillfactor=70);
 ALTER TABLE runs ADD CONSTRAINT runs_pkey PRIMARY KEY (run_id);
 CREATE INDEX runs_closed ON runs USING btree (closed_at) WHERE (closed_at IS NOT NULL);

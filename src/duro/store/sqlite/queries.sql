@@ -277,6 +277,11 @@ ORDER BY a.created_at DESC, a.run_id DESC LIMIT :limit;
 SELECT run_id, key, data FROM run_search_attributes
 WHERE run_id IN (SELECT value FROM json_each(:ids)) ORDER BY run_id, key;
 
+-- name: record_waits
+-- What the run waits for as it suspends (duro/_waits.py), in the suspension's
+-- transaction, after its fenced append.
+UPDATE runs SET waits = :waits WHERE run_id = :run_id;
+
 -- name: wake_if_inbox
 UPDATE runs SET status = 'pending', wake_at = :now, updated_at = :now
 WHERE run_id = :run_id AND status = 'suspended'
@@ -552,6 +557,16 @@ WHERE owner = :worker AND status = 'running';
 
 -- name: delete_tasks_of_run
 DELETE FROM tasks WHERE run_id = :run_id;
+
+-- name: waits_of_run
+SELECT waits FROM runs WHERE run_id = :run_id;
+
+-- name: open_tasks_of_run
+-- The run's step tasks not done yet (pending: no worker of the queue claimed it yet;
+-- running: claimed by owner), oldest first (tasks_run index).
+SELECT op, attempt, step, queue, status, owner, created_at, updated_at FROM tasks
+WHERE run_id = :run_id AND status IN ('pending', 'running')
+ORDER BY created_at;
 
 -- name: next_task
 SELECT 1 AS found FROM tasks WHERE status = 'pending'

@@ -217,7 +217,7 @@ CREATE TABLE runs (
     history_len     INTEGER NOT NULL DEFAULT 0,
     code_hash       TEXT
 , parent_run_id TEXT, parent_op INTEGER, parent_close TEXT, deadline_at REAL, origin_run_id TEXT, queue TEXT NOT NULL DEFAULT 'default', priority INTEGER NOT NULL DEFAULT 0, concurrency_key TEXT, dedup_key TEXT, debounce_key TEXT, started_at REAL, recoveries INTEGER NOT NULL DEFAULT 0, on_trial INTEGER NOT NULL DEFAULT 0, depth INTEGER NOT NULL DEFAULT 0, headers TEXT, listed_at REAL GENERATED ALWAYS AS (
-    CASE WHEN typeof(created_at) IN ('real', 'integer') THEN created_at ELSE 0 END) VIRTUAL, namespace TEXT NOT NULL DEFAULT 'default');
+    CASE WHEN typeof(created_at) IN ('real', 'integer') THEN created_at ELSE 0 END) VIRTUAL, namespace TEXT NOT NULL DEFAULT 'default', waits TEXT);
 
 CREATE TABLE schedules (
     schedule_id       TEXT PRIMARY KEY,
