@@ -29,6 +29,7 @@ touches a database, so each rule is unit-tested without one (``tests/unit/test_r
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -106,6 +107,7 @@ __all__ = [
     "list_query",
     "plan_run",
     "queue_room",
+    "stream_lock_key",
     "stream_plan",
     "taken",
     "terminated",
@@ -755,6 +757,13 @@ def headers_json(headers: Mapping[str, str] | None) -> str | None:
 
 
 StreamPlan = Literal["new", "write", "supersede", "drop"]
+
+
+def stream_lock_key(run_id: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a run's stream (PostgreSQL): taken by
+    step chunk batches and by appends of workflow code's stream writes alike."""
+    digest = hashlib.blake2b(b"duro.stream:" + run_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def stream_plan(head_execution: str | None, head_attempt: int | None, *, execution: str,

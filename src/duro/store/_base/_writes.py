@@ -13,6 +13,7 @@ from typing import Any
 
 from duro._history import (
     PROJECTED_KINDS,
+    STREAM_KINDS,
     UPDATE_STATUS,
     ApprovalMeta,
     EventKind,
@@ -33,6 +34,7 @@ from duro.store._records import (
     Placement,
     RunLinks,
     RunRecord,
+    StreamKind,
 )
 from duro.store._rows import Row, inbox_message, run_record
 from duro.store._rules import (
@@ -47,6 +49,7 @@ from duro.store._rules import (
     dedup_hit,
     in_namespace,
     plan_run,
+    stream_lock_key,
     taken,
 )
 
@@ -233,6 +236,12 @@ def projection(run_id: str, epoch: int, new_len: int,
     if event.kind == EventKind.APPROVAL_TIMED_OUT:
         return "time_out_approval", {**fence,
                                       "approval_id": ApprovalMeta.decode(event.meta).approval_id}
+    if event.kind in STREAM_KINDS:
+        chunk = event.kind == EventKind.STREAM_WRITTEN
+        return "stream_put", {
+            **fence, "key": stream_lock_key(run_id),
+            "kind": (StreamKind.CHUNK if chunk else StreamKind.CLOSED).value,
+            "data": event.data.decode() if chunk and event.data is not None else None}
     if event.kind == EventKind.SEARCH_ATTRIBUTES_UPSERTED:
         changes = SearchAttributesMeta.decode(event.meta).attributes
         return "upsert_search_attributes", {**fence, **attribute_params(changes)}
@@ -259,6 +268,8 @@ async def fence(tx: Tx, run_id: str, epoch: int, first_seq: int, events: Sequenc
     at = first_seq + len(events)
     for e in events:
         if (write := projection(run_id, epoch, at + reserve, e)) is not None:
+            if e.kind in STREAM_KINDS:  # the run's stream offsets: one writer at a time
+                await tx.run("stream_lock", write[1])
             await tx.run(*write)
     return at
 
