@@ -61,7 +61,7 @@ def test_the_stream_route_is_live_and_resumable(served: tuple[str, str]) -> None
 
 
 def test_a_workflows_values_and_its_close_over_http(served: tuple[str, str]) -> None:
-    db_url, url = served
+    url = served[1]
 
     async def body() -> None:
         async with duro.Client(url) as remote:
