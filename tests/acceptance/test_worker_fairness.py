@@ -31,7 +31,7 @@ LOG = os.environ["FAIR_LOG"]
 async def fair_work(i: int, k: int) -> int:
     with open(LOG, "a") as f:  # one line a step execution (O_APPEND: whole lines)
         f.write(f"{i} {k} {os.getpid()}\\n")
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # runs long enough to be held while the other claims
     return os.getpid()
 
 @duro.workflow
@@ -90,6 +90,7 @@ def test_two_workers_on_one_database_share_the_runs(any_db_url: str, tmp_path: P
         for proc in workers:
             proc.communicate(timeout=30)
     assert set(by_pid) == {p.pid for p in workers}, by_pid
+    print(f"\nruns completed by each worker: {sorted(by_pid.values())}")
     assert min(by_pid.values()) >= RUNS // 4, by_pid  # each a fair share, not one all
     lines = log.read_text().split("\n")[:-1]
     executed = collections.Counter(tuple(line.split()[:2]) for line in lines)
