@@ -2,7 +2,7 @@
 values reach ``handle.stream()`` in order with the steps' chunks, each exactly once
 across replays (a restarted engine replays the run: nothing is written again), and a
 closed stream ends its readers while the run goes on; a write after the close, or from a
-query, is refused."""
+query, is refused; a fork's stream has the values its copied history has."""
 
 from __future__ import annotations
 
@@ -72,6 +72,11 @@ def test_workflow_values_reach_the_stream_once_and_close_it(any_db_url: str) -> 
             await handle.signal("finish")
             refused = await handle.result(timeout=20)
             after = await asyncio.wait_for(_read(handle), 20)
+            # A fork copies the workflow's own values (its history has them), in order;
+            # its replay writes none again.
+            fork = await second.fork("ws-1", new_id="ws-1-fork")
+            assert len(await fork.result(timeout=20)) == 1
+            forked = await asyncio.wait_for(_read(fork), 20)
         assert len(refused) == 1 and "closed it" in refused[0]
         # The workflow's values in its order, each once, then the close; the steps' chunks
         # in theirs (a value written while a step runs is committed beside its chunks:
@@ -90,6 +95,7 @@ def test_workflow_values_reach_the_stream_once_and_close_it(any_db_url: str) -> 
         assert _values(seen) == _values(everything)[:len(seen)]
         assert _values(after) == _values(everything)  # nothing more, nothing twice
         mine = [c for c in everything if c.op == -1]
+        assert [(c.kind, c.data) for c in forked] == [(c.kind, c.data) for c in mine]
         assert {(c.step, c.execution, c.superseded) for c in mine} == {("", "workflow", False)}
 
     run(main())

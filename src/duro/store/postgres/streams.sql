@@ -50,3 +50,11 @@ SELECT %(run_id)s::text,
        %(kind)s::text, -1, '', 0, 'workflow', %(data)s::text, %(ts)s::float8
 WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = %(run_id)s AND epoch = %(epoch)s
               AND history_len = %(new_len)s);
+
+-- name: stream_copy
+-- A workflow's own value (or its closed marker) copied with its history (reset, retry,
+-- fork) to the new run's stream, in order: the new run is not claimed yet.
+INSERT INTO run_streams (run_id, seq, kind, op, step, attempt, execution, data, ts)
+SELECT %(run_id)s::text,
+       (SELECT COALESCE(MAX(seq) + 1, 0) FROM run_streams WHERE run_id = %(run_id)s),
+       %(kind)s::text, -1, '', 0, 'workflow', %(data)s::text, %(ts)s::float8;

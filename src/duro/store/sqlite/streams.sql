@@ -42,3 +42,10 @@ ORDER BY seq LIMIT :limit;
 INSERT INTO run_streams (run_id, seq, kind, op, step, attempt, execution, data, ts)
 SELECT :run_id, (SELECT COALESCE(MAX(seq) + 1, 0) FROM run_streams WHERE run_id = :run_id),
        :kind, -1, '', 0, 'workflow', :data, :ts;
+
+-- name: stream_copy
+-- A workflow's own value (or its closed marker) copied with its history (reset, retry,
+-- fork) to the new run's stream, in order: the new run is not claimed yet.
+INSERT INTO run_streams (run_id, seq, kind, op, step, attempt, execution, data, ts)
+SELECT :run_id, (SELECT COALESCE(MAX(seq) + 1, 0) FROM run_streams WHERE run_id = :run_id),
+       :kind, -1, '', 0, 'workflow', :data, :ts;
