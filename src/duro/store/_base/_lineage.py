@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from duro._history import STREAM_KINDS, EventKind, SearchValue
 from duro.errors import DataRejectedError, RunNotFoundError, WorkflowAlreadyStartedError
 from duro.store._base import _writes as w
 from duro.store._base._dialect import Dialect
 from duro.store._base._tx import Tx
-from duro.store._records import (
-    LIVE_STATUSES,
-    Message,
-    NewEvent,
-    Placement,
-    RunLinks,
-    RunRecord,
-    StreamKind,
-)
+from duro.store._records import LIVE_STATUSES, Message, NewEvent, Placement, RunLinks, RunRecord
 from duro.store._rows import new_event, run_record
 from duro.store._rules import (
     check_copy_target,
@@ -39,15 +30,6 @@ def _same_place(run: RunRecord) -> Placement:
     """A successor's or a copy's place: its origin's queue, priority, concurrency key."""
     return Placement(queue=run.queue, priority=run.priority,
                      concurrency_key=run.concurrency_key)
-
-
-def _copied_stream_row(run_id: str, e: NewEvent) -> dict[str, Any]:
-    """The stream row of a copied ``stream_written``/``stream_closed`` event: the new run
-    is not claimed yet, so nobody else writes its stream (no lock, no fence)."""
-    chunk = e.kind == EventKind.STREAM_WRITTEN
-    return {"run_id": run_id, "ts": e.ts,
-            "kind": (StreamKind.CHUNK if chunk else StreamKind.CLOSED).value,
-            "data": e.data.decode() if chunk and e.data is not None else None}
 
 
 class Lineage(Dialect):
@@ -195,7 +177,9 @@ class Lineage(Dialect):
                     await tx.run("put_state", {"run_id": new_run_id, "key": e.name,
                                                "value": e.data, "ts": e.ts})
                 elif e.kind in STREAM_KINDS:  # the workflow's own values (not steps')
-                    await tx.run("stream_copy", _copied_stream_row(new_run_id, e))
+                    # The new run is not claimed yet: nobody else writes its stream.
+                    await tx.run("stream_copy", {"run_id": new_run_id, "ts": e.ts,
+                                                 **w.workflow_stream_row(e)})
             for params in copied_approvals(new_run_id, events):
                 await tx.run("insert_approval", params)
             record = await w.fetch_run(tx, new_run_id)

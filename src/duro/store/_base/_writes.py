@@ -54,7 +54,8 @@ from duro.store._rules import (
 )
 
 __all__ = ["close", "create_run", "fence", "fetch_run", "live_row", "live_run", "live_run_id",
-           "move_inbox", "on_closed", "projection", "send", "signal_seen"]
+           "move_inbox", "on_closed", "projection", "send", "signal_seen",
+           "workflow_stream_row"]
 
 _UPTO_ALL = 2**62
 """``consume_inbox``'s bound for "every message"."""
@@ -218,6 +219,14 @@ async def move_inbox(tx: Tx, old: str, new: str, carry: Sequence[Message], now: 
         await send(tx, new, message, now)
 
 
+def workflow_stream_row(event: NewEvent) -> dict[str, Any]:
+    """The stream row's kind and data of workflow code's ``stream_written`` (the value's
+    JSON text) or ``stream_closed`` (a ``closed`` marker) event."""
+    chunk = event.kind == EventKind.STREAM_WRITTEN
+    return {"kind": (StreamKind.CHUNK if chunk else StreamKind.CLOSED).value,
+            "data": event.data.decode() if chunk and event.data is not None else None}
+
+
 def projection(run_id: str, epoch: int, new_len: int,
                event: NewEvent) -> tuple[str, dict[str, Any]] | None:
     """The read-model write that goes with an appended event (published state, an
@@ -237,11 +246,8 @@ def projection(run_id: str, epoch: int, new_len: int,
         return "time_out_approval", {**fence,
                                       "approval_id": ApprovalMeta.decode(event.meta).approval_id}
     if event.kind in STREAM_KINDS:
-        chunk = event.kind == EventKind.STREAM_WRITTEN
-        return "stream_put", {
-            **fence, "key": stream_lock_key(run_id),
-            "kind": (StreamKind.CHUNK if chunk else StreamKind.CLOSED).value,
-            "data": event.data.decode() if chunk and event.data is not None else None}
+        return "stream_put", {**fence, "key": stream_lock_key(run_id),
+                              **workflow_stream_row(event)}
     if event.kind == EventKind.SEARCH_ATTRIBUTES_UPSERTED:
         changes = SearchAttributesMeta.decode(event.meta).attributes
         return "upsert_search_attributes", {**fence, **attribute_params(changes)}
