@@ -12,6 +12,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -82,9 +83,10 @@ class Cluster:
         listen: Addresses to listen on (the first is used in :attr:`url`).
     """
 
-    def __init__(self, *, listen: tuple[str, ...] = ("127.0.0.1",), local: bool = False
-                 ) -> None:
+    def __init__(self, *, listen: tuple[str, ...] = ("127.0.0.1",), local: bool = False,
+                 conf: dict[str, str] | None = None) -> None:
         self.listen = listen
+        self.conf = dict(conf or {})
         self.external = None if local else os.environ.get(ENV_URL)
         self.dir: Path | None = None
         self.port = 0
@@ -118,11 +120,7 @@ class Cluster:
             return self
         initdb, pg_ctl = find_bin("initdb"), find_bin("pg_ctl")
         assert initdb and pg_ctl, unavailable_reason()
-        self.dir = Path(tempfile.mkdtemp(prefix="duro-pg-"))
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
-            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
-        self.dir.chmod(0o700)
+        self.dir = _owned_dir("duro-pg-")
         data = self.dir / "data"
         # --no-sync only skips flushing initdb's own files; the server runs with fsync on.
         self._run([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
@@ -138,6 +136,7 @@ class Cluster:
             "max_connections": "300",
             "logging_collector": "off",
             "log_min_messages": "warning",
+            **self.conf,
         }
         # Written as the owner (the data directory is private to it).
         lines = "".join(f"{k} = '{v}'\n" for k, v in conf.items())
@@ -159,6 +158,43 @@ class Cluster:
         if action in ("start", "restart"):
             cmd[1:1] = ["-l", str(self.dir / "server.log")]
         self._run(cmd)
+
+    def standby(self, *, name: str = "standby1") -> Cluster:
+        """A streaming-replication standby of this local cluster (``pg_basebackup -R``),
+        started, on a port of its own; it reports itself as ``name`` (the primary's
+        ``synchronous_standby_names`` may list it)."""
+        assert self.dir is not None, "an external cluster cannot be copied"
+        basebackup = find_bin("pg_basebackup")
+        assert basebackup, "no pg_basebackup on this machine"
+        other = Cluster(listen=self.listen, local=True)
+        other.dir = _owned_dir("duro-pg-standby-")
+        data = other.dir / "data"
+        source = (f"host={self.listen[0]} port={self.port} user=postgres "
+                  f"application_name={name}")
+        self._run([basebackup, "-D", str(data), "-d", source, "-X", "stream", "-R",
+                   "--no-sync"])
+        other.port = _free_port()
+        # Its own settings; and promoted, it has no standby to wait for: the primary's
+        # synchronous_standby_names (copied with the configuration) would hang every
+        # commit of the new primary.
+        lines = (f"port = '{other.port}'\nunix_socket_directories = '{other.dir}'\n"
+                 "synchronous_standby_names = ''\n")
+        other._run(["sh", "-c",
+                    f"printf %s {_quote(lines)} >> {_quote(str(data))}/postgresql.conf"])
+        other.pg_ctl("start")
+        other.url = f"postgresql://postgres@{self.listen[0]}:{other.port}/postgres"
+        return other
+
+    def kill(self) -> None:
+        """SIGKILL the server and every process of it (a machine's crash, as the database
+        sees it: no shutdown, no last WAL flush)."""
+        assert self.dir is not None, "an external cluster cannot be killed"
+        pid = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)],
+                                  capture_output=True, text=True).stdout.split()
+        for one in [pid, *map(int, children)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(one, signal.SIGKILL)
 
     def stop(self) -> None:
         if self.external or self.dir is None:
@@ -186,6 +222,16 @@ class Cluster:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+
+
+def _owned_dir(prefix: str) -> Path:
+    """A new private directory for a cluster, the server's owner's when running as root."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    path.chmod(0o700)
+    return path
 
 
 def _quote(text: str) -> str:

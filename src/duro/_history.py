@@ -133,6 +133,11 @@ class EventKind(enum.StrEnum):
     """``duro.upsert_search_attributes(...)``: the run's search attributes changed."""
     APPROVAL_REQUESTED = "approval_requested"
     """``duro.approval(name, context)``: the run waits for a human decision."""
+    STREAM_WRITTEN = "stream_written"
+    """``duro.stream(value)`` in workflow code: the value (plain JSON) goes to the run's
+    stream in the transaction that records this event, so exactly once."""
+    STREAM_CLOSED = "stream_closed"
+    """``duro.close_stream()``: a ``closed`` marker ends the run's stream for readers."""
     APPROVAL_DECIDED = "approval_decided"
     """Who decided an approval, the verdict, the comment and when (the audit trail)."""
     APPROVAL_TIMED_OUT = "approval_timed_out"
@@ -170,12 +175,15 @@ APPROVAL_KINDS = frozenset({K.APPROVAL_REQUESTED, K.APPROVAL_DECIDED, K.APPROVAL
 CALL_KINDS = frozenset({K.CALL_STARTED, K.CALL_COMPLETED, K.CALL_FAILED})
 """A remote call's record (``duro.call``): written by the workflow code itself, so replay
 passes over them (the outcome comes back through the step and the signal they record)."""
+STREAM_KINDS = frozenset({K.STREAM_WRITTEN, K.STREAM_CLOSED})
+"""Workflow code's writes to the run's stream (a value, the close)."""
 PROJECTED_KINDS = frozenset({K.STATE_SET, K.UPDATE_ACCEPTED, K.UPDATE_COMPLETED,
                              K.UPDATE_FAILED, K.SEARCH_ATTRIBUTES_UPSERTED,
-                             K.APPROVAL_REQUESTED, K.APPROVAL_TIMED_OUT})
+                             K.APPROVAL_REQUESTED, K.APPROVAL_TIMED_OUT, *STREAM_KINDS})
 """Also kept in read models (published state, update outcomes, search attributes, pending
-approvals), in the same transaction. ``approval_decided`` is not: the decision is taken
-in the approvals table first (atomically, by whoever decides), then reaches the run."""
+approvals, the run's stream for workflow code's writes), in the same transaction.
+``approval_decided`` is not: the decision is taken in the approvals table first
+(atomically, by whoever decides), then reaches the run."""
 
 UPDATE_STATUS: dict[str, str] = {K.UPDATE_ACCEPTED: "accepted", K.UPDATE_COMPLETED: "completed",
                                  K.UPDATE_FAILED: "failed"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -264,3 +265,21 @@ def test_duro_worker_fires_code_declared_schedules(app_dir: Path) -> None:
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.communicate(timeout=CALL_TIMEOUT)
+
+
+def test_schedule_times_are_printed_in_the_schedules_zone(app_dir: Path) -> None:
+    db = f"sqlite:///{app_dir / 'z.db'}"
+    created = ok(cli(app_dir, db, "schedule", "create", "nightly", "app.py:report", "daily",
+                     "--cron", "0 2 * * *", "--tz", "Europe/Berlin"))
+    berlin = re.compile(r"\d{4}-\d\d-\d\d 02:00:00 Europe/Berlin")
+    assert berlin.search(created), created
+    assert berlin.search(ok(cli(app_dir, db, "schedule", "ls"))), "ls"
+    shown = ok(cli(app_dir, db, "schedule", "show", "nightly"))
+    assert berlin.search(shown) and "last tick" in shown, shown
+    # --utc: the same instant in UTC, labelled (01:00 in winter, 00:00 in summer).
+    utc = re.compile(r"\d{4}-\d\d-\d\d 0[01]:00:00 UTC")
+    for action in (["ls"], ["show", "nightly"], ["resume", "nightly"]):
+        text = ok(cli(app_dir, db, "schedule", *action, "--utc"))
+        assert utc.search(text) and not berlin.search(text), (action, text)
+    listed = js(cli(app_dir, db, "schedule", "ls", "--json"))[0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT02:00:00\+0[12]:00", listed["next_fire_local"])

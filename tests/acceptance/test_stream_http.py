@@ -60,6 +60,26 @@ def test_the_stream_route_is_live_and_resumable(served: tuple[str, str]) -> None
         problem(http.get("/v1/runs/nosuch/stream"), 404, "run_not_found")
 
 
+def test_a_workflows_values_and_its_close_over_http(served: tuple[str, str]) -> None:
+    url = served[1]
+
+    async def body() -> None:
+        async with duro.Client(url) as remote:
+            handle = await remote.start(stream_app.publish, 5, id="h-3")
+            got = [c async for c in handle.stream()]  # ends at the close, run still live
+            assert [(c.kind, c.op, c.data) for c in got] == [
+                *(("chunk", -1, {"progress": i}) for i in range(5)), ("closed", -1, None)]
+            assert not (await handle.describe()).status.is_terminal
+            await handle.signal("finish")
+            assert await handle.result(timeout=20) == 5
+
+    run(body())
+    with httpx.Client(base_url=url, timeout=30) as http:
+        messages = _read(http, "/v1/runs/h-3/stream")
+        assert [m["id"] for m in messages if "id" in m] == [str(i) for i in range(6)]
+        assert '"kind":"closed"' in messages[-2]["data"] and messages[-1]["event"] == "end"
+
+
 def test_remote_and_embedded_readers_get_the_same_items(served: tuple[str, str]) -> None:
     db_url, url = served
 

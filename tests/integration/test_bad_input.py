@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -237,6 +239,32 @@ async def wf_thread() -> int:
 
 
 @duro.workflow
+async def wf_starts_thread() -> int:
+    box: list[int] = []
+    worker = threading.Thread(target=box.append, args=[1])
+    worker.start()
+    worker.join()
+    return box[0]
+
+
+@duro.workflow
+async def wf_thread_pool() -> int:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: 1).result()
+
+
+@duro.step
+def step_with_threads(n: int) -> int:
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        return sum(pool.map(lambda i: i, range(n)))
+
+
+@duro.workflow
+async def wf_step_threads(n: int) -> int:
+    return await step_with_threads(n)
+
+
+@duro.workflow
 async def wf_busy() -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -247,6 +275,8 @@ async def wf_busy() -> None:
     (wf_time_sleep, "time.sleep"),
     (wf_opens_file, "opened a file"),
     (wf_thread, "run_in_executor"),
+    (wf_starts_thread, "started a thread"),
+    (wf_thread_pool, "started a thread"),
     (wf_busy, "without awaiting"),
 ])
 def test_blocking_workflow_code_parks_the_run_with_a_clear_error(
@@ -263,5 +293,7 @@ def test_blocking_workflow_code_parks_the_run_with_a_clear_error(
             assert what in info.error.message and "@duro.step" in info.error.message
             # the worker is still healthy
             assert await (await engine.start(wf_ok, 1)).result(timeout=10) == 2
+            # steps may use threads: only workflow code is guarded
+            assert await (await engine.start(wf_step_threads, 5)).result(timeout=10) == 10
 
     run(main())

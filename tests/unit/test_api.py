@@ -32,7 +32,7 @@ PUBLIC = {
     "Cache",
     "ApprovalInfo", "ApprovalNotFoundError", "ApprovalNotPendingError", "ApprovalPage",
     "Decision", "approval",
-    "StreamChunk", "stream",
+    "StreamChunk", "stream", "close_stream",
     "register_steps", "all_handlers_finished", "external_workflow", "ExternalWorkflowHandle",
     "complete_later",
     "Budget", "BudgetExceededError", "BudgetSpend",

@@ -34,6 +34,7 @@ from duro.store._rules import (
     copied_events,
     dedup_hit,
     definition_change,
+    fair_share,
     in_namespace,
     list_query,
     plan_run,
@@ -439,3 +440,18 @@ def test_stream_plan_keeps_one_execution_per_step() -> None:
     # A superseded execution's later batches, and an older attempt's first: dropped.
     assert stream_plan("b", 1, execution="a", attempt=1, first=False) == "drop"
     assert stream_plan("b", 2, execution="c", attempt=1, first=True) == "drop"
+
+
+def test_fair_share_splits_the_ready_runs_among_live_workers() -> None:
+    # Alone: all it has room for.
+    assert fair_share(256, peers=0, held=0, mine=0, ready=200, stale=0) == 256
+    # Two workers, 200 ready runs: the first takes half, the second the other half
+    # (the first's 100 are held by then), the first nothing more meanwhile.
+    assert fair_share(256, peers=1, held=0, mine=0, ready=200, stale=0) == 100
+    assert fair_share(256, peers=1, held=100, mine=0, ready=100, stale=0) == 100
+    assert fair_share(256, peers=1, held=100, mine=100, ready=100, stale=0) == 0
+    # Runs a peer left unclaimed for the grace period are anyone's (up to the room).
+    assert fair_share(256, peers=1, held=100, mine=100, ready=100, stale=40) == 40
+    assert fair_share(30, peers=1, held=100, mine=100, ready=100, stale=40) == 30
+    # One ready run among three idle workers: whoever looks first takes it.
+    assert fair_share(256, peers=2, held=0, mine=0, ready=1, stale=0) == 1

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from duro._history import TERMINAL_KINDS, EventKind
 from duro.cli._common import Style
@@ -20,6 +21,7 @@ __all__ = [
     "short_json",
     "status_text",
     "table",
+    "zone_time",
 ]
 
 _STATUS_COLORS = {"completed": "green", "failed": "red", "cancelled": "yellow",
@@ -45,6 +47,23 @@ def local_time(when: dt.datetime | None, *, ms: bool = False) -> str:
     local = when.astimezone()
     return local.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if ms else local.strftime(
         "%Y-%m-%d %H:%M:%S")
+
+
+def zone_time(when: dt.datetime | None, zone: str, *, utc: bool = False) -> str:
+    """A timestamp on the wall clock of ``zone`` (an IANA name) with the zone's name, e.g.
+    ``2026-12-07 02:00:00 Europe/Berlin``; in UTC (labelled) if ``utc``; ``-`` for none.
+
+    A schedule's times read in its own zone: its cron expression is evaluated there, so
+    ``0 2 * * *`` shows as 02:00 whatever the terminal's zone."""
+    if when is None:
+        return "-"
+    if utc or zone == "UTC":
+        return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        local = when.astimezone(ZoneInfo(zone))
+    except (ValueError, ZoneInfoNotFoundError):  # a zone this machine lacks: UTC, labelled
+        return zone_time(when, "UTC")
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S')} {zone}"
 
 
 def duration(seconds: float | None) -> str:

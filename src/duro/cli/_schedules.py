@@ -24,7 +24,7 @@ from duro.cli._common import (
     codec,
     namespace,
 )
-from duro.cli._format import dumps, local_time, short_json, table
+from duro.cli._format import dumps, short_json, table, zone_time
 from duro.cli._inspect import client
 from duro.cli._load import import_target, load_workflow, parse_call_args
 from duro.client import Client, Engine
@@ -38,6 +38,9 @@ from duro.workflow import Workflow
 __all__ = ["add_commands", "parse_duration"]
 
 Command = Callable[[str, str], argparse.ArgumentParser]
+
+_UTC_HELP = "print times in UTC (default: in the schedule's own time zone, labelled)"
+
 
 def parse_duration(text: str) -> float:
     """``90``, ``1.5``, ``30s``, ``5m``, ``1h30m``, ``2d`` → seconds (an argparse type)."""
@@ -91,6 +94,7 @@ def add_commands(command: Command) -> None:
     create.add_argument("--paused", action="store_true", help="create it paused")
     create.add_argument("--note", help="a note (e.g. why it is paused)")
     create.add_argument("--json", action="store_true", help="print JSON")
+    create.add_argument("--utc", action="store_true", help=_UTC_HELP)
     create.set_defaults(handler=create_command)
 
     update = action("update", "change a schedule in place (what is given; the rest, its "
@@ -117,15 +121,18 @@ def add_commands(command: Command) -> None:
                         help="import this module first (to check the new arguments against "
                              "the workflow's code)")
     update.add_argument("--json", action="store_true", help="print JSON")
+    update.add_argument("--utc", action="store_true", help=_UTC_HELP)
     update.set_defaults(handler=update_command)
 
     ls = action("ls", "list schedules")
     ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.add_argument("--utc", action="store_true", help=_UTC_HELP)
     ls.set_defaults(handler=ls_command)
 
     show = action("show", "describe a schedule")
     show.add_argument("id", metavar="ID")
     show.add_argument("--json", action="store_true", help="print JSON")
+    show.add_argument("--utc", action="store_true", help=_UTC_HELP)
     show.set_defaults(handler=show_command)
 
     pause = action("pause", "stop firing a schedule's ticks (until resume)")
@@ -135,6 +142,7 @@ def add_commands(command: Command) -> None:
 
     resume = action("resume", "fire a paused schedule's ticks again, from the next one")
     resume.add_argument("id", metavar="ID")
+    resume.add_argument("--utc", action="store_true", help=_UTC_HELP)
     resume.set_defaults(handler=resume_command)
 
     trigger = action("trigger", "start a run of a schedule now (even while paused)")
@@ -172,6 +180,11 @@ def _when(s: ScheduleInfo) -> str:
     return s.spec.describe()
 
 
+def _at(s: ScheduleInfo, when: dt.datetime | None, args: argparse.Namespace) -> str:
+    """A time of the schedule in its own zone (labelled), or in UTC with ``--utc``."""
+    return zone_time(when, s.timezone, utc=getattr(args, "utc", False))
+
+
 def _state(s: ScheduleInfo) -> str:
     return "paused" if s.paused else "active"
 
@@ -203,7 +216,7 @@ async def create_command(args: argparse.Namespace, url: str, out: Style) -> int:
     if args.json:
         out.line(dumps(info.to_json(), ascii=not out.unicode))
         return EXIT_OK
-    nxt = "paused" if info.paused else f"next tick {local_time(info.next_fire_at)}"
+    nxt = "paused" if info.paused else f"next tick {_at(info, info.next_fire_at, args)}"
     out.line(f"created schedule {info.schedule_id!r}: {info.workflow_name} {_when(info)} "
              f"({nxt})")
     return EXIT_OK
@@ -230,7 +243,7 @@ async def update_command(args: argparse.Namespace, url: str, out: Style) -> int:
     if args.json:
         out.line(dumps(info.to_json(), ascii=not out.unicode))
         return EXIT_OK
-    nxt = "paused" if info.paused else f"next tick {local_time(info.next_fire_at)}"
+    nxt = "paused" if info.paused else f"next tick {_at(info, info.next_fire_at, args)}"
     out.line(f"updated schedule {info.schedule_id!r}: {info.workflow_name} {_when(info)} "
              f"({nxt})")
     return EXIT_OK
@@ -247,7 +260,7 @@ async def ls_command(args: argparse.Namespace, url: str, out: Style) -> int:
         out.line("no schedules")
         return EXIT_OK
     rows = [[s.schedule_id, s.workflow_name, _when(s), _state(s),
-             "-" if s.paused else local_time(s.next_fire_at), s.last_workflow_id or "-",
+             "-" if s.paused else _at(s, s.next_fire_at, args), s.last_workflow_id or "-",
              f"{s.fired}/{s.missed}/{s.overlap_skipped}"] for s in schedules]
     for line in table(["ID", "WORKFLOW", "WHEN", "STATE", "NEXT", "LAST RUN",
                        "FIRED/MISSED/SKIPPED"], rows, out):
@@ -269,13 +282,14 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
         ("workflow", f"{s.workflow_name}({', '.join(call)})"),
         ("when", _when(s)),
         ("state", _state(s) + (f" ({s.note})" if s.note else "")),
-        ("next tick", "-" if s.paused else local_time(s.next_fire_at)),
+        ("next tick", "-" if s.paused else _at(s, s.next_fire_at, args)),
         ("overlap", s.overlap),
         ("catch-up", f"{s.catch_up.total_seconds():g}s"),
         ("queue", s.queue),
         ("source", s.source),
         ("last run", s.last_workflow_id or "-"),
-        ("buffered tick", local_time(s.buffered_at) if s.buffered_at else "-"),
+        ("buffered tick", _at(s, s.buffered_at, args)),
+        ("last tick", _at(s, s.last_fire_at, args)),
         ("fired", str(s.fired)),
         ("missed", f"{s.missed} (older than the catch-up window)"),
         ("skipped", f"{s.overlap_skipped} (previous run still live)"),
@@ -298,7 +312,7 @@ async def resume_command(args: argparse.Namespace, url: str, out: Style) -> int:
     """Resume a schedule."""
     async with client(url) as engine, _errors():
         info = await engine.schedules.resume(args.id)
-    out.line(f"resumed schedule {args.id!r} (next tick {local_time(info.next_fire_at)})")
+    out.line(f"resumed schedule {args.id!r} (next tick {_at(info, info.next_fire_at, args)})")
     return EXIT_OK
 
 

@@ -22,6 +22,7 @@ from duro.errors import (
 )
 from duro.serde import decode
 from duro.store import RunRecord, RunStatus
+from duro.store._records import StreamKind
 from duro.usage._summary import RunUsage, sum_usage
 
 if TYPE_CHECKING:
@@ -135,15 +136,17 @@ class WorkflowHandle(Generic[R]):
             pinned = await self._client.store.get_run(pinned.workflow_id, pinned.run_id)
 
     async def stream(self, *, from_offset: int = 0) -> AsyncIterator[StreamChunk]:
-        """The run's stream, live: what its steps give to ``duro.stream()``, each item
-        once, in order, from offset ``from_offset``; the iteration ends once the run has
-        ended and every item was given. A reader that stopped resumes with no gap and no
-        duplicate from the last offset it saw + 1.
+        """The run's stream, live: what its steps and its workflow code give to
+        ``duro.stream()``, each item once, in order, from offset ``from_offset``; the
+        iteration ends once the run has ended and every item was given, or after the
+        ``"closed"`` marker of ``duro.close_stream()``. A reader that stopped resumes
+        with no gap and no duplicate from the last offset it saw + 1.
 
         Items of ``kind == "superseded"`` say that every earlier chunk of their ``op``
         belongs to an execution of the step that was replaced (a retry, or a worker
         lost mid-attempt): discard those. Chunks read after that come marked
-        ``superseded``. It follows the run found when it starts.
+        ``superseded``. Values written by workflow code have ``op == -1`` and ``step ==
+        ""``. It follows the run found when it starts.
 
         Raises:
             InvalidArgumentError: ``from_offset`` is not a whole number from 0.
@@ -171,6 +174,8 @@ class WorkflowHandle(Generic[R]):
                 for row in rows:
                     offset = row.offset + 1
                     yield StreamChunk.from_record(row)
+                    if row.kind == StreamKind.CLOSED:
+                        return  # the workflow closed it: nothing more is for readers
                 delay = EVENTS_FIRST_POLL
                 continue
             if wake is not None:

@@ -227,8 +227,10 @@ class StreamChunk:
 
     ``kind`` is ``"chunk"``; ``"superseded"`` (a marker: every chunk of ``op`` before
     it is superseded, because a new execution of the step began streaming: discard
-    those you have); or ``"truncated"`` (a marker: the run's stream reached its cap,
-    nothing after it was kept).
+    those you have); ``"truncated"`` (a marker: the run's stream reached its cap,
+    nothing after it was kept); or ``"closed"`` (a marker: the workflow closed its
+    stream with ``duro.close_stream()``; readers stop there). A value workflow code
+    wrote has ``op == -1``, ``step == ""`` and ``execution == "workflow"``.
     """
 
     offset: int
@@ -236,7 +238,8 @@ class StreamChunk:
     kind: str
     step: str
     op: int
-    """The step's sequence number in the run (one op per step call)."""
+    """The step's sequence number in the run (one op per step call); -1 for workflow
+    code's own values and the closed marker."""
     attempt: int
     execution: str
     """Which execution of the attempt wrote it (an attempt lost with its worker runs

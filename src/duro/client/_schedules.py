@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -31,6 +32,10 @@ __all__ = ["BACKFILL_LIMIT", "ScheduleInfo", "Schedules"]
 BACKFILL_LIMIT = 10_000
 """Ticks one backfill may start."""
 
+
+
+def _iso_local(when: dt.datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +71,17 @@ class ScheduleInfo:
     namespace: str = "default"
     """The namespace the schedule and its runs belong to."""
 
+    def in_zone(self, when: dt.datetime) -> dt.datetime:
+        """``when`` on the wall clock of the schedule's time zone (its ``tzinfo`` a
+        ``ZoneInfo``, so ``tzname()`` gives the zone's abbreviation and ``str(tzinfo)`` its
+        IANA name): a Berlin ``0 2 * * *`` schedule's next tick reads 02:00, not 01:00."""
+        return when.astimezone(ZoneInfo(self.timezone))
+
+    @property
+    def next_fire_local(self) -> dt.datetime | None:
+        """:attr:`next_fire_at` in the schedule's own time zone (None when there is none)."""
+        return None if self.next_fire_at is None else self.in_zone(self.next_fire_at)
+
     @property
     def spec(self) -> ScheduleSpec:
         """The schedule's timing."""
@@ -75,7 +91,9 @@ class ScheduleInfo:
                             anchor=0.0 if self.anchor is None else self.anchor.timestamp())
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (times in ISO 8601, UTC; durations in seconds)."""
+        """A JSON-ready dict (times in ISO 8601, UTC; durations in seconds), with
+        ``next_fire_local``: the next tick in the schedule's zone, ISO 8601 with its
+        offset (e.g. ``2026-12-07T02:00:00+01:00``)."""
         return {
             "schedule_id": self.schedule_id, "namespace": self.namespace,
             "workflow_name": self.workflow_name,
@@ -84,6 +102,7 @@ class ScheduleInfo:
             "timezone": self.timezone, "anchor": iso(self.anchor), "overlap": self.overlap,
             "catch_up": self.catch_up.total_seconds(), "source": self.source,
             "paused": self.paused, "note": self.note, "next_fire_at": iso(self.next_fire_at),
+            "next_fire_local": _iso_local(self.next_fire_local),
             "last_fire_at": iso(self.last_fire_at), "last_workflow_id": self.last_workflow_id,
             "buffered_at": iso(self.buffered_at), "fired": self.fired, "missed": self.missed,
             "overlap_skipped": self.overlap_skipped, "created_at": iso(self.created_at),

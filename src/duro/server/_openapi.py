@@ -104,7 +104,8 @@ _SCHEDULE_FIELDS: dict[str, Any] = {
     "every": {"type": ["number", "null"]}, "timezone": _STRING, "anchor": _NULL_TIME,
     "overlap": _STRING, "catch_up": {"type": "number"}, "source": _STRING,
     "paused": {"type": "boolean"}, "note": _NULL_STRING, "next_fire_at": _NULL_TIME,
-    "last_fire_at": _NULL_TIME, "last_workflow_id": _NULL_STRING, "buffered_at": _NULL_TIME,
+    "next_fire_local": _NULL_TIME, "last_fire_at": _NULL_TIME,
+    "last_workflow_id": _NULL_STRING, "buffered_at": _NULL_TIME,
     "fired": _INT, "missed": _INT, "overlap_skipped": _INT, "created_at": _TIME,
     "updated_at": _TIME,
 }

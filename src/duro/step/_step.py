@@ -164,20 +164,26 @@ def stream(chunk: Any) -> None:
     here and buffered; the worker writes chunks in batches beside the history, and
     writes the rest before the step's outcome is recorded, so a step's stream is
     complete once its result is. A retried attempt's chunks supersede the earlier
-    ones'. Outside a step run by a workflow this does nothing (as ``heartbeat``), after
-    checking the chunk.
+    ones'. Called by workflow code, the value is recorded with the run's next write and
+    goes to the stream in the same transaction: exactly once across replays and crashes
+    (:func:`duro.close_stream` ends the stream for readers). Elsewhere this does nothing
+    (as ``heartbeat``), after checking the chunk.
 
     Raises:
         SerializationError: The chunk cannot be encoded as JSON.
         InvalidArgumentError: It is larger than 1 MiB encoded.
         StoreError: An earlier batch of this attempt could not be written.
+        RuntimeError: Workflow code whose stream is closed.
     """
     data = encode(chunk, what="a stream chunk")
     if len(data) > MAX_CHUNK_BYTES:
         raise InvalidArgumentError(f"a stream chunk is at most {MAX_CHUNK_BYTES} bytes "
                                    f"encoded, not {len(data)}")
     info = _current_step.get()
-    if info is None:
+    if info is None:  # workflow code's own value, recorded with its next write
+        from duro.workflow._features import stream_from_workflow
+
+        stream_from_workflow(data)
         return
     streams = info._streams  # once: the worker clears it when the attempt ends
     if streams is None:

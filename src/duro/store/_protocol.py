@@ -330,6 +330,7 @@ class WorkerStore(ClientStore, Protocol):
         self, worker_id: str, names: Sequence[str], limit: int, *, now: float,
         real_now: float, queues: Sequence[str] | None = None,
         local: Mapping[str, int] | None = None, ahead: float = 0.0,
+        fair_after: float | None = None,
     ) -> list[Claim]:
         """Claim up to ``limit`` runs that are pending, due, or whose owner's lease expired.
 
@@ -339,6 +340,11 @@ class WorkerStore(ClientStore, Protocol):
         suspended runs of queues without limits that are due within ``ahead`` seconds
         (earliest first): the worker loads them before their timers end so that they
         wake on time. Never a pending run (a delayed start must not begin early).
+
+        With ``fair_after`` (seconds) and other live workers, only this worker's fair
+        share of the ready runs (:func:`duro.store._rules.fair_share`): runs ready and
+        unchanged for ``fair_after`` seconds are anyone's. Runs of dead workers are taken
+        over whatever the share.
         """
         ...
 

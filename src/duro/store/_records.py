@@ -377,6 +377,8 @@ class StreamKind(enum.StrEnum):
     step began streaming); a reader that already had them discards them."""
     TRUNCATED = "truncated"
     """A marker: the run reached its stream's cap; nothing after it is kept."""
+    CLOSED = "closed"
+    """A marker: the workflow closed its stream (``duro.close_stream()``): readers stop."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

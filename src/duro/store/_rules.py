@@ -11,7 +11,8 @@ touches a database, so each rule is unit-tested without one (``tests/unit/test_r
   (:func:`in_namespace`), and what it is told of a workflow id another namespace holds
   (:func:`check_existing`, :func:`taken`).
 * **Admission** to a queue with limits (:func:`queue_room`, :func:`admission`,
-  :class:`Admission`).
+  :class:`Admission`), and a worker's **fair share** of the ready runs when others
+  claim from the same database (:func:`fair_share`).
 * **A run's end**: what it does to its parent and children (:func:`closing_effects`).
 * **Schedules**: the overlap policy tick by tick (:class:`Firing`), and what a code
   declaration changes (:func:`definition_change`).
@@ -28,6 +29,7 @@ touches a database, so each rule is unit-tested without one (``tests/unit/test_r
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,14 +75,44 @@ from duro.store._records import (
 from duro.store._schedules import ScheduleDefinition, ScheduleRecord
 
 __all__ = [
-    "CARRIED_KINDS", "PARENT_CLOSED", "TIMED_OUT", "TOO_DEEP", "Admission", "ClosingEffects",
-    "Firing", "Link", "NewRun", "admission", "attribute_params", "candidate_page",
-    "carried_over", "check_copy_target", "check_existing", "child_done", "child_not_started",
-    "child_started_event", "closing_effects", "copied_approvals", "copied_attributes",
+    "CARRIED_KINDS",
+    "PARENT_CLOSED",
+    "TIMED_OUT",
+    "TOO_DEEP",
+    "Admission",
+    "ClosingEffects",
+    "Firing",
+    "Link",
+    "NewRun",
+    "admission",
+    "attribute_params",
+    "candidate_page",
+    "carried_over",
+    "check_copy_target",
+    "check_existing",
+    "child_done",
+    "child_not_started",
+    "child_started_event",
+    "closing_effects",
+    "copied_approvals",
+    "copied_attributes",
     "copied_events",
-    "debounce_until", "dedup_hit", "definition_change", "headers_json", "in_namespace",
-    "index_value", "list_query", "plan_run", "queue_room", "stream_plan", "taken",
-    "terminated", "too_deep", "update_of",
+    "debounce_until",
+    "dedup_hit",
+    "definition_change",
+    "fair_share",
+    "headers_json",
+    "in_namespace",
+    "index_value",
+    "list_query",
+    "plan_run",
+    "queue_room",
+    "stream_lock_key",
+    "stream_plan",
+    "taken",
+    "terminated",
+    "too_deep",
+    "update_of",
 ]
 
 
@@ -336,6 +368,23 @@ def admission(config: QueueConfig, *, room: int, started: int = 0,
     return Admission(
         room=room, key_limit=config.key_concurrency, per_key=dict(per_key or {}),
         rate_room=None if config.rate_limit is None else config.rate_limit - started)
+
+
+def fair_share(limit: int, *, peers: int, held: int, mine: int, ready: int,
+               stale: int) -> int:
+    """How many ready runs a worker claims now, with ``peers`` other live workers.
+
+    Alone (``peers == 0``), all it has room for: ``limit``. With peers, its share of the
+    work in hand: the ready runs plus those the live workers hold (``held``, of which
+    ``mine``) divided among them all, less what it holds already; so two workers that
+    find 200 runs take 100 each, whichever claims first, instead of the first taking
+    them all. A peer that does not take its share (busy, full, serving other workflows)
+    does not strand runs: the ``stale`` ones (ready and unchanged for a grace period)
+    are anyone's."""
+    if peers <= 0:
+        return limit
+    target = -(-(ready + held) // (peers + 1))  # ceil
+    return max(0, min(limit, max(target - mine, stale)))
 
 
 def candidate_page(room: int) -> int:
@@ -708,6 +757,13 @@ def headers_json(headers: Mapping[str, str] | None) -> str | None:
 
 
 StreamPlan = Literal["new", "write", "supersede", "drop"]
+
+
+def stream_lock_key(run_id: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a run's stream (PostgreSQL): taken by
+    step chunk batches and by appends of workflow code's stream writes alike."""
+    digest = hashlib.blake2b(b"duro.stream:" + run_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def stream_plan(head_execution: str | None, head_attempt: int | None, *, execution: str,

@@ -66,6 +66,7 @@ log = logging.getLogger("duro.worker")
 # Seconds between probes for workers whose database session ended (a killed process): the
 # bound on noticing such a death, whatever the lease; one cheap read per probe.
 _LIVENESS_PROBE = 0.5
+_FAIR_AFTER_MIN = 0.5  # seconds: the least grace of fair claims (see Worker._fair_after)
 
 # A main-loop wait at least this long (seconds), with nothing else to run and nothing due
 # for _IDLE_GC_AHEAD seconds, is idle time for a young garbage collection
@@ -202,6 +203,9 @@ class Worker:
         self.clock = clock or SystemClock()
         self.lease = lease
         self.poll_interval = poll_interval
+        # Several workers on one database share the ready runs (store/_rules.fair_share):
+        # a run its peers left unclaimed this long (two of their polls) is anyone's.
+        self._fair_after = max(2 * poll_interval, _FAIR_AFTER_MIN)
         self.workflow_task_timeout = workflow_task_timeout
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.host = socket.gethostname()
@@ -501,7 +505,7 @@ class Worker:
                             claims = await self.store.claim(
                                 self.worker_id, self.names, min(room, 256), now=now,
                                 real_now=real, queues=self.queues, local=local,
-                                ahead=self.lookahead)
+                                ahead=self.lookahead, fair_after=self._fair_after)
                         finally:
                             self.runs.unreserve(min(room, 256))
                         self.runs.claimed(claims)  # taken up by _activate

@@ -21,6 +21,7 @@ from duro.workflow._external import ExternalWorkflowHandle, external_workflow
 from duro.workflow._features import (
     ParentClosePolicy,
     all_handlers_finished,
+    close_stream,
     continue_as_new,
     execute_child,
     on_query,
@@ -42,6 +43,7 @@ __all__ = [
     "WorkflowInfo",
     "all_handlers_finished",
     "approval",
+    "close_stream",
     "continue_as_new",
     "execute_child",
     "external_workflow",

@@ -15,17 +15,19 @@ from duro.errors import QueryError
 from duro.serde import convert
 from duro.step._policy import seconds
 from duro.workflow._api import Workflow, _instance, lookup_workflow
-from duro.workflow._instance import ContinueAsNew
+from duro.workflow._instance import ContinueAsNew, RunInstance
 
 __all__ = [
     "ParentClosePolicy",
     "all_handlers_finished",
+    "close_stream",
     "continue_as_new",
     "execute_child",
     "on_query",
     "on_signal",
     "on_update",
     "set_state",
+    "stream_from_workflow",
     "upsert_search_attributes",
     "wait_condition",
     "wait_for_signal",
@@ -108,6 +110,53 @@ def set_state(key: str, value: Any) -> None:
     inst.state[key] = orjson.loads(data)
     if not inst.replaying:
         inst.record(EventKind.STATE_SET, name=key, data=data)
+
+
+def stream_from_workflow(data: bytes) -> None:
+    """``duro.stream(value)`` called by workflow code (``data``: the value's JSON): the
+    value goes to the run's stream with the run's next write, in the transaction that
+    records it (a ``stream_written`` event), so exactly once: a replay, which runs the
+    call again, records nothing. Outside workflow code, nothing.
+
+    Raises:
+        QueryError: Called from a query handler or an update validator.
+        RuntimeError: The run's stream is closed (``duro.close_stream()``).
+    """
+    from duro.workflow._api import current_instance
+
+    inst = current_instance()
+    if inst is None:
+        return
+    _writable_stream(inst, "write to")
+    if not inst.replaying:
+        inst.record(EventKind.STREAM_WRITTEN, name=None, data=data)
+
+
+def close_stream() -> None:
+    """Close the run's stream: readers of ``handle.stream()`` (and the HTTP stream route)
+    stop after what was written so far, while the run goes on. Recorded with the run's
+    next write, as :func:`duro.stream` values are; closing again does nothing.
+
+    Raises:
+        RuntimeError: Not called from workflow code.
+        QueryError: Called from a query handler or an update validator.
+    """
+    inst = _instance("close_stream")
+    if inst.stream_closed:
+        return
+    _writable_stream(inst, "close")
+    inst.stream_closed = True
+    if not inst.replaying:
+        inst.record(EventKind.STREAM_CLOSED, name=None)
+
+
+def _writable_stream(inst: RunInstance, what: str) -> None:
+    if inst.querying:  # a query must leave no trace in the history
+        raise QueryError(f"queries and update validators must not {what} the run's "
+                         "stream: they read the workflow's state only")
+    if inst.stream_closed:
+        raise RuntimeError(f"workflow {inst.workflow.name!r} (id {inst.workflow_id}) cannot "
+                           f"{what} its stream: duro.close_stream() closed it")
 
 
 def upsert_search_attributes(attributes: Mapping[str, SearchValue | None]) -> None:

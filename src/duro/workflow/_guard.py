@@ -3,16 +3,21 @@ instead of hanging a worker.
 
 Two mechanisms, both active only while a worker thread steps a workflow loop:
 an audit hook (``sys.addaudithook``) that rejects file, socket and subprocess I/O plus
-a patched ``time.sleep``; and a watchdog thread that interrupts workflow code running
-past the workflow task timeout (a busy loop) by raising into that thread.
+a patched ``time.sleep`` and thread start (``threading.Thread.start``, thread pools:
+Python 3.11 raises no audit event for a new thread, so ``_thread``'s start functions are
+wrapped; steps, run outside the guard, may start threads); and a watchdog thread that
+interrupts workflow code running past the workflow task timeout (a busy loop) by raising
+into that thread.
 """
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, SupportsIndex
 
 from duro.errors import WorkflowBlockingError
@@ -89,6 +94,33 @@ def _guarded_sleep(seconds: float | SupportsIndex) -> None:
     _real_sleep(seconds)
 
 
+# The functions that start an OS thread: threading binds its own names at import, so both
+# its and _thread's are wrapped (3.13 starts threads through start_joinable_thread).
+_THREAD_STARTERS = (
+    (_thread, "start_new_thread"), (_thread, "start_new"),
+    (_thread, "start_joinable_thread"), (threading, "_start_new_thread"),
+    (threading, "_start_joinable_thread"),
+)
+
+
+def _guard_thread_start(real: Callable[..., Any]) -> Callable[..., Any]:
+    def start(*args: Any, **kwargs: Any) -> Any:
+        entry = _active.get(threading.get_ident())
+        if entry is not None:
+            raise _fail(entry[0], "started a thread (threading.Thread, a thread pool)")
+        return real(*args, **kwargs)
+
+    start.__wrapped__ = real  # type: ignore[attr-defined]
+    return start
+
+
+def _patch_thread_start() -> None:
+    for module, name in _THREAD_STARTERS:
+        real = getattr(module, name, None)
+        if real is not None and not hasattr(real, "__wrapped__"):
+            setattr(module, name, _guard_thread_start(real))
+
+
 def _watch() -> None:
     while True:
         _real_sleep(min(0.25, _timeout / 4))
@@ -112,6 +144,7 @@ def install(timeout: float) -> None:
     _installed = True
     sys.addaudithook(_audit)
     time.sleep = _guarded_sleep
+    _patch_thread_start()
     threading.Thread(target=_watch, name="duro-workflow-watchdog", daemon=True).start()
 
 

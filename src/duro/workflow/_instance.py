@@ -30,6 +30,7 @@ from duro._history import (
     CHILD_KINDS,
     EXTERNAL_KINDS,
     STEP_KINDS,
+    STREAM_KINDS,
     TERMINAL_KINDS,
     ApprovalMeta,
     AttemptMeta,
@@ -101,6 +102,7 @@ _get_running_loop = asyncio.events._get_running_loop
 _PARENT_CLOSE = ("terminate", "request_cancel", "abandon")
 # Events a replay passes over: they record what the code did, not an outcome for it.
 _SILENT = frozenset({EventKind.MARKER, EventKind.UPDATE_COMPLETED, EventKind.UPDATE_FAILED,
+                     *STREAM_KINDS,
                      EventKind.SEARCH_ATTRIBUTES_UPSERTED, *CALL_KINDS})
 
 
@@ -143,6 +145,8 @@ class RunInstance:
         self.cancel_requested = False
         self.active = True  # False once closed: it issues nothing more
         self.querying = False
+        self.stream_closed = False
+        """``duro.close_stream()`` was called (replay sets it again, as the code runs)."""
         self.deadline_at: float | None = None
         self.parent_run_id: str | None = None
         self.started_at = 0.0

@@ -31,6 +31,17 @@ async def talk(chunks: int, pause: float = 0.02) -> str:
     return await generate(chunks, pause)
 
 
+@duro.workflow(name="stream_app.publish")
+async def publish(n: int) -> int:
+    """Values from the workflow itself, then the stream closed while the run waits."""
+    for i in range(n):
+        duro.stream({"progress": i})
+        await asyncio.sleep(0.01)  # a durable timer: each value its own commit
+    duro.close_stream()
+    await duro.wait_for_signal("finish")
+    return n
+
+
 async def amain(args: argparse.Namespace) -> int:
     async with duro.Engine(args.url, lease=1.0, poll_interval=0.05) as engine:
         if args.start:

@@ -12,7 +12,7 @@ from duro.store._base._dialect import Dialect
 from duro.store._base._tx import Then, Tx
 from duro.store._records import Claim, Message, QueueConfig, QueueStats, TaskRecord
 from duro.store._rows import claim, queue_config, task_record
-from duro.store._rules import admission, candidate_page, queue_room
+from duro.store._rules import admission, candidate_page, fair_share, queue_room
 
 __all__ = ["Claims"]
 
@@ -77,6 +77,24 @@ async def _claim_limited(tx: Tx, queue: str, params: dict[str, Any], room: int,
     return out
 
 
+async def _share(tx: Tx, params: dict[str, Any], limit: int, fair_after: float | None
+                 ) -> int:
+    """How many ready runs this claim may take (:func:`~duro.store._rules.fair_share`):
+    one small read when the worker is alone, the census only when it is not."""
+    if fair_after is None:
+        return limit
+    peers = await tx.one("live_peers", params)
+    if peers is None or int(peers["n"]) == 0:
+        return limit
+    census = await tx.one("claim_census", {
+        **params, "cap": limit * (int(peers["n"]) + 1),
+        "stale_before": max(params["now"], params["real_now"]) - fair_after})
+    assert census is not None
+    return fair_share(limit, peers=int(peers["n"]), held=int(census["held"]),
+                      mine=int(census["mine"]), ready=int(census["ready"]),
+                      stale=int(census["stale"]))
+
+
 class Claims(Dialect):
     """Claims, queues and step tasks of :class:`~duro.store.Store`, once for every
     dialect."""
@@ -85,6 +103,7 @@ class Claims(Dialect):
         self, worker_id: str, names: Sequence[str], limit: int, *, now: float,
         real_now: float, queues: Sequence[str] | None = None,
         local: Mapping[str, int] | None = None, ahead: float = 0.0,
+        fair_after: float | None = None,
     ) -> list[Claim]:
         """See :meth:`duro.store.WorkerStore.claim`. Also, in the same transaction: step
         tasks held by workers whose lease expired go back to their queue, and such
@@ -97,15 +116,16 @@ class Claims(Dialect):
                                   "queues": None if queues is None else list(queues)}
 
         async def op(tx: Tx) -> list[Claim]:
+            share = await _share(tx, params, limit, fair_after)
             configs = [queue_config(r) for r in await tx.all("queue_configs", {})]
             limited = sorted(c.name for c in configs if c.limited or c.per_worker is not None)
             some_open = queues is None or any(q not in limited for q in queues)
             out: list[Claim] = []
             if some_open:
                 out += map(claim, await tx.all("claim_open", {**params, "limited": limited,
-                                                              "limit": limit}))
+                                                              "limit": share}))
             for queue in limited:  # sorted: claimers lock queues in one order
-                room = limit - len(out)
+                room = share - len(out)
                 if room <= 0:
                     break
                 if queues is None or queue in queues:
@@ -115,7 +135,7 @@ class Claims(Dialect):
             if room > 0:
                 out += (claim(r, taken_over=True)
                         for r in await tx.all("take_over", {**params, "limit": room}))
-            room = limit - len(out)
+            room = share - len(out)
             if room > 0 and ahead > 0 and some_open:
                 out += map(claim, await tx.all("claim_ahead_open", {
                     **params, "limited": limited, "limit": room, "until": now + ahead}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from duro._history import EventKind, SearchValue
+from duro._history import STREAM_KINDS, EventKind, SearchValue
 from duro.errors import DataRejectedError, RunNotFoundError, WorkflowAlreadyStartedError
 from duro.store._base import _writes as w
 from duro.store._base._dialect import Dialect
@@ -176,6 +176,10 @@ class Lineage(Dialect):
                 if e.kind == EventKind.STATE_SET:
                     await tx.run("put_state", {"run_id": new_run_id, "key": e.name,
                                                "value": e.data, "ts": e.ts})
+                elif e.kind in STREAM_KINDS:  # the workflow's own values (not steps')
+                    # The new run is not claimed yet: nobody else writes its stream.
+                    await tx.run("stream_copy", {"run_id": new_run_id, "ts": e.ts,
+                                                 **w.workflow_stream_row(e)})
             for params in copied_approvals(new_run_id, events):
                 await tx.run("insert_approval", params)
             record = await w.fetch_run(tx, new_run_id)

@@ -10,22 +10,15 @@ and keeps the run under its cap (a ``truncated`` marker, once, then nothing).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 from duro.store._base._dialect import Dialect
 from duro.store._base._tx import Tx
 from duro.store._records import StreamKind, StreamRecord
 from duro.store._rows import Row
-from duro.store._rules import stream_plan
+from duro.store._rules import stream_lock_key, stream_plan
 
 __all__ = ["Streams"]
-
-
-def _lock_key(run_id: str) -> int:
-    """A stable signed 64-bit advisory-lock key for a run's stream (PostgreSQL)."""
-    digest = hashlib.blake2b(b"duro.stream:" + run_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 def stream_record(row: Row) -> StreamRecord:
@@ -48,7 +41,7 @@ class Streams(Dialect):
                 "execution": execution, "ts": now}
 
         async def write(tx: Tx) -> int:
-            await tx.run("stream_lock", {"key": _lock_key(run_id)})
+            await tx.run("stream_lock", {"key": stream_lock_key(run_id)})
             head = await tx.one("stream_head", {"run_id": run_id, "op": op})
             assert head is not None  # one row, always
             seq = int(head["next"])

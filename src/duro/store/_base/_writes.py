@@ -13,6 +13,7 @@ from typing import Any
 
 from duro._history import (
     PROJECTED_KINDS,
+    STREAM_KINDS,
     UPDATE_STATUS,
     ApprovalMeta,
     EventKind,
@@ -33,6 +34,7 @@ from duro.store._records import (
     Placement,
     RunLinks,
     RunRecord,
+    StreamKind,
 )
 from duro.store._rows import Row, inbox_message, run_record
 from duro.store._rules import (
@@ -47,11 +49,13 @@ from duro.store._rules import (
     dedup_hit,
     in_namespace,
     plan_run,
+    stream_lock_key,
     taken,
 )
 
 __all__ = ["close", "create_run", "fence", "fetch_run", "live_row", "live_run", "live_run_id",
-           "move_inbox", "on_closed", "projection", "send", "signal_seen"]
+           "move_inbox", "on_closed", "projection", "send", "signal_seen",
+           "workflow_stream_row"]
 
 _UPTO_ALL = 2**62
 """``consume_inbox``'s bound for "every message"."""
@@ -215,6 +219,14 @@ async def move_inbox(tx: Tx, old: str, new: str, carry: Sequence[Message], now: 
         await send(tx, new, message, now)
 
 
+def workflow_stream_row(event: NewEvent) -> dict[str, Any]:
+    """The stream row's kind and data of workflow code's ``stream_written`` (the value's
+    JSON text) or ``stream_closed`` (a ``closed`` marker) event."""
+    chunk = event.kind == EventKind.STREAM_WRITTEN
+    return {"kind": (StreamKind.CHUNK if chunk else StreamKind.CLOSED).value,
+            "data": event.data.decode() if chunk and event.data is not None else None}
+
+
 def projection(run_id: str, epoch: int, new_len: int,
                event: NewEvent) -> tuple[str, dict[str, Any]] | None:
     """The read-model write that goes with an appended event (published state, an
@@ -233,6 +245,9 @@ def projection(run_id: str, epoch: int, new_len: int,
     if event.kind == EventKind.APPROVAL_TIMED_OUT:
         return "time_out_approval", {**fence,
                                       "approval_id": ApprovalMeta.decode(event.meta).approval_id}
+    if event.kind in STREAM_KINDS:
+        return "stream_put", {**fence, "key": stream_lock_key(run_id),
+                              **workflow_stream_row(event)}
     if event.kind == EventKind.SEARCH_ATTRIBUTES_UPSERTED:
         changes = SearchAttributesMeta.decode(event.meta).attributes
         return "upsert_search_attributes", {**fence, **attribute_params(changes)}
@@ -259,6 +274,8 @@ async def fence(tx: Tx, run_id: str, epoch: int, first_seq: int, events: Sequenc
     at = first_seq + len(events)
     for e in events:
         if (write := projection(run_id, epoch, at + reserve, e)) is not None:
+            if e.kind in STREAM_KINDS:  # the run's stream offsets: one writer at a time
+                await tx.run("stream_lock", write[1])
             await tx.run(*write)
     return at
 

@@ -929,3 +929,29 @@ WHERE created_at >= %(since)s
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
   AND error IS NOT NULL AND status IN ('failed', 'timed_out', 'terminated', 'cancelled')
 GROUP BY workflow_name, 3;
+
+-- name: live_peers
+-- Other workers whose lease is current (fair claims: alone, a worker takes what it can).
+SELECT count(*) AS n FROM workers
+WHERE lease_until >= %(real_now)s AND worker_id <> %(worker)s;
+
+-- name: claim_census
+-- How the ready work is to be shared: the runs held by live workers (all of them, and
+-- this one's), and the due runs of these workflows, counted up to %(cap)s, of which
+-- those unchanged since %(stale_before)s (stale: any worker takes them).
+SELECT
+  (SELECT count(*) FROM runs WHERE status = 'running'
+     AND owner IN (SELECT worker_id FROM workers
+                   WHERE lease_until >= %(real_now)s)) AS held,
+  (SELECT count(*) FROM runs WHERE status = 'running' AND owner = %(worker)s) AS mine,
+  (SELECT count(*) FROM (SELECT 1 FROM runs
+     WHERE status IN ('pending', 'suspended') AND wake_at <= %(now)s
+       AND workflow_name = ANY(%(names)s::text[])
+       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+     LIMIT %(cap)s) AS r) AS ready,
+  (SELECT count(*) FROM (SELECT 1 FROM runs
+     WHERE status IN ('pending', 'suspended') AND wake_at <= %(now)s
+       AND updated_at <= %(stale_before)s
+       AND workflow_name = ANY(%(names)s::text[])
+       AND (%(queues)s::text[] IS NULL OR queue = ANY(%(queues)s::text[]))
+     LIMIT %(cap)s) AS s) AS stale;

@@ -39,3 +39,22 @@ FROM unnest(%(chunks)s::text[]) WITH ORDINALITY AS c(data, n);
 -- name: stream_read
 SELECT * FROM run_streams WHERE run_id = %(run_id)s AND seq >= %(from)s
 ORDER BY seq LIMIT %(limit)s;
+
+-- name: stream_put
+-- A value (or the closed marker) workflow code wrote, with the event that records it
+-- (store/_base/_writes.projection, after stream_lock), fenced: at the run's next offset,
+-- as op -1 of no step (the workflow's own).
+INSERT INTO run_streams (run_id, seq, kind, op, step, attempt, execution, data, ts)
+SELECT %(run_id)s::text,
+       (SELECT COALESCE(MAX(seq) + 1, 0) FROM run_streams WHERE run_id = %(run_id)s),
+       %(kind)s::text, -1, '', 0, 'workflow', %(data)s::text, %(ts)s::float8
+WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = %(run_id)s AND epoch = %(epoch)s
+              AND history_len = %(new_len)s);
+
+-- name: stream_copy
+-- A workflow's own value (or its closed marker) copied with its history (reset, retry,
+-- fork) to the new run's stream, in order: the new run is not claimed yet.
+INSERT INTO run_streams (run_id, seq, kind, op, step, attempt, execution, data, ts)
+SELECT %(run_id)s::text,
+       (SELECT COALESCE(MAX(seq) + 1, 0) FROM run_streams WHERE run_id = %(run_id)s),
+       %(kind)s::text, -1, '', 0, 'workflow', %(data)s::text, %(ts)s::float8;

@@ -714,3 +714,27 @@ WHERE listed_at >= :since AND (:namespace IS NULL OR namespace = :namespace)
   AND (:name IS NULL OR workflow_name = :name)
   AND error IS NOT NULL AND status IN ('failed', 'timed_out', 'terminated', 'cancelled')
 GROUP BY workflow_name, 3;
+
+-- name: live_peers
+-- Other workers whose lease is current (fair claims: alone, a worker takes what it can).
+SELECT count(*) AS n FROM workers WHERE lease_until >= :real_now AND worker_id <> :worker;
+
+-- name: claim_census
+-- How the ready work is to be shared: the runs held by live workers (all of them, and
+-- this one's), and the due runs of these workflows in open queues, counted up to :cap,
+-- of which those unchanged since :stale_before (stale: any worker takes them).
+SELECT
+  (SELECT count(*) FROM runs WHERE status = 'running'
+     AND owner IN (SELECT worker_id FROM workers WHERE lease_until >= :real_now)) AS held,
+  (SELECT count(*) FROM runs WHERE status = 'running' AND owner = :worker) AS mine,
+  (SELECT count(*) FROM (SELECT updated_at FROM runs
+     WHERE status IN ('pending', 'suspended') AND wake_at <= :now
+       AND workflow_name IN (SELECT value FROM json_each(:names))
+       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+     LIMIT :cap)) AS ready,
+  (SELECT count(*) FROM (SELECT updated_at FROM runs
+     WHERE status IN ('pending', 'suspended') AND wake_at <= :now
+       AND updated_at <= :stale_before
+       AND workflow_name IN (SELECT value FROM json_each(:names))
+       AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+     LIMIT :cap)) AS stale;

@@ -34,3 +34,18 @@ FROM json_each(:chunks) AS c;
 -- name: stream_read
 SELECT * FROM run_streams WHERE run_id = :run_id AND seq >= :from
 ORDER BY seq LIMIT :limit;
+
+-- name: stream_put
+-- A value (or the closed marker) workflow code wrote, with the event that records it
+-- (store/_base/_writes.projection; the writer checked the append's fence first): at the
+-- run's next offset, as op -1 of no step (the workflow's own).
+INSERT INTO run_streams (run_id, seq, kind, op, step, attempt, execution, data, ts)
+SELECT :run_id, (SELECT COALESCE(MAX(seq) + 1, 0) FROM run_streams WHERE run_id = :run_id),
+       :kind, -1, '', 0, 'workflow', :data, :ts;
+
+-- name: stream_copy
+-- A workflow's own value (or its closed marker) copied with its history (reset, retry,
+-- fork) to the new run's stream, in order: the new run is not claimed yet.
+INSERT INTO run_streams (run_id, seq, kind, op, step, attempt, execution, data, ts)
+SELECT :run_id, (SELECT COALESCE(MAX(seq) + 1, 0) FROM run_streams WHERE run_id = :run_id),
+       :kind, -1, '', 0, 'workflow', :data, :ts;
