@@ -16,17 +16,20 @@ import httpx
 import orjson
 import pytest
 
-from duro.rpc import callback_key, sign
+import duro
+from duro.rpc import callback_key, sign, verify_callback
 from tests.acceptance.rpc_pair import (
     SECRET,
     Deployment,
     Pair,
+    Receiver,
     callback_outage,
     free_port,
     pair_on,
     soak,
 )
 from tests.acceptance.serving import problem
+from tests.conftest import run
 
 pytestmark = pytest.mark.postgres
 
@@ -135,6 +138,61 @@ def test_while_callbacks_are_refused_results_arrive_by_polling(pair: Pair) -> No
     # figures); the same check, shorter, here.
     figures = callback_outage(pair, 3.0, orders=2)
     assert figures["refused"] >= 2
+
+
+def test_an_outside_caller_starts_an_operation_and_gets_its_signed_callback(
+        pair: Pair) -> None:
+    secret = "outside-secret"
+
+    async def main(receiver: Receiver) -> None:
+        async with duro.Client(pair.payments.url, token=pair.token) as client:
+            ops = client.operations
+            started = await ops.start("charge", "ext-1", 77, operation_id="ext-op-1",
+                                      callback_url=f"{receiver.url}/hooks/pay",
+                                      callback_secret=secret)
+            assert started.operation_id == "ext-op-1"
+            path, signature, body = receiver.received.get(timeout=30)
+            assert path == "/hooks/pay"
+            outcome = verify_callback(body, signature, secret)
+            assert (outcome.operation_id, outcome.status, outcome.result) == (
+                "ext-op-1", "completed", {"charge_id": "ch_ext-1_77", "amount": 77})
+            # The same id again: the same operation, ended; nothing runs twice.
+            again = await ops.start("charge", "ext-1", 77, operation_id="ext-op-1",
+                                    callback_url=f"{receiver.url}/hooks/pay",
+                                    callback_secret=secret)
+            assert (again.status, again.result) == ("completed", outcome.result)
+            assert len(await _payments_runs(pair, "duro.op/charge/ext-op-1/")) == 1
+            # A wrong secret, a changed body, no signature: refused.
+            for args in ((body, signature, "not-it"), (body.replace(b"77", b"78"),
+                                                       signature, secret), (body, None, secret)):
+                with pytest.raises(duro.InvalidSignatureError):
+                    verify_callback(*args)
+            # Cancelling from outside: the callback says so too.
+            await ops.start("charge", "gated-ext-2", 5, operation_id="ext-op-2",
+                            callback_url=receiver.url, callback_secret=secret)
+            pair.wait_entered("gated-ext-2")
+            cancelled = await ops.cancel("charge", "ext-op-2")
+            assert cancelled.status in ("running", "cancelled")
+            _, signature, body = receiver.received.get(timeout=30)
+            assert verify_callback(body, signature, secret).status == "cancelled"
+            assert (await ops.get("charge", "ext-op-2")).status == "cancelled"
+            pair.open_gate("gated-ext-2")
+            # Refused before anything is sent or started.
+            with pytest.raises(duro.InvalidArgumentError):
+                await ops.start("charge", "x", 1, operation_id="ext-op-3",
+                                callback_url=receiver.url)
+            with pytest.raises(duro.OperationNotFoundError):
+                await ops.start("internal_refund", "x", operation_id="ext-op-4")
+            with pytest.raises(duro.RunNotFoundError):
+                await ops.get("charge", "ext-op-3")
+
+    with Receiver() as receiver:
+        run(main(receiver))
+
+
+async def _payments_runs(pair: Pair, id_prefix: str) -> list[duro.RunInfo]:
+    async with duro.Client(pair.payments.db_url) as payments:
+        return await payments.list(name="charge", id_prefix=id_prefix)
 
 
 def test_kill_9_of_the_caller_mid_call_starts_the_callee_once(pair: Pair) -> None:

@@ -37,6 +37,7 @@ PUBLIC = {
     "complete_later",
     "Budget", "BudgetExceededError", "BudgetSpend",
     "Endpoint", "call", "OperationNotFoundError", "RemoteOperationError",
+    "InvalidSignatureError",
 }
 
 

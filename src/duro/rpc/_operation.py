@@ -12,6 +12,7 @@ the wrapper's result, which ``GET /v1/operations/{name}/{id}`` reads.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -69,6 +70,13 @@ async def _operation(operation: str, operation_id: str, args: list[Any],
         cause = exc.cause
         outcome = {"status": "failed" if exc.status == "not_started" else exc.status,
                    "error": None if cause is None else cause.to_dict()}
+    except asyncio.CancelledError:
+        # Cancelled (the caller asked): the exposed workflow's run is cancelled with this
+        # one; a caller outside any workflow learns it by its callback too.
+        if callback:
+            with contextlib.suppress(StepFailedError):
+                await DELIVER(callback, operation_id, {"status": "cancelled", "error": None})
+        raise
     if callback:
         with contextlib.suppress(StepFailedError):  # the caller polls
             await DELIVER(callback, operation_id, outcome)
