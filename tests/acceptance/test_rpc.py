@@ -85,6 +85,13 @@ def _wait_history(pair: Pair, order_id: str, kind: str) -> None:
         time.sleep(0.05)
 
 
+def test_the_typed_stub_calls_the_operation_and_converts_its_result(pair: Pair) -> None:
+    run_id = pair.order("o-typed", 12, workflow="order_typed")
+    assert pair.result("o-typed") == {"order_id": "o-typed", "type": "Payment",
+                                      "charge_id": "ch_o-typed_12"}
+    assert pair.charges(run_id) == 1
+
+
 def test_a_callee_failure_reaches_the_caller_typed(pair: Pair) -> None:
     pair.order("o-declined", 0)
     result = pair.result("o-declined")
