@@ -4,6 +4,8 @@ arguments before it records anything, the callback key is one call's only."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import duro
@@ -91,9 +93,10 @@ class _Nothing:
 
 
 def test_a_stub_refuses_what_cannot_be_called() -> None:
-    for bad, kwargs in [(_SyncMethod, {}), (_Nothing, {}), (_Declared(), {}),
-                        (_Declared, {"prefix": 3}), (_Declared, {"timeout": 0}),
-                        (_Declared, {"prefix": "x" * 200})]:
+    cases: list[tuple[Any, dict[str, Any]]] = [
+        (_SyncMethod, {}), (_Nothing, {}), (_Declared(), {}), (_Declared, {"prefix": 3}),
+        (_Declared, {"timeout": 0}), (_Declared, {"prefix": "x" * 200})]
+    for bad, kwargs in cases:
         with pytest.raises(duro.InvalidArgumentError):
             ENDPOINT.stub(bad, **kwargs)
     stub = ENDPOINT.stub(_Declared, prefix="payments.")
