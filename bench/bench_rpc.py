@@ -99,7 +99,8 @@ def _stats(latencies: list[float]) -> dict[str, float]:
 
 
 async def _measure(caller: str, args: argparse.Namespace) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=args.concurrency + 4)
+    # Idle connections dropped before uvicorn drops them (5 s): no request races a close.
+    limits = httpx.Limits(max_connections=args.concurrency + 4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=caller, timeout=90, limits=limits) as http:
         for _ in range(args.warmup):
             await _one(http, "bench.call")

@@ -29,7 +29,9 @@ def shared_client() -> httpx.AsyncClient:
     loop = asyncio.get_running_loop()
     client = _CLIENTS.get(loop)
     if client is None or client.is_closed:
-        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=200,
-                                                       max_keepalive_connections=50))
+        # Idle connections are dropped before a server drops them (uvicorn: after 5 s,
+        # httpx's default too), so that a request never races the server's close.
+        client = httpx.AsyncClient(limits=httpx.Limits(
+            max_connections=200, max_keepalive_connections=50, keepalive_expiry=2.0))
         _CLIENTS[loop] = client
     return client
