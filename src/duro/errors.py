@@ -33,6 +33,7 @@ __all__ = [
     "HistoryCorruptError",
     "HistoryLimitError",
     "InvalidArgumentError",
+    "InvalidSignatureError",
     "InvalidStoreURLError",
     "LocalOnlyError",
     "NonRetryableError",
@@ -243,6 +244,12 @@ class DuroError(Exception):
 
 class WorkflowNotFoundError(DuroError):
     """No workflow with that name is registered in this process."""
+
+
+class InvalidSignatureError(DuroError):
+    """A signed request whose signature is missing, malformed, does not match the shared
+    secret, or whose timestamp is outside the tolerance (a webhook, an operation's
+    callback: HTTP 401 ``invalid_signature``; ``duro.rpc.verify_callback``)."""
 
 
 class OperationNotFoundError(DuroError):

@@ -238,13 +238,20 @@ def test_agent_killed_between_steps_asks_nothing_again(tmp_path: Path) -> None:
     assert "[think" not in rerun.stdout and "[publish] the report" in rerun.stdout
 
 
+def _two_services(example: str, where: Path) -> subprocess.CompletedProcess[str]:
+    """Run an example that starts two ``duro serve`` processes, its databases in
+    ``where``; it must succeed."""
+    done = subprocess.run([sys.executable, str(SCRIPT.with_name(example)), "--dir",
+                           str(where)], cwd=where, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
 def test_rpc_orders_example_runs_two_services_offline(tmp_path: Path) -> None:
     """``examples/rpc_orders.py``: orders calls payments' charge across two ``duro
     serve`` processes; one order paid, one declined (the callee's typed error)."""
-    done = subprocess.run([sys.executable, str(SCRIPT.with_name("rpc_orders.py")), "--dir",
-                           str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = _two_services("rpc_orders.py", tmp_path)
     assert "'status': 'paid', 'payment': {'charge_id': 'ch_a-1001_1200'" in done.stdout
     assert "'status': 'payment_failed'" in done.stdout
     assert "CardDeclinedError: amount 25000 over the card's limit" in done.stdout
@@ -266,3 +273,13 @@ def test_pydantic_ai_example_runs_offline(tmp_path: Path) -> None:
     again = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
     assert "[call]" not in again.stdout and "result: Lyon's weather" in again.stdout
+
+
+def test_rpc_agents_example_runs_two_agents_offline(tmp_path: Path) -> None:
+    """``examples/rpc_agents.py``: the planner asks the researcher three questions at
+    once through the typed stub; each is answered once, in the researcher's database."""
+    done = _two_services("rpc_agents.py", tmp_path)
+    assert "Brief: durable execution, exactly once and callbacks" in done.stdout
+    assert "- What is exactly once? An operation id derived" in done.stdout
+    assert query(tmp_path / "researcher.db", "SELECT COUNT(*) FROM runs WHERE "
+                 "workflow_name = 'researcher.answer' AND status = 'completed'") == [(3,)]

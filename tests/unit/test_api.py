@@ -38,6 +38,7 @@ PUBLIC = {
     "Budget", "BudgetExceededError", "BudgetSpend",
     "Endpoint", "call", "OperationNotFoundError", "RemoteOperationError",
     "RunWaits", "SignalWait", "StepTaskWait", "TimerWait",
+    "InvalidSignatureError",
 }
 
 

@@ -4,6 +4,8 @@ arguments before it records anything, the callback key is one call's only."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import duro
@@ -71,3 +73,34 @@ def test_a_call_refuses_bad_arguments_and_records_nothing(tmp_path: object) -> N
 def test_call_outside_a_workflow_says_so() -> None:
     with pytest.raises(RuntimeError, match="workflow code"):
         run(duro.call(ENDPOINT, "op"))
+
+
+class _Declared:
+    async def charge(self, order_id: str) -> int:
+        raise NotImplementedError
+
+    async def _private(self) -> None:
+        raise NotImplementedError
+
+
+class _SyncMethod:
+    def charge(self, order_id: str) -> int:
+        raise NotImplementedError
+
+
+class _Nothing:
+    pass
+
+
+def test_a_stub_refuses_what_cannot_be_called() -> None:
+    cases: list[tuple[Any, dict[str, Any]]] = [
+        (_SyncMethod, {}), (_Nothing, {}), (_Declared(), {}), (_Declared, {"prefix": 3}),
+        (_Declared, {"timeout": 0}), (_Declared, {"prefix": "x" * 200})]
+    for bad, kwargs in cases:
+        with pytest.raises(duro.InvalidArgumentError):
+            ENDPOINT.stub(bad, **kwargs)
+    stub = ENDPOINT.stub(_Declared, prefix="payments.")
+    with pytest.raises(AttributeError, match="no operation '_private'"):
+        stub._private  # noqa: B018 - the attribute access is the test
+    with pytest.raises(RuntimeError, match="workflow code"):
+        run(stub.charge("o-1"))  # a call, as duro.call: from workflow code only

@@ -34,6 +34,7 @@ from duro.client._budgets import Budgets
 from duro.client._cache import StepCache
 from duro.client._handle import WorkflowHandle
 from duro.client._listing import Listings
+from duro.client._operations import Operations
 from duro.client._records import RunInfo, WorkerInfo, decode_error
 from duro.client._schedules import Schedules
 from duro.client._steps import StepCompletions
@@ -164,6 +165,8 @@ class Client(Listings):
         """Step attempts completed from outside by token (``duro.complete_later()``)."""
         self.budgets = Budgets(self)
         """Shared budgets: their spend per key and window, and their limits."""
+        self.operations = Operations(self)
+        """Exposed operations started from outside a workflow (docs/rpc.md)."""
         self._interceptors: list[ClientInterceptor] = check_interceptors(interceptors,
                                                                        ClientInterceptor)
         # The client that owns the store (this one, or the one a view was made from):
@@ -206,6 +209,7 @@ class Client(Listings):
         view.approvals = Approvals(view)
         view.steps = StepCompletions(view)
         view.budgets = Budgets(view)
+        view.operations = Operations(view)
         return view
 
     def __repr__(self) -> str:

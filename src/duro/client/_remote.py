@@ -54,6 +54,7 @@ from duro.client._remote_handle import (
     RemoteSchedules,
     RemoteTokens,
 )
+from duro.client._remote_operations import RemoteOperations
 from duro.client._steps import RemoteStepCompletions
 from duro.errors import InvalidArgumentError, LocalOnlyError
 from duro.interceptors._chain import check_interceptors
@@ -146,6 +147,7 @@ class RemoteClient(Client):
         self.approvals = RemoteApprovals(self)
         self.steps = RemoteStepCompletions(self)
         self.budgets = RemoteBudgets(self)
+        self.operations = RemoteOperations(self)
         self._interceptors = check_interceptors(interceptors, ClientInterceptor)
         self._open = False
         self._root = self

@@ -31,6 +31,7 @@ from duro._checks import check_id, check_seconds
 from duro._history import CallMeta, EventKind
 from duro.errors import ErrorInfo, RemoteOperationError, RetryAfterError, StepFailedError
 from duro.rpc._endpoint import Endpoint, callback_key, signal_name
+from duro.rpc._http import shared_client
 from duro.serde import convert, encode
 from duro.step._policy import RetryPolicy
 from duro.step._step import Step, step_info
@@ -51,24 +52,26 @@ async def _poll(endpoint: Endpoint, operation: str, operation_id: str, request: 
                 callback: dict[str, str] | None) -> dict[str, Any]:
     """One attempt: read the operation's state (starting it if the callee has no run of
     it); its outcome, or a retry while it runs."""
-    import httpx
-
     attempt = step_info().attempt
-    headers = {"Authorization": f"Bearer {endpoint.token}"} if endpoint.token else {}
-    path = f"/v1/operations/{quote(operation, safe='')}"
-    async with httpx.AsyncClient(base_url=endpoint.url, headers=headers,
-                                 timeout=endpoint.request_timeout) as http:
-        response = None
-        if attempt > 1:  # started already, most likely: a read is cheaper than the args
-            response = await http.get(f"{path}/{quote(operation_id, safe='')}")
-            if response.status_code == 404 and _code(response) == "run_not_found":
-                response = None
-        if response is None:
-            body = b'{"operation_id":' + encode(operation_id) + b',"callback":' + \
-                encode(_callback(endpoint, operation_id, callback)) + b"," + request[1:]
-            response = await http.post(path, content=body,
-                                       headers={"Content-Type": "application/json"})
+    http = shared_client()
+    headers = _headers(endpoint)
+    path = f"{endpoint.url}/v1/operations/{quote(operation, safe='')}"
+    response = None
+    if attempt > 1:  # started already, most likely: a read is cheaper than the args
+        response = await http.get(f"{path}/{quote(operation_id, safe='')}", headers=headers,
+                                  timeout=endpoint.request_timeout)
+        if response.status_code == 404 and _code(response) == "run_not_found":
+            response = None
+    if response is None:
+        body = b'{"operation_id":' + encode(operation_id) + b',"callback":' + \
+            encode(_callback(endpoint, operation_id, callback)) + b"," + request[1:]
+        response = await http.post(path, content=body, timeout=endpoint.request_timeout,
+                                   headers={**headers, "Content-Type": "application/json"})
     return _outcome(response, attempt, endpoint, callback is not None)
+
+
+def _headers(endpoint: Endpoint) -> dict[str, str]:
+    return {"Authorization": f"Bearer {endpoint.token}"} if endpoint.token else {}
 
 
 def _callback(endpoint: Endpoint, operation_id: str,
@@ -122,14 +125,10 @@ endpoint's ``poll_interval``)."""
 
 async def _cancel(endpoint: Endpoint, operation: str, operation_id: str) -> None:
     """Ask the callee to cancel the operation (a 404: it has no run of it, nothing to do)."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {endpoint.token}"} if endpoint.token else {}
-    path = (f"/v1/operations/{quote(operation, safe='')}/"
+    path = (f"{endpoint.url}/v1/operations/{quote(operation, safe='')}/"
             f"{quote(operation_id, safe='')}/cancel")
-    async with httpx.AsyncClient(base_url=endpoint.url, headers=headers,
-                                 timeout=endpoint.request_timeout) as http:
-        response = await http.post(path)
+    response = await shared_client().post(path, headers=_headers(endpoint),
+                                          timeout=endpoint.request_timeout)
     if response.status_code in _REFUSED:
         return
     if response.status_code >= 300:

@@ -8,7 +8,10 @@ import hashlib
 import hmac
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
 
 from duro.errors import InvalidArgumentError
 
@@ -21,6 +24,8 @@ __all__ = [
     "sign",
     "signal_name",
 ]
+
+T = TypeVar("T")
 
 CALLBACK_SIGNATURE_HEADER = "Duro-Signature"
 """The header of a callback's signature: ``sha256=<hex HMAC-SHA256 of the raw body>``."""
@@ -78,6 +83,35 @@ class Endpoint:
             raise InvalidArgumentError(
                 "an Endpoint with a callback_url needs a callback_secret (or the "
                 f"{CALLBACK_SECRET_ENV} environment variable): callbacks are signed")
+
+    def stub(self, protocol: Callable[..., T], *, prefix: str = "",
+             timeout: float | timedelta | None = None) -> T:
+        """A typed stub of this endpoint's operations, for workflow code.
+
+        Declare the callee's operations as a class of ``async def`` methods (usually a
+        ``typing.Protocol``); the stub has its type, and each method call is a
+        ``duro.call`` of the operation named ``prefix + method name`` whose result is
+        converted to the method's return annotation::
+
+            class Payments(Protocol):
+                async def charge(self, order_id: str, amount: int) -> Charge: ...
+
+            PAYMENTS = duro.Endpoint(url=...).stub(Payments, prefix="payments.")
+            charge = await PAYMENTS.charge(order_id, 250)  # duro.call(..., "payments.charge")
+
+        Args:
+            protocol: The class declaring the operations.
+            prefix: Put before each method's name to make the operation's name.
+            timeout: Each call's timeout (see :func:`duro.call`).
+
+        Raises:
+            InvalidArgumentError: Not a class, a public method that is not ``async def``,
+                no operation declared, a bad prefix or timeout.
+        """
+        from duro.rpc._stub import make_stub
+
+        stub: T = make_stub(self, protocol, prefix, timeout)  # type: ignore[assignment]
+        return stub
 
     def secret(self) -> bytes | None:
         """The callback secret, from the endpoint or the environment."""

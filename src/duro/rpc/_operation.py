@@ -12,12 +12,14 @@ the wrapper's result, which ``GET /v1/operations/{name}/{id}`` reads.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
 from duro.client._records import RunInfo
 from duro.errors import ChildWorkflowError, NonRetryableError, StepFailedError
 from duro.rpc._endpoint import CALLBACK_SIGNATURE_HEADER, sign
+from duro.rpc._http import shared_client
 from duro.serde import encode
 from duro.step._policy import RetryPolicy
 from duro.step._step import Step
@@ -37,14 +39,12 @@ async def _deliver(callback: dict[str, str], operation_id: str, outcome: dict[st
 
     A 4xx but 408/429 is final (the caller refuses: a signature it no longer accepts, a
     run that ended): polling, or nothing, takes over."""
-    import httpx
-
     body = encode({"operation_id": operation_id, "workflow_id": callback["workflow_id"],
                    "namespace": callback["namespace"], "outcome": outcome})
     headers = {"Content-Type": "application/json",
                CALLBACK_SIGNATURE_HEADER: sign(bytes.fromhex(callback["key"]), body)}
-    async with httpx.AsyncClient(timeout=10.0) as http:
-        response = await http.post(callback["url"], content=body, headers=headers)
+    response = await shared_client().post(callback["url"], content=body, headers=headers,
+                                          timeout=10.0)
     if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
         raise NonRetryableError(f"the caller refused the callback: HTTP "
                                 f"{response.status_code} {response.text[:200]}")
@@ -69,6 +69,13 @@ async def _operation(operation: str, operation_id: str, args: list[Any],
         cause = exc.cause
         outcome = {"status": "failed" if exc.status == "not_started" else exc.status,
                    "error": None if cause is None else cause.to_dict()}
+    except asyncio.CancelledError:
+        # Cancelled (the caller asked): the exposed workflow's run is cancelled with this
+        # one; a caller outside any workflow learns it by its callback too.
+        if callback:
+            with contextlib.suppress(StepFailedError):
+                await DELIVER(callback, operation_id, {"status": "cancelled", "error": None})
+        raise
     if callback:
         with contextlib.suppress(StepFailedError):  # the caller polls
             await DELIVER(callback, operation_id, outcome)
@@ -86,9 +93,12 @@ def operation_state(operation_id: str, wrapper: RunInfo, child: RunInfo | None,
 
     Read from the exposed workflow's own run, so the outcome is there as soon as it ends,
     while the wrapper may still be delivering the callback; from the wrapper's when it
-    ended without one (the exposed workflow could not be started)."""
+    ended without one (the exposed workflow could not be started) or was cancelled or
+    terminated (its callback says so at once, while the child's cancellation follows)."""
     base = {"operation_id": operation_id}
     run = child if child is not None else wrapper
+    if wrapper.status in (RunStatus.CANCELLED, RunStatus.TERMINATED):
+        run = wrapper  # the operation as a whole: its child follows (or has ended)
     if not run.status.is_terminal or (child is None and run.status == RunStatus.COMPLETED):
         return {**base, "status": "running"}
     if run.status == RunStatus.COMPLETED:

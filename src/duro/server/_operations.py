@@ -17,29 +17,18 @@ operation id, so a replayed callback is recorded once and changes nothing.
 
 from __future__ import annotations
 
-import contextlib
-import hmac
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from duro._checks import check_id, check_namespace
 from duro.errors import OperationNotFoundError, RunNotFoundError, WorkflowNotFoundError
-from duro.rpc import (
-    CALLBACK_SIGNATURE_HEADER,
-    OPERATION_WORKFLOW,
-    callback_key,
-    operation_state,
-    operation_workflow_id,
-    sign,
-)
+from duro.rpc import CALLBACK_SIGNATURE_HEADER, OperationState
 from duro.rpc._endpoint import signal_name
-from duro.rpc._operation import child_workflow_id
+from duro.rpc._state import check_callback
 from duro.server._problems import BadRequest, NotEnabled, body_of, field, json, path_id
 from duro.server._routes import Api
-from duro.server._webhooks import InvalidSignatureError
 from duro.workflow._api import lookup_workflow
 
 __all__ = ["callback", "cancel_operation", "get_operation", "start_operation"]
@@ -69,26 +58,17 @@ async def start_operation(request: Request, api: Api) -> Response:
     args = field(body, "args", list, [])
     kwargs = field(body, "kwargs", dict, {})
     back = _callback_of(field(body, "callback", dict))
-    try:
-        wf = lookup_workflow(name)
-    except WorkflowNotFoundError:
-        pass  # exposed by name only (--expose): its worker checks the arguments
-    else:
-        wf.check_arguments(args, kwargs, what=f"operation {name!r} called")
-    workflow_id = operation_workflow_id(name, operation_id)
-    await api.client.start(OPERATION_WORKFLOW, name, operation_id, args, kwargs, back,
-                           id=workflow_id)
-    return json(await _state(api, operation_id, workflow_id), 202)
+    state = await api.client.operations.begin(name, operation_id, args, kwargs, back)
+    return json(_json(state), 202)
 
 
-async def _state(api: Api, operation_id: str, workflow_id: str) -> dict[str, Any]:
-    """The operation's state: its wrapper run's and, once started, its child's."""
-    wrapper = await api.client.get_handle(workflow_id).describe()
-    try:
-        child = await api.client.get_handle(child_workflow_id(workflow_id)).describe()
-    except RunNotFoundError:
-        child = None
-    return operation_state(operation_id, wrapper, child)
+def _json(state: OperationState) -> dict[str, Any]:
+    out: dict[str, Any] = {"operation_id": state.operation_id, "status": state.status}
+    if state.status == "completed":
+        out["result"] = state.result
+    elif state.done:
+        out["error"] = None if state.error is None else state.error.to_dict()
+    return out
 
 
 def _callback_of(raw: dict[str, Any] | None) -> dict[str, str] | None:
@@ -110,40 +90,26 @@ async def get_operation(request: Request, api: Api) -> Response:
     name = path_id(request, "name", "operation name")
     _exposed(api, name)
     operation_id = path_id(request, "operation_id", "operation id")
-    return json(await _state(api, operation_id, operation_workflow_id(name, operation_id)))
+    return json(_json(await api.client.operations.get(name, operation_id)))
 
 
 async def cancel_operation(request: Request, api: Api) -> Response:
     name = path_id(request, "name", "operation name")
     _exposed(api, name)
     operation_id = path_id(request, "operation_id", "operation id")
-    workflow_id = operation_workflow_id(name, operation_id)
     # Cancelling the wrapper cancels the exposed workflow's run (its child) with it; an
     # operation that ended already stays as it ended.
-    with contextlib.suppress(RunNotFoundError):
-        await api.client.cancel(workflow_id)
-    return json(await _state(api, operation_id, workflow_id), 202)
+    return json(_json(await api.client.operations.cancel(name, operation_id)), 202)
 
 
 async def callback(request: Request, api: Api) -> Response:
     if api.callback_secret is None:
         raise NotEnabled("callbacks are off: serve with a callback secret (duro serve "
                          "--callback-secret-env, docs/rpc.md)")
-    raw = await request.body()
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidSignatureError("the callback is not signed JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidSignatureError("the callback is not signed JSON")
-    ids = [body.get(k) for k in ("namespace", "workflow_id", "operation_id")]
-    if not all(isinstance(v, str) for v in ids):
-        raise InvalidSignatureError("the callback does not name its call")
-    namespace, workflow_id, operation_id = (str(v) for v in ids)
-    key = callback_key(api.callback_secret, namespace, workflow_id, operation_id)
-    given = request.headers.get(CALLBACK_SIGNATURE_HEADER, "")
-    if not hmac.compare_digest(given.encode(), sign(key, raw).encode()):
-        raise InvalidSignatureError("the callback's signature does not match")
+    body = check_callback(await request.body(),
+                          request.headers.get(CALLBACK_SIGNATURE_HEADER), api.callback_secret)
+    namespace, workflow_id, operation_id = (
+        str(body[k]) for k in ("namespace", "workflow_id", "operation_id"))
     outcome = body.get("outcome")
     if not isinstance(outcome, dict) or not isinstance(outcome.get("status"), str):
         raise BadRequest("'outcome' must be an object with a 'status'")

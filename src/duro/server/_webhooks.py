@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from duro._checks import DEFAULT_NAMESPACE, check_id, check_namespace
-from duro.errors import DuroError, InvalidArgumentError
+from duro.errors import InvalidArgumentError, InvalidSignatureError
 
 __all__ = [
     "SIGNAL_ID_HEADER",
@@ -51,11 +51,6 @@ SIGNAL_ID_HEADER = "Duro-Signal-Id"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an HTTP header name (RFC 9110)
 _MAX_SIGNATURES = 8
 """Signatures one header may carry (a provider rotating secrets sends two or three)."""
-
-
-class InvalidSignatureError(DuroError):
-    """A webhook request whose signature is missing, malformed, does not match the
-    shared secret, or whose timestamp is outside the tolerance (HTTP 401)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

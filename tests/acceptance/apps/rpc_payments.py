@@ -1,7 +1,10 @@
 """The callee of the durable RPC tests (docs/rpc.md): a payments deployment exposing
 ``charge``. A charge of an order id starting with ``gated-`` waits in its step until the
-file ``$GATE_DIR/<order id>`` exists (so a test can kill a process mid-operation); a
-negative amount is declined (a typed error the caller receives)."""
+file ``$GATE_DIR/<order id>`` exists (so a test can kill a process mid-operation); one
+of an id ``soak...-<ms>ms`` takes that long; an amount of 0 is declined (a typed error
+the caller receives). Each capture appends ``<idempotency key> <order id>`` to
+``$GATE_DIR/ledger`` once it is done, as a payment processor's ledger would: a capture
+run again after a crash appends again, with the same key."""
 
 from __future__ import annotations
 
@@ -23,8 +26,12 @@ async def capture(order_id: str, amount: int) -> str:
         (Path(os.environ["GATE_DIR"]) / f"{order_id}.entered").touch()
         while not gate.exists():
             await asyncio.sleep(0.02)
+    if order_id.startswith("soak"):
+        await asyncio.sleep(int(order_id.rsplit("-", 1)[1].removesuffix("ms")) / 1000)
     if amount < 0:
         raise duro.NonRetryableError(f"amount {amount} refused")
+    with (Path(os.environ["GATE_DIR"]) / "ledger").open("a") as ledger:
+        ledger.write(f"{duro.step_info().idempotency_key} {order_id}\n")
     return f"ch_{order_id}_{amount}"
 
 

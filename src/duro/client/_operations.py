@@ -1,0 +1,138 @@
+"""``client.operations``: start, read and cancel exposed operations (docs/rpc.md) from
+outside any workflow, with the outcome posted to a callback URL of the caller's choosing.
+
+Embedded, the client starts the operation in its own store (the callee's: its worker
+runs it); through a server (:class:`~duro.client.RemoteClient`, the usual case: another
+deployment's ``duro serve``) the same calls are its ``/v1/operations`` routes. The callback
+is signed with a key derived from the caller's secret and the operation id (the secret
+never leaves the caller): check it with :func:`duro.rpc.verify_callback`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from duro._checks import check_id
+from duro.errors import InvalidArgumentError, RunNotFoundError, WorkflowNotFoundError
+from duro.rpc._endpoint import callback_key, operation_workflow_id
+from duro.rpc._state import OperationState
+from duro.serde import encode
+
+if TYPE_CHECKING:
+    from duro.client._client import Client
+
+__all__ = ["Operations", "outside_callback"]
+
+
+def outside_callback(url: str | None, secret: str | bytes | None, operation_id: str
+                     ) -> dict[str, str] | None:
+    """The ``callback`` of a start from outside a workflow: the URL as given, and the key
+    of this operation id only (no calling run: empty namespace and workflow id)."""
+    if url is None:
+        if secret is not None:
+            raise InvalidArgumentError("callback_secret without a callback_url")
+        return None
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise InvalidArgumentError(f"callback_url must be an http:// or https:// URL, "
+                                   f"not {url!r}")
+    if not secret or not isinstance(secret, str | bytes):
+        raise InvalidArgumentError("a callback_url needs a callback_secret (a non-empty "
+                                   "str or bytes): the callee signs the callback with a "
+                                   "key derived from it")
+    raw = secret.encode() if isinstance(secret, str) else secret
+    return {"url": url, "key": callback_key(raw, "", "", operation_id).hex(),
+            "namespace": "", "workflow_id": ""}
+
+
+class Operations:
+    """``client.operations``: a deployment's exposed operations, started from outside a
+    workflow (a workflow calls them with ``duro.call``)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def start(self, name: str, *args: Any, operation_id: str,
+                    callback_url: str | None = None,
+                    callback_secret: str | bytes | None = None,
+                    **kwargs: Any) -> OperationState:
+        """Start an exposed operation, once per ``operation_id``.
+
+        The same id again is the same operation (its current state is returned), so a
+        start may be retried after any failure.
+
+        Args:
+            name: The exposed workflow's name.
+            *args: Its arguments (JSON values; keyword arguments too).
+            operation_id: The caller's idempotency key for this operation.
+            callback_url: Where the callee posts the outcome when the operation ends
+                (retried with backoff for about ten minutes), signed with
+                ``Duro-Signature``; check it with :func:`duro.rpc.verify_callback`.
+            callback_secret: The secret that signature's key is derived from (required
+                with ``callback_url``; it is not sent).
+
+        Returns:
+            The operation's state (usually ``running``).
+
+        Raises:
+            InvalidArgumentError: An empty or overlong name or id, a callback URL that
+                is not http(s), a callback URL without a secret. Nothing is started.
+            SerializationError: An argument is not JSON.
+            OperationNotFoundError: (through a server) The callee exposes no such
+                operation.
+        """
+        check_id(name, "operation name", limit=200)
+        check_id(operation_id, "operation id", limit=200)
+        callback = outside_callback(callback_url, callback_secret, operation_id)
+        encode({"args": list(args), "kwargs": kwargs},
+               what=f"the arguments of operation {name!r}")
+        return await self.begin(name, operation_id, list(args), kwargs, callback)
+
+    async def begin(self, name: str, operation_id: str, args: list[Any],
+                    kwargs: dict[str, Any], callback: dict[str, str] | None
+                    ) -> OperationState:
+        """Start it with arguments checked already and a callback as the route takes it
+        (``duro serve``'s ``POST /v1/operations/{name}`` ends here)."""
+        from duro.rpc._operation import OPERATION_WORKFLOW
+        from duro.workflow._api import lookup_workflow
+
+        try:
+            wf = lookup_workflow(name)
+        except WorkflowNotFoundError:
+            pass  # not imported here (exposed by name only): its worker checks them
+        else:
+            wf.check_arguments(args, kwargs, what=f"operation {name!r} called")
+        workflow_id = operation_workflow_id(name, operation_id)
+        await self._client.start(OPERATION_WORKFLOW, name, operation_id, args, kwargs,
+                                 callback, id=workflow_id)
+        return await self.get(name, operation_id)
+
+    async def get(self, name: str, operation_id: str) -> OperationState:
+        """The operation's state: ``running``, or its outcome.
+
+        Raises:
+            RunNotFoundError: No operation of that name with that id.
+        """
+        from duro.rpc._operation import child_workflow_id, operation_state
+
+        check_id(operation_id, "operation id", limit=200)
+        workflow_id = operation_workflow_id(check_id(name, "operation name", limit=200),
+                                            operation_id)
+        wrapper = await self._client.get_handle(workflow_id).describe()
+        try:
+            child = await self._client.get_handle(child_workflow_id(workflow_id)).describe()
+        except RunNotFoundError:
+            child = None
+        return OperationState.from_json(operation_state(operation_id, wrapper, child))
+
+    async def cancel(self, name: str, operation_id: str) -> OperationState:
+        """Ask the operation to cancel (its run, then the exposed workflow's); one that
+        ended already stays as it ended. Its state after the request.
+
+        Raises:
+            RunNotFoundError: No operation of that name with that id.
+        """
+        workflow_id = operation_workflow_id(check_id(name, "operation name", limit=200),
+                                            check_id(operation_id, "operation id",
+                                                     limit=200))
+        await self._client.cancel(workflow_id)
+        return await self.get(name, operation_id)
