@@ -99,7 +99,9 @@ def test_global_concurrency_limit_holds_across_several_workers(db_url: str) -> N
             handles = []
             for i in range(30):
                 engine = (a, b, c)[i % 3]
-                handles.append(await engine.start(job, "limit", f"r-{i}", 0.03,
+                # Long enough that under a loaded machine the three workers' jobs
+                # still overlap, so the peak shows the limit reached, not only held.
+                handles.append(await engine.start(job, "limit", f"r-{i}", 0.15,
                                                   queue="q-limit3"))
             await asyncio.gather(*(h.result(timeout=60) for h in handles))
             stats = {s.config.name: s for s in await a.queues()}
@@ -301,7 +303,7 @@ def test_per_worker_limit(db_url: str) -> None:
 
     async def main() -> None:
         async with engines(url, 2) as (a, b):
-            handles = [await (a, b)[i % 2].start(job, "perw", f"p-{i}", 0.05,
+            handles = [await (a, b)[i % 2].start(job, "perw", f"p-{i}", 0.3,
                                                  queue="q-per-worker") for i in range(10)]
             await asyncio.gather(*(h.result(timeout=60) for h in handles))
 
