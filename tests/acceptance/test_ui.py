@@ -19,6 +19,7 @@ is set (CI sets it): then it fails. ``DURO_UI_SCREENSHOTS=DIR`` saves the pages 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -323,6 +324,23 @@ def test_a_step_queued_for_another_worker_is_not_yet_claimed(site: Site, page: A
     waits = site.http.get("/v1/runs/ui-index/waiting").json()
     assert [(t["step"], t["queue"], t["claimed_by"]) for t in waits["tasks"]] == [
         ("ui_app.embed", "gpu", None)]
+
+
+def test_a_truncated_payload_links_to_the_whole_one(site: Site, page: Any) -> None:
+    expect = _expect()
+    site.start("ui_app.bulky", "ui-bulky", 3000)  # a step result of ~45,000 characters
+    site.wait_status("ui-bulky", "completed")
+    _sign_in(page, site, path="#/runs/ui-bulky")
+    step = page.locator("table.history tbody tr[data-kind=step_completed]")
+    step.locator("summary").first.click()
+    expect(step.locator("pre").first).not_to_contain_text("row 02999")  # truncated
+    link = step.get_by_role("link", name="download the whole payload")
+    with page.expect_download() as saving:
+        link.click()
+    download = saving.value
+    assert re.fullmatch(r"ui-bulky-[0-9a-f]{8}-\d+\.json", download.suggested_filename)
+    saved = json.loads(Path(download.path()).read_text())
+    assert saved["last"] == "row 02999" and len(saved["rows"]) == 3000
 
 
 def test_a_run_of_ten_thousand_events_is_usable_within_a_second(site: Site,

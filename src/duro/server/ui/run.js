@@ -303,11 +303,25 @@ function drawHistory(node, state, render, actions) {
         h("td", {}, h("span", { class: `kind k-${e.kind}` }, e.kind)),
         h("td", {}, e.op === null ? "" : String(e.op)),
         h("td", {}, e.name || ""),
-        h("td", {}, e.corrupt ? h("span", { class: "error" }, e.corrupt) : e.data === null ? "" : jsonView(e.data)),
+        h("td", {}, e.corrupt ? h("span", { class: "error" }, e.corrupt) : e.data === null ? ""
+          : jsonView(e.data, { whole: wholeEvent(state, e.seq) })),
         h("td", {}, Object.keys(e.meta || {}).length ? jsonView(e.meta) : ""),
         h("td", {}, h("button", { type: "button", class: "link", title: `reset or fork keeping the events before ${e.seq}`,
                                   onclick: () => actions.pickEvent(e.seq) }, "reset here"))))))));
   if (focused) node.querySelector("#kind-filter").focus();
+}
+
+// The decoded payload of one event, read again from the history route (a page of one).
+function wholeEvent(state, seq) {
+  const id = state.run.workflow_id;
+  return {
+    name: `${id}-${state.runId.slice(0, 8)}-${seq}.json`,
+    load: async () => {
+      const page = await api("GET", `/v1/runs/${encodeURIComponent(id)}/history`,
+        { params: { run_id: state.runId, after: seq > 0 ? seq - 1 : undefined, limit: 1 } });
+      return page.events[0].data;
+    },
+  };
 }
 
 function usageCard(usage) {
