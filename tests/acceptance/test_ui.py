@@ -343,6 +343,36 @@ def test_a_truncated_payload_links_to_the_whole_one(site: Site, page: Any) -> No
     assert saved["last"] == "row 02999" and len(saved["rows"]) == 3000
 
 
+def test_the_continue_as_new_chain_links_each_next_run_and_back(site: Site,
+                                                                page: Any) -> None:
+    expect = _expect()
+    site.start("ui_app.laps", "ui-laps", 0, 3)  # four runs of the id, one after another
+    assert site.wait_status("ui-laps", "completed")["result"] == 3
+    listed = site.http.get("/v1/runs", params={"id_prefix": "ui-laps"}).json()["runs"]
+    after = {r["origin_run_id"]: r["run_id"] for r in listed}
+    chain = [after[None]]
+    while chain[-1] in after:
+        chain.append(after[chain[-1]])
+    assert len(chain) == 4
+    _sign_in(page, site, path=f"#/runs/ui-laps?run_id={chain[0]}")
+    later = page.locator("section[aria-label='later runs'] tbody tr")
+    expect(later).to_have_count(3)
+    for row, run_id in enumerate(chain[1:]):
+        expect(later.nth(row)).to_contain_text(run_id[:8])
+    expect(later.last).to_contain_text("completed")
+    # The header's link goes to the next run, not to the latest of the id.
+    page.locator("p.continued").get_by_role("link", name=chain[1]).click()
+    expect(page.locator("section[aria-label=run] .run-id")).to_have_text(chain[1])
+    expect(page.locator("section[aria-label='earlier runs'] tbody tr")).to_have_count(1)
+    expect(page.locator("section[aria-label='earlier runs']")).to_contain_text(chain[0][:8])
+    expect(later).to_have_count(2)
+    page.locator("section[aria-label='later runs']").get_by_role(
+        "link", name=chain[3][:8]).click()
+    expect(page.locator("section[aria-label=run] .run-id")).to_have_text(chain[3])
+    expect(page.locator("section[aria-label='earlier runs'] tbody tr")).to_have_count(3)
+    expect(later).to_have_count(0)
+
+
 def test_a_run_of_ten_thousand_events_is_usable_within_a_second(site: Site,
                                                                 page: Any) -> None:
     expect = _expect()
