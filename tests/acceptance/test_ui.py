@@ -23,6 +23,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -34,7 +36,7 @@ import httpx
 import pytest
 
 import duro
-from tests.acceptance.serving import serve
+from tests.acceptance.serving import APPS, DURO_SRC, serve
 from tests.conftest import run
 
 CHROMIUM = Path(os.environ.get("DURO_CHROMIUM", "/usr/bin/chromium"))
@@ -61,8 +63,10 @@ def _browser_or_skip() -> Any:
 class Site:
     """The served UI, its tokens, and an HTTP client to its API."""
 
-    def __init__(self, url: str, tokens: dict[str, str], http: httpx.Client) -> None:
+    def __init__(self, url: str, tokens: dict[str, str], http: httpx.Client,
+                 db: str) -> None:
         self.url = url
+        self.db = db
         self.tokens = tokens
         self.http = http
 
@@ -119,7 +123,7 @@ def _served(db: str, tokens: dict[str, str]) -> Iterator[Site]:
     with serve(db, "ui_app", "--worker", "--auth") as served, httpx.Client(
             base_url=served.url, timeout=30,
             headers={"Authorization": f"Bearer {tokens['ops']}"}) as http:
-        yield Site(served.url, tokens, http)
+        yield Site(served.url, tokens, http, db)
 
 
 @pytest.fixture(scope="module")
@@ -428,6 +432,37 @@ def test_schedules_queues_and_workers(site: Site, page: Any) -> None:
     expect(page.locator("main tbody tr", has_text="default")).to_have_count(1)
     page.goto(f"{site.url}/#/workers")
     expect(page.locator("main tbody tr .badge", has_text="live")).to_have_count(1)
+
+
+def test_the_workers_page_says_which_queues_each_worker_serves(site: Site,
+                                                               page: Any) -> None:
+    expect = _expect()
+    environ = {k: v for k, v in os.environ.items() if k not in ("DURO_DB", "PYTHONPATH")}
+    environ["PYTHONPATH"] = os.pathsep.join([str(APPS), str(DURO_SRC)])
+    worker = subprocess.Popen(  # a second worker, of two queues only
+        [sys.executable, "-m", "duro", "--db", site.db, "worker", "ui_app",
+         "--queue", "ui-reports", "--queue", "ui-mail"],
+        env=environ, cwd=APPS, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while True:  # until it has registered (each read a round trip: no fixed sleep)
+            workers = site.http.get("/v1/workers").json()["workers"]
+            mine = [w for w in workers if w["pid"] == worker.pid]
+            if mine or time.monotonic() > deadline or worker.poll() is not None:
+                break
+            time.sleep(0.05)  # a poll interval: the loop ends on the deadline
+        assert [w["queues"] for w in mine] == [["ui-reports", "ui-mail"]], workers
+        assert [w["queues"] for w in workers if w["pid"] != worker.pid] == [None]
+        _sign_in(page, site, path="#/workers")
+        rows = page.locator("main tbody tr")
+        expect(rows.filter(has_text=mine[0]["worker_id"]).locator(".queues")).to_have_text(
+            "ui-reports, ui-mail")
+        expect(rows.filter(has_not_text=mine[0]["worker_id"]).locator(".queues")).to_have_text(
+            "every queue")
+        _audit(page, "workers with their queues")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 def test_create_a_schedule_from_the_form_and_see_its_next_ticks(site: Site, page: Any) -> None:
