@@ -19,9 +19,12 @@ is set (CI sets it): then it fails. ``DURO_UI_SCREENSHOTS=DIR`` saves the pages 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,7 +36,7 @@ import httpx
 import pytest
 
 import duro
-from tests.acceptance.serving import serve
+from tests.acceptance.serving import APPS, DURO_SRC, serve
 from tests.conftest import run
 
 CHROMIUM = Path(os.environ.get("DURO_CHROMIUM", "/usr/bin/chromium"))
@@ -60,8 +63,10 @@ def _browser_or_skip() -> Any:
 class Site:
     """The served UI, its tokens, and an HTTP client to its API."""
 
-    def __init__(self, url: str, tokens: dict[str, str], http: httpx.Client) -> None:
+    def __init__(self, url: str, tokens: dict[str, str], http: httpx.Client,
+                 db: str) -> None:
         self.url = url
+        self.db = db
         self.tokens = tokens
         self.http = http
 
@@ -118,7 +123,7 @@ def _served(db: str, tokens: dict[str, str]) -> Iterator[Site]:
     with serve(db, "ui_app", "--worker", "--auth") as served, httpx.Client(
             base_url=served.url, timeout=30,
             headers={"Authorization": f"Bearer {tokens['ops']}"}) as http:
-        yield Site(served.url, tokens, http)
+        yield Site(served.url, tokens, http, db)
 
 
 @pytest.fixture(scope="module")
@@ -325,6 +330,53 @@ def test_a_step_queued_for_another_worker_is_not_yet_claimed(site: Site, page: A
         ("ui_app.embed", "gpu", None)]
 
 
+def test_a_truncated_payload_links_to_the_whole_one(site: Site, page: Any) -> None:
+    expect = _expect()
+    site.start("ui_app.bulky", "ui-bulky", 3000)  # a step result of ~45,000 characters
+    site.wait_status("ui-bulky", "completed")
+    _sign_in(page, site, path="#/runs/ui-bulky")
+    step = page.locator("table.history tbody tr[data-kind=step_completed]")
+    step.locator("summary").first.click()
+    expect(step.locator("pre").first).not_to_contain_text("row 02999")  # truncated
+    link = step.get_by_role("link", name="download the whole payload")
+    with page.expect_download() as saving:
+        link.click()
+    download = saving.value
+    assert re.fullmatch(r"ui-bulky-[0-9a-f]{8}-\d+\.json", download.suggested_filename)
+    saved = json.loads(Path(download.path()).read_text())
+    assert saved["last"] == "row 02999" and len(saved["rows"]) == 3000
+
+
+def test_the_continue_as_new_chain_links_each_next_run_and_back(site: Site,
+                                                                page: Any) -> None:
+    expect = _expect()
+    site.start("ui_app.laps", "ui-laps", 0, 3)  # four runs of the id, one after another
+    assert site.wait_status("ui-laps", "completed")["result"] == 3
+    listed = site.http.get("/v1/runs", params={"id_prefix": "ui-laps"}).json()["runs"]
+    after = {r["origin_run_id"]: r["run_id"] for r in listed}
+    chain = [after[None]]
+    while chain[-1] in after:
+        chain.append(after[chain[-1]])
+    assert len(chain) == 4
+    _sign_in(page, site, path=f"#/runs/ui-laps?run_id={chain[0]}")
+    later = page.locator("section[aria-label='later runs'] tbody tr")
+    expect(later).to_have_count(3)
+    for row, run_id in enumerate(chain[1:]):
+        expect(later.nth(row)).to_contain_text(run_id[:8])
+    expect(later.last).to_contain_text("completed")
+    # The header's link goes to the next run, not to the latest of the id.
+    page.locator("p.continued").get_by_role("link", name=chain[1]).click()
+    expect(page.locator("section[aria-label=run] .run-id")).to_have_text(chain[1])
+    expect(page.locator("section[aria-label='earlier runs'] tbody tr")).to_have_count(1)
+    expect(page.locator("section[aria-label='earlier runs']")).to_contain_text(chain[0][:8])
+    expect(later).to_have_count(2)
+    page.locator("section[aria-label='later runs']").get_by_role(
+        "link", name=chain[3][:8]).click()
+    expect(page.locator("section[aria-label=run] .run-id")).to_have_text(chain[3])
+    expect(page.locator("section[aria-label='earlier runs'] tbody tr")).to_have_count(3)
+    expect(later).to_have_count(0)
+
+
 def test_a_run_of_ten_thousand_events_is_usable_within_a_second(site: Site,
                                                                 page: Any) -> None:
     expect = _expect()
@@ -380,6 +432,37 @@ def test_schedules_queues_and_workers(site: Site, page: Any) -> None:
     expect(page.locator("main tbody tr", has_text="default")).to_have_count(1)
     page.goto(f"{site.url}/#/workers")
     expect(page.locator("main tbody tr .badge", has_text="live")).to_have_count(1)
+
+
+def test_the_workers_page_says_which_queues_each_worker_serves(site: Site,
+                                                               page: Any) -> None:
+    expect = _expect()
+    environ = {k: v for k, v in os.environ.items() if k not in ("DURO_DB", "PYTHONPATH")}
+    environ["PYTHONPATH"] = os.pathsep.join([str(APPS), str(DURO_SRC)])
+    worker = subprocess.Popen(  # a second worker, of two queues only
+        [sys.executable, "-m", "duro", "--db", site.db, "worker", "ui_app",
+         "--queue", "ui-reports", "--queue", "ui-mail"],
+        env=environ, cwd=APPS, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while True:  # until it has registered (each read a round trip: no fixed sleep)
+            workers = site.http.get("/v1/workers").json()["workers"]
+            mine = [w for w in workers if w["pid"] == worker.pid]
+            if mine or time.monotonic() > deadline or worker.poll() is not None:
+                break
+            time.sleep(0.05)  # a poll interval: the loop ends on the deadline
+        assert [w["queues"] for w in mine] == [["ui-reports", "ui-mail"]], workers
+        assert [w["queues"] for w in workers if w["pid"] != worker.pid] == [None]
+        _sign_in(page, site, path="#/workers")
+        rows = page.locator("main tbody tr")
+        expect(rows.filter(has_text=mine[0]["worker_id"]).locator(".queues")).to_have_text(
+            "ui-reports, ui-mail")
+        expect(rows.filter(has_not_text=mine[0]["worker_id"]).locator(".queues")).to_have_text(
+            "every queue")
+        _audit(page, "workers with their queues")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 def test_create_a_schedule_from_the_form_and_see_its_next_ticks(site: Site, page: Any) -> None:

@@ -212,6 +212,24 @@ def test_deregistering_releases_owned_runs(make_store: StoreFactory) -> None:
     run(main())
 
 
+def test_a_worker_row_says_which_queues_it_serves(make_store: StoreFactory) -> None:
+    async def main() -> None:
+        store = await _opened(make_store)
+        await store.register_worker("wq", "h", 1, real_now=time.time(), lease=30,
+                                    queues=["gpu", "mail"])
+        await store.register_worker("wall", "h", 2, real_now=time.time(), lease=30)
+        served = {w.worker_id: w.queues for w in await store.list_workers()}
+        assert served == {"wq": ("gpu", "mail"), "wall": None}
+        # Registering again (a lost lease) states them again.
+        await store.register_worker("wq", "h", 1, real_now=time.time(), lease=30,
+                                    queues=["gpu"])
+        assert [w.queues for w in await store.list_workers() if w.worker_id == "wq"] == [
+            ("gpu",)]
+        await store.close()
+
+    run(main())
+
+
 def test_live_workers_are_never_presumed_disconnected(make_store: StoreFactory) -> None:
     """``expire_disconnected_workers`` may only speed a dead worker's takeover up (stores
     without sessions never find anyone): workers alive on their stores keep their runs."""

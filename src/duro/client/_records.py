@@ -289,19 +289,22 @@ class WorkerInfo:
     worker takes its runs back)."""
     running: int
     """Runs it holds that are running."""
+    queues: list[str] | None = None
+    """The queues it serves (as it registered); None: every queue."""
 
     @classmethod
     def from_record(cls, r: WorkerRecord, *, now: float) -> WorkerInfo:
         started, until = _time(r.started_at), _time(r.lease_until)
         assert started is not None and until is not None
         return cls(worker_id=r.worker_id, host=r.host, pid=r.pid, started_at=started,
-                   lease_until=until, live=r.lease_until > now, running=r.running)
+                   lease_until=until, live=r.lease_until > now, running=r.running,
+                   queues=None if r.queues is None else list(r.queues))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (times in ISO 8601, UTC)."""
         return {"worker_id": self.worker_id, "host": self.host, "pid": self.pid,
                 "started_at": iso(self.started_at), "lease_until": iso(self.lease_until),
-                "live": self.live, "running": self.running}
+                "live": self.live, "running": self.running, "queues": self.queues}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WorkerInfo:
@@ -309,7 +312,8 @@ class WorkerInfo:
         return cls(worker_id=data["worker_id"], host=data["host"], pid=int(data["pid"]),
                    started_at=_required_time(data["started_at"]),
                    lease_until=_required_time(data["lease_until"]), live=bool(data["live"]),
-                   running=int(data["running"]))
+                   running=int(data["running"]),
+                   queues=None if data.get("queues") is None else list(data["queues"]))
 
 
 def queue_json(stats: QueueStats) -> dict[str, Any]:

@@ -514,9 +514,10 @@ class WorkerStore(ClientStore, Protocol):
         ...
 
     async def register_worker(
-        self, worker_id: str, host: str, pid: int, *, real_now: float, lease: float
+        self, worker_id: str, host: str, pid: int, *, real_now: float, lease: float,
+        queues: Sequence[str] | None = None,
     ) -> None:
-        """Create this worker's lease row."""
+        """Create this worker's lease row, with the queues it serves (None: every one)."""
         ...
 
     async def renew_worker(self, worker_id: str, *, real_now: float, lease: float) -> bool:

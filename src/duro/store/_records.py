@@ -200,6 +200,8 @@ class WorkerRecord:
     """Wall-clock time its lease ends unless renewed (past: presumed dead)."""
     running: int
     """Runs it owns that are running."""
+    queues: tuple[str, ...] | None = None
+    """The queues it serves; None: every queue."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -269,7 +269,8 @@ class Worker:
             self._gc_tuned = tune_gc_for_worker()
         _guard.install(self.workflow_task_timeout)
         await self.store.register_worker(self.worker_id, self.host, os.getpid(),
-                                         real_now=time.time(), lease=self.lease)
+                                         real_now=time.time(), lease=self.lease,
+                                         queues=self.queues)
         for config in self.declare:
             await self.store.upsert_queue(config, now=self.clock.now())
         await self._refresh_queues()
@@ -608,7 +609,8 @@ class Worker:
                 if not ok:
                     log.warning("worker lease was lost; re-registering")
                     await self.store.register_worker(self.worker_id, self.host, os.getpid(),
-                                                     real_now=time.time(), lease=self.lease)
+                                                     real_now=time.time(), lease=self.lease,
+                                                     queues=self.queues)
             except DuroError as exc:
                 log.warning("could not renew the worker lease: %s", exc)
 

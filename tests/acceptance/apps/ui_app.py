@@ -83,3 +83,23 @@ async def nap_and_work(nap: float, busy: float) -> list[str]:
     # The step's outcome comes between the timer's start and its firing.
     _, worked = await asyncio.gather(duro.sleep(nap), work(busy))
     return ["napped", worked]
+
+
+@duro.step(name="ui_app.bulk")
+def bulk(size: int) -> dict[str, object]:
+    # A result longer than the history table shows (it truncates past 20,000 characters).
+    return {"rows": [f"row {i:05d}" for i in range(size)], "last": f"row {size - 1:05d}"}
+
+
+@duro.workflow(name="ui_app.bulky")
+async def bulky(size: int) -> int:
+    result = await bulk(size)
+    return len(result["rows"])
+
+
+@duro.workflow(name="ui_app.laps")
+async def laps(lap: int, last: int) -> int:
+    # Each lap a run of its own (continue-as-new): a chain of last + 1 runs of one id.
+    if lap < last:
+        duro.continue_as_new(lap + 1, last)
+    return lap

@@ -136,8 +136,10 @@ export function statusBadge(status) {
 }
 
 // A payload as collapsible JSON: short ones inline, long ones in <details>, very long
-// ones truncated with a control to show the rest (a 10 MB result must not freeze the tab).
-export function jsonView(value, { open = false, limit = 20000 } = {}) {
+// ones truncated with a control to show the rest (a 10 MB result must not freeze the tab)
+// and, given `whole` ({name, load}: a file name and a function that reads the payload
+// again from the API), a link that saves the whole decoded payload as a JSON file.
+export function jsonView(value, { open = false, limit = 20000, whole = null } = {}) {
   if (value === undefined) return h("span", { class: "muted" }, "-");
   const text = JSON.stringify(value, null, 2) ?? "null";
   if (text.length <= 80 && !text.includes("\n")) return h("code", { class: "json" }, text);
@@ -149,10 +151,31 @@ export function jsonView(value, { open = false, limit = 20000 } = {}) {
                                onclick: () => { full(); more.remove(); } },
                    `show all ${text.length.toLocaleString()} characters`);
     replace(pre, text.slice(0, limit), "\n…");
-    return h("details", { open }, h("summary", {}, preview(value, text)), pre, more);
+    return h("details", { open }, h("summary", {}, preview(value, text)), pre, more,
+             whole ? [" ", saveLink(whole)] : null);
   }
   full();
   return h("details", { open }, h("summary", {}, preview(value, text)), pre);
+}
+
+// A link (an <a download>: it says what it does) that reads the payload from the API on
+// click (the Authorization header rules out a plain href) and saves it as a file.
+function saveLink({ name, load }) {
+  const link = h("a", { href: "#", download: name, class: "save" }, "download the whole payload");
+  link.addEventListener("click", async (event) => {
+    if (link.dataset.ready) return;  // the second click, below: the browser saves it
+    event.preventDefault();
+    try {
+      const body = JSON.stringify(await load(), null, 2);
+      link.href = URL.createObjectURL(new Blob([body], { type: "application/json" }));
+      link.dataset.ready = "1";
+      link.click();
+      setTimeout(() => { URL.revokeObjectURL(link.href); link.href = "#"; delete link.dataset.ready; }, 0);
+    } catch (exc) {
+      link.replaceWith(errorBox(exc));
+    }
+  });
+  return link;
 }
 
 function preview(value, text) {

@@ -310,8 +310,12 @@ export function workersPage(root, params, signal) {
   const body = h("div", {});
   replace(root, h("h1", {}, "Workers"), body);
   api("GET", "/v1/workers", { signal }).then(({ workers }) => replace(body, table(
-    ["worker", "host", "pid", "alive", "lease until", "running", "started"],
+    ["worker", "host", "pid", "alive", "lease until", "running", "queues", "started"],
     workers.map((w) => [h("code", {}, w.worker_id), w.host, String(w.pid), w.live ? statusBadge("live") : statusBadge("gone"),
-      `${fmtTime(w.lease_until)} (${relative(new Date(w.lease_until))})`, String(w.running), fmtTime(w.started_at)]),
+      `${fmtTime(w.lease_until)} (${relative(new Date(w.lease_until))})`, String(w.running),
+      // null: it serves every queue (started without --queue)
+      w.queues ? h("span", { class: "queues" }, w.queues.map((q, i) => [i ? ", " : "", h("code", {}, q)]))
+        : h("span", { class: "queues muted" }, "every queue"),
+      fmtTime(w.started_at)]),
     { empty: "no workers registered" })), (exc) => replace(body, errorBox(exc)));
 }

@@ -42,7 +42,7 @@ export function runPage(root, workflowId, params, signal) {
   };
   function draw() {
     if (!state.run) return;
-    drawHeader(parts.header, state.run, state.events);
+    drawHeader(parts.header, state.run, state.events, state.later);
     drawWaiting(parts.waiting, state.run, state.events, state.waits);
     drawOutcome(parts.outcome, state.run, state.events);
     drawTimeline(parts.timeline, state.run, state.events, state.waits);
@@ -137,7 +137,16 @@ export function runPage(root, workflowId, params, signal) {
           [runLink(r.workflow_id, r.run_id), statusBadge(r.status), r.workflow_name]))));
     }
     if (usage.status === "fulfilled") side.push(usageCard(usage.value.usage));
-    const chain = await earlierRuns(state.run, signal);
+    const [chain, later] = await Promise.all([earlierRuns(state.run, signal), laterRuns(state.run, signal)]);
+    state.later = later;
+    render();  // the header links to the next run
+    if (later.length) {
+      side.push(h("section", { class: "card", "aria-label": "later runs" }, h("h2", {}, "Later runs of this id"),
+        h("p", { class: "muted" }, "the runs that continue this one (continue-as-new, retry, reset), oldest first"),
+        table(["run", "status", "from"], later.map((r) =>
+          [runLink(r.workflow_id, r.run_id, r.run_id.slice(0, 8)), statusBadge(r.status),
+           h("code", {}, r.origin_run_id.slice(0, 8))]))));
+    }
     if (chain.length) {
       side.push(h("section", { class: "card", "aria-label": "earlier runs" }, h("h2", {}, "Earlier runs of this id"),
         h("p", { class: "muted" }, "continue-as-new, retry and reset make a new run of the same id"),
@@ -166,6 +175,44 @@ export function runPage(root, workflowId, params, signal) {
 
 const CHAIN = 10;  // earlier runs read at most (one request each)
 
+const LIST_PAGES = 5;  // pages of 200 runs read at most to find the later runs
+
+// The runs that came from this one (their origin_run_id), and those after them, oldest
+// first, as far as CHAIN on: from the runs list (every run of the id, not only its
+// latest), filtered to this exact workflow id.
+async function laterRuns(run, signal) {
+  const next = new Map();  // run id -> the runs whose origin it is
+  let cursor;
+  try {
+    for (let pages = 0; pages < LIST_PAGES; pages++) {
+      const page = await api("GET", "/v1/runs", { signal, params: {
+        id_prefix: run.workflow_id, workflow: run.workflow_name, limit: 200, cursor } });
+      for (const r of page.runs) {
+        if (r.workflow_id !== run.workflow_id || !r.origin_run_id) continue;
+        if (!next.has(r.origin_run_id)) next.set(r.origin_run_id, []);
+        next.get(r.origin_run_id).push(r);
+      }
+      cursor = page.next_cursor;
+      if (!cursor) break;
+    }
+  } catch {
+    return [];  // the page shows the rest; the header still links to the latest run
+  }
+  const out = [];
+  const seen = new Set([run.run_id]);
+  for (const queue = [run.run_id]; queue.length && out.length < CHAIN;) {
+    const after = (next.get(queue.shift()) || [])
+      .sort((a, b) => new Date(a.created_at) - new Date(b.created_at));
+    for (const r of after) {
+      if (seen.has(r.run_id) || out.length >= CHAIN) continue;
+      seen.add(r.run_id);
+      out.push(r);
+      queue.push(r.run_id);
+    }
+  }
+  return out;
+}
+
 // The runs this one came from (origin_run_id, newest first), as far as CHAIN back.
 async function earlierRuns(run, signal) {
   const out = [];
@@ -186,11 +233,12 @@ function kv(pairs) {
     .map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
-function drawHeader(node, run, events) {
+function drawHeader(node, run, events, later) {
   const started = events.find((e) => e.kind === "run_started");
   const parent = started && started.meta && started.meta.parent_run_id;
   const searches = Object.entries(run.search_attributes || {});
   const headers = Object.entries(run.headers || {});
+  const next = (later || []).find((r) => r.origin_run_id === run.run_id);
   replace(node,
     h("div", { class: "title" }, statusBadge(run.status), " ", h("strong", {}, run.workflow_name)),
     kv([
@@ -211,9 +259,9 @@ function drawHeader(node, run, events) {
       ["headers", headers.length ? kv(headers) : null],
       ["damage", run.damage],
     ]),
-    run.status === "continued_as_new"
-      ? h("p", {}, "Continued as new: ", runLink(run.workflow_id, null, "the latest run of this id"))
-      : null);
+    run.status === "continued_as_new" ? h("p", { class: "continued" }, "Continued as new: ",
+      next ? ["the next run ", runLink(next.workflow_id, next.run_id, next.run_id), "; "] : null,
+      runLink(run.workflow_id, null, "the latest run of this id")) : null);
 }
 
 function drawWaiting(node, run, events, stored) {
@@ -303,11 +351,25 @@ function drawHistory(node, state, render, actions) {
         h("td", {}, h("span", { class: `kind k-${e.kind}` }, e.kind)),
         h("td", {}, e.op === null ? "" : String(e.op)),
         h("td", {}, e.name || ""),
-        h("td", {}, e.corrupt ? h("span", { class: "error" }, e.corrupt) : e.data === null ? "" : jsonView(e.data)),
+        h("td", {}, e.corrupt ? h("span", { class: "error" }, e.corrupt) : e.data === null ? ""
+          : jsonView(e.data, { whole: wholeEvent(state, e.seq) })),
         h("td", {}, Object.keys(e.meta || {}).length ? jsonView(e.meta) : ""),
         h("td", {}, h("button", { type: "button", class: "link", title: `reset or fork keeping the events before ${e.seq}`,
                                   onclick: () => actions.pickEvent(e.seq) }, "reset here"))))))));
   if (focused) node.querySelector("#kind-filter").focus();
+}
+
+// The decoded payload of one event, read again from the history route (a page of one).
+function wholeEvent(state, seq) {
+  const id = state.run.workflow_id;
+  return {
+    name: `${id}-${state.runId.slice(0, 8)}-${seq}.json`,
+    load: async () => {
+      const page = await api("GET", `/v1/runs/${encodeURIComponent(id)}/history`,
+        { params: { run_id: state.runId, after: seq > 0 ? seq - 1 : undefined, limit: 1 } });
+      return page.events[0].data;
+    },
+  };
 }
 
 function usageCard(usage) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from duro.store._base._dialect import Dialect
@@ -15,11 +16,12 @@ class Workers(Dialect):
     """The lease operations of :class:`~duro.store.Store`, once for every dialect."""
 
     async def register_worker(self, worker_id: str, host: str, pid: int, *, real_now: float,
-                              lease: float) -> None:
+                              lease: float, queues: Sequence[str] | None = None) -> None:
         """See :meth:`duro.store.WorkerStore.register_worker`."""
-        await self._simple("register_worker", {"worker": worker_id, "host": host, "pid": pid,
-                                               "real_now": real_now,
-                                               "lease_until": real_now + lease})
+        await self._simple("register_worker", {
+            "worker": worker_id, "host": host, "pid": pid, "real_now": real_now,
+            "lease_until": real_now + lease,
+            "queues": None if queues is None else json.dumps(list(queues))})
 
     async def renew_worker(self, worker_id: str, *, real_now: float, lease: float) -> bool:
         """See :meth:`duro.store.WorkerStore.renew_worker`."""
@@ -62,5 +64,20 @@ class Workers(Dialect):
         """See :meth:`duro.store.ClientStore.list_workers`."""
         return [WorkerRecord(worker_id=r["worker_id"], host=r["host"], pid=int(r["pid"]),
                              started_at=float(r["started_at"]),
-                             lease_until=float(r["lease_until"]), running=int(r["running"]))
+                             lease_until=float(r["lease_until"]), running=int(r["running"]),
+                             queues=_queues(r["queues"]))
                 for r in await self._fetch("list_workers", {})]
+
+
+def _queues(stored: str | None) -> tuple[str, ...] | None:
+    """The queues column: a JSON array of names, NULL for every queue. A value that is
+    not one (a row edited by hand) reads as every queue: it only describes the worker."""
+    if stored is None:
+        return None
+    try:
+        names = json.loads(stored)
+    except ValueError:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        return None
+    return tuple(names)

@@ -299,10 +299,12 @@ class PostgresStore(SqlStore):
     # -- liveness (see _liveness.py) ---------------------------------------------------
 
     async def register_worker(
-        self, worker_id: str, host: str, pid: int, *, real_now: float, lease: float
+        self, worker_id: str, host: str, pid: int, *, real_now: float, lease: float,
+        queues: Sequence[str] | None = None,
     ) -> None:
         """Create this worker's lease row, and hold its liveness lock from now on."""
-        await super().register_worker(worker_id, host, pid, real_now=real_now, lease=lease)
+        await super().register_worker(worker_id, host, pid, real_now=real_now, lease=lease,
+                                      queues=queues)
         if self._liveness is not None:
             await self._liveness.hold(worker_id)
 

@@ -499,18 +499,18 @@ SELECT run_id, key, data FROM run_search_attributes
 WHERE run_id = ANY(%(ids)s::text[]) ORDER BY run_id, key;
 
 -- name: register_worker
-INSERT INTO workers (worker_id, host, pid, started_at, lease_until)
-VALUES (%(worker)s, %(host)s, %(pid)s, %(real_now)s, %(lease_until)s)
+INSERT INTO workers (worker_id, host, pid, started_at, lease_until, queues)
+VALUES (%(worker)s, %(host)s, %(pid)s, %(real_now)s, %(lease_until)s, %(queues)s)
 ON CONFLICT (worker_id) DO UPDATE
 SET host = EXCLUDED.host, pid = EXCLUDED.pid, started_at = EXCLUDED.started_at,
-    lease_until = EXCLUDED.lease_until;
+    lease_until = EXCLUDED.lease_until, queues = EXCLUDED.queues;
 
 -- name: renew_worker
 UPDATE workers SET lease_until = %(lease_until)s WHERE worker_id = %(worker)s;
 
 -- name: list_workers
 -- Every registered worker with the runs it holds (runs_owned: one index probe each).
-SELECT w.worker_id, w.host, w.pid, w.started_at, w.lease_until,
+SELECT w.worker_id, w.host, w.pid, w.started_at, w.lease_until, w.queues,
        (SELECT count(*) FROM runs r
         WHERE r.owner = w.worker_id AND r.status = 'running') AS running
 FROM workers w ORDER BY w.started_at, w.worker_id;

@@ -358,7 +358,8 @@ CREATE TABLE workers (
     host text NOT NULL,
     pid bigint NOT NULL,
     started_at double precision NOT NULL,
-    lease_until double precision NOT NULL
+    lease_until double precision NOT NULL,
+    queues text
 );
 ALTER TABLE workers ADD CONSTRAINT workers_pkey PRIMARY KEY (worker_id);
 

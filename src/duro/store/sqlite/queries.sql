@@ -104,15 +104,15 @@ WHERE lease_until < :real_now AND worker_id <> :worker
 UPDATE runs SET on_trial = 1 WHERE run_id = :run_id AND epoch = :epoch AND status = 'running';
 
 -- name: register_worker
-INSERT OR REPLACE INTO workers (worker_id, host, pid, started_at, lease_until)
-VALUES (:worker, :host, :pid, :real_now, :lease_until);
+INSERT OR REPLACE INTO workers (worker_id, host, pid, started_at, lease_until, queues)
+VALUES (:worker, :host, :pid, :real_now, :lease_until, :queues);
 
 -- name: renew_worker
 UPDATE workers SET lease_until = :lease_until WHERE worker_id = :worker;
 
 -- name: list_workers
 -- Every registered worker with the runs it holds (runs_owned: one index probe each).
-SELECT w.worker_id, w.host, w.pid, w.started_at, w.lease_until,
+SELECT w.worker_id, w.host, w.pid, w.started_at, w.lease_until, w.queues,
        (SELECT count(*) FROM runs r
         WHERE r.owner = w.worker_id AND r.status = 'running') AS running
 FROM workers w ORDER BY w.started_at, w.worker_id;

@@ -296,7 +296,7 @@ CREATE TABLE workers (
     pid         INTEGER NOT NULL,
     started_at  REAL NOT NULL,
     lease_until REAL NOT NULL
-);
+, queues TEXT);
 
 CREATE INDEX approvals_pending ON approvals (requested_at, approval_id)
     WHERE status = 'pending';
