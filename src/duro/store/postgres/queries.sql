@@ -821,96 +821,41 @@ DELETE FROM queries WHERE query_id = %(query_id)s;
 -- Questions whose askers stopped waiting (and so never read or deleted them).
 DELETE FROM queries WHERE expires_at < %(now)s;
 
--- Analytics (Client.stats, store/_base/_stats.py): as sqlite/queries.sql says (the same
--- nearest-rank percentiles with integer ranks, so both dialects agree to the value).
+-- Analytics (Client.stats, store/_base/_stats.py): the rows of the same shape as
+-- SQLite's rollup, from the facts views of migration 0017 (the hours of the window from
+-- :from_hour on, then its partial first hour); the listed_at bound only lets the
+-- runs_created index narrow the scan (hour decides).
 
 -- name: stats_runs
-SELECT workflow_name, status, count(*) AS n FROM runs
-WHERE created_at >= %(since)s
+SELECT workflow_name, status, dbucket, erred, etype, count(*) AS n FROM stats_run_facts
+WHERE listed_at >= %(from_hour)s * 3600.0 - 1 AND hour >= %(from_hour)s
   AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
-GROUP BY workflow_name, status;
+GROUP BY workflow_name, status, dbucket, erred, etype;
 
--- name: stats_run_durations
-WITH d AS (
-    SELECT workflow_name AS w, closed_at - created_at AS v,
-           row_number() OVER (PARTITION BY workflow_name
-                              ORDER BY closed_at - created_at) AS rn,
-           count(*) OVER (PARTITION BY workflow_name) AS n
-    FROM runs
-    WHERE created_at >= %(since)s
-      AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
-      AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
-      AND closed_at IS NOT NULL)
-SELECT w AS workflow_name, max(n) AS n,
-       max(CASE WHEN rn = (50 * n + 99) / 100 THEN v END) AS p50,
-       max(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
-       max(CASE WHEN rn = (99 * n + 99) / 100 THEN v END) AS p99
-FROM d GROUP BY w;
+-- name: stats_runs_partial
+SELECT workflow_name, status, dbucket, erred, etype, count(*) AS n FROM stats_run_facts
+WHERE listed_at >= %(since)s AND hour < %(from_hour)s
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
+  AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
+GROUP BY workflow_name, status, dbucket, erred, etype;
 
 -- name: stats_steps
-WITH s AS MATERIALIZED (
-    SELECT r.workflow_name AS w, e.name AS step, e.kind AS kind,
-           (m.j ->> 'duration')::float8 AS v,
-           CASE WHEN jsonb_typeof(m.j -> 'usage') = 'array' THEN m.j -> 'usage' END AS u
-    FROM runs r JOIN events e ON e.run_id = r.run_id
-    CROSS JOIN LATERAL (SELECT convert_from(e.meta, 'UTF8')::jsonb AS j) m
-    WHERE r.created_at >= %(since)s
-      AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s::text)
-      AND (%(name)s::text IS NULL OR r.workflow_name = %(name)s::text)
-      AND e.kind IN ('step_completed', 'step_retrying', 'step_failed')),
-c AS (
-    SELECT w, step, count(*) AS attempts,
-           count(*) FILTER (WHERE kind = 'step_completed') AS completed,
-           count(*) FILTER (WHERE kind = 'step_retrying') AS retries,
-           count(*) FILTER (WHERE kind = 'step_failed') AS failed
-    FROM s GROUP BY w, step),
-d AS (
-    SELECT w, step, v,
-           row_number() OVER (PARTITION BY w, step ORDER BY v) AS rn,
-           count(*) OVER (PARTITION BY w, step) AS n
-    FROM s WHERE v IS NOT NULL),
-p AS (
-    SELECT w, step, max(n) AS n,
-           max(CASE WHEN rn = (50 * n + 99) / 100 THEN v END) AS p50,
-           max(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
-           max(CASE WHEN rn = (99 * n + 99) / 100 THEN v END) AS p99
-    FROM d GROUP BY w, step),
-u AS (
-    SELECT w, step, count(*) AS calls,
-           sum(CASE WHEN jsonb_typeof(x -> 'input_tokens') = 'number'
-                    THEN (x ->> 'input_tokens')::numeric END) AS input_tokens,
-           sum(CASE WHEN jsonb_typeof(x -> 'output_tokens') = 'number'
-                    THEN (x ->> 'output_tokens')::numeric END) AS output_tokens,
-           sum(CASE WHEN jsonb_typeof(x -> 'cost') = 'number'
-                    THEN (x ->> 'cost')::float8 END) AS cost,
-           count(*) FILTER (WHERE jsonb_typeof(x -> 'cost') IS DISTINCT FROM 'number')
-               AS unpriced
-    FROM s CROSS JOIN LATERAL jsonb_array_elements(s.u) x
-    WHERE s.u IS NOT NULL AND jsonb_typeof(x) = 'object'
-    GROUP BY w, step)
-SELECT c.w AS workflow_name, c.step AS step, c.attempts, c.completed, c.retries, c.failed,
-       coalesce(p.n, 0) AS n, p.p50, p.p95, p.p99,
-       coalesce(u.calls, 0) AS calls, coalesce(u.input_tokens, 0)::bigint AS input_tokens,
-       coalesce(u.output_tokens, 0)::bigint AS output_tokens,
-       coalesce(u.cost, 0.0) AS cost, coalesce(u.unpriced, 0) AS unpriced
-FROM c LEFT JOIN p ON p.w = c.w AND p.step IS NOT DISTINCT FROM c.step
-LEFT JOIN u ON u.w = c.w AND u.step IS NOT DISTINCT FROM c.step;
-
--- name: stats_errors
-SELECT r.workflow_name AS workflow_name, e.name AS step,
-       convert_from(e.data, 'UTF8')::jsonb ->> 'type' AS type, count(*) AS n
-FROM runs r JOIN events e ON e.run_id = r.run_id
-WHERE r.created_at >= %(since)s
-  AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s::text)
-  AND (%(name)s::text IS NULL OR r.workflow_name = %(name)s::text)
-  AND e.kind IN ('step_retrying', 'step_failed')
-GROUP BY r.workflow_name, e.name, 3
-UNION ALL
-SELECT workflow_name, NULL, convert_from(error, 'UTF8')::jsonb ->> 'type', count(*)
-FROM runs
-WHERE created_at >= %(since)s
+SELECT workflow_name, step, kind, etype, dbucket, count(*) AS n, sum(calls) AS calls,
+       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+       sum(cost) AS cost, sum(unpriced) AS unpriced
+FROM stats_step_facts
+WHERE listed_at >= %(from_hour)s * 3600.0 - 1 AND hour >= %(from_hour)s
   AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
-  AND error IS NOT NULL AND status IN ('failed', 'timed_out', 'terminated', 'cancelled')
-GROUP BY workflow_name, 3;
+GROUP BY workflow_name, step, kind, etype, dbucket;
+
+-- name: stats_steps_partial
+SELECT workflow_name, step, kind, etype, dbucket, count(*) AS n, sum(calls) AS calls,
+       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+       sum(cost) AS cost, sum(unpriced) AS unpriced
+FROM stats_step_facts
+WHERE listed_at >= %(since)s AND hour < %(from_hour)s
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
+  AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
+GROUP BY workflow_name, step, kind, etype, dbucket;

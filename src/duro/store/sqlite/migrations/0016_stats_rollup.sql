@@ -1,0 +1,170 @@
+-- The rollup behind duro stats (issue 18, docs/observability.md "How it scales"): what
+-- the stats read needs of each run and step event, counted per namespace, workflow name
+-- and hour of the run's creation, kept by triggers in the transaction of every write
+-- that changes it (a run's insert, its status/closing/error, a step event's insert,
+-- purges), so every write path stays counted with no code of its own. The read sums the
+-- whole hours of its window here and takes the one partial hour from the facts views.
+--
+-- Durations are counted in log-scale buckets: bucket b holds [1.05^b, 1.05^(b+1)); the
+-- read reports 1.05^(b+0.5), within 2.5% of the value measured. Sentinels keep the keys
+-- NOT NULL (an upsert never matches a NULL key): dbucket -1000000 = no duration (a run
+-- not closed, an event without one), -999999 = zero or negative.
+
+-- What each run adds to stats_runs: one row per run, its key columns.
+CREATE VIEW stats_run_facts AS
+SELECT run_id, namespace, workflow_name, listed_at,
+       CAST(floor(listed_at / 3600) AS INTEGER) AS hour, status,
+       CASE WHEN typeof(closed_at) NOT IN ('real', 'integer') THEN -1000000
+            WHEN closed_at - listed_at <= 0 THEN -999999
+            ELSE CAST(floor(ln(closed_at - listed_at) / ln(1.05)) AS INTEGER) END AS dbucket,
+       error IS NOT NULL AND status IN ('failed', 'timed_out', 'terminated', 'cancelled')
+           AS erred,
+       CASE WHEN error IS NOT NULL AND status IN ('failed', 'timed_out', 'terminated',
+                                                   'cancelled')
+                 AND json_valid(CAST(error AS TEXT))
+            THEN coalesce(CAST(json_extract(CAST(error AS TEXT), '$.type') AS TEXT), '')
+            ELSE '' END AS etype
+FROM runs;
+
+-- What each step event adds to stats_steps: its kind, error type (a failed attempt's
+-- ErrorInfo "type"), duration bucket (AttemptMeta / RetryMeta "duration") and the model
+-- calls of its meta's "usage" list (only parsed where the text says "usage").
+CREATE VIEW stats_step_facts AS
+SELECT e.run_id, e.seq, r.namespace, r.workflow_name, r.listed_at,
+       CAST(floor(r.listed_at / 3600) AS INTEGER) AS hour, coalesce(e.name, '') AS step,
+       e.kind,
+       CASE WHEN e.kind <> 'step_completed' AND json_valid(CAST(e.data AS TEXT))
+            THEN coalesce(CAST(json_extract(CAST(e.data AS TEXT), '$.type') AS TEXT), '')
+            ELSE '' END AS etype,
+       CASE WHEN typeof(m.v) NOT IN ('real', 'integer') THEN -1000000
+            WHEN m.v <= 0 THEN -999999
+            ELSE CAST(floor(ln(m.v) / ln(1.05)) AS INTEGER) END AS dbucket,
+       CASE WHEN m.u IS NULL THEN 0 ELSE coalesce((
+           SELECT count(*)
+           FROM json_each(m.u) x WHERE json_type(m.u) = 'array' AND x.type = 'object'), 0) END AS calls,
+       CASE WHEN m.u IS NULL THEN 0 ELSE coalesce((
+           SELECT sum(CASE WHEN json_type(x.value, '$.input_tokens') = 'integer' THEN json_extract(x.value, '$.input_tokens') END)
+           FROM json_each(m.u) x WHERE json_type(m.u) = 'array' AND x.type = 'object'), 0) END AS input_tokens,
+       CASE WHEN m.u IS NULL THEN 0 ELSE coalesce((
+           SELECT sum(CASE WHEN json_type(x.value, '$.output_tokens') = 'integer' THEN json_extract(x.value, '$.output_tokens') END)
+           FROM json_each(m.u) x WHERE json_type(m.u) = 'array' AND x.type = 'object'), 0) END AS output_tokens,
+       CASE WHEN m.u IS NULL THEN 0.0 ELSE coalesce((
+           SELECT total(CASE WHEN json_type(x.value, '$.cost') IN ('integer', 'real')
+                      THEN json_extract(x.value, '$.cost') END)
+           FROM json_each(m.u) x WHERE json_type(m.u) = 'array' AND x.type = 'object'), 0.0) END AS cost,
+       CASE WHEN m.u IS NULL THEN 0 ELSE coalesce((
+           SELECT sum(json_type(x.value, '$.cost') NOT IN ('integer', 'real')
+               OR json_type(x.value, '$.cost') IS NULL)
+           FROM json_each(m.u) x WHERE json_type(m.u) = 'array' AND x.type = 'object'), 0) END AS unpriced
+FROM events e
+JOIN runs r ON r.run_id = e.run_id
+JOIN (SELECT CASE WHEN json_valid(CAST(e2.meta AS TEXT))
+                  THEN json_extract(CAST(e2.meta AS TEXT), '$.duration') END AS v,
+             CASE WHEN instr(CAST(e2.meta AS TEXT), '"usage"') > 0
+                       AND json_valid(CAST(e2.meta AS TEXT))
+                  THEN json_extract(CAST(e2.meta AS TEXT), '$.usage') END AS u,
+             e2.run_id AS run_id, e2.seq AS seq
+      FROM events e2) m ON m.run_id = e.run_id AND m.seq = e.seq
+WHERE e.kind IN ('step_completed', 'step_retrying', 'step_failed');
+
+CREATE TABLE stats_runs (
+    namespace     TEXT NOT NULL,
+    workflow_name TEXT NOT NULL,
+    hour          INTEGER NOT NULL,
+    status        TEXT NOT NULL,
+    dbucket       INTEGER NOT NULL,
+    erred         INTEGER NOT NULL,
+    etype         TEXT NOT NULL,
+    n             INTEGER NOT NULL,
+    PRIMARY KEY (namespace, workflow_name, status, dbucket, erred, etype, hour)
+) WITHOUT ROWID;
+
+CREATE TABLE stats_steps (
+    namespace     TEXT NOT NULL,
+    workflow_name TEXT NOT NULL,
+    hour          INTEGER NOT NULL,
+    step          TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    etype         TEXT NOT NULL,
+    dbucket       INTEGER NOT NULL,
+    n             INTEGER NOT NULL,
+    calls         INTEGER NOT NULL,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cost          REAL NOT NULL,
+    unpriced      INTEGER NOT NULL,
+    PRIMARY KEY (namespace, workflow_name, step, kind, etype, dbucket, hour)
+) WITHOUT ROWID;
+
+INSERT INTO stats_runs
+SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, count(*)
+FROM stats_run_facts GROUP BY 1, 2, 3, 4, 5, 6, 7;
+
+INSERT INTO stats_steps
+SELECT namespace, workflow_name, hour, step, kind, etype, dbucket, count(*), sum(calls),
+       sum(input_tokens), sum(output_tokens), total(cost), sum(unpriced)
+FROM stats_step_facts GROUP BY 1, 2, 3, 4, 5, 6, 7;
+
+CREATE TRIGGER stats_run_inserted AFTER INSERT ON runs BEGIN
+    INSERT INTO stats_runs
+    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, 1
+    FROM stats_run_facts WHERE run_id = NEW.run_id
+    ON CONFLICT DO UPDATE SET n = n + excluded.n;
+END;
+
+-- A run's update is taken out as it was and put back as it is, only when what it adds
+-- changes (most updates are appends: history_len, updated_at).
+CREATE TRIGGER stats_run_leaving BEFORE UPDATE OF status, closed_at, error ON runs
+WHEN OLD.status IS NOT NEW.status OR OLD.closed_at IS NOT NEW.closed_at
+     OR OLD.error IS NOT NEW.error
+BEGIN
+    INSERT INTO stats_runs
+    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, -1
+    FROM stats_run_facts WHERE run_id = OLD.run_id
+    ON CONFLICT DO UPDATE SET n = n + excluded.n;
+END;
+
+CREATE TRIGGER stats_run_updated AFTER UPDATE OF status, closed_at, error ON runs
+WHEN OLD.status IS NOT NEW.status OR OLD.closed_at IS NOT NEW.closed_at
+     OR OLD.error IS NOT NEW.error
+BEGIN
+    INSERT INTO stats_runs
+    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, 1
+    FROM stats_run_facts WHERE run_id = NEW.run_id
+    ON CONFLICT DO UPDATE SET n = n + excluded.n;
+END;
+
+CREATE TRIGGER stats_run_deleted BEFORE DELETE ON runs BEGIN
+    INSERT INTO stats_runs
+    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, -1
+    FROM stats_run_facts WHERE run_id = OLD.run_id
+    ON CONFLICT DO UPDATE SET n = n + excluded.n;
+END;
+
+CREATE TRIGGER stats_step_inserted AFTER INSERT ON events
+WHEN NEW.kind IN ('step_completed', 'step_retrying', 'step_failed')
+BEGIN
+    INSERT INTO stats_steps
+    SELECT namespace, workflow_name, hour, step, kind, etype, dbucket, 1, calls,
+           input_tokens, output_tokens, cost, unpriced
+    FROM stats_step_facts WHERE run_id = NEW.run_id AND seq = NEW.seq
+    ON CONFLICT DO UPDATE SET n = n + excluded.n, calls = calls + excluded.calls,
+        input_tokens = input_tokens + excluded.input_tokens,
+        output_tokens = output_tokens + excluded.output_tokens,
+        cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced;
+END;
+
+-- Purges delete a run's events before the run (sqlite/_store.py purge_finished): the
+-- run's row is still there to key what each event takes out.
+CREATE TRIGGER stats_step_deleted BEFORE DELETE ON events
+WHEN OLD.kind IN ('step_completed', 'step_retrying', 'step_failed')
+BEGIN
+    INSERT INTO stats_steps
+    SELECT namespace, workflow_name, hour, step, kind, etype, dbucket, -1, -calls,
+           -input_tokens, -output_tokens, -cost, -unpriced
+    FROM stats_step_facts WHERE run_id = OLD.run_id AND seq = OLD.seq
+    ON CONFLICT DO UPDATE SET n = n + excluded.n, calls = calls + excluded.calls,
+        input_tokens = input_tokens + excluded.input_tokens,
+        output_tokens = output_tokens + excluded.output_tokens,
+        cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced;
+END;
