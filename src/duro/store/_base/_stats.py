@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from duro._history import EventKind
 from duro._stats import MAX_ERRORS, ErrorCount, Percentiles, Stats, StepStats, WorkflowStats
 from duro._usage import UsageTotals
 from duro.store._base._dialect import Dialect
@@ -39,7 +40,7 @@ HOUR = 3600
 _NO_DURATION = -1_000_000
 _ZERO = -999_999
 _CLOSED = ("completed", "failed", "timed_out", "cancelled", "terminated", "continued_as_new")
-_STEP_KINDS = ("step_completed", "step_retrying", "step_failed")
+_STEP_KINDS = (EventKind.STEP_COMPLETED, EventKind.STEP_RETRYING, EventKind.STEP_FAILED)
 
 
 def bucket_value(bucket: int) -> float:
@@ -98,7 +99,7 @@ class _Sums:
             s.kinds[r["kind"]] += n
             if r["dbucket"] != _NO_DURATION:
                 s.durations[int(r["dbucket"])] += n
-            if r["kind"] != "step_completed":
+            if r["kind"] != EventKind.STEP_COMPLETED:
                 self.errors[(name, step, r["etype"])] += n
             s.usage = s.usage.add(UsageTotals(
                 calls=int(r["calls"]), input_tokens=int(r["input_tokens"]),
