@@ -721,18 +721,27 @@ SELECT pg_notify(%(channel)s, %(token)s);
 -- One retention job at a time per schema (held until the end of the transaction).
 SELECT pg_try_advisory_xact_lock(%(key)s);
 
--- name: purge_finished
--- A batch of runs that ended before the cutoff, with their history and leftovers.
+-- name: purge_doomed
+-- A batch of runs that ended before the cutoff (locked), and their histories: deleted
+-- here, before the runs (purge_finished), so the stats rollup's trigger still finds the
+-- run of each event it takes out.
 WITH doomed AS MATERIALIZED (
     SELECT run_id FROM runs
     WHERE closed_at IS NOT NULL AND closed_at < %(before)s
       AND status NOT IN ('pending', 'running', 'suspended', 'parked')
     ORDER BY closed_at LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-), r AS (
-    DELETE FROM runs WHERE run_id IN (SELECT run_id FROM doomed)
 ), e AS (
     DELETE FROM events WHERE run_id IN (SELECT run_id FROM doomed)
+)
+SELECT coalesce(array_agg(run_id), '{}') FROM doomed;
+
+-- name: purge_finished
+-- The runs of purge_doomed, with their leftovers.
+WITH doomed AS MATERIALIZED (
+    SELECT unnest(%(ids)s::text[]) AS run_id
+), r AS (
+    DELETE FROM runs WHERE run_id IN (SELECT run_id FROM doomed)
 ), i AS (
     DELETE FROM inbox WHERE run_id IN (SELECT run_id FROM doomed)
 ), h AS (
@@ -821,17 +830,47 @@ DELETE FROM queries WHERE query_id = %(query_id)s;
 -- Questions whose askers stopped waiting (and so never read or deleted them).
 DELETE FROM queries WHERE expires_at < %(now)s;
 
--- Analytics (Client.stats, store/_base/_stats.py): the rows of the same shape as
--- SQLite's rollup, from the facts views of migration 0017 (the hours of the window from
--- :from_hour on, then its partial first hour); the listed_at bound only lets the
--- runs_created index narrow the scan (hour decides).
+-- Analytics (Client.stats, store/_base/_stats.py) over the rollup of migration 0017: the
+-- rollup and the deltas not folded yet, summed in one snapshot, for the whole hours of
+-- the window (hour >= :from_hour); the facts views for the runs of its partial first
+-- hour (listed_at >= :since, hour < :from_hour). Rows of the same shape as SQLite's.
+
+-- name: stats_fold
+-- The committed deltas into the rollup, by one folder at a time (others skip: their
+-- read sums the deltas anyway), in key order.
+WITH folder AS MATERIALIZED (
+    SELECT pg_try_advisory_xact_lock(%(key)s) AS got
+), runs_moved AS (
+    DELETE FROM stats_runs_delta WHERE (SELECT got FROM folder) RETURNING *
+), steps_moved AS (
+    DELETE FROM stats_steps_delta WHERE (SELECT got FROM folder) RETURNING *
+), r AS (
+    INSERT INTO stats_runs
+    SELECT namespace, workflow_name, status, dbucket, erred, etype, hour, sum(n)
+    FROM runs_moved GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+    ON CONFLICT (namespace, workflow_name, status, dbucket, erred, etype, hour)
+    DO UPDATE SET n = stats_runs.n + excluded.n
+), s AS (
+    INSERT INTO stats_steps
+    SELECT namespace, workflow_name, step, kind, etype, dbucket, hour, sum(n), sum(calls),
+           sum(input_tokens), sum(output_tokens), sum(cost), sum(unpriced)
+    FROM steps_moved GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+    ON CONFLICT (namespace, workflow_name, step, kind, etype, dbucket, hour)
+    DO UPDATE SET n = stats_steps.n + excluded.n, calls = stats_steps.calls + excluded.calls,
+        input_tokens = stats_steps.input_tokens + excluded.input_tokens,
+        output_tokens = stats_steps.output_tokens + excluded.output_tokens,
+        cost = stats_steps.cost + excluded.cost,
+        unpriced = stats_steps.unpriced + excluded.unpriced
+)
+SELECT (SELECT got FROM folder) AS folded;
 
 -- name: stats_runs
-SELECT workflow_name, status, dbucket, erred, etype, count(*) AS n FROM stats_run_facts
-WHERE listed_at >= %(from_hour)s * 3600.0 - 1 AND hour >= %(from_hour)s
+SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n
+FROM (SELECT * FROM stats_runs UNION ALL SELECT * FROM stats_runs_delta) x
+WHERE hour >= %(from_hour)s
   AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
-GROUP BY workflow_name, status, dbucket, erred, etype;
+GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
 
 -- name: stats_runs_partial
 SELECT workflow_name, status, dbucket, erred, etype, count(*) AS n FROM stats_run_facts
@@ -841,14 +880,14 @@ WHERE listed_at >= %(since)s AND hour < %(from_hour)s
 GROUP BY workflow_name, status, dbucket, erred, etype;
 
 -- name: stats_steps
-SELECT workflow_name, step, kind, etype, dbucket, count(*) AS n, sum(calls) AS calls,
+SELECT workflow_name, step, kind, etype, dbucket, sum(n) AS n, sum(calls) AS calls,
        sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
        sum(cost) AS cost, sum(unpriced) AS unpriced
-FROM stats_step_facts
-WHERE listed_at >= %(from_hour)s * 3600.0 - 1 AND hour >= %(from_hour)s
+FROM (SELECT * FROM stats_steps UNION ALL SELECT * FROM stats_steps_delta) x
+WHERE hour >= %(from_hour)s
   AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
-GROUP BY workflow_name, step, kind, etype, dbucket;
+GROUP BY namespace, workflow_name, step, kind, etype, dbucket HAVING sum(n) <> 0;
 
 -- name: stats_steps_partial
 SELECT workflow_name, step, kind, etype, dbucket, count(*) AS n, sum(calls) AS calls,
