@@ -39,31 +39,35 @@ SELECT e.run_id, e.seq, r.namespace, r.workflow_name, r.listed_at,
        CASE WHEN typeof(m.v) NOT IN ('real', 'integer') THEN -1000000
             WHEN m.v <= 0 THEN -999999
             ELSE CAST(floor(ln(m.v) / ln(1.05)) AS INTEGER) END AS dbucket,
+       CASE WHEN m.u IS NULL THEN 0 ELSE (
+           SELECT count(*) FROM json_each(m.u) x WHERE x.type = 'object') END AS calls,
        CASE WHEN m.u IS NULL THEN 0 ELSE coalesce((
-           SELECT count(*)
-           FROM json_each(m.u) x WHERE json_type(m.u) = 'array' AND x.type = 'object'), 0) END AS calls,
+           SELECT sum(CASE WHEN json_type(x.value, '$.input_tokens') = 'integer'
+                           THEN json_extract(x.value, '$.input_tokens') END)
+           FROM json_each(m.u) x WHERE x.type = 'object'), 0) END AS input_tokens,
        CASE WHEN m.u IS NULL THEN 0 ELSE coalesce((
-           SELECT sum(CASE WHEN json_type(x.value, '$.input_tokens') = 'integer' THEN json_extract(x.value, '$.input_tokens') END)
-           FROM json_each(m.u) x WHERE json_type(m.u) = 'array' AND x.type = 'object'), 0) END AS input_tokens,
-       CASE WHEN m.u IS NULL THEN 0 ELSE coalesce((
-           SELECT sum(CASE WHEN json_type(x.value, '$.output_tokens') = 'integer' THEN json_extract(x.value, '$.output_tokens') END)
-           FROM json_each(m.u) x WHERE json_type(m.u) = 'array' AND x.type = 'object'), 0) END AS output_tokens,
-       CASE WHEN m.u IS NULL THEN 0.0 ELSE coalesce((
+           SELECT sum(CASE WHEN json_type(x.value, '$.output_tokens') = 'integer'
+                           THEN json_extract(x.value, '$.output_tokens') END)
+           FROM json_each(m.u) x WHERE x.type = 'object'), 0) END AS output_tokens,
+       CASE WHEN m.u IS NULL THEN 0.0 ELSE (
            SELECT total(CASE WHEN json_type(x.value, '$.cost') IN ('integer', 'real')
-                      THEN json_extract(x.value, '$.cost') END)
-           FROM json_each(m.u) x WHERE json_type(m.u) = 'array' AND x.type = 'object'), 0.0) END AS cost,
+                             THEN json_extract(x.value, '$.cost') END)
+           FROM json_each(m.u) x WHERE x.type = 'object') END AS cost,
        CASE WHEN m.u IS NULL THEN 0 ELSE coalesce((
            SELECT sum(json_type(x.value, '$.cost') NOT IN ('integer', 'real')
-               OR json_type(x.value, '$.cost') IS NULL)
-           FROM json_each(m.u) x WHERE json_type(m.u) = 'array' AND x.type = 'object'), 0) END AS unpriced
+                      OR json_type(x.value, '$.cost') IS NULL)
+           FROM json_each(m.u) x WHERE x.type = 'object'), 0) END AS unpriced
 FROM events e
 JOIN runs r ON r.run_id = e.run_id
-JOIN (SELECT CASE WHEN json_valid(CAST(e2.meta AS TEXT))
+-- Each event's meta parsed once: its duration, and its usage list (only where the text
+-- says "usage" and it is a list).
+JOIN (SELECT e2.run_id, e2.seq,
+             CASE WHEN json_valid(CAST(e2.meta AS TEXT))
                   THEN json_extract(CAST(e2.meta AS TEXT), '$.duration') END AS v,
              CASE WHEN instr(CAST(e2.meta AS TEXT), '"usage"') > 0
                        AND json_valid(CAST(e2.meta AS TEXT))
-                  THEN json_extract(CAST(e2.meta AS TEXT), '$.usage') END AS u,
-             e2.run_id AS run_id, e2.seq AS seq
+                       AND json_type(CAST(e2.meta AS TEXT), '$.usage') = 'array'
+                  THEN json_extract(CAST(e2.meta AS TEXT), '$.usage') END AS u
       FROM events e2) m ON m.run_id = e.run_id AND m.seq = e.seq
 WHERE e.kind IN ('step_completed', 'step_retrying', 'step_failed');
 
