@@ -153,12 +153,16 @@ class StatsReads(Dialect):
         from_hour = -(2**62) if since is None else math.ceil(since / HOUR)
         params: dict[str, Any] = {"since": since, "from_hour": from_hour, "name": workflow,
                                   "namespace": namespace}
+        # One snapshot: the rollup and what it does not hold yet are read together.
+        runs, steps_rows, runs_pending, steps_pending, *partial = await self._fetch_all(
+            ["stats_runs", "stats_steps", "stats_runs_pending", "stats_steps_pending",
+             *(["stats_runs_partial", "stats_steps_partial"] if since is not None else [])],
+            params)
         sums = _Sums()
-        sums.add_runs(await self._fetch("stats_runs", params))
-        sums.add_steps(await self._fetch("stats_steps", params))
-        if since is not None:
-            sums.add_runs(await self._fetch("stats_runs_partial", params))
-            sums.add_steps(await self._fetch("stats_steps_partial", params))
+        for rows in (runs, runs_pending, *partial[:1]):
+            sums.add_runs(rows)
+        for rows in (steps_rows, steps_pending, *partial[1:]):
+            sums.add_steps(rows)
         steps = sums.step_stats()
         return Stats(since=since, workflows=sums.workflow_stats(steps), steps=steps,
                      errors=sums.error_counts())

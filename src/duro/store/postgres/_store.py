@@ -231,6 +231,23 @@ class PostgresStore(SqlStore):
         rows: list[Row] = await self._read(query, params, dicts=True)
         return rows
 
+    async def _fetch_all(self, queries: Sequence[str], params: Params) -> list[list[Row]]:
+        """As :meth:`_fetch`, each query in turn in one repeatable-read transaction: one
+        snapshot, whatever commits meanwhile."""
+
+        async def read(conn: Conn) -> list[list[Row]]:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                out: list[list[Row]] = []
+                for name in queries:
+                    cur = conn.cursor(row_factory=dict_row)
+                    await cur.execute(_Q[name], params)
+                    rows: list[Any] = await cur.fetchall()
+                    out.append(rows)
+                return out
+
+        return await self._reading(read)
+
     async def _read(self, name: str, params: Params, *,
                     dicts: bool = False, binary: bool = False) -> list[Any]:
         async def read(conn: Conn) -> list[Any]:

@@ -831,9 +831,10 @@ DELETE FROM queries WHERE query_id = %(query_id)s;
 DELETE FROM queries WHERE expires_at < %(now)s;
 
 -- Analytics (Client.stats, store/_base/_stats.py) over the rollup of migration 0017: the
--- rollup and the deltas not folded yet, summed in one snapshot, for the whole hours of
--- the window (hour >= :from_hour); the facts views for the runs of its partial first
--- hour (listed_at >= :since, hour < :from_hour). Rows of the same shape as SQLite's.
+-- rollup (stats_runs, stats_steps) and the deltas not folded yet (*_pending), for the
+-- whole hours of the window (hour >= :from_hour); the facts views for the runs of its
+-- partial first hour (listed_at >= :since, hour < :from_hour). Rows of the same shape
+-- as SQLite's.
 
 -- name: stats_fold
 -- The committed deltas into the rollup, by one folder at a time (others skip: their
@@ -865,12 +866,30 @@ WITH folder AS MATERIALIZED (
 SELECT (SELECT got FROM folder) AS folded;
 
 -- name: stats_runs
-SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n
-FROM (SELECT * FROM stats_runs UNION ALL SELECT * FROM stats_runs_delta) x
+SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n FROM stats_runs
 WHERE hour >= %(from_hour)s
   AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
 GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
+
+-- name: stats_runs_pending
+-- The deltas not folded yet (read in the same transaction as stats_runs: see
+-- postgres/_store.py stats).
+SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n FROM stats_runs_delta
+WHERE hour >= %(from_hour)s
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
+  AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
+GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
+
+-- name: stats_steps_pending
+SELECT workflow_name, step, kind, etype, dbucket, sum(n) AS n, sum(calls) AS calls,
+       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+       sum(cost) AS cost, sum(unpriced) AS unpriced
+FROM stats_steps_delta
+WHERE hour >= %(from_hour)s
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
+  AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
+GROUP BY namespace, workflow_name, step, kind, etype, dbucket HAVING sum(n) <> 0;
 
 -- name: stats_runs_partial
 SELECT workflow_name, status, dbucket, erred, etype, count(*) AS n FROM stats_run_facts
@@ -883,7 +902,7 @@ GROUP BY workflow_name, status, dbucket, erred, etype;
 SELECT workflow_name, step, kind, etype, dbucket, sum(n) AS n, sum(calls) AS calls,
        sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
        sum(cost) AS cost, sum(unpriced) AS unpriced
-FROM (SELECT * FROM stats_steps UNION ALL SELECT * FROM stats_steps_delta) x
+FROM stats_steps
 WHERE hour >= %(from_hour)s
   AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)

@@ -617,6 +617,82 @@ WHERE hour >= :from_hour AND (:namespace IS NULL OR namespace = :namespace)
   AND (:name IS NULL OR workflow_name = :name)
 GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
 
+-- name: stats_runs_pending
+-- What the rollup does not hold yet of the pending runs (a read-only store never brings
+-- them in): their facts now, less their facts as counted.
+SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n FROM (
+    SELECT f.namespace, f.workflow_name, f.hour, f.status, f.dbucket, f.erred, f.etype,
+           1 AS n
+    FROM stats_pending p JOIN stats_run_facts f ON f.run_id = p.run_id
+    UNION ALL
+    SELECT c.namespace, c.workflow_name, c.hour, c.status, c.dbucket, c.erred, c.etype, -1
+    FROM stats_pending p JOIN stats_counted c ON c.run_id = p.run_id)
+WHERE hour >= :from_hour AND (:namespace IS NULL OR namespace = :namespace)
+  AND (:name IS NULL OR workflow_name = :name)
+GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
+
+-- name: stats_steps_pending
+-- The step events of the pending runs past what was counted of them.
+SELECT f.workflow_name, f.step, f.kind, f.etype, f.dbucket, count(*) AS n,
+       sum(f.calls) AS calls, sum(f.input_tokens) AS input_tokens,
+       sum(f.output_tokens) AS output_tokens, total(f.cost) AS cost,
+       sum(f.unpriced) AS unpriced
+FROM stats_pending p
+JOIN stats_step_facts f ON f.run_id = p.run_id
+LEFT JOIN stats_counted c ON c.run_id = p.run_id
+WHERE f.seq >= coalesce(c.counted_len, 0) AND f.hour >= :from_hour
+  AND (:namespace IS NULL OR f.namespace = :namespace)
+  AND (:name IS NULL OR f.workflow_name = :name)
+GROUP BY f.namespace, f.workflow_name, f.step, f.kind, f.etype, f.dbucket;
+
+-- Bringing up to :limit pending runs into the rollup, in one writer transaction, in this
+-- order (store/_base/_stats.py): their counted facts out, their facts now in, their
+-- events past the counted length in, the counted state moved on, the runs no longer
+-- pending. The same runs each time: nothing else writes in between.
+
+-- name: stats_catch_up_runs_out
+INSERT INTO stats_runs
+SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, -count(*)
+FROM stats_counted WHERE run_id IN (SELECT run_id FROM stats_pending ORDER BY run_id LIMIT :limit)
+GROUP BY namespace, workflow_name, hour, status, dbucket, erred, etype
+ON CONFLICT DO UPDATE SET n = n + excluded.n;
+
+-- name: stats_catch_up_runs_in
+INSERT INTO stats_runs
+SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, count(*)
+FROM stats_run_facts WHERE run_id IN (SELECT run_id FROM stats_pending ORDER BY run_id LIMIT :limit)
+GROUP BY namespace, workflow_name, hour, status, dbucket, erred, etype
+ON CONFLICT DO UPDATE SET n = n + excluded.n;
+
+-- name: stats_catch_up_steps
+INSERT INTO stats_steps
+SELECT f.namespace, f.workflow_name, f.hour, f.step, f.kind, f.etype, f.dbucket, count(*),
+       sum(f.calls), sum(f.input_tokens), sum(f.output_tokens), total(f.cost),
+       sum(f.unpriced)
+FROM stats_step_facts f
+LEFT JOIN stats_counted c ON c.run_id = f.run_id
+WHERE f.run_id IN (SELECT run_id FROM stats_pending ORDER BY run_id LIMIT :limit)
+  AND f.seq >= coalesce(c.counted_len, 0)
+GROUP BY f.namespace, f.workflow_name, f.hour, f.step, f.kind, f.etype, f.dbucket
+ON CONFLICT DO UPDATE SET n = n + excluded.n, calls = calls + excluded.calls,
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced;
+
+-- name: stats_catch_up_counted
+INSERT INTO stats_counted
+SELECT f.run_id,
+       coalesce((SELECT max(e.seq) + 1 FROM events e WHERE e.run_id = f.run_id), 0),
+       f.namespace, f.workflow_name, f.hour, f.status, f.dbucket, f.erred, f.etype
+FROM stats_run_facts f
+WHERE f.run_id IN (SELECT run_id FROM stats_pending ORDER BY run_id LIMIT :limit)
+ON CONFLICT (run_id) DO UPDATE SET counted_len = excluded.counted_len,
+    status = excluded.status, dbucket = excluded.dbucket, erred = excluded.erred,
+    etype = excluded.etype;
+
+-- name: stats_catch_up_done
+DELETE FROM stats_pending WHERE run_id IN (SELECT run_id FROM stats_pending ORDER BY run_id LIMIT :limit);
+
 -- name: stats_runs_partial
 SELECT workflow_name, status, dbucket, erred, etype, count(*) AS n FROM stats_run_facts
 WHERE listed_at >= :since AND hour < :from_hour

@@ -56,57 +56,31 @@ WHERE e.kind IN ('step_completed', 'step_retrying', 'step_failed');
 CREATE TRIGGER stats_run_deleted BEFORE DELETE ON runs BEGIN
     INSERT INTO stats_runs
     SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, -1
-    FROM stats_run_facts WHERE run_id = OLD.run_id
+    FROM stats_counted WHERE run_id = OLD.run_id
     ON CONFLICT DO UPDATE SET n = n + excluded.n;
+    DELETE FROM stats_counted WHERE run_id = OLD.run_id;
+    DELETE FROM stats_pending WHERE run_id = OLD.run_id;
 END;
 
 CREATE TRIGGER stats_run_inserted AFTER INSERT ON runs BEGIN
-    INSERT INTO stats_runs
-    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, 1
-    FROM stats_run_facts WHERE run_id = NEW.run_id
-    ON CONFLICT DO UPDATE SET n = n + excluded.n;
+    INSERT INTO stats_pending VALUES (NEW.run_id) ON CONFLICT DO NOTHING;
 END;
 
-CREATE TRIGGER stats_run_leaving BEFORE UPDATE OF status, closed_at, error ON runs
-WHEN OLD.status IS NOT NEW.status OR OLD.closed_at IS NOT NEW.closed_at
-     OR OLD.error IS NOT NEW.error
+CREATE TRIGGER stats_run_updated AFTER UPDATE OF history_len, status, closed_at, error ON runs
+WHEN OLD.history_len IS NOT NEW.history_len OR OLD.status IS NOT NEW.status
+     OR OLD.closed_at IS NOT NEW.closed_at OR OLD.error IS NOT NEW.error
 BEGIN
-    INSERT INTO stats_runs
-    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, -1
-    FROM stats_run_facts WHERE run_id = OLD.run_id
-    ON CONFLICT DO UPDATE SET n = n + excluded.n;
-END;
-
-CREATE TRIGGER stats_run_updated AFTER UPDATE OF status, closed_at, error ON runs
-WHEN OLD.status IS NOT NEW.status OR OLD.closed_at IS NOT NEW.closed_at
-     OR OLD.error IS NOT NEW.error
-BEGIN
-    INSERT INTO stats_runs
-    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, 1
-    FROM stats_run_facts WHERE run_id = NEW.run_id
-    ON CONFLICT DO UPDATE SET n = n + excluded.n;
+    INSERT INTO stats_pending VALUES (NEW.run_id) ON CONFLICT DO NOTHING;
 END;
 
 CREATE TRIGGER stats_step_deleted BEFORE DELETE ON events
 WHEN OLD.kind IN ('step_completed', 'step_retrying', 'step_failed')
+     AND OLD.seq < (SELECT counted_len FROM stats_counted WHERE run_id = OLD.run_id)
 BEGIN
     INSERT INTO stats_steps
     SELECT namespace, workflow_name, hour, step, kind, etype, dbucket, -1, -calls,
            -input_tokens, -output_tokens, -cost, -unpriced
     FROM stats_step_facts WHERE run_id = OLD.run_id AND seq = OLD.seq
-    ON CONFLICT DO UPDATE SET n = n + excluded.n, calls = calls + excluded.calls,
-        input_tokens = input_tokens + excluded.input_tokens,
-        output_tokens = output_tokens + excluded.output_tokens,
-        cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced;
-END;
-
-CREATE TRIGGER stats_step_inserted AFTER INSERT ON events
-WHEN NEW.kind IN ('step_completed', 'step_retrying', 'step_failed')
-BEGIN
-    INSERT INTO stats_steps
-    SELECT namespace, workflow_name, hour, step, kind, etype, dbucket, 1, calls,
-           input_tokens, output_tokens, cost, unpriced
-    FROM stats_step_facts WHERE run_id = NEW.run_id AND seq = NEW.seq
     ON CONFLICT DO UPDATE SET n = n + excluded.n, calls = calls + excluded.calls,
         input_tokens = input_tokens + excluded.input_tokens,
         output_tokens = output_tokens + excluded.output_tokens,
@@ -327,6 +301,20 @@ CREATE TABLE signal_ids (
     ts         REAL NOT NULL,
     PRIMARY KEY (run_id, signal_id)
 ) WITHOUT ROWID;
+
+CREATE TABLE stats_counted (
+    run_id        TEXT PRIMARY KEY,
+    counted_len   INTEGER NOT NULL,
+    namespace     TEXT NOT NULL,
+    workflow_name TEXT NOT NULL,
+    hour          INTEGER NOT NULL,
+    status        TEXT NOT NULL,
+    dbucket       INTEGER NOT NULL,
+    erred         INTEGER NOT NULL,
+    etype         TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE stats_pending (run_id TEXT PRIMARY KEY) WITHOUT ROWID;
 
 CREATE TABLE stats_runs (
     namespace     TEXT NOT NULL,

@@ -1,9 +1,15 @@
 -- The rollup behind duro stats (issue 18, docs/observability.md "How it scales"): what
 -- the stats read needs of each run and step event, counted per namespace, workflow name
--- and hour of the run's creation, kept by triggers in the transaction of every write
--- that changes it (a run's insert, its status/closing/error, a step event's insert,
--- purges), so every write path stays counted with no code of its own. The read sums the
--- whole hours of its window here and takes the one partial hour from the facts views.
+-- and hour of the run's creation (stats_runs, stats_steps).
+--
+-- The writer pays one lookup per write of a run: its triggers only mark the run as
+-- pending (stats_pending). What the rollup holds of each run (its facts and how many
+-- of its events) is in stats_counted; the stats read of a writable store first brings
+-- the pending runs in (sqlite/_store.py stats, the stats_catch_up_* queries), and any
+-- read adds what is still pending (a read-only store), so the figures are exact. A
+-- run's events only ever grow at its end (appends fenced on history_len), so the
+-- length counted (its last seq + 1) is a safe watermark. The read sums the whole hours of its window here and takes the
+-- one partial hour from the facts views.
 --
 -- Durations are counted in log-scale buckets: bucket b holds [1.05^b, 1.05^(b+1)); the
 -- read reports 1.05^(b+0.5), within 2.5% of the value measured. Sentinels keep the keys
@@ -109,59 +115,46 @@ SELECT namespace, workflow_name, hour, step, kind, etype, dbucket, count(*), sum
        sum(input_tokens), sum(output_tokens), total(cost), sum(unpriced)
 FROM stats_step_facts GROUP BY 1, 2, 3, 4, 5, 6, 7;
 
+-- What the rollup holds of each run: its facts as counted, and its events counted
+-- (seq < counted_len: the last seq + 1 when it was counted).
+CREATE TABLE stats_counted (
+    run_id        TEXT PRIMARY KEY,
+    counted_len   INTEGER NOT NULL,
+    namespace     TEXT NOT NULL,
+    workflow_name TEXT NOT NULL,
+    hour          INTEGER NOT NULL,
+    status        TEXT NOT NULL,
+    dbucket       INTEGER NOT NULL,
+    erred         INTEGER NOT NULL,
+    etype         TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- The runs written since they were counted.
+CREATE TABLE stats_pending (run_id TEXT PRIMARY KEY) WITHOUT ROWID;
+
+INSERT INTO stats_counted
+SELECT f.run_id,
+       coalesce((SELECT max(e.seq) + 1 FROM events e WHERE e.run_id = f.run_id), 0),
+       f.namespace, f.workflow_name, f.hour, f.status, f.dbucket, f.erred, f.etype
+FROM stats_run_facts f;
+
 CREATE TRIGGER stats_run_inserted AFTER INSERT ON runs BEGIN
-    INSERT INTO stats_runs
-    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, 1
-    FROM stats_run_facts WHERE run_id = NEW.run_id
-    ON CONFLICT DO UPDATE SET n = n + excluded.n;
+    INSERT INTO stats_pending VALUES (NEW.run_id) ON CONFLICT DO NOTHING;
 END;
 
--- A run's update is taken out as it was and put back as it is, only when what it adds
--- changes (most updates are appends: history_len, updated_at).
-CREATE TRIGGER stats_run_leaving BEFORE UPDATE OF status, closed_at, error ON runs
-WHEN OLD.status IS NOT NEW.status OR OLD.closed_at IS NOT NEW.closed_at
-     OR OLD.error IS NOT NEW.error
+-- Appends change history_len: every write of a run that adds events or changes its facts.
+CREATE TRIGGER stats_run_updated AFTER UPDATE OF history_len, status, closed_at, error ON runs
+WHEN OLD.history_len IS NOT NEW.history_len OR OLD.status IS NOT NEW.status
+     OR OLD.closed_at IS NOT NEW.closed_at OR OLD.error IS NOT NEW.error
 BEGIN
-    INSERT INTO stats_runs
-    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, -1
-    FROM stats_run_facts WHERE run_id = OLD.run_id
-    ON CONFLICT DO UPDATE SET n = n + excluded.n;
+    INSERT INTO stats_pending VALUES (NEW.run_id) ON CONFLICT DO NOTHING;
 END;
 
-CREATE TRIGGER stats_run_updated AFTER UPDATE OF status, closed_at, error ON runs
-WHEN OLD.status IS NOT NEW.status OR OLD.closed_at IS NOT NEW.closed_at
-     OR OLD.error IS NOT NEW.error
-BEGIN
-    INSERT INTO stats_runs
-    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, 1
-    FROM stats_run_facts WHERE run_id = NEW.run_id
-    ON CONFLICT DO UPDATE SET n = n + excluded.n;
-END;
-
-CREATE TRIGGER stats_run_deleted BEFORE DELETE ON runs BEGIN
-    INSERT INTO stats_runs
-    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, -1
-    FROM stats_run_facts WHERE run_id = OLD.run_id
-    ON CONFLICT DO UPDATE SET n = n + excluded.n;
-END;
-
-CREATE TRIGGER stats_step_inserted AFTER INSERT ON events
-WHEN NEW.kind IN ('step_completed', 'step_retrying', 'step_failed')
-BEGIN
-    INSERT INTO stats_steps
-    SELECT namespace, workflow_name, hour, step, kind, etype, dbucket, 1, calls,
-           input_tokens, output_tokens, cost, unpriced
-    FROM stats_step_facts WHERE run_id = NEW.run_id AND seq = NEW.seq
-    ON CONFLICT DO UPDATE SET n = n + excluded.n, calls = calls + excluded.calls,
-        input_tokens = input_tokens + excluded.input_tokens,
-        output_tokens = output_tokens + excluded.output_tokens,
-        cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced;
-END;
-
--- Purges delete a run's events before the run (sqlite/_store.py purge_finished): the
--- run's row is still there to key what each event takes out.
+-- Purges (not the hot path) take out at once what was counted: a run's events go first
+-- (sqlite/_store.py purge_finished), while its row still keys them, then the run.
 CREATE TRIGGER stats_step_deleted BEFORE DELETE ON events
 WHEN OLD.kind IN ('step_completed', 'step_retrying', 'step_failed')
+     AND OLD.seq < (SELECT counted_len FROM stats_counted WHERE run_id = OLD.run_id)
 BEGIN
     INSERT INTO stats_steps
     SELECT namespace, workflow_name, hour, step, kind, etype, dbucket, -1, -calls,
@@ -171,4 +164,13 @@ BEGIN
         input_tokens = input_tokens + excluded.input_tokens,
         output_tokens = output_tokens + excluded.output_tokens,
         cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced;
+END;
+
+CREATE TRIGGER stats_run_deleted BEFORE DELETE ON runs BEGIN
+    INSERT INTO stats_runs
+    SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, -1
+    FROM stats_counted WHERE run_id = OLD.run_id
+    ON CONFLICT DO UPDATE SET n = n + excluded.n;
+    DELETE FROM stats_counted WHERE run_id = OLD.run_id;
+    DELETE FROM stats_pending WHERE run_id = OLD.run_id;
 END;
