@@ -359,12 +359,36 @@ class PostgresStore(SqlStore):
 
     async def stats(self, *, since: float | None = None, workflow: str | None = None,
                     namespace: str | None = None) -> Stats:
-        """See :meth:`duro.store.ClientStore.stats`: first, on a writable store, the
-        rollup's committed deltas are folded into it (migration 0017), so they stay few;
-        the read sums whatever is left, so it is exact either way."""
+        """See :meth:`duro.store.ClientStore.stats`: first, on a writable store, the runs
+        written since the rollup counted them are brought in (migration 0017), a batch per
+        transaction; the read adds whatever is left, so it is exact either way."""
         if not self.options.read_only:
-            await self._read("stats_fold", {"key": _lock_key(f"duro.stats.{self.schema}")})
+            for _ in range(_CATCH_UP_BATCHES):
+                if await self._reading(self._catch_up) < _CATCH_UP_RUNS:
+                    break
         return await super().stats(since=since, workflow=workflow, namespace=namespace)
+
+    async def _catch_up(self, conn: Conn) -> int:
+        """Up to :data:`_CATCH_UP_RUNS` pending runs into the stats rollup (the
+        ``stats_catch_up_*`` queries, in their order), in one repeatable-read snapshot;
+        0 when another catch-up holds the lock or a purge got in the way (the read adds
+        what is pending anyway)."""
+        try:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur = await conn.execute(_Q["stats_catch_up_lock"],
+                                         {"key": _lock_key(f"duro.stats.{self.schema}")})
+                row = await cur.fetchone()
+                if not row or not row[0]:
+                    return 0
+                await conn.execute(_Q["stats_catch_up_pick"], {"limit": _CATCH_UP_RUNS})
+                for name in ("stats_catch_up_runs_out", "stats_catch_up_runs_in",
+                             "stats_catch_up_steps", "stats_catch_up_counted"):
+                    await conn.execute(_Q[name])
+                cur = await conn.execute(_Q["stats_catch_up_done"])
+                return cur.rowcount
+        except psycopg.errors.SerializationFailure:
+            return 0
 
     # -- retention -----------------------------------------------------------------
 
@@ -396,6 +420,13 @@ class PostgresStore(SqlStore):
                 from None
         except psycopg.Error as exc:
             raise _translate(exc) from None
+
+
+_CATCH_UP_RUNS = 5000
+"""Pending runs brought into the stats rollup per transaction."""
+_CATCH_UP_BATCHES = 200
+"""At most this many batches per stats read (1,000,000 runs); what is left is read as
+pending."""
 
 
 def _lock_key(text: str) -> int:

@@ -831,39 +831,10 @@ DELETE FROM queries WHERE query_id = %(query_id)s;
 DELETE FROM queries WHERE expires_at < %(now)s;
 
 -- Analytics (Client.stats, store/_base/_stats.py) over the rollup of migration 0017: the
--- rollup (stats_runs, stats_steps) and the deltas not folded yet (*_pending), for the
--- whole hours of the window (hour >= :from_hour); the facts views for the runs of its
--- partial first hour (listed_at >= :since, hour < :from_hour). Rows of the same shape
--- as SQLite's.
-
--- name: stats_fold
--- The committed deltas into the rollup, by one folder at a time (others skip: their
--- read sums the deltas anyway), in key order.
-WITH folder AS MATERIALIZED (
-    SELECT pg_try_advisory_xact_lock(%(key)s) AS got
-), runs_moved AS (
-    DELETE FROM stats_runs_delta WHERE (SELECT got FROM folder) RETURNING *
-), steps_moved AS (
-    DELETE FROM stats_steps_delta WHERE (SELECT got FROM folder) RETURNING *
-), r AS (
-    INSERT INTO stats_runs
-    SELECT namespace, workflow_name, status, dbucket, erred, etype, hour, sum(n)
-    FROM runs_moved GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
-    ON CONFLICT (namespace, workflow_name, status, dbucket, erred, etype, hour)
-    DO UPDATE SET n = stats_runs.n + excluded.n
-), s AS (
-    INSERT INTO stats_steps
-    SELECT namespace, workflow_name, step, kind, etype, dbucket, hour, sum(n), sum(calls),
-           sum(input_tokens), sum(output_tokens), sum(cost), sum(unpriced)
-    FROM steps_moved GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
-    ON CONFLICT (namespace, workflow_name, step, kind, etype, dbucket, hour)
-    DO UPDATE SET n = stats_steps.n + excluded.n, calls = stats_steps.calls + excluded.calls,
-        input_tokens = stats_steps.input_tokens + excluded.input_tokens,
-        output_tokens = stats_steps.output_tokens + excluded.output_tokens,
-        cost = stats_steps.cost + excluded.cost,
-        unpriced = stats_steps.unpriced + excluded.unpriced
-)
-SELECT (SELECT got FROM folder) AS folded;
+-- rollup (stats_runs, stats_steps) and what it does not hold yet of the pending runs
+-- (*_pending), for the whole hours of the window (hour >= :from_hour); the facts views
+-- for the runs of its partial first hour (listed_at >= :since, hour < :from_hour). Rows
+-- of the same shape as SQLite's.
 
 -- name: stats_runs
 SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n FROM stats_runs
@@ -873,23 +844,101 @@ WHERE hour >= %(from_hour)s
 GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
 
 -- name: stats_runs_pending
--- The deltas not folded yet (read in the same transaction as stats_runs: see
--- postgres/_store.py stats).
-SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n FROM stats_runs_delta
+-- What the rollup does not hold yet of the pending runs (as sqlite/queries.sql): their
+-- facts now, less their facts as counted.
+SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n FROM (
+    SELECT f.namespace, f.workflow_name, f.hour, f.status, f.dbucket, f.erred, f.etype,
+           1 AS n
+    FROM stats_pending p JOIN runs r ON r.run_id = p.run_id
+    CROSS JOIN LATERAL stats_run_fact(r) f
+    UNION ALL
+    SELECT c.namespace, c.workflow_name, c.hour, c.status, c.dbucket, c.erred, c.etype, -1
+    FROM stats_pending p JOIN stats_counted c ON c.run_id = p.run_id) x
 WHERE hour >= %(from_hour)s
   AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
 GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
 
 -- name: stats_steps_pending
-SELECT workflow_name, step, kind, etype, dbucket, sum(n) AS n, sum(calls) AS calls,
-       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
-       sum(cost) AS cost, sum(unpriced) AS unpriced
-FROM stats_steps_delta
-WHERE hour >= %(from_hour)s
-  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
-  AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
-GROUP BY namespace, workflow_name, step, kind, etype, dbucket HAVING sum(n) <> 0;
+-- The step events of the pending runs past what was counted of them.
+SELECT f.workflow_name, f.step, f.kind, f.etype, f.dbucket, count(*) AS n,
+       sum(f.calls) AS calls, sum(f.input_tokens)::bigint AS input_tokens,
+       sum(f.output_tokens)::bigint AS output_tokens, sum(f.cost) AS cost,
+       sum(f.unpriced) AS unpriced
+FROM stats_pending p
+JOIN runs r ON r.run_id = p.run_id
+LEFT JOIN stats_counted c ON c.run_id = p.run_id
+CROSS JOIN LATERAL (
+    SELECT e FROM events e
+    WHERE e.run_id = p.run_id AND e.seq >= coalesce(c.counted_len, 0)
+      AND e.kind IN ('step_completed', 'step_retrying', 'step_failed')) x
+CROSS JOIN LATERAL stats_step_fact(x.e, r) f
+WHERE f.hour >= %(from_hour)s
+  AND (%(namespace)s::text IS NULL OR f.namespace = %(namespace)s::text)
+  AND (%(name)s::text IS NULL OR f.workflow_name = %(name)s::text)
+GROUP BY f.namespace, f.workflow_name, f.step, f.kind, f.etype, f.dbucket;
+
+-- Bringing up to :limit pending runs into the rollup (postgres/_store.py stats): in one
+-- repeatable-read transaction holding stats_catch_up_lock, the batch is picked into a
+-- temporary table, then, in this order, its counted facts go out, its facts now and its
+-- events past the counted length come in, the counted state moves on, the runs are no
+-- longer pending. A run written meanwhile (its commit not in this snapshot) marks itself
+-- pending again after this transaction ends (the unique key makes it wait).
+
+-- name: stats_catch_up_lock
+SELECT pg_try_advisory_xact_lock(%(key)s);
+
+-- name: stats_catch_up_pick
+CREATE TEMPORARY TABLE stats_catching_up ON COMMIT DROP AS
+SELECT run_id FROM stats_pending ORDER BY run_id LIMIT %(limit)s;
+
+-- name: stats_catch_up_runs_out
+INSERT INTO stats_runs AS t
+SELECT namespace, workflow_name, status, dbucket, erred, etype, hour, -count(*)
+FROM stats_counted WHERE run_id IN (SELECT run_id FROM stats_catching_up)
+GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+ON CONFLICT (namespace, workflow_name, status, dbucket, erred, etype, hour)
+DO UPDATE SET n = t.n + excluded.n;
+
+-- name: stats_catch_up_runs_in
+INSERT INTO stats_runs AS t
+SELECT f.namespace, f.workflow_name, f.status, f.dbucket, f.erred, f.etype, f.hour, count(*)
+FROM runs r CROSS JOIN LATERAL stats_run_fact(r) f WHERE r.run_id IN (SELECT run_id FROM stats_catching_up)
+GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+ON CONFLICT (namespace, workflow_name, status, dbucket, erred, etype, hour)
+DO UPDATE SET n = t.n + excluded.n;
+
+-- name: stats_catch_up_steps
+INSERT INTO stats_steps AS t
+SELECT f.namespace, f.workflow_name, f.step, f.kind, f.etype, f.dbucket, f.hour, count(*),
+       sum(f.calls), sum(f.input_tokens), sum(f.output_tokens), sum(f.cost), sum(f.unpriced)
+FROM runs r
+LEFT JOIN stats_counted c ON c.run_id = r.run_id
+CROSS JOIN LATERAL (
+    SELECT e FROM events e
+    WHERE e.run_id = r.run_id AND e.seq >= coalesce(c.counted_len, 0)
+      AND e.kind IN ('step_completed', 'step_retrying', 'step_failed')) x
+CROSS JOIN LATERAL stats_step_fact(x.e, r) f
+WHERE r.run_id IN (SELECT run_id FROM stats_catching_up)
+GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+ON CONFLICT (namespace, workflow_name, step, kind, etype, dbucket, hour)
+DO UPDATE SET n = t.n + excluded.n, calls = t.calls + excluded.calls,
+    input_tokens = t.input_tokens + excluded.input_tokens,
+    output_tokens = t.output_tokens + excluded.output_tokens,
+    cost = t.cost + excluded.cost, unpriced = t.unpriced + excluded.unpriced;
+
+-- name: stats_catch_up_counted
+INSERT INTO stats_counted AS t
+SELECT f.run_id,
+       coalesce((SELECT max(e.seq) + 1 FROM events e WHERE e.run_id = r.run_id), 0),
+       f.namespace, f.workflow_name, f.status, f.dbucket, f.erred, f.etype, f.hour
+FROM runs r CROSS JOIN LATERAL stats_run_fact(r) f WHERE r.run_id IN (SELECT run_id FROM stats_catching_up)
+ON CONFLICT (run_id) DO UPDATE SET counted_len = excluded.counted_len,
+    status = excluded.status, dbucket = excluded.dbucket, erred = excluded.erred,
+    etype = excluded.etype;
+
+-- name: stats_catch_up_done
+DELETE FROM stats_pending WHERE run_id IN (SELECT run_id FROM stats_catching_up);
 
 -- name: stats_runs_partial
 SELECT workflow_name, status, dbucket, erred, etype, count(*) AS n FROM stats_run_facts

@@ -1,13 +1,16 @@
 -- The rollup behind duro stats (issue 18, docs/observability.md "How it scales"): the
 -- same facts, keys and duration buckets as SQLite's migration 0016, counted per
--- namespace, workflow name and hour of the run's creation.
+-- namespace, workflow name and hour of the run's creation, kept the same way: the
+-- writer's triggers only mark a written run pending (stats_pending); the stats read of
+-- a writable store brings pending runs in (postgres/_store.py stats), and every read adds
+-- what is still pending, in one snapshot.
 --
--- Concurrent writers: the triggers never update a shared counter (two transactions
--- adding to one row would wait on each other's row lock until commit, and could
--- deadlock): each appends its own delta rows (stats_*_delta: no key, no conflict). The
--- stats read sums the rollup and the deltas in one snapshot, so it is exact whatever is
--- folded; a writable store's read first folds the committed deltas into the rollup
--- (store/postgres/_store.py: one statement, one folder at a time by an advisory lock).
+-- Concurrent writers: marking a run pending is an insert that does nothing when the row
+-- is there; no writer updates a shared counter (two transactions adding to one row would
+-- wait on each other's row lock until commit). A run's events commit in seq order (each
+-- append is fenced on history_len under the run's row lock), so a run's last seq + 1
+-- seen in one snapshot is a safe watermark (stats_counted.counted_len). One catch-up at
+-- a time (an advisory lock), in one repeatable-read snapshot.
 --
 -- Durations are counted in log-scale buckets: bucket b holds [1.05^b, 1.05^(b+1)); the
 -- read reports 1.05^(b+0.5), within 2.5% of the value measured. dbucket -1000000 = no
@@ -84,7 +87,6 @@ CREATE TABLE stats_runs (
     n             bigint NOT NULL,
     PRIMARY KEY (namespace, workflow_name, status, dbucket, erred, etype, hour)
 );
-CREATE TABLE stats_runs_delta (LIKE stats_runs);
 
 CREATE TABLE stats_steps (
     namespace     text NOT NULL,
@@ -102,7 +104,6 @@ CREATE TABLE stats_steps (
     unpriced      bigint NOT NULL,
     PRIMARY KEY (namespace, workflow_name, step, kind, etype, dbucket, hour)
 );
-CREATE TABLE stats_steps_delta (LIKE stats_steps);
 
 INSERT INTO stats_runs
 SELECT namespace, workflow_name, status, dbucket, erred, etype, hour, count(*)
@@ -113,53 +114,81 @@ SELECT namespace, workflow_name, step, kind, etype, dbucket, hour, count(*), sum
        sum(input_tokens), sum(output_tokens), sum(cost), sum(unpriced)
 FROM stats_step_facts GROUP BY 1, 2, 3, 4, 5, 6, 7;
 
--- A run's row as it was goes out (-1), as it is comes in (+1).
-CREATE FUNCTION stats_run_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        INSERT INTO stats_runs_delta
-        SELECT f.namespace, f.workflow_name, f.status, f.dbucket, f.erred, f.etype, f.hour, -1
-        FROM stats_run_fact(OLD) f;
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        INSERT INTO stats_runs_delta
-        SELECT f.namespace, f.workflow_name, f.status, f.dbucket, f.erred, f.etype, f.hour, 1
-        FROM stats_run_fact(NEW) f;
-    END IF;
-    RETURN NULL;
-END $$;
+-- What the rollup holds of each run: its facts as counted, and its events counted
+-- (seq < counted_len).
+CREATE TABLE stats_counted (
+    run_id        text PRIMARY KEY,
+    counted_len   bigint NOT NULL,
+    namespace     text NOT NULL,
+    workflow_name text NOT NULL,
+    status        text NOT NULL,
+    dbucket       bigint NOT NULL,
+    erred         int NOT NULL,
+    etype         text NOT NULL,
+    hour          bigint NOT NULL
+);
 
--- Keyed by its run's row: purges delete a run's events in a statement before the run's
--- (store/postgres/_store.py purge_finished).
-CREATE FUNCTION stats_step_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    ev events := CASE WHEN TG_OP = 'INSERT' THEN NEW ELSE OLD END;
-    sign int := CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END;
+-- The runs written since they were counted.
+CREATE TABLE stats_pending (run_id text PRIMARY KEY);
+
+INSERT INTO stats_counted
+SELECT f.run_id,
+       coalesce((SELECT max(e.seq) + 1 FROM events e WHERE e.run_id = f.run_id), 0),
+       f.namespace, f.workflow_name, f.status, f.dbucket, f.erred, f.etype, f.hour
+FROM stats_run_facts f;
+
+CREATE FUNCTION stats_mark_pending() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO stats_steps_delta
-    SELECT f.namespace, f.workflow_name, f.step, f.kind, f.etype, f.dbucket, f.hour, sign,
-           sign * f.calls, sign * f.input_tokens, sign * f.output_tokens, sign * f.cost,
-           sign * f.unpriced
-    FROM runs r CROSS JOIN LATERAL stats_step_fact(ev, r) f WHERE r.run_id = ev.run_id;
+    INSERT INTO stats_pending VALUES (NEW.run_id) ON CONFLICT DO NOTHING;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER stats_run_inserted AFTER INSERT ON runs
-FOR EACH ROW EXECUTE FUNCTION stats_run_changed();
+FOR EACH ROW EXECUTE FUNCTION stats_mark_pending();
 
--- Only when what the run adds changes (most updates are appends: history_len).
+-- Appends change history_len: every write of a run that adds events or changes its facts.
 CREATE TRIGGER stats_run_updated AFTER UPDATE ON runs FOR EACH ROW
-WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.closed_at IS DISTINCT FROM NEW.closed_at
+WHEN (OLD.history_len IS DISTINCT FROM NEW.history_len
+      OR OLD.status IS DISTINCT FROM NEW.status
+      OR OLD.closed_at IS DISTINCT FROM NEW.closed_at
       OR OLD.error IS DISTINCT FROM NEW.error)
-EXECUTE FUNCTION stats_run_changed();
+EXECUTE FUNCTION stats_mark_pending();
 
-CREATE TRIGGER stats_run_deleted AFTER DELETE ON runs
-FOR EACH ROW EXECUTE FUNCTION stats_run_changed();
-
-CREATE TRIGGER stats_step_inserted AFTER INSERT ON events FOR EACH ROW
-WHEN (NEW.kind IN ('step_completed', 'step_retrying', 'step_failed'))
-EXECUTE FUNCTION stats_step_changed();
+-- Purges (not the hot path) take out at once what was counted: a batch's events go in
+-- a statement before its runs (postgres/_store.py purge_finished), while their rows
+-- still key them, then the runs.
+CREATE FUNCTION stats_step_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO stats_steps AS t
+    SELECT f.namespace, f.workflow_name, f.step, f.kind, f.etype, f.dbucket, f.hour, -1,
+           -f.calls, -f.input_tokens, -f.output_tokens, -f.cost, -f.unpriced
+    FROM runs r
+    JOIN stats_counted c ON c.run_id = r.run_id AND OLD.seq < c.counted_len
+    CROSS JOIN LATERAL stats_step_fact(OLD, r) f
+    WHERE r.run_id = OLD.run_id
+    ON CONFLICT (namespace, workflow_name, step, kind, etype, dbucket, hour)
+    DO UPDATE SET n = t.n + excluded.n, calls = t.calls + excluded.calls,
+        input_tokens = t.input_tokens + excluded.input_tokens,
+        output_tokens = t.output_tokens + excluded.output_tokens,
+        cost = t.cost + excluded.cost, unpriced = t.unpriced + excluded.unpriced;
+    RETURN NULL;
+END $$;
 
 CREATE TRIGGER stats_step_deleted AFTER DELETE ON events FOR EACH ROW
 WHEN (OLD.kind IN ('step_completed', 'step_retrying', 'step_failed'))
-EXECUTE FUNCTION stats_step_changed();
+EXECUTE FUNCTION stats_step_deleted();
+
+CREATE FUNCTION stats_run_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO stats_runs AS t
+    SELECT namespace, workflow_name, status, dbucket, erred, etype, hour, -1
+    FROM stats_counted WHERE run_id = OLD.run_id
+    ON CONFLICT (namespace, workflow_name, status, dbucket, erred, etype, hour)
+    DO UPDATE SET n = t.n + excluded.n;
+    DELETE FROM stats_counted WHERE run_id = OLD.run_id;
+    DELETE FROM stats_pending WHERE run_id = OLD.run_id;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER stats_run_deleted AFTER DELETE ON runs
+FOR EACH ROW EXECUTE FUNCTION stats_run_deleted();
