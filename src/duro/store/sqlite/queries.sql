@@ -619,14 +619,15 @@ GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <
 
 -- name: stats_runs_pending
 -- What the rollup does not hold yet of the pending runs (a read-only store never brings
--- them in): their facts now, less their facts as counted.
+-- them in): their facts now, less their facts as counted. CROSS JOIN: SQLite keeps that
+-- order (the pending runs first, few; left to itself it may scan every run).
 SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n FROM (
     SELECT f.namespace, f.workflow_name, f.hour, f.status, f.dbucket, f.erred, f.etype,
            1 AS n
-    FROM stats_pending p JOIN stats_run_facts f ON f.run_id = p.run_id
+    FROM stats_pending p CROSS JOIN stats_run_facts f ON f.run_id = p.run_id
     UNION ALL
     SELECT c.namespace, c.workflow_name, c.hour, c.status, c.dbucket, c.erred, c.etype, -1
-    FROM stats_pending p JOIN stats_counted c ON c.run_id = p.run_id)
+    FROM stats_pending p CROSS JOIN stats_counted c ON c.run_id = p.run_id)
 WHERE hour >= :from_hour AND (:namespace IS NULL OR namespace = :namespace)
   AND (:name IS NULL OR workflow_name = :name)
 GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
@@ -637,10 +638,10 @@ SELECT f.workflow_name, f.step, f.kind, f.etype, f.dbucket, count(*) AS n,
        sum(f.calls) AS calls, sum(f.input_tokens) AS input_tokens,
        sum(f.output_tokens) AS output_tokens, total(f.cost) AS cost,
        sum(f.unpriced) AS unpriced
-FROM stats_pending p
-JOIN stats_step_facts f ON f.run_id = p.run_id
-LEFT JOIN stats_counted c ON c.run_id = p.run_id
-WHERE f.seq >= coalesce(c.counted_len, 0) AND f.hour >= :from_hour
+FROM stats_step_facts f
+LEFT JOIN stats_counted c ON c.run_id = f.run_id
+WHERE f.run_id IN (SELECT run_id FROM stats_pending)
+  AND f.seq >= coalesce(c.counted_len, 0) AND f.hour >= :from_hour
   AND (:namespace IS NULL OR f.namespace = :namespace)
   AND (:name IS NULL OR f.workflow_name = :name)
 GROUP BY f.namespace, f.workflow_name, f.step, f.kind, f.etype, f.dbucket;
