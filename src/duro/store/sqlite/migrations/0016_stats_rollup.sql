@@ -8,8 +8,8 @@
 -- the pending runs in (sqlite/_store.py stats, the stats_catch_up_* queries), and any
 -- read adds what is still pending (a read-only store), so the figures are exact. A
 -- run's events only ever grow at its end (appends fenced on history_len), so the
--- length counted (its last seq + 1) is a safe watermark. The read sums the whole hours of its window here and takes the
--- one partial hour from the facts views.
+-- length counted (its last seq + 1) is a safe watermark. The read sums the whole hours
+-- of its window here and takes the one partial hour from the facts views.
 --
 -- Durations are counted in log-scale buckets: bucket b holds [1.05^b, 1.05^(b+1)); the
 -- read reports 1.05^(b+0.5), within 2.5% of the value measured. Sentinels keep the keys
