@@ -466,10 +466,11 @@ class SqliteStore(SqlStore):
         return deleted
 
 
-_CATCH_UP_RUNS = 5000
-"""Pending runs brought into the stats rollup per writer transaction (a few tens of
-milliseconds: the workers' commits wait no longer)."""
-_CATCH_UP_BATCHES = 200
+_CATCH_UP_RUNS = 500
+"""Pending runs brought into the stats rollup per writer transaction: about 40 ms for runs
+of 10 events (8 us an event, bench_stats.py --triggers), which the workers' commits may
+wait."""
+_CATCH_UP_BATCHES = 2000
 """At most this many batches per stats read (1,000,000 runs); what is left is read as
 pending."""
 
