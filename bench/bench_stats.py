@@ -241,9 +241,21 @@ def main(argv: list[str] | None = None) -> int:
                 events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
             _measure(url, args, out, events, fill_s,
                      f"SQLite ({path.stat().st_size / 1e6:.0f} MB)")
+    _table(out)
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
     return 0
+
+
+def _table(out: dict[str, Any]) -> None:
+    """The figures as a Markdown table (docs/observability.md's)."""
+    print("\n| store | runs / events | read | first | median | runs counted |")
+    print("|---|---|---|---|---|---|")
+    for label, r in out["reads"].items():
+        print(f"| {out['store']} | {out['runs']:,} / {out['events']:,} | {label} | "
+              f"{r['first_s']:.3f} s | {r['median_s']:.3f} s | {r['runs_counted']:,} |")
+    if out.get("rollup_build_s"):
+        print(f"\nrollup built after the fill in {out['rollup_build_s']:.1f} s")
 
 
 if __name__ == "__main__":
