@@ -9,6 +9,11 @@ ten a ``step_retrying`` with an error, the others ``step_completed`` with their
 duration), and its closing event; runs are 80% completed, 10% failed, 5% cancelled and
 5% still running (no closing event), over 5 workflow names, created one second apart.
 
+The stats rollup's triggers are set aside during the fill, and the rollup is then built
+by its migration's own statements, as for an existing store (timed apart);
+``--triggers`` fills through them instead, leaving every run pending: the first read
+then pays the catch-up.
+
 Timed: ``Client.stats()`` over every run, and over the newest 10% (``since``), each
 ``--repeats`` times (the first read is also the one that warms the page cache: the
 table shows the median, and the first apart).
