@@ -371,8 +371,8 @@ class PostgresStore(SqlStore):
     async def _catch_up(self, conn: Conn) -> int:
         """Up to :data:`_CATCH_UP_RUNS` pending runs into the stats rollup (the
         ``stats_catch_up_*`` queries, in their order), in one repeatable-read snapshot;
-        0 when another catch-up holds the lock or a purge got in the way (the read adds
-        what is pending anyway)."""
+        0 when another catch-up holds the lock or a concurrent purge got in the way (the
+        read adds what is pending anyway)."""
         try:
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -387,8 +387,8 @@ class PostgresStore(SqlStore):
                     await conn.execute(_Q[name])
                 cur = await conn.execute(_Q["stats_catch_up_done"])
                 return cur.rowcount
-        except psycopg.errors.SerializationFailure:
-            return 0
+        except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
+            return 0  # a purge took out what this batch read: the next read catches up
 
     # -- retention -----------------------------------------------------------------
 
