@@ -4,6 +4,7 @@
 import { ApiError, api, errorBox, h, onUnauthenticated, replace, token } from "./lib.js";
 import { approvalsPage, queuesPage, runsPage, schedulesPage, workersPage } from "./pages.js";
 import { runPage } from "./run.js";
+import { statsPage } from "./stats.js";
 
 const main = document.getElementById("main");
 const who = document.getElementById("who");
@@ -54,6 +55,7 @@ const ROUTES = [
   [/^#\/schedules$/, (root, m, q, s) => schedulesPage(root, q, s), "schedules"],
   [/^#\/queues$/, (root, m, q, s) => queuesPage(root, q, s), "queues"],
   [/^#\/workers$/, (root, m, q, s) => workersPage(root, q, s), "workers"],
+  [/^#\/stats$/, (root, m, q, s) => statsPage(root, q, s), "stats"],
 ];
 
 function route() {

@@ -64,6 +64,10 @@ class Dialect:
         """Run a named read query outside the writer and return its rows."""
         raise NotImplementedError
 
+    async def _fetch_all(self, queries: Sequence[str], params: Params) -> list[list[Row]]:
+        """The rows of each named read query, all read in one snapshot."""
+        raise NotImplementedError
+
     async def _write_message(self, op: Op, **kw: Any) -> Any:
         """:meth:`_write` an operation that sends a message to a workflow id's live run,
         again while it raises :class:`Moved` (the run it looked up ended, or continued

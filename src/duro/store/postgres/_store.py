@@ -20,6 +20,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from duro._stats import Stats
 from duro.errors import (
     DatabaseReadOnlyError,
     DataRejectedError,
@@ -230,6 +231,23 @@ class PostgresStore(SqlStore):
         rows: list[Row] = await self._read(query, params, dicts=True)
         return rows
 
+    async def _fetch_all(self, queries: Sequence[str], params: Params) -> list[list[Row]]:
+        """As :meth:`_fetch`, each query in turn in one repeatable-read transaction: one
+        snapshot, whatever commits meanwhile."""
+
+        async def read(conn: Conn) -> list[list[Row]]:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                out: list[list[Row]] = []
+                for name in queries:
+                    cur = conn.cursor(row_factory=dict_row)
+                    await cur.execute(_Q[name], params)
+                    rows: list[Any] = await cur.fetchall()
+                    out.append(rows)
+                return out
+
+        return await self._reading(read)
+
     async def _read(self, name: str, params: Params, *,
                     dicts: bool = False, binary: bool = False) -> list[Any]:
         async def read(conn: Conn) -> list[Any]:
@@ -339,6 +357,41 @@ class PostgresStore(SqlStore):
         if self._liveness is not None:  # only now: a worker with a row and no lock is dead
             await self._liveness.release(worker_id)
 
+    # -- analytics -----------------------------------------------------------------
+
+    async def stats(self, *, since: float | None = None, workflow: str | None = None,
+                    namespace: str | None = None) -> Stats:
+        """See :meth:`duro.store.ClientStore.stats`: first, on a writable store, the runs
+        written since the rollup counted them are brought in (migration 0017), a batch per
+        transaction; the read adds whatever is left, so it is exact either way."""
+        if not self.options.read_only:
+            for _ in range(_CATCH_UP_BATCHES):
+                if await self._reading(self._catch_up) < _CATCH_UP_RUNS:
+                    break
+        return await super().stats(since=since, workflow=workflow, namespace=namespace)
+
+    async def _catch_up(self, conn: Conn) -> int:
+        """Up to :data:`_CATCH_UP_RUNS` pending runs into the stats rollup (the
+        ``stats_catch_up_*`` queries, in their order), in one repeatable-read snapshot;
+        0 when another catch-up holds the lock or a concurrent purge got in the way (the
+        read adds what is pending anyway)."""
+        try:
+            async with conn.transaction():
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                cur = await conn.execute(_Q["stats_catch_up_lock"],
+                                         {"key": _lock_key(f"duro.stats.{self.schema}")})
+                row = await cur.fetchone()
+                if not row or not row[0]:
+                    return 0
+                await conn.execute(_Q["stats_catch_up_pick"], {"limit": _CATCH_UP_RUNS})
+                for name in ("stats_catch_up_runs_out", "stats_catch_up_runs_in",
+                             "stats_catch_up_steps", "stats_catch_up_counted"):
+                    await conn.execute(_Q[name])
+                cur = await conn.execute(_Q["stats_catch_up_done"])
+                return cur.rowcount
+        except (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected):
+            return 0  # a purge took out what this batch read: the next read catches up
+
     # -- retention -----------------------------------------------------------------
 
     async def purge_finished(self, *, before: float, limit: int = 500) -> int | None:
@@ -357,15 +410,25 @@ class PostgresStore(SqlStore):
                 row = await cur.fetchone()
                 if not row or not row[0]:
                     return None
-                cur = await conn.execute(_Q["purge_finished"],
+                cur = await conn.execute(_Q["purge_doomed"],
                                          {"before": before, "limit": limit})
                 row = await cur.fetchone()
-                return int(row[0]) if row else 0
+                ids: list[str] = list(row[0]) if row else []
+                if ids:
+                    await conn.execute(_Q["purge_finished"], {"ids": ids})
+                return len(ids)
         except PoolTimeout:
             raise StoreError("no database connection available for the retention job") \
                 from None
         except psycopg.Error as exc:
             raise _translate(exc) from None
+
+
+_CATCH_UP_RUNS = 5000
+"""Pending runs brought into the stats rollup per transaction."""
+_CATCH_UP_BATCHES = 200
+"""At most this many batches per stats read (1,000,000 runs); what is left is read as
+pending."""
 
 
 def _lock_key(text: str) -> int:

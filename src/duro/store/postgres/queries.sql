@@ -736,18 +736,27 @@ SELECT pg_notify(%(channel)s, %(token)s);
 -- One retention job at a time per schema (held until the end of the transaction).
 SELECT pg_try_advisory_xact_lock(%(key)s);
 
--- name: purge_finished
--- A batch of runs that ended before the cutoff, with their history and leftovers.
+-- name: purge_doomed
+-- A batch of runs that ended before the cutoff (locked), and their histories: deleted
+-- here, before the runs (purge_finished), so the stats rollup's trigger still finds the
+-- run of each event it takes out.
 WITH doomed AS MATERIALIZED (
     SELECT run_id FROM runs
     WHERE closed_at IS NOT NULL AND closed_at < %(before)s
       AND status NOT IN ('pending', 'running', 'suspended', 'parked')
     ORDER BY closed_at LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
-), r AS (
-    DELETE FROM runs WHERE run_id IN (SELECT run_id FROM doomed)
 ), e AS (
     DELETE FROM events WHERE run_id IN (SELECT run_id FROM doomed)
+)
+SELECT coalesce(array_agg(run_id), '{}') FROM doomed;
+
+-- name: purge_finished
+-- The runs of purge_doomed, with their leftovers.
+WITH doomed AS MATERIALIZED (
+    SELECT unnest(%(ids)s::text[]) AS run_id
+), r AS (
+    DELETE FROM runs WHERE run_id IN (SELECT run_id FROM doomed)
 ), i AS (
     DELETE FROM inbox WHERE run_id IN (SELECT run_id FROM doomed)
 ), h AS (
@@ -836,99 +845,152 @@ DELETE FROM queries WHERE query_id = %(query_id)s;
 -- Questions whose askers stopped waiting (and so never read or deleted them).
 DELETE FROM queries WHERE expires_at < %(now)s;
 
--- Analytics (Client.stats, store/_base/_stats.py): as sqlite/queries.sql says (the same
--- nearest-rank percentiles with integer ranks, so both dialects agree to the value).
+-- Analytics (Client.stats, store/_base/_stats.py) over the rollup of migration 0017: the
+-- rollup (stats_runs, stats_steps) and what it does not hold yet of the pending runs
+-- (*_pending), for the whole hours of the window (hour >= :from_hour); the facts views
+-- for the runs of its partial first hour (listed_at >= :since, hour < :from_hour). Rows
+-- of the same shape as SQLite's.
 
 -- name: stats_runs
-SELECT workflow_name, status, count(*) AS n FROM runs
-WHERE created_at >= %(since)s
+SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n FROM stats_runs
+WHERE hour >= %(from_hour)s
   AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
-GROUP BY workflow_name, status;
+GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
 
--- name: stats_run_durations
-WITH d AS (
-    SELECT workflow_name AS w, closed_at - created_at AS v,
-           row_number() OVER (PARTITION BY workflow_name
-                              ORDER BY closed_at - created_at) AS rn,
-           count(*) OVER (PARTITION BY workflow_name) AS n
-    FROM runs
-    WHERE created_at >= %(since)s
-      AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
-      AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
-      AND closed_at IS NOT NULL)
-SELECT w AS workflow_name, max(n) AS n,
-       max(CASE WHEN rn = (50 * n + 99) / 100 THEN v END) AS p50,
-       max(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
-       max(CASE WHEN rn = (99 * n + 99) / 100 THEN v END) AS p99
-FROM d GROUP BY w;
+-- name: stats_runs_pending
+-- What the rollup does not hold yet of the pending runs (as sqlite/queries.sql): their
+-- facts now, less their facts as counted.
+SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n FROM (
+    SELECT f.namespace, f.workflow_name, f.hour, f.status, f.dbucket, f.erred, f.etype,
+           1 AS n
+    FROM stats_pending p JOIN runs r ON r.run_id = p.run_id
+    CROSS JOIN LATERAL stats_run_fact(r) f
+    UNION ALL
+    SELECT c.namespace, c.workflow_name, c.hour, c.status, c.dbucket, c.erred, c.etype, -1
+    FROM stats_pending p JOIN stats_counted c ON c.run_id = p.run_id) x
+WHERE hour >= %(from_hour)s
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
+  AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
+GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
+
+-- name: stats_steps_pending
+-- The step events of the pending runs past what was counted of them.
+SELECT f.workflow_name, f.step, f.kind, f.etype, f.dbucket, count(*) AS n,
+       sum(f.calls) AS calls, sum(f.input_tokens)::bigint AS input_tokens,
+       sum(f.output_tokens)::bigint AS output_tokens, sum(f.cost) AS cost,
+       sum(f.unpriced) AS unpriced
+FROM stats_pending p
+JOIN runs r ON r.run_id = p.run_id
+LEFT JOIN stats_counted c ON c.run_id = p.run_id
+CROSS JOIN LATERAL (
+    SELECT e FROM events e
+    WHERE e.run_id = p.run_id AND e.seq >= coalesce(c.counted_len, 0)
+      AND e.kind IN ('step_completed', 'step_retrying', 'step_failed')) x
+CROSS JOIN LATERAL stats_step_fact(x.e, r) f
+WHERE f.hour >= %(from_hour)s
+  AND (%(namespace)s::text IS NULL OR f.namespace = %(namespace)s::text)
+  AND (%(name)s::text IS NULL OR f.workflow_name = %(name)s::text)
+GROUP BY f.namespace, f.workflow_name, f.step, f.kind, f.etype, f.dbucket;
+
+-- Bringing up to :limit pending runs into the rollup (postgres/_store.py stats): in one
+-- repeatable-read transaction holding stats_catch_up_lock, the batch is picked into a
+-- temporary table, then, in this order, its counted facts go out, its facts now and its
+-- events past the counted length come in, the counted state moves on, the runs are no
+-- longer pending. A run written meanwhile (its commit not in this snapshot) marks itself
+-- pending again after this transaction ends (the unique key makes it wait).
+
+-- name: stats_catch_up_lock
+SELECT pg_try_advisory_xact_lock(%(key)s);
+
+-- name: stats_catch_up_pick
+CREATE TEMPORARY TABLE stats_catching_up ON COMMIT DROP AS
+SELECT run_id FROM stats_pending ORDER BY run_id LIMIT %(limit)s;
+
+-- name: stats_catch_up_runs_out
+INSERT INTO stats_runs AS t
+SELECT namespace, workflow_name, status, dbucket, erred, etype, hour, -count(*)
+FROM stats_counted WHERE run_id IN (SELECT run_id FROM stats_catching_up)
+GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+ON CONFLICT (namespace, workflow_name, status, dbucket, erred, etype, hour)
+DO UPDATE SET n = t.n + excluded.n;
+
+-- name: stats_catch_up_runs_in
+INSERT INTO stats_runs AS t
+SELECT f.namespace, f.workflow_name, f.status, f.dbucket, f.erred, f.etype, f.hour, count(*)
+FROM runs r CROSS JOIN LATERAL stats_run_fact(r) f WHERE r.run_id IN (SELECT run_id FROM stats_catching_up)
+GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+ON CONFLICT (namespace, workflow_name, status, dbucket, erred, etype, hour)
+DO UPDATE SET n = t.n + excluded.n;
+
+-- name: stats_catch_up_steps
+INSERT INTO stats_steps AS t
+SELECT f.namespace, f.workflow_name, f.step, f.kind, f.etype, f.dbucket, f.hour, count(*),
+       sum(f.calls), sum(f.input_tokens), sum(f.output_tokens), sum(f.cost), sum(f.unpriced)
+FROM runs r
+LEFT JOIN stats_counted c ON c.run_id = r.run_id
+CROSS JOIN LATERAL (
+    SELECT e FROM events e
+    WHERE e.run_id = r.run_id AND e.seq >= coalesce(c.counted_len, 0)
+      AND e.kind IN ('step_completed', 'step_retrying', 'step_failed')) x
+CROSS JOIN LATERAL stats_step_fact(x.e, r) f
+WHERE r.run_id IN (SELECT run_id FROM stats_catching_up)
+GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
+ON CONFLICT (namespace, workflow_name, step, kind, etype, dbucket, hour)
+DO UPDATE SET n = t.n + excluded.n, calls = t.calls + excluded.calls,
+    input_tokens = t.input_tokens + excluded.input_tokens,
+    output_tokens = t.output_tokens + excluded.output_tokens,
+    cost = t.cost + excluded.cost, unpriced = t.unpriced + excluded.unpriced;
+
+-- name: stats_catch_up_counted
+INSERT INTO stats_counted AS t
+SELECT f.run_id,
+       coalesce((SELECT max(e.seq) + 1 FROM events e WHERE e.run_id = r.run_id), 0),
+       f.namespace, f.workflow_name, f.status, f.dbucket, f.erred, f.etype, f.hour
+FROM runs r CROSS JOIN LATERAL stats_run_fact(r) f WHERE r.run_id IN (SELECT run_id FROM stats_catching_up)
+ON CONFLICT (run_id) DO UPDATE SET counted_len = excluded.counted_len,
+    status = excluded.status, dbucket = excluded.dbucket, erred = excluded.erred,
+    etype = excluded.etype;
+
+-- name: stats_catch_up_done
+DELETE FROM stats_pending WHERE run_id IN (SELECT run_id FROM stats_catching_up);
+
+-- name: stats_runs_partial
+SELECT workflow_name, status, dbucket, erred, etype, count(*) AS n FROM stats_run_facts
+WHERE listed_at >= %(since)s AND hour < %(from_hour)s
+  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
+  AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
+GROUP BY workflow_name, status, dbucket, erred, etype;
 
 -- name: stats_steps
-WITH s AS MATERIALIZED (
-    SELECT r.workflow_name AS w, e.name AS step, e.kind AS kind,
-           (m.j ->> 'duration')::float8 AS v,
-           CASE WHEN jsonb_typeof(m.j -> 'usage') = 'array' THEN m.j -> 'usage' END AS u
-    FROM runs r JOIN events e ON e.run_id = r.run_id
-    CROSS JOIN LATERAL (SELECT convert_from(e.meta, 'UTF8')::jsonb AS j) m
-    WHERE r.created_at >= %(since)s
-      AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s::text)
-      AND (%(name)s::text IS NULL OR r.workflow_name = %(name)s::text)
-      AND e.kind IN ('step_completed', 'step_retrying', 'step_failed')),
-c AS (
-    SELECT w, step, count(*) AS attempts,
-           count(*) FILTER (WHERE kind = 'step_completed') AS completed,
-           count(*) FILTER (WHERE kind = 'step_retrying') AS retries,
-           count(*) FILTER (WHERE kind = 'step_failed') AS failed
-    FROM s GROUP BY w, step),
-d AS (
-    SELECT w, step, v,
-           row_number() OVER (PARTITION BY w, step ORDER BY v) AS rn,
-           count(*) OVER (PARTITION BY w, step) AS n
-    FROM s WHERE v IS NOT NULL),
-p AS (
-    SELECT w, step, max(n) AS n,
-           max(CASE WHEN rn = (50 * n + 99) / 100 THEN v END) AS p50,
-           max(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
-           max(CASE WHEN rn = (99 * n + 99) / 100 THEN v END) AS p99
-    FROM d GROUP BY w, step),
-u AS (
-    SELECT w, step, count(*) AS calls,
-           sum(CASE WHEN jsonb_typeof(x -> 'input_tokens') = 'number'
-                    THEN (x ->> 'input_tokens')::numeric END) AS input_tokens,
-           sum(CASE WHEN jsonb_typeof(x -> 'output_tokens') = 'number'
-                    THEN (x ->> 'output_tokens')::numeric END) AS output_tokens,
-           sum(CASE WHEN jsonb_typeof(x -> 'cost') = 'number'
-                    THEN (x ->> 'cost')::float8 END) AS cost,
-           count(*) FILTER (WHERE jsonb_typeof(x -> 'cost') IS DISTINCT FROM 'number')
-               AS unpriced
-    FROM s CROSS JOIN LATERAL jsonb_array_elements(s.u) x
-    WHERE s.u IS NOT NULL AND jsonb_typeof(x) = 'object'
-    GROUP BY w, step)
-SELECT c.w AS workflow_name, c.step AS step, c.attempts, c.completed, c.retries, c.failed,
-       coalesce(p.n, 0) AS n, p.p50, p.p95, p.p99,
-       coalesce(u.calls, 0) AS calls, coalesce(u.input_tokens, 0)::bigint AS input_tokens,
-       coalesce(u.output_tokens, 0)::bigint AS output_tokens,
-       coalesce(u.cost, 0.0) AS cost, coalesce(u.unpriced, 0) AS unpriced
-FROM c LEFT JOIN p ON p.w = c.w AND p.step IS NOT DISTINCT FROM c.step
-LEFT JOIN u ON u.w = c.w AND u.step IS NOT DISTINCT FROM c.step;
-
--- name: stats_errors
-SELECT r.workflow_name AS workflow_name, e.name AS step,
-       convert_from(e.data, 'UTF8')::jsonb ->> 'type' AS type, count(*) AS n
-FROM runs r JOIN events e ON e.run_id = r.run_id
-WHERE r.created_at >= %(since)s
-  AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s::text)
-  AND (%(name)s::text IS NULL OR r.workflow_name = %(name)s::text)
-  AND e.kind IN ('step_retrying', 'step_failed')
-GROUP BY r.workflow_name, e.name, 3
-UNION ALL
-SELECT workflow_name, NULL, convert_from(error, 'UTF8')::jsonb ->> 'type', count(*)
-FROM runs
-WHERE created_at >= %(since)s
+SELECT workflow_name, step, kind, etype, dbucket, sum(n) AS n, sum(calls) AS calls,
+       sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens,
+       sum(cost) AS cost, sum(unpriced) AS unpriced
+FROM stats_steps
+WHERE hour >= %(from_hour)s
   AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s::text)
   AND (%(name)s::text IS NULL OR workflow_name = %(name)s::text)
-  AND error IS NOT NULL AND status IN ('failed', 'timed_out', 'terminated', 'cancelled')
-GROUP BY workflow_name, 3;
+GROUP BY namespace, workflow_name, step, kind, etype, dbucket HAVING sum(n) <> 0;
+
+-- name: stats_steps_partial
+-- The partial hour's runs first, then each one's step events by the primary key (left
+-- to itself, the planner estimates a hash join over a scan of every event cheaper).
+WITH w AS MATERIALIZED (
+    SELECT r AS run FROM runs r
+    WHERE r.created_at >= %(since)s AND floor(r.created_at / 3600)::bigint < %(from_hour)s
+      AND (%(namespace)s::text IS NULL OR r.namespace = %(namespace)s::text)
+      AND (%(name)s::text IS NULL OR r.workflow_name = %(name)s::text))
+SELECT f.workflow_name, f.step, f.kind, f.etype, f.dbucket, count(*) AS n,
+       sum(f.calls) AS calls, sum(f.input_tokens)::bigint AS input_tokens,
+       sum(f.output_tokens)::bigint AS output_tokens, sum(f.cost) AS cost,
+       sum(f.unpriced) AS unpriced
+FROM w
+CROSS JOIN LATERAL (
+    SELECT e FROM events e
+    WHERE e.run_id = (w.run).run_id
+      AND e.kind IN ('step_completed', 'step_retrying', 'step_failed')) x
+CROSS JOIN LATERAL stats_step_fact(x.e, w.run) f
+GROUP BY f.workflow_name, f.step, f.kind, f.etype, f.dbucket;
 
 -- name: live_peers
 -- Other workers whose lease is current (fair claims: alone, a worker takes what it can).

@@ -309,6 +309,53 @@ CREATE TABLE signal_ids (
 );
 ALTER TABLE signal_ids ADD CONSTRAINT signal_ids_pkey PRIMARY KEY (run_id, signal_id);
 
+CREATE TABLE stats_counted (
+    run_id text NOT NULL,
+    counted_len bigint NOT NULL,
+    namespace text NOT NULL,
+    workflow_name text NOT NULL,
+    status text NOT NULL,
+    dbucket bigint NOT NULL,
+    erred integer NOT NULL,
+    etype text NOT NULL,
+    hour bigint NOT NULL
+);
+ALTER TABLE stats_counted ADD CONSTRAINT stats_counted_pkey PRIMARY KEY (run_id);
+
+CREATE TABLE stats_pending (
+    run_id text NOT NULL
+);
+ALTER TABLE stats_pending ADD CONSTRAINT stats_pending_pkey PRIMARY KEY (run_id);
+
+CREATE TABLE stats_runs (
+    namespace text NOT NULL,
+    workflow_name text NOT NULL,
+    status text NOT NULL,
+    dbucket bigint NOT NULL,
+    erred integer NOT NULL,
+    etype text NOT NULL,
+    hour bigint NOT NULL,
+    n bigint NOT NULL
+);
+ALTER TABLE stats_runs ADD CONSTRAINT stats_runs_pkey PRIMARY KEY (namespace, workflow_name, status, dbucket, erred, etype, hour);
+
+CREATE TABLE stats_steps (
+    namespace text NOT NULL,
+    workflow_name text NOT NULL,
+    step text NOT NULL,
+    kind text NOT NULL,
+    etype text NOT NULL,
+    dbucket bigint NOT NULL,
+    hour bigint NOT NULL,
+    n bigint NOT NULL,
+    calls bigint NOT NULL,
+    input_tokens bigint NOT NULL,
+    output_tokens bigint NOT NULL,
+    cost double precision NOT NULL,
+    unpriced bigint NOT NULL
+);
+ALTER TABLE stats_steps ADD CONSTRAINT stats_steps_pkey PRIMARY KEY (namespace, workflow_name, step, kind, etype, dbucket, hour);
+
 CREATE TABLE step_cache (
     namespace text NOT NULL,
     scope text NOT NULL,

@@ -618,102 +618,122 @@ DELETE FROM queries WHERE query_id = :query_id;
 -- Questions whose askers stopped waiting (and so never read or deleted them).
 DELETE FROM queries WHERE expires_at < :now;
 
--- Analytics (Client.stats, store/_base/_stats.py): the runs created at or after :since
--- (-inf: all) of :namespace (NULL: every namespace), of workflow :name (NULL: all), and
--- the step events of their histories. Aggregated here; only one row per workflow, step
--- or error type comes back. Percentiles are nearest-rank, with integer arithmetic (rank
--- ceil(p * n / 100) = (p * n + 99) / 100): the same value on both dialects, no float
--- rounding of the rank, and SQLite has no percentile function.
+-- Analytics (Client.stats, store/_base/_stats.py) over the rollup of migration 0016
+-- (stats_runs, stats_steps: per namespace, workflow and hour of creation) for the whole
+-- hours of the window (hour >= :from_hour), and over the facts views for the runs of its
+-- partial first hour (listed_at >= :since, hour < :from_hour). Both give rows of the
+-- same shape, summed by the read; :namespace NULL = every namespace, :name NULL = all.
+-- The rollup's reads group in its primary key's order (namespace first, hour last): one
+-- pass over the rows, no sort, whatever the window.
 
 -- name: stats_runs
-SELECT workflow_name, status, count(*) AS n FROM runs
-WHERE listed_at >= :since AND (:namespace IS NULL OR namespace = :namespace)
+SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n FROM stats_runs
+WHERE hour >= :from_hour AND (:namespace IS NULL OR namespace = :namespace)
   AND (:name IS NULL OR workflow_name = :name)
-GROUP BY workflow_name, status;
+GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
 
--- name: stats_run_durations
-WITH d AS (
-    SELECT workflow_name AS w, closed_at - created_at AS v,
-           row_number() OVER (PARTITION BY workflow_name
-                              ORDER BY closed_at - created_at) AS rn,
-           count(*) OVER (PARTITION BY workflow_name) AS n
-    FROM runs
-    WHERE listed_at >= :since AND (:namespace IS NULL OR namespace = :namespace)
-      AND (:name IS NULL OR workflow_name = :name) AND closed_at IS NOT NULL)
-SELECT w AS workflow_name, max(n) AS n,
-       max(CASE WHEN rn = (50 * n + 99) / 100 THEN v END) AS p50,
-       max(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
-       max(CASE WHEN rn = (99 * n + 99) / 100 THEN v END) AS p99
-FROM d GROUP BY w;
+-- name: stats_runs_pending
+-- What the rollup does not hold yet of the pending runs (a read-only store never brings
+-- them in): their facts now, less their facts as counted. CROSS JOIN: SQLite keeps that
+-- order (the pending runs first, few; left to itself it may scan every run).
+SELECT workflow_name, status, dbucket, erred, etype, sum(n) AS n FROM (
+    SELECT f.namespace, f.workflow_name, f.hour, f.status, f.dbucket, f.erred, f.etype,
+           1 AS n
+    FROM stats_pending p CROSS JOIN stats_run_facts f ON f.run_id = p.run_id
+    UNION ALL
+    SELECT c.namespace, c.workflow_name, c.hour, c.status, c.dbucket, c.erred, c.etype, -1
+    FROM stats_pending p CROSS JOIN stats_counted c ON c.run_id = p.run_id)
+WHERE hour >= :from_hour AND (:namespace IS NULL OR namespace = :namespace)
+  AND (:name IS NULL OR workflow_name = :name)
+GROUP BY namespace, workflow_name, status, dbucket, erred, etype HAVING sum(n) <> 0;
+
+-- name: stats_steps_pending
+-- The step events of the pending runs past what was counted of them.
+SELECT f.workflow_name, f.step, f.kind, f.etype, f.dbucket, count(*) AS n,
+       sum(f.calls) AS calls, sum(f.input_tokens) AS input_tokens,
+       sum(f.output_tokens) AS output_tokens, total(f.cost) AS cost,
+       sum(f.unpriced) AS unpriced
+FROM stats_step_facts f
+LEFT JOIN stats_counted c ON c.run_id = f.run_id
+WHERE f.run_id IN (SELECT run_id FROM stats_pending)
+  AND f.seq >= coalesce(c.counted_len, 0) AND f.hour >= :from_hour
+  AND (:namespace IS NULL OR f.namespace = :namespace)
+  AND (:name IS NULL OR f.workflow_name = :name)
+GROUP BY f.namespace, f.workflow_name, f.step, f.kind, f.etype, f.dbucket;
+
+-- Bringing up to :limit pending runs into the rollup, in one writer transaction, in this
+-- order (store/_base/_stats.py): their counted facts out, their facts now in, their
+-- events past the counted length in, the counted state moved on, the runs no longer
+-- pending. The same runs each time: nothing else writes in between.
+
+-- name: stats_catch_up_runs_out
+INSERT INTO stats_runs
+SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, -count(*)
+FROM stats_counted WHERE run_id IN (SELECT run_id FROM stats_pending ORDER BY run_id LIMIT :limit)
+GROUP BY namespace, workflow_name, hour, status, dbucket, erred, etype
+ON CONFLICT DO UPDATE SET n = n + excluded.n;
+
+-- name: stats_catch_up_runs_in
+INSERT INTO stats_runs
+SELECT namespace, workflow_name, hour, status, dbucket, erred, etype, count(*)
+FROM stats_run_facts WHERE run_id IN (SELECT run_id FROM stats_pending ORDER BY run_id LIMIT :limit)
+GROUP BY namespace, workflow_name, hour, status, dbucket, erred, etype
+ON CONFLICT DO UPDATE SET n = n + excluded.n;
+
+-- name: stats_catch_up_steps
+INSERT INTO stats_steps
+SELECT f.namespace, f.workflow_name, f.hour, f.step, f.kind, f.etype, f.dbucket, count(*),
+       sum(f.calls), sum(f.input_tokens), sum(f.output_tokens), total(f.cost),
+       sum(f.unpriced)
+FROM stats_step_facts f
+LEFT JOIN stats_counted c ON c.run_id = f.run_id
+WHERE f.run_id IN (SELECT run_id FROM stats_pending ORDER BY run_id LIMIT :limit)
+  AND f.seq >= coalesce(c.counted_len, 0)
+GROUP BY f.namespace, f.workflow_name, f.hour, f.step, f.kind, f.etype, f.dbucket
+ON CONFLICT DO UPDATE SET n = n + excluded.n, calls = calls + excluded.calls,
+    input_tokens = input_tokens + excluded.input_tokens,
+    output_tokens = output_tokens + excluded.output_tokens,
+    cost = cost + excluded.cost, unpriced = unpriced + excluded.unpriced;
+
+-- name: stats_catch_up_counted
+INSERT INTO stats_counted
+SELECT f.run_id,
+       coalesce((SELECT max(e.seq) + 1 FROM events e WHERE e.run_id = f.run_id), 0),
+       f.namespace, f.workflow_name, f.hour, f.status, f.dbucket, f.erred, f.etype
+FROM stats_run_facts f
+WHERE f.run_id IN (SELECT run_id FROM stats_pending ORDER BY run_id LIMIT :limit)
+ON CONFLICT (run_id) DO UPDATE SET counted_len = excluded.counted_len,
+    status = excluded.status, dbucket = excluded.dbucket, erred = excluded.erred,
+    etype = excluded.etype;
+
+-- name: stats_catch_up_done
+DELETE FROM stats_pending WHERE run_id IN (SELECT run_id FROM stats_pending ORDER BY run_id LIMIT :limit);
+
+-- name: stats_runs_partial
+SELECT workflow_name, status, dbucket, erred, etype, count(*) AS n FROM stats_run_facts
+WHERE listed_at >= :since AND hour < :from_hour
+  AND (:namespace IS NULL OR namespace = :namespace)
+  AND (:name IS NULL OR workflow_name = :name)
+GROUP BY workflow_name, status, dbucket, erred, etype;
 
 -- name: stats_steps
--- Counts by kind, the attempts' durations (AttemptMeta / RetryMeta "duration"), and what
--- their model calls spent (the meta's "usage" list: kept in s only where there is one).
-WITH s AS MATERIALIZED (
-    SELECT r.workflow_name AS w, e.name AS step, e.kind AS kind,
-           json_extract(CAST(e.meta AS TEXT), '$.duration') AS v,
-           CASE WHEN instr(CAST(e.meta AS TEXT), '"usage"') > 0
-                     AND json_valid(CAST(e.meta AS TEXT))
-                THEN json_extract(CAST(e.meta AS TEXT), '$.usage') END AS u
-    FROM runs r JOIN events e ON e.run_id = r.run_id
-    WHERE r.listed_at >= :since AND (:namespace IS NULL OR r.namespace = :namespace)
-      AND (:name IS NULL OR r.workflow_name = :name)
-      AND e.kind IN ('step_completed', 'step_retrying', 'step_failed')),
-c AS (
-    SELECT w, step, count(*) AS attempts,
-           sum(kind = 'step_completed') AS completed,
-           sum(kind = 'step_retrying') AS retries,
-           sum(kind = 'step_failed') AS failed
-    FROM s GROUP BY w, step),
-d AS (
-    SELECT w, step, v,
-           row_number() OVER (PARTITION BY w, step ORDER BY v) AS rn,
-           count(*) OVER (PARTITION BY w, step) AS n
-    FROM s WHERE v IS NOT NULL),
-p AS (
-    SELECT w, step, max(n) AS n,
-           max(CASE WHEN rn = (50 * n + 99) / 100 THEN v END) AS p50,
-           max(CASE WHEN rn = (95 * n + 99) / 100 THEN v END) AS p95,
-           max(CASE WHEN rn = (99 * n + 99) / 100 THEN v END) AS p99
-    FROM d GROUP BY w, step),
-u AS (
-    SELECT w, step, count(*) AS calls,
-           sum(CASE WHEN json_type(x.value, '$.input_tokens') = 'integer'
-                    THEN json_extract(x.value, '$.input_tokens') END) AS input_tokens,
-           sum(CASE WHEN json_type(x.value, '$.output_tokens') = 'integer'
-                    THEN json_extract(x.value, '$.output_tokens') END) AS output_tokens,
-           total(CASE WHEN json_type(x.value, '$.cost') IN ('integer', 'real')
-                      THEN json_extract(x.value, '$.cost') END) AS cost,
-           sum(json_type(x.value, '$.cost') NOT IN ('integer', 'real')
-               OR json_type(x.value, '$.cost') IS NULL) AS unpriced
-    FROM s, json_each(s.u) x
-    WHERE json_type(s.u) = 'array' AND x.type = 'object'
-    GROUP BY w, step)
-SELECT c.w AS workflow_name, c.step AS step, c.attempts, c.completed, c.retries, c.failed,
-       coalesce(p.n, 0) AS n, p.p50, p.p95, p.p99,
-       coalesce(u.calls, 0) AS calls, coalesce(u.input_tokens, 0) AS input_tokens,
-       coalesce(u.output_tokens, 0) AS output_tokens, coalesce(u.cost, 0.0) AS cost,
-       coalesce(u.unpriced, 0) AS unpriced
-FROM c LEFT JOIN p ON p.w = c.w AND p.step IS c.step
-LEFT JOIN u ON u.w = c.w AND u.step IS c.step;
-
--- name: stats_errors
--- Error types (ErrorInfo's "type") of failed step attempts, and of the runs that closed
--- with an error (step NULL).
-SELECT r.workflow_name AS workflow_name, e.name AS step,
-       json_extract(CAST(e.data AS TEXT), '$.type') AS type, count(*) AS n
-FROM runs r JOIN events e ON e.run_id = r.run_id
-WHERE r.listed_at >= :since AND (:namespace IS NULL OR r.namespace = :namespace)
-  AND (:name IS NULL OR r.workflow_name = :name)
-  AND e.kind IN ('step_retrying', 'step_failed')
-GROUP BY r.workflow_name, e.name, 3
-UNION ALL
-SELECT workflow_name, NULL, json_extract(CAST(error AS TEXT), '$.type'), count(*)
-FROM runs
-WHERE listed_at >= :since AND (:namespace IS NULL OR namespace = :namespace)
+SELECT workflow_name, step, kind, etype, dbucket, sum(n) AS n, sum(calls) AS calls,
+       sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+       total(cost) AS cost, sum(unpriced) AS unpriced
+FROM stats_steps
+WHERE hour >= :from_hour AND (:namespace IS NULL OR namespace = :namespace)
   AND (:name IS NULL OR workflow_name = :name)
-  AND error IS NOT NULL AND status IN ('failed', 'timed_out', 'terminated', 'cancelled')
-GROUP BY workflow_name, 3;
+GROUP BY namespace, workflow_name, step, kind, etype, dbucket HAVING sum(n) <> 0;
+
+-- name: stats_steps_partial
+SELECT workflow_name, step, kind, etype, dbucket, count(*) AS n, sum(calls) AS calls,
+       sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+       total(cost) AS cost, sum(unpriced) AS unpriced
+FROM stats_step_facts
+WHERE listed_at >= :since AND hour < :from_hour
+  AND (:namespace IS NULL OR namespace = :namespace)
+  AND (:name IS NULL OR workflow_name = :name)
+GROUP BY workflow_name, step, kind, etype, dbucket;
 
 -- name: live_peers
 -- Other workers whose lease is current (fair claims: alone, a worker takes what it can).
