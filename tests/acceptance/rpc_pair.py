@@ -42,15 +42,6 @@ def free_port() -> int:
         return port
 
 
-def _drain(served: Served) -> None:
-    """Read the server's output to its end: a full pipe would block its logging (and so
-    the server) in a long run."""
-    assert served.proc.stdout is not None
-    with contextlib.suppress(ValueError, OSError):
-        for _ in served.proc.stdout:
-            pass
-
-
 class Deployment:
     """One ``duro serve --worker`` on a fixed port, killed with SIGKILL on demand."""
 
@@ -65,7 +56,6 @@ class Deployment:
         self._stack = contextlib.ExitStack()
         self.served = self._stack.enter_context(serve(
             self.db_url, self.module, "--worker", *self.args, env=self.env, port=self.port))
-        threading.Thread(target=_drain, args=(self.served,), daemon=True).start()
 
     def kill(self) -> None:
         assert self.served is not None and self._stack is not None

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -24,12 +25,26 @@ __all__ = ["APPS", "Served", "problem", "serve", "serve_http", "sse_messages"]
 
 
 class Served:
-    """A running ``duro serve``: its base URL and process."""
+    """A running ``duro serve``: its base URL, process, and what it printed after its
+    ready line (read as it comes, so that a chatty server never blocks on a full pipe)."""
 
     def __init__(self, url: str, proc: subprocess.Popen[str]) -> None:
         self.url = url
         self.proc = proc
         self.ready_line = ""
+        self.output: list[str] = []
+        self.reader = threading.Thread(target=self.drain, daemon=True)
+
+    def printed(self) -> str:
+        """What the server printed after its ready line, once it has exited."""
+        self.reader.join(timeout=30)
+        return "".join(self.output)
+
+    def drain(self) -> None:
+        assert self.proc.stdout is not None
+        with contextlib.suppress(ValueError, OSError):
+            for line in self.proc.stdout:
+                self.output.append(line)
 
 
 @contextlib.contextmanager
@@ -51,23 +66,25 @@ def serve(db_url: str, *args: str, env: Mapping[str, str] | None = None,
         pytest.fail(f"duro serve did not start: {line}{proc.stdout.read()}")
     served = Served(f"http://127.0.0.1:{match.group(1)}", proc)
     served.ready_line = line
+    served.reader.start()
     try:
         yield served
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)
+        served.reader.join(timeout=10)
         proc.stdout.close()
 
 
 @contextlib.contextmanager
 def serve_http(db_url: str, *modules: str, worker: bool = True, args: Sequence[str] = (),
                env: Mapping[str, str] | None = None
-               ) -> Iterator[tuple[httpx.Client, subprocess.Popen[str]]]:
+               ) -> Iterator[tuple[httpx.Client, Served]]:
     """``duro serve MODULES [--worker] ARGS`` on ``db_url``, and an HTTP client to it."""
     with serve(db_url, *modules, *(["--worker"] if worker else []), *args,
                env=env) as served, httpx.Client(base_url=served.url, timeout=30) as http:
-        yield http, served.proc
+        yield http, served
 
 
 def problem(response: httpx.Response, status: int, code: str) -> str:

@@ -6,17 +6,16 @@ errors that store nothing, graceful SIGTERM (API tokens: test_http_auth.py)."""
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.acceptance.serving import problem, serve_http
+from tests.acceptance.serving import Served, problem, serve_http
 
 
 @pytest.fixture
-def server(any_db_url: str) -> Iterator[tuple[httpx.Client, subprocess.Popen[str]]]:
+def server(any_db_url: str) -> Iterator[tuple[httpx.Client, Served]]:
     with serve_http(any_db_url, "order_app") as running:
         yield running
 
@@ -32,8 +31,9 @@ def _run_count(http: httpx.Client) -> int:
 
 
 def test_start_signal_and_result_over_http(
-        server: tuple[httpx.Client, subprocess.Popen[str]]) -> None:
-    http, proc = server
+        server: tuple[httpx.Client, Served]) -> None:
+    http, served = server
+    proc = served.proc
     assert http.get("/healthz").json() == {"ok": True}
     started = http.post("/v1/runs", json={"workflow": "order_app.order", "id": "o-1",
                                           "args": ["apple", 2],
@@ -78,12 +78,11 @@ def test_start_signal_and_result_over_http(
     # SIGTERM: requests finish, the worker hands back, the client closes, exit 0.
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
-    assert proc.stdout is not None
-    assert "duro serve stopped" in proc.stdout.read()
+    assert "duro serve stopped" in served.printed()
 
 
 def test_bad_requests_are_problems_and_store_nothing(
-        server: tuple[httpx.Client, subprocess.Popen[str]]) -> None:
+        server: tuple[httpx.Client, Served]) -> None:
     http, _ = server
     before = _run_count(http)
     _problem(http.post("/v1/runs", content=b"not json"), 400, "bad_request")

@@ -7,7 +7,6 @@ document and nothing stored."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.acceptance.serving import problem, serve_http, sse_messages
+from tests.acceptance.serving import Served, problem, serve_http, sse_messages
 
-Server = tuple[httpx.Client, subprocess.Popen[str]]
+Server = tuple[httpx.Client, Served]
 
 
 @pytest.fixture
@@ -212,7 +211,8 @@ def test_listing_and_history(server: Server) -> None:
 
 
 def test_events_are_live_resumable_and_end_with_the_run(server: Server) -> None:
-    http, proc = server
+    http, served = server
+    proc = served.proc
     _start(http, "order_app.order", "o-e", "apple", 2)
     seen: list[dict[str, str]] = []
     with http.stream("GET", "/v1/runs/o-e/events") as stream:
