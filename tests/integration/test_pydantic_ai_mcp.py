@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("pydantic_ai")
-pytest.importorskip("pydantic_ai.mcp")  # needs fastmcp's client (pydantic-ai-slim[mcp])
+# pydantic_ai.mcp raises ImportError (not ModuleNotFoundError) without fastmcp's client,
+# which comes with pydantic-ai-slim[mcp] (the dev extra).
+pytest.importorskip("pydantic_ai.mcp", exc_type=ImportError)
 
 from fastmcp.client.transports import PythonStdioTransport
 from pydantic_ai import Agent
@@ -109,4 +111,7 @@ def test_mcp_calls_are_steps_and_a_restarted_engine_calls_the_server_no_more(
         assert _ledger() == before  # no server start, no tool call
         assert MODEL_CALLS == []
 
-    run(main())
+    try:
+        run(main())
+    finally:
+        LEDGER.unlink(missing_ok=True)
