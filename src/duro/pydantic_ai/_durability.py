@@ -72,9 +72,11 @@ class DuroDurability(BaseDurabilityCapability[AgentDepsT]):
         # Toolsets given at run time were not seen when the steps were named.
         unsupported_runtime_toolset_kinds=frozenset({"function", "mcp", "dynamic"}),
         wrapped_toolset_kinds=frozenset({"function", "mcp", "dynamic"}),
-        # Steps run in the workflow's own worker process: an MCP session can be held by
-        # the run and entered by the first step that needs it (retried with the step).
-        toolset_lifecycles={"function": "enter-always", "mcp": "enter-in-durable-unit",
+        # Each MCP step opens its own session, inside the step. Not "enter-in-durable-unit"
+        # (one session per run, entered by the first step): the run exits that session from
+        # workflow code, on the workflow's deterministic loop, while the step entered it on
+        # the worker's loop, and the MCP client's tasks cannot be awaited across loops.
+        toolset_lifecycles={"function": "enter-always", "mcp": "enter-outside-durable",
                             "dynamic": "enter-never"},
         journal_discovery=True,
         # duro numbers operations as the workflow issues them, on a deterministic loop:
