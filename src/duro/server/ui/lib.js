@@ -119,9 +119,26 @@ function append(node, children) {
   }
 }
 
+// What identifies a control across a re-render (live updates redraw parts of a page):
+// its id if it has one (a select's options may change), else the same kind of element
+// with the same name, link and text.
+function focusKey(el) {
+  if (el.id) return `${el.tagName}#${el.id}`;
+  return [el.tagName, el.getAttribute("name"), el.getAttribute("href"),
+          el.textContent.trim().slice(0, 200)].join("\u0000");
+}
+
 export function replace(node, ...children) {
+  // Keyboard users keep their place: if the focus was inside, it moves to the same
+  // control in the new content (else it would fall back to the page's body).
+  const active = document.activeElement;
+  const key = active && active !== node && node.contains(active) ? focusKey(active) : null;
   node.replaceChildren();
   append(node, children);
+  if (key !== null) {
+    const same = [...node.querySelectorAll(active.tagName)].find((el) => focusKey(el) === key);
+    if (same) same.focus({ preventScroll: true });
+  }
   return node;
 }
 

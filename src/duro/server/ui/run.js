@@ -337,7 +337,6 @@ function drawHistory(node, state, render, actions) {
     ` page ${state.page + 1} of ${pages} `,
     h("button", { type: "button", disabled: state.page >= pages - 1, onclick: go(state.page + 1) }, "next ›"),
     h("button", { type: "button", disabled: state.page >= pages - 1, onclick: go(pages - 1) }, "last »"));
-  const focused = document.activeElement && document.activeElement.id === "kind-filter";
   replace(node, h("h2", {}, "History"),
     h("div", { class: "toolbar" }, h("label", { for: "kind-filter" }, "kind "), select,
       state.loaded ? null : h("span", { class: "muted" }, ` loading… ${state.events.length} events`),
@@ -356,7 +355,6 @@ function drawHistory(node, state, render, actions) {
         h("td", {}, Object.keys(e.meta || {}).length ? jsonView(e.meta) : ""),
         h("td", {}, h("button", { type: "button", class: "link", title: `reset or fork keeping the events before ${e.seq}`,
                                   onclick: () => actions.pickEvent(e.seq) }, "reset here"))))))));
-  if (focused) node.querySelector("#kind-filter").focus();
 }
 
 // The decoded payload of one event, read again from the history route (a page of one).
