@@ -24,6 +24,7 @@ import pytest
 pytest.importorskip("langgraph")
 
 import duro
+from duro._history import EventKind
 from tests.conftest import run, wait_until
 
 APP = Path(__file__).parent / "apps" / "lgraph_app.py"
@@ -35,13 +36,26 @@ def _lines(ledger: Path) -> list[str]:
 
 
 async def _killed_at(base: list[str], env: dict[str, str], ledger: Path, line: str,
-                     *extra: str) -> None:
-    """Start a worker, wait for ``line`` in the ledger, SIGKILL it."""
+                     *extra: str, recorded: tuple[str, str] | None = None) -> None:
+    """Start a worker, wait for ``line`` in the ledger (and, with ``recorded=(url,
+    workflow_id)``, for the run's history to hold the outcome of the step that wrote
+    it), SIGKILL it."""
     proc = subprocess.Popen([*base, *extra], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
         await wait_until(lambda: line in _lines(ledger) or proc.poll() is not None,
                          timeout=30)
+        if recorded is not None:  # else the kill may cut the step before its outcome
+            url, workflow_id = recorded
+            async with duro.Client(url) as client:
+                handle = client.get_handle(workflow_id)
+
+                async def done() -> bool:
+                    return proc.poll() is not None or any(
+                        e.kind == EventKind.STEP_COMPLETED and e.name.endswith(line)
+                        for e in await handle.history())
+
+                await wait_until(done, timeout=30)
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -56,7 +70,8 @@ async def _scenario(url: str, tmp: Path, workflow_id: str, *, kill: bool) -> obj
     if kill:
         await _killed_at(base, env, ledger, "half search", "--start", "--pause", "search")
         await _killed_at(base, env, ledger, "half answer", "--pause", "answer")
-        await _killed_at(base, env, ledger, "notify")  # now waiting on the interrupt
+        await _killed_at(base, env, ledger, "notify",  # now waiting on the interrupt
+                         recorded=(url, workflow_id))
         last = await asyncio.create_subprocess_exec(*base, env=env,
                                                     stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.PIPE)

@@ -1,9 +1,11 @@
 """duro.langgraph.durable_graph in one process, on SQLite and PostgreSQL: step retries,
-the custom and updates stream modes in the run's stream, an interrupt answered by a duro
-approval with the side effect before it run once, and bad input refused."""
+the custom, updates, values and messages stream modes in the run's stream (each chunk
+once across a replay), an interrupt answered by a duro approval or a signal with the
+side effect before it run once, and bad input refused."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from typing import Any, TypedDict
@@ -12,6 +14,8 @@ import pytest
 
 pytest.importorskip("langgraph")
 
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
@@ -113,6 +117,84 @@ def test_steps_stream_and_an_approval(any_db_url: str) -> None:
     assert CALLS == {"think": 2, "tool": 1, "publish": 1}
 
 
+async def chat(state: S) -> S:
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="hi there", id="m1")]))
+    reply = await model.ainvoke([HumanMessage(content="hello")])
+    if _count("chat") == 1:
+        raise RuntimeError("connection reset")  # after streaming: the retry supersedes
+    return {"words": str(reply.content).split()}
+
+
+async def ask(state: S) -> S:  # a workflow node: async, no thread
+    return {"decision": {"answer": interrupt({"words": state["words"]})}}
+
+
+def _chat_builder() -> StateGraph[S]:
+    b = StateGraph(S)
+    b.add_node("chat", chat)
+    b.add_node("ask", ask)
+    b.add_edge(START, "chat")
+    b.add_edge("chat", "ask")
+    b.add_edge("ask", END)
+    return b
+
+
+CHAT = durable_graph(_chat_builder().compile(), name="lg_test.chat", workflow_nodes={"ask"},
+                     retry=duro.RetryPolicy(max_attempts=2, initial_interval=0.01),
+                     stream_mode=("values", "messages"))
+
+
+def test_values_and_messages_once_across_a_replay(any_db_url: str) -> None:
+    CALLS.clear()
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url) as engine:
+            handle = await engine.start(CHAT, {"n": 1}, id="c1")
+
+            async def interrupted() -> None:
+                # the interrupt's values chunk is written when the run starts waiting
+                async for c in handle.stream():
+                    if c.kind == "chunk" and c.data["mode"] == "values" and (
+                            "__interrupt__" in c.data["data"]):
+                        return
+
+            await asyncio.wait_for(interrupted(), timeout=20)
+        # A new engine replays the run from its history: the graph runs again from its
+        # start, to the interrupt and past it; nothing already streamed is written again.
+        async with duro.Engine(any_db_url) as engine:
+            handle = engine.get_handle("c1")
+            await handle.signal(duro.langgraph.RESUME_SIGNAL, "yes")
+            result = await handle.result(timeout=20)
+            assert result == {"n": 1, "words": ["hi", "there"],
+                              "decision": {"answer": "yes"}}
+            chunks = [c for c in [c async for c in handle.stream()] if c.kind == "chunk"]
+        messages = [(c.attempt, c.superseded, c.data["node"], c.data["data"]["message"])
+                    for c in chunks if c.data["mode"] == "messages"]
+        assert [(a, s, n) for a, s, n, _ in messages] == [(1, True, "chat")] * 3 + [
+            (2, False, "chat")] * 3
+        kept = [m for _, s, _, m in messages if not s]
+        assert [m["content"] for m in kept] == ["hi", " ", "there"]
+        assert {m["type"] for m in kept} == {"AIMessageChunk"} and kept[0]["id"] == "m1"
+        assert all(c.data["data"]["metadata"]["langgraph_node"] == "chat"
+                   for c in chunks if c.data["mode"] == "messages")
+        values = [c.data for c in chunks if c.data["mode"] == "values"]
+        interrupt_id = values[2]["data"]["__interrupt__"][0]["id"]
+        assert values == [
+            {"mode": "values", "node": "", "data": {"n": 1}},
+            {"mode": "values", "node": "", "data": {"n": 1, "words": ["hi", "there"]}},
+            {"mode": "values", "node": "", "data": {
+                "n": 1, "words": ["hi", "there"],
+                "__interrupt__": [{"id": interrupt_id, "value": {"words": ["hi", "there"]}}]}},
+            # on resume LangGraph shows the state it resumes from, then the next step's
+            {"mode": "values", "node": "", "data": {"n": 1, "words": ["hi", "there"]}},
+            {"mode": "values", "node": "", "data": {
+                "n": 1, "words": ["hi", "there"], "decision": {"answer": "yes"}}}]
+        assert all(c.execution == "workflow" for c in chunks if c.data["mode"] == "values")
+
+    run(main())
+    assert CALLS == {"chat": 2}
+
+
 def test_bad_input_refused() -> None:
     with pytest.raises(duro.InvalidArgumentError):
         durable_graph(_builder(), name="x")  # type: ignore[arg-type]
@@ -122,7 +204,10 @@ def test_bad_input_refused() -> None:
         durable_graph(_builder().compile(), name="x3",
                       interrupts="email")  # type: ignore[arg-type]
     with pytest.raises(duro.InvalidArgumentError):
-        durable_graph(_builder().compile(), name="x4", stream_mode=("messages",))
+        durable_graph(_builder().compile(), name="x4", stream_mode=("debug",))
+    with pytest.raises(duro.InvalidArgumentError):
+        durable_graph(_builder().compile(), name="x5", stream_mode="messages, values")
+    durable_graph(_builder().compile(), name="x6", stream_mode="values")  # one mode: ok
     with pytest.raises(duro.InvalidArgumentError):
         step_task(publish.fn)  # type: ignore[arg-type]
 

@@ -2,7 +2,8 @@
 
 * :class:`DuroSaver`: a LangGraph checkpointer on duro's store (SQLite, PostgreSQL).
 * :func:`durable_graph`: a compiled graph run as a duro workflow, each node a step,
-  ``interrupt()`` a durable wait (docs/integrations/langgraph.md).
+  ``interrupt()`` a durable wait, the graph's stream modes in the run's stream
+  (docs/integrations/langgraph.md).
 """
 
 from __future__ import annotations

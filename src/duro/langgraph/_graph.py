@@ -19,6 +19,12 @@ are:
 ``interrupt()`` ends the graph's invocation with its ``__interrupt__``: the workflow then
 waits durably, for a signal (``resume``) or a duro approval, and invokes the graph again
 with ``Command(resume=...)``.
+
+Stream modes: a step node's chunks (``updates``, ``custom``, ``messages``) are written by
+its step, so a retried attempt's are superseded and a completed node's are not written
+again on replay. ``values`` chunks come from the graph's loop, in workflow code: the
+workflow-level ``duro.stream`` records each once in the history, and a replay records
+nothing.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ __all__ = ["RESUME_SIGNAL", "durable_graph", "step_task"]
 RESUME_SIGNAL = "resume"
 """The signal that answers an ``interrupt()`` (its payload is the resume value)."""
 
-_STREAM_MODES = frozenset({"updates", "custom"})
+_STREAM_MODES = frozenset({"updates", "custom", "values", "messages"})
 
 
 def durable_graph(graph: CompiledStateGraph[Any, Any, Any, Any], *, name: str,
@@ -73,10 +79,14 @@ def durable_graph(graph: CompiledStateGraph[Any, Any, Any, Any], *, name: str,
             ``"approval"`` (a ``duro.approval`` named ``<node>`` with the interrupt's
             value as context; the resume value is the decision, as a dict
             ``{"approved", "by", "comment", "timed_out"}``).
-        stream_mode: What step nodes send to the run's stream (``duro.stream``):
-            ``"updates"`` (``{"mode": "updates", "node", "data"}``, the node's update)
-            and ``"custom"`` (``{"mode": "custom", "node", "data"}``, what the node writes
-            with ``get_stream_writer()``).
+        stream_mode: The graph's stream modes sent to the run's stream (a mode or a
+            collection of them), each chunk ``{"mode", "node", "data"}``: ``"updates"``
+            (a step node's update), ``"custom"`` (what a step node writes with
+            ``get_stream_writer()``), ``"messages"`` (a step node's chat model tokens
+            and messages: ``data`` is ``{"message": <the message chunk's JSON>,
+            "metadata": {...}}``) and ``"values"`` (the state after each superstep,
+            written by the workflow; ``node`` is ``""``). ``"debug"``,
+            ``"checkpoints"`` and ``"tasks"`` are refused (docs/integrations/langgraph.md).
 
     Raises:
         InvalidArgumentError: ``graph`` is not a compiled ``StateGraph``, a workflow
@@ -93,7 +103,7 @@ def durable_graph(graph: CompiledStateGraph[Any, Any, Any, Any], *, name: str,
     if interrupts not in ("signal", "approval"):
         raise InvalidArgumentError(f"interrupts must be 'signal' or 'approval', "
                                    f"not {interrupts!r}")
-    modes = frozenset(stream_mode)
+    modes = frozenset((stream_mode,) if isinstance(stream_mode, str) else stream_mode)
     if not modes <= _STREAM_MODES:
         raise InvalidArgumentError(f"stream_mode may hold {sorted(_STREAM_MODES)}, "
                                    f"not {sorted(modes - _STREAM_MODES)}")
@@ -107,16 +117,38 @@ def durable_graph(graph: CompiledStateGraph[Any, Any, Any, Any], *, name: str,
     async def run(input: Any, thread_id: str = "duro") -> Any:
         compiled = durable.compile(checkpointer=InMemorySaver())
         config: Any = {"configurable": {"thread_id": thread_id}}
-        out = await compiled.ainvoke(input, config)
+        out = await _invoke(compiled, input, config, modes)
         while isinstance(out, dict) and out.get("__interrupt__"):
             resume = {}
             for pending in out["__interrupt__"]:
                 resume[pending.id] = await answer(pending.value, _node_of(compiled, config))
-            out = await compiled.ainvoke(Command(resume=resume), config)
+            out = await _invoke(compiled, Command(resume=resume), config, modes)
         return out
 
     run.__name__ = run.__qualname__ = name.rsplit(".", 1)[-1]
     return workflow(name=name)(run)
+
+
+async def _invoke(compiled: Any, input: Any, config: Any, modes: frozenset[str]) -> Any:
+    """``compiled.ainvoke(input, config)``, sending its ``values`` chunks to the stream.
+
+    ``ainvoke`` returns the last ``values`` chunk; this streams them all and returns the
+    last. They are made here, in workflow code, so ``duro.stream`` records each in the
+    history once: a replay runs the graph again and records nothing.
+    """
+    out: Any = None
+    async for out in compiled.astream(input, config, stream_mode="values"):
+        if "values" in modes:
+            stream({"mode": "values", "node": "", "data": _values_json(out)})
+    return out
+
+
+def _values_json(values: Any) -> Any:
+    """A ``values`` chunk as JSON: its ``__interrupt__`` as ``[{"id", "value"}]``."""
+    if not isinstance(values, Mapping) or "__interrupt__" not in values:
+        return values
+    return {**values, "__interrupt__": [{"id": i.id, "value": i.value}
+                                        for i in values["__interrupt__"]]}
 
 
 def step_task(step: Step[..., Any]) -> Any:
@@ -149,6 +181,8 @@ def _step_node(node: str, runnable: Any, graph_name: str, retry: RetryPolicy | N
                 stream({"mode": "custom", "node": node, "data": data})
 
         config: Any = {"configurable": {"__pregel_runtime": Runtime(stream_writer=write)}}
+        if "messages" in modes:
+            config.update(_messages_config(node))
         # The node's get_config()/get_stream_writer() read this context variable; set
         # it here, or an attempt would see the workflow's graph context (or none).
         token = var_child_runnable_config.set(config)
@@ -172,6 +206,32 @@ def _step_node(node: str, runnable: Any, graph_name: str, retry: RetryPolicy | N
         return await as_step(dict(state) if isinstance(state, Mapping) else state)
 
     return _named(call, node)
+
+
+def _messages_config(node: str) -> dict[str, Any]:
+    """The config that makes a step node's chat models send ``messages`` chunks.
+
+    LangGraph's own handler for ``stream_mode="messages"`` (a callback that also makes
+    chat models stream their tokens), fed the metadata Pregel gives a node's run.
+    """
+    from langgraph.pregel._messages import StreamMessagesHandler
+
+    def emit(chunk: Any) -> None:
+        _ns, _mode, (message, metadata) = chunk
+        stream({"mode": "messages", "node": node,
+                "data": {"message": message.model_dump(mode="json"),
+                         "metadata": _json_metadata(metadata)}})
+
+    return {"callbacks": [StreamMessagesHandler(emit, subgraphs=False)],
+            "metadata": {"langgraph_node": node, "langgraph_checkpoint_ns": node}}
+
+
+def _json_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The run metadata's plain values (model name, provider, node, tags)."""
+    return {k: v for k, v in metadata.items()
+            if not k.startswith("__") and (
+                v is None or isinstance(v, str | int | float | bool)
+                or (isinstance(v, list) and all(isinstance(t, str) for t in v)))}
 
 
 def _named(fn: Callable[[Any], Awaitable[Any]], node: str) -> Any:
