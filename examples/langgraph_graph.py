@@ -104,6 +104,8 @@ async def amain(args: argparse.Namespace) -> int:
         await printer
     print(f"verdict: {result['verdict']}")
     # The checkpointer on the same database: an ordinary LangGraph invocation.
+    print("the same graph, invoked plainly with DuroSaver as its checkpointer "
+          "(not durable: its nodes run again):")
     async with DuroSaver(url) as saver:
         plain = build().compile(checkpointer=saver)
         config = {"configurable": {"thread_id": run_id}}

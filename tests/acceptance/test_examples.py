@@ -283,3 +283,22 @@ def test_rpc_agents_example_runs_two_agents_offline(tmp_path: Path) -> None:
     assert "- What is exactly once? An operation id derived" in done.stdout
     assert query(tmp_path / "researcher.db", "SELECT COUNT(*) FROM runs WHERE "
                  "workflow_name = 'researcher.answer' AND status = 'completed'") == [(3,)]
+
+
+def test_langgraph_example_runs_offline(tmp_path: Path) -> None:
+    """``examples/langgraph_graph.py``: the graph's nodes as steps, the review's
+    notification once across its interrupt (approved with --yes), and DuroSaver on the
+    same database; run again, the durable run notifies no one (its step is recorded)."""
+    script = [sys.executable, str(SCRIPT.with_name("langgraph_graph.py")),
+              "--db", str(tmp_path / "g.db"), "--yes"]
+    plain = "invoked plainly with DuroSaver"
+    first = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    assert first.returncode == 0, first.stderr
+    durable, _, rest = first.stdout.partition(plain)
+    assert "verdict: published" in durable and "write: {'draft'" in durable
+    assert durable.count("(notifying the reviewer") == 1
+    assert rest.count("(notifying the reviewer") == 1 and "DuroSaver kept" in rest
+    again = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True, timeout=90)
+    assert again.returncode == 0, again.stderr
+    durable, _, _ = again.stdout.partition(plain)
+    assert "verdict: published" in durable and "(notifying the reviewer" not in durable
