@@ -33,11 +33,6 @@ BACKFILL_LIMIT = 10_000
 """Ticks one backfill may start."""
 
 
-
-def _iso_local(when: dt.datetime | None) -> str | None:
-    return None if when is None else when.isoformat()
-
-
 @dataclass(frozen=True, kw_only=True)
 class ScheduleInfo:
     """A schedule as stored (times are UTC datetimes)."""
@@ -102,7 +97,7 @@ class ScheduleInfo:
             "timezone": self.timezone, "anchor": iso(self.anchor), "overlap": self.overlap,
             "catch_up": self.catch_up.total_seconds(), "source": self.source,
             "paused": self.paused, "note": self.note, "next_fire_at": iso(self.next_fire_at),
-            "next_fire_local": _iso_local(self.next_fire_local),
+            "next_fire_local": iso(self.next_fire_local),
             "last_fire_at": iso(self.last_fire_at), "last_workflow_id": self.last_workflow_id,
             "buffered_at": iso(self.buffered_at), "fired": self.fired, "missed": self.missed,
             "overlap_skipped": self.overlap_skipped, "created_at": iso(self.created_at),

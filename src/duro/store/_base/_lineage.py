@@ -108,8 +108,8 @@ class Lineage(Dialect):
             fence = await tx.append(run_id, epoch, seq, events, now=now,
                                     status="continued_as_new", release=True, terminal=True)
             await fence.check()
-            for query, params in projections:  # e.g. state published just before
-                await tx.run(query, params)
+            for write in projections:  # e.g. state published just before
+                await w.run_projection(tx, write)
             old = await w.fetch_run(tx, run_id)
             assert old is not None
             links = RunLinks(parent_run_id=old.parent_run_id, parent_op=old.parent_op,

@@ -133,14 +133,15 @@ class Runs(Dialect):
                                     release=release, consume_upto=consume_inbox_upto,
                                     terminal=terminal)
             links = await tx.later("closing_links", {"run_id": run_id}) if terminal else None
-            for query, params in projections:
-                await tx.run(query, params)
+            for write in projections:
+                await w.run_projection(tx, write)
             if charged:  # a budgeted step's outcome: its spend goes with it
                 await settle(tx, run_id, epoch, new_len, events, now)
             if status == "suspended":
                 # What it waits for now (the web UI's "waiting for"): rewritten at each
                 # suspension, so a value left from an earlier one never shows.
-                await tx.run("record_waits", {"run_id": run_id, "waits": waits})
+                await tx.run("record_waits", {"run_id": run_id, "waits": waits,
+                                              "epoch": epoch, "new_len": new_len})
                 # A message that arrived while the run was running must still wake it.
                 await tx.run("wake_if_inbox",
                              {**self._wake_params, "run_id": run_id, "now": now})

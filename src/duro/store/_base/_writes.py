@@ -274,10 +274,18 @@ async def fence(tx: Tx, run_id: str, epoch: int, first_seq: int, events: Sequenc
     at = first_seq + len(events)
     for e in events:
         if (write := projection(run_id, epoch, at + reserve, e)) is not None:
-            if e.kind in STREAM_KINDS:  # the run's stream offsets: one writer at a time
-                await tx.run("stream_lock", write[1])
-            await tx.run(*write)
+            await run_projection(tx, write)
     return at
+
+
+async def run_projection(tx: Tx, write: tuple[str, dict[str, Any]]) -> None:
+    """Run one of :func:`projection`'s writes. A value for the run's stream takes the
+    stream's lock first, in a statement of its own (so that its offset, MAX + 1, is read
+    after the lock): one writer of a run's stream at a time, steps' chunks included."""
+    query, params = write
+    if query == "stream_put":
+        await tx.run("stream_lock", params)
+    await tx.run(query, params)
 
 
 async def close(tx: Tx, run_id: str, status: str, error: bytes, now: float, *,

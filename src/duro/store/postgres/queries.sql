@@ -106,8 +106,9 @@ SELECT count(*) FROM fence;
 
 -- name: record_waits
 -- What the run waits for as it suspends (duro/_waits.py), in the suspension's
--- transaction, after its fenced append.
-UPDATE runs SET waits = %(waits)s WHERE run_id = %(run_id)s;
+-- transaction, after its fenced append; fenced too (nothing when the append was not).
+UPDATE runs SET waits = %(waits)s
+WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND history_len = %(new_len)s;
 
 -- name: wake_if_inbox
 -- After a suspension, in its own statement (a fresh snapshot taken after the run's row

@@ -279,8 +279,9 @@ WHERE run_id IN (SELECT value FROM json_each(:ids)) ORDER BY run_id, key;
 
 -- name: record_waits
 -- What the run waits for as it suspends (duro/_waits.py), in the suspension's
--- transaction, after its fenced append.
-UPDATE runs SET waits = :waits WHERE run_id = :run_id;
+-- transaction, after its fenced append; fenced too (nothing when the append was not).
+UPDATE runs SET waits = :waits
+WHERE run_id = :run_id AND epoch = :epoch AND history_len = :new_len;
 
 -- name: wake_if_inbox
 UPDATE runs SET status = 'pending', wake_at = :now, updated_at = :now
