@@ -105,6 +105,7 @@ __all__ = [
     "in_namespace",
     "index_value",
     "list_query",
+    "lock_key",
     "plan_run",
     "queue_room",
     "stream_lock_key",
@@ -759,11 +760,16 @@ def headers_json(headers: Mapping[str, str] | None) -> str | None:
 StreamPlan = Literal["new", "write", "supersede", "drop"]
 
 
+def lock_key(text: str) -> int:
+    """A stable signed 64-bit advisory-lock key (PostgreSQL) for ``text``."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big",
+                          signed=True)
+
+
 def stream_lock_key(run_id: str) -> int:
-    """A stable signed 64-bit advisory-lock key for a run's stream (PostgreSQL): taken by
-    step chunk batches and by appends of workflow code's stream writes alike."""
-    digest = hashlib.blake2b(b"duro.stream:" + run_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    """The advisory-lock key of a run's stream: taken by step chunk batches and by
+    appends of workflow code's stream writes alike."""
+    return lock_key(f"duro.stream:{run_id}")
 
 
 def stream_plan(head_execution: str | None, head_attempt: int | None, *, execution: str,

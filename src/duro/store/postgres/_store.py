@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -32,6 +31,7 @@ from duro.store._base import Ambiguous, Op, Params, SqlStore
 from duro.store._protocol import Fenced
 from duro.store._records import EventRecord, LoadedRun, event_records
 from duro.store._rows import Row, histories_wanted, loaded_runs
+from duro.store._rules import lock_key
 from duro.store.postgres._listen import Listener
 from duro.store.postgres._liveness import Liveness
 from duro.store.postgres._schema import check_current, migrate
@@ -379,7 +379,7 @@ class PostgresStore(SqlStore):
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 cur = await conn.execute(_Q["stats_catch_up_lock"],
-                                         {"key": _lock_key(f"duro.stats.{self.schema}")})
+                                         {"key": lock_key(f"duro.stats.{self.schema}")})
                 row = await cur.fetchone()
                 if not row or not row[0]:
                     return 0
@@ -406,7 +406,7 @@ class PostgresStore(SqlStore):
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 cur = await conn.execute(_Q["purge_lock"],
-                                         {"key": _lock_key(f"duro.purge.{self.schema}")})
+                                         {"key": lock_key(f"duro.purge.{self.schema}")})
                 row = await cur.fetchone()
                 if not row or not row[0]:
                     return None
@@ -429,9 +429,3 @@ _CATCH_UP_RUNS = 5000
 _CATCH_UP_BATCHES = 200
 """At most this many batches per stats read (1,000,000 runs); what is left is read as
 pending."""
-
-
-def _lock_key(text: str) -> int:
-    """A stable signed 64-bit advisory-lock key for ``text``."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big",
-                          signed=True)
