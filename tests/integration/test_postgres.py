@@ -246,8 +246,8 @@ def test_purge_deletes_old_finished_runs_in_batches_one_purger_at_a_time(
         pg_url: str) -> None:
     import psycopg
 
+    from duro.store._rules import lock_key
     from duro.store.postgres import PostgresStore
-    from duro.store.postgres._store import _lock_key
 
     async def main() -> None:
         store = open_store(pg_url)
@@ -266,7 +266,7 @@ def test_purge_deletes_old_finished_runs_in_batches_one_purger_at_a_time(
                     now=ended, status="completed", result=b"1", release=True)
         # Another worker holds the purge lock: this one backs off.
         async with await psycopg.AsyncConnection.connect(pg_url.split("?")[0]) as other:
-            key = _lock_key(f"duro.purge.{store.schema}")
+            key = lock_key(f"duro.purge.{store.schema}")
             await other.execute("SELECT pg_advisory_lock(%s)", (key,))
             assert await store.purge_finished(before=500.0, limit=8) is None
             await other.execute("SELECT pg_advisory_unlock(%s)", (key,))
