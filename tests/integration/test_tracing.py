@@ -5,9 +5,11 @@ expected; a worker taking the run over (a replay) adds no duplicate span."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,11 +31,28 @@ if str(APPS) not in sys.path:
 import metrics_app  # noqa: E402
 
 
-def _tracing() -> tuple[TracingInterceptor, InMemorySpanExporter]:
+class _Wrapped:
+    """Not the SDK's tracer (a vendor's, say): duro uses it through the generic API."""
+
+    def __init__(self, tracer: Any) -> None:
+        self.tracer = tracer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tracer, name)
+
+
+class _OtherProvider(TracerProvider):
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Any:
+        return _Wrapped(super().get_tracer(*args, **kwargs))
+
+
+def _tracing(generic: bool = False) -> tuple[TracingInterceptor, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider()
+    provider = _OtherProvider() if generic else TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return TracingInterceptor(provider), exporter
+    tracing = TracingInterceptor(provider)
+    assert (tracing.spans is None) is generic
+    return tracing, exporter
 
 
 async def _spans_until(exporter: InMemorySpanExporter, name: str, count: int
@@ -59,9 +78,12 @@ def _parent(span: ReadableSpan) -> int | None:
     return span.parent.span_id if span.parent is not None else None
 
 
-def test_one_trace_whose_spans_nest(any_db_url: str) -> None:
+@pytest.mark.parametrize("path", ["duro's spans", "generic"])
+def test_one_trace_whose_spans_nest(any_db_url: str, path: str) -> None:
+    """The same trace from duro's own spans (tracing/_spans.py, for the SDK's tracer)
+    and from the generic API path (any other tracer)."""
     metrics_app.TRIES.clear()
-    tracing, exporter = _tracing()
+    tracing, exporter = _tracing(generic=path == "generic")
 
     async def main() -> tuple[list[ReadableSpan], str, str]:
         async with duro.Engine(any_db_url, poll_interval=0.02,
@@ -125,3 +147,131 @@ def test_a_takeover_replays_without_duplicate_spans(any_db_url: str) -> None:
     assert counts["Timer"] == 1
     assert counts["RunWorkflow:metrics_app.busy"] == 1
     assert counts["RunWorkflow:metrics_app.kid"] == 1
+
+
+# -- duro's own spans (tracing/_spans.py) behave as the SDK's would --------------------
+
+
+def _engine_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'spans.db'}"
+
+
+def test_a_steps_code_writes_to_its_span_as_to_an_sdk_span(tmp_path: Path) -> None:
+    """What a step adds to the current span (attributes, an event, a status, a nested
+    span) reaches the exporter, within the provider's span limits; a step that raises
+    leaves an error status and the exception event, as the SDK's use_span does."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import SpanLimits
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=4,
+                                                     max_span_attribute_length=5))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    nested = provider.get_tracer("user")
+
+    @duro.step(name="spans.annotated")
+    async def annotated() -> str:
+        span = trace.get_current_span()
+        assert span.is_recording()
+        span.set_attribute("user.key", "abcdefgh")        # cut to 5 characters
+        span.set_attributes({"user.a": 1, "user.b": 2})  # the 4th attribute: user.b
+        span.add_event("halfway", {"n": 1})
+        with nested.start_as_current_span("inner"):
+            pass
+        return "ok"
+
+    @duro.step(name="spans.broken", retry=duro.RetryPolicy(max_attempts=1))
+    async def broken() -> None:
+        raise ValueError("no good")
+
+    @duro.workflow(name="spans.flow")
+    async def flow() -> str:
+        out = await annotated()
+        with contextlib.suppress(duro.StepFailedError):
+            await broken()
+        return out
+
+    async def main() -> list[ReadableSpan]:
+        async with duro.Engine(_engine_url(tmp_path), poll_interval=0.02,
+                               interceptors=[TracingInterceptor(provider)]) as engine:
+            assert await (await engine.start(flow)).result(timeout=30) == "ok"
+            return await _spans_until(exporter, "RunWorkflow:spans.flow", 1)
+
+    named = _by_name(run(main()))
+    (step,) = named["RunStep:spans.annotated"]
+    assert dict(step.attributes or {}) == {
+        "duro.workflow_id": step.attributes["duro.workflow_id"],  # type: ignore[index]
+        "duro.attempt": 1, "user.key": "abcde", "user.a": 1}
+    assert [(e.name, dict(e.attributes or {})) for e in step.events] == [
+        ("halfway", {"n": 1})]
+    (inner,) = named["inner"]
+    assert _parent(inner) == step.context.span_id
+    assert inner.context.trace_id == step.context.trace_id
+    assert step.resource is provider.resource
+    assert step.instrumentation_scope is not None
+    assert step.instrumentation_scope.name == "duro"
+    (bad,) = named["RunStep:spans.broken"]
+    assert bad.status.status_code is StatusCode.ERROR
+    assert bad.status.description == "ValueError: no good"
+    (event,) = bad.events
+    assert event.name == "exception"
+    assert event.attributes is not None
+    assert event.attributes["exception.type"] == "ValueError"
+    assert "no good" in str(event.attributes["exception.stacktrace"])
+    assert step.end_time is not None and step.start_time is not None
+    assert step.end_time >= step.start_time
+
+
+def test_the_providers_sampler_decides(tmp_path: Path) -> None:
+    """Spans the sampler drops are not exported, yet the trace context still reaches
+    the step's code (its nested spans name a valid parent, not sampled)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    seen: list[trace.SpanContext] = []
+
+    @duro.step(name="spans.sampled")
+    async def sampled() -> int:
+        seen.append(trace.get_current_span().get_span_context())
+        return 1
+
+    @duro.workflow(name="spans.sampled_flow")
+    async def flow() -> int:
+        return await sampled()
+
+    async def main() -> None:
+        async with duro.Engine(_engine_url(tmp_path), poll_interval=0.02,
+                               interceptors=[TracingInterceptor(provider)]) as engine:
+            assert await (await engine.start(flow)).result(timeout=30) == 1
+
+    run(main())
+    assert exporter.get_finished_spans() == ()
+    (ctx,) = seen
+    assert ctx.is_valid and not ctx.trace_flags.sampled
+
+
+def test_a_provider_that_is_not_the_sdks_is_used_through_the_api(tmp_path: Path) -> None:
+    """Any other provider (here the API's no-op one) gets the generic path: runs go
+    on, nothing breaks."""
+    from opentelemetry import trace
+
+    tracing = TracingInterceptor(trace.NoOpTracerProvider())
+    assert tracing.spans is None
+
+    @duro.step(name="spans.plain")
+    async def plain() -> int:
+        return 2
+
+    @duro.workflow(name="spans.plain_flow")
+    async def flow() -> int:
+        return await plain()
+
+    async def main() -> None:
+        async with duro.Engine(_engine_url(tmp_path), poll_interval=0.02,
+                               interceptors=[tracing]) as engine:
+            assert await (await engine.start(flow)).result(timeout=30) == 2
+
+    run(main())

@@ -8,14 +8,27 @@ from typing import Any, TypeVar
 __all__ = ["chain", "check_interceptors", "overriding"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
-def overriding(interceptors: Sequence[object], base: type, hook: str) -> list[object]:
+def overriding(interceptors: Sequence[T], base: type, hook: str) -> list[T]:
     """The interceptors whose class overrides ``hook`` of ``base`` (the others would only
     pass the call on)."""
-    default = getattr(base, hook)
-    return [i for i in interceptors
-            if isinstance(i, base) and getattr(type(i), hook) is not default]
+    # Asked for every step attempt: the answer depends on the classes alone, so it is
+    # worked out once per combination of classes (a handful in any program).
+    key = (tuple(map(type, interceptors)), base, hook)
+    found = _overriding.get(key)
+    if found is None:
+        default = getattr(base, hook)
+        found = tuple(n for n, i in enumerate(interceptors)
+                      if isinstance(i, base) and getattr(type(i), hook) is not default)
+        if len(_overriding) >= 1024:
+            _overriding.clear()  # classes made on the fly: bounded all the same
+        _overriding[key] = found
+    return [interceptors[n] for n in found]
+
+
+_overriding: dict[tuple[tuple[type, ...], type, str], tuple[int, ...]] = {}
 
 
 def chain(interceptors: Sequence[object], base: type, hook: str, last: F) -> F:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from duro._history import NewEvent
@@ -147,6 +147,11 @@ class WorkerInterceptor:
     interceptors=[...])`` (an object that is both a client and a worker interceptor
     serves both sides); the first sees each call first.
     """
+
+    recorded_kinds: ClassVar[frozenset[str] | None] = None
+    """The event kinds :meth:`events_recorded` is about: a write holding none of them is
+    not reported to this interceptor (most writes are a step's outcome, and a worker
+    writes about once a step). None (the default): every write."""
 
     async def execute_workflow(
             self, input: ExecuteWorkflowInput,

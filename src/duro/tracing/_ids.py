@@ -14,8 +14,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["ForcedIds", "continued", "parent_context", "run_context", "run_span_context",
-           "run_span_id", "run_trace_id"]
+__all__ = ["ForcedIds", "continued", "parent_context", "run_context", "run_contexts",
+           "run_span_context", "run_span_id", "run_trace_id"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -54,6 +54,12 @@ def run_context(run_id: str, headers: Mapping[str, str] | None = None) -> Any:
     """An OpenTelemetry context whose current span is the run's (the parent of its
     step attempts' spans), made once per run (cached with the span context)."""
     return _run(run_id, headers)[1]
+
+
+def run_contexts(run_id: str, headers: Mapping[str, str] | None = None
+                 ) -> tuple[trace.SpanContext, Any]:
+    """Both :func:`run_span_context` and :func:`run_context` (one cache lookup)."""
+    return _run(run_id, headers)
 
 
 def _run(run_id: str, headers: Mapping[str, str] | None) -> tuple[trace.SpanContext, Any]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -27,9 +28,11 @@ from duro.tracing._ids import (
     inject,
     parent_context,
     run_context,
+    run_contexts,
     run_span_context,
     run_span_id,
 )
+from duro.tracing._spans import Current, fast_spans
 
 __all__ = ["TracingInterceptor"]
 
@@ -93,39 +96,40 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
             trace.get_tracer_provider()
         generator = getattr(provider, "id_generator", None)
         if generator is not None and not isinstance(generator, ForcedIds):
-            provider.id_generator = ForcedIds(generator)
+            provider.id_generator = ForcedIds(generator)  # before the tracer takes it
         self.tracer = provider.get_tracer("duro")
+        # The SDK's pipeline without its generic span (most of the cost): _spans.py.
+        self.spans = fast_spans(self.tracer)
 
     # -- client calls ------------------------------------------------------------------
 
     async def start(self, input: StartInput,
                     next: Callable[[StartInput], Awaitable[Any]]) -> Any:
-        with self.tracer.start_as_current_span(
-                f"StartWorkflow:{input.workflow}", kind=SpanKind.PRODUCER,
-                attributes={"duro.workflow": input.workflow,
-                            "duro.workflow_id": input.workflow_id or ""}):
+        with self._current(
+                f"StartWorkflow:{input.workflow}", SpanKind.PRODUCER,
+                {"duro.workflow": input.workflow, "duro.workflow_id": input.workflow_id or ""}):
             return await next(dataclasses.replace(input,
                                                   headers=_with_context(input.headers)))
 
     async def signal(self, input: SignalInput,
                      next: Callable[[SignalInput], Awaitable[None]]) -> None:
-        with self.tracer.start_as_current_span(
-                f"SignalWorkflow:{input.name}", kind=SpanKind.PRODUCER,
-                attributes={"duro.workflow_id": input.workflow_id, "duro.signal": input.name}):
+        with self._current(
+                f"SignalWorkflow:{input.name}", SpanKind.PRODUCER,
+                {"duro.workflow_id": input.workflow_id, "duro.signal": input.name}):
             await next(dataclasses.replace(input, headers=_with_context(input.headers)))
 
     async def update(self, input: UpdateInput,
                      next: Callable[[UpdateInput], Awaitable[Any]]) -> Any:
-        with self.tracer.start_as_current_span(
-                f"UpdateWorkflow:{input.name}", kind=SpanKind.CLIENT,
-                attributes={"duro.workflow_id": input.workflow_id, "duro.update": input.name}):
+        with self._current(
+                f"UpdateWorkflow:{input.name}", SpanKind.CLIENT,
+                {"duro.workflow_id": input.workflow_id, "duro.update": input.name}):
             return await next(dataclasses.replace(input, headers=_with_context(input.headers)))
 
     async def query(self, input: QueryInput,
                     next: Callable[[QueryInput], Awaitable[Any]]) -> Any:
-        with self.tracer.start_as_current_span(
-                f"QueryWorkflow:{input.name}", kind=SpanKind.CLIENT,
-                attributes={"duro.workflow_id": input.workflow_id, "duro.query": input.name}):
+        with self._current(
+                f"QueryWorkflow:{input.name}", SpanKind.CLIENT,
+                {"duro.workflow_id": input.workflow_id, "duro.query": input.name}):
             return await next(dataclasses.replace(input, headers=_with_context(input.headers)))
 
     # -- step attempts -------------------------------------------------------------------
@@ -134,37 +138,83 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                            next: Callable[[ExecuteStepInput], Awaitable[Any]]) -> Any:
         info = input.info
         # Few attributes: each costs the SDK a check. The run's id is the parent's.
-        with self.tracer.start_as_current_span(
-                "RunStep:" + input.step, context=run_context(info.run_id, info.headers),
-                attributes={"duro.workflow_id": info.workflow_id,
-                            "duro.attempt": info.attempt}):
+        attributes: dict[str, Any] = {"duro.workflow_id": info.workflow_id,
+                                      "duro.attempt": info.attempt}
+        parent, run = run_contexts(info.run_id, info.headers)
+        spans = self.spans
+        if spans is None or not spans.enabled():
+            with self.tracer.start_as_current_span("RunStep:" + input.step, context=run,
+                                                   attributes=attributes):
+                return await next(input)
+        # The hot path (a span per attempt), inline: what start_as_current_span does.
+        with Current(spans.start("RunStep:" + input.step, run, parent,
+                                 attributes=attributes), run):
             return await next(input)
+
+    @contextlib.contextmanager
+    def _current(self, name: str, kind: SpanKind, attributes: dict[str, Any]
+                 ) -> Iterator[None]:
+        """A span of the current context's, current within the block."""
+        spans = self.spans
+        if spans is None or not spans.enabled():
+            with self.tracer.start_as_current_span(name, kind=kind, attributes=attributes):
+                yield
+            return
+        context = otel_context.get_current()
+        with Current(spans.start(name, context,
+                                 trace.get_current_span(context).get_span_context(),
+                                 kind=kind, attributes=attributes), context):
+            yield
 
     # -- what a worker commits -------------------------------------------------------------
 
+    # Most writes are a step's outcome, whose attempt has its span already.
+    recorded_kinds = _TRACED
+
     def events_recorded(self, input: EventsRecordedInput) -> None:
-        if not any(ev.kind in _TRACED for ev in input.events):
-            return  # most writes: a step's outcome (its attempt has its span already)
         run = run_context(input.run_id, input.headers)
         attributes = {"duro.workflow": input.workflow, "duro.workflow_id": input.workflow_id,
                       "duro.run_id": input.run_id}
         for ev in input.events:
             if ev.kind == K.TIMER_FIRED and ev.op is not None and ev.op in input.timers_set:
-                span = self.tracer.start_span("Timer", context=run, attributes={
+                self._past("Timer", run, {
                     **attributes, "duro.timer.due": input.timers_due.get(ev.op, ev.ts)},
-                    start_time=_ns(input.timers_set[ev.op]))
-                span.end(end_time=_ns(ev.ts))
+                    _ns(input.timers_set[ev.op]), _ns(ev.ts))
             elif ev.kind == K.SIGNAL_RECEIVED:
                 sender = parent_context(SignalMeta.decode(ev.meta).headers if ev.meta
                                         else None)
-                span = self.tracer.start_span(
-                    f"Signal:{ev.name}", context=run, kind=SpanKind.CONSUMER,
-                    attributes={**attributes, "duro.signal": ev.name or ""},
-                    links=[Link(sender)] if sender is not None else None,
-                    start_time=_ns(ev.ts))
-                span.end(end_time=_ns(ev.ts))
+                self._past(f"Signal:{ev.name}", run,
+                           {**attributes, "duro.signal": ev.name or ""},
+                           _ns(ev.ts), _ns(ev.ts), kind=SpanKind.CONSUMER,
+                           links=[Link(sender)] if sender is not None else [])
             elif ev.kind in _ENDED:
                 self._run_span(input, ev.kind, ev.ts, ev.data, attributes)
+
+    def _past(self, name: str, context: Any, attributes: dict[str, Any], start: int,
+              end: int, *, kind: SpanKind = SpanKind.INTERNAL,
+              links: list[Link] | None = None, status: Status | None = None,
+              ids: trace.SpanContext | None = None) -> None:
+        """A span that began and ended already, a child of the span in ``context``
+        (``ids``: its own trace and span ids, a run's)."""
+        spans = self.spans
+        if spans is not None and spans.enabled():
+            spans.record(name, context, trace.get_current_span(context).get_span_context(),
+                         trace_id=ids.trace_id if ids is not None else None,
+                         span_id=ids.span_id if ids is not None else None, kind=kind,
+                         attributes=attributes, links=links or (), start_time=start,
+                         end_time=end, status=status or Status(StatusCode.UNSET))
+            return
+        token = ForcedIds.forced(ids.trace_id, ids.span_id) if ids is not None else None
+        try:
+            span = self.tracer.start_span(name, context=context, kind=kind,
+                                          attributes=attributes, links=links,
+                                          start_time=start)
+        finally:
+            if token is not None:
+                ForcedIds.reset(token)
+        if status is not None:
+            span.set_status(status)
+        span.end(end_time=end)
 
     def _run_span(self, input: EventsRecordedInput, kind: str, ended: float,
                   data: bytes | None, attributes: Mapping[str, Any]) -> None:
@@ -176,17 +226,12 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                                        is_remote=True, trace_flags=ctx.trace_flags)
         context = (trace.set_span_in_context(trace.NonRecordingSpan(parent))
                    if parent is not None else otel_context.Context())
-        token = ForcedIds.forced(ctx.trace_id, ctx.span_id)
-        try:
-            span = self.tracer.start_span(
-                f"RunWorkflow:{input.workflow}", context=context, kind=SpanKind.INTERNAL,
-                attributes={**attributes, "duro.status": _ENDED[kind]},
-                start_time=_ns(input.started_at or ended))
-        finally:
-            ForcedIds.reset(token)
-        if kind in (K.RUN_FAILED, K.RUN_TIMED_OUT, K.RUN_TERMINATED):
-            span.set_status(Status(StatusCode.ERROR, _message(data)))
-        span.end(end_time=_ns(ended))
+        failed = kind in (K.RUN_FAILED, K.RUN_TIMED_OUT, K.RUN_TERMINATED)
+        self._past(f"RunWorkflow:{input.workflow}", context,
+                   {**attributes, "duro.status": _ENDED[kind]},
+                   _ns(input.started_at or ended), _ns(ended),
+                   status=Status(StatusCode.ERROR, _message(data)) if failed else None,
+                   ids=ctx)
 
 
 def _message(data: bytes | None) -> str:

@@ -238,7 +238,7 @@ class HeldRun:
             return False
         finally:
             self.writing -= 1
-        if w.observers:
+        if w.observers and (w.observe_all or any(ev.kind in w.observed for ev in events)):
             self.observe(events)
         if self.history_len > w.history_warning and not self.warned_history:
             self.warned_history = True
@@ -261,6 +261,9 @@ class HeldRun:
             timers_set={t.op: t.set_at for t in timers}, started_at=inst.started_at,
             parent_run_id=inst.parent_run_id)
         for observer in self.worker.observers:
+            kinds = observer.recorded_kinds
+            if kinds is not None and not any(ev.kind in kinds for ev in events):
+                continue
             try:
                 observer.events_recorded(recorded)
             except Exception:  # an observer's bug must not cost the run anything

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from duro.errors import StepTimeoutError, StoreError
-from duro.interceptors._chain import chain
+from duro.interceptors._chain import chain, overriding
 from duro.interceptors._worker import ExecuteStepInput, WorkerInterceptor
 from duro.serde import encode
 from duro.step._step import Step, StepInfo, StreamOpener, _current_step
@@ -88,6 +88,8 @@ async def run_attempt(
     info._streams = streams
     _current_step.set(info)
     when = limit()
+    if interceptors:  # those that take part (a coroutine less for each step if none)
+        interceptors = overriding(interceptors, WorkerInterceptor, "execute_step")
     call = (_call(step, cmd.args, cmd.kwargs, executor, loop) if not interceptors
             else _intercepted(cmd, info, executor, loop, interceptors))
     try:

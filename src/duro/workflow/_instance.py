@@ -64,7 +64,7 @@ from duro.errors import (
     StepOutcomeUnknownError,
     exception_message,
 )
-from duro.interceptors._chain import chain
+from duro.interceptors._chain import chain, overriding
 from duro.interceptors._worker import (
     ExecuteWorkflowInput,
     HandleQueryInput,
@@ -530,7 +530,9 @@ class RunInstance:
 
     def _start_main(self, data: bytes | None) -> None:
         bound = self.workflow.decode_input(data, what=f"input of run {self.run_id}")
-        main = (self.workflow.fn(*bound.args, **bound.kwargs) if not self.interceptors
+        main = (self.workflow.fn(*bound.args, **bound.kwargs)
+                if not self.interceptors or not overriding(
+                    self.interceptors, WorkerInterceptor, "execute_workflow")
                 else self._intercepted_main(tuple(bound.args), bound.kwargs))
         self.main = self.loop.create_task(main, name=f"workflow:{self.workflow_id}")
 
