@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 import duro
 from duro.errors import InvalidArgumentError
 from duro.step import Step
+from duro.usage._model_call import record_model_call
 
 if TYPE_CHECKING:
     from agents import AgentOutputSchemaBase, Handoff, ModelSettings, Tool
@@ -188,16 +189,23 @@ async def _call_model(model: DurableModel, request: _Request, streamed: bool
                       ) -> dict[str, Any]:
     """The step: the real call, its usage recorded, its response as JSON."""
     real = model.real_model()
+    response_id: str | None
     name = model.model_name or str(getattr(real, "model", "") or type(real).__name__)
     if streamed:
         response = await _streamed(real, request)
-        usage = _usage_of_response(response)
+        usage, response_id = _usage_of_response(response), response.id
         data = response.model_dump(mode="json", exclude_unset=True)
     else:
         reply = await real.get_response(*request.args, **request.kwargs())
-        usage = reply.usage
+        usage, response_id = reply.usage, reply.response_id
         data = _response_to_json(reply)
-    _record(name, usage, model._provider.provider_name)
+    details_in, details_out = usage.input_tokens_details, usage.output_tokens_details
+    record_model_call(model=name, input_tokens=usage.input_tokens,
+                      output_tokens=usage.output_tokens,
+                      cached_tokens=details_in.cached_tokens,
+                      cache_write_tokens=getattr(details_in, "cache_write_tokens", 0),
+                      reasoning_tokens=details_out.reasoning_tokens,
+                      provider=model._provider.provider_name, request_id=response_id)
     return data
 
 
@@ -232,20 +240,6 @@ def _usage_of_response(response: Response) -> Usage:
         "total_tokens": u.total_tokens,
         "input_tokens_details": u.input_tokens_details.model_dump(),
         "output_tokens_details": u.output_tokens_details.model_dump()})
-
-
-def _record(model: str, usage: Usage, provider: str | None) -> None:
-    extra: dict[str, Any] = {}
-    if provider is not None:
-        extra["provider"] = provider
-    cached = usage.input_tokens_details.cached_tokens or 0
-    reasoning = usage.output_tokens_details.reasoning_tokens or 0
-    if cached:
-        extra["cached_tokens"] = cached
-    if reasoning:
-        extra["reasoning_tokens"] = reasoning
-    duro.record_usage(model=model, input_tokens=usage.input_tokens,
-                      output_tokens=usage.output_tokens, **extra)
 
 
 def _response_to_json(reply: ModelResponse) -> dict[str, Any]:
