@@ -8,6 +8,7 @@ tests/acceptance/test_openai_agents_kill.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,7 @@ from openai.types.responses import ResponseFunctionToolCall
 import duro
 from duro import openai_agents
 from duro._history import EventKind
+from duro.testing import replay
 from tests.acceptance.apps.agents_app import (
     CountingModel,
     _message,
@@ -239,7 +241,7 @@ def test_tool_approvals_are_duro_approvals(tmp_path: Any) -> None:
         async with duro.Engine(url) as engine:
             await engine.start(pay_run, id=workflow_id)
             pending = await wait_for_pending(engine, workflow_id)
-        assert pending.name == "tool:pay"
+        assert pending.name == "payer.pay"  # <agent>.<tool>, as in duro.pydantic_ai
         assert pending.context == {"agent": "payer", "tool": "pay", "call_id": "p1",
                                    "arguments": '{"amount": 5}'}
         # Decided while no worker runs; a new one replays the run and goes on.
@@ -251,6 +253,12 @@ def test_tool_approvals_are_duro_approvals(tmp_path: Any) -> None:
             result: str = await handle.result(timeout=30)
             steps = await _steps(handle)
         assert steps == ([MODEL, TOOL + "pay", MODEL] if approved else [MODEL, MODEL])
+        history = await handle.history()
+        # A history recorded before the rename ("tool:<tool>") still replays, the same.
+        old = [dataclasses.replace(e, name="tool:pay") if e.name == "payer.pay" else e
+               for e in history]
+        assert sum(e.name == "tool:pay" for e in old) == 2  # requested, decided
+        assert replay(pay_run, old).result == result
         return result
 
     async def main() -> None:
