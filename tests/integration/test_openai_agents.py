@@ -408,3 +408,30 @@ def test_durable_agent_copies_once_and_keeps_the_original() -> None:
     copy = openai_agents.durable_agent(circular)
     assert copy.handoffs[0].handoffs[0] is copy  # type: ignore[union-attr]
     assert json.dumps([t.name for t in durable.tools]) == '["add", "mul"]'
+
+
+def test_runs_of_an_agent_share_its_durable_copy_and_steps(tmp_path: Any) -> None:
+    from duro.step._step import _registry  # where each Step registers itself, by name
+
+    made: list[tuple[Any, Any]] = []
+
+    async def main() -> None:
+        async with duro.Engine(f"sqlite:///{tmp_path}/duro.db") as engine:
+            for i in range(2):  # compute names a new RunConfig() (a new provider) each run
+                handle = await engine.start(compute, "what is (2 + 3) * 4?",
+                                            id=f"oa-share-{i}")
+                assert await handle.result(timeout=30) == EXPECTED
+                assert await _steps(handle) == [MODEL, TOOL + "add", MODEL, TOOL + "mul",
+                                                MODEL]
+                made.append((_registry[TOOL + "add"], _registry[MODEL]))
+
+    run(main(), timeout=60)
+    assert made[0][0] is made[1][0] and made[0][1] is made[1][1]
+    provider = openai_agents.DurableModelProvider()
+    first = openai_agents.durable_agent(agent, model_provider=provider)
+    assert openai_agents.durable_agent(agent, model_provider=provider) is first
+    assert openai_agents.durable_agent(agent, model_provider=provider, retry=duro.RetryPolicy(
+        max_attempts=2)) is not first
+    changed = agent.clone(tools=[agent.tools[0]])  # another agent: its own copy
+    assert openai_agents.durable_agent(changed, model_provider=provider).tools[0] is (
+        first.tools[0])  # the same tool with the same options: the same durable tool

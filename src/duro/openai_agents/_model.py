@@ -10,6 +10,7 @@ hands the Runner the very same response without calling the model again.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +24,7 @@ from openai.types.responses import Response, ResponseCompletedEvent
 from pydantic import TypeAdapter, ValidationError
 
 import duro
+from duro._checks import check_seconds
 from duro.errors import InvalidArgumentError
 from duro.step import Step
 from duro.usage._model_call import record_model_call
@@ -101,8 +103,7 @@ class DurableModelProvider(ModelProvider):
         check_retry(retry)
         self.provider = provider if provider is not None else MultiProvider()
         self.provider_name = provider_name
-        self.step: Step[..., Any] = Step(_call_model, name=MODEL_STEP, retry=retry,
-                                         timeout=timeout, budgeted=budgeted)
+        self.step = _model_step(retry, timeout, budgeted)
 
     def get_model(self, model_name: str | None) -> Model:
         """A :class:`DurableModel` for ``model_name`` (no real model is made here)."""
@@ -119,6 +120,20 @@ class DurableModelProvider(ModelProvider):
         await self.provider.aclose()
 
 
+_steps: dict[tuple[Any, ...], Step[..., Any]] = {}
+
+
+def _model_step(retry: duro.RetryPolicy | None, timeout: float | timedelta | None,
+                budgeted: bool) -> Step[..., Any]:
+    """The model step for these options, made once: a provider made for each run (a
+    ``RunConfig()`` in the workflow names a new one each time) shares it."""
+    key = (retry, check_seconds(timeout, "timeout"), budgeted)
+    if key not in _steps:
+        _steps[key] = Step(_call_model, name=MODEL_STEP, retry=retry, timeout=timeout,
+                           budgeted=budgeted)
+    return _steps[key]
+
+
 _default: list[DurableModelProvider] = []
 
 
@@ -129,6 +144,26 @@ def default_provider() -> DurableModelProvider:
     if not _default:
         _default.append(DurableModelProvider())
     return _default[0]
+
+
+# The durable wrapper made for a provider given to a run (weakly: it lives as long as
+# the provider): a run's config names the same provider each time, and a wrapper made
+# again would build its model Step again on every run.
+_wrappers: weakref.WeakKeyDictionary[ModelProvider, DurableModelProvider] = (
+    weakref.WeakKeyDictionary())
+
+
+def durable_provider(given: ModelProvider | None) -> DurableModelProvider:
+    """``given`` when it is durable, else its one durable wrapper (``None``: the
+    process's default)."""
+    if given is None:
+        return default_provider()
+    if isinstance(given, DurableModelProvider):
+        return given
+    wrapper = _wrappers.get(given)
+    if wrapper is None:
+        wrapper = _wrappers[given] = DurableModelProvider(given)
+    return wrapper
 
 
 class DurableModel(Model):

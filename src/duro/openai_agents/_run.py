@@ -19,7 +19,7 @@ from agents import (
 from agents.result import RunResultStreaming
 
 from duro.errors import InvalidArgumentError
-from duro.openai_agents._model import DurableModelProvider, default_provider
+from duro.openai_agents._model import default_provider, durable_provider
 from duro.openai_agents._tools import durable_agent
 from duro.workflow._approvals import ask_approval, tool_approval_name
 
@@ -91,8 +91,7 @@ def _prepare(agent: Agent[Any], model_provider: ModelProvider | None,
         provider = default_provider()
     else:
         given = model_provider if model_provider is not None else config.model_provider
-        provider = (given if isinstance(given, DurableModelProvider)
-                    else DurableModelProvider(given))
+        provider = durable_provider(given)
     model = config.model
     if isinstance(model, Model):
         model = provider.wrap(model)
@@ -143,7 +142,7 @@ async def _decide(state: RunState[Any], item: ToolApprovalItem,
                "call_id": item.call_id, "arguments": item.arguments}
     # Named "tool:<tool>" before the one convention of all integrations: a run recorded
     # then replays under its old name.
-    decision = await ask_approval(tool_approval_name(item.agent.name, item.tool_name),
+    decision = await ask_approval(tool_approval_name(item.agent.name, item.tool_name or "tool"),
                                   context, timeout=timeout, was=(f"tool:{item.tool_name}",))
     if decision.approved:
         state.approve(item)
