@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from duro._checks import DEFAULT_NAMESPACE
+from duro._clock import iso, parse_time, utc
 from duro.client._handle import WorkflowHandle
-from duro.client._records import iso, parse_time, utc
 from duro.errors import InvalidArgumentError, StoreError
 from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition, spec_of
 from duro.schedules._errors import ScheduleNotFoundError
