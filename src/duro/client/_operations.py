@@ -122,7 +122,7 @@ class Operations:
             child = await self._client.get_handle(child_workflow_id(workflow_id)).describe()
         except RunNotFoundError:
             child = None
-        return OperationState.from_json(operation_state(operation_id, wrapper, child))
+        return operation_state(operation_id, wrapper, child)
 
     async def cancel(self, name: str, operation_id: str) -> OperationState:
         """Ask the operation to cancel (its run, then the exposed workflow's); one that
