@@ -38,7 +38,9 @@ per message; the reply costs its words. Given the conversation's last user messa
   ``retry_after`` is given; ``{"count": 1, "cut_after": 3}``: the next request's
   connection is cut after 3 streamed tokens (at once if not streamed), logged as
   status ``"cut"``.
-- ``POST /config`` ``{"token_delay": 0.02}``: seconds between two streamed tokens.
+- ``POST /config`` ``{"token_delay": 0.02}``: seconds between two streamed tokens;
+  ``{"cached_tokens": 4, "reasoning_tokens": 2}``: what each usage reports as read from
+  a prompt cache and spent reasoning (at most the prompt's and the completion's tokens).
 - ``POST /reset``: forget the counts, the log and pending failures.
 """
 
@@ -181,6 +183,9 @@ class LocalLLM:
 
     def __init__(self, *, token_delay: float = 0.0) -> None:
         self.token_delay = token_delay
+        # What the usage reports as read from a prompt cache and spent reasoning (at
+        # most the prompt's and the completion's tokens): 0 unless configured.
+        self.cached_tokens = self.reasoning_tokens = 0
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.log: list[dict[str, Any]] = []
@@ -206,6 +211,9 @@ class LocalLLM:
                 self.failures.extend([Failure.of(body)] * int(body.get("count", 1)))
             elif path == "/config":
                 self.token_delay = float(body.get("token_delay", self.token_delay))
+                self.cached_tokens = int(body.get("cached_tokens", self.cached_tokens))
+                self.reasoning_tokens = int(body.get("reasoning_tokens",
+                                                     self.reasoning_tokens))
             elif path == "/reset":
                 self.counts.clear()
                 self.log.clear()
@@ -226,11 +234,14 @@ def _chunk(rid: str, model: str, delta: dict[str, Any] | None,
     return out
 
 
-def _usage(reply: Reply) -> dict[str, Any]:
+def _usage(reply: Reply, llm: LocalLLM) -> dict[str, Any]:
     return {"prompt_tokens": reply.prompt_tokens,
             "completion_tokens": reply.completion_tokens,
             "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0}}
+            "prompt_tokens_details": {
+                "cached_tokens": min(llm.cached_tokens, reply.prompt_tokens)},
+            "completion_tokens_details": {
+                "reasoning_tokens": min(llm.reasoning_tokens, reply.completion_tokens)}}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -312,10 +323,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif cut is not None:
             self.close_connection = True  # hung up before answering
         else:
-            self._send(200, self._completion(rid, body["model"], reply))
+            self._send(200, self._completion(rid, body["model"], reply,
+                                             _usage(reply, self.server.llm)))
 
     @staticmethod
-    def _completion(rid: str, model: str, reply: Reply) -> dict[str, Any]:
+    def _completion(rid: str, model: str, reply: Reply, usage: dict[str, Any]
+                    ) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": " ".join(reply.words)}
         if reply.tool_call is not None:
             message = {"role": "assistant", "content": None, "tool_calls": [
@@ -323,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
         return {"id": rid, "object": "chat.completion", "created": int(time.time()),
                 "model": model, "choices": [{"index": 0, "message": message,
                                              "finish_reason": reply.finish_reason}],
-                "usage": _usage(reply)}
+                "usage": usage}
 
     def _stream(self, rid: str, body: dict[str, Any], reply: Reply,
                 cut: int | None = None) -> None:
@@ -345,7 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._event(_chunk(rid, model, delta))
             self._event(_chunk(rid, model, {}, reply.finish_reason))
             if isinstance(options, dict) and options.get("include_usage"):
-                self._event(_chunk(rid, model, None, usage=_usage(reply)))
+                self._event(_chunk(rid, model, None, usage=_usage(reply, self.server.llm)))
             self._write(b"data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):

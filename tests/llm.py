@@ -41,12 +41,15 @@ class LocalModel:
                                          "retry_after": retry_after,
                                          "cut_after": cut_after}).raise_for_status()
 
-    def configure(self, *, token_delay: float) -> None:
-        self.control.post("/config", json={"token_delay": token_delay}).raise_for_status()
+    def configure(self, *, token_delay: float = 0.0, cached_tokens: int = 0,
+                  reasoning_tokens: int = 0) -> None:
+        self.control.post("/config", json={
+            "token_delay": token_delay, "cached_tokens": cached_tokens,
+            "reasoning_tokens": reasoning_tokens}).raise_for_status()
 
     def reset(self) -> None:
         self.control.post("/reset").raise_for_status()
-        self.configure(token_delay=0.0)
+        self.configure()
 
 
 @contextlib.contextmanager

@@ -132,7 +132,7 @@ def check_count(value: Any, what: str, *, minimum: int = 1,
     return value
 
 
-def check_choice(value: Any, what: str, choices: tuple[str, ...]) -> None:
+def check_choice(value: Any, what: str, choices: tuple[str | None, ...]) -> None:
     """Refuse a policy name that is not one of ``choices`` (a typo would otherwise be
     read as some other policy).
 

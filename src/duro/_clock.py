@@ -1,4 +1,6 @@
-"""Durable time: what timers, ``duro.now()`` and event timestamps are measured in.
+"""Durable time: what timers, ``duro.now()`` and event timestamps are measured in, and
+the one conversion of a stored time (seconds since the epoch) to the read models' UTC
+datetimes and their JSON form (ISO 8601).
 
 Leases always use real time; only durable time can be controlled, so a test can jump
 a thousand sleeping workflows an hour ahead without real waiting or expiring leases.
@@ -6,11 +8,44 @@ a thousand sleeping workflows an hour ahead without real waiting or expiring lea
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, overload
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "iso", "parse_time", "utc"]
+
+
+@overload
+def utc(ts: float) -> dt.datetime: ...
+@overload
+def utc(ts: None) -> None: ...
+def utc(ts: float | None) -> dt.datetime | None:
+    """A stored time (seconds since the epoch) as a UTC datetime, None as None."""
+    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.UTC)
+
+
+@overload
+def iso(when: dt.datetime) -> str: ...
+@overload
+def iso(when: None) -> None: ...
+def iso(when: dt.datetime | None) -> str | None:
+    """A time as ISO 8601 (UTC offset kept), None as None: the read models' JSON form."""
+    return None if when is None else when.isoformat()
+
+
+@overload
+def parse_time(text: str) -> dt.datetime: ...
+@overload
+def parse_time(text: Any) -> dt.datetime | None: ...
+def parse_time(text: Any) -> dt.datetime | None:
+    """A time of a read model's JSON form (:func:`iso`) back as a datetime, None as None.
+
+    Raises:
+        ValueError: Not such a time.
+    """
+    return None if text is None else dt.datetime.fromisoformat(text)
 
 
 class Clock:

@@ -21,22 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from duro._clock import iso, parse_time, utc
+
 if TYPE_CHECKING:
     from duro.store._records import OpenTask
 
 __all__ = ["RunWaits", "SignalWait", "StepTaskWait", "TimerWait", "encode_waits"]
-
-
-def _utc(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC)
-
-
-def _iso(when: dt.datetime) -> str:
-    return when.isoformat()
-
-
-def _parse(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text)
 
 
 def encode_waits(*, signals: Iterable[tuple[str, float]], handlers: Iterable[str],
@@ -123,15 +113,15 @@ class RunWaits:
             stored = loaded if isinstance(loaded, dict) else {}
         return cls(
             workflow_id=workflow_id, run_id=run_id, status=status, recorded=bool(stored),
-            signals=tuple(SignalWait(name=str(n), since=_utc(float(s)))
+            signals=tuple(SignalWait(name=str(n), since=utc(float(s)))
                           for n, s in stored.get("signals", ())),
             signal_handlers=tuple(str(n) for n in stored.get("handlers", ())),
             conditions=int(stored.get("conditions", 0)),
-            timers=tuple(TimerWait(op=int(op), set_at=_utc(float(s)), fire_at=_utc(float(f)))
+            timers=tuple(TimerWait(op=int(op), set_at=utc(float(s)), fire_at=utc(float(f)))
                          for op, s, f in stored.get("timers", ())),
             tasks=tuple(StepTaskWait(
                 op=t.op, step=t.step, queue=t.queue, attempt=t.attempt, claimed_by=t.owner,
-                since=_utc(t.updated_at if t.owner else t.created_at)) for t in tasks))
+                since=utc(t.updated_at if t.owner else t.created_at)) for t in tasks))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (times in ISO 8601, UTC): the form of
@@ -139,12 +129,12 @@ class RunWaits:
         return {
             "workflow_id": self.workflow_id, "run_id": self.run_id, "status": self.status,
             "recorded": self.recorded,
-            "signals": [{"name": s.name, "since": _iso(s.since)} for s in self.signals],
+            "signals": [{"name": s.name, "since": iso(s.since)} for s in self.signals],
             "signal_handlers": list(self.signal_handlers), "conditions": self.conditions,
-            "timers": [{"op": t.op, "set_at": _iso(t.set_at), "fire_at": _iso(t.fire_at)}
+            "timers": [{"op": t.op, "set_at": iso(t.set_at), "fire_at": iso(t.fire_at)}
                        for t in self.timers],
             "tasks": [{"op": t.op, "step": t.step, "queue": t.queue, "attempt": t.attempt,
-                       "claimed_by": t.claimed_by, "since": _iso(t.since)} for t in self.tasks],
+                       "claimed_by": t.claimed_by, "since": iso(t.since)} for t in self.tasks],
         }
 
     @classmethod
@@ -157,12 +147,13 @@ class RunWaits:
         return cls(
             workflow_id=data["workflow_id"], run_id=data["run_id"], status=data["status"],
             recorded=bool(data["recorded"]),
-            signals=tuple(SignalWait(name=s["name"], since=_parse(s["since"]))
+            signals=tuple(SignalWait(name=s["name"], since=parse_time(s["since"]))
                           for s in data.get("signals", ())),
             signal_handlers=tuple(data.get("signal_handlers", ())),
             conditions=int(data.get("conditions", 0)),
-            timers=tuple(TimerWait(op=t["op"], set_at=_parse(t["set_at"]),
-                                   fire_at=_parse(t["fire_at"])) for t in data.get("timers", ())),
+            timers=tuple(TimerWait(op=t["op"], set_at=parse_time(t["set_at"]),
+                                   fire_at=parse_time(t["fire_at"]))
+                         for t in data.get("timers", ())),
             tasks=tuple(StepTaskWait(op=t["op"], step=t["step"], queue=t["queue"],
                                      attempt=t["attempt"], claimed_by=t.get("claimed_by"),
-                                     since=_parse(t["since"])) for t in data.get("tasks", ())))
+                                     since=parse_time(t["since"])) for t in data.get("tasks", ())))

@@ -202,6 +202,23 @@ def test_an_outside_caller_starts_an_operation_and_gets_its_signed_callback(
         run(main(receiver))
 
 
+def test_an_outside_start_sends_its_arguments_as_duro_encodes_them(pair: Pair) -> None:
+    async def main() -> duro.rpc.OperationState:
+        async with duro.Client(pair.payments.url, token=pair.token) as client:
+            # bytes are no JSON: encoded (base64) they are checked, and that is sent.
+            await client.operations.start("charge", b"ext-b", 5, operation_id="ext-op-b")
+            deadline = asyncio.get_running_loop().time() + 30
+            while (state := await client.operations.get("charge", "ext-op-b")).status \
+                    == "running":
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+            return state
+
+    state = run(main())
+    assert (state.status, state.result) == ("completed",
+                                            {"charge_id": "ch_ZXh0LWI=_5", "amount": 5})
+
+
 async def _payments_runs(pair: Pair, id_prefix: str) -> list[duro.RunInfo]:
     async with duro.Client(pair.payments.db_url) as payments:
         return await payments.list(name="charge", id_prefix=id_prefix)

@@ -200,7 +200,8 @@ def test_bad_input_refused() -> None:
         durable_graph(_builder(), name="x")  # type: ignore[arg-type]
     with pytest.raises(duro.InvalidArgumentError):
         durable_graph(_builder().compile(), name="x2", workflow_nodes={"nope"})
-    with pytest.raises(duro.InvalidArgumentError):
+    with pytest.raises(duro.InvalidArgumentError,
+                       match="interrupts must be one of 'signal', 'approval', not 'email'"):
         durable_graph(_builder().compile(), name="x3",
                       interrupts="email")  # type: ignore[arg-type]
     with pytest.raises(duro.InvalidArgumentError):

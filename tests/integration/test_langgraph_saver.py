@@ -71,7 +71,8 @@ def test_sync_methods_from_a_thread_and_refused_on_its_loop(any_db_url: str) -> 
             fut.result(10)
         with pytest.raises(InvalidArgumentError):
             saver.get_tuple({"configurable": {}})
-        with pytest.raises(InvalidArgumentError):
+        with pytest.raises(InvalidArgumentError, match="prune strategy must be one of "
+                           "'keep_latest', 'delete', not 'nope'"):
             saver.prune(["t"], strategy="nope")
     # Another namespace sees none of it.
     with DuroSaver(any_db_url, namespace="ns2") as other:

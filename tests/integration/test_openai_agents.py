@@ -8,6 +8,7 @@ tests/acceptance/test_openai_agents_kill.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,7 @@ from openai.types.responses import ResponseFunctionToolCall
 import duro
 from duro import openai_agents
 from duro._history import EventKind
+from duro.testing import replay
 from tests.acceptance.apps.agents_app import (
     CountingModel,
     _message,
@@ -239,7 +241,7 @@ def test_tool_approvals_are_duro_approvals(tmp_path: Any) -> None:
         async with duro.Engine(url) as engine:
             await engine.start(pay_run, id=workflow_id)
             pending = await wait_for_pending(engine, workflow_id)
-        assert pending.name == "tool:pay"
+        assert pending.name == "payer.pay"  # <agent>.<tool>, as in duro.pydantic_ai
         assert pending.context == {"agent": "payer", "tool": "pay", "call_id": "p1",
                                    "arguments": '{"amount": 5}'}
         # Decided while no worker runs; a new one replays the run and goes on.
@@ -251,6 +253,12 @@ def test_tool_approvals_are_duro_approvals(tmp_path: Any) -> None:
             result: str = await handle.result(timeout=30)
             steps = await _steps(handle)
         assert steps == ([MODEL, TOOL + "pay", MODEL] if approved else [MODEL, MODEL])
+        history = await handle.history()
+        # A history recorded before the rename ("tool:<tool>") still replays, the same.
+        old = [dataclasses.replace(e, name="tool:pay") if e.name == "payer.pay" else e
+               for e in history]
+        assert sum(e.name == "tool:pay" for e in old) == 2  # requested, decided
+        assert replay(pay_run, old).result == result
         return result
 
     async def main() -> None:
@@ -400,3 +408,30 @@ def test_durable_agent_copies_once_and_keeps_the_original() -> None:
     copy = openai_agents.durable_agent(circular)
     assert copy.handoffs[0].handoffs[0] is copy  # type: ignore[union-attr]
     assert json.dumps([t.name for t in durable.tools]) == '["add", "mul"]'
+
+
+def test_runs_of_an_agent_share_its_durable_copy_and_steps(tmp_path: Any) -> None:
+    from duro.step._step import _registry  # where each Step registers itself, by name
+
+    made: list[tuple[Any, Any]] = []
+
+    async def main() -> None:
+        async with duro.Engine(f"sqlite:///{tmp_path}/duro.db") as engine:
+            for i in range(2):  # compute names a new RunConfig() (a new provider) each run
+                handle = await engine.start(compute, "what is (2 + 3) * 4?",
+                                            id=f"oa-share-{i}")
+                assert await handle.result(timeout=30) == EXPECTED
+                assert await _steps(handle) == [MODEL, TOOL + "add", MODEL, TOOL + "mul",
+                                                MODEL]
+                made.append((_registry[TOOL + "add"], _registry[MODEL]))
+
+    run(main(), timeout=60)
+    assert made[0][0] is made[1][0] and made[0][1] is made[1][1]
+    provider = openai_agents.DurableModelProvider()
+    first = openai_agents.durable_agent(agent, model_provider=provider)
+    assert openai_agents.durable_agent(agent, model_provider=provider) is first
+    assert openai_agents.durable_agent(agent, model_provider=provider, retry=duro.RetryPolicy(
+        max_attempts=2)) is not first
+    changed = agent.clone(tools=[agent.tools[0]])  # another agent: its own copy
+    assert openai_agents.durable_agent(changed, model_provider=provider).tools[0] is (
+        first.tools[0])  # the same tool with the same options: the same durable tool

@@ -175,7 +175,8 @@ def test_approval_tool_answered_by_duro_approval(any_db_url: str, approve: bool)
 
 
 def test_bad_options_refused() -> None:
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(InvalidArgumentError, match="stream must be one of 'text', "
+                       "'events', None, not 'tokens'"):
         DuroDurability(stream="tokens")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         DuroDurability(model_step={"retry": 3})  # type: ignore[arg-type]

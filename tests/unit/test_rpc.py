@@ -104,3 +104,21 @@ def test_a_stub_refuses_what_cannot_be_called() -> None:
         stub._private  # noqa: B018 - the attribute access is the test
     with pytest.raises(RuntimeError, match="workflow code"):
         run(stub.charge("o-1"))  # a call, as duro.call: from workflow code only
+
+
+def test_an_operation_state_reads_back_its_own_json() -> None:
+    from duro.errors import ErrorInfo
+    from duro.rpc import OperationState
+
+    states = [OperationState(operation_id="o1", status="running"),
+              OperationState(operation_id="o2", status="completed", result={"n": [1, 2]}),
+              OperationState(operation_id="o3", status="failed",
+                             error=ErrorInfo(type="ValueError", message="no")),
+              OperationState(operation_id="o4", status="cancelled")]
+    assert [s.to_json() for s in states] == [
+        {"operation_id": "o1", "status": "running"},
+        {"operation_id": "o2", "status": "completed", "result": {"n": [1, 2]}},
+        {"operation_id": "o3", "status": "failed",
+         "error": ErrorInfo(type="ValueError", message="no").to_dict()},
+        {"operation_id": "o4", "status": "cancelled", "error": None}]
+    assert [OperationState.from_json(s.to_json()) for s in states] == states

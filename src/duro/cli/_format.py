@@ -6,11 +6,11 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from duro._history import TERMINAL_KINDS, EventKind
 from duro.cli._common import Style
 from duro.client import Event
+from duro.schedules._spec import known_zone
 
 __all__ = [
     "dumps",
@@ -57,13 +57,11 @@ def zone_time(when: dt.datetime | None, zone: str, *, utc: bool = False) -> str:
     ``0 2 * * *`` shows as 02:00 whatever the terminal's zone."""
     if when is None:
         return "-"
-    if utc or zone == "UTC":
+    # A zone this machine lacks reads in UTC, labelled (as ScheduleInfo.in_zone does).
+    tz = None if utc or zone == "UTC" else known_zone(zone)
+    if tz is None:
         return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    try:
-        local = when.astimezone(ZoneInfo(zone))
-    except (ValueError, ZoneInfoNotFoundError):  # a zone this machine lacks: UTC, labelled
-        return zone_time(when, "UTC")
-    return f"{local.strftime('%Y-%m-%d %H:%M:%S')} {zone}"
+    return f"{when.astimezone(tz).strftime('%Y-%m-%d %H:%M:%S')} {zone}"
 
 
 def duration(seconds: float | None) -> str:

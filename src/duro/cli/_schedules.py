@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from duro import _checks as checks
+from duro._clock import iso
 from duro.cli._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -32,7 +33,7 @@ from duro.client._schedules import ScheduleInfo
 from duro.client._url import is_remote
 from duro.errors import DuroError, InvalidArgumentError, SerializationError
 from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundError
-from duro.schedules._spec import OVERLAP_POLICIES
+from duro.schedules._spec import MAX_TICKS, OVERLAP_POLICIES
 from duro.workflow import Workflow
 
 __all__ = ["add_commands", "parse_duration"]
@@ -133,6 +134,8 @@ def add_commands(command: Command) -> None:
     show.add_argument("id", metavar="ID")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.add_argument("--utc", action="store_true", help=_UTC_HELP)
+    show.add_argument("--ticks", type=_tick_count, default=0, metavar="N",
+                      help=f"also list the next N ticks (1 to {MAX_TICKS})")
     show.set_defaults(handler=show_command)
 
     pause = action("pause", "stop firing a schedule's ticks (until resume)")
@@ -177,7 +180,7 @@ async def _errors() -> AsyncIterator[None]:
 
 
 def _when(s: ScheduleInfo) -> str:
-    return s.spec.describe()
+    return s.describe()
 
 
 def _at(s: ScheduleInfo, when: dt.datetime | None, args: argparse.Namespace) -> str:
@@ -268,12 +271,28 @@ async def ls_command(args: argparse.Namespace, url: str, out: Style) -> int:
     return EXIT_OK
 
 
+def _tick_count(text: str) -> int:
+    """``--ticks N``: 1 to :data:`MAX_TICKS` (as the HTTP route allows)."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_TICKS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_TICKS}, "
+                                         f"not {text!r}")
+    return count
+
+
 async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
     """Describe a schedule."""
     async with client(url) as engine, _errors():
         s = await engine.schedules.get(args.id)
+    ticks = s.upcoming_ticks(args.ticks) if args.ticks else []
     if args.json:
-        out.line(dumps(s.to_json(), ascii=not out.unicode))
+        raw = s.to_json()
+        if args.ticks:
+            raw["ticks"] = [iso(t) for t in ticks]  # as GET /v1/schedules/{id}/ticks
+        out.line(dumps(raw, ascii=not out.unicode))
         return EXIT_OK
     call = [short_json(a) for a in s.args] + [f"{k}={short_json(v)}"
                                                  for k, v in s.kwargs.items()]
@@ -294,6 +313,8 @@ async def show_command(args: argparse.Namespace, url: str, out: Style) -> int:
         ("missed", f"{s.missed} (older than the catch-up window)"),
         ("skipped", f"{s.overlap_skipped} (previous run still live)"),
     ]
+    if args.ticks:
+        fields.append(("upcoming", ", ".join(_at(s, t, args) for t in ticks) or "-"))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         out.line(f"{key.ljust(width)}  {value}")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from duro._checks import check_count, check_id, shown
-from duro.client._records import iso, parse_time, utc
+from duro._clock import iso, parse_time, utc
 from duro.errors import ApprovalNotFoundError, InvalidArgumentError
 from duro.store._approvals import APPROVAL_STATUSES, ApprovalRecord, ApprovalStore
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from duro._checks import check_id, shown
-from duro.client._records import iso, parse_time, utc
+from duro._clock import iso, parse_time, utc
 from duro.errors import InvalidArgumentError
 from duro.step._cache import GLOBAL_SCOPE, MAX_SCOPE_LENGTH
 from duro.store._cache import CacheGroup

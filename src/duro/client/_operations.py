@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from duro._checks import check_id
 from duro.errors import InvalidArgumentError, RunNotFoundError, WorkflowNotFoundError
 from duro.rpc._endpoint import callback_key, operation_workflow_id
@@ -83,9 +85,12 @@ class Operations:
         check_id(name, "operation name", limit=200)
         check_id(operation_id, "operation id", limit=200)
         callback = outside_callback(callback_url, callback_secret, operation_id)
-        encode({"args": list(args), "kwargs": kwargs},
-               what=f"the arguments of operation {name!r}")
-        return await self.begin(name, operation_id, list(args), kwargs, callback)
+        # What is sent is what was checked: the arguments as duro encodes them (bytes as
+        # base64, a set as a list, a model as its JSON...), as duro.call sends them, not
+        # the objects given (which a server's JSON body could not carry).
+        sent = orjson.loads(encode({"args": list(args), "kwargs": kwargs},
+                                   what=f"the arguments of operation {name!r}"))
+        return await self.begin(name, operation_id, sent["args"], sent["kwargs"], callback)
 
     async def begin(self, name: str, operation_id: str, args: list[Any],
                     kwargs: dict[str, Any], callback: dict[str, str] | None
@@ -122,7 +127,7 @@ class Operations:
             child = await self._client.get_handle(child_workflow_id(workflow_id)).describe()
         except RunNotFoundError:
             child = None
-        return OperationState.from_json(operation_state(operation_id, wrapper, child))
+        return operation_state(operation_id, wrapper, child)
 
     async def cancel(self, name: str, operation_id: str) -> OperationState:
         """Ask the operation to cancel (its run, then the exposed workflow's); one that

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from duro._clock import iso, parse_time, utc
 from duro._history import STEP_STATUS, EventKind, SearchValue
 from duro.errors import ErrorInfo
 from duro.store import EventRecord, RunRecord, RunStatus, StreamRecord
@@ -17,10 +18,6 @@ from duro.store._records import QueueConfig, QueueStats, WorkerRecord
 __all__ = ["Event", "RunInfo", "RunPage", "StepSummary", "StreamChunk", "WorkerInfo",
            "parse_time",
            "queue_from_json", "queue_json", "summarize_steps"]
-
-
-def _time(ts: float | None) -> dt.datetime | None:
-    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.UTC)
 
 
 def _loads(data: bytes | None) -> tuple[Any, str | None]:
@@ -32,27 +29,8 @@ def _loads(data: bytes | None) -> tuple[Any, str | None]:
         return None, f"corrupt payload: {exc}"
 
 
-def utc(ts: float | None) -> dt.datetime | None:
-    """A stored time (seconds since the epoch) as a UTC datetime, None as None."""
-    return None if ts is None else dt.datetime.fromtimestamp(ts, tz=dt.UTC)
-
-
-def iso(when: dt.datetime | None) -> str | None:
-    """A time as ISO 8601 (UTC offset kept), None as None: the read models' JSON form."""
-    return None if when is None else when.isoformat()
-
-
-def parse_time(text: Any) -> dt.datetime | None:
-    """A time of a read model's JSON form (:func:`iso`) back as a datetime, None as None.
-
-    Raises:
-        ValueError: Not such a time.
-    """
-    return None if text is None else dt.datetime.fromisoformat(text)
-
-
 def _required_time(text: Any) -> dt.datetime:
-    when = parse_time(text)
+    when: dt.datetime | None = parse_time(text)
     if when is None:
         raise ValueError("a required time is missing")
     return when
@@ -97,13 +75,13 @@ class RunInfo:
     @classmethod
     def from_record(cls, r: RunRecord,
                     search_attributes: Mapping[str, SearchValue] | None = None) -> RunInfo:
-        created = _time(r.created_at)
-        updated = _time(r.updated_at)
+        created = utc(r.created_at)
+        updated = utc(r.updated_at)
         assert created is not None and updated is not None
         result, _ = _loads(r.result)
         return cls(workflow_id=r.workflow_id, run_id=r.run_id, workflow_name=r.workflow_name,
                    status=r.status, created_at=created, updated_at=updated,
-                   closed_at=_time(r.closed_at), wake_at=_time(r.wake_at), owner=r.owner,
+                   closed_at=utc(r.closed_at), wake_at=utc(r.wake_at), owner=r.owner,
                    history_length=r.history_len, error=decode_error(r.error), result_json=result,
                    parent_run_id=r.parent_run_id, origin_run_id=r.origin_run_id,
                    damage=r.damage, headers=dict(r.headers or {}),
@@ -197,7 +175,7 @@ class Event:
     def from_record(cls, r: EventRecord) -> Event:
         data, bad = _loads(r.data)
         meta, _ = _loads(r.meta)
-        when = _time(r.ts)
+        when = utc(r.ts)
         assert when is not None
         return cls(seq=r.seq, kind=r.kind, time=when, op=r.op, name=r.name, data=data,
                    meta=meta if isinstance(meta, dict) else {}, corrupt=bad)
@@ -252,7 +230,7 @@ class StreamChunk:
 
     @classmethod
     def from_record(cls, r: StreamRecord) -> StreamChunk:
-        when = _time(r.ts)
+        when = utc(r.ts)
         assert when is not None
         data, _ = _loads(None if r.data is None else r.data.encode())
         return cls(offset=r.offset, kind=r.kind.value, step=r.step, op=r.op,
@@ -294,7 +272,7 @@ class WorkerInfo:
 
     @classmethod
     def from_record(cls, r: WorkerRecord, *, now: float) -> WorkerInfo:
-        started, until = _time(r.started_at), _time(r.lease_until)
+        started, until = utc(r.started_at), utc(r.lease_until)
         assert started is not None and until is not None
         return cls(worker_id=r.worker_id, host=r.host, pid=r.pid, started_at=started,
                    lease_until=until, live=r.lease_until > now, running=r.running,

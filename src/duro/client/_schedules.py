@@ -10,17 +10,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 import orjson
 
 from duro._checks import DEFAULT_NAMESPACE
+from duro._clock import iso, parse_time, utc
 from duro.client._handle import WorkflowHandle
-from duro.client._records import iso, parse_time, utc
 from duro.errors import InvalidArgumentError, StoreError
 from duro.schedules._declare import DEFAULT_CATCH_UP, build_definition, spec_of
 from duro.schedules._errors import ScheduleNotFoundError
-from duro.schedules._spec import OverlapPolicy, ScheduleSpec
+from duro.schedules._spec import OverlapPolicy, ScheduleSpec, known_zone
 from duro.store._schedules import ScheduleDefinition, ScheduleRecord, ScheduleStore
 from duro.workflow._api import Workflow
 
@@ -69,8 +68,31 @@ class ScheduleInfo:
     def in_zone(self, when: dt.datetime) -> dt.datetime:
         """``when`` on the wall clock of the schedule's time zone (its ``tzinfo`` a
         ``ZoneInfo``, so ``tzname()`` gives the zone's abbreviation and ``str(tzinfo)`` its
-        IANA name): a Berlin ``0 2 * * *`` schedule's next tick reads 02:00, not 01:00."""
-        return when.astimezone(ZoneInfo(self.timezone))
+        IANA name): a Berlin ``0 2 * * *`` schedule's next tick reads 02:00, not 01:00.
+        In UTC when this machine does not know the zone (as ``duro schedules`` shows it),
+        so such a schedule is still listed."""
+        return when.astimezone(known_zone(self.timezone) or dt.UTC)
+
+    def describe(self) -> str:
+        """``cron '0 9 * * 1-5' (Europe/Berlin)`` or ``every 30s``; a cron schedule in a
+        zone this machine does not know says so (its ticks cannot be computed here)."""
+        try:
+            return self.spec.describe()
+        except ValueError:
+            return f"cron {self.cron!r} ({self.timezone}, a zone unknown here)"
+
+    def upcoming_ticks(self, count: int) -> list[dt.datetime]:
+        """The next ``count`` ticks at most (UTC), from the pending one (while paused:
+        where it stood; resume recomputes it); only the pending one when this machine
+        does not know the schedule's time zone; none when there is no pending tick."""
+        if self.next_fire_at is None:
+            return []
+        first = self.next_fire_at.timestamp()
+        try:
+            ticks = self.spec.upcoming(first, count)
+        except ValueError:  # a zone this machine lacks: its cron cannot be evaluated here
+            ticks = [first][:count]
+        return [dt.datetime.fromtimestamp(t, tz=dt.UTC) for t in ticks]
 
     @property
     def next_fire_local(self) -> dt.datetime | None:

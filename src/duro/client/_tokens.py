@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from duro._checks import check_id, check_namespace, check_seconds
-from duro.client._records import iso, utc
+from duro._clock import iso, utc
 from duro.errors import AuthenticationError, InvalidArgumentError, PermissionDeniedError
 from duro.store._tokens import SCOPES, TokenRecord, TokenStore
 

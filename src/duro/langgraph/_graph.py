@@ -43,6 +43,7 @@ from langgraph.graph.state import CompiledStateGraph, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from duro._checks import check_choice
 from duro.errors import InvalidArgumentError, NonRetryableError
 from duro.step import RetryPolicy, Step, stream
 from duro.workflow import Workflow, approval, wait_for_signal, workflow
@@ -100,9 +101,7 @@ def durable_graph(graph: CompiledStateGraph[Any, Any, Any, Any], *, name: str,
     if unknown:
         raise InvalidArgumentError(f"workflow_nodes names nodes the graph does not have: "
                                    f"{sorted(unknown)}")
-    if interrupts not in ("signal", "approval"):
-        raise InvalidArgumentError(f"interrupts must be 'signal' or 'approval', "
-                                   f"not {interrupts!r}")
+    check_choice(interrupts, "interrupts", ("signal", "approval"))
     modes = frozenset((stream_mode,) if isinstance(stream_mode, str) else stream_mode)
     if not modes <= _STREAM_MODES:
         raise InvalidArgumentError(f"stream_mode may hold {sorted(_STREAM_MODES)}, "

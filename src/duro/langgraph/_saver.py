@@ -34,13 +34,14 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from duro._checks import check_namespace
+from duro._checks import check_choice, check_namespace
 from duro.errors import DuroError, InvalidArgumentError
 from duro.store import GraphBlob, GraphCheckpoint, GraphWrite, Store, open_store
 
 __all__ = ["DuroSaver", "SaverLoopError"]
 
 T = TypeVar("T")
+_PRUNE_STRATEGIES = ("keep_latest", "delete")
 _OPEN_TIMEOUT = 60.0
 
 
@@ -215,9 +216,7 @@ class DuroSaver(BaseCheckpointSaver[str]):
         Raises:
             InvalidArgumentError: Another strategy.
         """
-        if strategy not in ("keep_latest", "delete"):
-            raise InvalidArgumentError(f"prune strategy must be 'keep_latest' or 'delete', "
-                                       f"not {strategy!r}")
+        check_choice(strategy, "prune strategy", _PRUNE_STRATEGIES)
         await self._async(self.store.graph_prune(self.namespace, [str(t) for t in thread_ids],
                                                  keep_latest=strategy == "keep_latest"))
 
@@ -258,9 +257,7 @@ class DuroSaver(BaseCheckpointSaver[str]):
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """See :meth:`aprune`."""
-        if strategy not in ("keep_latest", "delete"):
-            raise InvalidArgumentError(f"prune strategy must be 'keep_latest' or 'delete', "
-                                       f"not {strategy!r}")
+        check_choice(strategy, "prune strategy", _PRUNE_STRATEGIES)
         self._sync(self.store.graph_prune(self.namespace, [str(t) for t in thread_ids],
                                           keep_latest=strategy == "keep_latest"))
 

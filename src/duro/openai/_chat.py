@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import openai
 
-from duro.errors import InvalidArgumentError
 from duro.openai._errors import (
     RETRIED_STATUSES,
     ChatArgumentError,
@@ -26,7 +25,7 @@ from duro.openai._errors import (
 from duro.openai._reply import ChatReply, ToolCall, merge_tool_deltas
 from duro.step._step import StepInfo, _current_step
 from duro.step._step import stream as stream_chunk
-from duro.usage import record_usage
+from duro.usage._model_call import record_model_call
 
 __all__ = ["chat"]
 
@@ -106,7 +105,12 @@ async def chat(client: openai.AsyncOpenAI, *, model: str,
     except (openai.APIConnectionError, httpx.TransportError) as exc:
         raise ModelUnavailableError(f"the model server could not be reached: {exc}") from exc
     if reply.usage_reported:
-        _record(model, provider, reply)
+        record_model_call(model=model, input_tokens=reply.input_tokens,
+                          output_tokens=reply.output_tokens,
+                          cached_tokens=reply.cached_tokens,
+                          reasoning_tokens=reply.reasoning_tokens, cost=reply.cost,
+                          provider=provider, response_model=reply.model,
+                          request_id=reply.id)
     return reply
 
 
@@ -191,24 +195,3 @@ async def _streamed(client: openai.AsyncOpenAI, request: dict[str, Any]) -> Chat
     return ChatReply.of(content="".join(parts) if parts or not tools else None,
                         tool_calls=tools, finish_reason=finish, model=model or "",
                         id=rid, usage=usage)
-
-
-def _record(model: str, provider: str | None, reply: ChatReply) -> None:
-    extra: dict[str, Any] = {}
-    if provider is not None:
-        extra["provider"] = provider
-    if reply.model and reply.model != model:
-        extra["response_model"] = reply.model
-    for name in ("cached_tokens", "reasoning_tokens"):
-        value = getattr(reply, name)
-        if value:
-            extra[name] = value
-    if reply.id:
-        extra["request_id"] = reply.id
-    try:
-        record_usage(model=model, input_tokens=reply.input_tokens,
-                     output_tokens=reply.output_tokens, cost=reply.cost, **extra)
-    except InvalidArgumentError:
-        # A provider's odd figures (a negative count, a cost that is not a number) must
-        # not fail a step whose reply arrived: the figures are dropped, not the reply.
-        record_usage(model=model, **extra)

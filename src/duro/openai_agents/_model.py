@@ -10,6 +10,7 @@ hands the Runner the very same response without calling the model again.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,8 +24,10 @@ from openai.types.responses import Response, ResponseCompletedEvent
 from pydantic import TypeAdapter, ValidationError
 
 import duro
+from duro._checks import check_seconds
 from duro.errors import InvalidArgumentError
 from duro.step import Step
+from duro.usage._model_call import record_model_call
 
 if TYPE_CHECKING:
     from agents import AgentOutputSchemaBase, Handoff, ModelSettings, Tool
@@ -100,8 +103,7 @@ class DurableModelProvider(ModelProvider):
         check_retry(retry)
         self.provider = provider if provider is not None else MultiProvider()
         self.provider_name = provider_name
-        self.step: Step[..., Any] = Step(_call_model, name=MODEL_STEP, retry=retry,
-                                         timeout=timeout, budgeted=budgeted)
+        self.step = _model_step(retry, timeout, budgeted)
 
     def get_model(self, model_name: str | None) -> Model:
         """A :class:`DurableModel` for ``model_name`` (no real model is made here)."""
@@ -118,6 +120,20 @@ class DurableModelProvider(ModelProvider):
         await self.provider.aclose()
 
 
+_steps: dict[tuple[Any, ...], Step[..., Any]] = {}
+
+
+def _model_step(retry: duro.RetryPolicy | None, timeout: float | timedelta | None,
+                budgeted: bool) -> Step[..., Any]:
+    """The model step for these options, made once: a provider made for each run (a
+    ``RunConfig()`` in the workflow names a new one each time) shares it."""
+    key = (retry, check_seconds(timeout, "timeout"), budgeted)
+    if key not in _steps:
+        _steps[key] = Step(_call_model, name=MODEL_STEP, retry=retry, timeout=timeout,
+                           budgeted=budgeted)
+    return _steps[key]
+
+
 _default: list[DurableModelProvider] = []
 
 
@@ -128,6 +144,26 @@ def default_provider() -> DurableModelProvider:
     if not _default:
         _default.append(DurableModelProvider())
     return _default[0]
+
+
+# The durable wrapper made for a provider given to a run (weakly: it lives as long as
+# the provider): a run's config names the same provider each time, and a wrapper made
+# again would build its model Step again on every run.
+_wrappers: weakref.WeakKeyDictionary[ModelProvider, DurableModelProvider] = (
+    weakref.WeakKeyDictionary())
+
+
+def durable_provider(given: ModelProvider | None) -> DurableModelProvider:
+    """``given`` when it is durable, else its one durable wrapper (``None``: the
+    process's default)."""
+    if given is None:
+        return default_provider()
+    if isinstance(given, DurableModelProvider):
+        return given
+    wrapper = _wrappers.get(given)
+    if wrapper is None:
+        wrapper = _wrappers[given] = DurableModelProvider(given)
+    return wrapper
 
 
 class DurableModel(Model):
@@ -188,16 +224,23 @@ async def _call_model(model: DurableModel, request: _Request, streamed: bool
                       ) -> dict[str, Any]:
     """The step: the real call, its usage recorded, its response as JSON."""
     real = model.real_model()
+    response_id: str | None
     name = model.model_name or str(getattr(real, "model", "") or type(real).__name__)
     if streamed:
         response = await _streamed(real, request)
-        usage = _usage_of_response(response)
+        usage, response_id = _usage_of_response(response), response.id
         data = response.model_dump(mode="json", exclude_unset=True)
     else:
         reply = await real.get_response(*request.args, **request.kwargs())
-        usage = reply.usage
+        usage, response_id = reply.usage, reply.response_id
         data = _response_to_json(reply)
-    _record(name, usage, model._provider.provider_name)
+    details_in, details_out = usage.input_tokens_details, usage.output_tokens_details
+    record_model_call(model=name, input_tokens=usage.input_tokens,
+                      output_tokens=usage.output_tokens,
+                      cached_tokens=details_in.cached_tokens,
+                      cache_write_tokens=getattr(details_in, "cache_write_tokens", 0),
+                      reasoning_tokens=details_out.reasoning_tokens,
+                      provider=model._provider.provider_name, request_id=response_id)
     return data
 
 
@@ -232,20 +275,6 @@ def _usage_of_response(response: Response) -> Usage:
         "total_tokens": u.total_tokens,
         "input_tokens_details": u.input_tokens_details.model_dump(),
         "output_tokens_details": u.output_tokens_details.model_dump()})
-
-
-def _record(model: str, usage: Usage, provider: str | None) -> None:
-    extra: dict[str, Any] = {}
-    if provider is not None:
-        extra["provider"] = provider
-    cached = usage.input_tokens_details.cached_tokens or 0
-    reasoning = usage.output_tokens_details.reasoning_tokens or 0
-    if cached:
-        extra["cached_tokens"] = cached
-    if reasoning:
-        extra["reasoning_tokens"] = reasoning
-    duro.record_usage(model=model, input_tokens=usage.input_tokens,
-                      output_tokens=usage.output_tokens, **extra)
 
 
 def _response_to_json(reply: ModelResponse) -> dict[str, Any]:

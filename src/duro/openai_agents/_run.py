@@ -18,10 +18,10 @@ from agents import (
 )
 from agents.result import RunResultStreaming
 
-import duro
 from duro.errors import InvalidArgumentError
-from duro.openai_agents._model import DurableModelProvider, default_provider
+from duro.openai_agents._model import default_provider, durable_provider
 from duro.openai_agents._tools import durable_agent
+from duro.workflow._approvals import ask_approval, tool_approval_name
 
 __all__ = ["run", "run_streamed", "run_with_approvals"]
 
@@ -91,8 +91,7 @@ def _prepare(agent: Agent[Any], model_provider: ModelProvider | None,
         provider = default_provider()
     else:
         given = model_provider if model_provider is not None else config.model_provider
-        provider = (given if isinstance(given, DurableModelProvider)
-                    else DurableModelProvider(given))
+        provider = durable_provider(given)
     model = config.model
     if isinstance(model, Model):
         model = provider.wrap(model)
@@ -109,7 +108,7 @@ async def run_with_approvals(agent: Agent[Any], input: Any, *,
     """:func:`run`, with the SDK's tool approvals answered by duro approvals.
 
     When the run stops on tool calls that need approval (``needs_approval``: the SDK's
-    ``interruptions``), each becomes ``await duro.approval("tool:<name>", {"agent",
+    ``interruptions``), each becomes ``await duro.approval("<agent>.<tool>", {"agent",
     "tool", "call_id", "arguments"}, timeout=timeout)``, decided from anywhere
     (``duro approve ID``, ``client.approvals``, the HTTP API), and the run goes on from
     its state with each call approved or rejected (a rejection, or a timeout, is sent to
@@ -141,7 +140,10 @@ async def _decide(state: RunState[Any], item: ToolApprovalItem,
                   timeout: float | timedelta | None) -> None:
     context = {"agent": item.agent.name, "tool": item.tool_name,
                "call_id": item.call_id, "arguments": item.arguments}
-    decision = await duro.approval(f"tool:{item.tool_name}", context, timeout=timeout)
+    # Named "tool:<tool>" before the one convention of all integrations: a run recorded
+    # then replays under its old name.
+    decision = await ask_approval(tool_approval_name(item.agent.name, item.tool_name or "tool"),
+                                  context, timeout=timeout, was=(f"tool:{item.tool_name}",))
     if decision.approved:
         state.approve(item)
         return

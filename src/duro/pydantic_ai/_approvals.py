@@ -16,6 +16,7 @@ from datetime import timedelta
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDenied
 
 import duro
+from duro.workflow._approvals import ask_approval, tool_approval_name
 
 __all__ = ["ask_approvals"]
 
@@ -28,7 +29,8 @@ async def ask_approvals(agent: str, requests: DeferredToolRequests, *,
         args = requests.validated_args.get(call.tool_call_id)
         context = {"agent": agent, "tool": call.tool_name, "tool_call_id": call.tool_call_id,
                    "args": args if args is not None else call.args_as_dict()}
-        decision = await duro.approval(f"{agent}.{call.tool_name}", context, timeout=timeout)
+        decision = await ask_approval(tool_approval_name(agent, call.tool_name), context,
+                                      timeout=timeout)
         if decision.approved:
             results.approvals[call.tool_call_id] = True
         else:

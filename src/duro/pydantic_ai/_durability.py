@@ -30,7 +30,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.tools import AgentDepsT, DeferredToolRequests, DeferredToolResults, RunContext
 
 import duro
-from duro._checks import check_seconds
+from duro._checks import check_choice, check_seconds
 from duro.errors import InvalidArgumentError
 from duro.pydantic_ai._approvals import ask_approvals
 from duro.pydantic_ai._backend import DuroOperationBackend
@@ -40,7 +40,7 @@ from duro.workflow import in_workflow
 
 __all__ = ["DuroDurability"]
 
-_STREAM_MODES = ("text", "events", None)
+_STREAM_MODES: tuple[str | None, ...] = ("text", "events", None)
 
 
 @dataclass(init=False, kw_only=True)
@@ -130,9 +130,7 @@ class DuroDurability(BaseDurabilityCapability[AgentDepsT]):
             if value is not None and not isinstance(value, StepConfig):
                 raise InvalidArgumentError(f"{label} must be a duro.pydantic_ai.StepConfig, "
                                            f"not {value!r}")
-        if stream not in _STREAM_MODES:
-            raise InvalidArgumentError(f"stream must be 'text', 'events' or None, "
-                                       f"not {stream!r}")
+        check_choice(stream, "stream", _STREAM_MODES)
         if not isinstance(approvals, bool):
             raise InvalidArgumentError(f"approvals must be True or False, not {approvals!r}")
         self._approval_timeout = check_seconds(approval_timeout, "approval_timeout")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import duro
+from duro.usage._model_call import record_model_call
 
 __all__ = ["record_response_usage"]
 
@@ -14,18 +14,21 @@ def record_response_usage(payload: Any) -> None:
 
     Called in the step, after the request: the usage goes with the attempt's outcome.
     A response that says nothing of its usage (a test model may not) records a call
-    with zero tokens, so the call is still counted.
+    with zero tokens, so the call is still counted. pydantic-ai's ``cache_read_tokens``
+    is recorded as ``cached_tokens``, its ``details["reasoning_tokens"]`` as
+    ``reasoning_tokens``: the names the other integrations use.
     """
     if not isinstance(payload, dict):
         return
-    usage = payload.get("usage") or {}
-    extra: dict[str, Any] = {}
-    provider = payload.get("provider_name")
-    if isinstance(provider, str) and provider:
-        extra["provider"] = provider
-    for key in ("cache_read_tokens", "cache_write_tokens"):
-        if usage.get(key):
-            extra[key] = usage[key]
-    duro.record_usage(model=payload.get("model_name") or "unknown",
-                      input_tokens=int(usage.get("input_tokens") or 0),
-                      output_tokens=int(usage.get("output_tokens") or 0), **extra)
+    usage = payload.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    details = usage.get("details")
+    details = details if isinstance(details, dict) else {}
+    record_model_call(model=payload.get("model_name"),
+                      input_tokens=usage.get("input_tokens", 0),
+                      output_tokens=usage.get("output_tokens", 0),
+                      cached_tokens=usage.get("cache_read_tokens", 0),
+                      cache_write_tokens=usage.get("cache_write_tokens", 0),
+                      reasoning_tokens=details.get("reasoning_tokens", 0),
+                      provider=payload.get("provider_name"),
+                      request_id=payload.get("provider_response_id"))

@@ -20,6 +20,7 @@ from duro.client._records import RunInfo
 from duro.errors import ChildWorkflowError, NonRetryableError, StepFailedError
 from duro.rpc._endpoint import CALLBACK_SIGNATURE_HEADER, sign
 from duro.rpc._http import shared_client
+from duro.rpc._state import OperationState
 from duro.serde import encode
 from duro.step._policy import RetryPolicy
 from duro.step._step import Step
@@ -88,20 +89,20 @@ def child_workflow_id(workflow_id: str) -> str:
 
 
 def operation_state(operation_id: str, wrapper: RunInfo, child: RunInfo | None,
-                    ) -> dict[str, Any]:
+                    ) -> OperationState:
     """What ``GET /v1/operations/{name}/{id}`` answers: ``running``, or the outcome.
 
     Read from the exposed workflow's own run, so the outcome is there as soon as it ends,
     while the wrapper may still be delivering the callback; from the wrapper's when it
     ended without one (the exposed workflow could not be started) or was cancelled or
     terminated (its callback says so at once, while the child's cancellation follows)."""
-    base = {"operation_id": operation_id}
     run = child if child is not None else wrapper
     if wrapper.status in (RunStatus.CANCELLED, RunStatus.TERMINATED):
         run = wrapper  # the operation as a whole: its child follows (or has ended)
     if not run.status.is_terminal or (child is None and run.status == RunStatus.COMPLETED):
-        return {**base, "status": "running"}
+        return OperationState(operation_id=operation_id, status="running")
     if run.status == RunStatus.COMPLETED:
-        return {**base, "status": "completed", "result": run.result_json}
-    return {**base, "status": str(run.status.value),
-            "error": None if run.error is None else run.error.to_dict()}
+        return OperationState(operation_id=operation_id, status="completed",
+                              result=run.result_json)
+    return OperationState(operation_id=operation_id, status=str(run.status.value),
+                          error=run.error)

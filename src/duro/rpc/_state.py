@@ -37,6 +37,16 @@ class OperationState:
         """Whether the operation has ended."""
         return self.status != "running"
 
+    def to_json(self) -> dict[str, Any]:
+        """The routes' JSON form: ``result`` when completed, ``error`` when it ended
+        otherwise, neither while running."""
+        out: dict[str, Any] = {"operation_id": self.operation_id, "status": self.status}
+        if self.status == "completed":
+            out["result"] = self.result
+        elif self.done:
+            out["error"] = None if self.error is None else self.error.to_dict()
+        return out
+
     @classmethod
     def from_json(cls, raw: dict[str, Any], operation_id: str | None = None
                   ) -> OperationState:

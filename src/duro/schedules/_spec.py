@@ -25,14 +25,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from duro.errors import InvalidArgumentError
 
-__all__ = ["FIRE_HORIZON", "MAX_SPAN", "MAX_TIME", "MIN_EVERY", "OverlapPolicy", "ScheduleSpec",
-           "tick_workflow_id"]
+__all__ = [
+    "FIRE_HORIZON",
+    "MAX_SPAN",
+    "MAX_TICKS",
+    "MAX_TIME",
+    "MIN_EVERY",
+    "OverlapPolicy",
+    "ScheduleSpec",
+    "known_zone",
+    "tick_workflow_id",
+]
 
 MIN_EVERY = 0.001
 """Shortest interval, in seconds (a shorter one is a mistake, and its tick arithmetic
 overflows)."""
 MAX_SPAN = 100 * 366 * 86400.0
 """Longest interval (and catch-up window), in seconds: a century."""
+MAX_TICKS = 50
+"""Upcoming ticks a schedule lists at most (``GET /v1/schedules/{id}/ticks``, ``duro
+schedules show --ticks``)."""
 MAX_TIME = 1e11
 """Farthest anchor from the epoch, in seconds (year 5138): times stay datetimes."""
 
@@ -118,6 +130,16 @@ class ScheduleSpec:
                 f"cron expression {self.cron!r} never fires: it matches no time in the "
                 f"next {FIRE_HORIZON / _YEAR:g} years in {self.timezone} (a day the month "
                 "does not have, such as the 30th of February?)")
+
+    def upcoming(self, first: float, count: int) -> list[float]:
+        """``first`` (a pending tick) and the ticks after it: ``count`` at most, none
+        past :data:`MAX_TIME`."""
+        ticks = [first]
+        for tick in self.iter_after(first):
+            if len(ticks) >= count or tick > MAX_TIME:
+                break
+            ticks.append(tick)
+        return ticks[:count]
 
     def next_after(self, t: float) -> float | None:
         """The first tick strictly after ``t`` (epoch seconds); None if there is none."""
@@ -209,6 +231,16 @@ def tick_workflow_id(schedule_id: str, tick: float) -> str:
     when = dt.datetime.fromtimestamp(tick, dt.UTC)
     spec = "seconds" if when.microsecond == 0 else "microseconds"
     return f"{schedule_id}@{when.replace(tzinfo=None).isoformat(timespec=spec)}Z"
+
+
+def known_zone(name: str) -> ZoneInfo | None:
+    """The time zone of that IANA name, or None when this machine does not know it (its
+    tz database is older than the one of the machine that stored the schedule): a
+    schedule must still be listed, its times shown in UTC."""
+    try:
+        return _zone(name)
+    except ValueError:
+        return None
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from duro._checks import check_id, check_namespace
 from duro.errors import OperationNotFoundError, RunNotFoundError, WorkflowNotFoundError
-from duro.rpc import CALLBACK_SIGNATURE_HEADER, OperationState
+from duro.rpc import CALLBACK_SIGNATURE_HEADER
 from duro.rpc._endpoint import signal_name
 from duro.rpc._state import check_callback
 from duro.server._problems import BadRequest, NotEnabled, body_of, field, json, path_id
@@ -59,16 +59,7 @@ async def start_operation(request: Request, api: Api) -> Response:
     kwargs = field(body, "kwargs", dict, {})
     back = _callback_of(field(body, "callback", dict))
     state = await api.client.operations.begin(name, operation_id, args, kwargs, back)
-    return json(_json(state), 202)
-
-
-def _json(state: OperationState) -> dict[str, Any]:
-    out: dict[str, Any] = {"operation_id": state.operation_id, "status": state.status}
-    if state.status == "completed":
-        out["result"] = state.result
-    elif state.done:
-        out["error"] = None if state.error is None else state.error.to_dict()
-    return out
+    return json(state.to_json(), 202)
 
 
 def _callback_of(raw: dict[str, Any] | None) -> dict[str, str] | None:
@@ -90,7 +81,7 @@ async def get_operation(request: Request, api: Api) -> Response:
     name = path_id(request, "name", "operation name")
     _exposed(api, name)
     operation_id = path_id(request, "operation_id", "operation id")
-    return json(_json(await api.client.operations.get(name, operation_id)))
+    return json((await api.client.operations.get(name, operation_id)).to_json())
 
 
 async def cancel_operation(request: Request, api: Api) -> Response:
@@ -99,7 +90,8 @@ async def cancel_operation(request: Request, api: Api) -> Response:
     operation_id = path_id(request, "operation_id", "operation id")
     # Cancelling the wrapper cancels the exposed workflow's run (its child) with it; an
     # operation that ended already stays as it ended.
-    return json(_json(await api.client.operations.cancel(name, operation_id)), 202)
+    state = await api.client.operations.cancel(name, operation_id)
+    return json(state.to_json(), 202)
 
 
 async def callback(request: Request, api: Api) -> Response:

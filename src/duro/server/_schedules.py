@@ -11,9 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from duro._checks import parse_duration, shown
+from duro._clock import iso
 from duro.client._records import queue_json
 from duro.errors import DuroError, InvalidArgumentError
-from duro.schedules._spec import MAX_TIME
+from duro.schedules._spec import MAX_TICKS, MAX_TIME
 from duro.server._problems import (
     body_of,
     field,
@@ -122,25 +123,12 @@ async def get_schedule(request: Request, api: Api) -> Response:
     return json((await api.client.schedules.get(_schedule_id(request))).to_json())
 
 
-MAX_TICKS = 50
-"""Upcoming ticks ``GET /v1/schedules/{id}/ticks`` lists at most."""
-
-
 async def schedule_ticks(request: Request, api: Api) -> Response:
     count = query_int(request, "count", 5, minimum=1, maximum=MAX_TICKS)
     info = await api.client.schedules.get(_schedule_id(request))
-    # From the pending tick (while paused: where it stood; resume recomputes it).
-    ticks: list[float] = []
-    if info.next_fire_at is not None:
-        ticks.append(info.next_fire_at.timestamp())
-        for tick in info.spec.iter_after(ticks[0]):
-            if len(ticks) >= count or tick > MAX_TIME:
-                break
-            ticks.append(tick)
     return json({"schedule_id": info.schedule_id, "timezone": info.timezone,
                  "paused": info.paused,
-                 "ticks": [dt.datetime.fromtimestamp(t, tz=dt.UTC).isoformat()
-                           for t in ticks]})
+                 "ticks": [iso(t) for t in info.upcoming_ticks(count)]})
 
 
 async def pause_schedule(request: Request, api: Api) -> Response:

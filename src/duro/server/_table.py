@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, Response
 
 from duro.client._approvals import MAX_LIMIT as MAX_APPROVALS
 from duro.client._listing import MAX_PAGE_SIZE
+from duro.schedules._spec import MAX_TICKS
 from duro.server import _approvals as approvals
 from duro.server import _budgets as budgets
 from duro.server import _cache as step_cache
@@ -353,7 +354,7 @@ ROUTES: tuple[ApiRoute, ...] = (
              summary="the schedule's next ticks, from the pending one (times in UTC; its "
                      "time zone beside them)",
              params=(_query("count", {"type": "integer", "minimum": 1,
-                                      "maximum": schedules.MAX_TICKS},
+                                      "maximum": MAX_TICKS},
                             "how many ticks (default 5)"),),
              responses={200: "ScheduleTicks"}),
     ApiRoute(method="PATCH", path="/v1/schedules/{schedule_id}",

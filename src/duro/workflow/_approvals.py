@@ -21,7 +21,7 @@ from duro._history import approval_id_of
 from duro.serde import encode
 from duro.workflow._api import _instance
 
-__all__ = ["Decision", "approval"]
+__all__ = ["Decision", "approval", "ask_approval", "tool_approval_name"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,16 +65,32 @@ async def approval(name: str, context: Any = None, *,
         SerializationError: (at the call) ``context`` cannot be stored as JSON.
         QueryError: Called from a query handler or an update validator.
     """
+    return await ask_approval(name, context, timeout=timeout)
+
+
+def tool_approval_name(agent: str, tool: str) -> str:
+    """The name of the approval of a tool call, in every agent integration
+    (``duro.openai_agents``, ``duro.pydantic_ai``): ``<agent>.<tool>``, as the approval
+    inbox shows it (the context says more: the call's id and arguments)."""
+    return f"{agent}.{tool}"
+
+
+async def ask_approval(name: str, context: Any = None, *,
+                       timeout: float | timedelta | None = None,
+                       was: tuple[str, ...] = ()) -> Decision:
+    """:func:`approval`, for integrations that renamed theirs: a history that recorded
+    this approval under one of the names in ``was`` replays under that name (approvals
+    are matched on replay by op and name), and a new run records ``name``."""
     inst = _instance("approval")
     check_id(name, "approval name", limit=200)
     limit = check_seconds(timeout, "timeout")
     data = encode(context, what=f"the context of approval {name!r}")
     deadline = None if limit is None else inst.now_ts + limit
-    op, future = inst.request_approval(name, data, deadline)
+    op, future = inst.request_approval(name, data, deadline, was=was)
     try:
         decided = await (future if limit is None else asyncio.wait_for(future, limit))
     except TimeoutError:
-        inst.approval_timed_out(op, name)
+        inst.approval_timed_out(op)
         return Decision(approval_id=approval_id_of(inst.run_id, op), approved=False, by=None,
                         comment=None, at=inst.now_ts, timed_out=True)
     return Decision(approval_id=approval_id_of(inst.run_id, op), approved=decided.approved,

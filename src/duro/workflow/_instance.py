@@ -365,10 +365,15 @@ class RunInstance:
         if kind == EventKind.APPROVAL_DECIDED and not future.done():
             future.set_result(DecisionMeta.decode(meta))
 
-    def request_approval(self, name: str, context: bytes, deadline_at: float | None,
+    def request_approval(self, name: str, context: bytes, deadline_at: float | None, *,
+                         was: tuple[str, ...] = ()
                          ) -> tuple[int, asyncio.Future[DecisionMeta]]:
         """Issue ``duro.approval(name)``: its op and the future its decision resolves.
-        Its ``approval_requested`` event is recorded unless the history has it."""
+        Its ``approval_requested`` event is recorded unless the history has it. A history
+        that recorded it under a former name (one of ``was``) keeps that name."""
+        recorded = self.recorded.get(self.next_op)
+        if recorded is not None and recorded[0] == "approval" and recorded[1] in was:
+            name = recorded[1]
         op = self._issue("approval", name)
         future: asyncio.Future[DecisionMeta] = self.loop.create_future()
         self.approvals[op] = (name, future)
@@ -378,11 +383,12 @@ class RunInstance:
                                           deadline_at=deadline_at).encode())
         return op, future
 
-    def approval_timed_out(self, op: int, name: str) -> None:
+    def approval_timed_out(self, op: int) -> None:
         """The approval at ``op`` got no decision in time: recorded unless the history
         closed it already (a replay)."""
         if op in self.approvals_closed:
             return
+        name = self.approvals[op][0]  # the name it was requested under
         self.approvals_closed.add(op)
         self.record(EventKind.APPROVAL_TIMED_OUT, op=op, name=name,
                     meta=ApprovalMeta(approval_id=approval_id_of(self.run_id, op)).encode())

@@ -20,7 +20,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from duro._history import EventKind
 from duro._stats import MAX_ERRORS, ErrorCount, Percentiles, Stats, StepStats, WorkflowStats
@@ -145,9 +145,27 @@ class _Sums:
 class StatsReads(Dialect):
     """The analytics read of :class:`~duro.store.Store`."""
 
+    stats_batches: ClassVar[tuple[int, int]] = (500, 2000)
+    """The rollup's catch-up: pending runs brought in per transaction, and batches per
+    read at most (what is left is read as pending). Each dialect sets its own."""
+
+    async def stats_catch_up(self) -> int | None:
+        """Dialect hook: bring up to ``stats_batches[0]`` pending runs into the rollup
+        (the ``stats_catch_up_*`` queries, in their order) in one transaction; how many
+        (0 when another catch-up is at it), None on a store that does not write."""
+        return None
+
     async def stats(self, *, since: float | None = None, workflow: str | None = None,
                     namespace: str | None = None) -> Stats:
-        """See :meth:`duro.store.ClientStore.stats`."""
+        """See :meth:`duro.store.ClientStore.stats`: first, on a writable store, the runs
+        written since the rollup counted them are brought in, a batch per transaction
+        (:meth:`stats_catch_up`); the read adds whatever is left, so it is exact either
+        way."""
+        batch, batches = self.stats_batches
+        for _ in range(batches):
+            done = await self.stats_catch_up()
+            if done is None or done < batch:  # all in (or another catch-up is at it)
+                break
         # The rollup answers from the first whole hour on; the runs before it in the
         # window (at most one hour of them) are read raw.
         from_hour = -(2**62) if since is None else math.ceil(since / HOUR)

@@ -19,7 +19,6 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from duro._stats import Stats
 from duro.errors import (
     DatabaseReadOnlyError,
     DataRejectedError,
@@ -82,6 +81,13 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
+_CATCH_UP_RUNS = 5000
+"""Pending runs brought into the stats rollup per transaction."""
+_CATCH_UP_BATCHES = 200
+"""At most this many batches per stats read (1,000,000 runs); what is left is read as
+pending."""
+
+
 class PostgresStore(SqlStore):
     """A :class:`~duro.store.Store` on PostgreSQL (psycopg 3, async).
 
@@ -92,6 +98,8 @@ class PostgresStore(SqlStore):
             default 8), ``reconnect_timeout`` (seconds a write waits for a lost database,
             default 60).
     """
+
+    stats_batches = (_CATCH_UP_RUNS, _CATCH_UP_BATCHES)
 
     def __init__(self, url: str, **overrides: Any) -> None:
         self.url = url
@@ -359,16 +367,13 @@ class PostgresStore(SqlStore):
 
     # -- analytics -----------------------------------------------------------------
 
-    async def stats(self, *, since: float | None = None, workflow: str | None = None,
-                    namespace: str | None = None) -> Stats:
-        """See :meth:`duro.store.ClientStore.stats`: first, on a writable store, the runs
-        written since the rollup counted them are brought in (migration 0017), a batch per
-        transaction; the read adds whatever is left, so it is exact either way."""
-        if not self.options.read_only:
-            for _ in range(_CATCH_UP_BATCHES):
-                if await self._reading(self._catch_up) < _CATCH_UP_RUNS:
-                    break
-        return await super().stats(since=since, workflow=workflow, namespace=namespace)
+    async def stats_catch_up(self) -> int | None:
+        """A batch of the stats rollup's catch-up (migration 0017), one transaction on a
+        pooled connection (:meth:`StatsReads.stats_catch_up`)."""
+        if self.options.read_only:
+            return None
+        done: int = await self._reading(self._catch_up)
+        return done
 
     async def _catch_up(self, conn: Conn) -> int:
         """Up to :data:`_CATCH_UP_RUNS` pending runs into the stats rollup (the
@@ -424,8 +429,3 @@ class PostgresStore(SqlStore):
             raise _translate(exc) from None
 
 
-_CATCH_UP_RUNS = 5000
-"""Pending runs brought into the stats rollup per transaction."""
-_CATCH_UP_BATCHES = 200
-"""At most this many batches per stats read (1,000,000 runs); what is left is read as
-pending."""

@@ -16,7 +16,6 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import orjson
 
-from duro._stats import Stats
 from duro.errors import (
     DatabaseLockedError,
     DatabaseReadOnlyError,
@@ -123,6 +122,15 @@ def _translate(exc: BaseException) -> BaseException:
     return exc
 
 
+_CATCH_UP_RUNS = 500
+"""Pending runs brought into the stats rollup per writer transaction: about 40 ms for runs
+of 10 events (8 us an event, bench_stats.py --triggers), which the workers' commits may
+wait."""
+_CATCH_UP_BATCHES = 2000
+"""At most this many batches per stats read (1,000,000 runs); what is left is read as
+pending."""
+
+
 class SqliteStore(SqlStore):
     """A :class:`~duro.store.Store` on one SQLite file.
 
@@ -140,6 +148,8 @@ class SqliteStore(SqlStore):
             raises :class:`~duro.DatabaseReadOnlyError`. For inspection (``duro ls``)
             by a user who may only read the file.
     """
+
+    stats_batches = (_CATCH_UP_RUNS, _CATCH_UP_BATCHES)
 
     def __init__(
         self, url: str, *, synchronous: Synchronous | None = None, busy_timeout: float = 10.0,
@@ -280,17 +290,13 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as exc:
             raise _translate(exc) from None
 
-    async def stats(self, *, since: float | None = None, workflow: str | None = None,
-                    namespace: str | None = None) -> Stats:
-        """See :meth:`duro.store.ClientStore.stats`: first, on a writable store, the runs
-        written since the rollup counted them are brought in (migration 0016), a batch
-        per writer transaction; the read adds whatever is left, so it is exact either
-        way."""
-        if self._writer is not None:
-            for _ in range(_CATCH_UP_BATCHES):
-                if await self._writer.submit(_catch_up) < _CATCH_UP_RUNS:
-                    break
-        return await super().stats(since=since, workflow=workflow, namespace=namespace)
+    async def stats_catch_up(self) -> int | None:
+        """A batch of the stats rollup's catch-up (migration 0016), one writer
+        transaction (:meth:`StatsReads.stats_catch_up`)."""
+        if self._writer is None:
+            return None
+        done: int = await self._writer.submit(_catch_up)
+        return done
 
     def _read_tuples(self, query: str, params: Params) -> list[tuple[Any, ...]]:
         """As :meth:`_fetch`, in plain tuples: a ``sqlite3.Row`` per row costs more, which
@@ -464,15 +470,6 @@ class SqliteStore(SqlStore):
             raise self._not_writable()
         deleted: int = await self._writer.submit(op)
         return deleted
-
-
-_CATCH_UP_RUNS = 500
-"""Pending runs brought into the stats rollup per writer transaction: about 40 ms for runs
-of 10 events (8 us an event, bench_stats.py --triggers), which the workers' commits may
-wait."""
-_CATCH_UP_BATCHES = 2000
-"""At most this many batches per stats read (1,000,000 runs); what is left is read as
-pending."""
 
 
 def _catch_up(conn: sqlite3.Connection) -> int:
