@@ -151,9 +151,8 @@ def _event_of(w: Worker, held: HeldRun, m: InboxMessage,
         return NewEvent(kind=EventKind.CANCEL_REQUESTED, ts=now)
     if m.kind == MessageKind.APPROVAL:  # a human's decision, recorded as the audit trail
         op = int(m.name or 0)
-        waiting = held.inst.approvals.get(op)
         return NewEvent(kind=EventKind.APPROVAL_DECIDED, ts=now, op=op,
-                        name=None if waiting is None else waiting[0], meta=m.meta)
+                        name=held.inst.approvals.name_of(op), meta=m.meta)
     return NewEvent(kind=EventKind.SIGNAL_RECEIVED, ts=now, name=m.name, data=m.data,
                     meta=m.meta)  # the sender's headers (SignalMeta)
 

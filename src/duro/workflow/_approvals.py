@@ -86,11 +86,11 @@ async def ask_approval(name: str, context: Any = None, *,
     limit = check_seconds(timeout, "timeout")
     data = encode(context, what=f"the context of approval {name!r}")
     deadline = None if limit is None else inst.now_ts + limit
-    op, future = inst.request_approval(name, data, deadline, was=was)
+    op, future = inst.approvals.request(name, data, deadline, was=was)
     try:
         decided = await (future if limit is None else asyncio.wait_for(future, limit))
     except TimeoutError:
-        inst.approval_timed_out(op)
+        inst.approvals.timed_out(op)
         return Decision(approval_id=approval_id_of(inst.run_id, op), approved=False, by=None,
                         comment=None, at=inst.now_ts, timed_out=True)
     return Decision(approval_id=approval_id_of(inst.run_id, op), approved=decided.approved,

@@ -32,11 +32,9 @@ from duro._history import (
     STEP_KINDS,
     STREAM_KINDS,
     TERMINAL_KINDS,
-    ApprovalMeta,
     AttemptMeta,
     ChildFailedMeta,
     ChildStarted,
-    DecisionMeta,
     EventKind,
     EventRecord,
     Headers,
@@ -46,7 +44,6 @@ from duro._history import (
     SearchValue,
     SignalMeta,
     UpdateMeta,
-    approval_id_of,
     spend_of,
     usage_of,
 )
@@ -73,6 +70,7 @@ from duro.interceptors._worker import (
 from duro.serde import decode, encode
 from duro.step._step import Step
 from duro.workflow import _guard
+from duro.workflow._approval_state import Approvals
 from duro.workflow._commands import (
     NULL_HOST,
     ChildCommand,
@@ -172,10 +170,8 @@ class RunInstance:
         self.state: dict[str, Any] = {}
         self.query_handlers: dict[str, Callable[..., Any]] = {}
         self.conditions: list[tuple[Callable[[], bool], asyncio.Future[bool]]] = []
-        # duro.approval() calls by op: the name and the future a decision resolves; and
-        # the ops whose decision or timeout the history has (not recorded again).
-        self.approvals: dict[int, tuple[str, asyncio.Future[DecisionMeta]]] = {}
-        self.approvals_closed: set[int] = set()
+        self.approvals = Approvals(self)
+        """``duro.approval()`` calls: waiting, and closed by the history."""
 
     @property
     def rng(self) -> random.Random:
@@ -219,7 +215,7 @@ class RunInstance:
                 self.mailbox.updates_done.add(UpdateMeta.decode(ev.meta).update_id)
             elif ev.kind in (EventKind.APPROVAL_DECIDED, EventKind.APPROVAL_TIMED_OUT) \
                     and ev.op is not None:
-                self.approvals_closed.add(ev.op)
+                self.approvals.closed.add(ev.op)
         self.replaying = True
         try:
             for i, ev in enumerate(history):
@@ -331,7 +327,7 @@ class RunInstance:
             update = UpdateMeta.decode(meta)
             self.mailbox.update_accepted(update.update_id, name or "", data, update.headers)
         elif kind in APPROVAL_KINDS:
-            self._apply_approval(kind, op, name, meta)
+            self.approvals.apply(kind, op, name, meta)
         elif kind in _SILENT or kind in TERMINAL_KINDS:
             pass
         elif kind == EventKind.CANCEL_REQUESTED:
@@ -345,53 +341,6 @@ class RunInstance:
                 f"history of run {self.run_id} has an event this version of duro does not "
                 f"know: {kind!r} at op {op}"
             )
-
-    def _apply_approval(self, kind: str, op: int | None, name: str | None,
-                        meta: bytes | None) -> None:
-        """An approval's request (the code's own record), decision or timeout."""
-        waiting = self.approvals.get(op) if op is not None else None
-        if waiting is None or waiting[0] != name:
-            raise NondeterminismError(
-                f"nondeterminism in workflow {self.workflow.name!r} (run {self.run_id}): "
-                f"the history records {_describe(kind, name)} at seq {op} but the code "
-                f"has not requested that approval there", seq=op)
-        assert op is not None
-        if kind == EventKind.APPROVAL_REQUESTED:
-            return
-        self.approvals_closed.add(op)
-        future = waiting[1]
-        # A decision that comes after the timeout (it lost the race) stays in the
-        # history, for the audit, and changes nothing.
-        if kind == EventKind.APPROVAL_DECIDED and not future.done():
-            future.set_result(DecisionMeta.decode(meta))
-
-    def request_approval(self, name: str, context: bytes, deadline_at: float | None, *,
-                         was: tuple[str, ...] = ()
-                         ) -> tuple[int, asyncio.Future[DecisionMeta]]:
-        """Issue ``duro.approval(name)``: its op and the future its decision resolves.
-        Its ``approval_requested`` event is recorded unless the history has it. A history
-        that recorded it under a former name (one of ``was``) keeps that name."""
-        recorded = self.recorded.get(self.next_op)
-        if recorded is not None and recorded[0] == "approval" and recorded[1] in was:
-            name = recorded[1]
-        op = self._issue("approval", name)
-        future: asyncio.Future[DecisionMeta] = self.loop.create_future()
-        self.approvals[op] = (name, future)
-        if op not in self.recorded:
-            self.record(EventKind.APPROVAL_REQUESTED, op=op, name=name, data=context,
-                        meta=ApprovalMeta(approval_id=approval_id_of(self.run_id, op),
-                                          deadline_at=deadline_at).encode())
-        return op, future
-
-    def approval_timed_out(self, op: int) -> None:
-        """The approval at ``op`` got no decision in time: recorded unless the history
-        closed it already (a replay)."""
-        if op in self.approvals_closed:
-            return
-        name = self.approvals[op][0]  # the name it was requested under
-        self.approvals_closed.add(op)
-        self.record(EventKind.APPROVAL_TIMED_OUT, op=op, name=name,
-                    meta=ApprovalMeta(approval_id=approval_id_of(self.run_id, op)).encode())
 
     def _apply_child(self, kind: str, op: int | None, name: str | None, data: bytes | None,
                      meta: bytes | None) -> None:
