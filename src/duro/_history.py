@@ -70,7 +70,6 @@ __all__ = [
     "BudgetCharge",
     "BudgetExceeded",
     "CallMeta",
-    "ChildDone",
     "ChildFailedMeta",
     "ChildStarted",
     "DecisionMeta",
@@ -78,14 +77,12 @@ __all__ = [
     "EventRecord",
     "ExternalMeta",
     "Headers",
-    "MessageKind",
     "NewEvent",
     "RetryMeta",
     "RunStartedMeta",
     "SearchAttributesMeta",
     "SearchValue",
     "SignalMeta",
-    "TaskDone",
     "TimerMeta",
     "UpdateMeta",
     "approval_id_of",
@@ -94,6 +91,7 @@ __all__ = [
     "event_records",
     "group_events",
     "headers_of",
+    "meta_of",
     "spend_of",
     "terminal_kind",
     "usage_of",
@@ -278,7 +276,7 @@ def group_events(rows: Iterable[Sequence[Any]]) -> dict[str, list[EventRecord]]:
 # -- what events carry ------------------------------------------------------------------------
 
 
-def _meta(meta: bytes | None) -> dict[str, Any]:
+def meta_of(meta: bytes | None) -> dict[str, Any]:
     """An event's meta object (empty when absent, or not an object)."""
     if not meta:
         return {}
@@ -374,7 +372,7 @@ class RunStartedMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> RunStartedMeta:
-        raw = _meta(meta)
+        raw = meta_of(meta)
         attributes = _attributes(raw.get("search_attributes"))
         namespace = raw.get("namespace")
         budgets = raw.get("budgets")
@@ -405,7 +403,7 @@ class SignalMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> SignalMeta:
-        raw = _meta(meta)
+        raw = meta_of(meta)
         sent = raw.get("id")
         return cls(headers=headers_of(raw.get("headers")),
                    id=sent if isinstance(sent, str) else None)
@@ -424,7 +422,7 @@ class SearchAttributesMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> SearchAttributesMeta:
-        return cls(attributes=_attributes(_meta(meta).get("attributes")))
+        return cls(attributes=_attributes(meta_of(meta).get("attributes")))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -459,7 +457,7 @@ def charges_of(event: NewEvent) -> tuple[BudgetCharge, ...]:
     meta = event.meta
     if meta is None or event.kind not in STEP_KINDS or b'"charges"' not in meta:
         return ()
-    return charges_in(_meta(meta))
+    return charges_in(meta_of(meta))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -562,7 +560,7 @@ class AttemptMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> AttemptMeta:
-        raw = _meta(meta)
+        raw = meta_of(meta)
         cached_from = raw.get("cached_from")
         exceeded = raw.get("exceeded")
         return cls(attempt=int(raw.get("attempt", 1)), duration=raw.get("duration"),
@@ -606,7 +604,7 @@ class RetryMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> RetryMeta:
-        raw = _meta(meta)
+        raw = meta_of(meta)
         attempt = raw.get("attempt")
         return cls(attempt=None if attempt is None else int(attempt),
                    duration=raw.get("duration"),
@@ -630,13 +628,13 @@ class UpdateMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> UpdateMeta:
-        raw = _meta(meta)
+        raw = meta_of(meta)
         return cls(update_id=str(raw.get("update_id")), headers=headers_of(raw.get("headers")))
 
     @staticmethod
     def update_id_of(meta: bytes | None) -> str | None:
         """The update id, or None when the event does not name one."""
-        update_id = _meta(meta).get("update_id")
+        update_id = meta_of(meta).get("update_id")
         return None if update_id is None else str(update_id)
 
 
@@ -653,7 +651,7 @@ class ChildStarted:
     @classmethod
     def decode(cls, data: bytes | None) -> ChildStarted:
         """Raises KeyError when the record lacks them (a damaged history)."""
-        raw = _meta(data)
+        raw = meta_of(data)
         return cls(workflow_id=str(raw["workflow_id"]), run_id=str(raw["run_id"]))
 
 
@@ -670,7 +668,7 @@ class ChildFailedMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> ChildFailedMeta:
-        return cls(status=str(_meta(meta).get("status", "failed")))
+        return cls(status=str(meta_of(meta).get("status", "failed")))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -687,7 +685,7 @@ class TimerMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> TimerMeta:
-        raw = _meta(meta)
+        raw = meta_of(meta)
         set_at, due_at = raw.get("set_at"), raw.get("due_at")
         return cls(set_at=float(set_at) if isinstance(set_at, (int, float)) else None,
                    due_at=float(due_at) if isinstance(due_at, (int, float)) else None)
@@ -708,7 +706,7 @@ class ExternalMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> ExternalMeta:
-        raw = _meta(meta)
+        raw = meta_of(meta)
         run_id = raw.get("run_id")
         return cls(message=str(raw.get("message", "")), workflow_id=str(raw.get("workflow_id", "")),
                    run_id=run_id if isinstance(run_id, str) else None)
@@ -739,7 +737,7 @@ class ApprovalMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> ApprovalMeta:
-        raw = _meta(meta)
+        raw = meta_of(meta)
         deadline = raw.get("deadline_at")
         return cls(approval_id=str(raw.get("approval_id", "")),
                    deadline_at=float(deadline) if isinstance(deadline, (int, float)) else None)
@@ -763,7 +761,7 @@ class DecisionMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> DecisionMeta:
-        raw = _meta(meta)
+        raw = meta_of(meta)
         comment = raw.get("comment")
         at = raw.get("at")
         return cls(approval_id=str(raw.get("approval_id", "")),
@@ -795,7 +793,7 @@ class CallMeta:
 
     @classmethod
     def decode(cls, meta: bytes | None) -> CallMeta:
-        raw = _meta(meta)
+        raw = meta_of(meta)
 
         def text(key: str) -> str | None:
             value = raw.get(key)
@@ -803,76 +801,3 @@ class CallMeta:
 
         return cls(operation_id=str(raw.get("operation_id", "")), endpoint=text("endpoint"),
                    via=text("via"), status=text("status"))
-
-
-# -- messages: what reaches a run from outside, before it becomes history ------------------
-#
-# An inbox message keeps its payload opaque in ``data`` (as stored: maybe encoded by the
-# data converter's codecs) and what duro must read about it in ``meta``: no payload is
-# ever embedded in JSON, so a codec's envelope passes through untouched.
-
-
-class MessageKind(enum.StrEnum):
-    """Every kind of inbox message, and the event each becomes."""
-
-    SIGNAL = "signal"
-    """data: the payload; name: the signal. Becomes ``signal_received``."""
-    UPDATE = "update"
-    """data: the arguments; meta: :class:`UpdateMeta`. Becomes ``update_accepted``."""
-    CANCEL = "cancel"
-    """Becomes ``cancel_requested``."""
-    CHILD_DONE = "child_done"
-    """data: the child's result or error; meta: :class:`ChildDone`; name: the op."""
-    TASK_DONE = "task_done"
-    """data: the step's result or error; meta: :class:`TaskDone`; name: the op."""
-    APPROVAL = "approval"
-    """A human's decision; meta: :class:`DecisionMeta`; name: the approval's op. Becomes
-    ``approval_decided``."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ChildDone:
-    """How a child ended (the meta of a ``child_done`` message)."""
-
-    status: str
-    run_id: str
-
-    def encode(self) -> bytes:
-        return orjson.dumps({"status": self.status, "run_id": self.run_id})
-
-    @classmethod
-    def decode(cls, meta: bytes | None) -> ChildDone:
-        raw = _meta(meta)
-        return cls(status=str(raw.get("status", "failed")), run_id=str(raw.get("run_id", "")))
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class TaskDone:
-    """How a step attempt run by a step queue's worker ended (the meta of a
-    ``task_done`` message; the data is its result, or its error payload)."""
-
-    attempt: int
-    duration: float
-    completed: bool
-    heartbeat: Any = None
-    non_retryable: bool = False
-    retry_after: float | None = None
-    usage: tuple[Mapping[str, Any], ...] = ()
-    """What the attempt spent, carried to the run's owner, which records it in the
-    outcome's meta."""
-
-    def encode(self) -> bytes:
-        raw = {"attempt": self.attempt, "duration": round(self.duration, 6),
-               "completed": self.completed, "heartbeat": self.heartbeat,
-               "non_retryable": self.non_retryable, "retry_after": self.retry_after}
-        if self.usage:
-            raw["usage"] = list(self.usage)
-        return orjson.dumps(raw)
-
-    @classmethod
-    def decode(cls, meta: bytes | None) -> TaskDone:
-        raw = _meta(meta)
-        return cls(attempt=int(raw.get("attempt", 0)), duration=float(raw.get("duration") or 0),
-                   completed=bool(raw.get("completed")), heartbeat=raw.get("heartbeat"),
-                   non_retryable=bool(raw.get("non_retryable")),
-                   retry_after=raw.get("retry_after"), usage=usage_of(raw))

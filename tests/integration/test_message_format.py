@@ -9,7 +9,7 @@ import sqlite3
 import orjson
 
 import duro
-from duro._history import ChildDone, TaskDone
+from duro._messages import ChildDone, TaskDone
 from duro.store import InboxMessage, Message
 from duro.worker._inbox import _child_done
 from duro.worker._local_steps import _task_done

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 import duro
-from duro._history import EventKind, MessageKind
+from duro._history import EventKind
+from duro._messages import MessageKind
 from duro.errors import DataRejectedError, StoreError, WorkflowIdTakenError
 from duro.store import Message, NewEvent, RunStatus, Store, open_store
 from duro.store._records import Placement, QueueConfig, TaskRecord

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from duro._history import ApprovalMeta, ChildDone, EventKind, MessageKind, UpdateMeta
+from duro._history import ApprovalMeta, EventKind, UpdateMeta
+from duro._messages import ChildDone, MessageKind
 from duro.errors import StoreError, WorkflowAlreadyStartedError, WorkflowIdTakenError
 from duro.schedules import tick_workflow_id
 from duro.store._records import (

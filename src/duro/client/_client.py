@@ -23,8 +23,9 @@ from duro._checks import (
     check_seconds,
 )
 from duro._clock import Clock, SystemClock
-from duro._history import EventKind, MessageKind, SearchValue, SignalMeta
+from duro._history import EventKind, SearchValue, SignalMeta
 from duro._local import NO_LOCAL_RUNS, NOT_HERE, LocalRuns, Outcome, answer_here
+from duro._messages import MessageKind
 from duro._queues import Queue
 from duro._search import check_search_attributes
 from duro.budget._budget import Budget, budgets_of

@@ -11,7 +11,8 @@ from typing import Any
 
 from duro._checks import check_choice, check_count, check_seconds
 from duro._clock import Clock
-from duro._history import MessageKind, SignalMeta
+from duro._history import SignalMeta
+from duro._messages import MessageKind
 from duro._queues import Queue, queue_name
 from duro.errors import InvalidArgumentError
 from duro.serde import encode

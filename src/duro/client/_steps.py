@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from duro._checks import check_id
-from duro._history import MessageKind, TaskDone
+from duro._messages import MessageKind, TaskDone
 from duro.client._http import segment
 from duro.errors import ErrorInfo, InvalidArgumentError, RunNotFoundError
 from duro.serde import encode

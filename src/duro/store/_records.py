@@ -7,14 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from duro._history import (
-    EventRecord,
-    Headers,
-    MessageKind,
-    NewEvent,
-    UpdateMeta,
-    event_records,
-)
+from duro._history import EventRecord, Headers, NewEvent, UpdateMeta, event_records
+from duro._messages import MessageKind
 
 __all__ = [
     "LIVE_STATUSES",
@@ -263,7 +257,7 @@ class RunLinks:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Message:
-    """A message for a run's inbox (see :class:`duro._history.MessageKind`): its payload
+    """A message for a run's inbox (see :class:`duro._messages.MessageKind`): its payload
     opaque in ``data``, what duro reads about it in ``meta``."""
 
     kind: str

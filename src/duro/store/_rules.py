@@ -41,17 +41,16 @@ from duro._checks import DEFAULT_NAMESPACE
 from duro._history import (
     TERMINAL_KINDS,
     ApprovalMeta,
-    ChildDone,
     ChildFailedMeta,
     ChildStarted,
     EventKind,
-    MessageKind,
     RunStartedMeta,
     SearchAttributesMeta,
     SearchValue,
     UpdateMeta,
     approval_id_of,
 )
+from duro._messages import ChildDone, MessageKind
 from duro.errors import (
     ErrorInfo,
     StoreError,

@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from duro._history import EventKind, ExternalMeta, MessageKind, NewEvent, SignalMeta
+from duro._history import EventKind, ExternalMeta, NewEvent, SignalMeta
+from duro._messages import MessageKind
 from duro.errors import DuroError, ErrorInfo, RunNotFoundError
 from duro.worker import _decide as decide
 from duro.workflow._commands import ExternalCommand

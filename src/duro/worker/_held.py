@@ -26,7 +26,8 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from duro._history import EventKind, MessageKind
+from duro._history import EventKind
+from duro._messages import MessageKind
 from duro.errors import DataRejectedError, DuroError, RunNotFoundError, StoreError
 from duro.interceptors._worker import EventsRecordedInput
 from duro.store import Claim, Fenced, NewEvent, RunLinks

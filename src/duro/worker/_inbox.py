@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from duro._history import ChildDone, ChildFailedMeta, EventKind, MessageKind, UpdateMeta
+from duro._history import ChildFailedMeta, EventKind, UpdateMeta
+from duro._messages import ChildDone, MessageKind
 from duro.errors import DuroError, ErrorInfo, PayloadDecodeError
 from duro.store import InboxMessage, NewEvent
 from duro.store._rules import update_of

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from duro._history import AttemptMeta, BudgetCharge, EventKind, RetryMeta, TaskDone
+from duro._history import AttemptMeta, BudgetCharge, EventKind, RetryMeta
+from duro._messages import TaskDone
 from duro.errors import DuroError, ErrorInfo, StepOutcomeUnknownError, StepTimeoutError
 from duro.step._step import CompleteLater, StepInfo
 from duro.store import NewEvent

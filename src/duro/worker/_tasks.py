@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from duro._history import TaskDone, headers_of
+from duro._history import headers_of
+from duro._messages import TaskDone
 from duro.errors import DuroError, ErrorInfo, NonRetryableError, PayloadDecodeError
 from duro.step._step import CompleteLater, Step, StepInfo, _registry, registered
 from duro.store._records import TaskRecord

@@ -170,7 +170,7 @@ class ExternalCommand:
 
     op: int
     message: str
-    """``signal`` or ``cancel`` (a :class:`duro._history.MessageKind`)."""
+    """``signal`` or ``cancel`` (a :class:`duro._messages.MessageKind`)."""
     workflow_id: str
     name: str | None
     """The signal's name (None for a cancel request)."""

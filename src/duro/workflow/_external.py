@@ -16,7 +16,8 @@ import asyncio
 from typing import Any
 
 from duro._checks import check_id
-from duro._history import EventKind, MessageKind
+from duro._history import EventKind
+from duro._messages import MessageKind
 from duro.errors import ErrorInfo, RunNotFoundError
 from duro.serde import encode
 from duro.workflow._api import _instance

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from duro._history import EventKind, MessageKind, SignalMeta, UpdateMeta
+from duro._history import EventKind, SignalMeta, UpdateMeta
+from duro._messages import MessageKind
 from duro.errors import ErrorInfo, NondeterminismError
 from duro.interceptors._chain import chain, overriding
 from duro.interceptors._worker import HandleSignalInput, HandleUpdateInput, WorkerInterceptor

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from duro._history import DecisionMeta, MessageKind
+from duro._history import DecisionMeta
+from duro._messages import MessageKind
 from duro.errors import ApprovalNotFoundError, ApprovalNotPendingError
 from duro.store._approvals import ApprovalRecord
 from duro.store._base import _writes as w

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from duro._history import MessageKind
+from duro._messages import MessageKind
 from duro.store._base import _writes as w
 from duro.store._base._dialect import Dialect
 from duro.store._base._tx import Then, Tx

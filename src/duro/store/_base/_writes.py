@@ -17,12 +17,12 @@ from duro._history import (
     UPDATE_STATUS,
     ApprovalMeta,
     EventKind,
-    MessageKind,
     SearchAttributesMeta,
     SearchValue,
     UpdateMeta,
 )
 from duro._history import terminal_kind as _terminal_kind
+from duro._messages import MessageKind
 from duro.errors import RunNotFoundError, StoreError
 from duro.store._base._tx import Later, Tx
 from duro.store._records import (
