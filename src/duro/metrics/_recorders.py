@@ -46,6 +46,7 @@ class PrometheusRecorder:
         self._prom = prom
         self.registry = registry if registry is not None else prom.CollectorRegistry()
         self._metrics: dict[str, Any] = {}
+        self._children: dict[tuple[Any, ...], Any] = {}
         for instrument in INSTRUMENTS.values():
             self._metrics[instrument.name] = self._make(instrument)
 
@@ -59,8 +60,14 @@ class PrometheusRecorder:
         return prom.Gauge(i.name, i.help, i.labels, registry=self.registry)
 
     def _child(self, name: str, labels: Mapping[str, str]) -> Any:
-        metric = self._metrics[name]
-        return metric.labels(**labels) if labels else metric
+        # prometheus_client's labels() checks and locks on every call (a few µs a step
+        # outcome): the child of each label set is kept (as the registry keeps it too).
+        key = (name, *labels.items())
+        child = self._children.get(key)
+        if child is None:
+            metric = self._metrics[name]
+            child = self._children[key] = metric.labels(**labels) if labels else metric
+        return child
 
     def add(self, name: str, value: float, labels: Mapping[str, str]) -> None:
         self._child(name, labels).inc(value)
