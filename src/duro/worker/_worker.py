@@ -46,6 +46,7 @@ from duro.worker import _recovery as recovery
 from duro.worker._cache import CacheSweep
 from duro.worker._gc import collect_young_when_idle, release_gc, tune_gc_for_worker
 from duro.worker._held import HeldRun, HeldRuns
+from duro.worker._local_start import LocalStart
 from duro.worker._options import check_options
 from duro.worker._queries import QueryAnswers
 from duro.worker._retention import RetentionPolicy, retention_loop
@@ -795,21 +796,3 @@ class Worker:
             await self.store.release(run_id, epoch, now=self.clock.now())
         except DuroError as exc:
             log.warning("could not release run %s: %s", run_id, exc)
-
-
-class LocalStart:
-    """A slot reserved for a run about to be created (see :meth:`Worker.local_start`)."""
-
-    __slots__ = ("_worker", "adopted", "local")
-
-    def __init__(self, worker: Worker, local: bool) -> None:
-        self._worker = worker
-        self.local = local
-        """Whether the run is created owned by this worker (there was room)."""
-        self.adopted = False
-
-    def adopt(self, claim: Claim, input: bytes, ts: float,
-              links: RunLinks | None = None) -> None:
-        """Run the created run here (:meth:`Worker.adopt`): the slot is its own."""
-        self.adopted = True
-        self._worker.adopt(claim, input, ts, links)
