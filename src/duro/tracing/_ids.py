@@ -15,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 __all__ = ["ForcedIds", "continued", "parent_context", "run_context", "run_contexts",
-           "run_span_context", "run_span_id", "run_trace_id"]
+           "run_span_context", "run_span_id", "run_trace_id", "start_context"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -59,11 +59,21 @@ def run_context(run_id: str, headers: Mapping[str, str] | None = None) -> Any:
 def run_contexts(run_id: str, headers: Mapping[str, str] | None = None
                  ) -> tuple[trace.SpanContext, Any]:
     """Both :func:`run_span_context` and :func:`run_context` (one cache lookup)."""
-    return _run(run_id, headers)
+    found = _run(run_id, headers)
+    return found[0], found[1]
 
 
-def _run(run_id: str, headers: Mapping[str, str] | None) -> tuple[trace.SpanContext, Any]:
-    """The run's span context and the context holding it, from the cache."""
+def start_context(run_id: str, headers: Mapping[str, str] | None = None
+                  ) -> trace.SpanContext | None:
+    """The span the run's headers name as its start's (:func:`parent_context`, cached
+    with the run's)."""
+    return _run(run_id, headers)[2]
+
+
+def _run(run_id: str, headers: Mapping[str, str] | None
+         ) -> tuple[trace.SpanContext, Any, trace.SpanContext | None]:
+    """The run's span context, the context holding it, and its start's span context,
+    from the cache."""
     key = (run_id, headers.get("traceparent") if headers else None)
     found = _runs.get(key)
     if found is None:
@@ -72,7 +82,7 @@ def _run(run_id: str, headers: Mapping[str, str] | None) -> tuple[trace.SpanCont
         span = trace.SpanContext(trace_id=trace_id, span_id=run_span_id(run_id),
                                  is_remote=True,
                                  trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
-        found = span, trace.set_span_in_context(trace.NonRecordingSpan(span))
+        found = span, trace.set_span_in_context(trace.NonRecordingSpan(span)), parent
         if len(_runs) >= _CACHED:
             _runs.clear()  # a run's context is cheap to derive again
         _runs[key] = found
@@ -80,7 +90,8 @@ def _run(run_id: str, headers: Mapping[str, str] | None) -> tuple[trace.SpanCont
 
 
 _CACHED = 4096
-_runs: dict[tuple[str, str | None], tuple[trace.SpanContext, Any]] = {}
+_runs: dict[tuple[str, str | None],
+            tuple[trace.SpanContext, Any, trace.SpanContext | None]] = {}
 """Recent runs' span contexts: each step attempt of a run needs its run's (a digest and a
 ``traceparent`` parse, ~25 µs, saved)."""
 

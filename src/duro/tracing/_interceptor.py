@@ -31,6 +31,7 @@ from duro.tracing._ids import (
     run_contexts,
     run_span_context,
     run_span_id,
+    start_context,
 )
 from duro.tracing._spans import Current, fast_spans
 
@@ -219,7 +220,7 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
     def _run_span(self, input: EventsRecordedInput, kind: str, ended: float,
                   data: bytes | None, attributes: Mapping[str, Any]) -> None:
         ctx = run_span_context(input.run_id, input.headers)
-        parent: trace.SpanContext | None = parent_context(input.headers)
+        parent = start_context(input.run_id, input.headers)
         if input.parent_run_id is not None:
             parent = trace.SpanContext(trace_id=ctx.trace_id,
                                        span_id=run_span_id(input.parent_run_id),
