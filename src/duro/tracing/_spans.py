@@ -96,7 +96,7 @@ class Spans:
             return trace.NonRecordingSpan(ctx)
         span = LightSpan(self, name, ctx, parent, kind,
                          dict(result.attributes) if result.attributes else {},
-                         list(links), start_time if start_time is not None
+                         list(links) if links else [], start_time if start_time is not None
                          else time.time_ns())
         tracer.span_processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
@@ -149,7 +149,7 @@ class LightSpan(trace.Span):
         self._kind = kind
         self._attributes = attributes
         self._links = links
-        self._events: list[Event] = []
+        self._events: list[Event] | None = None  # most spans get none: made when one comes
         self._status = _UNSET
         self._start = start
         self._end: int | None = None
@@ -193,6 +193,8 @@ class LightSpan(trace.Span):
     def add_event(self, name: str, attributes: types.Attributes = None,
                   timestamp: int | None = None) -> None:
         limit = self._owner.limits.max_events
+        if self._events is None:
+            self._events = []
         if self._end is not None or (limit is not None and len(self._events) >= limit):
             return
         self._events.append(Event(name, attributes, timestamp))
@@ -240,7 +242,8 @@ class LightSpan(trace.Span):
         owner.tracer.span_processor.on_end(ReadableSpan(
             name=self._name, context=self._ctx, parent=self._parent,
             resource=owner.tracer.resource, attributes=self._attributes,
-            events=tuple(self._events), links=tuple(self._links), kind=self._kind,
+            events=tuple(self._events) if self._events else (),
+            links=tuple(self._links) if self._links else (), kind=self._kind,
             status=self._status, start_time=self._start, end_time=self._end,
             instrumentation_scope=owner.scope))
 
