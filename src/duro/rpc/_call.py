@@ -8,9 +8,11 @@ The outcome itself comes back two ways, raced in the workflow's deterministic lo
 
 - **polling**: one step (``duro.call``) whose attempts start the operation (idempotent
   by its id: the callee's run of it has the workflow id derived from it) and then read
-  its state; a running operation is a retry after a growing, bounded, durable delay
-  (``RetryAfterError``), so polling is the caller's worker's and no workflow blocks; a
-  crash of either side is a retried attempt.
+  its state with long polls (``?wait=``, ``Endpoint.long_poll``: answered as soon as it
+  ends); a running operation is a retry (``RetryAfterError``: one ``step_retrying`` per
+  long poll), at once after a long poll the callee held, else after a growing, bounded,
+  durable delay, so polling is the caller's worker's and no workflow blocks; a crash of
+  either side is a retried attempt.
 - **callback**: with ``Endpoint.callback_url``, the callee posts the outcome, signed,
   to this deployment's ``POST /v1/callbacks``, which sends it to the run as a signal
   whose id is the operation id (a replayed callback is recorded once, then ignored).
@@ -138,8 +140,8 @@ def _outcome(response: Any, attempt: int, endpoint: Endpoint, callback: bool,
 POLL: Step[..., dict[str, Any]] = Step(_poll, name="duro.call",
             retry=RetryPolicy(max_attempts=0, initial_interval=0.2, max_interval=30.0))
 """The step of a call's remote start and polls: unlimited attempts (an unreachable callee
-is retried, backing off to 30 s; a running operation is polled, backing off to the
-endpoint's ``poll_interval``)."""
+is retried, backing off to 30 s; a running operation is long-polled, or polled backing
+off to the endpoint's ``poll_interval`` when its callee answers at once)."""
 
 
 async def _cancel(endpoint: Endpoint, operation: str, operation_id: str) -> None:
