@@ -10,7 +10,7 @@ never leaves the caller): check it with :func:`duro.rpc.verify_callback`.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from duro._checks import check_id, check_seconds
-from duro.errors import InvalidArgumentError, RunNotFoundError, WorkflowNotFoundError
+from duro.errors import (
+    DuroError,
+    InvalidArgumentError,
+    RunNotFoundError,
+    WorkflowNotFoundError,
+)
 from duro.rpc._endpoint import callback_key, operation_workflow_id
 from duro.rpc._state import OperationState
 from duro.serde import encode
@@ -54,23 +59,6 @@ _UNSTARTED_CHILD = 0.5
 """Seconds a long poll waits on a wrapper run that has not started its child yet before
 it looks again: the child usually follows in milliseconds, and its end (not the
 wrapper's, which may then deliver a callback for minutes) is the operation's."""
-
-
-async def _first_end(running: list[tuple[WorkflowHandle[Any], bool]], left: float) -> None:
-    """Until one of the runs ends or ``left`` seconds pass: each run's ``result()`` waits
-    as a client's waits (woken at the end when this process runs it, else reading the
-    store with backoff up to 0.5 s)."""
-    waits = [asyncio.ensure_future(handle.result(
-        timeout=min(left, _UNSTARTED_CHILD) if unstarted else left))
-        for handle, unstarted in running]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
-        # How each ended is read again from the store: here only that one did (its
-        # error, its timeout, its cancellation are results, not raised).
-        await asyncio.gather(*waits, return_exceptions=True)
 
 
 class Operations:
@@ -160,16 +148,23 @@ class Operations:
         seconds = check_seconds(wait, "wait", zero=True) or 0.0
         deadline = time.monotonic() + seconds
         while True:
-            state, running = await self._read(workflow_id, operation_id)
+            state, running, unstarted = await self._read(workflow_id, operation_id)
             left = deadline - time.monotonic()
-            if state.done or left <= 0 or not running:
+            if state.done or left <= 0 or running is None:
                 return state
-            await _first_end(running, left)
+            # Until it ends, waiting as a client's result() waits (woken at the end when
+            # this process's worker runs it, else reading the store with a backoff up to
+            # 0.5 s); how it ended is read again above (its error is no error here).
+            with contextlib.suppress(TimeoutError, DuroError):
+                await running.result(timeout=min(left, _UNSTARTED_CHILD) if unstarted
+                                     else left)
 
     async def _read(self, workflow_id: str, operation_id: str
-                    ) -> tuple[OperationState, list[tuple[WorkflowHandle[Any], bool]]]:
-        """The state, and the runs whose end would change it (each with whether it is the
-        wrapper still waiting to start its child)."""
+                    ) -> tuple[OperationState, WorkflowHandle[Any] | None, bool]:
+        """The state, and the run whose end would change it, with whether it is the
+        wrapper still to start its child: the child once there (the wrapper's own end
+        follows it, or its callback's delivery; a wrapper cancelled or terminated
+        meanwhile takes its child along), else the wrapper."""
         from duro.rpc._operation import child_workflow_id, operation_state
 
         wrapper_handle = self._client.get_handle(workflow_id)
@@ -179,10 +174,12 @@ class Operations:
             child = await child_handle.describe()
         except RunNotFoundError:
             child = None
-        running = [(wrapper_handle, child is None)] if not wrapper.status.is_terminal else []
+        running: WorkflowHandle[Any] | None = None
         if child is not None and not child.status.is_terminal:
-            running.append((child_handle, False))
-        return operation_state(operation_id, wrapper, child), running
+            running = child_handle
+        elif child is None and not wrapper.status.is_terminal:
+            running = wrapper_handle
+        return operation_state(operation_id, wrapper, child), running, child is None
 
     async def cancel(self, name: str, operation_id: str) -> OperationState:
         """Ask the operation to cancel (its run, then the exposed workflow's); one that
