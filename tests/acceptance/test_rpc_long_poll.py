@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 import duro
@@ -212,3 +215,81 @@ def test_the_remote_client_long_polls_an_operation(pair: Pair) -> None:
 
     running, held, ended = run(poll())
     assert (running, ended) == ("running", "completed") and held >= 0.5
+
+
+class _OldCallee:
+    """A callee that predates ``?wait=``: a real HTTP server on a free loopback port that
+    answers each state read at once (``running`` until told the operation is done) and
+    counts the reads."""
+
+    def __init__(self) -> None:
+        outer = self
+        self.reads = 0
+        self.done = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: str) -> None:
+                body = orjson.dumps({"operation_id": "x", "status": status,
+                                     **({"result": 42} if status == "completed" else {})})
+                self.send_response(202 if self.command == "POST" else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self._answer("running")
+
+            def do_GET(self) -> None:
+                outer.reads += 1
+                self._answer("completed" if outer.done.is_set() else "running")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@duro.workflow(name="lp_old_callee_order")
+async def lp_old_callee_order() -> Any:
+    return await duro.call(_CALLEE["old"], "legacy")
+
+
+def test_a_callee_without_long_polls_is_polled_with_backoff(tmp_path: Any) -> None:
+    """Its answers come back at once: each next poll backs off as before (0.1 s doubling
+    up to ``poll_interval``, 1 s here), not 0.1 s after the last as after a held one."""
+    old = _OldCallee()
+    _CALLEE["old"] = duro.Endpoint(url=old.url, long_poll=30, poll_interval=1.0)
+
+    async def go() -> tuple[Any, int, float, int]:
+        async with duro.Engine(f"sqlite:///{tmp_path}/caller.db",
+                               workflows=[lp_old_callee_order]) as engine:
+            handle = await engine.start(lp_old_callee_order, id="lp-old")
+            deadline = time.monotonic() + 30
+            while old.reads < 2:
+                assert time.monotonic() < deadline, "never polled"
+                await asyncio.sleep(0.01)
+            began, first = time.monotonic(), old.reads
+            await asyncio.sleep(3.0)  # the window the reads are counted over
+            reads, window = old.reads - first, time.monotonic() - began
+            old.done.set()
+            result = await handle.result(timeout=30)
+            kinds = [str(e.kind) for e in await handle.history()]
+            return result, reads, window, kinds.count("step_retrying")
+
+    try:
+        result, reads, window, retries = run(go())
+    finally:
+        old.close()
+    assert result == 42
+    # From the 2nd read on the delays are 0.2, 0.4, 0.8, 1, 1... s: at most 6 reads in
+    # 3 s (a held answer's 0.1 s would make 20 or more).
+    print(f"{reads} reads in {window:.1f}s; {retries} step_retrying")
+    assert reads <= 6, reads
