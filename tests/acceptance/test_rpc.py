@@ -62,7 +62,8 @@ def _call_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_an_order_calls_charge_and_gets_its_result_by_callback(pair: Pair) -> None:
-    run_id = pair.order("gated-cb", 250)
+    # Short polls (a long poll would race the callback, answered as the charge ends).
+    run_id = pair.order("gated-cb", 250, workflow="order_short")
     pair.wait_entered("gated-cb")
     # Once a poll has seen it running, the next is 2 s away: the callback comes first.
     _wait_history(pair, "gated-cb", "step_retrying")

@@ -19,6 +19,9 @@ def test_an_endpoint_refuses_what_cannot_work(monkeypatch: pytest.MonkeyPatch) -
                 {"url": "http://p", "callback_url": "ftp://me"},
                 {"url": "http://p", "poll_interval": 0},
                 {"url": "http://p", "request_timeout": float("inf")},
+                {"url": "http://p", "long_poll": -1}, {"url": "http://p", "long_poll": 61},
+                {"url": "http://p", "long_poll": float("nan")},
+                {"url": "http://p", "long_poll": True}, {"url": "http://p", "long_poll": "5"},
                 {"url": "http://p", "callback_url": "http://me"}):  # no secret to sign with
         with pytest.raises(duro.InvalidArgumentError):
             duro.Endpoint(**bad)  # type: ignore[arg-type]
@@ -26,6 +29,9 @@ def test_an_endpoint_refuses_what_cannot_work(monkeypatch: pytest.MonkeyPatch) -
                              callback_secret="sec-456")
     assert (endpoint.url, endpoint.callback_url) == ("http://p:1", "http://me")
     assert "tok-123" not in repr(endpoint) and "sec-456" not in repr(endpoint)
+    assert endpoint.long_poll == 30.0  # the default; 0 (short polls) and 60 are allowed
+    assert duro.Endpoint(url="http://p", long_poll=0).long_poll == 0
+    assert duro.Endpoint(url="http://p", long_poll=60).long_poll == 60
 
 
 def test_the_callback_key_is_one_calls_only() -> None:

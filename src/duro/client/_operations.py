@@ -10,18 +10,27 @@ never leaves the caller): check it with :func:`duro.rpc.verify_callback`.
 
 from __future__ import annotations
 
+import contextlib
+import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from duro._checks import check_id
-from duro.errors import InvalidArgumentError, RunNotFoundError, WorkflowNotFoundError
+from duro._checks import check_id, check_seconds
+from duro.errors import (
+    DuroError,
+    InvalidArgumentError,
+    RunNotFoundError,
+    WorkflowNotFoundError,
+)
 from duro.rpc._endpoint import callback_key, operation_workflow_id
 from duro.rpc._state import OperationState
 from duro.serde import encode
 
 if TYPE_CHECKING:
     from duro.client._client import Client
+    from duro.client._handle import WorkflowHandle
 
 __all__ = ["Operations", "outside_callback"]
 
@@ -44,6 +53,12 @@ def outside_callback(url: str | None, secret: str | bytes | None, operation_id: 
     raw = secret.encode() if isinstance(secret, str) else secret
     return {"url": url, "key": callback_key(raw, "", "", operation_id).hex(),
             "namespace": "", "workflow_id": ""}
+
+
+_UNSTARTED_CHILD = 0.5
+"""Seconds a long poll waits on a wrapper run that has not started its child yet before
+it looks again: the child usually follows in milliseconds, and its end (not the
+wrapper's, which may then deliver a callback for minutes) is the operation's."""
 
 
 class Operations:
@@ -111,23 +126,60 @@ class Operations:
                                  callback, id=workflow_id)
         return await self.get(name, operation_id)
 
-    async def get(self, name: str, operation_id: str) -> OperationState:
+    async def get(self, name: str, operation_id: str, *,
+                  wait: float | timedelta = 0.0) -> OperationState:
         """The operation's state: ``running``, or its outcome.
+
+        Args:
+            name: The exposed workflow's name.
+            operation_id: The caller's operation id.
+            wait: Seconds to wait for the operation to end when it runs (a long poll):
+                the answer comes as soon as it ends, or when ``wait`` has passed, with
+                its state then. 0 (the default): at once.
 
         Raises:
             RunNotFoundError: No operation of that name with that id.
+            InvalidArgumentError: An empty or overlong name or id, a negative or
+                non-finite ``wait``.
         """
-        from duro.rpc._operation import child_workflow_id, operation_state
-
         check_id(operation_id, "operation id", limit=200)
         workflow_id = operation_workflow_id(check_id(name, "operation name", limit=200),
                                             operation_id)
-        wrapper = await self._client.get_handle(workflow_id).describe()
+        seconds = check_seconds(wait, "wait", zero=True) or 0.0
+        deadline = time.monotonic() + seconds
+        while True:
+            state, running, unstarted = await self._read(workflow_id, operation_id)
+            left = deadline - time.monotonic()
+            if state.done or left <= 0 or running is None:
+                return state
+            # Until it ends, waiting as a client's result() waits (woken at the end when
+            # this process's worker runs it, else reading the store with a backoff up to
+            # 0.5 s); how it ended is read again above (its error is no error here).
+            with contextlib.suppress(TimeoutError, DuroError):
+                await running.result(timeout=min(left, _UNSTARTED_CHILD) if unstarted
+                                     else left)
+
+    async def _read(self, workflow_id: str, operation_id: str
+                    ) -> tuple[OperationState, WorkflowHandle[Any] | None, bool]:
+        """The state, and the run whose end would change it, with whether it is the
+        wrapper still to start its child: the child once there (the wrapper's own end
+        follows it, or its callback's delivery; a wrapper cancelled or terminated
+        meanwhile takes its child along), else the wrapper."""
+        from duro.rpc._operation import child_workflow_id, operation_state
+
+        wrapper_handle = self._client.get_handle(workflow_id)
+        wrapper = await wrapper_handle.describe()
+        child_handle = self._client.get_handle(child_workflow_id(workflow_id))
         try:
-            child = await self._client.get_handle(child_workflow_id(workflow_id)).describe()
+            child = await child_handle.describe()
         except RunNotFoundError:
             child = None
-        return operation_state(operation_id, wrapper, child)
+        running: WorkflowHandle[Any] | None = None
+        if child is not None and not child.status.is_terminal:
+            running = child_handle
+        elif child is None and not wrapper.status.is_terminal:
+            running = wrapper_handle
+        return operation_state(operation_id, wrapper, child), running, child is None
 
     async def cancel(self, name: str, operation_id: str) -> OperationState:
         """Ask the operation to cancel (its run, then the exposed workflow's); one that

@@ -3,11 +3,14 @@ routes (docs/rpc.md), with the same checks as embedded (nothing sent when refuse
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from duro._checks import check_id
+from duro._checks import check_id, check_seconds
 from duro.client._http import segment
 from duro.client._operations import Operations
+from duro.client._remote_handle import _LONG_POLL
 from duro.rpc._state import OperationState
 
 if TYPE_CHECKING:
@@ -38,12 +41,21 @@ class RemoteOperations(Operations):
                                           idempotent=True)
         return OperationState.from_json(data, operation_id)
 
-    async def get(self, name: str, operation_id: str) -> OperationState:
-        """``GET /v1/operations/{name}/{operation_id}``."""
+    async def get(self, name: str, operation_id: str, *,
+                  wait: float | timedelta = 0.0) -> OperationState:
+        """``GET /v1/operations/{name}/{operation_id}``, with ``?wait=`` long polls of
+        at most 30 s each while ``wait`` lasts."""
         check_id(operation_id, "operation id", limit=200)
-        _, data = await self._remote.call(
-            "GET", self._path(name, segment(operation_id, "operation id")), idempotent=True)
-        return OperationState.from_json(data, operation_id)
+        path = self._path(name, segment(operation_id, "operation id"))
+        deadline = time.monotonic() + (check_seconds(wait, "wait", zero=True) or 0.0)
+        while True:
+            left = max(0.0, min(deadline - time.monotonic(), _LONG_POLL))
+            _, data = await self._remote.call(
+                "GET", path, params={"wait": f"{left:g}"} if left else None,
+                idempotent=True, timeout=left + self._remote._slack)
+            state = OperationState.from_json(data, operation_id)
+            if state.done or time.monotonic() >= deadline:
+                return state
 
     async def cancel(self, name: str, operation_id: str) -> OperationState:
         """``POST /v1/operations/{name}/{operation_id}/cancel``."""

@@ -8,9 +8,11 @@ The outcome itself comes back two ways, raced in the workflow's deterministic lo
 
 - **polling**: one step (``duro.call``) whose attempts start the operation (idempotent
   by its id: the callee's run of it has the workflow id derived from it) and then read
-  its state; a running operation is a retry after a growing, bounded, durable delay
-  (``RetryAfterError``), so polling is the caller's worker's and no workflow blocks; a
-  crash of either side is a retried attempt.
+  its state with long polls (``?wait=``, ``Endpoint.long_poll``: answered as soon as it
+  ends); a running operation is a retry (``RetryAfterError``: one ``step_retrying`` per
+  long poll), at once after a long poll the callee held, else after a growing, bounded,
+  durable delay, so polling is the caller's worker's and no workflow blocks; a crash of
+  either side is a retried attempt.
 - **callback**: with ``Endpoint.callback_url``, the callee posts the outcome, signed,
   to this deployment's ``POST /v1/callbacks``, which sends it to the run as a signal
   whose id is the operation id (a replayed callback is recorded once, then ignored).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -34,7 +37,7 @@ from duro.rpc._endpoint import Endpoint, callback_key, signal_name
 from duro.rpc._http import shared_client
 from duro.serde import convert, encode
 from duro.step._policy import RetryPolicy
-from duro.step._step import Step, step_info
+from duro.step._step import Step, interruptible, step_info
 from duro.workflow._api import _instance
 from duro.workflow._instance import RunInstance
 
@@ -44,6 +47,10 @@ _FIRST_POLL = 0.1
 """Seconds before the first poll of a running operation when no callback is expected."""
 _FIRST_POLL_CALLBACK = 1.0
 """The same when a callback is expected: polling is then the fallback."""
+_HELD = 0.8
+"""A long poll answered ``running`` after this share of its wait was held by the callee
+(it waits as asked); one answered sooner comes from a callee that predates ``?wait=``
+(or one stopping): the next poll then backs off as short polls do."""
 _REFUSED = frozenset({400, 401, 403, 404, 405, 409, 413, 422})
 """Callee answers that no retry would change (anything else is retried)."""
 
@@ -51,23 +58,32 @@ _REFUSED = frozenset({400, 401, 403, 404, 405, 409, 413, 422})
 async def _poll(endpoint: Endpoint, operation: str, operation_id: str, request: bytes,
                 callback: dict[str, str] | None) -> dict[str, Any]:
     """One attempt: read the operation's state (starting it if the callee has no run of
-    it); its outcome, or a retry while it runs."""
+    it), waiting at the callee up to the endpoint's ``long_poll`` for it to end; its
+    outcome, or a retry while it runs."""
     attempt = step_info().attempt
     http = shared_client()
     headers = _headers(endpoint)
     path = f"{endpoint.url}/v1/operations/{quote(operation, safe='')}"
     response = None
+    waited = 0.0
     if attempt > 1:  # started already, most likely: a read is cheaper than the args
-        response = await http.get(f"{path}/{quote(operation_id, safe='')}", headers=headers,
-                                  timeout=endpoint.request_timeout)
+        wait = endpoint.long_poll
+        started = time.monotonic()
+        with interruptible():  # a worker draining does not wait for it: asked again
+            response = await http.get(f"{path}/{quote(operation_id, safe='')}",
+                                      headers=headers,
+                                      params={"wait": f"{wait:g}"} if wait else None,
+                                      timeout=endpoint.request_timeout + wait)
         if response.status_code == 404 and _code(response) == "run_not_found":
             response = None
+        elif wait and time.monotonic() - started >= wait * _HELD:
+            waited = wait
     if response is None:
         body = b'{"operation_id":' + encode(operation_id) + b',"callback":' + \
             encode(_callback(endpoint, operation_id, callback)) + b"," + request[1:]
         response = await http.post(path, content=body, timeout=endpoint.request_timeout,
                                    headers={**headers, "Content-Type": "application/json"})
-    return _outcome(response, attempt, endpoint, callback is not None)
+    return _outcome(response, attempt, endpoint, callback is not None, waited)
 
 
 def _headers(endpoint: Endpoint) -> dict[str, str]:
@@ -93,8 +109,8 @@ def _code(response: Any) -> str:
     return str(raw.get("code", "")) if isinstance(raw, dict) else ""
 
 
-def _outcome(response: Any, attempt: int, endpoint: Endpoint,
-             callback: bool) -> dict[str, Any]:
+def _outcome(response: Any, attempt: int, endpoint: Endpoint, callback: bool,
+             waited: float) -> dict[str, Any]:
     status = response.status_code
     if status in _REFUSED:
         try:
@@ -110,6 +126,11 @@ def _outcome(response: Any, attempt: int, endpoint: Endpoint,
     if not isinstance(state, dict) or not isinstance(state.get("status"), str):
         raise RuntimeError(f"the callee answered an unknown state: {response.text[:200]}")
     if state["status"] == "running":
+        if waited:
+            # The callee held the poll for the whole wait: it answers as soon as the
+            # operation ends, so the next long poll may start at once.
+            raise RetryAfterError(f"the operation is running (waited {waited:g}s)",
+                                  retry_after=_FIRST_POLL)
         first = _FIRST_POLL_CALLBACK if callback else _FIRST_POLL
         delay = min(first * 2 ** min(attempt - 1, 30), endpoint.poll_interval)
         raise RetryAfterError("the operation is running", retry_after=delay)
@@ -119,8 +140,8 @@ def _outcome(response: Any, attempt: int, endpoint: Endpoint,
 POLL: Step[..., dict[str, Any]] = Step(_poll, name="duro.call",
             retry=RetryPolicy(max_attempts=0, initial_interval=0.2, max_interval=30.0))
 """The step of a call's remote start and polls: unlimited attempts (an unreachable callee
-is retried, backing off to 30 s; a running operation is polled, backing off to the
-endpoint's ``poll_interval``)."""
+is retried, backing off to 30 s; a running operation is long-polled, or polled backing
+off to the endpoint's ``poll_interval`` when its callee answers at once)."""
 
 
 async def _cancel(endpoint: Endpoint, operation: str, operation_id: str) -> None:

@@ -33,6 +33,8 @@ CALLBACK_SECRET_ENV = "DURO_CALLBACK_SECRET"
 """The environment variable of a deployment's callback secret (both its workers, which
 derive each call's key from it, and its ``duro serve``, which checks callbacks with it)."""
 _OPERATION_PREFIX = "duro.op/"
+MAX_LONG_POLL = 60.0
+"""Seconds a callee's ``duro serve`` holds one long poll at most (its ``MAX_WAIT``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,8 +55,15 @@ class Endpoint:
         callback_secret: The secret this deployment's ``duro serve`` checks callbacks
             with (default: the ``DURO_CALLBACK_SECRET`` environment variable).
         poll_interval: The longest wait between two polls of a running operation, in
-            seconds (polls start fast and back off up to it).
-        request_timeout: Seconds one HTTP request to the callee may take.
+            seconds (polls start fast and back off up to it), when the callee answers
+            them at once (a callee that predates long polls, or ``long_poll=0``).
+        request_timeout: Seconds one HTTP request to the callee may take (a long poll:
+            this beyond its ``long_poll``).
+        long_poll: Seconds one poll of a running operation waits at the callee for it
+            to end (``GET .../{operation_id}?wait=``; at most 60, the callee's limit):
+            the answer comes as soon as it ends, and a running operation costs the
+            calling run's history one ``step_retrying`` event per long poll. 0: short
+            polls only.
     """
 
     url: str
@@ -63,6 +72,7 @@ class Endpoint:
     callback_secret: str | None = field(default=None, repr=False)
     poll_interval: float = 10.0
     request_timeout: float = 30.0
+    long_poll: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("url", "callback_url"):
@@ -79,6 +89,10 @@ class Endpoint:
                     or not 0 < value < math.inf:
                 raise InvalidArgumentError(
                     f"Endpoint {name} must be a positive number of seconds, not {value!r}")
+        if isinstance(self.long_poll, bool) or not isinstance(self.long_poll, (int, float)) \
+                or not 0 <= self.long_poll <= MAX_LONG_POLL:
+            raise InvalidArgumentError(f"Endpoint long_poll must be a number of seconds from "
+                                       f"0 to {MAX_LONG_POLL:g}, not {self.long_poll!r}")
         if self.callback_url is not None and not self.secret():
             raise InvalidArgumentError(
                 "an Endpoint with a callback_url needs a callback_secret (or the "

@@ -3,7 +3,8 @@ callback route.
 
 ``POST /v1/operations/{name}`` starts an exposed workflow as an operation, idempotently
 by the caller's operation id (the wrapper run ``duro.operation``: ``rpc/_operation.py``);
-``GET /v1/operations/{name}/{operation_id}`` reads its state, ``POST .../cancel`` asks it
+``GET /v1/operations/{name}/{operation_id}`` reads its state (``?wait=`` up to 60 s: a
+long poll, answered as soon as the operation ends), ``POST .../cancel`` asks it
 to cancel (a cancelled caller's ``duro.call`` does). A workflow that is not
 exposed (``@duro.workflow(expose=True)`` in a module this server imported, or ``duro serve
 --expose NAME``) is not found there (404 ``operation_not_found``), whatever the token.
@@ -17,18 +18,33 @@ operation id, so a replayed callback is recorded once and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from duro._checks import check_id, check_namespace
-from duro.errors import OperationNotFoundError, RunNotFoundError, WorkflowNotFoundError
+from duro._checks import check_id, check_namespace, shown
+from duro.errors import (
+    InvalidArgumentError,
+    OperationNotFoundError,
+    RunNotFoundError,
+    WorkflowNotFoundError,
+)
 from duro.rpc import CALLBACK_SIGNATURE_HEADER
 from duro.rpc._endpoint import signal_name
 from duro.rpc._state import check_callback
-from duro.server._problems import BadRequest, NotEnabled, body_of, field, json, path_id
+from duro.server._problems import (
+    BadRequest,
+    NotEnabled,
+    body_of,
+    field,
+    json,
+    path_id,
+    query_float,
+)
 from duro.server._routes import Api
+from duro.server._runs import MAX_WAIT, until_stopping
 from duro.workflow._api import lookup_workflow
 
 __all__ = ["callback", "cancel_operation", "get_operation", "start_operation"]
@@ -81,7 +97,18 @@ async def get_operation(request: Request, api: Api) -> Response:
     name = path_id(request, "name", "operation name")
     _exposed(api, name)
     operation_id = path_id(request, "operation_id", "operation id")
-    return json((await api.client.operations.get(name, operation_id)).to_json())
+    wait = query_float(request, "wait", 0.0)
+    if wait > MAX_WAIT:
+        raise InvalidArgumentError(f"wait must be at most {MAX_WAIT:g} seconds, not "
+                                   f"{shown(request.query_params['wait'])}")
+    operations = api.client.operations
+    if wait > 0:
+        # A long poll: answered when the operation ends, or when the wait has passed,
+        # or when the server stops (then with the state as it is: the caller asks again).
+        with contextlib.suppress(TimeoutError):
+            state = await until_stopping(api, operations.get(name, operation_id, wait=wait))
+            return json(state.to_json())
+    return json((await operations.get(name, operation_id)).to_json())
 
 
 async def cancel_operation(request: Request, api: Api) -> Response:

@@ -30,7 +30,7 @@ from duro.server._events import events
 from duro.server._openapi import DOCS_PAGE, openapi
 from duro.server._problems import NotEnabled, json
 from duro.server._routes import Api, ApiRoute, Param, Scope
-from duro.server._runs import MAX_HISTORY_PAGE, SEARCH_PREFIX
+from duro.server._runs import MAX_HISTORY_PAGE, MAX_WAIT, SEARCH_PREFIX
 from duro.server._streams import stream
 from duro.server._ui import UI_ROUTES
 from duro.server._webhooks import SIGNAL_ID_HEADER
@@ -326,7 +326,13 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="GET", path="/v1/operations/{name}/{operation_id}",
              handler=operations.get_operation, scope=_R, tag="operations",
              summary="an operation's state: running, or its outcome (result or error)",
-             responses={200: "OperationState"}),
+             params=(_query("wait", {"type": "number", "minimum": 0, "maximum": MAX_WAIT},
+                            "seconds to wait for the operation to end (default 0, at most "
+                            "60): answered as soon as it ends, else with its state then"),),
+             responses={200: "OperationState"},
+             description="A caller's `duro.call` long-polls with `wait` (its endpoint's "
+                         "`long_poll`), so a running operation costs its history one "
+                         "`step_retrying` per wait, not one per short poll."),
     ApiRoute(method="POST", path="/v1/operations/{name}/{operation_id}/cancel",
              handler=operations.cancel_operation, scope=_W, tag="operations",
              summary="ask a running operation to cancel (an ended one stays as it ended)",

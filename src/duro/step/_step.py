@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, Protocol, TypeVar, overload
@@ -114,6 +116,32 @@ def step_info() -> StepInfo:
     if info is None:
         raise RuntimeError("duro.step_info() is only available inside a step run by a workflow")
     return info
+
+
+_WAITING: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+"""The tasks of step attempts inside :func:`interruptible` now."""
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Mark the step attempt running now as only waiting, for the block (``duro.call``'s
+    long poll of a remote operation): a draining worker cancels it at once, as an attempt
+    not started (nothing recorded; the run's next worker runs it), rather than give it
+    the grace period it gives attempts doing work."""
+    task = asyncio.current_task()
+    if task is None:
+        yield
+        return
+    _WAITING.add(task)
+    try:
+        yield
+    finally:
+        _WAITING.discard(task)
+
+
+def waiting(task: asyncio.Task[Any]) -> bool:
+    """Whether the attempt running in ``task`` is inside :func:`interruptible` now."""
+    return task in _WAITING
 
 
 class CompleteLater(BaseException):

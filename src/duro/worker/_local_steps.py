@@ -18,7 +18,7 @@ import orjson
 from duro._history import AttemptMeta, BudgetCharge, EventKind, RetryMeta
 from duro._messages import TaskDone
 from duro.errors import DuroError, ErrorInfo, StepOutcomeUnknownError, StepTimeoutError
-from duro.step._step import CompleteLater, StepInfo
+from duro.step._step import CompleteLater, StepInfo, waiting
 from duro.store import NewEvent
 from duro.store._records import TaskRecord
 from duro.worker import _budgets as budgets
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from duro.worker._held import HeldRun
     from duro.worker._worker import Worker
 
-__all__ = ["abandon_steps", "start_step", "task_event"]
+__all__ = ["abandon_steps", "interrupt_waits", "start_step", "task_event"]
 
 log = logging.getLogger("duro.worker")
 
@@ -54,6 +54,17 @@ def abandon_steps(held: HeldRun) -> None:
     """Cancel the run's step attempts running here."""
     for cmd in held.inst.commands.values():
         if isinstance(cmd, StepCommand) and cmd.task is not None and not cmd.task.done():
+            cmd.task.cancel()
+
+
+def interrupt_waits(held: HeldRun) -> None:
+    """Draining: cancel the run's attempts that only wait now (``interruptible``: a
+    long poll), as attempts not started: the run suspends due at once, and its next
+    worker runs the step again. Never one writing its outcome (it is past the wait)."""
+    for cmd in held.inst.commands.values():
+        if (isinstance(cmd, StepCommand) and cmd.state == "running"
+                and cmd.task is not None and not cmd.task.done() and waiting(cmd.task)):
+            cmd.state = "new"
             cmd.task.cancel()
 
 

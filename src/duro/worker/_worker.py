@@ -316,6 +316,7 @@ class Worker:
         self.draining = True
         self._poke()
         for held in list(self.runs.active.values()):
+            steps.interrupt_waits(held)  # a long poll is not work to finish: asked again
             decide.after(self, held)  # runs held for a near timer are suspended now
         started = time.monotonic()
         while self.runs.active and time.monotonic() - started < grace:

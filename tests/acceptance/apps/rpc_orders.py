@@ -1,10 +1,12 @@
 """The caller of the durable RPC tests (docs/rpc.md): an orders deployment whose
 workflow calls the payments deployment's ``charge``. Where payments is, its token and
 this deployment's own URL (for callbacks) come from the environment. ``order_typed``
-calls it through the typed stub."""
+calls it through the typed stub; ``order_short`` polls with short polls only
+(``long_poll=0``, as callers did before long polls)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Protocol
@@ -14,7 +16,10 @@ import duro
 PAYMENTS = duro.Endpoint(url=os.environ.get("PAYMENTS_URL", "http://127.0.0.1:9"),
                          token=os.environ.get("PAYMENTS_TOKEN") or None,
                          callback_url=os.environ.get("ORDERS_URL") or None,
-                         poll_interval=float(os.environ.get("POLL_INTERVAL", "0.5")))
+                         poll_interval=float(os.environ.get("POLL_INTERVAL", "0.5")),
+                         long_poll=float(os.environ.get("LONG_POLL", "30")))
+SHORT = dataclasses.replace(PAYMENTS, long_poll=0.0)
+"""The same callee polled with short polls only (as before long polls)."""
 
 
 @duro.workflow(name="order")
@@ -26,6 +31,13 @@ async def order(order_id: str, amount: int, operation: str = "charge",
         return {"order_id": order_id, "failed": exc.status, "error_type": exc.error_type,
                 "message": exc.remote_message, "traceback": exc.remote_traceback or ""}
     return {"order_id": order_id, "payment": payment}
+
+
+@duro.workflow(name="order_short")
+async def order_short(order_id: str, amount: int) -> dict[str, object]:
+    """An order whose call polls with short polls only."""
+    return {"order_id": order_id, "payment": await duro.call(SHORT, "charge", order_id,
+                                                             amount)}
 
 
 @dataclass(frozen=True, kw_only=True)
