@@ -24,6 +24,7 @@ from duro._checks import (
 )
 from duro._clock import Clock, SystemClock
 from duro._history import EventKind, MessageKind, SearchValue, SignalMeta
+from duro._ids import new_id
 from duro._local import NO_LOCAL_RUNS, NOT_HERE, LocalRuns, Outcome, answer_here
 from duro._queues import Queue
 from duro._search import check_search_attributes
@@ -395,8 +396,8 @@ class Client(Listings):
         stored = await self.payloads.encode(payload)
         if message is not None and self.payloads.active:
             message = dataclasses.replace(message, data=await self.payloads.encode(message.data))
-        workflow_id = workflow_id or str(uuid.uuid4())
-        run_id = str(uuid.uuid4())
+        workflow_id = workflow_id or new_id()
+        run_id = new_id()
         now = self.clock.now()
         links = (RunLinks(deadline_at=now + timeout if timeout else None, headers=headers,
                           budgets=tuple(b.to_json() for b in budgets))
