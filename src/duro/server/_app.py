@@ -31,7 +31,7 @@ from duro.client import Client
 
 if TYPE_CHECKING:
     from duro.metrics import Metrics
-from duro.server._auth import authenticate
+from duro.server._auth import TokenCache, authenticate
 from duro.server._problems import BadRequest, problem, problem_document
 from duro.server._routes import Api, ApiRoute
 from duro.server._runs import MAX_WAIT
@@ -44,12 +44,13 @@ log = logging.getLogger("duro.server")
 
 
 def _endpoint(route: ApiRoute, api: Api, webhook: WebhookAuth | None,
-              auth: bool, traced: bool = False) -> Callable[[Request], Awaitable[Response]]:
+              tokens: TokenCache | None,
+              traced: bool = False) -> Callable[[Request], Awaitable[Response]]:
     """The one wrapper every request passes through, in this order: who calls (a webhook
-    route's signature, checked on the raw body; else, with ``auth``, the API token, whose
-    namespace the request then acts in), query parameters the route does not take are
-    refused (a misspelt filter must not list everything), and every failure becomes a
-    problem document."""
+    route's signature, checked on the raw body; else, with ``tokens`` (None: no auth),
+    the API token, whose namespace the request then acts in), query parameters the route
+    does not take are refused (a misspelt filter must not list everything), and every
+    failure becomes a problem document."""
     handler, known, prefix = route.handler, route.query_names, route.prefix_param
     scope = route.scope
 
@@ -60,10 +61,10 @@ def _endpoint(route: ApiRoute, api: Api, webhook: WebhookAuth | None,
                 # The raw bytes, as signed (Starlette keeps them for the handler to read).
                 verify(webhook, await request.body(), request.headers)
                 request.state.webhook = webhook
-                if auth:
+                if tokens is not None:
                     called = api.scoped(webhook.namespace)
-            elif auth and scope is not None:
-                token = await authenticate(request, api.client, scope)
+            elif tokens is not None and scope is not None:
+                token = await authenticate(request, tokens, scope)
                 request.state.token = token  # who acts (an approval's decider)
                 called = api.scoped(token.namespace)
             if request.scope["query_string"]:
@@ -117,8 +118,11 @@ def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
     which hold no data: docs/ui.md) needs ``Authorization: Bearer <token>``, a token made
     with ``client.tokens.create`` / ``duro token create`` whose scope allows the route's
     (401 ``unauthenticated``, 403 ``forbidden``), and acts in the token's namespace only
-    (another namespace's runs are not found). Without it, requests act in ``client``'s
-    namespace: serve such an app on loopback only, or behind your own authentication.
+    (another namespace's runs are not found). A token found valid is trusted for one
+    second before it is read again: a revoked token is refused at most a second after
+    its revocation (expiry is checked at every request). Without ``auth``, requests act
+    in ``client``'s namespace: serve such an app on loopback only, or behind your own
+    authentication.
 
     ``webhooks`` guards routes by name (``"signal-with-start"``, ``"signal"``,
     ``"start"``: :data:`~duro.server.WEBHOOK_ROUTES`) with a provider's HMAC signature
@@ -158,8 +162,9 @@ def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
             if own_client:
                 await client.close()
 
+    tokens = TokenCache(client) if auth else None
     endpoints = [(r, _endpoint(r, api, guarded.get(r.path) if r.method == "POST" else None,
-                               auth, tracing)) for r in ROUTES]
+                               tokens, tracing)) for r in ROUTES]
     app = _App(routes=[Route(r.path, endpoint, methods=[r.method]) for r, endpoint in endpoints],
                exception_handlers={HTTPException: _not_routed}, lifespan=lifespan)
     app.static = {(r.method, r.path): endpoint for r, endpoint in endpoints if "{" not in r.path}
