@@ -74,7 +74,7 @@ from duro.store import (
 )
 from duro.store._records import Placement, QueueStats
 from duro.store._url import redact
-from duro.workflow._api import Workflow, lookup_workflow
+from duro.workflow._api import Workflow, find_workflow, lookup_workflow
 
 __all__ = ["Client"]
 
@@ -248,13 +248,13 @@ class Client(Listings):
             return workflow
         if not isinstance(workflow, str):
             raise TypeError(f"expected a @duro.workflow or its name, got {workflow!r}")
-        try:
-            return lookup_workflow(workflow)
-        except WorkflowNotFoundError:
-            if self._code_only:
-                raise
-            check_id(workflow, "workflow name")
-            return opts.Named(workflow)
+        registered = find_workflow(workflow)
+        if registered is not None:
+            return registered
+        if self._code_only:
+            lookup_workflow(workflow)  # raises WorkflowNotFoundError, naming those known
+        check_id(workflow, "workflow name")
+        return opts.Named(workflow)
 
     # -- starting ------------------------------------------------------------------------
 
