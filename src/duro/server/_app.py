@@ -179,7 +179,8 @@ class _App(Starlette):
     exception middlewares and its router's walk over the route table. That is the same
     endpoint, given the same ``Request``: every failure is already a problem document
     there (``_endpoint``), so the middlewares had nothing to catch. Measured with
-    bench/bench_http.py: ~15% of the event loop's time per start (docs/benchmarks.md).
+    the ASGI app driven in process: ~20% of the event loop's CPU per start
+    (docs/benchmarks.md).
 
     Requests under a mount (a ``root_path``), or once middleware is added to the app
     (``add_middleware``), take Starlette's way: the shortcut must not skip either."""
