@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 import duro
+from duro.server._auth import TOKEN_CACHE_SECONDS
 from duro.server._table import ROUTES
 from duro.store import RunRecord
 from tests.acceptance.serving import DURO_SRC, problem, serve_http
@@ -208,3 +210,35 @@ def test_off_loopback_tokens_are_required_unless_refused_in_so_many_words(
         proc.wait(timeout=30)
         proc.stdout.close()
     assert said in "".join(lines), lines
+
+
+def test_a_token_revoked_while_serving_is_refused_within_the_cache_bound(
+        any_db_url: str) -> None:
+    """A server trusts a token it verified for TOKEN_CACHE_SECONDS (server/_auth.py): a
+    revocation made meanwhile by another process takes effect at most that long after.
+    Any request sent later than that must be refused."""
+    async def make() -> tuple[str, str]:
+        async with duro.Client(any_db_url) as client:
+            secret, info = await client.tokens.create("soon revoked", scope="read")
+            return secret, info.token_id
+
+    async def revoke(token_id: str) -> None:
+        async with duro.Client(any_db_url) as client:
+            await client.tokens.revoke(token_id)
+
+    secret, token_id = run(make())
+    headers = {"Authorization": f"Bearer {secret}"}
+    with serve_http(any_db_url, worker=False, args=["--auth"]) as (http, _):
+        for _ in range(2):  # verified, then (within the bound) taken from the cache
+            assert http.get("/v1/runs", headers=headers).status_code == 200
+        run(revoke(token_id))
+        revoked = time.monotonic()
+        while True:
+            sent = time.monotonic()
+            response = http.get("/v1/runs", headers=headers)
+            if response.status_code == 401:
+                break
+            assert response.status_code == 200, response.text
+            assert sent - revoked < TOKEN_CACHE_SECONDS, "accepted past the bound"
+            time.sleep(0.05)
+        problem(response, 401, "unauthenticated")

@@ -24,6 +24,7 @@ from duro._checks import (
 )
 from duro._clock import Clock, SystemClock
 from duro._history import EventKind, SearchValue, SignalMeta
+from duro._ids import new_id
 from duro._local import NO_LOCAL_RUNS, NOT_HERE, LocalRuns, Outcome, answer_here
 from duro._messages import MessageKind
 from duro._queues import Queue
@@ -74,7 +75,7 @@ from duro.store import (
 )
 from duro.store._records import Placement, QueueStats
 from duro.store._url import redact
-from duro.workflow._api import Workflow, lookup_workflow
+from duro.workflow._api import Workflow, find_workflow, lookup_workflow
 
 __all__ = ["Client"]
 
@@ -248,13 +249,13 @@ class Client(Listings):
             return workflow
         if not isinstance(workflow, str):
             raise TypeError(f"expected a @duro.workflow or its name, got {workflow!r}")
-        try:
-            return lookup_workflow(workflow)
-        except WorkflowNotFoundError:
-            if self._code_only:
-                raise
-            check_id(workflow, "workflow name")
-            return opts.Named(workflow)
+        registered = find_workflow(workflow)
+        if registered is not None:
+            return registered
+        if self._code_only:
+            lookup_workflow(workflow)  # raises WorkflowNotFoundError, naming those known
+        check_id(workflow, "workflow name")
+        return opts.Named(workflow)
 
     # -- starting ------------------------------------------------------------------------
 
@@ -396,8 +397,8 @@ class Client(Listings):
         stored = await self.payloads.encode(payload)
         if message is not None and self.payloads.active:
             message = dataclasses.replace(message, data=await self.payloads.encode(message.data))
-        workflow_id = workflow_id or str(uuid.uuid4())
-        run_id = str(uuid.uuid4())
+        workflow_id = workflow_id or new_id()
+        run_id = new_id()
         now = self.clock.now()
         links = (RunLinks(deadline_at=now + timeout if timeout else None, headers=headers,
                           budgets=tuple(b.to_json() for b in budgets))

@@ -156,7 +156,7 @@ def _start_options(body: Mapping[str, Any],
     """The start's headers and search attributes, and those of ``options`` the body has
     (the client checks their values, as for a start in Python)."""
     given = {name: value for name, kind in options
-             if (value := field(body, name, kind)) is not None}
+             if name in body and (value := field(body, name, kind)) is not None}
     return {"headers": field(body, "headers", dict),
             "search_attributes": field(body, "search_attributes", dict), **given}
 

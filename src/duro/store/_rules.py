@@ -237,9 +237,10 @@ class NewRun:
     search_attributes: Mapping[str, SearchValue] | None = None
     namespace: str = "default"
 
-    def params(self, *, started_event: bool = True) -> dict[str, object]:
+    def params(self, *, started_event: bool = True, fresh: bool = False) -> dict[str, object]:
         """The ``insert_run`` query's parameters (it also writes the ``run_started``
-        event, unless ``started_event`` is false: a copy brings its own history)."""
+        event, unless ``started_event`` is false: a copy brings its own history; with
+        ``fresh``, it writes nothing if any run has this workflow id)."""
         links, place = self.links, self.placement
         meta = RunStartedMeta(parent_run_id=links.parent_run_id, parent_op=links.parent_op,
                               deadline_at=links.deadline_at, headers=links.headers,
@@ -258,7 +259,8 @@ class NewRun:
                 "queue": place.queue, "priority": place.priority,
                 "concurrency_key": place.concurrency_key, "dedup_key": place.dedup_key,
                 "debounce_key": place.debounce_key, "started_at": self.started_at,
-                "headers": headers_json(links.headers), "namespace": self.namespace}
+                "headers": headers_json(links.headers), "namespace": self.namespace,
+                "fresh": fresh}
 
     def record(self) -> RunRecord:
         """The run as it is stored once written (no read needed)."""

@@ -35,6 +35,7 @@ __all__ = [
     "Workflow",
     "WorkflowInfo",
     "current_instance",
+    "find_workflow",
     "in_workflow",
     "info",
     "lookup_workflow",
@@ -284,6 +285,12 @@ def lookup_workflow(name: str) -> Workflow[Any, Any]:
             f"no workflow named {name!r} is registered in this process (known: {known}); "
             "import the module that defines it"
         ) from None
+
+
+def find_workflow(name: str) -> Workflow[Any, Any] | None:
+    """The registered workflow called ``name``, or None (no error to build: a server
+    without the workflows' modules starts every run by a name it does not know)."""
+    return _registry.get(name)
 
 
 def registered_workflows() -> dict[str, Workflow[Any, Any]]:

@@ -124,6 +124,16 @@ async def _absorb(tx: Tx, placement: Placement, input: bytes, now: float,
     return None
 
 
+async def _created(tx: Tx, new: NewRun,
+                   search_attributes: Mapping[str, SearchValue] | None) -> tuple[RunRecord, bool]:
+    """The run ``insert_run`` just wrote, its search attributes indexed."""
+    if search_attributes:
+        await tx.run("put_search_attributes", {
+            "run_id": new.run_id, "created_at": new.now,
+            **attribute_params(search_attributes)})
+    return new.record(), True
+
+
 async def create_run(
     tx: Tx, *, run_id: str, workflow_id: str, workflow_name: str, input: bytes, now: float,
     owner: str | None, on_conflict: IdConflictPolicy, on_reuse: IdReusePolicy,
@@ -145,6 +155,17 @@ async def create_run(
         found = await _absorb(tx, placement, input, now, namespace)
         if found is not None:
             return found, False
+    new = planned or plan_run(
+        run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name, input=input,
+        now=now, owner=owner, links=links, placement=placement,
+        search_attributes=search_attributes, namespace=stamp or namespace)
+    # Most starts are of an id no run ever had: then no policy applies, and the insert
+    # alone does it (one statement instead of a lookup and an insert: the HTTP start's
+    # hot path, docs/benchmarks.md). Otherwise it writes nothing, and the id's runs
+    # decide below, as if it had not been tried.
+    if await tx.one("insert_run", new.params(started_event=started_event,
+                                             fresh=True)) is not None:
+        return await _created(tx, new, search_attributes)
     # The id's latest run in any namespace: ids are unique across namespaces.
     row = await tx.one("latest_run_by_workflow_id", {"workflow_id": workflow_id,
                                                      "namespace": None})
@@ -153,15 +174,8 @@ async def create_run(
                                           on_conflict, on_reuse, namespace)
         if not create:
             return existing, False
-    new = planned or plan_run(
-        run_id=run_id, workflow_id=workflow_id, workflow_name=workflow_name, input=input,
-        now=now, owner=owner, links=links, placement=placement,
-        search_attributes=search_attributes, namespace=stamp or namespace)
     if await tx.one("insert_run", new.params(started_event=started_event)) is not None:
-        if search_attributes:
-            await tx.run("put_search_attributes", {
-                "run_id": run_id, "created_at": now, **attribute_params(search_attributes)})
-        return new.record(), True
+        return await _created(tx, new, search_attributes)
     # Another process started a live run with this id (or deduplication key) a moment
     # ago (PostgreSQL; a SQLite writer holds the file's lock): nothing was written; answer
     # as if we had seen it first.

@@ -18,18 +18,21 @@ SELECT * FROM runs WHERE workflow_id = %(workflow_id)s
 -- name: insert_run
 -- Creates the run (and, unless started_event is false, its run_started event), unless a
 -- live run with this workflow id (or deduplication key) appeared meanwhile (another
--- process): then nothing is written and no row returned.
+-- process), or, with fresh, any run with this workflow id exists (the first try of a
+-- start, which then needs no lookup first): then nothing is written and no row returned.
 WITH r AS (
     INSERT INTO runs (run_id, workflow_id, workflow_name, status, input, created_at,
                       updated_at, wake_at, owner, epoch, history_len, parent_run_id,
                       parent_op, parent_close, deadline_at, origin_run_id, queue, priority,
                       concurrency_key, dedup_key, debounce_key, started_at, depth, headers,
                       namespace)
-    VALUES (%(run_id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(now)s,
-            %(now)s, %(wake_at)s, %(owner)s, %(epoch)s, 1, %(parent_run_id)s,
-            %(parent_op)s, %(parent_close)s, %(deadline_at)s, %(origin_run_id)s, %(queue)s,
-            %(priority)s, %(concurrency_key)s, %(dedup_key)s, %(debounce_key)s,
-            %(started_at)s, %(depth)s, %(headers)s, %(namespace)s)
+    SELECT %(run_id)s, %(workflow_id)s, %(workflow_name)s, %(status)s, %(input)s, %(now)s,
+           %(now)s, %(wake_at)s, %(owner)s, %(epoch)s, 1, %(parent_run_id)s,
+           %(parent_op)s, %(parent_close)s, %(deadline_at)s, %(origin_run_id)s, %(queue)s,
+           %(priority)s, %(concurrency_key)s, %(dedup_key)s, %(debounce_key)s,
+           %(started_at)s, %(depth)s, %(headers)s, %(namespace)s
+    WHERE NOT (%(fresh)s::boolean
+               AND EXISTS (SELECT 1 FROM runs WHERE workflow_id = %(workflow_id)s))
     ON CONFLICT DO NOTHING
     RETURNING run_id
 ), e AS (

@@ -21,16 +21,19 @@ SELECT * FROM runs WHERE workflow_id = :workflow_id
 
 -- name: insert_run
 -- The run and (unless started_event is false) its run_started event, unless a run with
--- this id, or a live one with this workflow id or deduplication key, exists: then
--- nothing is written and no row returned. changes() is the run insert's count.
+-- this id, or a live one with this workflow id or deduplication key, exists (or, with
+-- :fresh, any run with this workflow id: the first try of a start, which then needs no
+-- lookup first): then nothing is written and no row returned. changes() is the run
+-- insert's count. (The WHERE also tells SQLite's parser that ON CONFLICT is the upsert's.)
 INSERT INTO runs (run_id, workflow_id, workflow_name, status, input, created_at, updated_at,
                   wake_at, owner, epoch, history_len, parent_run_id, parent_op, parent_close,
                   deadline_at, origin_run_id, queue, priority, concurrency_key, dedup_key,
                   debounce_key, started_at, depth, headers, namespace)
-VALUES (:run_id, :workflow_id, :workflow_name, :status, :input, :now, :now, :wake_at, :owner,
-        :epoch, 1, :parent_run_id, :parent_op, :parent_close, :deadline_at, :origin_run_id,
-        :queue, :priority, :concurrency_key, :dedup_key, :debounce_key, :started_at, :depth,
-        :headers, :namespace)
+SELECT :run_id, :workflow_id, :workflow_name, :status, :input, :now, :now, :wake_at, :owner,
+       :epoch, 1, :parent_run_id, :parent_op, :parent_close, :deadline_at, :origin_run_id,
+       :queue, :priority, :concurrency_key, :dedup_key, :debounce_key, :started_at, :depth,
+       :headers, :namespace
+WHERE NOT (:fresh AND EXISTS (SELECT 1 FROM runs WHERE workflow_id = :workflow_id))
 ON CONFLICT DO NOTHING
 RETURNING run_id;
 INSERT INTO events (run_id, seq, kind, op, name, ts, data, meta)
