@@ -227,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
                          "measured besides the closed loop")
     ap.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--serve-args", default="", help="more arguments for duro serve")
+    ap.add_argument("--synchronous", default=None, choices=("NORMAL", "FULL"),
+                    help="SQLite's synchronous pragma (default: duro's, FULL): NORMAL "
+                         "commits without an fsync (durable against a crash of the "
+                         "process, not of the machine)")
     ap.add_argument("--tiny", action="store_true", help="smoke sizes, 1 repeat")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--timeout", type=float, default=600.0)
@@ -254,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
                   "warmup_per_client": args.warmup, "repeat": args.repeat},
         "stores": {}}
     with tempfile.TemporaryDirectory(prefix="bench_http_") as tmp:
-        stores = {"sqlite": lambda i: f"sqlite:///{tmp}/run{i}.db"}
+        query = f"?synchronous={args.synchronous}" if args.synchronous else ""
+        stores = {"sqlite": lambda i: f"sqlite:///{tmp}/run{i}.db{query}"}
         if args.url:
             stores["postgres"] = lambda i: _with_schema(args.url,
                                                         f"bench_http_{uuid.uuid4().hex[:10]}")
