@@ -65,6 +65,15 @@ async def _answers(db: str, shape: str) -> list[tuple[int, dict[str, str], Any]]
         prefix = ""
         if shape == "middleware":
             app.add_middleware(_Tag)
+        elif shape == "instrumented":
+            # As OpenTelemetry's Starlette/FastAPI instrumentors do: the app's own stack
+            # builder replaced, wrapping what Starlette builds.
+            build = app.build_middleware_stack
+
+            def wrapped() -> Any:
+                return _Tag(build())
+
+            app.build_middleware_stack = wrapped
         elif shape == "mounted":
             app, prefix = Starlette(routes=[Mount("/duro", app=app)]), "/duro"
         transport = httpx.ASGITransport(app=app)
@@ -73,7 +82,8 @@ async def _answers(db: str, shape: str) -> list[tuple[int, dict[str, str], Any]]
             for method, path, body, headers in _REQUESTS:
                 response = await http.request(method, prefix + path, json=body,
                                               headers=headers)
-                assert (response.headers.get("x-tagged") == "yes") == (shape == "middleware")
+                assert (response.headers.get("x-tagged") == "yes") == (
+                    shape in ("middleware", "instrumented"))
                 out.append(_comparable(response, prefix))
             return out
 
@@ -86,3 +96,4 @@ def test_the_shortcut_answers_as_starlette_does(tmp_path: Path) -> None:
     # Through Starlette's router (middleware added) and under a mount: the same answers.
     assert run(_answers(f"sqlite:///{tmp_path}/b.db", "middleware")) == direct
     assert run(_answers(f"sqlite:///{tmp_path}/c.db", "mounted")) == direct
+    assert run(_answers(f"sqlite:///{tmp_path}/d.db", "instrumented")) == direct

@@ -410,7 +410,7 @@ def test_durable_agent_copies_once_and_keeps_the_original() -> None:
     assert json.dumps([t.name for t in durable.tools]) == '["add", "mul"]'
 
 
-def test_runs_of_an_agent_share_its_durable_copy_and_steps(tmp_path: Any) -> None:
+def test_runs_of_an_agent_share_its_steps_and_copies_are_never_stale(tmp_path: Any) -> None:
     from duro.step._step import _registry  # where each Step registers itself, by name
 
     made: list[tuple[Any, Any]] = []
@@ -429,9 +429,15 @@ def test_runs_of_an_agent_share_its_durable_copy_and_steps(tmp_path: Any) -> Non
     assert made[0][0] is made[1][0] and made[0][1] is made[1][1]
     provider = openai_agents.DurableModelProvider()
     first = openai_agents.durable_agent(agent, model_provider=provider)
-    assert openai_agents.durable_agent(agent, model_provider=provider) is first
-    assert openai_agents.durable_agent(agent, model_provider=provider, retry=duro.RetryPolicy(
-        max_attempts=2)) is not first
-    changed = agent.clone(tools=[agent.tools[0]])  # another agent: its own copy
-    assert openai_agents.durable_agent(changed, model_provider=provider).tools[0] is (
-        first.tools[0])  # the same tool with the same options: the same durable tool
+    again = openai_agents.durable_agent(agent, model_provider=provider)
+    # A copy each time (as the agent is now), sharing each tool's durable call (its step).
+    assert again is not first
+    assert again.tools[0].on_invoke_tool is first.tools[0].on_invoke_tool  # type: ignore[union-attr]
+    other = openai_agents.durable_agent(agent, model_provider=provider,
+                                        retry=duro.RetryPolicy(max_attempts=2))
+    assert other.tools[0].on_invoke_tool is not first.tools[0].on_invoke_tool  # type: ignore[union-attr]
+    # An agent changed since (or a clone of it) is copied as it is now: never stale.
+    changed = agent.clone(instructions="something else", tools=[agent.tools[0]])
+    copy = openai_agents.durable_agent(changed, model_provider=provider)
+    assert copy.instructions == "something else"
+    assert copy.tools[0].on_invoke_tool is first.tools[0].on_invoke_tool  # type: ignore[union-attr]

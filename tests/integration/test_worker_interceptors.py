@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import duro
+from duro._history import EventKind
 from duro.errors import InvalidArgumentError
 from duro.interceptors import (
     ClientInterceptor,
@@ -213,3 +214,42 @@ def test_no_interceptors_no_cost_path_still_delivers(any_db_url: str) -> None:
             await asyncio.sleep(0)
 
     run(main())
+
+
+def test_recorded_kinds_narrow_what_one_observer_hears(any_db_url: str) -> None:
+    """An observer with ``recorded_kinds`` hears only of writes holding one of them;
+    another without hears of every write; an interceptor that overrides no hook of a
+    kind adds nothing there (the step still runs, once)."""
+    heard: dict[str, list[list[str]]] = {"all": [], "ends": []}
+
+    class Everything(WorkerInterceptor):
+        def events_recorded(self, input: Any) -> None:
+            heard["all"].append([ev.kind for ev in input.events])
+
+    class Ends(WorkerInterceptor):
+        recorded_kinds = frozenset({EventKind.RUN_COMPLETED})
+
+        def events_recorded(self, input: Any) -> None:
+            heard["ends"].append([ev.kind for ev in input.events])
+
+    class Nothing(WorkerInterceptor):
+        pass
+
+    @duro.step(name="wi.kinds.step")
+    async def one(x: int) -> int:
+        return x + 1
+
+    @duro.workflow(name="wi.kinds")
+    async def flow(x: int) -> int:
+        return await one(await one(x))
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url, poll_interval=0.02,
+                               interceptors=[Nothing(), Everything(), Ends()]) as engine:
+            assert await (await engine.start(flow, 1, id="wi-kinds")).result(timeout=30) == 3
+
+    run(main())
+    everything = [kind for write in heard["all"] for kind in write]
+    assert everything.count(EventKind.STEP_COMPLETED) == 2
+    assert EventKind.RUN_COMPLETED in everything
+    assert len(heard["ends"]) == 1 and EventKind.RUN_COMPLETED in heard["ends"][0]

@@ -151,7 +151,9 @@ class WorkerInterceptor:
     recorded_kinds: ClassVar[frozenset[str] | None] = None
     """The event kinds :meth:`events_recorded` is about: a write holding none of them is
     not reported to this interceptor (most writes are a step's outcome, and a worker
-    writes about once a step). None (the default): every write."""
+    writes about once a step). None (the default): every write. Read once, when the
+    worker is made; like the hooks an interceptor's class overrides, which are worked
+    out once per class (change neither on a class in use)."""
 
     async def execute_workflow(
             self, input: ExecuteWorkflowInput,

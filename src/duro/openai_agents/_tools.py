@@ -62,10 +62,10 @@ def durable_agent(agent: Agent[Any], *, retry: duro.RetryPolicy | None = None,
 
     The agents it hands off to (directly, or through ``handoff(agent)``) are copied the
     same way, once each (cycles are fine). The original agent is not changed. A copy
-    given again is returned as it is. The copy is made once per agent object and
-    options (kept on the agent, as long as it lives): the runs of an agent share its
-    copy and its tool steps; an agent given other tools, handoffs or model since gets a
-    new copy.
+    given again is returned as it is. The copy is made on each call (a clone: an agent
+    changed since is copied as it is now); each function tool's durable version and
+    its step are made once per tool and options (kept on the tool), so the runs of an
+    agent share its tool steps.
 
     Args:
         agent: The agent.
@@ -103,10 +103,9 @@ def durable_agent(agent: Agent[Any], *, retry: duro.RetryPolicy | None = None,
     check_seconds(timeout, "timeout")  # before it keys the copies (a list is unhashable)
     options = _Options(retry=retry, timeout=timeout, at_most_once=frozenset(at_most_once),
                        models=model_provider or default_provider())
-    key = (options, _shape(agent))
-    made: dict[tuple[Any, ...], Agent[Any]] = agent.__dict__.setdefault(_MADE, {})
-    if key in made:
-        return made[key]
+    # The copy itself is made anew (a cheap clone, so a changed agent -- instructions,
+    # settings, an agent it hands off to -- is never served stale); what is costly to
+    # make, each tool's step and the model's, is kept with the tool and the provider.
     copies: dict[int, Agent[Any]] = {}
     result = _copy(agent, options, copies)
     names = {tool.name for copy in copies.values() for tool in copy.tools
@@ -114,23 +113,7 @@ def durable_agent(agent: Agent[Any], *, retry: duro.RetryPolicy | None = None,
     unknown = sorted(options.at_most_once - names)
     if unknown:
         raise InvalidArgumentError(f"at_most_once names no function tool: {unknown}")
-    made[key] = result
     return result
-
-
-# The durable copies made of an agent (per options), and the durable versions of a
-# function tool, kept on the object itself: they live as long as it does (agents and
-# tools are unhashable dataclasses, so no weak mapping can key them). Each run of an
-# agent calls durable_agent; a copy made again would build its tool Steps again (a
-# signature inspection each) on every run.
-_MADE = "_duro_durable_copies"
-
-
-def _shape(agent: Agent[Any]) -> tuple[Any, ...]:
-    """What a copy is made of, by identity: an agent given new tools, handoffs or a new
-    model since its copy was made gets a new copy."""
-    model = agent.model if isinstance(agent.model, str | None) else id(agent.model)
-    return (tuple(map(id, agent.tools)), tuple(map(id, agent.handoffs)), model)
 
 
 def is_durable(agent: Agent[Any]) -> bool:
@@ -174,8 +157,8 @@ def _tool(tool: Tool, agent: Agent[Any], options: _Options) -> Tool:
     invoke = tool.on_invoke_tool
     key = (tool.name, invoke, options.retry, options.timeout,
            tool.name in options.at_most_once)
-    made: dict[tuple[Any, ...], Tool] = tool.__dict__.setdefault(_MADE, {})
-    if key not in made:  # else an agent copied anew (another provider) shares its steps
+    made: dict[tuple[Any, ...], Any] = tool.__dict__.setdefault(_MADE, {})
+    if key not in made:  # else the runs of an agent (each copies it anew) share the step
         step: Step[..., Any] = Step(_call_tool, name=TOOL_STEP_PREFIX + tool.name,
                                     retry=options.retry, timeout=options.timeout,
                                     at_most_once=tool.name in options.at_most_once)
@@ -183,8 +166,16 @@ def _tool(tool: Tool, agent: Agent[Any], options: _Options) -> Tool:
         async def on_invoke_tool(ctx: ToolContext[Any], arguments: str) -> Any:
             return await step(invoke, ctx, arguments)
 
-        made[key] = dataclasses.replace(tool, on_invoke_tool=on_invoke_tool)
-    return made[key]
+        made[key] = on_invoke_tool
+    # The tool as it is now (its description, schema...), calling through the step.
+    return dataclasses.replace(tool, on_invoke_tool=made[key])
+
+
+# The durable call of a function tool (its step), per options, kept on the tool itself:
+# it lives as long as the tool does (tools are unhashable dataclasses, so no weak
+# mapping can key them). Each run of an agent copies it (durable_agent); a step made
+# again would cost a signature inspection on every run.
+_MADE = "_duro_durable_calls"
 
 
 def _handoff(target: Agent[Any] | Handoff[Any, Any], options: _Options,

@@ -172,6 +172,10 @@ def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
     return app
 
 
+_STACK = Starlette.build_middleware_stack
+_CALL = Starlette.__call__
+
+
 class _App(Starlette):
     """Starlette, with a shortcut for the routes without path parameters (``POST
     /v1/runs``, ``POST /v1/signal-with-start``...): a request for one of them goes
@@ -182,14 +186,24 @@ class _App(Starlette):
     the ASGI app driven in process: ~20% of the event loop's CPU per start
     (docs/benchmarks.md).
 
-    Requests under a mount (a ``root_path``), or once middleware is added to the app
-    (``add_middleware``), take Starlette's way: the shortcut must not skip either."""
+    Requests under a mount (a ``root_path``), once middleware is added to the app
+    (``add_middleware``), or when instrumentation wraps Starlette otherwise (the app's
+    ``build_middleware_stack`` replaced, as OpenTelemetry's instrumentors do, or
+    Starlette's ``__call__`` patched) take Starlette's way: the shortcut must not skip
+    any of them."""
 
     static: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]]
     """The endpoints of the routes without path parameters, by (method, path)."""
 
+    def _plain(self) -> bool:
+        """Nothing wraps the app: no added middleware, no replaced stack builder, no
+        patched Starlette."""
+        return (not self.user_middleware and "build_middleware_stack" not in vars(self)
+                and type(self).build_middleware_stack is _STACK
+                and Starlette.__call__ is _CALL)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path") and not self.user_middleware:
+        if scope["type"] == "http" and not scope.get("root_path") and self._plain():
             endpoint = self.static.get((scope["method"], scope["path"]))
             if endpoint is not None:
                 scope["app"] = self

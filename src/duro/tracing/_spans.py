@@ -17,17 +17,21 @@ disabled, takes the generic path: see :func:`fast_spans`)."""
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.util import types
@@ -94,12 +98,36 @@ class Spans:
                                 trace_flags=flags, trace_state=result.trace_state)
         if result.decision is Decision.DROP:
             return trace.NonRecordingSpan(ctx)
-        span = LightSpan(self, name, ctx, parent, kind,
-                         dict(result.attributes) if result.attributes else {},
-                         list(links) if links else [], start_time if start_time is not None
+        span = LightSpan(self, name, ctx, parent, kind, self._attributes(result.attributes),
+                         self._links(links), start_time if start_time is not None
                          else time.time_ns())
         tracer.span_processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
+
+    def _attributes(self, given: Mapping[str, Any] | None) -> dict[str, Any] | Any:
+        """A new span's attributes: a plain dict of duro's own few attributes when the
+        limits cannot bite (the common case: no length limit, fewer than the count
+        limit); else bounded and cleaned as the SDK does."""
+        limits = self.limits
+        if not given:
+            return {}
+        if limits.max_span_attribute_length is None and (
+                limits.max_span_attributes is None
+                or len(given) <= limits.max_span_attributes):
+            return dict(given)
+        return BoundedAttributes(limits.max_span_attributes, given, immutable=False,
+                                 max_value_len=limits.max_span_attribute_length)
+
+    def _links(self, links: Sequence[Link] | None) -> list[Link]:
+        """Valid links, bounded as the SDK bounds them."""
+        if not links:
+            return []
+        limits = self.limits
+        out = [Link(link.context, BoundedAttributes(
+            limits.max_link_attributes, link.attributes,
+            max_value_len=limits.max_attribute_length)) for link in links
+            if link.context.is_valid]
+        return out[:limits.max_links] if limits.max_links is not None else out
 
     def record(self, name: str, context: Any, parent: trace.SpanContext | None, *,
                span_id: int | None = None, trace_id: int | None = None,
@@ -123,38 +151,43 @@ class Spans:
         ctx = trace.SpanContext(
             trace_id, span_id if span_id is not None else self.ids.generate_span_id(),
             is_remote=False, trace_flags=flags, trace_state=result.trace_state)
-        merged = {**(attributes or {}), **(result.attributes or {})}
-        tracer.span_processor.on_end(ReadableSpan(
-            name=name, context=ctx, parent=parent if parent is None or parent.is_valid
-            else None, resource=tracer.resource, attributes=merged, links=tuple(links),
-            kind=kind, status=status, start_time=start_time, end_time=end_time,
-            instrumentation_scope=self.scope))
+        span = LightSpan(self, name, ctx, parent if parent is None or parent.is_valid
+                         else None, kind, self._attributes(result.attributes),
+                         self._links(links), start_time)
+        tracer.span_processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
+        span.set_status(status)
+        span.end(end_time)
 
 
 class LightSpan(trace.Span):
-    """A recording span of :class:`Spans`: what the SDK's span records, without its lock
-    (a span is used on the one event loop that runs the step, or by the step's one
-    thread) and with plain containers bounded by the provider's limits when written."""
+    """A recording span of :class:`Spans`: what the SDK's span records, read as the SDK's
+    span reads (a processor's ``on_start`` may look at its fields), bounded by the
+    provider's limits as the SDK bounds them (the oldest attribute, event or link gives
+    way), with plain containers until the step's own code writes to it."""
 
-    __slots__ = ("_attributes", "_ctx", "_end", "_events", "_kind", "_links", "_name",
-                 "_owner", "_parent", "_start", "_status")
+    __slots__ = ("_attributes", "_ctx", "_end", "_events", "_kind", "_links", "_lock",
+                 "_name", "_owner", "_parent", "_start", "_status")
 
     def __init__(self, owner: Spans, name: str, ctx: trace.SpanContext,
                  parent: trace.SpanContext | None, kind: SpanKind,
-                 attributes: dict[str, Any], links: list[Link], start: int) -> None:
+                 attributes: dict[str, Any] | BoundedAttributes, links: list[Link],
+                 start: int) -> None:
         self._owner = owner
         self._name = name
         self._ctx = ctx
         self._parent = parent
         self._kind = kind
         self._attributes = attributes
-        self._links = links
-        self._events: list[Event] | None = None  # most spans get none: made when one comes
+        self._links: list[Link] | BoundedList[Link] = links
+        self._events: BoundedList[Event] | None = None  # most spans get none: made when one comes
         self._status = _UNSET
         self._start = start
         self._end: int | None = None
+        # A sync step's code writes from its thread while the loop may end the span
+        # (a timeout): one at a time, as with the SDK's span.
+        self._lock = threading.Lock()
 
-    # -- what instrumentation reads ------------------------------------------------------
+    # -- what instrumentation and processors read ----------------------------------------
 
     def get_span_context(self) -> trace.SpanContext:
         return self._ctx
@@ -164,13 +197,80 @@ class LightSpan(trace.Span):
 
     @property
     def name(self) -> str:
-        """The span's name (as the SDK's span exposes it)."""
+        """The span's name."""
         return self._name
 
     @property
+    def context(self) -> trace.SpanContext:
+        """The span's own context."""
+        return self._ctx
+
+    @property
+    def parent(self) -> trace.SpanContext | None:
+        """The parent's context (None: a root span)."""
+        return self._parent
+
+    @property
+    def kind(self) -> SpanKind:
+        """The span's kind."""
+        return self._kind
+
+    @property
+    def start_time(self) -> int:
+        """When it began (ns since the epoch)."""
+        return self._start
+
+    @property
+    def end_time(self) -> int | None:
+        """When it ended (None while it goes on)."""
+        return self._end
+
+    @property
+    def status(self) -> Status:
+        """Its status so far."""
+        return self._status
+
+    @property
     def attributes(self) -> Mapping[str, Any]:
-        """The span's attributes so far."""
-        return dict(self._attributes)
+        """Its attributes so far."""
+        return MappingProxyType(dict(self._attributes))
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """Its events so far."""
+        return tuple(self._events) if self._events else ()
+
+    @property
+    def links(self) -> tuple[Link, ...]:
+        """Its links."""
+        return tuple(self._links)
+
+    @property
+    def resource(self) -> Resource:
+        """The provider's resource."""
+        return self._owner.tracer.resource
+
+    @property
+    def instrumentation_scope(self) -> InstrumentationScope:
+        """duro's instrumentation scope."""
+        return self._owner.scope
+
+    @property
+    def dropped_attributes(self) -> int:
+        """Attributes the limits dropped."""
+        attributes = self._attributes
+        return attributes.dropped if isinstance(attributes, BoundedAttributes) else 0
+
+    @property
+    def dropped_events(self) -> int:
+        """Events the limits dropped."""
+        return self._events.dropped if self._events is not None else 0
+
+    @property
+    def dropped_links(self) -> int:
+        """Links the limits dropped."""
+        links = self._links
+        return links.dropped if isinstance(links, BoundedList) else 0
 
     # -- what the step's code may add ----------------------------------------------------
 
@@ -179,46 +279,61 @@ class LightSpan(trace.Span):
             self.set_attribute(key, value)
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
-        if self._end is not None or not key:
-            return
-        limits = self._owner.limits
-        if key not in self._attributes and limits.max_span_attributes is not None \
-                and len(self._attributes) >= limits.max_span_attributes:
-            return
-        cap = limits.max_span_attribute_length
-        if cap is not None and isinstance(value, str):
-            value = value[:cap]
-        self._attributes[key] = value
+        with self._lock:
+            if self._end is not None:
+                return
+            attributes = self._attributes
+            if not isinstance(attributes, BoundedAttributes):
+                # The first write of the step's code: from now on checked, cleaned and
+                # bounded by the SDK's own container (an invalid value is dropped with
+                # a warning; beyond the count limit the oldest gives way).
+                limits = self._owner.limits
+                attributes = self._attributes = BoundedAttributes(
+                    limits.max_span_attributes, attributes, immutable=False,
+                    max_value_len=limits.max_span_attribute_length)
+            attributes[key] = value
 
     def add_event(self, name: str, attributes: types.Attributes = None,
                   timestamp: int | None = None) -> None:
-        limit = self._owner.limits.max_events
-        if self._events is None:
-            self._events = []
-        if self._end is not None or (limit is not None and len(self._events) >= limit):
-            return
-        self._events.append(Event(name, attributes, timestamp))
+        limits = self._owner.limits
+        event = Event(name, BoundedAttributes(limits.max_event_attributes, attributes,
+                                              max_value_len=limits.max_attribute_length),
+                      timestamp)
+        with self._lock:
+            if self._end is not None:
+                return
+            if self._events is None:
+                self._events = BoundedList(limits.max_events)
+            self._events.append(event)
 
     def add_link(self, context: trace.SpanContext, attributes: types.Attributes = None
                  ) -> None:
-        limit = self._owner.limits.max_links
-        if self._end is not None or not context.is_valid or \
-                (limit is not None and len(self._links) >= limit):
+        if not context.is_valid:
             return
-        self._links.append(Link(context, attributes))
+        limits = self._owner.limits
+        link = Link(context, BoundedAttributes(limits.max_link_attributes, attributes,
+                                               max_value_len=limits.max_attribute_length))
+        with self._lock:
+            if self._end is not None:
+                return
+            if not isinstance(self._links, BoundedList):
+                self._links = BoundedList.from_seq(limits.max_links, self._links)
+            self._links.append(link)
 
     def update_name(self, name: str) -> None:
-        if self._end is None:
-            self._name = name
+        with self._lock:
+            if self._end is None:
+                self._name = name
 
     def set_status(self, status: Status | StatusCode,
                    description: str | None = None) -> None:
-        if self._end is not None or self._status.status_code is StatusCode.OK:
-            return  # as the SDK: OK is final
         if isinstance(status, StatusCode):
             status = Status(status, description)
-        if status.status_code is not StatusCode.UNSET:
-            self._status = status
+        with self._lock:
+            if self._end is not None or self._status.status_code is StatusCode.OK:
+                return  # as the SDK: OK is final
+            if status.status_code is not StatusCode.UNSET:
+                self._status = status
 
     def record_exception(self, exception: BaseException, attributes: types.Attributes = None,
                          timestamp: int | None = None, escaped: bool = False) -> None:
@@ -235,17 +350,21 @@ class LightSpan(trace.Span):
         self.add_event("exception", recorded, timestamp)
 
     def end(self, end_time: int | None = None) -> None:
-        if self._end is not None:
-            return
-        self._end = end_time if end_time is not None else time.time_ns()
+        with self._lock:
+            if self._end is not None:
+                return
+            self._end = end_time if end_time is not None else time.time_ns()
         owner = self._owner
-        owner.tracer.span_processor.on_end(ReadableSpan(
+        processor = owner.tracer.span_processor
+        ending = getattr(processor, "_on_ending", None)
+        if ending is not None:
+            ending(self)  # as the SDK: processors may look at the span as it ends
+        processor.on_end(ReadableSpan(
             name=self._name, context=self._ctx, parent=self._parent,
             resource=owner.tracer.resource, attributes=self._attributes,
-            events=tuple(self._events) if self._events else (),
-            links=tuple(self._links) if self._links else (), kind=self._kind,
-            status=self._status, start_time=self._start, end_time=self._end,
-            instrumentation_scope=owner.scope))
+            events=self._events if self._events is not None else (),
+            links=self._links, kind=self._kind, status=self._status,
+            start_time=self._start, end_time=self._end, instrumentation_scope=owner.scope))
 
     def failed(self, error: Exception) -> None:
         """Mark the span failed by ``error``, raised by the code it covers, as the SDK's
@@ -274,7 +393,9 @@ class Current:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
         span = self._span
-        if isinstance(error, Exception) and isinstance(span, LightSpan):
-            span.failed(error)
-        otel_context.detach(self._token)
-        span.end()
+        try:
+            if isinstance(error, Exception) and isinstance(span, LightSpan):
+                span.failed(error)
+        finally:
+            otel_context.detach(self._token)
+            span.end()

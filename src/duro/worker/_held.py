@@ -261,8 +261,7 @@ class HeldRun:
             timers_due={t.op: t.fire_at for t in timers},
             timers_set={t.op: t.set_at for t in timers}, started_at=inst.started_at,
             parent_run_id=inst.parent_run_id)
-        for observer in self.worker.observers:
-            kinds = observer.recorded_kinds
+        for observer, kinds in self.worker.observer_kinds:
             if kinds is not None and not any(ev.kind in kinds for ev in events):
                 continue
             try:

@@ -186,9 +186,11 @@ class Worker:
             if type(i).events_recorded is not WorkerInterceptor.events_recorded)
         """The interceptors told of each committed write (``events_recorded``): none
         by default, and then a write costs one falsy check more."""
-        self.observe_all = any(i.recorded_kinds is None for i in self.observers)
+        self.observer_kinds = tuple((i, i.recorded_kinds) for i in self.observers)
+        """Each observer with the kinds it is about (read once, here: None, all)."""
+        self.observe_all = any(kinds is None for _, kinds in self.observer_kinds)
         self.observed: frozenset[str] = frozenset().union(
-            *(i.recorded_kinds or () for i in self.observers))
+            *(kinds or () for _, kinds in self.observer_kinds))
         """Whether some observer hears of every write, else the kinds they are about."""
         self.payloads = PayloadConverter(codec)
         self.max_child_depth = max_child_depth

@@ -44,12 +44,10 @@ class Approvals:
         inst = self._inst
         waiting = self.waiting.get(op) if op is not None else None
         if waiting is None or waiting[0] != name:
+            what = f"{kind} {name!r}" if name else kind
             raise NondeterminismError(
                 f"nondeterminism in workflow {inst.workflow.name!r} (run {inst.run_id}): "
-                f"the history records {kind} {name!r} at seq {op} but the code "
-                if name else
-                f"nondeterminism in workflow {inst.workflow.name!r} (run {inst.run_id}): "
-                f"the history records {kind} at seq {op} but the code "
+                f"the history records {what} at seq {op} but the code "
                 f"has not requested that approval there", seq=op)
         assert op is not None
         if kind == EventKind.APPROVAL_REQUESTED:
