@@ -118,16 +118,15 @@ class Spans:
         return BoundedAttributes(limits.max_span_attributes, given, immutable=False,
                                  max_value_len=limits.max_span_attribute_length)
 
-    def _links(self, links: Sequence[Link] | None) -> list[Link]:
-        """Valid links, bounded as the SDK bounds them."""
+    def _links(self, links: Sequence[Link] | None) -> list[Link] | BoundedList[Link]:
+        """Valid links, bounded as the SDK bounds them (the newest kept)."""
         if not links:
             return []
         limits = self.limits
-        out = [Link(link.context, BoundedAttributes(
-            limits.max_link_attributes, link.attributes,
-            max_value_len=limits.max_attribute_length)) for link in links
-            if link.context.is_valid]
-        return out[:limits.max_links] if limits.max_links is not None else out
+        return BoundedList.from_seq(limits.max_links, [
+            Link(link.context, BoundedAttributes(limits.max_link_attributes, link.attributes,
+                                                 max_value_len=limits.max_attribute_length))
+            for link in links if link.context.is_valid])
 
     def record(self, name: str, context: Any, parent: trace.SpanContext | None, *,
                span_id: int | None = None, trace_id: int | None = None,
@@ -148,6 +147,9 @@ class Spans:
         if result.decision is Decision.DROP:
             return
         flags = _SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
+        if parent is not None and parent.is_valid and parent.trace_id == trace_id \
+                and parent.trace_flags.random_trace_id:
+            flags = trace.TraceFlags(flags | trace.TraceFlags.RANDOM_TRACE_ID)
         ctx = trace.SpanContext(
             trace_id, span_id if span_id is not None else self.ids.generate_span_id(),
             is_remote=False, trace_flags=flags, trace_state=result.trace_state)
@@ -170,8 +172,8 @@ class LightSpan(trace.Span):
 
     def __init__(self, owner: Spans, name: str, ctx: trace.SpanContext,
                  parent: trace.SpanContext | None, kind: SpanKind,
-                 attributes: dict[str, Any] | BoundedAttributes, links: list[Link],
-                 start: int) -> None:
+                 attributes: dict[str, Any] | BoundedAttributes,
+                 links: list[Link] | BoundedList[Link], start: int) -> None:
         self._owner = owner
         self._name = name
         self._ctx = ctx
