@@ -1,4 +1,5 @@
-"""New ids for the hot paths: a run's id (and a default workflow id) at every start.
+"""New ids: every run's id (a start, a child, a continue-as-new, a schedule's tick, a
+retry or reset) and a default workflow id.
 
 They are UUIDs of version 7 (RFC 9562): 48 bits of Unix time in milliseconds, then 74
 random bits. Two reasons, both measured with bench/bench_http.py (docs/benchmarks.md):

@@ -724,7 +724,7 @@ class Client(Listings):
     async def _copy(self, record: RunRecord, upto: int, drop: Sequence[int], workflow_id: str, *,
                     close: bool, reason: str) -> WorkflowHandle[Any]:
         new = await self.store.copy_run(record.run_id, upto_seq=upto, drop_ops=drop,
-                                        new_run_id=str(uuid.uuid4()), workflow_id=workflow_id,
+                                        new_run_id=new_id(), workflow_id=workflow_id,
                                         close_source=close, reason=reason,
                                         now=self.clock.now(), namespace=self.namespace)
         if close:

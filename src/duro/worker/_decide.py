@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from duro._history import EventKind, TimerMeta
+from duro._ids import new_id
 from duro._waits import encode_waits
 from duro.errors import (
     DuroError,
@@ -377,7 +377,7 @@ async def continue_as_new(w: Worker, held: HeldRun, cont: ContinueAsNew) -> None
                     carry = await w.payloads.encode_messages(carry)
                 try:
                     record = await w.store.continue_as_new(
-                        held.run_id, held.epoch, seq, events, new_run_id=str(uuid.uuid4()),
+                        held.run_id, held.epoch, seq, events, new_run_id=new_id(),
                         input=events[-1].data or payload,
                         owner=w.worker_id if start.local else None, now=now, carry=carry)
                 except (Fenced, StoreError):

@@ -22,11 +22,11 @@ import collections
 import contextlib
 import logging
 import math
-import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from duro._history import EventKind
+from duro._ids import new_id
 from duro._messages import MessageKind
 from duro.errors import DataRejectedError, DuroError, RunNotFoundError, StoreError
 from duro.interceptors._worker import EventsRecordedInput
@@ -293,7 +293,7 @@ class HeldRun:
         deeply); run the child here when there is room."""
         w = self.worker
         now = w.clock.now()
-        run_id = str(uuid.uuid4())
+        run_id = new_id()
         deadline = now + cmd.execution_timeout if cmd.execution_timeout else None
         # A child carries its parent's headers on (a trace, a tenant: the same context).
         links = RunLinks(parent_run_id=self.run_id, parent_op=cmd.op,

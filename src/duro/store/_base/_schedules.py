@@ -15,10 +15,10 @@ transaction. Schedule ids, like workflow ids, are unique across namespaces.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from duro._ids import new_id
 from duro.errors import WorkflowAlreadyStartedError
 from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundError
 from duro.schedules._spec import tick_workflow_id
@@ -58,7 +58,7 @@ async def _start(tx: Tx, schedule: ScheduleRecord, workflow_id: str, now: float,
     run is in the schedule's namespace; ``namespace`` is the caller's (None: a worker
     firing ticks, which sees every namespace)."""
     return await w.create_run(
-        tx, run_id=str(uuid.uuid4()), workflow_id=workflow_id,
+        tx, run_id=new_id(), workflow_id=workflow_id,
         workflow_name=schedule.workflow_name, input=schedule.input, now=now, owner=None,
         on_conflict="fail" if fail else "use_existing",
         on_reuse="fail" if fail else "use_existing", links=None,
