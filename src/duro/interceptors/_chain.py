@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["chain", "check_interceptors", "overriding"]
+__all__ = ["chain", "check_interceptors", "linked", "overriding"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -35,8 +35,14 @@ def chain(interceptors: Sequence[object], base: type, hook: str, last: F) -> F:
     """``last`` called through the interceptors' ``hook`` methods, first to last: each
     gets ``(input, next)``. Sync and async hooks alike (a hook returns what ``next``
     returns, awaited or not). With none overriding it, ``last`` itself."""
+    return linked(overriding(interceptors, base, hook), hook, last)
+
+
+def linked(hooks: Sequence[object], hook: str, last: F) -> F:
+    """:func:`chain` over interceptors known to override ``hook`` (those
+    :func:`overriding` returned: a caller that asked it first need not ask again)."""
     call: Any = last
-    for interceptor in reversed(overriding(interceptors, base, hook)):
+    for interceptor in reversed(hooks):
         call = _link(getattr(interceptor, hook), call)
     return call  # type: ignore[no-any-return]
 

@@ -239,7 +239,7 @@ class HeldRun:
             return False
         finally:
             self.writing -= 1
-        if w.observers and (w.observe_all or any(ev.kind in w.observed for ev in events)):
+        if w.observers:
             self.observe(events)
         if self.history_len > w.history_warning and not self.warned_history:
             self.warned_history = True
@@ -250,7 +250,13 @@ class HeldRun:
         return True
 
     def observe(self, events: Sequence[NewEvent]) -> None:
-        """Tell the worker's observers (``events_recorded``) what was just committed."""
+        """Tell the worker's observers (``events_recorded``) what was just committed:
+        those about every write, or about a kind among these events (none: nothing is
+        made, as for most writes under tracing alone)."""
+        told = [observer for observer, kinds in self.worker.observer_kinds
+                if kinds is None or any(ev.kind in kinds for ev in events)]
+        if not told:
+            return
         inst = self.inst
         timers = [cmd for ev in events
                   if ev.kind == EventKind.TIMER_FIRED and ev.op is not None
@@ -261,9 +267,7 @@ class HeldRun:
             timers_due={t.op: t.fire_at for t in timers},
             timers_set={t.op: t.set_at for t in timers}, started_at=inst.started_at,
             parent_run_id=inst.parent_run_id)
-        for observer, kinds in self.worker.observer_kinds:
-            if kinds is not None and not any(ev.kind in kinds for ev in events):
-                continue
+        for observer in told:
             try:
                 observer.events_recorded(recorded)
             except Exception:  # an observer's bug must not cost the run anything

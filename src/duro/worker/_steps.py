@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from duro.errors import StepTimeoutError, StoreError
-from duro.interceptors._chain import chain, overriding
+from duro.interceptors._chain import linked, overriding
 from duro.interceptors._worker import ExecuteStepInput, WorkerInterceptor
 from duro.serde import encode
 from duro.step._step import Step, StepInfo, StreamOpener, _current_step
@@ -160,11 +160,11 @@ async def _call(step: Step[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str
 async def _intercepted(cmd: StepCommand, info: StepInfo, executor: Executor,
                        loop: asyncio.AbstractEventLoop,
                        interceptors: Sequence[WorkerInterceptor]) -> Any:
-    """:func:`_call` through the interceptors' ``execute_step`` (they may change the
-    arguments: the step gets theirs)."""
+    """:func:`_call` through the interceptors' ``execute_step`` (those that override
+    it; they may change the arguments: the step gets theirs)."""
     async def execute(call: ExecuteStepInput) -> Any:
         return await _call(cmd.step, call.args, call.kwargs, executor, loop)
 
-    run = chain(interceptors, WorkerInterceptor, "execute_step", execute)
+    run = linked(interceptors, "execute_step", execute)
     return await run(ExecuteStepInput(step=cmd.step.name, args=cmd.args, kwargs=cmd.kwargs,
                                       info=info))

@@ -188,10 +188,6 @@ class Worker:
         by default, and then a write costs one falsy check more."""
         self.observer_kinds = tuple((i, i.recorded_kinds) for i in self.observers)
         """Each observer with the kinds it is about (read once, here: None, all)."""
-        self.observe_all = any(kinds is None for _, kinds in self.observer_kinds)
-        self.observed: frozenset[str] = frozenset().union(
-            *(kinds or () for _, kinds in self.observer_kinds))
-        """Whether some observer hears of every write, else the kinds they are about."""
         self.payloads = PayloadConverter(codec)
         self.max_child_depth = max_child_depth
         self.tune_gc = tune_gc

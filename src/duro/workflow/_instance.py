@@ -61,7 +61,7 @@ from duro.errors import (
     StepOutcomeUnknownError,
     exception_message,
 )
-from duro.interceptors._chain import chain, overriding
+from duro.interceptors._chain import chain, linked, overriding
 from duro.interceptors._worker import (
     ExecuteWorkflowInput,
     HandleQueryInput,
@@ -485,18 +485,20 @@ class RunInstance:
 
     def _start_main(self, data: bytes | None) -> None:
         bound = self.workflow.decode_input(data, what=f"input of run {self.run_id}")
-        main = (self.workflow.fn(*bound.args, **bound.kwargs)
-                if not self.interceptors or not overriding(
-                    self.interceptors, WorkerInterceptor, "execute_workflow")
-                else self._intercepted_main(tuple(bound.args), bound.kwargs))
+        hooks = (overriding(self.interceptors, WorkerInterceptor, "execute_workflow")
+                 if self.interceptors else None)
+        main = (self._intercepted_main(hooks, tuple(bound.args), bound.kwargs) if hooks
+                else self.workflow.fn(*bound.args, **bound.kwargs))
         self.main = self.loop.create_task(main, name=f"workflow:{self.workflow_id}")
 
-    async def _intercepted_main(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """The workflow function through the interceptors' ``execute_workflow``."""
+    async def _intercepted_main(self, hooks: Sequence[WorkerInterceptor],
+                                args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The workflow function through the ``execute_workflow`` of ``hooks`` (the
+        interceptors that override it)."""
         async def execute(call: ExecuteWorkflowInput) -> Any:
             return await self.workflow.fn(*call.args, **call.kwargs)
 
-        run = chain(self.interceptors, WorkerInterceptor, "execute_workflow", execute)
+        run = linked(hooks, "execute_workflow", execute)
         return await run(ExecuteWorkflowInput(
             workflow=self.workflow.name, workflow_id=self.workflow_id, run_id=self.run_id,
             args=args, kwargs=kwargs, headers=self.headers or {}))

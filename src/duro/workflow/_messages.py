@@ -32,7 +32,7 @@ import orjson
 from duro._history import EventKind, SignalMeta, UpdateMeta
 from duro._messages import MessageKind
 from duro.errors import ErrorInfo, NondeterminismError
-from duro.interceptors._chain import chain, overriding
+from duro.interceptors._chain import chain, linked, overriding
 from duro.interceptors._worker import HandleSignalInput, HandleUpdateInput, WorkerInterceptor
 from duro.serde import convert, encode, hints_of
 
@@ -117,8 +117,9 @@ class Mailbox:
             return
         value = orjson.loads(data) if data else None
         inst = self._inst
-        if not inst.interceptors or not overriding(inst.interceptors, WorkerInterceptor,
-                                                   "handle_signal"):
+        hooks = (overriding(inst.interceptors, WorkerInterceptor, "handle_signal")
+                 if inst.interceptors else None)
+        if not hooks:
             self._deliver(received, value)
             return
 
@@ -131,7 +132,7 @@ class Mailbox:
         previous = _get_running_loop()
         _set_running_loop(inst.loop)  # duro.info() and friends work in the hook
         try:
-            chain(inst.interceptors, WorkerInterceptor, "handle_signal", deliver)(
+            linked(hooks, "handle_signal", deliver)(
                 HandleSignalInput(name=name, payload=value, headers=headers or {}))
         except BaseException as exc:  # an interceptor is workflow code: the run fails
             inst.fail_with(exc)
