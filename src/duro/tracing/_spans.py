@@ -30,7 +30,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace import Tracer as SdkTracer
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
@@ -89,13 +89,8 @@ class Spans:
         else:
             trace_id = parent.trace_id
             random_id = parent.trace_flags.random_trace_id
-        result = tracer.sampler.should_sample(context, trace_id, name, kind, attributes,
-                                              links)
-        flags = _SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
-        if random_id:
-            flags = trace.TraceFlags(flags | trace.TraceFlags.RANDOM_TRACE_ID)
-        ctx = trace.SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
-                                trace_flags=flags, trace_state=result.trace_state)
+        result, ctx = self._sample(context, trace_id, ids.generate_span_id(), random_id,
+                                   name, kind, attributes, links)
         if result.decision is Decision.DROP:
             return trace.NonRecordingSpan(ctx)
         span = LightSpan(self, name, ctx, parent, kind, self._attributes(result.attributes),
@@ -103,6 +98,19 @@ class Spans:
                          else time.time_ns())
         tracer.span_processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
+
+    def _sample(self, context: Any, trace_id: int, span_id: int, random_id: bool, name: str,
+                kind: SpanKind, attributes: Mapping[str, types.AttributeValue] | None,
+                links: Sequence[Link]) -> tuple[SamplingResult, trace.SpanContext]:
+        """The provider's sampler's decision on a span, and its context (flags and trace
+        state as the sampler decided, as the SDK's tracer makes them)."""
+        result = self.tracer.sampler.should_sample(context, trace_id, name, kind,
+                                                   attributes, links)
+        flags = _SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
+        if random_id:
+            flags = trace.TraceFlags(flags | trace.TraceFlags.RANDOM_TRACE_ID)
+        return result, trace.SpanContext(trace_id, span_id, is_remote=False,
+                                         trace_flags=flags, trace_state=result.trace_state)
 
     def _attributes(self, given: Mapping[str, Any] | None) -> dict[str, Any] | Any:
         """A new span's attributes: a plain dict of duro's own few attributes when the
@@ -142,17 +150,13 @@ class Spans:
         if trace_id is None:
             trace_id = (parent.trace_id if parent is not None and parent.is_valid
                         else self.ids.generate_trace_id())
-        result = tracer.sampler.should_sample(context, trace_id, name, kind, attributes,
-                                              links)
+        random_id = (parent is not None and parent.is_valid and parent.trace_id == trace_id
+                     and parent.trace_flags.random_trace_id)
+        result, ctx = self._sample(
+            context, trace_id, span_id if span_id is not None else self.ids.generate_span_id(),
+            random_id, name, kind, attributes, links)
         if result.decision is Decision.DROP:
             return
-        flags = _SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
-        if parent is not None and parent.is_valid and parent.trace_id == trace_id \
-                and parent.trace_flags.random_trace_id:
-            flags = trace.TraceFlags(flags | trace.TraceFlags.RANDOM_TRACE_ID)
-        ctx = trace.SpanContext(
-            trace_id, span_id if span_id is not None else self.ids.generate_span_id(),
-            is_remote=False, trace_flags=flags, trace_state=result.trace_state)
         span = LightSpan(self, name, ctx, parent if parent is None or parent.is_valid
                          else None, kind, self._attributes(result.attributes),
                          self._links(links), start_time)
