@@ -362,16 +362,16 @@ def test_the_continue_as_new_chain_links_each_next_run_and_back(site: Site,
     later = page.locator("section[aria-label='later runs'] tbody tr")
     expect(later).to_have_count(3)
     for row, run_id in enumerate(chain[1:]):
-        expect(later.nth(row)).to_contain_text(run_id[:8])
+        expect(later.nth(row)).to_contain_text(run_id[-8:])
     expect(later.last).to_contain_text("completed")
     # The header's link goes to the next run, not to the latest of the id.
     page.locator("p.continued").get_by_role("link", name=chain[1]).click()
     expect(page.locator("section[aria-label=run] .run-id")).to_have_text(chain[1])
     expect(page.locator("section[aria-label='earlier runs'] tbody tr")).to_have_count(1)
-    expect(page.locator("section[aria-label='earlier runs']")).to_contain_text(chain[0][:8])
+    expect(page.locator("section[aria-label='earlier runs']")).to_contain_text(chain[0][-8:])
     expect(later).to_have_count(2)
     page.locator("section[aria-label='later runs']").get_by_role(
-        "link", name=chain[3][:8]).click()
+        "link", name=chain[3][-8:]).click()
     expect(page.locator("section[aria-label=run] .run-id")).to_have_text(chain[3])
     expect(page.locator("section[aria-label='earlier runs'] tbody tr")).to_have_count(3)
     expect(later).to_have_count(0)

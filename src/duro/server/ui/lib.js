@@ -142,6 +142,13 @@ export function replace(node, ...children) {
   return node;
 }
 
+// A run id in a few characters: its last 8, the random end of the id (a run id is a
+// UUIDv7, whose first characters are its creation time: the runs of one minute share
+// them).
+export function shortId(runId) {
+  return runId.slice(-8);
+}
+
 export function runLink(workflowId, runId, text) {
   const hash = `#/runs/${encodeURIComponent(workflowId)}` +
                (runId ? `?run_id=${encodeURIComponent(runId)}` : "");

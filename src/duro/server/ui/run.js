@@ -4,7 +4,7 @@
 
 import {
   api, confirmDialog, errorBox, fmtDuration, fmtTime, h, jsonView, readJson, relative,
-  replace, runLink, sse, statusBadge, table,
+  replace, runLink, shortId, sse, statusBadge, table,
 } from "./lib.js";
 import { isTerminal, span, timeline, waitingFor } from "./history.js";
 
@@ -144,14 +144,14 @@ export function runPage(root, workflowId, params, signal) {
       side.push(h("section", { class: "card", "aria-label": "later runs" }, h("h2", {}, "Later runs of this id"),
         h("p", { class: "muted" }, "the runs that continue this one (continue-as-new, retry, reset), oldest first"),
         table(["run", "status", "from"], later.map((r) =>
-          [runLink(r.workflow_id, r.run_id, r.run_id.slice(0, 8)), statusBadge(r.status),
-           h("code", {}, r.origin_run_id.slice(0, 8))]))));
+          [runLink(r.workflow_id, r.run_id, shortId(r.run_id)), statusBadge(r.status),
+           h("code", {}, shortId(r.origin_run_id))]))));
     }
     if (chain.length) {
       side.push(h("section", { class: "card", "aria-label": "earlier runs" }, h("h2", {}, "Earlier runs of this id"),
         h("p", { class: "muted" }, "continue-as-new, retry and reset make a new run of the same id"),
         table(["run", "status", "closed"], chain.map((r) =>
-          [runLink(r.workflow_id, r.run_id, r.run_id.slice(0, 8)), statusBadge(r.status), fmtTime(r.closed_at)]))));
+          [runLink(r.workflow_id, r.run_id, shortId(r.run_id)), statusBadge(r.status), fmtTime(r.closed_at)]))));
     }
     replace(parts.side, side);
   }
@@ -361,7 +361,7 @@ function drawHistory(node, state, render, actions) {
 function wholeEvent(state, seq) {
   const id = state.run.workflow_id;
   return {
-    name: `${id}-${state.runId.slice(0, 8)}-${seq}.json`,
+    name: `${id}-${shortId(state.runId)}-${seq}.json`,
     load: async () => {
       const page = await api("GET", `/v1/runs/${encodeURIComponent(id)}/history`,
         { params: { run_id: state.runId, after: seq > 0 ? seq - 1 : undefined, limit: 1 } });
@@ -389,7 +389,7 @@ function actionsPanel(workflowId, state) {
   const result = h("div", { class: "result", role: "status", "aria-live": "polite" });
   const show = (title, value) => replace(result, h("strong", {}, title), " ",
     value && value.workflow_id && value.run_id && value.run_id !== state.runId
-      ? ["new run ", runLink(value.workflow_id, value.run_id, `${value.workflow_id} (${value.run_id.slice(0, 8)})`)]
+      ? ["new run ", runLink(value.workflow_id, value.run_id, `${value.workflow_id} (${shortId(value.run_id)})`)]
       : jsonView(value, { open: true }));
   const field = (name, label, attrs = {}) => {
     const input = h(attrs.rows ? "textarea" : "input", { id: `a-${name}`, name, ...attrs });
