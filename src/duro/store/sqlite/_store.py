@@ -295,7 +295,7 @@ class SqliteStore(SqlStore):
         transaction (:meth:`StatsReads.stats_catch_up`)."""
         if self._writer is None:
             return None
-        done: int = await self._writer.submit(_catch_up)
+        done: int = await self._writer.submit(_catch_up, on_thread=True)
         return done
 
     def _read_tuples(self, query: str, params: Params) -> list[tuple[Any, ...]]:
@@ -371,7 +371,8 @@ class SqliteStore(SqlStore):
                 raise err from None
             return conn
 
-        self._writer = Writer(connect, _translate, guard=self._check_file)
+        self._writer = Writer(connect, _translate, guard=self._check_file,
+                              busy_timeout=self.busy_timeout)
         await asyncio.to_thread(self._writer.start)
 
     def _check_file(self) -> None:
@@ -468,7 +469,7 @@ class SqliteStore(SqlStore):
 
         if self._writer is None:
             raise self._not_writable()
-        deleted: int = await self._writer.submit(op)
+        deleted: int = await self._writer.submit(op, on_thread=True)
         return deleted
 
 

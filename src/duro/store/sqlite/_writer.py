@@ -1,21 +1,43 @@
-"""One writer connection on its own thread, with group commit.
+"""One writer connection, with group commit: its statements on the event loop, its
+commits' I/O on a thread.
 
-Callers hand in small operations; the thread runs everything queued in one
-transaction (each operation under its own savepoint, so one failing operation does
-not undo the others) and commits once. Under load many runs' appends share a commit;
-a lone caller pays one commit and nothing more: the thread never waits to fill a batch.
+Callers hand in small operations, which run in batches: one transaction (each operation
+under its own savepoint, so one failing operation does not undo the others) and one
+commit. Under load many runs' appends share a commit; a lone caller pays one commit and
+nothing more: nothing ever waits to fill a batch.
 
-A lone caller does not even pay the two thread hand-offs (to the writer thread and back,
-~0.1 ms together, most of a step's overhead besides the commit): when nothing is queued
-or being committed and the event loop has nothing else ready to run, the operation
-commits inline, on the caller's thread. As soon as anything else is going on, writes go
-through the thread again and share its commits.
+Where a batch runs is what this module is about. The statements of a batch are short and
+hold the GIL between SQLite's calls; the commit is long (its writes and fsync) and holds
+nothing. So the operations of the event loop that writes (the first to write owns the
+*pipeline*) run on that loop, in one callback after the tasks that queued them, and only
+the ``COMMIT`` goes to the commit thread. While it commits, the loop runs on and the next
+batch gathers; once committed, the loop hears of it and runs that batch. On a busy
+2-core machine this is what group commit needs: a statement run on a thread waits for
+the GIL each time SQLite hands it back (the loop holds it while it serves requests),
+~4 times per operation, and its batch, the connection and every caller behind it wait
+with it (bench_core's throughput: +15-20%, docs/benchmarks.md).
+
+The writer thread still runs whole batches, for what must not run on the loop:
+operations that may run long (``on_thread``: maintenance such as a purge), those of
+another event loop (a store shared by threads with loops of their own), and a batch
+that found the database locked by another process: on the loop, ``BEGIN`` does not wait
+for the lock (the loop must not stall for the busy timeout); the thread waits for it as
+it always did.
+
+A lone caller on a stock asyncio loop pays no hand-off at all: when nothing is queued
+or being committed and the loop has nothing else ready to run, the operation commits
+inline, on the caller's thread (:meth:`Writer.try_inline`).
+
+The connection's owner at any moment: a lock, taken by the loop for a batch's statements
+and released by the commit thread once it committed, or held by the writer thread (or
+an inline commit) for a whole batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import sqlite3
 import threading
@@ -27,13 +49,16 @@ from duro.errors import StoreError
 
 T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
+Item = tuple[Op, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+Outcome = tuple["asyncio.Future[Any]", Any, "BaseException | None"]
 
 __all__ = ["Writer"]
 
 _STOP = object()
+_LOCKED = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-def _deliver(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _deliver(items: list[Outcome]) -> None:
     for fut, value, exc in items:
         if fut.done():
             continue
@@ -43,13 +68,27 @@ def _deliver(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]])
             fut.set_result(value)
 
 
+def _locked(exc: BaseException) -> bool:
+    return (isinstance(exc, sqlite3.OperationalError)
+            and getattr(exc, "sqlite_errorcode", None) in _LOCKED)
+
+
 class Writer:
-    """Runs write operations in batches on a dedicated thread."""
+    """Runs write operations in batches on one connection (see the module's text).
+
+    Args:
+        connect: Opens the writer connection (on the writer thread).
+        translate: Maps a database error to duro's error types.
+        guard: Called after each commit, before its callers hear of it.
+        busy_timeout: Seconds the writer thread waits for another process's write lock
+            (the connection's own busy timeout, restored after a pipeline ``BEGIN``
+            that does not wait).
+    """
 
     def __init__(
         self, connect: Callable[[], sqlite3.Connection], translate: Callable[[BaseException],
                                                                           BaseException],
-        *, guard: Callable[[], None] | None = None,
+        *, guard: Callable[[], None] | None = None, busy_timeout: float = 10.0,
     ) -> None:
         self._connect = connect
         self._translate = translate
@@ -57,9 +96,13 @@ class Writer:
         # committed cannot be trusted (the file was deleted or replaced, see _file.py).
         # The batch then fails, and so does every write after.
         self._guard = guard
+        self._wait = f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}"
         self.failure: BaseException | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="duro-sqlite-writer", daemon=True)
+        self._commits: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._committer = threading.Thread(target=self._commit_pipeline,
+                                           name="duro-sqlite-commit", daemon=True)
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
         self.batches = 0
@@ -67,23 +110,33 @@ class Writer:
         self.busy = 0.0  # seconds spent in transactions (metrics: the mean commit latency)
         self.inline = 0
         self._conn: sqlite3.Connection | None = None
-        # The connection is used by the writer thread and, for inline commits, by the
-        # caller's thread; this lock makes those turns exclusive.
+        # Who uses the connection: the pipeline (taken on the loop, released by the
+        # commit thread), the writer thread, or an inline commit.
         self._conn_lock = threading.Lock()
-        # Operations handed to the thread, and those it has finished: equal when it is
-        # idle with nothing queued.
+        # Operations handed in, and those whose callers were answered (or are about to
+        # be): equal when nothing is queued, running or committing.
         self._submitted = 0
         self._finished = 0
         self._count_lock = threading.Lock()
+        # The pipeline's state, used on its loop's thread only (and by the commit thread
+        # once that loop is closed).
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._pending: list[Item] = []
+        self._open = False  # a batch of the pipeline is running or committing
 
     def start(self) -> None:
         self._thread.start()
         self._ready.wait()
         if self._startup_error is not None:
             raise self._startup_error
+        self._committer.start()
 
-    def submit(self, op: Op) -> asyncio.Future[Any]:
-        """Queue an operation; the future resolves after its transaction commits."""
+    def submit(self, op: Op, *, on_thread: bool = False) -> asyncio.Future[Any]:
+        """Queue an operation; the future resolves after its transaction commits.
+
+        ``on_thread``: run it on the writer thread (an operation that may take long,
+        which must not stall the event loop).
+        """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if self.failure is not None:
@@ -92,7 +145,24 @@ class Writer:
             raise StoreError("the store is closed")
         with self._count_lock:
             self._submitted += 1
-        self._queue.put((op, fut, loop))
+        home = self._home
+        if home is not loop and not on_thread and (home is None or home.is_closed()) \
+                and not self._open:
+            # The first loop to write (or the next, once that one is closed: what its
+            # pipeline still held goes to the thread; its callers are gone, not its writes).
+            home = self._home = loop
+            stale, self._pending = self._pending, []
+            for item in stale:
+                self._queue.put(item)
+        if on_thread or loop is not home:
+            self._queue.put((op, fut, loop))
+            return fut
+        pending = self._pending
+        pending.append((op, fut, loop))
+        if len(pending) == 1 and not self._open:
+            # After the tasks ready now (their writes join this batch), in a context of
+            # its own (no task's context variables reach the operations).
+            loop.call_soon(self._flush, context=contextvars.Context())
         return fut
 
     def try_inline(self, op: Op) -> tuple[bool, Any]:
@@ -136,9 +206,118 @@ class Writer:
             self._conn_lock.release()
 
     def stop(self) -> None:
+        """Commit what was handed in, then stop both threads (on the pipeline's loop:
+        the operations it has not run yet go to the writer thread)."""
+        if self._committer.is_alive():
+            self._commits.put(_STOP)
+            self._committer.join()  # the batch committing, if any, is done
+        leftovers, self._pending = self._pending, []
+        for item in leftovers:
+            self._queue.put(item)
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
+
+    # -- the pipeline: statements on the loop, the commit on the commit thread ---------
+
+    def _flush(self) -> None:
+        """Run the pending operations' statements in a transaction and hand its commit
+        to the commit thread (on the pipeline's loop)."""
+        if self._open or not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        conn = self._conn
+        if conn is None or self.failure is not None or \
+                not self._conn_lock.acquire(blocking=False):
+            # Stopped, failed, or the writer thread is in a batch: it runs this one after
+            # (or fails it as it fails everything after a failure).
+            for item in batch:
+                self._queue.put(item)
+            return
+        self._open = True
+        began = time.perf_counter()
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            finally:
+                conn.execute(self._wait)
+        except Exception as exc:
+            self._conn_lock.release()
+            self._open = False
+            if _locked(exc):  # another process writes: the thread waits for it, not us
+                for item in batch:
+                    self._queue.put(item)
+            else:
+                err = self._translate(exc)
+                self._answered(batch, [(fut, None, err) for _, fut, _ in batch])
+            self._again()
+            return
+        try:
+            done = self._statements(conn, batch)
+        except BaseException as exc:  # a savepoint failed, say: nothing of it commits
+            with contextlib.suppress(Exception):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            self._conn_lock.release()
+            self._open = False
+            err = self._translate(exc)
+            self._answered(batch, [(fut, None, err) for _, fut, _ in batch])
+            if not isinstance(exc, Exception):
+                raise
+            self._again()
+            return
+        if done is None:  # a lone operation failed: rolled back and answered
+            self._conn_lock.release()
+            self._open = False
+            self._again()
+            return
+        self._commits.put((done, batch[0][2], began))
+
+    def _again(self) -> None:
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._flush, context=contextvars.Context())
+
+    def _resume(self, items: list[Outcome]) -> None:
+        """On the pipeline's loop, once its batch committed: answer its callers, then
+        run the batch that gathered meanwhile (after the tasks just answered: their
+        next writes join it)."""
+        self._open = False
+        _deliver(items)
+        self._again()
+
+    def _commit_pipeline(self) -> None:
+        """The commit thread: commits the transactions the pipeline built."""
+        while True:
+            job = self._commits.get()
+            if job is _STOP:
+                return
+            done, loop, began = job
+            conn = self._conn
+            assert conn is not None
+            try:
+                conn.execute("COMMIT")
+                self._check_commit()
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                err = self._translate(exc)
+                done = [(fut, None, err) for fut, _, _ in done]
+            self.busy += time.perf_counter() - began
+            self.batches += 1
+            self.ops += len(done)
+            with self._count_lock:
+                self._finished += len(done)
+            self._conn_lock.release()
+            try:
+                loop.call_soon_threadsafe(self._resume, done)
+            except RuntimeError:
+                # Its loop is closed: nobody there waits. The pipeline is over; another
+                # loop may start its own.
+                self._open = False
+
+    # -- the writer thread: whole batches -----------------------------------------------
 
     def _run(self) -> None:
         try:
@@ -167,8 +346,6 @@ class Writer:
                         break
                 with self._conn_lock:
                     self._commit(conn, batch)
-                    with self._count_lock:
-                        self._finished += len(batch)
         finally:
             with self._conn_lock:
                 self._conn = None
@@ -182,36 +359,43 @@ class Writer:
                 self.failure = exc
                 raise
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[Any]) -> None:
-        done: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+    def _statements(self, conn: sqlite3.Connection, batch: list[Item]) -> list[Outcome] | None:
+        """Run ``batch``'s operations in the open transaction, each under a savepoint
+        (a lone one without: its failure rolls the transaction back, answers it, and
+        gives None)."""
+        if len(batch) == 1:
+            op, fut, _ = batch[0]
+            try:
+                return [(fut, op(conn), None)]
+            except Exception as exc:
+                conn.execute("ROLLBACK")
+                self._answered(batch, [(fut, None, self._translate(exc))])
+                return None
+        done: list[Outcome] = []
+        for op, fut, _ in batch:
+            conn.execute("SAVEPOINT op")
+            try:
+                value = op(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
+                done.append((fut, None, self._translate(exc)))
+            else:
+                conn.execute("RELEASE op")
+                done.append((fut, value, None))
+        return done
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[Item]) -> None:
+        """A whole batch on the writer thread: begin, statements, commit, answers."""
         if self.failure is not None:  # queued before the failure: never run
-            for _, fut, loop in batch:
-                self._post(loop, [(fut, None, self.failure)])
+            self._answered(batch, [(fut, None, self.failure) for _, fut, _ in batch])
             return
         began = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            single = len(batch) == 1
-            for op, fut, loop in batch:
-                if single:
-                    # No savepoint needed: a failure rolls back the whole transaction.
-                    try:
-                        done.append((fut, op(conn), None))
-                    except Exception as exc:
-                        conn.execute("ROLLBACK")
-                        self._post(loop, [(fut, None, self._translate(exc))])
-                        return
-                    continue
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = op(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    done.append((fut, None, self._translate(exc)))
-                else:
-                    conn.execute("RELEASE op")
-                    done.append((fut, value, None))
+            done = self._statements(conn, batch)
+            if done is None:
+                return
             conn.execute("COMMIT")
             self._check_commit()
         except Exception as exc:
@@ -222,13 +406,19 @@ class Writer:
         self.busy += time.perf_counter() - began
         self.batches += 1
         self.ops += len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        self._answered(batch, done)
+
+    def _answered(self, batch: list[Item], done: list[Outcome]) -> None:
+        """Count ``batch`` finished and tell each caller, on its own loop."""
+        with self._count_lock:
+            self._finished += len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
         for (_, _, loop), item in zip(batch, done, strict=True):
             by_loop.setdefault(loop, []).append(item)
         for loop, items in by_loop.items():
             self._post(loop, items)
 
     @staticmethod
-    def _post(loop: asyncio.AbstractEventLoop, items: list[Any]) -> None:
+    def _post(loop: asyncio.AbstractEventLoop, items: list[Outcome]) -> None:
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             loop.call_soon_threadsafe(_deliver, items)

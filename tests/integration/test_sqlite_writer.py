@@ -1,0 +1,249 @@
+"""The SQLite writer's pipeline: a batch's statements on the event loop, its commit on
+the commit thread; whole batches on the writer thread for what must not run on the loop.
+
+On a real file, with the writer on its own (store/sqlite/_writer.py): where each
+operation ran, what committed, and that the loop never waits for another process's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from duro.errors import StoreError
+from duro.store.sqlite._writer import Writer
+from tests.conftest import run
+
+
+def _connect(path: Path) -> Any:
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                               timeout=10.0)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v TEXT)")
+        return conn
+
+    return connect
+
+
+def _translate(exc: BaseException) -> BaseException:
+    return StoreError(str(exc)) if isinstance(exc, sqlite3.Error) else exc
+
+
+def _writer(path: Path, **kw: Any) -> Writer:
+    writer = Writer(_connect(path), _translate, **kw)
+    writer.start()
+    return writer
+
+
+def _rows(path: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(path) as conn:
+        return list(conn.execute("SELECT k, v FROM t ORDER BY k"))
+
+
+def _insert(k: int, where: dict[int, str], value: str = "x") -> Any:
+    def op(conn: sqlite3.Connection) -> int:
+        where[k] = threading.current_thread().name
+        conn.execute("INSERT INTO t VALUES (?, ?)", (k, value))
+        return k
+
+    return op
+
+
+def test_a_batch_runs_on_the_loop_and_commits_on_the_commit_thread(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    writer = _writer(path)
+    where: dict[int, str] = {}
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(writer.submit(_insert(k, where))
+                                           for k in range(50))))
+
+    try:
+        assert run(main()) == list(range(50))
+        loop_thread = threading.current_thread().name
+        assert set(where.values()) == {loop_thread}
+        assert writer.ops == 50 and writer.batches < 50  # they shared commits
+        assert writer._submitted == writer._finished == 50
+    finally:
+        writer.stop()
+    assert [k for k, _ in _rows(path)] == list(range(50))
+
+
+def test_a_failing_operation_undoes_only_itself(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    writer = _writer(path)
+    where: dict[int, str] = {}
+
+    async def main() -> list[Any]:
+        ops = [writer.submit(_insert(k, where)) for k in range(5)]
+        ops.append(writer.submit(_insert(2, where)))  # the key is taken: it fails
+        ops += [writer.submit(_insert(k, where)) for k in range(5, 8)]
+        return list(await asyncio.gather(*ops, return_exceptions=True))
+
+    try:
+        got = run(main())
+    finally:
+        writer.stop()
+    assert isinstance(got[5], StoreError)
+    assert [g for g in got if not isinstance(g, BaseException)] == list(range(8))
+    assert [k for k, _ in _rows(path)] == list(range(8))
+
+
+def test_a_lone_failing_operation_rolls_back_and_the_next_commits(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    writer = _writer(path)
+    where: dict[int, str] = {}
+
+    async def main() -> None:
+        assert await writer.submit(_insert(1, where)) == 1
+
+        def half(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO t VALUES (2, 'half')")
+            raise ValueError("refused")
+
+        with pytest.raises(ValueError):
+            await writer.submit(half)
+        assert await writer.submit(_insert(3, where)) == 3
+
+    try:
+        run(main())
+        assert writer._submitted == writer._finished
+    finally:
+        writer.stop()
+    assert _rows(path) == [(1, "x"), (3, "x")]
+
+
+def test_long_operations_and_other_loops_run_on_the_writer_thread(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    writer = _writer(path)
+    where: dict[int, str] = {}
+
+    async def main() -> None:
+        await writer.submit(_insert(0, where))  # this loop owns the pipeline
+        await writer.submit(_insert(1, where), on_thread=True)
+
+        def other_loop() -> None:
+            async def go() -> None:
+                await asyncio.gather(*(writer.submit(_insert(k, where))
+                                       for k in range(10, 20)))
+            asyncio.run(go())
+
+        await asyncio.gather(asyncio.to_thread(other_loop),
+                             *(writer.submit(_insert(k, where)) for k in range(20, 30)))
+
+    try:
+        run(main())
+    finally:
+        writer.stop()
+    me = threading.current_thread().name
+    assert where[0] == me and {where[k] for k in range(20, 30)} == {me}
+    assert where[1] == "duro-sqlite-writer"
+    assert {where[k] for k in range(10, 20)} == {"duro-sqlite-writer"}
+    assert [k for k, _ in _rows(path)] == [0, 1, *range(10, 30)]
+
+
+def test_the_loop_never_waits_for_another_process_s_lock(tmp_path: Path) -> None:
+    """Another connection holds the write lock for 0.5 s: the batch goes to the writer
+    thread, which waits for it (the busy timeout), while the loop runs on."""
+    path = tmp_path / "w.db"
+    writer = _writer(path)
+    where: dict[int, str] = {}
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (100, 'other')")
+    gaps: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.5, other.execute, "COMMIT")
+        write = writer.submit(_insert(1, where))
+        last = time.perf_counter()
+        while not write.done():  # a ticker: how long the loop ever stalls
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+        assert await write == 1
+        assert await writer.submit(_insert(2, where)) == 2  # the pipeline again
+
+    try:
+        run(main())
+    finally:
+        writer.stop()
+        other.close()
+    assert where[1] == "duro-sqlite-writer"
+    assert where[2] == threading.current_thread().name
+    assert sum(gaps) >= 0.4 and max(gaps) < 0.25, max(gaps)
+    assert [k for k, _ in _rows(path)] == [1, 2, 100]
+
+
+def test_a_failed_commit_check_fails_the_batch_and_every_write_after(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    commits = 0
+
+    def guard() -> None:
+        nonlocal commits
+        commits += 1
+        if commits == 2:
+            raise StoreError("the file was replaced")
+
+    writer = _writer(path, guard=guard)
+    where: dict[int, str] = {}
+
+    async def main() -> None:
+        assert await writer.submit(_insert(1, where)) == 1
+        got = await asyncio.gather(*(writer.submit(_insert(k, where)) for k in (2, 3)),
+                                   return_exceptions=True)
+        assert all(isinstance(g, StoreError) for g in got), got
+        with pytest.raises(StoreError, match="replaced"):
+            writer.submit(_insert(4, where))
+
+    try:
+        run(main())
+    finally:
+        writer.stop()
+
+
+def test_stop_commits_what_the_pipeline_has_not_run_yet(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    writer = _writer(path)
+    where: dict[int, str] = {}
+
+    async def main() -> list[int]:
+        futs = [writer.submit(_insert(k, where)) for k in range(5)]
+        writer.stop()  # before the loop ran the batch: the thread runs it
+        return list(await asyncio.gather(*futs))
+
+    assert run(main()) == list(range(5))
+    assert {where[k] for k in range(5)} == {"duro-sqlite-writer"}
+    assert [k for k, _ in _rows(path)] == list(range(5))
+    with pytest.raises(StoreError, match="closed"):
+        run(_submit_one(writer))
+
+
+async def _submit_one(writer: Writer) -> Any:
+    return await writer.submit(lambda conn: None)
+
+
+def test_a_later_loop_takes_the_pipeline_over(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    writer = _writer(path)
+    where: dict[int, str] = {}
+
+    async def batch(keys: range) -> None:
+        await asyncio.gather(*(writer.submit(_insert(k, where)) for k in keys))
+
+    try:
+        run(batch(range(0, 10)))  # this loop is closed after
+        run(batch(range(10, 20)))
+    finally:
+        writer.stop()
+    assert set(where.values()) == {threading.current_thread().name}
+    assert [k for k, _ in _rows(path)] == list(range(20))
