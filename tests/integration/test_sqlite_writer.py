@@ -125,18 +125,20 @@ def test_long_operations_and_other_loops_run_on_the_writer_thread(tmp_path: Path
     writer = _writer(path)
     where: dict[int, str] = {}
 
+    def other_loop(keys: range) -> None:
+        async def go() -> None:
+            await asyncio.gather(*(writer.submit(_insert(k, where)) for k in keys))
+        asyncio.run(go())
+
     async def main() -> None:
         await writer.submit(_insert(0, where))  # this loop owns the pipeline
         await writer.submit(_insert(1, where), on_thread=True)
-
-        def other_loop() -> None:
-            async def go() -> None:
-                await asyncio.gather(*(writer.submit(_insert(k, where))
-                                       for k in range(10, 20)))
-            asyncio.run(go())
-
-        await asyncio.gather(asyncio.to_thread(other_loop),
-                             *(writer.submit(_insert(k, where)) for k in range(20, 30)))
+        await asyncio.to_thread(other_loop, range(10, 20))
+        await asyncio.gather(*(writer.submit(_insert(k, where)) for k in range(20, 30)))
+        # Both at once: all commit (this loop's batches go to the thread while it has
+        # the other loop's writes to run: one order for everything handed to it).
+        await asyncio.gather(asyncio.to_thread(other_loop, range(30, 40)),
+                             *(writer.submit(_insert(k, where)) for k in range(40, 50)))
 
     try:
         run(main())
@@ -146,7 +148,78 @@ def test_long_operations_and_other_loops_run_on_the_writer_thread(tmp_path: Path
     assert where[0] == me and {where[k] for k in range(20, 30)} == {me}
     assert where[1] == "duro-sqlite-writer"
     assert {where[k] for k in range(10, 20)} == {"duro-sqlite-writer"}
-    assert [k for k, _ in _rows(path)] == [0, 1, *range(10, 30)]
+    assert {where[k] for k in range(30, 40)} == {"duro-sqlite-writer"}
+    assert [k for k, _ in _rows(path)] == [0, 1, *range(10, 50)]
+    assert writer._submitted == writer._finished == 42
+
+
+def test_one_caller_s_writes_commit_in_its_order_whichever_way_they_go(
+        tmp_path: Path) -> None:
+    """A finds the file locked and goes to the writer thread; B, handed in after (not
+    waiting for A), must not commit before it."""
+    for trial in range(20):
+        path = tmp_path / f"o{trial}.db"
+        writer = _writer(path)
+        where: dict[int, str] = {}
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            run(_a_then_b(writer, other, where))
+        finally:
+            writer.stop()
+            other.close()
+        with sqlite3.connect(path) as conn:
+            order = [v for (v,) in conn.execute("SELECT v FROM t ORDER BY rowid")]
+        assert where[1] == "duro-sqlite-writer"
+        assert order == ["A", "B"], f"trial {trial}: {order}"
+
+
+async def _a_then_b(writer: Writer, other: sqlite3.Connection,
+                    where: dict[int, str]) -> None:
+    other.execute("BEGIN IMMEDIATE")
+    a = writer.submit(_insert(1, where, "A"))
+    await asyncio.sleep(0)  # its batch: BEGIN finds the lock, to the thread
+    other.execute("COMMIT")
+    b = writer.submit(_insert(2, where, "B"))
+    await asyncio.gather(a, b)
+
+
+def test_closing_while_tasks_write_answers_every_write(tmp_path: Path) -> None:
+    """The store closes (the writer stopped from another thread, as SqliteStore.close
+    does) while eight tasks keep writing: close returns, every write is committed or
+    refused as closed, none is left waiting, and what was answered is what is stored."""
+    for trial in range(5):
+        path = tmp_path / f"c{trial}.db"
+        writer = _writer(path)
+        answered: list[int] = []
+        refused = run(_close_while_writing(writer, answered))
+        assert refused == 8
+        stored = {k for k, _ in _rows(path)}
+        assert answered and set(answered) <= stored
+
+
+async def _close_while_writing(writer: Writer, answered: list[int]) -> int:
+    counter = iter(range(1_000_000))
+    refused = 0
+
+    async def keep_writing() -> None:
+        nonlocal refused
+        where: dict[int, str] = {}
+        while True:
+            k = next(counter)
+            try:
+                await writer.submit(_insert(k, where))
+            except StoreError as exc:
+                assert "closed" in str(exc)
+                refused += 1
+                return
+            answered.append(k)
+
+    tasks = [asyncio.create_task(keep_writing()) for _ in range(8)]
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(asyncio.to_thread(writer.stop), 10)
+    _, hung = await asyncio.wait(tasks, timeout=5)
+    assert not hung, f"{len(hung)} writers never answered"
+    return refused
 
 
 def test_the_loop_never_waits_for_another_process_s_lock(tmp_path: Path) -> None:
@@ -247,3 +320,32 @@ def test_a_later_loop_takes_the_pipeline_over(tmp_path: Path) -> None:
         writer.stop()
     assert set(where.values()) == {threading.current_thread().name}
     assert [k for k, _ in _rows(path)] == list(range(20))
+
+
+def test_a_loop_closed_before_hearing_of_its_commit_leaves_the_pipeline_to_the_next(
+        tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    writer = _writer(path)
+    where: dict[int, str] = {}
+
+    async def first() -> None:
+        await writer.submit(_insert(1, where))
+        writer.submit(_insert(2, where))  # its loop ends before the answer comes
+
+    async def second() -> None:
+        await writer.submit(_insert(9, where))  # the thread's, while 2 still commits
+        await _gather(writer, range(10, 15), where)
+
+    try:
+        asyncio.run(first())
+        run(second())
+        # This loop took the pipeline over.
+        assert {where[k] for k in range(10, 15)} == {threading.current_thread().name}
+        assert writer._submitted == writer._finished
+    finally:
+        writer.stop()
+    assert [k for k, _ in _rows(path)] == [1, 2, *range(9, 15)]
+
+
+async def _gather(writer: Writer, keys: range, where: dict[int, str]) -> None:
+    await asyncio.gather(*(writer.submit(_insert(k, where)) for k in keys))

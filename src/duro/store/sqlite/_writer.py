@@ -30,7 +30,10 @@ inline, on the caller's thread (:meth:`Writer.try_inline`).
 
 The connection's owner at any moment: a lock, taken by the loop for a batch's statements
 and released by the commit thread once it committed, or held by the writer thread (or
-an inline commit) for a whole batch.
+an inline commit) for a whole batch. While the writer thread has operations to run, the
+loop's batches go to it too: one caller's writes commit in the order it made them,
+whichever way they went. Closing stops new writes, waits for the batch in flight, and
+commits everything handed in before it.
 """
 
 from __future__ import annotations
@@ -69,8 +72,13 @@ def _deliver(items: list[Outcome]) -> None:
 
 
 def _locked(exc: BaseException) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED, extended codes included (the low byte)."""
     return (isinstance(exc, sqlite3.OperationalError)
-            and getattr(exc, "sqlite_errorcode", None) in _LOCKED)
+            and (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _LOCKED)
+
+
+def _closed() -> StoreError:
+    return StoreError("the store is closed")
 
 
 class Writer:
@@ -113,16 +121,21 @@ class Writer:
         # Who uses the connection: the pipeline (taken on the loop, released by the
         # commit thread), the writer thread, or an inline commit.
         self._conn_lock = threading.Lock()
-        # Operations handed in, and those whose callers were answered (or are about to
-        # be): equal when nothing is queued, running or committing.
+        # Operations handed in (under _state), and those whose callers were answered
+        # (under _count_lock): equal when nothing is queued, running or committing.
         self._submitted = 0
         self._finished = 0
         self._count_lock = threading.Lock()
-        # The pipeline's state, used on its loop's thread only (and by the commit thread
-        # once that loop is closed).
+        # The pipeline's state and the hand-overs to the writer thread (submit, the
+        # batches and the commits take turns on it; stop waits on it).
+        self._state = threading.Condition(threading.Lock())
         self._home: asyncio.AbstractEventLoop | None = None
+        self._home_thread = 0
         self._pending: list[Item] = []
-        self._open = False  # a batch of the pipeline is running or committing
+        self._open = False  # a batch of the pipeline is being run or committed
+        self._on_thread = 0  # operations handed to the writer thread, not yet run
+        self._closing = False
+        self._thread_done = False
 
     def start(self) -> None:
         self._thread.start()
@@ -136,30 +149,36 @@ class Writer:
 
         ``on_thread``: run it on the writer thread (an operation that may take long,
         which must not stall the event loop).
+
+        Raises:
+            StoreError: The store is closed (or closing), or failed for good.
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if self.failure is not None:
             raise self.failure
-        if not self._thread.is_alive():
-            raise StoreError("the store is closed")
-        with self._count_lock:
+        item = (op, fut, loop)
+        with self._state:
+            if self._closing or self._thread_done:
+                raise _closed()
             self._submitted += 1
-        home = self._home
-        if home is not loop and not on_thread and (home is None or home.is_closed()) \
-                and not self._open:
-            # The first loop to write (or the next, once that one is closed: what its
-            # pipeline still held goes to the thread; its callers are gone, not its writes).
-            home = self._home = loop
-            stale, self._pending = self._pending, []
-            for item in stale:
-                self._queue.put(item)
-        if on_thread or loop is not home:
-            self._queue.put((op, fut, loop))
-            return fut
-        pending = self._pending
-        pending.append((op, fut, loop))
-        if len(pending) == 1 and not self._open:
+            home = self._home
+            if home is not loop and not on_thread and not self._open \
+                    and (home is None or home.is_closed()):
+                # The first loop to write (or the next, once that one is closed: what
+                # its pipeline still held goes to the thread; its callers are gone, not
+                # its writes).
+                home = self._home = loop
+                self._home_thread = threading.get_ident()
+                self._to_thread(self._pending)
+                self._pending = []
+            if on_thread or loop is not home:
+                self._to_thread([item])
+                return fut
+            pending = self._pending
+            pending.append(item)
+            first = len(pending) == 1 and not self._open
+        if first:
             # After the tasks ready now (their writes join this batch), in a context of
             # its own (no task's context variables reach the operations).
             loop.call_soon(self._flush, context=contextvars.Context())
@@ -174,7 +193,7 @@ class Writer:
         if self.failure is not None:
             raise self.failure
         conn = self._conn
-        if conn is None or self._submitted != self._finished:
+        if conn is None or self._submitted != self._finished or self._closing:
             return False, None
         try:
             ready = asyncio.get_running_loop()._ready  # type: ignore[attr-defined]
@@ -206,35 +225,63 @@ class Writer:
             self._conn_lock.release()
 
     def stop(self) -> None:
-        """Commit what was handed in, then stop both threads (on the pipeline's loop:
-        the operations it has not run yet go to the writer thread)."""
+        """Refuse new writes, commit every one handed in, and stop both threads (from
+        any thread: off the pipeline's loop, after the batch it is building)."""
+        with self._state:
+            self._closing = True
+            if self._home_thread != threading.get_ident():
+                while self._open:  # being built on the loop, or committing: wait
+                    self._state.wait()
+            # On the loop's own thread no batch is being built (we are running); one
+            # committing ends on the commit thread, before the writer thread's next.
+            left = self._to_thread(self._pending)
+            self._pending = []
+        self._refuse(left)
         if self._committer.is_alive():
             self._commits.put(_STOP)
-            self._committer.join()  # the batch committing, if any, is done
-        leftovers, self._pending = self._pending, []
-        for item in leftovers:
-            self._queue.put(item)
+            self._committer.join()
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
+
+    def _to_thread(self, items: list[Item]) -> list[Item]:
+        """Hand ``items`` to the writer thread (under ``_state``); those it cannot take
+        any more (it has stopped) are returned, for :meth:`_refuse`."""
+        if not items:
+            return []
+        if self._thread_done:
+            return items
+        self._on_thread += len(items)
+        for item in items:
+            self._queue.put(item)
+        return []
+
+    def _refuse(self, items: list[Item]) -> None:
+        if items:
+            self._answered(items, [(fut, None, _closed()) for _, fut, _ in items])
 
     # -- the pipeline: statements on the loop, the commit on the commit thread ---------
 
     def _flush(self) -> None:
         """Run the pending operations' statements in a transaction and hand its commit
         to the commit thread (on the pipeline's loop)."""
-        if self._open or not self._pending:
+        with self._state:
+            if self._open or not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            conn = self._conn
+            if self._closing or self._on_thread or conn is None or self.failure is not None \
+                    or not self._conn_lock.acquire(blocking=False):
+                # Closing, failed, or the writer thread has work (it may hold the lock):
+                # it runs this batch after its own (or fails it, after a failure).
+                left = self._to_thread(batch)
+                batch = []
+            else:
+                self._open = True
+        if not batch:
+            self._refuse(left)
             return
-        batch, self._pending = self._pending, []
-        conn = self._conn
-        if conn is None or self.failure is not None or \
-                not self._conn_lock.acquire(blocking=False):
-            # Stopped, failed, or the writer thread is in a batch: it runs this one after
-            # (or fails it as it fails everything after a failure).
-            for item in batch:
-                self._queue.put(item)
-            return
-        self._open = True
+        assert conn is not None
         began = time.perf_counter()
         try:
             conn.execute("PRAGMA busy_timeout = 0")
@@ -243,14 +290,16 @@ class Writer:
             finally:
                 conn.execute(self._wait)
         except Exception as exc:
-            self._conn_lock.release()
-            self._open = False
-            if _locked(exc):  # another process writes: the thread waits for it, not us
-                for item in batch:
-                    self._queue.put(item)
-            else:
+            with self._state:
+                self._conn_lock.release()
+                self._open = False
+                self._state.notify_all()
+                # Another process writes: the thread waits for it, not the loop.
+                left = self._to_thread(batch) if _locked(exc) else []
+            if not _locked(exc):
                 err = self._translate(exc)
                 self._answered(batch, [(fut, None, err) for _, fut, _ in batch])
+            self._refuse(left)
             self._again()
             return
         try:
@@ -259,30 +308,33 @@ class Writer:
             with contextlib.suppress(Exception):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-            self._conn_lock.release()
-            self._open = False
-            err = self._translate(exc)
-            self._answered(batch, [(fut, None, err) for _, fut, _ in batch])
+            self._end_pipeline_batch()
+            self._answered(batch, [(fut, None, self._failed(exc)) for _, fut, _ in batch])
             if not isinstance(exc, Exception):
                 raise
             self._again()
             return
         if done is None:  # a lone operation failed: rolled back and answered
-            self._conn_lock.release()
-            self._open = False
+            self._end_pipeline_batch()
             self._again()
             return
         self._commits.put((done, batch[0][2], began))
 
+    def _end_pipeline_batch(self) -> None:
+        """The connection back, the pipeline free (a batch committed or given up)."""
+        with self._state:
+            self._conn_lock.release()
+            self._open = False
+            self._state.notify_all()
+
     def _again(self) -> None:
-        if self._pending:
+        if self._pending:  # a hint: _flush looks again under the lock
             asyncio.get_running_loop().call_soon(self._flush, context=contextvars.Context())
 
     def _resume(self, items: list[Outcome]) -> None:
         """On the pipeline's loop, once its batch committed: answer its callers, then
         run the batch that gathered meanwhile (after the tasks just answered: their
         next writes join it)."""
-        self._open = False
         _deliver(items)
         self._again()
 
@@ -298,24 +350,21 @@ class Writer:
             try:
                 conn.execute("COMMIT")
                 self._check_commit()
-            except Exception as exc:
+            except BaseException as exc:
                 with contextlib.suppress(Exception):
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
-                err = self._translate(exc)
+                err = self._failed(exc)
                 done = [(fut, None, err) for fut, _, _ in done]
             self.busy += time.perf_counter() - began
             self.batches += 1
             self.ops += len(done)
             with self._count_lock:
                 self._finished += len(done)
-            self._conn_lock.release()
-            try:
+            self._end_pipeline_batch()
+            # A closed loop: nobody there waits (a later loop takes the pipeline over).
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._resume, done)
-            except RuntimeError:
-                # Its loop is closed: nobody there waits. The pipeline is over; another
-                # loop may start its own.
-                self._open = False
 
     # -- the writer thread: whole batches -----------------------------------------------
 
@@ -324,6 +373,7 @@ class Writer:
             conn = self._connect()
         except BaseException as exc:
             self._startup_error = exc
+            self._thread_done = True
             self._ready.set()
             return
         self._conn = conn
@@ -346,7 +396,20 @@ class Writer:
                         break
                 with self._conn_lock:
                     self._commit(conn, batch)
+                with self._state:
+                    self._on_thread -= len(batch)
         finally:
+            with self._state:
+                self._thread_done = True
+                left: list[Item] = []
+                while True:  # handed in after the stop (none, when closed in order)
+                    try:
+                        item = get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not _STOP:
+                        left.append(item)
+            self._refuse(left)
             with self._conn_lock:
                 self._conn = None
                 conn.close()
@@ -358,6 +421,13 @@ class Writer:
             except BaseException as exc:
                 self.failure = exc
                 raise
+
+    def _failed(self, exc: BaseException) -> BaseException:
+        """What the callers of a failed batch get: the error translated (an interrupt
+        is not theirs to receive)."""
+        if isinstance(exc, Exception):
+            return self._translate(exc)
+        return StoreError(f"the write was interrupted ({type(exc).__name__})")
 
     def _statements(self, conn: sqlite3.Connection, batch: list[Item]) -> list[Outcome] | None:
         """Run ``batch``'s operations in the open transaction, each under a savepoint
@@ -398,10 +468,11 @@ class Writer:
                 return
             conn.execute("COMMIT")
             self._check_commit()
-        except Exception as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            err = self._translate(exc)
+        except BaseException as exc:  # the thread lives on: every caller is answered
+            with contextlib.suppress(Exception):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            err = self._failed(exc)
             done = [(fut, None, err) for _, fut, _ in batch]
         self.busy += time.perf_counter() - began
         self.batches += 1
