@@ -27,3 +27,17 @@ def test_bench_http_tiny_runs_and_writes_json(tmp_path: Path) -> None:
         assert summary["median_p99_ms"] >= summary["median_p50_ms"]
         assert all(r["requests"] == 40 for r in summary["runs"])
     assert "sqlite, closed loop" in proc.stdout
+
+
+def test_bench_http_floor_runs_its_three_servers(tmp_path: Path) -> None:
+    out = tmp_path / "floor.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_http_floor.py"),
+                           "--rates", "200", "--clients", "4", "--requests", "40",
+                           "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads(out.read_text())
+    assert [(r["server"], r["load"]) for r in rows] == [
+        (server, load) for server in ("echo", "asgi", "asgi+sqlite")
+        for load in ("200/s", "closed loop")]
+    assert all(r["requests"] == 40 and r["p50_ms"] > 0 for r in rows)
