@@ -27,6 +27,8 @@ def _connect(path: Path) -> Any:
                                timeout=10.0)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("CREATE TABLE IF NOT EXISTS t (k INTEGER PRIMARY KEY, v TEXT)")
+        # Numbered as written: the order in which writes ran (and so committed).
+        conn.execute("CREATE TABLE IF NOT EXISTS log (n INTEGER PRIMARY KEY, v TEXT)")
         return conn
 
     return connect
@@ -45,6 +47,18 @@ def _writer(path: Path, **kw: Any) -> Writer:
 def _rows(path: Path) -> list[tuple[int, str]]:
     with sqlite3.connect(path) as conn:
         return list(conn.execute("SELECT k, v FROM t ORDER BY k"))
+
+
+def _log(value: str) -> Any:
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO log (v) VALUES (?)", (value,))
+
+    return op
+
+
+def _logged(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return [v for (v,) in conn.execute("SELECT v FROM log ORDER BY n")]
 
 
 def _insert(k: int, where: dict[int, str], value: str = "x") -> Any:
@@ -167,20 +181,26 @@ def test_one_caller_s_writes_commit_in_its_order_whichever_way_they_go(
         finally:
             writer.stop()
             other.close()
-        with sqlite3.connect(path) as conn:
-            order = [v for (v,) in conn.execute("SELECT v FROM t ORDER BY rowid")]
         assert where[1] == "duro-sqlite-writer"
-        assert order == ["A", "B"], f"trial {trial}: {order}"
+        assert _logged(path) == ["A", "B"], f"trial {trial}"
 
 
 async def _a_then_b(writer: Writer, other: sqlite3.Connection,
                     where: dict[int, str]) -> None:
     other.execute("BEGIN IMMEDIATE")
-    a = writer.submit(_insert(1, where, "A"))
+    a = writer.submit(_both(_insert(1, where), _log("A")))
     await asyncio.sleep(0)  # its batch: BEGIN finds the lock, to the thread
     other.execute("COMMIT")
-    b = writer.submit(_insert(2, where, "B"))
+    b = writer.submit(_log("B"))
     await asyncio.gather(a, b)
+
+
+def _both(*ops: Any) -> Any:
+    def op(conn: sqlite3.Connection) -> None:
+        for each in ops:
+            each(conn)
+
+    return op
 
 
 def test_closing_while_tasks_write_answers_every_write(tmp_path: Path) -> None:
@@ -349,3 +369,78 @@ def test_a_loop_closed_before_hearing_of_its_commit_leaves_the_pipeline_to_the_n
 
 async def _gather(writer: Writer, keys: range, where: dict[int, str]) -> None:
     await asyncio.gather(*(writer.submit(_insert(k, where)) for k in keys))
+
+
+def test_a_write_for_the_thread_waits_for_the_loop_s_writes_before_it(tmp_path: Path) -> None:
+    """A on the pipeline, then B on the thread (a maintenance operation), handed in
+    without waiting for A: A commits first."""
+    for trial in range(10):
+        path = tmp_path / f"r{trial}.db"
+        writer = _writer(path)
+        try:
+            run(_pipeline_then_thread(writer))
+        finally:
+            writer.stop()
+        assert _logged(path) == ["first", "A", "B"], f"trial {trial}"
+
+
+async def _pipeline_then_thread(writer: Writer) -> None:
+    await writer.submit(_log("first"))  # this loop owns the pipeline
+    a = writer.submit(_log("A"))
+    b = writer.submit(_log("B"), on_thread=True)
+    await asyncio.gather(a, b)
+
+
+def test_a_transaction_sqlite_rolled_back_itself_fails_with_its_own_error(
+        tmp_path: Path) -> None:
+    """A trigger's RAISE(ROLLBACK) ends the whole transaction: the batch fails with that
+    error (not 'no such savepoint'), and the writer goes on."""
+    path = tmp_path / "w.db"
+    writer = _writer(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON t WHEN NEW.k = 666 "
+                     "BEGIN SELECT RAISE(ROLLBACK, 'k 666 refused'); END")
+    where: dict[int, str] = {}
+
+    async def main() -> None:
+        with pytest.raises(StoreError, match="k 666 refused"):
+            await writer.submit(_insert(666, where))
+        got = await asyncio.gather(writer.submit(_insert(1, where)),
+                                   writer.submit(_insert(666, where)),
+                                   return_exceptions=True)
+        assert all(isinstance(g, StoreError) and "k 666 refused" in str(g) for g in got)
+        assert await writer.submit(_insert(2, where)) == 2
+
+    try:
+        run(main())
+    finally:
+        writer.stop()
+    assert [k for k, _ in _rows(path)] == [2]
+
+
+def test_the_error_of_a_failed_store_does_not_grow_with_each_refusal(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+
+    def guard() -> None:
+        raise StoreError("the file was replaced")
+
+    writer = _writer(path, guard=guard)
+    where: dict[int, str] = {}
+
+    async def main() -> int:
+        with pytest.raises(StoreError):
+            await writer.submit(_insert(1, where))
+        depth = 0
+        for _ in range(200):
+            try:
+                writer.submit(_insert(2, where))
+            except StoreError as exc:
+                tb, depth = exc.__traceback__, 0
+                while tb is not None:
+                    depth, tb = depth + 1, tb.tb_next
+        return depth
+
+    try:
+        assert run(main()) <= 2
+    finally:
+        writer.stop()

@@ -35,7 +35,7 @@ from duro.store.sqlite._file import FileWatch
 from duro.store.sqlite._sql import PACKAGE, queries
 from duro.store.sqlite._tx import bind, fenced_append, sqlite_op
 from duro.store.sqlite._wal import presize_wal
-from duro.store.sqlite._writer import Writer
+from duro.store.sqlite._writer import Writer, fresh
 
 __all__ = ["SqliteStore", "parse_sqlite_url"]
 
@@ -256,7 +256,7 @@ class SqliteStore(SqlStore):
 
     def _reader(self) -> sqlite3.Connection:
         if self._writer is not None and self._writer.failure is not None:
-            raise self._writer.failure  # e.g. the file is gone: what we read is stale
+            raise fresh(self._writer.failure)  # e.g. the file is gone: what we read is stale
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:

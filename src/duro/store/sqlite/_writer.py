@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import queue
 import sqlite3
 import threading
@@ -55,7 +56,7 @@ Op = Callable[[sqlite3.Connection], Any]
 Item = tuple[Op, "asyncio.Future[Any]", asyncio.AbstractEventLoop]
 Outcome = tuple["asyncio.Future[Any]", Any, "BaseException | None"]
 
-__all__ = ["Writer"]
+__all__ = ["Writer", "fresh"]
 
 _STOP = object()
 _LOCKED = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
@@ -79,6 +80,22 @@ def _locked(exc: BaseException) -> bool:
 
 def _closed() -> StoreError:
     return StoreError("the store is closed")
+
+
+def fresh(exc: BaseException) -> BaseException:
+    """A copy of a stored error, to raise once more: raising the same object again and
+    again (every write after a failure) grows its traceback without end."""
+    try:
+        return copy.copy(exc)  # the copy has no traceback of its own yet
+    except Exception:
+        return StoreError(str(exc))
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class Writer:
@@ -130,7 +147,6 @@ class Writer:
         # batches and the commits take turns on it; stop waits on it).
         self._state = threading.Condition(threading.Lock())
         self._home: asyncio.AbstractEventLoop | None = None
-        self._home_thread = 0
         self._pending: list[Item] = []
         self._open = False  # a batch of the pipeline is being run or committed
         self._on_thread = 0  # operations handed to the writer thread, not yet run
@@ -156,7 +172,7 @@ class Writer:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if self.failure is not None:
-            raise self.failure
+            raise fresh(self.failure)
         item = (op, fut, loop)
         with self._state:
             if self._closing or self._thread_done:
@@ -169,10 +185,14 @@ class Writer:
                 # its pipeline still held goes to the thread; its callers are gone, not
                 # its writes).
                 home = self._home = loop
-                self._home_thread = threading.get_ident()
                 self._to_thread(self._pending)
                 self._pending = []
             if on_thread or loop is not home:
+                if loop is home and self._pending:
+                    # Not ahead of this loop's writes that wait for their batch: the
+                    # thread runs them first (one order for a caller's writes).
+                    self._to_thread(self._pending)
+                    self._pending = []
                 self._to_thread([item])
                 return fut
             pending = self._pending
@@ -191,7 +211,7 @@ class Writer:
         Raises what the operation raised (translated), after rolling it back.
         """
         if self.failure is not None:
-            raise self.failure
+            raise fresh(self.failure)
         conn = self._conn
         if conn is None or self._submitted != self._finished or self._closing:
             return False, None
@@ -204,7 +224,8 @@ class Writer:
         if not self._conn_lock.acquire(blocking=False):
             return False, None
         try:
-            if self._submitted != self._finished or not self._thread.is_alive():
+            if self._submitted != self._finished or self._conn is not conn \
+                    or self._closing:
                 return False, None
             began = time.perf_counter()
             try:
@@ -212,9 +233,12 @@ class Writer:
                 value = op(conn)
                 conn.execute("COMMIT")
                 self._check_commit()
-            except Exception as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+            except BaseException as exc:  # an interrupt too: never leave it open
+                with contextlib.suppress(Exception):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                if not isinstance(exc, Exception):
+                    raise
                 raise self._translate(exc) from None
             self.busy += time.perf_counter() - began
             self.batches += 1
@@ -229,7 +253,7 @@ class Writer:
         any thread: off the pipeline's loop, after the batch it is building)."""
         with self._state:
             self._closing = True
-            if self._home_thread != threading.get_ident():
+            if self._home is None or _running_loop() is not self._home:
                 while self._open:  # being built on the loop, or committing: wait
                     self._state.wait()
             # On the loop's own thread no batch is being built (we are running); one
@@ -289,21 +313,30 @@ class Writer:
                 conn.execute("BEGIN IMMEDIATE")
             finally:
                 conn.execute(self._wait)
-        except Exception as exc:
+        except BaseException as exc:
+            locked = _locked(exc)
+            with contextlib.suppress(Exception):
+                conn.execute(self._wait)  # interrupted before the finally: restore it
+            if not locked:  # e.g. a transaction left open: not for the next batch
+                with contextlib.suppress(Exception):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
             with self._state:
                 self._conn_lock.release()
                 self._open = False
                 self._state.notify_all()
                 # Another process writes: the thread waits for it, not the loop.
-                left = self._to_thread(batch) if _locked(exc) else []
-            if not _locked(exc):
-                err = self._translate(exc)
+                left = self._to_thread(batch) if locked else []
+            if not locked:
+                err = self._failed(exc)
                 self._answered(batch, [(fut, None, err) for _, fut, _ in batch])
             self._refuse(left)
+            if not isinstance(exc, Exception):
+                raise
             self._again()
             return
         try:
-            done = self._statements(conn, batch)
+            done, rolled_back = self._statements(conn, batch)
         except BaseException as exc:  # a savepoint failed, say: nothing of it commits
             with contextlib.suppress(Exception):
                 if conn.in_transaction:
@@ -314,8 +347,9 @@ class Writer:
                 raise
             self._again()
             return
-        if done is None:  # a lone operation failed: rolled back and answered
+        if rolled_back:  # a lone operation failed: nothing to commit
             self._end_pipeline_batch()
+            self._answered(batch, done)
             self._again()
             return
         self._commits.put((done, batch[0][2], began))
@@ -395,9 +429,10 @@ class Writer:
                     if not batch:
                         break
                 with self._conn_lock:
-                    self._commit(conn, batch)
-                with self._state:
-                    self._on_thread -= len(batch)
+                    done = self._commit(conn, batch)
+                with self._state:  # before the answers: their callers' next writes
+                    self._on_thread -= len(batch)  # may take the pipeline again
+                self._answered(batch, done)
         finally:
             with self._state:
                 self._thread_done = True
@@ -429,43 +464,48 @@ class Writer:
             return self._translate(exc)
         return StoreError(f"the write was interrupted ({type(exc).__name__})")
 
-    def _statements(self, conn: sqlite3.Connection, batch: list[Item]) -> list[Outcome] | None:
+    def _statements(self, conn: sqlite3.Connection,
+                    batch: list[Item]) -> tuple[list[Outcome], bool]:
         """Run ``batch``'s operations in the open transaction, each under a savepoint
-        (a lone one without: its failure rolls the transaction back, answers it, and
-        gives None)."""
+        (a lone one without: its failure rolls the transaction back); their outcomes,
+        and whether the transaction was rolled back (nothing to commit)."""
         if len(batch) == 1:
             op, fut, _ = batch[0]
             try:
-                return [(fut, op(conn), None)]
+                return [(fut, op(conn), None)], False
             except Exception as exc:
-                conn.execute("ROLLBACK")
-                self._answered(batch, [(fut, None, self._translate(exc))])
-                return None
+                if conn.in_transaction:  # SQLite may have rolled it back itself
+                    conn.execute("ROLLBACK")
+                return [(fut, None, self._translate(exc))], True
         done: list[Outcome] = []
         for op, fut, _ in batch:
             conn.execute("SAVEPOINT op")
             try:
                 value = op(conn)
             except Exception as exc:
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (a trigger's
+                    # RAISE(ROLLBACK), a full disk): the batch fails with this error.
+                    raise
                 conn.execute("ROLLBACK TO op")
                 conn.execute("RELEASE op")
                 done.append((fut, None, self._translate(exc)))
             else:
                 conn.execute("RELEASE op")
                 done.append((fut, value, None))
-        return done
+        return done, False
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[Item]) -> None:
-        """A whole batch on the writer thread: begin, statements, commit, answers."""
+    def _commit(self, conn: sqlite3.Connection, batch: list[Item]) -> list[Outcome]:
+        """A whole batch on the writer thread: begin, statements, commit; the answers
+        (for the caller to send)."""
         if self.failure is not None:  # queued before the failure: never run
-            self._answered(batch, [(fut, None, self.failure) for _, fut, _ in batch])
-            return
+            return [(fut, None, fresh(self.failure)) for _, fut, _ in batch]
         began = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            done = self._statements(conn, batch)
-            if done is None:
-                return
+            done, rolled_back = self._statements(conn, batch)
+            if rolled_back:
+                return done
             conn.execute("COMMIT")
             self._check_commit()
         except BaseException as exc:  # the thread lives on: every caller is answered
@@ -477,7 +517,7 @@ class Writer:
         self.busy += time.perf_counter() - began
         self.batches += 1
         self.ops += len(batch)
-        self._answered(batch, done)
+        return done
 
     def _answered(self, batch: list[Item], done: list[Outcome]) -> None:
         """Count ``batch`` finished and tell each caller, on its own loop."""
