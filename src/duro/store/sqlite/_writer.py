@@ -15,7 +15,8 @@ batch gathers; once committed, the loop hears of it and runs that batch. On a bu
 2-core machine this is what group commit needs: a statement run on a thread waits for
 the GIL each time SQLite hands it back (the loop holds it while it serves requests),
 ~4 times per operation, and its batch, the connection and every caller behind it wait
-with it (bench_core's throughput: +15-20%, docs/benchmarks.md).
+with it (bench_core's throughput: +2% to +40%, more the busier the machine;
+docs/benchmarks.md).
 
 The writer thread still runs whole batches, for what must not run on the loop:
 operations that may run long (``on_thread``: maintenance such as a purge), those of
