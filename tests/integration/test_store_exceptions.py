@@ -135,3 +135,37 @@ def test_a_store_fault_is_retried_not_parked(any_db_url: str) -> None:
             assert len(raised) == 2
 
     run(main())
+
+
+def test_a_run_being_parked_is_not_released_as_lost(any_db_url: str) -> None:
+    """Between leaving the worker's active runs and its parking's commit, a run is still
+    the worker's in the store: the worker's reconciliation (runs it owns but does not
+    hold) must leave it alone, or it is claimed and run into the same failure again
+    (seen once in CI on PostgreSQL: the failing end write raised twice)."""
+    async def main() -> None:
+        async with duro.Engine(any_db_url) as engine:
+            worker = engine.worker
+            assert worker is not None
+            record, _ = await engine.store.create_run(
+                run_id="r-parking", workflow_id="w-parking",
+                workflow_name="contract.elsewhere", input=b"[]", now=1.0,
+                owner=worker.worker_id, on_conflict="fail", on_reuse="allow")
+            assert record.owner == worker.worker_id
+
+
+            async def reconcile() -> None:
+                # It does nothing while claims are in flight: called when there are none
+                # (no await between this check and its own).
+                await wait_until(lambda: not worker.runs.reserved, interval=0.001)
+                await worker._reconcile()
+
+            worker.parking.add("r-parking")
+            await reconcile()
+            kept = await engine.store.get_run("w-parking")
+            assert kept is not None and kept.owner == worker.worker_id
+            worker.parking.discard("r-parking")
+            await reconcile()  # now it is lost: handed back
+            released = await engine.store.get_run("w-parking")
+            assert released is not None and released.owner is None
+
+    run(main())

@@ -305,12 +305,17 @@ async def park(w: Worker, held: HeldRun, error: Exception) -> None:
         if isinstance(error, DuroError) else ErrorInfo.from_exception(error)
     payload = info.to_payload()
     steps.abandon_steps(held)
+    # Ours in the store until the parking commits: the worker's reconciliation must not
+    # release it meanwhile (it would be claimed and run to the same failure again).
+    w.parking.add(held.run_id)
     w.runs.discard(held)
     try:
         await w.store.park(held.run_id, held.epoch, error=payload,
                            code_hash=workflow.code_hash, now=w.clock.now())
     except Exception as exc:  # a broken store too: the run stays ours, never retried
         log.warning("could not park run %s: %s", held.run_id, exc)
+    finally:
+        w.parking.discard(held.run_id)
     held.close()
     w.wake_waiters(held.run_id)
 

@@ -286,6 +286,7 @@ class HeldRun:
             log.error("run %s: the store raised %s, which is no store fault: a bug",
                       self.run_id, type(exc).__name__, exc_info=exc)
         self.finishing = True
+        w.parking.add(self.run_id)
         w.runs.discard(self)
         w.spawn(decide.park(w, self, exc))
 

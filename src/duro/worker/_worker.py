@@ -222,6 +222,9 @@ class Worker:
                                    observers=self.interceptors)
         self.runs = HeldRuns(max_active=max_active, max_cached=max_cached)
         """The runs held in memory (active and cached) and the room for more."""
+        self.parking: set[str] = set()
+        """Runs out of ``runs`` whose parking is not written yet: still ours in the store
+        meanwhile, and not to be released as if lost (``_reconcile``)."""
         self._notify = asyncio.Event()
         self.wakeups = Wakeups(on_earlier=self._notify.set)
         """When held runs are due (timers, backoffs, deadlines)."""
@@ -625,7 +628,7 @@ class Worker:
         if self.runs.reserved:
             return  # claims or adoptions in flight: their runs are not in `active` yet
         for run_id, epoch in await self.store.owned_runs(self.worker_id):
-            if run_id not in self.runs.active:
+            if run_id not in self.runs.active and run_id not in self.parking:
                 log.warning("run %s is ours in the store but not held here; releasing it",
                             run_id)
                 await self.release(run_id, epoch)
