@@ -70,14 +70,18 @@ def _insert(k: int, where: dict[int, str], value: str = "x") -> Any:
     return op
 
 
+async def _gather(writer: Writer, keys: range, where: dict[int, str]) -> list[int]:
+    """Insert ``keys``, handed in together (one batch, as far as the writer goes)."""
+    return list(await asyncio.gather(*(writer.submit(_insert(k, where)) for k in keys)))
+
+
 def test_a_batch_runs_on_the_loop_and_commits_on_the_commit_thread(tmp_path: Path) -> None:
     path = tmp_path / "w.db"
     writer = _writer(path)
     where: dict[int, str] = {}
 
     async def main() -> list[int]:
-        return list(await asyncio.gather(*(writer.submit(_insert(k, where))
-                                           for k in range(50))))
+        return await _gather(writer, range(50), where)
 
     try:
         assert run(main()) == list(range(50))
@@ -140,19 +144,17 @@ def test_long_operations_and_other_loops_run_on_the_writer_thread(tmp_path: Path
     where: dict[int, str] = {}
 
     def other_loop(keys: range) -> None:
-        async def go() -> None:
-            await asyncio.gather(*(writer.submit(_insert(k, where)) for k in keys))
-        asyncio.run(go())
+        asyncio.run(_gather(writer, keys, where))
 
     async def main() -> None:
         await writer.submit(_insert(0, where))  # this loop owns the pipeline
         await writer.submit(_insert(1, where), on_thread=True)
         await asyncio.to_thread(other_loop, range(10, 20))
-        await asyncio.gather(*(writer.submit(_insert(k, where)) for k in range(20, 30)))
+        await _gather(writer, range(20, 30), where)
         # Both at once: all commit (this loop's batches go to the thread while it has
         # the other loop's writes to run: one order for everything handed to it).
         await asyncio.gather(asyncio.to_thread(other_loop, range(30, 40)),
-                             *(writer.submit(_insert(k, where)) for k in range(40, 50)))
+                             _gather(writer, range(40, 50), where))
 
     try:
         run(main())
@@ -330,12 +332,9 @@ def test_a_later_loop_takes_the_pipeline_over(tmp_path: Path) -> None:
     writer = _writer(path)
     where: dict[int, str] = {}
 
-    async def batch(keys: range) -> None:
-        await asyncio.gather(*(writer.submit(_insert(k, where)) for k in keys))
-
     try:
-        run(batch(range(0, 10)))  # this loop is closed after
-        run(batch(range(10, 20)))
+        run(_gather(writer, range(0, 10), where))  # this loop is closed after
+        run(_gather(writer, range(10, 20), where))
     finally:
         writer.stop()
     assert set(where.values()) == {threading.current_thread().name}
@@ -365,10 +364,6 @@ def test_a_loop_closed_before_hearing_of_its_commit_leaves_the_pipeline_to_the_n
     finally:
         writer.stop()
     assert [k for k, _ in _rows(path)] == [1, 2, *range(9, 15)]
-
-
-async def _gather(writer: Writer, keys: range, where: dict[int, str]) -> None:
-    await asyncio.gather(*(writer.submit(_insert(k, where)) for k in keys))
 
 
 def test_a_write_for_the_thread_waits_for_the_loop_s_writes_before_it(tmp_path: Path) -> None:

@@ -92,6 +92,14 @@ def fresh(exc: BaseException) -> BaseException:
         return StoreError(str(exc))
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if any, after a failure (whose error is the one to
+    report, not a second one from here)."""
+    with contextlib.suppress(Exception):
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -235,15 +243,11 @@ class Writer:
                 conn.execute("COMMIT")
                 self._check_commit()
             except BaseException as exc:  # an interrupt too: never leave it open
-                with contextlib.suppress(Exception):
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                _rollback(conn)
                 if not isinstance(exc, Exception):
                     raise
                 raise self._translate(exc) from None
-            self.busy += time.perf_counter() - began
-            self.batches += 1
-            self.ops += 1
+            self._counted(began, 1)
             self.inline += 1
             return True, value
         finally:
@@ -308,42 +312,28 @@ class Writer:
             return
         assert conn is not None
         began = time.perf_counter()
+        begun = False
         try:
             conn.execute("PRAGMA busy_timeout = 0")
             try:
                 conn.execute("BEGIN IMMEDIATE")
             finally:
                 conn.execute(self._wait)
-        except BaseException as exc:
-            locked = _locked(exc)
+            begun = True
+            done, rolled_back = self._statements(conn, batch)
+        except BaseException as exc:  # BEGIN, a savepoint, an interrupt: nothing commits
             with contextlib.suppress(Exception):
                 conn.execute(self._wait)  # interrupted before the finally: restore it
-            if not locked:  # e.g. a transaction left open: not for the next batch
-                with contextlib.suppress(Exception):
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-            with self._state:
-                self._conn_lock.release()
-                self._open = False
-                self._state.notify_all()
+            _rollback(conn)  # also one left open before us: not for the next batch
+            self._end_pipeline_batch()
+            if not begun and _locked(exc):
                 # Another process writes: the thread waits for it, not the loop.
-                left = self._to_thread(batch) if locked else []
-            if not locked:
+                with self._state:
+                    left = self._to_thread(batch)
+                self._refuse(left)
+            else:
                 err = self._failed(exc)
                 self._answered(batch, [(fut, None, err) for _, fut, _ in batch])
-            self._refuse(left)
-            if not isinstance(exc, Exception):
-                raise
-            self._again()
-            return
-        try:
-            done, rolled_back = self._statements(conn, batch)
-        except BaseException as exc:  # a savepoint failed, say: nothing of it commits
-            with contextlib.suppress(Exception):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            self._end_pipeline_batch()
-            self._answered(batch, [(fut, None, self._failed(exc)) for _, fut, _ in batch])
             if not isinstance(exc, Exception):
                 raise
             self._again()
@@ -382,18 +372,7 @@ class Writer:
             done, loop, began = job
             conn = self._conn
             assert conn is not None
-            try:
-                conn.execute("COMMIT")
-                self._check_commit()
-            except BaseException as exc:
-                with contextlib.suppress(Exception):
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                err = self._failed(exc)
-                done = [(fut, None, err) for fut, _, _ in done]
-            self.busy += time.perf_counter() - began
-            self.batches += 1
-            self.ops += len(done)
+            done = self._commit_now(conn, done, began)
             with self._count_lock:
                 self._finished += len(done)
             self._end_pipeline_batch()
@@ -505,20 +484,33 @@ class Writer:
         try:
             conn.execute("BEGIN IMMEDIATE")
             done, rolled_back = self._statements(conn, batch)
-            if rolled_back:
-                return done
+        except BaseException as exc:  # the thread lives on: every caller is answered
+            _rollback(conn)
+            err = self._failed(exc)
+            self._counted(began, len(batch))
+            return [(fut, None, err) for _, fut, _ in batch]
+        return done if rolled_back else self._commit_now(conn, done, began)
+
+    def _commit_now(self, conn: sqlite3.Connection, done: list[Outcome],
+                    began: float) -> list[Outcome]:
+        """Commit the open transaction whose operations gave ``done`` (the pipeline's,
+        on the commit thread, or the writer thread's own); the answers: ``done``, or the
+        commit's failure for each."""
+        try:
             conn.execute("COMMIT")
             self._check_commit()
-        except BaseException as exc:  # the thread lives on: every caller is answered
-            with contextlib.suppress(Exception):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+        except BaseException as exc:
+            _rollback(conn)
             err = self._failed(exc)
-            done = [(fut, None, err) for _, fut, _ in batch]
+            done = [(fut, None, err) for fut, _, _ in done]
+        self._counted(began, len(done))
+        return done
+
+    def _counted(self, began: float, ops: int) -> None:
+        """A transaction's figures (metrics: batches, operations, time in transactions)."""
         self.busy += time.perf_counter() - began
         self.batches += 1
-        self.ops += len(batch)
-        return done
+        self.ops += ops
 
     def _answered(self, batch: list[Item], done: list[Outcome]) -> None:
         """Count ``batch`` finished and tell each caller, on its own loop."""
