@@ -6,7 +6,8 @@ against a step's ~90 µs of engine CPU: one span per step attempt alone took tra
 ~60% of the throughput without it. Most of that buys what duro's spans do not use (a
 lock per span, bounded containers sized for arbitrary instrumentation, internal metrics,
 an exception-recording context manager). :class:`Spans` asks the provider's sampler
-exactly as the SDK does, hands each recording span to the span processors' ``on_start``
+exactly as the SDK does (the SDK's stock samplers, parent-based over always-on/off, it
+decides as they decide, from the parent's flags, without their call per span), hands each recording span to the span processors' ``on_start``
 and a :class:`ReadableSpan` to their ``on_end``, and keeps what the step's own code adds
 to its span (attributes, events, status, links) within the provider's limits: exporters
 see what they would see from the SDK. Spans whose times are known after the fact (a
@@ -30,7 +31,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace import Tracer as SdkTracer
-from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, StaticSampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
@@ -64,6 +65,7 @@ class Spans:
                                           tracer.instrumentation_info.schema_url)
         limits = getattr(tracer, "_span_limits", None)
         self.limits: SpanLimits = limits if isinstance(limits, SpanLimits) else SpanLimits()
+        self.static = _static_decisions(tracer.sampler)
 
     def enabled(self) -> bool:
         """False when the SDK is told to make no spans for this tracer (a tracer
@@ -89,28 +91,50 @@ class Spans:
         else:
             trace_id = parent.trace_id
             random_id = parent.trace_flags.random_trace_id
-        result, ctx = self._sample(context, trace_id, ids.generate_span_id(), random_id,
-                                   name, kind, attributes, links)
-        if result.decision is Decision.DROP:
+        decision, sampled, ctx = self._sample(context, parent, trace_id, ids.generate_span_id(),
+                                              random_id, name, kind, attributes, links)
+        if decision is Decision.DROP:
             return trace.NonRecordingSpan(ctx)
-        span = LightSpan(self, name, ctx, parent, kind, self._attributes(result.attributes),
+        span = LightSpan(self, name, ctx, parent, kind, self._attributes(sampled),
                          self._links(links), start_time if start_time is not None
                          else time.time_ns())
         tracer.span_processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         return span
 
-    def _sample(self, context: Any, trace_id: int, span_id: int, random_id: bool, name: str,
-                kind: SpanKind, attributes: Mapping[str, types.AttributeValue] | None,
-                links: Sequence[Link]) -> tuple[SamplingResult, trace.SpanContext]:
-        """The provider's sampler's decision on a span, and its context (flags and trace
-        state as the sampler decided, as the SDK's tracer makes them)."""
+    def _sample(self, context: Any, parent: trace.SpanContext | None, trace_id: int,
+                span_id: int, random_id: bool, name: str, kind: SpanKind,
+                attributes: Mapping[str, types.AttributeValue] | None,
+                links: Sequence[Link]) -> tuple[Decision, Any, trace.SpanContext]:
+        """The provider's sampler's decision on a span, the attributes it gives the span,
+        and the span's context (flags and trace state as the sampler decided, as the
+        SDK's tracer makes them). ``parent``: the span context in ``context`` (None for
+        none, or an invalid one)."""
+        static = self.static
+        if static is not None:
+            # The SDK's stock samplers (parent-based over always-on/off: the default),
+            # decided here as they decide, without their per-span calls and objects.
+            if parent is None:
+                decision = static[0]
+            else:
+                decision = static[1 + 2 * (not parent.is_remote)
+                                  + (not parent.trace_flags.sampled)]
+            if decision is not None:
+                trace_state = parent.trace_state if parent is not None else None
+                return decision, attributes if decision is not Decision.DROP else None, \
+                    self._context(trace_id, span_id, random_id, decision, trace_state)
         result = self.tracer.sampler.should_sample(context, trace_id, name, kind,
                                                    attributes, links)
-        flags = _SAMPLED if result.decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
+        return result.decision, result.attributes, self._context(
+            trace_id, span_id, random_id, result.decision, result.trace_state)
+
+    @staticmethod
+    def _context(trace_id: int, span_id: int, random_id: bool, decision: Decision,
+                 trace_state: trace.TraceState | None) -> trace.SpanContext:
+        flags = _SAMPLED if decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
         if random_id:
             flags = trace.TraceFlags(flags | trace.TraceFlags.RANDOM_TRACE_ID)
-        return result, trace.SpanContext(trace_id, span_id, is_remote=False,
-                                         trace_flags=flags, trace_state=result.trace_state)
+        return trace.SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags,
+                                 trace_state=trace_state)
 
     def _attributes(self, given: Mapping[str, Any] | None) -> dict[str, Any] | Any:
         """A new span's attributes: a plain dict of duro's own few attributes when the
@@ -152,17 +176,39 @@ class Spans:
                         else self.ids.generate_trace_id())
         random_id = (parent is not None and parent.is_valid and parent.trace_id == trace_id
                      and parent.trace_flags.random_trace_id)
-        result, ctx = self._sample(
-            context, trace_id, span_id if span_id is not None else self.ids.generate_span_id(),
+        valid = parent if parent is not None and parent.is_valid else None
+        decision, sampled, ctx = self._sample(
+            context, valid, trace_id,
+            span_id if span_id is not None else self.ids.generate_span_id(),
             random_id, name, kind, attributes, links)
-        if result.decision is Decision.DROP:
+        if decision is Decision.DROP:
             return
-        span = LightSpan(self, name, ctx, parent if parent is None or parent.is_valid
-                         else None, kind, self._attributes(result.attributes),
+        span = LightSpan(self, name, ctx, valid, kind, self._attributes(sampled),
                          self._links(links), start_time)
         tracer.span_processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
         span.set_status(status)
         span.end(end_time)
+
+
+def _static_decisions(sampler: Sampler) -> tuple[Decision | None, ...] | None:
+    """For the SDK's ``ParentBased`` sampler (the default) or a ``StaticSampler``
+    (``ALWAYS_ON``, ``ALWAYS_OFF``), exactly those classes: the decision for a span
+    without a parent, then with a remote parent sampled / not sampled, then a local
+    parent sampled / not sampled (None where the sampler that decides is another kind,
+    which is then asked). None for any other sampler (always asked).
+
+    Both decide from the parent's flags alone and give the span the parent's trace state
+    and the attributes it was given (none when dropped): what :meth:`Spans._sample` then
+    does without the calls and objects of a sampling result per span."""
+    if type(sampler) is StaticSampler:
+        return (sampler._decision,) * 5
+    if type(sampler) is not ParentBased:
+        return None
+    delegates = (sampler._root, sampler._remote_parent_sampled,
+                 sampler._remote_parent_not_sampled, sampler._local_parent_sampled,
+                 sampler._local_parent_not_sampled)
+    return tuple(d._decision if type(d) is StaticSampler else None
+                 for d in delegates)
 
 
 class LightSpan(trace.Span):
