@@ -47,7 +47,8 @@ def start_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     cmd.state = "running"
     held.inflight += 1
     assert w.loop is not None
-    cmd.task = w.loop.create_task(run_step(w, held, cmd))
+    # In the worker's context (Worker.spawn says why).
+    cmd.task = w.loop.create_task(run_step(w, held, cmd), context=w.context.copy())
 
 
 def abandon_steps(held: HeldRun) -> None:

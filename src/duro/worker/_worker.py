@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import os
@@ -238,6 +239,9 @@ class Worker:
         self._stopping = False
         self._unsubscribe: Callable[[], None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.context = contextvars.Context()
+        """The context variables the worker's tasks (step attempts, writes) start from:
+        the worker's own, taken when it starts (see :meth:`spawn`)."""
         self.steps_executed = 0
         self.failure: DuroError | None = None
         """Why the worker stopped on its own (see :meth:`wait_failed`), if it did."""
@@ -271,6 +275,7 @@ class Worker:
     async def start(self) -> None:
         """Register the lease, re-queue runs parked by other code, and start working."""
         self.loop = asyncio.get_running_loop()
+        self.context = contextvars.copy_context()
         if self.tune_gc:
             self._gc_tuned = tune_gc_for_worker()
         _guard.install(self.workflow_task_timeout)
@@ -643,9 +648,12 @@ class Worker:
     def spawn(self, coro: Any) -> None:
         """Run ``coro`` as a task of the worker's, waited for when it stops."""
         # Explicitly on the worker's loop: host callbacks run while a workflow's loop is
-        # the running one, and ensure_future() would put the task there.
+        # the running one, and ensure_future() would put the task there. In the worker's
+        # context, not the caller's: a run started and adopted here would otherwise run
+        # its steps in its starter's context variables (a request's, its current span),
+        # which a run claimed elsewhere, or recovered, never sees.
         assert self.loop is not None
-        task = self.loop.create_task(coro)
+        task = self.loop.create_task(coro, context=self.context.copy())
         self._activations.add(task)
         task.add_done_callback(self._activations.discard)
 

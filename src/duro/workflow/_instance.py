@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import math
 import random
@@ -489,7 +490,11 @@ class RunInstance:
                  if self.interceptors else None)
         main = (self._intercepted_main(hooks, tuple(bound.args), bound.kwargs) if hooks
                 else self.workflow.fn(*bound.args, **bound.kwargs))
-        self.main = self.loop.create_task(main, name=f"workflow:{self.workflow_id}")
+        # In a context of its own: workflow code sees no context variable of whoever
+        # caused this activation (a starter's request, a worker's), which a replay
+        # elsewhere would not see (determinism).
+        self.main = self.loop.create_task(main, name=f"workflow:{self.workflow_id}",
+                                          context=contextvars.Context())
 
     async def _intercepted_main(self, hooks: Sequence[WorkerInterceptor],
                                 args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
