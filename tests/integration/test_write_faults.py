@@ -218,3 +218,33 @@ def test_a_write_the_database_refuses_parks_the_run(any_db_url: str) -> None:
             assert await handle.result(timeout=10) == "x"
 
     run(main())
+
+
+def test_a_start_whose_insert_fails_stores_nothing_and_spares_its_batch(
+        any_db_url: str) -> None:
+    """Starts gathered into one batch, every other one failing in the database as it
+    writes its ``run_started`` event (SQLite runs a plain start without the operation
+    machinery: the same savepoint and rollback must hold): each failing start raises a
+    typed error and leaves no run, the others commit, and the writer goes on."""
+    async def main() -> None:
+        async with duro.Client(any_db_url) as client:
+            install_fault(any_db_url, "NEW.kind = 'run_started' AND NEW.name = 'poisoned'")
+            names = ["poisoned" if i % 2 else "healthy" for i in range(16)]
+            outcomes = await asyncio.gather(
+                *(client.start(name, id=f"start-{i}") for i, name in enumerate(names)),
+                return_exceptions=True)
+            for i, (name, got) in enumerate(zip(names, outcomes, strict=True)):
+                if name == "poisoned":
+                    assert isinstance(got, StoreError), (i, got)
+                else:
+                    assert isinstance(got, duro.WorkflowHandle), (i, got)
+            stored = {r.workflow_id for r in await client.list(limit=100)}
+            assert stored == {f"start-{i}" for i in range(0, 16, 2)}
+            # Alone (no batch around it: no savepoint), and after the fault is gone.
+            with pytest.raises(StoreError):
+                await client.start("poisoned", id="alone")
+            set_fault(any_db_url, False)
+            assert (await client.start("poisoned", id="alone")).workflow_id == "alone"
+            assert (await client.start("healthy", id="start-0")).workflow_id == "start-0"
+
+    run(main())

@@ -7,8 +7,9 @@ against a step's ~90 µs of engine CPU: one span per step attempt alone took tra
 lock per span, bounded containers sized for arbitrary instrumentation, internal metrics,
 an exception-recording context manager). :class:`Spans` asks the provider's sampler
 exactly as the SDK does (the SDK's stock samplers, parent-based over always-on/off, it
-decides as they decide, from the parent's flags, without their call per span), hands each recording span to the span processors' ``on_start``
-and a :class:`ReadableSpan` to their ``on_end``, and keeps what the step's own code adds
+decides as they decide, from the parent's flags, without their call per span), hands
+each recording span to the span processors' ``on_start`` and a :class:`ReadableSpan` to
+their ``on_end``, and keeps what the step's own code adds
 to its span (attributes, events, status, links) within the provider's limits: exporters
 see what they would see from the SDK. Spans whose times are known after the fact (a
 run's, a timer's, a signal's) go straight to ``on_end``.

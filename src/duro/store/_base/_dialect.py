@@ -60,6 +60,14 @@ class Dialect:
 
         await self._write(op)
 
+    async def _insert_plain(self, params: Params) -> bool:
+        """Try a start's ``insert_run`` (the run and its ``run_started`` event) in a
+        transaction of its own, for a start with nothing else to do (no message, no
+        search attribute, no deduplication or debounce key): True if it created the run;
+        False if it wrote nothing (the id has runs: the caller's full operation decides),
+        and for a dialect without this shortcut (the generic form: always False)."""
+        return False
+
     async def _fetch(self, query: str, params: Params) -> list[Row]:
         """Run a named read query outside the writer and return its rows."""
         raise NotImplementedError

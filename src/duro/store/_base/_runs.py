@@ -59,6 +59,15 @@ class Runs(Dialect):
                            search_attributes=search_attributes, namespace=namespace)
 
         signal_id = None if message is None else message.signal_id
+        # Most starts are of an id no run ever had, and need nothing but the insert
+        # (create_run's first try): a dialect may run it without the operation machinery
+        # (the HTTP start's hot path). Nothing written: the operation decides.
+        plain = message is None and not search_attributes and (
+            placement is None
+            or (placement.dedup_key is None and placement.debounce_key is None))
+        if plain and await self._insert_plain(planned.params(started_event=True,
+                                                             fresh=True)):
+            return planned.record(), True
 
         async def op(tx: Tx) -> tuple[RunRecord, bool] | Then[tuple[RunRecord, bool]]:
             # A delivery the chain took already starts nothing, even where on_reuse

@@ -33,7 +33,7 @@ from duro.store._sqlfiles import pending_migrations
 from duro.store._url import redact
 from duro.store.sqlite._file import FileWatch
 from duro.store.sqlite._sql import PACKAGE, queries
-from duro.store.sqlite._tx import bind, fenced_append, sqlite_op
+from duro.store.sqlite._tx import bind, fenced_append, insert_run, sqlite_op
 from duro.store.sqlite._wal import presize_wal
 from duro.store.sqlite._writer import Writer, fresh
 
@@ -321,6 +321,21 @@ class SqliteStore(SqlStore):
             if done:
                 return value
         return await self._writer.submit(run)
+
+    async def _insert_plain(self, params: Params) -> bool:
+        """The start's insert straight on the writer's connection (see the base's)."""
+        if self._writer is None:
+            raise self._not_writable()
+        args = bind(params)
+
+        def run(conn: sqlite3.Connection) -> bool:
+            return insert_run(conn, args)
+
+        if self.inline_commits:
+            done, value = self._writer.try_inline(run)
+            if done:
+                return bool(value)
+        return bool(await self._writer.submit(run))
 
     async def _append_plain(self, run_id: str, epoch: int, first_seq: int,
                             events: Sequence[NewEvent], now: float) -> None:

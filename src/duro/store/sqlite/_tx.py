@@ -20,7 +20,7 @@ from duro.store._records import NewEvent
 from duro.store._rows import Row
 from duro.store.sqlite._sql import queries
 
-__all__ = ["SqliteTx", "bind", "fenced_append", "sqlite_op"]
+__all__ = ["SqliteTx", "bind", "fenced_append", "insert_run", "sqlite_op"]
 
 _Q = queries()
 _FENCE_APPEND = _Q["fence_append"]
@@ -161,6 +161,16 @@ def fenced_append(conn: sqlite3.Connection, run_id: str, epoch: int, first_seq: 
         conn.execute(_CONSUME, {"run_id": run_id, "upto": consume_upto})
     if terminal:
         conn.execute(_DROP_HEARTBEATS, {"run_id": run_id})
+
+
+def insert_run(conn: sqlite3.Connection, args: Params) -> bool:
+    """``insert_run`` (bound ``args``) as a plain function: whether it created the run
+    (its ``RETURNING`` row). The whole of a plain start (``SqliteStore._insert_plain``)."""
+    first, started = _statements("insert_run")
+    if not conn.execute(first, args).fetchall():
+        return False
+    conn.execute(started, args)
+    return True
 
 
 def _drive(step: Awaitable[Any]) -> Any:
