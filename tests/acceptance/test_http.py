@@ -5,7 +5,9 @@ errors that store nothing, graceful SIGTERM (API tokens: test_http_auth.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -117,3 +119,47 @@ def test_bad_requests_are_problems_and_store_nothing(
         http.post("/v1/runs", json={"workflow": "order_app.nope", "id": "typo"}), 404,
         "workflow_not_found")
     assert _run_count(http) == before  # nothing was stored
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(
+        server: tuple[httpx.Client, Served]) -> None:
+    """4 MiB at most: a larger ``Content-Length`` is a 413 at once (nothing of it read),
+    and a body without one (chunked) is refused as soon as the bytes pass the limit; a
+    client gone mid-body is not a server error (nothing logged)."""
+    import socket
+
+    from duro.server._problems import MAX_BODY
+
+    http, served = server
+    host, port = served.url.removeprefix("http://").split(":")
+
+    def raw(request: bytes, then: bytes = b"") -> bytes:
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(request)
+            if then:
+                with contextlib.suppress(OSError):  # it may answer and close first
+                    sock.sendall(then)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+            return answer
+
+    head = (b"POST /v1/runs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+    declared = raw(head + b"Content-Length: %d\r\n\r\n" % (200 * 1024 * 1024))  # no body
+    assert declared.startswith(b"HTTP/1.1 413"), declared[:200]
+    assert b'"code":"body_too_large"' in declared
+    chunk = b"x" * (1024 * 1024)
+    chunked = raw(head + b"Transfer-Encoding: chunked\r\n\r\n",
+                  b"".join(b"%x\r\n%b\r\n" % (len(chunk), chunk) for _ in range(6)))
+    assert chunked.startswith(b"HTTP/1.1 413"), chunked[:200]
+    assert MAX_BODY == 4 * 1024 * 1024
+    # Gone after 11 bytes of 1000: no 500 logged.
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head + b'Content-Length: 1000\r\n\r\n{"workflow"')
+    assert http.get("/healthz").status_code == 200  # the server goes on
+    time.sleep(0.3)
+    assert "failed" not in "".join(served.output), "".join(served.output)[-2000:]
+    assert "Traceback" not in "".join(served.output)

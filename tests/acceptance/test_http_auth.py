@@ -242,3 +242,21 @@ def test_a_token_revoked_while_serving_is_refused_within_the_cache_bound(
             assert sent - revoked < TOKEN_CACHE_SECONDS, "accepted past the bound"
             time.sleep(0.05)
         problem(response, 401, "unauthenticated")
+
+
+def test_the_bearer_scheme_is_read_in_any_case(tmp_path: Path) -> None:
+    """RFC 9110: an authentication scheme is case-insensitive (``BEARER`` was a 401)."""
+    db_url = f"sqlite:///{tmp_path}/a.db"
+
+    async def make() -> str:
+        async with duro.Client(db_url) as client:
+            return (await client.tokens.create("any case", scope="read"))[0]
+
+    secret = run(make())
+    with serve_http(db_url, worker=False, args=["--auth"]) as (http, _):
+        for scheme in ("Bearer", "bearer", "BEARER", "bEaReR"):
+            response = http.get("/v1/runs", headers={"Authorization": f"{scheme} {secret}"})
+            assert response.status_code == 200, (scheme, response.text)
+        for header in (secret, f"Basic {secret}", f"Bearer{secret}", "Bearer"):
+            problem(http.get("/v1/runs", headers={"Authorization": header}), 401,
+                    "unauthenticated")

@@ -5,8 +5,10 @@ remote client's ``handle.stream()`` over it, the same items as the embedded one'
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -95,3 +97,45 @@ def test_remote_and_embedded_readers_get_the_same_items(served: tuple[str, str])
                 await anext(aiter(handle.stream(from_offset=-1)))
 
     run(body())
+
+
+def test_a_client_gone_mid_stream_leaves_no_poller_behind(tmp_path: Path) -> None:
+    """Clients that read a live stream's first items and go away: once each is gone the
+    server polls the store for it no more (its pending read was left running until the
+    run ended, one poller per client gone). A real uvicorn on a loopback port, in this
+    process so that its tasks can be counted."""
+    import uvicorn
+
+    from duro.server import create_app
+
+    async def body() -> None:
+        engine = duro.Engine(f"sqlite:///{tmp_path}/leak.db")
+        server = uvicorn.Server(uvicorn.Config(create_app(engine, own_client=True),
+                                               host="127.0.0.1", port=0, log_level="warning"))
+        serving = asyncio.ensure_future(server.serve())
+        try:
+            await wait_for(lambda: server.started, 30)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            await engine.start(stream_app.talk, 2, 3600.0, id="long-talk")  # c0, then quiet
+            baseline = len(asyncio.all_tasks())
+            for _ in range(10):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /v1/runs/long-talk/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+                seen = b""
+                while b"id: 0" not in seen:
+                    seen += await asyncio.wait_for(reader.read(65536), 30)
+                writer.close()
+            # Each stream's tasks end once its client is gone (bounded, not a sleep).
+            await wait_for(lambda: len(asyncio.all_tasks()) <= baseline, 15)
+        finally:
+            server.should_exit = True
+            await serving
+
+    run(body())
+
+
+async def wait_for(check: Callable[[], bool], timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "not within the bound"
+        await asyncio.sleep(0.05)

@@ -77,6 +77,11 @@ def test_a_timestamp_is_signed_with_the_body_and_must_be_recent() -> None:
         # A captured delivery replayed later (or one from a clock far ahead).
         {"X-Timestamp": str(now - 301), "X-Signature": sign(BODY, stamp=now - 301)},
         {"X-Timestamp": str(now + 302), "X-Signature": sign(BODY, stamp=now + 302)},
+        # Numbers no clock reads: refused as such (10**400 overflowed a float: a 500).
+        {"X-Timestamp": "1" + "0" * 400, "X-Signature": sign(BODY, stamp=now)},
+        {"X-Timestamp": "-" + "9" * 400, "X-Signature": sign(BODY, stamp=now)},
+        {"X-Timestamp": "1e9", "X-Signature": sign(BODY, stamp=now)},
+        {"X-Timestamp": "", "X-Signature": sign(BODY, stamp=now)},
     ]
     for headers in refused:
         with pytest.raises(InvalidSignatureError):

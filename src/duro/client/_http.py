@@ -80,6 +80,7 @@ def _plain(kind: type[DuroError]) -> Callable[[str, Mapping[str, Any]], DuroErro
 ERRORS: dict[str, Callable[[str, Mapping[str, Any]], DuroError]] = {
     # The caller's own request was malformed: as a bad argument is refused embedded.
     "bad_request": _plain(InvalidArgumentError),
+    "body_too_large": _plain(InvalidArgumentError),
     "invalid_signature": _plain(AuthenticationError),
     "unauthenticated": _plain(AuthenticationError),
     "forbidden": _plain(PermissionDeniedError),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -32,7 +32,7 @@ from duro.client import Client
 if TYPE_CHECKING:
     from duro.metrics import Metrics
 from duro.server._auth import TokenCache, authenticate
-from duro.server._problems import BadRequest, problem, problem_document
+from duro.server._problems import BadRequest, problem, problem_document, raw_body
 from duro.server._routes import Api, ApiRoute
 from duro.server._runs import MAX_WAIT
 from duro.server._table import ROUTES
@@ -59,7 +59,7 @@ def _endpoint(route: ApiRoute, api: Api, webhook: WebhookAuth | None,
             called = api
             if webhook is not None:
                 # The raw bytes, as signed (Starlette keeps them for the handler to read).
-                verify(webhook, await request.body(), request.headers)
+                verify(webhook, await raw_body(request), request.headers)
                 request.state.webhook = webhook
                 if tokens is not None:
                     called = api.scoped(webhook.namespace)
@@ -79,6 +79,10 @@ def _endpoint(route: ApiRoute, api: Api, webhook: WebhookAuth | None,
                 with continued(request.headers):  # the caller's trace goes on in here
                     return await handler(request, called)
             return await handler(request, called)
+        except ClientDisconnect:
+            # Gone before its body was all sent: nobody to answer, nothing to log (on a
+            # webhook route anyone could fill the log so).
+            return Response(status_code=400)
         except Exception as exc:  # every failure is a problem document
             response = problem(exc)
             if response.status_code == 500:

@@ -22,7 +22,7 @@ from duro.errors import AuthenticationError, PermissionDeniedError
 
 __all__ = ["TOKEN_CACHE_SECONDS", "TokenCache", "authenticate"]
 
-_BEARER = re.compile(r"[Bb]earer +(\S+)")
+_BEARER = re.compile(r"bearer +(\S+)", re.IGNORECASE)  # RFC 9110: any case
 
 TOKEN_CACHE_SECONDS = 1.0
 """How long a server trusts a token it has verified without reading it again: a token

@@ -42,6 +42,7 @@ from duro.server._problems import (
     json,
     path_id,
     query_float,
+    raw_body,
 )
 from duro.server._routes import Api
 from duro.server._runs import MAX_WAIT, until_stopping
@@ -125,7 +126,7 @@ async def callback(request: Request, api: Api) -> Response:
     if api.callback_secret is None:
         raise NotEnabled("callbacks are off: serve with a callback secret (duro serve "
                          "--callback-secret-env, docs/rpc.md)")
-    body = check_callback(await request.body(),
+    body = check_callback(await raw_body(request),
                           request.headers.get(CALLBACK_SIGNATURE_HEADER), api.callback_secret)
     namespace, workflow_id, operation_id = (
         str(body[k]) for k in ("namespace", "workflow_id", "operation_id"))

@@ -40,10 +40,10 @@ from duro.errors import (
 from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundError
 from duro.server._webhooks import InvalidSignatureError
 
-__all__ = ["MAX_BODY", "PROBLEMS", "BadRequest", "Conflict", "NotEnabled", "body_of", "field",
-           "json", "json_of", "location", "path_id", "problem", "problem_document", "problem_of",
-           "query_float",
-           "query_int", "query_time"]
+__all__ = ["MAX_BODY", "PROBLEMS", "BadRequest", "BodyTooLarge", "Conflict", "NotEnabled",
+           "body_of", "field", "json", "json_of", "location", "path_id", "problem",
+           "problem_document", "problem_of", "query_float", "query_int", "query_time",
+           "raw_body"]
 
 MAX_BODY = 4 * 1024 * 1024
 """Bytes of a request body at most (payloads larger belong in a blob store)."""
@@ -51,6 +51,11 @@ MAX_BODY = 4 * 1024 * 1024
 
 class BadRequest(Exception):
     """A request the API cannot read (not JSON, a missing, unknown or mistyped field)."""
+
+
+class BodyTooLarge(BadRequest):
+    """A body over :data:`MAX_BODY` (refused by its ``Content-Length`` before it is read,
+    or as soon as the bytes received pass the limit)."""
 
 
 class NotEnabled(Exception):
@@ -64,6 +69,7 @@ class Conflict(Exception):
 
 
 PROBLEMS: tuple[tuple[type[BaseException], int, str], ...] = (
+    (BodyTooLarge, 413, "body_too_large"),
     (BadRequest, 400, "bad_request"),
     (InvalidSignatureError, 401, "invalid_signature"),
     (AuthenticationError, 401, "unauthenticated"),
@@ -139,15 +145,38 @@ def problem(exc: BaseException) -> Response:
                     media_type="application/problem+json")
 
 
+async def raw_body(request: Request) -> bytes:
+    """The request's body, as received (kept: a later ``request.body()`` returns it).
+
+    Raises:
+        BodyTooLarge: Over :data:`MAX_BODY`, told by its ``Content-Length`` (then nothing
+            of it is read) or by the bytes received (reading stops there): a client must
+            not make the server hold more than that, signed or not.
+    """
+    kept: bytes | None = getattr(request, "_body", None)
+    if kept is not None:
+        return kept
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise BodyTooLarge(f"the body is {declared} bytes, over {MAX_BODY}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise BodyTooLarge(f"the body is over {MAX_BODY} bytes")
+        chunks.append(chunk)
+    body = request._body = b"".join(chunks)  # Starlette's own cache of the body
+    return body
+
+
 async def json_of(request: Request) -> Any:
     """The request's body as any JSON value (None for no body).
 
     Raises:
         BadRequest: Too large, or not JSON.
     """
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise BadRequest(f"the body is {len(raw)} bytes, over {MAX_BODY}")
+    raw = await raw_body(request)
     if not raw:
         return None
     try:

@@ -70,6 +70,7 @@ async def _body(api: Api, handle: WorkflowHandle[object], first: int) -> AsyncIt
     yield RETRY
     items = aiter(handle.stream(from_offset=first))
     stopping = asyncio.ensure_future(api.stopping.wait())
+    step: asyncio.Future[StreamChunk] | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(items))
@@ -93,5 +94,11 @@ async def _body(api: Api, handle: WorkflowHandle[object], first: int) -> AsyncIt
             yield _message(chunk)
     finally:
         stopping.cancel()
+        if step is not None and not step.done():
+            # The client went away while the next item was awaited: that poll of the
+            # store ends here (left running, it polled until the run ended), and only
+            # then can the iterator be closed (not while it runs).
+            step.cancel()
+            await asyncio.wait({step}, timeout=5)
         with contextlib.suppress(Exception):
             await items.aclose()  # type: ignore[attr-defined]

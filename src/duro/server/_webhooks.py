@@ -129,11 +129,15 @@ def verify(auth: WebhookAuth, body: bytes, headers: Mapping[str, str], *,
         raw = headers.get(auth.timestamp_header)
         if raw is None:
             raise InvalidSignatureError(f"the {auth.timestamp_header} header is missing")
+        text = raw.strip()
         try:
-            stamp = int(raw.strip())
+            # Digits, and not more than a clock reads (float(10**400) overflows).
+            stamp = int(text) if len(text) <= 20 and text.lstrip("-").isdigit() else None
         except ValueError:
+            stamp = None
+        if stamp is None:
             raise InvalidSignatureError(f"the {auth.timestamp_header} header is not a "
-                                        "number of seconds") from None
+                                        "number of seconds")
         if abs(now() - stamp) > auth.tolerance:
             raise InvalidSignatureError(f"the {auth.timestamp_header} timestamp is more than "
                                         f"{auth.tolerance:g}s away from this server's clock")
