@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -64,6 +65,12 @@ class LocalRuns(Protocol):
     worker_id: str
 
     @property
+    def context(self) -> contextvars.Context | None:
+        """The worker's context variables: a run replayed here to answer a query sees
+        them, as the worker's own runs do (None: no worker, the asker's)."""
+        ...
+
+    @property
     def interceptors(self) -> Sequence[WorkerInterceptor]:
         """The worker's interceptors: a query the client answers by replay runs with
         them, as the worker's own replays do."""
@@ -113,6 +120,7 @@ class _NoLocalRuns:
 
     worker_id = ""
     interceptors: Sequence[WorkerInterceptor] = ()
+    context: contextvars.Context | None = None
 
     def local_start(self, name: str,
                     queue: str = "default") -> contextlib.AbstractContextManager[StartSlot]:
@@ -146,11 +154,15 @@ NO_LOCAL_RUNS: LocalRuns = _NoLocalRuns()
 
 async def answer_here(local: LocalRuns, store: ClientStore, payloads: PayloadConverter,
                       record: RunRecord, workflow: Workflow[Any, Any], name: str,
-                      args: list[Any], headers: Mapping[str, str] | None) -> Any:
+                      args: list[Any], headers: Mapping[str, str] | None,
+                      context: contextvars.Context | None = None) -> Any:
     """A query's answer in this process: from the run's instance ``local`` holds when it
     is current (at the stored history's length), else from a read-only replay of the
     stored history with ``local``'s interceptors. (A client asking, or a worker answering
     a query asked through the store.)
+
+    ``context``: the context variables a replay here sees when ``local`` is no worker
+    (a client's, as they were when it opened; None: the caller's).
 
     Raises:
         QueryError: No such handler, it failed, or the history does not replay here.
@@ -160,7 +172,10 @@ async def answer_here(local: LocalRuns, store: ClientStore, payloads: PayloadCon
         from duro.workflow._replayer import query_replayed
 
         history = await payloads.decode_history(await store.load_history(record.run_id))
+        if local.context is not None:
+            context = local.context  # the worker's, as its own runs see
         value = query_replayed(workflow, history, run_id=record.run_id,
                                workflow_id=record.workflow_id, name=name, args=args,
-                               headers=headers, interceptors=local.interceptors)
+                               headers=headers, interceptors=local.interceptors,
+                               context=context.copy() if context is not None else None)
     return value

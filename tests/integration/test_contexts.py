@@ -1,12 +1,15 @@
-"""Context variables: a run sees the same ones wherever it runs. Its steps run in the
-worker's context (as it was when the worker started), its workflow code in an empty one;
-never in the context of the caller that started it, which a run claimed by another
-worker, or recovered after a crash, could not see."""
+"""Context variables: a run sees the same ones wherever it runs — the worker's, as they
+were when it started (``decimal``'s settings, a logging context set up at start-up) —
+its workflow code, handlers, conditions and ``finally`` blocks each run's own copy, its
+steps a copy each. Never those of the code that happened to start, signal, query or
+terminate it, or of a step whose outcome woke it: a run claimed by another worker, or
+recovered after a crash, could not see those."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import decimal
 
 import pytest
 
@@ -17,26 +20,46 @@ where: contextvars.ContextVar[str | None] = contextvars.ContextVar("where", defa
 SEEN: list[tuple[str, str | None]] = []
 
 
-@duro.step
-async def async_probe(label: str) -> str | None:
-    SEEN.append((f"{label}/async step", where.get()))
-    where.set("set by a step")  # must not reach the next step
-    return where.get()
+def saw(label: str) -> None:
+    SEEN.append((label, where.get()))
 
 
 @duro.step
-def sync_probe(label: str) -> str | None:
-    SEEN.append((f"{label}/sync step", where.get()))
-    return where.get()
+async def async_probe(label: str) -> str:
+    saw(f"{label}/async step")
+    where.set("set by a step")  # must not reach the next step, nor the workflow
+    return str(decimal.Decimal(2) / 3)
+
+
+@duro.step
+def sync_probe(label: str) -> None:
+    saw(f"{label}/sync step")
 
 
 @duro.workflow(name="ctx_probe")
 async def probe_wf(label: str) -> str:
-    SEEN.append((f"{label}/workflow", where.get()))
-    await async_probe(label)
+    state = {"go": False}
+
+    def on_go() -> None:
+        saw(f"{label}/signal handler")
+        state["go"] = True
+
+    def ready() -> bool:
+        saw(f"{label}/condition")
+        return state["go"]
+
+    duro.on_signal("go", on_go)
+    duro.on_query("where", lambda: where.get())
+    saw(f"{label}/workflow")
+    first = await async_probe(label)
     await sync_probe(label)
     await async_probe(label)
-    return label
+    await duro.wait_condition(ready)
+    try:
+        await duro.wait_for_signal("never", timeout=3600)
+    finally:
+        saw(f"{label}/finally")
+    return f"{first} {decimal.Decimal(2) / 3}"
 
 
 @pytest.fixture
@@ -45,28 +68,59 @@ def db_url(any_db_url: str) -> str:
     return any_db_url
 
 
-def test_a_run_never_sees_its_starters_context_variables(db_url: str) -> None:
+def test_a_run_sees_its_workers_context_not_its_callers(db_url: str) -> None:
     async def main() -> None:
         where.set("worker")  # what the process had when its worker started
-        async with duro.Engine(db_url) as engine:
-            # A request handler starting a run: its context must not reach the run
-            # (adopted by this process's worker at once, without a claim).
-            token = where.set("request-42")
-            try:
-                local = await engine.start(probe_wf, "local")
-            finally:
-                where.reset(token)
-            assert await local.result(timeout=30) == "local"
-            # The same workflow started by a client without a worker: claimed.
-            async with duro.Client(db_url) as client:
-                where.set("another request")
-                claimed = await client.start(probe_wf, "claimed")
-                assert await claimed.result(timeout=30) == "claimed"
+        decimal.getcontext().prec = 6
+        try:
+            async with duro.Engine(db_url) as engine, duro.Client(db_url) as client:
+                async def drive(label: str, via: duro.Client) -> None:
+                    # Every call from a "request" of its own: none of it may reach the run.
+                    token = where.set(f"request:{label}")
+                    try:
+                        handle = await via.start(probe_wf, label, id=f"ctx-{label}")
+                        await asyncio.sleep(0)
+                        for _ in range(300):
+                            if any(k == f"{label}/condition" for k, _ in SEEN):
+                                break
+                            await asyncio.sleep(0.02)
+                        assert await handle.query("where") == "worker"
+                        await handle.signal("go")
+                        for _ in range(300):
+                            if any(k == f"{label}/signal handler" for k, _ in SEEN):
+                                break
+                            await asyncio.sleep(0.02)
+                        await engine.get_handle(f"ctx-{label}").terminate("enough")
+                        assert await engine.query(f"ctx-{label}", "where") == "worker"
+                    finally:
+                        where.reset(token)
+
+                await drive("adopted", engine)  # adopted by this process's worker at once
+                await drive("claimed", client)  # a client without a worker: claimed
+        finally:
+            decimal.getcontext().prec = 28
 
     run(asyncio.wait_for(main(), 60))
-    seen = dict(SEEN)
-    for label in ("local", "claimed"):
-        assert seen[f"{label}/workflow"] is None
-        assert seen[f"{label}/sync step"] == "worker"
-    # Both attempts of async_probe saw the worker's value: the first's set() stayed its own.
-    assert [v for k, v in SEEN if k.endswith("/async step")] == ["worker"] * 4
+    for label in ("adopted", "claimed"):
+        mine = [(k.split("/", 1)[1], v) for k, v in SEEN if k.startswith(f"{label}/")]
+        kinds = {k for k, _ in mine}
+        assert kinds == {"workflow", "async step", "sync step", "condition",
+                         "signal handler", "finally"}, mine
+        assert all(v == "worker" for _, v in mine), mine
+
+
+@duro.workflow(name="ctx_decimal")
+async def decimal_wf() -> str:
+    return str(decimal.Decimal(2) / 3)
+
+
+def test_workflow_code_keeps_the_processs_decimal_settings(db_url: str) -> None:
+    async def main() -> str:
+        decimal.getcontext().prec = 6
+        try:
+            async with duro.Engine(db_url) as engine:
+                return str(await (await engine.start(decimal_wf)).result(timeout=30))
+        finally:
+            decimal.getcontext().prec = 28
+
+    assert run(main()) == "0.666667"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import time
@@ -174,6 +175,7 @@ class Client(Listings):
         # The client that owns the store (this one, or the one a view was made from):
         # it holds what views share and may change, the link below and whether it is open.
         self._root: Client = self
+        self._opened_context: contextvars.Context | None = None
         # The worker of this process, if any (see duro._local): told what this client
         # did, so that it acts at once instead of at its next look at the store.
         self._links: LocalRuns = NO_LOCAL_RUNS
@@ -204,6 +206,7 @@ class Client(Listings):
         view._root = self._root
         view._links = NO_LOCAL_RUNS  # unused: a view's link is its root's
         view._open = False  # likewise
+        view._opened_context = None  # likewise
         view._code_only = self._root._code_only
         view.schedules = Schedules(view)
         view.tokens = Tokens(view)
@@ -235,6 +238,9 @@ class Client(Listings):
             return
         await self.store.open()
         self._open = True
+        # What a query answered here by replay sees (without a worker: the worker's
+        # context otherwise), whoever asks later: the process's as the client opened.
+        self._opened_context = contextvars.copy_context()
 
     async def close(self) -> None:
         """Close the store (a view: nothing, the store is its client's)."""
@@ -838,7 +844,7 @@ class Client(Listings):
                                     orjson.dumps(headers) if headers else None)
             return convert(orjson.loads(raw), type)
         value = await answer_here(self._local, self.store, self.payloads, record, wf, name,
-                                  list(args), headers)
+                                  list(args), headers, self._root._opened_context)
         return convert(orjson.loads(encode(value, what=f"the answer to query {name!r}")),
                        type)
 

@@ -82,7 +82,8 @@ class HeldRun:
         self.inbox_read: asyncio.Future[None] | None = None  # set while reading_inbox
         self.warned_history = False
         self.inst = RunInstance(workflow=workflow, run_id=run_id, workflow_id=workflow_id,
-                                host=self, interceptors=worker.interceptors)
+                                host=self, interceptors=worker.interceptors,
+                                context=worker.context.copy())
 
     def __repr__(self) -> str:
         return f"<HeldRun {self.run_id} epoch={self.epoch} history_len={self.history_len}>"
@@ -269,7 +270,8 @@ class HeldRun:
             parent_run_id=inst.parent_run_id)
         for observer in told:
             try:
-                observer.events_recorded(recorded)
+                # In the worker's context, not the step's whose outcome this may be.
+                self.worker.context.copy().run(observer.events_recorded, recorded)
             except Exception:  # an observer's bug must not cost the run anything
                 log.exception("interceptor %r failed in events_recorded", observer)
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -109,6 +110,27 @@ def _describe(kind: str, name: str | None) -> str:
     return f"{kind} {name!r}" if name else kind
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _in_context(method: F) -> F:
+    """Run a :class:`RunInstance` entry point in the run's own context (unless already
+    inside one): workflow code, its handlers, conditions and ``finally`` blocks never
+    see the context variables of the code that happened to deliver an event."""
+
+    @functools.wraps(method)
+    def entered(self: RunInstance, *args: Any, **kwargs: Any) -> Any:
+        if self._entered:
+            return method(self, *args, **kwargs)
+        self._entered = True
+        try:
+            return self.context.run(method, self, *args, **kwargs)
+        finally:
+            self._entered = False
+
+    return entered  # type: ignore[return-value]
+
+
 class RunInstance:
     """A workflow run in memory: its loop, its commands, and what its history told it.
 
@@ -121,8 +143,14 @@ class RunInstance:
     def __init__(
         self, *, workflow: Workflow[Any, Any], run_id: str, workflow_id: str, host: Host,
         interceptors: Sequence[WorkerInterceptor] = (),
+        context: contextvars.Context | None = None,
     ) -> None:
         self.workflow = workflow
+        self.context = context if context is not None else contextvars.copy_context()
+        """The context variables the run's workflow code sees (its tasks each a copy):
+        the worker's, whoever's code made the instance deliver an event (a starter's,
+        a step's, a querier's): every entry point runs in it (:func:`_in_context`)."""
+        self._entered = False
         self.interceptors = interceptors
         """Worker interceptors: their deterministic hooks run in the workflow."""
         self.run_id = run_id
@@ -186,6 +214,7 @@ class RunInstance:
 
     # -- replay --------------------------------------------------------------------
 
+    @_in_context
     def replay(self, history: Sequence[EventRecord], heartbeats: dict[int, Any], *,
                expected_len: int | None = None) -> None:
         """Rebuild the run's state from its recorded history.
@@ -234,6 +263,7 @@ class RunInstance:
                 with contextlib.suppress(orjson.JSONDecodeError):
                     cmd.heartbeat = orjson.loads(details)
 
+    @_in_context
     def apply(
         self, kind: str, op: int | None, name: str | None, data: bytes | None,
         meta: bytes | None, ts: float,
@@ -414,6 +444,7 @@ class RunInstance:
         if self.failure is None and not isinstance(exc, asyncio.CancelledError):
             self.failure = exc
 
+    @_in_context
     def validate_update(self, name: str, args: list[Any]) -> Exception | None:
         """Run the validator of an update on the live instance; None means accepted."""
         return self.mailbox.validate(name, args)
@@ -431,6 +462,7 @@ class RunInstance:
             self.querying = False
             _set_running_loop(previous)
 
+    @_in_context
     def query(self, name: str, args: list[Any],
               headers: Mapping[str, str] | None = None) -> Any:
         """Answer a query from this instance's current state (through the worker
@@ -490,11 +522,7 @@ class RunInstance:
                  if self.interceptors else None)
         main = (self._intercepted_main(hooks, tuple(bound.args), bound.kwargs) if hooks
                 else self.workflow.fn(*bound.args, **bound.kwargs))
-        # In a context of its own: workflow code sees no context variable of whoever
-        # caused this activation (a starter's request, a worker's), which a replay
-        # elsewhere would not see (determinism).
-        self.main = self.loop.create_task(main, name=f"workflow:{self.workflow_id}",
-                                          context=contextvars.Context())
+        self.main = self.loop.create_task(main, name=f"workflow:{self.workflow_id}")
 
     async def _intercepted_main(self, hooks: Sequence[WorkerInterceptor],
                                 args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -702,6 +730,7 @@ class RunInstance:
         # message (a cancel, a signal) with no wake-up, as plain asyncio would.
         return due if due < math.inf else None
 
+    @_in_context
     def close(self) -> None:
         """Drop the workflow's coroutines without letting them issue anything more.
 

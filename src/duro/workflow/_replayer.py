@@ -11,6 +11,7 @@ records nothing; a worker replays with its own host (``worker/_held.HeldRun``) i
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,8 @@ def check_workflow(workflow: Workflow[Any, Any], history: Sequence[EventRecord],
 @contextlib.contextmanager
 def replayed(workflow: Workflow[Any, Any], history: Sequence[EventRecord], *, run_id: str,
              workflow_id: str, workflow_name: str | None = None,
-             interceptors: Sequence[WorkerInterceptor] = ()) -> Iterator[RunInstance]:
+             interceptors: Sequence[WorkerInterceptor] = (),
+             context: contextvars.Context | None = None) -> Iterator[RunInstance]:
     """Replay ``history`` with ``workflow``'s current code; yield the instance where the
     history leaves it, and close it afterwards.
 
@@ -68,13 +70,15 @@ def replayed(workflow: Workflow[Any, Any], history: Sequence[EventRecord], *, ru
         workflow_id: The run's workflow id.
         workflow_name: The name the history must carry (default: ``workflow``'s).
         interceptors: Worker interceptors whose deterministic hooks run in the replay.
+        context: The context variables the replayed code sees (default: a copy of the
+            caller's).
 
     Raises:
         WorkflowMismatchError: The history was recorded by another workflow.
     """
     check_workflow(workflow, history, workflow_name=workflow_name)
     inst = RunInstance(workflow=workflow, run_id=run_id, workflow_id=workflow_id,
-                       host=NULL_HOST, interceptors=interceptors)
+                       host=NULL_HOST, interceptors=interceptors, context=context)
     try:
         inst.replay(history, {})
         yield inst
@@ -85,7 +89,8 @@ def replayed(workflow: Workflow[Any, Any], history: Sequence[EventRecord], *, ru
 def query_replayed(workflow: Workflow[Any, Any], history: Sequence[EventRecord], *,
                    run_id: str, workflow_id: str, name: str, args: list[Any],
                    headers: Mapping[str, str] | None = None,
-                   interceptors: Sequence[WorkerInterceptor] = ()) -> Any:
+                   interceptors: Sequence[WorkerInterceptor] = (),
+                   context: contextvars.Context | None = None) -> Any:
     """A query's answer from a read-only replay of ``history`` (a client that does not
     hold the run, or a worker answering a query asked through the store).
 
@@ -94,7 +99,7 @@ def query_replayed(workflow: Workflow[Any, Any], history: Sequence[EventRecord],
             handler, or it failed.
     """
     with replayed(workflow, history, run_id=run_id, workflow_id=workflow_id,
-                  interceptors=interceptors) as inst:
+                  interceptors=interceptors, context=context) as inst:
         if inst.park_error is not None:
             raise QueryError(f"run {run_id} cannot be replayed here: {inst.park_error}")
         return inst.query(name, args, headers)
