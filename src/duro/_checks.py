@@ -18,12 +18,14 @@ from duro.errors import InvalidArgumentError
 __all__ = [
     "DEFAULT_NAMESPACE",
     "MAX_ID_LENGTH",
+    "MAX_REASON",
     "check_choice",
     "check_count",
     "check_duration",
     "check_headers",
     "check_id",
     "check_namespace",
+    "check_reason",
     "check_seconds",
     "parse_duration",
     "shown",
@@ -68,6 +70,23 @@ namespaces existed."""
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """What a namespace name may be: safe unquoted in a URL path, a shell and a log line."""
+
+
+MAX_REASON = 4096
+"""Characters of a termination's reason at most (it is stored in the run's history)."""
+
+
+def check_reason(value: object) -> str:
+    """A termination's reason: text of at most :data:`MAX_REASON` characters, without
+    NUL.
+
+    Raises:
+        InvalidArgumentError: Not text, too long, or with a NUL.
+    """
+    if not isinstance(value, str) or len(value) > MAX_REASON or "\x00" in value:
+        raise InvalidArgumentError(f"reason must be text of at most {MAX_REASON} characters "
+                                   f"without NUL, not {shown(value)}")
+    return value
 
 
 def check_namespace(value: object) -> str:

@@ -616,7 +616,13 @@ class StoreError(DuroError):
 class ServerUnavailableError(StoreError):
     """A remote client (``duro.Client("http://...")``) could not reach the server, or
     the connection failed before an answer came, after its bounded retries (only
-    requests that are safe to send again are retried)."""
+    requests that are safe to send again are retried).
+
+    ``workflow_id``: for a start given no id, the id the client made for it (the start
+    may have been stored): start again with ``id=`` that id to make it the same start.
+    """
+
+    workflow_id: str | None = None
 
 
 class LocalOnlyError(DuroError):

@@ -547,3 +547,49 @@ def test_postgres_smoke(kind: str, pg_url: str) -> None:
                 assert greeting == remote_app.Greeting(text="hello PG", length=8)
 
         run(body())
+
+
+def test_a_taken_id_raises_the_same_typed_error_with_its_run(url: str) -> None:
+    async def body() -> None:
+        p = _prefix()
+        async with duro.Client(url) as client:
+            first = await client.start(remote_app.counter, 0, id=p + "taken")
+            with pytest.raises(duro.WorkflowAlreadyStartedError) as again:
+                await client.start(remote_app.counter, 0, id=p + "taken", on_conflict="fail")
+            assert type(again.value) is duro.WorkflowAlreadyStartedError
+            assert (again.value.workflow_id, again.value.run_id, again.value.workflow_name) \
+                == (p + "taken", first.run_id, "remote_app.counter")
+            for attempt in (client.start(remote_app.greet, "x", id=p + "taken"),
+                            client.signal_with_start(remote_app.greet, "x", id=p + "taken",
+                                                     signal="inc", payload=1)):
+                with pytest.raises(duro.WorkflowIdTakenError) as other:
+                    await attempt
+                assert (other.value.run_id, other.value.workflow_name) == (
+                    first.run_id, "remote_app.counter")
+            # A reason too long to keep is refused before anything changes, on both.
+            with pytest.raises(duro.InvalidArgumentError, match="at most 4096"):
+                await client.terminate(p + "taken", reason="x" * 5000)
+            assert await first.status() != duro.RunStatus.TERMINATED
+            await client.terminate(p + "taken", reason="y" * 4096)
+            assert await first.status() == duro.RunStatus.TERMINATED
+
+    run(body())
+
+
+def test_ids_spelt_like_path_segments(served: tuple[str, str]) -> None:
+    """"." and ".." are ids like any other (a URL's dot segments are spelt out, not
+    dropped on the way); made on the database, reached through the server."""
+    db_url, server_url = served
+
+    async def body() -> None:
+        async with duro.Client(db_url) as local, duro.Client(server_url) as remote:
+            for wid in (".", ".."):
+                await local.start(remote_app.counter, 0, id=wid)
+                assert (await remote.get_handle(wid).describe()).workflow_id == wid
+                await remote.signal(wid, "inc", 2)
+                await remote.terminate(wid)
+                assert await local.get_handle(wid).status() == duro.RunStatus.TERMINATED
+                assert [e.kind for e in await remote.get_handle(wid).history()][-1] == \
+                    "run_terminated"
+
+    run(body())

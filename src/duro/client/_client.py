@@ -21,6 +21,7 @@ from duro._checks import (
     check_headers,
     check_id,
     check_namespace,
+    check_reason,
     check_seconds,
 )
 from duro._clock import Clock, SystemClock
@@ -752,10 +753,16 @@ class Client(Listings):
         self._local.inbox_hint(record.run_id)
 
     async def terminate(self, workflow_id: str, *, reason: str = "terminated") -> None:
-        """Stop the live run with this id at once: no more workflow code runs."""
+        """Stop the live run with this id at once: no more workflow code runs.
+
+        Raises:
+            RunNotFoundError: No live run with this id.
+            InvalidArgumentError: ``reason`` is not text of at most 4,096 characters
+                without NUL (nothing is changed).
+        """
         self._require_open()
         await intercept(self._interceptors, "terminate",
-                        TerminateInput(workflow_id=workflow_id, reason=reason),
+                        TerminateInput(workflow_id=workflow_id, reason=check_reason(reason)),
                         self._terminate)
 
     async def _terminate(self, call: TerminateInput) -> None:

@@ -12,9 +12,10 @@ pause between them: a server that is down is reported in about a second, not hun
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import orjson
@@ -38,6 +39,7 @@ from duro.errors import (
     UpdateFailedError,
     UpdateRejectedError,
     WorkflowAlreadyStartedError,
+    WorkflowIdTakenError,
     WorkflowNotFoundError,
 )
 from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundError
@@ -45,7 +47,9 @@ from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundE
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["ATTEMPTS", "ERRORS", "PAUSES", "Transport", "error_of", "segment"]
+__all__ = ["ATTEMPTS", "ERRORS", "PAUSES", "Transport", "error_of", "patiently", "segment"]
+
+T = TypeVar("T")
 
 ATTEMPTS = 4
 """Tries of one request at most (see the module's docstring for which are retried)."""
@@ -59,6 +63,12 @@ def _already_started(detail: str, problem: Mapping[str, Any]) -> DuroError:
     return WorkflowAlreadyStartedError(detail, workflow_id=str(problem.get("workflow_id", "")),
                                        run_id=str(problem.get("run_id", "")),
                                        workflow_name=problem.get("workflow_name"))
+
+
+def _id_taken(detail: str, problem: Mapping[str, Any]) -> DuroError:
+    return WorkflowIdTakenError(detail, workflow_id=str(problem.get("workflow_id", "")),
+                                run_id=str(problem.get("run_id", "")),
+                                workflow_name=problem.get("workflow_name"))
 
 
 def _update_failed(detail: str, problem: Mapping[str, Any]) -> DuroError:
@@ -91,6 +101,7 @@ ERRORS: dict[str, Callable[[str, Mapping[str, Any]], DuroError]] = {
     "approval_not_found": _plain(ApprovalNotFoundError),
     "approval_not_pending": _not_pending,
     "workflow_already_started": _already_started,
+    "workflow_id_taken": _id_taken,
     "schedule_already_exists": _plain(ScheduleAlreadyExistsError),
     # Embedded, a retry of a run that did not fail raises a plain DuroError.
     "conflict": _plain(DuroError),
@@ -156,6 +167,27 @@ def error_of(status: int, body: bytes, what: str) -> DuroError:
     return DuroError(f"{what}: unexpected answer {status}")
 
 
+async def patiently(attempt: Callable[[], Awaitable[T]], *, deadline: float | None,
+                    patience: float, what: str) -> T:
+    """``attempt()`` (one long poll), again while the server does not answer (it
+    restarts, a proxy drops the connection): until ``deadline`` (then
+    :class:`TimeoutError`, as an embedded client's wait ends) or, without one, until it
+    has not answered for ``patience`` seconds (then the
+    :class:`~duro.errors.ServerUnavailableError`)."""
+    down_since: float | None = None
+    while True:
+        try:
+            return await attempt()
+        except ServerUnavailableError as exc:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise TimeoutError(f"{what} (the server did not answer: {exc})") from exc
+            down_since = now if down_since is None else down_since
+            if deadline is None and now - down_since >= patience:
+                raise
+            await asyncio.sleep(PAUSES[-1])
+
+
 def segment(value: str, what: str) -> str:
     """An id or name as one path segment, percent-encoded.
 
@@ -168,6 +200,9 @@ def segment(value: str, what: str) -> str:
     if "/" in value:
         raise InvalidArgumentError(f"{what} {value[:80]!r} holds a '/': the HTTP API cannot "
                                    "reach it (use a client on the database)")
+    if value in (".", ".."):
+        # Spelt out: a URL's "." and ".." segments are removed before it is sent.
+        return value.replace(".", "%2E")
     return quote(value, safe="")
 
 
@@ -227,11 +262,14 @@ class Transport:
     async def call(self, method: str, path: str, *, body: Any = None,
                    params: Mapping[str, Any] | None = None,
                    headers: Mapping[str, str] | None = None, idempotent: bool = False,
-                   timeout: float | None = None) -> tuple[int, Any]:
-        """Send a request; its status and JSON body (None for none).
+                   timeout: float | None = None,
+                   deadline: float | None = None) -> tuple[int, Any]:
+        """Send a request; its status and JSON body (None for none). ``deadline``
+        (``time.monotonic()``): no attempt lasts past it, none starts after it.
 
         Raises:
-            DuroError: The error the server answered with (:func:`error_of`).
+            DuroError: The error the server answered with (:func:`error_of`), or an
+                answer that is not a duro server's (a redirect, a page that is not JSON).
             ServerUnavailableError: No answer, after the retries allowed.
         """
         http = self._client()
@@ -240,22 +278,38 @@ class Transport:
         sent = {**self._headers(), **(headers or {})}
         if content is not None:
             sent["Content-Type"] = "application/json"
-        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         for attempt in range(ATTEMPTS):
+            limit = timeout
+            if deadline is not None:
+                left = max(0.05, deadline - time.monotonic())
+                limit = left if limit is None else min(limit, left)
+            extra: dict[str, Any] = {} if limit is None else {"timeout": limit}
             try:
                 response = await http.request(method, self.base_url + path, content=content,
                                               params=params, headers=sent, **extra)
                 break
             except self._errors as exc:
-                retry = idempotent or isinstance(exc, self._connect_error)
-                if not retry or attempt == ATTEMPTS - 1:
+                retry = (idempotent or isinstance(exc, self._connect_error)) \
+                    and attempt < ATTEMPTS - 1 \
+                    and (deadline is None or time.monotonic() < deadline)
+                if not retry:
                     raise ServerUnavailableError(
                         f"{what}: no answer from {self.base_url} "
                         f"({type(exc).__name__}: {exc or 'no detail'})") from exc
                 await asyncio.sleep(PAUSES[min(attempt, len(PAUSES) - 1)])
         if response.status_code >= 400:
             raise error_of(response.status_code, response.content, what)
-        data = orjson.loads(response.content) if response.content else None
+        if 300 <= response.status_code < 400:
+            # Not followed: a redirect would send the token and the body elsewhere.
+            raise DuroError(f"{what}: the server redirects ({response.status_code}) to "
+                            f"{response.headers.get('location', '?')!r}: give the client "
+                            "that URL")
+        try:
+            data = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            raise DuroError(f"{what}: the answer ({response.status_code}, "
+                            f"{response.headers.get('content-type', 'no content type')}) is "
+                            "not JSON: is it a duro server?") from None
         return response.status_code, data
 
     @asynccontextmanager

@@ -31,10 +31,12 @@ from duro._checks import (
     check_count,
     check_headers,
     check_id,
+    check_reason,
     check_seconds,
 )
 from duro._clock import SystemClock
 from duro._history import SearchValue
+from duro._ids import new_id
 from duro._local import NO_LOCAL_RUNS
 from duro._queues import Queue
 from duro._search import RunFilter, check_search_attributes, decode_cursor
@@ -43,7 +45,7 @@ from duro.budget._budget import Budget, budgets_of
 from duro.client import _start_options as opts
 from duro.client._client import Client, _return_hint
 from duro.client._handle import WorkflowHandle
-from duro.client._http import Transport, segment
+from duro.client._http import Transport, patiently, segment
 from duro.client._listing import MAX_PAGE_SIZE, stats_window
 from duro.client._records import RunInfo, RunPage, WorkerInfo, queue_from_json
 from duro.client._remote_approvals import RemoteApprovals
@@ -56,7 +58,12 @@ from duro.client._remote_handle import (
 )
 from duro.client._remote_operations import RemoteOperations
 from duro.client._steps import RemoteStepCompletions
-from duro.errors import InvalidArgumentError, LocalOnlyError
+from duro.errors import (
+    InvalidArgumentError,
+    LocalOnlyError,
+    RunNotFoundError,
+    ServerUnavailableError,
+)
 from duro.interceptors._chain import check_interceptors
 from duro.interceptors._client import (
     CancelInput,
@@ -84,6 +91,7 @@ R = TypeVar("R")
 DEFAULT_TIMEOUT = 30.0
 """Seconds one request may take by default (long polls add their own wait to it)."""
 _LONGEST_WAIT = 60.0
+_ANSWER_GRACE = 1.0
 """Seconds the server waits at most in one request (``MAX_WAIT`` of ``duro serve``)."""
 _DEFAULT_QUERY_TIMEOUT = 10.0
 
@@ -272,7 +280,7 @@ class RemoteClient(Client):
                                    what=f"workflow {chosen.name!r} called")
             raw = orjson.loads(chosen.encode_input(
                 call.args, dict(call.kwargs), what=f"the arguments of workflow {chosen.name!r}"))
-            body = {"workflow": chosen.name, "id": wid or str(uuid.uuid4()),
+            body = {"workflow": chosen.name, "id": wid or new_id(),
                     "args": raw["args"], "kwargs": raw["kwargs"], **options}
             if checked:
                 body["headers"] = checked
@@ -280,10 +288,18 @@ class RemoteClient(Client):
                 body["search_attributes"] = dict(call.search_attributes)
             # The id is the idempotency key: sent again, the same start (unless a policy
             # would make a second run of it).
-            same = on_conflict == "use_existing" and on_reuse == "use_existing"
+            same = on_conflict == "use_existing" and on_reuse == "use_existing" \
+                and (signal is None or "signal_id" in options)  # a signal: only with its id
             wait = options.get("timeout")
-            _, data = await self.call("POST", path, body=body, idempotent=same,
-                                      timeout=None if wait is None else wait + self._slack)
+            try:
+                _, data = await self.call("POST", path, body=body, idempotent=same,
+                                          timeout=None if wait is None else wait + self._slack)
+            except ServerUnavailableError as exc:
+                if wid is None:  # the id made here: the caller's way to the same start
+                    exc.workflow_id = body["id"]
+                    exc.args = (f"{exc} (the start may have been stored: its workflow id is "
+                                f"{body['id']!r}; start again with that id)",)
+                raise
             # An update-with-start answers with the update, not with the run's status.
             status = None if update is not None else RunStatus(data["status"])
             handle: RemoteHandle[Any] = RemoteHandle(
@@ -448,8 +464,12 @@ class RemoteClient(Client):
             while True:
                 left = _LONGEST_WAIT if deadline is None else deadline - time.monotonic()
                 body["timeout"] = max(0.001, min(left, _LONGEST_WAIT))
-                status, answer = await self.call("POST", path, body=body, idempotent=True,
-                                                 timeout=body["timeout"] + self._slack)
+                status, answer = await patiently(
+                    lambda: self.call("POST", path, body=body, idempotent=True,
+                                      timeout=body["timeout"] + self._slack,
+                                      deadline=self.answer_by(deadline)),
+                    deadline=deadline, patience=self.transport.timeout,
+                    what=f"update {call.name!r} had no outcome within {call.timeout}s")
                 if status == 200:
                     return convert(answer["result"], type)
                 if deadline is not None and time.monotonic() >= deadline:
@@ -465,6 +485,12 @@ class RemoteClient(Client):
     def _slack(self) -> float:
         """Seconds a waiting request may take beyond its wait."""
         return DEFAULT_TIMEOUT
+
+    @staticmethod
+    def answer_by(deadline: float | None) -> float | None:
+        """When a request of a wait bounded by ``deadline`` must have been answered:
+        a second after it (the server answers as its own wait ends)."""
+        return None if deadline is None else deadline + _ANSWER_GRACE
 
     async def query(self, workflow_id: str, name: str, *args: Any, run_id: str | None = None,
                     type: Any = Any, timeout: float | None = None,
@@ -483,9 +509,14 @@ class RemoteClient(Client):
                 body["run_id"] = call.run_id
             if checked := check_headers(call.headers):
                 body["headers"] = checked
-            _, answer = await self.call(
-                "POST", self._runs(call.workflow_id, "queries", segment(call.name, "query name")),
-                body=body, idempotent=True, timeout=body["timeout"] + self._slack)
+            deadline = time.monotonic() + body["timeout"]
+            path = self._runs(call.workflow_id, "queries", segment(call.name, "query name"))
+            _, answer = await patiently(
+                lambda: self.call("POST", path, body=body, idempotent=True,
+                                  timeout=body["timeout"] + self._slack,
+                                  deadline=self.answer_by(deadline)),
+                deadline=deadline, patience=self.transport.timeout,
+                what=f"query {call.name!r} had no answer within {body['timeout']:g}s")
             return convert(answer["result"], type)
 
         return await intercept(self._interceptors, "query",
@@ -528,7 +559,19 @@ class RemoteClient(Client):
         self._require_open()
 
         async def cancel(call: CancelInput) -> None:
-            await self.call("POST", self._runs(call.workflow_id, "cancel"), idempotent=True)
+            path = self._runs(call.workflow_id, "cancel")
+            try:
+                await self.call("POST", path)
+            except ServerUnavailableError:
+                # Sent, maybe taken, its answer lost: ask again. A run the first request
+                # cancelled meanwhile is no longer live: that is the cancel's success,
+                # not the "no live run" the second request gets.
+                try:
+                    await self.call("POST", path, idempotent=True)
+                except RunNotFoundError:
+                    info = await self.get_handle(call.workflow_id).describe()
+                    if info.status != RunStatus.CANCELLED:
+                        raise
 
         await intercept(self._interceptors, "cancel", CancelInput(workflow_id=workflow_id),
                         cancel)
@@ -542,7 +585,8 @@ class RemoteClient(Client):
                             body={"reason": call.reason})
 
         await intercept(self._interceptors, "terminate",
-                        TerminateInput(workflow_id=workflow_id, reason=reason), terminate)
+                        TerminateInput(workflow_id=workflow_id, reason=check_reason(reason)),
+                        terminate)
 
     async def resume(self, workflow_id: str) -> None:
         """Retry a parked run now: :meth:`duro.Client.resume` (``POST .../resume``)."""

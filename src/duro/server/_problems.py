@@ -35,6 +35,7 @@ from duro.errors import (
     UpdateFailedError,
     UpdateRejectedError,
     WorkflowAlreadyStartedError,
+    WorkflowIdTakenError,
     WorkflowNotFoundError,
 )
 from duro.schedules._errors import ScheduleAlreadyExistsError, ScheduleNotFoundError
@@ -80,6 +81,7 @@ PROBLEMS: tuple[tuple[type[BaseException], int, str], ...] = (
     (ScheduleNotFoundError, 404, "schedule_not_found"),
     (ApprovalNotFoundError, 404, "approval_not_found"),
     (ApprovalNotPendingError, 409, "approval_not_pending"),
+    (WorkflowIdTakenError, 409, "workflow_id_taken"),
     (WorkflowAlreadyStartedError, 409, "workflow_already_started"),
     (ScheduleAlreadyExistsError, 409, "schedule_already_exists"),
     (Conflict, 409, "conflict"),
@@ -136,6 +138,11 @@ def problem(exc: BaseException) -> Response:
         # What an update's handler raised, as a run's error is shown: a remote client
         # raises the same UpdateFailedError, with the same cause, as an embedded one.
         document["cause"] = cause.to_dict()
+    if isinstance(exc, WorkflowAlreadyStartedError):
+        # The run that holds the id (what an embedded client's error carries; none of
+        # another namespace's: store/_rules.taken() leaves them out).
+        document["workflow_id"], document["run_id"] = exc.workflow_id, exc.run_id
+        document["workflow_name"] = exc.workflow_name
     if isinstance(exc, ApprovalNotPendingError):
         document["approval_id"], document["approval_status"] = exc.approval_id, exc.status
     # RFC 9110: a 401 says how to authenticate.

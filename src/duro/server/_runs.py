@@ -19,7 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from duro._checks import check_id, shown
+from duro._checks import check_id, check_reason, shown
 from duro.client import Client, RunInfo, WorkflowHandle
 from duro.client._listing import MAX_PAGE_SIZE
 from duro.errors import (
@@ -94,7 +94,6 @@ _QUERY = frozenset({"args", "run_id", "timeout", "headers"})
 _REASON = frozenset({"reason"})
 _RESET = frozenset({"to"})
 _FORK = frozenset({"to", "id"})
-_MAX_REASON = 4096
 """Characters of a termination reason at most (it is the run's error message)."""
 
 
@@ -430,10 +429,7 @@ async def cancel(request: Request, api: Api) -> Response:
 async def terminate(request: Request, api: Api) -> Response:
     workflow_id = path_id(request, "workflow_id", "workflow id")
     body = await body_of(request, _REASON)
-    reason = field(body, "reason", str, "terminated")
-    if len(reason) > _MAX_REASON or "\x00" in reason:
-        raise InvalidArgumentError(f"reason must be text of at most {_MAX_REASON} characters "
-                                   "without NUL")
+    reason = check_reason(field(body, "reason", str, "terminated"))
     await api.client.terminate(workflow_id, reason=reason)
     return json((await api.client.get_handle(workflow_id).describe()).to_json())
 
