@@ -94,9 +94,10 @@ def test_bad_requests_are_problems_and_store_nothing(
     assert "must be an array" in _problem(
         http.post("/v1/runs", json={"workflow": "order_app.order", "args": "x"}), 400,
         "bad_request")
-    assert "missing a required argument: 'qty'" in _problem(
-        http.post("/v1/runs", json={"workflow": "order_app.order", "id": "bad",
-                                    "args": ["apple"]}), 400, "invalid_payload")
+    unfit = http.post("/v1/runs", json={"workflow": "order_app.order", "id": "bad",
+                                        "args": ["apple"]})
+    assert "missing a required argument: 'qty'" in _problem(unfit, 400, "invalid_payload")
+    assert unfit.json()["arguments"] is True  # a remote client's WorkflowArgumentsError
     _problem(http.post("/v1/runs", json={"workflow": "order_app.order", "id": "bad",
                                          "args": ["apple", 1], "headers": {"k": 1}}),
              400, "invalid_argument")

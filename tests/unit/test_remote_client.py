@@ -30,9 +30,11 @@ from duro.errors import (
     AuthenticationError,
     ErrorInfo,
     PermissionDeniedError,
+    SerializationError,
     ServerUnavailableError,
     UpdateFailedError,
     WorkflowAlreadyStartedError,
+    WorkflowArgumentsError,
 )
 from duro.server._problems import PROBLEMS, BadRequest, Conflict, NotEnabled, problem
 from duro.server._webhooks import InvalidSignatureError
@@ -133,6 +135,12 @@ def test_every_public_method_is_remote_or_refused(base: type, remote: type,
     for name in delegating:
         source = inspect.getsource(getattr(base, name))
         assert "self._client." in source, name
+
+
+def test_arguments_that_do_not_fit_come_back_as_such() -> None:
+    assert type(ERRORS["invalid_payload"]("d", {"arguments": True})) is \
+        WorkflowArgumentsError
+    assert type(ERRORS["invalid_payload"]("d", {})) is SerializationError
 
 
 def test_every_problem_code_comes_back_as_its_error() -> None:

@@ -39,6 +39,7 @@ from duro.errors import (
     UpdateFailedError,
     UpdateRejectedError,
     WorkflowAlreadyStartedError,
+    WorkflowArgumentsError,
     WorkflowIdTakenError,
     WorkflowNotFoundError,
 )
@@ -63,6 +64,12 @@ def _already_started(detail: str, problem: Mapping[str, Any]) -> DuroError:
     return WorkflowAlreadyStartedError(detail, workflow_id=str(problem.get("workflow_id", "")),
                                        run_id=str(problem.get("run_id", "")),
                                        workflow_name=problem.get("workflow_name"))
+
+
+def _invalid_payload(detail: str, problem: Mapping[str, Any]) -> DuroError:
+    if problem.get("arguments") is True:  # as an embedded client with the code raises
+        return WorkflowArgumentsError(detail)
+    return SerializationError(detail)
 
 
 def _id_taken(detail: str, problem: Mapping[str, Any]) -> DuroError:
@@ -110,7 +117,7 @@ ERRORS: dict[str, Callable[[str, Mapping[str, Any]], DuroError]] = {
     "update_handler_failed": _update_failed,
     "query_timeout": _plain(QueryTimeoutError),
     "query_failed": _plain(QueryError),
-    "invalid_payload": _plain(SerializationError),
+    "invalid_payload": _invalid_payload,
     "invalid_argument": _plain(InvalidArgumentError),
     "data_rejected": _plain(DataRejectedError),
     "store_unavailable": _plain(StoreError),

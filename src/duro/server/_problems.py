@@ -35,6 +35,7 @@ from duro.errors import (
     UpdateFailedError,
     UpdateRejectedError,
     WorkflowAlreadyStartedError,
+    WorkflowArgumentsError,
     WorkflowIdTakenError,
     WorkflowNotFoundError,
 )
@@ -138,6 +139,8 @@ def problem(exc: BaseException) -> Response:
         # What an update's handler raised, as a run's error is shown: a remote client
         # raises the same UpdateFailedError, with the same cause, as an embedded one.
         document["cause"] = cause.to_dict()
+    if isinstance(exc, WorkflowArgumentsError):
+        document["arguments"] = True  # they do not fit the workflow (a remote client's type)
     if isinstance(exc, WorkflowAlreadyStartedError):
         # The run that holds the id (what an embedded client's error carries; none of
         # another namespace's: store/_rules.taken() leaves them out).
