@@ -296,14 +296,15 @@ class Transport:
                                               params=params, headers=sent, **extra)
                 break
             except self._errors as exc:
+                pause = PAUSES[min(attempt, len(PAUSES) - 1)]
                 retry = (idempotent or isinstance(exc, self._connect_error)) \
                     and attempt < ATTEMPTS - 1 \
-                    and (deadline is None or time.monotonic() < deadline)
+                    and (deadline is None or time.monotonic() + pause < deadline)
                 if not retry:
                     raise ServerUnavailableError(
                         f"{what}: no answer from {self.base_url} "
                         f"({type(exc).__name__}: {exc or 'no detail'})") from exc
-                await asyncio.sleep(PAUSES[min(attempt, len(PAUSES) - 1)])
+                await asyncio.sleep(pause)
         if response.status_code >= 400:
             raise error_of(response.status_code, response.content, what)
         if 300 <= response.status_code < 400:

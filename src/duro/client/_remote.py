@@ -91,8 +91,9 @@ R = TypeVar("R")
 DEFAULT_TIMEOUT = 30.0
 """Seconds one request may take by default (long polls add their own wait to it)."""
 _LONGEST_WAIT = 60.0
-_ANSWER_GRACE = 1.0
 """Seconds the server waits at most in one request (``MAX_WAIT`` of ``duro serve``)."""
+_ANSWER_GRACE = 1.0
+"""Seconds after a bounded wait's deadline its last request may still be answered."""
 _DEFAULT_QUERY_TIMEOUT = 10.0
 
 
@@ -509,14 +510,13 @@ class RemoteClient(Client):
                 body["run_id"] = call.run_id
             if checked := check_headers(call.headers):
                 body["headers"] = checked
+            # Bounded by its timeout; a server that cannot be reached is the
+            # ServerUnavailableError it always was (a query is no long wait).
             deadline = time.monotonic() + body["timeout"]
-            path = self._runs(call.workflow_id, "queries", segment(call.name, "query name"))
-            _, answer = await patiently(
-                lambda: self.call("POST", path, body=body, idempotent=True,
-                                  timeout=body["timeout"] + self._slack,
-                                  deadline=self.answer_by(deadline)),
-                deadline=deadline, patience=self.transport.timeout,
-                what=f"query {call.name!r} had no answer within {body['timeout']:g}s")
+            _, answer = await self.call(
+                "POST", self._runs(call.workflow_id, "queries", segment(call.name, "query name")),
+                body=body, idempotent=True, timeout=body["timeout"] + self._slack,
+                deadline=self.answer_by(deadline))
             return convert(answer["result"], type)
 
         return await intercept(self._interceptors, "query",
@@ -569,8 +569,10 @@ class RemoteClient(Client):
                 try:
                     await self.call("POST", path, idempotent=True)
                 except RunNotFoundError:
-                    info = await self.get_handle(call.workflow_id).describe()
-                    if info.status != RunStatus.CANCELLED:
+                    # Taken if the run recorded a cancellation before it ended (it may
+                    # have caught it and ended otherwise).
+                    history = await self.get_handle(call.workflow_id).history()
+                    if not any(e.kind == "cancel_requested" for e in history):
                         raise
 
         await intercept(self._interceptors, "cancel", CancelInput(workflow_id=workflow_id),
