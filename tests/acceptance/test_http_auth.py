@@ -260,3 +260,34 @@ def test_the_bearer_scheme_is_read_in_any_case(tmp_path: Path) -> None:
         for header in (secret, f"Basic {secret}", f"Bearer{secret}", "Bearer"):
             problem(http.get("/v1/runs", headers={"Authorization": header}), 401,
                     "unauthenticated")
+
+
+def test_web_pages_of_other_sites_can_neither_act_nor_read_through_a_loopback_server(
+        tmp_path: Path) -> None:
+    """Without tokens (loopback), only the address guards the API: a page of another site
+    must not make the browser change anything (CSRF: its requests carry its ``Origin``),
+    and must not read through a name of its own resolving here (DNS rebinding: a
+    ``Host`` the server does not answer to)."""
+    db_url = f"sqlite:///{tmp_path}/a.db"
+    with serve_http(db_url, "order_app", worker=False,
+                    args=["--allowed-host", "duro.internal"]) as (http, served):
+        port = served.url.rsplit(":", 1)[1]
+        start = {"workflow": "order_app.order", "id": "csrf", "args": ["a", 1]}
+        for origin in ("https://evil.example", "null", f"http://localhost:{port}"):
+            problem(http.post("/v1/runs", json=start, headers={"Origin": origin}), 403,
+                    "forbidden")
+            problem(http.post("/v1/runs", content=b"", headers={
+                "Origin": origin, "Content-Type": "text/plain"}), 403, "forbidden")
+        problem(http.get("/v1/runs/csrf"), 404, "run_not_found")  # nothing was stored
+        same = {"Origin": served.url}  # the UI's own page
+        assert http.post("/v1/runs", json=start, headers=same).status_code == 202
+        assert http.get("/v1/runs", headers={"Origin": "https://evil.example"}) \
+            .status_code == 200  # a read it cannot see (no CORS): not refused
+        for host in (f"attacker.example:{port}", "attacker.example", f"127.0.0.2:{port}"):
+            problem(http.get("/v1/runs", headers={"Host": host}), 403, "forbidden")
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}",
+                     f"duro.internal:{port}", "DURO.INTERNAL"):
+            assert http.get("/v1/runs", headers={"Host": host}).status_code == 200, host
+        # The UI's page takes any query string (a shared link's ?utm_source=).
+        assert http.get("/", params={"utm_source": "chat"}).status_code == 200
+        problem(http.get("/v1/runs", params={"utm_source": "chat"}), 400, "bad_request")

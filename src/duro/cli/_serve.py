@@ -42,6 +42,10 @@ def add_commands(command: Command) -> None:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=port_number, default=8233, help="port (default 8233)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="another host name the server answers to on loopback without "
+                            "tokens (a reverse proxy's; repeatable): others are refused "
+                            "(DNS rebinding)")
     auth = serve.add_mutually_exclusive_group()
     auth.add_argument("--auth", dest="auth", action="store_true", default=None,
                       help="require API tokens (duro token create): the default on any "
@@ -153,6 +157,15 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _allowed_hosts(args: argparse.Namespace, auth: bool) -> list[str] | None:
+    """The host names the server answers to: without tokens on loopback (where only the
+    address guards the API), loopback's own and those added (a page of another site whose
+    name resolves here must get nothing: DNS rebinding); else any."""
+    if auth or not _loopback(args.host):
+        return None
+    return ["localhost", "127.0.0.1", "::1", args.host, *args.allowed_host]
+
+
 async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
     """Serve the API over a client of ``url`` (an engine with ``--worker``)."""
     # Off loopback, tokens unless told otherwise in so many words (--no-auth).
@@ -187,7 +200,8 @@ async def serve_command(args: argparse.Namespace, url: str, out: Style) -> int:
             app = create_app(client, own_client=True, auth=auth, webhooks=webhooks,
                              metrics=metrics, tracing=traced is not None,
                              expose=args.expose,
-                             callback_secret=secret.encode() if secret else None)
+                             callback_secret=secret.encode() if secret else None,
+                             allowed_hosts=_allowed_hosts(args, auth))
         except InvalidArgumentError as exc:
             raise CliError(f"--expose: {exc}", EXIT_USAGE) from None
         extras = (f"{', metrics at /metrics' if metrics is not None else ''}"

@@ -28,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from duro._checks import check_id
 from duro.client import Client
+from duro.errors import PermissionDeniedError
 
 if TYPE_CHECKING:
     from duro.metrics import Metrics
@@ -43,9 +44,43 @@ __all__ = ["MAX_WAIT", "create_app", "stop_streams"]
 log = logging.getLogger("duro.server")
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _host_name(host: str) -> str:
+    """A ``Host`` header's name, without its port, lowercase (``[::1]:8233`` -> ``::1``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _check_caller(request: Request, hosts: frozenset[str] | None) -> None:
+    """Refuse what a web page in a browser could make it send: a request for a host name
+    this server does not answer to (``hosts``; None: any), the mark of DNS rebinding
+    (another site's name resolving to this address, to read and act through it), and a
+    state-changing request from a page of another origin (cross-site request forgery: a
+    form, a fetch without CORS). Browsers send ``Origin`` on every such request; the
+    clients, the CLI, ``curl`` and webhook providers send none.
+
+    Raises:
+        PermissionDeniedError: Either.
+    """
+    host = request.headers.get("host", "")
+    if hosts is not None and _host_name(host) not in hosts:
+        raise PermissionDeniedError(
+            f"this server does not answer to host {host[:100]!r} (DNS rebinding?): serve "
+            "with --allowed-host NAME to add it")
+    origin = request.headers.get("origin")
+    if origin is not None and request.method not in _SAFE_METHODS \
+            and origin.split("://", 1)[-1].lower() != host.lower():
+        raise PermissionDeniedError(f"a request from a page of another origin "
+                                    f"({origin[:100]!r}) may not change anything here")
+
+
 def _endpoint(route: ApiRoute, api: Api, webhook: WebhookAuth | None,
-              tokens: TokenCache | None,
-              traced: bool = False) -> Callable[[Request], Awaitable[Response]]:
+              tokens: TokenCache | None, traced: bool = False,
+              hosts: frozenset[str] | None = None) -> Callable[[Request], Awaitable[Response]]:
     """The one wrapper every request passes through, in this order: who calls (a webhook
     route's signature, checked on the raw body; else, with ``tokens`` (None: no auth),
     the API token, whose namespace the request then acts in), query parameters the route
@@ -56,6 +91,7 @@ def _endpoint(route: ApiRoute, api: Api, webhook: WebhookAuth | None,
 
     async def endpoint(request: Request) -> Response:
         try:
+            _check_caller(request, hosts)
             called = api
             if webhook is not None:
                 # The raw bytes, as signed (Starlette keeps them for the handler to read).
@@ -67,7 +103,8 @@ def _endpoint(route: ApiRoute, api: Api, webhook: WebhookAuth | None,
                 token = await authenticate(request, tokens, scope)
                 request.state.token = token  # who acts (an approval's decider)
                 called = api.scoped(token.namespace)
-            if request.scope["query_string"]:
+            if request.scope["query_string"] and scope is not None:
+                # (A public route's page or file takes any: a link with ?utm_source=.)
                 unknown = [k for k in request.query_params
                            if k not in known and not (prefix and k.startswith(prefix))]
                 if unknown:
@@ -107,6 +144,7 @@ def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
                webhooks: Mapping[str, WebhookAuth] | None = None,
                metrics: Metrics | None = None, tracing: bool = False,
                expose: Iterable[str] = (), callback_secret: bytes | None = None,
+               allowed_hosts: Iterable[str] | None = None,
                ) -> Starlette:
     """The API as an ASGI application over ``client`` (opened by the application's
     lifespan when ``own_client``; else the caller opens and closes it). Mount it in your
@@ -146,11 +184,20 @@ def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
     ``callback_secret``, ``POST /v1/callbacks`` takes the signed outcomes of this
     deployment's ``duro.call`` calls (without it, that route answers 404 ``not_enabled``).
 
+    Requests from web pages: a state-changing request whose ``Origin`` is not the server's
+    own is refused (403 ``forbidden``: cross-site request forgery, which matters without
+    ``auth``, where nothing but the address guards the API); with ``allowed_hosts`` (host
+    names, without ports), so is any request whose ``Host`` is none of them (DNS
+    rebinding: ``duro serve`` on loopback without tokens answers only to ``localhost``,
+    ``127.0.0.1``, ``::1`` and the names ``--allowed-host`` adds).
+
     Raises:
         InvalidArgumentError: ``webhooks`` names an unknown route, or ``expose`` a name
             that is not one.
     """
     guarded = check_webhooks(webhooks)
+    hosts = (None if allowed_hosts is None
+             else frozenset(_host_name(h) for h in allowed_hosts))
     api = Api(client=client, metrics=metrics, root=client,
               exposed=frozenset(check_id(n, "operation name", limit=200) for n in expose),
               callback_secret=callback_secret or None)
@@ -168,7 +215,7 @@ def create_app(client: Client, *, own_client: bool = False, auth: bool = False,
 
     tokens = TokenCache(client) if auth else None
     endpoints = [(r, _endpoint(r, api, guarded.get(r.path) if r.method == "POST" else None,
-                               tokens, tracing)) for r in ROUTES]
+                               tokens, tracing, hosts)) for r in ROUTES]
     app = _App(routes=[Route(r.path, endpoint, methods=[r.method]) for r, endpoint in endpoints],
                exception_handlers={HTTPException: _not_routed}, lifespan=lifespan)
     app.static = {(r.method, r.path): endpoint for r, endpoint in endpoints if "{" not in r.path}
