@@ -42,6 +42,7 @@ from tests.conftest import run
 CHROMIUM = Path(os.environ.get("DURO_CHROMIUM", "/usr/bin/chromium"))
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+REFRESH_WAIT_MS = 6500  # the inbox refreshes every 5 s
 WAIT_MS = 10_000
 """The longest any one thing may take to show in the page (bounded waits, no sleeps)."""
 BIG = 10_000
@@ -375,6 +376,53 @@ def test_the_continue_as_new_chain_links_each_next_run_and_back(site: Site,
     expect(page.locator("section[aria-label=run] .run-id")).to_have_text(chain[3])
     expect(page.locator("section[aria-label='earlier runs'] tbody tr")).to_have_count(3)
     expect(later).to_have_count(0)
+
+
+def test_actions_are_refused_on_an_earlier_run_of_the_id(site: Site, page: Any) -> None:
+    """The routes act on an id's latest run: the page of an earlier one (continued as
+    new) says so and links the latest instead of acting on it."""
+    expect = _expect()
+    site.start("ui_app.laps", "ui-laps-2", 0, 1)
+    assert site.wait_status("ui-laps-2", "completed")["result"] == 1
+    runs = site.http.get("/v1/runs", params={"id_prefix": "ui-laps-2"}).json()["runs"]
+    first = next(r["run_id"] for r in runs if r["origin_run_id"] is None)
+    latest = next(r["run_id"] for r in runs if r["origin_run_id"] is not None)
+    _sign_in(page, site, path=f"#/runs/ui-laps-2?run_id={first}")
+    expect(page.locator("section[aria-label='later runs'] tbody tr")).to_have_count(1)
+    page.locator("#a-signal").fill("poke")
+    _button(page, "Send signal")
+    result = page.locator("form.actions [role=status]")
+    expect(result).to_contain_text("a later run continues this one")
+    expect(result.get_by_role("link", name=latest[-8:])).to_be_visible()
+
+
+def test_ids_spelt_like_path_segments_say_why_they_have_no_page(site: Site,
+                                                                page: Any) -> None:
+    """A browser drops "." and ".." path segments, even spelt %2E, from the URLs it
+    fetches: their pages say so instead of showing (and acting on) another route."""
+    expect = _expect()
+    _sign_in(page, site, path="#/runs")
+    for wid in (".", ".."):
+        page.goto(f"{site.url}/#/runs/{wid}")
+        expect(page.locator("h1 code")).to_have_text(wid)
+        expect(page.locator("main p.error, p.error").first).to_contain_text(
+            "a browser cannot ask the API")
+        expect(page.locator("form.actions")).to_have_count(0)
+
+
+def test_the_inbox_shows_every_approval_and_keeps_a_comment_being_written(
+        site: Site, page: Any) -> None:
+    expect = _expect()
+    for i in range(105):
+        site.start("ui_app.release", f"ui-many-{i:03d}", f"1.{i}")
+    _sign_in(page, site, path="#/approvals")
+    expect(page.locator("article.approval", has_text="ui-many-104")).to_be_visible()
+    assert page.locator("article.approval", has_text="ui-many-").count() == 105
+    card = page.locator("article.approval", has_text="ui-many-000")
+    card.locator("textarea").fill("looks good")
+    page.locator("h1").click()  # the focus leaves the card: the page refreshes now
+    page.wait_for_timeout(REFRESH_WAIT_MS)  # past one refresh (5 s), which must spare it
+    expect(card.locator("textarea")).to_have_value("looks good")
 
 
 def test_a_run_of_ten_thousand_events_is_usable_within_a_second(site: Site,
