@@ -78,6 +78,42 @@ def test_an_order_calls_charge_and_gets_its_result_by_callback(pair: Pair) -> No
     assert pair.charges(run_id) == 1
 
 
+def test_one_id_for_calls_of_two_operations_makes_two_calls(pair: Pair) -> None:
+    """The callee runs one operation per (operation, id): the caller tells their
+    callbacks apart too (their signals, delivery ids and keys name the operation)."""
+    pair.order("gated-two", 7, workflow="order_checked")
+    pair.wait_entered("gated-two")
+    _wait_history(pair, "gated-two", "step_retrying")  # polled once: callbacks come first
+    pair.open_gate("gated-two")
+    assert pair.result("gated-two") == {
+        "payment": {"charge_id": "ch_gated-two_7", "amount": 7},
+        "check": {"verified": "gated-two", "limit": 70}}
+    calls = _call_events(pair.history("gated-two"))
+    assert [(e["kind"], e["name"]) for e in calls] == [
+        ("call_started", "charge"), ("call_completed", "charge"),
+        ("call_started", "verify"), ("call_completed", "verify")]
+    assert calls[1]["meta"]["via"] == "callback"
+
+
+def test_ids_spelt_like_paths_are_refused_or_reached(pair: Pair) -> None:
+    """An id with a "/" no route of the callee could reach is refused at the call (it
+    was started there, then its polls found no route: the call "refused", the operation
+    running on unowned); "." and ".." reach their operation."""
+    for odd, workflow_id in (("order/42", "odd-slash"), (".", "odd-dot"), ("..", "odd-dots")):
+        response = httpx.post(f"{pair.orders.url}/v1/runs", json={
+            "workflow": "order_odd_id", "id": workflow_id, "args": [odd]}, timeout=30)
+        assert response.status_code == 202, response.text
+        result = pair.result(workflow_id)
+        if "/" in odd:
+            assert result["refused"].startswith("InvalidArgumentError"), result
+        else:
+            assert result == {"payment": {"charge_id": f"ch_x{odd}_1", "amount": 1}}
+    listed = httpx.get(f"{pair.payments.url}/v1/runs",
+                       params={"id_prefix": "duro.op/charge/order/"},
+                       headers={"Authorization": f"Bearer {pair.token}"}, timeout=30)
+    assert listed.json()["runs"] == []  # nothing of the refused one reached the callee
+
+
 def _wait_history(pair: Pair, order_id: str, kind: str) -> None:
     import time
 
@@ -218,6 +254,37 @@ def test_an_outside_start_sends_its_arguments_as_duro_encodes_them(pair: Pair) -
     state = run(main())
     assert (state.status, state.result) == ("completed",
                                             {"charge_id": "ch_ZXh0LWI=_5", "amount": 5})
+
+
+def test_cancelling_an_ended_operation_leaves_its_outcome(pair: Pair) -> None:
+    """An operation that ended stays as it ended: cancelled while its wrapper still
+    delivers the callback (to a URL nobody answers), or after everything ended."""
+    async def main() -> None:
+        async with duro.Client(pair.payments.url, token=pair.token) as client:
+            ops = client.operations
+            await ops.start("charge", "ended-1", 3, operation_id="ended-op-1",
+                            callback_url=f"http://127.0.0.1:{free_port()}/nobody",
+                            callback_secret="s")
+            state = await ops.get("charge", "ended-op-1")
+            for _ in range(300):
+                if state.done:
+                    break
+                await asyncio.sleep(0.05)
+                state = await ops.get("charge", "ended-op-1")
+            assert state.status == "completed", state
+            for _ in range(2):  # while the callback is retried, and again
+                again = await ops.cancel("charge", "ended-op-1")
+                assert (again.status, again.result) == ("completed", state.result)
+            assert (await ops.get("charge", "ended-op-1")).status == "completed"
+            # A wrapper run that ended too: its state, not "no live run".
+            await ops.start("charge", "ended-2", 4, operation_id="ended-op-2")
+            async with duro.Client(pair.payments.db_url) as store:  # the wrapper's id: a "/"
+                await store.get_handle("duro.op/charge/ended-op-2").result(timeout=30)
+            assert (await ops.cancel("charge", "ended-op-2")).status == "completed"
+            with pytest.raises(duro.RunNotFoundError):
+                await ops.cancel("charge", "no-such-op")
+
+    run(main())
 
 
 async def _payments_runs(pair: Pair, id_prefix: str) -> list[duro.RunInfo]:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 import duro
-from duro.rpc import callback_key, operation_workflow_id
+from duro.errors import InvalidSignatureError
+from duro.rpc import callback_key, operation_workflow_id, sign, verify_callback
+from duro.rpc._endpoint import signal_name
 from tests.conftest import run
 
 
@@ -42,6 +45,29 @@ def test_the_callback_key_is_one_calls_only() -> None:
     assert callback_key(b"s", "default", "o-1", "r.1") != callback_key(b"t", "default", "o-1",
                                                                        "r.1")
     assert operation_workflow_id("charge", "r.1") == "duro.op/charge/r.1"
+    # One id, two operations: two keys, two signals.
+    assert callback_key(b"s", "default", "o-1", "r.1", "charge") != \
+        callback_key(b"s", "default", "o-1", "r.1", "verify")
+    assert signal_name("r.1", "charge") != signal_name("r.1", "verify")
+
+
+def test_a_signed_callback_must_carry_an_ended_outcome() -> None:
+    key = callback_key(b"s", "default", "o-1", "r.1", "charge")
+    for outcome in ({"status": "running"}, {"status": "weird"}, {"status": "failed",
+                    "error": "a string"}, "completed", None):
+        body = orjson.dumps({"operation_id": "r.1", "operation": "charge",
+                             "workflow_id": "o-1", "namespace": "default",
+                             "outcome": outcome})
+        with pytest.raises(InvalidSignatureError, match="no outcome"):
+            verify_callback(body, sign(key, body), b"s")
+    body = orjson.dumps({"operation_id": "r.1", "operation": "charge", "workflow_id": "o-1",
+                         "namespace": "default", "outcome": {"status": "completed",
+                                                             "result": 1}})
+    assert verify_callback(body, sign(key, body), b"s").result == 1
+    # The operation is signed: the same body for another operation does not verify.
+    other = body.replace(b'"charge"', b'"verify"')
+    with pytest.raises(InvalidSignatureError):
+        verify_callback(other, sign(key, body), b"s")
 
 
 ENDPOINT = duro.Endpoint(url="http://127.0.0.1:9")

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["Operations", "outside_callback"]
 
 
-def outside_callback(url: str | None, secret: str | bytes | None, operation_id: str
-                     ) -> dict[str, str] | None:
+def outside_callback(url: str | None, secret: str | bytes | None, operation_id: str,
+                     operation: str | None = None) -> dict[str, str] | None:
     """The ``callback`` of a start from outside a workflow: the URL as given, and the key
     of this operation id only (no calling run: empty namespace and workflow id)."""
     if url is None:
@@ -51,7 +51,7 @@ def outside_callback(url: str | None, secret: str | bytes | None, operation_id: 
                                    "str or bytes): the callee signs the callback with a "
                                    "key derived from it")
     raw = secret.encode() if isinstance(secret, str) else secret
-    return {"url": url, "key": callback_key(raw, "", "", operation_id).hex(),
+    return {"url": url, "key": callback_key(raw, "", "", operation_id, operation).hex(),
             "namespace": "", "workflow_id": ""}
 
 
@@ -99,7 +99,7 @@ class Operations:
         """
         check_id(name, "operation name", limit=200)
         check_id(operation_id, "operation id", limit=200)
-        callback = outside_callback(callback_url, callback_secret, operation_id)
+        callback = outside_callback(callback_url, callback_secret, operation_id, name)
         # What is sent is what was checked: the arguments as duro encodes them (bytes as
         # base64, a set as a list, a model as its JSON...), as duro.call sends them, not
         # the objects given (which a server's JSON body could not carry).
@@ -191,5 +191,9 @@ class Operations:
         workflow_id = operation_workflow_id(check_id(name, "operation name", limit=200),
                                             check_id(operation_id, "operation id",
                                                      limit=200))
-        await self._client.cancel(workflow_id)
+        state = await self.get(name, operation_id)  # RunNotFoundError: no such operation
+        if state.done:
+            return state  # decided (its callback may still be on its way): not undone
+        with contextlib.suppress(RunNotFoundError):  # it ended meanwhile
+            await self._client.cancel(workflow_id)
         return await self.get(name, operation_id)

@@ -28,10 +28,10 @@ import contextlib
 import time
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
 
 from duro._checks import check_id, check_seconds
 from duro._history import CallMeta, EventKind
+from duro.client._http import segment
 from duro.errors import ErrorInfo, RemoteOperationError, RetryAfterError, StepFailedError
 from duro.rpc._endpoint import Endpoint, callback_key, signal_name
 from duro.rpc._http import shared_client
@@ -63,14 +63,14 @@ async def _poll(endpoint: Endpoint, operation: str, operation_id: str, request: 
     attempt = step_info().attempt
     http = shared_client()
     headers = _headers(endpoint)
-    path = f"{endpoint.url}/v1/operations/{quote(operation, safe='')}"
+    path = f"{endpoint.url}/v1/operations/{segment(operation, 'operation name')}"
     response = None
     waited = 0.0
     if attempt > 1:  # started already, most likely: a read is cheaper than the args
         wait = endpoint.long_poll
         started = time.monotonic()
         with interruptible():  # a worker draining does not wait for it: asked again
-            response = await http.get(f"{path}/{quote(operation_id, safe='')}",
+            response = await http.get(f"{path}/{segment(operation_id, 'operation id')}",
                                       headers=headers,
                                       params={"wait": f"{wait:g}"} if wait else None,
                                       timeout=endpoint.request_timeout + wait)
@@ -80,7 +80,8 @@ async def _poll(endpoint: Endpoint, operation: str, operation_id: str, request: 
             waited = wait
     if response is None:
         body = b'{"operation_id":' + encode(operation_id) + b',"callback":' + \
-            encode(_callback(endpoint, operation_id, callback)) + b"," + request[1:]
+            encode(_callback(endpoint, operation, operation_id, callback)) + b"," + \
+            request[1:]
         response = await http.post(path, content=body, timeout=endpoint.request_timeout,
                                    headers={**headers, "Content-Type": "application/json"})
     return _outcome(response, attempt, endpoint, callback is not None, waited)
@@ -90,13 +91,14 @@ def _headers(endpoint: Endpoint) -> dict[str, str]:
     return {"Authorization": f"Bearer {endpoint.token}"} if endpoint.token else {}
 
 
-def _callback(endpoint: Endpoint, operation_id: str,
+def _callback(endpoint: Endpoint, operation: str, operation_id: str,
               where: dict[str, str] | None) -> dict[str, str] | None:
     """What the callee needs to post the outcome back: the URL, and this call's key."""
     secret = endpoint.secret()
     if where is None or endpoint.callback_url is None or secret is None:
         return None
-    key = callback_key(secret, where["namespace"], where["workflow_id"], operation_id)
+    key = callback_key(secret, where["namespace"], where["workflow_id"], operation_id,
+                       operation)
     return {"url": f"{endpoint.callback_url}/v1/callbacks", "key": key.hex(),
             "namespace": where["namespace"], "workflow_id": where["workflow_id"]}
 
@@ -146,8 +148,8 @@ off to the endpoint's ``poll_interval`` when its callee answers at once)."""
 
 async def _cancel(endpoint: Endpoint, operation: str, operation_id: str) -> None:
     """Ask the callee to cancel the operation (a 404: it has no run of it, nothing to do)."""
-    path = (f"{endpoint.url}/v1/operations/{quote(operation, safe='')}/"
-            f"{quote(operation_id, safe='')}/cancel")
+    path = (f"{endpoint.url}/v1/operations/{segment(operation, 'operation name')}/"
+            f"{segment(operation_id, 'operation id')}/cancel")
     response = await shared_client().post(path, headers=_headers(endpoint),
                                           timeout=endpoint.request_timeout)
     if response.status_code in _REFUSED:
@@ -195,9 +197,10 @@ async def call(endpoint: Endpoint, operation: str, *args: Any, id: str | None = 
     inst = _instance("call")
     if not isinstance(endpoint, Endpoint):
         raise TypeError(f"duro.call() takes a duro.Endpoint, not {endpoint!r}")
-    check_id(operation, "operation name", limit=200)
+    # Each goes in a URL path of the callee's: refused here if no route could reach it.
+    segment(check_id(operation, "operation name", limit=200), "operation name")
     if id is not None:
-        check_id(id, "operation id", limit=200)
+        segment(check_id(id, "operation id", limit=200), "operation id")
     limit = check_seconds(timeout, "timeout")
     request = encode({"args": list(args), "kwargs": kwargs},
                      what=f"the arguments of operation {operation!r}")
@@ -209,7 +212,7 @@ async def call(endpoint: Endpoint, operation: str, *args: Any, id: str | None = 
     where = {"namespace": inst.namespace, "workflow_id": inst.workflow_id}
     poll = inst.schedule_step(POLL, (endpoint, operation, operation_id, request,
                                      where if endpoint.callback_url else None), {})
-    outcome, via = await _first(inst, poll, signal_name(operation_id), limit)
+    outcome, via = await _first(inst, poll, signal_name(operation_id, operation), limit)
     if outcome["status"] in ("call_cancelled", "call_timed_out"):
         # The caller gave up: so does the callee (best effort: a refusal is not retried).
         with contextlib.suppress(StepFailedError):

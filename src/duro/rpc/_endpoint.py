@@ -139,16 +139,22 @@ def operation_workflow_id(operation: str, operation_id: str) -> str:
     return f"{_OPERATION_PREFIX}{operation}/{operation_id}"
 
 
-def signal_name(operation_id: str) -> str:
-    """The signal a callback becomes in the caller's run."""
-    return f"duro.call:{operation_id}"
+def signal_name(operation_id: str, operation: str | None = None) -> str:
+    """The signal a callback becomes in the caller's run: one per operation and id (a
+    run may use one id for calls of two operations: two operations of the callee)."""
+    if operation is None:  # a callee of an earlier version names no operation
+        return f"duro.call:{operation_id}"
+    return f"duro.call:{operation}:{operation_id}"
 
 
-def callback_key(secret: bytes, namespace: str, workflow_id: str, operation_id: str) -> bytes:
+def callback_key(secret: bytes, namespace: str, workflow_id: str, operation_id: str,
+                 operation: str | None = None) -> bytes:
     """The key one call's callbacks are signed with: derived from the caller's secret and
-    where the outcome goes, so a key (which the callee keeps with the operation) signs
-    nothing but that call's outcome."""
+    where the outcome goes (the run, the operation and its id), so a key (which the callee
+    keeps with the operation) signs nothing but that call's outcome."""
     message = f"{namespace}\n{workflow_id}\n{operation_id}".encode()
+    if operation is not None:
+        message += f"\n{operation}".encode()
     return hmac.new(secret, message, hashlib.sha256).digest()
 
 

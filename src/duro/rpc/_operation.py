@@ -35,13 +35,17 @@ OPERATION_WORKFLOW = "duro.operation"
 
 
 async def _deliver(callback: dict[str, str], operation_id: str, outcome: dict[str, Any],
-                   ) -> None:
+                   operation: str | None = None) -> None:
     """Post the outcome to the caller's ``/v1/callbacks``, signed with the call's key.
 
     A 4xx but 408/429 is final (the caller refuses: a signature it no longer accepts, a
     run that ended): polling, or nothing, takes over."""
-    body = encode({"operation_id": operation_id, "workflow_id": callback["workflow_id"],
-                   "namespace": callback["namespace"], "outcome": outcome})
+    fields: dict[str, Any] = {"operation_id": operation_id, "operation": operation,
+                              "workflow_id": callback["workflow_id"],
+                              "namespace": callback["namespace"], "outcome": outcome}
+    if operation is None:  # a delivery recorded by an earlier version (replayed)
+        del fields["operation"]
+    body = encode(fields)
     headers = {"Content-Type": "application/json",
                CALLBACK_SIGNATURE_HEADER: sign(bytes.fromhex(callback["key"]), body)}
     response = await shared_client().post(callback["url"], content=body, headers=headers,
@@ -75,11 +79,12 @@ async def _operation(operation: str, operation_id: str, args: list[Any],
         # one; a caller outside any workflow learns it by its callback too.
         if callback:
             with contextlib.suppress(StepFailedError):
-                await DELIVER(callback, operation_id, {"status": "cancelled", "error": None})
+                await DELIVER(callback, operation_id, {"status": "cancelled", "error": None},
+                              operation)
         raise
     if callback:
         with contextlib.suppress(StepFailedError):  # the caller polls
-            await DELIVER(callback, operation_id, outcome)
+            await DELIVER(callback, operation_id, outcome, operation)
     return outcome
 
 

@@ -79,9 +79,25 @@ def verify_callback(body: bytes, signature: str | None, secret: str | bytes
     """
     raw = check_callback(body, signature, secret)
     outcome = raw.get("outcome")
-    if not isinstance(outcome, dict) or not isinstance(outcome.get("status"), str):
-        raise InvalidSignatureError("the callback carries no outcome")
+    if (problem := outcome_problem(outcome)) is not None:
+        raise InvalidSignatureError(f"the callback carries no outcome: {problem}")
+    assert isinstance(outcome, dict)  # (outcome_problem says so)
     return OperationState.from_json(outcome, str(raw["operation_id"]))
+
+
+ENDED = frozenset({"completed", "failed", "cancelled", "terminated", "timed_out"})
+"""The statuses of an operation's outcome (a callback is sent once it ended)."""
+
+
+def outcome_problem(outcome: Any) -> str | None:
+    """What is wrong with a callback's ``outcome`` (None: nothing): an object whose
+    ``status`` is an ended one, whose ``error`` (if any) is an object."""
+    if not isinstance(outcome, dict) or outcome.get("status") not in ENDED:
+        return (f"'outcome' must be an object whose 'status' is one of "
+                f"{', '.join(sorted(ENDED))}")
+    if outcome.get("error") is not None and not isinstance(outcome["error"], dict):
+        return "the outcome's 'error' must be an object"
+    return None
 
 
 def check_callback(body: bytes, signature: str | None, secret: str | bytes
@@ -96,8 +112,12 @@ def check_callback(body: bytes, signature: str | None, secret: str | bytes
         if isinstance(raw, dict) else []
     if len(ids) != 3 or not all(isinstance(v, str) for v in ids):
         raise InvalidSignatureError("the callback does not name its operation")
-    key = callback_key(secret.encode() if isinstance(secret, str) else secret,
-                       *(str(v) for v in ids))
+    operation = raw.get("operation")  # absent from an earlier version's callbacks
+    if operation is not None and not isinstance(operation, str):
+        raise InvalidSignatureError("the callback's operation is not a name")
+    namespace, workflow_id, operation_id = (str(v) for v in ids)
+    key = callback_key(secret.encode() if isinstance(secret, str) else secret, namespace,
+                       workflow_id, operation_id, operation)
     if not hmac.compare_digest((signature or "").encode(), sign(key, body).encode()):
         raise InvalidSignatureError("the callback's signature does not match")
     checked: dict[str, Any] = raw

@@ -33,7 +33,7 @@ from duro.errors import (
 )
 from duro.rpc import CALLBACK_SIGNATURE_HEADER
 from duro.rpc._endpoint import signal_name
-from duro.rpc._state import check_callback
+from duro.rpc._state import check_callback, outcome_problem
 from duro.server._problems import (
     BadRequest,
     NotEnabled,
@@ -130,13 +130,16 @@ async def callback(request: Request, api: Api) -> Response:
                           request.headers.get(CALLBACK_SIGNATURE_HEADER), api.callback_secret)
     namespace, workflow_id, operation_id = (
         str(body[k]) for k in ("namespace", "workflow_id", "operation_id"))
+    operation = body.get("operation")  # (checked with the signature)
     outcome = body.get("outcome")
-    if not isinstance(outcome, dict) or not isinstance(outcome.get("status"), str):
-        raise BadRequest("'outcome' must be an object with a 'status'")
+    if (problem := outcome_problem(outcome)) is not None:
+        raise BadRequest(problem)
     view = api.scoped(check_namespace(namespace))
+    check_id(operation_id, "operation id", limit=200)
     try:
-        await view.client.signal(workflow_id, signal_name(operation_id), outcome,
-                                 id=check_id(operation_id, "operation id", limit=200))
+        await view.client.signal(
+            workflow_id, signal_name(operation_id, operation), outcome,
+            id=operation_id if operation is None else f"{operation}:{operation_id}")
     except RunNotFoundError:
         raise RunNotFoundError(f"no live run {workflow_id!r} waits for operation "
                                f"{operation_id!r}") from None

@@ -33,6 +33,25 @@ async def order(order_id: str, amount: int, operation: str = "charge",
     return {"order_id": order_id, "payment": payment}
 
 
+@duro.workflow(name="order_checked")
+async def order_checked(order_id: str, amount: int) -> dict[str, object]:
+    """Two operations of the callee called with one id (the order's): two calls."""
+    payment = await duro.call(SHORT, "charge", order_id, amount, id=f"order:{order_id}")
+    check = await duro.call(SHORT, "verify", order_id, amount, id=f"order:{order_id}")
+    return {"payment": payment, "check": check}
+
+
+@duro.workflow(name="order_odd_id")
+async def order_odd_id(operation_id: str) -> dict[str, object]:
+    """A call with an id spelt like a path: one no route could reach ("a/b") is refused
+    at the call; "." and ".." are ids like any other."""
+    try:
+        return {"payment": await duro.call(PAYMENTS, "charge", f"x{operation_id}", 1,
+                                           id=operation_id)}
+    except duro.InvalidArgumentError as exc:
+        return {"refused": f"{type(exc).__name__}: {exc}"}
+
+
 @duro.workflow(name="order_short")
 async def order_short(order_id: str, amount: int) -> dict[str, object]:
     """An order whose call polls with short polls only."""

@@ -42,6 +42,12 @@ async def charge(order_id: str, amount: int) -> dict[str, object]:
     return {"charge_id": await capture(order_id, amount), "amount": amount}
 
 
+@duro.workflow(name="verify", expose=True)
+async def verify(order_id: str, amount: int) -> dict[str, object]:
+    """A second operation: a caller may call both with one id (its order's)."""
+    return {"verified": order_id, "limit": amount * 10}
+
+
 @duro.workflow(name="internal_refund")
 async def internal_refund(order_id: str) -> str:
     """Not exposed: other deployments must not find it."""
