@@ -60,15 +60,17 @@ async def _connection(host: str, port: int, prefix: str, warmup: int, timed: int
     reader, writer = await asyncio.open_connection(host, port)
     counter = 0
     auth = b"" if token is None else b"Authorization: Bearer %s\r\n" % token.encode()
+    # The server's own name (on loopback without tokens duro serve answers to no other).
+    named = f"Host: {host}:{port}\r\n".encode()
 
     async def start(due: float | None = None) -> float:
         nonlocal counter
         counter += 1
         body = b'{"workflow":"bench_http.noop","id":"%s-%d","args":[1]}' % (
             prefix.encode(), counter)
-        request = (b"POST /v1/runs HTTP/1.1\r\nHost: bench\r\n%s"
+        request = (b"POST /v1/runs HTTP/1.1\r\n%s%s"
                    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                   % (auth, len(body), body))
+                   % (named, auth, len(body), body))
         t0 = time.perf_counter() if due is None else due
         writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")

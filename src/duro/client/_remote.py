@@ -35,7 +35,7 @@ from duro._checks import (
     check_seconds,
 )
 from duro._clock import SystemClock
-from duro._history import SearchValue
+from duro._history import EventKind, SearchValue
 from duro._ids import new_id
 from duro._local import NO_LOCAL_RUNS
 from duro._queues import Queue
@@ -572,7 +572,7 @@ class RemoteClient(Client):
                     # Taken if the run recorded a cancellation before it ended (it may
                     # have caught it and ended otherwise).
                     history = await self.get_handle(call.workflow_id).history()
-                    if not any(e.kind == "cancel_requested" for e in history):
+                    if not any(e.kind == EventKind.CANCEL_REQUESTED for e in history):
                         raise
 
         await intercept(self._interceptors, "cancel", CancelInput(workflow_id=workflow_id),
