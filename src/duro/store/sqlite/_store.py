@@ -313,45 +313,36 @@ class SqliteStore(SqlStore):
                      ambiguous: Ambiguous = "fail") -> Any:
         """Run a shared operation in the writer (``notify`` and ``ambiguous`` do not
         apply: workers poll the file, and a commit's answer is never lost)."""
-        if self._writer is None:
-            raise self._not_writable()
-        run = sqlite_op(op)
-        if self.inline_commits:
-            done, value = self._writer.try_inline(run)
-            if done:
-                return value
-        return await self._writer.submit(run)
+        return await self._committed(sqlite_op(op))
 
     async def _insert_plain(self, params: Params) -> bool:
         """The start's insert straight on the writer's connection (see the base's)."""
-        if self._writer is None:
-            raise self._not_writable()
         args = bind(params)
 
         def run(conn: sqlite3.Connection) -> bool:
             return insert_run(conn, args)
 
-        if self.inline_commits:
-            done, value = self._writer.try_inline(run)
-            if done:
-                return bool(value)
-        return bool(await self._writer.submit(run))
+        return bool(await self._committed(run))
 
     async def _append_plain(self, run_id: str, epoch: int, first_seq: int,
                             events: Sequence[NewEvent], now: float) -> None:
         """The fenced append straight on the writer's connection: no operation, no
         transaction object (a step's outcome: the hot path)."""
-        if self._writer is None:
-            raise self._not_writable()
-
         def run(conn: sqlite3.Connection) -> None:
             fenced_append(conn, run_id, epoch, first_seq, events, now=now)
 
+        await self._committed(run)
+
+    async def _committed(self, run: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``run(conn)`` in a writer transaction, once committed: inline when the writer
+        is idle (``inline_commits``), else in its next batch."""
+        if self._writer is None:
+            raise self._not_writable()
         if self.inline_commits:
-            done, _ = self._writer.try_inline(run)
+            done, value = self._writer.try_inline(run)
             if done:
-                return
-        await self._writer.submit(run)
+                return value
+        return await self._writer.submit(run)
 
     def _not_writable(self) -> StoreError:
         if self.read_only:
