@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,7 @@ import pytest
 
 import duro
 from tests.acceptance.serving import APPS, problem, serve, sse_messages
-from tests.conftest import run
+from tests.conftest import run, wait_until
 
 if str(APPS) not in sys.path:
     sys.path.insert(0, str(APPS))
@@ -114,7 +114,7 @@ def test_a_client_gone_mid_stream_leaves_no_poller_behind(tmp_path: Path) -> Non
                                                host="127.0.0.1", port=0, log_level="warning"))
         serving = asyncio.ensure_future(server.serve())
         try:
-            await wait_for(lambda: server.started, 30)
+            await wait_until(lambda: server.started, timeout=30)
             port = server.servers[0].sockets[0].getsockname()[1]
             await engine.start(stream_app.talk, 2, 3600.0, id="long-talk")  # c0, then quiet
             baseline = len(asyncio.all_tasks())
@@ -126,16 +126,10 @@ def test_a_client_gone_mid_stream_leaves_no_poller_behind(tmp_path: Path) -> Non
                     seen += await asyncio.wait_for(reader.read(65536), 30)
                 writer.close()
             # Each stream's tasks end once its client is gone (bounded, not a sleep).
-            await wait_for(lambda: len(asyncio.all_tasks()) <= baseline, 15)
+            await wait_until(lambda: len(asyncio.all_tasks()) <= baseline, timeout=15)
+            assert len(asyncio.all_tasks()) <= baseline
         finally:
             server.should_exit = True
             await serving
 
     run(body())
-
-
-async def wait_for(check: Callable[[], bool], timeout: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "not within the bound"
-        await asyncio.sleep(0.05)
