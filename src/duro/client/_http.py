@@ -60,22 +60,21 @@ _STREAM_SILENCE = 60.0
 """Seconds an event stream may stay silent (the server writes a comment every 15 s)."""
 
 
-def _already_started(detail: str, problem: Mapping[str, Any]) -> DuroError:
-    return WorkflowAlreadyStartedError(detail, workflow_id=str(problem.get("workflow_id", "")),
-                                       run_id=str(problem.get("run_id", "")),
-                                       workflow_name=problem.get("workflow_name"))
+def _started(kind: type[WorkflowAlreadyStartedError]
+             ) -> Callable[[str, Mapping[str, Any]], DuroError]:
+    """The maker of ``kind`` (the id is taken) with the run the document names."""
+    def make(detail: str, problem: Mapping[str, Any]) -> DuroError:
+        return kind(detail, workflow_id=str(problem.get("workflow_id", "")),
+                    run_id=str(problem.get("run_id", "")),
+                    workflow_name=problem.get("workflow_name"))
+
+    return make
 
 
 def _invalid_payload(detail: str, problem: Mapping[str, Any]) -> DuroError:
     if problem.get("arguments") is True:  # as an embedded client with the code raises
         return WorkflowArgumentsError(detail)
     return SerializationError(detail)
-
-
-def _id_taken(detail: str, problem: Mapping[str, Any]) -> DuroError:
-    return WorkflowIdTakenError(detail, workflow_id=str(problem.get("workflow_id", "")),
-                                run_id=str(problem.get("run_id", "")),
-                                workflow_name=problem.get("workflow_name"))
 
 
 def _update_failed(detail: str, problem: Mapping[str, Any]) -> DuroError:
@@ -107,8 +106,8 @@ ERRORS: dict[str, Callable[[str, Mapping[str, Any]], DuroError]] = {
     "schedule_not_found": _plain(ScheduleNotFoundError),
     "approval_not_found": _plain(ApprovalNotFoundError),
     "approval_not_pending": _not_pending,
-    "workflow_already_started": _already_started,
-    "workflow_id_taken": _id_taken,
+    "workflow_already_started": _started(WorkflowAlreadyStartedError),
+    "workflow_id_taken": _started(WorkflowIdTakenError),
     "schedule_already_exists": _plain(ScheduleAlreadyExistsError),
     # Embedded, a retry of a run that did not fail raises a plain DuroError.
     "conflict": _plain(DuroError),

@@ -16,6 +16,7 @@ read) is not supported yet; a ``codec`` given here is refused rather than ignore
 from __future__ import annotations
 
 import builtins
+import functools
 import os
 import time
 import uuid
@@ -465,11 +466,8 @@ class RemoteClient(Client):
             while True:
                 left = _LONGEST_WAIT if deadline is None else deadline - time.monotonic()
                 body["timeout"] = max(0.001, min(left, _LONGEST_WAIT))
-                status, answer = await patiently(
-                    lambda: self.call("POST", path, body=body, idempotent=True,
-                                      timeout=body["timeout"] + self._slack,
-                                      deadline=self.answer_by(deadline)),
-                    deadline=deadline, patience=self.transport.timeout,
+                status, answer = await self.long_poll(
+                    "POST", path, wait=body["timeout"], deadline=deadline, body=body,
                     what=f"update {call.name!r} had no outcome within {call.timeout}s")
                 if status == 200:
                     return convert(answer["result"], type)
@@ -487,11 +485,20 @@ class RemoteClient(Client):
         """Seconds a waiting request may take beyond its wait."""
         return DEFAULT_TIMEOUT
 
-    @staticmethod
-    def answer_by(deadline: float | None) -> float | None:
-        """When a request of a wait bounded by ``deadline`` must have been answered:
-        a second after it (the server answers as its own wait ends)."""
-        return None if deadline is None else deadline + _ANSWER_GRACE
+    async def long_poll(self, method: str, path: str, *, wait: float,
+                        deadline: float | None, what: str, **options: Any
+                        ) -> tuple[int, Any]:
+        """One request the server holds up to ``wait`` seconds, sent again while the
+        server does not answer (it restarts): until ``deadline`` (then
+        :class:`TimeoutError`, ``what`` saying what did not happen in time) or, without
+        one, until it has not answered for the client's timeout. No request outlasts
+        the deadline by more than a second (the server answers as its own wait ends).
+        """
+        answer_by = None if deadline is None else deadline + _ANSWER_GRACE
+        return await patiently(
+            functools.partial(self.call, method, path, idempotent=True,
+                              timeout=wait + self._slack, deadline=answer_by, **options),
+            deadline=deadline, patience=self.transport.timeout, what=what)
 
     async def query(self, workflow_id: str, name: str, *args: Any, run_id: str | None = None,
                     type: Any = Any, timeout: float | None = None,
@@ -512,11 +519,10 @@ class RemoteClient(Client):
                 body["headers"] = checked
             # Bounded by its timeout; a server that cannot be reached is the
             # ServerUnavailableError it always was (a query is no long wait).
-            deadline = time.monotonic() + body["timeout"]
             _, answer = await self.call(
                 "POST", self._runs(call.workflow_id, "queries", segment(call.name, "query name")),
                 body=body, idempotent=True, timeout=body["timeout"] + self._slack,
-                deadline=self.answer_by(deadline))
+                deadline=time.monotonic() + body["timeout"] + _ANSWER_GRACE)
             return convert(answer["result"], type)
 
         return await intercept(self._interceptors, "query",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import datetime as dt
-import functools
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
@@ -21,7 +20,7 @@ from duro.client._budgets import Budgets
 from duro.client._cache import CacheInfo, StepCache, check_scope
 from duro.client._client import _return_hint
 from duro.client._handle import WorkflowHandle, check_offset
-from duro.client._http import PAUSES, error_of, patiently, segment
+from duro.client._http import PAUSES, error_of, segment
 from duro.client._records import Event, RunInfo, StreamChunk
 from duro.client._schedules import ScheduleInfo, Schedules, _ts
 from duro.client._tokens import Tokens
@@ -103,18 +102,14 @@ class RemoteHandle(WorkflowHandle[R]):
         through long polls of ``GET .../result?wait=``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         run_id = self.run_id
-        remote = self._remote
         while True:
             left = _LONG_POLL if deadline is None else deadline - time.monotonic()
             wait = max(0.0, min(left, _LONG_POLL))
-            params = {**self._pin(run_id), "wait": f"{wait:g}"}
             # A server that restarts meanwhile is asked again (until the deadline); one
             # that hangs does not hold the caller past it.
-            status, data = await patiently(
-                functools.partial(remote.call, "GET", self._path("result"), params=params,
-                                  idempotent=True, timeout=wait + remote._slack,
-                                  deadline=remote.answer_by(deadline)),
-                deadline=deadline, patience=remote.transport.timeout,
+            status, data = await self._remote.long_poll(
+                "GET", self._path("result"), wait=wait, deadline=deadline,
+                params={**self._pin(run_id), "wait": f"{wait:g}"},
                 what=f"run {self.workflow_id!r} did not finish in {timeout}s")
             info = RunInfo.from_json(data)
             if info.status == RunStatus.CONTINUED_AS_NEW:
@@ -215,13 +210,9 @@ class RemoteHandle(WorkflowHandle[R]):
                      deadline: float | None = None) -> tuple[bool, Any]:
         """(published, value) of ``GET .../state/{key}?wait=`` (asked again while the
         server does not answer, until ``deadline``)."""
-        remote = self._remote
-        status, data = await patiently(
-            lambda: remote.call(
-                "GET", self._path("state", segment(key, "state key")),
-                params={**self._pin(self.run_id), "wait": f"{wait:g}"}, idempotent=True,
-                timeout=wait + remote._slack, deadline=remote.answer_by(deadline)),
-            deadline=deadline, patience=remote.transport.timeout,
+        status, data = await self._remote.long_poll(
+            "GET", self._path("state", segment(key, "state key")), wait=wait,
+            deadline=deadline, params={**self._pin(self.run_id), "wait": f"{wait:g}"},
             what=f"run {self.workflow_id!r} did not publish {key!r} in time")
         return status == 200, data.get("value")
 
