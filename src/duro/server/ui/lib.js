@@ -44,12 +44,6 @@ async function problem(response) {
 // 401 anywhere sends the user back to the sign-in form (the app listens).
 export const onUnauthenticated = { handler: () => {} };
 
-// An id or name as one path segment: percent-encoded, and "." / ".." spelt out (a URL's
-// dot segments are dropped before it is sent: /v1/runs/. would be /v1/runs/).
-export function seg(value) {
-  return value === "." || value === ".." ? value.replaceAll(".", "%2E") : encodeURIComponent(value);
-}
-
 export async function api(method, path, { params, body, signal, signIn = true } = {}) {
   let response;
   try {

@@ -3,7 +3,7 @@
 
 import {
   ApiError, api, confirmDialog, errorBox, fmtDuration, fmtTime, h, jsonView, readJson, relative,
-  replace, runLink, seg, statusBadge, table,
+  replace, runLink, statusBadge, table,
 } from "./lib.js";
 
 const STATUSES = ["pending", "running", "suspended", "parked", "completed", "failed",
@@ -133,7 +133,7 @@ export function approvalsPage(root, params, signal) {
     const result = h("div", { role: "status", "aria-live": "polite" });
     const decide = (verdict) => async () => {
       try {
-        const done = await api("POST", `/v1/approvals/${seg(a.approval_id)}/${verdict}`,
+        const done = await api("POST", `/v1/approvals/${encodeURIComponent(a.approval_id)}/${verdict}`,
           { body: comment.value.trim() ? { comment: comment.value.trim() } : {} });
         replace(result, h("strong", {}, done.status), ` by ${done.decided_by}`);
         setTimeout(load, 800);
@@ -188,7 +188,7 @@ export function schedulesPage(root, params, signal) {
       const label = `Start the runs of ${s.schedule_id}'s ticks from ${start.value} to ${end.value} that have none?`;
       if (!(await confirmDialog("backfill", label))) return;
       try {
-        const done = await api("POST", `/v1/schedules/${seg(s.schedule_id)}/backfill`,
+        const done = await api("POST", `/v1/schedules/${encodeURIComponent(s.schedule_id)}/backfill`,
           { body: { start: isoOf(start.value), end: isoOf(end.value) } });
         replace(out, h("strong", {}, "backfill"), ` started ${done.started.length} run(s) `,
           done.started.slice(0, 20).map((r) => [runLink(r.workflow_id, r.run_id), " "]));
@@ -208,7 +208,7 @@ export function schedulesPage(root, params, signal) {
   // The next ticks, in the schedule's own time zone (GET /v1/schedules/{id}/ticks).
   async function ticks(s) {
     try {
-      const next = await api("GET", `/v1/schedules/${seg(s.schedule_id)}/ticks`,
+      const next = await api("GET", `/v1/schedules/${encodeURIComponent(s.schedule_id)}/ticks`,
         { params: { count: 5 }, signal });
       replace(result, h("section", { class: "card", "aria-label": `next ticks of ${s.schedule_id}` },
         h("h2", {}, "Next ticks of ", h("code", {}, s.schedule_id), ` (${next.timezone})`),
@@ -225,7 +225,7 @@ export function schedulesPage(root, params, signal) {
       const { schedules } = await api("GET", "/v1/schedules", { signal });
       replace(body, table(["id", "workflow", "spec", "time zone", "next tick", "last", "fired / missed", ""],
         schedules.map((s) => {
-          const id = seg(s.schedule_id);
+          const id = encodeURIComponent(s.schedule_id);
           return [h("code", {}, s.schedule_id), s.workflow_name,
             s.cron ? `cron ${s.cron}` : `every ${fmtDuration(s.every)}`, s.timezone,
             s.paused ? h("span", {}, statusBadge("paused"), s.note ? ` ${s.note}` : "")

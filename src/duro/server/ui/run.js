@@ -4,7 +4,7 @@
 
 import {
   api, confirmDialog, errorBox, fmtDuration, fmtTime, h, jsonView, readJson, relative,
-  replace, runLink, seg, shortId, sse, statusBadge, table,
+  replace, runLink, shortId, sse, statusBadge, table,
 } from "./lib.js";
 import { isTerminal, span, timeline, waitingFor } from "./history.js";
 
@@ -60,7 +60,7 @@ export function runPage(root, workflowId, params, signal) {
   async function loadHistory() {
     let after = state.events.length ? state.events[state.events.length - 1].seq : undefined;
     for (;;) {
-      const page = await api("GET", `/v1/runs/${seg(workflowId)}/history`,
+      const page = await api("GET", `/v1/runs/${encodeURIComponent(workflowId)}/history`,
         { params: { run_id: state.runId, after, limit: PAGE }, signal });
       state.events.push(...page.events);
       render();
@@ -78,7 +78,7 @@ export function runPage(root, workflowId, params, signal) {
       replace(parts.live, h("span", { class: "dot" }), "live");
       const last = state.events.length ? state.events[state.events.length - 1].seq : undefined;
       try {
-        await sse(`/v1/runs/${seg(workflowId)}/events`,
+        await sse(`/v1/runs/${encodeURIComponent(workflowId)}/events`,
           { run_id: state.runId, after: last }, (message) => {
             const data = JSON.parse(message.data || "null");
             if (message.event === "end") { state.run = data; }
@@ -106,7 +106,7 @@ export function runPage(root, workflowId, params, signal) {
 
   async function refreshRun() {
     try {
-      state.run = await api("GET", `/v1/runs/${seg(workflowId)}`,
+      state.run = await api("GET", `/v1/runs/${encodeURIComponent(workflowId)}`,
         { params: { run_id: state.runId }, signal });
       render();
       loadWaits();
@@ -117,7 +117,7 @@ export function runPage(root, workflowId, params, signal) {
   async function loadWaits() {
     if (!state.run || isTerminal(state.run.status)) { state.waits = null; render(); return; }
     try {
-      state.waits = await api("GET", `/v1/runs/${seg(workflowId)}/waiting`,
+      state.waits = await api("GET", `/v1/runs/${encodeURIComponent(workflowId)}/waiting`,
         { params: { run_id: state.runId }, signal });
       render();
     } catch { /* the page shows what the history says */ }
@@ -134,7 +134,7 @@ export function runPage(root, workflowId, params, signal) {
 
   async function loadSide() {
     const side = [];
-    const id = seg(workflowId);
+    const id = encodeURIComponent(workflowId);
     const [children, usage] = await Promise.allSettled([
       api("GET", `/v1/runs/${id}/children`, { params: { run_id: state.runId }, signal }),
       api("GET", `/v1/runs/${id}/usage`, { params: { run_id: state.runId }, signal }),
@@ -166,7 +166,7 @@ export function runPage(root, workflowId, params, signal) {
 
   async function start() {
     try {
-      state.run = await api("GET", `/v1/runs/${seg(workflowId)}`,
+      state.run = await api("GET", `/v1/runs/${encodeURIComponent(workflowId)}`,
         { params: { run_id: state.runId }, signal });
       state.runId = state.runId || state.run.run_id;
       render();
@@ -226,7 +226,7 @@ async function earlierRuns(run, signal) {
   const out = [];
   for (let at = run; at && at.origin_run_id && out.length < CHAIN;) {
     try {
-      at = await api("GET", `/v1/runs/${seg(run.workflow_id)}`,
+      at = await api("GET", `/v1/runs/${encodeURIComponent(run.workflow_id)}`,
         { params: { run_id: at.origin_run_id }, signal });
       out.push(at);
     } catch {
@@ -371,7 +371,7 @@ function wholeEvent(state, seq) {
   return {
     name: `${id}-${shortId(state.runId)}-${seq}.json`,
     load: async () => {
-      const page = await api("GET", `/v1/runs/${seg(id)}/history`,
+      const page = await api("GET", `/v1/runs/${encodeURIComponent(id)}/history`,
         { params: { run_id: state.runId, after: seq > 0 ? seq - 1 : undefined, limit: 1 } });
       return page.events[0].data;
     },
@@ -393,7 +393,7 @@ function usageCard(usage) {
 // shows its result (a link to a new run) or the problem document's detail.
 // What an action changes in this run reaches the page through its events stream.
 function actionsPanel(workflowId, state) {
-  const id = seg(workflowId);
+  const id = encodeURIComponent(workflowId);
   const result = h("div", { class: "result", role: "status", "aria-live": "polite" });
   const show = (title, value) => replace(result, h("strong", {}, title), " ",
     value && value.workflow_id && value.run_id && value.run_id !== state.runId
@@ -438,15 +438,15 @@ function actionsPanel(workflowId, state) {
     h("fieldset", {}, h("legend", {}, "Signal"),
       field("signal", "name", { required: true }), field("signal_payload", "payload (JSON)", { rows: 2, placeholder: '"ann"' }),
       h("button", { type: "button", onclick: () => act("signal", `Send signal "${value("signal")}" to ${workflowId}?`,
-        () => post(`signals/${seg(value("signal"))}`, { payload: readJson(value("signal_payload"), "the payload") ?? null })) }, "Send signal")),
+        () => post(`signals/${encodeURIComponent(value("signal"))}`, { payload: readJson(value("signal_payload"), "the payload") ?? null })) }, "Send signal")),
     h("fieldset", {}, h("legend", {}, "Update"),
       field("update", "name"), field("update_args", "arguments (JSON array)", { rows: 2, placeholder: "[]" }),
       h("button", { type: "button", onclick: () => act("update", `Send update "${value("update")}" to ${workflowId}?`,
-        () => post(`updates/${seg(value("update"))}`, { args: readJson(value("update_args"), "the arguments") ?? [], timeout: 30 })) }, "Send update")),
+        () => post(`updates/${encodeURIComponent(value("update"))}`, { args: readJson(value("update_args"), "the arguments") ?? [], timeout: 30 })) }, "Send update")),
     h("fieldset", {}, h("legend", {}, "Query"),
       field("query", "name"), field("query_args", "arguments (JSON array)", { rows: 1, placeholder: "[]" }),
       h("button", { type: "button", onclick: () => act("query", null,
-        () => post(`queries/${seg(value("query"))}`, { args: readJson(value("query_args"), "the arguments") ?? [], run_id: state.runId, timeout: 10 })) }, "Ask")),
+        () => post(`queries/${encodeURIComponent(value("query"))}`, { args: readJson(value("query_args"), "the arguments") ?? [], run_id: state.runId, timeout: 10 })) }, "Ask")),
     h("fieldset", {}, h("legend", {}, "Stop"),
       h("button", { type: "button", onclick: () => act("cancel", `Ask ${workflowId} to cancel?`, () => post("cancel")) }, "Cancel run"),
       field("reason", "reason"),
