@@ -40,11 +40,11 @@ async def _deliver(callback: dict[str, str], operation_id: str, outcome: dict[st
 
     A 4xx but 408/429 is final (the caller refuses: a signature it no longer accepts, a
     run that ended): polling, or nothing, takes over."""
-    fields: dict[str, Any] = {"operation_id": operation_id, "operation": operation,
+    fields: dict[str, Any] = {"operation_id": operation_id,
                               "workflow_id": callback["workflow_id"],
                               "namespace": callback["namespace"], "outcome": outcome}
-    if operation is None:  # a delivery recorded by an earlier version (replayed)
-        del fields["operation"]
+    if operation is not None:  # None: a delivery recorded by an earlier version (replayed)
+        fields["operation"] = operation
     body = encode(fields)
     headers = {"Content-Type": "application/json",
                CALLBACK_SIGNATURE_HEADER: sign(bytes.fromhex(callback["key"]), body)}
