@@ -253,3 +253,39 @@ def test_recorded_kinds_narrow_what_one_observer_hears(any_db_url: str) -> None:
     assert everything.count(EventKind.STEP_COMPLETED) == 2
     assert EventKind.RUN_COMPLETED in everything
     assert len(heard["ends"]) == 1 and EventKind.RUN_COMPLETED in heard["ends"][0]
+
+
+def test_observers_of_different_kinds_each_hear_theirs(any_db_url: str) -> None:
+    """With only narrowed observers (the writes of no kind among theirs tell nobody),
+    each still hears of every write holding one of its own kinds."""
+    heard: dict[str, list[list[str]]] = {"steps": [], "ends": []}
+
+    class Steps(WorkerInterceptor):
+        recorded_kinds = frozenset({EventKind.STEP_COMPLETED})
+
+        def events_recorded(self, input: Any) -> None:
+            heard["steps"].append([ev.kind for ev in input.events])
+
+    class Ends(WorkerInterceptor):
+        recorded_kinds = frozenset({EventKind.RUN_COMPLETED})
+
+        def events_recorded(self, input: Any) -> None:
+            heard["ends"].append([ev.kind for ev in input.events])
+
+    @duro.step(name="wi.kinds2.step")
+    async def one(x: int) -> int:
+        return x + 1
+
+    @duro.workflow(name="wi.kinds2")
+    async def flow(x: int) -> int:
+        return await one(await one(await one(x)))
+
+    async def main() -> None:
+        async with duro.Engine(any_db_url, poll_interval=0.02,
+                               interceptors=[Steps(), Ends()]) as engine:
+            assert await (await engine.start(flow, 1, id="wi-kinds2")).result(timeout=30) == 4
+
+    run(main())
+    assert sum(write.count(EventKind.STEP_COMPLETED) for write in heard["steps"]) == 3
+    assert all(EventKind.STEP_COMPLETED in write for write in heard["steps"])
+    assert len(heard["ends"]) == 1 and EventKind.RUN_COMPLETED in heard["ends"][0]

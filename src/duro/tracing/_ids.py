@@ -25,14 +25,22 @@ def _digest(run_id: str) -> bytes:
     return hashlib.sha256(b"duro-run:" + run_id.encode()).digest()
 
 
+def _span_id(digest: bytes) -> int:
+    return int.from_bytes(digest[:8], "big") or 1
+
+
+def _trace_id(digest: bytes) -> int:
+    return int.from_bytes(digest[8:24], "big") or 1
+
+
 def run_span_id(run_id: str) -> int:
     """The span id of the run's logical span (never 0, the invalid id)."""
-    return int.from_bytes(_digest(run_id)[:8], "big") or 1
+    return _span_id(_digest(run_id))
 
 
 def run_trace_id(run_id: str) -> int:
     """The trace id of a run started outside any trace (its own trace)."""
-    return int.from_bytes(_digest(run_id)[8:24], "big") or 1
+    return _trace_id(_digest(run_id))
 
 
 def parent_context(headers: Mapping[str, str] | None) -> trace.SpanContext | None:
@@ -79,8 +87,9 @@ def _run(run_id: str, headers: Mapping[str, str] | None
     found = _runs.get(key)
     if found is None:
         parent = parent_context(headers)
-        trace_id = parent.trace_id if parent is not None else run_trace_id(run_id)
-        span = trace.SpanContext(trace_id=trace_id, span_id=run_span_id(run_id),
+        digest = _digest(run_id)
+        trace_id = parent.trace_id if parent is not None else _trace_id(digest)
+        span = trace.SpanContext(trace_id=trace_id, span_id=_span_id(digest),
                                  is_remote=True,
                                  trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
         found = span, trace.set_span_in_context(trace.NonRecordingSpan(span)), parent

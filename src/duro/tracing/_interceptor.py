@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 import orjson
@@ -152,20 +152,19 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                                  attributes=attributes), run):
             return await next(input)
 
-    @contextlib.contextmanager
     def _current(self, name: str, kind: SpanKind, attributes: dict[str, Any]
-                 ) -> Iterator[None]:
-        """A span of the current context's, current within the block."""
+                 ) -> AbstractContextManager[Any]:
+        """A span of the current context's, current within the ``with`` block (a class,
+        not a generator: one wraps every client call)."""
         spans = self.spans
         if spans is None or not spans.enabled():
-            with self.tracer.start_as_current_span(name, kind=kind, attributes=attributes):
-                yield
-            return
+            generic: AbstractContextManager[Any] = self.tracer.start_as_current_span(
+                name, kind=kind, attributes=attributes)
+            return generic
         context = otel_context.get_current()
-        with Current(spans.start(name, context,
-                                 trace.get_current_span(context).get_span_context(),
-                                 kind=kind, attributes=attributes), context):
-            yield
+        return Current(spans.start(name, context,
+                                   trace.get_current_span(context).get_span_context(),
+                                   kind=kind, attributes=attributes), context)
 
     # -- what a worker commits -------------------------------------------------------------
 

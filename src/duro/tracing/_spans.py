@@ -23,25 +23,40 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from types import MappingProxyType, TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
+from opentelemetry.sdk.trace import (
+    Event,
+    ReadableSpan,
+    SpanLimits,
+    SpanProcessor,
+    SynchronousMultiSpanProcessor,
+)
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, StaticSampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util import types
 
 __all__ = ["Current", "LightSpan", "Spans", "fast_spans"]
 
+_Pipeline = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
 _NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
+_SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID)
+_NOT_SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
+_DROP = Decision.DROP
+_RECORD_AND_SAMPLE = Decision.RECORD_AND_SAMPLE
 _UNSET = Status(StatusCode.UNSET)
 
 
@@ -67,12 +82,37 @@ class Spans:
         limits = getattr(tracer, "_span_limits", None)
         self.limits: SpanLimits = limits if isinstance(limits, SpanLimits) else SpanLimits()
         self.static = _static_decisions(tracer.sampler)
+        self._members: Any = None
+        self.lock = threading.Lock()
+        """Guards what the spans' own code changes (:class:`LightSpan`)."""
+        self._is_enabled = getattr(tracer, "_is_enabled", None)  # an SDK's since 1.3x
+        self._pipeline: _Pipeline = ((), (), ())
+
+    def pipeline(self) -> _Pipeline:
+        """The span processors' ``on_start``, ``_on_ending`` and ``on_end``, each only
+        where it does something (the SDK's processors have no ``on_start``): the
+        provider's multi-processor's members, called in order as it calls them, without
+        its loops. Worked out again when a processor is added."""
+        processor = self.tracer.span_processor
+        members = (processor._span_processors  # a tuple, replaced when one is added
+                   if type(processor) is SynchronousMultiSpanProcessor else processor)
+        if members is not self._members:
+            each = members if isinstance(members, tuple) else (members,)
+            base_ending = getattr(SpanProcessor, "_on_ending", None)
+            self._pipeline = (
+                tuple(p.on_start for p in each
+                      if type(p).on_start is not SpanProcessor.on_start),
+                tuple(p._on_ending for p in each
+                      if getattr(type(p), "_on_ending", base_ending) is not base_ending),
+                tuple(p.on_end for p in each))
+            self._members = members
+        return self._pipeline
 
     def enabled(self) -> bool:
         """False when the SDK is told to make no spans for this tracer (a tracer
         configurator): the generic path then returns the SDK's non-recording spans."""
-        check = getattr(self.tracer, "_is_enabled", None)
-        return bool(check()) if check is not None else True
+        check = self._is_enabled
+        return True if check is None else bool(check())
 
     def start(self, name: str, context: Any, parent: trace.SpanContext | None, *,
               kind: SpanKind = SpanKind.INTERNAL,
@@ -83,7 +123,6 @@ class Spans:
         ``context``; None: a root span, of a new trace), sampled by the provider's
         sampler: a :class:`LightSpan` when recorded, else a non-recording span that still
         carries its context to children."""
-        tracer = self.tracer
         ids = self.ids
         if parent is None or not parent.is_valid:
             parent = None
@@ -94,12 +133,14 @@ class Spans:
             random_id = parent.trace_flags.random_trace_id
         decision, sampled, ctx = self._sample(context, parent, trace_id, ids.generate_span_id(),
                                               random_id, name, kind, attributes, links)
-        if decision is Decision.DROP:
+        if decision is _DROP:
             return trace.NonRecordingSpan(ctx)
         span = LightSpan(self, name, ctx, parent, kind, self._attributes(sampled),
-                         self._links(links), start_time if start_time is not None
-                         else time.time_ns())
-        tracer.span_processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
+                         self._links(links) if links else [],
+                         time.time_ns() if start_time is None else start_time)
+        starts = self.pipeline()[0]
+        for start in starts:
+            start(span, parent_context=context)
         return span
 
     def _sample(self, context: Any, parent: trace.SpanContext | None, trace_id: int,
@@ -116,34 +157,26 @@ class Spans:
             # decided here as they decide, without their per-span calls and objects.
             if parent is None:
                 decision = static[0]
+                trace_state = None
             else:
                 decision = static[1 + 2 * (not parent.is_remote)
                                   + (not parent.trace_flags.sampled)]
+                trace_state = parent.trace_state
             if decision is not None:
-                trace_state = parent.trace_state if parent is not None else None
-                return decision, attributes if decision is not Decision.DROP else None, \
-                    self._context(trace_id, span_id, random_id, decision, trace_state)
+                return decision, attributes if decision is not _DROP else None, \
+                    _context(trace_id, span_id, random_id, decision, trace_state)
         result = self.tracer.sampler.should_sample(context, trace_id, name, kind,
                                                    attributes, links)
-        return result.decision, result.attributes, self._context(
+        return result.decision, result.attributes, _context(
             trace_id, span_id, random_id, result.decision, result.trace_state)
-
-    @staticmethod
-    def _context(trace_id: int, span_id: int, random_id: bool, decision: Decision,
-                 trace_state: trace.TraceState | None) -> trace.SpanContext:
-        flags = _SAMPLED if decision is Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
-        if random_id:
-            flags = trace.TraceFlags(flags | trace.TraceFlags.RANDOM_TRACE_ID)
-        return trace.SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags,
-                                 trace_state=trace_state)
 
     def _attributes(self, given: Mapping[str, Any] | None) -> dict[str, Any] | Any:
         """A new span's attributes: a plain dict of duro's own few attributes when the
         limits cannot bite (the common case: no length limit, fewer than the count
         limit); else bounded and cleaned as the SDK does."""
-        limits = self.limits
         if not given:
             return {}
+        limits = self.limits
         if limits.max_span_attribute_length is None and (
                 limits.max_span_attributes is None
                 or len(given) <= limits.max_span_attributes):
@@ -171,7 +204,6 @@ class Spans:
         to the processors' ``on_end`` if sampled. ``span_id``/``trace_id`` name it
         (a run's logical span: ids derived from its run id) instead of the provider's
         id generator."""
-        tracer = self.tracer
         if trace_id is None:
             trace_id = (parent.trace_id if parent is not None and parent.is_valid
                         else self.ids.generate_trace_id())
@@ -182,13 +214,22 @@ class Spans:
             context, valid, trace_id,
             span_id if span_id is not None else self.ids.generate_span_id(),
             random_id, name, kind, attributes, links)
-        if decision is Decision.DROP:
+        if decision is _DROP:
             return
         span = LightSpan(self, name, ctx, valid, kind, self._attributes(sampled),
                          self._links(links), start_time)
-        tracer.span_processor.on_start(span, parent_context=context)  # type: ignore[arg-type]
+        for start in self.pipeline()[0]:
+            start(span, parent_context=context)
         span.set_status(status)
         span.end(end_time)
+
+
+def _context(trace_id: int, span_id: int, random_id: bool, decision: Decision,
+             trace_state: trace.TraceState | None) -> trace.SpanContext:
+    """A new span's context, its flags as the sampler decided (as the SDK makes it)."""
+    flags = (_SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED) if not random_id \
+        else (_SAMPLED_RANDOM if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED_RANDOM)
+    return trace.SpanContext(trace_id, span_id, False, flags, trace_state)
 
 
 def _static_decisions(sampler: Sampler) -> tuple[Decision | None, ...] | None:
@@ -212,14 +253,22 @@ def _static_decisions(sampler: Sampler) -> tuple[Decision | None, ...] | None:
                  for d in delegates)
 
 
-class LightSpan(trace.Span):
+class LightSpan(trace.Span, ReadableSpan):
     """A recording span of :class:`Spans`: what the SDK's span records, read as the SDK's
     span reads (a processor's ``on_start`` may look at its fields), bounded by the
     provider's limits as the SDK bounds them (the oldest attribute, event or link gives
-    way), with plain containers until the step's own code writes to it."""
+    way), with plain containers until the step's own code writes to it.
 
-    __slots__ = ("_attributes", "_ctx", "_end", "_events", "_kind", "_links", "_lock",
-                 "_name", "_owner", "_parent", "_start", "_status")
+    Once ended it is its own :class:`ReadableSpan` (as the SDK's span is one): nothing
+    changes it any more, so the processors' ``on_end`` gets it rather than a copy."""
+
+    __slots__ = ("_attributes", "_context", "_end_time", "_events", "_kind", "_links",
+                 "_lock", "_name", "_owner", "_parent", "_start_time", "_status")
+
+    # ReadableSpan's fields, as a started span has them (its to_json reads them).
+    _context: trace.SpanContext
+    _start_time: int
+    _attributes: dict[str, Any] | BoundedAttributes
 
     def __init__(self, owner: Spans, name: str, ctx: trace.SpanContext,
                  parent: trace.SpanContext | None, kind: SpanKind,
@@ -227,26 +276,27 @@ class LightSpan(trace.Span):
                  links: list[Link] | BoundedList[Link], start: int) -> None:
         self._owner = owner
         self._name = name
-        self._ctx = ctx
+        self._context = ctx
         self._parent = parent
         self._kind = kind
         self._attributes = attributes
         self._links: list[Link] | BoundedList[Link] = links
-        self._events: BoundedList[Event] | None = None  # most spans get none: made when one comes
+        self._events: Sequence[Event] = ()  # most spans get none: bounded when one comes
         self._status = _UNSET
-        self._start = start
-        self._end: int | None = None
+        self._start_time = start
+        self._end_time: int | None = None
         # A sync step's code writes from its thread while the loop may end the span
-        # (a timeout): one at a time, as with the SDK's span.
-        self._lock = threading.Lock()
+        # (a timeout): one at a time, as with the SDK's span (one lock for all of a
+        # tracer's spans: held for an assignment or two, and not made per span).
+        self._lock = owner.lock
 
     # -- what instrumentation and processors read ----------------------------------------
 
     def get_span_context(self) -> trace.SpanContext:
-        return self._ctx
+        return self._context
 
     def is_recording(self) -> bool:
-        return self._end is None
+        return self._end_time is None
 
     @property
     def name(self) -> str:
@@ -256,7 +306,7 @@ class LightSpan(trace.Span):
     @property
     def context(self) -> trace.SpanContext:
         """The span's own context."""
-        return self._ctx
+        return self._context
 
     @property
     def parent(self) -> trace.SpanContext | None:
@@ -271,12 +321,12 @@ class LightSpan(trace.Span):
     @property
     def start_time(self) -> int:
         """When it began (ns since the epoch)."""
-        return self._start
+        return self._start_time
 
     @property
     def end_time(self) -> int | None:
         """When it ended (None while it goes on)."""
-        return self._end
+        return self._end_time
 
     @property
     def status(self) -> Status:
@@ -285,13 +335,15 @@ class LightSpan(trace.Span):
 
     @property
     def attributes(self) -> Mapping[str, Any]:
-        """Its attributes so far."""
-        return MappingProxyType(dict(self._attributes))
+        """Its attributes so far (a copy while it records: the step's code may add)."""
+        attributes = self._attributes
+        return MappingProxyType(attributes if self._end_time is not None
+                                else dict(attributes))
 
     @property
     def events(self) -> tuple[Event, ...]:
         """Its events so far."""
-        return tuple(self._events) if self._events else ()
+        return tuple(self._events)
 
     @property
     def links(self) -> tuple[Link, ...]:
@@ -309,6 +361,11 @@ class LightSpan(trace.Span):
         return self._owner.scope
 
     @property
+    def instrumentation_info(self) -> Any:
+        """duro's instrumentation info (deprecated by OpenTelemetry for the scope)."""
+        return self._owner.tracer.instrumentation_info
+
+    @property
     def dropped_attributes(self) -> int:
         """Attributes the limits dropped."""
         attributes = self._attributes
@@ -317,7 +374,8 @@ class LightSpan(trace.Span):
     @property
     def dropped_events(self) -> int:
         """Events the limits dropped."""
-        return self._events.dropped if self._events is not None else 0
+        events = self._events
+        return events.dropped if isinstance(events, BoundedList) else 0
 
     @property
     def dropped_links(self) -> int:
@@ -333,7 +391,7 @@ class LightSpan(trace.Span):
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         with self._lock:
-            if self._end is not None:
+            if self._end_time is not None:
                 return
             attributes = self._attributes
             if not isinstance(attributes, BoundedAttributes):
@@ -353,11 +411,12 @@ class LightSpan(trace.Span):
                                               max_value_len=limits.max_attribute_length),
                       timestamp)
         with self._lock:
-            if self._end is not None:
+            if self._end_time is not None:
                 return
-            if self._events is None:
-                self._events = BoundedList(limits.max_events)
-            self._events.append(event)
+            events = self._events
+            if not isinstance(events, BoundedList):
+                events = self._events = BoundedList(limits.max_events)
+            events.append(event)
 
     def add_link(self, context: trace.SpanContext, attributes: types.Attributes = None
                  ) -> None:
@@ -367,7 +426,7 @@ class LightSpan(trace.Span):
         link = Link(context, BoundedAttributes(limits.max_link_attributes, attributes,
                                                max_value_len=limits.max_attribute_length))
         with self._lock:
-            if self._end is not None:
+            if self._end_time is not None:
                 return
             if not isinstance(self._links, BoundedList):
                 self._links = BoundedList.from_seq(limits.max_links, self._links)
@@ -375,7 +434,7 @@ class LightSpan(trace.Span):
 
     def update_name(self, name: str) -> None:
         with self._lock:
-            if self._end is None:
+            if self._end_time is None:
                 self._name = name
 
     def set_status(self, status: Status | StatusCode,
@@ -383,7 +442,7 @@ class LightSpan(trace.Span):
         if isinstance(status, StatusCode):
             status = Status(status, description)
         with self._lock:
-            if self._end is not None or self._status.status_code is StatusCode.OK:
+            if self._end_time is not None or self._status.status_code is StatusCode.OK:
                 return  # as the SDK: OK is final
             if status.status_code is not StatusCode.UNSET:
                 self._status = status
@@ -404,25 +463,19 @@ class LightSpan(trace.Span):
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
-            if self._end is not None:
+            if self._end_time is not None:
                 return
-            self._end = end_time if end_time is not None else time.time_ns()
-        owner = self._owner
-        processor = owner.tracer.span_processor
-        ending = getattr(processor, "_on_ending", None)
-        if ending is not None:
+            self._end_time = end_time if end_time is not None else time.time_ns()
+        _, endings, ends = self._owner.pipeline()
+        for ending in endings:
             ending(self)  # as the SDK: processors may look at the span as it ends
-        processor.on_end(ReadableSpan(
-            name=self._name, context=self._ctx, parent=self._parent,
-            resource=owner.tracer.resource, attributes=self._attributes,
-            events=self._events if self._events is not None else (),
-            links=self._links, kind=self._kind, status=self._status,
-            start_time=self._start, end_time=self._end, instrumentation_scope=owner.scope))
+        for end in ends:
+            end(self)
 
     def failed(self, error: Exception) -> None:
         """Mark the span failed by ``error``, raised by the code it covers, as the SDK's
         ``use_span`` does: the exception recorded as an event, the status an error."""
-        if self._end is None:
+        if self._end_time is None:
             self.record_exception(error)
             self.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
@@ -440,8 +493,9 @@ class Current:
         self._token: Any = None
 
     def __enter__(self) -> None:
-        self._token = otel_context.attach(trace.set_span_in_context(self._span,
-                                                                    self._context))
+        context = Context({**self._context, _SPAN_KEY: self._span})  # set_span_in_context
+        self._token = (_CURRENT.set(context) if _CURRENT is not None
+                       else otel_context.attach(context))
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -450,5 +504,21 @@ class Current:
             if isinstance(error, Exception) and isinstance(span, LightSpan):
                 span.failed(error)
         finally:
-            otel_context.detach(self._token)
+            if _CURRENT is not None:
+                _CURRENT.reset(self._token)
+            else:
+                otel_context.detach(self._token)
             span.end()
+
+
+def _current_var() -> ContextVar[Context] | None:
+    """The context variable that holds OpenTelemetry's current context, when its
+    runtime context is the default (contextvars) one: setting it directly is what
+    ``attach`` does, without its two calls. None for any other runtime context."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    return var if type(runtime) is ContextVarsRuntimeContext and \
+        isinstance(var, ContextVar) else None
+
+
+_CURRENT = _current_var()

@@ -254,10 +254,16 @@ class HeldRun:
         """Tell the worker's observers (``events_recorded``) what was just committed:
         those about every write, or about a kind among these events (none: nothing is
         made, as for most writes under tracing alone)."""
-        told = [observer for observer, kinds in self.worker.observer_kinds
+        w = self.worker
+        observed = w.observed_kinds
+        if observed is not None:  # most writes (a step's outcome) concern no observer
+            for ev in events:
+                if ev.kind in observed:
+                    break
+            else:
+                return
+        told = [observer for observer, kinds in w.observer_kinds
                 if kinds is None or any(ev.kind in kinds for ev in events)]
-        if not told:
-            return
         inst = self.inst
         timers = [cmd for ev in events
                   if ev.kind == EventKind.TIMER_FIRED and ev.op is not None

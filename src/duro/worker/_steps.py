@@ -7,14 +7,14 @@ import contextvars
 import functools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
 import orjson
 
 from duro.errors import StepTimeoutError, StoreError
-from duro.interceptors._chain import linked, overriding
+from duro.interceptors._chain import linked
 from duro.interceptors._worker import ExecuteStepInput, WorkerInterceptor
 from duro.serde import encode
 from duro.step._step import Step, StepInfo, StreamOpener, _current_step
@@ -37,11 +37,14 @@ def cancelled_here(exc: BaseException) -> bool:
 
 async def run_attempt(
     cmd: StepCommand, info: StepInfo, executor: Executor, deadline: float | None,
-    on_heartbeat_saved: Any, interceptors: Sequence[WorkerInterceptor] = (),
+    on_heartbeat_saved: Any, hooks: Sequence[WorkerInterceptor] = (),
     streams: StreamOpener | None = None,
 ) -> bytes:
     """Run one attempt of a step (through the interceptors' ``execute_step``) and return
     its encoded result.
+
+    ``hooks``: the interceptors that override ``execute_step`` (the worker's
+    ``step_hooks``), first to last.
 
     ``deadline`` is a ``loop.time()`` limit (the per-attempt and overall timeouts
     combined). ``streams`` makes the attempt's ``duro.stream()`` buffer at its first
@@ -88,11 +91,9 @@ async def run_attempt(
     info._streams = streams
     _current_step.set(info)
     when = limit()
-    if interceptors:  # those that take part (a coroutine less for each step if none)
-        interceptors = overriding(interceptors, WorkerInterceptor, "execute_step")
-    call = (_call(step, cmd.args, cmd.kwargs, executor, loop) if not interceptors
-            else _intercepted(cmd, info, executor, loop, interceptors))
     try:
+        call = (_call(step, cmd.args, cmd.kwargs, executor, loop) if not hooks
+                else _intercepted(cmd, info, executor, loop, hooks))
         if when is None:
             result = await call
         else:
@@ -157,14 +158,17 @@ async def _call(step: Step[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str
     return await loop.run_in_executor(executor, call)
 
 
-async def _intercepted(cmd: StepCommand, info: StepInfo, executor: Executor,
-                       loop: asyncio.AbstractEventLoop,
-                       interceptors: Sequence[WorkerInterceptor]) -> Any:
-    """:func:`_call` through the interceptors' ``execute_step`` (those that override
-    it; they may change the arguments: the step gets theirs)."""
-    async def execute(call: ExecuteStepInput) -> Any:
-        return await _call(cmd.step, call.args, call.kwargs, executor, loop)
+def _intercepted(cmd: StepCommand, info: StepInfo, executor: Executor,
+                 loop: asyncio.AbstractEventLoop,
+                 hooks: Sequence[WorkerInterceptor]) -> Awaitable[Any]:
+    """:func:`_call` through the interceptors' ``execute_step`` (``hooks``: those that
+    override it; they may change the arguments: the step gets theirs): what the first
+    hook returns, to be awaited (no coroutine of its own around the hooks: each layer
+    costs every step attempt)."""
+    def execute(call: ExecuteStepInput) -> Awaitable[Any]:
+        return _call(cmd.step, call.args, call.kwargs, executor, loop)
 
-    run = linked(interceptors, "execute_step", execute)
-    return await run(ExecuteStepInput(step=cmd.step.name, args=cmd.args, kwargs=cmd.kwargs,
-                                      info=info))
+    input = ExecuteStepInput(step=cmd.step.name, args=cmd.args, kwargs=cmd.kwargs, info=info)
+    if len(hooks) == 1:  # the common case (tracing, say): no chain to build per attempt
+        return hooks[0].execute_step(input, execute)
+    return linked(hooks, "execute_step", execute)(input)

@@ -105,7 +105,7 @@ class TaskRunner:
                              headers=headers_of(info.get("headers")) or {})
         try:
             data = await run_attempt(cmd, step_info, self.worker.executor, deadline,
-                                     lambda c: None, self.worker.interceptors,
+                                     lambda c: None, self.worker.step_hooks,
                                      self.worker.streams)
         except BaseException as exc:  # the step's code may raise anything
             if cancelled_here(exc):

@@ -35,7 +35,7 @@ from duro._clock import Clock, SystemClock
 from duro._history import EventKind, RunStartedMeta
 from duro._local import NOT_HELD, Outcome
 from duro.errors import DatabaseFileLostError, DuroError, PayloadDecodeError
-from duro.interceptors._chain import check_interceptors
+from duro.interceptors._chain import check_interceptors, overriding
 from duro.interceptors._worker import WorkerInterceptor
 from duro.serde import CodecChain, PayloadConverter
 from duro.store import Claim, LoadedRun, RunLinks, Store
@@ -189,6 +189,15 @@ class Worker:
         by default, and then a write costs one falsy check more."""
         self.observer_kinds = tuple((i, i.recorded_kinds) for i in self.observers)
         """Each observer with the kinds it is about (read once, here: None, all)."""
+        observed: frozenset[str] | None = frozenset()
+        for _, kinds in self.observer_kinds:
+            observed = None if kinds is None or observed is None else observed | kinds
+        self.observed_kinds = observed
+        """The kinds of event some observer is about (None: every write is told)."""
+        self.step_hooks: tuple[WorkerInterceptor, ...] = tuple(
+            overriding(self.interceptors, WorkerInterceptor, "execute_step"))
+        """The interceptors whose ``execute_step`` takes part in each step attempt
+        (worked out once, not per attempt)."""
         self.payloads = PayloadConverter(codec)
         self.max_child_depth = max_child_depth
         self.tune_gc = tune_gc

@@ -1,0 +1,127 @@
+"""The tracing interceptor's spans go to the provider's span processors as the SDK's own
+spans do: each processor's ``on_start``, ``_on_ending`` and ``on_end`` in the order they
+were added, processors added later included, whatever the provider's active processor;
+an ended span is its own ``ReadableSpan`` and reads as the SDK's does."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import (
+    ConcurrentMultiSpanProcessor,
+    ReadableSpan,
+    SpanProcessor,
+    TracerProvider,
+)
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from duro.tracing._spans import Current, LightSpan, Spans, fast_spans
+
+PARENT = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331,
+                           is_remote=True, trace_flags=trace.TraceFlags(1))
+
+
+class Log(SpanProcessor):
+    """Writes down each call it gets, under its name."""
+
+    def __init__(self, name: str, calls: list[tuple[str, str, str]]) -> None:
+        self.name = name
+        self.calls = calls
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.calls.append((self.name, "on_start", span.name))
+
+    def _on_ending(self, span: Any) -> None:
+        assert span.end_time is not None  # as the SDK: ended, still the live span
+        self.calls.append((self.name, "_on_ending", span.name))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.calls.append((self.name, "on_end", span.name))
+
+
+class EndOnly(SpanProcessor):
+    """Only on_end of its own (the SDK's processors are so)."""
+
+    def __init__(self, calls: list[tuple[str, str, str]]) -> None:
+        self.calls = calls
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.calls.append(("end-only", "on_end", span.name))
+
+
+def _spans(provider: TracerProvider) -> Spans:
+    spans = fast_spans(provider.get_tracer("duro"))
+    assert spans is not None
+    return spans
+
+
+def _one(spans: Spans, name: str) -> None:
+    context = trace.set_span_in_context(trace.NonRecordingSpan(PARENT))
+    with Current(spans.start(name, context, PARENT), context):
+        pass
+
+
+def test_every_processor_in_order_and_those_added_later() -> None:
+    calls: list[tuple[str, str, str]] = []
+    provider = TracerProvider()
+    provider.add_span_processor(Log("a", calls))
+    spans = _spans(provider)
+    _one(spans, "first")
+    assert calls == [("a", "on_start", "first"), ("a", "_on_ending", "first"),
+                     ("a", "on_end", "first")]
+    calls.clear()
+    provider.add_span_processor(EndOnly(calls))  # after spans were made
+    provider.add_span_processor(Log("b", calls))
+    _one(spans, "second")
+    assert calls == [("a", "on_start", "second"), ("b", "on_start", "second"),
+                     ("a", "_on_ending", "second"), ("b", "_on_ending", "second"),
+                     ("a", "on_end", "second"), ("end-only", "on_end", "second"),
+                     ("b", "on_end", "second")]
+
+
+def test_another_active_processor_is_called_whole() -> None:
+    calls: list[tuple[str, str, str]] = []
+    active = ConcurrentMultiSpanProcessor()
+    provider = TracerProvider(active_span_processor=active, shutdown_on_exit=False)
+    spans = _spans(provider)
+    active.add_span_processor(Log("c", calls))
+    _one(spans, "concurrent")
+    provider.shutdown()
+    ending = [("c", "_on_ending", "concurrent")] \
+        if "_on_ending" in vars(ConcurrentMultiSpanProcessor) else []  # SDK >= 1.3x
+    assert calls == [("c", "on_start", "concurrent"), *ending, ("c", "on_end", "concurrent")]
+
+
+def test_an_ended_span_reads_as_the_sdks() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = _spans(provider)
+    context = trace.set_span_in_context(trace.NonRecordingSpan(PARENT))
+    ours = spans.start("same", context, PARENT, attributes={"k": "v"},
+                       start_time=1_000_000_000)
+    assert isinstance(ours, LightSpan)
+    ours.add_event("e", {"n": 1}, timestamp=1_500_000_000)
+    ours.end(end_time=2_000_000_000)
+    sdk = provider.get_tracer("duro").start_span(
+        "same", context=context, attributes={"k": "v"}, start_time=1_000_000_000)
+    sdk.add_event("e", {"n": 1}, timestamp=1_500_000_000)
+    sdk.end(end_time=2_000_000_000)
+    mine, theirs = exporter.get_finished_spans()
+    assert mine is ours  # no copy: nothing changes it once ended
+    assert isinstance(mine, ReadableSpan)
+    ours.set_attribute("late", 1)  # ignored, as by the SDK's span once ended
+    mine_json, theirs_json = json.loads(mine.to_json()), json.loads(theirs.to_json())
+    for fields in (mine_json, theirs_json):
+        del fields["context"]["span_id"]
+    assert mine_json == theirs_json
+    assert dict(mine.attributes or {}) == {"k": "v"}
+    assert mine.instrumentation_scope == theirs.instrumentation_scope
+    assert (mine.dropped_attributes, mine.dropped_events, mine.dropped_links) == (0, 0, 0)
