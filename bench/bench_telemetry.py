@@ -4,8 +4,10 @@ OpenTelemetry SDK provider whose exporter drops every span ("tracing": the spans
 and processed, nothing is sent), and with ``duro.metrics.Metrics`` (Prometheus).
 
 Each measurement runs in a fresh subprocess, after a warm-up; the modes alternate, and
-the table reports the median steps/s of the repeats and its ratio to "off" (issue 18's
-target: tracing at least 90% of off).
+the table reports the median steps/s of the repeats, its ratio to "off" (issue 18's
+target: tracing at least 90% of off), and the median of each repeat's ratio to the "off"
+run just before it ("paired": steadier when the machine's speed drifts, as a shared
+machine's does by +-30% over minutes).
 
     python bench/bench_telemetry.py                  # 1000 x 10, 3 repeats
     python bench/bench_telemetry.py --tiny           # smoke run (seconds)
@@ -126,13 +128,20 @@ def main() -> int:
     rows = []
     print(f"{args.workflows} workflows x {args.steps} steps, SQLite, "
           f"median of {args.repeats}")
-    print(f"{'mode':<10} {'steps/s':>10} {'vs off':>8} {'CPU us/step':>12}")
+    print(f"{'mode':<10} {'steps/s':>10} {'vs off':>8} {'paired':>8} {'CPU us/step':>12}")
     for mode in MODES:
         rate = statistics.median(r["steps_per_s"] for r in runs[mode])
         cpu = statistics.median(r["cpu_us_per_step"] for r in runs[mode])
+        # Each repeat against the "off" run just before it: a drift of the machine's
+        # speed over the minutes of the benchmark moves both sides of a pair alike.
+        paired = statistics.median(r["steps_per_s"] / o["steps_per_s"]
+                                   for r, o in zip(runs[mode], runs["off"], strict=True))
         rows.append({"mode": mode, "steps_per_s": rate, "ratio_to_off": rate / base,
-                     "cpu_us_per_step": cpu, "runs": runs[mode]})
-        print(f"{mode:<10} {rate:>10.0f} {rate / base:>7.0%} {cpu:>12.1f}")
+                     "paired_ratio_to_off": paired, "cpu_us_per_step": cpu,
+                     "runs": runs[mode]})
+        print(f"{mode:<10} {rate:>10.0f} {rate / base:>7.0%} {paired:>7.0%} {cpu:>12.1f}")
+    print("vs off: ratio of the medians; paired: median of each repeat's ratio to the "
+          "off run beside it")
     path = Path(args.json) if args.json else \
         HERE / "results" / f"telemetry-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
