@@ -125,3 +125,97 @@ def test_an_ended_span_reads_as_the_sdks() -> None:
     assert dict(mine.attributes or {}) == {"k": "v"}
     assert mine.instrumentation_scope == theirs.instrumentation_scope
     assert (mine.dropped_attributes, mine.dropped_events, mine.dropped_links) == (0, 0, 0)
+
+
+def test_hooks_of_the_instance_and_mocks_are_called() -> None:
+    """A hook set on the processor itself, and a mock processor (a common test double),
+    are called as the SDK's multi-processor calls them."""
+    from unittest import mock
+
+    calls: list[str] = []
+    own = SpanProcessor()
+    own.on_start = lambda span, parent_context=None: calls.append("own.on_start")  # type: ignore[method-assign]
+    double = mock.Mock(spec=SpanProcessor)
+    provider = TracerProvider()
+    provider.add_span_processor(own)
+    provider.add_span_processor(double)
+    _one(_spans(provider), "mocked")
+    assert calls == ["own.on_start"]
+    assert double.on_start.call_count == 1
+    assert double.on_end.call_count == 1
+
+
+def test_an_ended_span_deep_copies_as_a_readable_span() -> None:
+    """A processor may keep a deep copy of what it is given (the SDK's spans allow it):
+    the copy is a plain ReadableSpan, not the span with its lock and provider."""
+    import copy
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _one(_spans(provider), "copied")
+    (span,) = exporter.get_finished_spans()
+    copied = copy.deepcopy(span)
+    assert type(copied) is ReadableSpan
+    assert (copied.name, copied.context, copied.parent, copied.end_time) == (
+        span.name, span.context, span.parent, span.end_time)
+
+
+def test_a_slow_log_handler_holds_up_no_other_span() -> None:
+    """A step's code writing an invalid attribute makes the SDK log a warning, in the
+    step's thread, with that span locked: another span ends meanwhile all the same."""
+    import logging
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+
+    class Blocking(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            inside.set()
+            release.wait(10)
+
+    handler = Blocking()
+    logger = logging.getLogger("opentelemetry")
+    logger.addHandler(handler)
+    try:
+        spans = _spans(TracerProvider())
+        context = trace.set_span_in_context(trace.NonRecordingSpan(PARENT))
+        writing = spans.start("writing", context, PARENT)
+        other = spans.start("other", context, PARENT)
+        writing.set_attribute("first", 1)  # from now on, values are checked (and logged)
+        writer = threading.Thread(target=writing.set_attribute, args=("bad", object()))
+        writer.start()
+        assert inside.wait(10)
+        ender = threading.Thread(target=other.end)
+        ender.start()
+        ender.join(5)
+        ended = not ender.is_alive()
+        release.set()
+        writer.join(10)
+        ender.join(10)
+    finally:
+        release.set()
+        logger.removeHandler(handler)
+    assert ended, "ending one span waited for another span's log handler"
+    assert not other.is_recording()
+
+
+def test_a_runtime_context_put_in_place_later_is_used() -> None:
+    """OpenTelemetry's runtime context replaced after duro was imported (a vendor's
+    shim, a test's): the span is current through it, as through the API."""
+    from opentelemetry import context as otel_context
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+    saved = otel_context._RUNTIME_CONTEXT
+    otel_context._RUNTIME_CONTEXT = ContextVarsRuntimeContext()
+    try:
+        spans = _spans(TracerProvider())
+        context = otel_context.get_current()
+        span = spans.start("late", context, None)
+        with Current(span, context):
+            inside = trace.get_current_span() is span
+        after = trace.get_current_span()
+    finally:
+        otel_context._RUNTIME_CONTEXT = saved
+    assert inside
+    assert after is trace.INVALID_SPAN

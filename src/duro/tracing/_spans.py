@@ -19,6 +19,7 @@ disabled, takes the generic path: see :func:`fast_spans`)."""
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import traceback
@@ -83,8 +84,6 @@ class Spans:
         self.limits: SpanLimits = limits if isinstance(limits, SpanLimits) else SpanLimits()
         self.static = _static_decisions(tracer.sampler)
         self._members: Any = None
-        self.lock = threading.Lock()
-        """Guards what the spans' own code changes (:class:`LightSpan`)."""
         self._is_enabled = getattr(tracer, "_is_enabled", None)  # an SDK's since 1.3x
         self._pipeline: _Pipeline = ((), (), ())
 
@@ -98,13 +97,8 @@ class Spans:
                    if type(processor) is SynchronousMultiSpanProcessor else processor)
         if members is not self._members:
             each = members if isinstance(members, tuple) else (members,)
-            base_ending = getattr(SpanProcessor, "_on_ending", None)
-            self._pipeline = (
-                tuple(p.on_start for p in each
-                      if type(p).on_start is not SpanProcessor.on_start),
-                tuple(p._on_ending for p in each
-                      if getattr(type(p), "_on_ending", base_ending) is not base_ending),
-                tuple(p.on_end for p in each))
+            self._pipeline = (_hooks(each, "on_start"), _hooks(each, "_on_ending"),
+                              tuple(p.on_end for p in each))
             self._members = members
         return self._pipeline
 
@@ -224,6 +218,19 @@ class Spans:
         span.end(end_time)
 
 
+def _hooks(processors: tuple[Any, ...], name: str) -> tuple[Any, ...]:
+    """Each processor's hook ``name``, but for those that would only run the base
+    class's empty one (asked of the bound method: a hook set on the instance, or a mock,
+    counts as the processor's own)."""
+    empty = getattr(SpanProcessor, name, None)  # _on_ending: not in every SDK version
+    found = []
+    for processor in processors:
+        hook = getattr(processor, name, None)
+        if hook is not None and getattr(hook, "__func__", hook) is not empty:
+            found.append(hook)
+    return tuple(found)
+
+
 def _context(trace_id: int, span_id: int, random_id: bool, decision: Decision,
              trace_state: trace.TraceState | None) -> trace.SpanContext:
     """A new span's context, its flags as the sampler decided (as the SDK makes it)."""
@@ -286,9 +293,10 @@ class LightSpan(trace.Span, ReadableSpan):
         self._start_time = start
         self._end_time: int | None = None
         # A sync step's code writes from its thread while the loop may end the span
-        # (a timeout): one at a time, as with the SDK's span (one lock for all of a
-        # tracer's spans: held for an assignment or two, and not made per span).
-        self._lock = owner.lock
+        # (a timeout): one at a time, as with the SDK's span. One lock per span, not
+        # one per tracer: a write may log (an invalid value), and a slow log handler
+        # must hold up no other span.
+        self._lock = threading.Lock()
 
     # -- what instrumentation and processors read ----------------------------------------
 
@@ -472,6 +480,17 @@ class LightSpan(trace.Span, ReadableSpan):
         for end in ends:
             end(self)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> ReadableSpan:
+        """A copy as the SDK's processors get it (a :class:`ReadableSpan`): the span
+        itself holds a lock and its provider, which a deep copy must not take."""
+        owner = self._owner
+        return copy.deepcopy(ReadableSpan(
+            name=self._name, context=self._context, parent=self._parent,
+            resource=owner.tracer.resource, attributes=self._attributes,
+            events=self._events, links=self._links, kind=self._kind, status=self._status,
+            start_time=self._start_time, end_time=self._end_time,
+            instrumentation_scope=owner.scope), memo)
+
     def failed(self, error: Exception) -> None:
         """Mark the span failed by ``error``, raised by the code it covers, as the SDK's
         ``use_span`` does: the exception recorded as an event, the status an error."""
@@ -485,17 +504,21 @@ class Current:
     block and ended after it; an exception leaving the block marks it failed (as the
     SDK's ``use_span``). A class, not a generator: it wraps every step attempt."""
 
-    __slots__ = ("_context", "_span", "_token")
+    __slots__ = ("_context", "_direct", "_span", "_token")
 
     def __init__(self, span: LightSpan | trace.NonRecordingSpan, context: Any) -> None:
         self._span = span
         self._context = context
         self._token: Any = None
+        self._direct = False
 
     def __enter__(self) -> None:
         context = Context({**self._context, _SPAN_KEY: self._span})  # set_span_in_context
-        self._token = (_CURRENT.set(context) if _CURRENT is not None
-                       else otel_context.attach(context))
+        if _CURRENT is not None and otel_context._RUNTIME_CONTEXT is _RUNTIME:
+            self._token = _CURRENT.set(context)
+            self._direct = True
+        else:  # another runtime context (or one put in place since): the API's way
+            self._token = otel_context.attach(context)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -504,8 +527,8 @@ class Current:
             if isinstance(error, Exception) and isinstance(span, LightSpan):
                 span.failed(error)
         finally:
-            if _CURRENT is not None:
-                _CURRENT.reset(self._token)
+            if self._direct:
+                _CURRENT.reset(self._token)  # type: ignore[union-attr]
             else:
                 otel_context.detach(self._token)
             span.end()
@@ -521,4 +544,5 @@ def _current_var() -> ContextVar[Context] | None:
         isinstance(var, ContextVar) else None
 
 
+_RUNTIME = getattr(otel_context, "_RUNTIME_CONTEXT", None)
 _CURRENT = _current_var()

@@ -191,7 +191,8 @@ class Worker:
         """Each observer with the kinds it is about (read once, here: None, all)."""
         observed: frozenset[str] | None = frozenset()
         for _, kinds in self.observer_kinds:
-            observed = None if kinds is None or observed is None else observed | kinds
+            observed = None if kinds is None or observed is None \
+                else observed | frozenset(kinds)  # a tuple or a set works too
         self.observed_kinds = observed
         """The kinds of event some observer is about (None: every write is told)."""
         self.step_hooks: tuple[WorkerInterceptor, ...] = tuple(
