@@ -94,7 +94,6 @@ _QUERY = frozenset({"args", "run_id", "timeout", "headers"})
 _REASON = frozenset({"reason"})
 _RESET = frozenset({"to"})
 _FORK = frozenset({"to", "id"})
-"""Characters of a termination reason at most (it is the run's error message)."""
 
 
 async def until_stopping(api: Api, work: Awaitable[T]) -> T:

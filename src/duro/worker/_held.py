@@ -277,7 +277,7 @@ class HeldRun:
         for observer in told:
             try:
                 # In the worker's context, not the step's whose outcome this may be.
-                self.worker.context.copy().run(observer.events_recorded, recorded)
+                w.context.copy().run(observer.events_recorded, recorded)
             except Exception:  # an observer's bug must not cost the run anything
                 log.exception("interceptor %r failed in events_recorded", observer)
 
