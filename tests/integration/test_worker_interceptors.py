@@ -7,6 +7,7 @@ query with the sender's headers. On both stores."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -290,3 +291,102 @@ def test_observers_of_different_kinds_each_hear_theirs(any_db_url: str) -> None:
     assert sum(write.count(EventKind.STEP_COMPLETED) for write in heard["steps"]) == 3
     assert all(EventKind.STEP_COMPLETED in write for write in heard["steps"])
     assert len(heard["ends"]) == 1 and EventKind.RUN_COMPLETED in heard["ends"][0]
+
+
+WATCHED: contextvars.ContextVar[str] = contextvars.ContextVar("wi_watched", default="-")
+SLOW = {"first": True}
+
+
+@duro.step(name="wi.watch.async", retry=duro.RetryPolicy(max_attempts=2, initial_interval=0.01,
+                                                         jitter=0))
+async def watched_async(x: int) -> str:
+    if FLAKY["left"] > 0:
+        FLAKY["left"] -= 1
+        raise ConnectionError("flaky")
+    return f"{x}:{WATCHED.get()}"
+
+
+@duro.step(name="wi.watch.sync")
+def watched_sync(x: int) -> str:  # in the worker's thread pool: the context goes along
+    return f"{x}:{WATCHED.get()}"
+
+
+@duro.step(name="wi.watch.slow", timeout=0.2,
+           retry=duro.RetryPolicy(max_attempts=2, initial_interval=0.01, jitter=0))
+async def watched_slow() -> str:
+    if SLOW["first"]:
+        SLOW["first"] = False
+        await asyncio.sleep(30)  # timed out
+    return WATCHED.get()
+
+
+@duro.workflow(name="wi.watch")
+async def watched_flow(x: int) -> list[str]:
+    return [await watched_async(x), await watched_sync(x), await watched_slow()]
+
+
+def test_attempt_watchers_are_told_of_each_attempt_in_its_context(
+        any_db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """``attempt_started``: told of every attempt (retries and timeouts included) in the
+    attempt's own context, sync step or async (what it sets there the step sees, and
+    only the step); each end hears what the attempt raised; several watchers begin
+    first to last and end last to first; one that raises, beginning or ending, is logged
+    and costs the attempt nothing."""
+    told: list[tuple[str, str, int, str]] = []
+
+    class Watch(WorkerInterceptor):
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def attempt_started(self, info: duro.StepInfo
+                            ) -> Callable[[BaseException | None], None]:
+            told.append((self.name, "start", info.attempt, info.step))
+            token = WATCHED.set(f"{WATCHED.get()}>{self.name}")
+
+            def ended(error: BaseException | None) -> None:
+                WATCHED.reset(token)
+                told.append((self.name, type(error).__name__ if error else "ok",
+                             info.attempt, info.step))
+            return ended
+
+    class BadStart(WorkerInterceptor):
+        def attempt_started(self, info: duro.StepInfo) -> None:
+            raise RuntimeError("a watcher's bug")
+
+    class BadEnd(WorkerInterceptor):
+        def attempt_started(self, info: duro.StepInfo
+                            ) -> Callable[[BaseException | None], None]:
+            def ended(error: BaseException | None) -> None:
+                raise RuntimeError("a watcher's end's bug")
+            return ended
+
+    FLAKY["left"] = 1
+    SLOW["first"] = True
+
+    async def main() -> list[str]:
+        async with duro.Engine(any_db_url, poll_interval=0.02, interceptors=[
+                Watch("a"), BadStart(), BadEnd(), Watch("b")]) as engine:
+            handle = await engine.start(watched_flow, 5, id="wi-watch")
+            result: list[str] = await handle.result(timeout=30)
+            assert WATCHED.get() == "-"  # the engine's own context: untouched
+            return result
+
+    with caplog.at_level("ERROR", logger="duro.worker"):
+        result = run(main())
+    assert result == ["5:->a>b", "5:->a>b", "->a>b"]
+    by_step: dict[str, list[tuple[str, str, int]]] = {}
+    for name, what, attempt, step in told:
+        by_step.setdefault(step, []).append((name, what, attempt))
+    assert by_step == {
+        "wi.watch.async": [("a", "start", 1), ("b", "start", 1), ("b", "ConnectionError", 1),
+                           ("a", "ConnectionError", 1), ("a", "start", 2), ("b", "start", 2),
+                           ("b", "ok", 2), ("a", "ok", 2)],
+        "wi.watch.sync": [("a", "start", 1), ("b", "start", 1), ("b", "ok", 1),
+                          ("a", "ok", 1)],
+        "wi.watch.slow": [("a", "start", 1), ("b", "start", 1),
+                          ("b", "StepTimeoutError", 1), ("a", "StepTimeoutError", 1),
+                          ("a", "start", 2), ("b", "start", 2), ("b", "ok", 2),
+                          ("a", "ok", 2)]}
+    logged = [r.getMessage() for r in caplog.records]
+    assert sum("failed in attempt_started" in m for m in logged) == 5  # 5 attempts
+    assert sum("attempt_started hook's end failed" in m for m in logged) == 5

@@ -10,6 +10,8 @@ Two kinds of hook, by where they run:
 * :meth:`WorkerInterceptor.execute_step` runs where a step attempt runs (the run's
   worker, or the worker serving the step's queue), once per attempt, retries included.
   It may do anything a step may do (I/O, clocks): open a trace span, check a tenant.
+  :meth:`WorkerInterceptor.attempt_started` is its lighter form for hooks that only
+  watch (a span current while the attempt runs): told of the attempt's start and end.
 * :meth:`WorkerInterceptor.events_recorded` is a notification, not a chain: the
   worker tells each interceptor that overrides it what it has just committed to a
   run's history (once: a replay commits nothing). Metrics and traces are built on it.
@@ -165,6 +167,18 @@ class WorkerInterceptor:
                            next: Callable[[ExecuteStepInput], Awaitable[Any]]) -> Any:
         """A step attempt runs; returns its result. Runs where the step runs."""
         return await next(input)
+
+    def attempt_started(self, info: StepInfo) -> Callable[[BaseException | None], None] | None:
+        """A step attempt begins (``info``: its ``duro.step_info()``), where it runs, in
+        its own context: a context variable set here (a current span) is what the step's
+        code sees, sync or async. Returns a callable the worker calls once the attempt is
+        over, in the same context, with what it raised (None: it returned), or None.
+
+        For hooks that watch attempts without changing them (a span, a timer): lighter
+        than :meth:`execute_step` (no coroutine, no input made, per attempt). Hooks of
+        several interceptors begin first to last and end last to first; what one raises
+        is logged and dropped (the attempt goes on)."""
+        return None
 
     def handle_signal(self, input: HandleSignalInput,
                       next: Callable[[HandleSignalInput], None]) -> None:

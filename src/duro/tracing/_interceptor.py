@@ -16,24 +16,15 @@ from duro._history import EventKind, SignalMeta
 from duro.interceptors import (
     ClientInterceptor,
     EventsRecordedInput,
-    ExecuteStepInput,
     QueryInput,
     SignalInput,
     StartInput,
     UpdateInput,
     WorkerInterceptor,
 )
-from duro.tracing._ids import (
-    ForcedIds,
-    inject,
-    parent_context,
-    run_context,
-    run_contexts,
-    run_span_context,
-    run_span_id,
-    start_context,
-)
-from duro.tracing._spans import Current, fast_spans
+from duro.step import StepInfo
+from duro.tracing._ids import ForcedIds, inject, parent_context, run_entry, run_span_id
+from duro.tracing._spans import Current, LightSpan, context_of, enter, failed, fast_spans, leave
 
 __all__ = ["TracingInterceptor"]
 
@@ -48,14 +39,27 @@ _TRACED = frozenset({K.TIMER_FIRED, K.SIGNAL_RECEIVED, *_ENDED})
 """The events that make spans of their own."""
 
 
+_UNSET = Status(StatusCode.UNSET)
+
+
 def _ns(ts: float) -> int:
     return int(ts * _NS)
 
 
-def _with_context(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """``headers`` with the current span written in as ``traceparent``."""
-    out = {k: v for k, v in (headers or {}).items() if k not in ("traceparent", "tracestate")}
-    inject(out)
+def _with_context(headers: Mapping[str, str] | None, span: Any) -> dict[str, str]:
+    """``headers`` with ``span`` (the current one) written in as W3C ``traceparent``
+    (and ``tracestate``): for duro's own recording spans as the W3C propagator writes
+    them (the format is fixed: version 00, then the ids and flags in lowercase hex),
+    for any other through the propagator."""
+    out = {k: v for k, v in headers.items() if k not in ("traceparent", "tracestate")} \
+        if headers else {}
+    if type(span) is LightSpan:
+        ctx = span.get_span_context()
+        out["traceparent"] = f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"
+        if ctx.trace_state:
+            out["tracestate"] = ctx.trace_state.to_header()
+    else:
+        inject(out)
     return out
 
 
@@ -108,49 +112,77 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                     next: Callable[[StartInput], Awaitable[Any]]) -> Any:
         with self._current(
                 f"StartWorkflow:{input.workflow}", SpanKind.PRODUCER,
-                {"duro.workflow": input.workflow, "duro.workflow_id": input.workflow_id or ""}):
+                {"duro.workflow": input.workflow, "duro.workflow_id": input.workflow_id or ""}
+        ) as span:
             return await next(dataclasses.replace(input,
-                                                  headers=_with_context(input.headers)))
+                                                  headers=_with_context(input.headers, span)))
 
     async def signal(self, input: SignalInput,
                      next: Callable[[SignalInput], Awaitable[None]]) -> None:
         with self._current(
                 f"SignalWorkflow:{input.name}", SpanKind.PRODUCER,
-                {"duro.workflow_id": input.workflow_id, "duro.signal": input.name}):
-            await next(dataclasses.replace(input, headers=_with_context(input.headers)))
+                {"duro.workflow_id": input.workflow_id, "duro.signal": input.name}) as span:
+            await next(dataclasses.replace(input, headers=_with_context(input.headers, span)))
 
     async def update(self, input: UpdateInput,
                      next: Callable[[UpdateInput], Awaitable[Any]]) -> Any:
         with self._current(
                 f"UpdateWorkflow:{input.name}", SpanKind.CLIENT,
-                {"duro.workflow_id": input.workflow_id, "duro.update": input.name}):
-            return await next(dataclasses.replace(input, headers=_with_context(input.headers)))
+                {"duro.workflow_id": input.workflow_id, "duro.update": input.name}) as span:
+            return await next(dataclasses.replace(input,
+                                                  headers=_with_context(input.headers, span)))
 
     async def query(self, input: QueryInput,
                     next: Callable[[QueryInput], Awaitable[Any]]) -> Any:
         with self._current(
                 f"QueryWorkflow:{input.name}", SpanKind.CLIENT,
-                {"duro.workflow_id": input.workflow_id, "duro.query": input.name}):
-            return await next(dataclasses.replace(input, headers=_with_context(input.headers)))
+                {"duro.workflow_id": input.workflow_id, "duro.query": input.name}) as span:
+            return await next(dataclasses.replace(input,
+                                                  headers=_with_context(input.headers, span)))
 
     # -- step attempts -------------------------------------------------------------------
 
-    async def execute_step(self, input: ExecuteStepInput,
-                           next: Callable[[ExecuteStepInput], Awaitable[Any]]) -> Any:
-        info = input.info
+    def attempt_started(self, info: StepInfo) -> Callable[[BaseException | None], None]:
+        run, _ = run_entry(info.run_id, info.headers)
         # Few attributes: each costs the SDK a check. The run's id is the parent's.
         attributes: dict[str, Any] = {"duro.workflow_id": info.workflow_id,
                                       "duro.attempt": info.attempt}
-        parent, run = run_contexts(info.run_id, info.headers)
         spans = self.spans
-        if spans is None or not spans.enabled():
-            with self.tracer.start_as_current_span("RunStep:" + input.step, context=run,
-                                                   attributes=attributes):
-                return await next(input)
-        # The hot path (a span per attempt), inline: what start_as_current_span does.
-        with Current(spans.start("RunStep:" + input.step, run, parent,
-                                 attributes=attributes), run):
-            return await next(input)
+        if spans is None or (spans.is_enabled is not None and not spans.is_enabled()):
+            return self._generic_attempt(info, run, attributes)
+        # The hot path (a span per attempt). The span goes into the current context (the
+        # attempt's: a run's context differs from it only by the run's span, which the
+        # attempt's replaces).
+        span = spans.run_child("RunStep:" + info.step, run, attributes)
+        token = enter(span)
+
+        def ended(error: BaseException | None) -> None:
+            try:
+                if error is not None:
+                    failed(span, error)
+            finally:
+                leave(token)
+                span.end()
+        return ended
+
+    def _generic_attempt(self, info: StepInfo, run: trace.SpanContext,
+                         attributes: dict[str, Any]) -> Callable[[BaseException | None], None]:
+        """:meth:`attempt_started` through the OpenTelemetry API (a provider other than
+        the SDK's, or a tracer it disabled), as ``start_as_current_span`` would do it."""
+        span = self.tracer.start_span("RunStep:" + info.step, context=context_of(run),
+                                      attributes=attributes)
+        token = otel_context.attach(trace.set_span_in_context(span))
+
+        def ended(error: BaseException | None) -> None:
+            try:
+                if isinstance(error, Exception) and span.is_recording():
+                    span.record_exception(error)
+                    span.set_status(Status(StatusCode.ERROR,
+                                           f"{type(error).__name__}: {error}"))
+            finally:
+                otel_context.detach(token)
+                span.end()
+        return ended
 
     def _current(self, name: str, kind: SpanKind, attributes: dict[str, Any]
                  ) -> AbstractContextManager[Any]:
@@ -172,38 +204,41 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
     recorded_kinds = _TRACED
 
     def events_recorded(self, input: EventsRecordedInput) -> None:
-        run = run_context(input.run_id, input.headers)
+        span_ctx, start = run_entry(input.run_id, input.headers)
         attributes = {"duro.workflow": input.workflow, "duro.workflow_id": input.workflow_id,
                       "duro.run_id": input.run_id}
         for ev in input.events:
             if ev.kind == K.TIMER_FIRED and ev.op is not None and ev.op in input.timers_set:
-                self._past("Timer", run, {
+                self._past("Timer", None, span_ctx, {
                     **attributes, "duro.timer.due": input.timers_due.get(ev.op, ev.ts)},
                     _ns(input.timers_set[ev.op]), _ns(ev.ts))
             elif ev.kind == K.SIGNAL_RECEIVED:
                 sender = parent_context(SignalMeta.decode(ev.meta).headers if ev.meta
                                         else None)
-                self._past(f"Signal:{ev.name}", run,
+                self._past(f"Signal:{ev.name}", None, span_ctx,
                            {**attributes, "duro.signal": ev.name or ""},
                            _ns(ev.ts), _ns(ev.ts), kind=SpanKind.CONSUMER,
                            links=[Link(sender)] if sender is not None else [])
             elif ev.kind in _ENDED:
-                self._run_span(input, ev.kind, ev.ts, ev.data, attributes)
+                self._run_span(input, span_ctx, start, ev.kind, ev.ts, ev.data, attributes)
 
-    def _past(self, name: str, context: Any, attributes: dict[str, Any], start: int,
-              end: int, *, kind: SpanKind = SpanKind.INTERNAL,
-              links: list[Link] | None = None, status: Status | None = None,
-              ids: trace.SpanContext | None = None) -> None:
-        """A span that began and ended already, a child of the span in ``context``
-        (``ids``: its own trace and span ids, a run's)."""
+    def _past(self, name: str, context: Any, parent: trace.SpanContext | None,
+              attributes: dict[str, Any], start: int, end: int, *,
+              kind: SpanKind = SpanKind.INTERNAL, links: list[Link] | None = None,
+              status: Status = _UNSET, ids: trace.SpanContext | None = None) -> None:
+        """A span that began and ended already, a child of ``parent``, the current span
+        of ``context`` (None: made when asked for) (``ids``: its own trace and span ids,
+        a run's)."""
         spans = self.spans
         if spans is not None and spans.enabled():
-            spans.record(name, context, trace.get_current_span(context).get_span_context(),
+            spans.record(name, context, parent,
                          trace_id=ids.trace_id if ids is not None else None,
                          span_id=ids.span_id if ids is not None else None, kind=kind,
                          attributes=attributes, links=links or (), start_time=start,
-                         end_time=end, status=status or Status(StatusCode.UNSET))
+                         end_time=end, status=status)
             return
+        if context is None:
+            context = context_of(parent)
         token = ForcedIds.forced(ids.trace_id, ids.span_id) if ids is not None else None
         try:
             span = self.tracer.start_span(name, context=context, kind=kind,
@@ -212,25 +247,23 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         finally:
             if token is not None:
                 ForcedIds.reset(token)
-        if status is not None:
+        if status is not _UNSET:
             span.set_status(status)
         span.end(end_time=end)
 
-    def _run_span(self, input: EventsRecordedInput, kind: str, ended: float,
+    def _run_span(self, input: EventsRecordedInput, ctx: trace.SpanContext,
+                  parent: trace.SpanContext | None, kind: str, ended: float,
                   data: bytes | None, attributes: Mapping[str, Any]) -> None:
-        ctx = run_span_context(input.run_id, input.headers)
-        parent = start_context(input.run_id, input.headers)
+        """The run's logical span (``ctx``), child of its start's span (``parent``) or
+        of its parent run's."""
         if input.parent_run_id is not None:
-            parent = trace.SpanContext(trace_id=ctx.trace_id,
-                                       span_id=run_span_id(input.parent_run_id),
-                                       is_remote=True, trace_flags=ctx.trace_flags)
-        context = (trace.set_span_in_context(trace.NonRecordingSpan(parent))
-                   if parent is not None else otel_context.Context())
+            parent = trace.SpanContext(ctx.trace_id, run_span_id(input.parent_run_id), True,
+                                       ctx.trace_flags)
         failed = kind in (K.RUN_FAILED, K.RUN_TIMED_OUT, K.RUN_TERMINATED)
-        self._past(f"RunWorkflow:{input.workflow}", context,
+        self._past(f"RunWorkflow:{input.workflow}", None, parent,
                    {**attributes, "duro.status": _ENDED[kind]},
                    _ns(input.started_at or ended), _ns(ended),
-                   status=Status(StatusCode.ERROR, _message(data)) if failed else None,
+                   status=Status(StatusCode.ERROR, _message(data)) if failed else _UNSET,
                    ids=ctx)
 
 

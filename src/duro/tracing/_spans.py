@@ -20,12 +20,14 @@ disabled, takes the generic path: see :func:`fast_spans`)."""
 from __future__ import annotations
 
 import copy
+import dis
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from contextvars import ContextVar
-from types import MappingProxyType, TracebackType
+from contextvars import ContextVar, Token
+from types import FunctionType, MappingProxyType, TracebackType
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -38,7 +40,6 @@ from opentelemetry.sdk.trace import (
     Event,
     ReadableSpan,
     SpanLimits,
-    SpanProcessor,
     SynchronousMultiSpanProcessor,
 )
 from opentelemetry.sdk.trace import Tracer as SdkTracer
@@ -49,7 +50,8 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util import types
 
-__all__ = ["Current", "LightSpan", "Spans", "fast_spans"]
+__all__ = ["Current", "LightSpan", "Spans", "context_of", "enter", "failed", "fast_spans",
+           "leave"]
 
 _Pipeline = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
@@ -59,6 +61,27 @@ _NOT_SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
 _DROP = Decision.DROP
 _RECORD_AND_SAMPLE = Decision.RECORD_AND_SAMPLE
 _UNSET = Status(StatusCode.UNSET)
+_INTERNAL = SpanKind.INTERNAL
+_NO_STATE = trace.DEFAULT_TRACE_STATE
+_SPAN_IDS = 1 << 64
+_new_tuple = tuple.__new__
+
+
+def _tuple_layout() -> bool:
+    """Whether a ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote,
+    trace_flags, trace_state, is_valid)`` (as in every OpenTelemetry API so far): then a
+    step attempt's span context is made as that tuple directly, without the checks of
+    ``SpanContext.__new__`` (~0.25 µs, the most of any part of a span duro makes) on ids
+    known to be valid (the run's trace id; a generated span id, found invalid where the
+    constructor would find it so)."""
+    made = tuple.__new__(trace.SpanContext, (3, 4, False, _SAMPLED, _NO_STATE, True))
+    real = trace.SpanContext(3, 4, False, _SAMPLED)
+    return made == real and (made.trace_id, made.span_id, made.is_remote, made.trace_flags,
+                             made.trace_state, made.is_valid) == \
+        (3, 4, False, _SAMPLED, _NO_STATE, True)
+
+
+_TUPLE_LAYOUT = _tuple_layout()
 
 
 def fast_spans(tracer: Any) -> Spans | None:
@@ -83,8 +106,16 @@ class Spans:
         limits = getattr(tracer, "_span_limits", None)
         self.limits: SpanLimits = limits if isinstance(limits, SpanLimits) else SpanLimits()
         self.static = _static_decisions(tracer.sampler)
+        # Under a run's span (a remote, sampled parent): a step attempt's span's decision.
+        self._under_run = self.static[1] if self.static is not None else None
+        # How many attributes a span may keep in a plain dict: none when values are
+        # cut to a length (the SDK's container does it), else up to the count limit.
+        self._plain_attributes = 0 if self.limits.max_span_attribute_length is not None \
+            else self.limits.max_span_attributes if self.limits.max_span_attributes \
+            is not None else sys.maxsize
         self._members: Any = None
-        self._is_enabled = getattr(tracer, "_is_enabled", None)  # an SDK's since 1.3x
+        self.is_enabled: Any = getattr(tracer, "_is_enabled", None)  # SDKs since 1.3x
+        """The tracer's own check (:meth:`enabled`), None where it has none."""
         self._pipeline: _Pipeline = ((), (), ())
 
     def pipeline(self) -> _Pipeline:
@@ -105,8 +136,32 @@ class Spans:
     def enabled(self) -> bool:
         """False when the SDK is told to make no spans for this tracer (a tracer
         configurator): the generic path then returns the SDK's non-recording spans."""
-        check = self._is_enabled
+        check = self.is_enabled
         return True if check is None else bool(check())
+
+    def run_child(self, name: str, run: trace.SpanContext, attributes: dict[str, Any]
+                  ) -> LightSpan | trace.NonRecordingSpan:
+        """:meth:`start` on the hot path, a step attempt's span: started now, of kind
+        INTERNAL, without links, child of ``run``, a run's span context as
+        :func:`~duro.tracing._ids.run_entry` makes it (remote, sampled, no trace state,
+        not a random trace id). ``attributes``: a dict of the caller's own, which the
+        span keeps as it is when the limits cannot cut it.
+
+        What :meth:`start` does, in one call, when the sampler decides from the parent's
+        flags (the SDK's stock samplers) and no processor has ``on_start`` (the SDK's
+        own have none, or an empty one); else :meth:`start` itself."""
+        decision = self._under_run
+        if decision is None or self.pipeline()[0] or len(attributes) > self._plain_attributes:
+            return self.start(name, context_of(run), run, attributes=attributes)
+        flags = _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED
+        span_id = self.ids.generate_span_id()
+        ctx = _new_tuple(trace.SpanContext, (run.trace_id, span_id, False, flags,
+                                             _NO_STATE, 0 < span_id < _SPAN_IDS)) \
+            if _TUPLE_LAYOUT \
+            else trace.SpanContext(run.trace_id, span_id, False, flags)
+        if decision is _DROP:
+            return trace.NonRecordingSpan(ctx)
+        return LightSpan(self, name, ctx, run, _INTERNAL, attributes, [], time.time_ns())
 
     def start(self, name: str, context: Any, parent: trace.SpanContext | None, *,
               kind: SpanKind = SpanKind.INTERNAL,
@@ -159,6 +214,8 @@ class Spans:
             if decision is not None:
                 return decision, attributes if decision is not _DROP else None, \
                     _context(trace_id, span_id, random_id, decision, trace_state)
+        if context is None:  # record()'s, made when asked for
+            context = context_of(parent)
         result = self.tracer.sampler.should_sample(context, trace_id, name, kind,
                                                    attributes, links)
         return result.decision, result.attributes, _context(
@@ -170,11 +227,9 @@ class Spans:
         limit); else bounded and cleaned as the SDK does."""
         if not given:
             return {}
-        limits = self.limits
-        if limits.max_span_attribute_length is None and (
-                limits.max_span_attributes is None
-                or len(given) <= limits.max_span_attributes):
+        if len(given) <= self._plain_attributes:
             return dict(given)
+        limits = self.limits
         return BoundedAttributes(limits.max_span_attributes, given, immutable=False,
                                  max_value_len=limits.max_span_attribute_length)
 
@@ -197,13 +252,16 @@ class Spans:
         """A span whose times are known already (begun and ended in the past), handed
         to the processors' ``on_end`` if sampled. ``span_id``/``trace_id`` name it
         (a run's logical span: ids derived from its run id) instead of the provider's
-        id generator."""
-        if trace_id is None:
-            trace_id = (parent.trace_id if parent is not None and parent.is_valid
-                        else self.ids.generate_trace_id())
-        random_id = (parent is not None and parent.is_valid and parent.trace_id == trace_id
-                     and parent.trace_flags.random_trace_id)
+        id generator. ``context``: the one whose current span is ``parent``; None: made
+        (from the current one) only if a sampler or an ``on_start`` asks for it."""
         valid = parent if parent is not None and parent.is_valid else None
+        if trace_id is None:
+            trace_id = valid.trace_id if valid is not None else self.ids.generate_trace_id()
+        random_id = (valid is not None and valid.trace_id == trace_id
+                     and valid.trace_flags.random_trace_id)
+        starts = self.pipeline()[0]
+        if context is None and (self.static is None or starts):
+            context = context_of(valid)
         decision, sampled, ctx = self._sample(
             context, valid, trace_id,
             span_id if span_id is not None else self.ids.generate_span_id(),
@@ -212,23 +270,46 @@ class Spans:
             return
         span = LightSpan(self, name, ctx, valid, kind, self._attributes(sampled),
                          self._links(links), start_time)
-        for start in self.pipeline()[0]:
+        for start in starts:
             start(span, parent_context=context)
-        span.set_status(status)
+        if status.status_code is not StatusCode.UNSET:
+            span.set_status(status)
         span.end(end_time)
 
 
+def context_of(parent: trace.SpanContext | None) -> Context:
+    """A context whose current span is ``parent`` (the current context's others kept);
+    an empty one for none (a root span's)."""
+    if parent is None:
+        return Context()
+    return trace.set_span_in_context(trace.NonRecordingSpan(parent))
+
+
 def _hooks(processors: tuple[Any, ...], name: str) -> tuple[Any, ...]:
-    """Each processor's hook ``name``, but for those that would only run the base
-    class's empty one (asked of the bound method: a hook set on the instance, or a mock,
-    counts as the processor's own)."""
-    empty = getattr(SpanProcessor, name, None)  # _on_ending: not in every SDK version
-    found = []
-    for processor in processors:
-        hook = getattr(processor, name, None)
-        if hook is not None and getattr(hook, "__func__", hook) is not empty:
-            found.append(hook)
-    return tuple(found)
+    """Each processor's hook ``name``, but for those that would only run an empty
+    function (the base class's, or an override whose body is ``pass``, as the SDK's
+    ``SimpleSpanProcessor.on_start`` is): calling it would change nothing. Asked of the
+    bound method: a hook set on the instance, or a mock, counts as the processor's own."""
+    return tuple(hook for processor in processors
+                 if (hook := getattr(processor, name, None)) is not None
+                 and not _does_nothing(getattr(hook, "__func__", hook)))
+
+
+_EMPTY_BODY = ({"LOAD_CONST", "RETURN_VALUE"}, {"RETURN_CONST"})
+"""The instructions of a function body that only returns None (3.11; 3.12 on)."""
+
+
+def _does_nothing(function: Any) -> bool:
+    """Whether ``function`` is a plain Python function whose body returns None and does
+    nothing else (``pass``, or a docstring): its bytecode says so."""
+    code = getattr(function, "__code__", None)
+    if code is None or type(function) is not FunctionType:
+        return False
+    ops = [ins for ins in dis.get_instructions(code)
+           if ins.opname not in ("RESUME", "NOP", "CACHE")]
+    if {ins.opname for ins in ops} not in _EMPTY_BODY or len(ops) > 2:
+        return False
+    return all(ins.argval is None for ins in ops if ins.opname != "RETURN_VALUE")
 
 
 def _context(trace_id: int, span_id: int, random_id: bool, decision: Decision,
@@ -499,38 +580,58 @@ class LightSpan(trace.Span, ReadableSpan):
             self.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
+def enter(span: LightSpan | trace.NonRecordingSpan, context: Any = None) -> Any:
+    """Make ``span`` current (in ``context``, default the current one, as
+    ``set_span_in_context`` makes it) and return the token :func:`leave` takes. Sets
+    OpenTelemetry's context variable directly while its runtime context is the default
+    one (what ``attach`` does, without its calls); else through the API."""
+    if _CURRENT is not None and otel_context._RUNTIME_CONTEXT is _RUNTIME:
+        return _CURRENT.set(Context({**(_CURRENT.get() if context is None else context),
+                                     _SPAN_KEY: span}))
+    return otel_context.attach(Context({
+        **(otel_context.get_current() if context is None else context), _SPAN_KEY: span}))
+
+
+def leave(token: Any) -> None:
+    """Undo :func:`enter` (a token of the context variable itself is reset there: the
+    runtime context may have been replaced since)."""
+    if type(token) is Token and token.var is _CURRENT:
+        _CURRENT.reset(token)
+    else:
+        otel_context.detach(token)
+
+
+def failed(span: LightSpan | trace.NonRecordingSpan, error: BaseException) -> None:
+    """What the SDK's ``use_span`` does when an exception leaves the span's block: an
+    ``Exception`` is recorded on a recording span and makes its status an error."""
+    if isinstance(error, Exception) and isinstance(span, LightSpan):
+        span.failed(error)
+
+
 class Current:
     """``with Current(span, context):`` the span is current (in ``context``) within the
     block and ended after it; an exception leaving the block marks it failed (as the
-    SDK's ``use_span``). A class, not a generator: it wraps every step attempt."""
+    SDK's ``use_span``). A class, not a generator: it wraps every client call."""
 
-    __slots__ = ("_context", "_direct", "_span", "_token")
+    __slots__ = ("_context", "_span", "_token")
 
     def __init__(self, span: LightSpan | trace.NonRecordingSpan, context: Any) -> None:
         self._span = span
         self._context = context
         self._token: Any = None
-        self._direct = False
 
-    def __enter__(self) -> None:
-        context = Context({**self._context, _SPAN_KEY: self._span})  # set_span_in_context
-        if _CURRENT is not None and otel_context._RUNTIME_CONTEXT is _RUNTIME:
-            self._token = _CURRENT.set(context)
-            self._direct = True
-        else:  # another runtime context (or one put in place since): the API's way
-            self._token = otel_context.attach(context)
+    def __enter__(self) -> LightSpan | trace.NonRecordingSpan:
+        self._token = enter(self._span, self._context)
+        return self._span
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
         span = self._span
         try:
-            if isinstance(error, Exception) and isinstance(span, LightSpan):
-                span.failed(error)
+            if error is not None:
+                failed(span, error)
         finally:
-            if self._direct:
-                _CURRENT.reset(self._token)  # type: ignore[union-attr]
-            else:
-                otel_context.detach(self._token)
+            leave(self._token)
             span.end()
 
 

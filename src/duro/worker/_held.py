@@ -209,6 +209,9 @@ class HeldRun:
         """Hand events taken with :meth:`take` to the store (``encoded``: their
         payloads are in stored form already)."""
         w = self.worker
+        # Whether an observer is told of this write, asked while the events are fresh
+        # in memory (after the commit, ~1,000 other runs' work later, they are not).
+        told = bool(w.observers) and self.concerns_observers(events)
         self.writing += 1  # timers wait for what this delivers (decide.fire_due_timers)
         try:
             if encoded and kw.get("result") is not None:  # the run's result: its last
@@ -240,7 +243,7 @@ class HeldRun:
             return False
         finally:
             self.writing -= 1
-        if w.observers:
+        if told:
             self.observe(events)
         if self.history_len > w.history_warning and not self.warned_history:
             self.warned_history = True
@@ -250,18 +253,23 @@ class HeldRun:
                         w.history_limit)
         return True
 
+    def concerns_observers(self, events: Sequence[NewEvent]) -> bool:
+        """Whether some observer is about a write of these events: one about every
+        write, or one about a kind among them (most writes, a step's outcome, concern
+        none under tracing alone)."""
+        observed = self.worker.observed_kinds
+        if observed is None:
+            return True
+        for ev in events:  # noqa: SIM110 (a loop: no generator made, on every write)
+            if ev.kind in observed:
+                return True
+        return False
+
     def observe(self, events: Sequence[NewEvent]) -> None:
-        """Tell the worker's observers (``events_recorded``) what was just committed:
-        those about every write, or about a kind among these events (none: nothing is
-        made, as for most writes under tracing alone)."""
+        """Tell the worker's observers (``events_recorded``) of a committed write that
+        concerns some (:meth:`concerns_observers`): each about every write or about a
+        kind among these events."""
         w = self.worker
-        observed = w.observed_kinds
-        if observed is not None:  # most writes (a step's outcome) concern no observer
-            for ev in events:
-                if ev.kind in observed:
-                    break
-            else:
-                return
         told = [observer for observer, kinds in w.observer_kinds
                 if kinds is None or any(ev.kind in kinds for ev in events)]
         inst = self.inst
@@ -351,8 +359,8 @@ class HeldRun:
                 w.drop(self)
                 return
         self.inflight -= 1
-        if w.observers:
-            self.observe([*events, event])
+        if w.observers and self.concerns_observers(written := [*events, event]):
+            self.observe(written)
         self.inst.apply(event.kind, event.op, event.name, event.data, event.meta, event.ts)
         if cmd.state == "cancelled" and record is not None:
             self.child_cancelled(self.inst, cmd)

@@ -112,7 +112,7 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
         data = await run_attempt(
             cmd, info, w.executor, deadline,
             lambda c: w.spawn(store_heartbeat(w, run_id, c.op, c.heartbeat)),
-            w.step_hooks, w.streams)
+            w.step_hooks, w.streams, w.attempt_hooks)
     except BaseException as exc:  # the step's code may raise anything
         if cancelled_here(exc):
             info.cancelled = True

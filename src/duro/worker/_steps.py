@@ -7,7 +7,7 @@ import contextvars
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -38,13 +38,15 @@ def cancelled_here(exc: BaseException) -> bool:
 async def run_attempt(
     cmd: StepCommand, info: StepInfo, executor: Executor, deadline: float | None,
     on_heartbeat_saved: Any, hooks: Sequence[WorkerInterceptor] = (),
-    streams: StreamOpener | None = None,
+    streams: StreamOpener | None = None, watchers: Sequence[WorkerInterceptor] = (),
 ) -> bytes:
     """Run one attempt of a step (through the interceptors' ``execute_step``) and return
     its encoded result.
 
     ``hooks``: the interceptors that override ``execute_step`` (the worker's
-    ``step_hooks``), first to last.
+    ``step_hooks``), first to last; ``watchers``: those that override
+    ``attempt_started`` (the worker's ``attempt_hooks``), told of the attempt's start
+    and, with what it raised, of its end.
 
     ``deadline`` is a ``loop.time()`` limit (the per-attempt and overall timeouts
     combined). ``streams`` makes the attempt's ``duro.stream()`` buffer at its first
@@ -90,45 +92,58 @@ async def run_attempt(
     info._on_heartbeat = heartbeat
     info._streams = streams
     _current_step.set(info)
-    when = limit()
+    # Watchers (attempt_started) begin here, in the attempt's context, and end when it
+    # is over, told what it raised.
+    ends = attempt_started(watchers, info) if watchers else None
+    error: BaseException | None = None
     try:
-        call = (_call(step, cmd.args, cmd.kwargs, executor, loop) if not hooks
-                else _intercepted(cmd, info, executor, loop, hooks))
-        if when is None:
-            result = await call
-        else:
-            async with asyncio.timeout_at(when) as timeout_cm:
+        when = limit()
+        try:
+            call = (_call(step, cmd.args, cmd.kwargs, executor, loop) if not hooks
+                    else _intercepted(cmd, info, executor, loop, hooks))
+            if when is None:
                 result = await call
-    except TimeoutError:
-        if timeout_cm is not None and timeout_cm.expired():
-            info.cancelled = True
+            else:
+                async with asyncio.timeout_at(when) as timeout_cm:
+                    result = await call
+        except TimeoutError:
+            if timeout_cm is not None and timeout_cm.expired():
+                info.cancelled = True
+                await _end_stream(info, failed=True)
+                raise StepTimeoutError(
+                    f"step {step.name!r} attempt {info.attempt} timed out"
+                    + (" (no heartbeat)" if hb_timeout else "")
+                ) from None
             await _end_stream(info, failed=True)
-            raise StepTimeoutError(
-                f"step {step.name!r} attempt {info.attempt} timed out"
-                + (" (no heartbeat)" if hb_timeout else "")
-            ) from None
-        await _end_stream(info, failed=True)
-        raise
-    except BaseException as exc:
-        if cancelled_here(exc):
+            raise
+        except BaseException as exc:
+            if cancelled_here(exc):
+                info._streams = None
+                if info._stream is not None:
+                    info._stream.seal()  # abandoned: what it buffered is dropped
+                    info._stream = None
+            else:
+                await _end_stream(info, failed=True)
+            raise
+        finally:
+            # The attempt is over (a sync step abandoned on timeout may still beat:
+            # ignored). Also breaks a reference cycle (the task's context holds ``info``,
+            # whose callback holds the command, which holds the task) that would leave
+            # each step's objects to the cyclic garbage collector (as would the stream's
+            # buffer, which holds ``info``). A later ``duro.stream()`` from that thread
+            # does nothing.
+            info._on_heartbeat = None
             info._streams = None
-            if info._stream is not None:
-                info._stream.seal()  # abandoned: what it buffered is dropped
-                info._stream = None
-        else:
-            await _end_stream(info, failed=True)
+        if info._stream is not None:
+            await _end_stream(info, failed=False)
+        return encode(result, what=f"the result of step {step.name!r}")
+    except BaseException as exc:
+        error = exc
         raise
     finally:
-        # The attempt is over (a sync step abandoned on timeout may still beat: ignored).
-        # Also breaks a reference cycle (the task's context holds ``info``, whose callback
-        # holds the command, which holds the task) that would leave each step's objects
-        # to the cyclic garbage collector (as would the stream's buffer, which holds
-        # ``info``). A later ``duro.stream()`` from that thread does nothing.
-        info._on_heartbeat = None
-        info._streams = None
-    if info._stream is not None:
-        await _end_stream(info, failed=False)
-    return encode(result, what=f"the result of step {step.name!r}")
+        if ends:
+            attempt_ended(ends, error)
+        error = None  # the exception's traceback holds this frame: no cycle left
 
 
 async def _end_stream(info: StepInfo, *, failed: bool) -> None:
@@ -158,6 +173,39 @@ async def _call(step: Step[Any, Any], args: tuple[Any, ...], kwargs: Mapping[str
     return await loop.run_in_executor(executor, call)
 
 
+# A frozen dataclass's __init__ sets each field through object.__setattr__: built from its
+# slots' descriptors instead (as _history.event_records builds events), per attempt.
+_new_input = object.__new__
+_set_step, _set_args, _set_kwargs, _set_info = (
+    ExecuteStepInput.__dict__[name].__set__ for name in ("step", "args", "kwargs", "info"))
+
+
+def attempt_started(watchers: Sequence[WorkerInterceptor], info: StepInfo
+                    ) -> list[Callable[[BaseException | None], None]]:
+    """Each watcher's ``attempt_started``, first to last: what each returned to be told
+    of the end (what one raises is logged: a watcher's bug costs the attempt nothing)."""
+    ends = []
+    for watcher in watchers:
+        try:
+            end = watcher.attempt_started(info)
+        except Exception:
+            log.exception("interceptor %r failed in attempt_started", watcher)
+            continue
+        if end is not None:
+            ends.append(end)
+    return ends
+
+
+def attempt_ended(ends: Sequence[Callable[[BaseException | None], None]],
+                  error: BaseException | None) -> None:
+    """Tell the watchers that began an attempt of its end, last to first."""
+    for end in reversed(ends):
+        try:
+            end(error)
+        except Exception:
+            log.exception("an attempt_started hook's end failed: %r", end)
+
+
 def _intercepted(cmd: StepCommand, info: StepInfo, executor: Executor,
                  loop: asyncio.AbstractEventLoop,
                  hooks: Sequence[WorkerInterceptor]) -> Awaitable[Any]:
@@ -168,7 +216,11 @@ def _intercepted(cmd: StepCommand, info: StepInfo, executor: Executor,
     def execute(call: ExecuteStepInput) -> Awaitable[Any]:
         return _call(cmd.step, call.args, call.kwargs, executor, loop)
 
-    input = ExecuteStepInput(step=cmd.step.name, args=cmd.args, kwargs=cmd.kwargs, info=info)
+    input = _new_input(ExecuteStepInput)  # ExecuteStepInput(step=..., ...), at half the cost
+    _set_step(input, cmd.step.name)
+    _set_args(input, cmd.args)
+    _set_kwargs(input, cmd.kwargs)
+    _set_info(input, info)
     if len(hooks) == 1:  # the common case (tracing, say): no chain to build per attempt
         return hooks[0].execute_step(input, execute)
     return linked(hooks, "execute_step", execute)(input)

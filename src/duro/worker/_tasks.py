@@ -106,7 +106,7 @@ class TaskRunner:
         try:
             data = await run_attempt(cmd, step_info, self.worker.executor, deadline,
                                      lambda c: None, self.worker.step_hooks,
-                                     self.worker.streams)
+                                     self.worker.streams, self.worker.attempt_hooks)
         except BaseException as exc:  # the step's code may raise anything
             if cancelled_here(exc):
                 raise

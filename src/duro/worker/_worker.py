@@ -199,6 +199,10 @@ class Worker:
             overriding(self.interceptors, WorkerInterceptor, "execute_step"))
         """The interceptors whose ``execute_step`` takes part in each step attempt
         (worked out once, not per attempt)."""
+        self.attempt_hooks: tuple[WorkerInterceptor, ...] = tuple(
+            overriding(self.interceptors, WorkerInterceptor, "attempt_started"))
+        """The interceptors told of each step attempt's start and end
+        (``attempt_started``)."""
         self.payloads = PayloadConverter(codec)
         self.max_child_depth = max_child_depth
         self.tune_gc = tune_gc
@@ -468,11 +472,15 @@ class Worker:
         held = self._hold_new(claim)
         held.history_len = 1
         links = links or _NO_LINKS
-        meta = RunStartedMeta(
+        # What the stored run_started event's meta says, handed over as it is (not
+        # encoded to be decoded again at once).
+        namespace = None if claim.namespace == "default" else claim.namespace
+        start_meta = None if links is _NO_LINKS and namespace is None else RunStartedMeta(
             parent_run_id=links.parent_run_id, parent_op=links.parent_op,
             deadline_at=links.deadline_at, headers=links.headers, budgets=links.budgets,
-            namespace=None if claim.namespace == "default" else claim.namespace).encode()
-        held.inst.apply(EventKind.RUN_STARTED, None, claim.workflow_name, input, meta, ts)
+            namespace=namespace)
+        held.inst.apply(EventKind.RUN_STARTED, None, claim.workflow_name, input, None, ts,
+                        start_meta=start_meta)
         self._resume(held)
 
     # -- loops --------------------------------------------------------------------------

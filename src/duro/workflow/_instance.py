@@ -266,11 +266,14 @@ class RunInstance:
     @_in_context
     def apply(
         self, kind: str, op: int | None, name: str | None, data: bytes | None,
-        meta: bytes | None, ts: float,
+        meta: bytes | None, ts: float, *, start_meta: RunStartedMeta | None = None,
     ) -> None:
-        """Deliver one event, then run the workflow until nothing is ready."""
+        """Deliver one event, then run the workflow until nothing is ready.
+
+        ``start_meta``: a ``run_started`` event's meta already read (a run this process
+        has just created: what ``meta`` would decode to), read instead of ``meta``."""
         try:
-            self._apply(kind, op, name, data, meta, ts)
+            self._apply(kind, op, name, data, meta, ts, start_meta)
         except DuroError as exc:
             if self.park_error is None:
                 self.park_error = exc
@@ -284,13 +287,14 @@ class RunInstance:
 
     def _apply(
         self, kind: str, op: int | None, name: str | None, data: bytes | None,
-        meta: bytes | None, ts: float,
+        meta: bytes | None, ts: float, start_meta: RunStartedMeta | None = None,
     ) -> None:
         self.now_ts = ts
         if kind == EventKind.RUN_STARTED:
             self.started_at = ts
-            if meta:
-                links = RunStartedMeta.decode(meta)
+            links = start_meta if start_meta is not None else \
+                RunStartedMeta.decode(meta) if meta else None
+            if links is not None:
                 self.deadline_at = links.deadline_at
                 self.parent_run_id = links.parent_run_id
                 self.headers = links.headers

@@ -1,0 +1,159 @@
+"""The shortcuts duro.tracing takes on its hot paths give what the OpenTelemetry API and
+SDK give the long way: a ``traceparent`` read as the W3C propagator reads it, a step
+attempt's span context as ``SpanContext`` makes it, processor hooks that do nothing
+skipped, the current context set and reset as ``attach``/``detach`` do; and the worker's
+step input built from slots equals the one its constructor builds."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+import duro
+from duro.interceptors import ExecuteStepInput
+from duro.tracing import _ids, _spans
+from duro.worker import _steps
+
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+SPAN = "b7ad6b7169203331"
+
+
+@pytest.mark.parametrize("headers", [
+    {"traceparent": f"00-{TRACE}-{SPAN}-01"},
+    {"traceparent": f"00-{TRACE}-{SPAN}-00"},
+    {"traceparent": f"00-{TRACE}-{SPAN}-03"},
+    {"traceparent": f"00-{'0' * 32}-{SPAN}-01"},  # invalid ids: none
+    {"traceparent": f"00-{TRACE}-{'0' * 16}-01"},
+    {"traceparent": f"00-{TRACE.upper()}-{SPAN}-01"},  # not lowercase: refused
+    {"traceparent": f"01-{TRACE}-{SPAN}-01-future"},  # a later version: its own rules
+    {"traceparent": f"00-{TRACE}-{SPAN}-01-extra"},  # version 00 with more: refused
+    {"traceparent": f"ff-{TRACE}-{SPAN}-01"},
+    {"traceparent": f" 00-{TRACE}-{SPAN}-01 "},
+    {"traceparent": "garbage"},
+    {"traceparent": f"00-{TRACE}-{SPAN}-01", "tracestate": "vendor=value,other=x"},
+    {"other": "header"},
+    {},
+])
+def test_a_traceparent_reads_as_the_w3c_propagator_reads_it(headers: dict[str, str]) -> None:
+    ctx = TraceContextTextMapPropagator().extract(dict(headers))
+    expected = trace.get_current_span(ctx).get_span_context()
+    got = _ids.parent_context(headers)
+    if not expected.is_valid:
+        assert got is None
+    else:
+        assert got == expected
+        assert got.trace_state == expected.trace_state
+
+
+def test_a_step_attempts_span_context_is_the_one_spancontext_makes() -> None:
+    assert _spans._TUPLE_LAYOUT  # this OpenTelemetry API's layout: the shortcut is taken
+    provider = TracerProvider()
+    spans = _spans.fast_spans(provider.get_tracer("duro"))
+    assert spans is not None
+    run, _ = _ids.run_entry("a-run", {"traceparent": f"00-{TRACE}-{SPAN}-01"})
+    span = spans.run_child("RunStep:x", run, {"duro.attempt": 1})
+    assert isinstance(span, _spans.LightSpan)
+    ctx = span.get_span_context()
+    made = trace.SpanContext(run.trace_id, ctx.span_id, False,
+                             trace.TraceFlags(trace.TraceFlags.SAMPLED))
+    assert ctx == made and type(ctx) is trace.SpanContext
+    assert (ctx.trace_id, ctx.span_id, ctx.is_remote, ctx.trace_flags, ctx.trace_state,
+            ctx.is_valid) == (made.trace_id, made.span_id, made.is_remote,
+                              made.trace_flags, made.trace_state, made.is_valid)
+    assert span.parent == run and span.attributes == {"duro.attempt": 1}
+
+
+class Empty(SpanProcessor):
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def _on_ending(self, span: Any) -> None:
+        """Nothing to do (a docstring only)."""
+
+    def on_end(self, span: Any) -> None:
+        return None
+
+
+class Busy(SpanProcessor):
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.started.append(span.name)
+
+
+def test_hooks_that_do_nothing_are_not_called_and_all_others_are() -> None:
+    simple = SimpleSpanProcessor(InMemorySpanExporter())
+    batch = BatchSpanProcessor(InMemorySpanExporter())
+    empty, busy = Empty(), Busy()
+    on_instance, calls = Empty(), []
+    on_instance.on_start = (  # type: ignore[method-assign]
+        lambda span, parent_context=None: calls.append(span))
+    hooks = _spans._hooks((simple, batch, empty, busy, on_instance), "on_start")
+    assert hooks == (busy.on_start, on_instance.on_start)
+    assert _spans._hooks((simple, batch, empty, busy), "_on_ending") == ()
+    ends = _spans._hooks((simple, empty, busy), "on_end")
+    assert ends == (simple.on_end,)  # Empty's returns None and does nothing else
+    batch.shutdown()  # type: ignore[no-untyped-call]
+
+
+def test_the_current_context_is_set_and_reset_as_attach_and_detach_do() -> None:
+    span = trace.NonRecordingSpan(trace.SpanContext(1, 2, False))
+    base = otel_context.set_value("k", "v")
+    outer = otel_context.attach(base)
+    try:
+        token = _spans.enter(span)  # into the current context, its other values kept
+        assert trace.get_current_span() is span and otel_context.get_value("k") == "v"
+        _spans.leave(token)
+        assert otel_context.get_current() is base
+        token = _spans.enter(span, otel_context.Context())  # into the one given
+        assert trace.get_current_span() is span and otel_context.get_value("k") is None
+        _spans.leave(token)
+        assert otel_context.get_current() is base
+    finally:
+        otel_context.detach(outer)
+
+
+def test_the_workers_step_input_is_the_one_its_constructor_makes() -> None:
+    assert [f.name for f in dataclasses.fields(ExecuteStepInput)] == [
+        "step", "args", "kwargs", "info"]  # each set by the worker: a new one must be too
+
+    @duro.step(name="fast.paths.step")
+    async def add(a: int, b: int = 0) -> int:
+        return a + b
+
+    info = duro.StepInfo(workflow_id="w", run_id="r", step="fast.paths.step", seq=3,
+                         attempt=2, idempotency_key="r:3", heartbeat_details=None,
+                         deadline=None, headers={"h": "v"})
+    seen: list[ExecuteStepInput] = []
+
+    class Hook:
+        async def execute_step(self, input: ExecuteStepInput, next: Any) -> Any:
+            seen.append(input)
+            return await next(input)
+
+    class Cmd:
+        step = add
+        args = (1,)
+        kwargs = {"b": 2}
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+        return await _steps._intercepted(Cmd(), info, None, loop,  # type: ignore[arg-type]
+                                         [Hook()])  # type: ignore[list-item]
+
+    assert asyncio.run(main()) == 3
+    assert seen == [ExecuteStepInput(step="fast.paths.step", args=(1,), kwargs={"b": 2},
+                                     info=info)]
