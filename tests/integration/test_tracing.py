@@ -307,3 +307,54 @@ def test_a_provider_that_is_not_the_sdks_is_used_through_the_api(tmp_path: Path)
             assert await (await engine.start(flow)).result(timeout=30) == 2
 
     run(main())
+
+
+@pytest.mark.parametrize("generic", [False, True])
+def test_a_step_span_covers_the_attempt_and_a_subclass_may_choose_its_steps(
+        tmp_path: Path, generic: bool) -> None:
+    """A step attempt's span covers the whole attempt: a timed out attempt ends with an
+    error status and its ``StepTimeoutError`` (on the SDK path and the generic one). Step
+    spans come from ``attempt_started``: a subclass that returns None for some steps makes
+    no span for them (and the run, its other steps and its end are traced as before)."""
+    exporter = InMemorySpanExporter()
+    provider = _OtherProvider() if generic else TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    slow = {"first": True}
+
+    class SomeSteps(TracingInterceptor):
+        def attempt_started(self, info: duro.StepInfo) -> Any:
+            return None if info.step == "spans.untraced" else super().attempt_started(info)
+
+    @duro.step(name="spans.slow", timeout=0.2,
+               retry=duro.RetryPolicy(max_attempts=2, initial_interval=0.01, jitter=0))
+    async def slow_step() -> str:
+        if slow["first"]:
+            slow["first"] = False
+            await asyncio.sleep(30)
+        return "ok"
+
+    @duro.step(name="spans.untraced")
+    async def untraced() -> str:
+        return "quiet"
+
+    @duro.workflow(name="spans.covered")
+    async def flow() -> list[str]:
+        return [await slow_step(), await untraced()]
+
+    async def main() -> list[ReadableSpan]:
+        async with duro.Engine(f"sqlite:///{tmp_path}/covered.db", poll_interval=0.02,
+                               interceptors=[SomeSteps(provider)]) as engine:
+            handle = await engine.start(flow, id="spans-covered")
+            assert await handle.result(timeout=30) == ["ok", "quiet"]
+            return await _spans_until(exporter, "RunWorkflow:spans.covered", 1)
+
+    spans = _by_name(run(main()))
+    assert "RunStep:spans.untraced" not in spans
+    timed_out, done = sorted(spans["RunStep:spans.slow"],
+                             key=lambda s: s.attributes["duro.attempt"])  # type: ignore[index]
+    assert timed_out.status.status_code is StatusCode.ERROR
+    assert "StepTimeoutError" in (timed_out.status.description or "")
+    assert [e.name for e in timed_out.events] == ["exception"]
+    assert done.status.status_code is StatusCode.UNSET and not done.events
+    run_span = spans["RunWorkflow:spans.covered"][0]
+    assert _parent(timed_out) == _parent(done) == run_span.context.span_id

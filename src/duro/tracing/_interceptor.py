@@ -80,6 +80,10 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
       parent is the start's span (or, for a child, its parent run's span).
     - **A step attempt**: ``RunStep:<name>`` (attempt, queue, error), a child of the run's
       span, current while the step runs: the step's own instrumented calls nest in it.
+      It covers the whole attempt (its ``execute_step`` interceptors, the step, what it
+      streamed, its result encoded): a timed out attempt is an error
+      (``StepTimeoutError``). Made by :meth:`attempt_started`: a subclass that returns
+      None there for some steps traces only the others.
     - **Timers and signals**: ``Timer`` (set → fired) and ``Signal:<name>`` (linked to
       the sender's span), children of the run's span.
 
@@ -161,8 +165,10 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                 if error is not None:
                     failed(span, error)
             finally:
-                leave(token)
-                span.end()
+                try:
+                    leave(token)
+                finally:
+                    span.end()
         return ended
 
     def _generic_attempt(self, info: StepInfo, run: trace.SpanContext,
@@ -180,8 +186,10 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                     span.set_status(Status(StatusCode.ERROR,
                                            f"{type(error).__name__}: {error}"))
             finally:
-                otel_context.detach(token)
-                span.end()
+                try:
+                    otel_context.detach(token)
+                finally:
+                    span.end()
         return ended
 
     def _current(self, name: str, kind: SpanKind, attributes: dict[str, Any]

@@ -631,8 +631,10 @@ class Current:
             if error is not None:
                 failed(span, error)
         finally:
-            leave(self._token)
-            span.end()
+            try:
+                leave(self._token)
+            finally:
+                span.end()
 
 
 def _current_var() -> ContextVar[Context] | None:

@@ -93,10 +93,12 @@ async def run_attempt(
     info._streams = streams
     _current_step.set(info)
     # Watchers (attempt_started) begin here, in the attempt's context, and end when it
-    # is over, told what it raised.
-    ends = attempt_started(watchers, info) if watchers else None
+    # is over, told what it raised (those begun, even if a later one's start raised).
+    ends: list[Callable[[BaseException | None], None]] | None = [] if watchers else None
     error: BaseException | None = None
     try:
+        if ends is not None:
+            attempt_started(watchers, info, ends)
         when = limit()
         try:
             call = (_call(step, cmd.args, cmd.kwargs, executor, loop) if not hooks
@@ -180,11 +182,11 @@ _set_step, _set_args, _set_kwargs, _set_info = (
     ExecuteStepInput.__dict__[name].__set__ for name in ("step", "args", "kwargs", "info"))
 
 
-def attempt_started(watchers: Sequence[WorkerInterceptor], info: StepInfo
-                    ) -> list[Callable[[BaseException | None], None]]:
-    """Each watcher's ``attempt_started``, first to last: what each returned to be told
-    of the end (what one raises is logged: a watcher's bug costs the attempt nothing)."""
-    ends = []
+def attempt_started(watchers: Sequence[WorkerInterceptor], info: StepInfo,
+                    ends: list[Callable[[BaseException | None], None]]) -> None:
+    """Each watcher's ``attempt_started``, first to last, what each returned to be told
+    of the end added to ``ends`` as it comes (what one raises is logged: a watcher's bug
+    costs the attempt nothing)."""
     for watcher in watchers:
         try:
             end = watcher.attempt_started(info)
@@ -193,7 +195,6 @@ def attempt_started(watchers: Sequence[WorkerInterceptor], info: StepInfo
             continue
         if end is not None:
             ends.append(end)
-    return ends
 
 
 def attempt_ended(ends: Sequence[Callable[[BaseException | None], None]],

@@ -477,8 +477,11 @@ class Worker:
         namespace = None if claim.namespace == "default" else claim.namespace
         start_meta = None if links is _NO_LINKS and namespace is None else RunStartedMeta(
             parent_run_id=links.parent_run_id, parent_op=links.parent_op,
-            deadline_at=links.deadline_at, headers=links.headers, budgets=links.budgets,
-            namespace=namespace)
+            deadline_at=links.deadline_at,
+            # Its own copy, as decoding would make: a step that writes to its run's
+            # headers (a dict) must not reach the creator's (a child's parent's).
+            headers=dict(links.headers) if links.headers else None,
+            budgets=links.budgets, namespace=namespace)
         held.inst.apply(EventKind.RUN_STARTED, None, claim.workflow_name, input, None, ts,
                         start_meta=start_meta)
         self._resume(held)
