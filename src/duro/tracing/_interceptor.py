@@ -24,7 +24,7 @@ from duro.interceptors import (
 )
 from duro.step import StepInfo
 from duro.tracing._ids import ForcedIds, inject, parent_context, run_entry, run_span_id
-from duro.tracing._spans import Current, LightSpan, context_of, enter, failed, fast_spans, leave
+from duro.tracing._spans import Current, LightSpan, context_of, enter, fast_spans, leave
 
 __all__ = ["TracingInterceptor"]
 
@@ -158,17 +158,15 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         # attempt's: a run's context differs from it only by the run's span, which the
         # attempt's replaces).
         span = spans.run_child("RunStep:" + info.step, run, attributes)
-        token = enter(span)
+        if type(span) is LightSpan:
+            return span.entered()
+        token = enter(span)  # not sampled: a non-recording span, still current
 
         def ended(error: BaseException | None) -> None:
             try:
-                if error is not None:
-                    failed(span, error)
+                leave(token)
             finally:
-                try:
-                    leave(token)
-                finally:
-                    span.end()
+                span.end()
         return ended
 
     def _generic_attempt(self, info: StepInfo, run: trace.SpanContext,

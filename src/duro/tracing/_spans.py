@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from types import FunctionType, MappingProxyType, TracebackType
 from typing import Any
@@ -161,7 +161,7 @@ class Spans:
             else trace.SpanContext(run.trace_id, span_id, False, flags)
         if decision is _DROP:
             return trace.NonRecordingSpan(ctx)
-        return LightSpan(self, name, ctx, run, _INTERNAL, attributes, [], time.time_ns())
+        return LightSpan(self, name, ctx, run, _INTERNAL, attributes, (), time.time_ns())
 
     def start(self, name: str, context: Any, parent: trace.SpanContext | None, *,
               kind: SpanKind = SpanKind.INTERNAL,
@@ -185,7 +185,7 @@ class Spans:
         if decision is _DROP:
             return trace.NonRecordingSpan(ctx)
         span = LightSpan(self, name, ctx, parent, kind, self._attributes(sampled),
-                         self._links(links) if links else [],
+                         self._links(links) if links else (),
                          time.time_ns() if start_time is None else start_time)
         starts = self.pipeline()[0]
         for start in starts:
@@ -233,10 +233,11 @@ class Spans:
         return BoundedAttributes(limits.max_span_attributes, given, immutable=False,
                                  max_value_len=limits.max_span_attribute_length)
 
-    def _links(self, links: Sequence[Link] | None) -> list[Link] | BoundedList[Link]:
+    def _links(self, links: Sequence[Link] | None
+               ) -> tuple[Link, ...] | list[Link] | BoundedList[Link]:
         """Valid links, bounded as the SDK bounds them (the newest kept)."""
         if not links:
-            return []
+            return ()
         limits = self.limits
         return BoundedList.from_seq(limits.max_links, [
             Link(link.context, BoundedAttributes(limits.max_link_attributes, link.attributes,
@@ -351,7 +352,7 @@ class LightSpan(trace.Span, ReadableSpan):
     changes it any more, so the processors' ``on_end`` gets it rather than a copy."""
 
     __slots__ = ("_attributes", "_context", "_end_time", "_events", "_kind", "_links",
-                 "_lock", "_name", "_owner", "_parent", "_start_time", "_status")
+                 "_lock", "_name", "_owner", "_parent", "_start_time", "_status", "_token")
 
     # ReadableSpan's fields, as a started span has them (its to_json reads them).
     _context: trace.SpanContext
@@ -361,14 +362,15 @@ class LightSpan(trace.Span, ReadableSpan):
     def __init__(self, owner: Spans, name: str, ctx: trace.SpanContext,
                  parent: trace.SpanContext | None, kind: SpanKind,
                  attributes: dict[str, Any] | BoundedAttributes,
-                 links: list[Link] | BoundedList[Link], start: int) -> None:
+                 links: tuple[Link, ...] | list[Link] | BoundedList[Link], start: int
+                 ) -> None:
         self._owner = owner
         self._name = name
         self._context = ctx
         self._parent = parent
         self._kind = kind
         self._attributes = attributes
-        self._links: list[Link] | BoundedList[Link] = links
+        self._links: tuple[Link, ...] | list[Link] | BoundedList[Link] = links
         self._events: Sequence[Event] = ()  # most spans get none: bounded when one comes
         self._status = _UNSET
         self._start_time = start
@@ -578,6 +580,24 @@ class LightSpan(trace.Span, ReadableSpan):
         if self._end_time is None:
             self.record_exception(error)
             self.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+
+    def entered(self) -> Callable[[BaseException | None], None]:
+        """Make the span current (:func:`enter`, in the current context) and return
+        what ends it there: called with what the code it covered raised (an
+        ``Exception`` marks it failed), it resets the context and ends the span. (A
+        bound method: one object per span, not a closure and its cells.)"""
+        self._token = enter(self)
+        return self._close
+
+    def _close(self, error: BaseException | None) -> None:
+        try:
+            if isinstance(error, Exception):
+                self.failed(error)
+        finally:
+            try:
+                leave(self._token)
+            finally:
+                self.end()
 
 
 def enter(span: LightSpan | trace.NonRecordingSpan, context: Any = None) -> Any:
