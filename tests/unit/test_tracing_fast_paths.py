@@ -157,3 +157,26 @@ def test_the_workers_step_input_is_the_one_its_constructor_makes() -> None:
     assert asyncio.run(main()) == 3
     assert seen == [ExecuteStepInput(step="fast.paths.step", args=(1,), kwargs={"b": 2},
                                      info=info)]
+
+
+def test_a_calls_traceparent_is_written_as_the_w3c_propagator_writes_it() -> None:
+    from duro.tracing._interceptor import _with_context
+
+    provider = TracerProvider()
+    spans = _spans.fast_spans(provider.get_tracer("duro"))
+    assert spans is not None
+    state = trace.TraceState([("vendor", "value")])
+    parent = trace.SpanContext(int(TRACE, 16), int(SPAN, 16), True,
+                               trace.TraceFlags(trace.TraceFlags.SAMPLED), state)
+    for context_parent in (None, parent):
+        context = (otel_context.Context() if context_parent is None else
+                   trace.set_span_in_context(trace.NonRecordingSpan(context_parent)))
+        span = spans.start("StartWorkflow:x", context,
+                           context_parent, kind=trace.SpanKind.PRODUCER)
+        with _spans.Current(span, context) as current:
+            given = {"tenant": "acme", "traceparent": "old", "tracestate": "old=1"}
+            expected = {"tenant": "acme"}
+            TraceContextTextMapPropagator().inject(expected)
+            assert _with_context(given, current) == expected
+            assert _with_context(None, current) == {
+                k: v for k, v in expected.items() if k != "tenant"}

@@ -105,7 +105,8 @@ def _derive(run_id: str, headers: Mapping[str, str] | None
 
 _CACHED = 16_384
 """More than a worker's active runs by default (10,000): a step of each finds its run's
-span context here (~0.4 KB an entry)."""
+span context here (measured: ~0.46 KB an entry with a ``traceparent``, ~0.25 without;
+~7.5 MB when full)."""
 _runs: dict[str, tuple[trace.SpanContext, trace.SpanContext | None]] = {}
 """Recent runs' span contexts: each step attempt of a run needs its run's (a digest and a
 ``traceparent`` parse, ~4 µs, saved)."""
