@@ -24,7 +24,7 @@ from duro.interceptors import (
 )
 from duro.step import StepInfo
 from duro.tracing._ids import ForcedIds, inject, parent_context, run_entry, run_span_id
-from duro.tracing._spans import Current, LightSpan, context_of, enter, fast_spans, leave
+from duro.tracing._spans import Current, LightSpan, close, context_of, enter, fast_spans
 
 __all__ = ["TracingInterceptor"]
 
@@ -152,7 +152,7 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         attributes: dict[str, Any] = {"duro.workflow_id": info.workflow_id,
                                       "duro.attempt": info.attempt}
         spans = self.spans
-        if spans is None or (spans.is_enabled is not None and not spans.is_enabled()):
+        if spans is None or not spans.enabled():
             return self._generic_attempt(info, run, attributes)
         # The hot path (a span per attempt). The span goes into the current context (the
         # attempt's: a run's context differs from it only by the run's span, which the
@@ -161,13 +161,7 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         if type(span) is LightSpan:
             return span.entered()
         token = enter(span)  # not sampled: a non-recording span, still current
-
-        def ended(error: BaseException | None) -> None:
-            try:
-                leave(token)
-            finally:
-                span.end()
-        return ended
+        return lambda error: close(span, token, error)
 
     def _generic_attempt(self, info: StepInfo, run: trace.SpanContext,
                          attributes: dict[str, Any]) -> Callable[[BaseException | None], None]:

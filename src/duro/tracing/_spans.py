@@ -50,7 +50,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util import types
 
-__all__ = ["Current", "LightSpan", "Spans", "context_of", "enter", "failed", "fast_spans",
+__all__ = ["Current", "LightSpan", "Spans", "close", "context_of", "enter", "fast_spans",
            "leave"]
 
 _Pipeline = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
@@ -114,8 +114,7 @@ class Spans:
             else self.limits.max_span_attributes if self.limits.max_span_attributes \
             is not None else sys.maxsize
         self._members: Any = None
-        self.is_enabled: Any = getattr(tracer, "_is_enabled", None)  # SDKs since 1.3x
-        """The tracer's own check (:meth:`enabled`), None where it has none."""
+        self._is_enabled = getattr(tracer, "_is_enabled", None)  # an SDK's since 1.3x
         self._pipeline: _Pipeline = ((), (), ())
 
     def pipeline(self) -> _Pipeline:
@@ -136,7 +135,7 @@ class Spans:
     def enabled(self) -> bool:
         """False when the SDK is told to make no spans for this tracer (a tracer
         configurator): the generic path then returns the SDK's non-recording spans."""
-        check = self.is_enabled
+        check = self._is_enabled
         return True if check is None else bool(check())
 
     def run_child(self, name: str, run: trace.SpanContext, attributes: dict[str, Any]
@@ -590,14 +589,7 @@ class LightSpan(trace.Span, ReadableSpan):
         return self._close
 
     def _close(self, error: BaseException | None) -> None:
-        try:
-            if isinstance(error, Exception):
-                self.failed(error)
-        finally:
-            try:
-                leave(self._token)
-            finally:
-                self.end()
+        close(self, self._token, error)
 
 
 def enter(span: LightSpan | trace.NonRecordingSpan, context: Any = None) -> Any:
@@ -621,11 +613,20 @@ def leave(token: Any) -> None:
         otel_context.detach(token)
 
 
-def failed(span: LightSpan | trace.NonRecordingSpan, error: BaseException) -> None:
-    """What the SDK's ``use_span`` does when an exception leaves the span's block: an
-    ``Exception`` is recorded on a recording span and makes its status an error."""
-    if isinstance(error, Exception) and isinstance(span, LightSpan):
-        span.failed(error)
+def close(span: LightSpan | trace.NonRecordingSpan, token: Any,
+          error: BaseException | None) -> None:
+    """End ``span``, made current by :func:`enter` (``token``), once the code it covered
+    is over: what the SDK's ``use_span`` does on leaving its block. An ``Exception``
+    that code raised is recorded on a recording span and makes its status an error; the
+    context is reset and the span ended whatever happens."""
+    try:
+        if isinstance(error, Exception) and isinstance(span, LightSpan):
+            span.failed(error)
+    finally:
+        try:
+            leave(token)
+        finally:
+            span.end()
 
 
 class Current:
@@ -646,15 +647,7 @@ class Current:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
-        span = self._span
-        try:
-            if error is not None:
-                failed(span, error)
-        finally:
-            try:
-                leave(self._token)
-            finally:
-                span.end()
+        close(self._span, self._token, error)
 
 
 def _current_var() -> ContextVar[Context] | None:

@@ -292,9 +292,8 @@ async def record_time_out(w: Worker, held: HeldRun) -> None:
     except DuroError as exc:
         log.warning("could not time out run %s: %s", held.run_id, exc)
     else:
-        ended = [NewEvent(kind=EventKind.RUN_TIMED_OUT, ts=now)]
-        if w.observers and held.concerns_observers(ended):  # the store wrote it itself
-            held.observe(ended)
+        if w.observers:  # the store wrote the run's end itself
+            held.observe([NewEvent(kind=EventKind.RUN_TIMED_OUT, ts=now)])
     closed(w, held)
 
 
@@ -391,7 +390,7 @@ async def continue_as_new(w: Worker, held: HeldRun, cont: ContinueAsNew) -> None
                 except Exception as exc:  # outside the store's contract: see HeldRun._write
                     held.park_unwritable(exc)
                     return
-            if w.observers and held.concerns_observers(events):
+            if w.observers:
                 held.observe(events)
             closed(w, held, look=True)  # its successor, when not adopted here, is claimed
             if start.local:

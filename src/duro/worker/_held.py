@@ -244,7 +244,7 @@ class HeldRun:
         finally:
             self.writing -= 1
         if told:
-            self.observe(events)
+            self.observe(events, checked=True)
         if self.history_len > w.history_warning and not self.warned_history:
             self.warned_history = True
             log.warning("run %s of %s has %d history events (warning at %d, limit %d): "
@@ -265,10 +265,13 @@ class HeldRun:
                 return True
         return False
 
-    def observe(self, events: Sequence[NewEvent]) -> None:
-        """Tell the worker's observers (``events_recorded``) of a committed write that
-        concerns some (:meth:`concerns_observers`): each about every write or about a
-        kind among these events."""
+    def observe(self, events: Sequence[NewEvent], *, checked: bool = False) -> None:
+        """Tell the worker's observers (``events_recorded``) of a committed write: each
+        about every write or about a kind among these events; none when the write
+        concerns none (:meth:`concerns_observers`, asked here unless ``checked``: the
+        caller asked before the commit)."""
+        if not checked and not self.concerns_observers(events):
+            return
         w = self.worker
         told = [observer for observer, kinds in w.observer_kinds
                 if kinds is None or any(ev.kind in kinds for ev in events)]
@@ -359,8 +362,8 @@ class HeldRun:
                 w.drop(self)
                 return
         self.inflight -= 1
-        if w.observers and self.concerns_observers(written := [*events, event]):
-            self.observe(written)
+        if w.observers:
+            self.observe([*events, event])
         self.inst.apply(event.kind, event.op, event.name, event.data, event.meta, event.ts)
         if cmd.state == "cancelled" and record is not None:
             self.child_cancelled(self.inst, cmd)
