@@ -11,6 +11,17 @@ machine's does by +-30% over minutes).
 
     python bench/bench_telemetry.py                  # 1000 x 10, 3 repeats
     python bench/bench_telemetry.py --tiny           # smoke run (seconds)
+    python bench/bench_telemetry.py --parts          # tracing's cost part by part
+
+``--parts`` measures tracing piece by piece, each a ``TracingInterceptor`` that does
+only some of its work (a subclass that skips the rest, as a user's may): ``idle`` (the
+interceptor there, doing nothing: the hooks' calls), ``header`` (only the start's
+``traceparent`` header, no span: what carrying one header costs the engine),
+``start`` (the start's span and header), ``runs`` (those and each run's own span, no
+step spans), ``tracing`` (everything) and ``no-processor`` (everything, on a provider
+with no span processor at all: the spans are made and handed to nothing). The
+"extra CPU" column is the median of each repeat's CPU a step minus that of the "off"
+run beside it.
 
 Results: a table on stdout, JSON in ``bench/results/telemetry-<timestamp>.json``
 (``--json PATH`` to choose).
@@ -34,26 +45,65 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 MODES = ("off", "tracing", "metrics")
+PARTS = ("off", "idle", "header", "start", "runs", "tracing", "no-processor")
+
+
+def _tracing(kind: Any = None, *, processor: bool = True) -> Any:
+    """A ``TracingInterceptor`` (or subclass ``kind``) on an SDK provider whose exporter
+    drops every span (``processor=False``: a provider with no span processor)."""
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    from duro.tracing import TracingInterceptor
+
+    class Drop(SpanExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    if processor:
+        provider.add_span_processor(SimpleSpanProcessor(Drop()))
+    return (kind or TracingInterceptor)(provider)
+
+
+def _part(mode: str) -> Any:
+    """A ``TracingInterceptor`` doing only part of its work (``--parts``): a subclass
+    that skips the rest, as a user's may."""
+    import dataclasses
+
+    from duro.tracing import TracingInterceptor
+
+    header = {"traceparent": "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"}
+
+    class Part(TracingInterceptor):
+        # Only "runs" records runs' spans (what a worker commits).
+        recorded_kinds = TracingInterceptor.recorded_kinds if mode == "runs" \
+            else frozenset()
+
+        async def start(self, input: Any, next: Any) -> Any:
+            if mode == "idle":
+                return await next(input)
+            if mode == "header":
+                return await next(dataclasses.replace(input, headers=header))
+            return await super().start(input, next)
+
+        def attempt_started(self, info: Any) -> Any:
+            return None  # no step spans
+
+    return _tracing(Part)
 
 
 def _interceptors(mode: str) -> list[Any]:
     if mode == "tracing":
-        from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-        from opentelemetry.sdk.trace.export import (
-            SimpleSpanProcessor,
-            SpanExporter,
-            SpanExportResult,
-        )
-
-        from duro.tracing import TracingInterceptor
-
-        class Drop(SpanExporter):
-            def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-                return SpanExportResult.SUCCESS
-
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(Drop()))
-        return [TracingInterceptor(provider)]
+        return [_tracing()]
+    if mode == "no-processor":
+        return [_tracing(processor=False)]
+    if mode in ("idle", "header", "start", "runs"):
+        return [_part(mode)]
     if mode == "metrics":
         from duro.metrics import Metrics
 
@@ -106,16 +156,19 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tiny", action="store_true", help="50 x 5, one repeat")
+    parser.add_argument("--parts", action="store_true",
+                        help="tracing's cost part by part (see the module's docstring)")
     parser.add_argument("--json", metavar="PATH")
-    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=sorted({*MODES, *PARTS}), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tiny:
         args.workflows, args.steps, args.repeats = 50, 5, 1
     if args.child:
         return _child(args)
-    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in MODES}
+    modes = PARTS if args.parts else MODES
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in modes}
     for _ in range(args.repeats):
-        for mode in MODES:  # alternating: drifts of a noisy machine hit every mode
+        for mode in modes:  # alternating: drifts of a noisy machine hit every mode
             proc = subprocess.run(
                 [sys.executable, __file__, "--child", mode, "--workflows",
                  str(args.workflows), "--steps", str(args.steps)],
@@ -128,25 +181,31 @@ def main() -> int:
     rows = []
     print(f"{args.workflows} workflows x {args.steps} steps, SQLite, "
           f"median of {args.repeats}")
-    print(f"{'mode':<10} {'steps/s':>10} {'vs off':>8} {'paired':>8} {'CPU us/step':>12}")
-    for mode in MODES:
+    print(f"{'mode':<12} {'steps/s':>10} {'vs off':>8} {'paired':>8} {'CPU us/step':>12} "
+          f"{'extra CPU':>10}")
+    for mode in modes:
         rate = statistics.median(r["steps_per_s"] for r in runs[mode])
         cpu = statistics.median(r["cpu_us_per_step"] for r in runs[mode])
         # Each repeat against the "off" run just before it: a drift of the machine's
         # speed over the minutes of the benchmark moves both sides of a pair alike.
         paired = statistics.median(r["steps_per_s"] / o["steps_per_s"]
                                    for r, o in zip(runs[mode], runs["off"], strict=True))
+        extra = statistics.median(r["cpu_us_per_step"] - o["cpu_us_per_step"]
+                                  for r, o in zip(runs[mode], runs["off"], strict=True))
         rows.append({"mode": mode, "steps_per_s": rate, "ratio_to_off": rate / base,
                      "paired_ratio_to_off": paired, "cpu_us_per_step": cpu,
-                     "runs": runs[mode]})
-        print(f"{mode:<10} {rate:>10.0f} {rate / base:>7.0%} {paired:>7.0%} {cpu:>12.1f}")
+                     "extra_cpu_us_per_step": extra, "runs": runs[mode]})
+        print(f"{mode:<12} {rate:>10.0f} {rate / base:>7.0%} {paired:>7.0%} {cpu:>12.1f} "
+              f"{extra:>+10.1f}")
     print("vs off: ratio of the medians; paired: median of each repeat's ratio to the "
-          "off run beside it")
+          "off run beside it; extra CPU: median of each repeat's CPU a step (us) minus "
+          "the off run's beside it")
     path = Path(args.json) if args.json else \
         HERE / "results" / f"telemetry-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"workflows": args.workflows, "steps": args.steps,
-                                "repeats": args.repeats, "modes": rows}, indent=2))
+                                "repeats": args.repeats, "parts": args.parts, "modes": rows},
+                               indent=2))
     print(f"JSON: {path}")
     return 0
 

@@ -1,0 +1,133 @@
+"""What one step attempt's span costs, part by part, with the processor's caches warm
+("hot": the same span made again and again) and with them holding other work ("cold":
+~2,000 unrelated objects touched before each span, as ~1,000 other runs' steps touch
+theirs between two steps of one run in the engine).
+
+Tracing's cost in the engine (``bench_telemetry.py --parts``) is mostly the step
+attempts' spans, and a span costs there about what it costs here "cold", nearly twice
+its "hot" cost: this is the test bed for making it cheaper without a 1000 x 10 run's
+noise. The parts: the run's span context found (``run_entry``), the span made
+(``Spans.run_child``), made current, then ended (the context reset, the span's end, and
+the SDK's ``SimpleSpanProcessor.on_end`` with an exporter that drops it). The garbage
+collector is off while timing.
+
+    python bench/bench_step_span.py                  # 1,000 runs x 10 rounds, 3 repeats
+    python bench/bench_step_span.py --tiny           # smoke run
+
+Results: a table on stdout (µs a span, medians of the repeats), JSON in
+``bench/results/step-span-<timestamp>.json`` (``--json PATH`` to choose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PARTS = ("run_entry", "made", "current", "ended", "on_end")
+
+
+def _measure(runs: int, rounds: int, cold: bool) -> dict[str, float]:
+    from bench_telemetry import _tracing  # this directory's: the same provider
+
+    from duro.tracing._ids import run_entry
+    from duro.tracing._spans import LightSpan, enter, leave
+
+    spans = _tracing().spans  # an SDK provider, a SimpleSpanProcessor dropping spans
+    assert spans is not None
+    rng = random.Random(7)
+    # Each run as a worker holds it: its id, its headers (a traceparent) cached.
+    held = [(f"run-{i:06d}-{rng.getrandbits(64):016x}",
+             {"traceparent": f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-01"},
+             f"wf-{i}") for i in range(runs)]
+    for run_id, headers, _ in held:
+        run_entry(run_id, headers)
+    other = [[n, str(n), {"n": n}] for n in range(200_000)]
+    chunk = 2_000
+
+    def touch(k: int) -> int:
+        total = 0
+        for item in other[(k % 100) * chunk:(k % 100 + 1) * chunk]:
+            total += item[0]
+            item[2]["n"] = total
+        return total
+
+    clock = time.perf_counter_ns
+    totals = dict.fromkeys(PARTS, 0)
+    count = 0
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for k, (run_id, headers, workflow_id) in enumerate(held):
+                if cold:
+                    touch(k)
+                a = clock()
+                run, _ = run_entry(run_id, headers)
+                b = clock()
+                span = spans.run_child("RunStep:bench.noop", run,
+                                       {"duro.workflow_id": workflow_id, "duro.attempt": 1})
+                c = clock()
+                token = enter(span)
+                d = clock()
+                leave(token)
+                assert isinstance(span, LightSpan)
+                with span._lock:
+                    span._end_time = time.time_ns()
+                e = clock()
+                for end in spans.pipeline()[2]:
+                    end(span)
+                f = clock()
+                for part, took in zip(PARTS, (b - a, c - b, d - c, e - d, f - e), strict=True):
+                    totals[part] += took
+                count += 1
+        start = clock()
+        for _ in range(10_000):
+            clock()
+        floor = (clock() - start) / 10_000  # one clock read, taken off each part
+    finally:
+        gc.enable()
+    return {part: max(0.0, (took / count - floor) / 1000) for part, took in totals.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="50 runs x 2 rounds, once")
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+    if args.tiny:
+        args.runs, args.rounds, args.repeats = 50, 2, 1
+    results: dict[str, list[dict[str, float]]] = {"hot": [], "cold": []}
+    for _ in range(args.repeats):
+        for mode in results:
+            results[mode].append(_measure(args.runs, args.rounds, mode == "cold"))
+    rows: list[dict[str, Any]] = []
+    print(f"one step attempt's span, µs (medians of {args.repeats}; "
+          f"{args.runs} runs x {args.rounds} rounds)")
+    print(f"{'caches':<6} " + " ".join(f"{p:>10}" for p in PARTS) + f" {'total':>10}")
+    for mode, measured in results.items():
+        parts = {p: statistics.median(m[p] for m in measured) for p in PARTS}
+        total = statistics.median(sum(m.values()) for m in measured)
+        rows.append({"caches": mode, "parts_us": parts, "total_us": total})
+        print(f"{mode:<6} " + " ".join(f"{parts[p]:>10.2f}" for p in PARTS)
+              + f" {total:>10.2f}")
+    path = Path(args.json) if args.json else \
+        HERE / "results" / f"step-span-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"runs": args.runs, "rounds": args.rounds,
+                                "repeats": args.repeats, "rows": rows}, indent=2))
+    print(f"JSON: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
