@@ -106,6 +106,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.tiny:
         args.runs, args.rounds, args.repeats = 50, 2, 1
+    if min(args.runs, args.rounds, args.repeats) < 1:
+        parser.error("--runs, --rounds and --repeats must be at least 1")
     results: dict[str, list[dict[str, float]]] = {"hot": [], "cold": []}
     for _ in range(args.repeats):
         for mode in results:

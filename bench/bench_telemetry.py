@@ -163,6 +163,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.tiny:
         args.workflows, args.steps, args.repeats = 50, 5, 1
+    if min(args.workflows, args.steps, args.repeats) < 1:
+        parser.error("--workflows, --steps and --repeats must be at least 1")
     if args.child:
         return _child(args)
     modes = PARTS if args.parts else MODES
