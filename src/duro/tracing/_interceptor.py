@@ -169,20 +169,8 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         the SDK's, or a tracer it disabled), as ``start_as_current_span`` would do it."""
         span = self.tracer.start_span("RunStep:" + info.step, context=context_of(run),
                                       attributes=attributes)
-        token = otel_context.attach(trace.set_span_in_context(span))
-
-        def ended(error: BaseException | None) -> None:
-            try:
-                if isinstance(error, Exception) and span.is_recording():
-                    span.record_exception(error)
-                    span.set_status(Status(StatusCode.ERROR,
-                                           f"{type(error).__name__}: {error}"))
-            finally:
-                try:
-                    otel_context.detach(token)
-                finally:
-                    span.end()
-        return ended
+        token = enter(span)
+        return lambda error: close(span, token, error)
 
     def _current(self, name: str, kind: SpanKind, attributes: dict[str, Any]
                  ) -> AbstractContextManager[Any]:

@@ -573,13 +573,6 @@ class LightSpan(trace.Span, ReadableSpan):
             start_time=self._start_time, end_time=self._end_time,
             instrumentation_scope=owner.scope), memo)
 
-    def failed(self, error: Exception) -> None:
-        """Mark the span failed by ``error``, raised by the code it covers, as the SDK's
-        ``use_span`` does: the exception recorded as an event, the status an error."""
-        if self._end_time is None:
-            self.record_exception(error)
-            self.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-
     def entered(self) -> Callable[[BaseException | None], None]:
         """Make the span current (:func:`enter`, in the current context) and return
         what ends it there: called with what the code it covered raised (an
@@ -592,7 +585,7 @@ class LightSpan(trace.Span, ReadableSpan):
         close(self, self._token, error)
 
 
-def enter(span: LightSpan | trace.NonRecordingSpan, context: Any = None) -> Any:
+def enter(span: trace.Span, context: Any = None) -> Any:
     """Make ``span`` current (in ``context``, default the current one, as
     ``set_span_in_context`` makes it) and return the token :func:`leave` takes. Sets
     OpenTelemetry's context variable directly while its runtime context is the default
@@ -613,15 +606,16 @@ def leave(token: Any) -> None:
         otel_context.detach(token)
 
 
-def close(span: LightSpan | trace.NonRecordingSpan, token: Any,
-          error: BaseException | None) -> None:
-    """End ``span``, made current by :func:`enter` (``token``), once the code it covered
-    is over: what the SDK's ``use_span`` does on leaving its block. An ``Exception``
-    that code raised is recorded on a recording span and makes its status an error; the
-    context is reset and the span ended whatever happens."""
+def close(span: trace.Span, token: Any, error: BaseException | None) -> None:
+    """End ``span`` (any span: duro's own, or a provider's through the generic API),
+    made current by :func:`enter` (``token``), once the code it covered is over: what
+    the SDK's ``use_span`` does on leaving its block. An ``Exception`` that code raised
+    is recorded on a recording span and makes its status an error; the context is reset
+    and the span ended whatever happens."""
     try:
-        if isinstance(error, Exception) and isinstance(span, LightSpan):
-            span.failed(error)
+        if isinstance(error, Exception) and span.is_recording():
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
     finally:
         try:
             leave(token)
