@@ -8,8 +8,10 @@ attempts' spans, and a span costs there about what it costs here "cold", nearly 
 its "hot" cost: this is the test bed for making it cheaper without a 1000 x 10 run's
 noise. The parts: the run's span context found (``run_entry``), the span made
 (``Spans.run_child``), made current, then ended (the context reset, the span's end, and
-the SDK's ``SimpleSpanProcessor.on_end`` with an exporter that drops it). The garbage
-collector is off while timing.
+the SDK's ``SimpleSpanProcessor.on_end`` with an exporter that drops it), and the whole
+of it as the worker has it made ("attempt": ``TracingInterceptor.attempt_started`` and
+the end it returns, through the worker's calls; the parts' total is measured apart, by
+their own code). The garbage collector is off while timing.
 
     python bench/bench_step_span.py                  # 1,000 runs x 10 rounds, 3 repeats
     python bench/bench_step_span.py --tiny           # smoke run
@@ -49,16 +51,7 @@ def _measure(runs: int, rounds: int, cold: bool) -> dict[str, float]:
              f"wf-{i}") for i in range(runs)]
     for run_id, headers, _ in held:
         run_entry(run_id, headers)
-    other = [[n, str(n), {"n": n}] for n in range(200_000)]
-    chunk = 2_000
-
-    def touch(k: int) -> int:
-        total = 0
-        for item in other[(k % 100) * chunk:(k % 100 + 1) * chunk]:
-            total += item[0]
-            item[2]["n"] = total
-        return total
-
+    touch = _toucher()
     clock = time.perf_counter_ns
     totals = dict.fromkeys(PARTS, 0)
     count = 0
@@ -78,8 +71,7 @@ def _measure(runs: int, rounds: int, cold: bool) -> dict[str, float]:
                 d = clock()
                 leave(token)
                 assert isinstance(span, LightSpan)
-                with span._lock:
-                    span._end_time = time.time_ns()
+                span._ended(None)
                 e = clock()
                 for end in spans.pipeline()[2]:
                     end(span)
@@ -96,6 +88,61 @@ def _measure(runs: int, rounds: int, cold: bool) -> dict[str, float]:
     return {part: max(0.0, (took / count - floor) / 1000) for part, took in totals.items()}
 
 
+def _measure_whole(runs: int, rounds: int, cold: bool) -> float:
+    """µs a step attempt's span costs as the worker has it made: the interceptor's
+    ``attempt_started`` and the end it returns, through the worker's own calls."""
+    from bench_telemetry import _tracing
+
+    from duro.step import StepInfo
+    from duro.tracing._ids import run_entry
+    from duro.worker._steps import _ended, _started
+
+    tracing = _tracing()
+    rng = random.Random(7)
+    held = []
+    for i in range(runs):
+        run_id = f"run-{i:06d}-{rng.getrandbits(64):016x}"
+        headers = {"traceparent":
+                   f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-01"}
+        held.append(StepInfo(workflow_id=f"wf-{i}", run_id=run_id, step="bench.noop", seq=1,
+                             attempt=1, idempotency_key=f"{run_id}:1", heartbeat_details=None,
+                             deadline=None, headers=headers))
+        run_entry(run_id, headers)
+    touch = _toucher()
+    clock = time.perf_counter_ns
+    total = count = 0
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            for k, info in enumerate(held):
+                if cold:
+                    touch(k)
+                a = clock()
+                end = _started(tracing, info)
+                assert end is not None
+                _ended(end, None)
+                total += clock() - a
+                count += 1
+    finally:
+        gc.enable()
+    return total / count / 1000
+
+
+def _toucher() -> Any:
+    """What keeps the caches busy between two spans ("cold"): ~2,000 unrelated objects
+    touched, a different slice each time."""
+    other = [[n, str(n), {"n": n}] for n in range(200_000)]
+    chunk = 2_000
+
+    def touch(k: int) -> int:
+        total = 0
+        for item in other[(k % 100) * chunk:(k % 100 + 1) * chunk]:
+            total += item[0]
+            item[2]["n"] = total
+        return total
+    return touch
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000)
@@ -109,19 +156,26 @@ def main() -> int:
     if min(args.runs, args.rounds, args.repeats) < 1:
         parser.error("--runs, --rounds and --repeats must be at least 1")
     results: dict[str, list[dict[str, float]]] = {"hot": [], "cold": []}
+    whole: dict[str, list[float]] = {"hot": [], "cold": []}
     for _ in range(args.repeats):
         for mode in results:
             results[mode].append(_measure(args.runs, args.rounds, mode == "cold"))
+            whole[mode].append(_measure_whole(args.runs, args.rounds, mode == "cold"))
     rows: list[dict[str, Any]] = []
     print(f"one step attempt's span, µs (medians of {args.repeats}; "
           f"{args.runs} runs x {args.rounds} rounds)")
-    print(f"{'caches':<6} " + " ".join(f"{p:>10}" for p in PARTS) + f" {'total':>10}")
+    print(f"{'caches':<6} " + " ".join(f"{p:>10}" for p in PARTS) + f" {'total':>10}"
+          + f" {'attempt':>10}")
     for mode, measured in results.items():
         parts = {p: statistics.median(m[p] for m in measured) for p in PARTS}
         total = statistics.median(sum(m.values()) for m in measured)
-        rows.append({"caches": mode, "parts_us": parts, "total_us": total})
+        attempt = statistics.median(whole[mode])
+        rows.append({"caches": mode, "parts_us": parts, "total_us": total,
+                     "attempt_us": attempt})
         print(f"{mode:<6} " + " ".join(f"{parts[p]:>10.2f}" for p in PARTS)
-              + f" {total:>10.2f}")
+              + f" {total:>10.2f} {attempt:>10.2f}")
+    print("attempt: the whole span as a worker has it made (the interceptor's "
+          "attempt_started and its end)")
     path = Path(args.json) if args.json else \
         HERE / "results" / f"step-span-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

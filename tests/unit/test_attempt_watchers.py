@@ -64,3 +64,41 @@ def test_an_interrupt_in_a_watchers_start_ends_those_begun_and_goes_on_up() -> N
     with pytest.raises(KeyboardInterrupt):
         _attempt(add, (1, 2), [Log("a", log), Interrupt(), Log("b", log)])
     assert log == [("a", "start"), ("a", "KeyboardInterrupt")]
+
+
+class Broken(WorkerInterceptor):
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def attempt_started(self, info: StepInfo) -> Callable[[BaseException | None], None]:
+        if self.where == "start":
+            raise RuntimeError("a watcher's bug at the start")
+
+        def end(error: BaseException | None) -> None:
+            raise RuntimeError("a watcher's bug at the end")
+        return end
+
+
+def test_one_watcher_is_told_of_the_start_and_the_outcome() -> None:
+    """The common case (tracing alone) takes its own path: the same calls."""
+    log: list[tuple[str, str]] = []
+    assert _attempt(add, (2, 3), [Log("a", log)]) == b"5"
+    with pytest.raises(ValueError, match="own error"):
+        _attempt(fail, (), [Log("a", log)])
+    assert log == [("a", "start"), ("a", "ok"), ("a", "start"), ("a", "ValueError")]
+
+
+@pytest.mark.parametrize("where", ["start", "end"])
+def test_one_watchers_bug_is_logged_and_costs_the_attempt_nothing(
+        where: str, caplog: pytest.LogCaptureFixture) -> None:
+    assert _attempt(add, (1, 1), [Broken(where)]) == b"2"
+    with pytest.raises(ValueError, match="own error"):
+        _attempt(fail, (), [Broken(where)])
+    expected = "failed in attempt_started" if where == "start" \
+        else "attempt_started hook's end failed"
+    assert sum(expected in r.getMessage() for r in caplog.records) == 2
+
+
+def test_an_interrupt_in_a_single_watchers_start_goes_on_up() -> None:
+    with pytest.raises(KeyboardInterrupt):
+        _attempt(add, (1, 2), [Interrupt()])

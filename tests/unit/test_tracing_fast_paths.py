@@ -180,3 +180,106 @@ def test_a_calls_traceparent_is_written_as_the_w3c_propagator_writes_it() -> Non
             assert _with_context(given, current) == expected
             assert _with_context(None, current) == {
                 k: v for k, v in expected.items() if k != "tenant"}
+
+
+def _attempt_spans(*processors: Any) -> tuple[_spans.Spans, InMemorySpanExporter]:
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for processor in processors:
+        provider.add_span_processor(processor)
+    spans = _spans.fast_spans(provider.get_tracer("duro"))
+    assert spans is not None
+    return spans, exporter
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_attempts_span_is_made_current_and_ended_as_run_child_and_close_do(
+        fast: bool) -> None:
+    """``Spans.attempt`` in one call (the SDK's own processors), or the long way (a
+    processor with ``on_start``): the same span, current while the attempt runs, ended
+    with the context reset; a failed attempt's span is an error with the exception."""
+    busy = Busy()
+    spans, exporter = _attempt_spans(*(() if fast else (busy,)))
+    run, _ = _ids.run_entry("an-attempts-run", {"traceparent": f"00-{TRACE}-{SPAN}-01"})
+    before = otel_context.get_current()
+    for error in (None, ValueError("the step's own error")):
+        end = spans.attempt("RunStep:x", run, {"duro.attempt": 1})
+        assert end is not None
+        current = trace.get_current_span()
+        assert isinstance(current, _spans.LightSpan) and current.is_recording()
+        assert current.get_span_context().trace_id == run.trace_id
+        end(error)
+        assert otel_context.get_current() is before
+        assert not current.is_recording()
+    assert spans._fast is fast
+    ok, failed = exporter.get_finished_spans()
+    assert busy.started == ([] if fast else ["RunStep:x", "RunStep:x"])
+    for span in (ok, failed):
+        assert span.name == "RunStep:x" and span.parent == run
+        assert dict(span.attributes or {}) == {"duro.attempt": 1}
+        assert span.context.is_valid and not span.context.is_remote
+        assert span.start_time is not None and span.end_time is not None
+        assert span.start_time <= span.end_time
+    assert ok.status.status_code is trace.StatusCode.UNSET and not ok.events
+    assert failed.status.status_code is trace.StatusCode.ERROR
+    assert failed.status.description == "ValueError: the step's own error"
+    assert [e.name for e in failed.events] == ["exception"]
+
+
+def test_an_attempt_under_a_disabled_tracer_takes_the_generic_path() -> None:
+    spans, _ = _attempt_spans()
+    run, _ = _ids.run_entry("a-disabled-run", None)
+    config = spans.tracer._tracer_config
+    spans.tracer._tracer_config = dataclasses.replace(config, is_enabled=False)
+    try:
+        assert not spans.enabled()
+        assert spans.attempt("RunStep:x", run, {}) is None
+    finally:
+        spans.tracer._tracer_config = config
+    assert spans.enabled()
+
+
+def test_a_not_sampled_attempts_span_is_current_and_not_recorded() -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF, remote_parent_sampled=ALWAYS_OFF))
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = _spans.fast_spans(provider.get_tracer("duro"))
+    assert spans is not None
+    run, _ = _ids.run_entry("a-dropped-run", None)
+    end = spans.attempt("RunStep:x", run, {})
+    assert end is not None
+    current = trace.get_current_span()
+    assert not current.is_recording() and current.get_span_context().is_valid
+    assert not current.get_span_context().trace_flags.sampled
+    end(None)
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    assert exporter.get_finished_spans() == ()
+
+
+def test_a_client_calls_input_with_headers_is_the_one_replace_makes() -> None:
+    from duro.interceptors import QueryInput, SignalInput, StartInput, UpdateInput
+    from duro.tracing._interceptor import _with_headers
+
+    headers = {"traceparent": f"00-{TRACE}-{SPAN}-01"}
+    inputs: list[Any] = [
+        StartInput(workflow="w", args=(1,), kwargs={"k": 2}, workflow_id="id", signal="s",
+                   headers={"old": "h"}, search_attributes={"a": 1}),
+        SignalInput(workflow_id="id", name="n", payload=[1], signal_id="d"),
+        UpdateInput(workflow_id="id", name="u", args=(), update_id=None, timeout=1.0),
+        QueryInput(workflow_id="id", run_id=None, name="q", args=(3,)),
+    ]
+    for given in inputs:
+        made = _with_headers(given, headers)
+        assert made == dataclasses.replace(given, headers=headers)
+        assert type(made) is type(given) and made.headers is headers
+
+    @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+    class Wider(StartInput):
+        extra: int = 7
+
+    wider = Wider(workflow="w", args=(), kwargs={}, workflow_id=None)
+    made = _with_headers(wider, headers)  # a subclass: through replace, extra kept
+    assert type(made) is Wider and made.extra == 7 and made.headers == headers

@@ -219,3 +219,60 @@ def test_a_runtime_context_put_in_place_later_is_used() -> None:
         otel_context._RUNTIME_CONTEXT = saved
     assert inside
     assert after is trace.INVALID_SPAN
+
+
+def test_a_span_no_code_wrote_to_ends_without_a_lock_of_its_own() -> None:
+    spans = _spans(TracerProvider())
+    context = trace.set_span_in_context(trace.NonRecordingSpan(PARENT))
+    span = spans.start("quiet", context, PARENT)
+    assert isinstance(span, LightSpan)
+    span.end()
+    assert span._lock is None and not span.is_recording()
+    span.set_attribute("late", 1)  # after its end: dropped (a lock made, nothing kept)
+    assert "late" not in span.attributes
+
+
+def test_writes_racing_the_end_land_before_it_or_not_at_all() -> None:
+    """A sync step's thread writes to its span while the loop ends it (a timeout): what
+    the processors were handed never changes afterwards, whoever made the lock."""
+    import threading
+
+    seen: list[tuple[int, dict[str, Any]]] = []
+
+    class Snapshot(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            seen.append((id(span), dict(span.attributes or {})))
+
+    provider = TracerProvider()
+    provider.add_span_processor(Snapshot())
+    spans = _spans(provider)
+    context = trace.set_span_in_context(trace.NonRecordingSpan(PARENT))
+    ended: list[LightSpan] = []
+    for round_ in range(200):
+        span = spans.start("raced", context, PARENT)
+        assert isinstance(span, LightSpan)
+        go = threading.Barrier(3)
+
+        def write(span: LightSpan = span, go: threading.Barrier = go, who: int = 0) -> None:
+            go.wait()
+            for n in range(50):
+                span.set_attribute(f"w{who}.{n}", n)
+
+        writers = [threading.Thread(target=write, kwargs={"who": w}) for w in (1, 2)]
+        for writer in writers:
+            writer.start()
+        go.wait()
+        ender = threading.Thread(target=span.end) if round_ % 2 else None
+        if ender is None:
+            span.end()
+        else:
+            ender.start()
+        for thread in [*writers, *([ender] if ender else [])]:
+            thread.join(10)
+        ended.append(span)
+    for span in ended:
+        assert not span.is_recording()
+    snapshots = dict(seen)
+    assert len(snapshots) == len(ended)  # each ended once
+    for span in ended:
+        assert dict(span.attributes) == snapshots[id(span)]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import dis
+import random
 import sys
 import threading
 import time
@@ -43,6 +44,7 @@ from opentelemetry.sdk.trace import (
     SynchronousMultiSpanProcessor,
 )
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, StaticSampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -64,6 +66,7 @@ _UNSET = Status(StatusCode.UNSET)
 _INTERNAL = SpanKind.INTERNAL
 _NO_STATE = trace.DEFAULT_TRACE_STATE
 _SPAN_IDS = 1 << 64
+_TRACE_IDS = 1 << 128
 _new_tuple = tuple.__new__
 
 
@@ -115,7 +118,16 @@ class Spans:
             is not None else sys.maxsize
         self._members: Any = None
         self._is_enabled = getattr(tracer, "_is_enabled", None)  # an SDK's since 1.3x
+        # Where the SDK keeps whether the tracer is enabled (read by its _is_enabled; a
+        # configurator replaces the object): read here without the call, per attempt.
+        self._configured = hasattr(getattr(tracer, "_tracer_config", None), "is_enabled")
         self._pipeline: _Pipeline = ((), (), ())
+        processor = tracer.span_processor
+        self._multi = processor if type(processor) is SynchronousMultiSpanProcessor else None
+        # The SDK's own generator draws a span id as random.getrandbits(64) (again while
+        # 0): drawn here the same way, without its call per span.
+        self._bits = random.getrandbits if type(self.ids) is RandomIdGenerator else None
+        self._fast = False  # whether attempt() may take its fast path (see pipeline())
 
     def pipeline(self) -> _Pipeline:
         """The span processors' ``on_start``, ``_on_ending`` and ``on_end``, each only
@@ -130,13 +142,60 @@ class Spans:
             self._pipeline = (_hooks(each, "on_start"), _hooks(each, "_on_ending"),
                               tuple(p.on_end for p in each))
             self._members = members
+            self._fast = (self._under_run is not None and not self._pipeline[0]
+                          and self._bits is not None and self._multi is not None
+                          and _TUPLE_LAYOUT and _CURRENT is not None)
         return self._pipeline
 
     def enabled(self) -> bool:
         """False when the SDK is told to make no spans for this tracer (a tracer
         configurator): the generic path then returns the SDK's non-recording spans."""
+        if self._configured:
+            return bool(self.tracer._tracer_config.is_enabled)
         check = self._is_enabled
         return True if check is None else bool(check())
+
+    def attempt(self, name: str, run: trace.SpanContext, attributes: dict[str, Any]
+                ) -> Callable[[BaseException | None], None] | None:
+        """A step attempt's span (:meth:`run_child`), made current (:func:`enter`):
+        returns what ends it (:func:`close`), or None when the tracer is disabled (the
+        caller then takes the generic API's path).
+
+        The hot path of tracing, once per attempt: when :meth:`run_child` would decide
+        from the parent's flags and call no ``on_start`` (the SDK's own processors),
+        with the SDK's random ids and OpenTelemetry's default runtime context, all of it
+        is done here, in one call: what it costs is mostly the code and objects it
+        touches, out of the processor's caches after a thousand other runs' work."""
+        if self._configured:
+            if not self.tracer._tracer_config.is_enabled:
+                return None
+        elif not self.enabled():
+            return None
+        multi = self._multi
+        if (multi is None or multi._span_processors is not self._members or not self._fast
+                or len(attributes) > self._plain_attributes
+                or otel_context._RUNTIME_CONTEXT is not _RUNTIME):
+            span = self.run_child(name, run, attributes)
+            if type(span) is LightSpan:
+                return span.entered()
+            token = enter(span)  # not sampled: a non-recording span, still current
+            return lambda error: close(span, token, error)
+        decision = self._under_run
+        bits = self._bits
+        assert bits is not None and _CURRENT is not None  # self._fast says so
+        span_id = bits(64)
+        while not span_id:
+            span_id = bits(64)
+        ctx = _new_tuple(trace.SpanContext, (
+            run.trace_id, span_id, False,
+            _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED, _NO_STATE, True))
+        if decision is _DROP:
+            dropped = trace.NonRecordingSpan(ctx)
+            token = enter(dropped)
+            return lambda error: close(dropped, token, error)
+        made = LightSpan(self, name, ctx, run, _INTERNAL, attributes, (), time.time_ns())
+        made._token = _CURRENT.set(Context({**_CURRENT.get(), _SPAN_KEY: made}))
+        return made._close
 
     def run_child(self, name: str, run: trace.SpanContext, attributes: dict[str, Any]
                   ) -> LightSpan | trace.NonRecordingSpan:
@@ -317,7 +376,13 @@ def _context(trace_id: int, span_id: int, random_id: bool, decision: Decision,
     """A new span's context, its flags as the sampler decided (as the SDK makes it)."""
     flags = (_SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED) if not random_id \
         else (_SAMPLED_RANDOM if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED_RANDOM)
-    return trace.SpanContext(trace_id, span_id, False, flags, trace_state)
+    if not _TUPLE_LAYOUT:
+        return trace.SpanContext(trace_id, span_id, False, flags, trace_state)
+    # As SpanContext.__new__ makes it (its validity check included: a custom id
+    # generator's ids may be out of range), without its call.
+    return _new_tuple(trace.SpanContext, (
+        trace_id, span_id, False, flags, _NO_STATE if trace_state is None else trace_state,
+        0 < trace_id < _TRACE_IDS and 0 < span_id < _SPAN_IDS))
 
 
 def _static_decisions(sampler: Sampler) -> tuple[Decision | None, ...] | None:
@@ -377,8 +442,9 @@ class LightSpan(trace.Span, ReadableSpan):
         # A sync step's code writes from its thread while the loop may end the span
         # (a timeout): one at a time, as with the SDK's span. One lock per span, not
         # one per tracer: a write may log (an invalid value), and a slow log handler
-        # must hold up no other span.
-        self._lock = threading.Lock()
+        # must hold up no other span. Made by the first write (most spans get none):
+        # see _writing and _ended.
+        self._lock: threading.Lock | None = None
 
     # -- what instrumentation and processors read ----------------------------------------
 
@@ -480,7 +546,7 @@ class LightSpan(trace.Span, ReadableSpan):
             self.set_attribute(key, value)
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
-        with self._lock:
+        with self._writing():
             if self._end_time is not None:
                 return
             attributes = self._attributes
@@ -500,7 +566,7 @@ class LightSpan(trace.Span, ReadableSpan):
         event = Event(name, BoundedAttributes(limits.max_event_attributes, attributes,
                                               max_value_len=limits.max_attribute_length),
                       timestamp)
-        with self._lock:
+        with self._writing():
             if self._end_time is not None:
                 return
             events = self._events
@@ -515,7 +581,7 @@ class LightSpan(trace.Span, ReadableSpan):
         limits = self._owner.limits
         link = Link(context, BoundedAttributes(limits.max_link_attributes, attributes,
                                                max_value_len=limits.max_attribute_length))
-        with self._lock:
+        with self._writing():
             if self._end_time is not None:
                 return
             if not isinstance(self._links, BoundedList):
@@ -523,7 +589,7 @@ class LightSpan(trace.Span, ReadableSpan):
             self._links.append(link)
 
     def update_name(self, name: str) -> None:
-        with self._lock:
+        with self._writing():
             if self._end_time is None:
                 self._name = name
 
@@ -531,7 +597,7 @@ class LightSpan(trace.Span, ReadableSpan):
                    description: str | None = None) -> None:
         if isinstance(status, StatusCode):
             status = Status(status, description)
-        with self._lock:
+        with self._writing():
             if self._end_time is not None or self._status.status_code is StatusCode.OK:
                 return  # as the SDK: OK is final
             if status.status_code is not StatusCode.UNSET:
@@ -551,11 +617,37 @@ class LightSpan(trace.Span, ReadableSpan):
             recorded.update(attributes)
         self.add_event("exception", recorded, timestamp)
 
-    def end(self, end_time: int | None = None) -> None:
-        with self._lock:
+    def _writing(self) -> threading.Lock:
+        """The span's lock, made by the first to ask (under a lock shared by all spans,
+        held only to make it)."""
+        lock = self._lock
+        if lock is None:
+            with _MAKING:
+                lock = self._lock
+                if lock is None:
+                    lock = self._lock = threading.Lock()
+        return lock
+
+    def _ended(self, end_time: int | None) -> bool:
+        """Set the end time, unless the span has ended already (False then). Without
+        a lock of its own (no write began), under the shared one: a write then makes
+        the span's lock after this, and finds the span ended."""
+        if self._lock is None:
+            with _MAKING:
+                if self._lock is None:
+                    if self._end_time is not None:
+                        return False
+                    self._end_time = end_time if end_time is not None else time.time_ns()
+                    return True
+        with self._writing():
             if self._end_time is not None:
-                return
+                return False
             self._end_time = end_time if end_time is not None else time.time_ns()
+            return True
+
+    def end(self, end_time: int | None = None) -> None:
+        if not self._ended(end_time):
+            return
         _, endings, ends = self._owner.pipeline()
         for ending in endings:
             ending(self)  # as the SDK: processors may look at the span as it ends
@@ -582,7 +674,19 @@ class LightSpan(trace.Span, ReadableSpan):
         return self._close
 
     def _close(self, error: BaseException | None) -> None:
-        close(self, self._token, error)
+        """:func:`close` (for a span :func:`enter` made current), in one call."""
+        try:
+            if error is not None and isinstance(error, Exception) and self.is_recording():
+                _failed(self, error)
+        finally:
+            try:
+                token = self._token
+                if type(token) is Token and token.var is _CURRENT:
+                    _CURRENT.reset(token)
+                else:
+                    leave(token)
+            finally:
+                self.end()
 
 
 def enter(span: trace.Span, context: Any = None) -> Any:
@@ -614,13 +718,18 @@ def close(span: trace.Span, token: Any, error: BaseException | None) -> None:
     and the span ended whatever happens."""
     try:
         if isinstance(error, Exception) and span.is_recording():
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            _failed(span, error)
     finally:
         try:
             leave(token)
         finally:
             span.end()
+
+
+def _failed(span: trace.Span, error: Exception) -> None:
+    """Mark ``span`` failed by ``error`` (the exception recorded, an error status)."""
+    span.record_exception(error)
+    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
 class Current:
@@ -656,3 +765,5 @@ def _current_var() -> ContextVar[Context] | None:
 
 _RUNTIME = getattr(otel_context, "_RUNTIME_CONTEXT", None)
 _CURRENT = _current_var()
+_MAKING = threading.Lock()
+"""Held to make a span's own lock, or to end a span that has none (LightSpan._ended)."""

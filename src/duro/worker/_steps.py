@@ -94,11 +94,16 @@ async def run_attempt(
     _current_step.set(info)
     # Watchers (attempt_started) begin here, in the attempt's context, and end when it
     # is over, told what it raised (those begun, even if a later one's start raised).
-    ends: list[Callable[[BaseException | None], None]] | None = [] if watchers else None
+    # One watcher (tracing, say: the common case) is called as it is, without the list.
+    ends: list[Callable[[BaseException | None], None]] | None = \
+        [] if len(watchers) > 1 else None
+    end: Callable[[BaseException | None], None] | None = None
     error: BaseException | None = None
     try:
         if ends is not None:
             attempt_started(watchers, info, ends)
+        elif watchers:
+            end = _started(watchers[0], info)
         when = limit()
         try:
             call = (_call(step, cmd.args, cmd.kwargs, executor, loop) if not hooks
@@ -143,7 +148,9 @@ async def run_attempt(
         error = exc
         raise
     finally:
-        if ends:
+        if end is not None:
+            _ended(end, error)
+        elif ends:
             attempt_ended(ends, error)
         error = None  # the exception's traceback holds this frame: no cycle left
 
@@ -188,11 +195,7 @@ def attempt_started(watchers: Sequence[WorkerInterceptor], info: StepInfo,
     of the end added to ``ends`` as it comes (what one raises is logged: a watcher's bug
     costs the attempt nothing)."""
     for watcher in watchers:
-        try:
-            end = watcher.attempt_started(info)
-        except Exception:
-            log.exception("interceptor %r failed in attempt_started", watcher)
-            continue
+        end = _started(watcher, info)
         if end is not None:
             ends.append(end)
 
@@ -201,10 +204,26 @@ def attempt_ended(ends: Sequence[Callable[[BaseException | None], None]],
                   error: BaseException | None) -> None:
     """Tell the watchers that began an attempt of its end, last to first."""
     for end in reversed(ends):
-        try:
-            end(error)
-        except Exception:
-            log.exception("an attempt_started hook's end failed: %r", end)
+        _ended(end, error)
+
+
+def _started(watcher: WorkerInterceptor, info: StepInfo
+             ) -> Callable[[BaseException | None], None] | None:
+    """One watcher's ``attempt_started`` (what it raises is logged, as by
+    :func:`attempt_started`)."""
+    try:
+        return watcher.attempt_started(info)
+    except Exception:
+        log.exception("interceptor %r failed in attempt_started", watcher)
+        return None
+
+
+def _ended(end: Callable[[BaseException | None], None], error: BaseException | None) -> None:
+    """Tell one watcher of the attempt's end (what it raises is logged)."""
+    try:
+        end(error)
+    except Exception:
+        log.exception("an attempt_started hook's end failed: %r", end)
 
 
 def _intercepted(cmd: StepCommand, info: StepInfo, executor: Executor,
