@@ -10,7 +10,7 @@ noise. The parts: the run's span context found (``run_entry``), the span made
 (``Spans.run_child``), made current, then ended (the context reset, the span's end, and
 the SDK's ``SimpleSpanProcessor.on_end`` with an exporter that drops it), and the whole
 of it as the worker has it made ("attempt": ``TracingInterceptor.attempt_started`` and
-the end it returns, through the worker's calls; the parts' total is measured apart, by
+the end it returns, as the worker calls them; the parts' total is measured apart, by
 their own code). The garbage collector is off while timing.
 
     python bench/bench_step_span.py                  # 1,000 runs x 10 rounds, 3 repeats
@@ -90,12 +90,11 @@ def _measure(runs: int, rounds: int, cold: bool) -> dict[str, float]:
 
 def _measure_whole(runs: int, rounds: int, cold: bool) -> float:
     """µs a step attempt's span costs as the worker has it made: the interceptor's
-    ``attempt_started`` and the end it returns, through the worker's own calls."""
+    ``attempt_started`` and the end it returns, called as ``run_attempt`` calls them."""
     from bench_telemetry import _tracing
 
     from duro.step import StepInfo
     from duro.tracing._ids import run_entry
-    from duro.worker._steps import _ended, _started
 
     tracing = _tracing()
     rng = random.Random(7)
@@ -118,9 +117,8 @@ def _measure_whole(runs: int, rounds: int, cold: bool) -> float:
                 if cold:
                     touch(k)
                 a = clock()
-                end = _started(tracing, info)
-                assert end is not None
-                _ended(end, None)
+                end = tracing.attempt_started(info)  # as run_attempt calls them
+                end(None)
                 total += clock() - a
                 count += 1
     finally:

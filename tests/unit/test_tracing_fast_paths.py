@@ -283,3 +283,45 @@ def test_a_client_calls_input_with_headers_is_the_one_replace_makes() -> None:
     wider = Wider(workflow="w", args=(), kwargs={}, workflow_id=None)
     made = _with_headers(wider, headers)  # a subclass: through replace, extra kept
     assert type(made) is Wider and made.extra == 7 and made.headers == headers
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_client_calls_span_is_the_one_start_makes_made_current(fast: bool) -> None:
+    """``Spans.begin`` (a client call's span) in one call, or the long way (a processor
+    with ``on_start``): a root span of a new trace without a current span, else a child
+    of the current one with its trace state, as ``Spans.start`` makes them; current
+    until its end, which restores the context and marks a failed call."""
+    busy = Busy()
+    spans, exporter = _attempt_spans(*(() if fast else (busy,)))
+    state = trace.TraceState([("vendor", "value")])
+    remote = trace.SpanContext(int(TRACE, 16), int(SPAN, 16), True,
+                               trace.TraceFlags(trace.TraceFlags.SAMPLED), state)
+    for parent in (None, remote):
+        outer = otel_context.attach(
+            otel_context.Context() if parent is None
+            else trace.set_span_in_context(trace.NonRecordingSpan(parent)))
+        try:
+            before = otel_context.get_current()
+            reference = spans.start("reference", before, parent,
+                                    kind=trace.SpanKind.PRODUCER)
+            made = spans.begin("StartWorkflow:x", trace.SpanKind.PRODUCER, {"k": "v"})
+            assert made is not None
+            span, end = made
+            assert trace.get_current_span() is span
+            ctx, ref = span.get_span_context(), reference.get_span_context()
+            assert ctx.is_valid and type(ctx) is trace.SpanContext
+            assert ctx.trace_flags == ref.trace_flags and ctx.trace_state == ref.trace_state
+            assert (ctx.trace_id == remote.trace_id) is (parent is not None)
+            assert isinstance(span, _spans.LightSpan)
+            assert span.parent == parent and span.kind is trace.SpanKind.PRODUCER
+            end(RuntimeError("the call failed") if parent else None)
+            assert otel_context.get_current() is before
+            reference.end()
+        finally:
+            otel_context.detach(outer)
+    assert spans._fast is fast
+    root, failed = (s for s in exporter.get_finished_spans() if s.name != "reference")
+    assert root.status.status_code is trace.StatusCode.UNSET
+    assert dict(root.attributes or {}) == {"k": "v"}
+    assert failed.status.status_code is trace.StatusCode.ERROR
+    assert busy.started == ([] if fast else ["reference", "StartWorkflow:x"] * 2)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import orjson
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
@@ -24,10 +22,16 @@ from duro.interceptors import (
     WorkerInterceptor,
 )
 from duro.step import StepInfo
-from duro.tracing._ids import ForcedIds, inject, parent_context, run_entry, run_span_id
+from duro.tracing._ids import (
+    ForcedIds,
+    _runs,
+    inject,
+    parent_context,
+    run_entry,
+    run_span_id,
+)
 from duro.tracing._spans import (
     _TUPLE_LAYOUT,
-    Current,
     LightSpan,
     close,
     context_of,
@@ -56,6 +60,7 @@ def _ns(ts: float) -> int:
 
 
 _I = TypeVar("_I", StartInput, SignalInput, UpdateInput, QueryInput)
+_O = TypeVar("_O")
 
 
 def _copier(cls: type[Any]) -> tuple[Callable[[Any], tuple[Any, ...]], tuple[Any, ...], Any]:
@@ -152,39 +157,49 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
 
     # -- client calls ------------------------------------------------------------------
 
-    async def start(self, input: StartInput,
-                    next: Callable[[StartInput], Awaitable[Any]]) -> Any:
-        with self._current(
-                f"StartWorkflow:{input.workflow}", SpanKind.PRODUCER,
-                {"duro.workflow": input.workflow, "duro.workflow_id": input.workflow_id or ""}
-        ) as span:
-            return await next(_with_headers(input, _with_context(input.headers, span)))
+    def start(self, input: StartInput, next: Callable[[StartInput], Awaitable[Any]]
+              ) -> Coroutine[Any, Any, Any]:
+        return self._traced(
+            f"StartWorkflow:{input.workflow}", SpanKind.PRODUCER,
+            {"duro.workflow": input.workflow, "duro.workflow_id": input.workflow_id or ""},
+            input, next)
 
-    async def signal(self, input: SignalInput,
-                     next: Callable[[SignalInput], Awaitable[None]]) -> None:
-        with self._current(
-                f"SignalWorkflow:{input.name}", SpanKind.PRODUCER,
-                {"duro.workflow_id": input.workflow_id, "duro.signal": input.name}) as span:
-            await next(_with_headers(input, _with_context(input.headers, span)))
+    def signal(self, input: SignalInput, next: Callable[[SignalInput], Awaitable[None]]
+               ) -> Coroutine[Any, Any, None]:
+        return self._traced(
+            f"SignalWorkflow:{input.name}", SpanKind.PRODUCER,
+            {"duro.workflow_id": input.workflow_id, "duro.signal": input.name}, input, next)
 
-    async def update(self, input: UpdateInput,
-                     next: Callable[[UpdateInput], Awaitable[Any]]) -> Any:
-        with self._current(
-                f"UpdateWorkflow:{input.name}", SpanKind.CLIENT,
-                {"duro.workflow_id": input.workflow_id, "duro.update": input.name}) as span:
-            return await next(_with_headers(input, _with_context(input.headers, span)))
+    def update(self, input: UpdateInput, next: Callable[[UpdateInput], Awaitable[Any]]
+               ) -> Coroutine[Any, Any, Any]:
+        return self._traced(
+            f"UpdateWorkflow:{input.name}", SpanKind.CLIENT,
+            {"duro.workflow_id": input.workflow_id, "duro.update": input.name}, input, next)
 
-    async def query(self, input: QueryInput,
-                    next: Callable[[QueryInput], Awaitable[Any]]) -> Any:
-        with self._current(
-                f"QueryWorkflow:{input.name}", SpanKind.CLIENT,
-                {"duro.workflow_id": input.workflow_id, "duro.query": input.name}) as span:
-            return await next(_with_headers(input, _with_context(input.headers, span)))
+    def query(self, input: QueryInput, next: Callable[[QueryInput], Awaitable[Any]]
+              ) -> Coroutine[Any, Any, Any]:
+        return self._traced(
+            f"QueryWorkflow:{input.name}", SpanKind.CLIENT,
+            {"duro.workflow_id": input.workflow_id, "duro.query": input.name}, input, next)
+
+    async def _traced(self, name: str, kind: SpanKind, attributes: dict[str, Any],
+                      input: _I, next: Callable[[_I], Awaitable[_O]]) -> _O:
+        """A client call in its span (current meanwhile), its headers carrying the
+        span's context (the hooks return this coroutine: no second one per call)."""
+        span, end = self._begin(name, kind, attributes)
+        try:
+            result = await next(_with_headers(input, _with_context(input.headers, span)))
+        except BaseException as error:
+            end(error)
+            raise
+        end(None)
+        return result
 
     # -- step attempts -------------------------------------------------------------------
 
     def attempt_started(self, info: StepInfo) -> Callable[[BaseException | None], None]:
-        run = run_entry(info.run_id, info.headers)[0]
+        found = _runs.get(info.run_id)  # run_entry's cache, without its call
+        run = (found if found is not None else run_entry(info.run_id, info.headers))[0]
         # Few attributes: each costs the SDK a check. The run's id is the parent's.
         attributes: dict[str, Any] = {"duro.workflow_id": info.workflow_id,
                                       "duro.attempt": info.attempt}
@@ -205,19 +220,18 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         token = enter(span)
         return lambda error: close(span, token, error)
 
-    def _current(self, name: str, kind: SpanKind, attributes: dict[str, Any]
-                 ) -> AbstractContextManager[Any]:
-        """A span of the current context's, current within the ``with`` block (a class,
-        not a generator: one wraps every client call)."""
+    def _begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]
+               ) -> tuple[Any, Callable[[BaseException | None], None]]:
+        """A span of the current context's, made current, and what ends it, called with
+        what the call raised (as ``start_as_current_span``'s block would: an exception
+        marks it failed). A client call's: no generator or context manager around it."""
         spans = self.spans
-        if spans is None or not spans.enabled():
-            generic: AbstractContextManager[Any] = self.tracer.start_as_current_span(
-                name, kind=kind, attributes=attributes)
-            return generic
-        context = otel_context.get_current()
-        return Current(spans.start(name, context,
-                                   trace.get_current_span(context).get_span_context(),
-                                   kind=kind, attributes=attributes), context)
+        made = spans.begin(name, kind, attributes) if spans is not None else None
+        if made is not None:
+            return made
+        span = self.tracer.start_span(name, kind=kind, attributes=attributes)
+        token = enter(span)
+        return span, lambda error: close(span, token, error)
 
     # -- what a worker commits -------------------------------------------------------------
 

@@ -155,6 +155,21 @@ class Spans:
         check = self._is_enabled
         return True if check is None else bool(check())
 
+    def _way(self, attributes: dict[str, Any]) -> bool | None:
+        """How a span is made now: None, not at all (the tracer is disabled); True, in
+        one call (:meth:`attempt`, :meth:`begin`: the SDK's own processors, as they were
+        when :meth:`pipeline` last looked, its random ids, the default runtime context,
+        attributes the limits cannot cut); False, the long way."""
+        if self._configured:
+            if not self.tracer._tracer_config.is_enabled:
+                return None
+        elif not self.enabled():
+            return None
+        multi = self._multi
+        return (multi is not None and multi._span_processors is self._members and self._fast
+                and len(attributes) <= self._plain_attributes
+                and otel_context._RUNTIME_CONTEXT is _RUNTIME)
+
     def attempt(self, name: str, run: trace.SpanContext, attributes: dict[str, Any]
                 ) -> Callable[[BaseException | None], None] | None:
         """A step attempt's span (:meth:`run_child`), made current (:func:`enter`):
@@ -166,15 +181,10 @@ class Spans:
         with the SDK's random ids and OpenTelemetry's default runtime context, all of it
         is done here, in one call: what it costs is mostly the code and objects it
         touches, out of the processor's caches after a thousand other runs' work."""
-        if self._configured:
-            if not self.tracer._tracer_config.is_enabled:
-                return None
-        elif not self.enabled():
+        way = self._way(attributes)
+        if way is None:
             return None
-        multi = self._multi
-        if (multi is None or multi._span_processors is not self._members or not self._fast
-                or len(attributes) > self._plain_attributes
-                or otel_context._RUNTIME_CONTEXT is not _RUNTIME):
+        if not way:
             span = self.run_child(name, run, attributes)
             if type(span) is LightSpan:
                 return span.entered()
@@ -195,7 +205,7 @@ class Spans:
             return lambda error: close(dropped, token, error)
         made = LightSpan(self, name, ctx, run, _INTERNAL, attributes, (), time.time_ns())
         made._token = _CURRENT.set(Context({**_CURRENT.get(), _SPAN_KEY: made}))
-        return made._close
+        return made
 
     def run_child(self, name: str, run: trace.SpanContext, attributes: dict[str, Any]
                   ) -> LightSpan | trace.NonRecordingSpan:
@@ -220,6 +230,60 @@ class Spans:
         if decision is _DROP:
             return trace.NonRecordingSpan(ctx)
         return LightSpan(self, name, ctx, run, _INTERNAL, attributes, (), time.time_ns())
+
+    def begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]
+              ) -> tuple[LightSpan | trace.NonRecordingSpan,
+                         Callable[[BaseException | None], None]] | None:
+        """A span of the current context's current span (a client call's), made current
+        there: the span and what ends it (:func:`close`); None when the tracer is
+        disabled (the caller then takes the generic API's path). ``attributes``: a dict
+        of the caller's own, which the span keeps as it is when the limits cannot cut it.
+
+        :meth:`start` and :func:`enter` in one call when :meth:`attempt`'s shortcuts
+        hold and the sampler decides from the parent's flags (once per client call:
+        each run's start)."""
+        way = self._way(attributes)
+        if way is None:
+            return None
+        if way:
+            bits, static = self._bits, self.static
+            assert bits is not None and static is not None and _CURRENT is not None  # _fast
+            context = _CURRENT.get()
+            current = context.get(_SPAN_KEY)
+            parent = current.get_span_context() if isinstance(current, trace.Span) else None
+            if parent is None or not parent.is_valid:
+                parent = trace_state = None
+                decision = static[0]
+                trace_id = bits(128)
+                while not trace_id:
+                    trace_id = bits(128)
+                random_id = True  # the SDK's RandomIdGenerator's: it says so
+            else:
+                decision = static[1 + 2 * (not parent.is_remote)
+                                  + (not parent.trace_flags.sampled)]
+                trace_id, trace_state = parent.trace_id, parent.trace_state
+                random_id = parent.trace_flags.random_trace_id
+            if decision is not None:
+                span_id = bits(64)
+                while not span_id:
+                    span_id = bits(64)
+                ctx = _context(trace_id, span_id, random_id, decision, trace_state)
+                if decision is not _DROP:
+                    made = LightSpan(self, name, ctx, parent, kind, attributes, (),
+                                     time.time_ns())
+                    made._token = _CURRENT.set(Context({**context, _SPAN_KEY: made}))
+                    return made, made
+                dropped = trace.NonRecordingSpan(ctx)
+                token = enter(dropped, context)
+                return dropped, lambda error: close(dropped, token, error)
+        context = otel_context.get_current()
+        span = self.start(name, context, trace.get_current_span(context).get_span_context(),
+                          kind=kind, attributes=attributes)
+        if type(span) is LightSpan:
+            span._token = enter(span, context)
+            return span, span
+        token = enter(span, context)
+        return span, lambda error: close(span, token, error)
 
     def start(self, name: str, context: Any, parent: trace.SpanContext | None, *,
               kind: SpanKind = SpanKind.INTERNAL,
@@ -328,12 +392,24 @@ class Spans:
         if decision is _DROP:
             return
         span = LightSpan(self, name, ctx, valid, kind, self._attributes(sampled),
-                         self._links(links), start_time)
-        for start in starts:
-            start(span, parent_context=context)
+                         self._links(links) if links else (), start_time)
+        if starts:
+            for start in starts:
+                start(span, parent_context=context)
+            if status.status_code is not StatusCode.UNSET:
+                span.set_status(status)
+            span.end(end_time)
+            return
+        # No processor saw it begin: nothing else holds it, so it is ended here as
+        # end() would end it, without the locks that keep off others' writes.
         if status.status_code is not StatusCode.UNSET:
-            span.set_status(status)
-        span.end(end_time)
+            span._status = status
+        span._end_time = end_time
+        _, endings, ends = self._pipeline
+        for ending in endings:
+            ending(span)
+        for end in ends:
+            end(span)
 
 
 def context_of(parent: trace.SpanContext | None) -> Context:
@@ -667,14 +743,16 @@ class LightSpan(trace.Span, ReadableSpan):
 
     def entered(self) -> Callable[[BaseException | None], None]:
         """Make the span current (:func:`enter`, in the current context) and return
-        what ends it there: called with what the code it covered raised (an
-        ``Exception`` marks it failed), it resets the context and ends the span. (A
-        bound method: one object per span, not a closure and its cells.)"""
+        what ends it there: the span itself (see :meth:`__call__`)."""
         self._token = enter(self)
-        return self._close
+        return self
 
-    def _close(self, error: BaseException | None) -> None:
-        """:func:`close` (for a span :func:`enter` made current), in one call."""
+    def __call__(self, error: BaseException | None) -> None:
+        """End the span made current by :meth:`entered` (or :meth:`Spans.attempt`,
+        :meth:`Spans.begin`), told what the code it covered raised (an ``Exception``
+        marks it failed): the context is reset and the span ended, as :func:`close`
+        does, in one call. (The span is its own end: no bound method or closure made
+        per span, a step attempt's on the hot path.)"""
         try:
             if error is not None and isinstance(error, Exception) and self.is_recording():
                 _failed(self, error)

@@ -22,7 +22,8 @@ import collections
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from duro._history import EventKind
@@ -47,6 +48,9 @@ __all__ = ["HeldRun", "HeldRuns"]
 log = logging.getLogger("duro.worker")
 
 _NO_TURN = contextlib.nullcontext()
+_NO_TIMERS: Mapping[int, float] = MappingProxyType({})
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+"""What an observer is handed for none (read-only: one for every write)."""
 
 
 class HeldRun:
@@ -273,17 +277,21 @@ class HeldRun:
         if not checked and not self.concerns_observers(events):
             return
         w = self.worker
+        here = {ev.kind for ev in events}
         told = [observer for observer, kinds in w.observer_kinds
-                if kinds is None or any(ev.kind in kinds for ev in events)]
+                if kinds is None or not here.isdisjoint(kinds)]
         inst = self.inst
-        timers = [cmd for ev in events
-                  if ev.kind == EventKind.TIMER_FIRED and ev.op is not None
-                  and isinstance(cmd := inst.commands.get(ev.op), TimerCommand)]
+        due = set_at = _NO_TIMERS  # most writes fire no timer: no maps made for them
+        if EventKind.TIMER_FIRED in here:
+            timers = [cmd for ev in events
+                      if ev.kind == EventKind.TIMER_FIRED and ev.op is not None
+                      and isinstance(cmd := inst.commands.get(ev.op), TimerCommand)]
+            due = {t.op: t.fire_at for t in timers}
+            set_at = {t.op: t.set_at for t in timers}
         recorded = EventsRecordedInput(
             workflow=inst.workflow.name, workflow_id=inst.workflow_id, run_id=self.run_id,
-            namespace=inst.namespace, headers=inst.headers or {}, events=events,
-            timers_due={t.op: t.fire_at for t in timers},
-            timers_set={t.op: t.set_at for t in timers}, started_at=inst.started_at,
+            namespace=inst.namespace, headers=inst.headers or _NO_HEADERS, events=events,
+            timers_due=due, timers_set=set_at, started_at=inst.started_at,
             parent_run_id=inst.parent_run_id)
         for observer in told:
             try:
