@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 from collections import Counter
 from pathlib import Path
@@ -358,3 +359,43 @@ def test_a_step_span_covers_the_attempt_and_a_subclass_may_choose_its_steps(
     assert done.status.status_code is StatusCode.UNSET and not done.events
     run_span = spans["RunWorkflow:spans.covered"][0]
     assert _parent(timed_out) == _parent(done) == run_span.context.span_id
+
+
+@pytest.mark.parametrize("generic", [False, True])
+def test_a_subclass_awaiting_the_start_hook_adds_its_headers_under_the_span(
+        tmp_path: Path, generic: bool) -> None:
+    """``TracingInterceptor.start`` returns the traced call for the caller to await: a
+    subclass's ``async def start`` that awaits ``super().start`` with headers of its own
+    gets them carried beside the ``traceparent``, and a failed start's span is an
+    error."""
+    exporter = InMemorySpanExporter()
+    provider = _OtherProvider() if generic else TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    class Tenant(TracingInterceptor):
+        async def start(self, input: Any, next: Any) -> Any:
+            headers = {**(input.headers or {}), "tenant": "acme"}
+            return await super().start(dataclasses.replace(input, headers=headers), next)
+
+    @duro.workflow(name="spans.tenant")
+    async def flow() -> dict[str, str]:
+        return dict(duro.info().headers)
+
+    async def main() -> dict[str, str]:
+        async with duro.Engine(f"sqlite:///{tmp_path}/tenant.db", poll_interval=0.02,
+                               interceptors=[Tenant(provider)]) as engine:
+            headers = await (await engine.start(flow, id="spans-tenant")).result(timeout=30)
+            with pytest.raises(duro.InvalidArgumentError):
+                await engine.start(flow, id="x" * 10_000)  # refused: its span fails
+            return headers
+
+    headers = run(main())
+    assert headers["tenant"] == "acme" and headers["traceparent"].startswith("00-")
+    starts = [s for s in exporter.get_finished_spans()
+              if s.name == "StartWorkflow:spans.tenant"]
+    assert len(starts) == 2
+    ok, refused = starts
+    assert f"{ok.context.span_id:016x}" in headers["traceparent"]
+    assert ok.status.status_code is StatusCode.UNSET
+    assert refused.status.status_code is StatusCode.ERROR
+    assert "InvalidArgumentError" in (refused.status.description or "")

@@ -173,13 +173,16 @@ def test_a_calls_traceparent_is_written_as_the_w3c_propagator_writes_it() -> Non
                    trace.set_span_in_context(trace.NonRecordingSpan(context_parent)))
         span = spans.start("StartWorkflow:x", context,
                            context_parent, kind=trace.SpanKind.PRODUCER)
-        with _spans.Current(span, context) as current:
+        token = _spans.enter(span, context)
+        try:
             given = {"tenant": "acme", "traceparent": "old", "tracestate": "old=1"}
             expected = {"tenant": "acme"}
             TraceContextTextMapPropagator().inject(expected)
-            assert _with_context(given, current) == expected
-            assert _with_context(None, current) == {
+            assert _with_context(given, span) == expected
+            assert _with_context(None, span) == {
                 k: v for k, v in expected.items() if k != "tenant"}
+        finally:
+            _spans.close(span, token, None)
 
 
 def _attempt_spans(*processors: Any) -> tuple[_spans.Spans, InMemorySpanExporter]:

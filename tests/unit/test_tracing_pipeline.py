@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import (
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from duro.tracing._spans import Current, LightSpan, Spans, fast_spans
+from duro.tracing._spans import LightSpan, Spans, close, enter, fast_spans
 
 PARENT = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331,
                            is_remote=True, trace_flags=trace.TraceFlags(1))
@@ -64,8 +64,8 @@ def _spans(provider: TracerProvider) -> Spans:
 
 def _one(spans: Spans, name: str) -> None:
     context = trace.set_span_in_context(trace.NonRecordingSpan(PARENT))
-    with Current(spans.start(name, context, PARENT), context):
-        pass
+    span = spans.start(name, context, PARENT)
+    close(span, enter(span, context), None)
 
 
 def test_every_processor_in_order_and_those_added_later() -> None:
@@ -210,10 +210,11 @@ def test_a_runtime_context_put_in_place_later_is_used() -> None:
     otel_context._RUNTIME_CONTEXT = ContextVarsRuntimeContext()
     try:
         spans = _spans(TracerProvider())
-        context = otel_context.get_current()
-        span = spans.start("late", context, None)
-        with Current(span, context):
-            inside = trace.get_current_span() is span
+        made = spans.begin("late", trace.SpanKind.INTERNAL, {})  # the long way, then
+        assert made is not None
+        span, end = made
+        inside = trace.get_current_span() is span
+        end(None)
         after = trace.get_current_span()
     finally:
         otel_context._RUNTIME_CONTEXT = saved
@@ -276,3 +277,62 @@ def test_writes_racing_the_end_land_before_it_or_not_at_all() -> None:
     assert len(snapshots) == len(ended)  # each ended once
     for span in ended:
         assert dict(span.attributes) == snapshots[id(span)]
+
+
+def test_nothing_is_called_while_the_lock_shared_by_all_spans_is_held(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A collection run by an allocation or a call under that lock could run a
+    finalizer that ends a span, and wait for the lock in the thread that holds it: the
+    span's own lock and the end time are made before it is taken."""
+    import threading
+    import time
+    import types
+
+    from duro.tracing import _spans as spans_module
+
+    held: list[str] = []
+
+    def check(what: str, real: Any) -> Any:
+        def checked(*args: Any) -> Any:
+            if spans_module._MAKING.locked():
+                held.append(what)
+            return real(*args)
+        return checked
+
+    monkeypatch.setattr(spans_module, "threading", types.SimpleNamespace(
+        Lock=check("Lock", threading.Lock)))
+    monkeypatch.setattr(spans_module, "time", types.SimpleNamespace(
+        time_ns=check("time_ns", time.time_ns)))
+    spans = _spans(TracerProvider())
+    context = trace.set_span_in_context(trace.NonRecordingSpan(PARENT))
+    quiet, written = spans.start("quiet", context, PARENT), spans.start("w", context, PARENT)
+    assert isinstance(quiet, LightSpan) and isinstance(written, LightSpan)
+    written.set_attribute("k", 1)  # makes its lock
+    quiet.end()  # ends under the shared lock
+    written.end()
+    assert held == [] and written._lock is not None and quiet._lock is None
+
+
+def test_set_attributes_lands_whole_or_not_at_all() -> None:
+    spans = _spans(TracerProvider())
+    context = trace.set_span_in_context(trace.NonRecordingSpan(PARENT))
+    span = spans.start("attrs", context, PARENT)
+    span.set_attributes({"a": 1, "b": "two"})
+    span.end()
+    span.set_attributes({"c": 3})
+    assert dict(span.attributes) == {"a": 1, "b": "two"}
+
+
+def test_a_recorded_root_span_is_as_random_as_the_provider_says() -> None:
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = _spans(provider)
+    spans.record("root", None, None, start_time=1, end_time=2)
+    spans.record("named", None, None, trace_id=5, span_id=7, start_time=1, end_time=2)
+    root, named = exporter.get_finished_spans()
+    assert root.context.trace_flags.random_trace_id is \
+        provider.id_generator.is_trace_id_random()
+    assert root.parent is None and root.context.trace_flags.sampled
+    assert (named.context.trace_id, named.context.span_id) == (5, 7)
+    assert not named.context.trace_flags.random_trace_id

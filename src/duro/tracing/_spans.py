@@ -28,7 +28,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
-from types import FunctionType, MappingProxyType, TracebackType
+from types import FunctionType, MappingProxyType
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -52,8 +52,9 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util import types
 
-__all__ = ["Current", "LightSpan", "Spans", "close", "context_of", "enter", "fast_spans",
-           "leave"]
+from duro.tracing._ids import ForcedIds
+
+__all__ = ["LightSpan", "Spans", "close", "context_of", "enter", "fast_spans", "leave"]
 
 _Pipeline = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
@@ -102,7 +103,8 @@ class Spans:
         self.tracer = tracer
         # The provider's own generator (duro's ForcedIds wrapper serves the generic
         # path: here a run's span is given its ids directly).
-        self.ids = getattr(tracer.id_generator, "wrapped", tracer.id_generator)
+        generator = tracer.id_generator
+        self.ids = generator.wrapped if isinstance(generator, ForcedIds) else generator
         self.scope = InstrumentationScope(tracer.instrumentation_info.name,
                                           tracer.instrumentation_info.version,
                                           tracer.instrumentation_info.schema_url)
@@ -139,12 +141,15 @@ class Spans:
                    if type(processor) is SynchronousMultiSpanProcessor else processor)
         if members is not self._members:
             each = members if isinstance(members, tuple) else (members,)
-            self._pipeline = (_hooks(each, "on_start"), _hooks(each, "_on_ending"),
-                              tuple(p.on_end for p in each))
+            pipeline = (_hooks(each, "on_start"), _hooks(each, "_on_ending"),
+                        tuple(p.on_end for p in each))
+            fast = (self._under_run is not None and not pipeline[0]
+                    and self._bits is not None and self._multi is not None
+                    and _TUPLE_LAYOUT and _CURRENT is not None)
+            # The members last: _way takes the shortcut only once they match, and
+            # by then it reads the pipeline and the flag worked out for them.
+            self._pipeline, self._fast = pipeline, fast
             self._members = members
-            self._fast = (self._under_run is not None and not self._pipeline[0]
-                          and self._bits is not None and self._multi is not None
-                          and _TUPLE_LAYOUT and _CURRENT is not None)
         return self._pipeline
 
     def enabled(self) -> bool:
@@ -378,10 +383,16 @@ class Spans:
         id generator. ``context``: the one whose current span is ``parent``; None: made
         (from the current one) only if a sampler or an ``on_start`` asks for it."""
         valid = parent if parent is not None and parent.is_valid else None
-        if trace_id is None:
-            trace_id = valid.trace_id if valid is not None else self.ids.generate_trace_id()
-        random_id = (valid is not None and valid.trace_id == trace_id
-                     and valid.trace_flags.random_trace_id)
+        if valid is None:
+            if trace_id is None:
+                # A new trace: its id the provider's, random if it says so (as the SDK).
+                trace_id = self.ids.generate_trace_id()
+                random_id = self.ids.is_trace_id_random()
+            else:
+                random_id = False  # ids of its own (a run's), made by no generator
+        else:
+            trace_id = valid.trace_id if trace_id is None else trace_id
+            random_id = valid.trace_id == trace_id and valid.trace_flags.random_trace_id
         starts = self.pipeline()[0]
         if context is None and (self.static is None or starts):
             context = context_of(valid)
@@ -618,23 +629,30 @@ class LightSpan(trace.Span, ReadableSpan):
     # -- what the step's code may add ----------------------------------------------------
 
     def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
-        for key, value in attributes.items():
-            self.set_attribute(key, value)
+        with self._writing():  # all of them or none, as the SDK's span
+            if self._end_time is not None:
+                return
+            bounded = self._bounded()
+            for key, value in attributes.items():
+                bounded[key] = value
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         with self._writing():
             if self._end_time is not None:
                 return
-            attributes = self._attributes
-            if not isinstance(attributes, BoundedAttributes):
-                # The first write of the step's code: from now on checked, cleaned and
-                # bounded by the SDK's own container (an invalid value is dropped with
-                # a warning; beyond the count limit the oldest gives way).
-                limits = self._owner.limits
-                attributes = self._attributes = BoundedAttributes(
-                    limits.max_span_attributes, attributes, immutable=False,
-                    max_value_len=limits.max_span_attribute_length)
-            attributes[key] = value
+            self._bounded()[key] = value
+
+    def _bounded(self) -> BoundedAttributes:
+        """The attributes, in the SDK's container from the first write of the step's
+        code on: checked, cleaned and bounded as the SDK does (an invalid value dropped
+        with a warning; beyond the count limit the oldest gives way). Under the lock."""
+        attributes = self._attributes
+        if not isinstance(attributes, BoundedAttributes):
+            limits = self._owner.limits
+            attributes = self._attributes = BoundedAttributes(
+                limits.max_span_attributes, attributes, immutable=False,
+                max_value_len=limits.max_span_attribute_length)
+        return attributes
 
     def add_event(self, name: str, attributes: types.Attributes = None,
                   timestamp: int | None = None) -> None:
@@ -695,30 +713,36 @@ class LightSpan(trace.Span, ReadableSpan):
 
     def _writing(self) -> threading.Lock:
         """The span's lock, made by the first to ask (under a lock shared by all spans,
-        held only to make it)."""
+        held only to put it in place)."""
         lock = self._lock
         if lock is None:
+            # Made before _MAKING is taken: nothing that allocates or calls runs while
+            # it is held, so no collection can run a finalizer there that ends a span
+            # (it would wait for _MAKING in the thread that holds it).
+            made = threading.Lock()
             with _MAKING:
                 lock = self._lock
                 if lock is None:
-                    lock = self._lock = threading.Lock()
+                    lock = self._lock = made
         return lock
 
     def _ended(self, end_time: int | None) -> bool:
         """Set the end time, unless the span has ended already (False then). Without
         a lock of its own (no write began), under the shared one: a write then makes
         the span's lock after this, and finds the span ended."""
+        if end_time is None:
+            end_time = time.time_ns()  # read first: nothing is called under _MAKING
         if self._lock is None:
             with _MAKING:
                 if self._lock is None:
                     if self._end_time is not None:
                         return False
-                    self._end_time = end_time if end_time is not None else time.time_ns()
+                    self._end_time = end_time
                     return True
         with self._writing():
             if self._end_time is not None:
                 return False
-            self._end_time = end_time if end_time is not None else time.time_ns()
+            self._end_time = end_time
             return True
 
     def end(self, end_time: int | None = None) -> None:
@@ -808,27 +832,6 @@ def _failed(span: trace.Span, error: Exception) -> None:
     """Mark ``span`` failed by ``error`` (the exception recorded, an error status)."""
     span.record_exception(error)
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-
-
-class Current:
-    """``with Current(span, context):`` the span is current (in ``context``) within the
-    block and ended after it; an exception leaving the block marks it failed (as the
-    SDK's ``use_span``). A class, not a generator: it wraps every client call."""
-
-    __slots__ = ("_context", "_span", "_token")
-
-    def __init__(self, span: LightSpan | trace.NonRecordingSpan, context: Any) -> None:
-        self._span = span
-        self._context = context
-        self._token: Any = None
-
-    def __enter__(self) -> LightSpan | trace.NonRecordingSpan:
-        self._token = enter(self._span, self._context)
-        return self._span
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        close(self._span, self._token, error)
 
 
 def _current_var() -> ContextVar[Context] | None:
