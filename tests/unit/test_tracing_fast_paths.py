@@ -199,9 +199,10 @@ def _attempt_spans(*processors: Any) -> tuple[_spans.Spans, InMemorySpanExporter
 @pytest.mark.parametrize("fast", [True, False])
 def test_an_attempts_span_is_made_current_and_ended_as_run_child_and_close_do(
         fast: bool) -> None:
-    """``Spans.attempt`` in one call (the SDK's own processors), or the long way (a
-    processor with ``on_start``): the same span, current while the attempt runs, ended
-    with the context reset; a failed attempt's span is an error with the exception."""
+    """``Spans.attempt``, with the SDK's own processors (``run_child`` in one call) or
+    with a processor that has ``on_start`` (the long way): the same span, current while
+    the attempt runs, ended with the context reset; a failed attempt's span is an error
+    with the exception."""
     busy = Busy()
     spans, exporter = _attempt_spans(*(() if fast else (busy,)))
     run, _ = _ids.run_entry("an-attempts-run", {"traceparent": f"00-{TRACE}-{SPAN}-01"})
@@ -215,7 +216,7 @@ def test_an_attempts_span_is_made_current_and_ended_as_run_child_and_close_do(
         end(error)
         assert otel_context.get_current() is before
         assert not current.is_recording()
-    assert spans._fast is fast
+    assert (spans.pipeline()[0] == ()) is fast  # no on_start: nothing called as it begins
     ok, failed = exporter.get_finished_spans()
     assert busy.started == ([] if fast else ["RunStep:x", "RunStep:x"])
     for span in (ok, failed):
@@ -290,10 +291,10 @@ def test_a_client_calls_input_with_headers_is_the_one_replace_makes() -> None:
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_a_client_calls_span_is_the_one_start_makes_made_current(fast: bool) -> None:
-    """``Spans.begin`` (a client call's span) in one call, or the long way (a processor
-    with ``on_start``): a root span of a new trace without a current span, else a child
-    of the current one with its trace state, as ``Spans.start`` makes them; current
-    until its end, which restores the context and marks a failed call."""
+    """``Spans.begin`` (a client call's span), with the SDK's own processors or with a
+    processor that has ``on_start``: a root span of a new trace without a current span,
+    else a child of the current one with its trace state, as ``Spans.start`` makes
+    them; current until its end, which restores the context and marks a failed call."""
     busy = Busy()
     spans, exporter = _attempt_spans(*(() if fast else (busy,)))
     state = trace.TraceState([("vendor", "value")])
@@ -322,7 +323,7 @@ def test_a_client_calls_span_is_the_one_start_makes_made_current(fast: bool) -> 
             reference.end()
         finally:
             otel_context.detach(outer)
-    assert spans._fast is fast
+    assert (spans.pipeline()[0] == ()) is fast  # no on_start: nothing called as it begins
     root, failed = (s for s in exporter.get_finished_spans() if s.name != "reference")
     assert root.status.status_code is trace.StatusCode.UNSET
     assert dict(root.attributes or {}) == {"k": "v"}

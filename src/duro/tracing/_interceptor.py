@@ -22,22 +22,8 @@ from duro.interceptors import (
     WorkerInterceptor,
 )
 from duro.step import StepInfo
-from duro.tracing._ids import (
-    ForcedIds,
-    _runs,
-    inject,
-    parent_context,
-    run_entry,
-    run_span_id,
-)
-from duro.tracing._spans import (
-    _TUPLE_LAYOUT,
-    LightSpan,
-    close,
-    context_of,
-    enter,
-    fast_spans,
-)
+from duro.tracing._ids import ForcedIds, inject, parent_context, run_entry, run_span_id
+from duro.tracing._spans import _TUPLE_LAYOUT, LightSpan, context_of, entered, fast_spans
 
 __all__ = ["TracingInterceptor"]
 
@@ -198,8 +184,7 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
     # -- step attempts -------------------------------------------------------------------
 
     def attempt_started(self, info: StepInfo) -> Callable[[BaseException | None], None]:
-        found = _runs.get(info.run_id)  # run_entry's cache, without its call
-        run = (found if found is not None else run_entry(info.run_id, info.headers))[0]
+        run, _ = run_entry(info.run_id, info.headers)
         # Few attributes: each costs the SDK a check. The run's id is the parent's.
         attributes: dict[str, Any] = {"duro.workflow_id": info.workflow_id,
                                       "duro.attempt": info.attempt}
@@ -217,8 +202,7 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         the SDK's, or a tracer it disabled), as ``start_as_current_span`` would do it."""
         span = self.tracer.start_span("RunStep:" + info.step, context=context_of(run),
                                       attributes=attributes)
-        token = enter(span)
-        return lambda error: close(span, token, error)
+        return entered(span)
 
     def _begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]
                ) -> tuple[Any, Callable[[BaseException | None], None]]:
@@ -230,8 +214,7 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         if made is not None:
             return made
         span = self.tracer.start_span(name, kind=kind, attributes=attributes)
-        token = enter(span)
-        return span, lambda error: close(span, token, error)
+        return span, entered(span)
 
     # -- what a worker commits -------------------------------------------------------------
 

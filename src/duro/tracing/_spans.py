@@ -54,7 +54,8 @@ from opentelemetry.util import types
 
 from duro.tracing._ids import ForcedIds
 
-__all__ = ["LightSpan", "Spans", "close", "context_of", "enter", "fast_spans", "leave"]
+__all__ = ["LightSpan", "Spans", "close", "context_of", "enter", "entered", "fast_spans",
+           "leave"]
 
 _Pipeline = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
@@ -124,12 +125,9 @@ class Spans:
         # configurator replaces the object): read here without the call, per attempt.
         self._configured = hasattr(getattr(tracer, "_tracer_config", None), "is_enabled")
         self._pipeline: _Pipeline = ((), (), ())
-        processor = tracer.span_processor
-        self._multi = processor if type(processor) is SynchronousMultiSpanProcessor else None
         # The SDK's own generator draws a span id as random.getrandbits(64) (again while
-        # 0): drawn here the same way, without its call per span.
+        # 0): run_child draws one the same way, without its call per step attempt.
         self._bits = random.getrandbits if type(self.ids) is RandomIdGenerator else None
-        self._fast = False  # whether attempt() may take its fast path (see pipeline())
 
     def pipeline(self) -> _Pipeline:
         """The span processors' ``on_start``, ``_on_ending`` and ``on_end``, each only
@@ -141,14 +139,8 @@ class Spans:
                    if type(processor) is SynchronousMultiSpanProcessor else processor)
         if members is not self._members:
             each = members if isinstance(members, tuple) else (members,)
-            pipeline = (_hooks(each, "on_start"), _hooks(each, "_on_ending"),
-                        tuple(p.on_end for p in each))
-            fast = (self._under_run is not None and not pipeline[0]
-                    and self._bits is not None and self._multi is not None
-                    and _TUPLE_LAYOUT and _CURRENT is not None)
-            # The members last: _way takes the shortcut only once they match, and
-            # by then it reads the pipeline and the flag worked out for them.
-            self._pipeline, self._fast = pipeline, fast
+            self._pipeline = (_hooks(each, "on_start"), _hooks(each, "_on_ending"),
+                              tuple(p.on_end for p in each))
             self._members = members
         return self._pipeline
 
@@ -160,57 +152,14 @@ class Spans:
         check = self._is_enabled
         return True if check is None else bool(check())
 
-    def _way(self, attributes: dict[str, Any]) -> bool | None:
-        """How a span is made now: None, not at all (the tracer is disabled); True, in
-        one call (:meth:`attempt`, :meth:`begin`: the SDK's own processors, as they were
-        when :meth:`pipeline` last looked, its random ids, the default runtime context,
-        attributes the limits cannot cut); False, the long way."""
-        if self._configured:
-            if not self.tracer._tracer_config.is_enabled:
-                return None
-        elif not self.enabled():
-            return None
-        multi = self._multi
-        return (multi is not None and multi._span_processors is self._members and self._fast
-                and len(attributes) <= self._plain_attributes
-                and otel_context._RUNTIME_CONTEXT is _RUNTIME)
-
     def attempt(self, name: str, run: trace.SpanContext, attributes: dict[str, Any]
                 ) -> Callable[[BaseException | None], None] | None:
-        """A step attempt's span (:meth:`run_child`), made current (:func:`enter`):
-        returns what ends it (:func:`close`), or None when the tracer is disabled (the
-        caller then takes the generic API's path).
-
-        The hot path of tracing, once per attempt: when :meth:`run_child` would decide
-        from the parent's flags and call no ``on_start`` (the SDK's own processors),
-        with the SDK's random ids and OpenTelemetry's default runtime context, all of it
-        is done here, in one call: what it costs is mostly the code and objects it
-        touches, out of the processor's caches after a thousand other runs' work."""
-        way = self._way(attributes)
-        if way is None:
+        """A step attempt's span (:meth:`run_child`), made current (:func:`entered`):
+        what ends it, or None when the tracer is disabled (the caller then takes the
+        generic API's path)."""
+        if not self.enabled():
             return None
-        if not way:
-            span = self.run_child(name, run, attributes)
-            if type(span) is LightSpan:
-                return span.entered()
-            token = enter(span)  # not sampled: a non-recording span, still current
-            return lambda error: close(span, token, error)
-        decision = self._under_run
-        bits = self._bits
-        assert bits is not None and _CURRENT is not None  # self._fast says so
-        span_id = bits(64)
-        while not span_id:
-            span_id = bits(64)
-        ctx = _new_tuple(trace.SpanContext, (
-            run.trace_id, span_id, False,
-            _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED, _NO_STATE, True))
-        if decision is _DROP:
-            dropped = trace.NonRecordingSpan(ctx)
-            token = enter(dropped)
-            return lambda error: close(dropped, token, error)
-        made = LightSpan(self, name, ctx, run, _INTERNAL, attributes, (), time.time_ns())
-        made._token = _CURRENT.set(Context({**_CURRENT.get(), _SPAN_KEY: made}))
-        return made
+        return entered(self.run_child(name, run, attributes))
 
     def run_child(self, name: str, run: trace.SpanContext, attributes: dict[str, Any]
                   ) -> LightSpan | trace.NonRecordingSpan:
@@ -227,7 +176,13 @@ class Spans:
         if decision is None or self.pipeline()[0] or len(attributes) > self._plain_attributes:
             return self.start(name, context_of(run), run, attributes=attributes)
         flags = _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED
-        span_id = self.ids.generate_span_id()
+        bits = self._bits
+        if bits is None:
+            span_id = self.ids.generate_span_id()
+        else:  # as the SDK's RandomIdGenerator draws one, without its call
+            span_id = bits(64)
+            while not span_id:
+                span_id = bits(64)
         ctx = _new_tuple(trace.SpanContext, (run.trace_id, span_id, False, flags,
                                              _NO_STATE, 0 < span_id < _SPAN_IDS)) \
             if _TUPLE_LAYOUT \
@@ -239,56 +194,15 @@ class Spans:
     def begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]
               ) -> tuple[LightSpan | trace.NonRecordingSpan,
                          Callable[[BaseException | None], None]] | None:
-        """A span of the current context's current span (a client call's), made current
-        there: the span and what ends it (:func:`close`); None when the tracer is
-        disabled (the caller then takes the generic API's path). ``attributes``: a dict
-        of the caller's own, which the span keeps as it is when the limits cannot cut it.
-
-        :meth:`start` and :func:`enter` in one call when :meth:`attempt`'s shortcuts
-        hold and the sampler decides from the parent's flags (once per client call:
-        each run's start)."""
-        way = self._way(attributes)
-        if way is None:
+        """A span of the current context's current span (a client call's, :meth:`start`),
+        made current there (:func:`entered`): the span and what ends it; None when the
+        tracer is disabled (the caller then takes the generic API's path)."""
+        if not self.enabled():
             return None
-        if way:
-            bits, static = self._bits, self.static
-            assert bits is not None and static is not None and _CURRENT is not None  # _fast
-            context = _CURRENT.get()
-            current = context.get(_SPAN_KEY)
-            parent = current.get_span_context() if isinstance(current, trace.Span) else None
-            if parent is None or not parent.is_valid:
-                parent = trace_state = None
-                decision = static[0]
-                trace_id = bits(128)
-                while not trace_id:
-                    trace_id = bits(128)
-                random_id = True  # the SDK's RandomIdGenerator's: it says so
-            else:
-                decision = static[1 + 2 * (not parent.is_remote)
-                                  + (not parent.trace_flags.sampled)]
-                trace_id, trace_state = parent.trace_id, parent.trace_state
-                random_id = parent.trace_flags.random_trace_id
-            if decision is not None:
-                span_id = bits(64)
-                while not span_id:
-                    span_id = bits(64)
-                ctx = _context(trace_id, span_id, random_id, decision, trace_state)
-                if decision is not _DROP:
-                    made = LightSpan(self, name, ctx, parent, kind, attributes, (),
-                                     time.time_ns())
-                    made._token = _CURRENT.set(Context({**context, _SPAN_KEY: made}))
-                    return made, made
-                dropped = trace.NonRecordingSpan(ctx)
-                token = enter(dropped, context)
-                return dropped, lambda error: close(dropped, token, error)
         context = otel_context.get_current()
         span = self.start(name, context, trace.get_current_span(context).get_span_context(),
                           kind=kind, attributes=attributes)
-        if type(span) is LightSpan:
-            span._token = enter(span, context)
-            return span, span
-        token = enter(span, context)
-        return span, lambda error: close(span, token, error)
+        return span, entered(span, context)
 
     def start(self, name: str, context: Any, parent: trace.SpanContext | None, *,
               kind: SpanKind = SpanKind.INTERNAL,
@@ -404,23 +318,11 @@ class Spans:
             return
         span = LightSpan(self, name, ctx, valid, kind, self._attributes(sampled),
                          self._links(links) if links else (), start_time)
-        if starts:
-            for start in starts:
-                start(span, parent_context=context)
-            if status.status_code is not StatusCode.UNSET:
-                span.set_status(status)
-            span.end(end_time)
-            return
-        # No processor saw it begin: nothing else holds it, so it is ended here as
-        # end() would end it, without the locks that keep off others' writes.
+        for start in starts:
+            start(span, parent_context=context)
         if status.status_code is not StatusCode.UNSET:
-            span._status = status
-        span._end_time = end_time
-        _, endings, ends = self._pipeline
-        for ending in endings:
-            ending(span)
-        for end in ends:
-            end(span)
+            span.set_status(status)
+        span.end(end_time)
 
 
 def context_of(parent: trace.SpanContext | None) -> Context:
@@ -509,6 +411,8 @@ class LightSpan(trace.Span, ReadableSpan):
     _context: trace.SpanContext
     _start_time: int
     _attributes: dict[str, Any] | BoundedAttributes
+    _token: Any
+    """What :func:`entered` made it current with (set there, as it becomes current)."""
 
     def __init__(self, owner: Spans, name: str, ctx: trace.SpanContext,
                  parent: trace.SpanContext | None, kind: SpanKind,
@@ -765,30 +669,11 @@ class LightSpan(trace.Span, ReadableSpan):
             start_time=self._start_time, end_time=self._end_time,
             instrumentation_scope=owner.scope), memo)
 
-    def entered(self) -> Callable[[BaseException | None], None]:
-        """Make the span current (:func:`enter`, in the current context) and return
-        what ends it there: the span itself (see :meth:`__call__`)."""
-        self._token = enter(self)
-        return self
-
     def __call__(self, error: BaseException | None) -> None:
-        """End the span made current by :meth:`entered` (or :meth:`Spans.attempt`,
-        :meth:`Spans.begin`), told what the code it covered raised (an ``Exception``
-        marks it failed): the context is reset and the span ended, as :func:`close`
-        does, in one call. (The span is its own end: no bound method or closure made
-        per span, a step attempt's on the hot path.)"""
-        try:
-            if error is not None and isinstance(error, Exception) and self.is_recording():
-                _failed(self, error)
-        finally:
-            try:
-                token = self._token
-                if type(token) is Token and token.var is _CURRENT:
-                    _CURRENT.reset(token)
-                else:
-                    leave(token)
-            finally:
-                self.end()
+        """:func:`close` for a span :func:`entered` made current (its token kept here):
+        the span is its own end, no closure made per span (a step attempt's, on the hot
+        path)."""
+        close(self, self._token, error)
 
 
 def enter(span: trace.Span, context: Any = None) -> Any:
@@ -826,6 +711,18 @@ def close(span: trace.Span, token: Any, error: BaseException | None) -> None:
             leave(token)
         finally:
             span.end()
+
+
+def entered(span: LightSpan | trace.Span, context: Any = None
+            ) -> Callable[[BaseException | None], None]:
+    """Make ``span`` current (:func:`enter`) and return what ends it there (:func:`close`),
+    to be called with what the code it covered raised: duro's own span is its own end
+    (:meth:`LightSpan.__call__`), any other gets a closure."""
+    token = enter(span, context)
+    if type(span) is LightSpan:
+        span._token = token
+        return span
+    return lambda error: close(span, token, error)
 
 
 def _failed(span: trace.Span, error: Exception) -> None:

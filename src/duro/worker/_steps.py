@@ -103,10 +103,7 @@ async def run_attempt(
         if ends is not None:
             attempt_started(watchers, info, ends)
         elif watchers:
-            try:  # _started, inline: once per attempt
-                end = watchers[0].attempt_started(info)
-            except Exception:
-                log.exception("interceptor %r failed in attempt_started", watchers[0])
+            end = _started(watchers[0], info)
         when = limit()
         try:
             call = (_call(step, cmd.args, cmd.kwargs, executor, loop) if not hooks
@@ -152,10 +149,7 @@ async def run_attempt(
         raise
     finally:
         if end is not None:
-            try:  # _ended, inline
-                end(error)
-            except Exception:
-                log.exception("an attempt_started hook's end failed: %r", end)
+            _ended(end, error)
         elif ends:
             attempt_ended(ends, error)
         error = None  # the exception's traceback holds this frame: no cycle left
