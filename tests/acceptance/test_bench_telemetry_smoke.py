@@ -30,7 +30,7 @@ def test_bench_telemetry_tiny_runs_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "telemetry.json"
     _run("bench_telemetry.py", "--json", str(out))
     data = json.loads(out.read_text())
-    assert [m["mode"] for m in data["modes"]] == ["off", "tracing", "metrics"]
+    assert [m["mode"] for m in data["modes"]] == ["off", "tracing", "tracing-batch", "metrics"]
     assert all(m["steps_per_s"] > 0 for m in data["modes"])
     assert data["modes"][0]["ratio_to_off"] == 1.0
 

@@ -281,8 +281,41 @@ def test_cancelling_an_ended_operation_leaves_its_outcome(pair: Pair) -> None:
             async with duro.Client(pair.payments.db_url) as store:  # the wrapper's id: a "/"
                 await store.get_handle("duro.op/charge/ended-op-2").result(timeout=30)
             assert (await ops.cancel("charge", "ended-op-2")).status == "completed"
-            with pytest.raises(duro.RunNotFoundError):
-                await ops.cancel("charge", "no-such-op")
+
+    run(main())
+
+
+def test_a_cancel_before_the_start_is_recorded_and_the_late_start_runs_nothing(
+        pair: Pair) -> None:
+    """A cancel that overtakes its start (the start held by a slow proxy past the
+    caller's timeout): the callee records the operation as cancelled; the start that
+    comes after it finds it ended, and the exposed workflow never runs."""
+    async def main() -> None:
+        async with duro.Client(pair.payments.url, token=pair.token) as client:
+            ops = client.operations
+            first = await ops.cancel("charge", "early-cancel-1")
+            assert first.status in ("running", "cancelled"), first
+            deadline = asyncio.get_running_loop().time() + 30
+            while (state := await ops.get("charge", "early-cancel-1")).status != "cancelled":
+                assert state.status == "running", state
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+            late = await ops.start("charge", "late-1", 9, operation_id="early-cancel-1")
+            assert late.status == "cancelled", late
+            assert (await ops.cancel("charge", "early-cancel-1")).status == "cancelled"
+            started = await ops.start("charge", "after-1", 2, operation_id="after-1")
+            while not started.done:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+                started = await ops.get("charge", "after-1")
+            # Refused before anything is recorded.
+            with pytest.raises(duro.OperationNotFoundError):
+                await ops.cancel("internal_refund", "early-cancel-2")
+            with pytest.raises(duro.InvalidArgumentError):
+                await ops.cancel("charge", "x" * 201)
+        # The exposed workflow never ran (as another operation's run shows it would be).
+        assert await _payments_runs(pair, "duro.op/charge/early-cancel-") == []
+        assert len(await _payments_runs(pair, "duro.op/charge/after-1/")) == 1
 
     run(main())
 

@@ -185,13 +185,27 @@ class Operations:
         """Ask the operation to cancel (its run, then the exposed workflow's); one that
         ended already stays as it ended. Its state after the request.
 
+        A cancel of an id that was never started is recorded: the operation's run is
+        made, cancelled before it starts anything, so that a start of that id still on
+        its way (a caller's, held by a slow proxy past its timeout, whose cancel came
+        first) finds the operation cancelled and runs nothing.
+
         Raises:
-            RunNotFoundError: No operation of that name with that id.
+            InvalidArgumentError: An empty or overlong name or id (nothing is recorded).
         """
+        from duro.rpc._operation import OPERATION_WORKFLOW
+
         workflow_id = operation_workflow_id(check_id(name, "operation name", limit=200),
                                             check_id(operation_id, "operation id",
                                                      limit=200))
-        state = await self.get(name, operation_id)  # RunNotFoundError: no such operation
+        try:
+            state = await self.get(name, operation_id)
+        except RunNotFoundError:
+            # The same workflow id as a start's: whichever comes first is the run (a
+            # start that won this race is cancelled below like any other).
+            await self._client.start(OPERATION_WORKFLOW, name, operation_id, [], {}, None,
+                                     cancelled_before_start=True, id=workflow_id)
+            state = await self.get(name, operation_id)
         if state.done:
             return state  # decided (its callback may still be on its way): not undone
         with contextlib.suppress(RunNotFoundError):  # it ended meanwhile

@@ -147,7 +147,9 @@ off to the endpoint's ``poll_interval`` when its callee answers at once)."""
 
 
 async def _cancel(endpoint: Endpoint, operation: str, operation_id: str) -> None:
-    """Ask the callee to cancel the operation (a 404: it has no run of it, nothing to do)."""
+    """Ask the callee to cancel the operation (it records the cancel of an id it has not
+    seen started, so a start of it still on its way runs nothing; a 404 from a callee of
+    an earlier version: it has no run of it, nothing to do)."""
     path = (f"{endpoint.url}/v1/operations/{segment(operation, 'operation name')}/"
             f"{segment(operation_id, 'operation id')}/cancel")
     response = await shared_client().post(path, headers=_headers(endpoint),

@@ -64,8 +64,14 @@ DELIVER: Step[..., None] = Step(_deliver, name="duro.operation.callback",
 @workflow(name=OPERATION_WORKFLOW)
 async def _operation(operation: str, operation_id: str, args: list[Any],
                      kwargs: dict[str, Any], callback: dict[str, str] | None = None,
-                     ) -> dict[str, Any]:
-    """Run the exposed workflow as this run's child; deliver its outcome."""
+                     *, cancelled_before_start: bool = False) -> dict[str, Any]:
+    """Run the exposed workflow as this run's child; deliver its outcome.
+
+    ``cancelled_before_start``: the run records a cancel that came before any start of
+    the operation (:meth:`~duro.client.Operations.cancel`); it ends cancelled at once,
+    and a start still on its way then finds it ended and runs nothing."""
+    if cancelled_before_start:
+        raise asyncio.CancelledError("cancelled before it was started")
     try:
         result = await execute_child(operation, *args,
                                      id=child_workflow_id(info().workflow_id), **kwargs)

@@ -336,7 +336,9 @@ ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute(method="POST", path="/v1/operations/{name}/{operation_id}/cancel",
              handler=operations.cancel_operation, scope=_W, tag="operations",
              summary="ask a running operation to cancel (an ended one stays as it ended)",
-             responses={202: "OperationState"}),
+             responses={202: "OperationState"},
+             description="An id never started is recorded as cancelled: a start of it "
+                         "that comes later (held by a slow proxy) runs nothing."),
     ApiRoute(method="POST", path="/v1/callbacks", handler=operations.callback, scope=None,
              tag="operations",
              summary="an operation's outcome from its callee, signed (Duro-Signature): it "
