@@ -33,6 +33,7 @@ from duro.store._rows import Row, histories_wanted, loaded_runs
 from duro.store._rules import lock_key
 from duro.store.postgres._listen import Listener
 from duro.store.postgres._liveness import Liveness
+from duro.store.postgres._pool import ReadPool
 from duro.store.postgres._schema import check_current, migrate
 from duro.store.postgres._sql import queries
 from duro.store.postgres._tx import pg_ambiguous, pg_op
@@ -116,7 +117,7 @@ class PostgresStore(SqlStore):
         self.token = uuid.uuid4().hex
         self._wake_params = {"channel": self.channel, "token": self.token}
         self._writer: Writer | None = None
-        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._pool: ReadPool | None = None
         self._listener: Listener | None = None
         self._liveness: Liveness | None = None
 
@@ -174,13 +175,13 @@ class PostgresStore(SqlStore):
         self._listener = Listener(self._connect, self.channel, self.token)
         self._liveness = Liveness(self._connect, f"duro.worker.{self.schema}.")
 
-    async def _open_pool(self, name: str) -> AsyncConnectionPool[Conn]:
+    async def _open_pool(self, name: str) -> ReadPool:
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self.options.conninfo, min_size=1, max_size=self.options.pool_size,
             kwargs={"autocommit": True, **self._connect_kwargs()}, open=False,
             name=name, timeout=10.0)
         await pool.open(wait=True, timeout=30.0)
-        return pool
+        return ReadPool(pool)
 
     async def _open_read_only(self, conn: Conn) -> None:
         """Check the schema is this duro's and open the read pool: nothing else."""
