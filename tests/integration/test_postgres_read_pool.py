@@ -1,12 +1,15 @@
 """The PostgreSQL store's read pool never loses a connection to a cancelled task.
 
-``psycopg_pool`` may suspend as it hands a connection to a waiting task and as it takes
-one back (its locks taken by another task); a task cancelled there lost the connection
-for good. Starlette cancels a stream whose client left with a cancel scope, which cancels
-again at every await, so ``duro serve`` lost one at each unlucky disconnect until every
-read waited for a connection that never came. ``SuspendingPool`` suspends at those two
-points every time, so the tests cancel exactly there; the last one cancels real store
-reads at random moments with cancel scopes, as the server's streams are.
+``psycopg_pool`` may suspend as it takes a connection back (its lock, or a waiting
+client's, taken by another task), and so does its ``check()``; a task cancelled there
+lost the connection for good (and before psycopg_pool 3.3.1, a task cancelled as the pool
+handed it one). Starlette cancels a stream whose client left with a cancel scope, which
+cancels again at every await, so ``duro serve`` lost one at each unlucky disconnect until
+every read waited for a connection that never came. ``SuspendingPool`` suspends at those
+points every time and ``CheckingPool`` lets the test hold the pool's lock in ``check()``,
+so the tests cancel exactly there (each fails with psycopg_pool's own ``connection()``).
+The last test is a smoke run of real store reads cancelled at random moments by cancel
+scopes, as the server's streams are (it seldom hits the moments above by itself).
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ Conn = psycopg.AsyncConnection[Any]
 
 
 class SuspendingPool(AsyncConnectionPool[Conn]):
-    """A pool that suspends after it gave a connection away and before it takes one
-    back, where psycopg_pool itself may (``giving`` and ``taking`` are set there)."""
+    """A pool that suspends before it takes a connection back (where psycopg_pool may)
+    and after it gave one away (where psycopg_pool before 3.3.1 could lose it):
+    ``taking`` and ``giving`` are set there."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -153,5 +157,52 @@ def test_store_reads_cancelled_by_cancel_scopes_at_random_lose_no_connection(
                 assert await store.list_runs(limit=5) == []
         finally:
             await store.close()
+
+    run(main())
+
+
+class CheckingPool(AsyncConnectionPool[Conn]):
+    """A pool whose ``check()`` waits, once a connection is checked, until ``locked``
+    is set (the test then holds the pool's lock: putting the connection back waits)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.checked = asyncio.Event()
+        self.locked = asyncio.Event()
+
+    async def check_connection(self, conn: Conn) -> None:  # type: ignore[override]
+        await AsyncConnectionPool.check_connection(conn)
+        self.checked.set()
+        await self.locked.wait()
+
+
+@pytest.mark.parametrize("scope", [False, True], ids=["cancel", "cancel-scope"])
+def test_a_task_cancelled_as_it_checks_the_pool_loses_no_connection(
+        pg_cluster: Any, scope: bool) -> None:
+    """``check()`` (a read's retry after a lost server) takes the idle connections out
+    and puts each back under the pool's lock: a caller cancelled while another task
+    holds that lock loses none."""
+    async def main() -> None:
+        inner = CheckingPool(pg_cluster.url, min_size=3, max_size=3, timeout=3.0,
+                             kwargs={"autocommit": True}, open=False)
+        await inner.open(wait=True, timeout=30.0)
+        pool = ReadPool(inner)
+        lock = inner._lock  # psycopg_pool's own, which putting one back waits for
+        assert isinstance(lock, asyncio.Lock)
+        moment = asyncio.Event()
+        try:
+            task = asyncio.create_task(_cancel_when(moment, pool.check, scope=scope))
+            await inner.checked.wait()  # one checked, the others out of the pool too
+            async with lock:
+                inner.locked.set()  # check() goes on, and waits for the lock
+                await asyncio.sleep(0.05)
+                moment.set()  # the caller is cancelled there
+                await asyncio.sleep(0.05)
+            await task
+            with anyio.fail_after(3):
+                while inner.get_stats()["pool_available"] < 3:
+                    await asyncio.sleep(0.01)
+        finally:
+            await pool.close()
 
     run(main())
