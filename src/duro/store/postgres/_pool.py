@@ -78,7 +78,9 @@ class ReadPool:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._owned.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
-            log.warning("the read pool could not take a connection back: %s", error)
+            # Also raised to the caller, if it still waits: logged for one that left.
+            log.warning("the read pool failed to give a connection back or to check its "
+                        "connections: %s", error)
 
     async def check(self) -> None:
         """Replace the pooled connections that are broken (after a lost server). The
