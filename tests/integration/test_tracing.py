@@ -115,6 +115,7 @@ def test_one_trace_whose_spans_nest(any_db_url: str, path: str) -> None:
         flaky, key=lambda s: s.attributes["duro.attempt"])] == [  # type: ignore[index]
         StatusCode.ERROR, StatusCode.UNSET]
     assert all(_parent(s) == busy.context.span_id for s in flaky)
+    assert {s.attributes["duro.queue"] for s in flaky} == {"default"}  # type: ignore[index]
     (quick,) = named["RunStep:metrics_app.quick"]
     assert _parent(quick) == kid.context.span_id
     (timer,) = named["Timer"]
@@ -359,6 +360,45 @@ def test_a_step_span_covers_the_attempt_and_a_subclass_may_choose_its_steps(
     assert done.status.status_code is StatusCode.UNSET and not done.events
     run_span = spans["RunWorkflow:spans.covered"][0]
     assert _parent(timed_out) == _parent(done) == run_span.context.span_id
+
+
+@duro.step(name="spans.on_gpu", queue="spans-gpu")
+async def on_gpu() -> str:
+    return duro.step_info().queue
+
+
+@duro.step(name="spans.here")
+async def here() -> str:
+    return duro.step_info().queue
+
+
+@duro.workflow(name="spans.queued", queue="spans-batch")
+async def queued() -> list[str]:
+    return [await here(), await on_gpu()]
+
+
+@pytest.mark.parametrize("generic", [False, True])
+def test_a_step_span_names_the_queue_its_attempt_ran_from(tmp_path: Path,
+                                                          generic: bool) -> None:
+    """A step of a step queue ran from that queue; any other step from its run's (the
+    run's worker ran it). ``duro.step_info().queue`` says the same."""
+    tracing, exporter = _tracing(generic)
+
+    async def main() -> list[ReadableSpan]:
+        async with duro.Engine(f"sqlite:///{tmp_path}/queues.db", poll_interval=0.02,
+                               queues=["spans-batch", "spans-gpu"],
+                               interceptors=[tracing]) as engine:
+            handle = await engine.start(queued, id="spans-queued")
+            assert await handle.result(timeout=30) == ["spans-batch", "spans-gpu"]
+            return await _spans_until(exporter, "RunWorkflow:spans.queued", 1)
+
+    spans = _by_name(run(main()))
+    (local,) = spans["RunStep:spans.here"]
+    (remote,) = spans["RunStep:spans.on_gpu"]
+    assert local.attributes is not None and remote.attributes is not None
+    assert local.attributes["duro.queue"] == "spans-batch"
+    assert remote.attributes["duro.queue"] == "spans-gpu"
+    assert local.attributes["duro.attempt"] == remote.attributes["duro.attempt"] == 1
 
 
 @pytest.mark.parametrize("generic", [False, True])

@@ -23,7 +23,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 import duro
 from duro.interceptors import ExecuteStepInput
-from duro.tracing import _ids, _spans
+from duro.tracing import _ids, _light, _spans
 from duro.worker import _steps
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -64,7 +64,7 @@ def test_a_step_attempts_span_context_is_the_one_spancontext_makes() -> None:
     assert spans is not None
     run, _ = _ids.run_entry("a-run", {"traceparent": f"00-{TRACE}-{SPAN}-01"})
     span = spans.run_child("RunStep:x", run, {"duro.attempt": 1})
-    assert isinstance(span, _spans.LightSpan)
+    assert isinstance(span, _light.LightSpan)
     ctx = span.get_span_context()
     made = trace.SpanContext(run.trace_id, ctx.span_id, False,
                              trace.TraceFlags(trace.TraceFlags.SAMPLED))
@@ -114,13 +114,13 @@ def test_the_current_context_is_set_and_reset_as_attach_and_detach_do() -> None:
     base = otel_context.set_value("k", "v")
     outer = otel_context.attach(base)
     try:
-        token = _spans.enter(span)  # into the current context, its other values kept
+        token = _light.enter(span)  # into the current context, its other values kept
         assert trace.get_current_span() is span and otel_context.get_value("k") == "v"
-        _spans.leave(token)
+        _light.leave(token)
         assert otel_context.get_current() is base
-        token = _spans.enter(span, otel_context.Context())  # into the one given
+        token = _light.enter(span, otel_context.Context())  # into the one given
         assert trace.get_current_span() is span and otel_context.get_value("k") is None
-        _spans.leave(token)
+        _light.leave(token)
         assert otel_context.get_current() is base
     finally:
         otel_context.detach(outer)
@@ -159,6 +159,26 @@ def test_the_workers_step_input_is_the_one_its_constructor_makes() -> None:
                                      info=info)]
 
 
+def test_the_workers_recorded_events_input_is_the_one_its_constructor_makes() -> None:
+    from duro._history import NewEvent
+    from duro.interceptors import EventsRecordedInput
+    from duro.interceptors._worker import events_recorded_input
+
+    # Each field set by the helper, in order: a new field must be set there too.
+    assert [f.name for f in dataclasses.fields(EventsRecordedInput)] == [
+        "workflow", "workflow_id", "run_id", "namespace", "headers", "events",
+        "timers_due", "timers_set", "started_at", "parent_run_id"]
+    events = [NewEvent(kind="timer_fired", ts=2.0, op=4)]
+    made = events_recorded_input("wf", "w", "r", "ns", {"h": "v"}, events, {4: 1.5},
+                                 {4: 1.0}, 0.5, "parent")
+    assert made == EventsRecordedInput(
+        workflow="wf", workflow_id="w", run_id="r", namespace="ns", headers={"h": "v"},
+        events=events, timers_due={4: 1.5}, timers_set={4: 1.0}, started_at=0.5,
+        parent_run_id="parent")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.run_id = "other"  # type: ignore[misc]
+
+
 def test_a_calls_traceparent_is_written_as_the_w3c_propagator_writes_it() -> None:
     from duro.tracing._interceptor import _with_context
 
@@ -173,7 +193,7 @@ def test_a_calls_traceparent_is_written_as_the_w3c_propagator_writes_it() -> Non
                    trace.set_span_in_context(trace.NonRecordingSpan(context_parent)))
         span = spans.start("StartWorkflow:x", context,
                            context_parent, kind=trace.SpanKind.PRODUCER)
-        token = _spans.enter(span, context)
+        token = _light.enter(span, context)
         try:
             given = {"tenant": "acme", "traceparent": "old", "tracestate": "old=1"}
             expected = {"tenant": "acme"}
@@ -182,7 +202,7 @@ def test_a_calls_traceparent_is_written_as_the_w3c_propagator_writes_it() -> Non
             assert _with_context(None, span) == {
                 k: v for k, v in expected.items() if k != "tenant"}
         finally:
-            _spans.close(span, token, None)
+            _light.close(span, token, None)
 
 
 def _attempt_spans(*processors: Any) -> tuple[_spans.Spans, InMemorySpanExporter]:
@@ -211,7 +231,7 @@ def test_an_attempts_span_is_made_current_and_ended_as_run_child_and_close_do(
         end = spans.attempt("RunStep:x", run, {"duro.attempt": 1})
         assert end is not None
         current = trace.get_current_span()
-        assert isinstance(current, _spans.LightSpan) and current.is_recording()
+        assert isinstance(current, _light.LightSpan) and current.is_recording()
         assert current.get_span_context().trace_id == run.trace_id
         end(error)
         assert otel_context.get_current() is before
@@ -316,7 +336,7 @@ def test_a_client_calls_span_is_the_one_start_makes_made_current(fast: bool) -> 
             assert ctx.is_valid and type(ctx) is trace.SpanContext
             assert ctx.trace_flags == ref.trace_flags and ctx.trace_state == ref.trace_state
             assert (ctx.trace_id == remote.trace_id) is (parent is not None)
-            assert isinstance(span, _spans.LightSpan)
+            assert isinstance(span, _light.LightSpan)
             assert span.parent == parent and span.kind is trace.SpanKind.PRODUCER
             end(RuntimeError("the call failed") if parent else None)
             assert otel_context.get_current() is before

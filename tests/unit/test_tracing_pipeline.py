@@ -22,7 +22,8 @@ from opentelemetry.sdk.trace import (
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from duro.tracing._spans import LightSpan, Spans, close, enter, fast_spans
+from duro.tracing._light import LightSpan, close, enter
+from duro.tracing._spans import Spans, fast_spans
 
 PARENT = trace.SpanContext(0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331,
                            is_remote=True, trace_flags=trace.TraceFlags(1))
@@ -288,20 +289,20 @@ def test_nothing_is_called_while_the_lock_shared_by_all_spans_is_held(
     import time
     import types
 
-    from duro.tracing import _spans as spans_module
+    from duro.tracing import _light as light_module
 
     held: list[str] = []
 
     def check(what: str, real: Any) -> Any:
         def checked(*args: Any) -> Any:
-            if spans_module._MAKING.locked():
+            if light_module._MAKING.locked():
                 held.append(what)
             return real(*args)
         return checked
 
-    monkeypatch.setattr(spans_module, "threading", types.SimpleNamespace(
+    monkeypatch.setattr(light_module, "threading", types.SimpleNamespace(
         Lock=check("Lock", threading.Lock)))
-    monkeypatch.setattr(spans_module, "time", types.SimpleNamespace(
+    monkeypatch.setattr(light_module, "time", types.SimpleNamespace(
         time_ns=check("time_ns", time.time_ns)))
     spans = _spans(TracerProvider())
     context = trace.set_span_in_context(trace.NonRecordingSpan(PARENT))

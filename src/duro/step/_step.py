@@ -57,6 +57,9 @@ class StepInfo:
     """Set when the attempt was abandoned (timeout, cancellation): sync steps should stop."""
     headers: Mapping[str, str] = field(default_factory=dict)
     """The run's headers (trace ids, tenant...), wherever the attempt runs."""
+    queue: str = "default"
+    """The queue the attempt ran from: the step's own (a step queue's worker ran it), else
+    its run's (the run's worker ran it)."""
     _on_heartbeat: Callable[[Any], None] | None = field(default=None, repr=False)
     _usage: list[dict[str, Any]] | None = field(default=None, repr=False)
     """What ``duro.record_usage`` recorded in this attempt (None: nothing, the usual

@@ -22,8 +22,9 @@ from duro.interceptors import (
     WorkerInterceptor,
 )
 from duro.step import StepInfo
-from duro.tracing._ids import ForcedIds, inject, parent_context, run_entry, run_span_id
-from duro.tracing._spans import _TUPLE_LAYOUT, LightSpan, context_of, entered, fast_spans
+from duro.tracing._ids import ForcedIds, _runs, inject, parent_context, run_entry, run_span_id
+from duro.tracing._light import LightSpan, entered
+from duro.tracing._spans import context_of, fast_spans
 
 __all__ = ["TracingInterceptor"]
 
@@ -39,6 +40,7 @@ _TRACED = frozenset({K.TIMER_FIRED, K.SIGNAL_RECEIVED, *_ENDED})
 
 
 _UNSET = Status(StatusCode.UNSET)
+_NO_STATE = trace.DEFAULT_TRACE_STATE
 
 
 def _ns(ts: float) -> int:
@@ -57,23 +59,46 @@ def _copier(cls: type[Any]) -> tuple[Callable[[Any], tuple[Any, ...]], tuple[Any
     return operator.attrgetter(*slots), setters, cls.__dict__["headers"].__set__
 
 
-_COPIERS = {cls: _copier(cls) for cls in (StartInput, SignalInput, UpdateInput, QueryInput)}
+_COPIERS: dict[type[Any], tuple[Callable[[Any], tuple[Any, ...]], tuple[Any, ...], Any]] = {
+    cls: _copier(cls) for cls in (SignalInput, UpdateInput, QueryInput)}
 """duro's client inputs: frozen dataclasses with slots, no ``__post_init__``."""
+
+_new = object.__new__
+(_set_workflow, _set_args, _set_kwargs, _set_workflow_id, _set_signal, _set_update,
+ _set_headers, _set_search_attributes) = (
+    StartInput.__dict__[f.name].__set__ for f in dataclasses.fields(StartInput))
 
 
 def _with_headers(input: _I, headers: dict[str, str]) -> _I:
     """``dataclasses.replace(input, headers=headers)``, at a third of its cost for
     duro's own inputs (each slot copied through its descriptor: it runs once per client
     call); anything else (a subclass an interceptor made) through ``replace``."""
+    if type(input) is StartInput:
+        return _start_with_headers(input, headers)
     copier = _COPIERS.get(type(input))
     if copier is None:
         return dataclasses.replace(input, headers=headers)
     values, setters, set_headers = copier
-    out = object.__new__(type(input))
+    out = _new(type(input))
     for put, value in zip(setters, values(input), strict=True):
         put(out, value)
     set_headers(out, headers)
     return out
+
+
+def _start_with_headers(start: StartInput, headers: dict[str, str]) -> StartInput:
+    """:func:`_with_headers` for a start (once per run), slot by slot: a third of the
+    loop's cost."""
+    made = _new(StartInput)
+    _set_workflow(made, start.workflow)
+    _set_args(made, start.args)
+    _set_kwargs(made, start.kwargs)
+    _set_workflow_id(made, start.workflow_id)
+    _set_signal(made, start.signal)
+    _set_update(made, start.update)
+    _set_headers(made, headers)
+    _set_search_attributes(made, start.search_attributes)
+    return made
 
 
 def _with_context(headers: Mapping[str, str] | None, span: Any) -> dict[str, str]:
@@ -83,11 +108,12 @@ def _with_context(headers: Mapping[str, str] | None, span: Any) -> dict[str, str
     for any other through the propagator."""
     out = {k: v for k, v in headers.items() if k not in ("traceparent", "tracestate")} \
         if headers else {}
-    if type(span) is LightSpan and _TUPLE_LAYOUT:
+    if type(span) is LightSpan:  # its context a tuple (fast_spans)
         # The span context's fields unpacked (its properties are a call each).
         trace_id, span_id, _, flags, state, _ = span.get_span_context()
-        out["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
-        if state:
+        # %-formatting: 40% cheaper than an f-string's format specs here.
+        out["traceparent"] = "00-%032x-%016x-%02x" % (trace_id, span_id, flags)  # noqa: UP031
+        if state is not _NO_STATE and state:  # most carry none (no call to its __len__)
             out["tracestate"] = state.to_header()
     else:
         inject(out)
@@ -184,10 +210,14 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
     # -- step attempts -------------------------------------------------------------------
 
     def attempt_started(self, info: StepInfo) -> Callable[[BaseException | None], None]:
-        run, _ = run_entry(info.run_id, info.headers)
-        # Few attributes: each costs the SDK a check. The run's id is the parent's.
+        # The run's span context: from run_entry's cache, looked up here (a call saved
+        # per attempt: the hot path).
+        found = _runs.get(info.run_id)
+        run = (found if found is not None else run_entry(info.run_id, info.headers))[0]
+        # Few attributes: each costs the SDK a check. The run's id is the parent's; a
+        # retry is an attempt after the first.
         attributes: dict[str, Any] = {"duro.workflow_id": info.workflow_id,
-                                      "duro.attempt": info.attempt}
+                                      "duro.attempt": info.attempt, "duro.queue": info.queue}
         spans = self.spans
         # The hot path (a span per attempt). The span goes into the current context (the
         # attempt's: a run's context differs from it only by the run's span, which the
@@ -250,8 +280,8 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         spans = self.spans
         if spans is not None and spans.enabled():
             spans.record(name, context, parent,
-                         trace_id=ids.trace_id if ids is not None else None,
-                         span_id=ids.span_id if ids is not None else None, kind=kind,
+                         trace_id=ids[0] if ids is not None else None,  # its trace_id
+                         span_id=ids[1] if ids is not None else None, kind=kind,
                          attributes=attributes, links=links or (), start_time=start,
                          end_time=end, status=status)
             return

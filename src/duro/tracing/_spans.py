@@ -9,9 +9,9 @@ an exception-recording context manager). :class:`Spans` asks the provider's samp
 exactly as the SDK does (the SDK's stock samplers, parent-based over always-on/off, it
 decides as they decide, from the parent's flags, without their call per span), hands
 each recording span to the span processors' ``on_start`` and a :class:`ReadableSpan` to
-their ``on_end``, and keeps what the step's own code adds
-to its span (attributes, events, status, links) within the provider's limits: exporters
-see what they would see from the SDK. Spans whose times are known after the fact (a
+their ``on_end``; the span (:class:`~duro.tracing._light.LightSpan`) keeps what the
+step's own code adds to it (attributes, events, status, links) within the provider's
+limits: exporters see what they would see from the SDK. Spans whose times are known after the fact (a
 run's, a timer's, a signal's) go straight to ``on_end``.
 
 Used only with the SDK's ``Tracer`` (anything else, and an SDK tracer a configurator has
@@ -19,27 +19,19 @@ disabled, takes the generic path: see :func:`fast_spans`)."""
 
 from __future__ import annotations
 
-import copy
 import dis
 import random
 import sys
-import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
-from contextvars import ContextVar, Token
-from types import FunctionType, MappingProxyType
+from types import FunctionType
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context.context import Context
-from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import (
-    Event,
-    ReadableSpan,
     SpanLimits,
     SynchronousMultiSpanProcessor,
 )
@@ -52,10 +44,12 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util import types
 
-from duro.tracing._ids import ForcedIds
+from duro.tracing._ids import TUPLE_LAYOUT, ForcedIds, new_tuple
+from duro.tracing._light import CURRENT as _CURRENT
+from duro.tracing._light import RUNTIME as _RUNTIME
+from duro.tracing._light import LightSpan, entered
 
-__all__ = ["LightSpan", "Spans", "close", "context_of", "enter", "entered", "fast_spans",
-           "leave"]
+__all__ = ["Spans", "context_of", "fast_spans"]
 
 _Pipeline = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
 _SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
@@ -69,30 +63,21 @@ _INTERNAL = SpanKind.INTERNAL
 _NO_STATE = trace.DEFAULT_TRACE_STATE
 _SPAN_IDS = 1 << 64
 _TRACE_IDS = 1 << 128
-_new_tuple = tuple.__new__
-
-
-def _tuple_layout() -> bool:
-    """Whether a ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote,
-    trace_flags, trace_state, is_valid)`` (as in every OpenTelemetry API so far): then a
-    step attempt's span context is made as that tuple directly, without the checks of
-    ``SpanContext.__new__`` (~0.25 µs, the most of any part of a span duro makes) on ids
-    known to be valid (the run's trace id; a generated span id, found invalid where the
-    constructor would find it so)."""
-    made = tuple.__new__(trace.SpanContext, (3, 4, False, _SAMPLED, _NO_STATE, True))
-    real = trace.SpanContext(3, 4, False, _SAMPLED)
-    return made == real and (made.trace_id, made.span_id, made.is_remote, made.trace_flags,
-                             made.trace_state, made.is_valid) == \
-        (3, 4, False, _SAMPLED, _NO_STATE, True)
-
-
-_TUPLE_LAYOUT = _tuple_layout()
+_SAMPLED_BIT = trace.TraceFlags.SAMPLED  # TraceFlags.sampled, without its property
+_RANDOM_BIT = trace.TraceFlags.RANDOM_TRACE_ID  # TraceFlags.random_trace_id, the same
+_new_tuple = new_tuple
+_TUPLE_LAYOUT = TUPLE_LAYOUT
+"""Whether a ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote, trace_flags,
+trace_state, is_valid)`` (:func:`~duro.tracing._ids._tuple_layout`): :class:`Spans`
+reads span contexts by unpacking them (each field a property call otherwise, ~0.05 µs,
+several per span) and makes them as such tuples."""
 
 
 def fast_spans(tracer: Any) -> Spans | None:
     """:class:`Spans` over an OpenTelemetry SDK tracer; None for any other tracer (an
-    API-only or vendor provider's), which duro then uses through its generic API."""
-    if not isinstance(tracer, SdkTracer):
+    API-only or vendor provider's), which duro then uses through its generic API, and
+    for an OpenTelemetry API whose ``SpanContext`` is laid out otherwise (none so far)."""
+    if not isinstance(tracer, SdkTracer) or not _TUPLE_LAYOUT:
         return None
     return Spans(tracer)
 
@@ -120,6 +105,11 @@ class Spans:
             else self.limits.max_span_attributes if self.limits.max_span_attributes \
             is not None else sys.maxsize
         self._members: Any = None
+        # The provider's multi-processor (its members a tuple, replaced when one is
+        # added): the hot paths check that :attr:`_pipeline` is still its members'
+        # without a call to :meth:`pipeline`.
+        multi = tracer.span_processor
+        self._multi = multi if type(multi) is SynchronousMultiSpanProcessor else None
         self._is_enabled = getattr(tracer, "_is_enabled", None)  # an SDK's since 1.3x
         # Where the SDK keeps whether the tracer is enabled (read by its _is_enabled; a
         # configurator replaces the object): read here without the call, per attempt.
@@ -128,6 +118,10 @@ class Spans:
         # The SDK's own generator draws a span id as random.getrandbits(64) (again while
         # 0): run_child draws one the same way, without its call per step attempt.
         self._bits = random.getrandbits if type(self.ids) is RandomIdGenerator else None
+        # The same, when what else attempt() needs for its one-call path holds for good
+        # (the sampler records a span under a run's): None sends each attempt the long
+        # way.
+        self._fast_bits = self._bits if self._under_run is _RECORD_AND_SAMPLE else None
 
     def pipeline(self) -> _Pipeline:
         """The span processors' ``on_start``, ``_on_ending`` and ``on_end``, each only
@@ -156,10 +150,35 @@ class Spans:
                 ) -> Callable[[BaseException | None], None] | None:
         """A step attempt's span (:meth:`run_child`), made current (:func:`entered`):
         what ends it, or None when the tracer is disabled (the caller then takes the
-        generic API's path)."""
-        if not self.enabled():
+        generic API's path).
+
+        The hot path (a span per step attempt), in one call when nothing asks for more
+        (the SDK's tracer enabled, its stock sampler, its own processors, its random
+        ids, the default runtime context): each call saved is ~0.05 µs of the ~2.5 µs
+        the whole span costs (``bench/bench_step_span.py``). Anything else:
+        :meth:`run_child` and :func:`entered`."""
+        if self._configured:
+            if not self.tracer._tracer_config.is_enabled:
+                return None
+        elif self._is_enabled is not None and not self._is_enabled():
             return None
-        return entered(self.run_child(name, run, attributes))
+        bits = self._fast_bits
+        multi = self._multi
+        current = _CURRENT
+        if bits is None or current is None or otel_context._RUNTIME_CONTEXT is not _RUNTIME \
+                or len(attributes) > self._plain_attributes \
+                or (self._pipeline[0] if multi is not None
+                    and multi._span_processors is self._members else self.pipeline()[0]):
+            return entered(self.run_child(name, run, attributes))
+        span_id = bits(64)  # as the SDK's RandomIdGenerator draws one, without its call
+        while not span_id:
+            span_id = bits(64)
+        span = LightSpan(self, name, _new_tuple(trace.SpanContext, (
+            run[0], span_id, False, _SAMPLED, _NO_STATE, True)),  # valid: 0 < id < 2**64
+            run, _INTERNAL, attributes, (), time.time_ns())
+        # enter(span), inline.
+        span._token = current.set(Context({**current.get(), _SPAN_KEY: span}))
+        return span
 
     def run_child(self, name: str, run: trace.SpanContext, attributes: dict[str, Any]
                   ) -> LightSpan | trace.NonRecordingSpan:
@@ -183,10 +202,8 @@ class Spans:
             span_id = bits(64)
             while not span_id:
                 span_id = bits(64)
-        ctx = _new_tuple(trace.SpanContext, (run.trace_id, span_id, False, flags,
-                                             _NO_STATE, 0 < span_id < _SPAN_IDS)) \
-            if _TUPLE_LAYOUT \
-            else trace.SpanContext(run.trace_id, span_id, False, flags)
+        ctx = _new_tuple(trace.SpanContext, (run[0], span_id, False, flags, _NO_STATE,
+                                             0 < span_id < _SPAN_IDS))
         if decision is _DROP:
             return trace.NonRecordingSpan(ctx)
         return LightSpan(self, name, ctx, run, _INTERNAL, attributes, (), time.time_ns())
@@ -199,9 +216,19 @@ class Spans:
         tracer is disabled (the caller then takes the generic API's path)."""
         if not self.enabled():
             return None
-        context = otel_context.get_current()
-        span = self.start(name, context, trace.get_current_span(context).get_span_context(),
+        # The current context and its span, read as get_current and get_current_span
+        # read them (without their calls while the runtime context is the default one).
+        context = _CURRENT.get() if _CURRENT is not None and \
+            otel_context._RUNTIME_CONTEXT is _RUNTIME else otel_context.get_current()
+        current = context.get(_SPAN_KEY)
+        span = self.start(name, context, current.get_span_context()
+                          if isinstance(current, trace.Span) else None,
                           kind=kind, attributes=attributes)
+        if type(span) is LightSpan and _CURRENT is not None \
+                and otel_context._RUNTIME_CONTEXT is _RUNTIME:
+            # entered(span, context), inline: the span is its own end.
+            span._token = _CURRENT.set(Context({**context, _SPAN_KEY: span}))
+            return span, span
         return span, entered(span, context)
 
     def start(self, name: str, context: Any, parent: trace.SpanContext | None, *,
@@ -214,21 +241,36 @@ class Spans:
         sampler: a :class:`LightSpan` when recorded, else a non-recording span that still
         carries its context to children."""
         ids = self.ids
-        if parent is None or not parent.is_valid:
+        bits = self._bits  # the SDK's RandomIdGenerator: its draws, without its calls
+        if parent is None or not parent[5]:  # its is_valid
             parent = None
-            trace_id = ids.generate_trace_id()
-            random_id = ids.is_trace_id_random()
+            if bits is not None:
+                trace_id = bits(128)
+                while not trace_id:
+                    trace_id = bits(128)
+                random_id = True
+            else:
+                trace_id = ids.generate_trace_id()
+                random_id = ids.is_trace_id_random()
         else:
-            trace_id = parent.trace_id
-            random_id = parent.trace_flags.random_trace_id
-        decision, sampled, ctx = self._sample(context, parent, trace_id, ids.generate_span_id(),
-                                              random_id, name, kind, attributes, links)
+            trace_id, _, _, flags, _, _ = parent
+            random_id = bool(flags & _RANDOM_BIT)
+        if bits is not None:
+            span_id = bits(64)
+            while not span_id:
+                span_id = bits(64)
+        else:
+            span_id = ids.generate_span_id()
+        decision, sampled, ctx = self._sample(context, parent, trace_id, span_id, random_id,
+                                              name, kind, attributes, links)
         if decision is _DROP:
             return trace.NonRecordingSpan(ctx)
         span = LightSpan(self, name, ctx, parent, kind, self._attributes(sampled),
                          self._links(links) if links else (),
                          time.time_ns() if start_time is None else start_time)
-        starts = self.pipeline()[0]
+        multi = self._multi
+        starts = self._pipeline[0] if multi is not None \
+            and multi._span_processors is self._members else self.pipeline()[0]
         for start in starts:
             start(span, parent_context=context)
         return span
@@ -249,9 +291,8 @@ class Spans:
                 decision = static[0]
                 trace_state = None
             else:
-                decision = static[1 + 2 * (not parent.is_remote)
-                                  + (not parent.trace_flags.sampled)]
-                trace_state = parent.trace_state
+                _, _, is_remote, flags, trace_state, _ = parent
+                decision = static[1 + 2 * (not is_remote) + (not flags & _SAMPLED_BIT)]
             if decision is not None:
                 return decision, attributes if decision is not _DROP else None, \
                     _context(trace_id, span_id, random_id, decision, trace_state)
@@ -296,7 +337,7 @@ class Spans:
         (a run's logical span: ids derived from its run id) instead of the provider's
         id generator. ``context``: the one whose current span is ``parent``; None: made
         (from the current one) only if a sampler or an ``on_start`` asks for it."""
-        valid = parent if parent is not None and parent.is_valid else None
+        valid = parent if parent is not None and parent[5] else None  # its is_valid
         if valid is None:
             if trace_id is None:
                 # A new trace: its id the provider's, random if it says so (as the SDK).
@@ -305,9 +346,13 @@ class Spans:
             else:
                 random_id = False  # ids of its own (a run's), made by no generator
         else:
-            trace_id = valid.trace_id if trace_id is None else trace_id
-            random_id = valid.trace_id == trace_id and valid.trace_flags.random_trace_id
-        starts = self.pipeline()[0]
+            parent_trace, _, _, flags, _, _ = valid
+            if trace_id is None:
+                trace_id = parent_trace
+            random_id = parent_trace == trace_id and bool(flags & _RANDOM_BIT)
+        multi = self._multi
+        starts = self._pipeline[0] if multi is not None \
+            and multi._span_processors is self._members else self.pipeline()[0]
         if context is None and (self.static is None or starts):
             context = context_of(valid)
         decision, sampled, ctx = self._sample(
@@ -365,8 +410,6 @@ def _context(trace_id: int, span_id: int, random_id: bool, decision: Decision,
     """A new span's context, its flags as the sampler decided (as the SDK makes it)."""
     flags = (_SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED) if not random_id \
         else (_SAMPLED_RANDOM if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED_RANDOM)
-    if not _TUPLE_LAYOUT:
-        return trace.SpanContext(trace_id, span_id, False, flags, trace_state)
     # As SpanContext.__new__ makes it (its validity check included: a custom id
     # generator's ids may be out of range), without its call.
     return _new_tuple(trace.SpanContext, (
@@ -393,355 +436,3 @@ def _static_decisions(sampler: Sampler) -> tuple[Decision | None, ...] | None:
                  sampler._local_parent_not_sampled)
     return tuple(d._decision if type(d) is StaticSampler else None
                  for d in delegates)
-
-
-class LightSpan(trace.Span, ReadableSpan):
-    """A recording span of :class:`Spans`: what the SDK's span records, read as the SDK's
-    span reads (a processor's ``on_start`` may look at its fields), bounded by the
-    provider's limits as the SDK bounds them (the oldest attribute, event or link gives
-    way), with plain containers until the step's own code writes to it.
-
-    Once ended it is its own :class:`ReadableSpan` (as the SDK's span is one): nothing
-    changes it any more, so the processors' ``on_end`` gets it rather than a copy."""
-
-    __slots__ = ("_attributes", "_context", "_end_time", "_events", "_kind", "_links",
-                 "_lock", "_name", "_owner", "_parent", "_start_time", "_status", "_token")
-
-    # ReadableSpan's fields, as a started span has them (its to_json reads them).
-    _context: trace.SpanContext
-    _start_time: int
-    _attributes: dict[str, Any] | BoundedAttributes
-    _token: Any
-    """What :func:`entered` made it current with (set there, as it becomes current)."""
-
-    def __init__(self, owner: Spans, name: str, ctx: trace.SpanContext,
-                 parent: trace.SpanContext | None, kind: SpanKind,
-                 attributes: dict[str, Any] | BoundedAttributes,
-                 links: tuple[Link, ...] | list[Link] | BoundedList[Link], start: int
-                 ) -> None:
-        self._owner = owner
-        self._name = name
-        self._context = ctx
-        self._parent = parent
-        self._kind = kind
-        self._attributes = attributes
-        self._links: tuple[Link, ...] | list[Link] | BoundedList[Link] = links
-        self._events: Sequence[Event] = ()  # most spans get none: bounded when one comes
-        self._status = _UNSET
-        self._start_time = start
-        self._end_time: int | None = None
-        # A sync step's code writes from its thread while the loop may end the span
-        # (a timeout): one at a time, as with the SDK's span. One lock per span, not
-        # one per tracer: a write may log (an invalid value), and a slow log handler
-        # must hold up no other span. Made by the first write (most spans get none):
-        # see _writing and _ended.
-        self._lock: threading.Lock | None = None
-
-    # -- what instrumentation and processors read ----------------------------------------
-
-    def get_span_context(self) -> trace.SpanContext:
-        return self._context
-
-    def is_recording(self) -> bool:
-        return self._end_time is None
-
-    @property
-    def name(self) -> str:
-        """The span's name."""
-        return self._name
-
-    @property
-    def context(self) -> trace.SpanContext:
-        """The span's own context."""
-        return self._context
-
-    @property
-    def parent(self) -> trace.SpanContext | None:
-        """The parent's context (None: a root span)."""
-        return self._parent
-
-    @property
-    def kind(self) -> SpanKind:
-        """The span's kind."""
-        return self._kind
-
-    @property
-    def start_time(self) -> int:
-        """When it began (ns since the epoch)."""
-        return self._start_time
-
-    @property
-    def end_time(self) -> int | None:
-        """When it ended (None while it goes on)."""
-        return self._end_time
-
-    @property
-    def status(self) -> Status:
-        """Its status so far."""
-        return self._status
-
-    @property
-    def attributes(self) -> Mapping[str, Any]:
-        """Its attributes so far (a copy while it records: the step's code may add)."""
-        attributes = self._attributes
-        return MappingProxyType(attributes if self._end_time is not None
-                                else dict(attributes))
-
-    @property
-    def events(self) -> tuple[Event, ...]:
-        """Its events so far."""
-        return tuple(self._events)
-
-    @property
-    def links(self) -> tuple[Link, ...]:
-        """Its links."""
-        return tuple(self._links)
-
-    @property
-    def resource(self) -> Resource:
-        """The provider's resource."""
-        return self._owner.tracer.resource
-
-    @property
-    def instrumentation_scope(self) -> InstrumentationScope:
-        """duro's instrumentation scope."""
-        return self._owner.scope
-
-    @property
-    def instrumentation_info(self) -> Any:
-        """duro's instrumentation info (deprecated by OpenTelemetry for the scope)."""
-        return self._owner.tracer.instrumentation_info
-
-    @property
-    def dropped_attributes(self) -> int:
-        """Attributes the limits dropped."""
-        attributes = self._attributes
-        return attributes.dropped if isinstance(attributes, BoundedAttributes) else 0
-
-    @property
-    def dropped_events(self) -> int:
-        """Events the limits dropped."""
-        events = self._events
-        return events.dropped if isinstance(events, BoundedList) else 0
-
-    @property
-    def dropped_links(self) -> int:
-        """Links the limits dropped."""
-        links = self._links
-        return links.dropped if isinstance(links, BoundedList) else 0
-
-    # -- what the step's code may add ----------------------------------------------------
-
-    def set_attributes(self, attributes: Mapping[str, types.AttributeValue]) -> None:
-        with self._writing():  # all of them or none, as the SDK's span
-            if self._end_time is not None:
-                return
-            bounded = self._bounded()
-            for key, value in attributes.items():
-                bounded[key] = value
-
-    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
-        with self._writing():
-            if self._end_time is not None:
-                return
-            self._bounded()[key] = value
-
-    def _bounded(self) -> BoundedAttributes:
-        """The attributes, in the SDK's container from the first write of the step's
-        code on: checked, cleaned and bounded as the SDK does (an invalid value dropped
-        with a warning; beyond the count limit the oldest gives way). Under the lock."""
-        attributes = self._attributes
-        if not isinstance(attributes, BoundedAttributes):
-            limits = self._owner.limits
-            attributes = self._attributes = BoundedAttributes(
-                limits.max_span_attributes, attributes, immutable=False,
-                max_value_len=limits.max_span_attribute_length)
-        return attributes
-
-    def add_event(self, name: str, attributes: types.Attributes = None,
-                  timestamp: int | None = None) -> None:
-        limits = self._owner.limits
-        event = Event(name, BoundedAttributes(limits.max_event_attributes, attributes,
-                                              max_value_len=limits.max_attribute_length),
-                      timestamp)
-        with self._writing():
-            if self._end_time is not None:
-                return
-            events = self._events
-            if not isinstance(events, BoundedList):
-                events = self._events = BoundedList(limits.max_events)
-            events.append(event)
-
-    def add_link(self, context: trace.SpanContext, attributes: types.Attributes = None
-                 ) -> None:
-        if not context.is_valid:
-            return
-        limits = self._owner.limits
-        link = Link(context, BoundedAttributes(limits.max_link_attributes, attributes,
-                                               max_value_len=limits.max_attribute_length))
-        with self._writing():
-            if self._end_time is not None:
-                return
-            if not isinstance(self._links, BoundedList):
-                self._links = BoundedList.from_seq(limits.max_links, self._links)
-            self._links.append(link)
-
-    def update_name(self, name: str) -> None:
-        with self._writing():
-            if self._end_time is None:
-                self._name = name
-
-    def set_status(self, status: Status | StatusCode,
-                   description: str | None = None) -> None:
-        if isinstance(status, StatusCode):
-            status = Status(status, description)
-        with self._writing():
-            if self._end_time is not None or self._status.status_code is StatusCode.OK:
-                return  # as the SDK: OK is final
-            if status.status_code is not StatusCode.UNSET:
-                self._status = status
-
-    def record_exception(self, exception: BaseException, attributes: types.Attributes = None,
-                         timestamp: int | None = None, escaped: bool = False) -> None:
-        kind = type(exception)
-        module = kind.__module__
-        recorded: dict[str, Any] = {
-            "exception.type": f"{module}.{kind.__qualname__}"
-            if module and module != "builtins" else kind.__qualname__,
-            "exception.message": str(exception),
-            "exception.stacktrace": "".join(traceback.format_exception(exception)),
-            "exception.escaped": str(escaped)}
-        if attributes:
-            recorded.update(attributes)
-        self.add_event("exception", recorded, timestamp)
-
-    def _writing(self) -> threading.Lock:
-        """The span's lock, made by the first to ask (under a lock shared by all spans,
-        held only to put it in place)."""
-        lock = self._lock
-        if lock is None:
-            # Made before _MAKING is taken: nothing that allocates or calls runs while
-            # it is held, so no collection can run a finalizer there that ends a span
-            # (it would wait for _MAKING in the thread that holds it).
-            made = threading.Lock()
-            with _MAKING:
-                lock = self._lock
-                if lock is None:
-                    lock = self._lock = made
-        return lock
-
-    def _ended(self, end_time: int | None) -> bool:
-        """Set the end time, unless the span has ended already (False then). Without
-        a lock of its own (no write began), under the shared one: a write then makes
-        the span's lock after this, and finds the span ended."""
-        if end_time is None:
-            end_time = time.time_ns()  # read first: nothing is called under _MAKING
-        if self._lock is None:
-            with _MAKING:
-                if self._lock is None:
-                    if self._end_time is not None:
-                        return False
-                    self._end_time = end_time
-                    return True
-        with self._writing():
-            if self._end_time is not None:
-                return False
-            self._end_time = end_time
-            return True
-
-    def end(self, end_time: int | None = None) -> None:
-        if not self._ended(end_time):
-            return
-        _, endings, ends = self._owner.pipeline()
-        for ending in endings:
-            ending(self)  # as the SDK: processors may look at the span as it ends
-        for end in ends:
-            end(self)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ReadableSpan:
-        """A copy as the SDK's processors get it (a :class:`ReadableSpan`): the span
-        itself holds a lock and its provider, which a deep copy must not take."""
-        owner = self._owner
-        return copy.deepcopy(ReadableSpan(
-            name=self._name, context=self._context, parent=self._parent,
-            resource=owner.tracer.resource, attributes=self._attributes,
-            events=self._events, links=self._links, kind=self._kind, status=self._status,
-            start_time=self._start_time, end_time=self._end_time,
-            instrumentation_scope=owner.scope), memo)
-
-    def __call__(self, error: BaseException | None) -> None:
-        """:func:`close` for a span :func:`entered` made current (its token kept here):
-        the span is its own end, no closure made per span (a step attempt's, on the hot
-        path)."""
-        close(self, self._token, error)
-
-
-def enter(span: trace.Span, context: Any = None) -> Any:
-    """Make ``span`` current (in ``context``, default the current one, as
-    ``set_span_in_context`` makes it) and return the token :func:`leave` takes. Sets
-    OpenTelemetry's context variable directly while its runtime context is the default
-    one (what ``attach`` does, without its calls); else through the API."""
-    if _CURRENT is not None and otel_context._RUNTIME_CONTEXT is _RUNTIME:
-        return _CURRENT.set(Context({**(_CURRENT.get() if context is None else context),
-                                     _SPAN_KEY: span}))
-    return otel_context.attach(Context({
-        **(otel_context.get_current() if context is None else context), _SPAN_KEY: span}))
-
-
-def leave(token: Any) -> None:
-    """Undo :func:`enter` (a token of the context variable itself is reset there: the
-    runtime context may have been replaced since)."""
-    if type(token) is Token and token.var is _CURRENT:
-        _CURRENT.reset(token)
-    else:
-        otel_context.detach(token)
-
-
-def close(span: trace.Span, token: Any, error: BaseException | None) -> None:
-    """End ``span`` (any span: duro's own, or a provider's through the generic API),
-    made current by :func:`enter` (``token``), once the code it covered is over: what
-    the SDK's ``use_span`` does on leaving its block. An ``Exception`` that code raised
-    is recorded on a recording span and makes its status an error; the context is reset
-    and the span ended whatever happens."""
-    try:
-        if isinstance(error, Exception) and span.is_recording():
-            _failed(span, error)
-    finally:
-        try:
-            leave(token)
-        finally:
-            span.end()
-
-
-def entered(span: LightSpan | trace.Span, context: Any = None
-            ) -> Callable[[BaseException | None], None]:
-    """Make ``span`` current (:func:`enter`) and return what ends it there (:func:`close`),
-    to be called with what the code it covered raised: duro's own span is its own end
-    (:meth:`LightSpan.__call__`), any other gets a closure."""
-    token = enter(span, context)
-    if type(span) is LightSpan:
-        span._token = token
-        return span
-    return lambda error: close(span, token, error)
-
-
-def _failed(span: trace.Span, error: Exception) -> None:
-    """Mark ``span`` failed by ``error`` (the exception recorded, an error status)."""
-    span.record_exception(error)
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-
-
-def _current_var() -> ContextVar[Context] | None:
-    """The context variable that holds OpenTelemetry's current context, when its
-    runtime context is the default (contextvars) one: setting it directly is what
-    ``attach`` does, without its two calls. None for any other runtime context."""
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    var = getattr(runtime, "_current_context", None)
-    return var if type(runtime) is ContextVarsRuntimeContext and \
-        isinstance(var, ContextVar) else None
-
-
-_RUNTIME = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-_CURRENT = _current_var()
-_MAKING = threading.Lock()
-"""Held to make a span's own lock, or to end a span that has none (LightSpan._ended)."""

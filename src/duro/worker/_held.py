@@ -30,7 +30,7 @@ from duro._history import EventKind
 from duro._ids import new_id
 from duro._messages import MessageKind
 from duro.errors import DataRejectedError, DuroError, RunNotFoundError, StoreError
-from duro.interceptors._worker import EventsRecordedInput
+from duro.interceptors._worker import WorkerInterceptor, events_recorded_input
 from duro.store import Claim, Fenced, NewEvent, RunLinks
 from duro.store._records import Placement
 from duro.worker import _decide as decide
@@ -277,22 +277,27 @@ class HeldRun:
         if not checked and not self.concerns_observers(events):
             return
         w = self.worker
-        here = {ev.kind for ev in events}
-        told = [observer for observer, kinds in w.observer_kinds
-                if kinds is None or not here.isdisjoint(kinds)]
+        pairs = w.observer_kinds
+        if len(pairs) == 1:  # tracing alone, say: about these events, as was just asked
+            told: Sequence[WorkerInterceptor] = (pairs[0][0],)
+        else:
+            here = {ev.kind for ev in events}
+            told = [observer for observer, kinds in pairs
+                    if kinds is None or not here.isdisjoint(kinds)]
         inst = self.inst
         due = set_at = _NO_TIMERS  # most writes fire no timer: no maps made for them
-        if EventKind.TIMER_FIRED in here:
-            timers = [cmd for ev in events
-                      if ev.kind == EventKind.TIMER_FIRED and ev.op is not None
-                      and isinstance(cmd := inst.commands.get(ev.op), TimerCommand)]
-            due = {t.op: t.fire_at for t in timers}
-            set_at = {t.op: t.set_at for t in timers}
-        recorded = EventsRecordedInput(
-            workflow=inst.workflow.name, workflow_id=inst.workflow_id, run_id=self.run_id,
-            namespace=inst.namespace, headers=inst.headers or _NO_HEADERS, events=events,
-            timers_due=due, timers_set=set_at, started_at=inst.started_at,
-            parent_run_id=inst.parent_run_id)
+        for ev in events:  # a loop: no set of kinds made (most writes fire no timer)
+            if ev.kind == EventKind.TIMER_FIRED:
+                timers = [cmd for ev in events
+                          if ev.kind == EventKind.TIMER_FIRED and ev.op is not None
+                          and isinstance(cmd := inst.commands.get(ev.op), TimerCommand)]
+                due = {t.op: t.fire_at for t in timers}
+                set_at = {t.op: t.set_at for t in timers}
+                break
+        recorded = events_recorded_input(
+            inst.workflow.name, inst.workflow_id, self.run_id, inst.namespace,
+            inst.headers or _NO_HEADERS, events, due, set_at, inst.started_at,
+            inst.parent_run_id)
         for observer in told:
             try:
                 # In the worker's context, not the step's whose outcome this may be.

@@ -105,7 +105,7 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     info = StepInfo(workflow_id=inst.workflow_id, run_id=run_id, step=step.name,
                     seq=cmd.op, attempt=attempt, idempotency_key=f"{run_id}:{cmd.op}",
                     heartbeat_details=cmd.heartbeat, deadline=deadline,
-                    headers=inst.headers or _NO_HEADERS)
+                    headers=inst.headers or _NO_HEADERS, queue=held.queue)
     started = time.perf_counter()
     w.steps_executed += 1
     try:

@@ -94,7 +94,8 @@ async def run_attempt(
     _current_step.set(info)
     # Watchers (attempt_started) begin here, in the attempt's context, and end when it
     # is over, told what it raised (those begun, even if a later one's start raised).
-    # One watcher (tracing, say: the common case) is called as it is, without the list.
+    # One watcher (tracing, say: the common case) is called as it is, without the list
+    # (and without _started's and _ended's calls: ~0.1 µs each, every traced attempt).
     ends: list[Callable[[BaseException | None], None]] | None = \
         [] if len(watchers) > 1 else None
     end: Callable[[BaseException | None], None] | None = None
@@ -103,7 +104,10 @@ async def run_attempt(
         if ends is not None:
             attempt_started(watchers, info, ends)
         elif watchers:
-            end = _started(watchers[0], info)
+            try:
+                end = watchers[0].attempt_started(info)
+            except Exception:
+                log.exception("interceptor %r failed in attempt_started", watchers[0])
         when = limit()
         try:
             call = (_call(step, cmd.args, cmd.kwargs, executor, loop) if not hooks
@@ -149,7 +153,10 @@ async def run_attempt(
         raise
     finally:
         if end is not None:
-            _ended(end, error)
+            try:
+                end(error)
+            except Exception:
+                log.exception("an attempt_started hook's end failed: %r", end)
         elif ends:
             attempt_ended(ends, error)
         error = None  # the exception's traceback holds this frame: no cycle left

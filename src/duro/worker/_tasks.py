@@ -102,7 +102,8 @@ class TaskRunner:
                              step=step.name, seq=task.op, attempt=task.attempt,
                              idempotency_key=f"{task.run_id}:{task.op}",
                              heartbeat_details=cmd.heartbeat, deadline=deadline,
-                             headers=headers_of(info.get("headers")) or {})
+                             headers=headers_of(info.get("headers")) or {},
+                             queue=task.queue)
         try:
             data = await run_attempt(cmd, step_info, self.worker.executor, deadline,
                                      lambda c: None, self.worker.step_hooks,
