@@ -365,7 +365,7 @@ class Spans:
                          self._links(links) if links else (), start_time)
         for start in starts:
             start(span, parent_context=context)
-        if status.status_code is not StatusCode.UNSET:
+        if status is not _UNSET and status.status_code is not StatusCode.UNSET:
             span.set_status(status)
         span.end(end_time)
 
