@@ -287,6 +287,11 @@ def test_a_client_calls_input_with_headers_is_the_one_replace_makes() -> None:
     from duro.interceptors import QueryInput, SignalInput, StartInput, UpdateInput
     from duro.tracing._interceptor import _with_headers
 
+    # A start is copied field by field, its setters taken in this order: a new or moved
+    # field must be handled there too.
+    assert [f.name for f in dataclasses.fields(StartInput)] == [
+        "workflow", "args", "kwargs", "workflow_id", "signal", "update", "headers",
+        "search_attributes"]
     headers = {"traceparent": f"00-{TRACE}-{SPAN}-01"}
     inputs: list[Any] = [
         StartInput(workflow="w", args=(1,), kwargs={"k": 2}, workflow_id="id", signal="s",

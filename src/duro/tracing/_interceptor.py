@@ -23,6 +23,7 @@ from duro.interceptors import (
 )
 from duro.step import StepInfo
 from duro.tracing._ids import ForcedIds, _runs, inject, parent_context, run_entry, run_span_id
+from duro.tracing._light import UNSET as _UNSET
 from duro.tracing._light import LightSpan, entered
 from duro.tracing._spans import context_of, fast_spans
 
@@ -39,7 +40,6 @@ _TRACED = frozenset({K.TIMER_FIRED, K.SIGNAL_RECEIVED, *_ENDED})
 """The events that make spans of their own."""
 
 
-_UNSET = Status(StatusCode.UNSET)
 _NO_STATE = trace.DEFAULT_TRACE_STATE
 
 

@@ -35,9 +35,12 @@ from opentelemetry.util import types
 if TYPE_CHECKING:
     from duro.tracing._spans import Spans
 
-__all__ = ["CURRENT", "RUNTIME", "LightSpan", "close", "enter", "entered", "leave"]
+__all__ = ["CURRENT", "RUNTIME", "UNSET", "LightSpan", "close", "enter", "entered", "leave"]
 
-_UNSET = Status(StatusCode.UNSET)
+UNSET = Status(StatusCode.UNSET)
+"""The one unset status duro's spans share: callers pass it, and ``is`` tells it apart
+from a status that was set."""
+_UNSET = UNSET
 
 
 class LightSpan(trace.Span, ReadableSpan):

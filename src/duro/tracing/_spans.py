@@ -11,8 +11,8 @@ decides as they decide, from the parent's flags, without their call per span), h
 each recording span to the span processors' ``on_start`` and a :class:`ReadableSpan` to
 their ``on_end``; the span (:class:`~duro.tracing._light.LightSpan`) keeps what the
 step's own code adds to it (attributes, events, status, links) within the provider's
-limits: exporters see what they would see from the SDK. Spans whose times are known after the fact (a
-run's, a timer's, a signal's) go straight to ``on_end``.
+limits: exporters see what they would see from the SDK. Spans whose times are known
+after the fact (a run's, a timer's, a signal's) go straight to ``on_end``.
 
 Used only with the SDK's ``Tracer`` (anything else, and an SDK tracer a configurator has
 disabled, takes the generic path: see :func:`fast_spans`)."""
@@ -47,6 +47,7 @@ from opentelemetry.util import types
 from duro.tracing._ids import TUPLE_LAYOUT, ForcedIds, new_tuple
 from duro.tracing._light import CURRENT as _CURRENT
 from duro.tracing._light import RUNTIME as _RUNTIME
+from duro.tracing._light import UNSET as _UNSET
 from duro.tracing._light import LightSpan, entered
 
 __all__ = ["Spans", "context_of", "fast_spans"]
@@ -58,7 +59,6 @@ _SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.SAMPLED | trace.TraceFlags.R
 _NOT_SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
 _DROP = Decision.DROP
 _RECORD_AND_SAMPLE = Decision.RECORD_AND_SAMPLE
-_UNSET = Status(StatusCode.UNSET)
 _INTERNAL = SpanKind.INTERNAL
 _NO_STATE = trace.DEFAULT_TRACE_STATE
 _SPAN_IDS = 1 << 64
