@@ -50,6 +50,8 @@ def valid_context(trace_id: int, span_id: int, is_remote: bool, flags: trace.Tra
         return new_tuple(trace.SpanContext, (trace_id, span_id, is_remote, flags, _NO_STATE,
                                              True))
     return trace.SpanContext(trace_id, span_id, is_remote, flags)
+
+
 _CANONICAL = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 """A ``traceparent`` as duro and most tracers write it (version 00, nothing after)."""
 

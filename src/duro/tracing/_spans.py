@@ -138,6 +138,18 @@ class Spans:
             self._members = members
         return self._pipeline
 
+    def _span_id(self) -> int:
+        """A new span id from the provider's generator: drawn as the SDK's
+        ``RandomIdGenerator`` draws one (``random.getrandbits(64)``, again while 0)
+        without its call when it is that generator."""
+        bits = self._bits
+        if bits is None:
+            return int(self.ids.generate_span_id())
+        span_id: int = bits(64)
+        while not span_id:
+            span_id = bits(64)
+        return span_id
+
     def enabled(self) -> bool:
         """False when the SDK is told to make no spans for this tracer (a tracer
         configurator): the generic path then returns the SDK's non-recording spans."""
@@ -195,13 +207,7 @@ class Spans:
         if decision is None or self.pipeline()[0] or len(attributes) > self._plain_attributes:
             return self.start(name, context_of(run), run, attributes=attributes)
         flags = _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED
-        bits = self._bits
-        if bits is None:
-            span_id = self.ids.generate_span_id()
-        else:  # as the SDK's RandomIdGenerator draws one, without its call
-            span_id = bits(64)
-            while not span_id:
-                span_id = bits(64)
+        span_id = self._span_id()
         ctx = _new_tuple(trace.SpanContext, (run[0], span_id, False, flags, _NO_STATE,
                                              0 < span_id < _SPAN_IDS))
         if decision is _DROP:
@@ -216,19 +222,9 @@ class Spans:
         tracer is disabled (the caller then takes the generic API's path)."""
         if not self.enabled():
             return None
-        # The current context and its span, read as get_current and get_current_span
-        # read them (without their calls while the runtime context is the default one).
-        context = _CURRENT.get() if _CURRENT is not None and \
-            otel_context._RUNTIME_CONTEXT is _RUNTIME else otel_context.get_current()
-        current = context.get(_SPAN_KEY)
-        span = self.start(name, context, current.get_span_context()
-                          if isinstance(current, trace.Span) else None,
+        context = otel_context.get_current()
+        span = self.start(name, context, trace.get_current_span(context).get_span_context(),
                           kind=kind, attributes=attributes)
-        if type(span) is LightSpan and _CURRENT is not None \
-                and otel_context._RUNTIME_CONTEXT is _RUNTIME:
-            # entered(span, context), inline: the span is its own end.
-            span._token = _CURRENT.set(Context({**context, _SPAN_KEY: span}))
-            return span, span
         return span, entered(span, context)
 
     def start(self, name: str, context: Any, parent: trace.SpanContext | None, *,
@@ -240,38 +236,21 @@ class Spans:
         ``context``; None: a root span, of a new trace), sampled by the provider's
         sampler: a :class:`LightSpan` when recorded, else a non-recording span that still
         carries its context to children."""
-        ids = self.ids
-        bits = self._bits  # the SDK's RandomIdGenerator: its draws, without its calls
         if parent is None or not parent[5]:  # its is_valid
             parent = None
-            if bits is not None:
-                trace_id = bits(128)
-                while not trace_id:
-                    trace_id = bits(128)
-                random_id = True
-            else:
-                trace_id = ids.generate_trace_id()
-                random_id = ids.is_trace_id_random()
+            trace_id = self.ids.generate_trace_id()
+            random_id = self.ids.is_trace_id_random()
         else:
             trace_id, _, _, flags, _, _ = parent
             random_id = bool(flags & _RANDOM_BIT)
-        if bits is not None:
-            span_id = bits(64)
-            while not span_id:
-                span_id = bits(64)
-        else:
-            span_id = ids.generate_span_id()
-        decision, sampled, ctx = self._sample(context, parent, trace_id, span_id, random_id,
-                                              name, kind, attributes, links)
+        decision, sampled, ctx = self._sample(context, parent, trace_id, self._span_id(),
+                                              random_id, name, kind, attributes, links)
         if decision is _DROP:
             return trace.NonRecordingSpan(ctx)
         span = LightSpan(self, name, ctx, parent, kind, self._attributes(sampled),
                          self._links(links) if links else (),
                          time.time_ns() if start_time is None else start_time)
-        multi = self._multi
-        starts = self._pipeline[0] if multi is not None \
-            and multi._span_processors is self._members else self.pipeline()[0]
-        for start in starts:
+        for start in self.pipeline()[0]:
             start(span, parent_context=context)
         return span
 
@@ -350,9 +329,7 @@ class Spans:
             if trace_id is None:
                 trace_id = parent_trace
             random_id = parent_trace == trace_id and bool(flags & _RANDOM_BIT)
-        multi = self._multi
-        starts = self._pipeline[0] if multi is not None \
-            and multi._span_processors is self._members else self.pipeline()[0]
+        starts = self.pipeline()[0]
         if context is None and (self.static is None or starts):
             context = context_of(valid)
         decision, sampled, ctx = self._sample(
