@@ -349,6 +349,62 @@ def test_an_idle_worker_collects_the_young_generations(tmp_path: Path) -> None:
         _gc._holders, _gc._last_idle = holders, last
 
 
+@duro.workflow
+async def no_nap(i: int) -> int:
+    return await after_nap(i)
+
+
+def test_a_worker_waiting_on_its_runs_last_commit_is_not_idle(tmp_path: Path) -> None:
+    # A burst of runs ending together waits on their last commits with nothing ready on
+    # the event loop; the worker took that for idle time and ran a ~50 ms collection
+    # in the middle of the burst (1000 x 10: 2 of 4 runs with tracing). A run's write
+    # not yet committed is work in flight.
+    before, holders = gc.get_threshold(), _gc._holders
+    gc.set_threshold(*_gc._DEFAULTS)
+    _gc._holders = 0
+    try:
+        async def main() -> None:
+            async with duro.Engine(f"sqlite:///{tmp_path}/busy.db") as engine:
+                worker = engine.worker
+                assert worker is not None
+                real_append, real_idle = worker.store.append, worker._idle
+                gate, writing = asyncio.Event(), asyncio.Event()
+                answers: list[bool] = []
+
+                async def held_up(*args: Any, **kwargs: Any) -> Any:
+                    if kwargs.get("release"):  # the run's end: its last write
+                        writing.set()
+                        await gate.wait()
+                    return await real_append(*args, **kwargs)
+
+                def idle() -> bool:
+                    answers.append(real_idle())
+                    return answers[-1]
+
+                worker.store.append = held_up  # type: ignore[method-assign]
+                worker._idle = idle  # type: ignore[method-assign]
+                handle = await engine.start(no_nap, 4)
+
+                def asked(n: int) -> bool:
+                    worker.wake()  # the main loop goes round, and asks again
+                    return len(answers) >= n
+
+                try:
+                    await asyncio.wait_for(writing.wait(), 10)
+                    answers.clear()
+                    await wait_until(lambda: asked(5))
+                    assert not any(answers)  # its end is not committed yet
+                finally:
+                    gate.set()
+                assert await handle.result(timeout=10) == 40
+                await wait_until(lambda: asked(1) and answers[-1])  # idle now
+
+        run(main())
+    finally:
+        gc.set_threshold(*before)
+        _gc._holders = holders
+
+
 def test_idle_collections_need_survivors_the_thresholds_and_a_second() -> None:
     before, last = gc.get_threshold(), _gc._last_idle
     gc.set_threshold(*_gc._THRESHOLDS)

@@ -452,6 +452,15 @@ class HeldRuns:
     def take_cached(self, run_id: str) -> HeldRun | None:
         return self.cache.pop(run_id, None)
 
+    def busy(self) -> bool:
+        """Whether work of these runs is in flight: a step attempt, a child's start or a
+        message being sent (``inflight``), a write not yet committed (``writing``: a
+        run's last write among them, after which it is no longer active), or a claim or
+        start still taking its slot up (``reserved``). A worker with any of these is not
+        idle, whatever its event loop looks like while it waits on the store."""
+        return bool(self.reserved) or any(
+            held.inflight or held.writing for held in self.active.values())
+
     def clear(self) -> list[HeldRun]:
         """Stop holding every run; the runs that were held."""
         held = [*self.active.values(), *self.cache.values()]

@@ -612,10 +612,13 @@ class Worker:
     def _idle(self) -> bool:
         """Whether this worker has nothing to do for at least ``_IDLE_GC_AHEAD`` seconds:
         nothing ready on the event loop (cancelled handles, like a finished wait's
-        timeout, do not count; only a stock asyncio loop can tell), no step or write of a
-        held run in flight, and no wake-up or record flush of a held run due sooner.
+        timeout, do not count; only a stock asyncio loop can tell), nothing of a held
+        run in flight (:meth:`HeldRuns.busy`: a step, a write not yet committed, a claim
+        taking its slot up), and no wake-up or record flush of a held run due sooner.
         (The loop's own timers are no guide: a database driver's listener polls with
-        short timeouts all the time.)"""
+        short timeouts all the time. Nor is an empty ready queue: a burst of runs ending
+        together waits on their last commits with nothing ready, and a ~50 ms collection
+        there held all of them up.)"""
         ready = getattr(self.loop, "_ready", None)
         if ready is None or any(not handle._cancelled for handle in ready):
             return False
@@ -626,7 +629,7 @@ class Worker:
         flush = self.flushes.next_at()
         if flush is not None and flush < self.loop.time() + _IDLE_GC_AHEAD:
             return False
-        return not any(held.inflight for held in self.runs.active.values())
+        return not self.runs.busy()
 
     def _poke(self) -> None:
         """Wake the main loop to look at the store (work may be waiting, or room freed)."""
