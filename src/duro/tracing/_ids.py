@@ -16,12 +16,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["TUPLE_LAYOUT", "ForcedIds", "continued", "new_tuple", "parent_context", "run_entry",
-           "run_span_context", "run_span_id", "run_trace_id", "valid_context"]
+__all__ = ["NO_STATE", "SAMPLED", "TUPLE_LAYOUT", "ForcedIds", "continued", "new_tuple",
+           "parent_context", "run_entry", "run_span_context", "run_span_id", "run_trace_id",
+           "valid_context"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
-_NO_STATE = trace.DEFAULT_TRACE_STATE
+SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+"""The flags of a sampled span (the one ``TraceFlags`` duro's spans share)."""
+NO_STATE = trace.DEFAULT_TRACE_STATE
+"""The empty trace state (``is``-compared on the hot paths: most spans carry none)."""
 new_tuple = tuple.__new__
 
 
@@ -31,11 +34,11 @@ def _tuple_layout() -> bool:
     the span contexts duro makes on its hot paths (a step attempt's, a run's) are made
     as that tuple directly, without the checks of ``SpanContext.__new__`` (~0.25 µs, the
     most of any part of a span duro makes) on ids known to be valid."""
-    made = tuple.__new__(trace.SpanContext, (3, 4, False, _SAMPLED, _NO_STATE, True))
-    real = trace.SpanContext(3, 4, False, _SAMPLED)
+    made = tuple.__new__(trace.SpanContext, (3, 4, False, SAMPLED, NO_STATE, True))
+    real = trace.SpanContext(3, 4, False, SAMPLED)
     return made == real and (made.trace_id, made.span_id, made.is_remote, made.trace_flags,
                              made.trace_state, made.is_valid) == \
-        (3, 4, False, _SAMPLED, _NO_STATE, True)
+        (3, 4, False, SAMPLED, NO_STATE, True)
 
 
 TUPLE_LAYOUT = _tuple_layout()
@@ -47,7 +50,7 @@ def valid_context(trace_id: int, span_id: int, is_remote: bool, flags: trace.Tra
     known to be valid (from 1 to 2**128 - 1 and 2**64 - 1), without the constructor's
     checks where the layout allows (:data:`TUPLE_LAYOUT`)."""
     if TUPLE_LAYOUT:
-        return new_tuple(trace.SpanContext, (trace_id, span_id, is_remote, flags, _NO_STATE,
+        return new_tuple(trace.SpanContext, (trace_id, span_id, is_remote, flags, NO_STATE,
                                              True))
     return trace.SpanContext(trace_id, span_id, is_remote, flags)
 
@@ -92,7 +95,7 @@ def parent_context(headers: Mapping[str, str] | None) -> trace.SpanContext | Non
         trace_hex, span_hex, flags = match.groups()
         trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
         if trace_id and span_id:  # in range: 32 and 16 hex digits
-            return valid_context(trace_id, span_id, True, _SAMPLED if flags == "01"
+            return valid_context(trace_id, span_id, True, SAMPLED if flags == "01"
                                  else trace.TraceFlags(int(flags, 16)))
         return None
     ctx = _PROPAGATOR.extract(dict(headers))
@@ -132,7 +135,7 @@ def _derive(run_id: str, headers: Mapping[str, str] | None
     parent = parent_context(headers)
     digest = _digest(run_id)
     trace_id = parent[0] if parent is not None else _trace_id(digest)  # its trace_id
-    return valid_context(trace_id, _span_id(digest), True, _SAMPLED), parent
+    return valid_context(trace_id, _span_id(digest), True, SAMPLED), parent
 
 
 _CACHED = 16_384

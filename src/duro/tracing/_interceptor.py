@@ -22,6 +22,7 @@ from duro.interceptors import (
     WorkerInterceptor,
 )
 from duro.step import StepInfo
+from duro.tracing._ids import NO_STATE as _NO_STATE
 from duro.tracing._ids import ForcedIds, _runs, inject, parent_context, run_entry, run_span_id
 from duro.tracing._light import UNSET as _UNSET
 from duro.tracing._light import LightSpan, entered
@@ -39,8 +40,6 @@ _ENDED: dict[str, str] = {
 _TRACED = frozenset({K.TIMER_FIRED, K.SIGNAL_RECEIVED, *_ENDED})
 """The events that make spans of their own."""
 
-
-_NO_STATE = trace.DEFAULT_TRACE_STATE
 
 
 def _ns(ts: float) -> int:

@@ -44,6 +44,8 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util import types
 
+from duro.tracing._ids import NO_STATE as _NO_STATE
+from duro.tracing._ids import SAMPLED as _SAMPLED
 from duro.tracing._ids import TUPLE_LAYOUT, ForcedIds, new_tuple
 from duro.tracing._light import CURRENT as _CURRENT
 from duro.tracing._light import RUNTIME as _RUNTIME
@@ -53,14 +55,12 @@ from duro.tracing._light import LightSpan, entered
 __all__ = ["Spans", "context_of", "fast_spans"]
 
 _Pipeline = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
-_SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
 _NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
 _SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID)
 _NOT_SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
 _DROP = Decision.DROP
 _RECORD_AND_SAMPLE = Decision.RECORD_AND_SAMPLE
 _INTERNAL = SpanKind.INTERNAL
-_NO_STATE = trace.DEFAULT_TRACE_STATE
 _SPAN_IDS = 1 << 64
 _TRACE_IDS = 1 << 128
 _SAMPLED_BIT = trace.TraceFlags.SAMPLED  # TraceFlags.sampled, without its property
