@@ -48,9 +48,10 @@ def test_a_claim_still_taking_its_slot_up_makes_them_busy() -> None:
     assert not runs.busy()
 
 
-def test_a_cached_run_is_never_in_flight() -> None:
+def test_only_active_runs_count() -> None:
     runs = HeldRuns(max_active=10, max_cached=10)
-    held = _held("a")
+    held = _held("a", writing=1)
     runs.hold(held)
-    runs.suspended(held)  # written: now in the cache
+    assert runs.busy()
+    runs.suspended(held)  # in the cache now: whatever its counters say, not in flight
     assert not runs.busy()

@@ -287,6 +287,7 @@ def time_out(w: Worker, held: HeldRun) -> None:
 
 async def record_time_out(w: Worker, held: HeldRun) -> None:
     now = w.clock.now()
+    held.writing += 1  # the run's end, not committed yet: the worker is not idle
     try:
         await w.store.time_out(held.run_id, held.epoch, now=now)
     except DuroError as exc:
@@ -294,6 +295,8 @@ async def record_time_out(w: Worker, held: HeldRun) -> None:
     else:
         if w.observers:  # the store wrote the run's end itself
             held.observe([NewEvent(kind=EventKind.RUN_TIMED_OUT, ts=now)])
+    finally:
+        held.writing -= 1
     closed(w, held)
 
 
@@ -380,6 +383,7 @@ async def continue_as_new(w: Worker, held: HeldRun, cont: ContinueAsNew) -> None
                 if w.payloads.active:
                     events = await w.payloads.encode_events(events)
                     carry = await w.payloads.encode_messages(carry)
+                held.writing += 1  # the run's last write: the worker is not idle
                 try:
                     record = await w.store.continue_as_new(
                         held.run_id, held.epoch, seq, events, new_run_id=new_id(),
@@ -390,6 +394,8 @@ async def continue_as_new(w: Worker, held: HeldRun, cont: ContinueAsNew) -> None
                 except Exception as exc:  # outside the store's contract: see HeldRun._write
                     held.park_unwritable(exc)
                     return
+                finally:
+                    held.writing -= 1
             if w.observers:
                 held.observe(events)
             closed(w, held, look=True)  # its successor, when not adopted here, is claimed

@@ -614,7 +614,8 @@ class Worker:
         nothing ready on the event loop (cancelled handles, like a finished wait's
         timeout, do not count; only a stock asyncio loop can tell), nothing of a held
         run in flight (:meth:`HeldRuns.busy`: a step, a write not yet committed, a claim
-        taking its slot up), and no wake-up or record flush of a held run due sooner.
+        taking its slot up), no step task run here for a step queue, and no wake-up or
+        record flush of a held run due sooner.
         (The loop's own timers are no guide: a database driver's listener polls with
         short timeouts all the time. Nor is an empty ready queue: a burst of runs ending
         together waits on their last commits with nothing ready, and a ~50 ms collection
@@ -629,7 +630,7 @@ class Worker:
         flush = self.flushes.next_at()
         if flush is not None and flush < self.loop.time() + _IDLE_GC_AHEAD:
             return False
-        return not self.runs.busy()
+        return not self.runs.busy() and not self.tasks.running
 
     def _poke(self) -> None:
         """Wake the main loop to look at the store (work may be waiting, or room freed)."""
