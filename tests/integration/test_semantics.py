@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -622,3 +623,70 @@ def test_reset_to_the_end_of_a_finished_run_continues_without_duplicating_its_en
             assert kinds.count("run_completed") == 1 and kinds[-1] == "run_completed"
 
     run(main())
+
+
+_second_recorded: asyncio.Event | None = None
+
+
+@duro.step(name="sem_first")
+async def sem_first() -> str:
+    assert _second_recorded is not None
+    await _second_recorded.wait()  # ends once the other step's outcome is being written
+    return "first"
+
+
+@duro.step(name="sem_second")
+async def sem_second() -> str:
+    return "second"
+
+
+@duro.workflow(name="sem_cancel_while_recorded")
+async def cancel_while_recorded() -> str:
+    slow = asyncio.ensure_future(sem_second())
+    fast = asyncio.ensure_future(sem_first())
+    done, _ = await asyncio.wait({slow, fast}, return_when=asyncio.FIRST_COMPLETED)
+    slow.cancel()
+    await duro.wait_for_signal("go")
+    return "fast" if fast in done else "slow"
+
+
+def test_a_step_cancelled_while_its_outcome_is_written_lets_the_run_suspend(
+        db_url: str) -> None:
+    # The workflow cancels a step whose attempt is waiting for its outcome's commit: the
+    # attempt's task is cancelled there. It kept its place in the run's steps in flight,
+    # so the run never suspended (nor was its worker ever idle).
+    global _second_recorded
+
+    async def main() -> None:
+        global _second_recorded
+        _second_recorded = asyncio.Event()
+        gate = asyncio.Event()
+        async with duro.Engine(db_url) as engine:
+            worker = engine.worker
+            assert worker is not None
+            real_append = worker.store.append
+
+            async def held_up(run_id: str, epoch: int, first_seq: int, events: Any,
+                              **kwargs: Any) -> Any:
+                done = await real_append(run_id, epoch, first_seq, events, **kwargs)
+                if any(ev.kind == "step_completed" and ev.name == "sem_second"
+                       for ev in events):
+                    assert _second_recorded is not None
+                    _second_recorded.set()
+                    await gate.wait()  # committed; the workflow cancels the step here
+                return done
+
+            worker.store.append = held_up  # type: ignore[method-assign]
+            try:
+                handle = await engine.start(cancel_while_recorded, id="cancel-recorded")
+                await wait_until(lambda: handle.run_id in worker.runs.cache)  # suspended
+                assert handle.run_id not in worker.runs.active
+            finally:
+                gate.set()
+            await engine.signal("cancel-recorded", "go")
+            assert await handle.result(timeout=10) == "fast"
+
+    try:
+        run(main())
+    finally:
+        _second_recorded = None

@@ -69,6 +69,24 @@ def interrupt_waits(held: HeldRun) -> None:
             cmd.task.cancel()
 
 
+async def record(w: Worker, held: HeldRun, events: list[NewEvent]) -> bool:
+    """``held.append(events)`` for a step attempt (its outcome, or that it waits),
+    giving the attempt's place in ``held.inflight`` back however the write ends. The
+    attempt's task may be cancelled while it waits for the commit (the workflow cancelled
+    the step, the run is ending): the write still commits; the run is looked at again
+    soon, as for an attempt cancelled while it ran (it may suspend now), and the
+    cancellation goes on. Without this, a run whose step was cancelled there never
+    suspended again, and its worker was never idle."""
+    try:
+        ok = await held.append(events)
+    except asyncio.CancelledError:
+        held.inflight -= 1
+        decide.after_soon(w, held)
+        raise
+    held.inflight -= 1
+    return ok
+
+
 async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     step = cmd.step
     attempt = cmd.attempts + 1
@@ -142,8 +160,7 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     meta = AttemptMeta.encode(attempt, took, usage=info._usage, charges=charges)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op, name=step.name,
                      data=data, meta=meta)
-    ok = await held.append([event])
-    held.inflight -= 1
+    ok = await record(w, held, [event])
     if ok:
         inst.apply(EventKind.STEP_COMPLETED, cmd.op, step.name, data, meta, event.ts)
         decide.after(w, held)
@@ -187,8 +204,7 @@ async def cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int,
     meta = AttemptMeta.encode_hit(attempt, entry.run_id)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op,
                      name=cmd.step.name, data=entry.result, meta=meta)
-    ok = await held.append([event])
-    held.inflight -= 1
+    ok = await record(w, held, [event])
     if ok:
         inst.apply(EventKind.STEP_COMPLETED, cmd.op, cmd.step.name, plain, meta, event.ts)
         decide.after(w, held)
@@ -218,9 +234,15 @@ async def completed_cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: 
     meta = AttemptMeta.encode(attempt, took, usage=usage, charges=charges)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op,
                      name=cmd.step.name, data=stored or data, meta=meta)
-    ok = await held.append([event])
-    if ok and isinstance(key, cache.CacheKey):
-        await cache.remember(w, key, cmd.step.name, stored, held.run_id)
+    try:
+        ok = await held.append([event])
+        if ok and isinstance(key, cache.CacheKey):
+            # Still in flight meanwhile: the outcome is applied after (see record()).
+            await cache.remember(w, key, cmd.step.name, stored, held.run_id)
+    except asyncio.CancelledError:
+        held.inflight -= 1
+        decide.after_soon(w, held)
+        raise
     held.inflight -= 1
     if ok and inst.active:
         inst.apply(EventKind.STEP_COMPLETED, cmd.op, cmd.step.name, data, meta, event.ts)
@@ -240,8 +262,7 @@ async def awaiting(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> 
         deadline = total if deadline is None else min(deadline, total)
     event = NewEvent(kind=EventKind.STEP_STARTED, ts=now, op=cmd.op, name=step.name,
                      meta=AttemptMeta.encode_awaiting(attempt, deadline))
-    ok = await held.append([event])
-    held.inflight -= 1
+    ok = await record(w, held, [event])
     if ok and held.inst.active:
         held.inst.apply(event.kind, cmd.op, cmd.step.name, None, event.meta, event.ts)
         if deadline is not None:
@@ -349,8 +370,7 @@ async def step_failed(
         w, cmd, attempt, info, retryable=retryable,
         retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat,
         usage=usage, charges=charges)
-    ok = await held.append([event])
-    held.inflight -= 1
+    ok = await record(w, held, [event])
     if not ok:
         return
     inst.apply(event.kind, cmd.op, cmd.step.name, event.data, event.meta, event.ts)
