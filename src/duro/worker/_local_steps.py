@@ -80,11 +80,17 @@ async def record(w: Worker, held: HeldRun, events: list[NewEvent]) -> bool:
     try:
         ok = await held.append(events)
     except asyncio.CancelledError:
-        held.inflight -= 1
-        decide.after_soon(w, held)
+        given_back(w, held)
         raise
     held.inflight -= 1
     return ok
+
+
+def given_back(w: Worker, held: HeldRun) -> None:
+    """An attempt cancelled as its write waited for the commit: its place in
+    ``held.inflight`` given back, and the run looked at again soon (:func:`record`)."""
+    held.inflight -= 1
+    decide.after_soon(w, held)
 
 
 async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
@@ -160,7 +166,12 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     meta = AttemptMeta.encode(attempt, took, usage=info._usage, charges=charges)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op, name=step.name,
                      data=data, meta=meta)
-    ok = await record(w, held, [event])
+    try:  # record(), inline: every step's outcome (no coroutine more per step)
+        ok = await held.append([event])
+    except asyncio.CancelledError:
+        given_back(w, held)
+        raise
+    held.inflight -= 1
     if ok:
         inst.apply(EventKind.STEP_COMPLETED, cmd.op, step.name, data, meta, event.ts)
         decide.after(w, held)
@@ -240,8 +251,7 @@ async def completed_cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: 
             # Still in flight meanwhile: the outcome is applied after (see record()).
             await cache.remember(w, key, cmd.step.name, stored, held.run_id)
     except asyncio.CancelledError:
-        held.inflight -= 1
-        decide.after_soon(w, held)
+        given_back(w, held)
         raise
     held.inflight -= 1
     if ok and inst.active:
