@@ -11,9 +11,10 @@ from duro.store import Claim
 from duro.worker._held import HeldRuns
 
 
-def _held(run_id: str, *, inflight: int = 0, writing: int = 0) -> Any:
+def _held(run_id: str, *, inflight: int = 0, writing: int = 0,
+          reading_inbox: bool = False) -> Any:
     return SimpleNamespace(run_id=run_id, queue="default", inflight=inflight,
-                           writing=writing)
+                           writing=writing, reading_inbox=reading_inbox)
 
 
 def test_runs_with_nothing_in_flight_are_not_busy() -> None:
@@ -24,8 +25,8 @@ def test_runs_with_nothing_in_flight_are_not_busy() -> None:
     assert not runs.busy()
 
 
-@pytest.mark.parametrize("kind", ["inflight", "writing"])
-def test_a_step_or_a_write_in_flight_makes_them_busy(kind: str) -> None:
+@pytest.mark.parametrize("kind", ["inflight", "writing", "reading_inbox"])
+def test_a_step_a_write_or_an_inbox_read_in_flight_makes_them_busy(kind: str) -> None:
     runs = HeldRuns(max_active=10, max_cached=10)
     runs.hold(_held("a"))
     runs.hold(_held("b", **{kind: 1}))

@@ -454,15 +454,17 @@ class HeldRuns:
 
     def busy(self) -> bool:
         """Whether work of these runs is in flight: a step attempt, a child's start, a
-        message being sent or taken in (``inflight``); a write of an active run not yet
-        committed (``writing``: its appends, and its last write when it completes,
-        fails, suspends, times out or continues as new; not a park's, made once the run
-        has left the active runs); or a slot being taken up (``reserved``: the main
-        loop's claim, claimed runs loading, local starts, a suspect's trial). A worker
-        with any of these is not idle, whatever its event loop looks like while it waits
-        on the store."""
+        message being sent or taken in (``inflight``); an inbox being read and recorded
+        (``reading_inbox``: on PostgreSQL the read itself awaits); a write of an active
+        run not yet committed (``writing``: its appends, and its last write when it
+        completes, fails, suspends, times out or continues as new; not a park's, made
+        once the run has left the active runs); or a slot being taken up
+        (``reserved``: the main loop's claim, claimed runs loading, local starts, a
+        suspect's trial). A worker with any of these is not idle, whatever its event
+        loop looks like while it waits on the store."""
         return self.reserved > 0 or any(
-            held.inflight or held.writing for held in self.active.values())
+            held.inflight or held.writing or held.reading_inbox
+            for held in self.active.values())
 
     def clear(self) -> list[HeldRun]:
         """Stop holding every run; the runs that were held."""
