@@ -640,9 +640,15 @@ async def sem_second() -> str:
     return "second"
 
 
+@duro.step(name="sem_second_once", at_most_once=True)
+async def sem_second_once() -> str:
+    return "second"
+
+
 @duro.workflow(name="sem_cancel_while_recorded")
-async def cancel_while_recorded() -> str:
-    slow = asyncio.ensure_future(sem_second())
+async def cancel_while_recorded(once: bool) -> str:
+    # once: an at-most-once step, cancelled while its start (step_started) is written
+    slow = asyncio.ensure_future(sem_second_once() if once else sem_second())
     fast = asyncio.ensure_future(sem_first())
     done, _ = await asyncio.wait({slow, fast}, return_when=asyncio.FIRST_COMPLETED)
     slow.cancel()
@@ -650,12 +656,16 @@ async def cancel_while_recorded() -> str:
     return "fast" if fast in done else "slow"
 
 
+@pytest.mark.parametrize("once", [False, True], ids=["outcome", "at-most-once-start"])
 def test_a_step_cancelled_while_its_outcome_is_written_lets_the_run_suspend(
-        db_url: str) -> None:
-    # The workflow cancels a step whose attempt is waiting for its outcome's commit: the
-    # attempt's task is cancelled there. It kept its place in the run's steps in flight,
+        db_url: str, once: bool) -> None:
+    # The workflow cancels a step whose attempt is waiting for its outcome's commit (or,
+    # at most once, its start's): the attempt's task is cancelled there. It kept its
+    # place in the run's steps in flight (or gave it back without the run looking again),
     # so the run never suspended (nor was its worker ever idle).
     global _second_recorded
+    name, kind = ("sem_second_once", "step_started") if once else \
+        ("sem_second", "step_completed")
 
     async def main() -> None:
         global _second_recorded
@@ -669,8 +679,7 @@ def test_a_step_cancelled_while_its_outcome_is_written_lets_the_run_suspend(
             async def held_up(run_id: str, epoch: int, first_seq: int, events: Any,
                               **kwargs: Any) -> Any:
                 done = await real_append(run_id, epoch, first_seq, events, **kwargs)
-                if any(ev.kind == "step_completed" and ev.name == "sem_second"
-                       for ev in events):
+                if any(ev.kind == kind and ev.name == name for ev in events):
                     assert _second_recorded is not None
                     _second_recorded.set()
                     await gate.wait()  # committed; the workflow cancels the step here
@@ -678,7 +687,7 @@ def test_a_step_cancelled_while_its_outcome_is_written_lets_the_run_suspend(
 
             worker.store.append = held_up  # type: ignore[method-assign]
             try:
-                handle = await engine.start(cancel_while_recorded, id="cancel-recorded")
+                handle = await engine.start(cancel_while_recorded, once, id="cancel-recorded")
                 await wait_until(lambda: handle.run_id in worker.runs.cache)  # suspended
                 assert handle.run_id not in worker.runs.active
             finally:

@@ -313,16 +313,22 @@ async def record_start(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int)
     else:
         event = NewEvent(kind=EventKind.STEP_STARTED, ts=w.clock.now(), op=cmd.op,
                          name=cmd.step.name, meta=AttemptMeta.encode_started(attempt))
+    cancelled = False
     try:
         ok = await held.append([event])
     except asyncio.CancelledError:
-        ok = False  # abandoned meanwhile (cancelled, or the run dropped): not run
+        # Abandoned meanwhile (the workflow cancelled the step, or the run is ending):
+        # not run; the run looks again at what to do (it may suspend now).
+        ok, cancelled = False, True
     if ok and inst.active:
         inst.apply(event.kind, cmd.op, cmd.step.name, event.data, event.meta, event.ts)
         if event.kind == EventKind.STEP_STARTED and cmd.state == "running":
             return True
+    if cancelled:
+        given_back(w, held)
+        return False
     if not ok or not inst.active or event.kind == EventKind.STEP_STARTED:
-        held.inflight -= 1  # not run: lost the run, or cancelled meanwhile
+        held.inflight -= 1  # not run: lost the run
         if ok and inst.active:
             decide.after_soon(w, held)
         return False
