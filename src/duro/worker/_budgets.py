@@ -85,7 +85,7 @@ async def admit(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> Adm
         verdict = BudgetVerdict(status="wait")
     except asyncio.CancelledError:  # abandoned meanwhile (cancelled, or the run dropped)
         w.spawn(release(w, held, cmd.op, requests))
-        held.inflight -= 1
+        held.given_back()
         return None
     if not held.inst.active or cmd.state != "running":  # abandoned meanwhile
         if verdict.status == "admit":
@@ -150,7 +150,11 @@ async def _refuse(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int, budg
     event = NewEvent(kind=EventKind.STEP_FAILED, ts=w.clock.now(), op=cmd.op,
                      name=cmd.step.name, data=info.to_payload(),
                      meta=AttemptMeta.encode_exceeded(attempt, over))
-    ok = await held.append([event])
+    try:
+        ok = await held.append([event])
+    except asyncio.CancelledError:  # the step cancelled as its refusal was written
+        held.given_back()
+        raise
     held.inflight -= 1
     if ok and inst.active:
         inst.apply(event.kind, cmd.op, cmd.step.name, event.data, event.meta, event.ts)

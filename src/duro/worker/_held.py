@@ -130,6 +130,14 @@ class HeldRun:
     def record(self, inst: RunInstance, event: NewEvent) -> None:
         self.outbox.append(event)
 
+    def given_back(self) -> None:
+        """A step attempt that ends without running on (cancelled while it waited on the
+        store: the workflow cancelled the step, or the run is ending) gives its place in
+        ``inflight`` back, and the run is looked at again soon (it may suspend now; the
+        workflow's own turn looked while the attempt still counted)."""
+        self.inflight -= 1
+        decide.after_soon(self.worker, self)
+
     # -- writes -----------------------------------------------------------------------------
 
     def take(self, events: list[NewEvent], *, extra: int = 0) -> tuple[int, list[NewEvent]]:

@@ -80,17 +80,10 @@ async def record(w: Worker, held: HeldRun, events: list[NewEvent]) -> bool:
     try:
         ok = await held.append(events)
     except asyncio.CancelledError:
-        given_back(w, held)
+        held.given_back()
         raise
     held.inflight -= 1
     return ok
-
-
-def given_back(w: Worker, held: HeldRun) -> None:
-    """An attempt cancelled as its write waited for the commit: its place in
-    ``held.inflight`` given back, and the run looked at again soon (:func:`record`)."""
-    held.inflight -= 1
-    decide.after_soon(w, held)
 
 
 async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
@@ -169,7 +162,7 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     try:  # record(), inline: every step's outcome (no coroutine more per step)
         ok = await held.append([event])
     except asyncio.CancelledError:
-        given_back(w, held)
+        held.given_back()
         raise
     held.inflight -= 1
     if ok:
@@ -251,7 +244,7 @@ async def completed_cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: 
             # Still in flight meanwhile: the outcome is applied after (see record()).
             await cache.remember(w, key, cmd.step.name, stored, held.run_id)
     except asyncio.CancelledError:
-        given_back(w, held)
+        held.given_back()
         raise
     held.inflight -= 1
     if ok and inst.active:
@@ -325,7 +318,7 @@ async def record_start(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int)
         if event.kind == EventKind.STEP_STARTED and cmd.state == "running":
             return True
     if cancelled:
-        given_back(w, held)
+        held.given_back()
         return False
     if not ok or not inst.active or event.kind == EventKind.STEP_STARTED:
         held.inflight -= 1  # not run: lost the run
