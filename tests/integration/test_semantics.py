@@ -625,77 +625,188 @@ def test_reset_to_the_end_of_a_finished_run_continues_without_duplicating_its_en
     run(main())
 
 
-_second_recorded: asyncio.Event | None = None
+_fast_committed: asyncio.Event | None = None
 
 
-@duro.step(name="sem_first")
-async def sem_first() -> str:
-    assert _second_recorded is not None
-    await _second_recorded.wait()  # ends once the other step's outcome is being written
-    return "first"
+@duro.step(name="sem_fast")
+async def sem_fast() -> str:
+    return "fast"
 
 
-@duro.step(name="sem_second")
-async def sem_second() -> str:
-    return "second"
+@duro.step(name="sem_slow")
+async def sem_slow() -> str:
+    assert _fast_committed is not None
+    await _fast_committed.wait()  # its outcome is written after the other one's
+    return "slow"
 
 
-@duro.step(name="sem_second_once", at_most_once=True)
-async def sem_second_once() -> str:
-    return "second"
+@duro.step(name="sem_slow_once", at_most_once=True)
+async def sem_slow_once() -> str:
+    return "slow"
+
+
+class _Passthrough:
+    """A codec that changes nothing (payloads are encoded, so a cached step's result is
+    encoded for the cache before its outcome is written)."""
+
+    encoding = "test/pass"
+
+    async def encode(self, payloads: list[bytes]) -> list[bytes]:
+        return list(payloads)
+
+    async def decode(self, payloads: list[bytes]) -> list[bytes]:
+        return list(payloads)
+
+
+@duro.step(name="sem_cached", cache=duro.Cache())
+async def sem_cached() -> str:
+    return "cached"
+
+
+_encoding: asyncio.Event | None = None
+
+
+@duro.step(name="sem_after_encoding")
+async def sem_after_encoding() -> str:
+    assert _encoding is not None
+    await _encoding.wait()  # ends while the cached step's result is being encoded
+    return "other"
 
 
 @duro.workflow(name="sem_cancel_while_recorded")
-async def cancel_while_recorded(once: bool) -> str:
-    # once: an at-most-once step, cancelled while its start (step_started) is written
-    slow = asyncio.ensure_future(sem_second_once() if once else sem_second())
-    fast = asyncio.ensure_future(sem_first())
+async def cancel_while_recorded(kind: str) -> str:
+    # "outcome": a step cancelled while its outcome is written; "once": an at-most-once
+    # step, while its start (step_started) is; "cached": a cached step, while its result
+    # is encoded for the cache (sem_after_encoding ends then)
+    slow = asyncio.ensure_future(
+        {"outcome": sem_slow, "once": sem_slow_once, "cached": sem_cached}[kind]())
+    fast = asyncio.ensure_future(sem_after_encoding() if kind == "cached" else sem_fast())
     done, _ = await asyncio.wait({slow, fast}, return_when=asyncio.FIRST_COMPLETED)
     slow.cancel()
     await duro.wait_for_signal("go")
     return "fast" if fast in done else "slow"
 
 
+@pytest.mark.parametrize("resumed", ["cached", "replayed"])
 @pytest.mark.parametrize("once", [False, True], ids=["outcome", "at-most-once-start"])
-def test_a_step_cancelled_while_its_outcome_is_written_lets_the_run_suspend(
-        db_url: str, once: bool) -> None:
-    # The workflow cancels a step whose attempt is waiting for its outcome's commit (or,
-    # at most once, its start's): the attempt's task is cancelled there. It kept its
-    # place in the run's steps in flight (or gave it back without the run looking again),
-    # so the run never suspended (nor was its worker ever idle).
-    global _second_recorded
-    name, kind = ("sem_second_once", "step_started") if once else \
-        ("sem_second", "step_completed")
+def test_a_step_cancelled_while_its_write_commits_lets_the_run_suspend(
+        db_url: str, once: bool, resumed: str) -> None:
+    # The race as it happens: one step's outcome commits, another step's write (its
+    # outcome, or an at-most-once start) is committed right after, and the workflow,
+    # woken by the first, cancels the second while its task waits on that write. The
+    # task kept its place in the run's steps in flight (or gave it back without the run
+    # looking again): the run never suspended, nor was its worker ever idle. The history
+    # has the outcomes in the order the workflow saw them: resumed from the cache or
+    # replayed, the run ends the same way.
+    global _fast_committed
+    name, kind = ("sem_slow_once", "step_started") if once else ("sem_slow", "step_completed")
 
     async def main() -> None:
-        global _second_recorded
-        _second_recorded = asyncio.Event()
-        gate = asyncio.Event()
-        async with duro.Engine(db_url) as engine:
+        global _fast_committed
+        _fast_committed = asyncio.Event()
+        slow_sent, gate = asyncio.Event(), asyncio.Event()
+        cached = 2000 if resumed == "cached" else 0
+        async with duro.Engine(db_url, max_cached=cached) as engine:
             worker = engine.worker
             assert worker is not None
             real_append = worker.store.append
 
-            async def held_up(run_id: str, epoch: int, first_seq: int, events: Any,
+            async def ordered(run_id: str, epoch: int, first_seq: int, events: Any,
                               **kwargs: Any) -> Any:
-                done = await real_append(run_id, epoch, first_seq, events, **kwargs)
-                if any(ev.kind == kind and ev.name == name for ev in events):
-                    assert _second_recorded is not None
-                    _second_recorded.set()
+                written = {(ev.kind, ev.name) for ev in events}
+                if (kind, name) in written:
+                    slow_sent.set()
+                    done = await real_append(run_id, epoch, first_seq, events, **kwargs)
                     await gate.wait()  # committed; the workflow cancels the step here
+                    return done
+                done = await real_append(run_id, epoch, first_seq, events, **kwargs)
+                if ("step_completed", "sem_fast") in written:
+                    assert _fast_committed is not None
+                    _fast_committed.set()
+                    await slow_sent.wait()  # the other write is on its way, after this
                 return done
 
-            worker.store.append = held_up  # type: ignore[method-assign]
+            worker.store.append = ordered  # type: ignore[method-assign]
             try:
-                handle = await engine.start(cancel_while_recorded, once, id="cancel-recorded")
-                await wait_until(lambda: handle.run_id in worker.runs.cache)  # suspended
-                assert handle.run_id not in worker.runs.active
+                handle = await engine.start(cancel_while_recorded,
+                                            "once" if once else "outcome",
+                                            id="cancel-recorded")
+                await wait_until(lambda: handle.run_id not in worker.runs.active)
             finally:
                 gate.set()
+            assert (handle.run_id in worker.runs.cache) == (resumed == "cached")
             await engine.signal("cancel-recorded", "go")
+            assert await handle.result(timeout=10) == "fast"
+            history = [(ev.kind, ev.name) for ev in await handle.history()]
+            if not once:  # (a start, which the workflow does not see, comes first)
+                assert history.index(("step_completed", "sem_fast")) < \
+                    history.index((kind, name))
+
+    try:
+        run(main())
+    finally:
+        _fast_committed = None
+
+
+@duro.workflow(name="sem_cancel_at_once")
+async def cancel_at_once() -> str:
+    step = asyncio.ensure_future(sem_fast())
+    await asyncio.sleep(0)  # the step is issued: its task made, not yet run
+    step.cancel()
+    await duro.wait_for_signal("go")
+    return "cancelled" if step.cancelled() else "ran"
+
+
+def test_a_step_cancelled_before_its_attempt_ever_ran_lets_the_run_suspend(
+        db_url: str) -> None:
+    # Issued and cancelled in one turn of the workflow: the attempt's task is cancelled
+    # before it runs a line, so none of its own accounting happens.
+    async def main() -> None:
+        async with duro.Engine(db_url) as engine:
+            worker = engine.worker
+            assert worker is not None
+            handle = await engine.start(cancel_at_once, id="cancel-at-once")
+            await wait_until(lambda: handle.run_id not in worker.runs.active)
+            await engine.signal("cancel-at-once", "go")
+            assert await handle.result(timeout=10) == "cancelled"
+
+    run(main())
+
+
+def test_a_cached_step_cancelled_while_its_result_is_encoded_lets_the_run_suspend(
+        db_url: str) -> None:
+    # With a codec, a cached step's result is encoded for the cache before its outcome
+    # is written; the workflow cancels the step while that encoding awaits.
+    global _encoding
+
+    async def main() -> None:
+        global _encoding
+        _encoding = asyncio.Event()
+        gate = asyncio.Event()
+        codec = duro.serde.CodecChain([_Passthrough()])
+        async with duro.Engine(db_url, codec=codec) as engine:
+            worker = engine.worker
+            assert worker is not None
+            real_encode = worker.payloads.encode
+
+            async def held_up(data: bytes) -> Any:
+                if data == b'"cached"':
+                    assert _encoding is not None
+                    _encoding.set()
+                    await gate.wait()  # the workflow cancels the cached step here
+                return await real_encode(data)
+
+            worker.payloads.encode = held_up  # type: ignore[method-assign]
+            try:
+                handle = await engine.start(cancel_while_recorded, "cached",
+                                            id="cancel-cached")
+                await wait_until(lambda: handle.run_id not in worker.runs.active)
+            finally:
+                gate.set()
+            await engine.signal("cancel-cached", "go")
             assert await handle.result(timeout=10) == "fast"
 
     try:
         run(main())
     finally:
-        _second_recorded = None
+        _encoding = None

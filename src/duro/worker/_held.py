@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import inspect
 import logging
 import math
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping, Sequence
@@ -102,8 +103,16 @@ class HeldRun:
         steps.start_step(self.worker, self, cmd)
 
     def step_cancelled(self, inst: RunInstance, cmd: StepCommand) -> None:
-        if cmd.task is not None and not cmd.task.done():
-            cmd.task.cancel()
+        task = cmd.task
+        if task is not None and not task.done():
+            coro = task.get_coro()
+            if isinstance(coro, Coroutine) and \
+                    inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+                # Cancelled before it ever ran (issued and cancelled in one turn of the
+                # workflow): none of run_step runs, nor its accounting (start_step
+                # counted the attempt in flight).
+                self.given_back()
+            task.cancel()
         if cmd.step.queue is not None and not inst.replaying:
             w = self.worker
             w.spawn(w.store.cancel_task(f"{self.run_id}:{cmd.op}:{cmd.attempts + 1}"))

@@ -69,14 +69,15 @@ def interrupt_waits(held: HeldRun) -> None:
             cmd.task.cancel()
 
 
-async def record(w: Worker, held: HeldRun, events: list[NewEvent]) -> bool:
+async def record(held: HeldRun, events: list[NewEvent]) -> bool:
     """``held.append(events)`` for a step attempt (its outcome, or that it waits),
     giving the attempt's place in ``held.inflight`` back however the write ends. The
-    attempt's task may be cancelled while it waits for the commit (the workflow cancelled
-    the step, the run is ending): the write still commits; the run is looked at again
-    soon, as for an attempt cancelled while it ran (it may suspend now), and the
-    cancellation goes on. Without this, a run whose step was cancelled there never
-    suspended again, and its worker was never idle."""
+    attempt's task may be cancelled while it waits on the write (the workflow cancelled
+    the step, the run is ending): the write goes on (with codecs, one cancelled while
+    its payloads are encoded is not made, and the run's next write is refused: the run
+    is loaded again), the run is looked at again soon, as for an attempt cancelled while
+    it ran (it may suspend now), and the cancellation goes on. Without this, a run whose
+    step was cancelled there never suspended again, and its worker was never idle."""
     try:
         ok = await held.append(events)
     except asyncio.CancelledError:
@@ -208,7 +209,7 @@ async def cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int,
     meta = AttemptMeta.encode_hit(attempt, entry.run_id)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op,
                      name=cmd.step.name, data=entry.result, meta=meta)
-    ok = await record(w, held, [event])
+    ok = await record(held, [event])
     if ok:
         inst.apply(EventKind.STEP_COMPLETED, cmd.op, cmd.step.name, plain, meta, event.ts)
         decide.after(w, held)
@@ -227,6 +228,9 @@ async def completed_cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: 
     if isinstance(key, cache.CacheKey) and w.payloads.active:
         try:
             stored = await w.payloads.encode(data)
+        except asyncio.CancelledError:  # the step cancelled meanwhile (a codec awaits)
+            held.given_back()
+            raise
         except Exception as exc:  # the append encodes (and fails, or not) on its own
             log.warning("step %s: its result could not be encoded for the cache: %s",
                         cmd.step.name, exc)
@@ -265,7 +269,7 @@ async def awaiting(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> 
         deadline = total if deadline is None else min(deadline, total)
     event = NewEvent(kind=EventKind.STEP_STARTED, ts=now, op=cmd.op, name=step.name,
                      meta=AttemptMeta.encode_awaiting(attempt, deadline))
-    ok = await record(w, held, [event])
+    ok = await record(held, [event])
     if ok and held.inst.active:
         held.inst.apply(event.kind, cmd.op, cmd.step.name, None, event.meta, event.ts)
         if deadline is not None:
@@ -321,7 +325,7 @@ async def record_start(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int)
         held.given_back()
         return False
     if not ok or not inst.active or event.kind == EventKind.STEP_STARTED:
-        held.inflight -= 1  # not run: lost the run
+        held.inflight -= 1  # not run: lost the run, or the step cancelled as it applied
         if ok and inst.active:
             decide.after_soon(w, held)
         return False
@@ -379,7 +383,7 @@ async def step_failed(
         w, cmd, attempt, info, retryable=retryable,
         retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat,
         usage=usage, charges=charges)
-    ok = await record(w, held, [event])
+    ok = await record(held, [event])
     if not ok:
         return
     inst.apply(event.kind, cmd.op, cmd.step.name, event.data, event.meta, event.ts)
