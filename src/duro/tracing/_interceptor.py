@@ -41,7 +41,6 @@ _TRACED = frozenset({K.TIMER_FIRED, K.SIGNAL_RECEIVED, *_ENDED})
 """The events that make spans of their own."""
 
 
-
 def _ns(ts: float) -> int:
     return int(ts * _NS)
 

@@ -140,8 +140,8 @@ class HeldRun:
         self.outbox.append(event)
 
     def given_back(self) -> None:
-        """A step attempt that ends without running on (cancelled while it waited on the
-        store: the workflow cancelled the step, or the run is ending) gives its place in
+        """A step attempt cancelled before it ran, or while it waited on the store or a
+        codec (the workflow cancelled the step, or the run is ending), gives its place in
         ``inflight`` back, and the run is looked at again soon (it may suspend now; the
         workflow's own turn looked while the attempt still counted)."""
         self.inflight -= 1
