@@ -167,8 +167,29 @@ class Harness:
         self.survivors.append(proc.pid)
         return False
 
-    def let_it_run(self, proc: subprocess.Popen[bytes], *, early_ok: bool = True) -> None:
-        """Wait a random moment of this process's life (see the module docstring)."""
+    def mid_run(self, pid: int) -> bool:
+        """Whether ``pid`` executed a step of a run that still has steps to execute (a
+        kill now leaves them to another process)."""
+        done: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        mine: set[str] = set()
+        for line in self.log.read_text().splitlines():
+            run_id, op, attempt, _, by = line.split()
+            done[run_id].add((op, attempt))
+            if int(by) == pid:
+                mine.add(run_id)
+        return any(len(done[run]) < EXECUTIONS_PER_RUN[self.scenario] for run in mine)
+
+    def let_it_run(self, proc: subprocess.Popen[bytes], *, early_ok: bool = True,
+                   mid_run: bool = False) -> None:
+        """Wait a random moment of this process's life (see the module docstring);
+        ``mid_run``: until it has a run with steps left (killed then, at once: a random
+        wait let a process near the end of the workload finish its last runs first)."""
+        if mid_run:
+            deadline = time.monotonic() + 30
+            while (proc.poll() is None and not self.mid_run(proc.pid)
+                   and time.monotonic() < deadline):
+                time.sleep(0.005)
+            return
         # Every third process is killed early (a count, not a draw: the tests require
         # at least half the kills to hit running workflows, which a draw could miss).
         if early_ok and self.spawned % 3 == 1:
@@ -366,7 +387,8 @@ def test_kill9_two_processes(tmp_path: Path) -> None:
             other = procs[1 - victim]
             last = len(h.killed) == SHARED_KILLS - 1
             # The first and last kills land mid-run, so that there are runs to take over.
-            h.let_it_run(procs[victim], early_ok=0 < len(h.killed) < SHARED_KILLS - 1)
+            h.let_it_run(procs[victim], early_ok=0 < len(h.killed) < SHARED_KILLS - 1,
+                         mid_run=last)
             assert other.poll() is None, (
                 f"the survivor exited (rc {other.returncode}) before the kill: the workload "
                 f"is too small for this machine {h.ctx()}")
