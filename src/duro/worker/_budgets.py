@@ -150,12 +150,7 @@ async def _refuse(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int, budg
     event = NewEvent(kind=EventKind.STEP_FAILED, ts=w.clock.now(), op=cmd.op,
                      name=cmd.step.name, data=info.to_payload(),
                      meta=AttemptMeta.encode_exceeded(attempt, over))
-    try:
-        ok = await held.append([event])
-    except asyncio.CancelledError:  # the step cancelled as its refusal was written
-        held.given_back()
-        raise
-    held.inflight -= 1
+    ok = await held.write_attempt([event])
     if ok and inst.active:
         inst.apply(event.kind, cmd.op, cmd.step.name, event.data, event.meta, event.ts)
         decide.after(w, held)

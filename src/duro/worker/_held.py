@@ -139,6 +139,23 @@ class HeldRun:
     def record(self, inst: RunInstance, event: NewEvent) -> None:
         self.outbox.append(event)
 
+    async def write_attempt(self, events: list[NewEvent]) -> bool:
+        """:meth:`append` for a step attempt (its outcome, that it waits, a refusal),
+        giving the attempt's place in ``inflight`` back however the write ends. The
+        attempt's task may be cancelled while it waits on the write (the workflow
+        cancelled the step, the run is ending): the write goes on (with codecs, one
+        cancelled while its payloads are encoded is not made, and the run's next write is
+        refused: the run is loaded again), :meth:`given_back` has the run looked at
+        again, and the cancellation goes on. Without this, a run whose step was cancelled
+        there never suspended again, and its worker was never idle."""
+        try:
+            ok = await self.append(events)
+        except asyncio.CancelledError:
+            self.given_back()
+            raise
+        self.inflight -= 1
+        return ok
+
     def given_back(self) -> None:
         """A step attempt cancelled before it ran, or while it waited on the store or a
         codec (the workflow cancelled the step, or the run is ending), gives its place in

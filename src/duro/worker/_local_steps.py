@@ -69,24 +69,6 @@ def interrupt_waits(held: HeldRun) -> None:
             cmd.task.cancel()
 
 
-async def record(held: HeldRun, events: list[NewEvent]) -> bool:
-    """``held.append(events)`` for a step attempt (its outcome, or that it waits),
-    giving the attempt's place in ``held.inflight`` back however the write ends. The
-    attempt's task may be cancelled while it waits on the write (the workflow cancelled
-    the step, the run is ending): the write goes on (with codecs, one cancelled while
-    its payloads are encoded is not made, and the run's next write is refused: the run
-    is loaded again), the run is looked at again soon, as for an attempt cancelled while
-    it ran (it may suspend now), and the cancellation goes on. Without this, a run whose
-    step was cancelled there never suspended again, and its worker was never idle."""
-    try:
-        ok = await held.append(events)
-    except asyncio.CancelledError:
-        held.given_back()
-        raise
-    held.inflight -= 1
-    return ok
-
-
 async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     step = cmd.step
     attempt = cmd.attempts + 1
@@ -160,7 +142,7 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     meta = AttemptMeta.encode(attempt, took, usage=info._usage, charges=charges)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op, name=step.name,
                      data=data, meta=meta)
-    try:  # record(), inline: every step's outcome (no coroutine more per step)
+    try:  # HeldRun.write_attempt, inline: every step's outcome (no coroutine more)
         ok = await held.append([event])
     except asyncio.CancelledError:
         held.given_back()
@@ -209,7 +191,7 @@ async def cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int,
     meta = AttemptMeta.encode_hit(attempt, entry.run_id)
     event = NewEvent(kind=EventKind.STEP_COMPLETED, ts=w.clock.now(), op=cmd.op,
                      name=cmd.step.name, data=entry.result, meta=meta)
-    ok = await record(held, [event])
+    ok = await held.write_attempt([event])
     if ok:
         inst.apply(EventKind.STEP_COMPLETED, cmd.op, cmd.step.name, plain, meta, event.ts)
         decide.after(w, held)
@@ -245,7 +227,7 @@ async def completed_cached(w: Worker, held: HeldRun, cmd: StepCommand, attempt: 
     try:
         ok = await held.append([event])
         if ok and isinstance(key, cache.CacheKey):
-            # Still in flight meanwhile: the outcome is applied after (see record()).
+            # Still in flight meanwhile: the outcome is applied after (write_attempt).
             await cache.remember(w, key, cmd.step.name, stored, held.run_id)
     except asyncio.CancelledError:
         held.given_back()
@@ -269,7 +251,7 @@ async def awaiting(w: Worker, held: HeldRun, cmd: StepCommand, attempt: int) -> 
         deadline = total if deadline is None else min(deadline, total)
     event = NewEvent(kind=EventKind.STEP_STARTED, ts=now, op=cmd.op, name=step.name,
                      meta=AttemptMeta.encode_awaiting(attempt, deadline))
-    ok = await record(held, [event])
+    ok = await held.write_attempt([event])
     if ok and held.inst.active:
         held.inst.apply(event.kind, cmd.op, cmd.step.name, None, event.meta, event.ts)
         if deadline is not None:
@@ -383,7 +365,7 @@ async def step_failed(
         w, cmd, attempt, info, retryable=retryable,
         retry_after=getattr(exc, "retry_after", None), took=took, heartbeat=cmd.heartbeat,
         usage=usage, charges=charges)
-    ok = await record(held, [event])
+    ok = await held.write_attempt([event])
     if not ok:
         return
     inst.apply(event.kind, cmd.op, cmd.step.name, event.data, event.meta, event.ts)
