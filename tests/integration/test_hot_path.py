@@ -282,29 +282,38 @@ def test_the_wakeup_heap_forgets_suspended_runs(tmp_path: Path) -> None:
     run(main(), timeout=120)
 
 
-def test_the_worker_tunes_gc_only_from_the_defaults_and_restores_them(
-        tmp_path: Path) -> None:
-    before, holders = gc.get_threshold(), _gc._holders
+@pytest.fixture
+def fresh_gc() -> Iterator[None]:
+    """The collector as in a fresh process (CPython's thresholds, no worker holding its
+    own: an earlier test may have left an engine open), and its state, with the idle
+    collections' last time, restored after."""
+    before, holders, last = gc.get_threshold(), _gc._holders, _gc._last_idle
     gc.set_threshold(*_gc._DEFAULTS)
-    _gc._holders = 0  # as in a fresh process (an earlier test may have left an engine open)
+    _gc._holders = 0
     try:
-        async def main() -> None:
-            async with duro.Engine(f"sqlite:///{tmp_path}/a.db"):
-                assert gc.get_threshold() == _gc._THRESHOLDS
-                async with duro.Engine(f"sqlite:///{tmp_path}/b.db"):
-                    assert gc.get_threshold() == _gc._THRESHOLDS
-                assert gc.get_threshold() == _gc._THRESHOLDS  # one worker still runs
-            assert gc.get_threshold() == _gc._DEFAULTS
-            gc.set_threshold(1234, 5, 6)  # the application's own choice is kept
-            async with duro.Engine(f"sqlite:///{tmp_path}/c.db"):
-                assert gc.get_threshold() == (1234, 5, 6)
-            async with duro.Engine(f"sqlite:///{tmp_path}/d.db", tune_gc=False):
-                assert gc.get_threshold() == (1234, 5, 6)
-
-        run(main())
+        yield
     finally:
         gc.set_threshold(*before)
-        _gc._holders = holders
+        _gc._holders, _gc._last_idle = holders, last
+
+
+@pytest.mark.usefixtures("fresh_gc")
+def test_the_worker_tunes_gc_only_from_the_defaults_and_restores_them(
+        tmp_path: Path) -> None:
+    async def main() -> None:
+        async with duro.Engine(f"sqlite:///{tmp_path}/a.db"):
+            assert gc.get_threshold() == _gc._THRESHOLDS
+            async with duro.Engine(f"sqlite:///{tmp_path}/b.db"):
+                assert gc.get_threshold() == _gc._THRESHOLDS
+            assert gc.get_threshold() == _gc._THRESHOLDS  # one worker still runs
+        assert gc.get_threshold() == _gc._DEFAULTS
+        gc.set_threshold(1234, 5, 6)  # the application's own choice is kept
+        async with duro.Engine(f"sqlite:///{tmp_path}/c.db"):
+            assert gc.get_threshold() == (1234, 5, 6)
+        async with duro.Engine(f"sqlite:///{tmp_path}/d.db", tune_gc=False):
+            assert gc.get_threshold() == (1234, 5, 6)
+
+    run(main())
 
 
 def _young_collections(n: int) -> None:
@@ -312,41 +321,35 @@ def _young_collections(n: int) -> None:
         gc.collect(0)
 
 
+@pytest.mark.usefixtures("fresh_gc")
 def test_an_idle_worker_collects_the_young_generations(tmp_path: Path) -> None:
-    before, holders, last = gc.get_threshold(), _gc._holders, _gc._last_idle
-    gc.set_threshold(*_gc._DEFAULTS)
-    _gc._holders = 0
-    try:
-        async def main() -> None:
-            async with duro.Engine(f"sqlite:///{tmp_path}/idle.db") as engine:
-                handle = await engine.start(short_nap, 1)
-                assert await handle.result(timeout=30) == 10
-                # Young collections leave survivors in the middle generation; a worker
-                # with nothing to do collects it (automatically that would wait for 20).
-                _gc._last_idle = -_gc._IDLE_GAP
-                _young_collections(5)
-                assert gc.get_count()[1] >= 5
-                # Waited in long sleeps: a timer due within a quarter second (a tight
-                # polling loop) is work coming, and the worker does not collect then.
-                for _ in range(20):
-                    await asyncio.sleep(0.5)
-                    if gc.get_count()[1] == 0:
-                        break
-                assert gc.get_count()[1] == 0
+    async def main() -> None:
+        async with duro.Engine(f"sqlite:///{tmp_path}/idle.db") as engine:
+            handle = await engine.start(short_nap, 1)
+            assert await handle.result(timeout=30) == 10
+            # Young collections leave survivors in the middle generation; a worker
+            # with nothing to do collects it (automatically that would wait for 20).
+            _gc._last_idle = -_gc._IDLE_GAP
+            _young_collections(5)
+            assert gc.get_count()[1] >= 5
+            # Waited in long sleeps: a timer due within a quarter second (a tight
+            # polling loop) is work coming, and the worker does not collect then.
+            for _ in range(20):
+                await asyncio.sleep(0.5)
+                if gc.get_count()[1] == 0:
+                    break
+            assert gc.get_count()[1] == 0
 
-            # Not a worker that tuned the collector (the same thresholds, set by the
-            # application): its GC is the application's own.
-            gc.set_threshold(*_gc._THRESHOLDS)
-            async with duro.Engine(f"sqlite:///{tmp_path}/own.db", tune_gc=False):
-                _gc._last_idle = -_gc._IDLE_GAP
-                _young_collections(5)
-                await asyncio.sleep(0.6)
-                assert gc.get_count()[1] >= 5
+        # Not a worker that tuned the collector (the same thresholds, set by the
+        # application): its GC is the application's own.
+        gc.set_threshold(*_gc._THRESHOLDS)
+        async with duro.Engine(f"sqlite:///{tmp_path}/own.db", tune_gc=False):
+            _gc._last_idle = -_gc._IDLE_GAP
+            _young_collections(5)
+            await asyncio.sleep(0.6)
+            assert gc.get_count()[1] >= 5
 
-        run(main())
-    finally:
-        gc.set_threshold(*before)
-        _gc._holders, _gc._last_idle = holders, last
+    run(main())
 
 
 @duro.workflow
@@ -354,65 +357,59 @@ async def no_nap(i: int) -> int:
     return await after_nap(i)
 
 
+@pytest.mark.usefixtures("fresh_gc")
 def test_a_worker_waiting_on_its_runs_last_commit_is_not_idle(tmp_path: Path) -> None:
     # A burst of runs ending together waits on their last commits with nothing ready on
     # the event loop; the worker took that for idle time and ran a 30-60 ms collection
     # in the middle of the burst (1000 x 10: 6 of 8 runs without interceptors). A run's
     # write not yet committed is work in flight; so is a step task run here.
-    before, holders, last = gc.get_threshold(), _gc._holders, _gc._last_idle
-    gc.set_threshold(*_gc._DEFAULTS)
-    _gc._holders = 0
-    try:
-        async def main() -> None:
-            async with duro.Engine(f"sqlite:///{tmp_path}/busy.db") as engine:
-                worker = engine.worker
-                assert worker is not None
-                real_append, real_idle = worker.store.append, worker._idle
-                gate, writing = asyncio.Event(), asyncio.Event()
-                answers: list[bool] = []
+    async def main() -> None:
+        async with duro.Engine(f"sqlite:///{tmp_path}/busy.db") as engine:
+            worker = engine.worker
+            assert worker is not None
+            real_append, real_idle = worker.store.append, worker._idle
+            gate, writing = asyncio.Event(), asyncio.Event()
+            answers: list[bool] = []
 
-                async def held_up(*args: Any, **kwargs: Any) -> Any:
-                    if kwargs.get("release"):  # the run's end: its last write
-                        writing.set()
-                        await gate.wait()
-                    return await real_append(*args, **kwargs)
+            async def held_up(*args: Any, **kwargs: Any) -> Any:
+                if kwargs.get("release"):  # the run's end: its last write
+                    writing.set()
+                    await gate.wait()
+                return await real_append(*args, **kwargs)
 
-                def idle() -> bool:
-                    answers.append(real_idle())
-                    return answers[-1]
+            def idle() -> bool:
+                answers.append(real_idle())
+                return answers[-1]
 
-                worker.store.append = held_up  # type: ignore[method-assign]
-                worker._idle = idle  # type: ignore[method-assign]
-                handle = await engine.start(no_nap, 4)
+            worker.store.append = held_up  # type: ignore[method-assign]
+            worker._idle = idle  # type: ignore[method-assign]
+            handle = await engine.start(no_nap, 4)
 
-                def asked(n: int) -> bool:
-                    worker.wake()  # the main loop goes round, and asks again
-                    return len(answers) >= n
+            def asked(n: int) -> bool:
+                worker.wake()  # the main loop goes round, and asks again
+                return len(answers) >= n
 
-                try:
-                    await asyncio.wait_for(writing.wait(), 10)
-                    answers.clear()
-                    await wait_until(lambda: asked(5))
-                    assert not any(answers)  # its end is not committed yet
-                finally:
-                    gate.set()
-                assert await handle.result(timeout=10) == 40
-                await wait_until(lambda: asked(1) and answers[-1])  # idle now
-                # A step task this worker runs for a step queue (its thread may be all
-                # that is busy) is work in flight too.
-                worker.tasks.running += 1
-                try:
-                    answers.clear()
-                    await wait_until(lambda: asked(5))
-                    assert not any(answers)
-                finally:
-                    worker.tasks.running -= 1
-                await wait_until(lambda: asked(1) and answers[-1])
+            try:
+                await asyncio.wait_for(writing.wait(), 10)
+                answers.clear()
+                await wait_until(lambda: asked(5))
+                assert not any(answers)  # its end is not committed yet
+            finally:
+                gate.set()
+            assert await handle.result(timeout=10) == 40
+            await wait_until(lambda: asked(1) and answers[-1])  # idle now
+            # A step task this worker runs for a step queue (its thread may be all
+            # that is busy) is work in flight too.
+            worker.tasks.running += 1
+            try:
+                answers.clear()
+                await wait_until(lambda: asked(5))
+                assert not any(answers)
+            finally:
+                worker.tasks.running -= 1
+            await wait_until(lambda: asked(1) and answers[-1])
 
-        run(main())
-    finally:
-        gc.set_threshold(*before)
-        _gc._holders, _gc._last_idle = holders, last
+    run(main())
 
 
 def test_idle_collections_need_survivors_the_thresholds_and_a_second() -> None:
