@@ -354,3 +354,37 @@ def test_a_client_calls_span_is_the_one_start_makes_made_current(fast: bool) -> 
     assert dict(root.attributes or {}) == {"k": "v"}
     assert failed.status.status_code is trace.StatusCode.ERROR
     assert busy.started == ([] if fast else ["reference", "StartWorkflow:x"] * 2)
+
+
+def test_a_client_calls_root_span_draws_its_ids_as_the_sdks_generator_does() -> None:
+    """``Spans.begin``'s one-call path for a root span (no current span, the SDK's random
+    generator, its stock sampler, no ``on_start``): the trace id and then the span id
+    drawn as ``RandomIdGenerator`` draws them, flagged as its random ids are, recorded
+    and ended as ``Spans.start``'s span; a value that is not a span in the context's
+    span slot counts as none, as for ``trace.get_current_span``."""
+    import random
+
+    from opentelemetry.trace.propagation import _SPAN_KEY
+
+    spans, exporter = _attempt_spans()
+    generator = spans.ids
+    for current in (otel_context.Context(), otel_context.Context({_SPAN_KEY: "not a span"})):
+        outer = otel_context.attach(current)
+        try:
+            random.seed(1234)
+            expected = (generator.generate_trace_id(), generator.generate_span_id())
+            random.seed(1234)
+            made = spans.begin("StartWorkflow:x", trace.SpanKind.PRODUCER, {"k": "v"})
+            assert made is not None
+            span, end = made
+            assert end is span  # the one-call path: the span is its own end
+            ctx = span.get_span_context()
+            assert (ctx.trace_id, ctx.span_id) == expected
+            assert ctx.trace_flags == trace.TraceFlags(
+                trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID)
+            assert span.parent is None and trace.get_current_span() is span
+            end(None)
+            assert otel_context.get_current() is current
+        finally:
+            otel_context.detach(outer)
+    assert [s.name for s in exporter.get_finished_spans()] == ["StartWorkflow:x"] * 2

@@ -196,9 +196,15 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                       input: _I, next: Callable[[_I], Awaitable[_O]]) -> _O:
         """A client call in its span (current meanwhile), its headers carrying the
         span's context (the hooks return this coroutine: no second one per call)."""
-        span, end = self._begin(name, kind, attributes)
+        # A span of the current context's, made current, and what ends it (no generator
+        # or context manager around it); _with_headers inline for a start.
+        spans = self.spans
+        made = spans.begin(name, kind, attributes) if spans is not None else None
+        span, end = made if made is not None else self._generic_begin(name, kind, attributes)
         try:
-            result = await next(_with_headers(input, _with_context(input.headers, span)))
+            headers = _with_context(input.headers, span)
+            result = await next(_start_with_headers(input, headers)
+                                if type(input) is StartInput else _with_headers(input, headers))
         except BaseException as error:
             end(error)
             raise
@@ -232,15 +238,12 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                                       attributes=attributes)
         return entered(span)
 
-    def _begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]
-               ) -> tuple[Any, Callable[[BaseException | None], None]]:
-        """A span of the current context's, made current, and what ends it, called with
-        what the call raised (as ``start_as_current_span``'s block would: an exception
-        marks it failed). A client call's: no generator or context manager around it."""
-        spans = self.spans
-        made = spans.begin(name, kind, attributes) if spans is not None else None
-        if made is not None:
-            return made
+    def _generic_begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]
+                       ) -> tuple[Any, Callable[[BaseException | None], None]]:
+        """A client call's span through the OpenTelemetry API (a provider other than the
+        SDK's, or a tracer it disabled), made current, and what ends it, called with what
+        the call raised (as ``start_as_current_span``'s block would: an exception marks
+        it failed)."""
         span = self.tracer.start_span(name, kind=kind, attributes=attributes)
         return span, entered(span)
 
@@ -306,11 +309,17 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
             parent = trace.SpanContext(ctx.trace_id, run_span_id(input.parent_run_id), True,
                                        ctx.trace_flags)
         failed = kind in (K.RUN_FAILED, K.RUN_TIMED_OUT, K.RUN_TERMINATED)
-        self._past(f"RunWorkflow:{input.workflow}", None, parent,
-                   {**attributes, "duro.status": _ENDED[kind]},
-                   _ns(input.started_at or ended), _ns(ended),
-                   status=Status(StatusCode.ERROR, _message(data)) if failed else _UNSET,
-                   ids=ctx)
+        name = f"RunWorkflow:{input.workflow}"
+        attributes = {**attributes, "duro.status": _ENDED[kind]}
+        status = Status(StatusCode.ERROR, _message(data)) if failed else _UNSET
+        began, ended_ns = int((input.started_at or ended) * _NS), int(ended * _NS)
+        spans = self.spans
+        if spans is not None and spans.enabled():  # _past's first path, inline (per run)
+            spans.record(name, None, parent, trace_id=ctx[0], span_id=ctx[1],  # its ids
+                         attributes=attributes, start_time=began, end_time=ended_ns,
+                         status=status)
+            return
+        self._past(name, None, parent, attributes, began, ended_ns, status=status, ids=ctx)
 
 
 def _message(data: bytes | None) -> str:
