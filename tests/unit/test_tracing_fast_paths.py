@@ -388,3 +388,126 @@ def test_a_client_calls_root_span_draws_its_ids_as_the_sdks_generator_does() -> 
         finally:
             otel_context.detach(outer)
     assert [s.name for s in exporter.get_finished_spans()] == ["StartWorkflow:x"] * 2
+
+
+def test_a_root_span_under_a_length_limit_has_its_values_cut_as_start_cuts_them() -> None:
+    """With the provider's attribute values cut to a length, ``Spans.begin`` leaves its
+    one-call path (which keeps the caller's dict as it is) for ``Spans.start``."""
+    from opentelemetry.sdk.trace import SpanLimits
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_span_attribute_length=4))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = _spans.fast_spans(provider.get_tracer("duro"))
+    assert spans is not None
+    made = spans.begin("StartWorkflow:x", trace.SpanKind.PRODUCER, {"k": "a long value"})
+    assert made is not None
+    _, end = made
+    end(None)
+    reference = spans.start("reference", otel_context.Context(), None,
+                            attributes={"k": "a long value"})
+    reference.end()
+    mine, theirs = exporter.get_finished_spans()
+    assert dict(mine.attributes or {}) == dict(theirs.attributes or {}) == {"k": "a lo"}
+
+
+def test_a_client_call_whose_headers_cannot_be_written_ends_its_span() -> None:
+    """A failure while the call's ``traceparent`` is written (here: headers whose items
+    cannot be read) fails the call, ends its span as failed and restores the context."""
+    from collections.abc import Iterator, Mapping
+
+    from duro.interceptors import SignalInput
+    from duro.tracing import TracingInterceptor
+
+    class Broken(Mapping[str, str]):
+        def __getitem__(self, key: str) -> str:
+            raise KeyError(key)
+
+        def __iter__(self) -> Iterator[str]:
+            raise RuntimeError("unreadable headers")
+
+        def __len__(self) -> int:
+            return 1
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = TracingInterceptor(provider)
+    called: list[Any] = []
+
+    async def next(input: Any) -> None:
+        called.append(input)
+
+    before = otel_context.get_current()
+    with pytest.raises(RuntimeError, match="unreadable headers"):
+        asyncio.run(tracing.signal(SignalInput(workflow_id="w", name="go", payload=None,
+                                               headers=Broken()), next))
+    assert called == []
+    assert otel_context.get_current() is before
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "SignalWorkflow:go"
+    assert span.status.status_code is trace.StatusCode.ERROR
+
+
+def test_a_failed_runs_span_is_an_error_with_its_message() -> None:
+    import time
+
+    from duro._history import EventKind, NewEvent
+    from duro.errors import ErrorInfo
+    from duro.interceptors import EventsRecordedInput
+    from duro.tracing import TracingInterceptor
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = TracingInterceptor(provider)
+    now = time.time()
+    error = ErrorInfo.from_exception(ValueError("the order was empty")).to_payload()
+    for run_id, kind, data in (("r-failed", EventKind.RUN_FAILED, error),
+                               ("r-done", EventKind.RUN_COMPLETED, None)):
+        tracing.events_recorded(EventsRecordedInput(
+            workflow="orders", workflow_id="w-" + run_id, run_id=run_id, namespace="default",
+            headers={}, events=[NewEvent(kind=kind, ts=now, data=data)], timers_due={},
+            started_at=now - 1))
+    failed, done = exporter.get_finished_spans()
+    assert failed.name == done.name == "RunWorkflow:orders"
+    assert failed.status.status_code is trace.StatusCode.ERROR
+    assert failed.status.description == "the order was empty"
+    assert dict(failed.attributes or {})["duro.status"] == "failed"
+    assert done.status.status_code is trace.StatusCode.UNSET
+    context = failed.get_span_context()
+    assert context is not None and context.span_id == _ids.run_span_id("r-failed")
+
+
+@pytest.mark.parametrize("flags", [
+    trace.TraceFlags.SAMPLED, trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID])
+@pytest.mark.parametrize("remote", [True, False])
+def test_a_child_spans_flags_are_the_sdks(flags: int, remote: bool) -> None:
+    """A child span's flags, on every path that makes one (start, a step attempt's,
+    a span recorded after the fact), are those the SDK's own tracer gives it under the
+    same parent (from 1.43: the parent's random-trace-id flag, not the generator's)."""
+    provider = TracerProvider()
+    spans = _spans.fast_spans(provider.get_tracer("duro"))
+    assert spans is not None
+    parent = trace.SpanContext(int(TRACE, 16), int(SPAN, 16), remote, trace.TraceFlags(flags))
+    context = trace.set_span_in_context(trace.NonRecordingSpan(parent))
+    sdk = provider.get_tracer("sdk").start_span("sdk", context=context)
+    expected = sdk.get_span_context().trace_flags
+    made = [spans.start("start", context, parent), spans.run_child("child", parent, {})]
+    assert [span.get_span_context().trace_flags for span in made] == [expected] * 2
+    if remote and flags == trace.TraceFlags.SAMPLED:  # a run's span context's shape
+        end = spans.attempt("attempt", parent, {})
+        assert isinstance(end, _light.LightSpan)
+        assert end.get_span_context().trace_flags == expected
+        end(None)
+
+
+@pytest.mark.parametrize(("traceparent", "flags"), [
+    (f"00-{TRACE}-{SPAN}-03", 3), (f"00-{TRACE}-{SPAN}-01", 1), (None, 1)])
+def test_a_runs_span_context_says_its_trace_id_is_random_as_its_start_did(
+        traceparent: str | None, flags: int) -> None:
+    """A run in its start's trace carries the start's random-trace-id flag on (the SDK's
+    children do, 1.43 on); a run in a trace of its own (its id a digest) does not."""
+    headers = {"traceparent": traceparent} if traceparent else None
+    ctx = _ids.run_span_context(f"run-{flags}-{traceparent is None}", headers)
+    assert ctx.trace_flags == flags and ctx.trace_flags.sampled

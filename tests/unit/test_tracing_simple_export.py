@@ -110,8 +110,8 @@ def test_an_export_that_raises_is_logged_as_the_sdk_logs_it(
 
 
 def test_a_processor_shut_down_does_as_the_sdks_on_end_does() -> None:
-    """The SDK changed here (1.45 refuses a span once its processor is shut down; 1.42
-    still exported it): whichever it is, the same as its own ``on_end``."""
+    """The SDK changed here (1.45 refuses a span once its processor is shut down; 1.43
+    and 1.44 still export it): whichever it is, the same as its own ``on_end``."""
     ours, theirs = Seen(), Seen()
     processor, twin = SimpleSpanProcessor(ours), SimpleSpanProcessor(theirs)
     spans = _setup(processor)
@@ -196,3 +196,42 @@ def test_another_runtime_context_goes_through_the_processors_own_on_end() -> Non
         otel_context._RUNTIME_CONTEXT = saved
     assert exporter.seen == [(("elsewhere",), True, None)]
     assert suppressed_after is None
+
+
+class Halt(BaseException):
+    """Not an ``Exception``: the SDK lets it through, and so must duro."""
+
+
+def test_an_export_raising_a_base_exception_propagates_with_the_context_restored() -> None:
+    class Halting(Seen):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            super().export(spans)
+            raise Halt
+
+    exporter = Halting()
+    spans = _setup(SimpleSpanProcessor(exporter))
+    before = otel_context.get_current()
+    with pytest.raises(Halt):
+        _end_one(spans, "halting")
+    assert otel_context.get_current() is before  # suppression not left switched on
+    assert exporter.seen == [(("halting",), True, None)]
+
+
+def test_an_on_end_using_names_the_sdks_never_did_is_called_as_it_is(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later SDK whose ``on_end`` does something more (here: a name the SDK's never
+    used) is called as it is, not replaced by what duro knows of the older ones."""
+    calls: list[str] = []
+
+    def on_end(self: SimpleSpanProcessor, span: ReadableSpan) -> None:
+        calls.append(span.name)
+        self.span_exporter.export((span,))
+        self.something_new()  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(SimpleSpanProcessor, "on_end", on_end)
+    monkeypatch.setattr(SimpleSpanProcessor, "something_new", lambda self: None,
+                        raising=False)
+    exporter = Seen()
+    _end_one(_setup(SimpleSpanProcessor(exporter)), "newer")
+    assert calls == ["newer"]
+    assert exporter.seen == [(("newer",), None, None)]  # its own: no suppression added

@@ -16,13 +16,16 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["NO_STATE", "SAMPLED", "TUPLE_LAYOUT", "ForcedIds", "continued", "new_tuple",
-           "parent_context", "run_entry", "run_span_context", "run_span_id", "run_trace_id",
-           "valid_context"]
+__all__ = ["NO_STATE", "SAMPLED", "SAMPLED_RANDOM", "TUPLE_LAYOUT", "ForcedIds", "continued",
+           "new_tuple", "parent_context", "run_entry", "run_span_context", "run_span_id",
+           "run_trace_id", "valid_context"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
 """The flags of a sampled span (the one ``TraceFlags`` duro's spans share)."""
+SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID)
+"""The flags of a sampled span whose trace id is random (W3C's flag): a child has its
+parent's, as the SDK gives them (1.43 on)."""
 NO_STATE = trace.DEFAULT_TRACE_STATE
 """The empty trace state (``is``-compared on the hot paths: most spans carry none)."""
 new_tuple = tuple.__new__
@@ -135,7 +138,11 @@ def _derive(run_id: str, headers: Mapping[str, str] | None
     parent = parent_context(headers)
     digest = _digest(run_id)
     trace_id = parent[0] if parent is not None else _trace_id(digest)  # its trace_id
-    return valid_context(trace_id, _span_id(digest), True, SAMPLED), parent
+    # In its start's trace, whose id is random if the start's flags say so (its own
+    # trace's id, a digest, is not): the run's span and its children say the same.
+    random_id = parent is not None and parent[3] & trace.TraceFlags.RANDOM_TRACE_ID
+    return valid_context(trace_id, _span_id(digest), True,
+                         SAMPLED_RANDOM if random_id else SAMPLED), parent
 
 
 _CACHED = 16_384

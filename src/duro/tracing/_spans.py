@@ -48,6 +48,7 @@ from opentelemetry.util import types
 
 from duro.tracing._ids import NO_STATE as _NO_STATE
 from duro.tracing._ids import SAMPLED as _SAMPLED
+from duro.tracing._ids import SAMPLED_RANDOM as _SAMPLED_RANDOM
 from duro.tracing._ids import TUPLE_LAYOUT, ForcedIds, new_tuple
 from duro.tracing._light import CURRENT as _CURRENT
 from duro.tracing._light import RUNTIME as _RUNTIME
@@ -58,7 +59,6 @@ __all__ = ["Spans", "context_of", "fast_spans"]
 
 _Pipeline = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
 _NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
-_SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID)
 _NOT_SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
 _DROP = Decision.DROP
 _RECORD_AND_SAMPLE = Decision.RECORD_AND_SAMPLE
@@ -194,7 +194,8 @@ class Spans:
         while not span_id:
             span_id = bits(64)
         span = LightSpan(self, name, _new_tuple(trace.SpanContext, (
-            run[0], span_id, False, _SAMPLED, _NO_STATE, True)),  # valid: 0 < id < 2**64
+            run[0], span_id, False,  # valid: 0 < id < 2**64; the run's random-id flag
+            _SAMPLED_RANDOM if run[3] & _RANDOM_BIT else _SAMPLED, _NO_STATE, True)),
             run, _INTERNAL, attributes, (), time.time_ns())
         # enter(span), inline.
         span._token = current.set(Context({**current.get(), _SPAN_KEY: span}))
@@ -204,9 +205,9 @@ class Spans:
                   ) -> LightSpan | trace.NonRecordingSpan:
         """:meth:`start` on the hot path, a step attempt's span: started now, of kind
         INTERNAL, without links, child of ``run``, a run's span context as
-        :func:`~duro.tracing._ids.run_entry` makes it (remote, sampled, no trace state,
-        not a random trace id). ``attributes``: a dict of the caller's own, which the
-        span keeps as it is when the limits cannot cut it.
+        :func:`~duro.tracing._ids.run_entry` makes it (remote, sampled, no trace state;
+        its trace id random as its start's flags say). ``attributes``: a dict of the
+        caller's own, which the span keeps as it is when the limits cannot cut it.
 
         What :meth:`start` does, in one call, when the sampler decides from the parent's
         flags (the SDK's stock samplers) and no processor has ``on_start`` (the SDK's
@@ -214,7 +215,9 @@ class Spans:
         decision = self._under_run
         if decision is None or self.pipeline()[0] or len(attributes) > self._plain_attributes:
             return self.start(name, context_of(run), run, attributes=attributes)
-        flags = _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED
+        flags = (_SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED) \
+            if not run[3] & _RANDOM_BIT else \
+            (_SAMPLED_RANDOM if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED_RANDOM)
         span_id = self._span_id()
         ctx = _new_tuple(trace.SpanContext, (run[0], span_id, False, flags, _NO_STATE,
                                              0 < span_id < _SPAN_IDS))
@@ -407,12 +410,14 @@ def _hooks(processors: tuple[Any, ...], name: str) -> tuple[Any, ...]:
 _SUPPRESS_KEY = otel_context._SUPPRESS_INSTRUMENTATION_KEY
 _SUPPRESSED = Context({_SUPPRESS_KEY: True})
 """What the SDK's ``SimpleSpanProcessor`` makes current while it exports a span, when the
-context was empty (as it is where duro ends its spans: see :func:`_ender`)."""
+context was empty: as it is where the worker ends a step attempt's span and records a
+run's (a client call made in an application's span is not: its context is copied, as the
+SDK copies it)."""
 _SIMPLE_NAMES = frozenset({
     "context", "trace_flags", "sampled", "_shutdown", "logger", "warning", "_metrics",
     "drop_items", "attach", "set_value", "_SUPPRESS_INSTRUMENTATION_KEY", "finish_items",
     "span_exporter", "export", "Exception", "exception", "detach"})
-"""The names the SDK's ``SimpleSpanProcessor.on_end`` uses (1.42 to 1.45): one that uses
+"""The names the SDK's ``SimpleSpanProcessor.on_end`` uses (1.43 to 1.45): one that uses
 others does something :func:`_ender` does not know, and is called as it is."""
 _SIMPLE_LOG = logging.getLogger("opentelemetry.sdk.trace.export")
 """The SDK's exporting module's logger (where its processor logs an export's failure)."""
@@ -424,15 +429,16 @@ def _ender(processor: Any) -> Callable[[LightSpan], None]:
     step attempt's span, measured: ~11,800 instructions against ~4,600 here).
 
     That is, for a sampled span: the instrumentation suppressed in the current context
-    (the context var set directly, and the context made once when it was empty, as it
-    is where duro ends its spans), the span handed to the processor's exporter, an
-    exception there logged as the SDK logs it. Where SDK versions differ, as they do:
-    a processor shut down exports nothing where the SDK has it say so (1.45 on: its own
-    ``on_end`` is called for that). Everything else takes the processor's own
+    (the context var set directly; :data:`_SUPPRESSED` when the context is empty, else
+    the context copied with the key), the span handed to the processor's exporter, an
+    ``Exception`` there logged as the SDK logs it (a ``BaseException`` goes through, the
+    context restored, as 1.45 does). Where SDK versions differ: a processor shut down
+    exports nothing where the SDK says so (1.45 on: its own ``on_end`` is called for
+    that; 1.43 and 1.44 export). Everything else takes the processor's own
     ``on_end``: the SDK's internal metrics turned on (when and with what their count is
     told changed between versions), a runtime context other than the default one, a
     subclass, an ``on_end`` set on the instance, or one using names the SDK's never
-    used so far (1.42 to 1.45)."""
+    used so far (1.43 to 1.45)."""
     on_end: Callable[[LightSpan], None] = processor.on_end
     current = _CURRENT
     metrics = getattr(processor, "_metrics", None)
