@@ -256,14 +256,18 @@ def test_a_steps_code_writes_to_its_span_as_to_an_sdk_span(tmp_path: Path) -> No
     assert step.end_time >= step.start_time
 
 
-def test_the_providers_sampler_decides(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sampler", ["always-off", "parent-based-off"])
+def test_the_providers_sampler_decides(tmp_path: Path, sampler: str) -> None:
     """Spans the sampler drops are not exported, yet the trace context still reaches
-    the step's code (its nested spans name a valid parent, not sampled)."""
+    the step's code (its nested spans name a valid parent, not sampled). Parent-based
+    (the SDK's default shape): the start's root span dropped, the run and its steps
+    follow it (they are the start's children, even across processes)."""
     from opentelemetry import trace
-    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider = TracerProvider(sampler=ALWAYS_OFF if sampler == "always-off"
+                              else ParentBased(ALWAYS_OFF))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     seen: list[trace.SpanContext] = []
 

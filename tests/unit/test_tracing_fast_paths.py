@@ -495,7 +495,7 @@ def test_a_child_spans_flags_are_the_sdks(flags: int, remote: bool) -> None:
     expected = sdk.get_span_context().trace_flags
     made = [spans.start("start", context, parent), spans.run_child("child", parent, {})]
     assert [span.get_span_context().trace_flags for span in made] == [expected] * 2
-    if remote and flags == trace.TraceFlags.SAMPLED:  # a run's span context's shape
+    if remote:  # a run's span context's shape
         end = spans.attempt("attempt", parent, {})
         assert isinstance(end, _light.LightSpan)
         assert end.get_span_context().trace_flags == expected
@@ -503,11 +503,31 @@ def test_a_child_spans_flags_are_the_sdks(flags: int, remote: bool) -> None:
 
 
 @pytest.mark.parametrize(("traceparent", "flags"), [
-    (f"00-{TRACE}-{SPAN}-03", 3), (f"00-{TRACE}-{SPAN}-01", 1), (None, 1)])
-def test_a_runs_span_context_says_its_trace_id_is_random_as_its_start_did(
+    (f"00-{TRACE}-{SPAN}-03", 3), (f"00-{TRACE}-{SPAN}-01", 1), (f"00-{TRACE}-{SPAN}-00", 0),
+    (f"00-{TRACE}-{SPAN}-02", 2), (f"00-{TRACE}-{SPAN}-09", 1), (None, 1)])
+def test_a_runs_span_context_is_sampled_and_random_as_its_start_was(
         traceparent: str | None, flags: int) -> None:
-    """A run in its start's trace carries the start's random-trace-id flag on (the SDK's
-    children do, 1.43 on); a run in a trace of its own (its id a digest) does not."""
+    """A run in its start's trace carries the start's sampled and random-trace-id flags
+    on (as the SDK's children do, 1.43 on: other bits are not carried); a run in a trace
+    of its own (its id a digest) is sampled, not random."""
     headers = {"traceparent": traceparent} if traceparent else None
-    ctx = _ids.run_span_context(f"run-{flags}-{traceparent is None}", headers)
-    assert ctx.trace_flags == flags and ctx.trace_flags.sampled
+    ctx = _ids.run_span_context(f"run-{flags}-{traceparent}", headers)
+    assert ctx.trace_flags == flags
+
+
+def test_a_step_under_a_run_its_sampler_dropped_is_not_recorded() -> None:
+    """The start's sampler dropped it (``-00``): the step's span is a non-recording span
+    in the run's trace, current while the step runs (its calls carry the decision on),
+    and nothing is exported."""
+    spans, exporter = _attempt_spans()
+    run = _ids.run_span_context("dropped", {"traceparent": f"00-{TRACE}-{SPAN}-00"})
+    before = otel_context.get_current()
+    end = spans.attempt("RunStep:s", run, {"k": "v"})
+    assert end is not None
+    current = trace.get_current_span()
+    assert not current.is_recording()
+    ctx = current.get_span_context()
+    assert ctx.trace_id == int(TRACE, 16) and not ctx.trace_flags.sampled
+    end(None)
+    assert otel_context.get_current() is before
+    assert exporter.get_finished_spans() == ()

@@ -138,11 +138,19 @@ def _derive(run_id: str, headers: Mapping[str, str] | None
     parent = parent_context(headers)
     digest = _digest(run_id)
     trace_id = parent[0] if parent is not None else _trace_id(digest)  # its trace_id
-    # In its start's trace, whose id is random if the start's flags say so (its own
-    # trace's id, a digest, is not): the run's span and its children say the same.
-    random_id = parent is not None and parent[3] & trace.TraceFlags.RANDOM_TRACE_ID
-    return valid_context(trace_id, _span_id(digest), True,
-                         SAMPLED_RANDOM if random_id else SAMPLED), parent
+    # In its start's trace: sampled as the start was (a run started in a trace its
+    # sampler dropped records no span, nor do its steps, as the SDK's children of an
+    # unsampled parent), its trace id random if the start's flags say so. In a trace of
+    # its own (no traceparent: a start nobody traced), sampled; its id, a digest, is
+    # not random.
+    flags = SAMPLED if parent is None else _FLAGS[parent[3] & _KEPT_FLAGS]
+    return valid_context(trace_id, _span_id(digest), True, flags), parent
+
+
+_KEPT_FLAGS = trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID
+_FLAGS = (trace.TraceFlags(trace.TraceFlags.DEFAULT), SAMPLED,
+          trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID), SAMPLED_RANDOM)
+"""A run's flags by its start's sampled and random-trace-id bits (W3C's only two)."""
 
 
 _CACHED = 16_384

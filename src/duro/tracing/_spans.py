@@ -101,6 +101,8 @@ class Spans:
         self.static = _static_decisions(tracer.sampler)
         # Under a run's span (a remote, sampled parent): a step attempt's span's decision.
         self._under_run = self.static[1] if self.static is not None else None
+        # Under a run whose start its sampler dropped (a remote parent not sampled).
+        self._under_dropped_run = self.static[2] if self.static is not None else None
         # How many attributes a span may keep in a plain dict: none when values are
         # cut to a length (the SDK's container does it), else up to the count limit.
         self._plain_attributes = 0 if self.limits.max_span_attribute_length is not None \
@@ -185,7 +187,8 @@ class Spans:
         bits = self._fast_bits
         multi = self._multi
         current = _CURRENT
-        if bits is None or current is None or otel_context._RUNTIME_CONTEXT is not _RUNTIME \
+        if bits is None or not run[3] & _SAMPLED_BIT or current is None \
+                or otel_context._RUNTIME_CONTEXT is not _RUNTIME \
                 or len(attributes) > self._plain_attributes \
                 or (self._pipeline[0] if multi is not None
                     and multi._span_processors is self._members else self.pipeline()[0]):
@@ -208,14 +211,14 @@ class Spans:
                   ) -> LightSpan | trace.NonRecordingSpan:
         """:meth:`start` on the hot path, a step attempt's span: started now, of kind
         INTERNAL, without links, child of ``run``, a run's span context as
-        :func:`~duro.tracing._ids.run_entry` makes it (remote, sampled, no trace state;
-        its trace id random as its start's flags say). ``attributes``: a dict of the
+        :func:`~duro.tracing._ids.run_entry` makes it (remote, no trace state; sampled
+        and its trace id random as its start's flags say). ``attributes``: a dict of the
         caller's own, which the span keeps as it is when the limits cannot cut it.
 
         What :meth:`start` does, in one call, when the sampler decides from the parent's
         flags (the SDK's stock samplers) and no processor has ``on_start`` (the SDK's
         own have none, or an empty one); else :meth:`start` itself."""
-        decision = self._under_run
+        decision = self._under_run if run[3] & _SAMPLED_BIT else self._under_dropped_run
         if decision is None or self.pipeline()[0] or len(attributes) > self._plain_attributes:
             return self.start(name, context_of(run), run, attributes=attributes)
         flags = (_SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED) \
