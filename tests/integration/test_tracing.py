@@ -443,3 +443,51 @@ def test_a_subclass_awaiting_the_start_hook_adds_its_headers_under_the_span(
     assert ok.status.status_code is StatusCode.UNSET
     assert refused.status.status_code is StatusCode.ERROR
     assert "InvalidArgumentError" in (refused.status.description or "")
+
+
+def test_a_child_of_an_untraced_start_is_the_root_of_its_own_trace(tmp_path: Path) -> None:
+    """A parent run whose start nobody traced is a trace of its own (its id derived from
+    its run id); its child, carrying the parent's headers (no ``traceparent``), is one too:
+    its span is that trace's root, linked to the parent run's span, and its step spans
+    are its children there (it used to name the parent run's span as its parent, in a
+    trace that span is not in)."""
+    from opentelemetry import trace
+
+    class Untraced(TracingInterceptor):
+        async def start(self, input: Any, next: Any) -> Any:  # no start span, no header
+            return await next(input)
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    @duro.step(name="spans.kid_step")
+    async def kid_step() -> int:
+        return 2
+
+    @duro.workflow(name="spans.kid")
+    async def kid() -> int:
+        return await kid_step()
+
+    @duro.workflow(name="spans.parent")
+    async def parent() -> int:
+        return await duro.execute_child(kid, id="untraced-kid")
+
+    async def main() -> list[ReadableSpan]:
+        async with duro.Engine(_engine_url(tmp_path), poll_interval=0.02,
+                               interceptors=[Untraced(provider)]) as engine:
+            handle = await engine.start(parent, id="untraced-parent")
+            assert await handle.result(timeout=30) == 2
+            await _spans_until(exporter, "RunWorkflow:spans.parent", 1)
+            return await _spans_until(exporter, "RunWorkflow:spans.kid", 1)
+
+    spans = {s.name: s for s in run(main())}
+    parent_span, kid_span = spans["RunWorkflow:spans.parent"], spans["RunWorkflow:spans.kid"]
+    step = spans["RunStep:spans.kid_step"]
+    parent_ctx, kid_ctx = parent_span.get_span_context(), kid_span.get_span_context()
+    assert parent_ctx is not None and kid_ctx is not None and step.parent is not None
+    assert parent_span.parent is None and kid_span.parent is None  # each its trace's root
+    assert kid_ctx.trace_id != parent_ctx.trace_id
+    assert [link.context for link in kid_span.links] == [trace.SpanContext(
+        parent_ctx.trace_id, parent_ctx.span_id, True, parent_ctx.trace_flags)]
+    assert (step.parent.trace_id, step.parent.span_id) == (kid_ctx.trace_id, kid_ctx.span_id)

@@ -23,7 +23,15 @@ from duro.interceptors import (
 )
 from duro.step import StepInfo
 from duro.tracing._ids import NO_STATE as _NO_STATE
-from duro.tracing._ids import ForcedIds, _runs, inject, parent_context, run_entry, run_span_id
+from duro.tracing._ids import (
+    ForcedIds,
+    _runs,
+    inject,
+    parent_context,
+    run_entry,
+    run_span_id,
+    run_trace_id,
+)
 from duro.tracing._light import UNSET as _UNSET
 from duro.tracing._light import LightSpan, entered
 from duro.tracing._spans import context_of, fast_spans
@@ -304,10 +312,17 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                   parent: trace.SpanContext | None, kind: str, ended: float,
                   data: bytes | None, attributes: Mapping[str, Any]) -> None:
         """The run's logical span (``ctx``), child of its start's span (``parent``) or
-        of its parent run's."""
+        of its parent run's. A child whose headers carry no trace (its parent run's
+        start was not traced) is in a trace of its own, as its parent is: its span is
+        that trace's root, linked to its parent run's span."""
+        links: list[Link] = []
         if input.parent_run_id is not None:
-            parent = trace.SpanContext(ctx.trace_id, run_span_id(input.parent_run_id), True,
-                                       ctx.trace_flags)
+            parent_span = run_span_id(input.parent_run_id)
+            if parent is not None:  # in the trace its headers carry: its parent's too
+                parent = trace.SpanContext(ctx.trace_id, parent_span, True, ctx.trace_flags)
+            else:
+                links.append(Link(trace.SpanContext(run_trace_id(input.parent_run_id),
+                                                    parent_span, True, ctx.trace_flags)))
         failed = kind in (K.RUN_FAILED, K.RUN_TIMED_OUT, K.RUN_TERMINATED)
         name = f"RunWorkflow:{input.workflow}"
         attributes = {**attributes, "duro.status": _ENDED[kind]}
@@ -316,10 +331,11 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         spans = self.spans
         if spans is not None and spans.enabled():  # _past's first path, inline (per run)
             spans.record(name, None, parent, trace_id=ctx[0], span_id=ctx[1],  # its ids
-                         attributes=attributes, start_time=began, end_time=ended_ns,
-                         status=status)
+                         attributes=attributes, links=links, start_time=began,
+                         end_time=ended_ns, status=status)
             return
-        self._past(name, None, parent, attributes, began, ended_ns, status=status, ids=ctx)
+        self._past(name, None, parent, attributes, began, ended_ns, status=status, ids=ctx,
+                   links=links)
 
 
 def _message(data: bytes | None) -> str:
