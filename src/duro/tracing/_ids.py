@@ -16,9 +16,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-__all__ = ["NO_STATE", "SAMPLED", "SAMPLED_RANDOM", "TUPLE_LAYOUT", "ForcedIds", "continued",
-           "new_tuple", "parent_context", "run_entry", "run_span_context", "run_span_id",
-           "run_trace_id", "valid_context"]
+__all__ = ["NOT_SAMPLED", "NOT_SAMPLED_RANDOM", "NO_STATE", "SAMPLED", "SAMPLED_RANDOM",
+           "TUPLE_LAYOUT", "ForcedIds", "continued", "new_tuple", "parent_context",
+           "run_entry", "run_span_context", "run_span_id", "run_trace_id", "valid_context"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
@@ -26,6 +26,10 @@ SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
 SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID)
 """The flags of a sampled span whose trace id is random (W3C's flag): a child has its
 parent's, as the SDK gives them (1.43 on)."""
+NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
+"""The flags of a span not sampled."""
+NOT_SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
+"""The flags of a span not sampled whose trace id is random."""
 NO_STATE = trace.DEFAULT_TRACE_STATE
 """The empty trace state (``is``-compared on the hot paths: most spans carry none)."""
 new_tuple = tuple.__new__
@@ -148,8 +152,7 @@ def _derive(run_id: str, headers: Mapping[str, str] | None
 
 
 _KEPT_FLAGS = trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID
-_FLAGS = (trace.TraceFlags(trace.TraceFlags.DEFAULT), SAMPLED,
-          trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID), SAMPLED_RANDOM)
+_FLAGS = (NOT_SAMPLED, SAMPLED, NOT_SAMPLED_RANDOM, SAMPLED_RANDOM)
 """A run's flags by its start's sampled and random-trace-id bits (W3C's only two)."""
 
 

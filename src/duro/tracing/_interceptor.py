@@ -205,14 +205,13 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         """A client call in its span (current meanwhile), its headers carrying the
         span's context (the hooks return this coroutine: no second one per call)."""
         # A span of the current context's, made current, and what ends it (no generator
-        # or context manager around it); _with_headers inline for a start.
+        # or context manager around it).
         spans = self.spans
         made = spans.begin(name, kind, attributes) if spans is not None else None
         span, end = made if made is not None else self._generic_begin(name, kind, attributes)
         try:
             headers = _with_context(input.headers, span)
-            result = await next(_start_with_headers(input, headers)
-                                if type(input) is StartInput else _with_headers(input, headers))
+            result = await next(_with_headers(input, headers))
         except BaseException as error:
             end(error)
             raise
@@ -324,18 +323,11 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                 links.append(Link(trace.SpanContext(run_trace_id(input.parent_run_id),
                                                     parent_span, True, ctx.trace_flags)))
         failed = kind in (K.RUN_FAILED, K.RUN_TIMED_OUT, K.RUN_TERMINATED)
-        name = f"RunWorkflow:{input.workflow}"
-        attributes = {**attributes, "duro.status": _ENDED[kind]}
-        status = Status(StatusCode.ERROR, _message(data)) if failed else _UNSET
-        began, ended_ns = int((input.started_at or ended) * _NS), int(ended * _NS)
-        spans = self.spans
-        if spans is not None and spans.enabled():  # _past's first path, inline (per run)
-            spans.record(name, None, parent, trace_id=ctx[0], span_id=ctx[1],  # its ids
-                         attributes=attributes, links=links, start_time=began,
-                         end_time=ended_ns, status=status)
-            return
-        self._past(name, None, parent, attributes, began, ended_ns, status=status, ids=ctx,
-                   links=links)
+        self._past(f"RunWorkflow:{input.workflow}", None, parent,
+                   {**attributes, "duro.status": _ENDED[kind]},
+                   _ns(input.started_at or ended), _ns(ended),
+                   status=Status(StatusCode.ERROR, _message(data)) if failed else _UNSET,
+                   ids=ctx, links=links)
 
 
 def _message(data: bytes | None) -> str:

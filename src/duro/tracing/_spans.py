@@ -47,6 +47,8 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util import types
 
 from duro.tracing._ids import NO_STATE as _NO_STATE
+from duro.tracing._ids import NOT_SAMPLED as _NOT_SAMPLED
+from duro.tracing._ids import NOT_SAMPLED_RANDOM as _NOT_SAMPLED_RANDOM
 from duro.tracing._ids import SAMPLED as _SAMPLED
 from duro.tracing._ids import SAMPLED_RANDOM as _SAMPLED_RANDOM
 from duro.tracing._ids import TUPLE_LAYOUT, ForcedIds, new_tuple
@@ -58,8 +60,6 @@ from duro.tracing._light import LightSpan, entered
 __all__ = ["Spans", "context_of", "fast_spans"]
 
 _Pipeline = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
-_NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
-_NOT_SAMPLED_RANDOM = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
 _DROP = Decision.DROP
 _RECORD_AND_SAMPLE = Decision.RECORD_AND_SAMPLE
 _INTERNAL = SpanKind.INTERNAL
@@ -200,11 +200,8 @@ class Spans:
             run[0], span_id, False,  # valid: 0 < id < 2**64; the run's random-id flag
             _SAMPLED_RANDOM if run[3] & _RANDOM_BIT else _SAMPLED, _NO_STATE, True)),
             run, _INTERNAL, attributes, (), time.time_ns())
-        # enter(span), inline; the attempt's context is empty unless the step's caller
-        # set something (a dict unpacked for nothing costs ~15% of making it).
-        base = current.get()
-        span._token = current.set(Context({**base, _SPAN_KEY: span}) if base
-                                  else Context({_SPAN_KEY: span}))
+        # enter(span), inline.
+        span._token = current.set(Context({**current.get(), _SPAN_KEY: span}))
         return span
 
     def run_child(self, name: str, run: trace.SpanContext, attributes: dict[str, Any]
@@ -221,12 +218,7 @@ class Spans:
         decision = self._under_run if run[3] & _SAMPLED_BIT else self._under_dropped_run
         if decision is None or self.pipeline()[0] or len(attributes) > self._plain_attributes:
             return self.start(name, context_of(run), run, attributes=attributes)
-        flags = (_SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED) \
-            if not run[3] & _RANDOM_BIT else \
-            (_SAMPLED_RANDOM if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED_RANDOM)
-        span_id = self._span_id()
-        ctx = _new_tuple(trace.SpanContext, (run[0], span_id, False, flags, _NO_STATE,
-                                             0 < span_id < _SPAN_IDS))
+        ctx = _context(run[0], self._span_id(), bool(run[3] & _RANDOM_BIT), decision, None)
         if decision is _DROP:
             return trace.NonRecordingSpan(ctx)
         return LightSpan(self, name, ctx, run, _INTERNAL, attributes, (), time.time_ns())
@@ -237,10 +229,7 @@ class Spans:
         """A span of the current context's current span (a client call's, :meth:`start`),
         made current there (:func:`entered`): the span and what ends it; None when the
         tracer is disabled (the caller then takes the generic API's path)."""
-        if self._configured:  # enabled(), inline (as in attempt)
-            if not self.tracer._tracer_config.is_enabled:
-                return None
-        elif self._is_enabled is not None and not self._is_enabled():
+        if not self.enabled():
             return None
         current = _CURRENT
         direct = current is not None and otel_context._RUNTIME_CONTEXT is _RUNTIME
@@ -250,10 +239,8 @@ class Spans:
         if found is None or not isinstance(found, trace.Span):
             bits = self._root_bits
             if direct and current is not None and bits is not None \
-                    and len(attributes) <= self._plain_attributes and not (
-                        self._pipeline[0] if self._multi is not None
-                        and self._multi._span_processors is self._members
-                        else self.pipeline()[0]):
+                    and len(attributes) <= self._plain_attributes \
+                    and not self.pipeline()[0]:
                 # A root span (a call made outside any trace: the common case), as
                 # start() makes it when nothing asks for more (the SDK's random ids,
                 # its stock sampler recording a root span, no on_start), in one call:

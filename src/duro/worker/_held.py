@@ -249,12 +249,7 @@ class HeldRun:
         w = self.worker
         # Whether an observer is told of this write, asked while the events are fresh
         # in memory (after the commit, ~1,000 other runs' work later, they are not).
-        # A write of one event (most: a step's outcome) asked without the call (every
-        # write asks, tracing's observer is about a few kinds): concerns_observers'.
-        observed = w.observed_kinds
-        told = bool(w.observers) and (
-            observed is None or events[0].kind in observed if len(events) == 1
-            else self.concerns_observers(events))
+        told = bool(w.observers) and self.concerns_observers(events)
         self.writing += 1  # timers wait for what this delivers (decide.fire_due_timers)
         try:
             if encoded and kw.get("result") is not None:  # the run's result: its last
