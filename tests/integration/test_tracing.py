@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from duro.tracing import TracingInterceptor, run_span_context
+from duro.tracing._ids import run_trace_id
 
 APPS = Path(__file__).parent.parent / "acceptance" / "apps"
 if str(APPS) not in sys.path:
@@ -491,3 +492,87 @@ def test_a_child_of_an_untraced_start_is_the_root_of_its_own_trace(tmp_path: Pat
     assert [link.context for link in kid_span.links] == [trace.SpanContext(
         parent_ctx.trace_id, parent_ctx.span_id, True, parent_ctx.trace_flags)]
     assert (step.parent.trace_id, step.parent.span_id) == (kid_ctx.trace_id, kid_ctx.span_id)
+
+
+@duro.step(name="spans.own_local")
+async def own_local() -> str:
+    return duro.step_info().workflow
+
+
+@duro.step(name="spans.own_queued", queue="spans-own-queue")
+async def own_queued() -> str:
+    return duro.step_info().workflow
+
+
+@duro.workflow(name="spans.own")
+async def own() -> list[str]:
+    first = await own_local()
+    await duro.sleep(0.01)
+    return [first, await own_queued()]
+
+
+def test_a_run_in_a_trace_of_its_own_is_sampled_as_its_sampler_decides(
+        tmp_path: Path) -> None:
+    """A run whose start nobody traced is the root of a trace of its own: the provider's
+    sampler decides on it once (asked with the run's span's name and attributes), and its
+    span, its steps' (local and queued) and its timer's follow that decision: all of a
+    run's spans or none. They used to be recorded whatever the sampler said of the run
+    (a ratio sampler then dropped runs' spans and kept their steps')."""
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace.sampling import (
+        Decision,
+        ParentBased,
+        Sampler,
+        SamplingResult,
+    )
+
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    class KeepSome(Sampler):
+        """Keeps the runs whose workflow id says so (deterministic, unlike a ratio)."""
+
+        def should_sample(self, parent_context: Context | None, trace_id: int, name: str,
+                          kind: Any = None, attributes: Any = None, links: Any = None,
+                          trace_state: Any = None) -> SamplingResult:
+            asked.append((name, dict(attributes or {})))
+            keep = str((attributes or {}).get("duro.workflow_id", "")).startswith("keep")
+            return SamplingResult(Decision.RECORD_AND_SAMPLE if keep else Decision.DROP,
+                                  attributes)
+
+        def get_description(self) -> str:
+            return "KeepSome"
+
+    class Untraced(TracingInterceptor):
+        async def start(self, input: Any, next: Any) -> Any:  # no start span, no header
+            return await next(input)
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(KeepSome()))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    ids = [f"{'keep' if i % 2 else 'drop'}-{i}" for i in range(6)]
+
+    async def main() -> dict[str, str]:
+        async with duro.Engine(f"sqlite:///{tmp_path}/own.db", poll_interval=0.02,
+                               queues=["default", "spans-own-queue"],
+                               interceptors=[Untraced(provider)]) as engine:
+            handles = [await engine.start(own, id=workflow_id) for workflow_id in ids]
+            for handle in handles:
+                assert await handle.result(timeout=30) == ["spans.own", "spans.own"]
+            await _spans_until(exporter, "RunWorkflow:spans.own", 3)
+            return {h.workflow_id: h.run_id for h in handles}
+
+    runs = run(main())
+    by_trace: dict[int, list[str]] = {}
+    for span in exporter.get_finished_spans():
+        assert span.context is not None
+        by_trace.setdefault(span.context.trace_id, []).append(span.name)
+    assert len(by_trace) == 3
+    for workflow_id, run_id in runs.items():
+        names = sorted(by_trace.get(run_trace_id(run_id), []))
+        assert names == (["RunStep:spans.own_local", "RunStep:spans.own_queued",
+                          "RunWorkflow:spans.own", "Timer"]
+                         if workflow_id.startswith("keep") else []), workflow_id
+    # Asked once a run, about its span, whatever the process works out again.
+    assert sorted(a["duro.run_id"] for _, a in asked) == sorted(runs.values())
+    assert {name for name, _ in asked} == {"RunWorkflow:spans.own"}
+    assert all(a["duro.workflow"] == "spans.own" for _, a in asked)

@@ -531,3 +531,87 @@ def test_a_step_under_a_run_its_sampler_dropped_is_not_recorded() -> None:
     end(None)
     assert otel_context.get_current() is before
     assert exporter.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize(("sampler", "sampled"), [
+    ("parent-based-on", True), ("parent-based-off", False), ("always-off", False),
+    ("ratio-all", True), ("ratio-none", False)])
+def test_a_run_in_a_trace_of_its_own_takes_its_samplers_decision(
+        sampler: str, sampled: bool) -> None:
+    """A run without a ``traceparent``: its span context is flagged as the sampler
+    decides on its span (the root of its trace), the steps under it follow, and its own
+    span, recorded with that decision, asks the sampler no more."""
+    from opentelemetry.sdk.trace.sampling import (
+        ALWAYS_OFF,
+        ALWAYS_ON,
+        Decision,
+        ParentBased,
+        TraceIdRatioBased,
+    )
+
+    made = {"parent-based-on": ParentBased(ALWAYS_ON), "parent-based-off": ParentBased(
+        ALWAYS_OFF), "always-off": ALWAYS_OFF, "ratio-all": ParentBased(
+        TraceIdRatioBased(1.0)), "ratio-none": ParentBased(TraceIdRatioBased(0.0))}[sampler]
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=made)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = _spans.fast_spans(provider.get_tracer("duro"))
+    assert spans is not None
+    derived, parent = _ids.run_entry(f"own-{sampler}")
+    assert parent is None and derived.trace_flags.sampled  # before the sampler's say
+    run, decision = spans.own_trace(derived, "RunWorkflow:w", {"duro.run_id": "r"})
+    assert (run.trace_id, run.span_id, run.is_remote) == (
+        derived.trace_id, derived.span_id, True)
+    assert run.trace_flags.sampled is sampled and not run.trace_flags.random_trace_id
+    assert (decision is Decision.RECORD_AND_SAMPLE) is sampled
+    end = spans.attempt("RunStep:s", run, {})
+    assert end is not None
+    assert trace.get_current_span().is_recording() is sampled
+    end(None)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("asked again")
+
+    made.should_sample = refuse  # type: ignore[method-assign]
+    spans.static = None  # no shortcut either: the decision given is the one taken
+    spans.record("RunWorkflow:w", None, None, trace_id=run.trace_id, span_id=run.span_id,
+                 start_time=1, end_time=2, decision=decision)
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names == (["RunStep:s", "RunWorkflow:w"] if sampled else [])
+
+
+def test_a_runs_own_trace_decision_is_asked_once_and_let_go_at_its_end() -> None:
+    """The interceptor asks the sampler once per run in a trace of its own (its attempts
+    and its end take that answer) and forgets the run once its span is recorded."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from duro._history import EventKind, NewEvent
+    from duro.interceptors import EventsRecordedInput
+    from duro.tracing import TracingInterceptor
+
+    asked: list[str] = []
+    root = TraceIdRatioBased(1.0)
+    decide = root.should_sample
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        asked.append(args[2] if len(args) > 2 else kwargs["name"])
+        return decide(*args, **kwargs)
+
+    root.should_sample = counting  # type: ignore[method-assign]
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(root))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = TracingInterceptor(provider)
+    info = duro.StepInfo(workflow_id="wf", run_id="own-once", step="s", seq=1, attempt=1,
+                         idempotency_key="k", workflow="flow")
+    for _ in range(3):
+        end = tracing.attempt_started(info)
+        end(None)
+    assert asked == ["RunWorkflow:flow"] and "own-once" in tracing._own
+    tracing.events_recorded(EventsRecordedInput(
+        workflow="flow", workflow_id="wf", run_id="own-once", namespace="default",
+        headers={}, events=[NewEvent(kind=EventKind.RUN_COMPLETED, ts=2.0)],
+        timers_due={}, started_at=1.0))
+    assert asked == ["RunWorkflow:flow"] and "own-once" not in tracing._own
+    assert sorted(s.name for s in exporter.get_finished_spans()) == [
+        "RunStep:s", "RunStep:s", "RunStep:s", "RunWorkflow:flow"]

@@ -60,6 +60,8 @@ class StepInfo:
     queue: str = "default"
     """The queue the attempt ran from: the step's own (a step queue's worker ran it), else
     its run's (the run's worker ran it)."""
+    workflow: str = ""
+    """The name of the run's workflow ("" for a step queued by a duro that did not say)."""
     _on_heartbeat: Callable[[Any], None] | None = field(default=None, repr=False)
     _usage: list[dict[str, Any]] | None = field(default=None, repr=False)
     """What ``duro.record_usage`` recorded in this attempt (None: nothing, the usual

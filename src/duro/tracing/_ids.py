@@ -10,7 +10,7 @@ import hashlib
 import itertools
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -18,7 +18,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 __all__ = ["NOT_SAMPLED", "NOT_SAMPLED_RANDOM", "NO_STATE", "SAMPLED", "SAMPLED_RANDOM",
            "TUPLE_LAYOUT", "ForcedIds", "continued", "new_tuple", "parent_context",
-           "run_entry", "run_span_context", "run_span_id", "run_trace_id", "valid_context"]
+           "remember", "run_entry", "run_span_context", "run_span_id", "run_trace_id",
+           "valid_context"]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 SAMPLED = trace.TraceFlags(trace.TraceFlags.SAMPLED)
@@ -113,7 +114,9 @@ def parent_context(headers: Mapping[str, str] | None) -> trace.SpanContext | Non
 def run_span_context(run_id: str, headers: Mapping[str, str] | None = None
                      ) -> trace.SpanContext:
     """The span context of the run's logical span: its trace is the one its headers
-    carry (the start's), else its own; its span id is derived from ``run_id``."""
+    carry (the start's), else its own; its span id is derived from ``run_id``. Its
+    sampled flag is the start's; a run in a trace of its own is flagged sampled here
+    (what a tracer's sampler decides on it is the tracer's)."""
     return _derive(run_id, headers)[0]
 
 
@@ -126,15 +129,23 @@ def run_entry(run_id: str, headers: Mapping[str, str] | None = None
     processor's caches by then, ~1,000 other runs' work later, and each read costs)."""
     found = _runs.get(run_id)
     if found is None:
-        found = _derive(run_id, headers)
-        if len(_runs) >= _CACHED:
-            # The oldest quarter goes (insertion order): the runs still stepping are
-            # mostly the recent ones, and clearing everything made each of them derive
-            # its context again at once.
-            for old in list(itertools.islice(_runs, _CACHED // 4)):
-                del _runs[old]
-        _runs[run_id] = found
+        found = remember(_runs, run_id, _derive(run_id, headers))
     return found
+
+
+_V = TypeVar("_V")
+
+
+def remember(cache: dict[str, _V], run_id: str, value: _V) -> _V:
+    """Put ``value`` in ``cache`` (a run's, by its run id) and return it; a full cache
+    (:data:`_CACHED` runs) first lets its oldest quarter go (insertion order: the runs
+    still stepping are mostly the recent ones, and clearing everything made each of them
+    work its entry out again at once)."""
+    if len(cache) >= _CACHED:
+        for old in list(itertools.islice(cache, _CACHED // 4)):
+            del cache[old]
+    cache[run_id] = value
+    return value
 
 
 def _derive(run_id: str, headers: Mapping[str, str] | None
@@ -145,8 +156,9 @@ def _derive(run_id: str, headers: Mapping[str, str] | None
     # In its start's trace: sampled as the start was (a run started in a trace its
     # sampler dropped records no span, nor do its steps, as the SDK's children of an
     # unsampled parent), its trace id random if the start's flags say so. In a trace of
-    # its own (no traceparent: a start nobody traced), sampled; its id, a digest, is
-    # not random.
+    # its own (no traceparent: a start nobody traced), flagged sampled here, which the
+    # tracing interceptor replaces by its sampler's decision (Spans.own_trace); its id,
+    # a digest, is not random.
     flags = SAMPLED if parent is None else _FLAGS[parent[3] & _KEPT_FLAGS]
     return valid_context(trace_id, _span_id(digest), True, flags), parent
 

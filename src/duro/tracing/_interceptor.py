@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 from opentelemetry import trace
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from duro._history import EventKind, SignalMeta
@@ -28,6 +29,7 @@ from duro.tracing._ids import (
     _runs,
     inject,
     parent_context,
+    remember,
     run_entry,
     run_span_id,
     run_trace_id,
@@ -172,6 +174,8 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         self.tracer = provider.get_tracer("duro")
         # The SDK's pipeline without its generic span (most of the cost): _spans.py.
         self.spans = fast_spans(self.tracer)
+        # Runs in a trace of their own: their span context as the sampler decided it.
+        self._own: dict[str, tuple[trace.SpanContext, Decision | None]] = {}
 
     # -- client calls ------------------------------------------------------------------
 
@@ -224,7 +228,11 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         # The run's span context: from run_entry's cache, looked up here (a call saved
         # per attempt: the hot path).
         found = _runs.get(info.run_id)
-        run = (found if found is not None else run_entry(info.run_id, info.headers))[0]
+        if found is None:
+            found = run_entry(info.run_id, info.headers)
+        # A run in a trace of its own: sampled as its sampler decides that trace.
+        run = found[0] if found[1] is not None or self.spans is None else \
+            self._own_trace(info.run_id, found[0], info.workflow, info.workflow_id)[0]
         # Few attributes: each costs the SDK a check. The run's id is the parent's; a
         # retry is an attempt after the first.
         attributes: dict[str, Any] = {"duro.workflow_id": info.workflow_id,
@@ -259,8 +267,30 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
     # Most writes are a step's outcome, whose attempt has its span already.
     recorded_kinds = _TRACED
 
+    def _own_trace(self, run_id: str, run: trace.SpanContext, workflow: str,
+                   workflow_id: str) -> tuple[trace.SpanContext, Decision | None]:
+        """A run in a trace of its own (no ``traceparent``), sampled as the provider's
+        sampler decides on its span (:meth:`Spans.own_trace`): its span context and the
+        decision, worked out once per run here (a sampler need not decide alike twice).
+        Only on the SDK's path (another provider's sampler cannot be asked: the run's
+        context stays sampled)."""
+        found = self._own.get(run_id)
+        if found is None:
+            spans = self.spans
+            if spans is None:
+                return run, None
+            found = remember(self._own, run_id, spans.own_trace(
+                run, f"RunWorkflow:{workflow}", {"duro.workflow": workflow,
+                                                 "duro.workflow_id": workflow_id,
+                                                 "duro.run_id": run_id}))
+        return found
+
     def events_recorded(self, input: EventsRecordedInput) -> None:
         span_ctx, start = run_entry(input.run_id, input.headers)
+        decision = None
+        if start is None:
+            span_ctx, decision = self._own_trace(input.run_id, span_ctx, input.workflow,
+                                                 input.workflow_id)
         attributes = {"duro.workflow": input.workflow, "duro.workflow_id": input.workflow_id,
                       "duro.run_id": input.run_id}
         for ev in input.events:
@@ -276,22 +306,25 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                            _ns(ev.ts), _ns(ev.ts), kind=SpanKind.CONSUMER,
                            links=[Link(sender)] if sender is not None else [])
             elif ev.kind in _ENDED:
-                self._run_span(input, span_ctx, start, ev.kind, ev.ts, ev.data, attributes)
+                self._run_span(input, span_ctx, start, ev.kind, ev.ts, ev.data, attributes,
+                               decision)
+                self._own.pop(input.run_id, None)  # its last span
 
     def _past(self, name: str, context: Any, parent: trace.SpanContext | None,
               attributes: dict[str, Any], start: int, end: int, *,
               kind: SpanKind = SpanKind.INTERNAL, links: list[Link] | None = None,
-              status: Status = _UNSET, ids: trace.SpanContext | None = None) -> None:
+              status: Status = _UNSET, ids: trace.SpanContext | None = None,
+              decision: Decision | None = None) -> None:
         """A span that began and ended already, a child of ``parent``, the current span
         of ``context`` (None: made when asked for) (``ids``: its own trace and span ids,
-        a run's)."""
+        a run's; ``decision``: the sampler's, made already)."""
         spans = self.spans
         if spans is not None and spans.enabled():
             spans.record(name, context, parent,
                          trace_id=ids[0] if ids is not None else None,  # its trace_id
                          span_id=ids[1] if ids is not None else None, kind=kind,
                          attributes=attributes, links=links or (), start_time=start,
-                         end_time=end, status=status)
+                         end_time=end, status=status, decision=decision)
             return
         if context is None:
             context = context_of(parent)
@@ -309,11 +342,13 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
 
     def _run_span(self, input: EventsRecordedInput, ctx: trace.SpanContext,
                   parent: trace.SpanContext | None, kind: str, ended: float,
-                  data: bytes | None, attributes: Mapping[str, Any]) -> None:
+                  data: bytes | None, attributes: Mapping[str, Any],
+                  decision: Decision | None) -> None:
         """The run's logical span (``ctx``), child of its start's span (``parent``) or
         of its parent run's. A child whose headers carry no trace (its parent run's
         start was not traced) is in a trace of its own, as its parent is: its span is
-        that trace's root, linked to its parent run's span."""
+        that trace's root, linked to its parent run's span. ``decision``: the sampler's
+        on a run in a trace of its own (:meth:`_own_trace`)."""
         links: list[Link] = []
         if input.parent_run_id is not None:
             parent_span = run_span_id(input.parent_run_id)
@@ -327,7 +362,7 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                    {**attributes, "duro.status": _ENDED[kind]},
                    _ns(input.started_at or ended), _ns(ended),
                    status=Status(StatusCode.ERROR, _message(data)) if failed else _UNSET,
-                   ids=ctx, links=links)
+                   ids=ctx, links=links, decision=decision)
 
 
 def _message(data: bytes | None) -> str:

@@ -51,7 +51,7 @@ from duro.tracing._ids import NOT_SAMPLED as _NOT_SAMPLED
 from duro.tracing._ids import NOT_SAMPLED_RANDOM as _NOT_SAMPLED_RANDOM
 from duro.tracing._ids import SAMPLED as _SAMPLED
 from duro.tracing._ids import SAMPLED_RANDOM as _SAMPLED_RANDOM
-from duro.tracing._ids import TUPLE_LAYOUT, ForcedIds, new_tuple
+from duro.tracing._ids import TUPLE_LAYOUT, ForcedIds, new_tuple, valid_context
 from duro.tracing._light import CURRENT as _CURRENT
 from duro.tracing._light import RUNTIME as _RUNTIME
 from duro.tracing._light import UNSET as _UNSET
@@ -223,6 +223,21 @@ class Spans:
             return trace.NonRecordingSpan(ctx)
         return LightSpan(self, name, ctx, run, _INTERNAL, attributes, (), time.time_ns())
 
+    def own_trace(self, run: trace.SpanContext, name: str, attributes: dict[str, Any]
+                  ) -> tuple[trace.SpanContext, Decision]:
+        """A run in a trace of its own (its headers carry no ``traceparent``: a start
+        nobody traced, a schedule's, a child of such a run), as the sampler decides on
+        the run's span, that trace's root (``name``, ``attributes``): ``run``, its span
+        context as :func:`~duro.tracing._ids.run_entry` derives it, with the decision's
+        sampled flag, and the decision, which :meth:`record` then takes for the run's
+        span. Its steps, timers and signals follow the one decision, as an SDK span's
+        children follow their root's. Asked once per run in a process: a sampler that
+        decides by the trace id (the SDK's ratio sampler) decides alike in every one."""
+        decision, _, _ = self._sample(None, None, run[0], run[1], False, name, _INTERNAL,
+                                      attributes, ())
+        return valid_context(run[0], run[1], True, _SAMPLED if decision is _RECORD_AND_SAMPLE
+                             else _NOT_SAMPLED), decision
+
     def begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]
               ) -> tuple[LightSpan | trace.NonRecordingSpan,
                          Callable[[BaseException | None], None]] | None:
@@ -345,12 +360,13 @@ class Spans:
                kind: SpanKind = SpanKind.INTERNAL,
                attributes: Mapping[str, types.AttributeValue] | None = None,
                links: Sequence[Link] = (), start_time: int, end_time: int,
-               status: Status = _UNSET) -> None:
+               status: Status = _UNSET, decision: Decision | None = None) -> None:
         """A span whose times are known already (begun and ended in the past), handed
         to the processors' ``on_end`` if sampled. ``span_id``/``trace_id`` name it
         (a run's logical span: ids derived from its run id) instead of the provider's
         id generator. ``context``: the one whose current span is ``parent``; None: made
-        (from the current one) only if a sampler or an ``on_start`` asks for it."""
+        (from the current one) only if a sampler or an ``on_start`` asks for it.
+        ``decision``: the sampler's, made already (:meth:`own_trace`), not asked again."""
         valid = parent if parent is not None and parent[5] else None  # its is_valid
         if valid is None:
             if trace_id is None:
@@ -367,10 +383,15 @@ class Spans:
         starts = self.pipeline()[0]
         if context is None and (self.static is None or starts):
             context = context_of(valid)
-        decision, sampled, ctx = self._sample(
-            context, valid, trace_id,
-            span_id if span_id is not None else self.ids.generate_span_id(),
-            random_id, name, kind, attributes, links)
+        if span_id is None:
+            span_id = self.ids.generate_span_id()
+        if decision is None:
+            decision, sampled, ctx = self._sample(context, valid, trace_id, span_id,
+                                                  random_id, name, kind, attributes, links)
+        else:
+            sampled = attributes if decision is not _DROP else None
+            ctx = _context(trace_id, span_id, random_id, decision,
+                           valid[4] if valid is not None else None)  # its trace_state
         if decision is _DROP:
             return
         span = LightSpan(self, name, ctx, valid, kind, self._attributes(sampled),

@@ -105,7 +105,8 @@ async def run_step(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
     info = StepInfo(workflow_id=inst.workflow_id, run_id=run_id, step=step.name,
                     seq=cmd.op, attempt=attempt, idempotency_key=f"{run_id}:{cmd.op}",
                     heartbeat_details=cmd.heartbeat, deadline=deadline,
-                    headers=inst.headers or _NO_HEADERS, queue=held.queue)
+                    headers=inst.headers or _NO_HEADERS, queue=held.queue,
+                    workflow=inst.workflow.name)
     started = time.perf_counter()
     w.steps_executed += 1
     try:
@@ -386,7 +387,8 @@ def enqueue(w: Worker, held: HeldRun, cmd: StepCommand) -> None:
         cmd.first_started = w.clock.now()
     attempt = cmd.attempts + 1
     run_id = held.run_id
-    raw: dict[str, Any] = {"workflow_id": held.inst.workflow_id, "heartbeat": cmd.heartbeat}
+    raw: dict[str, Any] = {"workflow_id": held.inst.workflow_id, "heartbeat": cmd.heartbeat,
+                           "workflow": held.inst.workflow.name}
     if held.inst.headers:
         raw["headers"] = held.inst.headers  # the worker that runs it gives them to the step
     info = orjson.dumps(raw)

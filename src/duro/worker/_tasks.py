@@ -103,7 +103,7 @@ class TaskRunner:
                              idempotency_key=f"{task.run_id}:{task.op}",
                              heartbeat_details=cmd.heartbeat, deadline=deadline,
                              headers=headers_of(info.get("headers")) or {},
-                             queue=task.queue)
+                             queue=task.queue, workflow=str(info.get("workflow", "")))
         try:
             data = await run_attempt(cmd, step_info, self.worker.executor, deadline,
                                      lambda c: None, self.worker.step_hooks,
