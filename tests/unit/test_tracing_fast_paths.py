@@ -537,7 +537,7 @@ def test_a_step_under_a_run_its_sampler_dropped_is_not_recorded() -> None:
     ("parent-based-on", True), ("parent-based-off", False), ("always-off", False),
     ("ratio-all", True), ("ratio-none", False)])
 def test_a_run_in_a_trace_of_its_own_takes_its_samplers_decision(
-        sampler: str, sampled: bool) -> None:
+        sampler: str, sampled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run without a ``traceparent``: its span context is flagged as the sampler
     decides on its span (the root of its trace), the steps under it follow, and its own
     span, recorded with that decision, asks the sampler no more."""
@@ -559,7 +559,8 @@ def test_a_run_in_a_trace_of_its_own_takes_its_samplers_decision(
     assert spans is not None
     derived, parent = _ids.run_entry(f"own-{sampler}")
     assert parent is None and derived.trace_flags.sampled  # before the sampler's say
-    run, decision = spans.own_trace(derived, "RunWorkflow:w", {"duro.run_id": "r"})
+    run, decided = spans.own_trace(derived, "RunWorkflow:w", {"duro.run_id": "r"})
+    decision = decided.decision
     assert (run.trace_id, run.span_id, run.is_remote) == (
         derived.trace_id, derived.span_id, True)
     assert run.trace_flags.sampled is sampled and not run.trace_flags.random_trace_id
@@ -572,10 +573,10 @@ def test_a_run_in_a_trace_of_its_own_takes_its_samplers_decision(
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("asked again")
 
-    made.should_sample = refuse  # type: ignore[method-assign]
-    spans.static = None  # no shortcut either: the decision given is the one taken
+    monkeypatch.setattr(made, "should_sample", refuse)  # ALWAYS_OFF is shared: undone
+    spans.static = None  # no shortcut either: the answer given is the one taken
     spans.record("RunWorkflow:w", None, None, trace_id=run.trace_id, span_id=run.span_id,
-                 start_time=1, end_time=2, decision=decision)
+                 start_time=1, end_time=2, decided=decided)
     names = [s.name for s in exporter.get_finished_spans()]
     assert names == (["RunStep:s", "RunWorkflow:w"] if sampled else [])
 
@@ -615,3 +616,109 @@ def test_a_runs_own_trace_decision_is_asked_once_and_let_go_at_its_end() -> None
     assert asked == ["RunWorkflow:flow"] and "own-once" not in tracing._own
     assert sorted(s.name for s in exporter.get_finished_spans()) == [
         "RunStep:s", "RunStep:s", "RunStep:s", "RunWorkflow:flow"]
+
+
+def _own_tracing(root: Any) -> tuple[Any, InMemorySpanExporter]:
+    from opentelemetry.sdk.trace.sampling import ParentBased
+
+    from duro.tracing import TracingInterceptor
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(root))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return TracingInterceptor(provider), exporter
+
+
+def _ended(tracing: Any, run_id: str, workflow: str = "flow", **more: Any) -> None:
+    from duro._history import EventKind, NewEvent
+    from duro.interceptors import EventsRecordedInput
+
+    tracing.events_recorded(EventsRecordedInput(
+        workflow=workflow, workflow_id="wf", run_id=run_id, namespace="default",
+        headers=more.pop("headers", {}), timers_due={}, started_at=1.0,
+        events=[NewEvent(kind=EventKind.RUN_COMPLETED, ts=2.0)], **more))
+
+
+def test_a_run_in_a_trace_of_its_own_keeps_what_its_sampler_gave() -> None:
+    """The sampler's answer on an untraced run's span is whole: the attributes it adds
+    are on the run's span (beside the run's status) and the trace state it gives is the
+    run's, its step spans' (as the SDK's parent-based samplers give a child its
+    parent's) and its span's."""
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    state = trace.TraceState([("ot", "th:8")])
+
+    class Giving(Sampler):
+        def should_sample(self, parent_context: Any, trace_id: int, name: str,
+                          kind: Any = None, attributes: Any = None, links: Any = None,
+                          trace_state: Any = None) -> SamplingResult:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE,
+                                  {**(attributes or {}), "sampler.p": 0.5}, state)
+
+        def get_description(self) -> str:
+            return "Giving"
+
+    tracing, exporter = _own_tracing(Giving())
+    info = duro.StepInfo(workflow_id="wf", run_id="own-giving", step="s", seq=1,
+                         attempt=1, idempotency_key="k", workflow="flow")
+    tracing.attempt_started(info)(None)
+    _ended(tracing, "own-giving")
+    step, run_span = exporter.get_finished_spans()
+    assert run_span.name == "RunWorkflow:flow" and run_span.attributes is not None
+    assert dict(run_span.attributes) == {
+        "sampler.p": 0.5, "duro.workflow": "flow", "duro.workflow_id": "wf",
+        "duro.run_id": "own-giving", "duro.status": "completed"}
+    assert run_span.context is not None and step.context is not None
+    assert run_span.context.trace_state == step.context.trace_state == state
+    assert step.parent is not None and step.parent.trace_state == state
+
+
+def test_a_runs_step_spans_carry_its_starts_trace_state() -> None:
+    """A run in its start's trace carries the start's ``tracestate`` on to its step
+    spans, as the SDK's children carry their parent's (they used to carry none)."""
+    spans, exporter = _attempt_spans()
+    headers = {"traceparent": f"00-{TRACE}-{SPAN}-01", "tracestate": "ot=th:8,k=v"}
+    run = _ids.run_span_context("stated", headers)
+    assert run.trace_state == trace.TraceState([("ot", "th:8"), ("k", "v")])
+    for fast in (True, False):
+        if not fast:
+            spans._fast_bits = None  # the long way: run_child
+        end = spans.attempt("RunStep:s", run, {})
+        assert end is not None
+        end(None)
+    assert [s.context.trace_state for s in exporter.get_finished_spans()  # type: ignore[union-attr]
+            ] == [run.trace_state] * 2
+
+
+def test_an_untraced_runs_decision_is_not_kept_without_its_workflows_name() -> None:
+    """A step queued by a duro that did not name its workflow (its task's info has no
+    ``workflow``): its attempt asks under an empty name and the answer is not kept, so
+    the run's end asks again under the run's own name. A tracer a configurator disabled
+    asks nothing."""
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    asked: list[str] = []
+    root = TraceIdRatioBased(1.0)
+    decide = root.should_sample
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        asked.append(args[2] if len(args) > 2 else kwargs["name"])
+        return decide(*args, **kwargs)
+
+    root.should_sample = counting  # type: ignore[method-assign]
+    tracing, exporter = _own_tracing(root)
+    info = duro.StepInfo(workflow_id="wf", run_id="own-old", step="s", seq=1, attempt=1,
+                         idempotency_key="k")
+    tracing.attempt_started(info)(None)
+    assert asked == ["RunWorkflow:"] and "own-old" not in tracing._own
+    _ended(tracing, "own-old")
+    assert asked == ["RunWorkflow:", "RunWorkflow:flow"]
+    assert len(exporter.get_finished_spans()) == 2
+
+    config = tracing.spans.tracer._tracer_config
+    tracing.spans.tracer._tracer_config = dataclasses.replace(config, is_enabled=False)
+    asked.clear()
+    tracing.attempt_started(dataclasses.replace(info, run_id="own-off", workflow="flow"))(
+        None)
+    _ended(tracing, "own-off")
+    assert asked == [] and "own-off" not in tracing._own

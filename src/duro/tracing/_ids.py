@@ -52,15 +52,15 @@ def _tuple_layout() -> bool:
 TUPLE_LAYOUT = _tuple_layout()
 
 
-def valid_context(trace_id: int, span_id: int, is_remote: bool, flags: trace.TraceFlags
-                  ) -> trace.SpanContext:
-    """``SpanContext(trace_id, span_id, is_remote, flags)`` (no trace state) for ids
-    known to be valid (from 1 to 2**128 - 1 and 2**64 - 1), without the constructor's
-    checks where the layout allows (:data:`TUPLE_LAYOUT`)."""
+def valid_context(trace_id: int, span_id: int, is_remote: bool, flags: trace.TraceFlags,
+                  state: trace.TraceState = NO_STATE) -> trace.SpanContext:
+    """``SpanContext(trace_id, span_id, is_remote, flags, state)`` for ids known to be
+    valid (from 1 to 2**128 - 1 and 2**64 - 1), without the constructor's checks where
+    the layout allows (:data:`TUPLE_LAYOUT`)."""
     if TUPLE_LAYOUT:
-        return new_tuple(trace.SpanContext, (trace_id, span_id, is_remote, flags, NO_STATE,
+        return new_tuple(trace.SpanContext, (trace_id, span_id, is_remote, flags, state,
                                              True))
-    return trace.SpanContext(trace_id, span_id, is_remote, flags)
+    return trace.SpanContext(trace_id, span_id, is_remote, flags, state)
 
 
 _CANONICAL = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -159,8 +159,12 @@ def _derive(run_id: str, headers: Mapping[str, str] | None
     # its own (no traceparent: a start nobody traced), flagged sampled here, which the
     # tracing interceptor replaces by its sampler's decision (Spans.own_trace); its id,
     # a digest, is not random.
-    flags = SAMPLED if parent is None else _FLAGS[parent[3] & _KEPT_FLAGS]
-    return valid_context(trace_id, _span_id(digest), True, flags), parent
+    if parent is None:
+        return valid_context(trace_id, _span_id(digest), True, SAMPLED), None
+    # Its trace state the start's, as the SDK's parent-based samplers give a child its
+    # parent's: the run's steps carry it on.
+    return valid_context(trace_id, _span_id(digest), True, _FLAGS[parent[3] & _KEPT_FLAGS],
+                         parent[4]), parent
 
 
 _KEPT_FLAGS = trace.TraceFlags.SAMPLED | trace.TraceFlags.RANDOM_TRACE_ID

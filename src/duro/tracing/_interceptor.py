@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 import orjson
 from opentelemetry import trace
-from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from duro._history import EventKind, SignalMeta
@@ -36,7 +35,7 @@ from duro.tracing._ids import (
 )
 from duro.tracing._light import UNSET as _UNSET
 from duro.tracing._light import LightSpan, entered
-from duro.tracing._spans import context_of, fast_spans
+from duro.tracing._spans import Sampled, context_of, fast_spans
 
 __all__ = ["TracingInterceptor"]
 
@@ -175,7 +174,7 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         # The SDK's pipeline without its generic span (most of the cost): _spans.py.
         self.spans = fast_spans(self.tracer)
         # Runs in a trace of their own: their span context as the sampler decided it.
-        self._own: dict[str, tuple[trace.SpanContext, Decision | None]] = {}
+        self._own: dict[str, tuple[trace.SpanContext, Sampled]] = {}
 
     # -- client calls ------------------------------------------------------------------
 
@@ -268,28 +267,31 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
     recorded_kinds = _TRACED
 
     def _own_trace(self, run_id: str, run: trace.SpanContext, workflow: str,
-                   workflow_id: str) -> tuple[trace.SpanContext, Decision | None]:
+                   workflow_id: str) -> tuple[trace.SpanContext, Sampled | None]:
         """A run in a trace of its own (no ``traceparent``), sampled as the provider's
         sampler decides on its span (:meth:`Spans.own_trace`): its span context and the
-        decision, worked out once per run here (a sampler need not decide alike twice).
-        Only on the SDK's path (another provider's sampler cannot be asked: the run's
-        context stays sampled)."""
+        sampler's answer, worked out once per run here (a sampler need not decide alike
+        twice). Only on the SDK's path, its tracer enabled (another provider's sampler
+        cannot be asked: the run's context stays sampled). Not kept for a step queued
+        by a duro that did not name its workflow (``workflow`` empty): the run's end
+        then asks with its name."""
         found = self._own.get(run_id)
         if found is None:
             spans = self.spans
-            if spans is None:
+            if spans is None or not spans.enabled():
                 return run, None
-            found = remember(self._own, run_id, spans.own_trace(
-                run, f"RunWorkflow:{workflow}", {"duro.workflow": workflow,
-                                                 "duro.workflow_id": workflow_id,
-                                                 "duro.run_id": run_id}))
+            found = spans.own_trace(run, f"RunWorkflow:{workflow}", {
+                "duro.workflow": workflow, "duro.workflow_id": workflow_id,
+                "duro.run_id": run_id})
+            if workflow:
+                remember(self._own, run_id, found)
         return found
 
     def events_recorded(self, input: EventsRecordedInput) -> None:
         span_ctx, start = run_entry(input.run_id, input.headers)
-        decision = None
+        decided = None
         if start is None:
-            span_ctx, decision = self._own_trace(input.run_id, span_ctx, input.workflow,
+            span_ctx, decided = self._own_trace(input.run_id, span_ctx, input.workflow,
                                                  input.workflow_id)
         attributes = {"duro.workflow": input.workflow, "duro.workflow_id": input.workflow_id,
                       "duro.run_id": input.run_id}
@@ -307,24 +309,24 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                            links=[Link(sender)] if sender is not None else [])
             elif ev.kind in _ENDED:
                 self._run_span(input, span_ctx, start, ev.kind, ev.ts, ev.data, attributes,
-                               decision)
+                               decided)
                 self._own.pop(input.run_id, None)  # its last span
 
     def _past(self, name: str, context: Any, parent: trace.SpanContext | None,
               attributes: dict[str, Any], start: int, end: int, *,
               kind: SpanKind = SpanKind.INTERNAL, links: list[Link] | None = None,
               status: Status = _UNSET, ids: trace.SpanContext | None = None,
-              decision: Decision | None = None) -> None:
+              decided: Sampled | None = None) -> None:
         """A span that began and ended already, a child of ``parent``, the current span
         of ``context`` (None: made when asked for) (``ids``: its own trace and span ids,
-        a run's; ``decision``: the sampler's, made already)."""
+        a run's; ``decided``: the sampler's answer, given already)."""
         spans = self.spans
         if spans is not None and spans.enabled():
             spans.record(name, context, parent,
                          trace_id=ids[0] if ids is not None else None,  # its trace_id
                          span_id=ids[1] if ids is not None else None, kind=kind,
                          attributes=attributes, links=links or (), start_time=start,
-                         end_time=end, status=status, decision=decision)
+                         end_time=end, status=status, decided=decided)
             return
         if context is None:
             context = context_of(parent)
@@ -343,12 +345,12 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
     def _run_span(self, input: EventsRecordedInput, ctx: trace.SpanContext,
                   parent: trace.SpanContext | None, kind: str, ended: float,
                   data: bytes | None, attributes: Mapping[str, Any],
-                  decision: Decision | None) -> None:
+                  decided: Sampled | None) -> None:
         """The run's logical span (``ctx``), child of its start's span (``parent``) or
         of its parent run's. A child whose headers carry no trace (its parent run's
         start was not traced) is in a trace of its own, as its parent is: its span is
-        that trace's root, linked to its parent run's span. ``decision``: the sampler's
-        on a run in a trace of its own (:meth:`_own_trace`)."""
+        that trace's root, linked to its parent run's span. ``decided``: the sampler's
+        answer on a run in a trace of its own (:meth:`_own_trace`)."""
         links: list[Link] = []
         if input.parent_run_id is not None:
             parent_span = run_span_id(input.parent_run_id)
@@ -362,7 +364,7 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
                    {**attributes, "duro.status": _ENDED[kind]},
                    _ns(input.started_at or ended), _ns(ended),
                    status=Status(StatusCode.ERROR, _message(data)) if failed else _UNSET,
-                   ids=ctx, links=links, decision=decision)
+                   ids=ctx, links=links, decided=decided)
 
 
 def _message(data: bytes | None) -> str:

@@ -25,6 +25,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from types import FunctionType
 from typing import Any
 
@@ -51,13 +52,13 @@ from duro.tracing._ids import NOT_SAMPLED as _NOT_SAMPLED
 from duro.tracing._ids import NOT_SAMPLED_RANDOM as _NOT_SAMPLED_RANDOM
 from duro.tracing._ids import SAMPLED as _SAMPLED
 from duro.tracing._ids import SAMPLED_RANDOM as _SAMPLED_RANDOM
-from duro.tracing._ids import TUPLE_LAYOUT, ForcedIds, new_tuple, valid_context
+from duro.tracing._ids import TUPLE_LAYOUT, ForcedIds, new_tuple
 from duro.tracing._light import CURRENT as _CURRENT
 from duro.tracing._light import RUNTIME as _RUNTIME
 from duro.tracing._light import UNSET as _UNSET
 from duro.tracing._light import LightSpan, entered
 
-__all__ = ["Spans", "context_of", "fast_spans"]
+__all__ = ["Sampled", "Spans", "context_of", "fast_spans"]
 
 _Pipeline = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
 _DROP = Decision.DROP
@@ -198,7 +199,8 @@ class Spans:
             span_id = bits(64)
         span = LightSpan(self, name, _new_tuple(trace.SpanContext, (
             run[0], span_id, False,  # valid: 0 < id < 2**64; the run's random-id flag
-            _SAMPLED_RANDOM if run[3] & _RANDOM_BIT else _SAMPLED, _NO_STATE, True)),
+            _SAMPLED_RANDOM if run[3] & _RANDOM_BIT else _SAMPLED,
+            run[4], True)),  # the run's trace state, as a parent-based sampler gives it
             run, _INTERNAL, attributes, (), time.time_ns())
         # enter(span), inline.
         span._token = current.set(Context({**current.get(), _SPAN_KEY: span}))
@@ -208,8 +210,8 @@ class Spans:
                   ) -> LightSpan | trace.NonRecordingSpan:
         """:meth:`start` on the hot path, a step attempt's span: started now, of kind
         INTERNAL, without links, child of ``run``, a run's span context as
-        :func:`~duro.tracing._ids.run_entry` makes it (remote, no trace state; sampled
-        and its trace id random as its start's flags say). ``attributes``: a dict of the
+        :func:`~duro.tracing._ids.run_entry` makes it (remote, its start's trace state;
+        sampled and its trace id random as its start's flags say). ``attributes``: a dict of the
         caller's own, which the span keeps as it is when the limits cannot cut it.
 
         What :meth:`start` does, in one call, when the sampler decides from the parent's
@@ -218,25 +220,28 @@ class Spans:
         decision = self._under_run if run[3] & _SAMPLED_BIT else self._under_dropped_run
         if decision is None or self.pipeline()[0] or len(attributes) > self._plain_attributes:
             return self.start(name, context_of(run), run, attributes=attributes)
-        ctx = _context(run[0], self._span_id(), bool(run[3] & _RANDOM_BIT), decision, None)
+        ctx = _context(run[0], self._span_id(), bool(run[3] & _RANDOM_BIT), decision, run[4])
         if decision is _DROP:
             return trace.NonRecordingSpan(ctx)
         return LightSpan(self, name, ctx, run, _INTERNAL, attributes, (), time.time_ns())
 
     def own_trace(self, run: trace.SpanContext, name: str, attributes: dict[str, Any]
-                  ) -> tuple[trace.SpanContext, Decision]:
+                  ) -> tuple[trace.SpanContext, Sampled]:
         """A run in a trace of its own (its headers carry no ``traceparent``: a start
         nobody traced, a schedule's, a child of such a run), as the sampler decides on
         the run's span, that trace's root (``name``, ``attributes``): ``run``, its span
         context as :func:`~duro.tracing._ids.run_entry` derives it, with the decision's
-        sampled flag, and the decision, which :meth:`record` then takes for the run's
-        span. Its steps, timers and signals follow the one decision, as an SDK span's
-        children follow their root's. Asked once per run in a process: a sampler that
-        decides by the trace id (the SDK's ratio sampler) decides alike in every one."""
-        decision, _, _ = self._sample(None, None, run[0], run[1], False, name, _INTERNAL,
-                                      attributes, ())
-        return valid_context(run[0], run[1], True, _SAMPLED if decision is _RECORD_AND_SAMPLE
-                             else _NOT_SAMPLED), decision
+        sampled flag and the trace state the sampler gave, and the sampler's answer,
+        which :meth:`record` then takes for the run's span. Its steps, timers and
+        signals follow the one answer, as an SDK span's children follow their root's.
+        Asked once per run in a process: a sampler that decides by the trace id (the
+        SDK's ratio sampler) decides alike in every one."""
+        decision, given, ctx = self._sample(None, None, run[0], run[1], False, name,
+                                            _INTERNAL, attributes, ())
+        state = ctx[4]  # its trace_state
+        return _new_tuple(trace.SpanContext, (
+            run[0], run[1], True, _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED,
+            state, True)), Sampled(decision=decision, attributes=given, trace_state=state)
 
     def begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]
               ) -> tuple[LightSpan | trace.NonRecordingSpan,
@@ -360,13 +365,14 @@ class Spans:
                kind: SpanKind = SpanKind.INTERNAL,
                attributes: Mapping[str, types.AttributeValue] | None = None,
                links: Sequence[Link] = (), start_time: int, end_time: int,
-               status: Status = _UNSET, decision: Decision | None = None) -> None:
+               status: Status = _UNSET, decided: Sampled | None = None) -> None:
         """A span whose times are known already (begun and ended in the past), handed
         to the processors' ``on_end`` if sampled. ``span_id``/``trace_id`` name it
         (a run's logical span: ids derived from its run id) instead of the provider's
         id generator. ``context``: the one whose current span is ``parent``; None: made
         (from the current one) only if a sampler or an ``on_start`` asks for it.
-        ``decision``: the sampler's, made already (:meth:`own_trace`), not asked again."""
+        ``decided``: the sampler's answer, given already (:meth:`own_trace`), not asked
+        again: its decision and trace state, its attributes beside ``attributes``."""
         valid = parent if parent is not None and parent[5] else None  # its is_valid
         if valid is None:
             if trace_id is None:
@@ -385,13 +391,13 @@ class Spans:
             context = context_of(valid)
         if span_id is None:
             span_id = self.ids.generate_span_id()
-        if decision is None:
+        if decided is None:
             decision, sampled, ctx = self._sample(context, valid, trace_id, span_id,
                                                   random_id, name, kind, attributes, links)
         else:
-            sampled = attributes if decision is not _DROP else None
-            ctx = _context(trace_id, span_id, random_id, decision,
-                           valid[4] if valid is not None else None)  # its trace_state
+            decision = decided.decision
+            sampled = {**(decided.attributes or {}), **(attributes or {})}
+            ctx = _context(trace_id, span_id, random_id, decision, decided.trace_state)
         if decision is _DROP:
             return
         span = LightSpan(self, name, ctx, valid, kind, self._attributes(sampled),
@@ -401,6 +407,16 @@ class Spans:
         if status is not _UNSET and status.status_code is not StatusCode.UNSET:
             span.set_status(status)
         span.end(end_time)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Sampled:
+    """The sampler's answer on a span decided ahead of it (:meth:`Spans.own_trace`)."""
+
+    decision: Decision
+    attributes: Mapping[str, Any] | None
+    """The attributes it gave the span (what it was asked with, and any of its own)."""
+    trace_state: trace.TraceState
 
 
 def context_of(parent: trace.SpanContext | None) -> Context:
