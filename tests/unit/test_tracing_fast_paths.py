@@ -584,35 +584,15 @@ def test_a_run_in_a_trace_of_its_own_takes_its_samplers_decision(
 def test_a_runs_own_trace_decision_is_asked_once_and_let_go_at_its_end() -> None:
     """The interceptor asks the sampler once per run in a trace of its own (its attempts
     and its end take that answer) and forgets the run once its span is recorded."""
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-
-    from duro._history import EventKind, NewEvent
-    from duro.interceptors import EventsRecordedInput
-    from duro.tracing import TracingInterceptor
-
     asked: list[str] = []
-    root = TraceIdRatioBased(1.0)
-    decide = root.should_sample
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        asked.append(args[2] if len(args) > 2 else kwargs["name"])
-        return decide(*args, **kwargs)
-
-    root.should_sample = counting  # type: ignore[method-assign]
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ParentBased(root))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing = TracingInterceptor(provider)
+    tracing, exporter = _own_tracing(_counting_ratio(asked))
     info = duro.StepInfo(workflow_id="wf", run_id="own-once", step="s", seq=1, attempt=1,
                          idempotency_key="k", workflow="flow")
     for _ in range(3):
         end = tracing.attempt_started(info)
         end(None)
     assert asked == ["RunWorkflow:flow"] and "own-once" in tracing._own
-    tracing.events_recorded(EventsRecordedInput(
-        workflow="flow", workflow_id="wf", run_id="own-once", namespace="default",
-        headers={}, events=[NewEvent(kind=EventKind.RUN_COMPLETED, ts=2.0)],
-        timers_due={}, started_at=1.0))
+    _ended(tracing, "own-once")
     assert asked == ["RunWorkflow:flow"] and "own-once" not in tracing._own
     assert sorted(s.name for s in exporter.get_finished_spans()) == [
         "RunStep:s", "RunStep:s", "RunStep:s", "RunWorkflow:flow"]
@@ -627,6 +607,22 @@ def _own_tracing(root: Any) -> tuple[Any, InMemorySpanExporter]:
     provider = TracerProvider(sampler=ParentBased(root))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return TracingInterceptor(provider), exporter
+
+
+def _counting_ratio(asked: list[str]) -> Any:
+    """A ratio sampler keeping every trace, which notes the name of each span it is
+    asked about in ``asked``."""
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    root = TraceIdRatioBased(1.0)
+    decide = root.should_sample
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        asked.append(args[2] if len(args) > 2 else kwargs["name"])
+        return decide(*args, **kwargs)
+
+    root.should_sample = counting  # type: ignore[method-assign]
+    return root
 
 
 def _ended(tracing: Any, run_id: str, workflow: str = "flow", **more: Any) -> None:
@@ -695,18 +691,8 @@ def test_an_untraced_runs_decision_is_not_kept_without_its_workflows_name() -> N
     ``workflow``): its attempt asks under an empty name and the answer is not kept, so
     the run's end asks again under the run's own name. A tracer a configurator disabled
     asks nothing."""
-    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
-
     asked: list[str] = []
-    root = TraceIdRatioBased(1.0)
-    decide = root.should_sample
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        asked.append(args[2] if len(args) > 2 else kwargs["name"])
-        return decide(*args, **kwargs)
-
-    root.should_sample = counting  # type: ignore[method-assign]
-    tracing, exporter = _own_tracing(root)
+    tracing, exporter = _own_tracing(_counting_ratio(asked))
     info = duro.StepInfo(workflow_id="wf", run_id="own-old", step="s", seq=1, attempt=1,
                          idempotency_key="k")
     tracing.attempt_started(info)(None)
