@@ -52,7 +52,7 @@ from duro.tracing._ids import NOT_SAMPLED as _NOT_SAMPLED
 from duro.tracing._ids import NOT_SAMPLED_RANDOM as _NOT_SAMPLED_RANDOM
 from duro.tracing._ids import SAMPLED as _SAMPLED
 from duro.tracing._ids import SAMPLED_RANDOM as _SAMPLED_RANDOM
-from duro.tracing._ids import TUPLE_LAYOUT, ForcedIds, new_tuple
+from duro.tracing._ids import TUPLE_LAYOUT, ForcedIds, new_tuple, valid_context
 from duro.tracing._light import CURRENT as _CURRENT
 from duro.tracing._light import RUNTIME as _RUNTIME
 from duro.tracing._light import UNSET as _UNSET
@@ -239,9 +239,9 @@ class Spans:
         decision, given, ctx = self._sample(None, None, run[0], run[1], False, name,
                                             _INTERNAL, attributes, ())
         state = ctx[4]  # its trace_state
-        return _new_tuple(trace.SpanContext, (
-            run[0], run[1], True, _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED,
-            state, True)), Sampled(decision=decision, attributes=given, trace_state=state)
+        flags = _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED
+        return valid_context(run[0], run[1], True, flags, state), \
+            Sampled(decision=decision, attributes=given, trace_state=state)
 
     def begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]
               ) -> tuple[LightSpan | trace.NonRecordingSpan,
