@@ -625,6 +625,24 @@ def _counting_ratio(asked: list[str]) -> Any:
     return root
 
 
+def _adding(extra: dict[str, Any], state: Any = None) -> Any:
+    """A sampler keeping every span, giving it the attributes it was asked with updated
+    by ``extra``, and ``state`` as its trace state."""
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    class Adding(Sampler):
+        def should_sample(self, parent_context: Any, trace_id: int, name: str,
+                          kind: Any = None, attributes: Any = None, links: Any = None,
+                          trace_state: Any = None) -> SamplingResult:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE,
+                                  {**(attributes or {}), **extra}, state)
+
+        def get_description(self) -> str:
+            return "Adding"
+
+    return Adding()
+
+
 def _ended(tracing: Any, run_id: str, workflow: str = "flow", **more: Any) -> None:
     from duro._history import EventKind, NewEvent
     from duro.interceptors import EventsRecordedInput
@@ -640,21 +658,8 @@ def test_a_run_in_a_trace_of_its_own_keeps_what_its_sampler_gave() -> None:
     are on the run's span (beside the run's status) and the trace state it gives is the
     run's, its step spans' (as the SDK's parent-based samplers give a child its
     parent's) and its span's."""
-    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-
     state = trace.TraceState([("ot", "th:8")])
-
-    class Giving(Sampler):
-        def should_sample(self, parent_context: Any, trace_id: int, name: str,
-                          kind: Any = None, attributes: Any = None, links: Any = None,
-                          trace_state: Any = None) -> SamplingResult:
-            return SamplingResult(Decision.RECORD_AND_SAMPLE,
-                                  {**(attributes or {}), "sampler.p": 0.5}, state)
-
-        def get_description(self) -> str:
-            return "Giving"
-
-    tracing, exporter = _own_tracing(Giving())
+    tracing, exporter = _own_tracing(_adding({"sampler.p": 0.5}, state))
     info = duro.StepInfo(workflow_id="wf", run_id="own-giving", step="s", seq=1,
                          attempt=1, idempotency_key="k", workflow="flow")
     tracing.attempt_started(info)(None)
@@ -708,3 +713,73 @@ def test_an_untraced_runs_decision_is_not_kept_without_its_workflows_name() -> N
         None)
     _ended(tracing, "own-off")
     assert asked == [] and "own-off" not in tracing._own
+
+
+def test_a_child_runs_span_carries_its_starts_trace_state() -> None:
+    """A child run in its start's trace (its parent's headers carried on): its run's
+    span carries the start's ``tracestate``, as its steps' spans do."""
+    from duro.tracing import TracingInterceptor
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing = TracingInterceptor(provider)
+    headers = {"traceparent": f"00-{TRACE}-{SPAN}-01", "tracestate": "vendor=abc"}
+    info = duro.StepInfo(workflow_id="kid", run_id="kid-stated", step="s", seq=1,
+                         attempt=1, idempotency_key="k", workflow="flow", headers=headers)
+    tracing.attempt_started(info)(None)
+    _ended(tracing, "kid-stated", headers=headers, parent_run_id="parent-stated")
+    step, run_span = exporter.get_finished_spans()
+    state = trace.TraceState([("vendor", "abc")])
+    assert run_span.parent is not None and run_span.context is not None
+    assert run_span.parent.span_id == _ids.run_span_id("parent-stated")
+    assert run_span.parent.trace_state == run_span.context.trace_state == state
+    assert step.context is not None and step.context.trace_state == state
+
+
+def test_an_untraced_runs_span_takes_its_samplers_attributes_over_its_own() -> None:
+    """What the sampler gave back for an attribute it was asked with is what the run's
+    span has (the SDK takes the sampler's attributes); the run's status, which it was not
+    asked about, is added. A sampler giving back what it was asked with leaves nothing
+    to keep for the run but its decision."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision
+
+    tracing, exporter = _own_tracing(_adding({"duro.workflow_id": "renamed"}))
+    info = duro.StepInfo(workflow_id="wf", run_id="own-renamed", step="s", seq=1,
+                         attempt=1, idempotency_key="k", workflow="flow")
+    tracing.attempt_started(info)(None)
+    _ended(tracing, "own-renamed")
+    run_span = exporter.get_finished_spans()[-1]
+    assert run_span.attributes is not None
+    assert run_span.attributes["duro.workflow_id"] == "renamed"
+    assert run_span.attributes["duro.status"] == "completed"
+
+    plain, _ = _own_tracing(ALWAYS_ON)
+    spans = plain.spans
+    assert spans is not None and spans.static is not None
+    spans.static = None  # asked, as any sampler: its SamplingResult wraps what it was given
+    _, decided = spans.own_trace(_ids.run_entry("own-plain")[0], "RunWorkflow:flow",
+                                 {"duro.run_id": "own-plain"})
+    assert decided.attributes is None and decided.decision is Decision.RECORD_AND_SAMPLE
+
+
+def test_an_untraced_run_its_sampler_records_only_is_recorded_not_exported() -> None:
+    """A sampler's RECORD_ONLY on an untraced run: the run's span is recorded (a
+    processor's ``on_end`` gets it) but not sampled (not exported), and its steps, under a
+    run not sampled, are dropped, as the SDK's children of such a root are."""
+    from opentelemetry.sdk.trace.sampling import Decision, StaticSampler
+
+    ended: list[str] = []
+
+    class Seeing(SpanProcessor):
+        def on_end(self, span: Any) -> None:
+            ended.append(span.name)
+
+    tracing, exporter = _own_tracing(StaticSampler(Decision.RECORD_ONLY))
+    tracing.tracer.span_processor.add_span_processor(Seeing())
+    info = duro.StepInfo(workflow_id="wf", run_id="own-recorded", step="s", seq=1,
+                         attempt=1, idempotency_key="k", workflow="flow")
+    tracing.attempt_started(info)(None)
+    _ended(tracing, "own-recorded")
+    assert ended == ["RunWorkflow:flow"]
+    assert exporter.get_finished_spans() == ()

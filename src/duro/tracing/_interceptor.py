@@ -355,7 +355,8 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         if input.parent_run_id is not None:
             parent_span = run_span_id(input.parent_run_id)
             if parent is not None:  # in the trace its headers carry: its parent's too
-                parent = trace.SpanContext(ctx.trace_id, parent_span, True, ctx.trace_flags)
+                parent = trace.SpanContext(ctx.trace_id, parent_span, True, ctx.trace_flags,
+                                           ctx.trace_state)  # the start's, as its steps
             else:
                 links.append(Link(trace.SpanContext(run_trace_id(input.parent_run_id),
                                                     parent_span, True, ctx.trace_flags)))

@@ -240,8 +240,12 @@ class Spans:
                                             _INTERNAL, attributes, ())
         state = ctx[4]  # its trace_state
         flags = _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED
-        return valid_context(run[0], run[1], True, flags, state), \
-            Sampled(decision=decision, attributes=given, trace_state=state)
+        # The attributes kept only when the sampler gave others than it was asked with
+        # (the SDK's samplers give those back): a run's entry is kept until its end.
+        return valid_context(run[0], run[1], True, flags, state), Sampled(
+            decision=decision, attributes=None if given is None or given == attributes
+            else given,
+            trace_state=state)
 
     def begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]
               ) -> tuple[LightSpan | trace.NonRecordingSpan,
@@ -396,7 +400,9 @@ class Spans:
                                                   random_id, name, kind, attributes, links)
         else:
             decision = decided.decision
-            sampled = {**(decided.attributes or {}), **(attributes or {})}
+            # The sampler's attributes win, as the SDK takes them; what it was not asked
+            # about (the run's status, known at its end) is added.
+            sampled = {**(attributes or {}), **(decided.attributes or {})}
             ctx = _context(trace_id, span_id, random_id, decision, decided.trace_state)
         if decision is _DROP:
             return
@@ -415,7 +421,7 @@ class Sampled:
 
     decision: Decision
     attributes: Mapping[str, Any] | None
-    """The attributes it gave the span (what it was asked with, and any of its own)."""
+    """The attributes it gave the span, if others than it was asked with (None: those)."""
     trace_state: trace.TraceState
 
 
