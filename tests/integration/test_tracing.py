@@ -155,6 +155,13 @@ def test_a_takeover_replays_without_duplicate_spans(any_db_url: str) -> None:
 # -- duro's own spans (tracing/_spans.py) behave as the SDK's would --------------------
 
 
+class _Untraced(TracingInterceptor):
+    """Traces runs, not client calls: a start makes no span and writes no header."""
+
+    async def start(self, input: Any, next: Any) -> Any:
+        return await next(input)
+
+
 def _engine_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'spans.db'}"
 
@@ -454,10 +461,6 @@ def test_a_child_of_an_untraced_start_is_the_root_of_its_own_trace(tmp_path: Pat
     trace that span is not in)."""
     from opentelemetry import trace
 
-    class Untraced(TracingInterceptor):
-        async def start(self, input: Any, next: Any) -> Any:  # no start span, no header
-            return await next(input)
-
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -476,7 +479,7 @@ def test_a_child_of_an_untraced_start_is_the_root_of_its_own_trace(tmp_path: Pat
 
     async def main() -> list[ReadableSpan]:
         async with duro.Engine(_engine_url(tmp_path), poll_interval=0.02,
-                               interceptors=[Untraced(provider)]) as engine:
+                               interceptors=[_Untraced(provider)]) as engine:
             handle = await engine.start(parent, id="untraced-parent")
             assert await handle.result(timeout=30) == 2
             await _spans_until(exporter, "RunWorkflow:spans.parent", 1)
@@ -542,10 +545,6 @@ def test_a_run_in_a_trace_of_its_own_is_sampled_as_its_sampler_decides(
         def get_description(self) -> str:
             return "KeepSome"
 
-    class Untraced(TracingInterceptor):
-        async def start(self, input: Any, next: Any) -> Any:  # no start span, no header
-            return await next(input)
-
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=ParentBased(KeepSome()))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -554,7 +553,7 @@ def test_a_run_in_a_trace_of_its_own_is_sampled_as_its_sampler_decides(
     async def main() -> dict[str, str]:
         async with duro.Engine(f"sqlite:///{tmp_path}/own.db", poll_interval=0.02,
                                queues=["default", "spans-own-queue"],
-                               interceptors=[Untraced(provider)]) as engine:
+                               interceptors=[_Untraced(provider)]) as engine:
             handles = [await engine.start(own, id=workflow_id) for workflow_id in ids]
             for handle in handles:
                 assert await handle.result(timeout=30) == ["spans.own", "spans.own"]

@@ -230,7 +230,7 @@ class TracingInterceptor(ClientInterceptor, WorkerInterceptor):
         if found is None:
             found = run_entry(info.run_id, info.headers)
         # A run in a trace of its own: sampled as its sampler decides that trace.
-        run = found[0] if found[1] is not None or self.spans is None else \
+        run = found[0] if found[1] is not None else \
             self._own_trace(info.run_id, found[0], info.workflow, info.workflow_id)[0]
         # Few attributes: each costs the SDK a check. The run's id is the parent's; a
         # retry is an attempt after the first.

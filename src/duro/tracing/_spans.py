@@ -242,10 +242,9 @@ class Spans:
         flags = _SAMPLED if decision is _RECORD_AND_SAMPLE else _NOT_SAMPLED
         # The attributes kept only when the sampler gave others than it was asked with
         # (the SDK's samplers give those back): a run's entry is kept until its end.
-        return valid_context(run[0], run[1], True, flags, state), Sampled(
-            decision=decision, attributes=None if given is None or given == attributes
-            else given,
-            trace_state=state)
+        kept = None if given is None or given == attributes else given
+        return valid_context(run[0], run[1], True, flags, state), \
+            Sampled(decision=decision, attributes=kept, trace_state=state)
 
     def begin(self, name: str, kind: SpanKind, attributes: dict[str, Any]
               ) -> tuple[LightSpan | trace.NonRecordingSpan,
